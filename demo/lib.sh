@@ -1,0 +1,12 @@
+# Helpers for demo steps: show a command, then run it for real.
+# shellcheck shell=bash
+say() { printf '\n-- %s\n' "$*"; }
+# gdb_session PROGRAM [gdb commands...]: print and run a batch gdb session
+gdb_session() {
+  local prog="$1"; shift
+  local args=(-nx -batch -iex "set debuginfod enabled off" -ex "source $GDBINIT_PY")
+  printf '$ gdb %s' "$(basename "$prog")"
+  for c in "$@"; do printf " -ex '%s'" "$c"; args+=(-ex "$c"); done
+  echo
+  gdb "${args[@]}" "$prog" 2>&1 | sed 's/^/    /'
+}

@@ -1,0 +1,64 @@
+"""argparse that reports bad input as a UsageError instead of exiting gdb."""
+import argparse
+
+from gdb_toolkit.common.errors import UsageError
+
+
+class HelpRequested(Exception):
+    """``-h``/``--help`` was given: carry the help text to the caller."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+
+class _HelpAction(argparse.Action):
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        raise HelpRequested(parser.format_help())
+
+
+class ArgParser(argparse.ArgumentParser):
+    """An ArgumentParser that never calls sys.exit.
+
+    Every command parser gets ``--json`` unless ``json=False``.
+    """
+
+    def __init__(self, prog: str, description: str = "", json: bool = True, **kw):
+        super().__init__(prog=prog, description=description, add_help=False,
+                         allow_abbrev=False, exit_on_error=False, **kw)
+        self.add_argument("-h", "--help", action=_HelpAction, help="show this help")
+        if json:
+            self.add_argument("--json", action="store_true",
+                              help="print one JSON document instead of a table")
+
+    def error(self, message):  # noqa: D401 - argparse API
+        raise UsageError(f"{self.prog}: {message}", self.format_usage())
+
+    def exit(self, status=0, message=None):
+        raise UsageError(message or f"{self.prog}: bad arguments", self.format_usage())
+
+    def parse(self, argv: list[str]) -> argparse.Namespace:
+        try:
+            return self.parse_args(argv)
+        except argparse.ArgumentError as exc:
+            self.error(str(exc))
+
+    def option_strings(self) -> list[str]:
+        """All long options, for tab completion."""
+        return sorted(o for a in self._actions for o in a.option_strings if o.startswith("--"))
+
+
+def parse_int(text: str) -> int:
+    """An integer in any base Python accepts (0x.., 0o.., decimal), with k/M/G suffixes."""
+    t = text.strip().replace("_", "")
+    mult = 1
+    if t and t[-1] in "kKmMgG":
+        mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[t[-1].lower()]
+        t = t[:-1]
+    try:
+        return int(t, 0) * mult
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None

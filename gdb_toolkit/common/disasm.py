@@ -1,0 +1,73 @@
+"""Capstone disassembly for x86_64 and aarch64, imported lazily."""
+from dataclasses import dataclass
+
+from gdb_toolkit.common.errors import ToolkitError
+
+ARCHES = ("x86_64", "aarch64")
+
+
+@dataclass
+class Insn:
+    address: int
+    size: int
+    raw: bytes
+    mnemonic: str
+    op_str: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.mnemonic} {self.op_str}".strip()
+
+    def __str__(self) -> str:
+        return f"0x{self.address:x}: {self.raw.hex(' '):<24} {self.text}"
+
+
+_engines: dict = {}
+
+
+def normalize_arch(name: str) -> str:
+    """Map gdb/ELF/uname spellings (i386:x86-64, EM_X86_64, arm64, aarch64) to ours."""
+    n = name.lower().replace("-", "_")
+    if "x86_64" in n or n in ("amd64", "em_x86_64", "i386:x86_64"):
+        return "x86_64"
+    if "aarch64" in n or "arm64" in n:
+        return "aarch64"
+    raise ToolkitError(f"architecture {name!r} is not supported",
+                       "gdb_toolkit supports x86_64 and aarch64")
+
+
+def _engine(arch: str):
+    arch = normalize_arch(arch)
+    if arch not in _engines:
+        from gdb_toolkit.common.deps import require
+
+        cs = require("capstone")
+        if arch == "x86_64":
+            md = cs.Cs(cs.CS_ARCH_X86, cs.CS_MODE_64)
+        else:
+            md = cs.Cs(cs.CS_ARCH_ARM64, cs.CS_MODE_ARM)
+        md.detail = False
+        _engines[arch] = md
+    return _engines[arch]
+
+
+def disassemble(code: bytes, address: int, arch: str = "x86_64", count: int = 0) -> list[Insn]:
+    """Decode *code* loaded at *address*; stop after *count* instructions (0: all).
+
+    Undecodable bytes end the listing with a ``(bad)`` pseudo-instruction so
+    callers always see where decoding stopped.
+    """
+    md = _engine(arch)
+    out: list[Insn] = []
+    end = address
+    for ins in md.disasm_lite(bytes(code), address):
+        a, size, mnem, ops = ins
+        out.append(Insn(a, size, bytes(code[a - address:a - address + size]), mnem, ops))
+        end = a + size
+        if count and len(out) >= count:
+            return out
+    if end < address + len(code) and (not count or len(out) < count):
+        off = end - address
+        step = 4 if normalize_arch(arch) == "aarch64" else 1
+        out.append(Insn(end, step, bytes(code[off:off + step]), "(bad)", ""))
+    return out

@@ -1,0 +1,1 @@
+"""toolkit doctor: what each capability needs, and whether this machine has it."""

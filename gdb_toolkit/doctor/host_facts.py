@@ -1,0 +1,159 @@
+"""Gather the host facts the doctor judges (the only impure part of the doctor)."""
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+from gdb_toolkit.common.deps import version_of
+
+TRACEFS_DIRS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+
+
+@dataclass
+class HostFacts:
+    gdb_version: str | None
+    python_version: str
+    python_executable: str
+    deps: dict[str, str | None]            # module -> version or None
+    euid: int
+    ptrace_scope: int | None               # None: no Yama
+    kcore: str                              # 'readable', 'absent', 'denied: ...'
+    kallsyms: str                           # 'visible', 'zeroed', 'absent'
+    btf: bool
+    tracefs: str | None                     # mounted tracefs dir, or None
+    tracefs_mountable: bool                 # tracefs listed in /proc/filesystems
+    kprobe_events: bool                     # tracefs has kprobe_events
+    kprobe_pmu: bool                        # /sys/bus/event_source/devices/kprobe
+    kprobes_list: bool                      # debugfs kprobes/list readable
+    kernel_config_kprobes: str | None       # 'y', 'n' or None (config not visible)
+    lockdown: str | None
+    valgrind: str | None                    # version or None
+    vgdb: str | None                        # path or None
+    bcc_compile: str | None                 # None ok, else the error (or "not checked")
+    kernel_release: str = field(default_factory=platform.release)
+    kernel_headers: str | None = None       # path of /lib/modules/<r>/build if present
+
+
+def _read(path: str, limit: int = 4096) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read(limit)
+    except OSError:
+        return None
+
+
+def probe_kcore(path: str = "/proc/kcore") -> str:
+    if not os.path.exists(path):
+        return "absent"
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        return f"denied: {exc.strerror}"
+    return "readable" if magic == b"\x7fELF" else "denied: not an ELF file"
+
+
+def probe_kallsyms(path: str = "/proc/kallsyms") -> str:
+    text = _read(path, 8192)
+    if text is None:
+        return "absent"
+    addrs = [line.split(" ", 1)[0] for line in text.splitlines()[:50] if line]
+    return "zeroed" if addrs and all(int(a, 16) == 0 for a in addrs) else "visible"
+
+
+def probe_kernel_config(option: str) -> str | None:
+    import gzip
+
+    release = platform.release()
+    sources = [f"/boot/config-{release}"]
+    for src in sources:
+        text = _read(src, 1 << 22)
+        if text is not None:
+            break
+    else:
+        try:
+            with gzip.open("/proc/config.gz", "rt") as f:
+                text = f.read()
+        except OSError:
+            return None
+    for line in text.splitlines():
+        if line.startswith(option + "="):
+            return line.split("=", 1)[1]
+        if line == f"# {option} is not set":
+            return "n"
+    return "n"
+
+
+def probe_valgrind() -> tuple[str | None, str | None]:
+    vg = shutil.which("valgrind")
+    version = None
+    if vg:
+        try:
+            out = subprocess.run([vg, "--version"], capture_output=True, text=True, timeout=10).stdout
+            version = out.strip().removeprefix("valgrind-")
+        except (OSError, subprocess.SubprocessError):
+            version = None
+    return version, shutil.which("vgdb")
+
+
+BCC_PROBE = """
+import sys
+import bcc
+print(getattr(bcc, "__version__", "unknown"), flush=True)
+if sys.argv[1] == "compile":
+    bcc.BPF(text="int gtk_doctor(void *ctx) { return 0; }")
+"""
+
+
+def probe_bcc(compile_it: bool, python: str = "/usr/bin/python3",
+              timeout: int = 60) -> tuple[str | None, str | None]:
+    """(bcc version or None, compile error or None) -- in a separate process,
+    because bcc must never be loaded into gdb itself."""
+    if not os.path.exists(python):
+        return None, f"{python} not found"
+    try:
+        proc = subprocess.run([python, "-c", BCC_PROBE, "compile" if compile_it else "import"],
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"compiling a test program took over {timeout}s"
+    version = proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else None
+    if proc.returncode == 0:
+        return version, None if compile_it else "not checked (--quick)"
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    return version, lines[-1] if lines else f"exit status {proc.returncode}"
+
+
+def gather(gdb_version: str | None = None, compile_bcc: bool = True) -> HostFacts:
+    tracefs = next((d for d in TRACEFS_DIRS if os.path.exists(os.path.join(d, "trace"))), None)
+    scope = _read("/proc/sys/kernel/yama/ptrace_scope")
+    lockdown = _read("/sys/kernel/security/lockdown")
+    vg_version, vgdb = probe_valgrind()
+    deps = {m: version_of(m) for m in ("elftools", "capstone", "tabulate")}
+    deps["bcc"], bcc_error = probe_bcc(compile_bcc)
+    release = platform.release()
+    headers = f"/lib/modules/{release}/build"
+    return HostFacts(
+        gdb_version=gdb_version,
+        python_version=platform.python_version(),
+        python_executable=sys.executable,
+        deps=deps,
+        euid=os.geteuid(),
+        ptrace_scope=int(scope) if scope and scope.strip().isdigit() else None,
+        kcore=probe_kcore(),
+        kallsyms=probe_kallsyms(),
+        btf=os.path.exists("/sys/kernel/btf/vmlinux"),
+        tracefs=tracefs,
+        tracefs_mountable="tracefs" in (_read("/proc/filesystems", 1 << 16) or ""),
+        kprobe_events=bool(tracefs and os.path.exists(os.path.join(tracefs, "kprobe_events"))),
+        kprobe_pmu=os.path.exists("/sys/bus/event_source/devices/kprobe"),
+        kprobes_list=os.access("/sys/kernel/debug/kprobes/list", os.R_OK),
+        kernel_config_kprobes=probe_kernel_config("CONFIG_KPROBES"),
+        lockdown=lockdown.strip() if lockdown else None,
+        valgrind=vg_version,
+        vgdb=vgdb,
+        bcc_compile=bcc_error,
+        kernel_release=release,
+        kernel_headers=headers if os.path.exists(headers) else None,
+    )

@@ -1,0 +1,88 @@
+"""Facts gathered from gdb for the pure cores: process, target kind, memory, arch."""
+import gdb
+
+from gdb_toolkit.common.errors import ToolkitError
+
+
+def inferior():
+    return gdb.selected_inferior()
+
+
+def target_kind() -> str:
+    """'none', 'live' (native process), 'core', 'remote' (incl. vgdb) or 'exec' (file only)."""
+    inf = inferior()
+    conn = getattr(inf, "connection", None)
+    ctype = getattr(conn, "type", None) if conn is not None else None
+    if ctype == "core":
+        return "core"
+    if ctype in ("remote", "extended-remote"):
+        return "remote" if inf.pid else "none"
+    if inf.pid:
+        return "live"
+    return "exec" if gdb.current_progspace().filename else "none"
+
+
+def current_pid() -> int | None:
+    """The inferior's pid for a live or core target, else None."""
+    pid = inferior().pid
+    return pid or None
+
+
+def require_live_process(what: str) -> int:
+    """The live inferior's pid, or a ToolkitError explaining how to get one."""
+    kind = target_kind()
+    if kind == "live":
+        return inferior().pid
+    if kind == "core":
+        raise ToolkitError(f"{what} needs a live process, but the target is a core file",
+                           "run the program (run/start) or attach to it (attach PID)")
+    if kind == "remote":
+        raise ToolkitError(f"{what} needs a local live process, but the target is remote",
+                           "run gdb on the machine of the process")
+    raise ToolkitError(f"{what} needs a process, but none is running",
+                       "start the program (start, run) or attach to one (attach PID)")
+
+
+def require_stopped_thread(what: str):
+    thread = gdb.selected_thread()
+    if thread is None:
+        raise ToolkitError(f"{what} needs a stopped thread, but there is none",
+                           "start the program (start, run), attach to it, or load a core file")
+    if thread.is_running():
+        raise ToolkitError(f"{what} needs the thread stopped", "interrupt it first (Ctrl-C or 'interrupt')")
+    return thread
+
+
+def read_memory(address: int, length: int) -> bytes:
+    try:
+        return bytes(inferior().read_memory(address, length))
+    except gdb.MemoryError:
+        raise ToolkitError(f"cannot read {length} bytes at 0x{address:x}",
+                           "the address is not mapped in the target") from None
+
+
+def target_arch() -> str:
+    """Normalised architecture name (x86_64 / aarch64) of the current target or file."""
+    from gdb_toolkit.common.disasm import normalize_arch
+
+    try:
+        name = gdb.selected_frame().architecture().name()
+    except gdb.error:
+        name = inferior().architecture().name()
+    return normalize_arch(name)
+
+
+def executable_path() -> str | None:
+    return gdb.current_progspace().filename
+
+
+def eval_int(expression: str) -> int:
+    """Evaluate a gdb expression (``&g_buf``, ``sizeof(buf)``, ``$sp+8``) to an int."""
+    try:
+        value = gdb.parse_and_eval(expression)
+        if value.type.strip_typedefs().code == gdb.TYPE_CODE_ARRAY:
+            value = value.address
+        return int(value)
+    except gdb.error as exc:
+        raise ToolkitError(f"cannot evaluate {expression!r}: {exc}",
+                           "give a number or a valid gdb expression") from None

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian 12 machine (root, package registries only).
+# Installs every apt package the toolkit, its demo and its tests use, then runs
+# the per-domain steps in scripts/setup.d/ (each idempotent too).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  gdb gcc libc6-dev make file binutils procps util-linux
+  python3 python3-pytest python3-pyelftools python3-capstone python3-tabulate
+  valgrind
+  python3-bpfcc bpfcc-tools bpftool
+  qemu-system-x86 busybox-static cpio kmod xz-utils zstd
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross gdb-multiarch qemu-user
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q >/dev/null
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+for step in scripts/setup.d/*.sh; do
+  [ -e "$step" ] || continue
+  bash "$step"
+done
+echo "setup: ready ($(gdb --version | head -1), gdb's python: $(gdb -nx -batch -ex 'python import sys; print(sys.version.split()[0])'))"

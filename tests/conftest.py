@@ -1,0 +1,18 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gdb: drives a real gdb")
+    config.addinivalue_line("markers", "guest: needs a real kernel; runs inside the QEMU guest")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT

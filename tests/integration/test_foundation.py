@@ -1,0 +1,87 @@
+"""The loader, the toolkit prefix and doctor, driven through real gdb."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.gdbrun import (GDB, GDBINIT, REPO, assert_no_traceback, gdb_json, run_gdb)
+
+pytestmark = pytest.mark.gdb
+
+
+def test_doctor_table_is_truthful_here():
+    res = run_gdb(["toolkit doctor --quick"])
+    assert_no_traceback(res)
+    assert "check" in res.stdout and "status" in res.stdout
+    kcore_line = next(l for l in res.stdout.splitlines() if l.startswith("/proc/kcore"))
+    expected = "ok" if os.access("/proc/kcore", os.R_OK) else "missing"
+    assert expected in kcore_line
+
+
+def test_doctor_json_matches_independent_facts():
+    doc = gdb_json([], "toolkit doctor --quick")
+    rows = {c["name"]: c for c in doc["checks"]}
+    assert rows["gdb"]["detail"].startswith(
+        subprocess.run([GDB, "--version"], capture_output=True, text=True).stdout.split()[3][:4])
+    assert rows["root"]["status"] == ("ok" if os.geteuid() == 0 else "limited")
+    assert rows["BTF"]["status"] == ("ok" if os.path.exists("/sys/kernel/btf/vmlinux") else "missing")
+    import shutil
+    assert rows["vgdb"]["status"] == ("ok" if shutil.which("vgdb") else "missing")
+    if not os.path.exists("/proc/kcore"):
+        assert rows["/proc/kcore"]["fix"]
+    for check in doc["checks"]:
+        if check["status"] == "missing":
+            assert check["fix"], check
+
+
+def test_bad_arguments_give_usage_not_traceback():
+    res = run_gdb(["toolkit doctor --bogus", "echo still-alive\\n"])
+    assert_no_traceback(res)
+    assert "unrecognized arguments: --bogus" in res.stderr
+    assert "usage: toolkit doctor" in res.stderr
+    assert "still-alive" in res.stdout
+
+
+def test_help_and_command_listing():
+    res = run_gdb(["help toolkit", "toolkit commands"])
+    assert "toolkit doctor" in res.stdout
+    assert "Example" in res.stdout
+
+
+def test_every_command_has_help_with_example_and_json():
+    doc = gdb_json([], "toolkit commands")
+    names = [r["command"] for r in doc]
+    assert "toolkit doctor" in names
+    res = run_gdb([f"help {n}" for n in names])
+    for n in names:
+        assert res.stdout.count("Example") >= len(names), res.stdout
+    assert_no_traceback(res)
+
+
+def test_loading_twice_and_from_another_directory(tmp_path):
+    res = run_gdb([f"source {GDBINIT}", "toolkit commands"], cwd=tmp_path)
+    assert_no_traceback(res)
+    assert "toolkit doctor" in res.stdout
+    assert res.stdout.count("toolkit doctor") == 1
+
+
+def test_python_import_when_on_path(tmp_path):
+    env = {"PYTHONPATH": str(REPO)}
+    res = run_gdb(["python import gdb_toolkit", "toolkit commands"], source=False, env=env)
+    assert "toolkit doctor" in res.stdout, res.output
+
+
+def test_help_option_prints_help():
+    res = run_gdb(["toolkit doctor --help"])
+    assert "--quick" in res.stdout
+
+
+def test_tab_completion_of_options():
+    res = run_gdb(["complete toolkit doctor --q"])
+    assert "toolkit doctor --quick" in res.stdout
+
+
+def test_heavy_modules_not_imported_at_load():
+    res = run_gdb(["python import sys; print(sorted(m for m in ('capstone','elftools','bcc','tabulate') if m in sys.modules))"])
+    assert res.stdout.strip().endswith("[]"), res.output

@@ -1,0 +1,1 @@
+"""Test harness shared by every domain's tests (see docs/testing.md)."""

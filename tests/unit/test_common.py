@@ -1,0 +1,120 @@
+import argparse
+
+import pytest
+
+from gdb_toolkit.common import procfs
+from gdb_toolkit.common.args import ArgParser, HelpRequested, parse_int
+from gdb_toolkit.common.disasm import disassemble, normalize_arch
+from gdb_toolkit.common.errors import ToolkitError, UsageError
+from gdb_toolkit.common.render import fit_columns, human_size, table, to_jsonable
+from dataclasses import dataclass
+
+
+def test_error_is_one_line_with_fix():
+    e = ToolkitError("no process is running.", "start it with run.")
+    assert str(e) == "no process is running. Fix: start it with run."
+    assert "\n" not in str(e)
+
+
+def test_argparser_reports_usage_instead_of_exiting():
+    p = ArgParser("demo")
+    p.add_argument("--count", type=int)
+    with pytest.raises(UsageError) as exc:
+        p.parse(["--bogus"])
+    assert "unrecognized arguments: --bogus" in str(exc.value)
+    assert "usage: demo" in str(exc.value)
+    with pytest.raises(UsageError):
+        p.parse(["--count", "x"])
+    with pytest.raises(HelpRequested) as h:
+        p.parse(["--help"])
+    assert "--count" in h.value.text
+    assert p.parse(["--json"]).json is True
+    assert "--json" in p.option_strings()
+
+
+def test_parse_int_bases_and_suffixes():
+    assert parse_int("0x10") == 16
+    assert parse_int("64k") == 65536
+    assert parse_int("8M") == 8 << 20
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_int("zz")
+
+
+@dataclass
+class _Row:
+    addr: int
+    raw: bytes
+
+
+def test_to_jsonable_handles_dataclasses_and_bytes():
+    assert to_jsonable([_Row(1, b"\xcc")]) == [{"addr": 1, "raw": "cc"}]
+
+
+def test_table_fits_width():
+    rows = [["a" * 80, "b" * 80]]
+    text = table(["x", "y"], rows, width=60)
+    assert max(len(line) for line in text.splitlines()) <= 60
+    assert "…" in text
+    assert fit_columns(["x"], [["short"]], 80) is None
+
+
+def test_human_size():
+    assert human_size(15_974_400) == "15.2 MiB"
+    assert human_size(65536) == "64.0 KiB"
+    assert human_size(12) == "12 B"
+
+
+def test_disassemble_x86_and_arm64():
+    ins = disassemble(bytes.fromhex("f30f1efa4883ec10c3"), 0x1000, "x86_64")
+    assert [i.mnemonic for i in ins] == ["endbr64", "sub", "ret"]
+    assert ins[1].address == 0x1004
+    arm = disassemble((0xd4200080).to_bytes(4, "little"), 0x2000, "aarch64")
+    assert arm[0].mnemonic == "brk" and "#0x4" in arm[0].op_str
+    assert normalize_arch("i386:x86-64") == "x86_64"
+    assert normalize_arch("aarch64") == "aarch64"
+    with pytest.raises(ToolkitError):
+        normalize_arch("mips")
+
+
+def test_disassemble_marks_bad_bytes():
+    ins = disassemble(b"\x90\xff\xff", 0, "x86_64")
+    assert ins[-1].mnemonic == "(bad)"
+
+
+MAPS = """\
+55d0c0a00000-55d0c0a01000 r--p 00000000 fe:01 1234 /tmp/prog
+7ffd4a1f0000-7ffd4a211000 rw-p 00000000 00:00 0                          [stack]
+7ffd4a2fe000-7ffd4a300000 r-xp 00000000 00:00 0
+"""
+
+LIMITS = """\
+Limit                     Soft Limit           Hard Limit           Units
+Max cpu time              unlimited            unlimited            seconds
+Max stack size            8388608              unlimited            bytes
+"""
+
+
+def test_parse_maps_and_limits():
+    maps = procfs.parse_maps(MAPS)
+    assert maps[1].path == "[stack]" and maps[1].size == 0x21000
+    assert maps[2].label == "[anon]"
+    assert procfs.find_mapping(maps, 0x7ffd4a1f0010) is maps[1]
+    limits = procfs.parse_limits(LIMITS)
+    assert limits["Max stack size"].soft == 8388608
+    assert limits["Max stack size"].hard is None
+
+
+def test_read_maps_of_missing_process():
+    with pytest.raises(ToolkitError, match="does not exist"):
+        procfs.read_maps(2 ** 22 + 12345)
+
+
+def test_read_real_self_maps_and_limits():
+    import os
+    import resource
+
+    maps = procfs.read_maps(os.getpid())
+    assert any(m.path == "[stack]" for m in maps)
+    soft, _ = resource.getrlimit(resource.RLIMIT_STACK)
+    lim = procfs.read_limits(os.getpid())["Max stack size"].soft
+    assert lim == (None if soft == resource.RLIM_INFINITY else soft)

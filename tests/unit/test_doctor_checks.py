@@ -1,0 +1,65 @@
+from gdb_toolkit.doctor import checks
+from gdb_toolkit.doctor.host_facts import HostFacts, probe_kallsyms, probe_kcore
+
+
+def facts(**kw) -> HostFacts:
+    base = dict(gdb_version="13.1", python_version="3.11.2", python_executable="/usr/bin/python",
+                deps={"elftools": "0.29", "capstone": "4.0.2", "tabulate": "0.8.9", "bcc": "0.26.0"},
+                euid=0, ptrace_scope=None, kcore="readable", kallsyms="visible", btf=True,
+                tracefs="/sys/kernel/tracing", tracefs_mountable=True, kprobe_events=True,
+                kprobe_pmu=True, kprobes_list=True, kernel_config_kprobes="y", lockdown=None,
+                valgrind="3.19.0", vgdb="/usr/bin/vgdb", bcc_compile=None,
+                kernel_release="6.1.0-test", kernel_headers="/lib/modules/6.1.0-test/build")
+    base.update(kw)
+    return HostFacts(**base)
+
+
+def by_name(report):
+    return {c.name: c for c in report.checks}
+
+
+def test_everything_available():
+    r = checks.evaluate(facts())
+    assert not r.missing, r.missing
+
+
+def test_missing_kcore_and_kprobes_say_why_and_fix():
+    r = by_name(checks.evaluate(facts(kcore="absent", kernel_config_kprobes="n",
+                                      kprobe_events=False, kprobe_pmu=False)))
+    assert r["/proc/kcore"].status == "missing"
+    assert "CONFIG_PROC_KCORE" in r["/proc/kcore"].detail and r["/proc/kcore"].fix
+    assert r["kprobes"].status == "missing" and "CONFIG_KPROBES" in r["kprobes"].detail
+
+
+def test_non_root_and_restricted():
+    r = by_name(checks.evaluate(facts(euid=1000, ptrace_scope=1, kallsyms="zeroed",
+                                      kcore="denied: Permission denied")))
+    assert r["ptrace"].status == "limited" and "ptrace_scope" in r["ptrace"].fix
+    assert r["kallsyms addresses"].status == "missing" and "kptr_restrict" in r["kallsyms addresses"].detail
+    assert "root" in r["/proc/kcore"].fix
+    assert r["root"].status == "limited"
+
+
+def test_tracefs_unmounted_is_limited():
+    r = by_name(checks.evaluate(facts(tracefs=None, kprobe_events=False, kprobe_pmu=False)))
+    assert r["kprobes"].status == "limited" and "mount -t tracefs" in r["kprobes"].fix
+
+
+def test_missing_deps_and_bcc_headers():
+    r = by_name(checks.evaluate(facts(deps={"elftools": None, "capstone": "4", "tabulate": "1",
+                                            "bcc": "0.26"}, bcc_compile="Failed to compile",
+                                      kernel_headers=None)))
+    assert r["pyelftools"].status == "missing" and "python3-pyelftools" in r["pyelftools"].fix
+    assert r["bcc compile"].status == "missing" and "linux-headers-6.1.0-test" in r["bcc compile"].fix
+
+
+def test_probes_on_files(tmp_path):
+    assert probe_kcore(str(tmp_path / "nope")) == "absent"
+    core = tmp_path / "kcore"
+    core.write_bytes(b"\x7fELF" + b"\0" * 60)
+    assert probe_kcore(str(core)) == "readable"
+    ks = tmp_path / "kallsyms"
+    ks.write_text("0000000000000000 T _text\n0000000000000000 T foo\n")
+    assert probe_kallsyms(str(ks)) == "zeroed"
+    ks.write_text("ffffffff81000000 T _text\n")
+    assert probe_kallsyms(str(ks)) == "visible"
