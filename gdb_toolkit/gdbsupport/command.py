@@ -11,15 +11,19 @@ one for internal errors).
 import os
 import sys
 import traceback
-from dataclasses import dataclass
-
 import gdb
 
 
-@dataclass
 class RenderContext:
-    width: int | None     # columns available, None = unlimited (batch, pipes)
-    styled: bool          # gdb's "set style enabled"
+    """How to render: columns available (None = unlimited: batch, pipes) and
+    whether gdb styling is on.  A plain class: importing dataclasses at gdb
+    start-up would cost milliseconds (it pulls in inspect and ast)."""
+
+    __slots__ = ("width", "styled")
+
+    def __init__(self, width: int | None, styled: bool):
+        self.width = width
+        self.styled = styled
 
     @classmethod
     def from_gdb(cls) -> "RenderContext":
