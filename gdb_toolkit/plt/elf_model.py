@@ -165,9 +165,11 @@ def _build(path: str) -> ObjectModel:
     model = ObjectModel(
         path=path, arch=reloc_types.ARCH_NAME[elf.machine],
         etype="DYN" if elf.etype == ET_DYN else "EXEC", entry=elf.entry,
-        is_pie=elf.etype == ET_DYN and (PT_INTERP in seg or bool(flags1 & DF_1_PIE) or is_static),
+        is_pie=elf.etype == ET_DYN and (bool(flags1 & DF_1_PIE) or is_static
+                                        or (PT_INTERP in seg and not soname)),
         is_static=is_static,
-        is_shared_lib=elf.etype == ET_DYN and PT_INTERP not in seg and not flags1 & DF_1_PIE and not is_static,
+        is_shared_lib=(elf.etype == ET_DYN and not flags1 & DF_1_PIE and not is_static
+                       and (PT_INTERP not in seg or bool(soname))),
         stripped=not any(s.type == SHT_SYMTAB for s in elf.sections),
         bind_now=bind_now, soname=soname, needed=needed, relro=relro,
         phdr_vaddr=seg[PT_PHDR].vaddr if PT_PHDR in seg else None,

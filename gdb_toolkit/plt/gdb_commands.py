@@ -29,7 +29,7 @@ def _summary_lines(report) -> str:
 
     lines = []
     for o in report.objects:
-        bits = [f"binding {o.binding}", "PIE" if o.pie else "non-PIE"]
+        bits = [o.kind, f"binding {o.binding}"]
         if o.bias:
             bits.append(f"load bias {hexaddr(o.bias)}")
         if o.relro:

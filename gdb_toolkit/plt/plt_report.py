@@ -2,8 +2,17 @@
 import struct
 from dataclasses import dataclass, field
 
+from gdb_toolkit.common.disasm import disassemble
 from gdb_toolkit.plt.slots import AddressSpace, LoadedObject, classify, compile_filter
 from gdb_toolkit.plt.stubs import decode_plt
+
+
+def _code(stub, bias: int, arch: str) -> list[str]:
+    """The stub's instructions decoded at their run-time address (branch targets too)."""
+    if not bias:
+        return [i.text for i in stub.insns]
+    raw = b"".join(i.raw for i in stub.insns)
+    return [i.text for i in disassemble(raw, stub.address + bias, arch)]
 
 
 @dataclass
@@ -56,7 +65,7 @@ def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
                                 s.slot + b if s.slot is not None else None,
                                 s.symbol if s.kind != "plt0" else "(.plt[0]: resolver trampoline)",
                                 s.reloc_index, state if state is None else f"{state}: {target}", target,
-                                [f"{i.text}" for i in s.insns]))
+                                _code(s, b, m.arch)))
     if not rows and not notes and pattern:
         notes.append("no PLT stub matched")
     return PltReport(mode, rows, notes)

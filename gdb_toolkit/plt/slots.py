@@ -134,6 +134,7 @@ class ObjectSummary:
     path: str
     bias: int
     binding: str          # lazy / now / static
+    kind: str             # PIE executable / executable / shared object / static executable
     pie: bool
     relro: list[int] | None
     slots: int
@@ -151,7 +152,9 @@ class GotReport:
 def summarize(obj: LoadedObject, nslots: int) -> ObjectSummary:
     m = obj.model
     relro = [m.relro[0] + obj.bias, m.relro[1] + obj.bias] if m.relro else None
-    return ObjectSummary(obj.path, obj.bias, m.binding, m.is_pie, relro, nslots,
+    kind = ("shared object" if m.is_shared_lib else
+            ("static " if m.is_static else "") + ("PIE executable" if m.is_pie else "executable"))
+    return ObjectSummary(obj.path, obj.bias, m.binding, kind, m.is_pie, relro, nslots,
                          any(n in m.sections for n in (".plt", ".plt.sec", ".plt.got")))
 
 
