@@ -8,23 +8,21 @@ from gdb_toolkit.common.render import _clip, fit_columns
 
 def plain_table(headers: list[str], rows: list[list], width: int | None = None,
                 title: str | None = None, sep: int = 2) -> str:
-    cells = [["" if v is None else str(v) for v in r] for r in rows]
+    cells = [r if all(type(v) is str for v in r) else ["" if v is None else str(v) for v in r] for r in rows]
     heads = [str(h) for h in headers]
     widths = fit_columns(heads, cells, width, sep)
     if widths:
         cells = [[_clip(v, widths[i]) for i, v in enumerate(r)] for r in cells]
         heads = [_clip(h, widths[i]) for i, h in enumerate(heads)]
-    cols = len(heads)
     natural = [len(h) for h in heads]
-    for r in cells:
-        for i in range(cols):
-            if len(r[i]) > natural[i]:
-                natural[i] = len(r[i])
+    for c in range(len(heads)):
+        longest = max((len(r[c]) for r in cells), default=0)
+        if longest > natural[c]:
+            natural[c] = longest
     gap = " " * sep
-    last = cols - 1
 
     def line(vals):
-        return gap.join(v.ljust(natural[i]) if i < last else v for i, v in enumerate(vals)).rstrip()
+        return gap.join([v.ljust(w) for v, w in zip(vals, natural)]).rstrip()
 
     out = [line(heads), gap.join("-" * w for w in natural)]
     out.extend(line(r) for r in cells)

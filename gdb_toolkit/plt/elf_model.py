@@ -6,9 +6,11 @@ used for external calls or data (JUMP_SLOT, GLOB_DAT, IRELATIVE, ...) with its s
 version (``memcpy@GLIBC_2.14``) and its value in the file.  The symbol index (for naming
 addresses) is built on first use.
 """
+import bisect
 import os
 import struct
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.plt import reloc_types
@@ -66,7 +68,7 @@ class ObjectModel:
     debug_file: str | None = None
 
     # -- derived facts -------------------------------------------------------------------
-    @property
+    @cached_property
     def name(self) -> str:
         return os.path.basename(self.path)
 
@@ -76,7 +78,7 @@ class ObjectModel:
             return "static"
         return "now" if self.bind_now else "lazy"
 
-    @property
+    @cached_property
     def span(self) -> tuple[int, int]:
         lo = min((v for v, _, _ in self.loads), default=0)
         hi = max((v + m for v, m, _ in self.loads), default=0)
@@ -85,10 +87,17 @@ class ObjectModel:
     def plt_sections(self) -> list[Section]:
         return [self.sections[n] for n in PLT_SECTIONS if n in self.sections]
 
+    @cached_property
+    def _alloc(self) -> tuple[list[int], list[Section]]:
+        secs = sorted((s for s in self.sections.values() if s.addr and s.size), key=lambda s: s.addr)
+        return [s.addr for s in secs], secs
+
     def section_of(self, addr: int) -> str | None:
-        for name, sec in self.sections.items():
-            if sec.addr and sec.contains(addr):
-                return name
+        starts, secs = self._alloc
+        i = bisect.bisect_right(starts, addr) - 1
+        for j in range(i, max(i - 3, -1), -1):     # .tbss overlaps the sections after it
+            if addr < secs[j].addr + secs[j].size:
+                return secs[j].name
         return None
 
     def in_relro(self, addr: int) -> bool:

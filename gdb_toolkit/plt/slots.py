@@ -9,6 +9,7 @@ first call (lazy binding), *bound-at-load* when ld.so filled it before the progr
 import bisect
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.plt.elf_model import ObjectModel, SlotSpec
@@ -22,15 +23,15 @@ class LoadedObject:
     bias: int
     model: ObjectModel = field(metadata={"json_skip": True}, repr=False)
 
-    @property
+    @cached_property
     def name(self) -> str:
         return self.model.name
 
-    @property
+    @cached_property
     def start(self) -> int:
         return self.model.span[0] + self.bias
 
-    @property
+    @cached_property
     def end(self) -> int:
         return self.model.span[1] + self.bias
 
@@ -165,8 +166,6 @@ def got_report(objects: list[LoadedObject], values: dict[str, bytes | None], *, 
     """Classify every slot of *objects*; ``values[path]`` is the bulk read of that object's
     slot range (from the lowest slot to the highest + 8), or None for the file view;
     *writable* lists the writable address ranges of a live process (for "read-only now")."""
-    import struct
-
     rx = compile_filter(pattern)
     space = AddressSpace(space_objects or objects)
     rows: list[SlotRow] = []
@@ -179,11 +178,12 @@ def got_report(objects: list[LoadedObject], values: dict[str, bytes | None], *, 
         summaries.append(summarize(obj, len(specs)))
         blob = values.get(obj.path)
         lo = obj.model.slots[0].address if obj.model.slots else 0
+        words = memoryview(blob[: len(blob) // 8 * 8]).cast("Q") if blob is not None else None
         for s in specs:
-            if blob is None:
+            if words is None:
                 value = None
             else:
-                value = struct.unpack_from("<Q", blob, s.address - lo)[0]
+                value = words[(s.address - lo) >> 3]
             ro = None
             if writable is not None:
                 addr = s.address + obj.bias

@@ -47,7 +47,9 @@ class SymbolIndex:
         for j in range(i, max(i - 64, -1), -1):
             s = self._syms[j]
             if s.value == addr or addr < s.value + s.size:
-                best = min(self.aliases(s.value), key=lambda a: _rank(a, prefer))
+                lo = bisect.bisect_left(self._values, s.value, 0, j + 1)
+                hi = bisect.bisect_right(self._values, s.value, j)
+                best = s if hi - lo == 1 else min(self._syms[lo:hi], key=lambda a: _rank(a, prefer))
                 return Hit(best.name, addr - best.value, best.type == STT_GNU_IFUNC)
         return None
 
