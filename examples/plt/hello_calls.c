@@ -12,5 +12,5 @@ int main(int argc, char **argv)
     memcpy(buf, "hi", 3);
     puts(buf);
     checkpoint();
-    return argc > 5 ? atoi(argv[1]) : 0;
+    return atoi(argc > 1 ? argv[1] : "0");   /* atoi: still unresolved at checkpoint */
 }

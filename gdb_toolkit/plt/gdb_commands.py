@@ -204,7 +204,7 @@ Example:
         from gdb_toolkit.plt.walk import build_walk, find_call_site
 
         kind, objs, _ = _filtered_objects(True)
-        if args.live:
+        if args.live and kind != "remote":       # qemu-user / gdbserver targets can be watched too
             facts.require_live_process("plt-walk --live")
         obj = spec = None
         for o in objs:

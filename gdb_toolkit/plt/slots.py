@@ -127,6 +127,8 @@ def _section_offset(m: ObjectModel, addr: int) -> str:
     if not sec:
         return f"0x{addr:x}"
     off = addr - m.sections[sec].addr
+    if not off and sec == ".plt":
+        return ".plt[0] (straight to the resolver trampoline)"
     return f"{sec}+0x{off:x}" if off else sec
 
 
