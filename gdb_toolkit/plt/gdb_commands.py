@@ -143,10 +143,8 @@ Example:
                    s.symbol or "-", s.state or "-", "; ".join(s.code)]
             rows.append(([s.object] if multi else []) + row)
         headers = (["object"] if multi else []) + ["stub", "section", "kind", "GOT slot", "symbol", "slot now", "code"]
-        text = plain_table(headers, rows, width=ctx.width) if rows else ""
-        for n in report.notes:
-            text += f"note: {n}\n"
-        return text
+        text = "".join(f"note: {n}\n" for n in report.notes)
+        return text + (plain_table(headers, rows, width=ctx.width) if rows else "")
 
 
 class PltWalk(ToolkitCommand):
@@ -265,15 +263,18 @@ Example:
         lines = [f"{report.symbol} in {report.object} ({report.arch}, binding {report.binding}, {report.mode}): "
                  f"GOT slot 0x{report.slot:x} [{report.slot_type}] = 0x{report.value:x}, "
                  f"{report.state} -> {report.target}", ""]
+        compact = report.live is not None    # the walk itself is 'plt-walk SYMBOL' without --live
         for i, h in enumerate(report.hops, 1):
             lines.append(f"[{i}] {h.step:<10} 0x{h.address:x}  {h.where}")
+            if compact:
+                continue
             for c in h.code:
                 lines.append(f"      {c}")
             if h.note:
                 lines.append(f"      -- {h.note}")
-        if report.first_call:
+        if report.first_call and not compact:
             lines += ["", "First call:"] + [f"  {t}" for t in report.first_call]
-        if report.later_calls:
+        if report.later_calls and not compact:
             lines += ["Later calls:"] + [f"  {t}" for t in report.later_calls]
         if report.live:
             lv = report.live

@@ -250,4 +250,4 @@ def _story(rep: WalkReport, m: ObjectModel, spec: SlotSpec, row: SlotRow, stub: 
         what = "the ifunc resolver's choice" if spec.kind == "IRELATIVE" else f"{name}'s address"
         rep.first_call = [f"{spec.kind}: ld.so wrote {what} into 0x{slot:x} at load time, before main; "
                           f"the code {via}, so there is no lazy resolution."]
-        rep.later_calls = list(rep.first_call)
+        rep.later_calls = [f"the same: every call reads 0x{slot:x} and goes straight to {name}."]
