@@ -179,15 +179,20 @@ class ElfFile:
         return None
 
     # -- tables ------------------------------------------------------------------------
-    def symbols(self, index: int) -> list[Symbol]:
-        """Every entry of the symbol table in section *index* (entry 0 included)."""
+    def symbols(self, index: int, defined_only: bool = False) -> list[Symbol]:
+        """Every entry of the symbol table in section *index* (entry 0 included), or with
+        *defined_only* just the named, defined functions, ifuncs and objects (for indexes)."""
         sec = self.sections[index]
         strtab = self.section_data(self.sections[sec.link]) if sec.link < len(self.sections) else b""
         data = self.section_data(sec)
-        out = []
-        for name, info, _other, shndx, value, size in struct.iter_unpack("<IBBHQQ", data[: len(data) // 24 * 24]):
-            out.append(Symbol(_cstr(strtab, name), value, size, info & 0xF, info >> 4, shndx))
-        return out
+        rows = struct.iter_unpack("<IBBHQQ", data[: len(data) // 24 * 24])
+        if defined_only:
+            keep = (STT_OBJECT, STT_FUNC, STT_GNU_IFUNC)
+            return [Symbol(_cstr(strtab, name), value, size, info & 0xF, info >> 4, shndx)
+                    for name, info, _o, shndx, value, size in rows
+                    if shndx and value and name and (info & 0xF) in keep]
+        return [Symbol(_cstr(strtab, name), value, size, info & 0xF, info >> 4, shndx)
+                for name, info, _o, shndx, value, size in rows]
 
     def relocations(self) -> list[RawReloc]:
         """Every RELA entry of every allocated RELA section (.rela.dyn, .rela.plt, ...)."""

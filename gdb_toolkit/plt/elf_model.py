@@ -66,6 +66,7 @@ class ObjectModel:
     _elf: ElfFile = field(default=None, repr=False)
     _index: SymbolIndex | None = field(default=None, repr=False)
     debug_file: str | None = None
+    _irelative_named: bool = field(default=False, repr=False)
 
     # -- derived facts -------------------------------------------------------------------
     @cached_property
@@ -118,10 +119,23 @@ class ObjectModel:
             self._index = _build_index(self)
         return self._index
 
+    def name_irelative(self) -> "ObjectModel":
+        """IRELATIVE slots carry no symbol: name them after the ifunc whose resolver is the
+        addend.  Done on first need (it builds the symbol index, ~20 ms for libc)."""
+        if not self._irelative_named:
+            self._irelative_named = True
+            for s in self.slots:
+                if s.kind == "IRELATIVE" and not s.symbol:
+                    hit = self.index.lookup(s.addend)
+                    if hit and not hit.offset:
+                        s.symbol = hit.name
+        return self
+
     def slot_by_address(self) -> dict[int, SlotSpec]:
         return {s.address: s for s in self.slots}
 
     def slots_named(self, name: str) -> list[SlotSpec]:
+        self.name_irelative()
         base = name.split("@")[0]
         return [s for s in self.slots if s.symbol == base or s.display == name]
 
@@ -186,6 +200,8 @@ def _build(path: str) -> ObjectModel:
         loads=[(p.vaddr, p.memsz, p.flags) for p in elf.segments if p.type == PT_LOAD],
         sections=sections, slots=[], build_id=elf.build_id(), _elf=elf)
     model.slots = _slots(elf, model)
+    if not model.is_shared_lib:
+        model.name_irelative()      # cheap for executables; libraries name theirs on first need
     return model
 
 
@@ -230,13 +246,6 @@ def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
         fv = struct.unpack_from("<Q", blob, r.offset - lo)[0] if blob else 0
         out.append(SlotSpec(r.offset, kind, reloc_types.full_name(elf.machine, r.type), name, version,
                             r.addend, fv, r.section, idx))
-    # IRELATIVE slots carry no symbol: name them after the ifunc whose resolver is the addend
-    if any(s.kind == "IRELATIVE" and not s.symbol for s in out):
-        for s in out:
-            if s.kind == "IRELATIVE" and not s.symbol:
-                hit = model.index.lookup(s.addend)
-                if hit and not hit.offset:
-                    s.symbol = hit.name
     out.sort(key=lambda s: s.address)
     return out
 
@@ -253,7 +262,7 @@ def _build_index(model: ObjectModel) -> SymbolIndex:
     syms = []
     for i, sec in enumerate(elf.sections):
         if sec.type in (SHT_DYNSYM, SHT_SYMTAB):
-            syms.extend(elf.symbols(i))
+            syms.extend(elf.symbols(i, defined_only=True))
     if model.stripped:
         dbg = debug_file_for(model.build_id)
         if dbg:
@@ -261,7 +270,7 @@ def _build_index(model: ObjectModel) -> SymbolIndex:
                 delf = ElfFile.open(dbg)
                 for i, sec in enumerate(delf.sections):
                     if sec.type == SHT_SYMTAB:
-                        syms.extend(delf.symbols(i))
+                        syms.extend(delf.symbols(i, defined_only=True))
                 delf.close()
                 model.debug_file = dbg
             except (ToolkitError, OSError, struct.error):

@@ -174,7 +174,7 @@ def got_report(objects: list[LoadedObject], values: dict[str, bytes | None], *, 
     summaries = []
     notes = []
     for obj in objects:
-        specs = obj.model.slots
+        specs = obj.model.name_irelative().slots
         if rx:
             specs = [s for s in specs if rx.search(s.display)]
         summaries.append(summarize(obj, len(specs)))

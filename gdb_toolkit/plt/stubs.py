@@ -91,7 +91,7 @@ def _entry_size(model: ObjectModel, name: str, insns: list[Insn]) -> int:
 
 def decode_plt(model: ObjectModel) -> list[Stub]:
     """Every stub of every PLT section of *model*, in address order."""
-    by_addr = model.slot_by_address()
+    by_addr = model.name_irelative().slot_by_address()
     plt_relocs = [s for s in model.slots if s.reloc_section in (".rela.plt",)]
     by_index = {s.index: s for s in plt_relocs}
     out: list[Stub] = []
