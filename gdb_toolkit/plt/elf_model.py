@@ -61,7 +61,6 @@ class ObjectModel:
     dynamic_vaddr: int | None
     loads: list[tuple[int, int, int]]  # (vaddr, memsz, flags)
     sections: dict[str, Section]
-    slots: list[SlotSpec]
     build_id: str | None
     _elf: ElfFile = field(default=None, repr=False)
     _index: SymbolIndex | None = field(default=None, repr=False)
@@ -118,6 +117,15 @@ class ObjectModel:
         if self._index is None:
             self._index = _build_index(self)
         return self._index
+
+    @cached_property
+    def slots(self) -> list[SlotSpec]:
+        """The GOT slots, decoded on first use (objects only needed to name addresses skip it)."""
+        out = _slots(self._elf, self)
+        if not self.is_shared_lib:
+            self.__dict__["slots"] = out
+            self.name_irelative()   # cheap for executables; libraries name theirs on first need
+        return out
 
     def name_irelative(self) -> "ObjectModel":
         """IRELATIVE slots carry no symbol: name them after the ifunc whose resolver is the
@@ -198,10 +206,7 @@ def _build(path: str) -> ObjectModel:
         phdr_vaddr=seg[PT_PHDR].vaddr if PT_PHDR in seg else None,
         dynamic_vaddr=seg[PT_DYNAMIC].vaddr if PT_DYNAMIC in seg else None,
         loads=[(p.vaddr, p.memsz, p.flags) for p in elf.segments if p.type == PT_LOAD],
-        sections=sections, slots=[], build_id=elf.build_id(), _elf=elf)
-    model.slots = _slots(elf, model)
-    if not model.is_shared_lib:
-        model.name_irelative()      # cheap for executables; libraries name theirs on first need
+        sections=sections, build_id=elf.build_id(), _elf=elf)
     return model
 
 

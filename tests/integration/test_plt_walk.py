@@ -119,3 +119,21 @@ def test_starti_before_relocation_and_completion():
     # ld.so has not run: the slots hold the unrelocated file values
     assert jumps and all(r["state"] == "not-relocated" and r["value"] == r["file_value"] for r in jumps)
     assert "plt-walk puts" in res.stdout
+
+
+def test_walk_inside_a_shared_library_and_a_dlopened_plugin():
+    exe, lib, plugin = build_demo()
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("plt-walk strlen --json"),
+                   *json_wrapped("plt-walk toupper --json"), "kill"], program=exe, args=[plugin])
+    assert_no_traceback(res)
+    strlen, toupper = res.json_documents()
+    said = program_said(res.stdout)
+    for doc, path, func, entry, callee in ((strlen, lib, "lib_hello", "lib_hello", "strlen"),
+                                           (toupper, plugin, "plugin_run", "plugin_run", "toupper")):
+        bias = said[entry] - nm_symbols(path)[entry][0]
+        hops = {h["step"]: h for h in doc["hops"]}
+        call = next(a for a, t in objdump_calls(path, func) if f"<{callee}@plt>" in t)
+        assert doc["object"] == path.name
+        assert hops["call site"]["address"] == bias + call
+        assert hops["call site"]["where"].startswith(func + "+")
+        assert doc["target"] == f"{callee} in libc.so.6" or doc["target"].startswith("__strlen")
