@@ -14,17 +14,15 @@ def plain_table(headers: list[str], rows: list[list], width: int | None = None,
     if widths:
         cells = [[_clip(v, widths[i]) for i, v in enumerate(r)] for r in cells]
         heads = [_clip(h, widths[i]) for i, h in enumerate(heads)]
-    natural = [len(h) for h in heads]
+    natural = [len(h) + 2 for h in heads]     # tabulate pads headers by 2 (MIN_PADDING)
     for c in range(len(heads)):
         longest = max((len(r[c]) for r in cells), default=0)
         if longest > natural[c]:
             natural[c] = longest
     gap = " " * sep
-
-    def line(vals):
-        return gap.join([v.ljust(w) for v, w in zip(vals, natural)]).rstrip()
-
-    out = [line(heads), gap.join("-" * w for w in natural)]
-    out.extend(line(r) for r in cells)
+    # one str.format call per row: the padding is done in C
+    fmt = gap.join(f"{{:<{w}}}" for w in natural[:-1]) + (gap if len(natural) > 1 else "") + "{}"
+    out = [fmt.format(*heads).rstrip(), gap.join("-" * w for w in natural)]
+    out.extend([fmt.format(*r).rstrip() for r in cells])
     text = "\n".join(out) + "\n"
     return f"{title}\n{text}" if title else text

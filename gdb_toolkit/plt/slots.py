@@ -62,7 +62,7 @@ class AddressSpace:
         return (f"{hit.text()} in {obj.name}", hit.name, obj.name)
 
 
-@dataclass
+@dataclass(slots=True)
 class SlotRow:
     object: str
     address: int
@@ -170,6 +170,8 @@ def got_report(objects: list[LoadedObject], values: dict[str, bytes | None], *, 
     *writable* lists the writable address ranges of a live process (for "read-only now")."""
     rx = compile_filter(pattern)
     space = AddressSpace(space_objects or objects)
+    w_sorted = sorted(writable or [])
+    w_starts = [a for a, _ in w_sorted]
     rows: list[SlotRow] = []
     summaries = []
     notes = []
@@ -189,7 +191,8 @@ def got_report(objects: list[LoadedObject], values: dict[str, bytes | None], *, 
             ro = None
             if writable is not None:
                 addr = s.address + obj.bias
-                ro = not any(a <= addr < b for a, b in writable)
+                i = bisect.bisect_right(w_starts, addr) - 1
+                ro = not (i >= 0 and addr < w_sorted[i][1])
             rows.append(classify(s, obj, value, space if blob is not None else None, live=blob is not None,
                                  bind_now_env=bind_now_env, read_only_now=ro))
         if obj.model.is_static:

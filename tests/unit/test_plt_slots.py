@@ -113,3 +113,17 @@ def test_static_report_has_a_note():
     rep = got_report([LoadedObject(str(path), 0, m)], {str(path): None}, mode="file")
     assert rep.notes and "statically linked" in rep.notes[0]
     assert {r.type for r in rep.slots} == {"IRELATIVE"}
+
+
+def test_plain_table_matches_tabulate_layout():
+    import random
+
+    from gdb_toolkit.common.plain_table import plain_table
+    from gdb_toolkit.common.render import table
+
+    rnd = random.Random(7)
+    for _ in range(100):
+        heads = ["a", "bb", "ccc", "x" * rnd.randint(1, 9)]
+        rows = [["y" * rnd.randint(0, 14) for _ in heads] for _ in range(rnd.randint(1, 6))]
+        width = rnd.choice([None, 30, 50])
+        assert plain_table(heads, rows, width=width) == table(heads, rows, width=width)
