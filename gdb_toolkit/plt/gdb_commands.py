@@ -75,6 +75,7 @@ Example:
             values = gdb_live.read_slot_ranges(listed)
         report = got_report(listed, values, mode=kind, pattern=args.regex,
                             bind_now_env=gdb_live.bind_now_env(kind), space_objects=objs,
+                            relocated=gdb_live.relocated(kind, objs),
                             writable=gdb_live.writable_ranges(kind) if kind != "file" else None)
         if kind == "file":
             report.notes.append("not running: values are the file's; 'start' to see them resolved")
@@ -131,7 +132,8 @@ Example:
         compile_filter(args.regex)
         kind, objs, listed = _filtered_objects(args.all_objects)
         values = None if kind == "file" else gdb_live.read_slot_ranges(listed)
-        return plt_report(listed, objs, values, kind, args.regex)
+        return plt_report(listed, objs, values, kind, args.regex,
+                          relocated=gdb_live.relocated(kind, objs) if values is not None else True)
 
     def render(self, report, ctx):
         from gdb_toolkit.common.plain_table import plain_table
@@ -227,7 +229,8 @@ Example:
             value = int.from_bytes(raw, "little") if raw else None
         else:
             value = None
-        row = classify(spec, obj, value, space, live=kind != "file")
+        row = classify(spec, obj, value, space, live=kind != "file",
+                       relocated=gdb_live.relocated(kind, objs))
         got12 = None
         g = obj.model.got_plt_reserved()
         if g is not None and read is not None:
@@ -246,7 +249,7 @@ Example:
         call = find_call_site(obj.model, stubs, spec, around)
         report = build_walk(obj, spec, row, stubs, kind, call, space, read, got12)
         if args.live:
-            if row.state != "unresolved":
+            if row.state not in ("unresolved", "not-relocated"):
                 raise ToolkitError(f"the slot of {spec.display} at 0x{report.slot:x} is already {row.state} "
                                    f"({row.target}); ld.so will not write it again",
                                    "restart the program ('start') and run 'plt-walk --live' before the first call"
@@ -254,7 +257,9 @@ Example:
                                    "lazy binding needs a binary linked with -z lazy and no LD_BIND_NOW")
             from gdb_toolkit.plt.gdb_watch import watch_slot
 
-            unresolved = {row.value, spec.file_value}
+            # values that still mean "lazy stub": as in the file, and rebased by ld.so at load
+            unresolved = {row.value, spec.file_value + obj.bias} if spec.kind == "JUMP_SLOT" and \
+                not obj.model.bind_now else {row.value}
             report.live = watch_slot(report.slot, spec.display, unresolved,
                                      lambda v: AddressSpace(gdb_live.loaded_objects()[1]).describe(v, spec.symbol)[0])
         return report

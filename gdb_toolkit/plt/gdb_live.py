@@ -3,17 +3,14 @@ linker's own list (r_debug -> link_map, reached through the executable's DT_DEBU
 ``_r_debug`` symbol; the executable's bias from auxv AT_PHDR/AT_ENTRY), and one bulk
 memory read per object's GOT.  Nothing here reads /proc/PID/maps for addresses."""
 import os
-import struct
 
 import gdb
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.gdbsupport import facts
-from gdb_toolkit.plt.elf_file import DT_DEBUG
+from gdb_toolkit.plt import link_map as link_map_core
 from gdb_toolkit.plt.elf_model import load_model
 from gdb_toolkit.plt.slots import LoadedObject
-
-MAX_OBJECTS = 4096
 
 
 def executable() -> str:
@@ -30,21 +27,9 @@ def mode() -> str:
     return kind
 
 
-def parse_auxv(text: str) -> dict[str, int]:
-    out = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[1].startswith("AT_"):
-            try:
-                out[parts[1]] = int(parts[-1], 0)
-            except ValueError:
-                pass
-    return out
-
-
 def auxv() -> dict[str, int]:
     try:
-        return parse_auxv(gdb.execute("info auxv", to_string=True))
+        return link_map_core.parse_auxv(gdb.execute("info auxv", to_string=True))
     except gdb.error:
         return {}
 
@@ -56,39 +41,16 @@ def _read(addr: int, size: int) -> bytes | None:
         return None
 
 
-def _read_cstring(addr: int, limit: int = 4096) -> str:
-    out = b""
-    while len(out) < limit:
-        # read up to the end of the page so a string near a mapping end never faults
-        step = 0x1000 - ((addr + len(out)) & 0xFFF)
-        chunk = _read(addr + len(out), min(step, 256))
-        if chunk is None:
-            break
-        nul = chunk.find(b"\0")
-        if nul >= 0:
-            return (out + chunk[:nul]).decode("utf-8", "replace")
-        out += chunk
-    return out.decode("utf-8", "replace")
-
-
 def main_bias(model, aux: dict[str, int]) -> int:
-    if "AT_PHDR" in aux and model.phdr_vaddr is not None:
-        return aux["AT_PHDR"] - model.phdr_vaddr
-    if "AT_ENTRY" in aux:
-        return aux["AT_ENTRY"] - model.entry
-    return 0
+    return link_map_core.main_bias(model.phdr_vaddr, model.entry, aux)
 
 
 def r_debug_address(model, bias: int) -> int | None:
     """r_debug from the executable's DT_DEBUG (filled in by ld.so), else ``_r_debug``."""
     if model.dynamic_vaddr is not None:
-        data = _read(model.dynamic_vaddr + bias, 16 * 64)
-        if data:
-            for tag, val in struct.iter_unpack("<qQ", data):
-                if tag == 0:
-                    break
-                if tag == DT_DEBUG and val:
-                    return val
+        found = link_map_core.r_debug_from_dynamic(_read(model.dynamic_vaddr + bias, 16 * 64))
+        if found:
+            return found
     try:
         return int(gdb.parse_and_eval("(unsigned long)&_r_debug"))
     except gdb.error:
@@ -109,6 +71,13 @@ def _host_path(name: str) -> str | None:
     return None
 
 
+def relocated(kind: str, objects: list[LoadedObject]) -> bool:
+    """Has ld.so run its relocation pass?  Before it (starti) its list is still empty."""
+    if kind == "file" or objects[0].model.is_static:
+        return True
+    return len(objects) > 1
+
+
 def link_map() -> list[tuple[str, int]]:
     """(path, l_addr) for every object in the dynamic linker's list, the executable first."""
     exe = executable()
@@ -118,18 +87,7 @@ def link_map() -> list[tuple[str, int]]:
     out = [(exe, bias)]
     if model.is_static:
         return out
-    rdebug = r_debug_address(model, bias)
-    head = _read(rdebug + 8, 8) if rdebug else None
-    lm = struct.unpack("<Q", head)[0] if head else 0
-    seen = set()
-    while lm and lm not in seen and len(seen) < MAX_OBJECTS:
-        seen.add(lm)
-        entry = _read(lm, 40)
-        if entry is None:
-            break
-        l_addr, l_name, _l_ld, l_next, _ = struct.unpack("<QQQQQ", entry)
-        name = _read_cstring(l_name) if l_name else ""
-        lm = l_next
+    for name, l_addr in link_map_core.walk(_read, r_debug_address(model, bias)):
         if not name:
             continue          # the executable itself (already first)
         path = _host_path(name)

@@ -84,7 +84,10 @@ def watch_slot(slot: int, symbol: str, unresolved: set[int], describe) -> LiveWr
                 trace = []
                 f = frame
                 while f is not None and len(trace) < BACKTRACE:
-                    trace.append(_frame_text(f, describe)[0])
+                    text = _frame_text(f, describe)[0]
+                    if trace and "(no loaded object)" in text:
+                        break           # gdb unwound past _start into garbage
+                    trace.append(text)
                     try:
                         f = f.older()
                     except gdb.error:

@@ -37,7 +37,8 @@ class PltReport:
 
 
 def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
-               values: dict[str, bytes] | None, mode: str, pattern: str | None) -> PltReport:
+               values: dict[str, bytes] | None, mode: str, pattern: str | None,
+               relocated: bool = True) -> PltReport:
     rx = compile_filter(pattern)
     space = AddressSpace(space_objects) if values is not None else None
     rows, notes = [], []
@@ -59,7 +60,7 @@ def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
             state = target = None
             if blob and s.slot in specs:
                 value = struct.unpack_from("<Q", blob, s.slot - lo)[0]
-                row = classify(specs[s.slot], obj, value, space, live=True)
+                row = classify(specs[s.slot], obj, value, space, live=True, relocated=relocated)
                 state, target = row.state, row.target
             rows.append(StubRow(m.name, s.address + b, s.section, s.kind,
                                 s.slot + b if s.slot is not None else None,

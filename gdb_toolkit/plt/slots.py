@@ -89,8 +89,10 @@ def compile_filter(pattern: str | None):
 
 
 def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: AddressSpace | None,
-             *, live: bool, bind_now_env: bool = False, read_only_now: bool | None = None) -> SlotRow:
-    """One row of the ``got`` table. *value* None means "not loaded: use the file"."""
+             *, live: bool, bind_now_env: bool = False, read_only_now: bool | None = None,
+             relocated: bool = True) -> SlotRow:
+    """One row of the ``got`` table. *value* None means "not loaded: use the file";
+    *relocated* False says ld.so has not processed its object list yet (stopped at starti)."""
     m = obj.model
     bias = obj.bias
     lazy_kind = spec.kind == "JUMP_SLOT" and not m.bind_now
@@ -107,7 +109,9 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
                                               else "set by ld.so at load")
         return SlotRow(m.name, spec.address, spec.display, spec.kind, value, state, target, None, None,
                        m.in_relro(spec.address), None, spec.file_value)
-    if spec.kind in TLS_KINDS:
+    if not relocated and value == spec.file_value:
+        state, target = "not-relocated", "ld.so has not relocated this object yet"
+    elif spec.kind in TLS_KINDS:
         state, target = "bound-at-load", f"TLS value 0x{value:x}"
     elif value == 0:
         state, target = "null", "0 (weak symbol not defined anywhere)" if spec.kind != "IRELATIVE" else "0"
@@ -163,7 +167,7 @@ def summarize(obj: LoadedObject, nslots: int) -> ObjectSummary:
 
 def got_report(objects: list[LoadedObject], values: dict[str, bytes | None], *, mode: str,
                pattern: str | None = None, bind_now_env: bool = False,
-               space_objects: list[LoadedObject] | None = None,
+               space_objects: list[LoadedObject] | None = None, relocated: bool = True,
                writable: list[tuple[int, int]] | None = None) -> GotReport:
     """Classify every slot of *objects*; ``values[path]`` is the bulk read of that object's
     slot range (from the lowest slot to the highest + 8), or None for the file view;
@@ -194,7 +198,7 @@ def got_report(objects: list[LoadedObject], values: dict[str, bytes | None], *, 
                 i = bisect.bisect_right(w_starts, addr) - 1
                 ro = not (i >= 0 and addr < w_sorted[i][1])
             rows.append(classify(s, obj, value, space if blob is not None else None, live=blob is not None,
-                                 bind_now_env=bind_now_env, read_only_now=ro))
+                                 bind_now_env=bind_now_env, read_only_now=ro, relocated=relocated))
         if obj.model.is_static:
             notes.append(f"{obj.name} is statically linked: no PLT for imports, no dynamic symbol "
                          f"resolution; only IRELATIVE (ifunc) slots are listed")

@@ -137,3 +137,37 @@ def test_walk_inside_a_shared_library_and_a_dlopened_plugin():
         assert hops["call site"]["address"] == bias + call
         assert hops["call site"]["where"].startswith(func + "+")
         assert doc["target"] == f"{callee} in libc.so.6" or doc["target"].startswith("__strlen")
+
+
+@pytest.mark.parametrize("flags,name,writer,frames", [
+    (["-Wl,-z,lazy"], "hello_pie-lazy", "_dl_fixup", "_dl_runtime_resolve"),
+    (["-Wl,-z,now"], "hello_pie-now", "elf_dynamic_do_Rela", "_dl_relocate_object"),
+])
+def test_live_walk_from_starti(flags, name, writer, frames):
+    """From the first instruction: the lazy slot's load-time rebias is not mistaken for the
+    binding; a BIND_NOW slot is seen being filled by ld.so's relocation pass."""
+    exe = build_hello(flags, name=name)
+    nm_main = nm_symbols(exe)["main"][0]
+    res = run_gdb(["starti", *json_wrapped("plt-walk atoi --live --json"),
+                   "print/x (long)&main", "kill"], program=exe)
+    assert_no_traceback(res)
+    doc = res.json_documents()[0]
+    assert doc["state"] == "not-relocated"
+    live = doc["live"]
+    assert live["writer"] == writer and any(frames in f for f in live["backtrace"])
+    bias = int(res.stdout.split("= 0x")[-1].split()[0], 16) - nm_main
+    stub = next(a for a, s in objdump_stubs(exe).items() if s["name"] == "atoi@plt")
+    assert live["old"] == stub + 6            # the file's value (ld points it at the push even for -z now)
+    assert live["target"] == "atoi in libc.so.6"
+    if "lazy" in name:
+        assert live["writes"] == 2                                   # rebias first, then _dl_fixup
+    assert bias > 0
+
+
+def test_after_exit_got_falls_back_to_the_file_and_live_is_refused():
+    exe = build_hello(["-Wl,-z,lazy"], name="hello_pie-lazy")
+    res = run_gdb(["run", *json_wrapped("got --json"), "plt-walk atoi --live", "echo still-alive\\n"],
+                  program=exe)
+    assert_no_traceback(res)
+    assert res.json_documents()[0]["mode"] == "file"
+    assert "needs a process, but none is running" in res.stderr and "still-alive" in res.stdout
