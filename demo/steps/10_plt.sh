@@ -1,0 +1,17 @@
+# DEMO: PLT/GOT -- how memcpy(...) reaches libc, and watching ld.so write the slot
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+EX="$(cd "$(dirname "$0")/../../examples/plt" && pwd)"
+B="${DEMO_BUILD:-$(mktemp -d)}/plt"
+mkdir -p "$B"
+gcc -shared -fPIC -Wl,-z,lazy -o "$B/libpltlib.so" "$EX/pltlib.c"
+gcc -shared -fPIC -Wl,-z,lazy -o "$B/plugin.so" "$EX/plugin.c"
+gcc -Wl,-z,lazy -o "$B/plt_demo" "$EX/plt_demo.c" -L"$B" -lpltlib -Wl,-rpath,"$B"
+say "Before run: the GOT as the file has it (lazy binding: JUMP_SLOTs point back into .plt):"
+gdb_session "$B/plt_demo" "got"
+say "The PLT stubs and the GOT slot each one jumps through (capstone):"
+gdb_session "$B/plt_demo" "plt"
+say "Stopped half-way: resolved slots (memcpy -> the ifunc implementation libc chose), unresolved ones:"
+gdb_session "$B/plt_demo" "break checkpoint" "run" "got"
+say "The walk of getpid (not called yet), then --live: a watchpoint on its slot catches _dl_fixup writing it:"
+gdb_session "$B/plt_demo" "break checkpoint" "run" "plt-walk getpid" "plt-walk getpid --live" "continue"

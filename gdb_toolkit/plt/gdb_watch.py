@@ -1,0 +1,104 @@
+"""plt-walk --live: a hardware write watchpoint on one GOT slot, continue until ld.so
+writes it, report the writer, and always delete the watchpoint."""
+import os
+
+import gdb
+
+from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.plt.walk import LiveWrite
+
+MAX_HITS = 8
+BACKTRACE = 12
+
+
+def _read_slot(addr: int) -> int:
+    return int.from_bytes(bytes(gdb.selected_inferior().read_memory(addr, 8)), "little")
+
+
+def _frame_text(frame, describe=None) -> tuple[str, str]:
+    pc = frame.pc()
+    name = frame.name()
+    lib = gdb.solib_name(pc)
+    obj = os.path.basename(lib) if lib else os.path.basename(gdb.current_progspace().filename or "?")
+    if not name:   # no symbol known to gdb (stripped ld.so): ask our own index
+        name = describe(pc).split(" in ")[0] if describe else "??"
+    return f"0x{pc:x} {name} ({obj})", obj
+
+
+def _set_watchpoint(slot: int):
+    wp = gdb.Breakpoint(f"*(unsigned long *) 0x{slot:x}", gdb.BP_WATCHPOINT, gdb.WP_WRITE, internal=True)
+    wp.silent = True
+    return wp
+
+
+def watch_slot(slot: int, symbol: str, unresolved: set[int], describe) -> LiveWrite:
+    """Continue until *slot* gets a value outside *unresolved* (the lazy-stub values);
+    the program is left stopped right after the write.  A hardware watchpoint is used;
+    where the target refuses one (qemu-user's gdbstub) a software watchpoint is used."""
+    try:
+        old = _read_slot(slot)
+    except gdb.MemoryError:
+        raise ToolkitError(f"cannot read the GOT slot at 0x{slot:x}", "check the process is alive") from None
+    try:
+        wp = _set_watchpoint(slot)
+    except gdb.error as exc:
+        raise ToolkitError(f"cannot set a watchpoint on 0x{slot:x}: {exc}",
+                           "check 'show can-use-hw-watchpoints' and free a debug register") from None
+    first_old = old
+    hits = 0
+    hw_param = None
+    try:
+        for _ in range(MAX_HITS):
+            before = wp.hit_count
+            try:
+                gdb.execute("continue", to_string=True)
+            except gdb.error as exc:
+                if hw_param is not None or not gdb.selected_inferior().pid:
+                    raise ToolkitError(f"the program could not continue: {exc}",
+                                       "check its state with 'info program'") from None
+                # the target would not insert a hardware watchpoint: fall back to software
+                wp.delete()
+                hw_param = gdb.parameter("can-use-hw-watchpoints")
+                gdb.execute("set can-use-hw-watchpoints 0", to_string=True)
+                wp = _set_watchpoint(slot)
+                before = wp.hit_count
+                try:
+                    gdb.execute("continue", to_string=True)
+                except gdb.error as exc2:
+                    raise ToolkitError(f"the program could not continue: {exc2}",
+                                       "check its state with 'info program'") from None
+            inf = gdb.selected_inferior()
+            if not inf.pid or not inf.is_valid():
+                raise ToolkitError(f"the program exited without writing the slot of {symbol}",
+                                   f"start it again and run 'plt-walk {symbol} --live' before the first call")
+            if wp.hit_count == before:
+                where = _frame_text(gdb.newest_frame(), describe)[0] if gdb.selected_thread() else "?"
+                raise ToolkitError(f"the program stopped for another reason at {where} before the slot "
+                                   "was written (the watchpoint is removed)",
+                                   f"continue to where you want and run 'plt-walk {symbol} --live' again")
+            hits += 1
+            new = _read_slot(slot)
+            if new != old and new not in unresolved:
+                frame = gdb.newest_frame()
+                top, obj = _frame_text(frame, describe)
+                trace = []
+                f = frame
+                while f is not None and len(trace) < BACKTRACE:
+                    text = _frame_text(f, describe)[0]
+                    if trace and "(no loaded object)" in text:
+                        break           # gdb unwound past _start into garbage
+                    trace.append(text)
+                    try:
+                        f = f.older()
+                    except gdb.error:
+                        break
+                writer = frame.name() or describe(frame.pc()).split(" in ")[0]
+                return LiveWrite(writer, obj, frame.pc(), trace, first_old, new, describe(new), hits)
+            old = new
+        raise ToolkitError(f"the slot was written {hits} times without leaving the lazy stub",
+                           "check the binary is lazily bound (got shows 'unresolved')")
+    finally:
+        if wp.is_valid():
+            wp.delete()
+        if hw_param is not None:
+            gdb.execute(f"set can-use-hw-watchpoints {int(hw_param)}", to_string=True)

@@ -1,0 +1,71 @@
+"""The link_map walk and auxv parsing on fake memory (the layout is glibc's struct
+link_map / r_debug, <link.h>), plus the starti ("not relocated yet") state."""
+import struct
+
+from gdb_toolkit.plt import link_map
+
+AUXV = """33   AT_SYSINFO_EHDR      System-supplied DSO's ELF header 0x7ffff7fc1000
+3    AT_PHDR              Program headers for program    0x555555554040
+9    AT_ENTRY             Entry point of program         0x555555555060
+7    AT_BASE              Base address of interpreter    0x7ffff7fc3000
+31   AT_EXECFN            File name of executable        0x7fffffffefc8 "/tmp/x"
+"""
+
+
+class FakeMemory:
+    def __init__(self):
+        self.blocks: dict[int, bytes] = {}
+
+    def put(self, addr, data):
+        self.blocks[addr] = data
+
+    def read(self, addr, size):
+        for base, data in self.blocks.items():
+            if base <= addr and addr + size <= base + len(data):
+                return data[addr - base: addr - base + size]
+        return None
+
+
+def test_parse_auxv_and_main_bias():
+    aux = link_map.parse_auxv(AUXV)
+    assert aux["AT_PHDR"] == 0x555555554040 and aux["AT_BASE"] == 0x7ffff7fc3000
+    assert link_map.main_bias(0x40, 0x1060, aux) == 0x555555554000
+    assert link_map.main_bias(None, 0x1060, aux) == 0x555555554000
+    assert link_map.main_bias(0x40, 0x1060, {}) == 0
+
+
+def test_r_debug_from_dynamic():
+    dyn = struct.pack("<qQ", 1, 5) + struct.pack("<qQ", 21, 0x7ffff7ffe118) + struct.pack("<qQ", 0, 0)
+    assert link_map.r_debug_from_dynamic(dyn) == 0x7ffff7ffe118
+    before_ld_so = struct.pack("<qQ", 21, 0) + struct.pack("<qQ", 0, 0)
+    assert link_map.r_debug_from_dynamic(before_ld_so) is None
+    assert link_map.r_debug_from_dynamic(None) is None
+
+
+def test_walk_follows_l_next_and_reads_names_across_pages():
+    mem = FakeMemory()
+    r_debug, a, b, c = 0x1000, 0x2000, 0x3000, 0x4000
+    mem.put(r_debug, struct.pack("<iiQ", 1, 0, a))
+    names = {a: 0, b: 0x5ff8, c: 0x6100}
+    mem.put(0x5ff8, b"/lib/lib")                   # a name crossing a page end...
+    mem.put(0x6000, b"c.so.6\0")                   # ...whose second page is separate
+    mem.put(0x6100, b"/lib64/ld-linux-x86-64.so.2\0")
+    mem.put(a, struct.pack("<QQQQQ", 0x555555554000, names[a], 0, b, 0))
+    mem.put(b, struct.pack("<QQQQQ", 0x7ffff7dcd000, names[b], 0, c, a))
+    mem.put(c, struct.pack("<QQQQQ", 0x7ffff7fca000, names[c], 0, a, b))   # a loop ends the walk
+    assert link_map.walk(mem.read, r_debug) == [("", 0x555555554000), ("/lib/libc.so.6", 0x7ffff7dcd000),
+                                               ("/lib64/ld-linux-x86-64.so.2", 0x7ffff7fca000)]
+    assert link_map.walk(mem.read, None) == []
+    assert link_map.walk(mem.read, 0x9000) == []   # unreadable r_debug
+
+
+def test_not_relocated_state_before_ld_so_ran():
+    from gdb_toolkit.plt.elf_model import load_model
+    from gdb_toolkit.plt.slots import LoadedObject, classify
+    from tests.support.plt_oracles import build_hello
+
+    m = load_model(str(build_hello(["-fno-plt"], name="hello_fno-plt")))
+    obj = LoadedObject(m.path, 0x555555554000, m)
+    atoi = next(s for s in m.slots if s.symbol == "atoi")
+    assert classify(atoi, obj, 0, None, live=True, relocated=False).state == "not-relocated"
+    assert classify(atoi, obj, 0, None, live=True).state == "null"
