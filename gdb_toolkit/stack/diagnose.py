@@ -50,6 +50,14 @@ def find_stack_region(f: StackFacts) -> StackRegion | None:
     else:
         label = "thread stack"
     guard = next((m for m in f.maps if m.end == region.start and not is_accessible(m.perms)), None)
+    if guard is None and f.target == "core" and not f.is_main_thread:
+        # gdb's gcore writes PROT_NONE guard pages as readable segments: take a small anonymous
+        # mapping right below a thread stack for its guard
+        guard = next((m for m in f.maps if m.end == region.start and not m.path
+                      and m.size <= (1 << 20)), None)
+        if guard is not None:
+            how += ("; the small anonymous mapping just below is taken as its guard (a core "
+                    "file may not record PROT_NONE)")
     return StackRegion(region.start, region.end, label, how,
                        guard if not f.is_main_thread else None)
 
@@ -102,8 +110,8 @@ def diagnose(f: StackFacts) -> Diagnosis:
     if not f.rlimit_known:
         assumptions.append(f"RLIMIT_STACK: {f.rlimit_source}")
     if not f.frames_complete:
-        assumptions.append(f"frames: only the innermost {len(f.frames)} were walked "
-                           "(bounded walk); deeper figures are estimates")
+        assumptions.append(f"frames: only the innermost {len(f.frames)} were walked (a bounded "
+                           "walk); the table shows those, deeper frames are summarised")
     top = region.end if region else None
     lowest = min(x for x in (f.sp, fault) if x is not None)
     used = (top - lowest) if top is not None and lowest < top else (top - f.sp if top else None)
@@ -151,6 +159,8 @@ def _cause(f: StackFacts, d: Diagnosis, used: int | None) -> str:
     if p is not None:
         d.cause = "clash-probe"
         req = f"{hs(p.requested)}" if p.requested else "a large frame"
+        if c is not None and c.instruction is not None:
+            c.instruction.text += " (in the probing loop)"
         d.explanation.append(
             f"-fstack-clash-protection probing loop at 0x{p.loop_start:x} ({p.probe}): it lowers "
             f"sp {hs(p.step)} at a time and touches each page so the stack can never jump over "
@@ -210,19 +220,27 @@ def _fault(f: StackFacts, d: Diagnosis, region: StackRegion | None, sig, fault: 
         d.culprit = None
         return d
     if not stackish:
+        d.stack_used = (region.end - f.sp) if region and region.start <= f.sp < region.end else None
         return _not_stack(f, d, region, sig, fault, inside, below, above)
 
     phrase = _cause(f, d, used)
     final_sp = _final_sp(f, d, fault)
     needed = region.end - final_sp + CALLEE_MARGIN
 
-    if inside is not None and not in_guard:
+    between = [m for m in f.maps if fault < m.start and m.end <= region.start
+               and not (region.guard is not None and m.start == region.guard.start)]
+    if (inside is not None and not in_guard) or between:
         d.verdict = "stack-clash-jump"
-        d.headline = (f"the stack pointer jumped {hs(region.start - fault)} below the stack into "
-                      f"{inside.label} ({inside.perms}) -- {phrase}")
-        expl.insert(0, "Without stack-clash protection a frame bigger than the guard gap skips it and "
-                    "lands in whatever is mapped below; here the write hit a mapping it may not "
-                    "write. Build with -fstack-clash-protection to turn this into a clean overflow.")
+        hit = inside if (inside is not None and not in_guard) else max(between, key=lambda m: m.end)
+        how = "into" if hit is inside else "past"
+        d.headline = (f"the stack pointer jumped {hs(region.start - fault)} below the stack, "
+                      f"{how} {hit.label} ({hit.perms}) at 0x{hit.start:x}-0x{hit.end:x} -- {phrase}")
+        d.below = _mapdict(hit, fault)
+        expl.insert(0, "The stack can only grow into free space directly below it; a frame bigger "
+                    "than the gap jumped over " + (f"the guard gap into {hit.label}, which this "
+                    "access may not use" if hit is inside else f"{hit.label}, so the kernel found "
+                    "no stack to grow at the fault address") + ". Build with "
+                    "-fstack-clash-protection to turn such jumps into a clean overflow.")
         d.fix = Fix("heap", f"move the buffer to the heap (malloc) -- {hs(needed)} cannot live "
                     "on this stack", needed)
         return d
@@ -250,12 +268,13 @@ def _fault(f: StackFacts, d: Diagnosis, region: StackRegion | None, sig, fault: 
                       f"{phrase}")
         expl.insert(0, f"expand_downwards() keeps stack_guard_gap ({hs(f.guard_gap)}, "
                     f"{f.guard_gap_source}) free above any accessible mapping below the stack; "
-                    f"{below.label} ends at 0x{below.end:x}, so the stack can grow to "
-                    f"{hs(room_below)} at most, whatever RLIMIT_STACK ({limtxt}{assumed}) says.")
+                    f"{below.label} ends at 0x{below.end:x}, so the stack cannot reach below "
+                    f"0x{below.end + f.guard_gap:x} ({_room(room_below)}), whatever RLIMIT_STACK "
+                    f"({limtxt}{assumed}) says.")
         if rl_hit:
             expl.append(f"The growth ({hs(growth)}) would also exceed RLIMIT_STACK ({limtxt}).")
         d.fix = Fix("heap", f"move the buffer to the heap (malloc), or map {below.label} further "
-                    f"away: this stack cannot exceed {hs(room_below)} with that mapping there "
+                    f"away: {_room(room_below)} with that mapping there "
                     f"(the run needs about {hs(needed)})", needed)
         return d
     if rl_hit:
@@ -276,13 +295,18 @@ def _fault(f: StackFacts, d: Diagnosis, region: StackRegion | None, sig, fault: 
     return d
 
 
+def _room(room: int) -> str:
+    return (f"the stack can be {hs(room)} at most" if room > 0
+            else "the stack cannot grow below where it already is")
+
+
 def _rlimit_fix(f: StackFacts, d: Diagnosis, needed: int, room_below: int | None) -> Fix:
     if d.cause == "deep-recursion":
         r = d.recursion
         return Fix("code", f"find why {r.functions[0]}() recursed {r.depth:,} deep (its "
                    "termination condition); if that depth is legitimate, make it a loop with a "
                    "heap-allocated work stack -- raising ulimit -s only moves the crash if the "
-                   "recursion is unbounded", needed)
+                   "recursion is unbounded")
     kib = ulimit_kib_for(needed)
     hard = f.rlimit_hard
     if hard is not None and needed > hard:
@@ -363,7 +387,8 @@ def _health(f: StackFacts, d: Diagnosis, region, sig) -> Diagnosis:
     d.verdict = "healthy"
     d.culprit = d.culprit if d.culprit and d.culprit.frame_size >= HUGE_FRAME else None
     d.clash_probe = None
-    stop = f"stopped by {sig.name}" if sig else "stopped (no signal)"
+    stop = (f"stopped by {sig.name}" + (" (a breakpoint or step)" if sig.signo == 5 else "")
+            if sig else "stopped (no signal)")
     if region is None:
         d.headline = f"{stop}; sp 0x{f.sp:x} is in no known mapping -- the stack pointer is corrupt"
         d.verdict = "not-stack"

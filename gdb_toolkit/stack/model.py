@@ -159,3 +159,4 @@ class Diagnosis:
     frames_complete: bool
     assumptions: list[str]
     sources: dict[str, str]         # fact -> where it came from
+    kernel: dict | None = None      # --kernel: the kernel's own view of the growth

@@ -64,8 +64,8 @@ def render_diagnosis(d: Diagnosis, width: int | None = None) -> str:
     pairs.append(("guard gap", f"{hs(d.guard_gap)} -- {d.sources['guard gap']}"))
     if d.below:
         b = d.below
-        pairs.append(("below", f"{b['name']} ({b['perms']}) ends {hexaddr(b['end'])}, "
-                      f"{hs(b['distance'])} below the fault"))
+        pairs.append(("next map", f"{b['name']} ({b['perms']}) ends {hexaddr(b['end'])}, "
+                      f"{hs(b['distance'])} {b['where']} the fault"))
     if d.verdict == "not-stack":
         for n in d.nearest:
             pairs.append((f"map {n['where']}", f"{n['name']} ({n['perms']}) "
