@@ -1,7 +1,8 @@
 """Diagnosis -> text for the terminal.  Pure."""
 import textwrap
 
-from gdb_toolkit.common.render import hexaddr, human_size as hs, key_values, table
+from gdb_toolkit.common.render import hexaddr, key_values, table
+from gdb_toolkit.stack.units import hs
 from gdb_toolkit.stack.model import Diagnosis
 
 FRAME_ROWS = 12
