@@ -187,6 +187,8 @@ def attach(bcc, headers, cand, spec, oracle, tracefs):
     if cand.method == "kfunc" and spec.get("ret") and params is None:
         raise RuntimeError("kretfunc needs the parameter count from BTF")
     os.environ.update(headers.env)
+    if os.environ.get("GDB_TOOLKIT_DEBUG"):
+        sys.stderr.write(prog.text + "\n")
     t0 = time.monotonic()
     try:
         b = bcc.BPF(text=prog.text, cflags=headers.cflags)      # kfunc programs attach here
@@ -196,6 +198,9 @@ def attach(bcc, headers, cand, spec, oracle, tracefs):
             raise ToolkitError(f"bcc could not compile the probe program against {headers.path}",
                                "check that the kernel headers package is complete "
                                "(toolkit doctor: bcc compile)") from None
+        if "super-user" in msg and cand.method == "kfunc":
+            msg = ("the kernel refused to load the fentry (BPF tracing) program: EPERM"
+                   + (" even for root (a security policy blocks fentry here)" if os.geteuid() == 0 else ""))
         raise RuntimeError(msg.replace("kfunc__", "").strip()) from None
     t1 = time.monotonic()
     try:
@@ -263,7 +268,7 @@ def _stream(b, prog, values, cand, spec, oracle, headers, notes, skipped, compil
     if spec.get("ret") and not prog.exit:
         notes.append(f"--ret: tracepoint {cand.function} has no return value")
     names = [n[:15] for n in (prog.entry, prog.exit) if n]
-    emit("armed", attach_method=method_label(cand.method, ret, cand.exit_tracepoint),
+    emit_armed = lambda: emit("armed", attach_method=method_label(cand.method, ret, cand.exit_tracepoint),
          traced_function=cand.function, requested=cand.requested, note=note, programs=names,
          skipped=skipped, headers=headers.path, notes=notes, compile_s=round(compile_s, 3),
          attach_s=round(attach_s, 3), unavailable={v.name: v.unavailable for v in values if v.unavailable},
@@ -303,7 +308,9 @@ def _stream(b, prog, values, cand, spec, oracle, headers, notes, skipped, compil
              fields=fields, function=cand.function)
         count["n"] += 1
 
+    # open the ring before saying 'armed': events submitted earlier would be dropped
     b["gtk_kt_events"].open_perf_buffer(on_event, page_cnt=64)
+    emit_armed()
     deadline = time.monotonic() + float(spec["timeout"]) if spec.get("timeout") else None
     reason = "stopped"
     try:
