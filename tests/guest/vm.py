@@ -110,7 +110,8 @@ def guest_env(extra: dict | None = None) -> dict:
 def command_script(argv: list[str], cwd: str, env: dict) -> str:
     """/run/gtk/cmd.sh: run argv in cwd with exactly env (stdin from /dev/null)."""
     assigns = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
-    return (f"mkdir -p /tmp/home /tmp/.cache\n"
+    dirs = " ".join(shlex.quote(env[k]) for k in ("HOME", "TMPDIR", "XDG_CACHE_HOME") if k in env)
+    return ((f"mkdir -p {dirs}\n" if dirs else "") +
             f"cd {shlex.quote(cwd)} 2>/dev/null || cd /\n"
             f"exec /usr/bin/env -i {assigns} {' '.join(shlex.quote(a) for a in argv)} </dev/null 2>&1\n")
 
@@ -201,6 +202,7 @@ def run_in_guest(argv: list[str], timeout: float = 600, env: dict | None = None,
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
     buf = ""        # console text not yet handed to a stream
+    fresh = False
     try:
         while True:
             left = timeout - (time.monotonic() - t0)
@@ -223,12 +225,15 @@ def run_in_guest(argv: list[str], timeout: float = 600, env: dict | None = None,
                     boot_seconds = time.monotonic() - t0
                     if boot_stream:
                         boot_stream(buf[:m.start()])
-                    buf = buf[m.end():].lstrip("\n")
+                    buf = buf[m.end():]
+                    fresh = True     # the marker's own newline may still be on its way
                     log(f"guest: booted {kernel.version} in {boot_seconds:.1f} s ({accel})")
                 elif "\n" in buf:
                     head, _, buf = buf.rpartition("\n")
                     if boot_stream:
                         boot_stream(head + "\n")
+            if boot_seconds is not None and fresh and buf:
+                buf, fresh = (buf[1:] if buf[0] == "\n" else buf), False
             if boot_seconds is not None and stream:
                 # hold back a possible partial marker at the end
                 m = exit_re.search(buf)
