@@ -93,7 +93,8 @@ Example:
             from gdb_toolkit.stack.gdb_kernel import kernel_view
 
             for d in out:
-                d.kernel = kernel_view(d)
+                if d.signal and d.signal["signo"] in (7, 11):
+                    d.kernel = kernel_view(d, kind)
         return out[0] if len(out) == 1 and not args.all_threads else AllThreads(out)
 
     def render(self, report, ctx):

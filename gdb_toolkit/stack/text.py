@@ -87,4 +87,25 @@ def render_diagnosis(d: Diagnosis, width: int | None = None) -> str:
     out.append(_frames(d, width))
     for a in d.assumptions:
         out.append(_wrap("assumed", a, width))
+    if d.kernel:
+        out.append("\n" + _kernel(d.kernel, width))
     return "".join(out)
+
+
+def _kernel(k: dict, width: int | None) -> str:
+    out = [f"kernel view (re-ran {' '.join(k['argv'])} as pid {k['pid']}: {k['exit']}):\n"]
+    traced = k["traced_function"]
+    how = f"{k['attach_method']} on {traced}" + (
+        "" if traced == k["requested_function"] else f" (instead of {k['requested_function']})")
+    pairs = [("traced", how)]
+    if k["note"]:
+        pairs.append(("why", k["note"]))
+    pairs.append(("growth calls", f"{k['growth_calls']}, refused {len(k['refused'])}"
+                  + (f", largest granted {hs(k['largest_granted'])}" if k["largest_granted"] else "")))
+    for e in k["refused"][-3:]:
+        pairs.append(("refused", f"{e['function']}: size {e['size']} ({hs(e['size'])}) -> "
+                      f"{e['retval']} ({e['errno_name']})"))
+    pairs.append(("compare", k["comparison"]))
+    for sk in k["skipped"]:
+        pairs.append(("not traced", sk))
+    return out[0] + "".join("  " + ln + "\n" for ln in key_values(pairs).splitlines())
