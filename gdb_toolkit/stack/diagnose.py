@@ -268,9 +268,11 @@ def _fault(f: StackFacts, d: Diagnosis, region: StackRegion | None, sig, fault: 
                       f"{phrase}")
         expl.insert(0, f"expand_downwards() keeps stack_guard_gap ({hs(f.guard_gap)}, "
                     f"{f.guard_gap_source}) free above any accessible mapping below the stack; "
-                    f"{below.label} ends at 0x{below.end:x}, so the stack cannot reach below "
-                    f"0x{below.end + f.guard_gap:x} ({_room(room_below)}), whatever RLIMIT_STACK "
-                    f"({limtxt}{assumed}) says.")
+                    f"{below.label} ends at 0x{below.end:x}, so the stack may not grow below "
+                    f"0x{below.end + f.guard_gap:x}"
+                    + (f" -- above its current bottom 0x{region.start:x}, so it cannot grow at all"
+                       if below.end + f.guard_gap >= region.start else f" ({_room(room_below)})")
+                    + f", whatever RLIMIT_STACK ({limtxt}{assumed}) says.")
         if rl_hit:
             expl.append(f"The growth ({hs(growth)}) would also exceed RLIMIT_STACK ({limtxt}).")
         d.fix = Fix("heap", f"move the buffer to the heap (malloc), or map {below.label} further "

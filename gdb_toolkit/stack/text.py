@@ -10,7 +10,7 @@ FRAME_ROWS = 12
 
 def _wrap(label: str, text: str, width: int | None) -> str:
     w = max((width or 100) - 10, 40)
-    lines = textwrap.wrap(text, w) or [""]
+    lines = textwrap.wrap(text, w, break_on_hyphens=False) or [""]
     return "".join(f"{label if i == 0 else '':<8}  {ln}\n" for i, ln in enumerate(lines))
 
 
