@@ -323,3 +323,21 @@ def test_exited_process():
     res = run_gdb(["run", "stack-diagnose"], program=prog)
     assert "needs a stopped process or a core file" in res.stderr
     assert_no_traceback(res)
+
+
+def test_kernel_written_core_of_a_thread_overflow(tmp_path):
+    pattern = open("/proc/sys/kernel/core_pattern").read().strip()
+    if pattern.startswith("|") or "/" in pattern:
+        pytest.skip(f"core_pattern {pattern!r} does not write into the working directory")
+    prog = build("thread_overflow")
+    run = subprocess.run(["prlimit", "--core=unlimited", str(prog)], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode != 0
+    cores = [p for p in tmp_path.iterdir() if p.name.startswith(pattern.split("%")[0] or "core")]
+    if not cores:
+        pytest.skip(f"no core written (core_pattern {pattern!r})")
+    doc = run_gdb(json_wrapped("stack-diagnose --json"), program=prog, core=cores[0]).json_documents()[-1]
+    assert doc["verdict"] == "thread-overflow" and doc["thread"]["target"] == "core"
+    assert doc["stack"]["end"] - doc["stack"]["start"] == 65536
+    assert doc["stack"]["guard"]["perms"] == "---p"           # the kernel records PROT_NONE
+    assert passes_with([prog, doc["fix"]["stacksize"]])
