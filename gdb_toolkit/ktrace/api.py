@@ -124,7 +124,13 @@ class TraceSession:
                         except Exception:
                             pass
                 elif kind == "error":
-                    self.error = ToolkitError(msg.get("cause", "ktrace worker failed"), msg.get("fix") or None)
+                    cause = msg.get("cause", "ktrace worker failed")
+                    if "compile" in cause:
+                        time.sleep(0.2)     # let the stderr reader catch the compiler's words
+                        errs = [l for l in self.stderr_tail if "error:" in l]
+                        if errs:
+                            cause += f" ({errs[0].strip()})"
+                    self.error = ToolkitError(cause, msg.get("fix") or None)
                 elif kind == "end":
                     self.end = msg
         finally:

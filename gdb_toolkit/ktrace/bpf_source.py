@@ -94,6 +94,8 @@ def generate(cand: Candidate, values: list[ResolvedValue], pid: int | None, ret:
     nv = max(1, len(values))
     method = cand.method
     parts = [_HEADER.replace("NVALS", str(nv)), _READ]
+    if method == "kprobe":      # struct pt_regs: the architecture's register ABI, not a kernel struct
+        parts.insert(0, "#include <uapi/linux/ptrace.h>\n")
     if stack:
         parts.append("BPF_STACK_TRACE(gtk_kt_stacks, 1024);\n")
     exit_tp = cand.exit_tracepoint

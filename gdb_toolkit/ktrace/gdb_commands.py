@@ -198,7 +198,7 @@ Example:
             raise
         inferior_traced = live and pid == facts.current_pid()
         if args.run:
-            return self._run_mode(session, spec)
+            return self._run_mode(session, spec, quiet=args.json)
         if inferior_traced and not args.count and not args.timeout:
             _state.update(session=session, shown=0)
             _hook()
@@ -217,7 +217,7 @@ Example:
         report.convenience = _set_vars(report.events)
         return report
 
-    def _run_mode(self, session, spec):
+    def _run_mode(self, session, spec, quiet=False):
         stop = {}
 
         def on_stop(ev):
@@ -236,7 +236,7 @@ Example:
         gdb.events.exited.connect(on_exit)
         try:
             try:
-                gdb.execute("continue")
+                gdb.execute("continue", to_string=quiet)
             except gdb.error as exc:
                 stop.setdefault("why", str(exc))
             _wait_quiet(session)
