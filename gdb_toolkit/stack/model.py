@@ -3,7 +3,9 @@ from dataclasses import dataclass, field
 
 from gdb_toolkit.common.procfs import Mapping
 
-SIGNAL_NAMES = {4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 11: "SIGSEGV"}
+SIGNAL_NAMES = {2: "SIGINT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE",
+                9: "SIGKILL", 11: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM",
+                17: "SIGCHLD", 19: "SIGSTOP", 20: "SIGTSTP"}
 SEGV_CODES = {1: "SEGV_MAPERR", 2: "SEGV_ACCERR", 3: "SEGV_BNDERR", 4: "SEGV_PKUERR",
               0x80: "SI_KERNEL", 0: "SI_USER", -6: "SI_TKILL"}
 BUS_CODES = {1: "BUS_ADRALN", 2: "BUS_ADRERR", 3: "BUS_OBJERR", 0x80: "SI_KERNEL", 0: "SI_USER",

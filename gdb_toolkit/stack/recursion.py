@@ -57,11 +57,12 @@ def detect_recursion(frames: list[Frame], frames_complete: bool, stack_words: by
     if frames_complete:
         depth, method = covered, f"counted: the walk reached the outermost frame ({len(frames)} frames)"
     else:
-        # return addresses into the cycle (frames above the innermost have pc = return address)
-        ret = next((f.pc for f in run if f.level > 0), None)
+        # the recursive call's return address: the pc of the cycle's second occurrence (the
+        # innermost frame's pc is where it stopped, e.g. a call to pause(), not the recursion)
+        ret = run[length].pc if len(run) > length else None
         copies = count_words(stack_words, ret, word) if (ret and stack_words) else 0
         if copies:
-            depth = copies * length + (1 if run[0].level == 0 else 0)
+            depth = copies * length + length
             method = (f"counted {copies} copies of the return address 0x{ret:x} in the "
                       f"{len(stack_words)} bytes of stack memory above sp")
         elif avg and stack_top:

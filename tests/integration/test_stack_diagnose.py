@@ -341,3 +341,53 @@ def test_kernel_written_core_of_a_thread_overflow(tmp_path):
     assert doc["stack"]["end"] - doc["stack"]["start"] == 65536
     assert doc["stack"]["guard"]["perms"] == "---p"           # the kernel records PROT_NONE
     assert passes_with([prog, doc["fix"]["stacksize"]])
+
+
+TWO_FRAMES = r"""
+#include <alloca.h>
+#include <stdlib.h>
+#include <string.h>
+__attribute__((noinline)) int leaf(void) { volatile char b[256 << 10]; b[0] = 1; return b[0]; }
+__attribute__((noinline)) int big(size_t n) { char *p = alloca(n); memset(p, 0, n); return leaf() + p[1]; }
+int main(int argc, char **argv) { return big(strtoul(argv[1], 0, 0)) == 99; }
+"""
+
+
+def test_culprit_is_the_biggest_frame_not_the_faulting_one():
+    prog = compile_c(TWO_FRAMES, name="two_frames", flags=["-g", "-O0"])
+    n = 8_200_000                      # fits alone; the 256 KiB callee then overflows
+    doc, orc, res = diagnose_live(prog, [str(n)])
+    assert doc["frames"][0]["function"] == "leaf"
+    c = doc["culprit"]
+    assert c["function"] == "big" and c["frame_level"] == 1
+    assert n <= c["frame_size"] <= n + 4096
+    assert c["instruction"]["text"] == "sub rsp, rax"
+    assert doc["verdict"] == "rlimit"
+    assert passes_with([prog, n], doc["fix"]["ulimit_kib"] * 1024)
+
+
+SLEEPER = r"""
+#include <stdio.h>
+#include <unistd.h>
+volatile long depth;
+long down(long n) { volatile char pad[100]; pad[0] = n; depth = n;
+  if (n == 5000) { printf("ready\n"); fflush(stdout); for (;;) pause(); }
+  return down(n + 1) + pad[0]; }
+int main(void) { return (int)down(1); }
+"""
+
+
+def test_attached_process_health_report():
+    from tests.support.gdbrun import background
+
+    prog = compile_c(SLEEPER, name="sleeper", flags=["-g", "-O0"])
+    with background([prog], ready="ready") as (proc, _):
+        with open(f"/proc/{proc.pid}/limits") as fh:
+            limit = next(l for l in fh if l.startswith("Max stack size")).split()[3]
+        res = run_gdb([*json_wrapped("stack-diagnose --json"), "detach"], pid=proc.pid)
+        assert_no_traceback(res)
+        doc = res.json_documents()[-1]
+        assert proc.poll() is None                      # still alive after we detached
+    assert doc["verdict"] == "healthy" and doc["thread"]["target"] == "live"
+    assert doc["recursion"]["functions"][0] == "down" and abs(doc["recursion"]["depth"] - 5000) <= 1
+    assert str(doc["rlimit_soft"]) == limit

@@ -205,3 +205,19 @@ def test_recursion_and_health():
     assert d.cause == "deep-recursion" and d.recursion.avg_frame == 80
     h = diagnose(facts(STACK.end - 4096, None, [Frame(0, 1, STACK.end - 4096, "main")], signo=0))
     assert h.verdict == "healthy" and "healthy" in h.headline
+
+
+def test_mutual_recursion_depth_from_memory():
+    from gdb_toolkit.stack.recursion import detect_recursion
+
+    frames = [Frame(0, 0x100, 0x9000, "a")]
+    for lvl in range(1, 12):
+        frames.append(Frame(lvl, 0x200 if lvl % 2 else 0x300, 0x9000 + 48 * lvl,
+                            "b" if lvl % 2 else "a"))
+    from gdb_toolkit.stack.diagnose import frame_sizes
+
+    frame_sizes(frames)
+    # the real stack holds 20 frames: a at even levels 0..18, so 9 copies of a's return address
+    words = struct.pack("<20Q", *([0x300] * 9 + [0x200] * 10 + [0x7]))
+    r = detect_recursion(frames, False, words, 0x10000, 0x9000)
+    assert r.functions == ["a", "b"] and r.depth == 20 and r.avg_frame == 48
