@@ -47,6 +47,18 @@ Example:
                        help="also re-run under a bcc probe on acct_stack_growth (root, kprobes)")
         return p
 
+    def complete(self, text, word):
+        """Thread numbers after --thread; options otherwise."""
+        toks = text.split()
+        after = (toks[-1:] == ["--thread"] and text.endswith(" ")) or (
+            len(toks) >= 2 and toks[-2] == "--thread" and not text.endswith(" "))
+        if after:
+            if word is None:
+                return []
+            nums = sorted(t.num for t in gdb.selected_inferior().threads())
+            return [str(n) for n in nums if str(n).startswith(word)]
+        return super().complete(text, word)
+
     def run(self, args):
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.gdbsupport import facts as gfacts

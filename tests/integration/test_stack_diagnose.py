@@ -199,6 +199,13 @@ def test_thread_overflow(thread_case):
     assert not passes_with([prog, 65536])
 
 
+def test_thread_number_completion():
+    res = run_gdb(["run", "complete stack-diagnose --thread ", "complete stack-diagnose --all"],
+                  program=build("thread_overflow"))
+    assert "stack-diagnose --thread 1\nstack-diagnose --thread 2\n" in res.stdout
+    assert "stack-diagnose --all-threads" in res.stdout
+
+
 def test_all_threads(thread_case):
     prog, doc, orc, res = thread_case
     docs = res.json_documents()
