@@ -221,3 +221,31 @@ def test_mutual_recursion_depth_from_memory():
     words = struct.pack("<20Q", *([0x300] * 9 + [0x200] * 10 + [0x7]))
     r = detect_recursion(frames, False, words, 0x10000, 0x9000)
     assert r.functions == ["a", "b"] and r.depth == 20 and r.avg_frame == 48
+
+
+def test_every_verdict_renders_as_text():
+    from gdb_toolkit.common.render import to_json
+    from gdb_toolkit.stack.text import render_diagnosis
+
+    tstack = Mapping(0x7ffff7dbf000, 0x7ffff7dcf000, "rw-p", 0, "00:00", 0, "")
+    guard = Mapping(0x7ffff7dbe000, 0x7ffff7dbf000, "---p", 0, "00:00", 0, "")
+    below = Mapping(STACK.start - 512 * 1024 - 4096, STACK.start - 512 * 1024, "r--p", 0, "00:00", 0, "")
+    top = STACK.end - 64
+    cases = [
+        facts(STACK.end - 16 * MiB, STACK.end - 16 * MiB, [Frame(0, 1, STACK.end - 16 * MiB, "c"), Frame(1, 2, top, "m")]),
+        facts(STACK.start - 131072, STACK.start - 131080, [Frame(0, 1, STACK.start - 131072, "g"), Frame(1, 2, top, "m")],
+              maps=(HEAP, LD, below, STACK)),
+        facts(tstack.start - 70000, tstack.start - 70008, [Frame(0, 1, tstack.start - 70000, "f"), Frame(1, 2, tstack.end - 512, "w")],
+              maps=(HEAP, guard, tstack, LD, STACK), main=False),
+        facts(top, 0x10, [Frame(0, 1, top, "main")]),
+        facts(top, None, [Frame(0, 1, top, "main")], signo=0),
+        facts(top, 0, [Frame(0, 1, top, "main")], code=0x80),
+    ]
+    verdicts = []
+    for f in cases:
+        d = diagnose(f)
+        text = render_diagnosis(d, 80)
+        assert f"[{d.verdict}]" in text and "FIX" in text
+        assert to_json(d)
+        verdicts.append(d.verdict)
+    assert verdicts == ["rlimit", "guard-gap", "thread-overflow", "not-stack", "healthy", "not-stack"]
