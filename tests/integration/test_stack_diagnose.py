@@ -398,3 +398,13 @@ def test_attached_process_health_report():
     assert doc["verdict"] == "healthy" and doc["thread"]["target"] == "live"
     assert doc["recursion"]["functions"][0] == "down" and abs(doc["recursion"]["depth"] - 5000) <= 1
     assert str(doc["rlimit_soft"]) == limit
+
+
+def test_thread_with_clash_protection_hits_its_guard_page():
+    prog = build("thread_overflow", "-O2", "-fstack-clash-protection")
+    doc, orc, res = diagnose_live(prog, ["65536", "1048576"])
+    guard = next(m for m in maps_of(orc["maps"]) if m[1] == doc["stack"]["start"])
+    assert guard[2] == "---p" and guard[0] <= orc["addr"] < guard[1]     # inside the guard
+    assert doc["verdict"] == "thread-overflow" and doc["cause"] == "clash-probe"
+    assert 1048576 <= doc["clash_probe"]["requested"] <= 1048576 + 8192
+    assert passes_with([prog, doc["fix"]["stacksize"], 1048576])
