@@ -27,3 +27,6 @@ gdb_session "$B/thread_overflow" "run" "stack-diagnose"
 
 say "An ordinary NULL dereference is not called a stack problem:"
 gdb_session "$B/badptr" "run null" "stack-diagnose"
+
+say "--kernel re-runs it under a bcc probe on acct_stack_growth (root + kprobes; otherwise it says why):"
+gdb_session "$B/teststack" "run 1920 1080" "stack-diagnose --kernel" 2>&1 | sed -n '/kernel view\|--kernel:/,$p'
