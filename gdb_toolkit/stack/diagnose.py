@@ -1,5 +1,4 @@
 """StackFacts -> Diagnosis: one verdict, the numbers behind it, and the fix.  Pure."""
-from dataclasses import asdict
 
 from gdb_toolkit.common.procfs import Mapping, find_mapping
 from gdb_toolkit.stack.units import hs

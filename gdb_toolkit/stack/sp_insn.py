@@ -8,7 +8,6 @@ from gdb_toolkit.common.disasm import Insn
 from gdb_toolkit.stack.model import ClashProbe, SpMover
 
 SP = {"x86_64": "rsp", "aarch64": "sp"}
-_IMM = r"#?(0x[0-9a-f]+|\d+)"
 
 
 def _imm(text: str) -> int | None:

@@ -12,7 +12,7 @@ from gdb_toolkit.common.procfs import Mapping
 from gdb_toolkit.stack.diagnose import diagnose
 from gdb_toolkit.stack.kernel_rules import (guard_gap_from_cmdline, thread_stacksize_for,
                                             ulimit_kib_for)
-from gdb_toolkit.stack.model import Code, Frame, SignalInfo, StackFacts
+from gdb_toolkit.stack.model import Frame, SignalInfo, StackFacts
 from gdb_toolkit.stack.recursion import count_words, find_cycle
 from gdb_toolkit.stack.sp_insn import detect_clash_probe, find_sp_mover
 from tests.support.gdbrun import REPO, compile_c
