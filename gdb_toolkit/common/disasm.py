@@ -36,12 +36,32 @@ def normalize_arch(name: str) -> str:
                        "gdb_toolkit supports x86_64 and aarch64")
 
 
+def _import_capstone():
+    """Import capstone without its 0.3 s detour: Debian's capstone 4 imports distutils, which
+    setuptools' _distutils_hack turns into importing all of setuptools/pkg_resources.  The
+    hook is set aside for that one import (the standard library's distutils serves)."""
+    import sys
+    import warnings
+
+    from gdb_toolkit.common.deps import require
+
+    if "capstone" in sys.modules or "distutils" in sys.modules:
+        return require("capstone")
+    hooks = [f for f in sys.meta_path if type(f).__module__ == "_distutils_hack"]
+    for h in hooks:
+        sys.meta_path.remove(h)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return require("capstone")
+    finally:
+        sys.meta_path[:0] = hooks
+
+
 def _engine(arch: str):
     arch = normalize_arch(arch)
     if arch not in _engines:
-        from gdb_toolkit.common.deps import require
-
-        cs = require("capstone")
+        cs = _import_capstone()
         if arch == "x86_64":
             md = cs.Cs(cs.CS_ARCH_X86, cs.CS_MODE_64)
         else:

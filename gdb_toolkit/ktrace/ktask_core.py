@@ -1,0 +1,61 @@
+"""ktask's impure edge: open /proc/kcore, BTF and kallsyms, then the pure TaskReader."""
+import os
+
+from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.ktrace.task_walk import TaskReader, TaskReport, looks_like_address
+
+CAPTURE_FIX = ("or use capture mode, which needs no kcore: ktrace FUNC --capture FIELD "
+               "(the BPF program reads the task's fields at event time)")
+
+
+def open_kernel(kcore_path: str = "/proc/kcore"):
+    from gdb_toolkit.kernel.btf import Btf
+    from gdb_toolkit.kernel.kallsyms import Kallsyms
+    from gdb_toolkit.kernel.kcore import Kcore
+
+    try:
+        kcore = Kcore.open(kcore_path)
+    except ToolkitError as exc:
+        raise ToolkitError(exc.cause, f"{exc.fix}; {CAPTURE_FIX}" if exc.fix else CAPTURE_FIX) from None
+    return kcore, Btf.load(), Kallsyms.load()
+
+
+def _proc_comm(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def inspect_task(value: int, fields: list[str], kcore_path: str = "/proc/kcore") -> TaskReport:
+    kcore, btf, ksyms = open_kernel(kcore_path)
+
+    def symbolize(addr):
+        try:
+            return ksyms.format(addr)
+        except Exception:
+            return None
+
+    reader = TaskReader(kcore.read, btf, symbolize)
+    if looks_like_address(value):
+        task, found_by = value, "address"
+    else:
+        init = ksyms.address("init_task")
+        if init is None:
+            raise ToolkitError("init_task is not in /proc/kallsyms", "run as root (kptr_restrict)")
+        task, n = reader.find_pid(init, value)
+        found_by = f"task list walk, {n} tasks"
+    try:
+        pid, tgid, comm = reader.scalar(task, "pid"), reader.scalar(task, "tgid"), reader.comm(task)
+    except ToolkitError as exc:
+        raise ToolkitError(f"0x{task:x} is not a readable task_struct ({exc.cause})",
+                           "give a task address from $ktask or a pid") from None
+    proc = _proc_comm(tgid) if tgid > 0 else None
+    verified = pid > 0 and proc is not None and comm == proc[:15]
+    if not looks_like_address(value) and pid != value:
+        verified = False
+    report = TaskReport(task, pid, tgid, comm, proc, verified, found_by)
+    report.fields = [reader.field(task, f) for f in fields]
+    kcore.close()
+    return report

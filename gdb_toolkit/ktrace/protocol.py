@@ -1,0 +1,71 @@
+"""The worker's wire protocol: one JSON object per line on its stdout.
+
+``{"type": "armed", ...}`` once attached, then ``{"type": "event", ...}`` per
+event, ``{"type": "error", "cause", "fix"}`` on failure, and always a final
+``{"type": "end", "reason", "events", "detached"}``.  Pure.
+"""
+import json
+from dataclasses import dataclass, field
+
+TYPES = ("armed", "event", "error", "end", "note")
+
+
+@dataclass
+class TraceEvent:
+    time_ns: int
+    pid: int
+    tid: int
+    comm: str
+    task: int
+    args: dict = field(default_factory=dict)
+    retval: int | None = None
+    stack: list[str] = field(default_factory=list)
+    fields: dict = field(default_factory=dict)     # capture mode: task fields read at event time
+    function: str = ""
+
+
+@dataclass
+class Armed:
+    attach_method: str           # kprobe | kretprobe | kfunc | kretfunc | tracepoint
+    traced_function: str         # what was actually attached (function or CAT:NAME)
+    requested: str
+    note: str = ""               # why a fallback was traced, how its values relate
+    programs: list[str] = field(default_factory=list)   # BPF program names (bpftool prog show)
+    skipped: list[str] = field(default_factory=list)    # what was tried and why it failed
+    headers: str = ""            # kernel headers bcc compiled against
+    notes: list[str] = field(default_factory=list)      # environment actions (tracefs mounted...)
+    compile_s: float = 0.0
+    attach_s: float = 0.0
+    unavailable: dict = field(default_factory=dict)     # value name -> why
+
+
+def encode(kind: str, **payload) -> str:
+    if kind not in TYPES:
+        raise ValueError(f"unknown message type {kind!r}")
+    return json.dumps({"type": kind, **payload}, sort_keys=True)
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def decode(line: str) -> dict:
+    try:
+        msg = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"not JSON: {line[:120]!r} ({exc})") from None
+    if not isinstance(msg, dict) or msg.get("type") not in TYPES:
+        raise ProtocolError(f"not a worker message: {line[:120]!r}")
+    return msg
+
+
+def event_from(msg: dict) -> TraceEvent:
+    return TraceEvent(int(msg["time_ns"]), int(msg["pid"]), int(msg["tid"]), str(msg.get("comm", "")),
+                      int(msg["task"]), dict(msg.get("args") or {}), msg.get("retval"),
+                      list(msg.get("stack") or []), dict(msg.get("fields") or {}),
+                      str(msg.get("function", "")))
+
+
+def armed_from(msg: dict) -> Armed:
+    known = Armed.__dataclass_fields__
+    return Armed(**{k: v for k, v in msg.items() if k in known})

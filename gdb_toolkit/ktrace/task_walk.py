@@ -1,0 +1,110 @@
+"""Find and read task_structs through a kernel memory reader with BTF offsets. Pure:
+the reader (``read(addr, size) -> bytes``), BTF and symbol lookups come in."""
+from dataclasses import dataclass, field
+
+from gdb_toolkit.common.errors import ToolkitError
+
+MAX_TASKS = 1 << 20
+KERNEL_MIN = 1 << 47        # anything below is not a kernel address on x86_64/arm64
+
+
+@dataclass
+class TaskField:
+    path: str
+    type_name: str
+    value: object               # int, str (char arrays), or None when unreadable
+    text: str                   # rendered: number, 0x.. pointer with symbol, string
+    address: int | None = None
+    error: str = ""
+
+
+@dataclass
+class TaskReport:
+    task: int
+    pid: int
+    tgid: int
+    comm: str
+    proc_comm: str | None       # /proc/PID/comm, the independent check
+    verified: bool
+    found_by: str               # 'address' | 'task list walk (N tasks)'
+    fields: list[TaskField] = field(default_factory=list)
+    typed: bool = False         # $ktask typed as struct task_struct *
+
+
+class TaskReader:
+    def __init__(self, read, btf, symbolize=None):
+        self.read = read              # read(addr, size) -> bytes
+        self.btf = btf
+        self.symbolize = symbolize    # addr -> "name+0xoff" or None
+        self._paths = {}
+
+    def path(self, expr: str):
+        if expr not in self._paths:
+            self._paths[expr] = self.btf.resolve("task_struct", expr)
+        return self._paths[expr]
+
+    def u64(self, addr: int) -> int:
+        return int.from_bytes(self.read(addr, 8), "little")
+
+    def scalar(self, task: int, expr: str) -> int:
+        mp = self.path(expr)
+        addr = mp.address(task, self.u64)
+        return mp.extract(self.read(addr, mp.size))
+
+    def comm(self, task: int) -> str:
+        mp = self.path("comm")
+        raw = self.read(mp.address(task, self.u64), mp.size or 16)
+        return raw.split(b"\0", 1)[0].decode(errors="replace")
+
+    def walk(self, init_task: int):
+        """Yield every thread-group leader on init_task.tasks."""
+        off = self.path("tasks").offset
+        task, n = init_task, 0
+        while True:
+            yield task
+            n += 1
+            if n > MAX_TASKS:
+                raise ToolkitError("the task list does not end (inconsistent kcore read?)",
+                                   "retry; the list changes while being walked")
+            nxt = self.u64(task + off) - off
+            if nxt == init_task:
+                return
+            task = nxt
+
+    def find_pid(self, init_task: int, pid: int) -> tuple[int, int]:
+        count = 0
+        for task in self.walk(init_task):
+            count += 1
+            if self.scalar(task, "pid") == pid or (self.scalar(task, "tgid") == pid):
+                if self.scalar(task, "pid") == pid:
+                    return task, count
+        raise ToolkitError(f"no task with pid {pid} on the kernel's task list ({count} tasks walked)",
+                           "check the pid (it may have exited); thread ids other than a process's "
+                           "main thread are not walked")
+
+    def field(self, task: int, expr: str) -> TaskField:
+        try:
+            mp = self.path(expr)
+        except ToolkitError as exc:
+            return TaskField(expr, "?", None, "-", error=str(exc))
+        try:
+            addr = mp.address(task, self.u64)
+            if mp.kind == "array" and mp.size and "char" in mp.type_name:
+                raw = self.read(addr, mp.size)
+                s = raw.split(b"\0", 1)[0].decode(errors="replace")
+                return TaskField(expr, mp.type_name, s, repr(s), addr)
+            if mp.kind in ("struct", "union", "array") or not mp.size or mp.size > 8:
+                return TaskField(expr, mp.type_name, None, f"({mp.type_name} at 0x{addr:x})", addr)
+            v = mp.extract(self.read(addr, mp.size))
+        except ToolkitError as exc:
+            return TaskField(expr, mp.type_name, None, "-", error=str(exc))
+        if mp.kind == "ptr":
+            sym = self.symbolize(v) if (self.symbolize and v) else None
+            text = f"0x{v:x}" + (f" <{sym}>" if sym else "")
+        else:
+            text = str(v)
+        return TaskField(expr, mp.type_name, v, text, addr)
+
+
+def looks_like_address(value: int) -> bool:
+    return value >= KERNEL_MIN

@@ -1,0 +1,1 @@
+"""stack-diagnose: why the stack could not grow, who asked for it, and what fixes it."""

@@ -1,0 +1,192 @@
+"""``stack-diagnose --kernel``: re-run the faulting program under a bcc probe on the
+kernel's stack-growth check and summarise what the kernel itself saw.  No gdb import.
+
+The probe is gdb_toolkit.ktrace's worker (a separate /usr/bin/python3 process with bcc):
+``acct_stack_growth(vma, size, grow)``, or -- where it is inlined, as on Debian 6.1 --
+its caller ``expand_downwards(vma, address)`` with size = vma->vm_end - address, then
+``expand_stack``; the worker says which one it attached.  The program is started paused
+(``sh -c 'read; exec PROGRAM'``) so the probe is armed, filtered by its pid, before the
+program runs a single instruction.
+"""
+import errno
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from gdb_toolkit.common.errors import ToolkitError
+
+PROBED = "acct_stack_growth"
+
+
+@dataclass
+class KernelEvent:
+    function: str
+    size: int | None
+    retval: int | None
+    errno_name: str | None
+    comm: str
+
+
+@dataclass
+class KernelView:
+    requested_function: str
+    traced_function: str
+    attach_method: str
+    note: str
+    argv: list[str]
+    pid: int
+    exit: str
+    growth_calls: int
+    refused: list[KernelEvent]
+    largest_granted: int | None
+    user_growth: int | None
+    comparison: str
+    skipped: list[str] = field(default_factory=list)
+
+
+def kprobes_available() -> tuple[bool, str]:
+    """(usable, why not): root, and kprobes via tracefs or the perf kprobe PMU."""
+    if os.environ.get("GDB_TOOLKIT_KTRACE_WORKER"):
+        return True, ""                       # a substitute worker decides for itself
+    if os.geteuid() != 0:
+        return False, "--kernel needs root (bcc loads BPF programs)"
+    tracefs = [d for d in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+               if os.path.exists(os.path.join(d, "kprobe_events"))]
+    mountable = False
+    try:
+        with open("/proc/filesystems") as fh:
+            mountable = "tracefs" in fh.read()
+    except OSError:
+        pass
+    if not tracefs and not os.path.exists("/sys/bus/event_source/devices/kprobe"):
+        import platform
+
+        if not (mountable and _config_kprobes() == "y"):
+            return False, (f"kernel {platform.release()} offers no kprobes (no kprobe_events in "
+                           "tracefs and no perf kprobe PMU)")
+    return True, ""
+
+
+def _config_kprobes() -> str | None:
+    import platform
+
+    try:
+        with open(f"/boot/config-{platform.release()}") as fh:
+            for line in fh:
+                if line.startswith("CONFIG_KPROBES="):
+                    return line.strip().split("=", 1)[1]
+    except OSError:
+        return None
+    return None
+
+
+def _errno_name(rv: int | None) -> str | None:
+    if rv is None or rv >= 0:
+        return None
+    return "-" + errno.errorcode.get(-rv, str(-rv))
+
+
+def summarise(events, armed_function: str, attach_method: str, note: str, argv, pid: int,
+              exit_text: str, user_growth: int | None, skipped=()) -> KernelView:
+    """Pure: the worker's events -> what the kernel granted and refused."""
+    evs = [KernelEvent(e.function or armed_function, _int(e.args.get("size")), e.retval,
+                       _errno_name(e.retval), e.comm) for e in events]
+    refused = [e for e in evs if e.retval is not None and e.retval < 0]
+    granted = [e.size for e in evs if e.retval == 0 and e.size is not None]
+    largest = max(granted) if granted else None
+    if refused and refused[-1].size is not None and user_growth:
+        k = refused[-1].size
+        diff = k - user_growth
+        comparison = (f"kernel: {refused[-1].function} size {k} -> {refused[-1].errno_name}; "
+                      f"user space: growth {user_growth} (difference {diff:+d} B -- the re-run has "
+                      "its own stack contents and layout)")
+    elif refused:
+        comparison = f"kernel refused growth {len(refused)} time(s) ({refused[-1].errno_name})"
+    else:
+        comparison = ("the kernel refused no stack growth in the re-run -- the fault did not "
+                      "reproduce, or was not a growth failure")
+    return KernelView(PROBED, armed_function, attach_method, note, list(argv), pid, exit_text,
+                      len(evs), refused, largest, user_growth, comparison, list(skipped))
+
+
+def _int(v):
+    try:
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _exit_text(rc: int | None) -> str:
+    if rc is None:
+        return "still running (killed after the timeout)"
+    if rc < 0:
+        try:
+            return f"killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"killed by signal {-rc}"
+    return f"exit status {rc}"
+
+
+def rerun(argv: list[str], cwd: str | None, env: dict | None, rlimit_stack: tuple | None,
+          user_growth: int | None, timeout: float = 60.0) -> KernelView:
+    """Start *argv* paused, arm the probe on its pid, let it run to its end, summarise."""
+    from gdb_toolkit.ktrace.api import TraceSpec, start
+
+    def prepare():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if rlimit_stack is not None:
+            inf = resource.RLIM_INFINITY
+            soft, hard = rlimit_stack
+            resource.setrlimit(resource.RLIMIT_STACK, (inf if soft is None else soft,
+                                                       inf if hard is None else hard))
+
+    try:
+        child = subprocess.Popen(["/bin/sh", "-c", 'read _ && exec "$@"', "sh", *argv],
+                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, cwd=cwd, env=env,
+                                 preexec_fn=prepare, start_new_session=True)
+    except OSError as exc:
+        raise ToolkitError(f"cannot re-run {argv[0]}: {exc}", "check the program still exists")
+    session = None
+    try:
+        session = start(TraceSpec(PROBED, pid=child.pid, ret=True, args=["size"],
+                                  timeout=timeout + 30))
+        child.stdin.write(b"\n")
+        child.stdin.close()
+        try:
+            rc = child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+        _settle(session)
+    finally:
+        if child.poll() is None:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            child.wait(10)
+        if session is not None:
+            session.stop()
+    if session.error and not session.collected and session.armed is None:
+        raise session.error
+    a = session.armed
+    return summarise(session.collected, a.traced_function if a else PROBED,
+                     a.attach_method if a else "", a.note if a else "", argv, child.pid,
+                     _exit_text(rc), user_growth, a.skipped if a else [])
+
+
+def _settle(session, quiet: float = 0.3, limit: float = 3.0) -> None:
+    """Let in-flight events arrive (perf buffer poll + pipe) after the program ended."""
+    begin = time.monotonic()
+    seen, changed = len(session.collected), time.monotonic()
+    while session.running and time.monotonic() - begin < limit:
+        time.sleep(0.05)
+        n = len(session.collected)
+        if n != seen:
+            seen, changed = n, time.monotonic()
+        elif time.monotonic() - changed >= quiet:
+            break

@@ -1,0 +1,111 @@
+"""Diagnosis -> text for the terminal.  Pure."""
+import textwrap
+
+from gdb_toolkit.common.render import hexaddr, key_values, table
+from gdb_toolkit.stack.units import hs
+from gdb_toolkit.stack.model import Diagnosis
+
+FRAME_ROWS = 12
+
+
+def _wrap(label: str, text: str, width: int | None) -> str:
+    w = max((width or 100) - 10, 40)
+    lines = textwrap.wrap(text, w, break_on_hyphens=False) or [""]
+    return "".join(f"{label if i == 0 else '':<8}  {ln}\n" for i, ln in enumerate(lines))
+
+
+def _frames(d: Diagnosis, width: int | None) -> str:
+    frames = d.frames
+    rows, shown = [], frames
+    if len(frames) > FRAME_ROWS:
+        shown = frames[:FRAME_ROWS - 2] + frames[-1:]
+    last = None
+    for f in shown:
+        if last is not None and f.level != last + 1:
+            rows.append(["...", f"({f.level - last - 1} more frames)", "", "", ""])
+        rows.append([f"#{f.level}", f.function or "??", hs(f.size) if f.size is not None else "-",
+                     hexaddr(f.sp), f.source or hexaddr(f.pc)])
+        last = f.level
+    walked = f"all {len(frames)}" if d.frames_complete else f"innermost {len(frames)} (bounded walk)"
+    return table(["frame", "function", "size", "sp", "where"], rows, width=width,
+                 title=f"frames: {walked}; size = caller's sp - sp (CFA difference)")
+
+
+def render_diagnosis(d: Diagnosis, width: int | None = None) -> str:
+    t = d.thread
+    who = (f"thread {t['num']} (LWP {t['tid']}{', main' if t['main'] else ''}) of "
+           f"{'process' if t['target'] == 'live' else 'core of process'} {t['pid']}, {t['arch']}")
+    out = [f"stack-diagnose: {who}\n"]
+    out.append(_wrap("VERDICT", f"[{d.verdict}] {d.headline}", width))
+    for e in d.explanation:
+        out.append(_wrap("why", e, width))
+    out.append(_wrap("FIX", d.fix.text, width))
+    out.append("\n")
+    s = d.signal
+    pairs = [
+        ("signal", f"{s['name']} ({s['code_name']})" + (f" at {hexaddr(s['addr'])}" if s['addr'] is not None else "")
+         if s else "none (not stopped by a signal)"),
+        ("sp / pc", f"{hexaddr(d.sp)} / {hexaddr(d.pc)}"),
+    ]
+    if d.stack is not None:
+        st = d.stack
+        pairs.append(("stack", f"{st.label} {hexaddr(st.start)}-{hexaddr(st.end)} "
+                      f"({hs(st.end - st.start)} mapped; {st.how})"))
+        if st.guard is not None:
+            pairs.append(("guard", f"{hexaddr(st.guard.start)}-{hexaddr(st.guard.end)} "
+                          f"({hs(st.guard.size)}, {st.guard.perms})"))
+    if d.stack_used is not None:
+        pairs.append(("stack used", f"{hs(d.stack_used)} ({d.stack_used} B: top - lowest of sp/fault)"))
+    if d.growth_requested is not None:
+        pairs.append(("growth", f"{hs(d.growth_requested)} ({d.growth_requested} B: top - fault page)"))
+    if d.thread["main"]:
+        lim = lambda v: "unlimited" if v is None else f"{hs(v)} ({v // 1024} KiB)"  # noqa: E731
+        pairs.append(("RLIMIT_STACK", f"soft {lim(d.rlimit_soft)}, hard {lim(d.rlimit_hard)} "
+                      f"-- {d.sources['RLIMIT_STACK']}"))
+    pairs.append(("guard gap", f"{hs(d.guard_gap)} -- {d.sources['guard gap']}"))
+    if d.below:
+        b = d.below
+        pairs.append(("next map", f"{b['name']} ({b['perms']}) ends {hexaddr(b['end'])}, "
+                      f"{hs(b['distance'])} {b['where']} the fault"))
+    if d.verdict == "not-stack":
+        for n in d.nearest:
+            pairs.append((f"map {n['where']}", f"{n['name']} ({n['perms']}) "
+                          f"{hexaddr(n['start'])}-{hexaddr(n['end'])}, {hs(n['distance'])} away"))
+    if d.culprit and d.culprit.instruction:
+        ins = d.culprit.instruction
+        pairs.append(("sp moved by", f"{ins.text} at {hexaddr(ins.address)}"
+                      + (f" ({ins.source})" if ins.source else "") + f" in {d.culprit.function}()"))
+    if d.recursion:
+        r = d.recursion
+        pairs.append(("recursion", f"{' -> '.join(r.functions)}: depth {r.depth:,}, "
+                      f"{r.avg_frame} B/frame ({r.depth_method})"))
+    if d.fix.needed:
+        pairs.append(("needs", f"about {hs(d.fix.needed)} of stack ({d.fix.needed} B incl. 64 KiB "
+                      "for callees)"))
+    out.append(key_values(pairs))
+    out.append("\n")
+    out.append(_frames(d, width))
+    for a in d.assumptions:
+        out.append(_wrap("assumed", a, width))
+    if d.kernel:
+        out.append("\n" + _kernel(d.kernel, width))
+    return "".join(out)
+
+
+def _kernel(k: dict, width: int | None) -> str:
+    out = [f"kernel view (re-ran {' '.join(k['argv'])} as pid {k['pid']}: {k['exit']}):\n"]
+    traced = k["traced_function"]
+    how = f"{k['attach_method']} on {traced}" + (
+        "" if traced == k["requested_function"] else f" (instead of {k['requested_function']})")
+    pairs = [("traced", how)]
+    if k["note"]:
+        pairs.append(("why", k["note"]))
+    pairs.append(("growth calls", f"{k['growth_calls']}, refused {len(k['refused'])}"
+                  + (f", largest granted {hs(k['largest_granted'])}" if k["largest_granted"] else "")))
+    for e in k["refused"][-3:]:
+        pairs.append(("refused", f"{e['function']}: size {e['size']} ({hs(e['size'])}) -> "
+                      f"{e['retval']} ({e['errno_name']})"))
+    pairs.append(("compare", k["comparison"]))
+    for sk in k["skipped"]:
+        pairs.append(("not traced", sk))
+    return out[0] + "".join("  " + ln + "\n" for ln in key_values(pairs).splitlines())

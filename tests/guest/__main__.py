@@ -1,0 +1,68 @@
+"""CLI: boot Debian's kernel under QEMU and run a command inside.
+
+    /usr/bin/python3 -m tests.guest run [--timeout S] [--accel tcg|kvm|auto] [-v] -- CMD ARGS...
+    /usr/bin/python3 -m tests.guest prepare      # fetch kernel, install headers, build initramfs
+
+Exits with CMD's exit status (125 if the guest could not run it).
+"""
+import argparse
+import sys
+
+from .initramfs import build_initramfs
+from .kernel import GuestError, prepare_kernel
+from .vm import run_in_guest
+
+NO_STATUS = 125
+
+
+def _err(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python3 -m tests.guest", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="action", required=True)
+    run = sub.add_parser("run", help="run a command in the guest")
+    run.add_argument("--timeout", type=float, default=600, help="hard limit in seconds (600)")
+    run.add_argument("--accel", choices=["tcg", "kvm", "auto"], default=None,
+                     help="default: $GDB_TOOLKIT_GUEST_ACCEL or tcg")
+    run.add_argument("-v", "--verbose", action="store_true", help="show the boot console too")
+    run.add_argument("command", nargs=argparse.REMAINDER)
+    sub.add_parser("prepare", help="fetch the kernel and build the initramfs")
+    args = ap.parse_args(argv)
+    try:
+        if args.action == "prepare":
+            kernel = prepare_kernel(log=_err)
+            print(f"kernel {kernel.version}: {kernel.vmlinuz}")
+            print(f"initramfs: {build_initramfs(kernel, log=_err)}")
+            return 0
+        cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+        if not cmd:
+            ap.error("run: give a command after --")
+
+        def out(text):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+        res = run_in_guest(cmd, timeout=args.timeout, accel=args.accel, stream=out,
+                           boot_stream=(lambda t: sys.stderr.write(t)) if args.verbose else None,
+                           log=_err)
+    except GuestError as exc:
+        _err(f"guest: {exc}")
+        return NO_STATUS
+    if res.output and not res.output.endswith("\n"):
+        print()
+    if res.status is None:
+        _err(f"guest: {res.error}")
+        if not args.verbose:
+            _err("guest: console tail:\n" + "\n".join(res.console.replace("\r", "").splitlines()[-25:]))
+        return NO_STATUS
+    boot = f"{res.boot_seconds:.1f} s" if res.boot_seconds is not None else "?"
+    _err(f"guest: {res.kernel} ({res.accel}) boot {boot}, total {res.total_seconds:.1f} s, "
+         f"exit status {res.status}")
+    return res.status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

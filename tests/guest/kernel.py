@@ -1,0 +1,192 @@
+"""Debian's own x86_64 kernel for the guest: which version, where it is cached, how it is fetched.
+
+The kernel package (``linux-image-<version>``, the dependency of the ``linux-image-amd64``
+metapackage) is fetched with ``apt-get download`` and unpacked with ``dpkg -x`` into a cache
+directory -- never installed into the host's /boot.  The matching ``linux-headers-<version>`` IS
+installed on the host, because bcc inside the guest runs on the host's (read-only) root and needs
+``/lib/modules/<version>/build``.
+"""
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+METAPACKAGE = "linux-image-amd64"
+
+
+class GuestError(RuntimeError):
+    """The guest cannot be prepared or booted; the message says why."""
+
+
+def cache_root() -> Path:
+    """Where kernels and initramfs images are kept between runs (never /tmp)."""
+    env = os.environ.get("GDB_TOOLKIT_GUEST_CACHE")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/cache/gdb_toolkit/guest")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gdb_toolkit" / "guest"
+
+
+# ---------------------------------------------------------------- pure parts
+
+_DEP_RE = re.compile(r"^\s*\|?Depends:\s*linux-image-(\d[\w.+~-]*?-amd64)(?:-unsigned)?\s*$", re.M)
+_VER_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)-(\d+)-amd64$")
+
+
+def parse_depends(text: str) -> list[str]:
+    """Kernel versions (e.g. ``6.1.0-56-amd64``) named by ``apt-cache depends linux-image-amd64``."""
+    seen = []
+    for v in _DEP_RE.findall(text):
+        if v not in seen:
+            seen.append(v)
+    return seen
+
+
+def version_key(version: str) -> tuple:
+    """Sort key for ``6.1.0-56-amd64``-style versions (unknown shapes sort first)."""
+    m = _VER_RE.match(version)
+    return tuple(int(x) for x in m.groups()) if m else (-1,)
+
+
+def choose_version(apt_versions: list[str], cached_versions: list[str],
+                   override: str | None = None) -> str | None:
+    """The kernel to boot: an explicit override, else apt's current one, else the newest cached."""
+    if override:
+        return override
+    if apt_versions:
+        return max(apt_versions, key=version_key)
+    if cached_versions:
+        return max(cached_versions, key=version_key)
+    return None
+
+
+# ---------------------------------------------------------------- side effects
+
+@dataclass
+class Kernel:
+    version: str
+    root: Path  # the dpkg -x tree
+
+    @property
+    def vmlinuz(self) -> Path:
+        return self.root / "boot" / f"vmlinuz-{self.version}"
+
+    @property
+    def modules(self) -> Path:
+        return self.root / "lib" / "modules" / self.version
+
+
+def _run(argv: list[str], **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", LC_ALL="C")
+    return subprocess.run(argv, capture_output=True, text=True, env=env, **kw)
+
+
+@contextlib.contextmanager
+def cache_lock(root: Path):
+    """Serialise preparation between concurrent runs (several engineers, several pytest runs)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def cached_versions(root: Path) -> list[str]:
+    if not root.is_dir():
+        return []
+    return sorted((p.name for p in root.iterdir()
+                   if (p / "tree" / "boot" / f"vmlinuz-{p.name}").is_file()), key=version_key)
+
+
+def apt_versions() -> list[str]:
+    if not shutil.which("apt-cache"):
+        return []
+    proc = _run(["apt-cache", "depends", METAPACKAGE])
+    versions = parse_depends(proc.stdout)
+    if not versions and os.geteuid() == 0:
+        _run(["apt-get", "update", "-q"])
+        versions = parse_depends(_run(["apt-cache", "depends", METAPACKAGE]).stdout)
+    return versions
+
+
+def _apt_get(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    proc = _run(argv, cwd=cwd)
+    if proc.returncode != 0 and os.geteuid() == 0:
+        _run(["apt-get", "update", "-q"])
+        proc = _run(argv, cwd=cwd)
+    return proc
+
+
+def fetch_kernel(version: str, root: Path, log=print) -> Kernel:
+    """apt-get download + dpkg -x into ``root/<version>/tree`` (atomic; call under cache_lock)."""
+    dest = root / version
+    tree = dest / "tree"
+    kernel = Kernel(version, tree)
+    if kernel.vmlinuz.is_file():
+        return kernel
+    if not shutil.which("apt-get") or not shutil.which("dpkg"):
+        raise GuestError("apt-get/dpkg not found: cannot fetch Debian's kernel package")
+    dest.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="fetch-", dir=dest))
+    try:
+        log(f"guest: downloading linux-image-{version} (apt-get download)")
+        proc = _apt_get(["apt-get", "download", "-q", f"linux-image-{version}"], cwd=work)
+        debs = list(work.glob("linux-image-*.deb"))
+        if proc.returncode != 0 or not debs:
+            raise GuestError(f"apt-get download linux-image-{version} failed: "
+                             f"{(proc.stderr or proc.stdout).strip()[-400:]}")
+        unpack = work / "tree"
+        proc = _run(["dpkg", "-x", str(debs[0]), str(unpack)])
+        if proc.returncode != 0:
+            raise GuestError(f"dpkg -x failed: {proc.stderr.strip()[-400:]}")
+        if not (unpack / "boot" / f"vmlinuz-{version}").is_file():
+            raise GuestError(f"{debs[0].name} holds no boot/vmlinuz-{version}")
+        if tree.exists():
+            shutil.rmtree(tree)
+        unpack.rename(tree)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return kernel
+
+
+def ensure_headers(version: str, log=print) -> str | None:
+    """Install linux-headers-<version> on the host if /lib/modules/<version>/build is missing.
+
+    Returns None when the headers are present, else a one-line reason (not fatal: only bcc
+    needs them).
+    """
+    if Path(f"/lib/modules/{version}/build").exists():
+        return None
+    if os.geteuid() != 0:
+        return f"/lib/modules/{version}/build missing; run: sudo apt-get install linux-headers-{version}"
+    log(f"guest: installing linux-headers-{version} on the host (for bcc)")
+    proc = _apt_get(["apt-get", "install", "-y", "-q", "--no-install-recommends",
+                     f"linux-headers-{version}"])
+    if proc.returncode != 0:
+        return f"apt-get install linux-headers-{version} failed: {proc.stderr.strip()[-300:]}"
+    return None
+
+
+def prepare_kernel(log=print) -> Kernel:
+    """The kernel to boot, fetched and unpacked if needed (headers installed as a side effect)."""
+    root = cache_root()
+    with cache_lock(root):
+        version = choose_version(apt_versions(), cached_versions(root),
+                                 os.environ.get("GDB_TOOLKIT_GUEST_KERNEL"))
+        if not version:
+            raise GuestError(f"cannot tell which kernel to boot: `apt-cache depends {METAPACKAGE}` "
+                             "names none and nothing is cached in " + str(root))
+        kernel = fetch_kernel(version, root, log=log)
+        problem = ensure_headers(version, log=log)
+        if problem:
+            log("guest: warning: " + problem)
+        return kernel

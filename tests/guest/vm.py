@@ -1,0 +1,288 @@
+"""Boot the guest and run one command in it.
+
+    from tests.guest.vm import run_in_guest
+    res = run_in_guest(["sh", "-c", "cat /proc/version"], timeout=600)
+    status, output, boot_seconds = res        # also res.console, res.error, res.accel ...
+
+The host root is the guest's root (read-only 9p, chroot), so every host tool is there; /tmp,
+/run and /var/tmp are fresh tmpfs; the checkout is mounted at its own path even under /tmp.
+"""
+import os
+import re
+import secrets
+import selectors
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .initramfs import build_initramfs
+from .kernel import GuestError, prepare_kernel
+
+REPO = Path(__file__).resolve().parents[2]
+QEMU = "qemu-system-x86_64"
+XFER_IN_GUEST = "/run/gtk"
+GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CMDLINE = ("console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off random.trust_cpu=on "
+           "8250.nr_uarts=1 rdinit=/init")
+
+
+@dataclass
+class GuestResult:
+    status: int | None          # the command's exit status; None if it never reported one
+    output: str                 # what the command printed (console between the markers)
+    boot_seconds: float | None  # qemu start -> command start
+    total_seconds: float = 0.0
+    console: str = ""           # everything on the serial console
+    error: str | None = None    # why there is no status (boot failure, timeout, ...)
+    accel: str = ""
+    kernel: str = ""
+    qemu_stderr: str = ""
+    files: dict = field(default_factory=dict)
+
+    def __iter__(self):
+        return iter((self.status, self.output, self.boot_seconds))
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0
+
+
+# ---------------------------------------------------------------- pure parts
+
+def marker_re(kind: str, nonce: str) -> re.Pattern:
+    return re.compile(r"@@GTK-GUEST-" + kind + " " + re.escape(nonce) + r"(?: (\d+))?@@")
+
+
+_FAIL_RE = re.compile(r"@@GTK-GUEST-FAIL (.*?)@@")
+
+
+def parse_console(text: str, nonce: str) -> dict:
+    """Split a console transcript: command output, exit status, failure reason.
+
+    Only markers carrying this run's nonce count, so a command printing marker-like text
+    cannot fake its status.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    begin = marker_re("BEGIN", nonce).search(text)
+    exit_ = None
+    for exit_ in marker_re("EXIT", nonce).finditer(text, begin.end() if begin else 0):
+        pass  # the last one wins (there is only one unless output imitates it)
+    fail = None if begin else _FAIL_RE.search(text)
+    out = ""
+    if begin:
+        start = begin.end() + (1 if text[begin.end():begin.end() + 1] == "\n" else 0)
+        out = text[start:exit_.start() if exit_ else len(text)]
+    return {
+        "begun": bool(begin),
+        "status": int(exit_.group(1)) if exit_ else None,
+        "output": out,
+        "fail": fail.group(1) if fail else None,
+    }
+
+
+def held_back(buf: str, prefix: str) -> int:
+    """Where a possibly incomplete exit marker starts at the end of buf (len(buf) if none).
+
+    Streamed output stops there until more console text shows whether it is the marker.
+    """
+    for p in range(max(0, len(buf) - len(prefix) - 12), len(buf)):
+        tail = buf[p:]
+        if prefix.startswith(tail) or tail.startswith(prefix):
+            return p
+    return len(buf)
+
+
+def guest_env(extra: dict | None = None) -> dict:
+    env = {
+        "PATH": GUEST_PATH, "HOME": "/tmp/home", "TMPDIR": "/tmp", "XDG_CACHE_HOME": "/tmp/.cache",
+        "LANG": "C.UTF-8", "TERM": "dumb", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+        "GDB_TOOLKIT_IN_GUEST": "1", "GDB_TOOLKIT_GUEST_XFER": XFER_IN_GUEST,
+    }
+    env.update(extra or {})
+    return env
+
+
+def command_script(argv: list[str], cwd: str, env: dict) -> str:
+    """/run/gtk/cmd.sh: run argv in cwd with exactly env (stdin from /dev/null)."""
+    assigns = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
+    dirs = " ".join(shlex.quote(env[k]) for k in ("HOME", "TMPDIR", "XDG_CACHE_HOME") if k in env)
+    return ((f"mkdir -p {dirs}\n" if dirs else "") +
+            f"cd {shlex.quote(cwd)} 2>/dev/null || cd /\n"
+            f"exec /usr/bin/env -i {assigns} {' '.join(shlex.quote(a) for a in argv)} </dev/null 2>&1\n")
+
+
+def qemu_argv(vmlinuz: Path, initrd: Path, xfer: Path, repo: Path | None, accel: str,
+              memory: str = "4G", smp: int = 2) -> list[str]:
+    argv = [QEMU, "-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none",
+            "-serial", "stdio", "-m", memory, "-smp", str(smp)]
+    if accel == "kvm":
+        argv += ["-accel", "kvm", "-cpu", "host"]
+    else:
+        argv += ["-accel", "tcg,thread=multi", "-cpu", "max"]
+    argv += ["-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", CMDLINE]
+    fs = "local,security_model=none,multidevs=remap"
+    argv += ["-virtfs", f"{fs},path=/,mount_tag=host,readonly=on"]
+    argv += ["-virtfs", f"{fs},path={xfer},mount_tag=xfer"]
+    if repo is not None:
+        argv += ["-virtfs", f"{fs},path={repo},mount_tag=repo,readonly=on"]
+    return argv
+
+
+def choose_accel(requested: str | None) -> str:
+    """tcg unless asked otherwise: KVM was seen to hang on this host (nested)."""
+    requested = (requested or os.environ.get("GDB_TOOLKIT_GUEST_ACCEL") or "tcg").lower()
+    if requested not in ("tcg", "kvm", "auto"):
+        raise GuestError(f"GDB_TOOLKIT_GUEST_ACCEL={requested!r}: use tcg, kvm or auto")
+    if requested == "auto":
+        return "kvm" if kvm_works() else "tcg"
+    return requested
+
+
+def kvm_works(timeout: float = 20.0) -> bool:
+    """A real KVM probe: boot the guest running `true` under KVM with a short timeout."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    try:
+        res = run_in_guest(["true"], timeout=timeout, accel="kvm", repo=None)
+    except GuestError:
+        return False
+    return res.status == 0
+
+
+# ---------------------------------------------------------------- running
+
+def _kill(proc: subprocess.Popen):
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def run_in_guest(argv: list[str], timeout: float = 600, env: dict | None = None,
+                 cwd: str | None = None, repo: Path | None = REPO, accel: str | None = None,
+                 xfer: Path | None = None, stream=None, boot_stream=None,
+                 log=lambda msg: None, memory: str = "4G", smp: int = 2) -> GuestResult:
+    """Boot the guest, run argv as root inside it, return its status and output.
+
+    ``stream(text)`` receives the command's output as it arrives; ``boot_stream`` the console
+    before the command starts.  ``xfer`` is a host directory shared writable at /run/gtk (a
+    temporary one is used and removed if not given).  Raises GuestError only when the guest
+    cannot be prepared; a failed boot or timeout is a result with ``status None`` and ``error``.
+    """
+    if not shutil.which(QEMU):
+        raise GuestError(f"{QEMU} not found: apt-get install qemu-system-x86")
+    accel = choose_accel(accel)
+    kernel = prepare_kernel(log=log)
+    initrd = build_initramfs(kernel, log=log)
+    own_xfer = xfer is None
+    xfer = Path(tempfile.mkdtemp(prefix="gtk-guest-")) if own_xfer else Path(xfer)
+    xfer.mkdir(parents=True, exist_ok=True)
+    nonce = secrets.token_hex(8)
+    cwd = cwd or os.getcwd()
+    (xfer / "run.env").write_text(f"GTK_NONCE={nonce}\n"
+                                  f"GTK_REPO={shlex.quote(str(repo)) if repo else ''}\n")
+    (xfer / "cmd.sh").write_text(command_script(list(argv), cwd, guest_env(env)))
+    (xfer / "status").unlink(missing_ok=True)
+    qargv = qemu_argv(kernel.vmlinuz, initrd, xfer, repo, accel, memory=memory, smp=smp)
+    errfile = tempfile.TemporaryFile()
+    t0 = time.monotonic()
+    proc = subprocess.Popen(qargv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=errfile, start_new_session=True)
+    begin_re = marker_re("BEGIN", nonce)
+    exit_re = marker_re("EXIT", nonce)
+    exit_prefix = f"@@GTK-GUEST-EXIT {nonce} "
+    chunks, boot_seconds, timed_out = [], None, False
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    buf = ""        # console text not yet handed to a stream
+    fresh = False
+    try:
+        while True:
+            left = timeout - (time.monotonic() - t0)
+            if left <= 0:
+                timed_out = True
+                break
+            if not sel.select(min(left, 1.0)):
+                if proc.poll() is not None:
+                    break
+                continue
+            data = os.read(proc.stdout.fileno(), 65536)
+            if not data:
+                break
+            text = data.decode("utf-8", "replace")
+            chunks.append(text)
+            buf += text.replace("\r", "")
+            if boot_seconds is None:
+                m = begin_re.search(buf)
+                if m:
+                    boot_seconds = time.monotonic() - t0
+                    if boot_stream:
+                        boot_stream(buf[:m.start()])
+                    buf = buf[m.end():]
+                    fresh = True     # the marker's own newline may still be on its way
+                    log(f"guest: booted {kernel.version} in {boot_seconds:.1f} s ({accel})")
+                elif "\n" in buf:
+                    head, _, buf = buf.rpartition("\n")
+                    if boot_stream:
+                        boot_stream(head + "\n")
+            if boot_seconds is not None and fresh and buf:
+                buf, fresh = (buf[1:] if buf[0] == "\n" else buf), False
+            if boot_seconds is not None and stream:
+                # hold back a possible partial marker at the end
+                m = exit_re.search(buf)
+                if m:
+                    stream(buf[:m.start()])
+                    buf = ""
+                    stream = None
+                else:
+                    cut = held_back(buf, exit_prefix)
+                    stream(buf[:cut])
+                    buf = buf[cut:]
+    finally:
+        sel.close()
+        if timed_out:
+            _kill(proc)
+        else:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                _kill(proc)
+        proc.stdout.close()
+    total = time.monotonic() - t0
+    errfile.seek(0)
+    qemu_err = errfile.read().decode("utf-8", "replace")
+    errfile.close()
+    console = "".join(chunks)
+    parsed = parse_console(console, nonce)
+    status = parsed["status"]
+    if status is None and (xfer / "status").is_file():
+        try:
+            status = int((xfer / "status").read_text().strip())
+        except ValueError:
+            pass
+    error = None
+    if status is None:
+        if timed_out:
+            error = f"guest timed out after {timeout:.0f} s" + ("" if parsed["begun"] else " while booting")
+        elif parsed["fail"]:
+            error = f"guest init failed: {parsed['fail']}"
+        else:
+            error = f"guest exited (qemu status {proc.returncode}) without reporting a status"
+        if qemu_err.strip():
+            error += f"; qemu: {qemu_err.strip().splitlines()[-1]}"
+    files = {}
+    for p in xfer.iterdir():
+        if p.is_file() and p.name not in ("run.env", "cmd.sh") and p.stat().st_size < 16 << 20:
+            files[p.name] = p.read_bytes()
+    if own_xfer:
+        shutil.rmtree(xfer, ignore_errors=True)
+    return GuestResult(status=status, output=parsed["output"], boot_seconds=boot_seconds,
+                       total_seconds=total, console=console, error=error, accel=accel,
+                       kernel=kernel.version, qemu_stderr=qemu_err, files=files)

@@ -1,0 +1,410 @@
+"""stack-diagnose against real faulting programs (examples/stack/*.c), checked against
+oracles the test reads itself: /proc/PID/maps and /proc/PID/limits, prlimit, gdb's own
+$_siginfo, the programs' printed addresses and counters, objdump, and re-running the
+program with the suggested limit."""
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.support.gdbrun import REPO, assert_no_traceback, compile_c, json_wrapped, run_gdb
+
+pytestmark = pytest.mark.gdb
+
+EX = REPO / "examples" / "stack"
+ORACLE = "@@ORACLE@@"
+ORACLE_CMD = (
+    "python import gdb, json, subprocess; p = gdb.selected_inferior().pid; "
+    "si = gdb.parse_and_eval('$_siginfo'); "
+    "print('" + ORACLE + "' + json.dumps({'pid': p, 'maps': open(f'/proc/{p}/maps').read(), "
+    "'limits': open(f'/proc/{p}/limits').read(), "
+    "'prlimit': subprocess.run(['prlimit', '--pid', str(p), '--stack', '-o', 'SOFT,HARD', '--noheadings', '--raw'], "
+    "capture_output=True, text=True).stdout, "
+    "'signo': int(si['si_signo']), 'addr': int(si['_sifields']['_sigfault']['si_addr']), "
+    "'sp': int(gdb.parse_and_eval('$sp'))}))")
+
+
+def build(name, *flags):
+    return compile_c(EX / f"{name}.c", flags=["-g", "-O0", "-pthread", *flags])
+
+
+def maps_of(text):
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)", line)
+        if m:
+            out.append((int(m[1], 16), int(m[2], 16), m[3], m[4].strip()))
+    return out
+
+
+def diagnose_live(program, args=(), extra=(), setup=("run",)):
+    """Run *program* to its stop, then the oracle and stack-diagnose --json; (doc, oracle, res)."""
+    res = run_gdb([*setup, ORACLE_CMD, *json_wrapped("stack-diagnose --json"), *extra],
+                  program=program, args=args)
+    assert_no_traceback(res)
+    docs = res.json_documents()
+    assert docs, res.output
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith(ORACLE))
+    return docs[0], json.loads(line[len(ORACLE):]), res
+
+
+def passes_with(argv, stack_bytes=None):
+    cmd = [str(a) for a in argv]
+    if stack_bytes is not None:
+        cmd = ["prlimit", f"--stack={stack_bytes}", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60).returncode == 0
+
+
+# -- the seed program -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def seed():
+    prog = build("teststack")
+    return prog, *diagnose_live(prog, ["1920", "1080"], extra=["stack-diagnose"])
+
+
+def test_seed_premises_hold():
+    prog = build("teststack")
+    assert passes_with([prog])                                   # 800 600
+    assert not passes_with([prog, 1920, 1080], 8 << 20)          # faults under 8 MiB
+    assert passes_with([prog, 1920, 1080], 16384 * 1024)         # the seed's ulimit -s 16384
+
+
+def test_seed_verdict_numbers_match_proc(seed):
+    prog, doc, orc, res = seed
+    assert doc["verdict"] == "rlimit" and doc["cause"] == "huge-frame"
+    assert doc["fault_addr"] == orc["addr"] and doc["sp"] == orc["sp"]
+    stack = next(m for m in maps_of(orc["maps"]) if m[3] == "[stack]")
+    assert (doc["stack"]["start"], doc["stack"]["end"]) == stack[:2]
+    assert doc["growth_requested"] == stack[1] - (orc["addr"] & ~4095)
+    soft, hard = orc["prlimit"].split()
+    assert doc["rlimit_soft"] == int(soft)
+    assert doc["rlimit_hard"] == (None if hard == "unlimited" else int(hard))
+    limits = next(l for l in orc["limits"].splitlines() if l.startswith("Max stack size"))
+    assert str(doc["rlimit_soft"]) in limits
+    assert doc["growth_requested"] > doc["rlimit_soft"]
+
+
+def test_seed_culprit_is_the_vla_sub(seed):
+    prog, doc, orc, res = seed
+    c = doc["culprit"]
+    assert c["function"] == "calc_array"
+    assert 1920 * 1080 * 8 <= c["frame_size"] <= 1920 * 1080 * 8 + 4096
+    ins = c["instruction"]
+    assert ins["text"] == "sub rsp, rax" and ins["dynamic"]
+    dump = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(prog)], capture_output=True,
+                          text=True).stdout
+    base = next(m[0] for m in maps_of(orc["maps"]) if m[3] == str(prog)) if any(
+        m[3] == str(prog) for m in maps_of(orc["maps"])) else 0
+    off = ins["address"] - base
+    assert re.search(rf"^\s*{off:x}:\s+sub\s+%rax,%rsp", dump, re.M), (hex(off), dump[:2000])
+    src = (EX / "teststack.c").read_text().splitlines()
+    line = int(ins["source"].split(":")[1])
+    assert "llBuf[stackLen]" in src[line - 1]
+
+
+def test_seed_suggested_limit_makes_it_pass(seed):
+    prog, doc, orc, res = seed
+    fix = doc["fix"]
+    assert fix["kind"] == "ulimit"
+    assert f"ulimit -s {fix['ulimit_kib']}" in fix["text"]
+    assert passes_with([prog, 1920, 1080], fix["ulimit_kib"] * 1024)
+
+
+def test_seed_text_report(seed):
+    prog, doc, orc, res = seed
+    out = res.stdout
+    assert "[rlimit]" in out and "calc_array" in out and "ulimit -s" in out
+    assert "sub rsp, rax" in out and "RLIMIT_STACK" in out
+
+
+# -- alloca, with and without stack-clash protection -----------------------------------------
+
+@pytest.mark.parametrize("scp", [False, True], ids=["no-clash-protection", "clash-protection"])
+def test_alloca_huge(scp):
+    flags = ["-O2", "-fstack-clash-protection"] if scp else ["-fno-stack-clash-protection"]
+    prog = build("alloca_huge", *flags)
+    n = 32 << 20
+    doc, orc, res = diagnose_live(prog, [str(n)])
+    request = int(re.search(r"request=(\d+)", res.stdout)[1])
+    assert request == n
+    assert doc["verdict"] == "rlimit"
+    assert doc["culprit"]["function"] == "big"
+    if scp:
+        assert doc["cause"] == "clash-probe"
+        p = doc["clash_probe"]
+        assert p["step"] == 4096 and "or qword ptr [rsp" in p["probe"]
+        assert request <= p["requested"] <= request + 4096 + 64
+        # the probe stopped part-way: just past the limit, far short of the request
+        assert doc["culprit"]["frame_size"] < request
+    else:
+        assert doc["cause"] == "huge-frame" and doc["clash_probe"] is None
+        assert doc["culprit"]["instruction"]["text"] == "sub rsp, rax"
+        assert request <= doc["culprit"]["frame_size"] <= request + 4096
+    kib = doc["fix"]["ulimit_kib"]
+    assert passes_with([prog, n], kib * 1024)
+    assert not passes_with([prog, n], 8 << 20)
+
+
+# -- deep recursion ---------------------------------------------------------------------------
+
+def test_deep_recursion_depth_matches_program_counter():
+    prog = build("recurse")
+    doc, orc, res = diagnose_live(prog, extra=["echo @@DEPTH@@\\n", "print depth"])
+    depth = int(re.search(r"@@DEPTH@@\n\$\d+ = (\d+)", res.stdout)[1])
+    assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion"
+    r = doc["recursion"]
+    assert r["functions"] == ["recurse"]
+    assert abs(r["depth"] - depth) <= 1, (r, depth)
+    assert not doc["frames_complete"] and len(doc["frames"]) < 1000
+    # average frame = sp difference of two recursive frames, read by gdb itself
+    assert r["avg_frame"] == doc["frames"][2]["sp"] - doc["frames"][1]["sp"]
+    assert doc["fix"]["kind"] == "code"
+
+
+def test_health_report_at_a_breakpoint():
+    prog = build("recurse")
+    doc, _, res = diagnose_live(prog, setup=["break recurse if n == 30000", "run"])
+    assert doc["verdict"] == "healthy"
+    assert doc["recursion"]["depth"] == 30000
+    assert doc["signal"]["name"] == "SIGTRAP"
+
+
+# -- a thread with a 64 KiB stack -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def thread_case():
+    prog = build("thread_overflow")
+    return prog, *diagnose_live(prog, extra=[*json_wrapped("stack-diagnose --all-threads --json")])
+
+
+def test_thread_overflow(thread_case):
+    prog, doc, orc, res = thread_case
+    assert "stacksize=65536" in res.stdout
+    assert doc["verdict"] == "thread-overflow" and not doc["thread"]["main"]
+    st = doc["stack"]
+    maps = maps_of(orc["maps"])
+    assert (st["start"], st["end"], "rw-p") in [(m[0], m[1], m[2]) for m in maps]
+    assert st["end"] - st["start"] == 65536
+    guard = next(m for m in maps if m[1] == st["start"])
+    assert guard[2] == "---p" and st["guard"]["start"] == guard[0]
+    assert doc["fault_addr"] == orc["addr"] < guard[0]        # past the guard page
+    assert doc["culprit"]["function"] == "fill"
+    size = doc["fix"]["stacksize"]
+    assert doc["fix"]["kind"] == "pthread_attr_setstacksize" and f"{size}" in doc["fix"]["text"]
+    assert passes_with([prog, size])
+    assert not passes_with([prog, 65536])
+
+
+def test_thread_number_completion():
+    res = run_gdb(["run", "complete stack-diagnose --thread ", "complete stack-diagnose --all"],
+                  program=build("thread_overflow"))
+    assert "stack-diagnose --thread 1\nstack-diagnose --thread 2\n" in res.stdout
+    assert "stack-diagnose --all-threads" in res.stdout
+
+
+def test_all_threads(thread_case):
+    prog, doc, orc, res = thread_case
+    docs = res.json_documents()
+    all_threads = docs[-1]["diagnoses"]
+    verdicts = {d["thread"]["num"]: d["verdict"] for d in all_threads}
+    assert verdicts == {1: "healthy", 2: "thread-overflow"}
+
+
+# -- a mapping just below the stack: the guard gap ----------------------------------------------
+
+def test_guard_gap_names_the_mapping_below():
+    prog = build("guard_gap")
+    doc, orc, res = diagnose_live(prog)
+    m = re.search(r"mapping=([0-9a-f]+)-([0-9a-f]+)", res.stdout)
+    lo, hi = int(m[1], 16), int(m[2], 16)
+    assert (lo, hi) in [m[:2] for m in maps_of(orc["maps"])]
+    assert doc["verdict"] == "guard-gap"
+    assert (doc["below"]["start"], doc["below"]["end"]) == (lo, hi)
+    assert doc["below"]["distance"] == orc["addr"] - hi
+    assert doc["below"]["distance"] < doc["guard_gap"]
+    assert doc["growth_requested"] < doc["rlimit_soft"]       # not the rlimit this time
+    assert doc["fix"]["kind"] == "heap"
+
+
+def test_frame_jumping_over_the_mapping_below():
+    prog = build("guard_gap")
+    doc, orc, res = diagnose_live(prog, ["524288", "1048576"])
+    lo = int(re.search(r"mapping=([0-9a-f]+)-", res.stdout)[1], 16)
+    assert orc["addr"] < lo
+    assert doc["verdict"] == "stack-clash-jump" and doc["below"]["start"] == lo
+
+
+# -- faults that are not stack problems -------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["null", "heap"])
+def test_not_a_stack_fault(mode):
+    prog = build("badptr")
+    doc, orc, res = diagnose_live(prog, [mode])
+    target = int(re.search(r"target=(0x[0-9a-f]+|\(nil\))", res.stdout)[1], 0)
+    assert doc["verdict"] == "not-stack" and doc["fault_addr"] == target == orc["addr"]
+    assert doc["culprit"] is None and doc["fix"]["kind"] == "code"
+    if mode == "null":
+        assert "NULL" in doc["headline"]
+    else:
+        heap = next(m for m in maps_of(orc["maps"]) if m[3] == "[heap]")
+        near = {n["name"]: n for n in doc["nearest"]}
+        assert near["[heap]"]["distance"] == target - heap[1]
+        assert "[heap]" in doc["headline"]
+
+
+# -- core files -------------------------------------------------------------------------------
+
+def core_of(prog, args, tmp_path):
+    core = tmp_path / f"{prog.name}.core"
+    res = run_gdb(["run", f"generate-core-file {core}"], program=prog, args=args)
+    assert core.exists(), res.output
+    return core
+
+
+@pytest.mark.parametrize("name,args,verdict", [
+    ("teststack", ["1920", "1080"], "rlimit"),
+    ("thread_overflow", [], "thread-overflow"),
+    ("badptr", ["null"], "not-stack"),
+])
+def test_core_files(name, args, verdict, tmp_path):
+    prog = build(name)
+    core = core_of(prog, args, tmp_path)
+    res = run_gdb([*json_wrapped("stack-diagnose --json"), "stack-diagnose"], program=prog,
+                  core=core)
+    assert_no_traceback(res)
+    doc = res.json_documents()[-1]
+    assert doc["verdict"] == verdict and doc["thread"]["target"] == "core"
+    if doc["thread"]["main"]:
+        assert "core file does not record limits" in doc["sources"]["RLIMIT_STACK"]
+        assert any("RLIMIT_STACK" in a for a in doc["assumptions"])
+    if name == "teststack":
+        assert doc["culprit"]["function"] == "calc_array"
+        assert doc["fix"]["ulimit_kib"] and passes_with([prog, *args], doc["fix"]["ulimit_kib"] * 1024)
+        assert "assumed" in res.stdout
+    if name == "thread_overflow":
+        assert passes_with([prog, doc["fix"]["stacksize"]])
+
+
+def test_stripped_binary_still_gets_a_verdict(tmp_path):
+    prog = build("teststack")
+    stripped = tmp_path / "teststack-stripped"
+    shutil.copy(prog, stripped)
+    subprocess.run(["strip", str(stripped)], check=True)
+    doc, orc, res = diagnose_live(stripped, ["1920", "1080"])
+    assert doc["verdict"] == "rlimit" and doc["fix"]["ulimit_kib"] == 16384
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+def test_bad_input_is_one_line_errors():
+    prog = build("teststack")
+    res = run_gdb(["stack-diagnose", "stack-diagnose --thread", "stack-diagnose --thread 1 --all-threads",
+                   "stack-diagnose --bogus", "break main", "run", "stack-diagnose --thread 7",
+                   "stack-diagnose --kernel", "info breakpoints", "kill", "stack-diagnose",
+                   "echo still-alive\\n"], program=prog)
+    assert_no_traceback(res)
+    err = res.stderr
+    assert "needs a stopped process or a core file, but the program is loaded but not running" in err
+    assert "expected one argument" in err
+    assert "not allowed with argument" in err
+    assert "unrecognized arguments: --bogus" in err
+    assert "there is no thread 7" in err
+    assert "stack-diagnose --kernel:" in err and "Fix:" in err
+    assert "still-alive" in res.stdout
+    bps = res.stdout[res.stdout.index("Num"):]
+    assert bps.count("breakpoint") == 1 + bps.count("breakpoint already hit")  # only ours
+
+
+def test_no_program_at_all():
+    res = run_gdb(["stack-diagnose"])
+    assert "there is no process" in res.stderr and "Fix:" in res.stderr
+    assert_no_traceback(res)
+
+
+def test_exited_process():
+    prog = build("teststack")
+    res = run_gdb(["run", "stack-diagnose"], program=prog)
+    assert "needs a stopped process or a core file" in res.stderr
+    assert_no_traceback(res)
+
+
+def test_kernel_written_core_of_a_thread_overflow(tmp_path):
+    pattern = open("/proc/sys/kernel/core_pattern").read().strip()
+    if pattern.startswith("|") or "/" in pattern:
+        pytest.skip(f"core_pattern {pattern!r} does not write into the working directory")
+    prog = build("thread_overflow")
+    run = subprocess.run(["prlimit", "--core=unlimited", str(prog)], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode != 0
+    cores = [p for p in tmp_path.iterdir() if p.name.startswith(pattern.split("%")[0] or "core")]
+    if not cores:
+        pytest.skip(f"no core written (core_pattern {pattern!r})")
+    doc = run_gdb(json_wrapped("stack-diagnose --json"), program=prog, core=cores[0]).json_documents()[-1]
+    assert doc["verdict"] == "thread-overflow" and doc["thread"]["target"] == "core"
+    assert doc["stack"]["end"] - doc["stack"]["start"] == 65536
+    assert doc["stack"]["guard"]["perms"] == "---p"           # the kernel records PROT_NONE
+    assert passes_with([prog, doc["fix"]["stacksize"]])
+
+
+TWO_FRAMES = r"""
+#include <alloca.h>
+#include <stdlib.h>
+#include <string.h>
+__attribute__((noinline)) int leaf(void) { volatile char b[256 << 10]; b[0] = 1; return b[0]; }
+__attribute__((noinline)) int big(size_t n) { char *p = alloca(n); memset(p, 0, n); return leaf() + p[1]; }
+int main(int argc, char **argv) { return big(strtoul(argv[1], 0, 0)) == 99; }
+"""
+
+
+def test_culprit_is_the_biggest_frame_not_the_faulting_one():
+    prog = compile_c(TWO_FRAMES, name="two_frames", flags=["-g", "-O0"])
+    n = 8_200_000                      # fits alone; the 256 KiB callee then overflows
+    doc, orc, res = diagnose_live(prog, [str(n)])
+    assert doc["frames"][0]["function"] == "leaf"
+    c = doc["culprit"]
+    assert c["function"] == "big" and c["frame_level"] == 1
+    assert n <= c["frame_size"] <= n + 4096
+    assert c["instruction"]["text"] == "sub rsp, rax"
+    assert doc["verdict"] == "rlimit"
+    assert passes_with([prog, n], doc["fix"]["ulimit_kib"] * 1024)
+
+
+SLEEPER = r"""
+#include <stdio.h>
+#include <unistd.h>
+volatile long depth;
+long down(long n) { volatile char pad[100]; pad[0] = n; depth = n;
+  if (n == 5000) { printf("ready\n"); fflush(stdout); for (;;) pause(); }
+  return down(n + 1) + pad[0]; }
+int main(void) { return (int)down(1); }
+"""
+
+
+def test_attached_process_health_report():
+    from tests.support.gdbrun import background
+
+    prog = compile_c(SLEEPER, name="sleeper", flags=["-g", "-O0"])
+    with background([prog], ready="ready") as (proc, _):
+        with open(f"/proc/{proc.pid}/limits") as fh:
+            limit = next(l for l in fh if l.startswith("Max stack size")).split()[3]
+        res = run_gdb([*json_wrapped("stack-diagnose --json"), "detach"], pid=proc.pid)
+        assert_no_traceback(res)
+        doc = res.json_documents()[-1]
+        assert proc.poll() is None                      # still alive after we detached
+    assert doc["verdict"] == "healthy" and doc["thread"]["target"] == "live"
+    assert doc["recursion"]["functions"][0] == "down" and abs(doc["recursion"]["depth"] - 5000) <= 1
+    assert str(doc["rlimit_soft"]) == limit
+
+
+def test_thread_with_clash_protection_hits_its_guard_page():
+    prog = build("thread_overflow", "-O2", "-fstack-clash-protection")
+    doc, orc, res = diagnose_live(prog, ["65536", "1048576"])
+    guard = next(m for m in maps_of(orc["maps"]) if m[1] == doc["stack"]["start"])
+    assert guard[2] == "---p" and guard[0] <= orc["addr"] < guard[1]     # inside the guard
+    assert doc["verdict"] == "thread-overflow" and doc["cause"] == "clash-probe"
+    assert 1048576 <= doc["clash_probe"]["requested"] <= 1048576 + 8192
+    assert passes_with([prog, doc["fix"]["stacksize"], 1048576])

@@ -1,0 +1,219 @@
+"""ktrace's pure core: worker protocol via a fake worker, option parsing, attach planning and
+fallbacks, argument resolution, BPF C generation, tracepoint formats, header choice."""
+import sys
+from pathlib import Path
+
+import pytest
+
+from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.ktrace import api, bpf_source, kheaders, protocol
+from gdb_toolkit.ktrace.argexpr import parse_args_spec
+from gdb_toolkit.ktrace.fallbacks import fallbacks_for, syscall_of
+from gdb_toolkit.ktrace.plan import KernelCaps, failure_error, make_plan, resolve_values, split_target
+from gdb_toolkit.ktrace.tp_format import parse_format
+from gdb_toolkit.ktrace.worker import signed_retval
+
+FAKE = [sys.executable, str(Path(__file__).resolve().parents[1] / "support" / "fake_ktrace_worker.py")]
+
+
+# -- protocol through a fake worker ---------------------------------------------------------------
+def test_trace_collects_events_from_worker():
+    res = api.trace(api.TraceSpec("fake_ok", pid=7, count=3), argv=FAKE)
+    assert res.attach_method == "kprobe" and res.traced_function == "fake_ok"
+    assert [e.task for e in res.events] == [0xffff888000001000 + i for i in range(3)]
+    assert res.events[0].retval == -12 and res.events[0].args["size"] == 16588800
+    assert res.end_reason == "count"
+
+
+def test_worker_error_becomes_toolkit_error():
+    with pytest.raises(ToolkitError) as exc:
+        api.start(api.TraceSpec("fake_error"), argv=FAKE)
+    assert "no kprobes" in str(exc.value) and "Fix: boot a kernel" in str(exc.value)
+
+
+def test_worker_dying_silently_is_reported():
+    with pytest.raises(ToolkitError) as exc:
+        api.start(api.TraceSpec("fake_die"), argv=FAKE)
+    assert "died (exit status 3)" in str(exc.value)
+
+
+def test_stop_sends_sigint_and_waits_for_end():
+    s = api.start(api.TraceSpec("fake_hang"), argv=FAKE)
+    assert s.running and s.armed.programs == ["gtk_kt_entry"]
+    end = s.stop()
+    assert end["reason"] == "stopped" and s.proc.returncode == 0 and not s.running
+
+
+def test_noise_lines_are_ignored():
+    res = api.trace(api.TraceSpec("fake_garbage", count=1), argv=FAKE)
+    assert len(res.events) == 1
+
+
+def test_spec_validation():
+    with pytest.raises(ToolkitError):
+        api.start(api.TraceSpec("x", count=0), argv=FAKE)
+    with pytest.raises(ToolkitError):
+        api.trace(api.TraceSpec("x"), argv=FAKE)       # neither count nor timeout
+
+
+def test_protocol_rejects_garbage():
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode("not json")
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode('{"type": "bogus"}')
+    msg = protocol.decode(protocol.encode("end", reason="count", events=1, detached=True))
+    assert msg["reason"] == "count"
+
+
+# -- targets, fallbacks, planning ----------------------------------------------------------------
+def test_split_target():
+    assert split_target("tracepoint:syscalls:sys_enter_mmap") == ("tracepoint", "syscalls:sys_enter_mmap")
+    assert split_target("kprobe:vfs_read") == ("function", "vfs_read")
+    for bad in ("tracepoint:nocolon", "rm -rf", "", "tracepoint::x"):
+        with pytest.raises(ToolkitError):
+            split_target(bad)
+
+
+def test_inlined_function_falls_back_to_caller():
+    caps = KernelCaps(has_symbol=lambda n: n != "acct_stack_growth")
+    plan = make_plan("acct_stack_growth", fallbacks_for("acct_stack_growth"), caps)
+    first = plan.candidates[0]
+    assert (first.function, first.method) == ("expand_downwards", "kprobe")
+    assert "inlined" in first.why and first.is_fallback
+    assert any("acct_stack_growth: not in /proc/kallsyms" in s for s in plan.skipped)
+
+
+def test_no_kprobes_uses_kfunc_then_tracepoint():
+    caps = KernelCaps(kprobes="no kprobes in this kernel (CONFIG_KPROBES is not set)")
+    plan = make_plan("thp_get_unmapped_area", fallbacks_for("thp_get_unmapped_area"), caps)
+    assert [(c.method, c.function) for c in plan.candidates] == [
+        ("kfunc", "thp_get_unmapped_area"), ("tracepoint", "syscalls:sys_enter_mmap")]
+    caps.kfunc = "no fentry"
+    plan = make_plan("thp_get_unmapped_area", [], caps)
+    assert plan.candidates == []
+    err = failure_error("thp_get_unmapped_area", plan.skipped)
+    assert "CONFIG_KPROBES" in err.cause and "CONFIG_KPROBES=y" in err.fix
+
+
+def test_tracefs_missing_is_named():
+    plan = make_plan("tracepoint:sched:sched_switch", [], KernelCaps(tracefs="tracefs is not mounted"))
+    err = failure_error("tracepoint:sched:sched_switch", plan.skipped)
+    assert "tracefs" in str(err) and "mount -t tracefs" in str(err)
+
+
+def test_forced_method_and_syscall_fallback():
+    assert syscall_of("__x64_sys_mmap") == "mmap" and syscall_of("vfs_read") is None
+    plan = make_plan("__x64_sys_mmap", fallbacks_for("__x64_sys_mmap"), KernelCaps(), method="tracepoint")
+    assert [c.function for c in plan.candidates] == ["syscalls:sys_enter_mmap"]
+    assert plan.candidates[0].exit_tracepoint == "syscalls:sys_exit_mmap"
+
+
+# -- argument resolution -------------------------------------------------------------------------
+class FakeOracle:
+    PARAMS = {"expand_downwards": [("vma", "vm_area_struct"), ("address", None)],
+              "acct_stack_growth": [("vma", "vm_area_struct"), ("size", None), ("grow", None)]}
+    FIELDS = {("vm_area_struct", "vm_end"): ([(8, 8)], False),
+              ("vm_area_struct", "vm_start"): ([(0, 8)], False),
+              ("task_struct", "signal->rlim[3].rlim_cur"): ([(0x8a8, 8), (0x3b8, 8)], False)}
+
+    def func_params(self, fn):
+        return self.PARAMS.get(fn)
+
+    def field_reads(self, struct, path):
+        return self.FIELDS[(struct, path)]
+
+
+def test_args_parse():
+    a = parse_args_spec("size, start=vma->vm_start, d=arg1-16")
+    assert [x.name for x in a] == ["size", "start", "d"]
+    assert a[1].terms[0].base == "vma" and a[1].terms[0].path == "vm_start"
+    assert [t.sign for t in a[2].terms] == [1, -1] and a[2].terms[1].const == 16
+    for bad in ("a=", "x=1+", "9bad=1", "a,a"):
+        with pytest.raises(ToolkitError):
+            parse_args_spec(bad)
+
+
+def test_fallback_maps_size_to_vm_end_minus_address():
+    caps = KernelCaps(has_symbol=lambda n: n != "acct_stack_growth")
+    cand = make_plan("acct_stack_growth", fallbacks_for("acct_stack_growth"), caps).candidates[0]
+    vals = resolve_values(parse_args_spec("size"), ["signal->rlim[3].rlim_cur"], cand,
+                          FakeOracle().func_params(cand.function), FakeOracle())
+    size = vals[0]
+    assert [(t.src, t.index, t.reads, t.sign) for t in size.terms] == [
+        ("arg", 0, [(8, 8)], 1), ("arg", 1, [], -1)]
+    c = bpf_source.value_c(size, "kprobe")
+    assert c == "gtk_kt_rd((u64)PT_REGS_PARM1(ctx) + 8, 8) - (u64)PT_REGS_PARM2(ctx)"
+    rlim = vals[1]
+    assert rlim.kind == "field" and rlim.terms[0].src == "task"
+    assert bpf_source.value_c(rlim, "kfunc") == \
+        "gtk_kt_rd(gtk_kt_rd((u64)bpf_get_current_task() + 2216, 8) + 952, 8)"
+
+
+def test_unknown_arg_on_requested_function_is_an_error():
+    cand = make_plan("acct_stack_growth", [], KernelCaps()).candidates[0]
+    with pytest.raises(ToolkitError) as exc:
+        resolve_values(parse_args_spec("bogus"), [], cand, FakeOracle().func_params("acct_stack_growth"),
+                       FakeOracle())
+    assert "no parameter 'bogus'" in str(exc.value) and "vma, size, grow" in str(exc.value)
+
+
+def test_unknown_arg_on_fallback_is_unavailable():
+    caps = KernelCaps(kprobes="no", kfunc="no")
+    cand = make_plan("acct_stack_growth", fallbacks_for("acct_stack_growth"), caps).candidates[0]
+    assert cand.method == "tracepoint"
+    fields = parse_format(SAMPLE_FORMAT)
+    vals = resolve_values(parse_args_spec("size, address"), [], cand, None, None, fields)
+    assert vals[0].unavailable and vals[1].terms[0].src == "tp" and vals[1].terms[0].index == 8
+
+
+# -- BPF C ------------------------------------------------------------------------------------------
+def test_generated_program_filters_pid_and_uses_prefix():
+    cand = make_plan("expand_downwards", [], KernelCaps()).candidates[0]
+    prog = bpf_source.generate(cand, [], pid=4242, ret=True, stack=True)
+    assert "if (pid != 4242) return 0;" in prog.text
+    assert prog.entry.startswith(bpf_source.PREFIX) and prog.exit.startswith(bpf_source.PREFIX)
+    assert "PT_REGS_RC(ctx)" in prog.text and "get_stackid" in prog.text
+    assert "->" not in prog.text.replace("p->retval", "").replace("p->flags", "")   # no struct derefs
+    kf = make_plan("expand_downwards", [], KernelCaps(kprobes="no")).candidates[0]
+    prog = bpf_source.generate(kf, [], pid=None, ret=True, stack=False, nparams=2)
+    assert prog.entry == "kfunc__expand_downwards" and "ctx[2]" in prog.text and "if (pid" not in prog.text
+
+
+SAMPLE_FORMAT = """name: page_fault_user
+ID: 123
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:unsigned long address;\toffset:8;\tsize:8;\tsigned:0;
+\tfield:unsigned long ip;\toffset:16;\tsize:8;\tsigned:0;
+\tfield:unsigned long error_code;\toffset:24;\tsize:8;\tsigned:0;
+"""
+
+
+def test_tracepoint_format():
+    f = parse_format(SAMPLE_FORMAT)
+    assert f["address"] == (8, 8, False) and f["common_pid"] == (4, 4, True) and len(f) == 6
+
+
+def test_retval_interpretation():
+    assert signed_retval(0xFFFFFFF4, (4, True)) == -12           # int -ENOMEM, upper bits clear
+    assert signed_retval(0xFFFFFFFFFFFFFFF4, None) == -12
+    assert signed_retval(0xFFFFFFF4, None) == -12
+    assert signed_retval(0x7FFFF7800000, (8, False)) == 0x7FFFF7800000
+
+
+def test_headers_choice(tmp_path):
+    with pytest.raises(ToolkitError) as exc:
+        kheaders.choose("6.1.0-99-amd64", modules_dir=str(tmp_path), src_dir=str(tmp_path),
+                        kheaders=str(tmp_path / "none"))
+    assert "apt-get install linux-headers-6.1.0-99-amd64" in str(exc.value)
+    common = tmp_path / "linux-headers-6.1.0-5-common"
+    (common / "include" / "linux").mkdir(parents=True)
+    (common / "include" / "linux" / "kconfig.h").write_text("")
+    (tmp_path / "linux-headers-6.1.0-5-amd64" / "include" / "generated").mkdir(parents=True)
+    ch = kheaders.choose("6.18.0-custom", modules_dir=str(tmp_path), src_dir=str(tmp_path),
+                         kheaders=str(tmp_path / "none"))
+    assert ch.env["BCC_KERNEL_SOURCE"] == str(common) and "6.18.0-custom" in ch.note
+    assert any("linux-headers-6.1.0-5-amd64/include" in f for f in ch.cflags)

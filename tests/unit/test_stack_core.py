@@ -1,0 +1,251 @@
+"""The pure stack-diagnose core: kernel rules, recursion counting, sp-mover and clash-probe
+recognition (x86_64 and, statically, aarch64), and the verdict on hand-built facts."""
+import re
+import shutil
+import struct
+import subprocess
+
+import pytest
+
+from gdb_toolkit.common.disasm import disassemble
+from gdb_toolkit.common.procfs import Mapping
+from gdb_toolkit.stack.diagnose import diagnose
+from gdb_toolkit.stack.kernel_rules import (guard_gap_from_cmdline, thread_stacksize_for,
+                                            ulimit_kib_for)
+from gdb_toolkit.stack.model import Frame, SignalInfo, StackFacts
+from gdb_toolkit.stack.recursion import count_words, find_cycle
+from gdb_toolkit.stack.sp_insn import detect_clash_probe, find_sp_mover
+from tests.support.gdbrun import REPO, compile_c
+
+MiB = 1 << 20
+
+
+def test_guard_gap_source():
+    assert guard_gap_from_cmdline("quiet root=/dev/sda", 4096) == (
+        1 << 20, "kernel default 256 pages (/proc/cmdline has no stack_guard_gap=)")
+    gap, src = guard_gap_from_cmdline("quiet stack_guard_gap=1 ro", 4096)
+    assert gap == 4096 and "stack_guard_gap=1" in src
+    assert guard_gap_from_cmdline(None, 65536)[0] == 256 * 65536
+
+
+def test_rounding():
+    assert ulimit_kib_for(16 * MiB) == 16384
+    assert ulimit_kib_for(16 * MiB + 1) == 17408
+    assert thread_stacksize_for(200_000) == 262144
+
+
+def test_count_words_and_cycle():
+    data = struct.pack("<8Q", 1, 0xdead, 2, 0xdead, 0xdead, 3, 4, 0xdead)
+    assert count_words(data, 0xdead) == 4
+    assert count_words(data + b"\x01\x02", 0xdead) == 4        # trailing bytes ignored
+    fr = [Frame(i, 0x1000 + (i % 2), 0x8000 + i * 64, "a" if i % 2 == 0 else "b")
+          for i in range(20)]
+    assert find_cycle(fr)[1] == 2
+    assert find_cycle([Frame(i, i, i, f"f{i}") for i in range(10)]) is None
+
+
+def test_x86_sp_mover_prefers_the_dynamic_sub():
+    # push rbp; mov rbp,rsp; sub rsp,0x38; sub rsp,rax; mov [rsp],rcx
+    code = bytes.fromhex("55" "4889e5" "4883ec38" "4829c4" "48890c24")
+    insns = disassemble(code, 0x1000, "x86_64")
+    m = find_sp_mover(insns, 0x1000 + len(code) - 4, "x86_64")
+    assert m.text == "sub rsp, rax" and m.dynamic and m.address == 0x1008
+    m = find_sp_mover(insns, 0x1008, "x86_64")        # before the VLA: the fixed frame
+    assert m.text == "sub rsp, 0x38" and not m.dynamic
+
+
+def _a64_tools():
+    if not shutil.which("aarch64-linux-gnu-gcc"):
+        pytest.skip("aarch64-linux-gnu-gcc not installed (scripts/setup.sh installs it)")
+
+
+def _a64_function(binary, name):
+    """(start address, code bytes) of *name* read with pyelftools; objdump listing as oracle."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(binary, "rb") as fh:
+        elf = ELFFile(fh)
+        sym = next(s for s in elf.get_section_by_name(".symtab").iter_symbols() if s.name == name)
+        text = elf.get_section_by_name(".text")
+        off = sym["st_value"] - text["sh_addr"]
+        code = text.data()[off:off + sym["st_size"]]
+    dump = subprocess.run(["aarch64-linux-gnu-objdump", "-d", "--no-show-raw-insn", str(binary)],
+                          capture_output=True, text=True).stdout
+    body = dump[dump.index(f"<{name}>:"):]
+    body = body[:body.index("\n\n")]
+    return sym["st_value"], code, body
+
+
+def test_aarch64_static_vla_sub():
+    _a64_tools()
+    binary = compile_c(REPO / "examples/stack/teststack.c", name="teststack-a64",
+                       flags=["-g", "-O0"], compiler="aarch64-linux-gnu-gcc")
+    start, code, body = _a64_function(binary, "calc_array")
+    expect = re.search(r"^\s*([0-9a-f]+):\s+sub\s+sp, sp, (x\d+)", body, re.M)
+    assert expect, body
+    insns = disassemble(code, start, "aarch64")
+    m = find_sp_mover(insns, start + len(code), "aarch64")
+    assert m.address == int(expect[1], 16)
+    assert m.text == f"sub sp, sp, {expect[2]}" and m.dynamic
+
+
+def test_aarch64_static_clash_probe_loop():
+    _a64_tools()
+    binary = compile_c(REPO / "examples/stack/teststack.c", name="teststack-a64-scp",
+                       flags=["-O2", "-fstack-clash-protection"], compiler="aarch64-linux-gnu-gcc")
+    start, code, body = _a64_function(binary, "calc_array")
+    probe = re.search(r"^\s*([0-9a-f]+):\s+str\s+xzr, \[sp, #(\d+)\]", body, re.M)
+    cmp_reg = re.search(r"cmp\s+sp, (x\d+)", body)[1]
+    assert probe, body
+    insns = disassemble(code, start, "aarch64")
+    cfa = 0x7ffff000
+    p = detect_clash_probe(insns, int(probe[1], 16), "aarch64", {cmp_reg: cfa - 16 * MiB}, cfa)
+    assert p is not None and p.step == 65536          # aarch64 probes every 64 KiB
+    assert p.target_register == cmp_reg and p.requested == 16 * MiB
+
+
+def test_x86_clash_probe_loop_from_gcc():
+    binary = compile_c(REPO / "examples/stack/alloca_huge.c", name="alloca-scp",
+                       flags=["-O2", "-fstack-clash-protection"])
+    dump = subprocess.run(["objdump", "-d", "--no-show-raw-insn", "-M", "intel", str(binary)],
+                          capture_output=True, text=True).stdout
+    start = int(re.search(r"^([0-9a-f]+) <big>:", dump, re.M)[1], 16)
+    body = dump[dump.index("<big>:"):]
+    body = body[:body.index("\n\n")]
+    probe = int(re.search(r"^\s*([0-9a-f]+):\s+or\s+QWORD PTR \[rsp", body, re.M)[1], 16)
+    reg = re.search(r"cmp\s+rsp,(\w+)", body)[1]
+    raw = open(binary, "rb").read()
+    code = raw[start:start + 0x100]                     # PIE: file offset == vaddr for .text here
+    p = detect_clash_probe(disassemble(code, start, "x86_64"), probe, "x86_64",
+                           {reg: 0x10000}, 0x10000 + 32 * MiB)
+    assert p is not None and p.step == 4096 and p.requested == 32 * MiB
+
+
+# -- verdicts on hand-built facts -------------------------------------------------------------
+
+STACK = Mapping(0x7ffffffde000, 0x7ffffffff000, "rw-p", 0, "00:00", 0, "[stack]")
+LD = Mapping(0x7ffff7ffd000, 0x7ffff7fff000, "rw-p", 0, "08:01", 1, "/lib/ld.so")
+HEAP = Mapping(0x555555559000, 0x55555557a000, "rw-p", 0, "00:00", 0, "[heap]")
+
+
+def facts(sp, fault, frames, maps=(HEAP, LD, STACK), main=True, soft=8 * MiB, hard=None,
+          signo=11, code=1, known=True):
+    return StackFacts(
+        arch="x86_64", target="live" if known else "core", pid=10, tid=10 if main else 11,
+        thread_num=1, is_main_thread=main,
+        signal=SignalInfo(signo, code, fault) if signo else None, pc=0x401000, sp=sp,
+        maps=list(maps), maps_source="test", rlimit_soft=soft, rlimit_hard=hard,
+        rlimit_known=known, rlimit_source="test" if known else "assumed", guard_gap=MiB,
+        guard_gap_source="test", page_size=4096, frames=frames, frames_complete=True)
+
+
+def test_rlimit_huge_frame_and_ulimit_fix():
+    sp = STACK.end - 16 * MiB
+    f = facts(sp, sp, [Frame(0, 0x401000, sp, "calc"), Frame(1, 0x402000, STACK.end - 4096, "main")])
+    d = diagnose(f)
+    assert d.verdict == "rlimit" and d.cause == "huge-frame"
+    assert d.growth_requested == 16 * MiB
+    assert d.fix.kind == "ulimit" and d.fix.ulimit_kib == 17408
+
+
+def test_rlimit_beyond_hard_limit_means_heap():
+    sp = STACK.end - 16 * MiB
+    f = facts(sp, sp, [Frame(0, 1, sp, "calc"), Frame(1, 2, STACK.end - 4096, "main")],
+              hard=12 * MiB)
+    assert diagnose(f).fix.kind == "heap"
+
+
+def test_core_rlimit_is_flagged_as_assumed():
+    sp = STACK.end - 16 * MiB
+    d = diagnose(facts(sp, sp, [Frame(0, 1, sp, "c"), Frame(1, 2, STACK.end - 64, "m")], known=False))
+    assert d.verdict == "rlimit" and "(assumed)" in d.headline
+    assert any("RLIMIT_STACK" in a for a in d.assumptions)
+
+
+def test_guard_gap_of_mapping_below():
+    below = Mapping(STACK.start - 512 * 1024 - 4096, STACK.start - 512 * 1024, "r--p", 0, "00:00", 0, "")
+    sp = STACK.start - 128 * 1024
+    d = diagnose(facts(sp, sp - 8, [Frame(0, 1, sp, "g"), Frame(1, 2, STACK.end - 64, "m")],
+                       maps=(HEAP, LD, below, STACK)))
+    assert d.verdict == "guard-gap" and d.below["end"] == below.end
+    assert d.fix.kind == "heap"
+
+
+def test_prot_none_mapping_below_does_not_count_for_the_gap():
+    below = Mapping(STACK.start - 512 * 1024 - 4096, STACK.start - 512 * 1024, "---p", 0, "00:00", 0, "")
+    sp = STACK.start - 128 * 1024
+    d = diagnose(facts(sp, sp - 8, [Frame(0, 1, sp, "g"), Frame(1, 2, STACK.end - 64, "m")],
+                       maps=(HEAP, LD, below, STACK), soft=64 * 1024))
+    assert d.verdict == "rlimit"
+
+
+def test_thread_overflow_past_guard():
+    tstack = Mapping(0x7ffff7dbf000, 0x7ffff7dcf000, "rw-p", 0, "00:00", 0, "")
+    guard = Mapping(0x7ffff7dbe000, 0x7ffff7dbf000, "---p", 0, "00:00", 0, "")
+    sp = tstack.start - 70 * 1024
+    d = diagnose(facts(sp, sp - 8, [Frame(0, 1, sp, "fill"), Frame(1, 2, tstack.end - 512, "worker")],
+                       maps=(HEAP, guard, tstack, LD, STACK), main=False))
+    assert d.verdict == "thread-overflow" and d.stack.guard.start == guard.start
+    assert d.fix.kind == "pthread_attr_setstacksize" and d.fix.stacksize % 65536 == 0
+    assert d.fix.stacksize >= tstack.end - sp
+
+
+def test_null_and_heap_are_not_stack():
+    sp = STACK.end - 4096
+    fr = [Frame(0, 1, sp, "main")]
+    d = diagnose(facts(sp, 0x10, fr))
+    assert d.verdict == "not-stack" and "NULL" in d.headline and d.culprit is None
+    d = diagnose(facts(sp, HEAP.end + 64 * MiB, fr))
+    assert d.verdict == "not-stack" and "[heap]" in d.headline
+
+
+def test_recursion_and_health():
+    frames = [Frame(i, 0x401050, STACK.end - 8 * MiB + 80 * i, "rec") for i in range(50)]
+    d = diagnose(facts(frames[0].sp, frames[0].sp - 8, frames))
+    assert d.cause == "deep-recursion" and d.recursion.avg_frame == 80
+    h = diagnose(facts(STACK.end - 4096, None, [Frame(0, 1, STACK.end - 4096, "main")], signo=0))
+    assert h.verdict == "healthy" and "healthy" in h.headline
+
+
+def test_mutual_recursion_depth_from_memory():
+    from gdb_toolkit.stack.recursion import detect_recursion
+
+    frames = [Frame(0, 0x100, 0x9000, "a")]
+    for lvl in range(1, 12):
+        frames.append(Frame(lvl, 0x200 if lvl % 2 else 0x300, 0x9000 + 48 * lvl,
+                            "b" if lvl % 2 else "a"))
+    from gdb_toolkit.stack.diagnose import frame_sizes
+
+    frame_sizes(frames)
+    # the real stack holds 20 frames: a at even levels 0..18, so 9 copies of a's return address
+    words = struct.pack("<20Q", *([0x300] * 9 + [0x200] * 10 + [0x7]))
+    r = detect_recursion(frames, False, words, 0x10000, 0x9000)
+    assert r.functions == ["a", "b"] and r.depth == 20 and r.avg_frame == 48
+
+
+def test_every_verdict_renders_as_text():
+    from gdb_toolkit.common.render import to_json
+    from gdb_toolkit.stack.text import render_diagnosis
+
+    tstack = Mapping(0x7ffff7dbf000, 0x7ffff7dcf000, "rw-p", 0, "00:00", 0, "")
+    guard = Mapping(0x7ffff7dbe000, 0x7ffff7dbf000, "---p", 0, "00:00", 0, "")
+    below = Mapping(STACK.start - 512 * 1024 - 4096, STACK.start - 512 * 1024, "r--p", 0, "00:00", 0, "")
+    top = STACK.end - 64
+    cases = [
+        facts(STACK.end - 16 * MiB, STACK.end - 16 * MiB, [Frame(0, 1, STACK.end - 16 * MiB, "c"), Frame(1, 2, top, "m")]),
+        facts(STACK.start - 131072, STACK.start - 131080, [Frame(0, 1, STACK.start - 131072, "g"), Frame(1, 2, top, "m")],
+              maps=(HEAP, LD, below, STACK)),
+        facts(tstack.start - 70000, tstack.start - 70008, [Frame(0, 1, tstack.start - 70000, "f"), Frame(1, 2, tstack.end - 512, "w")],
+              maps=(HEAP, guard, tstack, LD, STACK), main=False),
+        facts(top, 0x10, [Frame(0, 1, top, "main")]),
+        facts(top, None, [Frame(0, 1, top, "main")], signo=0),
+        facts(top, 0, [Frame(0, 1, top, "main")], code=0x80),
+    ]
+    verdicts = []
+    for f in cases:
+        d = diagnose(f)
+        text = render_diagnosis(d, 80)
+        assert f"[{d.verdict}]" in text and "FIX" in text
+        assert to_json(d)
+        verdicts.append(d.verdict)
+    assert verdicts == ["rlimit", "guard-gap", "thread-overflow", "not-stack", "healthy", "not-stack"]
