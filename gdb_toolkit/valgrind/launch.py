@@ -1,0 +1,117 @@
+"""Starting a program under valgrind with vgdb, and making sense of vgdb failures.
+
+No gdb here: the gdb layer calls these with plain values.
+"""
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+
+from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.valgrind.vgdb_processes import fifo_for
+
+FORCED_OPTIONS = ("--tool=memcheck", "--vgdb=yes", "--vgdb-error=0")
+
+
+def split_user_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``PROGRAM ARGS... -- VALGRIND-OPTIONS`` -> (program part, valgrind options)."""
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
+def resolve_program(program: str, cwd: str | None = None) -> str:
+    if os.sep in program:
+        path = os.path.abspath(os.path.join(cwd or os.getcwd(), program))
+    else:
+        path = shutil.which(program) or os.path.abspath(os.path.join(cwd or os.getcwd(), program))
+    if not os.path.isfile(path):
+        raise ToolkitError(f"program {program!r} not found", "give the path of an executable")
+    if not os.access(path, os.X_OK):
+        raise ToolkitError(f"{path} is not executable", "chmod +x it or give another program")
+    return path
+
+
+def valgrind_argv(valgrind: str, program: str, args: list[str], user_options: list[str],
+                  log_file: str) -> list[str]:
+    """The command line: forced vgdb options, our log file, then the user's options."""
+    for opt in user_options:
+        if not opt.startswith("-"):
+            raise ToolkitError(f"valgrind option {opt!r} does not start with '-'",
+                               "put program arguments before '--' and valgrind options after it")
+        if opt.startswith(("--vgdb=", "--vgdb-error=")) and opt not in FORCED_OPTIONS:
+            raise ToolkitError(f"{opt} would stop vg-start from connecting",
+                               "leave --vgdb and --vgdb-error to vg-start")
+    has_log = any(o.startswith(("--log-file=", "--log-fd=", "--log-socket=")) for o in user_options)
+    tool = [o for o in user_options if o.startswith("--tool=")]
+    if tool and tool[0] != "--tool=memcheck":
+        raise ToolkitError(f"{tool[0]}: the vg-* commands need memcheck", "drop --tool")
+    opts = [o for o in user_options if not o.startswith("--tool=")]
+    return [valgrind, *FORCED_OPTIONS, *([] if has_log else [f"--log-file={log_file}"]), *opts,
+            program, *args]
+
+
+def log_tail(path: str | None, lines: int = 6) -> str:
+    if not path:
+        return ""
+    try:
+        with open(path, errors="replace") as fh:
+            text = fh.read().splitlines()
+    except OSError:
+        return ""
+    keep = [ln for ln in text if ln.strip() and not ln.rstrip().endswith("==")]
+    return " | ".join(keep[-lines:])
+
+
+def wait_for_fifo(proc: subprocess.Popen, directory: str, timeout: float, log_file: str) -> str:
+    """Wait until valgrind (proc) has created its vgdb FIFO; return its path."""
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        path = fifo_for(proc.pid, directory)
+        if path:
+            return path
+        if proc.poll() is not None:
+            raise ToolkitError(f"valgrind exited with status {proc.returncode} before its gdbserver "
+                               f"started: {log_tail(log_file) or 'no log'}",
+                               "check the program and the valgrind options (log: " + log_file + ")")
+        if time.monotonic() > deadline:
+            raise ToolkitError(f"valgrind (pid {proc.pid}) created no vgdb FIFO in {directory} "
+                               f"within {timeout:.0f}s", "check TMPDIR and the valgrind log " + log_file)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def explain_vgdb_failure(stderr_text: str, pid: int) -> ToolkitError:
+    """A one-line error from vgdb's stderr when 'target remote | vgdb' failed."""
+    text = " ".join(stderr_text.split())
+    low = text.lower()
+    if "ptrace" in low and ("not permitted" in low or "eperm" in low or "permission" in low):
+        return ToolkitError(
+            f"vgdb cannot ptrace valgrind process {pid} (ptrace denied: {text[:160]})",
+            "allow ptrace: run gdb as the same user with /proc/sys/kernel/yama/ptrace_scope set to 0 "
+            "(sysctl kernel.yama.ptrace_scope=0), or as root with CAP_SYS_PTRACE, or start the "
+            "program with vg-start so vgdb never needs ptrace")
+    if "no such process" in low or "invalid pid" in low or "check for pid" in low:
+        return ToolkitError(f"valgrind process {pid} is gone ({text[:160]})",
+                            "start it again with vg-start, or list live ones with vg-attach")
+    return ToolkitError(f"cannot connect to valgrind process {pid} through vgdb"
+                        + (f": {text[:200]}" if text else ""),
+                        "check that the process runs with --vgdb=yes and that vgdb is installed")
+
+
+@dataclass
+class StartReport:
+    valgrind_pid: int
+    program: str
+    arguments: list[str]
+    valgrind_command: list[str]
+    log_file: str                # valgrind's own messages
+    program_stdin: str
+    program_stdout: str          # "gdb's terminal (inherited)" or a path
+    vgdb_log: str                # vgdb's stderr
+    stopped_at: str              # gdb's description of where the program stopped
+    ran_to_main: bool
+    seconds: float               # from spawning valgrind to the stop reported
