@@ -4,8 +4,9 @@
  * pointer is a local that dies) and keeps 45678 and 560000 bytes reachable
  * through the globals g_psz1/g_psz2, so the reachable total grows between
  * leak checks.  After each round the program calls checkpoint(round) (a
- * place to put a breakpoint), then waits: for a key press when stdin is a
- * terminal, else for one second.
+ * place to put a breakpoint), then waits: for a line on stdin when stdin is
+ * a terminal or a pipe (blocked in read(2), like the seed's getchar()), else
+ * (stdin is /dev/null or a file, or the pipe was closed) for one second.
  *
  *   memleakloop            run forever
  *   memleakloop N          run N rounds, then exit 0 (valgrind prints its
@@ -13,6 +14,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_ROUNDS 1024
@@ -33,6 +35,8 @@ __attribute__((noinline)) void checkpoint(int round) { __asm__ volatile("" ::"r"
 int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 0;
+    struct stat st;
+    int keys = isatty(0) || (fstat(0, &st) == 0 && S_ISFIFO(st.st_mode));
     char *psz = malloc(32);   /* held by main's frame: still reachable */
 
     printf("begin to alloc memory pid=%d\n", getpid());
@@ -48,9 +52,9 @@ int main(int argc, char **argv)
         checkpoint(g_round + 1);
         if (rounds && g_round + 1 >= rounds)
             break;
-        if (isatty(0))
-            getchar();
-        else
+        if (keys && getchar() == EOF)
+            keys = 0;
+        if (!keys)
             sleep(1);
     }
     printf("finish alloc memory\n");

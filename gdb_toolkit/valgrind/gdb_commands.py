@@ -71,7 +71,8 @@ Example:
 
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.valgrind import gdb_session as gs
-        from gdb_toolkit.valgrind.launch import StartReport, resolve_program, valgrind_argv, wait_for_fifo
+        from gdb_toolkit.valgrind.launch import (StartReport, resolve_program, set_parent_death_signal,
+                                                 valgrind_argv, wait_for_fifo)
         from gdb_toolkit.valgrind.vgdb_processes import fifo_dir
 
         valgrind = shutil.which("valgrind")
@@ -93,7 +94,8 @@ Example:
         t0 = time.monotonic()
         try:
             proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stdout,
-                                    start_new_session=True, close_fds=True)
+                                    start_new_session=True, close_fds=True,
+                                    preexec_fn=set_parent_death_signal)
         finally:
             stdin.close()
             if stdout is not None:

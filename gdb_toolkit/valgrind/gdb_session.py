@@ -142,6 +142,8 @@ def _on_stop(event):
 def _on_exit(event):
     try:
         for pid, s in SESSIONS.items():
+            if s.get("popen") is not None:
+                s["popen"].poll()
             if s.get("connected"):
                 s["connected"] = False
                 if not pid_alive(pid):
@@ -150,12 +152,26 @@ def _on_exit(event):
         return
 
 
+def _on_gdb_exiting(event):
+    """gdb quits: kill the valgrind processes vg-start spawned (vg-attach'ed ones are left)."""
+    for s in SESSIONS.values():
+        proc = s.get("popen")
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.kill()
+                proc.wait(timeout=5)
+            except Exception:
+                pass
+
+
 def install_handlers() -> None:
     global _handlers_installed
     if _handlers_installed:
         return
     gdb.events.stop.connect(_on_stop)
     gdb.events.exited.connect(_on_exit)
+    if hasattr(gdb.events, "gdb_exiting"):
+        gdb.events.gdb_exiting.connect(_on_gdb_exiting)
     _handlers_installed = True
 
 

@@ -53,6 +53,17 @@ def valgrind_argv(valgrind: str, program: str, args: list[str], user_options: li
             program, *args]
 
 
+def set_parent_death_signal() -> None:
+    """preexec_fn: valgrind gets SIGKILL if gdb dies (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    except Exception:
+        pass
+
+
 def log_tail(path: str | None, lines: int = 6) -> str:
     if not path:
         return ""
@@ -86,14 +97,16 @@ def wait_for_fifo(proc: subprocess.Popen, directory: str, timeout: float, log_fi
 
 def explain_vgdb_failure(stderr_text: str, pid: int) -> ToolkitError:
     """A one-line error from vgdb's stderr when 'target remote | vgdb' failed."""
-    text = " ".join(stderr_text.split())
+    text = " ".join(ln for ln in stderr_text.split("\n")
+                    if ln.strip() and not ln.startswith("relaying data between"))
+    text = " ".join(text.split())
     low = text.lower()
     if "ptrace" in low and ("not permitted" in low or "eperm" in low or "permission" in low):
         return ToolkitError(
             f"vgdb cannot ptrace valgrind process {pid} (ptrace denied: {text[:160]})",
             "allow ptrace: run gdb as the same user with /proc/sys/kernel/yama/ptrace_scope set to 0 "
-            "(sysctl kernel.yama.ptrace_scope=0), or as root with CAP_SYS_PTRACE, or start the "
-            "program with vg-start so vgdb never needs ptrace")
+            "(sysctl kernel.yama.ptrace_scope=0), or as root with CAP_SYS_PTRACE; without ptrace, "
+            "vgdb can only connect while the program is not blocked in a system call")
     if "no such process" in low or "invalid pid" in low or "check for pid" in low:
         return ToolkitError(f"valgrind process {pid} is gone ({text[:160]})",
                             "start it again with vg-start, or list live ones with vg-attach")
