@@ -59,7 +59,10 @@ Example:
         from gdb_toolkit.valgrind.launch import split_user_args
 
         argv = gdb.string_to_argv(argument)
-        ours, self._vg_opts = split_user_args(argv)
+        ours, vg_opts = split_user_args(argv)
+        # --json/--help after "--" are ours (valgrind has neither)
+        ours += [o for o in vg_opts if o in ("--json", "--help", "-h")]
+        self._vg_opts = [o for o in vg_opts if o not in ("--json", "--help", "-h")]
         return super().invoke(" ".join(_quote(a) for a in ours), from_tty)
 
     def run(self, args):
@@ -107,8 +110,9 @@ Example:
             wait_for_fifo(proc, fifo_dir(), args.timeout, log_file)
             gs.connect(proc.pid, program, os.path.join(tmp, f"vg-toolkit-vgdb-{proc.pid}.err"))
             if args.main:
-                gdb.execute("tbreak main", to_string=True)
-                gdb.execute("continue", to_string=True)
+                with gs.quiet_stops():
+                    gdb.execute("tbreak main", to_string=True)
+                    gdb.execute("continue", to_string=True)
         except BaseException:
             if gs.connection_pid() == proc.pid:
                 try:
@@ -118,6 +122,9 @@ Example:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+            from gdb_toolkit.valgrind.vgdb_processes import remove_stale_fifos
+
+            remove_stale_fifos(proc.pid)
             raise
         seconds = time.monotonic() - t0
         where = gs.where_stopped()

@@ -71,8 +71,10 @@ def mark_gone(pid: int) -> None:
     s = session(pid)
     s["gone"] = True
     popen = s.get("popen")
-    if popen is not None:
-        popen.poll()
+    if popen is not None and popen.poll() is not None:
+        from gdb_toolkit.valgrind.vgdb_processes import remove_stale_fifos
+
+        remove_stale_fifos(pid)     # ours, and SIGKILLed valgrind leaves its FIFOs behind
 
 
 def monitor(command: str, what: str) -> str:
@@ -154,14 +156,24 @@ def _on_exit(event):
 
 def _on_gdb_exiting(event):
     """gdb quits: kill the valgrind processes vg-start spawned (vg-attach'ed ones are left)."""
-    for s in SESSIONS.values():
+    for pid, s in SESSIONS.items():
         proc = s.get("popen")
         if proc is not None and proc.poll() is None:
+            if connection_pid() == pid:
+                try:
+                    gdb.execute("kill", to_string=True)
+                    proc.wait(timeout=5)
+                except Exception:
+                    pass
             try:
-                proc.kill()
+                if proc.poll() is None:
+                    proc.kill()
                 proc.wait(timeout=5)
             except Exception:
                 pass
+            from gdb_toolkit.valgrind.vgdb_processes import remove_stale_fifos
+
+            remove_stale_fifos(pid)
 
 
 def install_handlers() -> None:
@@ -194,6 +206,23 @@ def vgdb_binary() -> str:
     return path
 
 
+class quiet_stops:
+    """Suppress gdb's own stop printing (the report says where the program stopped)."""
+
+    def __enter__(self):
+        try:
+            self.old = gdb.parameter("suppress-cli-notifications")
+            gdb.execute("set suppress-cli-notifications on", to_string=True)
+        except gdb.error:
+            self.old = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            gdb.execute(f"set suppress-cli-notifications {'on' if self.old else 'off'}", to_string=True)
+        return False
+
+
 def connect(pid: int, program: str | None, errlog: str) -> str:
     """``file PROGRAM`` then ``target remote | vgdb --pid=PID``; returns gdb's stop text."""
     from gdb_toolkit.valgrind.launch import explain_vgdb_failure
@@ -210,7 +239,8 @@ def connect(pid: int, program: str | None, errlog: str) -> str:
     except OSError:
         pass
     try:
-        out = gdb.execute(f"target remote | {vgdb} --pid={pid} 2>>{errlog}", to_string=True)
+        with quiet_stops():
+            out = gdb.execute(f"target remote | {vgdb} --pid={pid} 2>>{errlog}", to_string=True)
     except gdb.error:
         try:
             with open(errlog, errors="replace") as fh:

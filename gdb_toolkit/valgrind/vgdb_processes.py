@@ -128,3 +128,24 @@ def choose(processes: list[ValgrindProcess], pid: int | None) -> ValgrindProcess
     if pid is not None:
         return next((p for p in processes if p.pid == pid), None)
     return processes[0] if len(processes) == 1 else None
+
+
+def remove_stale_fifos(pid: int, directory: str | None = None) -> int:
+    """Remove the vgdb FIFOs/shared-memory file of a dead valgrind *pid*; returns how many."""
+    import contextlib
+
+    if os.path.exists(f"/proc/{pid}/cmdline") and process_info(pid)[0]:
+        return 0        # still alive: not stale
+    directory = directory or fifo_dir()
+    removed = 0
+    pat = re.compile(rf"^vgdb-pipe-(from-vgdb-to|to-vgdb-from|shared-mem-vgdb)-{pid}-by-")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    for name in names:
+        if pat.match(name):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+                removed += 1
+    return removed
