@@ -284,7 +284,7 @@ Example:
             raise ToolkitError(f"vg-leaks: {why}",
                                "run 'monitor v.set gdb_output' (after log_output), or restart valgrind "
                                "without -q; 'vg-leaks full' still lists records under -q")
-        parsed = parse_leak_check(text)
+        parsed = parse_leak_check(text, full_stacks=bool(args.json))
         extra = None
         if use_limited:
             extra = parse_leak_check(gs.monitor(monitor_leak_command("summary", list(KINDS), None),
@@ -294,7 +294,7 @@ Example:
         report = build_report(parsed, mode=args.mode, monitor_command=f"monitor {cmd}", kinds=kinds,
                               delta=args.delta, min_bytes=args.min_bytes, top=args.top,
                               complete=complete, previous_totals=s.get("leak_totals"),
-                              extra_summary=extra)
+                              extra_summary=extra, with_stacks=bool(args.json))
         if parsed.summary is None and args.mode == "full" and not (extra and extra.summary):
             report.warnings.append("valgrind printed no LEAK SUMMARY (it runs with -q?); "
                                    "totals computed from the records shown")
@@ -308,7 +308,7 @@ Example:
         return report
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import table
+        from gdb_toolkit.valgrind.text_table import table
 
         head = (f"valgrind pid {report.pid}: {report.monitor_command}\n"
                 f"{report.records_total or 0} loss records, {report.records_matched} matched, "

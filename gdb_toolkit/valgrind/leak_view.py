@@ -63,13 +63,15 @@ def summary_totals(parsed: LeakCheckOutput) -> dict[str, KindTotal] | None:
 def build_report(parsed: LeakCheckOutput, *, mode: str, monitor_command: str, kinds: list[str],
                  delta: str | None, min_bytes: int | None, top: int | None,
                  complete: bool, previous_totals: dict[str, int] | None = None,
-                 extra_summary: LeakCheckOutput | None = None) -> LeakReport:
+                 extra_summary: LeakCheckOutput | None = None, with_stacks: bool = True) -> LeakReport:
     """Build the vg-leaks report.
 
     *complete*: the monitor command listed every record of every kind (so totals
     can be computed from the records).  *extra_summary*: a separate
     ``leak_check summary`` run used for totals when the records are partial.
     *previous_totals*: bytes per kind at our previous check, for totals_delta.
+    *with_stacks*: put whole allocation stacks in the rows (JSON); the text table
+    needs only the program frame.
     """
     warnings: list[str] = []
     records = [r for r in parsed.records if r.kind in kinds]
@@ -113,7 +115,8 @@ def build_report(parsed: LeakCheckOutput, *, mode: str, monitor_command: str, ki
         pf = r.program_frame
         rows.append(LeakRow(r.number, r.kind, r.bytes, r.direct_bytes, r.indirect_bytes, r.blocks,
                             r.bytes_delta, r.blocks_delta, pf.function if pf else None,
-                            pf.where if pf else None, r.stack, r.block_list))
+                            pf.where if pf else None, r.frames() if with_stacks else [],
+                            r.block_list))
     return LeakReport(parsed.pid, mode, monitor_command, delta, list(kinds), rows,
                       parsed.total_records, matched, totals, source, totals_delta, warnings)
 

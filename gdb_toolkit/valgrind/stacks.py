@@ -3,6 +3,7 @@
 ``program_frame`` picks the frame that belongs to the program: the first one
 that is not valgrind's malloc replacement, libc/ld.so or a C++ runtime.
 """
+import functools
 import re
 from dataclasses import dataclass
 
@@ -11,8 +12,7 @@ from dataclasses import dataclass
 # "==123==    by 0x48E109F: _IO_doallocbuf (genops.c:347)"
 # "==123==    by 0x10935D: ??? (in /tmp/prog)"   "by 0x1: ???"
 PREFIX_RE = re.compile(r"^==\d+==\s?")
-FRAME_RE = re.compile(r"^\s*(at|by)\s+0x([0-9A-Fa-f]+):\s+(.*?)\s*$")
-_LOC_RE = re.compile(r"^(.*?)\s+\((?:in\s+(.+)|(.+?):(\d+))\)$")
+FRAME_RE = re.compile(r"\s*(at|by) 0x([0-9A-Fa-f]+): (.*)")
 
 _RUNTIME_FUNCS = re.compile(
     r"^(malloc|calloc|realloc|free|memalign|posix_memalign|aligned_alloc|valloc|pvalloc|"
@@ -53,21 +53,27 @@ def strip_prefix(line: str) -> str:
 
 def parse_frame(text: str) -> Frame | None:
     """One stack frame from a line (with or without the ``==PID==`` prefix)."""
-    m = FRAME_RE.match(strip_prefix(text))
+    if text.startswith("=="):
+        text = text[text.find("==", 2) + 2:]
+    m = FRAME_RE.match(text)
     if not m:
         return None
-    kind, addr, rest = m.group(1), int(m.group(2), 16), m.group(3)
-    func = file = obj = None
+    kind, addr, rest = m.group(1), int(m.group(2), 16), m.group(3).strip()
+    func = rest
+    file = obj = None
     line = None
-    lm = _LOC_RE.match(rest)
-    if lm:
-        func = lm.group(1)
-        if lm.group(2):
-            obj = lm.group(2)
-        else:
-            file, line = lm.group(3), int(lm.group(4))
-    else:
-        func = rest
+    if rest.endswith(")"):
+        i = rest.rfind(" (")
+        if i >= 0:
+            func, inner = rest[:i], rest[i + 2:-1]
+            if inner.startswith("in "):
+                obj = inner[3:]
+            else:
+                f, sep, num = inner.rpartition(":")
+                if sep and num.isdigit():
+                    file, line = f, int(num)
+                else:
+                    func = rest
     if func in ("???", ""):
         func = None
     return Frame(kind, addr, func, file, line, obj)
@@ -75,11 +81,16 @@ def parse_frame(text: str) -> Frame | None:
 
 def is_runtime_frame(frame: Frame) -> bool:
     """True for valgrind's malloc replacements and C/C++ runtime frames."""
-    if frame.file and _RUNTIME_FILES.match(frame.file):
+    return _is_runtime(frame.function, frame.file, frame.object)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_runtime(function: str | None, file: str | None, obj: str | None) -> bool:
+    if file and _RUNTIME_FILES.match(file):
         return True
-    if frame.object and _RUNTIME_OBJS.search(frame.object):
+    if obj and _RUNTIME_OBJS.search(obj):
         return True
-    if frame.function and _RUNTIME_FUNCS.match(frame.function):
+    if function and _RUNTIME_FUNCS.match(function):
         return True
     return False
 
