@@ -310,9 +310,10 @@ Example:
     def render(self, report, ctx):
         from gdb_toolkit.valgrind.text_table import table
 
-        head = (f"valgrind pid {report.pid}: {report.monitor_command}\n"
-                f"{report.records_total or 0} loss records, {report.records_matched} matched, "
-                f"{len(report.records)} shown\n")
+        head = f"valgrind pid {report.pid}: {report.monitor_command}\n"
+        if report.mode == "full":
+            head += (f"{report.records_total or 0} loss records, {report.records_matched} matched, "
+                     f"{len(report.records)} shown\n")
         out = head
         if report.records:
             rows = [[r.record, r.kind, _n(r.bytes) + _d(r.bytes_delta),
@@ -391,7 +392,7 @@ Example:
                  "start" if p.interior_offset is None else f"+{p.interior_offset}", p.holder]
                 for p in report.pointers]
         out += table(["pointer at", "points to", "held by"], rows, width=ctx.width) if rows \
-            else "no pointer found (the block is leaked if it is a heap block)\n"
+            else "no pointer found (a heap block with no pointer to it is leaked)\n"
         return out
 
 
@@ -461,11 +462,13 @@ Example:
             out += (f"loss record {r.record}: {_n(r.bytes)} bytes in {_n(r.blocks)} blocks, {r.kind}, "
                     f"allocated in {r.function or '???'} ({r.location or '?'})\n")
             blocks = r.block_list
-            rows = [[f"0x{b.address:x}", b.size, b.note,
-                     "<- contains 0x%x" % report.address if report.address is not None
-                     and b.address <= report.address < b.address + max(b.size, 1) else ""]
+            rows = [[f"0x{b.address:x}", f"{b.size:,}",
+                     " ".join(x for x in (b.note, "<- contains 0x%x" % report.address
+                                          if report.address is not None
+                                          and b.address <= report.address < b.address + max(b.size, 1)
+                                          else "") if x)]
                     for b in blocks]
-            out += table(["block", "size", "note", ""], rows, width=ctx.width)
+            out += table(["block", "size", "note"], rows, width=ctx.width)
         return out
 
 
