@@ -18,6 +18,38 @@ def _expr_int(text: str) -> int:
     return eval_int(text)
 
 
+class _AddrLenCommand(ToolkitCommand):
+    """Base of the commands taking ``ADDR [LEN]`` gdb expressions (connected to valgrind)."""
+
+    value_completer = gdb.COMPLETE_EXPRESSION
+    purpose = ""
+    default_len: str | None = "1"     # None: LEN is required
+    max_len = 1 << 30
+
+    def build_parser(self):
+        from gdb_toolkit.common.args import ArgParser
+
+        p = ArgParser(self.name, self.purpose)
+        p.add_argument("addr", help="address (gdb expression)")
+        if self.default_len is None:
+            p.add_argument("len", help="length (gdb expression)")
+        else:
+            p.add_argument("len", nargs="?", default=self.default_len,
+                           help=f"length (gdb expression, default {self.default_len})")
+        return p
+
+    def address_range(self, args) -> tuple[int, int]:
+        """Check the connection, evaluate ADDR and LEN, validate LEN."""
+        from gdb_toolkit.common.errors import ToolkitError
+        from gdb_toolkit.valgrind import gdb_session as gs
+
+        gs.require_connection(self.name)
+        addr, length = _expr_int(args.addr), _expr_int(args.len)
+        if not 0 < length <= self.max_len:
+            raise ToolkitError(f"{self.name}: bad length {length}", f"give 1 to {self.max_len} bytes")
+        return addr, length
+
+
 class VgStart(ToolkitCommand):
     """Start PROGRAM under valgrind memcheck with vgdb and connect gdb to it.
 
@@ -337,7 +369,7 @@ Example:
         return out
 
 
-class VgWho(ToolkitCommand):
+class VgWho(_AddrLenCommand):
     """Show who points at ADDR (memcheck who_points_at), parsed.
 
 Usage: vg-who ADDR [LEN] [--json]
@@ -352,27 +384,15 @@ Example:
   (gdb) vg-who g_buf 64"""
 
     name = "vg-who"
-    value_completer = gdb.COMPLETE_EXPRESSION
-
-    def build_parser(self):
-        from gdb_toolkit.common.args import ArgParser
-
-        p = ArgParser(self.name, "who points at an address")
-        p.add_argument("addr", help="address (gdb expression)")
-        p.add_argument("len", nargs="?", default="1", help="length (gdb expression, default 1)")
-        return p
+    purpose = "who points at an address"
 
     def run(self, args):
-
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.locations import parse_location_lines
         from gdb_toolkit.valgrind.memory_reports import parse_who_points_at
 
-        gs.require_connection(self.name)
-        addr, length = _expr_int(args.addr), _expr_int(args.len)
-        if length <= 0:
-            raise ToolkitError("vg-who: LEN must be positive", "e.g. vg-who g_buf 64")
+        addr, length = self.address_range(args)
         report = parse_who_points_at(gs.monitor(f"who_points_at 0x{addr:x} {length}", self.name))
         if report.address is None:
             raise ToolkitError(f"vg-who: valgrind refused: {' '.join(report.messages) or 'no output'}",
@@ -472,7 +492,7 @@ Example:
         return out
 
 
-class VgVbits(ToolkitCommand):
+class VgVbits(_AddrLenCommand):
     """Show memcheck's validity bits for LEN bytes at ADDR as a table.
 
 Usage: vg-vbits ADDR [LEN] [--json]
@@ -487,25 +507,16 @@ Example:
   (gdb) vg-vbits &local sizeof(local)"""
 
     name = "vg-vbits"
-    value_completer = gdb.COMPLETE_EXPRESSION
-
-    def build_parser(self):
-        from gdb_toolkit.common.args import ArgParser
-
-        p = ArgParser(self.name, "validity bits")
-        p.add_argument("addr", help="address (gdb expression)")
-        p.add_argument("len", nargs="?", default="8", help="length (gdb expression, default 8)")
-        return p
+    purpose = "validity bits"
+    default_len = "8"
+    max_len = 1 << 20
 
     def run(self, args):
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.memory_reports import parse_xb
 
-        gs.require_connection(self.name)
-        addr, length = _expr_int(args.addr), _expr_int(args.len)
-        if not 0 < length <= 1 << 20:
-            raise ToolkitError(f"vg-vbits: bad length {length}", "give 1 to 1048576 bytes")
+        addr, length = self.address_range(args)
         text = gs.monitor(f"xb 0x{addr:x} {length}", self.name)
         report = parse_xb(text, addr, length)
         if not report.bytes:
@@ -534,7 +545,7 @@ Example:
         return out
 
 
-class VgCheck(ToolkitCommand):
+class VgCheck(_AddrLenCommand):
     """Check that LEN bytes at ADDR are addressable or defined (check_memory).
 
 Usage: vg-check ADDR LEN [addressable|defined] [--json]
@@ -548,14 +559,11 @@ Example:
   (gdb) vg-check &g_static sizeof(g_static) defined"""
 
     name = "vg-check"
-    value_completer = gdb.COMPLETE_EXPRESSION
+    purpose = "check_memory"
+    default_len = None
 
     def build_parser(self):
-        from gdb_toolkit.common.args import ArgParser
-
-        p = ArgParser(self.name, "check_memory")
-        p.add_argument("addr", help="address (gdb expression)")
-        p.add_argument("len", help="length (gdb expression)")
+        p = super().build_parser()
         p.add_argument("check", nargs="?", choices=["addressable", "defined"], default="addressable")
         return p
 
@@ -564,10 +572,7 @@ Example:
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.memory_reports import parse_check_memory
 
-        gs.require_connection(self.name)
-        addr, length = _expr_int(args.addr), _expr_int(args.len)
-        if length <= 0:
-            raise ToolkitError(f"vg-check: bad length {length}", "give a positive length")
+        addr, length = self.address_range(args)
         text = gs.monitor(f"check_memory {args.check} 0x{addr:x} {length}", self.name)
         report = parse_check_memory(text, args.check, addr, length)
         if not text.strip() or (not report.ok and report.first_bad is None and not report.location):
