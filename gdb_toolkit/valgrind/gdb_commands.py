@@ -240,7 +240,8 @@ Example:
         if not program and chosen.program and os.path.exists(chosen.program):
             program = chosen.program
         gs.connect(chosen.pid, program,
-                         os.path.join(tempfile.gettempdir(), f"vg-toolkit-vgdb-{chosen.pid}.err"))
+                         os.path.join(tempfile.gettempdir(), f"vg-toolkit-vgdb-{chosen.pid}.err"),
+                         probe=True)
         return AttachReport(True, chosen.pid, program, live, stale, gs.where_stopped())
 
     def render(self, report, ctx):

@@ -223,9 +223,15 @@ class quiet_stops:
         return False
 
 
-def connect(pid: int, program: str | None, errlog: str) -> str:
-    """``file PROGRAM`` then ``target remote | vgdb --pid=PID``; returns gdb's stop text."""
-    from gdb_toolkit.valgrind.launch import explain_vgdb_failure
+def connect(pid: int, program: str | None, errlog: str, probe: bool = False) -> str:
+    """``file PROGRAM`` then ``target remote | vgdb --pid=PID``; returns gdb's stop text.
+
+    *probe*: first check with a standalone vgdb that the process answers (vg-attach).
+    """
+    from gdb_toolkit.valgrind.launch import explain_vgdb_failure, probe_vgdb
+
+    if probe:
+        probe_vgdb(vgdb_binary(), pid)
 
     if program and gdb.current_progspace().filename != program:
         try:

@@ -107,6 +107,10 @@ def explain_vgdb_failure(stderr_text: str, pid: int) -> ToolkitError:
             "allow ptrace: run gdb as the same user with /proc/sys/kernel/yama/ptrace_scope set to 0 "
             "(sysctl kernel.yama.ptrace_scope=0), or as root with CAP_SYS_PTRACE; without ptrace, "
             "vgdb can only connect while the program is not blocked in a system call")
+    if "did not handle a command" in low:
+        return ToolkitError(f"valgrind process {pid} did not answer vgdb ({text[:160]})",
+                            "it may be blocked in a system call with ptrace unavailable to vgdb, or "
+                            "stopped; let it run (or allow ptrace) and retry")
     if "no such process" in low or "invalid pid" in low or "check for pid" in low:
         return ToolkitError(f"valgrind process {pid} is gone ({text[:160]})",
                             "start it again with vg-start, or list live ones with vg-attach")
@@ -128,3 +132,21 @@ class StartReport:
     stopped_at: str              # gdb's description of where the program stopped
     ran_to_main: bool
     seconds: float               # from spawning valgrind to the stop reported
+
+
+def probe_vgdb(vgdb: str, pid: int, timeout: float = 3.0) -> None:
+    """Ask valgrind *pid* a harmless monitor question through a standalone vgdb.
+
+    Done before gdb's ``target remote`` when attaching: if vgdb cannot reach the
+    process (ptrace denied while it is blocked in a system call, pid gone) this
+    fails in *timeout* seconds with vgdb's own words, instead of gdb retrying
+    its remote protocol for half a minute.
+    """
+    cmd = [vgdb, f"--pid={pid}", f"--cmd-time-out={max(1, int(timeout))}", "v.info", "n_errs_found"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 5,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise explain_vgdb_failure(str(exc), pid) from None
+    if proc.returncode != 0 or "n_errs_found" not in proc.stdout:
+        raise explain_vgdb_failure(proc.stderr + proc.stdout, pid)

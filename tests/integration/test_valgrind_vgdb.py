@@ -358,12 +358,12 @@ int main(int argc, char **argv)
 
 
 @contextlib.contextmanager
-def valgrind_bg(binary, tmp_path, name, stdin=subprocess.DEVNULL):
+def valgrind_bg(binary, tmp_path, name, stdin=subprocess.DEVNULL, env=None):
     """valgrind --vgdb=yes PROGRAM running freely (not waiting for gdb); killed afterwards."""
     log = tmp_path / f"{name}.log"
     proc = subprocess.Popen(["valgrind", "--vgdb=yes", f"--log-file={log}", str(binary)],
                             stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            start_new_session=True, text=True)
+                            start_new_session=True, text=True, env=dict(os.environ, **(env or {})))
     try:
         line = proc.stdout.readline()
         assert "begin to alloc memory" in line, line
@@ -374,11 +374,11 @@ def valgrind_bg(binary, tmp_path, name, stdin=subprocess.DEVNULL):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         proc.stdout.close()
-        remove_fifos(proc.pid)
+        remove_fifos(proc.pid, (env or {}).get("TMPDIR"))
 
 
-def remove_fifos(pid):
-    tmp = os.environ.get("TMPDIR") or "/tmp"
+def remove_fifos(pid, tmp=None):
+    tmp = tmp or os.environ.get("TMPDIR") or "/tmp"
     for name in os.listdir(tmp):
         if re.match(rf"vgdb-pipe-.*-{pid}-by-", name):
             with contextlib.suppress(OSError):
@@ -405,7 +405,8 @@ def test_attach_list_stale_fifo_and_ptrace_denied(tmp_path):
                        "python import os; del os.environ['GDB_TOOLKIT_VGDB']",
                        "echo after-ptrace\\n",
                        *j(f"vg-attach {sleeper.pid}"),
-                       *j("vg-leaks --kinds definite")], timeout=300)
+                       *j("vg-leaks --kinds definite"),
+                       *j("vg-vbits &g_round 4")], timeout=300)
         assert_no_traceback(res)
         listing, attached, leaks = docs(res)[:3]
         live = {p["pid"] for p in listing["processes"]}
@@ -419,5 +420,22 @@ def test_attach_list_stale_fifo_and_ptrace_denied(tmp_path):
         assert attached["connected"] and attached["pid"] == sleeper.pid
         assert attached["program"] == str(binary)
         assert {r["function"] for r in leaks["records"]} >= {"memleak1", "memleak2", "memleak3"}
+        # attached while sleeping: stopped in a system call -> the make_memory hazard is recalled
+        vb = docs(res)[3]
+        assert vb["undefined"] == 0 and any("system call" in w for w in vb["warnings"]), vb
         # vg-attach'ed processes are left running when gdb goes away
         assert sleeper.poll() is None and blocked.poll() is None
+
+
+def test_attach_picks_the_only_live_process(tmp_path):
+    """With TMPDIR private to this test, exactly one valgrind is visible: vg-attach takes it."""
+    binary = prog("memleakloop")
+    env = {"TMPDIR": str(tmp_path)}
+    with valgrind_bg(binary, tmp_path, "only", env=env) as only:
+        res = run_gdb([*j("vg-attach"), *j("vg-errors")], env=env, timeout=300)
+        assert_no_traceback(res)
+        attached, errors = docs(res)
+        assert attached["connected"] and attached["pid"] == only.pid
+        assert attached["program"] == str(binary) and attached["processes"][0]["tool"] == "memcheck"
+        assert errors["pid"] == only.pid and errors["counts"]["found"] == 0
+        assert only.poll() is None

@@ -143,3 +143,4 @@ def test_vgdb_failure_messages():
     assert "ptrace" in str(err) and "ptrace_scope" in err.fix and "relaying" not in str(err)
     assert "gone" in str(explain_vgdb_failure("vgdb error: invalid pid 7 given", 7))
     assert "cannot connect" in str(explain_vgdb_failure("", 7))
+    assert "did not answer" in str(explain_vgdb_failure("pid 7 did not handle a command in 3 seconds", 7))
