@@ -44,6 +44,11 @@ def require_connection(what: str) -> int:
     pid = connection_pid()
     if pid is None:
         gone = [p for p, s in SESSIONS.items() if s.get("gone")]
+        exited = [s for s in SESSIONS.values() if "exit_code" in s]
+        if exited:
+            raise ToolkitError(f"{what}: the program under valgrind has exited (status "
+                               f"{exited[-1]['exit_code']}) and valgrind {exited[-1]['pid']} with it",
+                               NOT_CONNECTED_FIX)
         if gone:
             raise ToolkitError(f"{what}: the valgrind process {gone[-1]} is gone (it exited or was "
                                "killed) and gdb is no longer connected", NOT_CONNECTED_FIX)
@@ -148,6 +153,8 @@ def _on_exit(event):
                 s["popen"].poll()
             if s.get("connected"):
                 s["connected"] = False
+                if hasattr(event, "exit_code"):     # a normal exit, not a lost connection
+                    s["exit_code"] = event.exit_code
                 if not pid_alive(pid):
                     s["gone"] = True
     except Exception:
@@ -262,6 +269,7 @@ def connect(pid: int, program: str | None, errlog: str, probe: bool = False) -> 
     install_handlers()
     s = session(pid)
     s.update(connected=True, gone=False, program=program, vgdb_log=errlog)
+    s.pop("exit_code", None)
     s["errors_seen"] = current_error_count()
     return out
 

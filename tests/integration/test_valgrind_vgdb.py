@@ -92,7 +92,7 @@ def memleak_session(tmp_path_factory):
             "output/x &g_psz1[0]", "echo \\n",
             "continue",
             *j("vg-leaks"),
-            "delete", "continue"]
+            "delete", "continue", "vg-leaks"]
     res = run_gdb(cmds, timeout=300)
     res.program_output = out.read_text()
     return res
@@ -110,6 +110,8 @@ def test_vg_start_reports_real_pid_and_runs_to_main(memleak_session):
     assert "--leak-check=full" in start["valgrind_command"]
     assert start["program_stdin"] == "/dev/null" and "round 3:" in res.program_output
     assert_cleaned_up(pid)
+    # after the program ran to its end, a check says so in one line
+    assert "vg-leaks: the program under valgrind has exited" in res.stderr
 
 
 def assert_cleaned_up(pid):
