@@ -203,6 +203,13 @@ Example:
 
     name = "vg-attach"
 
+    def complete(self, text, word):
+        if word is None or (text.split() and text.split()[-1].startswith("-")):
+            return super().complete(text, word)
+        from gdb_toolkit.valgrind.vgdb_processes import list_processes
+
+        return [str(p.pid) for p in list_processes() if str(p.pid).startswith(word or "")]
+
     def build_parser(self):
         from gdb_toolkit.common.args import ArgParser, parse_int
 
@@ -318,6 +325,10 @@ Example:
                                "run 'monitor v.set gdb_output' (after log_output), or restart valgrind "
                                "without -q; 'vg-leaks full' still lists records under -q")
         parsed = parse_leak_check(text, full_stacks=bool(args.json))
+        if not parsed.records and parsed.summary is None and (args.mode == "summary" or parsed.notes):
+            raise ToolkitError(f"vg-leaks: valgrind did not run a leak check: "
+                               f"{' '.join(parsed.notes)[:200] or 'no records, no summary'}",
+                               "the vg-* commands need valgrind's memcheck tool (--tool=memcheck)")
         extra = None
         if use_limited:
             extra = parse_leak_check(gs.monitor(monitor_leak_command("summary", list(KINDS), None),

@@ -163,6 +163,12 @@ def _on_exit(event):
 
 def _on_gdb_exiting(event):
     """gdb quits: kill the valgrind processes vg-start spawned (vg-attach'ed ones are left)."""
+    for s in SESSIONS.values():
+        if s.get("vgdb_log"):
+            try:
+                os.unlink(s["vgdb_log"])
+            except OSError:
+                pass
     for pid, s in SESSIONS.items():
         proc = s.get("popen")
         if proc is not None and proc.poll() is None:

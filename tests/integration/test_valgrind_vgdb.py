@@ -78,7 +78,7 @@ def memleak_session(tmp_path_factory):
     """vg-start memleakloop for 3 rounds: leak checks at each checkpoint, then run to the end."""
     binary = prog("memleakloop")
     out = tmp_path_factory.mktemp("vg") / "memleakloop.out"
-    cmds = [*j(f"vg-start --main --stdout {out} {binary} 3 {ORACLE_OPTS}"), "break checkpoint", "continue",
+    cmds = [*j(f"vg-start --main --stdout {out} --log {out.parent}/vg-%p.log {binary} 3 {ORACLE_OPTS}"), "break checkpoint", "continue",
             *j("vg-leaks"), "vg-leaks",
             "continue",
             *j("vg-leaks --delta increased"),
@@ -107,6 +107,7 @@ def test_vg_start_reports_real_pid_and_runs_to_main(memleak_session):
     # the program prints its own pid: it is the valgrind pid, not gdb's placeholder 42000
     assert f"begin to alloc memory pid={pid}" in res.program_output
     assert start["valgrind_command"][1:4] == ["--tool=memcheck", "--vgdb=yes", "--vgdb-error=0"]
+    assert start["log_file"].endswith(f"/vg-{pid}.log")
     assert "--leak-check=full" in start["valgrind_command"]
     assert start["program_stdin"] == "/dev/null" and "round 3:" in res.program_output
     assert_cleaned_up(pid)
@@ -209,7 +210,7 @@ def test_leaks_match_valgrinds_end_of_run_report(memleak_session):
 
 def test_indirect_leaks_against_end_of_run_report(tmp_path):
     binary = prog("indirectleak")
-    res = run_gdb([*j(f"vg-start --main --stdout {tmp_path}/out {binary} {ORACLE_OPTS}"), "break checkpoint", "continue",
+    res = run_gdb([*j(f"vg-start --main --stdout {tmp_path}/out --log {tmp_path}/vg.log {binary} {ORACLE_OPTS}"), "break checkpoint", "continue",
                    *j("vg-leaks"), *j("vg-leaks --kinds indirect"), "vg-leaks", "delete", "continue"],
                   timeout=300)
     assert_no_traceback(res)
@@ -231,7 +232,7 @@ def test_indirect_leaks_against_end_of_run_report(tmp_path):
 def test_heap_overflow_stop_errors_quiet_mode_and_valgrind_death(tmp_path):
     binary = prog("memcorrupt")
     out = tmp_path / "out"
-    res = run_gdb([*j(f"vg-start --stdout {out} {binary} -- -q"), "continue",
+    res = run_gdb([*j(f"vg-start --stdout {out} --log {tmp_path}/vg.log {binary} -- -q"), "continue",
                    *j("vg-errors"), "vg-errors",
                    "vg-leaks summary",
                    *j("vg-leaks"),
@@ -266,7 +267,7 @@ def test_heap_overflow_stop_errors_quiet_mode_and_valgrind_death(tmp_path):
 def test_vbits_check_who_and_log_output(tmp_path):
     binary = prog("vbits")
     out = tmp_path / "out"
-    res = run_gdb([*j(f"vg-start --main --stdout {out} {binary}"), "break checkpoint", "continue",
+    res = run_gdb([*j(f"vg-start --main --stdout {out} --log {tmp_path}/vg.log {binary}"), "break checkpoint", "continue",
                    *j("vg-vbits g_buf 24"), "vg-vbits g_buf 24",
                    *j("vg-vbits g_buf+56 16"),
                    *j("vg-check g_buf 24 defined"),
@@ -360,10 +361,10 @@ int main(int argc, char **argv)
 
 
 @contextlib.contextmanager
-def valgrind_bg(binary, tmp_path, name, stdin=subprocess.DEVNULL, env=None):
+def valgrind_bg(binary, tmp_path, name, stdin=subprocess.DEVNULL, env=None, tool="memcheck"):
     """valgrind --vgdb=yes PROGRAM running freely (not waiting for gdb); killed afterwards."""
     log = tmp_path / f"{name}.log"
-    proc = subprocess.Popen(["valgrind", "--vgdb=yes", f"--log-file={log}", str(binary)],
+    proc = subprocess.Popen(["valgrind", f"--tool={tool}", "--vgdb=yes", f"--log-file={log}", str(binary)],
                             stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             start_new_session=True, text=True, env=dict(os.environ, **(env or {})))
     try:
@@ -430,14 +431,19 @@ def test_attach_list_stale_fifo_and_ptrace_denied(tmp_path):
 
 
 def test_attach_picks_the_only_live_process(tmp_path):
-    """With TMPDIR private to this test, exactly one valgrind is visible: vg-attach takes it."""
+    """With TMPDIR private to this test, exactly one valgrind is visible: vg-attach takes it.
+
+    It runs helgrind, not memcheck: vg-errors works, vg-leaks says memcheck is needed."""
     binary = prog("memleakloop")
     env = {"TMPDIR": str(tmp_path)}
-    with valgrind_bg(binary, tmp_path, "only", env=env) as only:
-        res = run_gdb([*j("vg-attach"), *j("vg-errors")], env=env, timeout=300)
+    with valgrind_bg(binary, tmp_path, "only", env=env, tool="helgrind") as only:
+        res = run_gdb([f"complete vg-attach {str(only.pid)[:2]}",
+                       *j("vg-attach"), *j("vg-errors"), "vg-leaks"], env=env, timeout=300)
         assert_no_traceback(res)
         attached, errors = docs(res)
         assert attached["connected"] and attached["pid"] == only.pid
-        assert attached["program"] == str(binary) and attached["processes"][0]["tool"] == "memcheck"
+        assert attached["program"] == str(binary) and attached["processes"][0]["tool"] == "helgrind"
         assert errors["pid"] == only.pid and errors["counts"]["found"] == 0
+        assert f"vg-attach {only.pid}" in res.stdout          # tab completion offers live pids
+        assert "need valgrind's memcheck tool" in res.stderr and "not recognised" in res.stderr
         assert only.poll() is None

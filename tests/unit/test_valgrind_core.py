@@ -144,3 +144,13 @@ def test_vgdb_failure_messages():
     assert "gone" in str(explain_vgdb_failure("vgdb error: invalid pid 7 given", 7))
     assert "cannot connect" in str(explain_vgdb_failure("", 7))
     assert "did not answer" in str(explain_vgdb_failure("pid 7 did not handle a command in 3 seconds", 7))
+
+
+def test_fast_table_layout_and_clipping():
+    from gdb_toolkit.valgrind.text_table import table
+
+    out = table(["rec", "function"], [[7, "memleak5"], [12, None]])
+    assert out.splitlines() == ["rec  function", "---  --------", "7    memleak5", "12"]
+    clipped = table(["a", "function"], [["x" * 30, "y" * 30]], width=30)
+    assert all(len(line) <= 30 for line in clipped.splitlines())
+    assert "…" in clipped
