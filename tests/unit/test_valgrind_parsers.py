@@ -161,3 +161,13 @@ def test_errors():
 def test_end_of_run_log_parses_like_monitor_output():
     out = parse_leak_check(text("mll_end_of_run.log"))
     assert len(out.records) == 5 and out.summary.kinds["definite"].bytes == 7846
+
+
+def test_all_errors_listed_under_verbose():
+    """valgrind -v: all_errors lists each error context (captured with vg-start ... -- -v)."""
+    listed = parse_errors(text("mc_v_all.txt"))
+    assert len(listed.errors) == 1
+    e = listed.errors[0]
+    assert (e.what, e.count, e.at.line) == ("Invalid write of size 1", 1, 10)
+    assert e.location.block_size == 32 and e.location.allocated_at.line == 7
+    assert listed.summary.errors == 1
