@@ -1,0 +1,120 @@
+"""memcheck errors: ``v.info all_errors``, ``v.info last_error``, ``v.info n_errs_found``."""
+import re
+from dataclasses import dataclass, field
+
+from gdb_toolkit.valgrind.locations import Location, parse_location_lines
+from gdb_toolkit.valgrind.stacks import Frame, parse_frame, program_frame, strip_prefix
+
+_NERRS_RE = re.compile(r"n_errs_found (\d+) n_errs_shown (\d+) \(vgdb-error (\d+)\)")
+_SUMMARY_RE = re.compile(r"ERROR SUMMARY: ([\d,]+) errors from ([\d,]+) contexts \(suppressed: ([\d,]+) from ([\d,]+)\)")
+_CONTEXT_RE = re.compile(r"^([\d,]+) errors in context (\d+) of (\d+):")
+
+
+@dataclass
+class ErrorCounts:
+    found: int
+    shown: int
+    vgdb_error: int
+
+
+@dataclass
+class MemcheckError:
+    what: str                             # "Invalid write of size 1"
+    stack: list[Frame] = field(default_factory=list)
+    location: Location | None = None      # "Address 0x.. is 0 bytes after a block of size 32 alloc'd"
+    details: list[str] = field(default_factory=list)
+    count: int | None = None              # from "N errors in context K of M"
+
+    @property
+    def at(self) -> Frame | None:
+        return program_frame(self.stack)
+
+    def one_line(self) -> str:
+        at = self.at
+        text = self.what + (f" at {at.label()}" if at else "")
+        if self.location is not None:
+            text += f"; {self.location.description}"
+            alloc = self.location.allocated_at
+            if alloc is not None:
+                verb = "freed" if self.location.kind == "freed_block" else "allocated"
+                text += f" ({verb} at {alloc.label()})" if verb == "allocated" else ""
+        return text
+
+
+@dataclass
+class ErrorSummary:
+    errors: int
+    contexts: int
+    suppressed: int
+    suppressed_contexts: int
+
+
+@dataclass
+class ErrorList:
+    errors: list[MemcheckError]
+    summary: ErrorSummary | None
+
+
+def parse_n_errs_found(text: str) -> ErrorCounts | None:
+    m = _NERRS_RE.search(text)
+    return ErrorCounts(*(int(g) for g in m.groups())) if m else None
+
+
+def parse_errors(text: str) -> ErrorList:
+    """Error blocks (as in ``last_error`` / ``all_errors``) and the ERROR SUMMARY."""
+    lines = text.splitlines()
+    errors: list[MemcheckError] = []
+    summary = None
+    current: MemcheckError | None = None
+    count = None
+    i = 0
+    while i < len(lines):
+        t = strip_prefix(lines[i]).strip()
+        if not t:
+            current = None
+            i += 1
+            continue
+        if (m := _SUMMARY_RE.search(t)):
+            a, b, c, d = (int(g.replace(",", "")) for g in m.groups())
+            summary = ErrorSummary(a, b, c, d)
+            current = None
+            i += 1
+            continue
+        if (m := _CONTEXT_RE.match(t)):
+            count = int(m.group(1).replace(",", ""))
+            current = None
+            i += 1
+            continue
+        if t.startswith(("at 0x", "by 0x")) and current is not None:
+            f = parse_frame(t)
+            if f:
+                current.stack.append(f)
+            i += 1
+            continue
+        if t.startswith("Address ") and current is not None:
+            loc, j = parse_location_lines(lines, i)
+            if loc is not None:
+                current.location = loc
+                i = j
+                continue
+        if t.startswith("No errors yet"):
+            i += 1
+            continue
+        if current is None:
+            current = MemcheckError(t, count=count)
+            count = None
+            errors.append(current)
+        else:
+            current.details.append(t)
+        i += 1
+    return ErrorList(errors, summary)
+
+
+@dataclass
+class ErrorsReport:
+    pid: int
+    counts: ErrorCounts | None
+    summary: ErrorSummary | None
+    errors: list[MemcheckError]          # listed by all_errors (valgrind lists them only with -v/-s)
+    last_error: MemcheckError | None
+    last_error_stop: str | None          # the error that last stopped the program (seen by gdb)

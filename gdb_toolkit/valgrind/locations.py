@@ -1,0 +1,93 @@
+"""Valgrind's address descriptions (``Address 0x.. is ...``) and what holds an address."""
+import re
+from dataclasses import dataclass, field
+
+from gdb_toolkit.valgrind.stacks import Frame, parse_frame, program_frame, strip_prefix
+
+_ADDR_RE = re.compile(r"^Address (0x[0-9A-Fa-f]+) (is .*)$")
+_INSIDE_SYM_RE = re.compile(r"^is (\d+) bytes inside data symbol \"(.*)\"$")
+_STACK_RE = re.compile(r"^is on thread (\d+)'s stack$")
+_FRAME_RE = re.compile(r"^in frame #(\d+), created by (.*?)(?: \((.*)\))?$")
+_BLOCK_RE = re.compile(r"^is (\d+) bytes (inside|after|before) a(?:n unallocated)? block of size ([\d,]+)"
+                       r" (alloc'd|free'd|in arena .*|client-defined.*)$")
+_SEG_RE = re.compile(r"^is in a (\S+) segment of (.*)$")
+
+
+@dataclass
+class Location:
+    """What valgrind says an address is: data symbol, stack, heap block, or unknown."""
+    address: int
+    kind: str                         # data_symbol | stack | heap_block | freed_block | mapping | unknown
+    description: str                  # valgrind's sentence
+    symbol: str | None = None
+    offset: int | None = None         # bytes inside (or after/before) the symbol/block
+    relation: str | None = None       # inside | after | before (heap blocks)
+    block_size: int | None = None
+    thread: int | None = None
+    frame_no: int | None = None
+    frame_function: str | None = None
+    frame_where: str | None = None
+    stack: list[Frame] = field(default_factory=list)       # allocation stack of the block
+    free_stack: list[Frame] = field(default_factory=list)  # where a freed block was freed
+
+    @property
+    def allocated_at(self) -> Frame | None:
+        return program_frame(self.stack)
+
+    def holder(self) -> str:
+        """A short human phrase: ``data symbol g_buf+8``, ``main's frame #1 (thread 1)``..."""
+        if self.kind == "data_symbol":
+            return f"global {self.symbol}" + (f"+{self.offset}" if self.offset else "")
+        if self.kind == "stack":
+            if self.frame_function:
+                return f"stack of thread {self.thread}, frame #{self.frame_no} {self.frame_function}"
+            return f"stack of thread {self.thread}"
+        if self.kind in ("heap_block", "freed_block"):
+            what = "freed block" if self.kind == "freed_block" else "heap block"
+            at = self.allocated_at
+            where = f" from {at.label()}" if at else ""
+            rel = f"+{self.offset}" if self.relation == "inside" else f" ({self.offset} bytes {self.relation})"
+            return f"{what} of {self.block_size} bytes{rel}{where}"
+        return self.description
+
+
+def parse_location_lines(lines: list[str], start: int) -> tuple[Location | None, int]:
+    """Parse an ``Address 0x.. is ...`` description starting at lines[start].
+
+    Returns the location and the index of the first line not consumed.
+    """
+    text = strip_prefix(lines[start]).strip()
+    m = _ADDR_RE.match(text)
+    if not m:
+        return None, start
+    address, rest = int(m.group(1), 16), m.group(2)
+    loc = Location(address, "unknown", f"Address {m.group(1)} {rest}")
+    i = start + 1
+    if (sm := _INSIDE_SYM_RE.match(rest)):
+        loc.kind, loc.offset, loc.symbol = "data_symbol", int(sm.group(1)), sm.group(2)
+    elif (sm := _STACK_RE.match(rest)):
+        loc.kind, loc.thread = "stack", int(sm.group(1))
+        if i < len(lines) and (fm := _FRAME_RE.match(strip_prefix(lines[i]).strip())):
+            loc.frame_no, loc.frame_function, loc.frame_where = int(fm.group(1)), fm.group(2), fm.group(3)
+            loc.description += " " + strip_prefix(lines[i]).strip()
+            i += 1
+    elif (sm := _BLOCK_RE.match(rest)):
+        loc.offset, loc.relation = int(sm.group(1)), sm.group(2)
+        loc.block_size = int(sm.group(3).replace(",", ""))
+        loc.kind = "freed_block" if sm.group(4) == "free'd" else "heap_block"
+    elif (sm := _SEG_RE.match(rest)):
+        loc.kind, loc.symbol = "mapping", sm.group(2)
+    target = loc.stack if loc.kind != "freed_block" else loc.free_stack
+    while i < len(lines):
+        t = strip_prefix(lines[i]).strip()
+        f = parse_frame(t) if t.startswith(("at 0x", "by 0x")) else None
+        if f is not None:
+            target.append(f)
+            i += 1
+            continue
+        if t.startswith("Block was alloc'd at"):
+            target = loc.stack
+            i += 1
+            continue
+        break
+    return loc, i

@@ -1,0 +1,213 @@
+"""Parsers for memcheck's memory monitor commands.
+
+``who_points_at``, ``block_list`` (via leak_records), ``xb``, ``get_vbits`` and
+``check_memory`` outputs -> dataclasses.
+"""
+import re
+from dataclasses import dataclass, field
+
+from gdb_toolkit.valgrind.locations import Location, parse_location_lines
+from gdb_toolkit.valgrind.stacks import strip_prefix
+
+_SEARCH_RE = re.compile(r"^Searching for pointers (?:to (0x[0-9a-fA-F]+)|pointing in (\d+) bytes from (0x[0-9a-fA-F]+))")
+_POINTS_RE = re.compile(r"^\*(0x[0-9a-fA-F]+) (?:points at|interior points at (\d+) bytes inside) (0x[0-9a-fA-F]+)")
+_REG_RE = re.compile(r"^tid (\d+) register (\S+) (?:pointing at|interior pointing (\d+) bytes inside) (0x[0-9a-fA-F]+)")
+_UNADDR_RE = re.compile(r"^Address (0x[0-9A-Fa-f]+) len (\d+) has (\d+) bytes unaddressable")
+_CHECK_RE = re.compile(r"^Address (0x[0-9A-Fa-f]+) len (\d+) (addressable|defined|not addressable|not defined)")
+_BAD_RE = re.compile(r"^(bad address|Uninitialised value at) (0x[0-9A-Fa-f]+)")
+
+
+@dataclass
+class Pointer:
+    """One place holding a pointer into the searched range."""
+    at: int | None                  # the pointer's own address (None for a register)
+    points_to: int
+    interior_offset: int | None     # None: points at the start
+    register: str | None = None
+    thread: int | None = None
+    location: Location | None = None
+
+    @property
+    def holder(self) -> str:
+        if self.register:
+            return f"register {self.register} of thread {self.thread}"
+        return self.location.holder() if self.location else "unknown"
+
+
+@dataclass
+class WhoPointsAt:
+    address: int | None
+    length: int
+    pointers: list[Pointer] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)   # unparsed lines (errors, hints)
+    target: Location | None = None                      # what the searched address itself is
+
+
+def parse_who_points_at(text: str) -> WhoPointsAt:
+    lines = text.splitlines()
+    report = WhoPointsAt(None, 1)
+    i = 0
+    while i < len(lines):
+        t = strip_prefix(lines[i]).strip()
+        if not t:
+            i += 1
+            continue
+        if (m := _SEARCH_RE.match(t)):
+            if m.group(1):
+                report.address = int(m.group(1), 16)
+            else:
+                report.length, report.address = int(m.group(2)), int(m.group(3), 16)
+            i += 1
+            continue
+        if (m := _POINTS_RE.match(t)):
+            p = Pointer(int(m.group(1), 16), int(m.group(3), 16),
+                        int(m.group(2)) if m.group(2) else None)
+            i += 1
+            if i < len(lines):
+                loc, i = parse_location_lines(lines, i)
+                p.location = loc
+            report.pointers.append(p)
+            continue
+        if (m := _REG_RE.match(t)):
+            report.pointers.append(Pointer(None, int(m.group(4), 16),
+                                           int(m.group(3)) if m.group(3) else None,
+                                           register=m.group(2), thread=int(m.group(1))))
+            i += 1
+            continue
+        report.messages.append(t)
+        i += 1
+    return report
+
+
+@dataclass
+class ByteState:
+    address: int
+    value: int | None           # None when unaddressable (valgrind prints 0x??)
+    vbits: int | None           # 0 = every bit defined, 0xff = none; None = unaddressable
+
+    @property
+    def state(self) -> str:
+        if self.vbits is None:
+            return "unaddressable"
+        if self.vbits == 0:
+            return "defined"
+        if self.vbits == 0xFF:
+            return "undefined"
+        return "partly defined"
+
+
+@dataclass
+class Vbits:
+    address: int
+    length: int
+    bytes: list[ByteState]
+    unaddressable: int
+    undefined: int
+    partly_defined: int
+    messages: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _vbit_token(tok: str) -> int | None:
+    tok = tok.strip()
+    return None if tok == "__" else int(tok, 16)
+
+
+def parse_xb(text: str, address: int | None = None, length: int | None = None) -> Vbits:
+    """``xb ADDR LEN``: lines of validity bits, each followed by an address line with values."""
+    out: list[ByteState] = []
+    messages: list[str] = []
+    pending: list[int | None] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("0x") and ":" in line:
+            addr_text, _, vals = line.partition(":")
+            base = int(addr_text, 16)
+            values = vals.split()
+            bits = pending or [None] * len(values)
+            for k, v in enumerate(values):
+                out.append(ByteState(base + k, None if "?" in v else int(v, 16),
+                                     bits[k] if k < len(bits) else None))
+            pending = None
+            continue
+        toks = line.split()
+        if toks and all(re.fullmatch(r"[0-9a-fA-F]{2}|__", t) for t in toks):
+            pending = [_vbit_token(t) for t in toks]
+            continue
+        messages.append(strip_prefix(line).strip())
+    return _vbits_report(out, messages, address, length)
+
+
+def parse_get_vbits(text: str, address: int, length: int | None = None) -> Vbits:
+    """``get_vbits ADDR LEN``: validity bytes in groups of 4 (``________`` = unaddressable)."""
+    out: list[ByteState] = []
+    messages: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        groups = line.split()
+        if all(re.fullmatch(r"[0-9a-fA-F_]{2,8}", g) and len(g) % 2 == 0 for g in groups):
+            for g in groups:
+                for k in range(0, len(g), 2):
+                    out.append(ByteState(address + len(out), None, _vbit_token(g[k:k + 2])))
+            continue
+        messages.append(strip_prefix(line).strip())
+    return _vbits_report(out, messages, address, length)
+
+
+def _vbits_report(out, messages, address, length) -> Vbits:
+    if length is not None:
+        out = out[:length]
+    start = address if address is not None else (out[0].address if out else 0)
+    return Vbits(start, len(out) if length is None else length, out,
+                 sum(1 for b in out if b.vbits is None),
+                 sum(1 for b in out if b.vbits == 0xFF),
+                 sum(1 for b in out if b.vbits not in (None, 0, 0xFF)), messages)
+
+
+@dataclass
+class MemoryCheck:
+    address: int
+    length: int
+    check: str                  # addressable | defined
+    ok: bool
+    first_bad: int | None       # first unaddressable / undefined byte
+    location: Location | None   # what the start address is
+    messages: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_check_memory(text: str, check: str, address: int, length: int) -> MemoryCheck:
+    lines = text.splitlines()
+    report = MemoryCheck(address, length, check, False, None, None)
+    seen = False
+    i = 0
+    while i < len(lines):
+        t = strip_prefix(lines[i]).strip()
+        if not t:
+            i += 1
+            continue
+        if (m := _CHECK_RE.match(t)) and not seen:
+            seen = True
+            report.address, report.length = int(m.group(1), 16), int(m.group(2))
+            report.ok = not m.group(3).startswith("not")
+            i += 1
+            continue
+        if (m := _BAD_RE.match(t)):
+            report.first_bad = int(m.group(2), 16)
+            i += 1
+            continue
+        if t.startswith("Address "):
+            loc, j = parse_location_lines(lines, i)
+            if loc is not None:
+                report.location = loc
+                i = j
+                continue
+        report.messages.append(t)
+        i += 1
+    if not seen:
+        report.ok = False
+    return report

@@ -1,0 +1,151 @@
+"""Live valgrind gdbservers, found through their vgdb FIFOs.
+
+valgrind --vgdb=yes creates ``$TMPDIR/vgdb-pipe-from-vgdb-to-PID-by-USER-on-HOST``
+(USER/HOST are ``???`` when the environment lacks them).  A SIGKILLed valgrind
+leaves its FIFOs behind, so a FIFO only counts when PID is alive and is a
+valgrind tool.
+"""
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+
+FIFO_RE = re.compile(r"^vgdb-pipe-from-vgdb-to-(\d+)-by-(.*)-on-(.*)$")
+
+
+@dataclass
+class ValgrindProcess:
+    pid: int
+    fifo: str
+    user: str
+    host: str
+    alive: bool
+    tool: str | None = None          # memcheck, from the process name
+    program: str | None = None       # the client program (absolute when resolvable)
+    arguments: list[str] = field(default_factory=list)
+    valgrind_options: list[str] = field(default_factory=list)
+
+
+def fifo_dir(prefix: str | None = None, env=None) -> str:
+    env = os.environ if env is None else env
+    if prefix:
+        return os.path.dirname(prefix) or "."
+    return env.get("TMPDIR") or "/tmp"
+
+
+def parse_cmdline(argv: list[str], cwd: str | None = None) -> tuple[list[str], str | None, list[str]]:
+    """valgrind's argv -> (valgrind options, program, program args)."""
+    opts: list[str] = []
+    for i, a in enumerate(argv[1:], start=1):
+        if a.startswith("-"):
+            opts.append(a)
+            continue
+        prog = a
+        if cwd and not os.path.isabs(prog):
+            prog = os.path.normpath(os.path.join(cwd, prog))
+        return opts, prog, argv[i + 1:]
+    return opts, None, []
+
+
+def process_info(pid: int, proc: str = "/proc") -> tuple[bool, str | None, list[str], str | None]:
+    """(alive and a valgrind tool?, tool name, argv, cwd) for PID."""
+    base = f"{proc}/{pid}"
+    try:
+        with open(f"{base}/comm") as fh:
+            comm = fh.read().strip()
+        with open(f"{base}/cmdline", "rb") as fh:
+            argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+        with open(f"{base}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False, None, [], None
+    if state in ("Z", "X"):
+        return False, None, argv, None
+    try:
+        cwd = os.readlink(f"{base}/cwd")
+    except OSError:
+        cwd = None
+    is_vg = bool(re.match(r"^[a-z]+-(amd64|x86|arm64|arm|ppc64le|s390x|mips\d*)-", comm)) or \
+        (bool(argv) and os.path.basename(argv[0]).startswith("valgrind"))
+    tool = comm.split("-", 1)[0] if is_vg else None
+    return is_vg, tool, argv, cwd
+
+
+def list_processes(directory: str | None = None, include_dead: bool = False,
+                   proc: str = "/proc") -> list[ValgrindProcess]:
+    """Valgrind processes with a vgdb FIFO in *directory*, sorted by pid."""
+    directory = directory or fifo_dir()
+    out = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    for name in names:
+        m = FIFO_RE.match(name)
+        if not m:
+            continue
+        path = os.path.join(directory, name)
+        try:
+            if not stat.S_ISFIFO(os.stat(path).st_mode):
+                continue
+        except OSError:
+            continue
+        pid = int(m.group(1))
+        alive, tool, argv, cwd = process_info(pid, proc)
+        if not alive and not include_dead:
+            continue
+        opts, prog, args = parse_cmdline(argv, cwd) if argv else ([], None, [])
+        out.append(ValgrindProcess(pid, path, m.group(2), m.group(3), alive, tool, prog, args, opts))
+    return sorted(out, key=lambda p: p.pid)
+
+
+def fifo_for(pid: int, directory: str | None = None) -> str | None:
+    """The from-vgdb FIFO of *pid* if it exists."""
+    directory = directory or fifo_dir()
+    try:
+        for name in os.listdir(directory):
+            m = FIFO_RE.match(name)
+            if m and int(m.group(1)) == pid:
+                return os.path.join(directory, name)
+    except OSError:
+        pass
+    return None
+
+
+@dataclass
+class AttachReport:
+    connected: bool
+    pid: int | None
+    program: str | None
+    processes: list[ValgrindProcess]      # live ones (the choice when several)
+    stale_fifos: list[int]                # pids whose FIFO is left by a dead valgrind
+    stopped_at: str | None = None
+    message: str | None = None
+
+
+def choose(processes: list[ValgrindProcess], pid: int | None) -> ValgrindProcess | None:
+    """The process to connect to: *pid* if live, the only one, else None (ask)."""
+    if pid is not None:
+        return next((p for p in processes if p.pid == pid), None)
+    return processes[0] if len(processes) == 1 else None
+
+
+def remove_stale_fifos(pid: int, directory: str | None = None) -> int:
+    """Remove the vgdb FIFOs/shared-memory file of a dead valgrind *pid*; returns how many."""
+    import contextlib
+
+    if os.path.exists(f"/proc/{pid}/cmdline") and process_info(pid)[0]:
+        return 0        # still alive: not stale
+    directory = directory or fifo_dir()
+    removed = 0
+    pat = re.compile(rf"^vgdb-pipe-(from-vgdb-to|to-vgdb-from|shared-mem-vgdb)-{pid}-by-")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    for name in names:
+        if pat.match(name):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+                removed += 1
+    return removed

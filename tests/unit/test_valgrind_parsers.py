@@ -1,0 +1,173 @@
+"""Parsers of valgrind 3.19 monitor output, on real captured output (tests/data/valgrind)."""
+from pathlib import Path
+
+import pytest
+
+from gdb_toolkit.valgrind.error_reports import parse_errors, parse_n_errs_found
+from gdb_toolkit.valgrind.leak_records import parse_header, parse_leak_check
+from gdb_toolkit.valgrind.memory_reports import (parse_check_memory, parse_get_vbits, parse_who_points_at,
+                                                 parse_xb)
+from gdb_toolkit.valgrind.stacks import parse_frame, program_frame
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "valgrind"
+
+
+def text(name):
+    return (DATA / name).read_text()
+
+
+def by_func(records):
+    return {r.program_frame.function: r for r in records if r.kind != "reachable" or
+            r.program_frame.function.startswith("memleak")}
+
+
+def test_frames_in_all_forms():
+    f = parse_frame("==6360==    at 0x4863DD4: malloc (in /usr/lib/aarch64-linux-gnu/valgrind/vgpreload_memcheck-arm64-linux.so)")
+    assert (f.kind, f.address, f.function, f.object, f.file) == \
+        ("at", 0x4863DD4, "malloc", "/usr/lib/aarch64-linux-gnu/valgrind/vgpreload_memcheck-arm64-linux.so", None)
+    f = parse_frame("   by 0x4006D7: memleak1 (memleakloop.c:6)")
+    assert (f.function, f.file, f.line) == ("memleak1", "memleakloop.c", 6)
+    f = parse_frame("by 0x491FE67: _IO_file_overflow@@GLIBC_2.17 (fileops.c:752)")
+    assert f.function == "_IO_file_overflow@@GLIBC_2.17"
+    f = parse_frame("==1==    by 0x10935D: ??? (in /tmp/stripped)")
+    assert f.function is None and f.object == "/tmp/stripped"
+    assert parse_frame("by 0x1: ???").function is None
+    assert parse_frame("Address 0x1 is on thread 1's stack") is None
+
+
+def test_program_frame_skips_malloc_and_stdio():
+    rec = parse_leak_check(text("mll_block4.txt")).records[0]
+    assert rec.stack[0].function == "malloc"
+    assert rec.program_frame.function == "main" and rec.program_frame.line == 38
+    # a stack of only runtime frames falls back to the first with source
+    frames = [parse_frame("at 0x1: malloc (in /x/vgpreload_memcheck-amd64-linux.so)"),
+              parse_frame("by 0x2: _IO_doallocbuf (genops.c:347)")]
+    assert program_frame(frames).function == "_IO_doallocbuf"
+    assert program_frame([]) is None
+
+
+def test_headers_with_deltas_and_direct_indirect():
+    r = parse_header("2,222 (+1,111) bytes in 2 (+1) blocks are definitely lost in loss record 3 of 7")
+    assert (r.bytes, r.bytes_delta, r.blocks, r.blocks_delta, r.number, r.of, r.kind) == \
+        (2222, 1111, 2, 1, 3, 7, "definite")
+    r = parse_header("444 (48 direct, 396 indirect) bytes in 1 blocks are definitely lost in loss record 5 of 6")
+    assert (r.bytes, r.direct_bytes, r.indirect_bytes, r.bytes_delta) == (444, 48, 396, None)
+    r = parse_header("444 (-44) (48 (+4) direct, 396 (-48) indirect) bytes in 1 (+0) blocks are "
+                     "possibly lost in loss record 1,005 of 10,000")
+    assert (r.bytes_delta, r.direct_delta, r.indirect_delta, r.blocks_delta, r.kind, r.number, r.of) == \
+        (-44, 4, -48, 0, "possible", 1005, 10000)
+    assert parse_header("LEAK SUMMARY:") is None
+
+
+def test_memleakloop_round_one():
+    out = parse_leak_check(text("mll_full1.txt"))
+    assert out.pid == 10001 and out.total_records == 7 and len(out.records) == 7
+    recs = {r.program_frame.function: r for r in out.records if r.program_frame.function.startswith("memleak")}
+    assert {f: (r.bytes, r.blocks, r.kind) for f, r in recs.items()} == {
+        "memleak1": (1111, 1, "definite"), "memleak2": (2456, 1, "definite"),
+        "memleak3": (356, 1, "definite"), "memleak4": (45678, 1, "reachable"),
+        "memleak5": (560000, 1, "reachable")}
+    s = out.summary.kinds
+    assert (s["definite"].bytes, s["definite"].blocks) == (3923, 3)
+    assert (s["reachable"].bytes, s["reachable"].blocks) == (609806, 4)
+
+
+def test_increased_deltas_and_summary_deltas():
+    out = parse_leak_check(text("mll_full_incr.txt"))
+    grown = {r.program_frame.function: (r.bytes, r.bytes_delta, r.blocks_delta) for r in out.records}
+    assert grown["memleak5"] == (1120000, 560000, 1)
+    assert grown["memleak1"] == (2222, 1111, 1)
+    assert out.summary.kinds["definite"].bytes_delta == 3923
+
+
+def test_indirect_records():
+    out = parse_leak_check(text("il_full.txt"))
+    definite = [r for r in out.records if r.kind == "definite"]
+    assert [(r.bytes, r.direct_bytes, r.indirect_bytes) for r in definite] == [(444, 48, 396)]
+    assert sum(r.direct_bytes for r in out.records if r.kind == "indirect") == \
+        out.summary.kinds["indirect"].bytes == 396
+
+
+def test_block_list_blocks():
+    out = parse_leak_check(text("mll_blockrange.txt"))
+    assert [(r.number, [(b.address, b.size) for b in r.block_list]) for r in out.records] == [
+        (2, [(0x4A44F60, 356), (0x4AD9E00, 356)]), (3, [(0x4A440E0, 1111), (0x4AD8F80, 1111)])]
+    bad = parse_leak_check(text("vb_block_bad.txt"))
+    assert not bad.records and bad.notes == ["invalid loss record nr"]
+
+
+def test_quiet_output_has_records_but_no_summary():
+    out = parse_leak_check(text("mc_q_leak.txt"))
+    assert len(out.records) == 2 and out.summary is None
+    assert text("mc_q_sum.txt").strip() == ""
+
+
+def test_who_points_at_holders():
+    r = parse_who_points_at(text("vb_who.txt"))
+    assert r.address == 0x4A43040 and r.length == 1
+    holders = [(p.at, p.location.kind if p.location else None, p.register) for p in r.pointers]
+    assert holders[:2] == [(0x10C050, "data_symbol", None), (0x10C068, "data_symbol", None)]
+    assert r.pointers[1].location.symbol == "g_holder" and r.pointers[1].location.offset == 8
+    assert r.pointers[3].location.frame_function == "main"
+    heap = r.pointers[4].location
+    assert (heap.kind, heap.block_size, heap.allocated_at.line) == ("heap_block", 16, 26)
+    assert [p.register for p in r.pointers[5:]] == ["RAX", "RDI"]
+    r = parse_who_points_at(text("vb_who_len.txt"))
+    assert r.length == 64
+    assert parse_who_points_at(text("mll_who.txt")).messages == ["missing or malformed address"]
+
+
+def test_xb_and_get_vbits():
+    v = parse_xb(text("vb_xb.txt"), 0x4A43040, 24)
+    assert [b.state for b in v.bytes[:10]] == ["defined"] * 10
+    assert v.undefined == 14 and v.unaddressable == 0 and v.bytes[0].value == 0x41
+    edge = parse_xb(text("vb_xb_edge.txt"), 0x4A43078, 16)
+    assert edge.unaddressable == 8 and edge.bytes[8].value is None and edge.bytes[8].address == 0x4A43080
+    assert parse_xb(text("vb_xb_unmapped.txt"), 0x10, 8).unaddressable == 8
+    g = parse_get_vbits(text("vb_getvbits.txt"), 0x4A43040, 24)
+    assert [b.state for b in g.bytes] == [b.state for b in v.bytes]
+    ge = parse_get_vbits(text("vb_getvbits_edge.txt"), 0x4A43078, 16)
+    assert ge.unaddressable == 8 and ge.undefined == 8
+
+
+@pytest.mark.parametrize("name,check,ok,first_bad,kind", [
+    ("vb_check_def.txt", "defined", False, 0x4A4304A, "heap_block"),
+    ("vb_check_def_ok.txt", "defined", True, None, "heap_block"),
+    ("vb_check_addr.txt", "addressable", False, 0x4A43080, "heap_block"),
+    ("vb_check_addr_ok.txt", "addressable", True, None, "heap_block"),
+    ("vb_check_global.txt", "defined", True, None, "data_symbol"),
+    ("vb_check_stack.txt", "defined", True, None, "stack"),
+])
+def test_check_memory(name, check, ok, first_bad, kind):
+    r = parse_check_memory(text(name), check, 0, 0)
+    assert (r.ok, r.first_bad, r.location.kind) == (ok, first_bad, kind)
+
+
+def test_errors():
+    e = parse_errors(text("mc2_last.txt")).errors
+    assert len(e) == 1 and e[0].what == "Invalid write of size 1"
+    assert e[0].at.line == 10
+    loc = e[0].location
+    assert (loc.address, loc.relation, loc.offset, loc.block_size) == (0x4A43060, "after", 0, 32)
+    assert loc.allocated_at.line == 7
+    s = parse_errors(text("mc2_all.txt")).summary
+    assert (s.errors, s.contexts) == (1, 1)
+    c = parse_n_errs_found(text("mc2_nerrs.txt"))
+    assert (c.found, c.shown, c.vgdb_error) == (1, 1, 0)
+    assert parse_errors("No errors yet\n").errors == []
+    assert parse_n_errs_found("") is None
+
+
+def test_end_of_run_log_parses_like_monitor_output():
+    out = parse_leak_check(text("mll_end_of_run.log"))
+    assert len(out.records) == 5 and out.summary.kinds["definite"].bytes == 7846
+
+
+def test_all_errors_listed_under_verbose():
+    """valgrind -v: all_errors lists each error context (captured with vg-start ... -- -v)."""
+    listed = parse_errors(text("mc_v_all.txt"))
+    assert len(listed.errors) == 1
+    e = listed.errors[0]
+    assert (e.what, e.count, e.at.line) == ("Invalid write of size 1", 1, 10)
+    assert e.location.block_size == 32 and e.location.allocated_at.line == 7
+    assert listed.summary.errors == 1
