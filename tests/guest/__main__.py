@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     run = sub.add_parser("run", help="run a command in the guest")
     run.add_argument("--timeout", type=float, default=600, help="hard limit in seconds (600)")
     run.add_argument("--accel", choices=["tcg", "kvm", "auto"], default=None,
-                     help="default: $GDB_TOOLKIT_GUEST_ACCEL or tcg")
+                     help="default: $GDB_TOOLKIT_GUEST_ACCEL or auto (KVM if it boots within 30 s, else TCG)")
     run.add_argument("-v", "--verbose", action="store_true", help="show the boot console too")
     run.add_argument("command", nargs=argparse.REMAINDER)
     sub.add_parser("prepare", help="fetch the kernel and build the initramfs")

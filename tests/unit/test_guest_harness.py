@@ -8,7 +8,9 @@ import pytest
 from tests.guest.initramfs import MODULES, init_script
 from tests.guest.kernel import choose_version, parse_depends, version_key
 from tests.guest.results import outcomes, parse_lines, result_key, skip_reason
-from tests.guest.vm import (command_script, guest_env, held_back, parse_console, qemu_argv)
+from tests.guest.kernel import GuestError
+from tests.guest.vm import (command_script, guest_env, held_back, parse_console, plan_accels,
+                             qemu_argv, requested_accel)
 
 NONCE = "0123456789abcdef"
 
@@ -201,3 +203,24 @@ def test_result_key_and_skip_reason():
     assert result_key("/r/tests/t.py", "tests/t.py::C::f[1]") == "/r/tests/t.py::C::f[1]"
     assert skip_reason(("x", 1, "Skipped: why")) == "why"
     assert skip_reason("plain") == "plain"
+
+
+# ---------------------------------------------------------------- accelerator choice
+
+def test_plan_accels():
+    assert plan_accels("tcg", True, None) == ["tcg"]
+    assert plan_accels("kvm", False, "bad") == ["kvm"]              # explicit: no second guess
+    assert plan_accels("auto", True, None) == ["kvm", "tcg"]        # untested KVM: try, fall back
+    assert plan_accels("auto", True, "good") == ["kvm", "tcg"]
+    assert plan_accels("auto", True, "bad") == ["tcg"]              # seen to hang here before
+    assert plan_accels("auto", False, "good") == ["tcg"]            # no usable /dev/kvm
+
+
+def test_requested_accel(monkeypatch):
+    monkeypatch.delenv("GDB_TOOLKIT_GUEST_ACCEL", raising=False)
+    assert requested_accel() == "auto"
+    monkeypatch.setenv("GDB_TOOLKIT_GUEST_ACCEL", "TCG")
+    assert requested_accel() == "tcg"
+    assert requested_accel("kvm") == "kvm"
+    with pytest.raises(GuestError, match="use one of"):
+        requested_accel("hvf")
