@@ -117,10 +117,12 @@ class GuestRun:
 
     def outcome(self, key: str) -> Outcome:
         self.ensure()
+        res = self.results.get(key)
+        if res is not None and res.outcome != "missing":
+            return res          # reported before any later crash/timeout: it stands
         if self.error:
             return Outcome("failed", self.error)
-        return self.results.get(key) or Outcome(
-            "missing", f"the guest did not report this test.\n{self.extra}")
+        return Outcome("missing", f"the guest did not finish this test.\n{self.extra}")
 
 
 class GuestItem(pytest.Item):
