@@ -108,19 +108,27 @@ def guest_env(extra: dict | None = None) -> dict:
     return env
 
 
-def command_script(argv: list[str], cwd: str, env: dict) -> str:
-    """/run/gtk/cmd.sh: run argv in cwd with exactly env (stdin from /dev/null)."""
+def command_script(argv: list[str], cwd: str, env: dict, interactive: bool = False) -> str:
+    """/run/gtk/cmd.sh: run argv in cwd with exactly env.
+
+    stdin is /dev/null; interactive: the serial port, as the controlling terminal.
+    """
     assigns = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
     dirs = " ".join(shlex.quote(env[k]) for k in ("HOME", "TMPDIR", "XDG_CACHE_HOME") if k in env)
+    run = f"/usr/bin/env -i {assigns} {' '.join(shlex.quote(a) for a in argv)}"
+    run = (f"setsid -w -c {run} </dev/ttyS0 >/dev/ttyS0 2>&1" if interactive
+           else f"{run} </dev/null 2>&1")
     return ((f"mkdir -p {dirs}\n" if dirs else "") +
             f"cd {shlex.quote(cwd)} 2>/dev/null || cd /\n"
-            f"exec /usr/bin/env -i {assigns} {' '.join(shlex.quote(a) for a in argv)} </dev/null 2>&1\n")
+            f"exec {run}\n")
 
 
 def qemu_argv(vmlinuz: Path, initrd: Path, xfer: Path, repo: Path | None, accel: str,
-              memory: str = "4G", smp: int = 2) -> list[str]:
+              memory: str = "4G", smp: int = 2, interactive: bool = False) -> list[str]:
+    # interactive: Ctrl-C goes to the guest instead of killing qemu
     argv = [QEMU, "-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none",
-            "-serial", "stdio", "-m", memory, "-smp", str(smp)]
+            "-chardev", f"stdio,id=con,signal={'off' if interactive else 'on'}",
+            "-serial", "chardev:con", "-m", memory, "-smp", str(smp)]
     if accel == "kvm":
         argv += ["-accel", "kvm", "-cpu", "host"]
     else:
@@ -214,13 +222,15 @@ def _kill(proc: subprocess.Popen):
 def run_in_guest(argv: list[str], timeout: float = 600, env: dict | None = None,
                  cwd: str | None = None, repo: Path | None = REPO, accel: str | None = None,
                  xfer: Path | None = None, stream=None, boot_stream=None,
-                 log=lambda msg: None, memory: str | None = None, smp: int = 2) -> GuestResult:
+                 log=lambda msg: None, memory: str | None = None, smp: int = 2,
+                 interactive: bool = False) -> GuestResult:
     """Boot the guest, run argv as root inside it, return its status and output.
 
     ``stream(text)`` receives the command's output as it arrives; ``boot_stream`` the console
     before the command starts.  ``xfer`` is a host directory shared writable at /run/gtk (a
     temporary one is used and removed if not given).  ``accel``: auto (default; KVM tried with
-    a short boot timeout, then TCG), tcg or kvm.  Raises GuestError only when the guest cannot
+    a short boot timeout, then TCG), tcg or kvm.  ``interactive``: the command's stdio is the
+    serial console, wired to this process's stdin (``python3 -m tests.guest shell``).  Raises GuestError only when the guest cannot
     be prepared; a failed boot or timeout is a result with ``status None`` and ``error``.
     """
     if not shutil.which(QEMU):
@@ -241,7 +251,7 @@ def run_in_guest(argv: list[str], timeout: float = 600, env: dict | None = None,
             left = timeout - (time.monotonic() - t_start)
             boot_limit = KVM_BOOT_TIMEOUT if (acc == "kvm" and not last) else TCG_BOOT_TIMEOUT
             res = _boot_once(argv, left, min(boot_limit, left), env, cwd, repo, acc, xfer,
-                             stream, boot_stream, log, memory, smp, kernel, initrd)
+                             stream, boot_stream, log, memory, smp, kernel, initrd, interactive)
             if requested == "auto" and acc == "kvm":
                 write_kvm_verdict("good" if res.boot_seconds is not None else "bad")
             if res.boot_seconds is not None or last:
@@ -255,19 +265,23 @@ def run_in_guest(argv: list[str], timeout: float = 600, env: dict | None = None,
 
 
 def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream, boot_stream,
-               log, memory, smp, kernel, initrd) -> GuestResult:
+               log, memory, smp, kernel, initrd, interactive=False) -> GuestResult:
     nonce = secrets.token_hex(8)
     cwd = cwd or os.getcwd()
     (xfer / "run.env").write_text(f"GTK_NONCE={nonce}\n"
                                   f"GTK_REPO={shlex.quote(str(repo)) if repo else ''}\n")
-    (xfer / "cmd.sh").write_text(command_script(list(argv), cwd, guest_env(env)))
+    if interactive:
+        env = {"TERM": os.environ.get("TERM", "linux"), **(env or {})}
+    (xfer / "cmd.sh").write_text(command_script(list(argv), cwd, guest_env(env), interactive))
     for stale in ("status", "results.jsonl"):
         (xfer / stale).unlink(missing_ok=True)
-    qargv = qemu_argv(kernel.vmlinuz, initrd, xfer, repo, accel, memory=memory, smp=smp)
+    qargv = qemu_argv(kernel.vmlinuz, initrd, xfer, repo, accel, memory=memory, smp=smp,
+                      interactive=interactive)
     errfile = tempfile.TemporaryFile()
     t0 = time.monotonic()
-    proc = subprocess.Popen(qargv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=errfile, start_new_session=True)
+    proc = subprocess.Popen(qargv, stdin=None if interactive else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=errfile,
+                            start_new_session=not interactive)
     begin_re = marker_re("BEGIN", nonce)
     exit_re = marker_re("EXIT", nonce)
     exit_prefix = f"@@GTK-GUEST-EXIT {nonce} "
