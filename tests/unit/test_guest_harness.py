@@ -5,10 +5,11 @@ import sys
 
 import pytest
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 from tests.guest.initramfs import MODULES, init_script
-from tests.guest.kernel import choose_version, parse_depends, version_key
+from tests.guest.kernel import GuestError, choose_version, parse_depends, version_key
 from tests.guest.results import outcomes, parse_lines, result_key, skip_reason
-from tests.guest.kernel import GuestError
 from tests.guest.vm import (command_script, guest_env, held_back, parse_console, plan_accels,
                              qemu_argv, requested_accel)
 
@@ -224,3 +225,27 @@ def test_requested_accel(monkeypatch):
     assert requested_accel("kvm") == "kvm"
     with pytest.raises(GuestError, match="use one of"):
         requested_accel("hvf")
+
+
+# ---------------------------------------------------------------- CLI without booting
+
+def _cli(*args, **env):
+    full = dict(os.environ, **env)
+    return subprocess.run([sys.executable, "-m", "tests.guest", *args], cwd=REPO, env=full,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_without_qemu_exits_125_with_the_reason():
+    proc = _cli("run", "--", "true", PATH="/nonexistent")
+    assert proc.returncode == 125
+    assert proc.stderr.strip() == "guest: qemu-system-x86_64 not found: apt-get install qemu-system-x86"
+
+
+def test_cli_needs_a_command():
+    proc = _cli("run")
+    assert proc.returncode == 2 and "give a command" in proc.stderr
+
+
+def test_cli_rejects_unknown_accel():
+    proc = _cli("run", "--accel", "hvf", "--", "true")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
