@@ -98,6 +98,28 @@ def held_back(buf: str, prefix: str) -> int:
     return len(buf)
 
 
+SHADOWED = ("/tmp", "/run", "/var/tmp", "/dev", "/proc", "/sys")  # fresh mounts in the guest
+
+
+def visible_in_guest(path: Path) -> bool:
+    """Whether a host path is seen through the root share (not hidden by a guest mount)."""
+    p = str(path)
+    return not any(p == s or p.startswith(s + "/") for s in SHADOWED)
+
+
+def run_env(nonce: str, repo: Path | None, kernel) -> str:
+    """/run/gtk/run.env, sourced by /init: nonce, checkout, module tree, header links."""
+    host_mods = Path("/lib/modules") / kernel.version
+    links = {}
+    for name in ("build", "source"):
+        link = host_mods / name
+        links[name] = os.readlink(link) if link.is_symlink() else ""
+    moddir = str(kernel.modules) if visible_in_guest(kernel.modules.resolve()) else ""
+    values = {"GTK_NONCE": nonce, "GTK_REPO": str(repo) if repo else "", "GTK_MODDIR": moddir,
+              "GTK_BUILD": links["build"], "GTK_SOURCE": links["source"]}
+    return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
+
+
 def guest_env(extra: dict | None = None) -> dict:
     env = {
         "PATH": GUEST_PATH, "HOME": "/tmp/home", "TMPDIR": "/tmp", "XDG_CACHE_HOME": "/tmp/.cache",
@@ -268,8 +290,7 @@ def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream,
                log, memory, smp, kernel, initrd, interactive=False) -> GuestResult:
     nonce = secrets.token_hex(8)
     cwd = cwd or os.getcwd()
-    (xfer / "run.env").write_text(f"GTK_NONCE={nonce}\n"
-                                  f"GTK_REPO={shlex.quote(str(repo)) if repo else ''}\n")
+    (xfer / "run.env").write_text(run_env(nonce, repo, kernel))
     if interactive:
         env = {"TERM": os.environ.get("TERM", "linux"), **(env or {})}
     (xfer / "cmd.sh").write_text(command_script(list(argv), cwd, guest_env(env), interactive))

@@ -10,8 +10,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 from tests.guest.initramfs import MODULES, init_script
 from tests.guest.kernel import GuestError, choose_version, parse_depends, version_key
 from tests.guest.results import outcomes, parse_lines, result_key, skip_reason
+from tests.guest.kernel import Kernel
 from tests.guest.vm import (command_script, guest_env, held_back, parse_console, plan_accels,
-                             qemu_argv, requested_accel)
+                             qemu_argv, requested_accel, run_env, visible_in_guest)
 
 NONCE = "0123456789abcdef"
 
@@ -249,3 +250,22 @@ def test_cli_needs_a_command():
 def test_cli_rejects_unknown_accel():
     proc = _cli("run", "--accel", "hvf", "--", "true")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+# ---------------------------------------------------------------- run.env
+
+def test_visible_in_guest():
+    assert visible_in_guest("/var/cache/gdb_toolkit/guest/x")
+    assert visible_in_guest("/tmpfoo/x")
+    for hidden in ("/tmp", "/tmp/clone", "/run/x", "/var/tmp/y", "/proc/1"):
+        assert not visible_in_guest(hidden)
+
+
+def test_run_env_is_sourceable_and_quotes(tmp_path):
+    k = Kernel("6.1.0-99-amd64", tmp_path / "tree")
+    text = run_env("abc", tmp_path / "a dir; $(x)", k)
+    proc = subprocess.run(["/bin/sh", "-c", text + 'printf "%s|%s|%s" "$GTK_NONCE" "$GTK_REPO" "$GTK_MODDIR"'],
+                          capture_output=True, text=True)
+    nonce, repo, moddir = proc.stdout.split("|")
+    assert (nonce, repo) == ("abc", str(tmp_path / "a dir; $(x)"))
+    assert moddir == ("" if not visible_in_guest(str(k.modules.resolve())) else str(k.modules))
