@@ -10,7 +10,6 @@ Inside the guest (GDB_TOOLKIT_IN_GUEST=1) nothing is replaced: the tests run for
 GDB_TOOLKIT_SKIP_GUEST=1 skips them on the host (developers' quick runs only).
 """
 import os
-import shlex
 import shutil
 import sys
 import tempfile
