@@ -77,7 +77,9 @@ def scratch(tmp_path):
 
 
 def _pytest(scratch, *args, **env):
-    full = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    tmp = scratch / "tmp"        # the bridge's temp dirs and console log land here
+    tmp.mkdir(exist_ok=True)
+    full = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(tmp))
     for k in ("GDB_TOOLKIT_IN_GUEST", "GDB_TOOLKIT_SKIP_GUEST", "FAKE_GUEST"):
         full.pop(k, None)
     full.update(env)
@@ -148,3 +150,5 @@ def test_guest_timeout_keeps_finished_results_and_fails_the_rest(scratch):
     for name in ("test_g_fail", "test_g_skip", "test_g_param[1]", "test_in_class"):
         assert _line(out, "FAILED", name), out
     assert "guest timed out after 9 s" in out
+    leftovers = sorted(p.name for p in (scratch / "tmp").iterdir())
+    assert len(leftovers) == 1 and leftovers[0].startswith("gdb_toolkit-guest-console-"), leftovers
