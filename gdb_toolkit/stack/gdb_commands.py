@@ -1,14 +1,7 @@
 """``stack-diagnose``: why the stack could not grow, who asked for it, and what fixes it."""
-from dataclasses import dataclass
-
 import gdb
 
 from gdb_toolkit.gdbsupport.command import ToolkitCommand
-
-
-@dataclass
-class AllThreads:
-    diagnoses: list
 
 
 class StackDiagnose(ToolkitCommand):
@@ -107,9 +100,12 @@ Example:
             for d in out:
                 if d.signal and d.signal["signo"] in (7, 11):
                     d.kernel = kernel_view(d, kind)
+        from gdb_toolkit.stack.model import AllThreads
+
         return out[0] if len(out) == 1 and not args.all_threads else AllThreads(out)
 
     def render(self, report, ctx):
+        from gdb_toolkit.stack.model import AllThreads
         from gdb_toolkit.stack.text import render_diagnosis
 
         if isinstance(report, AllThreads):

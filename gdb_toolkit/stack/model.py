@@ -162,3 +162,9 @@ class Diagnosis:
     assumptions: list[str]
     sources: dict[str, str]         # fact -> where it came from
     kernel: dict | None = None      # --kernel: the kernel's own view of the growth
+
+
+@dataclass
+class AllThreads:
+    """stack-diagnose --all-threads: one diagnosis per thread."""
+    diagnoses: list
