@@ -8,6 +8,7 @@ Targets: 500 probes < 2 s in TCG; kcore reads within 2x of dd.
 """
 import argparse
 import os
+import tempfile
 import re
 import subprocess
 import sys
@@ -30,6 +31,15 @@ def tracefs() -> str:
     return d
 
 
+def tracefs_write(path: str, line: str) -> None:
+    """Append one line to a tracefs file (open(..., "a") seeks, which tracefs refuses)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
 def register(n: int, offset_every: int = 5) -> int:
     """Register up to n kprobes on traceable functions (every offset_every-th at +offset)."""
     d = tracefs()
@@ -48,14 +58,15 @@ def register(n: int, offset_every: int = 5) -> int:
             break
         spec = f"p:{GROUP}/p{ok} {name}" + ("+0x5" if ok % offset_every == 1 else "")
         try:
-            with open(path, "a") as f:
-                f.write(spec + "\n")
+            tracefs_write(path, spec)
             ok += 1
         except OSError:
             continue
+    print(f"bench: {ok} kprobes defined", file=sys.stderr, flush=True)
     # enable them all at once through the group
     with open(os.path.join(d, "events", GROUP, "enable"), "w") as f:
         f.write("1")
+    print("bench: enabled", file=sys.stderr, flush=True)
     return ok
 
 
@@ -67,26 +78,37 @@ def unregister():
     except OSError:
         pass
     text = T.read_text(os.path.join(d, "kprobe_events")) or ""
-    with open(os.path.join(d, "kprobe_events"), "a") as f:
-        for ev in T.parse_kprobe_events(text):
-            if ev.group == GROUP:
-                f.write(f"-:{ev.group}/{ev.event}\n")
-                f.flush()
+    for ev in T.parse_kprobe_events(text):
+        if ev.group == GROUP:
+            tracefs_write(os.path.join(d, "kprobe_events"), f"-:{ev.group}/{ev.event}")
 
 
-def time_api(repeat: int = 2):
-    times, n = [], 0
-    for _ in range(repeat):
-        t = time.perf_counter()
-        with KernelSession() as s:
-            rep = s.kprobe_report()
-        times.append(time.perf_counter() - t)
-        n = len(rep.probes)
-        bad = sum(1 for p in rep.probes if not p.consistent)
+def time_api(cache_dir: str):
+    """(first run: BTF indexed and the layout cached; later run in a new session), probes, bad."""
+    from gdb_toolkit.kernel import session as sess
+
+    times, n, bad = [], 0, 0
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = cache_dir
+    try:
+        for _ in range(2):
+            sess._LAYOUT_CACHE.clear()       # as in a new gdb process
+            sess._BTF_CACHE.clear()
+            t = time.perf_counter()
+            with KernelSession() as s:
+                rep = s.kprobe_report()
+            times.append(time.perf_counter() - t)
+            n = len(rep.probes)
+            bad = sum(1 for p in rep.probes if not p.consistent)
+    finally:
+        if old is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = old
     return times, n, bad
 
 
-def time_gdb():
+def time_gdb(cache_dir: str):
     gdbinit = os.path.join(REPO, "gdb_toolkit", "gdbinit.py")
     script = ("python import time; t = time.perf_counter()\n"
               "kprobe-list --json\n"
@@ -96,7 +118,8 @@ def time_gdb():
         f.write(script)
     t = time.perf_counter()
     out = subprocess.run(["gdb", "-nx", "-batch", "-ex", f"source {gdbinit}", "-x", path],
-                         capture_output=True, text=True).stdout
+                         capture_output=True, text=True,
+                         env=dict(os.environ, XDG_CACHE_HOME=cache_dir)).stdout
     wall = time.perf_counter() - t
     m = re.search(r"@@took ([0-9.]+)", out)
     return float(m.group(1)) if m else None, wall
@@ -140,20 +163,22 @@ def main():
         if args.profile:
             import cProfile
             import pstats
-            cProfile.run("time_api(1)", "/tmp/gtk-prof")
+            cProfile.run("time_api(tempfile.mkdtemp())", "/tmp/gtk-prof")
             pstats.Stats("/tmp/gtk-prof").sort_stats("cumulative").print_stats(30)
-        api, rows, bad = time_api(2)
-        in_gdb, wall = time_gdb()
+        cache = tempfile.mkdtemp(prefix="gtk-cache-")
+        api, rows, bad = time_api(cache)
+        in_gdb, wall = time_gdb(cache)
     finally:
         unregister()
     tp = kcore_throughput()
     print(f"registered {n} kprobes in {reg:.1f} s; kprobe-list saw {rows} probes, {bad} mismatches")
     print(f"{'measure':44} {'seconds':>9}")
-    print(f"{'kprobe-list API, cold (new session)':44} {api[0]:9.2f}")
-    print(f"{'kprobe-list API, second run':44} {api[1]:9.2f}")
-    print(f"{'kprobe-list --json inside gdb':44} {in_gdb if in_gdb is None else round(in_gdb, 2)!s:>9}")
+    print(f"{'kprobe-list API, first run (indexes BTF)':44} {api[0]:9.2f}")
+    print(f"{'kprobe-list API, new session (layout cached)':44} {api[1]:9.2f}")
+    print(f"{'kprobe-list --json inside gdb (cached)':44} {in_gdb if in_gdb is None else round(in_gdb, 2)!s:>9}")
     print(f"{'gdb -batch wall (start-up + command)':44} {wall:9.2f}")
-    print(f"target: < 2 s for {args.n} probes -> {'met' if api[0] < 2 else 'NOT met'} (API, cold)")
+    print(f"target: < 2 s for {args.n} probes -> first run {'met' if api[0] < 2 else 'NOT met'}, "
+          f"later runs {'met' if api[1] < 2 else 'NOT met'}")
     if tp:
         ours, dd, got = tp
         print(f"kcore 64 MiB read: Kcore.read {ours:.0f} MiB/s, dd {dd:.0f} MiB/s, "

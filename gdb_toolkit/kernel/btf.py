@@ -171,6 +171,8 @@ class Btf:
         self._offsets = self._scan()
         self._cache: dict[int, Type] = {}
         self._names: dict[tuple[str, int], list[int]] | None = None
+        self._id_cache: dict[str, list[int]] = {}
+        self._ptr_size: int | None = None
 
     @property
     def total_str_len(self) -> int:
@@ -372,19 +374,29 @@ class Btf:
         return out
 
     def _ids_named(self, name: str) -> list[int]:
-        """Ids of this BTF's own types called *name* (string search, no full index)."""
+        """Ids of this BTF's own types called *name* (string search, no full index).
+
+        A record starts with name_off, then info whose top byte holds the kind (bits
+        24..28) and kind_flag (bit 31): the regex finds exactly those byte patterns."""
+        import re
+
+        hit = self._id_cache.get(name)
+        if hit is not None:
+            return hit
         ids = []
         d = self.data
         for name_off in self._name_offsets(name):
-            pat = struct.pack("<I", name_off)
-            pos = d.find(pat, self.types_start, self.types_end)
-            while pos >= 0:
+            pat = re.compile(re.escape(struct.pack("<I", name_off)) + b"...[\x01-\x13\x81-\x93]",
+                             re.S)
+            for m in pat.finditer(d, self.types_start, self.types_end):
+                pos = m.start()
                 if (pos - self.types_start) % 4 == 0:
                     idx = self._offsets.index_of(pos)
                     if idx is not None:
                         ids.append(self.first_id + idx)
-                pos = d.find(pat, pos + 1, self.types_end)
-        return sorted(ids)
+        ids.sort()
+        self._id_cache[name] = ids
+        return ids
 
     def find_all(self, name: str, kind: str | int | None = None) -> list[Type]:
         k = self._kind(kind) if kind is not None else None
@@ -460,8 +472,13 @@ class Btf:
 
     @property
     def pointer_size(self) -> int:
-        t = self.find("long unsigned int", "int") or self.find("unsigned long", "int")
-        return t.size if t else 8
+        if self._ptr_size is None:
+            if self.base is not None:
+                self._ptr_size = self.base.pointer_size
+            else:
+                t = self.find("long unsigned int", "int") or self.find("unsigned long", "int")
+                self._ptr_size = t.size if t else 8
+        return self._ptr_size
 
     def type_size(self, name: str) -> int:
         return self.size_of(self.lookup_type(name).id)

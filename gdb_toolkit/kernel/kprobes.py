@@ -133,21 +133,41 @@ def _where(sym: str | None, off: int, mod: str | None, addr: int) -> str:
     return f"{sym}+0x{off:x}" + (f" [{mod}]" if mod else "")
 
 
+class EventIndex:
+    """tracefs kprobe events indexed by (p|r, symbol, offset) and by address."""
+
+    def __init__(self, events: list[TraceEvent], resolve=None):
+        self.by_sym: dict = {}
+        self.by_addr: dict = {}
+        self.unresolved = []
+        self.resolve = resolve
+        for ev in events:
+            if ev.address is not None:
+                self.by_addr.setdefault((ev.probe_type, ev.address), ev)
+            elif ev.symbol:
+                self.by_sym.setdefault((ev.probe_type, ev.symbol, ev.offset), ev)
+                self.unresolved.append(ev)
+        self._resolved = None
+
+    def match(self, probe_type: str, addr: int, sym: str | None, off: int) -> TraceEvent | None:
+        want = "r" if probe_type == "kretprobe" else "p"
+        ev = self.by_addr.get((want, addr))
+        if ev is None and sym:
+            ev = self.by_sym.get((want, sym, off))
+        if ev is None and self.resolve is not None and self.unresolved:
+            if self._resolved is None:      # symbol -> address, once, only when needed
+                self._resolved = {}
+                for e in self.unresolved:
+                    base = self.resolve(e.symbol)
+                    if base is not None:
+                        self._resolved.setdefault((e.probe_type, base + e.offset), e)
+            ev = self._resolved.get((want, addr))
+        return ev
+
+
 def match_event(events: list[TraceEvent], probe_type: str, addr: int, sym: str | None,
                 off: int, resolve=None) -> TraceEvent | None:
-    want = "r" if probe_type == "kretprobe" else "p"
-    for ev in events:
-        if ev.probe_type != want:
-            continue
-        if ev.address is not None and ev.address == addr:
-            return ev
-        if ev.symbol and sym and ev.symbol == sym and ev.offset == off:
-            return ev
-        if ev.symbol and resolve is not None:
-            base = resolve(ev.symbol)
-            if base is not None and base + ev.offset == addr:
-                return ev
-    return None
+    return EventIndex(events, resolve).match(probe_type, addr, sym, off)
 
 
 def build_report(arch: str, listed: list[ListedProbe] | None, walk=None, read=None,
@@ -183,6 +203,7 @@ def build_report(arch: str, listed: list[ListedProbe] | None, walk=None, read=No
         if a not in addrs:
             addrs.append(a)
     live_cache: dict[int, bytes] = {}
+    event_index = EventIndex(list(events), resolve)
     rows = []
     for addr in addrs:
         top = tops.get(addr)
@@ -228,7 +249,7 @@ def build_report(arch: str, listed: list[ListedProbe] | None, walk=None, read=No
                 where = sym(addr)
             else:
                 where = _where(symname, off, mod, addr)
-            m = match_event(list(events), ptype, addr, symname, off, resolve)
+            m = event_index.match(ptype, addr, symname, off)
             ev_name = m.name if m else None
             if kp is not None and enrich is not None and (ev_name is None or ptype == "kretprobe"):
                 enrich(kp)      # the container tells the event (perf/BPF probes) and ret handler

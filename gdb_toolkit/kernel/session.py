@@ -13,6 +13,7 @@ from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.kernel import kprobe_text as T
 
 _BTF_CACHE: dict = {}
+_LAYOUT_CACHE: dict = {}
 
 
 def load_btf(path: str):
@@ -192,12 +193,56 @@ class KernelSession:
                          "handlers and original bytes come only from what kprobes/list shows")
             return None
         try:
-            layout = KprobeLayout.from_btf(self.btf)
+            layout = self.kprobe_layout()
             self.walker = TableWalker(self.kcore, layout, self.symbols)
             return self.walker.walk(table)
         except ToolkitError as exc:
             notes.append(f"kprobe_table not walked: {exc.cause}")
             return None
+
+    def kprobe_layout(self):
+        """KprobeLayout for this kernel's BTF, cached in-process and on disk (keyed by a
+        hash of the BTF bytes) so later runs need not index BTF at all."""
+        import dataclasses
+        import hashlib
+        import json
+
+        from gdb_toolkit.kernel.kprobe_table import KprobeLayout
+
+        if self._btf is not None:
+            return KprobeLayout.from_btf(self._btf)
+        try:
+            with open(self.btf_path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return KprobeLayout.from_btf(self.btf)     # raises the explained error
+        key = hashlib.sha1(data).hexdigest()[:20]
+        if key in _LAYOUT_CACHE:
+            return _LAYOUT_CACHE[key]
+        cache_dir = os.path.join(os.environ.get("XDG_CACHE_HOME") or
+                                 os.path.join(os.path.expanduser("~"), ".cache"), "gdb_toolkit")
+        path = os.path.join(cache_dir, f"kprobe-layout-{key}.json")
+        layout = None
+        try:
+            with open(path) as f:
+                layout = KprobeLayout(**json.load(f))
+        except (OSError, ValueError, TypeError):
+            pass
+        if layout is None:
+            from gdb_toolkit.kernel.btf import Btf
+
+            self._btf = Btf(data, self.btf_path)
+            layout = KprobeLayout.from_btf(self._btf)
+            try:
+                os.makedirs(cache_dir, exist_ok=True)
+                tmp = f"{path}.{os.getpid()}"
+                with open(tmp, "w") as f:
+                    json.dump(dataclasses.asdict(layout), f)
+                os.replace(tmp, path)
+            except OSError:
+                pass
+        _LAYOUT_CACHE[key] = layout
+        return layout
 
     def kprobe_report(self, use_memory: bool = True):
         from gdb_toolkit.kernel.kprobes import build_report
