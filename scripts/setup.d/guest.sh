@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Guest (real kernel) tests: fetch Debian's x86_64 kernel into the cache (apt-get download +
+# dpkg -x, never into /boot), install the matching linux-headers on the host (bcc in the guest
+# uses the host root) and build the initramfs. Idempotent and quiet; the harness does the same
+# on demand. Skipped when GDB_TOOLKIT_SKIP_GUEST=1.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+[ "${GDB_TOOLKIT_SKIP_GUEST:-}" = 1 ] && exit 0
+out=$(/usr/bin/python3 -m tests.guest prepare 2>&1) || {
+  echo "setup: guest preparation failed (guest tests will fail with the reason):" >&2
+  echo "$out" >&2
+  exit 0
+}

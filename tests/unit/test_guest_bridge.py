@@ -1,0 +1,154 @@
+"""The host-side pytest bridge, driven through real pytest runs in a scratch directory.
+
+The guest itself is replaced by either nothing (no qemu on PATH: tests must FAIL with the
+reason) or a stand-in that runs the in-guest pytest command on this host, so the whole
+report path (in-guest reporter -> JSON -> host outcomes) is exercised without booting.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+CONFTEST = f'''
+import os, subprocess, sys
+sys.path.insert(0, {str(REPO)!r})
+import tests.guest.vm as vm
+from tests.guest.pytest_bridge import Bridge
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "guest: real kernel")
+    config.pluginmanager.register(Bridge(), "bridge")
+
+if os.environ.get("FAKE_GUEST") in ("1", "timeout"):
+    def fake_run_in_guest(argv, timeout, cwd, xfer, log, **kw):
+        log("fake guest: running " + " ".join(argv[:3]))
+        env = dict(os.environ, GDB_TOOLKIT_IN_GUEST="1", GDB_TOOLKIT_GUEST_XFER=str(xfer))
+        if os.environ["FAKE_GUEST"] == "timeout":     # only the first test got to run
+            argv = argv + ["-k", "g_pass"]
+        p = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+        if os.environ["FAKE_GUEST"] == "timeout":
+            return vm.GuestResult(status=None, output=p.stdout, boot_seconds=1.0,
+                                  console=p.stdout, error="guest timed out after 9 s",
+                                  kernel="fake", accel="none")
+        return vm.GuestResult(status=p.returncode, output=p.stdout, boot_seconds=0.0,
+                              console=p.stdout + p.stderr, kernel="fake", accel="none")
+    vm.run_in_guest = fake_run_in_guest
+'''
+
+TESTS = '''
+import os, pytest
+
+def test_host_only():
+    assert os.environ.get("GDB_TOOLKIT_IN_GUEST") != "1"
+
+@pytest.mark.guest
+def test_g_pass():
+    assert os.environ["GDB_TOOLKIT_IN_GUEST"] == "1"
+
+@pytest.mark.guest
+def test_g_fail():
+    assert 6 * 7 == 43, "guest says no"
+
+@pytest.mark.guest
+def test_g_skip():
+    pytest.skip("no bcc in guest")
+
+@pytest.mark.guest
+@pytest.mark.parametrize("n", [1, 2])
+def test_g_param(n):
+    assert n == 1
+
+@pytest.mark.guest
+class TestGroup:
+    def test_in_class(self):
+        pass
+'''
+
+
+@pytest.fixture()
+def scratch(tmp_path):
+    (tmp_path / "conftest.py").write_text(CONFTEST)
+    (tmp_path / "test_sample.py").write_text(TESTS)
+    return tmp_path
+
+
+def _pytest(scratch, *args, **env):
+    tmp = scratch / "tmp"        # the bridge's temp dirs and console log land here
+    tmp.mkdir(exist_ok=True)
+    full = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(tmp))
+    for k in ("GDB_TOOLKIT_IN_GUEST", "GDB_TOOLKIT_SKIP_GUEST", "FAKE_GUEST"):
+        full.pop(k, None)
+    full.update(env)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA",
+                           "--rootdir", str(scratch), "-o", "addopts=", *args, str(scratch)],
+                          cwd=scratch, env=full, capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def _line(out, status, name):
+    return any(l.startswith(status) and name in l for l in out.splitlines())
+
+
+def test_no_qemu_makes_every_guest_test_fail_with_the_reason(scratch):
+    rc, out = _pytest(scratch, PATH="/nonexistent")
+    assert rc == 1, out
+    assert _line(out, "PASSED", "test_host_only"), out
+    for name in ("test_g_pass", "test_g_fail", "test_g_skip", "test_g_param[1]", "test_in_class"):
+        assert _line(out, "FAILED", name), out
+    assert "qemu-system-x86_64 not found" in out
+    assert out.count("guest: booting") == 1          # one attempt for the whole session
+
+
+def test_skip_env_skips_with_reason(scratch):
+    rc, out = _pytest(scratch, GDB_TOOLKIT_SKIP_GUEST="1", PATH="/nonexistent")
+    assert rc == 0, out
+    assert "6 skipped" in out and "GDB_TOOLKIT_SKIP_GUEST=1" in out
+    assert "guest: booting" not in out
+
+
+def test_subset_without_guest_tests_never_boots(scratch):
+    rc, out = _pytest(scratch, "-k", "host_only", PATH="/nonexistent")
+    assert rc == 0 and "1 passed" in out and "guest: booting" not in out, out
+
+
+def test_guest_outcomes_are_reported_per_test(scratch):
+    rc, out = _pytest(scratch, FAKE_GUEST="1")
+    assert rc == 1, out
+    assert out.count("fake guest: running") == 1
+    assert _line(out, "PASSED", "test_host_only")
+    assert _line(out, "PASSED", "test_g_pass")
+    assert _line(out, "PASSED", "test_g_param[1]")
+    assert _line(out, "PASSED", "test_in_class")
+    assert _line(out, "FAILED", "test_g_fail")
+    assert _line(out, "FAILED", "test_g_param[2]")
+    assert _line(out, "SKIPPED", "in guest: no bcc in guest")
+    assert "guest says no" in out and "[guest: failed]" in out
+    assert "6 guest tests reported" in out or "6/6 guest tests reported" in out
+
+
+def test_subset_boots_only_for_selected_guest_tests(scratch):
+    rc, out = _pytest(scratch, "-k", "g_pass or host_only", FAKE_GUEST="1")
+    assert rc == 0, out
+    assert "1/1 guest tests reported" in out and "2 passed" in out
+
+
+def test_inside_the_guest_tests_run_for_real(scratch):
+    rc, out = _pytest(scratch, "-k", "g_fail or g_pass", GDB_TOOLKIT_IN_GUEST="1",
+                      PATH="/nonexistent")
+    assert rc == 1 and "guest: booting" not in out, out
+    assert _line(out, "PASSED", "test_g_pass") and _line(out, "FAILED", "test_g_fail")
+
+
+def test_guest_timeout_keeps_finished_results_and_fails_the_rest(scratch):
+    rc, out = _pytest(scratch, FAKE_GUEST="timeout")
+    assert rc == 1, out
+    assert _line(out, "PASSED", "test_g_pass")
+    for name in ("test_g_fail", "test_g_skip", "test_g_param[1]", "test_in_class"):
+        assert _line(out, "FAILED", name), out
+    assert "guest timed out after 9 s" in out
+    leftovers = sorted(p.name for p in (scratch / "tmp").iterdir())
+    assert len(leftovers) == 1 and leftovers[0].startswith("gdb_toolkit-guest-console-"), leftovers

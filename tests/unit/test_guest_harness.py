@@ -1,0 +1,271 @@
+"""Pure parts of the guest harness: version choice, console markers, result mapping, scripts."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests.guest.initramfs import MODULES, init_script
+from tests.guest.kernel import GuestError, choose_version, parse_depends, version_key
+from tests.guest.results import outcomes, parse_lines, result_key, skip_reason
+from tests.guest.kernel import Kernel
+from tests.guest.vm import (command_script, guest_env, held_back, parse_console, plan_accels,
+                             qemu_argv, requested_accel, run_env, visible_in_guest)
+
+NONCE = "0123456789abcdef"
+
+
+# ---------------------------------------------------------------- version selection
+
+def test_parse_depends_reads_apt_cache_output():
+    text = "linux-image-amd64\n  Depends: linux-image-6.1.0-56-amd64\n"
+    assert parse_depends(text) == ["6.1.0-56-amd64"]
+
+
+def test_parse_depends_alternatives_unsigned_and_noise():
+    text = ("linux-image-amd64\n |Depends: linux-image-6.1.0-9-amd64-unsigned\n"
+            "  Depends: linux-image-6.1.0-10-amd64\n  Recommends: firmware-linux-free\n"
+            "  Depends: linux-image-6.1.0-10-amd64\n")
+    assert parse_depends(text) == ["6.1.0-9-amd64", "6.1.0-10-amd64"]
+
+
+@pytest.mark.parametrize("text", ["", "E: No packages found\n", "Depends: linux-base\n",
+                                  "  Depends: linux-image-cloud-amd64\n"])
+def test_parse_depends_nothing(text):
+    assert parse_depends(text) == []
+
+
+def test_version_key_is_numeric_not_lexical():
+    assert version_key("6.1.0-10-amd64") > version_key("6.1.0-9-amd64")
+    assert version_key("garbage") < version_key("6.1.0-1-amd64")
+
+
+def test_choose_version_priority():
+    apt, cached = ["6.1.0-56-amd64"], ["6.1.0-55-amd64", "6.1.0-9-amd64"]
+    assert choose_version(apt, cached, "6.1.0-1-amd64") == "6.1.0-1-amd64"   # explicit override
+    assert choose_version(apt, cached) == "6.1.0-56-amd64"                    # apt's current one
+    assert choose_version([], cached) == "6.1.0-55-amd64"                     # offline: newest cached
+    assert choose_version([], []) is None
+
+
+def test_parse_depends_on_this_hosts_apt():
+    proc = subprocess.run(["apt-cache", "depends", "linux-image-amd64"], capture_output=True,
+                          text=True)
+    if proc.returncode != 0 or "Depends: linux-image-" not in proc.stdout:
+        pytest.skip("apt has no linux-image-amd64 here")
+    oracle = [l.split("linux-image-", 1)[1].strip() for l in proc.stdout.splitlines()
+              if "Depends: linux-image-" in l]
+    assert parse_depends(proc.stdout) == oracle
+
+
+# ---------------------------------------------------------------- console markers
+
+def _console(body: str, status: int | None = 0, nonce: str = NONCE) -> str:
+    text = "[    0.1] boot noise\r\n@@GTK-GUEST-BEGIN " + nonce + "@@\r\n" + body
+    if status is not None:
+        text += f"@@GTK-GUEST-EXIT {nonce} {status}@@\r\n[    4.0] reboot: Power down\r\n"
+    return text
+
+
+def test_parse_console_status_and_output():
+    p = parse_console(_console("hello\r\nworld\r\n", 3), NONCE)
+    assert p == {"begun": True, "status": 3, "output": "hello\nworld\n", "fail": None}
+
+
+def test_parse_console_output_without_trailing_newline():
+    p = parse_console(_console("no newline", 0), NONCE)
+    assert p["output"] == "no newline" and p["status"] == 0
+
+
+def test_parse_console_ignores_markers_with_another_nonce():
+    body = "@@GTK-GUEST-EXIT ffffffffffffffff 0@@\r\nstill running\r\n"
+    p = parse_console(_console(body, None), NONCE)
+    assert p["status"] is None and "still running" in p["output"]
+    assert parse_console(_console("x\n", 0), "fedcba9876543210")["begun"] is False
+
+
+def test_parse_console_boot_failure():
+    text = "[ 1.0] oops\r\n@@GTK-GUEST-FAIL mount of the host root (9p) failed@@\r\n"
+    p = parse_console(text, NONCE)
+    assert p["status"] is None and not p["begun"]
+    assert p["fail"] == "mount of the host root (9p) failed"
+
+
+def test_parse_console_nothing():
+    assert parse_console("", NONCE) == {"begun": False, "status": None, "output": "", "fail": None}
+
+
+@pytest.mark.parametrize("cut", range(0, 40))
+def test_held_back_never_streams_a_partial_marker(cut):
+    marker = f"@@GTK-GUEST-EXIT {NONCE} 12@@"
+    buf = "output line\n" + marker[:cut]
+    p = held_back(buf, f"@@GTK-GUEST-EXIT {NONCE} ")
+    assert buf[:p] == "output line\n" or (cut == 0 and p == len(buf))
+
+
+def test_held_back_lets_ordinary_at_signs_through():
+    prefix = f"@@GTK-GUEST-EXIT {NONCE} "
+    assert held_back("mail me@example.com\n", prefix) == len("mail me@example.com\n")
+    assert held_back("x@@", prefix) == 1
+
+
+# ---------------------------------------------------------------- command script and qemu
+
+def test_command_script_runs_with_exact_env_and_cwd(tmp_path):
+    weird = tmp_path / "dir with 'quotes' $x"
+    weird.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "ODD": "a b'c\"$HOME", "HOME": str(tmp_path / "h")}
+    proc = subprocess.run(["/bin/sh", "-c", command_script(["/usr/bin/env", "-0"], str(weird), env)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert dict(kv.split("=", 1) for kv in proc.stdout.split("\0") if kv) == env
+    assert (tmp_path / "h").is_dir()                      # HOME is created
+    proc = subprocess.run(["/bin/sh", "-c", command_script(["/bin/sh", "-c", "pwd; exit 4"],
+                                                            str(weird), env)],
+                          capture_output=True, text=True)
+    assert (proc.returncode, proc.stdout.strip()) == (4, str(weird))
+
+
+def test_command_script_missing_cwd_falls_back_to_root():
+    script = command_script(["/bin/pwd"], "/nonexistent/gtk", {"PATH": "/bin"})
+    proc = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True)
+    assert proc.stdout.strip() == "/"
+
+
+def test_guest_env_marks_the_guest_and_avoids_writes_to_root():
+    env = guest_env({"EXTRA": "1"})
+    assert env["GDB_TOOLKIT_IN_GUEST"] == "1" and env["EXTRA"] == "1"
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    for k in ("HOME", "TMPDIR", "XDG_CACHE_HOME"):
+        assert env[k].startswith("/tmp")
+
+
+def test_qemu_argv_shares_root_readonly_and_accel(tmp_path):
+    argv = qemu_argv(tmp_path / "vmlinuz", tmp_path / "initrd", tmp_path / "x", tmp_path / "r",
+                     "tcg")
+    fs = [argv[i + 1] for i, a in enumerate(argv) if a == "-virtfs"]
+    assert any("path=/," in f and "mount_tag=host" in f and "readonly=on" in f for f in fs)
+    assert any(f"path={tmp_path / 'x'}," in f and "readonly" not in f for f in fs)
+    assert any(f"path={tmp_path / 'r'}," in f and "readonly=on" in f for f in fs)
+    assert "-no-reboot" in argv and "console=ttyS0" in argv[argv.index("-append") + 1]
+    assert argv[argv.index("-accel") + 1].startswith("tcg")
+    kvm = qemu_argv(tmp_path / "v", tmp_path / "i", tmp_path / "x", None, "kvm")
+    assert argv[argv.index("-accel") + 1].startswith("tcg")
+    assert kvm[kvm.index("-accel") + 1] == "kvm" and sum(a == "-virtfs" for a in kvm) == 2
+
+
+def test_init_script_loads_every_module_and_is_valid_sh(tmp_path):
+    text = init_script()
+    assert "@" + "MODULES@" not in text and " ".join(MODULES) in text
+    script = tmp_path / "init"
+    script.write_text(text)
+    assert subprocess.run(["/bin/sh", "-n", str(script)]).returncode == 0
+
+
+# ---------------------------------------------------------------- result mapping
+
+def _row(key, when, outcome, **kw):
+    return dict(key=key, when=when, outcome=outcome, **kw)
+
+
+def test_outcomes_map_every_case():
+    rows = [
+        _row("a", "setup", "passed"), _row("a", "call", "passed"), _row("a", "teardown", "passed"),
+        _row("b", "setup", "passed"), _row("b", "call", "failed", longrepr="assert 1 == 2",
+                                           stdout="printed"),
+        _row("b", "teardown", "passed"),
+        _row("c", "setup", "skipped", longrepr=["f.py", "3", "Skipped: no bcc"]),
+        _row("c", "teardown", "passed"),
+        _row("d", "setup", "failed", longrepr="fixture broke"),
+        _row("e", "setup", "passed"), _row("e", "call", "passed"),
+        _row("e", "teardown", "failed", longrepr="cleanup failed"),
+        _row("f", "setup", "passed"), _row("f", "call", "skipped", wasxfail="known bug",
+                                           longrepr=["f.py", "9", "known bug"]),
+        _row("g", "setup", "passed"),
+    ]
+    got = outcomes(rows)
+    assert got["a"].outcome == "passed"
+    assert got["b"].outcome == "failed" and "assert 1 == 2" in got["b"].text \
+        and "printed" in got["b"].text
+    assert (got["c"].outcome, got["c"].text) == ("skipped", "no bcc")
+    assert got["d"].outcome == "failed" and "error in setup" in got["d"].text
+    assert got["e"].outcome == "failed" and "error in teardown" in got["e"].text
+    assert (got["f"].outcome, got["f"].text) == ("xfailed", "known bug")
+    assert got["g"].outcome == "missing"
+
+
+def test_parse_lines_survives_a_torn_last_line():
+    rows = parse_lines('{"key": "a", "when": "call", "outcome": "passed"}\n{"key": "b", "wh')
+    assert rows == [{"key": "a", "when": "call", "outcome": "passed"}]
+
+
+def test_result_key_and_skip_reason():
+    assert result_key("/r/tests/t.py", "tests/t.py::C::f[1]") == "/r/tests/t.py::C::f[1]"
+    assert skip_reason(("x", 1, "Skipped: why")) == "why"
+    assert skip_reason("plain") == "plain"
+
+
+# ---------------------------------------------------------------- accelerator choice
+
+def test_plan_accels():
+    assert plan_accels("tcg", True, None) == ["tcg"]
+    assert plan_accels("kvm", False, "bad") == ["kvm"]              # explicit: no second guess
+    assert plan_accels("auto", True, None) == ["kvm", "tcg"]        # untested KVM: try, fall back
+    assert plan_accels("auto", True, "good") == ["kvm", "tcg"]
+    assert plan_accels("auto", True, "bad") == ["tcg"]              # seen to hang here before
+    assert plan_accels("auto", False, "good") == ["tcg"]            # no usable /dev/kvm
+
+
+def test_requested_accel(monkeypatch):
+    monkeypatch.delenv("GDB_TOOLKIT_GUEST_ACCEL", raising=False)
+    assert requested_accel() == "auto"
+    monkeypatch.setenv("GDB_TOOLKIT_GUEST_ACCEL", "TCG")
+    assert requested_accel() == "tcg"
+    assert requested_accel("kvm") == "kvm"
+    with pytest.raises(GuestError, match="use one of"):
+        requested_accel("hvf")
+
+
+# ---------------------------------------------------------------- CLI without booting
+
+def _cli(*args, **env):
+    full = dict(os.environ, **env)
+    return subprocess.run([sys.executable, "-m", "tests.guest", *args], cwd=REPO, env=full,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_without_qemu_exits_125_with_the_reason():
+    proc = _cli("run", "--", "true", PATH="/nonexistent")
+    assert proc.returncode == 125
+    assert proc.stderr.strip() == "guest: qemu-system-x86_64 not found: apt-get install qemu-system-x86"
+
+
+def test_cli_needs_a_command():
+    proc = _cli("run")
+    assert proc.returncode == 2 and "give a command" in proc.stderr
+
+
+def test_cli_rejects_unknown_accel():
+    proc = _cli("run", "--accel", "hvf", "--", "true")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+# ---------------------------------------------------------------- run.env
+
+def test_visible_in_guest():
+    assert visible_in_guest("/var/cache/gdb_toolkit/guest/x")
+    assert visible_in_guest("/tmpfoo/x")
+    for hidden in ("/tmp", "/tmp/clone", "/run/x", "/var/tmp/y", "/proc/1"):
+        assert not visible_in_guest(hidden)
+
+
+def test_run_env_is_sourceable_and_quotes(tmp_path):
+    k = Kernel("6.1.0-99-amd64", tmp_path / "tree")
+    text = run_env("abc", tmp_path / "a dir; $(x)", k)
+    proc = subprocess.run(["/bin/sh", "-c", text + 'printf "%s|%s|%s" "$GTK_NONCE" "$GTK_REPO" "$GTK_MODDIR"'],
+                          capture_output=True, text=True)
+    nonce, repo, moddir = proc.stdout.split("|")
+    assert (nonce, repo) == ("abc", str(tmp_path / "a dir; $(x)"))
+    assert moddir == ("" if not visible_in_guest(str(k.modules.resolve())) else str(k.modules))
