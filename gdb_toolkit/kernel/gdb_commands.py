@@ -267,9 +267,10 @@ Example:
         with _session(args) as s:
             addr = _address(s, args.where)
             try:
-                kaddrs = {p.address for p in (s.listed_probes() or [])}
+                listed = s.listed_probes()
+                kaddrs = None if listed is None else {p.address for p in listed}
             except ToolkitError:
-                kaddrs = set()
+                kaddrs = None
             return kdis(s, addr, args.count, kaddrs, args.function)
 
     def render(self, r, ctx):

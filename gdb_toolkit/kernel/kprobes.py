@@ -302,7 +302,14 @@ class SiteScan:
     verdict: str
 
 
-def cross_check(site: S.Site, kprobe_addrs: set[int]) -> str:
+def cross_check(site: S.Site, kprobe_addrs: set[int] | None) -> str:
+    """Is the patched-looking site a kprobe?  *kprobe_addrs* None: the list is unreadable."""
+    if kprobe_addrs is None:
+        unknown = {S.INT3: "int3 (kprobes/list unreadable: kprobe or not is unknown)",
+                   S.BRK: "brk (kprobes/list unreadable: kprobe or not is unknown)",
+                   S.OPTIMIZED: "jmp into a kprobe insn page: an optimized kprobe",
+                   S.FTRACE_CALL: "ftrace call"}
+        return unknown.get(site.kind, "")
     at = site.address in kprobe_addrs
     if site.kind in (S.INT3, S.BRK):
         return "kprobe breakpoint" if at else \

@@ -130,7 +130,6 @@ def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = No
         count = 0
     data = _read_some(session, start, length, notes)
     insns = disassemble(data, start, arch, count=count)
-    kprobe_addrs = kprobe_addrs or set()
     rows = []
     for ins in insns:
         target = None
@@ -141,7 +140,7 @@ def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = No
                           session.symbolize)
         note = ""
         if site.kind in (S.INT3, S.BRK, S.OPTIMIZED, S.FTRACE_CALL, S.OTHER_BRK) or \
-                ins.address in kprobe_addrs:
+                ins.address in (kprobe_addrs or ()):
             from gdb_toolkit.kernel.kprobes import cross_check
             note = cross_check(site, kprobe_addrs) if site.kind != S.OTHER_BRK else site.description
         elif site.kind == S.FTRACE_NOP:
@@ -150,7 +149,7 @@ def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = No
                 note = "idle ftrace site (NOP)"
         rows.append(InsnRow(ins.address, session.symbolize(ins.address) or "", ins.raw, ins.text,
                             target, note))
-    here = sorted(a for a in kprobe_addrs if rows and rows[0].address <= a <= rows[-1].address)
+    here = sorted(a for a in (kprobe_addrs or ()) if rows and rows[0].address <= a <= rows[-1].address)
     return KdisReport(addr, session.symbolize(addr) or f"0x{addr:x}", len(rows), rows, here, notes)
 
 

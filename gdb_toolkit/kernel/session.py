@@ -216,6 +216,9 @@ class KernelSession:
                 data = f.read()
         except OSError:
             return KprobeLayout.from_btf(self.btf)     # raises the explained error
+        if data[:4] == b"\x7fELF":
+            from gdb_toolkit.kernel.btf import _elf_btf_section
+            data = _elf_btf_section(data, self.btf_path)
         key = hashlib.sha1(data).hexdigest()[:20]
         if key in _LAYOUT_CACHE:
             return _LAYOUT_CACHE[key]
