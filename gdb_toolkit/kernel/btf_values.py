@@ -71,11 +71,12 @@ def decode(btf, type_id: int, data: bytes, symbolize=None, read_string=None,
             return [FieldValue(prefix, tname, base, "<not read>")]
         text = f"0x{v:x}" if v else "NULL"
         target = btf.strip(t.ref)
-        if v and target.kind == B.INT and target.size == 1 and read_string:
+        s = None
+        if v and target.kind == B.INT and target.name == "char" and read_string:
             s = read_string(v)
-            if s is not None:
+            if s is not None and s.isprintable():
                 text += f" {s!r}"
-        elif v and symbolize:
+        if v and s is None and symbolize:
             s = symbolize(v)
             if s:
                 text += f" <{s}>"

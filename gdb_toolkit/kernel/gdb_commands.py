@@ -42,6 +42,16 @@ def _hex(v):
     return "-" if v is None else f"0x{v:x}"
 
 
+def _size(n: int) -> str:
+    """human_size, extended to TiB/PiB for the vmalloc region of a kcore."""
+    from gdb_toolkit.common.render import human_size
+
+    for unit, scale in (("PiB", 1 << 50), ("TiB", 1 << 40)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return human_size(n)
+
+
 class _KernelSymbolCompleter:
     """Complete kernel symbol names from /proc/kallsyms (first 200 matches)."""
 
@@ -97,7 +107,7 @@ Example:
         return rep
 
     def render(self, r, ctx):
-        from gdb_toolkit.common.render import human_size, key_values, table
+        from gdb_toolkit.common.render import key_values, table
 
         head = key_values([
             ("kcore", r.path), ("arch", r.arch), ("release", r.release or "-"),
@@ -105,7 +115,7 @@ Example:
             ("KASLR offset", f"{_hex(r.kaslr_offset)} ({r.kaslr_source})" if r.kaslr_offset is not None
              else "unknown"),
         ])
-        rows = [[_hex(s.vaddr), _hex(s.end), human_size(s.size), _hex(s.offset), s.label]
+        rows = [[_hex(s.vaddr), _hex(s.end), _size(s.size), _hex(s.offset), s.label]
                 for s in r.segments]
         out = head + "\n" + table(["start", "end", "size", "file offset", "what"], rows, ctx.width)
         for k, v in r.vmcoreinfo.items():
@@ -201,7 +211,7 @@ Example:
         out = [f"kprobe at {_hex(r.address)} <{r.where}>\n"]
         for p in r.probes:
             out.append(key_values([
-                ("probe", f"{p.type} {''.join(f'[{f}]' for f in p.flags)}"),
+                ("probe", f"{p.type} {''.join(f'[{f}]' for f in p.flags)}".strip()),
                 ("live bytes show", f"{p.state} (kernel flags expect {p.expected or 'anything'}: "
                                     f"{'agree' if p.consistent else 'MISMATCH'})"),
                 ("handler", ", ".join(x for x in (p.handler, p.post_handler and f"post {p.post_handler}",

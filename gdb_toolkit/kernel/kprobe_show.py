@@ -70,8 +70,13 @@ def _dump(session, btf, title: str, addr: int, type_name: str) -> StructDump | N
         except ToolkitError:
             return None
 
-    return StructDump(title, addr, f"struct {type_name}", decode(btf, t.id, data, session.symbolize,
-                                                              read_string))
+    from gdb_toolkit.kernel.kprobe_text import describe_flags
+
+    fields = decode(btf, t.id, data, session.symbolize, read_string)
+    for f in fields:
+        if f.path in ("flags", "kp.flags") and f.raw:
+            f.value = f"{f.raw} ({describe_flags(f.raw)})"
+    return StructDump(title, addr, f"struct {type_name}", fields)
 
 
 def kprobe_show(session, query: str, count: int = 6) -> KprobeShowReport:
@@ -112,8 +117,8 @@ def kprobe_show(session, query: str, count: int = 6) -> KprobeShowReport:
     try:
         btf = session.btf
         if first.aggregate_addr:
-            kind = "optimized_kprobe" if first.state == "optimized" or "OPTIMIZED" in first.flags \
-                else "kprobe"
+            # with CONFIG_OPTPROBES every aggregate is allocated as an optimized_kprobe
+            kind = "optimized_kprobe" if btf.find("optimized_kprobe") is not None else "kprobe"
             d = _dump(session, btf, "aggregate probe (in kprobe_table)", first.aggregate_addr, kind)
             if d:
                 structs.append(d)

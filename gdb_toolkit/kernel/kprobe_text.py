@@ -18,8 +18,19 @@ DEBUGFS_LIST = "/sys/kernel/debug/kprobes/list"
 TRACEFS_DIRS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
+KPROBE_FLAG_ON_FUNC_ENTRY = 16     # 6.x: the probe sits at the function entry (not listed)
+
+
 def flags_from_bits(bits: int) -> list[str]:
+    """The kprobes/list flag names set in struct kprobe.flags."""
     return [n for n in FLAG_NAMES if bits & FLAG_BITS[n]]
+
+
+def describe_flags(bits: int) -> str:
+    """All bits by name, e.g. "FTRACE|ON_FUNC_ENTRY" (for struct dumps)."""
+    names = flags_from_bits(bits) + (["ON_FUNC_ENTRY"] if bits & KPROBE_FLAG_ON_FUNC_ENTRY else [])
+    rest = bits & ~0x1F
+    return "|".join(names + ([f"0x{rest:x}"] if rest else [])) or "0"
 
 
 @dataclass
