@@ -10,7 +10,7 @@ kgdb() {  # kgdb CMD... : a batch gdb (no program) running the commands, shown l
   printf '$ gdb'
   for c in "$@"; do printf " -ex '%s'" "$c"; args+=(-ex "echo (gdb) $c\\n" -ex "$c"); done
   echo
-  gdb "${args[@]}" 2>&1 | sed 's/^/    /'
+  { gdb "${args[@]}" 2>&1 || true; } | sed 's/^/    /'
 }
 
 live_demo() {
@@ -44,7 +44,7 @@ fi
 say "This machine's kernel ($(uname -r)) has no /proc/kcore and no kprobes -- the commands say so:"
 kgdb "kcore" "kprobe-list"
 say "What still works without kcore: symbols from /proc/kallsyms, prototypes from BTF"
-kgdb "ksym do_sys_openat2" "ksym vfs_write" 'print/x $ksym("kprobe_table")'
+kgdb "ksym do_sys_openat2" "ksym vfs_write" 'print/x $ksym("do_mmap")'
 say "BTF member paths (our own parser of /sys/kernel/btf/vmlinux; what kprobe-show and ktrace use):"
 printf '$ python3 -c "Btf.load().resolve(\\"task_struct\\", \\"signal->rlim[3].rlim_cur\\")"\n'
 /usr/bin/python3 - "$ROOT" <<'PY' | sed 's/^/    /'
