@@ -291,17 +291,20 @@ class Kallsyms:
             return None
         return (s.name, addr - s.address, s.module)
 
-    def format(self, addr: int) -> str:
-        """``name+0x10 [mod]`` or the bare hex address."""
+    def describe(self, addr: int) -> str | None:
+        """``name+0x10 [mod]``, or None when no symbol covers *addr* (or addresses are hidden)."""
         try:
             r = self.symbolize(addr)
         except ToolkitError:
-            r = None
+            return None
         if r is None:
-            return f"0x{addr:x}"
+            return None
         name, off, mod = r
-        text = name + (f"+0x{off:x}" if off else "")
-        return text + (f" [{mod}]" if mod else "")
+        return name + (f"+0x{off:x}" if off else "") + (f" [{mod}]" if mod else "")
+
+    def format(self, addr: int) -> str:
+        """``name+0x10 [mod]`` or the bare hex address."""
+        return self.describe(addr) or f"0x{addr:x}"
 
     def next_symbol_after(self, addr: int) -> int | None:
         """Address of the first symbol strictly above *addr* (the end of *addr*'s function)."""

@@ -209,16 +209,7 @@ class TableWalker:
             return None
         if addr in self._special:
             return self._special[addr]
-        if self.symbols is None:
-            return None
-        try:
-            r = self.symbols.symbolize(addr)
-        except ToolkitError:
-            return None
-        if r is None:
-            return None
-        name, off, mod = r
-        return name + (f"+0x{off:x}" if off else "") + (f" [{mod}]" if mod else "")
+        return self.symbols.describe(addr) if self.symbols is not None else None
 
     def _u64(self, buf: bytes, off: int | None) -> int | None:
         if off is None or off + 8 > len(buf):

@@ -44,6 +44,7 @@ class KernelSession:
         self._syms = None
         self._btf = None
         self.walker = None
+        self._sym_cache: dict[int, str | None] = {}
 
     # -- sources ----------------------------------------------------------------
     @property
@@ -114,14 +115,16 @@ class KernelSession:
 
     # -- addresses ----------------------------------------------------------------
     def symbolize(self, addr: int) -> str | None:
+        """``name+0x10 [mod]`` or None (also when kallsyms cannot be read).  Memoized: many
+        probes share targets (the ftrace trampoline, a kprobe insn page)."""
+        if addr in self._sym_cache:
+            return self._sym_cache[addr]
         try:
-            r = self.symbols.symbolize(addr)
+            r = self.symbols.describe(addr)
         except ToolkitError:
-            return None
-        if r is None:
-            return None
-        name, off, mod = r
-        return name + (f"+0x{off:x}" if off else "") + (f" [{mod}]" if mod else "")
+            r = None
+        self._sym_cache[addr] = r
+        return r
 
     def address_of(self, name: str) -> int | None:
         try:

@@ -234,3 +234,38 @@ def test_commands_in_gdb_match_kernel_oracles(probes, tmp_path):
     assert "no kernel symbol matches 'no_such_symbol_x'" in err
     assert "kernel address 0x10 is in no /proc/kcore segment" in err
     assert "no kprobe at vfs_fsync_range" in err
+
+
+def test_module_split_btf_matches_bpftool():
+    """Module BTF is split on vmlinux's: ids and strings continue after the base's."""
+    from gdb_toolkit.kernel.btf import Btf
+    from tests.unit.test_kernel_btf import LINE, MEMBER, _kv, _name
+
+    mods = sorted(p.name for p in Path("/sys/kernel/btf").iterdir() if p.name != "vmlinux")
+    assert mods, "no module BTF in the guest"
+    mod = "9p" if "9p" in mods else mods[0]
+    out = subprocess.run(["bpftool", "btf", "dump", "file", f"/sys/kernel/btf/{mod}", "base",
+                          "/sys/kernel/btf/vmlinux", "format", "raw"], capture_output=True, text=True,
+                         check=True).stdout
+    btf = Btf.load(f"/sys/kernel/btf/{mod}")
+    assert btf.base is not None and btf.first_id == btf.base.count
+    seen = 0
+    cur = None
+    for line in out.splitlines():
+        m = LINE.match(line)
+        if m:
+            tid, kind, name = int(m.group(1)), m.group(2), m.group(3)
+            t = btf.type(tid)
+            assert (t.kind_name, t.name) == (kind.lower(), _name(name)), tid
+            if kind in ("STRUCT", "UNION"):
+                assert t.size == int(_kv(m.group(4))["size"])
+                cur = (t, iter(t.members))
+            else:
+                cur = None
+            seen += 1
+        elif cur is not None and line.startswith("\t'"):
+            mm = MEMBER.match(line)
+            member = next(cur[1])
+            assert (member.name, member.type_id, member.bit_offset) == (
+                _name(mm.group(1)), int(mm.group(2)), int(mm.group(3)))
+    assert seen == btf.count - btf.first_id
