@@ -269,3 +269,24 @@ def test_module_split_btf_matches_bpftool():
             assert (member.name, member.type_id, member.bit_offset) == (
                 _name(mm.group(1)), int(mm.group(2)), int(mm.group(3)))
     assert seen == btf.count - btf.first_id
+
+
+def test_kprobe_convenience_function_with_gdbs_own_types(probes, tmp_path):
+    """$kprobe(addr) is typed with gdb's types: here from a -g object declaring 6.1's
+    struct kprobe (standing in for a debug vmlinux), memory from gdb's core target on kcore."""
+    from tests.unit.test_kernel_kprobes import HEADER
+    src = tmp_path / "kprobe_types.c"
+    src.write_text(HEADER + "struct kprobe kp_type_anchor;\n")
+    obj = tmp_path / "kprobe_types.o"
+    subprocess.run(["gcc", "-g", "-c", str(src), "-o", str(obj)], check=True)
+    probes.add("p vfs_write+0x5", "conv")
+    addr = kallsyms("vfs_write") + 5
+    (row,) = rows_at(addr)
+    want = row.aggregate_addr or row.struct_addr
+    res = run_gdb([f"file {obj}", "core-file /proc/kcore", f"print $kprobe(0x{addr:x})",
+                   f"print/x $kprobe(0x{addr:x})->addr", f"print $kprobe(0x{addr:x})->pre_handler",
+                   "print $kprobe(0x10)"], timeout=600)
+    assert_no_traceback(res)
+    assert f"(struct kprobe *) 0x{want:x}" in res.stdout, res.output
+    assert f"= 0x{addr:x}" in res.stdout
+    assert "no kprobe at 0x10" in res.stderr
