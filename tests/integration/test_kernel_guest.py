@@ -5,7 +5,6 @@ own records (kprobes/list flags, kallsyms, gdb reading /proc/kcore as a core fil
 readelf) and the bytes seen after the probe is removed.  Every test removes its probes
 and restores sysctls on every path.
 """
-import json
 import os
 import re
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.gdbrun import GDB, assert_no_traceback, gdb_json, run_gdb
+from tests.support.gdbrun import GDB, assert_no_traceback, run_gdb
 
 pytestmark = pytest.mark.guest
 

@@ -425,3 +425,29 @@ def test_layout_error_without_kprobes():
     with pytest.raises(ToolkitError, match="CONFIG_KPROBES"):
         from tests.unit.test_kernel_btf import _blob   # noqa: F401  (same tiny BTF helper)
         KprobeLayout.from_btf(Btf(_blob([], b"\0")))
+
+
+def test_btf_values_decode_a_struct_kprobe(kernel_types):
+    """Field-by-field decode (kprobe-show's tables) of bytes laid out by gcc's offsetof."""
+    from gdb_toolkit.kernel.btf_values import decode
+
+    btf, off = kernel_types
+    data = bytearray(off["sizeof:kprobe"])
+    struct.pack_into("<Q", data, off["kprobe:addr"], F_WRITE + 2)
+    struct.pack_into("<Q", data, off["kprobe:pre_handler"], H_KDISP)
+    struct.pack_into("<Q", data, off["kprobe:symbol_name"], 0xFFFF888000200000)
+    struct.pack_into("<I", data, off["kprobe:flags"], 4)
+    data[off["kprobe:opcode"]] = 0x41
+    data[off["kprobe:ainsn.size"]] = 2
+    data[off["kprobe:ainsn.size"] - 1] = 1            # boostable:1 shares the byte before size
+    syms = Kallsyms.parse(KALLSYMS)
+    rows = {f.path: f for f in decode(btf, btf.find("kprobe").id, bytes(data), syms.describe,
+                                      lambda p: "vfs_write" if p == 0xFFFF888000200000 else None)}
+    assert rows["addr"].value == f"0x{F_WRITE + 2:x} <vfs_write+0x2>"
+    assert rows["pre_handler"].value.endswith("<kprobe_dispatcher>")
+    assert rows["symbol_name"].value.endswith("'vfs_write'")
+    assert rows["opcode"].value == "65" and rows["flags"].raw == 4
+    assert rows["ainsn.size"].value == "2" and rows["ainsn.boostable"].value == "1"
+    assert rows["ainsn.boostable"].type.endswith(":1")
+    assert rows["post_handler"].value == "NULL"
+    assert rows["hlist.pprev"].offset == off["kprobe:hlist"] + 8
