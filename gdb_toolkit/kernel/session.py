@@ -262,7 +262,12 @@ class KernelSession:
                                "(no register_kprobe in kallsyms: built without CONFIG_KPROBES)",
                                "boot a kernel with CONFIG_KPROBES=y (Debian's linux-image-amd64)")
         if listed is None:
-            if not os.path.exists(os.path.dirname(self.list_path)):
+            kdir = os.path.dirname(self.list_path)
+            debugfs = os.path.dirname(kdir)
+            if os.path.isdir(debugfs) and not os.access(debugfs, os.X_OK):
+                notes.append(f"{self.list_path} is not readable: debugfs is root-only "
+                             f"(euid {os.geteuid()})")
+            elif not os.path.exists(kdir):
                 notes.append(f"{self.list_path} is missing (debugfs not mounted? "
                              "mount -t debugfs none /sys/kernel/debug)")
             else:
@@ -272,7 +277,8 @@ class KernelSession:
         walk = self.table_walk(notes) if use_memory else None
         if listed is None and walk is None:
             raise ToolkitError("no source of kprobes: " + "; ".join(notes),
-                               "mount debugfs (mount -t debugfs none /sys/kernel/debug) and run as root")
+                               "run gdb as root" if os.geteuid() != 0 else
+                               "mount debugfs (mount -t debugfs none /sys/kernel/debug)")
         events = T.parse_kprobe_events(self._tracefs("kprobe_events") or "")
         profile = T.parse_kprobe_profile(self._tracefs("kprobe_profile") or "")
         read = self.read if self.has_kcore else None

@@ -289,3 +289,16 @@ def test_kprobe_convenience_function_with_gdbs_own_types(probes, tmp_path):
     assert f"(struct kprobe *) 0x{want:x}" in res.stdout, res.output
     assert f"= 0x{addr:x}" in res.stdout
     assert "no kprobe at 0x10" in res.stderr
+
+
+def test_non_root_gets_one_line_reasons():
+    from tests.support.gdbrun import gdb_argv
+
+    argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "HOME=/tmp",
+            *gdb_argv(["ksym do_mmap", "kcore", "kprobe-list", "echo alive\\n"])]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert "Traceback" not in res.stderr and "alive" in res.stdout
+    err = res.stderr.splitlines()
+    assert any("shows every address as 0" in l and "run gdb as root" in l for l in err), err
+    assert any("permission denied (euid 65534" in l and "CAP_SYS_RAWIO" in l for l in err), err
+    assert any("debugfs is root-only" in l and "Fix: run gdb as root" in l for l in err), err
