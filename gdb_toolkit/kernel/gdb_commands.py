@@ -13,7 +13,9 @@ def _source_options(p):
     g = p.add_argument_group("sources")
     g.add_argument("--kcore", metavar="PATH", help="kernel memory: /proc/kcore (default) or a vmcore")
     g.add_argument("--kallsyms", metavar="PATH", help="symbols (default /proc/kallsyms)")
-    g.add_argument("--system-map", metavar="PATH", help="use a System.map (slid by the KASLR offset)")
+    g.add_argument("--system-map", metavar="PATH",
+                   help="symbols from a System.map or vmlinux ELF (slid by the KASLR offset)")
+    g.add_argument("--vmlinux", metavar="PATH", help="a vmlinux: kprobe-show adds its as-built bytes")
     g.add_argument("--btf", metavar="PATH", help="BTF (default /sys/kernel/btf/vmlinux)")
     return p
 
@@ -22,7 +24,7 @@ def _session(args):
     from gdb_toolkit.kernel.session import KernelSession
 
     return KernelSession(kcore=args.kcore, kallsyms=args.kallsyms, btf=args.btf,
-                         system_map=args.system_map)
+                         system_map=args.system_map, vmlinux=args.vmlinux)
 
 
 def _address(session, text: str) -> int:
@@ -229,6 +231,8 @@ Example:
             out.append(f"\noriginal code (from {r.original_source}):\n" + dis(r.original))
         else:
             out.append("\noriginal code: unknown (needs kprobe_table via CONFIG_KALLSYMS_ALL and BTF)\n")
+        if r.as_built:
+            out.append("\nas built (the --vmlinux file, KASLR-slid):\n" + dis(r.as_built))
         if r.detour:
             out.append(f"\n{r.detour_title}:\n" + dis(r.detour))
         for sd in r.structs:

@@ -37,6 +37,7 @@ class KprobeShowReport:
     live: list                      # DisLine
     original: list                  # DisLine (original bytes + the unchanged rest)
     original_source: str | None
+    as_built: list                  # DisLine of the --vmlinux file's bytes (slid by KASLR)
     structs: list                   # StructDump
     detour: list                    # DisLine of the detour buffer / ftrace trampoline
     detour_title: str | None
@@ -148,5 +149,17 @@ def kprobe_show(session, query: str, count: int = 6) -> KprobeShowReport:
         title = f"ftrace trampoline at 0x{site.target:x} ({site.target_symbol})"
         detour = _dis(session, session.read(site.target, 16 * 24), site.target, 24)
     bpf = [b for p in rows for b in p.bpf]
-    return KprobeShowReport(addr, first.where, session.arch, rows, live, original, osrc, structs,
-                            detour, title, bpf, notes + rep.notes)
+    as_built = []
+    if session.vmlinux_path:
+        vm, slide = session.vmlinux
+        try:
+            code = vm.read(addr - slide, 16 * count)
+            as_built = _dis(session, code, addr, count)
+            if first.original and not code.startswith(first.original):
+                notes.append(f"the vmlinux file has {code[:len(first.original)].hex(' ')} where the "
+                             f"recovered original is {first.original.hex(' ')} (boot-time patching "
+                             "such as ftrace NOPs or alternatives, or another build)")
+        except ToolkitError as exc:
+            notes.append(f"vmlinux bytes not read: {exc.cause}")
+    return KprobeShowReport(addr, first.where, session.arch, rows, live, original, osrc, as_built,
+                            structs, detour, title, bpf, notes + rep.notes)

@@ -30,16 +30,37 @@ def load_btf(path: str):
     return _BTF_CACHE[key]
 
 
+def _static_symbols(path: str) -> str:
+    """kallsyms-format text from a System.map or a vmlinux ELF's .symtab."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ToolkitError(f"cannot read System.map {path}: {exc.strerror}",
+                           "give the System.map of the running kernel "
+                           "(/boot/System.map-$(uname -r)) or its vmlinux") from None
+    if magic == b"\x7fELF":
+        from gdb_toolkit.kernel.vmlinux import Vmlinux
+
+        with Vmlinux.open(path) as vm:
+            return vm.kallsyms_text()
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
 class KernelSession:
     def __init__(self, kcore: str | None = None, kallsyms: str | None = None,
                  btf: str | None = None, system_map: str | None = None,
-                 kprobes_list: str | None = None, tracefs: str | None = None):
+                 kprobes_list: str | None = None, tracefs: str | None = None,
+                 vmlinux: str | None = None):
         self.kcore_path = kcore or "/proc/kcore"
         self.kallsyms_path = kallsyms or "/proc/kallsyms"
         self.btf_path = btf or "/sys/kernel/btf/vmlinux"
         self.system_map_path = system_map
         self.list_path = kprobes_list or T.DEBUGFS_LIST
         self.tracefs = tracefs
+        self.vmlinux_path = vmlinux
+        self._vmlinux = None
         self._kcore = None
         self._syms = None
         self._btf = None
@@ -69,14 +90,9 @@ class KernelSession:
             from gdb_toolkit.kernel.kallsyms import Kallsyms
 
             if self.system_map_path:
-                offset = 0
-                if self.has_kcore and self.kcore.kaslr_offset is not None:
-                    offset = self.kcore.kaslr_offset
-                elif os.path.exists(self.kallsyms_path):
-                    live = Kallsyms.load(self.kallsyms_path)
-                    plain = Kallsyms.load_system_map(self.system_map_path)
-                    offset = live.kaslr_offset(system_map=plain) or 0
-                self._syms = Kallsyms.load_system_map(self.system_map_path, offset)
+                text = _static_symbols(self.system_map_path)
+                offset = self._slide(Kallsyms.parse(text, self.system_map_path))
+                self._syms = Kallsyms.parse(text, self.system_map_path, offset)
             else:
                 self._syms = Kallsyms.load(self.kallsyms_path)
                 if self._syms.restricted:
@@ -85,6 +101,35 @@ class KernelSession:
                                        "run gdb as root, sysctl kernel.kptr_restrict=0, "
                                        "or give --system-map")
         return self._syms
+
+    def _slide(self, static) -> int:
+        """KASLR offset of link-time symbols *static*: VMCOREINFO, else kallsyms' _text."""
+        from gdb_toolkit.kernel.kallsyms import Kallsyms
+
+        if self.has_kcore and self.kcore.kaslr_offset is not None:
+            return self.kcore.kaslr_offset
+        if os.path.exists(self.kallsyms_path):
+            live = Kallsyms.load(self.kallsyms_path)
+            if not live.restricted:
+                return live.kaslr_offset(system_map=static) or 0
+        return 0
+
+    @property
+    def vmlinux(self):
+        """The --vmlinux ELF (None when not given) and its KASLR slide, as (Vmlinux, slide)."""
+        if self.vmlinux_path is None:
+            return None
+        if self._vmlinux is None:
+            from gdb_toolkit.kernel.kallsyms import Kallsyms
+            from gdb_toolkit.kernel.vmlinux import Vmlinux
+
+            vm = Vmlinux.open(self.vmlinux_path)
+            try:
+                slide = self._slide(Kallsyms.parse(vm.kallsyms_text(), self.vmlinux_path))
+            except ToolkitError:
+                slide = self.kcore.kaslr_offset or 0 if self.has_kcore else 0
+            self._vmlinux = (vm, slide)
+        return self._vmlinux
 
     @property
     def btf(self):
@@ -106,6 +151,9 @@ class KernelSession:
         if self._kcore is not None:
             self._kcore.close()
             self._kcore = None
+        if self._vmlinux is not None:
+            self._vmlinux[0].close()
+            self._vmlinux = None
 
     def __enter__(self):
         return self

@@ -92,3 +92,39 @@ def test_convenience_function_ksym():
     res = run_gdb(['print/x $ksym("do_mmap")', 'print $kprobe(0)'])
     assert f"0x{want[0]:x}" in res.stdout
     assert "$kprobe needs gdb to know struct kprobe" in res.stderr or "no kprobe" in res.stderr
+
+
+def test_vmlinux_symbols_and_as_built_bytes(tmp_path, kernel_types):
+    """--system-map/--vmlinux with an ELF: symbols from its .symtab, as-built bytes from its
+    file (oracle: objdump on the same file)."""
+    from tests.unit.test_kernel_kprobes import TEXT, WRITE_ORIG
+    core = build_kernel(tmp_path, kernel_types)
+    asm = tmp_path / "vm.S"
+    asm.write_text(".text\n.globl _text\n_text:\n.org 0x2000\n.globl vfs_write\n"
+                   ".type vfs_write,@function\nvfs_write:\n.byte "
+                   + ",".join(str(b) for b in WRITE_ORIG) + "\nret\n")
+    obj, vm = tmp_path / "vm.o", tmp_path / "vmlinux"
+    subprocess.run(["as", "-o", str(obj), str(asm)], check=True)
+    subprocess.run(["ld", "-nostdlib", "-static", f"-Ttext=0x{TEXT:x}", "-e", "vfs_write", "-o", str(vm),
+                    str(obj)], check=True)
+    btf = kernel_types[0].path
+    src = f"--kcore {core} --btf {btf} --kallsyms {tmp_path / 'ks'}"
+    (tmp_path / "ks").write_text(KALLSYMS)
+    res = run_gdb(json_wrapped(f"ksym vfs_write --system-map {vm} --kcore {core} --json")
+                  + json_wrapped(f"kprobe-show vfs_write+2 {src} --vmlinux {vm} -n 3 --json")
+                  + [f"kprobe-show vfs_write+2 {src} --vmlinux {vm} -n 3",
+                     f"kprobe-show vfs_write+2 {src} --vmlinux /bin/true"])
+    assert_no_traceback(res)
+    ks, show = res.json_documents()
+    nm = subprocess.run(["nm", str(vm)], capture_output=True, text=True).stdout
+    want = int(re.search(r"^([0-9a-f]+) T vfs_write$", nm, re.M).group(1), 16)
+    assert ks["matches"][0]["address"] == want and ks["source"] == str(vm)
+    dump = subprocess.run(["objdump", "-d", "-M", "intel", str(vm)], capture_output=True, text=True).stdout
+    objdump_insns = re.findall(r"^\s*([0-9a-f]+):\s+((?:[0-9a-f]{2} )+)\s+(\S+)", dump, re.M)
+    at = {int(a, 16): (raw.strip(), mnem) for a, raw, mnem in objdump_insns}
+    for line in show["as_built"]:
+        raw, mnem = at[line["address"]]
+        assert line["raw"] == raw and line["text"].split()[0] == mnem
+    assert show["as_built"][0]["text"] == "push r14"           # what the jmp replaced
+    assert "as built (the --vmlinux file" in res.stdout
+    assert "vmlinux bytes not read" in res.stdout                # /bin/true is not this kernel
