@@ -57,6 +57,7 @@ class Kallsyms:
         i = self.text.find("\t[")
         self._split = len(self.text) if i < 0 else self.text.rfind("\n", 0, i) + 1
         self._sorted_ok = None
+        self._unsorted = None
         self.restricted = self._all_zero()
 
     # -- loading ---------------------------------------------------------------
@@ -213,9 +214,11 @@ class Kallsyms:
         """Symbols of the vmlinux part at the greatest address <= addr, and the next address."""
         t, lo, hi = self.text, 0, self._split
         if not self._head_sorted():
-            syms = sorted((s for s in self.symbols[:] if s.address and not s.module),
-                          key=lambda s: s.address)
-            addrs = [s.address for s in syms]
+            if self._unsorted is None:     # unusual text (hand-made): sort once
+                syms = sorted((s for s in self.symbols if s.address and not s.module),
+                              key=lambda s: s.address)
+                self._unsorted = (syms, [s.address for s in syms])
+            syms, addrs = self._unsorted
             i = bisect.bisect_right(addrs, addr) - 1
             if i < 0:
                 return [], None
