@@ -118,3 +118,15 @@ def test_read_real_self_maps_and_limits():
     soft, _ = resource.getrlimit(resource.RLIMIT_STACK)
     lim = procfs.read_limits(os.getpid())["Max stack size"].soft
     assert lim == (None if soft == resource.RLIM_INFINITY else soft)
+
+
+def test_to_json_is_one_document_small_indented_large_compact():
+    import json
+
+    from gdb_toolkit.common.render import INDENT_LIMIT, to_json
+
+    small = to_json([_Row(1, b"\x90")])
+    assert "\n" in small and json.loads(small) == [{"addr": 1, "raw": "90"}]
+    big_rows = [_Row(i, b"\xcc" * 8) for i in range(INDENT_LIMIT // 20)]
+    big = to_json(big_rows)
+    assert "\n" not in big and len(json.loads(big)) == len(big_rows)
