@@ -308,7 +308,8 @@ Example:
                            ("$ktask", "struct task_struct *" if report.typed else
                             "void * (run ktypes for a typed pointer)")])
         if report.fields:
-            rows = [[f.path, f.type_name, f.text if not f.error else f"error: {f.error}"] for f in report.fields]
+            rows = [[f.path, f.type_name if len(f.type_name) <= 40 else f.type_name[:37] + "...",
+                     f.text if not f.error else f"error: {f.error}"] for f in report.fields]
             text += table(["field", "type", "value"], rows, width=ctx.width)
         return text
 
