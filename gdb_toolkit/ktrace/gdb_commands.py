@@ -137,7 +137,17 @@ Example:
   (gdb) ktrace tracepoint:syscalls:sys_enter_mmap --args len --count 1 --all"""
 
     name = "ktrace"
-    value_completer = gdb.COMPLETE_SYMBOL
+
+    def complete(self, text, word):
+        last = "" if not text or text[-1].isspace() else text.split()[-1]
+        if last.startswith("-") or len(text.split()) > (1 if last else 0):
+            return super().complete(text, word)
+        if word is None:
+            return []
+        from gdb_toolkit.ktrace.names import complete_target
+
+        cut = len(last) - len(word)
+        return [c[cut:] for c in complete_target(last)]
 
     def build_parser(self):
         from gdb_toolkit.common.args import ArgParser, parse_int

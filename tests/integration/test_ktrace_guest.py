@@ -70,9 +70,10 @@ def test_stack_overflow_workflow_size_retval_and_rlimit():
     res = run_gdb(["start > /dev/null",
                    *json_wrapped("ktrace acct_stack_growth --ret --args size --run --json"),
                    *json_wrapped("ktask $ktask signal->rlim[3].rlim_cur --json"),
+                   *json_wrapped("python gdb.execute('ktask %d comm --json' % gdb.selected_inferior().pid)"),
                    "python import gdb; print('LIMITS' + open('/proc/%d/limits' % gdb.selected_inferior().pid).read())"],
                   program=prog, timeout=TIMEOUT)
-    trace, task = _docs(res)
+    trace, task, by_pid = _docs(res)
     inlined = "acct_stack_growth" not in set(_kallsyms().values())
     if inlined:
         assert trace["traced_function"] == "expand_downwards" and "inlined" in trace["note"]
@@ -88,6 +89,9 @@ def test_stack_overflow_workflow_size_retval_and_rlimit():
     rlim = task["fields"][0]["value"]
     assert rlim == limits["Max stack size"].soft
     assert task["pid"] == trace["pid"] and task["comm"] == "teststack"
+    # the pid found by walking init_task.tasks through kcore is the same task_struct
+    assert by_pid["task"] == task["task"] and by_pid["found_by"].startswith("task list walk")
+    assert by_pid["fields"][0]["value"] == "teststack" and by_pid["verified"]
     _leftovers_clean()
 
 
