@@ -49,8 +49,8 @@ def measure(target: str, method: str | None) -> dict:
 
 def here() -> dict:
     has_kprobes = os.path.exists("/sys/bus/event_source/devices/kprobe")
-    if has_kprobes:
-        return measure("thp_get_unmapped_area", "kprobe")
+    if has_kprobes:      # do_mmap: every mmap(2) reaches it, whatever the filesystem
+        return measure("do_mmap", "kprobe")
     return measure("tracepoint:syscalls:sys_enter_mmap", None)
 
 

@@ -214,6 +214,11 @@ Example:
             _hook()
             return _report(session, spec, "armed")
         # blocking: wait for count/timeout or Ctrl-C
+        if not args.json:
+            limits = [f"{args.count} event(s)" if args.count else "", f"{args.timeout:g} s" if args.timeout else ""]
+            gdb.write(f"[ktrace] armed ({session.armed.attach_method} on {session.armed.traced_function}); "
+                      f"waiting for {' or '.join(l for l in limits if l) or 'Ctrl-C'}\n")
+            gdb.flush()
         try:
             while not session.wait(0.1):
                 pass

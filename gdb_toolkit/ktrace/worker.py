@@ -226,14 +226,37 @@ def method_label(method: str, ret: bool, exit_tp: str | None) -> str:
     return "tracepoint+sys_exit" if (ret and exit_tp) else "tracepoint"
 
 
+def _require_privileges() -> None:
+    """BPF tracing needs root, or CAP_BPF + CAP_PERFMON (kernel >= 5.8), or CAP_SYS_ADMIN."""
+    if os.geteuid() == 0:
+        return
+    cap = 0
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    cap = int(line.split()[1], 16)
+    except OSError:
+        pass
+    if cap & (1 << 21) or (cap & (1 << 38) and cap & (1 << 39)):
+        return
+    raise ToolkitError("ktrace needs root (or CAP_BPF and CAP_PERFMON) to load BPF programs",
+                       "run gdb as root (sudo gdb PROGRAM)")
+
+
 def run(spec: dict) -> tuple[str, int]:
     from gdb_toolkit.ktrace import kheaders
     from gdb_toolkit.ktrace.fallbacks import Fallback, fallback_from_text, fallbacks_for
     from gdb_toolkit.ktrace.plan import failure_error, make_plan
 
     notes: list[str] = []
+    _require_privileges()
     tracefs = tracefs_dir(notes)
-    import bcc   # after mounting tracefs: bcc picks its tracefs path at import
+    try:
+        import bcc   # after mounting tracefs: bcc picks its tracefs path at import
+    except ImportError as exc:
+        raise ToolkitError(f"bcc cannot be imported by {sys.executable} ({exc})",
+                           "apt-get install python3-bpfcc") from None
     oracle = load_oracle(notes)
     caps = kernel_caps(bcc, tracefs, oracle)
     fbs = spec.get("fallbacks")
