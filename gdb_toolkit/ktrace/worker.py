@@ -83,6 +83,40 @@ def _kernel_config(option: str) -> str | None:
         return None
 
 
+def remove_stale_bcc_probes(tracefs: str | None, notes: list[str]) -> None:
+    """Kernels without the kprobe PMU get tracefs kprobe_events entries from bcc, named
+    ``[pr]_FUNC_bcc_PID``; a worker killed with SIGKILL leaves them.  Remove those whose
+    creating process is gone (they are unused by anyone)."""
+    import re
+
+    if not tracefs:
+        return
+    path = os.path.join(tracefs, "kprobe_events")
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return
+    removed = []
+    for line in lines:
+        m = re.match(r"^[pr]\d*:(?:(\w+)/)?(\w+_bcc_(\d+))\s", line)
+        if not m or os.path.exists(f"/proc/{m.group(3)}"):
+            continue
+        name = f"{m.group(1)}/{m.group(2)}" if m.group(1) else m.group(2)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            try:
+                os.write(fd, f"-:{name}\n".encode())
+            finally:
+                os.close(fd)
+            removed.append(m.group(2))
+        except OSError:
+            pass
+    if removed:
+        notes.append(f"removed {len(removed)} stale kprobe_events entr{'y' if len(removed) == 1 else 'ies'} "
+                     f"left by killed bcc processes: {', '.join(removed)}")
+
+
 def kallsyms_names(path: str = "/proc/kallsyms") -> set[str]:
     names = set()
     try:
@@ -207,7 +241,9 @@ def attach(bcc, headers, cand, spec, oracle, tracefs):
         if cand.method == "kprobe":
             b.attach_kprobe(event=cand.function, fn_name=prog.entry)
             if prog.exit:
-                b.attach_kretprobe(event=cand.function, fn_name=prog.exit, maxactive=64)
+                # no maxactive: with it bcc falls back to a tracefs kprobe_events entry, which a
+                # SIGKILLed worker would leave behind; the perf kprobe PMU cleans up with the fd
+                b.attach_kretprobe(event=cand.function, fn_name=prog.exit)
         elif cand.method == "tracepoint":
             b.attach_tracepoint(tp=cand.function, fn_name=prog.entry)
             if prog.exit:
@@ -252,6 +288,7 @@ def run(spec: dict) -> tuple[str, int]:
     notes: list[str] = []
     _require_privileges()
     tracefs = tracefs_dir(notes)
+    remove_stale_bcc_probes(tracefs, notes)
     try:
         import bcc   # after mounting tracefs: bcc picks its tracefs path at import
     except ImportError as exc:

@@ -35,9 +35,21 @@ def _kallsyms() -> dict[int, str]:
     return out
 
 
-def _leftovers_clean():
+KPROBES_LIST = "/sys/kernel/debug/kprobes/list"
+
+
+def _kprobes_on(function: str) -> list[str]:
+    """The kernel's own list of registered kprobes (debugfs) for *function*."""
+    with open(KPROBES_LIST) as f:
+        return [l for l in f if f" {function}+0x0" in l]
+
+
+def _leftovers_clean(function: str = "vfs_read"):
     assert wait_no_programs(("gtk_kt", "kfunc__", "kretfunc__")) == []
-    assert "gtk" not in kprobe_events() and "thp_get_unmapped_area" not in kprobe_events()
+    events = kprobe_events()
+    assert "gtk" not in events and "_bcc_" not in events, events    # bcc's kprobe_events names
+    for fn in (function, "thp_get_unmapped_area", "expand_downwards"):
+        assert _kprobes_on(fn) == [], fn
 
 
 def test_mmap_workflow_names_the_get_unmapped_area_callback():
@@ -99,6 +111,8 @@ def test_no_leftovers_after_worker_sigkill_ctrl_c_and_gdb_sigkill():
     from gdb_toolkit.ktrace.api import TraceSpec, start
     s = start(TraceSpec("vfs_read", method="kprobe", ret=True))
     assert sorted(our_programs()) == ["gtk_kt_entry", "gtk_kt_exit"]
+    kinds = sorted(l.split()[1] for l in _kprobes_on("vfs_read"))
+    assert kinds == ["k", "r"], _kprobes_on("vfs_read")          # a kprobe and a kretprobe, really
     os.kill(s.proc.pid, signal.SIGKILL)
     assert wait_gone(s.proc.pid)
     _leftovers_clean()
