@@ -116,6 +116,31 @@ class MemberPath:
         return int.from_bytes(data[:self.size], "little", signed=self.signed)
 
 
+class _Offsets:
+    """Type record offsets kept as word indexes (sorted), with a reverse lookup."""
+
+    def __init__(self, words: list[int], start: int):
+        self.words = words
+        self.start = start
+
+    def __len__(self):
+        return len(self.words)
+
+    def __getitem__(self, i: int) -> int:
+        return self.start + 4 * self.words[i]
+
+    def __iter__(self):
+        s = self.start
+        return (s + 4 * w for w in self.words)
+
+    def index_of(self, byte_offset: int) -> int | None:
+        import bisect
+
+        w = (byte_offset - self.start) // 4
+        i = bisect.bisect_left(self.words, w)
+        return i if i < len(self.words) and self.words[i] == w else None
+
+
 def _btf_error(path: str, why: str) -> ToolkitError:
     return ToolkitError(f"{path} is not valid BTF: {why}",
                         "give /sys/kernel/btf/vmlinux or a module's /sys/kernel/btf/MODULE")
@@ -146,6 +171,8 @@ class Btf:
         self._offsets = self._scan()
         self._cache: dict[int, Type] = {}
         self._names: dict[tuple[str, int], list[int]] | None = None
+        self._id_cache: dict[str, list[int]] = {}
+        self._ptr_size: int | None = None
 
     @property
     def total_str_len(self) -> int:
@@ -183,32 +210,40 @@ class Btf:
         return cls(data, path, base)
 
     def _scan(self) -> list[int]:
-        """Byte offset of every type record, in id order."""
-        data, off, end = self.data, self.types_start, self.types_end
-        unpack = _T.unpack_from
+        """Byte offset of every type record, in id order (one pass over 32-bit words)."""
+        start, end = self.types_start, self.types_end
+        if (end - start) % 4:
+            raise _btf_error(self.path, "type section size is not a multiple of 4")
+        if start % 4:   # memoryview.cast needs no alignment, but keep word indexes simple
+            words = memoryview(bytes(self.data[start:end])).cast("I")
+        else:
+            words = memoryview(self.data)[start:end].cast("I")
+        # words after the 3-word header: fixed per kind, plus per-vlen
+        fixed = [0] * 32
+        per = [0] * 32
+        for k, n in ((INT, 1), (ARRAY, 3), (VAR, 1), (DECL_TAG, 1)):
+            fixed[k] = n
+        for k, n in ((STRUCT, 3), (UNION, 3), (ENUM, 2), (FUNC_PROTO, 2), (DATASEC, 3), (ENUM64, 3)):
+            per[k] = n
+        n_words = len(words)
         offsets = []
         append = offsets.append
-        # extra bytes after the 12-byte header, per kind (vlen-scaled kinds below)
-        fixed = {INT: 4, ARRAY: 12, VAR: 4, DECL_TAG: 4}
-        per_vlen = {STRUCT: 12, UNION: 12, ENUM: 8, FUNC_PROTO: 8, DATASEC: 12, ENUM64: 12}
-        while off < end:
-            if off + 12 > end:
-                raise _btf_error(self.path, f"truncated type at byte {off}")
-            append(off)
-            info = unpack(data, off)[1]
-            kind = (info >> 24) & 0x1F
-            off += 12
-            if kind in per_vlen:
-                off += per_vlen[kind] * (info & 0xFFFF)
-            else:
-                extra = fixed.get(kind)
-                if extra:
-                    off += extra
-                elif kind > ENUM64:
+        i = 0
+        try:
+            while i < n_words:
+                append(i)
+                info = words[i + 1]
+                kind = (info >> 24) & 0x1F
+                if kind > ENUM64:
                     raise _btf_error(self.path, f"unknown kind {kind} (type {len(offsets)})")
-        if off != end:
+                i += 3 + fixed[kind] + per[kind] * (info & 0xFFFF)
+        except IndexError:
+            raise _btf_error(self.path, f"truncated type {len(offsets)}") from None
+        finally:
+            words.release()
+        if i != n_words:
             raise _btf_error(self.path, "the last type runs past the type section")
-        return offsets
+        return _Offsets(offsets, start)
 
     # -- strings and types ------------------------------------------------------
     def string(self, off: int) -> str:
@@ -307,7 +342,9 @@ class Btf:
             yield self.type(tid)
 
     # -- names ------------------------------------------------------------------
-    def _name_index(self):
+    def names(self) -> dict[tuple[str, int], list[int]]:
+        """(name, kind) -> ids of this BTF's own types: a full index, built once on demand
+        (for listings and prefix searches; ``find`` does not need it)."""
         if self._names is None:
             names: dict[tuple[str, int], list[int]] = {}
             d, unpack = self.data, _T.unpack_from
@@ -325,11 +362,45 @@ class Btf:
             self._names = names
         return self._names
 
-    def find_all(self, name: str, kind: str | int | None = None) -> list[Type]:
-        kinds = [self._kind(kind)] if kind is not None else range(1, len(KIND_NAMES))
+    def _name_offsets(self, name: str) -> list[int]:
+        """String-section offsets (as BTF name_off values) whose string is exactly *name*."""
         out = []
-        for k in kinds:
-            out += [self.type(t) for t in self._name_index().get((name, k), [])]
+        needle = b"\0" + name.encode() + b"\0"
+        pos = self.data.find(needle, self.strs_start, self.strs_end)
+        if pos >= 0:
+            out.append(pos + 1 - self.strs_start + self.base_str_len)
+        if self.base is not None:
+            out += [o for o in self.base._name_offsets(name) if o < self.base_str_len]
+        return out
+
+    def _ids_named(self, name: str) -> list[int]:
+        """Ids of this BTF's own types called *name* (string search, no full index).
+
+        A record starts with name_off, then info whose top byte holds the kind (bits
+        24..28) and kind_flag (bit 31): the regex finds exactly those byte patterns."""
+        import re
+
+        hit = self._id_cache.get(name)
+        if hit is not None:
+            return hit
+        ids = []
+        d = self.data
+        for name_off in self._name_offsets(name):
+            pat = re.compile(re.escape(struct.pack("<I", name_off)) + b"...[\x01-\x13\x81-\x93]",
+                             re.S)
+            for m in pat.finditer(d, self.types_start, self.types_end):
+                pos = m.start()
+                if (pos - self.types_start) % 4 == 0:
+                    idx = self._offsets.index_of(pos)
+                    if idx is not None:
+                        ids.append(self.first_id + idx)
+        ids.sort()
+        self._id_cache[name] = ids
+        return ids
+
+    def find_all(self, name: str, kind: str | int | None = None) -> list[Type]:
+        k = self._kind(kind) if kind is not None else None
+        out = [t for t in (self.type(i) for i in self._ids_named(name)) if k is None or t.kind == k]
         if self.base is not None:
             out = self.base.find_all(name, kind) + out
         return out
@@ -401,8 +472,13 @@ class Btf:
 
     @property
     def pointer_size(self) -> int:
-        t = self.find("long unsigned int", "int") or self.find("unsigned long", "int")
-        return t.size if t else 8
+        if self._ptr_size is None:
+            if self.base is not None:
+                self._ptr_size = self.base.pointer_size
+            else:
+                t = self.find("long unsigned int", "int") or self.find("unsigned long", "int")
+                self._ptr_size = t.size if t else 8
+        return self._ptr_size
 
     def type_size(self, name: str) -> int:
         return self.size_of(self.lookup_type(name).id)

@@ -36,34 +36,36 @@ def restricted_error(path: str = "/proc/kallsyms") -> ToolkitError:
 
 
 class Kallsyms:
-    def __init__(self, symbols: list[Symbol], path: str = "<text>"):
+    """Symbols from kallsyms-format text.
+
+    Lookups work on the text itself: /proc/kallsyms lists vmlinux symbols sorted by
+    address, so ``symbolize`` bisects the text (a few dozen line parses) and ``address``
+    is a substring search; only the module/``__builtin__`` tail is parsed into a list.
+    Parsing every line happens only when ``symbols`` is asked for.  This keeps a
+    lookup cheap even in a slow (TCG) guest.
+    """
+
+    def __init__(self, text: str, path: str = "<text>", offset: int = 0):
         self.path = path
-        self.symbols = symbols
-        self.restricted = bool(symbols) and all(s.address == 0 for s in symbols)
+        self.text = text if text.endswith("\n") or not text else text + "\n"
+        self.offset = offset            # added to every non-zero address (System.map + KASLR)
+        self._symbols: list[Symbol] | None = None
         self._by_name: dict[str, Symbol] | None = None
-        self._sorted: list[Symbol] | None = None
-        self._addrs: list[int] | None = None
+        self._tail: list[Symbol] | None = None
+        self._tail_addrs: list[int] | None = None
+        # vmlinux part: [0, self._split) sorted by address; module lines after it
+        i = self.text.find("\t[")
+        self._split = len(self.text) if i < 0 else self.text.rfind("\n", 0, i) + 1
+        self._sorted_ok = None
+        self._unsorted = None
+        self.restricted = self._all_zero()
 
     # -- loading ---------------------------------------------------------------
     @classmethod
     def parse(cls, text: str, path: str = "<text>", offset: int = 0) -> "Kallsyms":
-        """Parse kallsyms / System.map text; *offset* is added to every address
+        """Kallsyms / System.map text; *offset* is added to every address
         (a System.map's link-time addresses + the KASLR slide)."""
-        syms = []
-        append = syms.append
-        for line in text.splitlines():
-            parts = line.split()
-            if len(parts) < 3:
-                continue
-            try:
-                addr = int(parts[0], 16)
-            except ValueError:
-                continue
-            module = parts[3].strip("[]") if len(parts) > 3 else None
-            if addr and offset:
-                addr = (addr + offset) & ((1 << 64) - 1)
-            append(Symbol(addr, parts[2], parts[1], module))
-        return cls(syms, path)
+        return cls(text, path, offset)
 
     @classmethod
     def load(cls, path: str = "/proc/kallsyms") -> "Kallsyms":
@@ -77,7 +79,7 @@ class Kallsyms:
             raise ToolkitError(f"{path} does not exist", "check the path") from None
         except OSError as exc:
             raise ToolkitError(f"cannot read {path}: {exc.strerror}", "run as root") from None
-        return cls.parse(text, path)
+        return cls(text, path)
 
     @classmethod
     def load_system_map(cls, path: str, kaslr_offset: int = 0) -> "Kallsyms":
@@ -89,45 +91,113 @@ class Kallsyms:
             raise ToolkitError(f"cannot read System.map {path}: {exc.strerror}",
                                "give the System.map of the running kernel "
                                "(/boot/System.map-$(uname -r))") from None
-        return cls.parse(text, path, offset=kaslr_offset)
+        return cls(text, path, offset=kaslr_offset)
 
-    # -- indexes ------------------------------------------------------------------
-    def _index(self):
-        if self._by_name is None:
-            by_name: dict[str, Symbol] = {}
-            for s in self.symbols:
-                old = by_name.get(s.name)
-                # prefer vmlinux over modules, globals over locals, text over data
-                if old is None or (old.module and not s.module) or \
-                        (old.type.islower() and s.type.isupper() and bool(old.module) == bool(s.module)):
-                    by_name[s.name] = s
-            self._by_name = by_name
-        return self._by_name
+    # -- line access ---------------------------------------------------------------
+    def _line_at(self, pos: int) -> tuple[Symbol | None, int]:
+        """The symbol on the line starting at *pos*, and the next line's start."""
+        end = self.text.find("\n", pos)
+        if end < 0:
+            end = len(self.text)
+        return self._parse_line(self.text[pos:end]), end + 1
 
-    def _sorted_index(self):
-        if self._sorted is None:
-            # absolute symbols (type a/A) and zero addresses do not name code or data
-            keep = [s for s in self.symbols if s.address and s.type not in "aAUu"]
-            keep.sort(key=lambda s: s.address)
-            self._sorted = keep
-            self._addrs = [s.address for s in keep]
-        return self._sorted
+    def _parse_line(self, line: str) -> Symbol | None:
+        parts = line.split()
+        if len(parts) < 3:
+            return None
+        try:
+            addr = int(parts[0], 16)
+        except ValueError:
+            return None
+        if addr and self.offset:
+            addr = (addr + self.offset) & ((1 << 64) - 1)
+        return Symbol(addr, parts[2], parts[1], parts[3].strip("[]") if len(parts) > 3 else None)
 
+    def _all_zero(self) -> bool:
+        t = self.text
+        if not t.strip():
+            return False
+        probes = [0, len(t) // 2, max(0, len(t) - 200), self._split // 2]
+        for p in probes:
+            start = t.rfind("\n", 0, p) + 1 if p else 0
+            sym, _ = self._line_at(start)
+            if sym is not None and sym.address:
+                return False
+        return all(s.address == 0 for s in self.symbols)
+
+    @property
+    def symbols(self) -> list[Symbol]:
+        """Every symbol, parsed (slow on big kernels in a slow VM; lookups avoid it)."""
+        if self._symbols is None:
+            out = []
+            for line in self.text.splitlines():
+                s = self._parse_line(line)
+                if s is not None:
+                    out.append(s)
+            self._symbols = out
+        return self._symbols
+
+    def _tail_index(self):
+        if self._tail is None:
+            tail = [s for s in (self._parse_line(l) for l in self.text[self._split:].splitlines())
+                    if s is not None and s.address]
+            tail.sort(key=lambda s: s.address)
+            self._tail = tail
+            self._tail_addrs = [s.address for s in tail]
+        return self._tail
+
+    def _head_sorted(self) -> bool:
+        """True when the vmlinux part is in address order (kallsyms is; a System.map is too)."""
+        if self._sorted_ok is None:
+            prev, ok = -1, True
+            # spot-check 64 evenly spaced lines instead of parsing all
+            n = 64
+            for k in range(n + 1):
+                p = self._split * k // n
+                start = self.text.rfind("\n", 0, p) + 1 if p else 0
+                if start >= self._split:
+                    break
+                sym, _ = self._line_at(start)
+                if sym is None:
+                    continue
+                if sym.address < prev:
+                    ok = False
+                    break
+                prev = sym.address
+            self._sorted_ok = ok
+        return self._sorted_ok
+
+    # -- queries ----------------------------------------------------------------
     def _check(self):
         if self.restricted:
             raise restricted_error(self.path)
 
-    # -- queries ----------------------------------------------------------------
     def __len__(self):
-        return len(self.symbols)
+        return self.text.count("\n")
+
+    def _find_lines(self, name: str):
+        """Symbols named *name*, in file order (vmlinux first), found by substring search."""
+        t = self.text
+        for needle in (f" {name}\n", f" {name}\t"):
+            pos = t.find(needle)
+            while pos >= 0:
+                start = t.rfind("\n", 0, pos) + 1
+                sym, _ = self._line_at(start)
+                if sym is not None and sym.name == name:
+                    yield sym
+                pos = t.find(needle, pos + 1)
 
     def lookup(self, name: str, module: str | None = None) -> Symbol | None:
-        if module:
-            for s in self.symbols:
-                if s.name == name and s.module == module:
+        best = None
+        for s in self._find_lines(name):
+            if module is not None:
+                if s.module == module:
                     return s
-            return None
-        return self._index().get(name)
+                continue
+            if best is None or (best.module and not s.module) or \
+                    (best.type.islower() and s.type.isupper() and bool(best.module) == bool(s.module)):
+                best = s
+        return best
 
     def address(self, name: str, module: str | None = None) -> int | None:
         """Address of *name* (``mod:name`` picks a module's copy), None when unknown."""
@@ -138,29 +208,84 @@ class Kallsyms:
         return s.address if s else None
 
     def all_named(self, name: str) -> list[Symbol]:
-        return [s for s in self.symbols if s.name == name]
+        return list(self._find_lines(name))
+
+    def _head_floor(self, addr: int) -> tuple[list[Symbol], int | None]:
+        """Symbols of the vmlinux part at the greatest address <= addr, and the next address."""
+        t, lo, hi = self.text, 0, self._split
+        if not self._head_sorted():
+            if self._unsorted is None:     # unusual text (hand-made): sort once
+                syms = sorted((s for s in self.symbols if s.address and not s.module),
+                              key=lambda s: s.address)
+                self._unsorted = (syms, [s.address for s in syms])
+            syms, addrs = self._unsorted
+            i = bisect.bisect_right(addrs, addr) - 1
+            if i < 0:
+                return [], None
+            same = [s for s in syms if s.address == syms[i].address]
+            return same, next((a for a in addrs[i + 1:] if a > syms[i].address), None)
+        # binary search over line starts: find the last line with address <= addr
+        best = None
+        while lo < hi:
+            mid = (lo + hi) // 2
+            start = t.rfind("\n", 0, mid) + 1 if mid else 0
+            if start < lo:
+                start = lo
+            sym, nxt = self._line_at(start)
+            if sym is None or sym.address <= addr:
+                if sym is not None:
+                    best = start
+                lo = nxt
+            else:
+                hi = start
+        if best is None:
+            return [], None
+        first, _ = self._line_at(best)
+        same, pos = [first], best
+        while pos > 0:                          # aliases above
+            prev_start = t.rfind("\n", 0, pos - 1) + 1
+            s, _ = self._line_at(prev_start)
+            if s is None or s.address != first.address:
+                break
+            same.append(s)
+            pos = prev_start
+        nxt_addr, pos = None, self._line_at(best)[1]
+        while pos < self._split:                # aliases below, then the next symbol
+            s, npos = self._line_at(pos)
+            if s is not None and s.address != first.address:
+                nxt_addr = s.address
+                break
+            if s is not None:
+                same.append(s)
+            pos = npos
+        return same, nxt_addr
 
     def containing(self, addr: int) -> Symbol | None:
         """The symbol at or just below *addr* (None when *addr* is before every symbol
-        or too far past the last one)."""
+        or too far past the nearest one)."""
         self._check()
-        syms = self._sorted_index()
-        i = bisect.bisect_right(self._addrs, addr) - 1
-        if i < 0:
-            return None
-        s = syms[i]
-        # several names at one address: prefer text, then global, then vmlinux
-        j = i
-        while j > 0 and syms[j - 1].address == s.address:
-            j -= 1
-        same = syms[j:i + 1]
-        s = max(same, key=lambda x: (x.is_text, x.type.isupper(), not x.name.startswith("__"),
-                                     x.module is None))
-        nxt = syms[i + 1].address if i + 1 < len(syms) else None
-        limit = (nxt - s.address) if nxt is not None else MAX_SYMBOL_SPAN
-        if addr - s.address >= min(limit, MAX_SYMBOL_SPAN):
-            return None
-        return s
+        cands = []
+        same, nxt = self._head_floor(addr)
+        same = [s for s in same if s.address and s.type not in "aAUu"]
+        if same:
+            cands.append((same, nxt))
+        tail = self._tail_index()
+        i = bisect.bisect_right(self._tail_addrs, addr) - 1
+        if i >= 0:
+            a = tail[i].address
+            group = [s for s in tail[max(0, i - 16):i + 1] if s.address == a]
+            j = bisect.bisect_right(self._tail_addrs, a)
+            cands.append((group, self._tail_addrs[j] if j < len(tail) else None))
+        best = None
+        for group, nxt in cands:
+            s = max(group, key=lambda x: (x.is_text, x.type.isupper(), not x.name.startswith("__"),
+                                          x.module is None))
+            limit = (nxt - s.address) if nxt is not None else MAX_SYMBOL_SPAN
+            if addr - s.address >= min(limit, MAX_SYMBOL_SPAN):
+                continue
+            if best is None or s.address > best.address:
+                best = s
+        return best
 
     def symbolize(self, addr: int) -> tuple[str, int, str | None] | None:
         """(name, offset, module or None) for *addr*, or None."""
@@ -169,26 +294,32 @@ class Kallsyms:
             return None
         return (s.name, addr - s.address, s.module)
 
-    def format(self, addr: int) -> str:
-        """``name+0x10 [mod]`` or the bare hex address."""
+    def describe(self, addr: int) -> str | None:
+        """``name+0x10 [mod]``, or None when no symbol covers *addr* (or addresses are hidden)."""
         try:
             r = self.symbolize(addr)
         except ToolkitError:
-            r = None
+            return None
         if r is None:
-            return f"0x{addr:x}"
+            return None
         name, off, mod = r
-        text = name + (f"+0x{off:x}" if off else "")
-        return text + (f" [{mod}]" if mod else "")
+        return name + (f"+0x{off:x}" if off else "") + (f" [{mod}]" if mod else "")
+
+    def format(self, addr: int) -> str:
+        """``name+0x10 [mod]`` or the bare hex address."""
+        return self.describe(addr) or f"0x{addr:x}"
 
     def next_symbol_after(self, addr: int) -> int | None:
         """Address of the first symbol strictly above *addr* (the end of *addr*'s function)."""
-        self._sorted_index()
-        i = bisect.bisect_right(self._addrs, addr)
-        return self._addrs[i] if i < len(self._addrs) else None
+        _, nxt = self._head_floor(addr)
+        tail = self._tail_index()
+        j = bisect.bisect_right(self._tail_addrs, addr)
+        cands = [a for a in (nxt, self._tail_addrs[j] if j < len(tail) else None)
+                 if a is not None and a > addr]
+        return min(cands) if cands else None
 
     def modules(self) -> list[str]:
-        return sorted({s.module for s in self.symbols if s.module})
+        return sorted({s.module for s in self._tail_index() if s.module})
 
     # -- KASLR ---------------------------------------------------------------------
     def kaslr_offset(self, vmcoreinfo: dict[str, str] | None = None,

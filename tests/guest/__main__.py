@@ -1,6 +1,7 @@
 """CLI: boot Debian's kernel under QEMU and run a command inside.
 
     /usr/bin/python3 -m tests.guest run [--timeout S] [--accel tcg|kvm|auto] [-v] -- CMD ARGS...
+    /usr/bin/python3 -m tests.guest shell        # interactive root shell inside; `exit` powers off
     /usr/bin/python3 -m tests.guest prepare      # fetch kernel, install headers, build initramfs
 
 Exits with CMD's exit status (125 if the guest could not run it).
@@ -26,9 +27,12 @@ def main(argv=None) -> int:
     run = sub.add_parser("run", help="run a command in the guest")
     run.add_argument("--timeout", type=float, default=600, help="hard limit in seconds (600)")
     run.add_argument("--accel", choices=["tcg", "kvm", "auto"], default=None,
-                     help="default: $GDB_TOOLKIT_GUEST_ACCEL or tcg")
+                     help="default: $GDB_TOOLKIT_GUEST_ACCEL or auto (KVM if it boots within 30 s, else TCG)")
     run.add_argument("-v", "--verbose", action="store_true", help="show the boot console too")
     run.add_argument("command", nargs=argparse.REMAINDER)
+    shell = sub.add_parser("shell", help="an interactive root shell in the guest (exit to power off)")
+    shell.add_argument("--timeout", type=float, default=3600)
+    shell.add_argument("--accel", choices=["tcg", "kvm", "auto"], default=None)
     sub.add_parser("prepare", help="fetch the kernel and build the initramfs")
     args = ap.parse_args(argv)
     try:
@@ -37,7 +41,12 @@ def main(argv=None) -> int:
             print(f"kernel {kernel.version}: {kernel.vmlinuz}")
             print(f"initramfs: {build_initramfs(kernel, log=_err)}")
             return 0
-        cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+        interactive = args.action == "shell"
+        if interactive:
+            cmd = ["/bin/bash", "-i"]
+            args.verbose = False
+        else:
+            cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
         if not cmd:
             ap.error("run: give a command after --")
 
@@ -47,7 +56,7 @@ def main(argv=None) -> int:
 
         res = run_in_guest(cmd, timeout=args.timeout, accel=args.accel, stream=out,
                            boot_stream=(lambda t: sys.stderr.write(t)) if args.verbose else None,
-                           log=_err)
+                           log=_err, interactive=interactive)
     except GuestError as exc:
         _err(f"guest: {exc}")
         return NO_STATUS

@@ -3,7 +3,8 @@
 /init loads the modules, mounts the per-run exchange share (``xfer``: run.env + cmd.sh written
 by the host, status written back), mounts the host root read-only over 9p, gives it writable
 tmpfs on /tmp, /run, /var/tmp, mounts proc/sys/dev/tracefs/debugfs, mounts the checkout at its
-own path (it may live under /tmp), chroots, runs /run/gtk/cmd.sh and reports the exit status on
+own path (it may live under /tmp), lays the package's modules over /lib/modules/<version>
+(keeping the host's build/source links, for modprobe and bcc), chroots, runs /run/gtk/cmd.sh and reports the exit status on
 the console between markers carrying a per-run nonce, then powers off.
 
 The image is cached per kernel version and hash of this script.
@@ -62,6 +63,14 @@ mount --move /xfer $R/run/gtk || die "cannot move the xfer share"
 if [ -n "$GTK_REPO" ]; then
   mkdir -p "$R$GTK_REPO"
   mnt9p repo "$R$GTK_REPO" ",ro,cache=loose" || die "mount of the checkout $GTK_REPO failed"
+fi
+M=$R/lib/modules/$(uname -r)
+if [ -n "$GTK_MODDIR" ] && [ -d "$R$GTK_MODDIR" ] && [ -d "$M" ]; then
+  # the package's modules (from the cache, via the root share) + the host's build/source links
+  mount -t tmpfs -o mode=755 tmpfs "$M"
+  for f in "$R$GTK_MODDIR"/*; do ln -s "${f#$R}" "$M/"; done
+  [ -n "$GTK_BUILD" ] && ln -sfn "$GTK_BUILD" "$M/build"
+  [ -n "$GTK_SOURCE" ] && ln -sfn "$GTK_SOURCE" "$M/source"
 fi
 echo 1 >/proc/sys/kernel/sysrq
 dmesg -n 1

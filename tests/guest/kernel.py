@@ -158,6 +158,16 @@ def fetch_kernel(version: str, root: Path, log=print) -> Kernel:
     return kernel
 
 
+def ensure_depmod(kernel: Kernel):
+    """modules.dep for the unpacked tree (dpkg -x skips the postinst that makes it), so that
+    modprobe works in the guest. Best effort: only tests loading extra modules need it."""
+    if (kernel.modules / "modules.dep").is_file():
+        return
+    depmod = shutil.which("depmod") or ("/sbin/depmod" if Path("/sbin/depmod").exists() else None)
+    if depmod:
+        _run([depmod, "-b", str(kernel.root), kernel.version])
+
+
 def ensure_headers(version: str, log=print) -> str | None:
     """Install linux-headers-<version> on the host if /lib/modules/<version>/build is missing.
 
@@ -186,6 +196,7 @@ def prepare_kernel(log=print) -> Kernel:
             raise GuestError(f"cannot tell which kernel to boot: `apt-cache depends {METAPACKAGE}` "
                              "names none and nothing is cached in " + str(root))
         kernel = fetch_kernel(version, root, log=log)
+        ensure_depmod(kernel)
         problem = ensure_headers(version, log=log)
         if problem:
             log("guest: warning: " + problem)

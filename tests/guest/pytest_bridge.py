@@ -9,8 +9,8 @@ be prepared or booted, every guest test FAILS with the reason.
 Inside the guest (GDB_TOOLKIT_IN_GUEST=1) nothing is replaced: the tests run for real.
 GDB_TOOLKIT_SKIP_GUEST=1 skips them on the host (developers' quick runs only).
 """
+import hashlib
 import os
-import shlex
 import shutil
 import sys
 import tempfile
@@ -26,6 +26,12 @@ SKIP_GUEST = "GDB_TOOLKIT_SKIP_GUEST"
 TIMEOUT_ENV = "GDB_TOOLKIT_GUEST_TIMEOUT"
 DEFAULT_TIMEOUT = 2400
 REPO = Path(__file__).resolve().parents[2]
+
+
+def console_log_path() -> Path:
+    """The last guest console of this checkout (overwritten by each run, one per checkout)."""
+    tag = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
+    return Path(tempfile.gettempdir()) / f"gdb_toolkit-guest-console-{tag}.log"
 
 
 def in_guest() -> bool:
@@ -81,27 +87,26 @@ class GuestRun:
         try:
             res = run_in_guest(guest_pytest_argv(self.test_ids), timeout=timeout, cwd=str(REPO),
                                xfer=xfer, log=self._say)
+            rows = parse_lines((xfer / "results.jsonl").read_text(errors="replace")
+                               if (xfer / "results.jsonl").is_file() else "")
         except GuestError as exc:
             self.error = f"guest could not be prepared: {exc}"
             self.summary = "guest: " + self.error
-            shutil.rmtree(xfer, ignore_errors=True)
             return
         except Exception as exc:  # noqa: BLE001 -- reported on every guest test
             self.error = f"guest harness crashed: {type(exc).__name__}: {exc}"
             self.summary = "guest: " + self.error
-            shutil.rmtree(xfer, ignore_errors=True)
             return
-        rows = parse_lines((xfer / "results.jsonl").read_text(errors="replace")
-                           if (xfer / "results.jsonl").is_file() else "")
+        finally:
+            shutil.rmtree(xfer, ignore_errors=True)
         self.results = outcomes(rows)
         console = res.console.replace("\r", "")
-        log_note = ""
-        if res.status is None or res.status not in (0, 1, 5) or \
-                any(k not in self.results for k in self.keys):
-            (xfer / "console.log").write_text(console)
-            log_note = f"; console log kept: {xfer / 'console.log'}"
-        else:
-            shutil.rmtree(xfer, ignore_errors=True)
+        log = console_log_path()
+        try:
+            log.write_text(console)
+            log_note = f"; console: {log}"
+        except OSError:
+            log_note = ""
         tail = "\n".join(console.splitlines()[-40:])
         errs = collect_errors(rows)
         if res.status is None:
@@ -117,10 +122,12 @@ class GuestRun:
 
     def outcome(self, key: str) -> Outcome:
         self.ensure()
+        res = self.results.get(key)
+        if res is not None and res.outcome != "missing":
+            return res          # reported before any later crash/timeout: it stands
         if self.error:
             return Outcome("failed", self.error)
-        return self.results.get(key) or Outcome(
-            "missing", f"the guest did not report this test.\n{self.extra}")
+        return Outcome("missing", f"the guest did not finish this test.\n{self.extra}")
 
 
 class GuestItem(pytest.Item):

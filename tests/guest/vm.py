@@ -7,6 +7,7 @@
 The host root is the guest's root (read-only 9p, chroot), so every host tool is there; /tmp,
 /run and /var/tmp are fresh tmpfs; the checkout is mounted at its own path even under /tmp.
 """
+import json
 import os
 import re
 import secrets
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .initramfs import build_initramfs
-from .kernel import GuestError, prepare_kernel
+from .kernel import GuestError, cache_root, prepare_kernel
 
 REPO = Path(__file__).resolve().parents[2]
 QEMU = "qemu-system-x86_64"
@@ -97,6 +98,28 @@ def held_back(buf: str, prefix: str) -> int:
     return len(buf)
 
 
+SHADOWED = ("/tmp", "/run", "/var/tmp", "/dev", "/proc", "/sys")  # fresh mounts in the guest
+
+
+def visible_in_guest(path: Path) -> bool:
+    """Whether a host path is seen through the root share (not hidden by a guest mount)."""
+    p = str(path)
+    return not any(p == s or p.startswith(s + "/") for s in SHADOWED)
+
+
+def run_env(nonce: str, repo: Path | None, kernel) -> str:
+    """/run/gtk/run.env, sourced by /init: nonce, checkout, module tree, header links."""
+    host_mods = Path("/lib/modules") / kernel.version
+    links = {}
+    for name in ("build", "source"):
+        link = host_mods / name
+        links[name] = os.readlink(link) if link.is_symlink() else ""
+    moddir = str(kernel.modules) if visible_in_guest(kernel.modules.resolve()) else ""
+    values = {"GTK_NONCE": nonce, "GTK_REPO": str(repo) if repo else "", "GTK_MODDIR": moddir,
+              "GTK_BUILD": links["build"], "GTK_SOURCE": links["source"]}
+    return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
+
+
 def guest_env(extra: dict | None = None) -> dict:
     env = {
         "PATH": GUEST_PATH, "HOME": "/tmp/home", "TMPDIR": "/tmp", "XDG_CACHE_HOME": "/tmp/.cache",
@@ -107,23 +130,31 @@ def guest_env(extra: dict | None = None) -> dict:
     return env
 
 
-def command_script(argv: list[str], cwd: str, env: dict) -> str:
-    """/run/gtk/cmd.sh: run argv in cwd with exactly env (stdin from /dev/null)."""
+def command_script(argv: list[str], cwd: str, env: dict, interactive: bool = False) -> str:
+    """/run/gtk/cmd.sh: run argv in cwd with exactly env.
+
+    stdin is /dev/null; interactive: the serial port, as the controlling terminal.
+    """
     assigns = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
     dirs = " ".join(shlex.quote(env[k]) for k in ("HOME", "TMPDIR", "XDG_CACHE_HOME") if k in env)
+    run = f"/usr/bin/env -i {assigns} {' '.join(shlex.quote(a) for a in argv)}"
+    run = (f"setsid -w -c {run} </dev/ttyS0 >/dev/ttyS0 2>&1" if interactive
+           else f"{run} </dev/null 2>&1")
     return ((f"mkdir -p {dirs}\n" if dirs else "") +
             f"cd {shlex.quote(cwd)} 2>/dev/null || cd /\n"
-            f"exec /usr/bin/env -i {assigns} {' '.join(shlex.quote(a) for a in argv)} </dev/null 2>&1\n")
+            f"exec {run}\n")
 
 
 def qemu_argv(vmlinuz: Path, initrd: Path, xfer: Path, repo: Path | None, accel: str,
-              memory: str = "4G", smp: int = 2) -> list[str]:
+              memory: str = "4G", smp: int = 2, interactive: bool = False) -> list[str]:
+    # interactive: Ctrl-C goes to the guest instead of killing qemu
     argv = [QEMU, "-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none",
-            "-serial", "stdio", "-m", memory, "-smp", str(smp)]
+            "-chardev", f"stdio,id=con,signal={'off' if interactive else 'on'}",
+            "-serial", "chardev:con", "-m", memory, "-smp", str(smp)]
     if accel == "kvm":
         argv += ["-accel", "kvm", "-cpu", "host"]
     else:
-        argv += ["-accel", "tcg,thread=multi", "-cpu", "max"]
+        argv += ["-accel", "tcg,thread=multi", "-cpu", os.environ.get("GDB_TOOLKIT_GUEST_CPU", "max")]
     argv += ["-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", CMDLINE]
     fs = "local,security_model=none,multidevs=remap"
     argv += ["-virtfs", f"{fs},path=/,mount_tag=host,readonly=on"]
@@ -133,25 +164,70 @@ def qemu_argv(vmlinuz: Path, initrd: Path, xfer: Path, repo: Path | None, accel:
     return argv
 
 
-def choose_accel(requested: str | None) -> str:
-    """tcg unless asked otherwise: KVM was seen to hang on this host (nested)."""
-    requested = (requested or os.environ.get("GDB_TOOLKIT_GUEST_ACCEL") or "tcg").lower()
-    if requested not in ("tcg", "kvm", "auto"):
-        raise GuestError(f"GDB_TOOLKIT_GUEST_ACCEL={requested!r}: use tcg, kvm or auto")
-    if requested == "auto":
-        return "kvm" if kvm_works() else "tcg"
+ACCELS = ("auto", "tcg", "kvm")
+KVM_BOOT_TIMEOUT = 30.0   # a KVM trial that has not started the command by then is abandoned
+TCG_BOOT_TIMEOUT = 300.0
+
+
+def requested_accel(requested: str | None = None) -> str:
+    requested = (requested or os.environ.get("GDB_TOOLKIT_GUEST_ACCEL") or "auto").lower()
+    if requested not in ACCELS:
+        raise GuestError(f"accelerator {requested!r}: use one of {', '.join(ACCELS)}")
     return requested
 
 
-def kvm_works(timeout: float = 20.0) -> bool:
-    """A real KVM probe: boot the guest running `true` under KVM with a short timeout."""
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return False
+def kvm_verdict_key() -> str:
+    """KVM's usability depends on the host kernel and the qemu binary."""
+    qemu = shutil.which(QEMU) or QEMU
     try:
-        res = run_in_guest(["true"], timeout=timeout, accel="kvm", repo=None)
-    except GuestError:
-        return False
-    return res.status == 0
+        st = os.stat(qemu)
+        qid = f"{st.st_size}-{int(st.st_mtime)}"
+    except OSError:
+        qid = "?"
+    return f"{os.uname().release}|{qid}"
+
+
+def plan_accels(requested: str, kvm_accessible: bool, verdict: str | None) -> list[str]:
+    """Accelerators to try in order.
+
+    auto: KVM first only if /dev/kvm is usable and KVM was not seen to fail on this host
+    before (it hangs under some nested hypervisors), then TCG.
+    """
+    if requested == "tcg":
+        return ["tcg"]
+    if requested == "kvm":
+        return ["kvm"]
+    if kvm_accessible and verdict != "bad":
+        return ["kvm", "tcg"]
+    return ["tcg"]
+
+
+def _verdict_file() -> Path:
+    return cache_root() / "kvm-verdict.json"
+
+
+def read_kvm_verdict() -> str | None:
+    try:
+        return json.loads(_verdict_file().read_text()).get(kvm_verdict_key())
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def write_kvm_verdict(verdict: str):
+    try:
+        data = json.loads(_verdict_file().read_text())
+        if not isinstance(data, dict):
+            data = {}
+    except (OSError, ValueError):
+        data = {}
+    data[kvm_verdict_key()] = verdict
+    try:
+        _verdict_file().parent.mkdir(parents=True, exist_ok=True)
+        tmp = _verdict_file().with_suffix(f".{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, _verdict_file())
+    except OSError:
+        pass
 
 
 # ---------------------------------------------------------------- running
@@ -168,48 +244,84 @@ def _kill(proc: subprocess.Popen):
 def run_in_guest(argv: list[str], timeout: float = 600, env: dict | None = None,
                  cwd: str | None = None, repo: Path | None = REPO, accel: str | None = None,
                  xfer: Path | None = None, stream=None, boot_stream=None,
-                 log=lambda msg: None, memory: str = "4G", smp: int = 2) -> GuestResult:
+                 log=lambda msg: None, memory: str | None = None, smp: int = 2,
+                 interactive: bool = False) -> GuestResult:
     """Boot the guest, run argv as root inside it, return its status and output.
 
     ``stream(text)`` receives the command's output as it arrives; ``boot_stream`` the console
     before the command starts.  ``xfer`` is a host directory shared writable at /run/gtk (a
-    temporary one is used and removed if not given).  Raises GuestError only when the guest
-    cannot be prepared; a failed boot or timeout is a result with ``status None`` and ``error``.
+    temporary one is used and removed if not given).  ``accel``: auto (default; KVM tried with
+    a short boot timeout, then TCG), tcg or kvm.  ``interactive``: the command's stdio is the
+    serial console, wired to this process's stdin (``python3 -m tests.guest shell``).  Raises GuestError only when the guest cannot
+    be prepared; a failed boot or timeout is a result with ``status None`` and ``error``.
     """
     if not shutil.which(QEMU):
         raise GuestError(f"{QEMU} not found: apt-get install qemu-system-x86")
-    accel = choose_accel(accel)
+    requested = requested_accel(accel)
     kernel = prepare_kernel(log=log)
     initrd = build_initramfs(kernel, log=log)
+    memory = memory or os.environ.get("GDB_TOOLKIT_GUEST_MEM", "4G")
+    plan = plan_accels(requested, os.access("/dev/kvm", os.R_OK | os.W_OK),
+                       read_kvm_verdict() if requested == "auto" else None)
     own_xfer = xfer is None
     xfer = Path(tempfile.mkdtemp(prefix="gtk-guest-")) if own_xfer else Path(xfer)
     xfer.mkdir(parents=True, exist_ok=True)
+    t_start = time.monotonic()
+    try:
+        for i, acc in enumerate(plan):
+            last = i == len(plan) - 1
+            left = timeout - (time.monotonic() - t_start)
+            boot_limit = KVM_BOOT_TIMEOUT if (acc == "kvm" and not last) else TCG_BOOT_TIMEOUT
+            res = _boot_once(argv, left, min(boot_limit, left), env, cwd, repo, acc, xfer,
+                             stream, boot_stream, log, memory, smp, kernel, initrd, interactive)
+            if requested == "auto" and acc == "kvm":
+                write_kvm_verdict("good" if res.boot_seconds is not None else "bad")
+            if res.boot_seconds is not None or last:
+                res.total_seconds = time.monotonic() - t_start
+                return res
+            log(f"guest: KVM did not boot ({res.error}); falling back to TCG")
+    finally:
+        if own_xfer:
+            shutil.rmtree(xfer, ignore_errors=True)
+    raise AssertionError("unreachable")
+
+
+def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream, boot_stream,
+               log, memory, smp, kernel, initrd, interactive=False) -> GuestResult:
     nonce = secrets.token_hex(8)
     cwd = cwd or os.getcwd()
-    (xfer / "run.env").write_text(f"GTK_NONCE={nonce}\n"
-                                  f"GTK_REPO={shlex.quote(str(repo)) if repo else ''}\n")
-    (xfer / "cmd.sh").write_text(command_script(list(argv), cwd, guest_env(env)))
-    (xfer / "status").unlink(missing_ok=True)
-    qargv = qemu_argv(kernel.vmlinuz, initrd, xfer, repo, accel, memory=memory, smp=smp)
+    (xfer / "run.env").write_text(run_env(nonce, repo, kernel))
+    if interactive:
+        env = {"TERM": os.environ.get("TERM", "linux"), **(env or {})}
+    (xfer / "cmd.sh").write_text(command_script(list(argv), cwd, guest_env(env), interactive))
+    for stale in ("status", "results.jsonl"):
+        (xfer / stale).unlink(missing_ok=True)
+    qargv = qemu_argv(kernel.vmlinuz, initrd, xfer, repo, accel, memory=memory, smp=smp,
+                      interactive=interactive)
     errfile = tempfile.TemporaryFile()
     t0 = time.monotonic()
-    proc = subprocess.Popen(qargv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=errfile, start_new_session=True)
+    proc = subprocess.Popen(qargv, stdin=None if interactive else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=errfile,
+                            start_new_session=not interactive)
     begin_re = marker_re("BEGIN", nonce)
     exit_re = marker_re("EXIT", nonce)
     exit_prefix = f"@@GTK-GUEST-EXIT {nonce} "
-    chunks, boot_seconds, timed_out = [], None, False
+    chunks, boot_seconds, timed_out, finished = [], None, None, False
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
     buf = ""        # console text not yet handed to a stream
     fresh = False
     try:
         while True:
-            left = timeout - (time.monotonic() - t0)
-            if left <= 0:
-                timed_out = True
+            now = time.monotonic() - t0
+            if boot_seconds is None and now >= boot_timeout:
+                timed_out = f"guest did not start the command within {boot_timeout:.0f} s ({accel})"
                 break
-            if not sel.select(min(left, 1.0)):
+            left = timeout - now
+            if left <= 0:
+                timed_out = f"guest timed out after {timeout:.0f} s"
+                break
+            if not sel.select(min(left, 0.5)):
                 if proc.poll() is not None:
                     break
                 continue
@@ -245,9 +357,10 @@ def run_in_guest(argv: list[str], timeout: float = 600, env: dict | None = None,
                     cut = held_back(buf, exit_prefix)
                     stream(buf[:cut])
                     buf = buf[cut:]
+        finished = True
     finally:
         sel.close()
-        if timed_out:
+        if timed_out or not finished:   # also on KeyboardInterrupt and errors
             _kill(proc)
         else:
             try:
@@ -270,7 +383,7 @@ def run_in_guest(argv: list[str], timeout: float = 600, env: dict | None = None,
     error = None
     if status is None:
         if timed_out:
-            error = f"guest timed out after {timeout:.0f} s" + ("" if parsed["begun"] else " while booting")
+            error = timed_out
         elif parsed["fail"]:
             error = f"guest init failed: {parsed['fail']}"
         else:
@@ -281,8 +394,6 @@ def run_in_guest(argv: list[str], timeout: float = 600, env: dict | None = None,
     for p in xfer.iterdir():
         if p.is_file() and p.name not in ("run.env", "cmd.sh") and p.stat().st_size < 16 << 20:
             files[p.name] = p.read_bytes()
-    if own_xfer:
-        shutil.rmtree(xfer, ignore_errors=True)
     return GuestResult(status=status, output=parsed["output"], boot_seconds=boot_seconds,
                        total_seconds=total, console=console, error=error, accel=accel,
                        kernel=kernel.version, qemu_stderr=qemu_err, files=files)

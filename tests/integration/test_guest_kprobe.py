@@ -45,6 +45,20 @@ def test_running_in_the_guest_on_debians_kernel():
     with pytest.raises(OSError):
         open("/usr/gtk-guest-probe", "w")
     Path("/tmp/gtk-writable").write_text("ok")
+    # bcc's needs: the matching headers through /lib/modules/<release>/build
+    assert Path(f"/lib/modules/{os.uname().release}/build/Makefile").is_file()
+
+
+def test_modprobe_loads_a_module_from_the_package():
+    import subprocess
+    assert not Path("/sys/module/dummy").exists()
+    subprocess.run(["modprobe", "dummy"], check=True, capture_output=True)
+    try:
+        modules = Path("/proc/modules").read_text().split("\n")
+        assert any(l.startswith("dummy ") for l in modules)
+    finally:
+        subprocess.run(["rmmod", "dummy"], check=True, capture_output=True)
+    assert not any(l.startswith("dummy ") for l in Path("/proc/modules").read_text().split("\n"))
 
 
 def test_kprobe_through_tracefs_and_kcore_header():

@@ -23,11 +23,17 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "guest: real kernel")
     config.pluginmanager.register(Bridge(), "bridge")
 
-if os.environ.get("FAKE_GUEST") == "1":
+if os.environ.get("FAKE_GUEST") in ("1", "timeout"):
     def fake_run_in_guest(argv, timeout, cwd, xfer, log, **kw):
         log("fake guest: running " + " ".join(argv[:3]))
         env = dict(os.environ, GDB_TOOLKIT_IN_GUEST="1", GDB_TOOLKIT_GUEST_XFER=str(xfer))
+        if os.environ["FAKE_GUEST"] == "timeout":     # only the first test got to run
+            argv = argv + ["-k", "g_pass"]
         p = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+        if os.environ["FAKE_GUEST"] == "timeout":
+            return vm.GuestResult(status=None, output=p.stdout, boot_seconds=1.0,
+                                  console=p.stdout, error="guest timed out after 9 s",
+                                  kernel="fake", accel="none")
         return vm.GuestResult(status=p.returncode, output=p.stdout, boot_seconds=0.0,
                               console=p.stdout + p.stderr, kernel="fake", accel="none")
     vm.run_in_guest = fake_run_in_guest
@@ -71,7 +77,9 @@ def scratch(tmp_path):
 
 
 def _pytest(scratch, *args, **env):
-    full = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    tmp = scratch / "tmp"        # the bridge's temp dirs and console log land here
+    tmp.mkdir(exist_ok=True)
+    full = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(tmp))
     for k in ("GDB_TOOLKIT_IN_GUEST", "GDB_TOOLKIT_SKIP_GUEST", "FAKE_GUEST"):
         full.pop(k, None)
     full.update(env)
@@ -133,3 +141,14 @@ def test_inside_the_guest_tests_run_for_real(scratch):
                       PATH="/nonexistent")
     assert rc == 1 and "guest: booting" not in out, out
     assert _line(out, "PASSED", "test_g_pass") and _line(out, "FAILED", "test_g_fail")
+
+
+def test_guest_timeout_keeps_finished_results_and_fails_the_rest(scratch):
+    rc, out = _pytest(scratch, FAKE_GUEST="timeout")
+    assert rc == 1, out
+    assert _line(out, "PASSED", "test_g_pass")
+    for name in ("test_g_fail", "test_g_skip", "test_g_param[1]", "test_in_class"):
+        assert _line(out, "FAILED", name), out
+    assert "guest timed out after 9 s" in out
+    leftovers = sorted(p.name for p in (scratch / "tmp").iterdir())
+    assert len(leftovers) == 1 and leftovers[0].startswith("gdb_toolkit-guest-console-"), leftovers

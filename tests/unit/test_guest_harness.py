@@ -5,10 +5,14 @@ import sys
 
 import pytest
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 from tests.guest.initramfs import MODULES, init_script
-from tests.guest.kernel import choose_version, parse_depends, version_key
+from tests.guest.kernel import GuestError, choose_version, parse_depends, version_key
 from tests.guest.results import outcomes, parse_lines, result_key, skip_reason
-from tests.guest.vm import (command_script, guest_env, held_back, parse_console, qemu_argv)
+from tests.guest.kernel import Kernel
+from tests.guest.vm import (command_script, guest_env, held_back, parse_console, plan_accels,
+                             qemu_argv, requested_accel, run_env, visible_in_guest)
 
 NONCE = "0123456789abcdef"
 
@@ -201,3 +205,67 @@ def test_result_key_and_skip_reason():
     assert result_key("/r/tests/t.py", "tests/t.py::C::f[1]") == "/r/tests/t.py::C::f[1]"
     assert skip_reason(("x", 1, "Skipped: why")) == "why"
     assert skip_reason("plain") == "plain"
+
+
+# ---------------------------------------------------------------- accelerator choice
+
+def test_plan_accels():
+    assert plan_accels("tcg", True, None) == ["tcg"]
+    assert plan_accels("kvm", False, "bad") == ["kvm"]              # explicit: no second guess
+    assert plan_accels("auto", True, None) == ["kvm", "tcg"]        # untested KVM: try, fall back
+    assert plan_accels("auto", True, "good") == ["kvm", "tcg"]
+    assert plan_accels("auto", True, "bad") == ["tcg"]              # seen to hang here before
+    assert plan_accels("auto", False, "good") == ["tcg"]            # no usable /dev/kvm
+
+
+def test_requested_accel(monkeypatch):
+    monkeypatch.delenv("GDB_TOOLKIT_GUEST_ACCEL", raising=False)
+    assert requested_accel() == "auto"
+    monkeypatch.setenv("GDB_TOOLKIT_GUEST_ACCEL", "TCG")
+    assert requested_accel() == "tcg"
+    assert requested_accel("kvm") == "kvm"
+    with pytest.raises(GuestError, match="use one of"):
+        requested_accel("hvf")
+
+
+# ---------------------------------------------------------------- CLI without booting
+
+def _cli(*args, **env):
+    full = dict(os.environ, **env)
+    return subprocess.run([sys.executable, "-m", "tests.guest", *args], cwd=REPO, env=full,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_without_qemu_exits_125_with_the_reason():
+    proc = _cli("run", "--", "true", PATH="/nonexistent")
+    assert proc.returncode == 125
+    assert proc.stderr.strip() == "guest: qemu-system-x86_64 not found: apt-get install qemu-system-x86"
+
+
+def test_cli_needs_a_command():
+    proc = _cli("run")
+    assert proc.returncode == 2 and "give a command" in proc.stderr
+
+
+def test_cli_rejects_unknown_accel():
+    proc = _cli("run", "--accel", "hvf", "--", "true")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+# ---------------------------------------------------------------- run.env
+
+def test_visible_in_guest():
+    assert visible_in_guest("/var/cache/gdb_toolkit/guest/x")
+    assert visible_in_guest("/tmpfoo/x")
+    for hidden in ("/tmp", "/tmp/clone", "/run/x", "/var/tmp/y", "/proc/1"):
+        assert not visible_in_guest(hidden)
+
+
+def test_run_env_is_sourceable_and_quotes(tmp_path):
+    k = Kernel("6.1.0-99-amd64", tmp_path / "tree")
+    text = run_env("abc", tmp_path / "a dir; $(x)", k)
+    proc = subprocess.run(["/bin/sh", "-c", text + 'printf "%s|%s|%s" "$GTK_NONCE" "$GTK_REPO" "$GTK_MODDIR"'],
+                          capture_output=True, text=True)
+    nonce, repo, moddir = proc.stdout.split("|")
+    assert (nonce, repo) == ("abc", str(tmp_path / "a dir; $(x)"))
+    assert moddir == ("" if not visible_in_guest(str(k.modules.resolve())) else str(k.modules))

@@ -186,3 +186,29 @@ def test_this_machines_kallsyms_against_nm_style_grep():
     if line:
         assert k.address("do_sys_openat2") == int(line[0], 16)
         assert k.symbolize(int(line[0], 16) + 3) == ("do_sys_openat2", 3, None)
+
+
+def test_text_bisect_agrees_with_a_full_parse_here():
+    """symbolize() bisects the kallsyms text; check it against a plain sorted parse of the
+    same file for symbols spread over the whole kernel."""
+    import bisect
+    import random
+
+    with open("/proc/kallsyms") as f:
+        text = f.read()
+    k = Kallsyms.parse(text)
+    if k.restricted:
+        pytest.skip("kallsyms hidden here")
+    addrs = sorted({int(l.split()[0], 16) for l in text.splitlines()
+                    if l.split()[1] not in "aAuU" and "\t[" not in l and int(l.split()[0], 16)})
+    rnd = random.Random(7)
+    checked = 0
+    for _ in range(400):
+        i = rnd.randrange(len(addrs) - 1)
+        if addrs[i + 1] - addrs[i] > 1 << 20:
+            continue
+        a = rnd.randrange(addrs[i], addrs[i + 1])
+        name, off, mod = k.symbolize(a)
+        assert a - off == addrs[bisect.bisect_right(addrs, a) - 1], hex(a)
+        checked += 1
+    assert checked > 300

@@ -1,0 +1,261 @@
+"""Reports for looking at kernel memory: kcore layout, disassembly, hex dumps, symbols.
+
+Each function takes a KernelSession (or plain data) and returns a dataclass; the gdb
+commands kcore, kdis, kx and ksym only render them.
+"""
+import re
+import struct
+from dataclasses import dataclass, field
+
+from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.kernel import sites as S
+
+
+# -- kcore ----------------------------------------------------------------------------
+
+@dataclass
+class SegmentInfo:
+    vaddr: int
+    end: int
+    size: int
+    offset: int
+    label: str
+
+
+@dataclass
+class KcoreReport:
+    path: str
+    arch: str
+    release: str | None
+    build_id: str | None
+    kaslr_offset: int | None
+    kaslr_source: str | None
+    page_size: int | None
+    segments: list
+    vmcoreinfo: dict
+    notes: list = field(default_factory=list)
+
+
+def label_segments(segments, symbols=None, text_addr: int | None = None) -> list[str]:
+    """A best-effort name for each PT_LOAD: kernel text, modules, vmalloc, direct map..."""
+    labels = []
+    mod_addr = None
+    if symbols is not None:
+        try:
+            tail = symbols._tail_index()
+            mod_addr = tail[0].address if tail else None
+        except (ToolkitError, AttributeError):
+            mod_addr = None
+    for seg in segments:
+        vaddr, size = seg[0], seg[1]
+        end = vaddr + size
+        if text_addr is not None and vaddr <= text_addr < end:
+            labels.append("kernel text")
+        elif mod_addr is not None and vaddr <= mod_addr < end:
+            labels.append("modules")
+        elif size >= 1 << 40:
+            labels.append("vmalloc/vmemmap")
+        elif vaddr < 0x800000000000:
+            labels.append("user")
+        else:
+            labels.append("RAM / other")
+    return labels
+
+
+def kcore_report(session) -> KcoreReport:
+    kc = session.kcore
+    info = kc.vmcoreinfo
+    notes = []
+    text_addr, syms = None, None
+    try:
+        syms = session.symbols
+        text_addr = syms.address("_text")
+    except ToolkitError as exc:
+        notes.append(f"no symbols for labels: {exc.cause}")
+    offset, source = kc.kaslr_offset, "VMCOREINFO KERNELOFFSET" if kc.kaslr_offset is not None else None
+    if offset is None and syms is not None:
+        offset = syms.kaslr_offset(arch=kc.arch)
+        source = "_text - 0xffffffff81000000" if offset is not None else None
+    if not info:
+        notes.append("no VMCOREINFO note (kernel older than 4.19, or not a kernel core)")
+    labels = label_segments(kc.segments, syms, text_addr)
+    segs = [SegmentInfo(s.vaddr, s.end, s.size, s.offset, lab) for s, lab in zip(kc.segments, labels)]
+    page = info.get("PAGESIZE")
+    return KcoreReport(kc.path, kc.arch, info.get("OSRELEASE"), info.get("BUILD-ID"), offset, source,
+                       int(page) if page and page.isdigit() else None, segs, dict(info), notes)
+
+
+# -- kdis -------------------------------------------------------------------------------
+
+@dataclass
+class InsnRow:
+    address: int
+    where: str              # sym+off
+    raw: bytes
+    text: str
+    target: str | None = None      # symbol of a branch/call target
+    note: str = ""                  # int3 / ftrace / kprobe cross-check
+
+
+@dataclass
+class KdisReport:
+    address: int
+    where: str
+    count: int
+    insns: list
+    kprobes_here: list      # addresses of registered kprobes within the range
+    notes: list = field(default_factory=list)
+
+
+_HEX = re.compile(r"0x([0-9a-f]{8,16})")
+
+
+def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = None,
+         whole_function: bool = False) -> KdisReport:
+    from gdb_toolkit.common.disasm import disassemble
+
+    arch = session.arch
+    notes = []
+    length = count * 15 if arch != "aarch64" else count * 4
+    start = addr
+    if whole_function:
+        try:
+            start, end = session.function_bounds(addr)
+        except ToolkitError:
+            start, end = addr, None
+        if end is None or end - start > 1 << 16:
+            notes.append("function end unknown; showing the first instructions")
+            end = start + length
+        length = end - start
+        count = 0
+    data = _read_some(session, start, length, notes)
+    insns = disassemble(data, start, arch, count=count)
+    rows = []
+    for ins in insns:
+        target = None
+        m = _HEX.search(ins.op_str)
+        if m and ins.mnemonic != "(bad)":
+            target = session.symbolize(int(m.group(1), 16))
+        site = S.classify(data[ins.address - start:ins.address - start + 16], ins.address, arch,
+                          session.symbolize)
+        note = ""
+        if site.kind in (S.INT3, S.BRK, S.OPTIMIZED, S.FTRACE_CALL, S.OTHER_BRK) or \
+                ins.address in (kprobe_addrs or ()):
+            from gdb_toolkit.kernel.kprobes import cross_check
+            note = cross_check(site, kprobe_addrs) if site.kind != S.OTHER_BRK else site.description
+        elif site.kind == S.FTRACE_NOP:
+            sym = session.symbolize(ins.address) or ""
+            if "+" not in sym or sym.endswith("+0x4"):
+                note = "idle ftrace site (NOP)"
+        rows.append(InsnRow(ins.address, session.symbolize(ins.address) or "", ins.raw, ins.text,
+                            target, note))
+    here = sorted(a for a in (kprobe_addrs or ()) if rows and rows[0].address <= a <= rows[-1].address)
+    return KdisReport(addr, session.symbolize(addr) or f"0x{addr:x}", len(rows), rows, here, notes)
+
+
+def _read_some(session, addr: int, length: int, notes: list) -> bytes:
+    """Read up to *length* bytes, shortening at the end of a segment."""
+    try:
+        return session.read(addr, length)
+    except ToolkitError:
+        seg = session.kcore.segment_of(addr)
+        if seg is None:
+            raise
+        n = min(length, seg.end - addr)
+        notes.append(f"stopped at the end of the kcore segment (0x{seg.end:x})")
+        return session.read(addr, n)
+
+
+# -- kx -----------------------------------------------------------------------------------
+
+@dataclass
+class DumpRow:
+    address: int
+    hex: str
+    ascii: str
+    words: list = field(default_factory=list)      # [(value, symbol or None)] for --words
+
+
+@dataclass
+class KxReport:
+    address: int
+    where: str
+    length: int
+    rows: list
+    data: bytes = field(default=b"", metadata={"json_skip": False})
+
+
+def kx(session, addr: int, length: int = 64, words: bool = False) -> KxReport:
+    if length <= 0 or length > 1 << 20:
+        raise ToolkitError(f"length {length} is out of range", "give 1..1048576 bytes")
+    data = session.read(addr, length)
+    rows = []
+    for off in range(0, len(data), 16):
+        chunk = data[off:off + 16]
+        r = DumpRow(addr + off, chunk.hex(" "),
+                    "".join(chr(b) if 32 <= b < 127 else "." for b in chunk))
+        if words:
+            for w in range(0, len(chunk) - 7, 8):
+                v = struct.unpack_from("<Q", chunk, w)[0]
+                r.words.append((v, session.symbolize(v) if v >= 0xFF00000000000000 else None))
+        rows.append(r)
+    return KxReport(addr, session.symbolize(addr) or f"0x{addr:x}", len(data), rows, data)
+
+
+# -- ksym ----------------------------------------------------------------------------------
+
+@dataclass
+class SymbolMatch:
+    name: str
+    address: int
+    type: str
+    module: str | None
+    offset: int = 0
+    size: int | None = None          # distance to the next symbol
+    prototype: str | None = None     # from BTF when it is a function
+    btf_kind: str | None = None
+
+
+@dataclass
+class KsymReport:
+    query: str
+    matches: list
+    source: str
+    notes: list = field(default_factory=list)
+
+
+def ksym(session, query: str, btf: bool = True) -> KsymReport:
+    syms = session.symbols
+    matches = []
+    q = query.strip()
+    if re.fullmatch(r"0[xX][0-9a-fA-F]+|[0-9a-fA-F]{16}", q):
+        addr = int(q, 16)
+        s = syms.containing(addr)
+        if s is not None:
+            nxt = syms.next_symbol_after(s.address)
+            matches.append(SymbolMatch(s.name, s.address, s.type, s.module, addr - s.address,
+                                       nxt - s.address if nxt else None))
+    else:
+        module = None
+        name = q
+        if ":" in q:
+            module, name = q.split(":", 1)
+        for s in syms.all_named(name):
+            if module and s.module != module:
+                continue
+            nxt = syms.next_symbol_after(s.address)
+            matches.append(SymbolMatch(s.name, s.address, s.type, s.module, 0,
+                                       nxt - s.address if nxt else None))
+    notes = []
+    if btf and matches:
+        try:
+            b = session.btf
+            for m in matches:
+                t = b.find(m.name, "func") or b.find(m.name, "var")
+                if t is not None:
+                    m.btf_kind = t.kind_name
+                    m.prototype = b.c_decl(t.id) if t.kind_name == "func" else \
+                        b.c_decl(t.ref, t.name)
+        except ToolkitError as exc:
+            notes.append(f"no BTF prototypes: {exc.cause}")
+    return KsymReport(q, matches, syms.path, notes)

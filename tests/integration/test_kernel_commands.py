@@ -1,0 +1,130 @@
+"""The kernel commands in real gdb on this machine (no kprobes, no /proc/kcore here):
+ksym and BTF through kallsyms, clear errors for what is missing, and kcore/kdis/kx/
+kprobe-list on a synthetic kernel core (oracle: gdb's own core-file reader)."""
+import os
+import re
+import subprocess
+
+import pytest
+
+from tests.support.gdbrun import GDB, assert_no_traceback, gdb_json, json_wrapped, run_gdb
+from tests.unit.test_kernel_kprobes import (F_OPEN, F_WRITE, KALLSYMS, build_kernel,  # noqa: F401
+                                            kernel_types)
+
+pytestmark = pytest.mark.gdb
+
+
+def kallsyms_line(name):
+    with open("/proc/kallsyms") as f:
+        m = re.search(r"^([0-9a-f]+) (\w) " + re.escape(name) + "$", f.read(), re.M)
+    return (int(m.group(1), 16), m.group(2)) if m else None
+
+
+def test_ksym_uses_kallsyms_and_btf_here():
+    want = kallsyms_line("do_sys_openat2")
+    if want is None or want[0] == 0:
+        pytest.skip("kallsyms hidden or different here")
+    doc = gdb_json([], "ksym do_sys_openat2")
+    m = doc["matches"][0]
+    assert (m["address"], m["type"]) == want
+    if os.path.exists("/sys/kernel/btf/vmlinux"):
+        raw = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
+                             capture_output=True, text=True).stdout
+        assert m["btf_kind"] == "func" and m["prototype"].startswith("int do_sys_openat2(")
+        assert "struct open_how" in raw
+    back = gdb_json([], f"ksym 0x{want[0] + 3:x}")["matches"][0]
+    assert back["name"] == "do_sys_openat2" and back["offset"] == 3
+
+
+def test_missing_kernel_features_are_one_line_errors():
+    res = run_gdb(["kcore", "kprobe-list", "kdis do_mmap", "kx do_mmap", "ftrace-site vfs_read",
+                   "ksym definitely_not_a_symbol", "kdis", "kx do_mmap -5", "echo alive\\n"])
+    assert_no_traceback(res)
+    assert "alive" in res.stdout
+    err = res.stderr
+    if not os.path.exists("/proc/kcore"):
+        assert err.count("CONFIG_PROC_KCORE") >= 3
+    if not os.path.exists("/sys/kernel/debug/kprobes/list") and kallsyms_line("register_kprobe") is None:
+        assert "CONFIG_KPROBES" in err
+    assert "no kernel symbol matches 'definitely_not_a_symbol'" in err
+    assert "usage: kdis" in err
+
+
+def test_commands_on_a_synthetic_kernel_core(tmp_path, kernel_types):
+    core = build_kernel(tmp_path, kernel_types)
+    btf_path = kernel_types[0].path          # the gcc -gbtf object: Btf.load reads its .BTF
+    ks = tmp_path / "kallsyms"
+    ks.write_text(KALLSYMS)
+    src = f"--kcore {core} --kallsyms {ks}"
+    cmds = []
+    for c in (f"kcore {core} --kallsyms {ks}", f"kx vfs_write 16 {src}", f"kdis vfs_write 3 {src}",
+              f"kprobe-list {src} --btf {btf_path}", f"kprobe-show vfs_write+2 {src} --btf {btf_path}"):
+        cmds += json_wrapped(c + " --json")
+    res = run_gdb(cmds + [f"kx 0x1000 4 {src}", f"kprobe-list {src} --btf {btf_path}"])
+    assert_no_traceback(res)
+    kc, kx, kd, kl, ks_doc = res.json_documents()
+    assert kc["release"] == "6.1.0-synthetic" and kc["kaslr_offset"] == 0
+    assert {s["label"] for s in kc["segments"]} >= {"kernel text", "modules"}
+    # oracle: gdb reading the same core file itself
+    oracle = subprocess.run([GDB, "-nx", "-batch", "-c", str(core), "-ex", f"x/16xb 0x{F_WRITE:x}",
+                             "-ex", f"x/3i 0x{F_WRITE:x}"], capture_output=True, text=True).stdout
+    want = bytes(int(b, 16) for line in oracle.splitlines() if ":\t0x" in line
+                 for b in re.findall(r"0x([0-9a-f]{2})\b", line.split(":", 1)[1]))
+    got = bytes.fromhex("".join(r["hex"].replace(" ", "") for r in kx["rows"]))
+    assert got == want
+    mnems = re.findall(r":\s+(push|jmp)\b", oracle)
+    assert [i["text"].split()[0] for i in kd["insns"]] == mnems
+    assert kd["insns"][1]["note"].startswith("optimized kprobe") or \
+        "kprobe insn page" in kd["insns"][1]["note"]
+    probes = {(p["where"], p["type"]): p for p in kl["probes"]}
+    assert probes[("vfs_write+0x2", "kprobe")]["state"] == "optimized"
+    assert "kprobe_table" in kl["sources"]
+    assert ks_doc["original"][0]["text"] == "push r14"
+    assert ks_doc["detour"] == [] or ks_doc["detour_title"].startswith("detour")
+    assert "kernel address 0x1000 is in no" in res.stderr
+    assert "vfs_write+0x2" in res.stdout and "optimized" in res.stdout
+
+
+def test_convenience_function_ksym():
+    want = kallsyms_line("do_mmap")
+    if want is None or want[0] == 0:
+        pytest.skip("kallsyms hidden here")
+    res = run_gdb(['print/x $ksym("do_mmap")', 'print $kprobe(0)'])
+    assert f"0x{want[0]:x}" in res.stdout
+    assert "$kprobe needs gdb to know struct kprobe" in res.stderr or "no kprobe" in res.stderr
+
+
+def test_vmlinux_symbols_and_as_built_bytes(tmp_path, kernel_types):
+    """--system-map/--vmlinux with an ELF: symbols from its .symtab, as-built bytes from its
+    file (oracle: objdump on the same file)."""
+    from tests.unit.test_kernel_kprobes import TEXT, WRITE_ORIG
+    core = build_kernel(tmp_path, kernel_types)
+    asm = tmp_path / "vm.S"
+    asm.write_text(".text\n.globl _text\n_text:\n.org 0x2000\n.globl vfs_write\n"
+                   ".type vfs_write,@function\nvfs_write:\n.byte "
+                   + ",".join(str(b) for b in WRITE_ORIG) + "\nret\n")
+    obj, vm = tmp_path / "vm.o", tmp_path / "vmlinux"
+    subprocess.run(["as", "-o", str(obj), str(asm)], check=True)
+    subprocess.run(["ld", "-nostdlib", "-static", f"-Ttext=0x{TEXT:x}", "-e", "vfs_write", "-o", str(vm),
+                    str(obj)], check=True)
+    btf = kernel_types[0].path
+    src = f"--kcore {core} --btf {btf} --kallsyms {tmp_path / 'ks'}"
+    (tmp_path / "ks").write_text(KALLSYMS)
+    res = run_gdb(json_wrapped(f"ksym vfs_write --system-map {vm} --kcore {core} --json")
+                  + json_wrapped(f"kprobe-show vfs_write+2 {src} --vmlinux {vm} -n 3 --json")
+                  + [f"kprobe-show vfs_write+2 {src} --vmlinux {vm} -n 3",
+                     f"kprobe-show vfs_write+2 {src} --vmlinux /bin/true"])
+    assert_no_traceback(res)
+    ks, show = res.json_documents()
+    nm = subprocess.run(["nm", str(vm)], capture_output=True, text=True).stdout
+    want = int(re.search(r"^([0-9a-f]+) T vfs_write$", nm, re.M).group(1), 16)
+    assert ks["matches"][0]["address"] == want and ks["source"] == str(vm)
+    dump = subprocess.run(["objdump", "-d", "-M", "intel", str(vm)], capture_output=True, text=True).stdout
+    objdump_insns = re.findall(r"^\s*([0-9a-f]+):\s+((?:[0-9a-f]{2} )+)\s+(\S+)", dump, re.M)
+    at = {int(a, 16): (raw.strip(), mnem) for a, raw, mnem in objdump_insns}
+    for line in show["as_built"]:
+        raw, mnem = at[line["address"]]
+        assert line["raw"] == raw and line["text"].split()[0] == mnem
+    assert show["as_built"][0]["text"] == "push r14"           # what the jmp replaced
+    assert "as built (the --vmlinux file" in res.stdout
+    assert "vmlinux bytes not read" in res.stdout                # /bin/true is not this kernel
