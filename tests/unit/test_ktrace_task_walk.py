@@ -18,7 +18,9 @@ LAYOUT = {   # path -> (hops, kind, size, signed, type)
     "comm": ([0x30], "array", 16, False, "char [16]"),
     "signal->rlim[3].rlim_cur": ([0x40, 0x60], "int", 8, False, "long unsigned int"),
     "mm->get_unmapped_area": ([0x48, 0x8], "ptr", 8, False, "long unsigned int (*)(...)"),
+    "thread_group": ([0x50], "struct", 16, False, "struct list_head"),
 }
+THREAD = 0xFFFF888000004000          # a second thread of T2 (pid 4243, tgid 4242)
 
 
 class FakeBtf:
@@ -43,6 +45,12 @@ def memory():
         put(task + 0x30, comm.ljust(16, b"\0"))
         put(task + 0x40, struct.pack("<Q", SIG))
         put(task + 0x48, struct.pack("<Q", MM))
+    for task in ring:                  # single-threaded groups: thread_group points to itself
+        put(task + 0x50, struct.pack("<Q", task + 0x50))
+    put(T2 + 0x50, struct.pack("<Q", THREAD + 0x50))
+    put(THREAD + 0x50, struct.pack("<Q", T2 + 0x50))
+    put(THREAD + 0x20, struct.pack("<ii", 4243, 4242))
+    put(THREAD + 0x30, b"worker".ljust(16, b"\0"))
     put(SIG + 0x60, struct.pack("<Q", 8 << 20))
     put(MM + 0x8, struct.pack("<Q", FN))
 
@@ -78,9 +86,15 @@ def test_missing_pid_and_unreadable_address():
     r = reader()
     with pytest.raises(ToolkitError) as exc:
         r.find_pid(INIT, 99999)
-    assert "no task with pid 99999" in str(exc.value) and "3 tasks" in str(exc.value)
+    assert "no task with pid 99999" in str(exc.value) and "4 tasks" in str(exc.value)
     with pytest.raises(ToolkitError):
         r.scalar(0xFFFF888000777000, "pid")
+
+
+def test_thread_id_found_in_its_group():
+    r = reader()
+    task, n = r.find_pid(INIT, 4243)
+    assert task == THREAD and r.comm(task) == "worker" and r.scalar(task, "tgid") == 4242
 
 
 def test_address_or_pid():
