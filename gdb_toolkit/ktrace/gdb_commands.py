@@ -137,7 +137,17 @@ Example:
   (gdb) ktrace tracepoint:syscalls:sys_enter_mmap --args len --count 1 --all"""
 
     name = "ktrace"
-    value_completer = gdb.COMPLETE_SYMBOL
+
+    def complete(self, text, word):
+        last = "" if not text or text[-1].isspace() else text.split()[-1]
+        if last.startswith("-") or len(text.split()) > (1 if last else 0):
+            return super().complete(text, word)
+        if word is None:
+            return []
+        from gdb_toolkit.ktrace.names import complete_target
+
+        cut = len(last) - len(word)
+        return [c[cut:] for c in complete_target(last)]
 
     def build_parser(self):
         from gdb_toolkit.common.args import ArgParser, parse_int
@@ -204,6 +214,11 @@ Example:
             _hook()
             return _report(session, spec, "armed")
         # blocking: wait for count/timeout or Ctrl-C
+        if not args.json:
+            limits = [f"{args.count} event(s)" if args.count else "", f"{args.timeout:g} s" if args.timeout else ""]
+            gdb.write(f"[ktrace] armed ({session.armed.attach_method} on {session.armed.traced_function}); "
+                      f"waiting for {' or '.join(l for l in limits if l) or 'Ctrl-C'}\n")
+            gdb.flush()
         try:
             while not session.wait(0.1):
                 pass
@@ -308,7 +323,8 @@ Example:
                            ("$ktask", "struct task_struct *" if report.typed else
                             "void * (run ktypes for a typed pointer)")])
         if report.fields:
-            rows = [[f.path, f.type_name, f.text if not f.error else f"error: {f.error}"] for f in report.fields]
+            rows = [[f.path, f.type_name if len(f.type_name) <= 40 else f.type_name[:37] + "...",
+                     f.text if not f.error else f"error: {f.error}"] for f in report.fields]
             text += table(["field", "type", "value"], rows, width=ctx.width)
         return text
 

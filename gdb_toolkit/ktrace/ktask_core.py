@@ -20,12 +20,15 @@ def open_kernel(kcore_path: str = "/proc/kcore"):
     return kcore, Btf.load(), Kallsyms.load()
 
 
-def _proc_comm(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return None
+def _proc_comm(pid: int, tgid: int) -> str | None:
+    """The thread's name as /proc shows it (threads: /proc/TGID/task/TID/comm)."""
+    for path in (f"/proc/{tgid}/task/{pid}/comm", f"/proc/{pid}/comm"):
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except OSError:
+            continue
+    return None
 
 
 def inspect_task(value: int, fields: list[str], kcore_path: str = "/proc/kcore") -> TaskReport:
@@ -51,7 +54,7 @@ def inspect_task(value: int, fields: list[str], kcore_path: str = "/proc/kcore")
     except ToolkitError as exc:
         raise ToolkitError(f"0x{task:x} is not a readable task_struct ({exc.cause})",
                            "give a task address from $ktask or a pid") from None
-    proc = _proc_comm(tgid) if tgid > 0 else None
+    proc = _proc_comm(pid, tgid) if pid > 0 else None
     verified = pid > 0 and proc is not None and comm == proc[:15]
     if not looks_like_address(value) and pid != value:
         verified = False

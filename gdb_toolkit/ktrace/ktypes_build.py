@@ -80,7 +80,15 @@ def build(btf_path: str = "/sys/kernel/btf/vmlinux", cache_dir: str = CACHE, for
         return KtypesResult(obj, key, True, "btf", btf_path, time.monotonic() - t0)
     if not shutil.which(compiler):
         raise ToolkitError(f"{compiler} is needed to build the type object", "apt-get install gcc")
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        if not os.access(out_dir, os.W_OK):
+            raise OSError("read-only")
+    except OSError:                      # read-only home (e.g. the test guest): use the temp dir
+        import tempfile
+        out_dir = os.path.join(tempfile.gettempdir(), f"gdb_toolkit-ktypes-{os.getuid()}", key)
+        os.makedirs(out_dir, exist_ok=True)
+        obj = os.path.join(out_dir, "ktypes.o")
     header = os.path.join(out_dir, "vmlinux_btf.h")
     with open(header, "w") as f:
         f.write(render_c(btf_path))

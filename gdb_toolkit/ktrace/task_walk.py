@@ -71,16 +71,43 @@ class TaskReader:
                 return
             task = nxt
 
+    def threads(self, leader: int):
+        """The other threads of *leader*'s group: task->thread_group (up to 6.6) or
+        signal->thread_head / task->thread_node (6.7+)."""
+        try:
+            off = self.path("thread_group").offset
+            node = self.u64(leader + off)
+            head = leader + off
+        except ToolkitError:
+            try:
+                off = self.path("thread_node").offset
+                head = self.path("signal->thread_head").address(leader, self.u64)
+            except ToolkitError:
+                return
+            node = self.u64(head)
+        n = 0
+        while node != head and n < MAX_TASKS:
+            task = node - off
+            if task != leader:
+                yield task
+            node = self.u64(node)
+            n += 1
+
     def find_pid(self, init_task: int, pid: int) -> tuple[int, int]:
         count = 0
+        leaders = []
         for task in self.walk(init_task):
             count += 1
-            if self.scalar(task, "pid") == pid or (self.scalar(task, "tgid") == pid):
+            if self.scalar(task, "pid") == pid:
+                return task, count
+            leaders.append(task)
+        for leader in leaders:         # a thread id: look inside each thread group
+            for task in self.threads(leader):
+                count += 1
                 if self.scalar(task, "pid") == pid:
                     return task, count
-        raise ToolkitError(f"no task with pid {pid} on the kernel's task list ({count} tasks walked)",
-                           "check the pid (it may have exited); thread ids other than a process's "
-                           "main thread are not walked")
+        raise ToolkitError(f"no task with pid {pid} in the kernel's task lists ({count} tasks walked)",
+                           "check the pid (it may have exited)")
 
     def field(self, task: int, expr: str) -> TaskField:
         try:

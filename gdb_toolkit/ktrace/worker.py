@@ -83,6 +83,40 @@ def _kernel_config(option: str) -> str | None:
         return None
 
 
+def remove_stale_bcc_probes(tracefs: str | None, notes: list[str]) -> None:
+    """Kernels without the kprobe PMU get tracefs kprobe_events entries from bcc, named
+    ``[pr]_FUNC_bcc_PID``; a worker killed with SIGKILL leaves them.  Remove those whose
+    creating process is gone (they are unused by anyone)."""
+    import re
+
+    if not tracefs:
+        return
+    path = os.path.join(tracefs, "kprobe_events")
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return
+    removed = []
+    for line in lines:
+        m = re.match(r"^[pr]\d*:(?:(\w+)/)?(\w+_bcc_(\d+))\s", line)
+        if not m or os.path.exists(f"/proc/{m.group(3)}"):
+            continue
+        name = f"{m.group(1)}/{m.group(2)}" if m.group(1) else m.group(2)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            try:
+                os.write(fd, f"-:{name}\n".encode())
+            finally:
+                os.close(fd)
+            removed.append(m.group(2))
+        except OSError:
+            pass
+    if removed:
+        notes.append(f"removed {len(removed)} stale kprobe_events entr{'y' if len(removed) == 1 else 'ies'} "
+                     f"left by killed bcc processes: {', '.join(removed)}")
+
+
 def kallsyms_names(path: str = "/proc/kallsyms") -> set[str]:
     names = set()
     try:
@@ -207,7 +241,9 @@ def attach(bcc, headers, cand, spec, oracle, tracefs):
         if cand.method == "kprobe":
             b.attach_kprobe(event=cand.function, fn_name=prog.entry)
             if prog.exit:
-                b.attach_kretprobe(event=cand.function, fn_name=prog.exit, maxactive=64)
+                # no maxactive: with it bcc falls back to a tracefs kprobe_events entry, which a
+                # SIGKILLed worker would leave behind; the perf kprobe PMU cleans up with the fd
+                b.attach_kretprobe(event=cand.function, fn_name=prog.exit)
         elif cand.method == "tracepoint":
             b.attach_tracepoint(tp=cand.function, fn_name=prog.entry)
             if prog.exit:
@@ -226,14 +262,38 @@ def method_label(method: str, ret: bool, exit_tp: str | None) -> str:
     return "tracepoint+sys_exit" if (ret and exit_tp) else "tracepoint"
 
 
+def _require_privileges() -> None:
+    """BPF tracing needs root, or CAP_BPF + CAP_PERFMON (kernel >= 5.8), or CAP_SYS_ADMIN."""
+    if os.geteuid() == 0:
+        return
+    cap = 0
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    cap = int(line.split()[1], 16)
+    except OSError:
+        pass
+    if cap & (1 << 21) or (cap & (1 << 38) and cap & (1 << 39)):
+        return
+    raise ToolkitError("ktrace needs root (or CAP_BPF and CAP_PERFMON) to load BPF programs",
+                       "run gdb as root (sudo gdb PROGRAM)")
+
+
 def run(spec: dict) -> tuple[str, int]:
     from gdb_toolkit.ktrace import kheaders
     from gdb_toolkit.ktrace.fallbacks import Fallback, fallback_from_text, fallbacks_for
     from gdb_toolkit.ktrace.plan import failure_error, make_plan
 
     notes: list[str] = []
+    _require_privileges()
     tracefs = tracefs_dir(notes)
-    import bcc   # after mounting tracefs: bcc picks its tracefs path at import
+    remove_stale_bcc_probes(tracefs, notes)
+    try:
+        import bcc   # after mounting tracefs: bcc picks its tracefs path at import
+    except ImportError as exc:
+        raise ToolkitError(f"bcc cannot be imported by {sys.executable} ({exc})",
+                           "apt-get install python3-bpfcc") from None
     oracle = load_oracle(notes)
     caps = kernel_caps(bcc, tracefs, oracle)
     fbs = spec.get("fallbacks")

@@ -141,3 +141,27 @@ def test_gdb_sigkill_takes_the_worker_down(mmap_prog):
         except ProcessLookupError:
             pass
         gdb.communicate(timeout=30)
+
+
+def test_armed_while_user_continues_then_stop(mmap_prog):
+    res = run_gdb(["break after_mmap", "start > /dev/null", "ktrace tracepoint:syscalls:sys_enter_mmap --args len",
+                   "continue", "p $kevents", "ktrace --stop", "ktrace tracepoint:syscalls:sys_enter_mmap",
+                   "continue", "python import os, subprocess; print('LEFT', len(subprocess.run(['pgrep', '-P', "
+                   "str(os.getpid()), '-f', 'ktrace.worker'], capture_output=True, text=True).stdout.split()))"],
+                  program=mmap_prog)
+    assert_no_traceback(res)
+    out = res.stdout
+    assert "armed: continue the program" in out
+    assert re.search(r"\[ktrace\] mmap_file pid \d+ task 0xffff[0-9a-f]+ args \{'len': 4194304\}", out), out
+    assert "$1 = 1" in out and "1 event(s), ended: stopped" in out
+    # the second trace ends when the inferior exits: no worker, no programs left
+    assert "[ktrace] inferior exited: tracing stopped" in out and "LEFT 0" in out
+    assert wait_no_programs() == []
+
+
+def test_completion_of_kernel_functions_and_tracepoints():
+    res = run_gdb(["complete ktrace thp_get_unmapp", "complete ktrace tracepoint:syscalls:sys_enter_mma",
+                   "complete ktrace --cou"])
+    assert "ktrace thp_get_unmapped_area" in res.stdout
+    assert "ktrace tracepoint:syscalls:sys_enter_mmap" in res.stdout
+    assert "ktrace --count" in res.stdout

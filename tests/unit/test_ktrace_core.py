@@ -1,5 +1,6 @@
 """ktrace's pure core: worker protocol via a fake worker, option parsing, attach planning and
 fallbacks, argument resolution, BPF C generation, tracepoint formats, header choice."""
+import os
 import sys
 from pathlib import Path
 
@@ -217,3 +218,18 @@ def test_headers_choice(tmp_path):
                          kheaders=str(tmp_path / "none"))
     assert ch.env["BCC_KERNEL_SOURCE"] == str(common) and "6.18.0-custom" in ch.note
     assert any("linux-headers-6.1.0-5-amd64/include" in f for f in ch.cflags)
+
+
+def test_stale_bcc_kprobe_events_of_dead_processes_are_removed(tmp_path):
+    from gdb_toolkit.ktrace.worker import remove_stale_bcc_probes
+
+    dead, live = 4194399, os.getpid()          # above pid_max: cannot exist
+    ev = tmp_path / "kprobe_events"
+    ev.write_text(f"r64:kprobes/r_vfs_read_bcc_{dead} vfs_read\n"
+                  f"p:kprobes/p_vfs_read_bcc_{live} vfs_read\n"
+                  "p:kprobes/gtk_probe do_sys_openat2\n")
+    notes = []
+    remove_stale_bcc_probes(str(tmp_path), notes)
+    written = ev.read_text().splitlines()[3:]
+    assert written == [f"-:kprobes/r_vfs_read_bcc_{dead}"]
+    assert notes and f"r_vfs_read_bcc_{dead}" in notes[0]

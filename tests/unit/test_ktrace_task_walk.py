@@ -1,0 +1,101 @@
+"""ktask's pure core on a fake kernel memory image: the task-list walk, pid lookup, field reads
+through pointers, symbolized function pointers, and a bad address."""
+import struct
+
+import pytest
+
+from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.kernel.btf import MemberPath
+from gdb_toolkit.ktrace.task_walk import TaskReader, looks_like_address
+
+INIT, T1, T2 = 0xFFFF888000003000, 0xFFFF888000001000, 0xFFFF888000002000
+SIG, MM = 0xFFFF888000009000, 0xFFFF88800000A000
+FN = 0xFFFFFFFF81001000
+LAYOUT = {   # path -> (hops, kind, size, signed, type)
+    "tasks": ([0x10], "struct", 16, False, "struct list_head"),
+    "pid": ([0x20], "int", 4, True, "pid_t"),
+    "tgid": ([0x24], "int", 4, True, "pid_t"),
+    "comm": ([0x30], "array", 16, False, "char [16]"),
+    "signal->rlim[3].rlim_cur": ([0x40, 0x60], "int", 8, False, "long unsigned int"),
+    "mm->get_unmapped_area": ([0x48, 0x8], "ptr", 8, False, "long unsigned int (*)(...)"),
+    "thread_group": ([0x50], "struct", 16, False, "struct list_head"),
+}
+THREAD = 0xFFFF888000004000          # a second thread of T2 (pid 4243, tgid 4242)
+
+
+class FakeBtf:
+    def resolve(self, root, path):
+        if path not in LAYOUT:
+            raise ToolkitError(f"struct task_struct has no member {path!r}", None)
+        hops, kind, size, signed, tname = LAYOUT[path]
+        return MemberPath(root, path, [], hops, 0, tname, kind, size, signed)
+
+
+def memory():
+    mem = {}
+
+    def put(addr, data):
+        for i, b in enumerate(data):
+            mem[addr + i] = b
+
+    ring = [INIT, T1, T2]
+    for i, (task, pid, comm) in enumerate([(INIT, 0, b"swapper/0"), (T1, 1, b"init"), (T2, 4242, b"teststack")]):
+        put(task + 0x10, struct.pack("<Q", ring[(i + 1) % 3] + 0x10))
+        put(task + 0x20, struct.pack("<ii", pid, pid))
+        put(task + 0x30, comm.ljust(16, b"\0"))
+        put(task + 0x40, struct.pack("<Q", SIG))
+        put(task + 0x48, struct.pack("<Q", MM))
+    for task in ring:                  # single-threaded groups: thread_group points to itself
+        put(task + 0x50, struct.pack("<Q", task + 0x50))
+    put(T2 + 0x50, struct.pack("<Q", THREAD + 0x50))
+    put(THREAD + 0x50, struct.pack("<Q", T2 + 0x50))
+    put(THREAD + 0x20, struct.pack("<ii", 4243, 4242))
+    put(THREAD + 0x30, b"worker".ljust(16, b"\0"))
+    put(SIG + 0x60, struct.pack("<Q", 8 << 20))
+    put(MM + 0x8, struct.pack("<Q", FN))
+
+    def read(addr, size):
+        try:
+            return bytes(mem[addr + i] for i in range(size))
+        except KeyError:
+            raise ToolkitError(f"0x{addr:x} is not in kcore", None) from None
+    return read
+
+
+def reader():
+    return TaskReader(memory(), FakeBtf(), lambda a: "arch_get_unmapped_area_topdown+0x0" if a == FN else None)
+
+
+def test_walk_visits_every_task_once():
+    assert list(reader().walk(INIT)) == [INIT, T1, T2]
+
+
+def test_find_pid_and_read_fields():
+    r = reader()
+    task, n = r.find_pid(INIT, 4242)
+    assert task == T2 and n == 3 and r.comm(task) == "teststack"
+    rlim = r.field(task, "signal->rlim[3].rlim_cur")
+    assert rlim.value == 8 << 20 and rlim.address == SIG + 0x60
+    cb = r.field(task, "mm->get_unmapped_area")
+    assert cb.value == FN and "arch_get_unmapped_area_topdown" in cb.text
+    assert r.field(task, "comm").value == "teststack"
+    assert r.field(task, "bogus").error
+
+
+def test_missing_pid_and_unreadable_address():
+    r = reader()
+    with pytest.raises(ToolkitError) as exc:
+        r.find_pid(INIT, 99999)
+    assert "no task with pid 99999" in str(exc.value) and "4 tasks" in str(exc.value)
+    with pytest.raises(ToolkitError):
+        r.scalar(0xFFFF888000777000, "pid")
+
+
+def test_thread_id_found_in_its_group():
+    r = reader()
+    task, n = r.find_pid(INIT, 4243)
+    assert task == THREAD and r.comm(task) == "worker" and r.scalar(task, "tgid") == 4242
+
+
+def test_address_or_pid():
+    assert looks_like_address(T1) and not looks_like_address(4242)
