@@ -13,7 +13,6 @@ Usage: /usr/bin/python3 bench/vgdb.py [--records N]
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path

@@ -1,5 +1,4 @@
 """The ``toolkit`` prefix and ``toolkit commands``: the map of what is loaded."""
-import gdb
 
 from gdb_toolkit.gdbsupport.command import ToolkitCommand, ToolkitPrefix
 

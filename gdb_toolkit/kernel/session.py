@@ -232,7 +232,7 @@ class KernelSession:
 
     def table_walk(self, notes: list):
         """Walk kprobe_table, or None with a note saying why not."""
-        from gdb_toolkit.kernel.kprobe_table import KprobeLayout, TableWalker
+        from gdb_toolkit.kernel.kprobe_table import TableWalker
 
         try:
             table = self.symbols.address("kprobe_table")

@@ -206,6 +206,20 @@ class TraceSession:
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
 
+    def settle(self, quiet: float = 0.3, limit: float = 2.0) -> None:
+        """Give in-flight events time to arrive (perf buffer poll + pipe) after the
+        traced program stopped or ended: return once no new event came for *quiet*
+        seconds, the worker ended, or *limit* seconds passed."""
+        start = time.monotonic()
+        seen, last_change = len(self._events), time.monotonic()
+        while self.running and time.monotonic() - start < limit:
+            time.sleep(0.05)
+            n = len(self._events)
+            if n != seen:
+                seen, last_change = n, time.monotonic()
+            elif time.monotonic() - last_change >= quiet:
+                break
+
     def stop(self, grace: float = 10.0) -> dict | None:
         """Ask the worker to detach (SIGINT) and wait; SIGKILL if it hangs (the kernel then
         drops its perf-event probes when the fds close)."""

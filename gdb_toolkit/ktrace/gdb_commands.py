@@ -42,21 +42,6 @@ def _set_vars(events) -> dict:
     return shown
 
 
-def _wait_quiet(session, quiet: float = 0.3, limit: float = 2.0):
-    """Give in-flight events time to arrive (perf buffer poll + pipe) after the inferior stopped."""
-    import time
-
-    start = time.monotonic()
-    seen, last_change = len(session.collected), time.monotonic()
-    while session.running and time.monotonic() - start < limit:
-        time.sleep(0.05)
-        n = len(session.collected)
-        if n != seen:
-            seen, last_change = n, time.monotonic()
-        elif time.monotonic() - last_change >= quiet:
-            break
-
-
 def _report(session, spec, state, stop_reason=""):
     from gdb_toolkit.ktrace.report import KtraceReport
 
@@ -82,7 +67,7 @@ def _on_stop(event):
     session = _state.get("session")
     if session is None:
         return
-    _wait_quiet(session, 0.2, 1.0)
+    session.settle(0.2, 1.0)
     events = session.collected
     new = events[_state["shown"]:]
     _state["shown"] = len(events)
@@ -254,7 +239,7 @@ Example:
                 gdb.execute("continue", to_string=quiet)
             except gdb.error as exc:
                 stop.setdefault("why", str(exc))
-            _wait_quiet(session)
+            session.settle()
         finally:
             gdb.events.stop.disconnect(on_stop)
             gdb.events.exited.disconnect(on_exit)

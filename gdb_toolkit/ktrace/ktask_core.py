@@ -1,5 +1,4 @@
 """ktask's impure edge: open /proc/kcore, BTF and kallsyms, then the pure TaskReader."""
-import os
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.ktrace.task_walk import TaskReader, TaskReport, looks_like_address

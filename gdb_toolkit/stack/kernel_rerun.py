@@ -12,7 +12,6 @@ import errno
 import os
 import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
@@ -161,7 +160,7 @@ def rerun(argv: list[str], cwd: str | None, env: dict | None, rlimit_stack: tupl
             rc = child.wait(timeout)
         except subprocess.TimeoutExpired:
             rc = None
-        _settle(session)
+        session.settle(limit=3.0)
     finally:
         if child.poll() is None:
             try:
@@ -177,16 +176,3 @@ def rerun(argv: list[str], cwd: str | None, env: dict | None, rlimit_stack: tupl
     return summarise(session.collected, a.traced_function if a else PROBED,
                      a.attach_method if a else "", a.note if a else "", argv, child.pid,
                      _exit_text(rc), user_growth, a.skipped if a else [])
-
-
-def _settle(session, quiet: float = 0.3, limit: float = 3.0) -> None:
-    """Let in-flight events arrive (perf buffer poll + pipe) after the program ended."""
-    begin = time.monotonic()
-    seen, changed = len(session.collected), time.monotonic()
-    while session.running and time.monotonic() - begin < limit:
-        time.sleep(0.05)
-        n = len(session.collected)
-        if n != seen:
-            seen, changed = n, time.monotonic()
-        elif time.monotonic() - changed >= quiet:
-            break

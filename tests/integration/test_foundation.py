@@ -1,7 +1,6 @@
 """The loader, the toolkit prefix and doctor, driven through real gdb."""
 import os
 import subprocess
-import sys
 
 import pytest
 

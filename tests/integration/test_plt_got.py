@@ -3,7 +3,6 @@ static and stripped binaries, dlopen'ed and linked shared objects.  Expected val
 readelf/objdump/nm, the program's own dlsym() output and gdb's own 'info symbol'."""
 import os
 import re
-import subprocess
 
 import pytest
 

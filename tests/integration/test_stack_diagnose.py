@@ -3,7 +3,6 @@ oracles the test reads itself: /proc/PID/maps and /proc/PID/limits, prlimit, gdb
 $_siginfo, the programs' printed addresses and counters, objdump, and re-running the
 program with the suggested limit."""
 import json
-import os
 import re
 import shutil
 import subprocess

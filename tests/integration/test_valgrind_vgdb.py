@@ -6,13 +6,11 @@ addresses the programs print.  Each gdb run batches many commands because
 valgrind is slow to start.
 """
 import contextlib
-import json
 import os
 import re
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
