@@ -103,10 +103,19 @@ def _bcc(f: HostFacts) -> list[Check]:
     elif f.bcc_compile.startswith("not checked"):
         checks.append(Check("bcc compile", INFO, f.bcc_compile, "run toolkit doctor without --quick", used))
     else:
-        fix = (f"apt-get install linux-headers-{f.kernel_release}" if not f.kernel_headers
-               else "see the error; bcc needs clang/llvm from python3-bpfcc")
+        fix = (f.kernel_headers_fix or f"apt-get install linux-headers-{f.kernel_release}"
+               if not f.kernel_headers else "see the error; bcc needs clang/llvm from python3-bpfcc")
         checks.append(Check("bcc compile", MISSING, f.bcc_compile, fix, used))
     return checks
+
+
+def _headers(f: HostFacts) -> Check:
+    used = "ktrace (bcc compiles against them)"
+    if not f.kernel_headers:
+        return Check("kernel headers", MISSING, f"none for kernel {f.kernel_release}",
+                     f.kernel_headers_fix or f"apt-get install linux-headers-{f.kernel_release}", used)
+    detail = f.kernel_headers + (f" ({f.kernel_headers_note})" if f.kernel_headers_note else "")
+    return Check("kernel headers", OK, detail, used_by=used)
 
 
 def evaluate(f: HostFacts) -> DoctorReport:
@@ -128,10 +137,7 @@ def evaluate(f: HostFacts) -> DoctorReport:
         Check("vgdb", OK if f.vgdb else MISSING, f.vgdb or "not on PATH",
               "" if f.vgdb else "apt-get install valgrind", "vg-start, vg-attach"),
         *_bcc(f),
-        Check("kernel headers", OK if f.kernel_headers else MISSING,
-              f.kernel_headers or f"no /lib/modules/{f.kernel_release}/build",
-              "" if f.kernel_headers else f"apt-get install linux-headers-{f.kernel_release}",
-              "ktrace (bcc compiles against them)"),
+        _headers(f),
         Check("root", OK if f.euid == 0 else LIMITED, f"euid {f.euid}",
               "" if f.euid == 0 else "run gdb with sudo for kernel commands",
               "kcore, kprobe-*, ktrace"),

@@ -33,7 +33,9 @@ class HostFacts:
     vgdb: str | None                        # path or None
     bcc_compile: str | None                 # None ok, else the error (or "not checked")
     kernel_release: str = field(default_factory=platform.release)
-    kernel_headers: str | None = None       # path of /lib/modules/<r>/build if present
+    kernel_headers: str | None = None       # headers bcc compiles against (see ktrace.kheaders)
+    kernel_headers_note: str = ""           # why they are not the running kernel's own
+    kernel_headers_fix: str = ""            # how to get some when there are none
 
 
 def _read(path: str, limit: int = 4096) -> str | None:
@@ -99,23 +101,28 @@ def probe_valgrind() -> tuple[str | None, str | None]:
 
 
 BCC_PROBE = """
-import sys
+import json, sys
 import bcc
 print(getattr(bcc, "__version__", "unknown"), flush=True)
 if sys.argv[1] == "compile":
-    bcc.BPF(text="int gtk_doctor(void *ctx) { return 0; }")
+    bcc.BPF(text="int gtk_doctor(void *ctx) { return 0; }", cflags=json.loads(sys.argv[2]))
 """
 
 
-def probe_bcc(compile_it: bool, python: str = "/usr/bin/python3",
-              timeout: int = 60) -> tuple[str | None, str | None]:
+def probe_bcc(compile_it: bool, python: str = "/usr/bin/python3", timeout: int = 60,
+              env: dict | None = None, cflags: list | None = None) -> tuple[str | None, str | None]:
     """(bcc version or None, compile error or None) -- in a separate process,
-    because bcc must never be loaded into gdb itself."""
+    because bcc must never be loaded into gdb itself.  *env*/*cflags* select the
+    kernel headers the way ktrace does (gdb_toolkit.ktrace.kheaders)."""
+    import json
+
     if not os.path.exists(python):
         return None, f"{python} not found"
     try:
-        proc = subprocess.run([python, "-c", BCC_PROBE, "compile" if compile_it else "import"],
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run([python, "-c", BCC_PROBE, "compile" if compile_it else "import",
+                               json.dumps(cflags or [])],
+                              capture_output=True, text=True, timeout=timeout,
+                              env=dict(os.environ, **(env or {})))
     except subprocess.TimeoutExpired:
         return None, f"compiling a test program took over {timeout}s"
     version = proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else None
@@ -131,9 +138,10 @@ def gather(gdb_version: str | None = None, compile_bcc: bool = True) -> HostFact
     lockdown = _read("/sys/kernel/security/lockdown")
     vg_version, vgdb = probe_valgrind()
     deps = {m: version_of(m) for m in ("elftools", "capstone", "tabulate")}
-    deps["bcc"], bcc_error = probe_bcc(compile_bcc)
     release = platform.release()
-    headers = f"/lib/modules/{release}/build"
+    headers = headers_choice(release)
+    deps["bcc"], bcc_error = probe_bcc(compile_bcc, env=headers.env if headers else None,
+                                       cflags=headers.cflags if headers else None)
     return HostFacts(
         gdb_version=gdb_version,
         python_version=platform.python_version(),
@@ -155,5 +163,24 @@ def gather(gdb_version: str | None = None, compile_bcc: bool = True) -> HostFact
         vgdb=vgdb,
         bcc_compile=bcc_error,
         kernel_release=release,
-        kernel_headers=headers if os.path.exists(headers) else None,
+        kernel_headers=headers.path if headers else None,
+        kernel_headers_note=headers.note if headers else "",
+        kernel_headers_fix="" if headers else headers_missing_fix(release),
     )
+
+
+def headers_choice(release: str):
+    """The kernel headers ktrace would compile against, or None."""
+    from gdb_toolkit.common.errors import ToolkitError
+    from gdb_toolkit.ktrace.kheaders import choose
+
+    try:
+        return choose(release)
+    except ToolkitError:
+        return None
+
+
+def headers_missing_fix(release: str) -> str:
+    from gdb_toolkit.ktrace.kheaders import missing_error
+
+    return missing_error(release).fix or ""

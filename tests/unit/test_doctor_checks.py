@@ -63,3 +63,12 @@ def test_probes_on_files(tmp_path):
     assert probe_kallsyms(str(ks)) == "zeroed"
     ks.write_text("ffffffff81000000 T _text\n")
     assert probe_kallsyms(str(ks)) == "visible"
+
+
+def test_headers_of_another_kernel_are_usable_and_said():
+    r = by_name(checks.evaluate(facts(kernel_headers="/usr/src/linux-headers-6.1.0-56-common",
+                                      kernel_headers_note="no headers for the running kernel 6.18")))
+    assert r["kernel headers"].status == "ok"
+    assert "no headers for the running kernel 6.18" in r["kernel headers"].detail
+    r = by_name(checks.evaluate(facts(kernel_headers=None, kernel_headers_fix="install X")))
+    assert r["kernel headers"].status == "missing" and r["kernel headers"].fix == "install X"
