@@ -87,3 +87,12 @@ def test_heavy_modules_not_imported_at_load():
     heavy = ("capstone", "elftools", "bcc", "tabulate", "argparse", "dataclasses")
     res = run_gdb([f"python import sys; print(sorted(m for m in {heavy!r} if m in sys.modules))"])
     assert res.stdout.strip().endswith("[]"), res.output
+
+
+def test_every_command_has_a_docs_page_linked_from_the_index():
+    names = [r["command"] for r in gdb_json([], "toolkit commands")]
+    index = (REPO / "docs" / "index.md").read_text()
+    for name in names:
+        page = "toolkit.md" if name.startswith("toolkit") else f"{name}.md"
+        assert (REPO / "docs" / "commands" / page).exists(), name
+        assert f"commands/{page}" in index, name
