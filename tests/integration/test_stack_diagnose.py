@@ -122,9 +122,10 @@ def test_seed_text_report(seed):
 
 # -- alloca, with and without stack-clash protection -----------------------------------------
 
-@pytest.mark.parametrize("scp", [False, True], ids=["no-clash-protection", "clash-protection"])
-def test_alloca_huge(scp):
-    flags = ["-O2", "-fstack-clash-protection"] if scp else ["-fno-stack-clash-protection"]
+@pytest.mark.parametrize("scp,opt", [(False, "-O0"), (True, "-O2"), (True, "-O0")],
+                         ids=["no-clash-protection", "clash-protection", "clash-protection-O0"])
+def test_alloca_huge(scp, opt):
+    flags = [opt, "-fstack-clash-protection"] if scp else ["-fno-stack-clash-protection"]
     prog = build("alloca_huge", *flags)
     n = 32 << 20
     doc, orc, res = diagnose_live(prog, [str(n)])

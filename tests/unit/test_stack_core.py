@@ -104,9 +104,11 @@ def test_aarch64_static_clash_probe_loop():
     assert p.target_register == cmp_reg and p.requested == 16 * MiB
 
 
-def test_x86_clash_probe_loop_from_gcc():
+@pytest.mark.parametrize("opt", ["-O2", "-O0"])
+def test_x86_clash_probe_loop_from_gcc(opt):
+    # -O2 compares at the loop's bottom, -O0 at its head (cmp; je; sub; or; jmp)
     binary = compile_c(REPO / "examples/stack/alloca_huge.c", name="alloca-scp",
-                       flags=["-O2", "-fstack-clash-protection"])
+                       flags=[opt, "-fstack-clash-protection"])
     dump = subprocess.run(["objdump", "-d", "--no-show-raw-insn", "-M", "intel", str(binary)],
                           capture_output=True, text=True).stdout
     start = int(re.search(r"^([0-9a-f]+) <big>:", dump, re.M)[1], 16)
