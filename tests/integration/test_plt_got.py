@@ -159,14 +159,19 @@ def test_core_file_shows_the_same_table(tmp_path):
 
 def test_static_binary():
     exe = build_hello(["-static"], name="hello_static")
-    res = run_gdb(["got", "plt", *json_wrapped("got --json"), "break checkpoint", "run",
-                   *json_wrapped("got --json"), "plt-walk puts", "kill"], program=exe)
+    res = run_gdb(["got", "plt", *json_wrapped("got --json"), "starti", *json_wrapped("got --json"),
+                   "break checkpoint", "continue", *json_wrapped("got --json"), "plt-walk puts", "kill"],
+                  program=exe)
     assert_no_traceback(res)
     assert "statically linked" in res.stdout and "no PLT for imports" in res.stdout
-    file_doc, live_doc = res.json_documents()
+    file_doc, starti_doc, live_doc = res.json_documents()
     n = len([r for r in readelf_relocs(exe) if r["type"] == "IRELATIVE"])
-    assert len(file_doc["slots"]) == len(live_doc["slots"]) == n
+    assert len(file_doc["slots"]) == len(starti_doc["slots"]) == len(live_doc["slots"]) == n
     assert all(r["state"] == "bound-at-load" for r in live_doc["slots"])
+    # at starti no ifunc resolver has run: the values are the file's, not a resolved target
+    later = {r["address"]: r["value"] for r in live_doc["slots"]}
+    assert all(r["value"] != later[r["address"]] for r in starti_doc["slots"])
+    assert all(r["state"] == "not-relocated" for r in starti_doc["slots"])
     assert "statically linked and has no GOT slot for 'puts'" in res.stderr
 
 
