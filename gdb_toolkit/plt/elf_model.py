@@ -144,8 +144,9 @@ class ObjectModel:
 
     def slots_named(self, name: str) -> list[SlotSpec]:
         self.name_irelative()
-        base = name.split("@")[0]
-        return [s for s in self.slots if s.symbol == base or s.display == name]
+        if "@" in name:           # a version was given: only that version
+            return [s for s in self.slots if s.display == name]
+        return [s for s in self.slots if s.symbol == name]
 
 
 _cache: dict[str, tuple[tuple, ObjectModel]] = {}

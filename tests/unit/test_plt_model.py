@@ -130,3 +130,12 @@ def test_not_elf_and_missing_file_are_clear_errors(tmp_path):
         load_model(str(bad))
     with pytest.raises(ToolkitError, match="cannot read"):
         load_model(str(tmp_path / "missing"))
+
+
+def test_slots_named_honours_a_given_version():
+    path, _ = _binary("demo")
+    m = load_model(str(path))
+    ver = next(r["version"] for r in readelf_relocs(path) if r["name"] == "memcpy")
+    assert [s.display for s in m.slots_named("memcpy")] == [f"memcpy@{ver}"]
+    assert [s.display for s in m.slots_named(f"memcpy@{ver}")] == [f"memcpy@{ver}"]
+    assert m.slots_named("memcpy@GLIBC_9.99") == []      # not silently another version
