@@ -228,6 +228,9 @@ def _fault(f: StackFacts, d: Diagnosis, region: StackRegion | None, sig, fault: 
 
     between = [m for m in f.maps if fault < m.start and m.end <= region.start
                and not (region.guard is not None and m.start == region.guard.start)]
+    linked = any(fr.level > 0 and region.start <= fr.sp < region.end for fr in f.frames)
+    if ((inside is not None and not in_guard) or between) and not linked and f.sp < region.start:
+        return _corrupt_sp(f, d, region, sig, fault)
     if (inside is not None and not in_guard) or between:
         d.verdict = "stack-clash-jump"
         hit = inside if (inside is not None and not in_guard) else max(between, key=lambda m: m.end)
@@ -345,6 +348,26 @@ def _thread(f: StackFacts, d: Diagnosis, region: StackRegion, fault: int, phrase
                     f"pthread_attr_setstacksize(&attr, {size_needed})   /* {hs(size_needed)}; the "
                     f"thread needs about {hs(needed)} */ -- or move the buffer to the heap",
                     needed, stacksize=size_needed)
+    return d
+
+
+def _corrupt_sp(f: StackFacts, d: Diagnosis, region: StackRegion, sig, fault: int) -> Diagnosis:
+    """sp is far below the stack, past other mappings, and no caller frame sits on the stack:
+    nothing moved sp there frame by frame -- it was loaded with a bad value."""
+    d.verdict = "not-stack"
+    d.cause = None
+    d.culprit = None
+    d.clash_probe = None
+    d.headline = (f"the stack pointer itself is corrupt: sp 0x{f.sp:x} is {hs(region.start - f.sp)} "
+                  f"below {region.label} and no frame links it back to the stack; the fault at "
+                  f"0x{fault:x} ({sig.name}, {sig.code_name}) is sp's own access -- not a stack "
+                  "growth failure")
+    d.explanation.append("No caller frame's stack pointer lies in the stack mapping, so no frame "
+                         "grew the stack this far: sp was loaded with a bad value (a stack pivot, "
+                         "longjmp/setcontext with a bad jmp_buf or ucontext, or a smashed saved "
+                         "frame pointer restored by 'leave').")
+    d.fix = Fix("code", "find where sp was set: the instructions before pc (x/8i $pc-24) and any "
+                "buffer overflow of a local that could overwrite the saved rbp/return address")
     return d
 
 

@@ -256,6 +256,26 @@ def test_not_a_stack_fault(mode):
         assert "[heap]" in doc["headline"]
 
 
+PIVOT = r"""
+#include <stdio.h>
+int main(void) {
+    printf("new_sp=%p\n", (void *)0x10000);
+    fflush(stdout);
+    __asm__ volatile("mov $0x10000, %rsp; push %rax");   /* a stack pivot to a bad address */
+    return 0;
+}
+"""
+
+
+def test_corrupt_stack_pointer_is_not_a_stack_jump():
+    prog = compile_c(PIVOT, name="stack_pivot", flags=["-g", "-O0"])
+    doc, orc, res = diagnose_live(prog)
+    new_sp = int(re.search(r"new_sp=(0x[0-9a-f]+)", res.stdout)[1], 16)
+    assert doc["sp"] == orc["sp"] == new_sp and doc["fault_addr"] == orc["addr"] == new_sp - 8
+    assert doc["verdict"] == "not-stack" and "stack pointer itself is corrupt" in doc["headline"]
+    assert doc["fix"]["kind"] == "code"
+
+
 # -- core files -------------------------------------------------------------------------------
 
 def core_of(prog, args, tmp_path):

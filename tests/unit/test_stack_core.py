@@ -201,6 +201,18 @@ def test_null_and_heap_are_not_stack():
     assert d.verdict == "not-stack" and "[heap]" in d.headline
 
 
+def test_corrupt_sp_far_below_the_stack_is_not_a_clash_jump():
+    # sp loaded with a bad value (a stack pivot): a push faults right below it, mappings lie
+    # between it and [stack], and no caller frame is on the stack
+    d = diagnose(facts(0x10000, 0xfff8, [Frame(0, 0x401000, 0x10000, "main")]))
+    assert d.verdict == "not-stack" and "stack pointer itself is corrupt" in d.headline
+    assert d.fix.kind == "code" and d.culprit is None
+    # a real jump: the caller's frame is on the stack, the frame moved sp past [heap]
+    sp = HEAP.start - 4096
+    d = diagnose(facts(sp, sp - 8, [Frame(0, 1, sp, "big"), Frame(1, 2, STACK.end - 64, "main")]))
+    assert d.verdict == "stack-clash-jump"
+
+
 def test_recursion_and_health():
     frames = [Frame(i, 0x401050, STACK.end - 8 * MiB + 80 * i, "rec") for i in range(50)]
     d = diagnose(facts(frames[0].sp, frames[0].sp - 8, frames))
