@@ -24,6 +24,15 @@ def _filtered_objects(all_objects: bool):
     return kind, objs, listed
 
 
+def _missing_note(kind: str, all_objects: bool) -> list[str]:
+    from gdb_toolkit.plt import gdb_live
+
+    if kind == "file" or not all_objects or not gdb_live.missing:
+        return []
+    return [f"not listed: {', '.join(gdb_live.missing)} (in the dynamic linker's list, but no such "
+            "file here; 'set sysroot' or give the path it was loaded from)"]
+
+
 def _summary_lines(report) -> str:
     from gdb_toolkit.common.render import hexaddr
 
@@ -81,6 +90,7 @@ Example:
             report.notes.append("not running: values are the file's; 'start' to see them resolved")
             if args.all_objects:
                 report.notes.append("shared objects are listed once the program is loaded (start/run)")
+        report.notes += _missing_note(kind, args.all_objects)
         if not report.slots and not report.notes:
             report.notes.append("no GOT slot matched" if args.regex else "no GOT slots (no dynamic relocations)")
         return report
@@ -132,8 +142,10 @@ Example:
         compile_filter(args.regex)
         kind, objs, listed = _filtered_objects(args.all_objects)
         values = None if kind == "file" else gdb_live.read_slot_ranges(listed)
-        return plt_report(listed, objs, values, kind, args.regex,
-                          relocated=gdb_live.relocated(kind, objs) if values is not None else True)
+        report = plt_report(listed, objs, values, kind, args.regex,
+                            relocated=gdb_live.relocated(kind, objs) if values is not None else True)
+        report.notes += _missing_note(kind, args.all_objects)
+        return report
 
     def render(self, report, ctx):
         from gdb_toolkit.common.plain_table import plain_table

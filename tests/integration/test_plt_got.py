@@ -183,3 +183,28 @@ def test_stripped_binary_still_named():
     names = {r["symbol"].split("@")[0] for r in got["slots"]}
     assert {r["name"] for r in readelf_relocs(exe) if r["type"] == "JUMP_SLOT"} <= names
     assert {s["symbol"].split("@")[0] for s in plt["stubs"] if s["kind"] == "stub"} >= {"puts", "getpid"}
+
+
+def test_dlopen_by_relative_path_with_another_cwd(tmp_path):
+    """dlopen("./plugin.so") in a process whose cwd is not gdb's: ld.so lists "./plugin.so",
+    which must be found relative to the process, not silently dropped."""
+    import shutil
+
+    exe, lib, built = build_demo()
+    (tmp_path / "plug").mkdir()
+    plugin = tmp_path / "plug" / built.name
+    shutil.copy(built, plugin)
+    res = run_gdb([f"set cwd {plugin.parent}", "break checkpoint", "run",
+                   *json_wrapped("got --all-objects --json"),
+                   f"shell mv {plugin} {plugin}.gone", *json_wrapped("got --all-objects --json"), "kill"],
+                  program=exe, args=["./" + plugin.name], cwd=tmp_path)
+    assert_no_traceback(res)
+    assert "plugin_run" in program_said(res.stdout)              # the dlopen worked
+    found, gone = res.json_documents()
+    rows = _rows(found, plugin.name)
+    expected = {r["name"] for r in readelf_relocs(plugin.with_name(plugin.name + ".gone"))
+                if r["type"] == "JUMP_SLOT"}
+    assert expected and expected <= set(rows), (expected, sorted(rows))
+    # a listed object whose file is not here any more is named in a note, not silently dropped
+    assert not _rows(gone, plugin.name)
+    assert any("./plugin.so" in n for n in gone["notes"]), gone["notes"]
