@@ -219,7 +219,17 @@ Example:
         if args.live and kind != "remote":       # qemu-user / gdbserver targets can be watched too
             facts.require_live_process("plt-walk --live")
         obj = spec = None
-        for o in objs:
+        order = objs
+        if kind != "file" and gdb.selected_thread() is not None:
+            # the object of the selected frame first: stopped in a library, SYMBOL is the one
+            # its own code calls through its own PLT
+            try:
+                here = AddressSpace(objs).find(gdb.selected_frame().pc())
+            except gdb.error:
+                here = None
+            if here is not None:
+                order = [here] + [o for o in objs if o is not here]
+        for o in order:
             found = o.model.slots_named(args.symbol)
             if found:
                 obj = o

@@ -171,3 +171,21 @@ def test_after_exit_got_falls_back_to_the_file_and_live_is_refused():
     assert_no_traceback(res)
     assert res.json_documents()[0]["mode"] == "file"
     assert "needs a process, but none is running" in res.stderr and "still-alive" in res.stdout
+
+
+def test_walk_prefers_the_object_of_the_selected_frame():
+    """Stopped in lib_hello (libpltlib.so): its printf goes through the library's own PLT and
+    GOT slot (still unresolved), not the executable's (already resolved)."""
+    exe, lib, _ = build_demo()
+    res = run_gdb(["break lib_hello", "run", *json_wrapped("plt-walk printf --json"),
+                   "echo @@ADDR\\n", "print/x (long)&lib_hello", "kill"], program=exe)
+    assert_no_traceback(res)
+    doc = res.json_documents()[0]
+    addr = int(res.stdout.split("@@ADDR")[1].split("= ")[1].split()[0], 16)     # gdb's own answer
+    bias = addr - nm_symbols(lib)["lib_hello"][0]
+    hops = {h["step"]: h for h in doc["hops"]}
+    call = next(a for a, t in objdump_calls(lib, "lib_hello") if "<printf@plt>" in t)
+    slot = next(r["offset"] for r in readelf_relocs(lib) if r["name"] == "printf")
+    assert doc["object"] == lib.name
+    assert hops["call site"]["address"] == bias + call
+    assert doc["slot"] == bias + slot and doc["state"] == "unresolved"
