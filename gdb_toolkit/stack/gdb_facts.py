@@ -64,7 +64,11 @@ def walk_frames(cap: int = FRAME_CAP) -> tuple[list[Frame], bool]:
             src = _source(frame.find_sal())
         except gdb.error:
             src = None
-        frames.append(Frame(level, pc, sp, name, src))
+        try:
+            sig = frame.type() == gdb.SIGTRAMP_FRAME
+        except gdb.error:
+            sig = False
+        frames.append(Frame(level, pc, sp, name, src, signal_frame=sig))
         try:
             frame = frame.older()
         except gdb.error:

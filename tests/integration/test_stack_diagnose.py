@@ -276,6 +276,40 @@ def test_corrupt_stack_pointer_is_not_a_stack_jump():
     assert doc["fix"]["kind"] == "code"
 
 
+ALTSTACK = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+__attribute__((noinline)) void in_handler(void) { __asm__ volatile("" ::: "memory"); }
+static void handler(int s) { (void)s; in_handler(); _exit(3); }
+long rec(long n) { volatile char pad[64]; pad[0] = n; return rec(n + 1) + pad[0]; }
+int main(void) {
+    stack_t ss = { .ss_sp = malloc(1 << 16), .ss_size = 1 << 16 };
+    sigaltstack(&ss, 0);
+    struct sigaction sa = { .sa_handler = handler, .sa_flags = SA_ONSTACK };
+    sigaction(SIGSEGV, &sa, 0);
+    printf("altstack=%p\n", ss.ss_sp);
+    fflush(stdout);
+    return (int)rec(0);
+}
+"""
+
+
+def test_handler_on_sigaltstack_measures_the_interrupted_stack():
+    prog = compile_c(ALTSTACK, name="stack_altstack", flags=["-g", "-O0"])
+    doc, orc, res = diagnose_live(prog, setup=("handle SIGSEGV nostop noprint pass",
+                                               "break in_handler", "run"))
+    alt = int(re.search(r"altstack=(0x[0-9a-f]+)", res.stdout)[1], 16)
+    assert alt <= orc["sp"] < alt + (1 << 16)                    # gdb: sp is on the altstack
+    stack = next(m for m in maps_of(orc["maps"]) if m[3] == "[stack]")
+    assert doc["verdict"] == "healthy"
+    # the stack, not the heap-to-stack distance (the interrupted push may sit just below [stack])
+    assert doc["stack_used"] <= stack[1] - stack[0] + 4096
+    assert all(fr["size"] is None or fr["size"] < (1 << 20) for fr in doc["frames"])
+    assert any("alternate signal stack" in e for e in doc["explanation"])
+
+
 # -- core files -------------------------------------------------------------------------------
 
 def core_of(prog, args, tmp_path):

@@ -213,6 +213,26 @@ def test_corrupt_sp_far_below_the_stack_is_not_a_clash_jump():
     assert d.verdict == "stack-clash-jump"
 
 
+def test_handler_on_an_alternate_signal_stack():
+    # stopped in a SIGSEGV handler running on a sigaltstack in [heap]; the interrupted
+    # recursion fills [stack]: the sizes must be of the stack, not heap-to-stack distances
+    alt = HEAP.start + 0x1000
+    frames = [Frame(0, 0x401000, alt, "in_handler"), Frame(1, 0x401010, alt + 16, "h"),
+              Frame(2, 0x7ffff7e0e050, alt + 48, "__restore_rt", signal_frame=True)]
+    frames += [Frame(3 + i, 0x401050, STACK.start + 96 * i, "rec") for i in range(60)]
+    d = diagnose(facts(alt, None, frames, signo=5))
+    assert d.verdict == "healthy"
+    assert d.stack_used == STACK.end - STACK.start
+    assert all(fr.size is None or fr.size < MiB for fr in d.frames)
+    assert frames[2].size is None and d.recursion.avg_frame == 96
+    assert any("alternate signal stack" in e for e in d.explanation)
+    # a signal frame on the same stack keeps its size
+    same = [Frame(0, 1, STACK.end - 4096, "h"), Frame(1, 2, STACK.end - 3072, "__restore_rt", signal_frame=True),
+            Frame(2, 3, STACK.end - 1024, "main")]
+    d = diagnose(facts(same[0].sp, None, same, signo=5))
+    assert same[1].size == 2048 and not any("alternate" in e for e in d.explanation)
+
+
 def test_recursion_and_health():
     frames = [Frame(i, 0x401050, STACK.end - 8 * MiB + 80 * i, "rec") for i in range(50)]
     d = diagnose(facts(frames[0].sp, frames[0].sp - 8, frames))
