@@ -276,7 +276,10 @@ Example:
                                    f"({row.target}); ld.so will not write it again",
                                    "restart the program ('start') and run 'plt-walk --live' before the first call"
                                    if row.state == "resolved" else
-                                   "lazy binding needs a binary linked with -z lazy and no LD_BIND_NOW")
+                                   f"ld.so fills {spec.kind} slots at load: 'starti', then 'plt-walk "
+                                   f"{spec.display} --live' watches that write"
+                                   + (" (or link with -z lazy and unset LD_BIND_NOW for a first-call binding)"
+                                      if spec.kind == "JUMP_SLOT" else ""))
             from gdb_toolkit.plt.gdb_watch import watch_slot
 
             # values that still mean "lazy stub": as in the file, and rebased by ld.so at load

@@ -1,5 +1,7 @@
 """plt-walk in real gdb: static walk vs objdump/readelf, the --live watchpoint walk (writer,
 old -> new vs dlsym, clean-up, program left stopped), -fno-plt, IBT, and every bad input."""
+import re
+
 import pytest
 
 from tests.support.gdbrun import assert_no_traceback, gdb_error_lines, json_wrapped, run_gdb
@@ -189,3 +191,22 @@ def test_walk_prefers_the_object_of_the_selected_frame():
     assert doc["object"] == lib.name
     assert hops["call site"]["address"] == bias + call
     assert doc["slot"] == bias + slot and doc["state"] == "unresolved"
+
+
+def test_refused_irelative_and_null_weak_slot_explain_themselves():
+    exe, _, _ = build_demo()
+    import subprocess
+
+    nm = subprocess.run(["nm", "-D", str(exe)], capture_output=True, text=True).stdout
+    assert re.search(r"^\s+w __gmon_start__$", nm, re.M), nm          # weak, undefined
+    res = run_gdb(["break checkpoint", "run", "plt-walk add --live",
+                   *json_wrapped("plt-walk __gmon_start__ --json"), "maint info breakpoints", "kill"],
+                  program=exe)
+    assert_no_traceback(res)
+    err = next(l for l in gdb_error_lines(res) if "already" in l)
+    # add is an IRELATIVE slot of a lazily linked binary: "-z lazy" is not the fix, starti is
+    assert "IRELATIVE" in err and "'starti'" in err and "-z lazy" not in err
+    doc = res.json_documents()[0]
+    assert doc["state"] == "null" and doc["value"] == 0
+    assert "weak" in doc["first_call"][0] and "goes straight" not in " ".join(doc["later_calls"])
+    assert "watchpoint" not in res.stdout.split("@@GTK-JSON-END@@")[-1].lower()
