@@ -402,6 +402,12 @@ def _not_stack(f: StackFacts, d: Diagnosis, region, sig, fault, inside, below, a
     if fault < NULL_PAGE:
         kind = f"a NULL pointer dereference (offset {fault:#x})" if fault else "a NULL pointer dereference"
         fix = "check the pointer for NULL before use (x/i $pc shows which register held it)"
+    elif inside is not None and sig.signo == 7 and sig.code == 2 and inside.path.startswith("/"):
+        # BUS_ADRERR inside a file mapping: the page lies past the end of the file
+        kind = (f"an access to {inside.label} past the end of the file (the mapping is larger "
+                "than the file: truncated after mmap, or mapped beyond its size)")
+        fix = (f"check the size of {inside.label} against the mapping (ftruncate/fallocate it "
+               "before mapping, or map only what exists)")
     elif inside is not None:
         kind = f"an access to {inside.label} ({inside.perms}) that its protection forbids"
         fix = f"the code {'wrote to' if 'w' not in inside.perms else 'used'} {inside.label} wrongly"

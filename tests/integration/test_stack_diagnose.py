@@ -310,6 +310,32 @@ def test_handler_on_sigaltstack_measures_the_interrupted_stack():
     assert any("alternate signal stack" in e for e in doc["explanation"])
 
 
+SIGBUS_SRC = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+int main(int argc, char **argv) {
+    int fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0600);     /* an empty file */
+    char *p = mmap(0, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    printf("map=%p\n", (void *)p);
+    fflush(stdout);
+    p[100] = 1;                                                   /* past its end: SIGBUS */
+    return 0;
+}
+"""
+
+
+def test_sigbus_past_the_end_of_a_mapped_file(tmp_path):
+    prog = compile_c(SIGBUS_SRC, name="stack_sigbus", flags=["-g", "-O0"])
+    data = tmp_path / "empty.bin"
+    doc, orc, res = diagnose_live(prog, [str(data)])
+    base = int(re.search(r"map=(0x[0-9a-f]+)", res.stdout)[1], 16)
+    assert orc["signo"] == 7 and doc["fault_addr"] == orc["addr"] == base + 100
+    assert data.stat().st_size == 0 and any(m[3] == str(data) for m in maps_of(orc["maps"]))
+    assert doc["verdict"] == "not-stack"
+    assert "past the end of the file" in doc["headline"] and "protection" not in doc["headline"]
+
+
 # -- core files -------------------------------------------------------------------------------
 
 def core_of(prog, args, tmp_path):

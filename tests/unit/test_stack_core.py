@@ -233,6 +233,16 @@ def test_handler_on_an_alternate_signal_stack():
     assert same[1].size == 2048 and not any("alternate" in e for e in d.explanation)
 
 
+def test_sigbus_past_the_end_of_a_mapped_file():
+    data = Mapping(0x7ffff7fbe000, 0x7ffff7fc0000, "rw-s", 0, "08:01", 5, "/tmp/data.bin")
+    sp = STACK.end - 4096
+    d = diagnose(facts(sp, data.start + 100, [Frame(0, 1, sp, "main")], maps=(HEAP, data, LD, STACK),
+                       signo=7, code=2))
+    assert d.verdict == "not-stack"
+    assert "past the end of the file" in d.headline and "protection" not in d.headline
+    assert "/tmp/data.bin" in d.fix.text
+
+
 def test_recursion_and_health():
     frames = [Frame(i, 0x401050, STACK.end - 8 * MiB + 80 * i, "rec") for i in range(50)]
     d = diagnose(facts(frames[0].sp, frames[0].sp - 8, frames))
