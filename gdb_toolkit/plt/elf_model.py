@@ -189,7 +189,8 @@ def _build(path: str) -> ObjectModel:
 
     soname = next((_cstr(dynstr, v) for v in elf.dyn_values(DT_SONAME)), "")
     needed = [_cstr(dynstr, v) for v in elf.dyn_values(DT_NEEDED)]
-    is_static = PT_DYNAMIC not in seg
+    # static, or static-pie (a .dynamic for its self-relocation, but no interpreter and nothing needed)
+    is_static = PT_DYNAMIC not in seg or (PT_INTERP not in seg and bool(flags1 & DF_1_PIE) and not needed)
     relro = None
     if PT_GNU_RELRO in seg:
         r = seg[PT_GNU_RELRO]
