@@ -462,7 +462,7 @@ def _health(f: StackFacts, d: Diagnosis, region, sig, alt_sp: int | None = None)
             d.explanation.append(f"at that rate {max(0, (cap - used) // max(r.avg_frame, 1)):,} more "
                                  "levels fit.")
     if d.culprit:
-        d.explanation.append(f"largest frame: {d.culprit.function}() {hs(d.culprit.frame_size)}.")
+        d.explanation.append(f"largest frame: {d.culprit.function or '??'}() {hs(d.culprit.frame_size)}.")
     if cap and used * 10 >= cap * 9:
         d.headline = d.headline.replace("stack healthy", "stack nearly full")
     return d

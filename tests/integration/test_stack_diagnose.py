@@ -336,6 +336,22 @@ def test_sigbus_past_the_end_of_a_mapped_file(tmp_path):
     assert "past the end of the file" in doc["headline"] and "protection" not in doc["headline"]
 
 
+def test_stripped_seed_still_finds_the_sp_moving_instruction():
+    """No symbols: the culprit's start comes from its caller's direct call; the instruction
+    is checked against objdump of the stripped binary."""
+    prog = compile_c(EX / "teststack.c", name="teststack_stripped", flags=["-O0", "-s"])
+    doc, orc, res = diagnose_live(prog, ["1920", "1080"], extra=["stack-diagnose"])
+    assert_no_traceback(res)
+    assert doc["verdict"] == "rlimit" and doc["culprit"]["function"] is None
+    ins = doc["culprit"]["instruction"]
+    assert ins is not None and ins["text"] == "sub rsp, rax" and ins["dynamic"]
+    dump = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(prog)], capture_output=True,
+                          text=True).stdout
+    base = next(m[0] for m in maps_of(orc["maps"]) if m[3] == str(prog))
+    assert re.search(rf"^\s*{ins['address'] - base:x}:\s+sub\s+%rax,%rsp", dump, re.M)
+    assert "None()" not in res.stdout
+
+
 # -- core files -------------------------------------------------------------------------------
 
 def core_of(prog, args, tmp_path):
