@@ -144,8 +144,9 @@ class ObjectModel:
 
     def slots_named(self, name: str) -> list[SlotSpec]:
         self.name_irelative()
-        base = name.split("@")[0]
-        return [s for s in self.slots if s.symbol == base or s.display == name]
+        if "@" in name:           # a version was given: only that version
+            return [s for s in self.slots if s.display == name]
+        return [s for s in self.slots if s.symbol == name]
 
 
 _cache: dict[str, tuple[tuple, ObjectModel]] = {}
@@ -188,7 +189,8 @@ def _build(path: str) -> ObjectModel:
 
     soname = next((_cstr(dynstr, v) for v in elf.dyn_values(DT_SONAME)), "")
     needed = [_cstr(dynstr, v) for v in elf.dyn_values(DT_NEEDED)]
-    is_static = PT_DYNAMIC not in seg
+    # static, or static-pie (a .dynamic for its self-relocation, but no interpreter and nothing needed)
+    is_static = PT_DYNAMIC not in seg or (PT_INTERP not in seg and bool(flags1 & DF_1_PIE) and not needed)
     relro = None
     if PT_GNU_RELRO in seg:
         r = seg[PT_GNU_RELRO]

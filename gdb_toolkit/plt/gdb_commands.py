@@ -24,6 +24,15 @@ def _filtered_objects(all_objects: bool):
     return kind, objs, listed
 
 
+def _missing_note(kind: str, all_objects: bool) -> list[str]:
+    from gdb_toolkit.plt import gdb_live
+
+    if kind == "file" or not all_objects or not gdb_live.missing:
+        return []
+    return [f"not listed: {', '.join(gdb_live.missing)} (in the dynamic linker's list, but no such "
+            "file here; 'set sysroot' or give the path it was loaded from)"]
+
+
 def _summary_lines(report) -> str:
     from gdb_toolkit.common.render import hexaddr
 
@@ -81,6 +90,7 @@ Example:
             report.notes.append("not running: values are the file's; 'start' to see them resolved")
             if args.all_objects:
                 report.notes.append("shared objects are listed once the program is loaded (start/run)")
+        report.notes += _missing_note(kind, args.all_objects)
         if not report.slots and not report.notes:
             report.notes.append("no GOT slot matched" if args.regex else "no GOT slots (no dynamic relocations)")
         return report
@@ -132,8 +142,10 @@ Example:
         compile_filter(args.regex)
         kind, objs, listed = _filtered_objects(args.all_objects)
         values = None if kind == "file" else gdb_live.read_slot_ranges(listed)
-        return plt_report(listed, objs, values, kind, args.regex,
-                          relocated=gdb_live.relocated(kind, objs) if values is not None else True)
+        report = plt_report(listed, objs, values, kind, args.regex,
+                            relocated=gdb_live.relocated(kind, objs) if values is not None else True)
+        report.notes += _missing_note(kind, args.all_objects)
+        return report
 
     def render(self, report, ctx):
         from gdb_toolkit.common.plain_table import plain_table
@@ -207,7 +219,17 @@ Example:
         if args.live and kind != "remote":       # qemu-user / gdbserver targets can be watched too
             facts.require_live_process("plt-walk --live")
         obj = spec = None
-        for o in objs:
+        order = objs
+        if kind != "file" and gdb.selected_thread() is not None:
+            # the object of the selected frame first: stopped in a library, SYMBOL is the one
+            # its own code calls through its own PLT
+            try:
+                here = AddressSpace(objs).find(gdb.selected_frame().pc())
+            except gdb.error:
+                here = None
+            if here is not None:
+                order = [here] + [o for o in objs if o is not here]
+        for o in order:
             found = o.model.slots_named(args.symbol)
             if found:
                 obj = o
@@ -254,7 +276,10 @@ Example:
                                    f"({row.target}); ld.so will not write it again",
                                    "restart the program ('start') and run 'plt-walk --live' before the first call"
                                    if row.state == "resolved" else
-                                   "lazy binding needs a binary linked with -z lazy and no LD_BIND_NOW")
+                                   f"ld.so fills {spec.kind} slots at load: 'starti', then 'plt-walk "
+                                   f"{spec.display} --live' watches that write"
+                                   + (" (or link with -z lazy and unset LD_BIND_NOW for a first-call binding)"
+                                      if spec.kind == "JUMP_SLOT" else ""))
             from gdb_toolkit.plt.gdb_watch import watch_slot
 
             # values that still mean "lazy stub": as in the file, and rebased by ld.so at load

@@ -57,17 +57,23 @@ def r_debug_address(model, bias: int) -> int | None:
         return None
 
 
-def _host_path(name: str) -> str | None:
-    """Map a path in the target to a file here (honouring 'set sysroot')."""
+# objects in ld.so's list whose file could not be found here (set by link_map())
+missing: list[str] = []
+
+
+def _host_path(name: str, pid: int | None = None) -> str | None:
+    """Map a path in the target to a file here (honouring 'set sysroot'); a relative path
+    (dlopen("./x.so")) is the process's, so a live local one is resolved in /proc/PID/cwd."""
     try:
         sysroot = gdb.parameter("sysroot") or ""
     except gdb.error:
         sysroot = ""
     if sysroot.startswith("target:"):
         sysroot = sysroot[len("target:"):]
-    for cand in ((sysroot + name) if sysroot else None, name):
+    rel = [] if os.path.isabs(name) or not pid else [f"/proc/{pid}/cwd/{name}"]
+    for cand in ((sysroot + name) if sysroot else None, *rel, name):
         if cand and os.path.isfile(cand):
-            return cand
+            return os.path.realpath(cand) if cand in rel else cand
     return None
 
 
@@ -85,13 +91,18 @@ def link_map() -> list[tuple[str, int]]:
     aux = auxv()
     bias = main_bias(model, aux)
     out = [(exe, bias)]
+    missing.clear()
     if model.is_static:
         return out
+    pid = facts.inferior().pid if facts.target_kind() == "live" else None
     for name, l_addr in link_map_core.walk(_read, r_debug_address(model, bias)):
         if not name:
             continue          # the executable itself (already first)
-        path = _host_path(name)
-        if path and os.path.realpath(path) != os.path.realpath(exe):
+        path = _host_path(name, pid)
+        if path is None:
+            if not name.startswith("linux-vdso"):
+                missing.append(name)
+        elif os.path.realpath(path) != os.path.realpath(exe):
             out.append((path, l_addr))
     return out
 

@@ -113,6 +113,10 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
         state, target = "not-relocated", "ld.so has not relocated this object yet"
     elif spec.kind in TLS_KINDS:
         state, target = "bound-at-load", f"TLS value 0x{value:x}"
+    elif spec.kind == "IRELATIVE" and spec.file_value and value == initial:
+        # still the link-time value: the start-up code (static) or ld.so has not called
+        # the ifunc resolver yet (e.g. stopped at starti)
+        state, target = "not-relocated", "the ifunc resolver has not run yet (applied at start-up)"
     elif value == 0:
         state, target = "null", "0 (weak symbol not defined anywhere)" if spec.kind != "IRELATIVE" else "0"
     elif bias and spec.file_value and value == spec.file_value and value != initial:

@@ -251,3 +251,7 @@ def _story(rep: WalkReport, m: ObjectModel, spec: SlotSpec, row: SlotRow, stub: 
         rep.first_call = [f"{spec.kind}: ld.so wrote {what} into 0x{slot:x} at load time, before main; "
                           f"the code {via}, so there is no lazy resolution."]
         rep.later_calls = [f"the same: every call reads 0x{slot:x} and goes straight to {name}."]
+        if row.state == "null":
+            rep.first_call = [f"{spec.kind}: {name} is a weak symbol no loaded object defines: ld.so "
+                              f"wrote 0 into 0x{slot:x} at load time; code must test it before calling."]
+            rep.later_calls = [f"the slot stays 0 unless an object defining {name} is loaded."]

@@ -11,12 +11,15 @@ from gdb_toolkit.stack.recursion import detect_recursion
 NEAR_SP = 64 << 10        # a fault this close to sp is the stack's own access (push, call, probe)
 HUGE_FRAME = 64 << 10     # a frame at least this big (and most of the stack) is "one huge frame"
 NULL_PAGE = 64 << 10      # vm.mmap_min_addr default: nothing is ever mapped below it
+SIGFRAME_MAX = 64 << 10   # a signal frame on the same stack (siginfo + ucontext + xsave) is smaller
 
 
 def frame_sizes(frames: list[Frame]) -> list[Frame]:
     """Each frame's size = the caller's sp - its sp (the CFA difference)."""
     for inner, outer in zip(frames, frames[1:]):
         inner.size = outer.sp - inner.sp
+        if inner.signal_frame and not 0 <= inner.size <= SIGFRAME_MAX:
+            inner.size = None       # the handler ran on another stack (sigaltstack)
     if frames:
         frames[-1].size = None
     return frames
@@ -59,6 +62,18 @@ def find_stack_region(f: StackFacts) -> StackRegion | None:
                     "file may not record PROT_NONE)")
     return StackRegion(region.start, region.end, label, how,
                        guard if not f.is_main_thread else None)
+
+
+def interrupted_sp(f: StackFacts, region: StackRegion | None) -> int | None:
+    """On an alternate signal stack (sigaltstack): sp is outside the thread's stack and a
+    signal frame leads back into it; the sp of the interrupted frame there, else None."""
+    if region is None or region.start <= f.sp < region.end:
+        return None
+    for inner, outer in zip(f.frames, f.frames[1:]):
+        if inner.signal_frame:
+            # (the interrupted frame may sit just below the mapping: it faulted growing it)
+            return outer.sp if region.start - NEAR_SP <= outer.sp < region.end else None
+    return None
 
 
 def mapping_below(maps: list[Mapping], addr: int) -> Mapping | None:
@@ -112,7 +127,13 @@ def diagnose(f: StackFacts) -> Diagnosis:
         assumptions.append(f"frames: only the innermost {len(f.frames)} were walked (a bounded "
                            "walk); the table shows those, deeper frames are summarised")
     top = region.end if region else None
-    lowest = min(x for x in (f.sp, fault) if x is not None)
+    alt_sp = interrupted_sp(f, region)
+    if alt_sp is not None:
+        alt = find_mapping(f.maps, f.sp)
+        expl.append(f"sp 0x{f.sp:x} is on an alternate signal stack ("
+                    + (f"{alt.label}, " if alt else "") + "sigaltstack); the figures are for the "
+                    f"interrupted stack, from its innermost frame (sp 0x{alt_sp:x}).")
+    lowest = min(x for x in (alt_sp or f.sp, fault) if x is not None)
     used = (top - lowest) if top is not None and lowest < top else (top - f.sp if top else None)
 
     d = Diagnosis(verdict="healthy", headline="", cause=None, explanation=expl,
@@ -128,7 +149,7 @@ def diagnose(f: StackFacts) -> Diagnosis:
                   assumptions=assumptions, sources=sources)
 
     top_frame = culprit_frame(f.frames)
-    d.recursion = detect_recursion(f.frames, f.frames_complete, f.stack_words, top, f.sp)
+    d.recursion = detect_recursion(f.frames, f.frames_complete, f.stack_words, top, alt_sp or f.sp)
     mover, probe = _analyse_code(f, top_frame)
     d.clash_probe = probe
     if top_frame is not None:
@@ -136,7 +157,7 @@ def diagnose(f: StackFacts) -> Diagnosis:
                             top_frame.source)
 
     if sig is None or sig.signo not in (7, 11):
-        return _health(f, d, region, sig)
+        return _health(f, d, region, sig, alt_sp)
     if fault is None:
         d.verdict = "not-stack"
         d.headline = (f"{sig.name} with si_code {sig.code_name}: the kernel reported no fault "
@@ -228,6 +249,9 @@ def _fault(f: StackFacts, d: Diagnosis, region: StackRegion | None, sig, fault: 
 
     between = [m for m in f.maps if fault < m.start and m.end <= region.start
                and not (region.guard is not None and m.start == region.guard.start)]
+    linked = any(fr.level > 0 and region.start <= fr.sp < region.end for fr in f.frames)
+    if ((inside is not None and not in_guard) or between) and not linked and f.sp < region.start:
+        return _corrupt_sp(f, d, region, sig, fault)
     if (inside is not None and not in_guard) or between:
         d.verdict = "stack-clash-jump"
         hit = inside if (inside is not None and not in_guard) else max(between, key=lambda m: m.end)
@@ -348,6 +372,26 @@ def _thread(f: StackFacts, d: Diagnosis, region: StackRegion, fault: int, phrase
     return d
 
 
+def _corrupt_sp(f: StackFacts, d: Diagnosis, region: StackRegion, sig, fault: int) -> Diagnosis:
+    """sp is far below the stack, past other mappings, and no caller frame sits on the stack:
+    nothing moved sp there frame by frame -- it was loaded with a bad value."""
+    d.verdict = "not-stack"
+    d.cause = None
+    d.culprit = None
+    d.clash_probe = None
+    d.headline = (f"the stack pointer itself is corrupt: sp 0x{f.sp:x} is {hs(region.start - f.sp)} "
+                  f"below {region.label} and no frame links it back to the stack; the fault at "
+                  f"0x{fault:x} ({sig.name}, {sig.code_name}) is sp's own access -- not a stack "
+                  "growth failure")
+    d.explanation.append("No caller frame's stack pointer lies in the stack mapping, so no frame "
+                         "grew the stack this far: sp was loaded with a bad value (a stack pivot, "
+                         "longjmp/setcontext with a bad jmp_buf or ucontext, or a smashed saved "
+                         "frame pointer restored by 'leave').")
+    d.fix = Fix("code", "find where sp was set: the instructions before pc (x/8i $pc-24) and any "
+                "buffer overflow of a local that could overwrite the saved rbp/return address")
+    return d
+
+
 def _not_stack(f: StackFacts, d: Diagnosis, region, sig, fault, inside, below, above) -> Diagnosis:
     d.verdict = "not-stack"
     d.culprit = None
@@ -358,6 +402,12 @@ def _not_stack(f: StackFacts, d: Diagnosis, region, sig, fault, inside, below, a
     if fault < NULL_PAGE:
         kind = f"a NULL pointer dereference (offset {fault:#x})" if fault else "a NULL pointer dereference"
         fix = "check the pointer for NULL before use (x/i $pc shows which register held it)"
+    elif inside is not None and sig.signo == 7 and sig.code == 2 and inside.path.startswith("/"):
+        # BUS_ADRERR inside a file mapping: the page lies past the end of the file
+        kind = (f"an access to {inside.label} past the end of the file (the mapping is larger "
+                "than the file: truncated after mmap, or mapped beyond its size)")
+        fix = (f"check the size of {inside.label} against the mapping (ftruncate/fallocate it "
+               "before mapping, or map only what exists)")
     elif inside is not None:
         kind = f"an access to {inside.label} ({inside.perms}) that its protection forbids"
         fix = f"the code {'wrote to' if 'w' not in inside.perms else 'used'} {inside.label} wrongly"
@@ -384,7 +434,7 @@ def _not_stack(f: StackFacts, d: Diagnosis, region, sig, fault, inside, below, a
     return d
 
 
-def _health(f: StackFacts, d: Diagnosis, region, sig) -> Diagnosis:
+def _health(f: StackFacts, d: Diagnosis, region, sig, alt_sp: int | None = None) -> Diagnosis:
     d.verdict = "healthy"
     d.culprit = d.culprit if d.culprit and d.culprit.frame_size >= HUGE_FRAME else None
     d.clash_probe = None
@@ -394,7 +444,7 @@ def _health(f: StackFacts, d: Diagnosis, region, sig) -> Diagnosis:
         d.headline = f"{stop}; sp 0x{f.sp:x} is in no known mapping -- the stack pointer is corrupt"
         d.verdict = "not-stack"
         return d
-    used = region.end - f.sp
+    used = region.end - (alt_sp or f.sp)
     if f.is_main_thread:
         limit = f.rlimit_soft
         cap = limit
@@ -412,7 +462,7 @@ def _health(f: StackFacts, d: Diagnosis, region, sig) -> Diagnosis:
             d.explanation.append(f"at that rate {max(0, (cap - used) // max(r.avg_frame, 1)):,} more "
                                  "levels fit.")
     if d.culprit:
-        d.explanation.append(f"largest frame: {d.culprit.function}() {hs(d.culprit.frame_size)}.")
+        d.explanation.append(f"largest frame: {d.culprit.function or '??'}() {hs(d.culprit.frame_size)}.")
     if cap and used * 10 >= cap * 9:
         d.headline = d.headline.replace("stack healthy", "stack nearly full")
     return d

@@ -64,7 +64,11 @@ def walk_frames(cap: int = FRAME_CAP) -> tuple[list[Frame], bool]:
             src = _source(frame.find_sal())
         except gdb.error:
             src = None
-        frames.append(Frame(level, pc, sp, name, src))
+        try:
+            sig = frame.type() == gdb.SIGTRAMP_FRAME
+        except gdb.error:
+            sig = False
+        frames.append(Frame(level, pc, sp, name, src, signal_frame=sig))
         try:
             frame = frame.older()
         except gdb.error:
@@ -84,8 +88,23 @@ def registers(arch: str) -> dict[str, int]:
     return out
 
 
-def function_code(pc: int, level: int) -> Code | None:
-    """Code of the function holding *pc*, from its start to a little past *pc*, and its lines."""
+def _direct_call_target(return_pc: int | None, arch: str) -> int | None:
+    """The target of the x86_64 ``call rel32`` just before *return_pc* (the caller's frame):
+    the start of the called function even when no symbol names it (stripped binary)."""
+    if return_pc is None or arch != "x86_64":
+        return None
+    try:
+        raw = gfacts.read_memory(return_pc - 5, 5)
+    except ToolkitError:
+        return None
+    if raw[0] != 0xE8:
+        return None
+    return (return_pc + int.from_bytes(raw[1:], "little", signed=True)) & (2**64 - 1)
+
+
+def function_code(pc: int, level: int, caller_pc: int | None = None, arch: str = "x86_64") -> Code | None:
+    """Code of the function holding *pc*, from its start to a little past *pc*, and its lines;
+    without a symbol (stripped), the start comes from the caller's direct call."""
     name, start, end = None, None, None
     block = None
     try:
@@ -100,11 +119,14 @@ def function_code(pc: int, level: int) -> Code | None:
         try:
             text = gdb.execute(f"info symbol {pc:#x}", to_string=True)
         except gdb.error:
-            return None
+            text = ""
         m = re.match(r"(\S+)(?: \+ (\d+))? in section", text)
-        if not m:
-            return None
-        name, start = m.group(1), pc - int(m.group(2) or 0)
+        if m:
+            name, start = m.group(1), pc - int(m.group(2) or 0)
+        else:
+            start = _direct_call_target(caller_pc, arch)
+            if start is None or not 0 <= pc - start < CODE_CAP:
+                return None
     stop = min(end if end else pc + 64, pc + 64, start + CODE_CAP)
     try:
         data = gfacts.read_memory(start, stop - start)
@@ -206,7 +228,8 @@ def gather(kind: str) -> StackFacts:
 
     culprit = culprit_frame(frames)
     if culprit is not None:
-        f.code = function_code(culprit.pc, culprit.level)
+        caller = next((fr.pc for fr in frames if fr.level == culprit.level + 1), None)
+        f.code = function_code(culprit.pc, culprit.level, caller, arch)
     if not complete and find_cycle(frames):
         region = find_stack_region(f)
         if region is not None:

@@ -40,6 +40,7 @@ class Frame:
     function: str | None = None
     source: str | None = None       # "file.c:24" when debug info exists
     size: int | None = None         # caller's sp - this sp (CFA difference), None for the last
+    signal_frame: bool = False      # gdb's <signal handler called> frame (SIGTRAMP_FRAME)
 
 
 @dataclass

@@ -99,11 +99,14 @@ def detect_clash_probe(insns: list[Insn], pc: int, arch: str, registers: dict[st
     if not d or d[0] or not d[1] or d[1] < 0x1000:
         return None
     target_reg = None
-    for x in insns[j + 1: j + 3]:
+    # -O2 tests at the loop's bottom (sub; probe; cmp; jne), -O0 at its head
+    # (cmp; je out; sub; probe; jmp head): look after the probe, then before the sub
+    for x in insns[j + 1: j + 3] + insns[max(0, j - 4): j - 1][::-1]:
         if x.mnemonic == "cmp":
             a, _, b = (s.strip() for s in x.op_str.partition(","))
             target_reg = b if a == SP[arch] else a if b == SP[arch] else None
-            break
+            if target_reg:
+                break
     target = registers.get(target_reg) if target_reg else None
     requested = (cfa - target) if (cfa is not None and target is not None and target < cfa) else None
     return ClashProbe(sub.address, probe.text, d[1], target_reg, target, requested)

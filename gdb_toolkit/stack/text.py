@@ -74,7 +74,7 @@ def render_diagnosis(d: Diagnosis, width: int | None = None) -> str:
     if d.culprit and d.culprit.instruction:
         ins = d.culprit.instruction
         pairs.append(("sp moved by", f"{ins.text} at {hexaddr(ins.address)}"
-                      + (f" ({ins.source})" if ins.source else "") + f" in {d.culprit.function}()"))
+                      + (f" ({ins.source})" if ins.source else "") + f" in {d.culprit.function or '??'}()"))
     if d.recursion:
         r = d.recursion
         pairs.append(("recursion", f"{' -> '.join(r.functions)}: depth {r.depth:,}, "

@@ -159,14 +159,19 @@ def test_core_file_shows_the_same_table(tmp_path):
 
 def test_static_binary():
     exe = build_hello(["-static"], name="hello_static")
-    res = run_gdb(["got", "plt", *json_wrapped("got --json"), "break checkpoint", "run",
-                   *json_wrapped("got --json"), "plt-walk puts", "kill"], program=exe)
+    res = run_gdb(["got", "plt", *json_wrapped("got --json"), "starti", *json_wrapped("got --json"),
+                   "break checkpoint", "continue", *json_wrapped("got --json"), "plt-walk puts", "kill"],
+                  program=exe)
     assert_no_traceback(res)
     assert "statically linked" in res.stdout and "no PLT for imports" in res.stdout
-    file_doc, live_doc = res.json_documents()
+    file_doc, starti_doc, live_doc = res.json_documents()
     n = len([r for r in readelf_relocs(exe) if r["type"] == "IRELATIVE"])
-    assert len(file_doc["slots"]) == len(live_doc["slots"]) == n
+    assert len(file_doc["slots"]) == len(starti_doc["slots"]) == len(live_doc["slots"]) == n
     assert all(r["state"] == "bound-at-load" for r in live_doc["slots"])
+    # at starti no ifunc resolver has run: the values are the file's, not a resolved target
+    later = {r["address"]: r["value"] for r in live_doc["slots"]}
+    assert all(r["value"] != later[r["address"]] for r in starti_doc["slots"])
+    assert all(r["state"] == "not-relocated" for r in starti_doc["slots"])
     assert "statically linked and has no GOT slot for 'puts'" in res.stderr
 
 
@@ -178,3 +183,28 @@ def test_stripped_binary_still_named():
     names = {r["symbol"].split("@")[0] for r in got["slots"]}
     assert {r["name"] for r in readelf_relocs(exe) if r["type"] == "JUMP_SLOT"} <= names
     assert {s["symbol"].split("@")[0] for s in plt["stubs"] if s["kind"] == "stub"} >= {"puts", "getpid"}
+
+
+def test_dlopen_by_relative_path_with_another_cwd(tmp_path):
+    """dlopen("./plugin.so") in a process whose cwd is not gdb's: ld.so lists "./plugin.so",
+    which must be found relative to the process, not silently dropped."""
+    import shutil
+
+    exe, lib, built = build_demo()
+    (tmp_path / "plug").mkdir()
+    plugin = tmp_path / "plug" / built.name
+    shutil.copy(built, plugin)
+    res = run_gdb([f"set cwd {plugin.parent}", "break checkpoint", "run",
+                   *json_wrapped("got --all-objects --json"),
+                   f"shell mv {plugin} {plugin}.gone", *json_wrapped("got --all-objects --json"), "kill"],
+                  program=exe, args=["./" + plugin.name], cwd=tmp_path)
+    assert_no_traceback(res)
+    assert "plugin_run" in program_said(res.stdout)              # the dlopen worked
+    found, gone = res.json_documents()
+    rows = _rows(found, plugin.name)
+    expected = {r["name"] for r in readelf_relocs(plugin.with_name(plugin.name + ".gone"))
+                if r["type"] == "JUMP_SLOT"}
+    assert expected and expected <= set(rows), (expected, sorted(rows))
+    # a listed object whose file is not here any more is named in a note, not silently dropped
+    assert not _rows(gone, plugin.name)
+    assert any("./plugin.so" in n for n in gone["notes"]), gone["notes"]

@@ -1,5 +1,7 @@
 """plt-walk in real gdb: static walk vs objdump/readelf, the --live watchpoint walk (writer,
 old -> new vs dlsym, clean-up, program left stopped), -fno-plt, IBT, and every bad input."""
+import re
+
 import pytest
 
 from tests.support.gdbrun import assert_no_traceback, gdb_error_lines, json_wrapped, run_gdb
@@ -171,3 +173,40 @@ def test_after_exit_got_falls_back_to_the_file_and_live_is_refused():
     assert_no_traceback(res)
     assert res.json_documents()[0]["mode"] == "file"
     assert "needs a process, but none is running" in res.stderr and "still-alive" in res.stdout
+
+
+def test_walk_prefers_the_object_of_the_selected_frame():
+    """Stopped in lib_hello (libpltlib.so): its printf goes through the library's own PLT and
+    GOT slot (still unresolved), not the executable's (already resolved)."""
+    exe, lib, _ = build_demo()
+    res = run_gdb(["break lib_hello", "run", *json_wrapped("plt-walk printf --json"),
+                   "echo @@ADDR\\n", "print/x (long)&lib_hello", "kill"], program=exe)
+    assert_no_traceback(res)
+    doc = res.json_documents()[0]
+    addr = int(res.stdout.split("@@ADDR")[1].split("= ")[1].split()[0], 16)     # gdb's own answer
+    bias = addr - nm_symbols(lib)["lib_hello"][0]
+    hops = {h["step"]: h for h in doc["hops"]}
+    call = next(a for a, t in objdump_calls(lib, "lib_hello") if "<printf@plt>" in t)
+    slot = next(r["offset"] for r in readelf_relocs(lib) if r["name"] == "printf")
+    assert doc["object"] == lib.name
+    assert hops["call site"]["address"] == bias + call
+    assert doc["slot"] == bias + slot and doc["state"] == "unresolved"
+
+
+def test_refused_irelative_and_null_weak_slot_explain_themselves():
+    exe, _, _ = build_demo()
+    import subprocess
+
+    nm = subprocess.run(["nm", "-D", str(exe)], capture_output=True, text=True).stdout
+    assert re.search(r"^\s+w __gmon_start__$", nm, re.M), nm          # weak, undefined
+    res = run_gdb(["break checkpoint", "run", "plt-walk add --live",
+                   *json_wrapped("plt-walk __gmon_start__ --json"), "maint info breakpoints", "kill"],
+                  program=exe)
+    assert_no_traceback(res)
+    err = next(l for l in gdb_error_lines(res) if "already" in l)
+    # add is an IRELATIVE slot of a lazily linked binary: "-z lazy" is not the fix, starti is
+    assert "IRELATIVE" in err and "'starti'" in err and "-z lazy" not in err
+    doc = res.json_documents()[0]
+    assert doc["state"] == "null" and doc["value"] == 0
+    assert "weak" in doc["first_call"][0] and "goes straight" not in " ".join(doc["later_calls"])
+    assert "watchpoint" not in res.stdout.split("@@GTK-JSON-END@@")[-1].lower()

@@ -130,3 +130,30 @@ def test_not_elf_and_missing_file_are_clear_errors(tmp_path):
         load_model(str(bad))
     with pytest.raises(ToolkitError, match="cannot read"):
         load_model(str(tmp_path / "missing"))
+
+
+def test_slots_named_honours_a_given_version():
+    path, _ = _binary("demo")
+    m = load_model(str(path))
+    ver = next(r["version"] for r in readelf_relocs(path) if r["name"] == "memcpy")
+    assert [s.display for s in m.slots_named("memcpy")] == [f"memcpy@{ver}"]
+    assert [s.display for s in m.slots_named(f"memcpy@{ver}")] == [f"memcpy@{ver}"]
+    assert m.slots_named("memcpy@GLIBC_9.99") == []      # not silently another version
+
+
+def test_static_pie_is_static():
+    import subprocess
+
+    from gdb_toolkit.plt.slots import LoadedObject, got_report
+
+    path = build_hello(["-static-pie"], name="hello_static-pie")
+    phdrs = subprocess.run(["readelf", "-lW", str(path)], capture_output=True, text=True).stdout
+    dyn = subprocess.run(["readelf", "-dW", str(path)], capture_output=True, text=True).stdout
+    assert "INTERP" not in phdrs and "(NEEDED)" not in dyn and "DYNAMIC" in phdrs   # the oracle
+    m = load_model(str(path))
+    assert m.is_static and m.is_pie and m.binding == "static"
+    rep = got_report([LoadedObject(str(path), 0, m)], {str(path): None}, mode="file")
+    assert rep.objects[0].kind == "static PIE executable"
+    assert any("statically linked" in n for n in rep.notes)
+    assert {r.type for r in rep.slots} == {"IRELATIVE"} == {
+        r["type"] for r in readelf_relocs(path) if r["section"] == ".rela.plt"}

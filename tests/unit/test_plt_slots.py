@@ -113,6 +113,11 @@ def test_static_report_has_a_note():
     rep = got_report([LoadedObject(str(path), 0, m)], {str(path): None}, mode="file")
     assert rep.notes and "statically linked" in rep.notes[0]
     assert {r.type for r in rep.slots} == {"IRELATIVE"}
+    # stopped at starti: the slots still hold the link-time values, no resolver has run
+    spec = m.slots[0]
+    obj = LoadedObject(str(path), 0, m)
+    row = classify(spec, obj, spec.file_value, AddressSpace([obj]), live=True)
+    assert row.state == "not-relocated"
 
 
 def test_plain_table_matches_tabulate_layout():

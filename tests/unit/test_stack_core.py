@@ -104,9 +104,11 @@ def test_aarch64_static_clash_probe_loop():
     assert p.target_register == cmp_reg and p.requested == 16 * MiB
 
 
-def test_x86_clash_probe_loop_from_gcc():
+@pytest.mark.parametrize("opt", ["-O2", "-O0"])
+def test_x86_clash_probe_loop_from_gcc(opt):
+    # -O2 compares at the loop's bottom, -O0 at its head (cmp; je; sub; or; jmp)
     binary = compile_c(REPO / "examples/stack/alloca_huge.c", name="alloca-scp",
-                       flags=["-O2", "-fstack-clash-protection"])
+                       flags=[opt, "-fstack-clash-protection"])
     dump = subprocess.run(["objdump", "-d", "--no-show-raw-insn", "-M", "intel", str(binary)],
                           capture_output=True, text=True).stdout
     start = int(re.search(r"^([0-9a-f]+) <big>:", dump, re.M)[1], 16)
@@ -197,6 +199,48 @@ def test_null_and_heap_are_not_stack():
     assert d.verdict == "not-stack" and "NULL" in d.headline and d.culprit is None
     d = diagnose(facts(sp, HEAP.end + 64 * MiB, fr))
     assert d.verdict == "not-stack" and "[heap]" in d.headline
+
+
+def test_corrupt_sp_far_below_the_stack_is_not_a_clash_jump():
+    # sp loaded with a bad value (a stack pivot): a push faults right below it, mappings lie
+    # between it and [stack], and no caller frame is on the stack
+    d = diagnose(facts(0x10000, 0xfff8, [Frame(0, 0x401000, 0x10000, "main")]))
+    assert d.verdict == "not-stack" and "stack pointer itself is corrupt" in d.headline
+    assert d.fix.kind == "code" and d.culprit is None
+    # a real jump: the caller's frame is on the stack, the frame moved sp past [heap]
+    sp = HEAP.start - 4096
+    d = diagnose(facts(sp, sp - 8, [Frame(0, 1, sp, "big"), Frame(1, 2, STACK.end - 64, "main")]))
+    assert d.verdict == "stack-clash-jump"
+
+
+def test_handler_on_an_alternate_signal_stack():
+    # stopped in a SIGSEGV handler running on a sigaltstack in [heap]; the interrupted
+    # recursion fills [stack]: the sizes must be of the stack, not heap-to-stack distances
+    alt = HEAP.start + 0x1000
+    frames = [Frame(0, 0x401000, alt, "in_handler"), Frame(1, 0x401010, alt + 16, "h"),
+              Frame(2, 0x7ffff7e0e050, alt + 48, "__restore_rt", signal_frame=True)]
+    frames += [Frame(3 + i, 0x401050, STACK.start + 96 * i, "rec") for i in range(60)]
+    d = diagnose(facts(alt, None, frames, signo=5))
+    assert d.verdict == "healthy"
+    assert d.stack_used == STACK.end - STACK.start
+    assert all(fr.size is None or fr.size < MiB for fr in d.frames)
+    assert frames[2].size is None and d.recursion.avg_frame == 96
+    assert any("alternate signal stack" in e for e in d.explanation)
+    # a signal frame on the same stack keeps its size
+    same = [Frame(0, 1, STACK.end - 4096, "h"), Frame(1, 2, STACK.end - 3072, "__restore_rt", signal_frame=True),
+            Frame(2, 3, STACK.end - 1024, "main")]
+    d = diagnose(facts(same[0].sp, None, same, signo=5))
+    assert same[1].size == 2048 and not any("alternate" in e for e in d.explanation)
+
+
+def test_sigbus_past_the_end_of_a_mapped_file():
+    data = Mapping(0x7ffff7fbe000, 0x7ffff7fc0000, "rw-s", 0, "08:01", 5, "/tmp/data.bin")
+    sp = STACK.end - 4096
+    d = diagnose(facts(sp, data.start + 100, [Frame(0, 1, sp, "main")], maps=(HEAP, data, LD, STACK),
+                       signo=7, code=2))
+    assert d.verdict == "not-stack"
+    assert "past the end of the file" in d.headline and "protection" not in d.headline
+    assert "/tmp/data.bin" in d.fix.text
 
 
 def test_recursion_and_health():
