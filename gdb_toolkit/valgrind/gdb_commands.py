@@ -318,7 +318,7 @@ Example:
         use_limited = (args.mode == "full" and args.top is not None and args.delta is None
                        and args.min_bytes is None)
         cmd = monitor_leak_command(args.mode, kinds, args.delta, args.top if use_limited else None)
-        text = gs.monitor(cmd, self.name)
+        text = gs.monitor(cmd, self.name, allow_empty=True)
         why = explain_empty_output(text, cmd)
         if why:
             raise ToolkitError(f"vg-leaks: {why}",
@@ -332,7 +332,7 @@ Example:
         extra = None
         if use_limited:
             extra = parse_leak_check(gs.monitor(monitor_leak_command("summary", list(KINDS), None),
-                                                self.name))
+                                                self.name, allow_empty=True))
         s = gs.session(pid if pid > 0 else (parsed.pid or pid))
         complete = args.mode == "full" and all_kinds and args.delta is None and not use_limited
         report = build_report(parsed, mode=args.mode, monitor_command=f"monitor {cmd}", kinds=kinds,
@@ -340,13 +340,19 @@ Example:
                               complete=complete, previous_totals=s.get("leak_totals"),
                               extra_summary=extra, with_stacks=bool(args.json))
         if parsed.summary is None and args.mode == "full" and not (extra and extra.summary):
-            report.warnings.append("valgrind printed no LEAK SUMMARY (it runs with -q?); "
-                                   "totals computed from the records shown")
-            if not report.totals:
-                from gdb_toolkit.valgrind.leak_view import totals_from_records
+            if complete:
+                report.warnings.append("valgrind printed no LEAK SUMMARY (it runs with -q?); "
+                                       "totals computed from the records shown")
+                if not report.totals:
+                    from gdb_toolkit.valgrind.leak_view import totals_from_records
 
-                report.totals = totals_from_records([r for r in parsed.records])
-                report.totals_source = "records"
+                    report.totals = totals_from_records(parsed.records)
+                    report.totals_source = "records"
+            elif not report.totals:
+                # --top/--kinds/--delta listed only some records: totals from them would be wrong
+                report.warnings.append("valgrind printed no LEAK SUMMARY (it runs with -q?) and only "
+                                       "some loss records were listed: no totals (plain 'vg-leaks' "
+                                       "computes them from all records)")
         if report.totals and all_kinds:
             s["leak_totals"] = {k: t.bytes for k, t in report.totals.items()}
         return report
@@ -468,7 +474,8 @@ Example:
                                    "run vg-leaks first and use a record number it shows")
         else:
             addr = _expr_int(args.target)
-            first = parse_leak_check(gs.monitor("leak_check full kinds all any limited 1", self.name))
+            first = parse_leak_check(gs.monitor("leak_check full kinds all any limited 1", self.name,
+                                                allow_empty=True))
             if not first.total_records:
                 raise ToolkitError("vg-block: no heap blocks in use", "allocate something first")
             parsed = parse_leak_check(gs.monitor(f"block_list 1..{first.total_records}", self.name))
@@ -629,8 +636,8 @@ Example:
 
         pid = gs.require_connection(self.name)
         counts = parse_n_errs_found(gs.monitor("v.info n_errs_found", self.name))
-        listed = parse_errors(gs.monitor("v.info all_errors", self.name))
-        last = parse_errors(gs.monitor("v.info last_error", self.name)).errors
+        listed = parse_errors(gs.monitor("v.info all_errors", self.name, allow_empty=True))
+        last = parse_errors(gs.monitor("v.info last_error", self.name, allow_empty=True)).errors
         from gdb_toolkit.valgrind.error_reports import ErrorsReport
 
         return ErrorsReport(pid, counts, listed.summary, listed.errors, last[0] if last else None,

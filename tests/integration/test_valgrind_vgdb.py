@@ -233,7 +233,7 @@ def test_heap_overflow_stop_errors_quiet_mode_and_valgrind_death(tmp_path):
     res = run_gdb([*j(f"vg-start --stdout {out} --log {tmp_path}/vg.log {binary} -- -q"), "continue",
                    *j("vg-errors"), "vg-errors",
                    "vg-leaks summary",
-                   *j("vg-leaks"),
+                   *j("vg-leaks"), *j("vg-leaks --top 1"),
                    "python import os, signal; from gdb_toolkit.valgrind import gdb_session as s; "
                    "os.kill(max(s.SESSIONS), signal.SIGKILL)",
                    "shell sleep 0.5",
@@ -255,6 +255,14 @@ def test_heap_overflow_stop_errors_quiet_mode_and_valgrind_death(tmp_path):
     quiet = docs(res)[2]
     assert {r["bytes"] for r in quiet["records"]} >= {32}
     assert any("no LEAK SUMMARY" in w for w in quiet["warnings"])
+    # -q and --top 1: the one record shown must not pass for the totals
+    top1 = docs(res)[3]
+    assert len(top1["records"]) == 1 and len(quiet["records"]) >= 2
+    by_kind = {}
+    for r in quiet["records"]:
+        by_kind[r["kind"]] = by_kind.get(r["kind"], 0) + r["bytes"]
+    assert all(t["bytes"] == by_kind.get(k, 0) for k, t in top1["totals"].items()), top1["totals"]
+    assert any("no LEAK SUMMARY" in w for w in top1["warnings"])
     # valgrind killed while connected: clear errors, gdb goes on
     gone = [ln for ln in res.stderr.splitlines() if "is gone" in ln]
     assert len(gone) == 2 and all("vg-start" in ln for ln in gone), res.stderr
@@ -273,7 +281,9 @@ def test_vbits_check_who_and_log_output(tmp_path):
                    *j("vg-check g_buf 70"),
                    *j("vg-check &g_static sizeof(g_static) defined"),
                    *j("vg-who g_buf"), "vg-who g_buf",
-                   "monitor v.set log_output", "vg-leaks summary", "monitor v.set gdb_output",
+                   "monitor v.set log_output", "vg-leaks summary",
+                   "vg-who g_buf", "vg-errors", "vg-check g_buf 4", "vg-vbits g_buf 4", "vg-block 1",
+                   "monitor v.set gdb_output",
                    *j("vg-leaks summary"),
                    "vg-vbits no_such_symbol 4", "vg-check g_buf 0"],
                   timeout=300)
@@ -302,6 +312,9 @@ def test_vbits_check_who_and_log_output(tmp_path):
     assert any(p["location"] and p["location"]["kind"] == "stack" for p in who["pointers"])
     # 'v.set log_output' makes monitor output vanish: explained, and gdb_output brings it back
     assert "log_output" in res.stderr
+    for cmd in ("vg-who", "vg-errors", "vg-check", "vg-vbits", "vg-block"):
+        assert any(ln.startswith(f"{cmd}: 'monitor ") and "returned no output" in ln
+                   and "v.set gdb_output" in ln for ln in res.stderr.splitlines()), (cmd, res.stderr)
     assert d[8]["totals"]["reachable"]["bytes"] >= 64 + 16
     assert "cannot evaluate 'no_such_symbol'" in res.stderr
     assert "bad length 0" in res.stderr
