@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass, field
 
 from gdb_toolkit.common.deps import version_of
+from gdb_toolkit.loader import interpreter_path
 
 TRACEFS_DIRS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
@@ -137,7 +138,7 @@ def gather(gdb_version: str | None = None, compile_bcc: bool = True) -> HostFact
     return HostFacts(
         gdb_version=gdb_version,
         python_version=platform.python_version(),
-        python_executable=sys.executable,
+        python_executable=interpreter_path(),
         deps=deps,
         euid=os.geteuid(),
         ptrace_scope=int(scope) if scope and scope.strip().isdigit() else None,

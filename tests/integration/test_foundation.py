@@ -27,6 +27,9 @@ def test_doctor_json_matches_independent_facts():
     assert rows["BTF"]["status"] == ("ok" if os.path.exists("/sys/kernel/btf/vmlinux") else "missing")
     import shutil
     assert rows["vgdb"]["status"] == ("ok" if shutil.which("vgdb") else "missing")
+    # the interpreter named is one that exists (gdb's sys.executable may not)
+    py = rows["python (gdb's)"]["detail"].split(" at ", 1)[1]
+    assert os.path.isfile(py), rows["python (gdb's)"]
     if not os.path.exists("/proc/kcore"):
         assert rows["/proc/kcore"]["fix"]
     for check in doc["checks"]:
