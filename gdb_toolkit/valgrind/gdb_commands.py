@@ -57,9 +57,10 @@ Usage: vg-start [--main] [--stdin FILE] [--stdout FILE] [--tty DEV] [--log FILE]
                 [--timeout SEC] [--json] PROGRAM [ARGS...] [-- VALGRIND-OPTIONS]
 
 Runs valgrind --tool=memcheck --vgdb=yes --vgdb-error=0 [VALGRIND-OPTIONS]
-PROGRAM ARGS, waits for its vgdb FIFO, loads PROGRAM's symbols and connects
-with "target remote | vgdb --pid=N".  The program stops at its first
-instruction (--main: at main).  Its stdout/stderr go to gdb's terminal (or
+PROGRAM ARGS (every word after PROGRAM is its argument, "-p 8080" too; only
+a final --json is vg-start's), waits for its vgdb FIFO, loads PROGRAM's
+symbols and connects with "target remote | vgdb --pid=N".  The program stops
+at its first instruction (--main: at main).  Its stdout/stderr go to gdb's terminal (or
 --stdout FILE / --tty DEV); its stdin is /dev/null (or --stdin FILE / --tty).
 valgrind's own messages go to --log FILE (default $TMPDIR/vg-toolkit-PID.log).
 gdb's inferior pid over vgdb is a placeholder; the report gives the real
@@ -83,15 +84,17 @@ Example:
         p.add_argument("--log", help="valgrind's log file (default $TMPDIR/vg-toolkit-PID.log)")
         p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for vgdb")
         p.add_argument("program", help="program to run")
-        p.add_argument("args", nargs="*", help="program arguments")
+        p.add_argument("args", nargs="*", default=[], help="program arguments")
         return p
 
     def invoke(self, argument, from_tty):
-        # split off "-- VALGRIND-OPTIONS" before argparse sees it
-        from gdb_toolkit.valgrind.launch import split_user_args
+        # split off "-- VALGRIND-OPTIONS" and PROGRAM's own ARGS before argparse sees them
+        from gdb_toolkit.valgrind.launch import split_program_args, split_user_args
 
         argv = gdb.string_to_argv(argument)
         ours, vg_opts = split_user_args(argv)
+        ours, self._prog_args = split_program_args(
+            ours, {"--stdin", "--stdout", "--tty", "--log", "--timeout"})
         # --json/--help after "--" are ours (valgrind has neither)
         ours += [o for o in vg_opts if o in ("--json", "--help", "-h")]
         self._vg_opts = [o for o in vg_opts if o not in ("--json", "--help", "-h")]
@@ -117,6 +120,7 @@ Example:
             raise ToolkitError("gdb is already debugging a process",
                                "detach, disconnect or kill it first (or use another inferior)")
         program = resolve_program(args.program)
+        args.args = list(getattr(self, "_prog_args", args.args))
         tmp = tempfile.gettempdir()
         log_template = args.log or os.path.join(tmp, "vg-toolkit-%p.log")
         argv = valgrind_argv(valgrind, program, args.args, getattr(self, "_vg_opts", []), log_template)

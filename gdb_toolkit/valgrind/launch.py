@@ -22,6 +22,25 @@ def split_user_args(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
+def split_program_args(argv: list[str], value_options: set[str]) -> tuple[list[str], list[str]]:
+    """vg-start's own options and PROGRAM -> (those, PROGRAM's ARGS taken verbatim).
+
+    Everything after PROGRAM belongs to it (``-p 8080`` too), except a final
+    ``--json``, which is vg-start's.  *value_options* take the next word as value.
+    """
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok.startswith("-") and tok != "-":
+            i += 2 if tok in value_options else 1
+            continue
+        head, rest = argv[:i + 1], argv[i + 1:]
+        if rest and rest[-1] == "--json":
+            head, rest = head + ["--json"], rest[:-1]
+        return head, rest
+    return argv, []
+
+
 def resolve_program(program: str, cwd: str | None = None) -> str:
     if os.sep in program:
         path = os.path.abspath(os.path.join(cwd or os.getcwd(), program))

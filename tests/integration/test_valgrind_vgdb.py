@@ -5,6 +5,7 @@ in its --log-file), the sizes written in the example programs' sources, and the
 addresses the programs print.  Each gdb run batches many commands because
 valgrind is slow to start.
 """
+import ast
 import contextlib
 import os
 import re
@@ -76,7 +77,10 @@ def memleak_session(tmp_path_factory):
     """vg-start memleakloop for 3 rounds: leak checks at each checkpoint, then run to the end."""
     binary = prog("memleakloop")
     out = tmp_path_factory.mktemp("vg") / "memleakloop.out"
-    cmds = [*j(f"vg-start --main --stdout {out} --log {out.parent}/vg-%p.log {binary} 3 {ORACLE_OPTS}"), "break checkpoint", "continue",
+    cmds = [*j(f"vg-start --main --stdout {out} --log {out.parent}/vg-%p.log {binary} 3 -v --x=y {ORACLE_OPTS}"),
+            "python from gdb_toolkit.valgrind import gdb_session as s; "
+            "print('@@CMDLINE@@', open('/proc/%d/cmdline' % max(s.SESSIONS)).read().split(chr(0)))",
+            "break checkpoint", "continue",
             *j("vg-leaks"), "vg-leaks",
             "continue",
             *j("vg-leaks --delta increased"),
@@ -108,6 +112,10 @@ def test_vg_start_reports_real_pid_and_runs_to_main(memleak_session):
     assert start["log_file"].endswith(f"/vg-{pid}.log")
     assert "--leak-check=full" in start["valgrind_command"]
     assert start["program_stdin"] == "/dev/null" and "round 3:" in res.program_output
+    # words after PROGRAM are its arguments, '-v' too: the kernel's view of valgrind's argv
+    cmdline = ast.literal_eval(re.search(r"@@CMDLINE@@ (\[.*\])", res.stdout).group(1))
+    assert cmdline[-5:] == [str(prog("memleakloop")), "3", "-v", "--x=y", ""]
+    assert start["arguments"] == ["3", "-v", "--x=y"]
     assert_cleaned_up(pid)
     # after the program ran to its end, a check says so in one line
     assert "vg-leaks: the program under valgrind has exited" in res.stderr
