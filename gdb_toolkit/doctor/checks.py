@@ -38,8 +38,13 @@ def _ptrace(f: HostFacts) -> Check:
     if f.ptrace_scope == 3:
         return Check("ptrace", MISSING, "kernel.yama.ptrace_scope=3: attaching is disabled",
                      "reboot: scope 3 cannot be lowered at run time", used)
-    if f.euid == 0:
-        return Check("ptrace", OK, "root (CAP_SYS_PTRACE)", used_by=used)
+    if f.euid == 0 and f.cap_sys_ptrace is not False:
+        return Check("ptrace", OK, "root (CAP_SYS_PTRACE)" if f.cap_sys_ptrace else "root",
+                     used_by=used)
+    if f.euid == 0 and f.ptrace_scope in (None, 0):     # root, but CAP_SYS_PTRACE dropped
+        return Check("ptrace", LIMITED, "root without CAP_SYS_PTRACE (a container?): only "
+                     "processes of the same user that are not more privileged can be attached",
+                     "run gdb with CAP_SYS_PTRACE (docker run --cap-add=SYS_PTRACE)", used)
     if f.ptrace_scope in (1, 2):
         return Check("ptrace", LIMITED, f"kernel.yama.ptrace_scope={f.ptrace_scope}: "
                      "only children (run/start) can be debugged, not attach PID",

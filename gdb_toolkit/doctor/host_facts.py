@@ -35,6 +35,7 @@ class HostFacts:
     bcc_compile: str | None                 # None ok, else the error (or "not checked")
     kernel_release: str = field(default_factory=platform.release)
     kernel_headers: str | None = None       # path of /lib/modules/<r>/build if present
+    cap_sys_ptrace: bool | None = None      # CAP_SYS_PTRACE in CapEff (None: unknown)
 
 
 def _read(path: str, limit: int = 4096) -> str | None:
@@ -62,6 +63,17 @@ def probe_kallsyms(path: str = "/proc/kallsyms") -> str:
         return "absent"
     addrs = [line.split(" ", 1)[0] for line in text.splitlines()[:50] if line]
     return "zeroed" if addrs and all(int(a, 16) == 0 for a in addrs) else "visible"
+
+
+def probe_capability(bit: int, status_path: str = "/proc/self/status") -> bool | None:
+    """Whether capability *bit* is in this process's effective set (None: unknown)."""
+    for line in (_read(status_path, 1 << 14) or "").splitlines():
+        if line.startswith("CapEff:"):
+            try:
+                return bool(int(line.split()[1], 16) >> bit & 1)
+            except (IndexError, ValueError):
+                return None
+    return None
 
 
 def probe_kernel_config(option: str) -> str | None:
@@ -157,4 +169,5 @@ def gather(gdb_version: str | None = None, compile_bcc: bool = True) -> HostFact
         bcc_compile=bcc_error,
         kernel_release=release,
         kernel_headers=headers if os.path.exists(headers) else None,
+        cap_sys_ptrace=probe_capability(19),      # CAP_SYS_PTRACE
     )

@@ -27,6 +27,9 @@ def test_doctor_json_matches_independent_facts():
     assert rows["BTF"]["status"] == ("ok" if os.path.exists("/sys/kernel/btf/vmlinux") else "missing")
     import shutil
     assert rows["vgdb"]["status"] == ("ok" if shutil.which("vgdb") else "missing")
+    # ptrace: CAP_SYS_PTRACE is claimed only when this process's CapEff has it (bit 19)
+    capeff = int(next(ln for ln in open("/proc/self/status") if ln.startswith("CapEff:")).split()[1], 16)
+    assert ("CAP_SYS_PTRACE" in rows["ptrace"]["detail"]) == bool(capeff >> 19 & 1 and os.geteuid() == 0)
     # the interpreter named is one that exists (gdb's sys.executable may not)
     py = rows["python (gdb's)"]["detail"].split(" at ", 1)[1]
     assert os.path.isfile(py), rows["python (gdb's)"]

@@ -63,3 +63,19 @@ def test_probes_on_files(tmp_path):
     assert probe_kallsyms(str(ks)) == "zeroed"
     ks.write_text("ffffffff81000000 T _text\n")
     assert probe_kallsyms(str(ks)) == "visible"
+
+
+def test_ptrace_row_believes_capeff_not_euid(tmp_path):
+    from gdb_toolkit.doctor.host_facts import probe_capability
+
+    status = tmp_path / "status"
+    status.write_text("Name:\tgdb\nCapEff:\t000001fffef7ffff\n")     # bit 19 (CAP_SYS_PTRACE) clear
+    assert probe_capability(19, str(status)) is False
+    status.write_text("CapEff:\t0000000000080000\n")
+    assert probe_capability(19, str(status)) is True
+    # root in a container without CAP_SYS_PTRACE: not "root (CAP_SYS_PTRACE)"
+    row = by_name(checks.evaluate(facts(euid=0, cap_sys_ptrace=False)))["ptrace"]
+    assert row.status == "limited" and "CAP_SYS_PTRACE" in row.fix and "without" in row.detail
+    assert by_name(checks.evaluate(facts(euid=0, cap_sys_ptrace=True)))["ptrace"].status == "ok"
+    # an ordinary user never has CAP_SYS_PTRACE: same-user attach is still fine with scope 0
+    assert by_name(checks.evaluate(facts(euid=1000, ptrace_scope=0, cap_sys_ptrace=False)))["ptrace"].status == "ok"
