@@ -82,7 +82,7 @@ Example:
         p.add_argument("--stdout", help="program's stdout+stderr file (default: gdb's terminal)")
         p.add_argument("--tty", help="terminal device for the program's stdin/stdout/stderr")
         p.add_argument("--log", help="valgrind's log file (default $TMPDIR/vg-toolkit-PID.log)")
-        p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for vgdb")
+        p.add_argument("--timeout", type=_positive_seconds, default=30.0, help="seconds to wait for vgdb")
         p.add_argument("program", help="program to run")
         p.add_argument("args", nargs="*", default=[], help="program arguments")
         return p
@@ -181,6 +181,19 @@ Example:
             ("command", " ".join(report.valgrind_command)),
             ("connected in", f"{report.seconds:.2f} s"),
         ]) + "next: 'continue', Ctrl-C, then 'vg-leaks' / 'vg-errors'\n"
+
+
+def _positive_seconds(text: str) -> float:
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return value
 
 
 def _quote(a: str) -> str:

@@ -334,11 +334,14 @@ def test_not_connected_and_bad_arguments(tmp_path):
                    "vg-errors", "vg-leaks --kinds bogus", "vg-leaks --top 0", "vg-leaks --delta sideways",
                    f"vg-start {tmp_path}/missing", "vg-start /bin/true -- --tool=helgrind",
                    "vg-start /bin/true -- --vgdb=no", "vg-attach 999999999",
+                   f"vg-start --timeout -1 {prog('memleakloop')}", f"vg-start --timeout nan {prog('memleakloop')}",
+                   "vg-errors",
                    "echo alive\\n"])
     assert_no_traceback(res)
     lines = [ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("usage:")]
     not_connected = [ln for ln in lines if "needs a connection to a valgrind gdbserver" in ln]
-    assert len(not_connected) == 6
+    assert len(not_connected) == 7      # the last vg-errors too: no bad --timeout connected
+    assert sum("argument --timeout: not a positive number of seconds" in ln for ln in lines) == 2
     assert all("vg-start" in ln and "vg-attach" in ln for ln in not_connected)
     assert any("unknown leak kind 'bogus'" in ln for ln in lines)
     assert any("--top must be positive" in ln for ln in lines)
