@@ -276,6 +276,10 @@ def connect(pid: int, program: str | None, errlog: str, probe: bool = False) -> 
                 err = fh.read()
         except OSError:
             err = ""
+        try:
+            os.unlink(errlog)       # only a successful connection keeps it (removed when gdb quits)
+        except OSError:
+            pass
         if connection_pid() is not None:
             try:
                 gdb.execute("disconnect", to_string=True)

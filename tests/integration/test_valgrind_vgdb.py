@@ -355,6 +355,18 @@ def test_not_connected_and_bad_arguments(tmp_path):
     assert subprocess.run(["pgrep", "-f", f"valgrind.*{tmp_path}"], capture_output=True).returncode == 1
 
 
+def test_failed_connection_leaves_nothing_behind(tmp_path):
+    # vgdb that cannot connect: vg-start fails in one line and leaves no process, FIFO or file
+    res = run_gdb([f"vg-start --stdout {tmp_path}/out --log {tmp_path}/vg.log {prog('memleakloop')}",
+                   "vg-errors", "echo alive\\n"],
+                  env={"GDB_TOOLKIT_VGDB": "/bin/false", "TMPDIR": str(tmp_path)})
+    assert_no_traceback(res)
+    assert "cannot connect to valgrind process" in res.stderr and "alive" in res.stdout
+    pid = int(re.search(r"valgrind process (\d+)", res.stderr).group(1))
+    assert sorted(os.listdir(tmp_path)) == ["out", "vg.log"], os.listdir(tmp_path)
+    assert not os.path.exists(f"/proc/{pid}/status") or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
 NOPTRACE_C = r"""
 /* run a command with ptrace(2) failing with EPERM (seccomp): a host where ptrace is denied */
 #include <errno.h>
