@@ -146,9 +146,7 @@ Example:
             wait_for_fifo(proc, fifo_dir(), args.timeout, log_file)
             gs.connect(proc.pid, program, os.path.join(tmp, f"vg-toolkit-vgdb-{proc.pid}.err"))
             if args.main:
-                with gs.quiet_stops():
-                    gdb.execute("tbreak main", to_string=True)
-                    gdb.execute("continue", to_string=True)
+                note = _run_to_main(program, s)
         except BaseException:
             if gs.connection_pid() == proc.pid:
                 try:
@@ -166,7 +164,8 @@ Example:
         where = gs.where_stopped()
         return StartReport(proc.pid, program, list(args.args), argv, log_file, stdin_path,
                            args.tty or args.stdout or "gdb's terminal (inherited)",
-                           s.get("vgdb_log", ""), where, bool(args.main), round(seconds, 3))
+                           s.get("vgdb_log", ""), where, bool(args.main), round(seconds, 3),
+                           note if args.main else None)
 
     def render(self, report, ctx):
         from gdb_toolkit.common.render import key_values
@@ -175,12 +174,55 @@ Example:
             ("valgrind pid", f"{report.valgrind_pid} (gdb's inferior pid over vgdb is a placeholder)"),
             ("program", " ".join([report.program, *report.arguments])),
             ("stopped at", report.stopped_at),
+            ("note", report.note),
             ("program stdin", report.program_stdin),
             ("program stdout", report.program_stdout),
             ("valgrind log", report.log_file),
             ("command", " ".join(report.valgrind_command)),
             ("connected in", f"{report.seconds:.2f} s"),
         ]) + "next: 'continue', Ctrl-C, then 'vg-leaks' / 'vg-errors'\n"
+
+
+def _run_to_main(program: str, s: dict) -> str | None:
+    """vg-start --main: continue to a temporary breakpoint on main, removed whatever happens.
+
+    Returns None at main, else why the program stopped elsewhere (the stop
+    hook's text is captured with the 'continue' output, so it is reported here).
+    """
+    import re
+
+    from gdb_toolkit.common.errors import ToolkitError
+    from gdb_toolkit.valgrind import gdb_session as gs
+
+    try:
+        gdb.execute("info address main", to_string=True)
+    except gdb.error:
+        raise ToolkitError(f"--main: {program} has no symbol 'main' (stripped?)",
+                           "run vg-start without --main, then 'break' on an address") from None
+    before = s.get("errors_seen", 0)
+    number = None
+    try:
+        with gs.quiet_stops():
+            out = gdb.execute("tbreak main", to_string=True)
+            m = re.search(r"reakpoint (\d+)", out)
+            number = int(m.group(1)) if m else None
+            gdb.execute("continue", to_string=True)
+    finally:
+        for bp in gdb.breakpoints():
+            if bp.number == number:
+                bp.delete()
+    if not gdb.selected_inferior().pid:
+        raise ToolkitError(f"--main: {program} exited before reaching main",
+                           "check the valgrind log; run vg-start without --main")
+    try:
+        if gdb.selected_frame().name() == "main":
+            return None
+    except gdb.error:
+        pass
+    if s.get("errors_seen", 0) > before:
+        return (f"stopped on memcheck error #{s['errors_seen']} before main: "
+                f"{s.get('last_error_stop') or 'see vg-errors'}; 'break main' and 'continue' to get there")
+    return "stopped before main (not at the temporary breakpoint)"
 
 
 def _positive_seconds(text: str) -> float:

@@ -151,6 +151,7 @@ class StartReport:
     stopped_at: str              # gdb's description of where the program stopped
     ran_to_main: bool
     seconds: float               # from spawning valgrind to the stop reported
+    note: str | None = None      # --main did not get to main: why (a memcheck error stop, ...)
 
 
 def probe_vgdb(vgdb: str, pid: int, timeout: float = 3.0) -> None:

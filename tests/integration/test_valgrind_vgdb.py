@@ -355,6 +355,29 @@ def test_not_connected_and_bad_arguments(tmp_path):
     assert subprocess.run(["pgrep", "-f", f"valgrind.*{tmp_path}"], capture_output=True).returncode == 1
 
 
+def test_main_on_stripped_and_error_before_main(tmp_path):
+    src = "int main(void) { return 0; }\n"
+    stripped = compile_c(src, name="stripped_main", flags=["-s"])
+    static = compile_c(src, name="static_main", flags=["-static"])
+    res = run_gdb([f"vg-start --main --log {tmp_path}/a.log {stripped}", "vg-errors",
+                   f"vg-start --main --log {tmp_path}/b.log {static}", "info breakpoints"])
+    assert_no_traceback(res)
+    # stripped: no main to run to -> one-line error before anything runs, valgrind gone
+    assert re.search(r"--main: .*stripped_main has no symbol 'main' \(stripped\?\)\. Fix: ", res.stderr)
+    assert "needs a connection to a valgrind gdbserver" in res.stderr
+    # static glibc: memcheck stops on an error before main (valgrind's own log names it)
+    # (text, not --json: gdb prints "Program received signal SIGTRAP" for that stop itself)
+    stopped_at = re.search(r"^stopped at: +(.*)$", res.stdout, re.M).group(1)
+    note = re.search(r"^note: +(.*)$", res.stdout, re.M).group(1)
+    first_error = re.search(r"==\d+== (\S.*)\n==\d+==    at 0x[0-9A-F]+: (\w+)",
+                            (tmp_path / "b.log").read_text())
+    assert not stopped_at.startswith("main ")
+    assert note.startswith("stopped on memcheck error #1 before main: " + first_error.group(1)), note
+    assert stopped_at.startswith(first_error.group(2) + " ")
+    # the temporary breakpoint on main is not left behind
+    assert "No breakpoints or watchpoints." in res.stdout
+
+
 def test_failed_connection_leaves_nothing_behind(tmp_path):
     # vgdb that cannot connect: vg-start fails in one line and leaves no process, FIFO or file
     res = run_gdb([f"vg-start --stdout {tmp_path}/out --log {tmp_path}/vg.log {prog('memleakloop')}",
