@@ -75,6 +75,8 @@ def test_every_command_gives_a_usage_error_for_a_bogus_option():
     assert_no_traceback(res)
     assert "still-alive" in res.stdout
     usage = [ln for ln in res.stderr.splitlines() if ln.startswith("usage: ")]
+    # each error is its message and one usage line, however long the usage
+    assert len(res.stderr.splitlines()) == 2 * len(names), res.stderr
     for n in names:
         assert any(ln.startswith(f"usage: {n} ") or ln == f"usage: {n}" for ln in usage), (n, res.stderr)
 

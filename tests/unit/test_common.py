@@ -32,6 +32,19 @@ def test_argparser_reports_usage_instead_of_exiting():
     assert "--json" in p.option_strings()
 
 
+def test_usage_error_is_the_message_and_one_usage_line(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    p = ArgParser("demo-with-many-options")
+    for name in ("stdin", "stdout", "tty", "log", "timeout", "kallsyms", "system-map"):
+        p.add_argument(f"--{name}", metavar=name.upper())
+    p.add_argument("program")
+    with pytest.raises(UsageError) as exc:
+        p.parse(["--bogus"])
+    lines = str(exc.value).splitlines()
+    assert len(lines) == 2, lines
+    assert lines[1].startswith("usage: demo-with-many-options [-h] [--json]") and lines[1].endswith(" program")
+
+
 def test_parse_int_bases_and_suffixes():
     assert parse_int("0x10") == 16
     assert parse_int("64k") == 65536
