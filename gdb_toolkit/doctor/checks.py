@@ -98,6 +98,16 @@ def _kprobes(f: HostFacts) -> Check:
                  "boot a kernel with CONFIG_KPROBES=y and CONFIG_KPROBE_EVENTS=y", used)
 
 
+def headers_fix(release: str) -> str:
+    """How to get kernel headers for *release*: a Debian package only exists for Debian's kernels."""
+    import re
+
+    if re.match(r"^\d+\.\d+\.\d+-\d+-[a-z0-9-]+$", release):     # 6.1.0-18-amd64
+        return f"apt-get install linux-headers-{release}"
+    return (f"not a Debian kernel (no headers package): its build tree at /lib/modules/{release}/build, "
+            "or boot linux-image-amd64")
+
+
 def _bcc(f: HostFacts) -> list[Check]:
     used = "ktrace, stack-diagnose --kernel"
     if not f.deps.get("bcc"):
@@ -108,7 +118,7 @@ def _bcc(f: HostFacts) -> list[Check]:
     elif f.bcc_compile.startswith("not checked"):
         checks.append(Check("bcc compile", INFO, f.bcc_compile, "run toolkit doctor without --quick", used))
     else:
-        fix = (f"apt-get install linux-headers-{f.kernel_release}" if not f.kernel_headers
+        fix = (headers_fix(f.kernel_release) if not f.kernel_headers
                else "see the error; bcc needs clang/llvm from python3-bpfcc")
         checks.append(Check("bcc compile", MISSING, f.bcc_compile, fix, used))
     return checks
@@ -135,7 +145,7 @@ def evaluate(f: HostFacts) -> DoctorReport:
         *_bcc(f),
         Check("kernel headers", OK if f.kernel_headers else MISSING,
               f.kernel_headers or f"no /lib/modules/{f.kernel_release}/build",
-              "" if f.kernel_headers else f"apt-get install linux-headers-{f.kernel_release}",
+              "" if f.kernel_headers else headers_fix(f.kernel_release),
               "ktrace (bcc compiles against them)"),
         Check("root", OK if f.euid == 0 else LIMITED, f"euid {f.euid}",
               "" if f.euid == 0 else "run gdb with sudo for kernel commands",
