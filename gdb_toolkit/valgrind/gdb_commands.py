@@ -414,6 +414,11 @@ Example:
                                        "computes them from all records)")
         if report.totals and all_kinds:
             s["leak_totals"] = {k: t.bytes for k, t in report.totals.items()}
+        if s.pop("hidden_search", False) and args.delta:
+            report.warnings.append("vg-block ran a leak search since the previous vg-leaks: the record "
+                                   "deltas are relative to that search")
+        if args.mode == "full" and parsed.total_records:
+            s["records_total"] = parsed.total_records
         return report
 
     def render(self, report, ctx):
@@ -522,7 +527,9 @@ Example:
         from gdb_toolkit.valgrind.leak_records import parse_leak_check
         from gdb_toolkit.valgrind.leak_view import build_report
 
-        gs.require_connection(self.name)
+        pid = gs.require_connection(self.name)
+        sess = gs.session(pid)
+        warnings = []
         if args.target.isdigit():
             record, addr = int(args.target), None
             text = gs.monitor(f"block_list {record}", self.name)
@@ -533,13 +540,27 @@ Example:
                                    "run vg-leaks first and use a record number it shows")
         else:
             addr = _expr_int(args.target)
-            first = parse_leak_check(gs.monitor("leak_check full kinds all any limited 1", self.name,
-                                                allow_empty=True))
-            if not first.total_records:
-                raise ToolkitError("vg-block: no heap blocks in use", "allocate something first")
-            parsed = parse_leak_check(gs.monitor(f"block_list 1..{first.total_records}", self.name))
-            hit = [r for r in parsed.records
-                   if any(b.address <= addr < b.address + max(b.size, 1) for b in r.block_list)]
+
+            def blocks_holding(n):
+                got = parse_leak_check(gs.monitor(f"block_list 1..{n}", self.name, allow_empty=True))
+                return got, [r for r in got.records
+                             if any(b.address <= addr < b.address + max(b.size, 1) for b in r.block_list)]
+
+            # first the records of the last leak search: a new search would move valgrind's
+            # baseline, and the next 'vg-leaks --delta' would no longer show what grew
+            hit = []
+            if sess.get("records_total"):
+                parsed, hit = blocks_holding(sess["records_total"])
+            if not hit:
+                first = parse_leak_check(gs.monitor("leak_check full kinds all any limited 1", self.name,
+                                                    allow_empty=True))
+                if not first.total_records:
+                    raise ToolkitError("vg-block: no heap blocks in use", "allocate something first")
+                sess["records_total"] = first.total_records
+                sess["hidden_search"] = True
+                warnings.append("ran a new leak search to find the block: the next 'vg-leaks --delta' "
+                                "compares with this search, not with the last vg-leaks")
+                parsed, hit = blocks_holding(first.total_records)
             if not hit:
                 raise ToolkitError(f"vg-block: 0x{addr:x} is not inside a heap block in use",
                                    "give the address of a malloc'd block (vg-who describes any address)")
@@ -550,6 +571,7 @@ Example:
         report.totals = {}
         report.totals_source = "none"
         report.address = addr
+        report.warnings = warnings
         return report
 
     def render(self, report, ctx):
@@ -567,6 +589,8 @@ Example:
                                           else "") if x)]
                     for b in blocks]
             out += table(["block", "size", "note"], rows, width=ctx.width)
+        for w in report.warnings:
+            out += f"warning: {w}\n"
         return out
 
 

@@ -355,6 +355,26 @@ def test_not_connected_and_bad_arguments(tmp_path):
     assert subprocess.run(["pgrep", "-f", f"valgrind.*{tmp_path}"], capture_output=True).returncode == 1
 
 
+def test_vg_block_by_address_keeps_the_leak_delta(tmp_path):
+    binary = prog("memleakloop")
+    res = run_gdb([f"vg-start --main --stdout {tmp_path}/out --log {tmp_path}/vg.log {binary} 4",
+                   "break checkpoint", "continue", "vg-leaks --top 1", "continue",
+                   *j("vg-block g_psz1[0]"), *j("vg-leaks --delta increased"),
+                   "continue", *j("vg-block g_psz1[2]"), *j("vg-leaks --delta increased")])
+    assert_no_traceback(res)
+    block, grown, late_block, late_grown = docs(res)
+    # a block the last leak search knew: found without a new search, so the delta still shows
+    # what one round of the program allocates (sizes from examples/valgrind/memleakloop.c)
+    assert block["records"][0]["function"] == "memleak4" and block["warnings"] == []
+    by = {r["function"]: r["bytes_delta"] for r in grown["records"]}
+    assert by == {"memleak1": 1111, "memleak2": 2456, "memleak3": 356, "memleak4": 45678,
+                  "memleak5": 560000}
+    # a block newer than the last search: a new search is needed, and both commands say so
+    assert late_block["records"][0]["function"] == "memleak4"
+    assert any("new leak search" in w for w in late_block["warnings"])
+    assert any("vg-block ran a leak search" in w for w in late_grown["warnings"])
+
+
 def test_main_on_stripped_and_error_before_main(tmp_path):
     src = "int main(void) { return 0; }\n"
     stripped = compile_c(src, name="stripped_main", flags=["-s"])
