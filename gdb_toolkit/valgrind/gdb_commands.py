@@ -548,9 +548,25 @@ Example:
 
             # first the records of the last leak search: a new search would move valgrind's
             # baseline, and the next 'vg-leaks --delta' would no longer show what grew
+            def still_that_block(rec) -> bool:
+                """The block the last search listed is the one at ADDR now (not freed and reused)."""
+                from gdb_toolkit.valgrind.locations import parse_location_lines
+
+                lines = gs.monitor(f"v.info location 0x{addr:x}", self.name, allow_empty=True).splitlines()
+                idx = next((i for i, ln in enumerate(lines) if "Address " in ln), None)
+                loc = parse_location_lines(lines, idx)[0] if idx is not None else None
+                if loc is None or loc.kind != "heap_block" or loc.relation != "inside":
+                    return False
+                blk = next(b for b in rec.block_list if b.address <= addr < b.address + max(b.size, 1))
+                now, then = loc.allocated_at, rec.program_frame
+                return (addr - (loc.offset or 0), loc.block_size) == (blk.address, blk.size) and \
+                    (now.label() if now else None) == (then.label() if then else None)
+
             hit = []
             if sess.get("records_total"):
                 parsed, hit = blocks_holding(sess["records_total"])
+                if hit and not still_that_block(hit[0]):
+                    hit = []
             if not hit:
                 first = parse_leak_check(gs.monitor("leak_check full kinds all any limited 1", self.name,
                                                     allow_empty=True))
