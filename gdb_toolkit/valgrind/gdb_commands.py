@@ -159,6 +159,14 @@ Example:
             from gdb_toolkit.valgrind.vgdb_processes import remove_stale_fifos
 
             remove_stale_fifos(proc.pid)
+            # a valgrind that vg-start gave up on is no session: later commands say "not
+            # connected", not "the program exited (status 0)"
+            dropped = gs.SESSIONS.pop(proc.pid, {})
+            if dropped.get("vgdb_log"):
+                try:
+                    os.unlink(dropped["vgdb_log"])
+                except OSError:
+                    pass
             raise
         seconds = time.monotonic() - t0
         where = gs.where_stopped()

@@ -384,8 +384,8 @@ def test_main_on_stripped_and_error_before_main(tmp_path):
     assert_no_traceback(res)
     # stripped: no main to run to -> one-line error before anything runs, valgrind gone
     assert re.search(r"--main: .*stripped_main has no symbol 'main' \(stripped\?\)\. Fix: ", res.stderr)
-    assert any(ln.startswith("vg-errors") and "Fix: start the program under valgrind with 'vg-start" in ln
-               for ln in res.stderr.splitlines()), res.stderr
+    assert any(ln.startswith("vg-errors needs a connection to a valgrind gdbserver") for ln in
+               res.stderr.splitlines()), res.stderr
     # static glibc: memcheck stops on an error before main (valgrind's own log names it)
     # (text, not --json: gdb prints "Program received signal SIGTRAP" for that stop itself)
     stopped_at = re.search(r"^stopped at: +(.*)$", res.stdout, re.M).group(1)
