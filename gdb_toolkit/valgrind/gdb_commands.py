@@ -313,10 +313,15 @@ Example:
         program = gdb.current_progspace().filename
         if not program and chosen.program and os.path.exists(chosen.program):
             program = chosen.program
+        message = None
+        if program and chosen.program and os.path.exists(chosen.program) and \
+                os.path.realpath(program) != os.path.realpath(chosen.program):
+            message = (f"gdb's file {program} is not the program valgrind runs ({chosen.program}): "
+                       f"symbols may be wrong; 'file {chosen.program}' loads the right ones")
         gs.connect(chosen.pid, program,
-                         os.path.join(tempfile.gettempdir(), f"vg-toolkit-vgdb-{chosen.pid}.err"),
-                         probe=True)
-        return AttachReport(True, chosen.pid, program, live, stale, gs.where_stopped())
+                   os.path.join(tempfile.gettempdir(), f"vg-toolkit-vgdb-{chosen.pid}.err"),
+                   probe=True)
+        return AttachReport(True, chosen.pid, program, live, stale, gs.where_stopped(), message)
 
     def render(self, report, ctx):
         from gdb_toolkit.common.render import key_values, table
@@ -324,6 +329,8 @@ Example:
         if report.connected:
             text = key_values([("connected to valgrind pid", report.pid), ("program", report.program),
                                ("stopped at", report.stopped_at)])
+            if report.message:
+                text += f"warning: {report.message}\n"
         else:
             rows = [[p.pid, p.tool or "?", " ".join([p.program or "?", *p.arguments]),
                      " ".join(p.valgrind_options)] for p in report.processes]

@@ -524,4 +524,12 @@ def test_attach_picks_the_only_live_process(tmp_path):
         assert errors["pid"] == only.pid and errors["counts"]["found"] == 0
         assert f"vg-attach {only.pid}" in res.stdout          # tab completion offers live pids
         assert "need valgrind's memcheck tool" in res.stderr and "not recognised" in res.stderr
+        assert attached["message"] is None
+        # gdb loaded with another program: attaching says the symbols do not belong to the process
+        other = prog("vbits")
+        res = run_gdb([*j("vg-attach")], program=other, env=env, timeout=300)
+        assert_no_traceback(res)
+        wrong = docs(res)[0]
+        assert wrong["connected"] and wrong["program"] == str(other)
+        assert f"is not the program valgrind runs ({binary})" in wrong["message"]
         assert only.poll() is None
