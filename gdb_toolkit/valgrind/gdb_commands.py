@@ -18,6 +18,15 @@ def _expr_int(text: str) -> int:
     return eval_int(text)
 
 
+def _expr_addr(text: str) -> int:
+    """An address expression as the target sees it: -8 is 0xfff...f8, not "0x-8"."""
+    try:
+        bits = 8 * gdb.lookup_type("void").pointer().sizeof
+    except gdb.error:
+        bits = 64
+    return _expr_int(text) & ((1 << bits) - 1)
+
+
 class _AddrLenCommand(ToolkitCommand):
     """Base of the commands taking ``ADDR [LEN]`` gdb expressions (connected to valgrind)."""
 
@@ -44,7 +53,7 @@ class _AddrLenCommand(ToolkitCommand):
         from gdb_toolkit.valgrind import gdb_session as gs
 
         gs.require_connection(self.name)
-        addr, length = _expr_int(args.addr), _expr_int(args.len)
+        addr, length = _expr_addr(args.addr), _expr_int(args.len)
         if not 0 < length <= self.max_len:
             raise ToolkitError(f"{self.name}: bad length {length}", f"give 1 to {self.max_len} bytes")
         return addr, length
@@ -554,7 +563,7 @@ Example:
                                    f"{' '.join(parsed.notes) or 'no output'}",
                                    "run vg-leaks first and use a record number it shows")
         else:
-            addr = _expr_int(args.target)
+            addr = _expr_addr(args.target)
 
             def blocks_holding(n):
                 got = parse_leak_check(gs.monitor(f"block_list 1..{n}", self.name, allow_empty=True))

@@ -293,7 +293,8 @@ def test_vbits_check_who_and_log_output(tmp_path):
                    "vg-who g_buf", "vg-errors", "vg-check g_buf 4", "vg-vbits g_buf 4", "vg-block 1",
                    "monitor v.set gdb_output",
                    *j("vg-leaks summary"),
-                   "vg-vbits no_such_symbol 4", "vg-check g_buf 0"],
+                   "vg-vbits no_such_symbol 4", "vg-check g_buf 0",
+                   *j("vg-vbits -8 8"), "vg-block -5"],
                   timeout=300)
     assert_no_traceback(res)
     d = docs(res)
@@ -326,6 +327,10 @@ def test_vbits_check_who_and_log_output(tmp_path):
     assert d[8]["totals"]["reachable"]["bytes"] >= 64 + 16
     assert "cannot evaluate 'no_such_symbol'" in res.stderr
     assert "bad length 0" in res.stderr
+    # a negative address is the top of the address space, as in gdb's own 'x -8'
+    top = d[9]
+    assert top["address"] == (1 << 64) - 8 and top["unaddressable"] == 8
+    assert "vg-block: 0xfffffffffffffffb is not inside a heap block" in res.stderr
     assert_cleaned_up(d[0]["valgrind_pid"])    # vg-start'ed valgrind is killed when gdb quits
 
 
