@@ -779,6 +779,9 @@ Example:
         out = key_values(pairs)
         for e in report.errors:
             out += f"  {e.one_line()}\n"
+        if report.summary and report.summary.contexts > len(report.errors):
+            out += ("(valgrind lists each error context only when it runs with -s or -v, e.g. "
+                    "'vg-start PROGRAM -- -s'; without, only the last error is shown)\n")
         if report.last_error:
             out += f"last error: {report.last_error.one_line()}\n"
             for f in report.last_error.stack:

@@ -257,6 +257,8 @@ def test_heap_overflow_stop_errors_quiet_mode_and_valgrind_death(tmp_path):
     loc = errors["last_error"]["location"]
     assert loc["address"] == block + 32 and loc["relation"] == "after" and loc["block_size"] == 32
     assert errors["last_error"]["what"] == "Invalid write of size 1"
+    # without -s valgrind lists no error context: the text says how to get them
+    assert errors["errors"] == [] and "only when it runs with -s or -v" in res.stdout
     assert "Invalid write of size 1" in Path(start["log_file"]).read_text()
     # -q: the summary is suppressed -> explained; full still works, with a warning
     assert "returned no output" in res.stderr and "-q" in res.stderr
