@@ -11,6 +11,21 @@ import os
 import sys
 
 
+def interpreter_path() -> str:
+    """gdb's interpreter as a path that runs: sys.executable only if it exists.
+
+    gdb 13 sets sys.executable to <prefix>/bin/python, which Debian 12 does not
+    ship (only python3 / python3.11); fall back to the versioned name.
+    """
+    ver = f"{sys.version_info.major}.{sys.version_info.minor}"
+    bindir = os.path.join(sys.exec_prefix or "/usr", "bin")
+    for path in (sys.executable, os.path.join(bindir, f"python{ver}"),
+                 os.path.join(bindir, f"python{sys.version_info.major}")):
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return sys.executable or f"python{ver}"
+
+
 def venv_site_packages(venv: str) -> str | None:
     """The site-packages of *venv* if it matches this interpreter's version."""
     want = f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -36,7 +51,7 @@ def add_venvs(root: str) -> list[str]:
             sys.stderr.write(
                 f"gdb_toolkit: ignoring venv {venv}: not built for gdb's Python "
                 f"{sys.version_info.major}.{sys.version_info.minor} "
-                f"(recreate it with: {sys.executable} -m venv {venv})\n")
+                f"(recreate it with: {interpreter_path()} -m venv {venv})\n")
             continue
         if site not in sys.path:
             sys.path.append(site)

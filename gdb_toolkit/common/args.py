@@ -34,11 +34,17 @@ class ArgParser(argparse.ArgumentParser):
             self.add_argument("--json", action="store_true",
                               help="print one JSON document instead of a table")
 
+    def one_line_usage(self) -> str:
+        """The usage line unwrapped: an error is the message plus this one line."""
+        formatter = argparse.HelpFormatter(self.prog, width=1 << 16)
+        formatter.add_usage(self.usage, self._actions, self._mutually_exclusive_groups)
+        return formatter.format_help()
+
     def error(self, message):  # noqa: D401 - argparse API
-        raise UsageError(f"{self.prog}: {message}", self.format_usage())
+        raise UsageError(f"{self.prog}: {message}", self.one_line_usage())
 
     def exit(self, status=0, message=None):
-        raise UsageError(message or f"{self.prog}: bad arguments", self.format_usage())
+        raise UsageError(message or f"{self.prog}: bad arguments", self.one_line_usage())
 
     def parse(self, argv: list[str]) -> argparse.Namespace:
         try:

@@ -10,7 +10,7 @@ def plain_table(headers: list[str], rows: list[list], width: int | None = None,
                 title: str | None = None, sep: int = 2) -> str:
     cells = [r if all(type(v) is str for v in r) else ["" if v is None else str(v) for v in r] for r in rows]
     heads = [str(h) for h in headers]
-    widths = fit_columns(heads, cells, width, sep)
+    widths = fit_columns(heads, cells, width, sep, header_pad=2)
     if widths:
         cells = [[_clip(v, widths[i]) for i, v in enumerate(r)] for r in cells]
         heads = [_clip(h, widths[i]) for i, h in enumerate(heads)]

@@ -82,19 +82,22 @@ def _clip(text: str, width: int) -> str:
 
 
 def fit_columns(headers: list[str], rows: list[list[str]], width: int | None,
-                sep: int = 2) -> list[int] | None:
+                sep: int = 2, header_pad: int = 0) -> list[int] | None:
     """Per-column widths so the table fits *width*; None when it already fits.
 
     The widest columns are shrunk first, never below their header or 8 characters.
+    *header_pad*: extra characters the layout gives every header (tabulate's
+    "simple" format pads headers by 2, so a column is at least header + 2 wide).
     """
     if not width or not rows:
         return None
     cols = len(headers)
-    natural = [max([len(str(headers[c]))] + [len(str(r[c])) for r in rows]) for c in range(cols)]
+    natural = [max([len(str(headers[c])) + header_pad] + [len(str(r[c])) for r in rows])
+               for c in range(cols)]
     total = sum(natural) + sep * (cols - 1)
     if total <= width:
         return None
-    floor = [max(len(str(headers[c])), 8) for c in range(cols)]
+    floor = [max(len(str(headers[c])) + header_pad, 8) for c in range(cols)]
     widths = list(natural)
     excess = total - width
     while excess > 0:
@@ -115,7 +118,7 @@ def table(headers: list[str], rows: list[list], width: int | None = None,
 
     tabulate = require("tabulate").tabulate
     cells = [["" if v is None else str(v) for v in r] for r in rows]
-    widths = fit_columns(headers, cells, width)
+    widths = fit_columns(headers, cells, width, header_pad=2)   # tabulate pads headers by 2
     if widths:
         cells = [[_clip(v, widths[i]) for i, v in enumerate(r)] for r in cells]
         headers = [_clip(h, widths[i]) for i, h in enumerate(headers)]

@@ -38,8 +38,13 @@ def _ptrace(f: HostFacts) -> Check:
     if f.ptrace_scope == 3:
         return Check("ptrace", MISSING, "kernel.yama.ptrace_scope=3: attaching is disabled",
                      "reboot: scope 3 cannot be lowered at run time", used)
-    if f.euid == 0:
-        return Check("ptrace", OK, "root (CAP_SYS_PTRACE)", used_by=used)
+    if f.euid == 0 and f.cap_sys_ptrace is not False:
+        return Check("ptrace", OK, "root (CAP_SYS_PTRACE)" if f.cap_sys_ptrace else "root",
+                     used_by=used)
+    if f.euid == 0 and f.ptrace_scope in (None, 0):     # root, but CAP_SYS_PTRACE dropped
+        return Check("ptrace", LIMITED, "root without CAP_SYS_PTRACE (a container?): only "
+                     "processes of the same user that are not more privileged can be attached",
+                     "run gdb with CAP_SYS_PTRACE (docker run --cap-add=SYS_PTRACE)", used)
     if f.ptrace_scope in (1, 2):
         return Check("ptrace", LIMITED, f"kernel.yama.ptrace_scope={f.ptrace_scope}: "
                      "only children (run/start) can be debugged, not attach PID",
@@ -93,6 +98,14 @@ def _kprobes(f: HostFacts) -> Check:
                  "boot a kernel with CONFIG_KPROBES=y and CONFIG_KPROBE_EVENTS=y", used)
 
 
+def headers_fix(release: str) -> str:
+    """How to get kernel headers for *release*, as ktrace would say it: a Debian
+    package only exists for Debian's kernels; any Debian headers tree will do."""
+    from gdb_toolkit.ktrace.kheaders import missing_error
+
+    return missing_error(release).fix or ""
+
+
 def _bcc(f: HostFacts) -> list[Check]:
     used = "ktrace, stack-diagnose --kernel"
     if not f.deps.get("bcc"):
@@ -103,8 +116,8 @@ def _bcc(f: HostFacts) -> list[Check]:
     elif f.bcc_compile.startswith("not checked"):
         checks.append(Check("bcc compile", INFO, f.bcc_compile, "run toolkit doctor without --quick", used))
     else:
-        fix = (f.kernel_headers_fix or f"apt-get install linux-headers-{f.kernel_release}"
-               if not f.kernel_headers else "see the error; bcc needs clang/llvm from python3-bpfcc")
+        fix = (headers_fix(f.kernel_release) if not f.kernel_headers
+               else "see the error; bcc needs clang/llvm from python3-bpfcc")
         checks.append(Check("bcc compile", MISSING, f.bcc_compile, fix, used))
     return checks
 
@@ -113,7 +126,7 @@ def _headers(f: HostFacts) -> Check:
     used = "ktrace (bcc compiles against them)"
     if not f.kernel_headers:
         return Check("kernel headers", MISSING, f"none for kernel {f.kernel_release}",
-                     f.kernel_headers_fix or f"apt-get install linux-headers-{f.kernel_release}", used)
+                     headers_fix(f.kernel_release), used)
     detail = f.kernel_headers + (f" ({f.kernel_headers_note})" if f.kernel_headers_note else "")
     return Check("kernel headers", OK, detail, used_by=used)
 

@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass, field
 
 from gdb_toolkit.common.deps import version_of
+from gdb_toolkit.loader import interpreter_path
 
 TRACEFS_DIRS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
@@ -35,7 +36,7 @@ class HostFacts:
     kernel_release: str = field(default_factory=platform.release)
     kernel_headers: str | None = None       # headers bcc compiles against (see ktrace.kheaders)
     kernel_headers_note: str = ""           # why they are not the running kernel's own
-    kernel_headers_fix: str = ""            # how to get some when there are none
+    cap_sys_ptrace: bool | None = None      # CAP_SYS_PTRACE in CapEff (None: unknown)
 
 
 def _read(path: str, limit: int = 4096) -> str | None:
@@ -63,6 +64,17 @@ def probe_kallsyms(path: str = "/proc/kallsyms") -> str:
         return "absent"
     addrs = [line.split(" ", 1)[0] for line in text.splitlines()[:50] if line]
     return "zeroed" if addrs and all(int(a, 16) == 0 for a in addrs) else "visible"
+
+
+def probe_capability(bit: int, status_path: str = "/proc/self/status") -> bool | None:
+    """Whether capability *bit* is in this process's effective set (None: unknown)."""
+    for line in (_read(status_path, 1 << 14) or "").splitlines():
+        if line.startswith("CapEff:"):
+            try:
+                return bool(int(line.split()[1], 16) >> bit & 1)
+            except (IndexError, ValueError):
+                return None
+    return None
 
 
 def probe_kernel_config(option: str) -> str | None:
@@ -145,7 +157,7 @@ def gather(gdb_version: str | None = None, compile_bcc: bool = True) -> HostFact
     return HostFacts(
         gdb_version=gdb_version,
         python_version=platform.python_version(),
-        python_executable=sys.executable,
+        python_executable=interpreter_path(),
         deps=deps,
         euid=os.geteuid(),
         ptrace_scope=int(scope) if scope and scope.strip().isdigit() else None,
@@ -165,7 +177,7 @@ def gather(gdb_version: str | None = None, compile_bcc: bool = True) -> HostFact
         kernel_release=release,
         kernel_headers=headers.path if headers else None,
         kernel_headers_note=headers.note if headers else "",
-        kernel_headers_fix="" if headers else headers_missing_fix(release),
+        cap_sys_ptrace=probe_capability(19),      # CAP_SYS_PTRACE
     )
 
 
@@ -179,8 +191,3 @@ def headers_choice(release: str):
     except ToolkitError:
         return None
 
-
-def headers_missing_fix(release: str) -> str:
-    from gdb_toolkit.ktrace.kheaders import missing_error
-
-    return missing_error(release).fix or ""

@@ -18,6 +18,15 @@ def _expr_int(text: str) -> int:
     return eval_int(text)
 
 
+def _expr_addr(text: str) -> int:
+    """An address expression as the target sees it: -8 is 0xfff...f8, not "0x-8"."""
+    try:
+        bits = 8 * gdb.lookup_type("void").pointer().sizeof
+    except gdb.error:
+        bits = 64
+    return _expr_int(text) & ((1 << bits) - 1)
+
+
 class _AddrLenCommand(ToolkitCommand):
     """Base of the commands taking ``ADDR [LEN]`` gdb expressions (connected to valgrind)."""
 
@@ -44,7 +53,7 @@ class _AddrLenCommand(ToolkitCommand):
         from gdb_toolkit.valgrind import gdb_session as gs
 
         gs.require_connection(self.name)
-        addr, length = _expr_int(args.addr), _expr_int(args.len)
+        addr, length = _expr_addr(args.addr), _expr_int(args.len)
         if not 0 < length <= self.max_len:
             raise ToolkitError(f"{self.name}: bad length {length}", f"give 1 to {self.max_len} bytes")
         return addr, length
@@ -57,9 +66,10 @@ Usage: vg-start [--main] [--stdin FILE] [--stdout FILE] [--tty DEV] [--log FILE]
                 [--timeout SEC] [--json] PROGRAM [ARGS...] [-- VALGRIND-OPTIONS]
 
 Runs valgrind --tool=memcheck --vgdb=yes --vgdb-error=0 [VALGRIND-OPTIONS]
-PROGRAM ARGS, waits for its vgdb FIFO, loads PROGRAM's symbols and connects
-with "target remote | vgdb --pid=N".  The program stops at its first
-instruction (--main: at main).  Its stdout/stderr go to gdb's terminal (or
+PROGRAM ARGS (every word after PROGRAM is its argument, "-p 8080" too; only
+a final --json is vg-start's), waits for its vgdb FIFO, loads PROGRAM's
+symbols and connects with "target remote | vgdb --pid=N".  The program stops
+at its first instruction (--main: at main).  Its stdout/stderr go to gdb's terminal (or
 --stdout FILE / --tty DEV); its stdin is /dev/null (or --stdin FILE / --tty).
 valgrind's own messages go to --log FILE (default $TMPDIR/vg-toolkit-PID.log).
 gdb's inferior pid over vgdb is a placeholder; the report gives the real
@@ -81,17 +91,19 @@ Example:
         p.add_argument("--stdout", help="program's stdout+stderr file (default: gdb's terminal)")
         p.add_argument("--tty", help="terminal device for the program's stdin/stdout/stderr")
         p.add_argument("--log", help="valgrind's log file (default $TMPDIR/vg-toolkit-PID.log)")
-        p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for vgdb")
+        p.add_argument("--timeout", type=_positive_seconds, default=30.0, help="seconds to wait for vgdb")
         p.add_argument("program", help="program to run")
-        p.add_argument("args", nargs="*", help="program arguments")
+        p.add_argument("args", nargs="*", default=[], help="program arguments")
         return p
 
     def invoke(self, argument, from_tty):
-        # split off "-- VALGRIND-OPTIONS" before argparse sees it
-        from gdb_toolkit.valgrind.launch import split_user_args
+        # split off "-- VALGRIND-OPTIONS" and PROGRAM's own ARGS before argparse sees them
+        from gdb_toolkit.valgrind.launch import split_program_args, split_user_args
 
         argv = gdb.string_to_argv(argument)
         ours, vg_opts = split_user_args(argv)
+        ours, self._prog_args = split_program_args(
+            ours, {"--stdin", "--stdout", "--tty", "--log", "--timeout"})
         # --json/--help after "--" are ours (valgrind has neither)
         ours += [o for o in vg_opts if o in ("--json", "--help", "-h")]
         self._vg_opts = [o for o in vg_opts if o not in ("--json", "--help", "-h")]
@@ -117,6 +129,7 @@ Example:
             raise ToolkitError("gdb is already debugging a process",
                                "detach, disconnect or kill it first (or use another inferior)")
         program = resolve_program(args.program)
+        args.args = list(getattr(self, "_prog_args", args.args))
         tmp = tempfile.gettempdir()
         log_template = args.log or os.path.join(tmp, "vg-toolkit-%p.log")
         argv = valgrind_argv(valgrind, program, args.args, getattr(self, "_vg_opts", []), log_template)
@@ -142,9 +155,7 @@ Example:
             wait_for_fifo(proc, fifo_dir(), args.timeout, log_file)
             gs.connect(proc.pid, program, os.path.join(tmp, f"vg-toolkit-vgdb-{proc.pid}.err"))
             if args.main:
-                with gs.quiet_stops():
-                    gdb.execute("tbreak main", to_string=True)
-                    gdb.execute("continue", to_string=True)
+                note = _run_to_main(program, s)
         except BaseException:
             if gs.connection_pid() == proc.pid:
                 try:
@@ -157,12 +168,21 @@ Example:
             from gdb_toolkit.valgrind.vgdb_processes import remove_stale_fifos
 
             remove_stale_fifos(proc.pid)
+            # a valgrind that vg-start gave up on is no session: later commands say "not
+            # connected", not "the program exited (status 0)"
+            dropped = gs.SESSIONS.pop(proc.pid, {})
+            if dropped.get("vgdb_log"):
+                try:
+                    os.unlink(dropped["vgdb_log"])
+                except OSError:
+                    pass
             raise
         seconds = time.monotonic() - t0
         where = gs.where_stopped()
         return StartReport(proc.pid, program, list(args.args), argv, log_file, stdin_path,
                            args.tty or args.stdout or "gdb's terminal (inherited)",
-                           s.get("vgdb_log", ""), where, bool(args.main), round(seconds, 3))
+                           s.get("vgdb_log", ""), where, bool(args.main), round(seconds, 3),
+                           note if args.main else None)
 
     def render(self, report, ctx):
         from gdb_toolkit.common.render import key_values
@@ -171,12 +191,68 @@ Example:
             ("valgrind pid", f"{report.valgrind_pid} (gdb's inferior pid over vgdb is a placeholder)"),
             ("program", " ".join([report.program, *report.arguments])),
             ("stopped at", report.stopped_at),
+            ("note", report.note),
             ("program stdin", report.program_stdin),
             ("program stdout", report.program_stdout),
             ("valgrind log", report.log_file),
             ("command", " ".join(report.valgrind_command)),
             ("connected in", f"{report.seconds:.2f} s"),
         ]) + "next: 'continue', Ctrl-C, then 'vg-leaks' / 'vg-errors'\n"
+
+
+def _run_to_main(program: str, s: dict) -> str | None:
+    """vg-start --main: continue to a temporary breakpoint on main, removed whatever happens.
+
+    Returns None at main, else why the program stopped elsewhere (the stop
+    hook's text is captured with the 'continue' output, so it is reported here).
+    """
+    import re
+
+    from gdb_toolkit.common.errors import ToolkitError
+    from gdb_toolkit.valgrind import gdb_session as gs
+
+    try:
+        gdb.execute("info address main", to_string=True)
+    except gdb.error:
+        raise ToolkitError(f"--main: {program} has no symbol 'main' (stripped?)",
+                           "run vg-start without --main, then 'break' on an address") from None
+    before = s.get("errors_seen", 0)
+    number = None
+    try:
+        with gs.quiet_stops():
+            out = gdb.execute("tbreak main", to_string=True)
+            m = re.search(r"reakpoint (\d+)", out)
+            number = int(m.group(1)) if m else None
+            gdb.execute("continue", to_string=True)
+    finally:
+        for bp in gdb.breakpoints():
+            if bp.number == number:
+                bp.delete()
+    if not gdb.selected_inferior().pid:
+        raise ToolkitError(f"--main: {program} exited before reaching main",
+                           "check the valgrind log; run vg-start without --main")
+    try:
+        if gdb.selected_frame().name() == "main":
+            return None
+    except gdb.error:
+        pass
+    if s.get("errors_seen", 0) > before:
+        return (f"stopped on memcheck error #{s['errors_seen']} before main: "
+                f"{s.get('last_error_stop') or 'see vg-errors'}; 'break main' and 'continue' to get there")
+    return "stopped before main (not at the temporary breakpoint)"
+
+
+def _positive_seconds(text: str) -> float:
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return value
 
 
 def _quote(a: str) -> str:
@@ -246,10 +322,15 @@ Example:
         program = gdb.current_progspace().filename
         if not program and chosen.program and os.path.exists(chosen.program):
             program = chosen.program
+        message = None
+        if program and chosen.program and os.path.exists(chosen.program) and \
+                os.path.realpath(program) != os.path.realpath(chosen.program):
+            message = (f"gdb's file {program} is not the program valgrind runs ({chosen.program}): "
+                       f"symbols may be wrong; 'file {chosen.program}' loads the right ones")
         gs.connect(chosen.pid, program,
-                         os.path.join(tempfile.gettempdir(), f"vg-toolkit-vgdb-{chosen.pid}.err"),
-                         probe=True)
-        return AttachReport(True, chosen.pid, program, live, stale, gs.where_stopped())
+                   os.path.join(tempfile.gettempdir(), f"vg-toolkit-vgdb-{chosen.pid}.err"),
+                   probe=True)
+        return AttachReport(True, chosen.pid, program, live, stale, gs.where_stopped(), message)
 
     def render(self, report, ctx):
         from gdb_toolkit.common.render import key_values, table
@@ -257,6 +338,8 @@ Example:
         if report.connected:
             text = key_values([("connected to valgrind pid", report.pid), ("program", report.program),
                                ("stopped at", report.stopped_at)])
+            if report.message:
+                text += f"warning: {report.message}\n"
         else:
             rows = [[p.pid, p.tool or "?", " ".join([p.program or "?", *p.arguments]),
                      " ".join(p.valgrind_options)] for p in report.processes]
@@ -318,7 +401,7 @@ Example:
         use_limited = (args.mode == "full" and args.top is not None and args.delta is None
                        and args.min_bytes is None)
         cmd = monitor_leak_command(args.mode, kinds, args.delta, args.top if use_limited else None)
-        text = gs.monitor(cmd, self.name)
+        text = gs.monitor(cmd, self.name, allow_empty=True)
         why = explain_empty_output(text, cmd)
         if why:
             raise ToolkitError(f"vg-leaks: {why}",
@@ -332,7 +415,7 @@ Example:
         extra = None
         if use_limited:
             extra = parse_leak_check(gs.monitor(monitor_leak_command("summary", list(KINDS), None),
-                                                self.name))
+                                                self.name, allow_empty=True))
         s = gs.session(pid if pid > 0 else (parsed.pid or pid))
         complete = args.mode == "full" and all_kinds and args.delta is None and not use_limited
         report = build_report(parsed, mode=args.mode, monitor_command=f"monitor {cmd}", kinds=kinds,
@@ -340,15 +423,26 @@ Example:
                               complete=complete, previous_totals=s.get("leak_totals"),
                               extra_summary=extra, with_stacks=bool(args.json))
         if parsed.summary is None and args.mode == "full" and not (extra and extra.summary):
-            report.warnings.append("valgrind printed no LEAK SUMMARY (it runs with -q?); "
-                                   "totals computed from the records shown")
-            if not report.totals:
-                from gdb_toolkit.valgrind.leak_view import totals_from_records
+            if complete:
+                report.warnings.append("valgrind printed no LEAK SUMMARY (it runs with -q?); "
+                                       "totals computed from the records shown")
+                if not report.totals:
+                    from gdb_toolkit.valgrind.leak_view import totals_from_records
 
-                report.totals = totals_from_records([r for r in parsed.records])
-                report.totals_source = "records"
+                    report.totals = totals_from_records(parsed.records)
+                    report.totals_source = "records"
+            elif not report.totals:
+                # --top/--kinds/--delta listed only some records: totals from them would be wrong
+                report.warnings.append("valgrind printed no LEAK SUMMARY (it runs with -q?) and only "
+                                       "some loss records were listed: no totals (plain 'vg-leaks' "
+                                       "computes them from all records)")
         if report.totals and all_kinds:
             s["leak_totals"] = {k: t.bytes for k, t in report.totals.items()}
+        if s.pop("hidden_search", False) and args.delta:
+            report.warnings.append("vg-block ran a leak search since the previous vg-leaks: the record "
+                                   "deltas are relative to that search")
+        if args.mode == "full" and parsed.total_records:
+            s["records_total"] = parsed.total_records
         return report
 
     def render(self, report, ctx):
@@ -457,7 +551,9 @@ Example:
         from gdb_toolkit.valgrind.leak_records import parse_leak_check
         from gdb_toolkit.valgrind.leak_view import build_report
 
-        gs.require_connection(self.name)
+        pid = gs.require_connection(self.name)
+        sess = gs.session(pid)
+        warnings = []
         if args.target.isdigit():
             record, addr = int(args.target), None
             text = gs.monitor(f"block_list {record}", self.name)
@@ -467,13 +563,44 @@ Example:
                                    f"{' '.join(parsed.notes) or 'no output'}",
                                    "run vg-leaks first and use a record number it shows")
         else:
-            addr = _expr_int(args.target)
-            first = parse_leak_check(gs.monitor("leak_check full kinds all any limited 1", self.name))
-            if not first.total_records:
-                raise ToolkitError("vg-block: no heap blocks in use", "allocate something first")
-            parsed = parse_leak_check(gs.monitor(f"block_list 1..{first.total_records}", self.name))
-            hit = [r for r in parsed.records
-                   if any(b.address <= addr < b.address + max(b.size, 1) for b in r.block_list)]
+            addr = _expr_addr(args.target)
+
+            def blocks_holding(n):
+                got = parse_leak_check(gs.monitor(f"block_list 1..{n}", self.name, allow_empty=True))
+                return got, [r for r in got.records
+                             if any(b.address <= addr < b.address + max(b.size, 1) for b in r.block_list)]
+
+            # first the records of the last leak search: a new search would move valgrind's
+            # baseline, and the next 'vg-leaks --delta' would no longer show what grew
+            def still_that_block(rec) -> bool:
+                """The block the last search listed is the one at ADDR now (not freed and reused)."""
+                from gdb_toolkit.valgrind.locations import parse_location_lines
+
+                lines = gs.monitor(f"v.info location 0x{addr:x}", self.name, allow_empty=True).splitlines()
+                idx = next((i for i, ln in enumerate(lines) if "Address " in ln), None)
+                loc = parse_location_lines(lines, idx)[0] if idx is not None else None
+                if loc is None or loc.kind != "heap_block" or loc.relation != "inside":
+                    return False
+                blk = next(b for b in rec.block_list if b.address <= addr < b.address + max(b.size, 1))
+                now, then = loc.allocated_at, rec.program_frame
+                return (addr - (loc.offset or 0), loc.block_size) == (blk.address, blk.size) and \
+                    (now.label() if now else None) == (then.label() if then else None)
+
+            hit = []
+            if sess.get("records_total"):
+                parsed, hit = blocks_holding(sess["records_total"])
+                if hit and not still_that_block(hit[0]):
+                    hit = []
+            if not hit:
+                first = parse_leak_check(gs.monitor("leak_check full kinds all any limited 1", self.name,
+                                                    allow_empty=True))
+                if not first.total_records:
+                    raise ToolkitError("vg-block: no heap blocks in use", "allocate something first")
+                sess["records_total"] = first.total_records
+                sess["hidden_search"] = True
+                warnings.append("ran a new leak search to find the block: the next 'vg-leaks --delta' "
+                                "compares with this search, not with the last vg-leaks")
+                parsed, hit = blocks_holding(first.total_records)
             if not hit:
                 raise ToolkitError(f"vg-block: 0x{addr:x} is not inside a heap block in use",
                                    "give the address of a malloc'd block (vg-who describes any address)")
@@ -484,6 +611,7 @@ Example:
         report.totals = {}
         report.totals_source = "none"
         report.address = addr
+        report.warnings = warnings
         return report
 
     def render(self, report, ctx):
@@ -501,6 +629,8 @@ Example:
                                           else "") if x)]
                     for b in blocks]
             out += table(["block", "size", "note"], rows, width=ctx.width)
+        for w in report.warnings:
+            out += f"warning: {w}\n"
         return out
 
 
@@ -629,8 +759,8 @@ Example:
 
         pid = gs.require_connection(self.name)
         counts = parse_n_errs_found(gs.monitor("v.info n_errs_found", self.name))
-        listed = parse_errors(gs.monitor("v.info all_errors", self.name))
-        last = parse_errors(gs.monitor("v.info last_error", self.name)).errors
+        listed = parse_errors(gs.monitor("v.info all_errors", self.name, allow_empty=True))
+        last = parse_errors(gs.monitor("v.info last_error", self.name, allow_empty=True)).errors
         from gdb_toolkit.valgrind.error_reports import ErrorsReport
 
         return ErrorsReport(pid, counts, listed.summary, listed.errors, last[0] if last else None,
@@ -649,6 +779,9 @@ Example:
         out = key_values(pairs)
         for e in report.errors:
             out += f"  {e.one_line()}\n"
+        if report.summary and report.summary.contexts > len(report.errors):
+            out += ("(valgrind lists each error context only when it runs with -s or -v, e.g. "
+                    "'vg-start PROGRAM -- -s'; without, only the last error is shown)\n")
         if report.last_error:
             out += f"last error: {report.last_error.one_line()}\n"
             for f in report.last_error.stack:

@@ -82,11 +82,21 @@ def mark_gone(pid: int) -> None:
         remove_stale_fifos(pid)     # ours, and SIGKILLed valgrind leaves its FIFOs behind
 
 
-def monitor(command: str, what: str) -> str:
-    """Run ``monitor COMMAND`` and return valgrind's output (gdb 13 captures it in to_string)."""
+def monitor(command: str, what: str, allow_empty: bool = False) -> str:
+    """Run ``monitor COMMAND`` and return valgrind's output (gdb 13 captures it in to_string).
+
+    Output that is empty (valgrind -q, or 'monitor v.set log_output') is an error
+    explaining why, unless *allow_empty*.
+    """
     pid = require_connection(what)
     try:
-        return gdb.execute(f"monitor {command}", to_string=True)
+        text = gdb.execute(f"monitor {command}", to_string=True)
+        if not allow_empty and not text.strip():
+            from gdb_toolkit.valgrind.leak_view import explain_empty_output
+
+            raise ToolkitError(f"{what}: {explain_empty_output(text, command)}",
+                               "run 'monitor v.set gdb_output' to send valgrind's output back to gdb")
+        return text
     except gdb.error as exc:
         if not pid_alive(pid) or connection_pid() is None:
             mark_gone(pid)
@@ -266,6 +276,10 @@ def connect(pid: int, program: str | None, errlog: str, probe: bool = False) -> 
                 err = fh.read()
         except OSError:
             err = ""
+        try:
+            os.unlink(errlog)       # only a successful connection keeps it (removed when gdb quits)
+        except OSError:
+            pass
         if connection_pid() is not None:
             try:
                 gdb.execute("disconnect", to_string=True)

@@ -22,6 +22,25 @@ def split_user_args(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
+def split_program_args(argv: list[str], value_options: set[str]) -> tuple[list[str], list[str]]:
+    """vg-start's own options and PROGRAM -> (those, PROGRAM's ARGS taken verbatim).
+
+    Everything after PROGRAM belongs to it (``-p 8080`` too), except a final
+    ``--json``, which is vg-start's.  *value_options* take the next word as value.
+    """
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok.startswith("-") and tok != "-":
+            i += 2 if tok in value_options else 1
+            continue
+        head, rest = argv[:i + 1], argv[i + 1:]
+        if rest and rest[-1] == "--json":
+            head, rest = head + ["--json"], rest[:-1]
+        return head, rest
+    return argv, []
+
+
 def resolve_program(program: str, cwd: str | None = None) -> str:
     if os.sep in program:
         path = os.path.abspath(os.path.join(cwd or os.getcwd(), program))
@@ -132,6 +151,7 @@ class StartReport:
     stopped_at: str              # gdb's description of where the program stopped
     ran_to_main: bool
     seconds: float               # from spawning valgrind to the stop reported
+    note: str | None = None      # --main did not get to main: why (a memcheck error stop, ...)
 
 
 def probe_vgdb(vgdb: str, pid: int, timeout: float = 3.0) -> None:

@@ -27,6 +27,12 @@ def test_doctor_json_matches_independent_facts():
     assert rows["BTF"]["status"] == ("ok" if os.path.exists("/sys/kernel/btf/vmlinux") else "missing")
     import shutil
     assert rows["vgdb"]["status"] == ("ok" if shutil.which("vgdb") else "missing")
+    # ptrace: CAP_SYS_PTRACE is claimed only when this process's CapEff has it (bit 19)
+    capeff = int(next(ln for ln in open("/proc/self/status") if ln.startswith("CapEff:")).split()[1], 16)
+    assert ("CAP_SYS_PTRACE" in rows["ptrace"]["detail"]) == bool(capeff >> 19 & 1 and os.geteuid() == 0)
+    # the interpreter named is one that exists (gdb's sys.executable may not)
+    py = rows["python (gdb's)"]["detail"].split(" at ", 1)[1]
+    assert os.path.isfile(py), rows["python (gdb's)"]
     if not os.path.exists("/proc/kcore"):
         assert rows["/proc/kcore"]["fix"]
     for check in doc["checks"]:
@@ -52,10 +58,27 @@ def test_every_command_has_help_with_example_and_json():
     doc = gdb_json([], "toolkit commands")
     names = [r["command"] for r in doc]
     assert "toolkit doctor" in names
-    res = run_gdb([f"help {n}" for n in names])
+    cmds = []
     for n in names:
-        assert res.stdout.count("Example") >= len(names), res.stdout
+        cmds += [f"echo @@HELP {n}@@\\n", f"help {n}"]
+    res = run_gdb(cmds)
     assert_no_traceback(res)
+    pages = dict(part.split("@@\n", 1) for part in res.stdout.split("@@HELP ")[1:])
+    assert sorted(pages) == sorted(names)
+    for n, text in pages.items():     # each command's own page, not a total over all pages
+        assert "Example" in text and "Usage:" in text, (n, text)
+
+
+def test_every_command_gives_a_usage_error_for_a_bogus_option():
+    names = [r["command"] for r in gdb_json([], "toolkit commands")]
+    res = run_gdb([*(f"{n} --bogus" for n in names), "echo still-alive\\n"])
+    assert_no_traceback(res)
+    assert "still-alive" in res.stdout
+    usage = [ln for ln in res.stderr.splitlines() if ln.startswith("usage: ")]
+    # each error is its message and one usage line, however long the usage
+    assert len(res.stderr.splitlines()) == 2 * len(names), res.stderr
+    for n in names:
+        assert any(ln.startswith(f"usage: {n} ") or ln == f"usage: {n}" for ln in usage), (n, res.stderr)
 
 
 def test_loading_twice_and_from_another_directory(tmp_path):

@@ -5,6 +5,7 @@ in its --log-file), the sizes written in the example programs' sources, and the
 addresses the programs print.  Each gdb run batches many commands because
 valgrind is slow to start.
 """
+import ast
 import contextlib
 import os
 import re
@@ -76,7 +77,10 @@ def memleak_session(tmp_path_factory):
     """vg-start memleakloop for 3 rounds: leak checks at each checkpoint, then run to the end."""
     binary = prog("memleakloop")
     out = tmp_path_factory.mktemp("vg") / "memleakloop.out"
-    cmds = [*j(f"vg-start --main --stdout {out} --log {out.parent}/vg-%p.log {binary} 3 {ORACLE_OPTS}"), "break checkpoint", "continue",
+    cmds = [*j(f"vg-start --main --stdout {out} --log {out.parent}/vg-%p.log {binary} 3 -v --x=y {ORACLE_OPTS}"),
+            "python from gdb_toolkit.valgrind import gdb_session as s; "
+            "print('@@CMDLINE@@', open('/proc/%d/cmdline' % max(s.SESSIONS)).read().split(chr(0)))",
+            "break checkpoint", "continue",
             *j("vg-leaks"), "vg-leaks",
             "continue",
             *j("vg-leaks --delta increased"),
@@ -108,6 +112,10 @@ def test_vg_start_reports_real_pid_and_runs_to_main(memleak_session):
     assert start["log_file"].endswith(f"/vg-{pid}.log")
     assert "--leak-check=full" in start["valgrind_command"]
     assert start["program_stdin"] == "/dev/null" and "round 3:" in res.program_output
+    # words after PROGRAM are its arguments, '-v' too: the kernel's view of valgrind's argv
+    cmdline = ast.literal_eval(re.search(r"@@CMDLINE@@ (\[.*\])", res.stdout).group(1))
+    assert cmdline[-5:] == [str(prog("memleakloop")), "3", "-v", "--x=y", ""]
+    assert start["arguments"] == ["3", "-v", "--x=y"]
     assert_cleaned_up(pid)
     # after the program ran to its end, a check says so in one line
     assert "vg-leaks: the program under valgrind has exited" in res.stderr
@@ -233,7 +241,7 @@ def test_heap_overflow_stop_errors_quiet_mode_and_valgrind_death(tmp_path):
     res = run_gdb([*j(f"vg-start --stdout {out} --log {tmp_path}/vg.log {binary} -- -q"), "continue",
                    *j("vg-errors"), "vg-errors",
                    "vg-leaks summary",
-                   *j("vg-leaks"),
+                   *j("vg-leaks"), *j("vg-leaks --top 1"),
                    "python import os, signal; from gdb_toolkit.valgrind import gdb_session as s; "
                    "os.kill(max(s.SESSIONS), signal.SIGKILL)",
                    "shell sleep 0.5",
@@ -249,12 +257,22 @@ def test_heap_overflow_stop_errors_quiet_mode_and_valgrind_death(tmp_path):
     loc = errors["last_error"]["location"]
     assert loc["address"] == block + 32 and loc["relation"] == "after" and loc["block_size"] == 32
     assert errors["last_error"]["what"] == "Invalid write of size 1"
+    # without -s valgrind lists no error context: the text says how to get them
+    assert errors["errors"] == [] and "only when it runs with -s or -v" in res.stdout
     assert "Invalid write of size 1" in Path(start["log_file"]).read_text()
     # -q: the summary is suppressed -> explained; full still works, with a warning
     assert "returned no output" in res.stderr and "-q" in res.stderr
     quiet = docs(res)[2]
     assert {r["bytes"] for r in quiet["records"]} >= {32}
     assert any("no LEAK SUMMARY" in w for w in quiet["warnings"])
+    # -q and --top 1: the one record shown must not pass for the totals
+    top1 = docs(res)[3]
+    assert len(top1["records"]) == 1 and len(quiet["records"]) >= 2
+    by_kind = {}
+    for r in quiet["records"]:
+        by_kind[r["kind"]] = by_kind.get(r["kind"], 0) + r["bytes"]
+    assert all(t["bytes"] == by_kind.get(k, 0) for k, t in top1["totals"].items()), top1["totals"]
+    assert any("no LEAK SUMMARY" in w for w in top1["warnings"])
     # valgrind killed while connected: clear errors, gdb goes on
     gone = [ln for ln in res.stderr.splitlines() if "is gone" in ln]
     assert len(gone) == 2 and all("vg-start" in ln for ln in gone), res.stderr
@@ -273,9 +291,12 @@ def test_vbits_check_who_and_log_output(tmp_path):
                    *j("vg-check g_buf 70"),
                    *j("vg-check &g_static sizeof(g_static) defined"),
                    *j("vg-who g_buf"), "vg-who g_buf",
-                   "monitor v.set log_output", "vg-leaks summary", "monitor v.set gdb_output",
+                   "monitor v.set log_output", "vg-leaks summary",
+                   "vg-who g_buf", "vg-errors", "vg-check g_buf 4", "vg-vbits g_buf 4", "vg-block 1",
+                   "monitor v.set gdb_output",
                    *j("vg-leaks summary"),
-                   "vg-vbits no_such_symbol 4", "vg-check g_buf 0"],
+                   "vg-vbits no_such_symbol 4", "vg-check g_buf 0",
+                   *j("vg-vbits -8 8"), "vg-block -5"],
                   timeout=300)
     assert_no_traceback(res)
     d = docs(res)
@@ -302,9 +323,16 @@ def test_vbits_check_who_and_log_output(tmp_path):
     assert any(p["location"] and p["location"]["kind"] == "stack" for p in who["pointers"])
     # 'v.set log_output' makes monitor output vanish: explained, and gdb_output brings it back
     assert "log_output" in res.stderr
+    for cmd in ("vg-who", "vg-errors", "vg-check", "vg-vbits", "vg-block"):
+        assert any(ln.startswith(f"{cmd}: 'monitor ") and "returned no output" in ln
+                   and "v.set gdb_output" in ln for ln in res.stderr.splitlines()), (cmd, res.stderr)
     assert d[8]["totals"]["reachable"]["bytes"] >= 64 + 16
     assert "cannot evaluate 'no_such_symbol'" in res.stderr
     assert "bad length 0" in res.stderr
+    # a negative address is the top of the address space, as in gdb's own 'x -8'
+    top = d[9]
+    assert top["address"] == (1 << 64) - 8 and top["unaddressable"] == 8
+    assert "vg-block: 0xfffffffffffffffb is not inside a heap block" in res.stderr
     assert_cleaned_up(d[0]["valgrind_pid"])    # vg-start'ed valgrind is killed when gdb quits
 
 
@@ -313,11 +341,14 @@ def test_not_connected_and_bad_arguments(tmp_path):
                    "vg-errors", "vg-leaks --kinds bogus", "vg-leaks --top 0", "vg-leaks --delta sideways",
                    f"vg-start {tmp_path}/missing", "vg-start /bin/true -- --tool=helgrind",
                    "vg-start /bin/true -- --vgdb=no", "vg-attach 999999999",
+                   f"vg-start --timeout -1 {prog('memleakloop')}", f"vg-start --timeout nan {prog('memleakloop')}",
+                   "vg-errors",
                    "echo alive\\n"])
     assert_no_traceback(res)
     lines = [ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("usage:")]
     not_connected = [ln for ln in lines if "needs a connection to a valgrind gdbserver" in ln]
-    assert len(not_connected) == 6
+    assert len(not_connected) == 7      # the last vg-errors too: no bad --timeout connected
+    assert sum("argument --timeout: not a positive number of seconds" in ln for ln in lines) == 2
     assert all("vg-start" in ln and "vg-attach" in ln for ln in not_connected)
     assert any("unknown leak kind 'bogus'" in ln for ln in lines)
     assert any("--top must be positive" in ln for ln in lines)
@@ -329,6 +360,62 @@ def test_not_connected_and_bad_arguments(tmp_path):
     assert "alive" in res.stdout
     # nothing started: no valgrind child of ours is left
     assert subprocess.run(["pgrep", "-f", f"valgrind.*{tmp_path}"], capture_output=True).returncode == 1
+
+
+def test_vg_block_by_address_keeps_the_leak_delta(tmp_path):
+    binary = prog("memleakloop")
+    res = run_gdb([f"vg-start --main --stdout {tmp_path}/out --log {tmp_path}/vg.log {binary} 4",
+                   "break checkpoint", "continue", "vg-leaks --top 1", "continue",
+                   *j("vg-block g_psz1[0]"), *j("vg-leaks --delta increased"),
+                   "continue", *j("vg-block g_psz1[2]"), *j("vg-leaks --delta increased")])
+    assert_no_traceback(res)
+    block, grown, late_block, late_grown = docs(res)
+    # a block the last leak search knew: found without a new search, so the delta still shows
+    # what one round of the program allocates (sizes from examples/valgrind/memleakloop.c)
+    assert block["records"][0]["function"] == "memleak4" and block["warnings"] == []
+    by = {r["function"]: r["bytes_delta"] for r in grown["records"]}
+    assert by == {"memleak1": 1111, "memleak2": 2456, "memleak3": 356, "memleak4": 45678,
+                  "memleak5": 560000}
+    # a block newer than the last search: a new search is needed, and both commands say so
+    assert late_block["records"][0]["function"] == "memleak4"
+    assert any("new leak search" in w for w in late_block["warnings"])
+    assert any("vg-block ran a leak search" in w for w in late_grown["warnings"])
+
+
+def test_main_on_stripped_and_error_before_main(tmp_path):
+    src = "int main(void) { return 0; }\n"
+    stripped = compile_c(src, name="stripped_main", flags=["-s"])
+    static = compile_c(src, name="static_main", flags=["-static"])
+    res = run_gdb([f"vg-start --main --log {tmp_path}/a.log {stripped}", "vg-errors",
+                   f"vg-start --main --log {tmp_path}/b.log {static}", "info breakpoints"])
+    assert_no_traceback(res)
+    # stripped: no main to run to -> one-line error before anything runs, valgrind gone
+    assert re.search(r"--main: .*stripped_main has no symbol 'main' \(stripped\?\)\. Fix: ", res.stderr)
+    assert any(ln.startswith("vg-errors needs a connection to a valgrind gdbserver") for ln in
+               res.stderr.splitlines()), res.stderr
+    # static glibc: memcheck stops on an error before main (valgrind's own log names it)
+    # (text, not --json: gdb prints "Program received signal SIGTRAP" for that stop itself)
+    stopped_at = re.search(r"^stopped at: +(.*)$", res.stdout, re.M).group(1)
+    note = re.search(r"^note: +(.*)$", res.stdout, re.M).group(1)
+    first_error = re.search(r"==\d+== (\S.*)\n==\d+==    at 0x[0-9A-F]+: (\w+)",
+                            (tmp_path / "b.log").read_text())
+    assert not stopped_at.startswith("main ")
+    assert note.startswith("stopped on memcheck error #1 before main: " + first_error.group(1)), note
+    assert stopped_at.startswith(first_error.group(2) + " ")
+    # the temporary breakpoint on main is not left behind
+    assert "No breakpoints or watchpoints." in res.stdout
+
+
+def test_failed_connection_leaves_nothing_behind(tmp_path):
+    # vgdb that cannot connect: vg-start fails in one line and leaves no process, FIFO or file
+    res = run_gdb([f"vg-start --stdout {tmp_path}/out --log {tmp_path}/vg.log {prog('memleakloop')}",
+                   "vg-errors", "echo alive\\n"],
+                  env={"GDB_TOOLKIT_VGDB": "/bin/false", "TMPDIR": str(tmp_path)})
+    assert_no_traceback(res)
+    assert "cannot connect to valgrind process" in res.stderr and "alive" in res.stdout
+    pid = int(re.search(r"valgrind process (\d+)", res.stderr).group(1))
+    assert sorted(os.listdir(tmp_path)) == ["out", "vg.log"], os.listdir(tmp_path)
+    assert not os.path.exists(f"/proc/{pid}/status") or "zombie" in Path(f"/proc/{pid}/status").read_text()
 
 
 NOPTRACE_C = r"""
@@ -444,4 +531,12 @@ def test_attach_picks_the_only_live_process(tmp_path):
         assert errors["pid"] == only.pid and errors["counts"]["found"] == 0
         assert f"vg-attach {only.pid}" in res.stdout          # tab completion offers live pids
         assert "need valgrind's memcheck tool" in res.stderr and "not recognised" in res.stderr
+        assert attached["message"] is None
+        # gdb loaded with another program: attaching says the symbols do not belong to the process
+        other = prog("vbits")
+        res = run_gdb([*j("vg-attach")], program=other, env=env, timeout=300)
+        assert_no_traceback(res)
+        wrong = docs(res)[0]
+        assert wrong["connected"] and wrong["program"] == str(other)
+        assert f"is not the program valgrind runs ({binary})" in wrong["message"]
         assert only.poll() is None

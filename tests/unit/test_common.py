@@ -32,6 +32,19 @@ def test_argparser_reports_usage_instead_of_exiting():
     assert "--json" in p.option_strings()
 
 
+def test_usage_error_is_the_message_and_one_usage_line(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    p = ArgParser("demo-with-many-options")
+    for name in ("stdin", "stdout", "tty", "log", "timeout", "kallsyms", "system-map"):
+        p.add_argument(f"--{name}", metavar=name.upper())
+    p.add_argument("program")
+    with pytest.raises(UsageError) as exc:
+        p.parse(["--bogus"])
+    lines = str(exc.value).splitlines()
+    assert len(lines) == 2, lines
+    assert lines[1].startswith("usage: demo-with-many-options [-h] [--json]") and lines[1].endswith(" program")
+
+
 def test_parse_int_bases_and_suffixes():
     assert parse_int("0x10") == 16
     assert parse_int("64k") == 65536
@@ -130,3 +143,17 @@ def test_to_json_is_one_document_small_indented_large_compact():
     big_rows = [_Row(i, b"\xcc" * 8) for i in range(INDENT_LIMIT // 20)]
     big = to_json(big_rows)
     assert "\n" not in big and len(json.loads(big)) == len(big_rows)
+
+
+def test_table_fits_width_when_a_header_is_the_widest_cell():
+    # tabulate pads every header by 2: a column whose header is wider than its
+    # cells ("status" over "ok"/"missing") is header+2 wide, and must be counted so
+    from gdb_toolkit.common.plain_table import plain_table
+
+    headers = ["check", "status", "detail", "fix", "used by"]
+    rows = [["kallsyms addresses", "missing", "d" * 60, "f" * 70, "u" * 50],
+            ["gdb", "ok", "13.1", "", ""]]
+    for width in (60, 80, 100):
+        for render in (table, plain_table):
+            text = render(headers, rows, width=width)
+            assert max(len(line) for line in text.splitlines()) <= width, (render, width, text)

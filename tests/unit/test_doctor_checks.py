@@ -9,7 +9,7 @@ def facts(**kw) -> HostFacts:
                 tracefs="/sys/kernel/tracing", tracefs_mountable=True, kprobe_events=True,
                 kprobe_pmu=True, kprobes_list=True, kernel_config_kprobes="y", lockdown=None,
                 valgrind="3.19.0", vgdb="/usr/bin/vgdb", bcc_compile=None,
-                kernel_release="6.1.0-test", kernel_headers="/lib/modules/6.1.0-test/build")
+                kernel_release="6.1.0-18-amd64", kernel_headers="/lib/modules/6.1.0-18-amd64/build")
     base.update(kw)
     return HostFacts(**base)
 
@@ -50,7 +50,7 @@ def test_missing_deps_and_bcc_headers():
                                             "bcc": "0.26"}, bcc_compile="Failed to compile",
                                       kernel_headers=None)))
     assert r["pyelftools"].status == "missing" and "python3-pyelftools" in r["pyelftools"].fix
-    assert r["bcc compile"].status == "missing" and "linux-headers-6.1.0-test" in r["bcc compile"].fix
+    assert r["bcc compile"].status == "missing" and "linux-headers-6.1.0-18-amd64" in r["bcc compile"].fix
 
 
 def test_probes_on_files(tmp_path):
@@ -70,5 +70,34 @@ def test_headers_of_another_kernel_are_usable_and_said():
                                       kernel_headers_note="no headers for the running kernel 6.18")))
     assert r["kernel headers"].status == "ok"
     assert "no headers for the running kernel 6.18" in r["kernel headers"].detail
-    r = by_name(checks.evaluate(facts(kernel_headers=None, kernel_headers_fix="install X")))
-    assert r["kernel headers"].status == "missing" and r["kernel headers"].fix == "install X"
+    r = by_name(checks.evaluate(facts(kernel_headers=None)))
+    assert r["kernel headers"].status == "missing" and r["kernel headers"].fix
+
+
+def test_ptrace_row_believes_capeff_not_euid(tmp_path):
+    from gdb_toolkit.doctor.host_facts import probe_capability
+
+    status = tmp_path / "status"
+    status.write_text("Name:\tgdb\nCapEff:\t000001fffef7ffff\n")     # bit 19 (CAP_SYS_PTRACE) clear
+    assert probe_capability(19, str(status)) is False
+    status.write_text("CapEff:\t0000000000080000\n")
+    assert probe_capability(19, str(status)) is True
+    # root in a container without CAP_SYS_PTRACE: not "root (CAP_SYS_PTRACE)"
+    row = by_name(checks.evaluate(facts(euid=0, cap_sys_ptrace=False)))["ptrace"]
+    assert row.status == "limited" and "CAP_SYS_PTRACE" in row.fix and "without" in row.detail
+    assert by_name(checks.evaluate(facts(euid=0, cap_sys_ptrace=True)))["ptrace"].status == "ok"
+    # an ordinary user never has CAP_SYS_PTRACE: same-user attach is still fine with scope 0
+    assert by_name(checks.evaluate(facts(euid=1000, ptrace_scope=0, cap_sys_ptrace=False)))["ptrace"].status == "ok"
+
+
+def test_kernel_headers_fix_names_a_package_only_for_debian_kernels():
+    deb = by_name(checks.evaluate(facts(kernel_release="6.1.0-18-amd64", kernel_headers=None,
+                                        bcc_compile="Exception: Failed to compile BPF module")))
+    assert deb["kernel headers"].fix == "apt-get install linux-headers-6.1.0-18-amd64"
+    assert deb["bcc compile"].fix == "apt-get install linux-headers-6.1.0-18-amd64"
+    # a custom kernel (like this VM's 6.18.44-fc-v657) has no Debian headers package
+    custom = by_name(checks.evaluate(facts(kernel_release="6.18.44-fc-v657", kernel_headers=None,
+                                           bcc_compile="Exception: Failed to compile BPF module")))
+    for row in ("kernel headers", "bcc compile"):
+        assert "apt-get install linux-headers-6.18.44" not in custom[row].fix
+        assert "/lib/modules/6.18.44-fc-v657/build" in custom[row].fix

@@ -33,3 +33,15 @@ def test_core_modules_do_not_import_gdb():
             continue
         importlib.import_module(name)
     assert "gdb" not in sys.modules
+
+
+def test_interpreter_path_runs_even_when_sys_executable_does_not_exist(monkeypatch):
+    import os
+
+    monkeypatch.setattr(sys, "executable", "/nonexistent/bin/python")
+    path = loader.interpreter_path()
+    assert os.path.isfile(path) and os.access(path, os.X_OK), path
+    import subprocess
+    out = subprocess.run([path, "-c", "import sys; print(sys.version_info[:2])"],
+                         capture_output=True, text=True).stdout.strip()
+    assert out == str(tuple(sys.version_info[:2]))

@@ -154,3 +154,15 @@ def test_fast_table_layout_and_clipping():
     clipped = table(["a", "function"], [["x" * 30, "y" * 30]], width=30)
     assert all(len(line) <= 30 for line in clipped.splitlines())
     assert "…" in clipped
+
+
+def test_program_arguments_after_program_are_verbatim():
+    from gdb_toolkit.valgrind.launch import split_program_args
+
+    vals = {"--stdin", "--stdout", "--tty", "--log", "--timeout"}
+    assert split_program_args(["--main", "--stdout", "f", "./srv", "-p", "8080", "--verbose"], vals) == \
+        (["--main", "--stdout", "f", "./srv"], ["-p", "8080", "--verbose"])
+    # a final --json is vg-start's; options before PROGRAM stay vg-start's
+    assert split_program_args(["--log=l", "./srv", "-x", "--json"], vals) == \
+        (["--log=l", "./srv", "--json"], ["-x"])
+    assert split_program_args(["--help"], vals) == (["--help"], [])
