@@ -3,7 +3,6 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 
 from gdb_toolkit.common.deps import version_of
