@@ -202,8 +202,11 @@ Example:
         return _source_options(p)
 
     def run(self, args):
+        from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.kernel.kprobe_show import kprobe_show
 
+        if args.count <= 0 or args.count > 1000:
+            raise ToolkitError(f"count {args.count} is out of range", "give -n 1..1000")
         with _session(args) as s:
             return kprobe_show(s, args.where, args.count)
 
