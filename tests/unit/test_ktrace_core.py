@@ -233,3 +233,13 @@ def test_stale_bcc_kprobe_events_of_dead_processes_are_removed(tmp_path):
     written = ev.read_text().splitlines()[3:]
     assert written == [f"-:kprobes/r_vfs_read_bcc_{dead}"]
     assert notes and f"r_vfs_read_bcc_{dead}" in notes[0]
+
+
+def test_unknown_tracepoint_error_names_where_to_look():
+    caps = KernelCaps()
+    caps.tracepoint_exists = lambda cat, name: False
+    plan = make_plan("tracepoint:nosuch:thing", [], caps)
+    err = failure_error("tracepoint:nosuch:thing", plan.skipped)
+    assert "no such tracepoint" in err.cause
+    # one-line error: there are no "reasons above" to point at; say where tracepoints are listed
+    assert "above" not in err.fix and "available_events" in err.fix, err.fix
