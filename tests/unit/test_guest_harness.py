@@ -269,3 +269,28 @@ def test_run_env_is_sourceable_and_quotes(tmp_path):
     nonce, repo, moddir = proc.stdout.split("|")
     assert (nonce, repo) == ("abc", str(tmp_path / "a dir; $(x)"))
     assert moddir == ("" if not visible_in_guest(str(k.modules.resolve())) else str(k.modules))
+
+
+def test_preparation_tools_have_a_time_limit():
+    """apt-get against a stalled mirror must not hang CI: GuestError once the limit passes."""
+    from tests.guest.kernel import _run
+    with pytest.raises(GuestError, match="did not finish within 1 s"):
+        _run(["sleep", "30"], timeout=1)
+    assert _run(["true"]).returncode == 0
+
+
+def test_cache_lock_wait_has_a_time_limit(tmp_path):
+    """A run stuck while holding the cache lock must not hang the next one forever."""
+    import fcntl
+    from tests.guest.kernel import cache_lock
+    with open(tmp_path / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path\n"
+                "from tests.guest.kernel import cache_lock, GuestError\n"
+                "try:\n    cache_lock(Path(sys.argv[2]), timeout=1).__enter__()\n"
+                "except GuestError as e:\n    print('GuestError', e)\n")
+        out = subprocess.run([sys.executable, "-c", code, REPO, str(tmp_path)], capture_output=True,
+                             text=True, timeout=60).stdout
+    assert out.startswith("GuestError another run held the guest cache lock"), out
+    with cache_lock(tmp_path, timeout=1):      # free again: taken at once
+        pass
