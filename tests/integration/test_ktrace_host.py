@@ -165,3 +165,17 @@ def test_completion_of_kernel_functions_and_tracepoints():
     assert "ktrace thp_get_unmapped_area" in res.stdout
     assert "ktrace tracepoint:syscalls:sys_enter_mmap" in res.stdout
     assert "ktrace --count" in res.stdout
+
+
+def test_ktask_variable_keeps_all_64_bits_without_a_program():
+    """gdb with no file is i386 (4-byte pointers): $ktask must not lose the address's top half
+    (`ktask $ktask` then looked up pid 0x40204200)."""
+    addr = 0xff2e6ed040204200
+    res = run_gdb(["show architecture",
+                   f"python from gdb_toolkit.ktrace.gdb_commands import set_task_var; set_task_var({addr})",
+                   "p/x $ktask",
+                   "python from gdb_toolkit.gdbsupport.facts import eval_int; print('EVAL %x' % eval_int('$ktask'))"])
+    assert_no_traceback(res)
+    assert "i386" in res.stdout                     # the situation this test is about
+    assert f"EVAL {addr:x}" in res.stdout, res.output
+    assert f"0x{addr:x}" in res.stdout
