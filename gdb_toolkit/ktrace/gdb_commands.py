@@ -157,6 +157,7 @@ Example:
         return p
 
     def run(self, args):
+        import os
         import time
 
         from gdb_toolkit.common.errors import ToolkitError, UsageError
@@ -173,6 +174,13 @@ Example:
             raise UsageError("ktrace: a kernel function or tracepoint:CAT:NAME is required",
                              self.parser.format_usage())
         split_target(args.target)                   # validate before spawning anything
+        if args.pid is not None:
+            if args.pid <= 0:
+                raise ToolkitError(f"--pid {args.pid} is not a process id",
+                                   "give a running process's pid (ps -e), or --all for every process")
+            if not os.path.exists(f"/proc/{args.pid}"):
+                raise ToolkitError(f"no process {args.pid}", "check the pid (ps -e): --pid filters "
+                                   "on a running process")
         live = facts.target_kind() == "live"
         if args.run:
             facts.require_live_process("ktrace --run")
