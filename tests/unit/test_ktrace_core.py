@@ -243,3 +243,13 @@ def test_unknown_tracepoint_error_names_where_to_look():
     assert "no such tracepoint" in err.cause
     # one-line error: there are no "reasons above" to point at; say where tracepoints are listed
     assert "above" not in err.fix and "available_events" in err.fix, err.fix
+
+
+def test_ktypes_bad_btf_file_is_one_line(tmp_path):
+    """bpftool prints two lines (libbpf's and its own) for a non-BTF file: the error stays one line."""
+    from gdb_toolkit.ktrace.ktypes_build import render_c
+    bad = tmp_path / "not_btf"
+    bad.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(ToolkitError) as ei:
+        render_c(str(bad))
+    assert "\n" not in str(ei.value) and "bpftool could not dump" in str(ei.value), str(ei.value)
