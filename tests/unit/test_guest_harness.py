@@ -294,3 +294,22 @@ def test_cache_lock_wait_has_a_time_limit(tmp_path):
     assert out.startswith("GuestError another run held the guest cache lock"), out
     with cache_lock(tmp_path, timeout=1):      # free again: taken at once
         pass
+
+
+def test_guest_that_never_powers_off_after_its_exit_marker_is_not_waited_for(tmp_path, monkeypatch):
+    """The command reported its status, then qemu hangs (poweroff stuck): the run ends within
+    the grace period with that status, instead of burning the whole (40 min) timeout."""
+    import time
+    from tests.guest import vm
+
+    def fake_qemu(vmlinuz, initrd, xfer, repo, accel, **kw):
+        return ["sh", "-c", f'. {xfer}/run.env; echo "@@GTK-GUEST-BEGIN $GTK_NONCE@@"; echo hello; '
+                            'echo "@@GTK-GUEST-EXIT $GTK_NONCE 3@@"; exec sleep 600']
+    monkeypatch.setattr(vm, "qemu_argv", fake_qemu)
+    monkeypatch.setattr(vm, "EXIT_GRACE", 2.0)
+    kernel = Kernel("6.1.0-0-amd64", tmp_path / "tree")
+    t0 = time.monotonic()
+    res = vm._boot_once(["true"], 120, 60, None, "/", None, "tcg", tmp_path, None, None,
+                        lambda m: None, "1G", 1, kernel, tmp_path / "initrd")
+    assert time.monotonic() - t0 < 30
+    assert res.status == 3 and res.output.strip() == "hello" and res.error is None
