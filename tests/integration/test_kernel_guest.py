@@ -308,3 +308,24 @@ def test_non_root_gets_one_line_reasons():
     assert any("shows every address as 0" in l and "run gdb as root" in l for l in err), err
     assert any("permission denied (euid 65534" in l and "CAP_SYS_RAWIO" in l for l in err), err
     assert any("debugfs is root-only" in l and "Fix: run gdb as root" in l for l in err), err
+
+
+def test_ksym_module_function_gets_its_prototype_from_module_btf():
+    """A module function's prototype lives in /sys/kernel/btf/<module> (split BTF), not in
+    vmlinux's: oracle = bpftool's raw dump of the module BTF (the FUNC's parameter names)."""
+    from gdb_toolkit.kernel.memory_views import ksym
+    from gdb_toolkit.kernel.session import KernelSession
+
+    name = "v9fs_file_read_iter"            # 9p carries the guest's root: always loaded
+    raw = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/9p", "format", "raw"],
+                         capture_output=True, text=True, check=True).stdout
+    fid = re.search(r"^\[\d+\] FUNC '" + name + r"' type_id=(\d+)", raw, re.M).group(1)
+    block = raw.split(f"\n[{fid}] FUNC_PROTO", 1)[1].split("\n[", 1)[0]
+    params = re.findall(r"^\s+'(\w+)' type_id=", block, re.M)
+    assert params, block
+    with KernelSession() as s:
+        rep = ksym(s, f"9p:{name}")
+    (m,) = rep.matches
+    assert m.module == "9p" and m.btf_kind == "func", m
+    assert f"{name}(" in m.prototype and all(f" *{p}" in m.prototype or f" {p}" in m.prototype
+                                            for p in params), (m.prototype, params)
