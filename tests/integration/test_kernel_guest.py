@@ -317,10 +317,15 @@ def test_ksym_module_function_gets_its_prototype_from_module_btf():
     from gdb_toolkit.kernel.session import KernelSession
 
     name = "v9fs_file_read_iter"            # 9p carries the guest's root: always loaded
-    raw = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/9p", "format", "raw"],
-                         capture_output=True, text=True, check=True).stdout
-    fid = re.search(r"^\[\d+\] FUNC '" + name + r"' type_id=(\d+)", raw, re.M).group(1)
-    block = raw.split(f"\n[{fid}] FUNC_PROTO", 1)[1].split("\n[", 1)[0]
+
+    def raw(f):
+        return "\n" + subprocess.run(["bpftool", "btf", "dump", "file", f, "format", "raw"],
+                                     capture_output=True, text=True, check=True).stdout
+
+    mod = raw("/sys/kernel/btf/9p")
+    fid = re.search(r"^\[\d+\] FUNC '" + name + r"' type_id=(\d+)", mod, re.M).group(1)
+    where = mod if f"\n[{fid}] FUNC_PROTO" in mod else raw("/sys/kernel/btf/vmlinux")  # deduped to base
+    block = where.split(f"\n[{fid}] FUNC_PROTO", 1)[1].split("\n[", 1)[0]
     params = re.findall(r"^\s+'(\w+)' type_id=", block, re.M)
     assert params, block
     with KernelSession() as s:
