@@ -253,3 +253,23 @@ def test_ktypes_bad_btf_file_is_one_line(tmp_path):
     with pytest.raises(ToolkitError) as ei:
         render_c(str(bad))
     assert "\n" not in str(ei.value) and "bpftool could not dump" in str(ei.value), str(ei.value)
+
+
+def test_worker_signal_handler_never_blocks_on_a_lock():
+    """gdb stops the worker with SIGINT and, dying, sends PR_SET_PDEATHSIG's SIGTERM: the second
+    handler ran inside the first one's Event.set() (holding its lock) and the worker hung for
+    ever with its BPF programs attached.  Simulate 'interrupted inside set()' in a subprocess."""
+    import subprocess
+    code = ("import signal, sys; sys.path.insert(0, sys.argv[1])\n"
+            "from gdb_toolkit.ktrace import worker\n"
+            "with worker._stop._cond:\n"
+            "    worker._on_signal(signal.SIGTERM, None)\n"
+            "assert worker.stopping()\n"
+            "print('handled')\n")
+    repo = str(Path(__file__).resolve().parents[2])
+    try:
+        out = subprocess.run([sys.executable, "-c", code, repo], capture_output=True, text=True,
+                             timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the signal handler blocked (deadlock)")
+    assert out.stdout.strip() == "handled", out.stderr
