@@ -54,6 +54,15 @@ def _size(n: int) -> str:
     return human_size(n)
 
 
+def _event_text(p, short: bool = False) -> str:
+    if not p.event:
+        return "-"
+    if p.event_tracefs is False:
+        return f"{p.event} (perf)" if short else \
+            f"{p.event} (a perf/BPF probe's own event: not in tracefs kprobe_events)"
+    return p.event
+
+
 class _KernelSymbolCompleter:
     """Complete kernel symbol names from /proc/kallsyms (first 200 matches)."""
 
@@ -167,7 +176,7 @@ Example:
                 rows.append([_hex(p.address), "r" if p.type == "kretprobe" else "k", p.where,
                              "".join(f"[{f}]" for f in p.flags) or "-", p.state,
                              p.original.hex(" ") if p.original else "?",
-                             p.ret_handler or p.handler or "-", p.event or "-", hm,
+                             p.ret_handler or p.handler or "-", _event_text(p, short=True), hm,
                              "ok" if p.consistent else "MISMATCH"])
             out = table(["address", "t", "probe", "kernel flags", "live", "original", "handler",
                          "event", "hit/miss", "check"], rows, ctx.width)
@@ -202,8 +211,11 @@ Example:
         return _source_options(p)
 
     def run(self, args):
+        from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.kernel.kprobe_show import kprobe_show
 
+        if args.count <= 0 or args.count > 1000:
+            raise ToolkitError(f"count {args.count} is out of range", "give -n 1..1000")
         with _session(args) as s:
             return kprobe_show(s, args.where, args.count)
 
@@ -219,7 +231,7 @@ Example:
                 ("handler", ", ".join(x for x in (p.handler, p.post_handler and f"post {p.post_handler}",
                                                   p.ret_handler and f"return {p.ret_handler}") if x)
                  or "-"),
-                ("event", p.event or "-"),
+                ("event", _event_text(p)),
                 ("hits/misses", "-" if p.hits is None else f"{p.hits}/{p.misses}"),
                 ("struct kprobe", _hex(p.struct_addr)),
             ]))

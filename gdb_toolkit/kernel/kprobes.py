@@ -33,6 +33,8 @@ class ProbeReport:
     post_handler: str | None = None
     ret_handler: str | None = None    # kretprobe's handler
     event: str | None = None          # owning tracefs event (group/event)
+    event_tracefs: bool | None = None # event is in tracefs kprobe_events; False: only in memory
+                                      # (a perf/BPF probe's local event); None: not known
     hits: int | None = None
     misses: int | None = None
     struct_addr: int | None = None
@@ -172,7 +174,8 @@ def match_event(events: list[TraceEvent], probe_type: str, addr: int, sym: str |
 
 def build_report(arch: str, listed: list[ListedProbe] | None, walk=None, read=None,
                  symbolize=None, events: list[TraceEvent] = (), profile: dict | None = None,
-                 all_disarmed: bool = False, resolve=None, enrich=None) -> KprobeListReport:
+                 all_disarmed: bool = False, resolve=None, enrich=None,
+                 events_known: bool = True) -> KprobeListReport:
     """Join the list, the table walk, the live bytes and the tracefs facts.
 
     One row per probe, as the kernel's list has (several probes at one address share the
@@ -255,8 +258,9 @@ def build_report(arch: str, listed: list[ListedProbe] | None, walk=None, read=No
                 enrich(kp)      # the container tells the event (perf/BPF probes) and ret handler
             if kp is not None and kp.event:
                 ev_name = kp.event
+            in_tracefs = True if m is not None else (False if ev_name and events_known else None)
             hits = misses = None
-            if ev_name:
+            if ev_name and in_tracefs is not False:     # kprobe_profile lists tracefs events only
                 short = ev_name.split("/")[-1]
                 if short in profile:
                     hits, misses = profile[short]
@@ -266,7 +270,7 @@ def build_report(arch: str, listed: list[ListedProbe] | None, walk=None, read=No
                 site=site, handler=kp.pre_handler_name if kp else None,
                 post_handler=kp.post_handler_name if kp else None,
                 ret_handler=kp.kretprobe_handler_name if kp else None,
-                event=ev_name, hits=hits, misses=misses,
+                event=ev_name, event_tracefs=in_tracefs, hits=hits, misses=misses,
                 struct_addr=kp.struct_addr if kp else None,
                 aggregate_addr=top.struct_addr if top is not None and top.aggregate else None,
                 detour=site.target if site is not None and site.kind == S.OPTIMIZED else None,

@@ -224,6 +224,21 @@ class KsymReport:
     notes: list = field(default_factory=list)
 
 
+def _module_btf(module: str, base):
+    """/sys/kernel/btf/<module> on top of *base*, or None (no module BTF, not readable)."""
+    import os
+
+    from gdb_toolkit.kernel.btf import Btf
+
+    path = f"/sys/kernel/btf/{module}"
+    if not os.path.exists(path):
+        return None
+    try:
+        return Btf.load(path, base=base)
+    except ToolkitError:
+        return None
+
+
 def ksym(session, query: str, btf: bool = True) -> KsymReport:
     syms = session.symbols
     matches = []
@@ -249,8 +264,14 @@ def ksym(session, query: str, btf: bool = True) -> KsymReport:
     notes = []
     if btf and matches:
         try:
-            b = session.btf
+            base = session.btf
+            mods: dict = {}
             for m in matches:
+                b = base
+                if m.module and getattr(session, "btf_path", "") == "/sys/kernel/btf/vmlinux":
+                    if m.module not in mods:     # module BTF is split on vmlinux's
+                        mods[m.module] = _module_btf(m.module, base)
+                    b = mods[m.module] or base
                 t = b.find(m.name, "func") or b.find(m.name, "var")
                 if t is not None:
                     m.btf_kind = t.kind_name

@@ -327,14 +327,16 @@ class KernelSession:
             raise ToolkitError("no source of kprobes: " + "; ".join(notes),
                                "run gdb as root" if os.geteuid() != 0 else
                                "mount debugfs (mount -t debugfs none /sys/kernel/debug)")
-        events = T.parse_kprobe_events(self._tracefs("kprobe_events") or "")
+        events_text = self._tracefs("kprobe_events")
+        events = T.parse_kprobe_events(events_text or "")
         profile = T.parse_kprobe_profile(self._tracefs("kprobe_profile") or "")
         read = self.read if self.has_kcore else None
         if read is None:
             notes.append(f"live bytes not read: {self._kcore_error()}")
         rep = build_report(self.arch, listed, walk, read, self.symbolize, events, profile,
                            self.all_disarmed(), resolve=self.address_of,
-                           enrich=self.walker.enrich if walk is not None else None)
+                           enrich=self.walker.enrich if walk is not None else None,
+                           events_known=events_text is not None)
         rep.notes = notes + rep.notes
         return rep
 

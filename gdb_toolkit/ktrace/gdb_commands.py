@@ -19,13 +19,16 @@ def _task_type():
 
 
 def set_task_var(addr: int) -> bool:
+    """$ktask = addr, typed ``struct task_struct *`` when gdb knows the type.  With no file
+    loaded gdb's architecture is i386 (4-byte pointers and longs): then $ktask is an
+    ``unsigned long long`` so the kernel address keeps its top 32 bits."""
     ptr = _task_type()
-    ulong = gdb.lookup_type("unsigned long")
-    value = gdb.Value(addr & ((1 << 64) - 1)).cast(ulong)
-    if ptr is not None:
+    value = gdb.Value(addr & ((1 << 64) - 1)).cast(gdb.lookup_type("unsigned long long"))
+    if ptr is not None and ptr.sizeof >= 8:
         gdb.set_convenience_variable("ktask", value.cast(ptr))
         return True
-    gdb.set_convenience_variable("ktask", value.cast(gdb.lookup_type("void").pointer()))
+    void_p = gdb.lookup_type("void").pointer()
+    gdb.set_convenience_variable("ktask", value.cast(void_p) if void_p.sizeof >= 8 else value)
     return False
 
 
@@ -154,6 +157,7 @@ Example:
         return p
 
     def run(self, args):
+        import os
         import time
 
         from gdb_toolkit.common.errors import ToolkitError, UsageError
@@ -170,6 +174,13 @@ Example:
             raise UsageError("ktrace: a kernel function or tracepoint:CAT:NAME is required",
                              self.parser.format_usage())
         split_target(args.target)                   # validate before spawning anything
+        if args.pid is not None:
+            if args.pid <= 0:
+                raise ToolkitError(f"--pid {args.pid} is not a process id",
+                                   "give a running process's pid (ps -e), or --all for every process")
+            if not os.path.exists(f"/proc/{args.pid}"):
+                raise ToolkitError(f"no process {args.pid}", "check the pid (ps -e): --pid filters "
+                                   "on a running process")
         live = facts.target_kind() == "live"
         if args.run:
             facts.require_live_process("ktrace --run")

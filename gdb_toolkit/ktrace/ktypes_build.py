@@ -58,7 +58,8 @@ def render_c(btf_path: str) -> str:
     proc = subprocess.run([bpftool, "btf", "dump", "file", btf_path, "format", "c"],
                           capture_output=True, text=True)
     if proc.returncode != 0:
-        raise ToolkitError(f"bpftool could not dump {btf_path}: {proc.stderr.strip()[:200]}",
+        why = "; ".join(l.strip() for l in proc.stderr.splitlines() if l.strip())[:200]
+        raise ToolkitError(f"bpftool could not dump {btf_path}: {why or proc.returncode}",
                            "check the file is BTF (/sys/kernel/btf/vmlinux)")
     return proc.stdout
 

@@ -126,8 +126,10 @@ def failure_error(target: str, skipped: list[str]) -> ToolkitError:
         fixes.append("pick a traceable caller (grep it in /proc/kallsyms) or a tracepoint:CAT:NAME")
     if "permission" in text or "eperm" in text or "not permitted" in text:
         fixes.append("run gdb as root (BPF needs CAP_BPF/CAP_PERFMON)")
+    if "no such tracepoint" in text:
+        fixes.append("pick one listed in /sys/kernel/tracing/available_events (written CAT:NAME)")
     if not fixes:
-        fixes.append("see the reasons above; toolkit doctor shows what this kernel supports")
+        fixes.append("toolkit doctor shows what this kernel supports")
     return ToolkitError(f"cannot trace {target}: " + "; ".join(skipped), "; ".join(fixes))
 
 

@@ -26,8 +26,13 @@ from gdb_toolkit.ktrace import protocol  # noqa: E402
 PR_SET_PDEATHSIG = 1
 TRACEFS = "/sys/kernel/tracing"
 
-_stop = threading.Event()
+_stop = threading.Event()     # set by the stdin watcher (EOF: the parent is gone)
+_signalled = False            # set by the signal handlers: no lock there (see _on_signal)
 _out = None
+
+
+def stopping() -> bool:
+    return _signalled or _stop.is_set()
 
 
 def emit(kind: str, **payload) -> None:
@@ -56,7 +61,11 @@ def _watch_stdin() -> None:
 
 
 def _on_signal(signum, frame):
-    _stop.set()
+    # Only a plain assignment: a handler runs between bytecodes of the main thread, possibly
+    # inside another handler (SIGINT from gdb, then PDEATHSIG's SIGTERM as gdb dies); taking
+    # Event.set()'s lock there deadlocked the worker with its programs still attached.
+    global _signalled
+    _signalled = True
 
 
 # -- the kernel's capabilities --------------------------------------------------------------------
@@ -375,7 +384,7 @@ def _stream(b, prog, values, cand, spec, oracle, headers, notes, skipped, compil
     reason = "stopped"
     try:
         while True:
-            if _stop.is_set():
+            if stopping():
                 reason = "stopped"
                 break
             if limit and count["n"] >= limit:

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,17 +84,41 @@ class Kernel:
         return self.root / "lib" / "modules" / self.version
 
 
-def _run(argv: list[str], **kw) -> subprocess.CompletedProcess:
+TOOL_TIMEOUT = float(os.environ.get("GDB_TOOLKIT_GUEST_PREP_TIMEOUT", "900"))
+LOCK_TIMEOUT = TOOL_TIMEOUT + 300     # another run may be preparing (downloading) under the lock
+
+
+def _run(argv: list[str], timeout: float | None = None, **kw) -> subprocess.CompletedProcess:
+    """Run a preparation tool (apt-get, dpkg, depmod): never longer than *timeout* seconds, so a
+    stalled mirror or lock cannot hang CI; GuestError on expiry."""
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", LC_ALL="C")
-    return subprocess.run(argv, capture_output=True, text=True, env=env, **kw)
+    timeout = TOOL_TIMEOUT if timeout is None else timeout
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:
+        raise GuestError(f"`{' '.join(argv[:3])}` did not finish within {timeout:.0f} s "
+                         "(network or package lock?); set GDB_TOOLKIT_GUEST_PREP_TIMEOUT to wait "
+                         "longer") from None
 
 
 @contextlib.contextmanager
-def cache_lock(root: Path):
-    """Serialise preparation between concurrent runs (several engineers, several pytest runs)."""
+def cache_lock(root: Path, timeout: float | None = None):
+    """Serialise preparation between concurrent runs (several engineers, several pytest runs).
+    Waits at most *timeout* seconds for a run holding it; GuestError after that."""
     root.mkdir(parents=True, exist_ok=True)
+    timeout = LOCK_TIMEOUT if timeout is None else timeout
     with open(root / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise GuestError(f"another run held the guest cache lock {root / '.lock'} for "
+                                     f"over {timeout:.0f} s; is a stale preparation still running?"
+                                     ) from None
+                time.sleep(0.5)
         try:
             yield
         finally:

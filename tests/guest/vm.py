@@ -167,6 +167,7 @@ def qemu_argv(vmlinuz: Path, initrd: Path, xfer: Path, repo: Path | None, accel:
 ACCELS = ("auto", "tcg", "kvm")
 KVM_BOOT_TIMEOUT = 30.0   # a KVM trial that has not started the command by then is abandoned
 TCG_BOOT_TIMEOUT = 300.0
+EXIT_GRACE = 30.0         # after the exit marker, qemu gets this long to power off, then is killed
 
 
 def requested_accel(requested: str | None = None) -> str:
@@ -311,9 +312,15 @@ def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream,
     sel.register(proc.stdout, selectors.EVENT_READ)
     buf = ""        # console text not yet handed to a stream
     fresh = False
+    tail = ""       # the console's last few KiB, to see the exit marker without a stream
+    exited_at = None
+    lingered = False
     try:
         while True:
             now = time.monotonic() - t0
+            if exited_at is not None and time.monotonic() - exited_at >= EXIT_GRACE:
+                lingered = True     # status is in; a stuck poweroff must not eat the timeout
+                break
             if boot_seconds is None and now >= boot_timeout:
                 timed_out = f"guest did not start the command within {boot_timeout:.0f} s ({accel})"
                 break
@@ -331,6 +338,7 @@ def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream,
             text = data.decode("utf-8", "replace")
             chunks.append(text)
             buf += text.replace("\r", "")
+            tail = (tail + text.replace("\r", ""))[-4096:]
             if boot_seconds is None:
                 m = begin_re.search(buf)
                 if m:
@@ -357,10 +365,12 @@ def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream,
                     cut = held_back(buf, exit_prefix)
                     stream(buf[:cut])
                     buf = buf[cut:]
+            if exited_at is None and boot_seconds is not None and exit_re.search(tail):
+                exited_at = time.monotonic()
         finished = True
     finally:
         sel.close()
-        if timed_out or not finished:   # also on KeyboardInterrupt and errors
+        if timed_out or lingered or not finished:   # also on KeyboardInterrupt and errors
             _kill(proc)
         else:
             try:

@@ -128,3 +128,15 @@ def test_vmlinux_symbols_and_as_built_bytes(tmp_path, kernel_types):
     assert show["as_built"][0]["text"] == "push r14"           # what the jmp replaced
     assert "as built (the --vmlinux file" in res.stdout
     assert "vmlinux bytes not read" in res.stdout                # /bin/true is not this kernel
+
+
+def test_kprobe_show_count_out_of_range_is_one_line(tmp_path, kernel_types):
+    core = build_kernel(tmp_path, kernel_types)
+    ks = tmp_path / "kallsyms"
+    ks.write_text(KALLSYMS)
+    src = f"--kcore {core} --kallsyms {ks} --btf {kernel_types[0].path}"
+    res = run_gdb([f"kprobe-show vfs_write+2 {src} -n 0", f"kprobe-show vfs_write+2 {src} -n -3",
+                   f"kprobe-show vfs_write+2 {src} -n 1001", "echo alive\\n"])
+    assert_no_traceback(res)
+    assert "alive" in res.stdout
+    assert res.stderr.count("is out of range. Fix: give -n 1..1000") == 3, res.stderr

@@ -43,9 +43,15 @@ def listed(addr: int) -> list[str]:
 
 
 def kcore_bytes(addr: int, n: int) -> bytes:
-    from gdb_toolkit.kernel.kcore import Kcore
-    with Kcore.open() as kc:
-        return kc.read(addr, n)
+    """The oracle for live/after bytes: /proc/kcore read here through pyelftools' program
+    headers (not the toolkit's own kcore reader, which is under test)."""
+    from elftools.elf.elffile import ELFFile
+    with open("/proc/kcore", "rb") as f:
+        for seg in ELFFile(f).iter_segments():
+            h = seg.header
+            if h.p_type == "PT_LOAD" and h.p_vaddr <= addr and addr + n <= h.p_vaddr + h.p_memsz:
+                return os.pread(f.fileno(), n, h.p_offset + addr - h.p_vaddr)
+    raise AssertionError(f"0x{addr:x} is in no PT_LOAD of /proc/kcore")
 
 
 class Probes:
@@ -302,3 +308,29 @@ def test_non_root_gets_one_line_reasons():
     assert any("shows every address as 0" in l and "run gdb as root" in l for l in err), err
     assert any("permission denied (euid 65534" in l and "CAP_SYS_RAWIO" in l for l in err), err
     assert any("debugfs is root-only" in l and "Fix: run gdb as root" in l for l in err), err
+
+
+def test_ksym_module_function_gets_its_prototype_from_module_btf():
+    """A module function's prototype lives in /sys/kernel/btf/<module> (split BTF), not in
+    vmlinux's: oracle = bpftool's raw dump of the module BTF (the FUNC's parameter names)."""
+    from gdb_toolkit.kernel.memory_views import ksym
+    from gdb_toolkit.kernel.session import KernelSession
+
+    name = "v9fs_file_read_iter"            # 9p carries the guest's root: always loaded
+
+    def raw(f):
+        return "\n" + subprocess.run(["bpftool", "btf", "dump", "file", f, "format", "raw"],
+                                     capture_output=True, text=True, check=True).stdout
+
+    mod = raw("/sys/kernel/btf/9p")
+    fid = re.search(r"^\[\d+\] FUNC '" + name + r"' type_id=(\d+)", mod, re.M).group(1)
+    where = mod if f"\n[{fid}] FUNC_PROTO" in mod else raw("/sys/kernel/btf/vmlinux")  # deduped to base
+    block = where.split(f"\n[{fid}] FUNC_PROTO", 1)[1].split("\n[", 1)[0]
+    params = re.findall(r"^\s+'(\w+)' type_id=", block, re.M)
+    assert params, block
+    with KernelSession() as s:
+        rep = ksym(s, f"9p:{name}")
+    (m,) = rep.matches
+    assert m.module == "9p" and m.btf_kind == "func", m
+    assert f"{name}(" in m.prototype and all(f" *{p}" in m.prototype or f" {p}" in m.prototype
+                                            for p in params), (m.prototype, params)

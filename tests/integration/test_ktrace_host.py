@@ -165,3 +165,30 @@ def test_completion_of_kernel_functions_and_tracepoints():
     assert "ktrace thp_get_unmapped_area" in res.stdout
     assert "ktrace tracepoint:syscalls:sys_enter_mmap" in res.stdout
     assert "ktrace --count" in res.stdout
+
+
+def test_ktask_variable_keeps_all_64_bits_without_a_program():
+    """gdb with no file is i386 (4-byte pointers): $ktask must not lose the address's top half
+    (`ktask $ktask` then looked up pid 0x40204200)."""
+    addr = 0xff2e6ed040204200
+    res = run_gdb(["show architecture",
+                   f"python from gdb_toolkit.ktrace.gdb_commands import set_task_var; set_task_var({addr})",
+                   "p/x $ktask",
+                   "python from gdb_toolkit.gdbsupport.facts import eval_int; print('EVAL %x' % eval_int('$ktask'))"])
+    assert_no_traceback(res)
+    assert "i386" in res.stdout                     # the situation this test is about
+    assert f"EVAL {addr:x}" in res.stdout, res.output
+    assert f"0x{addr:x}" in res.stdout
+
+
+def test_bad_pid_is_one_line_and_arms_nothing():
+    """--pid 0 used to trace every process (0 is falsy) and --pid -5 / a pid that does not
+    exist armed a probe that could never fire."""
+    tp = "ktrace tracepoint:syscalls:sys_enter_getpid --timeout 1"
+    res = run_gdb([f"{tp} --pid 0", f"{tp} --pid -5", f"{tp} --pid 999999999", "echo alive\\n"])
+    assert_no_traceback(res)
+    assert "alive" in res.stdout and "armed" not in res.output, res.output
+    err = res.stderr.splitlines()
+    assert any(l.startswith("--pid 0 is not a process id. Fix: ") for l in err), err
+    assert any(l.startswith("--pid -5 is not a process id. Fix: ") for l in err), err
+    assert any(l.startswith("no process 999999999. Fix: ") for l in err), err

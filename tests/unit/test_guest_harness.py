@@ -269,3 +269,47 @@ def test_run_env_is_sourceable_and_quotes(tmp_path):
     nonce, repo, moddir = proc.stdout.split("|")
     assert (nonce, repo) == ("abc", str(tmp_path / "a dir; $(x)"))
     assert moddir == ("" if not visible_in_guest(str(k.modules.resolve())) else str(k.modules))
+
+
+def test_preparation_tools_have_a_time_limit():
+    """apt-get against a stalled mirror must not hang CI: GuestError once the limit passes."""
+    from tests.guest.kernel import _run
+    with pytest.raises(GuestError, match="did not finish within 1 s"):
+        _run(["sleep", "30"], timeout=1)
+    assert _run(["true"]).returncode == 0
+
+
+def test_cache_lock_wait_has_a_time_limit(tmp_path):
+    """A run stuck while holding the cache lock must not hang the next one forever."""
+    import fcntl
+    from tests.guest.kernel import cache_lock
+    with open(tmp_path / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path\n"
+                "from tests.guest.kernel import cache_lock, GuestError\n"
+                "try:\n    cache_lock(Path(sys.argv[2]), timeout=1).__enter__()\n"
+                "except GuestError as e:\n    print('GuestError', e)\n")
+        out = subprocess.run([sys.executable, "-c", code, REPO, str(tmp_path)], capture_output=True,
+                             text=True, timeout=60).stdout
+    assert out.startswith("GuestError another run held the guest cache lock"), out
+    with cache_lock(tmp_path, timeout=1):      # free again: taken at once
+        pass
+
+
+def test_guest_that_never_powers_off_after_its_exit_marker_is_not_waited_for(tmp_path, monkeypatch):
+    """The command reported its status, then qemu hangs (poweroff stuck): the run ends within
+    the grace period with that status, instead of burning the whole (40 min) timeout."""
+    import time
+    from tests.guest import vm
+
+    def fake_qemu(vmlinuz, initrd, xfer, repo, accel, **kw):
+        return ["sh", "-c", f'. {xfer}/run.env; echo "@@GTK-GUEST-BEGIN $GTK_NONCE@@"; echo hello; '
+                            'echo "@@GTK-GUEST-EXIT $GTK_NONCE 3@@"; exec sleep 600']
+    monkeypatch.setattr(vm, "qemu_argv", fake_qemu)
+    monkeypatch.setattr(vm, "EXIT_GRACE", 2.0)
+    kernel = Kernel("6.1.0-0-amd64", tmp_path / "tree")
+    t0 = time.monotonic()
+    res = vm._boot_once(["true"], 120, 60, None, "/", None, "tcg", tmp_path, None, None,
+                        lambda m: None, "1G", 1, kernel, tmp_path / "initrd")
+    assert time.monotonic() - t0 < 30
+    assert res.status == 3 and res.output.strip() == "hello" and res.error is None

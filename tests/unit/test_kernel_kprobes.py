@@ -451,3 +451,15 @@ def test_btf_values_decode_a_struct_kprobe(kernel_types):
     assert rows["ainsn.boostable"].type.endswith(":1")
     assert rows["post_handler"].value == "NULL"
     assert rows["hlist.pprev"].offset == off["kprobe:hlist"] + 8
+
+
+def test_event_only_in_memory_is_marked_not_tracefs(tmp_path, kernel_types):
+    """A BPF/perf kprobe's trace_kprobe has a local event ('kprobes/pent') that tracefs
+    kprobe_events does not list: the report must not pass it off as a tracefs event."""
+    rep, walk, kc = _report(tmp_path, kernel_types)
+    kc.close()
+    by = {(p.where, p.type): p for p in rep.probes}
+    assert "pent" not in EVENTS                                 # only in the synthetic memory
+    assert by[("do_sys_openat2+0x0", "kprobe")].event_tracefs is False
+    assert by[("do_sys_openat2+0x0", "kretprobe")].event_tracefs is True     # r10:kprobes/rr
+    assert by[("ksys_read+0x5", "kprobe")].event_tracefs is True             # p:kprobes/pint

@@ -233,3 +233,43 @@ def test_stale_bcc_kprobe_events_of_dead_processes_are_removed(tmp_path):
     written = ev.read_text().splitlines()[3:]
     assert written == [f"-:kprobes/r_vfs_read_bcc_{dead}"]
     assert notes and f"r_vfs_read_bcc_{dead}" in notes[0]
+
+
+def test_unknown_tracepoint_error_names_where_to_look():
+    caps = KernelCaps()
+    caps.tracepoint_exists = lambda cat, name: False
+    plan = make_plan("tracepoint:nosuch:thing", [], caps)
+    err = failure_error("tracepoint:nosuch:thing", plan.skipped)
+    assert "no such tracepoint" in err.cause
+    # one-line error: there are no "reasons above" to point at; say where tracepoints are listed
+    assert "above" not in err.fix and "available_events" in err.fix, err.fix
+
+
+def test_ktypes_bad_btf_file_is_one_line(tmp_path):
+    """bpftool prints two lines (libbpf's and its own) for a non-BTF file: the error stays one line."""
+    from gdb_toolkit.ktrace.ktypes_build import render_c
+    bad = tmp_path / "not_btf"
+    bad.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(ToolkitError) as ei:
+        render_c(str(bad))
+    assert "\n" not in str(ei.value) and "bpftool could not dump" in str(ei.value), str(ei.value)
+
+
+def test_worker_signal_handler_never_blocks_on_a_lock():
+    """gdb stops the worker with SIGINT and, dying, sends PR_SET_PDEATHSIG's SIGTERM: the second
+    handler ran inside the first one's Event.set() (holding its lock) and the worker hung for
+    ever with its BPF programs attached.  Simulate 'interrupted inside set()' in a subprocess."""
+    import subprocess
+    code = ("import signal, sys; sys.path.insert(0, sys.argv[1])\n"
+            "from gdb_toolkit.ktrace import worker\n"
+            "with worker._stop._cond:\n"
+            "    worker._on_signal(signal.SIGTERM, None)\n"
+            "assert worker.stopping()\n"
+            "print('handled')\n")
+    repo = str(Path(__file__).resolve().parents[2])
+    try:
+        out = subprocess.run([sys.executable, "-c", code, repo], capture_output=True, text=True,
+                             timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the signal handler blocked (deadlock)")
+    assert out.stdout.strip() == "handled", out.stderr
