@@ -243,8 +243,9 @@ def ksym(session, query: str, btf: bool = True) -> KsymReport:
     syms = session.symbols
     matches = []
     q = query.strip()
-    if re.fullmatch(r"0[xX][0-9a-fA-F]+|[0-9a-fA-F]{16}", q):
-        addr = int(q, 16)
+    # an address: 0xHEX, 16 hex digits, a decimal, or SYMBOL+OFFSET (as kdis/kx take them)
+    if re.fullmatch(r"0[xX][0-9a-fA-F]+|[0-9a-fA-F]{16}|\d+", q) or re.search(r"[+-]", q):
+        addr = session.parse_address(q)
         s = syms.containing(addr)
         if s is not None:
             nxt = syms.next_symbol_after(s.address)

@@ -34,6 +34,10 @@ def test_ksym_uses_kallsyms_and_btf_here():
         assert "struct open_how" in raw
     back = gdb_json([], f"ksym 0x{want[0] + 3:x}")["matches"][0]
     assert back["name"] == "do_sys_openat2" and back["offset"] == 3
+    # SYMBOL+OFFSET and decimal addresses are addresses too (as kdis/kx take them)
+    for query in ("do_sys_openat2+0x3", str(want[0] + 3)):
+        m = gdb_json([], f"ksym {query}")["matches"][0]
+        assert (m["name"], m["address"], m["offset"]) == ("do_sys_openat2", want[0], 3), query
 
 
 def test_missing_kernel_features_are_one_line_errors():
