@@ -64,12 +64,14 @@ def hexaddr(value: int | None, width: int = 0) -> str:
 
 
 def human_size(n: int | None) -> str:
-    """Bytes as a short human figure: 15.8 MiB, 64.0 KiB, 512 B."""
+    """Bytes as a short human figure: 15.8 MiB, 64.0 KiB, 512 B -- up to PiB, for
+    address-space distances and kcore's vmalloc region."""
     if n is None:
         return "-"
     sign = "-" if n < 0 else ""
     n = abs(n)
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+    for unit, scale in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20),
+                        ("KiB", 1 << 10)):
         if n >= scale:
             return f"{sign}{n / scale:.1f} {unit}"
     return f"{sign}{n} B"

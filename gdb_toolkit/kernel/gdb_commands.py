@@ -44,15 +44,6 @@ def _hex(v):
     return "-" if v is None else f"0x{v:x}"
 
 
-def _size(n: int) -> str:
-    """human_size, extended to TiB/PiB for the vmalloc region of a kcore."""
-    from gdb_toolkit.common.render import human_size
-
-    for unit, scale in (("PiB", 1 << 50), ("TiB", 1 << 40)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return human_size(n)
-
 
 def _event_text(p, short: bool = False) -> str:
     if not p.event:
@@ -118,7 +109,7 @@ Example:
         return rep
 
     def render(self, r, ctx):
-        from gdb_toolkit.common.render import key_values, table
+        from gdb_toolkit.common.render import human_size, key_values, table
 
         head = key_values([
             ("kcore", r.path), ("arch", r.arch), ("release", r.release or "-"),
@@ -126,7 +117,7 @@ Example:
             ("KASLR offset", f"{_hex(r.kaslr_offset)} ({r.kaslr_source})" if r.kaslr_offset is not None
              else "unknown"),
         ])
-        rows = [[_hex(s.vaddr), _hex(s.end), _size(s.size), _hex(s.offset), s.label]
+        rows = [[_hex(s.vaddr), _hex(s.end), human_size(s.size), _hex(s.offset), s.label]
                 for s in r.segments]
         out = head + "\n" + table(["start", "end", "size", "file offset", "what"], rows, ctx.width)
         for k, v in r.vmcoreinfo.items():

@@ -1,7 +1,7 @@
 """StackFacts -> Diagnosis: one verdict, the numbers behind it, and the fix.  Pure."""
 
 from gdb_toolkit.common.procfs import Mapping, find_mapping
-from gdb_toolkit.stack.units import hs
+from gdb_toolkit.common.render import human_size as hs
 from gdb_toolkit.stack.kernel_rules import (CALLEE_MARGIN, is_accessible, page_down,
                                             thread_stacksize_for, ulimit_kib_for)
 from gdb_toolkit.stack.model import (ClashProbe, Culprit, Diagnosis, Fix, Frame, StackFacts,

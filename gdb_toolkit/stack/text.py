@@ -2,7 +2,7 @@
 import textwrap
 
 from gdb_toolkit.common.render import hexaddr, key_values, table
-from gdb_toolkit.stack.units import hs
+from gdb_toolkit.common.render import human_size as hs
 from gdb_toolkit.stack.model import Diagnosis
 
 FRAME_ROWS = 12

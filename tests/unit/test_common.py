@@ -157,3 +157,9 @@ def test_table_fits_width_when_a_header_is_the_widest_cell():
         for render in (table, plain_table):
             text = render(headers, rows, width=width)
             assert max(len(line) for line in text.splitlines()) <= width, (render, width, text)
+
+
+def test_human_size_reaches_tib_and_pib():
+    assert human_size(3 << 40) == "3.0 TiB"
+    assert human_size(int(12.5 * (1 << 50))) == "12.5 PiB"
+    assert human_size(-(2 << 40)) == "-2.0 TiB"
