@@ -6,9 +6,8 @@ import subprocess
 from dataclasses import dataclass, field
 
 from gdb_toolkit.common.deps import version_of
+from gdb_toolkit.kernel.kprobe_text import TRACEFS_DIRS
 from gdb_toolkit.loader import interpreter_path
-
-TRACEFS_DIRS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
 @dataclass

@@ -86,3 +86,13 @@ def eval_int(expression: str) -> int:
     except gdb.error as exc:
         raise ToolkitError(f"cannot evaluate {expression!r}: {exc}",
                            "give a number or a valid gdb expression") from None
+
+
+def auxv() -> dict[str, int]:
+    """The inferior's auxiliary vector ({"AT_PHDR": ..., "AT_PAGESZ": ...}); {} when gdb has none."""
+    from gdb_toolkit.common.auxv import parse_auxv
+
+    try:
+        return parse_auxv(gdb.execute("info auxv", to_string=True))
+    except gdb.error:
+        return {}

@@ -27,13 +27,6 @@ def mode() -> str:
     return kind
 
 
-def auxv() -> dict[str, int]:
-    try:
-        return link_map_core.parse_auxv(gdb.execute("info auxv", to_string=True))
-    except gdb.error:
-        return {}
-
-
 def _read(addr: int, size: int) -> bytes | None:
     try:
         return bytes(gdb.selected_inferior().read_memory(addr, size))
@@ -88,7 +81,7 @@ def link_map() -> list[tuple[str, int]]:
     """(path, l_addr) for every object in the dynamic linker's list, the executable first."""
     exe = executable()
     model = load_model(exe)
-    aux = auxv()
+    aux = facts.auxv()
     bias = main_bias(model, aux)
     out = [(exe, bias)]
     missing.clear()

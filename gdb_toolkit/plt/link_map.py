@@ -14,19 +14,6 @@ DT_DEBUG = 21
 MAX_OBJECTS = 4096
 
 
-def parse_auxv(text: str) -> dict[str, int]:
-    """gdb's ``info auxv`` text -> {"AT_PHDR": value, ...}."""
-    out = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[1].startswith("AT_"):
-            try:
-                out[parts[1]] = int(parts[-1], 0)
-            except ValueError:
-                pass
-    return out
-
-
 def main_bias(phdr_vaddr: int | None, entry: int, aux: dict[str, int]) -> int:
     if "AT_PHDR" in aux and phdr_vaddr is not None:
         return aux["AT_PHDR"] - phdr_vaddr

@@ -146,15 +146,6 @@ def function_code(pc: int, level: int, caller_pc: int | None = None, arch: str =
     return Code(name, start, data, lines)
 
 
-def _auxv_page_size() -> int | None:
-    try:
-        text = gdb.execute("info auxv", to_string=True)
-    except gdb.error:
-        return None
-    m = re.search(r"AT_PAGESZ\s+.*?\s(\d+)\s*$", text, re.M)
-    return int(m.group(1)) if m else None
-
-
 def memory_map(kind: str, pid: int | None):
     from gdb_toolkit.common import procfs
 
@@ -215,7 +206,7 @@ def gather(kind: str) -> StackFacts:
     sp, pc = frames[0].sp, frames[0].pc
     maps, maps_source = memory_map(kind, pid)
     soft, hard, known, lsrc = stack_limit(kind, pid)
-    page = _auxv_page_size() or os.sysconf("SC_PAGE_SIZE")
+    page = gfacts.auxv().get("AT_PAGESZ") or os.sysconf("SC_PAGE_SIZE")
     gap, gsrc = guard_gap(page)
     f = StackFacts(arch=arch, target=kind, pid=pid, tid=tid, thread_num=thread.num,
                    is_main_thread=(tid == pid or tid is None), signal=signal_info(), pc=pc, sp=sp,

@@ -2,6 +2,7 @@
 link_map / r_debug, <link.h>), plus the starti ("not relocated yet") state."""
 import struct
 
+from gdb_toolkit.common.auxv import parse_auxv
 from gdb_toolkit.plt import link_map
 
 AUXV = """33   AT_SYSINFO_EHDR      System-supplied DSO's ELF header 0x7ffff7fc1000
@@ -27,7 +28,7 @@ class FakeMemory:
 
 
 def test_parse_auxv_and_main_bias():
-    aux = link_map.parse_auxv(AUXV)
+    aux = parse_auxv(AUXV)
     assert aux["AT_PHDR"] == 0x555555554040 and aux["AT_BASE"] == 0x7ffff7fc3000
     assert link_map.main_bias(0x40, 0x1060, aux) == 0x555555554000
     assert link_map.main_bias(None, 0x1060, aux) == 0x555555554000
