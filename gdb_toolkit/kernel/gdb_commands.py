@@ -63,14 +63,17 @@ class _KernelSymbolCompleter:
             return ToolkitCommand.complete(self, text, word)
         if word is None or len(word) < 2:
             return [] if word is None else gdb.COMPLETE_NONE
-        import re
-        try:
-            with open("/proc/kallsyms") as f:
-                data = f.read()
-        except OSError:
-            return []
-        names = re.findall(r" " + re.escape(word) + r"[A-Za-z0-9_.]*(?=[\n\t])", data)
-        return sorted({n.strip() for n in names})[:200]
+        import bisect
+
+        from gdb_toolkit.kernel.kallsyms import symbol_names
+
+        names = symbol_names()
+        i = bisect.bisect_left(names, word)
+        out = []
+        while i < len(names) and names[i].startswith(word) and len(out) < 200:
+            out.append(names[i])
+            i += 1
+        return out
 
 
 class Kcore(ToolkitCommand):

@@ -28,6 +28,34 @@ class Symbol:
         return self.type in "TtWw"
 
 
+_NAMES: dict = {}
+
+
+def symbol_names(path: str = "/proc/kallsyms", types: str | None = None,
+                 modules: bool = True) -> list[str]:
+    """Sorted unique names from a kallsyms file, for completion and "is it there" checks.
+
+    *types* keeps only those type letters ("tT": text); *modules* False drops
+    ``[module]`` symbols.  Cached per arguments: the file is ~10 MB, and completion
+    asks on every key press.
+    """
+    key = (path, types, modules)
+    if key not in _NAMES:
+        names = set()
+        try:
+            with open(path) as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) < 3 or (types is not None and parts[1] not in types) \
+                            or (not modules and len(parts) > 3):
+                        continue
+                    names.add(parts[2])
+        except OSError:
+            pass
+        _NAMES[key] = sorted(names)
+    return _NAMES[key]
+
+
 def restricted_error(path: str = "/proc/kallsyms") -> ToolkitError:
     import os
     who = "you are not root" if os.geteuid() != 0 else "kernel.kptr_restrict hides them"

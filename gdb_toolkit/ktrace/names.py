@@ -1,27 +1,20 @@
 """Names ktrace can complete: kernel text symbols (/proc/kallsyms) and tracepoints (tracefs)."""
 import os
 
-_cache: dict = {}
 LIMIT = 200
 
 
 def kernel_functions(path: str = "/proc/kallsyms") -> list[str]:
-    if "funcs" not in _cache:
-        names = set()
-        try:
-            with open(path) as f:
-                for line in f:
-                    parts = line.split()
-                    if len(parts) >= 3 and parts[1] in "tT" and len(parts) == 3:
-                        names.add(parts[2])
-        except OSError:
-            pass
-        _cache["funcs"] = sorted(names)
-    return _cache["funcs"]
+    """vmlinux text symbols, sorted (ktrace attaches to functions of the kernel proper)."""
+    from gdb_toolkit.kernel.kallsyms import symbol_names
+
+    return symbol_names(path, types="tT", modules=False)
 
 
 def tracepoints(tracefs: str | None = None) -> list[str]:
-    for d in ([tracefs] if tracefs else ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]):
+    from gdb_toolkit.kernel.kprobe_text import TRACEFS_DIRS
+
+    for d in ([tracefs] if tracefs else TRACEFS_DIRS):
         try:
             with open(os.path.join(d, "available_events")) as f:
                 return sorted(line.strip() for line in f if ":" in line)

@@ -126,19 +126,6 @@ def remove_stale_bcc_probes(tracefs: str | None, notes: list[str]) -> None:
                      f"left by killed bcc processes: {', '.join(removed)}")
 
 
-def kallsyms_names(path: str = "/proc/kallsyms") -> set[str]:
-    names = set()
-    try:
-        with open(path) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 3 and parts[1] in "tTwW":
-                    names.add(parts[2])
-    except OSError:
-        pass
-    return names
-
-
 def kernel_caps(bcc, tracefs: str | None, oracle):
     from gdb_toolkit.ktrace.plan import KernelCaps
 
@@ -152,7 +139,9 @@ def kernel_caps(bcc, tracefs: str | None, oracle):
     if not bcc.BPF.support_kfunc():
         kfunc = ("no kfunc/fentry support (needs BTF and BPF trampolines: "
                  "bpf_trampoline_link_prog not in kallsyms)")
-    syms = kallsyms_names()
+    from gdb_toolkit.kernel.kallsyms import symbol_names
+
+    syms = set(symbol_names(types="tTwW"))
     tf = tracefs
 
     def tp_exists(cat, name):
