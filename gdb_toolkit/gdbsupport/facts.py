@@ -88,6 +88,20 @@ def eval_int(expression: str) -> int:
                            "give a number or a valid gdb expression") from None
 
 
+def eval_address(expression: str, bits: int | None = None) -> int:
+    """An address expression as the target sees it: ``-8`` is 0xfff...f8, not -8.
+
+    *bits* defaults to the target's pointer width; the kernel commands pass 64
+    (with no program loaded gdb assumes i386, but kernel addresses are 64-bit).
+    """
+    if bits is None:
+        try:
+            bits = 8 * gdb.lookup_type("void").pointer().sizeof
+        except gdb.error:
+            bits = 64
+    return eval_int(expression) & ((1 << bits) - 1)
+
+
 def auxv() -> dict[str, int]:
     """The inferior's auxiliary vector ({"AT_PHDR": ..., "AT_PAGESZ": ...}); {} when gdb has none."""
     from gdb_toolkit.common.auxv import parse_auxv

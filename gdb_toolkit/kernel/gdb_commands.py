@@ -35,8 +35,8 @@ def _address(session, text: str) -> int:
         return session.parse_address(text)
     except ToolkitError:
         if text.strip()[:1] in "$&*(":
-            from gdb_toolkit.gdbsupport.facts import eval_int
-            return eval_int(text) & ((1 << 64) - 1)
+            from gdb_toolkit.gdbsupport.facts import eval_address
+            return eval_address(text, bits=64)
         raise
 
 

@@ -19,12 +19,9 @@ def _expr_int(text: str) -> int:
 
 
 def _expr_addr(text: str) -> int:
-    """An address expression as the target sees it: -8 is 0xfff...f8, not "0x-8"."""
-    try:
-        bits = 8 * gdb.lookup_type("void").pointer().sizeof
-    except gdb.error:
-        bits = 64
-    return _expr_int(text) & ((1 << bits) - 1)
+    from gdb_toolkit.gdbsupport.facts import eval_address
+
+    return eval_address(text)
 
 
 class _AddrLenCommand(ToolkitCommand):
