@@ -102,6 +102,18 @@ def eval_address(expression: str, bits: int | None = None) -> int:
     return eval_int(expression) & ((1 << bits) - 1)
 
 
+def core_file_path() -> str | None:
+    """The path of the core file gdb has loaded (from ``info target``), else None."""
+    import re
+
+    try:
+        text = gdb.execute("info target", to_string=True)
+    except gdb.error:
+        return None
+    m = re.search(r"core dump file:\s*`([^']+)'", text)
+    return m.group(1) if m else None
+
+
 def auxv() -> dict[str, int]:
     """The inferior's auxiliary vector ({"AT_PHDR": ..., "AT_PAGESZ": ...}); {} when gdb has none."""
     from gdb_toolkit.common.auxv import parse_auxv

@@ -119,19 +119,13 @@ def loaded_objects() -> tuple[str, list[LoadedObject]]:
 def core_writable_ranges() -> list[tuple[int, int]] | None:
     """Writable PT_LOAD ranges of the loaded core file (its program headers keep the
     protections the process had when it dumped)."""
-    try:
-        text = gdb.execute("info target", to_string=True)
-    except gdb.error:
-        return None
-    import re
-
-    m = re.search(r"core dump file:\s*`([^']+)'", text)
-    if not m:
+    path = facts.core_file_path()
+    if path is None:
         return None
     from gdb_toolkit.plt.elf_file import PT_LOAD, ElfFile
 
     try:
-        core = ElfFile.open(m.group(1))
+        core = ElfFile.open(path)
     except ToolkitError:
         return None
     out = [(s.vaddr, s.vaddr + s.memsz) for s in core.segments if s.type == PT_LOAD and s.flags & 2]

@@ -16,12 +16,6 @@ REGS = {"x86_64": ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", 
         "aarch64": [f"x{i}" for i in range(31)]}
 
 
-def core_file_path() -> str | None:
-    text = gdb.execute("info target", to_string=True)
-    m = re.search(r"Local core dump file:\s*`([^']+)'", text)
-    return m.group(1) if m else None
-
-
 def signal_info() -> SignalInfo | None:
     try:
         si = gdb.parse_and_eval("$_siginfo")
@@ -151,7 +145,7 @@ def memory_map(kind: str, pid: int | None):
 
     if kind == "live":
         return procfs.read_maps(pid), f"/proc/{pid}/maps"
-    path = core_file_path()
+    path = gfacts.core_file_path()
     if not path:
         raise ToolkitError("cannot find the core file's name in 'info target'",
                            "load the core with: gdb PROGRAM CORE")
