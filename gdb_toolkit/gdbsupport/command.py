@@ -87,6 +87,15 @@ class ToolkitCommand(gdb.Command):
                 return []
             cut = len(last) - len(word)
             return [o[cut:] for o in self.parser.option_strings() if o.startswith(last)]
+        if type(self).complete_values is ToolkitCommand.complete_values:
+            return self.value_completer
+        if word is None:  # the word-splitting call: gdb's default break characters
+            return []
+        return self.complete_values(word)
+
+    def complete_values(self, word: str):
+        """Completions of a non-option *word* (a list, or a gdb.COMPLETE_* constant).
+        Override for command-specific values; by default ``value_completer`` is used."""
         return self.value_completer
 
     def invoke(self, argument, from_tty):

@@ -57,12 +57,9 @@ def _event_text(p, short: bool = False) -> str:
 class _KernelSymbolCompleter:
     """Complete kernel symbol names from /proc/kallsyms (first 200 matches)."""
 
-    def complete(self, text, word):
-        last = "" if not text or text[-1].isspace() else text.split()[-1]
-        if last.startswith("-"):
-            return ToolkitCommand.complete(self, text, word)
-        if word is None or len(word) < 2:
-            return [] if word is None else gdb.COMPLETE_NONE
+    def complete_values(self, word):
+        if len(word) < 2:
+            return gdb.COMPLETE_NONE
         import bisect
 
         from gdb_toolkit.kernel.kallsyms import symbol_names

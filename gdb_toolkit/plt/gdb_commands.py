@@ -192,12 +192,8 @@ Example:
                        help="continue until the dynamic linker writes the slot (watchpoint)")
         return p
 
-    def complete(self, text, word):
-        last = "" if not text or text[-1].isspace() else text.split()[-1]
-        if last.startswith("-"):
-            return super().complete(text, word)
-        if word is None:
-            return []
+    def complete_values(self, word):
+        """Imported symbol names of the loaded program."""
         try:
             from gdb_toolkit.plt.elf_model import load_model
 

@@ -119,3 +119,15 @@ def test_every_command_has_a_docs_page_linked_from_the_index():
         page = "toolkit.md" if name.startswith("toolkit") else f"{name}.md"
         assert (REPO / "docs" / "commands" / page).exists(), name
         assert f"commands/{page}" in index, name
+
+
+def test_value_completion_hook_and_options_together(tmp_path):
+    """A command's own values (plt-walk: the program's imports) and its options both complete."""
+    from tests.support.gdbrun import compile_c
+
+    prog = compile_c('#include <stdio.h>\nint main(){puts("x");return 0;}\n', "complete_me")
+    res = run_gdb([f"file {prog}", "complete plt-walk pu", "complete plt-walk --li",
+                   "complete vg-start /usr/bin/gd"])
+    assert "plt-walk puts" in res.stdout
+    assert "plt-walk --live" in res.stdout
+    assert "vg-start /usr/bin/gdb" in res.stdout      # value_completer (filenames) still works
