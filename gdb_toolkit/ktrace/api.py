@@ -41,6 +41,8 @@ class TraceSpec:
     fallbacks: list | None = None        # None = the known ones; [] = none; ["FUNC", "tracepoint:C:N"]
     capture: list[str] = field(default_factory=list)    # task_struct fields read at event time
     method: str | None = None            # force kprobe | kfunc | tracepoint
+    include_self: bool = False           # with pid=None: also trace the caller and the worker
+    caller_name: str = "the caller"      # how notes name the calling process ('gdb')
 
     def to_wire(self) -> dict:
         from gdb_toolkit.common.render import to_jsonable
@@ -92,6 +94,10 @@ class TraceSession:
                                f"install python3 at {SYSTEM_PYTHON} with python3-bpfcc") from None
         wire = spec.to_wire()
         wire["parent_pid"] = os.getpid()
+        if spec.pid is None and not spec.include_self:
+            # every event makes the worker write and the caller read a pipe: tracing them
+            # would be a feedback loop (read(2), vfs_read, pipe_read, ...)
+            wire["exclude"] = {"pid": os.getpid(), "name": spec.caller_name}
         import json
         self.proc.stdin.write(json.dumps(wire) + "\n")
         self.proc.stdin.flush()
@@ -252,12 +258,30 @@ class TraceSession:
                            (self.end or {}).get("reason", ""))
 
 
-def start(spec: TraceSpec, argv: list[str] | None = None, wait: bool = True) -> TraceSession:
-    """Spawn the worker for *spec*; by default return once armed (raises its error)."""
+def validate(spec: TraceSpec) -> None:
+    """Everything that can be checked without the kernel, before any (root) worker starts."""
+    import math
+
+    from gdb_toolkit.ktrace.argexpr import parse_args_spec, parse_path
+    from gdb_toolkit.ktrace.plan import METHODS, MAX_VALUES, split_target
+
+    split_target(spec.function)
     if spec.count is not None and spec.count <= 0:
         raise ToolkitError("--count must be positive", "give --count 1 or more")
-    if spec.timeout is not None and spec.timeout <= 0:
+    if spec.timeout is not None and not (spec.timeout > 0 and math.isfinite(spec.timeout)):
         raise ToolkitError("--timeout must be positive", "give seconds, e.g. --timeout 10")
+    if spec.pid is not None and spec.pid <= 0:
+        raise ToolkitError(f"--pid {spec.pid} is not a process id", "give a running process's pid")
+    if spec.method is not None and spec.method not in METHODS:
+        raise ToolkitError(f"unknown attach method {spec.method!r}", f"use one of {', '.join(METHODS)}")
+    n = len(parse_args_spec(spec.args)) + len([parse_path(c) for c in spec.capture])
+    if n > MAX_VALUES:
+        raise ToolkitError(f"too many values ({n})", f"ask for at most {MAX_VALUES}")
+
+
+def start(spec: TraceSpec, argv: list[str] | None = None, wait: bool = True) -> TraceSession:
+    """Spawn the worker for *spec*; by default return once armed (raises its error)."""
+    validate(spec)
     session = TraceSession(spec, argv)
     if wait:
         try:

@@ -102,7 +102,7 @@ def _hook():
 class Ktrace(ToolkitCommand):
     """Trace a kernel function or tracepoint with bcc; results land in $ktask, $kretval, $kevents.
 
-Usage: ktrace FUNC|tracepoint:CAT:NAME [--pid PID] [--all] [--ret] [--args SPEC] [--stack]
+Usage: ktrace FUNC|tracepoint:CAT:NAME [--pid PID] [--all [--include-gdb]] [--ret] [--args SPEC] [--stack]
               [--count N] [--timeout S] [--run] [--capture FIELD]... [--method M]
               [--no-fallback] [--json]
        ktrace --stop
@@ -112,6 +112,9 @@ that streams JSON lines back.  The attach method is chosen automatically:
 kprobe/kretprobe, else kfunc/kretfunc (fentry), else a known fallback (the
 nearest traceable caller of an inlined function, or a tracepoint on the same
 path); what was traced and why is reported.  --pid defaults to the inferior.
+--all leaves out gdb and the ktrace worker (all their threads): they read and
+write the events' pipe, so tracing read/write paths would feed back into itself
+(--include-gdb traces them too).
 --args takes NAME or NAME=EXPR (parameter names from BTF, argN, field paths
 such as vma->vm_end, tracepoint fields).  --capture reads task_struct fields
 at event time (for machines without /proc/kcore).
@@ -144,6 +147,9 @@ Example:
         p.add_argument("target", nargs="?", help="kernel function or tracepoint:CAT:NAME")
         p.add_argument("--pid", type=parse_int, help="only this process (default: the inferior)")
         p.add_argument("--all", action="store_true", help="every process (no pid filter)")
+        p.add_argument("--include-gdb", action="store_true",
+                       help="with --all: also trace gdb and the ktrace worker (left out by default: "
+                            "they read and write the events' pipe)")
         p.add_argument("--ret", action="store_true", help="also the return value")
         p.add_argument("--args", action="append", default=[], help="NAME or NAME=EXPR, comma separated")
         p.add_argument("--stack", action="store_true", help="symbolized kernel stack per event")
@@ -193,7 +199,7 @@ Example:
         spec = TraceSpec(args.target, pid=pid, ret=args.ret, args=list(args.args), stack=args.stack,
                          count=args.count, timeout=args.timeout,
                          fallbacks=[] if args.no_fallback else None, capture=list(args.capture),
-                         method=args.method)
+                         method=args.method, include_self=args.include_gdb, caller_name="gdb")
         t0 = time.monotonic()
         session = start(spec, wait=False)
         try:

@@ -215,7 +215,7 @@ def attach(bcc, headers, cand, spec, oracle, tracefs):
         exit_off = _read_format(tracefs, cand.exit_tracepoint).get("ret", (16, 8, True))[0]
     prog = bpf_source.generate(cand, values, spec.get("pid"), bool(spec.get("ret")),
                                bool(spec.get("stack")), len(params) if params is not None else None,
-                               exit_off)
+                               exit_off, excluded_pids(spec))
     if cand.method == "kfunc" and spec.get("ret") and params is None:
         raise RuntimeError("kretfunc needs the parameter count from BTF")
     os.environ.update(headers.env)
@@ -252,6 +252,20 @@ def attach(bcc, headers, cand, spec, oracle, tracefs):
     return b, prog, values, (t1 - t0, time.monotonic() - t1)
 
 
+def excluded_pids(spec: dict) -> tuple:
+    """The caller's and this worker's tgids when tracing every process (see TraceSpec.include_self)."""
+    ex = spec.get("exclude")
+    return (int(ex["pid"]), os.getpid()) if ex and not spec.get("pid") else ()
+
+
+def exclusion_note(spec: dict) -> str | None:
+    ex = spec.get("exclude")
+    if not ex or spec.get("pid"):
+        return None
+    return (f"not traced: {ex.get('name') or 'the caller'} (pid {int(ex['pid'])}) and the ktrace worker "
+            f"(pid {os.getpid()}), all their threads: they read and write the events' pipe")
+
+
 def method_label(method: str, ret: bool, exit_tp: str | None) -> str:
     if method == "kprobe":
         return "kprobe+kretprobe" if ret else "kprobe"
@@ -285,6 +299,8 @@ def run(spec: dict) -> tuple[str, int]:
 
     notes: list[str] = []
     _require_privileges()
+    if exclusion_note(spec):
+        notes.append(exclusion_note(spec))
     tracefs = tracefs_dir(notes)
     remove_stale_bcc_probes(tracefs, notes)
     try:

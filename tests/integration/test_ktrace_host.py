@@ -5,7 +5,9 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -192,3 +194,81 @@ def test_bad_pid_is_one_line_and_arms_nothing():
     assert any(l.startswith("--pid 0 is not a process id. Fix: ") for l in err), err
     assert any(l.startswith("--pid -5 is not a process id. Fix: ") for l in err), err
     assert any(l.startswith("no process 999999999. Fix: ") for l in err), err
+
+
+def _trace_all_reads(extra: str = "--timeout 3") -> tuple[dict, int, set[int], int]:
+    """Run `ktrace tracepoint:syscalls:sys_enter_read --all` in gdb while a helper reads a pipe
+    every 20 ms; return (report, gdb pid, gdb's thread ids, the worker's pid) -- pids and tids
+    seen from outside gdb (/proc and the process tree), not from ktrace's report."""
+    reader = subprocess.Popen([sys.executable, "-c",
+                               "import os, time\nr, w = os.pipe()\nwhile True:\n"
+                               "    os.write(w, b'x'); os.read(r, 1); time.sleep(0.02)\n"])
+    argv = gdb_argv(["python import os; print('GDBPID', os.getpid())",
+                     *json_wrapped(f"ktrace tracepoint:syscalls:sys_enter_read --all --json {extra}")])
+    gdb = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True, env=dict(os.environ, TERM="dumb"))
+    worker, threads, result = None, set(), {}
+    import threading
+    drain = threading.Thread(target=lambda: result.update(out=gdb.communicate(timeout=120)))
+    drain.start()                                       # the JSON is large: never let gdb block
+    try:
+        deadline = time.monotonic() + 60
+        while gdb.poll() is None and time.monotonic() < deadline:
+            out = subprocess.run(["pgrep", "-P", str(gdb.pid), "-f", "gdb_toolkit.ktrace.worker"],
+                                 capture_output=True, text=True).stdout.split()
+            worker = worker or (int(out[0]) if out else None)
+            try:
+                threads |= {int(t) for t in os.listdir(f"/proc/{gdb.pid}/task")}
+            except OSError:
+                pass
+            time.sleep(0.1)
+        drain.join(120)
+        stdout, stderr = result["out"]
+    finally:
+        reader.kill()
+        reader.wait()
+    chunk = stdout.split(JSON_BEGIN, 1)[-1].split(JSON_END, 1)[0]
+    assert "{" in chunk, stdout + stderr
+    doc = json.loads(chunk[chunk.index("{"):])
+    assert int(re.search(r"GDBPID (\d+)", stdout).group(1)) == gdb.pid
+    doc["_reader"] = reader.pid
+    return doc, gdb.pid, threads, worker
+
+
+def test_all_excludes_gdb_and_the_worker():
+    """`ktrace ... --all` on read(2) traced gdb reading the worker's pipe: every event made the
+    worker write, which made gdb read (a feedback loop: 22,278 events in 15 s, all from gdb).
+    gdb's and the worker's processes, with all their threads, are left out by default."""
+    doc, gdb_pid, gdb_threads, worker = _trace_all_reads()
+    assert worker, "no worker seen under gdb"
+    pids = {e["pid"] for e in doc["events"]}
+    tids = {e["tid"] for e in doc["events"]}
+    assert doc["_reader"] in pids                                  # --all still traces others
+    assert gdb_pid not in pids and worker not in pids, (gdb_pid, worker, len(doc["events"]))
+    assert not (tids & gdb_threads), tids & gdb_threads            # none of gdb's threads
+    assert any(str(gdb_pid) in n and str(worker) in n for n in doc["notes"]), doc["notes"]
+
+
+def test_all_with_include_gdb_traces_gdb_too():
+    doc, gdb_pid, _, _ = _trace_all_reads("--include-gdb --count 300")
+    assert gdb_pid in {e["pid"] for e in doc["events"]}            # gdb reading the worker's pipe
+
+
+def test_bad_arguments_are_refused_before_the_root_worker_starts(tmp_path):
+    """`ktrace ... --args x=010` started the root worker, which then died on int('010', 0):
+    every argument is checked first.  The oracle: a stand-in worker that records each start."""
+    started = tmp_path / "started"
+    fake = Path(__file__).resolve().parents[1] / "support" / "fake_ktrace_worker.py"
+    env = {"GDB_TOOLKIT_KTRACE_WORKER": f"sh -c 'echo x >> {started}; exec {sys.executable} {fake}'"}
+    tp = "ktrace tracepoint:syscalls:sys_enter_getpid --all --timeout 1"
+    bad = ["--args x=010", "--args 'x=vma->'", "--args 'x=1+'", "--args x=99999999999999999999999",
+           "--args 'a b'", "--capture 'signal->'", "--capture ''", "--timeout nan", "--timeout -1"]
+    res = run_gdb([f"{tp} {b}" for b in bad] + ["echo alive\\n"], env=env)
+    assert_no_traceback(res)
+    assert "alive" in res.stdout and not started.exists(), res.output
+    errors = [l for l in res.stderr.splitlines() if l.strip()]
+    assert len(errors) == len(bad), errors                              # one line each
+    assert "'010' has a leading 0 (C would read it as octal). Fix: write 10" in errors[0]
+    assert all("internal error" not in e for e in errors), errors
+    res = run_gdb([f"{tp} --args x=0o10"], env=env)                      # a good one does start it
+    assert started.read_text().count("x") == 1, res.output

@@ -129,9 +129,27 @@ def test_args_parse():
     assert [x.name for x in a] == ["size", "start", "d"]
     assert a[1].terms[0].base == "vma" and a[1].terms[0].path == "vm_start"
     assert [t.sign for t in a[2].terms] == [1, -1] and a[2].terms[1].const == 16
-    for bad in ("a=", "x=1+", "9bad=1", "a,a"):
+    for bad in ("a=", "x=1+", "9bad=1", "a,a", "x=010", "x=vma->", "x=a[b]", "x=a b", "x=$y",
+                "x=" + "9" * 30, "x=" + "+".join(["a"] * 40), "x=a" + "->b" * 40):
         with pytest.raises(ToolkitError):
             parse_args_spec(bad)
+
+
+def test_args_numbers_are_c_literals_without_octal_ambiguity():
+    vals = [t.const for t in parse_args_spec("x=0x10+0o10+0b10+10+0")[0].terms]
+    assert vals == [16, 8, 2, 10, 0]
+    with pytest.raises(ToolkitError) as exc:
+        parse_args_spec("x=010")
+    assert "leading 0" in exc.value.cause and "0o10" in exc.value.fix
+    assert parse_args_spec("n=-vma->vm_end")[0].terms[0].sign == -1
+
+
+def test_validate_refuses_before_any_worker():
+    for spec in (api.TraceSpec("vfs_read", args=["x=010"]), api.TraceSpec("vfs_read", capture=["a->"]),
+                 api.TraceSpec("vfs_read", pid=0), api.TraceSpec("vfs_read", method="uprobe"),
+                 api.TraceSpec("vfs_read", timeout=float("inf")), api.TraceSpec("bad name")):
+        with pytest.raises(ToolkitError):
+            api.start(spec, argv=["/nonexistent/worker"])     # never reached: validation first
 
 
 def test_fallback_maps_size_to_vm_end_minus_address():
