@@ -52,7 +52,7 @@ def _report(session, spec, state, stop_reason=""):
     return KtraceReport(spec.function, a.attach_method, a.traced_function, a.note, state, spec.pid,
                         session.collected, (session.end or {}).get("reason", ""), a.skipped, a.notes,
                         a.unavailable, a.programs, round(getattr(session, "armed_s", 0.0), 3),
-                        stop_reason=stop_reason)
+                        stop_reason=stop_reason, loader=a.loader, warm=a.warm)
 
 
 def _stop_active(announce=False):

@@ -155,7 +155,8 @@ class ResolvedValue:
     kind: str = "arg"             # 'arg' or 'field' (capture)
 
 
-def _resolve_term(term: Term, cand: Candidate, params, oracle, tp_fields, depth=0) -> list[ResolvedTerm]:
+def _resolve_term(term: Term, cand: Candidate, params, oracle, tp_fields, depth=0,
+                  max_reg_args: int | None = 6) -> list[ResolvedTerm]:
     if term.base is None:
         return [ResolvedTerm(term.sign, "const", value=term.const)]
     base = term.base
@@ -189,10 +190,10 @@ def _resolve_term(term: Term, cand: Candidate, params, oracle, tp_fields, depth=
             why = (f"{cand.function} has no parameter {base!r}"
                    + (f" (parameters: {', '.join(p for p, _ in params)})" if params else
                       " (no BTF for its parameters: use argN)"))
-            return _mapped(term, cand, params, oracle, tp_fields, depth, why)
-        if index > 5 and cand.method == "kprobe":
-            raise ToolkitError(f"--args: {term.base}: only the first 6 arguments are in registers",
-                               "use arg0..arg5")
+            return _mapped(term, cand, params, oracle, tp_fields, depth, why, max_reg_args)
+        if cand.method == "kprobe" and max_reg_args is not None and index >= max_reg_args:
+            raise ToolkitError(f"--args: {term.base}: only the first {max_reg_args} arguments are in "
+                               "registers", f"use arg0..arg{max_reg_args - 1}")
         if params is not None and struct is None and index < len(params):
             struct = params[index][1]
         rt = ResolvedTerm(term.sign, "arg", index=index)
@@ -207,11 +208,11 @@ def _resolve_term(term: Term, cand: Candidate, params, oracle, tp_fields, depth=
     return [rt]
 
 
-def _mapped(term, cand, params, oracle, tp_fields, depth, why):
+def _mapped(term, cand, params, oracle, tp_fields, depth, why, max_reg_args=6):
     if term.base in cand.arg_map and depth < 3 and not term.path:
         out = []
         for sub in parse_args_spec(f"x={cand.arg_map[term.base]}")[0].terms:
-            for r in _resolve_term(sub, cand, params, oracle, tp_fields, depth + 1):
+            for r in _resolve_term(sub, cand, params, oracle, tp_fields, depth + 1, max_reg_args):
                 r.sign *= term.sign
                 out.append(r)
         return out
@@ -223,7 +224,7 @@ class _Unavailable(Exception):
 
 
 def resolve_values(args: list[ArgExpr], capture: list[str], cand: Candidate, params,
-                   oracle, tp_fields=None) -> list[ResolvedValue]:
+                   oracle, tp_fields=None, max_reg_args: int | None = 6) -> list[ResolvedValue]:
     """Resolve --args and capture fields for *cand*.  A requested function's unknown
     name is an error; on a fallback it becomes 'unavailable' with the reason."""
     values = []
@@ -235,7 +236,7 @@ def resolve_values(args: list[ArgExpr], capture: list[str], cand: Candidate, par
         rv = ResolvedValue(expr.name, expr.text, kind=kind)
         try:
             for t in expr.terms:
-                rv.terms.extend(_resolve_term(t, cand, params, oracle, tp_fields))
+                rv.terms.extend(_resolve_term(t, cand, params, oracle, tp_fields, 0, max_reg_args))
         except _Unavailable as exc:
             if not cand.is_fallback:
                 raise ToolkitError(f"--args: {exc}", "use a parameter name or argN") from None

@@ -1,13 +1,15 @@
 """The worker's wire protocol: one JSON object per line on its stdout.
 
-``{"type": "armed", ...}`` once attached, then ``{"type": "event", ...}`` per
-event, ``{"type": "error", "cause", "fix"}`` on failure, and always a final
-``{"type": "end", "reason", "events", "detached"}``.  Pure.
+Per trace request: ``{"type": "armed", ...}`` once attached, then ``{"type": "event", ...}``
+per event (``{"type": "note", "text"}`` for lost records), ``{"type": "error", "cause", "fix"}``
+on failure, and always a final ``{"type": "end", "reason", "events", "detached"}``.  The worker
+then waits for the next request.  ``{"type": "flush", "id"}`` during a trace is answered by
+``{"type": "flushed", "id"}`` after every record already in the kernel's rings; ``{"type": "bye", "reason"}`` is its last line.  Pure.
 """
 import json
 from dataclasses import dataclass, field
 
-TYPES = ("armed", "event", "error", "end", "note")
+TYPES = ("armed", "event", "error", "end", "note", "bye", "flushed")
 
 
 @dataclass
@@ -36,6 +38,10 @@ class Armed:
     notes: list[str] = field(default_factory=list)      # environment actions (tracefs mounted...)
     compile_s: float = 0.0
     attach_s: float = 0.0
+    loader: str = ""             # 'assembled' (bpf(2) directly) | 'bcc' (compiled)
+    worker_pid: int = 0
+    warm: bool = False           # the worker had served a trace before (no start-up cost)
+    flush: bool = False          # the worker answers {"type": "flush"} (exact settle)
     unavailable: dict = field(default_factory=dict)     # value name -> why
 
 

@@ -21,6 +21,8 @@ class KtraceReport:
     armed_s: float = 0.0
     convenience: dict = field(default_factory=dict)   # $ktask/$kretval/$kevents as set
     stop_reason: str = ""                       # --run: why the inferior stopped
+    loader: str = ""                            # 'assembled' (no compiler) | 'bcc'
+    warm: bool = False                          # served by the session's warm worker
 
 
 def format_value(v) -> str:
@@ -32,6 +34,13 @@ def format_value(v) -> str:
     return str(v)
 
 
+def _how(report: KtraceReport) -> str:
+    parts = ["warm worker" if report.warm else "", {"assembled": "programs assembled, no compiler",
+                                                     "bcc": "compiled by bcc"}.get(report.loader, "")]
+    parts = [p for p in parts if p]
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def render(report: KtraceReport, width: int | None = None) -> str:
     from gdb_toolkit.common.render import key_values, table
 
@@ -41,7 +50,7 @@ def render(report: KtraceReport, width: int | None = None) -> str:
                 else f" (requested {report.requested})")),
             ("why", report.note or None),
             ("pid", str(report.pid) if report.pid else "all processes"),
-            ("armed in", f"{report.armed_s:.2f} s")]
+            ("armed in", f"{report.armed_s:.2f} s" + _how(report))]
     text = key_values(head)
     for s in report.skipped:
         text += f"  not used: {s}\n"

@@ -143,3 +143,53 @@ def test_no_leftovers_after_worker_sigkill_ctrl_c_and_gdb_sigkill():
         except ProcessLookupError:
             pass
         gdb.wait(timeout=60)
+
+
+def test_all_on_vfs_read_leaves_out_gdb_and_the_worker():
+    """The issue's case: `ktrace vfs_read --all` traced gdb reading the worker's pipe (22,278
+    events in 15 s, all gdb's).  gdb's pid comes from gdb itself, the worker's from the process
+    tree; a reader process of ours must still be seen."""
+    reader = subprocess.Popen(["/usr/bin/python3", "-c",
+                               "import os, time\nr, w = os.pipe()\nwhile True:\n"
+                               "    os.write(w, b'x'); os.read(r, 1); time.sleep(0.05)\n"])
+    try:
+        res = run_gdb(["python import os; print('GDBPID', os.getpid())",
+                       *json_wrapped("ktrace vfs_read --all --timeout 4 --json"),
+                       "python import subprocess, os; print('WORKER', subprocess.run(['pgrep', '-P', "
+                       "str(os.getpid())], capture_output=True, text=True).stdout.split())"],
+                      timeout=TIMEOUT)
+    finally:
+        reader.kill()
+        reader.wait()
+    (doc,) = _docs(res)
+    import re
+    gdb_pid = int(re.search(r"GDBPID (\d+)", res.stdout).group(1))
+    workers = [int(p) for p in re.search(r"WORKER \[(.*)\]", res.stdout).group(1).replace("'", "").split(", ") if p]
+    assert doc["attach_method"] == "kprobe" and len(workers) == 1
+    pids = {e["pid"] for e in doc["events"]}
+    assert reader.pid in pids
+    assert gdb_pid not in pids and workers[0] not in pids, (gdb_pid, workers, len(doc["events"]))
+
+
+def test_assembled_programs_match_bcc_compiled_ones():
+    """The same trace through both loaders: the programs ktrace assembles itself and the C that
+    bcc compiles must see the same arguments, fields and return value of one mmap(2)."""
+    prog = example("mmap_file")
+    cmd = ("ktrace do_mmap --args len,prot=arg3 --capture signal->rlim[3].rlim_cur --capture pid "
+           "--ret --run --json")
+    docs = {}
+    for loader in ("assembled", "bcc"):
+        res = run_gdb(["break after_mmap", "start /etc/passwd > /dev/null", *json_wrapped(cmd)],
+                      program=prog, timeout=TIMEOUT, env={"GDB_TOOLKIT_KTRACE_LOADER": loader})
+        (docs[loader],) = _docs(res)
+    a, b = docs["assembled"], docs["bcc"]
+    assert a["loader"] == "assembled" and b["loader"] == "bcc"
+    ea = [e for e in a["events"] if e["args"]["len"] == 1 << 22]       # mmap_file.c maps 4 MiB
+    eb = [e for e in b["events"] if e["args"]["len"] == 1 << 22]
+    assert len(ea) == len(eb) == 1, (a, b)
+    ea, eb = ea[0], eb[0]
+    assert ea["args"]["prot"] == eb["args"]["prot"] == 1            # PROT_READ
+    assert ea["fields"]["pid"] == ea["pid"] and eb["fields"]["pid"] == eb["pid"]
+    assert ea["fields"]["signal->rlim[3].rlim_cur"] == eb["fields"]["signal->rlim[3].rlim_cur"]
+    assert ea["retval"] >= 1 << 40 and eb["retval"] >= 1 << 40     # a user address
+    _leftovers_clean("do_mmap")

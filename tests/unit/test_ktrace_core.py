@@ -13,6 +13,7 @@ from gdb_toolkit.ktrace.fallbacks import fallbacks_for, syscall_of
 from gdb_toolkit.ktrace.plan import KernelCaps, failure_error, make_plan, resolve_values, split_target
 from gdb_toolkit.ktrace.tp_format import parse_format
 from gdb_toolkit.ktrace.worker import signed_retval
+from tests.support.ktrace_oracles import wait_gone
 
 FAKE = [sys.executable, str(Path(__file__).resolve().parents[1] / "support" / "fake_ktrace_worker.py")]
 
@@ -38,11 +39,57 @@ def test_worker_dying_silently_is_reported():
     assert "died (exit status 3)" in str(exc.value)
 
 
-def test_stop_sends_sigint_and_waits_for_end():
+def test_stop_asks_the_worker_and_waits_for_end():
+    api.shutdown()
     s = api.start(api.TraceSpec("fake_hang"), argv=FAKE)
     assert s.running and s.armed.programs == ["gtk_kt_entry"]
     end = s.stop()
-    assert end["reason"] == "stopped" and s.proc.returncode == 0 and not s.running
+    assert end["reason"] == "stopped" and not s.running
+    assert s.proc.poll() is None                   # the worker stays, ready for the next trace
+    api.shutdown()
+    s.proc.wait(10)
+
+
+def test_worker_stays_warm_between_traces(monkeypatch):
+    """The second trace is served by the same worker process (no start-up, no import)."""
+    monkeypatch.setenv(api.WORKER_ENV, " ".join(FAKE))
+    api.shutdown()
+    first = api.trace(api.TraceSpec("fake_ok", pid=7, count=1))
+    second = api.trace(api.TraceSpec("fake_ok", pid=7, count=1))
+    assert first.armed.worker_pid == second.armed.worker_pid
+    assert not first.armed.warm and second.armed.warm
+    pid = second.armed.worker_pid
+    api.shutdown()
+    assert wait_gone(pid)
+
+
+def test_warm_worker_leaving_at_the_same_moment_is_replaced(monkeypatch):
+    """An idle worker may leave just as a request is written: the trace goes to a new one."""
+    monkeypatch.setenv(api.WORKER_ENV, " ".join(FAKE))
+    api.shutdown()
+    api.trace(api.TraceSpec("fake_ok", pid=7, count=1))
+    w = api._idle[0]
+    w.send({"type": "trace", "function": "fake_bye"})      # the worker says bye and leaves
+    w.gone.wait(10)
+    w.gone.clear()                                          # ... unseen by the pool
+    with api._pool_lock:
+        api._idle[:] = [w]
+    res = api.trace(api.TraceSpec("fake_ok", pid=7, count=1))
+    assert res.armed.worker_pid != w.pid and len(res.events) == 1
+    api.shutdown()
+
+
+def test_notes_say_which_processes_all_leaves_out(monkeypatch):
+    monkeypatch.setenv(api.WORKER_ENV, " ".join(FAKE))
+    api.shutdown()
+    s = api.start(api.TraceSpec("fake_hang", caller_name="gdb"))
+    note = next(n for n in s.armed.notes if n.startswith("not traced"))
+    assert f"gdb (pid {os.getpid()})" in note and f"worker (pid {s.proc.pid})" in note
+    s.stop()
+    s = api.start(api.TraceSpec("fake_hang", include_self=True))
+    assert not any(n.startswith("not traced") for n in s.armed.notes)
+    s.stop()
+    api.shutdown()
 
 
 def test_noise_lines_are_ignored():
