@@ -12,6 +12,7 @@ which the check reports), and kills gdb's whole process group with SIGKILL at th
 gdb blocked on a FIFO ignores SIGINT and SIGTERM).
 """
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -44,7 +45,8 @@ class HostileRun:
                 "\"Auto-loading safe path\" section", "of file", "Mark the file", "safe-path")
         return [ln for ln in self.result.stderr.splitlines()
                 if ln.strip() and not any(s in ln for s in skip)
-                and not ln.startswith(("BFD: ", "warning: "))]
+                and not ln.startswith(("BFD: ", "warning: ", "  in "))
+                and not re.match(r"\d+\t", ln)]          # gdb's source line at a stop
 
     def describe(self) -> str:
         return (f"commands={self.commands} alive={self.alive} timed_out={self.timed_out} "
