@@ -40,6 +40,19 @@ class ArgParser(argparse.ArgumentParser):
         formatter.add_usage(self.usage, self._actions, self._mutually_exclusive_groups)
         return formatter.format_help()
 
+    def options_help(self, width: int | None = None) -> str:
+        """The arguments and options sections of --help (usage and prose come
+        from the command's metadata, common.meta)."""
+        formatter = argparse.HelpFormatter(self.prog, width=max(40, (width or 100) - 2),
+                                           max_help_position=28)
+        for group in self._action_groups:
+            if not group._group_actions:
+                continue
+            formatter.start_section(group.title)
+            formatter.add_arguments(group._group_actions)
+            formatter.end_section()
+        return formatter.format_help()
+
     def error(self, message):  # noqa: D401 - argparse API
         raise UsageError(f"{self.prog}: {message}", self.one_line_usage())
 
