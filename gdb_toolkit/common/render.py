@@ -104,7 +104,30 @@ def dumps(data) -> str:
     import json
 
     compact = json.dumps(data)
+    if "\\udc" in compact:     # maybe a name with non-UTF-8 bytes (surrogateescape): escape it
+        fixed = _escape_undecodable(data)
+        if fixed is not data:
+            data = fixed
+            compact = json.dumps(data)
     return compact if len(compact) > INDENT_LIMIT else json.dumps(data, indent=2)
+
+
+def _escape_undecodable(data):
+    """*data* with every string that carries undecodable bytes rendered by
+    common.names.escape_name (lossless, valid UTF-8 JSON; docs/json.md)."""
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+            return data
+        except UnicodeEncodeError:
+            from gdb_toolkit.common.names import escape_name
+
+            return escape_name(data)
+    if isinstance(data, dict):
+        return {_escape_undecodable(k): _escape_undecodable(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_escape_undecodable(v) for v in data]
+    return data
 
 
 def to_json(obj, hex_addresses: bool = False) -> str:

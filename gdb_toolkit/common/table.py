@@ -55,8 +55,20 @@ class Col:
 
 
 def _cells(rows) -> list[list[str]]:
-    return [r if all(type(v) is str for v in r) else ["" if v is None else str(v) for v in r]
-            for r in rows]
+    """Rows as lists of printable strings: a cell holding control characters or undecodable
+    bytes (a file or process name) is shown as common.names.escape_name renders it, so it can
+    neither break the layout nor send escape sequences to the terminal."""
+    out = [r if all(type(v) is str and v.isprintable() for v in r) else
+           [_printable("" if v is None else str(v)) for v in r] for r in rows]
+    return out
+
+
+def _printable(text: str) -> str:
+    if text.isprintable():
+        return text
+    from gdb_toolkit.common.names import escape_name
+
+    return escape_name(text)
 
 
 def render_table(columns, rows, width: int | None = None, title: str | None = None,

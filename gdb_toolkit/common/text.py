@@ -17,6 +17,10 @@ def wrap_lines(text: str, width: int | None, indent: str = "",
     out: list[str] = []
     first = True
     for para in str(text).split("\n"):
+        if not para.isprintable():      # control characters, undecodable bytes of a name
+            from gdb_toolkit.common.names import escape_name
+
+            para = escape_name(para)
         lead = indent if first else subsequent_indent
         first = False
         if width is None or len(lead) + len(para) <= width:

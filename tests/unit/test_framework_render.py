@@ -198,3 +198,16 @@ def test_schemas_accept_good_documents_and_reject_bad_ones():
     assert errors("0xffffffff81234567", "common.schema.json") == []
     assert validate_document(envelope.ok("no-such-command", {})) == \
         ["no schema file no-such-command.schema.json for no-such-command"]
+
+
+def test_names_with_control_characters_or_bad_bytes_are_escaped_everywhere():
+    import json
+
+    from gdb_toolkit.common.render import dumps
+
+    evil = "evil\x1b[2J" + b"\xe9".decode("utf-8", "surrogateescape")
+    text = render_table([Col("file", "file"), Col("n", "number")], [[evil, 1]], 80)
+    assert "\x1b" not in text and "evil\\x1b[2J\\xe9" in text
+    assert "\x1b" not in wrap(f"opened {evil} ok", 80) and "\\xe9" in wrap(f"opened {evil}", 80)
+    doc = json.loads(dumps({"file": evil, "ok": "caf\u00e9", "emoji": "\U0001f600"}))
+    assert doc == {"file": "evil\\x1b[2J\\xe9", "ok": "caf\u00e9", "emoji": "\U0001f600"}
