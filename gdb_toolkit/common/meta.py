@@ -106,10 +106,11 @@ class CommandMeta:
             out += "".join(f"  (gdb) {e}\n" for e in self.examples)
         return out
 
-    def docs_header(self) -> str:
-        """The top of docs/commands/NAME.md (checked by tests/unit/test_docs_headers.py)."""
+    def docs_header(self, level: int = 1) -> str:
+        """The top of docs/commands/NAME.md (regenerated and checked by
+        scripts/docs_transcripts.py and tests/integration/test_docs_transcripts.py)."""
         usage = self.usage_lines()
-        out = [f"# {self.name}", "", self.summary + ("" if self.summary.endswith(".") else "."), "",
+        out = [f"{'#' * level} {self.name}", "", self.summary + ("" if self.summary.endswith(".") else "."), "",
                "```", *usage, "```"]
         if self.short_name:
             out += ["", f"Also `{self.gdb_name}` (kept when another extension defines "
