@@ -135,6 +135,17 @@ class TmuxGdb:
         # rows[before-1] is the command line itself ("(gdb) got"); the last row the new prompt
         return rows[before:-1]
 
+    def json(self, command: str, timeout: float = 120.0):
+        """*command* --json in this same session (same process, same addresses), through
+        gdb's ``pipe`` into a file: the result part of its envelope."""
+        import json as _json
+
+        out = os.path.join(self.dir, f"out{uuid.uuid4().hex[:6]}.json")
+        self.run(f"pipe {command} --json | cat > {out}", timeout=timeout)
+        with open(out) as f:
+            doc = _json.load(f)
+        return doc["result"] if isinstance(doc, dict) and "schema_version" in doc else doc
+
     def close(self) -> None:
         self._tmux("kill-server", check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
