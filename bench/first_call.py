@@ -7,7 +7,11 @@ captured).  Python's own import profiler (PYTHONPROFILEIMPORTTIME) runs during t
 the cumulative times of the outermost imports made by that call are its import share.  Each
 figure is the median of --runs runs.  Target (issue 14): import share < 15 ms per first command.
 
-    /usr/bin/python3 bench/first_call.py [--runs 5] [--only got,ksym]
+    /usr/bin/python3 bench/first_call.py [--runs 5] [--only got,ksym] [--root OTHER-CHECKOUT]
+
+--root measures another checkout (e.g. main before a change) with the same cases.  The
+machine is shared: the minimum of the runs is printed beside the median (the minimum is
+the least disturbed figure for work that does not vary).
 """
 import argparse
 import json
@@ -88,12 +92,12 @@ def cases(p: dict, tmp: Path) -> list[tuple[str, list[str], str | None, str]]:
     ]
 
 
-def gdb(setup, program, script: str) -> dict:
+def gdb(setup, program, script: str, gdbinit: Path = GDBINIT) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(script)
     try:
         argv = ["gdb", "-nx", "-batch", "-iex", "set debuginfod enabled off",
-                "-ex", f"source {GDBINIT}", *sum((["-ex", c] for c in setup), []),
+                "-ex", f"source {gdbinit}", *sum((["-ex", c] for c in setup), []),
                 "-ex", f"source {f.name}"] + ([str(program)] if program else [])
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=300,
                               env=dict(ENV, PYTHONPROFILEIMPORTTIME="1"), stdin=subprocess.DEVNULL)
@@ -111,23 +115,35 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--only", help="comma-separated labels (prefix match)")
+    ap.add_argument("--root", type=Path, default=REPO, help="the checkout to measure")
+    ap.add_argument("--compare", type=Path, help="another checkout, measured alternately with --root")
     opts = ap.parse_args()
+    roots = [opts.root.resolve()] + ([opts.compare.resolve()] if opts.compare else [])
     tmp = Path(tempfile.mkdtemp(prefix="gtk-bench-"))
     p = programs(tmp)
-    print(f"{'command':24} {'cold ms':>8} {'warm ms':>8} {'imports ms':>10} {'modules':>7}  ok")
+    print(f"{opts.runs} runs each, alternating checkouts: median (min) ms")
+    for i, r in enumerate(roots):
+        print(f"  [{i}] {r}")
+    print(f"{'command':24} {'':3} {'cold':>14} {'warm':>12} {'imports':>14} {'modules':>7}  ok")
     for label, setup, program, cmd in cases(p, tmp):
         if opts.only and not any(label.startswith(o) for o in opts.only.split(",")):
             continue
-        colds, warms, imports, mods, ok = [], [], [], [], True
+        figs = [{"cold": [], "warm": [], "import": [], "mods": 0, "ok": True} for _ in roots]
         for _ in range(opts.runs):
-            r = gdb(setup, program, f"CMD = {cmd!r}\n" + TIMER)
-            colds.append(r["cold"])
-            warms.append(r["warm"])
-            ok = ok and r["ok"]
-            mods = r["modules"]
-            imports.append(r["import"])
-        print(f"{label:24} {statistics.median(colds):8.1f} {statistics.median(warms):8.1f} "
-              f"{statistics.median(imports):10.1f} {len(mods):7d}  {'yes' if ok else 'error'}")
+            for f, root in zip(figs, roots):
+                r = gdb(setup, program, f"CMD = {cmd!r}\n" + TIMER, root / "gdb_toolkit" / "gdbinit.py")
+                f["cold"].append(r["cold"])
+                f["warm"].append(r["warm"])
+                f["import"].append(r["import"])
+                f["mods"] = len(r["modules"])
+                f["ok"] = f["ok"] and r["ok"]
+
+        def fig(xs, w):
+            return f"{statistics.median(xs):.1f} ({min(xs):.1f})".rjust(w)
+
+        for i, f in enumerate(figs):
+            print(f"{label if i == 0 else '':24} [{i}] {fig(f['cold'], 14)} {fig(f['warm'], 12)} "
+                  f"{fig(f['import'], 14)} {f['mods']:7d}  {'yes' if f['ok'] else 'error'}")
 
 
 if __name__ == "__main__":

@@ -101,3 +101,19 @@ def test_bad_input_never_traces_back():
     assert_no_traceback(res)
     assert "alive" in res.stdout
     assert re.search(r'Undefined toolkit command: "nope"', res.stderr)
+
+
+def test_every_dash_help_has_usage_options_and_an_example():
+    """issue 14: "got -h prints no example" -- --help is generated from the metadata."""
+    names = [c["name"] for c in commands()]
+    cmds = []
+    for n in names:
+        cmds += [f"echo @@HELP {n}@@\\n", f"{n} -h"]
+    res = run_gdb(cmds)
+    assert_no_traceback(res)
+    pages = dict(part.split("@@\n", 1) for part in res.stdout.split("@@HELP ")[1:])
+    assert sorted(pages) == sorted(names)
+    for n, text in pages.items():
+        assert text.startswith(f"{n} -- ") and "Usage: " in text, (n, text)
+        assert "(gdb) " in text and "--json" in text, (n, text)
+        assert max(len(ln) for ln in text.splitlines()) <= 80 or n in PENDING_SUMMARIES, (n, text)
