@@ -13,7 +13,7 @@ import pytest
 
 from gdb_toolkit.common.procfs import read_limits
 from tests.support.gdbrun import (JSON_BEGIN, JSON_END, REPO, assert_no_traceback, gdb_argv, json_wrapped,
-                                  run_gdb)
+                                  run_gdb, unwrap)
 from tests.support.ktrace_oracles import example, our_programs, wait_gone, wait_no_programs
 
 pytestmark = [pytest.mark.gdb,
@@ -28,7 +28,7 @@ def run_json(setup, command, **kw):
     res = run_gdb([*setup, *json_wrapped(command + " --json")], **kw)
     chunk = res.stdout.split(JSON_BEGIN, 1)[-1].split(JSON_END, 1)[0]
     assert "\n{" in chunk, res.output
-    return json.loads(chunk[chunk.index("\n{"):])
+    return unwrap(json.loads(chunk[chunk.index("\n{"):]))
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +232,7 @@ def _trace_all_reads(extra: str = "--timeout 3") -> tuple[dict, int, set[int], i
         reader.wait()
     chunk = stdout.split(JSON_BEGIN, 1)[-1].split(JSON_END, 1)[0]
     assert "{" in chunk, stdout + stderr
-    doc = json.loads(chunk[chunk.index("{"):])
+    doc = unwrap(json.loads(chunk[chunk.index("{"):]))
     assert int(re.search(r"GDBPID (\d+)", stdout).group(1)) == gdb.pid
     doc["_reader"] = reader.pid
     return doc, gdb.pid, threads, worker
