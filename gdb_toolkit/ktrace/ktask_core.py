@@ -57,7 +57,7 @@ def inspect_task(value: int, fields: list[str], kcore_path: str = "/proc/kcore")
     verified = pid > 0 and proc is not None and comm == proc[:15]
     if not looks_like_address(value) and pid != value:
         verified = False
-    report = TaskReport(task, pid, tgid, comm, proc, verified, found_by)
+    report = TaskReport(task, pid, tgid, comm, proc, verified, found_by, source=kcore_path)
     report.fields = [reader.field(task, f) for f in fields]
     kcore.close()
     return report

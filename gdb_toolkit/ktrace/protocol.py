@@ -21,7 +21,7 @@ class TraceEvent:
     task: int
     args: dict = field(default_factory=dict)
     retval: int | None = None
-    stack: list[str] = field(default_factory=list)
+    stack: list = field(default_factory=list)        # [address, symbol, offset, module] per frame
     fields: dict = field(default_factory=dict)     # capture mode: task fields read at event time
     function: str = ""
 

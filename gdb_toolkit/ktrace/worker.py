@@ -334,7 +334,8 @@ def load_attempt(att: dict, notes: list[str], tracefs: str | None):
 _ksyms: dict = {}
 
 
-def _symbolize(addr: int) -> str:
+def _symbolize(addr: int) -> list:
+    """[address, symbol, offset, module] (symbol None when no kallsyms symbol covers it)."""
     if "k" not in _ksyms:
         try:
             from gdb_toolkit.kernel.kallsyms import Kallsyms
@@ -344,9 +345,13 @@ def _symbolize(addr: int) -> str:
             _ksyms["k"] = None
     k = _ksyms["k"]
     try:
-        return k.format(addr) if k else f"0x{addr:x}"
+        found = k.symbolize(addr) if k else None
     except Exception:
-        return f"0x{addr:x}"
+        found = None
+    if not found:
+        return [addr, None, None, None]
+    name, off, mod = found
+    return [addr, name, off, mod]
 
 
 def decoder(att: dict):

@@ -69,11 +69,11 @@ def test_mmap_workflow_names_the_get_unmapped_area_callback():
     assert mine and all(e["comm"] == "mmap_file" for e in mine)
     assert mine[-1]["args"]["len"] == 1 << 22                     # the program's mmap length
     # the task address read back through kcore is the traced process
-    assert task["task"] == mine[-1]["task"]
+    assert task["task_address"] == mine[-1]["task_address"]
     assert task["pid"] == trace["pid"] and task["comm"] == "mmap_file" and task["verified"]
     cb = next(f for f in task["fields"] if f["path"] == "mm->get_unmapped_area")
-    assert cb["value"] in _kallsyms(), cb                # a function the kernel itself names
-    assert _kallsyms()[cb["value"]] in cb["text"]
+    assert int(cb["value"], 16) in _kallsyms(), cb       # a function the kernel itself names
+    assert _kallsyms()[int(cb["value"], 16)] == cb["symbol"] and cb["symbol"] in cb["text"]
     _leftovers_clean()
 
 
@@ -88,7 +88,7 @@ def test_stack_overflow_workflow_size_retval_and_rlimit():
     trace, task, by_pid = _docs(res)
     inlined = "acct_stack_growth" not in set(_kallsyms().values())
     if inlined:
-        assert trace["traced_function"] == "expand_downwards" and "inlined" in trace["note"]
+        assert trace["traced_function"] == "expand_downwards" and "inlined" in trace["why"]
     assert trace["attach_method"] == "kprobe+kretprobe"
     assert "SIGSEGV" in trace["stop_reason"]
     buf = 1920 * 1080 * 8
@@ -102,7 +102,7 @@ def test_stack_overflow_workflow_size_retval_and_rlimit():
     assert rlim == limits["Max stack size"].soft
     assert task["pid"] == trace["pid"] and task["comm"] == "teststack"
     # the pid found by walking init_task.tasks through kcore is the same task_struct
-    assert by_pid["task"] == task["task"] and by_pid["found_by"].startswith("task list walk")
+    assert by_pid["task_address"] == task["task_address"] and by_pid["found_by"].startswith("task list walk")
     assert by_pid["fields"][0]["value"] == "teststack" and by_pid["verified"]
     _leftovers_clean()
 

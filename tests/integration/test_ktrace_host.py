@@ -45,7 +45,7 @@ def test_tracepoint_mode_reports_inferior_event_and_capture(mmap_prog):
     assert len(mine) == 1, doc["events"]
     ev = mine[0]
     assert ev["comm"] == "mmap_file" and ev["pid"] == doc["pid"]
-    assert ev["task"] >= 1 << 47                                             # a kernel address
+    assert int(ev["task_address"], 16) >= 1 << 47                           # a kernel address
     # the program was started by gdb started by us: it inherited our stack limit
     assert ev["fields"]["signal->rlim[3].rlim_cur"] == read_limits(os.getpid())["Max stack size"].soft
     assert wait_no_programs() == []
@@ -105,6 +105,92 @@ def test_ktypes_gives_gdb_the_btf_layout(tmp_path):
     assert_no_traceback(res)
     assert f"$1 = {size}" in res.stdout
     assert "built in" in res.stdout and res.stdout.count("ktypes:") == 2
+
+
+def test_ktypes_loads_types_without_symbols_so_null_stays_null(tmp_path):
+    """After ktypes every NULL pointer printed as `0x0 <gtk_ktypes_task_struct>`: its object
+    defined variables and was loaded at 0.  Oracle: nm finds no symbol in the object, and gdb
+    names no address anywhere near 0 while the types work."""
+    res = run_gdb([*json_wrapped("ktypes --json"), "p (void *)0", "p (struct task_struct *)0", "info symbol 0",
+                   "p (char *)8", "info symbol 0x40", "p sizeof(struct task_struct)"],
+                  env={"XDG_CACHE_HOME": str(tmp_path)})
+    assert_no_traceback(res)
+    obj = res.json_documents()[0]["object_file"]
+    nm = subprocess.run(["nm", obj], capture_output=True, text=True)
+    assert nm.stdout.strip() == "", nm.stdout                       # no symbol at all
+    out = res.stdout
+    assert "(void *) 0x0\n" in out and "(struct task_struct *) 0x0\n" in out, out
+    assert "<" not in out.split("(void *) 0x0", 1)[1].split("\n", 1)[0]
+    assert out.count("No symbol matches") == 2 and "gtk_ktypes" not in out
+    assert re.search(r"\$\d+ = \d{3,}", out)                          # the types are there
+
+
+def test_ktypes_cache_is_private_and_never_follows_planted_links(tmp_path):
+    """Issue 11 item 4: the temp-dir fallback `$TMPDIR/gdb_toolkit-ktypes-<uid>/<id>/` had fixed
+    names and no owner check: another user's symlink made root write through it and gdb load
+    a planted object.  Now: the cache is owner/mode-checked, files are created exclusively
+    under random names and renamed; an unusable cache falls back to a private session dir."""
+    from gdb_toolkit.ktrace.ktypes_build import build_id
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    shared = tmp_path / "shared"                 # a shared sticky directory, like /tmp
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    key = build_id()
+    nobody = 65534                               # another user prepared the cache path there
+    planted = shared / "gdb_toolkit" / "ktypes" / key
+    planted.mkdir(parents=True)
+    old_style = shared / f"gdb_toolkit-ktypes-{os.getuid()}" / key     # the old fallback's path
+    old_style.mkdir(parents=True)
+    for d in (planted, old_style):
+        for name in ("ktypes.o", "ktypes.c", "vmlinux_btf.h", "ktypes.o.tmp1"):
+            (d / name).symlink_to(victim)
+            os.lchown(d / name, nobody, nobody)
+        while d != shared:
+            os.chown(d, nobody, nobody)
+            d = d.parent
+    res = run_gdb([*json_wrapped("ktypes --json"), "p sizeof(struct task_struct)"],
+                  env={"XDG_CACHE_HOME": str(shared), "TMPDIR": str(shared)})
+    assert_no_traceback(res)
+    doc = res.json_documents()[0]
+    assert victim.read_text() == "precious\n"                        # nothing written through a link
+    obj = Path(doc["object_file"])
+    assert shared / "gdb_toolkit" not in obj.parents and old_style not in obj.parents, obj
+    assert any("not cached across sessions" in n for n in doc["notes"]), doc["notes"]
+    assert doc["loaded"] and "$1 = " in res.stdout
+    # a good cache: the object is ours, mode 0600 in a 0700 directory, written once and reused
+    good = tmp_path / "home-cache"
+    res = run_gdb([*json_wrapped("ktypes --json"), *json_wrapped("ktypes --json")],
+                  env={"XDG_CACHE_HOME": str(good)})
+    first, second = res.json_documents()
+    st = os.stat(first["object_file"])
+    assert st.st_uid == os.geteuid() and st.st_mode & 0o077 == 0
+    assert os.stat(os.path.dirname(first["object_file"])).st_mode & 0o077 == 0
+    assert not first["cached"] and second["cached"] and first["object_file"] == second["object_file"]
+
+
+def test_ktypes_on_a_full_disk_says_no_space(tmp_path):
+    """Issue 11 item 9: on a full cache/temp file system ktypes said something else (an
+    internal OSError); it says 'no space left' and where.  A real full tmpfs is the oracle."""
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mnt)], check=True)
+    try:
+        with open(mnt / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"x" * 4096)
+            except OSError:
+                pass
+        res = run_gdb(["ktypes --force", "echo alive\\n"],
+                      env={"XDG_CACHE_HOME": str(mnt), "TMPDIR": str(mnt)})
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
+    assert_no_traceback(res)
+    err = [l for l in res.stderr.splitlines() if l.strip()]
+    assert len(err) == 1 and "no space left" in err[0] and "internal error" not in err[0], err
+    assert "alive" in res.stdout
 
 
 def test_worker_sigkill_and_ctrl_c_leave_nothing():

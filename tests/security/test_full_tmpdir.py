@@ -32,8 +32,7 @@ def full_fs(tmp_path):
 
 
 @pytest.mark.parametrize("command", [
-    pytest.param("ktypes --force", marks=pytest.mark.xfail(
-        reason="ktypes cache on a full disk (issue 11 items 4/9, branch i17-ktrace)", strict=False)),
+    "ktypes --force",
     pytest.param("vg-start {prog}", marks=pytest.mark.xfail(
         reason="vg-start logs on a full disk (issue 11 items 4/9, branch i15-valgrind)", strict=False)),
 ])

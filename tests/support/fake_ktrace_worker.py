@@ -60,7 +60,7 @@ def serve(spec, served):
     n = spec.get("count") or 2
     for i in range(n):
         out("event", time_ns=1000 + i, wall_ns=0, pid=spec.get("pid") or 42, tid=42, comm="prog",
-            task=0xffff888000001000 + i, args={"size": 16588800 + i}, retval=-12, stack=["a+0x1"],
+            task=0xffff888000001000 + i, args={"size": 16588800 + i}, retval=-12, stack=[[0xffffffff81000001, "a", 1, None]],
             fields={}, function=fn)
     out("end", reason="count", events=n, detached=True)
 

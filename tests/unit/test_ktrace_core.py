@@ -311,13 +311,20 @@ def test_unknown_tracepoint_error_names_where_to_look():
 
 
 def test_ktypes_bad_btf_file_is_one_line(tmp_path):
-    """bpftool prints two lines (libbpf's and its own) for a non-BTF file: the error stays one line."""
-    from gdb_toolkit.ktrace.ktypes_build import render_c
+    """A file that is not BTF is refused in one line before bpftool runs (bpftool printed two
+    lines, libbpf's and its own); a FIFO is refused without blocking."""
+    from gdb_toolkit.ktrace.ktypes_build import read_btf, render_c
     bad = tmp_path / "not_btf"
     bad.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    for call in (read_btf, render_c):
+        with pytest.raises(ToolkitError) as ei:
+            call(str(bad))
+        assert "\n" not in str(ei.value) and "is not BTF" in str(ei.value), str(ei.value)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
     with pytest.raises(ToolkitError) as ei:
-        render_c(str(bad))
-    assert "\n" not in str(ei.value) and "bpftool could not dump" in str(ei.value), str(ei.value)
+        read_btf(str(fifo))
+    assert "not a regular file" in str(ei.value) or "FIFO" in str(ei.value), str(ei.value)
 
 
 def test_worker_signal_handler_never_blocks_on_a_lock():

@@ -77,7 +77,8 @@ def test_find_pid_and_read_fields():
     rlim = r.field(task, "signal->rlim[3].rlim_cur")
     assert rlim.value == 8 << 20 and rlim.address == SIG + 0x60
     cb = r.field(task, "mm->get_unmapped_area")
-    assert cb.value == FN and "arch_get_unmapped_area_topdown" in cb.text
+    assert cb.value == f"0x{FN:x}" and "arch_get_unmapped_area_topdown" in cb.text
+    assert cb.symbol == "arch_get_unmapped_area_topdown" and cb.kind == "ptr"
     assert r.field(task, "comm").value == "teststack"
     assert r.field(task, "bogus").error
 
