@@ -72,7 +72,8 @@ def ktrace_session(target: str, pid: int, loader: str | None) -> tuple[float, fl
     if len(stamps) != 3:
         raise RuntimeError(f"ktrace session failed: {out[-800:]}")
     docs = [json.loads(m) for m in re.findall(r"^(\{.*?^\})", out, re.M | re.S)]
-    return stamps[1] - stamps[0], stamps[2] - stamps[1], docs[0] if docs else {}
+    first = docs[0].get("result") or {} if docs else {}
+    return stamps[1] - stamps[0], stamps[2] - stamps[1], first
 
 
 def median(xs):

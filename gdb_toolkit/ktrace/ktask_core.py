@@ -19,6 +19,20 @@ def open_kernel(kcore_path: str = "/proc/kcore"):
     return kcore, Btf.load(), Kallsyms.load()
 
 
+def missing_init_task(ksyms) -> ToolkitError:
+    """Why init_task cannot be found, said right: hidden addresses (kptr_restrict, not root) or
+    a kernel whose kallsyms lists no data symbols (no CONFIG_KALLSYMS_ALL: Debian's arm64)."""
+    fix_addr = ("or give ktask the task's address instead: ktrace FUNC --pid PID sets $ktask, "
+                "then ktask $ktask")
+    if getattr(ksyms, "restricted", False):
+        return ToolkitError("init_task's address is hidden in /proc/kallsyms (kptr_restrict)",
+                            f"run gdb as root, or sysctl kernel.kptr_restrict=0; {fix_addr}")
+    if not any(s.type in "dDbB" for s in ksyms.symbols):
+        return ToolkitError("init_task is not in /proc/kallsyms: this kernel lists only text symbols "
+                            "(built without CONFIG_KALLSYMS_ALL)", f"walking the task list needs it; {fix_addr}")
+    return ToolkitError("init_task is not in /proc/kallsyms", f"check the kernel's symbols; {fix_addr}")
+
+
 def _proc_comm(pid: int, tgid: int) -> str | None:
     """The thread's name as /proc shows it (threads: /proc/TGID/task/TID/comm)."""
     for path in (f"/proc/{tgid}/task/{pid}/comm", f"/proc/{pid}/comm"):
@@ -45,7 +59,7 @@ def inspect_task(value: int, fields: list[str], kcore_path: str = "/proc/kcore")
     else:
         init = ksyms.address("init_task")
         if init is None:
-            raise ToolkitError("init_task is not in /proc/kallsyms", "run as root (kptr_restrict)")
+            raise missing_init_task(ksyms)
         task, n = reader.find_pid(init, value)
         found_by = f"task list walk, {n} tasks"
     try:

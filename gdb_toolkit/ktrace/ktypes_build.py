@@ -24,6 +24,8 @@ from gdb_toolkit.common.errors import ToolkitError
 
 LIVE_BTF = "/sys/kernel/btf/vmlinux"
 OBJECT = "ktypes.o"
+#: the object's format: objects of older ktypes (with anchor symbols at 0) are never reused
+FORMAT = "v2"
 MAX_BTF = 256 << 20
 TOOL_TIMEOUT = float(os.environ.get("GDB_TOOLKIT_KTYPES_TIMEOUT", "900"))
 
@@ -160,7 +162,7 @@ def build(btf_path: str = LIVE_BTF, force: bool = False, compiler: str = "gcc",
     if key is None:
         key = (build_id() if btf_path == LIVE_BTF else "") or btf_key(btf_data)
     notes: list[str] = []
-    cache, note = cache_or_session("ktypes", key)
+    cache, note = cache_or_session("ktypes", FORMAT, key)
     if note:
         notes.append(note)
     try:
@@ -181,6 +183,10 @@ def build(btf_path: str = LIVE_BTF, force: bool = False, compiler: str = "gcc",
         except BaseException:
             cache.discard(tmp)
             raise
+        if note is None and os.environ.get("GDB_TOOLKIT_KTYPES_INDEX", "1") != "0":
+            from gdb_toolkit.ktrace import ktypes_index
+
+            ktypes_index.start(cache.path)      # later loads skip gdb's DWARF scan
     finally:
         cache.close()
     return KtypesResult(path, key, False, "btf", where or btf_path, time.monotonic() - t0, notes=notes)

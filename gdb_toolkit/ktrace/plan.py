@@ -174,6 +174,9 @@ def _resolve_term(term: Term, cand: Candidate, params, oracle, tp_fields, depth=
                            f"tracepoint {cand.function} has no field {term.base!r} "
                            f"(fields: {', '.join(names) or 'none'})")
         off, size, signed = fields[base]
+        if size not in (1, 2, 4, 8):
+            raise ToolkitError(f"--args: tracepoint field {base} is {size} bytes; ktrace reads numbers "
+                               "and pointers (1, 2, 4 or 8 bytes)", "name a scalar field")
         if term.path:
             raise ToolkitError(f"--args: {term.base}->{term.path}: tracepoint fields have no BTF type here",
                                "read plain tracepoint fields, or task->FIELD")

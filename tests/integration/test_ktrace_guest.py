@@ -2,6 +2,7 @@
 and nothing left attached after each way tracing can end.  bcc compiles slowly under TCG, so
 each test compiles once.  Oracles: /proc/kallsyms, /proc/PID/limits, bpftool, kprobe_events."""
 import json
+import re
 import os
 import signal
 import subprocess
@@ -193,3 +194,23 @@ def test_assembled_programs_match_bcc_compiled_ones():
     assert ea["fields"]["signal->rlim[3].rlim_cur"] == eb["fields"]["signal->rlim[3].rlim_cur"]
     assert ea["retval"] >= 1 << 40 and eb["retval"] >= 1 << 40     # a user address
     _leftovers_clean("do_mmap")
+
+
+def test_ktypes_with_kcore_null_is_null_and_fields_match_ktask():
+    """17.6: after `ktypes` + `core-file /proc/kcore` the frame line said
+    `0x0000000000000000 in gtk_ktypes_task_struct ()` and every NULL pointer printed with that
+    name.  The same field read through gdb's types and through ktask (BTF offsets) must agree,
+    and match /proc/1/limits."""
+    res = run_gdb([*json_wrapped("ktask 1 comm signal->rlim[3].rlim_cur --json"), "ktypes",
+                   "core-file /proc/kcore", "p (void *)0", "info symbol 0",
+                   "p ((struct task_struct *)$ktask)->signal->rlim[3].rlim_cur",
+                   "p ((struct task_struct *)$ktask)->comm"], timeout=TIMEOUT)
+    (task,) = _docs(res)
+    out = res.stdout
+    assert "gtk_ktypes" not in res.output, res.output
+    assert "(void *) 0x0\n" in out and "No symbol matches 0." in out
+    from gdb_toolkit.common.procfs import read_limits
+    rlim = read_limits(1)["Max stack size"].soft
+    assert task["fields"][1]["value"] == rlim
+    assert re.search(rf"^\$\d+ = {rlim}$", out, re.M), out
+    assert re.search(r'^\$\d+ = "' + re.escape(task["comm"]) + r'"', out, re.M), out

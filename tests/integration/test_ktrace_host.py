@@ -139,7 +139,7 @@ def test_ktypes_cache_is_private_and_never_follows_planted_links(tmp_path):
     os.chmod(shared, 0o1777)
     key = build_id()
     nobody = 65534                               # another user prepared the cache path there
-    planted = shared / "gdb_toolkit" / "ktypes" / key
+    planted = shared / "gdb_toolkit" / "ktypes" / "v2" / key
     planted.mkdir(parents=True)
     old_style = shared / f"gdb_toolkit-ktypes-{os.getuid()}" / key     # the old fallback's path
     old_style.mkdir(parents=True)
@@ -168,6 +168,28 @@ def test_ktypes_cache_is_private_and_never_follows_planted_links(tmp_path):
     assert st.st_uid == os.geteuid() and st.st_mode & 0o077 == 0
     assert os.stat(os.path.dirname(first["object_file"])).st_mode & 0o077 == 0
     assert not first["cached"] and second["cached"] and first["object_file"] == second["object_file"]
+
+
+def test_ktypes_object_gets_a_gdb_index_for_later_loads(tmp_path):
+    """After the first build a background helper adds a .gdb_index (later loads skip gdb's scan
+    of the DWARF).  Oracles: readelf sees the section; bpftool's raw BTF gives the sizes gdb
+    must still print; nm still finds no symbol."""
+    raw = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "raw"],
+                         capture_output=True, text=True).stdout
+    sizes = {n: int(re.search(rf"STRUCT '{n}' size=(\d+)", raw).group(1)) for n in ("task_struct", "mm_struct")}
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    obj = run_gdb([*json_wrapped("ktypes --json")], env=env).json_documents()[0]["object_file"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and ".gdb_index" not in subprocess.run(
+            ["readelf", "-S", obj], capture_output=True, text=True).stdout:
+        time.sleep(0.5)
+    assert ".gdb_index" in subprocess.run(["readelf", "-S", obj], capture_output=True, text=True).stdout
+    assert subprocess.run(["nm", obj], capture_output=True, text=True).stdout.strip() == ""
+    res = run_gdb([*json_wrapped("ktypes --json"), "p sizeof(struct task_struct)", "p sizeof(struct mm_struct)",
+                   "p (void *)0"], env=env)
+    assert res.json_documents()[0]["cached"]
+    assert f"$1 = {sizes['task_struct']}" in res.stdout and f"$2 = {sizes['mm_struct']}" in res.stdout
+    assert "$3 = (void *) 0x0\n" in res.stdout
 
 
 def test_ktypes_on_a_full_disk_says_no_space(tmp_path):

@@ -46,6 +46,19 @@ HOST = [
     (r"(?m)^(bcc compile\s+)\S+", r"\1STATUS"),
 ]
 
+#: ktrace/ktypes on this machine: kernel addresses, event times, comms and pids of other
+#: processes, the kernel's build id, build-or-cached
+KTRACE = HOST + [
+    (r"0xffff[0-9a-f]{12}", "0xffffADDR"),
+    (r"\+\d+\.\d+ms", "+Tms"),
+    (r"(?m)^(\+Tms\s+)\S+\s+\d+\s+\d+\s+\S+", r"\1PID TID COMM"),
+    (r"(?m)^(\+Tms\s+)\d+\s+\d+", r"\1PID TID"),
+    (r"\b[0-9a-f]{40}\b", "BUILDID"),
+    (r"\((built|cached) in", "(built-or-cached in"),
+    (r"\b(pid|tid):(\s+)\d+", r"\1:\2N"),
+    (r"(?m)^(comm:\s+)(?!mmap_file)\S+", r"\1COMM"),
+]
+
 
 @dataclass
 class Recipe:
@@ -65,6 +78,16 @@ RECIPES = {
     "toolkit-doctor": Recipe(["toolkit doctor --quick"], width=100, mask=HOST, loose=True),
     "toolkit-commands": Recipe(["toolkit commands"], width=80),
     "toolkit-doctor-bogus": Recipe(["toolkit doctor --bogus"], width=80),
+    # ktrace on this machine's kernel (tracepoints: the same on any kernel with BPF); the task,
+    # times and the kernel's build id vary between runs
+    "ktrace-tracepoint": Recipe(
+        ["ktrace tracepoint:syscalls:sys_enter_mmap --args len --capture signal->rlim[3].rlim_cur "
+         "--ret --run", "p $ktask", "ktrace tracepoint:syscalls:sys_enter_exit_group --args error_code --run",
+         "ktask $ktask comm"],
+        source="examples/ktrace/mmap_file.c", setup=["break after_mmap", "start > /dev/null"],
+        width=100, mask=KTRACE, loose=True),
+    "ktypes-host": Recipe(["ktypes", "p sizeof(struct task_struct) > 0", "p (struct task_struct *)0",
+                           "info symbol 0"], width=100, mask=KTRACE, loose=True, timeout=600),
     "stack-teststack": Recipe(["run 1920 1080", "stack-diagnose"], source="examples/stack/teststack.c",
                               width=100),
 }
