@@ -327,7 +327,7 @@ class Loaded:
         return sum(r.lost for r in self.rings)
 
 
-def load(obj: dict, tracefs: str | None, read_helper_fallback: bool = True) -> Loaded:
+def load(obj: dict, tracefs: str | None) -> Loaded:
     """Create the maps, load and attach the programs of a wire-form BpfObject; open the rings."""
     out = Loaded()
     try:

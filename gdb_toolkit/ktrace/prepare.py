@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.ktrace import bpf_insn
+from gdb_toolkit.ktrace.bpf_codegen import register_abi
 from gdb_toolkit.ktrace.plan import Candidate, KernelCaps, ResolvedValue
 
 TRACEFS = "/sys/kernel/tracing"
@@ -292,9 +293,6 @@ def prepare(spec, facts: KernelFacts | None = None) -> Prepared:
     args = parse_args_spec(spec.args)
     skipped = list(plan.skipped)
     attempts = []
-    abi_args = None
-    from gdb_toolkit.ktrace.bpf_codegen import register_abi
-
     abi = register_abi(facts.machine)
     abi_args = len(abi.args) if abi else 6
     for cand in plan.candidates:

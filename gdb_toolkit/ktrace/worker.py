@@ -316,7 +316,9 @@ def load_attempt(att: dict, notes: list[str], tracefs: str | None):
     """A backend with *att*'s programs loaded and attached; raises _Failed to try the next."""
     from gdb_toolkit.ktrace import bpf_runtime
 
-    if att.get("asm") and os.environ.get("GDB_TOOLKIT_KTRACE_LOADER") != "bcc":
+    # kernels older than 4.17 have no kprobe PMU: bcc's tracefs kprobe_events path serves them
+    pmu_ok = att["method"] != "kprobe" or bpf_runtime.has_kprobe_pmu()
+    if att.get("asm") and pmu_ok and os.environ.get("GDB_TOOLKIT_KTRACE_LOADER") != "bcc":
         try:
             return AsmBackend(bpf_runtime.load(att["asm"], tracefs))
         except bpf_runtime.BpfError as exc:

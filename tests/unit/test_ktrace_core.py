@@ -345,3 +345,48 @@ def test_worker_signal_handler_never_blocks_on_a_lock():
     except subprocess.TimeoutExpired:
         pytest.fail("the signal handler blocked (deadlock)")
     assert out.stdout.strip() == "handled", out.stderr
+
+
+# -- assembled programs ------------------------------------------------------------------------------
+def test_bpf_instruction_encoding_matches_the_kernel_abi():
+    """Byte patterns from the kernel's instruction-set document (little-endian)."""
+    from gdb_toolkit.ktrace import bpf_insn as I
+
+    a = I.Asm()
+    a.movi(I.R0, 0).call(I.KTIME_GET_NS).ld_map(I.R1, "m").ldx(4, I.R2, I.R10, -8)
+    a.jcci(I.JNE, I.R7, 4242, "out").alui(I.RSH, I.R7, 32).label("out")
+    a.exit()
+    code = I.encode(a.assemble(), {"m": 7})
+    words = [code[i:i + 8].hex() for i in range(0, len(code), 8)]
+    assert words == ["b700000000000000",          # mov64 r0, 0
+                     "8500000005000000",          # call 5 (ktime_get_ns)
+                     "1811000007000000", "0000000000000000",   # ld_imm64 r1, map fd 7 (src 1)
+                     "61a2f8ff00000000",          # ldxw r2, [r10 - 8]
+                     "5507010092100000",          # jne r7, 4242, +1
+                     "7707000020000000",          # rsh64 r7, 32
+                     "9500000000000000"]          # exit
+    with pytest.raises(ValueError):
+        I.encode(a.assemble(), {})                # a map without an fd
+    with pytest.raises(ValueError):
+        I.from_wire([[0x07, 16, 0, 0, 0, None]])  # register out of range
+
+
+def test_codegen_reads_args_from_the_architectures_pt_regs():
+    from gdb_toolkit.ktrace import bpf_codegen, bpf_insn as I
+
+    cand = make_plan("expand_downwards", [], KernelCaps()).candidates[0]
+    vals = resolve_values(parse_args_spec("a=arg0, b=arg1"), [], cand, None, None)
+    for machine, offs in (("x86_64", (112, 104)), ("aarch64", (0, 8))):
+        obj = bpf_codegen.generate(cand, vals, 42, True, False, machine, exclude=(7,))
+        entry = obj.progs[0].insns
+        loads = [i.off for i in entry if i.code == I.LDX | I.MEM | I.DW and i.src == I.R6]
+        assert loads[:2] == list(offs), (machine, loads)
+        assert [p.attach for p in obj.progs] == ["kprobe", "kretprobe"]
+        assert {m.name for m in obj.maps} == {"gtk_kt_events", "gtk_kt_inflight"}
+        # the pid filter and the exclusion are immediates compared with the tgid
+        imms = [i.imm for i in entry if i.code & 0x07 == I.JMP and i.code & 0x08 == I.K]
+        assert 42 in imms and 7 in imms
+        ret = [i.off for i in obj.progs[1].insns if i.code == I.LDX | I.MEM | I.DW and i.src == I.R6]
+        assert ret == [{"x86_64": 80, "aarch64": 0}[machine]]
+    with pytest.raises(ToolkitError):           # a 7th argument is not in an x86_64 register
+        resolve_values(parse_args_spec("x=arg6"), [], cand, None, None, max_reg_args=6)
