@@ -154,7 +154,7 @@ def parse_args_spec(spec: str | list[str] | None) -> list[ArgExpr]:
         name = name.strip()
         if not eq:
             expr = name
-            name = re.sub(r"\W+", "_", name).strip("_") or "arg"
+            name = implicit_name(name)
         if not _NAME.fullmatch(name):
             raise ToolkitError(f"--args: bad name {name!r}", "names are C identifiers: size=arg1")
         out.append(ArgExpr(name, expr.strip(), parse_expr(expr)))
@@ -165,6 +165,16 @@ def parse_args_spec(spec: str | list[str] | None) -> list[ArgExpr]:
     return out
 
 
+def implicit_name(expr: str) -> str:
+    """The name of a value given without ``NAME=``: the expression itself when it is an
+    identifier (``size``, ``__x``), else its words joined by ``_`` (``vma->vm_end`` ->
+    ``vma_vm_end``)."""
+    expr = expr.strip()
+    if _NAME.fullmatch(expr):
+        return expr
+    return re.sub(r"\W+", "_", expr).strip("_") or "arg"
+
+
 def render_args(args: list[ArgExpr]) -> list[str]:
-    """Back to ``NAME=EXPR`` strings (what the worker receives)."""
-    return [a.name if a.text == a.name else f"{a.name}={a.text}" for a in args]
+    """Back to ``NAME=EXPR`` strings that parse to the same values."""
+    return [a.text if implicit_name(a.text) == a.name else f"{a.name}={a.text}" for a in args]
