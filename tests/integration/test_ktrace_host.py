@@ -383,3 +383,44 @@ def test_bad_arguments_are_refused_before_the_root_worker_starts(tmp_path):
     assert all("internal error" not in e for e in errors), errors
     res = run_gdb([f"{tp} --args x=0o10"], env=env)                      # a good one does start it
     assert started.read_text().count("x") == 1, res.output
+
+
+def test_the_root_worker_runs_isolated_and_leaves_when_idle(tmp_path):
+    """The worker is a root interpreter: python -I (no cwd, no PYTHON* variables), started in /,
+    with an allow-listed environment (LD_PRELOAD from gdb's environment must not reach it); a
+    json.py planted in gdb's cwd is never imported.  Idle, it leaves by itself.  Oracle: the
+    worker's own /proc/PID/{cmdline,cwd,environ} read while it runs."""
+    planted = tmp_path / "json.py"
+    marker = tmp_path / "imported"
+    planted.write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    (tmp_path / "empty").mkdir()
+    env = {"LD_PRELOAD": "", "PYTHONPATH": str(tmp_path / "empty"), "PYTHONWARNINGS": "default",
+           "GDB_TOOLKIT_KTRACE_IDLE": "2"}
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import os, subprocess, time\n"
+        "def workers():\n"
+        "    return subprocess.run(['pgrep', '-P', str(os.getpid()), '-f', 'ktrace/worker'],\n"
+        "                          capture_output=True, text=True).stdout.split()\n"
+        "w = workers()\n"
+        "print('WORKER', w)\n"
+        "p = w[0]\n"
+        "print('CMD', open(f'/proc/{p}/cmdline', 'rb').read().split(b'\\0')[:3])\n"
+        "print('CWD', os.readlink(f'/proc/{p}/cwd'))\n"
+        "env = open(f'/proc/{p}/environ', 'rb').read().split(b'\\0')\n"
+        "print('ENV', sorted(k.split(b'=')[0].decode() for k in env if k))\n"
+        "time.sleep(4)\n"
+        "print('LEFT', workers())\n")
+    res = run_gdb(["ktrace tracepoint:syscalls:sys_enter_getppid --all --timeout 0.5", f"source {probe}"],
+                  env=env, cwd=str(tmp_path))
+    assert_no_traceback(res)
+    out = res.stdout
+    assert "WORKER ['" in out, res.output
+    assert "b'-I'" in out.split("CMD", 1)[1].split("\n", 1)[0]
+    assert "CWD /\n" in out
+    env_line = out.split("ENV", 1)[1].split("\n", 1)[0]
+    for bad in ("LD_PRELOAD", "PYTHONPATH", "PYTHONWARNINGS"):
+        assert bad not in env_line, env_line
+    assert "GDB_TOOLKIT_KTRACE_IDLE" in env_line
+    assert not marker.exists()
+    assert "LEFT []" in out                                   # it left after 2 s idle
