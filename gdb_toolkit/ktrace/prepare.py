@@ -84,11 +84,10 @@ class KernelFacts:
                 return d
         if os.geteuid() != 0:
             return None
-        import subprocess
+        from gdb_toolkit.common.helper_process import run_helper
 
-        proc = subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], capture_output=True,
-                              text=True, cwd="/")
-        if proc.returncode == 0 and os.path.exists(os.path.join(TRACEFS, "events")):
+        proc = run_helper(["mount", "-t", "tracefs", "nodev", TRACEFS], timeout=30)
+        if proc.ok and os.path.exists(os.path.join(TRACEFS, "events")):
             self.notes.append(f"tracefs was not mounted: mounted it at {TRACEFS} "
                               f"(mount -t tracefs nodev {TRACEFS})")
             self._tracefs = TRACEFS
