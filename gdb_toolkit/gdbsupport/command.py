@@ -57,6 +57,17 @@ def bold(text: str, ctx: RenderContext) -> str:
     return ctx.styler("title", text)
 
 
+def gdb_name(name: str) -> str:
+    """The name registered with gdb: every command lives under the ``toolkit`` prefix
+    (common.meta.CommandMeta.gdb_name, without importing it at start-up)."""
+    return name if name.split()[0] == "toolkit" else f"toolkit {name}"
+
+
+def short_name(name: str) -> str | None:
+    """The top-level alias of a command (``got``), None for toolkit's own subcommands."""
+    return None if name.split()[0] == "toolkit" else name
+
+
 class ToolkitCommand(gdb.Command):
     """Subclasses set ``name`` and their metadata; see the module doc."""
 
@@ -78,9 +89,12 @@ class ToolkitCommand(gdb.Command):
     value_completer = gdb.COMPLETE_NONE
 
     def __init__(self):
-        meta = self.meta()
-        self.__doc__ = meta.help_text()        # gdb reads the instance's __doc__ as its help
-        super().__init__(meta.gdb_name, self.command_class, prefix=self.prefix)
+        if self.summary:
+            # gdb reads the instance's __doc__ as its help text
+            self.__doc__ = self.meta().help_text()
+        # else: not converted yet, its docstring is the help as it was (parsed only on demand:
+        # start-up stays cheap)
+        super().__init__(gdb_name(self.name), self.command_class, prefix=self.prefix)
         self._parser = None
 
     @classmethod

@@ -16,11 +16,9 @@ def _hide(module: str) -> list[str]:
 
 
 @pytest.mark.parametrize("command,expect", [
-    pytest.param("toolkit doctor --quick", "capstone", marks=pytest.mark.xfail(
-        reason="doctor text without tabulate (issue 11 item 9 / issue 14 one renderer, branch i14-term)",
-        strict=False)),
-    pytest.param("toolkit commands", "toolkit doctor", marks=pytest.mark.xfail(
-        reason="one renderer without tabulate (issue 14, branch i14-term)", strict=False)),
+    # passing since issue 14's one renderer (common/table.py) needs no tabulate
+    pytest.param("toolkit doctor --quick", "capstone", marks=[]),
+    pytest.param("toolkit commands", "toolkit doctor", marks=[]),
     pytest.param("toolkit doctor --quick --json", '"tabulate"', marks=[]),
 ])
 def test_without_tabulate(command, expect):
