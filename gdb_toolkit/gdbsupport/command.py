@@ -187,6 +187,9 @@ class ToolkitCommand(gdb.Command):
             self.dont_repeat()
         from gdb_toolkit.common.args import HelpRequested
         from gdb_toolkit.common.errors import ToolkitError, UsageError
+        # errors reach the terminal as ONE line without escape sequences (issue 11): a hostile
+        # file or process name inside a message is escaped (common.names.printable_text)
+        from gdb_toolkit.common.names import printable_text
 
         want_json = False
         try:
@@ -203,13 +206,13 @@ class ToolkitCommand(gdb.Command):
             gdb.write(self.help_page(RenderContext.from_gdb().width or 80))
         except UsageError as exc:
             self._json_error(want_json, "usage", exc.cause, None, exc.usage)
-            raise gdb.GdbError(str(exc)) from None
+            raise gdb.GdbError(f"{printable_text(exc.cause)}\n{printable_text(exc.usage)}") from None
         except ToolkitError as exc:
             self._json_error(want_json, "failed", exc.cause, exc.fix)
-            raise gdb.GdbError(str(exc)) from None
+            raise gdb.GdbError(printable_text(str(exc))) from None
         except gdb.GdbError as exc:
             self._json_error(want_json, "gdb", str(exc))
-            raise
+            raise gdb.GdbError(printable_text(str(exc))) from None
         except KeyboardInterrupt:
             self._json_error(want_json, "interrupted", "interrupted (Ctrl-C)")
             raise
@@ -217,18 +220,18 @@ class ToolkitCommand(gdb.Command):
             cause = f"{self.name}: cannot read target memory ({exc})"
             fix = "check the process is alive and the address is mapped"
             self._json_error(want_json, "memory", cause, fix)
-            raise gdb.GdbError(f"{cause}. Fix: {fix}.") from None
+            raise gdb.GdbError(printable_text(f"{cause}. Fix: {fix}.")) from None
         except gdb.error as exc:        # a gdb call failed in a way the command did not expect
             cause = f"{self.name}: gdb said: {exc}"
             self._json_error(want_json, "gdb", cause)
-            raise gdb.GdbError(cause) from None
+            raise gdb.GdbError(printable_text(cause)) from None
         except Exception as exc:  # an internal bug: say so in one line
             if os.environ.get("GDB_TOOLKIT_DEBUG"):
                 traceback.print_exc(file=sys.stderr)
             cause = f"{self.name}: internal error: {type(exc).__name__}: {exc}"
             fix = "report it with GDB_TOOLKIT_DEBUG=1 output"
             self._json_error(want_json, "internal", cause, fix)
-            raise gdb.GdbError(f"{cause}. Fix: {fix}.") from None
+            raise gdb.GdbError(printable_text(f"{cause}. Fix: {fix}.")) from None
 
     def _json_error(self, want_json: bool, kind: str, cause: str, fix: str | None = None,
                     usage: str | None = None) -> None:

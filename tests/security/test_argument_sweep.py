@@ -15,7 +15,8 @@ COMMANDS = ["toolkit doctor --quick", "toolkit commands", "kcore", "kprobe-list"
             "ktask", "ktypes", "vg-leaks", "vg-who", "vg-block", "vg-vbits", "vg-check",
             "vg-errors", "vg-attach"]
 ARGS = ["'", '"unbalanced', "\\", "a{99999999999}", "x" * 5000, "$(touch /tmp/gtk-sweep-pwned)",
-        "-1", "0x", "--json --json", "-- --", "9" * 30, "''", "\u00e9\u202e\x7f", "%n%s%x"]
+        "-1", "0x", "--json --json", "-- --", "9" * 30, "''", "\u00e9\u202e\x7f", "%n%s%x",
+        "--top=--", "--count=--", "--timeout=--", "-n--"]
 PENDING = {"got": "i13-plt", "plt": "i13-plt"}      # 'a{99999999999}': OverflowError (item 9)
 
 

@@ -16,10 +16,9 @@ def _hide(module: str) -> list[str]:
 
 
 @pytest.mark.parametrize("command,expect", [
-    # passing since issue 14's one renderer (common/table.py) needs no tabulate
-    pytest.param("toolkit doctor --quick", "capstone", marks=[]),
-    pytest.param("toolkit commands", "toolkit doctor", marks=[]),
-    pytest.param("toolkit doctor --quick --json", '"tabulate"', marks=[]),
+    ("toolkit doctor --quick", "capstone"),
+    ("toolkit commands", "toolkit doctor"),
+    ("toolkit doctor --quick --json", '"tabulate"'),
 ])
 def test_without_tabulate(command, expect):
     run = run_hostile(_hide("tabulate") + [command], timeout=120, pre=())
