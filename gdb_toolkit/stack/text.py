@@ -4,6 +4,8 @@ import textwrap
 from gdb_toolkit.common.render import hexaddr, key_values, table
 from gdb_toolkit.common.render import human_size as hs
 from gdb_toolkit.stack.model import Diagnosis
+from gdb_toolkit.stack.names import escape_name
+from gdb_toolkit.stack.recursion import frame_label
 
 FRAME_ROWS = 12
 
@@ -23,7 +25,8 @@ def _frames(d: Diagnosis, width: int | None) -> str:
     for f in shown:
         if last is not None and f.level != last + 1:
             rows.append(["...", f"({f.level - last - 1} more frames)", "", "", ""])
-        rows.append([f"#{f.level}", f.function or "??", hs(f.size) if f.size is not None else "-",
+        name = "<signal handler called>" if f.signal_frame else frame_label(f)
+        rows.append([f"#{f.level}", name, hs(f.size) if f.size is not None else "-",
                      hexaddr(f.sp), f.source or hexaddr(f.pc)])
         last = f.level
     walked = f"all {len(frames)}" if d.frames_complete else f"innermost {len(frames)} (bounded walk)"
@@ -33,7 +36,8 @@ def _frames(d: Diagnosis, width: int | None) -> str:
 
 def render_diagnosis(d: Diagnosis, width: int | None = None) -> str:
     t = d.thread
-    who = (f"thread {t['num']} (LWP {t['tid']}{', main' if t['main'] else ''}) of "
+    name = f" {escape_name(t['name'])!r}" if t.get("name") and not t["main"] else ""
+    who = (f"thread {t['num']}{name} (LWP {t['tid']}{', main' if t['main'] else ''}) of "
            f"{'process' if t['target'] == 'live' else 'core of process'} {t['pid']}, {t['arch']}")
     out = [f"stack-diagnose: {who}\n"]
     out.append(_wrap("VERDICT", f"[{d.verdict}] {d.headline}", width))
@@ -44,9 +48,23 @@ def render_diagnosis(d: Diagnosis, width: int | None = None) -> str:
     s = d.signal
     pairs = [
         ("signal", f"{s['name']} ({s['code_name']})" + (f" at {hexaddr(s['addr'])}" if s['addr'] is not None else "")
+         + (f" -- from {d.sources['signal']}" if d.stopped_by or "pr_cursig" in d.sources.get("signal", "") else "")
          if s else "none (not stopped by a signal)"),
-        ("sp / pc", f"{hexaddr(d.sp)} / {hexaddr(d.pc)}"),
     ]
+    if d.fault_addr is not None and (s is None or s["addr"] is None or s["addr"] != d.fault_addr):
+        pairs.append(("fault", f"{hexaddr(d.fault_addr)} ({d.sources.get('fault address', '')})"))
+    if d.stopped_by:
+        sb = d.stopped_by
+        pairs.append(("stopped by", f"{sb['signal'] or 'no signal'} in {sb['function']}() "
+                      f"(sp {hexaddr(sb['sp'])}), after the program's handler"))
+    if d.handler:
+        h = d.handler
+        alt = h.get("altstack")
+        pairs.append(("handler", f"{h['function']}() for signal {h['signal']} (frame #{h['frame']} is "
+                      "<signal handler called>)" + (f", on the alternate signal stack "
+                      f"{hexaddr(alt['start'])}+{hs(alt['size'])}" if h.get('on_altstack') and alt else
+                      ", on the same stack")))
+    pairs.append(("sp / pc", f"{hexaddr(d.sp)} / {hexaddr(d.pc)}"))
     if d.stack is not None:
         st = d.stack
         pairs.append(("stack", f"{st.label} {hexaddr(st.start)}-{hexaddr(st.end)} "
@@ -58,10 +76,22 @@ def render_diagnosis(d: Diagnosis, width: int | None = None) -> str:
         pairs.append(("stack used", f"{hs(d.stack_used)} ({d.stack_used} B: top - lowest of sp/fault)"))
     if d.growth_requested is not None:
         pairs.append(("growth", f"{hs(d.growth_requested)} ({d.growth_requested} B: top - fault page)"))
-    if d.thread["main"]:
+    if d.thread["main"] and d.verdict not in ("go-runtime",):
         lim = lambda v: "unlimited" if v is None else f"{hs(v)} ({v // 1024} KiB)"  # noqa: E731
-        pairs.append(("RLIMIT_STACK", f"soft {lim(d.rlimit_soft)}, hard {lim(d.rlimit_hard)} "
-                      f"-- {d.sources['RLIMIT_STACK']}"))
+        if d.rlimit_soft is None and d.rlimit_hard is None and "not recorded" in d.sources["RLIMIT_STACK"]:
+            pairs.append(("RLIMIT_STACK", d.sources["RLIMIT_STACK"]))
+        else:
+            pairs.append(("RLIMIT_STACK", f"soft {lim(d.rlimit_soft)}, hard {lim(d.rlimit_hard)} "
+                          f"-- {d.sources['RLIMIT_STACK']}"))
+    if d.layout:
+        lay = d.layout
+        ob = lay.get("obstacle")
+        if ob:
+            pairs.append(("layout", f"{ob['name']} ends {hs(ob['distance'])} below the stack top; "
+                          + ("placed below mmap_base: a bigger RLIMIT_STACK at exec moves it"
+                             if lay["obstacle_moves_with_rlimit"] else
+                             "placed there by the program: no limit moves it")
+                          + (f"; randomisation {'on' if lay['aslr'] else 'off'}" if lay["aslr"] is not None else "")))
     pairs.append(("guard gap", f"{hs(d.guard_gap)} -- {d.sources['guard gap']}"))
     if d.below:
         b = d.below
@@ -77,16 +107,21 @@ def render_diagnosis(d: Diagnosis, width: int | None = None) -> str:
                       + (f" ({ins.source})" if ins.source else "") + f" in {d.culprit.function or '??'}()"))
     if d.recursion:
         r = d.recursion
-        pairs.append(("recursion", f"{' -> '.join(r.functions)}: depth {r.depth:,}, "
+        depth = f"depth {r.depth:,}" if r.depth_exact else f"depth at least {r.depth:,}"
+        pairs.append(("recursion", f"{' -> '.join(r.functions)}: {depth}, "
                       f"{r.avg_frame} B/frame ({r.depth_method})"))
-    if d.fix.needed:
-        pairs.append(("needs", f"about {hs(d.fix.needed)} of stack ({d.fix.needed} B incl. 64 KiB "
-                      "for callees)"))
+    for v in d.damaged_threads:
+        pairs.append(("damaged", f"thread {v['num']} (LWP {v['tid']}): its block top "
+                      f"{hexaddr(v['block_top'])}, overrun down to {hexaddr(v['down_to'])}"
+                      + ("; all its live frames" if v.get("frames_covered") else "")))
+    if d.fix.needed and d.verdict not in ("not-stack", "corrupt-sp"):
+        pairs.append(("needs", f"about {hs(d.fix.needed)} of stack ({d.fix.needed} B incl. the "
+                      "room for callees)"))
     out.append(key_values(pairs))
     out.append("\n")
     out.append(_frames(d, width))
-    for a in d.assumptions:
-        out.append(_wrap("assumed", a, width))
+    for a in d.notes:
+        out.append(_wrap("note", a, width))
     if d.kernel:
         out.append("\n" + _kernel(d.kernel, width))
     return "".join(out)
