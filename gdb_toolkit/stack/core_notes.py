@@ -80,6 +80,7 @@ class CoreInfo:
     auxv: dict[int, int]
     has_nt_file: bool
     has_siginfo: bool
+    auxv_raw: bytes = field(default=b"", metadata={"json_skip": True})
 
     @property
     def writer(self) -> str:
@@ -91,7 +92,7 @@ class CoreInfo:
 
 
 def _name(raw: bytes) -> str:
-    from gdb_toolkit.stack.names import decode_name
+    from gdb_toolkit.common.names import decode_name
 
     return decode_name(raw.split(b"\0", 1)[0])
 
@@ -101,26 +102,36 @@ def _perms(flags: int) -> str:
             + ("x" if flags & PF_X else "-") + "p")
 
 
-class _Reader:
-    """Bounded reads from a file-like object of known size."""
+class BytesCore:
+    """A core held in memory (tests, the fuzz target), read like ``safe_open.RegularFile``."""
 
-    def __init__(self, fh, size: int):
-        self.fh, self.size = fh, size
+    def __init__(self, data: bytes):
+        self.data, self.size = bytes(data), len(data)
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise CoreFormatError(f"range 0x{max(offset, 0):x}+0x{max(length, 0):x} lies outside "
+                                  f"the {self.size}-byte core")
+        return self.data[offset:offset + length]
+
+
+class _Reader:
+    """Bounded reads, each naming what it reads."""
+
+    def __init__(self, src):
+        self.src, self.size = src, src.size
 
     def read(self, offset: int, length: int, what: str) -> bytes:
         if offset < 0 or length < 0 or offset + length > self.size:
             raise CoreFormatError(f"the core's {what} (offset {offset}, {length} bytes) lies "
                                   f"outside the file ({self.size} bytes)")
-        self.fh.seek(offset)
-        data = self.fh.read(length)
-        if len(data) != length:
-            raise CoreFormatError(f"the core file ended inside its {what}")
-        return data
+        return self.src.read_range(offset, length)
 
 
-def parse_core(fh, size: int) -> CoreInfo:
-    """Parse a core from *fh* (seekable, binary) of *size* bytes."""
-    r = _Reader(fh, size)
+def parse_core(src) -> CoreInfo:
+    """Parse a core from *src* (``.size`` and ``.read_range(offset, length)``: an open
+    ``safe_open.RegularFile`` or a ``BytesCore``)."""
+    r = _Reader(src)
     ident = r.read(0, 64, "ELF header")
     if ident[:4] != b"\x7fELF":
         raise CoreFormatError("not an ELF file (no \\x7fELF magic)", "give a core file: gdb PROGRAM CORE")
@@ -147,7 +158,7 @@ def parse_core(fh, size: int) -> CoreInfo:
     loads: list[Mapping] = []
     notes_left = MAX_NOTE_BYTES
     threads: list[CoreThread] = []
-    psinfo, auxv, files = None, {}, []
+    psinfo, auxv, files, auxv_raw = None, {}, [], b""
     has_file = has_siginfo = False
     count = 0
     for i in range(e_phnum):
@@ -179,10 +190,12 @@ def parse_core(fh, size: int) -> CoreInfo:
                     psinfo = _prpsinfo(desc)
                 elif ntype == NT_AUXV and not auxv:
                     auxv = _auxv(desc)
+                    auxv_raw = bytes(desc[:16 * (len(auxv) + 1)])
                 elif ntype == NT_FILE and not files:
                     has_file = True
                     files = _nt_file(desc)
-    return CoreInfo(arch, _name_loads(loads, files), threads, psinfo, auxv, has_file, has_siginfo)
+    return CoreInfo(arch, _name_loads(loads, files), threads, psinfo, auxv, has_file, has_siginfo,
+                    auxv_raw)
 
 
 def _notes(data: bytes):
@@ -236,7 +249,7 @@ def _auxv(desc: bytes) -> dict[int, int]:
         key, val = struct.unpack_from("<QQ", desc, off)
         if key == 0:
             break
-        out.setdefault(key, val)
+        out[key] = val if key not in out else out[key]
     return out
 
 
@@ -282,7 +295,7 @@ def _name_loads(loads: list[Mapping], files) -> list[Mapping]:
 
 def read_core(path: str) -> CoreInfo:
     """Open *path* (a regular file only: a FIFO never blocks us) and parse it."""
-    from gdb_toolkit.stack.names import open_regular_file
+    from gdb_toolkit.common.safe_open import open_regular
 
-    with open_regular_file(path, "core file") as (fh, size):
-        return parse_core(fh, size)
+    with open_regular(path, "core file") as src:
+        return parse_core(src)

@@ -55,7 +55,7 @@ def canonical(addr: int, arch: str) -> bool:
 
 
 def _mapdict(m: Mapping, addr: int | None) -> dict:
-    from gdb_toolkit.stack.names import escape_name
+    from gdb_toolkit.common.names import escape_name
 
     d = {"name": escape_name(m.label), "start": m.start, "end": m.end, "perms": m.perms}
     if addr is not None:
@@ -65,7 +65,7 @@ def _mapdict(m: Mapping, addr: int | None) -> dict:
 
 
 def label(m: Mapping) -> str:
-    from gdb_toolkit.stack.names import escape_name
+    from gdb_toolkit.common.names import escape_name
 
     return escape_name(m.label)
 
@@ -79,6 +79,14 @@ def diagnose(f: StackFacts) -> Diagnosis:
         return causes.go_runtime(f, d, ctx)
     if not ctx.is_fault:
         return _health(f, d, ctx, region)
+    if (ctx.fault is None and ctx.signal.is_memory_fault and region is not None
+            and canonical(ctx.sp, f.arch) and ctx.sp < region.start):
+        # no address recorded nor decoded, but sp itself is below its stack: the access that
+        # faulted is the frame's own, at sp or just above it
+        ctx.fault, ctx.fault_how = ctx.sp, "taken as sp (no address recorded; sp is below the stack)"
+        d.fault_addr = ctx.sp
+        d.sources["fault address"] = ctx.fault_how
+        d.notes.append(f"fault address unknown: {ctx.fault_how}")
     if ctx.fault is None:
         d = _no_address(f, d, ctx, region)
     else:

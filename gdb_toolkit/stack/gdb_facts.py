@@ -19,7 +19,7 @@ REGS = {"x86_64": ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8",
                    "r11", "r12", "r13", "r14", "r15", "rip", "fs_base", "gs_base"],
         "aarch64": [f"x{i}" for i in range(31)] + ["sp", "pc"]}
 TP_REG = {"x86_64": "fs_base", "aarch64": "tpidr"}
-AT_EXECFN = 31
+AT_EXECFN, AT_PAGESZ = 31, 6
 ADDR_NO_RANDOMIZE = 0x0040000
 TASK_TOP = {"x86_64": (1 << 47) - 4096, "aarch64": 1 << 48}
 
@@ -225,7 +225,7 @@ def memory_map(kind: str, pid: int | None):
     if kind == "live":
         return procfs.read_maps(pid), f"/proc/{pid}/maps"
     info, path = _core_info()
-    from gdb_toolkit.stack.names import escape_name
+    from gdb_toolkit.common.names import escape_name
 
     return info.mappings, f"the core file's PT_LOAD segments and NT_FILE note ({escape_name(path)})"
 
@@ -325,6 +325,22 @@ def signal_frames(frames: list[Frame], arch: str) -> list:
     return out
 
 
+def thread_name(t) -> str | None:
+    """gdb's thread name; a name that is not UTF-8 (gdb raises on it) from /proc, escaped later."""
+    try:
+        return t.name
+    except UnicodeDecodeError:
+        pass
+    from gdb_toolkit.common.names import decode_name
+
+    pid, tid = t.ptid[0], t.ptid[1]
+    try:
+        with open(f"/proc/{pid}/task/{tid}/comm", "rb") as fh:
+            return decode_name(fh.read(64).rstrip(b"\n"))
+    except OSError:
+        return None
+
+
 def summarise_threads(arch: str, inf, cap: int = THREAD_CAP) -> list[ThreadSummary]:
     """sp, thread pointer and fault of every thread (switching to each; the caller restores
     the selected thread)."""
@@ -346,7 +362,7 @@ def summarise_threads(arch: str, inf, cap: int = THREAD_CAP) -> list[ThreadSumma
         sig = stop_signal()
         fault = sig.addr if sig is not None and sig.is_memory_fault else None
         tid = t.ptid[1] or None
-        out.append(ThreadSummary(t.num, tid, t.name, sp, tp, fault, tid == pid or tid is None))
+        out.append(ThreadSummary(t.num, tid, thread_name(t), sp, tp, fault, tid == pid or tid is None))
     return out
 
 
@@ -461,11 +477,12 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
     maps, maps_source = memory_map(kind, pid)
     soft, hard, known, given, lsrc, as_soft = stack_limits(kind, pid, rlimit_arg)
     ex, ex_known, ex_src, by_gdb = exec_limit(kind, inf)
-    page = gfacts.auxv().get("AT_PAGESZ") or os.sysconf("SC_PAGE_SIZE")
-    gap, gsrc = guard_gap(page)
     regs = registers(arch)
     sig, sig_src = stop_signal(), "$_siginfo"
     writer, hint = None, None
+    auxv = _core_info()[0].auxv if kind == "core" else (_auxv_live(pid) if pid else {})
+    page = auxv.get(AT_PAGESZ) or os.sysconf("SC_PAGE_SIZE")
+    gap, gsrc = guard_gap(page)
     if kind == "core":
         info, _ = _core_info()
         core_thread = next((t for t in info.threads if t.pid == tid), None)
@@ -477,8 +494,8 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
         if info.writer != "the kernel or gdb":
             writer = info.writer
         hint = info.auxv.get(AT_EXECFN)
-    elif pid:
-        hint = _auxv_live(pid).get(AT_EXECFN)
+    else:
+        hint = auxv.get(AT_EXECFN)
     aslr, aslr_src = aslr_state(kind, pid, maps, arch)
     if writer:
         aslr, aslr_src = None, ""
@@ -489,7 +506,7 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
                    page_size=page, frames=frames, frames_complete=complete, registers=regs,
                    signal_source=sig_src, rlimit_given=given, as_soft=as_soft, exec_rlimit=ex,
                    exec_rlimit_known=ex_known, exec_rlimit_source=ex_src, aslr=aslr,
-                   aslr_source=aslr_src, thread_name=thread.name, core_writer=writer,
+                   aslr_source=aslr_src, thread_name=thread_name(thread), core_writer=writer,
                    stack_hint=hint, started_by_gdb=by_gdb)
     f.signal_frames = signal_frames(frames, arch)
     frame_sizes(frames)

@@ -4,7 +4,7 @@ import textwrap
 from gdb_toolkit.common.render import hexaddr, key_values, table
 from gdb_toolkit.common.render import human_size as hs
 from gdb_toolkit.stack.model import Diagnosis
-from gdb_toolkit.stack.names import escape_name
+from gdb_toolkit.common.names import escape_name
 from gdb_toolkit.stack.recursion import frame_label
 
 FRAME_ROWS = 12
@@ -132,7 +132,16 @@ def _kernel(k: dict, width: int | None) -> str:
     traced = k["traced_function"]
     how = f"{k['attach_method']} on {traced}" + (
         "" if traced == k["requested_function"] else f" (instead of {k['requested_function']})")
-    pairs = [("traced", how)]
+    pairs = []
+    if k.get("run_as"):
+        pairs.append(("ran as", k["run_as"]))
+    if k.get("dropped_env"):
+        pairs.append(("not passed", ", ".join(k["dropped_env"]) + " (loader/interpreter variables)"))
+    if k.get("source"):
+        pairs.append(("from", k["source"]))
+    for n in k.get("notes") or []:
+        pairs.append(("note", n))
+    pairs.append(("traced", how))
     if k["note"]:
         pairs.append(("why", k["note"]))
     pairs.append(("growth calls", f"{k['growth_calls']}, refused {len(k['refused'])}"
