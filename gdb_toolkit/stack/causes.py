@@ -112,7 +112,7 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
     frames = ctx.frames
     d.clash_probe = c.probe
     d.recursion = _recursion(f, ctx, region)
-    d.clash_protection = c.protected
+    d.clash_protection = True if c.probe is not None else c.protected
     final_sp = min(x for x in (ctx.sp, ctx.fault, c.final_sp) if x is not None)
     used = (region.end - final_sp) if region is not None else None
     top = c.culprit
@@ -164,7 +164,7 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
                  key=lambda fr: -fr.size)[:4]
     if big and used and sum(fr.size for fr in big) * 10 >= used * 8:
         d.cause = "big-frames"
-        listed = ", ".join(f"{_label(fr)}() {hs(fr.size)}" for fr in sorted(big, key=lambda x: x.level))
+        listed = ", ".join(f"{_label(fr)}() {hs(fr.size)}" for fr in sorted(big, key=lambda x: -x.level))
         d.explanation.append(f"{len(big)} big frames take {hs(sum(fr.size for fr in big))} of "
                              f"the {hs(used)} used: {listed}.")
         return f"{len(big)} big frames ({listed})"
@@ -193,13 +193,13 @@ def _hints(d: Diagnosis, top: Frame, c: CauseFacts) -> None:
     if c.mover is None or not c.mover.dynamic:
         return
     name = _label(top)
-    if c.protected is False:
+    if d.clash_protection is False:
         d.explanation.append(
             f"{name}() has no stack probes (built without -fstack-clash-protection): an "
             "allocation bigger than the guard gap can jump over it into another mapping "
             "silently. -fstack-usage reports this frame as 'dynamic'; -Wvla-larger-than=N and "
             "-Walloca-larger-than=N flag such allocations at compile time.")
-    elif c.protected:
+    elif d.clash_protection:
         d.explanation.append(
             f"{name}() probes the stack (-fstack-clash-protection), so the allocation faults "
             "cleanly at the limit instead of jumping over the guard gap; -Wvla-larger-than=N / "

@@ -226,7 +226,7 @@ def _classify(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion | N
         return _altstack(f, d, ctx, region, inside, below, above)
 
     c = causes.analyse(f, d, ctx, region)
-    if c.pivot is not None or (c.unexplained and not _sp_in(region, sp)):
+    if (c.pivot is not None or c.unexplained) and not _sp_in(region, sp):
         return _corrupt_sp(f, d, ctx, region, why=c.pivot_text)
     if not _sp_plausible(f, ctx, region) and not c.linked:
         return _corrupt_sp(f, d, ctx, region)

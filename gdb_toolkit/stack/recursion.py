@@ -103,37 +103,37 @@ def _qwords(data) -> memoryview:
 
 def learn_layout(run: list[Frame], keys: list[str], read, mask: int):
     """({function: _Slot}, {saved return address: the function it returns into}) from the
-    sampled cycle frames -- every observation of a function must agree (a run-time sized
-    frame has no fixed layout: None)."""
-    slots: dict[str, _Slot] = {}
-    seen = []
+    sampled cycle frames.  Each function's frame size is the one most of its frames show (the
+    innermost frames may be mid-prologue: gdb then merges or splits a frame); at least three
+    quarters must agree, else there is no fixed layout (a run-time sized frame): None."""
+    obs: dict[str, list] = {}
     budget = LEARN_CAP
-    for i in range(1, len(run) - 1):          # frame 0's sp may be mid-prologue
+    for i in range(1, len(run) - 1):
         f, caller = run[i], run[i + 1]
         size = caller.sp - f.sp
         if size <= 0 or size % 8 or size > budget:
-            return None
+            continue
         budget -= size
         data = read(f.sp, size)
         if data is None or len(data) < size:
             return None
         words = _words(data)
         offs = {8 * k for k, w in enumerate(words) if w & mask == caller.pc & mask}
-        s = slots.get(keys[i])
-        if s is None:
-            s = slots[keys[i]] = _Slot(size, 0, offs)
-        elif s.size != size:
-            return None
-        else:
-            s.offs &= offs
-        if not s.offs:
-            return None
-        seen.append((keys[i], words, keys[i + 1]))
+        obs.setdefault(keys[i], []).append((size, offs, words, keys[i + 1]))
+    slots: dict[str, _Slot] = {}
     ra_to_key = {}
-    for key, s in slots.items():
-        s.ra_off = max(s.offs)
-    for key, words, caller_key in seen:
-        ra_to_key[words[slots[key].ra_off // 8] & mask] = caller_key
+    for key, seen in obs.items():
+        sizes = [o[0] for o in seen]
+        size = max(set(sizes), key=sizes.count)
+        agree = [o for o in seen if o[0] == size and o[1]]
+        if len(agree) * 4 < len(seen) * 3:
+            return None
+        offs = set.intersection(*(o[1] for o in agree))
+        if not offs:
+            return None
+        slot = slots[key] = _Slot(size, max(offs), offs)
+        for _size, _offs, words, caller_key in agree:
+            ra_to_key[words[slot.ra_off // 8] & mask] = caller_key
     return (slots, ra_to_key) if slots else None
 
 
@@ -260,6 +260,7 @@ def detect_recursion(frames: list[Frame], frames_complete: bool, read, top: int 
             more, exact = walk_chain(run[e].sp, order, slots, ra_to_key, read, top, mask,
                                      in_cycle)
             depth = covered + more
+            avg = round(sum(slots[k].size for k in order) / length)
             method = ("followed the live chain of saved return addresses in the stack memory "
                       + ("to its outermost frame" if exact else "until a read cap stopped it"))
         else:

@@ -149,8 +149,9 @@ def stack_switch(insns: list[Insn], pc: int, arch: str) -> Insn | None:
             src = ops[1]
             if src == FRAME_POINTER[arch]:
                 continue
-            if re.fullmatch(r"[a-z][a-z0-9]+", src) and _derived_from_sp(insns, i, src, arch):
-                continue
+            if re.fullmatch(r"[a-z][a-z0-9]+", src) and _derived_from_sp(insns, i, src, arch,
+                                                                          window=i):
+                continue                     # sp saved in a register earlier, restored here
             found = insn
         elif arch == "x86_64" and insn.mnemonic in ("pop", "xchg") and sp in ops:
             found = insn

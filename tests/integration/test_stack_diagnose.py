@@ -2,59 +2,16 @@
 oracles the test reads itself: /proc/PID/maps and /proc/PID/limits, prlimit, gdb's own
 $_siginfo, the programs' printed addresses and counters, objdump, and re-running the
 program with the suggested limit."""
-import json
 import re
 import shutil
 import subprocess
 
 import pytest
 
-from tests.support.gdbrun import REPO, assert_no_traceback, compile_c, json_wrapped, run_gdb
+from tests.support.gdbrun import assert_no_traceback, compile_c, json_wrapped, run_gdb
+from tests.support.stack_oracles import EX, build, diagnose_live, maps_of, passes_with
 
 pytestmark = pytest.mark.gdb
-
-EX = REPO / "examples" / "stack"
-ORACLE = "@@ORACLE@@"
-ORACLE_CMD = (
-    "python import gdb, json, subprocess; p = gdb.selected_inferior().pid; "
-    "si = gdb.parse_and_eval('$_siginfo'); "
-    "print('" + ORACLE + "' + json.dumps({'pid': p, 'maps': open(f'/proc/{p}/maps').read(), "
-    "'limits': open(f'/proc/{p}/limits').read(), "
-    "'prlimit': subprocess.run(['prlimit', '--pid', str(p), '--stack', '-o', 'SOFT,HARD', '--noheadings', '--raw'], "
-    "capture_output=True, text=True).stdout, "
-    "'signo': int(si['si_signo']), 'addr': int(si['_sifields']['_sigfault']['si_addr']), "
-    "'sp': int(gdb.parse_and_eval('$sp'))}))")
-
-
-def build(name, *flags):
-    return compile_c(EX / f"{name}.c", flags=["-g", "-O0", "-pthread", *flags])
-
-
-def maps_of(text):
-    out = []
-    for line in text.splitlines():
-        m = re.match(r"([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)", line)
-        if m:
-            out.append((int(m[1], 16), int(m[2], 16), m[3], m[4].strip()))
-    return out
-
-
-def diagnose_live(program, args=(), extra=(), setup=("run",)):
-    """Run *program* to its stop, then the oracle and stack-diagnose --json; (doc, oracle, res)."""
-    res = run_gdb([*setup, ORACLE_CMD, *json_wrapped("stack-diagnose --json"), *extra],
-                  program=program, args=args)
-    assert_no_traceback(res)
-    docs = res.json_documents()
-    assert docs, res.output
-    line = next(ln for ln in res.stdout.splitlines() if ln.startswith(ORACLE))
-    return docs[0], json.loads(line[len(ORACLE):]), res
-
-
-def passes_with(argv, stack_bytes=None):
-    cmd = [str(a) for a in argv]
-    if stack_bytes is not None:
-        cmd = ["prlimit", f"--stack={stack_bytes}", *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60).returncode == 0
 
 
 # -- the seed program -------------------------------------------------------------------------
