@@ -227,11 +227,11 @@ def go_runtime(f: StackFacts, d: Diagnosis, ctx) -> Diagnosis:
     drop(d)
     g = rt.get("goroutine")
     limit = rt.get("max_stack")
-    if g and g.get("lo") is not None:
-        size = g["hi"] - g["lo"]
+    if g and g.get("lo_address") is not None:
+        size = g["hi_address"] - g["lo_address"]
         over = limit is not None and size * 2 > limit
         d.headline = (f"a Go program: goroutine {g.get('id', '?')} runs on a {hs(size)} stack "
-                      f"[0x{g['lo']:x}, 0x{g['hi']:x}) the Go runtime allocated"
+                      f"[0x{g['lo_address']:x}, 0x{g['hi_address']:x}) the Go runtime allocated"
                       + (f"; doubling it would pass runtime.maxstacksize ({hs(limit)}): "
                          "'goroutine stack exceeds' -- a stack overflow" if over else ""))
     else:

@@ -57,7 +57,8 @@ def canonical(addr: int, arch: str) -> bool:
 def _mapdict(m: Mapping, addr: int | None) -> dict:
     from gdb_toolkit.common.names import escape_name
 
-    d = {"name": escape_name(m.label), "start": m.start, "end": m.end, "perms": m.perms}
+    d = {"name": escape_name(m.label), "start_address": m.start, "end_address": m.end,
+         "perms": m.perms}
     if addr is not None:
         d["distance"] = (addr - m.end) if m.end <= addr else (m.start - addr) if m.start > addr else 0
         d["where"] = "below" if m.end <= addr else "above" if m.start > addr else "contains"
@@ -100,17 +101,17 @@ def _after_handler(f: StackFacts, d: Diagnosis, ctx: Context) -> None:
     if ctx.stopped_by is None or ctx.handler is None:
         return
     h, sb = ctx.handler, ctx.stopped_by
-    if f.runtime is not None and f.runtime.kind == "rust" and "stack_overflow" in h["function"]:
+    if f.runtime is not None and f.runtime.kind == "rust" and "stack_overflow" in h["symbol"]:
         who = f"thread '{f.thread_name}'" if f.thread_name else "the thread"
         d.explanation.append(
-            f"Rust's stack-overflow handler ({h['function']}) saw this fault in {who}'s guard "
+            f"Rust's stack-overflow handler ({h['symbol']}) saw this fault in {who}'s guard "
             f"range, printed \"{who} has overflowed its stack\" and aborted: the {sb['signal']} "
             "is its doing; the fault above is the overflow itself.")
     else:
         d.explanation.append(
-            f"The program's handler {h['function']}() ran for this fault "
+            f"The program's handler {h['symbol']}() ran for this fault "
             + ("on its alternate signal stack " if h.get("on_altstack") else "")
-            + f"and the process is now stopped by {sb['signal'] or 'gdb'} in {sb['function']}(): "
+            + f"and the process is now stopped by {sb['signal'] or 'gdb'} in {sb['symbol']}(): "
             "the fault above was read from the kernel's signal frame.")
 
 
@@ -142,8 +143,8 @@ def _new_diagnosis(f: StackFacts, ctx: Context, region: StackRegion | None) -> D
         thread={"num": f.thread_num, "tid": f.tid, "main": f.is_main_thread, "pid": f.pid,
                 "target": f.target, "arch": f.arch, "name": f.thread_name},
         signal=({"signo": sig.signo, "name": sig.name, "code": sig.code,
-                 "code_name": sig.code_name, "addr": sig.addr} if sig else None),
-        sp=ctx.sp, pc=ctx.pc, fault_addr=ctx.fault, stack=region, stack_used=used,
+                 "code_name": sig.code_name, "address": sig.addr} if sig else None),
+        sp_address=ctx.sp, pc_address=ctx.pc, fault_address=ctx.fault, stack=region, stack_used=used,
         growth_requested=None, rlimit_soft=f.rlimit_soft, rlimit_hard=f.rlimit_hard,
         guard_gap=f.guard_gap, below=None, nearest=[], culprit=None, recursion=None,
         clash_probe=None, frames=f.frames, frames_complete=f.frames_complete, notes=notes,

@@ -370,7 +370,7 @@ def altstack_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fau
     new = round_up(needed, 64 << 10)
     past = lo - fault
     into = f", inside {_label(inside)} ({inside.perms})" if inside is not None else ""
-    d.headline = (f"the signal handler {h.get('function', '??')}() overflowed its {hs(size)} "
+    d.headline = (f"the signal handler {h.get('symbol', '??')}() overflowed its {hs(size)} "
                   f"alternate signal stack [0x{lo:x}, 0x{hi:x}): the fault is {hs(past)} below "
                   f"it{into} -- {phrase}")
     d.explanation.insert(0, "A handler installed with SA_ONSTACK runs on the sigaltstack the "

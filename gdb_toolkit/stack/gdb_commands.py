@@ -5,40 +5,39 @@ from gdb_toolkit.gdbsupport.command import ToolkitCommand
 
 
 class StackDiagnose(ToolkitCommand):
-    """Explain a stack overflow: which limit refused the growth, who asked for it, and the fix.
-
-Usage: stack-diagnose [--thread N | --all-threads] [--rlimit KIB] [--kernel] [--json]
-
-After a SIGSEGV/SIGBUS (live process or core file) -- or after the program's
-own handler ran (it aborted, Rust's overflow handler: the original fault is
-read from the signal frame) -- it reads the fault address, sp/pc, the thread's
-stack mapping and what lies below it, RLIMIT_STACK/RLIMIT_AS, the guard gap,
-the address-space layout the limit at exec decided, and a bounded walk of the
-innermost frames, then gives one verdict: growth refused by RLIMIT_STACK or
-RLIMIT_AS, the guard gap, a PROT_NONE mapping in the way, a frame jumping over
-the gap, a thread or alternate signal stack overflowing (into another
-thread's stack), a corrupt stack pointer, or not a stack fault at all -- with
-who asked (huge frame and the instruction that moved sp, recursion and its
-live depth, a probing loop) and a fix that works when re-run (ulimit -s,
-pthread_attr_setstacksize, sigaltstack size, or the heap).  At any other stop
-it is a stack-health report; a Go program gets the Go runtime's view.
-
-  --rlimit KIB   the RLIMIT_STACK the program ran with (a core does not record
-                 it); KiB as for ulimit -s, or 8M / 1G / unlimited
-  --kernel       re-runs the program (the same argv, cwd and environment minus
-                 loader variables such as LD_PRELOAD) under a bcc probe on the
-                 kernel's stack-growth check, as the program's owner (root drops
-                 to the owner's uid/gid first), and shows what the kernel saw.
-                 Needs root, bcc and kprobes.
-
-Example:
-  (gdb) run 1920 1080
-  Program received signal SIGSEGV, Segmentation fault.
-  (gdb) stack-diagnose
-  (gdb) stack-diagnose --all-threads --json
-  $ gdb ./prog core.1234 -ex 'stack-diagnose --rlimit 4096'"""
-
     name = "stack-diagnose"
+    summary = "Why the stack overflowed, and the fix"
+    usage = "stack-diagnose [--thread N | --all-threads] [--rlimit KIB] [--kernel] [--json]"
+    description = """\
+After a SIGSEGV/SIGBUS (live process or core file) -- or after the program's
+own handler ran for it (it aborted, Rust's overflow handler, gdb -p inside the
+handler: the original fault is read from the kernel's signal frame) -- it
+reads the fault address, sp/pc, the thread's stack mapping and what lies below
+it, RLIMIT_STACK and RLIMIT_AS, the guard gap, the address-space layout the
+limit at exec decided, and a bounded walk of the innermost frames, and gives
+one verdict: growth refused by RLIMIT_STACK or RLIMIT_AS, by the guard gap of
+a mapping below, by a PROT_NONE mapping in the way, a frame jumping over the
+gap, a thread or alternate signal stack overflowing (into another thread's
+stack), a corrupt stack pointer, or not a stack fault at all.  It says who
+asked (the huge frame and the instruction that moved sp, a recursion and its
+live depth, a probing loop) and a fix that works when re-run (ulimit -s,
+pthread_attr_setstacksize, the sigaltstack size, or the heap).  At any other
+stop it is a stack-health report; a Go program gets the Go runtime's view.
+
+--rlimit KIB   the RLIMIT_STACK the program ran with (a core does not record
+               it): KiB as for ulimit -s, or 8M / 1G / unlimited.
+--kernel       re-runs the program -- the same argv, working directory and
+               environment minus loader and interpreter variables (LD_PRELOAD,
+               LD_LIBRARY_PATH, GCONV_PATH, ...) -- as the process's owner
+               (root drops to the owner's uid, gid and groups first; a program
+               someone else could have replaced is not run as root) under a bcc
+               probe on the kernel's stack-growth check, and shows what the
+               kernel saw.  Needs root, bcc and kprobes."""
+    examples = ("run 1920 1080", "stack-diagnose", "stack-diagnose --all-threads --json",
+                "stack-diagnose --rlimit 4096")
+    category = "stack"
+    json_hex_addresses = True
+
 
     def build_parser(self):
         from gdb_toolkit.common.args import ArgParser
@@ -129,8 +128,8 @@ Example:
         from gdb_toolkit.stack.text import render_diagnosis
 
         if isinstance(report, AllThreads):
-            return "\n".join(render_diagnosis(d, ctx.width) for d in report.diagnoses)
-        return render_diagnosis(report, ctx.width)
+            return "\n".join(render_diagnosis(d, ctx.width, ctx.styler) for d in report.diagnoses)
+        return render_diagnosis(report, ctx.width, ctx.styler)
 
 
 def parse_rlimit(text: str):

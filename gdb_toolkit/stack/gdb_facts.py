@@ -124,7 +124,7 @@ def walk_frames(arch: str, cap: int = FRAME_CAP) -> tuple[list[Frame], bool]:
         look = pc - 1 if (level > 0 and not frames[-1].signal_frame and pc > 0) else pc
         block = _block_function(look)
         start = block.start if block is not None else None
-        frames.append(Frame(level, pc, sp, name, src, signal_frame=sig, function_start=start))
+        frames.append(Frame(level, pc, sp, name, src, signal_frame=sig, start_address=start))
         try:
             frame = frame.older()
         except gdb.error:
@@ -453,8 +453,9 @@ def _go_details(arch: str, regs: dict[str, int]) -> dict:
                 cur = m["curg"].dereference()      # on g0 (the system stack): the goroutine
         except gdb.error:
             pass
-        out["goroutine"] = {"id": int(cur["goid"]), "lo": int(cur["stack"]["lo"]),
-                            "hi": int(cur["stack"]["hi"]), "sp": int(cur["sched"]["sp"])}
+        out["goroutine"] = {"id": int(cur["goid"]), "lo_address": int(cur["stack"]["lo"]),
+                            "hi_address": int(cur["stack"]["hi"]),
+                            "sp_address": int(cur["sched"]["sp"])}
     except (gdb.error, RuntimeError):
         pass
     return out

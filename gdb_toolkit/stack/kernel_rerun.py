@@ -62,7 +62,7 @@ class KernelView:
     requested_function: str
     traced_function: str
     attach_method: str
-    note: str
+    attach_note: str                # what the worker said about the function it attached
     argv: list[str]
     pid: int
     exit: str

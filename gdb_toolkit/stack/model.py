@@ -53,13 +53,20 @@ class SignalInfo:
 @dataclass
 class Frame:
     level: int
-    pc: int
-    sp: int                         # stack pointer in this frame
-    function: str | None = None
+    pc_address: int
+    sp_address: int                 # stack pointer in this frame
+    symbol: str | None = None       # the function's name
     source: str | None = None       # "file.c:24" when debug info exists
     size: int | None = None         # caller's sp - this sp (CFA difference), None for the last
     signal_frame: bool = False      # gdb's <signal handler called> frame (SIGTRAMP_FRAME)
-    function_start: int | None = None   # entry address (also for a stripped function)
+    start_address: int | None = None    # the function's entry (also for a stripped function)
+
+    # short names for the code (the long ones are the JSON vocabulary, docs/json.md)
+    pc = property(lambda self: self.pc_address)
+    sp = property(lambda self: self.sp_address)
+    function = property(lambda self: self.symbol)
+    function_start = property(lambda self: self.start_address,
+                              lambda self, v: setattr(self, "start_address", v))
 
 
 @dataclass
@@ -139,11 +146,21 @@ class StackFacts:
 
 @dataclass
 class StackRegion:
-    start: int
-    end: int
+    start_address: int
+    end_address: int
     label: str                      # "[stack]", "thread stack", ...
     how: str                        # how it was identified
-    guard: Mapping | None = None    # a thread's PROT_NONE guard mapping just below
+    guard: Mapping | None = field(default=None, metadata={"json_skip": True})
+    guard_range: dict | None = None   # the guard for JSON: start/end address, size, perms
+
+    start = property(lambda self: self.start_address)
+    end = property(lambda self: self.end_address)
+
+    def __post_init__(self):
+        g = self.guard
+        if g is not None:
+            self.guard_range = {"start_address": g.start, "end_address": g.end, "size": g.size,
+                                "perms": g.perms}
 
 
 @dataclass
@@ -156,14 +173,17 @@ class SpMover:
 
 @dataclass
 class ClashProbe:
-    loop_start: int
+    loop_address: int
     probe: str                      # the probing instruction text
     step: int                       # bytes per probe
     target_register: str | None
-    target_sp: int | None           # the stack pointer the loop is heading for
+    target_sp_address: int | None   # the stack pointer the loop is heading for
     requested: int | None           # frame size being allocated (CFA - target_sp)
     step_address: int | None = None # the loop's sp decrement
     step_text: str | None = None
+
+    loop_start = property(lambda self: self.loop_address)
+    target_sp = property(lambda self: self.target_sp_address)
 
 
 @dataclass
@@ -181,11 +201,14 @@ class Recursion:
 
 @dataclass
 class Culprit:
-    function: str | None
+    symbol: str | None              # the function's name
     frame_level: int
-    frame_size: int
+    size: int                       # its frame size
     instruction: SpMover | None = None
     source: str | None = None
+
+    function = property(lambda self: self.symbol)
+    frame_size = property(lambda self: self.size)
 
 
 @dataclass
@@ -207,9 +230,9 @@ class Diagnosis:
     fix: Fix
     thread: dict
     signal: dict | None             # the signal diagnosed (the original fault when a handler ran)
-    sp: int
-    pc: int
-    fault_addr: int | None
+    sp_address: int
+    pc_address: int
+    fault_address: int | None
     stack: StackRegion | None
     stack_used: int | None          # stack top - min(sp, fault), when sp is on that stack
     growth_requested: int | None    # main thread: stack top - page(fault)
@@ -232,6 +255,11 @@ class Diagnosis:
     runtime: Runtime | None = None
     clash_protection: bool | None = None   # the culprit's code probes the stack
     kernel: dict | None = None      # --kernel: the kernel's own view of the growth
+
+    sp = property(lambda self: self.sp_address)
+    pc = property(lambda self: self.pc_address)
+    fault_addr = property(lambda self: self.fault_address,
+                          lambda self, v: setattr(self, "fault_address", v))
 
 
 VERDICTS = {

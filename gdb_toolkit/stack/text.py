@@ -1,22 +1,27 @@
-"""Diagnosis -> text for the terminal.  Pure."""
-import textwrap
-
-from gdb_toolkit.common.render import hexaddr, key_values, table
-from gdb_toolkit.common.render import human_size as hs
-from gdb_toolkit.stack.model import Diagnosis
+"""Diagnosis -> text for the terminal, fitted to gdb's width (common.text, common.table).
+Pure."""
 from gdb_toolkit.common.names import escape_name
+from gdb_toolkit.common.render import hexaddr
+from gdb_toolkit.common.render import human_size as hs
+from gdb_toolkit.common.table import Col, render_table
+from gdb_toolkit.common.text import key_values, wrap_lines
+from gdb_toolkit.stack.model import Diagnosis
 from gdb_toolkit.stack.recursion import frame_label
 
 FRAME_ROWS = 12
+LABEL = 8
 
 
-def _wrap(label: str, text: str, width: int | None) -> str:
-    w = max((width or 100) - 10, 40)
-    lines = textwrap.wrap(text, w, break_on_hyphens=False) or [""]
-    return "".join(f"{label if i == 0 else '':<8}  {ln}\n" for i, ln in enumerate(lines))
+def _wrap(label: str, text: str, width: int | None, styler=None) -> str:
+    """A labelled paragraph: 'VERDICT   text...' with the text wrapped under itself."""
+    lead = f"{label:<{LABEL}}  "
+    lines = wrap_lines(text, width, lead, " " * len(lead)) or [lead]
+    if styler is not None:
+        lines[0] = styler("title", label) + lines[0][len(label):]
+    return "\n".join(lines) + "\n"
 
 
-def _frames(d: Diagnosis, width: int | None) -> str:
+def _frames(d: Diagnosis, width: int | None, styler=None) -> str:
     frames = d.frames
     rows, shown = [], frames
     if len(frames) > FRAME_ROWS:
@@ -30,39 +35,41 @@ def _frames(d: Diagnosis, width: int | None) -> str:
                      hexaddr(f.sp), f.source or hexaddr(f.pc)])
         last = f.level
     walked = f"all {len(frames)}" if d.frames_complete else f"innermost {len(frames)} (bounded walk)"
-    return table(["frame", "function", "size", "sp", "where"], rows, width=width,
-                 title=f"frames: {walked}; size = caller's sp - sp (CFA difference)")
+    cols = [Col("frame", "key"), Col("function", "symbol"), Col("size", "number"),
+            Col("sp", "address"), Col("where", "location")]
+    return render_table(cols, rows, width, styler=styler,
+                        title=f"frames: {walked}; size = caller's sp - sp (CFA difference)")
 
 
-def render_diagnosis(d: Diagnosis, width: int | None = None) -> str:
+def render_diagnosis(d: Diagnosis, width: int | None = None, styler=None) -> str:
     t = d.thread
     name = f" {escape_name(t['name'])!r}" if t.get("name") and not t["main"] else ""
     who = (f"thread {t['num']}{name} (LWP {t['tid']}{', main' if t['main'] else ''}) of "
            f"{'process' if t['target'] == 'live' else 'core of process'} {t['pid']}, {t['arch']}")
     out = [f"stack-diagnose: {who}\n"]
-    out.append(_wrap("VERDICT", f"[{d.verdict}] {d.headline}", width))
+    out.append(_wrap("VERDICT", f"[{d.verdict}] {d.headline}", width, styler))
     for e in d.explanation:
-        out.append(_wrap("why", e, width))
-    out.append(_wrap("FIX", d.fix.text, width))
+        out.append(_wrap("why", e, width, styler))
+    out.append(_wrap("FIX", d.fix.text, width, styler))
     out.append("\n")
     s = d.signal
     pairs = [
-        ("signal", f"{s['name']} ({s['code_name']})" + (f" at {hexaddr(s['addr'])}" if s['addr'] is not None else "")
+        ("signal", f"{s['name']} ({s['code_name']})" + (f" at {hexaddr(s['address'])}" if s['address'] is not None else "")
          + (f" -- from {d.sources['signal']}" if d.stopped_by or "pr_cursig" in d.sources.get("signal", "") else "")
          if s else "none (not stopped by a signal)"),
     ]
-    if d.fault_addr is not None and (s is None or s["addr"] is None or s["addr"] != d.fault_addr):
+    if d.fault_addr is not None and (s is None or s["address"] is None or s["address"] != d.fault_addr):
         pairs.append(("fault", f"{hexaddr(d.fault_addr)} ({d.sources.get('fault address', '')})"))
     if d.stopped_by:
         sb = d.stopped_by
-        pairs.append(("stopped by", f"{sb['signal'] or 'no signal'} in {sb['function']}() "
-                      f"(sp {hexaddr(sb['sp'])}), after the program's handler"))
+        pairs.append(("stopped by", f"{sb['signal'] or 'no signal'} in {sb['symbol']}() "
+                      f"(sp {hexaddr(sb['sp_address'])}), after the program's handler"))
     if d.handler:
         h = d.handler
         alt = h.get("altstack")
-        pairs.append(("handler", f"{h['function']}() for signal {h['signal']} (frame #{h['frame']} is "
+        pairs.append(("handler", f"{h['symbol']}() for signal {h['signal']} (frame #{h['frame']} is "
                       "<signal handler called>)" + (f", on the alternate signal stack "
-                      f"{hexaddr(alt['start'])}+{hs(alt['size'])}" if h.get('on_altstack') and alt else
+                      f"{hexaddr(alt['start_address'])}+{hs(alt['size'])}" if h.get('on_altstack') and alt else
                       ", on the same stack")))
     pairs.append(("sp / pc", f"{hexaddr(d.sp)} / {hexaddr(d.pc)}"))
     if d.stack is not None:
@@ -95,12 +102,12 @@ def render_diagnosis(d: Diagnosis, width: int | None = None) -> str:
     pairs.append(("guard gap", f"{hs(d.guard_gap)} -- {d.sources['guard gap']}"))
     if d.below:
         b = d.below
-        pairs.append(("next map", f"{b['name']} ({b['perms']}) ends {hexaddr(b['end'])}, "
+        pairs.append(("next map", f"{b['name']} ({b['perms']}) ends {hexaddr(b['end_address'])}, "
                       f"{hs(b['distance'])} {b['where']} the fault"))
     if d.verdict == "not-stack":
         for n in d.nearest:
             pairs.append((f"map {n['where']}", f"{n['name']} ({n['perms']}) "
-                          f"{hexaddr(n['start'])}-{hexaddr(n['end'])}, {hs(n['distance'])} away"))
+                          f"{hexaddr(n['start_address'])}-{hexaddr(n['end_address'])}, {hs(n['distance'])} away"))
     if d.culprit and d.culprit.instruction:
         ins = d.culprit.instruction
         pairs.append(("sp moved by", f"{ins.text} at {hexaddr(ins.address)}"
@@ -112,22 +119,22 @@ def render_diagnosis(d: Diagnosis, width: int | None = None) -> str:
                       f"{r.avg_frame} B/frame ({r.depth_method})"))
     for v in d.damaged_threads:
         pairs.append(("damaged", f"thread {v['num']} (LWP {v['tid']}): its block top "
-                      f"{hexaddr(v['block_top'])}, overrun down to {hexaddr(v['down_to'])}"
+                      f"{hexaddr(v['block_top_address'])}, overrun down to {hexaddr(v['down_to_address'])}"
                       + ("; all its live frames" if v.get("frames_covered") else "")))
     if d.fix.needed and d.verdict not in ("not-stack", "corrupt-sp"):
         pairs.append(("needs", f"about {hs(d.fix.needed)} of stack ({d.fix.needed} B incl. the "
                       "room for callees)"))
-    out.append(key_values(pairs))
+    out.append(key_values(pairs, width, styler))
     out.append("\n")
-    out.append(_frames(d, width))
+    out.append(_frames(d, width, styler))
     for a in d.notes:
-        out.append(_wrap("note", a, width))
+        out.append(_wrap("note", a, width, styler))
     if d.kernel:
-        out.append("\n" + _kernel(d.kernel, width))
+        out.append("\n" + _kernel(d.kernel, width, styler))
     return "".join(out)
 
 
-def _kernel(k: dict, width: int | None) -> str:
+def _kernel(k: dict, width: int | None, styler=None) -> str:
     out = [f"kernel view (re-ran {' '.join(k['argv'])} as pid {k['pid']}: {k['exit']}):\n"]
     traced = k["traced_function"]
     how = f"{k['attach_method']} on {traced}" + (
@@ -142,8 +149,8 @@ def _kernel(k: dict, width: int | None) -> str:
     for n in k.get("notes") or []:
         pairs.append(("note", n))
     pairs.append(("traced", how))
-    if k["note"]:
-        pairs.append(("why", k["note"]))
+    if k["attach_note"]:
+        pairs.append(("why", k["attach_note"]))
     pairs.append(("growth calls", f"{k['growth_calls']}, refused {len(k['refused'])}"
                   + (f", largest granted {hs(k['largest_granted'])}" if k["largest_granted"] else "")))
     for e in k["refused"][-3:]:
@@ -152,4 +159,4 @@ def _kernel(k: dict, width: int | None) -> str:
     pairs.append(("compare", k["comparison"]))
     for sk in k["skipped"]:
         pairs.append(("not traced", sk))
-    return out[0] + "".join("  " + ln + "\n" for ln in key_values(pairs).splitlines())
+    return out[0] + key_values(pairs, width, styler, indent="  ")

@@ -33,10 +33,11 @@ def clash(f: StackFacts, ctx, region: StackRegion) -> list[dict]:
         if t.tid == f.tid or top is None:
             continue
         if low < top <= region.start:
-            out.append({"num": t.num, "tid": t.tid, "name": t.name, "block_top": top,
-                        "sp": t.sp, "frames_covered": t.sp is not None and low < t.sp < top,
-                        "down_to": low})
-    return sorted(out, key=lambda v: -v["block_top"])
+            out.append({"num": t.num, "tid": t.tid, "name": t.name, "block_top_address": top,
+                        "sp_address": t.sp,
+                        "frames_covered": t.sp is not None and low < t.sp < top,
+                        "down_to_address": low})
+    return sorted(out, key=lambda v: -v["block_top_address"])
 
 
 def clash_verdict(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, victims: list[dict],
@@ -47,17 +48,17 @@ def clash_verdict(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, victims
     size = region.end - region.start
     names = ", ".join(f"thread {x['num']} (LWP {x['tid']})" for x in victims)
     frames = (" and all its live frames" if v["frames_covered"]
-              else f" and the outermost {hs(v['block_top'] - v['down_to'])} of its stack")
+              else f" and the outermost {hs(v['block_top_address'] - v['down_to_address'])} of its stack")
     guard = region.guard
     where = ("in its guard page" if guard is not None and guard.contains(ctx.fault) else
-             f"{hs(v['block_top'] - ctx.fault)} below its stack top")
+             f"{hs(v['block_top_address'] - ctx.fault)} below its stack top")
     d.headline = (f"thread stack clash: thread {f.thread_num} (LWP {f.tid}) overflowed its "
                   f"{hs(size)} stack into the stack of {names}: its frames reach over that thread's "
                   f"thread control block{frames}; the fault at 0x{ctx.fault:x} is {where} -- {phrase}")
     d.explanation.insert(0, f"This thread's block [0x{region.start:x}, 0x{region.end:x}) has no "
                          "guard page below it (pthread_attr_setguardsize 0, or a guard the "
                          "frame jumped over): the overflow went on into the next thread's block "
-                         f"(its top, where its TCB lives, at 0x{v['block_top']:x}) without "
+                         f"(its top, where its TCB lives, at 0x{v['block_top_address']:x}) without "
                          "faulting. Whatever this thread wrote there replaced that thread's "
                          "saved registers and return addresses: if it runs again it crashes "
                          "somewhere unrelated, with this thread's data in its frames.")
@@ -105,9 +106,9 @@ def victim_verdict(f: StackFacts, d: Diagnosis, ctx, by: dict) -> Diagnosis:
     prev_verdict, prev_headline = d.verdict, d.headline
     d.verdict = "thread-clash"
     d.damaged_threads = [{"num": f.thread_num, "tid": f.tid, "name": f.thread_name,
-                          "block_top": by["my_top"], "sp": ctx.sp,
+                          "block_top_address": by["my_top"], "sp_address": ctx.sp,
                           "frames_covered": by["reaches_my_sp"],
-                          "down_to": by["low"], "by_thread": by["num"]}]
+                          "down_to_address": by["low"], "by_thread": by["num"]}]
     what = "its thread control block and all its live frames" if by["reaches_my_sp"] else \
         f"its thread control block and the outermost {hs(by['my_top'] - by['low'])} of its stack"
     reach = (f"faulted at 0x{by['fault']:x}" if by["fault"] is not None

@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.gdbrun import assert_no_traceback, compile_c, json_wrapped, run_gdb
 from tests.support.stack_oracles import (EX, ORACLE, ORACLE_CMD, MiB, build, growth_rule,
-                                         limit_of, passes_with, run_gdb_limited)
+                                         limit_of, passes_with, run_gdb_limited, ints)
 
 pytestmark = pytest.mark.gdb
 NT_SIGINFO = 0x53494749
@@ -32,7 +32,7 @@ def diagnose_core(prog, core, *cmds, limit=None):
     res = (run_gdb_limited(limit, commands, program=prog, core=core) if limit
            else run_gdb(commands, program=prog, core=core))
     assert_no_traceback(res)
-    return res.json_documents()[-1], res
+    return ints(res.json_documents()[-1]), res
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +101,9 @@ def test_core_without_siginfo_uses_pr_cursig_and_the_faulting_instruction(tmp_pa
     bare = _drop_siginfo(core, tmp_path / "nosiginfo.core")
     doc, res = diagnose_core(prog, bare)
     assert "pr_cursig" in doc["sources"]["signal"] and doc["signal"]["name"] == "SIGSEGV"
-    assert doc["fault_addr"] == orc["addr"]                   # decoded == the kernel's si_addr
+    assert doc["fault_address"] == orc["addr"]                   # decoded == the kernel's si_addr
     assert "faulting instruction" in doc["sources"]["fault address"]
-    assert doc["verdict"] == "rlimit" and doc["culprit"]["function"] == "calc_array"
+    assert doc["verdict"] == "rlimit" and doc["culprit"]["symbol"] == "calc_array"
 
 
 def test_kernel_written_core_of_a_small_limit(tmp_path):
@@ -156,7 +156,7 @@ def a64_diagnose(prog, core, *extra):
                                  *json_wrapped("stack-diagnose --json"), "stack-diagnose", *extra],
                           gdb="gdb-multiarch", program=prog, core=core)
     assert_no_traceback(res)
-    return res.json_documents()[-1], res
+    return ints(res.json_documents()[-1]), res
 
 
 def a64(name, *flags):
@@ -174,7 +174,7 @@ def test_qemu_aarch64_core_of_the_seed(tmp_path):
     doc, res = a64_diagnose(prog, core)
     assert doc["thread"]["arch"] == "aarch64" and "pr_cursig" in doc["sources"]["signal"]
     assert doc["verdict"] == "rlimit", doc["headline"]              # not "healthy, 200%"
-    assert "fixed" in doc["headline"] and doc["stack"]["guard"]["perms"] == "---p"
+    assert "fixed" in doc["headline"] and doc["stack"]["guard_range"]["perms"] == "---p"
     ins = doc["culprit"]["instruction"]
     assert re.fullmatch(r"sub sp, sp, x\d+", ins["text"]) and ins["dynamic"]
     dump = subprocess.run(["aarch64-linux-gnu-objdump", "-d", "--no-show-raw-insn", str(prog)],
@@ -202,6 +202,6 @@ def test_qemu_aarch64_core_of_a_thread_overflow(tmp_path):
     core = qemu_core(prog, ["262144", "524288"], tmp_path)
     doc, res = a64_diagnose(prog, core)
     assert doc["verdict"] == "thread-overflow" and not doc["thread"]["main"]
-    assert doc["stack"]["end"] - doc["stack"]["start"] == 262144
+    assert doc["stack"]["end_address"] - doc["stack"]["start_address"] == 262144
     size = doc["fix"]["stacksize"]
     assert subprocess.run([*QEMU, str(prog), str(size), "524288"], capture_output=True).returncode == 0

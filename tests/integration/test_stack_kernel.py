@@ -43,7 +43,7 @@ def test_kernel_plumbing_with_a_substitute_worker():
     k = doc["kernel"]
     assert k["argv"][1:] == ["1920", "1080"] and os.path.samefile(k["argv"][0], prog)
     assert k["exit"] == "killed by SIGSEGV"            # the re-run really faulted
-    assert f"pid filter {k['pid']}" in k["note"]        # the probe was filtered on the re-run
+    assert f"pid filter {k['pid']}" in k["attach_note"]        # the probe was filtered on the re-run
     assert k["refused"][-1]["errno_name"] == "-ENOMEM"
     assert k["user_growth"] == doc["growth_requested"]
     left = subprocess.run(["pgrep", "-f", str(FAKE)], capture_output=True, text=True).stdout

@@ -12,7 +12,7 @@ from tests.support.gdbrun import assert_no_traceback, compile_c, json_wrapped, r
 from tests.support.stack_oracles import (ARCH, DEPTH_CMDS, EX, MiB, PAGE, build, compile_other,
                                          depth_printed, diagnose_live, growth_rule, have,
                                          limit_of, maps_of, objdump, passes_both_layouts,
-                                         passes_with, stack_of)
+                                         passes_with, stack_of, ints)
 
 pytestmark = pytest.mark.gdb
 x86_only = pytest.mark.skipif(ARCH != "x86_64", reason="x86_64 instructions / #SS")
@@ -43,8 +43,8 @@ def test_vla_filled_top_down_is_stack_growth():
     assert stack[0] - PAGE <= orc["addr"] < stack[0] and orc["sp"] < stack[0] - 4 * MiB
     assert growth > soft                                   # the kernel's rule, by hand
     assert doc["verdict"] == "rlimit" and doc["cause"] == "huge-frame"
-    assert doc["growth_requested"] == growth and doc["fault_addr"] == orc["addr"]
-    assert doc["culprit"]["function"] == "calc_array"
+    assert doc["growth_requested"] == growth and doc["fault_address"] == orc["addr"]
+    assert doc["culprit"]["symbol"] == "calc_array"
     kib = doc["fix"]["ulimit_kib"]
     assert passes_both_layouts([prog, 1920, 1080], kib * 1024)
     assert not passes_with([prog, 1920, 1080], soft)
@@ -59,7 +59,7 @@ def test_recursion_found_above_a_helper_and_counted_exactly():
     assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion"
     r = doc["recursion"]
     assert r["functions"] == ["rec"] and r["first_level"] > 0   # the fault is in a helper
-    assert doc["frames"][0]["function"] != "rec"
+    assert doc["frames"][0]["symbol"] != "rec"
     assert r["depth_exact"] and abs(r["depth"] - depth) <= 1, (r, depth)
     assert doc["fix"]["kind"] == "code" and "ulimit" not in doc["fix"]["text"]
     # the recursion is unbounded: no limit would have helped (the oracle: 4x the stack fails)
@@ -77,7 +77,7 @@ def test_corrupt_sp_is_named_not_a_huge_frame(mode):
     assert "stack pointer itself is corrupt" in doc["headline"]
     assert doc["culprit"] is None and doc["cause"] is None and doc["fix"]["kind"] == "code"
     assert doc["stack_used"] is None or doc["stack_used"] < (1 << 40)   # never "-8191.9 PiB"
-    assert abs(doc["sp"] - new_sp) <= 64 and doc["sp"] == orc["sp"]
+    assert abs(doc["sp_address"] - new_sp) <= 64 and doc["sp_address"] == orc["sp"]
     if mode == "noncanon" and ARCH == "x86_64":
         assert orc["signo"] == 7 and orc["code"] == 0x80       # #SS: SIGBUS, SI_KERNEL
         assert "non-canonical" in doc["headline"]
@@ -100,10 +100,10 @@ def test_altstack_overflow_and_its_fix():
     doc, orc, res = diagnose_live(prog, ["65536", "262144"], setup=("run", "continue"))
     alt = int(re.search(r"altstack=(0x[0-9a-f]+)", res.stdout)[1], 16)
     assert doc["verdict"] == "altstack-overflow"
-    assert (doc["stack"]["start"], doc["stack"]["end"]) == (alt, alt + 65536)
-    assert doc["handler"]["on_altstack"] and doc["handler"]["function"] == "handler"
-    assert orc["addr"] < alt and doc["fault_addr"] == orc["addr"]
-    assert doc["culprit"]["function"] == "handler"
+    assert (doc["stack"]["start_address"], doc["stack"]["end_address"]) == (alt, alt + 65536)
+    assert doc["handler"]["on_altstack"] and doc["handler"]["symbol"] == "handler"
+    assert orc["addr"] < alt and doc["fault_address"] == orc["addr"]
+    assert doc["culprit"]["symbol"] == "handler"
     size = doc["fix"]["stacksize"]
     assert doc["fix"]["kind"] == "sigaltstack" and str(size) in doc["fix"]["text"]
     rerun = subprocess.run([str(prog), str(size), "262144"], capture_output=True, text=True)
@@ -116,8 +116,8 @@ def test_handler_on_the_normal_stack_is_not_called_alternate():
     doc, orc, res = diagnose_live(prog, ["65536", str(16 * MiB), "normal"], setup=("run", "continue"))
     stack = stack_of(orc)
     assert doc["handler"]["on_altstack"] is False
-    assert doc["verdict"] == "rlimit" and doc["culprit"]["function"] == "handler"
-    assert doc["stack"]["end"] == stack[1]
+    assert doc["verdict"] == "rlimit" and doc["culprit"]["symbol"] == "handler"
+    assert doc["stack"]["end_address"] == stack[1]
     assert not any("alternate" in e for e in doc["explanation"])
 
 
@@ -130,9 +130,9 @@ def test_fault_read_from_the_signal_frame_after_the_handler_aborted():
     caught = int(re.search(r"caught si_addr=(0x[0-9a-f]+)", res.stdout)[1], 16)
     assert orc["signo"] == 6                                    # gdb stopped on SIGABRT
     assert doc["stopped_by"]["signal"] == "SIGABRT"
-    assert doc["signal"]["name"] == "SIGSEGV" and doc["fault_addr"] == caught
-    assert doc["verdict"] == "rlimit" and doc["culprit"]["function"] == "calc_array"
-    assert doc["handler"]["function"] == "handler" and doc["handler"]["on_altstack"]
+    assert doc["signal"]["name"] == "SIGSEGV" and doc["fault_address"] == caught
+    assert doc["verdict"] == "rlimit" and doc["culprit"]["symbol"] == "calc_array"
+    assert doc["handler"]["symbol"] == "handler" and doc["handler"]["on_altstack"]
     assert passes_both_layouts([prog, 1920, 1080], doc["fix"]["ulimit_kib"] * 1024)
 
 
@@ -145,9 +145,9 @@ def test_attached_while_the_process_sits_in_its_handler():
         res = run_gdb([*json_wrapped("stack-diagnose --json"), "stack-diagnose", "detach"],
                       pid=proc.pid)
     assert_no_traceback(res)
-    doc = res.json_documents()[-1]
-    assert doc["fault_addr"] == caught and doc["verdict"] == "rlimit"
-    assert doc["stopped_by"] is not None and doc["culprit"]["function"] == "calc_array"
+    doc = ints(res.json_documents()[-1])
+    assert doc["fault_address"] == caught and doc["verdict"] == "rlimit"
+    assert doc["stopped_by"] is not None and doc["culprit"]["symbol"] == "calc_array"
     assert "healthy" not in res.stdout.split("VERDICT")[1].split("\n")[0]
 
 
@@ -184,10 +184,10 @@ def test_rust_overflow_handler(thread):
     if thread:
         assert doc["verdict"] == "thread-overflow" and doc["thread"]["name"] == "worker"
         st = doc["stack"]
-        assert (st["start"], st["end"], "rw-p") in [m[:3] for m in maps]
-        assert st["end"] - st["start"] == 256 << 10                 # not Rust's 8 KiB sigaltstack
+        assert (st["start_address"], st["end_address"], "rw-p") in [m[:3] for m in maps]
+        assert st["end_address"] - st["start_address"] == 256 << 10                 # not Rust's 8 KiB sigaltstack
     else:
-        assert doc["verdict"] == "rlimit" and doc["stack"]["end"] == stack_of(orc)[1]
+        assert doc["verdict"] == "rlimit" and doc["stack"]["end_address"] == stack_of(orc)[1]
 
 
 # -- 6. one thread's stack overflowing into another's ------------------------------------------
@@ -213,9 +213,9 @@ def test_thread_clash_names_the_damaged_thread():
     # victim's block top lies between the fault and the faulting thread's own TCB, and the
     # victim's guard page (---p in /proc maps) lies between the fault and the victim's top
     top = -(-(tps[v["num"]] + 1) // PAGE) * PAGE
-    assert v["block_top"] == top and orc["addr"] < top < tps[doc["thread"]["num"]]
+    assert v["block_top_address"] == top and orc["addr"] < top < tps[doc["thread"]["num"]]
     assert any(m[2] == "---p" and orc["addr"] < m[0] < top for m in maps_of(orc["maps"]))
-    everyone = {d["thread"]["num"]: d for d in res.json_documents()[-1]["diagnoses"]}
+    everyone = {d["thread"]["num"]: d for d in ints(res.json_documents()[-1])["diagnoses"]}
     victim = everyone[v["num"]]
     assert victim["verdict"] == "thread-clash"                    # not "healthy"
     assert victim["damaged_threads"][0]["by_thread"] == doc["thread"]["num"]
@@ -350,7 +350,7 @@ def test_thread_fix_is_a_stack_size_that_works():
     size = 368 << 10
     doc, orc, res = diagnose_live(prog, [str(size), "380000"])
     assert doc["verdict"] == "thread-overflow"
-    assert doc["stack"]["end"] - doc["stack"]["start"] == size
+    assert doc["stack"]["end_address"] - doc["stack"]["start_address"] == size
     new = doc["fix"]["stacksize"]
     assert doc["fix"]["kind"] == "pthread_attr_setstacksize" and new > size
     assert passes_with([prog, new, 380000]) and not passes_with([prog, size, 380000])
@@ -365,7 +365,7 @@ def test_prot_none_below_the_stack_lets_it_grow_up_to_it():
     m = re.search(r"mapping=([0-9a-f]+)-([0-9a-f]+)", res.stdout)
     lo, hi = int(m[1], 16), int(m[2], 16)
     assert (lo, hi, "---p") in [x[:3] for x in maps_of(orc["maps"])]
-    assert doc["verdict"] == "stack-blocked" and doc["below"]["end"] == hi
+    assert doc["verdict"] == "stack-blocked" and doc["below"]["end_address"] == hi
     # the oracle for "the gap applies to accessible mappings only": a buffer that needs the
     # room between the gap and the mapping passes below PROT_NONE but not below PROT_READ
     fits = d2 - (512 << 10)
@@ -397,8 +397,8 @@ def test_three_big_frames_are_named():
     prog = build("big_frames")
     doc, orc, res = diagnose_live(prog)
     assert doc["cause"] == "big-frames"
-    assert [f["function"] for f in doc["frames"][:3]][::-1] == ["a", "b", "c"] or \
-        {"a", "b", "c"} <= {f["function"] for f in doc["frames"]}
+    assert [f["symbol"] for f in doc["frames"][:3]][::-1] == ["a", "b", "c"] or \
+        {"a", "b", "c"} <= {f["symbol"] for f in doc["frames"]}
     assert "a() 3.0 MiB, b() 3.0 MiB, c() 3.0 MiB" in doc["headline"]
     assert passes_with([prog], doc["fix"]["ulimit_kib"] * 1024)
 
@@ -434,9 +434,9 @@ func main() { fmt.Println(rec(0)) }
     res = run_gdb(["break runtime.fatalthrow", "run", *json_wrapped("stack-diagnose --json"),
                    "stack-diagnose"], program=prog, timeout=300)
     assert_no_traceback(res)
-    doc = res.json_documents()[-1]
+    doc = ints(res.json_documents()[-1])
     m = re.search(r"stack=\[(0x[0-9a-f]+), (0x[0-9a-f]+)\]", res.stdout + res.stderr)
     assert doc["verdict"] == "go-runtime" and "Go manages goroutine stacks" in " ".join(doc["explanation"])
     g = doc["runtime"]["details"]["goroutine"]
-    assert (g["lo"], g["hi"]) == (int(m[1], 16), int(m[2], 16))     # the runtime's own words
+    assert (g["lo_address"], g["hi_address"]) == (int(m[1], 16), int(m[2], 16))     # the runtime's own words
     assert "healthy" not in doc["headline"]

@@ -9,7 +9,7 @@ import re
 import shutil
 import subprocess
 
-from tests.support.gdbrun import REPO, assert_no_traceback, compile_c, json_wrapped, run_gdb
+from tests.support.gdbrun import REPO, assert_no_traceback, compile_c, json_wrapped
 
 EX = REPO / "examples" / "stack"
 ARCH = {"x86_64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}.get(platform.machine(),
@@ -32,6 +32,19 @@ MiB = 1 << 20
 
 # what "the VLA's sp move" looks like in objdump (AT&T on x86_64) per architecture
 DYNAMIC_SUB = {"x86_64": r"sub\s+%r\w+,%rsp", "aarch64": r"sub\s+sp, sp, x\d+"}
+
+
+def ints(doc):
+    """A stack-diagnose result with its "0x..." address strings (the JSON contract) as ints,
+    so tests compare them with /proc and gdb's numbers."""
+    from gdb_toolkit.common.render import is_address_key
+
+    if isinstance(doc, dict):
+        return {k: (int(v, 16) if is_address_key(k) and isinstance(v, str) else ints(v))
+                for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [ints(v) for v in doc]
+    return doc
 
 
 def build(name: str, *flags, compiler: str = "gcc"):
@@ -66,7 +79,7 @@ def diagnose_live(program, args=(), extra=(), setup=("run",), command="stack-dia
     docs = res.json_documents()
     assert docs, res.output
     line = next(ln for ln in res.stdout.splitlines() if ln.startswith(ORACLE))
-    return docs[0], json.loads(line[len(ORACLE):]), res
+    return ints(docs[0]), json.loads(line[len(ORACLE):]), res
 
 
 def run_prog(argv, stack_bytes=None, as_bytes=None, wrapper=(), timeout=120):

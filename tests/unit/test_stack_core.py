@@ -171,7 +171,7 @@ def test_guard_gap_of_mapping_below():
     sp = STACK.start - 128 * 1024
     d = diagnose(facts(sp, sp - 8, [Frame(0, 1, sp, "g"), Frame(1, 2, STACK.end - 64, "m")],
                        maps=(HEAP, LD, below, STACK)))
-    assert d.verdict == "guard-gap" and d.below["end"] == below.end
+    assert d.verdict == "guard-gap" and d.below["end_address"] == below.end
     assert d.fix.kind == "heap"
 
 
