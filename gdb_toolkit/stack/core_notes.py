@@ -267,6 +267,8 @@ def _nt_file(desc: bytes) -> list[tuple[int, int, int, str]]:
         if end < start or pgoff * page >= 1 << 64:
             raise CoreFormatError(f"NT_FILE entry {i} has end 0x{end:x} below start 0x{start:x}"
                                   if end < start else f"NT_FILE entry {i} has offset {pgoff} pages")
+        if end == start:
+            continue                             # nothing mapped: not a mapping
         name = _name(names[i]) if i < len(names) else ""
         out.append((start, end, pgoff * page, name))
     return out
