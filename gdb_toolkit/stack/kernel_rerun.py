@@ -108,14 +108,14 @@ def run_as(spec: RerunSpec, exe_stat, caller_uid: int) -> RunAs:
 
     if caller_uid != 0:
         if spec.uid != caller_uid:
-            raise ToolkitError(f"--kernel would re-run a program of {_user(spec.uid)}, not yours",
+            raise ToolkitError(f"stack-diagnose --kernel would re-run a program of {_user(spec.uid)}, not yours",
                                "diagnose without --kernel, or ask its owner or root")
         return RunAs(caller_uid, os.getgid(), os.getgroups(), False, _user(caller_uid))
     if spec.uid != 0:
         return RunAs(spec.uid, spec.gid, list(spec.groups), True, _user(spec.uid) + f", gid {spec.gid}")
     # root's own program, re-run as root: only if no one else could have replaced it
     if exe_stat.st_uid != 0 or exe_stat.st_mode & (st.S_IWGRP | st.S_IWOTH):
-        raise ToolkitError(f"--kernel would run {escape(spec.argv[0])} as root, but the file is "
+        raise ToolkitError(f"stack-diagnose --kernel would run {escape(spec.argv[0])} as root, but the file is "
                            f"{'owned by ' + _user(exe_stat.st_uid) if exe_stat.st_uid else 'writable by others'}",
                            "copy it somewhere only root can write and run it from there yourself")
     return RunAs(0, 0, [], False, "uid 0 (root), the process's owner")

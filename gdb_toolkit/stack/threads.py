@@ -109,19 +109,20 @@ def victim_verdict(f: StackFacts, d: Diagnosis, ctx, by: dict) -> Diagnosis:
                           "block_top_address": by["my_top"], "sp_address": ctx.sp,
                           "frames_covered": by["reaches_my_sp"],
                           "down_to_address": by["low"], "by_thread": by["num"]}]
-    what = "its thread control block and all its live frames" if by["reaches_my_sp"] else \
-        f"its thread control block and the outermost {hs(by['my_top'] - by['low'])} of its stack"
+    what = ("this thread's control block and all its live frames" if by["reaches_my_sp"] else
+            f"this thread's control block and the outermost {hs(by['my_top'] - by['low'])} of "
+            "its stack")
     reach = (f"faulted at 0x{by['fault']:x}" if by["fault"] is not None
              else f"has sp 0x{by['sp']:x}")
     d.headline = (f"this thread's stack was overrun: thread {by['num']} (LWP {by['tid']}) "
                   f"overflowed into it ({reach}, {hs(by['my_top'] - by['low'])} below this "
-                  f"thread's stack top 0x{by['my_top']:x}); its frames cover {what}"
+                  f"thread's stack top 0x{by['my_top']:x}); thread {by['num']}'s frames cover {what}"
                   + (f"; {prev_headline}" if prev_verdict != "healthy" and prev_headline else ""))
     d.explanation.insert(0, f"Thread {by['num']}'s block lies above this one (its stack top "
                          f"0x{by['block_top']:x}) with no guard page in between: its overflow "
-                         "wrote into this thread's block before anything faulted, so this "
-                         "thread's saved registers and return addresses (see bt) hold the other "
-                         "thread's data.")
+                         "went on into this thread's block without faulting; whatever it wrote "
+                         "there replaced this thread's saved registers and return addresses "
+                         "(bt then shows the other thread's data as frames).")
     d.fix = Fix("code", f"fix thread {by['num']}'s overflow (stack-diagnose --thread "
                 f"{by['num']}): give it a bigger stack and keep the guard page between thread "
                 "stacks")
