@@ -30,8 +30,16 @@ ORACLE_CMD = (
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MiB = 1 << 20
 
-# what "the VLA's sp move" looks like in objdump (AT&T on x86_64) per architecture
-DYNAMIC_SUB = {"x86_64": r"sub\s+%r\w+,%rsp", "aarch64": r"sub\s+sp, sp, x\d+"}
+# what "the VLA's sp move" looks like: capstone's text, and objdump's (AT&T on x86_64)
+VLA_SUB = {"x86_64": r"sub rsp, r\w+", "aarch64": r"sub sp, sp, x\d+"}[ARCH] if ARCH in (
+    "x86_64", "aarch64") else r"sub .*"
+DYNAMIC_SUB = {"x86_64": r"sub\s+%r\w+,%rsp", "aarch64": r"sub\s+sp, sp, x\d+"}.get(ARCH, r"sub")
+THREAD_MIN = 128 << 10 if ARCH == "aarch64" else 64 << 10    # PTHREAD_STACK_MIN floor of the example
+
+
+def is_vla_sub(text: str) -> bool:
+    """Is *text* (capstone) a run-time sized sp decrement on this architecture?"""
+    return re.fullmatch(VLA_SUB, text) is not None
 
 
 def ints(doc):
