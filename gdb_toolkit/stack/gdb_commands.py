@@ -88,6 +88,10 @@ stop it is a stack-health report; a Go program gets the Go runtime's view.
             require_kernel_tracing()
         inf = gdb.selected_inferior()
         original = gdb.selected_thread()
+        try:
+            frame = gdb.selected_frame()
+        except gdb.error:
+            frame = None
         if original is None:
             raise ToolkitError("no thread is selected", "select one with: thread N")
         if args.thread is not None:
@@ -112,7 +116,9 @@ stop it is a stack-health report; a Go program gets the Go runtime's view.
                 out.append(diagnose(gather(kind, args.rlimit, summaries)))
         finally:
             if original.is_valid():
-                original.switch()
+                original.switch()                   # leave gdb's selection as it was
+                if frame is not None and frame.is_valid():
+                    frame.select()
         if args.kernel:
             from gdb_toolkit.stack.gdb_kernel import kernel_view
 

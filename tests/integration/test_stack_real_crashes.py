@@ -440,3 +440,13 @@ func main() { fmt.Println(rec(0)) }
     g = doc["runtime"]["details"]["goroutine"]
     assert (g["lo_address"], g["hi_address"]) == (int(m[1], 16), int(m[2], 16))     # the runtime's own words
     assert "healthy" not in doc["headline"]
+
+
+def test_gdb_selection_is_left_as_it_was():
+    """Read-only: the selected thread and frame are those the user had (gdb's own 'frame')."""
+    prog = build("thread_clash")
+    res = run_gdb(["run", "thread 1", "frame 2", "stack-diagnose --all-threads", "echo @@SEL\\n",
+                   "thread", "frame"], program=prog, args=["262144", "530000"])
+    assert_no_traceback(res)
+    after = res.stdout.split("@@SEL\n", 1)[1]
+    assert after.startswith("[Current thread is 1 ") and "\n#2 " in after

@@ -86,8 +86,23 @@ def diagnose_live(program, args=(), extra=(), setup=("run",), command="stack-dia
     assert_no_traceback(res)
     docs = res.json_documents()
     assert docs, res.output
+    for doc in docs:
+        assert_valid(doc)
     line = next(ln for ln in res.stdout.splitlines() if ln.startswith(ORACLE))
     return ints(docs[0]), json.loads(line[len(ORACLE):]), res
+
+
+def assert_valid(result) -> None:
+    """Every stack-diagnose result a test sees is checked against the shipped JSON schema."""
+    try:
+        from gdb_toolkit.common.schemas import errors
+    except ImportError:                               # pragma: no cover
+        return
+    try:
+        problems = errors(result, "stack-diagnose.schema.json")
+    except ModuleNotFoundError:                       # no jsonschema: the contract test says so
+        return
+    assert not problems, problems
 
 
 def run_prog(argv, stack_bytes=None, as_bytes=None, wrapper=(), timeout=120):
