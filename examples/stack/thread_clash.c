@@ -33,10 +33,10 @@ int main(int argc, char **argv) {
     pthread_attr_setguardsize(&a, 0);
     pthread_attr_init(&b);
     pthread_attr_setstacksize(&b, stack);
-    pthread_create(&ta, &a, a_main, 0);
-    pthread_create(&tb, &b, b_main, 0);
     printf("stack=%zu buf=%zu\n", stack, bufsize);
     fflush(stdout);
+    pthread_create(&ta, &a, a_main, 0);
+    pthread_create(&tb, &b, b_main, 0);
     pthread_barrier_wait(&bar);
     pthread_join(ta, &r);
     pthread_join(tb, &r);
