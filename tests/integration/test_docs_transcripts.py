@@ -26,7 +26,6 @@ PENDING_PAGES = {
     "docs/commands/kx.md",
     "docs/commands/plt-walk.md",
     "docs/commands/plt.md",
-    "docs/commands/stack-diagnose.md",
     "docs/commands/vg-attach.md",
     "docs/commands/vg-block.md",
     "docs/commands/vg-check.md",

@@ -59,6 +59,16 @@ class Recipe:
     timeout: int = 300
     #: compare words only (a machine's longer kernel release re-wraps a line: not drift)
     loose: bool = False
+    #: (tmp dir) -> the program, for programs gcc does not build (Go, a cross compiler)
+    builder: object = None
+    #: (tmp dir, program) -> a core file: the commands then run on ``gdb PROGRAM CORE``
+    core_by: object = None
+    #: the gdb to run (gdb-multiarch for another architecture's core)
+    gdb: str | None = None
+    #: a shell line shown first as "$ LINE" (how the program or core was made)
+    shell: str | None = None
+    #: extra -iex commands (not shown)
+    pre: list = field(default_factory=list)
 
 
 RECIPES = {
@@ -68,6 +78,13 @@ RECIPES = {
     "stack-teststack": Recipe(["run 1920 1080", "stack-diagnose"], source="examples/stack/teststack.c",
                               width=100),
 }
+
+
+def _domain_recipes() -> None:
+    """Recipes a domain keeps in its own module (tests/support/<domain>_transcripts.py)."""
+    from tests.support.stack_transcripts import recipes as stack_recipes
+
+    RECIPES.update(stack_recipes(Recipe))
 
 
 def build(recipe: Recipe, out_dir: Path) -> Path | None:
@@ -85,9 +102,11 @@ def run(recipe: Recipe) -> str:
     """The transcript text the recipe produces now (without the fence)."""
     tmp = Path(tempfile.mkdtemp(prefix="gtk-doc-"))
     try:
-        binary = build(recipe, tmp)
+        binary = recipe.builder(tmp) if recipe.builder else build(recipe, tmp)
+        core = recipe.core_by(tmp, binary) if recipe.core_by else None
         # the inferior gets a fixed environment: the stack's addresses depend on its size
-        argv = [GDB, "-nx", "-batch", "-iex", "set debuginfod enabled off",
+        argv = [shutil.which(recipe.gdb) if recipe.gdb else GDB, "-nx", "-batch",
+                *sum((["-iex", c] for c in recipe.pre), []), "-iex", "set debuginfod enabled off",
                 "-iex", f"set width {recipe.width}", "-iex", "set height 0",
                 "-iex", "unset environment", "-iex", "set environment LANG=C.UTF-8",
                 "-ex", f"source {GDBINIT}", *sum((["-ex", c] for c in recipe.setup), [])]
@@ -95,10 +114,14 @@ def run(recipe: Recipe) -> str:
             argv += ["-ex", f"echo (gdb) {c}\\n".replace("\\\\n", "\\n"), "-ex", c]
         if binary is not None:
             argv += ["--args", str(binary), *recipe.args] if recipe.args else [str(binary)]
+        if core is not None:
+            argv += ["-c", str(core)]
         env = dict(os.environ, TERM="dumb", LC_ALL="C.UTF-8")
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=recipe.timeout, env=env, cwd=REPO, stdin=subprocess.DEVNULL)
         text = proc.stdout.replace(str(tmp), DOC_TMP)
+        if recipe.shell:
+            text = f"$ {recipe.shell}\n" + text
         return "\n".join(ln.rstrip() for ln in text.splitlines()) + "\n"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -143,3 +166,6 @@ def header(meta_entry: dict, level: int = 1) -> str:
 
 def doc_files() -> list[Path]:
     return sorted((REPO / "docs").rglob("*.md")) + [REPO / "README.md"]
+
+
+_domain_recipes()
