@@ -29,7 +29,7 @@ def test_static_got_and_walk_of_aarch64_binary(a64):
     relocs = {r["offset"]: r for r in readelf_relocs(a64, "aarch64") if r["type"] in ("JUMP_SLOT", "GLOB_DAT")}
     assert {r["address"] for r in doc["slots"]} == set(relocs)
     for r in doc["slots"]:
-        if r["type"] == "JUMP_SLOT":
+        if r["kind"] == "JUMP_SLOT":
             assert r["value"] == plt0 and r["state"] == "unresolved"
     walk = gdb_json([], "plt-walk puts", program=a64)
     hops = {h["step"]: h for h in walk["hops"]}

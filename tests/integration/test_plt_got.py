@@ -92,7 +92,7 @@ def test_shared_objects_own_plt_and_dlopen(demo_live):
 
 def test_own_ifunc_irelative_resolved(demo_live):
     rows = _rows(demo_live["main"])
-    assert rows["add"]["type"] == "IRELATIVE"
+    assert rows["add"]["kind"] == "IRELATIVE"
     assert rows["add"]["target_symbol"] == "add_generic"
     bias = demo_live["said"]["main"] - demo_live["nm_main"]
     assert rows["add"]["value"] == bias + nm_symbols(demo_live["exe"])["add_generic"][0]
@@ -105,7 +105,7 @@ def test_file_view_before_run():
     relocs = {r["offset"]: r for r in readelf_relocs(exe) if r["type"] in ("JUMP_SLOT", "GLOB_DAT", "IRELATIVE")}
     assert {r["address"] for r in doc["slots"]} == set(relocs)
     for r in doc["slots"]:
-        if r["type"] == "JUMP_SLOT":
+        if r["kind"] == "JUMP_SLOT":
             assert r["state"] == "unresolved"
         assert r["symbol"].split("@")[0] == (relocs[r["address"]]["name"] or r["symbol"])
 
@@ -128,7 +128,7 @@ def test_bind_now_full_relro():
                   program=exe)
     doc = res.json_documents()[0]
     assert doc["objects"][0]["binding"] == "now"
-    jumps = [r for r in doc["slots"] if r["type"] == "JUMP_SLOT"]
+    jumps = [r for r in doc["slots"] if r["kind"] == "JUMP_SLOT"]
     assert jumps and all(r["state"] == "bound-at-load" and r["read_only_now"] for r in jumps)
     assert {r["symbol"].split("@")[0] for r in jumps} >= {"puts", "atoi"}
 

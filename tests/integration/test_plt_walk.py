@@ -117,7 +117,7 @@ def test_starti_before_relocation_and_completion():
     res = run_gdb(["starti", *json_wrapped("got --json"), "complete plt-walk pu", "kill"], program=exe)
     assert_no_traceback(res)
     doc = res.json_documents()[0]
-    jumps = [r for r in doc["slots"] if r["type"] == "JUMP_SLOT"]
+    jumps = [r for r in doc["slots"] if r["kind"] == "JUMP_SLOT"]
     # ld.so has not run: the slots hold the unrelocated file values
     assert jumps and all(r["state"] == "not-relocated" and r["value"] == r["file_value"] for r in jumps)
     assert "plt-walk puts" in res.stdout
