@@ -72,7 +72,7 @@ def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
             if value is not None:
                 row = classify(spec, obj, value, space, live=True, relocated=relocated)
                 state, target = row.state, row.target
-            rows.append(StubRow(m.name, s.address + b, s.section, s.kind,
+            rows.append(StubRow(obj.name, s.address + b, s.section, s.kind,
                                 s.slot + b if s.slot is not None else None,
                                 s.symbol if s.kind != "plt0" else "(.plt[0]: resolver trampoline)",
                                 s.reloc_index, state if state is None else f"{state}: {target}", target,

@@ -96,6 +96,8 @@ def decide_binding(obj: LoadedObject, got12: tuple[int, int] | None, env: Proces
                                "is this object's link_map)")
     if file_now:
         return Binding("now", "GOT[1]=GOT[2]=0 and the file has BIND_NOW (-z now): bound at load")
+    if m.soname.startswith(("ld-linux", "ld64.so", "ld.so")):
+        return Binding("now", "the dynamic linker relocates itself at start-up, all at once")
     if env.bind_now:
         return Binding("now", "GOT[1]=GOT[2]=0: LD_BIND_NOW is set in the process: bound at load")
     return Binding("now", "GOT[1]=GOT[2]=0 although the file allows lazy binding: the process bound it at "
@@ -199,7 +201,7 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
         else:
             state, target = "bound-at-load", ("set by ld.so at load (BIND_NOW)" if spec.kind == "JUMP_SLOT"
                                               else "set by ld.so at load")
-        return SlotRow(m.name, spec.address, shown or spec.display, None, spec.rtype, spec.kind, value, state,
+        return SlotRow(obj.name, spec.address, shown or spec.display, None, spec.rtype, spec.kind, value, state,
                        target, None, None, m.in_relro(spec.address), None, spec.file_value, tls)
     if not relocated and value == spec.file_value:
         state, target = "not-relocated", f"{no_ldso} has not relocated this object yet"
@@ -219,7 +221,7 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
     else:
         state = "resolved" if lazy_kind else "bound-at-load"
         target, tsym, tobj = space.describe(value, spec.symbol) if space else (f"0x{value:x}", None, None)
-    return SlotRow(m.name, spec.address + bias, shown or spec.display, None, spec.rtype, spec.kind, value, state,
+    return SlotRow(obj.name, spec.address + bias, shown or spec.display, None, spec.rtype, spec.kind, value, state,
                    target, tsym, tobj, m.in_relro(spec.address), read_only_now, spec.file_value, tls)
 
 

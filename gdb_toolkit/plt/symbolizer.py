@@ -63,4 +63,5 @@ def _rank(s: Symbol, prefer: str | None) -> tuple:
             return (0, 0, len(s.name))
         if prefer in s.name:
             return (1, 0, len(s.name))
-    return (2, 0 if s.bind else 1, s.name.startswith("_"), len(s.name))
+    # glibc's internal aliases (__libc_memmove beside memmove) last: users know the public name
+    return (2, s.name.startswith("__libc_"), 0 if s.bind else 1, s.name.startswith("_"), len(s.name))
