@@ -7,7 +7,6 @@ which in-process would take gdb down with it.  Results are cached per name; with
 c++filt names stay raw.
 """
 import shutil
-import subprocess
 
 _cache: dict[str, str] = {}
 MAX_NAME = 4096
@@ -24,11 +23,13 @@ def demangle_all(names) -> dict[str, str]:
     if todo:
         tool = shutil.which("c++filt", path="/usr/bin:/bin:/usr/local/bin")
         if tool:
+            from gdb_toolkit.common.helper_process import helper_env, run_helper
+
             try:
-                out = subprocess.run([tool], input="\n".join(todo) + "\n", capture_output=True, text=True,
-                                     errors="replace", timeout=TIMEOUT, cwd="/",
-                                     env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"}).stdout.split("\n")
-            except (OSError, subprocess.SubprocessError):
+                res = run_helper([tool], timeout=TIMEOUT, env=helper_env(set={"LC_ALL": "C"}),
+                                 input="\n".join(todo) + "\n", max_output=64 << 20)
+                out = res.stdout.split("\n") if res.ok else []
+            except (OSError, ValueError):
                 out = []
             if len(out) >= len(todo):
                 for raw, shown in zip(todo, out):

@@ -41,18 +41,14 @@ def _plain(report) -> dict:
 
 def load_saved(path: str) -> dict:
     """A report saved with 'got --json' (e.g. from a core: pipe got --json | cat > FILE)."""
-    from gdb_toolkit.plt.elf_file import open_regular
+    from gdb_toolkit.common.safe_open import read_regular
 
-    fh, size = open_regular(path)
-    with fh:
-        if size > 256 << 20:
-            raise ToolkitError(f"{path} is {size} bytes: not a saved 'got --json' report",
-                               "give the file written by 'pipe got --json | cat > FILE'")
-        try:
-            doc = json.loads(fh.read(size))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ToolkitError(f"{path} is not a JSON document ({exc})",
-                               "give the file written by 'pipe got --json | cat > FILE'") from None
+    data = read_regular(path, "saved 'got --json' report", 256 << 20)
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ToolkitError(f"{path} is not a JSON document ({exc})",
+                           "give the file written by 'pipe got --json | cat > FILE'") from None
     doc = _plain(doc)
     if not isinstance(doc, dict) or not isinstance(doc.get("slots"), list) or not isinstance(doc.get("objects"), list):
         raise ToolkitError(f"{path} is not a 'got --json' report", "save one with 'pipe got --json | cat > FILE'")

@@ -13,11 +13,12 @@ devices) are refused before anything is read.  (Tests cross-check every value ag
 ``readelf``; ``tests/fuzz`` throws mutated files at it.)
 """
 import os
-import stat
 import struct
 from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.names import escape_name
+from gdb_toolkit.common.safe_open import open_regular as _open_regular
 
 EM_386, EM_ARM, EM_X86_64, EM_AARCH64 = 3, 40, 62, 183
 ET_EXEC, ET_DYN = 2, 3
@@ -119,35 +120,9 @@ LAYOUT32 = Layout(32, "<I", struct.Struct("<16sHHIIIIIHHHHHH"), struct.Struct("<
                   struct.Struct("<II"), struct.Struct("<iI"), 8)
 
 
-def open_regular(path: str):
-    """A binary file object for *path*, refusing FIFOs, devices and directories (opening a
-    FIFO would block gdb; O_NONBLOCK makes the open itself safe)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise ToolkitError(f"cannot open {display_path(path)}: {exc.strerror}",
-                           "check the file exists and is readable") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ToolkitError(f"{display_path(path)} is not a regular file",
-                               "give the path of an executable or shared object")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb"), st.st_size
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 def display_path(path) -> str:
-    """A path as text that survives any bytes: undecodable bytes print as \\xNN."""
-    if isinstance(path, bytes):
-        return path.decode("utf-8", "backslashreplace")
-    try:
-        path.encode("utf-8")
-        return path
-    except UnicodeEncodeError:
-        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """A path as printable text that survives any bytes (common.names.escape_name)."""
+    return escape_name(path)
 
 
 @dataclass
@@ -175,30 +150,28 @@ class ElfFile:
     # -- construction ------------------------------------------------------------------
     @classmethod
     def open(cls, path: str) -> "ElfFile":
-        fh, size = open_regular(path)
+        rf = _open_regular(path, "ELF file")        # refuses FIFOs/devices without blocking
         try:
-            return cls._parse(path, fh, size)
+            return cls._parse(path, rf, rf.size)
         except BaseException:
-            fh.close()
+            rf.close()
             raise
 
     @classmethod
     def _parse(cls, path: str, fh, size: int) -> "ElfFile":
-        ident = fh.read(16)
+        ident = fh.read_range(0, 16) if size >= 16 else b""
         if len(ident) < 16 or ident[:4] != b"\x7fELF":
             raise ToolkitError(f"{display_path(path)} is not an ELF file", "load an executable or shared object")
         if ident[4] not in (1, 2) or ident[5] != 1:
             raise ToolkitError(f"{display_path(path)} is not a little-endian ELF32/ELF64 file",
                                "gdb_toolkit's PLT commands support x86_64, i386, aarch64 and arm (little-endian)")
         lay = LAYOUT64 if ident[4] == 2 else LAYOUT32
-        fh.seek(0)
-        head = fh.read(lay.ehdr.size)
-        if len(head) < lay.ehdr.size:
+        if size < lay.ehdr.size:
             raise BadElf(display_path(path), "truncated ELF header")
+        head = fh.read_range(0, lay.ehdr.size)
         (_, etype, machine, _, entry, phoff, shoff, eflags, _, phentsize, phnum, shentsize, shnum,
          shstrndx) = lay.ehdr.unpack(head)
-        self = cls(display_path(path) if not isinstance(path, str) else path, machine, etype, entry,
-                   lay, size, eflags, _fh=fh)
+        self = cls(path, machine, etype, entry, lay, size, eflags, _fh=fh)
         self._name = display_path(path)
         if phnum:
             if phentsize < lay.phdr.size or phnum > MAX_SEGMENTS:
@@ -251,12 +224,8 @@ class ElfFile:
                          f"{what} (offset 0x{offset:x}, size 0x{size:x}) lies outside the file "
                          f"({self.file_size} bytes)")
         if self._fh is None:
-            self._fh, _ = open_regular(self.path)
-        self._fh.seek(offset)
-        data = self._fh.read(size)
-        if len(data) != size:
-            raise BadElf(self.path, f"{what}: the file shrank while being read")
-        return data
+            self._fh = _open_regular(self.path, "ELF file")
+        return self._fh.read_range(offset, size)
 
     # -- lookups -----------------------------------------------------------------------
     def section(self, name: str) -> Section | None:

@@ -82,7 +82,7 @@ class ObjectModel:
     # -- derived facts -------------------------------------------------------------------
     @cached_property
     def name(self) -> str:
-        return os.path.basename(self.path)
+        return display_path(os.path.basename(self.path))
 
     @property
     def binding(self) -> str:

@@ -142,6 +142,7 @@ Example:
         from gdb_toolkit.common.render import to_jsonable
         from gdb_toolkit.plt import gdb_live
         from gdb_toolkit.plt.demangle import demangle_all
+        from gdb_toolkit.plt.elf_file import display_path
         from gdb_toolkit.plt.slots import compile_filter, got_report
 
         compile_filter(args.regex)
@@ -173,7 +174,7 @@ Example:
             for o in listed:
                 why = gdb_live.stale_objects([o])
                 if why:
-                    stale[o.path] = why[0].split(": ", 1)[1]
+                    stale[display_path(o.path)] = why[0].split(": ", 1)[1]
             for summary in report.objects:
                 summary.stale = stale.get(summary.path)
         if kind == "file":
@@ -357,7 +358,9 @@ Example:
             from gdb_toolkit.plt.elf_model import load_model
             from gdb_toolkit.plt.walk import completion_names
 
-            path = gdb.current_progspace().filename
+            from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename
+
+            path = progspace_filename()
             names = completion_names(load_model(path)) if path else []
         except Exception:
             return []

@@ -22,14 +22,19 @@ MAX_READ = 64 << 20
 
 
 def executable() -> str:
-    path = facts.executable_path()
+    from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename
+
+    path = progspace_filename()         # any bytes (a non-UTF-8 name would make gdb raise)
     if not path:
         raise ToolkitError("no executable is loaded", "load one with 'file PROGRAM' (or start gdb with it)")
     return path
 
 
 def mode() -> str:
-    kind = facts.target_kind()
+    try:
+        kind = facts.target_kind()
+    except UnicodeDecodeError:          # a program file named in non-UTF-8 bytes, no process
+        kind = "exec"
     if kind == "none":
         executable()
     return kind

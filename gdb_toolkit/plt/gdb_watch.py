@@ -24,8 +24,11 @@ def _read_slot(addr: int, wordsize: int = 8) -> int:
 def _frame_text(frame, describe=None) -> tuple[str, str]:
     pc = frame.pc()
     name = frame.name()
-    lib = gdb.solib_name(pc)
-    obj = os.path.basename(lib) if lib else os.path.basename(gdb.current_progspace().filename or "?")
+    from gdb_toolkit.common.names import escape_name
+    from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename, solib_name
+
+    lib = solib_name(pc)
+    obj = escape_name(os.path.basename(lib) if lib else os.path.basename(progspace_filename() or "?"))
     if not name:   # no symbol known to gdb (stripped ld.so): ask our own index
         name = describe(pc).split(" in ")[0] if describe else "??"
     return f"0x{pc:x} {name} ({obj})", obj

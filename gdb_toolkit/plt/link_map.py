@@ -9,10 +9,11 @@ minus e_entry).  Everything takes a ``read(addr, size) -> bytes | None`` callabl
 size (4 or 8), so it runs on a live process, a core file or a remote target alike -- and
 on fake memory in tests.
 """
-import os
 import struct
 from dataclasses import dataclass
 from typing import Callable
+
+from gdb_toolkit.common.names import decode_name
 
 Reader = Callable[[int, int], "bytes | None"]
 DT_DEBUG = 21
@@ -65,9 +66,9 @@ def read_cstring(read: Reader, addr: int, limit: int = 4096) -> str:
             break
         nul = chunk.find(b"\0")
         if nul >= 0:
-            return os.fsdecode(out + chunk[:nul])
+            return decode_name(out + chunk[:nul])
         out += chunk
-    return os.fsdecode(out)
+    return decode_name(out)
 
 
 def _word(read: Reader, addr: int, wordsize: int) -> int | None:

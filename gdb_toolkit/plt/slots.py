@@ -331,7 +331,9 @@ def summarize(obj: LoadedObject, nslots: int) -> ObjectSummary:
     relro = [m.relro[0] + obj.bias, m.relro[1] + obj.bias] if m.relro else None
     b = obj.binding or Binding("now" if m.bind_now else "lazy", "from the file")
     mode = b.mode.replace("file-", "") if b.mode.startswith("file-") else b.mode
-    return ObjectSummary(obj.path, obj.bias, mode, b.reason, object_kind(m), m.is_pie, relro, nslots,
+    from gdb_toolkit.common.names import escape_name
+
+    return ObjectSummary(escape_name(obj.path), obj.bias, mode, b.reason, object_kind(m), m.is_pie, relro, nslots,
                          any(n in m.sections for n in (".plt", ".plt.sec", ".plt.got")), m.arch, obj.namespace)
 
 
