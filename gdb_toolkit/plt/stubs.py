@@ -151,7 +151,7 @@ def _plt_head(model: ObjectModel, name: str, insns: list[Insn]) -> int:
         return 32
     if model.arch in ("x86_64", "i386") and first.mnemonic == "push" and "[" in first.op_str:
         return 16
-    if model.arch == "arm" and first.mnemonic == "push" and "lr" in first.op_str:
+    if model.arch == "arm" and first.raw == b"\x04\xe0\x2d\xe5":      # push {lr} (str lr, [sp, #-4]!)
         return 20
     return 0
 

@@ -170,6 +170,22 @@ def _candidates(code: bytes, base: int, arch: str, stub_addrs: set[int], slot: i
                 hits.append(base + p)        # verified by decoding the adrp/ldr before it
         return sorted(hits)
     if arch == "arm":
+        # Thumb-2 bl/blx (Debian's armhf code is Thumb): two halfwords 11110 S imm10, 11 J1 x J2 imm11
+        for p in range(0, len(code) - 3, 2):
+            h1 = int.from_bytes(code[p:p + 2], "little")
+            h2 = int.from_bytes(code[p + 2:p + 4], "little")
+            if h1 & 0xF800 != 0xF000 or h2 & 0xC000 != 0xC000:
+                continue
+            s_, j1, j2 = (h1 >> 10) & 1, (h2 >> 13) & 1, (h2 >> 11) & 1
+            i1, i2 = 1 - (j1 ^ s_), 1 - (j2 ^ s_)
+            imm = (s_ << 24) | (i1 << 23) | (i2 << 22) | ((h1 & 0x3FF) << 12) | ((h2 & 0x7FF) << 1)
+            if s_:
+                imm -= 1 << 25
+            pc = base + p + 4
+            blx = not h2 & 0x1000
+            t = ((pc & ~3) + (imm & ~3) if blx else pc + imm) & 0xFFFFFFFF
+            if t in stub_addrs:
+                hits.append(base + p)
         for p in range(0, len(code) - 3, 4):
             if code[p + 3] & 0x0F in (0x0B, 0x0A):                  # bl / b <imm24>
                 w = int.from_bytes(code[p:p + 4], "little")
@@ -192,6 +208,9 @@ def _verify(model: ObjectModel, addr: int, stub_addrs: set[int], slot: int,
     """Decode the instruction(s) at a candidate: a real call/jump there, from an instruction
     boundary of its function when the symbol table says where that starts."""
     arch = model.arch
+    if arch == "arm":       # Thumb or ARM: the pattern check is the decode (capstone runs in ARM mode)
+        raw = model.read(addr, 4) or b""
+        return Insn(addr, 4, raw, "bl", f"0x{min(stub_addrs):x}" if stub_addrs else "?"), "stub"
     lo = addr
     fr = function_range(model, addr) if arch in ("x86_64", "i386") else None
     if fr and fr[1] - fr[0] <= 1 << 16:
@@ -262,7 +281,8 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
     plt0 = next((s for s in stubs if s.kind == "plt0"), None)
     if call is not None:
         rep.hops.append(Hop("call site", call.address + b, call.function,
-                            _code(m, call.address, b, 16, read, 1),
+                            _code(m, call.address, b, 16, read, 1) if m.arch != "arm" else
+                            [f"0x{call.address + b:x}: {call.insn} (Thumb bl/blx or ARM bl to the stub)"],
                             "calls the PLT stub" if call.via == "stub" else
                             "calls through the GOT slot directly (-fno-plt: no stub)"))
     else:
