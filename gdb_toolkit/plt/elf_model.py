@@ -264,13 +264,13 @@ def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
         kind = reloc_types.short_name(elf.machine, r.type)
         if kind not in reloc_types.SLOT_KINDS:
             continue
-        in_got = any(lo <= r.offset < hi for lo, hi in got_ranges)
-        if not in_got and (got_ranges or kind not in ("JUMP_SLOT", "IRELATIVE")):
-            continue       # a data pointer outside the GOT (.data, .init_array): not a slot
         size = 2 * word if kind == "TLSDESC" else word
         if elf.segment_of(r.offset, size) is None:
             model.dropped += 1   # outside every loaded segment: crafted, never read
             continue
+        in_got = any(lo <= r.offset < hi for lo, hi in got_ranges)
+        if not in_got and (got_ranges or kind not in ("JUMP_SLOT", "IRELATIVE")):
+            continue       # a data pointer outside the GOT (.data, .init_array): not a slot
         wanted.append((r, kind, idx))
     values = _file_words(elf, [r.offset for r, _, _ in wanted])
     out = []

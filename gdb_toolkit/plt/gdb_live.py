@@ -193,7 +193,15 @@ loaded_objects.env = ProcessEnv()
 def core_writable_ranges() -> list[tuple[int, int]] | None:
     """Writable PT_LOAD ranges of the loaded core file (its program headers keep the
     protections the process had when it dumped)."""
-    path = facts.core_file_path()
+    try:
+        path = facts.core_file_path()
+    except UnicodeDecodeError:          # a non-UTF-8 name in 'info target' (facts is term's)
+        import re
+
+        from gdb_toolkit.gdbsupport.safe_gdb import execute_to_string
+
+        m = re.search(r"core dump file:\s*`(.*)'", execute_to_string("info target"))
+        path = m.group(1) if m else None
     if path is None:
         return None
     from gdb_toolkit.plt.elf_file import PT_LOAD, ElfFile
