@@ -44,74 +44,109 @@ class BadElf(ToolkitError):
                          "the file is corrupt or crafted; check it with 'readelf -a'")
 
 
-@dataclass
 class Section:
-    name: str
-    type: int
-    flags: int
-    addr: int
-    offset: int
-    size: int
-    link: int
-    info: int
-    entsize: int
+    __slots__ = ('name', 'type', 'flags', 'addr', 'offset', 'size', 'link', 'info', 'entsize')
+
+    def __init__(self, name, type, flags, addr, offset, size, link, info, entsize):
+        self.name = name
+        self.type = type
+        self.flags = flags
+        self.addr = addr
+        self.offset = offset
+        self.size = size
+        self.link = link
+        self.info = info
+        self.entsize = entsize
+
+    def __eq__(self, other):
+        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self):
+        return f"Section({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
     def contains(self, addr: int) -> bool:
         return self.addr <= addr < self.addr + self.size
 
 
-@dataclass
 class Segment:
-    type: int
-    flags: int
-    offset: int
-    vaddr: int
-    filesz: int
-    memsz: int
+    __slots__ = ('type', 'flags', 'offset', 'vaddr', 'filesz', 'memsz')
+
+    def __init__(self, type, flags, offset, vaddr, filesz, memsz):
+        self.type = type
+        self.flags = flags
+        self.offset = offset
+        self.vaddr = vaddr
+        self.filesz = filesz
+        self.memsz = memsz
+
+    def __eq__(self, other):
+        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self):
+        return f"Segment({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
 
-@dataclass
 class Symbol:
-    name: str
-    value: int
-    size: int
-    type: int      # STT_*
-    bind: int      # 0 local, 1 global, 2 weak
-    shndx: int
-    version: str = ""
-    hidden_version: bool = False
-    visibility: int = 0
+    __slots__ = ('name', 'value', 'size', 'type', 'bind', 'shndx', 'version', 'hidden_version', 'visibility')
+
+    def __init__(self, name, value, size, type, bind, shndx, version='', hidden_version=False, visibility=0):
+        self.name = name
+        self.value = value
+        self.size = size
+        self.type = type
+        self.bind = bind
+        self.shndx = shndx
+        self.version = version
+        self.hidden_version = hidden_version
+        self.visibility = visibility
+
+    def __eq__(self, other):
+        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self):
+        return f"Symbol({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
 
-@dataclass
 class RawReloc:
-    offset: int
-    type: int
-    sym: int
-    addend: int | None   # None for REL (the addend is the word at *offset*)
-    section: str
-    symtab: int          # section index of the linked symbol table
+    __slots__ = ('offset', 'type', 'sym', 'addend', 'section', 'symtab')
+
+    def __init__(self, offset, type, sym, addend, section, symtab):
+        self.offset = offset
+        self.type = type
+        self.sym = sym
+        self.addend = addend
+        self.section = section
+        self.symtab = symtab
+
+    def __eq__(self, other):
+        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self):
+        return f"RawReloc({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
 
-@dataclass(frozen=True)
 class Layout:
     """Struct formats of one ELF class (32 or 64 bits, little-endian)."""
-    bits: int
-    word: str            # "<I" / "<Q"
-    ehdr: struct.Struct
-    shdr: struct.Struct
-    phdr: struct.Struct
-    sym: struct.Struct
-    rela: struct.Struct
-    rel: struct.Struct
-    dyn: struct.Struct
-    sym_shift: int       # r_info >> shift = symbol index
+    __slots__ = ('bits', 'word', 'ehdr', 'shdr', 'phdr', 'sym', 'rela', 'rel', 'dyn', 'sym_shift')
+
+    def __init__(self, bits, word, ehdr, shdr, phdr, sym, rela, rel, dyn, sym_shift):
+        self.bits = bits
+        self.word = word
+        self.ehdr = ehdr
+        self.shdr = shdr
+        self.phdr = phdr
+        self.sym = sym
+        self.rela = rela
+        self.rel = rel
+        self.dyn = dyn
+        self.sym_shift = sym_shift
+
+    def __repr__(self):
+        return f"Layout({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
     @property
     def wordsize(self) -> int:
         return self.bits // 8
-
-
 LAYOUT64 = Layout(64, "<Q", struct.Struct("<16sHHIQQQIHHHHHH"), struct.Struct("<IIQQQQIIQQ"),
                   struct.Struct("<IIQQQQQQ"), struct.Struct("<IBBHQQ"), struct.Struct("<QQq"),
                   struct.Struct("<QQ"), struct.Struct("<qQ"), 32)
@@ -126,6 +161,8 @@ def display_path(path) -> str:
 
 
 @dataclass
+
+
 class ElfFile:
     path: str
     machine: int
@@ -297,6 +334,23 @@ class ElfFile:
                     if shndx and name and (value or (info & 0xF) == STT_TLS) and (info & 0xF) in keep]
         return [Symbol(_cstr(strtab, name), value, size, info & 0xF, info >> 4, shndx, visibility=other & 3)
                 for name, info, other, shndx, value, size in rows]
+
+    def raw_symbols(self, index: int) -> tuple[bytes, list[tuple]]:
+        """(string table, [(value, size, type, bind, name offset)]) of the defined, named
+        functions, ifuncs and objects of a symbol table: no name decoded, no object built
+        (libc's debug symbol table has 10k entries; the index decodes names on a hit)."""
+        sec = self.sections[index]
+        strtab = b""
+        if 0 < sec.link < len(self.sections):
+            strtab = self.section_data(self.sections[sec.link])
+        data = self.section_data(sec)
+        st = self.layout.sym
+        rows = st.iter_unpack(data[: len(data) // st.size * st.size])
+        if self.layout.bits == 32:
+            rows = ((n, i, o, sh, v, s) for n, v, s, i, o, sh in rows)
+        keep = {STT_OBJECT, STT_FUNC, STT_GNU_IFUNC}
+        return strtab, [(value, size, info & 0xF, info >> 4, name) for name, info, _o, shndx, value, size in rows
+                        if shndx and name and value and (info & 0xF) in keep]
 
     def relocations(self) -> list[RawReloc]:
         """Every entry of every allocated RELA/REL section (.rela.dyn, .rel.plt, ...)."""

@@ -72,6 +72,7 @@ class ObjectModel:
     wordsize: int = 8
     symbolic: bool = False                 # DF_SYMBOLIC: own definitions first
     pltgot: int | None = None              # DT_PLTGOT: GOT[0], whose [1] and [2] feed the resolver
+    has_plt_relocs: bool = False           # DT_JMPREL/DT_PLTRELSZ: JUMP_SLOTs ld.so may bind lazily
     tls: tuple[int, int] | None = None     # PT_TLS (vaddr, memsz)
     dropped: int = 0                       # relocations outside any loaded segment (crafted file)
     _elf: ElfFile = field(default=None, repr=False)
@@ -242,6 +243,7 @@ def _build(path: str) -> ObjectModel:
         loads=[(p.vaddr, p.memsz, p.flags) for p in elf.segments if p.type == PT_LOAD],
         sections=sections, build_id=elf.build_id(), machine=elf.machine, wordsize=elf.wordsize,
         symbolic=bool(flags & DF_SYMBOLIC), _elf=elf, pltgot=next(iter(elf.dyn_values(3)), None),
+        has_plt_relocs=bool(sum(elf.dyn_values(2))),
         tls=(seg[7].vaddr, seg[7].memsz) if 7 in seg else None)
     return model
 
@@ -328,20 +330,15 @@ def debug_file_for(build_id: str | None, root: str = DEBUG_ROOT) -> str | None:
 
 def _build_index(model: ObjectModel) -> SymbolIndex:
     elf = model._elf
-    syms = []
-    for i, sec in enumerate(elf.sections):
-        if sec.type in (SHT_DYNSYM, SHT_SYMTAB):
-            syms.extend(elf.symbols(i, defined_only=True))
+    raw = [elf.raw_symbols(i) for i, sec in enumerate(elf.sections) if sec.type in (SHT_DYNSYM, SHT_SYMTAB)]
     if model.stripped:
         dbg = debug_file_for(model.build_id)
         if dbg:
             try:
                 delf = ElfFile.open(dbg)
-                for i, sec in enumerate(delf.sections):
-                    if sec.type == SHT_SYMTAB:
-                        syms.extend(delf.symbols(i, defined_only=True))
+                raw += [delf.raw_symbols(i) for i, sec in enumerate(delf.sections) if sec.type == SHT_SYMTAB]
                 delf.close()
                 model.debug_file = dbg
             except (ToolkitError, OSError, struct.error):
                 pass
-    return SymbolIndex(syms)
+    return SymbolIndex(raw=raw)

@@ -1,6 +1,4 @@
 """``got``, ``plt`` and ``plt-walk``: GOT slot tables, PLT stubs and the lazy-binding walk."""
-from dataclasses import dataclass
-
 import gdb
 
 from gdb_toolkit.gdbsupport.command import ToolkitCommand
@@ -45,8 +43,9 @@ def _missing_note(kind: str, all_objects: bool) -> list[str]:
 
 
 def _summary_lines(report) -> str:
-    from gdb_toolkit.common.render import hexaddr
     from gdb_toolkit.plt.elf_file import display_path
+
+    hexaddr = lambda v: f"0x{v:x}"
 
     lines = []
     for o in report.objects:
@@ -68,12 +67,12 @@ def _summary_lines(report) -> str:
     return "\n".join(lines) + "\n"
 
 
-@dataclass
 class LastGot:
     """The previous ``got`` report of this session (for ``got --diff``)."""
-    executable: str
-    mode: str
-    report: dict
+    __slots__ = ("executable", "mode", "report")
+
+    def __init__(self, executable: str, mode: str, report):
+        self.executable, self.mode, self.report = executable, mode, report
 
 
 _last_got: LastGot | None = None
@@ -139,7 +138,6 @@ Example:
     def run(self, args):
         global _last_got
         from gdb_toolkit.common.errors import ToolkitError
-        from gdb_toolkit.common.render import to_jsonable
         from gdb_toolkit.plt import gdb_live
         from gdb_toolkit.plt.demangle import demangle_all
         from gdb_toolkit.plt.elf_file import display_path
@@ -209,7 +207,7 @@ Example:
         if not report.slots and not report.notes:
             report.notes.append("no GOT slot matched" if args.regex else "no GOT slots (no dynamic relocations)")
         if kind != "file" and not args.regex:
-            _last_got = LastGot(gdb_live.executable(), kind, to_jsonable(report))
+            _last_got = LastGot(gdb_live.executable(), kind, report)
         return report
 
     def render(self, report, ctx):

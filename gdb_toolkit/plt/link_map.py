@@ -10,7 +10,6 @@ size (4 or 8), so it runs on a live process, a core file or a remote target alik
 on fake memory in tests.
 """
 import struct
-from dataclasses import dataclass
 from typing import Callable
 
 from gdb_toolkit.common.names import decode_name
@@ -21,13 +20,21 @@ MAX_OBJECTS = 4096
 MAX_NAMESPACES = 64
 
 
-@dataclass
 class LinkMapEntry:
-    name: str          # l_name as the target has it (any bytes survive: surrogateescape)
-    l_addr: int        # load bias
-    address: int       # the struct link_map itself (GOT[1] of a lazily bound object)
-    l_ld: int          # its dynamic section at run time
-    namespace: int     # 0 = the base namespace, 1.. = dlmopen namespaces in r_next order
+    __slots__ = ('name', 'l_addr', 'address', 'l_ld', 'namespace')
+
+    def __init__(self, name, l_addr, address, l_ld, namespace):
+        self.name = name
+        self.l_addr = l_addr
+        self.address = address
+        self.l_ld = l_ld
+        self.namespace = namespace
+
+    def __eq__(self, other):
+        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self):
+        return f"LinkMapEntry({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
 
 def main_bias(phdr_vaddr: int | None, entry: int, aux: dict[str, int]) -> int:

@@ -25,22 +25,40 @@ READ_GAP = 4096
 MAX_SLOT_BYTES = 64 << 20
 
 
-@dataclass
 class ProcessEnv:
     """What the process's environment says about binding (read from /proc/PID/environ)."""
-    bind_now: bool = False     # LD_BIND_NOW set (non-empty): every object bound at load
-    bind_not: bool = False     # LD_BIND_NOT set: lazy slots are resolved but never written
-    known: bool = False        # False: the environment could not be read (core, remote)
+    __slots__ = ('bind_now', 'bind_not', 'known')
+
+    def __init__(self, bind_now=False, bind_not=False, known=False):
+        self.bind_now = bind_now
+        self.bind_not = bind_not
+        self.known = known
+
+    def __eq__(self, other):
+        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self):
+        return f"ProcessEnv({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
 
-@dataclass
 class Binding:
     """How ld.so bound one object in this process, and why we say so."""
-    mode: str                  # lazy / now / static / file-lazy / file-now (not running)
-    reason: str
+    __slots__ = ('mode', 'reason')
+
+    def __init__(self, mode, reason):
+        self.mode = mode
+        self.reason = reason
+
+    def __eq__(self, other):
+        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self):
+        return f"Binding({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
 
 @dataclass
+
+
 class LoadedObject:
     path: str
     bias: int
@@ -78,7 +96,7 @@ def decide_binding(obj: LoadedObject, got12: tuple[int, int] | None, env: Proces
     if m.is_static:
         return Binding("static", "statically linked: no dynamic linker")
     file_now = m.bind_now
-    has_lazy = any(s.kind == "JUMP_SLOT" for s in m.slots)
+    has_lazy = m.has_plt_relocs
     if not live:
         return Binding("file-now" if file_now else "file-lazy",
                        "DT_FLAGS BIND_NOW / DF_1_NOW in the file" if file_now else "no BIND_NOW flag in the file")
@@ -136,6 +154,8 @@ class AddressSpace:
 
 
 @dataclass(slots=True)
+
+
 class SlotRow:
     object: str
     address: int
@@ -293,6 +313,8 @@ def _section_offset(m: ObjectModel, addr: int) -> str:
 
 
 @dataclass
+
+
 class ObjectSummary:
     path: str
     bias: int
@@ -309,6 +331,8 @@ class ObjectSummary:
 
 
 @dataclass
+
+
 class GotReport:
     mode: str                         # file / live / core / remote
     objects: list[ObjectSummary]

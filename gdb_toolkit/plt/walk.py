@@ -431,6 +431,8 @@ def choose_slot(objects: list[LoadedObject], name: str, here: LoadedObject | Non
         try:
             found += [(o, s) for s in o.model.slots_named(name)]
         except ToolkitError:
+            if o is pool[0] and len(pool) == 1 or (o.order == 0 and o.namespace == 0):
+                raise           # the program itself is unreadable: say why, not "no slot"
             continue
     if not found:
         return None
