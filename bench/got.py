@@ -132,6 +132,12 @@ def main():
     gef, gef_note = find_gef()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        # measure the package as installed (bytecode compiled), also where the environment
+        # sets PYTHONDONTWRITEBYTECODE: a private pycache, nothing written into the checkout
+        os.environ["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "gdb_toolkit")], check=True,
+                       stdout=subprocess.DEVNULL)
         big, small = build(tmp)
         rows = []
         for label, prog in ((f"{N}-import", big), ("small", small)):

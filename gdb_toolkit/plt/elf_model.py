@@ -260,17 +260,29 @@ def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
     counters: dict[str, int] = {}
     word = elf.wordsize
     got_ranges = [(s.addr, s.addr + s.size) for n, s in model.sections.items() if n in GOT_SECTIONS]
+    loads = [(p.vaddr, p.vaddr + p.memsz) for p in elf.segments if p.type == PT_LOAD]
+    kinds: dict[int, str] = {}
     for r in relocs:
         idx = counters.get(r.section, 0)
         counters[r.section] = idx + 1
-        kind = reloc_types.short_name(elf.machine, r.type)
+        kind = kinds.get(r.type)
+        if kind is None:
+            kind = kinds[r.type] = reloc_types.short_name(elf.machine, r.type)
         if kind not in reloc_types.SLOT_KINDS:
             continue
-        size = 2 * word if kind == "TLSDESC" else word
-        if elf.segment_of(r.offset, size) is None:
+        off = r.offset
+        end = off + (2 * word if kind == "TLSDESC" else word)
+        for lo, hi in loads:
+            if lo <= off and end <= hi:
+                break
+        else:
             model.dropped += 1   # outside every loaded segment: crafted, never read
             continue
-        in_got = any(lo <= r.offset < hi for lo, hi in got_ranges)
+        in_got = False
+        for lo, hi in got_ranges:
+            if lo <= off < hi:
+                in_got = True
+                break
         if not in_got and (got_ranges or kind not in ("JUMP_SLOT", "IRELATIVE")):
             continue       # a data pointer outside the GOT (.data, .init_array): not a slot
         wanted.append((r, kind, idx))
@@ -292,7 +304,10 @@ def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
                     version, hidden = versions[r.symtab][r.sym]
         fv = values.get(r.offset, 0)
         addend = r.addend if r.addend is not None else fv
-        out.append(SlotSpec(r.offset, kind, reloc_types.full_name(elf.machine, r.type), name, version,
+        full = kinds.get(-1 - r.type)
+        if full is None:
+            full = kinds[-1 - r.type] = reloc_types.full_name(elf.machine, r.type)
+        out.append(SlotSpec(r.offset, kind, full, name, version,
                             addend, fv, r.section, idx, stype, hidden, weak))
     out.sort(key=lambda s: s.address)
     return out

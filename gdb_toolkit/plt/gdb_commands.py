@@ -238,6 +238,8 @@ Example:
                 if r.audit and r.audit["verdict"] in ("overwritten", "other-definition"):
                     text += f"{r.audit['verdict'].upper()}: {r.symbol} in {r.object} at 0x{r.address:x}: " \
                             f"{r.audit['why']}\n"
+                elif r.audit and r.audit.get("interposes") and r.audit["verdict"] in ("ok", "lazy"):
+                    text += f"interposed: {r.symbol} in {r.object}: {r.audit['why']}\n"
         for n in report.notes:
             text += f"note: {n}\n"
         return text

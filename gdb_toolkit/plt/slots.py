@@ -118,8 +118,11 @@ def decide_binding(obj: LoadedObject, got12: tuple[int, int] | None, env: Proces
         return Binding("now", "the dynamic linker relocates itself at start-up, all at once")
     if env.bind_now:
         return Binding("now", "GOT[1]=GOT[2]=0: LD_BIND_NOW is set in the process: bound at load")
+    if env.known:
+        return Binding("now", "GOT[1]=GOT[2]=0 although the file allows lazy binding and LD_BIND_NOW is not "
+                              "set: loaded by dlopen with RTLD_NOW (or as a dependency of such an object)")
     return Binding("now", "GOT[1]=GOT[2]=0 although the file allows lazy binding: the process bound it at "
-                          "load (dlopen with RTLD_NOW, or LD_BIND_NOW" + (" unknown here)" if not env.known else ")"))
+                          "load (dlopen with RTLD_NOW, or LD_BIND_NOW: the environment is not readable here)")
 
 
 class AddressSpace:

@@ -130,6 +130,11 @@ def _entry_size(model: ObjectModel, name: str, insns: list[Insn]) -> int:
     if sec.entsize and sec.size % sec.entsize == 0 and sec.entsize >= 8:
         return sec.entsize
     if model.arch == "aarch64":
+        # 16 bytes, 24 with BTI/PAC entries (bti c; adrp; ldr; add; br; nop): the spacing of
+        # the stubs' 'br x17' after .plt[0] says which
+        brs = [i.address for i in insns if i.mnemonic == "br" and i.op_str == "x17"]
+        if len(brs) >= 3 and brs[2] - brs[1] in (16, 24, 32):
+            return brs[2] - brs[1]
         return 16
     if model.arch == "arm":
         return 12
@@ -147,8 +152,10 @@ def _plt_head(model: ObjectModel, name: str, insns: list[Insn]) -> int:
     if name != ".plt" or not insns:
         return 0
     first = insns[0]
-    if model.arch == "aarch64" and first.mnemonic == "stp":
-        return 32
+    if model.arch == "aarch64":
+        # .plt[0]: stp x16, x30, [sp, #-16]! ..., after 'bti c' (capstone 4: hint #0x22) in a BTI PLT
+        lead = insns[1] if first.mnemonic in ("bti", "hint") and len(insns) > 1 else first
+        return 32 if lead.mnemonic == "stp" else 0
     if model.arch in ("x86_64", "i386") and first.mnemonic == "push" and "[" in first.op_str:
         return 16
     if model.arch == "arm" and first.raw == b"\x04\xe0\x2d\xe5":      # push {lr} (str lr, [sp, #-4]!)

@@ -72,6 +72,9 @@ class SymbolIndex:
                 hi = bisect.bisect_right(self._values, r[0], j)
                 if hi - lo == 1:
                     best = self._symbol(r)
+                elif prefer is not None and any(self._name(x) == prefer for x in self._rows[lo:hi]):
+                    return Hit(prefer, addr - r[0], any(x[2] == STT_GNU_IFUNC and self._name(x) == prefer
+                                                        for x in self._rows[lo:hi]))
                 else:
                     best = min((self._symbol(x) for x in self._rows[lo:hi]), key=lambda a: _rank(a, prefer))
                 return Hit(best.name, addr - best.value, best.type == STT_GNU_IFUNC)
