@@ -376,7 +376,8 @@ class ElfFile:
         versym = next((s for s in self.sections if s.name == ".gnu.version"), None)
         if versym is None or versym.type == SHT_NOBITS:
             return [("", False)] * count
-        ids = [v for (v,) in struct.iter_unpack("<H", self.section_data(versym)[: count * 2 // 2 * 2])]
+        raw = self.section_data(versym)
+        ids = [v for (v,) in struct.iter_unpack("<H", raw[: min(len(raw), count * 2) // 2 * 2])]
         names = self.version_names()
         out = [(names.get(v & 0x7FFF, ""), bool(v & 0x8000)) for v in ids]
         out += [("", False)] * (count - len(out))
