@@ -55,6 +55,11 @@ def load_saved(path: str) -> dict:
     return doc
 
 
+def _int(v) -> int:
+    """An address or number from a report: an int, or "0x..." (the JSON contract)."""
+    return int(v, 16) if isinstance(v, str) else int(v)
+
+
 def _keyed(doc: dict) -> tuple[dict, dict[str, int]]:
     biases = {}
     for o in doc.get("objects", []):
@@ -62,14 +67,14 @@ def _keyed(doc: dict) -> tuple[dict, dict[str, int]]:
             name = str(o["path"]).rsplit("/", 1)[-1]
             if o.get("namespace"):
                 name += f"[ns{o['namespace']}]"
-            biases[name] = int(o.get("bias") or 0)
+            biases[name] = _int(o.get("bias") or 0)
         except (KeyError, TypeError, ValueError):
             continue
     rows = {}
     for r in doc.get("slots", []):
         try:
             obj = str(r["object"])
-            rows[(obj, int(r["address"]) - biases.get(obj, 0))] = r
+            rows[(obj, _int(r["address"]) - biases.get(obj, 0))] = r
         except (KeyError, TypeError, ValueError):
             continue
     return rows, biases
@@ -88,7 +93,7 @@ def diff_reports(old, new, old_label: str, new_label: str) -> GotDiff:
         ra, rb = a.get(key), b.get(key)
         if ra is None or rb is None:
             r = rb or ra
-            out.changes.append(SlotChange(key[0], int(r["address"]), str(r.get("symbol")),
+            out.changes.append(SlotChange(key[0], _int(r["address"]), str(r.get("symbol")),
                                           "appeared" if ra is None else "vanished",
                                           None if ra is None else _show(ra), None if rb is None else _show(rb),
                                           None if ra is None else ra.get("value"),
@@ -97,7 +102,7 @@ def diff_reports(old, new, old_label: str, new_label: str) -> GotDiff:
         differs = (ra.get("value") != rb.get("value")) if same else \
             (ra.get("state"), ra.get("target")) != (rb.get("state"), rb.get("target"))
         if differs:
-            out.changes.append(SlotChange(key[0], int(rb["address"]), str(rb.get("symbol")), "changed",
+            out.changes.append(SlotChange(key[0], _int(rb["address"]), str(rb.get("symbol")), "changed",
                                           _show(ra), _show(rb), ra.get("value"), rb.get("value")))
         else:
             out.unchanged += 1

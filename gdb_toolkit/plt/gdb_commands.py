@@ -42,12 +42,15 @@ def _missing_note(kind: str, all_objects: bool) -> list[str]:
             "file here; 'set sysroot' or give the path it was loaded from)"]
 
 
-def _summary_lines(report) -> str:
+_STATES = {"overwritten": "bad", "other-definition": "warn", "n/a": "metadata"}
+
+
+def _summary_lines(report, width=None) -> str:
+    """One wrapped paragraph per object: kind, binding (and why), bias, RELRO, staleness."""
+    from gdb_toolkit.common.text import wrap
     from gdb_toolkit.plt.elf_file import display_path
 
-    hexaddr = lambda v: f"0x{v:x}"
-
-    lines = []
+    out = ""
     for o in report.objects:
         bits = [o.kind, f"binding {o.binding}"]
         if o.arch not in ("x86_64", "aarch64"):
@@ -55,16 +58,22 @@ def _summary_lines(report) -> str:
         if o.namespace:
             bits.append(f"namespace {o.namespace}")
         if o.bias:
-            bits.append(f"load bias {hexaddr(o.bias)}")
+            bits.append(f"load bias 0x{o.bias:x}")
         if o.relro:
-            bits.append(f"RELRO {hexaddr(o.relro[0])}-{hexaddr(o.relro[1])}")
+            bits.append(f"RELRO 0x{o.relro[0]:x}-0x{o.relro[1]:x}")
         bits.append(f"{o.slots} slots")
-        lines.append(f"{display_path(o.path)}: " + ", ".join(bits))
+        out += wrap(f"{display_path(o.path)}: " + ", ".join(bits), width, "", "    ")
         if o.binding in ("now", "lazy") and report.mode != "file" and o.binding_reason:
-            lines.append(f"  binding {o.binding}: {o.binding_reason}")
+            out += wrap(f"binding {o.binding}: {o.binding_reason}", width, "  ", "    ")
         if o.stale:
-            lines.append(f"  WARNING: {o.stale}")
-    return "\n".join(lines) + "\n"
+            out += wrap(f"WARNING: {o.stale}", width, "  ", "    ")
+    return out
+
+
+def _notes(notes, width) -> str:
+    from gdb_toolkit.common.text import wrap
+
+    return "".join(wrap(f"note: {n}", width, "", "  ") for n in notes)
 
 
 class LastGot:
@@ -97,33 +106,32 @@ def _previews(report, arch: str) -> None:
 
 
 class Got(ToolkitCommand):
-    """GOT slots used for external calls and data, with their state now.
-
-Usage: got [REGEX] [--all-objects] [--object PATH] [--preview] [--audit]
-           [--diff [FILE]] [--json]
-
+    summary = "GOT slots, their state and binding now"
+    usage = """\
+got [REGEX] [--all-objects] [--object PATH] [--preview] [--audit] [--json]
+got [REGEX] --diff [FILE] [--all-objects] [--json]"""
+    description = """\
 One row per GOT slot of the executable (with --all-objects, of every loaded
 object, every dlmopen namespace included; --object PATH: those whose path
-contains PATH): slot, symbol with version (memcpy@GLIBC_2.14, C++ demangled),
-relocation type, current value and state: unresolved (still the lazy stub),
-resolved (bound on the first call), bound-at-load (BIND_NOW, dlopen RTLD_NOW,
-LD_BIND_NOW, GLOB_DAT, IRELATIVE, TLS), null (absent weak symbol).  The
-binding mode of each object is read from the process (GOT[1]/GOT[2]), not
-from the file.  TLS slots name their module and variable.  x86_64, i386,
-aarch64 and arm; live, core, remote or the file before "run".
-  --preview  the first instruction at each target
-  --audit    what the dynamic linker's lookup scope SHOULD bind each slot to
-             (search order, versions, preloads, interposition) vs what it
-             holds: overwritten (hijacked) slots are flagged
-  --diff     what changed since the previous 'got' of this session, or since
-             a report saved with 'pipe got --json | cat > FILE' (e.g. a core)
+contains PATH): slot, symbol with version (memcpy@GLIBC_2.14, C++ names
+demangled), relocation kind, current value and state: unresolved (still the
+lazy stub), resolved (bound on the first call), bound-at-load (-z now,
+dlopen RTLD_NOW, LD_BIND_NOW, GLOB_DAT, IRELATIVE, TLS), null (absent weak
+symbol).  The binding mode of each object is read from the process
+(GOT[1]/GOT[2], its environment), not from the file.  TLS slots name their
+variable and module.  REGEX matches names with or without @VERSION.
+x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
 
-Example:
-  (gdb) got
-  (gdb) got '^puts$' --all-objects
-  (gdb) got --object libc --audit
-  (gdb) got --diff"""
-
+--preview  the first instruction at each target.
+--audit    what the dynamic linker's lookup scope SHOULD bind each slot to
+           (search order, versions, preloads, interposition) against what it
+           holds: overwritten (hijacked) slots are flagged.
+--diff     what changed since the previous 'got' of this session, or since
+           a report saved with 'pipe got --json | cat > FILE' (e.g. a core)."""
+    examples = ("got", "got '^puts$' --all-objects", "got --object libc --audit", "got --diff",
+                "got --json")
+    category = "plt"
+    json_hex_addresses = True
     name = "got"
 
     def build_parser(self):
@@ -211,14 +219,15 @@ Example:
         return report
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.plain_table import plain_table
+        from gdb_toolkit.common.table import Col, render_table
+        from gdb_toolkit.common.text import wrap
 
         multi = len(report.objects) > 1
         preview = any(r.preview for r in report.slots)
         audit = any(r.audit for r in report.slots)
-        text = _summary_lines(report)
+        text = _summary_lines(report, ctx.width)
         if report.diff is not None:
-            return text + _render_diff(report.diff, ctx) + "".join(f"note: {n}\n" for n in report.notes)
+            return text + _render_diff(report.diff, ctx) + _notes(report.notes, ctx.width)
         rows = []
         for r in report.slots:
             prot = ("ro" if r.read_only_now else "rw") if r.read_only_now is not None else \
@@ -229,20 +238,20 @@ Example:
             if audit:
                 row.append(r.audit["verdict"] if r.audit else "")
             rows.append(([r.object] if multi else []) + row)
-        headers = (["object"] if multi else []) + ["slot", "symbol", "type", "value", "state", "target", "prot"]
-        headers += (["first insn"] if preview else []) + (["audit"] if audit else [])
+        cols = ([Col("object", "symbol")] if multi else []) + [
+            Col("slot", "address"), Col("symbol", "symbol"), Col("type", "key"), Col("value", "address"),
+            Col("state", "state"), Col("target"), Col("prot", "key")]
+        cols += ([Col("first insn")] if preview else []) + ([Col("audit", "state", states=_STATES)] if audit else [])
         if rows:
-            text += plain_table(headers, rows, width=ctx.width)
+            text += render_table(cols, rows, ctx.width, styler=ctx.styler)
         if audit:
             for r in report.slots:
                 if r.audit and r.audit["verdict"] in ("overwritten", "other-definition"):
-                    text += f"{r.audit['verdict'].upper()}: {r.symbol} in {r.object} at 0x{r.address:x}: " \
-                            f"{r.audit['why']}\n"
+                    text += wrap(f"{r.audit['verdict'].upper()}: {r.symbol} in {r.object} at 0x{r.address:x}: "
+                                 f"{r.audit['why']}", ctx.width, "", "  ")
                 elif r.audit and r.audit.get("interposes") and r.audit["verdict"] in ("ok", "lazy"):
-                    text += f"interposed: {r.symbol} in {r.object}: {r.audit['why']}\n"
-        for n in report.notes:
-            text += f"note: {n}\n"
-        return text
+                    text += wrap(f"interposed: {r.symbol} in {r.object}: {r.audit['why']}", ctx.width, "", "  ")
+        return text + _notes(report.notes, ctx.width)
 
 
 def _safe_slots(obj):
@@ -255,33 +264,32 @@ def _safe_slots(obj):
 
 
 def _render_diff(diff, ctx) -> str:
-    from gdb_toolkit.common.plain_table import plain_table
+    from gdb_toolkit.common.table import Col, render_table
+    from gdb_toolkit.common.text import wrap
 
-    head = f"GOT diff: {diff.before} -> {diff.after}: {len(diff.changes)} changed, {diff.unchanged} unchanged\n"
-    if not diff.changes:
-        return head + "".join(f"note: {n}\n" for n in diff.notes)
-    rows = [[c.object, f"0x{c.address:x}", c.symbol, c.change, c.before or "-", c.after or "-"] for c in diff.changes]
-    return head + plain_table(["object", "slot", "symbol", "change", "before", "after"], rows, width=ctx.width) + \
-        "".join(f"note: {n}\n" for n in diff.notes)
+    head = wrap(f"GOT diff: {diff.before} -> {diff.after}: {len(diff.changes)} changed, "
+                f"{diff.unchanged} unchanged", ctx.width, "", "  ")
+    if diff.changes:
+        rows = [[c.object, f"0x{c.address:x}", c.symbol, c.change, c.before or "-", c.after or "-"]
+                for c in diff.changes]
+        head += render_table([Col("object", "symbol"), Col("slot", "address"), Col("symbol", "symbol"),
+                              Col("change", "key"), Col("before"), Col("after")], rows, ctx.width, styler=ctx.styler)
+    return head + _notes(diff.notes, ctx.width)
 
 
 class Plt(ToolkitCommand):
-    """PLT stubs: address, section, the GOT slot each jumps through, disassembly.
-
-Usage: plt [REGEX] [--all-objects] [--object PATH] [--json]
-
+    summary = "PLT stubs, the GOT slot each uses, disassembly"
+    usage = "plt [REGEX] [--all-objects] [--object PATH] [--json]"
+    description = """\
 Decodes .plt, .plt.sec (endbr64 + bnd jmp, -fcf-protection), .plt.got and
 the static .plt of IRELATIVE stubs with capstone: x86_64 jmp *GOT(%rip) and
-push N, i386 jmp *GOT(%ebx) / jmp *ABS, aarch64 adrp x16 / ldr x17 / br x17,
-arm add ip, pc / ldr pc, [ip].  ".plt[0]" is the resolver trampoline;
-"lazy" entries are the first-call halves of an IBT PLT.  On a live process
-or core the current state of each slot is shown too.
-
-Example:
-  (gdb) plt
-  (gdb) plt puts
-  (gdb) plt --object libfoo"""
-
+push N, i386 jmp *GOT(%ebx) / jmp *ABS, aarch64 adrp x16 / ldr x17 / br x17
+(BTI and PAC PLTs too), arm add ip, pc / ldr pc, [ip].  ".plt[0]" is the
+resolver trampoline; "lazy" entries are the first-call halves of an IBT PLT.
+On a live process or core the current state of each slot is shown too."""
+    examples = ("plt", "plt puts", "plt --object libfoo")
+    category = "plt"
+    json_hex_addresses = True
     name = "plt"
 
     def build_parser(self):
@@ -302,44 +310,43 @@ Example:
         return report
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.plain_table import plain_table
+        from gdb_toolkit.common.table import Col, render_table
 
         multi = len({s.object for s in report.stubs}) > 1
         rows = []
         for s in report.stubs:
-            row = [f"0x{s.address:x}", s.section, s.kind, f"0x{s.slot:x}" if s.slot is not None else "-",
+            row = [f"0x{s.address:x}", s.section, s.kind,
+                   f"0x{s.slot_address:x}" if s.slot_address is not None else "-",
                    s.symbol or "-", s.state or "-", "; ".join(s.code)]
             rows.append(([s.object] if multi else []) + row)
-        headers = (["object"] if multi else []) + ["stub", "section", "kind", "GOT slot", "symbol", "slot now", "code"]
-        text = "".join(f"note: {n}\n" for n in report.notes)
-        return text + (plain_table(headers, rows, width=ctx.width) if rows else "")
+        cols = ([Col("object", "symbol")] if multi else []) + [
+            Col("stub", "address"), Col("section", "key"), Col("kind", "key"), Col("GOT slot", "address"),
+            Col("symbol", "symbol"), Col("slot now"), Col("code")]
+        text = _notes(report.notes, ctx.width)
+        return text + (render_table(cols, rows, ctx.width, styler=ctx.styler) if rows else "")
 
 
 class PltWalk(ToolkitCommand):
-    """Walk one PLT call: call site, stub, GOT slot, target; first call vs later calls.
-
-Usage: plt-walk SYMBOL [--object PATH] [--live] [--json]
-
+    summary = "One PLT call, hop by hop; --live watches ld.so"
+    usage = "plt-walk SYMBOL [--object PATH] [--live] [--json]"
+    description = """\
 Shows each hop with its address and disassembly, from a call of SYMBOL in
 the current function (or the first call found in .text) through the PLT stub
 and the GOT slot to the target, and explains the first call (push of the
 relocation index, .plt[0], GOT[1] = link_map, GOT[2] = resolver) versus later
 calls -- or, when the process bound the object at load (-z now, LD_BIND_NOW,
 dlopen RTLD_NOW), says so.  When several objects or versions import SYMBOL,
-it says which slot it walks and why, and lists the others (pick one with
-SYMBOL@VERSION or --object).  With --live (a running process, slot still
-unresolved) a write watchpoint is put on the slot and the program continues
-until ld.so writes it: the writer (e.g. _dl_fixup) with its backtrace, old ->
-new value and the final target are reported; the watchpoint is deleted, your
-own breakpoints and watchpoints are left exactly as they were, and the
-program stays stopped right there.
+it says which slot it walks and why and lists the others (pick one with
+SYMBOL@VERSION or --object).  Data symbols are refused.
 
-Example:
-  (gdb) plt-walk puts
-  (gdb) start
-  (gdb) plt-walk puts --live
-  (gdb) plt-walk foo@VER_2 --object libfoo"""
-
+--live (a running process, slot still unresolved): a write watchpoint on the
+slot, continue until ld.so writes it; the writer (e.g. _dl_fixup) with its
+backtrace, old -> new value and target are reported, the watchpoint is
+deleted, your own breakpoints and watchpoints are left exactly as they were,
+and the program stays stopped right there."""
+    examples = ("plt-walk puts", "plt-walk puts --live", "plt-walk foo@VER_2 --object libfoo")
+    category = "plt"
+    json_hex_addresses = True
     name = "plt-walk"
 
     def build_parser(self):
@@ -422,10 +429,10 @@ Example:
         call = find_call_site(obj.model, stubs, spec, around)
         report = build_walk(obj, spec, row, stubs, kind, call, space, read, got12)
         report.chosen_because = choice.because
-        report.candidates = [{"object": o.name, "slot": s.address + o.bias, "symbol": s.display, "kind": s.kind}
+        report.candidates = [{"object": o.name, "slot_address": s.address + o.bias, "symbol": s.display, "kind": s.kind}
                              for o, s in choice.others]
         if choice.others:
-            listed = ", ".join(f"{d['symbol']} in {d['object']} ({d['kind']} at 0x{d['slot']:x})"
+            listed = ", ".join(f"{d['symbol']} in {d['object']} ({d['kind']} at 0x{d['slot_address']:x})"
                                for d in report.candidates[:8])
             more = f" and {len(report.candidates) - 8} more" if len(report.candidates) > 8 else ""
             report.notes.append(f"walking the slot in {obj.name} ({choice.because}); also: {listed}{more}. "
@@ -457,7 +464,7 @@ Example:
                        f"{spec.display} --live' watches that write"
                        + (" (or link with -z lazy and unset LD_BIND_NOW for a first-call binding)"
                           if spec.kind == "JUMP_SLOT" else ""))
-            raise ToolkitError(f"the slot of {spec.display} at 0x{report.slot:x} is already {row.state} "
+            raise ToolkitError(f"the slot of {spec.display} at 0x{report.slot_address:x} is already {row.state} "
                                f"({row.target}); ld.so will not write it again", fix)
         if env.bind_not and row.state == "unresolved":
             raise ToolkitError(f"LD_BIND_NOT is set in the process: ld.so resolves {spec.display} on every call "
@@ -466,40 +473,42 @@ Example:
                                "to watch _dl_fixup")
         # values that still mean "lazy stub": as in the file, and rebased by ld.so at load
         unresolved = {row.value, spec.file_value + obj.bias} if spec.kind == "JUMP_SLOT" else {row.value}
-        report.live = watch_slot(report.slot, spec.display, unresolved,
+        report.live = watch_slot(report.slot_address, spec.display, unresolved,
                                  lambda v: AddressSpace(gdb_live.loaded_objects(decide=False)[1])
                                  .describe(v, spec.symbol)[0], obj.model.wordsize)
 
     def render(self, report, ctx):
-        head = (f"{report.symbol} in {report.object} ({report.arch}, binding {report.binding}, {report.mode}): "
-                f"GOT slot 0x{report.slot:x} [{report.slot_type}] = 0x{report.value:x}, "
-                f"{report.state} -> {report.target}")
-        lines = [head]
+        from gdb_toolkit.common.text import wrap
+
+        w = ctx.width
+        out = wrap(f"{report.symbol} in {report.object} ({report.arch}, binding {report.binding}, {report.mode}): "
+                   f"GOT slot 0x{report.slot_address:x} [{report.slot_type}] = 0x{report.value:x}, "
+                   f"{report.state} -> {report.target}", w, "", "  ")
         if report.binding_reason and report.mode != "file":
-            lines.append(f"binding {report.binding}: {report.binding_reason}")
-        lines.append("")
+            out += wrap(f"binding {report.binding}: {report.binding_reason}", w, "", "  ")
+        out += "\n"
         compact = report.live is not None    # the walk itself is 'plt-walk SYMBOL' without --live
         for i, h in enumerate(report.hops, 1):
-            lines.append(f"[{i}] {h.step:<10} 0x{h.address:x}  {h.where}")
+            out += wrap(f"[{i}] {h.step:<10} 0x{h.address:x}  {h.where}", w, "", "                ")
             if compact:
                 continue
             for c in h.code:
-                lines.append(f"      {c}")
+                out += wrap(c, w, "      ", "          ")
             if h.note:
-                lines.append(f"      -- {h.note}")
+                out += wrap(f"-- {h.note}", w, "      ", "         ")
         if report.first_call and not compact:
-            lines += ["", "First call:"] + [f"  {t}" for t in report.first_call]
+            out += "\nFirst call:\n" + "".join(wrap(t, w, "  ", "     ") for t in report.first_call)
         if report.later_calls and not compact:
-            lines += ["Later calls:"] + [f"  {t}" for t in report.later_calls]
+            out += "Later calls:\n" + "".join(wrap(t, w, "  ", "    ") for t in report.later_calls)
         if report.live:
             lv = report.live
-            lines += ["", f"Live: the slot was written by {lv.writer} ({lv.writer_object}) at 0x{lv.pc:x}",
-                      f"  old 0x{lv.old:x} -> new 0x{lv.new:x} = {lv.target}",
-                      "  backtrace:"] + [f"    #{i} {t}" for i, t in enumerate(lv.backtrace)]
-            lines.append("  (watchpoint removed; the program is stopped here: 'continue' or 'finish')")
-        for n in report.notes:
-            lines.append(f"note: {n}")
-        return "\n".join(lines) + "\n"
+            out += "\n" + wrap(f"Live: the slot was written by {lv.writer} ({lv.writer_object}) at 0x{lv.pc:x}", w,
+                               "", "  ")
+            out += wrap(f"old 0x{lv.old:x} -> new 0x{lv.new:x} = {lv.target}", w, "  ", "    ")
+            out += "  backtrace:\n" + "".join(wrap(f"#{i} {t}", w, "    ", "       ")
+                                               for i, t in enumerate(lv.backtrace))
+            out += wrap("(watchpoint removed; the program is stopped here: 'continue' or 'finish')", w, "  ", "   ")
+        return out + _notes(report.notes, w)
 
 
 def register():

@@ -26,7 +26,7 @@ class StubRow:
     address: int
     section: str
     kind: str
-    slot: int | None
+    slot_address: int | None
     symbol: str
     reloc_index: int | None
     state: str | None

@@ -51,7 +51,7 @@ class WalkReport:
     mode: str
     arch: str
     binding: str
-    slot: int
+    slot_address: int
     slot_type: str
     state: str
     value: int
@@ -334,7 +334,7 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
            call: CallSite | None, lazy: list[Stub], plt0: Stub | None, got12, space) -> None:
     m = obj.model
     name = spec.symbol
-    slot = rep.slot
+    slot = rep.slot_address
     how_call = (f"the call at {call.function}" if call else f"a call of {name}@plt")
     resolver = {"x86_64": "_dl_runtime_resolve_xsave(c)", "i386": "_dl_runtime_resolve",
                 "aarch64": "_dl_runtime_resolve", "arm": "_dl_runtime_resolve"}.get(m.arch, "the resolver")

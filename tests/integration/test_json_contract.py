@@ -23,7 +23,6 @@ pytestmark = [pytest.mark.gdb]
 jsonschema = pytest.importorskip("jsonschema", reason="python3-jsonschema: run scripts/setup.sh")
 
 PENDING_RESULT_SCHEMAS = {
-    "got", "plt", "plt-walk",
     "stack-diagnose",
     "kcore", "kprobe-list", "kprobe-show", "kdis", "kx", "ksym", "ftrace-site",
     "ktrace", "ktask", "ktypes",

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.support.gdbrun import GDBINIT, GdbResult, assert_no_traceback, compile_c, json_wrapped
+from tests.support.gdbrun import GDBINIT, addr, GdbResult, assert_no_traceback, compile_c, json_wrapped
 
 pytestmark = pytest.mark.gdb
 NATIVE = platform.machine() in ("aarch64", "arm64")
@@ -63,7 +63,7 @@ def test_stubs_match_objdump(name, flags):
     od = subprocess.run([OBJDUMP, "-d", "-j", ".plt", str(exe)], capture_output=True, text=True).stdout
     oracle = {int(a, 16): n for a, n in re.findall(r"^([0-9a-f]+) <(\w+)@plt>:", od, re.M)}
     doc = gdb_json([], "plt", program=exe) if NATIVE else _multiarch_json(exe, "plt")
-    stubs = {s["address"]: s["symbol"].split("@")[0] for s in doc["stubs"] if s["kind"] == "stub"}
+    stubs = {addr(s["address"]): s["symbol"].split("@")[0] for s in doc["stubs"] if s["kind"] == "stub"}
     assert stubs == oracle, (stubs, oracle)
     assert any(s["kind"] == "plt0" for s in doc["stubs"])
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.support.gdbrun import GDBINIT, GdbResult, assert_no_traceback, gdb_json, json_wrapped, run_gdb
+from tests.support.gdbrun import GDBINIT, addr, GdbResult, assert_no_traceback, gdb_json, json_wrapped, run_gdb
 from tests.support.plt_oracles import build_hello, nm_symbols
 
 pytestmark = pytest.mark.gdb
@@ -45,16 +45,16 @@ def test_i386_file_view_matches_readelf(flags, name, binding):
     doc = gdb_json([], "got", program=exe)
     relocs = {r["offset"]: r for r in _relocs32(exe)
               if r["type"] in ("R_386_JUMP_SLOT", "R_386_GLOB_DAT", "R_386_IRELATIVE")}
-    assert {r["address"] for r in doc["slots"]} == set(relocs)
+    assert {addr(r["address"]) for r in doc["slots"]} == set(relocs)
     for r in doc["slots"]:
-        assert r["reloc_type"] == relocs[r["address"]]["type"].replace("JUMP_SLOT", "JMP_SLOT")
+        assert r["reloc_type"] == relocs[addr(r["address"])]["type"].replace("JUMP_SLOT", "JMP_SLOT")
     assert doc["objects"][0]["arch"] == "i386"
     assert doc["objects"][0]["binding"] == binding
     if binding == "lazy":
         plt = gdb_json([], "plt", program=exe)
         od = subprocess.run(["objdump", "-d", "-j", ".plt", str(exe)], capture_output=True, text=True).stdout
         oracle = {int(a, 16): n for a, n in re.findall(r"^([0-9a-f]+) <(\w+)@plt>:", od, re.M)}
-        stubs = {s["address"]: s["symbol"].split("@")[0] for s in plt["stubs"] if s["kind"] == "stub"
+        stubs = {addr(s["address"]): s["symbol"].split("@")[0] for s in plt["stubs"] if s["kind"] == "stub"
                  and s["section"] == ".plt"}
         assert stubs == oracle
 
@@ -101,19 +101,19 @@ def test_arm_file_view_and_stubs_match_readelf_objdump():
     doc = gdb_json([], "got", program=exe)
     relocs = {r["offset"]: r for r in _relocs32(exe, "arm-linux-gnueabihf-readelf")
               if r["type"] in ("R_ARM_JUMP_SLOT", "R_ARM_GLOB_DAT")}
-    assert {r["address"] for r in doc["slots"]} == set(relocs)
+    assert {addr(r["address"]) for r in doc["slots"]} == set(relocs)
     plt = gdb_json([], "plt", program=exe)
     od = subprocess.run(["arm-linux-gnueabihf-objdump", "-d", "-j", ".plt", str(exe)],
                         capture_output=True, text=True).stdout
     oracle = {int(a, 16): n for a, n in re.findall(r"^([0-9a-f]+) <(\w+)@plt>:", od, re.M)}
     slot_of = {r["name"]: r["offset"] for r in relocs.values() if r["type"] == "R_ARM_JUMP_SLOT"}
-    stubs = {s["address"]: s for s in plt["stubs"] if s["kind"] == "stub"}
+    stubs = {addr(s["address"]): s for s in plt["stubs"] if s["kind"] == "stub"}
     assert set(stubs) == set(oracle)
     for a, name in oracle.items():
-        assert stubs[a]["slot"] == slot_of[name], (name, stubs[a])
+        assert addr(stubs[a]["slot_address"]) == slot_of[name], (name, stubs[a])
     walk = gdb_json([], "plt-walk atoi", program=exe)
     hops = {h["step"]: h for h in walk["hops"]}
-    assert hops["stub"]["address"] == next(a for a, n in oracle.items() if n == "atoi")
+    assert addr(hops["stub"]["address"]) == next(a for a, n in oracle.items() if n == "atoi")
     assert "call site" in hops                                              # Thumb blx found
 
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.support.gdbrun import assert_no_traceback, compile_c, json_wrapped, run_gdb
+from tests.support.gdbrun import addr, assert_no_traceback, compile_c, json_wrapped, run_gdb
 from tests.support.plt_oracles import build_demo, build_hello, program_said
 
 pytestmark = pytest.mark.gdb
@@ -162,7 +162,7 @@ def test_audit_flags_an_overwritten_slot():
     m = re.search(r"hijacked slot=(0x[0-9a-f]+) value=(0x[0-9a-f]+)", res.stdout)
     rows = {r["symbol"].split("@")[0]: r for r in doc["slots"]}
     puts = rows["puts"]
-    assert puts["address"] == int(m.group(1), 16) and puts["value"] == int(m.group(2), 16)
+    assert addr(puts["address"]) == int(m.group(1), 16) and puts["value"] == int(m.group(2), 16)
     assert puts["audit"]["verdict"] == "overwritten"
     assert puts["audit"]["expected"].startswith("puts@GLIBC_2.2.5 in libc.so.6")   # LD_DEBUG's answer
     assert rows["printf"]["audit"]["verdict"] == "ok"

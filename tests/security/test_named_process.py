@@ -29,8 +29,8 @@ def hostile_process(tmp_path_factory):
 
 
 @pytest.mark.parametrize("command", [
-    pytest.param("got", marks=_pending("i13-plt", "objfile names")),
-    pytest.param("plt", marks=_pending("i13-plt", "objfile names")),
+    "got",
+    "plt",
     "stack-diagnose",
 ])
 def test_commands_on_a_process_with_a_hostile_name(command, hostile_process):
