@@ -232,15 +232,18 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
         for r in report.slots:
             prot = ("ro" if r.read_only_now else "rw") if r.read_only_now is not None else \
                 ("relro" if r.relro else "")
-            row = [f"0x{r.address:x}", r.symbol, r.kind, f"0x{r.value:x}", r.state, r.target, prot]
+            # the audit's table leaves out value and prot (in --json): the verdict needs the room
+            row = [f"0x{r.address:x}", r.symbol, r.kind] + ([] if audit else [f"0x{r.value:x}"]) + \
+                [r.state, r.target] + ([] if audit else [prot])
             if preview:
                 row.append(r.preview or "")
             if audit:
                 row.append(r.audit["verdict"] if r.audit else "")
             rows.append(([r.object] if multi else []) + row)
         cols = ([Col("object", "symbol")] if multi else []) + [
-            Col("slot", "address"), Col("symbol", "symbol"), Col("type", "key"), Col("value", "address"),
-            Col("state", "state"), Col("target"), Col("prot", "key")]
+            Col("slot", "address"), Col("symbol", "symbol"), Col("type", "key")] + \
+            ([] if audit else [Col("value", "address")]) + [Col("state", "state"), Col("target")] + \
+            ([] if audit else [Col("prot", "key")])
         cols += ([Col("first insn")] if preview else []) + ([Col("audit", "state", states=_STATES)] if audit else [])
         if rows:
             text += render_table(cols, rows, ctx.width, styler=ctx.styler)
