@@ -12,6 +12,9 @@ PACKAGES=(
   python3-bpfcc bpfcc-tools bpftool
   qemu-system-x86 busybox-static cpio kmod xz-utils zstd
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross gdb-multiarch qemu-user
+  # plt's ELF32 fixtures: cross compilers (gcc-multilib would remove gcc-aarch64-linux-gnu)
+  # and the i386 runtime that runs them natively; arm runs under qemu-arm
+  gcc-i686-linux-gnu libc6-dev-i386-cross libc6-i386 gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
 )
 
 missing=()

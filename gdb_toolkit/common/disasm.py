@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 from gdb_toolkit.common.errors import ToolkitError
 
-ARCHES = ("x86_64", "aarch64")
+ARCHES = ("x86_64", "aarch64")   # disassemble() also takes "i386" and "arm" (PLT commands)
 
 
 @dataclass
@@ -59,11 +59,16 @@ def _import_capstone():
 
 
 def _engine(arch: str):
-    arch = normalize_arch(arch)
+    if arch not in ("i386", "arm"):      # 32-bit user space: the PLT commands only
+        arch = normalize_arch(arch)
     if arch not in _engines:
         cs = _import_capstone()
         if arch == "x86_64":
             md = cs.Cs(cs.CS_ARCH_X86, cs.CS_MODE_64)
+        elif arch == "i386":
+            md = cs.Cs(cs.CS_ARCH_X86, cs.CS_MODE_32)
+        elif arch == "arm":
+            md = cs.Cs(cs.CS_ARCH_ARM, cs.CS_MODE_ARM)
         else:
             md = cs.Cs(cs.CS_ARCH_ARM64, cs.CS_MODE_ARM)
         md.detail = False
@@ -88,6 +93,6 @@ def disassemble(code: bytes, address: int, arch: str = "x86_64", count: int = 0)
             return out
     if end < address + len(code) and (not count or len(out) < count):
         off = end - address
-        step = 4 if normalize_arch(arch) == "aarch64" else 1
+        step = 4 if arch == "arm" or (arch != "i386" and normalize_arch(arch) == "aarch64") else 1
         out.append(Insn(end, step, bytes(code[off:off + step]), "(bad)", ""))
     return out

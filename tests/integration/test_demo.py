@@ -18,7 +18,7 @@ STEPS = sorted((REPO / "demo" / "steps").glob("*.sh"))
 # what each step must show, from the commands' own output
 EXPECT = {
     "00_doctor.sh": ["check", "status", "capstone"],
-    "10_plt.sh": ["JUMP_SLOT", "_dl_fixup"],
+    "10_plt.sh": ["JUMP_SLOT", "_dl_fixup", "OVERWRITTEN: puts"],
     "20_stack.sh": ["VERDICT", "RLIMIT_STACK", "sub rsp, rax"],
     "30_kernel.sh": ["prototype (BTF)", "offsets +"],
     "40_valgrind.sh": ["loss records", "memleak1", "Invalid write of size 1"],

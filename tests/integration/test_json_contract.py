@@ -24,8 +24,6 @@ pytestmark = [pytest.mark.gdb]
 jsonschema = pytest.importorskip("jsonschema", reason="python3-jsonschema: run scripts/setup.sh")
 
 PENDING_RESULT_SCHEMAS = {
-    "got", "plt", "plt-walk",
-
     "kcore", "kprobe-list", "kprobe-show", "kdis", "kx", "ksym", "ftrace-site",
     "ktrace", "ktask", "ktypes",
     "vg-start", "vg-attach", "vg-leaks", "vg-who", "vg-block", "vg-vbits", "vg-check", "vg-errors",

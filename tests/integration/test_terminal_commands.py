@@ -35,8 +35,6 @@ def plt_session():
         yield t
 
 
-@pytest.mark.xfail(strict=True, reason="plt owner: got's per-object summary line is not wrapped "
-                                       "(common.text.wrap) yet")
 def test_got_at_80_columns(plt_session):
     t = plt_session
     doc = t.json("got")
@@ -47,13 +45,11 @@ def test_got_at_80_columns(plt_session):
     t.assert_whole(rows, tokens)
 
 
-@pytest.mark.xfail(strict=True, reason="plt owner: plt-walk's story lines are not wrapped "
-                                       "(common.text.wrap) yet")
 def test_plt_walk_at_80_columns(plt_session):
     t = plt_session
     doc = t.json("plt-walk puts")
     rows = t.run("plt-walk puts")
-    tokens = hexes([doc["slot"], doc["value"]] + [h["address"] for h in doc["hops"]])
+    tokens = hexes([doc["slot_address"], doc["value"]] + [h["address"] for h in doc["hops"]])
     tokens += [doc["symbol"]]
     t.assert_whole(rows, tokens)
 

@@ -31,7 +31,7 @@ def hostile_process(tmp_path_factory):
 
 
 @pytest.mark.parametrize("command", [
-    pytest.param("got", marks=_pending("i13-plt", "objfile names")),
+    "got",
     "plt",
     "stack-diagnose",
 ])

@@ -77,6 +77,11 @@ RECIPES = {
     "toolkit-doctor-bogus": Recipe(["toolkit doctor --bogus"], width=80),
     "stack-teststack": Recipe(["run 1920 1080", "stack-diagnose"], source="examples/stack/teststack.c",
                               width=100),
+    # plt: the ifunc implementation glibc picks depends on the CPU (__strcmp_evex / _avx2 ...)
+    "plt-audit-hijack": Recipe(["break checkpoint", "run", "got --audit"], source="examples/plt/got_hijack.c",
+                               flags=["-Wl,-z,lazy"], width=132, loose=True,
+                               mask=[(r"__\w+?_(evex|avx|sse|erms)\w*", "__IMPL"),
+                                     (r"0x7ffff7[0-9a-f]{6}", "0xLIBADDR")]),
 }
 
 
