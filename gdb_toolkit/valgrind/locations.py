@@ -2,7 +2,7 @@
 import re
 from dataclasses import dataclass, field
 
-from gdb_toolkit.valgrind.stacks import Frame, parse_frame, program_frame, strip_prefix
+from gdb_toolkit.valgrind.stacks import CodeMap, Frame, parse_frame, program_frame, strip_prefix
 
 _ADDR_RE = re.compile(r"^Address (0x[0-9A-Fa-f]+) (is .*)$")
 _INSIDE_SYM_RE = re.compile(r"^is (\d+) bytes inside data symbol \"(.*)\"$")
@@ -51,7 +51,8 @@ class Location:
         return self.description
 
 
-def parse_location_lines(lines: list[str], start: int) -> tuple[Location | None, int]:
+def parse_location_lines(lines: list[str], start: int,
+                         code_map: CodeMap | None = None) -> tuple[Location | None, int]:
     """Parse an ``Address 0x.. is ...`` description starting at lines[start].
 
     Returns the location and the index of the first line not consumed.
@@ -80,7 +81,7 @@ def parse_location_lines(lines: list[str], start: int) -> tuple[Location | None,
     target = loc.stack if loc.kind != "freed_block" else loc.free_stack
     while i < len(lines):
         t = strip_prefix(lines[i]).strip()
-        f = parse_frame(t) if t.startswith(("at 0x", "by 0x")) else None
+        f = parse_frame(t, code_map) if t.startswith(("at 0x", "by 0x")) else None
         if f is not None:
             target.append(f)
             i += 1

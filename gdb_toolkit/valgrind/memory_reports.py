@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from gdb_toolkit.valgrind.locations import Location, parse_location_lines
-from gdb_toolkit.valgrind.stacks import strip_prefix
+from gdb_toolkit.valgrind.stacks import CodeMap, strip_prefix
 
 _SEARCH_RE = re.compile(r"^Searching for pointers (?:to (0x[0-9a-fA-F]+)|pointing in (\d+) bytes from (0x[0-9a-fA-F]+))")
 _POINTS_RE = re.compile(r"^\*(0x[0-9a-fA-F]+) (?:points at|interior points at (\d+) bytes inside) (0x[0-9a-fA-F]+)")
@@ -39,11 +39,11 @@ class WhoPointsAt:
     address: int | None
     length: int
     pointers: list[Pointer] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)   # unparsed lines (errors, hints)
+    notes: list[str] = field(default_factory=list)      # valgrind's unparsed lines (errors, hints)
     target: Location | None = None                      # what the searched address itself is
 
 
-def parse_who_points_at(text: str) -> WhoPointsAt:
+def parse_who_points_at(text: str, code_map: CodeMap | None = None) -> WhoPointsAt:
     lines = text.splitlines()
     report = WhoPointsAt(None, 1)
     i = 0
@@ -64,7 +64,7 @@ def parse_who_points_at(text: str) -> WhoPointsAt:
                         int(m.group(2)) if m.group(2) else None)
             i += 1
             if i < len(lines):
-                loc, i = parse_location_lines(lines, i)
+                loc, i = parse_location_lines(lines, i, code_map)
                 p.location = loc
             report.pointers.append(p)
             continue
@@ -74,7 +74,7 @@ def parse_who_points_at(text: str) -> WhoPointsAt:
                                            register=m.group(2), thread=int(m.group(1))))
             i += 1
             continue
-        report.messages.append(t)
+        report.notes.append(t)
         i += 1
     return report
 
@@ -104,8 +104,8 @@ class Vbits:
     unaddressable: int
     undefined: int
     partly_defined: int
-    messages: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list, metadata={"json_skip": True})
+    notes: list[str] = field(default_factory=list)
 
 
 def _vbit_token(tok: str) -> int | None:
@@ -176,11 +176,12 @@ class MemoryCheck:
     ok: bool
     first_bad: int | None       # first unaddressable / undefined byte
     location: Location | None   # what the start address is
-    messages: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list, metadata={"json_skip": True})
+    notes: list[str] = field(default_factory=list)
 
 
-def parse_check_memory(text: str, check: str, address: int, length: int) -> MemoryCheck:
+def parse_check_memory(text: str, check: str, address: int, length: int,
+                       code_map: CodeMap | None = None) -> MemoryCheck:
     lines = text.splitlines()
     report = MemoryCheck(address, length, check, False, None, None)
     seen = False
@@ -201,7 +202,7 @@ def parse_check_memory(text: str, check: str, address: int, length: int) -> Memo
             i += 1
             continue
         if t.startswith("Address "):
-            loc, j = parse_location_lines(lines, i)
+            loc, j = parse_location_lines(lines, i, code_map)
             if loc is not None:
                 report.location = loc
                 i = j
