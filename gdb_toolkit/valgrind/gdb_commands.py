@@ -118,10 +118,10 @@ Example:
         import os
         import shutil
         import subprocess
-        import tempfile
         import time
 
         from gdb_toolkit.common.errors import ToolkitError
+        from gdb_toolkit.common.private_dirs import make_private_dir, remove_tree
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.launch import (StartReport, log_destination, open_program_stream,
                                                  option_value, resolve_program,
@@ -135,7 +135,6 @@ Example:
             raise ToolkitError("gdb is already debugging a process",
                                "detach, disconnect or kill it first (or use another inferior)")
         program = resolve_program(args.program)
-        gs.gdb_path_argument(program, "vg-start")          # refused before anything runs
         args.args = list(getattr(self, "_prog_args", args.args))
         vg_opts = list(getattr(self, "_vg_opts", []))
         prefix = option_value(vg_opts, "--vgdb-prefix")
@@ -150,7 +149,7 @@ Example:
         except BaseException:
             stdin.close()
             raise
-        private = tempfile.mkdtemp(prefix="gdb_toolkit-vg-")
+        private = make_private_dir("gdb_toolkit-vg-")
         log_template = args.log or os.path.join(private, "valgrind-%p.log")
         argv = [a.replace("%LOG%", log_template) if a.startswith("--log-file=%LOG%") else a for a in argv]
         t0 = time.monotonic()
@@ -159,7 +158,7 @@ Example:
                                     start_new_session=True, close_fds=True,
                                     preexec_fn=set_parent_death_signal)
         except OSError as exc:
-            shutil.rmtree(private, ignore_errors=True)
+            remove_tree(private)
             raise ToolkitError(f"cannot start valgrind: {exc.strerror}", "check the valgrind install") from None
         finally:
             stdin.close()
@@ -331,7 +330,6 @@ Example:
 
     def run(self, args):
         import os
-        import tempfile
 
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.valgrind import gdb_session as gs
@@ -357,21 +355,20 @@ Example:
                                    "start one with vg-start PROGRAM, or run valgrind --vgdb=yes PROGRAM")
             return AttachReport(False, None, None, live, stale,
                                 notes=["several valgrind processes: choose one with vg-attach PID"])
+        from gdb_toolkit.common.private_dirs import make_private_dir
+        from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename
+
         notes = []
-        program = gdb.current_progspace().filename
+        program = progspace_filename()
         real = chosen.program_path
         if not program and real:
-            try:
-                gs.gdb_path_argument(real, "vg-attach")
-                program = real
-            except ToolkitError as exc:
-                notes.append(f"symbols not loaded: {exc.cause}")
+            program = real
         if program and real and os.path.realpath(program) != os.path.realpath(real):
             notes.append(f"gdb's file {program} is not the program valgrind runs ({chosen.program}): "
                          f"symbols may be wrong; 'file {chosen.program}' loads the right ones")
         s = gs.session(chosen.pid)
         if s.private_dir is None:
-            s.private_dir = tempfile.mkdtemp(prefix="gdb_toolkit-vg-")
+            s.private_dir = make_private_dir("gdb_toolkit-vg-")
         try:
             gs.connect(chosen.pid, program, os.path.join(s.private_dir, "vgdb-stderr.log"), probe=True,
                        vgdb_prefix=args.vgdb_prefix)
@@ -382,7 +379,6 @@ Example:
 
     def _reconnect(self, args):
         import os
-        import tempfile
         import time
 
         from gdb_toolkit.common.errors import ToolkitError
@@ -393,6 +389,8 @@ Example:
         if pid is None or pid < 0:
             raise ToolkitError("vg-attach --reconnect: no valgrind connection to renew",
                                "give the PID: vg-attach --reconnect PID")
+        from gdb_toolkit.common.private_dirs import make_private_dir
+
         s = gs.session(pid)
         if gs.connection_pid() is not None:
             try:
@@ -400,7 +398,7 @@ Example:
             except gdb.error:
                 pass
         if s.private_dir is None:
-            s.private_dir = tempfile.mkdtemp(prefix="gdb_toolkit-vg-")
+            s.private_dir = make_private_dir("gdb_toolkit-vg-")
         deadline = time.monotonic() + 15
         while True:
             try:
@@ -564,10 +562,11 @@ Example:
         s.hidden_search = False
         if args.mode == "full" and parsed.total_records is not None:
             s.records_total = parsed.total_records
+        if args.mode == "full":
+            s.last_records = parsed.records      # their numbers are valid until the next search
         if complete:
             from gdb_toolkit.valgrind.session_state import sites_of
 
-            s.last_records = parsed.records
             snap = s.add_snapshot(sites_of(parsed.records),
                                   {k: t.bytes for k, t in report.totals.items()})
             report.snapshot = snap.seq
@@ -751,6 +750,10 @@ def _run_for(seconds: float) -> str | None:
     fired = threading.Event()
 
     def stop():
+        # this thread must not take the SIGINT itself: gdb's main thread holds it back while a
+        # monitor reply is read (gdb_session.deferred_sigint), which only works if no other
+        # thread accepts it
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         fired.set()
         os.kill(os.getpid(), signal.SIGINT)
 
@@ -764,10 +767,11 @@ def _run_for(seconds: float) -> str | None:
         with gs.quiet_stops():
             gdb.execute("continue", to_string=True)
     except gdb.error as exc:
-        timer.cancel()
         return f"the program stopped: {exc}"
     finally:
         timer.cancel()
+        if timer.is_alive():
+            timer.join()
     if not gdb.selected_inferior().pid:
         return "the program exited"
     if pid is not None and gs.session(pid).errors_seen != errors_before:
@@ -904,8 +908,9 @@ Example:
                             min_bytes=None, top=None, complete=False)
         row = leak.records[0]
         if block is not None and not any(b.address == block[0] for b in row.block_list):
-            notes.append(f"loss record {record} of the last search no longer lists this block "
-                         "(the records changed since): 'vg-leaks' refreshes them")
+            notes.append(f"loss record {record} of the last leak search (same allocation stack) does "
+                         "not list this block: the block is newer than that search ('vg-leaks' "
+                         "lists it)")
         return BlockReport(pid, addr, block[0] if block else None, block[1] if block else None,
                            loc.description if loc else None, loc.stack if loc else row.stack,
                            row, row.block_list, notes)

@@ -36,22 +36,30 @@ RECONNECT_FIX = ("run 'vg-attach --reconnect' to start a new connection to the s
 
 # -- which process is connected -------------------------------------------------
 def _vgdb_connection():
+    """(connection number, details) of the selected inferior's vgdb connection, or None."""
     inf = gdb.selected_inferior()
     conn = getattr(inf, "connection", None)
     if conn is None or getattr(conn, "type", None) not in ("remote", "extended-remote"):
         return None
     details = getattr(conn, "details", "") or ""
-    return details if "vgdb" in details else None
+    num = getattr(conn, "num", None)
+    ours = any(s.connection_num == num and s.connected for s in SESSIONS.values())
+    return (num, details) if ours or "vgdb" in details else None
 
 
 def connection_pid() -> int | None:
     """The valgrind pid of the current vgdb connection, or None.
 
-    From ``--pid=N`` in the connection, else from the threads valgrind reports
-    (their lwp ids are the real ones; the main thread's is the process id)."""
-    details = _vgdb_connection()
-    if details is None:
+    The connection vg-start/vg-attach made, or ``--pid=N`` of one made by hand,
+    else the threads valgrind reports (their lwp ids are the real ones; the main
+    thread's is the process id)."""
+    found = _vgdb_connection()
+    if found is None:
         return None
+    num, details = found
+    for s in SESSIONS.values():
+        if s.connection_num == num and s.connected:
+            return s.pid
     m = _PID_RE.search(details)
     if m:
         return int(m.group(1))
@@ -164,8 +172,10 @@ def deferred_sigint():
 
 
 def _raw_monitor(command: str) -> str:
+    from gdb_toolkit.gdbsupport.safe_gdb import execute_to_string
+
     with deferred_sigint():
-        return gdb.execute(f"monitor {command}", to_string=True)
+        return execute_to_string(f"monitor {command}")
 
 
 def check_in_step(pid: int, what: str) -> None:
@@ -263,6 +273,7 @@ def _on_exit(event):
                 s.popen.poll()
             if s.connected:
                 s.connected = False
+                s.connection_num = None
                 if hasattr(event, "exit_code"):     # a normal exit, not a lost connection
                     s.exit_code = event.exit_code
                 if not pid_alive(pid):
@@ -302,8 +313,6 @@ def session_processes(s: Session) -> list[int]:
 
 def cleanup_session(s: Session, kill: bool = True) -> None:
     """Kill what vg-start started (children included), remove their FIFOs and our files."""
-    import shutil
-
     from gdb_toolkit.valgrind.vgdb_processes import remove_stale_fifos
 
     pids = session_processes(s) if kill else []
@@ -321,7 +330,9 @@ def cleanup_session(s: Session, kill: bool = True) -> None:
     for p in {s.pid, *pids}:
         remove_stale_fifos(p, prefix=s.vgdb_prefix)
     if s.private_dir:
-        shutil.rmtree(s.private_dir, ignore_errors=True)
+        from gdb_toolkit.common.private_dirs import remove_tree
+
+        remove_tree(s.private_dir)
         s.private_dir = None
 
 
@@ -384,38 +395,11 @@ class quiet_stops:
         return False
 
 
-# -- safe command text ---------------------------------------------------------------
-def gdb_path_argument(path: str, what: str) -> str:
-    """*path* as one word of a gdb command whose arguments gdb splits like a shell
-    (``file``): every blank, quote and backslash escaped.  A newline or carriage return
-    cannot be passed (gdb.execute would run the rest as another command): refused."""
-    if any(c in path for c in "\n\r\0"):
-        raise ToolkitError(f"{what}: the path {path!r} contains a line break, which gdb would take "
-                           "as the start of another command", "rename it, or give a symlink without one")
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ToolkitError(f"{what}: the path {path.encode('utf-8', 'surrogateescape')!r} is not "
-                           "valid UTF-8 and cannot be given to gdb", "give a symlink with a UTF-8 name") from None
-    return "".join("\\" + c if c in " \t'\"\\" else c for c in path)
-
-
-def shell_word(text: str, what: str) -> str:
-    """*text* as one /bin/sh word for 'target remote | COMMAND' (gdb runs it with sh -c)."""
-    import shlex
-
-    if any(c in text for c in "\n\r\0"):
-        raise ToolkitError(f"{what}: {text!r} contains a line break", "use a path without one")
-    return shlex.quote(text)
-
-
 def load_program(program: str) -> None:
-    """``file PROGRAM`` with PROGRAM quoted so that no byte of it is gdb syntax."""
-    arg = gdb_path_argument(program, "loading symbols")
-    try:
-        gdb.execute(f"file {arg}", to_string=True)
-    except gdb.error as exc:
-        raise ToolkitError(f"cannot load symbols of {program}: {exc}", "check the program file") from None
+    """``file PROGRAM`` without any byte of PROGRAM reaching gdb's command parser."""
+    from gdb_toolkit.gdbsupport.safe_gdb import load_executable
+
+    load_executable(program, "program")
 
 
 def connect(pid: int, program: str | None, errlog: str, probe: bool = False,
@@ -428,19 +412,16 @@ def connect(pid: int, program: str | None, errlog: str, probe: bool = False,
 
     if probe:
         probe_vgdb(vgdb_binary(), pid, vgdb_prefix)
-    if program and gdb.current_progspace().filename != program:
+    from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename, target_remote_pipe
+
+    if program and progspace_filename() != program:
         load_program(program)
-    vgdb = vgdb_binary()
-    words = [shell_word(vgdb, "vgdb")]
-    if vgdb_prefix:
-        words.append(shell_word(f"--vgdb-prefix={vgdb_prefix}", "--vgdb-prefix"))
-    words.append(f"--pid={int(pid)}")
+    argv = [vgdb_binary(), *([f"--vgdb-prefix={vgdb_prefix}"] if vgdb_prefix else []), f"--pid={int(pid)}"]
     fd = os.open(errlog, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     os.close(fd)
     try:
         with quiet_stops():
-            out = gdb.execute(f"target remote | {' '.join(words)} 2>>{shell_word(errlog, 'log')}",
-                              to_string=True)
+            out = target_remote_pipe(argv, stderr_path=errlog)
     except gdb.error:
         try:
             with open(errlog, errors="replace") as fh:
@@ -453,6 +434,10 @@ def connect(pid: int, program: str | None, errlog: str, probe: bool = False,
         raise explain_vgdb_failure(err, pid) from None
     install_handlers()
     s = session(pid)
+    for other in SESSIONS.values():
+        if other is not s and other.connection_num == getattr(gdb.selected_inferior().connection, "num", None):
+            other.connection_num = None
+    s.connection_num = getattr(gdb.selected_inferior().connection, "num", None)
     s.connected, s.gone, s.exit_code = True, False, None
     s.program, s.vgdb_log, s.vgdb_prefix = program, errlog, vgdb_prefix
     s.errors_seen = current_error_count(pid)

@@ -162,6 +162,7 @@ def write_plot(report: HistoryReport, path: str, top: int = 8) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
+        matplotlib.rcParams["svg.fonttype"] = "none"     # labels stay text in the SVG
         from matplotlib.figure import Figure
     except ImportError:
         raise ToolkitError("--plot needs matplotlib", "apt-get install python3-matplotlib") from None

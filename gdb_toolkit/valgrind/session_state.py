@@ -52,6 +52,7 @@ class Session:
     vgdb_log: str | None = None
     vgdb_prefix: str | None = None
     connected: bool = False
+    connection_num: int | None = None   # gdb's number of the connection vg-start/vg-attach made
     gone: bool = False
     exit_code: int | None = None
     errors_seen: int = 0

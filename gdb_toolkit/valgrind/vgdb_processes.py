@@ -21,10 +21,10 @@ def fifo_re(prefix: str | None = None) -> "re.Pattern":
 
 
 def display_name(raw: bytes) -> str:
-    """A name from /proc or a core (any bytes) as printable text: bytes that are not
-    UTF-8 become \\xNN, so every name survives and prints recognisably."""
-    text = raw.decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+    """A name from /proc (any bytes) as printable, lossless text (common.names.escape_name)."""
+    from gdb_toolkit.common.names import escape_name
+
+    return escape_name(raw)
 
 
 @dataclass
@@ -83,9 +83,14 @@ def process_info(pid: int, proc: str = "/proc") -> tuple[bool, str | None, list[
         cwd = os.fsdecode(os.readlink(os.fsencode(f"{base}/cwd")))
     except OSError:
         cwd = None
-    is_vg = bool(re.match(r"^[a-z]+-(amd64|x86|arm64|arm|ppc64le|s390x|mips\d*)-", comm)) or \
-        (bool(argv) and os.path.basename(argv[0]).startswith("valgrind"))
-    tool = comm.split("-", 1)[0] if is_vg else None
+    by_comm = re.match(r"^([a-z]+)-(amd64|x86|arm64|arm|ppc64le|s390x|mips\d*)-", comm)
+    by_argv = bool(argv) and os.path.basename(argv[0]).startswith("valgrind")
+    is_vg = bool(by_comm) or by_argv
+    tool = None
+    if is_vg:
+        # the program can rename the process (prctl PR_SET_NAME): valgrind's argv says the tool
+        opts = [a for a in argv[1:] if a.startswith("--tool=")] if by_argv else []
+        tool = opts[-1].split("=", 1)[1] if opts else ("memcheck" if by_argv else by_comm.group(1))
     return is_vg, tool, argv, cwd
 
 
