@@ -205,7 +205,8 @@ def group_records(records: list[LossRecord], depth: int) -> list[GroupRow]:
     out: dict[tuple, GroupRow] = {}
     for r in records:
         f = frame_at_depth(r.frames(), depth)
-        key = (r.kind, f.address if f else None)
+        # a source line is one site (a line may hold several calls); without line info the address
+        key = (r.kind, f.symbol, f.file, f.line) if f is not None and f.file else (r.kind, f and f.address)
         g = out.get(key)
         if g is None:
             g = out[key] = GroupRow(r.kind, f, 0, 0, [])

@@ -10,7 +10,10 @@ _STACK_RE = re.compile(r"^is on thread (\d+)'s stack$")
 _FRAME_RE = re.compile(r"^in frame #(\d+), created by (.*?)(?: \((.*)\))?$")
 _BLOCK_RE = re.compile(r"^is (\d+) bytes (inside|after|before) a(?:n unallocated)? block of size ([\d,]+)"
                        r" (alloc'd|free'd|in arena .*|client-defined.*)$")
-_SEG_RE = re.compile(r"^is in a (\S+) segment of (.*)$")
+# "is in the Text segment of /bin/x", "is in a rw- mapped file /lib/x.so segment",
+# "is in a rw- anonymous segment"
+_SEG_RE = re.compile(r"^is in (?:a|the) (?:(\S+) segment of (.*)|\S+ mapped file (.*) segment|"
+                     r"\S+ (anonymous) segment)$")
 
 
 @dataclass
@@ -77,7 +80,7 @@ def parse_location_lines(lines: list[str], start: int,
         loc.block_size = int(sm.group(3).replace(",", ""))
         loc.kind = "freed_block" if sm.group(4) == "free'd" else "heap_block"
     elif (sm := _SEG_RE.match(rest)):
-        loc.kind, loc.symbol = "mapping", sm.group(2)
+        loc.kind, loc.symbol = "mapping", sm.group(2) or sm.group(3) or sm.group(4)
     target = loc.stack if loc.kind != "freed_block" else loc.free_stack
     while i < len(lines):
         t = strip_prefix(lines[i]).strip()

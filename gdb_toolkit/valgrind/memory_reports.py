@@ -110,7 +110,13 @@ class Vbits:
 
 def _vbit_token(tok: str) -> int | None:
     tok = tok.strip()
-    return None if tok == "__" else int(tok, 16)
+    if tok == "__" or not _HEX2.fullmatch(tok):
+        return None
+    return int(tok, 16)
+
+
+_HEX2 = re.compile(r"[0-9a-fA-F]{2}")
+_XB_VALUES_RE = re.compile(r"^0x([0-9A-Fa-f]{1,16}):((?:\s+0x(?:[0-9A-Fa-f]{2}|\?\?))+)\s*$")
 
 
 def parse_xb(text: str, address: int | None = None, length: int | None = None) -> Vbits:
@@ -122,14 +128,14 @@ def parse_xb(text: str, address: int | None = None, length: int | None = None) -
         line = raw.strip()
         if not line:
             continue
-        if line.startswith("0x") and ":" in line:
-            addr_text, _, vals = line.partition(":")
-            base = int(addr_text, 16)
-            values = vals.split()
+        m = _XB_VALUES_RE.match(line)
+        if m:
+            base = int(m.group(1), 16)
+            values = m.group(2).split()
             bits = pending or [None] * len(values)
             for k, v in enumerate(values):
-                out.append(ByteState(base + k, None if "?" in v else int(v, 16),
-                                     bits[k] if k < len(bits) else None))
+                bit = bits[k] if k < len(bits) else None
+                out.append(ByteState(base + k, None if "?" in v or bit is None else int(v, 16), bit))
             pending = None
             continue
         toks = line.split()
@@ -144,7 +150,10 @@ def parse_get_vbits(text: str, address: int, length: int | None = None) -> Vbits
     """``get_vbits ADDR LEN``: validity bytes in groups of 4 (``________`` = unaddressable)."""
     out: list[ByteState] = []
     messages: list[str] = []
+    limit = length if length is not None else 1 << 24
     for raw in text.splitlines():
+        if len(out) >= limit:
+            break
         line = raw.strip()
         if not line:
             continue

@@ -86,10 +86,10 @@ def memleak_session(tmp_path_factory):
             *j("vg-leaks --delta increased"),
             *j("vg-leaks --top 2"),
             *j("vg-leaks summary"),
-            *j("vg-leaks --kinds definite --min-bytes 1000"),
             *j("vg-block 3"),
             *j("vg-block g_psz1[1]"), "vg-block g_psz1[1]",
             *j("vg-who g_psz1[0]"), "vg-who g_psz1[0]",
+            *j("vg-leaks --kinds definite --min-bytes 1000"),
             "echo @@ADDR@@\\n", "output/x g_psz1[0]", "echo \\n", "output/x g_psz1[1]", "echo \\n",
             "output/x &g_psz1[0]", "echo \\n",
             "continue",
@@ -176,13 +176,13 @@ def test_top_uses_correct_totals_despite_limited(memleak_session):
 
 
 def test_kinds_and_min_bytes(memleak_session):
-    d = docs(memleak_session)[5]
+    d = docs(memleak_session)[8]
     assert [(r["location"]["symbol"], r["bytes"]) for r in d["records"]] == [("memleak2", 4912), ("memleak1", 2222)]
 
 
 def test_block_list_by_record_and_by_address(memleak_session):
     res = memleak_session
-    by_record, by_addr = docs(res)[6], docs(res)[7]
+    by_record, by_addr = docs(res)[5], docs(res)[6]
     addrs = res.stdout.split("@@ADDR@@")[1].split()[:3]
     g0, g1, gaddr = (int(a, 16) for a in addrs)
     rec = by_record["record"]
@@ -192,7 +192,7 @@ def test_block_list_by_record_and_by_address(memleak_session):
     assert (by_addr["block_address"], by_addr["block_size"]) == (g1, 45678)   # v.info location's block
     assert {b["address"] for b in by_addr["blocks"]} == {g0, g1}
     assert all(b["size"] == 45678 for b in by_addr["blocks"])
-    who = docs(res)[8]
+    who = docs(res)[7]
     holders = [p for p in who["pointers"] if p["at"] == gaddr]
     assert holders and holders[0]["location"]["symbol"] == "g_psz1"
     assert who["target"]["kind"] == "heap_block" and who["target"]["block_size"] == 45678
