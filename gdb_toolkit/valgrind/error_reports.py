@@ -6,8 +6,8 @@ from gdb_toolkit.valgrind.locations import Location, parse_location_lines
 from gdb_toolkit.valgrind.stacks import CodeMap, Frame, Stack, parse_frame, program_frame, strip_prefix
 
 _NERRS_RE = re.compile(r"n_errs_found (\d+) n_errs_shown (\d+) \(vgdb-error (\d+)\)")
-_SUMMARY_RE = re.compile(r"ERROR SUMMARY: ([\d,]+) errors from ([\d,]+) contexts \(suppressed: ([\d,]+) from ([\d,]+)\)")
-_CONTEXT_RE = re.compile(r"^([\d,]+) errors in context (\d+) of (\d+):")
+_SUMMARY_RE = re.compile(r"ERROR SUMMARY: (\d[\d,]*) errors from (\d[\d,]*) contexts \(suppressed: (\d[\d,]*) from (\d[\d,]*)\)")
+_CONTEXT_RE = re.compile(r"^(\d[\d,]*) errors in context (\d+) of (\d+):")
 
 
 @dataclass

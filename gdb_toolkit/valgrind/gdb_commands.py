@@ -267,7 +267,8 @@ def _run_to_main(program: str, s) -> str | None:
         pass
     if s.errors_seen > before:
         return (f"stopped on memcheck error #{s.errors_seen} before main: "
-                f"{s.last_error_stop or 'see vg-errors'}; 'break main' and 'continue' to get there")
+                f"{s.last_error_stop or 'see vg-errors'}; 'break main' and 'continue' to get there "
+                f"({gs.ERROR_STOP_SIGTRAP})")
     return "stopped before main (not at the temporary breakpoint)"
 
 
@@ -890,7 +891,10 @@ Example:
                                    "give the address of a malloc'd block (vg-who describes any address)")
             block = (addr - (loc.offset or 0), loc.block_size)
             wanted = tuple(f.address for f in loc.stack)
-            match = next((r for r in s.last_records if tuple(f.address for f in r.frames()) == wanted), None)
+            # cheap test first: the outermost frame's address in the record's stack text
+            probe = f"0x{wanted[-1]:X}:" if wanted else ""
+            match = next((r for r in s.last_records if probe in r.stack_text
+                          and r.stack_addresses() == wanted), None)
             if match is None:
                 rep = BlockReport(pid, addr, block[0], block[1], loc.description, loc.stack, None, [], notes)
                 notes.append("no loss record of the last leak search has this allocation stack (no "

@@ -260,7 +260,8 @@ def _on_stop(event):
                             code_map(pid)).errors
         text = errs[0].one_line() if errs else "see 'monitor v.info last_error'"
         s.last_error_stop = text
-        gdb.write(f"vg: stopped on memcheck error #{counts.found} (not a signal): {text}\n"
+        gdb.write(f"vg: stopped on memcheck error #{counts.found} (the SIGTRAP above is valgrind's "
+                  f"error stop, not a signal): {text}\n"
                   "vg: 'vg-errors' lists the errors; 'continue' goes on\n")
     except (Exception, KeyboardInterrupt):
         return
@@ -379,7 +380,13 @@ def vgdb_binary() -> str:
 
 
 class quiet_stops:
-    """Suppress gdb's own stop printing (the report says where the program stopped)."""
+    """Suppress gdb's own stop printing (the report says where the program stopped).
+
+    ``suppress-cli-notifications`` silences the stop location.  In an interactive session
+    gdb's CLI still prints "Program received signal SIGTRAP" when memcheck stops the program
+    on an error (valgrind reports error stops as SIGTRAP); that line goes to the CLI's own
+    stream, which neither to_string capture nor ``set logging redirect`` reaches (tried on
+    gdb 13), so the reports say what it was instead (see ERROR_STOP_SIGTRAP)."""
 
     def __enter__(self):
         try:
@@ -393,6 +400,10 @@ class quiet_stops:
         if self.old is not None:
             gdb.execute(f"set suppress-cli-notifications {'on' if self.old else 'off'}", to_string=True)
         return False
+
+
+ERROR_STOP_SIGTRAP = ("gdb shows this stop as 'Program received signal SIGTRAP': that is how valgrind "
+                      "reports a memcheck error stop, not a signal the program got")
 
 
 def load_program(program: str) -> None:

@@ -19,17 +19,19 @@ KINDS = ("definite", "indirect", "possible", "reachable")
 _KIND_WORDS = {"definitely lost": "definite", "indirectly lost": "indirect",
                "possibly lost": "possible", "still reachable": "reachable"}
 
-_NUM = r"([\d,]+)"
-_DELTA = r"(?:\s\(([+-][\d,]+)\))?"
+_NUM = r"(\d[\d,]*)"
+_DELTA = r"(?:\s\(([+-]\d[\d,]*)\))?"
 HEADER_RE = re.compile(
     rf"^{_NUM}{_DELTA}\s(?:\({_NUM}{_DELTA} direct, {_NUM}{_DELTA} indirect\)\s)?"
     rf"bytes in {_NUM}{_DELTA} blocks are (definitely lost|indirectly lost|possibly lost|still reachable)"
-    r"(?: \(suppressed\))? in loss record ([\d,]+) of ([\d,]+)")
+    r"(?: \(suppressed\))? in loss record (\d[\d,]*) of (\d[\d,]*)")
 SUMMARY_LINE_RE = re.compile(
     rf"^\s*(definitely lost|indirectly lost|possibly lost|still reachable|suppressed):\s+"
     rf"{_NUM}{_DELTA} bytes in {_NUM}{_DELTA} blocks")
 BLOCK_RE = re.compile(r"^0x([0-9A-Fa-f]+)\[(\d+)\]\s*(.*)$")
 PID_RE = re.compile(r"==(\d+)==")
+_ADDR_KIND_RE = re.compile(r"(?m)^(?:==\d+== ?)?[ \t]*(at|by) 0x([0-9A-Fa-f]+): ")
+_ADDR_IN_FRAME_RE = re.compile(r"(?m)^(?:==\d+== ?)?[ \t]*(?:at|by) 0x([0-9A-Fa-f]+):")
 _FRAME_LINE_RE = re.compile(r"(?m)^(?:==\d+== ?)?[ \t]*((?:at|by) 0x.*)$")
 
 
@@ -71,6 +73,7 @@ class LossRecord:
     stack_text: str = field(default="", repr=False, compare=False, metadata={"json_skip": True})
     code_map: CodeMap | None = field(default=None, repr=False, compare=False,
                                      metadata={"json_skip": True})
+    _site: tuple | None = field(default=None, repr=False, compare=False, metadata={"json_skip": True})
 
     def frames(self) -> list[Frame]:
         """The whole allocation stack (parsed from stack_text on first use)."""
@@ -83,9 +86,23 @@ class LossRecord:
     def program_frame(self) -> Frame | None:
         """The frame the record is attributed to (stacks.site_index), parsing only as
         many frames as needed while the stack is still text."""
+        if self._site is None:
+            self._site = (self._find_site(),)
+        return self._site[0]
+
+    def _find_site(self) -> Frame | None:
         if self.stack or not self.stack_text:
             return program_frame(self.stack)
         st, cm = self.stack_text, self.code_map
+        if cm is not None:
+            # roles from the addresses alone (cached per address); only the site's line is parsed
+            for m in _ADDR_KIND_RE.finditer(st):
+                role = cm.role_at(int(m.group(2), 16), m.group(1))
+                if role in ("program", "unknown"):
+                    start = st.rfind("\n", 0, m.start()) + 1
+                    end = st.find("\n", m.end())
+                    return parse_frame(st[start:end if end >= 0 else len(st)].strip(), cm)
+            return program_frame(self.frames())
         pos, size = 0, len(st)
         while pos < size:
             nl = st.find("\n", pos)
@@ -98,6 +115,12 @@ class LossRecord:
             if f is not None and f.role in ("program", "unknown"):
                 return f
         return program_frame(self.frames())
+
+    def stack_addresses(self) -> tuple:
+        """The addresses of the allocation stack, from the text when it is not parsed yet."""
+        if self.stack or not self.stack_text:
+            return tuple(f.address for f in self.stack)
+        return tuple(int(a, 16) for a in _ADDR_IN_FRAME_RE.findall(self.stack_text))
 
     def key(self) -> tuple:
         """What identifies a record across checks: its kind and allocation stack."""

@@ -8,7 +8,7 @@ _ADDR_RE = re.compile(r"^Address (0x[0-9A-Fa-f]+) (is .*)$")
 _INSIDE_SYM_RE = re.compile(r"^is (\d+) bytes inside data symbol \"(.*)\"$")
 _STACK_RE = re.compile(r"^is on thread (\d+)'s stack$")
 _FRAME_RE = re.compile(r"^in frame #(\d+), created by (.*?)(?: \((.*)\))?$")
-_BLOCK_RE = re.compile(r"^is (\d+) bytes (inside|after|before) a(?:n unallocated)? block of size ([\d,]+)"
+_BLOCK_RE = re.compile(r"^is (\d+) bytes (inside|after|before) a(?:n unallocated)? block of size (\d[\d,]*)"
                        r" (alloc'd|free'd|in arena .*|client-defined.*)$")
 # "is in the Text segment of /bin/x", "is in a rw- mapped file /lib/x.so segment",
 # "is in a rw- anonymous segment"

@@ -420,3 +420,32 @@ def test_hostile_names_lock_holder_and_stdin_fifo(tmp_path):
             holder.wait()
         os.killpg(vg.pid, signal.SIGKILL)
         vg.wait()
+
+
+@pytest.mark.skipif(not shutil.which("tmux"), reason="tmux not installed (the interactive terminal)")
+def test_interactive_error_stop_sigtrap_line_is_explained(tmp_path):
+    """Issue 14 item 8: in a terminal (not in batch) gdb prints 'Program received signal SIGTRAP'
+    for memcheck's error stop during vg-start --main; the report says what it is."""
+    static = compile_c("int main(void) { return 0; }\n", name="static_main", flags=["-static"])
+    session = f"vgtk{os.getpid()}"
+    gdbinit = REPO / "gdb_toolkit" / "gdbinit.py"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "60",
+                    f"TMPDIR={tmp_path} gdb -nx -q -iex 'set debuginfod enabled off' -ex 'source {gdbinit}'"],
+                   check=True)
+    try:
+        time.sleep(2)
+        subprocess.run(["tmux", "send-keys", "-t", session, f"vg-start --main {static}", "Enter"], check=True)
+        screen = ""
+        deadline = time.time() + 60
+        while time.time() < deadline and "next: 'continue'" not in screen:
+            time.sleep(0.5)
+            screen = subprocess.run(["tmux", "capture-pane", "-t", session, "-p", "-J"],
+                                    capture_output=True, text=True).stdout
+        lines = screen.splitlines()
+        assert any(ln.startswith("Program received signal SIGTRAP") for ln in lines), screen
+        note = next(ln for ln in lines if ln.startswith("note: stopped on memcheck error #1 before main"))
+        assert "'Program received signal SIGTRAP': that is how valgrind reports a memcheck error stop" in note
+        subprocess.run(["tmux", "send-keys", "-t", session, "kill", "Enter", "y", "Enter", "quit", "Enter"])
+        time.sleep(1)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

@@ -252,7 +252,8 @@ def test_heap_overflow_stop_errors_quiet_mode_and_valgrind_death(tmp_path):
     start, errors = docs(res)[:2]
     block = int(re.search(r"block=(0x[0-9a-f]+)", out.read_text()).group(1), 16)
     # the error stop is announced with the error, not as a mere signal
-    assert re.search(r"vg: stopped on memcheck error #1 \(not a signal\): Invalid write of size 1 "
+    assert re.search(r"vg: stopped on memcheck error #1 \(the SIGTRAP above is valgrind's error stop, "
+                     r"not a signal\): Invalid write of size 1 "
                      r"at main \(memcorrupt.c:%d\)" % source_line("memcorrupt.c", "psz[32] = 'b'"), res.stdout)
     assert errors["counts"]["found"] == 1
     loc = errors["last_error"]["location"]
