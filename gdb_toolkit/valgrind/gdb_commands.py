@@ -690,6 +690,10 @@ Example:
         s = gs.current_session(self.name)
         notes = []
         taken = 0
+        if not args.json:
+            gdb.write(f"vg-watch: a leak snapshot every {args.seconds:g} s until Ctrl-C; gdb shows each "
+                      "stop as 'Program received signal SIGTRAP': that is valgrind stopping the "
+                      "program for vg-watch, not a signal\n")
         try:
             while True:
                 taken += 1
@@ -733,8 +737,9 @@ def _watch_snapshot(s, what: str) -> str:
         d = {k: snap.totals.get(k, 0) - prev.totals.get(k, 0) for k in snap.totals}
         grow = " (" + ", ".join(f"{k} {v:+,}" for k, v in d.items() if v) + ")" if any(d.values()) else \
             " (no change)"
+    held = ", ".join(f"{k} {v:,}" for k, v in snap.totals.items() if v) or "no heap blocks in use"
     return (f"vg-watch: snapshot {snap.seq} at {time.strftime('%H:%M:%S', time.localtime(snap.time))}: "
-            + ", ".join(f"{k} {v:,}" for k, v in snap.totals.items() if v) + grow)
+            + held + grow)
 
 
 def _run_for(seconds: float) -> str | None:
@@ -759,6 +764,8 @@ def _run_for(seconds: float) -> str | None:
         os.kill(os.getpid(), signal.SIGINT)
 
     timer = threading.Timer(seconds, stop)
+    events = []
+    gdb.events.stop.connect(events.append)
     errors_before = None
     pid = gs.connection_pid()
     if pid is not None:
@@ -773,12 +780,15 @@ def _run_for(seconds: float) -> str | None:
         timer.cancel()
         if timer.is_alive():
             timer.join()
+        gdb.events.stop.disconnect(events.append)
     if not gdb.selected_inferior().pid:
         return "the program exited"
     if pid is not None and gs.session(pid).errors_seen != errors_before:
         return f"stopped on a memcheck error: {gs.session(pid).last_error_stop}"
     if not fired.is_set():
-        return f"the program stopped at {gs.where_stopped()} (not by vg-watch)"
+        if events and isinstance(events[-1], gdb.BreakpointEvent):
+            return f"the program stopped at a breakpoint: {gs.where_stopped()}"
+        return f"stopped by Ctrl-C at {gs.where_stopped()}"
     return None
 
 
@@ -932,7 +942,9 @@ Example:
         if r is not None:
             out += (f"loss record {r.record}: {_n(r.bytes)} bytes in {_n(r.blocks)} blocks, {r.kind}, "
                     f"allocated in {r.symbol or '???'} ({r.where or '?'})\n")
-            rows = [["  " * b.depth + f"0x{b.address:x}", f"{b.size:,}",
+            # valgrind's tree: a block reached through the one above it is marked (tables strip
+            # leading blanks, so the depth is drawn with visible characters)
+            rows = [[("··" * (b.depth - 1) + "└ " if b.depth else "") + f"0x{b.address:x}", f"{b.size:,}",
                      " ".join(x for x in (b.note, "<- contains 0x%x" % report.address
                                           if report.address is not None
                                           and b.address <= report.address < b.address + max(b.size, 1)

@@ -173,13 +173,16 @@ def write_plot(report: HistoryReport, path: str, top: int = 8) -> None:
     for r in rows:
         ax.plot([p.time - t0 for p in r.series], [p.bytes for p in r.series], marker="o",
                 label=f"{r.label} [{r.kind}] {r.growth_per_snapshot:+,.0f} B/snapshot")
+    peaks = [max(p.bytes for p in r.series) for r in rows if r.series]
+    if peaks and min(peaks) > 0 and max(peaks) / min(peaks) > 100:
+        ax.set_yscale("log")     # a 1 KB leak stays visible beside a 1 MB one
     ax.set_xlabel("seconds since the first snapshot")
     ax.set_ylabel("bytes held by the allocation site")
     ax.set_title(f"valgrind pid {report.pid}: top growing allocation sites "
                  f"({report.snapshots} leak snapshots)")
     ax.grid(True, alpha=0.3)
     if rows:
-        ax.legend(fontsize="small", loc="upper left")
+        ax.legend(fontsize="small", loc="lower right")
     fig.tight_layout()
     with open_output(path, binary=True) as fh:
         fig.savefig(fh, format=ext[1:])

@@ -238,6 +238,15 @@ def test_empty_heap_is_zero_not_an_error():
         {"definite": (0, 0), "indirect": (0, 0), "possible": (0, 0), "reachable": (0, 0)}
 
 
+def test_block_tree_of_a_real_block_list():
+    """monitor block_list 4 of sites.c's lost 3-node list: valgrind indents what is reached."""
+    rec = parse_leak_check(text("sites_block_tree.txt"), code_map=SITES_MAP).records[0]
+    assert [(b.address, b.depth, b.parent, b.note) for b in rec.block_list] == [
+        (0x4A443F0, 0, None, ""), (0x4A44380, 1, 0x4A443F0, "indirect loss record 3"),
+        (0x4A44310, 2, 0x4A44380, "indirect loss record 2")]
+    assert rec.program_frame.function == "new_node"
+
+
 def test_block_tree_depth():
     text_ = ("==1== 444 (48 direct, 396 indirect) bytes in 1 blocks are definitely lost in loss record 5 of 6\n"
              "==1==    at 0x48417B4: malloc (in /usr/libexec/valgrind/vgpreload_memcheck-amd64-linux.so)\n"
