@@ -168,8 +168,6 @@ Example:
         s = gs.session(proc.pid)
         s.popen, s.private_dir, s.program, s.log_file, s.vgdb_prefix = proc, private, program, log_file, prefix
         notes = []
-        if log_file is None:
-            notes.append(f"valgrind writes its messages to {log_words}, not to a file")
         try:
             wait_for_fifo(proc, fifo_dir(prefix), args.timeout, log_file, prefix,
                           keep_log=bool(args.log) or not log_file or not log_file.startswith(private))
