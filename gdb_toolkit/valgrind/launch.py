@@ -5,6 +5,7 @@ No gdb here: the gdb layer calls these with plain values.
 import os
 import re
 import shutil
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -48,8 +49,15 @@ def resolve_program(program: str, cwd: str | None = None) -> str:
         path = os.path.abspath(os.path.join(cwd or os.getcwd(), program))
     else:
         path = shutil.which(program) or os.path.abspath(os.path.join(cwd or os.getcwd(), program))
-    if not os.path.isfile(path):
-        raise ToolkitError(f"program {program!r} not found", "give the path of an executable")
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise ToolkitError(f"program {program!r} not found", "give the path of an executable") from None
+    if not stat.S_ISREG(st.st_mode):
+        from gdb_toolkit.common.safe_open import describe_mode
+
+        raise ToolkitError(f"program {program!r} is {describe_mode(st.st_mode)}, not a program file",
+                           "give the path of an executable")
     if not os.access(path, os.X_OK):
         raise ToolkitError(f"{path} is not executable", "chmod +x it or give another program")
     return path
@@ -170,8 +178,13 @@ def wait_for_fifo(proc: subprocess.Popen, directory: str, timeout: float, log_fi
         if path:
             return path
         if proc.poll() is not None:
+            tail = log_tail(log_file)
+            if no_space(directory) or no_space(os.path.dirname(log_file or "") or None):
+                raise ToolkitError(f"no space left on the file system of {directory}: valgrind exited "
+                                   f"(status {proc.returncode}) before its gdbserver started "
+                                   f"({tail or 'no log'})", "free space there, or point TMPDIR elsewhere")
             raise ToolkitError(f"valgrind exited with status {proc.returncode} before its gdbserver "
-                               f"started: {log_tail(log_file) or 'no log'}",
+                               f"started: {tail or 'no log'}",
                                "check the program and the valgrind options" + where)
         if time.monotonic() > deadline:
             raise ToolkitError(f"valgrind (pid {proc.pid}) created no vgdb FIFO in {directory} "
@@ -179,6 +192,17 @@ def wait_for_fifo(proc: subprocess.Popen, directory: str, timeout: float, log_fi
                                "check TMPDIR, --vgdb-prefix and the valgrind messages" + where)
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+def no_space(directory: str | None) -> bool:
+    """True when *directory*'s file system has no block (or no inode) left for us."""
+    if not directory:
+        return False
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return False
+    return st.f_bavail == 0 or (st.f_files > 0 and st.f_favail == 0)
 
 
 def explain_vgdb_failure(stderr_text: str, pid: int) -> ToolkitError:

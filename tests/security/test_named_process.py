@@ -40,8 +40,6 @@ def test_commands_on_a_process_with_a_hostile_name(command, hostile_process):
     assert ESC not in run.result.output
 
 
-@pytest.mark.xfail(reason="vg-attach listing decodes /proc strictly (issue 11 item 8, branch "
-                          "i15-valgrind)", strict=False)
 def test_vg_attach_listing_survives_a_hostile_valgrind_process(hostile_process):
     """One user's oddly named valgrind process must not break vg-attach for everyone."""
     if not shutil.which("valgrind"):
