@@ -64,11 +64,10 @@ class _AddrLenCommand(ToolkitCommand):
 
 
 class VgStart(ToolkitCommand):
-    """Start PROGRAM under valgrind memcheck with vgdb and connect gdb to it.
-
-Usage: vg-start [--main] [--stdin FILE] [--stdout FILE] [--tty DEV] [--log FILE]
-                [--timeout SEC] [--json] PROGRAM [ARGS...] [-- VALGRIND-OPTIONS]
-
+    summary = "Start a program under memcheck and connect"
+    usage = """\
+vg-start [--main] [--stdin FILE] [--stdout FILE] [--tty DEV] [--log FILE] [--timeout SEC] [--json] PROGRAM [ARGS...] [-- VALGRIND-OPTIONS]"""
+    description = """\
 Runs valgrind --tool=memcheck --vgdb=yes --vgdb-error=0 [VALGRIND-OPTIONS]
 PROGRAM ARGS (every word after PROGRAM is its argument, "-p 8080" too; only
 a final --json is vg-start's), waits for its vgdb FIFO, loads PROGRAM's
@@ -78,11 +77,10 @@ at its first instruction (--main: at main).  --vgdb=full, --vgdb-error=N and
 (or --stdout FILE / --tty DEV); its stdin is /dev/null (or --stdin FILE / --tty).
 valgrind's own messages go to --log FILE (default: a private directory removed
 when gdb quits).  Memcheck errors stop the program; vg-start then says which.
-When gdb quits, the valgrind it started is killed, --trace-children ones too.
-
-Example:
-  (gdb) vg-start --main ./memleakloop
-  (gdb) vg-start ./server 8080 -- --leak-check=full --track-origins=yes"""
+When gdb quits, the valgrind it started is killed, --trace-children ones too."""
+    examples = ('vg-start --main ./memleakloop', 'vg-start ./server 8080 -- --leak-check=full --track-origins=yes')
+    category = "valgrind"
+    json_hex_addresses = True
 
     name = "vg-start"
     value_completer = gdb.COMPLETE_FILENAME
@@ -194,7 +192,7 @@ Example:
                            where, bool(args.main), round(seconds, 3), notes)
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import key_values
+        from gdb_toolkit.common.text import key_values
 
         out = key_values([
             ("valgrind pid", f"{report.pid} (gdb's inferior pid over vgdb is a placeholder)"),
@@ -206,9 +204,8 @@ Example:
                                             report.log_file else " (removed when gdb quits; --log keeps one)")),
             ("command", " ".join(report.valgrind_command)),
             ("connected in", f"{report.seconds:.2f} s"),
-        ])
-        for n in report.notes:
-            out += f"note: {n}\n"
+        ], ctx.width, ctx.styler)
+        out += _notes(report.notes, ctx)
         return out + "next: 'continue', Ctrl-C, then 'vg-leaks' / 'vg-errors'\n"
 
 
@@ -291,10 +288,10 @@ def _quote(a: str) -> str:
 
 
 class VgAttach(ToolkitCommand):
-    """Connect gdb to a running valgrind process (vgdb); with no PID, list them.
-
-Usage: vg-attach [PID] [--vgdb-prefix PREFIX] [--reconnect] [--json]
-
+    summary = "Connect to a running valgrind, or list them"
+    usage = """\
+vg-attach [PID] [--vgdb-prefix PREFIX] [--reconnect] [--json]"""
+    description = """\
 Live valgrind gdbservers are found from their vgdb FIFOs
 ($TMPDIR/vgdb-pipe-from-vgdb-to-PID-*, or --vgdb-prefix's); FIFOs left by
 killed processes are ignored.  With one live process it is chosen; with
@@ -302,11 +299,10 @@ several, the list is printed and you choose with vg-attach PID.  PROGRAM's
 symbols are loaded from the process's command line when gdb has no file.
 --reconnect drops the current connection and makes a new one to the same
 valgrind: the way out when the connection is out of step (valgrind lets the
-program run between the two connections).
-
-Example:
-  (gdb) vg-attach
-  (gdb) vg-attach 12345"""
+program run between the two connections)."""
+    examples = ('vg-attach', 'vg-attach 12345')
+    category = "valgrind"
+    json_hex_addresses = True
 
     name = "vg-attach"
 
@@ -413,18 +409,19 @@ Example:
                             ["reconnected: valgrind let the program run between the two connections"])
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import key_values, table
+        from gdb_toolkit.common.table import Col, render_table
+        from gdb_toolkit.common.text import key_values
 
         if report.connected:
             text = key_values([("connected to valgrind pid", report.pid), ("program", report.program),
-                               ("stopped at", report.stopped_at)])
-            for n in report.notes:
-                text += f"note: {n}\n"
+                               ("stopped at", report.stopped_at)], ctx.width, ctx.styler)
+            text += _notes(report.notes, ctx)
         else:
             rows = [[p.pid, p.tool or "?", " ".join([p.program or "?", *p.arguments]),
                      " ".join(p.valgrind_options)] for p in report.processes]
-            text = table(["pid", "tool", "program", "valgrind options"], rows, width=ctx.width,
-                         title="; ".join(report.notes) or None)
+            text = "".join(f"{n}\n" for n in report.notes)
+            text += render_table([Col("pid", "number"), Col("tool", "key"), Col("program"),
+                                  Col("valgrind options")], rows, ctx.width, styler=ctx.styler)
         if report.stale_fifos:
             text += f"ignored stale vgdb FIFOs of dead pids: {', '.join(map(str, report.stale_fifos))}\n"
         return text
@@ -444,12 +441,11 @@ def _totals_lines(report) -> str:
 
 
 class VgLeaks(ToolkitCommand):
-    """Run memcheck's leak check now and show the loss records as a sorted table.
-
-Usage: vg-leaks [full|summary] [--kinds K1,K2] [--delta increased|changed]
-                [--min-bytes N] [--top N] [--depth N] [--group-by N] [--json]
-       vg-leaks --history [--kinds K] [--top N] [--export FILE] [--plot FILE] [--json]
-
+    summary = "Leak check by allocation site, and its growth"
+    usage = """\
+vg-leaks [full|summary] [--kinds K1,K2] [--delta increased|changed] [--min-bytes N] [--top N] [--depth N] [--group-by N] [--json]
+vg-leaks --history [--kinds K] [--top N] [--export FILE] [--plot FILE] [--json]"""
+    description = """\
 Runs "monitor leak_check" on the connected valgrind, parses every loss record
 (bytes direct+indirect with deltas, blocks, kind, record number, allocation
 stack) and the LEAK SUMMARY, and prints the records largest first with their
@@ -463,13 +459,10 @@ Every complete search is kept as a snapshot of the session: --history shows
 each site's series, growth per snapshot and per second, and a sparkline;
 --export writes it as CSV (.csv) or JSON lines; --plot draws the top growing
 sites (.svg or .png).  Ctrl-C during a long search takes effect when valgrind
-has sent the whole reply (the connection stays in step).
-
-Example:
-  (gdb) vg-leaks
-  (gdb) vg-leaks --kinds definite --top 5 --depth 3
-  (gdb) vg-leaks --delta increased
-  (gdb) vg-leaks --history --plot leaks.svg"""
+has sent the whole reply (the connection stays in step)."""
+    examples = ('vg-leaks', 'vg-leaks --kinds definite --top 5 --depth 3', 'vg-leaks --delta increased', 'vg-leaks --history --plot leaks.svg')
+    category = "valgrind"
+    json_hex_addresses = True
 
     name = "vg-leaks"
 
@@ -575,7 +568,7 @@ Example:
     def render(self, report, ctx):
         if hasattr(report, "sites"):
             return render_history(report, ctx)
-        from gdb_toolkit.valgrind.text_table import table
+        from gdb_toolkit.common.table import Col, render_table
 
         head = f"valgrind pid {report.pid}: {report.monitor_command}\n"
         if report.mode == "full":
@@ -589,8 +582,9 @@ Example:
                      g.location.label() if g.location else "???",
                      ",".join(map(str, g.records[:6])) + ("..." if len(g.records) > 6 else "")]
                     for g in report.groups]
-            out += table(["kind", "bytes", "blocks", "records", f"frame {report.group_by} from the site",
-                          "record numbers"], rows, width=ctx.width)
+            out += render_table([Col("kind", "key"), Col("bytes", "number"), Col("blocks", "number"),
+                                 Col("records", "number"), Col(f"frame {report.group_by} from the site", "location"),
+                                 Col("record numbers")], rows, ctx.width, styler=ctx.styler)
         elif report.records:
             rows = []
             for r in report.records:
@@ -600,19 +594,26 @@ Example:
                 if report.depth > 1:
                     row.append(" < ".join(f.label() for f in r.callers))
                 rows.append(row)
-            heads = ["rec", "kind", "bytes", "direct+indirect", "blocks", "allocated in", "at"]
+            cols = [Col("rec", "number"), Col("kind", "key"), Col("bytes", "number"),
+                    Col("direct+indirect", "number"), Col("blocks", "number"),
+                    Col("allocated in", "symbol"), Col("at", "location")]
             if report.depth > 1:
-                heads.append("called from")
-            out += table(heads, rows, width=ctx.width)
+                cols.append(Col("called from"))
+            out += render_table(cols, rows, ctx.width, styler=ctx.styler)
         elif report.mode == "full":
             out += "no loss record matches\n"
         if report.totals:
             out += _totals_lines(report)
         if report.snapshot:
             out += f"snapshot {report.snapshot} of this session kept ('vg-leaks --history' shows growth)\n"
-        for w in report.notes:
-            out += f"note: {w}\n"
-        return out
+        return out + _notes(report.notes, ctx)
+
+
+def _notes(notes, ctx) -> str:
+    """Each note as wrapped prose ("note: ...")."""
+    from gdb_toolkit.common.text import wrap
+
+    return "".join(wrap(f"note: {n}", ctx.width, "", "      ") for n in notes)
 
 
 def history_report(s, kinds, top, export, plot):
@@ -629,7 +630,7 @@ def history_report(s, kinds, top, export, plot):
 
 
 def render_history(rep, ctx) -> str:
-    from gdb_toolkit.valgrind.text_table import table
+    from gdb_toolkit.common.table import Col, render_table
 
     span = (rep.last_time - rep.first_time) if rep.snapshots > 1 else 0.0
     out = (f"valgrind pid {rep.pid}: {rep.snapshots} leak snapshots over {span:.1f} s, "
@@ -640,31 +641,31 @@ def render_history(rep, ctx) -> str:
         rows.append([r.kind, _n(r.last_bytes), f"{r.growth_per_snapshot:+,.0f}", per_s,
                      r.sparkline, r.label])
     if rows:
-        out += table(["kind", "bytes now", "B/snapshot", "B/second", "series", "allocation site"],
-                     rows, width=ctx.width)
+        out += render_table([Col("kind", "key"), Col("bytes now", "number"), Col("B/snapshot", "number"),
+                             Col("B/second", "number"), Col("series", "key"),
+                             Col("allocation site", "location")], rows, ctx.width, styler=ctx.styler)
     for f, what in ((rep.export, "series written to"), (rep.plot, "plot written to")):
         if f:
             out += f"{what} {f}\n"
-    for n in rep.notes:
-        out += f"note: {n}\n"
-    return out
+    return out + _notes(rep.notes, ctx)
 
 
 class VgWatch(ToolkitCommand):
-    """Let the program run and take a leak snapshot every N seconds, until Ctrl-C.
-
-Usage: vg-watch SECONDS [--count N] [--top N] [--json]
-
-Continues the program, stops it every SECONDS (as Ctrl-C would), runs a full
-leak search (kept as a snapshot, like vg-leaks), prints one line, and goes on.
-It ends on Ctrl-C, after --count snapshots, or when the program stops by
-itself (a breakpoint, a memcheck error, its exit); then it prints the growth
-table of 'vg-leaks --history'.  Ctrl-C during a leak search waits for the
-end of valgrind's reply, so the connection stays in step.
-
-Example:
-  (gdb) vg-watch 10
-  (gdb) vg-watch 2 --count 5"""
+    summary = "Leak snapshots every N seconds until Ctrl-C"
+    usage = """\
+vg-watch SECONDS [--count N] [--top N] [--json]"""
+    description = """\
+Takes a leak snapshot now, lets the program run, and takes one every SECONDS
+(a full leak search, kept as a snapshot like vg-leaks), printing one line
+each, until Ctrl-C or --count snapshots; then prints the growth table of
+'vg-leaks --history'.  While it watches, gdb's connection is released and
+each snapshot is asked through a standalone vgdb: the program runs freely
+(breakpoints do not stop it, gdb prints no stops); at the end gdb connects
+again and the program is stopped wherever it is.  The watch also ends when
+the program exits or stops on a memcheck error (it then waits for gdb)."""
+    examples = ('vg-watch 10', 'vg-watch 2 --count 5')
+    category = "valgrind"
+    json_hex_addresses = True
 
     name = "vg-watch"
 
@@ -678,35 +679,68 @@ Example:
         return p
 
     def run(self, args):
+        import os
         import time
 
         from gdb_toolkit.common.errors import ToolkitError
+        from gdb_toolkit.common.private_dirs import make_private_dir
         from gdb_toolkit.valgrind import gdb_session as gs
+        from gdb_toolkit.valgrind.error_reports import parse_n_errs_found
 
         if args.count is not None and args.count <= 0:
             raise ToolkitError("vg-watch: --count must be positive", "e.g. --count 5")
         s = gs.current_session(self.name)
+        pid = s.pid
+
+        def say(line):
+            if not args.json:
+                gdb.write(line + "\n")
+                gdb.flush()
+
         notes = []
-        taken = 0
-        if not args.json:
-            gdb.write(f"vg-watch: a leak snapshot every {args.seconds:g} s until Ctrl-C; gdb shows each "
-                      "stop as 'Program received signal SIGTRAP': that is valgrind stopping the "
-                      "program for vg-watch, not a signal\n")
+        say(_watch_snapshot(s, gs.monitor("leak_check full kinds all any", self.name, pid=pid)))
+        taken = 1
+        if args.count is not None and taken >= args.count:
+            return history_report(s, None, args.top, None, None)
+        errors = s.errors_seen
+        with gs.quiet_stops():
+            gdb.execute("detach", to_string=True)       # valgrind lets the program run on
+        say(f"vg-watch: gdb detached from valgrind {pid}; the program runs; a snapshot every "
+            f"{args.seconds:g} s until Ctrl-C")
         try:
-            while True:
-                taken += 1
-                line = _watch_snapshot(s, self.name)
-                if not args.json:
-                    gdb.write(line + "\n")
-                    gdb.flush()
-                if args.count is not None and taken >= args.count:
+            while args.count is None or taken < args.count:
+                time.sleep(args.seconds)
+                if not gs.pid_alive(pid):
+                    notes.append("the program exited")
                     break
-                why = _run_for(args.seconds)
-                if why:
-                    notes.append(why)
+                text = _standalone_monitor(pid, s.vgdb_prefix, "leak_check full kinds all any",
+                                           "v.info n_errs_found")
+                counts = parse_n_errs_found(text)
+                taken += 1
+                say(_watch_snapshot(s, text))
+                if counts is not None and counts.found > errors:
+                    notes.append(f"memcheck found error #{counts.found}: the program waits for gdb "
+                                 "('vg-errors' says which)")
                     break
         except KeyboardInterrupt:
             notes.append("stopped by Ctrl-C")
+        finally:
+            if gs.pid_alive(pid):
+                if s.private_dir is None:
+                    s.private_dir = make_private_dir("gdb_toolkit-vg-")
+                deadline = time.monotonic() + 15
+                while True:
+                    try:
+                        gs.connect(pid, s.program, os.path.join(s.private_dir, "vgdb-stderr.log"),
+                                   vgdb_prefix=s.vgdb_prefix)
+                        break
+                    except ToolkitError:
+                        if time.monotonic() > deadline or not gs.pid_alive(pid):
+                            notes.append("could not connect gdb again: 'vg-attach' does")
+                            break
+                        time.sleep(0.25)
+                if gs.connection_pid() == pid:
+                    notes.append(f"gdb connected again; the program stopped at {gs.where_stopped()}")
         rep = history_report(s, None, args.top, None, None)
         rep.notes = notes + rep.notes
         return rep
@@ -715,7 +749,25 @@ Example:
         return render_history(report, ctx)
 
 
-def _watch_snapshot(s, what: str) -> str:
+def _standalone_monitor(pid: int, prefix: str | None, *commands: str) -> str:
+    """Monitor commands through a standalone vgdb (gdb is not connected): valgrind's text."""
+    import subprocess
+
+    from gdb_toolkit.valgrind import gdb_session as gs
+
+    argv = [gs.vgdb_binary(), *([f"--vgdb-prefix={prefix}"] if prefix else []), f"--pid={pid}"]
+    for i, c in enumerate(commands):
+        argv += (["-c"] if i else []) + c.split()
+    try:
+        proc = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=600,
+                              start_new_session=True)
+    except subprocess.TimeoutExpired:
+        return ""
+    return proc.stdout.decode("utf-8", "surrogateescape")
+
+
+def _watch_snapshot(s, text: str) -> str:
+    """Parse one leak search's text into a snapshot of session *s*; the line vg-watch prints."""
     import time
 
     from gdb_toolkit.valgrind import gdb_session as gs
@@ -723,13 +775,13 @@ def _watch_snapshot(s, what: str) -> str:
     from gdb_toolkit.valgrind.leak_view import totals_from_records
     from gdb_toolkit.valgrind.session_state import sites_of
 
-    text = gs.monitor("leak_check full kinds all any", what, pid=s.pid)
     parsed = parse_leak_check(text, full_stacks=False, code_map=gs.code_map(s.pid))
     totals = totals_from_records(parsed.records)
     s.last_records, s.records_total = parsed.records, parsed.total_records or 0
     prev = s.snapshots[-1] if s.snapshots else None
     snap = s.add_snapshot(sites_of(parsed.records), {k: t.bytes for k, t in totals.items()}, "vg-watch")
     s.leak_totals = dict(snap.totals)
+    s.hidden_search = True        # valgrind's "increased" baseline moved: vg-leaks --delta says so
     grow = ""
     if prev is not None:
         d = {k: snap.totals.get(k, 0) - prev.totals.get(k, 0) for k in snap.totals}
@@ -740,69 +792,18 @@ def _watch_snapshot(s, what: str) -> str:
             + held + grow)
 
 
-def _run_for(seconds: float) -> str | None:
-    """Continue the program for *seconds*, then stop it as Ctrl-C would.
-
-    Returns None when it was our stop, else why the watch ends (a breakpoint,
-    an error stop, the user's Ctrl-C, the program's exit)."""
-    import os
-    import signal
-    import threading
-
-    from gdb_toolkit.valgrind import gdb_session as gs
-
-    fired = threading.Event()
-
-    def stop():
-        # this thread must not take the SIGINT itself: gdb's main thread holds it back while a
-        # monitor reply is read (gdb_session.deferred_sigint), which only works if no other
-        # thread accepts it
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        fired.set()
-        os.kill(os.getpid(), signal.SIGINT)
-
-    timer = threading.Timer(seconds, stop)
-    events = []
-    gdb.events.stop.connect(events.append)
-    errors_before = None
-    pid = gs.connection_pid()
-    if pid is not None:
-        errors_before = gs.session(pid).errors_seen
-    timer.start()
-    try:
-        with gs.quiet_stops():
-            gdb.execute("continue", to_string=True)
-    except gdb.error as exc:
-        return f"the program stopped: {exc}"
-    finally:
-        timer.cancel()
-        if timer.is_alive():
-            timer.join()
-        gdb.events.stop.disconnect(events.append)
-    if not gdb.selected_inferior().pid:
-        return "the program exited"
-    if pid is not None and gs.session(pid).errors_seen != errors_before:
-        return f"stopped on a memcheck error: {gs.session(pid).last_error_stop}"
-    if not fired.is_set():
-        if events and isinstance(events[-1], gdb.BreakpointEvent):
-            return f"the program stopped at a breakpoint: {gs.where_stopped()}"
-        return f"stopped by Ctrl-C at {gs.where_stopped()}"
-    return None
-
-
 class VgWho(_AddrLenCommand):
-    """Show who points at ADDR (memcheck who_points_at), parsed.
-
-Usage: vg-who ADDR [LEN] [--json]
-
+    summary = "Who points at an address (who_points_at)"
+    usage = """\
+vg-who ADDR [LEN] [--json]"""
+    description = """\
 ADDR and LEN are gdb expressions (g_buf, &g_holder, sizeof(buf)).  Each
 pointer found is listed with its own address and what holds it: a global
 data symbol, a stack frame of a thread, a register, or a heap block with its
-allocation stack.  With LEN > 1 interior pointers are shown too.
-
-Example:
-  (gdb) vg-who g_buf
-  (gdb) vg-who g_buf 64"""
+allocation stack.  With LEN > 1 interior pointers are shown too."""
+    examples = ('vg-who g_buf', 'vg-who g_buf 64')
+    category = "valgrind"
+    json_hex_addresses = True
 
     name = "vg-who"
     purpose = "who points at an address"
@@ -823,16 +824,17 @@ Example:
         return report
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import table
+        from gdb_toolkit.common.table import Col, render_table
 
         target = getattr(report, "target", None)
         out = f"pointers to 0x{report.address:x}" + (f" (+{report.length} bytes)" if report.length > 1 else "")
         out += f": {target.holder()}\n" if target else "\n"
-        rows = [["-" if p.at is None else f"0x{p.at:x}",
+        rows = [["-" if p.address is None else f"0x{p.address:x}",
                  "start" if p.interior_offset is None else f"+{p.interior_offset}", p.holder]
                 for p in report.pointers]
         if rows:
-            out += table(["pointer at", "points to", "held by"], rows, width=ctx.width)
+            out += render_table([Col("pointer at", "address"), Col("points to", "key"), Col("held by")],
+                                rows, ctx.width, styler=ctx.styler)
         elif target is not None and target.kind == "heap_block":
             out += "no pointer found: nothing points at this heap block (it is leaked)\n"
         else:
@@ -851,21 +853,20 @@ def _location(addr: int, what: str, cm):
 
 
 class VgBlock(ToolkitCommand):
-    """List the heap blocks of a loss record (block_list), or show the block holding ADDR.
-
-Usage: vg-block RECORD|ADDR [--json]
-
+    summary = "Blocks of a loss record, or the block at ADDR"
+    usage = """\
+vg-block RECORD|ADDR [--json]"""
+    description = """\
 A plain decimal number is a loss record number from the last leak search
 (vg-leaks): its blocks, as valgrind's tree (blocks reached through another one
 are indented under it).  Anything else is a gdb expression for an address:
 valgrind's 'v.info location' says which heap block holds it (start, size,
 allocation stack); the loss record of the last search with that allocation
 stack is shown with its blocks.  vg-block never runs a leak search itself,
-so 'vg-leaks --delta' keeps its baseline.
-
-Example:
-  (gdb) vg-block 3
-  (gdb) vg-block g_psz1[0]"""
+so 'vg-leaks --delta' keeps its baseline."""
+    examples = ('vg-block 3', 'vg-block g_psz1[0]')
+    category = "valgrind"
+    json_hex_addresses = True
 
     name = "vg-block"
     value_completer = gdb.COMPLETE_EXPRESSION
@@ -928,7 +929,7 @@ Example:
                            row, row.block_list, notes)
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import table
+        from gdb_toolkit.common.table import Col, render_table
 
         out = ""
         if report.address is not None:
@@ -948,26 +949,24 @@ Example:
                                           and b.address <= report.address < b.address + max(b.size, 1)
                                           else "") if x)]
                     for b in report.blocks]
-            out += table(["block", "size", "note"], rows, width=ctx.width)
-        for w in report.notes:
-            out += f"note: {w}\n"
-        return out
+            out += render_table([Col("block", "address"), Col("size", "number"), Col("note")],
+                                rows, ctx.width, styler=ctx.styler)
+        return out + _notes(report.notes, ctx)
 
 
 class VgVbits(_AddrLenCommand):
-    """Show memcheck's validity bits for LEN bytes at ADDR as a table.
-
-Usage: vg-vbits ADDR [LEN] [--json]
-
+    summary = "Memcheck's validity bits as a table"
+    usage = """\
+vg-vbits ADDR [LEN] [--json]"""
+    description = """\
 Runs "monitor get_vbits ADDR LEN" and reads the values through gdb, and shows,
 8 bytes per row, the values, the validity bits (00 = defined, ff = undefined,
 __ = unaddressable) and a mark per byte: D defined, U undefined, u partly
 defined, - unaddressable.  ADDR and LEN are gdb expressions.  Read-only:
-nothing in the target is changed.
-
-Example:
-  (gdb) vg-vbits g_buf 24
-  (gdb) vg-vbits &local sizeof(local)"""
+nothing in the target is changed."""
+    examples = ('vg-vbits g_buf 24', 'vg-vbits &local sizeof(local)')
+    category = "valgrind"
+    json_hex_addresses = True
 
     name = "vg-vbits"
     purpose = "validity bits"
@@ -992,7 +991,7 @@ Example:
         return report
 
     def render(self, report, ctx):
-        from gdb_toolkit.valgrind.text_table import table
+        from gdb_toolkit.common.table import Col, render_table
 
         mark = {"defined": "D", "undefined": "U", "partly defined": "u", "unaddressable": "-"}
         rows = []
@@ -1002,13 +1001,12 @@ Example:
                          " ".join("??" if b.value is None else f"{b.value:02x}" for b in chunk),
                          " ".join("__" if b.vbits is None else f"{b.vbits:02x}" for b in chunk),
                          "".join(mark[b.state] for b in chunk)])
-        out = table(["address", "values", "vbits", "DUu-"], rows, width=ctx.width)
+        out = render_table([Col("address", "address"), Col("values", "key"), Col("vbits", "key"),
+                            Col("DUu-", "key")], rows, ctx.width, styler=ctx.styler)
         out += (f"{report.length} bytes: {report.length - report.undefined - report.unaddressable - report.partly_defined}"
                 f" defined, {report.undefined} undefined, {report.partly_defined} partly defined, "
                 f"{report.unaddressable} unaddressable\n")
-        for w in getattr(report, "notes", []):
-            out += f"note: {w}\n"
-        return out
+        return out + _notes(report.notes, ctx)
 
 
 def _fill_values(report) -> None:
@@ -1035,18 +1033,17 @@ def _fill_values(report) -> None:
 
 
 class VgCheck(_AddrLenCommand):
-    """Check that LEN bytes at ADDR are addressable or defined (check_memory).
-
-Usage: vg-check ADDR LEN [addressable|defined] [--json]
-
+    summary = "Are these bytes addressable or defined?"
+    usage = """\
+vg-check ADDR LEN [addressable|defined] [--json]"""
+    description = """\
 Says whether the range passes, the first bad byte, and what ADDR is (heap
 block with its allocation stack, global, stack frame).  ADDR and LEN are gdb
 expressions; a function name is its address (vg-check main 4).  Default
-check: addressable (valgrind's default).
-
-Example:
-  (gdb) vg-check g_buf 64 defined
-  (gdb) vg-check &g_static sizeof(g_static) defined"""
+check: addressable (valgrind's default)."""
+    examples = ('vg-check g_buf 64 defined', 'vg-check &g_static sizeof(g_static) defined')
+    category = "valgrind"
+    json_hex_addresses = True
 
     name = "vg-check"
     purpose = "check_memory"
@@ -1065,7 +1062,7 @@ Example:
         addr, length = self.address_range(args)
         text = gs.monitor(f"check_memory {args.check} 0x{addr:x} {length}", self.name)
         report = parse_check_memory(text, args.check, addr, length, gs.code_map(gs.connection_pid()))
-        if not text.strip() or (not report.ok and report.first_bad is None and not report.location):
+        if not text.strip() or (not report.ok and report.first_bad_address is None and not report.location):
             raise ToolkitError(f"vg-check: valgrind gave no verdict: {text.strip()[:120] or 'no output'}",
                                "check the address and length")
         report.notes = list(report.messages)
@@ -1074,35 +1071,33 @@ Example:
         return report
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import key_values
+        from gdb_toolkit.common.text import key_values
 
         verdict = f"{report.length} bytes at 0x{report.address:x} are " + \
             ("" if report.ok else "NOT ") + report.check
         pairs = [("result", verdict)]
-        if report.first_bad is not None:
-            pairs.append(("first bad byte", f"0x{report.first_bad:x} (offset {report.first_bad - report.address})"))
+        if report.first_bad_address is not None:
+            pairs.append(("first bad byte", f"0x{report.first_bad_address:x} "
+                                            f"(offset {report.first_bad_address - report.address})"))
         if report.location:
             pairs.append(("address is", report.location.holder()))
             if report.location.stack:
                 what = "allocated" if report.location.kind in ("heap_block", "freed_block") else "code"
                 pairs.append((what, " <- ".join(f.label() for f in report.location.stack)))
-        out = key_values(pairs)
-        for w in getattr(report, "notes", []):
-            out += f"note: {w}\n"
-        return out
+        return key_values(pairs, ctx.width, ctx.styler) + _notes(report.notes, ctx)
 
 
 class VgErrors(ToolkitCommand):
-    """Show the memcheck errors found so far (v.info n_errs_found/all_errors/last_error).
-
-Usage: vg-errors [--json]
-
+    summary = "The memcheck errors found so far"
+    usage = """\
+vg-errors [--json]"""
+    description = """\
 Each error with its own stack, where the block was freed and allocated
 (use after free, double free) and, under --track-origins=yes, where the
-uninitialised value came from -- each kept apart.
-
-Example:
-  (gdb) vg-errors"""
+uninitialised value came from -- each kept apart."""
+    examples = ('vg-errors',)
+    category = "valgrind"
+    json_hex_addresses = True
 
     name = "vg-errors"
 
@@ -1119,7 +1114,7 @@ Example:
                             gs.session(pid).last_error_stop)
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import key_values
+        from gdb_toolkit.common.text import key_values, wrap
 
         c = report.counts
         pairs = [("valgrind pid", report.pid),
@@ -1128,19 +1123,19 @@ Example:
             s = report.summary
             pairs.append(("error summary", f"{s.errors} errors from {s.contexts} contexts "
                                            f"(suppressed {s.suppressed} from {s.suppressed_contexts})"))
-        out = key_values(pairs)
+        out = key_values(pairs, ctx.width, ctx.styler)
         for e in report.errors:
-            out += f"  {e.one_line()}\n"
+            out += wrap(e.one_line(), ctx.width, "  ", "    ")
         if report.summary and report.summary.contexts > len(report.errors):
-            out += ("(valgrind lists each error context only when it runs with -s or -v, e.g. "
-                    "'vg-start PROGRAM -- -s'; without, only the last error is shown)\n")
+            out += wrap("(valgrind lists each error context only when it runs with -s or -v, e.g. "
+                        "'vg-start PROGRAM -- -s'; without, only the last error is shown)", ctx.width)
         if report.last_error:
             e = report.last_error
-            out += f"last error: {e.one_line()}\n"
+            out += wrap(f"last error: {e.one_line()}", ctx.width, "", "    ")
             for f in e.stack:
                 out += f"    {f.kind} {f.label()}\n"
             if e.location is not None:
-                out += f"  {e.location.description}\n"
+                out += wrap(e.location.description, ctx.width, "  ", "    ")
                 if e.location.free_stack:
                     out += "  freed at:\n" + "".join(f"    {f.kind} {f.label()}\n" for f in e.location.free_stack)
                 if e.location.stack:

@@ -51,7 +51,7 @@ class Block:
     size: int
     note: str = ""          # e.g. "indirect loss record 4" under a block_list entry
     depth: int = 0          # valgrind's block tree: 0 = a block of the record, 1 = reached through
-    parent: int | None = None   # the block this one is reached through (depth > 0)
+    parent_address: int | None = None   # the block this one is reached through (depth > 0)
 
 
 @dataclass

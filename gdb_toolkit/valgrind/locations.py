@@ -32,6 +32,9 @@ class Location:
     frame_where: str | None = None
     stack: list[Frame] = field(default_factory=list)       # allocation stack of the block
     free_stack: list[Frame] = field(default_factory=list)  # where a freed block was freed
+    file: str | None = None           # (the project's location object: valgrind names no source
+    line: int | None = None           # line for an address; the mapped file is ``object``)
+    object: str | None = None
 
     @property
     def allocated_at(self) -> Frame | None:
@@ -80,7 +83,9 @@ def parse_location_lines(lines: list[str], start: int,
         loc.block_size = int(sm.group(3).replace(",", ""))
         loc.kind = "freed_block" if sm.group(4) == "free'd" else "heap_block"
     elif (sm := _SEG_RE.match(rest)):
-        loc.kind, loc.symbol = "mapping", sm.group(2) or sm.group(3) or sm.group(4)
+        loc.kind = "mapping"
+        loc.symbol = sm.group(2) or sm.group(3) or sm.group(4)
+        loc.object = sm.group(2) or sm.group(3)
     target = loc.stack if loc.kind != "freed_block" else loc.free_stack
     while i < len(lines):
         t = strip_prefix(lines[i]).strip()

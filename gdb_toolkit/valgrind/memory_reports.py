@@ -20,8 +20,8 @@ _BAD_RE = re.compile(r"^(bad address|Uninitialised value at) (0x[0-9A-Fa-f]+)")
 @dataclass
 class Pointer:
     """One place holding a pointer into the searched range."""
-    at: int | None                  # the pointer's own address (None for a register)
-    points_to: int
+    address: int | None             # the pointer's own address (None for a register)
+    points_to_address: int
     interior_offset: int | None     # None: points at the start
     register: str | None = None
     thread: int | None = None
@@ -183,7 +183,7 @@ class MemoryCheck:
     length: int
     check: str                  # addressable | defined
     ok: bool
-    first_bad: int | None       # first unaddressable / undefined byte
+    first_bad_address: int | None   # first unaddressable / undefined byte
     location: Location | None   # what the start address is
     messages: list[str] = field(default_factory=list, metadata={"json_skip": True})
     notes: list[str] = field(default_factory=list)
@@ -207,7 +207,7 @@ def parse_check_memory(text: str, check: str, address: int, length: int,
             i += 1
             continue
         if (m := _BAD_RE.match(t)):
-            report.first_bad = int(m.group(2), 16)
+            report.first_bad_address = int(m.group(2), 16)
             i += 1
             continue
         if t.startswith("Address "):

@@ -106,6 +106,7 @@ class Frame:
     line: int | None
     object: str | None        # valgrind's "(in /obj)", or the code map's answer
     role: str = "unknown"     # see ROLES
+    offset: int | None = None  # (the project's location object has one; valgrind gives none)
 
     @property
     def where(self) -> str:

@@ -449,3 +449,31 @@ def test_interactive_error_stop_sigtrap_line_is_explained(tmp_path):
         time.sleep(1)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_vg_watch_samples_a_running_server_and_stops_cleanly(tmp_path):
+    """vg-watch on the seed's server (one round a second): growth in whole rounds, gdb connected
+    again afterwards, Ctrl-C ends it cleanly (the next commands still get their own answers)."""
+    binary = prog("memleakloop")
+    script = tmp_path / "watch.gdb"
+    script.write_text("\n".join([
+        f"vg-start --main --stdout {tmp_path}/out --log {tmp_path}/vg.log {binary}",
+        *j("vg-watch 1 --count 4"),
+        INTERRUPTED.format(delay=2.5, command="vg-watch 1"),
+        *j("vg-leaks --history"), *j("vg-errors"), *j("vg-leaks --top 1"), ""]))
+    res = run_gdb([f"source {script}"], timeout=300, env={"TMPDIR": str(tmp_path)})
+    assert_no_traceback(res)
+    watch, hist, errs, top = res.json_documents()
+    assert watch["snapshots"] == 4
+    assert any("gdb connected again" in n for n in watch["notes"])
+    rows = {(r["kind"], r["symbol"]): r for r in watch["sites"]}
+    for (kind, fn), per_round in {("definite", "memleak1"): 1111, ("definite", "memleak2"): 2456,
+                                  ("definite", "memleak3"): 356, ("reachable", "memleak5"): 560000}.items():
+        series = [p["bytes"] for p in rows[(kind, fn)]["series"]]
+        steps = [b - a for a, b in zip(series, series[1:])]
+        assert all(s % per_round == 0 for s in steps) and series[-1] > series[0], (fn, series)
+    # 'vg-watch 1' with no count ended on Ctrl-C (else this run would never end), kept its
+    # snapshots and left gdb connected and in step
+    assert "@@NOT-INTERRUPTED@@" in res.stdout and hist["snapshots"] > 4
+    assert errs["pid"] == watch["pid"] and top["records_total"] >= 7
+    assert "Program received signal" not in res.stdout + res.stderr

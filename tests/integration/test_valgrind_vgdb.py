@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.gdbrun import (JSON_BEGIN, JSON_END, REPO, assert_no_traceback, compile_c,
+from tests.support.gdbrun import (JSON_BEGIN, JSON_END, REPO, addr, assert_no_traceback, compile_c,
                                   json_wrapped, run_gdb)
 
 pytestmark = [pytest.mark.gdb,
@@ -188,12 +188,12 @@ def test_block_list_by_record_and_by_address(memleak_session):
     rec = by_record["record"]
     assert rec["record"] == 3 and len(by_record["blocks"]) == rec["blocks"]
     hit = by_addr["record"]
-    assert hit["location"]["symbol"] == "memleak4" and by_addr["address"] == g1
-    assert (by_addr["block_address"], by_addr["block_size"]) == (g1, 45678)   # v.info location's block
-    assert {b["address"] for b in by_addr["blocks"]} == {g0, g1}
+    assert hit["location"]["symbol"] == "memleak4" and addr(by_addr["address"]) == g1
+    assert (addr(by_addr["block_address"]), by_addr["block_size"]) == (g1, 45678)   # v.info location's block
+    assert {addr(b["address"]) for b in by_addr["blocks"]} == {g0, g1}
     assert all(b["size"] == 45678 for b in by_addr["blocks"])
     who = docs(res)[7]
-    holders = [p for p in who["pointers"] if p["at"] == gaddr]
+    holders = [p for p in who["pointers"] if p["address"] and addr(p["address"]) == gaddr]
     assert holders and holders[0]["location"]["symbol"] == "g_psz1"
     assert who["target"]["kind"] == "heap_block" and who["target"]["block_size"] == 45678
 
@@ -257,7 +257,7 @@ def test_heap_overflow_stop_errors_quiet_mode_and_valgrind_death(tmp_path):
                      r"at main \(memcorrupt.c:%d\)" % source_line("memcorrupt.c", "psz[32] = 'b'"), res.stdout)
     assert errors["counts"]["found"] == 1
     loc = errors["last_error"]["location"]
-    assert loc["address"] == block + 32 and loc["relation"] == "after" and loc["block_size"] == 32
+    assert addr(loc["address"]) == block + 32 and loc["relation"] == "after" and loc["block_size"] == 32
     assert errors["last_error"]["what"] == "Invalid write of size 1"
     # without -s valgrind lists no error context: the text says how to get them
     assert errors["errors"] == [] and "only when it runs with -s or -v" in res.stdout
@@ -305,7 +305,7 @@ def test_vbits_check_who_and_log_output(tmp_path):
     m = re.search(r"g_buf=(0x[0-9a-f]+) g_box=(0x[0-9a-f]+) &g_holder=(0x[0-9a-f]+)", out.read_text())
     g_buf, g_box, g_holder = (int(x, 16) for x in m.groups())
     vb = d[1]
-    assert vb["address"] == g_buf
+    assert addr(vb["address"]) == g_buf
     # memset(g_buf, 'A', 10): 10 defined bytes with value 0x41, the rest of the 64-byte block undefined
     assert [b["vbits"] for b in vb["bytes"]] == [0] * 10 + [0xFF] * 14
     assert all(b["value"] == 0x41 for b in vb["bytes"][:10])
@@ -313,12 +313,12 @@ def test_vbits_check_who_and_log_output(tmp_path):
     edge = d[2]
     assert edge["unaddressable"] == 8 and [b["vbits"] for b in edge["bytes"][8:]] == [None] * 8
     not_def, defined, not_addr, glob = d[3:7]
-    assert (not_def["ok"], not_def["first_bad"]) == (False, g_buf + 10)
+    assert (not_def["ok"], addr(not_def["first_bad_address"])) == (False, g_buf + 10)
     assert defined["ok"] and defined["location"]["block_size"] == 64
-    assert (not_addr["ok"], not_addr["first_bad"], not_addr["check"]) == (False, g_buf + 64, "addressable")
+    assert (not_addr["ok"], addr(not_addr["first_bad_address"]), not_addr["check"]) == (False, g_buf + 64, "addressable")
     assert glob["ok"] and glob["location"]["symbol"] == "g_static"
     who = d[7]
-    by_at = {p["at"]: p for p in who["pointers"] if p["at"]}
+    by_at = {addr(p["address"]): p for p in who["pointers"] if p["address"]}
     assert by_at[g_holder + 8]["location"]["symbol"] == "g_holder"
     assert by_at[g_box]["location"]["kind"] == "heap_block" and by_at[g_box]["location"]["block_size"] == 16
     assert any(p["location"] and p["location"]["symbol"] == "g_buf" for p in who["pointers"])
@@ -333,7 +333,7 @@ def test_vbits_check_who_and_log_output(tmp_path):
     assert "bad length 0" in res.stderr
     # a negative address is the top of the address space, as in gdb's own 'x -8'
     top = d[9]
-    assert top["address"] == (1 << 64) - 8 and top["unaddressable"] == 8
+    assert addr(top["address"]) == (1 << 64) - 8 and top["unaddressable"] == 8
     assert "vg-block: 0xfffffffffffffffb is not inside a heap block" in res.stderr
     assert_cleaned_up(d[0]["pid"])    # vg-start'ed valgrind is killed when gdb quits
 

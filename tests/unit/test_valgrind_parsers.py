@@ -109,7 +109,7 @@ def test_quiet_output_has_records_but_no_summary():
 def test_who_points_at_holders():
     r = parse_who_points_at(text("vb_who.txt"))
     assert r.address == 0x4A43040 and r.length == 1
-    holders = [(p.at, p.location.kind if p.location else None, p.register) for p in r.pointers]
+    holders = [(p.address, p.location.kind if p.location else None, p.register) for p in r.pointers]
     assert holders[:2] == [(0x10C050, "data_symbol", None), (0x10C068, "data_symbol", None)]
     assert r.pointers[1].location.symbol == "g_holder" and r.pointers[1].location.offset == 8
     assert r.pointers[3].location.frame_function == "main"
@@ -144,7 +144,7 @@ def test_xb_and_get_vbits():
 ])
 def test_check_memory(name, check, ok, first_bad, kind):
     r = parse_check_memory(text(name), check, 0, 0)
-    assert (r.ok, r.first_bad, r.location.kind) == (ok, first_bad, kind)
+    assert (r.ok, r.first_bad_address, r.location.kind) == (ok, first_bad, kind)
 
 
 def test_errors():
@@ -241,7 +241,7 @@ def test_empty_heap_is_zero_not_an_error():
 def test_block_tree_of_a_real_block_list():
     """monitor block_list 4 of sites.c's lost 3-node list: valgrind indents what is reached."""
     rec = parse_leak_check(text("sites_block_tree.txt"), code_map=SITES_MAP).records[0]
-    assert [(b.address, b.depth, b.parent, b.note) for b in rec.block_list] == [
+    assert [(b.address, b.depth, b.parent_address, b.note) for b in rec.block_list] == [
         (0x4A443F0, 0, None, ""), (0x4A44380, 1, 0x4A443F0, "indirect loss record 3"),
         (0x4A44310, 2, 0x4A44380, "indirect loss record 2")]
     assert rec.program_frame.function == "new_node"
@@ -253,5 +253,5 @@ def test_block_tree_depth():
              "==1== 0x4A4A040[48]\n==1==   0x4A4A0A0[100] indirect loss record 2\n"
              "==1==     0x4A4A150[100] indirect loss record 2\n==1==   0x4A4A200[48]\n")
     rec = parse_leak_check(text_).records[0]
-    assert [(b.address, b.depth, b.parent) for b in rec.block_list] == [
+    assert [(b.address, b.depth, b.parent_address) for b in rec.block_list] == [
         (0x4A4A040, 0, None), (0x4A4A0A0, 1, 0x4A4A040), (0x4A4A150, 2, 0x4A4A0A0), (0x4A4A200, 1, 0x4A4A040)]
