@@ -427,7 +427,9 @@ program run between the two connections)."""
         return text
 
 
-def _totals_lines(report) -> str:
+def _totals_lines(report, ctx=None) -> str:
+    from gdb_toolkit.common.text import wrap
+
     parts = []
     for k, t in report.totals.items():
         grow = ""
@@ -436,8 +438,9 @@ def _totals_lines(report) -> str:
         parts.append(f"  {k:<10} {t.bytes:>12,} bytes in {t.blocks:,} blocks{grow}")
     if report.suppressed is not None:
         parts.append(f"  {'suppressed':<10} {report.suppressed.bytes:>12,} bytes in "
-                     f"{report.suppressed.blocks:,} blocks (matched a suppression; in no kind above)")
-    return f"totals ({report.totals_source}):\n" + "\n".join(parts) + "\n"
+                     f"{report.suppressed.blocks:,} blocks (in no kind above)")
+    width = ctx.width if ctx is not None else None
+    return f"totals ({report.totals_source}):\n" + "".join(wrap(p, width, "", " " * 13) for p in parts)
 
 
 class VgLeaks(ToolkitCommand):
@@ -603,7 +606,7 @@ has sent the whole reply (the connection stays in step)."""
         elif report.mode == "full":
             out += "no loss record matches\n"
         if report.totals:
-            out += _totals_lines(report)
+            out += _totals_lines(report, ctx)
         if report.snapshot:
             out += f"snapshot {report.snapshot} of this session kept ('vg-leaks --history' shows growth)\n"
         return out + _notes(report.notes, ctx)
