@@ -72,7 +72,7 @@ gdb.execute("set suppress-cli-notifications off")
 
 # vg-start to main
 t0 = time.perf_counter()
-rep = json.loads(gdb.execute(f"vg-start --main --json {prog} {n} -- --num-callers=20", to_string=True))
+rep = json.loads(gdb.execute(f"vg-start --main --json {prog} {n} -- --num-callers=20", to_string=True))["result"]
 res["vg_start_to_main"] = time.perf_counter() - t0
 with open(f"/proc/{rep['pid']}/stat") as fh:
     f = fh.read().rsplit(")", 1)[1].split()
