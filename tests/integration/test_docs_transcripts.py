@@ -28,13 +28,6 @@ PENDING_PAGES = {
     "docs/commands/plt.md",
     "docs/commands/stack-diagnose.md",
     "docs/commands/vg-attach.md",
-    "docs/commands/vg-block.md",
-    "docs/commands/vg-check.md",
-    "docs/commands/vg-errors.md",
-    "docs/commands/vg-leaks.md",
-    "docs/commands/vg-start.md",
-    "docs/commands/vg-vbits.md",
-    "docs/commands/vg-who.md",
     "docs/kernel.md",
 }
 
