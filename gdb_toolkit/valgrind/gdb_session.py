@@ -328,6 +328,12 @@ def cleanup_session(s: Session, kill: bool = True) -> None:
         for p in pids:
             with contextlib.suppress(ChildProcessError, OSError):
                 os.waitpid(p, os.WNOHANG)
+        # SIGKILL takes effect asynchronously: a valgrind still running is not "stale" yet
+        import time
+
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+            time.sleep(0.01)
     for p in {s.pid, *pids}:
         remove_stale_fifos(p, prefix=s.vgdb_prefix)
     if s.private_dir:
