@@ -14,7 +14,6 @@ pytestmark = pytest.mark.gdb
 PENDING_SUMMARIES = {
     "kcore", "kprobe-list", "kprobe-show", "kdis", "kx", "ksym", "ftrace-site",
     "ktrace", "ktask", "ktypes",
-    "vg-start", "vg-attach", "vg-leaks", "vg-who", "vg-block", "vg-vbits", "vg-check", "vg-errors",
 }
 
 

@@ -27,13 +27,6 @@ PENDING_PAGES = {
     "docs/commands/plt-walk.md",
     "docs/commands/plt.md",
     "docs/commands/vg-attach.md",
-    "docs/commands/vg-block.md",
-    "docs/commands/vg-check.md",
-    "docs/commands/vg-errors.md",
-    "docs/commands/vg-leaks.md",
-    "docs/commands/vg-start.md",
-    "docs/commands/vg-vbits.md",
-    "docs/commands/vg-who.md",
     "docs/kernel.md",
 }
 

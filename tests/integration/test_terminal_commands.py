@@ -76,6 +76,7 @@ def test_vg_leaks_at_80_columns(tmp_path):
         rows = t.run("vg-leaks", timeout=120)
     recs = doc["records"]
     assert recs
-    tokens = [r["function"] for r in recs if r["function"]] + [r["location"] for r in recs if r["location"]]
+    tokens = [r["location"]["symbol"] for r in recs if r["location"]] + \
+        [f'{r["location"]["file"]}:{r["location"]["line"]}' for r in recs if r["location"] and r["location"]["file"]]
     assert any(":" in tok for tok in tokens)            # file:line, the part that was cut
     t.assert_whole(rows, tokens)

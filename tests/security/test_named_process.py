@@ -54,8 +54,6 @@ def _start_valgrind(argv):
     return vg
 
 
-@pytest.mark.xfail(reason="vg-attach listing decodes /proc lossily, U+FFFD (issue 11 item 8, "
-                          "branch i15-valgrind)", strict=False)
 def test_vg_attach_listing_survives_a_hostile_valgrind_process(hostile_process):
     """One user's oddly named valgrind process must not break vg-attach's listing for everyone:
     with an ordinary and a hostile valgrind process running, vg-attach lists both."""

@@ -71,6 +71,87 @@ class Recipe:
     pre: list = field(default_factory=list)
 
 
+# -- valgrind (docs/valgrind.md, docs/commands/vg-*.md) ---------------------------------------
+#: run in the built program's directory, so that commands say ./memleakloop
+_VG_CD = "python import os; os.chdir(os.path.dirname(gdb.current_progspace().filename))"
+_VG_MASK = [(r"/tmp/gdb_toolkit-vg-\w+", "/tmp/gdb_toolkit-vg-X"), (r"(pid:\s+)\d+", r"\1N"),
+            (r"(valgrind pid:\s+)\d+", r"\1N"), (r"valgrind-\d+\.log", "valgrind-N.log"),
+            # the client's stack holds its environment, which differs between two shells
+            (r"0x1fff[0-9a-f]{6}\b", "0xSTACK")]
+
+
+def _vg_quiet(*commands: str) -> str:
+    """Hidden set-up commands whose output is not part of the transcript."""
+    body = ["set suppress-cli-notifications on", *commands, "set suppress-cli-notifications off"]
+    return "python " + "; ".join(f"gdb.execute({c!r}, to_string=True)" for c in body)
+
+
+VALGRIND_RECIPES = {
+    "vg-start": Recipe(["vg-start --stdin requests.fifo ./memleakloop", "vg-start ./memleakloop -- --vgdb=no",
+                        "vg-start ./memleakloop -- --tool=helgrind", "vg-start /tmp/nothere",
+                        "vg-start --main --stdout memleakloop.out ./memleakloop 3"],
+                       source="examples/valgrind/memleakloop.c",
+                       setup=[_VG_CD, "shell mkfifo requests.fifo"], width=100, mask=_VG_MASK),
+    "vg-memcorrupt": Recipe(["vg-start --stdout memcorrupt.out ./memcorrupt", "continue", "vg-errors"],
+                            source="examples/valgrind/memcorrupt.c", setup=[_VG_CD], width=100,
+                            mask=_VG_MASK),
+    "vg-leaks-errors": Recipe(["vg-leaks --kinds bogus", "vg-leaks --plot x.svg",
+                               "vg-leaks --history --plot leaks.gif", "monitor v.set log_output",
+                               "vg-leaks summary"],
+                              source="examples/valgrind/memleakloop.c",
+                              setup=[_VG_CD, _vg_quiet("vg-start --main --stdout /dev/null ./memleakloop 3")],
+                              width=100, mask=_VG_MASK),
+    "vg-watch": Recipe(["vg-watch 1 --count 4"], source="examples/valgrind/memleakloop.c",
+                       setup=[_VG_CD, _vg_quiet("vg-start --main --stdout /dev/null ./memleakloop")],
+                       width=100, timeout=120,
+                       mask=_VG_MASK + [(r"(?m)^(vg-watch: snapshot \d+ at )\S+: .*$", r"\1T: ..."),
+                                        (r"(?m)^(reachable|definite) .*$", "ROW"),
+                                        (r"over \d+\.\d s", "over N s"),
+                                        (r"valgrind \d+;", "valgrind N;"),
+                                        (r"note: gdb connected again;[^\n]*(\n      [^\n]*)*", "NOTE")]),
+    "vg-leaks-rounds": Recipe(["continue", "vg-leaks", "continue", "vg-leaks --delta increased",
+                               "vg-leaks --top 2", "vg-leaks --depth 2 --kinds definite"],
+                              source="examples/valgrind/memleakloop.c",
+                              setup=[_VG_CD, _vg_quiet("vg-start --main --stdout /dev/null ./memleakloop 8"),
+                                     "break checkpoint"], width=100, mask=_VG_MASK),
+    "vg-leaks-history": Recipe(["vg-leaks --history", "vg-leaks --history --kinds definite --export leaks.csv"],
+                               source="examples/valgrind/memleakloop.c",
+                               setup=[_VG_CD, _vg_quiet("vg-start --main --stdout /dev/null ./memleakloop 8",
+                                                        "break checkpoint",
+                                                        *(["continue", "vg-leaks"] * 5))],
+                               width=100, mask=_VG_MASK + [(r"over \d+\.\d s", "over N s"),
+                                                           (r"[+-][\d,]+\.\d\b", "+N.N")]),
+    "vg-sites-errors": Recipe(["continue", "continue", "vg-errors", "continue", "continue", "vg-errors"],
+                              source="examples/valgrind/sites.c",
+                              setup=[_VG_CD, _vg_quiet("vg-start --stdout /dev/null ./sites -- "
+                                                       "--track-origins=yes")], width=100, mask=_VG_MASK),
+    "vg-sites-leaks": Recipe(["vg-leaks", "vg-leaks --group-by 2 --kinds indirect", "vg-block 4",
+                              "vg-who &g_global", "vg-check main 4"],
+                             source="examples/valgrind/sites.c",
+                             setup=[_VG_CD, _vg_quiet("vg-start --stdout /dev/null ./sites -- "
+                                                      "--vgdb-error=100", "break sites.c:27", "continue")],
+                             width=100, mask=_VG_MASK),
+    "vg-vbits": Recipe(["vg-vbits g_buf 24", "vg-vbits g_buf+56 16", "vg-vbits nosuch 4"],
+                       source="examples/valgrind/vbits.c",
+                       setup=[_VG_CD, _vg_quiet("vg-start --main --stdout /dev/null ./vbits",
+                                                "break checkpoint", "continue")], width=100, mask=_VG_MASK),
+    "vg-check": Recipe(["vg-check g_buf 64 defined", "vg-check g_buf 10 defined", "vg-check g_buf 70",
+                        "vg-check &g_static sizeof(g_static) defined", "vg-check main 4", "vg-check g_buf 0"],
+                       source="examples/valgrind/vbits.c",
+                       setup=[_VG_CD, _vg_quiet("vg-start --main --stdout /dev/null ./vbits",
+                                                "break checkpoint", "continue")], width=100, mask=_VG_MASK),
+    "vg-who": Recipe(["vg-who g_buf", "vg-who g_buf 64", "vg-who &g_static"],
+                     source="examples/valgrind/vbits.c",
+                     setup=[_VG_CD, _vg_quiet("vg-start --main --stdout /dev/null ./vbits",
+                                              "break checkpoint", "continue")], width=100, mask=_VG_MASK),
+    "vg-block": Recipe(["vg-leaks --kinds reachable", "vg-block g_psz1[1]", "vg-block 3", "vg-block 99",
+                        "vg-block &g_round"],
+                       source="examples/valgrind/memleakloop.c",
+                       setup=[_VG_CD, _vg_quiet("vg-start --main --stdout /dev/null ./memleakloop 8",
+                                                "break checkpoint", "continue", "continue")],
+                       width=100, mask=_VG_MASK),
+}
+
 RECIPES = {
     "toolkit-doctor": Recipe(["toolkit doctor --quick"], width=100, mask=HOST, loose=True),
     "toolkit-commands": Recipe(["toolkit commands"], width=80),
@@ -82,6 +163,7 @@ RECIPES = {
                                flags=["-Wl,-z,lazy"], width=132, loose=True,
                                mask=[(r"__\w+?_(evex|avx|sse|erms)\w*", "__IMPL"),
                                      (r"0x7ffff7[0-9a-f]{6}", "0xLIBADDR")]),
+    **VALGRIND_RECIPES,
 }
 
 
