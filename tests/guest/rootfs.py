@@ -41,6 +41,7 @@ PACKAGES = [
     "gdb", "python3", "python3-pytest", "python3-capstone", "python3-pyelftools",
     "python3-tabulate", "python3-jsonschema",
     "gcc", "libc6-dev", "make", "binutils", "file", "procps", "util-linux", "mount", "kmod",
+    "e2fsprogs", "libc6-dbg",
     "python3-bpfcc", "bpftrace", "bpftool",
     "busybox-static",
 ]
