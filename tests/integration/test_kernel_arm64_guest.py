@@ -79,6 +79,29 @@ def objdump(code: bytes, addr: int) -> list[tuple[int, str]]:
     return rows
 
 
+def bpf_probe(function: str) -> subprocess.Popen:
+    """A BPF program on a perf kprobe (bpftrace), not a tracefs event; returns once the kernel
+    lists the probe."""
+    proc = subprocess.Popen(["bpftrace", "-e", f"kprobe:{function} {{ @n = count(); }}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    addr = kallsyms(function)
+    deadline = time.monotonic() + 300
+    while not listed(addr):
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "bpftrace did not attach in 300 s"
+        time.sleep(0.2)
+    return proc
+
+
+def stop_bpf(proc: subprocess.Popen):
+    proc.send_signal(2)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Kernel:
     """tracefs kprobes in one group + the function tracer, all undone whatever happens."""
 
@@ -194,10 +217,15 @@ def test_kprobe_list_classifies_arm64_probes(kernel):
         kernel.probe("r do_faccessat", "ret")
         kernel.probe("p vfs_fsync_range", "dis", enable=False)
         kernel.probe("p dummy:dummy_dev_init", "mod")
-        before = {a: kcore_bytes(a, 4) for a in (entry, off, ret, dis, mod)}
-        rep = report()
-        kernel_list = {(l.split()[0], l.split()[1]): re.findall(r"\[(\w+)\]", l)
-                       for l in KLIST.read_text().splitlines()}
+        bpf = kallsyms("do_fchmodat")
+        tracer = bpf_probe("do_fchmodat")
+        before = {a: kcore_bytes(a, 4) for a in (entry, off, ret, dis, mod, bpf)}
+        try:
+            rep = report()
+            kernel_list = {(l.split()[0], l.split()[1]): re.findall(r"\[(\w+)\]", l)
+                           for l in KLIST.read_text().splitlines()}
+        finally:
+            stop_bpf(tracer)
         assert len(rep.probes) == len(kernel_list)
         rows = {r.address: r for r in rep.probes}
         for r in rep.probes:
@@ -206,6 +234,9 @@ def test_kprobe_list_classifies_arm64_probes(kernel):
         for a in (entry, off, ret, mod):
             assert rows[a].state == "brk" and before[a] == BRK4, (hex(a), rows[a])
         assert rows[ret].type == "kretprobe" and rows[mod].where.endswith("[dummy]")
+        # the BPF (perf) probe: in the kernel's list, armed, in no tracefs kprobe_events
+        assert rows[bpf].state == "brk" and before[bpf] == BRK4 and rows[bpf].event_tracefs is not True
+        assert not listed(bpf)                                       # gone with bpftrace
         assert rows[dis].flags == ["DISABLED"] and rows[dis].state != "brk"
         assert rows[dis].original == before[dis]                     # disarmed: the live bytes
         assert any("no optimized (jump) kprobes" in n and "do not use ftrace" in n
@@ -225,16 +256,32 @@ def test_kprobe_list_classifies_arm64_probes(kernel):
                    "arm64 kernel has no CONFIG_KALLSYMS_ALL; kern's System.map symbol source (issue 17) "
                    "is not on this branch yet")
 def test_originals_from_p_opcode_equal_the_bytes_after_removal(kernel):
-    """p->opcode (ainsn.api.insn) of each armed probe = the bytes once it is gone."""
-    targets = {"do_sys_openat2": None, "vfs_write+8": None, "do_faccessat": None}
+    """p->opcode and the single-step slot ainsn.api.insn of each armed probe = the bytes once it is
+    gone; kprobe-show prints the struct via BTF; a BPF probe's program is named."""
+    from gdb_toolkit.kernel.session import KernelSession
+    targets = ["do_sys_openat2", "vfs_write+8", "do_faccessat"]
     for i, t in enumerate(targets):
         kernel.probe(("r " if t == "do_faccessat" else "p ") + t, f"o{i}")
-    rep = report()
-    assert "kprobe_table" in rep.sources, rep.notes
-    rows = [r for r in rep.probes if r.state == "brk"]
+    tracer = bpf_probe("do_fchmodat")
+    try:
+        with KernelSession() as s:
+            rep = s.kprobe_report()
+            assert "kprobe_table" in rep.sources, rep.notes
+            rows = [r for r in rep.probes if r.state == "brk"]
+            slots = {r.address: s.read(s.walker.read_kprobe(r.struct_addr).ainsn_insn, 4)
+                     for r in rows if r.struct_addr}
+        bpf_rows = [r for r in rows if r.address == kallsyms("do_fchmodat")]
+        assert bpf_rows and bpf_rows[0].bpf, bpf_rows
+    finally:
+        stop_bpf(tracer)
+    rows = [r for r in rows if r.address != kallsyms("do_fchmodat")]
     assert len(rows) == 3 and all(r.original_source == "p->opcode" for r in rows), rows
     assert all(r.handler for r in rows)
     originals = {r.address: r.original for r in rows}
+    assert all(slots[a] == originals[a] for a in originals), (slots, originals)
+    res = run_gdb(json_wrapped("kprobe-show do_sys_openat2 --json"), timeout=600)
+    show = res.json_documents()[0]
+    assert show["structs"] and "opcode" in str(show["structs"]) and "ainsn" in str(show["structs"]), show
     for i in range(len(targets)):
         kernel.unprobe(f"o{i}")
     for a, orig in originals.items():

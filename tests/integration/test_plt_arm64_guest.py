@@ -117,7 +117,7 @@ def test_bti_plt_stubs_are_where_objdump_says_and_walk_statically():
         want = _mnemonics(stub["lines"])
         assert [c.split()[0] for c in code] == want[:len(code)], (hex(addr), code, want)
         assert "hint" not in " ".join(code)
-        if addr != plt0:
+        if addr != plt0 and not stub["name"].startswith("*ABS*"):   # objdump can't name IRELATIVE stubs
             assert ours[addr]["symbol"].split("@")[0] == stub["name"].split("@")[0], (hex(addr), stub)
     assert _mnemonics(dump[plt0]["lines"])[0] == "bti" and ours[plt0]["code"][0] == "bti c"
     hops = {h["step"]: h for h in walk["hops"]}
