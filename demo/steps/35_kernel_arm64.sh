@@ -27,6 +27,7 @@ live_demo() {
   say "Debian's arm64 kernel $(uname -r): no optprobes, no kprobes on ftrace, no KALLSYMS_ALL"
   grep -E "CONFIG_(OPTPROBES|KPROBES_ON_FTRACE|KALLSYMS_ALL|DYNAMIC_FTRACE_WITH_REGS|ARM64_PTR_AUTH_KERNEL)[ =]" \
     "/boot/config-$(uname -r)" | sed 's/^/    /' || true
+  echo "    (OPTPROBES and KPROBES_ON_FTRACE are not even options for arm64 in 6.1's Kconfig)"
   say "An idle function: the patchable entry is 'mov x9, x30; nop' (ftrace_init_nop made the first NOP a mov)"
   kgdb "kdis vfs_read 4" "ftrace-site vfs_read"
   trap cleanup EXIT

@@ -123,7 +123,7 @@ def _arm64_site(session, name: str, addr: int, code: bytes, notes: list) -> Ftra
     target, target_symbol = e.target, e.target_symbol
     if e.state == S.TRACED_ENTRY:
         state, kind = "patched", S.FTRACE_CALL
-        description = f"bl {target_symbol} at +{site_addr - addr:#x} (ftrace call)"
+        description = f"the call slot at +{site_addr - addr:#x} calls into ftrace (bl)"
     elif e.state == S.IDLE_ENTRY:
         state, kind = "idle", S.FTRACE_NOP
         description = (f"nop at +{site_addr - addr:#x}; ftrace_init_nop()'s mov x9, x30 "
