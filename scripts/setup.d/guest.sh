@@ -4,10 +4,12 @@
 # uses the host root), assemble the arm64 root from arm64 .debs (dpkg --add-architecture arm64,
 # apt resolves, dpkg -x; kernel, headers and userland; cached by package versions) and build
 # both initramfs images. Idempotent and quiet; the harness does the same on demand.
-# Skipped when GDB_TOOLKIT_SKIP_GUEST=1.
+# Skipped when GDB_TOOLKIT_SKIP_GUEST=1 or GDB_TOOLKIT_DEMO_GUEST=0 (README: the demo
+# without its guest parts prepares no guest either).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "${GDB_TOOLKIT_SKIP_GUEST:-}" = 1 ] && exit 0
+[ "${GDB_TOOLKIT_DEMO_GUEST:-}" = 0 ] && exit 0
 out=$(/usr/bin/python3 -m tests.guest prepare 2>&1) || {
   echo "setup: guest preparation failed (guest tests will fail with the reason):" >&2
   echo "$out" >&2
