@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.gdbrun import GDB, assert_no_traceback, json_wrapped, run_gdb
+from tests.support.gdbrun import addr as A     # JSON addresses: "0x.." or int
 
 pytestmark = pytest.mark.guest_arm64
 
@@ -305,7 +306,7 @@ def test_commands_in_gdb_on_the_arm64_kernel(kernel):
     assert kc["arch"] == "aarch64" and kc["release"] == os.uname().release
     readelf = subprocess.run(["readelf", "-lW", "/proc/kcore"], capture_output=True, text=True).stdout
     loads = [int(l.split()[2], 16) for l in readelf.splitlines() if l.strip().startswith("LOAD")]
-    assert sorted(loads) == [s["vaddr"] for s in kc["segments"]]
+    assert sorted(loads) == [A(s["vaddr"]) for s in kc["segments"]]
     # KASLR: the slide VMCOREINFO gives = running _text - its link address, KIMAGE_VADDR
     # (= MODULES_END = the 48-bit VA space's start + 128 MiB; Debian's /boot/System.map is a
     # placeholder, so the link address comes from the architecture's layout).  _text is not in
@@ -314,10 +315,10 @@ def test_commands_in_gdb_on_the_arm64_kernel(kernel):
     rows = [l.split() for l in readelf.splitlines() if l.strip().startswith("LOAD")]
     stext = kallsyms("_stext")
     text = next(int(r[2], 16) for r in rows if int(r[2], 16) <= stext < int(r[2], 16) + int(r[5], 16))
-    assert kc["kaslr_offset"] == text - 0xFFFF800008000000
-    assert any(p["address"] == addr and p["state"] == "brk" for p in kl["probes"])
+    assert A(kc["kaslr_offset"]) == text - 0xFFFF800008000000
+    assert any(A(p["address"]) == addr and p["state"] == "brk" for p in kl["probes"])
     m = ks["matches"][0]
-    assert m["address"] == addr and f"{fn}(" in m["prototype"]
+    assert A(m["address"]) == addr and f"{fn}(" in m["prototype"]
     # kx against gdb's own reader of /proc/kcore
     oracle = subprocess.run([GDB, "-nx", "-batch", "-c", "/proc/kcore", "-ex", f"x/32xb 0x{addr:x}"],
                             capture_output=True, text=True, timeout=600).stdout
@@ -327,15 +328,15 @@ def test_commands_in_gdb_on_the_arm64_kernel(kernel):
     assert len(got) == 32 and got == want, oracle
     # kdis: capstone's text with PAC/BTI hints named as objdump names them
     code = bytes.fromhex("".join(i["raw"].replace(" ", "") for i in kd["insns"]))
-    texts = {i["address"]: " ".join(i["text"].split()) for i in kd["insns"]}
+    texts = {A(i["address"]): " ".join(i["text"].split()) for i in kd["insns"]}
     dump = dict(objdump(code, addr))
     for a, t in texts.items():         # mnemonics (capstone prints immediates in hex, objdump not)
         assert t.split()[0] == dump[a].split()[0], (hex(a), t, dump[a])
     assert "hint" not in " ".join(texts.values())
-    notes = {i["address"]: i["note"] for i in kd["insns"]}
+    notes = {A(i["address"]): i["note"] for i in kd["insns"]}
     assert notes[addr] == "kprobe breakpoint over the patchable entry's mov x9, x30"
     assert notes[addr + 4] == "idle ftrace site (NOP)"
-    assert fs_probe["state"] == "idle" and fs_probe["site_address"] == addr + 4
+    assert fs_probe["state"] == "idle" and A(fs_probe["site_address"]) == addr + 4
     assert fs_probe["original"] == MOV_X9_NOP.hex()
     assert fs_idle["state"] == "idle" and fs_idle["live"] == MOV_X9_NOP.hex()
     assert kshow["live"][0]["raw"].replace(" ", "") == BRK4.hex()

@@ -13,6 +13,7 @@ import re
 
 import pytest
 
+from tests.support.gdbrun import addr as A     # JSON addresses: "0x.." or int
 from tests.support.gdbrun import assert_no_traceback, compile_c, json_wrapped, run_gdb
 from tests.support.plt_oracles import (EXAMPLES, build_lib, objdump_stubs, program_said,
                                        readelf_relocs, readelf_sections, run)
@@ -53,11 +54,11 @@ def test_got_and_live_walk_match_dlsym(variant):
     rows = {r["symbol"].split("@")[0]: r for r in got["slots"] if r["object"] == exe.name}
     bound = "resolved" if lazy else "bound-at-load"
     for name in ("puts", "printf", "lib_hello", "memcpy"):
-        assert rows[name]["state"] == bound and rows[name]["value"] == said[name], (name, rows[name])
+        assert rows[name]["state"] == bound and A(rows[name]["value"]) == said[name], (name, rows[name])
     assert rows["puts"]["target"] == "puts in libc.so.6"
     if "nopie" in variant:                        # link-time addresses: the file's own GOT offsets
         offs = {r["offset"] for r in readelf_relocs(exe, "aarch64") if r["type"] == "JUMP_SLOT"}
-        assert {r["address"] for r in got["slots"] if r["object"] == exe.name
+        assert {A(r["address"]) for r in got["slots"] if r["object"] == exe.name
                 and r["type"] == "JUMP_SLOT"} == offs
     # the static walk: the stub is objdump's, in the arm64 shape (BTI first when forced)
     stub = next(a for a, s in objdump_stubs(exe, "aarch64").items() if s["name"] == "getpid@plt")
@@ -72,16 +73,16 @@ def test_got_and_live_walk_match_dlsym(variant):
         assert "paciasp" in res2.stdout
     bias = said["main"] - _nm_main(exe)            # 0 for the non-PIE program
     assert ("nopie" in variant) == (bias == 0)
-    assert hops["stub"]["address"] == stub + bias
+    assert A(hops["stub"]["address"]) == stub + bias
     if lazy:
         live = docs[2]["live"]
         assert live["writer"] == "_dl_fixup" and live["writer_object"].startswith("ld-linux-aarch64")
         assert any("_dl_runtime_resolve" in f for f in live["backtrace"])
-        assert live["new"] == said["getpid"]
+        assert A(live["new"]) == said["getpid"]
         maint = res.stdout.split("@@GTK-JSON-END@@")[-1]
         assert "watchpoint" not in maint.lower()
     else:
-        assert rows["getpid"]["state"] == "bound-at-load" and rows["getpid"]["value"] == said["getpid"]
+        assert rows["getpid"]["state"] == "bound-at-load" and A(rows["getpid"]["value"]) == said["getpid"]
         assert next(o for o in got["objects"] if o["path"].endswith(exe.name))["binding"] == "now"
 
 
@@ -109,7 +110,7 @@ def test_bti_plt_stubs_are_where_objdump_says_and_walk_statically():
     assert_no_traceback(res)
     doc, walk = res.json_documents()
     plt0 = readelf_sections(exe, "aarch64")[".plt"][0]
-    ours = {s["address"]: s for s in doc["stubs"]}
+    ours = {A(s["address"]): s for s in doc["stubs"]}
     dump = objdump_stubs(exe, "aarch64")
     assert len(dump) > 4
     for addr, stub in dump.items():         # the same instructions objdump decodes, BTI named
@@ -122,7 +123,7 @@ def test_bti_plt_stubs_are_where_objdump_says_and_walk_statically():
     assert _mnemonics(dump[plt0]["lines"])[0] == "bti" and ours[plt0]["code"][0] == "bti c"
     hops = {h["step"]: h for h in walk["hops"]}
     stub = next(a for a, s in dump.items() if s["name"] == "getpid@plt")
-    assert hops["stub"]["address"] == stub
+    assert A(hops["stub"]["address"]) == stub
     assert [c.split(": ")[1].split()[0] for c in hops["stub"]["code"]] == _mnemonics(dump[stub]["lines"])
 
 
@@ -133,4 +134,4 @@ def test_bti_plt0_is_the_resolver_trampoline():
     res = run_gdb([*json_wrapped("plt --json")], program=exe, timeout=600)
     doc = res.json_documents()[0]
     plt0 = readelf_sections(exe, "aarch64")[".plt"][0]
-    assert {s["address"]: s for s in doc["stubs"]}[plt0]["kind"] == "plt0"
+    assert {A(s["address"]): s for s in doc["stubs"]}[plt0]["kind"] == "plt0"
