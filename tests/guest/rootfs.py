@@ -111,10 +111,17 @@ def best_alternatives(entries) -> dict[str, tuple[str, str]]:
 
 
 def _inside(root: Path, path: str) -> Path:
-    """*path* (absolute in the guest) as a path under *root*, never outside it."""
+    """*path* (absolute in the guest) as a path under *root*, never outside it: no '..', and no
+    symlinked directory on the way leading out of the root (a package's link is followed as the
+    guest would follow it, from the root)."""
     if ".." in Path(path).parts:
         raise GuestError(f"refusing path {path!r} with '..' while assembling the root")
-    return root / path.lstrip("/")
+    out = root / path.lstrip("/")
+    real_root = root.resolve()
+    parent = out.parent.resolve()
+    if parent != real_root and real_root not in parent.parents:
+        raise GuestError(f"refusing {path!r}: its directory leads out of the root ({parent})")
+    return out
 
 
 # ---------------------------------------------------------------- apt
@@ -205,11 +212,14 @@ def fix_up(root: Path, debs: list[Path], version: str, log=print):
             _symlink(root, link, f"/etc/alternatives/{name}")
     # base-passwd's postinst
     for name in ("passwd", "group"):
-        master = root / "usr/share/base-passwd" / f"{name}.master"
-        if master.is_file() and not (root / "etc" / name).exists():
-            shutil.copyfile(master, root / "etc" / name)
+        master = _inside(root, f"/usr/share/base-passwd/{name}.master")
+        dest = _inside(root, f"/etc/{name}")
+        if master.is_file() and not master.is_symlink() and not (dest.exists() or dest.is_symlink()):
+            shutil.copyfile(master, dest)
     _symlink(root, "/etc/mtab", "../proc/self/mounts")
-    (root / "etc/hostname").write_text("gtk-arm64\n")
+    hostname = _inside(root, "/etc/hostname")
+    hostname.unlink(missing_ok=True)
+    hostname.write_text("gtk-arm64\n")
     # mount points the guest's /init uses
     for d in ("proc", "sys", "dev", "tmp", "run", "var/tmp", "root", "home"):
         (root / d).mkdir(parents=True, exist_ok=True)

@@ -394,3 +394,60 @@ def test_skipped_arches():
     assert skipped_arches(None) == set() and skipped_arches("0") == set()
     assert skipped_arches("1") == {"x86_64", "arm64"}
     assert skipped_arches("arm64") == {"arm64"} and skipped_arches("amd64,aarch64") == {"x86_64", "arm64"}
+
+
+def _deb(tmp_path, name, files: dict, postinst: str | None = None, links: dict = None):
+    """A minimal .deb built with dpkg-deb (the real tool), for the root assembly's fix-ups."""
+    top = tmp_path / f"pkg-{name}"
+    (top / "DEBIAN").mkdir(parents=True)
+    (top / "DEBIAN" / "control").write_text(f"Package: {name}\nVersion: 1\nArchitecture: all\n"
+                                            "Maintainer: t <t@t>\nDescription: t\n")
+    if postinst:
+        (top / "DEBIAN" / "postinst").write_text(postinst)
+        (top / "DEBIAN" / "postinst").chmod(0o755)
+    for rel, text in files.items():
+        (top / rel).parent.mkdir(parents=True, exist_ok=True)
+        (top / rel).write_text(text)
+    for rel, target in (links or {}).items():
+        (top / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, top / rel)
+    out = tmp_path / f"{name}_1_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(top), str(out)], check=True,
+                   capture_output=True)
+    return out
+
+
+def test_root_fix_ups_alternatives_passwd_mtab(tmp_path):
+    from tests.guest.rootfs import extract, fix_up
+    debs = [
+        _deb(tmp_path, "gcc", {"usr/bin/gcc-12": "#!/bin/sh\n"}, links={"usr/bin/gcc": "gcc-12"},
+             postinst="#!/bin/sh\nupdate-alternatives --quiet \\\n  --install /usr/bin/cc cc /usr/bin/gcc 20 \\\n"
+                      "  #--slave /x y z\n"),
+        _deb(tmp_path, "base-passwd", {"usr/share/base-passwd/passwd.master": "root:*:0:0:root:/root:/bin/sh\n",
+                                      "usr/share/base-passwd/group.master": "root:*:0:\n"}),
+    ]
+    root = tmp_path / "root"
+    root.mkdir()
+    extract(debs, root)
+    fix_up(root, debs, "6.1.0-0-arm64", log=lambda m: None)
+    assert os.readlink(root / "usr/bin/cc") == "/etc/alternatives/cc"
+    assert os.readlink(root / "etc/alternatives/cc") == "/usr/bin/gcc"
+    assert (root / "etc/passwd").read_text().startswith("root:")
+    assert os.readlink(root / "etc/mtab") == "../proc/self/mounts"
+    for d in ("proc", "sys", "dev", "tmp", "run", "var/tmp"):
+        assert (root / d).is_dir()
+    assert (root / ".gtk-root").read_text().split("\n")[1] == "6.1.0-0-arm64"
+
+
+def test_root_fix_ups_refuse_a_directory_link_out_of_the_root(tmp_path):
+    """A package whose directory is a symlink leading out of the root: nothing is written there."""
+    from tests.guest.rootfs import extract, fix_up
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    debs = [_deb(tmp_path, "evil", {"usr/share/x": "x"}, links={"etc": str(outside)})]
+    root = tmp_path / "root"
+    root.mkdir()
+    extract(debs, root)
+    with pytest.raises(GuestError, match="leads out of the root"):
+        fix_up(root, debs, "6.1.0-0-arm64", log=lambda m: None)
+    assert list(outside.iterdir()) == []
