@@ -5,7 +5,7 @@ Runs `gdb -nx -batch` bare and with `source gdb_toolkit/gdbinit.py`, alternating
 the two so machine noise hits both alike, and prints the medians, the overhead
 in ms and the ratio.  Target: under 20 ms added.
 
-    /usr/bin/python3 bench/startup.py [--runs 40]
+    /usr/bin/python3 bench/startup.py [--runs 40] [--compare OTHER-CHECKOUT]
 """
 import argparse
 import os
@@ -33,20 +33,27 @@ def once(argv: list[str]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=40)
-    runs = ap.parse_args().runs
+    ap.add_argument("--compare", type=Path, help="another checkout, measured alternately")
+    opts = ap.parse_args()
+    runs = opts.runs
     bare_cmd = BASE
-    with_cmd = BASE + ["-ex", f"source {GDBINIT}"]
-    once(bare_cmd), once(with_cmd)  # warm the page cache
-    bare, loaded = [], []
+    inits = [GDBINIT] + ([opts.compare.resolve() / "gdb_toolkit" / "gdbinit.py"] if opts.compare else [])
+    cmds = [BASE + ["-ex", f"source {g}"] for g in inits]
+    once(bare_cmd), [once(c) for c in cmds]  # warm the page cache
+    bare, loaded = [], [[] for _ in cmds]
     for _ in range(runs):
         bare.append(once(bare_cmd))
-        loaded.append(once(with_cmd))
-    mb, ml = statistics.median(bare), statistics.median(loaded)
+        for c, out in zip(cmds, loaded):
+            out.append(once(c))
+    mb = statistics.median(bare)
     print(f"runs each            {runs} (alternating)")
     print(f"bare gdb    median   {mb:7.1f} ms")
-    print(f"gdb_toolkit median   {ml:7.1f} ms")
-    print(f"overhead             {ml - mb:7.1f} ms  (target < 20 ms)")
-    print(f"ratio                {ml / mb:7.3f}x")
+    for g, out in zip(inits, loaded):
+        ml = statistics.median(out)
+        print(f"{str(g.parents[1])}")
+        print(f"  gdb_toolkit median {ml:7.1f} ms")
+        print(f"  overhead           {ml - mb:7.1f} ms  (target < 20 ms)")
+        print(f"  ratio              {ml / mb:7.3f}x")
 
 
 if __name__ == "__main__":

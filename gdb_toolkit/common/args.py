@@ -70,6 +70,16 @@ class ArgParser(argparse.ArgumentParser):
     def exit(self, status=0, message=None):
         raise UsageError(message or f"{self.prog}: bad arguments", self.one_line_usage())
 
+    def _get_values(self, action, arg_strings):
+        # argparse strips a "--" from an option's values: "--top=--" (or "-n--") then gives the
+        # option [] instead of a number, unconverted, and the command fails later with a
+        # TypeError (found by tests/fuzz/targets/args.py).  An option that takes one value and
+        # got only "--" is a usage error.
+        if (action.option_strings and action.nargs in (None, argparse.OPTIONAL)
+                and list(arg_strings) == ["--"]):
+            self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
+        return super()._get_values(action, arg_strings)
+
     def parse(self, argv: list[str]) -> argparse.Namespace:
         try:
             return self.parse_args(argv)

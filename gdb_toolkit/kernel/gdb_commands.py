@@ -389,10 +389,13 @@ class FtraceSite(_KernelSymbolCompleter, ToolkitCommand):
 
 Usage: ftrace-site FUNC [--json] [--kcore PATH] [--kallsyms PATH]
 
-Reads the first bytes of FUNC through /proc/kcore: the idle 5-byte NOP (arm64: two
-NOPs), a call to ftrace_caller / ftrace_regs_caller / a trampoline, or a kprobe
-breakpoint; says who enabled it (tracefs enabled_functions) and whether FUNC is
-traceable at all (available_filter_functions).
+Reads the first bytes of FUNC through /proc/kcore: the idle 5-byte NOP, a call to
+ftrace_caller / ftrace_regs_caller / a trampoline, or a kprobe breakpoint; says who
+enabled it (tracefs enabled_functions) and whether FUNC is traceable at all
+(available_filter_functions).  arm64: the patchable entry `mov x9, x30; nop` (idle)
+or `mov x9, x30; bl ftrace_caller` (traced); the site is its call slot at func+4,
+and a kprobe's `brk #0x4` over func+0 is shown beside it (arm64 kprobes never use
+ftrace).
 
 Example:
   (gdb) ftrace-site vfs_read"""
@@ -418,7 +421,10 @@ Example:
         en = r.enabled
         return key_values([
             ("function", f"{r.function} at {_hex(r.function_address)}"),
-            ("ftrace site", _hex(r.site_address)),
+            *([("patchable entry", _hex(r.entry_address))] if r.entry_address is not None else []),
+            ("ftrace site", _hex(r.site_address) + (
+                f" (+{r.site_address - r.function_address:#x}: the call slot)"
+                if r.entry_address is not None else "")),
             ("live bytes", r.live.hex(" ")),
             ("state", f"{r.state}: {r.description}"
                       + (f" -> {r.target_symbol or _hex(r.target)}" if r.target else "")),

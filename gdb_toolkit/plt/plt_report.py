@@ -1,18 +1,23 @@
 """The ``plt`` report: stubs of each object with run-time addresses and slot states."""
-import struct
 from dataclasses import dataclass, field
 
 from gdb_toolkit.common.disasm import disassemble
+from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.plt.slots import AddressSpace, LoadedObject, classify, compile_filter
 from gdb_toolkit.plt.stubs import decode_plt
 
 
-def _code(stub, bias: int, arch: str) -> list[str]:
-    """The stub's instructions decoded at their run-time address (branch targets too)."""
+def _code(stub, bias: int, arch: str, cache: dict) -> list[str]:
+    """The stub's instructions decoded at their run-time address (branch targets too),
+    cached per (stub, bias): a warm 'plt' on thousands of stubs decodes nothing."""
     if not bias:
         return [i.text for i in stub.insns]
-    raw = b"".join(i.raw for i in stub.insns)
-    return [i.text for i in disassemble(raw, stub.address + bias, arch)]
+    key = (stub.address, bias)
+    hit = cache.get(key)
+    if hit is None:
+        raw = b"".join(i.raw for i in stub.insns)
+        hit = cache[key] = [i.text for i in disassemble(raw, stub.address + bias, arch)]
+    return hit
 
 
 @dataclass
@@ -21,7 +26,7 @@ class StubRow:
     address: int
     section: str
     kind: str
-    slot: int | None
+    slot_address: int | None
     symbol: str
     reloc_index: int | None
     state: str | None
@@ -37,17 +42,20 @@ class PltReport:
 
 
 def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
-               values: dict[str, bytes] | None, mode: str, pattern: str | None,
+               memory: dict[int, int] | None, mode: str, pattern: str | None,
                relocated: bool = True) -> PltReport:
     rx = compile_filter(pattern)
-    space = AddressSpace(space_objects) if values is not None else None
+    space = AddressSpace(space_objects) if memory is not None else None
     rows, notes = [], []
     for obj in listed:
         m, b = obj.model, obj.bias
-        specs = m.slot_by_address()
-        blob = values.get(obj.path) if values else None
-        lo = m.slots[0].address if m.slots else 0
-        stubs = decode_plt(m)
+        try:
+            specs = m.slot_by_address()
+            stubs = decode_plt(m)
+        except ToolkitError as exc:
+            notes.append(f"skipped {obj.name}: {exc.cause}")
+            continue
+        cache = m.__dict__.setdefault("_plt_code", {})
         if m.is_static:
             n = sum(1 for s in stubs if s.kind != "plt0")
             notes.append(f"{m.name} is statically linked: there is no PLT for imports; "
@@ -55,18 +63,20 @@ def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
         elif not stubs:
             notes.append(f"{m.name} has no PLT stubs (built with -fno-plt, or imports nothing)")
         for s in stubs:
-            if rx and not rx.search(s.symbol or ("" if s.kind != "plt0" else ".plt[0]")):
+            spec = specs.get(s.slot) if s.slot is not None else None
+            if rx and not (rx.search(s.symbol or ("" if s.kind != "plt0" else ".plt[0]"))
+                           or (spec is not None and rx.search(spec.symbol))):
                 continue
             state = target = None
-            if blob and s.slot in specs:
-                value = struct.unpack_from("<Q", blob, s.slot - lo)[0]
-                row = classify(specs[s.slot], obj, value, space, live=True, relocated=relocated)
+            value = memory.get(s.slot + b) if memory is not None and spec is not None else None
+            if value is not None:
+                row = classify(spec, obj, value, space, live=True, relocated=relocated)
                 state, target = row.state, row.target
-            rows.append(StubRow(m.name, s.address + b, s.section, s.kind,
+            rows.append(StubRow(obj.name, s.address + b, s.section, s.kind,
                                 s.slot + b if s.slot is not None else None,
                                 s.symbol if s.kind != "plt0" else "(.plt[0]: resolver trampoline)",
                                 s.reloc_index, state if state is None else f"{state}: {target}", target,
-                                _code(s, b, m.arch)))
+                                _code(s, b, m.arch, cache)))
     if not rows and not notes and pattern:
         notes.append("no PLT stub matched")
     return PltReport(mode, rows, notes)

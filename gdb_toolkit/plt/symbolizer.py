@@ -4,57 +4,81 @@ Built once per object from its .dynsym, .symtab and (when installed) the separat
 file's .symtab, so ifunc implementations such as ``__memmove_avx_unaligned_erms`` have
 names even in a stripped libc.  Among aliases at one address the one matching the
 relocation's name wins (``memcpy`` -> ``__memcpy_avx_unaligned_erms`` rather than its
-``__memmove_...`` twin), then globals over locals.
+``__memmove_...`` twin), then globals over locals, public names over glibc's internal ones.
+Names stay undecoded offsets into their string table until a lookup hits them: building
+libc's index (10k symbols) costs a sort, not 10k string decodes.
 """
 import bisect
-from dataclasses import dataclass
 
-from gdb_toolkit.plt.elf_file import STT_FUNC, STT_GNU_IFUNC, STT_OBJECT, Symbol
-
+from gdb_toolkit.plt.elf_file import STT_FUNC, STT_GNU_IFUNC, STT_OBJECT, Symbol, _cstr
 _KEEP = (STT_FUNC, STT_GNU_IFUNC, STT_OBJECT)
 
 
-@dataclass
 class Hit:
-    name: str
-    offset: int          # addr - symbol value
-    is_ifunc: bool = False
+    __slots__ = ('name', 'offset', 'is_ifunc')
+
+    def __init__(self, name, offset, is_ifunc=False):
+        self.name = name
+        self.offset = offset
+        self.is_ifunc = is_ifunc
+
+    def __eq__(self, other):
+        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self):
+        return f"Hit({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
     def text(self) -> str:
         return self.name if not self.offset else f"{self.name}+{self.offset}"
 
 
 class SymbolIndex:
-    """Sorted (value, symbol) arrays; ``lookup`` is a bisect plus a short walk back."""
+    """Sorted rows (value, size, type, bind, name, table); ``lookup`` is a bisect plus a
+    short walk back.  *name* is a str (table -1) or an offset into ``strtabs[table]``."""
 
-    def __init__(self, symbols: list[Symbol]):
-        keep = [s for s in symbols if s.shndx and s.value and s.type in _KEEP and s.name]
-        keep.sort(key=lambda s: s.value)
-        self._values = [s.value for s in keep]
-        self._syms = keep
+    def __init__(self, symbols: list[Symbol] = (), raw: list[tuple[bytes, list[tuple]]] = ()):
+        rows = [(s.value, s.size, s.type, s.bind, s.name, -1) for s in symbols
+                if s.shndx and s.value and s.type in _KEEP and s.name]
+        self._strtabs = []
+        for strtab, table in raw:
+            t = len(self._strtabs)
+            self._strtabs.append(strtab)
+            rows += [(v, sz, ty, b, off, t) for v, sz, ty, b, off in table]
+        rows.sort(key=lambda r: r[0])
+        self._values = [r[0] for r in rows]
+        self._rows = rows
 
     def __len__(self) -> int:
-        return len(self._syms)
+        return len(self._rows)
+
+    def _name(self, row) -> str:
+        return row[4] if row[5] < 0 else _cstr(self._strtabs[row[5]], row[4])
+
+    def _symbol(self, row) -> Symbol:
+        return Symbol(self._name(row), row[0], row[1], row[2], row[3], 1)
 
     def aliases(self, addr: int) -> list[Symbol]:
         lo = bisect.bisect_left(self._values, addr)
         hi = bisect.bisect_right(self._values, addr)
-        return self._syms[lo:hi]
+        return [self._symbol(r) for r in self._rows[lo:hi]]
 
     def lookup(self, addr: int, prefer: str | None = None) -> Hit | None:
         """The symbol containing *addr* (exact match or inside [value, value+size))."""
         i = bisect.bisect_right(self._values, addr) - 1
         for j in range(i, max(i - 64, -1), -1):
-            s = self._syms[j]
-            if s.value == addr or addr < s.value + s.size:
-                lo = bisect.bisect_left(self._values, s.value, 0, j + 1)
-                hi = bisect.bisect_right(self._values, s.value, j)
-                best = s if hi - lo == 1 else min(self._syms[lo:hi], key=lambda a: _rank(a, prefer))
+            r = self._rows[j]
+            if r[0] == addr or addr < r[0] + r[1]:
+                lo = bisect.bisect_left(self._values, r[0], 0, j + 1)
+                hi = bisect.bisect_right(self._values, r[0], j)
+                if hi - lo == 1:
+                    best = self._symbol(r)
+                elif prefer is not None and any(self._name(x) == prefer for x in self._rows[lo:hi]):
+                    return Hit(prefer, addr - r[0], any(x[2] == STT_GNU_IFUNC and self._name(x) == prefer
+                                                        for x in self._rows[lo:hi]))
+                else:
+                    best = min((self._symbol(x) for x in self._rows[lo:hi]), key=lambda a: _rank(a, prefer))
                 return Hit(best.name, addr - best.value, best.type == STT_GNU_IFUNC)
         return None
-
-    def by_name(self, name: str) -> list[Symbol]:
-        return [s for s in self._syms if s.name == name]
 
 
 def _rank(s: Symbol, prefer: str | None) -> tuple:
@@ -63,4 +87,5 @@ def _rank(s: Symbol, prefer: str | None) -> tuple:
             return (0, 0, len(s.name))
         if prefer in s.name:
             return (1, 0, len(s.name))
-    return (2, 0 if s.bind else 1, s.name.startswith("_"), len(s.name))
+    # glibc's internal aliases (__libc_memmove beside memmove) last: users know the public name
+    return (2, s.name.startswith("__libc_"), 0 if s.bind else 1, s.name.startswith("_"), len(s.name))

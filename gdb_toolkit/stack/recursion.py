@@ -1,37 +1,79 @@
-"""Recursion in a bounded frame sample, and its real depth from the stack memory.  Pure.
+"""Recursion in a bounded frame sample, and its real depth from the live chain.  Pure.
 
-A 100 000-deep recursion is never walked frame by frame: the top frames show the
-repeating cycle and its average frame size; the depth is then the number of copies of
-the cycle's return address found in the live stack memory (one ``array.count``), or,
-without the memory, stack used / average frame -- and the report says which.
+A 100 000-deep recursion is never walked through gdb's unwinder.  The sampled innermost
+frames show the repeating cycle (wherever it starts: the fault may land 8 frames deep in
+snprintf or malloc), each cycle function's frame size and where in its frame the return
+address into its caller is saved.  The chain is then followed in the stack memory itself,
+frame by frame (sp += that function's frame size, read the saved return address, look up
+whose it is), for as long as the return addresses belong to the cycle: that counts the live
+frames only -- stale copies of a return address left below a big buffer by an earlier, deeper
+recursion are never counted -- and every call site (two ``rec()`` calls in one function
+give two return addresses).  When the sizes repeat with a fixed period the check runs on
+whole array slices (C speed); memory is read in bounded chunks; a walk stopped by the
+read cap reports "at least".
 """
 import array
+from dataclasses import dataclass, field
+from typing import Callable
 
 from gdb_toolkit.stack.model import Frame, Recursion
 
 MIN_REPEATS = 4
+MAX_CYCLE = 8
+CHUNK = 16 << 20                # bytes read from the target at a time (whole periods)
+WORD_CHUNK = 1 << 20            # bytes read at a time when following frames one by one
+WALK_CAP = 2 << 30              # stack bytes walked at most (then: "at least")
+LEARN_CAP = 8 << 20             # bytes read to learn the frame layout
+SLOW_CAP = 4_000_000            # frames followed one by one at most
+PAC_MASK = (1 << 48) - 1        # aarch64: pointer-authentication bits above the VA
 
 
-def _key(f: Frame) -> str:
-    return f.function or f"0x{f.pc:x}"
+def frame_key(f: Frame) -> str:
+    """What identifies a frame's function: its name, else its start, else its pc."""
+    if f.function:
+        return f.function
+    if f.function_start is not None:
+        return f"0x{f.function_start:x}"
+    return f"0x{f.pc:x}"
 
 
-def find_cycle(frames: list[Frame], max_len: int = 8) -> tuple[int, int, int] | None:
-    """(first level, cycle length, frames covered) of the longest repeating run of functions
-    in *frames* (innermost first), or None when nothing repeats MIN_REPEATS times."""
-    keys = [_key(f) for f in frames]
+def frame_label(f: Frame) -> str:
+    """The name shown for a frame's function; a stripped one by its start address."""
+    if f.function:
+        return f.function
+    if f.function_start is not None:
+        return f"function at 0x{f.function_start:x} (no symbol)"
+    return f"code at 0x{f.pc:x} (no symbol)"
+
+
+def find_cycle(frames: list[Frame], max_len: int = MAX_CYCLE) -> tuple[int, int, int] | None:
+    """(first level, cycle length, frames covered) of the longest run of a repeating cycle of
+    functions anywhere in *frames* (innermost first), or None when nothing repeats
+    MIN_REPEATS times.  Ties: the innermost run, then the shortest cycle."""
+    keys = [frame_key(f) for f in frames]
+    n = len(keys)
     best = None
-    for start in range(0, min(len(keys), 4)):
-        for length in range(1, max_len + 1):
-            n = start + length
-            while n < len(keys) and keys[n] == keys[n - length]:
-                n += 1
-            covered = n - start
-            if covered >= length * MIN_REPEATS and (best is None or covered > best[2]):
-                best = (start, length, covered)
-        if best:
-            break
+    for length in range(1, max_len + 1):
+        start = 0
+        while start + length * MIN_REPEATS <= n:
+            end = start + length
+            while end < n and keys[end] == keys[end - length]:
+                end += 1
+            covered = end - start
+            if covered >= length * MIN_REPEATS and len(set(keys[start:start + length])) == length:
+                if best is None or covered > best[2] or (covered == best[2] and start < best[0]):
+                    best = (start, length, covered)
+                start = end - length + 1
+            else:
+                start += 1
     return best
+
+
+@dataclass
+class _Slot:
+    size: int                       # the function's frame size
+    ra_off: int                     # where in its frame the return address to its caller is
+    offs: set = field(default_factory=set)
 
 
 def count_words(data: bytes, value: int, word: int = 8) -> int:
@@ -44,31 +86,190 @@ def count_words(data: bytes, value: int, word: int = 8) -> int:
     return arr.count(value)
 
 
-def detect_recursion(frames: list[Frame], frames_complete: bool, stack_words: bytes,
-                     stack_top: int | None, sp: int, word: int = 8) -> Recursion | None:
+def _words(data) -> array.array:
+    arr = array.array("Q")
+    arr.frombytes(bytes(data[: len(data) - len(data) % 8]) if not isinstance(data, bytes)
+                  else data[: len(data) - len(data) % 8])
+    return arr
+
+
+def _qwords(data) -> memoryview:
+    """8-byte words of *data* without copying it."""
+    mv = memoryview(data)
+    if mv.format != "B":
+        mv = mv.cast("B")
+    return mv[: len(mv) - len(mv) % 8].cast("Q")
+
+
+def learn_layout(run: list[Frame], keys: list[str], read, mask: int):
+    """({function: _Slot}, {saved return address: the function it returns into}) from the
+    sampled cycle frames.  Each function's frame size is the one most of its frames show (the
+    innermost frames may be mid-prologue: gdb then merges or splits a frame); at least three
+    quarters must agree, else there is no fixed layout (a run-time sized frame): None."""
+    obs: dict[str, list] = {}
+    budget = LEARN_CAP
+    for i in range(1, len(run) - 1):
+        f, caller = run[i], run[i + 1]
+        size = caller.sp - f.sp
+        if size <= 0 or size % 8 or size > budget:
+            continue
+        budget -= size
+        data = read(f.sp, size)
+        if data is None or len(data) < size:
+            return None
+        words = _words(data)
+        offs = {8 * k for k, w in enumerate(words) if w & mask == caller.pc & mask}
+        obs.setdefault(keys[i], []).append((size, offs, words, keys[i + 1]))
+    slots: dict[str, _Slot] = {}
+    ra_to_key = {}
+    for key, seen in obs.items():
+        sizes = [o[0] for o in seen]
+        size = max(set(sizes), key=sizes.count)
+        agree = [o for o in seen if o[0] == size and o[1]]
+        if len(agree) * 4 < len(seen) * 3:
+            return None
+        offs = set.intersection(*(o[1] for o in agree))
+        if not offs:
+            return None
+        slot = slots[key] = _Slot(size, max(offs), offs)
+        for _size, _offs, words, caller_key in agree:
+            ra_to_key[words[slot.ra_off // 8] & mask] = caller_key
+    return (slots, ra_to_key) if slots else None
+
+
+class _Memory:
+    """The stack read in bounded pieces; counts what it read against WALK_CAP."""
+
+    def __init__(self, read, top: int):
+        self.read, self.top = read, top
+        self.base, self.words = None, None
+        self.read_bytes = 0
+        self.capped = False
+
+    def block(self, addr: int, n: int) -> bytes | None:
+        n = min(n, self.top - addr)
+        if n <= 0:
+            return None
+        if self.read_bytes + n > WALK_CAP:
+            self.capped = True
+            return None
+        data = self.read(addr, n)
+        if data:
+            self.read_bytes += len(data)
+        return data
+
+    def word(self, addr: int) -> int | None:
+        if self.base is None or not (self.base <= addr < self.base + 8 * len(self.words)):
+            data = self.block(addr & ~7, WORD_CHUNK)
+            if not data or len(data) < 8:
+                return None
+            self.base, self.words = addr & ~7, _qwords(data)
+        return self.words[(addr - self.base) // 8]
+
+
+def walk_chain(start_sp: int, order: list[str], slots: dict[str, _Slot], ra_to_key: dict,
+               read, top: int, mask: int, in_cycle: Callable[[int], str | None] | None = None):
+    """Follow the live chain outward from the frame at *start_sp* (function order[0]) while
+    the saved return addresses belong to the cycle.  *order* is one period of the cycle's
+    functions, outward.  Returns (frames followed, exact): exact when the chain left the
+    cycle, False when a read failed or a cap stopped it."""
+    mem = _Memory(read, top)
+    n, sp, key = 0, start_sp, order[0]
+    period = len(order)
+    pbytes = sum(slots[k].size for k in order)
+    offs, c = [], 0
+    for k in order:
+        offs.append(c + slots[k].ra_off)
+        c += slots[k].size
+    fast_after = 0
+    slow = 0
+    while True:
+        if key == order[0] and n >= fast_after and pbytes % 8 == 0:
+            got = _fast_periods(mem, sp, order, offs, pbytes, ra_to_key, top)
+            if got:
+                n += got * period
+                sp += got * pbytes
+                continue
+            fast_after = n + max(1, CHUNK // max(pbytes, 1)) * period
+        s = slots[key]
+        w = mem.word(sp + s.ra_off)
+        if w is None:
+            return n, False
+        w &= mask
+        nxt = ra_to_key.get(w)
+        if nxt is None and in_cycle is not None:
+            nxt = in_cycle(w)
+            if nxt in slots:
+                ra_to_key[w] = nxt           # another call site of a cycle function
+        if nxt is None or nxt not in slots:
+            return n, True
+        sp += s.size
+        key = nxt
+        n += 1
+        slow += 1
+        if slow >= SLOW_CAP:
+            return n, False
+
+
+def _fast_periods(mem: _Memory, sp: int, order, offs, pbytes: int, ra_to_key, top) -> int:
+    """Whole periods from *sp* whose saved return addresses all belong to the cycle, checked
+    on array slices of one chunk; 0 when the chunk does not match throughout."""
+    k = min(CHUNK // pbytes, (top - sp) // pbytes)
+    if k < 2:
+        return 0
+    data = mem.block(sp, k * pbytes)
+    if not data or len(data) < k * pbytes:
+        return 0
+    words = _qwords(data)
+    stride = pbytes // 8
+    for j, off in enumerate(offs):
+        want = order[(j + 1) % len(order)]
+        allowed = [w for w, key in ra_to_key.items() if key == want]
+        sub = array.array("Q")
+        sub.frombytes(words[off // 8::stride][:k].tobytes())   # a C-level gather
+        if sum(sub.count(v) for v in allowed) != len(sub):
+            return 0
+    return k
+
+
+def detect_recursion(frames: list[Frame], frames_complete: bool, read, top: int | None,
+                     arch: str = "x86_64", in_cycle=None) -> Recursion | None:
+    """The recursion in *frames* (innermost first) and its depth (see the module doc)."""
     found = find_cycle(frames)
     if found is None:
         return None
     start, length, covered = found
     run = frames[start:start + covered]
+    keys = [frame_key(f) for f in run]
     sized = [f.size for f in run if f.size is not None and f.size > 0]
     avg = round(sum(sized) / len(sized)) if sized else 0
-    cycle = [_key(f) for f in run[:length]]
+    # call order: the outermost occurrence first
+    outer = run[::-1][:length]
+    labels = [frame_label(f) for f in outer]
+    depth, exact, method = covered, False, ""
     if frames_complete:
-        depth, method = covered, f"counted: the walk reached the outermost frame ({len(frames)} frames)"
-    else:
-        # the recursive call's return address: the pc of the cycle's second occurrence (the
-        # innermost frame's pc is where it stopped, e.g. a call to pause(), not the recursion)
-        ret = run[length].pc if len(run) > length else None
-        copies = count_words(stack_words, ret, word) if (ret and stack_words) else 0
-        if copies:
-            depth = copies * length + length
-            method = (f"counted {copies} copies of the return address 0x{ret:x} in the "
-                      f"{len(stack_words)} bytes of stack memory above sp")
-        elif avg and stack_top:
-            depth = (stack_top - sp) // avg
-            method = (f"estimated: stack used {stack_top - sp} B / average frame {avg} B "
-                      f"(only the top {len(frames)} frames were walked)")
+        exact = True
+        method = f"counted in the complete walk ({len(frames)} frames)"
+    elif read is not None and top is not None:
+        mask = PAC_MASK if arch == "aarch64" else (1 << 64) - 1
+        learned = learn_layout(run, keys, read, mask)
+        if learned is not None:
+            slots, ra_to_key = learned
+            e = len(run) - 1
+            order = [keys[e - length + 1 + ((t + length - 1) % length)] for t in range(length)]
+            more, exact = walk_chain(run[e].sp, order, slots, ra_to_key, read, top, mask,
+                                     in_cycle)
+            depth = covered + more
+            avg = round(sum(slots[k].size for k in order) / length)
+            method = ("followed the live chain of saved return addresses in the stack memory "
+                      + ("to its outermost frame" if exact else "until a read cap stopped it"))
         else:
-            depth, method = covered, f"at least {covered} (only the top {len(frames)} frames were walked)"
-    return Recursion(cycle, covered, avg, depth, method)
+            method = ("the cycle's frames have no fixed layout (a run-time sized frame); only "
+                      f"the {covered} sampled frames are counted")
+    else:
+        method = f"only the {covered} sampled frames are counted"
+    estimate = None
+    if not exact and avg and top is not None:
+        estimate = max(depth, (top - run[0].sp) // avg)
+    return Recursion(labels, [frame_key(f) for f in outer], covered, avg, depth, exact, method,
+                     estimate, start)

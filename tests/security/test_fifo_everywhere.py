@@ -23,7 +23,6 @@ PROG = "int main(void) { return 0; }\n"
 
 PENDING = {
     "kern": "kernel commands: refuse non-regular files (issue 11 item 7, branch i17-kernel)",
-    "vg": "vg-start --stdin/--stdout/--tty/PROGRAM FIFO (issue 11 item 7, branch i15-valgrind)",
 }
 
 # (case id, command template, owner whose fix is pending or None)
@@ -39,10 +38,10 @@ CASES = [
     ("kprobe-show-vmlinux", "kprobe-show vfs_read --kallsyms {kallsyms} --kcore {kcore} --vmlinux {fifo}", "kern"),
     ("ftrace-site-kcore", "ftrace-site vfs_read --kallsyms {kallsyms} --kcore {fifo}", "kern"),
     ("ktypes-btf", "ktypes --btf {fifo}", None),
-    ("vg-start-stdin", "vg-start --stdin {fifo} {prog}", "vg"),
-    ("vg-start-stdout", "vg-start --stdout {fifo} {prog}", "vg"),
-    ("vg-start-tty", "vg-start --tty {fifo} {prog}", "vg"),
-    ("vg-start-program", "vg-start {fifo}", "vg"),    # today: "program not found"
+    ("vg-start-stdin", "vg-start --stdin {fifo} {prog}", None),
+    ("vg-start-stdout", "vg-start --stdout {fifo} {prog}", None),
+    ("vg-start-tty", "vg-start --tty {fifo} {prog}", None),
+    ("vg-start-program", "vg-start {fifo}", None),
 ]
 
 

@@ -16,12 +16,9 @@ def _hide(module: str) -> list[str]:
 
 
 @pytest.mark.parametrize("command,expect", [
-    pytest.param("toolkit doctor --quick", "capstone", marks=pytest.mark.xfail(
-        reason="doctor text without tabulate (issue 11 item 9 / issue 14 one renderer, branch i14-term)",
-        strict=False)),
-    pytest.param("toolkit commands", "toolkit doctor", marks=pytest.mark.xfail(
-        reason="one renderer without tabulate (issue 14, branch i14-term)", strict=False)),
-    pytest.param("toolkit doctor --quick --json", '"tabulate"', marks=[]),
+    ("toolkit doctor --quick", "capstone"),
+    ("toolkit commands", "toolkit doctor"),
+    ("toolkit doctor --quick --json", '"tabulate"'),
 ])
 def test_without_tabulate(command, expect):
     run = run_hostile(_hide("tabulate") + [command], timeout=120, pre=())

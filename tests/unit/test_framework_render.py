@@ -211,3 +211,13 @@ def test_names_with_control_characters_or_bad_bytes_are_escaped_everywhere():
     assert "\x1b" not in wrap(f"opened {evil} ok", 80) and "\\xe9" in wrap(f"opened {evil}", 80)
     doc = json.loads(dumps({"file": evil, "ok": "caf\u00e9", "emoji": "\U0001f600"}))
     assert doc == {"file": "evil\\x1b[2J\\xe9", "ok": "caf\u00e9", "emoji": "\U0001f600"}
+
+
+def test_notes_block_wraps_each_note_under_itself():
+    from gdb_toolkit.common.text import notes_block
+
+    out = notes_block(["not running: values are the file's; 'start' to see them resolved " * 2, "b"], 40)
+    lines = out.splitlines()
+    assert lines[0].startswith("note: not running:") and lines[-1] == "note: b"
+    assert all(ln.startswith("      ") for ln in lines[1:-1]) and max(map(len, lines)) <= 40
+    assert notes_block([], 80) == ""

@@ -54,7 +54,7 @@ def test_walk_follows_l_next_and_reads_names_across_pages():
     mem.put(a, struct.pack("<QQQQQ", 0x555555554000, names[a], 0, b, 0))
     mem.put(b, struct.pack("<QQQQQ", 0x7ffff7dcd000, names[b], 0, c, a))
     mem.put(c, struct.pack("<QQQQQ", 0x7ffff7fca000, names[c], 0, a, b))   # a loop ends the walk
-    assert link_map.walk(mem.read, r_debug) == [("", 0x555555554000), ("/lib/libc.so.6", 0x7ffff7dcd000),
+    assert [(e.name, e.l_addr) for e in link_map.walk(mem.read, r_debug)] == [("", 0x555555554000), ("/lib/libc.so.6", 0x7ffff7dcd000),
                                                ("/lib64/ld-linux-x86-64.so.2", 0x7ffff7fca000)]
     assert link_map.walk(mem.read, None) == []
     assert link_map.walk(mem.read, 0x9000) == []   # unreadable r_debug

@@ -1,0 +1,185 @@
+"""The lookup-scope audit: per slot, the definition the dynamic linker's lookup SHOULD bind
+(following the link_map search order, symbol versions, preloads and interposition) against
+what the slot holds now; overwritten or hijacked GOT entries are flagged.
+
+The scope follows glibc's ``_dl_lookup_symbol_x``: the global scope of the slot's
+namespace (the main program, LD_PRELOAD objects, then the DT_NEEDED closure in load
+order), then the requesting object's own local scope (a dlopen'ed object and its
+dependencies); an object with DF_SYMBOLIC looks in itself first.  A candidate matches
+when it is defined, exported (global, weak or unique; not hidden), and carries the
+requested version (``memcpy@GLIBC_2.14``), or, for an unversioned reference, its default
+version.  Objects dlopen'ed with RTLD_GLOBAL join the global scope at run time without
+a trace in the link_map: a slot bound to such a definition is reported as
+``other-definition``, never as overwritten.
+"""
+from dataclasses import dataclass
+
+from gdb_toolkit.plt.elf_file import Symbol
+from gdb_toolkit.plt.elf_model import SlotSpec
+from gdb_toolkit.plt.slots import AddressSpace, LoadedObject, SlotRow
+
+_DEF_TYPES = (0, 1, 2, 5, 6, 10)          # NOTYPE OBJECT FUNC COMMON TLS GNU_IFUNC
+AUDITED = ("JUMP_SLOT", "GLOB_DAT", "ABS")
+
+
+@dataclass
+class Definition:
+    obj: LoadedObject
+    sym: Symbol
+
+    @property
+    def address(self) -> int:
+        return self.obj.bias + self.sym.value
+
+    def text(self) -> str:
+        ver = f"@{self.sym.version}" if self.sym.version else ""
+        return f"{self.sym.name}{ver} in {self.obj.name}"
+
+
+def _needed_closure(root: LoadedObject, objs: list[LoadedObject]) -> list[LoadedObject]:
+    """root and its DT_NEEDED dependencies, breadth first (matched by soname or file name)."""
+    by_name: dict[str, LoadedObject] = {}
+    for o in objs:
+        for key in (o.model.soname, o.model.name):
+            if key:
+                by_name.setdefault(key, o)
+    out, queue = [root], [root]
+    while queue:
+        cur = queue.pop(0)
+        for n in cur.model.needed:
+            dep = by_name.get(n) or by_name.get(n.rsplit("/", 1)[-1])
+            if dep is not None and dep not in out:
+                out.append(dep)
+                queue.append(dep)
+    return out
+
+
+class Scopes:
+    """Lookup scopes of one process's objects (computed once per namespace)."""
+
+    def __init__(self, objects: list[LoadedObject]):
+        self.objects = sorted(objects, key=lambda o: (o.namespace, o.order))
+        self._global: dict[int, list[LoadedObject]] = {}
+
+    def global_scope(self, ns: int) -> list[LoadedObject]:
+        if ns not in self._global:
+            members = [o for o in self.objects if o.namespace == ns]
+            if not members:
+                self._global[ns] = []
+            else:
+                closure = _needed_closure(members[0], members)
+                last = max(o.order for o in closure)
+                # the start-up objects: everything loaded before the last dependency of the
+                # root (LD_PRELOAD objects sit between the program and its dependencies)
+                self._global[ns] = [o for o in members if o.order <= last or o in closure]
+        return self._global[ns]
+
+    def scope_of(self, obj: LoadedObject) -> list[LoadedObject]:
+        scope = list(self.global_scope(obj.namespace))
+        if obj not in scope:
+            members = [o for o in self.objects if o.namespace == obj.namespace]
+            scope += [o for o in _needed_closure(obj, members) if o not in scope]
+        if obj.model.symbolic:
+            scope = [obj] + [o for o in scope if o is not obj]
+        return scope
+
+    def definitions(self, spec: SlotSpec, scope: list[LoadedObject]) -> list[Definition]:
+        """Every matching definition of the slot's symbol, in lookup order."""
+        out = []
+        for o in scope:
+            for s in o.model.exports.get(spec.symbol, ()):
+                if _matches(spec, s):
+                    out.append(Definition(o, s))
+                    break
+        return out
+
+    def any_definition_at(self, spec: SlotSpec, value: int, space: AddressSpace) -> Definition | None:
+        """A definition of the symbol (in any loaded object) that the value points at."""
+        obj = space.find(value)
+        if obj is None:
+            return None
+        for s in obj.model.exports.get(spec.symbol, ()):
+            if _matches(spec, s) and (obj.bias + s.value == value or s.type == 10):
+                return Definition(obj, s)
+        return None
+
+
+def _matches(spec: SlotSpec, s: Symbol) -> bool:
+    if s.type not in _DEF_TYPES or s.visibility in (1, 2):      # internal / hidden
+        return False
+    if spec.version:
+        return not s.version or s.version == spec.version
+    return not s.hidden_version
+
+
+def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, space: AddressSpace) -> dict:
+    """{"verdict", "expected", "holds", "why", "interposes"} for one slot."""
+    holds = row.target
+    if row.state == "not-relocated":
+        return {"verdict": "not-relocated", "expected": None, "holds": holds, "why": "not relocated yet"}
+    if spec.kind == "IRELATIVE":
+        home = space.find(row.value) if row.value else None
+        if home is obj:
+            return {"verdict": "ok", "expected": f"an implementation in {obj.name} (ifunc)", "holds": holds,
+                    "why": "the ifunc resolver's choice lies in the object itself"}
+        return {"verdict": "overwritten", "expected": f"an implementation in {obj.name} (ifunc)",
+                "holds": holds, "why": "an IRELATIVE slot must point into its own object"}
+    if spec.kind not in AUDITED or not spec.symbol:
+        return {"verdict": "n/a", "expected": None, "holds": holds, "why": f"{spec.kind}: not a symbol binding"}
+    scope = scopes.scope_of(obj)
+    defs = scopes.definitions(spec, scope)
+    expected = defs[0] if defs else None
+    out = {"expected": expected.text() if expected else None, "holds": holds,
+           "interposes": [d.text() for d in defs[1:]]}
+    if row.state == "unresolved":
+        out.update(verdict="lazy", why="not called yet: still the lazy stub"
+                   + (f"; the first call will bind {expected.text()}" if expected else
+                      "; no object in scope defines it: the first call will fail"))
+        return out
+    if expected is None:
+        if row.value == 0 and (spec.weak or spec.kind == "GLOB_DAT"):
+            out.update(verdict="ok", why="weak reference, no definition in scope: 0")
+            return out
+        other = scopes.any_definition_at(spec, row.value, space)
+        if other is not None:
+            out.update(verdict="other-definition", expected=None,
+                       why=f"bound to {other.text()}, which is outside the link_map scope of {obj.name} "
+                           "(dlopen RTLD_GLOBAL/RTLD_DEEPBIND, or another namespace)")
+            return out
+        out.update(verdict="overwritten", why=f"no object in the scope of {obj.name} defines "
+                                              f"{spec.display}, yet the slot holds {holds}")
+        return out
+    if row.value == expected.address or (expected.sym.type == 10 and space.find(row.value) is expected.obj):
+        why = f"the lookup scope binds {expected.text()}"
+        if defs[1:]:
+            why += f" (interposing {', '.join(d.text() for d in defs[1:])})"
+        out.update(verdict="ok", why=why)
+        return out
+    other = scopes.any_definition_at(spec, row.value, space)
+    if other is not None:
+        out.update(verdict="other-definition",
+                   why=f"bound to {other.text()}, but the lookup order of {obj.name} finds {expected.text()} "
+                       "first (RTLD_DEEPBIND, DF_SYMBOLIC, protected visibility, or a later interposer?)")
+        return out
+    out.update(verdict="overwritten",
+               why=f"the slot holds {holds}, which is not a definition of {spec.display}; the lookup "
+                   f"scope binds {expected.text()}: the GOT entry was overwritten after binding")
+    return out
+
+
+def audit_report(pairs: list[tuple[LoadedObject, SlotSpec, SlotRow]], objects: list[LoadedObject]) -> list[str]:
+    """Fill ``row.audit`` for every pair; return summary notes."""
+    scopes = Scopes(objects)
+    space = AddressSpace(objects)
+    counts: dict[str, int] = {}
+    flagged = []
+    for obj, spec, row in pairs:
+        row.audit = audit_slot(spec, obj, row, scopes, space)
+        v = row.audit["verdict"]
+        counts[v] = counts.get(v, 0) + 1
+        if v == "overwritten":
+            flagged.append(f"{row.symbol} in {row.object} at 0x{row.address:x}")
+    notes = ["audit: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))]
+    if flagged:
+        notes.append("OVERWRITTEN GOT slots (not what the dynamic linker bound): " + "; ".join(flagged))
+    return notes

@@ -1,0 +1,92 @@
+"""What the toolkit remembers about one valgrind process (no gdb here).
+
+A session is keyed by the process actually connected: its pid *and* its start
+time (a pid can be reused), so state of a process gdb left never leaks into
+answers about another.  Every complete leak search is kept as a snapshot
+(time, per allocation site bytes/blocks by kind) for ``vg-leaks --history``.
+"""
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SiteKey:
+    """An allocation site: the frame a loss record is attributed to, and the leak kind."""
+    kind: str
+    symbol: str | None
+    file: str | None
+    line: int | None
+    object: str | None
+
+    def label(self) -> str:
+        where = f"{self.file}:{self.line}" if self.file else (self.object or "?")
+        return f"{self.symbol or '???'} ({where})"
+
+
+@dataclass
+class SiteSample:
+    bytes: int
+    blocks: int
+    records: int = 1
+
+
+@dataclass
+class LeakSnapshot:
+    """One complete leak search: when, and what each allocation site held."""
+    seq: int                          # 1, 2, ... within the session
+    time: float                       # time.time() when the search ran
+    sites: dict[SiteKey, SiteSample]
+    totals: dict[str, int]            # bytes per kind (valgrind's LEAK SUMMARY way)
+    source: str = "vg-leaks"          # vg-leaks | vg-watch
+
+
+@dataclass
+class Session:
+    pid: int
+    start_time: int | None = None     # /proc/PID/stat field 22: tells a reused pid apart
+    program: str | None = None
+    popen: subprocess.Popen | None = field(default=None, repr=False)   # vg-start'ed: ours to kill
+    private_dir: str | None = None    # our mkdtemp dir: vgdb's stderr, the default valgrind log
+    log_file: str | None = None
+    vgdb_log: str | None = None
+    vgdb_prefix: str | None = None
+    connected: bool = False
+    connection_num: int | None = None   # gdb's number of the connection vg-start/vg-attach made
+    gone: bool = False
+    exit_code: int | None = None
+    errors_seen: int = 0
+    last_error_stop: str | None = None
+    leak_totals: dict[str, int] | None = None   # bytes per kind at the previous vg-leaks
+    records_total: int | None = None            # loss records at the last full search
+    last_records: list = field(default_factory=list, repr=False)   # LossRecords of that search
+    hidden_search: bool = False                 # a search ran that vg-leaks did not show
+    snapshots: list[LeakSnapshot] = field(default_factory=list)
+    pending_notes: list[str] = field(default_factory=list)
+
+    def add_snapshot(self, sites: dict[SiteKey, SiteSample], totals: dict[str, int],
+                     source: str = "vg-leaks", when: float | None = None) -> LeakSnapshot:
+        snap = LeakSnapshot(len(self.snapshots) + 1, time.time() if when is None else when,
+                            sites, totals, source)
+        self.snapshots.append(snap)
+        return snap
+
+
+def sites_of(records, frame_of=None) -> dict[SiteKey, SiteSample]:
+    """Loss records -> bytes/blocks per allocation site and kind.
+
+    *frame_of(record)* gives the frame a record is attributed to (default: its
+    program frame)."""
+    out: dict[SiteKey, SiteSample] = {}
+    for r in records:
+        f = frame_of(r) if frame_of else r.program_frame
+        key = SiteKey(r.kind, f.symbol if f else None, f.file if f else None,
+                      f.line if f else None, None if f is None or f.file else f.object)
+        s = out.get(key)
+        if s is None:
+            out[key] = SiteSample(r.bytes, r.blocks)
+        else:
+            s.bytes += r.bytes
+            s.blocks += r.blocks
+            s.records += 1
+    return out
