@@ -13,12 +13,8 @@ The BTF is read once (regular files only, bounded) and handed to bpftool as a pr
 bpftool and gcc run as isolated helpers (allow-listed environment, cwd in the private
 directory), piped into each other, bounded in time.
 """
-import hashlib
 import os
-import shutil
-import subprocess
 import time
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
 
@@ -30,16 +26,24 @@ MAX_BTF = 256 << 20
 TOOL_TIMEOUT = float(os.environ.get("GDB_TOOLKIT_KTYPES_TIMEOUT", "900"))
 
 
-@dataclass
 class KtypesResult:
-    object_path: str
-    build_id: str
-    cached: bool
-    source: str                   # 'btf' | 'vmlinux debug info'
-    btf_path: str
-    seconds: float = 0.0
-    loaded: bool = False
-    notes: list[str] = field(default_factory=list)
+    """What ktypes did (a plain class: dataclasses costs ~25 ms of imports on a first call)."""
+
+    __slots__ = ("object_path", "build_id", "cached", "source", "btf_path", "seconds", "loaded", "notes")
+
+    def __init__(self, object_path: str, build_id: str, cached: bool, source: str, btf_path: str,
+                 seconds: float = 0.0, loaded: bool = False, notes: list | None = None):
+        self.object_path = object_path
+        self.build_id = build_id
+        self.cached = cached
+        self.source = source              # 'btf' | 'vmlinux debug info'
+        self.btf_path = btf_path
+        self.seconds = seconds
+        self.loaded = loaded
+        self.notes = list(notes or [])
+
+    def __repr__(self) -> str:
+        return "KtypesResult(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
     def for_json(self) -> dict:
         """The --json result (schema gdb_toolkit/schemas/ktypes.schema.json)."""
@@ -69,6 +73,8 @@ def build_id(notes_path: str = "/sys/kernel/notes") -> str:
 
 
 def btf_key(data: bytes) -> str:
+    import hashlib
+
     return "btf-" + hashlib.sha256(data).hexdigest()[:24]
 
 
@@ -88,6 +94,8 @@ def read_btf(path: str) -> bytes:
 
 
 def _tool(name: str) -> str:
+    import shutil
+
     found = shutil.which(name, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     if not found:
         pkg = {"bpftool": "bpftool", "gcc": "gcc"}.get(name, name)
@@ -101,6 +109,8 @@ def _no_space(text: str) -> bool:
 
 def compile_types(btf_file: str, out_path: str, workdir: str, compiler: str = "gcc") -> None:
     """``bpftool btf dump file BTF format c | gcc -g -x c - -o OUT`` as isolated helpers."""
+    import subprocess
+
     from gdb_toolkit.common.helper_process import kill_group, popen_helper
 
     bpftool, cc = _tool("bpftool"), _tool(compiler)
