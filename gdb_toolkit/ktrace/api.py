@@ -74,8 +74,11 @@ def worker_argv() -> list[str]:
     if override:
         import shlex
         return shlex.split(override)
-    # -I: no cwd or script dir on sys.path, PYTHON* ignored (the worker runs as root)
-    return [SYSTEM_PYTHON, "-I", WORKER_FILE, "--parent", str(os.getpid())]
+    # -I: no cwd or script dir on sys.path, PYTHON* ignored (the worker runs as root);
+    # -S: no site-packages scan at start-up (seconds on a slow machine's root file system):
+    # the worker imports only the standard library, and adds the site directories itself in
+    # the rare case it needs bcc
+    return [SYSTEM_PYTHON, "-I", "-S", WORKER_FILE, "--parent", str(os.getpid())]
 
 
 _KEEP = ("HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TERM", "TZ", "TMPDIR",

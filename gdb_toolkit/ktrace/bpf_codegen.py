@@ -17,6 +17,7 @@ return value and submits.  Register offsets in ``struct pt_regs`` are the archit
 from dataclasses import dataclass, field
 
 from gdb_toolkit.ktrace import bpf_insn as I
+from gdb_toolkit.ktrace.record import Layout
 from gdb_toolkit.ktrace.plan import Candidate, ResolvedTerm, ResolvedValue
 
 EVENTS, STACKS, INFLIGHT = "gtk_kt_events", "gtk_kt_stacks", "gtk_kt_inflight"
@@ -81,26 +82,6 @@ class BpfObject:
                 "progs": [{"name": p.name, "type": p.type, "attach": p.attach, "target": p.target,
                            "insns": I.to_wire(p.insns)} for p in self.progs],
                 "nvalues": self.nvalues, "event_size": self.event_size}
-
-
-@dataclass
-class Layout:
-    nvalues: int
-    time: int = 0
-    task: int = 8
-    retval: int = 16
-    vals: int = 24
-    pid: int = field(init=False)
-    tid: int = field(init=False)
-    stack_id: int = field(init=False)
-    flags: int = field(init=False)
-    comm: int = field(init=False)
-    size: int = field(init=False)
-
-    def __post_init__(self):
-        self.pid = self.vals + 8 * self.nvalues
-        self.tid, self.stack_id, self.flags, self.comm = self.pid + 4, self.pid + 8, self.pid + 12, self.pid + 16
-        self.size = self.comm + 16
 
 
 class _Gen:

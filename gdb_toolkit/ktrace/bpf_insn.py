@@ -8,7 +8,6 @@ directly with these helpers.  Encoding: include/uapi/linux/bpf.h and
 Documentation/bpf/standardization/instruction-set.rst (little-endian hosts: x86_64, arm64).
 """
 import struct
-from dataclasses import dataclass, field
 
 # instruction classes
 LD, LDX, ST, STX, ALU, JMP, JMP32, ALU64 = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
@@ -41,25 +40,34 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v >> 31 else v
 
 
-@dataclass
 class Insn:
-    code: int
-    dst: int = 0
-    src: int = 0
-    off: int = 0
-    imm: int = 0
-    label: str | None = None        # jump target, resolved by Asm.assemble
-    map_name: str | None = None     # ld_imm64 of a map fd, filled in at load time
+    """One instruction; *label* names a jump target (Asm.assemble resolves it), *map_name* a
+    map whose fd the loader puts in an ld_imm64.  A plain class: the worker imports this
+    module at start-up, and dataclasses costs more than the rest of it."""
+
+    __slots__ = ("code", "dst", "src", "off", "imm", "label", "map_name")
+
+    def __init__(self, code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0,
+                 label: str | None = None, map_name: str | None = None):
+        self.code, self.dst, self.src, self.off, self.imm = code, dst, src, off, imm
+        self.label, self.map_name = label, map_name
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Insn) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self) -> str:
+        return "Insn(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
     def encode(self) -> bytes:
         return _INSN.pack(self.code, (self.src << 4) | self.dst, self.off, _s32(self.imm))
 
 
-@dataclass
 class Asm:
     """Append instructions; ``label(name)`` marks a position; jumps name a label."""
-    insns: list[Insn] = field(default_factory=list)
-    labels: dict[str, int] = field(default_factory=dict)
+
+    def __init__(self):
+        self.insns: list[Insn] = []
+        self.labels: dict[str, int] = {}
 
     def emit(self, insn: Insn) -> "Asm":
         self.insns.append(insn)

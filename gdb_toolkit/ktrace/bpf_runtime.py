@@ -102,13 +102,9 @@ def map_lookup(fd: int, key: bytes, value_size: int) -> bytes | None:
 
 def kernel_version_code(release: str | None = None) -> int:
     """LINUX_VERSION_CODE of the running kernel (kprobe programs needed it before 5.0)."""
-    import re
+    from gdb_toolkit.ktrace.kversion import kernel_version_code as code
 
-    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", release or platform.release())
-    if not m:
-        return 0
-    a, b, c = (int(x or 0) for x in m.groups())
-    return (a << 16) + (b << 8) + min(c, 255)
+    return code(release or platform.release())
 
 
 def load_program(name: str, ptype: int, code: bytes, license: str = "GPL") -> int:

@@ -3,7 +3,7 @@
 capabilities and types come in as plain callables/data so tests can fake them.
 """
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from collections.abc import Callable
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.ktrace.argexpr import ArgExpr, Term, parse_args_spec
@@ -13,7 +13,9 @@ METHODS = ("kprobe", "kfunc", "tracepoint")
 MAX_VALUES = 16
 
 
-class TypeOracle(Protocol):
+class TypeOracle:
+    """What plan needs from BTF (btf_types.BtfOracle; tests pass a stand-in)."""
+
     def func_params(self, function: str) -> list[tuple[str, str | None]] | None:
         """[(param name, struct name if it points to a struct)] or None when unknown."""
 

@@ -138,8 +138,11 @@ class KernelFacts:
         return ("no kprobes in this kernel (CONFIG_KPROBES is not set)" if cfg == "n" else
                 "no kprobe PMU and no kprobe_events in tracefs")
 
-    def caps(self, functions: bool = True) -> KernelCaps:
-        """The capabilities; *functions* False (a tracepoint target) skips kprobe/kfunc checks."""
+    def caps(self, functions: bool = True, btf_needed: bool = True) -> KernelCaps:
+        """The capabilities; *functions* False (a tracepoint target) skips kprobe/kfunc checks.
+        *btf_needed* False (no names, captures or return value asked for) and kprobes usable:
+        the fentry fallback is planned without loading BTF to check the function is described
+        there (bcc says so if it is not, in the rare case that fallback is reached)."""
         tf = self.tracefs()
         kfunc = kprobes = "not needed for a tracepoint"
         if functions:
@@ -148,11 +151,12 @@ class KernelFacts:
             if not os.path.exists(BTF_PATH) or not self.has_symbol("bpf_trampoline_link_prog"):
                 kfunc = ("no kfunc/fentry support (needs BTF and BPF trampolines: "
                          "bpf_trampoline_link_prog not in kallsyms)")
+        lazy = functions and not btf_needed and kprobes is None
         return KernelCaps(
             kprobes=kprobes, kfunc=kfunc,
             tracefs=None if tf else "tracefs is not mounted and cannot be mounted (not root)",
             has_symbol=self.has_symbol,
-            in_btf=lambda n: self.oracle.func_params(n) is not None,
+            in_btf=(lambda n: True) if lazy else (lambda n: self.oracle.func_params(n) is not None),
             tracepoint_exists=lambda cat, name: bool(tf) and os.path.isdir(
                 os.path.join(tf, "events", cat, name)))
 
@@ -172,7 +176,7 @@ class KernelFacts:
 
     def read_helper(self) -> int:
         """bpf_probe_read_kernel (5.5+), else the older bpf_probe_read."""
-        from gdb_toolkit.ktrace.bpf_runtime import kernel_version_code
+        from gdb_toolkit.ktrace.kversion import kernel_version_code
 
         code = kernel_version_code(self.release)
         return bpf_insn.PROBE_READ_KERNEL if code >= (5 << 16) + (5 << 8) or code == 0 else bpf_insn.PROBE_READ
@@ -285,18 +289,24 @@ def prepare(spec, facts: KernelFacts | None = None) -> Prepared:
 
     functions = split_target(spec.function)[0] == "function" or any(
         not f.function.startswith("tracepoint:") for f in fbs)
+    args = parse_args_spec(spec.args)
+    # BTF (seconds to index on a slow machine) only when something needs it: a value named
+    # by a parameter (also through a fallback's mapping), a task member, the return type
+    named = any(t.base is not None and not (t.base.startswith("arg") and t.base[3:].isdigit())
+                for a in args for t in a.terms)
+    btf_needed = bool(named or spec.capture or spec.ret)
     try:
-        plan = make_plan(spec.function, fbs, facts.caps(functions), spec.method)
+        plan = make_plan(spec.function, fbs, facts.caps(functions, btf_needed), spec.method)
     finally:
         facts.forget_raw()                   # the raw kallsyms text is not kept between traces
-    args = parse_args_spec(spec.args)
     skipped = list(plan.skipped)
     attempts = []
     abi = register_abi(facts.machine)
     abi_args = len(abi.args) if abi else 6
     for cand in plan.candidates:
         try:
-            params = facts.oracle.func_params(cand.function) if cand.method != "tracepoint" else None
+            params = (facts.oracle.func_params(cand.function)
+                      if cand.method != "tracepoint" and btf_needed else None)
             tp_fields = facts.tp_format(cand.function) if cand.method == "tracepoint" else None
             values = resolve_values(args, spec.capture, cand, params, facts.oracle, tp_fields,
                                     max_reg_args=abi_args if cand.method == "kprobe" else None)
@@ -313,7 +323,8 @@ def prepare(spec, facts: KernelFacts | None = None) -> Prepared:
                 skipped.append(f"{cand.method}:{cand.function}: {exc.cause}")
                 continue
             raise
-        ret_info = facts.oracle.func_ret(cand.function) if cand.method != "tracepoint" else (8, True)
+        ret_info = (facts.oracle.func_ret(cand.function) if cand.method != "tracepoint" and spec.ret
+                    else (8, True))
         attempts.append(Attempt(cand, values, spec.pid, spec.ret, spec.stack,
                                 len(params) if params is not None else None, exit_off, ret_info,
                                 facts.machine, facts.read_helper()))

@@ -9,7 +9,7 @@ then waits for the next request.  ``{"type": "flush", "id"}`` during a trace is 
 import json
 from dataclasses import dataclass, field
 
-TYPES = ("armed", "event", "error", "end", "note", "bye", "flushed")
+from gdb_toolkit.ktrace.wire import TYPES, encode  # noqa: F401 -- one encoder, shared with the worker
 
 
 @dataclass
@@ -43,12 +43,6 @@ class Armed:
     warm: bool = False           # the worker had served a trace before (no start-up cost)
     flush: bool = False          # the worker answers {"type": "flush"} (exact settle)
     unavailable: dict = field(default_factory=dict)     # value name -> why
-
-
-def encode(kind: str, **payload) -> str:
-    if kind not in TYPES:
-        raise ValueError(f"unknown message type {kind!r}")
-    return json.dumps({"type": kind, **payload}, sort_keys=True)
 
 
 class ProtocolError(Exception):

@@ -1,4 +1,4 @@
-"""The tracing worker: ``/usr/bin/python3 -I .../gdb_toolkit/ktrace/worker.py --parent PID``.
+"""The tracing worker: ``/usr/bin/python3 -I -S .../gdb_toolkit/ktrace/worker.py --parent PID``.
 
 A helper process that stays warm for the caller's session: it reads one JSON request per line
 on stdin -- ``{"type": "trace", ...}`` with the programs already planned and resolved by the
@@ -31,7 +31,7 @@ if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
 from gdb_toolkit.common.errors import ToolkitError  # noqa: E402
-from gdb_toolkit.ktrace import protocol  # noqa: E402
+from gdb_toolkit.ktrace import wire  # noqa: E402
 
 PR_SET_PDEATHSIG = 1
 IDLE_DEFAULT = 600.0
@@ -52,7 +52,7 @@ def stopping() -> bool:
 
 
 def emit(kind: str, **payload) -> None:
-    _out.write(protocol.encode(kind, **payload) + "\n")
+    _out.write(wire.encode(kind, **payload) + "\n")
     _out.flush()
 
 
@@ -261,6 +261,9 @@ def _bcc(notes: list[str], tracefs: str | None):
         from gdb_toolkit.ktrace import kheaders
 
         remove_stale_bcc_probes(tracefs, notes)
+        if sys.flags.no_site:           # started with -S: add the site directories (bcc's) now
+            import site
+            site.main()
         try:
             import bcc
         except ImportError as exc:
@@ -358,7 +361,7 @@ def _symbolize(addr: int) -> list:
 
 def decoder(att: dict):
     """raw record bytes -> event payload (layout of bpf_codegen.Layout / bpf_source's struct)."""
-    from gdb_toolkit.ktrace.bpf_codegen import Layout
+    from gdb_toolkit.ktrace.record import Layout
 
     values = att["values"]
     lay = Layout(max(1, len(values)))
