@@ -10,16 +10,15 @@ hold ``\r``, U+2028 or U+0085, which ``str.splitlines`` would treat as line ends
 path keeps its trailing spaces, the kernel's ``\012`` for a newline in a path is undone, and a
 malformed line is a ToolkitError (the only exception these parsers raise on bad data).
 """
-from dataclasses import dataclass, field
-
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.names import decode_name, escape_name, unescape_proc_maps_path
+from gdb_toolkit.common.record import field, record
 
 #: /proc files are small; a larger one is not what it claims to be
 MAX_PROC_FILE = 64 << 20
 
 
-@dataclass
+@record
 class Mapping:
     start: int
     end: int
@@ -82,7 +81,7 @@ def parse_maps(text: str) -> list[Mapping]:
     return maps
 
 
-@dataclass
+@record
 class Limit:
     name: str
     soft: int | None   # None = unlimited
@@ -113,7 +112,7 @@ def parse_limits(text: str) -> dict[str, Limit]:
     return out
 
 
-@dataclass
+@record
 class ProcStatus:
     fields: dict[str, str] = field(default_factory=dict)
 

@@ -14,10 +14,10 @@ devices) are refused before anything is read.  (Tests cross-check every value ag
 """
 import os
 import struct
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.names import escape_name
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.common.safe_open import open_regular as _open_regular
 
 EM_386, EM_ARM, EM_X86_64, EM_AARCH64 = 3, 40, 62, 183
@@ -160,9 +160,7 @@ def display_path(path) -> str:
     return escape_name(path)
 
 
-@dataclass
-
-
+@record
 class ElfFile:
     path: str
     machine: int

@@ -9,10 +9,10 @@ addresses) is built on first use.
 import bisect
 import os
 import struct
-from dataclasses import dataclass, field
 from functools import cached_property
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.plt import reloc_types
 from gdb_toolkit.plt.elf_file import (DF_1_NOW, DF_1_PIE, DF_BIND_NOW, DF_SYMBOLIC, DT_BIND_NOW,
                                       DT_FLAGS, DT_FLAGS_1, DT_NEEDED, DT_SONAME, ET_DYN, PT_DYNAMIC,
@@ -28,7 +28,7 @@ GOT_SECTIONS = (".got", ".got.plt")
 DEBUG_ROOT = "/usr/lib/debug"
 
 
-@dataclass
+@record
 class SlotSpec:
     address: int           # link-time address of the slot (add the load bias at run time)
     kind: str              # JUMP_SLOT, GLOB_DAT, IRELATIVE, ABS, TLSDESC, TLS_* (arch-free)
@@ -49,7 +49,7 @@ class SlotSpec:
         return f"{name}@{self.version}" if self.version else name
 
 
-@dataclass
+@record
 class ObjectModel:
     path: str
     arch: str

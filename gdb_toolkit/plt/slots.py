@@ -12,10 +12,10 @@ relocates the object lazily; ``-z now``, ``LD_BIND_NOW`` and ``dlopen(RTLD_NOW)`
 """
 import bisect
 import re
-from dataclasses import dataclass, field
 from functools import cached_property
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.plt.elf_model import ObjectModel, SlotSpec
 from gdb_toolkit.plt.reloc_types import TLS_KINDS
 
@@ -56,9 +56,7 @@ class Binding:
         return f"Binding({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
 
-@dataclass
-
-
+@record
 class LoadedObject:
     path: str
     bias: int
@@ -156,9 +154,7 @@ class AddressSpace:
         return (f"{hit.text()} in {obj.name}", hit.name, obj.name)
 
 
-@dataclass(slots=True)
-
-
+@record(slots=True)
 class SlotRow:
     object: str
     address: int
@@ -315,9 +311,7 @@ def _section_offset(m: ObjectModel, addr: int) -> str:
     return f"{sec}+0x{off:x}" if off else sec
 
 
-@dataclass
-
-
+@record
 class ObjectSummary:
     path: str
     bias: int
@@ -333,9 +327,7 @@ class ObjectSummary:
     stale: str | None = None   # the file on disk is not what the process mapped
 
 
-@dataclass
-
-
+@record
 class GotReport:
     mode: str                         # file / live / core / remote
     objects: list[ObjectSummary]
