@@ -53,8 +53,12 @@ def _bad(what: str, lineno: int, line: str) -> ToolkitError:
                         "the file is not what the kernel writes; give the real /proc file")
 
 
+_HEX_DIGITS = "0123456789abcdefABCDEF"
+
+
 def _hex(text: str, what: str, lineno: int, line: str) -> int:
-    if not text or len(text) > 16 or any(c not in "0123456789abcdefABCDEF" for c in text):
+    # (strip leaves something exactly when a character is not a hex digit: one C-level pass)
+    if not text or len(text) > 16 or text.strip(_HEX_DIGITS):
         raise _bad(what, lineno, line)
     return int(text, 16)
 

@@ -505,6 +505,17 @@ def _cstr(table: bytes, offset: int) -> str:
     return table[offset:end].decode("utf-8", "replace")
 
 
+_real_paths: dict[str, tuple[int, int, str]] = {}
+
+
 def file_key(path: str) -> tuple[str, int, int]:
+    """(real path, mtime, size): the file's identity for caches.  The real path is
+    remembered per path while the path still names the same inode (realpath costs an
+    lstat per path component, on every warm 'got')."""
     st = os.stat(path)
-    return (os.path.realpath(path), st.st_mtime_ns, st.st_size)
+    known = _real_paths.get(path)
+    if known is None or known[0] != st.st_dev or known[1] != st.st_ino:
+        if len(_real_paths) > 4096:
+            _real_paths.clear()
+        known = _real_paths[path] = (st.st_dev, st.st_ino, os.path.realpath(path))
+    return (known[2], st.st_mtime_ns, st.st_size)
