@@ -16,6 +16,7 @@ the least disturbed figure for work that does not vary).
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -121,6 +122,13 @@ def main() -> None:
     opts = ap.parse_args()
     roots = [opts.root.resolve()] + ([opts.compare.resolve()] if opts.compare else [])
     tmp = Path(tempfile.mkdtemp(prefix="gtk-bench-"))
+    try:
+        run(opts, roots, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)      # vg-start's output and log files
+
+
+def run(opts, roots, tmp: Path) -> None:
     p = programs(tmp)
     print(f"{opts.runs} runs each, alternating checkouts: median (min) ms")
     for i, r in enumerate(roots):
