@@ -9,17 +9,17 @@ addresses) is built on first use.
 import bisect
 import os
 import struct
-from dataclasses import dataclass, field
 from functools import cached_property
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.plt import reloc_types
 from gdb_toolkit.plt.elf_file import (DF_1_NOW, DF_1_PIE, DF_BIND_NOW, DF_SYMBOLIC, DT_BIND_NOW,
                                       DT_FLAGS, DT_FLAGS_1, DT_NEEDED, DT_SONAME, ET_DYN, PT_DYNAMIC,
                                       PT_GNU_RELRO, PT_INTERP, PT_LOAD, PT_PHDR, SHT_DYNSYM,
                                       SHT_SYMTAB, STT_TLS, BadElf, ElfFile, Section, Symbol, _cstr,
                                       display_path, file_key)
-from gdb_toolkit.plt.symbolizer import SymbolIndex
+from gdb_toolkit.plt.symbolizer import LazySymbolIndex
 
 PLT_SECTIONS = (".plt", ".plt.sec", ".plt.got", ".iplt")
 #: the most slots one object may claim (libraries with 100k imports exist; crafted files claim more)
@@ -28,7 +28,7 @@ GOT_SECTIONS = (".got", ".got.plt")
 DEBUG_ROOT = "/usr/lib/debug"
 
 
-@dataclass
+@record
 class SlotSpec:
     address: int           # link-time address of the slot (add the load bias at run time)
     kind: str              # JUMP_SLOT, GLOB_DAT, IRELATIVE, ABS, TLSDESC, TLS_* (arch-free)
@@ -49,7 +49,7 @@ class SlotSpec:
         return f"{name}@{self.version}" if self.version else name
 
 
-@dataclass
+@record
 class ObjectModel:
     path: str
     arch: str
@@ -76,7 +76,7 @@ class ObjectModel:
     tls: tuple[int, int] | None = None     # PT_TLS (vaddr, memsz)
     dropped: int = 0                       # relocations outside any loaded segment (crafted file)
     _elf: ElfFile = field(default=None, repr=False)
-    _index: SymbolIndex | None = field(default=None, repr=False)
+    _index: LazySymbolIndex | None = field(default=None, repr=False)
     debug_file: str | None = None
     _irelative_named: bool = field(default=False, repr=False)
 
@@ -129,7 +129,7 @@ class ObjectModel:
         return sec.addr if sec else None
 
     @property
-    def index(self) -> SymbolIndex:
+    def index(self) -> LazySymbolIndex:
         if self._index is None:
             self._index = _build_index(self)
         return self._index
@@ -343,17 +343,17 @@ def debug_file_for(build_id: str | None, root: str = DEBUG_ROOT) -> str | None:
     return cand if os.path.exists(cand) else None
 
 
-def _build_index(model: ObjectModel) -> SymbolIndex:
+def _build_index(model: ObjectModel) -> LazySymbolIndex:
     elf = model._elf
-    raw = [elf.raw_symbols(i) for i, sec in enumerate(elf.sections) if sec.type in (SHT_DYNSYM, SHT_SYMTAB)]
+    tables = [elf.symbol_table(i) for i, sec in enumerate(elf.sections) if sec.type in (SHT_DYNSYM, SHT_SYMTAB)]
     if model.stripped:
         dbg = debug_file_for(model.build_id)
         if dbg:
             try:
                 delf = ElfFile.open(dbg)
-                raw += [delf.raw_symbols(i) for i, sec in enumerate(delf.sections) if sec.type == SHT_SYMTAB]
+                tables += [delf.symbol_table(i) for i, sec in enumerate(delf.sections) if sec.type == SHT_SYMTAB]
                 delf.close()
                 model.debug_file = dbg
             except (ToolkitError, OSError, struct.error):
                 pass
-    return SymbolIndex(raw=raw)
+    return LazySymbolIndex(tables)

@@ -147,7 +147,6 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
         global _last_got
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.plt import gdb_live
-        from gdb_toolkit.plt.demangle import demangle_all
         from gdb_toolkit.plt.elf_file import display_path
         from gdb_toolkit.plt.slots import compile_filter, got_report
 
@@ -167,7 +166,11 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
                 raise ToolkitError(f"cannot read the GOT of {o.name} at 0x{o.start:x}",
                                    "the object's data is not in the target's memory (a core file without it?)")
         names = [s.symbol for o in listed for s in _safe_slots(o)]
-        demangled = demangle_all(names) if any(n.startswith("_Z") for n in names) else {}
+        demangled = {}
+        if any(n.startswith("_Z") for n in names):
+            from gdb_toolkit.plt.demangle import demangle_all
+
+            demangled = demangle_all(names)
         report = got_report(listed, memory, mode=kind, pattern=args.regex,
                             bind_now_env=False, space_objects=objs,
                             relocated=gdb_live.relocated(kind, objs),
@@ -230,16 +233,20 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
             return text + _render_diff(report.diff, ctx) + _notes(report.notes, ctx.width)
         rows = []
         for r in report.slots:
-            prot = ("ro" if r.read_only_now else "rw") if r.read_only_now is not None else \
-                ("relro" if r.relro else "")
+            ro = r.read_only_now
+            prot = ("ro" if ro else "rw") if ro is not None else ("relro" if r.relro else "")
             # the audit's table leaves out value and prot (in --json): the verdict needs the room
-            row = [f"0x{r.address:x}", r.symbol, r.kind] + ([] if audit else [f"0x{r.value:x}"]) + \
-                [r.state, r.target] + ([] if audit else [prot])
+            if audit:
+                row = [f"0x{r.address:x}", r.symbol, r.kind, r.state, r.target]
+            else:
+                row = [f"0x{r.address:x}", r.symbol, r.kind, f"0x{r.value:x}", r.state, r.target, prot]
             if preview:
                 row.append(r.preview or "")
             if audit:
                 row.append(r.audit["verdict"] if r.audit else "")
-            rows.append(([r.object] if multi else []) + row)
+            if multi:
+                row.insert(0, r.object)
+            rows.append(row)
         cols = ([Col("object", "symbol")] if multi else []) + [
             Col("slot", "address"), Col("symbol", "symbol"), Col("type", "key")] + \
             ([] if audit else [Col("value", "address")]) + [Col("state", "state"), Col("target")] + \

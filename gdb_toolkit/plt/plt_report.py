@@ -1,8 +1,7 @@
 """The ``plt`` report: stubs of each object with run-time addresses and slot states."""
-from dataclasses import dataclass, field
-
 from gdb_toolkit.common.disasm import disassemble
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.plt.slots import AddressSpace, LoadedObject, classify, compile_filter
 from gdb_toolkit.plt.stubs import decode_plt
 
@@ -20,7 +19,7 @@ def _code(stub, bias: int, arch: str, cache: dict) -> list[str]:
     return hit
 
 
-@dataclass
+@record
 class StubRow:
     object: str
     address: int
@@ -34,7 +33,7 @@ class StubRow:
     code: list[str]
 
 
-@dataclass
+@record
 class PltReport:
     mode: str
     stubs: list[StubRow]

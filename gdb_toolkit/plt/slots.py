@@ -12,10 +12,10 @@ relocates the object lazily; ``-z now``, ``LD_BIND_NOW`` and ``dlopen(RTLD_NOW)`
 """
 import bisect
 import re
-from dataclasses import dataclass, field
 from functools import cached_property
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.plt.elf_model import ObjectModel, SlotSpec
 from gdb_toolkit.plt.reloc_types import TLS_KINDS
 
@@ -56,9 +56,7 @@ class Binding:
         return f"Binding({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
 
-@dataclass
-
-
+@record
 class LoadedObject:
     path: str
     bias: int
@@ -156,9 +154,7 @@ class AddressSpace:
         return (f"{hit.text()} in {obj.name}", hit.name, obj.name)
 
 
-@dataclass(slots=True)
-
-
+@record(slots=True)
 class SlotRow:
     object: str
     address: int
@@ -239,8 +235,9 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
         state, target = "null", "0 (weak symbol not defined anywhere)" if spec.kind != "IRELATIVE" else "0"
     elif bias and spec.file_value and value == spec.file_value and value != initial:
         state, target = "not-relocated", f"{no_ldso} has not relocated this object yet"
-    elif spec.kind == "JUMP_SLOT" and value == initial and m.section_of(spec.file_value) in (".plt", ".plt.sec"):
-        state, target = "unresolved", f"lazy stub {_section_offset(m, spec.file_value)}"
+    elif spec.kind == "JUMP_SLOT" and value == initial and \
+            (sec := m.section_of(spec.file_value)) in (".plt", ".plt.sec"):
+        state, target = "unresolved", f"lazy stub {_section_offset(m, spec.file_value, sec)}"
     else:
         state = "resolved" if lazy_kind else "bound-at-load"
         target, tsym, tobj = space.describe(value, spec.symbol) if space else (f"0x{value:x}", None, None)
@@ -305,8 +302,8 @@ def tls_facts(spec: SlotSpec, obj: LoadedObject, value: int | None, second: int 
     return out
 
 
-def _section_offset(m: ObjectModel, addr: int) -> str:
-    sec = m.section_of(addr)
+def _section_offset(m: ObjectModel, addr: int, sec: str | None = None) -> str:
+    sec = sec or m.section_of(addr)
     if not sec:
         return f"0x{addr:x}"
     off = addr - m.sections[sec].addr
@@ -315,9 +312,7 @@ def _section_offset(m: ObjectModel, addr: int) -> str:
     return f"{sec}+0x{off:x}" if off else sec
 
 
-@dataclass
-
-
+@record
 class ObjectSummary:
     path: str
     bias: int
@@ -333,9 +328,7 @@ class ObjectSummary:
     stale: str | None = None   # the file on disk is not what the process mapped
 
 
-@dataclass
-
-
+@record
 class GotReport:
     mode: str                         # file / live / core / remote
     objects: list[ObjectSummary]
@@ -425,17 +418,19 @@ def got_report(objects: list[LoadedObject], memory: dict[int, int] | None, *, mo
         except ToolkitError as exc:
             notes.append(f"skipped {obj.name}: {exc.cause}")
             continue
-        shown_of = {}
-        for s in specs:
-            shown_of[id(s)] = _shown(s, demangled)
+        # (display name, shown name) per slot, each computed once
+        names = [(s, *_display_and_shown(s, demangled)) for s in specs]
         if rx:
-            specs = [s for s in specs if name_matches(rx, s, shown_of[id(s)])]
-        summaries.append(summarize(obj, len(specs)))
+            names = [n for n in names if name_matches(rx, n[0], n[2])]
+        summaries.append(summarize(obj, len(names)))
         w = obj.model.wordsize
-        for s in specs:
-            addr = s.address + obj.bias
+        bias = obj.bias
+        live = memory is not None
+        where = space if live else None
+        for s, display, shown in names:
+            addr = s.address + bias
             value = second = None
-            if memory is not None:
+            if live:
                 value = memory.get(addr)
                 if value is None:
                     if unreadable is not None:
@@ -447,11 +442,10 @@ def got_report(objects: list[LoadedObject], memory: dict[int, int] | None, *, mo
             if writable is not None:
                 i = bisect.bisect_right(w_starts, addr) - 1
                 ro = not (i >= 0 and addr < w_sorted[i][1])
-            row = classify(s, obj, value, space if memory is not None else None, live=memory is not None,
-                           bind_now_env=bind_now_env, read_only_now=ro, relocated=relocated, second=second,
-                           shown=shown_of[id(s)])
-            if row.symbol != s.display:
-                row.symbol_raw = s.display
+            row = classify(s, obj, value, where, live=live, bind_now_env=bind_now_env, read_only_now=ro,
+                           relocated=relocated, second=second, shown=shown)
+            if row.symbol != display:
+                row.symbol_raw = display
             rows.append(row)
             pairs.append((obj, s, row))
         if obj.model.is_static:
@@ -463,8 +457,10 @@ def got_report(objects: list[LoadedObject], memory: dict[int, int] | None, *, mo
     return GotReport(mode, summaries, rows, notes, pairs=pairs)
 
 
-def _shown(spec: SlotSpec, demangled: dict[str, str]) -> str:
-    d = demangled.get(spec.symbol)
+def _display_and_shown(spec: SlotSpec, demangled: dict[str, str]) -> tuple[str, str]:
+    """(name@version as in the file, the same demangled for display)."""
+    display = spec.display
+    d = demangled.get(spec.symbol) if demangled else None
     if not d or d == spec.symbol:
-        return spec.display
-    return f"{d}@{spec.version}" if spec.version else d
+        return display, display
+    return display, (f"{d}@{spec.version}" if spec.version else d)
