@@ -1,5 +1,6 @@
 """Who asked for the stack: one huge frame, a few big ones, a recursion, a probing loop --
 and whether the faulting frame's own code could have moved sp there at all.  Pure."""
+import re
 from dataclasses import dataclass
 
 from gdb_toolkit.common.errors import ToolkitError
@@ -103,8 +104,36 @@ def _recursion(f: StackFacts, ctx, region):
     from gdb_toolkit.stack.recursion import detect_recursion
 
     top = region.end if region is not None else None
-    return detect_recursion(ctx.frames, f.frames_complete, f.read_memory, top, f.arch,
-                            f.function_of)
+    r = detect_recursion(ctx.frames, f.frames_complete, f.read_memory, top, f.arch,
+                         f.function_of)
+    if r is not None:
+        r.own = _own_function(f, r, ctx.frames)
+    return r
+
+
+SHARED_LIB = re.compile(r"\.so(\.[0-9.]+)?$")
+
+
+def _own_function(f: StackFacts, r, frames: list[Frame]) -> str | None:
+    """The cycle's first function (call order) whose code lies in the program rather than in
+    a shared library -- the one the user can change: a recursion through qsort() is the
+    comparison callback's, not msort_with_tmp()'s."""
+    from gdb_toolkit.common.procfs import find_mapping
+    from gdb_toolkit.stack.recursion import frame_label
+
+    where = {}
+    for fr in frames:
+        where.setdefault(frame_label(fr), fr.pc)
+    libs = []
+    for name in r.functions:
+        pc = where.get(name)
+        m = find_mapping(f.maps, pc) if pc is not None else None
+        if m is None or not m.path:
+            continue
+        if not SHARED_LIB.search(m.path.rsplit("/", 1)[-1]):
+            return name
+        libs.append(name)
+    return None
 
 
 def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
@@ -145,10 +174,12 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
         cyc = " -> ".join(f"{x}()" for x in r.functions + r.functions[:1])
         where = (f", {r.first_level} frame{'s' if r.first_level > 1 else ''} above the fault"
                  if r.first_level else "")
+        rounds = (f" -- {r.rounds:,} times round the {len(r.functions)}-function cycle"
+                  if r.rounds else "")
         d.explanation.append(
-            f"deep recursion: {cyc} repeats{where}; {_depth(r)} ({r.depth_method}), average "
-            f"frame {r.avg_frame} B.")
-        return f"deep recursion in {r.functions[0]}() ({_depth(r)}, {r.avg_frame} B/frame)"
+            f"deep recursion: {cyc} repeats{where}; {_depth(r)} frames{rounds} "
+            f"({r.depth_method}), average frame {r.avg_frame} B.")
+        return f"deep recursion in {r.focus}() ({_depth(r)}, {r.avg_frame} B/frame)"
     if (huge or p) and top is not None:
         d.cause = d.cause or "huge-frame"
         size = p.requested if (p and p.requested) else top.size

@@ -73,8 +73,10 @@ def _lim(v: int | None) -> str:
 
 def _recursion_fix(d: Diagnosis, needed: int) -> Fix:
     r = d.recursion
-    return Fix("code", f"find why {r.functions[0]}() recursed {'at least ' if not r.depth_exact else ''}"
-               f"{r.depth:,} deep (its termination condition); if that depth is legitimate, make "
+    deep = (f"{r.rounds:,} times through {' -> '.join(x + '()' for x in r.functions)}"
+            if r.rounds else f"{r.depth:,} deep")
+    return Fix("code", f"find why {r.focus}() recursed {'at least ' if not r.depth_exact else ''}"
+               f"{deep} (its termination condition); if that depth is legitimate, make "
                "it a loop with a heap-allocated work stack -- raising the stack limit only moves "
                "the crash if the recursion is unbounded", needed)
 
@@ -327,7 +329,7 @@ def thread_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault
     is_default = default is not None and abs(size - default) <= 64 << 10
     if d.cause == "deep-recursion":
         r = d.recursion
-        d.fix = Fix("code", f"bound the recursion in {r.functions[0]}(), or give the thread a "
+        d.fix = Fix("code", f"bound the recursion in {r.focus}(), or give the thread a "
                     f"bigger stack (pthread_attr_setstacksize) if the depth is legitimate",
                     needed, stacksize=size_needed)
         return d

@@ -118,13 +118,15 @@ def walk_frames(arch: str, cap: int = FRAME_CAP) -> tuple[list[Frame], bool]:
         except gdb.error:
             src = None
         try:
-            sig = frame.type() == gdb.SIGTRAMP_FRAME
+            ftype = frame.type()
         except gdb.error:
-            sig = False
+            ftype = None
+        sig = ftype == gdb.SIGTRAMP_FRAME
         look = pc - 1 if (level > 0 and not frames[-1].signal_frame and pc > 0) else pc
         block = _block_function(look)
         start = block.start if block is not None else None
-        frames.append(Frame(level, pc, sp, name, src, signal_frame=sig, start_address=start))
+        frames.append(Frame(level, pc, sp, name, src, signal_frame=sig, start_address=start,
+                            inline=ftype == gdb.INLINE_FRAME))
         try:
             frame = frame.older()
         except gdb.error:

@@ -60,6 +60,8 @@ class Frame:
     size: int | None = None         # caller's sp - this sp (CFA difference), None for the last
     signal_frame: bool = False      # gdb's <signal handler called> frame (SIGTRAMP_FRAME)
     start_address: int | None = None    # the function's entry (also for a stripped function)
+    inline: bool = False            # gdb's frame for a function inlined into the next (outer)
+                                    # frame: same sp, no stack of its own
 
     # short names for the code (the long ones are the JSON vocabulary, docs/json.md)
     pc = property(lambda self: self.pc_address)
@@ -197,6 +199,16 @@ class Recursion:
     depth_method: str               # how the depth was obtained
     estimate: int | None = None     # stack used / average frame, when depth is only a bound
     first_level: int = 0            # the innermost frame of the recursion
+    rounds: int | None = None       # times round the cycle (depth / its length), for a cycle
+                                    # of several functions
+    own: str | None = field(default=None, metadata={"json_skip": True})
+                                    # the cycle's first function in the program itself (not a
+                                    # shared library): qsort's callback, not msort_with_tmp
+
+    @property
+    def focus(self) -> str:
+        """The function to look at: the program's own one in the cycle."""
+        return self.own or self.functions[0]
 
 
 @dataclass
