@@ -66,7 +66,10 @@ def analyse(f: StackFacts, d: Diagnosis, ctx, region) -> CauseFacts:
             pivot = stack_switch(insns0, first.pc, f.arch)
             if first.size is not None and first.size >= UNEXPLAINED_MIN:
                 unexplained = not frame_explained(insns0, first.pc, f.arch, first.size)
-    linked = region is not None and any(region.start <= fr.sp < region.end for fr in frames[1:])
+    linked = region is not None and (
+        any(region.start <= fr.sp < region.end for fr in frames[1:])
+        or (bool(frames) and frames[-1].caller_sp is not None
+            and region.start <= frames[-1].caller_sp <= region.end))
     pivot_text = None
     if pivot is not None:
         pivot_text = (f"{pivot.text} at 0x{pivot.address:x} in {_name(first)} loaded the stack "

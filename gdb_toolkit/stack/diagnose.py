@@ -34,7 +34,9 @@ def frame_sizes(frames: list[Frame]) -> list[Frame]:
         if inner.signal_frame and not 0 <= size <= SIGFRAME_MAX:
             inner.size = None       # the handler ran on another stack (sigaltstack)
     if frames:
-        frames[-1].size = None
+        last = frames[-1]
+        cfa = last.caller_sp
+        last.size = (cfa - last.sp) if cfa is not None and 0 <= cfa - last.sp < (1 << 40) else None
     return frames
 
 

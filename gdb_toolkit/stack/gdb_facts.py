@@ -127,16 +127,35 @@ def walk_frames(arch: str, cap: int = FRAME_CAP) -> tuple[list[Frame], bool]:
         start = block.start if block is not None else None
         frames.append(Frame(level, pc, sp, name, src, signal_frame=sig, start_address=start,
                             inline=ftype == gdb.INLINE_FRAME))
+        last = frame
         try:
             frame = frame.older()
         except gdb.error:
             frame = None
         level += 1
+    if frame is None and frames and not frames[-1].signal_frame:
+        # the walk ended at the outermost frame gdb shows (main, with 'backtrace past-main'
+        # off): its size still comes from its CFA, which is its caller's sp
+        frames[-1].caller_sp = _frame_cfa(last, frames[-1].level)
     # a stripped function's start: its caller's direct call
     for inner, outer in zip(frames, frames[1:]):
         if inner.function_start is None and not inner.signal_frame and not outer.signal_frame:
             inner.function_start = _direct_call_target(outer.pc, arch)
     return frames, frame is None
+
+
+def _frame_cfa(frame, level: int) -> int | None:
+    """The frame's CFA ("frame at ..." of info frame): the caller's sp at the call."""
+    import re
+
+    try:
+        if frame.type() == gdb.INLINE_FRAME:
+            return None
+        text = gdb.execute(f"info frame level {int(level)}", to_string=True)
+    except (gdb.error, RuntimeError, UnicodeDecodeError):
+        return None
+    m = re.search(r"frame at (0x[0-9a-f]+)", text)
+    return int(m.group(1), 16) if m else None
 
 
 def registers(arch: str) -> dict[str, int]:

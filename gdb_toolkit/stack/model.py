@@ -62,6 +62,8 @@ class Frame:
     start_address: int | None = None    # the function's entry (also for a stripped function)
     inline: bool = False            # gdb's frame for a function inlined into the next (outer)
                                     # frame: same sp, no stack of its own
+    caller_sp: int | None = field(default=None, metadata={"json_skip": True})
+                                    # the outermost frame's CFA, when gdb stops the walk there
 
     # short names for the code (the long ones are the JSON vocabulary, docs/json.md)
     pc = property(lambda self: self.pc_address)

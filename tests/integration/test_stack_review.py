@@ -90,3 +90,70 @@ def test_recursion_through_a_qsort_callback():
     assert r["depth_exact"] and abs(r["rounds"] - calls) <= 1, (r, calls)
     assert "cmp()" in doc["headline"] and "find why cmp()" in doc["fix"]["text"]
     assert not passes_with([prog], 64 * MiB)               # unbounded: no limit helps
+
+
+# -- the outermost frame gdb shows (main) is sized too ----------------------------------------
+
+BIG_MAIN = r"""
+#include <stdio.h>
+int main(int argc, char **argv) {
+    volatile char buf[10 << 20];                    /* 10 MiB in main, before any call */
+    for (long i = 0; i < (long)sizeof buf; i += 4096) buf[i] = i;
+    printf("%d\n", buf[argc]);
+    return 0;
+}
+"""
+
+BIG_STRUCT = r"""
+#include <stdio.h>
+struct big { char data[12 << 20]; };
+static struct big g;
+__attribute__((noinline)) long consume(struct big b) { return b.data[0] + b.data[sizeof b.data - 1]; }
+int main(void) { g.data[0] = 1; printf("%ld\n", consume(g)); return 0; }   /* 12 MiB by value */
+"""
+
+MAIN_VLA = r"""
+#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv) {
+    size_t n = strtoull(argv[1], 0, 0);
+    volatile char buf[n];
+    buf[0] = 1;                                     /* only the lowest byte: one growth */
+    printf("ok %d\n", buf[0]);
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("name,src,size", [("big_main", BIG_MAIN, 10 * MiB),
+                                           ("big_struct", BIG_STRUCT, 12 * MiB)],
+                         ids=["array", "struct-by-value"])
+def test_a_huge_frame_in_main_is_named(name, src, size):
+    """gdb's walk ends at main ('backtrace past-main' off), so main's frame had no size: the
+    cause was '1 frames, none dominating' with no culprit.  Oracle: the frame size the
+    program's source fixes, the kernel's rule by hand, the fix re-run."""
+    prog = compile_c(src, name=name, flags=["-g", "-O0"])
+    doc, orc, res = diagnose_live(prog)
+    growth, soft = growth_rule(orc)
+    assert growth > soft and doc["verdict"] == "rlimit"
+    assert doc["cause"] == "huge-frame" and doc["culprit"]["symbol"] == "main"
+    assert size <= doc["culprit"]["size"] < size + 64 * 1024
+    assert "main()" in doc["headline"] and "none dominating" not in doc["headline"]
+    assert passes_both_layouts([prog], doc["fix"]["ulimit_kib"] * 1024)
+    assert not passes_with([prog], soft)
+
+
+def test_a_vla_in_main_jumping_over_the_libraries():
+    """A 256 MiB VLA in main, under gdb (no randomisation: the libraries 128 MiB below the
+    stack): the frame jumps past them.  Before: 'corrupt-sp' -- with main unsized no outer
+    frame linked sp to the stack."""
+    prog = compile_c(MAIN_VLA, name="main_vla", flags=["-g", "-O0"])
+    n = 256 * MiB
+    doc, orc, res = diagnose_live(prog, [hex(n)])
+    stack = stack_of(orc)
+    libs = [m for m in orc["maps"].splitlines() if ".so" in m]
+    lowest_lib = min(int(m.split("-")[0], 16) for m in libs)
+    assert orc["addr"] < lowest_lib < stack[0]                # past every library
+    assert doc["verdict"] == "stack-clash-jump" and doc["culprit"]["symbol"] == "main"
+    assert n <= doc["culprit"]["size"] < n + MiB
+    assert passes_both_layouts([prog, hex(n)], doc["fix"]["ulimit_kib"] * 1024)
