@@ -126,7 +126,7 @@ def walk_frames(arch: str, cap: int = FRAME_CAP) -> tuple[list[Frame], bool]:
         block = _block_function(look)
         start = block.start if block is not None else None
         frames.append(Frame(level, pc, sp, name, src, signal_frame=sig, start_address=start,
-                            inline=ftype == gdb.INLINE_FRAME))
+                            virtual=ftype in (gdb.INLINE_FRAME, gdb.TAILCALL_FRAME)))
         last = frame
         try:
             frame = frame.older()

@@ -60,8 +60,9 @@ class Frame:
     size: int | None = None         # caller's sp - this sp (CFA difference), None for the last
     signal_frame: bool = False      # gdb's <signal handler called> frame (SIGTRAMP_FRAME)
     start_address: int | None = None    # the function's entry (also for a stripped function)
-    inline: bool = False            # gdb's frame for a function inlined into the next (outer)
-                                    # frame: same sp, no stack of its own
+    virtual: bool = False           # a frame gdb shows with no stack frame of its own (a
+                                    # function inlined into the next outer one, or one that
+                                    # tail-called the next inner one): the outer frame's sp
     caller_sp: int | None = field(default=None, metadata={"json_skip": True})
                                     # the outermost frame's CFA, when gdb stops the walk there
 

@@ -79,7 +79,8 @@ def find_cycle(frames: list[Frame], max_len: int = MAX_CYCLE) -> tuple[int, int,
 
 @dataclass
 class _Group:
-    """A real frame with the frames gdb shows for functions inlined into it (they share its
+    """A real frame with the frames gdb shows in it for functions inlined into it or that
+    tail-called the next inner frame (they share its
     sp): one frame on the stack, *count* frames in bt."""
     frame: Frame
     count: int
@@ -92,7 +93,7 @@ def physical_frames(frames: list[Frame]) -> list[_Group]:
     cut short (its real frame not reached) is left out."""
     out, start = [], 0
     for i, f in enumerate(frames):
-        if f.inline and not f.signal_frame:
+        if f.virtual and not f.signal_frame:
             continue
         out.append(_Group(f, i - start + 1, start, i))
         start = i + 1

@@ -47,7 +47,7 @@ def test_mutual_recursion_inlined_at_O3_is_counted_as_bt_shows_it():
     assert sorted(r["functions"]) == ["a", "b", "c"]
     assert r["depth_exact"] and abs(r["depth"] - depth) <= 1, (r["depth"], depth)
     assert r["rounds"] == r["depth"] // 3
-    assert any(f["inline"] for f in doc["frames"])
+    assert any(f["virtual"] for f in doc["frames"])
     # the bytes per frame bt shows: the stack used spread over all of them
     assert abs(r["avg_frame"] * r["depth"] - doc["stack_used"]) < 0.02 * doc["stack_used"]
 
@@ -157,3 +157,25 @@ def test_a_vla_in_main_jumping_over_the_libraries():
     assert doc["verdict"] == "stack-clash-jump" and doc["culprit"]["symbol"] == "main"
     assert n <= doc["culprit"]["size"] < n + MiB
     assert passes_both_layouts([prog, hex(n)], doc["fix"]["ulimit_kib"] * 1024)
+
+
+TAIL_CALL = r"""
+volatile long depth;
+__attribute__((noinline)) long leaf(long n);
+__attribute__((noinline)) long mid(long n) { return leaf(n + 1); }      /* a tail call: jmp */
+__attribute__((noinline)) long leaf(long n) { volatile char pad[200]; pad[0] = n; depth++;
+                                               return mid(n) + pad[0]; }
+int main(void) { return (int)leaf(0); }
+"""
+
+
+def test_recursion_through_a_tail_call():
+    """gdb shows mid() -- which tail-called leaf() -- as a frame of its own (a TAILCALL_FRAME,
+    from the call-site debug info) sharing leaf's caller's sp.  Before: 'depth at least 128'
+    (a zero-size frame with no layout)."""
+    prog = compile_c(TAIL_CALL, name="tail_rec", flags=["-g", "-O2"])
+    doc, orc, res = diagnose_live(prog, extra=list(DEPTH_CMDS))
+    depth = depth_printed(res)
+    r = doc["recursion"]
+    assert sorted(r["functions"]) == ["leaf", "mid"] and r["depth_exact"], r
+    assert abs(r["rounds"] - depth) <= 1, (r, depth)

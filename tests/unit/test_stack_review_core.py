@@ -33,7 +33,7 @@ def test_inlined_levels_are_counted_through_the_live_chain():
     for k in range(40):                              # 40 real frames sampled, 3 levels each
         for j in range(3):
             frames.append(Frame(len(frames), 0x4000 if k == 0 and j == 0 else ra_rec,
-                                base + size * k, "rec", inline=j < 2))
+                                base + size * k, "rec", virtual=j < 2))
     frame_sizes(frames)
     r = detect_recursion(frames, False, read, base + len(mem))
     assert r.depth == 3 * real_frames and r.depth_exact
