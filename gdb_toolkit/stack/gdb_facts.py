@@ -19,7 +19,7 @@ REGS = {"x86_64": ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8",
                    "r11", "r12", "r13", "r14", "r15", "rip", "fs_base", "gs_base"],
         "aarch64": [f"x{i}" for i in range(31)] + ["sp", "pc"]}
 TP_REG = {"x86_64": "fs_base", "aarch64": "tpidr"}
-AT_EXECFN, AT_PAGESZ = 31, 6
+AT_EXECFN, AT_PAGESZ, AT_MINSIGSTKSZ = 31, 6, 51
 ADDR_NO_RANDOMIZE = 0x0040000
 TASK_TOP = {"x86_64": (1 << 47) - 4096, "aarch64": 1 << 48}
 
@@ -529,7 +529,8 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
                    signal_source=sig_src, rlimit_given=given, as_soft=as_soft, exec_rlimit=ex,
                    exec_rlimit_known=ex_known, exec_rlimit_source=ex_src, aslr=aslr,
                    aslr_source=aslr_src, thread_name=thread_name(thread), core_writer=writer,
-                   stack_hint=hint, started_by_gdb=by_gdb)
+                   stack_hint=hint, started_by_gdb=by_gdb,
+                   sigframe_size=auxv.get(AT_MINSIGSTKSZ))
     f.signal_frames = signal_frames(frames, arch)
     frame_sizes(frames)
     f.capstone = _capstone()

@@ -147,6 +147,7 @@ class StackFacts:
     function_of: object = field(default=None, metadata={"json_skip": True})  # addr -> key
     stack_hint: int | None = None   # an address in the initial stack (auxv AT_EXECFN)
     started_by_gdb: bool = False    # gdb ran it (it inherited gdb's limits)
+    sigframe_size: int | None = None    # auxv AT_MINSIGSTKSZ: the kernel's signal frame size
 
 
 @dataclass

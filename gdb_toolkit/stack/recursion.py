@@ -105,6 +105,13 @@ class _Slot:
     size: int                       # the function's frame size
     ra_off: int                     # where in its frame the return address to its caller is
     offs: set = field(default_factory=set)
+    sp_off: int | None = None       # a signal frame: where the interrupted sp is saved (the
+                                    # kernel aligns each frame, so its size varies)
+
+
+# where a signal frame (gdb's sigtramp frame sp) keeps the interrupted sp: x86_64 &uc ->
+# uc_mcontext.rsp; aarch64 &info -> uc.uc_mcontext.sp (see sigframe.py)
+SIGFRAME_SP_OFF = {"x86_64": 40 + 120, "aarch64": 128 + 176 + 8 + 31 * 8}
 
 
 def count_words(data: bytes, value: int, word: int = 8) -> int:
@@ -132,7 +139,8 @@ def _qwords(data) -> memoryview:
     return mv[: len(mv) - len(mv) % 8].cast("Q")
 
 
-def learn_layout(run: list[Frame], keys: list[str], read, mask: int, counts: list[int] | None = None):
+def learn_layout(run: list[Frame], keys: list[str], read, mask: int, counts: list[int] | None = None,
+                 arch: str = "x86_64"):
     """({function: _Slot}, {saved return address: the function it returns into},
     {saved return address: frames bt shows for the frame it returns into}) from the sampled
     cycle frames (real frames: inlined functions live in their caller's frame).  Each
@@ -166,6 +174,8 @@ def learn_layout(run: list[Frame], keys: list[str], read, mask: int, counts: lis
         if not offs:
             return None
         slot = slots[key] = _Slot(size, max(offs), offs)
+        if any(f.signal_frame for f, k in zip(run, keys) if k == key):
+            slot.sp_off = SIGFRAME_SP_OFF.get(arch)
         for _size, _offs, words, caller_key, weight in agree:
             ra = words[slot.ra_off // 8] & mask
             ra_to_key[ra] = caller_key
@@ -244,7 +254,13 @@ def walk_chain(start_sp: int, order: list[str], slots: dict[str, _Slot], ra_to_k
                 ra_to_key[w] = nxt           # another call site of a cycle function
         if nxt is None or nxt not in slots:
             return n, shown, key, True
-        sp += s.size
+        if s.sp_off is not None:
+            saved = mem.word(sp + s.sp_off)          # the interrupted sp, saved by the kernel
+            if saved is None:
+                return n, shown, key, False
+            sp = saved & mask
+        else:
+            sp += s.size
         key = nxt
         n += 1
         shown += ra_weight.get(w, 1)
@@ -325,7 +341,7 @@ def detect_recursion(frames: list[Frame], frames_complete: bool, read, top: int 
         outer_key = keys[-1]
     elif read is not None and top is not None:
         mask = PAC_MASK if arch == "aarch64" else (1 << 64) - 1
-        learned = learn_layout(run, keys, read, mask, [g.count for g in run_g])
+        learned = learn_layout(run, keys, read, mask, [g.count for g in run_g], arch)
         if learned is not None:
             slots, ra_to_key, ra_weight = learned
             e = len(run) - 1

@@ -179,3 +179,117 @@ def test_recursion_through_a_tail_call():
     r = doc["recursion"]
     assert sorted(r["functions"]) == ["leaf", "mid"] and r["depth_exact"], r
     assert abs(r["rounds"] - depth) <= 1, (r, depth)
+
+
+# -- SIGSEGV/SI_KERNEL: the kernel could not push a signal frame on a full stack --------------
+
+CRASH_HANDLER = r"""
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+volatile long depth;
+static void handler(int s) { write(2, "crash\n", 6); _exit(3); }      /* no sigaltstack */
+static long rec(long n) { volatile char pad[256]; pad[0] = n; depth++; return rec(n + 1) + pad[0]; }
+static void *body(void *a) { return (void *)rec(0); }
+int main(int argc, char **argv) {
+    struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = handler;
+    sigaction(SIGSEGV, &sa, 0);
+    if (argc < 2) return (int)rec(0);
+    pthread_attr_t at; pthread_attr_init(&at); pthread_attr_setstacksize(&at, 1 << 20);
+    pthread_t t; pthread_create(&t, &at, body, 0); pthread_join(t, 0); return 0;
+}
+"""
+
+SIGNAL_RECURSION = r"""
+#include <signal.h>
+#include <string.h>
+volatile long depth;
+static void h(int s) { volatile char pad[64]; pad[0] = s; depth++; raise(SIGUSR1); }
+int main(void) {
+    struct sigaction sa; memset(&sa, 0, sizeof sa);
+    sa.sa_handler = h; sa.sa_flags = SA_NODEFER;
+    sigaction(SIGUSR1, &sa, 0);
+    raise(SIGUSR1);
+    return 0;
+}
+"""
+
+
+def _si_kernel(orc):
+    return orc["signo"] == 11 and orc["code"] == 0x80
+
+
+def test_crash_handler_without_altstack_overflow_is_not_a_gp():
+    """The overflow's SIGSEGV cannot be delivered to the handler (its frame does not fit on
+    the full stack): the kernel kills with SIGSEGV/SI_KERNEL, no address.  gdb stops there on
+    'continue'.  Before: '[not-stack] a general-protection fault (#GP)'."""
+    prog = compile_c(CRASH_HANDLER, name="crash_handler", flags=["-g", "-O0", "-pthread"])
+    doc, orc, res = diagnose_live(prog, setup=("run", "continue"), extra=list(DEPTH_CMDS))
+    assert _si_kernel(orc)
+    stack = stack_of(orc)
+    assert doc["verdict"] == "rlimit" and "#GP" not in doc["headline"]
+    assert doc["cause"] == "deep-recursion" and doc["recursion"]["functions"] == ["rec"]
+    assert abs(doc["recursion"]["depth"] - depth_printed(res)) <= 1
+    # the frame the kernel could not write lies below the mapped stack, beyond the limit
+    fault = doc["fault_address"]
+    assert fault < stack[0] <= orc["sp"] + 65536 and stack[1] - (fault & ~4095) > stack[1] - stack[0]
+    assert stack[1] - (fault & ~4095) > growth_rule({**orc, "addr": fault})[1]
+    assert any("force_sigsegv" in e for e in doc["explanation"])
+    assert "sigaltstack" in doc["fix"]["text"]
+
+
+def test_crash_handler_in_a_thread():
+    prog = compile_c(CRASH_HANDLER, name="crash_handler", flags=["-g", "-O0", "-pthread"])
+    doc, orc, res = diagnose_live(prog, ["thread"], setup=("run", "continue"),
+                                  extra=list(DEPTH_CMDS))
+    assert _si_kernel(orc)
+    assert doc["verdict"] == "thread-overflow" and doc["cause"] == "deep-recursion"
+    assert abs(doc["recursion"]["depth"] - depth_printed(res)) <= 1
+    assert doc["stack"]["end_address"] - doc["stack"]["start_address"] == 1 << 20
+
+
+def test_recursion_through_signal_handlers():
+    """A SIGUSR1 handler raising SIGUSR1 (SA_NODEFER): each level is h, raise, a tail call,
+    pthread_kill and the kernel's signal frame; delivery finally fails on the full stack.
+    Before: #GP; then the depth stopped short where the kernel aligned a signal frame
+    differently (its size is not fixed: the interrupted sp is read from the frame)."""
+    prog = compile_c(SIGNAL_RECURSION, name="signal_recursion", flags=["-g", "-O0"])
+    doc, orc, res = diagnose_live(prog, setup=("handle SIGUSR1 nostop noprint pass", "run"),
+                                  extra=list(DEPTH_CMDS))
+    assert _si_kernel(orc)
+    r = doc["recursion"]
+    assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion"
+    assert "h" in r["functions"]
+    assert r["depth_exact"] and abs(r["rounds"] - depth_printed(res)) <= 1, (r, depth_printed(res))
+    assert doc["handler"]["signal"] is None                # no SA_SIGINFO: not recorded
+    assert "find why h()" in doc["fix"]["text"]
+
+
+def test_kernel_core_of_a_crash_handler_overflow(tmp_path):
+    """The same in the core the kernel wrote (its NT_SIGINFO holds SI_KERNEL, no address)."""
+    import subprocess
+
+    from tests.support.stack_oracles import run_gdb_limited
+
+    pattern = open("/proc/sys/kernel/core_pattern").read().strip()
+    if pattern.startswith("|") or "/" in pattern:
+        pytest.skip(f"core_pattern {pattern!r} does not write into the working directory")
+    prog = compile_c(CRASH_HANDLER, name="crash_handler", flags=["-g", "-O0", "-pthread"])
+    run = subprocess.run(["prlimit", "--core=unlimited", str(prog)], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode != 0 and "crash" not in run.stderr      # the handler never ran
+    cores = [p for p in tmp_path.iterdir() if p.name.startswith(pattern.split("%")[0] or "core")]
+    if not cores:
+        pytest.skip(f"no core written (core_pattern {pattern!r})")
+    from tests.support.gdbrun import json_wrapped
+    from tests.support.stack_oracles import assert_valid, ints
+
+    res = run_gdb_limited(None, [*json_wrapped("stack-diagnose --json"), *DEPTH_CMDS],
+                          program=prog, core=cores[0])
+    raw = res.json_documents()[0]
+    assert_valid(raw)
+    doc = ints(raw)
+    assert doc["signal"]["code_name"] == "SI_KERNEL"
+    assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion"
+    assert abs(doc["recursion"]["depth"] - depth_printed(res)) <= 1
