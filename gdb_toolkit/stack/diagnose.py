@@ -314,6 +314,8 @@ def _classify(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion | N
     final_sp = min(x for x in (sp, fault, c.final_sp) if x is not None)
     if clash:
         return threads.clash_verdict(f, d, ctx, region, clash, phrase, final_sp)
+    if region.allocated:
+        return fixes.allocated_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
     if not f.is_main_thread:
         return fixes.thread_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
     return _main_growth(f, d, ctx, region, fault, phrase, final_sp, inside)

@@ -318,11 +318,19 @@ def thread_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault
         pos = f"past {gtxt}, inside {_label(inside)} ({inside.perms})"
     else:
         pos = "past " + gtxt
+    if guard is None:
+        pos += _overrun(f, region, fault, ctx.frames)
     d.headline = (f"thread stack overflow: thread {f.thread_num} (LWP {f.tid}) has a "
                   f"{hs(size)} stack and the fault is {hs(past)} below it, {pos} -- {phrase}")
     d.explanation.insert(0, "A thread's stack is a fixed mmap (pthread_attr_setstacksize, default "
                          "RLIMIT_STACK at start) with a PROT_NONE guard below; it never grows, so "
-                         "any access below it faults.")
+                         "any access below it faults." + (
+                             "" if guard else " This one has no guard page: created with "
+                             "pthread_attr_setguardsize(0), or on memory the program allocated "
+                             "and passed with pthread_attr_setstack()" + (
+                                 " (it lies in [heap]: malloc'd memory)"
+                                 if getattr(_mapping_of(f, region), "path", "") == "[heap]"
+                                 else "") + "."))
     needed = _needed(region, final_sp)
     size_needed = thread_stacksize_for(needed)
     default = _exec_limit(f)
@@ -330,16 +338,82 @@ def thread_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault
     if d.cause == "deep-recursion":
         r = d.recursion
         d.fix = Fix("code", f"bound the recursion in {r.focus}(), or give the thread a "
-                    f"bigger stack (pthread_attr_setstacksize) if the depth is legitimate",
-                    needed, stacksize=size_needed)
+                    "bigger stack (pthread_attr_setstacksize" + (
+                        ", or a bigger block for pthread_attr_setstack" if guard is None else "")
+                    + ") if the depth is legitimate", needed, stacksize=size_needed)
         return d
     text = (f"pthread_attr_setstacksize(&attr, {size_needed})   /* {hs(size_needed)}; the thread "
             f"needs about {hs(needed)} */ -- or move the buffer to the heap")
+    if guard is None:
+        text += (f"; a stack given with pthread_attr_setstack() must itself be that big, with a "
+                 "PROT_NONE guard page below it")
     if is_default:
         text += (f"; this thread has the default size (RLIMIT_STACK at start, "
                  f"{hs(default)}), so ulimit -s {ulimit_kib_for(needed)} also does it")
     d.fix = Fix("pthread_attr_setstacksize", text, needed, stacksize=size_needed,
                 ulimit_kib=ulimit_kib_for(needed) if is_default else None)
+    return d
+
+
+def _overrun(f: StackFacts, region: StackRegion, fault: int, frames) -> str:
+    """The mappings between the fault and the stack's bottom: what an overflow without a guard
+    page wrote over before it faulted (frames were placed there), or jumped past (one frame
+    spans them: nothing was written)."""
+    hit = [m for m in f.maps if m.end > fault and m.start < region.start and not m.contains(fault)
+           and is_accessible(m.perms) and (region.guard is None or m.start != region.guard.start)]
+    if not hit:
+        return ""
+    names: dict[str, list[str]] = {}
+    for m in sorted(hit, key=lambda m: -m.end):
+        names.setdefault(_label(m), []).append(m.perms)
+    listed = ", ".join(f"{name} ({', '.join(perms)})" for name, perms in list(names.items())[:3])
+    written = any(m.contains(fr.sp) for fr in frames for m in hit)
+    if written:
+        return f"; on its way its frames wrote over {listed} -- silent corruption before the fault"
+    return f"; one frame jumped past {listed} (nothing was written there)"
+
+
+def _mapping_of(f: StackFacts, region: StackRegion):
+    from gdb_toolkit.common.procfs import find_mapping
+
+    return find_mapping(f.maps, region.start)
+
+
+def allocated_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault: int,
+                       phrase: str, final_sp: int, inside) -> Diagnosis:
+    """The program switched to a stack it allocated itself (a coroutine, a fiber) and ran off
+    its bottom: RLIMIT_STACK has nothing to do with it."""
+    d.verdict = "user-stack-overflow"
+    size = region.end - region.start
+    past = region.start - fault
+    guard = region.guard
+    if guard is not None and guard.contains(fault):
+        pos = f"in the guard page below it (0x{guard.start:x})"
+    elif inside is not None:
+        pos = f"inside {_label(inside)} ({inside.perms}), no guard page below it"
+    else:
+        pos = "in unmapped memory below it (no guard page)"
+    pos += _overrun(f, region, fault, ctx.frames)
+    d.headline = (f"overflow of a stack the program allocated itself (not [stack]: a coroutine "
+                  f"or fiber, makecontext/swapcontext): it is about {hs(size)} at "
+                  f"0x{region.start:x}-0x{region.end:x} and the fault is {hs(past)} below it, "
+                  f"{pos} -- {phrase}")
+    d.explanation.insert(0, "The frames run on memory the program allocated (malloc or mmap) "
+                         "and switched sp to: a fixed block that never grows, with no guard page "
+                         "unless the program put one there. RLIMIT_STACK does not apply to it.")
+    needed = _needed(region, final_sp)
+    new = thread_stacksize_for(needed)
+    if d.cause == "deep-recursion":
+        r = d.recursion
+        d.fix = Fix("code", f"bound the recursion in {r.focus}(), or give this context a bigger "
+                    f"stack (at least {new} bytes) if the depth is legitimate", needed,
+                    stacksize=new)
+        return d
+    d.fix = Fix("stack_size", f"allocate at least {new} bytes ({hs(new)}; it needs about "
+                f"{hs(needed)}) for this stack (makecontext: uc_stack.ss_size; a fiber "
+                "library: its stack-size option), with a PROT_NONE guard page below it "
+                "(mmap + mprotect) so an overflow faults at once -- or move the buffer to the "
+                "heap", needed, stacksize=new)
     return d
 
 

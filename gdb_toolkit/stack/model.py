@@ -158,6 +158,9 @@ class StackRegion:
     how: str                        # how it was identified
     guard: Mapping | None = field(default=None, metadata={"json_skip": True})
     guard_range: dict | None = None   # the guard for JSON: start/end address, size, perms
+    allocated: bool = field(default=False, metadata={"json_skip": True})
+                                    # a stack the program allocated and switched to (a
+                                    # coroutine: makecontext), not the kernel's [stack]
 
     start = property(lambda self: self.start_address)
     end = property(lambda self: self.end_address)

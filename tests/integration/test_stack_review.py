@@ -4,11 +4,12 @@ itself -- the programs' own counters, /proc/PID/maps and limits while stopped, g
 frames, the kernel's rules applied by hand, and re-running the program with the suggested
 fix for real."""
 import re
+import subprocess
 
 import pytest
 
 from tests.support.gdbrun import compile_c
-from tests.support.stack_oracles import (ARCH, DEPTH_CMDS, MiB, depth_printed, diagnose_live,
+from tests.support.stack_oracles import (ARCH, DEPTH_CMDS, MiB, build, depth_printed, diagnose_live,
                                          growth_rule, passes_both_layouts, passes_with,
                                          stack_of)
 
@@ -183,23 +184,6 @@ def test_recursion_through_a_tail_call():
 
 # -- SIGSEGV/SI_KERNEL: the kernel could not push a signal frame on a full stack --------------
 
-CRASH_HANDLER = r"""
-#include <pthread.h>
-#include <signal.h>
-#include <string.h>
-#include <unistd.h>
-volatile long depth;
-static void handler(int s) { write(2, "crash\n", 6); _exit(3); }      /* no sigaltstack */
-static long rec(long n) { volatile char pad[256]; pad[0] = n; depth++; return rec(n + 1) + pad[0]; }
-static void *body(void *a) { return (void *)rec(0); }
-int main(int argc, char **argv) {
-    struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = handler;
-    sigaction(SIGSEGV, &sa, 0);
-    if (argc < 2) return (int)rec(0);
-    pthread_attr_t at; pthread_attr_init(&at); pthread_attr_setstacksize(&at, 1 << 20);
-    pthread_t t; pthread_create(&t, &at, body, 0); pthread_join(t, 0); return 0;
-}
-"""
 
 SIGNAL_RECURSION = r"""
 #include <signal.h>
@@ -224,7 +208,7 @@ def test_crash_handler_without_altstack_overflow_is_not_a_gp():
     """The overflow's SIGSEGV cannot be delivered to the handler (its frame does not fit on
     the full stack): the kernel kills with SIGSEGV/SI_KERNEL, no address.  gdb stops there on
     'continue'.  Before: '[not-stack] a general-protection fault (#GP)'."""
-    prog = compile_c(CRASH_HANDLER, name="crash_handler", flags=["-g", "-O0", "-pthread"])
+    prog = build("crash_handler")
     doc, orc, res = diagnose_live(prog, setup=("run", "continue"), extra=list(DEPTH_CMDS))
     assert _si_kernel(orc)
     stack = stack_of(orc)
@@ -240,7 +224,7 @@ def test_crash_handler_without_altstack_overflow_is_not_a_gp():
 
 
 def test_crash_handler_in_a_thread():
-    prog = compile_c(CRASH_HANDLER, name="crash_handler", flags=["-g", "-O0", "-pthread"])
+    prog = build("crash_handler")
     doc, orc, res = diagnose_live(prog, ["thread"], setup=("run", "continue"),
                                   extra=list(DEPTH_CMDS))
     assert _si_kernel(orc)
@@ -275,7 +259,7 @@ def test_kernel_core_of_a_crash_handler_overflow(tmp_path):
     pattern = open("/proc/sys/kernel/core_pattern").read().strip()
     if pattern.startswith("|") or "/" in pattern:
         pytest.skip(f"core_pattern {pattern!r} does not write into the working directory")
-    prog = compile_c(CRASH_HANDLER, name="crash_handler", flags=["-g", "-O0", "-pthread"])
+    prog = build("crash_handler")
     run = subprocess.run(["prlimit", "--core=unlimited", str(prog)], cwd=tmp_path,
                          capture_output=True, text=True)
     assert run.returncode != 0 and "crash" not in run.stderr      # the handler never ran
@@ -293,3 +277,75 @@ def test_kernel_core_of_a_crash_handler_overflow(tmp_path):
     assert doc["signal"]["code_name"] == "SI_KERNEL"
     assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion"
     assert abs(doc["recursion"]["depth"] - depth_printed(res)) <= 1
+
+
+# -- stacks the program allocated: a coroutine, a thread on pthread_attr_setstack --------------
+
+
+
+def _block(res):
+    m = re.search(r"stack=(0x[0-9a-f]+) size=(\d+)", res.stdout)
+    return int(m[1], 16), int(m[2])
+
+
+@pytest.mark.parametrize("size", [256 << 10, 64 << 10], ids=["mmap-block", "in-heap"])
+def test_coroutine_stack_overflow_is_not_a_corrupt_sp(size):
+    """A makecontext coroutine recursing off its malloc'd stack: sp is in a mapping that is not
+    [stack].  Before: '[corrupt-sp] the stack pointer itself is corrupt'."""
+    prog = build("coroutine")
+    doc, orc, res = diagnose_live(prog, [str(size), "rec", "100000"], extra=list(DEPTH_CMDS))
+    lo, n = _block(res)
+    assert doc["verdict"] == "user-stack-overflow" and doc["cause"] == "deep-recursion"
+    st = doc["stack"]
+    assert st["start_address"] <= lo and lo + n <= st["end_address"] <= lo + n + (64 << 10)
+    assert orc["addr"] < lo and doc["fault_address"] == orc["addr"]
+    assert abs(doc["recursion"]["depth"] - depth_printed(res)) <= 1
+    if size == 64 << 10:           # malloc put it in [heap]: the overflow ran through .data
+        data = [m for m in orc["maps"].splitlines() if str(prog) in m and " rw-p " in m]
+        assert data and "wrote over" in doc["headline"] and "rw-p" in doc["headline"]
+
+
+def test_coroutine_fix_is_a_stack_size_that_works():
+    prog = build("coroutine")
+    doc, orc, res = diagnose_live(prog, [str(128 << 10), "vla", str(300 << 10)])
+    assert doc["verdict"] == "user-stack-overflow" and doc["cause"] == "huge-frame"
+    assert doc["fix"]["kind"] == "stack_size"
+    size = doc["fix"]["stacksize"]
+    assert str(size) in doc["fix"]["text"]
+    ok = subprocess.run([str(prog), str(size), "vla", str(300 << 10)], capture_output=True, text=True)
+    assert ok.returncode == 0 and "back" in ok.stdout
+    assert not passes_with([prog, 128 << 10, "vla", 300 << 10])
+
+
+SETSTACK = r"""
+/* setstack SIZE N: a thread on a SIZE-byte malloc'd stack (pthread_attr_setstack) with an
+ * N-byte VLA */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+static long n;
+static void *body(void *a) { volatile char buf[n]; buf[0] = 1; buf[n - 1] = 2; return 0; }
+int main(int argc, char **argv) {
+    size_t size = strtoul(argv[1], 0, 0); n = atol(argv[2]);
+    void *stk = malloc(size);
+    printf("stack=%p size=%zu\n", stk, size); fflush(stdout);
+    pthread_attr_t a; pthread_attr_init(&a); pthread_attr_setstack(&a, stk, size);
+    pthread_t t; if (pthread_create(&t, &a, body, 0)) return 2;
+    pthread_join(t, 0); puts("joined"); return 0;
+}
+"""
+
+
+def test_thread_on_a_malloced_stack_names_setstack():
+    """pthread_attr_setstack() on malloc'd memory: no guard; the overflow ran through the
+    heap and the program's data before it faulted.  Before: 'a fixed mmap ... with a
+    PROT_NONE guard below', and a fix for pthread_attr_setstacksize only."""
+    prog = compile_c(SETSTACK, name="setstack", flags=["-g", "-O0", "-pthread"])
+    doc, orc, res = diagnose_live(prog, [str(64 << 10), str(100 << 10)])
+    lo, n = _block(res)
+    assert doc["verdict"] == "thread-overflow"
+    assert any("pthread_attr_setstack()" in e and "[heap]" in e for e in doc["explanation"])
+    assert "pthread_attr_setstack()" in doc["fix"]["text"]
+    size = doc["fix"]["stacksize"]
+    ok = subprocess.run([str(prog), str(size), str(100 << 10)], capture_output=True, text=True)
+    assert ok.returncode == 0 and "joined" in ok.stdout
