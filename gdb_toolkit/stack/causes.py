@@ -42,7 +42,8 @@ def _insns(f: StackFacts, level: int):
 def analyse(f: StackFacts, d: Diagnosis, ctx, region) -> CauseFacts:
     from gdb_toolkit.stack.diagnose import culprit_frame
     from gdb_toolkit.stack.sp_insn import (detect_clash_probe, find_sp_mover, frame_explained,
-                                           source_of, stack_switch, static_probe_evidence)
+                                           in_loop, source_of, stack_switch,
+                                           static_probe_evidence)
 
     frames = ctx.frames
     first = frames[0] if frames else None
@@ -57,6 +58,7 @@ def analyse(f: StackFacts, d: Diagnosis, ctx, region) -> CauseFacts:
                 mover.source = source_of(mover.address, code.lines)
                 if mover.dynamic:
                     protected = static_probe_evidence(insns, f.arch)
+                    mover.in_loop = in_loop(insns, mover.address, f.arch)
     if first is not None:
         insns0, _ = _insns(f, first.level)
         if insns0:
@@ -190,7 +192,11 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
         where = f" ({ins.text} at 0x{ins.address:x}{', ' + ins.source if ins.source else ''})" if ins else ""
         d.explanation.append(
             f"one huge frame: {_label(top)}() (frame #{top.level}) takes {hs(size)} of "
-            f"stack{where}" + (" -- a variable-length array or alloca sized at run time"
+            f"stack{where}" + (" -- an alloca() (or a VLA) inside a loop: the frame grows by "
+                               "its size at every iteration and is only freed when the "
+                               "function returns, so how much it would take in the end is "
+                               "not known" if ins and ins.in_loop else
+                               " -- a variable-length array or alloca sized at run time"
                                if ins and ins.dynamic else "") + ".")
         _hints(d, top, c)
         return f"one huge frame in {_label(top)}() ({hs(size)})"

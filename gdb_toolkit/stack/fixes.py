@@ -81,10 +81,27 @@ def _recursion_fix(d: Diagnosis, needed: int) -> Fix:
                "the crash if the recursion is unbounded", needed)
 
 
+def _growing(d: Diagnosis) -> bool:
+    """The culprit is an alloca() in a loop: its frame had not stopped growing."""
+    ins = d.culprit.instruction if d.culprit is not None else None
+    return d.cause == "huge-frame" and ins is not None and ins.in_loop
+
+
+def _loop_fix(d: Diagnosis, needed: int) -> Fix:
+    c = d.culprit
+    return Fix("code", f"take the alloca() at {c.instruction.source or hex(c.instruction.address)} "
+               f"out of the loop in {c.symbol}() (or use malloc/free per iteration): every "
+               f"iteration adds to the frame until {c.symbol}() returns; it had taken "
+               f"{hs(c.size)} and was still growing, so no stack size is known to suffice",
+               needed)
+
+
 def ulimit_fix(f: StackFacts, d: Diagnosis, region: StackRegion, needed: int, obstacle) -> Fix:
     """``ulimit -s`` for *needed* bytes, unless the hard limit or a fixed mapping forbids it."""
     if d.cause == "deep-recursion":
         return _recursion_fix(d, needed)
+    if _growing(d):
+        return _loop_fix(d, needed)
     kib = ulimit_kib_for(needed)
     hard = f.rlimit_hard if (f.rlimit_known or f.rlimit_given) else None
     if hard is not None and kib * 1024 > hard:
@@ -342,6 +359,9 @@ def thread_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault
                         ", or a bigger block for pthread_attr_setstack" if guard is None else "")
                     + ") if the depth is legitimate", needed, stacksize=size_needed)
         return d
+    if _growing(d):
+        d.fix = _loop_fix(d, needed)
+        return d
     text = (f"pthread_attr_setstacksize(&attr, {size_needed})   /* {hs(size_needed)}; the thread "
             f"needs about {hs(needed)} */ -- or move the buffer to the heap")
     if guard is None:
@@ -408,6 +428,9 @@ def allocated_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fa
         d.fix = Fix("code", f"bound the recursion in {r.focus}(), or give this context a bigger "
                     f"stack (at least {new} bytes) if the depth is legitimate", needed,
                     stacksize=new)
+        return d
+    if _growing(d):
+        d.fix = _loop_fix(d, needed)
         return d
     d.fix = Fix("stack_size", f"allocate at least {new} bytes ({hs(new)}; it needs about "
                 f"{hs(needed)}) for this stack (makecontext: uc_stack.ss_size; a fiber "

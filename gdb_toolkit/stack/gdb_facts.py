@@ -190,7 +190,8 @@ def function_code(frame: Frame, caller: Frame | None, arch: str) -> Code | None:
             start = _minsym_start(look)
     if start is None or not 0 <= pc - start < CODE_CAP:
         return None
-    stop = min(end if end else pc + 64, pc + 64, start + CODE_CAP)
+    # to the function's end (a loop's back edge may lie well past pc), within CODE_CAP
+    stop = min(max(end or 0, pc + 64), start + CODE_CAP)
     data = _read(start, stop - start)
     if data is None:
         return None

@@ -178,6 +178,8 @@ class SpMover:
     text: str                       # "sub rsp, rax"
     dynamic: bool                   # by a register (VLA/alloca) rather than an immediate
     source: str | None = None
+    in_loop: bool = False           # inside a loop of its function: alloca() in a loop grows
+                                    # the frame at every iteration
 
 
 @dataclass
