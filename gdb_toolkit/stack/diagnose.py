@@ -81,6 +81,12 @@ def diagnose(f: StackFacts) -> Diagnosis:
     if f.runtime is not None and f.runtime.kind == "go" and not ctx.is_fault:
         return causes.go_runtime(f, d, ctx)
     if not ctx.is_fault:
+        from gdb_toolkit.stack import aborts
+
+        ab = aborts.detect(ctx.frames)
+        if ab is not None:
+            aborts.explain(d, ab)
+            return d
         return _health(f, d, ctx, region)
     if (ctx.fault is None and ctx.signal.is_memory_fault and region is not None
             and canonical(ctx.sp, f.arch) and ctx.sp < region.start):

@@ -401,3 +401,36 @@ def test_a_vla_in_a_loop_is_freed_each_iteration(opt):
     assert doc["verdict"] == "rlimit" and doc["cause"] == "huge-frame"
     assert not doc["culprit"]["instruction"]["in_loop"]
     assert passes_both_layouts([prog, 3, 16_000_000], doc["fix"]["ulimit_kib"] * 1024)
+
+
+# -- stack smashing: SIGABRT from the stack protector, not growth -----------------------------
+
+SMASH = r"""
+#include <stdio.h>
+#include <string.h>
+__attribute__((noinline)) void copy(const char *s) { char buf[16]; strcpy(buf, s); printf("%s\n", buf); }
+int main(int argc, char **argv) { copy(argc > 1 ? argv[1] : "short"); return 0; }
+"""
+
+
+def test_stack_smashing_is_named_with_the_function():
+    """Before: '[healthy] stopped by SIGABRT: stack healthy ... nothing to fix'."""
+    prog = compile_c(SMASH, name="smash", flags=["-g", "-O0", "-fstack-protector-strong"])
+    arg = "A" * 64
+    run = subprocess.run([str(prog), arg], capture_output=True, text=True)
+    assert "stack smashing detected" in run.stderr              # the program's own report
+    doc, orc, res = diagnose_live(prog, [arg])
+    assert orc["signo"] == 6
+    assert doc["verdict"] == "stack-smash" and "copy()" in doc["headline"]
+    assert "0x4141414141414141" in doc["headline"]              # the return address, overwritten
+    assert "copy()" in doc["fix"]["text"] and doc["fix"]["kind"] == "code"
+
+
+def test_fortify_abort_is_not_called_healthy():
+    prog = compile_c(SMASH, name="smash_fortify", flags=["-g", "-O2", "-D_FORTIFY_SOURCE=2"])
+    arg = "A" * 64
+    run = subprocess.run([str(prog), arg], capture_output=True, text=True)
+    assert "buffer overflow detected" in run.stderr
+    doc, orc, res = diagnose_live(prog, [arg])
+    assert doc["verdict"] == "not-stack" and "_FORTIFY_SOURCE" in doc["headline"]
+    assert "__strcpy_chk()" in doc["headline"] and "copy()" in doc["headline"]

@@ -88,6 +88,8 @@ def recipes(Recipe) -> dict:
                                    source=EX + "coroutine.c", width=w),
         "stack-sigframe": Recipe(["run", "continue", "stack-diagnose"], source=EX + "crash_handler.c",
                                  flags=PTHREAD, width=w),
+        "stack-smash": Recipe(["run " + "A" * 44, "stack-diagnose"], source=EX + "smash.c",
+                              flags=["-g", "-O0", "-fstack-protector-strong"], width=w),
         "stack-corrupt-sp": Recipe(["run below200m", "stack-diagnose"], source=EX + "pivot.c", width=w),
         "stack-not-stack": Recipe(["run heap", "stack-diagnose"], source=EX + "badptr.c", width=w),
         "stack-healthy": Recipe(["break recurse if n == 30000", "run", "stack-diagnose"],
