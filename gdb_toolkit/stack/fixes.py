@@ -96,12 +96,26 @@ def _loop_fix(d: Diagnosis, needed: int) -> Fix:
                needed)
 
 
+def _too_big_fix(f: StackFacts, d: Diagnosis, needed: int) -> Fix:
+    c = d.culprit
+    what = (f"the allocation in {c.symbol}() ({c.instruction.text}"
+            + (f", {c.instruction.source}" if c.instruction.source else "") + ")"
+            if c is not None and c.instruction is not None else "what asks for it")
+    return Fix("code", f"no stack limit makes this work: the run asks for about {hs(needed)} of "
+               f"stack, more than this machine will commit at once "
+               f"({f.overcommit.sentence(needed)}) -- check the size computed for {what} "
+               "(a negative or garbage length?) and put a large buffer on the heap", needed)
+
+
 def ulimit_fix(f: StackFacts, d: Diagnosis, region: StackRegion, needed: int, obstacle) -> Fix:
-    """``ulimit -s`` for *needed* bytes, unless the hard limit or a fixed mapping forbids it."""
+    """``ulimit -s`` for *needed* bytes, unless the hard limit, a fixed mapping or the
+    kernel's memory commit check forbids it."""
     if d.cause == "deep-recursion":
         return _recursion_fix(d, needed)
     if _growing(d):
         return _loop_fix(d, needed)
+    if f.overcommit is not None and f.overcommit.refuses(needed - (region.end - region.start)):
+        return _too_big_fix(f, d, needed)
     kib = ulimit_kib_for(needed)
     hard = f.rlimit_hard if (f.rlimit_known or f.rlimit_given) else None
     if hard is not None and kib * 1024 > hard:
@@ -184,6 +198,17 @@ def rlimit(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault: int, ph
         d.fix = ulimit_fix(f, d, region, needed, prev)
         return d
     d.verdict = "stack-other"
+    grow = region.start - (fault & ~(f.page_size - 1))
+    if f.overcommit is not None and f.overcommit.refuses(grow):
+        d.growth_requested = growth
+        d.headline = (f"stack growth of {hs(grow)} refused by the kernel's memory commit check, "
+                      f"not by a limit: RLIMIT_STACK ({limtxt}) and the guard gap allow it -- "
+                      f"{phrase}")
+        d.explanation.insert(0, f"acct_stack_growth() -> security_vm_enough_memory_mm(): "
+                             f"{f.overcommit.sentence(grow)} -> -ENOMEM, so the page fault "
+                             f"became {sig.name} ({sig.code_name}).")
+        d.fix = _too_big_fix(f, d, needed)
+        return d
     d.headline = (f"stack fault at 0x{fault:x} ({hs(growth)} below the stack top) although "
                   f"RLIMIT_STACK ({limtxt}{' given with --rlimit' if f.rlimit_given else ''}) "
                   f"and the guard gap allow it -- {phrase}")

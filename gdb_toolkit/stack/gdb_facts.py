@@ -308,6 +308,30 @@ def aslr_state(kind: str, pid: int | None, maps, arch: str) -> tuple[bool | None
     return None, ""
 
 
+def overcommit(kind: str):
+    """vm.overcommit_memory and the memory it counts, for a live process (a core may come
+    from another machine)."""
+    from gdb_toolkit.stack.model import Overcommit
+
+    if kind != "live":
+        return None
+    try:
+        with open("/proc/sys/vm/overcommit_memory") as fh:
+            mode = int(fh.read(16).strip())
+        info = {}
+        with open("/proc/meminfo") as fh:
+            for line in fh.read(65536).splitlines():
+                parts = line.split()
+                if len(parts) >= 2 and parts[1].isdigit():
+                    info[parts[0].rstrip(":")] = int(parts[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    if "MemTotal" not in info:
+        return None
+    return Overcommit(mode, info["MemTotal"] + info.get("SwapTotal", 0), info.get("CommitLimit"),
+                      info.get("Committed_AS"))
+
+
 def guard_gap(page: int):
     from gdb_toolkit.stack.kernel_rules import guard_gap_from_cmdline
 
@@ -531,7 +555,7 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
                    exec_rlimit_known=ex_known, exec_rlimit_source=ex_src, aslr=aslr,
                    aslr_source=aslr_src, thread_name=thread_name(thread), core_writer=writer,
                    stack_hint=hint, started_by_gdb=by_gdb,
-                   sigframe_size=auxv.get(AT_MINSIGSTKSZ))
+                   sigframe_size=auxv.get(AT_MINSIGSTKSZ), overcommit=overcommit(kind))
     f.signal_frames = signal_frames(frames, arch)
     frame_sizes(frames)
     f.capstone = _capstone()

@@ -104,6 +104,34 @@ class Runtime:
 
 
 @dataclass
+class Overcommit:
+    """What __vm_enough_memory() checks every growth against (vm.overcommit_memory and
+    /proc/meminfo of this machine)."""
+    mode: int                       # 0 heuristic, 1 always, 2 strict
+    ram_swap: int                   # MemTotal + SwapTotal, bytes
+    commit_limit: int | None = None     # CommitLimit (mode 2)
+    committed: int | None = None        # Committed_AS
+
+    def refuses(self, grow: int) -> bool:
+        """Would the kernel refuse to commit *grow* more bytes at once?"""
+        if self.mode == 0:
+            return grow > self.ram_swap
+        if self.mode == 2 and self.commit_limit is not None and self.committed is not None:
+            return self.committed + grow > self.commit_limit
+        return False
+
+    def sentence(self, grow: int) -> str:
+        from gdb_toolkit.common.render import human_size as hs
+
+        if self.mode == 0:
+            return (f"the kernel's overcommit heuristic (vm.overcommit_memory = 0) refuses any "
+                    f"single allocation larger than RAM + swap ({hs(self.ram_swap)}), and this "
+                    f"one is {hs(grow)}")
+        return (f"strict overcommit (vm.overcommit_memory = 2): {hs(self.committed or 0)} "
+                f"committed + {hs(grow)} exceeds CommitLimit {hs(self.commit_limit or 0)}")
+
+
+@dataclass
 class StackFacts:
     arch: str                       # x86_64 | aarch64
     target: str                     # live | core
@@ -148,6 +176,7 @@ class StackFacts:
     stack_hint: int | None = None   # an address in the initial stack (auxv AT_EXECFN)
     started_by_gdb: bool = False    # gdb ran it (it inherited gdb's limits)
     sigframe_size: int | None = None    # auxv AT_MINSIGSTKSZ: the kernel's signal frame size
+    overcommit: "Overcommit | None" = None   # the kernel's commit accounting (live only)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.gdbrun import compile_c
 from tests.support.stack_oracles import (ARCH, DEPTH_CMDS, MiB, build, depth_printed, diagnose_live,
-                                         growth_rule, passes_both_layouts, passes_with,
+                                         growth_rule, limit_of, passes_both_layouts, passes_with,
                                          stack_of)
 
 pytestmark = pytest.mark.gdb
@@ -434,3 +434,43 @@ def test_fortify_abort_is_not_called_healthy():
     doc, orc, res = diagnose_live(prog, [arg])
     assert doc["verdict"] == "not-stack" and "_FORTIFY_SOURCE" in doc["headline"]
     assert "__strcpy_chk()" in doc["headline"] and "copy()" in doc["headline"]
+
+
+# -- a growth no limit can grant: the kernel's memory commit check ----------------------------
+
+def _ram_swap():
+    info = {}
+    for line in open("/proc/meminfo"):
+        k, v = line.split(":", 1)
+        info[k] = int(v.split()[0]) * 1024
+    return info["MemTotal"] + info.get("SwapTotal", 0)
+
+
+def _huge_vla_size():
+    if open("/proc/sys/vm/overcommit_memory").read().strip() != "0":
+        pytest.skip("vm.overcommit_memory is not the heuristic mode 0")
+    n = 4 * _ram_swap()
+    if n >= 1 << 46:
+        pytest.skip("too much memory for a VLA that exceeds it to fit below the stack")
+    return n
+
+
+@pytest.mark.parametrize("limit", ["unlimited", "default"])
+def test_a_growth_bigger_than_ram_and_swap_gets_no_ulimit(limit):
+    """A VLA of 4 x (RAM + swap), only its lowest byte touched.  With RLIMIT_STACK unlimited
+    the kernel's overcommit heuristic refuses it (before: 'stack-other ... check RLIMIT_AS,
+    the memory cgroup and dmesg'); with the default limit it jumps past the libraries (before:
+    'ulimit -s <that much>', which fails when re-run)."""
+    n = _huge_vla_size()
+    prog = compile_c(MAIN_VLA, name="main_vla", flags=["-g", "-O0"])
+    setup = ("set exec-wrapper prlimit --stack=unlimited", "run") if limit == "unlimited" else ("run",)
+    doc, orc, res = diagnose_live(prog, [hex(n)], setup=setup)
+    assert doc["culprit"]["symbol"] == "main" and doc["culprit"]["size"] >= n
+    assert doc["fix"]["kind"] == "code" and doc["fix"]["ulimit_kib"] is None
+    assert "overcommit" in doc["fix"]["text"]
+    if limit == "unlimited":
+        assert limit_of(orc) is None
+        assert doc["verdict"] == "stack-other" and "commit check" in doc["headline"]
+    # the oracle: the limit that would cover it does not help
+    assert not passes_with([prog, hex(n)], n + 64 * MiB)
+    assert not passes_with([prog, hex(n)], "unlimited")
