@@ -500,9 +500,11 @@ def altstack_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fau
     d.explanation.insert(0, "A handler installed with SA_ONSTACK runs on the sigaltstack the "
                          "program registered; that memory is a fixed buffer (often malloc'd "
                          "SIGSTKSZ, 8 KiB) with no guard: whatever lies below it is hit.")
-    d.explanation.append(f"The handler was entered for signal {h.get('signal')} interrupting pc "
-                         f"0x{h.get('interrupted_pc', 0):x} (frame #{h.get('frame')} is "
-                         "<signal handler called>).")
+    signo = h.get("signal")
+    d.explanation.append(f"The handler was entered for "
+                         + (f"signal {signo}" if signo is not None else "a signal")
+                         + f" interrupting pc 0x{h.get('interrupted_pc_address') or 0:x} "
+                         f"(frame #{h.get('frame')} is <signal handler called>).")
     d.stack = StackRegion(lo, hi, "alternate signal stack",
                           f"uc_stack saved in the signal frame at frame #{h.get('frame')}")
     d.stack_used = hi - min(final_sp, fault)

@@ -474,3 +474,15 @@ def test_a_growth_bigger_than_ram_and_swap_gets_no_ulimit(limit):
     # the oracle: the limit that would cover it does not help
     assert not passes_with([prog, hex(n)], n + 64 * MiB)
     assert not passes_with([prog, hex(n)], "unlimited")
+
+
+def test_altstack_overflow_names_the_interrupted_pc():
+    """Before: 'interrupting pc 0x0' (a key misspelt): the pc of the first fault, which the
+    handler interrupted, is what the signal frame saved."""
+    prog = build("altstack")
+    doc, orc, res = diagnose_live(prog, ["65536", "262144"],
+                                  setup=("run", "echo @@PC@@\\n", "print/x $pc", "continue"))
+    first_pc = int(re.search(r"@@PC@@\n\$\d+ = (0x[0-9a-f]+)", res.stdout)[1], 16)
+    assert doc["verdict"] == "altstack-overflow"
+    assert doc["handler"]["interrupted_pc_address"] == first_pc
+    assert any(f"interrupting pc 0x{first_pc:x}" in e for e in doc["explanation"])
