@@ -25,18 +25,40 @@ class CauseFacts:
     protected: bool | None          # the culprit's code probes the stack
 
 
+I386_REG = re.compile(r"\be(ax|bx|cx|dx|si|di|bp|sp|ip)\b")
+
+
+def shown(text: str, arch: str) -> str:
+    """An instruction as the program's own architecture spells it (i386: esp, dword ptr)."""
+    if arch != "i386":
+        return text
+    return re.sub(r"\br(ax|bx|cx|dx|si|di|bp|sp|ip)\b", r"e\1", text).replace("qword ptr",
+                                                                             "dword ptr")
+
+
+def code_arch(arch: str) -> str:
+    """The architecture the sp analysis reads: i386 code is read as x86_64 once its
+    registers are renamed (esp -> rsp, dword ptr -> qword ptr; see ``_insns``)."""
+    return "x86_64" if arch == "i386" else arch
+
+
 def _insns(f: StackFacts, level: int):
     code = f.codes.get(level) if f.codes else None
     if code is None and f.code is not None and level == (f.frames[0].level if f.frames else 0):
         code = f.code
     if code is None or not f.capstone:
         return None, None
-    from gdb_toolkit.common.disasm import disassemble
+    from gdb_toolkit.common.disasm import Insn, disassemble
 
     try:
-        return disassemble(code.data, code.start, f.arch), code
+        insns = disassemble(code.data, code.start, f.arch)
     except ToolkitError:
         return None, code
+    if f.arch == "i386":
+        insns = [Insn(x.address, x.size, x.raw, x.mnemonic,
+                      I386_REG.sub(r"r\1", x.op_str).replace("dword ptr", "qword ptr"))
+                 for x in insns]
+    return insns, code
 
 
 def analyse(f: StackFacts, d: Diagnosis, ctx, region) -> CauseFacts:
@@ -53,28 +75,35 @@ def analyse(f: StackFacts, d: Diagnosis, ctx, region) -> CauseFacts:
     if top is not None:
         insns, code = _insns(f, top.level)
         if insns:
-            mover = find_sp_mover(insns, top.pc, f.arch)
+            mover = find_sp_mover(insns, top.pc, code_arch(f.arch))
             if mover is not None:
                 mover.source = source_of(mover.address, code.lines)
+                mover.text = shown(mover.text, f.arch)
                 if mover.dynamic:
-                    protected = static_probe_evidence(insns, f.arch)
-                    mover.in_loop = in_loop(insns, mover.address, f.arch)
+                    protected = static_probe_evidence(insns, code_arch(f.arch))
+                    mover.in_loop = in_loop(insns, mover.address, code_arch(f.arch))
     if first is not None:
         insns0, _ = _insns(f, first.level)
         if insns0:
-            cfa = frames[1].sp if len(frames) > 1 else None
+            cfa = frames[1].sp if len(frames) > 1 else first.caller_sp
             regs = ctx_registers(f, ctx)
-            probe = detect_clash_probe(insns0, first.pc, f.arch, regs, cfa)
-            pivot = stack_switch(insns0, first.pc, f.arch)
+            probe = detect_clash_probe(insns0, first.pc, code_arch(f.arch), regs, cfa)
+            pivot = stack_switch(insns0, first.pc, code_arch(f.arch))
+            if probe is not None and f.arch == "i386":
+                probe.probe = shown(probe.probe, f.arch)
+                probe.step_text = probe.step_text and shown(probe.step_text, f.arch)
+                probe.target_register = probe.target_register and shown(probe.target_register,
+                                                                        f.arch)
             if first.size is not None and first.size >= UNEXPLAINED_MIN:
-                unexplained = not frame_explained(insns0, first.pc, f.arch, first.size)
+                unexplained = not frame_explained(insns0, first.pc, code_arch(f.arch), first.size)
     linked = region is not None and (
         any(region.start <= fr.sp < region.end for fr in frames[1:])
         or (bool(frames) and frames[-1].caller_sp is not None
             and region.start <= frames[-1].caller_sp <= region.end))
     pivot_text = None
     if pivot is not None:
-        pivot_text = (f"{pivot.text} at 0x{pivot.address:x} in {_name(first)} loaded the stack "
+        pivot_text = (f"{shown(pivot.text, f.arch)} at 0x{pivot.address:x} in {_name(first)} "
+                      "loaded the stack "
                       "pointer with a value not computed from sp (a stack switch)")
     elif unexplained:
         pivot_text = (f"{_name(first)}'s code lowers sp by a few bytes at most (no run-time "
@@ -91,6 +120,8 @@ def ctx_registers(f: StackFacts, ctx) -> dict[str, int]:
         if sf is not None and sf.registers:
             return sf.registers
         return {}
+    if f.arch == "i386":                              # named as the renamed code reads them
+        return {I386_REG.sub(r"r\1", k): v for k, v in f.registers.items()}
     return f.registers
 
 

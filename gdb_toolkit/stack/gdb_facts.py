@@ -17,11 +17,12 @@ CODE_FRAMES = 6                 # functions read for disassembly, at most
 THREAD_CAP = 4096               # threads summarised for stack clashes, at most
 REGS = {"x86_64": ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10",
                    "r11", "r12", "r13", "r14", "r15", "rip", "fs_base", "gs_base"],
-        "aarch64": [f"x{i}" for i in range(31)] + ["sp", "pc"]}
+        "aarch64": [f"x{i}" for i in range(31)] + ["sp", "pc"],
+        "i386": ["eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "eip"]}
 TP_REG = {"x86_64": "fs_base", "aarch64": "tpidr"}
 AT_EXECFN, AT_PAGESZ, AT_MINSIGSTKSZ = 31, 6, 51
 ADDR_NO_RANDOMIZE = 0x0040000
-TASK_TOP = {"x86_64": (1 << 47) - 4096, "aarch64": 1 << 48}
+TASK_TOP = {"x86_64": (1 << 47) - 4096, "aarch64": 1 << 48, "i386": 0xFFFFE000}
 
 _core_cache: dict = {}
 
@@ -81,11 +82,12 @@ def _direct_call_target(return_pc: int | None, arch: str) -> int | None:
     ``bl`` there: the start of the called function even when no symbol names it."""
     if return_pc is None or return_pc < 8:
         return None
-    if arch == "x86_64":
+    if arch in ("x86_64", "i386"):
         raw = _read(return_pc - 5, 5)
         if raw is None or raw[0] != 0xE8:
             return None
-        return (return_pc + int.from_bytes(raw[1:], "little", signed=True)) & (2**64 - 1)
+        return (return_pc + int.from_bytes(raw[1:], "little", signed=True)) & (
+            2**32 - 1 if arch == "i386" else 2**64 - 1)
     raw = _read(return_pc - 4, 4)
     if raw is None:
         return None
@@ -96,6 +98,21 @@ def _direct_call_target(return_pc: int | None, arch: str) -> int | None:
     if imm >> 25:
         imm -= 1 << 26
     return (return_pc - 4 + 4 * imm) & (2**64 - 1)
+
+
+def stack_arch() -> str:
+    """x86_64 / aarch64 as the toolkit names them, or i386: a 32-bit x86 program (on an
+    x86_64 kernel) has the same stack growth rules, which stack-diagnose applies to it."""
+    try:
+        return gfacts.target_arch()
+    except ToolkitError:
+        try:
+            name = gdb.selected_frame().architecture().name()
+        except gdb.error:
+            name = gdb.selected_inferior().architecture().name()
+        if name.startswith("i386") and "64" not in name:
+            return "i386"
+        raise
 
 
 def walk_frames(arch: str, cap: int = FRAME_CAP) -> tuple[list[Frame], bool]:
@@ -165,7 +182,7 @@ def registers(arch: str) -> dict[str, int]:
         if not r or r in out:
             continue
         try:
-            out[r] = int(frame.read_register(r)) & (2**64 - 1)
+            out[r] = int(frame.read_register(r)) & (2**32 - 1 if arch == "i386" else 2**64 - 1)
         except (gdb.error, ValueError):
             pass
     return out
@@ -364,6 +381,8 @@ def signal_frames(frames: list[Frame], arch: str) -> list:
     out = []
     for fr in frames:
         if fr.signal_frame:
+            if arch not in READ_SIZE:                 # i386: no decoder
+                continue
             data = _read(fr.sp, READ_SIZE[arch])
             sf = decode(arch, fr.level, fr.sp, data) if data else None
             if sf is not None:
@@ -513,7 +532,7 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
 
     inf = gdb.selected_inferior()
     thread = gdb.selected_thread()
-    arch = gfacts.target_arch()
+    arch = stack_arch()
     pid = inf.pid or None
     tid = thread.ptid[1] or None
     frames, complete = walk_frames(arch)

@@ -26,6 +26,7 @@ WALK_CAP = 2 << 30              # stack bytes walked at most (then: "at least")
 LEARN_CAP = 8 << 20             # bytes read to learn the frame layout
 SLOW_CAP = 4_000_000            # frames followed one by one at most
 PAC_MASK = (1 << 48) - 1        # aarch64: pointer-authentication bits above the VA
+WORD = {"i386": 4}              # bytes of a saved return address (8 elsewhere)
 
 
 def frame_key(f: Frame) -> str:
@@ -124,23 +125,27 @@ def count_words(data: bytes, value: int, word: int = 8) -> int:
     return arr.count(value)
 
 
-def _words(data) -> array.array:
-    arr = array.array("Q")
-    arr.frombytes(bytes(data[: len(data) - len(data) % 8]) if not isinstance(data, bytes)
-                  else data[: len(data) - len(data) % 8])
+def _code(word: int) -> str:
+    return "Q" if word == 8 else "I"
+
+
+def _words(data, word: int = 8) -> array.array:
+    arr = array.array(_code(word))
+    arr.frombytes(bytes(data[: len(data) - len(data) % word]) if not isinstance(data, bytes)
+                  else data[: len(data) - len(data) % word])
     return arr
 
 
-def _qwords(data) -> memoryview:
-    """8-byte words of *data* without copying it."""
+def _qwords(data, word: int = 8) -> memoryview:
+    """Words (8 or 4 bytes) of *data* without copying it."""
     mv = memoryview(data)
     if mv.format != "B":
         mv = mv.cast("B")
-    return mv[: len(mv) - len(mv) % 8].cast("Q")
+    return mv[: len(mv) - len(mv) % word].cast(_code(word))
 
 
 def learn_layout(run: list[Frame], keys: list[str], read, mask: int, counts: list[int] | None = None,
-                 arch: str = "x86_64"):
+                 arch: str = "x86_64", word: int = 8):
     """({function: _Slot}, {saved return address: the function it returns into},
     {saved return address: frames bt shows for the frame it returns into}) from the sampled
     cycle frames (real frames: inlined functions live in their caller's frame).  Each
@@ -153,14 +158,14 @@ def learn_layout(run: list[Frame], keys: list[str], read, mask: int, counts: lis
     for i in range(1, len(run) - 1):
         f, caller = run[i], run[i + 1]
         size = caller.sp - f.sp
-        if size <= 0 or size % 8 or size > budget:
+        if size <= 0 or size % word or size > budget:
             continue
         budget -= size
         data = read(f.sp, size)
         if data is None or len(data) < size:
             return None
-        words = _words(data)
-        offs = {8 * k for k, w in enumerate(words) if w & mask == caller.pc & mask}
+        words = _words(data, word)
+        offs = {word * k for k, w in enumerate(words) if w & mask == caller.pc & mask}
         obs.setdefault(keys[i], []).append((size, offs, words, keys[i + 1], counts[i + 1]))
     slots: dict[str, _Slot] = {}
     ra_to_key, ra_weight = {}, {}
@@ -177,7 +182,7 @@ def learn_layout(run: list[Frame], keys: list[str], read, mask: int, counts: lis
         if any(f.signal_frame for f, k in zip(run, keys) if k == key):
             slot.sp_off = SIGFRAME_SP_OFF.get(arch)
         for _size, _offs, words, caller_key, weight in agree:
-            ra = words[slot.ra_off // 8] & mask
+            ra = words[slot.ra_off // word] & mask
             ra_to_key[ra] = caller_key
             ra_weight.setdefault(ra, []).append(weight)
     weights = {ra: max(set(ws), key=ws.count) for ra, ws in ra_weight.items()}
@@ -187,8 +192,8 @@ def learn_layout(run: list[Frame], keys: list[str], read, mask: int, counts: lis
 class _Memory:
     """The stack read in bounded pieces; counts what it read against WALK_CAP."""
 
-    def __init__(self, read, top: int):
-        self.read, self.top = read, top
+    def __init__(self, read, top: int, word: int = 8):
+        self.read, self.top, self.size = read, top, word
         self.base, self.words = None, None
         self.read_bytes = 0
         self.capped = False
@@ -206,24 +211,25 @@ class _Memory:
         return data
 
     def word(self, addr: int) -> int | None:
-        if self.base is None or not (self.base <= addr < self.base + 8 * len(self.words)):
-            data = self.block(addr & ~7, WORD_CHUNK)
-            if not data or len(data) < 8:
+        w = self.size
+        if self.base is None or not (self.base <= addr < self.base + w * len(self.words)):
+            data = self.block(addr & ~(w - 1), WORD_CHUNK)
+            if not data or len(data) < w:
                 return None
-            self.base, self.words = addr & ~7, _qwords(data)
-        return self.words[(addr - self.base) // 8]
+            self.base, self.words = addr & ~(w - 1), _qwords(data, w)
+        return self.words[(addr - self.base) // w]
 
 
 def walk_chain(start_sp: int, order: list[str], slots: dict[str, _Slot], ra_to_key: dict,
                read, top: int, mask: int, in_cycle: Callable[[int], str | None] | None = None,
-               ra_weight: dict | None = None):
+               ra_weight: dict | None = None, word: int = 8):
     """Follow the live chain outward from the frame at *start_sp* (function order[0]) while
     the saved return addresses belong to the cycle.  *order* is one period of the cycle's
     functions, outward.  Returns (real frames followed, frames bt would show for them, the
     last cycle function reached, exact): exact when the chain left the cycle, False when a
     read failed or a cap stopped it."""
     ra_weight = ra_weight if ra_weight is not None else {}
-    mem = _Memory(read, top)
+    mem = _Memory(read, top, word)
     n, shown, sp, key = 0, 0, start_sp, order[0]
     period = len(order)
     pbytes = sum(slots[k].size for k in order)
@@ -234,8 +240,9 @@ def walk_chain(start_sp: int, order: list[str], slots: dict[str, _Slot], ra_to_k
     fast_after = 0
     slow = 0
     while True:
-        if key == order[0] and n >= fast_after and pbytes % 8 == 0:
-            got, got_shown = _fast_periods(mem, sp, order, offs, pbytes, ra_to_key, top, ra_weight)
+        if key == order[0] and n >= fast_after and pbytes % word == 0:
+            got, got_shown = _fast_periods(mem, sp, order, offs, pbytes, ra_to_key, top, ra_weight,
+                                           word)
             if got:
                 n += got * period
                 shown += got_shown
@@ -270,7 +277,7 @@ def walk_chain(start_sp: int, order: list[str], slots: dict[str, _Slot], ra_to_k
 
 
 def _fast_periods(mem: _Memory, sp: int, order, offs, pbytes: int, ra_to_key, top,
-                  ra_weight) -> tuple[int, int]:
+                  ra_weight, word: int = 8) -> tuple[int, int]:
     """Whole periods from *sp* whose saved return addresses all belong to the cycle, checked
     on array slices of one chunk, and the frames bt shows for them; (0, 0) when the chunk
     does not match throughout."""
@@ -280,14 +287,14 @@ def _fast_periods(mem: _Memory, sp: int, order, offs, pbytes: int, ra_to_key, to
     data = mem.block(sp, k * pbytes)
     if not data or len(data) < k * pbytes:
         return 0, 0
-    words = _qwords(data)
-    stride = pbytes // 8
+    words = _qwords(data, word)
+    stride = pbytes // word
     shown = 0
     for j, off in enumerate(offs):
         want = order[(j + 1) % len(order)]
         allowed = [w for w, key in ra_to_key.items() if key == want]
-        sub = array.array("Q")
-        sub.frombytes(words[off // 8::stride][:k].tobytes())   # a C-level gather
+        sub = array.array(_code(word))
+        sub.frombytes(words[off // word::stride][:k].tobytes())   # a C-level gather
         counts = [sub.count(v) for v in allowed]
         if sum(counts) != len(sub):
             return 0, 0
@@ -340,15 +347,16 @@ def detect_recursion(frames: list[Frame], frames_complete: bool, read, top: int 
         method = f"counted in the complete walk ({len(frames)} frames)"
         outer_key = keys[-1]
     elif read is not None and top is not None:
-        mask = PAC_MASK if arch == "aarch64" else (1 << 64) - 1
-        learned = learn_layout(run, keys, read, mask, [g.count for g in run_g], arch)
+        word = WORD.get(arch, 8)
+        mask = PAC_MASK if arch == "aarch64" else (1 << 8 * word) - 1
+        learned = learn_layout(run, keys, read, mask, [g.count for g in run_g], arch, word)
         if learned is not None:
             slots, ra_to_key, ra_weight = learned
             e = len(run) - 1
             order = [keys[e - length + 1 + ((t + length - 1) % length)] for t in range(length)]
             if all(k in slots for k in order):
                 _n, more, outer_key, exact = walk_chain(run[e].sp, order, slots, ra_to_key, read,
-                                                        top, mask, in_cycle, ra_weight)
+                                                        top, mask, in_cycle, ra_weight, word)
                 depth = shown + more
                 per_period = sum(g.count for g in run_g[-length:])
                 avg = round(sum(slots[k].size for k in order) / max(1, per_period))

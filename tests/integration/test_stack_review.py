@@ -486,3 +486,68 @@ def test_altstack_overflow_names_the_interrupted_pc():
     assert doc["verdict"] == "altstack-overflow"
     assert doc["handler"]["interrupted_pc_address"] == first_pc
     assert any(f"interrupting pc 0x{first_pc:x}" in e for e in doc["explanation"])
+
+
+# -- 32-bit x86 programs (i686-linux-gnu-gcc; the x86_64 kernel's growth rules) ----------------
+
+I686 = "i686-linux-gnu-gcc"
+i686 = pytest.mark.skipif(ARCH != "x86_64" or not __import__("shutil").which(I686),
+                          reason="needs i686-linux-gnu-gcc on an x86_64 kernel")
+
+
+@i686
+def test_i386_recursion():
+    """Before: "architecture 'i386' is not supported"."""
+    prog = compile_c(SELF_INLINED, name="rec32", flags=["-g", "-O0"], compiler=I686)
+    doc, orc, res = diagnose_live(prog, ["1000000"], extra=list(DEPTH_CMDS))
+    growth, soft = growth_rule(orc)
+    assert doc["thread"]["arch"] == "i386" and growth > soft
+    assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion"
+    r = doc["recursion"]
+    assert r["depth_exact"] and abs(r["depth"] - depth_printed(res)) <= 1
+    assert doc["growth_requested"] == growth and doc["fault_address"] == orc["addr"]
+
+
+@i686
+@pytest.mark.parametrize("flags", [["-O0"], ["-O2", "-fstack-clash-protection"]],
+                         ids=["plain", "probed"])
+def test_i386_vla_fix_works(flags):
+    prog = compile_c(MAIN_VLA.replace("buf[0] = 1;", "buf[0] = 1; buf[n - 1] = 2;"),
+                     name="vla32", flags=["-g", *flags], compiler=I686)
+    n = 16 * MiB
+    doc, orc, res = diagnose_live(prog, [hex(n)])
+    assert doc["verdict"] == "rlimit" and doc["culprit"]["symbol"] == "main"
+    assert "esp" in doc["culprit"]["instruction"]["text"]            # as i386 spells it
+    assert n <= doc["fix"]["needed"] < n + MiB                        # the whole VLA, probed too
+    assert passes_both_layouts([prog, hex(n)], doc["fix"]["ulimit_kib"] * 1024)
+    assert not passes_with([prog, hex(n)], limit_of(orc))
+
+
+@x86_only
+def test_probing_loop_in_main_knows_the_whole_request():
+    """gcc's probe loop in main (the walk's outermost frame): the requested size comes from
+    main's CFA.  Before (with main sized): 'one huge frame in main() (8.0 MiB)' for a 16 MiB
+    VLA."""
+    prog = compile_c(MAIN_VLA.replace("buf[0] = 1;", "buf[0] = 1; buf[n - 1] = 2;"),
+                     name="vla_probed", flags=["-g", "-O2", "-fstack-clash-protection"])
+    n = 16 * MiB
+    doc, orc, res = diagnose_live(prog, [hex(n)])
+    assert doc["cause"] == "clash-probe" and doc["clash_probe"]["requested"] >= n
+    assert "(16.0 MiB)" in doc["headline"]
+    assert passes_both_layouts([prog, hex(n)], doc["fix"]["ulimit_kib"] * 1024)
+
+
+@i686
+def test_i386_thread_overflow():
+    prog = compile_c(CRASH_HANDLER_SRC(), name="crash_handler32", flags=["-g", "-O0", "-pthread"],
+                     compiler=I686)
+    doc, orc, res = diagnose_live(prog, ["thread"], extra=list(DEPTH_CMDS))
+    assert doc["verdict"] == "thread-overflow" and doc["cause"] == "deep-recursion"
+    assert doc["stack"]["end_address"] - doc["stack"]["start_address"] == 1 << 20
+    assert abs(doc["recursion"]["depth"] - depth_printed(res)) <= 1
+
+
+def CRASH_HANDLER_SRC():
+    from tests.support.stack_oracles import EX
+
+    return (EX / "crash_handler.c").read_text()
