@@ -251,12 +251,15 @@ def _signal_frame_refused(f: StackFacts, d: Diagnosis, ctx: Context, region) -> 
         "was no room for it there (the stack may not grow so far), so setting up the frame failed and the kernel killed the "
         "process with force_sigsegv() -- this is a stack overflow, not a #GP. The handler never "
         "ran (were it the program's SIGSEGV handler, the kernel has reset it to SIG_DFL: a crash "
-        "handler needs SA_ONSTACK and a sigaltstack to run on a stack overflow)."))
+        "handler needs SA_ONSTACK and a sigaltstack to run on a stack overflow, one larger than "
+        f"the {size} B signal frame plus the handler's own frames -- MINSIGSTKSZ (2048) is "
+        "not, on CPUs with large vector registers)."))
     trial.notes.append(f"fault address {how}")
     if trial.fix.kind != "none":
         trial.fix.text += ("; for a SIGSEGV handler to run on a stack overflow, install it with "
                            "SA_ONSTACK on a sigaltstack(2) of at least "
-                           f"{max(size * 4, 65536)} bytes")
+                           f"{max(size * 4, 65536)} bytes (sysconf(_SC_MINSIGSTKSZ), {size} "
+                           "here, is the bare minimum)")
     return trial
 
 

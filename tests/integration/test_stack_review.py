@@ -551,3 +551,37 @@ def CRASH_HANDLER_SRC():
     from tests.support.stack_oracles import EX
 
     return (EX / "crash_handler.c").read_text()
+
+
+SMALL_ALTSTACK = r"""
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+volatile long depth;
+static void handler(int s) { write(2, "crash\n", 6); _exit(3); }
+static long rec(long n) { volatile char pad[256]; pad[0] = n; depth++; return rec(n + 1) + pad[0]; }
+int main(int argc, char **argv) {
+    stack_t ss; ss.ss_size = atol(argv[1]); ss.ss_sp = malloc(ss.ss_size); ss.ss_flags = 0;
+    if (sigaltstack(&ss, 0)) return 2;
+    struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = handler; sa.sa_flags = SA_ONSTACK;
+    sigaction(SIGSEGV, &sa, 0);
+    return (int)rec(0);
+}
+"""
+
+
+def test_crash_handler_on_a_too_small_altstack():
+    """A sigaltstack of MINSIGSTKSZ (2048) is smaller than this CPU's signal frame: the
+    handler cannot run either.  The fix's sigaltstack size makes it run (the oracle: its
+    "crash" line and exit code 3 when re-run)."""
+    prog = compile_c(SMALL_ALTSTACK, name="small_altstack", flags=["-g", "-O0"])
+    first = subprocess.run([str(prog), "2048"], capture_output=True, text=True)
+    if first.returncode == 3:
+        pytest.skip("this CPU's signal frame fits in 2048 bytes")
+    doc, orc, res = diagnose_live(prog, ["2048"], setup=("run", "continue"))
+    assert _si_kernel(orc) and doc["verdict"] == "rlimit"
+    assert any("MINSIGSTKSZ" in e for e in doc["explanation"])
+    size = int(re.search(r"sigaltstack\(2\) of at least (\d+) bytes", doc["fix"]["text"])[1])
+    again = subprocess.run([str(prog), str(size)], capture_output=True, text=True)
+    assert again.returncode == 3 and "crash" in again.stderr
