@@ -13,6 +13,7 @@ from gdb_toolkit.stack.layout import aslr_sentence, moves_with_limit
 from gdb_toolkit.stack.model import Diagnosis, Fix, StackFacts, StackRegion
 
 MIB = 1 << 20
+UNLIMITED_THREAD_DEFAULT = 2 << 20    # glibc's ARCH_STACK_DEFAULT_SIZE (x86_64, aarch64)
 
 
 def _label(m) -> str:
@@ -377,6 +378,13 @@ def thread_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault
     size_needed = thread_stacksize_for(needed)
     default = _exec_limit(f)
     is_default = default is not None and abs(size - default) <= 64 << 10
+    unlimited = (f.rlimit_known or f.exec_rlimit_known) and default is None
+    if unlimited and abs(size - UNLIMITED_THREAD_DEFAULT) <= 64 << 10:
+        d.explanation.append(
+            f"RLIMIT_STACK is unlimited, and then glibc gives a thread created without a size "
+            f"{hs(UNLIMITED_THREAD_DEFAULT)} (ARCH_STACK_DEFAULT_SIZE) instead of the soft "
+            "limit a finite RLIMIT_STACK gives it (8 MiB by default): 'ulimit -s unlimited' "
+            "shrinks thread stacks.")
     if d.cause == "deep-recursion":
         r = d.recursion
         d.fix = Fix("code", f"bound the recursion in {r.focus}(), or give the thread a "

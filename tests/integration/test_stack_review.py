@@ -585,3 +585,34 @@ def test_crash_handler_on_a_too_small_altstack():
     size = int(re.search(r"sigaltstack\(2\) of at least (\d+) bytes", doc["fix"]["text"])[1])
     again = subprocess.run([str(prog), str(size)], capture_output=True, text=True)
     assert again.returncode == 3 and "crash" in again.stderr
+
+
+THREAD_DEFAULT = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+static long n;
+static void *body(void *a) { volatile char buf[n]; buf[0] = 1; buf[n - 1] = 2; return 0; }
+int main(int argc, char **argv) { n = atol(argv[1]); pthread_t t; pthread_create(&t, 0, body, 0);
+                                  pthread_join(t, 0); puts("ok"); return 0; }
+"""
+
+
+def test_unlimited_stack_limit_shrinks_default_threads():
+    """Under 'ulimit -s unlimited' a thread created without a size gets 2 MiB: a 3 MB VLA
+    overflows it, while the default 8 MiB limit would have given the thread room (the
+    oracle: both runs)."""
+    from tests.support.gdbrun import json_wrapped
+    from tests.support.stack_oracles import assert_valid, ints, run_gdb_limited
+
+    prog = compile_c(THREAD_DEFAULT, name="thread_default", flags=["-g", "-O0", "-pthread"])
+    assert not passes_with([prog, 3_000_000], "unlimited")
+    assert passes_with([prog, 3_000_000], 8 * MiB)
+    res = run_gdb_limited("unlimited", ["run", *json_wrapped("stack-diagnose --json")],
+                          program=prog, args=["3000000"])
+    raw = res.json_documents()[0]
+    assert_valid(raw)
+    doc = ints(raw)
+    assert doc["verdict"] == "thread-overflow"
+    assert doc["stack"]["end_address"] - doc["stack"]["start_address"] == 2 * MiB
+    assert any("shrinks thread stacks" in e for e in doc["explanation"])
