@@ -14,12 +14,13 @@ from gdb_toolkit.stack.model import Frame
 
 CANARY = re.compile(r"(__GI_)*__stack_chk_fail(_local)?")
 CHK_FAIL = re.compile(r"(__GI_)*__chk_fail")
+MORESTACK = re.compile(r"__generic_morestack|__morestack")
 LOOK = 24                    # innermost frames searched for the detector
 
 
 @dataclass
 class Abort:
-    kind: str                        # "canary" | "fortify"
+    kind: str                        # "canary" | "fortify" | "split-stack"
     detector: str                    # __stack_chk_fail / __chk_fail
     checker: Frame | None            # fortify: the checked function (__strcpy_chk)
     victim: Frame | None             # the function whose buffer overflowed
@@ -43,6 +44,12 @@ def detect(frames: list[Frame]) -> Abort | None:
             junk = [f.pc for f in frames[j + 1:j + 4] if f.function is None
                     and f.function_start is None]
             return Abort("canary", name, None, victim, junk)
+        if MORESTACK.fullmatch(name) and any(frame_label(x) == "abort" or "abort" in frame_label(x)
+                                             for x in frames[:i]):
+            j = max(k for k in range(i, min(len(frames), LOOK))
+                    if MORESTACK.fullmatch(frame_label(frames[k])))
+            _k, victim = _real_after(frames, j)
+            return Abort("split-stack", name, None, victim, [])
         if CHK_FAIL.fullmatch(name):
             j, checker = _real_after(frames, i)
             _k, victim = _real_after(frames, j)
@@ -62,7 +69,7 @@ def _ascii(value: int) -> str:
     return ""
 
 
-def explain(d, ab: Abort) -> None:
+def explain(d, ab: Abort, frames: list[Frame] | None = None) -> None:
     """Fill *d* (a Diagnosis) with the verdict for *ab*."""
     from gdb_toolkit.stack.model import Fix
     from gdb_toolkit.stack.recursion import frame_label
@@ -90,6 +97,24 @@ def explain(d, ab: Abort) -> None:
                     "its loop bound, or a strcpy/memcpy/sprintf/read into it; "
                     "-fsanitize=address stops at that very write (and -D_FORTIFY_SOURCE=2 -O2 "
                     "checks the string functions whose buffer sizes are known)")
+        return
+    if ab.kind == "split-stack":
+        from gdb_toolkit.stack.recursion import find_cycle
+
+        d.verdict = "stack-other"
+        rep = find_cycle(frames or [])
+        again = (f"; {who} repeats in the sampled frames: a recursion on split stacks"
+                 if rep is not None and ab.victim is not None else "")
+        d.headline = (f"a -fsplit-stack program ran out of memory for its stack: "
+                      f"{ab.detector}() could not allocate the next stack segment for {who}"
+                      f"{where} and aborted (SIGABRT; libgcc prints 'unable to allocate "
+                      f"additional stack space'){again}")
+        d.explanation.append(
+            "With -fsplit-stack (gccgo, some C programs) each function checks the space left in "
+            "its segment and __morestack maps a new segment when it runs out: the stack grows "
+            "without RLIMIT_STACK, until mmap fails (RLIMIT_AS, overcommit, memory).")
+        d.fix = Fix("code", f"bound the recursion in {who} if it is unbounded; if the depth is "
+                    "legitimate, allow more memory (ulimit -v) or build without -fsplit-stack")
         return
     chk = f"{frame_label(ab.checker)}()" if ab.checker else "a checked function"
     d.verdict = "not-stack"

@@ -85,7 +85,7 @@ def diagnose(f: StackFacts) -> Diagnosis:
 
         ab = aborts.detect(ctx.frames)
         if ab is not None:
-            aborts.explain(d, ab)
+            aborts.explain(d, ab, ctx.frames)
             return d
         return _health(f, d, ctx, region)
     if (ctx.fault is None and ctx.signal.is_memory_fault and region is not None

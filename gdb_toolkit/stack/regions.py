@@ -70,8 +70,8 @@ def _switched_stack(f: StackFacts, ctx, named: Mapping | None) -> StackRegion | 
     where = f"in {m.label}" if m.path else "in an anonymous mapping"
     return StackRegion(m.start, top, "stack the program allocated",
                        f"the mapping holding the frames' stack pointers ({where} "
-                       f"0x{m.start:x}-0x{m.end:x}), not [stack]: a stack switched to with "
-                       "makecontext/swapcontext or a fiber library"
+                       f"0x{m.start:x}-0x{m.end:x}), not [stack]: a stack the program switched "
+                       "to (makecontext/swapcontext, a fiber library, -fsplit-stack segments)"
                        + ("; its top from the outermost frame" if top != m.end else ""),
                        guard, allocated=True)
 

@@ -616,3 +616,28 @@ def test_unlimited_stack_limit_shrinks_default_threads():
     assert doc["verdict"] == "thread-overflow"
     assert doc["stack"]["end_address"] - doc["stack"]["start_address"] == 2 * MiB
     assert any("shrinks thread stacks" in e for e in doc["explanation"])
+
+
+SPLIT = r"""
+#include <stdio.h>
+#include <stdlib.h>
+volatile long depth;
+long rec(long n) { volatile char pad[4000]; pad[0] = n; depth++; if (n == 0) return 0;
+                   return rec(n - 1) + pad[0]; }
+int main(int argc, char **argv) { printf("%ld\n", rec(atol(argv[1]))); return 0; }
+"""
+
+
+@x86_only
+def test_split_stack_out_of_memory_is_not_healthy():
+    """-fsplit-stack under RLIMIT_AS: __generic_morestack cannot map a segment and aborts.
+    Before: '[healthy] stopped by SIGABRT: stack healthy -- - used'."""
+    prog = compile_c(SPLIT, name="split_stack", flags=["-g", "-O2", "-fsplit-stack"])
+    run = subprocess.run(["prlimit", f"--as={256 * MiB}", str(prog), "100000000"],
+                         capture_output=True, text=True)
+    assert "unable to allocate additional stack space" in run.stderr    # libgcc's own words
+    doc, orc, res = diagnose_live(prog, ["100000000"], setup=(
+        f"set exec-wrapper prlimit --as={256 * MiB}", "run"))
+    assert orc["signo"] == 6
+    assert doc["verdict"] == "stack-other" and "split-stack" in doc["headline"]
+    assert "rec()" in doc["headline"] and "rec()" in doc["fix"]["text"]
