@@ -11,7 +11,10 @@ from gdb_toolkit.common.procfs import Mapping, find_mapping
 from gdb_toolkit.stack.kernel_rules import is_accessible
 from gdb_toolkit.stack.model import StackFacts, StackRegion
 
-TCB_SLACK = 64 << 10      # a block whose mapping reaches this far above the TCB holds more
+# a block whose mapping reaches further above the thread pointer holds more than one block:
+# on x86_64 glibc puts struct pthread (and tp) in the last page of the block, static TLS below
+# it; on aarch64 the static TLS lies above tp
+TCB_SLACK = {"aarch64": 64 << 10}
 
 
 def mapping_below(maps: list[Mapping], addr: int) -> Mapping | None:
@@ -34,7 +37,7 @@ def thread_block_top(f: StackFacts, tp: int | None, mapping: Mapping) -> int:
     if tp is None or not mapping.start < tp < mapping.end:
         return mapping.end
     top = _page_up(tp + 1, f.page_size)
-    return top if mapping.end - top > TCB_SLACK else mapping.end
+    return top if mapping.end - top > TCB_SLACK.get(f.arch, 0) else mapping.end
 
 
 def _switched_stack(f: StackFacts, ctx, named: Mapping | None) -> StackRegion | None:
