@@ -57,7 +57,8 @@ def _switched_stack(f: StackFacts, ctx, named: Mapping | None) -> StackRegion | 
     if not votes:
         return None
     m = max(votes.values(), key=lambda v: v[1])[0]     # the overflow may have run into the
-    if "w" not in m.perms[:3] or m.path == "[stack]":   # mapping below: most frames tell
+                                                       # mapping below: most frames tell
+    if "w" not in m.perms[:3] or m.path == "[stack]" or m.start == named.start:
         return None
     inside = [fr for fr in outer if m.contains(fr.sp)]
     if len(inside) * 4 < len(outer) * 3 or any(b.sp <= a.sp for a, b in zip(inside, inside[1:])):
@@ -92,7 +93,10 @@ def find_stack_region(f: StackFacts, ctx) -> StackRegion | None:
             votes.setdefault(m.start, [m, 0, a])[1] += 1
     named = next((m for m in f.maps if m.path == "[stack]"), None) if f.is_main_thread else None
     region, how = None, ""
-    switched = _switched_stack(f, ctx, named)
+    initial = named
+    if initial is None and f.is_main_thread and f.stack_hint is not None:
+        initial = find_mapping(f.maps, f.stack_hint)      # a core: the initial stack (auxv)
+    switched = _switched_stack(f, ctx, initial)
     if switched is not None:
         return switched
     if named is not None:

@@ -674,3 +674,39 @@ def test_thread_stack_ends_at_its_thread_pointer():
     assert doc["verdict"] == "thread-overflow"
     assert (doc["stack"]["start_address"], doc["stack"]["end_address"]) == (lo, lo + n)
     assert doc["stack"]["guard_range"]["end_address"] == lo
+
+
+def _kernel_core(tmp_path, argv):
+    pattern = open("/proc/sys/kernel/core_pattern").read().strip()
+    if pattern.startswith("|") or "/" in pattern:
+        pytest.skip(f"core_pattern {pattern!r} does not write into the working directory")
+    run = subprocess.run(["prlimit", "--core=unlimited", *map(str, argv)], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode != 0
+    cores = [p for p in tmp_path.iterdir() if p.name.startswith(pattern.split("%")[0] or "core")]
+    if not cores:
+        pytest.skip(f"no core written (core_pattern {pattern!r})")
+    return cores[0], run
+
+
+def _diagnose_core(prog, core, extra=()):
+    from tests.support.gdbrun import json_wrapped
+    from tests.support.stack_oracles import assert_valid, ints, run_gdb_limited
+
+    res = run_gdb_limited(None, [*json_wrapped("stack-diagnose --json"), *extra],
+                          program=prog, core=core)
+    raw = res.json_documents()[0]
+    assert_valid(raw)
+    return ints(raw), res
+
+
+def test_coroutine_overflow_in_a_kernel_core(tmp_path):
+    """A core names no [stack]: the initial stack comes from auxv, and the coroutine's
+    mapping is still told from it.  Before: 'corrupt-sp ... 42.5 TiB below main stack'."""
+    prog = build("coroutine")
+    core, run = _kernel_core(tmp_path, [prog, 256 << 10, "rec", 100000])
+    lo, n = _block(run)
+    doc, res = _diagnose_core(prog, core, list(DEPTH_CMDS))
+    assert doc["verdict"] == "user-stack-overflow" and doc["cause"] == "deep-recursion"
+    assert doc["stack"]["start_address"] <= lo < lo + n <= doc["stack"]["end_address"]
+    assert abs(doc["recursion"]["depth"] - depth_printed(res)) <= 1
