@@ -14,7 +14,7 @@ a trace in the link_map: a slot bound to such a definition is reported as
 """
 from dataclasses import dataclass
 
-from gdb_toolkit.plt.elf_file import Symbol
+from gdb_toolkit.plt.elf_file import STV_PROTECTED, Symbol
 from gdb_toolkit.plt.elf_model import SlotSpec
 from gdb_toolkit.plt.slots import AddressSpace, LoadedObject, SlotRow
 
@@ -26,6 +26,7 @@ AUDITED = ("JUMP_SLOT", "GLOB_DAT", "ABS")
 class Definition:
     obj: LoadedObject
     sym: Symbol
+    canonical: bool = False       # a non-PIE program's canonical PLT entry (undefined symbol)
 
     @property
     def address(self) -> int:
@@ -33,7 +34,8 @@ class Definition:
 
     def text(self) -> str:
         ver = f"@{self.sym.version}" if self.sym.version else ""
-        return f"{self.sym.name}{ver} in {self.obj.name}"
+        where = " (its canonical PLT entry: the function's address in the whole process)" if self.canonical else ""
+        return f"{self.sym.name}{ver} in {self.obj.name}{where}"
 
 
 def _needed_closure(root: LoadedObject, objs: list[LoadedObject]) -> list[LoadedObject]:
@@ -84,32 +86,76 @@ class Scopes:
         return scope
 
     def definitions(self, spec: SlotSpec, scope: list[LoadedObject]) -> list[Definition]:
-        """Every matching definition of the slot's symbol, in lookup order."""
+        """Every matching definition of the slot's symbol, in lookup order (one per object:
+        the one ld.so's check_match takes there)."""
         out = []
+        plt_class = spec.kind == "JUMP_SLOT"
         for o in scope:
-            for s in o.model.exports.get(spec.symbol, ()):
-                if _matches(spec, s):
-                    out.append(Definition(o, s))
-                    break
+            hit = match_in_object(spec, o.model, plt_class)
+            if hit is not None:
+                out.append(Definition(o, hit, not hit.shndx))
         return out
 
     def any_definition_at(self, spec: SlotSpec, value: int, space: AddressSpace) -> Definition | None:
-        """A definition of the symbol (in any loaded object) that the value points at."""
+        """A definition of the symbol (in any loaded object, any version) that the value
+        points at."""
         obj = space.find(value)
         if obj is None:
             return None
         for s in obj.model.exports.get(spec.symbol, ()):
-            if _matches(spec, s) and (obj.bias + s.value == value or s.type == 10):
+            if s.type in _DEF_TYPES and (obj.bias + s.value == value or s.type == 10):
                 return Definition(obj, s)
+        for s in obj.model.canonical_plt.get(spec.symbol, ()):
+            if obj.bias + s.value == value:
+                return Definition(obj, s, True)
         return None
 
 
-def _matches(spec: SlotSpec, s: Symbol) -> bool:
-    if s.type not in _DEF_TYPES or s.visibility in (1, 2):      # internal / hidden
-        return False
-    if spec.version:
-        return not s.version or s.version == spec.version
-    return not s.hidden_version
+SHN_ABS = 0xFFF1
+
+
+def match_in_object(spec: SlotSpec, model, plt_class: bool) -> Symbol | None:
+    """The definition of *spec*'s symbol that ld.so takes in one object, or None (glibc's
+    check_match and do_lookup_x).  A JUMP_SLOT (the PLT class) skips undefined symbols; a
+    GLOB_DAT accepts a program's canonical PLT entry.  A versioned reference
+    (``foo@VER_2``) takes that version, or a non-hidden unversioned definition, or anything
+    in an object without .gnu.version; an unversioned reference takes a definition whose
+    version index is at most 2 (unversioned, or the OLDEST version), else the only
+    non-hidden versioned one.  A hidden or internal definition ends the search there."""
+    cands = list(model.exports.get(spec.symbol, ()))
+    if not plt_class:
+        cands += model.canonical_plt.get(spec.symbol, ())
+    if not cands:
+        return None
+    has_versym, has_verdef = model.versioned
+    versioned_sym, num_versions = None, 0
+    found = None
+    for s in cands:
+        if s.type not in _DEF_TYPES or (not s.value and s.shndx != SHN_ABS and s.type != 6):
+            continue
+        if not has_versym:
+            found = s
+        elif spec.version:
+            if s.version == spec.version:
+                found = s
+            elif spec.hidden_version or s.hidden_version or s.version_index >= 2 \
+                    or (s.version_index == 1 and has_verdef):
+                continue            # another version: ld.so's l_versions[ndx] names one
+            else:
+                found = s
+        elif s.version_index >= 3:
+            if not s.hidden_version:
+                num_versions += 1
+                versioned_sym = versioned_sym or s
+            continue
+        else:
+            found = s
+        break
+    if found is None and num_versions == 1:
+        found = versioned_sym
+    if found is None or found.visibility in (1, 2):            # internal / hidden: local
+        return None
+    return found
 
 
 def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, space: AddressSpace) -> dict:
@@ -127,6 +173,9 @@ def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, 
     if spec.kind not in AUDITED or not spec.symbol:
         return {"verdict": "n/a", "expected": None, "holds": holds, "why": f"{spec.kind}: not a symbol binding"}
     scope = scopes.scope_of(obj)
+    if any(s.visibility == STV_PROTECTED for s in obj.model.exports.get(spec.symbol, ())):
+        # a reference to the object's own protected symbol binds it there first (glibc)
+        scope = [obj] + [o for o in scope if o is not obj]
     defs = scopes.definitions(spec, scope)
     expected = defs[0] if defs else None
     out = {"expected": expected.text() if expected else None, "holds": holds,

@@ -87,9 +87,11 @@ class Segment:
 
 
 class Symbol:
-    __slots__ = ('name', 'value', 'size', 'type', 'bind', 'shndx', 'version', 'hidden_version', 'visibility')
+    __slots__ = ('name', 'value', 'size', 'type', 'bind', 'shndx', 'version', 'hidden_version', 'visibility',
+                 'version_index')
 
-    def __init__(self, name, value, size, type, bind, shndx, version='', hidden_version=False, visibility=0):
+    def __init__(self, name, value, size, type, bind, shndx, version='', hidden_version=False, visibility=0,
+                 version_index=0):
         self.name = name
         self.value = value
         self.size = size
@@ -99,6 +101,7 @@ class Symbol:
         self.version = version
         self.hidden_version = hidden_version
         self.visibility = visibility
+        self.version_index = version_index      # .gnu.version entry without the hidden bit
 
     def __eq__(self, other):
         return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
@@ -373,14 +376,23 @@ class ElfFile:
 
     def symbol_versions(self, dynsym_index: int, count: int) -> list[tuple[str, bool]]:
         """(version name, hidden) per .dynsym entry from .gnu.version/_r/_d; '' if none."""
+        return [(name, hidden) for name, hidden, _ in self.symbol_version_info(dynsym_index, count)]
+
+    def has_versym(self) -> bool:
+        """Does the object carry .gnu.version (ld.so's l_versyms)?  Without it every
+        definition satisfies every versioned reference."""
+        return any(s.name == ".gnu.version" and s.type != SHT_NOBITS for s in self.sections)
+
+    def symbol_version_info(self, dynsym_index: int, count: int) -> list[tuple[str, bool, int]]:
+        """(version name, hidden, version index) per .dynsym entry; ('', False, 0) if none."""
         versym = next((s for s in self.sections if s.name == ".gnu.version"), None)
         if versym is None or versym.type == SHT_NOBITS:
-            return [("", False)] * count
+            return [("", False, 0)] * count
         raw = self.section_data(versym)
         ids = [v for (v,) in struct.iter_unpack("<H", raw[: min(len(raw), count * 2) // 2 * 2])]
         names = self.version_names()
-        out = [(names.get(v & 0x7FFF, ""), bool(v & 0x8000)) for v in ids]
-        out += [("", False)] * (count - len(out))
+        out = [(names.get(v & 0x7FFF, ""), bool(v & 0x8000), v & 0x7FFF) for v in ids]
+        out += [("", False, 0)] * (count - len(out))
         return out
 
     def version_names(self) -> dict[int, str]:

@@ -17,7 +17,7 @@ from gdb_toolkit.plt import reloc_types
 from gdb_toolkit.plt.elf_file import (DF_1_NOW, DF_1_PIE, DF_BIND_NOW, DF_SYMBOLIC, DT_BIND_NOW,
                                       DT_FLAGS, DT_FLAGS_1, DT_NEEDED, DT_SONAME, ET_DYN, PT_DYNAMIC,
                                       PT_GNU_RELRO, PT_INTERP, PT_LOAD, PT_PHDR, SHT_DYNSYM,
-                                      SHT_SYMTAB, STT_TLS, BadElf, ElfFile, Section, Symbol, _cstr,
+                                      SHT_SYMTAB, STT_FUNC, BadElf, ElfFile, Section, Symbol, _cstr,
                                       display_path, file_key)
 from gdb_toolkit.plt.symbolizer import SymbolIndex
 
@@ -170,18 +170,41 @@ class ObjectModel:
     def exports(self) -> dict[str, list[Symbol]]:
         """Defined dynamic symbols by name (with versions): what this object offers to the
         dynamic linker's lookup.  Built on first need (the audit)."""
+        return self._dynamic_symbols[0]
+
+    @cached_property
+    def canonical_plt(self) -> dict[str, list[Symbol]]:
+        """Undefined dynamic functions with a value: a non-PIE program's *canonical PLT
+        entries* (it took the function's address, so that PLT stub IS the function's address
+        for the whole process).  ld.so binds other objects' GLOB_DAT/ABS references to them;
+        a JUMP_SLOT lookup skips them (glibc's check_match: ELF_RTYPE_CLASS_PLT)."""
+        return self._dynamic_symbols[1]
+
+    @cached_property
+    def versioned(self) -> tuple[bool, bool]:
+        """(has .gnu.version, has .gnu.version_d): how ld.so matches versions against it."""
+        elf = self._elf
+        return elf.has_versym(), any(s.name == ".gnu.version_d" for s in elf.sections)
+
+    @cached_property
+    def _dynamic_symbols(self) -> tuple[dict[str, list[Symbol]], dict[str, list[Symbol]]]:
         elf = self._elf
         out: dict[str, list[Symbol]] = {}
+        canonical: dict[str, list[Symbol]] = {}
         for i, sec in enumerate(elf.sections):
             if sec.type != SHT_DYNSYM:
                 continue
             syms = elf.symbols(i)
-            vers = elf.symbol_versions(i, len(syms))
-            for s, (ver, hidden) in zip(syms, vers):
-                if s.shndx and s.name and s.bind in (1, 2, 10):   # GLOBAL, WEAK, GNU_UNIQUE
-                    s.version, s.hidden_version = ver, hidden
+            vers = elf.symbol_version_info(i, len(syms))
+            for s, (ver, hidden, ndx) in zip(syms, vers):
+                if not s.name or s.bind not in (1, 2, 10):       # GLOBAL, WEAK, GNU_UNIQUE
+                    continue
+                s.version, s.hidden_version, s.version_index = ver, hidden, ndx
+                if s.shndx:
                     out.setdefault(s.name, []).append(s)
-        return out
+                elif s.value and s.type == STT_FUNC:
+                    canonical.setdefault(s.name, []).append(s)
+        return out, canonical
 
 
 _cache: dict[str, tuple[tuple, ObjectModel]] = {}
@@ -356,4 +379,8 @@ def _build_index(model: ObjectModel) -> SymbolIndex:
                 model.debug_file = dbg
             except (ToolkitError, OSError, struct.error):
                 pass
-    return SymbolIndex(raw=raw)
+    # a program's canonical PLT entries are where its imported functions' addresses point
+    canonical = [] if model.is_shared_lib else [
+        Symbol(f"{name}@plt", s.value, 0, s.type, s.bind, 1) for name, syms in model.canonical_plt.items()
+        for s in syms]
+    return SymbolIndex(canonical, raw=raw)

@@ -1,0 +1,146 @@
+"""Adversarial cases of the review of issue 13 (got/plt/plt-walk), each a defect found and
+fixed: what the dynamic linker really did where the first version told another story.
+Every expected value comes from an independent oracle: LD_DEBUG=bindings, the program's own
+printed addresses (dlsym, &function), /proc/PID/maps and /proc/PID/mem, readelf/nm/objdump,
+c++filt."""
+import os
+import re
+import subprocess
+
+import pytest
+
+from tests.support.gdbrun import addr, assert_no_traceback, compile_c, json_wrapped, run_gdb
+
+pytestmark = pytest.mark.gdb
+
+CHECKPOINT = '__attribute__((noinline)) void checkpoint(void) { __asm__ volatile("" ::: "memory"); }\n'
+
+
+def _bindings(exe, env=None, args=(), cwd=None) -> str:
+    """LD_DEBUG=bindings of one run: the dynamic linker's own account of every binding."""
+    e = dict(os.environ, LD_DEBUG="bindings", **(env or {}))
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=e, cwd=cwd).stderr
+
+
+def _readelf(*args) -> str:
+    return subprocess.run(["readelf", *map(str, args)], capture_output=True, text=True, check=True).stdout
+
+
+def _slots(doc, obj=None):
+    return {r["symbol"].split("@")[0]: r for r in doc["slots"] if obj is None or r["object"] == obj}
+
+
+def _no_overwritten(doc):
+    bad = [(r["object"], r["symbol"], r["audit"]["why"]) for r in doc["slots"]
+           if r["audit"] and r["audit"]["verdict"] == "overwritten"]
+    assert not bad, bad
+
+
+# -- a non-PIE program's canonical PLT entry --------------------------------------------------
+CANON_LIB = r"""
+#include <stdio.h>
+void *lib_addr_puts(void) { return (void *)&puts; }     /* a GLOB_DAT slot for puts */
+"""
+CANON_MAIN = r"""
+#include <stdio.h>
+void *lib_addr_puts(void);
+""" + CHECKPOINT + r"""
+int main(void) {
+    void *mine = (void *)&puts;           /* non-PIE: puts's address is its PLT entry here */
+    printf("mine=%p lib=%p\n", mine, lib_addr_puts());
+    fflush(stdout);
+    checkpoint();
+    return 0;
+}
+"""
+
+
+def test_glob_dat_bound_to_the_programs_canonical_plt_entry_is_not_overwritten():
+    """A non-PIE program that takes &puts exports puts as an undefined symbol whose value is
+    its PLT entry; ld.so binds every other object's GLOB_DAT for puts to that entry (pointer
+    equality), and LD_DEBUG says so.  The audit called it a hijack."""
+    lib = compile_c(CANON_LIB, name="libcanon.so", flags=["-shared", "-fPIC"])
+    exe = compile_c(CANON_MAIN, name="canon_main",
+                    flags=["-no-pie", "-fno-pic", "-Wl,-z,lazy", f"-L{lib.parent}", "-lcanon",
+                           f"-Wl,-rpath,{lib.parent}"])
+    dyn = _readelf("--dyn-syms", "-W", exe)
+    und = re.search(r"([0-9a-f]{16})\s+0 FUNC\s+GLOBAL DEFAULT\s+UND puts", dyn)
+    assert und and int(und.group(1), 16), dyn                     # the canonical PLT entry
+    assert re.search(r"binding file .*libcanon\.so .* to .*canon_main .*: normal symbol `puts'",
+                     _bindings(exe))
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("got --all-objects --audit --json"),
+                   "got --object libcanon --audit", "kill"], program=exe)
+    assert_no_traceback(res)
+    doc = res.json_documents()[0]
+    m = re.search(r"mine=(0x[0-9a-f]+) lib=(0x[0-9a-f]+)", res.stdout)
+    assert m.group(1) == m.group(2) and int(m.group(1), 16) == int(und.group(1), 16)
+    row = _slots(doc, "libcanon.so")["puts"]
+    assert row["value"] == int(m.group(1), 16)
+    assert row["target"] == "puts@plt in canon_main"
+    assert row["audit"]["verdict"] == "ok", row["audit"]
+    assert "canon_main" in row["audit"]["expected"] and "PLT" in row["audit"]["expected"]
+    # the program's own JUMP_SLOT still binds libc (a PLT-class lookup skips undefined symbols)
+    assert _slots(doc, "canon_main")["printf"]["audit"]["verdict"] == "ok"
+    _no_overwritten(doc)
+    assert "OVERWRITTEN" not in res.stdout
+
+
+# -- symbol versions: an unversioned reference takes the oldest version -------------------------
+VLIB = r"""
+int foo_v1(void) { return 1; }
+int foo_v2(void) { return 2; }
+int bar(void) { return 3; }
+__asm__(".symver foo_v1, foo@VER_1");
+__asm__(".symver foo_v2, foo@@VER_2");
+"""
+VLIB_PLAIN = "int foo(void) { return 0; }\nint bar(void) { return 0; }\n"
+VMAIN = r"""
+#include <stdio.h>
+int foo(void); int bar(void);
+""" + CHECKPOINT + r"""
+int main(void) { printf("foo=%d bar=%d\n", foo(), bar()); fflush(stdout); checkpoint(); return 0; }
+"""
+
+
+def _versioned_lib(tmp_path):
+    plain = compile_c(VLIB_PLAIN, name="libv.so", flags=["-shared", "-fPIC", "-Wl,-soname,libv.so"])
+    vmap = tmp_path / "libv.map"
+    vmap.write_text("VER_1 { local: foo_v1; foo_v2; };\nVER_2 { global: bar; } VER_1;\n")
+    versioned = compile_c(VLIB, name="libv.so", out_dir=tmp_path / "v",
+                          flags=["-shared", "-fPIC", "-Wl,-soname,libv.so", f"-Wl,--version-script={vmap}"])
+    return plain, versioned
+
+
+def test_unversioned_reference_binds_the_oldest_version_not_overwritten(tmp_path):
+    """A program linked against an unversioned libv.so runs with a libv.so that defines
+    foo@VER_1 and foo@@VER_2: glibc binds the OLDEST version (index 2), VER_1, for an
+    unversioned reference ("old binaries keep the old ABI"); bar has one version and binds it."""
+    plain, versioned = _versioned_lib(tmp_path)
+    assert plain.parent != versioned.parent
+    dyn = _readelf("--dyn-syms", "-W", versioned)
+    assert "foo@VER_1" in dyn and "foo@@VER_2" in dyn
+    exe = compile_c(VMAIN, name="vmain_old", out_dir=tmp_path / "old", flags=["-Wl,-z,lazy", f"-L{plain.parent}", "-lv",
+                                                    f"-Wl,-rpath,{versioned.parent}"])
+    assert "foo@" not in _readelf("-rW", exe)                       # an unversioned reference
+    run = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert "foo=1 bar=3" in run.stdout                               # VER_1's implementation ran
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("got --audit --json '^(foo|bar)$'"), "kill"],
+                  program=exe)
+    assert_no_traceback(res)
+    doc = res.json_documents()[0]
+    rows = _slots(doc)
+    # gdb names the slot's value from libv.so's own symbol table: VER_1's implementation
+    info = run_gdb(["break checkpoint", "run", f"info symbol {rows['foo']['value']}", "kill"], program=exe)
+    assert re.search(r"(foo_v1|foo@VER_1) in section \.text", info.stdout), info.stdout
+    assert rows["foo"]["audit"]["verdict"] == "ok", rows["foo"]["audit"]
+    assert rows["foo"]["audit"]["expected"].startswith("foo@VER_1 in libv.so")
+    assert rows["foo"]["target"].startswith("foo")
+    assert rows["bar"]["audit"]["verdict"] == "ok" and rows["bar"]["audit"]["expected"].startswith("bar@VER_2")
+    _no_overwritten(doc)
+    # the versioned build (foo@VER_2 reference) binds the default version, VER_2
+    exe2 = compile_c(VMAIN, name="vmain_new", out_dir=tmp_path / "new", flags=["-Wl,-z,lazy", f"-L{versioned.parent}", "-lv",
+                                                     f"-Wl,-rpath,{versioned.parent}"])
+    res2 = run_gdb(["break checkpoint", "run", *json_wrapped("got --audit --json '^foo$'"), "kill"], program=exe2)
+    foo2 = _slots(res2.json_documents()[0])["foo"]
+    assert "foo=2" in res2.stdout and foo2["symbol"] == "foo@VER_2"
+    assert foo2["audit"]["verdict"] == "ok" and foo2["audit"]["expected"].startswith("foo@VER_2")
