@@ -35,11 +35,21 @@ def _select(objs, all_objects: bool, object_filter: str | None):
 
 def _missing_note(kind: str, all_objects: bool) -> list[str]:
     from gdb_toolkit.plt import gdb_live
+    from gdb_toolkit.plt.elf_file import display_path
 
-    if kind == "file" or not all_objects or not gdb_live.missing:
-        return []
-    return [f"not listed: {', '.join(gdb_live.missing)} (in the dynamic linker's list, but no such "
-            "file here; 'set sysroot' or give the path it was loaded from)"]
+    notes = []
+    if kind != "file" and all_objects and gdb_live.missing:
+        notes.append(f"not listed: {', '.join(gdb_live.missing)} (in the dynamic linker's list, but no such "
+                     "file here; 'set sysroot' or give the path it was loaded from)")
+    for path, was, how in gdb_live.remapped:
+        if how == "replaced":
+            notes.append(f"{display_path(was)} was deleted or replaced on disk after the process loaded it: "
+                         f"its slots are read from the mapped file ({path}), not from the file now at that path")
+        else:
+            notes.append(f"{display_path(was)} (the dynamic linker's name for it) does not name the mapped file "
+                         f"here (a relative name, or the file moved): read from {display_path(path)}, the file "
+                         "/proc/PID/maps names")
+    return notes
 
 
 _STATES = {"overwritten": "bad", "other-definition": "warn", "n/a": "metadata"}

@@ -77,6 +77,57 @@ def r_debug_address(model, bias: int) -> int | None:
 
 # objects in ld.so's list whose file could not be found here (set by link_map())
 missing: list[str] = []
+# objects whose l_name does not name the file the process mapped (a relative dlopen name
+# after chdir, a file moved, deleted or replaced by an upgrade): (path read, l_name, how),
+# how "moved" (read from the path /proc/PID/maps names) or "replaced" (read from the mapped
+# copy, /proc/PID/map_files/LO-HI); set by link_map()
+remapped: list[tuple[str, str, str]] = []
+
+
+def _same_file(path: str, dev: str, inode: int) -> bool:
+    """Does *path* still name the inode /proc/PID/maps lists (dev "fd:01")?"""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return st.st_ino == inode and f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}" == dev
+
+
+def _process_maps(pid: int | None):
+    """The mappings of a local live process (None when they cannot be read)."""
+    if not pid:
+        return None
+    from gdb_toolkit.common.procfs import read_maps
+
+    try:
+        return read_maps(pid)
+    except (ToolkitError, OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _mapped_path(maps, entry, pid: int, named: str | None) -> str | None:
+    """The file the process really mapped for a link_map entry: *named* (its l_name
+    resolved here) when that is the mapped file, else what /proc/PID/maps says (see
+    link_map.mapped_file); *named* when the maps cannot tell."""
+    if not maps or not entry.l_ld:
+        return named
+    hit = next((m for m in maps if m.start <= entry.l_ld < m.end), None)
+    if named is not None and hit is not None and hit.inode and _same_file(named, hit.dev, hit.inode):
+        return named
+    found = link_map_core.mapped_file(maps, entry.l_ld, pid, _same_file)
+    if found is None:
+        return named
+    path, was = found
+    if was is None:
+        remapped.append((path, entry.name, "moved"))
+        return path
+    try:
+        with open(path, "rb"):      # map_files needs CAP_SYS_ADMIN (root); else the name it is
+            pass
+    except OSError:
+        return named
+    remapped.append((path, was, "replaced"))
+    return path
 
 
 def _host_path(name: str, pid: int | None = None) -> str | None:
@@ -118,12 +169,14 @@ def link_map() -> list[tuple[str, int, int, int | None]]:
         return out
     pid = facts.inferior().pid if facts.target_kind() == "live" else None
     exe_real = os.path.realpath(exe)
+    remapped.clear()
+    maps = _process_maps(pid)
     for e in link_map_core.walk(_read, r_debug_address(model, bias), model.wordsize):
         if not e.name:
             if e.namespace == 0 and len(out) == 1:
                 out[0] = (exe, bias, 0, e.address)
             continue          # the executable itself (already first)
-        path = _host_path(e.name, pid)
+        path = _mapped_path(maps, e, pid, _host_path(e.name, pid))
         if path is None:
             if not e.name.startswith("linux-vdso") and not e.name.startswith("linux-gate"):
                 missing.append(display_path(e.name))
@@ -168,9 +221,15 @@ def loaded_objects(decide: bool = True) -> tuple[str, list[LoadedObject]]:
         obj.binding = decide_binding(obj, None, ProcessEnv(), True, live=False)
         return "file", [obj]
     objs = []
-    for order, (path, bias, ns, lm) in enumerate(link_map()):
+    entries = link_map()
+    # /proc/PID/map_files/LO-HI -> the path it was loaded from
+    shown = {path: was for path, was, how in remapped if how == "replaced"}
+    for order, (path, bias, ns, lm) in enumerate(entries):
         try:
-            objs.append(LoadedObject(path, bias, load_model(path), ns, lm, order=order))
+            model = load_model(path)
+            if path in shown:       # name the mapped copy after the file it was loaded from
+                model.__dict__["name"] = display_path(os.path.basename(shown[path]))
+            objs.append(LoadedObject(shown.get(path, path), bias, model, ns, lm, order=order))
         except ToolkitError as exc:
             if order == 0:
                 raise

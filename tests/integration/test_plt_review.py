@@ -144,3 +144,83 @@ def test_unversioned_reference_binds_the_oldest_version_not_overwritten(tmp_path
     foo2 = _slots(res2.json_documents()[0])["foo"]
     assert "foo=2" in res2.stdout and foo2["symbol"] == "foo@VER_2"
     assert foo2["audit"]["verdict"] == "ok" and foo2["audit"]["expected"].startswith("foo@VER_2")
+
+
+# -- which file is mapped: a relative dlopen name, a library replaced on disk ------------------
+RLIB = '#include <stdio.h>\nint rfunc(void) { return puts("rfunc"); }\n'
+DECOY = "int rfunc(void) { return 0; }\nint other(int x) { return x + 1; }\n"
+RMAIN = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+#include <unistd.h>
+""" + CHECKPOINT + r"""
+int main(int argc, char **argv) {
+    void *h = dlopen("./sub/librel.so", RTLD_LAZY);     /* a relative name, kept as l_name */
+    if (!h) { printf("%s\n", dlerror()); return 1; }
+    ((int (*)(void))dlsym(h, "rfunc"))();
+    if (chdir(argv[1])) return 2;                       /* ... and the cwd moves on */
+    fflush(stdout);
+    checkpoint();
+    return 0;
+}
+"""
+
+
+def _maps_path(stdout: str, name: str) -> set[str]:
+    """Paths of the mappings named *name* in gdb's 'info proc mappings' (/proc/PID/maps)."""
+    return {ln.split()[-1] for ln in stdout.splitlines() if ln.strip().endswith(name)}
+
+
+def test_relative_dlopen_name_after_chdir_reads_the_mapped_file(tmp_path):
+    """dlopen("./sub/librel.so") keeps the relative name in l_name; after chdir() it names
+    another file (here a decoy with other imports).  The table must describe the mapped file
+    (/proc/PID/maps), not whatever the name resolves to now."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "decoy" / "sub").mkdir(parents=True)
+    lib = compile_c(RLIB, name="librel.so", out_dir=tmp_path / "sub", flags=["-shared", "-fPIC", "-Wl,-z,lazy"])
+    compile_c(DECOY, name="librel.so", out_dir=tmp_path / "decoy" / "sub", flags=["-shared", "-fPIC"])
+    exe = compile_c(RMAIN, name="relmain", out_dir=tmp_path, flags=["-Wl,-z,lazy"])
+    relocs = {r.split()[4].split("@")[0] for r in _readelf("-rW", lib).splitlines() if "JUMP_SLOT" in r}
+    assert relocs == {"puts"}
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("got --object librel --audit --json"),
+                   "info proc mappings", "kill"], program=exe, args=[tmp_path / "decoy"], cwd=tmp_path)
+    assert_no_traceback(res)
+    doc = res.json_documents()[0]
+    assert _maps_path(res.stdout, "librel.so") == {str(lib)}              # the kernel's answer
+    assert [o["path"] for o in doc["objects"]] == [str(lib)]
+    assert doc["objects"][0]["stale"] is None
+    rows = _slots(doc)
+    assert rows["puts"]["kind"] == "JUMP_SLOT" and rows["puts"]["target"] == "puts in libc.so.6"
+    _no_overwritten(doc)
+    assert any("./sub/librel.so" in n and "/proc/PID/maps" in n for n in doc["notes"]), doc["notes"]
+
+
+XLIB_V1 = '#include <stdio.h>\nint xfunc(void) { return puts("x v1"); }\n'
+XLIB_V2 = ('#include <stdlib.h>\n#include <string.h>\nint pad(void) { return (int)strlen("abc"); }\n'
+           'int xfunc(void) { return atoi("2"); }\n')
+XMAIN = "int xfunc(void);\n" + CHECKPOINT + "int main(void) { xfunc(); checkpoint(); return 0; }\n"
+
+
+def test_library_replaced_on_disk_is_read_from_the_mapping(tmp_path):
+    """A package upgrade renames a new libx.so over the one a running process mapped.  The
+    table must still describe the code that runs (read from /proc/PID/map_files), not the new
+    file's slots flagged as overwritten."""
+    lib = compile_c(XLIB_V1, name="libx.so", out_dir=tmp_path / "lib", flags=["-shared", "-fPIC", "-Wl,-z,lazy"])
+    new = compile_c(XLIB_V2, name="libx.so", out_dir=tmp_path / "new", flags=["-shared", "-fPIC"])
+    original = _readelf("-rW", lib)
+    assert "puts" in original and "atoi" not in original and "atoi" in _readelf("-rW", new)
+    exe = compile_c(XMAIN, name="xmain", out_dir=tmp_path, flags=["-Wl,-z,lazy", f"-L{lib.parent}", "-lx",
+                                                               f"-Wl,-rpath,{lib.parent}"])
+    res = run_gdb(["break checkpoint", "run", f"shell mv {new} {lib}",
+                   *json_wrapped("got --object libx --audit --json"), "got --object libx",
+                   "info proc mappings", "kill"], program=exe)
+    assert_no_traceback(res)
+    doc = res.json_documents()[0]
+    assert any(str(lib) in ln and ln.endswith("(deleted)") for ln in res.stdout.splitlines())   # /proc/PID/maps
+    assert "atoi" in _readelf("-rW", lib)                              # the file on disk is the new one
+    rows = _slots(doc)
+    assert "puts" in rows and "atoi" not in rows
+    assert rows["puts"]["state"] == "resolved" and rows["puts"]["target"] == "puts in libc.so.6"
+    _no_overwritten(doc)
+    assert doc["objects"][0]["path"] == str(lib)
+    assert any("replaced" in n and "libx.so" in n for n in doc["notes"]), doc["notes"]
