@@ -158,7 +158,49 @@ def match_in_object(spec: SlotSpec, model, plt_class: bool) -> Symbol | None:
     return found
 
 
-def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, space: AddressSpace) -> dict:
+@dataclass
+class Auditors:
+    """The rtld-audit modules (LD_AUDIT, DT_AUDIT, DT_DEPAUDIT) loaded in the process, and
+    every object of their namespaces (ld.so loads each auditor into a namespace of its own).
+    Their la_symbind may return any address for a symbol; ld.so writes it into the slot."""
+    modules: list[LoadedObject]
+    objects: list[LoadedObject]
+
+    @classmethod
+    def find(cls, objects: list[LoadedObject], env_audit=()) -> "Auditors":
+        names = {a.rsplit("/", 1)[-1] for a in env_audit}
+        names |= {a.rsplit("/", 1)[-1] for o in objects for a in o.model.audit_libs}
+        modules = [o for o in objects if o.path.rsplit("/", 1)[-1] in names]
+        spaces = {o.namespace for o in modules if o.namespace}
+        return cls(modules, [o for o in objects if o.namespace in spaces or o in modules])
+
+    def holding(self, value: int, space: AddressSpace) -> LoadedObject | None:
+        """The auditor whose namespace holds *value* (None if none does)."""
+        holder = space.find(value) if value else None
+        if holder is None or holder not in self.objects:
+            return None
+        return next((m for m in self.modules if m.namespace == holder.namespace), holder)
+
+    def hint(self) -> str:
+        if not self.modules:
+            return ""
+        return (f" (or by an rtld-audit module's la_symbind: {', '.join(sorted({m.name for m in self.modules}))} "
+                "is loaded)")
+
+
+NO_AUDITORS = Auditors([], [])
+
+
+def _redirect_verdict(out: dict, spec: SlotSpec, module: LoadedObject, expected) -> dict:
+    out.update(verdict="redirected",
+               why=f"the rtld-audit module {module.name} (LD_AUDIT/DT_AUDIT) returned {out['holds']} from "
+                   f"la_symbind for {spec.display}, and ld.so wrote that into the slot"
+                   + (f"; the lookup itself found {expected.text()}" if expected else ""))
+    return out
+
+
+def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, space: AddressSpace,
+               auditors: Auditors = NO_AUDITORS) -> dict:
     """{"verdict", "expected", "holds", "why", "interposes"} for one slot."""
     holds = row.target
     if row.state == "not-relocated":
@@ -195,8 +237,11 @@ def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, 
                        why=f"bound to {other.text()}, which is outside the link_map scope of {obj.name} "
                            "(dlopen RTLD_GLOBAL/RTLD_DEEPBIND, or another namespace)")
             return out
+        module = auditors.holding(row.value, space)
+        if module is not None:
+            return _redirect_verdict(out, spec, module, None)
         out.update(verdict="overwritten", why=f"no object in the scope of {obj.name} defines "
-                                              f"{spec.display}, yet the slot holds {holds}")
+                                              f"{spec.display}, yet the slot holds {holds}" + auditors.hint())
         return out
     if row.value == expected.address or (expected.sym.type == 10 and space.find(row.value) is expected.obj):
         why = f"the lookup scope binds {expected.text()}"
@@ -210,25 +255,34 @@ def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, 
                    why=f"bound to {other.text()}, but the lookup order of {obj.name} finds {expected.text()} "
                        "first (RTLD_DEEPBIND, DF_SYMBOLIC, protected visibility, or a later interposer?)")
         return out
+    module = auditors.holding(row.value, space)
+    if module is not None:
+        return _redirect_verdict(out, spec, module, expected)
     out.update(verdict="overwritten",
                why=f"the slot holds {holds}, which is not a definition of {spec.display}; the lookup "
-                   f"scope binds {expected.text()}: the GOT entry was overwritten after binding")
+                   f"scope binds {expected.text()}: the GOT entry was overwritten after binding" + auditors.hint())
     return out
 
 
-def audit_report(pairs: list[tuple[LoadedObject, SlotSpec, SlotRow]], objects: list[LoadedObject]) -> list[str]:
-    """Fill ``row.audit`` for every pair; return summary notes."""
+def audit_report(pairs: list[tuple[LoadedObject, SlotSpec, SlotRow]], objects: list[LoadedObject],
+                 env_audit=()) -> list[str]:
+    """Fill ``row.audit`` for every pair; return summary notes.  *env_audit*: the process's
+    LD_AUDIT modules."""
     scopes = Scopes(objects)
     space = AddressSpace(objects)
+    auditors = Auditors.find(objects, env_audit)
     counts: dict[str, int] = {}
     flagged = []
     for obj, spec, row in pairs:
-        row.audit = audit_slot(spec, obj, row, scopes, space)
+        row.audit = audit_slot(spec, obj, row, scopes, space, auditors)
         v = row.audit["verdict"]
         counts[v] = counts.get(v, 0) + 1
         if v == "overwritten":
             flagged.append(f"{row.symbol} in {row.object} at 0x{row.address:x}")
     notes = ["audit: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))]
+    if auditors.modules:
+        notes.append(f"rtld-audit modules loaded ({', '.join(sorted({m.name for m in auditors.modules}))}): "
+                     "their la_symbind may bind any symbol to any address ('redirected')")
     if flagged:
         notes.append("OVERWRITTEN GOT slots (not what the dynamic linker bound): " + "; ".join(flagged))
     return notes

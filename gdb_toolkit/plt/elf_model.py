@@ -26,6 +26,7 @@ PLT_SECTIONS = (".plt", ".plt.sec", ".plt.got", ".iplt")
 MAX_SLOTS = 1 << 20
 GOT_SECTIONS = (".got", ".got.plt")
 DEBUG_ROOT = "/usr/lib/debug"
+DT_AUDIT, DT_DEPAUDIT = 0x6FFFFEFC, 0x6FFFFEFB
 
 
 @dataclass
@@ -74,6 +75,7 @@ class ObjectModel:
     pltgot: int | None = None              # DT_PLTGOT: GOT[0], whose [1] and [2] feed the resolver
     has_plt_relocs: bool = False           # DT_JMPREL/DT_PLTRELSZ: JUMP_SLOTs ld.so may bind lazily
     tls: tuple[int, int] | None = None     # PT_TLS (vaddr, memsz)
+    audit_libs: list[str] = field(default_factory=list)   # DT_AUDIT / DT_DEPAUDIT: rtld-audit modules
     dropped: int = 0                       # relocations outside any loaded segment (crafted file)
     _elf: ElfFile = field(default=None, repr=False)
     _index: SymbolIndex | None = field(default=None, repr=False)
@@ -267,7 +269,9 @@ def _build(path: str) -> ObjectModel:
         sections=sections, build_id=elf.build_id(), machine=elf.machine, wordsize=elf.wordsize,
         symbolic=bool(flags & DF_SYMBOLIC), _elf=elf, pltgot=next(iter(elf.dyn_values(3)), None),
         has_plt_relocs=bool(sum(elf.dyn_values(2))),
-        tls=(seg[7].vaddr, seg[7].memsz) if 7 in seg else None)
+        tls=(seg[7].vaddr, seg[7].memsz) if 7 in seg else None,
+        audit_libs=[a for tag in (DT_AUDIT, DT_DEPAUDIT) for v in elf.dyn_values(tag)
+                    for a in _cstr(dynstr, v).split(":") if a])
     return model
 
 

@@ -52,7 +52,7 @@ def _missing_note(kind: str, all_objects: bool) -> list[str]:
     return notes
 
 
-_STATES = {"overwritten": "bad", "other-definition": "warn", "n/a": "metadata"}
+_STATES = {"overwritten": "bad", "other-definition": "warn", "redirected": "warn", "n/a": "metadata"}
 
 
 def _summary_lines(report, width=None) -> str:
@@ -209,7 +209,7 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
                                    "start the program (start, run), attach, or load a core")
             from gdb_toolkit.plt.audit import audit_report
 
-            report.notes += audit_report(report.pairs, objs)
+            report.notes += audit_report(report.pairs, objs, gdb_live.loaded_objects.env.audit)
         if args.diff is not None:
             from gdb_toolkit.plt.diff import diff_reports
 
@@ -259,7 +259,7 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
             text += render_table(cols, rows, ctx.width, styler=ctx.styler)
         if audit:
             for r in report.slots:
-                if r.audit and r.audit["verdict"] in ("overwritten", "other-definition"):
+                if r.audit and r.audit["verdict"] in ("overwritten", "other-definition", "redirected"):
                     text += wrap(f"{r.audit['verdict'].upper()}: {r.symbol} in {r.object} at 0x{r.address:x}: "
                                  f"{r.audit['why']}", ctx.width, "", "  ")
                 elif r.audit and r.audit.get("interposes") and r.audit["verdict"] in ("ok", "lazy"):

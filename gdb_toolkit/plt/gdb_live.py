@@ -196,7 +196,11 @@ def process_env(kind: str) -> ProcessEnv:
     except OSError:
         return ProcessEnv()
     has = lambda key: any(e.startswith(key + b"=") and len(e) > len(key) + 1 for e in env)
-    return ProcessEnv(bind_now=has(b"LD_BIND_NOW"), bind_not=has(b"LD_BIND_NOT"), known=True)
+    audit = next((e[len(b"LD_AUDIT="):] for e in env if e.startswith(b"LD_AUDIT=")), b"")
+    from gdb_toolkit.common.names import decode_name
+
+    return ProcessEnv(bind_now=has(b"LD_BIND_NOW"), bind_not=has(b"LD_BIND_NOT"), known=True,
+                      audit=[decode_name(a) for a in audit.replace(b" ", b":").split(b":") if a])
 
 
 def got12(obj: LoadedObject) -> tuple[int, int] | None:

@@ -26,13 +26,16 @@ MAX_SLOT_BYTES = 64 << 20
 
 
 class ProcessEnv:
-    """What the process's environment says about binding (read from /proc/PID/environ)."""
-    __slots__ = ('bind_now', 'bind_not', 'known')
+    """What the process's environment says about binding (read from /proc/PID/environ):
+    LD_BIND_NOW, LD_BIND_NOT, and the LD_AUDIT modules (whose la_symbind may bind a symbol
+    to any address)."""
+    __slots__ = ('bind_now', 'bind_not', 'known', 'audit')
 
-    def __init__(self, bind_now=False, bind_not=False, known=False):
+    def __init__(self, bind_now=False, bind_not=False, known=False, audit=()):
         self.bind_now = bind_now
         self.bind_not = bind_not
         self.known = known
+        self.audit = tuple(audit)
 
     def __eq__(self, other):
         return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
@@ -80,6 +83,11 @@ class LoadedObject:
     @cached_property
     def end(self) -> int:
         return self.model.span[1] + self.bias
+
+    @property
+    def bind_not(self) -> bool:
+        """LD_BIND_NOT: ld.so resolves every lazy call again and never writes the slot."""
+        return self.binding is not None and self.binding.mode == "lazy" and "LD_BIND_NOT" in self.binding.reason
 
     @property
     def lazy(self) -> bool:

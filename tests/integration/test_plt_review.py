@@ -224,3 +224,52 @@ def test_library_replaced_on_disk_is_read_from_the_mapping(tmp_path):
     _no_overwritten(doc)
     assert doc["objects"][0]["path"] == str(lib)
     assert any("replaced" in n and "libx.so" in n for n in doc["notes"]), doc["notes"]
+
+
+# -- LD_AUDIT: la_symbind may bind a symbol to anything -----------------------------------------
+AUDITOR = r"""
+#define _GNU_SOURCE
+#include <link.h>
+#include <string.h>
+#include <unistd.h>
+int my_puts(const char *s) {      /* write(2): this namespace's stdio buffers are not the program's */
+    write(1, "[audited] ", 10); write(1, s, strlen(s)); return (int)write(1, "\n", 1);
+}
+unsigned int la_version(unsigned int v) { return LAV_CURRENT; }
+unsigned int la_objopen(struct link_map *map, Lmid_t lmid, uintptr_t *cookie) {
+    return LA_FLG_BINDTO | LA_FLG_BINDFROM;
+}
+uintptr_t la_symbind64(Elf64_Sym *sym, unsigned int ndx, uintptr_t *refcook, uintptr_t *defcook,
+                       unsigned int *flags, const char *symname) {
+    return strcmp(symname, "puts") == 0 ? (uintptr_t)my_puts : sym->st_value;
+}
+"""
+AUDITED_MAIN = "#include <stdio.h>\n" + CHECKPOINT + \
+    'int main(void) { puts("hello"); printf("%d\\n", 7); fflush(stdout); checkpoint(); return 0; }\n'
+
+
+@pytest.mark.parametrize("how", ["LD_AUDIT", "DT_AUDIT"])
+def test_la_symbind_redirection_is_not_called_a_hijack(how):
+    """An audit module's la_symbind returned its own my_puts for puts: ld.so wrote that into
+    the slot.  LD_DEBUG=bindings still says puts was looked up in libc; the slot holds
+    my_puts in the auditor: 'redirected' by the auditor, not 'overwritten'."""
+    aud = compile_c(AUDITOR, name="libauditor.so", flags=["-shared", "-fPIC"])
+    flags = ["-Wl,-z,lazy"] + ([f"-Wl,--audit={aud}"] if how == "DT_AUDIT" else [])
+    exe = compile_c(AUDITED_MAIN, name=f"audited_{how}", flags=flags)
+    env = {"LD_AUDIT": str(aud)} if how == "LD_AUDIT" else {}
+    assert re.search(r"to .*libc\.so\.6.*: normal symbol `puts'", _bindings(exe, env))
+    setup = [f"set environment LD_AUDIT={aud}"] if env else []
+    res = run_gdb([*setup, "break checkpoint", "run", *json_wrapped("got --audit --json"), "got --audit", "kill"],
+                  program=exe)
+    assert_no_traceback(res)
+    assert "[audited] hello" in res.stdout                              # la_symbind's choice ran
+    doc = res.json_documents()[0]
+    puts = _slots(doc)["puts"]
+    assert puts["target"].startswith("my_puts in libauditor.so")
+    assert puts["audit"]["verdict"] == "redirected", puts["audit"]
+    assert "libauditor.so" in puts["audit"]["why"] and "la_symbind" in puts["audit"]["why"]
+    assert puts["audit"]["expected"].startswith("puts@GLIBC_2.2.5 in libc.so.6")
+    assert _slots(doc)["printf"]["audit"]["verdict"] == "ok"
+    _no_overwritten(doc)
+    assert "REDIRECTED: puts@GLIBC_2.2.5" in res.stdout
+
