@@ -223,6 +223,11 @@ def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, 
     out = {"expected": expected.text() if expected else None, "holds": holds,
            "interposes": [d.text() for d in defs[1:]]}
     if row.state == "unresolved":
+        if obj.bind_not:
+            out.update(verdict="lazy", why="LD_BIND_NOT is set: ld.so never writes this slot, it stays the lazy "
+                       "stub however often the function was called; every call is resolved again"
+                       + (f" (to {expected.text()})" if expected else " (no object in scope defines it: a call fails)"))
+            return out
         out.update(verdict="lazy", why="not called yet: still the lazy stub"
                    + (f"; the first call will bind {expected.text()}" if expected else
                       "; no object in scope defines it: the first call will fail"))

@@ -303,14 +303,14 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
         lazy_entry = spec.file_value
     if lazy_entry is not None:
         lz = lazy[0] if lazy else None
+        when = ("every call (LD_BIND_NOT: the slot is never written)" if obj.bind_not else "first call only")
+        what = f"{when}: pushes the relocation index, jumps to .plt[0]"
         if lz is not None:
             rep.hops.append(Hop("lazy stub", lz.address + b, f".plt entry {lz.reloc_index}",
-                                _code(m, lz.address, b, lz.size, read),
-                                "first call only: pushes the relocation index, jumps to .plt[0]"))
+                                _code(m, lz.address, b, lz.size, read), what))
         elif plt0 is None or lazy_entry != plt0.address:
             rep.hops.append(Hop("lazy stub", lazy_entry + b, "the stub's second half",
-                                _code(m, lazy_entry, b, 16, read, 2),
-                                "first call only: pushes the relocation index, jumps to .plt[0]"))
+                                _code(m, lazy_entry, b, 16, read, 2), what))
         if plt0 is not None:
             got = m.got_plt_reserved()
             note = ""
@@ -341,7 +341,7 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
     resolver = f"the resolver in GOT[2] ({resolver})"
     if got12 and got12[1] and space is not None:
         resolver = f"GOT[2] = {space.describe(got12[1])[0]}"
-    bind_not = bool(obj.binding and "LD_BIND_NOT" in obj.binding.reason)
+    bind_not = obj.bind_not
     write = ("does NOT write the slot (LD_BIND_NOT is set), then jumps to it" if bind_not else
              f"writes its address into 0x{slot:x}, then jumps to it")
     if spec.kind == "JUMP_SLOT" and obj.lazy:

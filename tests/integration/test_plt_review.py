@@ -273,3 +273,26 @@ def test_la_symbind_redirection_is_not_called_a_hijack(how):
     _no_overwritten(doc)
     assert "REDIRECTED: puts@GLIBC_2.2.5" in res.stdout
 
+
+# -- LD_BIND_NOT: the slot stays the lazy stub although the function was called ---------------
+def test_ld_bind_not_audit_does_not_claim_not_called():
+    exe = compile_c("#include <stdio.h>\n" + CHECKPOINT +
+                    'int main(void) { puts("called"); fflush(stdout); checkpoint(); return 0; }\n',
+                    name="bindnot", flags=["-Wl,-z,lazy"])
+    res = run_gdb(["set environment LD_BIND_NOT=1", "break checkpoint", "run",
+                   *json_wrapped("got --audit --json '^puts$'"), *json_wrapped("plt-walk puts --json"), "kill"],
+                  program=exe)
+    assert_no_traceback(res)
+    assert "called" in res.stdout                                       # puts WAS called
+    got, walk = res.json_documents()
+    puts = _slots(got)["puts"]
+    # the slot still holds the file's word (readelf -x .got.plt) plus the load bias
+    slot_off = addr(puts["address"]) - got["objects"][0]["bias"]
+    dump = subprocess.run(["objdump", "-s", f"--start-address={slot_off}", f"--stop-address={slot_off + 8}", exe],
+                          capture_output=True, text=True, check=True).stdout
+    word = re.search(rf"^\s*{slot_off:x} ([0-9a-f]{{8}}) ([0-9a-f]{{8}})", dump, re.M)
+    file_word = int.from_bytes(bytes.fromhex(word.group(1) + word.group(2)), "little")
+    assert puts["state"] == "unresolved" and puts["value"] == file_word + got["objects"][0]["bias"]
+    assert "not called yet" not in puts["audit"]["why"] and "LD_BIND_NOT" in puts["audit"]["why"]
+    lazy_hop = next(h for h in walk["hops"] if h["step"] == "lazy stub")
+    assert "first call only" not in lazy_hop["note"] and "every call" in lazy_hop["note"]
