@@ -318,9 +318,10 @@ class ElfFile:
         return None
 
     # -- tables ------------------------------------------------------------------------
-    def symbols(self, index: int, defined_only: bool = False) -> list[Symbol]:
+    def symbols(self, index: int, defined_only: bool = False, types=None) -> list[Symbol]:
         """Every entry of the symbol table in section *index* (entry 0 included), or with
-        *defined_only* just the named, defined functions, ifuncs, objects and TLS variables."""
+        *defined_only* just the named, defined functions, ifuncs, objects and TLS variables
+        (only the STT_* *types* given, when given)."""
         sec = self.sections[index]
         strtab = b""
         if 0 < sec.link < len(self.sections):
@@ -331,7 +332,7 @@ class ElfFile:
         if self.layout.bits == 32:
             rows = ((n, i, o, sh, v, s) for n, v, s, i, o, sh in rows)
         if defined_only:
-            keep = (STT_OBJECT, STT_FUNC, STT_GNU_IFUNC, STT_TLS)
+            keep = types or (STT_OBJECT, STT_FUNC, STT_GNU_IFUNC, STT_TLS)
             return [Symbol(_cstr(strtab, name), value, size, info & 0xF, info >> 4, shndx, visibility=other & 3)
                     for name, info, other, shndx, value, size in rows
                     if shndx and name and (value or (info & 0xF) == STT_TLS) and (info & 0xF) in keep]

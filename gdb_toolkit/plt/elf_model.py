@@ -157,6 +157,38 @@ class ObjectModel:
                         s.symbol = hit.name
         return self
 
+    @cached_property
+    def _tls_symbols(self) -> tuple[list[int], list[Symbol]]:
+        """STT_TLS symbols sorted by offset in the TLS block (.symtab, else the debug file's,
+        and .dynsym): a local TLS relocation carries only an offset."""
+        def tls_of(elf, types):
+            return [sym for i, sec in enumerate(elf.sections) if sec.type in types
+                    for sym in elf.symbols(i, defined_only=True, types=(6,))]     # STT_TLS
+        found = tls_of(self._elf, (SHT_SYMTAB, SHT_DYNSYM))
+        dbg = debug_file_for(self.build_id) if self.stripped else None
+        if dbg:
+            try:
+                delf = ElfFile.open(dbg)
+                found += tls_of(delf, (SHT_SYMTAB,))
+                delf.close()
+            except (ToolkitError, OSError, struct.error):
+                pass
+        found.sort(key=lambda sym: (sym.value, -sym.size, sym.bind == 0, sym.name))   # STB_LOCAL last
+        return [sym.value for sym in found], found
+
+    def tls_variable(self, offset: int) -> str | None:
+        """The TLS variable at *offset* in this object's TLS block (``name`` or ``name+N``)."""
+        values, syms = self._tls_symbols
+        i = bisect.bisect_right(values, offset) - 1
+        while i > 0 and values[i - 1] == values[i]:
+            i -= 1                                  # the first (largest, global) of the aliases
+        if i < 0:
+            return None
+        sym = syms[i]
+        if offset == sym.value:
+            return sym.name
+        return f"{sym.name}+0x{offset - sym.value:x}" if offset < sym.value + sym.size else None
+
     def slot_by_address(self) -> dict[int, SlotSpec]:
         return {s.address: s for s in self.slots}
 

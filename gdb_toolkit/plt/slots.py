@@ -272,13 +272,15 @@ def tls_module(spec: SlotSpec, obj: LoadedObject, space: AddressSpace | None) ->
 def tls_facts(spec: SlotSpec, obj: LoadedObject, value: int | None, second: int | None,
               space: AddressSpace | None) -> dict:
     """Module, variable and what the slot holds, for every TLS relocation kind."""
-    var = spec.symbol or f"(TLS block of {obj.name})"
+    var = spec.symbol
     if spec.symbol and spec.addend:
         var += f"+0x{spec.addend:x}"
-    elif not spec.symbol and spec.addend:
-        var = f"offset 0x{spec.addend:x} in the TLS block of {obj.name}"
+    elif not spec.symbol:
+        # a local variable: only its offset in this object's TLS block is in the relocation
+        var = obj.model.tls_variable(spec.addend) or f"offset 0x{spec.addend:x}"
     module = tls_module(spec, obj, space)
-    out = {"variable": var, "module": module.name, "text": ""}
+    out = {"variable": var if spec.symbol or not var.startswith("offset ")
+           else f"{var} in the TLS block of {obj.name}", "module": module.name, "text": ""}
     if value is None:
         out["text"] = f"TLS {var} of {module.name}"
         return out

@@ -296,3 +296,48 @@ def test_ld_bind_not_audit_does_not_claim_not_called():
     assert "not called yet" not in puts["audit"]["why"] and "LD_BIND_NOT" in puts["audit"]["why"]
     lazy_hop = next(h for h in walk["hops"] if h["step"] == "lazy stub")
     assert "first call only" not in lazy_hop["note"] and "every call" in lazy_hop["note"]
+
+
+# -- a TLS slot without a symbol (a static __thread variable, initial-exec) ---------------------
+TLS_LOCAL_LIB = r"""
+static __thread int counter_tls = 3;
+static __thread long table_tls[4] = {1, 2, 3, 4};
+int *counter_addr(void) { return &counter_tls; }
+long table_at(int i) { return table_tls[i]; }
+"""
+TLS_LOCAL_MAIN = r"""
+#include <stdio.h>
+int *counter_addr(void); long table_at(int i);
+""" + CHECKPOINT + r"""
+int main(void) {
+    printf("tpoff=%ld sum=%ld\n", (long)((char *)counter_addr() - (char *)__builtin_thread_pointer()), table_at(2));
+    fflush(stdout);
+    checkpoint();
+    return 0;
+}
+"""
+
+
+def test_local_tls_slot_names_its_variable_from_the_symbol_table():
+    """A static __thread variable reached with the initial-exec model gets a TPOFF slot with
+    no symbol, only an addend (its offset in the module's TLS block); .symtab still names
+    the variable at that offset.  The slot said 'TLS offset 0x0 in the TLS block of X of X'."""
+    lib = compile_c(TLS_LOCAL_LIB, name="libtlslocal.so", flags=["-shared", "-fPIC", "-ftls-model=initial-exec"])
+    exe = compile_c(TLS_LOCAL_MAIN, name="tlslocal_main", flags=[f"-L{lib.parent}", "-ltlslocal",
+                                                                 f"-Wl,-rpath,{lib.parent}"])
+    rel = [ln.split() for ln in _readelf("-rW", lib).splitlines() if "R_X86_64_TPOFF64" in ln]
+    addends = {int(r[-1], 16) for r in rel if len(r) == 4}               # no symbol: value only
+    syms = {ln.split()[7]: int(ln.split()[1], 16) for ln in _readelf("-sW", lib).splitlines()
+            if " TLS " in ln and len(ln.split()) >= 8}
+    assert addends == {syms["counter_tls"], syms["table_tls"]}, (addends, syms)
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("got --object libtlslocal --json"),
+                   "got --object libtlslocal", "kill"], program=exe)
+    assert_no_traceback(res)
+    doc = res.json_documents()[0]
+    tpoff = int(re.search(r"tpoff=(-?\d+)", res.stdout).group(1))
+    rows = {r["tls"]["variable"]: r for r in doc["slots"] if r["kind"] == "TLS_TPOFF"}
+    assert set(rows) == {"counter_tls", "table_tls"}, list(rows)
+    assert rows["counter_tls"]["tls"]["offset"] == tpoff                   # the CPU's own answer
+    assert rows["counter_tls"]["tls"]["module"] == "libtlslocal.so"
+    assert rows["counter_tls"]["target"] == f"TLS counter_tls of libtlslocal.so: thread pointer -0x{-tpoff:x}"
+    assert "libtlslocal.so of libtlslocal.so" not in res.stdout
