@@ -210,6 +210,12 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
             from gdb_toolkit.plt.audit import audit_report
 
             report.notes += audit_report(report.pairs, objs, gdb_live.loaded_objects.env.audit)
+        if kind != "file":
+            from gdb_toolkit.plt.slots import apply_demangled, demangled_names
+
+            raw = demangled_names(report)
+            if raw:
+                apply_demangled(report, demangle_all(raw))
         if args.diff is not None:
             from gdb_toolkit.plt.diff import diff_reports
 
@@ -317,8 +323,11 @@ On a live process or core the current state of each slot is shown too."""
         kind, objs = gdb_live.loaded_objects()
         listed = _select(objs, args.all_objects, args.object)
         memory = None if kind == "file" else gdb_live.read_slots(listed)[0]
+        from gdb_toolkit.plt.demangle import demangle_all
+
         report = plt_report(listed, objs, memory, kind, args.regex,
-                            relocated=gdb_live.relocated(kind, objs) if memory is not None else True)
+                            relocated=gdb_live.relocated(kind, objs) if memory is not None else True,
+                            demangle=demangle_all)
         report.notes += _missing_note(kind, args.all_objects or bool(args.object))
         return report
 
@@ -452,6 +461,13 @@ and the program stays stopped right there."""
                                 "Pick another with SYMBOL@VERSION or --object PATH")
         if args.live:
             self._live(report, obj, spec, row, kind)
+        from gdb_toolkit.plt.walk import demangle_walk, mangled_names
+
+        raw = mangled_names(report)
+        if raw:
+            from gdb_toolkit.plt.demangle import demangle_all
+
+            demangle_walk(report, demangle_all(sorted(raw)))
         return report
 
     @staticmethod

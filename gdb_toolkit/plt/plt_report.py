@@ -27,11 +27,12 @@ class StubRow:
     section: str
     kind: str
     slot_address: int | None
-    symbol: str
+    symbol: str                 # displayed (C++ demangled) with version
     reloc_index: int | None
     state: str | None
     target: str | None
     code: list[str]
+    symbol_raw: str | None = None   # the raw (mangled) name when it differs
 
 
 @dataclass
@@ -43,18 +44,26 @@ class PltReport:
 
 def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
                memory: dict[int, int] | None, mode: str, pattern: str | None,
-               relocated: bool = True) -> PltReport:
+               relocated: bool = True, demangle=None) -> PltReport:
+    """Stubs of *listed* objects.  *demangle*: a function {raw: shown} for C++ names (one
+    call for the whole report); REGEX matches raw, versioned and demangled names."""
     rx = compile_filter(pattern)
     space = AddressSpace(space_objects) if memory is not None else None
     rows, notes = [], []
+    decoded = []
     for obj in listed:
-        m, b = obj.model, obj.bias
+        m = obj.model
         try:
-            specs = m.slot_by_address()
-            stubs = decode_plt(m)
+            decoded.append((obj, m.slot_by_address(), decode_plt(m)))
         except ToolkitError as exc:
             notes.append(f"skipped {obj.name}: {exc.cause}")
-            continue
+    shown = {}
+    if demangle is not None:
+        raw = {spec.symbol for _, specs, stubs in decoded for s in stubs
+               if s.slot is not None and (spec := specs.get(s.slot)) is not None and spec.symbol.startswith("_Z")}
+        shown = demangle(sorted(raw)) if raw else {}
+    for obj, specs, stubs in decoded:
+        m, b = obj.model, obj.bias
         cache = m.__dict__.setdefault("_plt_code", {})
         if m.is_static:
             n = sum(1 for s in stubs if s.kind != "plt0")
@@ -64,8 +73,12 @@ def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
             notes.append(f"{m.name} has no PLT stubs (built with -fno-plt, or imports nothing)")
         for s in stubs:
             spec = specs.get(s.slot) if s.slot is not None else None
+            symbol, raw = s.symbol, None
+            if spec is not None and shown.get(spec.symbol, spec.symbol) != spec.symbol:
+                raw = symbol
+                symbol = shown[spec.symbol] + (f"@{spec.version}" if spec.version else "")
             if rx and not (rx.search(s.symbol or ("" if s.kind != "plt0" else ".plt[0]"))
-                           or (spec is not None and rx.search(spec.symbol))):
+                           or (spec is not None and rx.search(spec.symbol)) or (raw and rx.search(symbol))):
                 continue
             state = target = None
             value = memory.get(s.slot + b) if memory is not None and spec is not None else None
@@ -74,9 +87,9 @@ def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
                 state, target = row.state, row.target
             rows.append(StubRow(obj.name, s.address + b, s.section, s.kind,
                                 s.slot + b if s.slot is not None else None,
-                                s.symbol if s.kind != "plt0" else "(.plt[0]: resolver trampoline)",
+                                symbol if s.kind != "plt0" else "(.plt[0]: resolver trampoline)",
                                 s.reloc_index, state if state is None else f"{state}: {target}", target,
-                                _code(s, b, m.arch, cache)))
+                                _code(s, b, m.arch, cache), raw))
     if not rows and not notes and pattern:
         notes.append("no PLT stub matched")
     return PltReport(mode, rows, notes)

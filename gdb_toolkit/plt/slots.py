@@ -185,6 +185,7 @@ class SlotRow:
     tls: dict | None = None     # TLS slots: {"variable", "module", "offset", "resolver", ...}
     preview: str | None = None  # first instruction at the target (--preview)
     audit: dict | None = None   # --audit: {"verdict", "expected", ...}
+    target_symbol_raw: str | None = None   # the raw (mangled) target name when it differs
 
 
 def compile_filter(pattern: str | None):
@@ -478,3 +479,32 @@ def _shown(spec: SlotSpec, demangled: dict[str, str]) -> str:
     if not d or d == spec.symbol:
         return spec.display
     return f"{d}@{spec.version}" if spec.version else d
+
+
+def demangled_names(report: "GotReport") -> list[str]:
+    """The raw names of a report that a demangler could show better: targets and the
+    audit's definitions (the slots' own names are demangled before classification)."""
+    names = {r.target_symbol for r in report.slots if r.target_symbol and r.target_symbol.startswith("_Z")}
+    names |= {s.symbol for _, s, r in report.pairs if r.symbol_raw and s.symbol.startswith("_Z")}
+    return sorted(names)
+
+
+def apply_demangled(report: "GotReport", demangled: dict[str, str]) -> None:
+    """Show C++ names demangled everywhere a user reads them: each target (its raw name kept
+    in ``target_symbol_raw``) and the audit's sentences."""
+    from gdb_toolkit.plt.demangle import replacer
+
+    pairs = {raw: shown for raw, shown in demangled.items() if shown and shown != raw}
+    if not pairs:
+        return
+    fix = replacer(pairs)
+    for r in report.slots:
+        if r.target_symbol in pairs:
+            r.target_symbol_raw = r.target_symbol
+            r.target_symbol = pairs[r.target_symbol]
+        r.target = fix(r.target)
+        if r.audit:
+            for key in ("expected", "holds", "why"):
+                r.audit[key] = fix(r.audit.get(key))
+            if r.audit.get("interposes"):
+                r.audit["interposes"] = [fix(t) for t in r.audit["interposes"]]

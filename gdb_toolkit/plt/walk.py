@@ -64,6 +64,41 @@ class WalkReport:
     binding_reason: str = ""
     chosen_because: str = ""                    # why this slot (several objects/versions import it)
     candidates: list[dict] = field(default_factory=list)   # the other slots of that name
+    symbol_raw: str | None = None               # the raw (mangled) name when it differs
+
+
+_MANGLED = re.compile(r"(?<![A-Za-z0-9_.$])_Z[A-Za-z0-9_.$]+")
+
+
+def mangled_names(rep: WalkReport) -> set[str]:
+    """Every C++ mangled name in the report's sentences (the symbol, the caller, targets)."""
+    texts = [rep.symbol, rep.target, *rep.first_call, *rep.later_calls, *rep.notes, rep.chosen_because]
+    texts += [t for h in rep.hops for t in (h.where, h.note)]
+    if rep.live is not None:
+        texts += [rep.live.writer, rep.live.target, *rep.live.backtrace]
+    return {m.group(0) for t in texts if t and "_Z" in t for m in _MANGLED.finditer(t)}
+
+
+def demangle_walk(rep: WalkReport, demangled: dict[str, str]) -> None:
+    """Show the walk's C++ names demangled (the symbol's raw name kept in symbol_raw)."""
+    from gdb_toolkit.plt.demangle import replacer
+
+    fix = replacer(demangled)
+    shown = fix(rep.symbol)
+    if shown != rep.symbol:
+        rep.symbol_raw, rep.symbol = rep.symbol, shown
+    rep.target = fix(rep.target)
+    rep.first_call = [fix(t) for t in rep.first_call]
+    rep.later_calls = [fix(t) for t in rep.later_calls]
+    rep.notes = [fix(t) for t in rep.notes]
+    rep.chosen_because = fix(rep.chosen_because)
+    for h in rep.hops:
+        h.where, h.note = fix(h.where), fix(h.note)
+    for c in rep.candidates:
+        c["symbol"] = fix(c["symbol"])
+    if rep.live is not None:
+        rep.live.writer, rep.live.target = fix(rep.live.writer), fix(rep.live.target)
+        rep.live.backtrace = [fix(t) for t in rep.live.backtrace]
 
 
 def function_name(model: ObjectModel, addr: int) -> str:

@@ -341,3 +341,53 @@ def test_local_tls_slot_names_its_variable_from_the_symbol_table():
     assert rows["counter_tls"]["tls"]["module"] == "libtlslocal.so"
     assert rows["counter_tls"]["target"] == f"TLS counter_tls of libtlslocal.so: thread pointer -0x{-tpoff:x}"
     assert "libtlslocal.so of libtlslocal.so" not in res.stdout
+
+
+# -- C++: every name a user reads is demangled (got targets, the audit, plt) --------------------
+CXX_MAIN = r"""
+#include <map>
+#include <string>
+#include <vector>
+#include <cstdio>
+__attribute__((noinline)) void checkpoint(void) { __asm__ volatile("" ::: "memory"); }
+int main() {
+    std::map<std::string, std::vector<std::string>> m;
+    m["key"].push_back(std::string(40, 'x'));
+    std::printf("%zu\n", m.size());
+    checkpoint();
+    return 0;
+}
+"""
+
+
+def _cxxfilt(names):
+    out = subprocess.run(["c++filt"], input="\n".join(names) + "\n", capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    return dict(zip(names, out))
+
+
+def test_cpp_targets_audit_and_plt_are_demangled():
+    exe = compile_c(CXX_MAIN, name="cxx_names", compiler="g++", flags=["-Wl,-z,lazy"])
+    dtor = "_ZNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEED1Ev"
+    assert dtor in _readelf("-rW", exe)
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("got --audit --json"), *json_wrapped("plt --json"),
+                   *json_wrapped("plt basic_string --json"), *json_wrapped(f"plt-walk {dtor} --json"), "kill"],
+                  program=exe)
+    assert_no_traceback(res)
+    got, plt, plt_rx, walk = res.json_documents()
+    assert walk["symbol"] == _cxxfilt([dtor])[dtor] + "@GLIBCXX_3.4.21" and walk["symbol_raw"].startswith(dtor)
+    assert "_Z" not in walk["target"] + " ".join(walk["first_call"] + walk["later_calls"])
+    resolved = [r for r in got["slots"] if r["state"] == "resolved" and (r["target_symbol_raw"] or "").startswith("_Z")]
+    assert resolved, [r["target"] for r in got["slots"]]
+    shown = _cxxfilt([r["target_symbol_raw"] for r in resolved])        # the oracle: binutils' demangler
+    for r in resolved:
+        assert r["target_symbol"] == shown[r["target_symbol_raw"]]
+        assert r["target"].startswith(shown[r["target_symbol_raw"]]) and "_Z" not in r["target"]
+        assert "_Z" not in (r["audit"]["expected"] or "") + r["audit"]["why"], r["audit"]
+    stubs = [s for s in plt["stubs"] if (s["symbol_raw"] or "").startswith("_Z")]
+    assert stubs
+    names = _cxxfilt([s["symbol_raw"].split("@")[0] for s in stubs])
+    for s in stubs:
+        raw, _, ver = s["symbol_raw"].partition("@")
+        assert s["symbol"] == names[raw] + (f"@{ver}" if ver else "")
+    assert plt_rx["stubs"] and all("basic_string" in s["symbol"] for s in plt_rx["stubs"])
