@@ -66,7 +66,9 @@ def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
         m, b = obj.model, obj.bias
         cache = m.__dict__.setdefault("_plt_code", {})
         if m.is_static:
-            n = sum(1 for s in stubs if s.kind != "plt0")
+            # stubs through an IRELATIVE slot (a .plt.got stub of a link-time-filled slot is not one)
+            n = sum(1 for s in stubs if s.kind != "plt0" and s.slot is not None
+                    and getattr(specs.get(s.slot), "kind", None) == "IRELATIVE")
             notes.append(f"{m.name} is statically linked: there is no PLT for imports; "
                          f"{'its .plt holds ' + str(n) + ' IRELATIVE (ifunc) stubs' if n else 'no ifunc stubs either'}")
         elif not stubs:

@@ -391,3 +391,19 @@ def test_cpp_targets_audit_and_plt_are_demangled():
         raw, _, ver = s["symbol_raw"].partition("@")
         assert s["symbol"] == names[raw] + (f"@{ver}" if ver else "")
     assert plt_rx["stubs"] and all("basic_string" in s["symbol"] for s in plt_rx["stubs"])
+
+
+# -- static-pie: the .plt note counts the ifunc stubs, nothing else -----------------------------
+def test_static_pie_plt_note_counts_ifunc_stubs():
+    exe = compile_c("#include <stdio.h>\n#include <string.h>\n"
+                    'int main(int c, char **v) { printf("%zu\\n", strlen(v[0])); return 0; }\n',
+                    name="spie_count", flags=["-static-pie"])
+    rel = _readelf("-rW", exe)
+    plt_part = rel[rel.index("'.rela.plt'"):]
+    irelative = sum("R_X86_64_IRELATIVE" in ln for ln in plt_part.splitlines())
+    plt_got = subprocess.run(["objdump", "-d", "-j", ".plt.got", exe], capture_output=True, text=True).stdout
+    assert irelative and "jmp" in plt_got            # the oracle: N ifunc stubs, plus a .plt.got stub
+    res = run_gdb([*json_wrapped("plt --json")], program=exe)
+    assert_no_traceback(res)
+    doc = res.json_documents()[0]
+    assert f"its .plt holds {irelative} IRELATIVE (ifunc) stubs" in " ".join(doc["notes"]), doc["notes"]
