@@ -284,7 +284,7 @@ def audit_report(pairs: list[tuple[LoadedObject, SlotSpec, SlotRow]], objects: l
         counts[v] = counts.get(v, 0) + 1
         if v == "overwritten":
             flagged.append(f"{row.symbol} in {row.object} at 0x{row.address:x}")
-    notes = ["audit: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))]
+    notes = ["audit: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))] if counts else []
     if auditors.modules:
         notes.append(f"rtld-audit modules loaded ({', '.join(sorted({m.name for m in auditors.modules}))}): "
                      "their la_symbind may bind any symbol to any address ('redirected')")

@@ -228,7 +228,7 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
             else:
                 report.diff = diff_reports(_last_got.report, report, f"the previous 'got' ({_last_got.mode})",
                                            f"now ({kind})")
-        if not report.slots and not report.notes:
+        if not report.slots and not [n for n in report.notes if not n.startswith("rtld-audit modules")]:
             report.notes.append("no GOT slot matched" if args.regex else "no GOT slots (no dynamic relocations)")
         if kind != "file" and not args.regex:
             _last_got = LastGot(gdb_live.executable(), kind, report)

@@ -407,3 +407,16 @@ def test_static_pie_plt_note_counts_ifunc_stubs():
     assert_no_traceback(res)
     doc = res.json_documents()[0]
     assert f"its .plt holds {irelative} IRELATIVE (ifunc) stubs" in " ".join(doc["notes"]), doc["notes"]
+
+
+# -- an audit of nothing -----------------------------------------------------------------------
+def test_audit_with_no_matching_slot_says_so():
+    exe = compile_c("#include <stdio.h>\n" + CHECKPOINT + 'int main(void) { puts("x"); checkpoint(); return 0; }\n',
+                    name="audit_nomatch", flags=["-Wl,-z,lazy"])
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("got --audit no_such_name --json"),
+                   "got --audit no_such_name", "kill"], program=exe)
+    assert_no_traceback(res)
+    doc = res.json_documents()[0]
+    assert doc["slots"] == [] and doc["notes"] == ["no GOT slot matched"], doc["notes"]
+    assert "note: audit:\n" not in res.stdout and "note: no GOT slot matched" in res.stdout
+
