@@ -339,7 +339,7 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
     if lazy_entry is not None:
         lz = lazy[0] if lazy else None
         when = ("every call (LD_BIND_NOT: the slot is never written)" if obj.bind_not else "first call only")
-        what = f"{when}: pushes the relocation index, jumps to .plt[0]"
+        what = f"{when}: pushes the relocation {'offset' if m.arch == 'i386' else 'index'}, jumps to .plt[0]"
         if lz is not None:
             rep.hops.append(Hop("lazy stub", lz.address + b, f".plt entry {lz.reloc_index}",
                                 _code(m, lz.address, b, lz.size, read), what))
@@ -383,15 +383,18 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
         if m.arch in ("x86_64", "i386"):
             jmp = f"jmp *0x{slot:x}" + (" (%ebx-relative: %ebx holds this object's GOT)" if m.arch == "i386"
                                         and m.is_pie or m.is_shared_lib and m.arch == "i386" else "")
-            push = (f"pushes relocation offset {spec.index * 8} (entry {spec.index} of .rel.plt"
-                    if m.arch == "i386" else f"pushes relocation index {spec.index} (entry {spec.index} of .rela.plt")
+            # i386 pushes the byte offset of the relocation in .rel.plt (8-byte entries) and
+            # _dl_fixup takes it as is; x86_64 pushes (and _dl_fixup takes) the index
+            arg = spec.index * 8 if m.arch == "i386" else spec.index
+            push = (f"pushes relocation offset {arg} (entry {spec.index} of .rel.plt"
+                    if m.arch == "i386" else f"pushes relocation index {arg} (entry {spec.index} of .rela.plt")
             rep.first_call = [
                 f"1. {how_call} enters {name}@plt, which does {jmp} (the GOT slot).",
                 f"2. The slot still holds its file value + load bias: the lazy stub, which {push} = "
                 f"{spec.display}) and jumps to .plt[0].",
                 "3. .plt[0] pushes GOT[1] (this object's link_map) and jumps through "
                 f"GOT[2]: {resolver}.",
-                f"4. _dl_fixup(link_map, {spec.index}) looks {spec.display} up in the loaded objects, {write}.",
+                f"4. _dl_fixup(link_map, {arg}) looks {spec.display} up in the loaded objects, {write}.",
             ]
         elif m.arch == "arm":
             rep.first_call = [

@@ -420,3 +420,21 @@ def test_audit_with_no_matching_slot_says_so():
     assert doc["slots"] == [] and doc["notes"] == ["no GOT slot matched"], doc["notes"]
     assert "note: audit:\n" not in res.stdout and "note: no GOT slot matched" in res.stdout
 
+
+# -- i386: _dl_fixup gets the byte offset that the stub pushed ---------------------------------
+def test_i386_story_passes_the_pushed_relocation_offset():
+    exe = compile_c("#include <stdio.h>\n#include <stdlib.h>\n" + CHECKPOINT +
+                    'int main(void) { puts("x"); checkpoint(); return atoi("1"); }\n',
+                    name="story32", flags=["-m32", "-Wl,-z,lazy"])
+    dis = subprocess.run(["objdump", "-d", "-j", ".plt", exe], capture_output=True, text=True).stdout
+    stub = dis[dis.index("<atoi@plt>:"):]
+    pushed = int(re.search(r"push\s+\$0x([0-9a-f]+)", stub).group(1), 16)
+    assert pushed and pushed % 8 == 0                       # i386 pushes a byte offset into .rel.plt
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("plt-walk atoi --json"), "kill"], program=exe)
+    assert_no_traceback(res)
+    walk = res.json_documents()[0]
+    story = " ".join(walk["first_call"])
+    assert f"_dl_fixup(link_map, {pushed})" in story, story
+    assert f"relocation offset {pushed} (entry {pushed // 8} of .rel.plt" in story
+    lazy = next(h for h in walk["hops"] if h["step"] == "lazy stub")
+    assert "relocation offset" in lazy["note"]
