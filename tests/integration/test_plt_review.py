@@ -438,3 +438,5 @@ def test_i386_story_passes_the_pushed_relocation_offset():
     assert f"relocation offset {pushed} (entry {pushed // 8} of .rel.plt" in story
     lazy = next(h for h in walk["hops"] if h["step"] == "lazy stub")
     assert "relocation offset" in lazy["note"]
+    plt0 = next(h for h in walk["hops"] if h["step"] == ".plt[0]")
+    assert not any("add byte ptr [eax], al" in c for c in plt0["code"]), plt0["code"]   # zero padding
