@@ -438,7 +438,9 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
         if row.state == "null":
             rep.first_call = [f"{spec.kind}: {name} is a weak symbol no loaded object defines: ld.so "
                               f"wrote 0 into 0x{slot:x} at load time; code must test it before calling."]
-            rep.later_calls = [f"the slot stays 0 unless an object defining {name} is loaded."]
+            rep.later_calls = [f"the slot stays 0: ld.so relocates it once, so a library defining {name} "
+                               "loaded later (dlopen, even RTLD_GLOBAL) does not change it; dlsym() finds "
+                               "such a definition."]
 
 
 @dataclass

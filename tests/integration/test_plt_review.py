@@ -440,3 +440,36 @@ def test_i386_story_passes_the_pushed_relocation_offset():
     assert "relocation offset" in lazy["note"]
     plt0 = next(h for h in walk["hops"] if h["step"] == ".plt[0]")
     assert not any("add byte ptr [eax], al" in c for c in plt0["code"]), plt0["code"]   # zero padding
+
+
+# -- a weak undefined function: its GLOB_DAT stays 0 even after a library defining it loads ---
+WEAK_DEF = "#include <stdio.h>\nvoid wf(void) { puts(\"wf\"); }\n"
+WEAK_MAIN = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+extern void wf(void) __attribute__((weak));
+""" + CHECKPOINT + r"""
+int main(int argc, char **argv) {
+    void *h = dlopen(argv[1], RTLD_NOW | RTLD_GLOBAL);
+    printf("wf=%p dlsym=%p\n", (void *)wf, h ? dlsym(h, "wf") : 0);
+    if (wf) wf();
+    fflush(stdout);
+    checkpoint();
+    return 0;
+}
+"""
+
+
+def test_weak_undefined_function_story_does_not_promise_a_later_binding():
+    lib = compile_c(WEAK_DEF, name="libwdef.so", flags=["-shared", "-fPIC"])
+    exe = compile_c(WEAK_MAIN, name="weak_later", flags=["-Wl,-z,lazy"])
+    assert "R_X86_64_GLOB_DAT" in next(ln for ln in _readelf("-rW", exe).splitlines() if " wf" in ln)
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("plt-walk wf --json"), "kill"], program=exe, args=[lib])
+    assert_no_traceback(res)
+    m = re.search(r"wf=(\S+) dlsym=(0x[0-9a-f]+)", res.stdout)
+    assert m.group(1) == "(nil)"                  # the program's own view after dlopen(RTLD_GLOBAL)
+    walk = res.json_documents()[0]
+    assert walk["value"] == 0 and walk["state"] == "null"
+    story = " ".join(walk["first_call"] + walk["later_calls"])
+    assert "unless an object defining" not in story
+    assert "dlopen" in story and "stays 0" in story, story
