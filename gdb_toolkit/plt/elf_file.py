@@ -198,6 +198,11 @@ class ElfFile:
             raise
 
     @classmethod
+    def from_bytes(cls, name: str, data: bytes) -> "ElfFile":
+        """An ELF image read from memory (the vDSO): every bound checked as for a file."""
+        return cls._parse(name, _Image(bytes(data)), len(data))
+
+    @classmethod
     def _parse(cls, path: str, fh, size: int) -> "ElfFile":
         ident = fh.read_range(0, 16) if size >= 16 else b""
         if len(ident) < 16 or ident[:4] != b"\x7fELF":
@@ -253,7 +258,7 @@ class ElfFile:
         return self
 
     def close(self):
-        if self._fh:
+        if self._fh and not isinstance(self._fh, _Image):     # an image has nothing to reopen
             self._fh.close()
             self._fh = None
 
@@ -435,6 +440,35 @@ class ElfFile:
                         break
                     off += nxt
         return names
+
+
+class _Image:
+    """Bytes with the reader interface of common.safe_open.RegularFile (read_range)."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.size = len(data)
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise BadElf("(memory image)", f"range 0x{offset:x}+0x{length:x} outside {self.size} bytes")
+        return self.data[offset:offset + length]
+
+    def close(self):
+        pass
+
+
+def image_size(header: bytes) -> int | None:
+    """The bytes an ELF image needs (headers, sections, segments) from its first 64 bytes,
+    or None when they are not an ELF header."""
+    if len(header) < 52 or header[:4] != b"\x7fELF" or header[4] not in (1, 2) or header[5] != 1:
+        return None
+    lay = LAYOUT64 if header[4] == 2 else LAYOUT32
+    if len(header) < lay.ehdr.size:
+        return None
+    (_, _, _, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum, _) = lay.ehdr.unpack(
+        header[:lay.ehdr.size])
+    return max(lay.ehdr.size, phoff + phnum * phentsize, shoff + shnum * shentsize)
 
 
 def parse_build_id(data: bytes) -> str | None:

@@ -262,8 +262,23 @@ def clear_cache() -> None:
     _cache.clear()
 
 
-def _build(path: str) -> ObjectModel:
-    elf = ElfFile.open(path)
+_images: dict[bytes, ObjectModel] = {}
+
+
+def model_from_image(name: str, data: bytes) -> ObjectModel:
+    """The model of an ELF image read from memory (the kernel's vDSO, which has no file),
+    cached per content."""
+    import hashlib
+
+    key = hashlib.sha256(data).digest()
+    hit = _images.get(key)
+    if hit is None:
+        hit = _images[key] = _build(name, ElfFile.from_bytes(name, data))
+    return hit
+
+
+def _build(path: str, elf: ElfFile | None = None) -> ObjectModel:
+    elf = elf or ElfFile.open(path)
     if reloc_types.arch_name(elf.machine) is None:
         raise ToolkitError(f"{display_path(path)}: machine {elf.machine} is not supported",
                            "gdb_toolkit's PLT commands support x86_64, i386, aarch64 and arm")

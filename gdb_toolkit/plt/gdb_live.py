@@ -82,6 +82,10 @@ missing: list[str] = []
 # how "moved" (read from the path /proc/PID/maps names) or "replaced" (read from the mapped
 # copy, /proc/PID/map_files/LO-HI); set by link_map()
 remapped: list[tuple[str, str, str]] = []
+# the vDSO's link_map entries (set by link_map())
+vdso: list = []
+#: the most bytes of a vDSO image read (real ones are 8 KiB)
+MAX_VDSO = 1 << 20
 
 
 def _same_file(path: str, dev: str, inode: int) -> bool:
@@ -170,19 +174,45 @@ def link_map() -> list[tuple[str, int, int, int | None]]:
     pid = facts.inferior().pid if facts.target_kind() == "live" else None
     exe_real = os.path.realpath(exe)
     remapped.clear()
+    vdso.clear()
     maps = _process_maps(pid)
     for e in link_map_core.walk(_read, r_debug_address(model, bias), model.wordsize):
         if not e.name:
             if e.namespace == 0 and len(out) == 1:
                 out[0] = (exe, bias, 0, e.address)
             continue          # the executable itself (already first)
+        if e.name.startswith(("linux-vdso", "linux-gate")):
+            vdso.append(e)      # no file: read from memory (loaded_objects)
+            continue
         path = _mapped_path(maps, e, pid, _host_path(e.name, pid))
         if path is None:
-            if not e.name.startswith("linux-vdso") and not e.name.startswith("linux-gate"):
-                missing.append(display_path(e.name))
+            missing.append(display_path(e.name))
         elif e.namespace or os.path.realpath(path) != exe_real:
             out.append((path, e.l_addr, e.namespace, e.address))
     return out
+
+
+def vdso_object(entry, order: int) -> LoadedObject | None:
+    """The kernel's vDSO as an object (no file: its ELF image is read from the target), so
+    that a slot an ifunc resolver pointed into it (time, gettimeofday) is named, not 'no
+    loaded object'."""
+    from gdb_toolkit.plt.elf_file import image_size
+    from gdb_toolkit.plt.elf_model import model_from_image
+
+    base = facts.auxv().get("AT_SYSINFO_EHDR")
+    if not base:
+        return None
+    size = image_size(_read(base, 64) or b"")
+    data = _read(base, size) if size and size <= MAX_VDSO else None
+    if data is None:
+        return None
+    try:
+        model = model_from_image(entry.name or "linux-vdso.so.1", data)
+    except ToolkitError:
+        return None
+    bias = base - model.span[0]
+    return LoadedObject(entry.name or "linux-vdso.so.1", bias, model, entry.namespace, entry.address,
+                        order=order, in_memory=True)
 
 
 def process_env(kind: str) -> ProcessEnv:
@@ -238,6 +268,10 @@ def loaded_objects(decide: bool = True) -> tuple[str, list[LoadedObject]]:
             if order == 0:
                 raise
             missing.append(f"{display_path(path)} ({exc.cause})")
+    for e in vdso[:1]:
+        obj = vdso_object(e, len(objs))
+        if obj is not None:
+            objs.append(obj)
     if decide:
         env = process_env(kind)
         done = relocated(kind, objs)

@@ -70,6 +70,7 @@ class LoadedObject:
     link_map: int | None = None          # address of its struct link_map (None: file view)
     binding: Binding | None = None       # decided from the process (decide_binding)
     order: int = 0                       # position in the dynamic linker's list (lookup order)
+    in_memory: bool = False              # no file: the kernel's vDSO, read from the target
 
     @cached_property
     def name(self) -> str:

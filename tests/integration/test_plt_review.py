@@ -473,3 +473,49 @@ def test_weak_undefined_function_story_does_not_promise_a_later_binding():
     story = " ".join(walk["first_call"] + walk["later_calls"])
     assert "unless an object defining" not in story
     assert "dlopen" in story and "stays 0" in story, story
+
+
+# -- the vDSO: glibc's time/gettimeofday ifuncs choose the kernel's implementation ------------
+VDSO_MAIN = r"""
+#include <stdio.h>
+#include <sys/time.h>
+#include <time.h>
+""" + CHECKPOINT + r"""
+int main(void) {
+    struct timeval tv;
+    gettimeofday(&tv, 0);
+    printf("%ld %ld\n", (long)time(0), (long)tv.tv_sec);
+    fflush(stdout);
+    checkpoint();
+    return 0;
+}
+"""
+
+
+def test_slots_bound_into_the_vdso_are_named_and_not_overwritten(tmp_path):
+    """On x86_64 glibc's time() and gettimeofday() are ifuncs whose resolvers return the
+    vDSO's functions: every process that calls them has a slot pointing into [vdso].  got
+    said '0x7fff... (no loaded object)' and the audit called it OVERWRITTEN."""
+    exe = compile_c(VDSO_MAIN, name="vdso_calls", flags=["-Wl,-z,lazy"])
+    core = tmp_path / "core"
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("got --all-objects --audit --json"),
+                   "info proc mappings", f"gcore {core}", "kill"], program=exe)
+    assert_no_traceback(res)
+    doc = res.json_documents()[0]
+    vdso = next(ln.split() for ln in res.stdout.splitlines() if ln.strip().endswith("[vdso]"))
+    lo, hi = int(vdso[0], 16), int(vdso[1], 16)                       # /proc/PID/maps
+    rows = _slots(doc, "vdso_calls")
+    for name in ("time", "gettimeofday"):
+        r = rows[name]
+        assert lo <= r["value"] < hi, (name, hex(r["value"]), vdso)
+        assert r["target_object"] == "linux-vdso.so.1" and r["target"].startswith(name)
+        assert r["audit"]["verdict"] == "ok" and "vDSO" in r["audit"]["why"], r["audit"]
+        info = run_gdb(["break checkpoint", "run", f"info symbol {r['value']}", "kill"], program=exe)
+        assert re.search(rf"\b{name} in section \.text of system-supplied DSO", info.stdout), info.stdout
+    assert not any("linux-vdso" in o["path"] for o in doc["objects"])  # no file, no slots: not listed
+    _no_overwritten(doc)
+    # the vDSO is in the core too
+    res2 = run_gdb([*json_wrapped("got --audit --json")], program=exe, core=core)
+    assert_no_traceback(res2)
+    rows2 = _slots(res2.json_documents()[0])
+    assert rows2["time"]["target_object"] == "linux-vdso.so.1" and rows2["time"]["audit"]["verdict"] == "ok"
