@@ -186,6 +186,13 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
                             demangled=demangled)
         if failed:
             report.notes.append(f"cannot read the GOT of {', '.join(failed)} (not in the target's memory)")
+        for r in report.slots:
+            if r.tls and r.tls.get("dynamic_arg") is not None:
+                from gdb_toolkit.plt.slots import tlsdesc_dynamic
+
+                w = 4 if r.reloc_type.startswith(("R_386_", "R_ARM_")) else 8
+                arg = r.tls["dynamic_arg"]
+                tlsdesc_dynamic(r, gdb_live.read_word(arg, w), gdb_live.read_word(arg + w, w))
         if kind != "file":
             stale = {}
             for o in listed:

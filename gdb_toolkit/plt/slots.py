@@ -300,6 +300,7 @@ def tls_facts(spec: SlotSpec, obj: LoadedObject, value: int | None, second: int 
             out["offset"] = sarg
         elif "tlsdesc_dynamic" in rname:
             how = f"dynamic TLS: argument 0x{second:x} -> tlsdesc_dynamic_arg (module, offset)"
+            out["dynamic_arg"] = second      # completed by tlsdesc_dynamic() from target memory
         elif "undefweak" in rname:
             how = "undefined weak TLS variable"
         else:
@@ -509,3 +510,17 @@ def apply_demangled(report: "GotReport", demangled: dict[str, str]) -> None:
                 r.audit[key] = fix(r.audit.get(key))
             if r.audit.get("interposes"):
                 r.audit["interposes"] = [fix(t) for t in r.audit["interposes"]]
+
+
+def tlsdesc_dynamic(row: SlotRow, module_id: int | None, offset: int | None) -> None:
+    """Complete a dynamic TLSDESC slot with what its argument points at: glibc's
+    struct tlsdesc_dynamic_arg starts with the tls_index {ti_module, ti_offset}."""
+    tls = row.tls
+    arg = tls.pop("dynamic_arg", None) if tls else None
+    if arg is None or module_id is None or offset is None:
+        return
+    tls["module_id"], tls["offset"] = module_id, offset
+    tls["text"] = tls["text"].replace(
+        f"argument 0x{arg:x} -> tlsdesc_dynamic_arg (module, offset)",
+        f"module {module_id}, offset 0x{offset:x} in its TLS block (tlsdesc_dynamic_arg at 0x{arg:x})")
+    row.target = tls["text"]

@@ -519,3 +519,42 @@ def test_slots_bound_into_the_vdso_are_named_and_not_overwritten(tmp_path):
     assert_no_traceback(res2)
     rows2 = _slots(res2.json_documents()[0])
     assert rows2["time"]["target_object"] == "linux-vdso.so.1" and rows2["time"]["audit"]["verdict"] == "ok"
+
+
+# -- a dynamic TLSDESC: the descriptor's argument points at (module id, offset) ----------------
+TD_LIB = "__thread int td_small = 1;\n__thread int td_big[100000] = {2};\n" \
+         "int td_get(int i) { return td_big[i] + td_small; }\n"
+TD_MAIN = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <link.h>
+#include <stdio.h>
+""" + CHECKPOINT + r"""
+int main(int argc, char **argv) {
+    void *h = dlopen(argv[1], RTLD_NOW);      /* too big for the static TLS surplus: dynamic */
+    size_t modid = 0;
+    dlinfo(h, RTLD_DI_TLS_MODID, &modid);
+    printf("modid=%zu get=%d\n", modid, ((int (*)(int))dlsym(h, "td_get"))(0));
+    fflush(stdout);
+    checkpoint();
+    return 0;
+}
+"""
+
+
+def test_dynamic_tlsdesc_shows_module_and_offset():
+    lib = compile_c(TD_LIB, name="libtdyn.so", flags=["-shared", "-fPIC", "-mtls-dialect=gnu2"])
+    exe = compile_c(TD_MAIN, name="tdyn_main", flags=[])
+    syms = {ln.split()[7]: int(ln.split()[1], 16) for ln in _readelf("--dyn-syms", "-W", lib).splitlines()
+            if " TLS " in ln and len(ln.split()) >= 8}
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("got --object libtdyn --json"), "kill"],
+                  program=exe, args=[lib])
+    assert_no_traceback(res)
+    modid = int(re.search(r"modid=(\d+)", res.stdout).group(1))          # dlinfo's answer
+    assert modid
+    rows = {r["tls"]["variable"]: r for r in res.json_documents()[0]["slots"] if r["kind"] == "TLSDESC"}
+    big = rows["td_big"]
+    assert "_dl_tlsdesc_dynamic" in big["tls"]["resolver"]
+    assert big["tls"]["module_id"] == modid and big["tls"]["offset"] == syms["td_big"]
+    assert f"module {modid}" in big["target"] and f"offset 0x{syms['td_big']:x}" in big["target"]
+    assert "(module, offset)" not in big["target"]
