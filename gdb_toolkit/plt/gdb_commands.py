@@ -22,7 +22,7 @@ def _parser(name: str, desc: str, regex: bool = True, all_objects: bool = True):
 def _select(objs, all_objects: bool, object_filter: str | None):
     from gdb_toolkit.common.errors import ToolkitError
 
-    objs = [o for o in objs if not o.in_memory]     # the vDSO: no slots, only names targets
+    objs = [o for o in objs if o.listable]     # not the vDSO, not a namespace's alias of ld.so
     if object_filter is not None:
         if not object_filter:
             raise ToolkitError("--object needs part of a path", "e.g. --object libc")

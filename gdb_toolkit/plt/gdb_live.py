@@ -268,6 +268,10 @@ def loaded_objects(decide: bool = True) -> tuple[str, list[LoadedObject]]:
             if order == 0:
                 raise
             missing.append(f"{display_path(path)} ({exc.cause})")
+    base = {(o.bias, id(o.model)) for o in objs if o.namespace == 0}
+    for o in objs:
+        # glibc lists its one ld.so in every namespace: the same mapping, relocated once
+        o.alias = o.namespace != 0 and (o.bias, id(o.model)) in base
     for e in vdso[:1]:
         obj = vdso_object(e, len(objs))
         if obj is not None:

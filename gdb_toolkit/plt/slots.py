@@ -71,6 +71,13 @@ class LoadedObject:
     binding: Binding | None = None       # decided from the process (decide_binding)
     order: int = 0                       # position in the dynamic linker's list (lookup order)
     in_memory: bool = False              # no file: the kernel's vDSO, read from the target
+    alias: bool = False                  # the same mapping as a base-namespace object (ld.so,
+                                         # listed in every dlmopen namespace): looked up, not listed
+
+    @property
+    def listable(self) -> bool:
+        """Has slots of its own to list (not the vDSO, not a namespace's alias of ld.so)."""
+        return not self.in_memory and not self.alias
 
     @cached_property
     def name(self) -> str:

@@ -558,3 +558,40 @@ def test_dynamic_tlsdesc_shows_module_and_offset():
     assert big["tls"]["module_id"] == modid and big["tls"]["offset"] == syms["td_big"]
     assert f"module {modid}" in big["target"] and f"offset 0x{syms['td_big']:x}" in big["target"]
     assert "(module, offset)" not in big["target"]
+
+
+# -- dlmopen: the second namespace's ld.so is the same mapping, not a second object -----------
+DLM_LIB = "#include <stdio.h>\nint lib_hello(const char *s) { return printf(\"hello %s\\n\", s); }\n"
+DLM_MAIN = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+""" + CHECKPOINT + r"""
+int main(int argc, char **argv) {
+    void *h = dlmopen(LM_ID_NEWLM, argv[1], RTLD_LAZY);
+    ((int (*)(const char *))dlsym(h, "lib_hello"))("ns");
+    fflush(stdout);
+    checkpoint();
+    return 0;
+}
+"""
+
+
+def test_dlmopen_namespace_shares_ld_so_once():
+    """glibc lists ld.so in every namespace, but it is one mapping relocated once (for the base
+    namespace): its slots appeared twice and, judged against the new namespace's scope, as four
+    'other-definition' verdicts in every dlmopen process."""
+    lib = compile_c(DLM_LIB, name="libdlmns.so", flags=["-shared", "-fPIC", "-Wl,-z,lazy"])
+    exe = compile_c(DLM_MAIN, name="dlm_once", flags=["-Wl,-z,lazy"])
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("got --all-objects --audit --json"),
+                   "info proc mappings", "kill"], program=exe, args=[lib])
+    assert_no_traceback(res)
+    doc = res.json_documents()[0]
+    maps = [ln.split() for ln in res.stdout.splitlines() if ln.strip().endswith("ld-linux-x86-64.so.2")]
+    assert len({m[0] for m in maps if m[3] == "0x0"}) == 1                 # one mapping of ld.so
+    rtld = [o for o in doc["objects"] if "ld-linux" in o["path"]]
+    assert len(rtld) == 1 and rtld[0]["namespace"] == 0, rtld
+    assert any(o["namespace"] == 1 and o["path"].endswith("libdlmns.so") for o in doc["objects"])
+    odd = [(r["object"], r["symbol"], r["audit"]["verdict"]) for r in doc["slots"]
+           if r["audit"]["verdict"] not in ("ok", "lazy", "n/a")]
+    assert not odd, odd
