@@ -43,7 +43,10 @@ def _missing_note(kind: str, all_objects: bool) -> list[str]:
         notes.append(f"not listed: {', '.join(gdb_live.missing)} (in the dynamic linker's list, but no such "
                      "file here; 'set sysroot' or give the path it was loaded from)")
     for path, was, how in gdb_live.remapped:
-        if how == "replaced":
+        if how == "program":
+            notes.append(f"gdb knows no file for this program ({display_path(was)}): it is read from {path}, "
+                         "the file the process still maps ('file' it to give gdb its symbols too)")
+        elif how == "replaced":
             notes.append(f"{display_path(was)} was deleted or replaced on disk after the process loaded it: "
                          f"its slots are read from the mapped file ({path}), not from the file now at that path")
         else:

@@ -26,7 +26,36 @@ def executable() -> str:
 
     path = progspace_filename()         # any bytes (a non-UTF-8 name would make gdb raise)
     if not path:
+        proc = _proc_exe()
+        if proc:
+            return proc
         raise ToolkitError("no executable is loaded", "load one with 'file PROGRAM' (or start gdb with it)")
+    return path
+
+
+def _proc_exe() -> str | None:
+    """/proc/PID/exe of a live local process gdb found no program file for (attached to a
+    process whose binary was deleted or replaced): the kernel still has the mapped file."""
+    try:
+        inf = gdb.selected_inferior()
+        conn = getattr(inf, "connection", None)
+        if not inf.pid or getattr(conn, "type", "native") != "native":
+            return None
+        path = f"/proc/{inf.pid}/exe"
+        with open(path, "rb"):
+            pass
+        return path
+    except (OSError, gdb.error, AttributeError):
+        return None
+
+
+def _exe_shown(path: str) -> str:
+    """What /proc/PID/exe points at ('/x/prog (deleted)'), else the path itself."""
+    if path.startswith("/proc/") and path.endswith("/exe"):
+        try:
+            return os.readlink(path)
+        except OSError:
+            pass
     return path
 
 
@@ -175,6 +204,8 @@ def link_map() -> list[tuple[str, int, int, int | None]]:
     exe_real = os.path.realpath(exe)
     remapped.clear()
     vdso.clear()
+    if exe.startswith("/proc/"):
+        remapped.append((exe, _exe_shown(exe), "program"))
     maps = _process_maps(pid)
     for e in link_map_core.walk(_read, r_debug_address(model, bias), model.wordsize):
         if not e.name:
@@ -256,13 +287,13 @@ def loaded_objects(decide: bool = True) -> tuple[str, list[LoadedObject]]:
         return "file", [obj]
     objs = []
     entries = link_map()
-    # /proc/PID/map_files/LO-HI -> the path it was loaded from
-    shown = {path: was for path, was, how in remapped if how == "replaced"}
+    # /proc/PID/map_files/LO-HI (or /proc/PID/exe) -> the path it was loaded from
+    shown = {path: was for path, was, how in remapped if how in ("replaced", "program")}
     for order, (path, bias, ns, lm) in enumerate(entries):
         try:
             model = load_model(path)
             if path in shown:       # name the mapped copy after the file it was loaded from
-                model.__dict__["name"] = display_path(os.path.basename(shown[path]))
+                model.__dict__["name"] = display_path(os.path.basename(shown[path].removesuffix(" (deleted)")))
             objs.append(LoadedObject(shown.get(path, path), bias, model, ns, lm, order=order))
         except ToolkitError as exc:
             if order == 0:

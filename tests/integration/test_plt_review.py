@@ -595,3 +595,32 @@ def test_dlmopen_namespace_shares_ld_so_once():
     odd = [(r["object"], r["symbol"], r["audit"]["verdict"]) for r in doc["slots"]
            if r["audit"]["verdict"] not in ("ok", "lazy", "n/a")]
     assert not odd, odd
+
+
+# -- gdb -p on a process whose program file was deleted (a daemon after an upgrade) -------------
+def test_attach_to_a_process_whose_program_was_deleted(tmp_path):
+    import shutil
+    import time
+
+    src = "#include <stdio.h>\n#include <unistd.h>\n" \
+          'int main(void) { puts("ready"); fflush(stdout); for (;;) sleep(1); }\n'
+    built = compile_c(src, name="deleted_prog", flags=["-Wl,-z,lazy"])
+    prog = tmp_path / "deleted_prog"
+    shutil.copy(built, prog)
+    proc = subprocess.Popen([str(prog)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        prog.unlink()                                           # gdb can no longer find the program
+        res = run_gdb([*json_wrapped("got --json"), "got", "info proc mappings"], pid=proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert_no_traceback(res)
+    assert any(str(prog) in ln and ln.endswith("(deleted)") for ln in res.stdout.splitlines())    # maps
+    doc = res.json_documents()[0]
+    rows = _slots(doc)
+    expected = {ln.split()[4].split("@")[0] for ln in _readelf("-rW", built).splitlines() if "JUMP_SLOT" in ln}
+    assert expected and expected <= set(rows), (expected, list(rows))
+    assert rows["puts"]["state"] == "resolved" and rows["puts"]["target"] == "puts in libc.so.6"
+    assert doc["objects"][0]["path"] == f"{prog} (deleted)"
+    assert any("deleted" in n and f"/proc/{proc.pid}/exe" in n for n in doc["notes"]), doc["notes"]
