@@ -62,6 +62,7 @@ def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
         raw = {spec.symbol for _, specs, stubs in decoded for s in stubs
                if s.slot is not None and (spec := specs.get(s.slot)) is not None and spec.symbol.startswith("_Z")}
         shown = demangle(sorted(raw)) if raw else {}
+    targets: set[str] = set()           # mangled target names, demangled in one more call
     for obj, specs, stubs in decoded:
         m, b = obj.model, obj.bias
         cache = m.__dict__.setdefault("_plt_code", {})
@@ -87,11 +88,19 @@ def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
             if value is not None:
                 row = classify(spec, obj, value, space, live=True, relocated=relocated)
                 state, target = row.state, row.target
+                if row.target_symbol and row.target_symbol.startswith("_Z"):
+                    targets.add(row.target_symbol)
             rows.append(StubRow(obj.name, s.address + b, s.section, s.kind,
                                 s.slot + b if s.slot is not None else None,
                                 symbol if s.kind != "plt0" else "(.plt[0]: resolver trampoline)",
                                 s.reloc_index, state if state is None else f"{state}: {target}", target,
                                 _code(s, b, m.arch, cache), raw))
+    if targets and demangle is not None:
+        from gdb_toolkit.plt.demangle import replacer
+
+        fix = replacer(demangle(sorted(targets)))
+        for r in rows:
+            r.state, r.target = fix(r.state), fix(r.target)
     if not rows and not notes and pattern:
         notes.append("no PLT stub matched")
     return PltReport(mode, rows, notes)

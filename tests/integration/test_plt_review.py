@@ -390,6 +390,7 @@ def test_cpp_targets_audit_and_plt_are_demangled():
     for s in stubs:
         raw, _, ver = s["symbol_raw"].partition("@")
         assert s["symbol"] == names[raw] + (f"@{ver}" if ver else "")
+        assert "_Z" not in (s["state"] or "") + (s["target"] or "")          # 'slot now' too
     assert plt_rx["stubs"] and all("basic_string" in s["symbol"] for s in plt_rx["stubs"])
 
 
@@ -624,3 +625,4 @@ def test_attach_to_a_process_whose_program_was_deleted(tmp_path):
     assert rows["puts"]["state"] == "resolved" and rows["puts"]["target"] == "puts in libc.so.6"
     assert doc["objects"][0]["path"] == f"{prog} (deleted)"
     assert any("deleted" in n and f"/proc/{proc.pid}/exe" in n for n in doc["notes"]), doc["notes"]
+
