@@ -56,6 +56,17 @@ def _missing_note(kind: str, all_objects: bool) -> list[str]:
     return notes
 
 
+def _symbol_col(symbols, width, header: str = "symbol"):
+    """The symbol column: whole names (gdb's function style), or, when a name (a demangled
+    C++ one) is longer than the terminal, text that wraps between its words -- else the
+    terminal would fold it in the middle of a word."""
+    from gdb_toolkit.common.table import Col
+
+    if width and any(len(s) + 12 > width and " " in s for s in symbols):
+        return Col(header, "text")
+    return Col(header, "symbol")
+
+
 _STATES = {"overwritten": "bad", "other-definition": "warn", "redirected": "warn", "n/a": "metadata"}
 
 
@@ -268,7 +279,7 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
                 row.append(r.audit["verdict"] if r.audit else "")
             rows.append(([r.object] if multi else []) + row)
         cols = ([Col("object", "symbol")] if multi else []) + [
-            Col("slot", "address"), Col("symbol", "symbol"), Col("type", "key")] + \
+            Col("slot", "address"), _symbol_col((r.symbol for r in report.slots), ctx.width), Col("type", "key")] + \
             ([] if audit else [Col("value", "address")]) + [Col("state", "state"), Col("target")] + \
             ([] if audit else [Col("prot", "key")])
         cols += ([Col("first insn")] if preview else []) + ([Col("audit", "state", states=_STATES)] if audit else [])
@@ -354,7 +365,7 @@ On a live process or core the current state of each slot is shown too."""
             rows.append(([s.object] if multi else []) + row)
         cols = ([Col("object", "symbol")] if multi else []) + [
             Col("stub", "address"), Col("section", "key"), Col("kind", "key"), Col("GOT slot", "address"),
-            Col("symbol", "symbol"), Col("slot now"), Col("code")]
+            _symbol_col((s.symbol for s in report.stubs), ctx.width), Col("slot now"), Col("code")]
         text = _notes(report.notes, ctx.width)
         return text + (render_table(cols, rows, ctx.width, styler=ctx.styler) if rows else "")
 

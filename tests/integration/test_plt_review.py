@@ -626,3 +626,17 @@ def test_attach_to_a_process_whose_program_was_deleted(tmp_path):
     assert doc["objects"][0]["path"] == f"{prog} (deleted)"
     assert any("deleted" in n and f"/proc/{proc.pid}/exe" in n for n in doc["notes"]), doc["notes"]
 
+
+# -- 80 columns: a demangled C++ name longer than the terminal is wrapped between words --------
+def test_long_demangled_names_are_not_folded_mid_word_at_80_columns():
+    from tests.support.tmux import TmuxGdb
+
+    exe = compile_c(CXX_MAIN, name="cxx_names", compiler="g++", flags=["-Wl,-z,lazy"])
+    with TmuxGdb(width=80, height=50, program=exe, history=200000) as t:
+        t.run("break checkpoint")
+        t.run("run")
+        for cmd in ("got", "plt"):
+            rows = t.run(cmd)
+            assert any("std::__cxx11::basic_string<char," in r for r in rows), rows[:20]
+            assert not t.folded_rows(), t.folded_rows()[:3]              # the terminal folded nothing
+            assert all(len(r) <= 80 for r in rows)
