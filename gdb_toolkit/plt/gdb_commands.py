@@ -436,7 +436,9 @@ and the program stays stopped right there."""
                 here = AddressSpace(objs).find(gdb.selected_frame().pc())
             except gdb.error:
                 here = None
-        choice = choose_slot(objs, args.symbol, here, args.object)
+        from gdb_toolkit.plt.demangle import demangle_all
+
+        choice = choose_slot(objs, args.symbol, here, args.object, demangle=demangle_all)
         if choice is None:
             exe = objs[0].model
             if exe.is_static:

@@ -454,8 +454,32 @@ class SlotChoice:
 _DATA_TYPES = (1, 6)      # STT_OBJECT, STT_TLS
 
 
+def _demangled_matches(pool, name: str, demangle) -> list:
+    """(object, slot) pairs whose demangled name is *name* (``std::foo()`` or
+    ``std::foo()@GLIBCXX_3.4``): the name got shows for a C++ import."""
+    base, ver = name, ""
+    head, at, tail = name.rpartition("@")
+    if at and head and tail and not any(c in tail for c in "() <>,:"):
+        base, ver = head, tail.lstrip("@")
+    raw = set()
+    for o in pool:
+        try:
+            raw.update(s.symbol for s in o.model.slots if s.symbol.startswith("_Z"))
+        except ToolkitError:
+            continue
+    shown = demangle(sorted(raw)) if raw else {}
+    wanted = {r for r, d in shown.items() if d == base}
+    out = []
+    for o in pool:
+        try:
+            out += [(o, s) for s in o.model.slots if s.symbol in wanted and (not ver or s.version == ver)]
+        except ToolkitError:
+            continue
+    return out
+
+
 def choose_slot(objects: list[LoadedObject], name: str, here: LoadedObject | None = None,
-                object_filter: str | None = None) -> SlotChoice | None:
+                object_filter: str | None = None, demangle=None) -> SlotChoice | None:
     """The slot ``plt-walk NAME`` walks, and why; the other slots of that name are kept to
     be listed.  An import (JUMP_SLOT, then GLOB_DAT) wins over an IRELATIVE slot (a
     library's internal ifunc); the object of the selected frame wins over the program,
@@ -474,6 +498,8 @@ def choose_slot(objects: list[LoadedObject], name: str, here: LoadedObject | Non
             if o is pool[0] and len(pool) == 1 or (o.order == 0 and o.namespace == 0):
                 raise           # the program itself is unreadable: say why, not "no slot"
             continue
+    if not found and demangle is not None and not name.startswith("_Z") and any(c in name for c in ":( <"):
+        found = _demangled_matches(pool, name, demangle)       # a C++ name as got shows it
     if not found:
         return None
     calls = [(o, s) for o, s in found if s.kind not in ("TLSDESC",) and s.symbol_type not in _DATA_TYPES]

@@ -640,3 +640,16 @@ def test_long_demangled_names_are_not_folded_mid_word_at_80_columns():
             assert any("std::__cxx11::basic_string<char," in r for r in rows), rows[:20]
             assert not t.folded_rows(), t.folded_rows()[:3]              # the terminal folded nothing
             assert all(len(r) <= 80 for r in rows)
+
+
+def test_plt_walk_accepts_the_demangled_name_got_shows():
+    """got shows 'std::__throw_bad_alloc()@GLIBCXX_3.4'; plt-walk of that name said 'no GOT slot'."""
+    exe = compile_c(CXX_MAIN, name="cxx_names", compiler="g++", flags=["-Wl,-z,lazy"])
+    raw = "_ZNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEED1Ev"
+    shown = _cxxfilt([raw])[raw]                                      # the oracle
+    res = run_gdb(["break checkpoint", "run", *json_wrapped(f"plt-walk '{shown}' --json"),
+                   *json_wrapped(f"plt-walk '{shown}@GLIBCXX_3.4.21' --json"), "kill"], program=exe)
+    assert_no_traceback(res)
+    a, b = res.json_documents()
+    assert a["symbol_raw"] == b["symbol_raw"] == f"{raw}@GLIBCXX_3.4.21"
+    assert a["symbol"] == f"{shown}@GLIBCXX_3.4.21"
