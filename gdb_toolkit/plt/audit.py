@@ -238,9 +238,17 @@ def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, 
             return out
         other = scopes.any_definition_at(spec, row.value, space)
         if other is not None:
+            if other.obj.namespace != obj.namespace:
+                how = f"{other.obj.name} is in another namespace (dlmopen)"
+            else:
+                # not a start-up object, not a dependency of the requester: only the global
+                # scope can have made it visible, and only dlopen(RTLD_GLOBAL) adds to it
+                how = (f"{other.obj.name} (or an object depending on it) was loaded by dlopen with "
+                       "RTLD_GLOBAL, which added it to the global scope -- or the slot was overwritten "
+                       "with that function")
             out.update(verdict="other-definition", expected=None,
-                       why=f"bound to {other.text()}, which is outside the link_map scope of {obj.name} "
-                           "(dlopen RTLD_GLOBAL/RTLD_DEEPBIND, or another namespace)")
+                       why=f"bound to {other.text()}, which is neither a start-up object nor a dependency of "
+                           f"{obj.name}: {how}")
             return out
         module = auditors.holding(row.value, space)
         if module is not None:

@@ -653,3 +653,37 @@ def test_plt_walk_accepts_the_demangled_name_got_shows():
     a, b = res.json_documents()
     assert a["symbol_raw"] == b["symbol_raw"] == f"{raw}@GLIBCXX_3.4.21"
     assert a["symbol"] == f"{shown}@GLIBCXX_3.4.21"
+
+
+# -- RTLD_GLOBAL: a later library binds to an earlier dlopen'ed one ----------------------------
+GLOBAL_PROVIDER = "int gfunc(void) { return 7; }\n"
+GLOBAL_USER = "int gfunc(void);\nint use_g(void) { return gfunc() + 1; }\n"      # no DT_NEEDED on it
+GLOBAL_MAIN = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+""" + CHECKPOINT + r"""
+int main(int argc, char **argv) {
+    void *g = dlopen(argv[1], RTLD_LAZY | RTLD_GLOBAL);
+    void *u = dlopen(argv[2], RTLD_LAZY);
+    printf("use_g=%d\n", ((int (*)(void))dlsym(u, "use_g"))());
+    fflush(stdout);
+    checkpoint();
+    return g == 0;
+}
+"""
+
+
+def test_rtld_global_binding_is_explained_precisely():
+    prov = compile_c(GLOBAL_PROVIDER, name="libgprov.so", flags=["-shared", "-fPIC"])
+    user = compile_c(GLOBAL_USER, name="libguser.so", flags=["-shared", "-fPIC", "-Wl,-z,lazy"])
+    exe = compile_c(GLOBAL_MAIN, name="global_main", flags=["-Wl,-z,lazy"])
+    assert "libgprov" not in _readelf("-d", user)
+    assert re.search(r"binding file .*libguser\.so .* to .*libgprov\.so .*: normal symbol `gfunc'",
+                     _bindings(exe, args=[prov, user]))
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("got --object libguser --audit --json"), "kill"],
+                  program=exe, args=[prov, user])
+    assert_no_traceback(res)
+    row = _slots(res.json_documents()[0])["gfunc"]
+    assert row["target"] == "gfunc in libgprov.so" and row["audit"]["verdict"] == "other-definition"
+    why = row["audit"]["why"]
+    assert "RTLD_GLOBAL" in why and "DEEPBIND" not in why and "another namespace" not in why, why
