@@ -271,9 +271,17 @@ def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, 
         return out
     other = scopes.any_definition_at(spec, row.value, space)
     if other is not None:
+        members = [o for o in scopes.objects if o.namespace == obj.namespace]
+        if obj not in scopes.global_scope(obj.namespace) and other.obj in _needed_closure(obj, members):
+            # a dlopen'ed object bound to its own (or its dependencies') definition ahead of
+            # the global scope: its local scope came first
+            how = (f"{obj.name} was loaded by dlopen with RTLD_DEEPBIND, which searches its own "
+                   "dependencies before the global scope -- or the slot was overwritten with that function")
+        else:
+            how = "an interposer loaded later, or the slot was overwritten with that function"
         out.update(verdict="other-definition",
                    why=f"bound to {other.text()}, but the lookup order of {obj.name} finds {expected.text()} "
-                       "first (RTLD_DEEPBIND, DF_SYMBOLIC, protected visibility, or a later interposer?)")
+                       f"first: {how}")
         return out
     module = auditors.holding(row.value, space)
     if module is not None:

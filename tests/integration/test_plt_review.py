@@ -687,3 +687,36 @@ def test_rtld_global_binding_is_explained_precisely():
     assert row["target"] == "gfunc in libgprov.so" and row["audit"]["verdict"] == "other-definition"
     why = row["audit"]["why"]
     assert "RTLD_GLOBAL" in why and "DEEPBIND" not in why and "another namespace" not in why, why
+
+
+# -- RTLD_DEEPBIND: a dlopen'ed library prefers its own definitions ----------------------------
+DEEP_LIB = "int common_fn(void) { return 100; }\nint deep_entry(void) { return common_fn(); }\n"
+DEEP_MAIN = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+int common_fn(void) { return 1; }
+""" + CHECKPOINT + r"""
+int main(int argc, char **argv) {
+    void *d = dlopen(argv[1], RTLD_LAZY | RTLD_DEEPBIND);
+    printf("deep=%d main=%d\n", ((int (*)(void))dlsym(d, "deep_entry"))(), common_fn());
+    fflush(stdout);
+    checkpoint();
+    return 0;
+}
+"""
+
+
+def test_rtld_deepbind_binding_is_explained_precisely():
+    lib = compile_c(DEEP_LIB, name="libdeepb.so", flags=["-shared", "-fPIC", "-Wl,-z,lazy"])
+    exe = compile_c(DEEP_MAIN, name="deep_main", flags=["-rdynamic", "-Wl,-z,lazy"])
+    assert re.search(r"binding file .*libdeepb\.so .* to .*libdeepb\.so .*: normal symbol `common_fn'",
+                     _bindings(exe, args=[lib]))
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("got --object libdeepb --audit --json"), "kill"],
+                  program=exe, args=[lib])
+    assert_no_traceback(res)
+    assert "deep=100 main=1" in res.stdout
+    row = _slots(res.json_documents()[0])["common_fn"]
+    assert row["target"] == "common_fn in libdeepb.so" and row["audit"]["verdict"] == "other-definition"
+    why = row["audit"]["why"]
+    assert "RTLD_DEEPBIND" in why and "DF_SYMBOLIC" not in why and "protected" not in why, why
