@@ -37,3 +37,15 @@ def demangle_all(names) -> dict[str, str]:
         for raw in todo:
             _cache.setdefault(raw, raw)
     return {n: _cache[n] for n in names if n in _cache}
+
+
+def replacer(demangled: dict[str, str]):
+    """A function text -> text that shows every raw name of *demangled* ({raw: shown}) in a
+    sentence demangled (whole names only: a longer mangled name is never cut)."""
+    pairs = {raw: shown for raw, shown in demangled.items() if shown and shown != raw}
+    if not pairs:
+        return lambda text: text
+    import re           # only for C++ names (keeps a C program's first 'got' cheap)
+    rx = re.compile("(?<![A-Za-z0-9_.$])(" + "|".join(re.escape(n) for n in sorted(pairs, key=len, reverse=True))
+                    + ")(?![A-Za-z0-9_$])")
+    return lambda text: rx.sub(lambda m: pairs[m.group(1)], text) if text and "_Z" in text else text

@@ -87,9 +87,11 @@ class Segment:
 
 
 class Symbol:
-    __slots__ = ('name', 'value', 'size', 'type', 'bind', 'shndx', 'version', 'hidden_version', 'visibility')
+    __slots__ = ('name', 'value', 'size', 'type', 'bind', 'shndx', 'version', 'hidden_version', 'visibility',
+                 'version_index')
 
-    def __init__(self, name, value, size, type, bind, shndx, version='', hidden_version=False, visibility=0):
+    def __init__(self, name, value, size, type, bind, shndx, version='', hidden_version=False, visibility=0,
+                 version_index=0):
         self.name = name
         self.value = value
         self.size = size
@@ -99,6 +101,7 @@ class Symbol:
         self.version = version
         self.hidden_version = hidden_version
         self.visibility = visibility
+        self.version_index = version_index      # .gnu.version entry without the hidden bit
 
     def __eq__(self, other):
         return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
@@ -254,6 +257,11 @@ class ElfFile:
             raise
 
     @classmethod
+    def from_bytes(cls, name: str, data: bytes) -> "ElfFile":
+        """An ELF image read from memory (the vDSO): every bound checked as for a file."""
+        return cls._parse(name, _Image(bytes(data)), len(data))
+
+    @classmethod
     def _parse(cls, path: str, fh, size: int) -> "ElfFile":
         ident = fh.read_range(0, 16) if size >= 16 else b""
         if len(ident) < 16 or ident[:4] != b"\x7fELF":
@@ -309,7 +317,7 @@ class ElfFile:
         return self
 
     def close(self):
-        if self._fh:
+        if self._fh and not isinstance(self._fh, _Image):     # an image has nothing to reopen
             self._fh.close()
             self._fh = None
 
@@ -374,9 +382,10 @@ class ElfFile:
         return None
 
     # -- tables ------------------------------------------------------------------------
-    def symbols(self, index: int, defined_only: bool = False) -> list[Symbol]:
+    def symbols(self, index: int, defined_only: bool = False, types=None) -> list[Symbol]:
         """Every entry of the symbol table in section *index* (entry 0 included), or with
-        *defined_only* just the named, defined functions, ifuncs, objects and TLS variables."""
+        *defined_only* just the named, defined functions, ifuncs, objects and TLS variables
+        (only the STT_* *types* given, when given)."""
         sec = self.sections[index]
         strtab = b""
         if 0 < sec.link < len(self.sections):
@@ -387,7 +396,7 @@ class ElfFile:
         if self.layout.bits == 32:
             rows = ((n, i, o, sh, v, s) for n, v, s, i, o, sh in rows)
         if defined_only:
-            keep = (STT_OBJECT, STT_FUNC, STT_GNU_IFUNC, STT_TLS)
+            keep = types or (STT_OBJECT, STT_FUNC, STT_GNU_IFUNC, STT_TLS)
             return [Symbol(_cstr(strtab, name), value, size, info & 0xF, info >> 4, shndx, visibility=other & 3)
                     for name, info, other, shndx, value, size in rows
                     if shndx and name and (value or (info & 0xF) == STT_TLS) and (info & 0xF) in keep]
@@ -430,14 +439,23 @@ class ElfFile:
 
     def symbol_versions(self, dynsym_index: int, count: int) -> list[tuple[str, bool]]:
         """(version name, hidden) per .dynsym entry from .gnu.version/_r/_d; '' if none."""
+        return [(name, hidden) for name, hidden, _ in self.symbol_version_info(dynsym_index, count)]
+
+    def has_versym(self) -> bool:
+        """Does the object carry .gnu.version (ld.so's l_versyms)?  Without it every
+        definition satisfies every versioned reference."""
+        return any(s.name == ".gnu.version" and s.type != SHT_NOBITS for s in self.sections)
+
+    def symbol_version_info(self, dynsym_index: int, count: int) -> list[tuple[str, bool, int]]:
+        """(version name, hidden, version index) per .dynsym entry; ('', False, 0) if none."""
         versym = next((s for s in self.sections if s.name == ".gnu.version"), None)
         if versym is None or versym.type == SHT_NOBITS:
-            return [("", False)] * count
+            return [("", False, 0)] * count
         raw = self.section_data(versym)
         ids = [v for (v,) in struct.iter_unpack("<H", raw[: min(len(raw), count * 2) // 2 * 2])]
         names = self.version_names()
-        out = [(names.get(v & 0x7FFF, ""), bool(v & 0x8000)) for v in ids]
-        out += [("", False)] * (count - len(out))
+        out = [(names.get(v & 0x7FFF, ""), bool(v & 0x8000), v & 0x7FFF) for v in ids]
+        out += [("", False, 0)] * (count - len(out))
         return out
 
     def version_names(self) -> dict[int, str]:
@@ -479,6 +497,35 @@ class ElfFile:
                         break
                     off += nxt
         return names
+
+
+class _Image:
+    """Bytes with the reader interface of common.safe_open.RegularFile (read_range)."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.size = len(data)
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise BadElf("(memory image)", f"range 0x{offset:x}+0x{length:x} outside {self.size} bytes")
+        return self.data[offset:offset + length]
+
+    def close(self):
+        pass
+
+
+def image_size(header: bytes) -> int | None:
+    """The bytes an ELF image needs (headers, sections, segments) from its first 64 bytes,
+    or None when they are not an ELF header."""
+    if len(header) < 52 or header[:4] != b"\x7fELF" or header[4] not in (1, 2) or header[5] != 1:
+        return None
+    lay = LAYOUT64 if header[4] == 2 else LAYOUT32
+    if len(header) < lay.ehdr.size:
+        return None
+    (_, _, _, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum, _) = lay.ehdr.unpack(
+        header[:lay.ehdr.size])
+    return max(lay.ehdr.size, phoff + phnum * phentsize, shoff + shnum * shentsize)
 
 
 def parse_build_id(data: bytes) -> str | None:

@@ -206,6 +206,8 @@ def _decode(model: ObjectModel) -> list[Stub]:
             chunks.setdefault(0 if off < head else (off - head) // size + (1 if head else 0), []).append(ins)
         for n in sorted(chunks):
             ch = chunks[n]
+            while len(ch) > 1 and not any(ch[-1].raw):
+                ch.pop()        # zero padding (i386 .plt[0] ends in 4 zero bytes): not code
             start = sec.addr if n == 0 else sec.addr + head + (n - (1 if head else 0)) * size
             stub = Stub(start, sec.name, "stub", None, "", None, ch)
             if n == 0 and head:
@@ -230,7 +232,8 @@ def _decode(model: ObjectModel) -> list[Stub]:
                 stub.slot = arm_slot(ch)
             else:
                 stub.slot = aarch64_slot(ch)
-            if all(i.mnemonic in ("nop", "int3", "(bad)") or i.mnemonic.startswith("nop") for i in ch):
+            if all(i.mnemonic in ("nop", "int3", "(bad)") or i.mnemonic.startswith("nop") or not any(i.raw)
+                   for i in ch):
                 continue    # padding
             spec = by_addr.get(stub.slot) if stub.slot is not None else None
             if spec is not None:

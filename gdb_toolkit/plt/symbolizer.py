@@ -120,15 +120,16 @@ class LazySymbolIndex:
 
     EXACT_LOOKUPS = 8
 
-    def __init__(self, tables: list):
+    def __init__(self, tables: list, extra: list[Symbol] = ()):
         self._tables = tables
+        self._extra = list(extra)       # symbols not in any table (a program's canonical PLT entries)
         self._full: SymbolIndex | None = None
         self._exact_left = self.EXACT_LOOKUPS
         self._answers: dict = {}        # (addr, prefer) -> Hit: a warm 'got' asks again
 
     def _index(self) -> SymbolIndex:
         if self._full is None:
-            self._full = SymbolIndex(raw=[(t.strtab, t.rows()) for t in self._tables])
+            self._full = SymbolIndex(self._extra, raw=[(t.strtab, t.rows()) for t in self._tables])
             self._tables = None
         return self._full
 
@@ -146,7 +147,8 @@ class LazySymbolIndex:
             if self._exact_left > 0:
                 self._exact_left -= 1
                 at = [(t.strtab, t.rows_at(addr)) for t in self._tables]
-                if any(rows for _, rows in at):
-                    hit = self._answers[(addr, prefer)] = SymbolIndex(raw=at).lookup(addr, prefer)
+                extra = [s for s in self._extra if s.value == addr]
+                if extra or any(rows for _, rows in at):
+                    hit = self._answers[(addr, prefer)] = SymbolIndex(extra, raw=at).lookup(addr, prefer)
                     return hit
         return self._index().lookup(addr, prefer)

@@ -169,9 +169,11 @@ RECIPES = {
 
 def _domain_recipes() -> None:
     """Recipes a domain keeps in its own module (tests/support/<domain>_transcripts.py)."""
+    from tests.support.plt_transcripts import recipes as plt_recipes
     from tests.support.stack_transcripts import recipes as stack_recipes
 
     RECIPES.update(stack_recipes(Recipe))
+    RECIPES.update(plt_recipes(Recipe))
 
 
 def build(recipe: Recipe, out_dir: Path) -> Path | None:
