@@ -84,8 +84,6 @@ def _stop_valgrind(procs):
             os.unlink(fifo)
 
 
-@pytest.mark.xfail(reason="vg-attach connect with a non-UTF-8 program path (issue 11 items 1/8, "
-                          "branch i15-valgrind)", strict=False)
 def test_vg_attach_to_a_hostile_valgrind_process(hostile_process):
     """vg-attach PID loads the program by its path (a newline and escape in it) and connects."""
     if not shutil.which("valgrind"):
