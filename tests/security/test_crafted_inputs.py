@@ -85,7 +85,22 @@ CORE_VARIANTS = {
     "nt-file-count-2^60": (lambda c: c.set_note_desc(NT_FILE, 0, struct.pack("<Q", 1 << 60)), None),
     "nt-file-page-size-0": (lambda c: c.set_note_desc(NT_FILE, 8, struct.pack("<Q", 0)), None),
     "prpsinfo-hostile-name": (lambda c: c.set_note_desc(NT_PRPSINFO, 40, b"ev\xe9'l\x1b[2J\n\0"), None),
+    "nt-file-hostile-names": (lambda c: _mangle_nt_file_names(c), None),
 }
+
+
+def _mangle_nt_file_names(c: CorePatch) -> None:
+    """Overwrite bytes inside every NT_FILE name (same length) with a Latin-1 byte, a newline,
+    an escape and a quote: the names then match no file, as in a core from another machine."""
+    _, _, doff, descsz = c.note(NT_FILE)
+    count = struct.unpack_from("<Q", c.data, doff)[0]
+    pos = doff + 16 + 24 * count
+    end = doff + descsz
+    while pos < end:
+        nul = c.data.index(0, pos, end)
+        if nul - pos > 8:
+            c.data[nul - 4:nul] = b"\xe9\n\x1b'"
+        pos = nul + 1
 
 
 @pytest.fixture(scope="module")
