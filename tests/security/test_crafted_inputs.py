@@ -189,3 +189,35 @@ def test_crafted_shared_library(variant, command, lib_programs):
     run = run_hostile(["break main", "run", command], program=lib_programs[variant], timeout=60)
     assert "Breakpoint 1, main" in run.result.output, run.describe()      # the program runs
     assert_survived(run, max_rss_mb=500, max_seconds=30)
+
+
+@pytest.mark.parametrize("command", ["got", "plt", "stack-diagnose"])
+def test_json_with_a_non_utf8_program_path(command, latin1_program):
+    """--json stays one valid UTF-8 document and names the program by escape_name (docs/json.md)."""
+    import json
+
+    from gdb_toolkit.common.names import escape_name
+
+    exe, core = latin1_program
+    run = run_hostile([f"{command} --json"], program=exe, core=core, timeout=60)
+    assert_survived(run, max_seconds=30)
+    raw = run.result.stdout.split("GTK-LAST-COMMAND\n", 1)[-1].split("GTK-ALIVE", 1)[0]
+    raw.encode("utf-8")                                    # valid UTF-8, no lone surrogates
+    doc = json.loads(raw)
+    assert doc["ok"] is True, doc
+    strings = []
+
+    def walk(v):
+        if isinstance(v, str):
+            strings.append(v)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(doc)
+    if command != "stack-diagnose":          # (its report of a core without a fault names no file)
+        shown = escape_name(os.path.basename(exe))
+        assert any(shown in v for v in strings), (shown, raw[:3000])
