@@ -342,7 +342,7 @@ class ElfFile:
         """The section's file bytes; a NOBITS section has none (never a zero-filled buffer)."""
         if sec.type == SHT_NOBITS:
             return b""
-        return self._read(sec.offset, sec.size, f"section {sec.name or '?'}")
+        return self._read(sec.offset, sec.size, f"section {escape_name(sec.name) if sec.name else '?'}")
 
     def segment_of(self, vaddr: int, size: int = 1) -> Segment | None:
         for seg in self.segments:
