@@ -33,6 +33,19 @@ def hint_name(imm: int) -> str | None:
     return HINTS.get(imm)
 
 
+def hint_imm(word: int) -> int | None:
+    """The #imm of a HINT instruction (nop, bti c, paciasp... all are HINTs), else None.
+
+    Callers that classify code should test encodings, not capstone's text: the same
+    instruction reads ``hint #0x22`` raw and ``bti c`` once named (see rename())."""
+    return (word >> 5) & 0x7F if (word & 0xFFFFF01F) == 0xD503201F else None
+
+
+def is_bti(word: int) -> bool:
+    """``bti``, ``bti c``, ``bti j`` or ``bti jc`` (a branch-target landing pad)."""
+    return hint_imm(word) in (0x20, 0x22, 0x24, 0x26)
+
+
 def decode_pac(word: int) -> tuple[str, str] | None:
     """(mnemonic, operands) of an ARMv8.3 PAC instruction capstone 4 cannot decode."""
     if word in FIXED:

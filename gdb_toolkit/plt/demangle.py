@@ -6,8 +6,6 @@ is a separate process on purpose: a crafted mangled name can exhaust a demangler
 which in-process would take gdb down with it.  Results are cached per name; without
 c++filt names stay raw.
 """
-import shutil
-
 _cache: dict[str, str] = {}
 MAX_NAME = 4096
 TIMEOUT = 5.0
@@ -21,6 +19,8 @@ def demangle_all(names) -> dict[str, str]:
     """{raw: displayed} for every mangled name in *names* (others are left out)."""
     todo = sorted({n for n in names if is_mangled(n) and n not in _cache})
     if todo:
+        import shutil       # only for C++ names: shutil (bz2, lzma) costs a C program's first 'got' ~2 ms
+
         tool = shutil.which("c++filt", path="/usr/bin:/bin:/usr/local/bin")
         if tool:
             from gdb_toolkit.common.helper_process import helper_env, run_helper
@@ -37,3 +37,15 @@ def demangle_all(names) -> dict[str, str]:
         for raw in todo:
             _cache.setdefault(raw, raw)
     return {n: _cache[n] for n in names if n in _cache}
+
+
+def replacer(demangled: dict[str, str]):
+    """A function text -> text that shows every raw name of *demangled* ({raw: shown}) in a
+    sentence demangled (whole names only: a longer mangled name is never cut)."""
+    pairs = {raw: shown for raw, shown in demangled.items() if shown and shown != raw}
+    if not pairs:
+        return lambda text: text
+    import re           # only for C++ names (keeps a C program's first 'got' cheap)
+    rx = re.compile("(?<![A-Za-z0-9_.$])(" + "|".join(re.escape(n) for n in sorted(pairs, key=len, reverse=True))
+                    + ")(?![A-Za-z0-9_$])")
+    return lambda text: rx.sub(lambda m: pairs[m.group(1)], text) if text and "_Z" in text else text

@@ -14,10 +14,10 @@ devices) are refused before anything is read.  (Tests cross-check every value ag
 """
 import os
 import struct
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.names import escape_name
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.common.safe_open import open_regular as _open_regular
 
 EM_386, EM_ARM, EM_X86_64, EM_AARCH64 = 3, 40, 62, 183
@@ -87,9 +87,11 @@ class Segment:
 
 
 class Symbol:
-    __slots__ = ('name', 'value', 'size', 'type', 'bind', 'shndx', 'version', 'hidden_version', 'visibility')
+    __slots__ = ('name', 'value', 'size', 'type', 'bind', 'shndx', 'version', 'hidden_version', 'visibility',
+                 'version_index')
 
-    def __init__(self, name, value, size, type, bind, shndx, version='', hidden_version=False, visibility=0):
+    def __init__(self, name, value, size, type, bind, shndx, version='', hidden_version=False, visibility=0,
+                 version_index=0):
         self.name = name
         self.value = value
         self.size = size
@@ -99,6 +101,7 @@ class Symbol:
         self.version = version
         self.hidden_version = hidden_version
         self.visibility = visibility
+        self.version_index = version_index      # .gnu.version entry without the hidden bit
 
     def __eq__(self, other):
         return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
@@ -155,14 +158,73 @@ LAYOUT32 = Layout(32, "<I", struct.Struct("<16sHHIIIIIHHHHHH"), struct.Struct("<
                   struct.Struct("<II"), struct.Struct("<iI"), 8)
 
 
+class SymbolTableBytes:
+    """One symbol table as the file holds it (whole entries only) with its string table.
+
+    ``rows()`` decodes the defined, named functions, ifuncs and objects (what a symbol index
+    keeps); ``rows_at(value)`` finds just those whose st_value is *value*, by searching the
+    bytes for the value's encoding (C speed: naming a handful of addresses in libc costs no
+    pass over its 10k symbols in Python)."""
+    __slots__ = ("strtab", "data", "layout")
+
+    KEEP = (STT_OBJECT, STT_FUNC, STT_GNU_IFUNC)
+
+    def __init__(self, strtab: bytes, data: bytes, layout: Layout):
+        size = layout.sym.size
+        self.strtab = strtab
+        self.data = data[: len(data) // size * size]
+        self.layout = layout
+
+    def _row(self, entry):
+        if self.layout.bits == 32:
+            name, value, size, info, _o, shndx = entry
+        else:
+            name, info, _o, shndx, value, size = entry
+        if shndx and name and value and (info & 0xF) in self.KEEP:
+            return (value, size, info & 0xF, info >> 4, name)
+        return None
+
+    def rows(self) -> list[tuple]:
+        """[(value, size, type, bind, name offset)] in table order."""
+        keep = set(self.KEEP)
+        rows = self.layout.sym.iter_unpack(self.data)
+        if self.layout.bits == 32:
+            rows = ((n, i, o, sh, v, s) for n, v, s, i, o, sh in rows)
+        return [(value, size, info & 0xF, info >> 4, name) for name, info, _o, shndx, value, size in rows
+                if shndx and name and value and (info & 0xF) in keep]
+
+    def rows_at(self, value: int) -> list[tuple]:
+        """The rows of ``rows()`` whose value is *value*, in table order."""
+        try:
+            pattern = struct.pack(self.layout.word, value)
+        except struct.error:
+            return []
+        # the value's low bytes without its zero high bytes: a needle that does not end in
+        # the symbol table's most common byte searches ~2.5x faster; hits are checked whole
+        needle = pattern.rstrip(b"\0")
+        if len(needle) < 2:
+            needle = pattern
+        sym = self.layout.sym
+        at = 4 if self.layout.bits == 32 else 8          # offset of st_value in an entry
+        data, out, pos = self.data, [], 0
+        while True:
+            pos = data.find(needle, pos)
+            if pos < 0:
+                return out
+            entry = pos - at
+            if entry >= 0 and entry % sym.size == 0:
+                row = self._row(sym.unpack_from(data, entry))
+                if row is not None and row[0] == value:
+                    out.append(row)
+            pos += 1
+
+
 def display_path(path) -> str:
     """A path as printable text that survives any bytes (common.names.escape_name)."""
     return escape_name(path)
 
 
-@dataclass
-
-
+@record
 class ElfFile:
     path: str
     machine: int
@@ -193,6 +255,11 @@ class ElfFile:
         except BaseException:
             rf.close()
             raise
+
+    @classmethod
+    def from_bytes(cls, name: str, data: bytes) -> "ElfFile":
+        """An ELF image read from memory (the vDSO): every bound checked as for a file."""
+        return cls._parse(name, _Image(bytes(data)), len(data))
 
     @classmethod
     def _parse(cls, path: str, fh, size: int) -> "ElfFile":
@@ -250,7 +317,7 @@ class ElfFile:
         return self
 
     def close(self):
-        if self._fh:
+        if self._fh and not isinstance(self._fh, _Image):     # an image has nothing to reopen
             self._fh.close()
             self._fh = None
 
@@ -275,7 +342,7 @@ class ElfFile:
         """The section's file bytes; a NOBITS section has none (never a zero-filled buffer)."""
         if sec.type == SHT_NOBITS:
             return b""
-        return self._read(sec.offset, sec.size, f"section {sec.name or '?'}")
+        return self._read(sec.offset, sec.size, f"section {escape_name(sec.name) if sec.name else '?'}")
 
     def segment_of(self, vaddr: int, size: int = 1) -> Segment | None:
         for seg in self.segments:
@@ -315,9 +382,10 @@ class ElfFile:
         return None
 
     # -- tables ------------------------------------------------------------------------
-    def symbols(self, index: int, defined_only: bool = False) -> list[Symbol]:
+    def symbols(self, index: int, defined_only: bool = False, types=None) -> list[Symbol]:
         """Every entry of the symbol table in section *index* (entry 0 included), or with
-        *defined_only* just the named, defined functions, ifuncs, objects and TLS variables."""
+        *defined_only* just the named, defined functions, ifuncs, objects and TLS variables
+        (only the STT_* *types* given, when given)."""
         sec = self.sections[index]
         strtab = b""
         if 0 < sec.link < len(self.sections):
@@ -328,7 +396,7 @@ class ElfFile:
         if self.layout.bits == 32:
             rows = ((n, i, o, sh, v, s) for n, v, s, i, o, sh in rows)
         if defined_only:
-            keep = (STT_OBJECT, STT_FUNC, STT_GNU_IFUNC, STT_TLS)
+            keep = types or (STT_OBJECT, STT_FUNC, STT_GNU_IFUNC, STT_TLS)
             return [Symbol(_cstr(strtab, name), value, size, info & 0xF, info >> 4, shndx, visibility=other & 3)
                     for name, info, other, shndx, value, size in rows
                     if shndx and name and (value or (info & 0xF) == STT_TLS) and (info & 0xF) in keep]
@@ -339,18 +407,16 @@ class ElfFile:
         """(string table, [(value, size, type, bind, name offset)]) of the defined, named
         functions, ifuncs and objects of a symbol table: no name decoded, no object built
         (libc's debug symbol table has 10k entries; the index decodes names on a hit)."""
+        table = self.symbol_table(index)
+        return table.strtab, table.rows()
+
+    def symbol_table(self, index: int) -> "SymbolTableBytes":
+        """A symbol table's bytes and its string table, decoded only on demand."""
         sec = self.sections[index]
         strtab = b""
         if 0 < sec.link < len(self.sections):
             strtab = self.section_data(self.sections[sec.link])
-        data = self.section_data(sec)
-        st = self.layout.sym
-        rows = st.iter_unpack(data[: len(data) // st.size * st.size])
-        if self.layout.bits == 32:
-            rows = ((n, i, o, sh, v, s) for n, v, s, i, o, sh in rows)
-        keep = {STT_OBJECT, STT_FUNC, STT_GNU_IFUNC}
-        return strtab, [(value, size, info & 0xF, info >> 4, name) for name, info, _o, shndx, value, size in rows
-                        if shndx and name and value and (info & 0xF) in keep]
+        return SymbolTableBytes(strtab, self.section_data(sec), self.layout)
 
     def relocations(self) -> list[RawReloc]:
         """Every entry of every allocated RELA/REL section (.rela.dyn, .rel.plt, ...)."""
@@ -373,14 +439,23 @@ class ElfFile:
 
     def symbol_versions(self, dynsym_index: int, count: int) -> list[tuple[str, bool]]:
         """(version name, hidden) per .dynsym entry from .gnu.version/_r/_d; '' if none."""
+        return [(name, hidden) for name, hidden, _ in self.symbol_version_info(dynsym_index, count)]
+
+    def has_versym(self) -> bool:
+        """Does the object carry .gnu.version (ld.so's l_versyms)?  Without it every
+        definition satisfies every versioned reference."""
+        return any(s.name == ".gnu.version" and s.type != SHT_NOBITS for s in self.sections)
+
+    def symbol_version_info(self, dynsym_index: int, count: int) -> list[tuple[str, bool, int]]:
+        """(version name, hidden, version index) per .dynsym entry; ('', False, 0) if none."""
         versym = next((s for s in self.sections if s.name == ".gnu.version"), None)
         if versym is None or versym.type == SHT_NOBITS:
-            return [("", False)] * count
+            return [("", False, 0)] * count
         raw = self.section_data(versym)
         ids = [v for (v,) in struct.iter_unpack("<H", raw[: min(len(raw), count * 2) // 2 * 2])]
         names = self.version_names()
-        out = [(names.get(v & 0x7FFF, ""), bool(v & 0x8000)) for v in ids]
-        out += [("", False)] * (count - len(out))
+        out = [(names.get(v & 0x7FFF, ""), bool(v & 0x8000), v & 0x7FFF) for v in ids]
+        out += [("", False, 0)] * (count - len(out))
         return out
 
     def version_names(self) -> dict[int, str]:
@@ -424,6 +499,35 @@ class ElfFile:
         return names
 
 
+class _Image:
+    """Bytes with the reader interface of common.safe_open.RegularFile (read_range)."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.size = len(data)
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise BadElf("(memory image)", f"range 0x{offset:x}+0x{length:x} outside {self.size} bytes")
+        return self.data[offset:offset + length]
+
+    def close(self):
+        pass
+
+
+def image_size(header: bytes) -> int | None:
+    """The bytes an ELF image needs (headers, sections, segments) from its first 64 bytes,
+    or None when they are not an ELF header."""
+    if len(header) < 52 or header[:4] != b"\x7fELF" or header[4] not in (1, 2) or header[5] != 1:
+        return None
+    lay = LAYOUT64 if header[4] == 2 else LAYOUT32
+    if len(header) < lay.ehdr.size:
+        return None
+    (_, _, _, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum, _) = lay.ehdr.unpack(
+        header[:lay.ehdr.size])
+    return max(lay.ehdr.size, phoff + phnum * phentsize, shoff + shnum * shentsize)
+
+
 def parse_build_id(data: bytes) -> str | None:
     """The GNU build-id in the bytes of a note section (or None)."""
     off = 0
@@ -448,6 +552,17 @@ def _cstr(table: bytes, offset: int) -> str:
     return table[offset:end].decode("utf-8", "replace")
 
 
+_real_paths: dict[str, tuple[int, int, str]] = {}
+
+
 def file_key(path: str) -> tuple[str, int, int]:
+    """(real path, mtime, size): the file's identity for caches.  The real path is
+    remembered per path while the path still names the same inode (realpath costs an
+    lstat per path component, on every warm 'got')."""
     st = os.stat(path)
-    return (os.path.realpath(path), st.st_mtime_ns, st.st_size)
+    known = _real_paths.get(path)
+    if known is None or known[0] != st.st_dev or known[1] != st.st_ino:
+        if len(_real_paths) > 4096:
+            _real_paths.clear()
+        known = _real_paths[path] = (st.st_dev, st.st_ino, os.path.realpath(path))
+    return (known[2], st.st_mtime_ns, st.st_size)

@@ -9,26 +9,27 @@ addresses) is built on first use.
 import bisect
 import os
 import struct
-from dataclasses import dataclass, field
 from functools import cached_property
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.plt import reloc_types
 from gdb_toolkit.plt.elf_file import (DF_1_NOW, DF_1_PIE, DF_BIND_NOW, DF_SYMBOLIC, DT_BIND_NOW,
                                       DT_FLAGS, DT_FLAGS_1, DT_NEEDED, DT_SONAME, ET_DYN, PT_DYNAMIC,
                                       PT_GNU_RELRO, PT_INTERP, PT_LOAD, PT_PHDR, SHT_DYNSYM,
-                                      SHT_SYMTAB, STT_TLS, BadElf, ElfFile, Section, Symbol, _cstr,
+                                      SHT_SYMTAB, STT_FUNC, BadElf, ElfFile, Section, Symbol, _cstr,
                                       display_path, file_key)
-from gdb_toolkit.plt.symbolizer import SymbolIndex
+from gdb_toolkit.plt.symbolizer import LazySymbolIndex
 
 PLT_SECTIONS = (".plt", ".plt.sec", ".plt.got", ".iplt")
 #: the most slots one object may claim (libraries with 100k imports exist; crafted files claim more)
 MAX_SLOTS = 1 << 20
 GOT_SECTIONS = (".got", ".got.plt")
 DEBUG_ROOT = "/usr/lib/debug"
+DT_AUDIT, DT_DEPAUDIT = 0x6FFFFEFC, 0x6FFFFEFB
 
 
-@dataclass
+@record
 class SlotSpec:
     address: int           # link-time address of the slot (add the load bias at run time)
     kind: str              # JUMP_SLOT, GLOB_DAT, IRELATIVE, ABS, TLSDESC, TLS_* (arch-free)
@@ -49,7 +50,7 @@ class SlotSpec:
         return f"{name}@{self.version}" if self.version else name
 
 
-@dataclass
+@record
 class ObjectModel:
     path: str
     arch: str
@@ -74,9 +75,10 @@ class ObjectModel:
     pltgot: int | None = None              # DT_PLTGOT: GOT[0], whose [1] and [2] feed the resolver
     has_plt_relocs: bool = False           # DT_JMPREL/DT_PLTRELSZ: JUMP_SLOTs ld.so may bind lazily
     tls: tuple[int, int] | None = None     # PT_TLS (vaddr, memsz)
+    audit_libs: list[str] = field(default_factory=list)   # DT_AUDIT / DT_DEPAUDIT: rtld-audit modules
     dropped: int = 0                       # relocations outside any loaded segment (crafted file)
     _elf: ElfFile = field(default=None, repr=False)
-    _index: SymbolIndex | None = field(default=None, repr=False)
+    _index: LazySymbolIndex | None = field(default=None, repr=False)
     debug_file: str | None = None
     _irelative_named: bool = field(default=False, repr=False)
 
@@ -129,7 +131,7 @@ class ObjectModel:
         return sec.addr if sec else None
 
     @property
-    def index(self) -> SymbolIndex:
+    def index(self) -> LazySymbolIndex:
         if self._index is None:
             self._index = _build_index(self)
         return self._index
@@ -155,6 +157,38 @@ class ObjectModel:
                         s.symbol = hit.name
         return self
 
+    @cached_property
+    def _tls_symbols(self) -> tuple[list[int], list[Symbol]]:
+        """STT_TLS symbols sorted by offset in the TLS block (.symtab, else the debug file's,
+        and .dynsym): a local TLS relocation carries only an offset."""
+        def tls_of(elf, types):
+            return [sym for i, sec in enumerate(elf.sections) if sec.type in types
+                    for sym in elf.symbols(i, defined_only=True, types=(6,))]     # STT_TLS
+        found = tls_of(self._elf, (SHT_SYMTAB, SHT_DYNSYM))
+        dbg = debug_file_for(self.build_id) if self.stripped else None
+        if dbg:
+            try:
+                delf = ElfFile.open(dbg)
+                found += tls_of(delf, (SHT_SYMTAB,))
+                delf.close()
+            except (ToolkitError, OSError, struct.error):
+                pass
+        found.sort(key=lambda sym: (sym.value, -sym.size, sym.bind == 0, sym.name))   # STB_LOCAL last
+        return [sym.value for sym in found], found
+
+    def tls_variable(self, offset: int) -> str | None:
+        """The TLS variable at *offset* in this object's TLS block (``name`` or ``name+N``)."""
+        values, syms = self._tls_symbols
+        i = bisect.bisect_right(values, offset) - 1
+        while i > 0 and values[i - 1] == values[i]:
+            i -= 1                                  # the first (largest, global) of the aliases
+        if i < 0:
+            return None
+        sym = syms[i]
+        if offset == sym.value:
+            return sym.name
+        return f"{sym.name}+0x{offset - sym.value:x}" if offset < sym.value + sym.size else None
+
     def slot_by_address(self) -> dict[int, SlotSpec]:
         return {s.address: s for s in self.slots}
 
@@ -170,18 +204,41 @@ class ObjectModel:
     def exports(self) -> dict[str, list[Symbol]]:
         """Defined dynamic symbols by name (with versions): what this object offers to the
         dynamic linker's lookup.  Built on first need (the audit)."""
+        return self._dynamic_symbols[0]
+
+    @cached_property
+    def canonical_plt(self) -> dict[str, list[Symbol]]:
+        """Undefined dynamic functions with a value: a non-PIE program's *canonical PLT
+        entries* (it took the function's address, so that PLT stub IS the function's address
+        for the whole process).  ld.so binds other objects' GLOB_DAT/ABS references to them;
+        a JUMP_SLOT lookup skips them (glibc's check_match: ELF_RTYPE_CLASS_PLT)."""
+        return self._dynamic_symbols[1]
+
+    @cached_property
+    def versioned(self) -> tuple[bool, bool]:
+        """(has .gnu.version, has .gnu.version_d): how ld.so matches versions against it."""
+        elf = self._elf
+        return elf.has_versym(), any(s.name == ".gnu.version_d" for s in elf.sections)
+
+    @cached_property
+    def _dynamic_symbols(self) -> tuple[dict[str, list[Symbol]], dict[str, list[Symbol]]]:
         elf = self._elf
         out: dict[str, list[Symbol]] = {}
+        canonical: dict[str, list[Symbol]] = {}
         for i, sec in enumerate(elf.sections):
             if sec.type != SHT_DYNSYM:
                 continue
             syms = elf.symbols(i)
-            vers = elf.symbol_versions(i, len(syms))
-            for s, (ver, hidden) in zip(syms, vers):
-                if s.shndx and s.name and s.bind in (1, 2, 10):   # GLOBAL, WEAK, GNU_UNIQUE
-                    s.version, s.hidden_version = ver, hidden
+            vers = elf.symbol_version_info(i, len(syms))
+            for s, (ver, hidden, ndx) in zip(syms, vers):
+                if not s.name or s.bind not in (1, 2, 10):       # GLOBAL, WEAK, GNU_UNIQUE
+                    continue
+                s.version, s.hidden_version, s.version_index = ver, hidden, ndx
+                if s.shndx:
                     out.setdefault(s.name, []).append(s)
-        return out
+                elif s.value and s.type == STT_FUNC:
+                    canonical.setdefault(s.name, []).append(s)
+        return out, canonical
 
 
 _cache: dict[str, tuple[tuple, ObjectModel]] = {}
@@ -205,8 +262,23 @@ def clear_cache() -> None:
     _cache.clear()
 
 
-def _build(path: str) -> ObjectModel:
-    elf = ElfFile.open(path)
+_images: dict[bytes, ObjectModel] = {}
+
+
+def model_from_image(name: str, data: bytes) -> ObjectModel:
+    """The model of an ELF image read from memory (the kernel's vDSO, which has no file),
+    cached per content."""
+    import hashlib
+
+    key = hashlib.sha256(data).digest()
+    hit = _images.get(key)
+    if hit is None:
+        hit = _images[key] = _build(name, ElfFile.from_bytes(name, data))
+    return hit
+
+
+def _build(path: str, elf: ElfFile | None = None) -> ObjectModel:
+    elf = elf or ElfFile.open(path)
     if reloc_types.arch_name(elf.machine) is None:
         raise ToolkitError(f"{display_path(path)}: machine {elf.machine} is not supported",
                            "gdb_toolkit's PLT commands support x86_64, i386, aarch64 and arm")
@@ -244,7 +316,9 @@ def _build(path: str) -> ObjectModel:
         sections=sections, build_id=elf.build_id(), machine=elf.machine, wordsize=elf.wordsize,
         symbolic=bool(flags & DF_SYMBOLIC), _elf=elf, pltgot=next(iter(elf.dyn_values(3)), None),
         has_plt_relocs=bool(sum(elf.dyn_values(2))),
-        tls=(seg[7].vaddr, seg[7].memsz) if 7 in seg else None)
+        tls=(seg[7].vaddr, seg[7].memsz) if 7 in seg else None,
+        audit_libs=[a for tag in (DT_AUDIT, DT_DEPAUDIT) for v in elf.dyn_values(tag)
+                    for a in _cstr(dynstr, v).split(":") if a])
     return model
 
 
@@ -343,17 +417,21 @@ def debug_file_for(build_id: str | None, root: str = DEBUG_ROOT) -> str | None:
     return cand if os.path.exists(cand) else None
 
 
-def _build_index(model: ObjectModel) -> SymbolIndex:
+def _build_index(model: ObjectModel) -> LazySymbolIndex:
     elf = model._elf
-    raw = [elf.raw_symbols(i) for i, sec in enumerate(elf.sections) if sec.type in (SHT_DYNSYM, SHT_SYMTAB)]
+    tables = [elf.symbol_table(i) for i, sec in enumerate(elf.sections) if sec.type in (SHT_DYNSYM, SHT_SYMTAB)]
     if model.stripped:
         dbg = debug_file_for(model.build_id)
         if dbg:
             try:
                 delf = ElfFile.open(dbg)
-                raw += [delf.raw_symbols(i) for i, sec in enumerate(delf.sections) if sec.type == SHT_SYMTAB]
+                tables += [delf.symbol_table(i) for i, sec in enumerate(delf.sections) if sec.type == SHT_SYMTAB]
                 delf.close()
                 model.debug_file = dbg
             except (ToolkitError, OSError, struct.error):
                 pass
-    return SymbolIndex(raw=raw)
+    # a program's canonical PLT entries are where its imported functions' addresses point
+    canonical = [] if model.is_shared_lib else [
+        Symbol(f"{name}@plt", s.value, 0, s.type, s.bind, 1) for name, syms in model.canonical_plt.items()
+        for s in syms]
+    return LazySymbolIndex(tables, extra=canonical)

@@ -22,6 +22,7 @@ def _parser(name: str, desc: str, regex: bool = True, all_objects: bool = True):
 def _select(objs, all_objects: bool, object_filter: str | None):
     from gdb_toolkit.common.errors import ToolkitError
 
+    objs = [o for o in objs if o.listable]     # not the vDSO, not a namespace's alias of ld.so
     if object_filter is not None:
         if not object_filter:
             raise ToolkitError("--object needs part of a path", "e.g. --object libc")
@@ -35,14 +36,38 @@ def _select(objs, all_objects: bool, object_filter: str | None):
 
 def _missing_note(kind: str, all_objects: bool) -> list[str]:
     from gdb_toolkit.plt import gdb_live
+    from gdb_toolkit.plt.elf_file import display_path
 
-    if kind == "file" or not all_objects or not gdb_live.missing:
-        return []
-    return [f"not listed: {', '.join(gdb_live.missing)} (in the dynamic linker's list, but no such "
-            "file here; 'set sysroot' or give the path it was loaded from)"]
+    notes = []
+    if kind != "file" and all_objects and gdb_live.missing:
+        notes.append(f"not listed: {', '.join(gdb_live.missing)} (in the dynamic linker's list, but no such "
+                     "file here; 'set sysroot' or give the path it was loaded from)")
+    for path, was, how in gdb_live.remapped:
+        if how == "program":
+            notes.append(f"gdb knows no file for this program ({display_path(was)}): it is read from {path}, "
+                         "the file the process still maps ('file' it to give gdb its symbols too)")
+        elif how == "replaced":
+            notes.append(f"{display_path(was)} was deleted or replaced on disk after the process loaded it: "
+                         f"its slots are read from the mapped file ({path}), not from the file now at that path")
+        else:
+            notes.append(f"{display_path(was)} (the dynamic linker's name for it) does not name the mapped file "
+                         f"here (a relative name, or the file moved): read from {display_path(path)}, the file "
+                         "/proc/PID/maps names")
+    return notes
 
 
-_STATES = {"overwritten": "bad", "other-definition": "warn", "n/a": "metadata"}
+def _symbol_col(symbols, width, header: str = "symbol"):
+    """The symbol column: whole names (gdb's function style), or, when a name (a demangled
+    C++ one) is longer than the terminal, text that wraps between its words -- else the
+    terminal would fold it in the middle of a word."""
+    from gdb_toolkit.common.table import Col
+
+    if width and any(len(s) + 12 > width and " " in s for s in symbols):
+        return Col(header, "text")
+    return Col(header, "symbol")
+
+
+_STATES = {"overwritten": "bad", "other-definition": "warn", "redirected": "warn", "n/a": "metadata"}
 
 
 def _summary_lines(report, width=None) -> str:
@@ -147,7 +172,6 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
         global _last_got
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.plt import gdb_live
-        from gdb_toolkit.plt.demangle import demangle_all
         from gdb_toolkit.plt.elf_file import display_path
         from gdb_toolkit.plt.slots import compile_filter, got_report
 
@@ -167,7 +191,11 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
                 raise ToolkitError(f"cannot read the GOT of {o.name} at 0x{o.start:x}",
                                    "the object's data is not in the target's memory (a core file without it?)")
         names = [s.symbol for o in listed for s in _safe_slots(o)]
-        demangled = demangle_all(names) if any(n.startswith("_Z") for n in names) else {}
+        demangled = {}
+        if any(n.startswith("_Z") for n in names):
+            from gdb_toolkit.plt.demangle import demangle_all
+
+            demangled = demangle_all(names)
         report = got_report(listed, memory, mode=kind, pattern=args.regex,
                             bind_now_env=False, space_objects=objs,
                             relocated=gdb_live.relocated(kind, objs),
@@ -175,6 +203,13 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
                             demangled=demangled)
         if failed:
             report.notes.append(f"cannot read the GOT of {', '.join(failed)} (not in the target's memory)")
+        for r in report.slots:
+            if r.tls and r.tls.get("dynamic_arg") is not None:
+                from gdb_toolkit.plt.slots import tlsdesc_dynamic
+
+                w = 4 if r.reloc_type.startswith(("R_386_", "R_ARM_")) else 8
+                arg = r.tls["dynamic_arg"]
+                tlsdesc_dynamic(r, gdb_live.read_word(arg, w), gdb_live.read_word(arg + w, w))
         if kind != "file":
             stale = {}
             for o in listed:
@@ -199,7 +234,13 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
                                    "start the program (start, run), attach, or load a core")
             from gdb_toolkit.plt.audit import audit_report
 
-            report.notes += audit_report(report.pairs, objs)
+            report.notes += audit_report(report.pairs, objs, gdb_live.loaded_objects.env.audit)
+        if kind != "file":
+            from gdb_toolkit.plt.slots import apply_demangled, demangled_names
+
+            raw = demangled_names(report)
+            if raw:
+                apply_demangled(report, demangle_all(raw))
         if args.diff is not None:
             from gdb_toolkit.plt.diff import diff_reports
 
@@ -212,7 +253,7 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
             else:
                 report.diff = diff_reports(_last_got.report, report, f"the previous 'got' ({_last_got.mode})",
                                            f"now ({kind})")
-        if not report.slots and not report.notes:
+        if not report.slots and not [n for n in report.notes if not n.startswith("rtld-audit modules")]:
             report.notes.append("no GOT slot matched" if args.regex else "no GOT slots (no dynamic relocations)")
         if kind != "file" and not args.regex:
             _last_got = LastGot(gdb_live.executable(), kind, report)
@@ -230,18 +271,22 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
             return text + _render_diff(report.diff, ctx) + _notes(report.notes, ctx.width)
         rows = []
         for r in report.slots:
-            prot = ("ro" if r.read_only_now else "rw") if r.read_only_now is not None else \
-                ("relro" if r.relro else "")
+            ro = r.read_only_now
+            prot = ("ro" if ro else "rw") if ro is not None else ("relro" if r.relro else "")
             # the audit's table leaves out value and prot (in --json): the verdict needs the room
-            row = [f"0x{r.address:x}", r.symbol, r.kind] + ([] if audit else [f"0x{r.value:x}"]) + \
-                [r.state, r.target] + ([] if audit else [prot])
+            if audit:
+                row = [f"0x{r.address:x}", r.symbol, r.kind, r.state, r.target]
+            else:
+                row = [f"0x{r.address:x}", r.symbol, r.kind, f"0x{r.value:x}", r.state, r.target, prot]
             if preview:
                 row.append(r.preview or "")
             if audit:
                 row.append(r.audit["verdict"] if r.audit else "")
-            rows.append(([r.object] if multi else []) + row)
+            if multi:
+                row.insert(0, r.object)
+            rows.append(row)
         cols = ([Col("object", "symbol")] if multi else []) + [
-            Col("slot", "address"), Col("symbol", "symbol"), Col("type", "key")] + \
+            Col("slot", "address"), _symbol_col((r.symbol for r in report.slots), ctx.width), Col("type", "key")] + \
             ([] if audit else [Col("value", "address")]) + [Col("state", "state"), Col("target")] + \
             ([] if audit else [Col("prot", "key")])
         cols += ([Col("first insn")] if preview else []) + ([Col("audit", "state", states=_STATES)] if audit else [])
@@ -249,7 +294,7 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
             text += render_table(cols, rows, ctx.width, styler=ctx.styler)
         if audit:
             for r in report.slots:
-                if r.audit and r.audit["verdict"] in ("overwritten", "other-definition"):
+                if r.audit and r.audit["verdict"] in ("overwritten", "other-definition", "redirected"):
                     text += wrap(f"{r.audit['verdict'].upper()}: {r.symbol} in {r.object} at 0x{r.address:x}: "
                                  f"{r.audit['why']}", ctx.width, "", "  ")
                 elif r.audit and r.audit.get("interposes") and r.audit["verdict"] in ("ok", "lazy"):
@@ -307,8 +352,11 @@ On a live process or core the current state of each slot is shown too."""
         kind, objs = gdb_live.loaded_objects()
         listed = _select(objs, args.all_objects, args.object)
         memory = None if kind == "file" else gdb_live.read_slots(listed)[0]
+        from gdb_toolkit.plt.demangle import demangle_all
+
         report = plt_report(listed, objs, memory, kind, args.regex,
-                            relocated=gdb_live.relocated(kind, objs) if memory is not None else True)
+                            relocated=gdb_live.relocated(kind, objs) if memory is not None else True,
+                            demangle=demangle_all)
         report.notes += _missing_note(kind, args.all_objects or bool(args.object))
         return report
 
@@ -324,7 +372,7 @@ On a live process or core the current state of each slot is shown too."""
             rows.append(([s.object] if multi else []) + row)
         cols = ([Col("object", "symbol")] if multi else []) + [
             Col("stub", "address"), Col("section", "key"), Col("kind", "key"), Col("GOT slot", "address"),
-            Col("symbol", "symbol"), Col("slot now"), Col("code")]
+            _symbol_col((s.symbol for s in report.stubs), ctx.width), Col("slot now"), Col("code")]
         text = _notes(report.notes, ctx.width)
         return text + (render_table(cols, rows, ctx.width, styler=ctx.styler) if rows else "")
 
@@ -395,7 +443,9 @@ and the program stays stopped right there."""
                 here = AddressSpace(objs).find(gdb.selected_frame().pc())
             except gdb.error:
                 here = None
-        choice = choose_slot(objs, args.symbol, here, args.object)
+        from gdb_toolkit.plt.demangle import demangle_all
+
+        choice = choose_slot(objs, args.symbol, here, args.object, demangle=demangle_all)
         if choice is None:
             exe = objs[0].model
             if exe.is_static:
@@ -442,6 +492,13 @@ and the program stays stopped right there."""
                                 "Pick another with SYMBOL@VERSION or --object PATH")
         if args.live:
             self._live(report, obj, spec, row, kind)
+        from gdb_toolkit.plt.walk import demangle_walk, mangled_names
+
+        raw = mangled_names(report)
+        if raw:
+            from gdb_toolkit.plt.demangle import demangle_all
+
+            demangle_walk(report, demangle_all(sorted(raw)))
         return report
 
     @staticmethod

@@ -26,7 +26,36 @@ def executable() -> str:
 
     path = progspace_filename()         # any bytes (a non-UTF-8 name would make gdb raise)
     if not path:
+        proc = _proc_exe()
+        if proc:
+            return proc
         raise ToolkitError("no executable is loaded", "load one with 'file PROGRAM' (or start gdb with it)")
+    return path
+
+
+def _proc_exe() -> str | None:
+    """/proc/PID/exe of a live local process gdb found no program file for (attached to a
+    process whose binary was deleted or replaced): the kernel still has the mapped file."""
+    try:
+        inf = gdb.selected_inferior()
+        conn = getattr(inf, "connection", None)
+        if not inf.pid or getattr(conn, "type", "native") != "native":
+            return None
+        path = f"/proc/{inf.pid}/exe"
+        with open(path, "rb"):
+            pass
+        return path
+    except (OSError, gdb.error, AttributeError):
+        return None
+
+
+def _exe_shown(path: str) -> str:
+    """What /proc/PID/exe points at ('/x/prog (deleted)'), else the path itself."""
+    if path.startswith("/proc/") and path.endswith("/exe"):
+        try:
+            return os.readlink(path)
+        except OSError:
+            pass
     return path
 
 
@@ -77,6 +106,61 @@ def r_debug_address(model, bias: int) -> int | None:
 
 # objects in ld.so's list whose file could not be found here (set by link_map())
 missing: list[str] = []
+# objects whose l_name does not name the file the process mapped (a relative dlopen name
+# after chdir, a file moved, deleted or replaced by an upgrade): (path read, l_name, how),
+# how "moved" (read from the path /proc/PID/maps names) or "replaced" (read from the mapped
+# copy, /proc/PID/map_files/LO-HI); set by link_map()
+remapped: list[tuple[str, str, str]] = []
+# the vDSO's link_map entries (set by link_map())
+vdso: list = []
+#: the most bytes of a vDSO image read (real ones are 8 KiB)
+MAX_VDSO = 1 << 20
+
+
+def _same_file(path: str, dev: str, inode: int) -> bool:
+    """Does *path* still name the inode /proc/PID/maps lists (dev "fd:01")?"""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return st.st_ino == inode and f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}" == dev
+
+
+def _process_maps(pid: int | None):
+    """The mappings of a local live process (None when they cannot be read)."""
+    if not pid:
+        return None
+    from gdb_toolkit.common.procfs import read_maps
+
+    try:
+        return read_maps(pid)
+    except (ToolkitError, OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _mapped_path(maps, entry, pid: int, named: str | None) -> str | None:
+    """The file the process really mapped for a link_map entry: *named* (its l_name
+    resolved here) when that is the mapped file, else what /proc/PID/maps says (see
+    link_map.mapped_file); *named* when the maps cannot tell."""
+    if not maps or not entry.l_ld:
+        return named
+    hit = next((m for m in maps if m.start <= entry.l_ld < m.end), None)
+    if named is not None and hit is not None and hit.inode and _same_file(named, hit.dev, hit.inode):
+        return named
+    found = link_map_core.mapped_file(maps, entry.l_ld, pid, _same_file)
+    if found is None:
+        return named
+    path, was = found
+    if was is None:
+        remapped.append((path, entry.name, "moved"))
+        return path
+    try:
+        with open(path, "rb"):      # map_files needs CAP_SYS_ADMIN (root); else the name it is
+            pass
+    except OSError:
+        return named
+    remapped.append((path, was, "replaced"))
+    return path
 
 
 def _host_path(name: str, pid: int | None = None) -> str | None:
@@ -117,19 +201,75 @@ def link_map() -> list[tuple[str, int, int, int | None]]:
     if model.is_static:
         return out
     pid = facts.inferior().pid if facts.target_kind() == "live" else None
-    exe_real = os.path.realpath(exe)
+    is_exe = _same_file_as(exe)
+    remapped.clear()
+    vdso.clear()
+    if exe.startswith("/proc/"):
+        remapped.append((exe, _exe_shown(exe), "program"))
+    maps = _process_maps(pid)
     for e in link_map_core.walk(_read, r_debug_address(model, bias), model.wordsize):
         if not e.name:
             if e.namespace == 0 and len(out) == 1:
                 out[0] = (exe, bias, 0, e.address)
             continue          # the executable itself (already first)
-        path = _host_path(e.name, pid)
+        if e.name.startswith(("linux-vdso", "linux-gate")):
+            vdso.append(e)      # no file: read from memory (loaded_objects)
+            continue
+        path = _mapped_path(maps, e, pid, _host_path(e.name, pid))
         if path is None:
-            if not e.name.startswith("linux-vdso") and not e.name.startswith("linux-gate"):
-                missing.append(display_path(e.name))
-        elif e.namespace or os.path.realpath(path) != exe_real:
+            missing.append(display_path(e.name))
+        elif e.namespace or not is_exe(path):
             out.append((path, e.l_addr, e.namespace, e.address))
     return out
+
+
+def _same_file_as(exe: str):
+    """A test "is *path* the executable's file?": the same device and inode (as ld.so tells
+    objects apart), one stat per path (realpath costs an lstat per path component, ~1/3 of
+    a warm 'got'); by real path when a stat fails."""
+    try:
+        st = os.stat(exe)
+        ident = (st.st_dev, st.st_ino)
+    except (OSError, ValueError):
+        ident = None
+    exe_real = None
+
+    def is_exe(path: str) -> bool:
+        nonlocal exe_real
+        if ident is not None:
+            try:
+                st = os.stat(path)
+                return (st.st_dev, st.st_ino) == ident
+            except (OSError, ValueError):
+                pass
+        if exe_real is None:
+            exe_real = os.path.realpath(exe)
+        return os.path.realpath(path) == exe_real
+
+    return is_exe
+
+
+def vdso_object(entry, order: int) -> LoadedObject | None:
+    """The kernel's vDSO as an object (no file: its ELF image is read from the target), so
+    that a slot an ifunc resolver pointed into it (time, gettimeofday) is named, not 'no
+    loaded object'."""
+    from gdb_toolkit.plt.elf_file import image_size
+    from gdb_toolkit.plt.elf_model import model_from_image
+
+    base = facts.auxv().get("AT_SYSINFO_EHDR")
+    if not base:
+        return None
+    size = image_size(_read(base, 64) or b"")
+    data = _read(base, size) if size and size <= MAX_VDSO else None
+    if data is None:
+        return None
+    try:
+        model = model_from_image(entry.name or "linux-vdso.so.1", data)
+    except ToolkitError:
+        return None
+    bias = base - model.span[0]
+    return LoadedObject(entry.name or "linux-vdso.so.1", bias, model, entry.namespace, entry.address,
+                        order=order, in_memory=True)
 
 
 def process_env(kind: str) -> ProcessEnv:
@@ -143,7 +283,11 @@ def process_env(kind: str) -> ProcessEnv:
     except OSError:
         return ProcessEnv()
     has = lambda key: any(e.startswith(key + b"=") and len(e) > len(key) + 1 for e in env)
-    return ProcessEnv(bind_now=has(b"LD_BIND_NOW"), bind_not=has(b"LD_BIND_NOT"), known=True)
+    audit = next((e[len(b"LD_AUDIT="):] for e in env if e.startswith(b"LD_AUDIT=")), b"")
+    from gdb_toolkit.common.names import decode_name
+
+    return ProcessEnv(bind_now=has(b"LD_BIND_NOW"), bind_not=has(b"LD_BIND_NOT"), known=True,
+                      audit=[decode_name(a) for a in audit.replace(b" ", b":").split(b":") if a])
 
 
 def got12(obj: LoadedObject) -> tuple[int, int] | None:
@@ -168,13 +312,27 @@ def loaded_objects(decide: bool = True) -> tuple[str, list[LoadedObject]]:
         obj.binding = decide_binding(obj, None, ProcessEnv(), True, live=False)
         return "file", [obj]
     objs = []
-    for order, (path, bias, ns, lm) in enumerate(link_map()):
+    entries = link_map()
+    # /proc/PID/map_files/LO-HI (or /proc/PID/exe) -> the path it was loaded from
+    shown = {path: was for path, was, how in remapped if how in ("replaced", "program")}
+    for order, (path, bias, ns, lm) in enumerate(entries):
         try:
-            objs.append(LoadedObject(path, bias, load_model(path), ns, lm, order=order))
+            model = load_model(path)
+            if path in shown:       # name the mapped copy after the file it was loaded from
+                model.__dict__["name"] = display_path(os.path.basename(shown[path].removesuffix(" (deleted)")))
+            objs.append(LoadedObject(shown.get(path, path), bias, model, ns, lm, order=order))
         except ToolkitError as exc:
             if order == 0:
                 raise
             missing.append(f"{display_path(path)} ({exc.cause})")
+    base = {(o.bias, id(o.model)) for o in objs if o.namespace == 0}
+    for o in objs:
+        # glibc lists its one ld.so in every namespace: the same mapping, relocated once
+        o.alias = o.namespace != 0 and (o.bias, id(o.model)) in base
+    for e in vdso[:1]:
+        obj = vdso_object(e, len(objs))
+        if obj is not None:
+            objs.append(obj)
     if decide:
         env = process_env(kind)
         done = relocated(kind, objs)

@@ -117,3 +117,25 @@ def walk(read: Reader, r_debug: int | None, wordsize: int = 8,
             out.append(LinkMapEntry(read_cstring(read, l_name) if l_name else "", l_addr, lm, l_ld, ns))
             lm = l_next
     return out
+
+
+def mapped_file(maps, address: int, pid: int, same_file) -> tuple[str, str | None] | None:
+    """The file that backs the mapping holding *address* (an object's l_ld, its loaded
+    .dynamic) in a local process, from /proc/PID/maps: ``(path, None)`` when the path still
+    names the mapped file, ``(/proc/PID/map_files/LO-HI, path)`` when that file was deleted or
+    replaced since (an upgrade renames a new one over it), None when unknown.  The kernel
+    keeps the path the object was opened by, resolved: a relative dlopen name
+    ("./x.so") and a later chdir() cannot mislead it.  *maps* holds objects with start, end,
+    offset, dev ("fd:01"), inode and path; *same_file(path, dev, inode)* says whether a path
+    still names that inode."""
+    hit = next((m for m in maps if m.start <= address < m.end), None)
+    if hit is None or not hit.inode or not hit.path.startswith("/"):
+        return None
+    path = hit.path
+    deleted = path.endswith(" (deleted)")
+    if deleted:
+        path = path[: -len(" (deleted)")]
+    if not deleted and same_file(path, hit.dev, hit.inode):
+        return path, None
+    first = min((m for m in maps if m.inode == hit.inode and m.dev == hit.dev), key=lambda m: m.start)
+    return f"/proc/{pid}/map_files/{first.start:x}-{first.end:x}", path

@@ -12,10 +12,10 @@ relocates the object lazily; ``-z now``, ``LD_BIND_NOW`` and ``dlopen(RTLD_NOW)`
 """
 import bisect
 import re
-from dataclasses import dataclass, field
 from functools import cached_property
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.plt.elf_model import ObjectModel, SlotSpec
 from gdb_toolkit.plt.reloc_types import TLS_KINDS
 
@@ -26,13 +26,16 @@ MAX_SLOT_BYTES = 64 << 20
 
 
 class ProcessEnv:
-    """What the process's environment says about binding (read from /proc/PID/environ)."""
-    __slots__ = ('bind_now', 'bind_not', 'known')
+    """What the process's environment says about binding (read from /proc/PID/environ):
+    LD_BIND_NOW, LD_BIND_NOT, and the LD_AUDIT modules (whose la_symbind may bind a symbol
+    to any address)."""
+    __slots__ = ('bind_now', 'bind_not', 'known', 'audit')
 
-    def __init__(self, bind_now=False, bind_not=False, known=False):
+    def __init__(self, bind_now=False, bind_not=False, known=False, audit=()):
         self.bind_now = bind_now
         self.bind_not = bind_not
         self.known = known
+        self.audit = tuple(audit)
 
     def __eq__(self, other):
         return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
@@ -56,9 +59,7 @@ class Binding:
         return f"Binding({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
 
-@dataclass
-
-
+@record
 class LoadedObject:
     path: str
     bias: int
@@ -67,6 +68,14 @@ class LoadedObject:
     link_map: int | None = None          # address of its struct link_map (None: file view)
     binding: Binding | None = None       # decided from the process (decide_binding)
     order: int = 0                       # position in the dynamic linker's list (lookup order)
+    in_memory: bool = False              # no file: the kernel's vDSO, read from the target
+    alias: bool = False                  # the same mapping as a base-namespace object (ld.so,
+                                         # listed in every dlmopen namespace): looked up, not listed
+
+    @property
+    def listable(self) -> bool:
+        """Has slots of its own to list (not the vDSO, not a namespace's alias of ld.so)."""
+        return not self.in_memory and not self.alias
 
     @cached_property
     def name(self) -> str:
@@ -80,6 +89,11 @@ class LoadedObject:
     @cached_property
     def end(self) -> int:
         return self.model.span[1] + self.bias
+
+    @property
+    def bind_not(self) -> bool:
+        """LD_BIND_NOT: ld.so resolves every lazy call again and never writes the slot."""
+        return self.binding is not None and self.binding.mode == "lazy" and "LD_BIND_NOT" in self.binding.reason
 
     @property
     def lazy(self) -> bool:
@@ -156,9 +170,7 @@ class AddressSpace:
         return (f"{hit.text()} in {obj.name}", hit.name, obj.name)
 
 
-@dataclass(slots=True)
-
-
+@record(slots=True)
 class SlotRow:
     object: str
     address: int
@@ -177,6 +189,7 @@ class SlotRow:
     tls: dict | None = None     # TLS slots: {"variable", "module", "offset", "resolver", ...}
     preview: str | None = None  # first instruction at the target (--preview)
     audit: dict | None = None   # --audit: {"verdict", "expected", ...}
+    target_symbol_raw: str | None = None   # the raw (mangled) target name when it differs
 
 
 def compile_filter(pattern: str | None):
@@ -239,8 +252,9 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
         state, target = "null", "0 (weak symbol not defined anywhere)" if spec.kind != "IRELATIVE" else "0"
     elif bias and spec.file_value and value == spec.file_value and value != initial:
         state, target = "not-relocated", f"{no_ldso} has not relocated this object yet"
-    elif spec.kind == "JUMP_SLOT" and value == initial and m.section_of(spec.file_value) in (".plt", ".plt.sec"):
-        state, target = "unresolved", f"lazy stub {_section_offset(m, spec.file_value)}"
+    elif spec.kind == "JUMP_SLOT" and value == initial and \
+            (sec := m.section_of(spec.file_value)) in (".plt", ".plt.sec"):
+        state, target = "unresolved", f"lazy stub {_section_offset(m, spec.file_value, sec)}"
     else:
         state = "resolved" if lazy_kind else "bound-at-load"
         target, tsym, tobj = space.describe(value, spec.symbol) if space else (f"0x{value:x}", None, None)
@@ -264,13 +278,15 @@ def tls_module(spec: SlotSpec, obj: LoadedObject, space: AddressSpace | None) ->
 def tls_facts(spec: SlotSpec, obj: LoadedObject, value: int | None, second: int | None,
               space: AddressSpace | None) -> dict:
     """Module, variable and what the slot holds, for every TLS relocation kind."""
-    var = spec.symbol or f"(TLS block of {obj.name})"
+    var = spec.symbol
     if spec.symbol and spec.addend:
         var += f"+0x{spec.addend:x}"
-    elif not spec.symbol and spec.addend:
-        var = f"offset 0x{spec.addend:x} in the TLS block of {obj.name}"
+    elif not spec.symbol:
+        # a local variable: only its offset in this object's TLS block is in the relocation
+        var = obj.model.tls_variable(spec.addend) or f"offset 0x{spec.addend:x}"
     module = tls_module(spec, obj, space)
-    out = {"variable": var, "module": module.name, "text": ""}
+    out = {"variable": var if spec.symbol or not var.startswith("offset ")
+           else f"{var} in the TLS block of {obj.name}", "module": module.name, "text": ""}
     if value is None:
         out["text"] = f"TLS {var} of {module.name}"
         return out
@@ -288,6 +304,7 @@ def tls_facts(spec: SlotSpec, obj: LoadedObject, value: int | None, second: int 
             out["offset"] = sarg
         elif "tlsdesc_dynamic" in rname:
             how = f"dynamic TLS: argument 0x{second:x} -> tlsdesc_dynamic_arg (module, offset)"
+            out["dynamic_arg"] = second      # completed by tlsdesc_dynamic() from target memory
         elif "undefweak" in rname:
             how = "undefined weak TLS variable"
         else:
@@ -305,8 +322,8 @@ def tls_facts(spec: SlotSpec, obj: LoadedObject, value: int | None, second: int 
     return out
 
 
-def _section_offset(m: ObjectModel, addr: int) -> str:
-    sec = m.section_of(addr)
+def _section_offset(m: ObjectModel, addr: int, sec: str | None = None) -> str:
+    sec = sec or m.section_of(addr)
     if not sec:
         return f"0x{addr:x}"
     off = addr - m.sections[sec].addr
@@ -315,9 +332,7 @@ def _section_offset(m: ObjectModel, addr: int) -> str:
     return f"{sec}+0x{off:x}" if off else sec
 
 
-@dataclass
-
-
+@record
 class ObjectSummary:
     path: str
     bias: int
@@ -333,9 +348,7 @@ class ObjectSummary:
     stale: str | None = None   # the file on disk is not what the process mapped
 
 
-@dataclass
-
-
+@record
 class GotReport:
     mode: str                         # file / live / core / remote
     objects: list[ObjectSummary]
@@ -425,17 +438,19 @@ def got_report(objects: list[LoadedObject], memory: dict[int, int] | None, *, mo
         except ToolkitError as exc:
             notes.append(f"skipped {obj.name}: {exc.cause}")
             continue
-        shown_of = {}
-        for s in specs:
-            shown_of[id(s)] = _shown(s, demangled)
+        # (display name, shown name) per slot, each computed once
+        names = [(s, *_display_and_shown(s, demangled)) for s in specs]
         if rx:
-            specs = [s for s in specs if name_matches(rx, s, shown_of[id(s)])]
-        summaries.append(summarize(obj, len(specs)))
+            names = [n for n in names if name_matches(rx, n[0], n[2])]
+        summaries.append(summarize(obj, len(names)))
         w = obj.model.wordsize
-        for s in specs:
-            addr = s.address + obj.bias
+        bias = obj.bias
+        live = memory is not None
+        where = space if live else None
+        for s, display, shown in names:
+            addr = s.address + bias
             value = second = None
-            if memory is not None:
+            if live:
                 value = memory.get(addr)
                 if value is None:
                     if unreadable is not None:
@@ -447,11 +462,10 @@ def got_report(objects: list[LoadedObject], memory: dict[int, int] | None, *, mo
             if writable is not None:
                 i = bisect.bisect_right(w_starts, addr) - 1
                 ro = not (i >= 0 and addr < w_sorted[i][1])
-            row = classify(s, obj, value, space if memory is not None else None, live=memory is not None,
-                           bind_now_env=bind_now_env, read_only_now=ro, relocated=relocated, second=second,
-                           shown=shown_of[id(s)])
-            if row.symbol != s.display:
-                row.symbol_raw = s.display
+            row = classify(s, obj, value, where, live=live, bind_now_env=bind_now_env, read_only_now=ro,
+                           relocated=relocated, second=second, shown=shown)
+            if row.symbol != display:
+                row.symbol_raw = display
             rows.append(row)
             pairs.append((obj, s, row))
         if obj.model.is_static:
@@ -463,8 +477,53 @@ def got_report(objects: list[LoadedObject], memory: dict[int, int] | None, *, mo
     return GotReport(mode, summaries, rows, notes, pairs=pairs)
 
 
-def _shown(spec: SlotSpec, demangled: dict[str, str]) -> str:
-    d = demangled.get(spec.symbol)
+def _display_and_shown(spec: SlotSpec, demangled: dict[str, str]) -> tuple[str, str]:
+    """(name@version as in the file, the same demangled for display)."""
+    display = spec.display
+    d = demangled.get(spec.symbol) if demangled else None
     if not d or d == spec.symbol:
-        return spec.display
-    return f"{d}@{spec.version}" if spec.version else d
+        return display, display
+    return display, (f"{d}@{spec.version}" if spec.version else d)
+
+
+def demangled_names(report: "GotReport") -> list[str]:
+    """The raw names of a report that a demangler could show better: targets and the
+    audit's definitions (the slots' own names are demangled before classification)."""
+    names = {r.target_symbol for r in report.slots if r.target_symbol and r.target_symbol.startswith("_Z")}
+    names |= {s.symbol for _, s, r in report.pairs if r.symbol_raw and s.symbol.startswith("_Z")}
+    return sorted(names)
+
+
+def apply_demangled(report: "GotReport", demangled: dict[str, str]) -> None:
+    """Show C++ names demangled everywhere a user reads them: each target (its raw name kept
+    in ``target_symbol_raw``) and the audit's sentences."""
+    from gdb_toolkit.plt.demangle import replacer
+
+    pairs = {raw: shown for raw, shown in demangled.items() if shown and shown != raw}
+    if not pairs:
+        return
+    fix = replacer(pairs)
+    for r in report.slots:
+        if r.target_symbol in pairs:
+            r.target_symbol_raw = r.target_symbol
+            r.target_symbol = pairs[r.target_symbol]
+        r.target = fix(r.target)
+        if r.audit:
+            for key in ("expected", "holds", "why"):
+                r.audit[key] = fix(r.audit.get(key))
+            if r.audit.get("interposes"):
+                r.audit["interposes"] = [fix(t) for t in r.audit["interposes"]]
+
+
+def tlsdesc_dynamic(row: SlotRow, module_id: int | None, offset: int | None) -> None:
+    """Complete a dynamic TLSDESC slot with what its argument points at: glibc's
+    struct tlsdesc_dynamic_arg starts with the tls_index {ti_module, ti_offset}."""
+    tls = row.tls
+    arg = tls.pop("dynamic_arg", None) if tls else None
+    if arg is None or module_id is None or offset is None:
+        return
+    tls["module_id"], tls["offset"] = module_id, offset
+    tls["text"] = tls["text"].replace(
+        f"argument 0x{arg:x} -> tlsdesc_dynamic_arg (module, offset)",
+        f"module {module_id}, offset 0x{offset:x} in its TLS block (tlsdesc_dynamic_arg at 0x{arg:x})")
+    row.target = tls["text"]

@@ -2,7 +2,7 @@
 session gives a silently wrong GOT table (other slot addresses, other symbols), so the
 build-id note (or, without one, the ELF header and program headers) is compared with the
 bytes mapped in the target."""
-from typing import Callable
+from collections.abc import Callable
 
 from gdb_toolkit.plt.elf_file import PT_LOAD
 

@@ -14,6 +14,7 @@ Only as many bytes as the relocations can use are decoded (a crafted file claimi
 import re
 from dataclasses import dataclass, field
 
+from gdb_toolkit.common.arm64_names import is_bti
 from gdb_toolkit.common.disasm import Insn, disassemble
 from gdb_toolkit.plt.elf_file import SHT_NOBITS, BadElf
 from gdb_toolkit.plt.elf_model import ObjectModel
@@ -25,6 +26,10 @@ _IMM = re.compile(r"#?(-?0x[0-9a-f]+|-?\d+)")
 _LDR = re.compile(r"^(x\d+), \[(x\d+)(?:, #(-?0x[0-9a-f]+|-?\d+))?\]")
 #: bytes of PLT per slot we are willing to decode (largest real entry: 16; arm long: 16)
 BYTES_PER_SLOT = 32
+# aarch64 encodings the PLT shapes are recognised by (bytes, not capstone's text: a BTI pad
+# is 'hint #0x22' or 'bti c' depending on who named it)
+A64_STP_X16_X30_PRE = 0xA9BF7BF0     # stp x16, x30, [sp, #-16]!  (.plt[0]: save x16 and lr)
+A64_BR_X17 = 0xD61F0220              # br x17  (every stub and .plt[0] end with it)
 
 
 @dataclass
@@ -125,6 +130,10 @@ def arm_slot(insns: list[Insn]) -> int | None:
     return None
 
 
+def _a64_word(insn: Insn) -> int | None:
+    return int.from_bytes(insn.raw, "little") if len(insn.raw) == 4 else None
+
+
 def _entry_size(model: ObjectModel, name: str, insns: list[Insn]) -> int:
     sec = model.sections[name]
     if sec.entsize and sec.size % sec.entsize == 0 and sec.entsize >= 8:
@@ -132,7 +141,7 @@ def _entry_size(model: ObjectModel, name: str, insns: list[Insn]) -> int:
     if model.arch == "aarch64":
         # 16 bytes, 24 with BTI/PAC entries (bti c; adrp; ldr; add; br; nop): the spacing of
         # the stubs' 'br x17' after .plt[0] says which
-        brs = [i.address for i in insns if i.mnemonic == "br" and i.op_str == "x17"]
+        brs = [i.address for i in insns if _a64_word(i) == A64_BR_X17]
         if len(brs) >= 3 and brs[2] - brs[1] in (16, 24, 32):
             return brs[2] - brs[1]
         return 16
@@ -153,9 +162,10 @@ def _plt_head(model: ObjectModel, name: str, insns: list[Insn]) -> int:
         return 0
     first = insns[0]
     if model.arch == "aarch64":
-        # .plt[0]: stp x16, x30, [sp, #-16]! ..., after 'bti c' (capstone 4: hint #0x22) in a BTI PLT
-        lead = insns[1] if first.mnemonic in ("bti", "hint") and len(insns) > 1 else first
-        return 32 if lead.mnemonic == "stp" else 0
+        # .plt[0]: stp x16, x30, [sp, #-16]! ..., after a BTI landing pad in a BTI PLT
+        words = [_a64_word(i) for i in insns[:2]]
+        lead = words[1] if words[0] is not None and is_bti(words[0]) and len(words) > 1 else words[0]
+        return 32 if lead == A64_STP_X16_X30_PRE else 0
     if model.arch in ("x86_64", "i386") and first.mnemonic == "push" and "[" in first.op_str:
         return 16
     if model.arch == "arm" and first.raw == b"\x04\xe0\x2d\xe5":      # push {lr} (str lr, [sp, #-4]!)
@@ -196,6 +206,8 @@ def _decode(model: ObjectModel) -> list[Stub]:
             chunks.setdefault(0 if off < head else (off - head) // size + (1 if head else 0), []).append(ins)
         for n in sorted(chunks):
             ch = chunks[n]
+            while len(ch) > 1 and not any(ch[-1].raw):
+                ch.pop()        # zero padding (i386 .plt[0] ends in 4 zero bytes): not code
             start = sec.addr if n == 0 else sec.addr + head + (n - (1 if head else 0)) * size
             stub = Stub(start, sec.name, "stub", None, "", None, ch)
             if n == 0 and head:
@@ -220,7 +232,8 @@ def _decode(model: ObjectModel) -> list[Stub]:
                 stub.slot = arm_slot(ch)
             else:
                 stub.slot = aarch64_slot(ch)
-            if all(i.mnemonic in ("nop", "int3", "(bad)") or i.mnemonic.startswith("nop") for i in ch):
+            if all(i.mnemonic in ("nop", "int3", "(bad)") or i.mnemonic.startswith("nop") or not any(i.raw)
+                   for i in ch):
                 continue    # padding
             spec = by_addr.get(stub.slot) if stub.slot is not None else None
             if spec is not None:

@@ -64,6 +64,41 @@ class WalkReport:
     binding_reason: str = ""
     chosen_because: str = ""                    # why this slot (several objects/versions import it)
     candidates: list[dict] = field(default_factory=list)   # the other slots of that name
+    symbol_raw: str | None = None               # the raw (mangled) name when it differs
+
+
+_MANGLED = re.compile(r"(?<![A-Za-z0-9_.$])_Z[A-Za-z0-9_.$]+")
+
+
+def mangled_names(rep: WalkReport) -> set[str]:
+    """Every C++ mangled name in the report's sentences (the symbol, the caller, targets)."""
+    texts = [rep.symbol, rep.target, *rep.first_call, *rep.later_calls, *rep.notes, rep.chosen_because]
+    texts += [t for h in rep.hops for t in (h.where, h.note)]
+    if rep.live is not None:
+        texts += [rep.live.writer, rep.live.target, *rep.live.backtrace]
+    return {m.group(0) for t in texts if t and "_Z" in t for m in _MANGLED.finditer(t)}
+
+
+def demangle_walk(rep: WalkReport, demangled: dict[str, str]) -> None:
+    """Show the walk's C++ names demangled (the symbol's raw name kept in symbol_raw)."""
+    from gdb_toolkit.plt.demangle import replacer
+
+    fix = replacer(demangled)
+    shown = fix(rep.symbol)
+    if shown != rep.symbol:
+        rep.symbol_raw, rep.symbol = rep.symbol, shown
+    rep.target = fix(rep.target)
+    rep.first_call = [fix(t) for t in rep.first_call]
+    rep.later_calls = [fix(t) for t in rep.later_calls]
+    rep.notes = [fix(t) for t in rep.notes]
+    rep.chosen_because = fix(rep.chosen_because)
+    for h in rep.hops:
+        h.where, h.note = fix(h.where), fix(h.note)
+    for c in rep.candidates:
+        c["symbol"] = fix(c["symbol"])
+    if rep.live is not None:
+        rep.live.writer, rep.live.target = fix(rep.live.writer), fix(rep.live.target)
+        rep.live.backtrace = [fix(t) for t in rep.live.backtrace]
 
 
 def function_name(model: ObjectModel, addr: int) -> str:
@@ -303,14 +338,14 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
         lazy_entry = spec.file_value
     if lazy_entry is not None:
         lz = lazy[0] if lazy else None
+        when = ("every call (LD_BIND_NOT: the slot is never written)" if obj.bind_not else "first call only")
+        what = f"{when}: pushes the relocation {'offset' if m.arch == 'i386' else 'index'}, jumps to .plt[0]"
         if lz is not None:
             rep.hops.append(Hop("lazy stub", lz.address + b, f".plt entry {lz.reloc_index}",
-                                _code(m, lz.address, b, lz.size, read),
-                                "first call only: pushes the relocation index, jumps to .plt[0]"))
+                                _code(m, lz.address, b, lz.size, read), what))
         elif plt0 is None or lazy_entry != plt0.address:
             rep.hops.append(Hop("lazy stub", lazy_entry + b, "the stub's second half",
-                                _code(m, lazy_entry, b, 16, read, 2),
-                                "first call only: pushes the relocation index, jumps to .plt[0]"))
+                                _code(m, lazy_entry, b, 16, read, 2), what))
         if plt0 is not None:
             got = m.got_plt_reserved()
             note = ""
@@ -341,22 +376,25 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
     resolver = f"the resolver in GOT[2] ({resolver})"
     if got12 and got12[1] and space is not None:
         resolver = f"GOT[2] = {space.describe(got12[1])[0]}"
-    bind_not = bool(obj.binding and "LD_BIND_NOT" in obj.binding.reason)
+    bind_not = obj.bind_not
     write = ("does NOT write the slot (LD_BIND_NOT is set), then jumps to it" if bind_not else
              f"writes its address into 0x{slot:x}, then jumps to it")
     if spec.kind == "JUMP_SLOT" and obj.lazy:
         if m.arch in ("x86_64", "i386"):
             jmp = f"jmp *0x{slot:x}" + (" (%ebx-relative: %ebx holds this object's GOT)" if m.arch == "i386"
                                         and m.is_pie or m.is_shared_lib and m.arch == "i386" else "")
-            push = (f"pushes relocation offset {spec.index * 8} (entry {spec.index} of .rel.plt"
-                    if m.arch == "i386" else f"pushes relocation index {spec.index} (entry {spec.index} of .rela.plt")
+            # i386 pushes the byte offset of the relocation in .rel.plt (8-byte entries) and
+            # _dl_fixup takes it as is; x86_64 pushes (and _dl_fixup takes) the index
+            arg = spec.index * 8 if m.arch == "i386" else spec.index
+            push = (f"pushes relocation offset {arg} (entry {spec.index} of .rel.plt"
+                    if m.arch == "i386" else f"pushes relocation index {arg} (entry {spec.index} of .rela.plt")
             rep.first_call = [
                 f"1. {how_call} enters {name}@plt, which does {jmp} (the GOT slot).",
                 f"2. The slot still holds its file value + load bias: the lazy stub, which {push} = "
                 f"{spec.display}) and jumps to .plt[0].",
                 "3. .plt[0] pushes GOT[1] (this object's link_map) and jumps through "
                 f"GOT[2]: {resolver}.",
-                f"4. _dl_fixup(link_map, {spec.index}) looks {spec.display} up in the loaded objects, {write}.",
+                f"4. _dl_fixup(link_map, {arg}) looks {spec.display} up in the loaded objects, {write}.",
             ]
         elif m.arch == "arm":
             rep.first_call = [
@@ -400,7 +438,9 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
         if row.state == "null":
             rep.first_call = [f"{spec.kind}: {name} is a weak symbol no loaded object defines: ld.so "
                               f"wrote 0 into 0x{slot:x} at load time; code must test it before calling."]
-            rep.later_calls = [f"the slot stays 0 unless an object defining {name} is loaded."]
+            rep.later_calls = [f"the slot stays 0: ld.so relocates it once, so a library defining {name} "
+                               "loaded later (dlopen, even RTLD_GLOBAL) does not change it; dlsym() finds "
+                               "such a definition."]
 
 
 @dataclass
@@ -414,8 +454,32 @@ class SlotChoice:
 _DATA_TYPES = (1, 6)      # STT_OBJECT, STT_TLS
 
 
+def _demangled_matches(pool, name: str, demangle) -> list:
+    """(object, slot) pairs whose demangled name is *name* (``std::foo()`` or
+    ``std::foo()@GLIBCXX_3.4``): the name got shows for a C++ import."""
+    base, ver = name, ""
+    head, at, tail = name.rpartition("@")
+    if at and head and tail and not any(c in tail for c in "() <>,:"):
+        base, ver = head, tail.lstrip("@")
+    raw = set()
+    for o in pool:
+        try:
+            raw.update(s.symbol for s in o.model.slots if s.symbol.startswith("_Z"))
+        except ToolkitError:
+            continue
+    shown = demangle(sorted(raw)) if raw else {}
+    wanted = {r for r, d in shown.items() if d == base}
+    out = []
+    for o in pool:
+        try:
+            out += [(o, s) for s in o.model.slots if s.symbol in wanted and (not ver or s.version == ver)]
+        except ToolkitError:
+            continue
+    return out
+
+
 def choose_slot(objects: list[LoadedObject], name: str, here: LoadedObject | None = None,
-                object_filter: str | None = None) -> SlotChoice | None:
+                object_filter: str | None = None, demangle=None) -> SlotChoice | None:
     """The slot ``plt-walk NAME`` walks, and why; the other slots of that name are kept to
     be listed.  An import (JUMP_SLOT, then GLOB_DAT) wins over an IRELATIVE slot (a
     library's internal ifunc); the object of the selected frame wins over the program,
@@ -434,6 +498,8 @@ def choose_slot(objects: list[LoadedObject], name: str, here: LoadedObject | Non
             if o is pool[0] and len(pool) == 1 or (o.order == 0 and o.namespace == 0):
                 raise           # the program itself is unreadable: say why, not "no slot"
             continue
+    if not found and demangle is not None and not name.startswith("_Z") and any(c in name for c in ":( <"):
+        found = _demangled_matches(pool, name, demangle)       # a C++ name as got shows it
     if not found:
         return None
     calls = [(o, s) for o, s in found if s.kind not in ("TLSDESC",) and s.symbol_type not in _DATA_TYPES]

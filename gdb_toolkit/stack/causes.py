@@ -1,5 +1,6 @@
 """Who asked for the stack: one huge frame, a few big ones, a recursion, a probing loop --
 and whether the faulting frame's own code could have moved sp there at all.  Pure."""
+import re
 from dataclasses import dataclass
 
 from gdb_toolkit.common.errors import ToolkitError
@@ -24,24 +25,47 @@ class CauseFacts:
     protected: bool | None          # the culprit's code probes the stack
 
 
+I386_REG = re.compile(r"\be(ax|bx|cx|dx|si|di|bp|sp|ip)\b")
+
+
+def shown(text: str, arch: str) -> str:
+    """An instruction as the program's own architecture spells it (i386: esp, dword ptr)."""
+    if arch != "i386":
+        return text
+    return re.sub(r"\br(ax|bx|cx|dx|si|di|bp|sp|ip)\b", r"e\1", text).replace("qword ptr",
+                                                                             "dword ptr")
+
+
+def code_arch(arch: str) -> str:
+    """The architecture the sp analysis reads: i386 code is read as x86_64 once its
+    registers are renamed (esp -> rsp, dword ptr -> qword ptr; see ``_insns``)."""
+    return "x86_64" if arch == "i386" else arch
+
+
 def _insns(f: StackFacts, level: int):
     code = f.codes.get(level) if f.codes else None
     if code is None and f.code is not None and level == (f.frames[0].level if f.frames else 0):
         code = f.code
     if code is None or not f.capstone:
         return None, None
-    from gdb_toolkit.common.disasm import disassemble
+    from gdb_toolkit.common.disasm import Insn, disassemble
 
     try:
-        return disassemble(code.data, code.start, f.arch), code
+        insns = disassemble(code.data, code.start, f.arch)
     except ToolkitError:
         return None, code
+    if f.arch == "i386":
+        insns = [Insn(x.address, x.size, x.raw, x.mnemonic,
+                      I386_REG.sub(r"r\1", x.op_str).replace("dword ptr", "qword ptr"))
+                 for x in insns]
+    return insns, code
 
 
 def analyse(f: StackFacts, d: Diagnosis, ctx, region) -> CauseFacts:
     from gdb_toolkit.stack.diagnose import culprit_frame
     from gdb_toolkit.stack.sp_insn import (detect_clash_probe, find_sp_mover, frame_explained,
-                                           source_of, stack_switch, static_probe_evidence)
+                                           in_loop, source_of, stack_switch,
+                                           static_probe_evidence)
 
     frames = ctx.frames
     first = frames[0] if frames else None
@@ -51,24 +75,35 @@ def analyse(f: StackFacts, d: Diagnosis, ctx, region) -> CauseFacts:
     if top is not None:
         insns, code = _insns(f, top.level)
         if insns:
-            mover = find_sp_mover(insns, top.pc, f.arch)
+            mover = find_sp_mover(insns, top.pc, code_arch(f.arch))
             if mover is not None:
                 mover.source = source_of(mover.address, code.lines)
+                mover.text = shown(mover.text, f.arch)
                 if mover.dynamic:
-                    protected = static_probe_evidence(insns, f.arch)
+                    protected = static_probe_evidence(insns, code_arch(f.arch))
+                    mover.in_loop = in_loop(insns, mover.address, code_arch(f.arch))
     if first is not None:
         insns0, _ = _insns(f, first.level)
         if insns0:
-            cfa = frames[1].sp if len(frames) > 1 else None
+            cfa = frames[1].sp if len(frames) > 1 else first.caller_sp
             regs = ctx_registers(f, ctx)
-            probe = detect_clash_probe(insns0, first.pc, f.arch, regs, cfa)
-            pivot = stack_switch(insns0, first.pc, f.arch)
+            probe = detect_clash_probe(insns0, first.pc, code_arch(f.arch), regs, cfa)
+            pivot = stack_switch(insns0, first.pc, code_arch(f.arch))
+            if probe is not None and f.arch == "i386":
+                probe.probe = shown(probe.probe, f.arch)
+                probe.step_text = probe.step_text and shown(probe.step_text, f.arch)
+                probe.target_register = probe.target_register and shown(probe.target_register,
+                                                                        f.arch)
             if first.size is not None and first.size >= UNEXPLAINED_MIN:
-                unexplained = not frame_explained(insns0, first.pc, f.arch, first.size)
-    linked = region is not None and any(region.start <= fr.sp < region.end for fr in frames[1:])
+                unexplained = not frame_explained(insns0, first.pc, code_arch(f.arch), first.size)
+    linked = region is not None and (
+        any(region.start <= fr.sp < region.end for fr in frames[1:])
+        or (bool(frames) and frames[-1].caller_sp is not None
+            and region.start <= frames[-1].caller_sp <= region.end))
     pivot_text = None
     if pivot is not None:
-        pivot_text = (f"{pivot.text} at 0x{pivot.address:x} in {_name(first)} loaded the stack "
+        pivot_text = (f"{shown(pivot.text, f.arch)} at 0x{pivot.address:x} in {_name(first)} "
+                      "loaded the stack "
                       "pointer with a value not computed from sp (a stack switch)")
     elif unexplained:
         pivot_text = (f"{_name(first)}'s code lowers sp by a few bytes at most (no run-time "
@@ -85,6 +120,8 @@ def ctx_registers(f: StackFacts, ctx) -> dict[str, int]:
         if sf is not None and sf.registers:
             return sf.registers
         return {}
+    if f.arch == "i386":                              # named as the renamed code reads them
+        return {I386_REG.sub(r"r\1", k): v for k, v in f.registers.items()}
     return f.registers
 
 
@@ -103,8 +140,36 @@ def _recursion(f: StackFacts, ctx, region):
     from gdb_toolkit.stack.recursion import detect_recursion
 
     top = region.end if region is not None else None
-    return detect_recursion(ctx.frames, f.frames_complete, f.read_memory, top, f.arch,
-                            f.function_of)
+    r = detect_recursion(ctx.frames, f.frames_complete, f.read_memory, top, f.arch,
+                         f.function_of)
+    if r is not None:
+        r.own = _own_function(f, r, ctx.frames)
+    return r
+
+
+SHARED_LIB = re.compile(r"\.so(\.[0-9.]+)?$")
+
+
+def _own_function(f: StackFacts, r, frames: list[Frame]) -> str | None:
+    """The cycle's first function (call order) whose code lies in the program rather than in
+    a shared library -- the one the user can change: a recursion through qsort() is the
+    comparison callback's, not msort_with_tmp()'s."""
+    from gdb_toolkit.common.procfs import find_mapping
+    from gdb_toolkit.stack.recursion import frame_label
+
+    where = {}
+    for fr in frames:
+        where.setdefault(frame_label(fr), fr.pc)
+    libs = []
+    for name in r.functions:
+        pc = where.get(name)
+        m = find_mapping(f.maps, pc) if pc is not None else None
+        if m is None or not m.path:
+            continue
+        if not SHARED_LIB.search(m.path.rsplit("/", 1)[-1]):
+            return name
+        libs.append(name)
+    return None
 
 
 def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
@@ -145,10 +210,12 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
         cyc = " -> ".join(f"{x}()" for x in r.functions + r.functions[:1])
         where = (f", {r.first_level} frame{'s' if r.first_level > 1 else ''} above the fault"
                  if r.first_level else "")
+        rounds = (f" -- {r.rounds:,} times round the {len(r.functions)}-function cycle"
+                  if r.rounds else "")
         d.explanation.append(
-            f"deep recursion: {cyc} repeats{where}; {_depth(r)} ({r.depth_method}), average "
-            f"frame {r.avg_frame} B.")
-        return f"deep recursion in {r.functions[0]}() ({_depth(r)}, {r.avg_frame} B/frame)"
+            f"deep recursion: {cyc} repeats{where}; {_depth(r)} frames{rounds} "
+            f"({r.depth_method}), average frame {r.avg_frame} B.")
+        return f"deep recursion in {r.focus}() ({_depth(r)}, {r.avg_frame} B/frame)"
     if (huge or p) and top is not None:
         d.cause = d.cause or "huge-frame"
         size = p.requested if (p and p.requested) else top.size
@@ -156,7 +223,11 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
         where = f" ({ins.text} at 0x{ins.address:x}{', ' + ins.source if ins.source else ''})" if ins else ""
         d.explanation.append(
             f"one huge frame: {_label(top)}() (frame #{top.level}) takes {hs(size)} of "
-            f"stack{where}" + (" -- a variable-length array or alloca sized at run time"
+            f"stack{where}" + (" -- an alloca() (or a VLA) inside a loop: the frame grows by "
+                               "its size at every iteration and is only freed when the "
+                               "function returns, so how much it would take in the end is "
+                               "not known" if ins and ins.in_loop else
+                               " -- a variable-length array or alloca sized at run time"
                                if ins and ins.dynamic else "") + ".")
         _hints(d, top, c)
         return f"one huge frame in {_label(top)}() ({hs(size)})"

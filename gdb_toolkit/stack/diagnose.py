@@ -34,7 +34,9 @@ def frame_sizes(frames: list[Frame]) -> list[Frame]:
         if inner.signal_frame and not 0 <= size <= SIGFRAME_MAX:
             inner.size = None       # the handler ran on another stack (sigaltstack)
     if frames:
-        frames[-1].size = None
+        last = frames[-1]
+        cfa = last.caller_sp
+        last.size = (cfa - last.sp) if cfa is not None and 0 <= cfa - last.sp < (1 << 40) else None
     return frames
 
 
@@ -79,6 +81,12 @@ def diagnose(f: StackFacts) -> Diagnosis:
     if f.runtime is not None and f.runtime.kind == "go" and not ctx.is_fault:
         return causes.go_runtime(f, d, ctx)
     if not ctx.is_fault:
+        from gdb_toolkit.stack import aborts
+
+        ab = aborts.detect(ctx.frames)
+        if ab is not None:
+            aborts.explain(d, ab, ctx.frames)
+            return d
         return _health(f, d, ctx, region)
     if (ctx.fault is None and ctx.signal.is_memory_fault and region is not None
             and canonical(ctx.sp, f.arch) and ctx.sp < region.start):
@@ -159,6 +167,9 @@ def _no_address(f: StackFacts, d: Diagnosis, ctx: Context, region) -> Diagnosis:
     if not canonical(ctx.sp, f.arch) or (region is not None and not _sp_plausible(f, ctx, region)):
         return _corrupt_sp(f, d, ctx, region, why=("sp is not a canonical address"
                                                    if not canonical(ctx.sp, f.arch) else None))
+    pushed = _signal_frame_refused(f, d, ctx, region)
+    if pushed is not None:
+        return pushed
     d.verdict = "not-stack"
     victim = threads.damaged_by(f, ctx)
     if sig.is_kernel_trap and f.arch == "x86_64":
@@ -191,6 +202,65 @@ def _no_address(f: StackFacts, d: Diagnosis, ctx: Context, region) -> Diagnosis:
                          "registers show what the instruction accessed.")
     d.fix = Fix("code", "inspect the faulting instruction's operands (x/i $pc, info registers)")
     return d
+
+
+# -- a signal frame the kernel could not push ----------------------------------------------
+
+SIGFRAME_GUESS = {"x86_64": 4096, "aarch64": 4608}   # without auxv's AT_MINSIGSTKSZ
+REDZONE = {"x86_64": 128}                             # the ABI's red zone below sp, skipped
+GROWTH_VERDICTS = ("rlimit", "rlimit-as", "guard-gap", "stack-blocked", "stack-clash-jump",
+                   "thread-overflow", "thread-clash", "altstack-overflow")
+
+
+def _signal_frame_refused(f: StackFacts, d: Diagnosis, ctx: Context, region) -> Diagnosis | None:
+    """SIGSEGV with SI_KERNEL and no address while sp sits at the bottom of its stack: to run
+    a handler the kernel writes a signal frame below sp (red zone, then AT_MINSIGSTKSZ
+    bytes); when that memory cannot be had -- the stack may not grow there -- setting up the
+    frame fails and the kernel kills the task with force_sigsegv(): SIGSEGV, SI_KERNEL, no
+    address.  A program with a crash handler but no sigaltstack dies so on every stack
+    overflow; so does a recursion through signal handlers.  The would-be frame is diagnosed
+    as the fault, provided the kernel's rules refuse that growth."""
+    sig = ctx.signal
+    if region is None or sig.signo != 11 or sig.code != 0x80 or ctx.altstack is not None:
+        return None
+    size = f.sigframe_size or SIGFRAME_GUESS.get(f.arch, 4096)
+    sp = ctx.sp
+    if not region.start - NEAR_SP <= sp < region.end:
+        return None
+    low = (sp - REDZONE.get(f.arch, 0) - size) & ~63
+    if low >= region.start:
+        return None                                  # the frame fits in what is mapped
+    import dataclasses
+
+    trial = dataclasses.replace(d, explanation=list(d.explanation), notes=list(d.notes),
+                                sources=dict(d.sources), nearest=list(d.nearest),
+                                fix=dataclasses.replace(d.fix))
+    tctx = dataclasses.replace(ctx, notes=list(ctx.notes))
+    tctx.fault = low
+    trial.fault_addr = low
+    how = (f"estimated: where the signal frame the kernel could not push would start (sp - "
+           f"{REDZONE.get(f.arch, 0)} - {size} B"
+           + (", auxv AT_MINSIGSTKSZ" if f.sigframe_size else ", a typical frame size") + ")")
+    trial.sources["fault address"] = how
+    trial = _classify(f, trial, tctx, region)
+    if trial.verdict not in GROWTH_VERDICTS:
+        return None
+    trial.explanation.insert(0, (
+        f"{sig.name} with SI_KERNEL and no address, sp 0x{sp:x} at the bottom of the stack: "
+        f"to run a signal handler the kernel must write a {size} B signal frame below sp, there "
+        "was no room for it there (the stack may not grow so far), so setting up the frame failed and the kernel killed the "
+        "process with force_sigsegv() -- this is a stack overflow, not a #GP. The handler never "
+        "ran (were it the program's SIGSEGV handler, the kernel has reset it to SIG_DFL: a crash "
+        "handler needs SA_ONSTACK and a sigaltstack to run on a stack overflow, one larger than "
+        f"the {size} B signal frame plus the handler's own frames -- MINSIGSTKSZ (2048) is "
+        "not, on CPUs with large vector registers)."))
+    trial.notes.append(f"fault address {how}")
+    if trial.fix.kind != "none":
+        trial.fix.text += ("; for a SIGSEGV handler to run on a stack overflow, install it with "
+                           "SA_ONSTACK on a sigaltstack(2) of at least "
+                           f"{max(size * 4, 65536)} bytes (sysconf(_SC_MINSIGSTKSZ), {size} "
+                           "here, is the bare minimum)")
+    return trial
 
 
 # -- the classification of a fault at an address ------------------------------------------
@@ -253,6 +323,8 @@ def _classify(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion | N
     final_sp = min(x for x in (sp, fault, c.final_sp) if x is not None)
     if clash:
         return threads.clash_verdict(f, d, ctx, region, clash, phrase, final_sp)
+    if region.allocated:
+        return fixes.allocated_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
     if not f.is_main_thread:
         return fixes.thread_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
     return _main_growth(f, d, ctx, region, fault, phrase, final_sp, inside)

@@ -13,6 +13,7 @@ from gdb_toolkit.stack.layout import aslr_sentence, moves_with_limit
 from gdb_toolkit.stack.model import Diagnosis, Fix, StackFacts, StackRegion
 
 MIB = 1 << 20
+UNLIMITED_THREAD_DEFAULT = 2 << 20    # glibc's ARCH_STACK_DEFAULT_SIZE (x86_64, aarch64)
 
 
 def _label(m) -> str:
@@ -73,16 +74,49 @@ def _lim(v: int | None) -> str:
 
 def _recursion_fix(d: Diagnosis, needed: int) -> Fix:
     r = d.recursion
-    return Fix("code", f"find why {r.functions[0]}() recursed {'at least ' if not r.depth_exact else ''}"
-               f"{r.depth:,} deep (its termination condition); if that depth is legitimate, make "
+    deep = (f"{r.rounds:,} times through {' -> '.join(x + '()' for x in r.functions)}"
+            if r.rounds else f"{r.depth:,} deep")
+    return Fix("code", f"find why {r.focus}() recursed {'at least ' if not r.depth_exact else ''}"
+               f"{deep} (its termination condition); if that depth is legitimate, make "
                "it a loop with a heap-allocated work stack -- raising the stack limit only moves "
                "the crash if the recursion is unbounded", needed)
 
 
+def _growing(d: Diagnosis) -> bool:
+    """The culprit is an alloca() in a loop: its frame had not stopped growing."""
+    ins = d.culprit.instruction if d.culprit is not None else None
+    return d.cause == "huge-frame" and ins is not None and ins.in_loop
+
+
+def _loop_fix(d: Diagnosis, needed: int) -> Fix:
+    c = d.culprit
+    return Fix("code", f"take the alloca() at {c.instruction.source or hex(c.instruction.address)} "
+               f"out of the loop in {c.symbol}() (or use malloc/free per iteration): every "
+               f"iteration adds to the frame until {c.symbol}() returns; it had taken "
+               f"{hs(c.size)} and was still growing, so no stack size is known to suffice",
+               needed)
+
+
+def _too_big_fix(f: StackFacts, d: Diagnosis, needed: int) -> Fix:
+    c = d.culprit
+    what = (f"the allocation in {c.symbol}() ({c.instruction.text}"
+            + (f", {c.instruction.source}" if c.instruction.source else "") + ")"
+            if c is not None and c.instruction is not None else "what asks for it")
+    return Fix("code", f"no stack limit makes this work: the run asks for about {hs(needed)} of "
+               f"stack, more than this machine will commit at once "
+               f"({f.overcommit.sentence(needed)}) -- check the size computed for {what} "
+               "(a negative or garbage length?) and put a large buffer on the heap", needed)
+
+
 def ulimit_fix(f: StackFacts, d: Diagnosis, region: StackRegion, needed: int, obstacle) -> Fix:
-    """``ulimit -s`` for *needed* bytes, unless the hard limit or a fixed mapping forbids it."""
+    """``ulimit -s`` for *needed* bytes, unless the hard limit, a fixed mapping or the
+    kernel's memory commit check forbids it."""
     if d.cause == "deep-recursion":
         return _recursion_fix(d, needed)
+    if _growing(d):
+        return _loop_fix(d, needed)
+    if f.overcommit is not None and f.overcommit.refuses(needed - (region.end - region.start)):
+        return _too_big_fix(f, d, needed)
     kib = ulimit_kib_for(needed)
     hard = f.rlimit_hard if (f.rlimit_known or f.rlimit_given) else None
     if hard is not None and kib * 1024 > hard:
@@ -165,6 +199,17 @@ def rlimit(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault: int, ph
         d.fix = ulimit_fix(f, d, region, needed, prev)
         return d
     d.verdict = "stack-other"
+    grow = region.start - (fault & ~(f.page_size - 1))
+    if f.overcommit is not None and f.overcommit.refuses(grow):
+        d.growth_requested = growth
+        d.headline = (f"stack growth of {hs(grow)} refused by the kernel's memory commit check, "
+                      f"not by a limit: RLIMIT_STACK ({limtxt}) and the guard gap allow it -- "
+                      f"{phrase}")
+        d.explanation.insert(0, f"acct_stack_growth() -> security_vm_enough_memory_mm(): "
+                             f"{f.overcommit.sentence(grow)} -> -ENOMEM, so the page fault "
+                             f"became {sig.name} ({sig.code_name}).")
+        d.fix = _too_big_fix(f, d, needed)
+        return d
     d.headline = (f"stack fault at 0x{fault:x} ({hs(growth)} below the stack top) although "
                   f"RLIMIT_STACK ({limtxt}{' given with --rlimit' if f.rlimit_given else ''}) "
                   f"and the guard gap allow it -- {phrase}")
@@ -316,28 +361,115 @@ def thread_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault
         pos = f"past {gtxt}, inside {_label(inside)} ({inside.perms})"
     else:
         pos = "past " + gtxt
+    if guard is None:
+        pos += _overrun(f, region, fault, ctx.frames)
     d.headline = (f"thread stack overflow: thread {f.thread_num} (LWP {f.tid}) has a "
                   f"{hs(size)} stack and the fault is {hs(past)} below it, {pos} -- {phrase}")
     d.explanation.insert(0, "A thread's stack is a fixed mmap (pthread_attr_setstacksize, default "
                          "RLIMIT_STACK at start) with a PROT_NONE guard below; it never grows, so "
-                         "any access below it faults.")
+                         "any access below it faults." + (
+                             "" if guard else " This one has no guard page: created with "
+                             "pthread_attr_setguardsize(0), or on memory the program allocated "
+                             "and passed with pthread_attr_setstack()" + (
+                                 " (it lies in [heap]: malloc'd memory)"
+                                 if getattr(_mapping_of(f, region), "path", "") == "[heap]"
+                                 else "") + "."))
     needed = _needed(region, final_sp)
     size_needed = thread_stacksize_for(needed)
     default = _exec_limit(f)
     is_default = default is not None and abs(size - default) <= 64 << 10
+    unlimited = (f.rlimit_known or f.exec_rlimit_known) and default is None
+    if unlimited and abs(size - UNLIMITED_THREAD_DEFAULT) <= 64 << 10:
+        d.explanation.append(
+            f"RLIMIT_STACK is unlimited, and then glibc gives a thread created without a size "
+            f"{hs(UNLIMITED_THREAD_DEFAULT)} (ARCH_STACK_DEFAULT_SIZE) instead of the soft "
+            "limit a finite RLIMIT_STACK gives it (8 MiB by default): 'ulimit -s unlimited' "
+            "shrinks thread stacks.")
     if d.cause == "deep-recursion":
         r = d.recursion
-        d.fix = Fix("code", f"bound the recursion in {r.functions[0]}(), or give the thread a "
-                    f"bigger stack (pthread_attr_setstacksize) if the depth is legitimate",
-                    needed, stacksize=size_needed)
+        d.fix = Fix("code", f"bound the recursion in {r.focus}(), or give the thread a "
+                    "bigger stack (pthread_attr_setstacksize" + (
+                        ", or a bigger block for pthread_attr_setstack" if guard is None else "")
+                    + ") if the depth is legitimate", needed, stacksize=size_needed)
+        return d
+    if _growing(d):
+        d.fix = _loop_fix(d, needed)
         return d
     text = (f"pthread_attr_setstacksize(&attr, {size_needed})   /* {hs(size_needed)}; the thread "
             f"needs about {hs(needed)} */ -- or move the buffer to the heap")
+    if guard is None:
+        text += (f"; a stack given with pthread_attr_setstack() must itself be that big, with a "
+                 "PROT_NONE guard page below it")
     if is_default:
         text += (f"; this thread has the default size (RLIMIT_STACK at start, "
                  f"{hs(default)}), so ulimit -s {ulimit_kib_for(needed)} also does it")
     d.fix = Fix("pthread_attr_setstacksize", text, needed, stacksize=size_needed,
                 ulimit_kib=ulimit_kib_for(needed) if is_default else None)
+    return d
+
+
+def _overrun(f: StackFacts, region: StackRegion, fault: int, frames) -> str:
+    """The mappings between the fault and the stack's bottom: what an overflow without a guard
+    page wrote over before it faulted (frames were placed there), or jumped past (one frame
+    spans them: nothing was written)."""
+    hit = [m for m in f.maps if m.end > fault and m.start < region.start and not m.contains(fault)
+           and is_accessible(m.perms) and (region.guard is None or m.start != region.guard.start)]
+    if not hit:
+        return ""
+    names: dict[str, list[str]] = {}
+    for m in sorted(hit, key=lambda m: -m.end):
+        names.setdefault(_label(m), []).append(m.perms)
+    listed = ", ".join(f"{name} ({', '.join(perms)})" for name, perms in list(names.items())[:3])
+    written = any(m.contains(fr.sp) for fr in frames for m in hit)
+    if written:
+        return f"; on its way its frames wrote over {listed} -- silent corruption before the fault"
+    return f"; one frame jumped past {listed} (nothing was written there)"
+
+
+def _mapping_of(f: StackFacts, region: StackRegion):
+    from gdb_toolkit.common.procfs import find_mapping
+
+    return find_mapping(f.maps, region.start)
+
+
+def allocated_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault: int,
+                       phrase: str, final_sp: int, inside) -> Diagnosis:
+    """The program switched to a stack it allocated itself (a coroutine, a fiber) and ran off
+    its bottom: RLIMIT_STACK has nothing to do with it."""
+    d.verdict = "user-stack-overflow"
+    size = region.end - region.start
+    past = region.start - fault
+    guard = region.guard
+    if guard is not None and guard.contains(fault):
+        pos = f"in the guard page below it (0x{guard.start:x})"
+    elif inside is not None:
+        pos = f"inside {_label(inside)} ({inside.perms}), no guard page below it"
+    else:
+        pos = "in unmapped memory below it (no guard page)"
+    pos += _overrun(f, region, fault, ctx.frames)
+    d.headline = (f"overflow of a stack the program allocated itself (not [stack]: a coroutine "
+                  f"or fiber, makecontext/swapcontext): it is about {hs(size)} at "
+                  f"0x{region.start:x}-0x{region.end:x} and the fault is {hs(past)} below it, "
+                  f"{pos} -- {phrase}")
+    d.explanation.insert(0, "The frames run on memory the program allocated (malloc or mmap) "
+                         "and switched sp to: a fixed block that never grows, with no guard page "
+                         "unless the program put one there. RLIMIT_STACK does not apply to it.")
+    needed = _needed(region, final_sp)
+    new = thread_stacksize_for(needed)
+    if d.cause == "deep-recursion":
+        r = d.recursion
+        d.fix = Fix("code", f"bound the recursion in {r.focus}(), or give this context a bigger "
+                    f"stack (at least {new} bytes) if the depth is legitimate", needed,
+                    stacksize=new)
+        return d
+    if _growing(d):
+        d.fix = _loop_fix(d, needed)
+        return d
+    d.fix = Fix("stack_size", f"allocate at least {new} bytes ({hs(new)}; it needs about "
+                f"{hs(needed)}) for this stack (makecontext: uc_stack.ss_size; a fiber "
+                "library: its stack-size option), with a PROT_NONE guard page below it "
+                "(mmap + mprotect) so an overflow faults at once -- or move the buffer to the "
+                "heap", needed, stacksize=new)
     return d
 
 
@@ -376,9 +508,11 @@ def altstack_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fau
     d.explanation.insert(0, "A handler installed with SA_ONSTACK runs on the sigaltstack the "
                          "program registered; that memory is a fixed buffer (often malloc'd "
                          "SIGSTKSZ, 8 KiB) with no guard: whatever lies below it is hit.")
-    d.explanation.append(f"The handler was entered for signal {h.get('signal')} interrupting pc "
-                         f"0x{h.get('interrupted_pc', 0):x} (frame #{h.get('frame')} is "
-                         "<signal handler called>).")
+    signo = h.get("signal")
+    d.explanation.append(f"The handler was entered for "
+                         + (f"signal {signo}" if signo is not None else "a signal")
+                         + f" interrupting pc 0x{h.get('interrupted_pc_address') or 0:x} "
+                         f"(frame #{h.get('frame')} is <signal handler called>).")
     d.stack = StackRegion(lo, hi, "alternate signal stack",
                           f"uc_stack saved in the signal frame at frame #{h.get('frame')}")
     d.stack_used = hi - min(final_sp, fault)

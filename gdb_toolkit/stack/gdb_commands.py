@@ -69,7 +69,7 @@ stop it is a stack-health report; a Go program gets the Go runtime's view.
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.gdbsupport import facts as gfacts
         from gdb_toolkit.stack.diagnose import diagnose
-        from gdb_toolkit.stack.gdb_facts import gather, summarise_threads
+        from gdb_toolkit.stack.gdb_facts import gather, stack_arch, summarise_threads
 
         kind = gfacts.target_kind()
         if kind not in ("live", "core"):
@@ -109,7 +109,7 @@ stop it is a stack-health report; a Go program gets the Go runtime's view.
             for t in targets:
                 if t.is_running():
                     raise ToolkitError(f"thread {t.num} is running", "interrupt it first")
-            arch = gfacts.target_arch()
+            arch = stack_arch()
             summaries = summarise_threads(arch, inf)
             for t in targets:
                 t.switch()

@@ -17,11 +17,12 @@ CODE_FRAMES = 6                 # functions read for disassembly, at most
 THREAD_CAP = 4096               # threads summarised for stack clashes, at most
 REGS = {"x86_64": ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10",
                    "r11", "r12", "r13", "r14", "r15", "rip", "fs_base", "gs_base"],
-        "aarch64": [f"x{i}" for i in range(31)] + ["sp", "pc"]}
+        "aarch64": [f"x{i}" for i in range(31)] + ["sp", "pc"],
+        "i386": ["eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "eip"]}
 TP_REG = {"x86_64": "fs_base", "aarch64": "tpidr"}
-AT_EXECFN, AT_PAGESZ = 31, 6
+AT_EXECFN, AT_PAGESZ, AT_MINSIGSTKSZ = 31, 6, 51
 ADDR_NO_RANDOMIZE = 0x0040000
-TASK_TOP = {"x86_64": (1 << 47) - 4096, "aarch64": 1 << 48}
+TASK_TOP = {"x86_64": (1 << 47) - 4096, "aarch64": 1 << 48, "i386": 0xFFFFE000}
 
 _core_cache: dict = {}
 
@@ -81,11 +82,12 @@ def _direct_call_target(return_pc: int | None, arch: str) -> int | None:
     ``bl`` there: the start of the called function even when no symbol names it."""
     if return_pc is None or return_pc < 8:
         return None
-    if arch == "x86_64":
+    if arch in ("x86_64", "i386"):
         raw = _read(return_pc - 5, 5)
         if raw is None or raw[0] != 0xE8:
             return None
-        return (return_pc + int.from_bytes(raw[1:], "little", signed=True)) & (2**64 - 1)
+        return (return_pc + int.from_bytes(raw[1:], "little", signed=True)) & (
+            2**32 - 1 if arch == "i386" else 2**64 - 1)
     raw = _read(return_pc - 4, 4)
     if raw is None:
         return None
@@ -96,6 +98,21 @@ def _direct_call_target(return_pc: int | None, arch: str) -> int | None:
     if imm >> 25:
         imm -= 1 << 26
     return (return_pc - 4 + 4 * imm) & (2**64 - 1)
+
+
+def stack_arch() -> str:
+    """x86_64 / aarch64 as the toolkit names them, or i386: a 32-bit x86 program (on an
+    x86_64 kernel) has the same stack growth rules, which stack-diagnose applies to it."""
+    try:
+        return gfacts.target_arch()
+    except ToolkitError:
+        try:
+            name = gdb.selected_frame().architecture().name()
+        except gdb.error:
+            name = gdb.selected_inferior().architecture().name()
+        if name.startswith("i386") and "64" not in name:
+            return "i386"
+        raise
 
 
 def walk_frames(arch: str, cap: int = FRAME_CAP) -> tuple[list[Frame], bool]:
@@ -118,23 +135,44 @@ def walk_frames(arch: str, cap: int = FRAME_CAP) -> tuple[list[Frame], bool]:
         except gdb.error:
             src = None
         try:
-            sig = frame.type() == gdb.SIGTRAMP_FRAME
+            ftype = frame.type()
         except gdb.error:
-            sig = False
+            ftype = None
+        sig = ftype == gdb.SIGTRAMP_FRAME
         look = pc - 1 if (level > 0 and not frames[-1].signal_frame and pc > 0) else pc
         block = _block_function(look)
         start = block.start if block is not None else None
-        frames.append(Frame(level, pc, sp, name, src, signal_frame=sig, start_address=start))
+        frames.append(Frame(level, pc, sp, name, src, signal_frame=sig, start_address=start,
+                            virtual=ftype in (gdb.INLINE_FRAME, gdb.TAILCALL_FRAME)))
+        last = frame
         try:
             frame = frame.older()
         except gdb.error:
             frame = None
         level += 1
+    if frame is None and frames and not frames[-1].signal_frame:
+        # the walk ended at the outermost frame gdb shows (main, with 'backtrace past-main'
+        # off): its size still comes from its CFA, which is its caller's sp
+        frames[-1].caller_sp = _frame_cfa(last, frames[-1].level)
     # a stripped function's start: its caller's direct call
     for inner, outer in zip(frames, frames[1:]):
         if inner.function_start is None and not inner.signal_frame and not outer.signal_frame:
             inner.function_start = _direct_call_target(outer.pc, arch)
     return frames, frame is None
+
+
+def _frame_cfa(frame, level: int) -> int | None:
+    """The frame's CFA ("frame at ..." of info frame): the caller's sp at the call."""
+    import re
+
+    try:
+        if frame.type() == gdb.INLINE_FRAME:
+            return None
+        text = gdb.execute(f"info frame level {int(level)}", to_string=True)
+    except (gdb.error, RuntimeError, UnicodeDecodeError):
+        return None
+    m = re.search(r"frame at (0x[0-9a-f]+)", text)
+    return int(m.group(1), 16) if m else None
 
 
 def registers(arch: str) -> dict[str, int]:
@@ -144,7 +182,7 @@ def registers(arch: str) -> dict[str, int]:
         if not r or r in out:
             continue
         try:
-            out[r] = int(frame.read_register(r)) & (2**64 - 1)
+            out[r] = int(frame.read_register(r)) & (2**32 - 1 if arch == "i386" else 2**64 - 1)
         except (gdb.error, ValueError):
             pass
     return out
@@ -169,7 +207,8 @@ def function_code(frame: Frame, caller: Frame | None, arch: str) -> Code | None:
             start = _minsym_start(look)
     if start is None or not 0 <= pc - start < CODE_CAP:
         return None
-    stop = min(end if end else pc + 64, pc + 64, start + CODE_CAP)
+    # to the function's end (a loop's back edge may lie well past pc), within CODE_CAP
+    stop = min(max(end or 0, pc + 64), start + CODE_CAP)
     data = _read(start, stop - start)
     if data is None:
         return None
@@ -286,6 +325,30 @@ def aslr_state(kind: str, pid: int | None, maps, arch: str) -> tuple[bool | None
     return None, ""
 
 
+def overcommit(kind: str):
+    """vm.overcommit_memory and the memory it counts, for a live process (a core may come
+    from another machine)."""
+    from gdb_toolkit.stack.model import Overcommit
+
+    if kind != "live":
+        return None
+    try:
+        with open("/proc/sys/vm/overcommit_memory") as fh:
+            mode = int(fh.read(16).strip())
+        info = {}
+        with open("/proc/meminfo") as fh:
+            for line in fh.read(65536).splitlines():
+                parts = line.split()
+                if len(parts) >= 2 and parts[1].isdigit():
+                    info[parts[0].rstrip(":")] = int(parts[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    if "MemTotal" not in info:
+        return None
+    return Overcommit(mode, info["MemTotal"] + info.get("SwapTotal", 0), info.get("CommitLimit"),
+                      info.get("Committed_AS"))
+
+
 def guard_gap(page: int):
     from gdb_toolkit.stack.kernel_rules import guard_gap_from_cmdline
 
@@ -318,6 +381,8 @@ def signal_frames(frames: list[Frame], arch: str) -> list:
     out = []
     for fr in frames:
         if fr.signal_frame:
+            if arch not in READ_SIZE:                 # i386: no decoder
+                continue
             data = _read(fr.sp, READ_SIZE[arch])
             sf = decode(arch, fr.level, fr.sp, data) if data else None
             if sf is not None:
@@ -467,7 +532,7 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
 
     inf = gdb.selected_inferior()
     thread = gdb.selected_thread()
-    arch = gfacts.target_arch()
+    arch = stack_arch()
     pid = inf.pid or None
     tid = thread.ptid[1] or None
     frames, complete = walk_frames(arch)
@@ -508,7 +573,8 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
                    signal_source=sig_src, rlimit_given=given, as_soft=as_soft, exec_rlimit=ex,
                    exec_rlimit_known=ex_known, exec_rlimit_source=ex_src, aslr=aslr,
                    aslr_source=aslr_src, thread_name=thread_name(thread), core_writer=writer,
-                   stack_hint=hint, started_by_gdb=by_gdb)
+                   stack_hint=hint, started_by_gdb=by_gdb,
+                   sigframe_size=auxv.get(AT_MINSIGSTKSZ), overcommit=overcommit(kind))
     f.signal_frames = signal_frames(frames, arch)
     frame_sizes(frames)
     f.capstone = _capstone()

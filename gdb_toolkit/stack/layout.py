@@ -22,8 +22,9 @@ from gdb_toolkit.common.procfs import Mapping
 MIB = 1 << 20
 MIN_GAP = 128 * MIB
 # the stack randomisation the kernel pads mmap_base with (STACK_RND_MASK << PAGE_SHIFT)
-STACK_RND = {"x86_64": 0x3FFFFF << 12, "aarch64": 0x3FFFF << 12}
-TASK_SIZE = {"x86_64": (1 << 47) - 4096, "aarch64": 1 << 48}
+STACK_RND = {"x86_64": 0x3FFFFF << 12, "aarch64": 0x3FFFF << 12, "i386": 0x7FF << 12}
+# i386: a 32-bit program on an x86_64 kernel (IA32_PAGE_OFFSET)
+TASK_SIZE = {"x86_64": (1 << 47) - 4096, "aarch64": 1 << 48, "i386": 0xFFFFE000}
 
 
 @dataclass

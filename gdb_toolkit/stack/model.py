@@ -60,6 +60,11 @@ class Frame:
     size: int | None = None         # caller's sp - this sp (CFA difference), None for the last
     signal_frame: bool = False      # gdb's <signal handler called> frame (SIGTRAMP_FRAME)
     start_address: int | None = None    # the function's entry (also for a stripped function)
+    virtual: bool = False           # a frame gdb shows with no stack frame of its own (a
+                                    # function inlined into the next outer one, or one that
+                                    # tail-called the next inner one): the outer frame's sp
+    caller_sp: int | None = field(default=None, metadata={"json_skip": True})
+                                    # the outermost frame's CFA, when gdb stops the walk there
 
     # short names for the code (the long ones are the JSON vocabulary, docs/json.md)
     pc = property(lambda self: self.pc_address)
@@ -96,6 +101,34 @@ class Runtime:
     kind: str                       # rust | go
     evidence: str                   # what told us (a symbol, a frame)
     details: dict = field(default_factory=dict)
+
+
+@dataclass
+class Overcommit:
+    """What __vm_enough_memory() checks every growth against (vm.overcommit_memory and
+    /proc/meminfo of this machine)."""
+    mode: int                       # 0 heuristic, 1 always, 2 strict
+    ram_swap: int                   # MemTotal + SwapTotal, bytes
+    commit_limit: int | None = None     # CommitLimit (mode 2)
+    committed: int | None = None        # Committed_AS
+
+    def refuses(self, grow: int) -> bool:
+        """Would the kernel refuse to commit *grow* more bytes at once?"""
+        if self.mode == 0:
+            return grow > self.ram_swap
+        if self.mode == 2 and self.commit_limit is not None and self.committed is not None:
+            return self.committed + grow > self.commit_limit
+        return False
+
+    def sentence(self, grow: int) -> str:
+        from gdb_toolkit.common.render import human_size as hs
+
+        if self.mode == 0:
+            return (f"the kernel's overcommit heuristic (vm.overcommit_memory = 0) refuses any "
+                    f"single allocation larger than RAM + swap ({hs(self.ram_swap)}), and this "
+                    f"one is {hs(grow)}")
+        return (f"strict overcommit (vm.overcommit_memory = 2): {hs(self.committed or 0)} "
+                f"committed + {hs(grow)} exceeds CommitLimit {hs(self.commit_limit or 0)}")
 
 
 @dataclass
@@ -142,6 +175,8 @@ class StackFacts:
     function_of: object = field(default=None, metadata={"json_skip": True})  # addr -> key
     stack_hint: int | None = None   # an address in the initial stack (auxv AT_EXECFN)
     started_by_gdb: bool = False    # gdb ran it (it inherited gdb's limits)
+    sigframe_size: int | None = None    # auxv AT_MINSIGSTKSZ: the kernel's signal frame size
+    overcommit: "Overcommit | None" = None   # the kernel's commit accounting (live only)
 
 
 @dataclass
@@ -152,6 +187,9 @@ class StackRegion:
     how: str                        # how it was identified
     guard: Mapping | None = field(default=None, metadata={"json_skip": True})
     guard_range: dict | None = None   # the guard for JSON: start/end address, size, perms
+    allocated: bool = field(default=False, metadata={"json_skip": True})
+                                    # a stack the program allocated and switched to (a
+                                    # coroutine: makecontext), not the kernel's [stack]
 
     start = property(lambda self: self.start_address)
     end = property(lambda self: self.end_address)
@@ -169,6 +207,8 @@ class SpMover:
     text: str                       # "sub rsp, rax"
     dynamic: bool                   # by a register (VLA/alloca) rather than an immediate
     source: str | None = None
+    in_loop: bool = False           # inside a loop of its function: alloca() in a loop grows
+                                    # the frame at every iteration
 
 
 @dataclass
@@ -197,6 +237,16 @@ class Recursion:
     depth_method: str               # how the depth was obtained
     estimate: int | None = None     # stack used / average frame, when depth is only a bound
     first_level: int = 0            # the innermost frame of the recursion
+    rounds: int | None = None       # times round the cycle (depth / its length), for a cycle
+                                    # of several functions
+    own: str | None = field(default=None, metadata={"json_skip": True})
+                                    # the cycle's first function in the program itself (not a
+                                    # shared library): qsort's callback, not msort_with_tmp
+
+    @property
+    def focus(self) -> str:
+        """The function to look at: the program's own one in the cycle."""
+        return self.own or self.functions[0]
 
 
 @dataclass

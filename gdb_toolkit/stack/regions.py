@@ -11,7 +11,10 @@ from gdb_toolkit.common.procfs import Mapping, find_mapping
 from gdb_toolkit.stack.kernel_rules import is_accessible
 from gdb_toolkit.stack.model import StackFacts, StackRegion
 
-TCB_SLACK = 64 << 10      # a block whose mapping reaches this far above the TCB holds more
+# a block whose mapping reaches further above the thread pointer holds more than one block:
+# on x86_64 glibc puts struct pthread (and tp) in the last page of the block, static TLS below
+# it; on aarch64 the static TLS lies above tp
+TCB_SLACK = {"aarch64": 64 << 10}
 
 
 def mapping_below(maps: list[Mapping], addr: int) -> Mapping | None:
@@ -34,7 +37,47 @@ def thread_block_top(f: StackFacts, tp: int | None, mapping: Mapping) -> int:
     if tp is None or not mapping.start < tp < mapping.end:
         return mapping.end
     top = _page_up(tp + 1, f.page_size)
-    return top if mapping.end - top > TCB_SLACK else mapping.end
+    return top if mapping.end - top > TCB_SLACK.get(f.arch, 0) else mapping.end
+
+
+def _switched_stack(f: StackFacts, ctx, named: Mapping | None) -> StackRegion | None:
+    """The main thread running on a stack the program allocated (makecontext/swapcontext, a
+    fiber or green-thread library): its frames' sp chain lies in another writable mapping,
+    none of them in [stack], and no signal frame leads there (that is a sigaltstack)."""
+    if named is None or any(fr.signal_frame for fr in ctx.frames):
+        return None
+    outer = [fr for fr in ctx.frames[1:] if not fr.virtual]
+    if len(outer) < 2 or any(named.contains(fr.sp) for fr in outer):
+        return None
+    votes: dict[int, list] = {}
+    for fr in outer:
+        hit = find_mapping(f.maps, fr.sp)
+        if hit is not None:
+            votes.setdefault(hit.start, [hit, 0])[1] += 1
+    if not votes:
+        return None
+    m = max(votes.values(), key=lambda v: v[1])[0]     # the overflow may have run into the
+                                                       # mapping below: most frames tell
+    if "w" not in m.perms[:3] or m.path == "[stack]" or m.start == named.start:
+        return None
+    inside = [fr for fr in outer if m.contains(fr.sp)]
+    if len(inside) * 4 < len(outer) * 3 or any(b.sp <= a.sp for a, b in zip(inside, inside[1:])):
+        return None
+    top = m.end
+    if f.frames_complete:
+        # the outermost frame (the context's entry, __start_context) sits at the top of the
+        # block the program allocated; the mapping may hold more (malloc's heap, a merge)
+        last = inside[-1]
+        high = last.caller_sp if last.caller_sp and m.contains(last.caller_sp) else last.sp
+        top = min(m.end, _page_up(high + 64, f.page_size))
+    guard = next((g for g in f.maps if g.end == m.start and not is_accessible(g.perms)), None)
+    where = f"in {m.label}" if m.path else "in an anonymous mapping"
+    return StackRegion(m.start, top, "stack the program allocated",
+                       f"the mapping holding the frames' stack pointers ({where} "
+                       f"0x{m.start:x}-0x{m.end:x}), not [stack]: a stack the program switched "
+                       "to (makecontext/swapcontext, a fiber library, -fsplit-stack segments)"
+                       + ("; its top from the outermost frame" if top != m.end else ""),
+                       guard, allocated=True)
 
 
 def find_stack_region(f: StackFacts, ctx) -> StackRegion | None:
@@ -50,6 +93,12 @@ def find_stack_region(f: StackFacts, ctx) -> StackRegion | None:
             votes.setdefault(m.start, [m, 0, a])[1] += 1
     named = next((m for m in f.maps if m.path == "[stack]"), None) if f.is_main_thread else None
     region, how = None, ""
+    initial = named
+    if initial is None and f.is_main_thread and f.stack_hint is not None:
+        initial = find_mapping(f.maps, f.stack_hint)      # a core: the initial stack (auxv)
+    switched = _switched_stack(f, ctx, initial)
+    if switched is not None:
+        return switched
     if named is not None:
         region, how = named, "the [stack] mapping of " + f.maps_source
     elif votes:

@@ -133,6 +133,47 @@ def find_sp_mover(insns: list[Insn], pc: int, arch: str) -> SpMover | None:
     return SpMover(chosen.address, chosen.text, chosen is dynamic)
 
 
+BRANCHES = {"x86_64": re.compile(r"j[a-z]+|loop[a-z]*"),
+            "aarch64": re.compile(r"b(\.[a-z]+)?|cbn?z|tbn?z")}
+
+
+def _branch_target(insn: Insn, arch: str) -> int | None:
+    pat = BRANCHES.get(arch)
+    if pat is None or not pat.fullmatch(insn.mnemonic):
+        return None
+    last = insn.op_str.split(",")[-1].strip().lstrip("#")
+    try:
+        return int(last, 16) if last.startswith("0x") else None
+    except ValueError:
+        return None
+
+
+def _restores_sp(insn: Insn, arch: str) -> bool:
+    """sp set back from a saved value (the end of a VLA's scope): mov rsp, REG / lea rsp, [..]
+    / mov sp, xN / add|sub sp, x29, #N."""
+    if _mov_to_sp(insn, arch):
+        return True
+    if arch == "x86_64":
+        return insn.mnemonic == "lea" and insn.op_str.startswith("rsp, [")
+    return insn.mnemonic in ("add", "sub") and re.match(r"sp, x(29|\d+), ", insn.op_str) is not None
+
+
+def in_loop(insns: list[Insn], address: int, arch: str) -> bool:
+    """Does the frame grow at every iteration of a loop around the instruction at *address*:
+    a later branch of the same function jumps back to it or before it, and nothing in
+    between sets sp back (a VLA's scope ends each iteration; alloca()'s does not)."""
+    first = insns[0].address if insns else 0
+    for k, insn in enumerate(insns):
+        if insn.address <= address:
+            continue
+        target = _branch_target(insn, arch)
+        if target is not None and first <= target <= address:
+            body = [x for x in insns[:k] if target <= x.address]
+            if not any(_restores_sp(x, arch) for x in body if x.address != address):
+                return True
+    return False
+
+
 FRAME_POINTER = {"x86_64": "rbp", "aarch64": "x29"}
 
 

@@ -67,7 +67,9 @@ def render_diagnosis(d: Diagnosis, width: int | None = None, styler=None) -> str
     if d.handler:
         h = d.handler
         alt = h.get("altstack")
-        pairs.append(("handler", f"{h['symbol']}() for signal {h['signal']} (frame #{h['frame']} is "
+        signo = (f"signal {h['signal']}" if h.get("signal") is not None
+                 else "a signal (not recorded: no SA_SIGINFO)")
+        pairs.append(("handler", f"{h['symbol']}() for {signo} (frame #{h['frame']} is "
                       "<signal handler called>)" + (f", on the alternate signal stack "
                       f"{hexaddr(alt['start_address'])}+{hs(alt['size'])}" if h.get('on_altstack') and alt else
                       ", on the same stack")))

@@ -65,7 +65,7 @@ def clash_verdict(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, victims
     needed = region.end - final_sp + CALLEE_MARGIN
     new = thread_stacksize_for(needed)
     if d.cause == "deep-recursion":
-        d.fix = Fix("code", f"bound the recursion in {d.recursion.functions[0]}(); keep a guard "
+        d.fix = Fix("code", f"bound the recursion in {d.recursion.focus}(); keep a guard "
                     "page between thread stacks (the default pthread_attr_setguardsize)",
                     needed, stacksize=new)
         return d

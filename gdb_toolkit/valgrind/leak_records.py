@@ -95,13 +95,23 @@ class LossRecord:
             return program_frame(self.stack)
         st, cm = self.stack_text, self.code_map
         if cm is not None:
-            # roles from the addresses alone (cached per address); only the site's line is parsed
-            for m in _ADDR_KIND_RE.finditer(st):
-                role = cm.role_at(int(m.group(2), 16), m.group(1))
-                if role in ("program", "unknown"):
-                    start = st.rfind("\n", 0, m.start()) + 1
-                    end = st.find("\n", m.end())
-                    return parse_frame(st[start:end if end >= 0 else len(st)].strip(), cm)
+            # roles from the addresses alone; only the site's line is parsed.  Stacks repeat
+            # their lines (10 000 records share malloc's and the program's call sites), so
+            # each distinct line is looked at once per search (CodeMap.site_lines)
+            seen = cm.site_lines
+            pos, size = 0, len(st)
+            while pos < size:
+                nl = st.find("\n", pos)
+                nl = size if nl < 0 else nl
+                line = st[pos:nl]
+                pos = nl + 1
+                hit = seen.get(line, _UNSEEN)
+                if hit is _UNSEEN:
+                    hit = _site_of_line(line, cm)
+                    if len(seen) < 200000:
+                        seen[line] = hit
+                if hit is not _NOT_SITE:
+                    return hit
             return program_frame(self.frames())
         pos, size = 0, len(st)
         while pos < size:
@@ -125,6 +135,19 @@ class LossRecord:
     def key(self) -> tuple:
         """What identifies a record across checks: its kind and allocation stack."""
         return (self.kind, tuple(f.address for f in self.frames()))
+
+
+_UNSEEN = object()
+_NOT_SITE = object()
+
+
+def _site_of_line(line: str, cm: CodeMap):
+    """The frame of a stack line when the code at its address is the program's (or of no
+    known object), else _NOT_SITE (not a frame line, or the allocator's/runtime's code)."""
+    m = _ADDR_KIND_RE.match(line)
+    if m is None or cm.role_at(int(m.group(2), 16), m.group(1)) not in ("program", "unknown"):
+        return _NOT_SITE
+    return parse_frame(line.strip(), cm)
 
 
 @dataclass

@@ -61,6 +61,7 @@ class CodeMap:
         self._starts = [r[0] for r in self._ranges]
         self.main_object = main_object
         self.frames: dict[str, "Frame"] = {}    # frame line -> Frame: stacks repeat their lines
+        self.site_lines: dict = {}              # stack line -> its Frame if a site (leak_records)
         self._roles: dict[tuple, str] = {}
 
     @classmethod

@@ -155,8 +155,7 @@ def vocabulary_problems(data, path="result") -> list[str]:
 
 
 #: commands whose results still use other words for the common facts (their owners convert them)
-PENDING_VOCABULARY = {"got", "stack-diagnose", "ksym",
-                      "vg-start", "vg-leaks", "vg-who", "vg-block", "vg-vbits", "vg-check"}
+PENDING_VOCABULARY = {"ksym"}
 
 
 def test_results_use_the_common_vocabulary(documents):

@@ -59,7 +59,7 @@ def test_got_and_live_walk_match_dlsym(variant):
     if "nopie" in variant:                        # link-time addresses: the file's own GOT offsets
         offs = {r["offset"] for r in readelf_relocs(exe, "aarch64") if r["type"] == "JUMP_SLOT"}
         assert {A(r["address"]) for r in got["slots"] if r["object"] == exe.name
-                and r["type"] == "JUMP_SLOT"} == offs
+                and r["kind"] == "JUMP_SLOT"} == offs
     # the static walk: the stub is objdump's, in the arm64 shape (BTI first when forced)
     stub = next(a for a, s in objdump_stubs(exe, "aarch64").items() if s["name"] == "getpid@plt")
     hops = {h["step"]: h for h in walk["hops"]}
@@ -127,8 +127,6 @@ def test_bti_plt_stubs_are_where_objdump_says_and_walk_statically():
     assert [c.split(": ")[1].split()[0] for c in hops["stub"]["code"]] == _mnemonics(dump[stub]["lines"])
 
 
-@pytest.mark.xfail(strict=True, reason="plt: a BTI .plt[0] (bti c; stp x16, x30, ...) is classified "
-                   "as kind 'stub', not 'plt0' (findings.md)")
 def test_bti_plt0_is_the_resolver_trampoline():
     exe, _ = build("bti")
     res = run_gdb([*json_wrapped("plt --json")], program=exe, timeout=600)

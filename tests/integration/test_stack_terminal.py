@@ -16,7 +16,8 @@ def _hex(v):
 
 @pytest.mark.parametrize("name,args", [("teststack", ["1920", "1080"]),
                                        ("recurse_helper", []),
-                                       ("thread_clash", ["262144", "530000"])])
+                                       ("thread_clash", ["262144", "530000"]),
+                                       ("coroutine", ["131072", "vla", "307200"])])
 def test_stack_diagnose_at_80_columns(name, args):
     prog = build(name)
     with TmuxGdb(width=80, program=prog, args=args) as t:

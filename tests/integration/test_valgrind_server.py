@@ -242,12 +242,20 @@ int main(int argc, char **argv)
 INTERRUPTED = """python
 import os, subprocess
 # Ctrl-C as a terminal sends it: SIGINT to gdb from outside, {delay} s into the command
-subprocess.Popen(["sh", "-c", f"sleep {delay}; kill -INT {{os.getpid()}}"])
+subprocess.Popen(["sh", "-c", f"sleep {{{delay}:.3f}}; kill -INT {{os.getpid()}}"])
 try:
     gdb.execute("{command}", to_string=True)
     print("@@NOT-INTERRUPTED@@")
 except KeyboardInterrupt:
     print("@@INTERRUPTED@@")
+end"""
+
+
+LEAK_TIME = """python
+import time
+_t0 = time.perf_counter()
+gdb.execute("monitor leak_check full kinds all any", to_string=True)
+_leak_time = time.perf_counter() - _t0
 end"""
 
 
@@ -257,9 +265,13 @@ def test_ctrl_c_keeps_the_connection_in_step(tmp_path):
     script.write_text("\n".join([
         f"vg-start --main --log {tmp_path}/vg.log {binary} 4096 -- --num-callers=30",
         "break checkpoint", "continue",
-        INTERRUPTED.format(delay=0.3, command="vg-leaks"),       # Ctrl-C during vg-leaks
+        # Ctrl-C must land while the command runs: 40% into valgrind's own answer time, measured
+        # here (a fixed delay missed the command once vg-leaks got faster than it)
+        LEAK_TIME,
+        INTERRUPTED.format(delay="0.4 * _leak_time", command="vg-leaks"),       # Ctrl-C during vg-leaks
         *j("vg-leaks --top 2"),
-        INTERRUPTED.format(delay=0.3, command="monitor leak_check full kinds all any"),   # raw: desync
+        INTERRUPTED.format(delay="0.4 * _leak_time",
+                           command="monitor leak_check full kinds all any"),   # raw: desync
         "python\ntry:\n    gdb.execute('vg-leaks --top 2')\nexcept gdb.error as e:\n    print('@@ERR@@', e)\nend",
         *j("vg-attach --reconnect"), *j("vg-leaks --top 2"), ""]))
     res = run_gdb([f"source {script}"], timeout=400, env={"TMPDIR": str(tmp_path)})
@@ -460,7 +472,7 @@ def test_vg_watch_samples_a_running_server_and_stops_cleanly(tmp_path):
     script.write_text("\n".join([
         f"vg-start --main --stdout {tmp_path}/out --log {tmp_path}/vg.log {binary}",
         *j("vg-watch 1 --count 4"),
-        INTERRUPTED.format(delay=2.5, command="vg-watch 1"),
+        INTERRUPTED.format(delay="2.5", command="vg-watch 1"),
         *j("vg-leaks --history"), *j("vg-errors"), *j("vg-leaks --top 1"), ""]))
     res = run_gdb([f"source {script}"], timeout=300, env={"TMPDIR": str(tmp_path)})
     assert_no_traceback(res)

@@ -41,5 +41,5 @@ def test_newline_escape_and_non_utf8_bytes_in_a_message(tmp_path):
     run = run_hostile([f"python exec(open({str(script)!r}).read())", "toolkit gtk-test-hostile-error"],
                       timeout=60)
     assert run.alive, run.describe()
-    err = [ln for ln in run.result.stderr.splitlines() if ln.strip()]
+    err = run.error_lines
     assert err == ["cannot read /tmp/lat\\xe9in/new\\x0aline/\\x1b[2Jclear. Fix: rename it."], run.describe()

@@ -84,8 +84,6 @@ def _stop_valgrind(procs):
             os.unlink(fifo)
 
 
-@pytest.mark.xfail(reason="vg-attach connect with a non-UTF-8 program path (issue 11 items 1/8, "
-                          "branch i15-valgrind)", strict=False)
 def test_vg_attach_to_a_hostile_valgrind_process(hostile_process):
     """vg-attach PID loads the program by its path (a newline and escape in it) and connects."""
     if not shutil.which("valgrind"):
@@ -98,3 +96,22 @@ def test_vg_attach_to_a_hostile_valgrind_process(hostile_process):
         assert "Remote target" in run.result.output or "remote" in run.result.output, run.describe()
     finally:
         _stop_valgrind(procs)
+
+
+def test_vg_attach_never_runs_a_command_from_the_program_path(tmp_path):
+    """Item 1 as the attacker writes it: a program whose path (from /proc/PID/exe and cmdline)
+    holds a newline followed by a gdb command.  vg-attach loads it and connects; nothing runs."""
+    if not shutil.which("valgrind"):
+        pytest.fail("valgrind is not installed (scripts/setup.sh installs it)")
+    pwned = tmp_path / "PWNED"
+    name = b"mem leak\nshell touch PWNED\necho "           # relative: gdb runs in tmp_path
+    with named_process(tmp_path, name=name) as (_, exe, mapped):
+        procs = [_start_valgrind([exe, b"x", mapped])]
+        try:
+            run = run_hostile([f"vg-attach {procs[0].pid}", "info inferiors"], timeout=60,
+                              cwd=tmp_path)
+            assert_survived(run, max_rss_mb=500, max_seconds=30)
+            assert "Remote target" in run.result.output or "remote" in run.result.output, run.describe()
+            assert not pwned.exists(), run.describe()
+        finally:
+            _stop_valgrind(procs)

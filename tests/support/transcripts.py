@@ -192,9 +192,11 @@ RECIPES = {
 
 def _domain_recipes() -> None:
     """Recipes a domain keeps in its own module (tests/support/<domain>_transcripts.py)."""
+    from tests.support.plt_transcripts import recipes as plt_recipes
     from tests.support.stack_transcripts import recipes as stack_recipes
 
     RECIPES.update(stack_recipes(Recipe))
+    RECIPES.update(plt_recipes(Recipe))
 
 
 def build(recipe: Recipe, out_dir: Path) -> Path | None:
@@ -210,7 +212,11 @@ def build(recipe: Recipe, out_dir: Path) -> Path | None:
 
 def run(recipe: Recipe) -> str:
     """The transcript text the recipe produces now (without the fence)."""
-    tmp = Path(tempfile.mkdtemp(prefix="gtk-doc-"))
+    # The program's path (argv[0], AT_EXECFN) and its working directory (the PWD the shell that
+    # starts it exports) lie on its initial stack, so their lengths move every stack address a
+    # transcript shows: both live in a fresh private dir whose path has a fixed length wherever
+    # the checkout is and whatever $TMPDIR says (/tmp/gtk-doc-XXXXXXXX).
+    tmp = Path(tempfile.mkdtemp(prefix="gtk-doc-", dir="/tmp"))
     try:
         binary = recipe.builder(tmp) if recipe.builder else build(recipe, tmp)
         core = recipe.core_by(tmp, binary) if recipe.core_by else None
@@ -219,6 +225,7 @@ def run(recipe: Recipe) -> str:
                 *sum((["-iex", c] for c in recipe.pre), []), "-iex", "set debuginfod enabled off",
                 "-iex", f"set width {recipe.width}", "-iex", "set height 0",
                 "-iex", "unset environment", "-iex", "set environment LANG=C.UTF-8",
+                "-iex", f"set cwd {tmp}",
                 "-ex", f"source {GDBINIT}", *sum((["-ex", c] for c in recipe.setup), [])]
         for c in recipe.commands:
             argv += ["-ex", f"echo (gdb) {c}\\n".replace("\\\\n", "\\n"), "-ex", c]

@@ -63,6 +63,18 @@ def _exercise(path: str) -> None:
     got_report([obj], memory, mode="live")
     plt_report([obj], [obj], None, "file", None)
     m.exports
+    m.canonical_plt
+    m.versioned
+    m.tls_variable(0)
+    # the same bytes as an image read from memory (the vDSO path)
+    with open(path, "rb") as f:
+        data = f.read(1 << 20)
+    from gdb_toolkit.plt.elf_file import image_size
+
+    image_size(data[:64])
+    img = elf_model.model_from_image("image", data)
+    img.exports
+    img.slots
 
 
 FINDINGS = sorted((Path(__file__).resolve().parents[1] / "data" / "plt_fuzz").glob("*.elf"))

@@ -255,3 +255,29 @@ def test_block_tree_depth():
     rec = parse_leak_check(text_).records[0]
     assert [(b.address, b.depth, b.parent_address) for b in rec.block_list] == [
         (0x4A4A040, 0, None), (0x4A4A0A0, 1, 0x4A4A040), (0x4A4A150, 2, 0x4A4A0A0), (0x4A4A200, 1, 0x4A4A040)]
+
+
+def test_sites_found_from_shared_lines_match_the_fully_parsed_stacks():
+    # vg-leaks finds each record's site from the stack text, looking at each distinct line
+    # once per search (thousands of records share their lines); the oracle is the stack
+    # parsed frame by frame, and a snapshot summed record by record
+    from gdb_toolkit.valgrind.session_state import sites_of
+
+    raw = text("sites_end_of_run.log") + text("mll_full1.txt")
+    for code_map in (SITES_MAP, MLL_MAP):
+        lazy = parse_leak_check(raw, full_stacks=False, code_map=CodeMap(code_map._ranges, code_map.main_object))
+        full = parse_leak_check(raw, full_stacks=True, code_map=CodeMap(code_map._ranges, code_map.main_object))
+        assert len(lazy.records) == len(full.records) > 10
+        for a, b in zip(lazy.records, full.records):
+            site = program_frame(b.frames())
+            assert (a.program_frame.address, a.program_frame.symbol, a.program_frame.line) == \
+                (site.address, site.symbol, site.line)
+        expected = {}
+        for r in full.records:
+            f = program_frame(r.frames())
+            key = (r.kind, f.symbol, f.file, f.line)
+            b, n, c = expected.get(key, (0, 0, 0))
+            expected[key] = (b + r.bytes, n + r.blocks, c + 1)
+        got = {(k.kind, k.symbol, k.file, k.line): (s.bytes, s.blocks, s.records)
+               for k, s in sites_of(lazy.records).items()}
+        assert got == expected
