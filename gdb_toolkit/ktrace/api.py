@@ -81,22 +81,11 @@ def worker_argv() -> list[str]:
     return [SYSTEM_PYTHON, "-I", "-S", WORKER_FILE, "--parent", str(os.getpid())]
 
 
-_KEEP = ("HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TERM", "TZ", "TMPDIR",
-         "USER", "LOGNAME")
-SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
 def worker_env() -> dict:
-    """A controlled environment: an allow-list plus the toolkit's own GDB_TOOLKIT_* settings;
-    never LD_*/PYTHON* (they would load code into a root process)."""
-    own = [k for k in os.environ if k.startswith("GDB_TOOLKIT_")]
-    try:
-        from gdb_toolkit.common.helper_process import helper_env
-    except ImportError:
-        env = {k: os.environ[k] for k in (*_KEEP, *own) if k in os.environ}
-        env["PATH"] = SAFE_PATH
-        return env
-    return helper_env(keep=own)
+    """The worker's environment: common/helper_process's allow-list plus the toolkit's own
+    GDB_TOOLKIT_* settings; LD_*/PYTHON* and the like never reach this root process."""
+    from gdb_toolkit.common.helper_process import helper_env
+    return helper_env(keep=[k for k in os.environ if k.startswith("GDB_TOOLKIT_")])
 
 
 class Worker:
@@ -110,9 +99,11 @@ class Worker:
         self.gone = threading.Event()
         self._lock = threading.Lock()
         try:
-            self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, text=True, env=worker_env(), cwd="/",
-                                         start_new_session=True, bufsize=1)
+            from gdb_toolkit.common.helper_process import popen_helper
+            # cwd /, own session, no inherited fds (popen_helper's defaults)
+            self.proc = popen_helper(self.argv, env=worker_env(), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     bufsize=1)
         except OSError as exc:
             raise ToolkitError(f"cannot start the ktrace worker ({exc})",
                                f"install python3 at {SYSTEM_PYTHON} with python3-bpfcc") from None
