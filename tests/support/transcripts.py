@@ -57,6 +57,7 @@ KTRACE = HOST + [
     (r"\((built|cached) in", "(built-or-cached in"),
     (r"\b(pid|tid):(\s+)\d+", r"\1:\2N"),
     (r"(?m)^(comm:\s+)(?!mmap_file)\S+", r"\1COMM"),
+    (r"\bargv=0x7ff[0-9a-f]+", "argv=0xSTACK"),     # main's argv: moves with the environment's size
 ]
 
 
