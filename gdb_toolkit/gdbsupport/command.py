@@ -93,6 +93,11 @@ class ToolkitCommand(gdb.Command):
             return []
         return self.complete_values(word)
 
+    def split_argv(self, argument: str) -> list[str]:
+        """Words of the command line (gdb's own splitting, which removes quotes).  Commands
+        taking gdb expressions override it to keep quotes inside a word (``$ksym("x")+5``)."""
+        return gdb.string_to_argv(argument)
+
     def complete_values(self, word: str):
         """Completions of a non-option *word* (a list, or a gdb.COMPLETE_* constant).
         Override for command-specific values; by default ``value_completer`` is used."""
@@ -103,7 +108,7 @@ class ToolkitCommand(gdb.Command):
         from gdb_toolkit.common.errors import ToolkitError
 
         try:
-            args = self.parser.parse(gdb.string_to_argv(argument))
+            args = self.parser.parse(self.split_argv(argument))
             report = self.run(args)
             if report is None:
                 return

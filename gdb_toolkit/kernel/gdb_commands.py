@@ -20,6 +20,11 @@ def _source_options(p):
     return p
 
 
+def _session_defaults() -> dict:
+    """Sources for commands given none (the live kernel for now)."""
+    return {}
+
+
 def _session(args):
     from gdb_toolkit.kernel.session import KernelSession
 
@@ -55,7 +60,14 @@ def _event_text(p, short: bool = False) -> str:
 
 
 class _KernelSymbolCompleter:
-    """Complete kernel symbol names from /proc/kallsyms (first 200 matches)."""
+    """Complete kernel symbol names from /proc/kallsyms (first 200 matches); split the
+    command line keeping quotes inside a word, so ``kx $ksym("vfs_write")+5 8`` reaches
+    gdb's evaluator as written."""
+
+    def split_argv(self, argument):
+        from gdb_toolkit.common.args import split_expression_words
+
+        return split_expression_words(argument)
 
     def complete_values(self, word):
         if len(word) < 2:
@@ -208,7 +220,7 @@ Example:
         if args.count <= 0 or args.count > 1000:
             raise ToolkitError(f"count {args.count} is out of range", "give -n 1..1000")
         with _session(args) as s:
-            return kprobe_show(s, args.where, args.count)
+            return kprobe_show(s, args.where, args.count, addr=_address(s, args.where))
 
     def render(self, r, ctx):
         from gdb_toolkit.common.render import key_values, table
@@ -430,52 +442,91 @@ Example:
         ]) + "".join(f"note: {n}\n" for n in r.notes)
 
 
+def _function_errors(name: str, usage: str):
+    """Run a convenience function's body so that any failure is one gdb error line (a
+    Python traceback in ``print $f(...)`` is no answer): wrong argument count or type,
+    toolkit errors, internal errors."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def guard():
+        from gdb_toolkit.common.errors import ToolkitError
+
+        try:
+            yield
+        except gdb.GdbError:
+            raise
+        except ToolkitError as exc:
+            raise gdb.GdbError(str(exc)) from None
+        except gdb.error as exc:
+            raise gdb.GdbError(f"${name}: {exc}. Fix: {usage}.") from None
+        except Exception as exc:  # an internal bug: still one line
+            raise gdb.GdbError(f"${name}: internal error: {type(exc).__name__}: {exc}. "
+                               "Fix: report it with GDB_TOOLKIT_DEBUG=1 output.") from None
+    return guard()
+
+
 class KsymFunction(gdb.Function):
-    """$ksym("name") -- the kernel address of a symbol, from /proc/kallsyms (no vmlinux needed)."""
+    """$ksym("name") -- the kernel address of a symbol, from /proc/kallsyms (no vmlinux needed).
+
+Also "name+0x10", "module:name" and "0xADDR".  The value is an unsigned long long, so
+$ksym("vfs_write")+5 is an address."""
+
+    USAGE = 'give one quoted symbol name, e.g. $ksym("vfs_read") or $ksym("ext4:ext4_file_open")'
 
     def __init__(self):
         super().__init__("ksym")
 
-    def invoke(self, name):
-        from gdb_toolkit.common.errors import ToolkitError
-        from gdb_toolkit.kernel.session import KernelSession
+    def invoke(self, *args):
+        with _function_errors("ksym", self.USAGE):
+            if len(args) != 1:
+                raise gdb.GdbError(f"$ksym takes one argument, {len(args)} given. Fix: {self.USAGE}.")
+            code = args[0].type.strip_typedefs().code
+            if code not in (gdb.TYPE_CODE_ARRAY, gdb.TYPE_CODE_PTR):
+                raise gdb.GdbError(f"$ksym needs a symbol name in quotes, not a {args[0].type}. "
+                                   f"Fix: {self.USAGE}.")
+            name = args[0].string()
+            from gdb_toolkit.kernel.session import KernelSession
 
-        try:
-            with KernelSession() as s:
-                addr = s.parse_address(name.string())
-        except ToolkitError as exc:
-            raise gdb.GdbError(str(exc)) from None
-        return gdb.Value(addr).cast(gdb.lookup_type("unsigned long long"))
+            with KernelSession(**_session_defaults()) as s:
+                addr = s.parse_address(name)
+            return gdb.Value(addr).cast(gdb.lookup_type("unsigned long long"))
 
 
 class KprobeFunction(gdb.Function):
     """$kprobe(ADDR) -- the struct kprobe registered at ADDR, as a typed (struct kprobe *).
 
-Needs gdb's own type for struct kprobe (a vmlinux with debug info); without it use
-kprobe-show, which decodes the same fields through BTF."""
+Typed with gdb's own struct kprobe: from a vmlinux with debug info, or from `ktypes`
+(which loads the kernel's BTF types into gdb; no debug vmlinux needed).  Without either,
+kprobe-show decodes the same fields through BTF."""
+
+    USAGE = 'give the probed address, e.g. $kprobe($ksym("vfs_write")+5)'
 
     def __init__(self):
         super().__init__("kprobe")
 
-    def invoke(self, addr):
-        from gdb_toolkit.common.errors import ToolkitError
-        from gdb_toolkit.kernel.session import KernelSession
+    def invoke(self, *args):
+        with _function_errors("kprobe", self.USAGE):
+            if len(args) != 1:
+                raise gdb.GdbError(f"$kprobe takes one argument, {len(args)} given. Fix: {self.USAGE}.")
+            try:
+                ktype = gdb.lookup_type("struct kprobe")
+            except gdb.error:
+                raise gdb.GdbError("$kprobe needs gdb to know struct kprobe. Fix: run ktypes (the "
+                                   "kernel's BTF as gdb types), load a vmlinux with debug info, or "
+                                   "use kprobe-show, which decodes it through BTF.") from None
+            code = args[0].type.strip_typedefs().code
+            if code not in (gdb.TYPE_CODE_INT, gdb.TYPE_CODE_PTR, gdb.TYPE_CODE_ENUM):
+                raise gdb.GdbError(f"$kprobe needs an address, not a {args[0].type}. Fix: {self.USAGE}.")
+            want = int(args[0]) & ((1 << 64) - 1)
+            from gdb_toolkit.kernel.session import KernelSession
 
-        try:
-            ktype = gdb.lookup_type("struct kprobe")
-        except gdb.error:
-            raise gdb.GdbError("$kprobe needs gdb to know struct kprobe (load a vmlinux with "
-                               "debug info). Fix: use kprobe-show, which works through BTF.") from None
-        want = int(addr) & ((1 << 64) - 1)
-        try:
-            with KernelSession() as s:
+            with KernelSession(**_session_defaults()) as s:
                 rep = s.kprobe_report()
-        except ToolkitError as exc:
-            raise gdb.GdbError(str(exc)) from None
-        for p in rep.probes:
-            if p.address == want and (p.aggregate_addr or p.struct_addr):
-                return gdb.Value(p.aggregate_addr or p.struct_addr).cast(ktype.pointer())
-        raise gdb.GdbError(f"no kprobe at 0x{want:x}. Fix: see kprobe-list.")
+            for p in rep.probes:
+                if p.address == want and (p.aggregate_addr or p.struct_addr):
+                    return gdb.Value(p.aggregate_addr or p.struct_addr).cast(ktype.pointer())
+            raise gdb.GdbError(f"no kprobe at 0x{want:x}. Fix: see kprobe-list.")
 
 
 def register():

@@ -80,8 +80,11 @@ def _dump(session, btf, title: str, addr: int, type_name: str) -> StructDump | N
     return StructDump(title, addr, f"struct {type_name}", fields)
 
 
-def kprobe_show(session, query: str, count: int = 6) -> KprobeShowReport:
-    addr = session.parse_address(query)
+def kprobe_show(session, query: str, count: int = 6, addr: int | None = None) -> KprobeShowReport:
+    """The probe(s) at *query* (a symbol, symbol+off, address; *addr* when the caller has
+    already evaluated it, e.g. a gdb expression)."""
+    if addr is None:
+        addr = session.parse_address(query)
     rep = session.kprobe_report()
     rows = [p for p in rep.probes if p.address == addr]
     notes = []

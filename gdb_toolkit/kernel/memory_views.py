@@ -36,22 +36,31 @@ class KcoreReport:
     notes: list = field(default_factory=list)
 
 
-def label_segments(segments, symbols=None, text_addr: int | None = None) -> list[str]:
+# x86_64's module area (MODULES_VADDR..MODULES_END, arch/x86/include/asm/pgtable_64_types.h)
+X86_64_MODULES = (0xFFFFFFFFC0000000, 0xFFFFFFFFFF000000)
+
+
+def label_segments(segments, symbols=None, text_addr: int | None = None,
+                   arch: str = "x86_64") -> list[str]:
     """A best-effort name for each PT_LOAD: kernel text, modules, vmalloc, direct map..."""
     labels = []
-    mod_addr = None
+    mod_addrs = []
     if symbols is not None:
         try:
-            tail = symbols._tail_index()
-            mod_addr = tail[0].address if tail else None
+            # real modules' code (per-cpu symbols and the kernel's pseudo-modules excluded)
+            mod_addrs = [s.address for s in symbols._tail_index()
+                         if s.is_text and s.module and not s.module.startswith("__builtin__")
+                         and s.module != "bpf"][:64]
         except (ToolkitError, AttributeError):
-            mod_addr = None
+            mod_addrs = []
     for seg in segments:
         vaddr, size = seg[0], seg[1]
         end = vaddr + size
         if text_addr is not None and vaddr <= text_addr < end:
             labels.append("kernel text")
-        elif mod_addr is not None and vaddr <= mod_addr < end:
+        elif arch == "x86_64" and vaddr < X86_64_MODULES[1] and end > X86_64_MODULES[0]:
+            labels.append("modules")
+        elif any(vaddr <= a < end for a in mod_addrs) and size < 1 << 40:
             labels.append("modules")
         elif size >= 1 << 40:
             labels.append("vmalloc/vmemmap")
@@ -78,7 +87,7 @@ def kcore_report(session) -> KcoreReport:
         source = "_text - 0xffffffff81000000" if offset is not None else None
     if not info:
         notes.append("no VMCOREINFO note (kernel older than 4.19, or not a kernel core)")
-    labels = label_segments(kc.segments, syms, text_addr)
+    labels = label_segments(kc.segments, syms, text_addr, kc.arch)
     segs = [SegmentInfo(s.vaddr, s.end, s.size, s.offset, lab) for s, lab in zip(kc.segments, labels)]
     page = info.get("PAGESIZE")
     return KcoreReport(kc.path, kc.arch, info.get("OSRELEASE"), info.get("BUILD-ID"), offset, source,
@@ -110,6 +119,16 @@ class KdisReport:
 _HEX = re.compile(r"0x([0-9a-f]{8,16})")
 
 
+PADDING_NOTE = ("int3 padding after ret/jmp (alternatives or straight-line-speculation "
+                "hardening), not a breakpoint")
+
+
+def _ends_flow(ins) -> bool:
+    """Execution never falls through *ins*: whatever follows it is padding, not code."""
+    return ins.mnemonic in ("ret", "retq", "jmp", "ud2", "iret", "iretq") or \
+        ins.mnemonic.startswith("ret")
+
+
 def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = None,
          whole_function: bool = False) -> KdisReport:
     from gdb_toolkit.common.disasm import disassemble
@@ -131,6 +150,7 @@ def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = No
     data = _read_some(session, start, length, notes)
     insns = disassemble(data, start, arch, count=count)
     rows = []
+    prev = None          # the instruction before, for int3 padding after ret/jmp
     for ins in insns:
         target = None
         m = _HEX.search(ins.op_str)
@@ -139,8 +159,10 @@ def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = No
         site = S.classify(data[ins.address - start:ins.address - start + 16], ins.address, arch,
                           session.symbolize)
         note = ""
-        if site.kind in (S.INT3, S.BRK, S.OPTIMIZED, S.FTRACE_CALL, S.OTHER_BRK) or \
-                ins.address in (kprobe_addrs or ()):
+        listed = ins.address in (kprobe_addrs or ())
+        if site.kind == S.INT3 and not listed and prev is not None and _ends_flow(prev):
+            note = PADDING_NOTE
+        elif site.kind in (S.INT3, S.BRK, S.OPTIMIZED, S.FTRACE_CALL, S.OTHER_BRK) or listed:
             from gdb_toolkit.kernel.kprobes import cross_check
             note = cross_check(site, kprobe_addrs) if site.kind != S.OTHER_BRK else site.description
         elif site.kind == S.FTRACE_NOP:
@@ -149,6 +171,8 @@ def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = No
                 note = "idle ftrace site (NOP)"
         rows.append(InsnRow(ins.address, session.symbolize(ins.address) or "", ins.raw, ins.text,
                             target, note))
+        if note != PADDING_NOTE:
+            prev = ins
     here = sorted(a for a in (kprobe_addrs or ()) if rows and rows[0].address <= a <= rows[-1].address)
     return KdisReport(addr, session.symbolize(addr) or f"0x{addr:x}", len(rows), rows, here, notes)
 

@@ -95,6 +95,8 @@ class KernelSession:
                 self._syms = Kallsyms.parse(text, self.system_map_path, offset)
             else:
                 self._syms = Kallsyms.load(self.kallsyms_path)
+                if self.kallsyms_path == "/proc/kallsyms":
+                    self._syms.load_module_extents()
                 if self._syms.restricted:
                     raise ToolkitError(f"{self.kallsyms_path} shows every address as 0 "
                                        "(kernel.kptr_restrict, or not root)",
@@ -116,18 +118,20 @@ class KernelSession:
 
     @property
     def vmlinux(self):
-        """The --vmlinux ELF (None when not given) and its KASLR slide, as (Vmlinux, slide)."""
+        """The --vmlinux ELF (None when not given) and its KASLR slide, as (Vmlinux, slide).
+
+        The slide is VMCOREINFO's KERNELOFFSET (the kernel's own word), else the running
+        ``_text`` against the file's first code address; the file's .symtab is never read."""
         if self.vmlinux_path is None:
             return None
         if self._vmlinux is None:
-            from gdb_toolkit.kernel.kallsyms import Kallsyms
             from gdb_toolkit.kernel.vmlinux import Vmlinux
 
             vm = Vmlinux.open(self.vmlinux_path)
-            try:
-                slide = self._slide(Kallsyms.parse(vm.kallsyms_text(), self.vmlinux_path))
-            except ToolkitError:
-                slide = self.kcore.kaslr_offset or 0 if self.has_kcore else 0
+            slide = self.kcore.kaslr_offset if self.has_kcore else None
+            if slide is None:
+                text, link = self.address_of("_text"), vm.text_start()
+                slide = text - link if text is not None and link is not None else 0
             self._vmlinux = (vm, slide)
         return self._vmlinux
 
@@ -245,10 +249,35 @@ class KernelSession:
             return None
         try:
             layout = self.kprobe_layout()
-            self.walker = TableWalker(self.kcore, layout, self.symbols)
+            self.walker = TableWalker(self.kcore, layout, self.symbols, self.percpu_offsets())
             return self.walker.walk(table)
         except ToolkitError as exc:
             notes.append(f"kprobe_table not walked: {exc.cause}")
+            return None
+
+    def percpu_offsets(self) -> list[int] | None:
+        """``__per_cpu_offset[cpu]`` of every possible CPU (for per-CPU counters such as
+        trace_kprobe->nhit); None when the symbols or memory are not there."""
+        import struct
+
+        try:
+            nr_addr = self.symbols.address("nr_cpu_ids")
+            table = self.symbols.address("__per_cpu_offset")
+            mask_addr = self.symbols.address("__cpu_possible_mask")
+        except ToolkitError:
+            return None
+        try:
+            if table is None:
+                return [0] if nr_addr is None else None     # a UP kernel has no per-cpu offsets
+            nr = self.kcore.read_u32(nr_addr) if nr_addr is not None else 1
+            if not 0 < nr <= 8192:
+                return None
+            offs = struct.unpack(f"<{nr}Q", self.kcore.read(table, 8 * nr))
+            if mask_addr is None:
+                return list(offs)
+            mask = int.from_bytes(self.kcore.read(mask_addr, (nr + 63) // 64 * 8), "little")
+            return [o for i, o in enumerate(offs) if mask >> i & 1]
+        except ToolkitError:
             return None
 
     def kprobe_layout(self):
@@ -275,7 +304,7 @@ class KernelSession:
             return _LAYOUT_CACHE[key]
         cache_dir = os.path.join(os.environ.get("XDG_CACHE_HOME") or
                                  os.path.join(os.path.expanduser("~"), ".cache"), "gdb_toolkit")
-        path = os.path.join(cache_dir, f"kprobe-layout-{key}.json")
+        path = os.path.join(cache_dir, f"kprobe-layout-v2-{key}.json")
         layout = None
         try:
             with open(path) as f:
