@@ -2,10 +2,21 @@
 
 Parsers take text so they are testable on captured samples; ``read_*``
 wrappers read the live files.
+
+Hostile input (issue 11): a mapped file's name and a process's name are chosen by whoever
+created them, so the files are read as bytes and decoded with surrogateescape (any byte
+survives; ``common.names.escape_name`` prints it), lines are split on ``\n`` only (a name may
+hold ``\r``, U+2028 or U+0085, which ``str.splitlines`` would treat as line ends), a mapped
+path keeps its trailing spaces, the kernel's ``\012`` for a newline in a path is undone, and a
+malformed line is a ToolkitError (the only exception these parsers raise on bad data).
 """
 from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.names import decode_name, escape_name, unescape_proc_maps_path
+
+#: /proc files are small; a larger one is not what it claims to be
+MAX_PROC_FILE = 64 << 20
 
 
 @dataclass
@@ -30,15 +41,44 @@ class Mapping:
         return self.path or "[anon]"
 
 
+def _lines(text: str) -> list[str]:
+    """Lines of a /proc file: split on \\n only (see the module docstring)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _bad(what: str, lineno: int, line: str) -> ToolkitError:
+    return ToolkitError(f"malformed {what} line {lineno}: {escape_name(line[:120])}",
+                        "the file is not what the kernel writes; give the real /proc file")
+
+
+def _hex(text: str, what: str, lineno: int, line: str) -> int:
+    if not text or len(text) > 16 or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise _bad(what, lineno, line)
+    return int(text, 16)
+
+
 def parse_maps(text: str) -> list[Mapping]:
+    """/proc/PID/maps (or a captured copy) -> mappings; ToolkitError on a malformed line."""
     maps = []
-    for line in text.splitlines():
+    for lineno, line in enumerate(_lines(text), 1):
+        if not line.strip():
+            continue
         parts = line.split(None, 5)
         if len(parts) < 5:
-            continue
-        lo, hi = parts[0].split("-")
-        maps.append(Mapping(int(lo, 16), int(hi, 16), parts[1], int(parts[2], 16), parts[3],
-                            int(parts[4]), parts[5].strip() if len(parts) > 5 else ""))
+            raise _bad("/proc/PID/maps", lineno, line)
+        lo, sep, hi = parts[0].partition("-")
+        if not sep:
+            raise _bad("/proc/PID/maps", lineno, line)
+        start = _hex(lo, "/proc/PID/maps", lineno, line)
+        end = _hex(hi, "/proc/PID/maps", lineno, line)
+        if end < start or len(parts[1]) != 4 or not parts[4].isdigit() or len(parts[4]) > 20:
+            raise _bad("/proc/PID/maps", lineno, line)
+        path = unescape_proc_maps_path(parts[5]) if len(parts) > 5 else ""
+        maps.append(Mapping(start, end, parts[1], _hex(parts[2], "/proc/PID/maps", lineno, line),
+                            parts[3], int(parts[4]), path))
     return maps
 
 
@@ -50,21 +90,25 @@ class Limit:
     units: str = ""
 
 
-def _limit_value(text: str) -> int | None:
-    return None if text == "unlimited" else int(text)
+def _limit_value(text: str, lineno: int, line: str) -> int | None:
+    if text == "unlimited":
+        return None
+    if not text.isdigit() or len(text) > 20:
+        raise _bad("/proc/PID/limits", lineno, line)
+    return int(text)
 
 
 def parse_limits(text: str) -> dict[str, Limit]:
     """/proc/PID/limits keyed by the kernel's row name ("Max stack size")."""
     out = {}
-    lines = text.splitlines()
-    for line in lines[1:]:
+    lines = _lines(text)
+    for lineno, line in enumerate(lines[1:], 2):
         # columns are fixed width: name(26) soft(21) hard(21) units
         name = line[:26].strip()
         rest = line[26:].split()
         if not name or len(rest) < 2:
             continue
-        out[name] = Limit(name, _limit_value(rest[0]), _limit_value(rest[1]),
+        out[name] = Limit(name, _limit_value(rest[0], lineno, line), _limit_value(rest[1], lineno, line),
                           rest[2] if len(rest) > 2 else "")
     return out
 
@@ -79,23 +123,30 @@ class ProcStatus:
 
 def parse_status(text: str) -> ProcStatus:
     fields = {}
-    for line in text.splitlines():
+    for line in _lines(text):
         k, _, v = line.partition(":")
         fields[k.strip()] = v.strip()
     return ProcStatus(fields)
 
 
 def _read(pid: int, name: str) -> str:
-    path = f"/proc/{pid}/{name}"
+    """A /proc file as text that keeps every byte (surrogateescape)."""
+    path = f"/proc/{int(pid)}/{name}"
     try:
-        with open(path) as f:
-            return f.read()
+        with open(path, "rb") as f:
+            data = f.read(MAX_PROC_FILE + 1)
     except FileNotFoundError:
         raise ToolkitError(f"process {pid} does not exist (no {path})",
                            "check the pid, or start the program again") from None
     except PermissionError:
         raise ToolkitError(f"cannot read {path}: permission denied",
                            "run gdb as the process owner or as root") from None
+    except OSError as exc:
+        raise ToolkitError(f"cannot read {path}: {exc.strerror or exc}",
+                           "check the process is still alive") from None
+    if len(data) > MAX_PROC_FILE:
+        raise ToolkitError(f"{path} is larger than {MAX_PROC_FILE >> 20} MiB", "report it")
+    return decode_name(data)
 
 
 def read_maps(pid: int) -> list[Mapping]:

@@ -2,7 +2,6 @@
 import os
 import platform
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 
 from gdb_toolkit.common.deps import version_of
@@ -99,15 +98,18 @@ def probe_kernel_config(option: str) -> str | None:
 
 
 def probe_valgrind() -> tuple[str | None, str | None]:
-    vg = shutil.which("valgrind")
+    from gdb_toolkit.common.helper_process import helper_env, run_helper, safe_path_value
+
+    search = safe_path_value(os.environ.get("PATH"))     # no relative PATH entries (cwd)
+    vg = shutil.which("valgrind", path=search)
     version = None
     if vg:
         try:
-            out = subprocess.run([vg, "--version"], capture_output=True, text=True, timeout=10).stdout
-            version = out.strip().removeprefix("valgrind-")
-        except (OSError, subprocess.SubprocessError):
+            res = run_helper([vg, "--version"], timeout=10, env=helper_env(), max_output=4096)
+            version = res.stdout.strip().removeprefix("valgrind-") if res.ok else None
+        except OSError:
             version = None
-    return version, shutil.which("vgdb")
+    return version, shutil.which("vgdb", path=search)
 
 
 BCC_PROBE = """
@@ -123,17 +125,24 @@ def probe_bcc(compile_it: bool, python: str = "/usr/bin/python3", timeout: int =
               env: dict | None = None, cflags: list | None = None) -> tuple[str | None, str | None]:
     """(bcc version or None, compile error or None) -- in a separate process,
     because bcc must never be loaded into gdb itself.  *env*/*cflags* select the
-    kernel headers the way ktrace does (gdb_toolkit.ktrace.kheaders)."""
+    kernel headers the way ktrace does (gdb_toolkit.ktrace.kheaders).
+
+    The probe runs isolated (issue 11): ``python3 -I`` (no cwd on sys.path, PYTHON* ignored),
+    from ``/``, with an allow-listed environment plus *env*: a ``json.py`` or ``bcc.py`` planted
+    in the directory gdb was started from is never imported as root."""
     import json
+
+    from gdb_toolkit.common.helper_process import helper_env, python_argv, run_helper
 
     if not os.path.exists(python):
         return None, f"{python} not found"
+    argv = python_argv(code=BCC_PROBE, python=python,
+                       args=["compile" if compile_it else "import", json.dumps(cflags or [])])
     try:
-        proc = subprocess.run([python, "-c", BCC_PROBE, "compile" if compile_it else "import",
-                               json.dumps(cflags or [])],
-                              capture_output=True, text=True, timeout=timeout,
-                              env=dict(os.environ, **(env or {})))
-    except subprocess.TimeoutExpired:
+        proc = run_helper(argv, timeout=timeout, env=helper_env(set=env or {}), max_output=1 << 16)
+    except OSError as exc:
+        return None, f"cannot run {python}: {exc.strerror or exc}"
+    if proc.timed_out:
         return None, f"compiling a test program took over {timeout}s"
     version = proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else None
     if proc.returncode == 0:

@@ -1,0 +1,184 @@
+"""Running helper programs and helper Python interpreters isolated from where gdb was started.
+
+Why: gdb runs as root in a directory, with an environment, that may belong to someone else.
+``python3 -c ...`` puts the current directory first on ``sys.path`` (a planted ``json.py`` runs
+as root), ``PYTHONPATH``/``PYTHONSTARTUP``/``PYTHONHOME`` redirect imports, ``LD_PRELOAD`` and
+``LD_LIBRARY_PATH`` load code into every program, ``BASH_ENV`` runs a script in every shell.  So a
+helper:
+
+- runs Python with ``-I`` (isolated: no cwd or script dir on sys.path, PYTHON* ignored, no user
+  site-packages); a toolkit module is run by adding the checkout explicitly (``python_argv``);
+- starts in ``/`` (never the caller's cwd);
+- gets an environment built from an allow-list (``helper_env``): locale, PATH without relative
+  entries, HOME, TMPDIR, TERM, plus exactly the variables the caller names or sets;
+- is bounded: a timeout (the whole process group is killed), and at most ``max_output`` bytes of
+  each of stdout/stderr are kept (the rest is drained and counted, so the child never blocks).
+"""
+import os
+import selectors
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+#: variables a helper inherits unless told otherwise (everything else is dropped)
+DEFAULT_KEEP = ("HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "LC_NUMERIC",
+                "LC_TIME", "LC_COLLATE", "TERM", "TZ", "TMPDIR", "USER", "LOGNAME")
+
+#: never passed on, even when named in *keep* (they make another program run code)
+FORBIDDEN_PREFIXES = ("LD_", "PYTHON", "GCONV_", "MALLOC_", "PERL5", "RUBY", "NODE_")
+FORBIDDEN = {"BASH_ENV", "ENV", "IFS", "CDPATH", "GLIBC_TUNABLES", "LOCPATH", "NLSPATH",
+             "HOSTALIASES", "RES_OPTIONS", "LOCALDOMAIN", "TMPPREFIX", "SHELLOPTS", "BASHOPTS",
+             "PS4", "PROMPT_COMMAND"}
+
+
+def is_forbidden(name: str) -> bool:
+    """True for environment variables that make a program load or run something else."""
+    return name in FORBIDDEN or name.startswith(FORBIDDEN_PREFIXES)
+
+
+def safe_path_value(value: str | None) -> str:
+    """PATH without empty or relative entries (which would search the current directory)."""
+    if not value:
+        return SAFE_PATH
+    parts = [p for p in value.split(os.pathsep) if p.startswith("/")]
+    return os.pathsep.join(parts) or SAFE_PATH
+
+
+def helper_env(keep: tuple | list = (), set: dict | None = None, base: dict | None = None,
+               allow_forbidden: tuple | list = ()) -> dict:
+    """An environment for a helper: the allow-listed variables of *base* (default os.environ),
+    those named in *keep*, then *set* (which wins).  Loader and interpreter variables are dropped
+    even if named, unless listed in *allow_forbidden* (for a caller that set them itself)."""
+    base = os.environ if base is None else base
+    env = {}
+    for name in (*DEFAULT_KEEP, *keep):
+        if name in base and not (is_forbidden(name) and name not in allow_forbidden):
+            env[name] = base[name]
+    env["PATH"] = safe_path_value(base.get("PATH"))
+    for name, value in (set or {}).items():
+        if is_forbidden(name) and name not in allow_forbidden:
+            raise ValueError(f"refusing to pass {name} to a helper")
+        env[name] = value
+    return env
+
+
+def python_argv(*, code: str | None = None, module: str | None = None, args=(),
+                sys_path: tuple | list = (), python: str = SYSTEM_PYTHON) -> list[str]:
+    """argv for an isolated Python running *code* or *module* with *args*.
+
+    ``-I`` keeps the cwd, the script's directory, PYTHON* variables and user site-packages out;
+    *sys_path* entries (e.g. the toolkit checkout, for ``module``) are added explicitly.
+    """
+    if (code is None) == (module is None):
+        raise ValueError("give exactly one of code= or module=")
+    prelude = ""
+    if sys_path:
+        prelude = f"import sys; sys.path[:0] = {list(map(str, sys_path))!r}\n"
+    if module is not None:
+        body = prelude + ("import runpy, sys; sys.argv[0] = " + repr(module) +
+                          "; runpy.run_module(" + repr(module) + ", run_name='__main__', alter_sys=True)")
+    else:
+        body = prelude + code
+    return [python, "-I", "-c", body, *map(str, args)]
+
+
+@dataclass
+class HelperResult:
+    returncode: int | None       # None: killed after the timeout
+    stdout: str                  # decoded with surrogateescape (any bytes survive)
+    stderr: str
+    timed_out: bool = False
+    stdout_dropped: int = 0      # bytes beyond max_output that were read and discarded
+    stderr_dropped: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+
+def popen_helper(argv: list, *, env: dict | None = None, cwd: str = "/", **kw) -> subprocess.Popen:
+    """``subprocess.Popen`` with the isolation defaults: cwd ``/``, ``helper_env()`` unless an
+    env is given, its own session (so the whole group can be killed), no inherited fds."""
+    kw.setdefault("start_new_session", True)
+    kw.setdefault("close_fds", True)
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    return subprocess.Popen([str(a) if not isinstance(a, bytes) else a for a in argv],
+                            env=helper_env() if env is None else env, cwd=cwd, **kw)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the helper's process group (it runs in its own session), then reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def run_helper(argv: list, *, timeout: float, env: dict | None = None, input: bytes | str | None = None,
+               max_output: int = 1 << 20, cwd: str = "/") -> HelperResult:
+    """Run *argv* to completion (or *timeout* seconds), isolated (see ``popen_helper``), keeping
+    at most *max_output* bytes of stdout and of stderr."""
+    if isinstance(input, str):
+        input = input.encode()
+    proc = popen_helper(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
+    kept = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    dropped = {proc.stdout: 0, proc.stderr: 0}
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    if input is not None:
+        try:
+            proc.stdin.write(input)
+        except BrokenPipeError:
+            pass
+        finally:
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+    with selectors.DefaultSelector() as sel:
+        for stream in kept:
+            os.set_blocking(stream.fileno(), False)
+            sel.register(stream, selectors.EVENT_READ)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            for key, _ in sel.select(min(left, 1.0)):
+                try:
+                    chunk = os.read(key.fileobj.fileno(), 65536)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                buf = kept[key.fileobj]
+                room = max_output - len(buf)
+                buf += chunk[:room]
+                dropped[key.fileobj] += max(0, len(chunk) - room)
+    if timed_out:
+        kill_group(proc)
+        rc = None
+    else:
+        try:
+            rc = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            rc, timed_out = None, True
+    for stream in kept:
+        stream.close()
+    return HelperResult(rc, bytes(kept[proc.stdout]).decode("utf-8", "surrogateescape"),
+                        bytes(kept[proc.stderr]).decode("utf-8", "surrogateescape"), timed_out,
+                        dropped[proc.stdout], dropped[proc.stderr])

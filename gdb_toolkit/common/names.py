@@ -1,0 +1,117 @@
+"""Names that may be any bytes: file paths, process names (/proc/PID/comm, cmdline), names
+from core notes and ELF string tables.
+
+The kernel and the file system hand out bytes; the toolkit carries them as ``str`` decoded with
+``surrogateescape`` (each undecodable byte becomes a lone surrogate U+DC80..U+DCFF), so that
+nothing is lost and ``encode_name`` gives back the exact bytes to open a file with.
+
+For people and for JSON, ``escape_name`` gives one defined, lossless, printable rendering:
+
+- every byte that is not valid UTF-8, every ASCII control character and DEL become ``\\xNN``;
+- a backslash becomes ``\\\\`` (so the rendering is unambiguous and ``unescape_name`` inverts it);
+- other non-printable code points (C1 controls, bidi overrides, line separators...) become
+  ``\\uXXXX`` / ``\\UXXXXXXXX``;
+- everything else (spaces, quotes, any printable letter of any script) stays as it is.
+
+So ``/tmp/caf\\xe9`` is a Latin-1 "café", ``evil\\x1b[2J`` a name carrying a terminal escape
+sequence (which would otherwise clear the user's screen), and ``a\\nb``... is written ``a\\x0ab``.
+Text output and ``--json`` use the same rendering (see docs/security.md, "Names").
+"""
+
+ENCODING = "utf-8"
+ERRORS = "surrogateescape"
+
+
+def decode_name(raw: bytes | str) -> str:
+    """Bytes from /proc, a core note or a file system -> str that keeps every byte."""
+    if isinstance(raw, str):
+        return raw
+    return bytes(raw).decode(ENCODING, ERRORS)
+
+
+def encode_name(name: str | bytes) -> bytes:
+    """The exact bytes of a name decoded with ``decode_name`` (for ``open``, ``os.stat``...)."""
+    if isinstance(name, (bytes, bytearray)):
+        return bytes(name)
+    return name.encode(ENCODING, ERRORS)
+
+
+def _escape_char(ch: str) -> str:
+    o = ord(ch)
+    if 0xDC80 <= o <= 0xDCFF:          # an undecodable byte carried by surrogateescape
+        return f"\\x{o - 0xDC00:02x}"
+    if o < 0x20 or o == 0x7F:
+        return f"\\x{o:02x}"
+    if o <= 0xFFFF:
+        return f"\\u{o:04x}"
+    return f"\\U{o:08x}"
+
+
+def escape_name(name: str | bytes) -> str:
+    """The printable, lossless rendering of a name (see the module docstring)."""
+    if isinstance(name, (bytes, bytearray)):
+        name = decode_name(name)
+    if name.isprintable() and "\\" not in name:
+        return name                      # the common case: nothing to do
+    out = []
+    for ch in name:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == " " or ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(_escape_char(ch))
+    return "".join(out)
+
+
+def needs_escaping(name: str | bytes) -> bool:
+    """True when ``escape_name`` changes the name (not printable UTF-8, or has a backslash)."""
+    return escape_name(name) != (decode_name(name) if isinstance(name, (bytes, bytearray)) else name)
+
+
+def unescape_name(text: str) -> bytes:
+    """Invert ``escape_name``: the rendering back to the name's bytes.
+
+    Raises ValueError on a malformed escape (``\\q``, a truncated ``\\x4``)."""
+    out = bytearray()
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch != "\\":
+            j = text.find("\\", i)
+            j = n if j < 0 else j
+            out += encode_name(text[i:j])
+            i = j
+            continue
+        if i + 1 >= n:
+            raise ValueError("a lone backslash at the end")
+        kind = text[i + 1]
+        width = {"\\": 0, "x": 2, "u": 4, "U": 8}.get(kind)
+        if width is None:
+            raise ValueError(f"unknown escape \\{kind}")
+        if width == 0:
+            out += b"\\"
+            i += 2
+            continue
+        digits = text[i + 2:i + 2 + width]
+        if len(digits) != width or any(c not in "0123456789abcdefABCDEF" for c in digits):
+            raise ValueError(f"malformed escape \\{kind}{digits}")
+        value = int(digits, 16)
+        if kind == "x":
+            out.append(value)
+        else:
+            out += chr(value).encode(ENCODING, ERRORS)
+        i += 2 + width
+    return bytes(out)
+
+
+def unescape_proc_maps_path(text: str) -> str:
+    """A path field of /proc/PID/maps (or smaps) as the file's name (a core's NT_FILE note is raw).
+
+    The kernel writes a newline in a mapped file's name as ``\\012`` (seq_file's mangle_path
+    escapes only ``\\n``), so a name cannot break the one-line-per-mapping format; this undoes
+    that one escape.  Everything else is kept verbatim (a literal backslash is not escaped by the
+    kernel, so a name really containing ``\\012`` is indistinguishable, as for every reader of maps).
+    """
+    return text.replace("\\012", "\n") if "\\012" in text else text

@@ -1,0 +1,313 @@
+"""The shared safety primitives of issue 11 (common/names, safe_open, private_dirs,
+helper_process, gdb_quoting), checked against the operating system itself."""
+import os
+import random
+import signal
+import stat
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from gdb_toolkit.common import gdb_quoting, helper_process, names, private_dirs, safe_open
+from gdb_toolkit.common.errors import ToolkitError
+
+HOSTILE_NAMES = ["new\nline", "a b", "q'uote", 'd"q', "back\\slash", "semi;colon", "$(touch PWNED)",
+                 "`id`", "-lead", "hash#x", "tab\there", "trail ", "~tilde", "uni\u00e9",
+                 "lat\udce9in", "esc\x1b[2J", "cr\rx", "bidi\u202eevil", "star*"]
+
+
+@contextmanager
+def deadline(seconds: float):
+    """Fail (instead of hanging the suite) if the block blocks."""
+    def boom(*_):
+        raise TimeoutError(f"blocked for more than {seconds}s")
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+# -- names ------------------------------------------------------------------------------
+
+def test_names_round_trip_any_bytes():
+    rng = random.Random(11)
+    samples = [bytes(range(256)), b"", b"\\", b"\\x41", b"caf\xe9", "café".encode(), b"\xff\xfe\n\x00"]
+    samples += [bytes(rng.randrange(256) for _ in range(rng.randrange(40))) for _ in range(2000)]
+    for raw in samples:
+        name = names.decode_name(raw)
+        assert names.encode_name(name) == raw
+        shown = names.escape_name(raw)
+        assert shown.isprintable(), shown
+        assert names.unescape_name(shown) == raw
+
+
+def test_names_escape_examples():
+    assert names.escape_name(b"caf\xe9") == "caf\\xe9"
+    assert names.escape_name("café") == "café"                 # valid UTF-8 stays readable
+    assert names.escape_name(b"a b'c\"d") == "a b'c\"d"
+    assert names.escape_name(b"evil\x1b[2J") == "evil\\x1b[2J"  # no terminal escape reaches the screen
+    assert names.escape_name("x\ny") == "x\\x0ay"
+    assert names.escape_name("a\\b") == "a\\\\b"
+    assert names.escape_name("r\u202el") == "r\\u202el"
+    assert not names.needs_escaping("plain/name")
+    assert names.needs_escaping(b"\xff")
+    for bad in ("\\", "\\q", "\\x4", "\\u12"):
+        with pytest.raises(ValueError):
+            names.unescape_name(bad)
+
+
+def test_unescape_proc_maps_path_matches_the_kernel(tmp_path):
+    """The kernel writes a newline of a mapped file's name as \\012 in /proc/PID/maps."""
+    import mmap
+    p = tmp_path / "map\nped"
+    p.write_bytes(b"x" * 4096)
+    with open(p, "rb") as f, mmap.mmap(f.fileno(), 4096, prot=mmap.PROT_READ):
+        maps = open("/proc/self/maps", "rb").read().decode("utf-8", "surrogateescape")
+    line = next(ln for ln in maps.splitlines() if "map\\012ped" in ln)
+    assert names.unescape_proc_maps_path(line.split(None, 5)[5]) == str(p)
+
+
+# -- safe_open ------------------------------------------------------------------------------
+
+def test_open_regular_refuses_fifo_without_blocking(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with deadline(5), pytest.raises(ToolkitError) as e:
+        safe_open.open_regular(fifo, "--btf file")
+    assert "FIFO" in str(e.value) and str(fifo) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_open_regular_refuses_fifo_swapped_in_after_stat(tmp_path, monkeypatch):
+    """The fstat of the opened descriptor is what counts: a FIFO put in place after the stat
+    is opened O_NONBLOCK (no writer needed) and refused."""
+    fifo = tmp_path / "f"
+    os.mkfifo(fifo)
+    real_stat = os.stat
+    monkeypatch.setattr(safe_open.os, "stat", lambda p, **kw: real_stat(__file__))
+    with deadline(5), pytest.raises(ToolkitError, match="FIFO"):
+        safe_open.open_regular(fifo)
+
+
+@pytest.mark.parametrize("path,word", [("/dev/null", "character device"), ("/tmp", "directory")])
+def test_open_regular_refuses_devices_and_dirs(path, word):
+    with deadline(5), pytest.raises(ToolkitError, match=word):
+        safe_open.open_regular(path)
+
+
+def test_open_regular_nofollow_and_missing(tmp_path):
+    target = tmp_path / "t"
+    target.write_bytes(b"abc")
+    link = tmp_path / "l"
+    link.symlink_to(target)
+    assert safe_open.read_regular(link) == b"abc"
+    with pytest.raises(ToolkitError, match="symbolic link"):
+        safe_open.open_regular(link, nofollow=True)
+    with pytest.raises(ToolkitError, match="does not exist"):
+        safe_open.open_regular(tmp_path / "nope")
+
+
+def test_error_names_non_utf8_path_printably(tmp_path):
+    raw = os.fsencode(tmp_path) + b"/caf\xe9\nx"
+    os.mkfifo(raw)
+    with deadline(5), pytest.raises(ToolkitError) as e:
+        safe_open.open_regular(raw, "kcore")
+    msg = str(e.value)
+    assert "caf\\xe9\\x0ax" in msg and msg.isprintable()
+    with pytest.raises(ToolkitError):
+        safe_open.open_regular(os.fsdecode(raw), "kcore")     # the surrogateescape str works too
+
+
+def test_read_range_bounds(tmp_path):
+    p = tmp_path / "f"
+    p.write_bytes(bytes(range(100)))
+    with safe_open.open_regular(p) as f:
+        assert f.size == 100
+        assert f.read_range(10, 5) == bytes(range(10, 15))
+        assert f.read_range(100, 0) == b""
+        for off, n in ((99, 2), (1 << 40, 1), (-1, 1), (0, 1 << 40), (0, -1)):
+            with pytest.raises(ToolkitError, match="outside"):
+                f.read_range(off, n)
+        assert f.file.read(3) == b"\x00\x01\x02"
+
+
+def test_read_all_limit_and_proc_files(tmp_path):
+    p = tmp_path / "f"
+    p.write_bytes(b"x" * 1000)
+    assert len(safe_open.read_regular(p, limit=1000)) == 1000
+    with pytest.raises(ToolkitError, match="larger than"):
+        safe_open.read_regular(p, limit=999)
+    status = safe_open.read_regular_text("/proc/self/status", limit=1 << 16)   # st_size is 0
+    assert "Pid:" in status
+    with pytest.raises(ToolkitError, match="more than"):
+        safe_open.open_regular(p, max_size=10)
+
+
+def test_check_range():
+    safe_open.check_range(0, 10, 10)
+    with pytest.raises(ToolkitError):
+        safe_open.check_range(5, 6, 10, ".plt")
+
+
+# -- private dirs -----------------------------------------------------------------------------
+
+def test_private_tmpdir_is_private_and_removed():
+    with private_dirs.private_tmpdir() as d:
+        st = os.lstat(d)
+        assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == os.geteuid()
+        open(os.path.join(d, "x"), "w").close()
+        os.symlink("/etc/passwd", os.path.join(d, "link"))
+    assert not os.path.exists(d)
+    assert os.path.exists("/etc/passwd")
+
+
+def test_cache_dir_refuses_foreign_or_writable(tmp_path):
+    base = tmp_path / "cache"
+    base.mkdir(mode=0o700)
+    c = private_dirs.CacheDir.open(str(base))
+    c.close()
+    os.chmod(base, 0o777)
+    with pytest.raises(ToolkitError, match="writable by other"):
+        private_dirs.CacheDir.open(str(base))
+    os.chmod(base, 0o700)
+    if os.geteuid() == 0:
+        os.chown(base, 65534, 65534)
+        with pytest.raises(ToolkitError, match="owned by uid 65534"):
+            private_dirs.CacheDir.open(str(base))
+        os.chown(base, 0, 0)
+    # an ancestor writable by others without the sticky bit: anyone could swap the cache
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    with pytest.raises(ToolkitError, match="writable by other"):
+        private_dirs.CacheDir.open(str(shared / "mine"))
+    os.chmod(shared, 0o1777)                       # like /tmp: fine
+    private_dirs.CacheDir.open(str(shared / "mine")).close()
+
+
+def test_cache_dir_writes_never_follow_planted_links(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    base = tmp_path / "c"
+    with private_dirs.CacheDir.open(str(base)) as c:
+        os.symlink(victim, base / "ktypes.o")          # planted where the result will go
+        path = c.write_atomic("ktypes.o", b"new")
+        assert victim.read_bytes() == b"precious"
+        assert not os.path.islink(path) and open(path, "rb").read() == b"new"
+        assert c.read("ktypes.o") == b"new"
+        os.symlink(victim, base / "other")
+        with pytest.raises(ToolkitError):
+            c.read("other")
+        assert not c.exists("other")
+        sub = c.subdir("build-id")
+        tmp = sub.new_temp("x.o")
+        assert os.path.exists(os.path.join(sub.path, tmp))
+        sub.commit(tmp, "x.o")
+        assert sub.exists("x.o")
+        sub.close()
+        for bad in ("", "..", "a/b"):
+            with pytest.raises(ToolkitError):
+                c.file_path(bad)
+    assert [n for n in os.listdir(base) if n.endswith(".tmp")] == []
+
+
+def test_space_error_says_no_space():
+    import errno
+    e = private_dirs.space_error(OSError(errno.ENOSPC, "No space left on device"), "/tmp/x", "building")
+    assert "no space left" in str(e) and "TMPDIR" in str(e)
+
+
+def test_full_tmpdir_reports_no_space(tmp_path):
+    """A real full file system (a 64 KiB tmpfs is not available unprivileged: use /dev/full
+    semantics through a tiny loop-free tmpfs when root)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tiny tmpfs")
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mnt)]).returncode:
+        pytest.skip("cannot mount tmpfs here")
+    try:
+        with open(mnt / "fill", "wb") as f:
+            try:
+                f.write(b"x" * (1 << 20))
+            except OSError:
+                pass
+        with pytest.raises(ToolkitError, match="no space left"):
+            with private_dirs.CacheDir.open(str(mnt / "c")) as c:
+                for i in range(100):
+                    c.write_atomic(f"f{i}", b"y" * 65536)
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
+# -- helper processes ---------------------------------------------------------------------------
+
+def test_helper_env_is_an_allow_list():
+    base = {"PATH": ".:/usr/bin::bin", "LD_PRELOAD": "/tmp/evil.so", "PYTHONPATH": "/tmp",
+            "PYTHONSTARTUP": "/tmp/x", "BASH_ENV": "/tmp/x", "HOME": "/root", "LANG": "C.UTF-8",
+            "SECRET": "x", "GLIBC_TUNABLES": "x"}
+    env = helper_process.helper_env(keep=("SECRET",), set={"BCC_KERNEL_SOURCE": "/usr/src/x"}, base=base)
+    assert env == {"PATH": "/usr/bin", "HOME": "/root", "LANG": "C.UTF-8", "SECRET": "x",
+                   "BCC_KERNEL_SOURCE": "/usr/src/x"}
+    assert "LD_PRELOAD" not in helper_process.helper_env(keep=("LD_PRELOAD",), base=base)
+    with pytest.raises(ValueError):
+        helper_process.helper_env(set={"LD_PRELOAD": "x"})
+
+
+def test_isolated_python_ignores_planted_modules(tmp_path, monkeypatch):
+    """A json.py planted in the cwd (or PYTHONPATH) is not imported by the helper."""
+    (tmp_path / "json.py").write_text("open('/dev/stderr','w').write('PLANTED'); raise SystemExit(99)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("PYTHONSTARTUP", str(tmp_path / "json.py"))
+    argv = helper_process.python_argv(code="import json, os, sys; print(json.__file__, os.getcwd())")
+    # the unsafe spelling, for contrast: python3 -c from this cwd imports the planted module
+    naive = subprocess.run([sys.executable, "-c", "import json"], capture_output=True, text=True)
+    assert naive.returncode == 99
+    res = helper_process.run_helper(argv, timeout=30)
+    assert res.ok, res
+    assert "PLANTED" not in res.stderr
+    mod, cwd = res.stdout.split()
+    assert mod.startswith("/usr/lib/python3") and cwd == "/"
+
+
+def test_isolated_python_runs_a_toolkit_module(repo_root):
+    argv = helper_process.python_argv(module="gdb_toolkit.common.names", sys_path=[repo_root],
+                                      args=["x"])
+    res = helper_process.run_helper(argv, timeout=30)
+    assert res.ok, res.stderr
+
+
+def test_run_helper_timeout_and_output_bounds():
+    t0 = time.monotonic()
+    res = helper_process.run_helper(["/bin/sh", "-c", "sleep 30 & sleep 30"], timeout=1)
+    assert res.timed_out and res.returncode is None and time.monotonic() - t0 < 10
+    res = helper_process.run_helper(["/bin/sh", "-c", "head -c 5000000 /dev/zero; echo err >&2"],
+                                    timeout=30, max_output=1000)
+    assert res.ok and len(res.stdout) == 1000 and res.stdout_dropped == 5000000 - 1000
+    assert res.stderr == "err\n"
+    res = helper_process.run_helper(["/bin/cat"], timeout=10, input=b"\xff\xfe")
+    assert names.encode_name(res.stdout) == b"\xff\xfe"
+
+
+# -- gdb quoting (pure part; tests/integration/test_safe_gdb.py checks it in gdb) -----------------
+
+def test_quote_filename_rules():
+    assert gdb_quoting.quote_filename("/a b/c'd") == "/a\\ b/c\\'d"
+    assert gdb_quoting.quote_filename("-x").startswith("/")              # never an option
+    assert gdb_quoting.quote_filename("~x").startswith("/")
+    for bad in ("/a\nb", "/trail ", "/lat\udce9", "/nul\0", "/tab\t", "/cr\r"):
+        assert not gdb_quoting.can_quote_filename(bad)
+        with pytest.raises(ValueError):
+            gdb_quoting.quote_filename(bad)
+    for bad in ("x\ny", "x\0", "x\r", "\udcff"):
+        with pytest.raises(ToolkitError) as e:
+            gdb_quoting.check_command_text(bad)
+        assert "\n" not in str(e.value)
+    assert gdb_quoting.alias_basename("/d/--evil name\n") == "evil_name_"
+    assert gdb_quoting.shell_word("a'b") == "'a'\\''b'"
