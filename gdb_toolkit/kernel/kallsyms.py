@@ -6,6 +6,7 @@ address reads as zero, kernel.kptr_restrict (or a non-root reader) hides them:
 ``restricted`` says so and lookups raise a ToolkitError explaining the fix.
 """
 import bisect
+import os
 from dataclasses import dataclass
 
 from gdb_toolkit.common.errors import ToolkitError
@@ -47,14 +48,17 @@ def symbol_names(path: str = "/proc/kallsyms", types: str | None = None,
     if key not in _NAMES:
         names = set()
         try:
-            with open(path) as f:
+            from gdb_toolkit.common.safe_open import open_regular
+
+            with open_regular(path, "kallsyms file") as rf, \
+                    open(rf.fd, errors="surrogateescape", closefd=False) as f:
                 for line in f:
                     parts = line.split()
                     if len(parts) < 3 or (types is not None and parts[1] not in types) \
                             or (not modules and len(parts) > 3):
                         continue
                     names.add(parts[2])
-        except OSError:
+        except (OSError, ToolkitError):
             pass
         _NAMES[key] = sorted(names)
     return _NAMES[key]
@@ -119,38 +123,31 @@ class Kallsyms:
 
     def load_module_extents(self, path: str = "/proc/modules") -> None:
         """Each loaded module's memory, from /proc/modules (``name size ... 0xADDR``)."""
+        from gdb_toolkit.common.safe_open import read_regular_text
+
         try:
-            with open(path) as f:
-                text = f.read()
-        except OSError:
+            text = read_regular_text(path, "modules list", 16 << 20)
+        except ToolkitError:
             return
         self.module_extents.update(parse_module_extents(text))
 
     @classmethod
     def load(cls, path: str = "/proc/kallsyms") -> "Kallsyms":
-        try:
-            with open(path) as f:
-                text = f.read()
-        except FileNotFoundError:
-            if path == "/proc/kallsyms":
-                raise ToolkitError("/proc/kallsyms does not exist: the kernel has no CONFIG_KALLSYMS",
-                                   "give a System.map (ksym --system-map PATH)") from None
-            raise ToolkitError(f"{path} does not exist", "check the path") from None
-        except OSError as exc:
-            raise ToolkitError(f"cannot read {path}: {exc.strerror}", "run as root") from None
-        return cls(text, path)
+        from gdb_toolkit.common.names import decode_name
+        from gdb_toolkit.common.safe_open import read_regular
+
+        if path == "/proc/kallsyms" and not os.path.exists(path):
+            raise ToolkitError("/proc/kallsyms does not exist: the kernel has no CONFIG_KALLSYMS",
+                               "give a System.map (ksym --system-map PATH)")
+        return cls(decode_name(read_regular(path, "kallsyms file", 512 << 20)), path)
 
     @classmethod
     def load_system_map(cls, path: str, kaslr_offset: int = 0) -> "Kallsyms":
         """A System.map (link-time addresses) slid by *kaslr_offset*."""
-        try:
-            with open(path) as f:
-                text = f.read()
-        except OSError as exc:
-            raise ToolkitError(f"cannot read System.map {path}: {exc.strerror}",
-                               "give the System.map of the running kernel "
-                               "(/boot/System.map-$(uname -r))") from None
-        return cls(text, path, offset=kaslr_offset)
+        from gdb_toolkit.common.names import decode_name
+        from gdb_toolkit.common.safe_open import read_regular
+
+        return cls(decode_name(read_regular(path, "System.map", 512 << 20)), path, offset=kaslr_offset)
 
     # -- line access ---------------------------------------------------------------
     def _line_at(self, pos: int) -> tuple[Symbol | None, int]:

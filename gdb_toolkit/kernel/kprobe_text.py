@@ -161,11 +161,16 @@ def tracefs_dir() -> str | None:
     return None
 
 
-def read_text(path: str) -> str | None:
+def read_text(path: str, limit: int = 64 << 20) -> str | None:
+    """A kernel text file (debugfs/tracefs), None when it cannot be read; refuses anything
+    but a regular file (a FIFO must not block gdb)."""
+    from gdb_toolkit.common.errors import ToolkitError
+    from gdb_toolkit.common.names import decode_name
+    from gdb_toolkit.common.safe_open import read_regular
+
     try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
+        return decode_name(read_regular(path, "kernel file", limit))
+    except (ToolkitError, OSError):
         return None
 
 

@@ -24,7 +24,7 @@ class SegmentInfo:
 
 @dataclass
 class KcoreReport:
-    path: str
+    path: str                 # what was opened: /proc/kcore, a vmcore, gdb's target
     arch: str
     release: str | None
     build_id: str | None
@@ -72,8 +72,8 @@ def label_segments(segments, symbols=None, text_addr: int | None = None,
 
 
 def kcore_report(session) -> KcoreReport:
-    kc = session.kcore
-    info = kc.vmcoreinfo
+    mem = session.memory
+    info = mem.vmcoreinfo
     notes = []
     text_addr, syms = None, None
     try:
@@ -81,17 +81,26 @@ def kcore_report(session) -> KcoreReport:
         text_addr = syms.address("_text")
     except ToolkitError as exc:
         notes.append(f"no symbols for labels: {exc.cause}")
-    offset, source = kc.kaslr_offset, "VMCOREINFO KERNELOFFSET" if kc.kaslr_offset is not None else None
-    if offset is None and syms is not None:
-        offset = syms.kaslr_offset(arch=kc.arch)
+    offset = mem.kaslr_offset
+    source = "VMCOREINFO KERNELOFFSET" if offset is not None else None
+    if offset is None and syms is not None and mem.arch == "x86_64":
+        offset = syms.kaslr_offset(arch=mem.arch)
         source = "_text - 0xffffffff81000000" if offset is not None else None
     if not info:
         notes.append("no VMCOREINFO note (kernel older than 4.19, or not a kernel core)")
-    labels = label_segments(kc.segments, syms, text_addr, kc.arch)
-    segs = [SegmentInfo(s.vaddr, s.end, s.size, s.offset, lab) for s, lab in zip(kc.segments, labels)]
+    regions = mem.regions()
+    if regions and regions[0].physical:
+        labels = ["physical memory"] * len(regions)
+    else:
+        labels = label_segments([(r.start, r.size) for r in regions], syms, text_addr, mem.arch)
+    segs = [SegmentInfo(r.start, r.end, r.size, r.offset, lab) for r, lab in zip(regions, labels)]
     page = info.get("PAGESIZE")
-    return KcoreReport(kc.path, kc.arch, info.get("OSRELEASE"), info.get("BUILD-ID"), offset, source,
-                       int(page) if page and page.isdigit() else None, segs, dict(info), notes)
+    if syms is not None and not session.is_live:
+        notes += [f"symbols: {d}" for d in session.symbol_sources()]
+    rep = KcoreReport(mem.description, mem.arch, info.get("OSRELEASE"), info.get("BUILD-ID"), offset,
+                      source, int(page) if page and page.isdigit() else None, segs, dict(info), notes)
+    rep.source_kind = session.kind
+    return rep
 
 
 # -- kdis -------------------------------------------------------------------------------
@@ -178,16 +187,24 @@ def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = No
 
 
 def _read_some(session, addr: int, length: int, notes: list) -> bytes:
-    """Read up to *length* bytes, shortening at the end of a segment."""
+    """Read up to *length* bytes, shortening at the first page that cannot be read."""
     try:
         return session.read(addr, length)
     except ToolkitError:
-        seg = session.kcore.segment_of(addr)
-        if seg is None:
+        got = b""
+        page = 4096
+        cur = addr
+        while len(got) < length:
+            n = min(length - len(got), page - (cur & (page - 1)))
+            try:
+                got += session.read(cur, n)
+            except ToolkitError:
+                break
+            cur += n
+        if not got:
             raise
-        n = min(length, seg.end - addr)
-        notes.append(f"stopped at the end of the kcore segment (0x{seg.end:x})")
-        return session.read(addr, n)
+        notes.append(f"stopped at 0x{addr + len(got):x}: memory past it cannot be read")
+        return got
 
 
 # -- kx -----------------------------------------------------------------------------------
@@ -248,21 +265,6 @@ class KsymReport:
     notes: list = field(default_factory=list)
 
 
-def _module_btf(module: str, base):
-    """/sys/kernel/btf/<module> on top of *base*, or None (no module BTF, not readable)."""
-    import os
-
-    from gdb_toolkit.kernel.btf import Btf
-
-    path = f"/sys/kernel/btf/{module}"
-    if not os.path.exists(path):
-        return None
-    try:
-        return Btf.load(path, base=base)
-    except ToolkitError:
-        return None
-
-
 def ksym(session, query: str, btf: bool = True) -> KsymReport:
     syms = session.symbols
     matches = []
@@ -293,9 +295,9 @@ def ksym(session, query: str, btf: bool = True) -> KsymReport:
             mods: dict = {}
             for m in matches:
                 b = base
-                if m.module and getattr(session, "btf_path", "") == "/sys/kernel/btf/vmlinux":
+                if m.module:
                     if m.module not in mods:     # module BTF is split on vmlinux's
-                        mods[m.module] = _module_btf(m.module, base)
+                        mods[m.module] = session.module_btf(m.module)
                     b = mods[m.module] or base
                 t = b.find(m.name, "func") or b.find(m.name, "var")
                 if t is not None:

@@ -37,11 +37,11 @@ class Vmlinux:
         from elftools.common.exceptions import ELFError
         from elftools.elf.elffile import ELFFile
 
-        try:
-            f = open(path, "rb")
-        except OSError as exc:
-            raise ToolkitError(f"cannot open vmlinux {path}: {exc.strerror}",
-                               "give the vmlinux of the running kernel") from None
+        from gdb_toolkit.common.safe_open import open_regular
+
+        rf = open_regular(path, "vmlinux")
+        f = open(rf.fd, "rb", closefd=True)
+        rf.fd = -1                     # the file object owns the descriptor now
         try:
             elf = ELFFile(f)
         except ELFError as exc:
