@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   gdb gcc libc6-dev make file binutils procps util-linux
-  python3 python3-pytest python3-pyelftools python3-capstone python3-tabulate
+  python3 python3-pytest python3-pyelftools python3-capstone python3-tabulate python3-jsonschema
   valgrind
   python3-bpfcc bpfcc-tools bpftool
   qemu-system-x86 busybox-static cpio kmod xz-utils zstd

@@ -20,6 +20,16 @@ class _HelpAction(argparse.Action):
         raise HelpRequested(parser.format_help())
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter with a width given: without one it asks shutil for the
+    terminal size, and importing shutil (bz2, lzma) cost ~2 ms of every command's first
+    call (argparse builds a formatter for each add_argument).  --help is re-wrapped to gdb's
+    width by the command's metadata page anyway."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        super().__init__(prog, indent_increment, max_help_position, width or 100)
+
+
 class ArgParser(argparse.ArgumentParser):
     """An ArgumentParser that never calls sys.exit.
 
@@ -27,6 +37,7 @@ class ArgParser(argparse.ArgumentParser):
     """
 
     def __init__(self, prog: str, description: str = "", json: bool = True, **kw):
+        kw.setdefault("formatter_class", _Formatter)
         super().__init__(prog=prog, description=description, add_help=False,
                          allow_abbrev=False, exit_on_error=False, **kw)
         self.add_argument("-h", "--help", action=_HelpAction, help="show this help")
@@ -38,6 +49,19 @@ class ArgParser(argparse.ArgumentParser):
         """The usage line unwrapped: an error is the message plus this one line."""
         formatter = argparse.HelpFormatter(self.prog, width=1 << 16)
         formatter.add_usage(self.usage, self._actions, self._mutually_exclusive_groups)
+        return formatter.format_help()
+
+    def options_help(self, width: int | None = None) -> str:
+        """The arguments and options sections of --help (usage and prose come
+        from the command's metadata, common.meta)."""
+        formatter = argparse.HelpFormatter(self.prog, width=max(40, (width or 100) - 2),
+                                           max_help_position=28)
+        for group in self._action_groups:
+            if not group._group_actions:
+                continue
+            formatter.start_section(group.title)
+            formatter.add_arguments(group._group_actions)
+            formatter.end_section()
         return formatter.format_help()
 
     def error(self, message):  # noqa: D401 - argparse API

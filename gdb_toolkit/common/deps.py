@@ -39,7 +39,12 @@ def require(module: str):
 def version_of(module: str) -> str | None:
     """Version string of an importable module, or None if it is missing."""
     try:
-        mod = importlib.import_module(module)
+        if module == "capstone":        # without the 0.15 s distutils detour (common.disasm)
+            from gdb_toolkit.common.disasm import _import_capstone
+
+            mod = _import_capstone()
+        else:
+            mod = importlib.import_module(module)
     except Exception:
         return None
     for attr in ("__version__", "VERSION", "version"):

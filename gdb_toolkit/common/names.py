@@ -18,8 +18,17 @@ sequence (which would otherwise clear the user's screen), and ``a\\nb``... is wr
 Text output and ``--json`` use the same rendering (see docs/security.md, "Names").
 """
 
+from gdb_toolkit.common.errors import ToolkitError
+
 ENCODING = "utf-8"
 ERRORS = "surrogateescape"
+
+
+class BadEscape(ToolkitError, ValueError):
+    """Text given to ``unescape_name`` is not an ``escape_name`` rendering."""
+
+    def __init__(self, why: str):
+        super().__init__(f"not an escaped name: {why}", "give the name as the toolkit printed it")
 
 
 def decode_name(raw: bytes | str) -> str:
@@ -72,7 +81,7 @@ def needs_escaping(name: str | bytes) -> bool:
 def unescape_name(text: str) -> bytes:
     """Invert ``escape_name``: the rendering back to the name's bytes.
 
-    Raises ValueError on a malformed escape (``\\q``, a truncated ``\\x4``)."""
+    Raises BadEscape (a ToolkitError and ValueError) on a malformed escape (``\\q``, ``\\x4``)."""
     out = bytearray()
     i = 0
     n = len(text)
@@ -85,23 +94,27 @@ def unescape_name(text: str) -> bytes:
             i = j
             continue
         if i + 1 >= n:
-            raise ValueError("a lone backslash at the end")
+            raise BadEscape("a lone backslash at the end")
         kind = text[i + 1]
         width = {"\\": 0, "x": 2, "u": 4, "U": 8}.get(kind)
         if width is None:
-            raise ValueError(f"unknown escape \\{kind}")
+            raise BadEscape(f"unknown escape \\\\{escape_name(kind)}")
         if width == 0:
             out += b"\\"
             i += 2
             continue
         digits = text[i + 2:i + 2 + width]
         if len(digits) != width or any(c not in "0123456789abcdefABCDEF" for c in digits):
-            raise ValueError(f"malformed escape \\{kind}{digits}")
+            raise BadEscape(f"malformed escape \\\\{kind}{escape_name(digits)}")
         value = int(digits, 16)
         if kind == "x":
             out.append(value)
+        elif value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
+            # escape_name writes undecodable bytes as \xNN: a \u surrogate or a code point
+            # beyond Unicode is no rendering of a name (found by tests/fuzz/targets/names.py)
+            raise BadEscape(f"\\{kind}{digits} is not a character")
         else:
-            out += chr(value).encode(ENCODING, ERRORS)
+            out += chr(value).encode(ENCODING)
         i += 2 + width
     return bytes(out)
 

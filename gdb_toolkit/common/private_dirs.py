@@ -315,3 +315,23 @@ def open_cache(*parts: str) -> CacheDir | None:
         cache.close()
         cache = sub
     return cache
+
+
+def cache_or_session(*parts: str) -> tuple[CacheDir, str | None]:
+    """The persistent cache ``<cache root>/<parts...>`` when it is safe to use, else the same
+    layout inside this process's private ``session_dir()`` (nothing persists, nothing is
+    trusted from others).  Returns (cache, note): *note* says why it fell back (for the
+    command's ``notes``), None when the persistent cache is used."""
+    try:
+        cache = open_cache(*parts)
+        reason = None if cache is not None else "there is no home directory"
+    except ToolkitError as exc:
+        cache, reason = None, exc.cause
+    if cache is not None:
+        return cache, None
+    cache = CacheDir.open(session_dir())
+    for p in parts:
+        sub = cache.subdir(p)
+        cache.close()
+        cache = sub
+    return cache, f"results are not cached across sessions: {reason}"

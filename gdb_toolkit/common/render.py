@@ -1,13 +1,12 @@
-"""Rendering shared by all commands: tables that fit the terminal, and JSON.
+"""Rendering shared by all commands: JSON, number formats, and the legacy
+table/key-value entry points (the renderer itself is common.table; prose and
+key/value blocks are common.text).
 
 Reports are dataclasses; ``to_jsonable`` turns any of them into plain data so
-``--json`` prints exactly what the Python API returns.
+``--json`` prints exactly what the Python API returns.  The envelope around it
+(command, schema version, result or error) is added by the gdb layer; see
+docs/json.md.
 """
-import dataclasses
-import enum
-import json
-from pathlib import PurePath
-
 ELLIPSIS = "…"
 
 
@@ -18,26 +17,76 @@ def _json_fields(cls: type) -> tuple[str, ...]:
     """Names of a dataclass's fields that go into JSON (cached: reports have thousands of rows)."""
     names = _FIELD_NAMES.get(cls)
     if names is None:
+        import dataclasses
+
         names = tuple(f.name for f in dataclasses.fields(cls) if not f.metadata.get("json_skip"))
         _FIELD_NAMES[cls] = names
     return names
 
 
-def to_jsonable(obj):
-    """Plain JSON-ready data from dataclasses, enums, bytes, paths, sets, tuples."""
+def is_address_key(key: str) -> bool:
+    """The vocabulary rule of docs/json.md: ``address``, ``*_address`` (and the
+    plural forms) hold addresses, printed as "0x..." strings by hex-address commands."""
+    return key == "address" or key.endswith("_address") or key == "addresses" \
+        or key.endswith("_addresses")
+
+
+def hex_address(value):
+    """An address as the JSON contract spells it: "0x" + lower-case hex (exact in jq
+    and JavaScript, whose numbers lose precision above 2**53); None stays null."""
+    if type(value) is int or (isinstance(value, int) and not isinstance(value, bool)):
+        return f"0x{value & 0xFFFFFFFFFFFFFFFF:x}" if value < 0 else f"0x{value:x}"
+    if isinstance(value, (list, tuple)):
+        return [hex_address(v) for v in value]
+    return value
+
+
+def to_jsonable(obj, hex_addresses: bool = False):
+    """Plain JSON-ready data from dataclasses, enums, bytes, paths, sets, tuples.
+
+    *hex_addresses*: values under address keys (see :func:`is_address_key`) become
+    "0x..." strings -- the contract of every command that adopted the schema.
+    """
+    if obj is None or type(obj) in (str, int, float, bool):
+        return obj
+    if hex_addresses:
+        return _jsonable_hex(obj)
+    if hasattr(type(obj), "__dataclass_fields__") and not isinstance(obj, type):
+        return {name: to_jsonable(getattr(obj, name)) for name in _json_fields(type(obj))}
+    return _other(obj, to_jsonable)
+
+
+def _jsonable_hex(obj):
     if obj is None or type(obj) in (str, int, float, bool):
         return obj
     if hasattr(type(obj), "__dataclass_fields__") and not isinstance(obj, type):
-        return {name: to_jsonable(getattr(obj, name)) for name in _json_fields(type(obj))}
+        out = {}
+        for name in _json_fields(type(obj)):
+            v = _jsonable_hex(getattr(obj, name))
+            out[name] = hex_address(v) if is_address_key(name) else v
+        return out
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            k = str(k)
+            v = _jsonable_hex(v)
+            out[k] = hex_address(v) if is_address_key(k) else v
+        return out
+    return _other(obj, _jsonable_hex)
+
+
+def _other(obj, again):
+    import enum
+
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
+        return {str(k): again(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in obj]
+        return [again(v) for v in obj]
     if isinstance(obj, (bytes, bytearray)):
         return obj.hex()
-    if isinstance(obj, PurePath):
+    if hasattr(obj, "__fspath__"):
         return str(obj)
     return obj
 
@@ -45,16 +94,45 @@ def to_jsonable(obj):
 INDENT_LIMIT = 200_000
 
 
-def to_json(obj) -> str:
-    """One JSON document: indented for reading, unless it is large.
+def dumps(data) -> str:
+    """One JSON document from plain data: indented for reading, unless it is large.
 
     json only has a C encoder for un-indented output; indenting a 5000-row
     table costs ten times more, so documents over INDENT_LIMIT characters are
     printed compact (still one valid document).
     """
-    data = to_jsonable(obj)
+    import json
+
     compact = json.dumps(data)
+    if "\\udc" in compact:     # maybe a name with non-UTF-8 bytes (surrogateescape): escape it
+        fixed = _escape_undecodable(data)
+        if fixed is not data:
+            data = fixed
+            compact = json.dumps(data)
     return compact if len(compact) > INDENT_LIMIT else json.dumps(data, indent=2)
+
+
+def _escape_undecodable(data):
+    """*data* with every string that carries undecodable bytes rendered by
+    common.names.escape_name (lossless, valid UTF-8 JSON; docs/json.md)."""
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+            return data
+        except UnicodeEncodeError:
+            from gdb_toolkit.common.names import escape_name
+
+            return escape_name(data)
+    if isinstance(data, dict):
+        return {_escape_undecodable(k): _escape_undecodable(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_escape_undecodable(v) for v in data]
+    return data
+
+
+def to_json(obj, hex_addresses: bool = False) -> str:
+    """:func:`to_jsonable` then :func:`dumps`."""
+    return dumps(to_jsonable(obj, hex_addresses))
 
 
 def hexaddr(value: int | None, width: int = 0) -> str:
@@ -85,11 +163,9 @@ def _clip(text: str, width: int) -> str:
 
 def fit_columns(headers: list[str], rows: list[list[str]], width: int | None,
                 sep: int = 2, header_pad: int = 0) -> list[int] | None:
-    """Per-column widths so the table fits *width*; None when it already fits.
+    """Deprecated (clipping widths of the old renderers); kept for callers not yet converted.
 
-    The widest columns are shrunk first, never below their header or 8 characters.
-    *header_pad*: extra characters the layout gives every header (tabulate's
-    "simple" format pads headers by 2, so a column is at least header + 2 wide).
+    Per-column widths so the table fits *width*; None when it already fits.
     """
     if not width or not rows:
         return None
@@ -113,27 +189,70 @@ def fit_columns(headers: list[str], rows: list[list[str]], width: int | None,
     return widths
 
 
+# -- the ambient render context -------------------------------------------------------------
+# The gdb layer (gdbsupport.command) sets these for the duration of a command's render(), so
+# the legacy helpers below (table(), key_values() called without width/styler) fit gdb's
+# width and use gdb's styles with no change in the domains.  New code passes ctx.width and
+# ctx.styler explicitly; explicit arguments always win.
+AMBIENT = {"width": None, "styler": None}
+
+#: header -> role, for tables rendered through the legacy table() call (no roles given)
+LEGACY_ROLES = {
+    "address": "address", "slot": "address", "stub": "address", "start": "address",
+    "end": "address", "got slot": "address", "pointer at": "address", "block": "address",
+    "task": "address", "struct kprobe": "address", "prog": "address", "bpf_func (jit)": "address",
+    "value": "address", "sp": "address",
+    "symbol": "symbol", "function": "symbol", "allocated in": "symbol", "handler": "symbol",
+    "at": "location", "where": "location", "file": "location", "location": "location",
+    "status": "state", "state": "state", "check": "state", "slot now": "state", "live": "state",
+}
+
+
+def _is_hex(v: str) -> bool:
+    return v.startswith("0x") and len(v) > 2 and all(c in "0123456789abcdef" for c in v[2:])
+
+
+def legacy_columns(headers, cells) -> list:
+    """Columns for a table given only headers: roles guessed from the header and the cells.
+
+    A guessed symbol/location column whose cells hold spaces stays free text (it may
+    wrap at spaces); an address column must hold only 0x... or '-'.
+    """
+    from gdb_toolkit.common.table import Col
+
+    cols = []
+    for i, h in enumerate(headers):
+        role = LEGACY_ROLES.get(str(h).lower(), "text")
+        values = [r[i] for r in cells if r[i]]
+        if role == "address" and not all(_is_hex(v) or v == "-" for v in values):
+            role = "text"
+        elif role != "address" and values and all(_is_hex(v) or v == "-" for v in values) \
+                and any(v != "-" for v in values):
+            role = "address"
+        if role != "text" and any(" " in v for v in values):
+            role = "text"
+        cols.append(Col(str(h), role))
+    return cols
+
+
 def table(headers: list[str], rows: list[list], width: int | None = None,
-          title: str | None = None) -> str:
-    """A plain-format table (tabulate) clipped to *width* characters when given."""
-    from gdb_toolkit.common.deps import require
+          title: str | None = None, styler=None) -> str:
+    """Legacy entry point: a table under plain *headers* (roles guessed, see
+    :func:`legacy_columns`), rendered by common.table.render_table -- nothing is
+    clipped any more.  New code calls render_table with explicit Col roles."""
+    from gdb_toolkit.common.table import _cells, render_table
 
-    tabulate = require("tabulate").tabulate
-    cells = [["" if v is None else str(v) for v in r] for r in rows]
-    widths = fit_columns(headers, cells, width, header_pad=2)   # tabulate pads headers by 2
-    if widths:
-        cells = [[_clip(v, widths[i]) for i, v in enumerate(r)] for r in cells]
-        headers = [_clip(h, widths[i]) for i, h in enumerate(headers)]
-    text = tabulate(cells, headers=headers, tablefmt="simple", disable_numparse=True)
-    if title:
-        text = f"{title}\n{text}"
-    return text + "\n"
+    cells = _cells(rows)
+    if width is None:
+        width = AMBIENT["width"]
+    return render_table(legacy_columns(headers, cells), cells, width=width, title=title,
+                        styler=styler if styler is not None else AMBIENT["styler"])
 
 
-def key_values(pairs: list[tuple[str, object]]) -> str:
-    """Aligned ``key: value`` lines for summaries above tables."""
-    pairs = [(k, v) for k, v in pairs if v is not None]
-    if not pairs:
-        return ""
-    w = max(len(k) for k, _ in pairs)
-    return "".join(f"{k + ':':<{w + 1}} {v}\n" for k, v in pairs)
+def key_values(pairs: list[tuple], width: int | None = None, styler=None) -> str:
+    """Aligned ``key: value`` lines (values wrap under themselves at *width*,
+    by default the ambient gdb width); see common.text.key_values."""
+    from gdb_toolkit.common.text import key_values as kv
+
+    return kv(pairs, width if width is not None else AMBIENT["width"],
+              styler if styler is not None else AMBIENT["styler"])

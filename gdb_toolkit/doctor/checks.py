@@ -33,6 +33,14 @@ def _dep(facts: HostFacts, module: str, label: str, used_by: str) -> Check:
                  fix_for(module), used_by)
 
 
+def _optional_tabulate(facts: HostFacts) -> Check:
+    """tabulate is no longer needed: common.table renders every table."""
+    version = facts.deps.get("tabulate")
+    if version:
+        return Check("tabulate", OK, f"{version} (optional: tables do not need it)")
+    return Check("tabulate", INFO, "not installed; optional: gdb_toolkit renders its tables itself")
+
+
 def _ptrace(f: HostFacts) -> Check:
     used = "attach, plt-walk --live, stack-diagnose, vg-attach"
     if f.ptrace_scope == 3:
@@ -135,9 +143,11 @@ def evaluate(f: HostFacts) -> DoctorReport:
     c = [
         Check("gdb", OK if f.gdb_version else INFO, f.gdb_version or "not running inside gdb"),
         Check("python (gdb's)", OK, f"{f.python_version} at {f.python_executable}"),
-        _dep(f, "elftools", "pyelftools", "got, plt, plt-walk"),
+        # plt has its own ELF reader: pyelftools serves only the kernel commands' ELF inputs
+        _dep(f, "elftools", "pyelftools", "kernel commands' --vmlinux, --system-map VMLINUX, "
+             "--btf ELF"),
         _dep(f, "capstone", "capstone", "plt, kdis, kprobe-show, stack-diagnose"),
-        _dep(f, "tabulate", "tabulate", "every table"),
+        _optional_tabulate(f),
         _ptrace(f),
         _kcore(f),
         _kallsyms(f),

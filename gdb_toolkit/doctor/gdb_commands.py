@@ -1,24 +1,27 @@
-"""``toolkit doctor``: the capability table."""
+"""``toolkit doctor``: the capability table.
+
+A worked example of the framework: metadata declared once, columns with roles,
+each row's fix printed whole under it (never a column to be cut), a JSON
+schema in gdb_toolkit/schemas/toolkit-doctor.schema.json.
+"""
 import gdb
 
 from gdb_toolkit.gdbsupport.command import ToolkitCommand
 
 
 class ToolkitDoctor(ToolkitCommand):
-    """Show every gdb_toolkit capability, whether it works here, why not, and the fix.
-
-Usage: toolkit doctor [--quick] [--json]
-
-Checks gdb and Python versions, pyelftools/capstone/tabulate/bcc, ptrace
-permission, /proc/kcore, kallsyms, BTF, kprobes, valgrind and vgdb, whether
-bcc can compile (in a separate python3 process; --quick skips that), kernel
-headers, and root.
-
-Example:
-  (gdb) toolkit doctor
-  (gdb) toolkit doctor --json"""
-
     name = "toolkit doctor"
+    summary = "What works on this machine, why not, and the fix"
+    usage = "toolkit doctor [--quick] [--json]"
+    description = """\
+Checks gdb and its Python, pyelftools, capstone and tabulate (optional),
+ptrace permission, /proc/kcore, kallsyms, BTF, kprobes, valgrind and vgdb,
+bcc and whether it can compile a probe (in a separate python3 process;
+--quick skips that), kernel headers, and root.  Each check that fails says
+why and, under it, the fix."""
+    examples = ("toolkit doctor", "toolkit doctor --quick", "toolkit doctor --json")
+    category = "toolkit"
+    json_hex_addresses = True
 
     def build_parser(self):
         from gdb_toolkit.common.args import ArgParser
@@ -35,10 +38,16 @@ Example:
         return evaluate(gather(gdb_version=version, compile_bcc=not args.quick))
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import table
+        from gdb_toolkit.common.table import Col, render_table
 
-        rows = [[c.name, c.status, c.detail, c.fix, c.used_by] for c in report.checks]
-        return table(["check", "status", "detail", "fix", "used by"], rows, width=ctx.width)
+        from gdb_toolkit.doctor.checks import OK
+
+        # the fix, and which commands a failing check affects, go whole under the row
+        cols = [Col("check", "key"), Col("status", "state"), Col("detail")]
+        rows = [[c.name, c.status, c.detail] for c in report.checks]
+        below = [[("fix", c.fix), ("affects", c.used_by if c.status != OK else "")]
+                 for c in report.checks]
+        return render_table(cols, rows, ctx.width, styler=ctx.styler, below=below)
 
 
 def register():

@@ -1,61 +1,103 @@
 """Base class for every toolkit command.
 
-A subclass gives the name, a docstring (gdb's help text: summary, usage,
-example), ``build_parser`` (imported lazily so start-up stays cheap), ``run``
-(gather facts, call the pure core, return a report) and ``render`` (report ->
-text).  The base class handles ``--json``, ``--help``, tab completion of
-options, terminal width, and turns every failure into a one-line
-``gdb.GdbError`` -- never a Python traceback (set GDB_TOOLKIT_DEBUG=1 to see
-one for internal errors).
+A subclass declares its metadata once (``name``, ``summary``, ``usage``,
+``description``, ``examples``, ``category``, ``repeat``; see common/meta.py)
+and implements ``build_parser`` (imported lazily so start-up stays cheap),
+``run`` (gather facts, call the pure core, return a report) and ``render``
+(report -> text fitted to ``ctx.width``, styled with ``ctx.styler``).
+
+The base class does the rest, the same way for every command:
+
+* registers it as ``toolkit NAME`` (the registry adds the short alias ``NAME``
+  unless another extension already has it), with gdb's ``help`` generated from
+  the metadata; ``--help`` adds the options;
+* Enter does not repeat it (gdb's ``dont_repeat``) unless ``repeat = True``;
+* ``--json`` prints one envelope (common/envelope.py): the result, or on any
+  failure the error as JSON on stdout -- and the gdb error is still raised;
+* tab completion of options, terminal width and gdb's styles;
+* every failure becomes a one-line ``gdb.GdbError`` -- never a Python
+  traceback (set GDB_TOOLKIT_DEBUG=1 to see one for internal errors).
 """
 import os
 import sys
 import traceback
+
 import gdb
 
 
 class RenderContext:
-    """How to render: columns available (None = unlimited: batch, pipes) and
-    whether gdb styling is on.  A plain class: importing dataclasses at gdb
-    start-up would cost milliseconds (it pulls in inspect and ast)."""
+    """How to render: columns available (None = unlimited: batch, pipes), whether
+    gdb styles output, and the styler (``ctx.styler(role, text)``; common.style).
+    A plain class: importing dataclasses at gdb start-up would cost milliseconds."""
 
-    __slots__ = ("width", "styled")
+    __slots__ = ("width", "styled", "styler")
 
-    def __init__(self, width: int | None, styled: bool):
+    def __init__(self, width: int | None, styled: bool, styler=None):
+        from gdb_toolkit.common.style import PLAIN
+
         self.width = width
         self.styled = styled
+        self.styler = styler if styler is not None else PLAIN
 
     @classmethod
     def from_gdb(cls) -> "RenderContext":
+        from gdb_toolkit.gdbsupport.style import current_styler
+
         try:
             width = gdb.parameter("width")
         except Exception:
             width = None
-        try:
-            styled = bool(gdb.parameter("style enabled"))
-        except Exception:
-            styled = False
         if not width or width <= 0 or width > 100000:
             width = None
-        return cls(width, styled)
+        styler = current_styler()
+        return cls(width, styler.enabled, styler)
 
 
 def bold(text: str, ctx: RenderContext) -> str:
-    return f"\x1b[1m{text}\x1b[0m" if ctx.styled else text
+    return ctx.styler("title", text)
 
 
 class ToolkitCommand(gdb.Command):
-    """Subclasses must set ``name`` and a docstring; see module doc."""
+    """Subclasses set ``name`` and their metadata; see the module doc."""
 
     name: str = ""
-    command_class = gdb.COMMAND_USER
+    # -- metadata (common/meta.py); a command without ``summary`` is read from its docstring
+    summary: str = ""
+    usage: str = ""
+    description: str = ""
+    examples: tuple = ()
+    category: str | None = None
+    repeat: bool = False
+    #: JSON: addresses under "address"/"*_address" keys as "0x..." strings (docs/json.md);
+    #: set True when the command's schema in gdb_toolkit/schemas/ says so
+    json_hex_addresses: bool = False
+
+    command_class = gdb.COMMAND_SUPPORT
     prefix = False
     #: what to complete for a word not starting with '-' (a gdb.COMPLETE_* constant)
     value_completer = gdb.COMPLETE_NONE
 
     def __init__(self):
-        super().__init__(self.name, self.command_class, prefix=self.prefix)
+        meta = self.meta()
+        self.__doc__ = meta.help_text()        # gdb reads the instance's __doc__ as its help
+        super().__init__(meta.gdb_name, self.command_class, prefix=self.prefix)
         self._parser = None
+
+    @classmethod
+    def meta(cls):
+        """This command's CommandMeta (declared attributes, or parsed from the docstring)."""
+        cached = cls.__dict__.get("_meta_cache")
+        if cached is None:
+            from gdb_toolkit.common.meta import CommandMeta
+
+            cached = CommandMeta.of(cls)
+            cls._meta_cache = cached
+        return cached
+
+    @classmethod
+    def schema_name(cls) -> str:
+        """The JSON Schema file of this command's result (gdb_toolkit/schemas/)."""
+        return cls.name.replace(" ", "-") + ".schema.json"
 
     # -- to override ---------------------------------------------------------
     def build_parser(self):
@@ -103,35 +145,96 @@ class ToolkitCommand(gdb.Command):
         Override for command-specific values; by default ``value_completer`` is used."""
         return self.value_completer
 
-    def invoke(self, argument, from_tty):
-        from gdb_toolkit.common.args import HelpRequested
-        from gdb_toolkit.common.errors import ToolkitError
-
+    def help_page(self, width: int | None = None) -> str:
+        """``NAME --help``: the metadata's help with the parser's options."""
         try:
-            args = self.parser.parse(self.split_argv(argument))
-            report = self.run(args)
-            if report is None:
-                return
-            if getattr(args, "json", False):
-                from gdb_toolkit.common.render import to_json
+            options = self.parser.options_help(width)
+        except AttributeError:          # a parser that is not a common.args.ArgParser
+            options = ""
+        return self.meta().help_page(options, width)
 
-                gdb.write(to_json(report) + "\n")
-            else:
-                gdb.write(self.render(report, RenderContext.from_gdb()))
-        except HelpRequested as h:
-            gdb.write(h.text)
-        except ToolkitError as exc:
+    def json_document(self, report) -> str:
+        """The ``--json`` output: *report* in the versioned envelope."""
+        from gdb_toolkit.common import envelope
+        from gdb_toolkit.common.render import dumps, to_jsonable
+
+        return dumps(envelope.ok(self.name, to_jsonable(report, self.json_hex_addresses))) + "\n"
+
+    def render_text(self, report) -> str:
+        """render() with gdb's width and styles, also for legacy helpers called
+        without them (common.render.AMBIENT)."""
+        from gdb_toolkit.common import render as shared
+
+        ctx = RenderContext.from_gdb()
+        saved = dict(shared.AMBIENT)
+        shared.AMBIENT.update(width=ctx.width, styler=ctx.styler)
+        try:
+            return self.render(report, ctx)
+        finally:
+            shared.AMBIENT.update(saved)
+
+    def invoke(self, argument, from_tty):
+        if not self.repeat:
+            self.dont_repeat()
+        from gdb_toolkit.common.args import HelpRequested
+        from gdb_toolkit.common.errors import ToolkitError, UsageError
+
+        want_json = False
+        try:
+            argv = self.split_argv(argument)
+            want_json = "--json" in argv
+            args = self.parser.parse(argv)
+            report = self.run(args)
+            if want_json:
+                gdb.write(self.json_document(report))
+            elif report is not None:
+                gdb.write(self.render_text(report))
+        except HelpRequested:
+            # prose reads best at 80 columns when gdb's width is unlimited (batch, pipes)
+            gdb.write(self.help_page(RenderContext.from_gdb().width or 80))
+        except UsageError as exc:
+            self._json_error(want_json, "usage", exc.cause, None, exc.usage)
             raise gdb.GdbError(str(exc)) from None
-        except (gdb.GdbError, KeyboardInterrupt):
+        except ToolkitError as exc:
+            self._json_error(want_json, "failed", exc.cause, exc.fix)
+            raise gdb.GdbError(str(exc)) from None
+        except gdb.GdbError as exc:
+            self._json_error(want_json, "gdb", str(exc))
+            raise
+        except KeyboardInterrupt:
+            self._json_error(want_json, "interrupted", "interrupted (Ctrl-C)")
             raise
         except gdb.MemoryError as exc:
-            raise gdb.GdbError(f"{self.name}: cannot read target memory ({exc}). "
-                               "Fix: check the process is alive and the address is mapped.") from None
+            cause = f"{self.name}: cannot read target memory ({exc})"
+            fix = "check the process is alive and the address is mapped"
+            self._json_error(want_json, "memory", cause, fix)
+            raise gdb.GdbError(f"{cause}. Fix: {fix}.") from None
+        except gdb.error as exc:        # a gdb call failed in a way the command did not expect
+            cause = f"{self.name}: gdb said: {exc}"
+            self._json_error(want_json, "gdb", cause)
+            raise gdb.GdbError(cause) from None
         except Exception as exc:  # an internal bug: say so in one line
             if os.environ.get("GDB_TOOLKIT_DEBUG"):
                 traceback.print_exc(file=sys.stderr)
-            raise gdb.GdbError(f"{self.name}: internal error: {type(exc).__name__}: {exc}. "
-                               "Fix: report it with GDB_TOOLKIT_DEBUG=1 output.") from None
+            cause = f"{self.name}: internal error: {type(exc).__name__}: {exc}"
+            fix = "report it with GDB_TOOLKIT_DEBUG=1 output"
+            self._json_error(want_json, "internal", cause, fix)
+            raise gdb.GdbError(f"{cause}. Fix: {fix}.") from None
+
+    def _json_error(self, want_json: bool, kind: str, cause: str, fix: str | None = None,
+                    usage: str | None = None) -> None:
+        """Under --json, the error as the one JSON document on stdout."""
+        if not want_json:
+            return
+        from gdb_toolkit.common import envelope
+        from gdb_toolkit.common.errors import ToolkitError
+        from gdb_toolkit.common.render import dumps
+
+        message = str(ToolkitError(cause, fix)) if kind != "usage" else cause
+        try:
+            gdb.write(dumps(envelope.error(self.name, kind, message, cause, fix, usage)) + "\n")
+        except Exception:       # never mask the real error
+            pass
 
 
 class ToolkitPrefix(gdb.Command):
@@ -140,9 +243,10 @@ class ToolkitPrefix(gdb.Command):
     name = ""
 
     def __init__(self):
-        super().__init__(self.name, gdb.COMMAND_USER, gdb.COMPLETE_COMMAND, True)
+        super().__init__(self.name, gdb.COMMAND_SUPPORT, gdb.COMPLETE_COMMAND, True)
 
     def invoke(self, argument, from_tty):
+        self.dont_repeat()
         if argument.strip():
             raise gdb.GdbError(f"Undefined {self.name} command: \"{argument.strip()}\". "
                                f"Try \"help {self.name}\".")

@@ -73,7 +73,10 @@ def target_arch() -> str:
 
 
 def executable_path() -> str | None:
-    return gdb.current_progspace().filename
+    """The program's path (any bytes, surrogateescape-decoded), or None."""
+    from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename
+
+    return progspace_filename()
 
 
 def eval_int(expression: str) -> int:
@@ -106,11 +109,14 @@ def core_file_path() -> str | None:
     """The path of the core file gdb has loaded (from ``info target``), else None."""
     import re
 
+    from gdb_toolkit.gdbsupport.safe_gdb import execute_to_string
+
     try:
-        text = gdb.execute("info target", to_string=True)
+        text = execute_to_string("info target")
     except gdb.error:
         return None
-    m = re.search(r"core dump file:\s*`([^']+)'", text)
+    # gdb prints "`PATH', file type ELF-FORMAT." on one line: the path may hold quotes
+    m = re.search(r"core dump file:\s*`(.*)', file type [^\n]*$", text, re.M)
     return m.group(1) if m else None
 
 

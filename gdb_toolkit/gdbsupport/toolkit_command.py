@@ -1,16 +1,22 @@
-"""The ``toolkit`` prefix and ``toolkit commands``: the map of what is loaded."""
+"""The ``toolkit`` prefix and ``toolkit commands``: the map of what is loaded.
+
+``toolkit commands`` is the worked example of the framework (see
+docs/architecture.md, "Adopting the framework"): metadata declared once, a
+report of plain data, a schema in gdb_toolkit/schemas/, roles for columns.
+"""
 
 from gdb_toolkit.gdbsupport.command import ToolkitCommand, ToolkitPrefix
 
 
 class Toolkit(ToolkitPrefix):
-    """gdb_toolkit: PLT/GOT walkthroughs, kprobes via /proc/kcore, stack-growth
-diagnosis, valgrind vgdb helpers and bcc tracing, as gdb commands.
+    """gdb_toolkit: PLT/GOT, kprobes, stack, valgrind and bcc commands.
 
+Every gdb_toolkit command is "toolkit NAME" (also "tk NAME"), and NAME alone
+unless another extension (pwndbg, GEF...) had that name first.
 Start with "toolkit doctor" to see what works on this machine, and
-"toolkit commands" for every command with a one-line summary.
+"toolkit commands" for every command and convenience function.
 
-Example:
+Examples:
   (gdb) toolkit doctor
   (gdb) toolkit commands"""
 
@@ -18,31 +24,72 @@ Example:
 
 
 class ToolkitCommands(ToolkitCommand):
-    """List every gdb_toolkit command with its one-line summary.
-
-Usage: toolkit commands [--json]
-
-Example:
-  (gdb) toolkit commands"""
-
     name = "toolkit commands"
+    summary = "List every command and convenience function"
+    usage = "toolkit commands [--json]"
+    description = """\
+Every gdb_toolkit command by category with its one-line summary, then the
+convenience functions and variables ($ksym, $kprobe, $ktask, ...).  Each
+command is also "toolkit NAME" ("tk NAME"); a short NAME that another
+extension defined first is kept as theirs and said here."""
+    examples = ("toolkit commands", "toolkit commands --json")
+    category = "toolkit"
+    json_hex_addresses = True
 
     def run(self, args):
-        from gdb_toolkit.gdbsupport.registry import registered_commands
+        import gdb
 
-        rows = []
-        for cmd in registered_commands():
-            if not isinstance(cmd, ToolkitCommand):
-                continue
-            summary = (type(cmd).__doc__ or "").strip().splitlines()[0]
-            rows.append({"command": cmd.name, "summary": summary})
-        return sorted(rows, key=lambda r: r["command"])
+        from gdb_toolkit.common.meta import CATEGORIES, function_meta
+        from gdb_toolkit.gdbsupport import registry
+
+        aliases = registry.short_names()
+        commands, functions = [], []
+        for cmd in registry.registered_commands():
+            if isinstance(cmd, ToolkitCommand):
+                entry = cmd.meta().as_dict()
+                entry["aliases"] = [a for a, target in aliases.items() if target == entry["gdb_name"]]
+                entry["schema"] = cmd.schema_name()
+                commands.append(entry)
+            elif isinstance(cmd, gdb.Function):
+                fm = function_meta(type(cmd))
+                functions.append({"name": "$" + fm["usage"].lstrip("$").split("(")[0],
+                                  "kind": "function", "usage": fm["usage"], "summary": fm["summary"]})
+        for name, summary in registry.convenience_variables().items():
+            functions.append({"name": name, "kind": "variable", "usage": name, "summary": summary})
+        order = list(CATEGORIES)
+        commands.sort(key=lambda c: (order.index(c["category"]) if c["category"] in order
+                                     else len(order), c["name"]))
+        notes = []
+        kept = registry.kept_names()
+        if kept:
+            notes.append(registry.kept_note().split(": ", 1)[1])
+        return {"commands": commands, "functions": functions, "notes": notes}
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import table
+        from gdb_toolkit.common.meta import CATEGORIES
+        from gdb_toolkit.common.table import Col, render_table
+        from gdb_toolkit.common.text import wrap
 
-        return table(["command", "summary"], [[r["command"], r["summary"]] for r in report],
-                     width=ctx.width)
+        cols = [Col("command", "symbol"), Col("summary")]
+        out = []
+        groups: dict[str, list] = {}
+        for c in report["commands"]:
+            groups.setdefault(c["category"], []).append(c)
+        for cat, cmds in groups.items():
+            title = CATEGORIES.get(cat, cat)
+            rows = [["  " + (c["aliases"][0] if c["aliases"] else c["gdb_name"]), c["summary"]]
+                    for c in cmds]
+            out.append(render_table(cols, rows, ctx.width, title=ctx.styler("title", title + ":"),
+                                    styler=ctx.styler, header=False))
+        if report["functions"]:
+            rows = [["  " + f["usage"], f["summary"]] for f in report["functions"]]
+            out.append(render_table(cols, rows, ctx.width, styler=ctx.styler, header=False,
+                                    title=ctx.styler("title", "Convenience functions and variables:")))
+        tail = 'Every command is also "toolkit NAME" (or "tk NAME"); "help NAME" shows its usage.'
+        text = "\n".join(out) + "\n" + wrap(tail, ctx.width)
+        for n in report["notes"]:
+            text += wrap(f"note: {n}", ctx.width, "", "  ")
+        return text
 
 
 def register():

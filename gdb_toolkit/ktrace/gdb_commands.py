@@ -3,6 +3,13 @@ import gdb
 
 from gdb_toolkit.gdbsupport.command import ToolkitCommand
 
+#: the convenience variables these commands set (listed by 'toolkit commands')
+CONVENIENCE_VARIABLES = {
+    "$ktask": "task_struct of the last ktrace event, or the task ktask found",
+    "$kretval": "return value of the last ktrace --ret event",
+    "$kevents": "number of events the last ktrace collected",
+}
+
 # the one background ktrace session (async mode: armed, inferior continued by the user)
 _state = {"session": None, "report": None, "shown": 0, "hooked": False}
 

@@ -1,7 +1,7 @@
 """The PLT walkthrough: call site -> stub -> GOT slot -> target, and what the first call
 does differently (lazy stub, .plt[0], GOT[1]/GOT[2], the resolver) from later calls."""
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable   # not typing: its import costs ~3 ms of the first call
 
 from gdb_toolkit.common.disasm import Insn, disassemble
 from gdb_toolkit.plt.elf_model import ObjectModel, SlotSpec

@@ -56,7 +56,7 @@ def test_help_and_command_listing():
 
 def test_every_command_has_help_with_example_and_json():
     doc = gdb_json([], "toolkit commands")
-    names = [r["command"] for r in doc]
+    names = [c["name"] for c in doc["commands"]]
     assert "toolkit doctor" in names
     cmds = []
     for n in names:
@@ -70,7 +70,7 @@ def test_every_command_has_help_with_example_and_json():
 
 
 def test_every_command_gives_a_usage_error_for_a_bogus_option():
-    names = [r["command"] for r in gdb_json([], "toolkit commands")]
+    names = [c["name"] for c in gdb_json([], "toolkit commands")["commands"]]
     res = run_gdb([*(f"{n} --bogus" for n in names), "echo still-alive\\n"])
     assert_no_traceback(res)
     assert "still-alive" in res.stdout
@@ -113,7 +113,7 @@ def test_heavy_modules_not_imported_at_load():
 
 
 def test_every_command_has_a_docs_page_linked_from_the_index():
-    names = [r["command"] for r in gdb_json([], "toolkit commands")]
+    names = [c["name"] for c in gdb_json([], "toolkit commands")["commands"]]
     index = (REPO / "docs" / "index.md").read_text()
     for name in names:
         page = "toolkit.md" if name.startswith("toolkit") else f"{name}.md"

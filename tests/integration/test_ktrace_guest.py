@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.support.gdbrun import JSON_BEGIN, JSON_END, gdb_argv, json_wrapped, run_gdb
+from tests.support.gdbrun import JSON_BEGIN, JSON_END, gdb_argv, json_wrapped, run_gdb, unwrap
 from tests.support.ktrace_oracles import example, kprobe_events, our_programs, wait_gone, wait_no_programs
 
 pytestmark = pytest.mark.guest
@@ -22,7 +22,7 @@ def _docs(res) -> list:
     for chunk in res.stdout.split(JSON_BEGIN)[1:]:
         chunk = chunk.split(JSON_END, 1)[0]
         start = 0 if chunk.lstrip().startswith("{") else chunk.index("\n{")
-        out.append(json.loads(chunk[start:]))
+        out.append(unwrap(json.loads(chunk[start:])))
     return out
 
 

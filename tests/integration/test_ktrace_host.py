@@ -11,7 +11,7 @@ import pytest
 
 from gdb_toolkit.common.procfs import read_limits
 from tests.support.gdbrun import (JSON_BEGIN, JSON_END, assert_no_traceback, gdb_argv, json_wrapped,
-                                  run_gdb)
+                                  run_gdb, unwrap)
 from tests.support.ktrace_oracles import example, our_programs, wait_gone, wait_no_programs
 
 pytestmark = [pytest.mark.gdb,
@@ -26,7 +26,7 @@ def run_json(setup, command, **kw):
     res = run_gdb([*setup, *json_wrapped(command + " --json")], **kw)
     chunk = res.stdout.split(JSON_BEGIN, 1)[-1].split(JSON_END, 1)[0]
     assert "\n{" in chunk, res.output
-    return json.loads(chunk[chunk.index("\n{"):])
+    return unwrap(json.loads(chunk[chunk.index("\n{"):]))
 
 
 @pytest.fixture(scope="module")

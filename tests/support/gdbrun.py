@@ -2,7 +2,9 @@
 
 - ``compile_c``: build a C fixture with gcc (cached per source+flags).
 - ``run_gdb``: ``gdb -nx -batch`` with the package sourced, commands given.
-- ``gdb_json``: run one toolkit command with ``--json`` and return its document.
+- ``gdb_json``: run one toolkit command with ``--json`` and return its result
+  (the ``result`` of the envelope every ``--json`` prints; ``gdb_envelope``
+  returns the whole envelope).
 - ``background``: a program running in the background (for attach), killed after.
 """
 import contextlib
@@ -66,13 +68,18 @@ class GdbResult:
     def output(self) -> str:
         return self.stdout + self.stderr
 
-    def json_documents(self) -> list:
-        """Every JSON document printed between markers (see gdb_json)."""
+    def envelopes(self) -> list:
+        """Every JSON document printed between markers, as printed (envelopes)."""
         docs = []
         for chunk in re.findall(re.escape(JSON_BEGIN) + r"\n(.*?)" + re.escape(JSON_END),
                                 self.stdout, flags=re.S):
             docs.append(json.loads(chunk))
         return docs
+
+    def json_documents(self) -> list:
+        """Every JSON document printed between markers (see gdb_json): the result
+        of each successful envelope; a failed command's envelope is kept whole."""
+        return [unwrap(d) for d in self.envelopes()]
 
 
 def gdb_argv(commands: list[str], program: str | Path | None = None, args: list[str] = (),
@@ -110,17 +117,41 @@ def json_wrapped(command: str) -> list[str]:
     return [f"echo {JSON_BEGIN}\\n", command, f"echo {JSON_END}\\n"]
 
 
-def gdb_json(setup: list[str], command: str, **kw):
-    """Run *setup* commands, then *command* (which must print JSON); return the document.
+def is_envelope(doc) -> bool:
+    return isinstance(doc, dict) and {"command", "schema_version", "ok"} <= doc.keys()
 
-    Raises AssertionError with gdb's whole output when no document appears.
-    """
+
+def unwrap(doc):
+    """The result of a successful ``--json`` envelope; anything else unchanged."""
+    if is_envelope(doc) and doc["ok"]:
+        return doc["result"]
+    return doc
+
+
+def addr(value) -> int:
+    """An address from JSON as an int: "0x..." strings (the contract, docs/json.md) or ints."""
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
+def gdb_envelope(setup: list[str], command: str, **kw) -> dict:
+    """Run *setup* commands, then *command* with --json; return its whole envelope."""
     if "--json" not in command:
         command += " --json"
     res = run_gdb([*setup, *json_wrapped(command)], **kw)
-    docs = res.json_documents()
+    docs = res.envelopes()
     assert docs, f"no JSON from {command!r}:\n--- stdout\n{res.stdout}\n--- stderr\n{res.stderr}"
     return docs[-1]
+
+
+def gdb_json(setup: list[str], command: str, **kw):
+    """Run *setup* commands, then *command* (which must print JSON); return its result.
+
+    Raises AssertionError with gdb's whole output when no document appears or
+    the command failed (its envelope has ok false).
+    """
+    doc = gdb_envelope(setup, command, **kw)
+    assert not is_envelope(doc) or doc["ok"], f"{command!r} failed: {doc['error']}"
+    return unwrap(doc)
 
 
 @contextlib.contextmanager

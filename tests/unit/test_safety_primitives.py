@@ -311,3 +311,18 @@ def test_quote_filename_rules():
         assert "\n" not in str(e.value)
     assert gdb_quoting.alias_basename("/d/--evil name\n") == "evil_name_"
     assert gdb_quoting.shell_word("a'b") == "'a'\\''b'"
+
+
+def test_cache_or_session_falls_back_on_an_unsafe_home(tmp_path, monkeypatch):
+    home_cache = tmp_path / "cache"
+    home_cache.mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home_cache))
+    c, note = private_dirs.cache_or_session("ktypes")
+    assert note is None and c.path == str(home_cache / "gdb_toolkit" / "ktypes")
+    c.close()
+    os.chmod(home_cache / "gdb_toolkit", 0o777)           # someone made it writable by all
+    c, note = private_dirs.cache_or_session("ktypes")
+    assert "writable by other users" in note
+    assert c.path.startswith(private_dirs.session_dir())
+    c.write_atomic("x", b"1")
+    c.close()

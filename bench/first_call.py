@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""First-call cost of each command in a fresh gdb (cold) and its second call (warm), side by
+side, and the share of the first call spent importing modules.
+
+For each command: gdb -batch runs the set-up, then the command twice under a timer (output
+captured).  Python's own import profiler (PYTHONPROFILEIMPORTTIME) runs during the first call:
+the cumulative times of the outermost imports made by that call are its import share.  Each
+figure is the median of --runs runs.  Target (issue 14): import share < 15 ms per first command.
+
+    /usr/bin/python3 bench/first_call.py [--runs 5] [--only got,ksym] [--root OTHER-CHECKOUT]
+
+--root measures another checkout (e.g. main before a change) with the same cases.  The
+machine is shared: the minimum of the runs is printed beside the median (the minimum is
+the least disturbed figure for work that does not vary).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+GDBINIT = REPO / "gdb_toolkit" / "gdbinit.py"
+sys.path.insert(0, str(REPO))
+
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+TIMER = r"""
+import gdb, sys, time, json
+before = list(sys.modules)
+def once():
+    t = time.perf_counter()
+    try:
+        gdb.execute(CMD, to_string=True)
+        ok = True
+    except gdb.error:
+        ok = False
+    return (time.perf_counter() - t) * 1000, ok
+sys.stderr.write("@@START\n"); sys.stderr.flush()
+cold, ok = once()
+sys.stderr.write("@@END\n"); sys.stderr.flush()
+new = [m for m in sys.modules if m not in set(before)]
+warm, _ = once()
+print("@@BENCH" + json.dumps({"cold": cold, "warm": warm, "ok": ok, "modules": new}))
+"""
+
+def import_share(stderr: str) -> float:
+    """ms spent in the outermost imports between the @@START/@@END markers."""
+    region = stderr.split("@@START\n", 1)[-1].split("@@END\n", 1)[0]
+    rows = []
+    for ln in region.splitlines():
+        if ln.startswith("import time:") and "|" in ln:
+            _, cum, name = ln[len("import time:"):].split("|", 2)
+            if cum.strip().isdigit():
+                rows.append((len(name) - len(name.lstrip()), int(cum)))
+    if not rows:
+        return 0.0
+    top = min(indent for indent, _ in rows)
+    return sum(cum for indent, cum in rows if indent == top) / 1000
+
+
+def programs(tmp: Path) -> dict:
+    from tests.support.gdbrun import compile_c
+
+    return {
+        "hello": compile_c(REPO / "examples" / "plt" / "hello_calls.c", flags=["-g"]),
+        "recurse": compile_c(REPO / "examples" / "stack" / "recurse.c", flags=["-g", "-O0"]),
+        "vbits": compile_c(REPO / "examples" / "valgrind" / "vbits.c", flags=["-g", "-O0"]),
+    }
+
+
+def cases(p: dict, tmp: Path) -> list[tuple[str, list[str], str | None, str]]:
+    """(label, set-up commands, program, command)."""
+    vg = [f"vg-start --main --stdout {tmp}/vg.out --log {tmp}/vg.log {p['vbits']}",
+          "break checkpoint", "continue"]
+    return [
+        ("toolkit commands", [], None, "toolkit commands"),
+        ("toolkit doctor --quick", [], None, "toolkit doctor --quick"),
+        ("got (file)", [], p["hello"], "got"),
+        ("got (live)", ["start"], p["hello"], "got"),
+        ("got --json", ["start"], p["hello"], "got --json"),
+        ("plt", ["start"], p["hello"], "plt"),
+        ("plt-walk puts", ["start"], p["hello"], "plt-walk puts"),
+        ("stack-diagnose", ["run > /dev/null"], p["recurse"], "stack-diagnose"),
+        ("ksym", [], None, "ksym do_sys_openat2"),
+        ("ktypes", [], None, "ktypes"),
+        ("vg-leaks", vg, None, "vg-leaks"),
+        ("vg-vbits", vg, None, "vg-vbits g_buf 16"),
+    ]
+
+
+def gdb(setup, program, script: str, gdbinit: Path = GDBINIT) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(script)
+    try:
+        argv = ["gdb", "-nx", "-batch", "-iex", "set debuginfod enabled off",
+                "-ex", f"source {gdbinit}", *sum((["-ex", c] for c in setup), []),
+                "-ex", f"source {f.name}"] + ([str(program)] if program else [])
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                              env=dict(ENV, PYTHONPROFILEIMPORTTIME="1"), stdin=subprocess.DEVNULL)
+    finally:
+        os.unlink(f.name)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("@@BENCH")), None)
+    if line is None:
+        raise RuntimeError(f"no result: {proc.stdout[-2000:]}")
+    result = json.loads(line[len("@@BENCH"):])
+    result["import"] = import_share(proc.stderr)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--only", help="comma-separated labels (prefix match)")
+    ap.add_argument("--root", type=Path, default=REPO, help="the checkout to measure")
+    ap.add_argument("--compare", type=Path, help="another checkout, measured alternately with --root")
+    opts = ap.parse_args()
+    roots = [opts.root.resolve()] + ([opts.compare.resolve()] if opts.compare else [])
+    tmp = Path(tempfile.mkdtemp(prefix="gtk-bench-"))
+    p = programs(tmp)
+    print(f"{opts.runs} runs each, alternating checkouts: median (min) ms")
+    for i, r in enumerate(roots):
+        print(f"  [{i}] {r}")
+    print(f"{'command':24} {'':3} {'cold':>14} {'warm':>12} {'imports':>14} {'modules':>7}  ok")
+    for label, setup, program, cmd in cases(p, tmp):
+        if opts.only and not any(label.startswith(o) for o in opts.only.split(",")):
+            continue
+        figs = [{"cold": [], "warm": [], "import": [], "mods": 0, "ok": True} for _ in roots]
+        for _ in range(opts.runs):
+            for f, root in zip(figs, roots):
+                r = gdb(setup, program, f"CMD = {cmd!r}\n" + TIMER, root / "gdb_toolkit" / "gdbinit.py")
+                f["cold"].append(r["cold"])
+                f["warm"].append(r["warm"])
+                f["import"].append(r["import"])
+                f["mods"] = len(r["modules"])
+                f["ok"] = f["ok"] and r["ok"]
+
+        def fig(xs, w):
+            return f"{statistics.median(xs):.1f} ({min(xs):.1f})".rjust(w)
+
+        for i, f in enumerate(figs):
+            print(f"{label if i == 0 else '':24} [{i}] {fig(f['cold'], 14)} {fig(f['warm'], 12)} "
+                  f"{fig(f['import'], 14)} {f['mods']:7d}  {'yes' if f['ok'] else 'error'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""Command metadata, declared once per command, and everything generated from
+it: gdb's ``help`` text, ``--help``, ``toolkit commands`` and the headers of
+docs/commands/*.md.  Pure (no gdb): the docs test and the unit tests use it.
+
+A command declares (class attributes of its ToolkitCommand subclass)::
+
+    name = "got"                        # the short name; gdb's is "toolkit got"
+    summary = "GOT slots and their state now"     # one line, fits `apropos` at 80
+    usage = "got [REGEX] [--all-objects] [--json]"  # one line per form
+    description = '''...'''             # paragraphs, lines under 80 columns
+    examples = ("got", "got --json")    # gdb command lines, without "(gdb) "
+    category = "plt"                    # default: the domain package
+    repeat = False                      # Enter repeats it? (default: no)
+
+A command that declares no ``summary`` is read from its docstring (first line
+summary, "Usage:" block, text, "Example:" block): the format every command had
+before metadata, so unconverted commands keep their help.
+"""
+
+#: category -> title, in the order `toolkit commands` lists them
+CATEGORIES = {
+    "toolkit": "Toolkit",
+    "plt": "PLT/GOT",
+    "stack": "Stack",
+    "kernel": "Kernel memory and symbols (kcore, kallsyms, BTF)",
+    "ktrace": "Kernel tracing (bcc)",
+    "valgrind": "Valgrind memcheck (vgdb)",
+}
+#: domains whose commands live in another category
+CATEGORY_OF_DOMAIN = {"doctor": "toolkit", "gdbsupport": "toolkit"}
+
+PREFIX = "toolkit"
+#: gdb wraps a help line at the terminal width: `apropos`/`help toolkit` lines stay below it
+HELP_WIDTH = 80
+
+
+class CommandMeta:
+    """What a command is, for humans: name, summary, usage, description, examples."""
+
+    __slots__ = ("name", "summary", "usage", "description", "examples", "category", "repeat")
+
+    def __init__(self, name: str, summary: str, usage: str = "", description: str = "",
+                 examples=(), category: str = "toolkit", repeat: bool = False):
+        self.name = name
+        self.summary = summary.strip()
+        self.usage = _dedent(usage).strip("\n")
+        self.description = _dedent(description).strip("\n")
+        self.examples = tuple(examples)
+        self.category = category
+        self.repeat = repeat
+
+    # -- names ------------------------------------------------------------------------------
+    @property
+    def gdb_name(self) -> str:
+        """The name registered with gdb: every command lives under the ``toolkit`` prefix."""
+        return self.name if self.name.split()[0] == PREFIX else f"{PREFIX} {self.name}"
+
+    @property
+    def short_name(self) -> str | None:
+        """The top-level alias (``got``), or None for the toolkit's own subcommands."""
+        return None if self.name.split()[0] == PREFIX else self.name
+
+    def help_line(self) -> str:
+        """The line gdb prints in ``apropos`` and ``help toolkit``."""
+        names = self.gdb_name + (f", {self.short_name}" if self.short_name else "")
+        return f"{names} -- {self.summary}"
+
+    def summary_budget(self) -> int:
+        """Characters the summary may use so that :meth:`help_line` never wraps at 80."""
+        return HELP_WIDTH - 1 - (len(self.help_line()) - len(self.summary))
+
+    # -- generated texts ----------------------------------------------------------------------
+    def usage_lines(self) -> list[str]:
+        lines = [ln.strip() for ln in self.usage.splitlines() if ln.strip()]
+        return lines or [self.name]
+
+    def help_text(self) -> str:
+        """gdb's ``help NAME``: summary, usage, description, examples, other name."""
+        usage = self.usage_lines()
+        out = [self.summary, "", "Usage: " + usage[0]] + ["       " + u for u in usage[1:]]
+        if self.description:
+            out += ["", self.description]
+        if self.examples:
+            out += ["", "Examples:" if len(self.examples) > 1 else "Example:"]
+            out += [f"  (gdb) {e}" for e in self.examples]
+        if self.short_name:
+            out += ["", f'Also "{self.gdb_name}" (the name that stays when another extension '
+                        f'has a "{self.short_name}").']
+        return "\n".join(out)
+
+    def help_page(self, options: str, width: int | None) -> str:
+        """``NAME --help``: the help text with the options listed, wrapped to *width*."""
+        from gdb_toolkit.common.text import wrap
+
+        usage = self.usage_lines()
+        out = wrap(f"{self.name} -- {self.summary}", width)
+        out += "".join(wrap(u, width, "Usage: " if i == 0 else "       ", "         ")
+                       for i, u in enumerate(usage))
+        if self.description:
+            out += "\n" + "".join(wrap(p.replace("\n", " "), width) if p.strip() else "\n"
+                                  for p in _paragraphs(self.description))
+        if options.strip():
+            out += "\n" + options.rstrip("\n") + "\n"
+        if self.examples:
+            out += "\nExamples:\n" if len(self.examples) > 1 else "\nExample:\n"
+            out += "".join(f"  (gdb) {e}\n" for e in self.examples)
+        return out
+
+    def docs_header(self, level: int = 1) -> str:
+        """The top of docs/commands/NAME.md (regenerated and checked by
+        scripts/docs_transcripts.py and tests/integration/test_docs_transcripts.py)."""
+        usage = self.usage_lines()
+        out = [f"{'#' * level} {self.name}", "", self.summary + ("" if self.summary.endswith(".") else "."), "",
+               "```", *usage, "```"]
+        if self.short_name:
+            out += ["", f"Also `{self.gdb_name}` (kept when another extension defines "
+                        f"`{self.short_name}`)."]
+        if self.examples:
+            out += ["", "Examples:", "", "```", *[f"(gdb) {e}" for e in self.examples], "```"]
+        return "\n".join(out) + "\n"
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "gdb_name": self.gdb_name, "summary": self.summary,
+                "usage": self.usage_lines(), "category": self.category,
+                "examples": list(self.examples), "repeats": self.repeat}
+
+    # -- reading a command class ------------------------------------------------------------
+    @classmethod
+    def of(cls, command_cls) -> "CommandMeta":
+        """The metadata of a ToolkitCommand subclass: its declared attributes, or
+        (not converted yet) its docstring."""
+        name = command_cls.name
+        category = getattr(command_cls, "category", None) or _category_from_module(command_cls)
+        repeat = bool(getattr(command_cls, "repeat", False))
+        if getattr(command_cls, "summary", None):
+            return cls(name, command_cls.summary, getattr(command_cls, "usage", "") or "",
+                       getattr(command_cls, "description", "") or "",
+                       getattr(command_cls, "examples", ()) or (), category, repeat)
+        return cls.from_docstring(name, command_cls.__doc__ or "", category, repeat)
+
+    @classmethod
+    def from_docstring(cls, name: str, doc: str, category: str = "toolkit",
+                       repeat: bool = False) -> "CommandMeta":
+        lines = _dedent_doc(doc).splitlines()
+        summary = lines[0].strip() if lines else name
+        usage, desc, examples = [], [], []
+        mode = "desc"
+        for ln in lines[1:]:
+            s = ln.strip()
+            if s.startswith("Usage:"):
+                mode = "usage"
+                usage.append(s[len("Usage:"):].strip())
+                continue
+            if s in ("Example:", "Examples:"):
+                mode = "examples"
+                continue
+            if mode == "usage":
+                if s:
+                    usage.append(s)
+                    continue
+                mode = "desc"
+            if mode == "examples":
+                if s.startswith("(gdb)"):
+                    examples.append(s[len("(gdb)"):].strip())
+                elif s and examples:
+                    examples[-1] += "\n" + s  # an output line shown after the command
+                continue
+            desc.append(ln.rstrip())
+        # joined continuation usage lines ("ktrace FUNC ..." + "[--count N] ...") stay separate
+        return cls(name, summary, "\n".join(usage), "\n".join(desc).strip("\n"),
+                   [e.split("\n")[0] for e in examples], category, repeat)
+
+
+def _category_from_module(command_cls) -> str:
+    parts = getattr(command_cls, "__module__", "").split(".")
+    domain = parts[1] if len(parts) > 2 and parts[0] == "gdb_toolkit" else "toolkit"
+    return CATEGORY_OF_DOMAIN.get(domain, domain)
+
+
+def _dedent(text: str) -> str:
+    lines = (text or "").splitlines()
+    indents = [len(ln) - len(ln.lstrip()) for ln in lines if ln.strip()]
+    cut = min(indents) if indents else 0
+    return "\n".join(ln[cut:] if ln.strip() else "" for ln in lines)
+
+
+def _dedent_doc(doc: str) -> str:
+    """A docstring without the indentation of its second and later lines."""
+    lines = (doc or "").strip("\n").splitlines()
+    if not lines:
+        return ""
+    return "\n".join([lines[0].strip()] + _dedent("\n".join(lines[1:])).splitlines())
+
+
+def _paragraphs(text: str) -> list[str]:
+    """Paragraphs of *text*; indented lines (lists, commands) are kept as their own lines."""
+    out, cur = [], []
+    for ln in text.splitlines():
+        if not ln.strip():
+            if cur:
+                out.append(" ".join(cur))
+                cur = []
+            out.append("")
+        elif ln.startswith(" "):
+            if cur:
+                out.append(" ".join(cur))
+                cur = []
+            out.append(ln)
+        else:
+            cur.append(ln.strip())
+    if cur:
+        out.append(" ".join(cur))
+    return out
+
+
+def function_meta(fn_cls) -> dict:
+    """A convenience function's listing from its docstring's first line,
+    ``$name(ARGS) -- what it returns``."""
+    first = _dedent_doc(fn_cls.__doc__ or "").splitlines()[:1]
+    usage, _, summary = (first[0] if first else "").partition(" -- ")
+    return {"usage": usage.strip(), "summary": summary.strip().rstrip(".")}

@@ -1,0 +1,85 @@
+"""Docs drift (issue 14): every generated region of the docs -- command headers from the
+metadata, transcripts from real gdb runs -- is regenerated and compared, so a change of a
+command's output or metadata fails here until `scripts/docs_transcripts.py --update` is run.
+
+Transcript blocks not yet under a recipe are listed in PENDING_PAGES (pages whose owners have
+not converted them); the list only shrinks.
+"""
+import re
+
+import pytest
+
+from tests.support import transcripts as T
+from tests.support.gdbrun import REPO, gdb_json
+
+pytestmark = pytest.mark.gdb
+
+#: pages with hand-written transcripts ("(gdb) ..." in a fenced block outside a generated region)
+PENDING_PAGES = {
+    "docs/commands/ftrace-site.md",
+    "docs/commands/got.md",
+    "docs/commands/kcore.md",
+    "docs/commands/kdis.md",
+    "docs/commands/kprobe-list.md",
+    "docs/commands/kprobe-show.md",
+    "docs/commands/ksym.md",
+    "docs/commands/kx.md",
+    "docs/commands/plt-walk.md",
+    "docs/commands/plt.md",
+    "docs/commands/stack-diagnose.md",
+    "docs/commands/vg-attach.md",
+    "docs/commands/vg-block.md",
+    "docs/commands/vg-check.md",
+    "docs/commands/vg-errors.md",
+    "docs/commands/vg-leaks.md",
+    "docs/commands/vg-start.md",
+    "docs/commands/vg-vbits.md",
+    "docs/commands/vg-who.md",
+    "docs/kernel.md",
+}
+
+REGIONS = [(p, kind, name) for p in T.doc_files() for kind, name, _, _ in T.regions(p)]
+
+
+@pytest.fixture(scope="module")
+def commands():
+    return {c["name"]: c for c in gdb_json([], "toolkit commands")["commands"]}
+
+
+def test_the_pages_named_by_the_issue_are_generated():
+    names = {(p.name, name) for p, _, name in REGIONS}
+    assert ("toolkit.md", "toolkit-doctor") in names and ("toolkit.md", "toolkit commands") in names
+    assert ("stack-diagnose.md", "stack-teststack") in names
+
+
+@pytest.mark.parametrize("path,kind,name", REGIONS,
+                         ids=[f"{p.name}:{n}" for p, _, n in REGIONS])
+def test_generated_region_matches(path, kind, name, commands):
+    body = next(b for k, n, b, _ in T.regions(path) if (k, n) == (kind, name))
+    if kind.startswith("header"):
+        assert name in commands, f"{name}: no such command"
+        want = T.header(commands[name], 2 if kind == "header2" else 1)
+        assert body.strip() == want.strip(), "run scripts/docs_transcripts.py --update"
+        return
+    assert name in T.RECIPES, f"{name}: no recipe in tests/support/transcripts.py"
+    recipe = T.RECIPES[name]
+    now = T.run(recipe)
+    doc = T.unfence(body)
+    # every command shown is in the block with its "(gdb) " line (stack-diagnose.md lost one)
+    for c in recipe.commands:
+        assert f"(gdb) {c}\n" in doc, f"missing command line '(gdb) {c}'"
+    assert T.normalize(doc, recipe) == T.normalize(now, recipe), \
+        f"{path.name}: transcript {name} drifted; run scripts/docs_transcripts.py --update"
+
+
+def test_pending_pages_only_shrink():
+    fence = re.compile(r"```\n(.*?)```", re.S)
+    hand_written = set()
+    for p in T.doc_files():
+        text = T.REGION.sub("", p.read_text())
+        if any(ln.startswith(("(gdb) ", "$ gdb ")) for b in fence.findall(text) for ln in b.splitlines()):
+            hand_written.add(str(p.relative_to(REPO)))
+    new = hand_written - PENDING_PAGES
+    assert not new, f"hand-written transcripts in {sorted(new)}: make them generated regions"
+    done = PENDING_PAGES - hand_written
+    assert not done, f"{sorted(done)} have no hand-written transcript left: drop from PENDING_PAGES"

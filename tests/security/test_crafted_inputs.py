@@ -1,0 +1,133 @@
+"""Issue 11 items 5, 6 and 8 (acceptance): got, plt, plt-walk and stack-diagnose on crafted
+binaries and cores inside real gdb.  For every case: gdb still alive afterwards, no traceback or
+internal error, the error on one line, peak RSS < 500 MB, under 30 s.
+
+The crafted files come from tests/support/crafted.py (a real program compiled here, then its
+headers made to lie).  Cases that fail today and whose fix belongs to a domain owner are marked
+``pending`` (xfail, not strict) and unmarked when the owner's branch is merged."""
+import os
+import struct
+
+import pytest
+
+from tests.support.crafted import (NT_FILE, NT_PRPSINFO, SHT_NOBITS, CorePatch, ElfPatch,
+                                   make_core, non_utf8_path)
+from tests.support.gdbrun import compile_c
+from tests.support.hostile import assert_survived, run_hostile
+
+pytestmark = pytest.mark.gdb
+
+SRC = r"""#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+int main(int c, char **v) { char b[64]; puts("hi"); strncpy(b, v[0], 63); b[63] = 0;
+                            printf("%s\n", b); return atoi("0"); }
+"""
+PENDING = {
+    "plt": "ELF reader bounds (issue 11 items 5/6, branch i13-plt)",
+    "stack": "core-file notes parser (issue 11 item 3/8 area, branch i12-stack)",
+}
+
+ELF_VARIANTS = {
+    # name: (patch, owner when a command fails today)
+    "plt-size-256MiB": (lambda p: p.set_section(".plt", size=256 << 20), None),
+    "text-size-8MiB": (lambda p: p.set_section(".text", size=8 << 20), None),
+    "rela-at-1TiB": (lambda p: p.set_rela(".rela.plt", 0, r_offset=0x10000000000), "plt"),
+    "rela-at-2GiB": (lambda p: p.set_rela(".rela.plt", 0, r_offset=0x80000000), None),
+    "gnu-version-nobits-2^40": (lambda p: p.set_section(".gnu.version", sh_type=SHT_NOBITS,
+                                                         size=1 << 40), "plt"),
+    "rela-plt-size-2^40": (lambda p: p.set_section(".rela.plt", size=1 << 40), "plt"),
+    # (variants that gdb/BFD itself refuses to load -- .dynstr beyond EOF, .dynsym entsize 0,
+    #  a bogus sh_link -- do not reach the toolkit and are not listed)
+}
+COMMANDS = ["got", "plt", "plt-walk puts"]
+
+
+@pytest.fixture(scope="module")
+def program():
+    return compile_c(SRC, name="crafted_base", flags=["-g", "-no-pie"])
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory, program):
+    d = tmp_path_factory.mktemp("crafted")
+    out = {}
+    for name, (patch, _) in ELF_VARIANTS.items():
+        p = ElfPatch(program, d / name)
+        patch(p)
+        out[name] = p.save()
+    return out
+
+
+def _cases():
+    for name, (_, owner) in ELF_VARIANTS.items():
+        for cmd in COMMANDS:
+            for live in (False, True):
+                # today's failures, measured: the 1 TiB relocation aborts gdb only on a live
+                # process; the huge NOBITS/.rela.plt sizes raise MemoryError everywhere
+                pending = owner if (owner and (live or name != "rela-at-1TiB")) else None
+                if name == "rela-at-1TiB" and cmd == "plt-walk puts":
+                    pending = None
+                marks = [pytest.mark.xfail(reason=PENDING[pending], strict=False)] if pending else []
+                yield pytest.param(name, cmd, live, marks=marks,
+                                   id=f"{name}-{cmd.split()[0]}-{'live' if live else 'file'}")
+
+
+@pytest.mark.parametrize("variant,command,live", list(_cases()))
+def test_crafted_elf(variant, command, live, crafted):
+    run = run_hostile((["start"] if live else []) + [command], program=crafted[variant], timeout=60)
+    assert_survived(run, max_rss_mb=500, max_seconds=30)
+
+
+# -- cores ------------------------------------------------------------------------------------
+
+CORE_VARIANTS = {
+    "nt-file-count-2^60": (lambda c: c.set_note_desc(NT_FILE, 0, struct.pack("<Q", 1 << 60)), "stack"),
+    "nt-file-page-size-0": (lambda c: c.set_note_desc(NT_FILE, 8, struct.pack("<Q", 0)), None),
+    "prpsinfo-hostile-name": (lambda c: c.set_note_desc(NT_PRPSINFO, 40, b"ev\xe9'l\x1b[2J\n\0"), None),
+}
+
+
+@pytest.fixture(scope="module")
+def cores(tmp_path_factory, program):
+    d = tmp_path_factory.mktemp("cores")
+    base = make_core(program, d / "core")
+    out = {}
+    for name, (patch, _) in CORE_VARIANTS.items():
+        c = CorePatch(base, d / name)
+        patch(c)
+        out[name] = c.save()
+    return out
+
+
+@pytest.mark.parametrize("variant,command", [
+    pytest.param(v, c, id=f"{v}-{c}",
+                 marks=[pytest.mark.xfail(reason=PENDING[o], strict=False)]
+                 if (o and c == "stack-diagnose") else [])
+    for v, (_, o) in CORE_VARIANTS.items() for c in ("stack-diagnose", "got", "plt")])
+def test_crafted_core(variant, command, cores, program):
+    run = run_hostile([command], program=program, core=cores[variant], timeout=60)
+    assert_survived(run, max_rss_mb=500, max_seconds=30)
+
+
+@pytest.fixture(scope="module")
+def latin1_program(tmp_path_factory, program):
+    d = tmp_path_factory.mktemp("latin1")
+    exe = non_utf8_path(program, d).decode("utf-8", "surrogateescape")
+    return exe, make_core(exe, d / "core")
+
+
+@pytest.mark.parametrize("command,on_core", [
+    pytest.param(c, core, id=f"{c}-{'core' if core else 'live'}",
+                 marks=[pytest.mark.xfail(reason="non-UTF-8 object names (issue 11 item 8, branch "
+                                                 f"{'i12-stack' if c == 'stack-diagnose' else 'i13-plt'})",
+                                          strict=False)])
+    for c in ("got", "plt", "stack-diagnose") for core in (True, False)
+    if not (c == "stack-diagnose" and not core)])
+def test_program_with_non_utf8_path(command, on_core, latin1_program):
+    """Item 8 through a path: the program lives under a Latin-1 name; got/plt work live and on
+    its core, stack-diagnose on the core (whose NT_FILE note carries the raw name)."""
+    exe, core = latin1_program
+    run = run_hostile(([] if on_core else ["start"]) + [command], program=exe,
+                      core=core if on_core else None, timeout=60)
+    assert_survived(run, max_rss_mb=500, max_seconds=30)

@@ -1,0 +1,129 @@
+"""Hostile-input harness for real gdb (issue 11): run toolkit commands on crafted files, cores,
+FIFOs and names inside ``gdb -nx -batch`` and check that gdb survived it.
+
+    run = run_hostile(["got"], program=crafted_elf)
+    assert_survived(run, max_rss_mb=500, max_seconds=30)
+
+``run_hostile`` appends ``echo GTK-ALIVE`` after the commands (it prints only if gdb is still
+running its command list), measures the child's peak RSS from ``wait4``'s rusage (gdb and the
+helpers it waited for), caps gdb's address space (RLIMIT_AS, default 8 GiB, so a runaway
+allocation fails instead of swapping the machine: gdb then dies with "virtual memory exhausted",
+which the check reports), and kills gdb's whole process group with SIGKILL at the timeout (a
+gdb blocked on a FIFO ignores SIGINT and SIGTERM).
+"""
+import os
+import re
+import resource
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+
+from tests.support.gdbrun import GdbResult, gdb_argv
+
+ALIVE = "GTK-ALIVE"
+
+
+@dataclass
+class HostileRun:
+    result: GdbResult
+    alive: bool                  # the echo after the commands printed
+    timed_out: bool              # killed at the timeout (blocked or too slow)
+    peak_rss_mb: float           # ru_maxrss of gdb (and children it waited for)
+    seconds: float
+    commands: list = field(default_factory=list)
+
+    @property
+    def error_lines(self) -> list[str]:
+        """stderr lines that are not gdb's routine chatter."""
+        skip = ("warning: Error disabling address space randomization",
+                "Using host libthread_db", "[Thread debugging using libthread_db",
+                "warning: File \"", "To enable execution of this file", "add-auto-load-safe-path",
+                "line to your configuration", "For more information about this security protection",
+                "info \"(gdb)Auto-loading safe path\"", "set auto-load safe-path /",
+                "\"Auto-loading safe path\" section", "of file", "Mark the file", "safe-path")
+        return [ln for ln in self.result.stderr.splitlines()
+                if ln.strip() and not any(s in ln for s in skip)
+                and not ln.startswith(("BFD: ", "warning: ", "  in "))
+                and not re.match(r"\d+\t", ln)]          # gdb's source line at a stop
+
+    def describe(self) -> str:
+        return (f"commands={self.commands} alive={self.alive} timed_out={self.timed_out} "
+                f"rss={self.peak_rss_mb:.0f}MB t={self.seconds:.1f}s\n--- stdout\n"
+                f"{self.result.stdout[-4000:]}\n--- stderr\n{self.result.stderr[-4000:]}")
+
+
+def run_hostile(commands: list[str], program=None, args=(), core=None, pid=None, timeout: float = 60,
+                env: dict | None = None, cwd=None, address_space_mb: int = 8192,
+                pre: list[str] = ()) -> HostileRun:
+    """Run *commands* in batch gdb with the toolkit sourced, then the liveness echo."""
+    argv = gdb_argv([*commands, f"echo {ALIVE}\\n"], program, args, core, pid, True, pre)
+    full_env = dict(os.environ, **(env or {}))
+    full_env.setdefault("TERM", "dumb")
+    limit = address_space_mb << 20
+
+    def prepare():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    t0 = time.monotonic()
+    proc = subprocess.Popen([os.fsencode(a) if isinstance(a, bytes) else a for a in argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            env=full_env, cwd=cwd, preexec_fn=prepare, start_new_session=True)
+    out: dict = {}
+
+    def drain(name, stream):
+        out[name] = stream.read()
+
+    readers = [threading.Thread(target=drain, args=(n, s), daemon=True)
+               for n, s in (("stdout", proc.stdout), ("stderr", proc.stderr))]
+    for r in readers:
+        r.start()
+    timed_out = threading.Event()
+
+    def kill():
+        timed_out.set()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)        # helpers gdb left behind
+    except ProcessLookupError:
+        pass
+    for r in readers:
+        r.join(10)
+    seconds = time.monotonic() - t0
+    res = GdbResult(out.get("stdout", b"").decode("utf-8", "replace"),
+                    out.get("stderr", b"").decode("utf-8", "replace"), proc.returncode)
+    return HostileRun(res, ALIVE in res.stdout, timed_out.is_set(), usage.ru_maxrss / 1024.0,
+                      seconds, list(commands))
+
+
+def assert_survived(run: HostileRun, max_rss_mb: float = 500, max_seconds: float | None = None,
+                    expect: str | None = None) -> None:
+    """gdb alive, not killed, no traceback / internal error, the error one line (run one
+    toolkit command per run_hostile; gdb's own BFD/warning lines are not counted), bounded
+    RSS and time; *expect*: a substring the error (or output) must contain (so the test knows
+    the command refused for the right reason, not something earlier)."""
+    d = run.describe()
+    assert not run.timed_out, f"gdb blocked or ran past the timeout: {d}"
+    assert run.alive, f"gdb did not survive: {d}"
+    out = run.result.output
+    assert "Traceback" not in out and "internal error" not in out, d
+    assert "virtual memory exhausted" not in out and "MemoryError" not in out, d
+    assert run.peak_rss_mb < max_rss_mb, f"peak RSS {run.peak_rss_mb:.0f} MB >= {max_rss_mb}: {d}"
+    if max_seconds is not None:
+        assert run.seconds < max_seconds, f"took {run.seconds:.1f}s >= {max_seconds}: {d}"
+    assert len(run.error_lines) <= 1, f"the error is not one line: {run.error_lines}\n{d}"
+    if expect is not None:
+        assert expect in out, f"expected {expect!r} in the output: {d}"
