@@ -6,7 +6,7 @@ pointers in hex with the symbol they point at, ``char[]`` and ``char *`` as stri
 enums by name, bitfields extracted.  Pure: symbolizing and string reading are callbacks.
 """
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gdb_toolkit.kernel import btf as B
 
@@ -14,10 +14,10 @@ from gdb_toolkit.kernel import btf as B
 @dataclass
 class FieldValue:
     path: str
-    type: str
+    c_type: str
     offset: int          # bytes from the start of the object
     value: str
-    raw: int | None = None
+    raw: int | None = field(default=None, metadata={"json_skip": True})   # the integer read
 
 
 def _int(data: bytes, off: int, size: int, signed: bool) -> int | None:

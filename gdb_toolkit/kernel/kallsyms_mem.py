@@ -339,6 +339,35 @@ class ModuleLayout:
                    off("mod_kallsyms", "strtab"), off("mod_kallsyms", "typetab"))
 
 
+def find_module(mem, modules_head: int, btf, name: str, max_modules: int = 4096) -> int | None:
+    """The address of the struct module called *name* on the ``modules`` list, or None."""
+    lay = ModuleLayout.from_btf(btf)
+    seen = {modules_head}
+    node = mem.read_u64(modules_head)
+    while node not in seen and len(seen) <= max_modules:
+        seen.add(node)
+        mod = node - lay.list_off
+        got = mem.read(mod + lay.name_off, lay.name_len).split(b"\0")[0].decode("utf-8", "replace")
+        if got == name:
+            return mod
+        node = mem.read_u64(node)
+    return None
+
+
+def module_btf_bytes(mem, module: int, btf, limit: int = 64 << 20) -> bytes | None:
+    """A module's own (split) BTF: ``struct module``'s btf_data / btf_data_size."""
+    try:
+        data_off = btf.resolve("module", "btf_data").offset
+        size_off = btf.resolve("module", "btf_data_size").offset
+    except ToolkitError:
+        return None
+    ptr = mem.read_u64(module + data_off)
+    size = mem.read_u32(module + size_off)
+    if not ptr or not 24 <= size <= limit:
+        return None
+    return mem.read(ptr, size)
+
+
 def module_symbols(mem, modules_head: int, btf, max_modules: int = 4096,
                    max_syms: int = 1 << 20) -> tuple[list[tuple[int, str, str, str]], dict]:
     """([(address, type, name, module)], {module: (start, end)}) from the ``modules`` list."""

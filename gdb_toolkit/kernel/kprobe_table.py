@@ -408,8 +408,8 @@ class TableWalker:
                     name = raw.split(b"\0")[0].decode("utf-8", "replace") or None
                 if aux and _canonical(aux) and lay.aux_id is not None:
                     pid = self.mem.read_u32(aux + lay.aux_id)
-            kp.bpf_progs.append({"prog": prog, "bpf_func": func, "name": name, "id": pid,
-                                 "bpf_func_symbol": self._name(func)})
+            kp.bpf_progs.append({"prog_address": prog, "bpf_func_address": func, "name": name,
+                                 "id": pid, "bpf_func_symbol": self._name(func)})
 
     def children(self, ap: KprobeStruct, notes: list, detail: bool = True) -> list[KprobeStruct]:
         head = ap.struct_addr + self.lay.list_next

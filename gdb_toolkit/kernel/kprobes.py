@@ -19,8 +19,8 @@ LIVE_BYTES = 16
 @dataclass
 class ProbeReport:
     address: int
-    where: str                        # do_sys_openat2+0x7 [module]
-    type: str                         # kprobe | kretprobe
+    symbol: str                       # where: do_sys_openat2+0x7 [module]
+    kind: str                         # kprobe | kretprobe
     flags: list[str]                  # the kernel's: GONE DISABLED OPTIMIZED FTRACE
     state: str                        # what the live bytes show: int3, optimized, ftrace, disarmed ...
     expected: str | None              # what the flags say the bytes should show
@@ -28,7 +28,7 @@ class ProbeReport:
     live: bytes
     original: bytes | None
     original_source: str | None
-    site: S.Site | None
+    site: S.Site | None = field(metadata={"json_skip": True})
     handler: str | None               # pre_handler (kprobe_dispatcher, pre_handler_kretprobe, ...)
     post_handler: str | None = None
     ret_handler: str | None = None    # kretprobe's handler
@@ -37,9 +37,12 @@ class ProbeReport:
                                       # (a perf/BPF probe's local event); None: not known
     hits: int | None = None
     misses: int | None = None
-    struct_addr: int | None = None
-    aggregate_addr: int | None = None
-    detour: int | None = None
+    struct_address: int | None = None
+    aggregate_address: int | None = None
+    detour_address: int | None = None
+    site_kind: str | None = None      # int3 optimized ftrace-call ftrace-nop brk jmp call plain
+    target_address: int | None = None # the patched jmp/call's target ...
+    target_symbol: str | None = None  # ... and its symbol
     bpf: list = field(default_factory=list)
     source: str = "list"              # list | memory | list+memory
     notes: list = field(default_factory=list)
@@ -185,6 +188,18 @@ def match_event(events: list[TraceEvent], probe_type: str, addr: int, sym: str |
     return EventIndex(events, resolve).match(probe_type, addr, sym, off)
 
 
+def _split_where(text: str | None) -> tuple[str | None, int, str | None]:
+    """"name+0x10 [mod]" -> (name, 0x10, mod), as kprobes/list spells a location."""
+    if not text or text.startswith("0x"):
+        return None, 0, None
+    head, _, mod = text.partition(" [")
+    name, _, off = head.partition("+0x")
+    try:
+        return name, int(off, 16) if off else 0, mod.rstrip("]") or None
+    except ValueError:
+        return None, 0, None
+
+
 def _kind(kp) -> str:
     return "r" if kp.pre_handler_name == "pre_handler_kretprobe" else "k"
 
@@ -264,7 +279,8 @@ def build_report(arch: str, listed: list[ListedProbe] | None, walk=None, read=No
             for kp in pool:
                 fl = [f for f in flags_from_bits(kp.flags) if f in ("GONE", "DISABLED")] + \
                     [f for f in topfl if f in ("OPTIMIZED", "FTRACE")]
-                lps.append(ListedProbe(addr, _kind(kp), None, 0, None, fl, "(memory)"))
+                name, off, mod = _split_where(sym(addr))
+                lps.append(ListedProbe(addr, _kind(kp), name, off, mod, fl, "(memory)"))
         gone = all("GONE" in lp.flags for lp in lps)
         live, site, state = b"", None, "unknown"
         if gone:
@@ -284,7 +300,7 @@ def build_report(arch: str, listed: list[ListedProbe] | None, walk=None, read=No
                              sum(1 for x in lps if x.kind == lp.kind)))
         for kp in left:   # in memory but not in the list
             notes.append(f"struct kprobe at 0x{kp.struct_addr:x} for 0x{addr:x} is not in kprobes/list")
-    rows.sort(key=lambda r: (r.where, r.type))
+    rows.sort(key=lambda r: (r.symbol, r.kind))
     if all_disarmed:
         notes.append("kprobes are globally disarmed (/sys/kernel/debug/kprobes/enabled is 0)")
     return KprobeListReport(arch, rows, sources, notes, all_disarmed)
@@ -329,15 +345,18 @@ def _row(arch, lp, kp, top, addr, live, site, state, all_disarmed, sym, event_in
             _where(lp.symbol, lp.offset, lp.module, addr)
         original, osrc = original_bytes(arch, state, live, kp, top, lp.flags) if live else (None, None)
     r = ProbeReport(
-        address=addr, where=where, type=ptype, flags=list(lp.flags), state=state,
+        address=addr, symbol=where, kind=ptype, flags=list(lp.flags), state=state,
         expected=exp, consistent=ok, live=live, original=original, original_source=osrc,
         site=site, handler=kp.pre_handler_name if kp else None,
         post_handler=kp.post_handler_name if kp else None,
         ret_handler=kp.kretprobe_handler_name if kp else None,
         event=ev_name, event_tracefs=in_tracefs, hits=hits, misses=misses,
-        struct_addr=kp.struct_addr if kp else None,
-        aggregate_addr=top.struct_addr if top is not None and top.aggregate else None,
-        detour=site.target if site is not None and site.kind == S.OPTIMIZED else None,
+        struct_address=kp.struct_addr if kp else None,
+        aggregate_address=top.struct_addr if top is not None and top.aggregate else None,
+        detour_address=site.target if site is not None and site.kind == S.OPTIMIZED else None,
+        site_kind=site.kind if site is not None else None,
+        target_address=site.target if site is not None else None,
+        target_symbol=site.target_symbol if site is not None else None,
         bpf=list(kp.bpf_progs) if kp else [],
         source=("memory" if from_memory else "list+memory" if kp is not None else "list"),
         notes=row_notes,

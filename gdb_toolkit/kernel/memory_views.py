@@ -15,11 +15,12 @@ from gdb_toolkit.kernel import sites as S
 
 @dataclass
 class SegmentInfo:
-    vaddr: int
-    end: int
+    start_address: int        # virtual (kcore) or physical (a dump: see "physical")
+    end_address: int
     size: int
-    offset: int
+    file_offset: int | None
     label: str
+    physical: bool = False
 
 
 @dataclass
@@ -34,6 +35,7 @@ class KcoreReport:
     segments: list
     vmcoreinfo: dict
     notes: list = field(default_factory=list)
+    source_kind: str = "live"  # live | vmcore | gdb
 
 
 # x86_64's module area (MODULES_VADDR..MODULES_END, arch/x86/include/asm/pgtable_64_types.h)
@@ -93,7 +95,8 @@ def kcore_report(session) -> KcoreReport:
         labels = ["physical memory"] * len(regions)
     else:
         labels = label_segments([(r.start, r.size) for r in regions], syms, text_addr, mem.arch)
-    segs = [SegmentInfo(r.start, r.end, r.size, r.offset, lab) for r, lab in zip(regions, labels)]
+    segs = [SegmentInfo(r.start, r.end, r.size, r.offset, lab, r.physical)
+            for r, lab in zip(regions, labels)]
     page = info.get("PAGESIZE")
     if syms is not None and not session.is_live:
         notes += [f"symbols: {d}" for d in session.symbol_sources()]
@@ -108,20 +111,20 @@ def kcore_report(session) -> KcoreReport:
 @dataclass
 class InsnRow:
     address: int
-    where: str              # sym+off
+    symbol: str             # sym+off
     raw: bytes
     text: str
-    target: str | None = None      # symbol of a branch/call target
+    target_symbol: str | None = None   # symbol of a branch/call target
     note: str = ""                  # int3 / ftrace / kprobe cross-check
 
 
 @dataclass
 class KdisReport:
     address: int
-    where: str
+    symbol: str
     count: int
     insns: list
-    kprobes_here: list      # addresses of registered kprobes within the range
+    kprobe_addresses: list  # registered kprobes within the range
     notes: list = field(default_factory=list)
 
 
@@ -214,13 +217,13 @@ class DumpRow:
     address: int
     hex: str
     ascii: str
-    words: list = field(default_factory=list)      # [(value, symbol or None)] for --words
+    words: list = field(default_factory=list)      # [{"value": "0x..", "symbol"}] for --words
 
 
 @dataclass
 class KxReport:
     address: int
-    where: str
+    symbol: str
     length: int
     rows: list
     data: bytes = field(default=b"", metadata={"json_skip": False})
@@ -238,7 +241,8 @@ def kx(session, addr: int, length: int = 64, words: bool = False) -> KxReport:
         if words:
             for w in range(0, len(chunk) - 7, 8):
                 v = struct.unpack_from("<Q", chunk, w)[0]
-                r.words.append((v, session.symbolize(v) if v >= 0xFF00000000000000 else None))
+                r.words.append({"value": f"0x{v:016x}",
+                                "symbol": session.symbolize(v) if v >= 0xFF00000000000000 else None})
         rows.append(r)
     return KxReport(addr, session.symbolize(addr) or f"0x{addr:x}", len(data), rows, data)
 
@@ -247,9 +251,9 @@ def kx(session, addr: int, length: int = 64, words: bool = False) -> KxReport:
 
 @dataclass
 class SymbolMatch:
-    name: str
+    symbol: str
     address: int
-    type: str
+    symbol_type: str                 # the kallsyms letter: T t D d B b R r ...
     module: str | None
     offset: int = 0
     size: int | None = None          # distance to the next symbol
@@ -299,7 +303,7 @@ def ksym(session, query: str, btf: bool = True) -> KsymReport:
                     if m.module not in mods:     # module BTF is split on vmlinux's
                         mods[m.module] = session.module_btf(m.module)
                     b = mods[m.module] or base
-                t = b.find(m.name, "func") or b.find(m.name, "var")
+                t = b.find(m.symbol, "func") or b.find(m.symbol, "var")
                 if t is not None:
                     m.btf_kind = t.kind_name
                     m.prototype = b.c_decl(t.id) if t.kind_name == "func" else \

@@ -240,6 +240,13 @@ class KernelSession:
         mem = self.memory
         key = self._identity()
         cached = _MEMORY_SYMBOLS.get(key) if key else None
+        if cached is not None and cached.get("check"):
+            at, want = cached["check"]             # a halted kernel: still the same tables?
+            try:
+                if mem.read(at, len(want)) != want:
+                    cached = None
+            except ToolkitError:
+                cached = None
         if cached is None:
             tables = KM.tables_from_vmcoreinfo(mem, mem.vmcoreinfo, mem.arch)
             if tables is None:
@@ -249,27 +256,50 @@ class KernelSession:
             text = KM.kallsyms_text(vm)
             src = SymbolSource("memory", None, f"the kernel's kallsyms tables ({tables.how}), "
                                f"{tables.num_syms} symbols")
-            cached = (text, {}, src)
+            cached = {"text": text, "extents": {}, "src": src,
+                      "check": (tables.token_index, mem.read(tables.token_index, 512))}
             syms = KernelSymbols(text, f"kallsyms in {mem.description}", 0, src)
+            if not mem.vmcoreinfo:
+                self._vmcoreinfo_from_memory(syms)
+                cached["vmcoreinfo"] = dict(mem.vmcoreinfo)
             mods = syms.lookup("modules")
             if mods is not None:
                 try:
                     msyms, extents = KM.module_symbols(mem, mods.address, self.btf)
-                    text = KM.kallsyms_text(vm, msyms)
-                    cached = (text, extents, src)
+                    cached["text"] = KM.kallsyms_text(vm, msyms)
+                    cached["extents"] = extents
                     src.detail += f"; {len(extents)} modules from the module list"
                 except ToolkitError as exc:
                     self.notes.append(f"module symbols not read: {exc.cause}")
             if key:
                 _MEMORY_SYMBOLS.clear()
                 _MEMORY_SYMBOLS[key] = cached
-        text, extents, src = cached
-        syms = KernelSymbols(text, f"kallsyms in {mem.description}", 0, src)
-        syms.module_extents.update(extents)
+        elif cached.get("vmcoreinfo") and not mem.vmcoreinfo and hasattr(mem, "set_vmcoreinfo"):
+            mem.set_vmcoreinfo(cached["vmcoreinfo"])
+        syms = KernelSymbols(cached["text"], f"kallsyms in {mem.description}", 0, cached["src"])
+        syms.module_extents.update(cached["extents"])
         return syms
 
+    def _vmcoreinfo_from_memory(self, syms) -> None:
+        """A halted kernel carries VMCOREINFO too (vmcoreinfo_data): release, KASLR offset,
+        build-id for ``kcore``."""
+        from gdb_toolkit.kernel.kcore import parse_vmcoreinfo
+
+        mem = self.memory
+        s = syms.lookup("vmcoreinfo_data")
+        if s is None or not hasattr(mem, "set_vmcoreinfo"):
+            return
+        try:
+            ptr = mem.read_u64(s.address)
+            text = mem.read(ptr, 4096).split(b"\0", 1)[0].decode("utf-8", "replace")
+        except ToolkitError:
+            return
+        info = parse_vmcoreinfo(text)
+        if "OSRELEASE" in info:
+            mem.set_vmcoreinfo(info)
+
     def _identity(self):
-        """What identifies a dump's contents for the in-process symbol cache."""
+        """What identifies a dump's (or a target's) contents for the in-process symbol cache."""
         mem = self.memory
         if self.kind == VMCORE and getattr(mem, "path", None):
             try:
@@ -277,6 +307,8 @@ class KernelSession:
                 return (mem.path, st.st_size, st.st_mtime_ns)
             except OSError:
                 return None
+        if self.kind == GDB:
+            return ("gdb", mem.description)
         return None
 
     def _image_range(self) -> tuple[int, int]:
@@ -328,7 +360,20 @@ class KernelSession:
         return self._btf_data
 
     def module_btf(self, module: str):
-        """A module's split BTF (live: /sys/kernel/btf/MODULE), or None."""
+        """A module's split BTF (live: /sys/kernel/btf/MODULE; a dump or a halted kernel: the
+        module's btf_data in memory), or None."""
+        if not self.is_live and self.btf_path is None:
+            from gdb_toolkit.kernel import kallsyms_mem as KM
+            from gdb_toolkit.kernel.btf import Btf
+
+            head = self.address_of("modules")
+            try:
+                mod = KM.find_module(self.memory, head, self.btf, module) if head else None
+                data = KM.module_btf_bytes(self.memory, mod, self.btf) if mod else None
+                return Btf(data, f"BTF of {module} in {self.memory.description}", base=self.btf) \
+                    if data else None
+            except ToolkitError:
+                return None
         if self.is_live and self.btf_path == LIVE_BTF:
             from gdb_toolkit.kernel.btf import Btf
 
@@ -504,8 +549,9 @@ class KernelSession:
         except ToolkitError:
             return None
 
-    def _btf_bytes(self) -> bytes | None:
-        """The raw BTF (for the layout cache key) without indexing it."""
+    def btf_bytes(self) -> bytes | None:
+        """The kernel's raw BTF: the --btf/live file's, or the dump's/target's own
+        (__start_BTF..__stop_BTF); None when the file cannot be read."""
         if self.btf_path:
             from gdb_toolkit.common.safe_open import read_regular
 
@@ -531,7 +577,7 @@ class KernelSession:
 
         if self._btf is not None:
             return KprobeLayout.from_btf(self._btf)
-        data = self._btf_bytes()
+        data = self.btf_bytes()
         if data is None:
             return KprobeLayout.from_btf(self.btf)     # raises the explained error
         key = hashlib.sha1(data).hexdigest()[:20]
@@ -567,9 +613,8 @@ class KernelSession:
             if not use_memory:
                 raise ToolkitError("--no-memory leaves nothing to read in a dump or a halted "
                                    "kernel (no kprobes/list there)", "drop --no-memory")
-        elif listed is None and os.path.exists(self.kallsyms_path or "") and \
-                self.kallsyms_path == LIVE_KALLSYMS and self.address_of("register_kprobe") is None \
-                and not self.symbols.restricted:
+        elif listed is None and self.kallsyms_path == LIVE_KALLSYMS and self._symbols_readable() \
+                and self.address_of("register_kprobe") is None:
             raise ToolkitError(f"kernel {platform.release()} has no kprobes "
                                "(no register_kprobe in kallsyms: built without CONFIG_KPROBES)",
                                "boot a kernel with CONFIG_KPROBES=y (Debian's linux-image-amd64)")
@@ -608,6 +653,12 @@ class KernelSession:
                            events_known=events_text is not None)
         rep.notes = notes + rep.notes
         return rep
+
+    def _symbols_readable(self) -> bool:
+        try:
+            return not self.symbols.restricted
+        except ToolkitError:
+            return False
 
     def _kcore_error(self) -> str:
         try:

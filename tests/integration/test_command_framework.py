@@ -13,7 +13,6 @@ pytestmark = pytest.mark.gdb
 #: only shrinks: the test fails when a listed command fits
 PENDING_SUMMARIES = {
     "got", "plt", "plt-walk", "stack-diagnose",
-    "kcore", "kprobe-list", "kprobe-show", "kdis", "kx", "ksym", "ftrace-site",
     "ktrace", "ktask", "ktypes",
     "vg-start", "vg-attach", "vg-leaks", "vg-who", "vg-block", "vg-vbits", "vg-check", "vg-errors",
 }

@@ -25,7 +25,6 @@ jsonschema = pytest.importorskip("jsonschema", reason="python3-jsonschema: run s
 PENDING_RESULT_SCHEMAS = {
     "got", "plt", "plt-walk",
     "stack-diagnose",
-    "kcore", "kprobe-list", "kprobe-show", "kdis", "kx", "ksym", "ftrace-site",
     "ktrace", "ktask", "ktypes",
     "vg-start", "vg-attach", "vg-leaks", "vg-who", "vg-block", "vg-vbits", "vg-check", "vg-errors",
 }

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.support.gdbrun import GDB, assert_no_traceback, gdb_json, json_wrapped, run_gdb
+from tests.support.gdbrun import GDB, addr, assert_no_traceback, gdb_json, json_wrapped, run_gdb
 from tests.unit.test_kernel_kprobes import (F_OPEN, F_WRITE, KALLSYMS, build_kernel,  # noqa: F401
                                             kernel_types)
 
@@ -26,18 +26,18 @@ def test_ksym_uses_kallsyms_and_btf_here():
         pytest.skip("kallsyms hidden or different here")
     doc = gdb_json([], "ksym do_sys_openat2")
     m = doc["matches"][0]
-    assert (m["address"], m["type"]) == want
+    assert (addr(m["address"]), m["symbol_type"]) == want
     if os.path.exists("/sys/kernel/btf/vmlinux"):
         raw = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
                              capture_output=True, text=True).stdout
         assert m["btf_kind"] == "func" and m["prototype"].startswith("int do_sys_openat2(")
         assert "struct open_how" in raw
     back = gdb_json([], f"ksym 0x{want[0] + 3:x}")["matches"][0]
-    assert back["name"] == "do_sys_openat2" and back["offset"] == 3
+    assert back["symbol"] == "do_sys_openat2" and back["offset"] == 3
     # SYMBOL+OFFSET and decimal addresses are addresses too (as kdis/kx take them)
     for query in ("do_sys_openat2+0x3", str(want[0] + 3)):
         m = gdb_json([], f"ksym {query}")["matches"][0]
-        assert (m["name"], m["address"], m["offset"]) == ("do_sys_openat2", want[0], 3), query
+        assert (m["symbol"], addr(m["address"]), m["offset"]) == ("do_sys_openat2", want[0], 3), query
 
 
 def test_missing_kernel_features_are_one_line_errors():
@@ -66,6 +66,9 @@ def test_commands_on_a_synthetic_kernel_core(tmp_path, kernel_types):
         cmds += json_wrapped(c + " --json")
     res = run_gdb(cmds + [f"kx 0x1000 4 {src}", f"kprobe-list {src} --btf {btf_path}"])
     assert_no_traceback(res)
+    from gdb_toolkit.common.schemas import validate_document
+    for env in res.envelopes():                  # every result against its shipped schema
+        assert env["ok"] and not validate_document(env), (env["command"], validate_document(env))
     kc, kx, kd, kl, ks_doc = res.json_documents()
     assert kc["release"] == "6.1.0-synthetic" and kc["kaslr_offset"] == 0
     assert {s["label"] for s in kc["segments"]} >= {"kernel text", "modules"}
@@ -80,7 +83,7 @@ def test_commands_on_a_synthetic_kernel_core(tmp_path, kernel_types):
     assert [i["text"].split()[0] for i in kd["insns"]] == mnems
     assert kd["insns"][1]["note"].startswith("optimized kprobe") or \
         "kprobe insn page" in kd["insns"][1]["note"]
-    probes = {(p["where"], p["type"]): p for p in kl["probes"]}
+    probes = {(p["symbol"], p["kind"]): p for p in kl["probes"]}
     assert probes[("vfs_write+0x2", "kprobe")]["state"] == "optimized"
     assert "kprobe_table" in kl["sources"]
     assert ks_doc["original"][0]["text"] == "push r14"
@@ -122,12 +125,12 @@ def test_vmlinux_symbols_and_as_built_bytes(tmp_path, kernel_types):
     ks, show = res.json_documents()
     nm = subprocess.run(["nm", str(vm)], capture_output=True, text=True).stdout
     want = int(re.search(r"^([0-9a-f]+) T vfs_write$", nm, re.M).group(1), 16)
-    assert ks["matches"][0]["address"] == want and ks["source"] == str(vm)
+    assert addr(ks["matches"][0]["address"]) == want and ks["source"] == str(vm)
     dump = subprocess.run(["objdump", "-d", "-M", "intel", str(vm)], capture_output=True, text=True).stdout
     objdump_insns = re.findall(r"^\s*([0-9a-f]+):\s+((?:[0-9a-f]{2} )+)\s+(\S+)", dump, re.M)
     at = {int(a, 16): (raw.strip(), mnem) for a, raw, mnem in objdump_insns}
     for line in show["as_built"]:
-        raw, mnem = at[line["address"]]
+        raw, mnem = at[addr(line["address"])]
         assert line["raw"] == raw and line["text"].split()[0] == mnem
     assert show["as_built"][0]["text"] == "push r14"           # what the jmp replaced
     assert "as built (the --vmlinux file" in res.stdout

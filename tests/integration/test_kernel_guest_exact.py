@@ -18,6 +18,7 @@ import pytest
 
 from tests.integration.test_kernel_guest import (KLIST, TRACING, Probes, _append, kallsyms,
                                                  kcore_bytes, listed, wait_for)
+from tests.support.gdbrun import addr as gaddr
 from tests.support.gdbrun import assert_no_traceback, run_gdb
 
 pytestmark = pytest.mark.guest
@@ -123,9 +124,9 @@ def test_several_probes_at_one_address_are_attributed_to_their_own_events(probes
     assert prof["entry"][0] == 9 and prof["entry2"][0] == 6
     p = by_event[f"kprobes/{QUIET}"]
     assert p.event_tracefs is False
-    assert [(b["id"], b["bpf_func"]) for b in p.bpf] == [(perf["prog_id"], jit)]
+    assert [(b["id"], b["bpf_func_address"]) for b in p.bpf] == [(perf["prog_id"], jit)]
     assert p.hits == run_cnt == 4, (p.hits, run_cnt)
-    assert len({r.struct_addr for r in rows}) == 3 and len({r.aggregate_addr for r in rows}) == 1
+    assert len({r.struct_address for r in rows}) == 3 and len({r.aggregate_address for r in rows}) == 1
 
 
 def test_kprobe_show_attaches_bpf_to_the_perf_probe_only(probes):
@@ -160,7 +161,8 @@ def test_probe_on_an_unloaded_module_is_located_honestly(probes):
     modules = Path("/proc/modules").read_text()
     ext4_base = int(re.search(r"^ext4 \d+ .* (0x[0-9a-f]+)$", modules, re.M).group(1), 16)
     kc = _gdb_json("kcore --json")
-    seg = next(s for s in kc["segments"] if s["vaddr"] <= ext4_base < s["end"])
+    seg = next(s for s in kc["segments"]
+               if gaddr(s["start_address"]) <= ext4_base < gaddr(s["end_address"]))
     assert seg["label"] == "modules", kc["segments"]
     (TRACING / "events" / "gtkkern" / "gone" / "enable").write_text("0")
     subprocess.run(["rmmod", "ext4"], check=True, capture_output=True)
@@ -171,7 +173,7 @@ def test_probe_on_an_unloaded_module_is_located_honestly(probes):
                          re.M)
         (row,) = [r for r in report().probes if r.address == addr]
         assert row.flags[0] == "GONE" and row.event == "gtkkern/gone" and row.event_tracefs is True
-        assert row.where.startswith("ext4_file_open+0x0 [ext4]"), row.where
+        assert row.symbol.startswith("ext4_file_open+0x0 [ext4]"), row.symbol
         assert row.original is None and row.state == "gone" and row.consistent
     finally:
         probes.remove("gone")
@@ -194,8 +196,8 @@ def test_kx_and_kdis_take_ksym_with_quotes():
                    'kdis $ksym("vfs_write")+5 2 --json', "echo @@GTK-JSON-END@@\\n"], timeout=600)
     assert_no_traceback(res)
     kx, kd = res.json_documents()
-    assert kx["address"] == addr and bytes.fromhex(kx["rows"][0]["hex"].replace(" ", "")) == want
-    assert kd["address"] == addr and kd["insns"][0]["where"] == "vfs_write+0x5"
+    assert gaddr(kx["address"]) == addr and bytes.fromhex(kx["rows"][0]["hex"].replace(" ", "")) == want
+    assert gaddr(kd["address"]) == addr and kd["insns"][0]["symbol"] == "vfs_write+0x5"
 
 
 def _vmlinux_from_vmlinuz(tmp_path) -> Path:
@@ -251,7 +253,7 @@ def test_kdis_does_not_call_alternatives_padding_a_breakpoint(tmp_path):
     assert not listed(pad)
     n = len([i for i in insns if i.address <= pad])
     doc = _gdb_json(f"kdis vfs_read {n + 1} --json")
-    row = next(i for i in doc["insns"] if i["address"] == pad)
+    row = next(i for i in doc["insns"] if gaddr(i["address"]) == pad)
     assert "no kprobe here" not in row["note"] and "padding" in row["note"], row
 
 

@@ -53,7 +53,7 @@ def test_parse_events_profile_enabled_functions():
     en = T.parse_enabled_functions(
         "do_sys_openat2 (1) R    \ttramp: 0xffffffffc02c3000 (kprobe_ftrace_handler+0x0/0x1b0) "
         "->kprobe_ftrace_handler+0x0/0x1b0\nvfs_read (1)   \n")
-    assert en["do_sys_openat2"]["trampoline"] == 0xFFFFFFFFC02C3000
+    assert en["do_sys_openat2"]["trampoline_address"] == 0xFFFFFFFFC02C3000
     assert en["do_sys_openat2"]["handler"].startswith("kprobe_ftrace_handler")
     assert en["vfs_read"]["refs"] == 1
 
@@ -417,17 +417,17 @@ def test_walk_and_report_on_synthetic_kernel(tmp_path, kernel_types):
     with kc:
         assert not walk.notes
         assert len(walk.probes) == 6 and sum(len(p.children) for p in walk.probes) == 6
-        by = {(p.where, p.type): p for p in rep.probes}
+        by = {(p.symbol, p.kind): p for p in rep.probes}
         ent = by[("do_sys_openat2+0x0", "kprobe")]
         assert ent.state == "ftrace" and ent.consistent and ent.original == bytes.fromhex("0f1f440000")
         assert ent.handler == "kprobe_dispatcher" and ent.event == "kprobes/pent"
-        assert ent.aggregate_addr == HEAP and ent.bpf and ent.bpf[0]["bpf_func"] == BPF_JIT
+        assert ent.aggregate_address == HEAP and ent.bpf and ent.bpf[0]["bpf_func_address"] == BPF_JIT
         assert ent.bpf[0]["name"] == "trace" and ent.bpf[0]["id"] == 42
         ret = by[("do_sys_openat2+0x0", "kretprobe")]
         assert ret.handler == "pre_handler_kretprobe" and ret.ret_handler == "kretprobe_dispatcher"
         assert ret.event == "kprobes/rr" and (ret.hits, ret.misses) == (5, 0)
         opt = by[("vfs_write+0x2", "kprobe")]
-        assert opt.state == "optimized" and opt.consistent and opt.detour == OPTPAGE + 0x7C
+        assert opt.state == "optimized" and opt.consistent and opt.detour_address == OPTPAGE + 0x7C
         assert opt.original == WRITE_ORIG[2:8] and "copied_insn" in opt.original_source
         assert (opt.hits, opt.misses) == (11, 1)
         i3 = by[("ksys_read+0x5", "kprobe")]
@@ -440,7 +440,7 @@ def test_walk_and_report_on_synthetic_kernel(tmp_path, kernel_types):
 def test_mismatch_and_race_are_reported_not_hidden(tmp_path, kernel_types):
     rep, walk, kc = _report(tmp_path, kernel_types, mismatch=True)
     kc.close()
-    i3 = next(p for p in rep.probes if p.where == "ksys_read+0x5")
+    i3 = next(p for p in rep.probes if p.symbol == "ksys_read+0x5")
     assert not i3.consistent and "say int3" in i3.notes[0]
     rep, walk, kc = _report(tmp_path, kernel_types, cycle=True)
     kc.close()
@@ -457,10 +457,10 @@ def test_memory_only_report_without_debugfs(tmp_path, kernel_types):
         walk = walker.walk(syms.address("kprobe_table"))
         rep = build_report("x86_64", None, walk, kc.read, lambda a: syms.format(a),
                            enrich=walker.enrich)
-    flags = {p.where: p.flags for p in rep.probes}
-    assert flags["vfs_read"] == ["DISABLED", "FTRACE"]
+    flags = {p.symbol: p.flags for p in rep.probes}
+    assert flags["vfs_read+0x0"] == ["DISABLED", "FTRACE"]     # spelled as kprobes/list does
     assert flags["vfs_write+0x2"] == ["OPTIMIZED"]
-    assert {p.type for p in rep.probes if p.where == "do_sys_openat2"} == {"kprobe", "kretprobe"}
+    assert {p.kind for p in rep.probes if p.symbol == "do_sys_openat2+0x0"} == {"kprobe", "kretprobe"}
     assert all(p.source == "memory" for p in rep.probes)
 
 
@@ -491,7 +491,7 @@ def test_btf_values_decode_a_struct_kprobe(kernel_types):
     assert rows["symbol_name"].value.endswith("'vfs_write'")
     assert rows["opcode"].value == "65" and rows["flags"].raw == 4
     assert rows["ainsn.size"].value == "2" and rows["ainsn.boostable"].value == "1"
-    assert rows["ainsn.boostable"].type.endswith(":1")
+    assert rows["ainsn.boostable"].c_type.endswith(":1")
     assert rows["post_handler"].value == "NULL"
     assert rows["hlist.pprev"].offset == off["kprobe:hlist"] + 8
 
@@ -501,7 +501,7 @@ def test_event_only_in_memory_is_marked_not_tracefs(tmp_path, kernel_types):
     kprobe_events does not list: the report must not pass it off as a tracefs event."""
     rep, walk, kc = _report(tmp_path, kernel_types)
     kc.close()
-    by = {(p.where, p.type): p for p in rep.probes}
+    by = {(p.symbol, p.kind): p for p in rep.probes}
     assert "pent" not in EVENTS                                 # only in the synthetic memory
     assert by[("do_sys_openat2+0x0", "kprobe")].event_tracefs is False
     assert by[("do_sys_openat2+0x0", "kretprobe")].event_tracefs is True     # r10:kprobes/rr
@@ -517,7 +517,7 @@ def test_several_probes_at_one_address_each_get_their_own_event(tmp_path, kernel
     assert [(r.event, r.event_tracefs, r.hits) for r in rows] == [
         ("kprobes/quiet_fn", False, 4), ("ev/entry2", True, 6), ("ev/entry", True, 9)]
     assert [bool(r.bpf) for r in rows] == [True, False, False]
-    assert len({r.struct_addr for r in rows}) == 3 and {r.aggregate_addr for r in rows} == {HEAP + 0x800}
+    assert len({r.struct_address for r in rows}) == 3 and {r.aggregate_address for r in rows} == {HEAP + 0x800}
 
 
 def test_gone_module_probe_is_named_by_its_target_not_by_what_lives_there_now(tmp_path, kernel_types):
@@ -526,7 +526,7 @@ def test_gone_module_probe_is_named_by_its_target_not_by_what_lives_there_now(tm
     rep, walk, kc = _report(tmp_path, kernel_types)
     kc.close()
     (g,) = [p for p in rep.probes if p.address == GONE_ADDR]
-    assert g.where == "mod_fn+0x0 [mymod] (module unloaded)" and g.state == "gone"
+    assert g.symbol == "mod_fn+0x0 [mymod] (module unloaded)" and g.state == "gone"
     assert g.original is None and "unloaded" in g.original_source and g.consistent
     assert (g.event, g.event_tracefs) == ("ev/m", True)
     assert not any("0xffffffffc0a01010" in n for n in rep.notes)     # nothing read there
@@ -545,5 +545,5 @@ def test_without_memory_several_candidate_events_are_not_guessed(tmp_path, kerne
     rows = [p for p in rep.probes if p.address == F_QUIET]
     assert [r.event for r in rows] == [None, None, None]
     assert all("one of ev/entry, ev/entry2" in r.notes[0] for r in rows)
-    single = next(p for p in rep.probes if p.where == "ksys_read+0x5")
+    single = next(p for p in rep.probes if p.symbol == "ksys_read+0x5")
     assert (single.event, single.hits) == ("kprobes/pint", 7)        # one candidate: named
