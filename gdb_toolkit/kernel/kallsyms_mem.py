@@ -354,18 +354,32 @@ def find_module(mem, modules_head: int, btf, name: str, max_modules: int = 4096)
     return None
 
 
-def module_btf_bytes(mem, module: int, btf, limit: int = 64 << 20) -> bytes | None:
-    """A module's own (split) BTF: ``struct module``'s btf_data / btf_data_size."""
-    try:
-        data_off = btf.resolve("module", "btf_data").offset
-        size_off = btf.resolve("module", "btf_data_size").offset
-    except ToolkitError:
+def module_btf_bytes(mem, module: int, btf, btf_modules: int | None = None,
+                     limit: int = 64 << 20) -> bytes | None:
+    """A module's own (split) BTF, as /sys/kernel/btf/MODULE serves it: the ``btf_modules``
+    entry whose ``module`` is this one -> ``struct btf``'s data/data_size (the module's own
+    btf_data is freed once it is loaded)."""
+    def off(t, p):
+        try:
+            return btf.resolve(t, p).offset
+        except ToolkitError:
+            return None
+    lst, bmod, bbtf = off("btf_module", "list"), off("btf_module", "module"), off("btf_module", "btf")
+    data, size = off("btf", "data"), off("btf", "data_size")
+    if btf_modules is not None and None not in (lst, bmod, bbtf, data, size):
+        for node in _list(mem, btf_modules):
+            entry = node - lst
+            if mem.read_u64(entry + bmod) == module:
+                b = mem.read_u64(entry + bbtf)
+                ptr, n = mem.read_u64(b + data), mem.read_u32(b + size)
+                if ptr and 24 <= n <= limit:
+                    return mem.read(ptr, n)
+                return None
+    d, s = off("module", "btf_data"), off("module", "btf_data_size")
+    if d is None or s is None:
         return None
-    ptr = mem.read_u64(module + data_off)
-    size = mem.read_u32(module + size_off)
-    if not ptr or not 24 <= size <= limit:
-        return None
-    return mem.read(ptr, size)
+    ptr, n = mem.read_u64(module + d), mem.read_u32(module + s)
+    return mem.read(ptr, n) if ptr and 24 <= n <= limit else None
 
 
 def module_symbols(mem, modules_head: int, btf, max_modules: int = 4096,
@@ -424,3 +438,66 @@ def kallsyms_text(symbols: list[tuple[int, str, str]],
     lines = [f"{a:016x} {t} {n}" for a, t, n in symbols]
     lines += [f"{a:016x} {t} {n}\t[{m}]" for a, t, n, m in modules]
     return "\n".join(lines) + "\n"
+
+
+# -- the kernel's pseudo-modules: what /proc/kallsyms adds from its own lists --------------------
+
+def _list(mem, head: int, limit: int = 4096):
+    """The nodes of a list_head ring starting at *head* (bounded, cycle-checked)."""
+    seen = {head}
+    node = mem.read_u64(head)
+    while node not in seen and len(seen) <= limit:
+        seen.add(node)
+        yield node
+        node = mem.read_u64(node)
+
+
+def builtin_symbols(mem, address_of, btf) -> list[tuple[int, str, str, str]]:
+    """The symbols kallsyms makes up from kernel lists: kprobe instruction pages
+    ([__builtin__kprobes]: the optimized probes' detour buffers), ftrace trampolines
+    ([__builtin__ftrace]) and JIT-compiled BPF programs ([bpf]).  Without them a call into a
+    trampoline or a jump into a detour buffer reads as plain code."""
+    out = []
+
+    def off(t, p):
+        try:
+            return btf.resolve(t, p).offset
+        except ToolkitError:
+            return None
+
+    # kprobe_insn_slots / kprobe_optinsn_slots: struct kprobe_insn_cache { ... pages; sym }
+    pages_off, sym_off = off("kprobe_insn_cache", "pages"), off("kprobe_insn_cache", "sym")
+    insns_off, list_off = off("kprobe_insn_page", "insns"), off("kprobe_insn_page", "list")
+    for cache_name in ("kprobe_insn_slots", "kprobe_optinsn_slots"):
+        cache = address_of(cache_name)
+        if None in (cache, pages_off, sym_off, insns_off, list_off):
+            continue
+        try:
+            name = mem.read_cstring(mem.read_u64(cache + sym_off), 64)
+            for node in _list(mem, cache + pages_off):
+                out.append((mem.read_u64(node - list_off + insns_off), "t", name, "__builtin__kprobes"))
+        except ToolkitError:
+            continue
+    # ftrace_ops_trampoline_list: struct ftrace_ops linked by ->list, ->trampoline
+    head = address_of("ftrace_ops_trampoline_list")
+    ops_list, tramp = off("ftrace_ops", "list"), off("ftrace_ops", "trampoline")
+    if None not in (head, ops_list, tramp):
+        try:
+            for node in _list(mem, head):
+                t = mem.read_u64(node - ops_list + tramp)
+                if t:
+                    out.append((t, "t", "ftrace_trampoline", "__builtin__ftrace"))
+        except ToolkitError:
+            pass
+    # bpf_kallsyms: struct bpf_ksym linked by ->lnode: start, name
+    head = address_of("bpf_kallsyms")
+    lnode, start, name_off = off("bpf_ksym", "lnode"), off("bpf_ksym", "start"), off("bpf_ksym", "name")
+    if None not in (head, lnode, start, name_off):
+        try:
+            for node in _list(mem, head, 1 << 16):
+                ksym = node - lnode
+                name = mem.read_cstring(ksym + name_off, 512)
+                out.append((mem.read_u64(ksym + start), "t", name, "bpf"))
+        except ToolkitError:
+            pass
+    return out

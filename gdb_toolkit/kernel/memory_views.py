@@ -75,7 +75,6 @@ def label_segments(segments, symbols=None, text_addr: int | None = None,
 
 def kcore_report(session) -> KcoreReport:
     mem = session.memory
-    info = mem.vmcoreinfo
     notes = []
     text_addr, syms = None, None
     try:
@@ -83,13 +82,17 @@ def kcore_report(session) -> KcoreReport:
         text_addr = syms.address("_text")
     except ToolkitError as exc:
         notes.append(f"no symbols for labels: {exc.cause}")
+    info = mem.vmcoreinfo          # after the symbols: a halted kernel's is read through them
     offset = mem.kaslr_offset
     source = "VMCOREINFO KERNELOFFSET" if offset is not None else None
     if offset is None and syms is not None and mem.arch == "x86_64":
         offset = syms.kaslr_offset(arch=mem.arch)
         source = "_text - 0xffffffff81000000" if offset is not None else None
     if not info:
-        notes.append("no VMCOREINFO note (kernel older than 4.19, or not a kernel core)")
+        notes.append("no VMCOREINFO (kernel older than 4.19, or not a kernel core)" if session.kind
+                     != "gdb" else "no VMCOREINFO found in the halted kernel's memory")
+    elif session.kind == "gdb":
+        notes.append("VMCOREINFO read from the halted kernel's memory (vmcoreinfo_data)")
     regions = mem.regions()
     if regions and regions[0].physical:
         labels = ["physical memory"] * len(regions)

@@ -263,14 +263,22 @@ class KernelSession:
                 self._vmcoreinfo_from_memory(syms)
                 cached["vmcoreinfo"] = dict(mem.vmcoreinfo)
             mods = syms.lookup("modules")
+            self._syms = syms           # the BTF the module walk needs is found by these symbols
+            msyms = []
             if mods is not None:
                 try:
                     msyms, extents = KM.module_symbols(mem, mods.address, self.btf)
-                    cached["text"] = KM.kallsyms_text(vm, msyms)
                     cached["extents"] = extents
                     src.detail += f"; {len(extents)} modules from the module list"
                 except ToolkitError as exc:
                     self.notes.append(f"module symbols not read: {exc.cause}")
+            try:
+                msyms += KM.builtin_symbols(mem, syms.address, self.btf)
+            except ToolkitError as exc:
+                self.notes.append(f"kprobe pages, ftrace trampolines, BPF programs not named: "
+                                  f"{exc.cause}")
+            if msyms:
+                cached["text"] = KM.kallsyms_text(vm, msyms)
             if key:
                 _MEMORY_SYMBOLS.clear()
                 _MEMORY_SYMBOLS[key] = cached
@@ -369,7 +377,8 @@ class KernelSession:
             head = self.address_of("modules")
             try:
                 mod = KM.find_module(self.memory, head, self.btf, module) if head else None
-                data = KM.module_btf_bytes(self.memory, mod, self.btf) if mod else None
+                data = KM.module_btf_bytes(self.memory, mod, self.btf,
+                                           self.address_of("btf_modules")) if mod else None
                 return Btf(data, f"BTF of {module} in {self.memory.description}", base=self.btf) \
                     if data else None
             except ToolkitError:

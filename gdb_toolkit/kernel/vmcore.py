@@ -25,6 +25,49 @@ from gdb_toolkit.kernel.memory import VMCORE, KernelMemory, Region
 
 MAX_PAGE_DESCS = 1 << 36
 KDUMP_SIGNATURE = b"KDUMP   "
+FLAT_SIGNATURE = b"makedumpfile"
+MAX_FLAT_BLOCKS = 1 << 26
+
+
+class _Flattened:
+    """makedumpfile's flattened format (what it, and QEMU, write to a pipe -- QEMU also to
+    a file): a 4 KiB header, then blocks of (big-endian offset, size, data) that place data
+    at offsets of the real kdump file; -1 ends it.  Indexed once, read like that file."""
+
+    def __init__(self, fd: int, path: str):
+        self.fd, self.path = fd, path
+        total = os.fstat(fd).st_size
+        starts, pieces = [], []
+        pos, end = 4096, 0
+        while pos + 16 <= total:
+            off, size = struct.unpack(">qq", os.pread(fd, 16, pos))
+            if off < 0:
+                break
+            if size < 0 or pos + 16 + size > total or len(pieces) >= MAX_FLAT_BLOCKS:
+                raise ToolkitError(f"{path}: a flattened block at 0x{pos:x} is damaged",
+                                   "the file is truncated or not a flattened dump")
+            starts.append(off)
+            pieces.append((off, size, pos + 16))
+            end = max(end, off + size)
+            pos += 16 + size
+        order = sorted(range(len(starts)), key=starts.__getitem__)
+        self.pieces = [pieces[i] for i in order]
+        self.starts = [p[0] for p in self.pieces]
+        self.size = end
+
+    def pread(self, off: int, n: int) -> bytes:
+        out, cur, left = [], off, n
+        while left > 0:
+            i = bisect.bisect_right(self.starts, cur) - 1
+            if i < 0 or cur >= self.pieces[i][0] + self.pieces[i][1]:
+                raise ToolkitError(f"{self.path}: nothing written at offset 0x{cur:x} of the dump",
+                                   "the file is damaged or truncated")
+            start, size, at = self.pieces[i]
+            k = min(left, start + size - cur)
+            out.append(os.pread(self.fd, k, at + cur - start))
+            cur += k
+            left -= k
+        return b"".join(out)
 
 
 class _Physical:
@@ -126,10 +169,11 @@ class DiskDump(KernelMemory):
 
     kind = VMCORE
 
-    def __init__(self, fd: int, path: str):
+    def __init__(self, fd: int, path: str, flat: "_Flattened | None" = None):
         self.fd = fd
         self.path = path
-        self.size = os.fstat(fd).st_size
+        self.flat = flat
+        self.size = flat.size if flat is not None else os.fstat(fd).st_size
         hdr = self._pread(0, 464)
         if hdr[:8] != KDUMP_SIGNATURE:
             raise ToolkitError(f"{path} is not a kdump-compressed dump", None)
@@ -183,12 +227,19 @@ class DiskDump(KernelMemory):
     def open(cls, path: str) -> "DiskDump":
         fd = open_core_fd(path, "vmcore")
         try:
-            return cls(fd, path)
+            magic = os.pread(fd, 12, 0)
+            return cls(fd, path, _Flattened(fd, path) if magic == FLAT_SIGNATURE else None)
         except BaseException:
             os.close(fd)
             raise
 
+    @property
+    def description(self) -> str:
+        return f"{self.path} (kdump-compressed vmcore" + (", flattened)" if self.flat else ")")
+
     def _pread(self, off: int, n: int) -> bytes:
+        if self.flat is not None:
+            return self.flat.pread(off, n)
         if off < 0 or n < 0 or off + n > self.size:
             raise ToolkitError(f"{self.path}: a header points at 0x{off:x}+0x{n:x}, past the end of "
                                f"the {self.size}-byte file", "the file is damaged or truncated")
@@ -202,9 +253,6 @@ class DiskDump(KernelMemory):
         return {"x86_64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}.get(
             self.machine_name, self.machine_name or "unknown")
 
-    @property
-    def description(self) -> str:
-        return f"{self.path} (kdump-compressed vmcore)"
 
     @property
     def vmcoreinfo(self) -> dict[str, str]:
@@ -332,11 +380,8 @@ def open_dump(path: str) -> KernelMemory:
         magic = os.pread(fd, 8, 0)
     finally:
         os.close(fd)
-    if magic == KDUMP_SIGNATURE:
+    if magic == KDUMP_SIGNATURE or magic == FLAT_SIGNATURE[:8]:
         return DiskDump.open(path)
-    if magic.startswith(b"makedumpfile") or magic.startswith(b"makedump"):
-        raise ToolkitError(f"{path} is makedumpfile's flattened format (written to a pipe)",
-                           "convert it first: makedumpfile -R vmcore < FILE")
     return Vmcore.open(path)
 
 
