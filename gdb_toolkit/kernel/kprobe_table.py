@@ -215,6 +215,7 @@ class TableWalker:
         self.percpu = percpu
         self._special = {}
         self._strings: dict[int, str | None] = {}
+        self._batch_nhit = False        # walk(): counters read per CPU in one span
         if symbols is not None:
             for name in ("aggr_pre_handler", "pre_handler_kretprobe", "kprobe_dispatcher",
                          "kretprobe_dispatcher"):
@@ -257,14 +258,21 @@ class TableWalker:
         """One struct kprobe at *addr* with its container (kretprobe handler, the owning
         trace_kprobe's event, hit count and BPF programs); *detail* also reads symbol_name."""
         lay = self.lay
-        buf = self.mem.read(addr, lay.size)
+        # a probe made by tracefs or perf sits inside a trace_kprobe (rp.kp): read the whole
+        # container at once, speculatively (the bytes before a kmalloc'd object are mapped)
+        before = (lay.tk_rp or 0) + (lay.kretprobe_kp or 0)
+        block, at = None, 0
+        if lay.tk_size and before and lay.tk_size >= before + lay.size:
+            try:
+                block, at = self.mem.read(addr - before, max(lay.tk_size, before + (lay.opt_size or 0))), \
+                    before
+            except ToolkitError:
+                block = None
+        if block is None:
+            block, at = self.mem.read(addr, max(lay.size, lay.opt_size or 0)), 0
+        buf = block[at:]
         pre = self._u64(buf, lay.pre_handler) or 0
         aggr = self._special.get(pre) == "aggr_pre_handler" or aggregate_hint
-        if aggr and lay.opt_size and lay.opt_size > lay.size:
-            try:
-                buf = self.mem.read(addr, lay.opt_size)
-            except ToolkitError:
-                pass
         op = bytes(buf[lay.opcode:lay.opcode + lay.opcode_size]) if lay.opcode is not None else b""
         flags = self._u32(buf, lay.flags) or 0
         kp = KprobeStruct(
@@ -288,8 +296,10 @@ class TableWalker:
             kp.detour = self._u64(buf, lay.opt_insn)
             kp.detour_len = self._u64(buf, lay.opt_len)
         kp._symbol_ptr = self._u64(buf, lay.symbol_name)
+        kp._hlist_next = self._u64(buf, lay.hlist_next)
+        kp._list_next = self._u64(buf, lay.list_next)
         if not aggr:
-            self._container(kp)
+            self._container(kp, block if at else None)
         if detail:
             self.enrich(kp)
         return kp
@@ -302,7 +312,7 @@ class TableWalker:
         kp.symbol_name = self._string(getattr(kp, "_symbol_ptr", None))
         return kp
 
-    def _container(self, kp: KprobeStruct):
+    def _container(self, kp: KprobeStruct, tk_block: bytes | None = None):
         """The kretprobe / trace_kprobe around a kprobe whose handler identifies them.
 
         A trace_kprobe embeds ``rp`` (struct kretprobe) whose ``kp`` is the struct kprobe:
@@ -316,7 +326,9 @@ class TableWalker:
         tk_ok = lay.tk_rp is not None and lay.tk_size
         tk = rp - lay.tk_rp if tk_ok else None
         blk, base = None, None
-        if tk_ok:
+        if tk_ok and tk_block is not None and len(tk_block) >= lay.tk_size:
+            blk, base = tk_block, tk
+        elif tk_ok:
             try:
                 blk, base = self.mem.read(tk, lay.tk_size), tk
             except ToolkitError:
@@ -343,11 +355,40 @@ class TableWalker:
             if nxt is not None:
                 kp.event_dynamic = nxt != tk + lay.tk_devent_list   # INIT_LIST_HEAD: local
         kp.tk_symbol = self._string(self._u64(blk, lay.tk_symbol))
-        kp.nhit = self._nhit(self._u64(blk, lay.tk_nhit))
+        kp._nhit_ptr = self._u64(blk, lay.tk_nhit)
+        if not self._batch_nhit:
+            kp.nhit = self._nhit(kp._nhit_ptr)
         try:
             self._event(kp, self._u64(blk, lay.tk_event) or 0)
         except ToolkitError:
             return
+
+    def _nhit_all(self, kps: list) -> None:
+        """Every probe's hit counter at once: per-cpu allocations of one kind sit close
+        together in a per-cpu chunk, so each CPU's counters are one read (a few KiB) instead of
+        one read per probe and CPU."""
+        ptrs = [kp._nhit_ptr for kp in kps if getattr(kp, "_nhit_ptr", None)]
+        if not ptrs or self.percpu is None:
+            return
+        lo, hi = min(ptrs), max(ptrs) + 8
+        if hi - lo > 1 << 20:                   # scattered: one by one
+            for kp in kps:
+                kp.nhit = self._nhit(getattr(kp, "_nhit_ptr", None))
+            return
+        totals = dict.fromkeys(ptrs, 0)
+        try:
+            for off in self.percpu:
+                blk = self.mem.read((lo + off) & ((1 << 64) - 1), hi - lo)
+                for p in totals:
+                    totals[p] += struct.unpack_from("<Q", blk, p - lo)[0]
+        except ToolkitError:
+            for kp in kps:
+                kp.nhit = self._nhit(getattr(kp, "_nhit_ptr", None))
+            return
+        for kp in kps:
+            p = getattr(kp, "_nhit_ptr", None)
+            if p:
+                kp.nhit = totals[p] & ((1 << 64) - 1)
 
     def _nhit(self, ptr: int | None) -> int | None:
         """``trace_kprobe_nhit()``: the per-CPU counter summed over the possible CPUs."""
@@ -422,14 +463,24 @@ class TableWalker:
                 break
             seen.add(node)
             try:
-                out.append(self.read_kprobe(node - self.lay.list_next, detail=detail))
-                node = self.mem.read_u64(node)
+                kp = self.read_kprobe(node - self.lay.list_next, detail=detail)
+                out.append(kp)
+                node = kp._list_next if kp._list_next is not None else self.mem.read_u64(node)
             except ToolkitError as exc:
                 notes.append(f"aggregate kprobe at 0x{ap.struct_addr:x}: {exc.cause}")
                 break
         return out
 
     def walk(self, table: int, limit: int = MAX_PROBES, detail: bool = False) -> TableWalk:
+        self._batch_nhit = True
+        try:
+            walk = self._walk(table, limit, detail)
+        finally:
+            self._batch_nhit = False
+        self._nhit_all(list(walk.all_probes()))
+        return walk
+
+    def _walk(self, table: int, limit: int, detail: bool) -> TableWalk:
         notes: list[str] = []
         probes: list[KprobeStruct] = []
         heads = struct.unpack("<64Q", self.mem.read(table, 8 * KPROBE_TABLE_SIZE))
@@ -455,5 +506,5 @@ class TableWalker:
                 if kp.aggregate:
                     kp.children = self.children(kp, notes, detail)
                 probes.append(kp)
-                node = self.mem.read_u64(node)          # hlist_node.next
+                node = kp._hlist_next if kp._hlist_next is not None else self.mem.read_u64(node)
         return TableWalk(table, probes, notes)

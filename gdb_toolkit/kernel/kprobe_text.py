@@ -91,10 +91,10 @@ class TraceEvent:
     address: int | None
     maxactive: int | None = None
     args: str = ""
+    name: str = ""            # group/event
 
-    @property
-    def name(self) -> str:
-        return f"{self.group}/{self.event}"
+    def __post_init__(self):
+        self.name = f"{self.group}/{self.event}"
 
 
 _EV_RE = re.compile(r"^([pr])(\d*):(\S+?)/(\S+)\s+(\S+)\s*(.*)$")

@@ -148,9 +148,10 @@ class EventIndex:
         self.by_addr: dict = {}
         self.unresolved = []
         self.resolve = resolve
-        self.names = {e.name for e in self.events}
+        self.named: dict[str, TraceEvent] = {}
         self.short_count: dict[str, int] = {}
         for ev in self.events:
+            self.named.setdefault(ev.name, ev)
             self.short_count[ev.event] = self.short_count.get(ev.event, 0) + 1
             if ev.address is not None:
                 self.by_addr.setdefault((ev.probe_type, ev.address), []).append(ev)
@@ -180,7 +181,7 @@ class EventIndex:
         return c[0] if c else None
 
     def by_name(self, name: str) -> TraceEvent | None:
-        return next((e for e in self.events if e.name == name), None)
+        return self.named.get(name)
 
 
 def match_event(events: list[TraceEvent], probe_type: str, addr: int, sym: str | None,
