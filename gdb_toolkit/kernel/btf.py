@@ -250,7 +250,9 @@ class Btf:
         start = self.strs_start + off - self.base_str_len
         if start >= self.strs_end:
             raise _btf_error(self.path, f"string offset {off} out of range")
-        end = self.data.index(b"\0", start, self.strs_end)
+        end = self.data.find(b"\0", start, self.strs_end)
+        if end < 0:
+            raise _btf_error(self.path, f"string at offset {off} is not terminated")
         return self.data[start:end].decode("utf-8", "replace")
 
     def _owner(self, tid: int) -> "Btf":
@@ -684,12 +686,16 @@ class Btf:
             return f"typedef {self.c_decl(t.ref, t.name)};\n"
         if t.kind == FUNC:
             return self.c_decl(tid) + ";\n"
-        return self._definition(t, offsets, 0, 0) + ";\n"
+        return self._definition(t, offsets, 0, 0, [self.DECL_BUDGET, set()]) + ";\n"
 
-    def _definition(self, t: Type, offsets: bool, level: int, base_bits: int) -> str:
+    def _definition(self, t: Type, offsets: bool, level: int, base_bits: int, walk) -> str:
+        """*walk*: [members left to render, ids of the anonymous structs being rendered]:
+        nested anonymous structs that repeat (or contain themselves) stay bounded."""
         pad = "\t" * (level + 1)
-        if level > 16:
-            return "/* nested too deep */"
+        if level > 16 or t.id in walk[1]:
+            return "/* nested too deep */" if level > 16 else "/* cycle */"
+        if walk[0] <= 0:
+            return "/* ... */"
         if t.kind in (ENUM, ENUM64):
             body = "".join(f"{pad}{n} = {v},\n" for n, v in t.members)
             return f"{self._base_name(t) if t.name else 'enum'} {{\n{body}{chr(9) * level}}}"
@@ -698,11 +704,16 @@ class Btf:
         kw = "struct" if t.kind == STRUCT else "union"
         head = f"{kw} {t.name} {{" if t.name else f"{kw} {{"
         lines = [head]
+        walk[1].add(t.id)
         for m in t.members:
+            walk[0] -= 1
+            if walk[0] < 0:
+                lines.append(pad + "/* ... */")
+                break
             mt = self.strip(m.type_id, typedefs=False)
             bits = base_bits + m.bit_offset
             if not m.name and mt.kind in (STRUCT, UNION) and not mt.name:
-                text = self._definition(mt, offsets, level + 1, bits) + ";"
+                text = self._definition(mt, offsets, level + 1, bits, walk) + ";"
             else:
                 text = self.c_decl(m.type_id, m.name) + (f": {m.bit_size}" if m.bit_size else "") + ";"
             if offsets:
@@ -713,6 +724,7 @@ class Btf:
                 where = f"{bits // 8}" + (f":{bits % 8}" if bits % 8 or m.bit_size else "")
                 text += f"\t/* {where} {f'{m.bit_size} bits' if m.bit_size else size} */"
             lines.append(pad + text)
+        walk[1].discard(t.id)
         tail = "\t" * level + "}"
         if offsets and level == 0 and t.size is not None:
             tail += f"\t/* size: {t.size} */"

@@ -70,10 +70,41 @@ def tables_from_vmcoreinfo(mem, info: dict, arch: str) -> Tables | None:
                   _hexval(info, "SYMBOL(kallsyms_addresses)"), arch == "x86_64", "VMCOREINFO")
 
 
+def _read_upto(mem, addr: int, n: int, step: int = 256) -> bytes:
+    """Up to *n* bytes at *addr*: as many as can be read (the end of what memory holds may
+    come first)."""
+    try:
+        return mem.read(addr, n)
+    except ToolkitError:
+        pass
+    out = []
+    got = 0
+    while got < n:
+        try:
+            out.append(mem.read(addr + got, min(step, n - got)))
+        except ToolkitError:
+            break
+        got += len(out[-1])
+    return b"".join(out)
+
+
+def _read_back(mem, end: int, n: int, step: int = 256) -> bytes:
+    """Up to *n* bytes ending at *end* (fewer when the memory before is not there)."""
+    while n > 0:
+        try:
+            return mem.read(end - n, n)
+        except ToolkitError:
+            n -= step
+    return b""
+
+
 def read_tokens(mem, table: int, index: int) -> list[bytes]:
-    raw = mem.read(table, 4096)
+    raw = _read_upto(mem, table, 4096)
     while raw.count(b"\0") < 256 and len(raw) < 1 << 16:
-        raw += mem.read(table + len(raw), 4096)
+        more = _read_upto(mem, table + len(raw), 4096)
+        if not more:
+            break
+        raw += more
     offs = struct.unpack("<256H", mem.read(index, 512))
     tokens = []
     for o in offs:
@@ -193,12 +224,12 @@ def find_tables(mem, start: int, length: int, arch: str) -> Tables:
 def _tables_at(mem, hit: int, arch: str, start: int) -> Tables:
     """The tables around a token "0" found at *hit*, every part checked against the others."""
     # tokens 0..47 precede the token "0" (index 48): walk back over 48 strings
-    back = mem.read(hit - 4096, 4096)
+    back = _read_back(mem, hit, 4096)
     pieces = back.split(b"\0")[:-1]
     if len(pieces) < 48 or not all(0 < len(p) < 64 and p.isascii() for p in pieces[-48:]):
         raise ToolkitError("not a token table before '0'", None)
     table = hit - sum(len(p) + 1 for p in pieces[-48:])
-    raw = mem.read(table, 8192)
+    raw = _read_upto(mem, table, 8192)
     offs, pos = [], 0
     for _ in range(256):
         offs.append(pos)
@@ -225,8 +256,8 @@ def _tables_at(mem, hit: int, arch: str, start: int) -> Tables:
     # ceil(n/256) == m whose names decode to exactly the markers
     tokens = [raw[o:raw.find(b"\0", o)] for o in offs]
     span = markers[-1] + 256 * 256 + 64
-    window_start = mstart - span - 64
-    window = mem.read(window_start, mstart - window_start)
+    window = _read_back(mem, mstart, span + 64, 4096)
+    window_start = mstart - len(window)
     for lead in range(len(window) - 8, -1, -4):
         num = struct.unpack_from("<I", window, lead)[0]
         if not (m - 1) * 256 < num <= m * 256:
@@ -253,10 +284,11 @@ def _markers_before(mem, table: int) -> tuple[list[int], int]:
     """kallsyms_markers: u32 (u64 on old kernels) increasing from 0 by the size of 256 names,
     ending right before the token table -- or before ``kallsyms_seqs_of_names`` (3 bytes a
     symbol, 6.2+ and backports) that ends right before it."""
-    for window in (1 << 16, 1 << 20, 4 << 20):
-        try:
-            blk = mem.read(table - window, window)
-        except ToolkitError:
+    for want in (1 << 16, 1 << 20, 4 << 20):
+        blk = _read_back(mem, table, want, 4096)
+        window = len(blk) & ~7
+        blk = blk[len(blk) - window:]
+        if not window:
             continue
         for size, fmt in ((4, "I"), (8, "Q")):
             vals = struct.unpack(f"<{window // size}{fmt}", blk)
@@ -301,8 +333,14 @@ def _addresses_for(mem, t: Tables, num_at: int, arch: str) -> Tables:
                 addrs = read_addresses(mem, trial)
             except ToolkitError:
                 continue
-            body = [a for a in addrs if a >= 1 << 47]
-            if len(body) > n // 2 and all(x <= y for x, y in zip(body, body[1:])):
+            # per-cpu symbols (small absolute values) lead; the rest are kernel addresses
+            # in order -- a table shifted by one entry ends on a padding zero and fails this
+            lead = 0
+            while lead < n and addrs[lead] < 1 << 47:
+                lead += 1
+            body = addrs[lead:]
+            if len(body) > n // 2 and body[0] >= 1 << 47 and \
+                    all(x <= y for x, y in zip(body, body[1:])):
                 return trial
     raise ToolkitError("found the kallsyms names but not their addresses", None)
 

@@ -80,6 +80,15 @@ def open_error(path: str, exc: OSError) -> ToolkitError:
 
 
 MAX_PHNUM = 1 << 20            # program headers a kernel core may claim
+MAX_OFFSET = (1 << 63) - 1
+
+
+def pread(fd: int, n: int, off: int) -> bytes:
+    """os.pread that answers b"" (read as "the file ends here") for an offset or length no
+    file can have -- a header may claim any 64-bit value -- instead of OverflowError."""
+    if off < 0 or n < 0 or off > MAX_OFFSET or n > MAX_OFFSET - off:
+        return b""
+    return os.pread(fd, n, off)
 MAX_NOTES = 16 << 20           # bytes of PT_NOTE read
 
 
@@ -127,15 +136,15 @@ def parse_elf_core(fd: int, path: str):
         raise ToolkitError(f"{path} is an ELF file but not a core (e_type {e_type})",
                            "give /proc/kcore or a vmcore, not a vmlinux or module")
     if e_phnum == 0xFFFF:  # PN_XNUM: real count in section 0's sh_info
-        sh0 = os.pread(fd, 64, e_shoff)
+        sh0 = pread(fd, 64, e_shoff)
         if len(sh0) < 48:
             raise ToolkitError(f"{path}: the extended program header count is missing",
                                "the file is damaged")
         e_phnum = struct.unpack_from("<I", sh0, 44)[0]
-    if e_phentsize < 56 or e_phnum > MAX_PHNUM:
+    if not 56 <= e_phentsize <= 256 or e_phnum > MAX_PHNUM:
         raise ToolkitError(f"{path}: bad program headers (size {e_phentsize}, count {e_phnum})",
                            "the file is damaged or not a kernel core")
-    table = os.pread(fd, e_phentsize * e_phnum, e_phoff)
+    table = pread(fd, e_phentsize * e_phnum, e_phoff)
     if len(table) < e_phentsize * e_phnum:
         raise ToolkitError(f"{path}: program headers are truncated", "the file is damaged")
     loads, notes, note_bytes = [], [], 0
@@ -147,7 +156,7 @@ def parse_elf_core(fd: int, path: str):
         elif p_type == PT_NOTE and p_filesz and note_bytes < MAX_NOTES:
             n = min(p_filesz, MAX_NOTES - note_bytes)
             note_bytes += n
-            notes.extend(parse_notes(os.pread(fd, n, p_offset)))
+            notes.extend(parse_notes(pread(fd, n, p_offset)))
     return e_machine, loads, notes
 
 
@@ -261,7 +270,7 @@ class Kcore(KernelMemory):
             chunk = b""
             while len(chunk) < n:
                 try:
-                    part = os.pread(self.fd, n - len(chunk), off + len(chunk))
+                    part = pread(self.fd, n - len(chunk), off + len(chunk))
                 except OSError as exc:
                     raise ToolkitError(f"cannot read kernel memory at 0x{addr:x}: {exc.strerror}",
                                        "the page may be unmapped or protected") from None

@@ -116,7 +116,10 @@ def parse_kprobe_events(text: str) -> list[TraceEvent]:
                 module, t = t.split(":", 1)
             sym, _, off = t.partition("+")
             symbol = sym
-            offset = int(off, 0) if off else 0
+            try:
+                offset = int(off, 0) if off else 0
+            except ValueError:
+                continue                        # not a line the kernel writes: skip it
         out.append(TraceEvent(ptype, group, event, target, symbol, offset, module, address,
                               int(maxact) if maxact else None, args.strip()))
     return out

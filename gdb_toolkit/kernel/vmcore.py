@@ -20,7 +20,7 @@ import zlib
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.kernel import pagetables as PT
 from gdb_toolkit.kernel.kcore import (MACHINES, Kcore, Segment, open_core_fd, parse_elf_core,
-                                      parse_notes, parse_vmcoreinfo, refuse_process_core)
+                                      parse_notes, parse_vmcoreinfo, pread, refuse_process_core)
 from gdb_toolkit.kernel.memory import VMCORE, KernelMemory, Region
 
 MAX_PAGE_DESCS = 1 << 36
@@ -40,7 +40,7 @@ class _Flattened:
         starts, pieces = [], []
         pos, end = 4096, 0
         while pos + 16 <= total:
-            off, size = struct.unpack(">qq", os.pread(fd, 16, pos))
+            off, size = struct.unpack(">qq", pread(fd, 16, pos))
             if off < 0:
                 break
             if size < 0 or pos + 16 + size > total or len(pieces) >= MAX_FLAT_BLOCKS:
@@ -64,7 +64,7 @@ class _Flattened:
                                    "the file is damaged or truncated")
             start, size, at = self.pieces[i]
             k = min(left, start + size - cur)
-            out.append(os.pread(self.fd, k, at + cur - start))
+            out.append(pread(self.fd, k, at + cur - start))
             cur += k
             left -= k
         return b"".join(out)
@@ -90,7 +90,7 @@ class _Physical:
             n = min(left, start + memsz - cur)
             inside = max(0, min(n, start + filesz - cur))
             if inside:
-                data = os.pread(self.fd, inside, off + cur - start)
+                data = pread(self.fd, inside, off + cur - start)
                 if len(data) < inside:
                     raise ToolkitError(f"{self.path} is truncated at physical 0x{cur:x}",
                                        "the dump was cut short (disk full, interrupted copy)")
@@ -243,7 +243,7 @@ class DiskDump(KernelMemory):
         if off < 0 or n < 0 or off + n > self.size:
             raise ToolkitError(f"{self.path}: a header points at 0x{off:x}+0x{n:x}, past the end of "
                                f"the {self.size}-byte file", "the file is damaged or truncated")
-        data = os.pread(self.fd, n, off)
+        data = pread(self.fd, n, off)
         if len(data) < n:
             raise ToolkitError(f"{self.path}: short read at 0x{off:x}", "the file is truncated")
         return data
