@@ -128,9 +128,37 @@ def _source_options(p):
     return p
 
 
+GIVEN_FILES = (("kcore", "--kcore file"), ("kallsyms", "--kallsyms file"),
+               ("system_map", "--system-map file"), ("vmlinux", "--vmlinux file"), ("btf", "--btf file"))
+
+
+def check_given_files(args) -> None:
+    """A file the user named must be a regular file (a FIFO would block gdb, a device stream
+    for ever): refused now, in one line, before anything reads it."""
+    import os
+    import stat
+
+    from gdb_toolkit.common.errors import ToolkitError
+    from gdb_toolkit.common.names import escape_name
+    from gdb_toolkit.common.safe_open import describe_mode
+
+    for attr, what in GIVEN_FILES + (("path", "kcore file"),):
+        path = getattr(args, attr, None)
+        if not path:
+            continue
+        try:
+            st = os.stat(path)      # no open: /proc/kcore's own errors (EPERM) are explained later
+        except OSError:
+            continue                # the reader says why (missing, permission)
+        if not stat.S_ISREG(st.st_mode):
+            raise ToolkitError(f"{what} {escape_name(path)} is {describe_mode(st.st_mode)}, not a "
+                               "regular file", "give the path of a regular file")
+
+
 def _session(args):
     from gdb_toolkit.kernel.session import KernelSession
 
+    check_given_files(args)
     kw = {"kcore": args.kcore} if getattr(args, "kcore", None) else kernel_session_args()
     return KernelSession(kallsyms=getattr(args, "kallsyms", None), btf=getattr(args, "btf", None),
                          system_map=getattr(args, "system_map", None),
@@ -242,6 +270,7 @@ kallsyms tables, types from its BTF.  Needs root for /proc/kcore."""
         from gdb_toolkit.kernel.memory_views import kcore_report
         from gdb_toolkit.kernel.session import LIVE_KCORE, KernelSession
 
+        check_given_files(args)
         if args.path and (args.gdb or args.live):
             raise ToolkitError("give a PATH or --gdb/--live, not both", "kcore PATH, or kcore --gdb")
         if args.gdb:

@@ -147,3 +147,30 @@ def test_kprobe_show_count_out_of_range_is_one_line(tmp_path, kernel_types):
     assert_no_traceback(res)
     assert "alive" in res.stdout
     assert res.stderr.count("is out of range. Fix: give -n 1..1000") == 3, res.stderr
+
+
+def test_convenience_functions_never_print_a_traceback():
+    """issue 11 item 9: print $ksym(5), $ksym(), $kprobe() printed Python tracebacks."""
+    res = run_gdb(["print $ksym(5)", "print $ksym()", 'print $ksym("a", "b")', "print $kprobe()",
+                   'print $kprobe("vfs_read")', "print $kprobe(1, 2)", "echo alive\\n"])
+    assert_no_traceback(res)
+    assert "alive" in res.stdout
+    err = res.stderr
+    assert "$ksym needs a symbol name in quotes, not a int" in err
+    assert "$ksym takes one argument, 0 given" in err and "$ksym takes one argument, 2 given" in err
+    assert err.count("$kprobe") >= 3 and "Python Exception" not in err
+
+
+def test_kcore_and_kx_refuse_a_process_core(tmp_path):
+    """issue 11 item 9: `kcore core.PID` showed a process core's segments as if it were a
+    kernel; kx read 'kernel memory' from it."""
+    from tests.support.gdbrun import compile_c
+    prog = compile_c("int main(void) { volatile int x = 1; while (x) ; return 0; }\n", "spin_core")
+    core = tmp_path / "core.spin"
+    res = run_gdb(["starti", f"gcore {core}", "kill"], program=prog)
+    assert core.exists(), res.output
+    res = run_gdb([f"kcore {core}", f"kx 0x400000 16 --kcore {core}",
+                   f"kdis 0x400000 --kcore {core}", "echo alive\\n"])
+    assert_no_traceback(res)
+    assert "alive" in res.stdout
+    assert res.stderr.count("is a process core (of 'spin_core'), not a kernel core") == 3, res.stderr
