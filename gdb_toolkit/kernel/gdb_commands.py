@@ -194,7 +194,7 @@ def _event_text(p, short: bool = False) -> str:
 def _notes(notes, ctx) -> str:
     from gdb_toolkit.common.text import wrap
 
-    return "".join(wrap(f"note: {n}", ctx.width, "", "      ") + "\n" for n in notes)
+    return "".join(wrap(f"note: {n}", ctx.width, "", "      ").rstrip("\n") + "\n" for n in notes)
 
 
 class _KernelCommand(ToolkitCommand):
@@ -365,7 +365,7 @@ a halted kernel everything comes from memory."""
                                 Col("check", "state", states={"ok": "good", "MISMATCH": "bad"})],
                                rows, ctx.width, styler=ctx.styler)
         notes = list(r.notes) + [f"{p.symbol}: {n}" for p in r.probes for n in p.notes]
-        out += wrap(f"sources: {', '.join(r.sources)}", ctx.width, "", "  ") + "\n"
+        out += wrap(f"sources: {', '.join(r.sources)}", ctx.width, "", "  ").rstrip("\n") + "\n"
         return out + _notes(notes, ctx)
 
 

@@ -278,7 +278,9 @@ def build_report(arch: str, listed: list[ListedProbe] | None, walk=None, read=No
         if not lps and top is not None:     # memory only (no debugfs, or kptr hidden there)
             topfl = flags_from_bits(top.flags)
             for kp in pool:
-                fl = [f for f in flags_from_bits(kp.flags) if f in ("GONE", "DISABLED")] + \
+                own = flags_from_bits(kp.flags)
+                # as report_probe() prints them: a gone probe is not also called disabled
+                fl = [f for f in own if f == "GONE" or (f == "DISABLED" and "GONE" not in own)] + \
                     [f for f in topfl if f in ("OPTIMIZED", "FTRACE")]
                 name, off, mod = _split_where(sym(addr))
                 lps.append(ListedProbe(addr, _kind(kp), name, off, mod, fl, "(memory)"))

@@ -27,7 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 GDB_ALLOWED = ("kcore", "kprobe-list", "kprobe-show", "kdis", "kx", "ksym", "ftrace-site", "ktask",
-               "ktypes", "echo", "print", "thread", "info threads")
+               "ktypes", "echo", "print", "thread", "info threads", "set width")
 
 
 def _free_port() -> int:
