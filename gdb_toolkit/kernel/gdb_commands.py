@@ -350,20 +350,21 @@ a halted kernel everything comes from memory."""
         if not r.probes:
             out = "no kprobes registered\n"
         else:
-            rows = []
+            rows, below = [], []
             for p in r.probes:
                 hm = "-" if p.hits is None else f"{p.hits}/{p.misses if p.misses is not None else '-'}"
                 rows.append([_hex(p.address), "r" if p.kind == "kretprobe" else "k", p.symbol,
                              "".join(f"[{f}]" for f in p.flags) or "-", p.state,
-                             p.original.hex(" ") if p.original else "?",
-                             p.ret_handler or p.handler or "-", _event_text(p, short=True), hm,
-                             "ok" if p.consistent else "MISMATCH"])
+                             "ok" if p.consistent else "MISMATCH", _event_text(p, short=True), hm])
+                # the long fields go whole under their row
+                below.append([("original", (p.original.hex(" ") if p.original else "?") +
+                               (f"  ({p.original_source})" if p.original_source else "")),
+                              ("handler", p.ret_handler or p.handler or "-")])
             out = render_table([Col("address", "address"), Col("t", "key"), Col("probe", "symbol"),
-                                Col("kernel flags", "key"), Col("live", "state"), Col("original"),
-                                Col("handler", "symbol"), Col("event", "key"),
-                                Col("hit/miss", "number"),
-                                Col("check", "state", states={"ok": "good", "MISMATCH": "bad"})],
-                               rows, ctx.width, styler=ctx.styler)
+                                Col("kernel flags", "key"), Col("live", "state"),
+                                Col("check", "state", states={"ok": "good", "MISMATCH": "bad"}),
+                                Col("event", "key"), Col("hit/miss", "number")],
+                               rows, ctx.width, styler=ctx.styler, below=below)
         notes = list(r.notes) + [f"{p.symbol}: {n}" for p in r.probes for n in p.notes]
         out += wrap(f"sources: {', '.join(r.sources)}", ctx.width, "", "  ").rstrip("\n") + "\n"
         return out + _notes(notes, ctx)

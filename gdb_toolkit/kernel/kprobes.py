@@ -228,13 +228,13 @@ def gone_where(lp: ListedProbe, kp, event: TraceEvent | None) -> str:
     """Where a [GONE] probe was: its address now belongs to nothing (or to something else),
     so name it by what the probe asked for (the trace_kprobe's target, or the event's)."""
     if lp.symbol:
-        return lp.where + " (module unloaded)"
+        return lp.where
     target = (kp.tk_symbol if kp is not None else None) or (event.target if event else None)
     off = kp.offset if kp is not None else (event.offset if event else 0)
     if target and not target.startswith("0x"):
         mod, _, name = target.rpartition(":")
         name = name.split("+")[0]
-        return f"{name}+0x{off:x}" + (f" [{mod}]" if mod else "") + " (module unloaded)"
+        return f"{name}+0x{off:x}" + (f" [{mod}]" if mod else "")
     return f"0x{lp.address:x} (in a module that is unloaded)"
 
 
