@@ -87,18 +87,66 @@ def looks_like_kprobe_table(read, cand: int, buckets: int = 64) -> bool | None:
     return True if used else None
 
 
-# data symbol -> (functions using it, shape check)
+def looks_like_init_task(read, cand: int, btf=None) -> bool:
+    """init_task: BTF's task_struct at *cand* has pid 0, the idle task's comm ("swapper" or
+    "swapper/0") and a tasks list whose first entry points back at it."""
+    if btf is None:
+        return False
+    try:
+        comm = btf.resolve("task_struct", "comm")
+        pid = btf.resolve("task_struct", "pid")
+        tasks = btf.resolve("task_struct", "tasks")
+        name = read(cand + comm.offset, comm.size or 16).split(b"\0")[0]
+        if not name.startswith(b"swapper") or read(cand + pid.offset, 4) != b"\0\0\0\0":
+            return False
+        nxt = struct.unpack("<Q", read(cand + tasks.offset, 8))[0]
+        back = struct.unpack("<Q", read(nxt + 8, 8))[0]          # next->prev
+        return back == cand + tasks.offset
+    except (ToolkitError, struct.error):
+        return False
+
+
+def _member_bases(type_name: str, members: tuple):
+    """A code reference may point at a member of the variable (``&init_task.tasks``): the
+    candidate bases are the reference minus each member's offset."""
+    def bases(ref: int, btf) -> list[int]:
+        out = [ref]
+        for m in members:
+            try:
+                out.append((ref - btf.resolve(type_name, m).offset) & MASK64)
+            except (ToolkitError, AttributeError):
+                pass
+        return out
+    return bases
+
+
+# data symbol -> (functions using it, candidate bases(ref, btf), shape check(read, candidate, btf))
 RECIPES = {
-    "kprobe_table": (("get_kprobe",), looks_like_kprobe_table),
+    "kprobe_table": (("get_kprobe",), lambda ref, btf: [ref],
+                     lambda read, cand, btf: looks_like_kprobe_table(read, cand)),
+    # for_each_process() starts at &init_task (the compiler may keep &init_task.tasks)
+    "init_task": (("normalize_rt_tasks", "__do_sys_setpriority", "__arm64_sys_setpriority",
+                   "__x64_sys_setpriority", "__do_sys_getpriority", "__arm64_sys_getpriority",
+                   "__x64_sys_getpriority"), _member_bases("task_struct", ("tasks",)),
+                  looks_like_init_task),
 }
 
 
-def resolve(name: str, read, symbols, arch: str):
+def candidates(name: str, refs: list[int], btf=None) -> list[int]:
+    """The addresses *name* may have, given a user's data references."""
+    _funcs, bases, _check = RECIPES[name]
+    out = []
+    for r in refs:
+        out += [c for c in bases(r, btf) if c not in out]
+    return out
+
+
+def resolve(name: str, read, symbols, arch: str, btf=None):
     """(address, how it was found) of data symbol *name* from its users' code, or None."""
     recipe = RECIPES.get(name)
     if recipe is None:
         return None
-    funcs, check = recipe
+    funcs, _bases, check = recipe
     weak = None
     for fn in funcs:
         s = symbols.lookup(fn)
@@ -106,11 +154,11 @@ def resolve(name: str, read, symbols, arch: str):
             continue
         end = symbols.next_symbol_after(s.address) or s.address + 512
         try:
-            code = read(s.address, max(16, min(end - s.address, 1024)))
+            code = read(s.address, max(16, min(end - s.address, 4096)))
         except ToolkitError:
             continue
-        for cand in dict.fromkeys(data_refs(code, s.address, arch)):
-            verdict = check(read, cand)
+        for cand in candidates(name, data_refs(code, s.address, arch), btf):
+            verdict = check(read, cand, btf)
             if verdict:
                 return cand, f"from {fn}'s code (0x{cand:x}; its shape checked in memory)"
             if verdict is None and weak is None:

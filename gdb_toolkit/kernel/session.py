@@ -144,8 +144,9 @@ class KernelSession:
                                  SymbolSource("System.map", self.system_map_path, how))
         if self.kallsyms_path:
             syms = self._read_kallsyms(self.kallsyms_path)
-            if self.is_live and self.kallsyms_path == LIVE_KALLSYMS:
-                syms.load_module_extents()
+            if self.is_live:
+                if self.kallsyms_path == LIVE_KALLSYMS:
+                    syms.load_module_extents()
                 if not syms.restricted and not syms.has_data_symbols:
                     self._add_data_symbol_sources(syms)
             return syms
@@ -226,7 +227,11 @@ class KernelSession:
         def from_code(name):
             if not self.has_kcore:
                 return None
-            got = code_refs.resolve(name, self.memory.read, syms, self.arch)
+            try:
+                btf = self.btf
+            except ToolkitError:
+                btf = None
+            got = code_refs.resolve(name, self.memory.read, syms, self.arch, btf)
             if got is None:
                 return None
             return got[0], SymbolSource("code", None, f"{name} {got[1]}")

@@ -261,3 +261,23 @@ def _kallsyms_text_matching(pattern: str):
     for m in re.finditer(r"^([0-9a-f]+) [tT] (" + pattern + r")$", Path("/proc/kallsyms").read_text(),
                          re.M):
         yield int(m.group(1), 16), m.group(2)
+
+
+def test_without_data_symbols_kprobe_table_is_read_from_get_kprobe(probes, tmp_path):
+    """A kernel without CONFIG_KALLSYMS_ALL (Debian's arm64) lists no data symbols: here the
+    guest's kallsyms with them filtered out.  kprobe_table then comes from get_kprobe's code
+    (oracle: the real kallsyms) and kprobe-list still recovers every original."""
+    text_only = tmp_path / "kallsyms-text"
+    lines = Path("/proc/kallsyms").read_text().splitlines()
+    text_only.write_text("\n".join(l for l in lines if l.split()[1] in "tTwW") + "\n")
+    assert " kprobe_table" not in text_only.read_text()
+    probes.add(f"p {QUIET}", "nodata")
+    from gdb_toolkit.kernel.session import KernelSession
+    with KernelSession(kallsyms=str(text_only)) as s:
+        rep = s.kprobe_report()
+        assert s.symbols.address("kprobe_table") == kallsyms("kprobe_table")
+        assert s.symbols.address("init_task") == kallsyms("init_task")
+        assert "get_kprobe" in s.symbols.answers["kprobe_table"].detail
+    (row,) = [r for r in rep.probes if r.event == "gtkkern/nodata"]
+    assert row.original == bytes.fromhex("0f1f440000") and row.handler == "kprobe_dispatcher"
+    assert any("kprobe_table from code" in n for n in rep.notes), rep.notes

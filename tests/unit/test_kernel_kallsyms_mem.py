@@ -72,3 +72,31 @@ def test_real_debian_kernel_image():
     assert mem.read(by["linux_banner"], 14) == b"Linux version "
     body = [a for a, _t, _n in syms if a >= 1 << 47]
     assert body == sorted(body)
+
+
+def test_data_symbols_from_the_code_of_the_real_kernel_image():
+    """Without KALLSYMS_ALL (Debian arm64) a data symbol is read from the code using it: here on
+    Debian's amd64 image (which has KALLSYMS_ALL, so kallsyms is the oracle), get_kprobe's data
+    reference is kprobe_table and normalize_rt_tasks' include init_task."""
+    import lzma
+    from pathlib import Path
+
+    from gdb_toolkit.kernel.btf import Btf
+    from gdb_toolkit.kernel.code_refs import candidates, data_refs
+    from gdb_toolkit.kernel.kallsyms import Kallsyms
+    from tests.guest.kernel import cache_root
+    boots = sorted(Path(cache_root()).glob("*/tree/boot/vmlinuz-*-amd64"))
+    if not boots:
+        pytest.skip("no cached Debian amd64 kernel (python3 -m tests.guest prepare fetches it)")
+    data = boots[-1].read_bytes()
+    elf = lzma.LZMADecompressor().decompress(data[data.find(b"\xfd7zXZ\x00"):])
+    from tests.support.vmlinux_image import ElfImageMemory
+    mem = ElfImageMemory(elf)
+    rodata = mem.section(".rodata")
+    syms = Kallsyms.parse(KM.kallsyms_text(KM.read_symbols(
+        mem, KM.find_tables(mem, rodata[0], rodata[1], "x86_64"))))
+    btf = Btf(mem.read(*mem.section(".BTF")), "the image's .BTF")
+    for func, var in (("get_kprobe", "kprobe_table"), ("normalize_rt_tasks", "init_task")):
+        f = syms.lookup(func)
+        code = mem.read(f.address, syms.next_symbol_after(f.address) - f.address)
+        assert syms.address(var) in candidates(var, data_refs(code, f.address, "x86_64"), btf)
