@@ -16,6 +16,7 @@ the least disturbed figure for work that does not vary).
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,6 +28,7 @@ GDBINIT = REPO / "gdb_toolkit" / "gdbinit.py"
 sys.path.insert(0, str(REPO))
 
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+TARGET_IMPORT_MS = 15       # issue 14: import share of a command's first call
 
 TIMER = r"""
 import gdb, sys, time, json
@@ -120,11 +122,18 @@ def main() -> None:
     opts = ap.parse_args()
     roots = [opts.root.resolve()] + ([opts.compare.resolve()] if opts.compare else [])
     tmp = Path(tempfile.mkdtemp(prefix="gtk-bench-"))
+    try:
+        run(opts, roots, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)      # vg-start's output and log files
+
+
+def run(opts, roots, tmp: Path) -> None:
     p = programs(tmp)
     print(f"{opts.runs} runs each, alternating checkouts: median (min) ms")
     for i, r in enumerate(roots):
         print(f"  [{i}] {r}")
-    print(f"{'command':24} {'':3} {'cold':>14} {'warm':>12} {'imports':>14} {'modules':>7}  ok")
+    print(f"{'command':24} {'':3} {'cold':>14} {'warm':>12} {'imports':>14} {'modules':>7}  ok   target")
     for label, setup, program, cmd in cases(p, tmp):
         if opts.only and not any(label.startswith(o) for o in opts.only.split(",")):
             continue
@@ -142,8 +151,15 @@ def main() -> None:
             return f"{statistics.median(xs):.1f} ({min(xs):.1f})".rjust(w)
 
         for i, f in enumerate(figs):
+            share = statistics.median(f["import"])
+            verdict = "met" if share < TARGET_IMPORT_MS else "over"
+            ratio = ""
+            if i and statistics.median(f["cold"]):
+                ratio = f"  cold [0]/[{i}] {statistics.median(figs[0]['cold']) / statistics.median(f['cold']):.2f}x"
             print(f"{label if i == 0 else '':24} [{i}] {fig(f['cold'], 14)} {fig(f['warm'], 12)} "
-                  f"{fig(f['import'], 14)} {f['mods']:7d}  {'yes' if f['ok'] else 'error'}")
+                  f"{fig(f['import'], 14)} {f['mods']:7d}  {'yes' if f['ok'] else 'error'}  "
+                  f"imports < {TARGET_IMPORT_MS} ms: {verdict}{ratio}")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

@@ -8,10 +8,13 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   gdb gcc libc6-dev make file binutils procps util-linux
   python3 python3-pytest python3-pyelftools python3-capstone python3-tabulate python3-jsonschema
-  valgrind
+  valgrind python3-matplotlib tmux
   python3-bpfcc bpfcc-tools bpftool
-  qemu-system-x86 busybox-static cpio kmod xz-utils zstd
+  qemu-system-x86 qemu-system-arm busybox-static cpio kmod xz-utils zstd
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross gdb-multiarch qemu-user
+  # plt's ELF32 fixtures: cross compilers (gcc-multilib would remove gcc-aarch64-linux-gnu)
+  # and the i386 runtime that runs them natively; arm runs under qemu-arm
+  gcc-i686-linux-gnu libc6-dev-i386-cross libc6-i386 gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
 )
 
 missing=()

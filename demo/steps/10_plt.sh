@@ -15,3 +15,6 @@ say "Stopped half-way: resolved slots (memcpy -> the ifunc implementation libc c
 gdb_session "$B/plt_demo" "break checkpoint" "run" "got"
 say "The walk of getpid (not called yet), then --live: a watchpoint on its slot catches _dl_fixup writing it:"
 gdb_session "$B/plt_demo" "break checkpoint" "run" "plt-walk getpid" "plt-walk getpid --live" "continue"
+say "A program that overwrites its own GOT slot of puts: 'got --audit' compares every slot with what the dynamic linker's lookup scope should bind:"
+gcc -Wl,-z,lazy -o "$B/got_hijack" "$EX/got_hijack.c"
+gdb_session "$B/got_hijack" "break checkpoint" "run" "got --audit"

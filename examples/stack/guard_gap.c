@@ -1,10 +1,11 @@
-/* guard_gap: map a readable page just below the main stack (MAP_FIXED_NOREPLACE),
+/* guard_gap: map a page just below the main stack (MAP_FIXED_NOREPLACE),
  * then grow the stack towards it.  The kernel keeps stack_guard_gap (default 1 MiB)
  * free above any accessible mapping below the stack, so growth is refused long before
  * RLIMIT_STACK is reached.
  *
- *   ./guard_gap [DISTANCE [BUF]]   page placed DISTANCE bytes (default 512 KiB) below
- *                                  [stack]; BUF (default 256 KiB) is then put on the stack
+ *   ./guard_gap [DISTANCE [BUF [none]]]  page placed DISTANCE bytes (default 512 KiB) below
+ *                                  [stack]; BUF (default 256 KiB) is then put on the stack;
+ *                                  "none" maps it PROT_NONE (the gap then does not apply)
  * Prints the [stack] start and the mapping it placed.
  */
 #define _GNU_SOURCE
@@ -35,7 +36,8 @@ int main(int argc, char **argv) {
     if (f)
         fclose(f);
     unsigned long end = (lo - distance) & ~4095UL;
-    void *m = mmap((void *)(end - 4096), 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    int prot = (argc > 3 && !strcmp(argv[3], "none")) ? PROT_NONE : PROT_READ;
+    void *m = mmap((void *)(end - 4096), 4096, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (m == MAP_FAILED || (unsigned long)m != end - 4096) {
         perror("mmap");
         return 2;

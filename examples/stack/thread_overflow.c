@@ -4,14 +4,16 @@
  *   ./thread_overflow                 SIGSEGV in the thread (past its guard page)
  *   ./thread_overflow 262144          256 KiB stack: passes
  *   ./thread_overflow 65536 16384     16 KiB buffer: passes
- * Prints the stack size it asked for and the buffer size.
+ * Prints the stack size it asked for and the buffer size.  A size below PTHREAD_STACK_MIN
+ * (128 KiB on aarch64) is raised to it; the default buffer is twice the smallest stack.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static size_t bufsize = 128 << 10;
+static size_t bufsize;
 
 __attribute__((noinline)) static long fill(void) {
     char buf[bufsize];                 /* VLA on the thread's stack */
@@ -25,9 +27,11 @@ static void *worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    size_t stacksize = argc > 1 ? strtoul(argv[1], NULL, 0) : (64 << 10);
-    if (argc > 2)
-        bufsize = strtoul(argv[2], NULL, 0);
+    size_t least = (64 << 10) < PTHREAD_STACK_MIN ? PTHREAD_STACK_MIN : (64 << 10);
+    size_t stacksize = argc > 1 ? strtoul(argv[1], NULL, 0) : least;
+    if (stacksize < PTHREAD_STACK_MIN)
+        stacksize = PTHREAD_STACK_MIN;
+    bufsize = argc > 2 ? strtoul(argv[2], NULL, 0) : 2 * least;
     pthread_attr_t attr;
     pthread_t t;
     void *res;

@@ -1,6 +1,14 @@
-"""argparse that reports bad input as a UsageError instead of exiting gdb."""
-import argparse
+"""Command-line parsing for every command: argparse, reporting bad input as a UsageError
+instead of exiting gdb -- and imported only when it has something to do.
 
+An ``ArgParser`` records its arguments.  ``parse`` answers the argvs a user types most --
+nothing, flags (``--json``, ``--all-objects``), plain words for optional positionals
+(``got puts``) -- from that record, without importing argparse (with gettext and locale,
+~3 ms of a command's first call; issue 14).  Anything else (an option with a value, ``-h``,
+``--``, anything unusual or wrong) is parsed by the argparse parser built from the same
+record, so every error text, every default and every corner of argparse's behaviour stays
+argparse's.  tests/fuzz/targets/args.py checks that both ways agree.
+"""
 from gdb_toolkit.common.errors import UsageError
 
 
@@ -12,73 +20,217 @@ class HelpRequested(Exception):
         self.text = text
 
 
-class _HelpAction(argparse.Action):
-    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
-        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+class Namespace:
+    """Parsed arguments as attributes (what argparse.Namespace is, without argparse).
+    Equal to an argparse.Namespace holding the same values."""
 
-    def __call__(self, parser, namespace, values, option_string=None):
-        raise HelpRequested(parser.format_help())
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+    def __eq__(self, other):
+        if type(other).__name__ != "Namespace" or not hasattr(other, "__dict__"):
+            return NotImplemented
+        return vars(self) == vars(other)
+
+    def __contains__(self, key):
+        return key in self.__dict__
+
+    def __repr__(self):
+        return f"Namespace({', '.join(f'{k}={v!r}' for k, v in self.__dict__.items())})"
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's formatter with a width given: without one it asks shutil for the
-    terminal size, and importing shutil (bz2, lzma) cost ~2 ms of every command's first
-    call (argparse builds a formatter for each add_argument).  --help is re-wrapped to gdb's
-    width by the command's metadata page anyway."""
+class _Spec:
+    """One add_argument call, as recorded."""
+    __slots__ = ("names", "kw", "group", "dest", "positional")
 
-    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
-        super().__init__(prog, indent_increment, max_help_position, width or 100)
+    def __init__(self, names, kw, group):
+        self.names = names
+        self.kw = kw
+        self.group = group          # None, ("group", title...) or ("mutex", n)
+        self.positional = bool(names) and not names[0].startswith("-")
+        if "dest" in kw:
+            self.dest = kw["dest"]
+        elif self.positional:
+            self.dest = names[0]
+        else:
+            long = next((n for n in names if n.startswith("--")), names[0])
+            self.dest = long.lstrip("-").replace("-", "_")
 
 
-class ArgParser(argparse.ArgumentParser):
-    """An ArgumentParser that never calls sys.exit.
+class _Group:
+    """add_argument_group / add_mutually_exclusive_group, recorded."""
+
+    def __init__(self, parser, key):
+        self._parser = parser
+        self._key = key
+
+    def add_argument(self, *names, **kw):
+        self._parser._record(names, kw, self._key)
+
+
+class ArgParser:
+    """A command's parser: argparse's API for building it (add_argument, argument groups,
+    mutually exclusive groups), ``parse`` that never exits gdb.
 
     Every command parser gets ``--json`` unless ``json=False``.
     """
 
     def __init__(self, prog: str, description: str = "", json: bool = True, **kw):
-        kw.setdefault("formatter_class", _Formatter)
-        super().__init__(prog=prog, description=description, add_help=False,
-                         allow_abbrev=False, exit_on_error=False, **kw)
-        self.add_argument("-h", "--help", action=_HelpAction, help="show this help")
+        self.prog = prog
+        self.description = description
+        self._kw = kw
+        self._specs: list[_Spec] = []
+        self._groups: list[tuple] = []
+        self._argparse = None
+        self._record(("-h", "--help"), {"action": "help", "help": "show this help"}, None)
         if json:
-            self.add_argument("--json", action="store_true",
-                              help="print one JSON document instead of a table")
+            self._record(("--json",), {"action": "store_true",
+                                       "help": "print one JSON document instead of a table"}, None)
+
+    # -- building --------------------------------------------------------------------------
+    def _record(self, names, kw, group) -> None:
+        self._specs.append(_Spec(tuple(names), dict(kw), group))
+        self._argparse = None           # rebuilt with the new argument when needed
+        self._fast = None
+
+    def add_argument(self, *names, **kw) -> None:
+        self._record(names, kw, None)
+
+    def add_argument_group(self, title=None, description=None) -> _Group:
+        key = ("group", len(self._groups), title, description)
+        self._groups.append(key)
+        return _Group(self, key)
+
+    def add_mutually_exclusive_group(self, required: bool = False) -> _Group:
+        key = ("mutex", len(self._groups), required)
+        self._groups.append(key)
+        return _Group(self, key)
+
+    # -- parsing ---------------------------------------------------------------------------
+    def parse(self, argv: list[str]):
+        """The parsed arguments; UsageError for bad input, HelpRequested for -h/--help."""
+        argv = list(argv)
+        fast = self._parse_fast(argv)
+        if fast is not None:
+            return fast
+        return self.argparse_parser().parse(argv)
+
+    def _plan(self):
+        """What the fast path may handle: {flag: dest} of plain store_true options, the
+        positionals in order (required ones, then optional ones), the defaults, the
+        mutually exclusive options -- or False when this parser has something only argparse
+        does right ('*' positionals, string defaults argparse would convert, a required
+        group...)."""
+        if self._fast is not None:
+            return self._fast
+        flags, positionals, defaults, mutex = {}, [], {}, {}
+        plan = False
+        for s in self._specs:
+            kw = s.kw
+            action = kw.get("action", "store")
+            if s.group is not None and s.group[0] == "mutex":
+                if s.group[2]:
+                    break                       # a required group: argparse
+                for n in s.names:
+                    mutex[n] = s.group
+            if action == "help":
+                continue
+            if s.positional:
+                nargs, default = kw.get("nargs"), kw.get("default")
+                if nargs not in (None, "?") or (nargs is None and positionals and
+                                                positionals[-1].kw.get("nargs") == "?"):
+                    break                       # '*', '+', N, or a required one after '?'
+                if isinstance(default, str) and (kw.get("type") is not None or
+                                                 default not in kw.get("choices", (default,))):
+                    break                       # argparse converts/checks a string default
+                positionals.append(s)
+                if nargs == "?":
+                    defaults[s.dest] = default
+                continue
+            if action == "store_true":
+                if "const" in kw or kw.get("required"):
+                    break
+                for n in s.names:
+                    flags[n] = s.dest
+                defaults.setdefault(s.dest, kw.get("default", False))
+            elif action in ("store", "append"):
+                if kw.get("required") or (isinstance(kw.get("default"), str) and kw.get("type") is not None):
+                    break
+                defaults.setdefault(s.dest, kw.get("default"))
+            else:
+                break
+        else:
+            plan = (flags, positionals, defaults, mutex)
+        self._fast = plan
+        return plan
+
+    def _parse_fast(self, argv: list[str]):
+        plan = self._plan()
+        if not plan:
+            return None
+        flags, positionals, defaults, mutex = plan
+        values = dict(defaults)
+        words: list[str] = []
+        run_ended = False               # the positional words must be one run (argparse)
+        groups_seen: dict = {}
+        for token in argv:
+            if token.startswith("-"):
+                dest = flags.get(token)
+                if dest is None:
+                    return None         # an option with a value, -h, --, a typo: argparse
+                group = mutex.get(token)
+                if group is not None and groups_seen.setdefault(group, token) != token:
+                    return None         # two of a mutually exclusive group: argparse says so
+                values[dest] = True
+                if words:
+                    run_ended = True
+            else:
+                if run_ended:
+                    return None
+                words.append(token)
+        required = sum(1 for spec in positionals if spec.kw.get("nargs") is None)
+        if not required <= len(words) <= len(positionals):
+            return None                 # missing or extra words: argparse says which
+        for spec, word in zip(positionals, words):
+            kw = spec.kw
+            conv = kw.get("type")
+            if conv is not None:
+                try:
+                    word = conv(word)
+                except Exception:
+                    return None         # argparse reports it in its own words
+            if kw.get("choices") is not None and word not in kw["choices"]:
+                return None
+            values[spec.dest] = word
+        return Namespace(**values)
+
+    # -- argparse ----------------------------------------------------------------------------
+    def argparse_parser(self):
+        """The argparse parser of this record (built on first use)."""
+        if self._argparse is None:
+            from gdb_toolkit.common._argparse import build
+
+            self._argparse = build(self)
+        return self._argparse
 
     def one_line_usage(self) -> str:
         """The usage line unwrapped: an error is the message plus this one line."""
-        formatter = argparse.HelpFormatter(self.prog, width=1 << 16)
-        formatter.add_usage(self.usage, self._actions, self._mutually_exclusive_groups)
-        return formatter.format_help()
+        return self.argparse_parser().one_line_usage()
 
     def options_help(self, width: int | None = None) -> str:
         """The arguments and options sections of --help (usage and prose come
         from the command's metadata, common.meta)."""
-        formatter = argparse.HelpFormatter(self.prog, width=max(40, (width or 100) - 2),
-                                           max_help_position=28)
-        for group in self._action_groups:
-            if not group._group_actions:
-                continue
-            formatter.start_section(group.title)
-            formatter.add_arguments(group._group_actions)
-            formatter.end_section()
-        return formatter.format_help()
+        return self.argparse_parser().options_help(width)
 
-    def error(self, message):  # noqa: D401 - argparse API
+    def format_help(self) -> str:
+        return self.argparse_parser().format_help()
+
+    def error(self, message):
         raise UsageError(f"{self.prog}: {message}", self.one_line_usage())
-
-    def exit(self, status=0, message=None):
-        raise UsageError(message or f"{self.prog}: bad arguments", self.one_line_usage())
-
-    def parse(self, argv: list[str]) -> argparse.Namespace:
-        try:
-            return self.parse_args(argv)
-        except argparse.ArgumentError as exc:
-            self.error(str(exc))
 
     def option_strings(self) -> list[str]:
         """All long options, for tab completion."""
-        return sorted(o for a in self._actions for o in a.option_strings if o.startswith("--"))
+        return sorted(n for s in self._specs for n in s.names if n.startswith("--"))
 
 
 def parse_int(text: str) -> int:
@@ -91,6 +243,8 @@ def parse_int(text: str) -> int:
     try:
         return int(t, 0) * mult
     except ValueError:
+        import argparse
+
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 

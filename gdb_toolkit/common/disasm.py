@@ -1,9 +1,11 @@
 """Capstone disassembly for x86_64 and aarch64, imported lazily."""
 from dataclasses import dataclass
 
+from gdb_toolkit.common.arm64_names import decode_pac
+from gdb_toolkit.common.arm64_names import rename as rename_a64
 from gdb_toolkit.common.errors import ToolkitError
 
-ARCHES = ("x86_64", "aarch64")
+ARCHES = ("x86_64", "aarch64")   # disassemble() also takes "i386" and "arm" (PLT commands)
 
 
 @dataclass
@@ -59,11 +61,16 @@ def _import_capstone():
 
 
 def _engine(arch: str):
-    arch = normalize_arch(arch)
+    if arch not in ("i386", "arm"):      # 32-bit user space: the PLT commands only
+        arch = normalize_arch(arch)
     if arch not in _engines:
         cs = _import_capstone()
         if arch == "x86_64":
             md = cs.Cs(cs.CS_ARCH_X86, cs.CS_MODE_64)
+        elif arch == "i386":
+            md = cs.Cs(cs.CS_ARCH_X86, cs.CS_MODE_32)
+        elif arch == "arm":
+            md = cs.Cs(cs.CS_ARCH_ARM, cs.CS_MODE_ARM)
         else:
             md = cs.Cs(cs.CS_ARCH_ARM64, cs.CS_MODE_ARM)
         md.detail = False
@@ -78,16 +85,32 @@ def disassemble(code: bytes, address: int, arch: str = "x86_64", count: int = 0)
     callers always see where decoding stopped.
     """
     md = _engine(arch)
+    a64 = arch in ("aarch64", "arm64")
     out: list[Insn] = []
     end = address
-    for ins in md.disasm_lite(bytes(code), address):
-        a, size, mnem, ops = ins
-        out.append(Insn(a, size, bytes(code[a - address:a - address + size]), mnem, ops))
-        end = a + size
+    code = bytes(code)
+    while True:
+        for ins in md.disasm_lite(code[end - address:], end):
+            a, size, mnem, ops = ins
+            raw = code[a - address:a - address + size]
+            if a64:         # hint #0x19 -> paciasp, bti c, ...
+                mnem, ops = rename_a64(int.from_bytes(raw, "little"), mnem, ops)
+            out.append(Insn(a, size, raw, mnem, ops))
+            end = a + size
+            if count and len(out) >= count:
+                return out
+        # capstone 4 stops at ARMv8.3 PAC instructions (retaa, blraa, pacia...): name and go on
+        off = end - address
+        known = decode_pac(int.from_bytes(code[off:off + 4], "little")) \
+            if a64 and off + 4 <= len(code) else None
+        if known is None:
+            break
+        out.append(Insn(end, 4, code[off:off + 4], known[0], known[1]))
+        end += 4
         if count and len(out) >= count:
             return out
     if end < address + len(code) and (not count or len(out) < count):
         off = end - address
-        step = 4 if normalize_arch(arch) == "aarch64" else 1
+        step = 4 if arch == "arm" or (arch != "i386" and normalize_arch(arch) == "aarch64") else 1
         out.append(Insn(end, step, bytes(code[off:off + step]), "(bad)", ""))
     return out

@@ -179,6 +179,8 @@ def _category_from_module(command_cls) -> str:
 
 def _dedent(text: str) -> str:
     lines = (text or "").splitlines()
+    if not any(ln[:1] in (" ", "\t") for ln in lines):
+        return "\n".join(lines)        # nothing indented (every declared text): a load-time shortcut
     indents = [len(ln) - len(ln.lstrip()) for ln in lines if ln.strip()]
     cut = min(indents) if indents else 0
     return "\n".join(ln[cut:] if ln.strip() else "" for ln in lines)

@@ -73,6 +73,16 @@ def escape_name(name: str | bytes) -> str:
     return "".join(out)
 
 
+def printable_text(text: str) -> str:
+    """A message made safe for the terminal and for gdb's error printer: every non-printable
+    character (control characters, a newline, an undecodable byte) escaped as in ``escape_name``;
+    backslashes and everything printable unchanged (display only: not lossless).  gdb prints an
+    error holding a surrogate as three lines about a UnicodeEncodeError instead of the error."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch == " " or ch.isprintable() else _escape_char(ch) for ch in text)
+
+
 def needs_escaping(name: str | bytes) -> bool:
     """True when ``escape_name`` changes the name (not printable UTF-8, or has a backslash)."""
     return escape_name(name) != (decode_name(name) if isinstance(name, (bytes, bytearray)) else name)

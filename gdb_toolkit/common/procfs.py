@@ -10,16 +10,15 @@ hold ``\r``, U+2028 or U+0085, which ``str.splitlines`` would treat as line ends
 path keeps its trailing spaces, the kernel's ``\012`` for a newline in a path is undone, and a
 malformed line is a ToolkitError (the only exception these parsers raise on bad data).
 """
-from dataclasses import dataclass, field
-
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.names import decode_name, escape_name, unescape_proc_maps_path
+from gdb_toolkit.common.record import field, record
 
 #: /proc files are small; a larger one is not what it claims to be
 MAX_PROC_FILE = 64 << 20
 
 
-@dataclass
+@record
 class Mapping:
     start: int
     end: int
@@ -54,8 +53,12 @@ def _bad(what: str, lineno: int, line: str) -> ToolkitError:
                         "the file is not what the kernel writes; give the real /proc file")
 
 
+_HEX_DIGITS = "0123456789abcdefABCDEF"
+
+
 def _hex(text: str, what: str, lineno: int, line: str) -> int:
-    if not text or len(text) > 16 or any(c not in "0123456789abcdefABCDEF" for c in text):
+    # (strip leaves something exactly when a character is not a hex digit: one C-level pass)
+    if not text or len(text) > 16 or text.strip(_HEX_DIGITS):
         raise _bad(what, lineno, line)
     return int(text, 16)
 
@@ -82,7 +85,7 @@ def parse_maps(text: str) -> list[Mapping]:
     return maps
 
 
-@dataclass
+@record
 class Limit:
     name: str
     soft: int | None   # None = unlimited
@@ -113,7 +116,7 @@ def parse_limits(text: str) -> dict[str, Limit]:
     return out
 
 
-@dataclass
+@record
 class ProcStatus:
     fields: dict[str, str] = field(default_factory=dict)
 

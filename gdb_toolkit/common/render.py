@@ -10,17 +10,22 @@ docs/json.md.
 ELLIPSIS = "…"
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
 
 
-def _json_fields(cls: type) -> tuple[str, ...]:
-    """Names of a dataclass's fields that go into JSON (cached: reports have thousands of rows)."""
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
+def _json_fields(cls: type) -> tuple[str, ...] | None:
+    """Names of the fields of a dataclass or a common.record class that go into JSON, None
+    for any other type (cached: reports have thousands of rows)."""
+    try:
+        return _FIELD_NAMES[cls]
+    except KeyError:
+        pass
+    names = getattr(cls, "__record_json__", None)
+    if names is None and hasattr(cls, "__dataclass_fields__"):
         import dataclasses
 
         names = tuple(f.name for f in dataclasses.fields(cls) if not f.metadata.get("json_skip"))
-        _FIELD_NAMES[cls] = names
+    _FIELD_NAMES[cls] = names
     return names
 
 
@@ -51,17 +56,19 @@ def to_jsonable(obj, hex_addresses: bool = False):
         return obj
     if hex_addresses:
         return _jsonable_hex(obj)
-    if hasattr(type(obj), "__dataclass_fields__") and not isinstance(obj, type):
-        return {name: to_jsonable(getattr(obj, name)) for name in _json_fields(type(obj))}
+    names = None if isinstance(obj, type) else _json_fields(type(obj))
+    if names is not None:
+        return {name: to_jsonable(getattr(obj, name)) for name in names}
     return _other(obj, to_jsonable)
 
 
 def _jsonable_hex(obj):
     if obj is None or type(obj) in (str, int, float, bool):
         return obj
-    if hasattr(type(obj), "__dataclass_fields__") and not isinstance(obj, type):
+    names = None if isinstance(obj, type) else _json_fields(type(obj))
+    if names is not None:
         out = {}
-        for name in _json_fields(type(obj)):
+        for name in names:
             v = _jsonable_hex(getattr(obj, name))
             out[name] = hex_address(v) if is_address_key(name) else v
         return out

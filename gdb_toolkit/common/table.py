@@ -20,10 +20,12 @@ Layout (tabulate's "simple" format, which users of the toolkit already know)::
     0x555555557fd0  puts@GLIBC_2.2.5  unresolved
 
 Thousands of rows cost a few milliseconds: when nothing wraps each row is a
-single ``str.format`` call.  Styling (gdb's address/function/filename styles,
+single ``%``-format call.  Styling (gdb's address/function/filename styles,
 state colours) is applied after layout, so escape sequences never count
 toward widths.
 """
+from itertools import chain
+
 from gdb_toolkit.common.text import cell_lines, longest_word, wrap_lines
 
 UNBREAKABLE = frozenset({"address", "symbol", "location", "file", "number", "state", "key"})
@@ -54,13 +56,39 @@ class Col:
         return f"Col({self.header!r}, {self.role!r})"
 
 
-def _cells(rows) -> list[list[str]]:
+def _cells(rows) -> list:
     """Rows as lists of printable strings: a cell holding control characters or undecodable
     bytes (a file or process name) is shown as common.names.escape_name renders it, so it can
-    neither break the layout nor send escape sequences to the terminal."""
-    out = [r if all(type(v) is str and v.isprintable() for v in r) else
-           [_printable("" if v is None else str(v)) for v in r] for r in rows]
-    return out
+    neither break the layout nor send escape sequences to the terminal.  (render_table does
+    the same column by column, see :func:`_columns`.)"""
+    rows = rows if isinstance(rows, list) else list(rows)
+    if not {str}.issuperset(map(type, chain.from_iterable(rows))):
+        rows = [r if {str}.issuperset(map(type, r)) else list(map(_text, r)) for r in rows]
+    if not "".join(map("".join, rows)).isprintable():
+        rows = [r if "".join(r).isprintable() else list(map(_printable, r)) for r in rows]
+    return rows
+
+
+def _columns(rows, n: int) -> list[tuple]:
+    """The cells column by column (*n* columns; a short row has empty cells at its end),
+    as printable strings (see :func:`_cells`).  Whole-column checks are C-level passes,
+    so thousands of rows cost little and only a column holding other values is converted."""
+    if not rows:
+        return [()] * n
+    if set(map(len, rows)) != {n}:
+        rows = [tuple(r[:n]) + ("",) * (n - len(r)) for r in rows]
+    columns = list(zip(*rows))
+    for i, col in enumerate(columns):
+        if not {str}.issuperset(map(type, col)):
+            col = tuple(map(_text, col))
+        if not "".join(col).isprintable():
+            col = tuple(map(_printable, col))
+        columns[i] = col
+    return columns
+
+
+def _text(value) -> str:
+    return value if type(value) is str else ("" if value is None else str(value))
 
 
 def _printable(text: str) -> str:
@@ -82,32 +110,32 @@ def render_table(columns, rows, width: int | None = None, title: str | None = No
     False leaves out the header and its underline (listings).
     """
     cols = [c if isinstance(c, Col) else Col(c) for c in columns]
-    cells = _cells(rows)
-    if below is not None and len(below) != len(cells):
+    rows = rows if isinstance(rows, (list, tuple)) else list(rows)
+    if below is not None and len(below) != len(rows):
         raise ValueError("below must have one entry per row")
-    keep = [i for i in range(len(cols)) if any(r[i] for r in cells)]
+    # the table column by column: emptiness and widths are C-level passes over a column
+    columns_of = _columns(rows, len(cols))
+    keep = [i for i, v in enumerate(columns_of) if any(v)]
     if len(keep) != len(cols):
         cols = [cols[i] for i in keep]
-        cells = [[r[i] for i in keep] for r in cells]
+        columns_of = [columns_of[i] for i in keep]
     out = [title + "\n"] if title else []
     if styler is not None and not getattr(styler, "enabled", True):
         styler = None
     if not cols:
         return "".join(out)
-    natural = [len(c.header) if header else 0 for c in cols]
-    for r in cells:
-        for i, v in enumerate(r):
-            if len(v) > natural[i]:
-                natural[i] = len(v)
-    widths = _fit(cols, cells, natural, width, len(gap))
+    cells = list(zip(*columns_of))
+    natural = [max(len(c.header) if header else 0, max(map(len, v), default=0))
+               for c, v in zip(cols, columns_of)]
+    widths = _fit(cols, columns_of, natural, width, len(gap))
     if widths is None:
         out.append(_records(cols, cells, width, styler, below))
     else:
-        out.append(_grid(cols, cells, widths, styler, below, gap, width, header))
+        out.append(_grid(cols, cells, widths, natural, styler, below, gap, width, header))
     return "".join(out)
 
 
-def _fit(cols, cells, natural, width, gap) -> list[int] | None:
+def _fit(cols, columns_of, natural, width, gap) -> list[int] | None:
     """Column widths that fit *width*, shrinking only text columns; None when
     even the narrowest wrapping does not fit (record layout then)."""
     total = sum(natural) + gap * (len(cols) - 1)
@@ -123,7 +151,7 @@ def _fit(cols, cells, natural, width, gap) -> list[int] | None:
     fixed = sum(natural[i] for i in range(len(cols)) if i not in text) + gap * (len(cols) - 1)
     floor = {}
     for i in text:
-        words = max((longest_word(r[i]) for r in cells), default=0)
+        words = max(map(longest_word, columns_of[i]), default=0)
         head = len(cols[i].header) if natural[i] >= len(cols[i].header) else 0
         floor[i] = min(natural[i], max(head, words, min(MIN_TEXT, natural[i])))
     room = width - fixed
@@ -148,33 +176,89 @@ def _fit(cols, cells, natural, width, gap) -> list[int] | None:
     return widths
 
 
-def _grid(cols, cells, widths, styler, below, gap, width, header=True) -> str:
+def _row_format(cols, widths, gap, raw) -> str:
+    """The ``%``-format pattern of one table line (the fastest way CPython pads a row):
+    each cell padded to its column's width (numbers right-aligned; the last column
+    unpadded).  Columns in *raw* take their cell already padded (styled cells: escape
+    sequences must not count)."""
     last = len(cols) - 1
-    heads = [c.header for c in cols]
-    lines = [_join(heads, widths, cols, gap, None, last), gap.join("-" * w for w in widths)] \
-        if header else []
-    wraps = any((header and w < len(c.header)) or w < max((len(r[i]) for r in cells), default=0)
-                for i, (c, w) in enumerate(zip(cols, widths)))
-    right = any(c.align == "right" for c in cols)
-    if not wraps and styler is None and not right:
-        fmt = gap.join(f"{{:<{w}}}" for w in widths[:-1]) + (gap if last else "") + "{}"
-        if below is None:
-            lines.extend([fmt.format(*r).rstrip() for r in cells])
+    parts = []
+    for i, (c, w) in enumerate(zip(cols, widths)):
+        if i in raw:
+            parts.append("%s")
+        elif c.align == "right":
+            parts.append(f"%{w}s")
+        elif i == last:
+            parts.append("%s")
         else:
-            for r, extra in zip(cells, below):
-                lines.append(fmt.format(*r).rstrip())
-                if extra:
-                    lines.extend(_below(extra, width, cols, widths, gap, styler))
+            parts.append(f"%-{w}s")
+    return gap.replace("%", "%%").join(parts)
+
+
+def _stylers(cols, widths, styler) -> dict:
+    """For each styled column, a function cell -> styled cell padded to the column width."""
+    out = {}
+    last = len(cols) - 1
+    for i, (c, w) in enumerate(zip(cols, widths)):
+        if c.role in ("text", "number", "key"):
+            continue
+        if c.role == "state":
+            memo: dict = {}
+
+            def paint(v, c=c, memo=memo):
+                s = memo.get(v)
+                if s is None:
+                    s = memo[v] = styler.state(v, c.states)
+                return s
+        else:
+            def paint(v, role=c.role):
+                return styler(role, v)
+        if c.align == "right":
+            out[i] = lambda v, w=w, paint=paint: " " * (w - len(v)) + paint(v) if v else " " * w
+        elif i == last:
+            out[i] = lambda v, paint=paint: paint(v) if v else v
+        else:
+            out[i] = lambda v, w=w, paint=paint: paint(v) + " " * (w - len(v)) if v else " " * w
+    return out
+
+
+def _grid(cols, cells, widths, natural, styler, below, gap, width, header=True) -> str:
+    """The table as a grid.  Rows whose every cell fits its column are one ``str.format``
+    call; only rows with a text cell wider than its column are wrapped."""
+    last = len(cols) - 1
+    lines = [_join([c.header for c in cols], widths, cols, gap, None, last),
+             gap.join("-" * w for w in widths)] if header else []
+    paint = _stylers(cols, widths, styler) if styler is not None else {}
+    fmt = _row_format(cols, widths, gap, paint)
+    # text columns narrower than their longest cell: only their rows may need wrapping
+    narrow = [i for i, (c, w) in enumerate(zip(cols, widths)) if w < natural[i]]
+    if not narrow and not paint and below is None:
+        lines.extend([(fmt % r).rstrip() for r in cells])
         return "\n".join(lines) + "\n" if lines else ""
+    if paint:
+        styled = list(paint.items())
+
+        def line(r):
+            r = list(r)
+            for i, f in styled:
+                r[i] = f(r[i])
+            return (fmt % tuple(r)).rstrip()
+    else:
+        def line(r):
+            return (fmt % r).rstrip()
     for n, r in enumerate(cells):
-        parts = [cell_lines(v, widths[i]) if cols[i].role == "text" else [v] for i, v in enumerate(r)]
-        height = max(len(p) for p in parts)
-        for k in range(height):
-            row = [p[k] if k < len(p) else "" for p in parts]
-            lines.append(_join(row, widths, cols, gap, styler, last))
+        if narrow and any(len(r[i]) > widths[i] for i in narrow):
+            parts = [cell_lines(v, widths[i]) if cols[i].role == "text" else [v]
+                     for i, v in enumerate(r)]
+            height = max(len(p) for p in parts)
+            for k in range(height):
+                row = [p[k] if k < len(p) else "" for p in parts]
+                lines.append(_join(row, widths, cols, gap, styler, last))
+        else:
+            lines.append(line(r))
         if below is not None and below[n]:
             lines.extend(_below(below[n], width, cols, widths, gap, styler))
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def _join(row, widths, cols, gap, styler, last) -> str:
@@ -219,18 +303,22 @@ def _records(cols, cells, width, styler, below) -> str:
     """One field per line, a blank line between rows: for tables too wide for the terminal."""
     extra_labels = {str(lab) for b in (below or ()) if b for lab, _ in b}
     kw = max([len(c.header) for c in cols] + [len(x) for x in extra_labels]) + 1
+    leads = [f"{c.header + ':':<{kw}} " for c in cols]
     out = []
     for n, r in enumerate(cells):
         if n:
             out.append("")
-        fields = [(c, v) for c, v in zip(cols, r) if v]
-        fields += [(Col(lab), t) for lab, t in (below[n] if below is not None and below[n] else ()) if t]
-        for c, v in fields:
-            lead = f"{c.header + ':':<{kw}} "
-            if c.role == "text":
-                lines = wrap_lines(v, width, lead, " " * len(lead))
-            else:
+        # (column, value, lead, value is a cell: printable, one line)
+        fields = [(c, v, lead, True) for c, v, lead in zip(cols, r, leads) if v]
+        if below is not None and below[n]:
+            fields += [(Col(lab), t, f"{str(lab) + ':':<{kw}} ", False) for lab, t in below[n] if t]
+        for c, v, lead, cell in fields:
+            if c.role != "text":
                 lines = [lead + v]
+            elif cell and (width is None or len(lead) + len(v) <= width):
+                lines = [(lead + v).rstrip()]       # what wrap_lines gives a line that fits
+            else:
+                lines = wrap_lines(v, width, lead, " " * len(lead))
             if styler is not None:
                 lines[0] = lead + _style(c, lines[0][len(lead):], styler)
             out.extend(lines)

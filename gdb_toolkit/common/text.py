@@ -94,3 +94,16 @@ def _style_tail(line: str, start: int, role: str, styler) -> str:
     head, tail = line[:start], line[start:]
     stripped = tail.lstrip(" ")
     return head + tail[: len(tail) - len(stripped)] + styler(role, stripped)
+
+
+def notes_block(notes, width: int | None = None, label: str = "note", styler=None) -> str:
+    """The ``notes`` of a result as every command prints them: ``note: SENTENCE``, wrapped
+    under itself at *width* (docs/json.md: the same sentences as the JSON ``notes``)."""
+    out = []
+    lead = f"{label}: "
+    for n in notes or ():
+        lines = wrap_lines(str(n), width, lead, " " * len(lead))
+        if styler is not None and lines:
+            lines[0] = styler("metadata", lead.rstrip()) + " " + lines[0][len(lead):]
+        out.extend(lines)
+    return "\n".join(out) + "\n" if out else ""

@@ -57,6 +57,17 @@ def bold(text: str, ctx: RenderContext) -> str:
     return ctx.styler("title", text)
 
 
+def gdb_name(name: str) -> str:
+    """The name registered with gdb: every command lives under the ``toolkit`` prefix
+    (common.meta.CommandMeta.gdb_name, without importing it at start-up)."""
+    return name if name.split()[0] == "toolkit" else f"toolkit {name}"
+
+
+def short_name(name: str) -> str | None:
+    """The top-level alias of a command (``got``), None for toolkit's own subcommands."""
+    return None if name.split()[0] == "toolkit" else name
+
+
 class ToolkitCommand(gdb.Command):
     """Subclasses set ``name`` and their metadata; see the module doc."""
 
@@ -71,6 +82,9 @@ class ToolkitCommand(gdb.Command):
     #: JSON: addresses under "address"/"*_address" keys as "0x..." strings (docs/json.md);
     #: set True when the command's schema in gdb_toolkit/schemas/ says so
     json_hex_addresses: bool = False
+    #: run() and render() build thousands of objects that all stay alive (vg-leaks' 10 000
+    #: loss records): no cyclic garbage collection meanwhile (common/gc_pause.py)
+    pause_gc: bool = False
 
     command_class = gdb.COMMAND_SUPPORT
     prefix = False
@@ -78,9 +92,12 @@ class ToolkitCommand(gdb.Command):
     value_completer = gdb.COMPLETE_NONE
 
     def __init__(self):
-        meta = self.meta()
-        self.__doc__ = meta.help_text()        # gdb reads the instance's __doc__ as its help
-        super().__init__(meta.gdb_name, self.command_class, prefix=self.prefix)
+        if self.summary:
+            # gdb reads the instance's __doc__ as its help text
+            self.__doc__ = self.meta().help_text()
+        # else: not converted yet, its docstring is the help as it was (parsed only on demand:
+        # start-up stays cheap)
+        super().__init__(gdb_name(self.name), self.command_class, prefix=self.prefix)
         self._parser = None
 
     @classmethod
@@ -178,29 +195,34 @@ class ToolkitCommand(gdb.Command):
             self.dont_repeat()
         from gdb_toolkit.common.args import HelpRequested
         from gdb_toolkit.common.errors import ToolkitError, UsageError
+        # errors reach the terminal as ONE line without escape sequences (issue 11): a hostile
+        # file or process name inside a message is escaped (common.names.printable_text)
+        from gdb_toolkit.common.names import printable_text
 
         want_json = False
         try:
             argv = self.split_argv(argument)
             want_json = "--json" in argv
             args = self.parser.parse(argv)
-            report = self.run(args)
-            if want_json:
-                gdb.write(self.json_document(report))
-            elif report is not None:
-                gdb.write(self.render_text(report))
+            if self.pause_gc:
+                from gdb_toolkit.common.gc_pause import gc_paused
+
+                with gc_paused():
+                    self._run_and_write(args, want_json)
+            else:
+                self._run_and_write(args, want_json)
         except HelpRequested:
             # prose reads best at 80 columns when gdb's width is unlimited (batch, pipes)
             gdb.write(self.help_page(RenderContext.from_gdb().width or 80))
         except UsageError as exc:
             self._json_error(want_json, "usage", exc.cause, None, exc.usage)
-            raise gdb.GdbError(str(exc)) from None
+            raise gdb.GdbError(f"{printable_text(exc.cause)}\n{printable_text(exc.usage)}") from None
         except ToolkitError as exc:
             self._json_error(want_json, "failed", exc.cause, exc.fix)
-            raise gdb.GdbError(str(exc)) from None
+            raise gdb.GdbError(printable_text(str(exc))) from None
         except gdb.GdbError as exc:
             self._json_error(want_json, "gdb", str(exc))
-            raise
+            raise gdb.GdbError(printable_text(str(exc))) from None
         except KeyboardInterrupt:
             self._json_error(want_json, "interrupted", "interrupted (Ctrl-C)")
             raise
@@ -208,18 +230,25 @@ class ToolkitCommand(gdb.Command):
             cause = f"{self.name}: cannot read target memory ({exc})"
             fix = "check the process is alive and the address is mapped"
             self._json_error(want_json, "memory", cause, fix)
-            raise gdb.GdbError(f"{cause}. Fix: {fix}.") from None
+            raise gdb.GdbError(printable_text(f"{cause}. Fix: {fix}.")) from None
         except gdb.error as exc:        # a gdb call failed in a way the command did not expect
             cause = f"{self.name}: gdb said: {exc}"
             self._json_error(want_json, "gdb", cause)
-            raise gdb.GdbError(cause) from None
+            raise gdb.GdbError(printable_text(cause)) from None
         except Exception as exc:  # an internal bug: say so in one line
             if os.environ.get("GDB_TOOLKIT_DEBUG"):
                 traceback.print_exc(file=sys.stderr)
             cause = f"{self.name}: internal error: {type(exc).__name__}: {exc}"
             fix = "report it with GDB_TOOLKIT_DEBUG=1 output"
             self._json_error(want_json, "internal", cause, fix)
-            raise gdb.GdbError(f"{cause}. Fix: {fix}.") from None
+            raise gdb.GdbError(printable_text(f"{cause}. Fix: {fix}.")) from None
+
+    def _run_and_write(self, args, want_json: bool) -> None:
+        report = self.run(args)
+        if want_json:
+            gdb.write(self.json_document(report))
+        elif report is not None:
+            gdb.write(self.render_text(report))
 
     def _json_error(self, want_json: bool, kind: str, cause: str, fix: str | None = None,
                     usage: str | None = None) -> None:

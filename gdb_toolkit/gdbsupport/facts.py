@@ -125,6 +125,8 @@ def auxv() -> dict[str, int]:
     from gdb_toolkit.common.auxv import parse_auxv
 
     try:
-        return parse_auxv(gdb.execute("info auxv", to_string=True))
+        from gdb_toolkit.gdbsupport.safe_gdb import execute_to_string
+
+        return parse_auxv(execute_to_string("info auxv"))     # AT_EXECFN may be any bytes
     except gdb.error:
         return {}

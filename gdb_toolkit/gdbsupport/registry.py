@@ -69,18 +69,18 @@ def _alias(short: str, target: str) -> bool:
 def _add_short_names() -> None:
     import gdb
 
-    from gdb_toolkit.gdbsupport.command import ToolkitCommand
+    from gdb_toolkit.gdbsupport.command import ToolkitCommand, gdb_name, short_name
 
     for cmd in _commands:
         if not isinstance(cmd, ToolkitCommand):
             continue
-        meta = cmd.meta()
-        if meta.short_name is None:
+        short = short_name(cmd.name)
+        if short is None:
             continue
-        if _alias(meta.short_name, meta.gdb_name):
-            _short_names[meta.short_name] = meta.gdb_name
+        if _alias(short, gdb_name(cmd.name)):
+            _short_names[short] = gdb_name(cmd.name)
         else:
-            _kept.append(meta.short_name)
+            _kept.append(short)
     if not _alias(PREFIX_ALIAS, "toolkit"):
         _kept.append(PREFIX_ALIAS)
     if _kept:

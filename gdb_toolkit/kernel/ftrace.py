@@ -1,8 +1,16 @@
-"""``ftrace-site FUNC``: is FUNC's fentry site patched, and to what.
+"""``ftrace-site FUNC``: is FUNC's ftrace site patched, and to what.
 
-At boot ftrace turns every ``call __fentry__`` into a 5-byte NOP (arm64: two NOPs);
-enabling any ftrace user (function tracer, kprobe on ftrace, BPF fentry, livepatch)
-makes it ``call ftrace_caller`` / ``ftrace_regs_caller`` or a per-ops trampoline.
+x86_64: at boot ftrace turns every ``call __fentry__`` into a 5-byte NOP; enabling any ftrace
+user (function tracer, kprobe on ftrace, BPF fentry, livepatch) makes it ``call ftrace_caller``
+/ ``ftrace_regs_caller`` or a per-ops trampoline.
+
+arm64 (``-fpatchable-function-entry=2``): the compiler emits two NOPs at the entry; at boot
+ftrace_init_nop() turns the first into ``mov x9, x30`` (idle: ``mov x9, x30; nop``); tracing
+turns the second -- ftrace's record address, func+4 -- into ``bl ftrace_caller`` (a module's
+goes through its ftrace PLT).  A kprobe on the function replaces func+0 with ``brk #4``
+(arm64 kprobes never use ftrace), so a probed and traced function reads ``brk #4; bl
+ftrace_caller``.  See sites.py.
+
 The live bytes come from kcore; tracefs ``enabled_functions`` says who asked for it.
 """
 import os
@@ -28,8 +36,9 @@ class FtraceSiteReport:
     original: bytes | None
     traceable: bool | None     # listed in available_filter_functions
     enabled: dict | None       # the enabled_functions entry
-    kprobes: list              # kprobes/list lines at the site
+    kprobes: list              # kprobes/list lines at the site (arm64: on the patchable entry)
     notes: list = field(default_factory=list)
+    entry_address: int | None = None   # arm64: the patchable entry (func, or func+4 after BTI)
 
 
 def _traceable(tracefs: str | None, name: str) -> bool | None:
@@ -55,6 +64,8 @@ def ftrace_site(session, func: str) -> FtraceSiteReport:
             pass
     code = session.read(addr, 16)
     arch = session.arch
+    if arch == "aarch64":
+        return _arm64_site(session, name, addr, code, notes)
     off = S.fentry_offset(code, arch)
     site_addr = addr + off
     site = S.classify(code[off:], site_addr, arch, session.symbolize)
@@ -94,3 +105,68 @@ def ftrace_site(session, func: str) -> FtraceSiteReport:
     return FtraceSiteReport(name, addr, site_addr, arch, code[off:off + 8], state, site.kind,
                             site.description, site.target, site.target_symbol, original,
                             _traceable(tracefs, name), enabled, listed, notes)
+
+
+def _code_at(session):
+    def read(a):
+        return session.read(a, 16)
+    return read
+
+
+def _arm64_site(session, name: str, addr: int, code: bytes, notes: list) -> FtraceSiteReport:
+    """arm64: the two-instruction patchable entry; the ftrace site proper is its second slot."""
+    off = S.fentry_offset(code, "aarch64")
+    if off:
+        notes.append("the patchable entry follows the function's BTI c (+4)")
+    e = S.arm64_entry(code[off:], addr + off, session.symbolize, _code_at(session))
+    live = code[off:off + 8]
+    site_addr = e.call_slot_address
+    target, target_symbol = e.target, e.target_symbol
+    if e.state == S.TRACED_ENTRY:
+        state, kind = "patched", S.FTRACE_CALL
+        description = f"the call slot at +{site_addr - addr:#x} calls into ftrace (bl)"
+    elif e.state == S.IDLE_ENTRY:
+        state, kind = "idle", S.FTRACE_NOP
+        description = (f"nop at +{site_addr - addr:#x}; ftrace_init_nop()'s mov x9, x30 "
+                       "before it (idle patchable entry)")
+        target = target_symbol = None
+    elif e.state == S.UNINIT_ENTRY:
+        state, kind = "idle", S.FTRACE_NOP
+        description = "the compiler's two NOPs (ftrace never initialised this entry)"
+        notes.append("ftrace_init_nop() did not run on this entry: the function is outside "
+                     "ftrace's records (init text, or ftrace disabled at boot)")
+    else:
+        state, kind = "not-a-site", S.PLAIN
+        site = S.classify(live, addr + off, "aarch64", session.symbolize)
+        description = site.description
+        target = target_symbol = None
+        if e.call_slot == "call":
+            description = f"bl {e.target_symbol or hex(e.target)} at +4 is not an ftrace entry"
+        notes.append("no patchable function entry (mov x9, x30 / nop) at the start: the "
+                     "function is notrace or inlined, or the kernel lacks "
+                     "DYNAMIC_FTRACE_WITH_REGS/ARGS (older arm64 kernels call _mcount after "
+                     "the prologue instead)")
+    if e.kprobe:
+        notes.append(f"a kprobe's brk #0x4 replaced the entry's first instruction (mov x9, x30) "
+                     f"at 0x{e.address:x}; arm64 kprobes do not use ftrace, the call slot at "
+                     f"+4 is ftrace's own ({'traced' if state == 'patched' else 'idle'})")
+    tracefs = session.tracefs_dir()
+    enabled = None
+    if tracefs:
+        en = T.parse_enabled_functions(T.read_text(os.path.join(tracefs, "enabled_functions")) or "")
+        enabled = en.get(name)
+        if state == "patched" and enabled is None:
+            notes.append("patched but not in enabled_functions (changed while reading?)")
+        if state == "idle" and enabled is not None:
+            notes.append("enabled_functions lists it but the call slot is a NOP (being updated?)")
+    else:
+        notes.append("tracefs is not mounted: who enabled the site is unknown")
+    listed = []
+    try:
+        listed = [lp.line for lp in (session.listed_probes() or [])
+                  if e.address <= lp.address < e.address + 8]
+    except ToolkitError:
+        pass
+    return FtraceSiteReport(name, addr, site_addr, "aarch64", live, state, kind, description,
+                            target, target_symbol, e.original(), _traceable(tracefs, name),
+                            enabled, listed, notes, entry_address=e.address)

@@ -594,10 +594,13 @@ class FtraceSite(_KernelCommand):
     summary = "Is FUNC's ftrace site patched, and to what"
     usage = "ftrace-site FUNC [SOURCES] [--json]"
     description = """\
-Reads the first bytes of FUNC: the idle 5-byte NOP (arm64: mov x9, x30; nop),
-a call to ftrace_caller / ftrace_regs_caller / a trampoline, or a kprobe
-breakpoint; says who enabled it (tracefs enabled_functions, running kernel
-only) and whether FUNC is traceable at all (available_filter_functions)."""
+Reads the first bytes of FUNC: the idle 5-byte NOP, a call to ftrace_caller /
+ftrace_regs_caller / a trampoline, or a kprobe breakpoint; says who enabled it
+(tracefs enabled_functions, running kernel only) and whether FUNC is traceable
+at all (available_filter_functions).  arm64: the patchable entry `mov x9, x30;
+nop` (idle) or `mov x9, x30; bl ftrace_caller` (traced); the site is its call
+slot at func+4, and a kprobe's `brk #0x4` over func+0 is shown beside it (arm64
+kprobes never use ftrace)."""
     examples = ("ftrace-site vfs_read", "ftrace-site do_sys_openat2 --json")
 
     def build_parser(self):
@@ -619,7 +622,10 @@ only) and whether FUNC is traceable at all (available_filter_functions)."""
         en = r.enabled
         return key_values([
             ("function", f"{r.function} at {_hex(r.function_address)}"),
-            ("ftrace site", _hex(r.site_address), "address"),
+            *([("patchable entry", _hex(r.entry_address))] if r.entry_address is not None else []),
+            ("ftrace site", _hex(r.site_address) + (
+                f" (+{r.site_address - r.function_address:#x}: the call slot)"
+                if r.entry_address is not None else ""), "address"),
             ("live bytes", r.live.hex(" ")),
             ("state", f"{r.state}: {r.description}"
                       + (f" -> {r.target_symbol or _hex(r.target_address)}" if r.target_address else "")),

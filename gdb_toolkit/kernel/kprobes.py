@@ -306,6 +306,8 @@ def build_report(arch: str, listed: list[ListedProbe] | None, walk=None, read=No
     rows.sort(key=lambda r: (r.symbol, r.kind))
     if all_disarmed:
         notes.append("kprobes are globally disarmed (/sys/kernel/debug/kprobes/enabled is 0)")
+    if arch == "aarch64" and rows:
+        notes.append(S.ARM64_KPROBE_NOTE)
     return KprobeListReport(arch, rows, sources, notes, all_disarmed)
 
 

@@ -188,6 +188,11 @@ def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = No
                             target, note))
         if note != PADDING_NOTE:
             prev = ins
+    if arch == "aarch64":       # the patchable entry's two slots (sites.py)
+        entry = S.arm64_entry_notes(data, start, session.symbolize, kprobe_addrs,
+                                    lambda a: session.read(a, 16))
+        for r in rows:
+            r.note = entry.get(r.address, r.note)
     here = sorted(a for a in (kprobe_addrs or ()) if rows and rows[0].address <= a <= rows[-1].address)
     return KdisReport(addr, session.symbolize(addr) or f"0x{addr:x}", len(rows), rows, here, notes)
 

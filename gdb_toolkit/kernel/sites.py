@@ -9,7 +9,15 @@ x86_64:  ``cc``             int3 (a kprobe's breakpoint -- or a debugger's, or p
                             ftrace_regs_caller or an ftrace trampoline
          ``0f 1f 44 00 00`` the 5-byte NOP ftrace leaves at idle fentry sites
 arm64:   ``0xd4200080``     brk #4 (BRK64_OPCODE_KPROBES)
-         ``mov x9, lr; bl`` an enabled ftrace site (patchable-function-entry), two NOPs idle
+         the patchable function entry (``-fpatchable-function-entry=2``, DYNAMIC_FTRACE_WITH_REGS
+         or _ARGS), as a running 6.1 kernel really holds it (read through /proc/kcore):
+           compiler      ``nop; nop``
+           after boot    ``mov x9, x30; nop``       ftrace_init_nop() saved LR in x9: idle
+           tracing       ``mov x9, x30; bl ftrace_caller``   the call slot is func+4 (rec->ip)
+           kprobe        ``brk #4; <nop | bl ftrace_caller>``   the probe replaces func+0;
+                         arm64 has no KPROBES_ON_FTRACE (a probe on func+4 is refused) and no
+                         optprobes: a kprobe is always a brk, never an ftrace user or a jump.
+         A module's call goes through its ftrace PLT (``adrp x16; add x16; br x16``).
 """
 import struct
 from dataclasses import dataclass
@@ -22,6 +30,7 @@ ARM64_BRK_BASE = 0xD4200000
 ARM64_NOP = 0xD503201F
 ARM64_MOV_X9_LR = 0xAA1E03E9
 ARM64_BTI_C = 0xD503245F
+ARM64_BL_MASK, ARM64_BL = 0xFC000000, 0x94000000
 FTRACE_TARGETS = ("ftrace_caller", "ftrace_regs_caller", "ftrace_trampoline", "ftrace_graph_caller",
                   "ftrace_common", "ftrace_stub", "arch_ftrace_ops_list_func",
                   "ftrace_ops_list_func")
@@ -63,11 +72,13 @@ def is_kprobe_insn_page(symbol: str | None) -> bool:
                              or "kprobe_insn_page" in symbol)
 
 
-def classify(code: bytes, address: int, arch: str = "x86_64", symbolize=None) -> Site:
-    """What the bytes at *address* are.  *symbolize(addr)* -> "name+0x.. [mod]" or None."""
+def classify(code: bytes, address: int, arch: str = "x86_64", symbolize=None,
+             code_at=None) -> Site:
+    """What the bytes at *address* are.  *symbolize(addr)* -> "name+0x.. [mod]" or None;
+    *code_at(addr)* -> bytes (arm64: to follow a module's ftrace PLT), optional."""
     sym = symbolize or (lambda a: None)
     if arch == "aarch64":
-        return _classify_arm64(code, address, sym)
+        return _classify_arm64(code, address, sym, code_at)
     if not code:
         return Site(address, arch, PLAIN, 0, False, description="no bytes")
     if code[0] == 0xCC:
@@ -92,7 +103,49 @@ def classify(code: bytes, address: int, arch: str = "x86_64", symbolize=None) ->
     return Site(address, arch, PLAIN, 0, False, description="ordinary instruction")
 
 
-def _classify_arm64(code: bytes, address: int, sym) -> Site:
+def arm64_bl_target(word: int, address: int) -> int | None:
+    """Where ``bl`` at *address* goes (None if *word* is not a bl)."""
+    if (word & ARM64_BL_MASK) != ARM64_BL:
+        return None
+    imm = word & 0x03FFFFFF
+    if imm & 0x02000000:
+        imm -= 1 << 26
+    return (address + imm * 4) & ((1 << 64) - 1)
+
+
+def arm64_plt_target(code: bytes, address: int) -> int | None:
+    """The destination of an arm64 module PLT / veneer at *address*: ``adrp x16, P; add x16,
+    x16, #lo; br x16`` (the kernel's struct plt_entry, also its ftrace PLTs).  None otherwise."""
+    if len(code) < 12:
+        return None
+    adrp, add, br = struct.unpack_from("<III", code, 0)
+    if (adrp & 0x9F00001F) != 0x90000010 or (add & 0xFFC003FF) != 0x91000210 \
+            or br != 0xD61F0200:
+        return None
+    immlo, immhi = (adrp >> 29) & 3, (adrp >> 5) & 0x7FFFF
+    imm = (immhi << 2) | immlo
+    if imm & (1 << 20):
+        imm -= 1 << 21
+    page = (address & ~0xFFF) + (imm << 12)
+    return (page + ((add >> 10) & 0xFFF)) & ((1 << 64) - 1)
+
+
+def _arm64_call(w: int, address: int, sym, code_at=None) -> tuple[int, str | None, bool]:
+    """(target, its symbol, is an ftrace entry) of ``bl`` word *w* at *address*; a target with
+    no symbol is followed once through a module PLT when *code_at(addr)* can read it."""
+    t = arm64_bl_target(w, address)
+    s = sym(t)
+    if not is_ftrace_target(s) and code_at is not None:
+        try:
+            final = arm64_plt_target(code_at(t), t)
+        except Exception:       # noqa: BLE001 -- unreadable: keep the direct answer
+            final = None
+        if final is not None and is_ftrace_target(sym(final)):
+            return final, f"{sym(final)} via the module PLT at 0x{t:x}", True
+    return t, s, is_ftrace_target(s)
+
+
+def _classify_arm64(code: bytes, address: int, sym, code_at=None) -> Site:
     if len(code) < 4:
         return Site(address, "aarch64", PLAIN, 0, False, description="no bytes")
     w0 = struct.unpack_from("<I", code, 0)[0]
@@ -103,19 +156,86 @@ def _classify_arm64(code: bytes, address: int, sym) -> Site:
         imm = (w0 >> 5) & 0xFFFF
         return Site(address, "aarch64", OTHER_BRK, 4, True,
                     description=f"brk #{imm:#x} (not a kprobe: BUG/WARN, kgdb or uprobe)")
-    if w0 == ARM64_MOV_X9_LR and w1 is not None and (w1 & 0xFC000000) == 0x94000000:
-        imm = w1 & 0x03FFFFFF
-        if imm & 0x02000000:
-            imm -= 1 << 26
-        t = (address + 4 + imm * 4) & ((1 << 64) - 1)
-        s = sym(t)
-        kind = FTRACE_CALL if is_ftrace_target(s) else CALL
-        return Site(address, "aarch64", kind, 8, kind == FTRACE_CALL, t, s,
-                    "mov x9, lr; bl " + (s or hex(t)))
+    if w0 == ARM64_MOV_X9_LR and w1 is not None and arm64_bl_target(w1, address + 4) is not None:
+        t, s, ftrace = _arm64_call(w1, address + 4, sym, code_at)
+        kind = FTRACE_CALL if ftrace else CALL
+        return Site(address, "aarch64", kind, 8, ftrace, t, s,
+                    "mov x9, x30; bl " + (s or hex(t)) +
+                    (" (ftrace call at +4 of the patchable entry)" if ftrace else ""))
+    if w0 == ARM64_MOV_X9_LR and w1 == ARM64_NOP:
+        return Site(address, "aarch64", FTRACE_NOP, 8, False,
+                    description="mov x9, x30; nop (idle patchable entry: ftrace saved LR, "
+                                "the call slot at +4 is a NOP)")
     if w0 == ARM64_NOP and w1 == ARM64_NOP:
         return Site(address, "aarch64", FTRACE_NOP, 8, False,
-                    description="two NOPs (idle ftrace site)")
+                    description="two NOPs (the compiler's patchable entry, not initialised by "
+                                "ftrace)")
+    if arm64_bl_target(w0, address) is not None:
+        t, s, ftrace = _arm64_call(w0, address, sym, code_at)
+        if ftrace:      # the call slot itself (func+4): mov x9, x30 is just before it
+            return Site(address, "aarch64", FTRACE_CALL, 4, True, t, s, "bl " + s + " (ftrace call)")
     return Site(address, "aarch64", PLAIN, 0, False, description="ordinary instruction")
+
+
+# -- the arm64 patchable function entry, as ftrace-site explains it -------------------------
+
+IDLE_ENTRY, TRACED_ENTRY, UNINIT_ENTRY, NO_ENTRY = "idle", "traced", "uninitialised", "none"
+
+
+@dataclass
+class Arm64Entry:
+    """The two instructions of a function's patchable entry and what each slot holds now."""
+    address: int              # func (+4 after BTI c)
+    first: str                # mov-x9 | brk | nop | other
+    call_slot: str            # nop | ftrace-call | call | other
+    state: str                # idle | traced | uninitialised | none
+    target: int | None = None
+    target_symbol: str | None = None
+    kprobe: bool = False      # a kprobe's brk #4 replaced the first instruction
+
+    @property
+    def call_slot_address(self) -> int:
+        """ftrace's record address (rec->ip): the second instruction."""
+        return self.address + 4
+
+    def original(self) -> bytes | None:
+        """The entry's bytes with ftrace idle and no kprobe: what tracing off and every probe
+        removed leaves (``mov x9, x30; nop``; two NOPs if ftrace never initialised it)."""
+        if self.state == UNINIT_ENTRY:
+            return struct.pack("<II", ARM64_NOP, ARM64_NOP)
+        if self.state in (IDLE_ENTRY, TRACED_ENTRY):
+            return struct.pack("<II", ARM64_MOV_X9_LR, ARM64_NOP)
+        return None
+
+
+def arm64_entry(code: bytes, address: int, sym=None, code_at=None) -> Arm64Entry:
+    """Read the patchable entry at *address* (8+ bytes of *code*).
+
+    ``brk #4`` in the first slot is a kprobe over ``mov x9, x30`` when the second slot is the
+    NOP or an ftrace call (the pair is unmistakably a patchable entry)."""
+    sym = sym or (lambda a: None)
+    if len(code) < 8:
+        return Arm64Entry(address, "other", "other", NO_ENTRY)
+    w0, w1 = struct.unpack_from("<II", code, 0)
+    first = {ARM64_MOV_X9_LR: "mov-x9", ARM64_BRK_KPROBE: "brk", ARM64_NOP: "nop"}.get(w0, "other")
+    target = tsym = None
+    if w1 == ARM64_NOP:
+        slot = "nop"
+    elif arm64_bl_target(w1, address + 4) is not None:
+        target, tsym, ftrace = _arm64_call(w1, address + 4, sym, code_at)
+        slot = "ftrace-call" if ftrace else "call"
+    else:
+        slot = "other"
+    if first in ("mov-x9", "brk") and slot == "ftrace-call":
+        state = TRACED_ENTRY
+    elif first in ("mov-x9", "brk") and slot == "nop":
+        state = IDLE_ENTRY
+    elif first == "nop" and slot == "nop":
+        state = UNINIT_ENTRY
+    else:
+        state = NO_ENTRY
+    return Arm64Entry(address, first, slot, state, target, tsym,
+                      kprobe=first == "brk" and state != NO_ENTRY)
 
 
 def fentry_offset(code: bytes, arch: str = "x86_64") -> int:
@@ -126,11 +246,59 @@ def fentry_offset(code: bytes, arch: str = "x86_64") -> int:
 
 
 def ftrace_nop(arch: str = "x86_64") -> bytes:
-    """What an idle ftrace site holds: the compiler's call replaced at boot by this."""
+    """What an idle ftrace site holds on a running kernel: x86_64's 5-byte NOP (the compiler's
+    call __fentry__ replaced at boot); arm64's whole patchable entry ``mov x9, x30; nop`` (the
+    compiler's two NOPs, the first turned into ``mov x9, x30`` by ftrace_init_nop())."""
     if arch == "aarch64":
-        return struct.pack("<II", ARM64_NOP, ARM64_NOP)
+        return struct.pack("<II", ARM64_MOV_X9_LR, ARM64_NOP)
     return X86_NOP5
+
+
+ARM64_KPROBE_NOTE = ("arm64: every kprobe is a brk #0x4 breakpoint; there are no optimized "
+                     "(jump) kprobes and kprobes do not use ftrace (no KPROBES_ON_FTRACE: the "
+                     "kernel refuses a probe on a traced function's call slot at +4)")
 
 
 def kprobe_breakpoint(arch: str = "x86_64") -> bytes:
     return struct.pack("<I", ARM64_BRK_KPROBE) if arch == "aarch64" else b"\xcc"
+
+
+def arm64_entry_notes(data: bytes, start: int, symbolize, kprobe_addrs: set[int] | None = None,
+                      code_at=None) -> dict[int, str]:
+    """kdis notes for the patchable entries in *data* (read at *start*): address -> note.
+
+    A patchable entry starts where a function starts (or 4 bytes later after ``bti c``); its
+    first slot holds ftrace's ``mov x9, x30`` (or a kprobe's brk over it), its second the call
+    slot (NOP idle, ``bl ftrace_caller`` traced)."""
+    notes: dict[int, str] = {}
+    for off in range(0, len(data) - 7, 4):
+        addr = start + off
+        name = symbolize(addr) or ""
+        word = struct.unpack_from("<I", data, off)[0]
+        at_start = name and "+" not in name.split(" ")[0]
+        after_bti = name.split(" ")[0].endswith("+0x4") and off >= 4 and \
+            struct.unpack_from("<I", data, off - 4)[0] == ARM64_BTI_C
+        if not (at_start or after_bti) or word == ARM64_BTI_C:
+            continue
+        e = arm64_entry(data[off:off + 8], addr, symbolize, code_at)
+        if e.state == NO_ENTRY:
+            continue
+        if e.first == "brk":
+            if kprobe_addrs is None:
+                first = "brk #0x4 (kprobes/list unreadable) over the patchable entry's mov x9, x30"
+            elif addr in kprobe_addrs:
+                first = "kprobe breakpoint over the patchable entry's mov x9, x30"
+            else:
+                first = "brk #0x4 but no kprobe listed here (over the patchable entry)"
+        elif e.first == "nop":
+            first = "patchable entry, not initialised by ftrace"
+        else:
+            first = "patchable entry: ftrace's mov x9, x30 (saves LR)"
+        notes[addr] = first
+        if e.call_slot == "nop":
+            notes[addr + 4] = "idle ftrace site (NOP)" if e.state == IDLE_ENTRY else \
+                "patchable entry, not initialised by ftrace"
+        else:
+            via = " via the module's ftrace PLT" if "module PLT" in (e.target_symbol or "") else ""
+            notes[addr + 4] = f"ftrace call{via} (function tracer / other ftrace user)"
+    return notes

@@ -9,33 +9,40 @@ addresses) is built on first use.
 import bisect
 import os
 import struct
-from dataclasses import dataclass, field
 from functools import cached_property
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.plt import reloc_types
-from gdb_toolkit.plt.elf_file import (DF_1_NOW, DF_1_PIE, DF_BIND_NOW, DT_BIND_NOW, DT_FLAGS,
-                                      DT_FLAGS_1, DT_NEEDED, DT_SONAME, EM_AARCH64, EM_X86_64,
-                                      ET_DYN, PT_DYNAMIC, PT_GNU_RELRO, PT_INTERP, PT_LOAD, PT_PHDR,
-                                      SHT_DYNSYM, SHT_SYMTAB, ElfFile, Section, file_key)
-from gdb_toolkit.plt.symbolizer import SymbolIndex
+from gdb_toolkit.plt.elf_file import (DF_1_NOW, DF_1_PIE, DF_BIND_NOW, DF_SYMBOLIC, DT_BIND_NOW,
+                                      DT_FLAGS, DT_FLAGS_1, DT_NEEDED, DT_SONAME, ET_DYN, PT_DYNAMIC,
+                                      PT_GNU_RELRO, PT_INTERP, PT_LOAD, PT_PHDR, SHT_DYNSYM,
+                                      SHT_SYMTAB, STT_FUNC, BadElf, ElfFile, Section, Symbol, _cstr,
+                                      display_path, file_key)
+from gdb_toolkit.plt.symbolizer import LazySymbolIndex
 
 PLT_SECTIONS = (".plt", ".plt.sec", ".plt.got", ".iplt")
+#: the most slots one object may claim (libraries with 100k imports exist; crafted files claim more)
+MAX_SLOTS = 1 << 20
 GOT_SECTIONS = (".got", ".got.plt")
 DEBUG_ROOT = "/usr/lib/debug"
+DT_AUDIT, DT_DEPAUDIT = 0x6FFFFEFC, 0x6FFFFEFB
 
 
-@dataclass
+@record
 class SlotSpec:
     address: int           # link-time address of the slot (add the load bias at run time)
-    kind: str              # JUMP_SLOT, GLOB_DAT, IRELATIVE, ...
+    kind: str              # JUMP_SLOT, GLOB_DAT, IRELATIVE, ABS, TLSDESC, TLS_* (arch-free)
     rtype: str             # full name, R_X86_64_JUMP_SLOT
     symbol: str            # memcpy, or the ifunc's name for IRELATIVE, or ""
     version: str           # GLIBC_2.14 or ""
-    addend: int
-    file_value: int        # the 8 bytes at the slot in the file
-    reloc_section: str     # .rela.plt / .rela.dyn
+    addend: int            # RELA addend, or for REL the word in the file
+    file_value: int        # the word at the slot in the file
+    reloc_section: str     # .rela.plt / .rela.dyn / .rel.plt
     index: int             # position in its relocation section (the PLT push index)
+    symbol_type: int = 0   # STT_* of the relocation's symbol (an import keeps its type)
+    hidden_version: bool = False
+    weak: bool = False     # the import is weak (may legitimately stay 0)
 
     @property
     def display(self) -> str:
@@ -43,7 +50,7 @@ class SlotSpec:
         return f"{name}@{self.version}" if self.version else name
 
 
-@dataclass
+@record
 class ObjectModel:
     path: str
     arch: str
@@ -62,15 +69,23 @@ class ObjectModel:
     loads: list[tuple[int, int, int]]  # (vaddr, memsz, flags)
     sections: dict[str, Section]
     build_id: str | None
+    machine: int = 0
+    wordsize: int = 8
+    symbolic: bool = False                 # DF_SYMBOLIC: own definitions first
+    pltgot: int | None = None              # DT_PLTGOT: GOT[0], whose [1] and [2] feed the resolver
+    has_plt_relocs: bool = False           # DT_JMPREL/DT_PLTRELSZ: JUMP_SLOTs ld.so may bind lazily
+    tls: tuple[int, int] | None = None     # PT_TLS (vaddr, memsz)
+    audit_libs: list[str] = field(default_factory=list)   # DT_AUDIT / DT_DEPAUDIT: rtld-audit modules
+    dropped: int = 0                       # relocations outside any loaded segment (crafted file)
     _elf: ElfFile = field(default=None, repr=False)
-    _index: SymbolIndex | None = field(default=None, repr=False)
+    _index: LazySymbolIndex | None = field(default=None, repr=False)
     debug_file: str | None = None
     _irelative_named: bool = field(default=False, repr=False)
 
     # -- derived facts -------------------------------------------------------------------
     @cached_property
     def name(self) -> str:
-        return os.path.basename(self.path)
+        return display_path(os.path.basename(self.path))
 
     @property
     def binding(self) -> str:
@@ -108,12 +123,15 @@ class ObjectModel:
         return self._elf.read_vaddr(vaddr, size)
 
     def got_plt_reserved(self) -> int | None:
-        """Address of GOT[0] (the start of .got.plt), whose [1] and [2] feed the resolver."""
+        """Address of GOT[0] (DT_PLTGOT, else the start of .got.plt), whose [1] and [2]
+        feed the resolver."""
+        if self.pltgot:
+            return self.pltgot
         sec = self.sections.get(".got.plt")
         return sec.addr if sec else None
 
     @property
-    def index(self) -> SymbolIndex:
+    def index(self) -> LazySymbolIndex:
         if self._index is None:
             self._index = _build_index(self)
         return self._index
@@ -139,14 +157,88 @@ class ObjectModel:
                         s.symbol = hit.name
         return self
 
+    @cached_property
+    def _tls_symbols(self) -> tuple[list[int], list[Symbol]]:
+        """STT_TLS symbols sorted by offset in the TLS block (.symtab, else the debug file's,
+        and .dynsym): a local TLS relocation carries only an offset."""
+        def tls_of(elf, types):
+            return [sym for i, sec in enumerate(elf.sections) if sec.type in types
+                    for sym in elf.symbols(i, defined_only=True, types=(6,))]     # STT_TLS
+        found = tls_of(self._elf, (SHT_SYMTAB, SHT_DYNSYM))
+        dbg = debug_file_for(self.build_id) if self.stripped else None
+        if dbg:
+            try:
+                delf = ElfFile.open(dbg)
+                found += tls_of(delf, (SHT_SYMTAB,))
+                delf.close()
+            except (ToolkitError, OSError, struct.error):
+                pass
+        found.sort(key=lambda sym: (sym.value, -sym.size, sym.bind == 0, sym.name))   # STB_LOCAL last
+        return [sym.value for sym in found], found
+
+    def tls_variable(self, offset: int) -> str | None:
+        """The TLS variable at *offset* in this object's TLS block (``name`` or ``name+N``)."""
+        values, syms = self._tls_symbols
+        i = bisect.bisect_right(values, offset) - 1
+        while i > 0 and values[i - 1] == values[i]:
+            i -= 1                                  # the first (largest, global) of the aliases
+        if i < 0:
+            return None
+        sym = syms[i]
+        if offset == sym.value:
+            return sym.name
+        return f"{sym.name}+0x{offset - sym.value:x}" if offset < sym.value + sym.size else None
+
     def slot_by_address(self) -> dict[int, SlotSpec]:
         return {s.address: s for s in self.slots}
 
     def slots_named(self, name: str) -> list[SlotSpec]:
         self.name_irelative()
         if "@" in name:           # a version was given: only that version
-            return [s for s in self.slots if s.display == name]
+            base, _, ver = name.partition("@")
+            ver = ver.lstrip("@")
+            return [s for s in self.slots if s.symbol == base and s.version == ver]
         return [s for s in self.slots if s.symbol == name]
+
+    @cached_property
+    def exports(self) -> dict[str, list[Symbol]]:
+        """Defined dynamic symbols by name (with versions): what this object offers to the
+        dynamic linker's lookup.  Built on first need (the audit)."""
+        return self._dynamic_symbols[0]
+
+    @cached_property
+    def canonical_plt(self) -> dict[str, list[Symbol]]:
+        """Undefined dynamic functions with a value: a non-PIE program's *canonical PLT
+        entries* (it took the function's address, so that PLT stub IS the function's address
+        for the whole process).  ld.so binds other objects' GLOB_DAT/ABS references to them;
+        a JUMP_SLOT lookup skips them (glibc's check_match: ELF_RTYPE_CLASS_PLT)."""
+        return self._dynamic_symbols[1]
+
+    @cached_property
+    def versioned(self) -> tuple[bool, bool]:
+        """(has .gnu.version, has .gnu.version_d): how ld.so matches versions against it."""
+        elf = self._elf
+        return elf.has_versym(), any(s.name == ".gnu.version_d" for s in elf.sections)
+
+    @cached_property
+    def _dynamic_symbols(self) -> tuple[dict[str, list[Symbol]], dict[str, list[Symbol]]]:
+        elf = self._elf
+        out: dict[str, list[Symbol]] = {}
+        canonical: dict[str, list[Symbol]] = {}
+        for i, sec in enumerate(elf.sections):
+            if sec.type != SHT_DYNSYM:
+                continue
+            syms = elf.symbols(i)
+            vers = elf.symbol_version_info(i, len(syms))
+            for s, (ver, hidden, ndx) in zip(syms, vers):
+                if not s.name or s.bind not in (1, 2, 10):       # GLOBAL, WEAK, GNU_UNIQUE
+                    continue
+                s.version, s.hidden_version, s.version_index = ver, hidden, ndx
+                if s.shndx:
+                    out.setdefault(s.name, []).append(s)
+                elif s.value and s.type == STT_FUNC:
+                    canonical.setdefault(s.name, []).append(s)
+        return out, canonical
 
 
 _cache: dict[str, tuple[tuple, ObjectModel]] = {}
@@ -170,11 +262,26 @@ def clear_cache() -> None:
     _cache.clear()
 
 
-def _build(path: str) -> ObjectModel:
-    elf = ElfFile.open(path)
-    if elf.machine not in (EM_X86_64, EM_AARCH64):
-        raise ToolkitError(f"{path}: machine {elf.machine} is not supported",
-                           "gdb_toolkit's PLT commands support x86_64 and aarch64")
+_images: dict[bytes, ObjectModel] = {}
+
+
+def model_from_image(name: str, data: bytes) -> ObjectModel:
+    """The model of an ELF image read from memory (the kernel's vDSO, which has no file),
+    cached per content."""
+    import hashlib
+
+    key = hashlib.sha256(data).digest()
+    hit = _images.get(key)
+    if hit is None:
+        hit = _images[key] = _build(name, ElfFile.from_bytes(name, data))
+    return hit
+
+
+def _build(path: str, elf: ElfFile | None = None) -> ObjectModel:
+    elf = elf or ElfFile.open(path)
+    if reloc_types.arch_name(elf.machine) is None:
+        raise ToolkitError(f"{display_path(path)}: machine {elf.machine} is not supported",
+                           "gdb_toolkit's PLT commands support x86_64, i386, aarch64 and arm")
     sections = {}
     for s in elf.sections:
         sections.setdefault(s.name, s)
@@ -185,8 +292,6 @@ def _build(path: str) -> ObjectModel:
     flags1 = sum(elf.dyn_values(DT_FLAGS_1))
     bind_now = bool(flags & DF_BIND_NOW or flags1 & DF_1_NOW or elf.dyn_values(DT_BIND_NOW))
     dynstr = elf.dynstr()
-    from gdb_toolkit.plt.elf_file import _cstr
-
     soname = next((_cstr(dynstr, v) for v in elf.dyn_values(DT_SONAME)), "")
     needed = [_cstr(dynstr, v) for v in elf.dyn_values(DT_NEEDED)]
     # static, or static-pie (a .dynamic for its self-relocation, but no interpreter and nothing needed)
@@ -208,7 +313,12 @@ def _build(path: str) -> ObjectModel:
         phdr_vaddr=seg[PT_PHDR].vaddr if PT_PHDR in seg else None,
         dynamic_vaddr=seg[PT_DYNAMIC].vaddr if PT_DYNAMIC in seg else None,
         loads=[(p.vaddr, p.memsz, p.flags) for p in elf.segments if p.type == PT_LOAD],
-        sections=sections, build_id=elf.build_id(), _elf=elf)
+        sections=sections, build_id=elf.build_id(), machine=elf.machine, wordsize=elf.wordsize,
+        symbolic=bool(flags & DF_SYMBOLIC), _elf=elf, pltgot=next(iter(elf.dyn_values(3)), None),
+        has_plt_relocs=bool(sum(elf.dyn_values(2))),
+        tls=(seg[7].vaddr, seg[7].memsz) if 7 in seg else None,
+        audit_libs=[a for tag in (DT_AUDIT, DT_DEPAUDIT) for v in elf.dyn_values(tag)
+                    for a in _cstr(dynstr, v).split(":") if a])
     return model
 
 
@@ -216,30 +326,45 @@ def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
     relocs = elf.relocations()
     if not relocs:
         return []
+    if len(relocs) > MAX_SLOTS:
+        raise BadElf(display_path(model.path), f"{len(relocs)} relocations")
     symtabs: dict[int, list] = {}
     versions: dict[int, list] = {}
     wanted = []
     counters: dict[str, int] = {}
+    word = elf.wordsize
     got_ranges = [(s.addr, s.addr + s.size) for n, s in model.sections.items() if n in GOT_SECTIONS]
+    loads = [(p.vaddr, p.vaddr + p.memsz) for p in elf.segments if p.type == PT_LOAD]
+    kinds: dict[int, str] = {}
     for r in relocs:
         idx = counters.get(r.section, 0)
         counters[r.section] = idx + 1
-        kind = reloc_types.short_name(elf.machine, r.type)
+        kind = kinds.get(r.type)
+        if kind is None:
+            kind = kinds[r.type] = reloc_types.short_name(elf.machine, r.type)
         if kind not in reloc_types.SLOT_KINDS:
             continue
-        in_got = any(lo <= r.offset < hi for lo, hi in got_ranges)
-        if kind in ("64", "ABS64") and not in_got:
-            continue       # a data pointer outside the GOT, not a slot
-        if kind not in ("JUMP_SLOT", "IRELATIVE") and not in_got and got_ranges:
+        off = r.offset
+        end = off + (2 * word if kind == "TLSDESC" else word)
+        for lo, hi in loads:
+            if lo <= off and end <= hi:
+                break
+        else:
+            model.dropped += 1   # outside every loaded segment: crafted, never read
             continue
+        in_got = False
+        for lo, hi in got_ranges:
+            if lo <= off < hi:
+                in_got = True
+                break
+        if not in_got and (got_ranges or kind not in ("JUMP_SLOT", "IRELATIVE")):
+            continue       # a data pointer outside the GOT (.data, .init_array): not a slot
         wanted.append((r, kind, idx))
-    # one bulk read of the file's GOT range for the initial values
-    lo = min(r.offset for r, _, _ in wanted) if wanted else 0
-    hi = max(r.offset for r, _, _ in wanted) + 8 if wanted else 0
-    blob = elf.read_vaddr(lo, hi - lo) if wanted else b""
+    values = _file_words(elf, [r.offset for r, _, _ in wanted])
     out = []
     for r, kind, idx in wanted:
         name = version = ""
+        stype, hidden, weak = 0, False, False
         if r.sym and r.symtab < len(elf.sections) and elf.sections[r.symtab].type in (SHT_DYNSYM, SHT_SYMTAB):
             if r.symtab not in symtabs:
                 symtabs[r.symtab] = elf.symbols(r.symtab)
@@ -247,13 +372,41 @@ def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
                     versions[r.symtab] = elf.symbol_versions(r.symtab, len(symtabs[r.symtab]))
             table = symtabs[r.symtab]
             if r.sym < len(table):
-                name = table[r.sym].name
+                sym = table[r.sym]
+                name, stype, weak = sym.name, sym.type, sym.bind == 2
                 if r.symtab in versions:
-                    version = versions[r.symtab][r.sym][0]
-        fv = struct.unpack_from("<Q", blob, r.offset - lo)[0] if blob else 0
-        out.append(SlotSpec(r.offset, kind, reloc_types.full_name(elf.machine, r.type), name, version,
-                            r.addend, fv, r.section, idx))
+                    version, hidden = versions[r.symtab][r.sym]
+        fv = values.get(r.offset, 0)
+        addend = r.addend if r.addend is not None else fv
+        full = kinds.get(-1 - r.type)
+        if full is None:
+            full = kinds[-1 - r.type] = reloc_types.full_name(elf.machine, r.type)
+        out.append(SlotSpec(r.offset, kind, full, name, version,
+                            addend, fv, r.section, idx, stype, hidden, weak))
     out.sort(key=lambda s: s.address)
+    return out
+
+
+def _file_words(elf: ElfFile, addresses: list[int]) -> dict[int, int]:
+    """The file's word at each address, reading each covering segment's bytes once."""
+    out: dict[int, int] = {}
+    fmt = elf.layout.word
+    word = elf.wordsize
+    by_seg: dict[int, list[int]] = {}
+    for a in addresses:
+        seg = elf.segment_of(a, word)
+        if seg is not None:
+            by_seg.setdefault(id(seg), []).append(a)
+    for seg in elf.segments:
+        addrs = by_seg.get(id(seg))
+        if not addrs:
+            continue
+        lo = min(addrs)
+        hi = min(max(addrs) + word, seg.vaddr + seg.filesz)
+        blob = elf.read_vaddr(lo, hi - lo) if hi > lo else b""
+        for a in addrs:
+            off = a - lo
+            out[a] = struct.unpack_from(fmt, blob, off)[0] if 0 <= off and off + word <= len(blob) else 0
     return out
 
 
@@ -264,22 +417,21 @@ def debug_file_for(build_id: str | None, root: str = DEBUG_ROOT) -> str | None:
     return cand if os.path.exists(cand) else None
 
 
-def _build_index(model: ObjectModel) -> SymbolIndex:
+def _build_index(model: ObjectModel) -> LazySymbolIndex:
     elf = model._elf
-    syms = []
-    for i, sec in enumerate(elf.sections):
-        if sec.type in (SHT_DYNSYM, SHT_SYMTAB):
-            syms.extend(elf.symbols(i, defined_only=True))
+    tables = [elf.symbol_table(i) for i, sec in enumerate(elf.sections) if sec.type in (SHT_DYNSYM, SHT_SYMTAB)]
     if model.stripped:
         dbg = debug_file_for(model.build_id)
         if dbg:
             try:
                 delf = ElfFile.open(dbg)
-                for i, sec in enumerate(delf.sections):
-                    if sec.type == SHT_SYMTAB:
-                        syms.extend(delf.symbols(i, defined_only=True))
+                tables += [delf.symbol_table(i) for i, sec in enumerate(delf.sections) if sec.type == SHT_SYMTAB]
                 delf.close()
                 model.debug_file = dbg
             except (ToolkitError, OSError, struct.error):
                 pass
-    return SymbolIndex(syms)
+    # a program's canonical PLT entries are where its imported functions' addresses point
+    canonical = [] if model.is_shared_lib else [
+        Symbol(f"{name}@plt", s.value, 0, s.type, s.bind, 1) for name, syms in model.canonical_plt.items()
+        for s in syms]
+    return LazySymbolIndex(tables, extra=canonical)

@@ -9,126 +9,335 @@ def _parser(name: str, desc: str, regex: bool = True, all_objects: bool = True):
 
     p = ArgParser(name, desc)
     if regex:
-        p.add_argument("regex", nargs="?", help="only symbols matching this Python regular expression")
+        p.add_argument("regex", nargs="?", help="only symbols matching this Python regular expression "
+                                                "(with or without @VERSION, raw or demangled)")
     if all_objects:
         p.add_argument("--all-objects", action="store_true",
                        help="every loaded shared object too, not only the executable")
+        p.add_argument("--object", metavar="PATH",
+                       help="only the objects whose path contains PATH (e.g. libfoo)")
     return p
 
 
-def _filtered_objects(all_objects: bool):
-    from gdb_toolkit.plt import gdb_live
+def _select(objs, all_objects: bool, object_filter: str | None):
+    from gdb_toolkit.common.errors import ToolkitError
 
-    kind, objs = gdb_live.loaded_objects()
-    listed = objs if all_objects else objs[:1]
-    return kind, objs, listed
+    objs = [o for o in objs if o.listable]     # not the vDSO, not a namespace's alias of ld.so
+    if object_filter is not None:
+        if not object_filter:
+            raise ToolkitError("--object needs part of a path", "e.g. --object libc")
+        listed = [o for o in objs if object_filter in o.path or object_filter == o.name]
+        if not listed:
+            raise ToolkitError(f"no loaded object matches {object_filter!r}",
+                               "'got --all-objects' lists them (after start)")
+        return listed
+    return objs if all_objects else objs[:1]
 
 
 def _missing_note(kind: str, all_objects: bool) -> list[str]:
     from gdb_toolkit.plt import gdb_live
+    from gdb_toolkit.plt.elf_file import display_path
 
-    if kind == "file" or not all_objects or not gdb_live.missing:
-        return []
-    return [f"not listed: {', '.join(gdb_live.missing)} (in the dynamic linker's list, but no such "
-            "file here; 'set sysroot' or give the path it was loaded from)"]
+    notes = []
+    if kind != "file" and all_objects and gdb_live.missing:
+        notes.append(f"not listed: {', '.join(gdb_live.missing)} (in the dynamic linker's list, but no such "
+                     "file here; 'set sysroot' or give the path it was loaded from)")
+    for path, was, how in gdb_live.remapped:
+        if how == "program":
+            notes.append(f"gdb knows no file for this program ({display_path(was)}): it is read from {path}, "
+                         "the file the process still maps ('file' it to give gdb its symbols too)")
+        elif how == "replaced":
+            notes.append(f"{display_path(was)} was deleted or replaced on disk after the process loaded it: "
+                         f"its slots are read from the mapped file ({path}), not from the file now at that path")
+        else:
+            notes.append(f"{display_path(was)} (the dynamic linker's name for it) does not name the mapped file "
+                         f"here (a relative name, or the file moved): read from {display_path(path)}, the file "
+                         "/proc/PID/maps names")
+    return notes
 
 
-def _summary_lines(report) -> str:
-    from gdb_toolkit.common.render import hexaddr
+def _symbol_col(symbols, width, header: str = "symbol"):
+    """The symbol column: whole names (gdb's function style), or, when a name (a demangled
+    C++ one) is longer than the terminal, text that wraps between its words -- else the
+    terminal would fold it in the middle of a word."""
+    from gdb_toolkit.common.table import Col
 
-    lines = []
+    if width and any(len(s) + 12 > width and " " in s for s in symbols):
+        return Col(header, "text")
+    return Col(header, "symbol")
+
+
+_STATES = {"overwritten": "bad", "other-definition": "warn", "redirected": "warn", "n/a": "metadata"}
+
+
+def _summary_lines(report, width=None) -> str:
+    """One wrapped paragraph per object: kind, binding (and why), bias, RELRO, staleness."""
+    from gdb_toolkit.common.text import wrap
+    from gdb_toolkit.plt.elf_file import display_path
+
+    out = ""
     for o in report.objects:
         bits = [o.kind, f"binding {o.binding}"]
+        if o.arch not in ("x86_64", "aarch64"):
+            bits.insert(0, o.arch)
+        if o.namespace:
+            bits.append(f"namespace {o.namespace}")
         if o.bias:
-            bits.append(f"load bias {hexaddr(o.bias)}")
+            bits.append(f"load bias 0x{o.bias:x}")
         if o.relro:
-            bits.append(f"RELRO {hexaddr(o.relro[0])}-{hexaddr(o.relro[1])}")
+            bits.append(f"RELRO 0x{o.relro[0]:x}-0x{o.relro[1]:x}")
         bits.append(f"{o.slots} slots")
-        lines.append(f"{o.path}: " + ", ".join(bits))
-    return "\n".join(lines) + "\n"
+        out += wrap(f"{display_path(o.path)}: " + ", ".join(bits), width, "", "    ")
+        if o.binding in ("now", "lazy") and report.mode != "file" and o.binding_reason:
+            out += wrap(f"binding {o.binding}: {o.binding_reason}", width, "  ", "    ")
+        if o.stale:
+            out += wrap(f"WARNING: {o.stale}", width, "  ", "    ")
+    return out
+
+
+def _notes(notes, width) -> str:
+    from gdb_toolkit.common.text import wrap
+
+    return "".join(wrap(f"note: {n}", width, "", "  ") for n in notes)
+
+
+class LastGot:
+    """The previous ``got`` report of this session (for ``got --diff``)."""
+    __slots__ = ("executable", "mode", "report")
+
+    def __init__(self, executable: str, mode: str, report):
+        self.executable, self.mode, self.report = executable, mode, report
+
+
+_last_got: LastGot | None = None
+
+
+def _previews(report, arch: str) -> None:
+    """First instruction at each bound target (one small read per distinct target)."""
+    from gdb_toolkit.common.disasm import disassemble
+    from gdb_toolkit.plt import gdb_live
+
+    seen: dict[int, str] = {}
+    for r in report.slots:
+        if r.state not in ("resolved", "bound-at-load") or not r.value or r.tls or r.target_object is None:
+            continue
+        if r.value not in seen:
+            if len(seen) >= 4096:
+                break
+            code = gdb_live._read(r.value, 16)
+            ins = disassemble(code, r.value, arch, 1) if code else []
+            seen[r.value] = ins[0].text if ins else "(unreadable)"
+        r.preview = seen[r.value]
 
 
 class Got(ToolkitCommand):
-    """GOT slots used for external calls and data, with their state now.
-
-Usage: got [REGEX] [--all-objects] [--json]
-
+    summary = "GOT slots, their state and binding now"
+    usage = """\
+got [REGEX] [--all-objects] [--object PATH] [--preview] [--audit] [--json]
+got [REGEX] --diff [FILE] [--all-objects] [--json]"""
+    description = """\
 One row per GOT slot of the executable (with --all-objects, of every loaded
-shared object too): slot address, symbol with version (memcpy@GLIBC_2.14),
-relocation type (JUMP_SLOT, GLOB_DAT, IRELATIVE...), current value and state:
-unresolved (still the lazy PLT stub), resolved to "symbol in object" (for an
-ifunc, the implementation chosen), bound-at-load (BIND_NOW, GLOB_DAT,
-IRELATIVE), null (absent weak symbol); "prot" says whether the slot is
-read-only now (RELRO).  Before "run" the values come from the file; on a
-live process or a core file from memory (one read per object).
+object, every dlmopen namespace included; --object PATH: those whose path
+contains PATH): slot, symbol with version (memcpy@GLIBC_2.14, C++ names
+demangled), relocation kind, current value and state: unresolved (still the
+lazy stub), resolved (bound on the first call), bound-at-load (-z now,
+dlopen RTLD_NOW, LD_BIND_NOW, GLOB_DAT, IRELATIVE, TLS), null (absent weak
+symbol).  The binding mode of each object is read from the process
+(GOT[1]/GOT[2], its environment), not from the file.  TLS slots name their
+variable and module.  REGEX matches names with or without @VERSION.
+x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
 
-Example:
-  (gdb) got
-  (gdb) got 'mem|str' --all-objects
-  (gdb) got --json"""
-
+--preview  the first instruction at each target.
+--audit    what the dynamic linker's lookup scope SHOULD bind each slot to
+           (search order, versions, preloads, interposition) against what it
+           holds: overwritten (hijacked) slots are flagged.
+--diff     what changed since the previous 'got' of this session, or since
+           a report saved with 'pipe got --json | cat > FILE' (e.g. a core)."""
+    examples = ("got", "got '^puts$' --all-objects", "got --object libc --audit", "got --diff",
+                "got --json")
+    category = "plt"
+    json_hex_addresses = True
     name = "got"
 
     def build_parser(self):
-        return _parser(self.name, "GOT slot table")
+        p = _parser(self.name, "GOT slot table")
+        p.add_argument("--preview", action="store_true", help="first instruction at each target")
+        p.add_argument("--audit", action="store_true",
+                       help="compare each slot with what the lookup scope should bind")
+        p.add_argument("--diff", nargs="?", const="", metavar="FILE",
+                       help="changes since the previous 'got', or since a saved 'got --json'")
+        return p
 
     def run(self, args):
+        global _last_got
+        from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.plt import gdb_live
+        from gdb_toolkit.plt.elf_file import display_path
         from gdb_toolkit.plt.slots import compile_filter, got_report
 
         compile_filter(args.regex)
-        kind, objs, listed = _filtered_objects(args.all_objects)
-        if kind == "file":
-            values = {o.path: None for o in listed}
-        else:
-            values = gdb_live.read_slot_ranges(listed)
-        report = got_report(listed, values, mode=kind, pattern=args.regex,
-                            bind_now_env=gdb_live.bind_now_env(kind), space_objects=objs,
+        saved = None
+        if args.diff:
+            from gdb_toolkit.plt.diff import load_saved
+
+            saved = load_saved(args.diff)
+        kind, objs = gdb_live.loaded_objects()
+        listed = _select(objs, args.all_objects, args.object)
+        memory, failed = (None, [])
+        if kind != "file":
+            memory, failed = gdb_live.read_slots(listed)
+            if failed and listed[0].name in failed and len(listed) == 1:
+                o = listed[0]
+                raise ToolkitError(f"cannot read the GOT of {o.name} at 0x{o.start:x}",
+                                   "the object's data is not in the target's memory (a core file without it?)")
+        names = [s.symbol for o in listed for s in _safe_slots(o)]
+        demangled = {}
+        if any(n.startswith("_Z") for n in names):
+            from gdb_toolkit.plt.demangle import demangle_all
+
+            demangled = demangle_all(names)
+        report = got_report(listed, memory, mode=kind, pattern=args.regex,
+                            bind_now_env=False, space_objects=objs,
                             relocated=gdb_live.relocated(kind, objs),
-                            writable=gdb_live.writable_ranges(kind) if kind != "file" else None)
+                            writable=gdb_live.writable_ranges(kind) if kind != "file" else None,
+                            demangled=demangled)
+        if failed:
+            report.notes.append(f"cannot read the GOT of {', '.join(failed)} (not in the target's memory)")
+        for r in report.slots:
+            if r.tls and r.tls.get("dynamic_arg") is not None:
+                from gdb_toolkit.plt.slots import tlsdesc_dynamic
+
+                w = 4 if r.reloc_type.startswith(("R_386_", "R_ARM_")) else 8
+                arg = r.tls["dynamic_arg"]
+                tlsdesc_dynamic(r, gdb_live.read_word(arg, w), gdb_live.read_word(arg + w, w))
+        if kind != "file":
+            stale = {}
+            for o in listed:
+                why = gdb_live.stale_objects([o])
+                if why:
+                    stale[display_path(o.path)] = why[0].split(": ", 1)[1]
+            for summary in report.objects:
+                summary.stale = stale.get(summary.path)
         if kind == "file":
             report.notes.append("not running: values are the file's; 'start' to see them resolved")
-            if args.all_objects:
+            if args.all_objects or args.object:
                 report.notes.append("shared objects are listed once the program is loaded (start/run)")
-        report.notes += _missing_note(kind, args.all_objects)
-        if not report.slots and not report.notes:
+        report.notes += _missing_note(kind, args.all_objects or bool(args.object))
+        if args.preview:
+            if kind == "file":
+                report.notes.append("--preview needs a process or a core: the targets are not bound yet")
+            else:
+                _previews(report, listed[0].model.arch)
+        if args.audit:
+            if kind == "file":
+                raise ToolkitError("--audit compares slots with what ld.so bound, but nothing is running",
+                                   "start the program (start, run), attach, or load a core")
+            from gdb_toolkit.plt.audit import audit_report
+
+            report.notes += audit_report(report.pairs, objs, gdb_live.loaded_objects.env.audit)
+        if kind != "file":
+            from gdb_toolkit.plt.slots import apply_demangled, demangled_names
+
+            raw = demangled_names(report)
+            if raw:
+                apply_demangled(report, demangle_all(raw))
+        if args.diff is not None:
+            from gdb_toolkit.plt.diff import diff_reports
+
+            exe = gdb_live.executable()
+            if saved is not None:
+                report.diff = diff_reports(saved, report, args.diff, f"now ({kind})")
+            elif _last_got is None or _last_got.executable != exe:
+                report.notes.append("--diff: no previous 'got' of this program in this session: "
+                                    "this one is kept for the next 'got --diff'")
+            else:
+                report.diff = diff_reports(_last_got.report, report, f"the previous 'got' ({_last_got.mode})",
+                                           f"now ({kind})")
+        if not report.slots and not [n for n in report.notes if not n.startswith("rtld-audit modules")]:
             report.notes.append("no GOT slot matched" if args.regex else "no GOT slots (no dynamic relocations)")
+        if kind != "file" and not args.regex:
+            _last_got = LastGot(gdb_live.executable(), kind, report)
         return report
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.plain_table import plain_table
+        from gdb_toolkit.common.table import Col, render_table
+        from gdb_toolkit.common.text import wrap
 
         multi = len(report.objects) > 1
+        preview = any(r.preview for r in report.slots)
+        audit = any(r.audit for r in report.slots)
+        text = _summary_lines(report, ctx.width)
+        if report.diff is not None:
+            return text + _render_diff(report.diff, ctx) + _notes(report.notes, ctx.width)
         rows = []
         for r in report.slots:
-            prot = ("ro" if r.read_only_now else "rw") if r.read_only_now is not None else \
-                ("relro" if r.relro else "")
-            row = [f"0x{r.address:x}", r.symbol, r.type, f"0x{r.value:x}", r.state, r.target, prot]
-            rows.append(([r.object] if multi else []) + row)
-        headers = (["object"] if multi else []) + ["slot", "symbol", "type", "value", "state", "target", "prot"]
-        text = _summary_lines(report)
+            ro = r.read_only_now
+            prot = ("ro" if ro else "rw") if ro is not None else ("relro" if r.relro else "")
+            # the audit's table leaves out value and prot (in --json): the verdict needs the room
+            if audit:
+                row = [f"0x{r.address:x}", r.symbol, r.kind, r.state, r.target]
+            else:
+                row = [f"0x{r.address:x}", r.symbol, r.kind, f"0x{r.value:x}", r.state, r.target, prot]
+            if preview:
+                row.append(r.preview or "")
+            if audit:
+                row.append(r.audit["verdict"] if r.audit else "")
+            if multi:
+                row.insert(0, r.object)
+            rows.append(row)
+        cols = ([Col("object", "symbol")] if multi else []) + [
+            Col("slot", "address"), _symbol_col((r.symbol for r in report.slots), ctx.width), Col("type", "key")] + \
+            ([] if audit else [Col("value", "address")]) + [Col("state", "state"), Col("target")] + \
+            ([] if audit else [Col("prot", "key")])
+        cols += ([Col("first insn")] if preview else []) + ([Col("audit", "state", states=_STATES)] if audit else [])
         if rows:
-            text += plain_table(headers, rows, width=ctx.width)
-        for n in report.notes:
-            text += f"note: {n}\n"
-        return text
+            text += render_table(cols, rows, ctx.width, styler=ctx.styler)
+        if audit:
+            for r in report.slots:
+                if r.audit and r.audit["verdict"] in ("overwritten", "other-definition", "redirected"):
+                    text += wrap(f"{r.audit['verdict'].upper()}: {r.symbol} in {r.object} at 0x{r.address:x}: "
+                                 f"{r.audit['why']}", ctx.width, "", "  ")
+                elif r.audit and r.audit.get("interposes") and r.audit["verdict"] in ("ok", "lazy"):
+                    text += wrap(f"interposed: {r.symbol} in {r.object}: {r.audit['why']}", ctx.width, "", "  ")
+        return text + _notes(report.notes, ctx.width)
+
+
+def _safe_slots(obj):
+    from gdb_toolkit.common.errors import ToolkitError
+
+    try:
+        return obj.model.slots
+    except ToolkitError:
+        return []
+
+
+def _render_diff(diff, ctx) -> str:
+    from gdb_toolkit.common.table import Col, render_table
+    from gdb_toolkit.common.text import wrap
+
+    head = wrap(f"GOT diff: {diff.before} -> {diff.after}: {len(diff.changes)} changed, "
+                f"{diff.unchanged} unchanged", ctx.width, "", "  ")
+    if diff.changes:
+        rows = [[c.object, f"0x{c.address:x}", c.symbol, c.change, c.before or "-", c.after or "-"]
+                for c in diff.changes]
+        head += render_table([Col("object", "symbol"), Col("slot", "address"), Col("symbol", "symbol"),
+                              Col("change", "key"), Col("before"), Col("after")], rows, ctx.width, styler=ctx.styler)
+    return head + _notes(diff.notes, ctx.width)
 
 
 class Plt(ToolkitCommand):
-    """PLT stubs: address, section, the GOT slot each jumps through, disassembly.
-
-Usage: plt [REGEX] [--all-objects] [--json]
-
+    summary = "PLT stubs, the GOT slot each uses, disassembly"
+    usage = "plt [REGEX] [--all-objects] [--object PATH] [--json]"
+    description = """\
 Decodes .plt, .plt.sec (endbr64 + bnd jmp, -fcf-protection), .plt.got and
 the static .plt of IRELATIVE stubs with capstone: x86_64 jmp *GOT(%rip) and
-push N, aarch64 adrp x16 / ldr x17 / add x16 / br x17.  ".plt[0]" is the
+push N, i386 jmp *GOT(%ebx) / jmp *ABS, aarch64 adrp x16 / ldr x17 / br x17
+(BTI and PAC PLTs too), arm add ip, pc / ldr pc, [ip].  ".plt[0]" is the
 resolver trampoline; "lazy" entries are the first-call halves of an IBT PLT.
-On a live process or core the current state of each slot is shown too.
-
-Example:
-  (gdb) plt
-  (gdb) plt puts"""
-
+On a live process or core the current state of each slot is shown too."""
+    examples = ("plt", "plt puts", "plt --object libfoo")
+    category = "plt"
+    json_hex_addresses = True
     name = "plt"
 
     def build_parser(self):
@@ -140,47 +349,55 @@ Example:
         from gdb_toolkit.plt.slots import compile_filter
 
         compile_filter(args.regex)
-        kind, objs, listed = _filtered_objects(args.all_objects)
-        values = None if kind == "file" else gdb_live.read_slot_ranges(listed)
-        report = plt_report(listed, objs, values, kind, args.regex,
-                            relocated=gdb_live.relocated(kind, objs) if values is not None else True)
-        report.notes += _missing_note(kind, args.all_objects)
+        kind, objs = gdb_live.loaded_objects()
+        listed = _select(objs, args.all_objects, args.object)
+        memory = None if kind == "file" else gdb_live.read_slots(listed)[0]
+        from gdb_toolkit.plt.demangle import demangle_all
+
+        report = plt_report(listed, objs, memory, kind, args.regex,
+                            relocated=gdb_live.relocated(kind, objs) if memory is not None else True,
+                            demangle=demangle_all)
+        report.notes += _missing_note(kind, args.all_objects or bool(args.object))
         return report
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.plain_table import plain_table
+        from gdb_toolkit.common.table import Col, render_table
 
         multi = len({s.object for s in report.stubs}) > 1
         rows = []
         for s in report.stubs:
-            row = [f"0x{s.address:x}", s.section, s.kind, f"0x{s.slot:x}" if s.slot is not None else "-",
+            row = [f"0x{s.address:x}", s.section, s.kind,
+                   f"0x{s.slot_address:x}" if s.slot_address is not None else "-",
                    s.symbol or "-", s.state or "-", "; ".join(s.code)]
             rows.append(([s.object] if multi else []) + row)
-        headers = (["object"] if multi else []) + ["stub", "section", "kind", "GOT slot", "symbol", "slot now", "code"]
-        text = "".join(f"note: {n}\n" for n in report.notes)
-        return text + (plain_table(headers, rows, width=ctx.width) if rows else "")
+        cols = ([Col("object", "symbol")] if multi else []) + [
+            Col("stub", "address"), Col("section", "key"), Col("kind", "key"), Col("GOT slot", "address"),
+            _symbol_col((s.symbol for s in report.stubs), ctx.width), Col("slot now"), Col("code")]
+        text = _notes(report.notes, ctx.width)
+        return text + (render_table(cols, rows, ctx.width, styler=ctx.styler) if rows else "")
 
 
 class PltWalk(ToolkitCommand):
-    """Walk one PLT call: call site, stub, GOT slot, target; first call vs later calls.
-
-Usage: plt-walk SYMBOL [--live] [--json]
-
+    summary = "One PLT call, hop by hop; --live watches ld.so"
+    usage = "plt-walk SYMBOL [--object PATH] [--live] [--json]"
+    description = """\
 Shows each hop with its address and disassembly, from a call of SYMBOL in
 the current function (or the first call found in .text) through the PLT stub
 and the GOT slot to the target, and explains the first call (push of the
 relocation index, .plt[0], GOT[1] = link_map, GOT[2] = resolver) versus later
-calls.  With --live (a running process, slot still unresolved) a hardware
-watchpoint is put on the slot and the program continues until ld.so writes it:
-the writer (e.g. _dl_fixup) with its backtrace, old -> new value and the final
-target are reported, the watchpoint is deleted, and the program stays stopped
-right there.
+calls -- or, when the process bound the object at load (-z now, LD_BIND_NOW,
+dlopen RTLD_NOW), says so.  When several objects or versions import SYMBOL,
+it says which slot it walks and why and lists the others (pick one with
+SYMBOL@VERSION or --object).  Data symbols are refused.
 
-Example:
-  (gdb) plt-walk puts
-  (gdb) start
-  (gdb) plt-walk puts --live"""
-
+--live (a running process, slot still unresolved): a write watchpoint on the
+slot, continue until ld.so writes it; the writer (e.g. _dl_fixup) with its
+backtrace, old -> new value and target are reported, the watchpoint is
+deleted, your own breakpoints and watchpoints are left exactly as they were,
+and the program stays stopped right there."""
+    examples = ("plt-walk puts", "plt-walk puts --live", "plt-walk foo@VER_2 --object libfoo")
+    category = "plt"
+    json_hex_addresses = True
     name = "plt-walk"
 
     def build_parser(self):
@@ -188,17 +405,21 @@ Example:
 
         p = ArgParser(self.name, "PLT walkthrough")
         p.add_argument("symbol", help="imported function, e.g. puts or memcpy@GLIBC_2.14")
+        p.add_argument("--object", metavar="PATH", help="the slot of the object whose path contains PATH")
         p.add_argument("--live", action="store_true",
                        help="continue until the dynamic linker writes the slot (watchpoint)")
         return p
 
     def complete_values(self, word):
-        """Imported symbol names of the loaded program."""
+        """Imported functions of the loaded program (not data, not TLS)."""
         try:
             from gdb_toolkit.plt.elf_model import load_model
+            from gdb_toolkit.plt.walk import completion_names
 
-            path = gdb.current_progspace().filename
-            names = sorted({s.symbol for s in load_model(path).slots if s.symbol}) if path else []
+            from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename
+
+            path = progspace_filename()
+            names = completion_names(load_model(path)) if path else []
         except Exception:
             return []
         return [n for n in names if n.startswith(word)]
@@ -209,29 +430,23 @@ Example:
         from gdb_toolkit.plt import gdb_live
         from gdb_toolkit.plt.slots import AddressSpace, classify
         from gdb_toolkit.plt.stubs import decode_plt
-        from gdb_toolkit.plt.walk import build_walk, find_call_site
+        from gdb_toolkit.plt.walk import build_walk, choose_slot, find_call_site
 
-        kind, objs, _ = _filtered_objects(True)
+        if not args.symbol.strip():
+            raise ToolkitError("no symbol given", "name an imported function, e.g. 'plt-walk puts'")
+        kind, objs = gdb_live.loaded_objects()
         if args.live and kind != "remote":       # qemu-user / gdbserver targets can be watched too
             facts.require_live_process("plt-walk --live")
-        obj = spec = None
-        order = objs
+        here = None
         if kind != "file" and gdb.selected_thread() is not None:
-            # the object of the selected frame first: stopped in a library, SYMBOL is the one
-            # its own code calls through its own PLT
             try:
                 here = AddressSpace(objs).find(gdb.selected_frame().pc())
             except gdb.error:
                 here = None
-            if here is not None:
-                order = [here] + [o for o in objs if o is not here]
-        for o in order:
-            found = o.model.slots_named(args.symbol)
-            if found:
-                obj = o
-                spec = next((s for s in found if s.kind == "JUMP_SLOT"), found[0])
-                break
-        if spec is None:
+        from gdb_toolkit.plt.demangle import demangle_all
+
+        choice = choose_slot(objs, args.symbol, here, args.object, demangle=demangle_all)
+        if choice is None:
             exe = objs[0].model
             if exe.is_static:
                 raise ToolkitError(f"{exe.name} is statically linked and has no GOT slot for {args.symbol!r}: "
@@ -239,22 +454,22 @@ Example:
             raise ToolkitError(f"no GOT slot for {args.symbol!r} in {exe.name}"
                                f"{' or its loaded objects' if len(objs) > 1 else ''}",
                                "list the imported symbols with 'got' (or 'got --all-objects' after start)")
+        obj, spec = choice.obj, choice.spec
         space = AddressSpace(objs) if kind != "file" else None
         read = None
+        value = second = None
+        w = obj.model.wordsize
         if kind != "file":
             read = gdb_live._read
-            raw = read(spec.address + obj.bias, 8)
-            value = int.from_bytes(raw, "little") if raw else None
-        else:
-            value = None
+            value = gdb_live.read_word(spec.address + obj.bias, w)
+            if value is None:
+                raise ToolkitError(f"cannot read the GOT slot of {spec.display} at 0x{spec.address + obj.bias:x}",
+                                   "the object's data is not in the target's memory (a core file without it?)")
+            if spec.kind == "TLSDESC":
+                second = gdb_live.read_word(spec.address + obj.bias + w, w)
         row = classify(spec, obj, value, space, live=kind != "file",
-                       relocated=gdb_live.relocated(kind, objs))
-        got12 = None
-        g = obj.model.got_plt_reserved()
-        if g is not None and read is not None:
-            raw = read(g + obj.bias + 8, 16)
-            if raw:
-                got12 = (int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:], "little"))
+                       relocated=gdb_live.relocated(kind, objs), second=second)
+        got12 = gdb_live.got12(obj) if kind != "file" else None
         around = None
         if kind != "file" and gdb.selected_thread() is not None:
             try:
@@ -266,51 +481,94 @@ Example:
         stubs = decode_plt(obj.model)
         call = find_call_site(obj.model, stubs, spec, around)
         report = build_walk(obj, spec, row, stubs, kind, call, space, read, got12)
+        report.chosen_because = choice.because
+        report.candidates = [{"object": o.name, "slot_address": s.address + o.bias, "symbol": s.display, "kind": s.kind}
+                             for o, s in choice.others]
+        if choice.others:
+            listed = ", ".join(f"{d['symbol']} in {d['object']} ({d['kind']} at 0x{d['slot_address']:x})"
+                               for d in report.candidates[:8])
+            more = f" and {len(report.candidates) - 8} more" if len(report.candidates) > 8 else ""
+            report.notes.append(f"walking the slot in {obj.name} ({choice.because}); also: {listed}{more}. "
+                                "Pick another with SYMBOL@VERSION or --object PATH")
         if args.live:
-            if row.state not in ("unresolved", "not-relocated"):
-                raise ToolkitError(f"the slot of {spec.display} at 0x{report.slot:x} is already {row.state} "
-                                   f"({row.target}); ld.so will not write it again",
-                                   "restart the program ('start') and run 'plt-walk --live' before the first call"
-                                   if row.state == "resolved" else
-                                   f"ld.so fills {spec.kind} slots at load: 'starti', then 'plt-walk "
-                                   f"{spec.display} --live' watches that write"
-                                   + (" (or link with -z lazy and unset LD_BIND_NOW for a first-call binding)"
-                                      if spec.kind == "JUMP_SLOT" else ""))
-            from gdb_toolkit.plt.gdb_watch import watch_slot
+            self._live(report, obj, spec, row, kind)
+        from gdb_toolkit.plt.walk import demangle_walk, mangled_names
 
-            # values that still mean "lazy stub": as in the file, and rebased by ld.so at load
-            unresolved = {row.value, spec.file_value + obj.bias} if spec.kind == "JUMP_SLOT" and \
-                not obj.model.bind_now else {row.value}
-            report.live = watch_slot(report.slot, spec.display, unresolved,
-                                     lambda v: AddressSpace(gdb_live.loaded_objects()[1]).describe(v, spec.symbol)[0])
+        raw = mangled_names(report)
+        if raw:
+            from gdb_toolkit.plt.demangle import demangle_all
+
+            demangle_walk(report, demangle_all(sorted(raw)))
         return report
 
+    @staticmethod
+    def _live(report, obj, spec, row, kind):
+        from gdb_toolkit.common.errors import ToolkitError
+        from gdb_toolkit.plt import gdb_live
+        from gdb_toolkit.plt.gdb_watch import watch_slot
+        from gdb_toolkit.plt.slots import AddressSpace
+
+        env = gdb_live.loaded_objects.env
+        if row.state not in ("unresolved", "not-relocated"):
+            if row.state == "resolved":
+                fix = "restart the program ('start') and run 'plt-walk --live' before the first call"
+            elif spec.kind == "JUMP_SLOT" and env.bind_now:
+                fix = ("LD_BIND_NOW is set in the process's environment, so ld.so binds every slot at load: "
+                       "'unset environment LD_BIND_NOW', 'start' again, then 'plt-walk "
+                       f"{spec.display} --live'")
+            elif spec.kind == "JUMP_SLOT" and not obj.model.bind_now and obj.namespace == 0 and obj.order:
+                fix = ("the process bound this object at load (dlopen with RTLD_NOW?): the write happens "
+                       "inside dlopen; use RTLD_LAZY to see a first-call binding")
+            else:
+                fix = (f"ld.so fills {spec.kind} slots at load: 'starti', then 'plt-walk "
+                       f"{spec.display} --live' watches that write"
+                       + (" (or link with -z lazy and unset LD_BIND_NOW for a first-call binding)"
+                          if spec.kind == "JUMP_SLOT" else ""))
+            raise ToolkitError(f"the slot of {spec.display} at 0x{report.slot_address:x} is already {row.state} "
+                               f"({row.target}); ld.so will not write it again", fix)
+        if env.bind_not and row.state == "unresolved":
+            raise ToolkitError(f"LD_BIND_NOT is set in the process: ld.so resolves {spec.display} on every call "
+                               "but never writes its slot, so there is no write to watch",
+                               "'unset environment LD_BIND_NOT' and start again, or step into the call "
+                               "to watch _dl_fixup")
+        # values that still mean "lazy stub": as in the file, and rebased by ld.so at load
+        unresolved = {row.value, spec.file_value + obj.bias} if spec.kind == "JUMP_SLOT" else {row.value}
+        report.live = watch_slot(report.slot_address, spec.display, unresolved,
+                                 lambda v: AddressSpace(gdb_live.loaded_objects(decide=False)[1])
+                                 .describe(v, spec.symbol)[0], obj.model.wordsize)
+
     def render(self, report, ctx):
-        lines = [f"{report.symbol} in {report.object} ({report.arch}, binding {report.binding}, {report.mode}): "
-                 f"GOT slot 0x{report.slot:x} [{report.slot_type}] = 0x{report.value:x}, "
-                 f"{report.state} -> {report.target}", ""]
+        from gdb_toolkit.common.text import wrap
+
+        w = ctx.width
+        out = wrap(f"{report.symbol} in {report.object} ({report.arch}, binding {report.binding}, {report.mode}): "
+                   f"GOT slot 0x{report.slot_address:x} [{report.slot_type}] = 0x{report.value:x}, "
+                   f"{report.state} -> {report.target}", w, "", "  ")
+        if report.binding_reason and report.mode != "file":
+            out += wrap(f"binding {report.binding}: {report.binding_reason}", w, "", "  ")
+        out += "\n"
         compact = report.live is not None    # the walk itself is 'plt-walk SYMBOL' without --live
         for i, h in enumerate(report.hops, 1):
-            lines.append(f"[{i}] {h.step:<10} 0x{h.address:x}  {h.where}")
+            out += wrap(f"[{i}] {h.step:<10} 0x{h.address:x}  {h.where}", w, "", "                ")
             if compact:
                 continue
             for c in h.code:
-                lines.append(f"      {c}")
+                out += wrap(c, w, "      ", "          ")
             if h.note:
-                lines.append(f"      -- {h.note}")
+                out += wrap(f"-- {h.note}", w, "      ", "         ")
         if report.first_call and not compact:
-            lines += ["", "First call:"] + [f"  {t}" for t in report.first_call]
+            out += "\nFirst call:\n" + "".join(wrap(t, w, "  ", "     ") for t in report.first_call)
         if report.later_calls and not compact:
-            lines += ["Later calls:"] + [f"  {t}" for t in report.later_calls]
+            out += "Later calls:\n" + "".join(wrap(t, w, "  ", "    ") for t in report.later_calls)
         if report.live:
             lv = report.live
-            lines += ["", f"Live: the slot was written by {lv.writer} ({lv.writer_object}) at 0x{lv.pc:x}",
-                      f"  old 0x{lv.old:x} -> new 0x{lv.new:x} = {lv.target}",
-                      "  backtrace:"] + [f"    #{i} {t}" for i, t in enumerate(lv.backtrace)]
-            lines.append("  (watchpoint removed; the program is stopped here: 'continue' or 'finish')")
-        for n in report.notes:
-            lines.append(f"note: {n}")
-        return "\n".join(lines) + "\n"
+            out += "\n" + wrap(f"Live: the slot was written by {lv.writer} ({lv.writer_object}) at 0x{lv.pc:x}", w,
+                               "", "  ")
+            out += wrap(f"old 0x{lv.old:x} -> new 0x{lv.new:x} = {lv.target}", w, "  ", "    ")
+            out += "  backtrace:\n" + "".join(wrap(f"#{i} {t}", w, "    ", "       ")
+                                               for i, t in enumerate(lv.backtrace))
+            out += wrap("(watchpoint removed; the program is stopped here: 'continue' or 'finish')", w, "  ", "   ")
+        return out + _notes(report.notes, w)
 
 
 def register():

@@ -1,5 +1,11 @@
 """plt-walk --live: a hardware write watchpoint on one GOT slot, continue until ld.so
-writes it, report the writer, and always delete the watchpoint."""
+writes it, report the writer, and always delete the watchpoint.
+
+The user's own breakpoints and watchpoints are left exactly as they were: when the target
+refuses a hardware watchpoint (all debug registers taken by the user's, or qemu-user's
+gdbstub), ours is created as a software watchpoint by turning ``can-use-hw-watchpoints``
+off only for the instant of its creation -- never across a ``continue``, where gdb would
+re-evaluate (and downgrade) every other watchpoint."""
 import os
 
 import gdb
@@ -11,56 +17,68 @@ MAX_HITS = 8
 BACKTRACE = 12
 
 
-def _read_slot(addr: int) -> int:
-    return int.from_bytes(bytes(gdb.selected_inferior().read_memory(addr, 8)), "little")
+def _read_slot(addr: int, wordsize: int = 8) -> int:
+    return int.from_bytes(bytes(gdb.selected_inferior().read_memory(addr, wordsize)), "little")
 
 
 def _frame_text(frame, describe=None) -> tuple[str, str]:
     pc = frame.pc()
     name = frame.name()
-    lib = gdb.solib_name(pc)
-    obj = os.path.basename(lib) if lib else os.path.basename(gdb.current_progspace().filename or "?")
+    from gdb_toolkit.common.names import escape_name
+    from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename, solib_name
+
+    lib = solib_name(pc)
+    obj = escape_name(os.path.basename(lib) if lib else os.path.basename(progspace_filename() or "?"))
     if not name:   # no symbol known to gdb (stripped ld.so): ask our own index
         name = describe(pc).split(" in ")[0] if describe else "??"
     return f"0x{pc:x} {name} ({obj})", obj
 
 
-def _set_watchpoint(slot: int):
-    wp = gdb.Breakpoint(f"*(unsigned long *) 0x{slot:x}", gdb.BP_WATCHPOINT, gdb.WP_WRITE, internal=True)
+def _set_watchpoint(slot: int, wordsize: int = 8, software: bool = False):
+    ctype = "unsigned long long" if wordsize == 8 else "unsigned int"
+    spec = f"*({ctype} *) 0x{slot:x}"          # only numbers: no user text reaches gdb's parser
+    if not software:
+        wp = gdb.Breakpoint(spec, gdb.BP_WATCHPOINT, gdb.WP_WRITE, internal=True)
+    else:
+        old = gdb.parameter("can-use-hw-watchpoints")
+        gdb.execute("set can-use-hw-watchpoints 0", to_string=True)
+        try:
+            wp = gdb.Breakpoint(spec, gdb.BP_WATCHPOINT, gdb.WP_WRITE, internal=True)
+        finally:
+            gdb.execute(f"set can-use-hw-watchpoints {int(old)}", to_string=True)
     wp.silent = True
     return wp
 
 
-def watch_slot(slot: int, symbol: str, unresolved: set[int], describe) -> LiveWrite:
+def watch_slot(slot: int, symbol: str, unresolved: set[int], describe, wordsize: int = 8) -> LiveWrite:
     """Continue until *slot* gets a value outside *unresolved* (the lazy-stub values);
     the program is left stopped right after the write.  A hardware watchpoint is used;
     where the target refuses one (qemu-user's gdbstub) a software watchpoint is used."""
     try:
-        old = _read_slot(slot)
+        old = _read_slot(slot, wordsize)
     except gdb.MemoryError:
         raise ToolkitError(f"cannot read the GOT slot at 0x{slot:x}", "check the process is alive") from None
     try:
-        wp = _set_watchpoint(slot)
+        wp = _set_watchpoint(slot, wordsize)
     except gdb.error as exc:
         raise ToolkitError(f"cannot set a watchpoint on 0x{slot:x}: {exc}",
                            "check 'show can-use-hw-watchpoints' and free a debug register") from None
     first_old = old
     hits = 0
-    hw_param = None
+    software = False
     try:
         for _ in range(MAX_HITS):
             before = wp.hit_count
             try:
                 gdb.execute("continue", to_string=True)
             except gdb.error as exc:
-                if hw_param is not None or not gdb.selected_inferior().pid:
+                if software or not gdb.selected_inferior().pid:
                     raise ToolkitError(f"the program could not continue: {exc}",
                                        "check its state with 'info program'") from None
                 # the target would not insert a hardware watchpoint: fall back to software
                 wp.delete()
-                hw_param = gdb.parameter("can-use-hw-watchpoints")
-                gdb.execute("set can-use-hw-watchpoints 0", to_string=True)
-                wp = _set_watchpoint(slot)
+                software = True
+                wp = _set_watchpoint(slot, wordsize, software=True)
                 before = wp.hit_count
                 try:
                     gdb.execute("continue", to_string=True)
@@ -77,7 +95,7 @@ def watch_slot(slot: int, symbol: str, unresolved: set[int], describe) -> LiveWr
                                    "was written (the watchpoint is removed)",
                                    f"continue to where you want and run 'plt-walk {symbol} --live' again")
             hits += 1
-            new = _read_slot(slot)
+            new = _read_slot(slot, wordsize)
             if new != old and new not in unresolved:
                 frame = gdb.newest_frame()
                 top, obj = _frame_text(frame, describe)
@@ -100,5 +118,3 @@ def watch_slot(slot: int, symbol: str, unresolved: set[int], describe) -> LiveWr
     finally:
         if wp.is_valid():
             wp.delete()
-        if hw_param is not None:
-            gdb.execute(f"set can-use-hw-watchpoints {int(hw_param)}", to_string=True)

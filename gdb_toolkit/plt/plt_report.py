@@ -1,35 +1,40 @@
 """The ``plt`` report: stubs of each object with run-time addresses and slot states."""
-import struct
-from dataclasses import dataclass, field
-
 from gdb_toolkit.common.disasm import disassemble
+from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.plt.slots import AddressSpace, LoadedObject, classify, compile_filter
 from gdb_toolkit.plt.stubs import decode_plt
 
 
-def _code(stub, bias: int, arch: str) -> list[str]:
-    """The stub's instructions decoded at their run-time address (branch targets too)."""
+def _code(stub, bias: int, arch: str, cache: dict) -> list[str]:
+    """The stub's instructions decoded at their run-time address (branch targets too),
+    cached per (stub, bias): a warm 'plt' on thousands of stubs decodes nothing."""
     if not bias:
         return [i.text for i in stub.insns]
-    raw = b"".join(i.raw for i in stub.insns)
-    return [i.text for i in disassemble(raw, stub.address + bias, arch)]
+    key = (stub.address, bias)
+    hit = cache.get(key)
+    if hit is None:
+        raw = b"".join(i.raw for i in stub.insns)
+        hit = cache[key] = [i.text for i in disassemble(raw, stub.address + bias, arch)]
+    return hit
 
 
-@dataclass
+@record
 class StubRow:
     object: str
     address: int
     section: str
     kind: str
-    slot: int | None
-    symbol: str
+    slot_address: int | None
+    symbol: str                 # displayed (C++ demangled) with version
     reloc_index: int | None
     state: str | None
     target: str | None
     code: list[str]
+    symbol_raw: str | None = None   # the raw (mangled) name when it differs
 
 
-@dataclass
+@record
 class PltReport:
     mode: str
     stubs: list[StubRow]
@@ -37,36 +42,64 @@ class PltReport:
 
 
 def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
-               values: dict[str, bytes] | None, mode: str, pattern: str | None,
-               relocated: bool = True) -> PltReport:
+               memory: dict[int, int] | None, mode: str, pattern: str | None,
+               relocated: bool = True, demangle=None) -> PltReport:
+    """Stubs of *listed* objects.  *demangle*: a function {raw: shown} for C++ names (one
+    call for the whole report); REGEX matches raw, versioned and demangled names."""
     rx = compile_filter(pattern)
-    space = AddressSpace(space_objects) if values is not None else None
+    space = AddressSpace(space_objects) if memory is not None else None
     rows, notes = [], []
+    decoded = []
     for obj in listed:
+        m = obj.model
+        try:
+            decoded.append((obj, m.slot_by_address(), decode_plt(m)))
+        except ToolkitError as exc:
+            notes.append(f"skipped {obj.name}: {exc.cause}")
+    shown = {}
+    if demangle is not None:
+        raw = {spec.symbol for _, specs, stubs in decoded for s in stubs
+               if s.slot is not None and (spec := specs.get(s.slot)) is not None and spec.symbol.startswith("_Z")}
+        shown = demangle(sorted(raw)) if raw else {}
+    targets: set[str] = set()           # mangled target names, demangled in one more call
+    for obj, specs, stubs in decoded:
         m, b = obj.model, obj.bias
-        specs = m.slot_by_address()
-        blob = values.get(obj.path) if values else None
-        lo = m.slots[0].address if m.slots else 0
-        stubs = decode_plt(m)
+        cache = m.__dict__.setdefault("_plt_code", {})
         if m.is_static:
-            n = sum(1 for s in stubs if s.kind != "plt0")
+            # stubs through an IRELATIVE slot (a .plt.got stub of a link-time-filled slot is not one)
+            n = sum(1 for s in stubs if s.kind != "plt0" and s.slot is not None
+                    and getattr(specs.get(s.slot), "kind", None) == "IRELATIVE")
             notes.append(f"{m.name} is statically linked: there is no PLT for imports; "
                          f"{'its .plt holds ' + str(n) + ' IRELATIVE (ifunc) stubs' if n else 'no ifunc stubs either'}")
         elif not stubs:
             notes.append(f"{m.name} has no PLT stubs (built with -fno-plt, or imports nothing)")
         for s in stubs:
-            if rx and not rx.search(s.symbol or ("" if s.kind != "plt0" else ".plt[0]")):
+            spec = specs.get(s.slot) if s.slot is not None else None
+            symbol, raw = s.symbol, None
+            if spec is not None and shown.get(spec.symbol, spec.symbol) != spec.symbol:
+                raw = symbol
+                symbol = shown[spec.symbol] + (f"@{spec.version}" if spec.version else "")
+            if rx and not (rx.search(s.symbol or ("" if s.kind != "plt0" else ".plt[0]"))
+                           or (spec is not None and rx.search(spec.symbol)) or (raw and rx.search(symbol))):
                 continue
             state = target = None
-            if blob and s.slot in specs:
-                value = struct.unpack_from("<Q", blob, s.slot - lo)[0]
-                row = classify(specs[s.slot], obj, value, space, live=True, relocated=relocated)
+            value = memory.get(s.slot + b) if memory is not None and spec is not None else None
+            if value is not None:
+                row = classify(spec, obj, value, space, live=True, relocated=relocated)
                 state, target = row.state, row.target
-            rows.append(StubRow(m.name, s.address + b, s.section, s.kind,
+                if row.target_symbol and row.target_symbol.startswith("_Z"):
+                    targets.add(row.target_symbol)
+            rows.append(StubRow(obj.name, s.address + b, s.section, s.kind,
                                 s.slot + b if s.slot is not None else None,
-                                s.symbol if s.kind != "plt0" else "(.plt[0]: resolver trampoline)",
+                                symbol if s.kind != "plt0" else "(.plt[0]: resolver trampoline)",
                                 s.reloc_index, state if state is None else f"{state}: {target}", target,
-                                _code(s, b, m.arch)))
+                                _code(s, b, m.arch, cache), raw))
+    if targets and demangle is not None:
+        from gdb_toolkit.plt.demangle import replacer
+
+        fix = replacer(demangle(sorted(targets)))
+        for r in rows:
+            r.state, r.target = fix(r.state), fix(r.target)
     if not rows and not notes and pattern:
         notes.append("no PLT stub matched")
     return PltReport(mode, rows, notes)

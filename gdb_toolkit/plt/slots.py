@@ -1,31 +1,86 @@
-"""GOT slot states: the address space of loaded objects, and the classifier.
+"""GOT slot states: the address space of loaded objects, the binding decision, the classifier.
 
 A slot is *unresolved* when its current value is still the file's value plus the load
 bias (it points back into the PLT's lazy stub), *resolved* when ld.so rewrote it on the
-first call (lazy binding), *bound-at-load* when ld.so filled it before the program ran
-(BIND_NOW, GLOB_DAT, IRELATIVE, TLS), *null* for an absent weak symbol, and
-*not-relocated* when the process stopped before ld.so relocated the object.
+first call (lazy binding), *bound-at-load* when ld.so filled it before the code ran
+(BIND_NOW, dlopen(RTLD_NOW), LD_BIND_NOW, GLOB_DAT, IRELATIVE, TLS), *null* for an absent
+weak symbol, and *not-relocated* when the process stopped before its object was relocated.
+
+Whether an object is bound lazily is decided from the process, not from the file: ld.so
+installs the lazy resolver in GOT[2] (and the object's link_map in GOT[1]) only when it
+relocates the object lazily; ``-z now``, ``LD_BIND_NOW`` and ``dlopen(RTLD_NOW)`` leave both 0.
 """
 import bisect
 import re
-from dataclasses import dataclass, field
 from functools import cached_property
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.plt.elf_model import ObjectModel, SlotSpec
+from gdb_toolkit.plt.reloc_types import TLS_KINDS
 
-TLS_KINDS = {"TPOFF64", "TLS_TPREL64", "DTPMOD64", "TLS_DTPMOD64", "DTPOFF64", "TLS_DTPREL64", "TLSDESC"}
+#: slots further apart than this are read separately (a crafted relocation far away costs nothing)
+READ_GAP = 4096
+#: the most bytes of GOT read from the target for one command
+MAX_SLOT_BYTES = 64 << 20
 
 
-@dataclass
+class ProcessEnv:
+    """What the process's environment says about binding (read from /proc/PID/environ):
+    LD_BIND_NOW, LD_BIND_NOT, and the LD_AUDIT modules (whose la_symbind may bind a symbol
+    to any address)."""
+    __slots__ = ('bind_now', 'bind_not', 'known', 'audit')
+
+    def __init__(self, bind_now=False, bind_not=False, known=False, audit=()):
+        self.bind_now = bind_now
+        self.bind_not = bind_not
+        self.known = known
+        self.audit = tuple(audit)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self):
+        return f"ProcessEnv({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
+
+
+class Binding:
+    """How ld.so bound one object in this process, and why we say so."""
+    __slots__ = ('mode', 'reason')
+
+    def __init__(self, mode, reason):
+        self.mode = mode
+        self.reason = reason
+
+    def __eq__(self, other):
+        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self):
+        return f"Binding({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
+
+
+@record
 class LoadedObject:
     path: str
     bias: int
     model: ObjectModel = field(metadata={"json_skip": True}, repr=False)
+    namespace: int = 0
+    link_map: int | None = None          # address of its struct link_map (None: file view)
+    binding: Binding | None = None       # decided from the process (decide_binding)
+    order: int = 0                       # position in the dynamic linker's list (lookup order)
+    in_memory: bool = False              # no file: the kernel's vDSO, read from the target
+    alias: bool = False                  # the same mapping as a base-namespace object (ld.so,
+                                         # listed in every dlmopen namespace): looked up, not listed
+
+    @property
+    def listable(self) -> bool:
+        """Has slots of its own to list (not the vDSO, not a namespace's alias of ld.so)."""
+        return not self.in_memory and not self.alias
 
     @cached_property
     def name(self) -> str:
-        return self.model.name
+        base = self.model.name
+        return base if not self.namespace else f"{base}[ns{self.namespace}]"
 
     @cached_property
     def start(self) -> int:
@@ -34,6 +89,54 @@ class LoadedObject:
     @cached_property
     def end(self) -> int:
         return self.model.span[1] + self.bias
+
+    @property
+    def bind_not(self) -> bool:
+        """LD_BIND_NOT: ld.so resolves every lazy call again and never writes the slot."""
+        return self.binding is not None and self.binding.mode == "lazy" and "LD_BIND_NOT" in self.binding.reason
+
+    @property
+    def lazy(self) -> bool:
+        """Are this object's JUMP_SLOTs bound on first call in this process?"""
+        if self.binding is not None:
+            return self.binding.mode in ("lazy", "file-lazy")
+        return not self.model.bind_now and not self.model.is_static
+
+
+def decide_binding(obj: LoadedObject, got12: tuple[int, int] | None, env: ProcessEnv,
+                   relocated: bool, live: bool) -> Binding:
+    """The binding mode of *obj* in this process, from GOT[1]/GOT[2] and the environment."""
+    m = obj.model
+    if m.is_static:
+        return Binding("static", "statically linked: no dynamic linker")
+    file_now = m.bind_now
+    has_lazy = m.has_plt_relocs
+    if not live:
+        return Binding("file-now" if file_now else "file-lazy",
+                       "DT_FLAGS BIND_NOW / DF_1_NOW in the file" if file_now else "no BIND_NOW flag in the file")
+    if not relocated or got12 is None:
+        why = "not relocated yet" if not relocated else "GOT[1]/GOT[2] unreadable"
+        return Binding("now" if file_now else "lazy", f"{why}: the file says {'now' if file_now else 'lazy'}")
+    if not has_lazy:
+        return Binding("now", "no JUMP_SLOT relocations: every slot is bound at load")
+    g1, g2 = got12
+    if g2:
+        if env.bind_not:
+            return Binding("lazy", f"GOT[2]=0x{g2:x} (the lazy resolver); LD_BIND_NOT is set: "
+                                   "ld.so resolves on every call and never writes the slots")
+        return Binding("lazy", f"GOT[2]=0x{g2:x}: ld.so installed the lazy resolver (GOT[1]=0x{g1:x} "
+                               "is this object's link_map)")
+    if file_now:
+        return Binding("now", "GOT[1]=GOT[2]=0 and the file has BIND_NOW (-z now): bound at load")
+    if m.soname.startswith(("ld-linux", "ld64.so", "ld.so")):
+        return Binding("now", "the dynamic linker relocates itself at start-up, all at once")
+    if env.bind_now:
+        return Binding("now", "GOT[1]=GOT[2]=0: LD_BIND_NOW is set in the process: bound at load")
+    if env.known:
+        return Binding("now", "GOT[1]=GOT[2]=0 although the file allows lazy binding and LD_BIND_NOW is not "
+                              "set: loaded by dlopen with RTLD_NOW (or as a dependency of such an object)")
+    return Binding("now", "GOT[1]=GOT[2]=0 although the file allows lazy binding: the process bound it at "
+                          "load (dlopen with RTLD_NOW, or LD_BIND_NOW: the environment is not readable here)")
 
 
 class AddressSpace:
@@ -45,12 +148,17 @@ class AddressSpace:
 
     def find(self, addr: int) -> LoadedObject | None:
         i = bisect.bisect_right(self._starts, addr) - 1
-        if i >= 0 and addr < self.objects[i].end:
-            return self.objects[i]
+        while i >= 0:
+            o = self.objects[i]
+            if addr < o.end:
+                return o
+            if o.end <= addr and i and self.objects[i - 1].end <= o.start:
+                break
+            i -= 1
         return None
 
     def describe(self, addr: int, prefer: str | None = None) -> tuple[str, str | None, str | None]:
-        """(text, symbol, object name): ``puts in libc.so.6``, ``libfoo.so+0x1234``."""
+        """(text, symbol, object name): ``puts in libc.so.6``, ``libfoo.so:.text+0x1234``."""
         obj = self.find(addr)
         if obj is None:
             return (f"0x{addr:x} (no loaded object)", None, None)
@@ -62,12 +170,14 @@ class AddressSpace:
         return (f"{hit.text()} in {obj.name}", hit.name, obj.name)
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class SlotRow:
     object: str
     address: int
-    symbol: str
-    type: str
+    symbol: str                 # displayed (demangled) name with version
+    symbol_raw: str | None      # the raw (mangled) name when it differs
+    reloc_type: str             # R_X86_64_JUMP_SLOT ...
+    kind: str                   # JUMP_SLOT, GLOB_DAT, IRELATIVE, TLSDESC, TLS_TPOFF ...
     value: int
     state: str
     target: str
@@ -76,43 +186,64 @@ class SlotRow:
     relro: bool
     read_only_now: bool | None
     file_value: int
+    tls: dict | None = None     # TLS slots: {"variable", "module", "offset", "resolver", ...}
+    preview: str | None = None  # first instruction at the target (--preview)
+    audit: dict | None = None   # --audit: {"verdict", "expected", ...}
+    target_symbol_raw: str | None = None   # the raw (mangled) target name when it differs
 
 
 def compile_filter(pattern: str | None):
-    if not pattern:
+    if pattern is None:
         return None
+    if not pattern:
+        raise ToolkitError("empty regular expression", "give a name or a pattern, e.g. 'puts' or 'mem|str'")
     try:
         return re.compile(pattern)
-    except re.error as exc:
+    except (re.error, OverflowError, RecursionError, ValueError) as exc:
         raise ToolkitError(f"bad regular expression {pattern!r}: {exc}",
-                           "give a Python regular expression, e.g. 'mem|str' or '^puts$'") from None
+                           "give a Python regular expression, e.g. 'mem|str' or '^puts$' "
+                           "(names match with and without their @VERSION)") from None
+
+
+def name_matches(rx, spec: SlotSpec, shown: str) -> bool:
+    """A pattern matches the bare name, the name@VERSION and the demangled name, so
+    '^puts$' finds puts@GLIBC_2.2.5 and 'std::cout' finds _ZSt4cout."""
+    return bool(rx.search(spec.symbol) or rx.search(spec.display) or (shown != spec.display and rx.search(shown)))
 
 
 def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: AddressSpace | None,
              *, live: bool, bind_now_env: bool = False, read_only_now: bool | None = None,
-             relocated: bool = True) -> SlotRow:
+             relocated: bool = True, second: int | None = None, shown: str | None = None) -> SlotRow:
     """One row of the ``got`` table. *value* None means "not loaded: use the file";
-    *relocated* False says ld.so has not processed its object list yet (stopped at starti)."""
+    *relocated* False says ld.so has not processed its object list yet (stopped at starti);
+    *second* is the next word (a TLS descriptor's argument)."""
     m = obj.model
     bias = obj.bias
-    lazy_kind = spec.kind == "JUMP_SLOT" and not m.bind_now
+    lazy_kind = spec.kind == "JUMP_SLOT" and obj.lazy and not bind_now_env
     initial = spec.file_value + bias if spec.file_value else 0
     tsym = tobj = None
+    tls = None
+    no_ldso = "the start-up code" if m.is_static else "ld.so"
     if value is None:                                   # static view, before run
         value = spec.file_value
-        if lazy_kind and m.section_of(value) in (".plt", ".plt.sec"):
+        if spec.kind == "JUMP_SLOT" and not m.bind_now and m.section_of(value) in (".plt", ".plt.sec"):
             state, target = "unresolved", f"lazy stub {_section_offset(m, value)}"
         elif spec.kind == "IRELATIVE":
             state, target = "bound-at-load", f"ifunc resolver {spec.symbol or hex(spec.addend)} runs at start-up"
+        elif spec.kind in TLS_KINDS:
+            state, target = "bound-at-load", f"TLS: set by {no_ldso} at load"
+            tls = tls_facts(spec, obj, None, None, space)
+            target = f"TLS {tls['variable']}: set by ld.so at load"
         else:
             state, target = "bound-at-load", ("set by ld.so at load (BIND_NOW)" if spec.kind == "JUMP_SLOT"
                                               else "set by ld.so at load")
-        return SlotRow(m.name, spec.address, spec.display, spec.kind, value, state, target, None, None,
-                       m.in_relro(spec.address), None, spec.file_value)
+        return SlotRow(obj.name, spec.address, shown or spec.display, None, spec.rtype, spec.kind, value, state,
+                       target, None, None, m.in_relro(spec.address), None, spec.file_value, tls)
     if not relocated and value == spec.file_value:
-        state, target = "not-relocated", "ld.so has not relocated this object yet"
+        state, target = "not-relocated", f"{no_ldso} has not relocated this object yet"
     elif spec.kind in TLS_KINDS:
-        state, target = "bound-at-load", f"TLS value 0x{value:x}"
+        tls = tls_facts(spec, obj, value, second, space)
+        state, target = "bound-at-load", tls["text"]
     elif spec.kind == "IRELATIVE" and spec.file_value and value == initial:
         # still the link-time value: the start-up code (static) or ld.so has not called
         # the ifunc resolver yet (e.g. stopped at starti)
@@ -120,18 +251,79 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
     elif value == 0:
         state, target = "null", "0 (weak symbol not defined anywhere)" if spec.kind != "IRELATIVE" else "0"
     elif bias and spec.file_value and value == spec.file_value and value != initial:
-        state, target = "not-relocated", "ld.so has not relocated this object yet"
-    elif spec.kind == "JUMP_SLOT" and value == initial and m.section_of(spec.file_value) in (".plt", ".plt.sec"):
-        state, target = "unresolved", f"lazy stub {_section_offset(m, spec.file_value)}"
+        state, target = "not-relocated", f"{no_ldso} has not relocated this object yet"
+    elif spec.kind == "JUMP_SLOT" and value == initial and \
+            (sec := m.section_of(spec.file_value)) in (".plt", ".plt.sec"):
+        state, target = "unresolved", f"lazy stub {_section_offset(m, spec.file_value, sec)}"
     else:
-        state = "resolved" if lazy_kind and not bind_now_env else "bound-at-load"
+        state = "resolved" if lazy_kind else "bound-at-load"
         target, tsym, tobj = space.describe(value, spec.symbol) if space else (f"0x{value:x}", None, None)
-    return SlotRow(m.name, spec.address + bias, spec.display, spec.kind, value, state, target, tsym, tobj,
-                   m.in_relro(spec.address), read_only_now, spec.file_value)
+    return SlotRow(obj.name, spec.address + bias, shown or spec.display, None, spec.rtype, spec.kind, value, state,
+                   target, tsym, tobj, m.in_relro(spec.address), read_only_now, spec.file_value, tls)
 
 
-def _section_offset(m: ObjectModel, addr: int) -> str:
-    sec = m.section_of(addr)
+def tls_module(spec: SlotSpec, obj: LoadedObject, space: AddressSpace | None) -> LoadedObject:
+    """The object whose TLS block holds the variable: its own for a local (symbol-less)
+    relocation, else the first object of the lookup order that defines it as TLS."""
+    if not spec.symbol or space is None:
+        return obj
+    ordered = sorted((o for o in space.objects if o.namespace == obj.namespace), key=lambda o: o.order)
+    for o in ordered:
+        for s in o.model.exports.get(spec.symbol, ()):
+            if s.type == 6 and (not spec.version or not s.version or s.version == spec.version):
+                return o
+    return obj
+
+
+def tls_facts(spec: SlotSpec, obj: LoadedObject, value: int | None, second: int | None,
+              space: AddressSpace | None) -> dict:
+    """Module, variable and what the slot holds, for every TLS relocation kind."""
+    var = spec.symbol
+    if spec.symbol and spec.addend:
+        var += f"+0x{spec.addend:x}"
+    elif not spec.symbol:
+        # a local variable: only its offset in this object's TLS block is in the relocation
+        var = obj.model.tls_variable(spec.addend) or f"offset 0x{spec.addend:x}"
+    module = tls_module(spec, obj, space)
+    out = {"variable": var if spec.symbol or not var.startswith("offset ")
+           else f"{var} in the TLS block of {obj.name}", "module": module.name, "text": ""}
+    if value is None:
+        out["text"] = f"TLS {var} of {module.name}"
+        return out
+    bits = obj.model.wordsize * 8
+    signed = value - (1 << bits) if value >> (bits - 1) else value
+    if spec.kind == "TLSDESC":
+        resolver = space.describe(value)[0] if space else f"0x{value:x}"
+        rname = resolver.split(" in ")[0]
+        out.update(resolver=resolver, argument=second)
+        if second is None:
+            how = "argument unread"
+        elif "tlsdesc_return" in rname:
+            sarg = second - (1 << bits) if second >> (bits - 1) else second
+            how = f"static TLS: offset {'-' if sarg < 0 else '+'}0x{abs(sarg):x} from the thread pointer"
+            out["offset"] = sarg
+        elif "tlsdesc_dynamic" in rname:
+            how = f"dynamic TLS: argument 0x{second:x} -> tlsdesc_dynamic_arg (module, offset)"
+            out["dynamic_arg"] = second      # completed by tlsdesc_dynamic() from target memory
+        elif "undefweak" in rname:
+            how = "undefined weak TLS variable"
+        else:
+            how = f"argument 0x{second:x}"
+        out["text"] = f"TLSDESC {var} of {module.name}: resolver {resolver}, {how}"
+    elif spec.kind == "TLS_DTPMOD":
+        out["module_id"] = value
+        out["text"] = f"TLS module id {value} ({module.name}) for {var}"
+    elif spec.kind == "TLS_DTPOFF":
+        out["offset"] = signed
+        out["text"] = f"TLS {var}: offset 0x{value:x} in {module.name}'s TLS block"
+    else:   # TLS_TPOFF: offset from the thread pointer (x86: negative, below the TCB)
+        out["offset"] = signed
+        out["text"] = f"TLS {var} of {module.name}: thread pointer {'-' if signed < 0 else '+'}0x{abs(signed):x}"
+    return out
+
+
+def _section_offset(m: ObjectModel, addr: int, sec: str | None = None) -> str:
+    sec = sec or m.section_of(addr)
     if not sec:
         return f"0x{addr:x}"
     off = addr - m.sections[sec].addr
@@ -140,70 +332,198 @@ def _section_offset(m: ObjectModel, addr: int) -> str:
     return f"{sec}+0x{off:x}" if off else sec
 
 
-@dataclass
+@record
 class ObjectSummary:
     path: str
     bias: int
-    binding: str          # lazy / now / static
+    binding: str          # lazy / now / static (from the process), file-lazy/file-now before run
+    binding_reason: str
     kind: str             # PIE executable / executable / shared object / static executable
     pie: bool
     relro: list[int] | None
     slots: int
     plt: bool
+    arch: str
+    namespace: int = 0
+    stale: str | None = None   # the file on disk is not what the process mapped
 
 
-@dataclass
+@record
 class GotReport:
     mode: str                         # file / live / core / remote
     objects: list[ObjectSummary]
     slots: list[SlotRow]
     notes: list[str] = field(default_factory=list)
+    diff: object | None = None        # --diff: a diff.GotDiff
+    pairs: list = field(default_factory=list, metadata={"json_skip": True}, repr=False)
+
+
+def object_kind(m: ObjectModel) -> str:
+    if m.is_shared_lib:
+        return "shared object"
+    if m.is_static:
+        return "static-pie executable" if m.is_pie else "static executable"
+    return "PIE executable" if m.is_pie else "executable"
 
 
 def summarize(obj: LoadedObject, nslots: int) -> ObjectSummary:
     m = obj.model
     relro = [m.relro[0] + obj.bias, m.relro[1] + obj.bias] if m.relro else None
-    kind = ("shared object" if m.is_shared_lib else
-            ("static " if m.is_static else "") + ("PIE executable" if m.is_pie else "executable"))
-    return ObjectSummary(obj.path, obj.bias, m.binding, kind, m.is_pie, relro, nslots,
-                         any(n in m.sections for n in (".plt", ".plt.sec", ".plt.got")))
+    b = obj.binding or Binding("now" if m.bind_now else "lazy", "from the file")
+    mode = b.mode.replace("file-", "") if b.mode.startswith("file-") else b.mode
+    from gdb_toolkit.common.names import escape_name
+
+    return ObjectSummary(escape_name(obj.path), obj.bias, mode, b.reason, object_kind(m), m.is_pie, relro, nslots,
+                         any(n in m.sections for n in (".plt", ".plt.sec", ".plt.got")), m.arch, obj.namespace)
 
 
-def got_report(objects: list[LoadedObject], values: dict[str, bytes | None], *, mode: str,
+def read_plan(objects: list[LoadedObject]) -> list[tuple[int, int]]:
+    """Run-time [lo, hi) ranges covering every slot (and a TLS descriptor's second word):
+    nearby slots share one read, distant ones get their own; bounded in total."""
+    points = []
+    for obj in objects:
+        w = obj.model.wordsize
+        for s in obj.model.slots:
+            a = s.address + obj.bias
+            points.append((a, a + (2 * w if s.kind == "TLSDESC" else w)))
+    points.sort()
+    ranges: list[list[int]] = []
+    for lo, hi in points:
+        if ranges and lo - ranges[-1][1] <= READ_GAP:
+            ranges[-1][1] = max(ranges[-1][1], hi)
+        else:
+            ranges.append([lo, hi])
+    total = sum(hi - lo for lo, hi in ranges)
+    if total > MAX_SLOT_BYTES:
+        raise ToolkitError(f"the GOT slots span {total} bytes of memory", "this object is corrupt or crafted")
+    return [(lo, hi) for lo, hi in ranges]
+
+
+def decode_words(chunks: list[tuple[int, bytes]], wordsize: int) -> dict[int, int]:
+    """{run-time address: word} for every aligned word of the chunks read."""
+    out: dict[int, int] = {}
+    code = "Q" if wordsize == 8 else "I"
+    for lo, data in chunks:
+        n = len(data) // wordsize * wordsize
+        # slots are word-aligned in real files; a crafted misaligned one is read word by word
+        words = memoryview(data[:n]).cast(code)
+        for i, v in enumerate(words):
+            out[lo + i * wordsize] = v
+        if lo % wordsize:
+            out.update({lo + i: int.from_bytes(data[i:i + wordsize], "little")
+                        for i in range(0, n, wordsize)})
+    return out
+
+
+def got_report(objects: list[LoadedObject], memory: dict[int, int] | None, *, mode: str,
                pattern: str | None = None, bind_now_env: bool = False,
                space_objects: list[LoadedObject] | None = None, relocated: bool = True,
-               writable: list[tuple[int, int]] | None = None) -> GotReport:
-    """Classify every slot of *objects*; ``values[path]`` is the bulk read of that object's
-    slot range (from the lowest slot to the highest + 8), or None for the file view;
-    *writable* lists the writable address ranges of a live process (for "read-only now")."""
+               writable: list[tuple[int, int]] | None = None, demangled: dict[str, str] | None = None,
+               unreadable: set[int] | None = None) -> GotReport:
+    """Classify every slot of *objects*; *memory* maps run-time addresses to the words read
+    (None: the file view); *writable* lists the writable address ranges of a live process
+    (for "read-only now"); *demangled* maps raw names to displayed ones."""
     rx = compile_filter(pattern)
     space = AddressSpace(space_objects or objects)
     w_sorted = sorted(writable or [])
     w_starts = [a for a, _ in w_sorted]
+    demangled = demangled or {}
     rows: list[SlotRow] = []
+    pairs: list = []
     summaries = []
     notes = []
     for obj in objects:
-        specs = obj.model.name_irelative().slots
+        try:
+            specs = obj.model.name_irelative().slots
+        except ToolkitError as exc:
+            notes.append(f"skipped {obj.name}: {exc.cause}")
+            continue
+        # (display name, shown name) per slot, each computed once
+        names = [(s, *_display_and_shown(s, demangled)) for s in specs]
         if rx:
-            specs = [s for s in specs if rx.search(s.display)]
-        summaries.append(summarize(obj, len(specs)))
-        blob = values.get(obj.path)
-        lo = obj.model.slots[0].address if obj.model.slots else 0
-        words = memoryview(blob[: len(blob) // 8 * 8]).cast("Q") if blob is not None else None
-        for s in specs:
-            if words is None:
-                value = None
-            else:
-                value = words[(s.address - lo) >> 3]
+            names = [n for n in names if name_matches(rx, n[0], n[2])]
+        summaries.append(summarize(obj, len(names)))
+        w = obj.model.wordsize
+        bias = obj.bias
+        live = memory is not None
+        where = space if live else None
+        for s, display, shown in names:
+            addr = s.address + bias
+            value = second = None
+            if live:
+                value = memory.get(addr)
+                if value is None:
+                    if unreadable is not None:
+                        unreadable.add(addr)
+                    continue
+                if s.kind == "TLSDESC":
+                    second = memory.get(addr + w)
             ro = None
             if writable is not None:
-                addr = s.address + obj.bias
                 i = bisect.bisect_right(w_starts, addr) - 1
                 ro = not (i >= 0 and addr < w_sorted[i][1])
-            rows.append(classify(s, obj, value, space if blob is not None else None, live=blob is not None,
-                                 bind_now_env=bind_now_env, read_only_now=ro, relocated=relocated))
+            row = classify(s, obj, value, where, live=live, bind_now_env=bind_now_env, read_only_now=ro,
+                           relocated=relocated, second=second, shown=shown)
+            if row.symbol != display:
+                row.symbol_raw = display
+            rows.append(row)
+            pairs.append((obj, s, row))
         if obj.model.is_static:
             notes.append(f"{obj.name} is statically linked: no PLT for imports, no dynamic symbol "
                          f"resolution; only IRELATIVE (ifunc) slots are listed")
-    return GotReport(mode, summaries, rows, notes)
+        if obj.model.dropped:
+            notes.append(f"{obj.name}: {obj.model.dropped} relocation(s) point outside every loaded segment "
+                         "(corrupt or crafted file): not listed")
+    return GotReport(mode, summaries, rows, notes, pairs=pairs)
+
+
+def _display_and_shown(spec: SlotSpec, demangled: dict[str, str]) -> tuple[str, str]:
+    """(name@version as in the file, the same demangled for display)."""
+    display = spec.display
+    d = demangled.get(spec.symbol) if demangled else None
+    if not d or d == spec.symbol:
+        return display, display
+    return display, (f"{d}@{spec.version}" if spec.version else d)
+
+
+def demangled_names(report: "GotReport") -> list[str]:
+    """The raw names of a report that a demangler could show better: targets and the
+    audit's definitions (the slots' own names are demangled before classification)."""
+    names = {r.target_symbol for r in report.slots if r.target_symbol and r.target_symbol.startswith("_Z")}
+    names |= {s.symbol for _, s, r in report.pairs if r.symbol_raw and s.symbol.startswith("_Z")}
+    return sorted(names)
+
+
+def apply_demangled(report: "GotReport", demangled: dict[str, str]) -> None:
+    """Show C++ names demangled everywhere a user reads them: each target (its raw name kept
+    in ``target_symbol_raw``) and the audit's sentences."""
+    from gdb_toolkit.plt.demangle import replacer
+
+    pairs = {raw: shown for raw, shown in demangled.items() if shown and shown != raw}
+    if not pairs:
+        return
+    fix = replacer(pairs)
+    for r in report.slots:
+        if r.target_symbol in pairs:
+            r.target_symbol_raw = r.target_symbol
+            r.target_symbol = pairs[r.target_symbol]
+        r.target = fix(r.target)
+        if r.audit:
+            for key in ("expected", "holds", "why"):
+                r.audit[key] = fix(r.audit.get(key))
+            if r.audit.get("interposes"):
+                r.audit["interposes"] = [fix(t) for t in r.audit["interposes"]]
+
+
+def tlsdesc_dynamic(row: SlotRow, module_id: int | None, offset: int | None) -> None:
+    """Complete a dynamic TLSDESC slot with what its argument points at: glibc's
+    struct tlsdesc_dynamic_arg starts with the tls_index {ti_module, ti_offset}."""
+    tls = row.tls
+    arg = tls.pop("dynamic_arg", None) if tls else None
+    if arg is None or module_id is None or offset is None:
+        return
+    tls["module_id"], tls["offset"] = module_id, offset
+    tls["text"] = tls["text"].replace(
+        f"argument 0x{arg:x} -> tlsdesc_dynamic_arg (module, offset)",
+        f"module {module_id}, offset 0x{offset:x} in its TLS block (tlsdesc_dynamic_arg at 0x{arg:x})")
+    row.target = tls["text"]

@@ -1,15 +1,18 @@
 """The PLT walkthrough: call site -> stub -> GOT slot -> target, and what the first call
 does differently (lazy stub, .plt[0], GOT[1]/GOT[2], the resolver) from later calls."""
+import re
 from dataclasses import dataclass, field
 from collections.abc import Callable   # not typing: its import costs ~3 ms of the first call
 
 from gdb_toolkit.common.disasm import Insn, disassemble
+from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.plt.elf_model import ObjectModel, SlotSpec
+from gdb_toolkit.plt.reloc_types import TLS_KINDS
 from gdb_toolkit.plt.slots import AddressSpace, LoadedObject, SlotRow
-from gdb_toolkit.plt.stubs import Stub, direct_target, is_indirect_call, is_indirect_jmp, rip_target
+from gdb_toolkit.plt.stubs import Stub, direct_target, is_indirect_call, is_indirect_jmp, mem_target
 
 Reader = Callable[[int, int], "bytes | None"]
-MAX_SCAN = 8 << 20
+MAX_SCAN = 64 << 20      # bytes of .text scanned (by pattern) for a call site
 
 
 @dataclass
@@ -48,7 +51,7 @@ class WalkReport:
     mode: str
     arch: str
     binding: str
-    slot: int
+    slot_address: int
     slot_type: str
     state: str
     value: int
@@ -58,6 +61,44 @@ class WalkReport:
     later_calls: list[str] = field(default_factory=list)
     live: LiveWrite | None = None
     notes: list[str] = field(default_factory=list)
+    binding_reason: str = ""
+    chosen_because: str = ""                    # why this slot (several objects/versions import it)
+    candidates: list[dict] = field(default_factory=list)   # the other slots of that name
+    symbol_raw: str | None = None               # the raw (mangled) name when it differs
+
+
+_MANGLED = re.compile(r"(?<![A-Za-z0-9_.$])_Z[A-Za-z0-9_.$]+")
+
+
+def mangled_names(rep: WalkReport) -> set[str]:
+    """Every C++ mangled name in the report's sentences (the symbol, the caller, targets)."""
+    texts = [rep.symbol, rep.target, *rep.first_call, *rep.later_calls, *rep.notes, rep.chosen_because]
+    texts += [t for h in rep.hops for t in (h.where, h.note)]
+    if rep.live is not None:
+        texts += [rep.live.writer, rep.live.target, *rep.live.backtrace]
+    return {m.group(0) for t in texts if t and "_Z" in t for m in _MANGLED.finditer(t)}
+
+
+def demangle_walk(rep: WalkReport, demangled: dict[str, str]) -> None:
+    """Show the walk's C++ names demangled (the symbol's raw name kept in symbol_raw)."""
+    from gdb_toolkit.plt.demangle import replacer
+
+    fix = replacer(demangled)
+    shown = fix(rep.symbol)
+    if shown != rep.symbol:
+        rep.symbol_raw, rep.symbol = rep.symbol, shown
+    rep.target = fix(rep.target)
+    rep.first_call = [fix(t) for t in rep.first_call]
+    rep.later_calls = [fix(t) for t in rep.later_calls]
+    rep.notes = [fix(t) for t in rep.notes]
+    rep.chosen_because = fix(rep.chosen_because)
+    for h in rep.hops:
+        h.where, h.note = fix(h.where), fix(h.note)
+    for c in rep.candidates:
+        c["symbol"] = fix(c["symbol"])
+    if rep.live is not None:
+        rep.live.writer, rep.live.target = fix(rep.live.writer), fix(rep.live.target)
+        rep.live.backtrace = [fix(t) for t in rep.live.backtrace]
 
 
 def function_name(model: ObjectModel, addr: int) -> str:
@@ -78,21 +119,20 @@ def function_range(model: ObjectModel, addr: int) -> tuple[int, int] | None:
     return None
 
 
-def scan_calls(insns: list[Insn], arch: str, stub_addrs: set[int], slot: int) -> list[tuple[Insn, str]]:
+def scan_calls(insns: list[Insn], arch: str, stub_addrs: set[int], slot: int,
+               got_base: int | None = None) -> list[tuple[Insn, str]]:
     """Instructions that call/jump to one of *stub_addrs* or through *slot* directly."""
     out = []
-    if arch == "x86_64":
+    if arch in ("x86_64", "i386"):
         for ins in insns:
             t = direct_target(ins)
             if t is not None and t in stub_addrs:
                 out.append((ins, "stub"))
-            elif (is_indirect_call(ins) or is_indirect_jmp(ins)) and rip_target(ins) == slot:
+            elif (is_indirect_call(ins) or is_indirect_jmp(ins)) and mem_target(ins, got_base) == slot:
                 out.append((ins, "got"))
         return out
     pages: dict[str, int] = {}
     loaded: dict[str, int] = {}
-    import re
-
     for ins in insns:
         t = direct_target(ins)
         if t is not None and t in stub_addrs:
@@ -105,7 +145,7 @@ def scan_calls(insns: list[Insn], arch: str, stub_addrs: set[int], slot: int) ->
             except ValueError:
                 pass
         elif ins.mnemonic == "ldr":
-            m = re.match(r"^(x\d+), \[(x\d+)(?:, #(-?0x[0-9a-f]+|-?\d+))?\]$", ins.op_str)
+            m = _LDR_X.match(ins.op_str)
             if m and m.group(2) in pages:
                 loaded[m.group(1)] = pages[m.group(2)] + (int(m.group(3), 0) if m.group(3) else 0)
         elif ins.mnemonic in ("blr", "br") and loaded.get(ins.op_str.strip()) == slot:
@@ -113,27 +153,141 @@ def scan_calls(insns: list[Insn], arch: str, stub_addrs: set[int], slot: int) ->
     return out
 
 
+_LDR_X = re.compile(r"^(x\d+), \[(x\d+)(?:, #(-?0x[0-9a-f]+|-?\d+))?\]$")
+
+
+def _candidates(code: bytes, base: int, arch: str, stub_addrs: set[int], slot: int,
+                got_base: int | None) -> list[int]:
+    """Addresses in *code* whose bytes encode a call/jump to a stub or through the slot:
+    found by byte pattern, so nothing is disassembled but the hits (a large or crafted
+    .text costs a scan, not a disassembly)."""
+    hits = []
+    if arch in ("x86_64", "i386"):
+        for m in _X86_REL.finditer(code):
+            p = m.start()
+            if p + 5 > len(code):
+                break
+            rel = int.from_bytes(code[p + 1:p + 5], "little", signed=True)
+            t = (base + p + 5 + rel) & ((1 << 64) - 1 if arch == "x86_64" else 0xFFFFFFFF)
+            if t in stub_addrs:
+                hits.append(base + p)
+        for m in _X86_IND.finditer(code):
+            p = m.start()
+            if p + 6 > len(code):
+                break
+            modrm = code[p + 1]
+            disp = int.from_bytes(code[p + 2:p + 6], "little", signed=True)
+            if arch == "x86_64" and modrm in (0x15, 0x25):
+                t = base + p + 6 + disp
+            elif arch == "i386" and modrm in (0x15, 0x25):
+                t = disp & 0xFFFFFFFF
+            elif arch == "i386" and modrm in (0x93, 0xA3) and got_base is not None:
+                t = (got_base + disp) & 0xFFFFFFFF
+            else:
+                continue
+            if t == slot:
+                hits.append(base + p)
+        return sorted(hits)
+    if arch == "aarch64":
+        for m in _A64_BL.finditer(code):
+            p = m.start() - 3
+            if p % 4 or p < 0:
+                continue
+            w = int.from_bytes(code[p:p + 4], "little")
+            imm = w & 0x3FFFFFF
+            if imm & 0x2000000:
+                imm -= 1 << 26
+            if (base + p + 4 * imm) in stub_addrs:
+                hits.append(base + p)
+        for m in _A64_BLR.finditer(code):
+            p = m.start()
+            if p % 4 == 0:
+                hits.append(base + p)        # verified by decoding the adrp/ldr before it
+        return sorted(hits)
+    if arch == "arm":
+        # Thumb-2 bl/blx (Debian's armhf code is Thumb): two halfwords 11110 S imm10, 11 J1 x J2 imm11
+        for p in range(0, len(code) - 3, 2):
+            h1 = int.from_bytes(code[p:p + 2], "little")
+            h2 = int.from_bytes(code[p + 2:p + 4], "little")
+            if h1 & 0xF800 != 0xF000 or h2 & 0xC000 != 0xC000:
+                continue
+            s_, j1, j2 = (h1 >> 10) & 1, (h2 >> 13) & 1, (h2 >> 11) & 1
+            i1, i2 = 1 - (j1 ^ s_), 1 - (j2 ^ s_)
+            imm = (s_ << 24) | (i1 << 23) | (i2 << 22) | ((h1 & 0x3FF) << 12) | ((h2 & 0x7FF) << 1)
+            if s_:
+                imm -= 1 << 25
+            pc = base + p + 4
+            blx = not h2 & 0x1000
+            t = ((pc & ~3) + (imm & ~3) if blx else pc + imm) & 0xFFFFFFFF
+            if t in stub_addrs:
+                hits.append(base + p)
+        for p in range(0, len(code) - 3, 4):
+            if code[p + 3] & 0x0F in (0x0B, 0x0A):                  # bl / b <imm24>
+                w = int.from_bytes(code[p:p + 4], "little")
+                imm = w & 0xFFFFFF
+                if imm & 0x800000:
+                    imm -= 1 << 24
+                if ((base + p + 8 + 4 * imm) & 0xFFFFFFFF) in stub_addrs:
+                    hits.append(base + p)
+    return hits
+
+
+_X86_REL = re.compile(rb"[\xe8\xe9]", re.S)
+_X86_IND = re.compile(rb"\xff[\x15\x25\x93\xa3]", re.S)
+_A64_BL = re.compile(rb"[\x94-\x97\x14-\x17]", re.S)
+_A64_BLR = re.compile(rb"[\x00\x20\x40\x60\x80\xa0\xc0\xe0][\x00-\x03][\x1f\x3f]\xd6", re.S)
+
+
+def _verify(model: ObjectModel, addr: int, stub_addrs: set[int], slot: int,
+            got_base: int | None) -> tuple[Insn, str] | None:
+    """Decode the instruction(s) at a candidate: a real call/jump there, from an instruction
+    boundary of its function when the symbol table says where that starts."""
+    arch = model.arch
+    if arch == "arm":       # Thumb or ARM: the pattern check is the decode (capstone runs in ARM mode)
+        raw = model.read(addr, 4) or b""
+        return Insn(addr, 4, raw, "bl", f"0x{min(stub_addrs):x}" if stub_addrs else "?"), "stub"
+    lo = addr
+    fr = function_range(model, addr) if arch in ("x86_64", "i386") else None
+    if fr and fr[1] - fr[0] <= 1 << 16:
+        lo = fr[0]
+    elif arch == "aarch64":
+        lo = max(addr - 16, 0)
+    code = model.read(lo, addr - lo + 16)
+    if not code:
+        return None
+    for ins, via in scan_calls(disassemble(code, lo, arch), arch, stub_addrs, slot, got_base):
+        if ins.address == addr:
+            return ins, via
+    return None
+
+
 def find_call_site(model: ObjectModel, stubs: list[Stub], spec: SlotSpec,
                    around: int | None = None) -> CallSite | None:
     """A call of the symbol in the function containing *around* (link-time), else the
     first one in .text."""
     targets = {s.address for s in stubs if s.slot == spec.address and s.kind != "lazy"}
+    got_base = model.got_plt_reserved()
     ranges = []
     if around is not None:
         fr = function_range(model, around)
-        if fr:
+        if fr and fr[1] - fr[0] <= 1 << 20:
             ranges.append(fr)
     text = model.sections.get(".text")
-    if text:
+    if text and text.type != 8:
         ranges.append((text.addr, text.addr + min(text.size, MAX_SCAN)))
     for lo, hi in ranges:
-        code = model.read(lo, hi - lo)
-        if not code:
+        try:
+            seg = model._elf.segment_of(lo, hi - lo)
+            if seg is None or lo - seg.vaddr + (hi - lo) > seg.filesz:
+                continue
+            code = model._elf._read(seg.offset + lo - seg.vaddr, hi - lo, "the code")
+        except ToolkitError:
             continue
-        hits = scan_calls(disassemble(code, lo, model.arch), model.arch, targets, spec.address)
-        if hits:
-            ins, via = hits[0]
-            return CallSite(ins.address, function_name(model, ins.address), ins.text, via)
+        for cand in _candidates(code, lo, model.arch, targets, spec.address, got_base):
+            hit = _verify(model, cand, targets, spec.address, got_base)
+            if hit:
+                ins, via = hit
+                return CallSite(ins.address, function_name(model, ins.address), ins.text, via)
     return None
 
 
@@ -152,14 +306,18 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
                got12: tuple[int, int] | None) -> WalkReport:
     """Every hop with its address and disassembly, plus the first-call/later-call story."""
     m, b = obj.model, obj.bias
-    rep = WalkReport(spec.display, m.name, mode, m.arch, m.binding, spec.address + b, spec.kind,
+    binding = obj.binding.mode.replace("file-", "") if obj.binding else m.binding
+    rep = WalkReport(spec.display, m.name, mode, m.arch, binding, spec.address + b, spec.kind,
                      row.state, row.value, row.target)
+    if obj.binding is not None:
+        rep.binding_reason = obj.binding.reason
     call_stubs = [s for s in stubs if s.slot == spec.address and s.kind != "lazy"]
     lazy = [s for s in stubs if s.slot == spec.address and s.kind == "lazy"]
     plt0 = next((s for s in stubs if s.kind == "plt0"), None)
     if call is not None:
         rep.hops.append(Hop("call site", call.address + b, call.function,
-                            _code(m, call.address, b, 16, read, 1),
+                            _code(m, call.address, b, 16, read, 1) if m.arch != "arm" else
+                            [f"0x{call.address + b:x}: {call.insn} (Thumb bl/blx or ARM bl to the stub)"],
                             "calls the PLT stub" if call.via == "stub" else
                             "calls through the GOT slot directly (-fno-plt: no stub)"))
     else:
@@ -176,18 +334,18 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
     lazy_entry = None
     if row.state == "unresolved" or (mode == "file" and row.state == "unresolved"):
         lazy_entry = spec.file_value
-    elif spec.kind == "JUMP_SLOT" and not m.bind_now and spec.file_value:
+    elif spec.kind == "JUMP_SLOT" and obj.lazy and spec.file_value:
         lazy_entry = spec.file_value
     if lazy_entry is not None:
         lz = lazy[0] if lazy else None
+        when = ("every call (LD_BIND_NOT: the slot is never written)" if obj.bind_not else "first call only")
+        what = f"{when}: pushes the relocation {'offset' if m.arch == 'i386' else 'index'}, jumps to .plt[0]"
         if lz is not None:
             rep.hops.append(Hop("lazy stub", lz.address + b, f".plt entry {lz.reloc_index}",
-                                _code(m, lz.address, b, lz.size, read),
-                                "first call only: pushes the relocation index, jumps to .plt[0]"))
+                                _code(m, lz.address, b, lz.size, read), what))
         elif plt0 is None or lazy_entry != plt0.address:
             rep.hops.append(Hop("lazy stub", lazy_entry + b, "the stub's second half",
-                                _code(m, lazy_entry, b, 16, read, 2),
-                                "first call only: pushes the relocation index, jumps to .plt[0]"))
+                                _code(m, lazy_entry, b, 16, read, 2), what))
         if plt0 is not None:
             got = m.got_plt_reserved()
             note = ""
@@ -198,34 +356,53 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
                         f"GOT[2]=0x{g2:x} ({g2text})")
             rep.hops.append(Hop(".plt[0]", plt0.address + b, "resolver trampoline",
                                 _code(m, plt0.address, b, plt0.size, read), note))
-    if row.state in ("resolved", "bound-at-load") and row.value and spec.kind not in ("TPOFF64",):
+    if row.state in ("resolved", "bound-at-load") and row.value and spec.kind not in TLS_KINDS:
         tobj = space.find(row.value) if space else None
         if tobj is not None:
             rep.hops.append(Hop("target", row.value, row.target,
                                 _code(tobj.model, row.value - tobj.bias, tobj.bias, 16, read, 3)))
-    _story(rep, m, spec, row, stub, call, lazy, plt0, got12, space)
+    _story(rep, obj, spec, row, stub, call, lazy, plt0, got12, space)
     return rep
 
 
-def _story(rep: WalkReport, m: ObjectModel, spec: SlotSpec, row: SlotRow, stub: Stub | None,
+def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stub: Stub | None,
            call: CallSite | None, lazy: list[Stub], plt0: Stub | None, got12, space) -> None:
+    m = obj.model
     name = spec.symbol
-    slot = rep.slot
-    x86 = m.arch == "x86_64"
+    slot = rep.slot_address
     how_call = (f"the call at {call.function}" if call else f"a call of {name}@plt")
-    resolver = "the resolver in GOT[2] (_dl_runtime_resolve_xsave(c) on x86_64, _dl_runtime_resolve on aarch64)"
+    resolver = {"x86_64": "_dl_runtime_resolve_xsave(c)", "i386": "_dl_runtime_resolve",
+                "aarch64": "_dl_runtime_resolve", "arm": "_dl_runtime_resolve"}.get(m.arch, "the resolver")
+    resolver = f"the resolver in GOT[2] ({resolver})"
     if got12 and got12[1] and space is not None:
         resolver = f"GOT[2] = {space.describe(got12[1])[0]}"
-    if spec.kind == "JUMP_SLOT" and not m.bind_now:
-        if x86:
+    bind_not = obj.bind_not
+    write = ("does NOT write the slot (LD_BIND_NOT is set), then jumps to it" if bind_not else
+             f"writes its address into 0x{slot:x}, then jumps to it")
+    if spec.kind == "JUMP_SLOT" and obj.lazy:
+        if m.arch in ("x86_64", "i386"):
+            jmp = f"jmp *0x{slot:x}" + (" (%ebx-relative: %ebx holds this object's GOT)" if m.arch == "i386"
+                                        and m.is_pie or m.is_shared_lib and m.arch == "i386" else "")
+            # i386 pushes the byte offset of the relocation in .rel.plt (8-byte entries) and
+            # _dl_fixup takes it as is; x86_64 pushes (and _dl_fixup takes) the index
+            arg = spec.index * 8 if m.arch == "i386" else spec.index
+            push = (f"pushes relocation offset {arg} (entry {spec.index} of .rel.plt"
+                    if m.arch == "i386" else f"pushes relocation index {arg} (entry {spec.index} of .rela.plt")
             rep.first_call = [
-                f"1. {how_call} enters {name}@plt, which does jmp *0x{slot:x} (the GOT slot).",
-                "2. The slot still holds its file value + load bias: the lazy stub, which pushes "
-                f"relocation index {spec.index} (entry {spec.index} of .rela.plt = {spec.display}) and jumps to .plt[0].",
+                f"1. {how_call} enters {name}@plt, which does {jmp} (the GOT slot).",
+                f"2. The slot still holds its file value + load bias: the lazy stub, which {push} = "
+                f"{spec.display}) and jumps to .plt[0].",
                 "3. .plt[0] pushes GOT[1] (this object's link_map) and jumps through "
                 f"GOT[2]: {resolver}.",
-                f"4. _dl_fixup(link_map, {spec.index}) looks {spec.display} up in the loaded objects, "
-                f"writes its address into 0x{slot:x} (unless LD_BIND_NOT), then jumps to it.",
+                f"4. _dl_fixup(link_map, {arg}) looks {spec.display} up in the loaded objects, {write}.",
+            ]
+        elif m.arch == "arm":
+            rep.first_call = [
+                f"1. {how_call} enters {name}@plt: add ip, pc / add ip, ip / ldr pc, [ip, #off]! loads "
+                f"the GOT slot 0x{slot:x} into pc, leaving ip = &slot.",
+                f"2. The slot still holds .plt[0] (+ load bias): .plt[0] pushes lr and jumps through {resolver}.",
+                f"3. _dl_runtime_resolve turns ip (&slot) into the relocation index ({spec.index}) and "
+                f"calls _dl_fixup(link_map from GOT[1], index), which {write}.",
             ]
         else:
             rep.first_call = [
@@ -235,23 +412,132 @@ def _story(rep: WalkReport, m: ObjectModel, spec: SlotSpec, row: SlotRow, stub: 
                 f"and branches to it: {resolver}.",
                 "3. _dl_runtime_resolve turns x16 (&slot) into the relocation index "
                 f"({spec.index}) and calls _dl_fixup(link_map from GOT[1], index).",
-                f"4. _dl_fixup writes {name}'s address into 0x{slot:x} and the trampoline branches to it.",
+                f"4. _dl_fixup finds {name} and {write}.",
             ]
-        rep.later_calls = [f"{how_call} -> {name}@plt -> jmp through 0x{slot:x} -> {name} directly "
-                           "(one indirect jump; ld.so is not involved again)."]
+        if bind_not:
+            rep.later_calls = [f"every call goes through the lazy stub and _dl_fixup again: LD_BIND_NOT "
+                               f"keeps 0x{slot:x} unwritten."]
+        else:
+            rep.later_calls = [f"{how_call} -> {name}@plt -> jmp through 0x{slot:x} -> {name} directly "
+                               "(one indirect jump; ld.so is not involved again)."]
     elif spec.kind == "JUMP_SLOT":
-        rep.first_call = [f"ld.so bound 0x{slot:x} before the program started (BIND_NOW"
-                          f"{', full RELRO: the slot is read-only' if m.in_relro(spec.address) else ''}); "
-                          "the first call is like every other call."]
+        why = obj.binding.reason if obj.binding else "BIND_NOW"
+        relro = ", full RELRO: the slot is read-only" if m.in_relro(spec.address) else ""
+        rep.first_call = [f"bound at load: ld.so wrote 0x{slot:x} while relocating {m.name}, before its code "
+                          f"ran ({why}{relro}); the first call is like every other call: no lazy "
+                          "resolution, GOT[1]/GOT[2] are not used."]
         rep.later_calls = [f"{how_call} -> {name}@plt -> jmp through 0x{slot:x} -> {name}."]
     else:
         via = "calls through the slot itself (-fno-plt)" if call and call.via == "got" else \
             f"goes through {stub.section} ({name}@plt)" if stub else "reads the slot"
         what = "the ifunc resolver's choice" if spec.kind == "IRELATIVE" else f"{name}'s address"
-        rep.first_call = [f"{spec.kind}: ld.so wrote {what} into 0x{slot:x} at load time, before main; "
+        who = "the start-up code" if m.is_static else "ld.so"
+        rep.first_call = [f"{spec.kind}: {who} wrote {what} into 0x{slot:x} at load time, before main; "
                           f"the code {via}, so there is no lazy resolution."]
         rep.later_calls = [f"the same: every call reads 0x{slot:x} and goes straight to {name}."]
         if row.state == "null":
             rep.first_call = [f"{spec.kind}: {name} is a weak symbol no loaded object defines: ld.so "
                               f"wrote 0 into 0x{slot:x} at load time; code must test it before calling."]
-            rep.later_calls = [f"the slot stays 0 unless an object defining {name} is loaded."]
+            rep.later_calls = [f"the slot stays 0: ld.so relocates it once, so a library defining {name} "
+                               "loaded later (dlopen, even RTLD_GLOBAL) does not change it; dlsym() finds "
+                               "such a definition."]
+
+
+@dataclass
+class SlotChoice:
+    obj: LoadedObject
+    spec: SlotSpec
+    because: str
+    others: list[tuple[LoadedObject, SlotSpec]]
+
+
+_DATA_TYPES = (1, 6)      # STT_OBJECT, STT_TLS
+
+
+def _demangled_matches(pool, name: str, demangle) -> list:
+    """(object, slot) pairs whose demangled name is *name* (``std::foo()`` or
+    ``std::foo()@GLIBCXX_3.4``): the name got shows for a C++ import."""
+    base, ver = name, ""
+    head, at, tail = name.rpartition("@")
+    if at and head and tail and not any(c in tail for c in "() <>,:"):
+        base, ver = head, tail.lstrip("@")
+    raw = set()
+    for o in pool:
+        try:
+            raw.update(s.symbol for s in o.model.slots if s.symbol.startswith("_Z"))
+        except ToolkitError:
+            continue
+    shown = demangle(sorted(raw)) if raw else {}
+    wanted = {r for r, d in shown.items() if d == base}
+    out = []
+    for o in pool:
+        try:
+            out += [(o, s) for s in o.model.slots if s.symbol in wanted and (not ver or s.version == ver)]
+        except ToolkitError:
+            continue
+    return out
+
+
+def choose_slot(objects: list[LoadedObject], name: str, here: LoadedObject | None = None,
+                object_filter: str | None = None, demangle=None) -> SlotChoice | None:
+    """The slot ``plt-walk NAME`` walks, and why; the other slots of that name are kept to
+    be listed.  An import (JUMP_SLOT, then GLOB_DAT) wins over an IRELATIVE slot (a
+    library's internal ifunc); the object of the selected frame wins over the program,
+    which wins over the other objects in load order.  Data symbols are refused."""
+    if not name or not name.strip() or name.startswith("@"):
+        raise ToolkitError("no symbol given", "name an imported function, e.g. 'plt-walk puts'")
+    pool = [o for o in objects if not object_filter or object_filter in o.path or object_filter == o.name]
+    if object_filter and not pool:
+        raise ToolkitError(f"no loaded object matches {object_filter!r}",
+                           "give part of a path listed by 'got --all-objects'")
+    found = []
+    for o in pool:
+        try:
+            found += [(o, s) for s in o.model.slots_named(name)]
+        except ToolkitError:
+            if o is pool[0] and len(pool) == 1 or (o.order == 0 and o.namespace == 0):
+                raise           # the program itself is unreadable: say why, not "no slot"
+            continue
+    if not found and demangle is not None and not name.startswith("_Z") and any(c in name for c in ":( <"):
+        found = _demangled_matches(pool, name, demangle)       # a C++ name as got shows it
+    if not found:
+        return None
+    calls = [(o, s) for o, s in found if s.kind not in ("TLSDESC",) and s.symbol_type not in _DATA_TYPES]
+    if not calls:
+        o, s = found[0]
+        raise ToolkitError(f"{s.display} is a data symbol ({'TLS variable' if s.symbol_type == 6 else 'object'}"
+                           f", {s.kind} slot in {o.name}): nothing calls it through the PLT",
+                           f"'got {name.split('@')[0]}' shows its slot and value")
+
+    def rank(pair):
+        o, s = pair
+        kind = 0 if s.kind in ("JUMP_SLOT", "GLOB_DAT") else 2
+        where = 0 if (here is not None and o is here) else 1 if o.order == 0 and o.namespace == 0 else 2
+        return (kind, where, o.namespace, o.order, s.kind != "JUMP_SLOT", s.address)
+
+    calls.sort(key=rank)
+    obj, spec = calls[0]
+    kind, where = rank(calls[0])[:2]
+    if where == 0:
+        because = f"the selected frame is in {obj.name}, which calls it through its own slot"
+    elif where == 1:
+        because = "the program's own import"
+    else:
+        because = f"the first loaded object that imports it ({obj.name})"
+    if kind == 2:
+        because += f"; no object imports it, this is {obj.name}'s internal {spec.kind} slot"
+    others = [(o, s) for o, s in found if not (o is obj and s is spec)]
+    return SlotChoice(obj, spec, because, others)
+
+
+def completion_names(model: ObjectModel) -> list[str]:
+    """Names plt-walk can walk in *model*: imported functions (JUMP_SLOT / GLOB_DAT of a
+    function or untyped symbol), not data, TLS or the weak hooks (__gmon_start__, _ITM_*)."""
+    out = set()
+    for s in model.slots:
+        if s.kind not in ("JUMP_SLOT", "GLOB_DAT") or not s.symbol or s.symbol_type in _DATA_TYPES:
+            continue
+        if s.weak and s.kind == "GLOB_DAT":
+            continue
+        out.add(s.symbol)
+    return sorted(out)

@@ -1,27 +1,42 @@
-"""StackFacts -> Diagnosis: one verdict, the numbers behind it, and the fix.  Pure."""
+"""StackFacts -> Diagnosis: one verdict, the numbers behind it, and the fix.  Pure.
 
+1. Which fault: the stop itself, or -- when the program's own handler already ran (it
+   aborted, Rust's overflow handler, a process attached inside its handler) -- the original
+   fault read from the kernel's signal frame (``context.choose``).
+2. Whose stack: the mapping the frames' stack pointers live in; a thread's own block (its
+   thread pointer marks the top); a handler's alternate signal stack (``regions``).
+3. What the kernel did: the fault address against the stack, the mapping the kernel's
+   find_vma() meets, the guard gap, RLIMIT_AS and RLIMIT_STACK, in the order
+   expand_downwards()/acct_stack_growth() check them (``_classify``).
+4. Who asked (``causes``) and what fixes it when re-run (``fixes``), with the address-space
+   layout the limit at exec decides (``layout``).
+"""
 from gdb_toolkit.common.procfs import Mapping, find_mapping
 from gdb_toolkit.common.render import human_size as hs
-from gdb_toolkit.stack.kernel_rules import (CALLEE_MARGIN, is_accessible, page_down,
-                                            thread_stacksize_for, ulimit_kib_for)
-from gdb_toolkit.stack.model import (ClashProbe, Culprit, Diagnosis, Fix, Frame, StackFacts,
-                                     StackRegion)
-from gdb_toolkit.stack.recursion import detect_recursion
+from gdb_toolkit.stack import causes, fixes, threads
+from gdb_toolkit.stack.context import Context, choose
+from gdb_toolkit.stack.kernel_rules import is_accessible, page_down
+from gdb_toolkit.stack.model import Diagnosis, Fix, Frame, StackFacts, StackRegion
+from gdb_toolkit.stack.regions import find_stack_region, mapping_above, mapping_below
 
-NEAR_SP = 64 << 10        # a fault this close to sp is the stack's own access (push, call, probe)
-HUGE_FRAME = 64 << 10     # a frame at least this big (and most of the stack) is "one huge frame"
+NEAR_SP = 64 << 10        # a fault this close below sp is the stack's own access (push, call, probe)
 NULL_PAGE = 64 << 10      # vm.mmap_min_addr default: nothing is ever mapped below it
 SIGFRAME_MAX = 64 << 10   # a signal frame on the same stack (siginfo + ucontext + xsave) is smaller
+CANONICAL = {"x86_64": 47, "aarch64": 48}
 
 
 def frame_sizes(frames: list[Frame]) -> list[Frame]:
-    """Each frame's size = the caller's sp - its sp (the CFA difference)."""
+    """Each frame's size = the caller's sp - its sp (the CFA difference); None where that is
+    not a frame on one stack (a signal frame leading to another stack, a corrupt link)."""
     for inner, outer in zip(frames, frames[1:]):
-        inner.size = outer.sp - inner.sp
-        if inner.signal_frame and not 0 <= inner.size <= SIGFRAME_MAX:
+        size = outer.sp - inner.sp
+        inner.size = size
+        if inner.signal_frame and not 0 <= size <= SIGFRAME_MAX:
             inner.size = None       # the handler ran on another stack (sigaltstack)
     if frames:
-        frames[-1].size = None
+        last = frames[-1]
+        cfa = last.caller_sp
+        last.size = (cfa - last.sp) if cfa is not None and 0 <= cfa - last.sp < (1 << 40) else None
     return frames
 
 
@@ -31,387 +46,419 @@ def culprit_frame(frames: list[Frame]) -> Frame | None:
     return max(sized, key=lambda f: (f.size, -f.level)) if sized else None
 
 
-def find_stack_region(f: StackFacts) -> StackRegion | None:
-    """The faulting thread's stack mapping, found from the frames' stack pointers."""
-    anchors = sorted({fr.sp for fr in f.frames if fr.level > 0}, reverse=True) + [f.sp]
-    region, how = None, ""
-    for a in anchors:
-        region = find_mapping(f.maps, a)
-        if region:
-            lvl = next((fr.level for fr in f.frames if fr.sp == a), 0)
-            how = f"the mapping holding frame #{lvl}'s stack pointer 0x{a:x}"
-            break
-    if f.is_main_thread:
-        named = next((m for m in f.maps if m.path == "[stack]"), None)
-        if named and (region is None or region is named or region.start == named.start):
-            region, how = named, "the [stack] mapping of " + f.maps_source
-    if region is None:
-        return None
-    if f.is_main_thread:
-        label = "[stack]" if region.path == "[stack]" else "main stack (unnamed in a core file)"
-    else:
-        label = "thread stack"
-    guard = next((m for m in f.maps if m.end == region.start and not is_accessible(m.perms)), None)
-    if guard is None and f.target == "core" and not f.is_main_thread:
-        # gdb's gcore writes PROT_NONE guard pages as readable segments: take a small anonymous
-        # mapping right below a thread stack for its guard
-        guard = next((m for m in f.maps if m.end == region.start and not m.path
-                      and m.size <= (1 << 20)), None)
-        if guard is not None:
-            how += ("; the small anonymous mapping just below is taken as its guard (a core "
-                    "file may not record PROT_NONE)")
-    return StackRegion(region.start, region.end, label, how,
-                       guard if not f.is_main_thread else None)
-
-
-def interrupted_sp(f: StackFacts, region: StackRegion | None) -> int | None:
-    """On an alternate signal stack (sigaltstack): sp is outside the thread's stack and a
-    signal frame leads back into it; the sp of the interrupted frame there, else None."""
-    if region is None or region.start <= f.sp < region.end:
-        return None
-    for inner, outer in zip(f.frames, f.frames[1:]):
-        if inner.signal_frame:
-            # (the interrupted frame may sit just below the mapping: it faulted growing it)
-            return outer.sp if region.start - NEAR_SP <= outer.sp < region.end else None
-    return None
-
-
-def mapping_below(maps: list[Mapping], addr: int) -> Mapping | None:
-    below = [m for m in maps if m.end <= addr]
-    return max(below, key=lambda m: m.end) if below else None
-
-
-def mapping_above(maps: list[Mapping], addr: int) -> Mapping | None:
-    above = [m for m in maps if m.start > addr]
-    return min(above, key=lambda m: m.start) if above else None
+def canonical(addr: int, arch: str) -> bool:
+    """A user-space address the CPU accepts (x86_64: bits 47..63 equal; aarch64: top byte
+    may carry a tag, the rest must be below 2^48)."""
+    bits = CANONICAL.get(arch, 47)
+    if arch == "aarch64":
+        return (addr & ((1 << 56) - 1)) < (1 << bits)
+    top = addr >> bits
+    return top == 0 or top == (1 << (64 - bits)) - 1
 
 
 def _mapdict(m: Mapping, addr: int | None) -> dict:
-    d = {"name": m.label, "start": m.start, "end": m.end, "perms": m.perms}
+    from gdb_toolkit.common.names import escape_name
+
+    d = {"name": escape_name(m.label), "start_address": m.start, "end_address": m.end,
+         "perms": m.perms}
     if addr is not None:
         d["distance"] = (addr - m.end) if m.end <= addr else (m.start - addr) if m.start > addr else 0
         d["where"] = "below" if m.end <= addr else "above" if m.start > addr else "contains"
     return d
 
 
-def _analyse_code(f: StackFacts, culprit: Frame | None) -> tuple[object, ClashProbe | None]:
-    """(SpMover, ClashProbe) from the culprit function's code, when we have it."""
-    if f.code is None or culprit is None:
-        return None, None
-    from gdb_toolkit.common.disasm import disassemble
-    from gdb_toolkit.stack.sp_insn import detect_clash_probe, find_sp_mover, source_of
+def label(m: Mapping) -> str:
+    from gdb_toolkit.common.names import escape_name
 
-    insns = disassemble(f.code.data, f.code.start, f.arch)
-    mover = find_sp_mover(insns, culprit.pc, f.arch)
-    if mover is not None:
-        mover.source = source_of(mover.address, f.code.lines)
-    probe = None
-    if culprit.level == 0:
-        caller_sp = f.frames[1].sp if len(f.frames) > 1 else None
-        probe = detect_clash_probe(insns, culprit.pc, f.arch, f.registers, caller_sp)
-    return mover, probe
+    return escape_name(m.label)
 
 
 def diagnose(f: StackFacts) -> Diagnosis:
     frame_sizes(f.frames)
-    region = find_stack_region(f)
-    sig = f.signal
-    fault = sig.addr if (sig is not None and sig.is_memory_fault) else None
-    expl: list[str] = []
-    assumptions: list[str] = []
+    ctx = choose(f)
+    region = find_stack_region(f, ctx)
+    d = _new_diagnosis(f, ctx, region)
+    if f.runtime is not None and f.runtime.kind == "go" and not ctx.is_fault:
+        return causes.go_runtime(f, d, ctx)
+    if not ctx.is_fault:
+        from gdb_toolkit.stack import aborts
+
+        ab = aborts.detect(ctx.frames)
+        if ab is not None:
+            aborts.explain(d, ab, ctx.frames)
+            return d
+        return _health(f, d, ctx, region)
+    if (ctx.fault is None and ctx.signal.is_memory_fault and region is not None
+            and canonical(ctx.sp, f.arch) and ctx.sp < region.start):
+        # no address recorded nor decoded, but sp itself is below its stack: the access that
+        # faulted is the frame's own, at sp or just above it
+        ctx.fault, ctx.fault_how = ctx.sp, "taken as sp (no address recorded; sp is below the stack)"
+        d.fault_addr = ctx.sp
+        d.sources["fault address"] = ctx.fault_how
+        d.notes.append(f"fault address unknown: {ctx.fault_how}")
+    if ctx.fault is None:
+        d = _no_address(f, d, ctx, region)
+    else:
+        d = _classify(f, d, ctx, region)
+    _after_handler(f, d, ctx)
+    return d
+
+
+def _after_handler(f: StackFacts, d: Diagnosis, ctx: Context) -> None:
+    """Say what the program's own handler did with the fault."""
+    if ctx.stopped_by is None or ctx.handler is None:
+        return
+    h, sb = ctx.handler, ctx.stopped_by
+    if f.runtime is not None and f.runtime.kind == "rust" and "stack_overflow" in h["symbol"]:
+        who = f"thread '{f.thread_name}'" if f.thread_name else "the thread"
+        d.explanation.append(
+            f"Rust's stack-overflow handler ({h['symbol']}) saw this fault in {who}'s guard "
+            f"range, printed \"{who} has overflowed its stack\" and aborted: the {sb['signal']} "
+            "is its doing; the fault above is the overflow itself.")
+    else:
+        d.explanation.append(
+            f"The program's handler {h['symbol']}() ran for this fault "
+            + ("on its alternate signal stack " if h.get("on_altstack") else "")
+            + f"and the process is now stopped by {sb['signal'] or 'gdb'} in {sb['symbol']}(): "
+            "the fault above was read from the kernel's signal frame.")
+
+
+def _new_diagnosis(f: StackFacts, ctx: Context, region: StackRegion | None) -> Diagnosis:
+    sig = ctx.signal
+    notes = list(ctx.notes)
     sources = {"memory map": f.maps_source, "RLIMIT_STACK": f.rlimit_source,
-               "guard gap": f.guard_gap_source}
-    if not f.rlimit_known:
-        assumptions.append(f"RLIMIT_STACK: {f.rlimit_source}")
+               "guard gap": f.guard_gap_source, "signal": ctx.signal_source}
+    if ctx.fault_how:
+        sources["fault address"] = ctx.fault_how
+    if f.exec_rlimit_source:
+        sources["RLIMIT_STACK at exec"] = f.exec_rlimit_source
+    if f.aslr_source:
+        sources["address randomisation"] = f.aslr_source
     if not f.frames_complete:
-        assumptions.append(f"frames: only the innermost {len(f.frames)} were walked (a bounded "
-                           "walk); the table shows those, deeper frames are summarised")
-    top = region.end if region else None
-    alt_sp = interrupted_sp(f, region)
-    if alt_sp is not None:
-        alt = find_mapping(f.maps, f.sp)
-        expl.append(f"sp 0x{f.sp:x} is on an alternate signal stack ("
-                    + (f"{alt.label}, " if alt else "") + "sigaltstack); the figures are for the "
-                    f"interrupted stack, from its innermost frame (sp 0x{alt_sp:x}).")
-    lowest = min(x for x in (alt_sp or f.sp, fault) if x is not None)
-    used = (top - lowest) if top is not None and lowest < top else (top - f.sp if top else None)
+        notes.append(f"frames: only the innermost {len(f.frames)} were walked (a bounded walk); "
+                     "the table shows those, deeper frames are summarised")
+    if not f.capstone:
+        notes.append("capstone is not installed: no disassembly, so no culprit instruction, "
+                     "no probe-loop or stack-pivot recognition (install python3-capstone)")
+    used = None
+    if region is not None:
+        lows = [x for x in (ctx.sp, ctx.fault) if x is not None and region.start - (1 << 40) < x]
+        on = ctx.sp < region.end and canonical(ctx.sp, f.arch)
+        if on and lows:
+            used = region.end - min(lows) if min(lows) < region.end else None
+    return Diagnosis(
+        verdict="healthy", headline="", cause=None, explanation=[], fix=Fix("none", "nothing to fix"),
+        thread={"num": f.thread_num, "tid": f.tid, "main": f.is_main_thread, "pid": f.pid,
+                "target": f.target, "arch": f.arch, "name": f.thread_name},
+        signal=({"signo": sig.signo, "name": sig.name, "code": sig.code,
+                 "code_name": sig.code_name, "address": sig.addr} if sig else None),
+        sp_address=ctx.sp, pc_address=ctx.pc, fault_address=ctx.fault, stack=region, stack_used=used,
+        growth_requested=None, rlimit_soft=f.rlimit_soft, rlimit_hard=f.rlimit_hard,
+        guard_gap=f.guard_gap, below=None, nearest=[], culprit=None, recursion=None,
+        clash_probe=None, frames=f.frames, frames_complete=f.frames_complete, notes=notes,
+        sources=sources, stopped_by=ctx.stopped_by, handler=ctx.handler, runtime=f.runtime)
 
-    d = Diagnosis(verdict="healthy", headline="", cause=None, explanation=expl,
-                  fix=Fix("none", "nothing to fix"), thread={
-                      "num": f.thread_num, "tid": f.tid, "main": f.is_main_thread,
-                      "pid": f.pid, "target": f.target, "arch": f.arch},
-                  signal=({"signo": sig.signo, "name": sig.name, "code": sig.code,
-                           "code_name": sig.code_name, "addr": sig.addr} if sig else None),
-                  sp=f.sp, pc=f.pc, fault_addr=fault, stack=region, stack_used=used,
-                  growth_requested=None, rlimit_soft=f.rlimit_soft, rlimit_hard=f.rlimit_hard,
-                  guard_gap=f.guard_gap, below=None, nearest=[], culprit=None, recursion=None,
-                  clash_probe=None, frames=f.frames, frames_complete=f.frames_complete,
-                  assumptions=assumptions, sources=sources)
 
-    top_frame = culprit_frame(f.frames)
-    d.recursion = detect_recursion(f.frames, f.frames_complete, f.stack_words, top, alt_sp or f.sp)
-    mover, probe = _analyse_code(f, top_frame)
-    d.clash_probe = probe
-    if top_frame is not None:
-        d.culprit = Culprit(top_frame.function, top_frame.level, top_frame.size, mover,
-                            top_frame.source)
+# -- no fault address: x86 #GP/#SS, or a core that recorded only the signal number ----------
 
-    if sig is None or sig.signo not in (7, 11):
-        return _health(f, d, region, sig, alt_sp)
-    if fault is None:
-        d.verdict = "not-stack"
-        d.headline = (f"{sig.name} with si_code {sig.code_name}: the kernel reported no fault "
-                      "address -- not a stack growth failure")
-        expl.append("SI_KERNEL on x86_64 is a general-protection fault: a non-canonical pointer, "
-                    "a misaligned SSE access or a privileged instruction, not a missing page.")
-        if region and not (region.start - NEAR_SP <= f.sp < region.end):
-            expl.append(f"but sp 0x{f.sp:x} is outside the stack mapping: the stack pointer "
-                        "itself is corrupt.")
+def _no_address(f: StackFacts, d: Diagnosis, ctx: Context, region) -> Diagnosis:
+    sig = ctx.signal
+    trap = ctx.trap
+    if not canonical(ctx.sp, f.arch) or (region is not None and not _sp_plausible(f, ctx, region)):
+        return _corrupt_sp(f, d, ctx, region, why=("sp is not a canonical address"
+                                                   if not canonical(ctx.sp, f.arch) else None))
+    pushed = _signal_frame_refused(f, d, ctx, region)
+    if pushed is not None:
+        return pushed
+    d.verdict = "not-stack"
+    victim = threads.damaged_by(f, ctx)
+    if sig.is_kernel_trap and f.arch == "x86_64":
+        ss = sig.signo == 7 or (trap is not None and trap == 12)
+        if ss:
+            d.headline = (f"{sig.name} ({sig.code_name}): a stack-segment fault (#SS) -- a stack "
+                          "access (push, pop, call, or through rsp/rbp) used a non-canonical "
+                          "address; no page was missing")
+            d.explanation.append("On x86_64 the kernel turns #SS into SIGBUS with SI_KERNEL and "
+                                 "no address; sp is canonical here, so the base register of an "
+                                 "rbp- or rsp-relative access held the bad value.")
+        else:
+            d.headline = (f"{sig.name} ({sig.code_name}): a general-protection fault (#GP) -- a "
+                          "non-canonical pointer, a misaligned SSE access or a privileged "
+                          "instruction, not a missing page")
+            if not canonical(ctx.pc, f.arch):
+                d.headline = (f"{sig.name} ({sig.code_name}): the program jumped to the "
+                              f"non-canonical address 0x{ctx.pc:x} -- a smashed return address "
+                              "or function pointer")
+        d.explanation.append("The kernel reported no fault address, so this is not a failure "
+                             "to grow the stack.")
+        if victim:
+            return threads.victim_verdict(f, d, ctx, victim)
         d.fix = Fix("code", "inspect the faulting instruction's operands (x/i $pc, info registers)")
-        d.culprit = None
         return d
-    return _fault(f, d, region, sig, fault, used)
+    d.headline = (f"{sig.name} ({sig.code_name}): the fault address is not recorded "
+                  + ("(the core has no NT_SIGINFO and the faulting instruction could not be "
+                     "decoded)" if f.target == "core" else ""))
+    d.explanation.append("Without the address the stack cannot be judged; x/i $pc and info "
+                         "registers show what the instruction accessed.")
+    d.fix = Fix("code", "inspect the faulting instruction's operands (x/i $pc, info registers)")
+    return d
 
 
-def _cause(f: StackFacts, d: Diagnosis, used: int | None) -> str:
-    """Decide huge frame / clash probe / deep recursion; returns a phrase for the headline."""
-    c, r, p = d.culprit, d.recursion, d.clash_probe
-    if p is not None:
-        d.cause = "clash-probe"
-        req = f"{hs(p.requested)}" if p.requested else "a large frame"
-        if c is not None and c.instruction is not None:
-            c.instruction.text += " (in the probing loop)"
-        d.explanation.append(
-            f"-fstack-clash-protection probing loop at 0x{p.loop_start:x} ({p.probe}): it lowers "
-            f"sp {hs(p.step)} at a time and touches each page so the stack can never jump over "
-            f"the guard gap; it faulted part-way while allocating {req}"
-            + (f" (loop target sp = {p.target_register} = 0x{p.target_sp:x})" if p.target_sp else "")
-            + ".")
-    huge = c is not None and c.frame_size >= HUGE_FRAME and (used is None or c.frame_size * 2 >= used)
-    if p is not None:
-        huge = True
-    if huge and c is not None:
-        d.cause = d.cause or "huge-frame"
-        size = p.requested if (p and p.requested) else c.frame_size
-        ins = c.instruction
-        where = f" ({ins.text} at 0x{ins.address:x}{', ' + ins.source if ins.source else ''})" if ins else ""
-        d.explanation.append(
-            f"one huge frame: {c.function or '??'}() (frame #{c.frame_level}) takes {hs(size)} of "
-            f"stack{where}" + (" -- a variable-length array or alloca sized at run time"
-                               if ins and ins.dynamic else "") + ".")
-        return f"one huge frame in {c.function or '??'}() ({hs(size)})"
-    if r is not None:
-        d.cause = "deep-recursion"
-        cyc = " -> ".join(f"{x}()" for x in r.functions)
-        d.explanation.append(
-            f"deep recursion: {cyc} repeats; depth {r.depth:,} ({r.depth_method}), average frame "
-            f"{r.avg_frame} B.")
-        return f"deep recursion in {r.functions[0]}() (depth {r.depth:,}, {r.avg_frame} B/frame)"
-    if c is not None:
-        d.explanation.append(f"largest frame seen: {c.function or '??'}() {hs(c.frame_size)} "
-                             f"(frame #{c.frame_level}); no recursion in the sampled frames.")
-    return "many frames"
+# -- a signal frame the kernel could not push ----------------------------------------------
+
+SIGFRAME_GUESS = {"x86_64": 4096, "aarch64": 4608}   # without auxv's AT_MINSIGSTKSZ
+REDZONE = {"x86_64": 128}                             # the ABI's red zone below sp, skipped
+GROWTH_VERDICTS = ("rlimit", "rlimit-as", "guard-gap", "stack-blocked", "stack-clash-jump",
+                   "thread-overflow", "thread-clash", "altstack-overflow")
 
 
-def _final_sp(f: StackFacts, d: Diagnosis, fault: int) -> int:
-    low = min(f.sp, fault)
-    if d.clash_probe and d.clash_probe.target_sp:
-        low = min(low, d.clash_probe.target_sp)
-    return low
+def _signal_frame_refused(f: StackFacts, d: Diagnosis, ctx: Context, region) -> Diagnosis | None:
+    """SIGSEGV with SI_KERNEL and no address while sp sits at the bottom of its stack: to run
+    a handler the kernel writes a signal frame below sp (red zone, then AT_MINSIGSTKSZ
+    bytes); when that memory cannot be had -- the stack may not grow there -- setting up the
+    frame fails and the kernel kills the task with force_sigsegv(): SIGSEGV, SI_KERNEL, no
+    address.  A program with a crash handler but no sigaltstack dies so on every stack
+    overflow; so does a recursion through signal handlers.  The would-be frame is diagnosed
+    as the fault, provided the kernel's rules refuse that growth."""
+    sig = ctx.signal
+    if region is None or sig.signo != 11 or sig.code != 0x80 or ctx.altstack is not None:
+        return None
+    size = f.sigframe_size or SIGFRAME_GUESS.get(f.arch, 4096)
+    sp = ctx.sp
+    if not region.start - NEAR_SP <= sp < region.end:
+        return None
+    low = (sp - REDZONE.get(f.arch, 0) - size) & ~63
+    if low >= region.start:
+        return None                                  # the frame fits in what is mapped
+    import dataclasses
+
+    trial = dataclasses.replace(d, explanation=list(d.explanation), notes=list(d.notes),
+                                sources=dict(d.sources), nearest=list(d.nearest),
+                                fix=dataclasses.replace(d.fix))
+    tctx = dataclasses.replace(ctx, notes=list(ctx.notes))
+    tctx.fault = low
+    trial.fault_addr = low
+    how = (f"estimated: where the signal frame the kernel could not push would start (sp - "
+           f"{REDZONE.get(f.arch, 0)} - {size} B"
+           + (", auxv AT_MINSIGSTKSZ" if f.sigframe_size else ", a typical frame size") + ")")
+    trial.sources["fault address"] = how
+    trial = _classify(f, trial, tctx, region)
+    if trial.verdict not in GROWTH_VERDICTS:
+        return None
+    trial.explanation.insert(0, (
+        f"{sig.name} with SI_KERNEL and no address, sp 0x{sp:x} at the bottom of the stack: "
+        f"to run a signal handler the kernel must write a {size} B signal frame below sp, there "
+        "was no room for it there (the stack may not grow so far), so setting up the frame failed and the kernel killed the "
+        "process with force_sigsegv() -- this is a stack overflow, not a #GP. The handler never "
+        "ran (were it the program's SIGSEGV handler, the kernel has reset it to SIG_DFL: a crash "
+        "handler needs SA_ONSTACK and a sigaltstack to run on a stack overflow, one larger than "
+        f"the {size} B signal frame plus the handler's own frames -- MINSIGSTKSZ (2048) is "
+        "not, on CPUs with large vector registers)."))
+    trial.notes.append(f"fault address {how}")
+    if trial.fix.kind != "none":
+        trial.fix.text += ("; for a SIGSEGV handler to run on a stack overflow, install it with "
+                           "SA_ONSTACK on a sigaltstack(2) of at least "
+                           f"{max(size * 4, 65536)} bytes (sysconf(_SC_MINSIGSTKSZ), {size} "
+                           "here, is the bare minimum)")
+    return trial
 
 
-def _fault(f: StackFacts, d: Diagnosis, region: StackRegion | None, sig, fault: int,
-           used: int | None) -> Diagnosis:
-    expl = d.explanation
+# -- the classification of a fault at an address ------------------------------------------
+
+def _sp_plausible(f: StackFacts, ctx: Context, region: StackRegion) -> bool:
+    """sp is on its stack, or in the free space right below it where growth would put it."""
+    sp = ctx.sp
+    if region.start <= sp < region.end:
+        return True
+    if sp >= region.end or not canonical(sp, f.arch):
+        return False
+    return not any(m.end > sp and m.start < region.start and not _is_guard(region, m)
+                   for m in f.maps if m.start <= sp or m.end <= region.start)
+
+
+def _is_guard(region: StackRegion, m: Mapping) -> bool:
+    return region.guard is not None and m.start == region.guard.start
+
+
+def _classify(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion | None) -> Diagnosis:
+    fault, sp = ctx.fault, ctx.sp
     inside = find_mapping(f.maps, fault)
     below, above = mapping_below(f.maps, fault), mapping_above(f.maps, fault)
     d.nearest = [_mapdict(m, fault) for m in (inside, below, above) if m is not None]
-    near_sp = f.sp - NEAR_SP <= fault <= f.sp + NEAR_SP
-    in_guard = region is not None and region.guard is not None and region.guard.contains(fault)
-    stackish = region is not None and fault < region.start and (near_sp or in_guard)
+    if not canonical(sp, f.arch):
+        return _corrupt_sp(f, d, ctx, region, why="sp is not a canonical address")
+    if fault == ctx.pc and _chain_broken(f, ctx):
+        return _corrupt_sp(f, d, ctx, region, why=(
+            f"The program jumped to 0x{fault:x} and no frame leads from sp 0x{sp:x} back to its "
+            "callers: it returned (ret) through a stack pointer that points at junk."))
+    if region is None:
+        return _not_stack(f, d, ctx, region, inside, below, above)
+    if ctx.altstack is not None:
+        return _altstack(f, d, ctx, region, inside, below, above)
 
-    if region is not None and region.start <= fault < region.end:
+    c = causes.analyse(f, d, ctx, region)
+    if (c.pivot is not None or c.unexplained) and not _sp_in(region, sp):
+        return _corrupt_sp(f, d, ctx, region, why=c.pivot_text)
+    if not _sp_plausible(f, ctx, region) and not c.linked:
+        return _corrupt_sp(f, d, ctx, region)
+
+    if region.start <= fault < region.end:
         d.verdict = "not-stack"
-        d.headline = (f"{sig.name} ({sig.code_name}) at 0x{fault:x} inside the stack mapping "
-                      "itself: a permission problem, not a failure to grow")
-        expl.append("The page is mapped; the access was not allowed (e.g. executing or writing a "
-                    "protected page).")
-        d.fix = Fix("code", "check what protected that page (mprotect) or why code runs from the stack")
-        d.culprit = None
+        d.headline = (f"{ctx.signal.name} ({ctx.signal.code_name}) at 0x{fault:x} inside the stack "
+                      "mapping itself: a permission problem, not a failure to grow")
+        d.explanation.append("The page is mapped; the access was not allowed (e.g. executing "
+                             "or writing a protected page).")
+        d.fix = Fix("code", "check what protected that page (mprotect) or why code runs from "
+                    "the stack")
+        causes.drop(d)
         return d
-    if not stackish:
-        d.stack_used = (region.end - f.sp) if region and region.start <= f.sp < region.end else None
-        return _not_stack(f, d, region, sig, fault, inside, below, above)
+    in_guard = region.guard is not None and region.guard.contains(fault)
+    stack_access = fault < region.start and (fault >= sp - NEAR_SP or in_guard
+                                             or (c.final_sp is not None and fault >= c.final_sp - NEAR_SP))
+    if not stack_access:
+        return _not_stack(f, d, ctx, region, inside, below, above)
 
-    phrase = _cause(f, d, used)
-    final_sp = _final_sp(f, d, fault)
-    needed = region.end - final_sp + CALLEE_MARGIN
-
-    between = [m for m in f.maps if fault < m.start and m.end <= region.start
-               and not (region.guard is not None and m.start == region.guard.start)]
-    linked = any(fr.level > 0 and region.start <= fr.sp < region.end for fr in f.frames)
-    if ((inside is not None and not in_guard) or between) and not linked and f.sp < region.start:
-        return _corrupt_sp(f, d, region, sig, fault)
-    if (inside is not None and not in_guard) or between:
-        d.verdict = "stack-clash-jump"
-        hit = inside if (inside is not None and not in_guard) else max(between, key=lambda m: m.end)
-        how = "into" if hit is inside else "past"
-        d.headline = (f"the stack pointer jumped {hs(region.start - fault)} below the stack, "
-                      f"{how} {hit.label} ({hit.perms}) at 0x{hit.start:x}-0x{hit.end:x} -- {phrase}")
-        d.below = _mapdict(hit, fault)
-        expl.insert(0, "The stack can only grow into free space directly below it; a frame bigger "
-                    "than the gap jumped over " + (f"the guard gap into {hit.label}, which this "
-                    "access may not use" if hit is inside else f"{hit.label}, so the kernel found "
-                    "no stack to grow at the fault address") + ". Build with "
-                    "-fstack-clash-protection to turn such jumps into a clean overflow.")
-        d.fix = Fix("heap", f"move the buffer to the heap (malloc) -- {hs(needed)} cannot live "
-                    "on this stack", needed)
-        return d
-
+    clash = threads.clash(f, ctx, region)
+    phrase = causes.decide(f, d, ctx, region, c)
+    final_sp = min(x for x in (sp, fault, c.final_sp) if x is not None)
+    if clash:
+        return threads.clash_verdict(f, d, ctx, region, clash, phrase, final_sp)
+    if region.allocated:
+        return fixes.allocated_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
     if not f.is_main_thread:
-        return _thread(f, d, region, fault, phrase, needed)
+        return fixes.thread_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
+    return _main_growth(f, d, ctx, region, fault, phrase, final_sp, inside)
+
+
+def _chain_broken(f: StackFacts, ctx: Context) -> bool:
+    """The walk ended, but not in any function: the frames lead nowhere."""
+    frames = ctx.frames
+    if not frames or not f.frames_complete:
+        return False
+    last = frames[-1]
+    return last.function is None and last.function_start is None
+
+
+def _sp_in(region: StackRegion, sp: int) -> bool:
+    return region.start <= sp < region.end
+
+
+def _main_growth(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion, fault: int,
+                 phrase: str, final_sp: int, inside: Mapping | None) -> Diagnosis:
+    """The main stack: what the kernel's fault path met below it (find_vma), then the rules of
+    expand_downwards() and acct_stack_growth()."""
+    between = sorted((m for m in f.maps if m.end > fault and m.end <= region.start
+                      and not _is_guard(region, m)), key=lambda m: m.start)
+    hit = between[0] if between else None            # what find_vma(fault) returns
+    if region.guard is not None:                     # a main stack with a guard: a fixed one
+        return fixes.fixed_main_stack(f, d, ctx, region, fault, phrase, final_sp)
+    if hit is not None:
+        blocker = between[-1]                        # the mapping right below the stack
+        if not is_accessible(blocker.perms) and (blocker is hit or fault < blocker.start):
+            return fixes.stack_blocked(f, d, ctx, region, fault, phrase, final_sp, blocker, hit)
+        return fixes.clash_jump(f, d, ctx, region, fault, phrase, final_sp, hit, inside)
 
     growth = region.end - page_down(fault, f.page_size)
     d.growth_requested = growth
-    gap_dist = page_down(fault, f.page_size) - below.end if below else None
-    if below is not None:
-        d.below = _mapdict(below, fault)
-    gap_hit = (below is not None and is_accessible(below.perms) and "[stack]" not in below.path
-               and gap_dist < f.guard_gap)
-    limit = f.rlimit_soft
-    rl_hit = limit is not None and growth > limit
-    limtxt = hs(limit) if limit is not None else "unlimited"
-    assumed = "" if f.rlimit_known else " (assumed)"
-    room_below = (region.end - (below.end + f.guard_gap)) if below is not None else None
-
-    if gap_hit:
-        d.verdict = "guard-gap"
-        d.headline = (f"stack growth refused: the fault at 0x{fault:x} is {hs(gap_dist)} above "
-                      f"{below.label} ({below.perms}), inside the {hs(f.guard_gap)} guard gap -- "
-                      f"{phrase}")
-        expl.insert(0, f"expand_downwards() keeps stack_guard_gap ({hs(f.guard_gap)}, "
-                    f"{f.guard_gap_source}) free above any accessible mapping below the stack; "
-                    f"{below.label} ends at 0x{below.end:x}, so the stack may not grow below "
-                    f"0x{below.end + f.guard_gap:x}"
-                    + (f" -- above its current bottom 0x{region.start:x}, so it cannot grow at all"
-                       if below.end + f.guard_gap >= region.start else f" ({_room(room_below)})")
-                    + f", whatever RLIMIT_STACK ({limtxt}{assumed}) says.")
-        if rl_hit:
-            expl.append(f"The growth ({hs(growth)}) would also exceed RLIMIT_STACK ({limtxt}).")
-        d.fix = Fix("heap", f"move the buffer to the heap (malloc), or map {below.label} further "
-                    f"away: {_room(room_below)} with that mapping there "
-                    f"(the run needs about {hs(needed)})", needed)
-        return d
-    if rl_hit:
-        d.verdict = "rlimit"
-        d.headline = (f"stack growth refused by RLIMIT_STACK: growing to {hs(growth)} "
-                      f"(stack top 0x{region.end:x} - fault 0x{fault:x}) exceeds the "
-                      f"{limtxt} soft limit{assumed} -- {phrase}")
-        expl.insert(0, f"acct_stack_growth(): vm_end - address = {growth} > rlimit(RLIMIT_STACK) = "
-                    f"{limit} -> -ENOMEM, so the page fault became {sig.name} ({sig.code_name}).")
-        d.fix = _rlimit_fix(f, d, needed, room_below)
-        return d
-    d.verdict = "stack-other"
-    d.headline = (f"stack fault at 0x{fault:x} ({hs(growth)} below the stack top) although "
-                  f"RLIMIT_STACK ({limtxt}{assumed}) and the guard gap allow it -- {phrase}")
-    expl.insert(0, "Other reasons the kernel refuses growth: RLIMIT_AS / overcommit or a memory "
-                "cgroup out of memory, or the address is below vm.mmap_min_addr.")
-    d.fix = Fix("code", "check RLIMIT_AS (ulimit -v), memory cgroup limits and dmesg", needed)
-    return d
+    prev = mapping_below(f.maps, fault)
+    if prev is not None:
+        d.below = _mapdict(prev, fault)
+    gap_dist = page_down(fault, f.page_size) - prev.end if prev else None
+    if prev is not None and is_accessible(prev.perms) and gap_dist < f.guard_gap:
+        return fixes.guard_gap(f, d, ctx, region, fault, phrase, final_sp, prev, gap_dist, growth)
+    grow_bytes = region.start - page_down(fault, f.page_size)
+    if f.as_soft is not None:
+        total = sum(m.size for m in f.maps)
+        if total + grow_bytes > f.as_soft:
+            return fixes.rlimit_as(f, d, ctx, region, fault, phrase, final_sp, total, grow_bytes)
+    return fixes.rlimit(f, d, ctx, region, fault, phrase, final_sp, growth, prev)
 
 
-def _room(room: int) -> str:
-    return (f"the stack can be {hs(room)} at most" if room > 0
-            else "the stack cannot grow below where it already is")
+def _altstack(f, d, ctx: Context, region: StackRegion, inside, below, above) -> Diagnosis:
+    """The fault happened while a handler ran on its alternate signal stack."""
+    fault, sp = ctx.fault, ctx.sp
+    lo, hi = ctx.altstack
+    alt = StackRegion(lo, hi, "alternate signal stack", "uc_stack saved in the signal frame")
+    c = causes.analyse(f, d, ctx, alt)
+    stack_access = fault < lo and (fault >= sp - NEAR_SP or (c.final_sp is not None
+                                                             and fault >= c.final_sp - NEAR_SP))
+    if not stack_access:
+        return _not_stack(f, d, ctx, region, inside, below, above)
+    phrase = causes.decide(f, d, ctx, alt, c)
+    final_sp = min(x for x in (sp, fault, c.final_sp) if x is not None)
+    return fixes.altstack_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
 
 
-def _rlimit_fix(f: StackFacts, d: Diagnosis, needed: int, room_below: int | None) -> Fix:
-    if d.cause == "deep-recursion":
-        r = d.recursion
-        return Fix("code", f"find why {r.functions[0]}() recursed {r.depth:,} deep (its "
-                   "termination condition); if that depth is legitimate, make it a loop with a "
-                   "heap-allocated work stack -- raising ulimit -s only moves the crash if the "
-                   "recursion is unbounded")
-    kib = ulimit_kib_for(needed)
-    hard = f.rlimit_hard
-    if hard is not None and needed > hard:
-        return Fix("heap", f"move the buffer to the heap (malloc): the run needs about "
-                   f"{hs(needed)} of stack but the hard limit is {hs(hard)}", needed)
-    if room_below is not None and needed > room_below:
-        return Fix("heap", f"move the buffer to the heap (malloc): the run needs about "
-                   f"{hs(needed)} but the next mapping below leaves only {hs(room_below)}", needed)
-    return Fix("ulimit", f"ulimit -s {kib}   (or setrlimit(RLIMIT_STACK, {kib * 1024}) before "
-               f"exec) -- the run needs about {hs(needed)}; better, move the buffer to the heap",
-               needed, ulimit_kib=kib)
-
-
-def _thread(f: StackFacts, d: Diagnosis, region: StackRegion, fault: int, phrase: str,
-            needed: int) -> Diagnosis:
-    d.verdict = "thread-overflow"
-    size = region.end - region.start
-    past = region.start - fault
-    guard = region.guard
-    gtxt = (f"its {hs(guard.size)} guard page{'s' if guard.size > f.page_size else ''} at "
-            f"0x{guard.start:x}" if guard else "the memory below it")
-    d.headline = (f"thread stack overflow: thread {f.thread_num} (LWP {f.tid}) has a "
-                  f"{hs(size)} stack and the fault is {hs(past)} below it, "
-                  f"{'in ' + gtxt if guard and guard.contains(fault) else 'past ' + gtxt} -- {phrase}")
-    d.explanation.insert(0, "A thread's stack is a fixed mmap (pthread_attr_setstacksize, default "
-                         "RLIMIT_STACK) with a PROT_NONE guard below; it never grows, so any "
-                         "access below it faults.")
-    size_needed = thread_stacksize_for(needed)
-    if d.cause == "deep-recursion":
-        d.fix = Fix("code", f"bound the recursion in {d.recursion.functions[0]}(), or give the "
-                    f"thread a bigger stack (pthread_attr_setstacksize) if the depth is legitimate",
-                    needed, stacksize=size_needed)
+def _corrupt_sp(f: StackFacts, d: Diagnosis, ctx: Context, region, why: str | None = None) -> Diagnosis:
+    """sp was loaded with a bad value: nothing grew the stack to where it points."""
+    sig = ctx.signal
+    causes.drop(d)
+    d.verdict = "corrupt-sp"
+    sp = ctx.sp
+    if region is not None and canonical(sp, f.arch):
+        where_m = find_mapping(f.maps, sp)
+        if region.start <= sp < region.end:
+            where = f"{hs(region.end - sp)} below the top of {region.label}, with no frame above it"
+        elif where_m is not None:
+            where = f"inside {label(where_m)} ({where_m.perms})"
+        elif sp < NULL_PAGE:
+            where = "in the NULL page"
+        elif sp < region.start:
+            where = f"{hs(region.start - sp)} below {region.label}"
+        else:
+            where = f"{hs(sp - region.end)} above {region.label}"
+    elif not canonical(sp, f.arch):
+        where = "a non-canonical address"
     else:
-        d.fix = Fix("pthread_attr_setstacksize",
-                    f"pthread_attr_setstacksize(&attr, {size_needed})   /* {hs(size_needed)}; the "
-                    f"thread needs about {hs(needed)} */ -- or move the buffer to the heap",
-                    needed, stacksize=size_needed)
-    return d
-
-
-def _corrupt_sp(f: StackFacts, d: Diagnosis, region: StackRegion, sig, fault: int) -> Diagnosis:
-    """sp is far below the stack, past other mappings, and no caller frame sits on the stack:
-    nothing moved sp there frame by frame -- it was loaded with a bad value."""
-    d.verdict = "not-stack"
-    d.cause = None
-    d.culprit = None
-    d.clash_probe = None
-    d.headline = (f"the stack pointer itself is corrupt: sp 0x{f.sp:x} is {hs(region.start - f.sp)} "
-                  f"below {region.label} and no frame links it back to the stack; the fault at "
-                  f"0x{fault:x} ({sig.name}, {sig.code_name}) is sp's own access -- not a stack "
-                  "growth failure")
-    d.explanation.append("No caller frame's stack pointer lies in the stack mapping, so no frame "
-                         "grew the stack this far: sp was loaded with a bad value (a stack pivot, "
-                         "longjmp/setcontext with a bad jmp_buf or ucontext, or a smashed saved "
-                         "frame pointer restored by 'leave').")
+        where = "in no mapping"
+    fault_txt = (f"; the fault at 0x{ctx.fault:x} ({sig.name}, {sig.code_name}) is sp's own "
+                 "access" if ctx.fault is not None and abs(ctx.fault - sp) <= NEAR_SP else
+                 f"; {sig.name} ({sig.code_name})"
+                 + (f" at 0x{ctx.fault:x}" if ctx.fault is not None else ""))
+    d.headline = (f"the stack pointer itself is corrupt: sp 0x{sp:x} is {where}{fault_txt} -- "
+                  "not a stack growth failure")
+    d.stack_used = None
+    if why:
+        d.explanation.append(why)
+    d.explanation.append("No function grew the stack to there frame by frame: sp was loaded with "
+                         "a bad value (a stack pivot, longjmp/setcontext with a bad jmp_buf or "
+                         "ucontext, or a smashed saved frame pointer restored by 'leave').")
+    if sig.is_kernel_trap and f.arch == "x86_64":
+        d.explanation.append("SI_KERNEL with no address: the CPU refused the non-canonical stack "
+                             "address itself (#SS for SIGBUS, #GP for SIGSEGV).")
     d.fix = Fix("code", "find where sp was set: the instructions before pc (x/8i $pc-24) and any "
                 "buffer overflow of a local that could overwrite the saved rbp/return address")
     return d
 
 
-def _not_stack(f: StackFacts, d: Diagnosis, region, sig, fault, inside, below, above) -> Diagnosis:
+def _not_stack(f: StackFacts, d: Diagnosis, ctx: Context, region, inside, below, above) -> Diagnosis:
+    sig, fault, sp = ctx.signal, ctx.fault, ctx.sp
+    causes.drop(d)
     d.verdict = "not-stack"
-    d.culprit = None
-    d.clash_probe = None
-    expl = d.explanation
-    where = (f"sp is 0x{f.sp:x}, {hs(abs(f.sp - fault))} away"
-             + (f", inside {region.label}" if region and region.start <= f.sp < region.end else ""))
-    if fault < NULL_PAGE:
+    sp_on = region is not None and region.start <= sp < region.end
+    d.stack_used = (region.end - sp) if sp_on else None
+    if fault == ctx.pc:
+        kind = (f"a jump to 0x{fault:x} (executing unmapped memory): a call through a NULL or bad "
+                "function pointer, or a smashed return address")
+        fix = ("look at the caller (frame 1, x/i of its return address - 5) for the call and the "
+               "pointer it used")
+    elif fault < NULL_PAGE:
         kind = f"a NULL pointer dereference (offset {fault:#x})" if fault else "a NULL pointer dereference"
         fix = "check the pointer for NULL before use (x/i $pc shows which register held it)"
     elif inside is not None and sig.signo == 7 and sig.code == 2 and inside.path.startswith("/"):
-        # BUS_ADRERR inside a file mapping: the page lies past the end of the file
-        kind = (f"an access to {inside.label} past the end of the file (the mapping is larger "
+        kind = (f"an access to {label(inside)} past the end of the file (the mapping is larger "
                 "than the file: truncated after mmap, or mapped beyond its size)")
-        fix = (f"check the size of {inside.label} against the mapping (ftruncate/fallocate it "
+        fix = (f"check the size of {label(inside)} against the mapping (ftruncate/fallocate it "
                "before mapping, or map only what exists)")
     elif inside is not None:
-        kind = f"an access to {inside.label} ({inside.perms}) that its protection forbids"
-        fix = f"the code {'wrote to' if 'w' not in inside.perms else 'used'} {inside.label} wrongly"
-    elif below is not None and below.path == "[heap]" or (above is not None and above.path == "[heap]"):
+        kind = f"an access to {label(inside)} ({inside.perms}) that its protection forbids"
+        fix = f"the code {'wrote to' if 'w' not in inside.perms else 'used'} {label(inside)} wrongly"
+    elif region is not None and fault < region.start and not any(
+            fault < m.start < region.start for m in f.maps if not _is_guard(region, m)):
+        kind = (f"a wild pointer {hs(region.start - fault)} below {region.label} (sp is "
+                f"{hs(abs(sp - fault))} away, so no frame reached there)")
+        fix = "find where the pointer came from (valgrind or -fsanitize=address)"
+    elif (below is not None and below.path == "[heap]") or (above is not None and above.path == "[heap]"):
         heap = below if below is not None and below.path == "[heap]" else above
         kind = (f"a wild heap pointer: {hs(abs(fault - (heap.end if heap is below else heap.start)))}"
                 f" {'past the end of' if heap is below else 'before'} [heap]")
@@ -425,44 +472,61 @@ def _not_stack(f: StackFacts, d: Diagnosis, region, sig, fault, inside, below, a
     ntxt = ""
     if near is not None:
         dist = 0 if near is inside else (fault - near.end if near.end <= fault else near.start - fault)
-        ntxt = (f"; nearest mapping {near.label} ({near.perms}) "
+        ntxt = (f"; nearest mapping {label(near)} ({near.perms}) "
                 + ("contains it" if near is inside else f"{hs(dist)} {'below' if near.end <= fault else 'above'}"))
     d.headline = f"not a stack problem: {sig.name} ({sig.code_name}) at 0x{fault:x} is {kind}{ntxt}"
-    expl.append(f"The fault address is not next to the stack pointer ({where}) and not just "
-                "below a stack, so the stack did not need to grow.")
+    where = (f"sp is 0x{sp:x}, {hs(abs(sp - fault))} away"
+             + (f", inside {region.label}" if sp_on else ""))
+    d.explanation.append(f"The fault address is not next to the stack pointer ({where}) and not "
+                         "just below a stack, so the stack did not need to grow.")
+    victim = threads.damaged_by(f, ctx)
+    if victim:
+        return threads.victim_verdict(f, d, ctx, victim)
     d.fix = Fix("code", fix)
     return d
 
 
-def _health(f: StackFacts, d: Diagnosis, region, sig, alt_sp: int | None = None) -> Diagnosis:
+def _health(f: StackFacts, d: Diagnosis, ctx: Context, region) -> Diagnosis:
+    sig = ctx.signal
     d.verdict = "healthy"
-    d.culprit = d.culprit if d.culprit and d.culprit.frame_size >= HUGE_FRAME else None
-    d.clash_probe = None
     stop = (f"stopped by {sig.name}" + (" (a breakpoint or step)" if sig.signo == 5 else "")
             if sig else "stopped (no signal)")
     if region is None:
-        d.headline = f"{stop}; sp 0x{f.sp:x} is in no known mapping -- the stack pointer is corrupt"
-        d.verdict = "not-stack"
+        d.headline = f"{stop}; sp 0x{ctx.sp:x} is in no known mapping -- the stack pointer is corrupt"
+        d.verdict = "corrupt-sp"
         return d
-    used = region.end - (alt_sp or f.sp)
+    causes.health(f, d, ctx, region)
+    sp = ctx.sp
+    if not region.start - NEAR_SP <= sp < region.end:
+        # a handler on an alternate signal stack: measure the stack it interrupted
+        for inner, outer in zip(ctx.frames, ctx.frames[1:]):
+            if inner.signal_frame and region.start - NEAR_SP <= outer.sp < region.end:
+                sp = outer.sp
+                alt = find_mapping(f.maps, ctx.sp)
+                d.explanation.append(
+                    f"sp 0x{ctx.sp:x} is on an alternate signal stack ("
+                    + (f"{label(alt)}, " if alt else "") + "sigaltstack); the figures are for the "
+                    f"interrupted stack, from its innermost frame (sp 0x{sp:x}).")
+                break
+    used = region.end - sp if region.start - NEAR_SP <= sp < region.end else None
+    d.stack_used = used
     if f.is_main_thread:
-        limit = f.rlimit_soft
-        cap = limit
-        captxt = f"RLIMIT_STACK {hs(limit)}" if limit is not None else "RLIMIT_STACK unlimited"
+        cap = f.rlimit_soft
+        captxt = f"RLIMIT_STACK {hs(cap)}" if cap is not None else "RLIMIT_STACK unlimited"
     else:
         cap = region.end - region.start
         captxt = f"thread stack {hs(cap)}"
-    pct = f" ({100 * used / cap:.1f}%)" if cap else ""
+    pct = f" ({100 * used / cap:.1f}%)" if cap and used is not None else ""
     d.headline = f"{stop}: stack healthy -- {hs(used)} used of {captxt}{pct}"
-    if d.recursion:
+    victim = threads.damaged_by(f, ctx)
+    if victim:
+        return threads.victim_verdict(f, d, ctx, victim)
+    if d.recursion and cap and used is not None:
         r = d.recursion
-        d.explanation.append(f"recursion in progress: {' -> '.join(r.functions)}, depth {r.depth:,} "
-                             f"({r.depth_method}), {r.avg_frame} B/frame.")
-        if cap:
-            d.explanation.append(f"at that rate {max(0, (cap - used) // max(r.avg_frame, 1)):,} more "
-                                 "levels fit.")
-    if d.culprit:
-        d.explanation.append(f"largest frame: {d.culprit.function or '??'}() {hs(d.culprit.frame_size)}.")
-    if cap and used * 10 >= cap * 9:
+        d.explanation.append(f"at that rate {max(0, (cap - used) // max(r.avg_frame, 1)):,} more "
+                             "levels fit.")
+    if cap and used is not None and used * 10 >= cap * 9:
         d.headline = d.headline.replace("stack healthy", "stack nearly full")
+    if f.runtime is not None and f.runtime.kind == "rust":
+        d.notes.append(f"a Rust program ({f.runtime.evidence})")
     return d

@@ -5,29 +5,39 @@ from gdb_toolkit.gdbsupport.command import ToolkitCommand
 
 
 class StackDiagnose(ToolkitCommand):
-    """Explain a stack overflow: which limit refused the growth, who asked for it, and the fix.
-
-Usage: stack-diagnose [--thread N | --all-threads] [--kernel] [--json]
-
-After a SIGSEGV/SIGBUS stop (live process or core file) it reads the fault
-address and si_code ($_siginfo), sp/pc, the thread's stack mapping and the
-mappings below it, RLIMIT_STACK (/proc/PID/limits), the kernel's stack guard
-gap, and a bounded walk of the innermost frames with each frame's size, then
-gives one verdict -- growth refused by RLIMIT_STACK, the guard gap of the
-mapping below, a thread stack overflowing into its guard page, deep recursion
-or one huge frame (with the instruction that moved sp), a stack-clash probing
-loop, or not a stack fault at all -- and the fix (ulimit -s, setrlimit,
-pthread_attr_setstacksize, or moving the buffer to the heap).  At any other
-stop it is a stack-health report.  --kernel re-runs the program under a bcc
-probe on the kernel's stack-growth functions (needs root, bcc and kprobes).
-
-Example:
-  (gdb) run 1920 1080
-  Program received signal SIGSEGV, Segmentation fault.
-  (gdb) stack-diagnose
-  (gdb) stack-diagnose --all-threads --json"""
-
     name = "stack-diagnose"
+    summary = "Why the stack overflowed, and the fix"
+    usage = "stack-diagnose [--thread N | --all-threads] [--rlimit KIB] [--kernel] [--json]"
+    description = """\
+After a SIGSEGV/SIGBUS (live process or core file) -- or after the program's
+own handler ran for it (it aborted, Rust's overflow handler, gdb -p inside the
+handler: the original fault is read from the kernel's signal frame) -- it
+reads the fault address, sp/pc, the thread's stack mapping and what lies below
+it, RLIMIT_STACK and RLIMIT_AS, the guard gap, the address-space layout the
+limit at exec decided, and a bounded walk of the innermost frames, and gives
+one verdict: growth refused by RLIMIT_STACK or RLIMIT_AS, by the guard gap of
+a mapping below, by a PROT_NONE mapping in the way, a frame jumping over the
+gap, a thread or alternate signal stack overflowing (into another thread's
+stack), a corrupt stack pointer, or not a stack fault at all.  It says who
+asked (the huge frame and the instruction that moved sp, a recursion and its
+live depth, a probing loop) and a fix that works when re-run (ulimit -s,
+pthread_attr_setstacksize, the sigaltstack size, or the heap).  At any other
+stop it is a stack-health report; a Go program gets the Go runtime's view.
+
+--rlimit KIB   the RLIMIT_STACK the program ran with (a core does not record
+               it): KiB as for ulimit -s, or 8M / 1G / unlimited.
+--kernel       re-runs the program -- the same argv, working directory and
+               environment minus loader and interpreter variables (LD_PRELOAD,
+               LD_LIBRARY_PATH, GCONV_PATH, ...) -- as the process's owner
+               (root drops to the owner's uid, gid and groups first; a program
+               someone else could have replaced is not run as root) under a bcc
+               probe on the kernel's stack-growth check, and shows what the
+               kernel saw.  Needs root, bcc and kprobes."""
+    examples = ("run 1920 1080", "stack-diagnose", "stack-diagnose --all-threads --json",
+                "stack-diagnose --rlimit 4096")
+    category = "stack"
+    json_hex_addresses = True
+
 
     def build_parser(self):
         from gdb_toolkit.common.args import ArgParser
@@ -36,8 +46,11 @@ Example:
         g = p.add_mutually_exclusive_group()
         g.add_argument("--thread", type=int, metavar="N", help="diagnose gdb thread N")
         g.add_argument("--all-threads", action="store_true", help="one report per thread")
+        p.add_argument("--rlimit", type=parse_rlimit, metavar="KIB",
+                       help="RLIMIT_STACK the program ran with (KiB, or 8M/1G/unlimited)")
         p.add_argument("--kernel", action="store_true",
-                       help="also re-run under a bcc probe on acct_stack_growth (root, kprobes)")
+                       help="also re-run it as its owner under a bcc probe on the kernel's "
+                            "stack-growth check (root, kprobes)")
         return p
 
     def complete(self, text, word):
@@ -56,22 +69,29 @@ Example:
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.gdbsupport import facts as gfacts
         from gdb_toolkit.stack.diagnose import diagnose
-        from gdb_toolkit.stack.gdb_facts import gather
+        from gdb_toolkit.stack.gdb_facts import gather, stack_arch, summarise_threads
 
         kind = gfacts.target_kind()
         if kind not in ("live", "core"):
             what = {"exec": "the program is loaded but not running",
-                    "remote": "the target is remote (no /proc of its own here)"}.get(
+                    "remote": "the target is remote (no memory map or limits of its own here)"}.get(
                 kind, "there is no process")
+            fix = ("run the program until it faults (run), attach PID, or load a core: gdb "
+                   "PROGRAM CORE" if kind != "remote" else
+                   "diagnose its core instead (qemu-user writes qemu_PROG_*.core with ulimit -c "
+                   "unlimited: gdb-multiarch PROGRAM CORE), or run gdb next to the process")
             raise ToolkitError(f"stack-diagnose needs a stopped process or a core file, but {what}",
-                               "run the program until it faults (run), attach PID, "
-                               "or load a core: gdb PROGRAM CORE")
+                               fix)
         if args.kernel:
             from gdb_toolkit.stack.gdb_kernel import require_kernel_tracing
 
             require_kernel_tracing()
         inf = gdb.selected_inferior()
         original = gdb.selected_thread()
+        try:
+            frame = gdb.selected_frame()
+        except gdb.error:
+            frame = None
         if original is None:
             raise ToolkitError("no thread is selected", "select one with: thread N")
         if args.thread is not None:
@@ -89,11 +109,16 @@ Example:
             for t in targets:
                 if t.is_running():
                     raise ToolkitError(f"thread {t.num} is running", "interrupt it first")
+            arch = stack_arch()
+            summaries = summarise_threads(arch, inf)
+            for t in targets:
                 t.switch()
-                out.append(diagnose(gather(kind)))
+                out.append(diagnose(gather(kind, args.rlimit, summaries)))
         finally:
             if original.is_valid():
-                original.switch()
+                original.switch()                   # leave gdb's selection as it was
+                if frame is not None and frame.is_valid():
+                    frame.select()
         if args.kernel:
             from gdb_toolkit.stack.gdb_kernel import kernel_view
 
@@ -109,8 +134,28 @@ Example:
         from gdb_toolkit.stack.text import render_diagnosis
 
         if isinstance(report, AllThreads):
-            return "\n".join(render_diagnosis(d, ctx.width) for d in report.diagnoses)
-        return render_diagnosis(report, ctx.width)
+            return "\n".join(render_diagnosis(d, ctx.width, ctx.styler) for d in report.diagnoses)
+        return render_diagnosis(report, ctx.width, ctx.styler)
+
+
+def parse_rlimit(text: str):
+    """--rlimit: KiB as ulimit -s takes it, or with a K/M/G suffix, or 'unlimited'."""
+    import argparse
+
+    t = text.strip().lower()
+    if t in ("unlimited", "infinity"):
+        return "unlimited"
+    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    try:
+        if t and t[-1] in scale:
+            value = int(t[:-1]) * scale[t[-1]]
+        else:
+            value = int(t) * 1024
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (KiB, or 8M, 1G, unlimited)")
+    if not 0 < value < 1 << 62:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a usable stack limit")
+    return value
 
 
 def register():

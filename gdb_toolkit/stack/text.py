@@ -1,20 +1,27 @@
-"""Diagnosis -> text for the terminal.  Pure."""
-import textwrap
-
-from gdb_toolkit.common.render import hexaddr, key_values, table
+"""Diagnosis -> text for the terminal, fitted to gdb's width (common.text, common.table).
+Pure."""
+from gdb_toolkit.common.names import escape_name
+from gdb_toolkit.common.render import hexaddr
 from gdb_toolkit.common.render import human_size as hs
+from gdb_toolkit.common.table import Col, render_table
+from gdb_toolkit.common.text import key_values, wrap_lines
 from gdb_toolkit.stack.model import Diagnosis
+from gdb_toolkit.stack.recursion import frame_label
 
 FRAME_ROWS = 12
+LABEL = 8
 
 
-def _wrap(label: str, text: str, width: int | None) -> str:
-    w = max((width or 100) - 10, 40)
-    lines = textwrap.wrap(text, w, break_on_hyphens=False) or [""]
-    return "".join(f"{label if i == 0 else '':<8}  {ln}\n" for i, ln in enumerate(lines))
+def _wrap(label: str, text: str, width: int | None, styler=None) -> str:
+    """A labelled paragraph: 'VERDICT   text...' with the text wrapped under itself."""
+    lead = f"{label:<{LABEL}}  "
+    lines = wrap_lines(text, width, lead, " " * len(lead)) or [lead]
+    if styler is not None:
+        lines[0] = styler("title", label) + lines[0][len(label):]
+    return "\n".join(lines) + "\n"
 
 
-def _frames(d: Diagnosis, width: int | None) -> str:
+def _frames(d: Diagnosis, width: int | None, styler=None) -> str:
     frames = d.frames
     rows, shown = [], frames
     if len(frames) > FRAME_ROWS:
@@ -23,30 +30,50 @@ def _frames(d: Diagnosis, width: int | None) -> str:
     for f in shown:
         if last is not None and f.level != last + 1:
             rows.append(["...", f"({f.level - last - 1} more frames)", "", "", ""])
-        rows.append([f"#{f.level}", f.function or "??", hs(f.size) if f.size is not None else "-",
+        name = "<signal handler called>" if f.signal_frame else frame_label(f)
+        rows.append([f"#{f.level}", name, hs(f.size) if f.size is not None else "-",
                      hexaddr(f.sp), f.source or hexaddr(f.pc)])
         last = f.level
     walked = f"all {len(frames)}" if d.frames_complete else f"innermost {len(frames)} (bounded walk)"
-    return table(["frame", "function", "size", "sp", "where"], rows, width=width,
-                 title=f"frames: {walked}; size = caller's sp - sp (CFA difference)")
+    cols = [Col("frame", "key"), Col("function", "symbol"), Col("size", "number"),
+            Col("sp", "address"), Col("where", "location")]
+    return render_table(cols, rows, width, styler=styler,
+                        title=f"frames: {walked}; size = caller's sp - sp (CFA difference)")
 
 
-def render_diagnosis(d: Diagnosis, width: int | None = None) -> str:
+def render_diagnosis(d: Diagnosis, width: int | None = None, styler=None) -> str:
     t = d.thread
-    who = (f"thread {t['num']} (LWP {t['tid']}{', main' if t['main'] else ''}) of "
+    name = f" {escape_name(t['name'])!r}" if t.get("name") and not t["main"] else ""
+    who = (f"thread {t['num']}{name} (LWP {t['tid']}{', main' if t['main'] else ''}) of "
            f"{'process' if t['target'] == 'live' else 'core of process'} {t['pid']}, {t['arch']}")
     out = [f"stack-diagnose: {who}\n"]
-    out.append(_wrap("VERDICT", f"[{d.verdict}] {d.headline}", width))
+    out.append(_wrap("VERDICT", f"[{d.verdict}] {d.headline}", width, styler))
     for e in d.explanation:
-        out.append(_wrap("why", e, width))
-    out.append(_wrap("FIX", d.fix.text, width))
+        out.append(_wrap("why", e, width, styler))
+    out.append(_wrap("FIX", d.fix.text, width, styler))
     out.append("\n")
     s = d.signal
     pairs = [
-        ("signal", f"{s['name']} ({s['code_name']})" + (f" at {hexaddr(s['addr'])}" if s['addr'] is not None else "")
+        ("signal", f"{s['name']} ({s['code_name']})" + (f" at {hexaddr(s['address'])}" if s['address'] is not None else "")
+         + (f" -- from {d.sources['signal']}" if d.stopped_by or "pr_cursig" in d.sources.get("signal", "") else "")
          if s else "none (not stopped by a signal)"),
-        ("sp / pc", f"{hexaddr(d.sp)} / {hexaddr(d.pc)}"),
     ]
+    if d.fault_addr is not None and (s is None or s["address"] is None or s["address"] != d.fault_addr):
+        pairs.append(("fault", f"{hexaddr(d.fault_addr)} ({d.sources.get('fault address', '')})"))
+    if d.stopped_by:
+        sb = d.stopped_by
+        pairs.append(("stopped by", f"{sb['signal'] or 'no signal'} in {sb['symbol']}() "
+                      f"(sp {hexaddr(sb['sp_address'])}), after the program's handler"))
+    if d.handler:
+        h = d.handler
+        alt = h.get("altstack")
+        signo = (f"signal {h['signal']}" if h.get("signal") is not None
+                 else "a signal (not recorded: no SA_SIGINFO)")
+        pairs.append(("handler", f"{h['symbol']}() for {signo} (frame #{h['frame']} is "
+                      "<signal handler called>)" + (f", on the alternate signal stack "
+                      f"{hexaddr(alt['start_address'])}+{hs(alt['size'])}" if h.get('on_altstack') and alt else
+                      ", on the same stack")))
+    pairs.append(("sp / pc", f"{hexaddr(d.sp)} / {hexaddr(d.pc)}"))
     if d.stack is not None:
         st = d.stack
         pairs.append(("stack", f"{st.label} {hexaddr(st.start)}-{hexaddr(st.end)} "
@@ -58,48 +85,74 @@ def render_diagnosis(d: Diagnosis, width: int | None = None) -> str:
         pairs.append(("stack used", f"{hs(d.stack_used)} ({d.stack_used} B: top - lowest of sp/fault)"))
     if d.growth_requested is not None:
         pairs.append(("growth", f"{hs(d.growth_requested)} ({d.growth_requested} B: top - fault page)"))
-    if d.thread["main"]:
+    if d.thread["main"] and d.verdict not in ("go-runtime",):
         lim = lambda v: "unlimited" if v is None else f"{hs(v)} ({v // 1024} KiB)"  # noqa: E731
-        pairs.append(("RLIMIT_STACK", f"soft {lim(d.rlimit_soft)}, hard {lim(d.rlimit_hard)} "
-                      f"-- {d.sources['RLIMIT_STACK']}"))
+        if d.rlimit_soft is None and d.rlimit_hard is None and "not recorded" in d.sources["RLIMIT_STACK"]:
+            pairs.append(("RLIMIT_STACK", d.sources["RLIMIT_STACK"]))
+        else:
+            pairs.append(("RLIMIT_STACK", f"soft {lim(d.rlimit_soft)}, hard {lim(d.rlimit_hard)} "
+                          f"-- {d.sources['RLIMIT_STACK']}"))
+    if d.layout:
+        lay = d.layout
+        ob = lay.get("obstacle")
+        if ob:
+            pairs.append(("layout", f"{ob['name']} ends {hs(ob['distance'])} below the stack top; "
+                          + ("placed below mmap_base: a bigger RLIMIT_STACK at exec moves it"
+                             if lay["obstacle_moves_with_rlimit"] else
+                             "placed there by the program: no limit moves it")
+                          + (f"; randomisation {'on' if lay['aslr'] else 'off'}" if lay["aslr"] is not None else "")))
     pairs.append(("guard gap", f"{hs(d.guard_gap)} -- {d.sources['guard gap']}"))
     if d.below:
         b = d.below
-        pairs.append(("next map", f"{b['name']} ({b['perms']}) ends {hexaddr(b['end'])}, "
+        pairs.append(("next map", f"{b['name']} ({b['perms']}) ends {hexaddr(b['end_address'])}, "
                       f"{hs(b['distance'])} {b['where']} the fault"))
     if d.verdict == "not-stack":
         for n in d.nearest:
             pairs.append((f"map {n['where']}", f"{n['name']} ({n['perms']}) "
-                          f"{hexaddr(n['start'])}-{hexaddr(n['end'])}, {hs(n['distance'])} away"))
+                          f"{hexaddr(n['start_address'])}-{hexaddr(n['end_address'])}, {hs(n['distance'])} away"))
     if d.culprit and d.culprit.instruction:
         ins = d.culprit.instruction
         pairs.append(("sp moved by", f"{ins.text} at {hexaddr(ins.address)}"
                       + (f" ({ins.source})" if ins.source else "") + f" in {d.culprit.function or '??'}()"))
     if d.recursion:
         r = d.recursion
-        pairs.append(("recursion", f"{' -> '.join(r.functions)}: depth {r.depth:,}, "
+        depth = f"depth {r.depth:,}" if r.depth_exact else f"depth at least {r.depth:,}"
+        pairs.append(("recursion", f"{' -> '.join(r.functions)}: {depth}, "
                       f"{r.avg_frame} B/frame ({r.depth_method})"))
-    if d.fix.needed:
-        pairs.append(("needs", f"about {hs(d.fix.needed)} of stack ({d.fix.needed} B incl. 64 KiB "
-                      "for callees)"))
-    out.append(key_values(pairs))
+    for v in d.damaged_threads:
+        pairs.append(("damaged", f"thread {v['num']} (LWP {v['tid']}): its block top "
+                      f"{hexaddr(v['block_top_address'])}, overrun down to {hexaddr(v['down_to_address'])}"
+                      + ("; all its live frames" if v.get("frames_covered") else "")))
+    if d.fix.needed and d.verdict not in ("not-stack", "corrupt-sp"):
+        pairs.append(("needs", f"about {hs(d.fix.needed)} of stack ({d.fix.needed} B incl. the "
+                      "room for callees)"))
+    out.append(key_values(pairs, width, styler))
     out.append("\n")
-    out.append(_frames(d, width))
-    for a in d.assumptions:
-        out.append(_wrap("assumed", a, width))
+    out.append(_frames(d, width, styler))
+    for a in d.notes:
+        out.append(_wrap("note", a, width, styler))
     if d.kernel:
-        out.append("\n" + _kernel(d.kernel, width))
+        out.append("\n" + _kernel(d.kernel, width, styler))
     return "".join(out)
 
 
-def _kernel(k: dict, width: int | None) -> str:
+def _kernel(k: dict, width: int | None, styler=None) -> str:
     out = [f"kernel view (re-ran {' '.join(k['argv'])} as pid {k['pid']}: {k['exit']}):\n"]
     traced = k["traced_function"]
     how = f"{k['attach_method']} on {traced}" + (
         "" if traced == k["requested_function"] else f" (instead of {k['requested_function']})")
-    pairs = [("traced", how)]
-    if k["note"]:
-        pairs.append(("why", k["note"]))
+    pairs = []
+    if k.get("run_as"):
+        pairs.append(("ran as", k["run_as"]))
+    if k.get("dropped_env"):
+        pairs.append(("not passed", ", ".join(k["dropped_env"]) + " (loader/interpreter variables)"))
+    if k.get("source"):
+        pairs.append(("from", k["source"]))
+    for n in k.get("notes") or []:
+        pairs.append(("note", n))
+    pairs.append(("traced", how))
+    if k["attach_note"]:
+        pairs.append(("why", k["attach_note"]))
     pairs.append(("growth calls", f"{k['growth_calls']}, refused {len(k['refused'])}"
                   + (f", largest granted {hs(k['largest_granted'])}" if k["largest_granted"] else "")))
     for e in k["refused"][-3:]:
@@ -108,4 +161,4 @@ def _kernel(k: dict, width: int | None) -> str:
     pairs.append(("compare", k["comparison"]))
     for sk in k["skipped"]:
         pairs.append(("not traced", sk))
-    return out[0] + "".join("  " + ln + "\n" for ln in key_values(pairs).splitlines())
+    return out[0] + key_values(pairs, width, styler, indent="  ")

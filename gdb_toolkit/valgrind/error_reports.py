@@ -3,11 +3,11 @@ import re
 from dataclasses import dataclass, field
 
 from gdb_toolkit.valgrind.locations import Location, parse_location_lines
-from gdb_toolkit.valgrind.stacks import Frame, parse_frame, program_frame, strip_prefix
+from gdb_toolkit.valgrind.stacks import CodeMap, Frame, Stack, parse_frame, program_frame, strip_prefix
 
 _NERRS_RE = re.compile(r"n_errs_found (\d+) n_errs_shown (\d+) \(vgdb-error (\d+)\)")
-_SUMMARY_RE = re.compile(r"ERROR SUMMARY: ([\d,]+) errors from ([\d,]+) contexts \(suppressed: ([\d,]+) from ([\d,]+)\)")
-_CONTEXT_RE = re.compile(r"^([\d,]+) errors in context (\d+) of (\d+):")
+_SUMMARY_RE = re.compile(r"ERROR SUMMARY: (\d[\d,]*) errors from (\d[\d,]*) contexts \(suppressed: (\d[\d,]*) from (\d[\d,]*)\)")
+_CONTEXT_RE = re.compile(r"^(\d[\d,]*) errors in context (\d+) of (\d+):")
 
 
 @dataclass
@@ -24,6 +24,7 @@ class MemcheckError:
     location: Location | None = None      # "Address 0x.. is 0 bytes after a block of size 32 alloc'd"
     details: list[str] = field(default_factory=list)
     count: int | None = None              # from "N errors in context K of M"
+    origin: Stack | None = None           # --track-origins: where the uninitialised value came from
 
     @property
     def at(self) -> Frame | None:
@@ -34,10 +35,15 @@ class MemcheckError:
         text = self.what + (f" at {at.label()}" if at else "")
         if self.location is not None:
             text += f"; {self.location.description}"
+            freed = program_frame(self.location.free_stack)
             alloc = self.location.allocated_at
+            if freed is not None:
+                text += f" (freed at {freed.label()})"
             if alloc is not None:
-                verb = "freed" if self.location.kind == "freed_block" else "allocated"
-                text += f" ({verb} at {alloc.label()})" if verb == "allocated" else ""
+                text += f" (allocated at {alloc.label()})"
+        if self.origin is not None:
+            site = self.origin.site
+            text += f"; {self.origin.what}" + (f" at {site.label()}" if site else "")
         return text
 
 
@@ -60,8 +66,14 @@ def parse_n_errs_found(text: str) -> ErrorCounts | None:
     return ErrorCounts(*(int(g) for g in m.groups())) if m else None
 
 
-def parse_errors(text: str) -> ErrorList:
-    """Error blocks (as in ``last_error`` / ``all_errors``) and the ERROR SUMMARY."""
+_ORIGIN_RE = re.compile(r"^Uninitialised value was created")
+
+
+def parse_errors(text: str, code_map: CodeMap | None = None) -> ErrorList:
+    """Error blocks (as in ``last_error`` / ``all_errors``) and the ERROR SUMMARY.
+
+    The error's own stack, the address description (with where a block was freed
+    and allocated) and the --track-origins origin stack are kept apart."""
     lines = text.splitlines()
     errors: list[MemcheckError] = []
     summary = None
@@ -86,13 +98,17 @@ def parse_errors(text: str) -> ErrorList:
             i += 1
             continue
         if t.startswith(("at 0x", "by 0x")) and current is not None:
-            f = parse_frame(t)
+            f = parse_frame(t, code_map)
             if f:
-                current.stack.append(f)
+                (current.origin.frames if current.origin is not None else current.stack).append(f)
+            i += 1
+            continue
+        if current is not None and _ORIGIN_RE.match(t):
+            current.origin = Stack(t)
             i += 1
             continue
         if t.startswith("Address ") and current is not None:
-            loc, j = parse_location_lines(lines, i)
+            loc, j = parse_location_lines(lines, i, code_map)
             if loc is not None:
                 current.location = loc
                 i = j

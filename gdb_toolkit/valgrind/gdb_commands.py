@@ -19,8 +19,15 @@ def _expr_int(text: str) -> int:
 
 
 def _expr_addr(text: str) -> int:
+    """An address expression; a function name (``main``) is its address, as in ``x main``."""
     from gdb_toolkit.gdbsupport.facts import eval_address
 
+    try:
+        value = gdb.parse_and_eval(text)
+        if value.type.strip_typedefs().code == gdb.TYPE_CODE_FUNC:
+            return eval_address(f"&({text})")
+    except gdb.error:
+        pass
     return eval_address(text)
 
 
@@ -57,24 +64,23 @@ class _AddrLenCommand(ToolkitCommand):
 
 
 class VgStart(ToolkitCommand):
-    """Start PROGRAM under valgrind memcheck with vgdb and connect gdb to it.
-
-Usage: vg-start [--main] [--stdin FILE] [--stdout FILE] [--tty DEV] [--log FILE]
-                [--timeout SEC] [--json] PROGRAM [ARGS...] [-- VALGRIND-OPTIONS]
-
+    summary = "Start a program under memcheck and connect"
+    usage = """\
+vg-start [--main] [--stdin FILE] [--stdout FILE] [--tty DEV] [--log FILE] [--timeout SEC] [--json] PROGRAM [ARGS...] [-- VALGRIND-OPTIONS]"""
+    description = """\
 Runs valgrind --tool=memcheck --vgdb=yes --vgdb-error=0 [VALGRIND-OPTIONS]
 PROGRAM ARGS (every word after PROGRAM is its argument, "-p 8080" too; only
 a final --json is vg-start's), waits for its vgdb FIFO, loads PROGRAM's
 symbols and connects with "target remote | vgdb --pid=N".  The program stops
-at its first instruction (--main: at main).  Its stdout/stderr go to gdb's terminal (or
---stdout FILE / --tty DEV); its stdin is /dev/null (or --stdin FILE / --tty).
-valgrind's own messages go to --log FILE (default $TMPDIR/vg-toolkit-PID.log).
-gdb's inferior pid over vgdb is a placeholder; the report gives the real
-valgrind pid.  Memcheck errors stop the program; vg-start then says which.
-
-Example:
-  (gdb) vg-start --main ./memleakloop
-  (gdb) vg-start ./server 8080 -- --leak-check=full --track-origins=yes"""
+at its first instruction (--main: at main).  --vgdb=full, --vgdb-error=N and
+--vgdb-prefix=P after "--" are honoured.  Its stdout/stderr go to gdb's terminal
+(or --stdout FILE / --tty DEV); its stdin is /dev/null (or --stdin FILE / --tty).
+valgrind's own messages go to --log FILE (default: a private directory removed
+when gdb quits).  Memcheck errors stop the program; vg-start then says which.
+When gdb quits, the valgrind it started is killed, --trace-children ones too."""
+    examples = ('vg-start --main ./memleakloop', 'vg-start ./server 8080 -- --leak-check=full --track-origins=yes')
+    category = "valgrind"
+    json_hex_addresses = True
 
     name = "vg-start"
     value_completer = gdb.COMPLETE_FILENAME
@@ -87,7 +93,7 @@ Example:
         p.add_argument("--stdin", default="/dev/null", help="program's stdin (default /dev/null)")
         p.add_argument("--stdout", help="program's stdout+stderr file (default: gdb's terminal)")
         p.add_argument("--tty", help="terminal device for the program's stdin/stdout/stderr")
-        p.add_argument("--log", help="valgrind's log file (default $TMPDIR/vg-toolkit-PID.log)")
+        p.add_argument("--log", help="valgrind's log file (default: private, removed when gdb quits)")
         p.add_argument("--timeout", type=_positive_seconds, default=30.0, help="seconds to wait for vgdb")
         p.add_argument("program", help="program to run")
         p.add_argument("args", nargs="*", default=[], help="program arguments")
@@ -110,13 +116,14 @@ Example:
         import os
         import shutil
         import subprocess
-        import tempfile
         import time
 
         from gdb_toolkit.common.errors import ToolkitError
+        from gdb_toolkit.common.private_dirs import make_private_dir, remove_tree
         from gdb_toolkit.valgrind import gdb_session as gs
-        from gdb_toolkit.valgrind.launch import (StartReport, resolve_program, set_parent_death_signal,
-                                                 valgrind_argv, wait_for_fifo)
+        from gdb_toolkit.valgrind.launch import (StartReport, log_destination, open_program_stream,
+                                                 option_value, resolve_program,
+                                                 set_parent_death_signal, valgrind_argv, wait_for_fifo)
         from gdb_toolkit.valgrind.vgdb_processes import fifo_dir
 
         valgrind = shutil.which("valgrind")
@@ -127,77 +134,97 @@ Example:
                                "detach, disconnect or kill it first (or use another inferior)")
         program = resolve_program(args.program)
         args.args = list(getattr(self, "_prog_args", args.args))
-        tmp = tempfile.gettempdir()
-        log_template = args.log or os.path.join(tmp, "vg-toolkit-%p.log")
-        argv = valgrind_argv(valgrind, program, args.args, getattr(self, "_vg_opts", []), log_template)
+        vg_opts = list(getattr(self, "_vg_opts", []))
+        prefix = option_value(vg_opts, "--vgdb-prefix")
+        if args.log:
+            _check_log_path(args.log)
+        argv = valgrind_argv(valgrind, program, args.args, vg_opts, "%LOG%")
         stdin_path = args.tty or args.stdin
+        stdin = open_program_stream(stdin_path, write=False)
         try:
-            stdin = open(stdin_path, "rb")
-            stdout = open(args.tty or args.stdout, "ab") if (args.tty or args.stdout) else None
-        except OSError as exc:
-            raise ToolkitError(f"cannot open {exc.filename}: {exc.strerror}", "give another file") from None
+            stdout = open_program_stream(args.tty or args.stdout, write=True) \
+                if (args.tty or args.stdout) else None
+        except BaseException:
+            stdin.close()
+            raise
+        private = make_private_dir("gdb_toolkit-vg-")
+        log_template = args.log or os.path.join(private, "valgrind-%p.log")
+        argv = [a.replace("%LOG%", log_template) if a.startswith("--log-file=%LOG%") else a for a in argv]
         t0 = time.monotonic()
         try:
             proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stdout,
                                     start_new_session=True, close_fds=True,
                                     preexec_fn=set_parent_death_signal)
+        except OSError as exc:
+            remove_tree(private)
+            raise ToolkitError(f"cannot start valgrind: {exc.strerror}", "check the valgrind install") from None
         finally:
             stdin.close()
             if stdout is not None:
                 stdout.close()
-        log_file = log_template.replace("%p", str(proc.pid))
+        log_file, log_words = log_destination(vg_opts, log_template, proc.pid)
         s = gs.session(proc.pid)
-        s.update(popen=proc, log_file=log_file, program=program)
+        s.popen, s.private_dir, s.program, s.log_file, s.vgdb_prefix = proc, private, program, log_file, prefix
+        notes = []
         try:
-            wait_for_fifo(proc, fifo_dir(), args.timeout, log_file)
-            gs.connect(proc.pid, program, os.path.join(tmp, f"vg-toolkit-vgdb-{proc.pid}.err"))
+            wait_for_fifo(proc, fifo_dir(prefix), args.timeout, log_file, prefix,
+                          keep_log=bool(args.log) or not log_file or not log_file.startswith(private))
+            gs.connect(proc.pid, program, os.path.join(private, "vgdb-stderr.log"), vgdb_prefix=prefix)
             if args.main:
                 note = _run_to_main(program, s)
+                if note:
+                    notes.append(note)
         except BaseException:
             if gs.connection_pid() == proc.pid:
                 try:
                     gdb.execute("kill", to_string=True)
                 except gdb.error:
                     pass
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-            from gdb_toolkit.valgrind.vgdb_processes import remove_stale_fifos
-
-            remove_stale_fifos(proc.pid)
             # a valgrind that vg-start gave up on is no session: later commands say "not
             # connected", not "the program exited (status 0)"
-            dropped = gs.SESSIONS.pop(proc.pid, {})
-            if dropped.get("vgdb_log"):
-                try:
-                    os.unlink(dropped["vgdb_log"])
-                except OSError:
-                    pass
+            gs.cleanup_session(s)
+            gs.SESSIONS.pop(proc.pid, None)
             raise
         seconds = time.monotonic() - t0
         where = gs.where_stopped()
-        return StartReport(proc.pid, program, list(args.args), argv, log_file, stdin_path,
+        return StartReport(proc.pid, program, list(args.args), argv, log_file, log_words, stdin_path,
                            args.tty or args.stdout or "gdb's terminal (inherited)",
-                           s.get("vgdb_log", ""), where, bool(args.main), round(seconds, 3),
-                           note if args.main else None)
+                           where, bool(args.main), round(seconds, 3), notes)
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import key_values
+        from gdb_toolkit.common.text import key_values
 
-        return key_values([
-            ("valgrind pid", f"{report.valgrind_pid} (gdb's inferior pid over vgdb is a placeholder)"),
+        out = key_values([
+            ("valgrind pid", f"{report.pid} (gdb's inferior pid over vgdb is a placeholder)"),
             ("program", " ".join([report.program, *report.arguments])),
             ("stopped at", report.stopped_at),
-            ("note", report.note),
             ("program stdin", report.program_stdin),
             ("program stdout", report.program_stdout),
-            ("valgrind log", report.log_file),
+            ("valgrind log", report.log + ("" if report.log_file is None or "/gdb_toolkit-vg-" not in
+                                            report.log_file else " (removed when gdb quits; --log keeps one)")),
             ("command", " ".join(report.valgrind_command)),
             ("connected in", f"{report.seconds:.2f} s"),
-        ]) + "next: 'continue', Ctrl-C, then 'vg-leaks' / 'vg-errors'\n"
+        ], ctx.width, ctx.styler)
+        out += _notes(report.notes, ctx)
+        return out + "next: 'continue', Ctrl-C, then 'vg-leaks' / 'vg-errors'\n"
 
 
-def _run_to_main(program: str, s: dict) -> str | None:
+def _check_log_path(path: str) -> None:
+    """--log: valgrind opens it itself; refuse what would block or mislead it."""
+    import os
+    import stat
+
+    from gdb_toolkit.common.errors import ToolkitError
+
+    try:
+        st = os.stat(path.replace("%p", "0"))
+    except OSError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise ToolkitError(f"--log {path} is not a regular file", "give the path of a new or regular file")
+
+
+def _run_to_main(program: str, s) -> str | None:
     """vg-start --main: continue to a temporary breakpoint on main, removed whatever happens.
 
     Returns None at main, else why the program stopped elsewhere (the stop
@@ -213,7 +240,7 @@ def _run_to_main(program: str, s: dict) -> str | None:
     except gdb.error:
         raise ToolkitError(f"--main: {program} has no symbol 'main' (stripped?)",
                            "run vg-start without --main, then 'break' on an address") from None
-    before = s.get("errors_seen", 0)
+    before = s.errors_seen
     number = None
     try:
         with gs.quiet_stops():
@@ -233,9 +260,10 @@ def _run_to_main(program: str, s: dict) -> str | None:
             return None
     except gdb.error:
         pass
-    if s.get("errors_seen", 0) > before:
-        return (f"stopped on memcheck error #{s['errors_seen']} before main: "
-                f"{s.get('last_error_stop') or 'see vg-errors'}; 'break main' and 'continue' to get there")
+    if s.errors_seen > before:
+        return (f"stopped on memcheck error #{s.errors_seen} before main: "
+                f"{s.last_error_stop or 'see vg-errors'}; 'break main' and 'continue' to get there "
+                f"({gs.ERROR_STOP_SIGTRAP})")
     return "stopped before main (not at the temporary breakpoint)"
 
 
@@ -260,19 +288,21 @@ def _quote(a: str) -> str:
 
 
 class VgAttach(ToolkitCommand):
-    """Connect gdb to a running valgrind process (vgdb); with no PID, list them.
-
-Usage: vg-attach [PID] [--json]
-
+    summary = "Connect to a running valgrind, or list them"
+    usage = """\
+vg-attach [PID] [--vgdb-prefix PREFIX] [--reconnect] [--json]"""
+    description = """\
 Live valgrind gdbservers are found from their vgdb FIFOs
-($TMPDIR/vgdb-pipe-from-vgdb-to-PID-*); FIFOs left by killed processes are
-ignored.  With one live process it is chosen; with several, the list is
-printed and you choose with vg-attach PID.  PROGRAM's symbols are loaded
-from the process's command line when gdb has no file.
-
-Example:
-  (gdb) vg-attach
-  (gdb) vg-attach 12345"""
+($TMPDIR/vgdb-pipe-from-vgdb-to-PID-*, or --vgdb-prefix's); FIFOs left by
+killed processes are ignored.  With one live process it is chosen; with
+several, the list is printed and you choose with vg-attach PID.  PROGRAM's
+symbols are loaded from the process's command line when gdb has no file.
+--reconnect drops the current connection and makes a new one to the same
+valgrind: the way out when the connection is out of step (valgrind lets the
+program run between the two connections)."""
+    examples = ('vg-attach', 'vg-attach 12345')
+    category = "valgrind"
+    json_hex_addresses = True
 
     name = "vg-attach"
 
@@ -288,19 +318,23 @@ Example:
 
         p = ArgParser(self.name, "connect to a running valgrind")
         p.add_argument("pid", nargs="?", type=parse_int, help="valgrind process id")
+        p.add_argument("--vgdb-prefix", help="valgrind's --vgdb-prefix, if it was given one")
+        p.add_argument("--reconnect", action="store_true",
+                       help="disconnect and connect again to the same valgrind")
         return p
 
     def run(self, args):
         import os
-        import tempfile
 
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.vgdb_processes import AttachReport, choose, list_processes
 
+        if args.reconnect:
+            return self._reconnect(args)
         if gdb.selected_inferior().pid:
             raise ToolkitError("gdb is already debugging a process", "detach or disconnect first")
-        every = list_processes(include_dead=True)
+        every = list_processes(include_dead=True, prefix=args.vgdb_prefix)
         live = [p for p in every if p.alive]
         stale = [p.pid for p in every if not p.alive]
         chosen = choose(live, args.pid)
@@ -315,57 +349,124 @@ Example:
                                       if stale else ""),
                                    "start one with vg-start PROGRAM, or run valgrind --vgdb=yes PROGRAM")
             return AttachReport(False, None, None, live, stale,
-                                message="several valgrind processes: choose one with vg-attach PID")
-        program = gdb.current_progspace().filename
-        if not program and chosen.program and os.path.exists(chosen.program):
-            program = chosen.program
-        message = None
-        if program and chosen.program and os.path.exists(chosen.program) and \
-                os.path.realpath(program) != os.path.realpath(chosen.program):
-            message = (f"gdb's file {program} is not the program valgrind runs ({chosen.program}): "
-                       f"symbols may be wrong; 'file {chosen.program}' loads the right ones")
-        gs.connect(chosen.pid, program,
-                   os.path.join(tempfile.gettempdir(), f"vg-toolkit-vgdb-{chosen.pid}.err"),
-                   probe=True)
-        return AttachReport(True, chosen.pid, program, live, stale, gs.where_stopped(), message)
+                                notes=["several valgrind processes: choose one with vg-attach PID"])
+        from gdb_toolkit.common.private_dirs import make_private_dir
+        from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename
+
+        notes = []
+        program = progspace_filename()
+        real = chosen.program_path
+        if not program and real:
+            program = real
+        if program and real and os.path.realpath(program) != os.path.realpath(real):
+            notes.append(f"gdb's file {program} is not the program valgrind runs ({chosen.program}): "
+                         f"symbols may be wrong; 'file {chosen.program}' loads the right ones")
+        s = gs.session(chosen.pid)
+        if s.private_dir is None:
+            s.private_dir = make_private_dir("gdb_toolkit-vg-")
+        try:
+            gs.connect(chosen.pid, program, os.path.join(s.private_dir, "vgdb-stderr.log"), probe=True,
+                       vgdb_prefix=args.vgdb_prefix)
+        except BaseException:
+            gs.cleanup_session(s, kill=False)
+            raise
+        return AttachReport(True, chosen.pid, program, live, stale, gs.where_stopped(), notes)
+
+    def _reconnect(self, args):
+        import os
+        import time
+
+        from gdb_toolkit.common.errors import ToolkitError
+        from gdb_toolkit.valgrind import gdb_session as gs
+        from gdb_toolkit.valgrind.vgdb_processes import AttachReport
+
+        pid = args.pid or gs.connection_pid()
+        if pid is None or pid < 0:
+            raise ToolkitError("vg-attach --reconnect: no valgrind connection to renew",
+                               "give the PID: vg-attach --reconnect PID")
+        from gdb_toolkit.common.private_dirs import make_private_dir
+
+        s = gs.session(pid)
+        if gs.connection_pid() is not None:
+            try:
+                gdb.execute("disconnect", to_string=True)
+            except gdb.error:
+                pass
+        if s.private_dir is None:
+            s.private_dir = make_private_dir("gdb_toolkit-vg-")
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                gs.connect(pid, s.program, os.path.join(s.private_dir, "vgdb-stderr.log"),
+                           vgdb_prefix=args.vgdb_prefix or s.vgdb_prefix)
+                break
+            except ToolkitError:
+                # valgrind finishes sending the abandoned reply before it listens again
+                if time.monotonic() > deadline or not gs.pid_alive(pid):
+                    raise
+                time.sleep(0.25)
+        return AttachReport(True, pid, s.program, [], [], gs.where_stopped(),
+                            ["reconnected: valgrind let the program run between the two connections"])
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import key_values, table
+        from gdb_toolkit.common.table import Col, render_table
+        from gdb_toolkit.common.text import key_values
 
         if report.connected:
             text = key_values([("connected to valgrind pid", report.pid), ("program", report.program),
-                               ("stopped at", report.stopped_at)])
-            if report.message:
-                text += f"warning: {report.message}\n"
+                               ("stopped at", report.stopped_at)], ctx.width, ctx.styler)
+            text += _notes(report.notes, ctx)
         else:
             rows = [[p.pid, p.tool or "?", " ".join([p.program or "?", *p.arguments]),
                      " ".join(p.valgrind_options)] for p in report.processes]
-            text = table(["pid", "tool", "program", "valgrind options"], rows, width=ctx.width,
-                         title=report.message)
+            text = "".join(f"{n}\n" for n in report.notes)
+            text += render_table([Col("pid", "number"), Col("tool", "key"), Col("program"),
+                                  Col("valgrind options")], rows, ctx.width, styler=ctx.styler)
         if report.stale_fifos:
             text += f"ignored stale vgdb FIFOs of dead pids: {', '.join(map(str, report.stale_fifos))}\n"
         return text
 
 
+def _totals_lines(report, ctx=None) -> str:
+    from gdb_toolkit.common.text import wrap
+
+    parts = []
+    for k, t in report.totals.items():
+        grow = ""
+        if report.totals_delta is not None and report.totals_delta.get(k):
+            grow = f" ({report.totals_delta[k]:+,} since last vg-leaks)"
+        parts.append(f"  {k:<10} {t.bytes:>12,} bytes in {t.blocks:,} blocks{grow}")
+    if report.suppressed is not None:
+        parts.append(f"  {'suppressed':<10} {report.suppressed.bytes:>12,} bytes in "
+                     f"{report.suppressed.blocks:,} blocks (in no kind above)")
+    width = ctx.width if ctx is not None else None
+    return f"totals ({report.totals_source}):\n" + "".join(wrap(p, width, "", " " * 13) for p in parts)
+
+
 class VgLeaks(ToolkitCommand):
-    """Run memcheck's leak check now and show the loss records as a sorted table.
-
-Usage: vg-leaks [full|summary] [--kinds K1,K2] [--delta increased|changed]
-                [--min-bytes N] [--top N] [--json]
-
+    summary = "Leak check by allocation site, and its growth"
+    usage = """\
+vg-leaks [full|summary] [--kinds K1,K2] [--delta increased|changed] [--min-bytes N] [--top N] [--depth N] [--group-by N] [--json]
+vg-leaks --history [--kinds K] [--top N] [--export FILE] [--plot FILE] [--json]"""
+    description = """\
 Runs "monitor leak_check" on the connected valgrind, parses every loss record
 (bytes direct+indirect with deltas, blocks, kind, record number, allocation
-stack) and the LEAK SUMMARY, and prints the records largest first with the
-allocating frame that belongs to the program (malloc/valgrind/libc frames
-skipped).  Kinds: definite, indirect, possible, reachable (default all).
---delta shows only records that grew (increased) or changed since the
-previous leak search.  Totals are computed from the records when they are
-complete (valgrind 3.19 prints a wrong summary with "limited N").
-
-Example:
-  (gdb) vg-leaks
-  (gdb) vg-leaks --kinds definite --top 5
-  (gdb) vg-leaks --delta increased"""
+stack) and the LEAK SUMMARY, and prints the records largest first with their
+allocation site: the first frame in the program's own code (decided by the
+object file the code lives in: the allocator, libc, libstdc++ and other
+system libraries are skipped).  --depth N shows N-1 callers too; --group-by N
+sums the records by the frame N levels up from the site.  Kinds: definite,
+indirect, possible, reachable (default all).  --delta shows only records that
+grew (increased) or changed since the previous leak search.
+Every complete search is kept as a snapshot of the session: --history shows
+each site's series, growth per snapshot and per second, and a sparkline;
+--export writes it as CSV (.csv) or JSON lines; --plot draws the top growing
+sites (.svg or .png).  Ctrl-C during a long search takes effect when valgrind
+has sent the whole reply (the connection stays in step)."""
+    examples = ('vg-leaks', 'vg-leaks --kinds definite --top 5 --depth 3', 'vg-leaks --delta increased', 'vg-leaks --history --plot leaks.svg')
+    category = "valgrind"
+    json_hex_addresses = True
+    pause_gc = True         # 10 000 loss records: ~100 000 objects that all stay alive
 
     name = "vg-leaks"
 
@@ -377,7 +478,12 @@ Example:
         p.add_argument("--kinds", help="definite,indirect,possible,reachable (default all)")
         p.add_argument("--delta", choices=["increased", "changed"], help="only what grew/changed")
         p.add_argument("--min-bytes", type=parse_int, help="hide records smaller than N bytes")
-        p.add_argument("--top", type=parse_int, help="show only the N largest records")
+        p.add_argument("--top", type=parse_int, help="show only the N largest records (or sites)")
+        p.add_argument("--depth", type=parse_int, default=1, help="frames shown from the allocation site")
+        p.add_argument("--group-by", type=parse_int, help="sum records by the frame N levels up")
+        p.add_argument("--history", action="store_true", help="growth of each site across snapshots")
+        p.add_argument("--export", metavar="FILE", help="with --history: write CSV (.csv) or JSON lines")
+        p.add_argument("--plot", metavar="FILE", help="with --history: plot the top growing sites (.svg/.png)")
         return p
 
     def run(self, args):
@@ -391,20 +497,32 @@ Example:
             kinds = parse_kinds(args.kinds)
         except ValueError as exc:
             raise ToolkitError(f"vg-leaks: {exc}", "e.g. --kinds definite,indirect") from None
-        if args.top is not None and args.top <= 0:
-            raise ToolkitError("vg-leaks: --top must be positive", "e.g. --top 10")
+        for opt in ("top", "depth", "group_by"):
+            v = getattr(args, opt)
+            if v is not None and not 0 < v <= 1000000:
+                raise ToolkitError(f"vg-leaks: --{opt.replace('_', '-')} must be positive",
+                                   f"e.g. --{opt.replace('_', '-')} 3")
+        if (args.export or args.plot) and not args.history:
+            raise ToolkitError("vg-leaks: --export and --plot go with --history",
+                               "vg-leaks --history --plot leaks.svg")
+        if args.history:
+            return history_report(gs.current_session(self.name), kinds if args.kinds else None,
+                                  args.top, args.export, args.plot)
         pid = gs.require_connection(self.name)
+        s = gs.session(pid)
         all_kinds = set(kinds) == set(KINDS)
         use_limited = (args.mode == "full" and args.top is not None and args.delta is None
-                       and args.min_bytes is None)
+                       and args.min_bytes is None and args.group_by is None)
         cmd = monitor_leak_command(args.mode, kinds, args.delta, args.top if use_limited else None)
-        text = gs.monitor(cmd, self.name, allow_empty=True)
+        text = gs.monitor(cmd, self.name, allow_empty=True, pid=pid)
         why = explain_empty_output(text, cmd)
         if why:
             raise ToolkitError(f"vg-leaks: {why}",
                                "run 'monitor v.set gdb_output' (after log_output), or restart valgrind "
                                "without -q; 'vg-leaks full' still lists records under -q")
-        parsed = parse_leak_check(text, full_stacks=bool(args.json))
+        complete = args.mode == "full" and all_kinds and args.delta is None and not use_limited
+        stacks = bool(args.json) or args.depth > 1 or args.group_by is not None
+        parsed = parse_leak_check(text, full_stacks=stacks, code_map=gs.code_map(pid))
         if not parsed.records and parsed.summary is None and (args.mode == "summary" or parsed.notes):
             raise ToolkitError(f"vg-leaks: valgrind did not run a leak check: "
                                f"{' '.join(parsed.notes)[:200] or 'no records, no summary'}",
@@ -412,17 +530,16 @@ Example:
         extra = None
         if use_limited:
             extra = parse_leak_check(gs.monitor(monitor_leak_command("summary", list(KINDS), None),
-                                                self.name, allow_empty=True))
-        s = gs.session(pid if pid > 0 else (parsed.pid or pid))
-        complete = args.mode == "full" and all_kinds and args.delta is None and not use_limited
+                                                self.name, allow_empty=True, pid=pid))
         report = build_report(parsed, mode=args.mode, monitor_command=f"monitor {cmd}", kinds=kinds,
                               delta=args.delta, min_bytes=args.min_bytes, top=args.top,
-                              complete=complete, previous_totals=s.get("leak_totals"),
-                              extra_summary=extra, with_stacks=bool(args.json))
+                              complete=complete, previous_totals=s.leak_totals,
+                              extra_summary=extra, with_stacks=bool(args.json), depth=args.depth,
+                              group_by=args.group_by, known_total=s.records_total)
         if parsed.summary is None and args.mode == "full" and not (extra and extra.summary):
             if complete:
-                report.warnings.append("valgrind printed no LEAK SUMMARY (it runs with -q?); "
-                                       "totals computed from the records shown")
+                report.notes.append("valgrind printed no LEAK SUMMARY (it runs with -q?); "
+                                    "totals computed from the records shown")
                 if not report.totals:
                     from gdb_toolkit.valgrind.leak_view import totals_from_records
 
@@ -430,61 +547,275 @@ Example:
                     report.totals_source = "records"
             elif not report.totals:
                 # --top/--kinds/--delta listed only some records: totals from them would be wrong
-                report.warnings.append("valgrind printed no LEAK SUMMARY (it runs with -q?) and only "
-                                       "some loss records were listed: no totals (plain 'vg-leaks' "
-                                       "computes them from all records)")
+                report.notes.append("valgrind printed no LEAK SUMMARY (it runs with -q?) and only "
+                                    "some loss records were listed: no totals (plain 'vg-leaks' "
+                                    "computes them from all records)")
         if report.totals and all_kinds:
-            s["leak_totals"] = {k: t.bytes for k, t in report.totals.items()}
-        if s.pop("hidden_search", False) and args.delta:
-            report.warnings.append("vg-block ran a leak search since the previous vg-leaks: the record "
-                                   "deltas are relative to that search")
-        if args.mode == "full" and parsed.total_records:
-            s["records_total"] = parsed.total_records
+            s.leak_totals = {k: t.bytes for k, t in report.totals.items()}
+        if s.hidden_search and args.delta:
+            report.notes.append("a leak search ran since the previous vg-leaks: the record "
+                                "deltas are relative to that search")
+        s.hidden_search = False
+        if args.mode == "full" and parsed.total_records is not None:
+            s.records_total = parsed.total_records
+        if args.mode == "full":
+            s.last_records = parsed.records      # their numbers are valid until the next search
+        if complete:
+            from gdb_toolkit.valgrind.session_state import sites_of
+
+            snap = s.add_snapshot(sites_of(parsed.records),
+                                  {k: t.bytes for k, t in report.totals.items()})
+            report.snapshot = snap.seq
+        report.pid = pid
         return report
 
     def render(self, report, ctx):
-        from gdb_toolkit.valgrind.text_table import table
+        if hasattr(report, "sites"):
+            return render_history(report, ctx)
+        from gdb_toolkit.common.table import Col, render_table
 
         head = f"valgrind pid {report.pid}: {report.monitor_command}\n"
         if report.mode == "full":
-            head += (f"{report.records_total or 0} loss records, {report.records_matched} matched, "
-                     f"{len(report.records)} shown\n")
+            total = "?" if report.records_total is None else f"{report.records_total:,}"
+            head += f"{total} loss records, {report.records_matched:,} matched, "
+            head += (f"{len(report.groups):,} sites shown\n" if report.group_by
+                     else f"{len(report.records):,} shown\n")
         out = head
-        if report.records:
-            rows = [[r.record, r.kind, _n(r.bytes) + _d(r.bytes_delta),
-                     (f"{_n(r.direct_bytes)}+{_n(r.indirect_bytes)}" if r.indirect_bytes else ""),
-                     _n(r.blocks) + _d(r.blocks_delta), r.function or "???", r.location or ""]
-                    for r in report.records]
-            out += table(["rec", "kind", "bytes", "direct+indirect", "blocks", "allocated in", "at"],
-                         rows, width=ctx.width)
+        if report.group_by:
+            rows = [[g.kind, _n(g.bytes), _n(g.blocks), len(g.records),
+                     g.location.label() if g.location else "???",
+                     ",".join(map(str, g.records[:6])) + ("..." if len(g.records) > 6 else "")]
+                    for g in report.groups]
+            out += render_table([Col("kind", "key"), Col("bytes", "number"), Col("blocks", "number"),
+                                 Col("records", "number"), Col(f"frame {report.group_by} from the site", "location"),
+                                 Col("record numbers")], rows, ctx.width, styler=ctx.styler)
+        elif report.records:
+            rows = []
+            site_cells: dict[int, tuple] = {}    # id(Frame) -> cells: records share site frames
+            for r in report.records:
+                loc = r.location
+                site = site_cells.get(id(loc))
+                if site is None:
+                    site = site_cells[id(loc)] = (r.symbol or "???", r.where or "")
+                # (_n/_d inlined: 10,000 rows)
+                bd, kd = r.bytes_delta, r.blocks_delta
+                row = [str(r.record), r.kind,
+                       f"{r.bytes:,}" if bd is None else f"{r.bytes:,} ({bd:+,})",
+                       (f"{_n(r.direct_bytes)}+{_n(r.indirect_bytes)}" if r.indirect_bytes else ""),
+                       f"{r.blocks:,}" if kd is None else f"{r.blocks:,} ({kd:+,})", *site]
+                if report.depth > 1:
+                    row.append(" < ".join(f.label() for f in r.callers))
+                rows.append(row)
+            cols = [Col("rec", "number"), Col("kind", "key"), Col("bytes", "number"),
+                    Col("direct+indirect", "number"), Col("blocks", "number"),
+                    Col("allocated in", "symbol"), Col("at", "location")]
+            if report.depth > 1:
+                cols.append(Col("called from"))
+            out += render_table(cols, rows, ctx.width, styler=ctx.styler)
         elif report.mode == "full":
             out += "no loss record matches\n"
         if report.totals:
-            parts = []
-            for k, t in report.totals.items():
-                grow = ""
-                if report.totals_delta is not None and report.totals_delta.get(k):
-                    grow = f" ({report.totals_delta[k]:+,} since last vg-leaks)"
-                parts.append(f"  {k:<10} {t.bytes:>12,} bytes in {t.blocks:,} blocks{grow}")
-            out += f"totals ({report.totals_source}):\n" + "\n".join(parts) + "\n"
-        for w in report.warnings:
-            out += f"warning: {w}\n"
-        return out
+            out += _totals_lines(report, ctx)
+        if report.snapshot:
+            out += f"snapshot {report.snapshot} of this session kept ('vg-leaks --history' shows growth)\n"
+        return out + _notes(report.notes, ctx)
+
+
+def _notes(notes, ctx) -> str:
+    """Each note as wrapped prose ("note: ...")."""
+    from gdb_toolkit.common.text import wrap
+
+    return "".join(wrap(f"note: {n}", ctx.width, "", "      ") for n in notes)
+
+
+def history_report(s, kinds, top, export, plot):
+    from gdb_toolkit.valgrind.history import build_history, write_export, write_plot
+
+    rep = build_history(s.pid, s.snapshots, kinds, top)
+    if export:
+        write_export(rep, export)
+        rep.export = export
+    if plot:
+        write_plot(rep, plot)
+        rep.plot = plot
+    return rep
+
+
+def render_history(rep, ctx) -> str:
+    from gdb_toolkit.common.table import Col, render_table
+
+    span = (rep.last_time - rep.first_time) if rep.snapshots > 1 else 0.0
+    out = (f"valgrind pid {rep.pid}: {rep.snapshots} leak snapshots over {span:.1f} s, "
+           f"{len(rep.sites)} allocation sites, largest growth first\n")
+    rows = []
+    for r in rep.sites:
+        per_s = "-" if r.growth_per_second is None else f"{r.growth_per_second:+,.1f}"
+        rows.append([r.kind, _n(r.last_bytes), f"{r.growth_per_snapshot:+,.0f}", per_s,
+                     r.sparkline, r.label])
+    if rows:
+        out += render_table([Col("kind", "key"), Col("bytes now", "number"), Col("B/snapshot", "number"),
+                             Col("B/second", "number"), Col("series", "key"),
+                             Col("allocation site", "location")], rows, ctx.width, styler=ctx.styler)
+    for f, what in ((rep.export, "series written to"), (rep.plot, "plot written to")):
+        if f:
+            out += f"{what} {f}\n"
+    return out + _notes(rep.notes, ctx)
+
+
+class VgWatch(ToolkitCommand):
+    summary = "Leak snapshots every N seconds until Ctrl-C"
+    usage = """\
+vg-watch SECONDS [--count N] [--top N] [--json]"""
+    description = """\
+Takes a leak snapshot now, lets the program run, and takes one every SECONDS
+(a full leak search, kept as a snapshot like vg-leaks), printing one line
+each, until Ctrl-C or --count snapshots; then prints the growth table of
+'vg-leaks --history'.  While it watches, gdb's connection is released and
+each snapshot is asked through a standalone vgdb: the program runs freely
+(breakpoints do not stop it, gdb prints no stops); at the end gdb connects
+again and the program is stopped wherever it is.  The watch also ends when
+the program exits or stops on a memcheck error (it then waits for gdb)."""
+    examples = ('vg-watch 10', 'vg-watch 2 --count 5')
+    category = "valgrind"
+    json_hex_addresses = True
+
+    name = "vg-watch"
+
+    def build_parser(self):
+        from gdb_toolkit.common.args import ArgParser, parse_int
+
+        p = ArgParser(self.name, "leak snapshots every N seconds")
+        p.add_argument("seconds", type=_positive_seconds, help="seconds between snapshots")
+        p.add_argument("--count", type=parse_int, help="stop after N snapshots")
+        p.add_argument("--top", type=parse_int, default=10, help="sites in the final table (default 10)")
+        return p
+
+    def run(self, args):
+        import os
+        import time
+
+        from gdb_toolkit.common.errors import ToolkitError
+        from gdb_toolkit.common.private_dirs import make_private_dir
+        from gdb_toolkit.valgrind import gdb_session as gs
+        from gdb_toolkit.valgrind.error_reports import parse_n_errs_found
+
+        if args.count is not None and args.count <= 0:
+            raise ToolkitError("vg-watch: --count must be positive", "e.g. --count 5")
+        s = gs.current_session(self.name)
+        pid = s.pid
+
+        def say(line):
+            if not args.json:
+                gdb.write(line + "\n")
+                gdb.flush()
+
+        notes = []
+        say(_watch_snapshot(s, gs.monitor("leak_check full kinds all any", self.name, pid=pid)))
+        taken = 1
+        if args.count is not None and taken >= args.count:
+            return history_report(s, None, args.top, None, None)
+        errors = s.errors_seen
+        with gs.quiet_stops():
+            gdb.execute("detach", to_string=True)       # valgrind lets the program run on
+        say(f"vg-watch: gdb detached from valgrind {pid}; the program runs; a snapshot every "
+            f"{args.seconds:g} s until Ctrl-C")
+        try:
+            while args.count is None or taken < args.count:
+                time.sleep(args.seconds)
+                if not gs.pid_alive(pid):
+                    notes.append("the program exited")
+                    break
+                text = _standalone_monitor(pid, s.vgdb_prefix, "leak_check full kinds all any",
+                                           "v.info n_errs_found")
+                counts = parse_n_errs_found(text)
+                taken += 1
+                say(_watch_snapshot(s, text))
+                if counts is not None and counts.found > errors:
+                    notes.append(f"memcheck found error #{counts.found}: the program waits for gdb "
+                                 "('vg-errors' says which)")
+                    break
+        except KeyboardInterrupt:
+            notes.append("stopped by Ctrl-C")
+        finally:
+            if gs.pid_alive(pid):
+                if s.private_dir is None:
+                    s.private_dir = make_private_dir("gdb_toolkit-vg-")
+                deadline = time.monotonic() + 15
+                while True:
+                    try:
+                        gs.connect(pid, s.program, os.path.join(s.private_dir, "vgdb-stderr.log"),
+                                   vgdb_prefix=s.vgdb_prefix)
+                        break
+                    except ToolkitError:
+                        if time.monotonic() > deadline or not gs.pid_alive(pid):
+                            notes.append("could not connect gdb again: 'vg-attach' does")
+                            break
+                        time.sleep(0.25)
+                if gs.connection_pid() == pid:
+                    notes.append(f"gdb connected again; the program stopped at {gs.where_stopped()}")
+        rep = history_report(s, None, args.top, None, None)
+        rep.notes = notes + rep.notes
+        return rep
+
+    def render(self, report, ctx):
+        return render_history(report, ctx)
+
+
+def _standalone_monitor(pid: int, prefix: str | None, *commands: str) -> str:
+    """Monitor commands through a standalone vgdb (gdb is not connected): valgrind's text."""
+    import subprocess
+
+    from gdb_toolkit.valgrind import gdb_session as gs
+
+    argv = [gs.vgdb_binary(), *([f"--vgdb-prefix={prefix}"] if prefix else []), f"--pid={pid}"]
+    for i, c in enumerate(commands):
+        argv += (["-c"] if i else []) + c.split()
+    try:
+        proc = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=600,
+                              start_new_session=True)
+    except subprocess.TimeoutExpired:
+        return ""
+    return proc.stdout.decode("utf-8", "surrogateescape")
+
+
+def _watch_snapshot(s, text: str) -> str:
+    """Parse one leak search's text into a snapshot of session *s*; the line vg-watch prints."""
+    import time
+
+    from gdb_toolkit.valgrind import gdb_session as gs
+    from gdb_toolkit.valgrind.leak_records import parse_leak_check
+    from gdb_toolkit.valgrind.leak_view import totals_from_records
+    from gdb_toolkit.valgrind.session_state import sites_of
+
+    parsed = parse_leak_check(text, full_stacks=False, code_map=gs.code_map(s.pid))
+    totals = totals_from_records(parsed.records)
+    s.last_records, s.records_total = parsed.records, parsed.total_records or 0
+    prev = s.snapshots[-1] if s.snapshots else None
+    snap = s.add_snapshot(sites_of(parsed.records), {k: t.bytes for k, t in totals.items()}, "vg-watch")
+    s.leak_totals = dict(snap.totals)
+    s.hidden_search = True        # valgrind's "increased" baseline moved: vg-leaks --delta says so
+    grow = ""
+    if prev is not None:
+        d = {k: snap.totals.get(k, 0) - prev.totals.get(k, 0) for k in snap.totals}
+        grow = " (" + ", ".join(f"{k} {v:+,}" for k, v in d.items() if v) + ")" if any(d.values()) else \
+            " (no change)"
+    held = ", ".join(f"{k} {v:,}" for k, v in snap.totals.items() if v) or "no heap blocks in use"
+    return (f"vg-watch: snapshot {snap.seq} at {time.strftime('%H:%M:%S', time.localtime(snap.time))}: "
+            + held + grow)
 
 
 class VgWho(_AddrLenCommand):
-    """Show who points at ADDR (memcheck who_points_at), parsed.
-
-Usage: vg-who ADDR [LEN] [--json]
-
+    summary = "Who points at an address (who_points_at)"
+    usage = """\
+vg-who ADDR [LEN] [--json]"""
+    description = """\
 ADDR and LEN are gdb expressions (g_buf, &g_holder, sizeof(buf)).  Each
 pointer found is listed with its own address and what holds it: a global
 data symbol, a stack frame of a thread, a register, or a heap block with its
-allocation stack.  With LEN > 1 interior pointers are shown too.
-
-Example:
-  (gdb) vg-who g_buf
-  (gdb) vg-who g_buf 64"""
+allocation stack.  With LEN > 1 interior pointers are shown too."""
+    examples = ('vg-who g_buf', 'vg-who g_buf 64')
+    category = "valgrind"
+    json_hex_addresses = True
 
     name = "vg-who"
     purpose = "who points at an address"
@@ -492,45 +823,62 @@ Example:
     def run(self, args):
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.valgrind import gdb_session as gs
-        from gdb_toolkit.valgrind.locations import parse_location_lines
         from gdb_toolkit.valgrind.memory_reports import parse_who_points_at
 
         addr, length = self.address_range(args)
-        report = parse_who_points_at(gs.monitor(f"who_points_at 0x{addr:x} {length}", self.name))
+        pid = gs.connection_pid()
+        cm = gs.code_map(pid)
+        report = parse_who_points_at(gs.monitor(f"who_points_at 0x{addr:x} {length}", self.name), cm)
         if report.address is None:
-            raise ToolkitError(f"vg-who: valgrind refused: {' '.join(report.messages) or 'no output'}",
+            raise ToolkitError(f"vg-who: valgrind refused: {' '.join(report.notes) or 'no output'}",
                                "give a heap or data address")
-        loc_lines = gs.monitor(f"v.info location 0x{addr:x}", self.name).splitlines()
-        idx = next((i for i, ln in enumerate(loc_lines) if "Address " in ln), None)
-        report.target = parse_location_lines(loc_lines, idx)[0] if idx is not None else None
+        report.target = _location(addr, self.name, cm)
         return report
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import table
+        from gdb_toolkit.common.table import Col, render_table
 
         target = getattr(report, "target", None)
         out = f"pointers to 0x{report.address:x}" + (f" (+{report.length} bytes)" if report.length > 1 else "")
         out += f": {target.holder()}\n" if target else "\n"
-        rows = [["-" if p.at is None else f"0x{p.at:x}",
+        rows = [["-" if p.address is None else f"0x{p.address:x}",
                  "start" if p.interior_offset is None else f"+{p.interior_offset}", p.holder]
                 for p in report.pointers]
-        out += table(["pointer at", "points to", "held by"], rows, width=ctx.width) if rows \
-            else "no pointer found (a heap block with no pointer to it is leaked)\n"
+        if rows:
+            out += render_table([Col("pointer at", "address"), Col("points to", "key"), Col("held by")],
+                                rows, ctx.width, styler=ctx.styler)
+        elif target is not None and target.kind == "heap_block":
+            out += "no pointer found: nothing points at this heap block (it is leaked)\n"
+        else:
+            out += "no pointer found\n"
         return out
 
 
+def _location(addr: int, what: str, cm):
+    """valgrind's own description of *addr* (monitor v.info location), parsed."""
+    from gdb_toolkit.valgrind import gdb_session as gs
+    from gdb_toolkit.valgrind.locations import parse_location_lines
+
+    lines = gs.monitor(f"v.info location 0x{addr:x}", what, allow_empty=True).splitlines()
+    idx = next((i for i, ln in enumerate(lines) if "Address " in ln), None)
+    return parse_location_lines(lines, idx, cm)[0] if idx is not None else None
+
+
 class VgBlock(ToolkitCommand):
-    """List the heap blocks of a loss record (block_list), or find the record of ADDR.
-
-Usage: vg-block RECORD|ADDR [--json]
-
+    summary = "Blocks of a loss record, or the block at ADDR"
+    usage = """\
+vg-block RECORD|ADDR [--json]"""
+    description = """\
 A plain decimal number is a loss record number from the last leak search
-(vg-leaks); anything else is a gdb expression for an address inside a heap
-block, whose loss record is found with a fresh leak search.
-
-Example:
-  (gdb) vg-block 3
-  (gdb) vg-block g_psz1[0]"""
+(vg-leaks): its blocks, as valgrind's tree (blocks reached through another one
+are indented under it).  Anything else is a gdb expression for an address:
+valgrind's 'v.info location' says which heap block holds it (start, size,
+allocation stack); the loss record of the last search with that allocation
+stack is shown with its blocks.  vg-block never runs a leak search itself,
+so 'vg-leaks --delta' keeps its baseline."""
+    examples = ('vg-block 3', 'vg-block g_psz1[0]')
+    category = "valgrind"
+    json_hex_addresses = True
 
     name = "vg-block"
     value_completer = gdb.COMPLETE_EXPRESSION
@@ -546,126 +894,116 @@ Example:
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.leak_records import parse_leak_check
-        from gdb_toolkit.valgrind.leak_view import build_report
+        from gdb_toolkit.valgrind.leak_view import BlockReport, build_report
 
         pid = gs.require_connection(self.name)
-        sess = gs.session(pid)
-        warnings = []
+        s = gs.session(pid)
+        cm = gs.code_map(pid)
+        notes = []
+        addr = block = loc = None
         if args.target.isdigit():
-            record, addr = int(args.target), None
-            text = gs.monitor(f"block_list {record}", self.name)
-            parsed = parse_leak_check(text)
-            if not parsed.records:
-                raise ToolkitError(f"vg-block: no loss record {record}: "
-                                   f"{' '.join(parsed.notes) or 'no output'}",
-                                   "run vg-leaks first and use a record number it shows")
+            record = int(args.target)
         else:
             addr = _expr_addr(args.target)
-
-            def blocks_holding(n):
-                got = parse_leak_check(gs.monitor(f"block_list 1..{n}", self.name, allow_empty=True))
-                return got, [r for r in got.records
-                             if any(b.address <= addr < b.address + max(b.size, 1) for b in r.block_list)]
-
-            # first the records of the last leak search: a new search would move valgrind's
-            # baseline, and the next 'vg-leaks --delta' would no longer show what grew
-            def still_that_block(rec) -> bool:
-                """The block the last search listed is the one at ADDR now (not freed and reused)."""
-                from gdb_toolkit.valgrind.locations import parse_location_lines
-
-                lines = gs.monitor(f"v.info location 0x{addr:x}", self.name, allow_empty=True).splitlines()
-                idx = next((i for i, ln in enumerate(lines) if "Address " in ln), None)
-                loc = parse_location_lines(lines, idx)[0] if idx is not None else None
-                if loc is None or loc.kind != "heap_block" or loc.relation != "inside":
-                    return False
-                blk = next(b for b in rec.block_list if b.address <= addr < b.address + max(b.size, 1))
-                now, then = loc.allocated_at, rec.program_frame
-                return (addr - (loc.offset or 0), loc.block_size) == (blk.address, blk.size) and \
-                    (now.label() if now else None) == (then.label() if then else None)
-
-            hit = []
-            if sess.get("records_total"):
-                parsed, hit = blocks_holding(sess["records_total"])
-                if hit and not still_that_block(hit[0]):
-                    hit = []
-            if not hit:
-                first = parse_leak_check(gs.monitor("leak_check full kinds all any limited 1", self.name,
-                                                    allow_empty=True))
-                if not first.total_records:
-                    raise ToolkitError("vg-block: no heap blocks in use", "allocate something first")
-                sess["records_total"] = first.total_records
-                sess["hidden_search"] = True
-                warnings.append("ran a new leak search to find the block: the next 'vg-leaks --delta' "
-                                "compares with this search, not with the last vg-leaks")
-                parsed, hit = blocks_holding(first.total_records)
-            if not hit:
-                raise ToolkitError(f"vg-block: 0x{addr:x} is not inside a heap block in use",
+            loc = _location(addr, self.name, cm)
+            if loc is None or loc.kind != "heap_block" or loc.relation != "inside":
+                raise ToolkitError(f"vg-block: 0x{addr:x} is not inside a heap block in use"
+                                   + (f" (valgrind: {loc.description})" if loc else ""),
                                    "give the address of a malloc'd block (vg-who describes any address)")
-            parsed.records = hit
-        report = build_report(parsed, mode="full", monitor_command="monitor block_list", kinds=
-                              ["definite", "indirect", "possible", "reachable"], delta=None,
-                              min_bytes=None, top=None, complete=False)
-        report.totals = {}
-        report.totals_source = "none"
-        report.address = addr
-        report.warnings = warnings
-        return report
+            block = (addr - (loc.offset or 0), loc.block_size)
+            wanted = tuple(f.address for f in loc.stack)
+            # cheap test first: the outermost frame's address in the record's stack text
+            probe = f"0x{wanted[-1]:X}:" if wanted else ""
+            match = next((r for r in s.last_records if probe in r.stack_text
+                          and r.stack_addresses() == wanted), None)
+            if match is None:
+                rep = BlockReport(pid, addr, block[0], block[1], loc.description, loc.stack, None, [], notes)
+                notes.append("no loss record of the last leak search has this allocation stack (no "
+                             "vg-leaks yet, or the block is newer): 'vg-leaks' lists it")
+                return rep
+            record = match.number
+        text = gs.monitor(f"block_list {record}", self.name, pid=pid)
+        parsed = parse_leak_check(text, code_map=cm)
+        if not parsed.records:
+            raise ToolkitError(f"vg-block: no loss record {record}: "
+                               f"{' '.join(parsed.notes) or 'no output'}",
+                               "run vg-leaks first and use a record number it shows")
+        leak = build_report(parsed, mode="full", monitor_command="monitor block_list", kinds=
+                            ["definite", "indirect", "possible", "reachable"], delta=None,
+                            min_bytes=None, top=None, complete=False)
+        row = leak.records[0]
+        if block is not None and not any(b.address == block[0] for b in row.block_list):
+            notes.append(f"loss record {record} of the last leak search (same allocation stack) does "
+                         "not list this block: the block is newer than that search ('vg-leaks' "
+                         "lists it)")
+        return BlockReport(pid, addr, block[0] if block else None, block[1] if block else None,
+                           loc.description if loc else None, loc.stack if loc else row.stack,
+                           row, row.block_list, notes)
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import table
+        from gdb_toolkit.common.table import Col, render_table
 
         out = ""
-        for r in report.records:
+        if report.address is not None:
+            out += (f"0x{report.address:x} is in the heap block 0x{report.block_address:x} "
+                    f"({_n(report.block_size)} bytes)")
+            site = report.allocation_site
+            out += f", allocated in {site.label()}\n" if site else "\n"
+        r = report.record
+        if r is not None:
             out += (f"loss record {r.record}: {_n(r.bytes)} bytes in {_n(r.blocks)} blocks, {r.kind}, "
-                    f"allocated in {r.function or '???'} ({r.location or '?'})\n")
-            blocks = r.block_list
-            rows = [[f"0x{b.address:x}", f"{b.size:,}",
+                    f"allocated in {r.symbol or '???'} ({r.where or '?'})\n")
+            # valgrind's tree: a block reached through the one above it is marked (tables strip
+            # leading blanks, so the depth is drawn with visible characters)
+            rows = [[("··" * (b.depth - 1) + "└ " if b.depth else "") + f"0x{b.address:x}", f"{b.size:,}",
                      " ".join(x for x in (b.note, "<- contains 0x%x" % report.address
                                           if report.address is not None
                                           and b.address <= report.address < b.address + max(b.size, 1)
                                           else "") if x)]
-                    for b in blocks]
-            out += table(["block", "size", "note"], rows, width=ctx.width)
-        for w in report.warnings:
-            out += f"warning: {w}\n"
-        return out
+                    for b in report.blocks]
+            out += render_table([Col("block", "address"), Col("size", "number"), Col("note")],
+                                rows, ctx.width, styler=ctx.styler)
+        return out + _notes(report.notes, ctx)
 
 
 class VgVbits(_AddrLenCommand):
-    """Show memcheck's validity bits for LEN bytes at ADDR as a table.
-
-Usage: vg-vbits ADDR [LEN] [--json]
-
-Runs "monitor xb ADDR LEN" and shows, 8 bytes per row, the values, the
-validity bits (00 = defined, ff = undefined) and a mark per byte:
-D defined, U undefined, u partly defined, - unaddressable.  ADDR and LEN are
-gdb expressions.  Read-only: nothing in the target is changed.
-
-Example:
-  (gdb) vg-vbits g_buf 24
-  (gdb) vg-vbits &local sizeof(local)"""
+    summary = "Memcheck's validity bits as a table"
+    usage = """\
+vg-vbits ADDR [LEN] [--json]"""
+    description = """\
+Runs "monitor get_vbits ADDR LEN" and reads the values through gdb, and shows,
+8 bytes per row, the values, the validity bits (00 = defined, ff = undefined,
+__ = unaddressable) and a mark per byte: D defined, U undefined, u partly
+defined, - unaddressable.  ADDR and LEN are gdb expressions.  Read-only:
+nothing in the target is changed."""
+    examples = ('vg-vbits g_buf 24', 'vg-vbits &local sizeof(local)')
+    category = "valgrind"
+    json_hex_addresses = True
 
     name = "vg-vbits"
     purpose = "validity bits"
     default_len = "8"
-    max_len = 1 << 20
+    max_len = 1 << 24
 
     def run(self, args):
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.valgrind import gdb_session as gs
-        from gdb_toolkit.valgrind.memory_reports import parse_xb
+        from gdb_toolkit.valgrind.memory_reports import parse_get_vbits
 
         addr, length = self.address_range(args)
-        text = gs.monitor(f"xb 0x{addr:x} {length}", self.name)
-        report = parse_xb(text, addr, length)
+        text = gs.monitor(f"get_vbits 0x{addr:x} {length}", self.name)
+        report = parse_get_vbits(text, addr, length)
         if not report.bytes:
             raise ToolkitError(f"vg-vbits: valgrind printed no validity bits: {text.strip()[:120]}",
                                "check the address")
-        report.warnings = [gs.SYSCALL_WARNING] if gs.in_syscall() else []
+        _fill_values(report)
+        report.notes = [m for m in report.messages if "unaddressable" not in m]
+        if gs.in_syscall():
+            report.notes.append(gs.SYSCALL_WARNING)
         return report
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import table
+        from gdb_toolkit.common.table import Col, render_table
 
         mark = {"defined": "D", "undefined": "U", "partly defined": "u", "unaddressable": "-"}
         rows = []
@@ -675,27 +1013,49 @@ Example:
                          " ".join("??" if b.value is None else f"{b.value:02x}" for b in chunk),
                          " ".join("__" if b.vbits is None else f"{b.vbits:02x}" for b in chunk),
                          "".join(mark[b.state] for b in chunk)])
-        out = table(["address", "values", "vbits", "DUu-"], rows, width=ctx.width)
+        out = render_table([Col("address", "address"), Col("values", "key"), Col("vbits", "key"),
+                            Col("DUu-", "key")], rows, ctx.width, styler=ctx.styler)
         out += (f"{report.length} bytes: {report.length - report.undefined - report.unaddressable - report.partly_defined}"
                 f" defined, {report.undefined} undefined, {report.partly_defined} partly defined, "
                 f"{report.unaddressable} unaddressable\n")
-        for w in getattr(report, "warnings", []):
-            out += f"warning: {w}\n"
-        return out
+        return out + _notes(report.notes, ctx)
+
+
+def _fill_values(report) -> None:
+    """The byte values of the addressable bytes, read through gdb in bounded chunks."""
+    inf = gdb.selected_inferior()
+    chunk = 65536
+    bs = report.bytes
+    for i in range(0, len(bs), chunk):
+        part = bs[i:i + chunk]
+        if all(b.vbits is None for b in part):
+            continue
+        try:
+            data = bytes(inf.read_memory(part[0].address, len(part)))
+        except (gdb.error, gdb.MemoryError):
+            data = None
+        for k, b in enumerate(part):
+            if b.vbits is not None and data is not None:
+                b.value = data[k]
+            elif b.vbits is not None:
+                try:
+                    b.value = bytes(inf.read_memory(b.address, 1))[0]
+                except (gdb.error, gdb.MemoryError):
+                    b.value = None
 
 
 class VgCheck(_AddrLenCommand):
-    """Check that LEN bytes at ADDR are addressable or defined (check_memory).
-
-Usage: vg-check ADDR LEN [addressable|defined] [--json]
-
+    summary = "Are these bytes addressable or defined?"
+    usage = """\
+vg-check ADDR LEN [addressable|defined] [--json]"""
+    description = """\
 Says whether the range passes, the first bad byte, and what ADDR is (heap
 block with its allocation stack, global, stack frame).  ADDR and LEN are gdb
-expressions.  Default check: addressable (valgrind's default).
-
-Example:
-  (gdb) vg-check g_buf 64 defined
-  (gdb) vg-check &g_static sizeof(g_static) defined"""
+expressions; a function name is its address (vg-check main 4).  Default
+check: addressable (valgrind's default)."""
+    examples = ('vg-check g_buf 64 defined', 'vg-check &g_static sizeof(g_static) defined')
+    category = "valgrind"
+    json_hex_addresses = True
 
     name = "vg-check"
     purpose = "check_memory"
@@ -713,58 +1073,60 @@ Example:
 
         addr, length = self.address_range(args)
         text = gs.monitor(f"check_memory {args.check} 0x{addr:x} {length}", self.name)
-        report = parse_check_memory(text, args.check, addr, length)
-        if not text.strip() or (not report.ok and report.first_bad is None and not report.location):
+        report = parse_check_memory(text, args.check, addr, length, gs.code_map(gs.connection_pid()))
+        if not text.strip() or (not report.ok and report.first_bad_address is None and not report.location):
             raise ToolkitError(f"vg-check: valgrind gave no verdict: {text.strip()[:120] or 'no output'}",
                                "check the address and length")
-        report.warnings = [gs.SYSCALL_WARNING] if gs.in_syscall() else []
+        report.notes = list(report.messages)
+        if gs.in_syscall():
+            report.notes.append(gs.SYSCALL_WARNING)
         return report
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import key_values
+        from gdb_toolkit.common.text import key_values
 
         verdict = f"{report.length} bytes at 0x{report.address:x} are " + \
             ("" if report.ok else "NOT ") + report.check
         pairs = [("result", verdict)]
-        if report.first_bad is not None:
-            pairs.append(("first bad byte", f"0x{report.first_bad:x} (offset {report.first_bad - report.address})"))
+        if report.first_bad_address is not None:
+            pairs.append(("first bad byte", f"0x{report.first_bad_address:x} "
+                                            f"(offset {report.first_bad_address - report.address})"))
         if report.location:
             pairs.append(("address is", report.location.holder()))
             if report.location.stack:
-                pairs.append(("allocated", " <- ".join(f.label() for f in report.location.stack)))
-        out = key_values(pairs)
-        for w in getattr(report, "warnings", []):
-            out += f"warning: {w}\n"
-        return out
+                what = "allocated" if report.location.kind in ("heap_block", "freed_block") else "code"
+                pairs.append((what, " <- ".join(f.label() for f in report.location.stack)))
+        return key_values(pairs, ctx.width, ctx.styler) + _notes(report.notes, ctx)
 
 
 class VgErrors(ToolkitCommand):
-    """Show the memcheck errors found so far (v.info n_errs_found/all_errors/last_error).
-
-Usage: vg-errors [--json]
-
-Example:
-  (gdb) vg-errors"""
+    summary = "The memcheck errors found so far"
+    usage = """\
+vg-errors [--json]"""
+    description = """\
+Each error with its own stack, where the block was freed and allocated
+(use after free, double free) and, under --track-origins=yes, where the
+uninitialised value came from -- each kept apart."""
+    examples = ('vg-errors',)
+    category = "valgrind"
+    json_hex_addresses = True
 
     name = "vg-errors"
 
     def run(self, args):
-
-
         from gdb_toolkit.valgrind import gdb_session as gs
-        from gdb_toolkit.valgrind.error_reports import parse_errors, parse_n_errs_found
+        from gdb_toolkit.valgrind.error_reports import ErrorsReport, parse_errors, parse_n_errs_found
 
         pid = gs.require_connection(self.name)
-        counts = parse_n_errs_found(gs.monitor("v.info n_errs_found", self.name))
-        listed = parse_errors(gs.monitor("v.info all_errors", self.name, allow_empty=True))
-        last = parse_errors(gs.monitor("v.info last_error", self.name, allow_empty=True)).errors
-        from gdb_toolkit.valgrind.error_reports import ErrorsReport
-
+        cm = gs.code_map(pid)
+        counts = parse_n_errs_found(gs.monitor("v.info n_errs_found", self.name, pid=pid))
+        listed = parse_errors(gs.monitor("v.info all_errors", self.name, allow_empty=True, pid=pid), cm)
+        last = parse_errors(gs.monitor("v.info last_error", self.name, allow_empty=True, pid=pid), cm).errors
         return ErrorsReport(pid, counts, listed.summary, listed.errors, last[0] if last else None,
-                            gs.session(pid).get("last_error_stop"))
+                            gs.session(pid).last_error_stop)
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import key_values
+        from gdb_toolkit.common.text import key_values, wrap
 
         c = report.counts
         pairs = [("valgrind pid", report.pid),
@@ -773,18 +1135,28 @@ Example:
             s = report.summary
             pairs.append(("error summary", f"{s.errors} errors from {s.contexts} contexts "
                                            f"(suppressed {s.suppressed} from {s.suppressed_contexts})"))
-        out = key_values(pairs)
+        out = key_values(pairs, ctx.width, ctx.styler)
         for e in report.errors:
-            out += f"  {e.one_line()}\n"
+            out += wrap(e.one_line(), ctx.width, "  ", "    ")
         if report.summary and report.summary.contexts > len(report.errors):
-            out += ("(valgrind lists each error context only when it runs with -s or -v, e.g. "
-                    "'vg-start PROGRAM -- -s'; without, only the last error is shown)\n")
+            out += wrap("(valgrind lists each error context only when it runs with -s or -v, e.g. "
+                        "'vg-start PROGRAM -- -s'; without, only the last error is shown)", ctx.width)
         if report.last_error:
-            out += f"last error: {report.last_error.one_line()}\n"
-            for f in report.last_error.stack:
+            e = report.last_error
+            out += wrap(f"last error: {e.one_line()}", ctx.width, "", "    ")
+            for f in e.stack:
                 out += f"    {f.kind} {f.label()}\n"
+            if e.location is not None:
+                out += wrap(e.location.description, ctx.width, "  ", "    ")
+                if e.location.free_stack:
+                    out += "  freed at:\n" + "".join(f"    {f.kind} {f.label()}\n" for f in e.location.free_stack)
+                if e.location.stack:
+                    out += "  allocated at:\n" + "".join(f"    {f.kind} {f.label()}\n" for f in e.location.stack)
+            if e.origin is not None:
+                out += f"  {e.origin.what}:\n" + "".join(f"    {f.kind} {f.label()}\n" for f in e.origin.frames)
         return out
 
 
 def register():
-    return [VgStart(), VgAttach(), VgLeaks(), VgWho(), VgBlock(), VgVbits(), VgCheck(), VgErrors()]
+    return [VgStart(), VgAttach(), VgLeaks(), VgWatch(), VgWho(), VgBlock(), VgVbits(), VgCheck(),
+            VgErrors()]

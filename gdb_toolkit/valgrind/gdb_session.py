@@ -1,53 +1,104 @@
-"""The gdb side of a valgrind connection: state, monitor capture, error stops.
+"""The gdb side of a valgrind connection: sessions, monitor capture, error stops, clean-up.
 
-State lives here per valgrind pid (the real pid, not gdb's placeholder
-inferior pid 42000): program, log files, the Popen of a vg-start'ed valgrind,
-the previous leak totals (for deltas) and the error count (for error stops).
+State lives in ``session_state.Session`` objects keyed by the valgrind pid of
+the connection gdb actually has (learnt from the connection, never remembered
+from an earlier one), checked against the process's start time.
+
+Monitor commands are matched to their replies: before a command, a probe
+``monitor vgtk-sync-N`` must come back as valgrind's echo of that very word
+("command 'vgtk-sync-N' not recognised").  A reply that is anything else is the
+late reply of an earlier command (gdb abandons a reply when Ctrl-C interrupts
+``monitor``; the rest then arrives as the answer to the next command, for ever).
+While a toolkit command reads a reply, SIGINT is held back, so Ctrl-C takes
+effect once the reply is complete and the connection stays in step.
 """
+import contextlib
+import itertools
 import os
 import re
+import signal
 
 import gdb
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.valgrind.session_state import Session
 
 _PID_RE = re.compile(r"--pid[= ](\d+)")
-SESSIONS: dict[int, dict] = {}
+SESSIONS: dict[int, Session] = {}
 _handlers_installed = False
+_nonce = itertools.count(1)
 
 NOT_CONNECTED_FIX = ("start the program under valgrind with 'vg-start PROGRAM [ARGS]' or connect "
                      "to a running one with 'vg-attach [PID]'")
+RECONNECT_FIX = ("run 'vg-attach --reconnect' to start a new connection to the same valgrind (valgrind lets "
+                 "the program run between the two connections), or 'kill'")
 
 
-def connection_pid() -> int | None:
-    """The valgrind pid of the current vgdb connection, or None."""
+# -- which process is connected -------------------------------------------------
+def _vgdb_connection():
+    """(connection number, details) of the selected inferior's vgdb connection, or None."""
     inf = gdb.selected_inferior()
     conn = getattr(inf, "connection", None)
     if conn is None or getattr(conn, "type", None) not in ("remote", "extended-remote"):
         return None
     details = getattr(conn, "details", "") or ""
-    if "vgdb" not in details:
+    num = getattr(conn, "num", None)
+    ours = any(s.connection_num == num and s.connected for s in SESSIONS.values())
+    return (num, details) if ours or "vgdb" in details else None
+
+
+def connection_pid() -> int | None:
+    """The valgrind pid of the current vgdb connection, or None.
+
+    The connection vg-start/vg-attach made, or ``--pid=N`` of one made by hand,
+    else the threads valgrind reports (their lwp ids are the real ones; the main
+    thread's is the process id)."""
+    found = _vgdb_connection()
+    if found is None:
         return None
+    num, details = found
+    for s in SESSIONS.values():
+        if s.connection_num == num and s.connected:
+            return s.pid
     m = _PID_RE.search(details)
     if m:
         return int(m.group(1))
-    for pid in SESSIONS:
-        return pid
-    return -1   # connected through vgdb without --pid: pid learnt from monitor output
+    try:
+        lwps = [t.ptid[1] for t in gdb.selected_inferior().threads() if t.ptid[1] > 0]
+    except gdb.error:
+        lwps = []
+    return min(lwps) if lwps else -1
 
 
-def session(pid: int) -> dict:
-    return SESSIONS.setdefault(pid, {"pid": pid})
+def proc_start_time(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def session(pid: int) -> Session:
+    """The session of valgrind *pid*; a new one when the pid now names another process."""
+    s = SESSIONS.get(pid)
+    start = proc_start_time(pid) if pid > 0 else None
+    if s is None or (start is not None and s.start_time is not None and s.start_time != start):
+        if s is not None and s.popen is None:
+            cleanup_session(s)
+        s = SESSIONS[pid] = Session(pid, start)
+    elif s.start_time is None:
+        s.start_time = start
+    return s
 
 
 def require_connection(what: str) -> int:
     pid = connection_pid()
     if pid is None:
-        gone = [p for p, s in SESSIONS.items() if s.get("gone")]
-        exited = [s for s in SESSIONS.values() if "exit_code" in s]
+        exited = [s for s in SESSIONS.values() if s.exit_code is not None]
+        gone = [p for p, s in SESSIONS.items() if s.gone]
         if exited:
             raise ToolkitError(f"{what}: the program under valgrind has exited (status "
-                               f"{exited[-1]['exit_code']}) and valgrind {exited[-1]['pid']} with it",
+                               f"{exited[-1].exit_code}) and valgrind {exited[-1].pid} with it",
                                NOT_CONNECTED_FIX)
         if gone:
             raise ToolkitError(f"{what}: the valgrind process {gone[-1]} is gone (it exited or was "
@@ -59,38 +110,98 @@ def require_connection(what: str) -> int:
     thread = gdb.selected_thread()
     if thread is not None and thread.is_running():
         raise ToolkitError(f"{what} needs the program stopped", "interrupt it first (Ctrl-C or 'interrupt')")
+    s = session(pid)
+    s.connected = True
     return pid
+
+
+def current_session(what: str) -> Session:
+    return session(require_connection(what))
 
 
 def pid_alive(pid: int) -> bool:
     if pid <= 0:
         return True
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
         return False
 
 
 def mark_gone(pid: int) -> None:
-    s = session(pid)
-    s["gone"] = True
-    popen = s.get("popen")
-    if popen is not None and popen.poll() is not None:
+    s = session(pid) if pid in SESSIONS else None
+    if s is None:
+        return
+    s.gone = True
+    if s.popen is not None and s.popen.poll() is not None:
         from gdb_toolkit.valgrind.vgdb_processes import remove_stale_fifos
 
-        remove_stale_fifos(pid)     # ours, and SIGKILLed valgrind leaves its FIFOs behind
+        remove_stale_fifos(pid, prefix=s.vgdb_prefix)
 
 
-def monitor(command: str, what: str, allow_empty: bool = False) -> str:
+def code_map(pid: int):
+    """The object file of every code address of valgrind *pid* (its /proc maps)."""
+    from gdb_toolkit.valgrind.stacks import CodeMap
+
+    main = None
+    s = SESSIONS.get(pid)
+    if s is not None and s.program:
+        main = os.path.realpath(s.program)
+    try:
+        with open(f"/proc/{pid}/maps", "rb") as fh:
+            text = fh.read(16 << 20).decode("utf-8", "surrogateescape")
+    except OSError:
+        return None
+    return CodeMap.from_maps(text, main)
+
+
+# -- monitor commands, matched to their replies ----------------------------------
+@contextlib.contextmanager
+def deferred_sigint():
+    """Hold SIGINT back while a reply is read (gdb would abandon it half-read)."""
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    except (OSError, ValueError, AttributeError):
+        old = None
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _raw_monitor(command: str) -> str:
+    from gdb_toolkit.gdbsupport.safe_gdb import execute_to_string
+
+    with deferred_sigint():
+        return execute_to_string(f"monitor {command}")
+
+
+def check_in_step(pid: int, what: str) -> None:
+    """Ask valgrind to echo a fresh word; anything else is a late reply of an earlier command."""
+    word = f"vgtk-sync-{os.getpid()}-{next(_nonce)}"
+    reply = _raw_monitor(word)
+    if f"'{word}'" in reply or not reply.strip():
+        return      # in step (or valgrind sends its messages to its log: cannot tell)
+    first = next((ln.strip() for ln in reply.splitlines() if ln.strip()), "")
+    raise ToolkitError(
+        f"{what}: the connection to valgrind {pid} is out of step: gdb read the late reply of an "
+        f"earlier monitor command (one interrupted with Ctrl-C?) instead of the answer "
+        f"({len(reply):,} characters starting '{first[:80]}'); every later reply, gdb's own "
+        "included, would belong to the command before it", RECONNECT_FIX)
+
+
+def monitor(command: str, what: str, allow_empty: bool = False, pid: int | None = None) -> str:
     """Run ``monitor COMMAND`` and return valgrind's output (gdb 13 captures it in to_string).
 
     Output that is empty (valgrind -q, or 'monitor v.set log_output') is an error
     explaining why, unless *allow_empty*.
     """
-    pid = require_connection(what)
+    pid = require_connection(what) if pid is None else pid
     try:
-        text = gdb.execute(f"monitor {command}", to_string=True)
+        check_in_step(pid, what)
+        text = _raw_monitor(command)
         if not allow_empty and not text.strip():
             from gdb_toolkit.valgrind.leak_view import explain_empty_output
 
@@ -101,10 +212,8 @@ def monitor(command: str, what: str, allow_empty: bool = False) -> str:
         if not pid_alive(pid) or connection_pid() is None:
             mark_gone(pid)
             if connection_pid() is not None:
-                try:
+                with contextlib.suppress(gdb.error):
                     gdb.execute("disconnect", to_string=True)
-                except gdb.error:
-                    pass
             raise ToolkitError(f"{what}: the valgrind process {pid} is gone (it exited or was killed; "
                                f"gdb said: {exc})", NOT_CONNECTED_FIX) from None
         raise ToolkitError(f"{what}: 'monitor {command}' failed: {exc}",
@@ -131,7 +240,7 @@ SYSCALL_WARNING = ("the program is stopped inside a system call: do not run 'mon
                    "now (valgrind 3.19 can abort when memory is re-marked while a syscall is pending)")
 
 
-# -- error stops ---------------------------------------------------------------
+# -- error stops -------------------------------------------------------------------
 def _on_stop(event):
     try:
         pid = connection_pid()
@@ -139,64 +248,111 @@ def _on_stop(event):
             return
         from gdb_toolkit.valgrind.error_reports import parse_errors, parse_n_errs_found
 
-        counts = parse_n_errs_found(gdb.execute("monitor v.info n_errs_found", to_string=True))
+        counts = parse_n_errs_found(monitor("v.info n_errs_found", "vg", allow_empty=True, pid=pid))
         if counts is None:
             return
         s = session(pid)
-        before = s.get("errors_seen", 0)
-        s["errors_seen"] = counts.found
+        before = s.errors_seen
+        s.errors_seen = counts.found
         if counts.found <= before:
             return
-        errs = parse_errors(gdb.execute("monitor v.info last_error", to_string=True)).errors
+        errs = parse_errors(monitor("v.info last_error", "vg", allow_empty=True, pid=pid),
+                            code_map(pid)).errors
         text = errs[0].one_line() if errs else "see 'monitor v.info last_error'"
-        s["last_error_stop"] = text
-        gdb.write(f"vg: stopped on memcheck error #{counts.found} (not a signal): {text}\n"
+        s.last_error_stop = text
+        gdb.write(f"vg: stopped on memcheck error #{counts.found} (the SIGTRAP above is valgrind's "
+                  f"error stop, not a signal): {text}\n"
                   "vg: 'vg-errors' lists the errors; 'continue' goes on\n")
-    except Exception:
+    except (Exception, KeyboardInterrupt):
         return
 
 
 def _on_exit(event):
     try:
         for pid, s in SESSIONS.items():
-            if s.get("popen") is not None:
-                s["popen"].poll()
-            if s.get("connected"):
-                s["connected"] = False
+            if s.popen is not None:
+                s.popen.poll()
+            if s.connected:
+                s.connected = False
+                s.connection_num = None
                 if hasattr(event, "exit_code"):     # a normal exit, not a lost connection
-                    s["exit_code"] = event.exit_code
+                    s.exit_code = event.exit_code
                 if not pid_alive(pid):
-                    s["gone"] = True
+                    s.gone = True
     except Exception:
         return
 
 
-def _on_gdb_exiting(event):
-    """gdb quits: kill the valgrind processes vg-start spawned (vg-attach'ed ones are left)."""
-    for s in SESSIONS.values():
-        if s.get("vgdb_log"):
-            try:
-                os.unlink(s["vgdb_log"])
-            except OSError:
-                pass
-    for pid, s in SESSIONS.items():
-        proc = s.get("popen")
-        if proc is not None and proc.poll() is None:
-            if connection_pid() == pid:
-                try:
-                    gdb.execute("kill", to_string=True)
-                    proc.wait(timeout=5)
-                except Exception:
-                    pass
-            try:
-                if proc.poll() is None:
-                    proc.kill()
-                proc.wait(timeout=5)
-            except Exception:
-                pass
-            from gdb_toolkit.valgrind.vgdb_processes import remove_stale_fifos
+def session_processes(s: Session) -> list[int]:
+    """The valgrind vg-start spawned and every process it started (--trace-children=yes
+    children wait for a debugger for ever): its session's members and their descendants."""
+    if s.popen is None:
+        return []
+    root = s.popen.pid
+    members, parent = set(), {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                f = fh.read().rsplit(b")", 1)[1].split()
+            parent[int(name)] = int(f[1])
+            if int(f[3]) == root:
+                members.add(int(name))
+        except (OSError, IndexError, ValueError):
+            continue
+    grew = True
+    found = members | {root}
+    while grew:
+        grew = False
+        for p, pp in parent.items():
+            if pp in found and p not in found:
+                found.add(p)
+                grew = True
+    return sorted(p for p in found if p in parent)
 
-            remove_stale_fifos(pid)
+
+def cleanup_session(s: Session, kill: bool = True) -> None:
+    """Kill what vg-start started (children included), remove their FIFOs and our files."""
+    from gdb_toolkit.valgrind.vgdb_processes import remove_stale_fifos
+
+    pids = session_processes(s) if kill else []
+    if kill and s.popen is not None:
+        with contextlib.suppress(OSError):
+            os.killpg(s.popen.pid, signal.SIGKILL)
+        for p in pids:
+            with contextlib.suppress(OSError):
+                os.kill(p, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            s.popen.wait(timeout=5)
+        for p in pids:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(p, os.WNOHANG)
+        # SIGKILL takes effect asynchronously: a valgrind still running is not "stale" yet
+        import time
+
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+            time.sleep(0.01)
+    for p in {s.pid, *pids}:
+        remove_stale_fifos(p, prefix=s.vgdb_prefix)
+    if s.private_dir:
+        from gdb_toolkit.common.private_dirs import remove_tree
+
+        remove_tree(s.private_dir)
+        s.private_dir = None
+
+
+def _on_gdb_exiting(event):
+    """gdb quits: kill what vg-start spawned (children too); vg-attach'ed ones are left."""
+    for pid, s in list(SESSIONS.items()):
+        try:
+            if s.popen is not None and s.popen.poll() is None and connection_pid() == pid:
+                with contextlib.suppress(Exception):
+                    gdb.execute("kill", to_string=True)
+            cleanup_session(s, kill=s.popen is not None)
+        except Exception:
+            continue
 
 
 def install_handlers() -> None:
@@ -210,11 +366,11 @@ def install_handlers() -> None:
     _handlers_installed = True
 
 
-def current_error_count() -> int:
+def current_error_count(pid: int) -> int:
     from gdb_toolkit.valgrind.error_reports import parse_n_errs_found
 
     try:
-        counts = parse_n_errs_found(gdb.execute("monitor v.info n_errs_found", to_string=True))
+        counts = parse_n_errs_found(_raw_monitor("v.info n_errs_found"))
     except gdb.error:
         return 0
     return counts.found if counts else 0
@@ -230,7 +386,13 @@ def vgdb_binary() -> str:
 
 
 class quiet_stops:
-    """Suppress gdb's own stop printing (the report says where the program stopped)."""
+    """Suppress gdb's own stop printing (the report says where the program stopped).
+
+    ``suppress-cli-notifications`` silences the stop location.  In an interactive session
+    gdb's CLI still prints "Program received signal SIGTRAP" when memcheck stops the program
+    on an error (valgrind reports error stops as SIGTRAP); that line goes to the CLI's own
+    stream, which neither to_string capture nor ``set logging redirect`` reaches (tried on
+    gdb 13), so the reports say what it was instead (see ERROR_STOP_SIGTRAP)."""
 
     def __enter__(self):
         try:
@@ -246,7 +408,19 @@ class quiet_stops:
         return False
 
 
-def connect(pid: int, program: str | None, errlog: str, probe: bool = False) -> str:
+ERROR_STOP_SIGTRAP = ("gdb shows this stop as 'Program received signal SIGTRAP': that is how valgrind "
+                      "reports a memcheck error stop, not a signal the program got")
+
+
+def load_program(program: str) -> None:
+    """``file PROGRAM`` without any byte of PROGRAM reaching gdb's command parser."""
+    from gdb_toolkit.gdbsupport.safe_gdb import load_executable
+
+    load_executable(program, "program")
+
+
+def connect(pid: int, program: str | None, errlog: str, probe: bool = False,
+            vgdb_prefix: str | None = None) -> str:
     """``file PROGRAM`` then ``target remote | vgdb --pid=PID``; returns gdb's stop text.
 
     *probe*: first check with a standalone vgdb that the process answers (vg-attach).
@@ -254,43 +428,36 @@ def connect(pid: int, program: str | None, errlog: str, probe: bool = False) -> 
     from gdb_toolkit.valgrind.launch import explain_vgdb_failure, probe_vgdb
 
     if probe:
-        probe_vgdb(vgdb_binary(), pid)
+        probe_vgdb(vgdb_binary(), pid, vgdb_prefix)
+    from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename, target_remote_pipe
 
-    if program and gdb.current_progspace().filename != program:
-        try:
-            gdb.execute(f"file {program}", to_string=True)
-        except gdb.error as exc:
-            raise ToolkitError(f"cannot load symbols of {program}: {exc}",
-                               "check the program file") from None
-    vgdb = vgdb_binary()
-    try:
-        open(errlog, "w").close()
-    except OSError:
-        pass
+    if program and progspace_filename() != program:
+        load_program(program)
+    argv = [vgdb_binary(), *([f"--vgdb-prefix={vgdb_prefix}"] if vgdb_prefix else []), f"--pid={int(pid)}"]
+    fd = os.open(errlog, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    os.close(fd)
     try:
         with quiet_stops():
-            out = gdb.execute(f"target remote | {vgdb} --pid={pid} 2>>{errlog}", to_string=True)
+            out = target_remote_pipe(argv, stderr_path=errlog)
     except gdb.error:
         try:
             with open(errlog, errors="replace") as fh:
-                err = fh.read()
+                err = fh.read(65536)
         except OSError:
             err = ""
-        try:
-            os.unlink(errlog)       # only a successful connection keeps it (removed when gdb quits)
-        except OSError:
-            pass
         if connection_pid() is not None:
-            try:
+            with contextlib.suppress(gdb.error):
                 gdb.execute("disconnect", to_string=True)
-            except gdb.error:
-                pass
         raise explain_vgdb_failure(err, pid) from None
     install_handlers()
     s = session(pid)
-    s.update(connected=True, gone=False, program=program, vgdb_log=errlog)
-    s.pop("exit_code", None)
-    s["errors_seen"] = current_error_count()
+    for other in SESSIONS.values():
+        if other is not s and other.connection_num == getattr(gdb.selected_inferior().connection, "num", None):
+            other.connection_num = None
+    s.connection_num = getattr(gdb.selected_inferior().connection, "num", None)
+    s.connected, s.gone, s.exit_code = True, False, None
+    s.program, s.vgdb_log, s.vgdb_prefix = program, errlog, vgdb_prefix
+    s.errors_seen = current_error_count(pid)
     return out
 
 

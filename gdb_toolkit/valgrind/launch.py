@@ -3,7 +3,9 @@
 No gdb here: the gdb layer calls these with plain values.
 """
 import os
+import re
 import shutil
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.valgrind.vgdb_processes import fifo_for
 
 FORCED_OPTIONS = ("--tool=memcheck", "--vgdb=yes", "--vgdb-error=0")
+LOG_OPTIONS = ("--log-file=", "--log-fd=", "--log-socket=")
 
 
 def split_user_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -46,30 +49,97 @@ def resolve_program(program: str, cwd: str | None = None) -> str:
         path = os.path.abspath(os.path.join(cwd or os.getcwd(), program))
     else:
         path = shutil.which(program) or os.path.abspath(os.path.join(cwd or os.getcwd(), program))
-    if not os.path.isfile(path):
-        raise ToolkitError(f"program {program!r} not found", "give the path of an executable")
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise ToolkitError(f"program {program!r} not found", "give the path of an executable") from None
+    if not stat.S_ISREG(st.st_mode):
+        from gdb_toolkit.common.safe_open import describe_mode
+
+        raise ToolkitError(f"program {program!r} is {describe_mode(st.st_mode)}, not a program file",
+                           "give the path of an executable")
     if not os.access(path, os.X_OK):
         raise ToolkitError(f"{path} is not executable", "chmod +x it or give another program")
     return path
 
 
+def option_value(options: list[str], name: str) -> str | None:
+    """The value of the last ``--name=value`` in *options* (valgrind: the last one wins)."""
+    found = None
+    for o in options:
+        if o.startswith(name + "="):
+            found = o[len(name) + 1:]
+    return found
+
+
 def valgrind_argv(valgrind: str, program: str, args: list[str], user_options: list[str],
                   log_file: str) -> list[str]:
-    """The command line: forced vgdb options, our log file, then the user's options."""
+    """The command line: memcheck, vgdb on, our log file, then the user's options.
+
+    The user may choose ``--vgdb=full`` (precise stops, slower) and
+    ``--vgdb-error=N`` (stop at the Nth error instead of at every one); only
+    ``--vgdb=no`` is refused (there would be no gdbserver to connect to)."""
     for opt in user_options:
         if not opt.startswith("-"):
             raise ToolkitError(f"valgrind option {opt!r} does not start with '-'",
                                "put program arguments before '--' and valgrind options after it")
-        if opt.startswith(("--vgdb=", "--vgdb-error=")) and opt not in FORCED_OPTIONS:
-            raise ToolkitError(f"{opt} would stop vg-start from connecting",
-                               "leave --vgdb and --vgdb-error to vg-start")
-    has_log = any(o.startswith(("--log-file=", "--log-fd=", "--log-socket=")) for o in user_options)
+    vgdb = option_value(user_options, "--vgdb")
+    if vgdb is not None and vgdb not in ("yes", "full"):
+        raise ToolkitError(f"--vgdb={vgdb} would stop vg-start from connecting (no gdbserver)",
+                           "use --vgdb=yes (the default) or --vgdb=full")
+    err = option_value(user_options, "--vgdb-error")
+    if err is not None and not err.isdigit():
+        raise ToolkitError(f"--vgdb-error={err}: not a number of errors", "e.g. --vgdb-error=10")
+    has_log = any(o.startswith(LOG_OPTIONS) for o in user_options)
     tool = [o for o in user_options if o.startswith("--tool=")]
-    if tool and tool[0] != "--tool=memcheck":
-        raise ToolkitError(f"{tool[0]}: the vg-* commands need memcheck", "drop --tool")
+    if tool and tool[-1] != "--tool=memcheck":
+        raise ToolkitError(f"{tool[-1]}: the vg-* commands need memcheck", "drop --tool")
     opts = [o for o in user_options if not o.startswith("--tool=")]
-    return [valgrind, *FORCED_OPTIONS, *([] if has_log else [f"--log-file={log_file}"]), *opts,
+    forced = ["--tool=memcheck", "--vgdb=yes" if vgdb is None else f"--vgdb={vgdb}",
+              "--vgdb-error=0" if err is None else f"--vgdb-error={err}"]
+    opts = [o for o in opts if not o.startswith(("--vgdb=", "--vgdb-error="))]
+    return [valgrind, *forced, *([] if has_log else [f"--log-file={log_file}"]), *opts,
             program, *args]
+
+
+def log_destination(user_options: list[str], log_template: str, pid: int) -> tuple[str | None, str]:
+    """(the log file valgrind writes, if one; a description for the report)."""
+    for o in reversed(user_options):
+        if o.startswith("--log-fd="):
+            fd = o.split("=", 1)[1]
+            std = {"1": "the program's stdout", "2": "the program's stderr"}.get(fd, f"file descriptor {fd}")
+            return None, f"fd {fd} ({std})"
+        if o.startswith("--log-socket="):
+            return None, f"socket {o.split('=', 1)[1]}"
+        if o.startswith("--log-file="):
+            path = o.split("=", 1)[1].replace("%p", str(pid))
+            return path, path
+    path = log_template.replace("%p", str(pid))
+    return path, path
+
+
+def open_program_stream(path: str, write: bool):
+    """Open --stdin/--stdout/--tty for the program: a regular file, or a terminal/char
+    device (/dev/null, /dev/pts/N).  A FIFO is refused: opening it blocks gdb until the
+    other end appears (and gdb then ignores Ctrl-C)."""
+    import stat as st
+
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_APPEND) if write else os.O_RDONLY
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == 6:      # ENXIO: a FIFO without a reader, opened for writing
+            raise ToolkitError(f"{path} is a FIFO: the program's output cannot go to it",
+                               "give a regular file or a terminal (--tty)") from None
+        raise ToolkitError(f"cannot open {path}: {exc.strerror}", "give another file") from None
+    mode = os.fstat(fd).st_mode
+    if not (st.S_ISREG(mode) or st.S_ISCHR(mode)):
+        os.close(fd)
+        kind = "a FIFO" if st.S_ISFIFO(mode) else "a socket" if st.S_ISSOCK(mode) else "not a regular file"
+        raise ToolkitError(f"{path} is {kind}: opening it would block gdb until another process "
+                           "opens the other end", "give a regular file, /dev/null, or a terminal (--tty)")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "ab" if write else "rb")
 
 
 def set_parent_death_signal() -> None:
@@ -95,23 +165,44 @@ def log_tail(path: str | None, lines: int = 6) -> str:
     return " | ".join(keep[-lines:])
 
 
-def wait_for_fifo(proc: subprocess.Popen, directory: str, timeout: float, log_file: str) -> str:
-    """Wait until valgrind (proc) has created its vgdb FIFO; return its path."""
+def wait_for_fifo(proc: subprocess.Popen, directory: str, timeout: float, log_file: str | None,
+                  prefix: str | None = None, keep_log: bool = True) -> str:
+    """Wait until valgrind (proc) has created its vgdb FIFO; return its path.
+
+    *keep_log*: the log outlives a failure (the user's --log), so the error may name it."""
     deadline = time.monotonic() + timeout
     delay = 0.002
+    where = f" (log: {log_file})" if log_file and keep_log else ""
     while True:
-        path = fifo_for(proc.pid, directory)
+        path = fifo_for(proc.pid, directory, prefix)
         if path:
             return path
         if proc.poll() is not None:
+            tail = log_tail(log_file)
+            if no_space(directory) or no_space(os.path.dirname(log_file or "") or None):
+                raise ToolkitError(f"no space left on the file system of {directory}: valgrind exited "
+                                   f"(status {proc.returncode}) before its gdbserver started "
+                                   f"({tail or 'no log'})", "free space there, or point TMPDIR elsewhere")
             raise ToolkitError(f"valgrind exited with status {proc.returncode} before its gdbserver "
-                               f"started: {log_tail(log_file) or 'no log'}",
-                               "check the program and the valgrind options (log: " + log_file + ")")
+                               f"started: {tail or 'no log'}",
+                               "check the program and the valgrind options" + where)
         if time.monotonic() > deadline:
             raise ToolkitError(f"valgrind (pid {proc.pid}) created no vgdb FIFO in {directory} "
-                               f"within {timeout:.0f}s", "check TMPDIR and the valgrind log " + log_file)
+                               f"within {timeout:.0f}s: {log_tail(log_file) or 'no log'}",
+                               "check TMPDIR, --vgdb-prefix and the valgrind messages" + where)
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+def no_space(directory: str | None) -> bool:
+    """True when *directory*'s file system has no block (or no inode) left for us."""
+    if not directory:
+        return False
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return False
+    return st.f_bavail == 0 or (st.f_files > 0 and st.f_favail == 0)
 
 
 def explain_vgdb_failure(stderr_text: str, pid: int) -> ToolkitError:
@@ -126,6 +217,13 @@ def explain_vgdb_failure(stderr_text: str, pid: int) -> ToolkitError:
             "allow ptrace: run gdb as the same user with /proc/sys/kernel/yama/ptrace_scope set to 0 "
             "(sysctl kernel.yama.ptrace_scope=0), or as root with CAP_SYS_PTRACE; without ptrace, "
             "vgdb can only connect while the program is not blocked in a system call")
+    lock = re.search(r"vgdb pid (\d+) already speaks with valgrind pid (\d+)", low)
+    if "cannot acquire lock" in low or lock:
+        holder = describe_lock_holder(int(lock.group(1))) if lock else "another vgdb"
+        return ToolkitError(f"valgrind process {pid} already has a debugger: {holder} is connected to it "
+                            "and valgrind serves one at a time",
+                            "disconnect that one first ('detach' or 'disconnect' in that gdb, or quit it)"
+                            + (f"; or end it: kill {lock.group(1)}" if lock else ""))
     if "did not handle a command" in low:
         return ToolkitError(f"valgrind process {pid} did not answer vgdb ({text[:160]})",
                             "it may be blocked in a system call with ptrace unavailable to vgdb, or "
@@ -138,23 +236,46 @@ def explain_vgdb_failure(stderr_text: str, pid: int) -> ToolkitError:
                         "check that the process runs with --vgdb=yes and that vgdb is installed")
 
 
+def describe_lock_holder(vgdb_pid: int, proc: str = "/proc") -> str:
+    """``vgdb pid 123 (started by gdb pid 120, user alice)`` for the vgdb holding valgrind's lock."""
+    from gdb_toolkit.valgrind.vgdb_processes import display_name
+
+    text = f"vgdb pid {vgdb_pid}"
+    try:
+        with open(f"{proc}/{vgdb_pid}/stat", "rb") as fh:
+            ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
+        with open(f"{proc}/{ppid}/comm", "rb") as fh:
+            comm = display_name(fh.read().strip())
+        uid = os.stat(f"{proc}/{ppid}").st_uid
+        try:
+            import pwd
+
+            user = pwd.getpwuid(uid).pw_name
+        except (KeyError, ImportError):
+            user = str(uid)
+        text += f" (started by {comm} pid {ppid}, user {user})"
+    except (OSError, IndexError, ValueError):
+        pass
+    return text
+
+
 @dataclass
 class StartReport:
-    valgrind_pid: int
+    pid: int                     # the real valgrind pid (gdb's inferior pid over vgdb is a placeholder)
     program: str
     arguments: list[str]
     valgrind_command: list[str]
-    log_file: str                # valgrind's own messages
+    log_file: str | None         # valgrind's own messages (None: --log-fd/--log-socket)
+    log: str                     # where valgrind's messages go, in words
     program_stdin: str
     program_stdout: str          # "gdb's terminal (inherited)" or a path
-    vgdb_log: str                # vgdb's stderr
     stopped_at: str              # gdb's description of where the program stopped
     ran_to_main: bool
     seconds: float               # from spawning valgrind to the stop reported
-    note: str | None = None      # --main did not get to main: why (a memcheck error stop, ...)
+    notes: list[str]             # e.g. --main did not get to main: why (a memcheck error stop, ...)
 
 
-def probe_vgdb(vgdb: str, pid: int, timeout: float = 3.0) -> None:
+def probe_vgdb(vgdb: str, pid: int, prefix: str | None = None, timeout: float = 3.0) -> None:
     """Ask valgrind *pid* a harmless monitor question through a standalone vgdb.
 
     Done before gdb's ``target remote`` when attaching: if vgdb cannot reach the
@@ -162,7 +283,8 @@ def probe_vgdb(vgdb: str, pid: int, timeout: float = 3.0) -> None:
     fails in *timeout* seconds with vgdb's own words, instead of gdb retrying
     its remote protocol for half a minute.
     """
-    cmd = [vgdb, f"--pid={pid}", f"--cmd-time-out={max(1, int(timeout))}", "v.info", "n_errs_found"]
+    cmd = [vgdb, *([f"--vgdb-prefix={prefix}"] if prefix else []), f"--pid={pid}",
+           f"--cmd-time-out={max(1, int(timeout))}", "v.info", "n_errs_found"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 5,
                               stdin=subprocess.DEVNULL)

@@ -13,23 +13,25 @@ the allocation stack below each header, ``0xADDR[SIZE]`` block lines
 import re
 from dataclasses import dataclass, field
 
-from gdb_toolkit.valgrind.stacks import Frame, is_runtime_frame, parse_frame, program_frame, strip_prefix
+from gdb_toolkit.valgrind.stacks import CodeMap, Frame, parse_frame, program_frame, strip_prefix
 
 KINDS = ("definite", "indirect", "possible", "reachable")
 _KIND_WORDS = {"definitely lost": "definite", "indirectly lost": "indirect",
                "possibly lost": "possible", "still reachable": "reachable"}
 
-_NUM = r"([\d,]+)"
-_DELTA = r"(?:\s\(([+-][\d,]+)\))?"
+_NUM = r"(\d[\d,]*)"
+_DELTA = r"(?:\s\(([+-]\d[\d,]*)\))?"
 HEADER_RE = re.compile(
     rf"^{_NUM}{_DELTA}\s(?:\({_NUM}{_DELTA} direct, {_NUM}{_DELTA} indirect\)\s)?"
     rf"bytes in {_NUM}{_DELTA} blocks are (definitely lost|indirectly lost|possibly lost|still reachable)"
-    r"(?: \(suppressed\))? in loss record ([\d,]+) of ([\d,]+)")
+    r"(?: \(suppressed\))? in loss record (\d[\d,]*) of (\d[\d,]*)")
 SUMMARY_LINE_RE = re.compile(
     rf"^\s*(definitely lost|indirectly lost|possibly lost|still reachable|suppressed):\s+"
     rf"{_NUM}{_DELTA} bytes in {_NUM}{_DELTA} blocks")
 BLOCK_RE = re.compile(r"^0x([0-9A-Fa-f]+)\[(\d+)\]\s*(.*)$")
 PID_RE = re.compile(r"==(\d+)==")
+_ADDR_KIND_RE = re.compile(r"(?m)^(?:==\d+== ?)?[ \t]*(at|by) 0x([0-9A-Fa-f]+): ")
+_ADDR_IN_FRAME_RE = re.compile(r"(?m)^(?:==\d+== ?)?[ \t]*(?:at|by) 0x([0-9A-Fa-f]+):")
 _FRAME_LINE_RE = re.compile(r"(?m)^(?:==\d+== ?)?[ \t]*((?:at|by) 0x.*)$")
 
 
@@ -40,11 +42,16 @@ def num(text: str | None) -> int | None:
     return int(text.replace(",", ""))
 
 
+NO_LEAKS_TEXT = "All heap blocks were freed -- no leaks are possible"
+
+
 @dataclass
 class Block:
     address: int
     size: int
     note: str = ""          # e.g. "indirect loss record 4" under a block_list entry
+    depth: int = 0          # valgrind's block tree: 0 = a block of the record, 1 = reached through
+    parent_address: int | None = None   # the block this one is reached through (depth > 0)
 
 
 @dataclass
@@ -64,19 +71,48 @@ class LossRecord:
     block_list: list[Block] = field(default_factory=list)
     # the raw stack lines, parsed on demand (10 000 records need not all be parsed)
     stack_text: str = field(default="", repr=False, compare=False, metadata={"json_skip": True})
+    code_map: CodeMap | None = field(default=None, repr=False, compare=False,
+                                     metadata={"json_skip": True})
+    _site: tuple | None = field(default=None, repr=False, compare=False, metadata={"json_skip": True})
 
     def frames(self) -> list[Frame]:
         """The whole allocation stack (parsed from stack_text on first use)."""
         if not self.stack and self.stack_text:
-            self.stack = [f for f in map(parse_frame, self.stack_text.splitlines()) if f]
+            cm = self.code_map
+            self.stack = [f for f in (parse_frame(t, cm) for t in self.stack_text.splitlines()) if f]
         return self.stack
 
     @property
     def program_frame(self) -> Frame | None:
+        """The frame the record is attributed to (stacks.site_index), parsing only as
+        many frames as needed while the stack is still text."""
+        if self._site is None:
+            self._site = (self._find_site(),)
+        return self._site[0]
+
+    def _find_site(self) -> Frame | None:
         if self.stack or not self.stack_text:
             return program_frame(self.stack)
-        first = None
-        st = self.stack_text
+        st, cm = self.stack_text, self.code_map
+        if cm is not None:
+            # roles from the addresses alone; only the site's line is parsed.  Stacks repeat
+            # their lines (10 000 records share malloc's and the program's call sites), so
+            # each distinct line is looked at once per search (CodeMap.site_lines)
+            seen = cm.site_lines
+            pos, size = 0, len(st)
+            while pos < size:
+                nl = st.find("\n", pos)
+                nl = size if nl < 0 else nl
+                line = st[pos:nl]
+                pos = nl + 1
+                hit = seen.get(line, _UNSEEN)
+                if hit is _UNSEEN:
+                    hit = _site_of_line(line, cm)
+                    if len(seen) < 200000:
+                        seen[line] = hit
+                if hit is not _NOT_SITE:
+                    return hit
+            return program_frame(self.frames())
         pos, size = 0, len(st)
         while pos < size:
             nl = st.find("\n", pos)
@@ -85,20 +121,33 @@ class LossRecord:
             pos = nl + 1
             if "0x" not in text:
                 continue
-            if "vgpreload_" in text or "vg_replace_malloc.c" in text:
-                first = first or True
-                continue
-            f = parse_frame(text)
-            if f is None:
-                continue
-            first = first or f
-            if not is_runtime_frame(f):
+            f = parse_frame(text, cm)
+            if f is not None and f.role in ("program", "unknown"):
                 return f
-        return program_frame(self.frames()) if first else None   # all frames are runtime
+        return program_frame(self.frames())
+
+    def stack_addresses(self) -> tuple:
+        """The addresses of the allocation stack, from the text when it is not parsed yet."""
+        if self.stack or not self.stack_text:
+            return tuple(f.address for f in self.stack)
+        return tuple(int(a, 16) for a in _ADDR_IN_FRAME_RE.findall(self.stack_text))
 
     def key(self) -> tuple:
         """What identifies a record across checks: its kind and allocation stack."""
         return (self.kind, tuple(f.address for f in self.frames()))
+
+
+_UNSEEN = object()
+_NOT_SITE = object()
+
+
+def _site_of_line(line: str, cm: CodeMap):
+    """The frame of a stack line when the code at its address is the program's (or of no
+    known object), else _NOT_SITE (not a frame line, or the allocator's/runtime's code)."""
+    m = _ADDR_KIND_RE.match(line)
+    if m is None or cm.role_at(int(m.group(2), 16), m.group(1)) not in ("program", "unknown"):
+        return _NOT_SITE
+    return parse_frame(line.strip(), cm)
 
 
 @dataclass
@@ -122,6 +171,7 @@ class LeakCheckOutput:
     summary: LeakSummary | None
     total_records: int | None       # the "of N" of the records (None if none printed)
     notes: list[str] = field(default_factory=list)     # valgrind's hints, unparsed text
+    no_leaks: bool = False          # "All heap blocks were freed -- no leaks are possible"
 
 
 def parse_header(text: str) -> LossRecord | None:
@@ -142,7 +192,7 @@ def parse_header(text: str) -> LossRecord | None:
 
 
 _HEADER_SCAN_RE = re.compile(r"(?m)^(?:==\d+== ?)?[ \t]*" + HEADER_RE.pattern[1:] + r".*$")
-_BLOCK_SCAN_RE = re.compile(r"(?m)^(?:==\d+== ?)?[ \t]*0x([0-9A-Fa-f]+)\[(\d+)\][ \t]*(.*)$")
+_BLOCK_SCAN_RE = re.compile(r"(?m)^(?:==\d+== ?)?([ \t]*)0x([0-9A-Fa-f]+)\[(\d+)\][ \t]*(.*)$")
 _SUMMARY_AT_RE = re.compile(r"(?m)^(?:==\d+== ?)?[ \t]*LEAK SUMMARY:")
 
 
@@ -165,12 +215,14 @@ def _record(m) -> LossRecord:
                       int(c(d_blocks, ",", "")) if d_blocks else None)
 
 
-def parse_leak_check(text: str, full_stacks: bool = True) -> LeakCheckOutput:
+def parse_leak_check(text: str, full_stacks: bool = True,
+                     code_map: CodeMap | None = None) -> LeakCheckOutput:
     """Parse the text of ``monitor leak_check ...`` or ``monitor block_list ...``.
 
     With ``full_stacks=False`` the allocation stacks are kept as text and parsed
     only when asked (``LossRecord.frames()``/``program_frame``): that is what
-    keeps 10 000 records fast.
+    keeps 10 000 records fast.  *code_map* names the object file of each frame
+    (which frame is the program's is decided from it).
     """
     pm = PID_RE.search(text, 0, 4096)
     pid = int(pm.group(1)) if pm else None
@@ -207,9 +259,9 @@ def parse_leak_check(text: str, full_stacks: bool = True) -> LeakCheckOutput:
     sm = _SUMMARY_AT_RE.search(text, end_records) if si >= 0 else None
     for rec in records:
         st = rec.stack_text
+        rec.code_map = code_map
         if "0x" in st and "[" in st:
-            rec.block_list = [Block(int(b.group(1), 16), int(b.group(2)), b.group(3).strip())
-                              for b in _BLOCK_SCAN_RE.finditer(st)]
+            rec.block_list = _block_tree(_BLOCK_SCAN_RE.finditer(st))
             if rec.block_list:
                 rec.stack_text = _BLOCK_SCAN_RE.sub("", st)
         if full_stacks:
@@ -230,7 +282,31 @@ def parse_leak_check(text: str, full_stacks: bool = True) -> LeakCheckOutput:
             j += 1
         _notes("\n".join(rest[j:]), notes)
     total = records[0].of if records else None
-    return LeakCheckOutput(pid, records, summary, total, notes)
+    no_leaks = NO_LEAKS_TEXT in text[:4096] and not records
+    if no_leaks:
+        # valgrind's way of saying every kind is zero: not an error, an empty heap
+        summary = LeakSummary({k: KindTotal(0, 0) for k in KINDS})
+        total = 0
+        notes = [n for n in notes if NO_LEAKS_TEXT not in n]
+    return LeakCheckOutput(pid, records, summary, total, notes, no_leaks)
+
+
+def _block_tree(matches) -> list[Block]:
+    """block_list lines -> blocks with their depth in valgrind's tree (two spaces a level)
+    and the block each deeper one is reached through."""
+    out: list[Block] = []
+    parents: list[int] = []
+    base = None
+    for b in matches:
+        indent = len(b.group(1).expandtabs())
+        base = indent if base is None else min(base, indent)
+        depth = max(0, (indent - base) // 2)
+        addr = int(b.group(2), 16)
+        del parents[depth:]
+        out.append(Block(addr, int(b.group(3)), b.group(4).strip(), depth,
+                         parents[-1] if parents else None))
+        parents.append(addr)
+    return out
 
 
 def _notes(chunk: str, notes: list[str]) -> None:

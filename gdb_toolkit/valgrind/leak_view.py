@@ -9,6 +9,7 @@ deltas are therefore computed here, against the previous vg-leaks snapshot.
 from dataclasses import dataclass, field
 
 from gdb_toolkit.valgrind.leak_records import KINDS, KindTotal, LeakCheckOutput, LossRecord
+from gdb_toolkit.valgrind.stacks import Frame, frame_at_depth, site_index
 
 
 @dataclass
@@ -21,10 +22,29 @@ class LeakRow:
     blocks: int
     bytes_delta: int | None
     blocks_delta: int | None
-    function: str | None          # the allocating frame that belongs to the program
-    location: str | None          # its file:line or object
-    stack: list                   # the whole allocation stack (Frame list)
+    location: Frame | None        # the allocation site: the first frame in the program's own code
+    site_index: int | None        # its index in stack
+    callers: list                 # --depth N: the N-1 frames above the site (Frame list)
+    stack: list                   # the whole allocation stack (Frame list; --json)
     block_list: list = field(default_factory=list)   # Block list (block_list output only)
+
+    @property
+    def symbol(self) -> str | None:
+        return self.location.symbol if self.location else None
+
+    @property
+    def where(self) -> str | None:
+        return self.location.where if self.location else None
+
+
+@dataclass
+class GroupRow:
+    """--group-by N: records summed by the frame N levels up from their allocation site."""
+    kind: str
+    location: Frame | None
+    bytes: int
+    blocks: int
+    records: list[int]
 
 
 @dataclass
@@ -40,8 +60,33 @@ class LeakReport:
     totals: dict[str, KindTotal]
     totals_source: str            # "records" | "valgrind summary" | "separate summary search"
     totals_delta: dict[str, int] | None   # bytes growth per kind since our previous check
-    warnings: list[str] = field(default_factory=list)
-    address: int | None = None    # vg-block ADDR: the address looked up
+    notes: list[str] = field(default_factory=list)
+    suppressed: KindTotal | None = None   # LEAK SUMMARY's "suppressed" (not in any kind)
+    no_leaks: bool = False        # valgrind: "All heap blocks were freed -- no leaks are possible"
+    depth: int = 1
+    group_by: int | None = None
+    groups: list[GroupRow] = field(default_factory=list)
+    snapshot: int | None = None   # the number of the history snapshot this search became
+
+
+@dataclass
+class BlockReport:
+    """vg-block: the heap block holding an address and/or a loss record's blocks."""
+    pid: int
+    address: int | None           # ADDR looked up (None for vg-block RECORD)
+    block_address: int | None     # start of the heap block holding ADDR
+    block_size: int | None
+    description: str | None       # valgrind's "Address 0x.. is N bytes inside a block of size S alloc'd"
+    stack: list                   # the block's allocation stack (Frame list)
+    record: LeakRow | None        # the loss record with that allocation stack
+    blocks: list                  # the record's blocks (valgrind's tree: depth, parent)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def allocation_site(self) -> Frame | None:
+        from gdb_toolkit.valgrind.stacks import program_frame
+
+        return program_frame(self.stack)
 
 
 def totals_from_records(records: list[LossRecord]) -> dict[str, KindTotal]:
@@ -63,7 +108,9 @@ def summary_totals(parsed: LeakCheckOutput) -> dict[str, KindTotal] | None:
 def build_report(parsed: LeakCheckOutput, *, mode: str, monitor_command: str, kinds: list[str],
                  delta: str | None, min_bytes: int | None, top: int | None,
                  complete: bool, previous_totals: dict[str, int] | None = None,
-                 extra_summary: LeakCheckOutput | None = None, with_stacks: bool = True) -> LeakReport:
+                 extra_summary: LeakCheckOutput | None = None, with_stacks: bool = True,
+                 depth: int = 1, group_by: int | None = None,
+                 known_total: int | None = None) -> LeakReport:
     """Build the vg-leaks report.
 
     *complete*: the monitor command listed every record of every kind (so totals
@@ -71,7 +118,10 @@ def build_report(parsed: LeakCheckOutput, *, mode: str, monitor_command: str, ki
     ``leak_check summary`` run used for totals when the records are partial.
     *previous_totals*: bytes per kind at our previous check, for totals_delta.
     *with_stacks*: put whole allocation stacks in the rows (JSON); the text table
-    needs only the program frame.
+    needs only the program frame.  *depth*: callers shown above each site;
+    *group_by*: sum the records by the frame that many levels up from the site.
+    *known_total*: loss records valgrind had at the last search (for a listing
+    that printed none: "increased" with nothing grown).
     """
     warnings: list[str] = []
     records = [r for r in parsed.records if r.kind in kinds]
@@ -83,8 +133,22 @@ def build_report(parsed: LeakCheckOutput, *, mode: str, monitor_command: str, ki
         records = [r for r in records if r.bytes >= min_bytes]
     records.sort(key=lambda r: (-r.bytes, -r.blocks, r.number))
     matched = len(records)
+    total_records = parsed.total_records
+    if total_records is None and parsed.no_leaks:
+        total_records = 0
+    if total_records is None and known_total is not None and delta is not None:
+        total_records = known_total
+        warnings.append(f"valgrind listed no loss record (none {delta}); {known_total:,} loss records "
+                        "at the last complete search")
+    if top is not None and not complete and delta is None and min_bytes is None \
+            and set(kinds) == set(KINDS) and total_records is not None:
+        matched = total_records        # 'limited N' printed N, but every record matches
+    groups = []
+    if group_by is not None:
+        groups = group_records(records, group_by)
     if top is not None:
         records = records[:top]
+        groups = groups[:top]
 
     vg_totals = summary_totals(parsed)
     if complete and mode == "full":
@@ -109,16 +173,47 @@ def build_report(parsed: LeakCheckOutput, *, mode: str, monitor_command: str, ki
     totals_delta = None
     if previous_totals is not None and totals:
         totals_delta = {k: totals[k].bytes - previous_totals.get(k, 0) for k in totals}
+    suppressed = None
+    for src in (extra_summary, parsed):
+        if src is not None and src.summary is not None and "suppressed" in src.summary.kinds:
+            sup = src.summary.kinds["suppressed"]
+            suppressed = KindTotal(sup.bytes, sup.blocks)
+            break
 
     rows = []
     for r in records:
-        pf = r.program_frame
+        if with_stacks or depth > 1:
+            frames = r.frames()
+            i = site_index(frames)
+            pf = frames[i] if i is not None else None
+            up = frames[i + 1:i + depth] if i is not None and depth > 1 else []
+        else:
+            pf, i, up, frames = r.program_frame, None, [], []
         rows.append(LeakRow(r.number, r.kind, r.bytes, r.direct_bytes, r.indirect_bytes, r.blocks,
-                            r.bytes_delta, r.blocks_delta, pf.function if pf else None,
-                            pf.where if pf else None, r.frames() if with_stacks else [],
-                            r.block_list))
+                            r.bytes_delta, r.blocks_delta, pf, i, up,
+                            frames if with_stacks else [], r.block_list))
+    notes = list(warnings)
+    if parsed.no_leaks:
+        notes.append("valgrind: All heap blocks were freed -- no leaks are possible")
     return LeakReport(parsed.pid, mode, monitor_command, delta, list(kinds), rows,
-                      parsed.total_records, matched, totals, source, totals_delta, warnings)
+                      total_records, matched, totals, source, totals_delta, notes, suppressed,
+                      parsed.no_leaks, depth, group_by, groups)
+
+
+def group_records(records: list[LossRecord], depth: int) -> list[GroupRow]:
+    """Sum records by (kind, the frame *depth* levels up from the allocation site)."""
+    out: dict[tuple, GroupRow] = {}
+    for r in records:
+        f = frame_at_depth(r.frames(), depth)
+        # a source line is one site (a line may hold several calls); without line info the address
+        key = (r.kind, f.symbol, f.file, f.line) if f is not None and f.file else (r.kind, f and f.address)
+        g = out.get(key)
+        if g is None:
+            g = out[key] = GroupRow(r.kind, f, 0, 0, [])
+        g.bytes += r.bytes
+        g.blocks += r.blocks
+        g.records.append(r.number)
+    return sorted(out.values(), key=lambda g: (-g.bytes, -g.blocks, g.records[0]))
 
 
 def monitor_leak_command(mode: str, kinds: list[str], delta: str | None, limited: int | None = None) -> str:

@@ -2,15 +2,18 @@
 import re
 from dataclasses import dataclass, field
 
-from gdb_toolkit.valgrind.stacks import Frame, parse_frame, program_frame, strip_prefix
+from gdb_toolkit.valgrind.stacks import CodeMap, Frame, parse_frame, program_frame, strip_prefix
 
 _ADDR_RE = re.compile(r"^Address (0x[0-9A-Fa-f]+) (is .*)$")
 _INSIDE_SYM_RE = re.compile(r"^is (\d+) bytes inside data symbol \"(.*)\"$")
 _STACK_RE = re.compile(r"^is on thread (\d+)'s stack$")
 _FRAME_RE = re.compile(r"^in frame #(\d+), created by (.*?)(?: \((.*)\))?$")
-_BLOCK_RE = re.compile(r"^is (\d+) bytes (inside|after|before) a(?:n unallocated)? block of size ([\d,]+)"
+_BLOCK_RE = re.compile(r"^is (\d+) bytes (inside|after|before) a(?:n unallocated)? block of size (\d[\d,]*)"
                        r" (alloc'd|free'd|in arena .*|client-defined.*)$")
-_SEG_RE = re.compile(r"^is in a (\S+) segment of (.*)$")
+# "is in the Text segment of /bin/x", "is in a rw- mapped file /lib/x.so segment",
+# "is in a rw- anonymous segment"
+_SEG_RE = re.compile(r"^is in (?:a|the) (?:(\S+) segment of (.*)|\S+ mapped file (.*) segment|"
+                     r"\S+ (anonymous) segment)$")
 
 
 @dataclass
@@ -29,6 +32,9 @@ class Location:
     frame_where: str | None = None
     stack: list[Frame] = field(default_factory=list)       # allocation stack of the block
     free_stack: list[Frame] = field(default_factory=list)  # where a freed block was freed
+    file: str | None = None           # (the project's location object: valgrind names no source
+    line: int | None = None           # line for an address; the mapped file is ``object``)
+    object: str | None = None
 
     @property
     def allocated_at(self) -> Frame | None:
@@ -51,7 +57,8 @@ class Location:
         return self.description
 
 
-def parse_location_lines(lines: list[str], start: int) -> tuple[Location | None, int]:
+def parse_location_lines(lines: list[str], start: int,
+                         code_map: CodeMap | None = None) -> tuple[Location | None, int]:
     """Parse an ``Address 0x.. is ...`` description starting at lines[start].
 
     Returns the location and the index of the first line not consumed.
@@ -76,11 +83,13 @@ def parse_location_lines(lines: list[str], start: int) -> tuple[Location | None,
         loc.block_size = int(sm.group(3).replace(",", ""))
         loc.kind = "freed_block" if sm.group(4) == "free'd" else "heap_block"
     elif (sm := _SEG_RE.match(rest)):
-        loc.kind, loc.symbol = "mapping", sm.group(2)
+        loc.kind = "mapping"
+        loc.symbol = sm.group(2) or sm.group(3) or sm.group(4)
+        loc.object = sm.group(2) or sm.group(3)
     target = loc.stack if loc.kind != "freed_block" else loc.free_stack
     while i < len(lines):
         t = strip_prefix(lines[i]).strip()
-        f = parse_frame(t) if t.startswith(("at 0x", "by 0x")) else None
+        f = parse_frame(t, code_map) if t.startswith(("at 0x", "by 0x")) else None
         if f is not None:
             target.append(f)
             i += 1

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from gdb_toolkit.valgrind.locations import Location, parse_location_lines
-from gdb_toolkit.valgrind.stacks import strip_prefix
+from gdb_toolkit.valgrind.stacks import CodeMap, strip_prefix
 
 _SEARCH_RE = re.compile(r"^Searching for pointers (?:to (0x[0-9a-fA-F]+)|pointing in (\d+) bytes from (0x[0-9a-fA-F]+))")
 _POINTS_RE = re.compile(r"^\*(0x[0-9a-fA-F]+) (?:points at|interior points at (\d+) bytes inside) (0x[0-9a-fA-F]+)")
@@ -20,8 +20,8 @@ _BAD_RE = re.compile(r"^(bad address|Uninitialised value at) (0x[0-9A-Fa-f]+)")
 @dataclass
 class Pointer:
     """One place holding a pointer into the searched range."""
-    at: int | None                  # the pointer's own address (None for a register)
-    points_to: int
+    address: int | None             # the pointer's own address (None for a register)
+    points_to_address: int
     interior_offset: int | None     # None: points at the start
     register: str | None = None
     thread: int | None = None
@@ -39,11 +39,11 @@ class WhoPointsAt:
     address: int | None
     length: int
     pointers: list[Pointer] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)   # unparsed lines (errors, hints)
+    notes: list[str] = field(default_factory=list)      # valgrind's unparsed lines (errors, hints)
     target: Location | None = None                      # what the searched address itself is
 
 
-def parse_who_points_at(text: str) -> WhoPointsAt:
+def parse_who_points_at(text: str, code_map: CodeMap | None = None) -> WhoPointsAt:
     lines = text.splitlines()
     report = WhoPointsAt(None, 1)
     i = 0
@@ -64,7 +64,7 @@ def parse_who_points_at(text: str) -> WhoPointsAt:
                         int(m.group(2)) if m.group(2) else None)
             i += 1
             if i < len(lines):
-                loc, i = parse_location_lines(lines, i)
+                loc, i = parse_location_lines(lines, i, code_map)
                 p.location = loc
             report.pointers.append(p)
             continue
@@ -74,7 +74,7 @@ def parse_who_points_at(text: str) -> WhoPointsAt:
                                            register=m.group(2), thread=int(m.group(1))))
             i += 1
             continue
-        report.messages.append(t)
+        report.notes.append(t)
         i += 1
     return report
 
@@ -104,13 +104,19 @@ class Vbits:
     unaddressable: int
     undefined: int
     partly_defined: int
-    messages: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list, metadata={"json_skip": True})
+    notes: list[str] = field(default_factory=list)
 
 
 def _vbit_token(tok: str) -> int | None:
     tok = tok.strip()
-    return None if tok == "__" else int(tok, 16)
+    if tok == "__" or not _HEX2.fullmatch(tok):
+        return None
+    return int(tok, 16)
+
+
+_HEX2 = re.compile(r"[0-9a-fA-F]{2}")
+_XB_VALUES_RE = re.compile(r"^0x([0-9A-Fa-f]{1,16}):((?:\s+0x(?:[0-9A-Fa-f]{2}|\?\?))+)\s*$")
 
 
 def parse_xb(text: str, address: int | None = None, length: int | None = None) -> Vbits:
@@ -122,14 +128,14 @@ def parse_xb(text: str, address: int | None = None, length: int | None = None) -
         line = raw.strip()
         if not line:
             continue
-        if line.startswith("0x") and ":" in line:
-            addr_text, _, vals = line.partition(":")
-            base = int(addr_text, 16)
-            values = vals.split()
+        m = _XB_VALUES_RE.match(line)
+        if m:
+            base = int(m.group(1), 16)
+            values = m.group(2).split()
             bits = pending or [None] * len(values)
             for k, v in enumerate(values):
-                out.append(ByteState(base + k, None if "?" in v else int(v, 16),
-                                     bits[k] if k < len(bits) else None))
+                bit = bits[k] if k < len(bits) else None
+                out.append(ByteState(base + k, None if "?" in v or bit is None else int(v, 16), bit))
             pending = None
             continue
         toks = line.split()
@@ -144,7 +150,10 @@ def parse_get_vbits(text: str, address: int, length: int | None = None) -> Vbits
     """``get_vbits ADDR LEN``: validity bytes in groups of 4 (``________`` = unaddressable)."""
     out: list[ByteState] = []
     messages: list[str] = []
+    limit = length if length is not None else 1 << 24
     for raw in text.splitlines():
+        if len(out) >= limit:
+            break
         line = raw.strip()
         if not line:
             continue
@@ -174,13 +183,14 @@ class MemoryCheck:
     length: int
     check: str                  # addressable | defined
     ok: bool
-    first_bad: int | None       # first unaddressable / undefined byte
+    first_bad_address: int | None   # first unaddressable / undefined byte
     location: Location | None   # what the start address is
-    messages: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list, metadata={"json_skip": True})
+    notes: list[str] = field(default_factory=list)
 
 
-def parse_check_memory(text: str, check: str, address: int, length: int) -> MemoryCheck:
+def parse_check_memory(text: str, check: str, address: int, length: int,
+                       code_map: CodeMap | None = None) -> MemoryCheck:
     lines = text.splitlines()
     report = MemoryCheck(address, length, check, False, None, None)
     seen = False
@@ -197,11 +207,11 @@ def parse_check_memory(text: str, check: str, address: int, length: int) -> Memo
             i += 1
             continue
         if (m := _BAD_RE.match(t)):
-            report.first_bad = int(m.group(2), 16)
+            report.first_bad_address = int(m.group(2), 16)
             i += 1
             continue
         if t.startswith("Address "):
-            loc, j = parse_location_lines(lines, i)
+            loc, j = parse_location_lines(lines, i, code_map)
             if loc is not None:
                 report.location = loc
                 i = j

@@ -1,38 +1,113 @@
 """Valgrind stack traces: ``at 0x..: fn (file:line)`` / ``by 0x..: fn (in /obj)``.
 
-``program_frame`` picks the frame that belongs to the program: the first one
-that is not valgrind's malloc replacement, libc/ld.so or a C++ runtime.
-"""
-import functools
-import re
-from dataclasses import dataclass
+Which frame is "the program's" is decided by the object file the code lives
+in, never by the function's name: a user function called ``new_node`` or
+``fopen_config`` is the program's, libc's ``open_memstream`` with line info
+(libc6-dbg) is not.  Valgrind names the object only for frames without line
+info, so the gdb layer gives a ``CodeMap`` (the process's file mappings) that
+names the object of every frame.
 
-# "==123==    at 0x48417B4: malloc (in /usr/libexec/valgrind/vgpreload_memcheck-amd64-linux.so)"
-# "==123==    by 0x10935D: main (memleakloop.c:41)"
-# "==123==    by 0x48E109F: _IO_doallocbuf (genops.c:347)"
-# "==123==    by 0x10935D: ??? (in /tmp/prog)"   "by 0x1: ???"
+Roles, from the object's path:
+  ``allocator``  valgrind's malloc replacement (vgpreload_*) and valgrind itself
+  ``runtime``    the C/C++ runtime: libc, ld.so, libstdc++, libgcc_s, libm, ...
+  ``library``    any other shared object installed in a system library directory
+  ``program``    the main executable and every other object (its own libraries)
+  ``unknown``    no object known (no code map, JIT code)
+"""
+import bisect
+import functools
+import os
+import re
+from dataclasses import dataclass, field
+
 PREFIX_RE = re.compile(r"^==\d+==\s?")
 FRAME_RE = re.compile(r"\s*(at|by) 0x([0-9A-Fa-f]+): (.*)")
 
-_RUNTIME_FUNCS = re.compile(
-    r"^(malloc|calloc|realloc|free|memalign|posix_memalign|aligned_alloc|valloc|pvalloc|"
-    r"reallocarray|strdup|strndup|__libc_\w+|_dl_\w+|operator new.*|operator delete.*|"
-    r"__gnu_cxx::.*|std::.*|_IO_\w+|__GI_\w+|vfprintf|__vfprintf_internal|outstring_func|"
-    r"printf|fprintf|puts|fputs|fwrite|fopen\w*|__fopen_internal|getdelim|getline|"
-    r"__new_\w+|new_\w+|_Znwm|_Znam|_ZdlPv|_ZdaPv)(@@?\S+)?$")
-_RUNTIME_OBJS = re.compile(r"(vgpreload_|/valgrind/|/libc[.-]|/ld-linux|/libstdc\+\+|/libgcc_s)")
-_RUNTIME_FILES = re.compile(r"^(vg_replace_malloc\.c|filedoalloc\.c|genops\.c|fileops\.c|"
-                            r"vfprintf-internal\.c|printf\.c|iofopen\.c|dl-\w+\.c)$")
+ROLES = ("program", "library", "runtime", "allocator", "unknown")
+
+_ALLOCATOR_RE = re.compile(r"(^|/)(vgpreload_[^/]*|valgrind/[^/]*|[a-z]+-(amd64|x86|arm64|arm|ppc64le|"
+                           r"ppc64be|ppc32|s390x|mips32|mips64|nanomips)-linux)$")
+# the C/C++ runtime, by file name (any directory: a container's or a sysroot's libc is still libc)
+_RUNTIME_RE = re.compile(r"^(libc|libm|libmvec|libdl|libpthread|librt|libresolv|libutil|libanl|"
+                         r"libstdc\+\+|libgcc_s|libc\+\+|libc\+\+abi|libunwind|libatomic|"
+                         r"libasan|libtsan|libubsan|liblsan|libjemalloc|libtcmalloc[_a-z]*|libmimalloc)"
+                         r"([.-][^/]*)?\.so(\.[0-9.]+)?$|^ld-linux[^/]*\.so[.0-9]*$|^ld[.-][^/]*\.so[.0-9]*$|"
+                         r"^ld64\.so[.0-9]*$")
+SYSTEM_LIB_DIRS = ("/lib/", "/lib32/", "/lib64/", "/libx32/", "/usr/lib/", "/usr/lib32/",
+                   "/usr/lib64/", "/usr/libx32/", "/usr/libexec/")
+
+
+@functools.lru_cache(maxsize=1024)
+def object_role(path: str | None, main_object: str | None = None) -> str:
+    """The role of the code in object file *path* (see the module doc)."""
+    if not path:
+        return "unknown"
+    if main_object and path == main_object:
+        return "program"
+    if _ALLOCATOR_RE.search(path):
+        return "allocator"
+    if _RUNTIME_RE.match(os.path.basename(path)):
+        return "runtime"
+    if path.startswith(SYSTEM_LIB_DIRS):
+        return "library"
+    return "program"
+
+
+class CodeMap:
+    """Address -> object file, from the process's file mappings (``/proc/PID/maps`` text)."""
+
+    def __init__(self, ranges: list[tuple[int, int, str]], main_object: str | None = None):
+        self._ranges = sorted(ranges)
+        self._starts = [r[0] for r in self._ranges]
+        self.main_object = main_object
+        self.frames: dict[str, "Frame"] = {}    # frame line -> Frame: stacks repeat their lines
+        self.site_lines: dict = {}              # stack line -> its Frame if a site (leak_records)
+        self._roles: dict[tuple, str] = {}
+
+    @classmethod
+    def from_maps(cls, text: str, main_object: str | None = None) -> "CodeMap":
+        ranges = []
+        for line in text.splitlines():
+            parts = line.split(None, 5)
+            if len(parts) < 6 or not parts[5].startswith("/"):
+                continue
+            lo, _, hi = parts[0].partition("-")
+            try:
+                ranges.append((int(lo, 16), int(hi, 16), parts[5].rstrip("\n")
+                               .removesuffix(" (deleted)")))
+            except ValueError:
+                continue
+        return cls(ranges, main_object)
+
+    def role_at(self, address: int, kind: str) -> str:
+        """The role of the code at a frame's address (cached: stacks repeat addresses)."""
+        key = (address, kind)
+        role = self._roles.get(key)
+        if role is None:
+            role = self._roles[key] = object_role(
+                self.object_of(address - 1 if kind == "by" and address else address), self.main_object)
+        return role
+
+    def object_of(self, address: int) -> str | None:
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i >= 0 and address < self._ranges[i][1]:
+            return self._ranges[i][2]
+        return None
+
+    def __len__(self) -> int:
+        return len(self._ranges)
 
 
 @dataclass
 class Frame:
-    kind: str                 # "at" (innermost) or "by"
+    kind: str = field(metadata={"json_skip": True})   # "at" (innermost) or "by" (a return address)
     address: int
-    function: str | None      # None for "???"
+    symbol: str | None        # the function; None for "???"
     file: str | None
     line: int | None
-    object: str | None        # "in /path/obj" when there is no line info
+    object: str | None        # valgrind's "(in /obj)", or the code map's answer
+    role: str = "unknown"     # see ROLES
+    offset: int | None = None  # (the project's location object has one; valgrind gives none)
 
     @property
     def where(self) -> str:
@@ -43,7 +118,11 @@ class Frame:
         return f"0x{self.address:x}"
 
     def label(self) -> str:
-        return f"{self.function or '???'} ({self.where})"
+        return f"{self.symbol or '???'} ({self.where})"
+
+    @property
+    def function(self) -> str | None:
+        return self.symbol
 
 
 def strip_prefix(line: str) -> str:
@@ -51,10 +130,24 @@ def strip_prefix(line: str) -> str:
     return PREFIX_RE.sub("", line, count=1)
 
 
-def parse_frame(text: str) -> Frame | None:
-    """One stack frame from a line (with or without the ``==PID==`` prefix)."""
+def parse_frame(text: str, code_map: CodeMap | None = None) -> Frame | None:
+    """One stack frame from a line (with or without the ``==PID==`` prefix).
+
+    With a code map, frames are shared per distinct line (10 000 loss records repeat
+    the same few hundred lines: malloc's, the program's call sites)."""
     if text.startswith("=="):
         text = text[text.find("==", 2) + 2:]
+    if code_map is not None:
+        f = code_map.frames.get(text)
+        if f is None:
+            f = _parse_frame(text, code_map)
+            if len(code_map.frames) < 200000:
+                code_map.frames[text] = f
+        return f
+    return _parse_frame(text, None)
+
+
+def _parse_frame(text: str, code_map: CodeMap | None) -> Frame | None:
     m = FRAME_RE.match(text)
     if not m:
         return None
@@ -76,34 +169,55 @@ def parse_frame(text: str) -> Frame | None:
                     func = rest
     if func in ("???", ""):
         func = None
-    return Frame(kind, addr, func, file, line, obj)
+    main = None
+    if code_map is not None:
+        # a "by" frame is a return address: the call is the byte before it
+        mapped = code_map.object_of(addr - 1 if kind == "by" and addr else addr)
+        obj = mapped or obj
+        main = code_map.main_object
+    return Frame(kind, addr, func, file, line, obj, object_role(obj, main))
 
 
-def is_runtime_frame(frame: Frame) -> bool:
-    """True for valgrind's malloc replacements and C/C++ runtime frames."""
-    return _is_runtime(frame.function, frame.file, frame.object)
-
-
-@functools.lru_cache(maxsize=4096)
-def _is_runtime(function: str | None, file: str | None, obj: str | None) -> bool:
-    if file and _RUNTIME_FILES.match(file):
-        return True
-    if obj and _RUNTIME_OBJS.search(obj):
-        return True
-    if function and _RUNTIME_FUNCS.match(function):
-        return True
-    return False
+def site_index(frames: list[Frame]) -> int | None:
+    """Index of the frame a stack is attributed to: the first frame in the program's own
+    code; else the first in a non-runtime library; else the first outside the allocator
+    and the runtime; else the first frame."""
+    if not frames:
+        return None
+    for wanted in (("program", "unknown"), ("library",)):
+        for i, f in enumerate(frames):
+            if f.role in wanted:
+                return i
+    return 0
 
 
 def program_frame(frames: list[Frame]) -> Frame | None:
-    """The allocating frame that belongs to the program (first non-runtime frame).
+    """The frame a stack is attributed to (see site_index)."""
+    i = site_index(frames)
+    return None if i is None else frames[i]
 
-    Falls back to the first frame with source information, then the first frame.
-    """
-    for f in frames:
-        if not is_runtime_frame(f):
-            return f
-    for f in frames:
-        if f.file:
-            return f
-    return frames[0] if frames else None
+
+def callers(frames: list[Frame], depth: int) -> list[Frame]:
+    """The site frame and up to depth-1 of its callers."""
+    i = site_index(frames)
+    return [] if i is None else frames[i:i + max(depth, 1)]
+
+
+def frame_at_depth(frames: list[Frame], depth: int) -> Frame | None:
+    """The depth-th frame counted from the site (1 = the site itself); the outermost
+    frame when the stack is shorter."""
+    i = site_index(frames)
+    if i is None:
+        return None
+    return frames[min(i + max(depth, 1) - 1, len(frames) - 1)]
+
+
+@dataclass
+class Stack:
+    """An allocation/free/origin stack with its own heading (used where valgrind prints several)."""
+    what: str                                   # e.g. "Uninitialised value was created by a heap allocation"
+    frames: list[Frame] = field(default_factory=list)
+
+    @property
+    def site(self) -> Frame | None:
+        return program_frame(self.frames)

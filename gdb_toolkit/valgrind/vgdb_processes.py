@@ -13,17 +13,33 @@ from dataclasses import dataclass, field
 FIFO_RE = re.compile(r"^vgdb-pipe-from-vgdb-to-(\d+)-by-(.*)-on-(.*)$")
 
 
+def fifo_re(prefix: str | None = None) -> "re.Pattern":
+    """The from-vgdb FIFO's name for valgrind's --vgdb-prefix (default $TMPDIR/vgdb-pipe)."""
+    if not prefix:
+        return FIFO_RE
+    return re.compile("^" + re.escape(os.path.basename(prefix)) + r"-from-vgdb-to-(\d+)-by-(.*)-on-(.*)$")
+
+
+def display_name(raw: bytes) -> str:
+    """A name from /proc (any bytes) as printable, lossless text (common.names.escape_name)."""
+    from gdb_toolkit.common.names import escape_name
+
+    return escape_name(raw)
+
+
 @dataclass
 class ValgrindProcess:
     pid: int
-    fifo: str
+    fifo: str = field(metadata={"json_skip": True})
     user: str
     host: str
     alive: bool
     tool: str | None = None          # memcheck, from the process name
-    program: str | None = None       # the client program (absolute when resolvable)
+    program: str | None = None       # the client program (absolute when resolvable), for display
     arguments: list[str] = field(default_factory=list)
     valgrind_options: list[str] = field(default_factory=list)
+    program_path: str | None = field(default=None, repr=False, metadata={"json_skip": True})
+    # ^ the real path (os.fsdecode: any bytes), for loading symbols; None when not a file
 
 
 def fifo_dir(prefix: str | None = None, env=None) -> str:
@@ -48,40 +64,52 @@ def parse_cmdline(argv: list[str], cwd: str | None = None) -> tuple[list[str], s
 
 
 def process_info(pid: int, proc: str = "/proc") -> tuple[bool, str | None, list[str], str | None]:
-    """(alive and a valgrind tool?, tool name, argv, cwd) for PID."""
+    """(alive and a valgrind tool?, tool name, argv, cwd) for PID.
+
+    argv and cwd are os.fsdecode'd (any bytes survive, as surrogate escapes)."""
     base = f"{proc}/{pid}"
     try:
-        with open(f"{base}/comm") as fh:
-            comm = fh.read().strip()
+        with open(f"{base}/comm", "rb") as fh:
+            comm = display_name(fh.read(64).strip())
         with open(f"{base}/cmdline", "rb") as fh:
-            argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
-        with open(f"{base}/stat") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
+            argv = [os.fsdecode(a) for a in fh.read(1 << 20).split(b"\0") if a]
+        with open(f"{base}/stat", "rb") as fh:
+            state = fh.read(4096).rsplit(b")", 1)[1].split()[0].decode("ascii", "replace")
+    except (OSError, IndexError):
         return False, None, [], None
     if state in ("Z", "X"):
         return False, None, argv, None
     try:
-        cwd = os.readlink(f"{base}/cwd")
+        cwd = os.fsdecode(os.readlink(os.fsencode(f"{base}/cwd")))
     except OSError:
         cwd = None
-    is_vg = bool(re.match(r"^[a-z]+-(amd64|x86|arm64|arm|ppc64le|s390x|mips\d*)-", comm)) or \
-        (bool(argv) and os.path.basename(argv[0]).startswith("valgrind"))
-    tool = comm.split("-", 1)[0] if is_vg else None
+    by_comm = re.match(r"^([a-z]+)-(amd64|x86|arm64|arm|ppc64le|s390x|mips\d*)-", comm)
+    by_argv = bool(argv) and os.path.basename(argv[0]).startswith("valgrind")
+    is_vg = bool(by_comm) or by_argv
+    tool = None
+    if is_vg:
+        # the program can rename the process (prctl PR_SET_NAME): valgrind's argv says the tool
+        opts = [a for a in argv[1:] if a.startswith("--tool=")] if by_argv else []
+        tool = opts[-1].split("=", 1)[1] if opts else ("memcheck" if by_argv else by_comm.group(1))
     return is_vg, tool, argv, cwd
 
 
+def _shown(text: str) -> str:
+    return display_name(os.fsencode(text))
+
+
 def list_processes(directory: str | None = None, include_dead: bool = False,
-                   proc: str = "/proc") -> list[ValgrindProcess]:
-    """Valgrind processes with a vgdb FIFO in *directory*, sorted by pid."""
-    directory = directory or fifo_dir()
+                   proc: str = "/proc", prefix: str | None = None) -> list[ValgrindProcess]:
+    """Valgrind processes with a vgdb FIFO in *directory* (or --vgdb-prefix's), sorted by pid."""
+    directory = directory or fifo_dir(prefix)
+    pattern = fifo_re(prefix)
     out = []
     try:
-        names = os.listdir(directory)
+        names = [os.fsdecode(n) for n in os.listdir(os.fsencode(directory))]
     except OSError:
         return []
     for name in names:
-        m = FIFO_RE.match(name)
+        m = pattern.match(name)
         if not m:
             continue
         path = os.path.join(directory, name)
@@ -95,16 +123,20 @@ def list_processes(directory: str | None = None, include_dead: bool = False,
         if not alive and not include_dead:
             continue
         opts, prog, args = parse_cmdline(argv, cwd) if argv else ([], None, [])
-        out.append(ValgrindProcess(pid, path, m.group(2), m.group(3), alive, tool, prog, args, opts))
+        out.append(ValgrindProcess(pid, path, _shown(m.group(2)), _shown(m.group(3)), alive, tool,
+                                   _shown(prog) if prog else None, [_shown(a) for a in args],
+                                   [_shown(o) for o in opts],
+                                   prog if prog and os.path.isfile(prog) else None))
     return sorted(out, key=lambda p: p.pid)
 
 
-def fifo_for(pid: int, directory: str | None = None) -> str | None:
+def fifo_for(pid: int, directory: str | None = None, prefix: str | None = None) -> str | None:
     """The from-vgdb FIFO of *pid* if it exists."""
-    directory = directory or fifo_dir()
+    directory = directory or fifo_dir(prefix)
+    pattern = fifo_re(prefix)
     try:
         for name in os.listdir(directory):
-            m = FIFO_RE.match(name)
+            m = pattern.match(name)
             if m and int(m.group(1)) == pid:
                 return os.path.join(directory, name)
     except OSError:
@@ -120,7 +152,7 @@ class AttachReport:
     processes: list[ValgrindProcess]      # live ones (the choice when several)
     stale_fifos: list[int]                # pids whose FIFO is left by a dead valgrind
     stopped_at: str | None = None
-    message: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def choose(processes: list[ValgrindProcess], pid: int | None) -> ValgrindProcess | None:
@@ -130,15 +162,16 @@ def choose(processes: list[ValgrindProcess], pid: int | None) -> ValgrindProcess
     return processes[0] if len(processes) == 1 else None
 
 
-def remove_stale_fifos(pid: int, directory: str | None = None) -> int:
+def remove_stale_fifos(pid: int, directory: str | None = None, prefix: str | None = None) -> int:
     """Remove the vgdb FIFOs/shared-memory file of a dead valgrind *pid*; returns how many."""
     import contextlib
 
     if os.path.exists(f"/proc/{pid}/cmdline") and process_info(pid)[0]:
         return 0        # still alive: not stale
-    directory = directory or fifo_dir()
+    directory = directory or fifo_dir(prefix)
+    base = re.escape(os.path.basename(prefix)) if prefix else "vgdb-pipe"
     removed = 0
-    pat = re.compile(rf"^vgdb-pipe-(from-vgdb-to|to-vgdb-from|shared-mem-vgdb)-{pid}-by-")
+    pat = re.compile(rf"^{base}-(from-vgdb-to|to-vgdb-from|shared-mem-vgdb)-{pid}-by-")
     try:
         names = os.listdir(directory)
     except OSError:

@@ -1,14 +1,15 @@
 """CLI: boot Debian's kernel under QEMU and run a command inside.
 
-    /usr/bin/python3 -m tests.guest run [--timeout S] [--accel tcg|kvm|auto] [-v] -- CMD ARGS...
-    /usr/bin/python3 -m tests.guest shell        # interactive root shell inside; `exit` powers off
-    /usr/bin/python3 -m tests.guest prepare      # fetch kernel, install headers, build initramfs
+    /usr/bin/python3 -m tests.guest run [--arch x86_64|arm64] [--timeout S] [--accel tcg|kvm|auto] [-v] -- CMD ARGS...
+    /usr/bin/python3 -m tests.guest shell [--arch arm64]   # interactive root shell; `exit` powers off
+    /usr/bin/python3 -m tests.guest prepare [--arch all]   # fetch kernels, headers, arm64 root, initramfs
 
 Exits with CMD's exit status (125 if the guest could not run it).
 """
 import argparse
 import sys
 
+from .arch import ARM64, X86_64, get_arch
 from .initramfs import build_initramfs
 from .kernel import GuestError, prepare_kernel
 from .vm import run_in_guest
@@ -29,17 +30,24 @@ def main(argv=None) -> int:
     run.add_argument("--accel", choices=["tcg", "kvm", "auto"], default=None,
                      help="default: $GDB_TOOLKIT_GUEST_ACCEL or auto (KVM if it boots within 30 s, else TCG)")
     run.add_argument("-v", "--verbose", action="store_true", help="show the boot console too")
+    run.add_argument("--arch", default="x86_64", help="x86_64 (default) or arm64")
     run.add_argument("command", nargs=argparse.REMAINDER)
     shell = sub.add_parser("shell", help="an interactive root shell in the guest (exit to power off)")
     shell.add_argument("--timeout", type=float, default=3600)
     shell.add_argument("--accel", choices=["tcg", "kvm", "auto"], default=None)
-    sub.add_parser("prepare", help="fetch the kernel and build the initramfs")
+    shell.add_argument("--arch", default="x86_64", help="x86_64 (default) or arm64")
+    prep = sub.add_parser("prepare", help="fetch the kernels, assemble the arm64 root, build the initramfs")
+    prep.add_argument("--arch", default="all", help="x86_64, arm64 or all (default)")
     args = ap.parse_args(argv)
     try:
         if args.action == "prepare":
-            kernel = prepare_kernel(log=_err)
-            print(f"kernel {kernel.version}: {kernel.vmlinuz}")
-            print(f"initramfs: {build_initramfs(kernel, log=_err)}")
+            arches = [X86_64, ARM64] if args.arch == "all" else [get_arch(args.arch)]
+            for arch in arches:
+                kernel = prepare_kernel(log=_err, arch=arch)
+                print(f"{arch.name}: kernel {kernel.version}: {kernel.vmlinuz}")
+                if kernel.guest_root is not None:
+                    print(f"{arch.name}: root {kernel.guest_root}")
+                print(f"{arch.name}: initramfs {build_initramfs(kernel, log=_err)}")
             return 0
         interactive = args.action == "shell"
         if interactive:
@@ -56,8 +64,8 @@ def main(argv=None) -> int:
 
         res = run_in_guest(cmd, timeout=args.timeout, accel=args.accel, stream=out,
                            boot_stream=(lambda t: sys.stderr.write(t)) if args.verbose else None,
-                           log=_err, interactive=interactive)
-    except GuestError as exc:
+                           log=_err, interactive=interactive, arch=args.arch)
+    except (GuestError, ValueError) as exc:
         _err(f"guest: {exc}")
         return NO_STATUS
     if res.output and not res.output.endswith("\n"):

@@ -7,7 +7,8 @@ own path (it may live under /tmp), lays the package's modules over /lib/modules/
 (keeping the host's build/source links, for modprobe and bcc), chroots, runs /run/gtk/cmd.sh and reports the exit status on
 the console between markers carrying a per-run nonce, then powers off.
 
-The image is cached per kernel version and hash of this script.
+The image is cached per kernel version and hash of this script and busybox.  x86_64 uses the
+host's busybox-static; arm64 the arm64 busybox-static inside the assembled arm64 root.
 """
 import hashlib
 import os
@@ -90,10 +91,18 @@ def init_script() -> str:
     return INIT.replace("@MODULES@", " ".join(MODULES)).replace("@NINEP@", NINEP_OPTS)
 
 
-def image_key() -> str:
+def busybox_for(kernel: Kernel) -> Path:
+    """The static busybox of the kernel's architecture: the host's for x86_64, the arm64 root's
+    for arm64."""
+    if kernel.guest_root is not None:
+        return kernel.guest_root / BUSYBOX.lstrip("/")
+    return Path(BUSYBOX)
+
+
+def image_key(busybox: Path | str = BUSYBOX) -> str:
     h = hashlib.sha256(init_script().encode())
     try:
-        h.update(Path(BUSYBOX).read_bytes())
+        h.update(Path(busybox).read_bytes())
     except OSError:
         pass
     return h.hexdigest()[:12]
@@ -101,11 +110,18 @@ def image_key() -> str:
 
 def build_initramfs(kernel: Kernel, log=print) -> Path:
     """The cached initramfs for ``kernel`` (built atomically on first use)."""
-    out = cache_root() / kernel.version / f"initramfs-{image_key()}.cpio"
+    busybox = busybox_for(kernel)
+    where = cache_root() / kernel.version
+    if kernel.guest_root is not None:     # next to the root it belongs to
+        where = kernel.guest_root.parent
+    out = where / f"initramfs-{kernel.version}-{image_key(busybox)}.cpio"
+    if kernel.guest_root is None:
+        out = where / f"initramfs-{image_key(busybox)}.cpio"
     if out.is_file():
         return out
-    if not Path(BUSYBOX).is_file():
-        raise GuestError(f"{BUSYBOX} missing: apt-get install busybox-static")
+    if not busybox.is_file():
+        raise GuestError(f"{busybox} missing: apt-get install busybox-static"
+                         + (f":{kernel.arch.deb_arch}" if kernel.guest_root is not None else ""))
     if not shutil.which("cpio"):
         raise GuestError("cpio missing: apt-get install cpio")
     with cache_lock(cache_root()):
@@ -116,7 +132,7 @@ def build_initramfs(kernel: Kernel, log=print) -> Path:
         try:
             (stage / "bin").mkdir()
             (stage / "lib" / "modules").mkdir(parents=True)
-            shutil.copy2(BUSYBOX, stage / "bin" / "busybox")
+            shutil.copy2(busybox, stage / "bin" / "busybox")
             init = stage / "init"
             init.write_text(init_script())
             init.chmod(0o755)

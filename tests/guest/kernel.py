@@ -1,10 +1,13 @@
-"""Debian's own x86_64 kernel for the guest: which version, where it is cached, how it is fetched.
+"""Debian's own kernel for the guest: which version, where it is cached, how it is fetched.
 
-The kernel package (``linux-image-<version>``, the dependency of the ``linux-image-amd64``
+x86_64: the kernel package (``linux-image-<version>``, the dependency of the ``linux-image-amd64``
 metapackage) is fetched with ``apt-get download`` and unpacked with ``dpkg -x`` into a cache
 directory -- never installed into the host's /boot.  The matching ``linux-headers-<version>`` IS
 installed on the host, because bcc inside the guest runs on the host's (read-only) root and needs
 ``/lib/modules/<version>/build``.
+
+arm64: the dependency of ``linux-image-arm64:arm64`` and its headers are part of the arm64 root
+assembled by rootfs.py; ``prepare_kernel(ARM64)`` returns that root as the kernel's tree.
 """
 import contextlib
 import fcntl
@@ -17,7 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-METAPACKAGE = "linux-image-amd64"
+from .arch import ARM64, X86_64, GuestArch
+
+METAPACKAGE = X86_64.metapackage
 
 
 class GuestError(RuntimeError):
@@ -37,14 +42,19 @@ def cache_root() -> Path:
 
 # ---------------------------------------------------------------- pure parts
 
-_DEP_RE = re.compile(r"^\s*\|?Depends:\s*linux-image-(\d[\w.+~-]*?-amd64)(?:-unsigned)?\s*$", re.M)
-_VER_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)-(\d+)-amd64$")
+def _dep_re(deb_arch: str) -> re.Pattern:
+    return re.compile(r"^\s*\|?Depends:\s*linux-image-(\d[\w.+~-]*?-" + deb_arch +
+                      r")(?:-unsigned)?(?::" + deb_arch + r")?\s*$", re.M)
 
 
-def parse_depends(text: str) -> list[str]:
-    """Kernel versions (e.g. ``6.1.0-56-amd64``) named by ``apt-cache depends linux-image-amd64``."""
+_VER_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)-(\d+)-[a-z0-9]+$")
+
+
+def parse_depends(text: str, arch: GuestArch = X86_64) -> list[str]:
+    """Kernel versions (e.g. ``6.1.0-56-amd64``) named by ``apt-cache depends linux-image-amd64``
+    (arm64: ``6.1.0-57-arm64`` from ``apt-cache depends linux-image-arm64:arm64``)."""
     seen = []
-    for v in _DEP_RE.findall(text):
+    for v in _dep_re(arch.deb_arch).findall(text):
         if v not in seen:
             seen.append(v)
     return seen
@@ -74,6 +84,8 @@ def choose_version(apt_versions: list[str], cached_versions: list[str],
 class Kernel:
     version: str
     root: Path  # the dpkg -x tree
+    arch: GuestArch = X86_64
+    guest_root: Path | None = None   # the guest's / (None: the host's own root)
 
     @property
     def vmlinuz(self) -> Path:
@@ -132,15 +144,32 @@ def cached_versions(root: Path) -> list[str]:
                    if (p / "tree" / "boot" / f"vmlinuz-{p.name}").is_file()), key=version_key)
 
 
-def apt_versions() -> list[str]:
+def apt_versions(arch: GuestArch = X86_64) -> list[str]:
     if not shutil.which("apt-cache"):
         return []
-    proc = _run(["apt-cache", "depends", METAPACKAGE])
-    versions = parse_depends(proc.stdout)
+    meta = arch.metapackage if arch is X86_64 else f"{arch.metapackage}:{arch.deb_arch}"
+    proc = _run(["apt-cache", "depends", meta])
+    versions = parse_depends(proc.stdout, arch)
     if not versions and os.geteuid() == 0:
+        if arch is not X86_64:
+            ensure_foreign_arch(arch)
         _run(["apt-get", "update", "-q"])
-        versions = parse_depends(_run(["apt-cache", "depends", METAPACKAGE]).stdout)
+        versions = parse_depends(_run(["apt-cache", "depends", meta]).stdout, arch)
     return versions
+
+
+def ensure_foreign_arch(arch: GuestArch):
+    """``dpkg --add-architecture`` so apt lists (and can download) the other architecture's
+    packages; nothing is installed for it on the host."""
+    proc = _run(["dpkg", "--print-foreign-architectures"])
+    if arch.deb_arch in proc.stdout.split():
+        return
+    if os.geteuid() != 0:
+        raise GuestError(f"apt does not know {arch.deb_arch} packages; run as root: "
+                         f"dpkg --add-architecture {arch.deb_arch} && apt-get update")
+    proc = _run(["dpkg", "--add-architecture", arch.deb_arch])
+    if proc.returncode != 0:
+        raise GuestError(f"dpkg --add-architecture {arch.deb_arch} failed: {proc.stderr.strip()}")
 
 
 def _apt_get(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -211,8 +240,13 @@ def ensure_headers(version: str, log=print) -> str | None:
     return None
 
 
-def prepare_kernel(log=print) -> Kernel:
-    """The kernel to boot, fetched and unpacked if needed (headers installed as a side effect)."""
+def prepare_kernel(log=print, arch: GuestArch = X86_64) -> Kernel:
+    """The kernel to boot, fetched and unpacked if needed (headers installed as a side effect).
+
+    arm64: the assembled arm64 root, which holds the kernel package, modules and headers."""
+    if arch is ARM64:
+        from .rootfs import prepare_root
+        return prepare_root(log=log)
     root = cache_root()
     with cache_lock(root):
         version = choose_version(apt_versions(), cached_versions(root),

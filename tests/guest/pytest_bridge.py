@@ -1,13 +1,16 @@
-"""Host-side pytest integration for ``@pytest.mark.guest`` tests.
+"""Host-side pytest integration for ``@pytest.mark.guest`` (x86_64) and
+``@pytest.mark.guest_arm64`` (arm64) tests.
 
 On the host, every selected guest-marked test is replaced by a GuestItem with the same node id.
-The first one to run boots ONE guest that runs all selected guest tests (pytest inside, same
-checkout, ``-m guest``); each GuestItem then reports the guest's outcome for its own test:
-pass, fail with the guest's failure text, skip with the guest's reason.  If the guest cannot
-be prepared or booted, every guest test FAILS with the reason.
+The first one of each architecture to run boots ONE guest of that architecture that runs all its
+selected tests (pytest inside, same checkout, ``-m guest`` / ``-m guest_arm64``); each GuestItem
+then reports the guest's outcome for its own test: pass, fail with the guest's failure text, skip
+with the guest's reason.  If a guest cannot be prepared or booted, every test of its architecture
+FAILS with the reason.
 
 Inside the guest (GDB_TOOLKIT_IN_GUEST=1) nothing is replaced: the tests run for real.
-GDB_TOOLKIT_SKIP_GUEST=1 skips them on the host (developers' quick runs only).
+GDB_TOOLKIT_SKIP_GUEST=1 skips them on the host (developers' quick runs only);
+GDB_TOOLKIT_SKIP_GUEST=arm64 (or x86_64) skips one architecture's.
 """
 import hashlib
 import os
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from .arch import ARM64, X86_64, GuestArch
 from .results import Outcome, collect_errors, outcomes, parse_lines, result_key
 
 IN_GUEST = "GDB_TOOLKIT_IN_GUEST"
@@ -28,21 +32,50 @@ DEFAULT_TIMEOUT = 2400
 REPO = Path(__file__).resolve().parents[2]
 
 
-def console_log_path() -> Path:
-    """The last guest console of this checkout (overwritten by each run, one per checkout)."""
+def console_log_path(arch: GuestArch = X86_64) -> Path:
+    """The last guest console of this checkout and architecture (overwritten by each run)."""
     tag = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
-    return Path(tempfile.gettempdir()) / f"gdb_toolkit-guest-console-{tag}.log"
+    suffix = "" if arch is X86_64 else f"-{arch.name}"
+    return Path(tempfile.gettempdir()) / f"gdb_toolkit-guest-console{suffix}-{tag}.log"
 
 
 def in_guest() -> bool:
     return os.environ.get(IN_GUEST) == "1"
 
 
-def guest_pytest_argv(test_ids: list[str]) -> list[str]:
+def guest_pytest_argv(test_ids: list[str], marker: str = X86_64.marker) -> list[str]:
     """The in-guest command: pytest on exactly these tests, no cache writes, JSON reports."""
     return ["/usr/bin/python3", "-m", "pytest", "-p", "no:cacheprovider",
-            "-p", "tests.guest.report_plugin", "-q", "-rfEs", "-m", "guest",
+            "-p", "tests.guest.report_plugin", "-q", "-rfEs", "-m", marker,
             "--rootdir", str(REPO), *test_ids]
+
+
+GUEST_ARCHES = (X86_64, ARM64)
+
+
+def item_arch(item) -> GuestArch | None:
+    """Which guest runs this test: ``guest`` -> x86_64, ``guest_arm64`` -> arm64, else None."""
+    if item.get_closest_marker(ARM64.marker):
+        return ARM64
+    if item.get_closest_marker(X86_64.marker):
+        return X86_64
+    return None
+
+
+def skipped_arches(value: str | None) -> set[str]:
+    """GDB_TOOLKIT_SKIP_GUEST: "1" skips every architecture; a comma list names some."""
+    if not value or value == "0":
+        return set()
+    if value == "1":
+        return {a.name for a in GUEST_ARCHES}
+    from .arch import get_arch
+    names = set()
+    for part in value.split(","):
+        try:
+            names.add(get_arch(part.strip()).name)
+        except ValueError:
+            names |= {a.name for a in GUEST_ARCHES}      # unknown word: skip all, as "1"
+    return names
 
 
 class GuestFailure(Exception):
@@ -52,8 +85,9 @@ class GuestFailure(Exception):
 class GuestRun:
     """The one guest boot shared by every GuestItem of the session."""
 
-    def __init__(self, config, items):
+    def __init__(self, config, items, arch: GuestArch = X86_64):
         self.config = config
+        self.arch = arch
         self.keys = [result_key(str(i.path), i.nodeid) for i in items]
         self.test_ids = [f"{i.path}::{i.nodeid.split('::', 1)[1]}" for i in items]
         self.done = False
@@ -81,16 +115,17 @@ class GuestRun:
         from .vm import run_in_guest
         timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
         xfer = Path(tempfile.mkdtemp(prefix="gtk-guest-pytest-"))
-        self._say(f"\nguest: booting Debian's kernel under QEMU for {len(self.keys)} guest "
-                  f"test(s) (timeout {timeout:.0f} s)")
+        self._say(f"\nguest: booting Debian's {self.arch.name} kernel under QEMU for "
+                  f"{len(self.keys)} guest test(s) (timeout {timeout:.0f} s)")
         t0 = time.monotonic()
         try:
-            res = run_in_guest(guest_pytest_argv(self.test_ids), timeout=timeout, cwd=str(REPO),
-                               xfer=xfer, log=self._say)
+            kw = {} if self.arch is X86_64 else {"arch": self.arch}
+            res = run_in_guest(guest_pytest_argv(self.test_ids, self.arch.marker),
+                               timeout=timeout, cwd=str(REPO), xfer=xfer, log=self._say, **kw)
             rows = parse_lines((xfer / "results.jsonl").read_text(errors="replace")
                                if (xfer / "results.jsonl").is_file() else "")
         except GuestError as exc:
-            self.error = f"guest could not be prepared: {exc}"
+            self.error = f"{self.arch.name} guest could not be prepared: {exc}"
             self.summary = "guest: " + self.error
             return
         except Exception as exc:  # noqa: BLE001 -- reported on every guest test
@@ -101,7 +136,7 @@ class GuestRun:
             shutil.rmtree(xfer, ignore_errors=True)
         self.results = outcomes(rows)
         console = res.console.replace("\r", "")
-        log = console_log_path()
+        log = console_log_path(self.arch)
         try:
             log.write_text(console)
             log_note = f"; console: {log}"
@@ -164,25 +199,45 @@ class Bridge:
     """Registered as a pytest plugin by tests/conftest.py."""
 
     def __init__(self):
-        self.run = None
+        self.runs: dict[str, GuestRun] = {}
+
+    @property
+    def run(self):      # the x86_64 run (older callers)
+        return self.runs.get(X86_64.name)
 
     @pytest.hookimpl(trylast=True)  # after -k/-m deselection
     def pytest_collection_modifyitems(self, session, config, items):
-        guest = [i for i in items if i.get_closest_marker("guest")]
-        if not guest or in_guest():
+        if in_guest():
             return
-        if os.environ.get(SKIP_GUEST) == "1":
-            mark = pytest.mark.skip(reason=f"{SKIP_GUEST}=1: guest (real kernel) tests skipped")
-            for i in guest:
-                i.add_marker(mark)
+        by_arch: dict[str, list] = {}
+        for i in items:
+            arch = item_arch(i)
+            if arch is not None:
+                by_arch.setdefault(arch.name, []).append(i)
+        if not by_arch:
             return
-        self.run = GuestRun(config, guest)
+        skip = skipped_arches(os.environ.get(SKIP_GUEST))
+        value = os.environ.get(SKIP_GUEST)
+        for arch in GUEST_ARCHES:
+            group = by_arch.get(arch.name)
+            if not group:
+                continue
+            if arch.name in skip:
+                mark = pytest.mark.skip(reason=f"{SKIP_GUEST}={value}: {arch.name} guest "
+                                               "(real kernel) tests skipped")
+                for i in group:
+                    i.add_marker(mark)
+                continue
+            self.runs[arch.name] = GuestRun(config, group, arch)
         for idx, item in enumerate(items):
-            if item.get_closest_marker("guest"):
-                items[idx] = GuestItem.from_parent(item.parent, name=item.name, run=self.run,
-                                                   original=item)
+            arch = item_arch(item)
+            if arch is not None and arch.name in self.runs:
+                items[idx] = GuestItem.from_parent(item.parent, name=item.name,
+                                                   run=self.runs[arch.name], original=item)
 
     def pytest_terminal_summary(self, terminalreporter):
-        if self.run is not None and self.run.summary:
+        lines = [r.summary for r in self.runs.values() if r.summary]
+        if lines:
             terminalreporter.write_sep("-", "guest")
-            terminalreporter.write_line(self.run.summary)
+            for line in lines:
+                terminalreporter.write_line(line)

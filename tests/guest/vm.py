@@ -21,15 +21,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .arch import ARM64, X86_64, GuestArch, get_arch
 from .initramfs import build_initramfs
 from .kernel import GuestError, cache_root, prepare_kernel
 
 REPO = Path(__file__).resolve().parents[2]
-QEMU = "qemu-system-x86_64"
+QEMU = X86_64.qemu
 XFER_IN_GUEST = "/run/gtk"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-CMDLINE = ("console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off random.trust_cpu=on "
-           "8250.nr_uarts=1 rdinit=/init")
+CMDLINE = X86_64.cmdline()
 
 
 @dataclass
@@ -44,6 +44,8 @@ class GuestResult:
     kernel: str = ""
     qemu_stderr: str = ""
     files: dict = field(default_factory=dict)
+
+    arch: str = "x86_64"
 
     def __iter__(self):
         return iter((self.status, self.output, self.boot_seconds))
@@ -108,20 +110,26 @@ def visible_in_guest(path: Path) -> bool:
 
 
 def run_env(nonce: str, repo: Path | None, kernel) -> str:
-    """/run/gtk/run.env, sourced by /init: nonce, checkout, module tree, header links."""
+    """/run/gtk/run.env, sourced by /init: nonce, checkout, module tree, header links.
+
+    A guest with its own root (arm64) has the modules and the headers' links in it already."""
     host_mods = Path("/lib/modules") / kernel.version
-    links = {}
+    links = {"build": "", "source": ""}
+    own_root = getattr(kernel, "guest_root", None) is not None
     for name in ("build", "source"):
         link = host_mods / name
-        links[name] = os.readlink(link) if link.is_symlink() else ""
-    moddir = str(kernel.modules) if visible_in_guest(kernel.modules.resolve()) else ""
+        if not own_root and link.is_symlink():
+            links[name] = os.readlink(link)
+    moddir = str(kernel.modules) if not own_root and visible_in_guest(kernel.modules.resolve()) \
+        else ""
     values = {"GTK_NONCE": nonce, "GTK_REPO": str(repo) if repo else "", "GTK_MODDIR": moddir,
               "GTK_BUILD": links["build"], "GTK_SOURCE": links["source"]}
     return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
 
 
-def guest_env(extra: dict | None = None) -> dict:
+def guest_env(extra: dict | None = None, arch: GuestArch = X86_64) -> dict:
     env = {
+        "GDB_TOOLKIT_GUEST_ARCH": arch.name,
         "PATH": GUEST_PATH, "HOME": "/tmp/home", "TMPDIR": "/tmp", "XDG_CACHE_HOME": "/tmp/.cache",
         "LANG": "C.UTF-8", "TERM": "dumb", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
         "GDB_TOOLKIT_IN_GUEST": "1", "GDB_TOOLKIT_GUEST_XFER": XFER_IN_GUEST,
@@ -130,7 +138,8 @@ def guest_env(extra: dict | None = None) -> dict:
     return env
 
 
-def command_script(argv: list[str], cwd: str, env: dict, interactive: bool = False) -> str:
+def command_script(argv: list[str], cwd: str, env: dict, interactive: bool = False,
+                   console: str = X86_64.console) -> str:
     """/run/gtk/cmd.sh: run argv in cwd with exactly env.
 
     stdin is /dev/null; interactive: the serial port, as the controlling terminal.
@@ -138,7 +147,8 @@ def command_script(argv: list[str], cwd: str, env: dict, interactive: bool = Fal
     assigns = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
     dirs = " ".join(shlex.quote(env[k]) for k in ("HOME", "TMPDIR", "XDG_CACHE_HOME") if k in env)
     run = f"/usr/bin/env -i {assigns} {' '.join(shlex.quote(a) for a in argv)}"
-    run = (f"setsid -w -c {run} </dev/ttyS0 >/dev/ttyS0 2>&1" if interactive
+    tty = f"/dev/{console}"
+    run = (f"setsid -w -c {run} <{tty} >{tty} 2>&1" if interactive
            else f"{run} </dev/null 2>&1")
     return ((f"mkdir -p {dirs}\n" if dirs else "") +
             f"cd {shlex.quote(cwd)} 2>/dev/null || cd /\n"
@@ -146,21 +156,27 @@ def command_script(argv: list[str], cwd: str, env: dict, interactive: bool = Fal
 
 
 def qemu_argv(vmlinuz: Path, initrd: Path, xfer: Path, repo: Path | None, accel: str,
-              memory: str = "4G", smp: int = 2, interactive: bool = False) -> list[str]:
+              memory: str = "4G", smp: int = 2, interactive: bool = False,
+              arch: GuestArch = X86_64, root: Path | None = None) -> list[str]:
+    """qemu's command line.  *root*: the directory shared as the guest's / (the host's / if
+    None).  9p shares are virtio-9p-pci devices on both architectures."""
     # interactive: Ctrl-C goes to the guest instead of killing qemu
-    argv = [QEMU, "-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none",
+    argv = [arch.qemu, "-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none",
             "-chardev", f"stdio,id=con,signal={'off' if interactive else 'on'}",
             "-serial", "chardev:con", "-m", memory, "-smp", str(smp)]
+    argv += [a for k, v in arch.machine if k != "-cpu" for a in (k, v)]
     if accel == "kvm":
         argv += ["-accel", "kvm", "-cpu", "host"]
     else:
-        argv += ["-accel", "tcg,thread=multi", "-cpu", os.environ.get("GDB_TOOLKIT_GUEST_CPU", "max")]
-    argv += ["-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", CMDLINE]
-    fs = "local,security_model=none,multidevs=remap"
-    argv += ["-virtfs", f"{fs},path=/,mount_tag=host,readonly=on"]
-    argv += ["-virtfs", f"{fs},path={xfer},mount_tag=xfer"]
+        argv += ["-accel", "tcg,thread=multi", "-cpu", arch.cpu()]
+    argv += ["-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", arch.cmdline()]
+    shares = [("host", str(root or "/"), True), ("xfer", str(xfer), False)]
     if repo is not None:
-        argv += ["-virtfs", f"{fs},path={repo},mount_tag=repo,readonly=on"]
+        shares.append(("repo", str(repo), True))
+    for i, (tag, path, ro) in enumerate(shares):
+        argv += ["-fsdev", f"local,id=fs{i},path={path},security_model=none,multidevs=remap"
+                           + (",readonly=on" if ro else ""),
+                 "-device", f"virtio-9p-pci,fsdev=fs{i},mount_tag={tag}"]
     return argv
 
 
@@ -188,12 +204,16 @@ def kvm_verdict_key() -> str:
     return f"{os.uname().release}|{qid}"
 
 
-def plan_accels(requested: str, kvm_accessible: bool, verdict: str | None) -> list[str]:
+def plan_accels(requested: str, kvm_accessible: bool, verdict: str | None,
+                kvm_possible: bool = True) -> list[str]:
     """Accelerators to try in order.
 
     auto: KVM first only if /dev/kvm is usable and KVM was not seen to fail on this host
-    before (it hangs under some nested hypervisors), then TCG.
+    before (it hangs under some nested hypervisors), then TCG.  A guest of another
+    architecture (*kvm_possible* False: arm64 on x86_64) runs under TCG whatever is asked.
     """
+    if not kvm_possible:
+        return ["tcg"]
     if requested == "tcg":
         return ["tcg"]
     if requested == "kvm":
@@ -246,24 +266,32 @@ def run_in_guest(argv: list[str], timeout: float = 600, env: dict | None = None,
                  cwd: str | None = None, repo: Path | None = REPO, accel: str | None = None,
                  xfer: Path | None = None, stream=None, boot_stream=None,
                  log=lambda msg: None, memory: str | None = None, smp: int = 2,
-                 interactive: bool = False) -> GuestResult:
+                 interactive: bool = False, arch: GuestArch | str | None = None) -> GuestResult:
     """Boot the guest, run argv as root inside it, return its status and output.
 
     ``stream(text)`` receives the command's output as it arrives; ``boot_stream`` the console
     before the command starts.  ``xfer`` is a host directory shared writable at /run/gtk (a
     temporary one is used and removed if not given).  ``accel``: auto (default; KVM tried with
     a short boot timeout, then TCG), tcg or kvm.  ``interactive``: the command's stdio is the
-    serial console, wired to this process's stdin (``python3 -m tests.guest shell``).  Raises GuestError only when the guest cannot
-    be prepared; a failed boot or timeout is a result with ``status None`` and ``error``.
+    serial console, wired to this process's stdin (``python3 -m tests.guest shell``).
+    ``arch``: x86_64 (default; the host's root) or arm64 (an assembled arm64 root, TCG).
+    Raises GuestError only when the guest cannot be prepared; a failed boot or timeout is a
+    result with ``status None`` and ``error``.
     """
-    if not shutil.which(QEMU):
-        raise GuestError(f"{QEMU} not found: apt-get install qemu-system-x86")
+    arch = arch if isinstance(arch, GuestArch) else get_arch(arch)
+    if not shutil.which(arch.qemu):
+        raise GuestError(f"{arch.qemu} not found: apt-get install {arch.qemu_package}")
     requested = requested_accel(accel)
-    kernel = prepare_kernel(log=log)
+    kernel = prepare_kernel(log=log, arch=arch)
     initrd = build_initramfs(kernel, log=log)
-    memory = memory or os.environ.get("GDB_TOOLKIT_GUEST_MEM", "4G")
+    if kernel.guest_root is not None and repo is not None:
+        from .rootfs import mountpoint_for
+        with_lock_mountpoint(kernel.guest_root, Path(repo), mountpoint_for)
+    memory = memory or os.environ.get("GDB_TOOLKIT_GUEST_MEM" if arch is X86_64
+                                      else "GDB_TOOLKIT_GUEST_ARM64_MEM", arch.default_memory)
     plan = plan_accels(requested, os.access("/dev/kvm", os.R_OK | os.W_OK),
-                       read_kvm_verdict() if requested == "auto" else None)
+                       read_kvm_verdict() if requested == "auto" else None,
+                       kvm_possible=arch.kvm_possible)
     own_xfer = xfer is None
     xfer = Path(tempfile.mkdtemp(prefix="gtk-guest-")) if own_xfer else Path(xfer)
     xfer.mkdir(parents=True, exist_ok=True)
@@ -275,7 +303,7 @@ def run_in_guest(argv: list[str], timeout: float = 600, env: dict | None = None,
             boot_limit = KVM_BOOT_TIMEOUT if (acc == "kvm" and not last) else TCG_BOOT_TIMEOUT
             res = _boot_once(argv, left, min(boot_limit, left), env, cwd, repo, acc, xfer,
                              stream, boot_stream, log, memory, smp, kernel, initrd, interactive)
-            if requested == "auto" and acc == "kvm":
+            if requested == "auto" and acc == "kvm" and arch.kvm_possible:
                 write_kvm_verdict("good" if res.boot_seconds is not None else "bad")
             if res.boot_seconds is not None or last:
                 res.total_seconds = time.monotonic() - t_start
@@ -287,6 +315,14 @@ def run_in_guest(argv: list[str], timeout: float = 600, env: dict | None = None,
     raise AssertionError("unreachable")
 
 
+def with_lock_mountpoint(root: Path, repo: Path, make):
+    """The checkout's mount point inside the read-only arm64 root (made on the host, under the
+    cache lock: the root is shared between runs)."""
+    from .kernel import cache_lock
+    with cache_lock(cache_root()):
+        make(root, repo)
+
+
 def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream, boot_stream,
                log, memory, smp, kernel, initrd, interactive=False) -> GuestResult:
     nonce = secrets.token_hex(8)
@@ -294,11 +330,13 @@ def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream,
     (xfer / "run.env").write_text(run_env(nonce, repo, kernel))
     if interactive:
         env = {"TERM": os.environ.get("TERM", "linux"), **(env or {})}
-    (xfer / "cmd.sh").write_text(command_script(list(argv), cwd, guest_env(env), interactive))
+    arch = getattr(kernel, "arch", X86_64)
+    (xfer / "cmd.sh").write_text(command_script(list(argv), cwd, guest_env(env, arch), interactive,
+                                                console=arch.console))
     for stale in ("status", "results.jsonl"):
         (xfer / stale).unlink(missing_ok=True)
     qargv = qemu_argv(kernel.vmlinuz, initrd, xfer, repo, accel, memory=memory, smp=smp,
-                      interactive=interactive)
+                      interactive=interactive, arch=arch, root=getattr(kernel, "guest_root", None))
     from .host_services import HostServices     # dumps and gdbstub sessions the guest asks for
     services = HostServices(xfer)
     qargv += services.qemu_args()
@@ -411,4 +449,4 @@ def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream,
             files[p.name] = p.read_bytes()
     return GuestResult(status=status, output=parsed["output"], boot_seconds=boot_seconds,
                        total_seconds=total, console=console, error=error, accel=accel,
-                       kernel=kernel.version, qemu_stderr=qemu_err, files=files)
+                       kernel=kernel.version, qemu_stderr=qemu_err, files=files, arch=arch.name)

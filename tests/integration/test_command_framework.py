@@ -12,9 +12,7 @@ pytestmark = pytest.mark.gdb
 #: commands whose owners have not declared a short summary yet (issue 14's framework);
 #: only shrinks: the test fails when a listed command fits
 PENDING_SUMMARIES = {
-    "got", "plt", "plt-walk", "stack-diagnose",
     "ktrace", "ktask", "ktypes",
-    "vg-start", "vg-attach", "vg-leaks", "vg-who", "vg-block", "vg-vbits", "vg-check", "vg-errors",
 }
 
 

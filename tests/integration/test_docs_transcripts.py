@@ -26,15 +26,7 @@ PENDING_PAGES = {
     "docs/commands/kx.md",
     "docs/commands/plt-walk.md",
     "docs/commands/plt.md",
-    "docs/commands/stack-diagnose.md",
     "docs/commands/vg-attach.md",
-    "docs/commands/vg-block.md",
-    "docs/commands/vg-check.md",
-    "docs/commands/vg-errors.md",
-    "docs/commands/vg-leaks.md",
-    "docs/commands/vg-start.md",
-    "docs/commands/vg-vbits.md",
-    "docs/commands/vg-who.md",
     "docs/kernel.md",
 }
 

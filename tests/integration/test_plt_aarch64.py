@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.support.gdbrun import GDBINIT, assert_no_traceback, gdb_json, json_wrapped
+from tests.support.gdbrun import GDBINIT, addr, assert_no_traceback, gdb_json, json_wrapped
 from tests.support.plt_oracles import build_hello, nm_symbols, readelf_relocs, readelf_sections
 
 pytestmark = pytest.mark.gdb
@@ -27,14 +27,14 @@ def test_static_got_and_walk_of_aarch64_binary(a64):
     doc = gdb_json([], "got", program=a64)
     plt0 = readelf_sections(a64, "aarch64")[".plt"][0]
     relocs = {r["offset"]: r for r in readelf_relocs(a64, "aarch64") if r["type"] in ("JUMP_SLOT", "GLOB_DAT")}
-    assert {r["address"] for r in doc["slots"]} == set(relocs)
+    assert {addr(r["address"]) for r in doc["slots"]} == set(relocs)
     for r in doc["slots"]:
-        if r["type"] == "JUMP_SLOT":
+        if r["kind"] == "JUMP_SLOT":
             assert r["value"] == plt0 and r["state"] == "unresolved"
     walk = gdb_json([], "plt-walk puts", program=a64)
     hops = {h["step"]: h for h in walk["hops"]}
     assert [c.split(": ")[1].split()[0] for c in hops["stub"]["code"]] == ["adrp", "ldr", "add", "br"]
-    assert hops[".plt[0]"]["address"] == plt0
+    assert addr(hops[".plt[0]"]["address"]) == plt0
     assert walk["arch"] == "aarch64"
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.support.gdbrun import assert_no_traceback, gdb_json, json_wrapped, run_gdb
+from tests.support.gdbrun import addr, assert_no_traceback, gdb_json, json_wrapped, run_gdb
 from tests.support.plt_oracles import (build_demo, build_hello, nm_symbols, objdump_stubs,
                                        program_said, readelf_relocs, readelf_relro, stripped_copy)
 
@@ -63,7 +63,7 @@ def test_unresolved_slot_is_file_value_plus_bias(demo_live):
         assert rows[name]["state"] == "unresolved"
         assert rows[name]["value"] == bias + stubs[f"{name}@plt"] + 6
     slots = {r["name"]: r["offset"] for r in readelf_relocs(exe)}
-    assert rows["getpid"]["address"] == bias + slots["getpid"]
+    assert addr(rows["getpid"]["address"]) == bias + slots["getpid"]
     assert demo_live["all"]["objects"][0]["bias"] == bias
 
 
@@ -72,7 +72,7 @@ def test_relro_protection_matches_readelf(demo_live):
     bias = demo_live["said"]["main"] - demo_live["nm_main"]
     lo, hi = readelf_relro(exe)
     for r in demo_live["main"]["slots"]:
-        assert r["read_only_now"] == (lo + bias <= r["address"] < hi + bias), r
+        assert r["read_only_now"] == (lo + bias <= addr(r["address"]) < hi + bias), r
 
 
 def test_shared_objects_own_plt_and_dlopen(demo_live):
@@ -87,12 +87,12 @@ def test_shared_objects_own_plt_and_dlopen(demo_live):
     # the stubs of the executable: objdump's addresses + bias
     bias = said["main"] - demo_live["nm_main"]
     oracle = {a + bias for a, s in objdump_stubs(demo_live["exe"]).items() if s["name"].endswith("@plt")}
-    assert {s["address"] for s in demo_live["plt"]["stubs"] if s["kind"] == "stub"} == oracle
+    assert {addr(s["address"]) for s in demo_live["plt"]["stubs"] if s["kind"] == "stub"} == oracle
 
 
 def test_own_ifunc_irelative_resolved(demo_live):
     rows = _rows(demo_live["main"])
-    assert rows["add"]["type"] == "IRELATIVE"
+    assert rows["add"]["kind"] == "IRELATIVE"
     assert rows["add"]["target_symbol"] == "add_generic"
     bias = demo_live["said"]["main"] - demo_live["nm_main"]
     assert rows["add"]["value"] == bias + nm_symbols(demo_live["exe"])["add_generic"][0]
@@ -103,11 +103,11 @@ def test_file_view_before_run():
     doc = gdb_json([], "got", program=exe)
     assert doc["mode"] == "file"
     relocs = {r["offset"]: r for r in readelf_relocs(exe) if r["type"] in ("JUMP_SLOT", "GLOB_DAT", "IRELATIVE")}
-    assert {r["address"] for r in doc["slots"]} == set(relocs)
+    assert {addr(r["address"]) for r in doc["slots"]} == set(relocs)
     for r in doc["slots"]:
-        if r["type"] == "JUMP_SLOT":
+        if r["kind"] == "JUMP_SLOT":
             assert r["state"] == "unresolved"
-        assert r["symbol"].split("@")[0] == (relocs[r["address"]]["name"] or r["symbol"])
+        assert r["symbol"].split("@")[0] == (relocs[addr(r["address"])]["name"] or r["symbol"])
 
 
 def test_ld_bind_now_run_resolves_everything_at_load():
@@ -128,7 +128,7 @@ def test_bind_now_full_relro():
                   program=exe)
     doc = res.json_documents()[0]
     assert doc["objects"][0]["binding"] == "now"
-    jumps = [r for r in doc["slots"] if r["type"] == "JUMP_SLOT"]
+    jumps = [r for r in doc["slots"] if r["kind"] == "JUMP_SLOT"]
     assert jumps and all(r["state"] == "bound-at-load" and r["read_only_now"] for r in jumps)
     assert {r["symbol"].split("@")[0] for r in jumps} >= {"puts", "atoi"}
 
@@ -140,7 +140,7 @@ def test_non_pie_addresses_are_link_time():
     assert doc["objects"][0]["bias"] == 0 and doc["objects"][0]["kind"] == "executable"
     slots = {r["name"]: r["offset"] for r in readelf_relocs(exe) if r["type"] == "JUMP_SLOT"}
     rows = _rows(doc)
-    assert rows["puts"]["address"] == slots["puts"] and rows["puts"]["state"] == "resolved"
+    assert addr(rows["puts"]["address"]) == slots["puts"] and rows["puts"]["state"] == "resolved"
     assert rows["atoi"]["state"] == "unresolved"
 
 
@@ -153,7 +153,7 @@ def test_core_file_shows_the_same_table(tmp_path):
     assert core.exists(), live.output
     doc_core = gdb_json([], "got", program=exe, core=core)
     assert doc_core["mode"] == "core"
-    strip = lambda d: [(r["address"], r["value"], r["state"], r["target"], r["read_only_now"]) for r in d["slots"]]
+    strip = lambda d: [(addr(r["address"]), r["value"], r["state"], r["target"], r["read_only_now"]) for r in d["slots"]]
     assert strip(doc_core) == strip(doc_live)
 
 
@@ -169,8 +169,8 @@ def test_static_binary():
     assert len(file_doc["slots"]) == len(starti_doc["slots"]) == len(live_doc["slots"]) == n
     assert all(r["state"] == "bound-at-load" for r in live_doc["slots"])
     # at starti no ifunc resolver has run: the values are the file's, not a resolved target
-    later = {r["address"]: r["value"] for r in live_doc["slots"]}
-    assert all(r["value"] != later[r["address"]] for r in starti_doc["slots"])
+    later = {addr(r["address"]): r["value"] for r in live_doc["slots"]}
+    assert all(r["value"] != later[addr(r["address"])] for r in starti_doc["slots"])
     assert all(r["state"] == "not-relocated" for r in starti_doc["slots"])
     assert "statically linked and has no GOT slot for 'puts'" in res.stderr
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.support.gdbrun import assert_no_traceback, gdb_error_lines, json_wrapped, run_gdb
+from tests.support.gdbrun import addr, assert_no_traceback, gdb_error_lines, json_wrapped, run_gdb
 from tests.support.plt_oracles import (build_demo, build_hello, nm_symbols, objdump_calls, objdump_stubs,
                                        program_said, readelf_relocs)
 
@@ -21,10 +21,10 @@ def test_static_walk_of_a_lazy_binary():
     stub = next(a for a, s in objdump_stubs(exe).items() if s["name"] == "puts@plt")
     relocs = [r for r in readelf_relocs(exe) if r["section"] == ".rela.plt"]
     index = next(i for i, r in enumerate(relocs) if r["name"] == "puts")
-    assert hops["call site"]["address"] == call
-    assert hops["stub"]["address"] == stub
-    assert hops["GOT slot"]["address"] == relocs[index]["offset"]
-    assert hops["lazy stub"]["address"] == stub + 6 and f"push {index}" in hops["lazy stub"]["code"][0]
+    assert addr(hops["call site"]["address"]) == call
+    assert addr(hops["stub"]["address"]) == stub
+    assert addr(hops["GOT slot"]["address"]) == relocs[index]["offset"]
+    assert addr(hops["lazy stub"]["address"]) == stub + 6 and f"push {index}" in hops["lazy stub"]["code"][0]
     assert ".plt[0]" in hops
     assert f"relocation index {index}" in " ".join(doc["first_call"])
     assert "First call:" in res.stdout and "Later calls:" in res.stdout
@@ -80,7 +80,7 @@ def test_ibt_walk_uses_plt_sec_and_lazy_entry():
     doc = res.json_documents()[0]
     hops = {h["step"]: h for h in doc["hops"]}
     oracle = {s["name"]: (a, s["section"]) for a, s in objdump_stubs(exe).items()}
-    assert (hops["stub"]["address"], ".plt.sec") == oracle["puts@plt"]
+    assert (addr(hops["stub"]["address"]), ".plt.sec") == oracle["puts@plt"]
     assert hops["stub"]["code"][0].endswith("endbr64")
     assert hops["lazy stub"]["where"].startswith(".plt entry")
 
@@ -117,7 +117,7 @@ def test_starti_before_relocation_and_completion():
     res = run_gdb(["starti", *json_wrapped("got --json"), "complete plt-walk pu", "kill"], program=exe)
     assert_no_traceback(res)
     doc = res.json_documents()[0]
-    jumps = [r for r in doc["slots"] if r["type"] == "JUMP_SLOT"]
+    jumps = [r for r in doc["slots"] if r["kind"] == "JUMP_SLOT"]
     # ld.so has not run: the slots hold the unrelocated file values
     assert jumps and all(r["state"] == "not-relocated" and r["value"] == r["file_value"] for r in jumps)
     assert "plt-walk puts" in res.stdout
@@ -136,7 +136,7 @@ def test_walk_inside_a_shared_library_and_a_dlopened_plugin():
         hops = {h["step"]: h for h in doc["hops"]}
         call = next(a for a, t in objdump_calls(path, func) if f"<{callee}@plt>" in t)
         assert doc["object"] == path.name
-        assert hops["call site"]["address"] == bias + call
+        assert addr(hops["call site"]["address"]) == bias + call
         assert hops["call site"]["where"].startswith(func + "+")
         assert doc["target"] == f"{callee} in libc.so.6" or doc["target"].startswith("__strlen")
 
@@ -183,14 +183,14 @@ def test_walk_prefers_the_object_of_the_selected_frame():
                    "echo @@ADDR\\n", "print/x (long)&lib_hello", "kill"], program=exe)
     assert_no_traceback(res)
     doc = res.json_documents()[0]
-    addr = int(res.stdout.split("@@ADDR")[1].split("= ")[1].split()[0], 16)     # gdb's own answer
-    bias = addr - nm_symbols(lib)["lib_hello"][0]
+    gdb_addr = int(res.stdout.split("@@ADDR")[1].split("= ")[1].split()[0], 16)     # gdb's own answer
+    bias = gdb_addr - nm_symbols(lib)["lib_hello"][0]
     hops = {h["step"]: h for h in doc["hops"]}
     call = next(a for a, t in objdump_calls(lib, "lib_hello") if "<printf@plt>" in t)
     slot = next(r["offset"] for r in readelf_relocs(lib) if r["name"] == "printf")
     assert doc["object"] == lib.name
-    assert hops["call site"]["address"] == bias + call
-    assert doc["slot"] == bias + slot and doc["state"] == "unresolved"
+    assert addr(hops["call site"]["address"]) == bias + call
+    assert addr(doc["slot_address"]) == bias + slot and doc["state"] == "unresolved"
 
 
 def test_refused_irelative_and_null_weak_slot_explain_themselves():

@@ -43,7 +43,7 @@ def test_kernel_plumbing_with_a_substitute_worker():
     k = doc["kernel"]
     assert k["argv"][1:] == ["1920", "1080"] and os.path.samefile(k["argv"][0], prog)
     assert k["exit"] == "killed by SIGSEGV"            # the re-run really faulted
-    assert f"pid filter {k['pid']}" in k["note"]        # the probe was filtered on the re-run
+    assert f"pid filter {k['pid']}" in k["attach_note"]        # the probe was filtered on the re-run
     assert k["refused"][-1]["errno_name"] == "-ENOMEM"
     assert k["user_growth"] == doc["growth_requested"]
     left = subprocess.run(["pgrep", "-f", str(FAKE)], capture_output=True, text=True).stdout
@@ -67,3 +67,26 @@ def test_kernel_view_on_a_real_kernel():
         # the re-run has another layout, but asks for the same 15.8 MiB give or take a few pages
         assert abs(refused[-1]["size"] - doc["growth_requested"]) < (1 << 20)
         assert refused[-1]["size"] > doc["rlimit_soft"]
+
+
+@pytest.mark.guest
+def test_kernel_rerun_as_the_owner_on_a_real_kernel():
+    """Inside the guest: a program running as nobody with LD_PRELOAD is re-run as nobody,
+    without it, and the real kernel still refuses its growth."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    top = Path(tempfile.mkdtemp(prefix="stack-owner-", dir="/tmp"))   # nobody may traverse it
+    os.chmod(top, 0o755)
+    prog = top / "ts"
+    shutil.copy(_seed(), prog)
+    os.chmod(prog, 0o755)
+    wrapper = ("set exec-wrapper setpriv --reuid=65534 --regid=65534 --clear-groups env "
+               "LD_PRELOAD=/lib/x86_64-linux-gnu/libm.so.6")
+    doc = gdb_json([wrapper, "run"], "stack-diagnose --kernel", program=prog, args=["1920", "1080"],
+                   timeout=1200)
+    k = doc["kernel"]
+    assert k["run_as"].startswith("uid 65534") and "LD_PRELOAD" in k["dropped_env"]
+    assert k["exit"] == "killed by SIGSEGV" and k["refused"][-1]["retval"] == -12
+    shutil.rmtree(top, ignore_errors=True)

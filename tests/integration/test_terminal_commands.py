@@ -35,8 +35,6 @@ def plt_session():
         yield t
 
 
-@pytest.mark.xfail(strict=True, reason="plt owner: got's per-object summary line is not wrapped "
-                                       "(common.text.wrap) yet")
 def test_got_at_80_columns(plt_session):
     t = plt_session
     doc = t.json("got")
@@ -47,13 +45,11 @@ def test_got_at_80_columns(plt_session):
     t.assert_whole(rows, tokens)
 
 
-@pytest.mark.xfail(strict=True, reason="plt owner: plt-walk's story lines are not wrapped "
-                                       "(common.text.wrap) yet")
 def test_plt_walk_at_80_columns(plt_session):
     t = plt_session
     doc = t.json("plt-walk puts")
     rows = t.run("plt-walk puts")
-    tokens = hexes([doc["slot"], doc["value"]] + [h["address"] for h in doc["hops"]])
+    tokens = hexes([doc["slot_address"], doc["value"]] + [h["address"] for h in doc["hops"]])
     tokens += [doc["symbol"]]
     t.assert_whole(rows, tokens)
 
@@ -82,6 +78,7 @@ def test_vg_leaks_at_80_columns(tmp_path):
         rows = t.run("vg-leaks", timeout=120)
     recs = doc["records"]
     assert recs
-    tokens = [r["function"] for r in recs if r["function"]] + [r["location"] for r in recs if r["location"]]
+    tokens = [r["location"]["symbol"] for r in recs if r["location"]] + \
+        [f'{r["location"]["file"]}:{r["location"]["line"]}' for r in recs if r["location"] and r["location"]["file"]]
     assert any(":" in tok for tok in tokens)            # file:line, the part that was cut
     t.assert_whole(rows, tokens)

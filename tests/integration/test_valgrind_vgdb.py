@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.gdbrun import (JSON_BEGIN, JSON_END, REPO, assert_no_traceback, compile_c,
+from tests.support.gdbrun import (JSON_BEGIN, JSON_END, REPO, addr, assert_no_traceback, compile_c,
                                   json_wrapped, run_gdb)
 
 pytestmark = [pytest.mark.gdb,
@@ -86,10 +86,10 @@ def memleak_session(tmp_path_factory):
             *j("vg-leaks --delta increased"),
             *j("vg-leaks --top 2"),
             *j("vg-leaks summary"),
-            *j("vg-leaks --kinds definite --min-bytes 1000"),
             *j("vg-block 3"),
             *j("vg-block g_psz1[1]"), "vg-block g_psz1[1]",
             *j("vg-who g_psz1[0]"), "vg-who g_psz1[0]",
+            *j("vg-leaks --kinds definite --min-bytes 1000"),
             "echo @@ADDR@@\\n", "output/x g_psz1[0]", "echo \\n", "output/x g_psz1[1]", "echo \\n",
             "output/x &g_psz1[0]", "echo \\n",
             "continue",
@@ -104,7 +104,7 @@ def test_vg_start_reports_real_pid_and_runs_to_main(memleak_session):
     res = memleak_session
     assert_no_traceback(res)
     start = docs(res)[0]
-    pid = start["valgrind_pid"]
+    pid = start["pid"]
     assert start["stopped_at"].startswith("main (memleakloop.c:")
     # the program prints its own pid: it is the valgrind pid, not gdb's placeholder 42000
     assert f"begin to alloc memory pid={pid}" in res.program_output
@@ -131,13 +131,13 @@ def assert_cleaned_up(pid):
 
 def test_leaks_round_one_match_the_program(memleak_session):
     leaks = docs(memleak_session)[1]
-    by = {r["function"]: r for r in leaks["records"]}
+    by = {r["location"]["symbol"]: r for r in leaks["records"]}
     assert (by["memleak1"]["bytes"], by["memleak1"]["kind"]) == (1111, "definite")
     assert (by["memleak2"]["bytes"], by["memleak2"]["kind"]) == (2456, "definite")
     assert (by["memleak3"]["bytes"], by["memleak3"]["kind"]) == (356, "definite")
     assert (by["memleak4"]["bytes"], by["memleak4"]["kind"]) == (45678, "reachable")
     assert (by["memleak5"]["bytes"], by["memleak5"]["kind"]) == (560000, "reachable")
-    assert by["memleak1"]["location"] == "memleakloop.c:%d" % source_line("memleakloop.c", "void memleak1")
+    assert (by["memleak1"]["location"]["file"], by["memleak1"]["location"]["line"]) == ("memleakloop.c", source_line("memleakloop.c", "void memleak1"))
     assert leaks["totals_source"] == "records"
     assert leaks["totals"]["definite"] == {"bytes": 1111 + 2456 + 356, "blocks": 3,
                                            "bytes_delta": None, "blocks_delta": None}
@@ -157,7 +157,7 @@ def source_line(name, text):
 
 def test_delta_increased_shows_growth_between_checks(memleak_session):
     grown = docs(memleak_session)[2]
-    by = {r["function"]: r for r in grown["records"]}
+    by = {r["location"]["symbol"]: r for r in grown["records"]}
     assert set(by) == {"memleak1", "memleak2", "memleak3", "memleak4", "memleak5"}
     assert (by["memleak4"]["bytes"], by["memleak4"]["bytes_delta"], by["memleak4"]["blocks_delta"]) == \
         (2 * 45678, 45678, 1)
@@ -168,7 +168,7 @@ def test_delta_increased_shows_growth_between_checks(memleak_session):
 
 def test_top_uses_correct_totals_despite_limited(memleak_session):
     top, summary = docs(memleak_session)[3], docs(memleak_session)[4]
-    assert [r["function"] for r in top["records"]] == ["memleak5", "memleak4"]
+    assert [r["location"]["symbol"] for r in top["records"]] == ["memleak5", "memleak4"]
     assert "limited 2" in top["monitor_command"]
     # totals equal the plain summary search, not valgrind's limited miscount (0 definite)
     assert top["totals"]["definite"]["bytes"] == summary["totals"]["definite"]["bytes"] == 2 * 3923
@@ -176,23 +176,24 @@ def test_top_uses_correct_totals_despite_limited(memleak_session):
 
 
 def test_kinds_and_min_bytes(memleak_session):
-    d = docs(memleak_session)[5]
-    assert [(r["function"], r["bytes"]) for r in d["records"]] == [("memleak2", 4912), ("memleak1", 2222)]
+    d = docs(memleak_session)[8]
+    assert [(r["location"]["symbol"], r["bytes"]) for r in d["records"]] == [("memleak2", 4912), ("memleak1", 2222)]
 
 
 def test_block_list_by_record_and_by_address(memleak_session):
     res = memleak_session
-    by_record, by_addr = docs(res)[6], docs(res)[7]
+    by_record, by_addr = docs(res)[5], docs(res)[6]
     addrs = res.stdout.split("@@ADDR@@")[1].split()[:3]
     g0, g1, gaddr = (int(a, 16) for a in addrs)
-    rec = by_record["records"][0]
-    assert rec["record"] == 3 and len(rec["block_list"]) == rec["blocks"]
-    hit = by_addr["records"][0]
-    assert hit["function"] == "memleak4" and by_addr["address"] == g1
-    assert {b["address"] for b in hit["block_list"]} == {g0, g1}
-    assert all(b["size"] == 45678 for b in hit["block_list"])
-    who = docs(res)[8]
-    holders = [p for p in who["pointers"] if p["at"] == gaddr]
+    rec = by_record["record"]
+    assert rec["record"] == 3 and len(by_record["blocks"]) == rec["blocks"]
+    hit = by_addr["record"]
+    assert hit["location"]["symbol"] == "memleak4" and addr(by_addr["address"]) == g1
+    assert (addr(by_addr["block_address"]), by_addr["block_size"]) == (g1, 45678)   # v.info location's block
+    assert {addr(b["address"]) for b in by_addr["blocks"]} == {g0, g1}
+    assert all(b["size"] == 45678 for b in by_addr["blocks"])
+    who = docs(res)[7]
+    holders = [p for p in who["pointers"] if p["address"] and addr(p["address"]) == gaddr]
     assert holders and holders[0]["location"]["symbol"] == "g_psz1"
     assert who["target"]["kind"] == "heap_block" and who["target"]["block_size"] == 45678
 
@@ -203,8 +204,8 @@ def test_leaks_match_valgrinds_end_of_run_report(memleak_session):
     log = Path(docs(res)[0]["log_file"]).read_text()
     assert "HEAP SUMMARY" in log, log[-2000:]
     oracle = {(b, n, k, f) for (b, n, k, f) in end_of_run_records(log) if f and f.startswith("memleak")}
-    ours = {(r["bytes"], r["blocks"], r["kind"], r["function"]) for r in final["records"]
-            if (r["function"] or "").startswith("memleak")}
+    ours = {(r["bytes"], r["blocks"], r["kind"], r["location"]["symbol"]) for r in final["records"]
+            if ((r["location"] or {}).get("symbol") or "").startswith("memleak")}
     assert oracle == ours == {(3 * 1111, 3, "definite", "memleak1"), (3 * 2456, 3, "definite", "memleak2"),
                               (3 * 356, 3, "definite", "memleak3"),
                               (3 * 45678, 3, "reachable", "memleak4"),
@@ -251,11 +252,12 @@ def test_heap_overflow_stop_errors_quiet_mode_and_valgrind_death(tmp_path):
     start, errors = docs(res)[:2]
     block = int(re.search(r"block=(0x[0-9a-f]+)", out.read_text()).group(1), 16)
     # the error stop is announced with the error, not as a mere signal
-    assert re.search(r"vg: stopped on memcheck error #1 \(not a signal\): Invalid write of size 1 "
+    assert re.search(r"vg: stopped on memcheck error #1 \(the SIGTRAP above is valgrind's error stop, "
+                     r"not a signal\): Invalid write of size 1 "
                      r"at main \(memcorrupt.c:%d\)" % source_line("memcorrupt.c", "psz[32] = 'b'"), res.stdout)
     assert errors["counts"]["found"] == 1
     loc = errors["last_error"]["location"]
-    assert loc["address"] == block + 32 and loc["relation"] == "after" and loc["block_size"] == 32
+    assert addr(loc["address"]) == block + 32 and loc["relation"] == "after" and loc["block_size"] == 32
     assert errors["last_error"]["what"] == "Invalid write of size 1"
     # without -s valgrind lists no error context: the text says how to get them
     assert errors["errors"] == [] and "only when it runs with -s or -v" in res.stdout
@@ -264,7 +266,7 @@ def test_heap_overflow_stop_errors_quiet_mode_and_valgrind_death(tmp_path):
     assert "returned no output" in res.stderr and "-q" in res.stderr
     quiet = docs(res)[2]
     assert {r["bytes"] for r in quiet["records"]} >= {32}
-    assert any("no LEAK SUMMARY" in w for w in quiet["warnings"])
+    assert any("no LEAK SUMMARY" in w for w in quiet["notes"])
     # -q and --top 1: the one record shown must not pass for the totals
     top1 = docs(res)[3]
     assert len(top1["records"]) == 1 and len(quiet["records"]) >= 2
@@ -272,12 +274,12 @@ def test_heap_overflow_stop_errors_quiet_mode_and_valgrind_death(tmp_path):
     for r in quiet["records"]:
         by_kind[r["kind"]] = by_kind.get(r["kind"], 0) + r["bytes"]
     assert all(t["bytes"] == by_kind.get(k, 0) for k, t in top1["totals"].items()), top1["totals"]
-    assert any("no LEAK SUMMARY" in w for w in top1["warnings"])
+    assert any("no LEAK SUMMARY" in w for w in top1["notes"])
     # valgrind killed while connected: clear errors, gdb goes on
     gone = [ln for ln in res.stderr.splitlines() if "is gone" in ln]
     assert len(gone) == 2 and all("vg-start" in ln for ln in gone), res.stderr
     assert "gdb-still-usable" in res.stdout and "$1 = 42" in res.stdout
-    assert_cleaned_up(start["valgrind_pid"])
+    assert_cleaned_up(start["pid"])
 
 
 def test_vbits_check_who_and_log_output(tmp_path):
@@ -303,7 +305,7 @@ def test_vbits_check_who_and_log_output(tmp_path):
     m = re.search(r"g_buf=(0x[0-9a-f]+) g_box=(0x[0-9a-f]+) &g_holder=(0x[0-9a-f]+)", out.read_text())
     g_buf, g_box, g_holder = (int(x, 16) for x in m.groups())
     vb = d[1]
-    assert vb["address"] == g_buf
+    assert addr(vb["address"]) == g_buf
     # memset(g_buf, 'A', 10): 10 defined bytes with value 0x41, the rest of the 64-byte block undefined
     assert [b["vbits"] for b in vb["bytes"]] == [0] * 10 + [0xFF] * 14
     assert all(b["value"] == 0x41 for b in vb["bytes"][:10])
@@ -311,12 +313,12 @@ def test_vbits_check_who_and_log_output(tmp_path):
     edge = d[2]
     assert edge["unaddressable"] == 8 and [b["vbits"] for b in edge["bytes"][8:]] == [None] * 8
     not_def, defined, not_addr, glob = d[3:7]
-    assert (not_def["ok"], not_def["first_bad"]) == (False, g_buf + 10)
+    assert (not_def["ok"], addr(not_def["first_bad_address"])) == (False, g_buf + 10)
     assert defined["ok"] and defined["location"]["block_size"] == 64
-    assert (not_addr["ok"], not_addr["first_bad"], not_addr["check"]) == (False, g_buf + 64, "addressable")
+    assert (not_addr["ok"], addr(not_addr["first_bad_address"]), not_addr["check"]) == (False, g_buf + 64, "addressable")
     assert glob["ok"] and glob["location"]["symbol"] == "g_static"
     who = d[7]
-    by_at = {p["at"]: p for p in who["pointers"] if p["at"]}
+    by_at = {addr(p["address"]): p for p in who["pointers"] if p["address"]}
     assert by_at[g_holder + 8]["location"]["symbol"] == "g_holder"
     assert by_at[g_box]["location"]["kind"] == "heap_block" and by_at[g_box]["location"]["block_size"] == 16
     assert any(p["location"] and p["location"]["symbol"] == "g_buf" for p in who["pointers"])
@@ -331,9 +333,9 @@ def test_vbits_check_who_and_log_output(tmp_path):
     assert "bad length 0" in res.stderr
     # a negative address is the top of the address space, as in gdb's own 'x -8'
     top = d[9]
-    assert top["address"] == (1 << 64) - 8 and top["unaddressable"] == 8
+    assert addr(top["address"]) == (1 << 64) - 8 and top["unaddressable"] == 8
     assert "vg-block: 0xfffffffffffffffb is not inside a heap block" in res.stderr
-    assert_cleaned_up(d[0]["valgrind_pid"])    # vg-start'ed valgrind is killed when gdb quits
+    assert_cleaned_up(d[0]["pid"])    # vg-start'ed valgrind is killed when gdb quits
 
 
 def test_not_connected_and_bad_arguments(tmp_path):
@@ -365,21 +367,23 @@ def test_not_connected_and_bad_arguments(tmp_path):
 def test_vg_block_by_address_keeps_the_leak_delta(tmp_path):
     binary = prog("memleakloop")
     res = run_gdb([f"vg-start --main --stdout {tmp_path}/out --log {tmp_path}/vg.log {binary} 4",
-                   "break checkpoint", "continue", "vg-leaks --top 1", "continue",
+                   "break checkpoint", "continue", "vg-leaks", "continue",
                    *j("vg-block g_psz1[0]"), *j("vg-leaks --delta increased"),
                    "continue", *j("vg-block g_psz1[2]"), *j("vg-leaks --delta increased")])
     assert_no_traceback(res)
     block, grown, late_block, late_grown = docs(res)
     # a block the last leak search knew: found without a new search, so the delta still shows
     # what one round of the program allocates (sizes from examples/valgrind/memleakloop.c)
-    assert block["records"][0]["function"] == "memleak4" and block["warnings"] == []
-    by = {r["function"]: r["bytes_delta"] for r in grown["records"]}
+    assert block["record"]["location"]["symbol"] == "memleak4" and block["notes"] == []
+    by = {r["location"]["symbol"]: r["bytes_delta"] for r in grown["records"]}
     assert by == {"memleak1": 1111, "memleak2": 2456, "memleak3": 356, "memleak4": 45678,
                   "memleak5": 560000}
-    # a block newer than the last search: a new search is needed, and both commands say so
-    assert late_block["records"][0]["function"] == "memleak4"
-    assert any("new leak search" in w for w in late_block["warnings"])
-    assert any("vg-block ran a leak search" in w for w in late_grown["warnings"])
+    # a block newer than the last search: vg-block says which block it is (valgrind's v.info
+    # location) but runs no leak search, so the next delta is still one round's growth
+    assert late_block["block_size"] == 45678 and late_block["stack"][1]["symbol"] == "memleak4"
+    assert late_block["address"] not in {b["address"] for b in late_block["blocks"]}
+    assert any("does not list this block" in w for w in late_block["notes"])
+    assert {r["location"]["symbol"]: r["bytes_delta"] for r in late_grown["records"]} == by
 
 
 def test_main_on_stripped_and_error_before_main(tmp_path):
@@ -507,10 +511,10 @@ def test_attach_list_stale_fifo_and_ptrace_denied(tmp_path):
         assert "after-ptrace" in res.stdout
         assert attached["connected"] and attached["pid"] == sleeper.pid
         assert attached["program"] == str(binary)
-        assert {r["function"] for r in leaks["records"]} >= {"memleak1", "memleak2", "memleak3"}
+        assert {r["location"]["symbol"] for r in leaks["records"]} >= {"memleak1", "memleak2", "memleak3"}
         # attached while sleeping: stopped in a system call -> the make_memory hazard is recalled
         vb = docs(res)[3]
-        assert vb["undefined"] == 0 and any("system call" in w for w in vb["warnings"]), vb
+        assert vb["undefined"] == 0 and any("system call" in w for w in vb["notes"]), vb
         # vg-attach'ed processes are left running when gdb goes away
         assert sleeper.poll() is None and blocked.poll() is None
 
@@ -531,12 +535,12 @@ def test_attach_picks_the_only_live_process(tmp_path):
         assert errors["pid"] == only.pid and errors["counts"]["found"] == 0
         assert f"vg-attach {only.pid}" in res.stdout          # tab completion offers live pids
         assert "need valgrind's memcheck tool" in res.stderr and "not recognised" in res.stderr
-        assert attached["message"] is None
+        assert attached["notes"] == []
         # gdb loaded with another program: attaching says the symbols do not belong to the process
         other = prog("vbits")
         res = run_gdb([*j("vg-attach")], program=other, env=env, timeout=300)
         assert_no_traceback(res)
         wrong = docs(res)[0]
         assert wrong["connected"] and wrong["program"] == str(other)
-        assert f"is not the program valgrind runs ({binary})" in wrong["message"]
+        assert f"is not the program valgrind runs ({binary})" in " ".join(wrong["notes"])
         assert only.poll() is None

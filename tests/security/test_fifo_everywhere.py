@@ -24,7 +24,6 @@ PROG = "int main(void) { return 0; }\n"
 PENDING = {
     "kern": "kernel commands: refuse non-regular files (issue 11 item 7, branch i17-kernel)",
     "ktr": "ktypes --btf: refuse non-regular files (issue 11 items 4/7, branch i17-ktrace)",
-    "vg": "vg-start --stdin/--stdout/--tty/PROGRAM FIFO (issue 11 item 7, branch i15-valgrind)",
 }
 
 # (case id, command template, owner whose fix is pending or None)
@@ -40,10 +39,10 @@ CASES = [
     ("kprobe-show-vmlinux", "kprobe-show vfs_read --kallsyms {kallsyms} --kcore {kcore} --vmlinux {fifo}", None),
     ("ftrace-site-kcore", "ftrace-site vfs_read --kallsyms {kallsyms} --kcore {fifo}", None),
     ("ktypes-btf", "ktypes --btf {fifo}", "ktr"),
-    ("vg-start-stdin", "vg-start --stdin {fifo} {prog}", "vg"),
-    ("vg-start-stdout", "vg-start --stdout {fifo} {prog}", "vg"),
-    ("vg-start-tty", "vg-start --tty {fifo} {prog}", "vg"),
-    ("vg-start-program", "vg-start {fifo}", "vg"),    # today: "program not found"
+    ("vg-start-stdin", "vg-start --stdin {fifo} {prog}", None),
+    ("vg-start-stdout", "vg-start --stdout {fifo} {prog}", None),
+    ("vg-start-tty", "vg-start --tty {fifo} {prog}", None),
+    ("vg-start-program", "vg-start {fifo}", None),
 ]
 
 

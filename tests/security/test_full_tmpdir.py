@@ -34,8 +34,7 @@ def full_fs(tmp_path):
 @pytest.mark.parametrize("command", [
     pytest.param("ktypes --force", marks=pytest.mark.xfail(
         reason="ktypes cache on a full disk (issue 11 items 4/9, branch i17-ktrace)", strict=False)),
-    pytest.param("vg-start {prog}", marks=pytest.mark.xfail(
-        reason="vg-start logs on a full disk (issue 11 items 4/9, branch i15-valgrind)", strict=False)),
+    "vg-start {prog}",
 ])
 def test_full_tmpdir_says_no_space(command, full_fs):
     prog = compile_c("int main(void) { return 0; }\n", name="fulltmp")

@@ -16,13 +16,23 @@ def _hide(module: str) -> list[str]:
 
 
 @pytest.mark.parametrize("command,expect", [
-    pytest.param("toolkit doctor --quick", "capstone", marks=pytest.mark.xfail(
-        reason="doctor text without tabulate (issue 11 item 9 / issue 14 one renderer, branch i14-term)",
-        strict=False)),
-    pytest.param("toolkit commands", "toolkit doctor", marks=pytest.mark.xfail(
-        reason="one renderer without tabulate (issue 14, branch i14-term)", strict=False)),
-    pytest.param("toolkit doctor --quick --json", '"tabulate"', marks=[]),
+    ("toolkit doctor --quick", "capstone"),
+    ("toolkit commands", "toolkit doctor"),
+    ("toolkit doctor --quick --json", '"tabulate"'),
 ])
 def test_without_tabulate(command, expect):
     run = run_hostile(_hide("tabulate") + [command], timeout=120, pre=())
     assert_survived(run, max_seconds=120, expect=expect)
+
+
+@pytest.mark.parametrize("module", ["capstone", "elftools", "tabulate"])
+@pytest.mark.parametrize("command", ["got", "plt", "plt-walk puts", "stack-diagnose", "toolkit commands"])
+def test_missing_module_is_never_an_internal_error(module, command, tmp_path):
+    """Each optional module hidden in turn: every command answers (degraded) or says in one line
+    what to install -- never a traceback or an internal error."""
+    from tests.support.gdbrun import compile_c
+
+    prog = compile_c("#include <stdio.h>\nint main(void) { puts(\"x\"); return 0; }\n",
+                     name="nodeps", flags=["-g"])
+    run = run_hostile(_hide(module) + ["start", command], program=prog, timeout=120)
+    assert_survived(run, max_seconds=120)

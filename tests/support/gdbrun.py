@@ -29,6 +29,26 @@ JSON_BEGIN = "@@GTK-JSON-BEGIN@@"
 JSON_END = "@@GTK-JSON-END@@"
 
 
+_build_dir_checked = False
+
+
+def _check_build_dir() -> None:
+    """The shared fixture cache lives at a fixed name in /tmp: refuse it unless it is ours and
+    not writable by others (else another user could plant the binaries root's tests run)."""
+    global _build_dir_checked
+    if _build_dir_checked:
+        return
+    BUILD_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+    from gdb_toolkit.common.errors import ToolkitError
+    from gdb_toolkit.common.private_dirs import check_directory_chain
+
+    try:
+        check_directory_chain(str(BUILD_DIR))
+    except ToolkitError as exc:
+        raise RuntimeError(f"test fixture cache: {exc} (or set GDB_TOOLKIT_TEST_BUILD)") from None
+    _build_dir_checked = True
+
+
 def compile_c(source: str | Path, name: str | None = None, flags: list[str] = (),
               compiler: str = "gcc", out_dir: Path | None = None) -> Path:
     """Compile C source text (or a .c path) and return the binary's path.
@@ -44,6 +64,8 @@ def compile_c(source: str | Path, name: str | None = None, flags: list[str] = ()
         text = source
         name = name or "prog"
     key = hashlib.sha256("\0".join([text, compiler, *flags]).encode()).hexdigest()[:12]
+    if out_dir is None:
+        _check_build_dir()
     out_dir = Path(out_dir or BUILD_DIR / key)
     out_dir.mkdir(parents=True, exist_ok=True)
     binary = out_dir / name

@@ -14,9 +14,10 @@ from pathlib import Path
 def _module_index(release: str) -> dict[str, Path]:
     roots = [Path(os.environ.get("GDB_TOOLKIT_GUEST_CACHE", "/var/cache/gdb_toolkit/guest")),
              Path.home() / ".cache" / "gdb_toolkit" / "guest"]
-    for root in roots:
-        base = root / release / "tree" / "lib" / "modules" / release
-        if base.is_dir():
+    bases = [root / release / "tree" / "lib" / "modules" / release for root in roots]
+    bases.append(Path("/lib/modules") / release)     # the arm64 guest's own root has them
+    for base in bases:
+        if (base / "kernel").is_dir():
             return {p.name.split(".ko")[0].replace("-", "_"): p for p in base.rglob("*.ko")}
     return {}
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from tests.support.gdbrun import GdbResult, gdb_argv
 
 ALIVE = "GTK-ALIVE"
+ERR_MARK = "GTK-LAST-COMMAND"
 
 
 @dataclass
@@ -36,17 +37,26 @@ class HostileRun:
 
     @property
     def error_lines(self) -> list[str]:
-        """stderr lines that are not gdb's routine chatter."""
+        """stderr lines of the last command that are not gdb's routine chatter."""
         skip = ("warning: Error disabling address space randomization",
                 "Using host libthread_db", "[Thread debugging using libthread_db",
                 "warning: File \"", "To enable execution of this file", "add-auto-load-safe-path",
                 "line to your configuration", "For more information about this security protection",
                 "info \"(gdb)Auto-loading safe path\"", "set auto-load safe-path /",
                 "\"Auto-loading safe path\" section", "of file", "Mark the file", "safe-path")
-        return [ln for ln in self.result.stderr.splitlines()
+        stderr = self.result.stderr
+        if ERR_MARK in stderr:
+            stderr = stderr.split(ERR_MARK + "\n", 1)[-1]
+        return [ln for ln in stderr.splitlines()
                 if ln.strip() and not any(s in ln for s in skip)
                 and not ln.startswith(("BFD: ", "warning: ", "  in "))
                 and not re.match(r"\d+\t", ln)]          # gdb's source line at a stop
+
+    @property
+    def last_output(self) -> str:
+        """stdout and stderr of the last command only (after the markers)."""
+        return "".join(part.split(ERR_MARK + "\n", 1)[-1]
+                       for part in (self.result.stdout, self.result.stderr))
 
     def describe(self) -> str:
         return (f"commands={self.commands} alive={self.alive} timed_out={self.timed_out} "
@@ -58,7 +68,11 @@ def run_hostile(commands: list[str], program=None, args=(), core=None, pid=None,
                 env: dict | None = None, cwd=None, address_space_mb: int = 8192,
                 pre: list[str] = ()) -> HostileRun:
     """Run *commands* in batch gdb with the toolkit sourced, then the liveness echo."""
-    argv = gdb_argv([*commands, f"echo {ALIVE}\\n"], program, args, core, pid, True, pre)
+    # the command under test is the last one; a marker on stderr before it lets error_lines
+    # count only its errors (not gdb's own messages while setting up: run, loading a library)
+    marked = list(commands[:-1]) + [f"python import sys; sys.stderr.write('{ERR_MARK}\\n'); sys.stderr.flush()",
+                                    f"echo {ERR_MARK}\\n", commands[-1]] if commands else []
+    argv = gdb_argv([*marked, f"echo {ALIVE}\\n"], program, args, core, pid, True, pre)
     full_env = dict(os.environ, **(env or {}))
     full_env.setdefault("TERM", "dumb")
     limit = address_space_mb << 20
@@ -121,6 +135,10 @@ def assert_survived(run: HostileRun, max_rss_mb: float = 500, max_seconds: float
     out = run.result.output
     assert "Traceback" not in out and "internal error" not in out, d
     assert "virtual memory exhausted" not in out and "MemoryError" not in out, d
+    # TERM=dumb and no tty: the toolkit prints no escape sequence, so one in the last command's
+    # output came from a name in the input reaching the terminal raw (gdb's own messages while
+    # loading a hostile core are gdb's business and come before the marker)
+    assert "\x1b" not in run.last_output, f"an escape sequence reached the output: {d!r}"
     assert run.peak_rss_mb < max_rss_mb, f"peak RSS {run.peak_rss_mb:.0f} MB >= {max_rss_mb}: {d}"
     if max_seconds is not None:
         assert run.seconds < max_seconds, f"took {run.seconds:.1f}s >= {max_seconds}: {d}"

@@ -59,7 +59,98 @@ class Recipe:
     timeout: int = 300
     #: compare words only (a machine's longer kernel release re-wraps a line: not drift)
     loose: bool = False
+    #: (tmp dir) -> the program, for programs gcc does not build (Go, a cross compiler)
+    builder: object = None
+    #: (tmp dir, program) -> a core file: the commands then run on ``gdb PROGRAM CORE``
+    core_by: object = None
+    #: the gdb to run (gdb-multiarch for another architecture's core)
+    gdb: str | None = None
+    #: a shell line shown first as "$ LINE" (how the program or core was made)
+    shell: str | None = None
+    #: extra -iex commands (not shown)
+    pre: list = field(default_factory=list)
 
+
+# -- valgrind (docs/valgrind.md, docs/commands/vg-*.md) ---------------------------------------
+#: run in the built program's directory, so that commands say ./memleakloop
+_VG_CD = "python import os; os.chdir(os.path.dirname(gdb.current_progspace().filename))"
+_VG_MASK = [(r"/tmp/gdb_toolkit-vg-\w+", "/tmp/gdb_toolkit-vg-X"), (r"(pid:\s+)\d+", r"\1N"),
+            (r"(valgrind pid:\s+)\d+", r"\1N"), (r"valgrind-\d+\.log", "valgrind-N.log"),
+            # the client's stack holds its environment, which differs between two shells
+            (r"0x1fff[0-9a-f]{6}\b", "0xSTACK")]
+
+
+def _vg_quiet(*commands: str) -> str:
+    """Hidden set-up commands whose output is not part of the transcript."""
+    body = ["set suppress-cli-notifications on", *commands, "set suppress-cli-notifications off"]
+    return "python " + "; ".join(f"gdb.execute({c!r}, to_string=True)" for c in body)
+
+
+VALGRIND_RECIPES = {
+    "vg-start": Recipe(["vg-start --stdin requests.fifo ./memleakloop", "vg-start ./memleakloop -- --vgdb=no",
+                        "vg-start ./memleakloop -- --tool=helgrind", "vg-start /tmp/nothere",
+                        "vg-start --main --stdout memleakloop.out ./memleakloop 3"],
+                       source="examples/valgrind/memleakloop.c",
+                       setup=[_VG_CD, "shell mkfifo requests.fifo"], width=100, mask=_VG_MASK),
+    "vg-memcorrupt": Recipe(["vg-start --stdout memcorrupt.out ./memcorrupt", "continue", "vg-errors"],
+                            source="examples/valgrind/memcorrupt.c", setup=[_VG_CD], width=100,
+                            mask=_VG_MASK),
+    "vg-leaks-errors": Recipe(["vg-leaks --kinds bogus", "vg-leaks --plot x.svg",
+                               "vg-leaks --history --plot leaks.gif", "monitor v.set log_output",
+                               "vg-leaks summary"],
+                              source="examples/valgrind/memleakloop.c",
+                              setup=[_VG_CD, _vg_quiet("vg-start --main --stdout /dev/null ./memleakloop 3")],
+                              width=100, mask=_VG_MASK),
+    "vg-watch": Recipe(["vg-watch 1 --count 4"], source="examples/valgrind/memleakloop.c",
+                       setup=[_VG_CD, _vg_quiet("vg-start --main --stdout /dev/null ./memleakloop")],
+                       width=100, timeout=120,
+                       mask=_VG_MASK + [(r"(?m)^(vg-watch: snapshot \d+ at )\S+: .*$", r"\1T: ..."),
+                                        (r"(?m)^(reachable|definite) .*$", "ROW"),
+                                        (r"over \d+\.\d s", "over N s"),
+                                        (r"valgrind \d+;", "valgrind N;"),
+                                        (r"note: gdb connected again;[^\n]*(\n      [^\n]*)*", "NOTE")]),
+    "vg-leaks-rounds": Recipe(["continue", "vg-leaks", "continue", "vg-leaks --delta increased",
+                               "vg-leaks --top 2", "vg-leaks --depth 2 --kinds definite"],
+                              source="examples/valgrind/memleakloop.c",
+                              setup=[_VG_CD, _vg_quiet("vg-start --main --stdout /dev/null ./memleakloop 8"),
+                                     "break checkpoint"], width=100, mask=_VG_MASK),
+    "vg-leaks-history": Recipe(["vg-leaks --history", "vg-leaks --history --kinds definite --export leaks.csv"],
+                               source="examples/valgrind/memleakloop.c",
+                               setup=[_VG_CD, _vg_quiet("vg-start --main --stdout /dev/null ./memleakloop 8",
+                                                        "break checkpoint",
+                                                        *(["continue", "vg-leaks"] * 5))],
+                               width=100, mask=_VG_MASK + [(r"over \d+\.\d s", "over N s"),
+                                                           (r"[+-][\d,]+\.\d\b", "+N.N")]),
+    "vg-sites-errors": Recipe(["continue", "continue", "vg-errors", "continue", "continue", "vg-errors"],
+                              source="examples/valgrind/sites.c",
+                              setup=[_VG_CD, _vg_quiet("vg-start --stdout /dev/null ./sites -- "
+                                                       "--track-origins=yes")], width=100, mask=_VG_MASK),
+    "vg-sites-leaks": Recipe(["vg-leaks", "vg-leaks --group-by 2 --kinds indirect", "vg-block 4",
+                              "vg-who &g_global", "vg-check main 4"],
+                             source="examples/valgrind/sites.c",
+                             setup=[_VG_CD, _vg_quiet("vg-start --stdout /dev/null ./sites -- "
+                                                      "--vgdb-error=100", "break sites.c:27", "continue")],
+                             width=100, mask=_VG_MASK),
+    "vg-vbits": Recipe(["vg-vbits g_buf 24", "vg-vbits g_buf+56 16", "vg-vbits nosuch 4"],
+                       source="examples/valgrind/vbits.c",
+                       setup=[_VG_CD, _vg_quiet("vg-start --main --stdout /dev/null ./vbits",
+                                                "break checkpoint", "continue")], width=100, mask=_VG_MASK),
+    "vg-check": Recipe(["vg-check g_buf 64 defined", "vg-check g_buf 10 defined", "vg-check g_buf 70",
+                        "vg-check &g_static sizeof(g_static) defined", "vg-check main 4", "vg-check g_buf 0"],
+                       source="examples/valgrind/vbits.c",
+                       setup=[_VG_CD, _vg_quiet("vg-start --main --stdout /dev/null ./vbits",
+                                                "break checkpoint", "continue")], width=100, mask=_VG_MASK),
+    "vg-who": Recipe(["vg-who g_buf", "vg-who g_buf 64", "vg-who &g_static"],
+                     source="examples/valgrind/vbits.c",
+                     setup=[_VG_CD, _vg_quiet("vg-start --main --stdout /dev/null ./vbits",
+                                              "break checkpoint", "continue")], width=100, mask=_VG_MASK),
+    "vg-block": Recipe(["vg-leaks --kinds reachable", "vg-block g_psz1[1]", "vg-block 3", "vg-block 99",
+                        "vg-block &g_round"],
+                       source="examples/valgrind/memleakloop.c",
+                       setup=[_VG_CD, _vg_quiet("vg-start --main --stdout /dev/null ./memleakloop 8",
+                                                "break checkpoint", "continue", "continue")],
+                       width=100, mask=_VG_MASK),
+}
 
 RECIPES = {
     "toolkit-doctor": Recipe(["toolkit doctor --quick"], width=100, mask=HOST, loose=True),
@@ -67,7 +158,22 @@ RECIPES = {
     "toolkit-doctor-bogus": Recipe(["toolkit doctor --bogus"], width=80),
     "stack-teststack": Recipe(["run 1920 1080", "stack-diagnose"], source="examples/stack/teststack.c",
                               width=100),
+    # plt: the ifunc implementation glibc picks depends on the CPU (__strcmp_evex / _avx2 ...)
+    "plt-audit-hijack": Recipe(["break checkpoint", "run", "got --audit"], source="examples/plt/got_hijack.c",
+                               flags=["-Wl,-z,lazy"], width=132, loose=True,
+                               mask=[(r"__\w+?_(evex|avx|sse|erms)\w*", "__IMPL"),
+                                     (r"0x7ffff7[0-9a-f]{6}", "0xLIBADDR")]),
+    **VALGRIND_RECIPES,
 }
+
+
+def _domain_recipes() -> None:
+    """Recipes a domain keeps in its own module (tests/support/<domain>_transcripts.py)."""
+    from tests.support.plt_transcripts import recipes as plt_recipes
+    from tests.support.stack_transcripts import recipes as stack_recipes
+
+    RECIPES.update(stack_recipes(Recipe))
+    RECIPES.update(plt_recipes(Recipe))
 
 
 def build(recipe: Recipe, out_dir: Path) -> Path | None:
@@ -83,22 +189,33 @@ def build(recipe: Recipe, out_dir: Path) -> Path | None:
 
 def run(recipe: Recipe) -> str:
     """The transcript text the recipe produces now (without the fence)."""
-    tmp = Path(tempfile.mkdtemp(prefix="gtk-doc-"))
+    # The program's path (argv[0], AT_EXECFN) and its working directory (the PWD the shell that
+    # starts it exports) lie on its initial stack, so their lengths move every stack address a
+    # transcript shows: both live in a fresh private dir whose path has a fixed length wherever
+    # the checkout is and whatever $TMPDIR says (/tmp/gtk-doc-XXXXXXXX).
+    tmp = Path(tempfile.mkdtemp(prefix="gtk-doc-", dir="/tmp"))
     try:
-        binary = build(recipe, tmp)
+        binary = recipe.builder(tmp) if recipe.builder else build(recipe, tmp)
+        core = recipe.core_by(tmp, binary) if recipe.core_by else None
         # the inferior gets a fixed environment: the stack's addresses depend on its size
-        argv = [GDB, "-nx", "-batch", "-iex", "set debuginfod enabled off",
+        argv = [shutil.which(recipe.gdb) if recipe.gdb else GDB, "-nx", "-batch",
+                *sum((["-iex", c] for c in recipe.pre), []), "-iex", "set debuginfod enabled off",
                 "-iex", f"set width {recipe.width}", "-iex", "set height 0",
                 "-iex", "unset environment", "-iex", "set environment LANG=C.UTF-8",
+                "-iex", f"set cwd {tmp}",
                 "-ex", f"source {GDBINIT}", *sum((["-ex", c] for c in recipe.setup), [])]
         for c in recipe.commands:
             argv += ["-ex", f"echo (gdb) {c}\\n".replace("\\\\n", "\\n"), "-ex", c]
         if binary is not None:
             argv += ["--args", str(binary), *recipe.args] if recipe.args else [str(binary)]
+        if core is not None:
+            argv += ["-c", str(core)]
         env = dict(os.environ, TERM="dumb", LC_ALL="C.UTF-8")
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=recipe.timeout, env=env, cwd=REPO, stdin=subprocess.DEVNULL)
         text = proc.stdout.replace(str(tmp), DOC_TMP)
+        if recipe.shell:
+            text = f"$ {recipe.shell}\n" + text
         return "\n".join(ln.rstrip() for ln in text.splitlines()) + "\n"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -143,3 +260,6 @@ def header(meta_entry: dict, level: int = 1) -> str:
 
 def doc_files() -> list[Path]:
     return sorted((REPO / "docs").rglob("*.md")) + [REPO / "README.md"]
+
+
+_domain_recipes()

@@ -211,3 +211,55 @@ def test_names_with_control_characters_or_bad_bytes_are_escaped_everywhere():
     assert "\x1b" not in wrap(f"opened {evil} ok", 80) and "\\xe9" in wrap(f"opened {evil}", 80)
     doc = json.loads(dumps({"file": evil, "ok": "caf\u00e9", "emoji": "\U0001f600"}))
     assert doc == {"file": "evil\\x1b[2J\\xe9", "ok": "caf\u00e9", "emoji": "\U0001f600"}
+
+
+def test_notes_block_wraps_each_note_under_itself():
+    from gdb_toolkit.common.text import notes_block
+
+    out = notes_block(["not running: values are the file's; 'start' to see them resolved " * 2, "b"], 40)
+    lines = out.splitlines()
+    assert lines[0].startswith("note: not running:") and lines[-1] == "note: b"
+    assert all(ln.startswith("      ") for ln in lines[1:-1]) and max(map(len, lines)) <= 40
+    assert notes_block([], 80) == ""
+
+
+def _grid_oracle(headers, aligns, rows) -> str:
+    """An independent rendering of a table that needs no wrapping: str.ljust/rjust per cell,
+    empty columns left out, the last column unpadded, no trailing spaces."""
+    cells = [["" if v is None else str(v) for v in r] for r in rows]
+    keep = [i for i in range(len(headers)) if any(r[i] for r in cells)]
+    widths = {i: max([len(headers[i])] + [len(r[i]) for r in cells]) for i in keep}
+
+    def line(values):
+        parts = []
+        for n, i in enumerate(keep):
+            v = values[i]
+            if aligns[i] == "right":
+                parts.append(v.rjust(widths[i]))
+            else:
+                parts.append(v if n == len(keep) - 1 else v.ljust(widths[i]))
+        return "  ".join(parts).rstrip()
+
+    out = [line(headers), "  ".join("-" * widths[i] for i in keep)]
+    return "\n".join(out + [line(r) for r in cells]) + "\n"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_large_tables_match_an_independent_layout_and_style_only_adds_escapes(seed):
+    # the row-at-a-time layout (thousands of rows) against str.ljust/rjust: numbers
+    # right-aligned, ints and None as cells, an empty column dropped, styles add only escapes
+    import random
+
+    rng = random.Random(seed)
+    cols = [Col("rec", "number"), Col("kind", "state"), Col("bytes", "number"), Col("empty", "number"),
+            Col("address", "address"), Col("allocated in", "symbol"), Col("at", "location")]
+    rows = [[rng.randrange(1, 10 ** rng.randint(1, 6)), rng.choice(["definite", "possible", "ok"]),
+             f"{rng.randrange(10 ** 7):,}", None if rng.random() < 0.5 else "",
+             f"0x{rng.randrange(1 << 47):x}", rng.choice(["walk", "main", "std::vector<int>::push_back"]),
+             f"file{rng.randrange(100)}.c:{rng.randrange(1, 5000)}"] for _ in range(3000)]
+    expected = _grid_oracle([c.header for c in cols], [c.align for c in cols], rows)
+    for width in (None, 200):
+        assert render_table(cols, rows, width) == expected
+        styled = render_table(cols, rows, width, styler=Styler(default_prefixes()))
+        assert ANSI.sub("", styled) == expected
+        assert sgr("blue") + "0x" in styled and sgr("yellow") in styled

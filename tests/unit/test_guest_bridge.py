@@ -21,11 +21,13 @@ from tests.guest.pytest_bridge import Bridge
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "guest: real kernel")
+    config.addinivalue_line("markers", "guest_arm64: real arm64 kernel")
     config.pluginmanager.register(Bridge(), "bridge")
 
 if os.environ.get("FAKE_GUEST") in ("1", "timeout"):
     def fake_run_in_guest(argv, timeout, cwd, xfer, log, **kw):
-        log("fake guest: running " + " ".join(argv[:3]))
+        arch = kw.get("arch")
+        log("fake guest: running " + " ".join(argv[:3]) + " arch=" + getattr(arch, "name", "x86_64"))
         env = dict(os.environ, GDB_TOOLKIT_IN_GUEST="1", GDB_TOOLKIT_GUEST_XFER=str(xfer))
         if os.environ["FAKE_GUEST"] == "timeout":     # only the first test got to run
             argv = argv + ["-k", "g_pass"]
@@ -152,3 +154,54 @@ def test_guest_timeout_keeps_finished_results_and_fails_the_rest(scratch):
     assert "guest timed out after 9 s" in out
     leftovers = sorted(p.name for p in (scratch / "tmp").iterdir())
     assert len(leftovers) == 1 and leftovers[0].startswith("gdb_toolkit-guest-console-"), leftovers
+
+
+ARM64_TESTS = '''
+import os, pytest
+
+@pytest.mark.guest
+def test_x86_only():
+    assert os.environ["GDB_TOOLKIT_IN_GUEST"] == "1"
+
+@pytest.mark.guest_arm64
+def test_arm_pass():
+    assert os.environ["GDB_TOOLKIT_IN_GUEST"] == "1"
+
+@pytest.mark.guest_arm64
+def test_arm_fail():
+    assert False, "arm64 guest says no"
+'''
+
+
+@pytest.fixture()
+def scratch_arm(tmp_path):
+    (tmp_path / "conftest.py").write_text(CONFTEST)
+    (tmp_path / "test_arm.py").write_text(ARM64_TESTS)
+    return tmp_path
+
+
+def test_one_boot_per_architecture_each_reports_its_own_tests(scratch_arm):
+    rc, out = _pytest(scratch_arm, FAKE_GUEST="1")
+    assert rc == 1, out
+    assert out.count("fake guest: running") == 2, out
+    assert out.count("arch=x86_64") == 1 and out.count("arch=arm64") == 1, out
+    assert _line(out, "PASSED", "test_x86_only") and _line(out, "PASSED", "test_arm_pass"), out
+    assert _line(out, "FAILED", "test_arm_fail") and "arm64 guest says no" in out, out
+    assert "Debian's arm64 kernel" in out and "Debian's x86_64 kernel" in out
+
+
+def test_no_qemu_fails_each_architecture_with_its_reason(scratch_arm):
+    rc, out = _pytest(scratch_arm, PATH="/nonexistent")
+    assert rc == 1, out
+    for name in ("test_x86_only", "test_arm_pass", "test_arm_fail"):
+        assert _line(out, "FAILED", name), out
+    assert "qemu-system-aarch64 not found: apt-get install qemu-system-arm" in out
+    assert "qemu-system-x86_64 not found" in out
+
+
+def test_skip_one_architecture(scratch_arm):
+    rc, out = _pytest(scratch_arm, FAKE_GUEST="1", GDB_TOOLKIT_SKIP_GUEST="arm64")
+    assert rc == 0, out
+    assert out.count("fake guest: running") == 1 and "arch=x86_64" in out
+    assert _line(out, "PASSED", "test_x86_only")
+    assert _line(out, "SKIPPED", "GDB_TOOLKIT_SKIP_GUEST=arm64: arm64 guest"), out

@@ -142,18 +142,49 @@ def test_guest_env_marks_the_guest_and_avoids_writes_to_root():
         assert env[k].startswith("/tmp")
 
 
+def _shares(argv):
+    """mount_tag -> the -fsdev options behind its virtio-9p-pci device."""
+    fsdevs = {}
+    for i, a in enumerate(argv):
+        if a == "-fsdev":
+            opts = argv[i + 1]
+            fsdevs[opts.split("id=")[1].split(",")[0]] = opts
+    shares = {}
+    for i, a in enumerate(argv):
+        if a == "-device" and argv[i + 1].startswith("virtio-9p-pci,"):
+            d = dict(kv.split("=", 1) for kv in argv[i + 1].split(",")[1:])
+            shares[d["mount_tag"]] = fsdevs[d["fsdev"]]
+    return shares
+
+
 def test_qemu_argv_shares_root_readonly_and_accel(tmp_path):
     argv = qemu_argv(tmp_path / "vmlinuz", tmp_path / "initrd", tmp_path / "x", tmp_path / "r",
                      "tcg")
-    fs = [argv[i + 1] for i, a in enumerate(argv) if a == "-virtfs"]
-    assert any("path=/," in f and "mount_tag=host" in f and "readonly=on" in f for f in fs)
-    assert any(f"path={tmp_path / 'x'}," in f and "readonly" not in f for f in fs)
-    assert any(f"path={tmp_path / 'r'}," in f and "readonly=on" in f for f in fs)
+    fs = _shares(argv)
+    assert "path=/," in fs["host"] and fs["host"].endswith("readonly=on")
+    assert f"path={tmp_path / 'x'}," in fs["xfer"] and "readonly" not in fs["xfer"]
+    assert f"path={tmp_path / 'r'}," in fs["repo"] and fs["repo"].endswith("readonly=on")
+    assert argv[0] == "qemu-system-x86_64"
     assert "-no-reboot" in argv and "console=ttyS0" in argv[argv.index("-append") + 1]
     assert argv[argv.index("-accel") + 1].startswith("tcg")
     kvm = qemu_argv(tmp_path / "v", tmp_path / "i", tmp_path / "x", None, "kvm")
     assert argv[argv.index("-accel") + 1].startswith("tcg")
-    assert kvm[kvm.index("-accel") + 1] == "kvm" and sum(a == "-virtfs" for a in kvm) == 2
+    assert kvm[kvm.index("-accel") + 1] == "kvm" and set(_shares(kvm)) == {"host", "xfer"}
+
+
+def test_qemu_argv_arm64_virt_board_own_root_and_pl011_console(tmp_path):
+    from tests.guest.arch import ARM64
+    argv = qemu_argv(tmp_path / "Image", tmp_path / "initrd", tmp_path / "x", tmp_path / "r",
+                     "tcg", arch=ARM64, root=tmp_path / "root")
+    assert argv[0] == "qemu-system-aarch64"
+    assert argv[argv.index("-M") + 1] == "virt"
+    assert argv[argv.index("-cpu") + 1] == "max,pauth-impdef=on"   # plain max boots 2-3x slower
+    assert "console=ttyAMA0" in argv[argv.index("-append") + 1]
+    fs = _shares(argv)
+    assert f"path={tmp_path / 'root'}," in fs["host"] and fs["host"].endswith("readonly=on")
+    # another architecture never tries KVM, whatever was asked
+    assert plan_accels("auto", True, None, kvm_possible=False) == ["tcg"]
+    assert plan_accels("kvm", True, "good", kvm_possible=False) == ["tcg"]
 
 
 def test_init_script_loads_every_module_and_is_valid_sh(tmp_path):
@@ -313,3 +344,110 @@ def test_guest_that_never_powers_off_after_its_exit_marker_is_not_waited_for(tmp
                         lambda m: None, "1G", 1, kernel, tmp_path / "initrd")
     assert time.monotonic() - t0 < 30
     assert res.status == 3 and res.output.strip() == "hello" and res.error is None
+
+
+# ---------------------------------------------------------------- the arm64 root
+
+def test_parse_print_uris_reads_apt_output():
+    from tests.guest.rootfs import parse_print_uris
+    text = ("Reading package lists...\nThe following NEW packages will be installed:\n  gdb\n"
+            "'http://deb.debian.org/debian/pool/main/g/gdb/gdb_13.1-3_arm64.deb' gdb_13.1-3_arm64.deb "
+            "3786544 MD5Sum:0123\n"
+            "'http://x/pool/libc6_2.36-9%2bdeb12u14_arm64.deb' libc6_2.36-9+deb12u14_arm64.deb 2324660 "
+            "MD5Sum:96\n")
+    debs = parse_print_uris(text)
+    assert [(d.package, d.filename, d.size) for d in debs] == [
+        ("gdb", "gdb_13.1-3_arm64.deb", 3786544), ("libc6", "libc6_2.36-9+deb12u14_arm64.deb", 2324660)]
+
+
+def test_root_key_depends_on_versions_not_order():
+    from tests.guest.rootfs import Deb, root_key
+    a, b = Deb("u", "gdb_13.1-3_arm64.deb", 1), Deb("u", "libc6_2.36-9_arm64.deb", 2)
+    assert root_key([a, b]) == root_key([b, a])
+    assert root_key([a, b]) != root_key([a, Deb("u", "libc6_2.36-10_arm64.deb", 2)])
+
+
+def test_parse_alternatives_literal_installs_only():
+    from tests.guest.rootfs import best_alternatives, parse_alternatives
+    gcc = ("#! /bin/sh\nset -e\n\nupdate-alternatives --quiet \\\n    --install /usr/bin/cc cc "
+           "/usr/bin/gcc 20 \\\n    #--slave /usr/share/man/man1/cc.1.gz cc.1.gz x\n")
+    procps = ('\tupdate-alternatives --install "$BINPATH"/"$BINNAME" "$BINNAME" \\\n'
+              '\t    "$BINPATH"/"$BINNAME".procps 50 \\\n')
+    mawk = "        update-alternatives --install /usr/bin/awk awk /usr/bin/mawk 5 \\\n  --slave a b c\n"
+    other = "update-alternatives --install /usr/bin/awk awk /usr/bin/gawk 10\n"
+    entries = parse_alternatives(gcc) + parse_alternatives(procps) + parse_alternatives(mawk)
+    assert entries == [("/usr/bin/cc", "cc", "/usr/bin/gcc", 20),
+                       ("/usr/bin/awk", "awk", "/usr/bin/mawk", 5)]
+    best = best_alternatives(entries + parse_alternatives(other))
+    assert best == {"cc": ("/usr/bin/cc", "/usr/bin/gcc"), "awk": ("/usr/bin/awk", "/usr/bin/gawk")}
+
+
+def test_parse_depends_arm64():
+    from tests.guest.arch import ARM64
+    text = "linux-image-arm64:arm64\n  Depends: linux-image-6.1.0-57-arm64:arm64\n"
+    assert parse_depends(text, ARM64) == ["6.1.0-57-arm64"]
+    assert parse_depends(text) == []          # not an amd64 kernel
+
+
+def test_skipped_arches():
+    from tests.guest.pytest_bridge import skipped_arches
+    assert skipped_arches(None) == set() and skipped_arches("0") == set()
+    assert skipped_arches("1") == {"x86_64", "arm64"}
+    assert skipped_arches("arm64") == {"arm64"} and skipped_arches("amd64,aarch64") == {"x86_64", "arm64"}
+
+
+def _deb(tmp_path, name, files: dict, postinst: str | None = None, links: dict = None):
+    """A minimal .deb built with dpkg-deb (the real tool), for the root assembly's fix-ups."""
+    top = tmp_path / f"pkg-{name}"
+    (top / "DEBIAN").mkdir(parents=True)
+    (top / "DEBIAN" / "control").write_text(f"Package: {name}\nVersion: 1\nArchitecture: all\n"
+                                            "Maintainer: t <t@t>\nDescription: t\n")
+    if postinst:
+        (top / "DEBIAN" / "postinst").write_text(postinst)
+        (top / "DEBIAN" / "postinst").chmod(0o755)
+    for rel, text in files.items():
+        (top / rel).parent.mkdir(parents=True, exist_ok=True)
+        (top / rel).write_text(text)
+    for rel, target in (links or {}).items():
+        (top / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, top / rel)
+    out = tmp_path / f"{name}_1_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(top), str(out)], check=True,
+                   capture_output=True)
+    return out
+
+
+def test_root_fix_ups_alternatives_passwd_mtab(tmp_path):
+    from tests.guest.rootfs import extract, fix_up
+    debs = [
+        _deb(tmp_path, "gcc", {"usr/bin/gcc-12": "#!/bin/sh\n"}, links={"usr/bin/gcc": "gcc-12"},
+             postinst="#!/bin/sh\nupdate-alternatives --quiet \\\n  --install /usr/bin/cc cc /usr/bin/gcc 20 \\\n"
+                      "  #--slave /x y z\n"),
+        _deb(tmp_path, "base-passwd", {"usr/share/base-passwd/passwd.master": "root:*:0:0:root:/root:/bin/sh\n",
+                                      "usr/share/base-passwd/group.master": "root:*:0:\n"}),
+    ]
+    root = tmp_path / "root"
+    root.mkdir()
+    extract(debs, root)
+    fix_up(root, debs, "6.1.0-0-arm64", log=lambda m: None)
+    assert os.readlink(root / "usr/bin/cc") == "/etc/alternatives/cc"
+    assert os.readlink(root / "etc/alternatives/cc") == "/usr/bin/gcc"
+    assert (root / "etc/passwd").read_text().startswith("root:")
+    assert os.readlink(root / "etc/mtab") == "../proc/self/mounts"
+    for d in ("proc", "sys", "dev", "tmp", "run", "var/tmp"):
+        assert (root / d).is_dir()
+    assert (root / ".gtk-root").read_text().split("\n")[1] == "6.1.0-0-arm64"
+
+
+def test_root_fix_ups_refuse_a_directory_link_out_of_the_root(tmp_path):
+    """A package whose directory is a symlink leading out of the root: nothing is written there."""
+    from tests.guest.rootfs import extract, fix_up
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    debs = [_deb(tmp_path, "evil", {"usr/share/x": "x"}, links={"etc": str(outside)})]
+    root = tmp_path / "root"
+    root.mkdir()
+    extract(debs, root)
+    with pytest.raises(GuestError, match="leads out of the root"):
+        fix_up(root, debs, "6.1.0-0-arm64", log=lambda m: None)
+    assert list(outside.iterdir()) == []

@@ -54,7 +54,7 @@ def test_walk_follows_l_next_and_reads_names_across_pages():
     mem.put(a, struct.pack("<QQQQQ", 0x555555554000, names[a], 0, b, 0))
     mem.put(b, struct.pack("<QQQQQ", 0x7ffff7dcd000, names[b], 0, c, a))
     mem.put(c, struct.pack("<QQQQQ", 0x7ffff7fca000, names[c], 0, a, b))   # a loop ends the walk
-    assert link_map.walk(mem.read, r_debug) == [("", 0x555555554000), ("/lib/libc.so.6", 0x7ffff7dcd000),
+    assert [(e.name, e.l_addr) for e in link_map.walk(mem.read, r_debug)] == [("", 0x555555554000), ("/lib/libc.so.6", 0x7ffff7dcd000),
                                                ("/lib64/ld-linux-x86-64.so.2", 0x7ffff7fca000)]
     assert link_map.walk(mem.read, None) == []
     assert link_map.walk(mem.read, 0x9000) == []   # unreadable r_debug
@@ -70,3 +70,27 @@ def test_not_relocated_state_before_ld_so_ran():
     atoi = next(s for s in m.slots if s.symbol == "atoi")
     assert classify(atoi, obj, 0, None, live=True, relocated=False).state == "not-relocated"
     assert classify(atoi, obj, 0, None, live=True).state == "null"
+
+
+def test_mapped_file_prefers_the_kernels_path_and_the_mapped_copy():
+    """/proc/PID/maps names the file an object was mapped from: a path that still names that
+    inode is read as is; a deleted or replaced one through /proc/PID/map_files."""
+    from gdb_toolkit.common.procfs import parse_maps
+
+    maps = parse_maps(
+        "7f0000000000-7f0000001000 r--p 00000000 fd:01 100 /opt/a/libx.so\n"
+        "7f0000001000-7f0000002000 r-xp 00001000 fd:01 100 /opt/a/libx.so\n"
+        "7f0000003000-7f0000004000 rw-p 00002000 fd:01 100 /opt/a/libx.so\n"
+        "7f0000010000-7f0000011000 r--p 00000000 fd:01 200 /opt/b/liby.so (deleted)\n"
+        "7f0000011000-7f0000012000 rw-p 00001000 fd:01 200 /opt/b/liby.so (deleted)\n"
+        "7f0000020000-7f0000021000 rw-p 00000000 00:00 0 \n")
+    same = {("/opt/a/libx.so", "fd:01", 100)}
+    check = lambda path, dev, ino: (path, dev, ino) in same
+    assert link_map.mapped_file(maps, 0x7f0000003010, 42, check) == ("/opt/a/libx.so", None)
+    # a path that names another inode now (an upgrade renamed a new file over it)
+    assert link_map.mapped_file(maps, 0x7f0000003010, 42, lambda *a: False) == \
+        ("/proc/42/map_files/7f0000000000-7f0000001000", "/opt/a/libx.so")
+    assert link_map.mapped_file(maps, 0x7f0000011008, 42, check) == \
+        ("/proc/42/map_files/7f0000010000-7f0000011000", "/opt/b/liby.so")
+    assert link_map.mapped_file(maps, 0x7f0000020008, 42, check) is None        # anonymous
+    assert link_map.mapped_file(maps, 0x100, 42, check) is None                  # not mapped

@@ -152,8 +152,8 @@ def test_static_pie_is_static():
     assert "INTERP" not in phdrs and "(NEEDED)" not in dyn and "DYNAMIC" in phdrs   # the oracle
     m = load_model(str(path))
     assert m.is_static and m.is_pie and m.binding == "static"
-    rep = got_report([LoadedObject(str(path), 0, m)], {str(path): None}, mode="file")
-    assert rep.objects[0].kind == "static PIE executable"
+    rep = got_report([LoadedObject(str(path), 0, m)], None, mode="file")
+    assert rep.objects[0].kind == "static-pie executable"
     assert any("statically linked" in n for n in rep.notes)
-    assert {r.type for r in rep.slots} == {"IRELATIVE"} == {
+    assert {r.kind for r in rep.slots} == {"IRELATIVE"} == {
         r["type"] for r in readelf_relocs(path) if r["section"] == ".rela.plt"}

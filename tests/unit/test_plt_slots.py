@@ -89,11 +89,8 @@ def test_report_filters_and_reads_values_in_bulk(demo):
 
     bias = 0x555555554000
     exe, space, _ = _space(demo, bias)
-    lo, hi = demo.slots[0].address, demo.slots[-1].address + 8
-    blob = bytearray(hi - lo)
-    for s in demo.slots:
-        struct.pack_into("<Q", blob, s.address - lo, s.file_value + bias if s.file_value else 0)
-    rep = got_report([exe], {demo.path: bytes(blob)}, mode="live", pattern="^(puts|getpid)@",
+    memory = {s.address + bias: s.file_value + bias if s.file_value else 0 for s in demo.slots}
+    rep = got_report([exe], memory, mode="live", pattern="^(puts|getpid)$",
                      space_objects=space.objects, writable=[(bias + 0x4000, bias + 0x5000)])
     assert [r.symbol.split("@")[0] for r in rep.slots] == ["puts", "getpid"]
     assert all(r.state == "unresolved" and r.read_only_now is False for r in rep.slots)
@@ -110,9 +107,9 @@ def test_bad_regex_is_a_clear_error():
 def test_static_report_has_a_note():
     path = build_hello(["-static"], name="hello_static")
     m = load_model(str(path))
-    rep = got_report([LoadedObject(str(path), 0, m)], {str(path): None}, mode="file")
+    rep = got_report([LoadedObject(str(path), 0, m)], None, mode="file")
     assert rep.notes and "statically linked" in rep.notes[0]
-    assert {r.type for r in rep.slots} == {"IRELATIVE"}
+    assert {r.kind for r in rep.slots} == {"IRELATIVE"}
     # stopped at starti: the slots still hold the link-time values, no resolver has run
     spec = m.slots[0]
     obj = LoadedObject(str(path), 0, m)

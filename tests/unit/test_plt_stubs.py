@@ -75,6 +75,31 @@ def test_aarch64_adrp_ldr_stubs():
     assert plt0.kind == "plt0" and plt0.address == readelf_sections(path, "aarch64")[".plt"][0]
 
 
+@pytest.mark.parametrize("spelling", ["named", "capstone"])
+@pytest.mark.parametrize("flags,name", [
+    (["-mbranch-protection=standard", "-Wl,-z,force-bti", "-Wl,-z,lazy"], "bti"),
+    (["-mbranch-protection=standard", "-Wl,-z,force-bti", "-Wl,-z,pac-plt", "-Wl,-z,lazy"], "pac-plt"),
+])
+def test_aarch64_bti_plt0_whatever_the_hint_is_called(flags, name, spelling, monkeypatch):
+    """A BTI .plt[0] (bti c; stp x16, x30, ...) is plt0 and the stubs are objdump's, whether the
+    landing pad reads 'bti c' (common/arm64_names) or capstone 4's raw 'hint #0x22'."""
+    import gdb_toolkit.common.disasm as disasm
+    from gdb_toolkit.plt.elf_model import clear_cache
+
+    clear_cache()       # decoded stubs are cached per model: decode afresh in this spelling
+    if spelling == "capstone":
+        monkeypatch.setattr(disasm, "rename_a64", lambda word, mnemonic, op_str: (mnemonic, op_str))
+    path = build_hello(flags, compiler="aarch64-linux-gnu-gcc", name=f"hello_a64_{name}")
+    stubs = decode_plt(load_model(str(path)))
+    assert stubs[0].insns[0].text == ("bti c" if spelling == "named" else "hint #0x22")
+    assert stubs[0].kind == "plt0" and stubs[0].address == readelf_sections(path, "aarch64")[".plt"][0]
+    oracle = {a: s["name"] for a, s in objdump_stubs(path, "aarch64").items() if s["name"].endswith("@plt")}
+    got = {s.address: s.symbol for s in stubs if s.kind == "stub"}
+    assert set(got) == set(oracle)
+    assert all(got[a].split("@")[0] == n.split("@")[0] for a, n in oracle.items())
+    clear_cache()
+
+
 @pytest.mark.parametrize("flags,name,arch,compiler", [
     (["-Wl,-z,lazy"], "pie-lazy", "x86_64", "gcc"),
     (["-fno-plt"], "fno-plt", "x86_64", "gcc"),

@@ -28,7 +28,7 @@ def test_limited_summary_is_wrong_and_totals_come_from_elsewhere():
                        top=2, complete=False, extra_summary=parsed("mll_summary_any.txt"))
     assert rep.totals_source == "separate summary search"
     assert rep.totals["definite"].bytes == 7846
-    assert [r.function for r in rep.records] == ["memleak5", "memleak4"]
+    assert [r.symbol for r in rep.records] == ["memleak5", "memleak4"]
 
 
 def test_complete_records_win_over_a_disagreeing_summary():
@@ -37,7 +37,7 @@ def test_complete_records_win_over_a_disagreeing_summary():
     rep = build_report(out, mode="full", monitor_command="m", kinds=ALL, delta=None, min_bytes=None,
                        top=None, complete=True)
     assert rep.totals["definite"].bytes == 1111 + 2456 + 356
-    assert rep.totals_source == "records" and "disagrees" in rep.warnings[0]
+    assert rep.totals_source == "records" and "disagrees" in rep.notes[0]
 
 
 def test_totals_from_records_count_direct_bytes_like_valgrind():
@@ -51,7 +51,7 @@ def test_filters_sort_top_and_min_bytes():
     out = parsed("mll_full1.txt")
     rep = build_report(out, mode="full", monitor_command="m", kinds=["definite"], delta=None,
                        min_bytes=1000, top=None, complete=False)
-    assert [(r.function, r.bytes) for r in rep.records] == [("memleak2", 2456), ("memleak1", 1111)]
+    assert [(r.symbol, r.bytes) for r in rep.records] == [("memleak2", 2456), ("memleak1", 1111)]
     assert rep.records_matched == 2
     rep = build_report(out, mode="full", monitor_command="m", kinds=ALL, delta=None, min_bytes=None,
                        top=3, complete=True)
@@ -63,7 +63,7 @@ def test_delta_filters_and_own_totals_delta():
     rep = build_report(out, mode="full", monitor_command="m", kinds=ALL, delta="increased",
                        min_bytes=None, top=None, complete=False,
                        previous_totals={"definite": 3923, "reachable": 609806})
-    assert {r.function for r in rep.records} == {f"memleak{i}" for i in range(1, 6)}
+    assert {r.symbol for r in rep.records} == {f"memleak{i}" for i in range(1, 6)}
     assert rep.totals_delta["definite"] == 3923 and rep.totals_delta["reachable"] == 605678
     changed = build_report(out, mode="full", monitor_command="m", kinds=ALL, delta="changed",
                            min_bytes=None, top=None, complete=False)

@@ -1,11 +1,14 @@
 """common.args.ArgParser (every command's argument parser) on arbitrary argv: bad input is a
 UsageError (a ToolkitError carrying the usage line), --help is HelpRequested, never SystemExit,
-OverflowError or a traceback."""
+OverflowError or a traceback.  Where the parser answers without argparse (flags, words for
+optional positionals), its answer must be argparse's own."""
 from gdb_toolkit.common.args import ArgParser, HelpRequested, parse_int
+from gdb_toolkit.common.errors import UsageError
 
 MAX_LEN = 512
 ALLOWED = (HelpRequested,)
-DICT = [b"--count", b"--json", b"--help", b"-n", b"0x", b"k", b"G", b"1e9", b"--", b"=", b"\x00"]
+DICT = [b"--count", b"--json", b"--help", b"-n", b"0x", b"k", b"G", b"1e9", b"--", b"=", b"\x00",
+        b"--all-objects", b"--audit", b"--diff", b"--object", b"--top", b"full", b"summary", b"-h"]
 
 
 def _parser() -> ArgParser:
@@ -19,10 +22,51 @@ def _parser() -> ArgParser:
     return p
 
 
+def _flags_parser() -> ArgParser:
+    """The shape most commands have (got, plt, vg-leaks): optional words, flags, options."""
+    p = ArgParser("flagcmd", "flags and optional words")
+    p.add_argument("regex", nargs="?")
+    p.add_argument("mode", nargs="?", choices=["full", "summary"])
+    p.add_argument("--all-objects", action="store_true")
+    p.add_argument("--object", metavar="PATH")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--audit", action="store_true")
+    g.add_argument("--diff", action="store_true")
+    p.add_argument("--top", type=parse_int)
+    return p
+
+
+def _word_parser() -> ArgParser:
+    """plt-walk's and vg-who's shape: a required word, then optional ones."""
+    p = ArgParser("wordcmd", "a required word")
+    p.add_argument("symbol")
+    p.add_argument("count", nargs="?", type=parse_int)
+    p.add_argument("mode", nargs="?", choices=["full", "summary"], default="full")
+    p.add_argument("--live", action="store_true")
+    return p
+
+
 PARSER = _parser()
+FLAGS = _flags_parser()
+WORDS = _word_parser()
+
+
+def _outcome(parse, argv):
+    try:
+        return ("ok", vars(parse(argv)))
+    except UsageError as exc:
+        return ("usage", str(exc))
+    except HelpRequested as exc:
+        return ("help", exc.text)
 
 
 def fuzz(data: bytes) -> None:
     argv = data.decode("utf-8", "surrogateescape").split("\x00")
+    for parser in (PARSER, FLAGS, WORDS):
+        fast = parser._parse_fast(argv)
+        if fast is not None:
+            assert _outcome(parser.argparse_parser().parse, argv) == ("ok", vars(fast)), argv
     ns = PARSER.parse(argv)
     assert isinstance(ns.count, int) and isinstance(ns.number, int)
+    FLAGS.parse(argv)
+    WORDS.parse(argv)

@@ -1,0 +1,112 @@
+"""GOT diff: what changed between two ``got`` reports -- two stops of one process, or a
+core file and a live process (other load addresses: slots are matched by object and
+link-time offset, values compared by what they point to)."""
+import json
+from dataclasses import dataclass, field
+
+from gdb_toolkit.common.errors import ToolkitError
+
+
+@dataclass
+class SlotChange:
+    object: str
+    address: int              # in the newer report
+    symbol: str
+    change: str               # changed / appeared / vanished
+    before: str | None
+    after: str | None
+    value_before: int | None
+    value_after: int | None
+
+
+@dataclass
+class GotDiff:
+    before: str               # what the older side is: "the previous 'got' (live)", a file name
+    after: str
+    same_addresses: bool      # same load biases: raw values are comparable
+    changes: list[SlotChange] = field(default_factory=list)
+    unchanged: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _plain(report) -> dict:
+    """A got report (dataclass) or its JSON (bare, or inside the toolkit's envelope)."""
+    if isinstance(report, dict):
+        doc = report.get("result", report) if "slots" not in report else report
+        return doc
+    from gdb_toolkit.common.render import to_jsonable
+
+    return to_jsonable(report)
+
+
+def load_saved(path: str) -> dict:
+    """A report saved with 'got --json' (e.g. from a core: pipe got --json | cat > FILE)."""
+    from gdb_toolkit.common.safe_open import read_regular
+
+    data = read_regular(path, "saved 'got --json' report", 256 << 20)
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ToolkitError(f"{path} is not a JSON document ({exc})",
+                           "give the file written by 'pipe got --json | cat > FILE'") from None
+    doc = _plain(doc)
+    if not isinstance(doc, dict) or not isinstance(doc.get("slots"), list) or not isinstance(doc.get("objects"), list):
+        raise ToolkitError(f"{path} is not a 'got --json' report", "save one with 'pipe got --json | cat > FILE'")
+    return doc
+
+
+def _int(v) -> int:
+    """An address or number from a report: an int, or "0x..." (the JSON contract)."""
+    return int(v, 16) if isinstance(v, str) else int(v)
+
+
+def _keyed(doc: dict) -> tuple[dict, dict[str, int]]:
+    biases = {}
+    for o in doc.get("objects", []):
+        try:
+            name = str(o["path"]).rsplit("/", 1)[-1]
+            if o.get("namespace"):
+                name += f"[ns{o['namespace']}]"
+            biases[name] = _int(o.get("bias") or 0)
+        except (KeyError, TypeError, ValueError):
+            continue
+    rows = {}
+    for r in doc.get("slots", []):
+        try:
+            obj = str(r["object"])
+            rows[(obj, _int(r["address"]) - biases.get(obj, 0))] = r
+        except (KeyError, TypeError, ValueError):
+            continue
+    return rows, biases
+
+
+def _show(r: dict) -> str:
+    return f"{r.get('state')}: {r.get('target')}"
+
+
+def diff_reports(old, new, old_label: str, new_label: str) -> GotDiff:
+    a, ab = _keyed(_plain(old))
+    b, bb = _keyed(_plain(new))
+    same = all(ab.get(k) == v for k, v in bb.items() if k in ab)
+    out = GotDiff(old_label, new_label, same)
+    for key in sorted(set(a) | set(b), key=lambda k: (k[0], k[1])):
+        ra, rb = a.get(key), b.get(key)
+        if ra is None or rb is None:
+            r = rb or ra
+            out.changes.append(SlotChange(key[0], _int(r["address"]), str(r.get("symbol")),
+                                          "appeared" if ra is None else "vanished",
+                                          None if ra is None else _show(ra), None if rb is None else _show(rb),
+                                          None if ra is None else ra.get("value"),
+                                          None if rb is None else rb.get("value")))
+            continue
+        differs = (ra.get("value") != rb.get("value")) if same else \
+            (ra.get("state"), ra.get("target")) != (rb.get("state"), rb.get("target"))
+        if differs:
+            out.changes.append(SlotChange(key[0], _int(rb["address"]), str(rb.get("symbol")), "changed",
+                                          _show(ra), _show(rb), ra.get("value"), rb.get("value")))
+        else:
+            out.unchanged += 1
+    if not same:
+        out.notes.append("load addresses differ between the two sides: slots matched by object and offset, "
+                         "values compared by what they point to")
+    return out

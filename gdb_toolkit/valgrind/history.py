@@ -1,0 +1,188 @@
+"""Leak growth over time: per-site series across a session's leak snapshots (no gdb).
+
+``build_history`` turns the snapshots into one row per allocation site with
+its series, growth per snapshot and per second, sorted by growth; rows carry a
+text sparkline for the terminal; ``write_export`` writes CSV or JSON lines and
+``write_plot`` an SVG/PNG of the top growing sites (matplotlib, imported only
+when a plot is asked for).
+"""
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+
+from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.valgrind.session_state import LeakSnapshot, SiteKey
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+@dataclass
+class SitePoint:
+    seq: int
+    time: float
+    bytes: int
+    blocks: int
+
+
+@dataclass
+class SiteHistory:
+    kind: str
+    symbol: str | None
+    file: str | None
+    line: int | None
+    object: str | None
+    label: str
+    series: list[SitePoint]
+    first_bytes: int
+    last_bytes: int
+    growth_bytes: int                  # last - first
+    growth_per_snapshot: float         # bytes per snapshot (last - first) / (n - 1)
+    growth_per_second: float | None    # bytes per second over the whole series
+    steady: bool                       # every step grew by the same amount
+    sparkline: str = field(default="", metadata={"json_skip": True})
+
+
+@dataclass
+class HistoryReport:
+    pid: int
+    snapshots: int
+    first_time: float | None
+    last_time: float | None
+    times: list[float]
+    sites: list[SiteHistory]
+    totals: list[dict]                 # per snapshot: {seq, time, definite, indirect, ...}
+    notes: list[str] = field(default_factory=list)
+    export: str | None = None          # file written by --export
+    plot: str | None = None            # file written by --plot
+
+
+def sparkline(values: list[int]) -> str:
+    """One block character per value, scaled between the series' min and max."""
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    if hi == lo:
+        return SPARKS[0] * len(values) if hi == 0 else SPARKS[3] * len(values)
+    top = len(SPARKS) - 1
+    return "".join(SPARKS[round((v - lo) * top / (hi - lo))] for v in values)
+
+
+def build_history(pid: int, snapshots: list[LeakSnapshot], kinds: list[str] | None = None,
+                  top: int | None = None) -> HistoryReport:
+    """Per-site series across *snapshots* (a site absent from a snapshot held 0 bytes)."""
+    keys: dict[SiteKey, None] = {}
+    for snap in snapshots:
+        for k in snap.sites:
+            keys.setdefault(k, None)
+    rows = []
+    for k in keys:
+        if kinds and k.kind not in kinds:
+            continue
+        pts = []
+        for snap in snapshots:
+            s = snap.sites.get(k)
+            pts.append(SitePoint(snap.seq, snap.time, s.bytes if s else 0, s.blocks if s else 0))
+        n = len(pts)
+        growth = pts[-1].bytes - pts[0].bytes
+        per_snap = growth / (n - 1) if n > 1 else 0.0
+        dt = pts[-1].time - pts[0].time
+        steps = {b.bytes - a.bytes for a, b in zip(pts, pts[1:])}
+        rows.append(SiteHistory(k.kind, k.symbol, k.file, k.line, k.object, k.label(), pts,
+                                pts[0].bytes, pts[-1].bytes, growth, per_snap,
+                                growth / dt if n > 1 and dt > 0 else None,
+                                len(steps) == 1 and n > 1,
+                                sparkline([p.bytes for p in pts])))
+    rows.sort(key=lambda r: (-r.growth_per_snapshot, -r.last_bytes, r.label, r.kind))
+    if top is not None:
+        rows = rows[:top]
+    notes = []
+    if len(snapshots) < 2:
+        notes.append(f"{len(snapshots)} leak snapshot(s) in this session: growth needs at least two "
+                     "complete searches ('vg-leaks' at two stops, or 'vg-watch N')")
+    totals = [{"seq": s.seq, "time": s.time, **s.totals} for s in snapshots]
+    return HistoryReport(pid, len(snapshots), snapshots[0].time if snapshots else None,
+                         snapshots[-1].time if snapshots else None, [s.time for s in snapshots],
+                         rows, totals, notes)
+
+
+def open_output(path: str, binary: bool = False):
+    """Open *path* for writing a report: a regular file (created or truncated), never
+    through a symlink, never a FIFO or device (which would block or go elsewhere)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise ToolkitError(f"{path} is not a regular file", "give the path of a new or regular file")
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ToolkitError(f"cannot write {path}: {exc.strerror}", "give another path") from None
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        raise ToolkitError(f"cannot write {path}: {exc.strerror}", "give another path") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ToolkitError(f"{path} is not a regular file", "give the path of a new or regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+
+def write_export(report: HistoryReport, path: str) -> str:
+    """Write the series: ``.csv`` (one row per site and snapshot) or JSON lines (``.jsonl``,
+    one object per site and snapshot).  Returns the format written."""
+    fmt = "csv" if path.lower().endswith(".csv") else "jsonl"
+    with open_output(path) as fh:
+        if fmt == "csv":
+            import csv
+
+            w = csv.writer(fh)
+            w.writerow(["pid", "seq", "time", "kind", "site", "symbol", "file", "line", "bytes", "blocks"])
+            for r in report.sites:
+                for p in r.series:
+                    w.writerow([report.pid, p.seq, f"{p.time:.3f}", r.kind, r.label, r.symbol or "",
+                                r.file or "", r.line or "", p.bytes, p.blocks])
+        else:
+            for r in report.sites:
+                for p in r.series:
+                    fh.write(json.dumps({"pid": report.pid, "seq": p.seq, "time": round(p.time, 3),
+                                         "kind": r.kind, "site": r.label, "symbol": r.symbol,
+                                         "file": r.file, "line": r.line, "bytes": p.bytes,
+                                         "blocks": p.blocks}) + "\n")
+    return fmt
+
+
+def write_plot(report: HistoryReport, path: str, top: int = 8) -> None:
+    """Plot bytes over time of the *top* growing sites (SVG or PNG by the file's suffix)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".svg", ".png"):
+        raise ToolkitError(f"--plot {path}: unknown image type", "name the file .svg or .png")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        matplotlib.rcParams["svg.fonttype"] = "none"     # labels stay text in the SVG
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ToolkitError("--plot needs matplotlib", "apt-get install python3-matplotlib") from None
+    rows = [r for r in report.sites if r.growth_bytes > 0][:top] or report.sites[:top]
+    fig = Figure(figsize=(9, 5), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    t0 = report.first_time or 0.0
+    for r in rows:
+        ax.plot([p.time - t0 for p in r.series], [p.bytes for p in r.series], marker="o",
+                label=f"{r.label} [{r.kind}] {r.growth_per_snapshot:+,.0f} B/snapshot")
+    peaks = [max(p.bytes for p in r.series) for r in rows if r.series]
+    if peaks and min(peaks) > 0 and max(peaks) / min(peaks) > 100:
+        ax.set_yscale("log")     # a 1 KB leak stays visible beside a 1 MB one
+    ax.set_xlabel("seconds since the first snapshot")
+    ax.set_ylabel("bytes held by the allocation site")
+    ax.set_title(f"valgrind pid {report.pid}: top growing allocation sites "
+                 f"({report.snapshots} leak snapshots)")
+    ax.grid(True, alpha=0.3)
+    if rows:
+        ax.legend(fontsize="small", loc="lower right")
+    fig.tight_layout()
+    with open_output(path, binary=True) as fh:
+        fig.savefig(fh, format=ext[1:])

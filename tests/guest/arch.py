@@ -1,0 +1,65 @@
+"""The guest architectures: what differs between booting Debian's x86_64 and arm64 kernels.
+
+x86_64 boots ``qemu-system-x86_64`` with the host's own root over 9p (same architecture).
+arm64 boots ``qemu-system-aarch64 -M virt`` (TCG only on an x86_64 host) with a root assembled
+from arm64 ``.deb``s (tests/guest/rootfs.py), which also holds the kernel package, its modules
+and headers.  Pure data: no side effects here.
+"""
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GuestArch:
+    name: str               # x86_64 | arm64: what tests and logs call it
+    deb_arch: str           # Debian's architecture name
+    metapackage: str        # its kernel metapackage (names the current kernel version)
+    qemu: str               # the qemu binary
+    qemu_package: str       # the Debian package shipping it
+    machine: tuple          # qemu machine/cpu arguments for TCG
+    console: str            # the guest's serial console device (no /dev/)
+    marker: str             # the pytest marker selecting its tests
+    own_root: bool          # True: the guest's root is an assembled foreign root, not the host's
+    kvm_possible: bool      # the host can run it under KVM (same architecture)
+    default_memory: str
+
+    @property
+    def version_suffix(self) -> str:
+        return "-" + self.deb_arch
+
+    def cpu(self) -> str:
+        env = os.environ.get("GDB_TOOLKIT_GUEST_CPU" if self.name == "x86_64"
+                             else "GDB_TOOLKIT_GUEST_ARM64_CPU")
+        return env or dict(self.machine).get("-cpu", "max")
+
+    def cmdline(self) -> str:
+        extra = " 8250.nr_uarts=1" if self.name == "x86_64" else ""
+        return (f"console={self.console} quiet loglevel=3 panic=-1 mitigations=off "
+                f"random.trust_cpu=on{extra} rdinit=/init")
+
+
+X86_64 = GuestArch(
+    name="x86_64", deb_arch="amd64", metapackage="linux-image-amd64",
+    qemu="qemu-system-x86_64", qemu_package="qemu-system-x86",
+    machine=(("-cpu", "max"),), console="ttyS0", marker="guest", own_root=False,
+    kvm_possible=True, default_memory="4G")
+
+# pauth-impdef=on: QEMU's cheap pointer-authentication algorithm instead of QARMA (plain
+# `-cpu max` boots in ~10 s instead of 3-6 s); the kernel's PAC instructions still execute.
+ARM64 = GuestArch(
+    name="arm64", deb_arch="arm64", metapackage="linux-image-arm64",
+    qemu="qemu-system-aarch64", qemu_package="qemu-system-arm",
+    machine=(("-M", "virt"), ("-cpu", "max,pauth-impdef=on")), console="ttyAMA0",
+    marker="guest_arm64", own_root=True, kvm_possible=False, default_memory="2G")
+
+ARCHES = {"x86_64": X86_64, "amd64": X86_64, "arm64": ARM64, "aarch64": ARM64}
+
+
+def get_arch(name: str | None) -> GuestArch:
+    """The architecture called *name* (x86_64/amd64, arm64/aarch64); None means x86_64."""
+    if name is None:
+        return X86_64
+    try:
+        return ARCHES[name.lower()]
+    except KeyError:
+        raise ValueError(f"guest architecture {name!r}: use x86_64 or arm64") from None
