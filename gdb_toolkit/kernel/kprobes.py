@@ -81,7 +81,15 @@ def agrees(expected: str | None, state: str, site: S.Site) -> bool:
         # a disarmed probe leaves the original bytes; an ftrace site may still call ftrace
         # for other users (function tracer, other probes), so only a breakpoint/detour is wrong
         return state not in ("int3", "brk", "optimized")
+    if expected == "optimized" and state == "int3":
+        return True               # queued: see OPTIMIZE_QUEUED
     return expected == state
+
+
+# kernel/kprobes.c optimize_kprobe() sets KPROBE_FLAG_OPTIMIZED when it queues the probe; the
+# kprobe_optimizer work writes the jmp later, after OPTIMIZE_DELAY and an RCU-tasks grace period
+OPTIMIZE_QUEUED = ("queued for jump optimization: the kernel flags a probe OPTIMIZED when it queues "
+                   "it, its optimizer writes the jmp after an RCU-tasks grace period")
 
 
 def insn_length(code: bytes, arch: str, cover: int = 1) -> int:
@@ -366,6 +374,8 @@ def _row(arch, lp, kp, top, addr, live, site, state, all_disarmed, sym, event_in
         source=("memory" if from_memory else "list+memory" if kp is not None else "list"),
         notes=row_notes,
     )
+    if ok and exp == "optimized" and state == "int3":
+        r.notes.append(OPTIMIZE_QUEUED)
     if not ok:
         r.notes.append(f"the kernel's flags say {exp}, the live bytes show {state} "
                        "(changed while reading, or patched by something else)")

@@ -40,6 +40,22 @@ class KcoreReport:
 
 # x86_64's module area (MODULES_VADDR..MODULES_END, arch/x86/include/asm/pgtable_64_types.h)
 X86_64_MODULES = (0xFFFFFFFFC0000000, 0xFFFFFFFFFF000000)
+# arm64's: the 128 MiB below the kernel image at the start of the (48-bit) kernel VA space,
+# MODULES_VADDR = _PAGE_END(VA_BITS_MIN) .. MODULES_END (arch/arm64/include/asm/memory.h);
+# with RANDOMIZE_MODULE_REGION_FULL modules may also sit in vmalloc space, near the image
+AARCH64_MODULES = (0xFFFF800000000000, 0xFFFF800008000000)
+# the first symbol inside fs/proc/kcore.c's KCORE_TEXT (_text.._end): arm64's kallsyms has no
+# _text (its first text symbol is _stext, 64 KiB in); _sinittext and _etext are inside too
+TEXT_MARKERS = ("_text", "_stext", "_sinittext", "_etext")
+
+
+def kernel_text_address(symbols) -> int | None:
+    """An address inside the kernel image's text, from the first marker symbol the source has."""
+    for name in TEXT_MARKERS:
+        addr = symbols.address(name)
+        if addr:
+            return addr
+    return None
 
 
 def label_segments(segments, symbols=None, text_addr: int | None = None,
@@ -55,12 +71,17 @@ def label_segments(segments, symbols=None, text_addr: int | None = None,
                          and s.module != "bpf"][:64]
         except (ToolkitError, AttributeError):
             mod_addrs = []
+    # arm64's image lies inside its vmalloc range, and kcore lists both: text is the smallest
+    text_seg = min((seg for seg in segments if text_addr is not None
+                    and seg[0] <= text_addr < seg[0] + seg[1]), key=lambda seg: seg[1], default=None)
     for seg in segments:
         vaddr, size = seg[0], seg[1]
         end = vaddr + size
-        if text_addr is not None and vaddr <= text_addr < end:
+        if text_seg is not None and (vaddr, size) == (text_seg[0], text_seg[1]):
             labels.append("kernel text")
         elif arch == "x86_64" and vaddr < X86_64_MODULES[1] and end > X86_64_MODULES[0]:
+            labels.append("modules")
+        elif arch == "aarch64" and AARCH64_MODULES[0] <= vaddr and end <= AARCH64_MODULES[1]:
             labels.append("modules")
         elif any(vaddr <= a < end for a in mod_addrs) and size < 1 << 40:
             labels.append("modules")
@@ -79,7 +100,7 @@ def kcore_report(session) -> KcoreReport:
     text_addr, syms = None, None
     try:
         syms = session.symbols
-        text_addr = syms.address("_text")
+        text_addr = kernel_text_address(syms)
     except ToolkitError as exc:
         notes.append(f"no symbols for labels: {exc.cause}")
     info = mem.vmcoreinfo          # after the symbols: a halted kernel's is read through them
@@ -267,6 +288,21 @@ class SymbolMatch:
     size: int | None = None          # distance to the next symbol
     prototype: str | None = None     # from BTF when it is a function
     btf_kind: str | None = None
+    kind: str = ""                   # the letter's category: text data rodata bss weak ...
+
+    def __post_init__(self):
+        self.kind = self.kind or symbol_kind(self.symbol_type)
+
+
+# nm(1)'s letters as category words (lower case: local; upper case: global)
+_KIND_OF_LETTER = {"t": "text", "i": "text", "w": "weak", "v": "weak", "d": "data", "g": "data",
+                   "r": "rodata", "n": "rodata", "b": "bss", "s": "bss", "c": "bss",
+                   "a": "absolute", "u": "undefined"}
+
+
+def symbol_kind(letter: str) -> str:
+    """'T' -> 'text', 'd' -> 'data'...: the category a kallsyms/System.map letter names."""
+    return _KIND_OF_LETTER.get(letter.lower(), "other") if letter else "other"
 
 
 @dataclass

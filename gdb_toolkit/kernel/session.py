@@ -59,14 +59,18 @@ class KernelSession:
     def __init__(self, kcore: str | None = None, kallsyms: str | None = None,
                  btf: str | None = None, system_map: str | None = None,
                  kprobes_list: str | None = None, tracefs: str | None = None,
-                 vmlinux: str | None = None, memory=None):
+                 vmlinux: str | None = None, memory=None, live: bool | None = None):
+        """*live* forces the kind for a kcore-shaped copy standing in for /proc/kcore (tests,
+        a saved kcore with the running kernel's tracefs/debugfs beside it); by default only
+        /proc/kcore itself is live and any other file is a dump."""
         self._memory = memory
         if memory is not None:
             self.kind = memory.kind
             self.kcore_path = getattr(memory, "path", None) or memory.description
         else:
             self.kcore_path = kcore or LIVE_KCORE
-            self.kind = LIVE if os.path.abspath(self.kcore_path) == LIVE_KCORE else VMCORE
+            self.kind = LIVE if (live if live is not None else
+                                 os.path.abspath(self.kcore_path) == LIVE_KCORE) else VMCORE
         self.kallsyms_path = kallsyms or (LIVE_KALLSYMS if self.kind == LIVE else None)
         self.btf_path = btf or (LIVE_BTF if self.kind == LIVE else None)
         self.system_map_path = system_map

@@ -27,6 +27,12 @@ def test_ksym_uses_kallsyms_and_btf_here():
     doc = gdb_json([], "ksym do_sys_openat2")
     m = doc["matches"][0]
     assert (addr(m["address"]), m["symbol_type"]) == want
+    assert m["kind"] == "text"            # the category of kallsyms' t/T (nm's letters)
+    data = re.search(r"^[0-9a-f]+ ([dDbBrR]) (\S+)$", open("/proc/kallsyms").read(), re.M)
+    if data:                              # any data symbol the kernel lists: its letter's category
+        d = gdb_json([], f"ksym {data.group(2)}")["matches"][0]
+        assert (d["symbol_type"], d["kind"]) == (data.group(1), {"d": "data", "b": "bss",
+                                                                 "r": "rodata"}[data.group(1).lower()])
     if os.path.exists("/sys/kernel/btf/vmlinux"):
         raw = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
                              capture_output=True, text=True).stdout

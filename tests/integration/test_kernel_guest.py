@@ -149,9 +149,14 @@ def test_offset_probe_int3_then_optimized_then_forced_back(probes):
     (row,) = rows_at(addr)
     assert row.state == "int3" and row.consistent and row.original_source == "p->opcode"
     int3_original = row.original
-    # let the optimizer run: the kernel's flag appears, the bytes become a jmp to a detour
+    # let the optimizer run: the kernel's flag appears at once (optimize_kprobe() sets it when
+    # it queues the probe), the jmp to a detour only after the optimizer's delay and an
+    # RCU-tasks grace period (seconds under TCG on a busy host): wait for both, as seen by the
+    # oracles (kprobes/list, /proc/kcore through pyelftools), before asking the toolkit
     OPT_SYSCTL.write_text("1")
     assert wait_for(lambda: "[OPTIMIZED]" in listed(addr)[0]), listed(addr)
+    assert wait_for(lambda: kcore_bytes(addr, 1) == b"\xe9", timeout=180), \
+        (listed(addr), kcore_bytes(addr, 8).hex())
     (row,) = rows_at(addr)
     assert row.flags == ["OPTIMIZED"] and row.state == "optimized" and row.consistent
     assert row.detour_address and "kprobe" in (row.target_symbol or "")
