@@ -313,6 +313,15 @@ def test_commands_in_gdb_on_the_arm64_kernel(kernel):
     stext = kallsyms("_stext")
     text = next(int(r[2], 16) for r in rows if int(r[2], 16) <= stext < int(r[2], 16) + int(r[5], 16))
     assert A(kc["kaslr_offset"]) == text - 0xFFFF800008000000
+    # segment labels (arm's finding): the kernel-text PT_LOAD is the smallest holding _stext
+    # (the vmalloc one holds it too); it is "kernel text" although kallsyms has no _text, and
+    # the vmalloc range (TiBs, modules inside) is not "modules"
+    holding = [r for r in rows if int(r[2], 16) <= stext < int(r[2], 16) + int(r[5], 16)]
+    smallest = min(holding, key=lambda r: int(r[5], 16))
+    assert [A(s["start_address"]) for s in kc["segments"] if s["label"] == "kernel text"] == \
+        [int(smallest[2], 16)], kc["segments"]
+    assert not [s for s in kc["segments"] if s["label"] == "modules"
+                and A(s["end_address"]) - A(s["start_address"]) >= 1 << 40], kc["segments"]
     assert any(A(p["address"]) == addr and p["state"] == "brk" for p in kl["probes"])
     m = ks["matches"][0]
     assert A(m["address"]) == addr and f"{fn}(" in m["prototype"]
