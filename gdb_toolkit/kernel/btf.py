@@ -14,7 +14,7 @@ pointer dereferences between them, and ``c_decl``/``c_definition`` render C.
 """
 import os
 import struct
-from dataclasses import dataclass, field
+from gdb_toolkit.common.record import field, record
 
 from gdb_toolkit.common.errors import ToolkitError
 
@@ -35,7 +35,7 @@ _HDR = struct.Struct("<HBBIIIII")
 _T = struct.Struct("<III")
 
 
-@dataclass
+@record
 class Member:
     name: str           # "" for an anonymous struct/union member
     type_id: int
@@ -43,7 +43,7 @@ class Member:
     bit_size: int       # 0 unless a bitfield
 
 
-@dataclass
+@record
 class Type:
     id: int
     kind: int
@@ -66,7 +66,7 @@ class Type:
         return KIND_NAMES[self.kind]
 
 
-@dataclass
+@record
 class PathStep:
     """One component of a member path."""
     text: str            # as written: "signal", "rlim[3]", "rlim_cur"
@@ -76,7 +76,7 @@ class PathStep:
     type_name: str       # C spelling of the component's type
 
 
-@dataclass
+@record
 class MemberPath:
     """``resolve``'s answer: where a member lives, hop by hop, and what it is."""
     root: str

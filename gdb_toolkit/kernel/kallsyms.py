@@ -7,7 +7,7 @@ address reads as zero, kernel.kptr_restrict (or a non-root reader) hides them:
 """
 import bisect
 import os
-from dataclasses import dataclass
+from gdb_toolkit.common.record import record
 
 from gdb_toolkit.common.errors import ToolkitError
 
@@ -21,7 +21,7 @@ MODULE_TAIL_SPAN = 1 << 16
 BUILTIN_SPAN = 1 << 12
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Symbol:
     address: int
     name: str

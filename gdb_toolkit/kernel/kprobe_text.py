@@ -7,7 +7,7 @@
 """
 import os
 import re
-from dataclasses import dataclass, field
+from gdb_toolkit.common.record import field, record
 
 FLAG_NAMES = ("GONE", "DISABLED", "OPTIMIZED", "FTRACE")
 # struct kprobe.flags bits (include/linux/kprobes.h)
@@ -33,7 +33,7 @@ def describe_flags(bits: int) -> str:
     return "|".join(names + ([f"0x{rest:x}"] if rest else [])) or "0"
 
 
-@dataclass
+@record
 class ListedProbe:
     """One line of kprobes/list."""
     address: int
@@ -78,7 +78,7 @@ def parse_kprobes_list(text: str) -> list[ListedProbe]:
     return out
 
 
-@dataclass
+@record
 class TraceEvent:
     """One dynamic kprobe event from kprobe_events."""
     probe_type: str           # "p" or "r"

@@ -14,14 +14,14 @@ Each has ``read(addr, n)`` for kernel virtual addresses, ``arch``, ``vmcoreinfo`
 empty), ``kind``, ``description`` and ``regions()`` (what it holds, for ``kcore``).
 """
 import struct
-from dataclasses import dataclass
+from gdb_toolkit.common.record import record
 
 from gdb_toolkit.common.errors import ToolkitError
 
 LIVE, VMCORE, GDB = "live", "vmcore", "gdb"
 
 
-@dataclass
+@record
 class Region:
     """A span the source holds: a PT_LOAD of a kcore (virtual) or of a dump (physical)."""
     start: int

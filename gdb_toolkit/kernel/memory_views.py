@@ -1,11 +1,11 @@
 """Reports for looking at kernel memory: kcore layout, disassembly, hex dumps, symbols.
 
-Each function takes a KernelSession (or plain data) and returns a dataclass; the gdb
+Each function takes a KernelSession (or plain data) and returns a record; the gdb
 commands kcore, kdis, kx and ksym only render them.
 """
 import re
 import struct
-from dataclasses import dataclass, field
+from gdb_toolkit.common.record import field, record
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.kernel import sites as S
@@ -13,7 +13,7 @@ from gdb_toolkit.kernel import sites as S
 
 # -- kcore ----------------------------------------------------------------------------
 
-@dataclass
+@record
 class SegmentInfo:
     start_address: int        # virtual (kcore) or physical (a dump: see "physical")
     end_address: int
@@ -23,7 +23,7 @@ class SegmentInfo:
     physical: bool = False
 
 
-@dataclass
+@record
 class KcoreReport:
     path: str                 # what was opened: /proc/kcore, a vmcore, gdb's target
     arch: str
@@ -132,7 +132,7 @@ def kcore_report(session) -> KcoreReport:
 
 # -- kdis -------------------------------------------------------------------------------
 
-@dataclass
+@record
 class InsnRow:
     address: int
     symbol: str             # sym+off
@@ -142,7 +142,7 @@ class InsnRow:
     note: str = ""                  # int3 / ftrace / kprobe cross-check
 
 
-@dataclass
+@record
 class KdisReport:
     address: int
     symbol: str
@@ -241,7 +241,7 @@ def _read_some(session, addr: int, length: int, notes: list) -> bytes:
 
 # -- kx -----------------------------------------------------------------------------------
 
-@dataclass
+@record
 class DumpRow:
     address: int
     hex: str
@@ -249,7 +249,7 @@ class DumpRow:
     words: list = field(default_factory=list)      # [{"value": "0x..", "symbol"}] for --words
 
 
-@dataclass
+@record
 class KxReport:
     address: int
     symbol: str
@@ -278,7 +278,7 @@ def kx(session, addr: int, length: int = 64, words: bool = False) -> KxReport:
 
 # -- ksym ----------------------------------------------------------------------------------
 
-@dataclass
+@record
 class SymbolMatch:
     symbol: str
     address: int
@@ -305,7 +305,7 @@ def symbol_kind(letter: str) -> str:
     return _KIND_OF_LETTER.get(letter.lower(), "other") if letter else "other"
 
 
-@dataclass
+@record
 class KsymReport:
     query: str
     matches: list

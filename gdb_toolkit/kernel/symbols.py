@@ -16,7 +16,7 @@ only for names the primary lacks:
 ``sources`` lists what was used; ``answers`` which source gave each supplementary name.
 """
 import os
-from dataclasses import dataclass, field
+from gdb_toolkit.common.record import field, record
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.kernel.kallsyms import Kallsyms, Symbol
@@ -26,7 +26,7 @@ DATA_PROBES = ("init_task", "kprobe_table", "linux_banner")
 SAMPLE_TEXT_SYMBOLS = 64
 
 
-@dataclass
+@record
 class SymbolSource:
     kind: str                      # kallsyms | saved kallsyms | System.map | vmlinux | memory | code
     path: str | None = None
