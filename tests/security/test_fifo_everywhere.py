@@ -21,22 +21,20 @@ KALLSYMS = (f"{TEXT:016x} T _stext\n{TEXT + 0x1000:016x} T vfs_read\n"
             f"{TEXT + 0x2000:016x} T register_kprobe\n{TEXT + 0x3000:016x} T _etext\n")
 PROG = "int main(void) { return 0; }\n"
 
-PENDING = {
-    "kern": "kernel commands: refuse non-regular files (issue 11 item 7, branch i17-kernel)",
-}
+PENDING: dict[str, str] = {}
 
 # (case id, command template, owner whose fix is pending or None)
 CASES = [
-    ("kcore-path", "kcore {fifo}", "kern"),
-    ("kcore-kallsyms", "kcore {kcore} --kallsyms {fifo}", "kern"),
-    ("ksym-kallsyms", "ksym vfs_read --kallsyms {fifo}", "kern"),
-    ("ksym-system-map", "ksym vfs_read --system-map {fifo}", "kern"),
-    ("ksym-btf", "ksym vfs_read --kallsyms {kallsyms} --btf {fifo}", "kern"),
-    ("kdis-kcore", "kdis vfs_read --kallsyms {kallsyms} --kcore {fifo}", "kern"),
-    ("kx-kcore", "kx vfs_read --kallsyms {kallsyms} --kcore {fifo}", "kern"),
-    ("kprobe-list-kcore", "kprobe-list --kallsyms {kallsyms} --kcore {fifo}", "kern"),
-    ("kprobe-show-vmlinux", "kprobe-show vfs_read --kallsyms {kallsyms} --kcore {kcore} --vmlinux {fifo}", "kern"),
-    ("ftrace-site-kcore", "ftrace-site vfs_read --kallsyms {kallsyms} --kcore {fifo}", "kern"),
+    ("kcore-path", "kcore {fifo}", None),
+    ("kcore-kallsyms", "kcore {kcore} --kallsyms {fifo}", None),
+    ("ksym-kallsyms", "ksym vfs_read --kallsyms {fifo}", None),
+    ("ksym-system-map", "ksym vfs_read --system-map {fifo}", None),
+    ("ksym-btf", "ksym vfs_read --kallsyms {kallsyms} --btf {fifo}", None),
+    ("kdis-kcore", "kdis vfs_read --kallsyms {kallsyms} --kcore {fifo}", None),
+    ("kx-kcore", "kx vfs_read --kallsyms {kallsyms} --kcore {fifo}", None),
+    ("kprobe-list-kcore", "kprobe-list --kallsyms {kallsyms} --kcore {fifo}", None),
+    ("kprobe-show-vmlinux", "kprobe-show vfs_read --kallsyms {kallsyms} --kcore {kcore} --vmlinux {fifo}", None),
+    ("ftrace-site-kcore", "ftrace-site vfs_read --kallsyms {kallsyms} --kcore {fifo}", None),
     ("ktypes-btf", "ktypes --btf {fifo}", None),
     ("vg-start-stdin", "vg-start --stdin {fifo} {prog}", None),
     ("vg-start-stdout", "vg-start --stdout {fifo} {prog}", None),
