@@ -293,13 +293,17 @@ Enter does not repeat ktrace (it would arm again)."""
 class Ktask(ToolkitCommand):
     name = "ktask"
     summary = "Read a task_struct by pid or address, set $ktask"
-    usage = "ktask PID|ADDR [FIELD-PATH...] [--json]"
+    usage = ("ktask PID|ADDR [FIELD-PATH...] [--kcore PATH] [--kallsyms PATH | --system-map PATH] "
+             "[--btf PATH] [--json]")
     description = """\
 Finds a task_struct in kernel memory with no debug vmlinux: offsets come
-from the kernel's BTF, memory from /proc/kcore.  With a PID it walks
+from the kernel's BTF, memory from the kernel chosen with `kcore` -- the
+running one (/proc/kcore), a vmcore (--kcore PATH, or `kcore PATH` first), or
+the halted kernel behind gdb's `target remote` (QEMU's gdbstub, kgdb); a dump
+or a halted kernel gives its own symbols and BTF.  With a PID it walks
 init_task.tasks (then each thread group for a thread id); with an address
-($ktask, 0xffff...) it reads it directly.  Either way the task's pid and
-comm are read back and compared with /proc/PID/comm.  FIELD-PATHs are
+($ktask, 0xffff...) it reads it directly.  On the running kernel the task's
+pid and comm are checked against /proc/PID/comm.  FIELD-PATHs are
 task_struct members as in C: comm, mm->mmap_base, signal->rlim[3].rlim_cur,
 mm->get_unmapped_area (code pointers are named from kallsyms).  Where
 /proc/kcore is missing use capture mode: ktrace FUNC --capture FIELD."""
@@ -315,6 +319,7 @@ mm->get_unmapped_area (code pointers are named from kallsyms).  Where
         p = ArgParser(self.name, "read a task_struct through kernel memory")
         p.add_argument("task", help="pid or task_struct address (a gdb expression)")
         p.add_argument("fields", nargs="*", help="task_struct field paths")
+        _kernel_source_options(p)
         return p
 
     def run(self, args):
@@ -322,7 +327,11 @@ mm->get_unmapped_area (code pointers are named from kallsyms).  Where
         from gdb_toolkit.ktrace.ktask_core import inspect_task
 
         value = facts.eval_int(args.task) & ((1 << 64) - 1)
-        report = inspect_task(value, args.fields)
+        session = _kernel_session(args, _chosen_kernel(args))
+        try:
+            report = inspect_task(value, args.fields, session)
+        finally:
+            session.close()
         report.typed = set_task_var(report.task_address)
         if not report.verified and report.proc_comm is not None:
             report.notes.append(f"task 0x{report.task_address:x} does not check out: kernel comm "
@@ -358,10 +367,11 @@ mm->get_unmapped_area (code pointers are named from kallsyms).  Where
 class Ktypes(ToolkitCommand):
     name = "ktypes"
     summary = "Load the kernel's types into gdb from its BTF"
-    usage = "ktypes [--force] [--btf PATH] [--json]"
+    usage = "ktypes [--force] [--btf PATH | --kcore VMCORE] [--json]"
     description = """\
-Gives gdb the running kernel's types with no debug vmlinux: the BTF
-(/sys/kernel/btf/vmlinux, or --btf FILE) is rendered as C by bpftool,
+Gives gdb a kernel's types with no debug vmlinux: the BTF
+(/sys/kernel/btf/vmlinux, --btf FILE, or the BTF inside the vmcore or halted
+kernel chosen with `kcore`) is rendered as C by bpftool,
 compiled with gcc -g into an object holding types only (no symbol, so no
 address ever resolves to it), cached by the kernel's build id in
 ~/.cache/gdb_toolkit/ktypes/ (owner-checked; a private per-session directory
@@ -379,18 +389,38 @@ kernel debug info already (a vmlinux), that is used instead."""
 
         p = ArgParser(self.name, "kernel types from BTF")
         p.add_argument("--force", action="store_true", help="rebuild the cached object")
-        p.add_argument("--btf", default="/sys/kernel/btf/vmlinux", help="BTF file")
+        p.add_argument("--btf", metavar="PATH", help="BTF file (default: /sys/kernel/btf/vmlinux, "
+                       "or the dump's / halted kernel's own)")
+        p.add_argument("--kcore", metavar="PATH", help="take the BTF from this vmcore (default: the "
+                       "kernel chosen with `kcore`)")
         return p
 
     def run(self, args):
         from gdb_toolkit.gdbsupport.safe_gdb import add_symbol_file, objfile_filename
-        from gdb_toolkit.ktrace.ktypes_build import KtypesResult, build
+        from gdb_toolkit.ktrace.ktypes_build import LIVE_BTF, KtypesResult, btf_key, build
 
         loaded = {objfile_filename(o) for o in gdb.objfiles()}
         if _task_type() is not None and not any(f and f.endswith("/ktypes.o") for f in loaded) \
                 and not args.force:
             return KtypesResult("", "", True, "vmlinux debug info", "", 0.0, True)
-        res = build(args.btf, force=args.force)
+        # the running kernel needs no KernelSession (nor its imports): only a dump or a halted
+        # kernel chosen with `kcore` / --kcore does
+        source = {} if args.btf else _chosen_kernel(args)
+        data = None
+        if source:
+            with _kernel_session(args, source, btf=None) as session:
+                if not session.is_live:     # a dump or a halted kernel: the BTF it holds itself
+                    data = session.btf_bytes()
+                    kernel = session.source_description
+                    if not data:
+                        from gdb_toolkit.common.errors import ToolkitError
+                        raise ToolkitError(f"no BTF found in {kernel}", "give --btf FILE "
+                                           "(/sys/kernel/btf/vmlinux saved from that kernel)")
+        if data is not None:
+            res = build(btf_data=data, key=btf_key(data), where=f"the BTF in {kernel}",
+                        force=args.force)
+        else:
+            res = build(args.btf or LIVE_BTF, force=args.force)
         if res.object_path not in loaded:
             add_symbol_file(res.object_path, 0, "kernel types object")
         res.loaded = _task_type() is not None
@@ -416,6 +446,37 @@ kernel debug info already (a vmlinux), that is used instead."""
         for n in report.notes:
             text += wrap(f"note: {n}", ctx.width, "  ", "    ")
         return text
+
+
+def _kernel_source_options(p):
+    g = p.add_argument_group("kernel")
+    g.add_argument("--kcore", metavar="PATH", help="kernel memory: /proc/kcore or a vmcore "
+                   "(default: the kernel chosen with `kcore`: live, a dump, or gdb's halted target)")
+    g.add_argument("--kallsyms", metavar="PATH", help="symbols saved on the dumped kernel's boot")
+    g.add_argument("--system-map", metavar="PATH", help="symbols from a System.map (slid by KASLR)")
+    g.add_argument("--btf", metavar="PATH", help="BTF (default: /sys/kernel/btf/vmlinux, or the dump's)")
+
+
+def _chosen_kernel(args) -> dict:
+    """KernelSession's source arguments: --kcore, else the kernel `kcore` chose ({}: the running
+    kernel).  Files the user named must be regular files (kern's check_given_files: a FIFO
+    never blocks gdb)."""
+    from gdb_toolkit.kernel.gdb_commands import check_given_files, kernel_session_args
+
+    check_given_files(args)
+    if getattr(args, "kcore", None):
+        return {"kcore": args.kcore}
+    return kernel_session_args()
+
+
+def _kernel_session(args, source: dict, **over):
+    """A KernelSession on *source* (from _chosen_kernel) with the symbol/BTF files given."""
+    from gdb_toolkit.kernel.session import KernelSession
+
+    opts = {"kallsyms": getattr(args, "kallsyms", None), "btf": getattr(args, "btf", None),
+            "system_map": getattr(args, "system_map", None)}
+    opts.update(over)
+    return KernelSession(**opts, **source)
 
 
 def register():
