@@ -119,6 +119,7 @@ def current_session(what: str) -> Session:
     return session(require_connection(what))
 
 
+
 def pid_alive(pid: int) -> bool:
     if pid <= 0:
         return True
@@ -153,7 +154,35 @@ def code_map(pid: int):
             text = fh.read(16 << 20).decode("utf-8", "surrogateescape")
     except OSError:
         return None
-    return CodeMap.from_maps(text, main)
+    cm = CodeMap.from_maps(text, main)
+    cm.source_paths = source_paths
+    return cm
+
+
+def source_paths(pc: int) -> dict[str, str]:
+    """{base name: full path} of the source files of the code at *pc*: the line's file and
+    the file of every function there, inlined ones included (valgrind names a frame's file
+    by base name; an inlined std::vector::push_back and main share one address).  A base
+    name with two full paths is left out (ambiguous)."""
+    paths: dict[str, str | None] = {}
+
+    def add(symtab):
+        if symtab is None:
+            return
+        full = symtab.fullname()
+        base = os.path.basename(full)
+        paths[base] = full if paths.get(base, full) == full else None
+
+    try:
+        add(gdb.find_pc_line(pc).symtab)
+        block = gdb.block_for_pc(pc)
+        while block is not None:
+            if block.function is not None:
+                add(block.function.symtab)
+            block = block.superblock
+    except (gdb.error, RuntimeError):
+        pass
+    return {b: f for b, f in paths.items() if f}
 
 
 # -- monitor commands, matched to their replies ----------------------------------

@@ -1,0 +1,90 @@
+"""Review of the vg-* commands (rev-vg): cases issue 15 does not list, each against an
+independent oracle (valgrind's own monitor text read through gdb's raw 'monitor', valgrind's
+log, /proc).
+"""
+import re
+import shutil
+
+import pytest
+
+from tests.support.gdbrun import assert_no_traceback, compile_c, json_wrapped, run_gdb
+
+pytestmark = [pytest.mark.gdb,
+              pytest.mark.skipif(not shutil.which("valgrind") or not shutil.which("vgdb"),
+                                 reason="valgrind/vgdb not installed")]
+
+
+def j(cmd):
+    return json_wrapped(cmd + " --json")
+
+
+def raw(cmd):
+    return [f"python import json; print('@@RAW@@' + json.dumps(gdb.execute('monitor {cmd}', to_string=True)))"]
+
+
+def raws(res):
+    return [__import__("json").loads(m) for m in re.findall(r"^@@RAW@@(.*)$", res.stdout, re.M)]
+
+
+LOSS = re.compile(r"==\d+== ([\d,]+)(?: \([\d,]+ direct, [\d,]+ indirect\))? bytes in ([\d,]+) blocks are "
+                  r"(?:definitely lost|indirectly lost|possibly lost|still reachable) in loss record (\d+) of")
+
+
+def first_frame_in(text, source):
+    """{record number: (function, line) of its first frame in *source*, or None}: how a reader
+    of valgrind's report finds the line of their own code that allocated."""
+    out, current = {}, None
+    for line in text.splitlines():
+        m = LOSS.search(line)
+        if m:
+            current = int(m.group(3))
+            out[current] = None
+            continue
+        fm = re.search(r"(?:at|by) 0x[0-9A-F]+: (\S+) \(" + re.escape(source) + r":(\d+)\)", line)
+        if fm and current is not None and out[current] is None:
+            out[current] = (fm.group(1), int(fm.group(2)))
+    return out
+
+
+# -- C++: container allocations belong to the program line that used the container -----------
+STL = r"""
+#include <map>
+#include <string>
+#include <vector>
+std::vector<int> *gv;
+std::string *gstr;
+std::map<int, int> *gm;
+__attribute__((noinline)) void checkpoint() { asm volatile(""); }
+int main() {
+    gv = new std::vector<int>;
+    gv->push_back(1);
+    gstr = new std::string(200, 'x');
+    gm = new std::map<int, int>;
+    (*gm)[1] = 2;
+    checkpoint();
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_cxx_container_allocations_are_the_programs_line_not_the_template(tmp_path, opt):
+    binary = compile_c(STL, name="stlsites", flags=["-g", opt], compiler="g++")
+    res = run_gdb([f"vg-start --main --stdout /dev/null --log {tmp_path}/vg.log {binary}",
+                   "break checkpoint", "continue", *j("vg-leaks"), *raw("leak_check full reachable any")],
+                  timeout=300, env={"TMPDIR": str(tmp_path)})
+    assert_no_traceback(res)
+    leaks = res.json_documents()[0]
+    oracle = first_frame_in(raws(res)[0], "stlsites.c")
+    got = {r["record"]: r["location"] for r in leaks["records"]}
+    assert got.keys() == oracle.keys()
+    # the vector's, string's and map's storage: valgrind's first frame in the program's source
+    # (-O0: out-of-line template instances in the executable; -O2: inlined into main)
+    assert sum(1 for v in oracle.values() if v) >= 6
+    for rec, want in oracle.items():
+        if want is not None:
+            assert (got[rec]["symbol"], got[rec]["file"], got[rec]["line"]) == (want[0], "stlsites.c", want[1]), rec
+        else:
+            # libstdc++'s own emergency pool: named by the runtime frame, not by malloc
+            assert got[rec]["role"] != "allocator", got[rec]
+
