@@ -506,8 +506,13 @@ has sent the whole reply (the connection stays in step)."""
             raise ToolkitError("vg-leaks: --export and --plot go with --history",
                                "vg-leaks --history --plot leaks.svg")
         if args.history:
-            return history_report(gs.current_session(self.name), kinds if args.kinds else None,
-                                  args.top, args.export, args.plot)
+            s = gs.history_session(self.name)
+            rep = history_report(s, kinds if args.kinds else None, args.top, args.export, args.plot)
+            if gs.connection_pid() != s.pid:
+                how = (f"exited (status {s.exit_code})" if s.exit_code is not None
+                       else "is gone or no longer connected")
+                rep.notes.insert(0, f"valgrind {s.pid} {how}: its history up to its last leak check")
+            return rep
         pid = gs.require_connection(self.name)
         s = gs.session(pid)
         all_kinds = set(kinds) == set(KINDS)

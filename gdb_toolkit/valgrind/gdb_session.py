@@ -119,6 +119,17 @@ def current_session(what: str) -> Session:
     return session(require_connection(what))
 
 
+def history_session(what: str) -> Session:
+    """The session whose leak history to show: the connected one; with no connection, the
+    last one that kept snapshots (a server that exited or was killed keeps its history:
+    the growth up to its end is what its user wants to see)."""
+    if connection_pid() is not None:
+        return current_session(what)
+    ended = [s for s in SESSIONS.values() if s.snapshots]
+    if not ended:
+        require_connection(what)        # raises: says why there is no session
+    return max(ended, key=lambda s: s.snapshots[-1].time)
+
 
 def pid_alive(pid: int) -> bool:
     if pid <= 0:

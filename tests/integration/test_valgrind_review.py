@@ -88,3 +88,46 @@ def test_cxx_container_allocations_are_the_programs_line_not_the_template(tmp_pa
             # libstdc++'s own emergency pool: named by the runtime frame, not by malloc
             assert got[rec]["role"] != "allocator", got[rec]
 
+
+# -- a server that exits (or dies) keeps its leak history -------------------------------------
+ROUNDS = r"""
+#include <stdlib.h>
+#include <string.h>
+__attribute__((noinline)) void checkpoint(void) { __asm__ volatile(""); }
+__attribute__((noinline)) void handle_request(int r)
+{
+    char *p = malloc(100 + 10 * r);      /* lost every round */
+    memset(p, r, 100 + 10 * r);
+}
+int main(void)
+{
+    for (int r = 0; r < 4; r++) {
+        handle_request(r);
+        checkpoint();
+    }
+    return 0;
+}
+"""
+
+DEFINITE = re.compile(r"definitely lost: ([\d,]+) (?:\([+-][\d,]+\) )?bytes")
+
+
+def test_history_survives_the_program_exiting(tmp_path):
+    binary = compile_c(ROUNDS, name="rounds", flags=["-g", "-O0"])
+    steps = [f"vg-start --main --stdout /dev/null --log {tmp_path}/vg.log {binary}", "break checkpoint"]
+    for _ in range(4):
+        steps += ["continue", "vg-leaks", *raw("leak_check summary")]
+    steps += ["delete", "continue", *j("vg-leaks --history"), "vg-leaks --history"]
+    res = run_gdb(steps, timeout=300, env={"TMPDIR": str(tmp_path)})
+    assert_no_traceback(res)
+    assert "exited normally" in res.stdout
+    # valgrind's own summary at each of the 4 checks
+    oracle = [int(DEFINITE.search(t).group(1).replace(",", "")) for t in raws(res)]
+    hist = res.json_documents()[-1]
+    assert hist["snapshots"] == 4
+    site = [s for s in hist["sites"] if s["kind"] == "definite" and s["symbol"] == "handle_request"]
+    assert len(site) == 1 and oracle[-1] == 100 + 110 + 120 > 0
+    assert [t["definite"] for t in hist["totals"]] == oracle
+    assert site[0]["series"][-1]["bytes"] == oracle[-1]
+    assert any("exited (status 0)" in n for n in hist["notes"])
+    assert "the program under valgrind has exited" not in res.stderr
