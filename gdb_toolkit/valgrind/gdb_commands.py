@@ -373,9 +373,6 @@ program run between the two connections)."""
         return AttachReport(True, chosen.pid, program, live, stale, gs.where_stopped(), notes)
 
     def _reconnect(self, args):
-        import os
-        import time
-
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.vgdb_processes import AttachReport
@@ -384,27 +381,13 @@ program run between the two connections)."""
         if pid is None or pid < 0:
             raise ToolkitError("vg-attach --reconnect: no valgrind connection to renew",
                                "give the PID: vg-attach --reconnect PID")
-        from gdb_toolkit.common.private_dirs import make_private_dir
-
         s = gs.session(pid)
         if gs.connection_pid() is not None:
             try:
                 gdb.execute("disconnect", to_string=True)
             except gdb.error:
                 pass
-        if s.private_dir is None:
-            s.private_dir = make_private_dir("gdb_toolkit-vg-")
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                gs.connect(pid, s.program, os.path.join(s.private_dir, "vgdb-stderr.log"),
-                           vgdb_prefix=args.vgdb_prefix or s.vgdb_prefix)
-                break
-            except ToolkitError:
-                # valgrind finishes sending the abandoned reply before it listens again
-                if time.monotonic() > deadline or not gs.pid_alive(pid):
-                    raise
-                time.sleep(0.25)
+        gs.connect_again(s, args.vgdb_prefix or s.vgdb_prefix)
         return AttachReport(True, pid, s.program, [], [], gs.where_stopped(),
                             ["reconnected: valgrind let the program run between the two connections"])
 
@@ -696,11 +679,9 @@ the program exits or stops on a memcheck error (it then waits for gdb)."""
         return p
 
     def run(self, args):
-        import os
         import time
 
         from gdb_toolkit.common.errors import ToolkitError
-        from gdb_toolkit.common.private_dirs import make_private_dir
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.error_reports import parse_n_errs_found
 
@@ -743,19 +724,10 @@ the program exits or stops on a memcheck error (it then waits for gdb)."""
             notes.append("stopped by Ctrl-C")
         finally:
             if gs.pid_alive(pid):
-                if s.private_dir is None:
-                    s.private_dir = make_private_dir("gdb_toolkit-vg-")
-                deadline = time.monotonic() + 15
-                while True:
-                    try:
-                        gs.connect(pid, s.program, os.path.join(s.private_dir, "vgdb-stderr.log"),
-                                   vgdb_prefix=s.vgdb_prefix)
-                        break
-                    except ToolkitError:
-                        if time.monotonic() > deadline or not gs.pid_alive(pid):
-                            notes.append("could not connect gdb again: 'vg-attach' does")
-                            break
-                        time.sleep(0.25)
+                try:
+                    gs.connect_again(s, s.vgdb_prefix)
+                except ToolkitError:
+                    notes.append("could not connect gdb again: 'vg-attach' does")
                 if gs.connection_pid() == pid:
                     notes.append(f"gdb connected again; the program stopped at {gs.where_stopped()}")
         rep = history_report(s, None, args.top, None, None)

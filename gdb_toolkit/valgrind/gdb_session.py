@@ -119,6 +119,28 @@ def current_session(what: str) -> Session:
     return session(require_connection(what))
 
 
+
+def connect_again(s: Session, vgdb_prefix: str | None, seconds: float = 15.0) -> None:
+    """Connect gdb to session *s*'s valgrind again (vg-attach --reconnect, the end of
+    vg-watch), retrying for *seconds*: valgrind finishes sending an abandoned reply, or
+    its standalone vgdb's, before it listens again.  Raises the last ToolkitError."""
+    import time
+
+    from gdb_toolkit.common.private_dirs import make_private_dir
+
+    if s.private_dir is None:
+        s.private_dir = make_private_dir("gdb_toolkit-vg-")
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            connect(s.pid, s.program, os.path.join(s.private_dir, "vgdb-stderr.log"),
+                    vgdb_prefix=vgdb_prefix)
+            return
+        except ToolkitError:
+            if time.monotonic() > deadline or not pid_alive(s.pid):
+                raise
+            time.sleep(0.25)
+
 def history_session(what: str) -> Session:
     """The session whose leak history to show: the connected one; with no connection, the
     last one that kept snapshots (a server that exited or was killed keeps its history:
