@@ -328,7 +328,8 @@ program run between the two connections)."""
 
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.valgrind import gdb_session as gs
-        from gdb_toolkit.valgrind.vgdb_processes import AttachReport, choose, list_processes
+        from gdb_toolkit.valgrind.vgdb_processes import (AttachReport, choose, list_processes,
+                                                         not_attachable, tool_refusal)
 
         if args.reconnect:
             return self._reconnect(args)
@@ -338,8 +339,17 @@ program run between the two connections)."""
         live = [p for p in every if p.alive]
         stale = [p.pid for p in every if not p.alive]
         chosen = choose(live, args.pid)
+        notes = []
+        if chosen is None and args.pid is not None:
+            chosen, note = _elsewhere(args)
+            if note:
+                notes.append(note)
+        if chosen is not None and (refusal := tool_refusal(chosen.pid, chosen.tool)):
+            raise ToolkitError(*refusal)
         if chosen is None:
             if args.pid is not None:
+                if (why := not_attachable(args.pid)):
+                    raise ToolkitError(*why)
                 raise ToolkitError(f"no live valgrind gdbserver with pid {args.pid}"
                                    + (" (only a stale FIFO of a dead process)" if args.pid in stale else ""),
                                    "run vg-attach with no PID to list them; start valgrind with --vgdb=yes")
@@ -353,7 +363,6 @@ program run between the two connections)."""
         from gdb_toolkit.common.private_dirs import make_private_dir
         from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename
 
-        notes = []
         program = progspace_filename()
         real = chosen.program_path
         if not program and real:
@@ -362,6 +371,8 @@ program run between the two connections)."""
             notes.append(f"gdb's file {program} is not the program valgrind runs ({chosen.program}): "
                          f"symbols may be wrong; 'file {chosen.program}' loads the right ones")
         s = gs.session(chosen.pid)
+        if args.vgdb_prefix:
+            s.vgdb_prefix = args.vgdb_prefix
         if s.private_dir is None:
             s.private_dir = make_private_dir("gdb_toolkit-vg-")
         try:
@@ -408,6 +419,23 @@ program run between the two connections)."""
         if report.stale_fifos:
             text += f"ignored stale vgdb FIFOs of dead pids: {', '.join(map(str, report.stale_fifos))}\n"
         return text
+
+
+def _elsewhere(args):
+    """vg-attach PID whose FIFO is not where gdb looked: valgrind PID's own --vgdb-prefix or
+    TMPDIR (vgdb looks in gdb's); (the process, a note) when it is there, else (None, None).
+    args.vgdb_prefix is set to the prefix found."""
+    from gdb_toolkit.valgrind.vgdb_processes import choose, fifo_dir, list_processes, own_prefix
+
+    prefix = own_prefix(args.pid)
+    if not prefix or fifo_dir(prefix) == fifo_dir(args.vgdb_prefix):
+        return None, None
+    chosen = choose([p for p in list_processes(prefix=prefix) if p.alive], args.pid)
+    if chosen is None:
+        return None, None
+    args.vgdb_prefix = prefix
+    return chosen, (f"valgrind {args.pid}'s vgdb FIFOs are under {fifo_dir(prefix)} (its TMPDIR or "
+                    f"--vgdb-prefix), not {fifo_dir(None)}: connected with --vgdb-prefix {prefix}")
 
 
 def _totals_lines(report, ctx=None) -> str:

@@ -144,6 +144,54 @@ def fifo_for(pid: int, directory: str | None = None, prefix: str | None = None) 
     return None
 
 
+def own_prefix(pid: int, proc: str = "/proc") -> str | None:
+    """The vgdb FIFO prefix valgrind *pid* uses: its --vgdb-prefix, else
+    $TMPDIR/vgdb-pipe of its own environment (vgdb looks in gdb's TMPDIR)."""
+    _, _, argv, cwd = process_info(pid, proc)
+    opts = parse_cmdline(argv, cwd)[0] if argv else []
+    given = [o.split("=", 1)[1] for o in opts if o.startswith("--vgdb-prefix=")]
+    if given:
+        p = given[-1]
+        return p if os.path.isabs(p) or not cwd else os.path.join(cwd, p)
+    try:
+        with open(f"{proc}/{pid}/environ", "rb") as fh:
+            env = fh.read(1 << 20).split(b"\0")
+    except OSError:
+        return None
+    tmp = next((e[7:] for e in env if e.startswith(b"TMPDIR=")), b"/tmp") or b"/tmp"
+    return os.path.join(os.fsdecode(tmp), "vgdb-pipe")
+
+
+def not_attachable(pid: int, proc: str = "/proc") -> tuple[str, str] | None:
+    """(cause, fix) when *pid* cannot be a vg-* connection whatever the FIFO directory:
+    no such process, not under valgrind, valgrind without a gdbserver, another tool."""
+    alive, tool, argv, cwd = process_info(pid, proc)
+    if not alive:
+        try:
+            with open(f"{proc}/{pid}/comm", "rb") as fh:
+                comm = display_name(fh.read(64).strip())
+        except OSError:
+            return (f"there is no process {pid}", "run vg-attach with no PID to list the valgrind processes")
+        return (f"pid {pid} ({comm}) is not running under valgrind",
+                "start it under valgrind: vg-start PROGRAM [ARGS], or valgrind --vgdb=yes PROGRAM")
+    opts = parse_cmdline(argv, cwd)[0] if argv else []
+    vgdb = [o.split("=", 1)[1] for o in opts if o.startswith("--vgdb=")]
+    if vgdb and vgdb[-1] == "no":
+        return (f"valgrind {pid} runs with --vgdb=no: it has no gdbserver to connect to",
+                "restart it with --vgdb=yes (the default)")
+    return tool_refusal(pid, tool)
+
+
+def tool_refusal(pid: int, tool: str | None) -> tuple[str, str] | None:
+    """(cause, fix) for a valgrind running another tool than memcheck (vg-start refuses them too)."""
+    if tool and tool != "memcheck":
+        return (f"valgrind {pid} runs {tool}: the vg-* commands need memcheck (their parsers read "
+                "memcheck's leak and error reports)",
+                f"connect by hand (target remote | vgdb --pid={pid}) and use 'monitor help' for "
+                f"{tool}'s own commands")
+    return None
+
+
 @dataclass
 class AttachReport:
     connected: bool

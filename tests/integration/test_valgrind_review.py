@@ -2,8 +2,11 @@
 independent oracle (valgrind's own monitor text read through gdb's raw 'monitor', valgrind's
 log, /proc).
 """
+import os
 import re
 import shutil
+import subprocess
+import time
 
 import pytest
 
@@ -131,3 +134,57 @@ def test_history_survives_the_program_exiting(tmp_path):
     assert site[0]["series"][-1]["bytes"] == oracle[-1]
     assert any("exited (status 0)" in n for n in hist["notes"])
     assert "the program under valgrind has exited" not in res.stderr
+
+
+# -- vg-attach: a valgrind running another tool, and a pid that is no valgrind gdbserver ---------
+PAUSE = r"""
+#include <stdlib.h>
+#include <unistd.h>
+int main(void) { char *p = malloc(42); p[0] = 1; pause(); return p[0]; }
+"""
+
+
+def _proc_tool(pid):
+    argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+    return [a.decode() for a in argv if a.startswith(b"--tool=")]
+
+
+def test_vg_attach_refuses_other_tools_and_says_why_a_pid_is_not_attachable(tmp_path):
+    binary = compile_c(PAUSE, name="pauser", flags=["-g"])
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    procs = [subprocess.Popen(["valgrind", "--tool=helgrind", "--vgdb=yes", f"--log-file={tmp_path}/h.log",
+                               str(binary)], env=env, stdin=subprocess.DEVNULL),
+             subprocess.Popen(["valgrind", "--vgdb=no", f"--log-file={tmp_path}/n.log", str(binary)],
+                              env=env, stdin=subprocess.DEVNULL),
+             subprocess.Popen(["sleep", "300"]),
+             subprocess.Popen(["valgrind", "--vgdb=yes", f"--log-file={tmp_path}/m.log", str(binary)],
+                              env=dict(env, TMPDIR=str(tmp_path / "elsewhere")), stdin=subprocess.DEVNULL)]
+    (tmp_path / "elsewhere").mkdir()
+    helgrind, novgdb, sleeper, elsewhere = procs
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+                any(f"-{helgrind.pid}-" in n for n in os.listdir(tmp_path))
+                and any(f"-{elsewhere.pid}-" in n for n in os.listdir(tmp_path / "elsewhere"))):
+            time.sleep(0.2)
+        time.sleep(1)
+        assert _proc_tool(helgrind.pid) == ["--tool=helgrind"]          # the oracle: its argv
+        res = run_gdb([*j(f"vg-attach {helgrind.pid}"), *j(f"vg-attach {novgdb.pid}"),
+                       *j(f"vg-attach {sleeper.pid}"), *j(f"vg-attach {elsewhere.pid}"),
+                       *j("vg-leaks --kinds reachable"), "detach", "vg-attach 999999"],
+                      timeout=120, env={"TMPDIR": str(tmp_path)})
+        assert_no_traceback(res)
+        hel, nov, sle, els, leaks = res.envelopes()
+        assert not hel["ok"] and "runs helgrind" in hel["error"]["cause"], hel
+        assert "memcheck" in hel["error"]["cause"] and f"--pid={helgrind.pid}" in hel["error"]["fix"]
+        assert not nov["ok"] and "--vgdb=no" in nov["error"]["cause"], nov
+        assert not sle["ok"] and "(sleep) is not running under valgrind" in sle["error"]["cause"], sle
+        # started with another TMPDIR (its FIFOs elsewhere): found from its environment
+        assert els["ok"] and els["result"]["pid"] == elsewhere.pid, els
+        assert any(f"{tmp_path}/elsewhere" in n for n in els["result"]["notes"])
+        assert leaks["ok"] and leaks["result"]["pid"] == elsewhere.pid, leaks
+        assert "there is no process 999999" in res.stderr
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
