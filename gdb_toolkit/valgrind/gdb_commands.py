@@ -417,7 +417,10 @@ program run between the two connections)."""
             text += render_table([Col("pid", "number"), Col("tool", "key"), Col("program"),
                                   Col("valgrind options")], rows, ctx.width, styler=ctx.styler)
         if report.stale_fifos:
-            text += f"ignored stale vgdb FIFOs of dead pids: {', '.join(map(str, report.stale_fifos))}\n"
+            from gdb_toolkit.common.text import wrap
+
+            text += wrap(f"ignored stale vgdb FIFOs of dead pids: {', '.join(map(str, report.stale_fifos))}",
+                         ctx.width, "", "    ")
         return text
 
 
@@ -661,8 +664,10 @@ def render_history(rep, ctx) -> str:
     from gdb_toolkit.common.table import Col, render_table
 
     span = (rep.last_time - rep.first_time) if rep.snapshots > 1 else 0.0
-    out = (f"valgrind pid {rep.pid}: {rep.snapshots} leak snapshots over {span:.1f} s, "
-           f"{len(rep.sites)} allocation sites, largest growth first\n")
+    from gdb_toolkit.common.text import wrap
+
+    out = wrap(f"valgrind pid {rep.pid}: {rep.snapshots} leak snapshots over {span:.1f} s, "
+               f"{len(rep.sites)} allocation sites, largest growth first", ctx.width, "", "    ")
     rows = []
     for r in rep.sites:
         per_s = "-" if r.growth_per_second is None else f"{r.growth_per_second:+,.1f}"
@@ -948,16 +953,18 @@ so 'vg-leaks --delta' keeps its baseline."""
     def render(self, report, ctx):
         from gdb_toolkit.common.table import Col, render_table
 
+        from gdb_toolkit.common.text import wrap
+
         out = ""
         if report.address is not None:
-            out += (f"0x{report.address:x} is in the heap block 0x{report.block_address:x} "
-                    f"({_n(report.block_size)} bytes)")
             site = report.allocation_site
-            out += f", allocated in {site.label()}\n" if site else "\n"
+            out += wrap(f"0x{report.address:x} is in the heap block 0x{report.block_address:x} "
+                        f"({_n(report.block_size)} bytes)" + (f", allocated in {site.label()}" if site else ""),
+                        ctx.width, "", "    ")
         r = report.record
         if r is not None:
-            out += (f"loss record {r.record}: {_n(r.bytes)} bytes in {_n(r.blocks)} blocks, {r.kind}, "
-                    f"allocated in {r.symbol or '???'} ({r.where or '?'})\n")
+            out += wrap(f"loss record {r.record}: {_n(r.bytes)} bytes in {_n(r.blocks)} blocks, {r.kind}, "
+                        f"allocated in {r.symbol or '???'} ({r.where or '?'})", ctx.width, "", "    ")
             # valgrind's tree: a block reached through the one above it is marked (tables strip
             # leading blanks, so the depth is drawn with visible characters)
             rows = [[("··" * (b.depth - 1) + "└ " if b.depth else "") + f"0x{b.address:x}", f"{b.size:,}",
@@ -1149,17 +1156,24 @@ uninitialised value came from -- each kept apart."""
         if report.last_error:
             e = report.last_error
             out += wrap(f"last error: {e.one_line()}", ctx.width, "", "    ")
-            for f in e.stack:
-                out += f"    {f.kind} {f.label()}\n"
+            out += _frame_lines(e.stack, ctx)
             if e.location is not None:
                 out += wrap(e.location.description, ctx.width, "  ", "    ")
                 if e.location.free_stack:
-                    out += "  freed at:\n" + "".join(f"    {f.kind} {f.label()}\n" for f in e.location.free_stack)
+                    out += "  freed at:\n" + _frame_lines(e.location.free_stack, ctx)
                 if e.location.stack:
-                    out += "  allocated at:\n" + "".join(f"    {f.kind} {f.label()}\n" for f in e.location.stack)
+                    out += "  allocated at:\n" + _frame_lines(e.location.stack, ctx)
             if e.origin is not None:
-                out += f"  {e.origin.what}:\n" + "".join(f"    {f.kind} {f.label()}\n" for f in e.origin.frames)
+                out += wrap(f"{e.origin.what}:", ctx.width, "  ", "    ") + _frame_lines(e.origin.frames, ctx)
         return out
+
+
+def _frame_lines(frames, ctx) -> str:
+    """One stack frame a line ("at fn (file:line)"), a long one folded at spaces (a C++
+    name or an object path stays whole)."""
+    from gdb_toolkit.common.text import wrap
+
+    return "".join(wrap(f"{f.kind} {f.label()}", ctx.width, "    ", "        ") for f in frames)
 
 
 def register():

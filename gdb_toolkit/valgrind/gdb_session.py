@@ -322,9 +322,13 @@ def _on_stop(event):
                             code_map(pid)).errors
         text = errs[0].one_line() if errs else "see 'monitor v.info last_error'"
         s.last_error_stop = text
-        gdb.write(f"vg: stopped on memcheck error #{counts.found} (the SIGTRAP above is valgrind's "
-                  f"error stop, not a signal): {text}\n"
-                  "vg: 'vg-errors' lists the errors; 'continue' goes on\n")
+        from gdb_toolkit.common.text import wrap
+        from gdb_toolkit.gdbsupport.command import RenderContext
+
+        width = RenderContext.from_gdb().width
+        gdb.write(wrap(f"vg: stopped on memcheck error #{counts.found} (the SIGTRAP above is valgrind's "
+                       f"error stop, not a signal): {text}", width, "", "    ")
+                  + wrap("vg: 'vg-errors' lists the errors; 'continue' goes on", width, "", "    "))
     except (Exception, KeyboardInterrupt):
         return
 

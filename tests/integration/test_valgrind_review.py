@@ -188,3 +188,46 @@ def test_vg_attach_refuses_other_tools_and_says_why_a_pid_is_not_attachable(tmp_
         for p in procs:
             p.kill()
             p.wait()
+
+
+# -- 80 columns: every line the vg-* commands print fits (gdb's own lines excepted) ------------
+CXX_ERRORS = r"""
+#include <string>
+#include <unistd.h>
+namespace srv { template <class T> struct Pool { T *make() { return new T[4]; } }; }
+struct Conn { std::string name; };
+__attribute__((noinline)) void checkpoint() { asm volatile(""); }
+int main() {
+    srv::Pool<Conn> pool;
+    Conn *c = pool.make();
+    (void)c;
+    int *x = new int[10];
+    delete x;                 /* mismatched new[] / delete: an error stop */
+    checkpoint();
+    checkpoint();
+    pause();                  /* a server: still there after 'detach' */
+    return 0;
+}
+"""
+
+GDB_OWN = re.compile(r"^(0x[0-9a-f]+ in |\d+\t|Program received|Breakpoint \d|Temporary breakpoint|\[Inferior)")
+
+
+def test_every_vg_line_fits_80_columns(tmp_path):
+    binary = compile_c(CXX_ERRORS, name="cxxerrors", flags=["-g", "-O0"], compiler="g++")
+    for pid in range(4000001, 4000021):        # FIFOs a SIGKILLed valgrind leaves (no such pids)
+        os.mkfifo(tmp_path / f"vgdb-pipe-from-vgdb-to-{pid}-by-root-on-host")
+    res = run_gdb(["set width 80",
+                   f"vg-start --stdout /dev/null --log {tmp_path}/vg.log {binary} -- --track-origins=yes",
+                   "break checkpoint", "continue", "vg-errors", "continue", "vg-leaks --depth 3",
+                   "continue", "vg-leaks --group-by 2", "vg-block 1", "vg-leaks --history", "detach",
+                   "vg-attach"],
+                  timeout=300, env={"TMPDIR": str(tmp_path)})
+    assert_no_traceback(res)
+    text = res.stdout + res.stderr
+    assert "vg: stopped on memcheck error #1" in text and "operator delete" in text
+    assert "srv::Pool<Conn>::make()" in text and "ignored stale vgdb FIFOs" in text
+    # a single token longer than a line (this test's long tmp path) may only overflow on its own
+    long = [ln for ln in text.splitlines() if len(ln) > 80 and not GDB_OWN.match(ln)
+            and not (len(ln.split()) <= 3 and len(ln.split()[-1]) > 60)]
+    assert long == [], long
