@@ -196,7 +196,7 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
 
         out = key_values([
             ("valgrind pid", f"{report.pid} (gdb's inferior pid over vgdb is a placeholder)"),
-            ("program", " ".join([report.program, *report.arguments])),
+            ("program", command_line([report.program, *report.arguments])),
             ("stopped at", report.stopped_at),
             ("program stdin", report.program_stdin),
             ("program stdout", report.program_stdout),
@@ -411,8 +411,8 @@ program run between the two connections)."""
                                ("stopped at", report.stopped_at)], ctx.width, ctx.styler)
             text += _notes(report.notes, ctx)
         else:
-            rows = [[p.pid, p.tool or "?", " ".join([p.program or "?", *p.arguments]),
-                     " ".join(p.valgrind_options)] for p in report.processes]
+            rows = [[p.pid, p.tool or "?", command_line([p.program or "?", *p.arguments]),
+                     command_line(p.valgrind_options)] for p in report.processes]
             text = "".join(f"{n}\n" for n in report.notes)
             text += render_table([Col("pid", "number"), Col("tool", "key"), Col("program"),
                                   Col("valgrind options")], rows, ctx.width, styler=ctx.styler)
@@ -439,6 +439,13 @@ def _elsewhere(args):
     args.vgdb_prefix = prefix
     return chosen, (f"valgrind {args.pid}'s vgdb FIFOs are under {fifo_dir(prefix)} (its TMPDIR or "
                     f"--vgdb-prefix), not {fifo_dir(None)}: connected with --vgdb-prefix {prefix}")
+
+
+def command_line(words: list[str]) -> str:
+    """A program and its arguments as one line a reader can split again: a word with a
+    blank or a quote is shell-quoted ("/srv/my app/server" 8080 is not four words)."""
+    return " ".join(w if w and not any(c in w for c in " \t'\"") else "'" + w.replace("'", "'\\''") + "'"
+                    for w in words)
 
 
 def _totals_lines(report, ctx=None) -> str:

@@ -172,6 +172,14 @@ def not_attachable(pid: int, proc: str = "/proc") -> tuple[str, str] | None:
                 comm = display_name(fh.read(64).strip())
         except OSError:
             return (f"there is no process {pid}", "run vg-attach with no PID to list the valgrind processes")
+        try:
+            with open(f"{proc}/{pid}/stat", "rb") as fh:
+                state = fh.read(4096).rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            state = b"?"
+        if state in (b"Z", b"X"):
+            return (f"pid {pid} ({comm}) has exited (a zombie its parent has not reaped)",
+                    "run vg-attach with no PID to list the live valgrind processes")
         return (f"pid {pid} ({comm}) is not running under valgrind",
                 "start it under valgrind: vg-start PROGRAM [ARGS], or valgrind --vgdb=yes PROGRAM")
     opts = parse_cmdline(argv, cwd)[0] if argv else []

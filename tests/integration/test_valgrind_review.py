@@ -10,11 +10,20 @@ import time
 
 import pytest
 
-from tests.support.gdbrun import assert_no_traceback, compile_c, json_wrapped, run_gdb
+from gdb_toolkit.common.schemas import validate_document
+from tests.support.gdbrun import assert_no_traceback as _assert_no_traceback
+from tests.support.gdbrun import compile_c, json_wrapped, run_gdb
 
 pytestmark = [pytest.mark.gdb,
               pytest.mark.skipif(not shutil.which("valgrind") or not shutil.which("vgdb"),
                                  reason="valgrind/vgdb not installed")]
+
+
+def assert_no_traceback(res):
+    """No traceback, and every --json document the run printed is valid against its schema."""
+    _assert_no_traceback(res)
+    for doc in res.envelopes():
+        assert validate_document(doc) == [], doc
 
 
 def j(cmd):
@@ -140,7 +149,7 @@ def test_history_survives_the_program_exiting(tmp_path):
 PAUSE = r"""
 #include <stdlib.h>
 #include <unistd.h>
-int main(void) { char *p = malloc(42); p[0] = 1; pause(); return p[0]; }
+int main(void) { char *p = malloc(42); p[0] = 1; write(1, "ready\n", 6); pause(); return p[0]; }
 """
 
 
@@ -152,6 +161,7 @@ def _proc_tool(pid):
 def test_vg_attach_refuses_other_tools_and_says_why_a_pid_is_not_attachable(tmp_path):
     binary = compile_c(PAUSE, name="pauser", flags=["-g"])
     env = dict(os.environ, TMPDIR=str(tmp_path))
+    (tmp_path / "elsewhere").mkdir()
     procs = [subprocess.Popen(["valgrind", "--tool=helgrind", "--vgdb=yes", f"--log-file={tmp_path}/h.log",
                                str(binary)], env=env, stdin=subprocess.DEVNULL),
              subprocess.Popen(["valgrind", "--vgdb=no", f"--log-file={tmp_path}/n.log", str(binary)],
@@ -159,7 +169,6 @@ def test_vg_attach_refuses_other_tools_and_says_why_a_pid_is_not_attachable(tmp_
              subprocess.Popen(["sleep", "300"]),
              subprocess.Popen(["valgrind", "--vgdb=yes", f"--log-file={tmp_path}/m.log", str(binary)],
                               env=dict(env, TMPDIR=str(tmp_path / "elsewhere")), stdin=subprocess.DEVNULL)]
-    (tmp_path / "elsewhere").mkdir()
     helgrind, novgdb, sleeper, elsewhere = procs
     try:
         deadline = time.monotonic() + 60
@@ -231,3 +240,38 @@ def test_every_vg_line_fits_80_columns(tmp_path):
     long = [ln for ln in text.splitlines() if len(ln) > 80 and not GDB_OWN.match(ln)
             and not (len(ln.split()) <= 3 and len(ln.split()[-1]) > 60)]
     assert long == [], long
+
+
+# -- a program path with a blank and a non-UTF-8 byte, arguments with blanks --------------------
+def test_listing_keeps_program_and_arguments_apart_and_attach_loads_symbols(tmp_path):
+    binary = compile_c(PAUSE, name="pauser", flags=["-g"])
+    where = os.path.join(os.fsencode(tmp_path), b"we ird", b"d\xffx")
+    os.makedirs(where)
+    prog = os.path.join(where, b"p rog")
+    shutil.copy(binary, prog)
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    procs = [subprocess.Popen([b"valgrind", b"--vgdb=yes", f"--log-file={tmp_path}/{n}.log".encode(), prog,
+                               b"a b", b"c"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL) for n in (1, 2)]
+    try:
+        for p in procs:                 # past its malloc, in pause()
+            assert p.stdout.readline() == b"ready\n"
+        # the oracle: the kernel's argv of each valgrind
+        argv = open(f"/proc/{procs[0].pid}/cmdline", "rb").read().split(b"\0")
+        assert prog in argv and b"a b" in argv
+        res = run_gdb(["vg-attach", *j("vg-attach"), *j(f"vg-attach {procs[0].pid}"), *j("vg-leaks")],
+                      timeout=120, env={"TMPDIR": str(tmp_path)})
+        assert_no_traceback(res)
+        shown = os.fsdecode(prog).replace("\udcff", "\\xff")
+        # the program cell may fold at its blank: the quotes keep program and arguments apart
+        assert re.search(r"memcheck\s+'" + re.escape(shown.split(" ")[0]), res.stdout), res.stdout
+        assert "rog' 'a b' c" in res.stdout, res.stdout
+        listing, attached, leaks = res.json_documents()
+        assert {p["pid"] for p in listing["processes"]} == {p.pid for p in procs}
+        assert attached["connected"] and attached["pid"] == procs[0].pid
+        site = leaks["records"][0]["location"]
+        assert (site["symbol"], site["file"], site["bytes"] if "bytes" in site else 42) == ("main", "pauser.c", 42)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
