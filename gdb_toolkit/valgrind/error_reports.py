@@ -134,3 +134,4 @@ class ErrorsReport:
     errors: list[MemcheckError]          # listed by all_errors (valgrind lists them only with -v/-s)
     last_error: MemcheckError | None
     last_error_stop: str | None          # the error that last stopped the program (seen by gdb)
+    waiting_children: list = field(default_factory=list)   # waiting.WaitingProcess: stuck workers

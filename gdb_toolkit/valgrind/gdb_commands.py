@@ -121,7 +121,7 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.common.private_dirs import make_private_dir, remove_tree
         from gdb_toolkit.valgrind import gdb_session as gs
-        from gdb_toolkit.valgrind.launch import (StartReport, log_destination, open_program_stream,
+        from gdb_toolkit.valgrind.launch import (StartReport, log_destination, log_pattern, open_program_stream,
                                                  option_value, resolve_program,
                                                  set_parent_death_signal, valgrind_argv, wait_for_fifo)
         from gdb_toolkit.valgrind.vgdb_processes import fifo_dir
@@ -165,6 +165,7 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
         log_file, log_words = log_destination(vg_opts, log_template, proc.pid)
         s = gs.session(proc.pid)
         s.popen, s.private_dir, s.program, s.log_file, s.vgdb_prefix = proc, private, program, log_file, prefix
+        s.log_pattern = log_pattern(vg_opts, log_template)
         notes = []
         try:
             wait_for_fifo(proc, fifo_dir(prefix), args.timeout, log_file, prefix,
@@ -373,6 +374,10 @@ program run between the two connections)."""
         s = gs.session(chosen.pid)
         if args.vgdb_prefix:
             s.vgdb_prefix = args.vgdb_prefix
+        if s.log_pattern is None:
+            from gdb_toolkit.valgrind.launch import log_pattern
+
+            s.log_pattern = log_pattern(chosen.valgrind_options, None)
         if s.private_dir is None:
             s.private_dir = make_private_dir("gdb_toolkit-vg-")
         try:
@@ -1141,8 +1146,9 @@ uninitialised value came from -- each kept apart."""
         counts = parse_n_errs_found(gs.monitor("v.info n_errs_found", self.name, pid=pid))
         listed = parse_errors(gs.monitor("v.info all_errors", self.name, allow_empty=True, pid=pid), cm)
         last = parse_errors(gs.monitor("v.info last_error", self.name, allow_empty=True, pid=pid), cm).errors
+        s = gs.session(pid)
         return ErrorsReport(pid, counts, listed.summary, listed.errors, last[0] if last else None,
-                            gs.session(pid).last_error_stop)
+                            s.last_error_stop, gs.waiting_children(s))
 
     def render(self, report, ctx):
         from gdb_toolkit.common.text import key_values, wrap
@@ -1172,6 +1178,10 @@ uninitialised value came from -- each kept apart."""
                     out += "  allocated at:\n" + _frame_lines(e.location.stack, ctx)
             if e.origin is not None:
                 out += wrap(f"{e.origin.what}:", ctx.width, "  ", "    ") + _frame_lines(e.origin.frames, ctx)
+        from gdb_toolkit.valgrind.waiting import describe
+
+        for w in report.waiting_children:
+            out += wrap(describe(w), ctx.width, "", "    ")
         return out
 
 

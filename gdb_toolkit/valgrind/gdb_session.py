@@ -317,6 +317,17 @@ def _on_stop(event):
         before = s.errors_seen
         s.errors_seen = counts.found
         if counts.found <= before:
+            # Ctrl-C on a server that looks hung (over vgdb a plain StopEvent): a worker may
+            # wait at an error for a debugger.  Said once per worker and state.
+            from gdb_toolkit.common.text import wrap
+            from gdb_toolkit.gdbsupport.command import RenderContext
+            from gdb_toolkit.valgrind.waiting import describe
+
+            width = RenderContext.from_gdb().width
+            for w in waiting_children(s):
+                if (w.pid, w.stopped_at) not in s.waiting_said:
+                    s.waiting_said.add((w.pid, w.stopped_at))
+                    gdb.write(wrap("vg: " + describe(w), width, "", "    "))
             return
         errs = parse_errors(monitor("v.info last_error", "vg", allow_empty=True, pid=pid),
                             code_map(pid)).errors
@@ -376,6 +387,16 @@ def session_processes(s: Session) -> list[int]:
                 found.add(p)
                 grew = True
     return sorted(p for p in found if p in parent)
+
+
+def waiting_children(s: Session) -> list:
+    """The session's descendant valgrinds waiting for a debugger (valgrind/waiting.py)."""
+    from gdb_toolkit.valgrind.waiting import waiting_processes
+
+    try:
+        return waiting_processes(s.pid, s.log_pattern)
+    except Exception:       # /proc races (a child exits while read): no answer, no error
+        return []
 
 
 def cleanup_session(s: Session, kill: bool = True) -> None:

@@ -275,3 +275,94 @@ def test_listing_keeps_program_and_arguments_apart_and_attach_loads_symbols(tmp_
         for p in procs:
             p.kill()
             p.wait()
+
+
+# -- a forking server whose worker waits for a debugger nobody brings --------------------------
+FORKING = r"""
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void)
+{
+    pid_t c = fork();
+    if (c == 0) {
+        int x;
+        if (x > 2) write(1, "y", 1);        /* the worker's memcheck error */
+        _exit(0);
+    }
+    int st;
+    waitpid(c, &st, 0);                     /* the server "hangs" here */
+    write(1, "worker done\n", 12);
+    return 0;
+}
+"""
+
+CTRL_C = """python
+import os, subprocess
+subprocess.Popen(["sh", "-c", f"sleep {seconds}; kill -INT {{os.getpid()}}"])
+try:
+    gdb.execute("continue")
+except KeyboardInterrupt:
+    pass
+end"""
+
+
+def _syscall(pid):
+    return open(f"/proc/{pid}/syscall").read().split()[0]
+
+
+def test_worker_forked_under_vg_start_waits_and_is_named_without_resuming_it(tmp_path):
+    binary = compile_c(FORKING, name="forking", flags=["-g", "-O0"])
+    out = tmp_path / "out"
+    script = tmp_path / "s.gdb"
+    script.write_text("\n".join([
+        "set width 80", f"vg-start --stdout {out} --log {tmp_path}/vg-%p.log {binary}",
+        CTRL_C.format(seconds=6), *j("vg-errors"), ""]))
+    res = run_gdb([f"source {script}"], timeout=300, env={"TMPDIR": str(tmp_path)})
+    assert_no_traceback(res)
+    errs = res.json_documents()[0]
+    waiting = errs["waiting_children"]
+    assert len(waiting) == 1, (errs, res.stdout[-2000:])
+    child = waiting[0]["pid"]
+    # valgrind's own log names the child's parent; it says nothing about the wait
+    log = (tmp_path / f"vg-{child}.log").read_text()
+    assert f"Parent PID: {errs['pid']}" in log and waiting[0]["ppid"] == errs["pid"]
+    assert waiting[0]["stopped_at"] is None and waiting[0]["log_file"] == f"{tmp_path}/vg-{child}.log"
+    flat = res.stdout.replace("\n    ", " ")
+    assert f"vg: valgrind child {child} (parent {errs['pid']}) is stopped in valgrind's gdbserver" in flat
+    assert "worker done" not in out.read_text()          # looking did not resume it
+
+
+def test_worker_stopped_at_its_error_is_named_with_the_error_from_its_log(tmp_path):
+    binary = compile_c(FORKING, name="forking", flags=["-g", "-O0"])
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    server = subprocess.Popen(["valgrind", "--vgdb=yes", "--vgdb-error=1", f"--log-file={tmp_path}/vg-%p.log",
+                               str(binary)], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    try:
+        deadline, logs = time.monotonic() + 60, []
+        while time.monotonic() < deadline:
+            logs = [p for p in tmp_path.glob("vg-*.log") if "(action on error) vgdb me" in p.read_text()]
+            if logs:
+                break
+            time.sleep(0.2)
+        child = int(logs[0].name[3:-4])
+        # the oracle: the child's own log (its error), /proc (blocked in poll on its FIFO)
+        log = logs[0].read_text()
+        assert f"Parent PID: {server.pid}" in log and "Conditional jump or move depends on uninit" in log
+        before = _syscall(child)
+        res = run_gdb([f"vg-attach {server.pid}", *j("vg-errors"), "vg-errors"], timeout=120,
+                      env={"TMPDIR": str(tmp_path)})
+        assert_no_traceback(res)
+        w = res.json_documents()[0]["waiting_children"]
+        assert [x["pid"] for x in w] == [child] and w[0]["stopped_at"] == "error"
+        assert w[0]["error"].startswith("Conditional jump or move depends on uninitialised value(s) at main (forking.c:")
+        assert f"valgrind child {child} (parent {server.pid}) stopped on a memcheck error" in res.stdout.replace("\n    ", " ")
+        time.sleep(1)
+        assert _syscall(child) == before and server.poll() is None       # still waiting, not resumed
+    finally:
+        for p in [*(int(x.name[3:-4]) for x in tmp_path.glob("vg-*.log"))]:
+            try:
+                os.kill(p, 9)
+            except OSError:
+                pass
+        server.wait()

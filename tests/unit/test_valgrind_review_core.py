@@ -68,3 +68,79 @@ def test_failing_source_lookup_keeps_the_objects_role():
     cm.source_paths = boom
     f = parse_frame("by 0x109199: main (server.cc:14)", cm)
     assert f.role == "program"
+
+
+# -- workers waiting for a debugger (valgrind/waiting.py) ---------------------------------------
+import os  # noqa: E402
+
+from gdb_toolkit.valgrind.waiting import describe, descendants, error_from_log, waits_for_debugger  # noqa: E402
+
+CHILD_LOG = """\
+==77== Memcheck, a memory error detector
+==77== Parent PID: 70
+==77== 
+==77== Conditional jump or move depends on uninitialised value(s)
+==77==    at 0x1091A3: main (fkerr.c:7)
+==77== 
+==77== (action on error) vgdb me ... 
+==77== 
+==77== TO DEBUG THIS PROCESS USING GDB: start GDB like this
+==77==   /path/to/gdb ./fkerr
+"""
+
+
+def _fake_proc(tmp_path, pid, syscall, mem=b"", fds=None, ppid=1):
+    d = tmp_path / str(pid)
+    (d / "fd").mkdir(parents=True)
+    (d / "syscall").write_text(syscall)
+    (d / "stat").write_text(f"{pid} (memcheck-amd64-) S {ppid} 1 1 0")
+    (d / "mem").write_bytes(mem)
+    for n, target in (fds or {}).items():
+        os.symlink(target, d / "fd" / str(n))
+    return str(tmp_path)
+
+
+def test_waiting_in_poll_on_its_own_fifo(tmp_path):
+    mem = bytes(0x1000) + (5).to_bytes(4, "little") + b"\1\0\0\0"
+    proc = _fake_proc(tmp_path, 77, "7 0x1000 0x1 0xffffffffffffffff 0x0 0x0 0x0 0x1 0x2",
+                      mem, {5: "/tmp/vgdb-pipe-from-vgdb-to-77-by-root-on-h"}, ppid=70)
+    assert waits_for_debugger(77, proc, "x86_64")
+    assert not waits_for_debugger(77, proc, "riscv64")
+
+
+def test_a_client_poll_with_a_timeout_or_many_fds_is_not_waiting(tmp_path):
+    mem = bytes(0x1000) + (5).to_bytes(4, "little")
+    fifo = {5: "/tmp/vgdb-pipe-from-vgdb-to-78-by-root-on-h"}
+    assert not waits_for_debugger(78, _fake_proc(tmp_path / "a", 78, "7 0x1000 0x1 0x3e8 0 0 0 1 2", mem, fifo),
+                                  "x86_64")
+    assert not waits_for_debugger(78, _fake_proc(tmp_path / "b", 78, "7 0x1000 0x3 0xffffffffffffffff 0 0 0 1 2",
+                                                 mem, fifo), "x86_64")
+    # poll on another descriptor (a server's socket)
+    assert not waits_for_debugger(78, _fake_proc(tmp_path / "c", 78, "7 0x1000 0x1 0xffffffffffffffff 0 0 0 1 2",
+                                                 mem, {5: "socket:[1234]"}), "x86_64")
+
+
+def test_waiting_in_open_of_its_own_fifo(tmp_path):
+    path = b"/tmp/vgdb-pipe-to-vgdb-from-79-by-root-on-h\0"
+    proc = _fake_proc(tmp_path, 79, "257 0xffffff9c 0x2000 0x1 0 0 0 1 2", bytes(0x2000) + path)
+    assert waits_for_debugger(79, proc, "x86_64")
+    other = _fake_proc(tmp_path / "x", 79, "257 0xffffff9c 0x2000 0x1 0 0 0 1 2", bytes(0x2000) + b"/etc/passwd\0")
+    assert not waits_for_debugger(79, other, "x86_64")
+
+
+def test_error_from_the_childs_log_and_descendants(tmp_path):
+    where, error = error_from_log(CHILD_LOG)
+    assert where == "error"
+    assert error == "Conditional jump or move depends on uninitialised value(s) at main (fkerr.c:7)"
+    assert error_from_log("==5== (action at startup) vgdb me ... \n") == ("startup", None)
+    assert error_from_log("==5== Parent PID: 4\n") == (None, None)
+    for pid, ppid in ((10, 1), (11, 10), (12, 11), (13, 1)):
+        _fake_proc(tmp_path, pid, "0 0 0 0 0 0 0 0 0", ppid=ppid)
+    assert descendants(10, str(tmp_path)) == {11: 10, 12: 11}
+
+
+def test_describe_says_how_to_get_out():
+    from gdb_toolkit.valgrind.waiting import WaitingProcess
+
+    text = describe(WaitingProcess(77, 70, "x", "error", "Invalid read of size 4 at main (a.c:3)", None))
+    assert "vg-attach 77" in text and "Invalid read of size 4" in text and "--vgdb-error" in text
