@@ -330,7 +330,7 @@ program run between the two connections)."""
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.vgdb_processes import (AttachReport, choose, list_processes,
-                                                         not_attachable, tool_refusal)
+                                                         not_attachable, tool_note)
 
         if args.reconnect:
             return self._reconnect(args)
@@ -345,12 +345,12 @@ program run between the two connections)."""
             chosen, note = _elsewhere(args)
             if note:
                 notes.append(note)
-        if chosen is not None and (refusal := tool_refusal(chosen.pid, chosen.tool)):
-            raise ToolkitError(*refusal)
+        if chosen is not None and chosen.tool and chosen.tool != "memcheck":
+            notes.append(tool_note(chosen.pid, chosen.tool))
         if chosen is None:
+            if args.pid is not None and args.pid not in stale and (why := not_attachable(args.pid)):
+                raise ToolkitError(f"no live valgrind gdbserver with pid {args.pid}: {why[0]}", why[1])
             if args.pid is not None:
-                if (why := not_attachable(args.pid)):
-                    raise ToolkitError(*why)
                 raise ToolkitError(f"no live valgrind gdbserver with pid {args.pid}"
                                    + (" (only a stale FIFO of a dead process)" if args.pid in stale else ""),
                                    "run vg-attach with no PID to list them; start valgrind with --vgdb=yes")
@@ -1178,6 +1178,8 @@ uninitialised value came from -- each kept apart."""
                     out += "  allocated at:\n" + _frame_lines(e.location.stack, ctx)
             if e.origin is not None:
                 out += wrap(f"{e.origin.what}:", ctx.width, "  ", "    ") + _frame_lines(e.origin.frames, ctx)
+            for r in e.related:
+                out += wrap(f"{r.what}:", ctx.width, "  ", "    ") + _frame_lines(r.frames, ctx)
         from gdb_toolkit.valgrind.waiting import describe
 
         for w in report.waiting_children:

@@ -164,7 +164,7 @@ def own_prefix(pid: int, proc: str = "/proc") -> str | None:
 
 def not_attachable(pid: int, proc: str = "/proc") -> tuple[str, str] | None:
     """(cause, fix) when *pid* cannot be a vg-* connection whatever the FIFO directory:
-    no such process, not under valgrind, valgrind without a gdbserver, another tool."""
+    no such process, not under valgrind, an exited one, valgrind without a gdbserver."""
     alive, tool, argv, cwd = process_info(pid, proc)
     if not alive:
         try:
@@ -187,17 +187,15 @@ def not_attachable(pid: int, proc: str = "/proc") -> tuple[str, str] | None:
     if vgdb and vgdb[-1] == "no":
         return (f"valgrind {pid} runs with --vgdb=no: it has no gdbserver to connect to",
                 "restart it with --vgdb=yes (the default)")
-    return tool_refusal(pid, tool)
-
-
-def tool_refusal(pid: int, tool: str | None) -> tuple[str, str] | None:
-    """(cause, fix) for a valgrind running another tool than memcheck (vg-start refuses them too)."""
-    if tool and tool != "memcheck":
-        return (f"valgrind {pid} runs {tool}: the vg-* commands need memcheck (their parsers read "
-                "memcheck's leak and error reports)",
-                f"connect by hand (target remote | vgdb --pid={pid}) and use 'monitor help' for "
-                f"{tool}'s own commands")
     return None
+
+
+def tool_note(pid: int, tool: str) -> str:
+    """What works with a valgrind running another tool than memcheck (vg-start starts
+    memcheck only; a helgrind or drd server can still be attached)."""
+    return (f"valgrind {pid} runs {tool}, not memcheck: vg-errors and the error stops work (its "
+            f"errors, their further stacks kept apart); vg-leaks, vg-who, vg-block, vg-vbits and "
+            f"vg-check need memcheck ('monitor help' lists {tool}'s own commands)")
 
 
 @dataclass

@@ -144,3 +144,51 @@ def test_describe_says_how_to_get_out():
 
     text = describe(WaitingProcess(77, 70, "x", "error", "Invalid read of size 4 at main (a.c:3)", None))
     assert "vg-attach 77" in text and "Invalid read of size 4" in text and "--vgdb-error" in text
+
+
+HELGRIND_LAST_ERROR = """\
+==25478== ----------------------------------------------------------------
+==25478== 
+==25478== Possible data race during write of size 4 at 0x10C02C by thread #3
+==25478== Locks held: none
+==25478==    at 0x109173: w (race.c:4)
+==25478==    by 0x484C7D6: ??? (in /usr/libexec/valgrind/vgpreload_helgrind-amd64-linux.so)
+==25478==    by 0x48EF1F4: start_thread (pthread_create.c:442)
+==25478==    by 0x496EB4F: clone (clone.S:100)
+==25478== 
+==25478== This conflicts with a previous write of size 4 by thread #2
+==25478== Locks held: none
+==25478==    at 0x109173: w (race.c:4)
+==25478==    by 0x484C7D6: ??? (in /usr/libexec/valgrind/vgpreload_helgrind-amd64-linux.so)
+==25478==    by 0x48EF1F4: start_thread (pthread_create.c:442)
+==25478==    by 0x496EB4F: clone (clone.S:100)
+ Address 0x10c02c is 0 bytes inside data symbol "g"
+==25478== 
+==25478== ---Thread-Announcement------------------------------------------
+==25478== 
+==25478== Thread #3 was created
+==25478==    at 0x4975B4F: clone (clone.S:76)
+==25478== 
+"""
+
+
+def test_helgrind_error_keeps_its_conflicting_stack_apart():
+    from gdb_toolkit.valgrind.error_reports import parse_errors
+
+    errs = parse_errors(HELGRIND_LAST_ERROR).errors
+    assert len(errs) == 1
+    e = errs[0]
+    assert e.what == "Possible data race during write of size 4 at 0x10C02C by thread #3"
+    assert [f.symbol for f in e.stack] == ["w", None, "start_thread", "clone"]
+    assert [r.what for r in e.related] == ["This conflicts with a previous write of size 4 by thread #2"]
+    assert len(e.related[0].frames) == 4 and e.location.symbol == "g"
+
+
+def test_memcheck_errors_still_end_at_a_blank_line():
+    from gdb_toolkit.valgrind.error_reports import parse_errors
+
+    text = ("==1== Invalid read of size 4\n==1==    at 0x1: main (a.c:3)\n==1== \n"
+            "==1== Invalid write of size 1\n==1==    at 0x2: main (a.c:4)\n==1== \n")
+    errs = parse_errors(text).errors
+    assert [e.what for e in errs] == ["Invalid read of size 4", "Invalid write of size 1"]
+    assert all(e.related == [] for e in errs)
