@@ -729,6 +729,7 @@ the program exits or stops on a memcheck error (it then waits for gdb)."""
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.error_reports import parse_n_errs_found
+        from gdb_toolkit.valgrind.waiting import waits_for_debugger
 
         if args.count is not None and args.count <= 0:
             raise ToolkitError("vg-watch: --count must be positive", "e.g. --count 5")
@@ -755,6 +756,11 @@ the program exits or stops on a memcheck error (it then waits for gdb)."""
                 time.sleep(args.seconds)
                 if not gs.pid_alive(pid):
                     notes.append("the program exited")
+                    break
+                if waits_for_debugger(pid):
+                    # stopped at a memcheck error: a standalone vgdb would resume it past the error
+                    notes.append("the program stopped on a memcheck error and waits for gdb "
+                                 "('vg-errors' says which)")
                     break
                 text = _standalone_monitor(pid, s.vgdb_prefix, "leak_check full kinds all any",
                                            "v.info n_errs_found")

@@ -515,7 +515,12 @@ def connect(pid: int, program: str | None, errlog: str, probe: bool = False,
     from gdb_toolkit.valgrind.launch import explain_vgdb_failure, probe_vgdb
 
     if probe:
-        probe_vgdb(vgdb_binary(), pid, vgdb_prefix)
+        from gdb_toolkit.valgrind.waiting import waits_for_debugger
+
+        # a process waiting for a debugger (at an error, at its start) needs no ptrace, and a
+        # standalone vgdb would resume it when it disconnects: the error stop would be lost
+        if not waits_for_debugger(pid):
+            probe_vgdb(vgdb_binary(), pid, vgdb_prefix)
     from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename, target_remote_pipe
 
     if program and progspace_filename() != program:

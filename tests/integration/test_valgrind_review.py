@@ -340,6 +340,13 @@ def test_worker_stopped_at_its_error_is_named_with_the_error_from_its_log(tmp_pa
         assert f"valgrind child {child} (parent {server.pid}) stopped on a memcheck error" in res.stdout.replace("\n    ", " ")
         time.sleep(1)
         assert _syscall(child) == before and server.poll() is None       # still waiting, not resumed
+        # the way out the message gives: vg-attach the worker.  It must still be at its error
+        # (a standalone vgdb probe before connecting used to resume it: 'valgrind ... is gone')
+        res = run_gdb([*j(f"vg-attach {child}"), "bt"], timeout=120, env={"TMPDIR": str(tmp_path)})
+        assert_no_traceback(res)
+        att = res.json_documents()[0]
+        line = next(n for n, t in enumerate(FORKING.splitlines(), 1) if "the worker's memcheck error" in t)
+        assert att["connected"] and att["stopped_at"].startswith(f"main (forking.c:{line}"), att
     finally:
         for p in [*(int(x.name[3:-4]) for x in tmp_path.glob("vg-*.log"))]:
             try:
@@ -347,3 +354,33 @@ def test_worker_stopped_at_its_error_is_named_with_the_error_from_its_log(tmp_pa
             except OSError:
                 pass
         server.wait()
+
+
+# -- vg-watch must not sample a program that waits at an error (vgdb would resume it) ----------
+LATE_ERROR = r"""
+#include <stdlib.h>
+#include <unistd.h>
+int main(void)
+{
+    for (int i = 0; i < 3; i++) { malloc(100); usleep(300000); }
+    int x;
+    if (x > 2) write(1, "y", 1);            /* the error, about 1 s in */
+    for (;;) { malloc(100); usleep(300000); }
+}
+"""
+
+
+def test_vg_watch_stops_at_an_error_without_resuming_past_it(tmp_path):
+    binary = compile_c(LATE_ERROR, name="lateerror", flags=["-g", "-O0"])
+    line = next(n for n, t in enumerate(LATE_ERROR.splitlines(), 1) if "the error, about" in t)
+    res = run_gdb([f"vg-start --main --stdout /dev/null --log {tmp_path}/vg.log {binary} -- --vgdb-error=1",
+                   *j("vg-watch 0.7 --count 8"), *j("vg-errors")],
+                  timeout=300, env={"TMPDIR": str(tmp_path)})
+    assert_no_traceback(res)
+    watch, errs = res.json_documents()
+    assert any("stopped on a memcheck error" in n for n in watch["notes"]), watch["notes"]
+    # gdb is back at the error itself, as valgrind's log reports it
+    assert f"main (lateerror.c:{line})" in " ".join(watch["notes"]), watch["notes"]
+    assert errs["counts"]["found"] == 1
+    log = (tmp_path / "vg.log").read_text()
+    assert f"(lateerror.c:{line})" in log
