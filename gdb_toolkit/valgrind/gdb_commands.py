@@ -755,7 +755,7 @@ the program exits or stops on a memcheck error (it then waits for gdb)."""
             while args.count is None or taken < args.count:
                 time.sleep(args.seconds)
                 if not gs.pid_alive(pid):
-                    notes.append("the program exited")
+                    notes.append(gs.how_it_ended(s))
                     break
                 if waits_for_debugger(pid):
                     # stopped at a memcheck error: a standalone vgdb would resume it past the error
@@ -768,9 +768,14 @@ the program exits or stops on a memcheck error (it then waits for gdb)."""
                 taken += 1
                 say(_watch_snapshot(s, text))
                 if counts is not None and counts.found > errors:
-                    notes.append(f"memcheck found error #{counts.found}: the program waits for gdb "
-                                 "('vg-errors' says which)")
-                    break
+                    if counts.found >= counts.vgdb_error:     # valgrind stops from that error on
+                        notes.append(f"memcheck found error #{counts.found}: the program waits for "
+                                     "gdb ('vg-errors' says which)")
+                        break
+                    if errors == s.errors_seen:
+                        notes.append(f"memcheck found error #{counts.found}, below --vgdb-error="
+                                     f"{counts.vgdb_error}: the program runs on ('vg-errors' says which)")
+                    errors = counts.found
         except KeyboardInterrupt:
             notes.append("stopped by Ctrl-C")
         finally:

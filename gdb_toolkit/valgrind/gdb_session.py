@@ -389,6 +389,21 @@ def session_processes(s: Session) -> list[int]:
     return sorted(p for p in found if p in parent)
 
 
+def how_it_ended(s: Session) -> str:
+    """Why the session's valgrind is no longer there, as far as gdb can know: the exit
+    status or the signal of a valgrind vg-start started, else that it ended."""
+    rc = s.popen.poll() if s.popen is not None else None
+    if rc is None:
+        return f"valgrind {s.pid} ended (the program exited, or valgrind was killed)"
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        return f"valgrind {s.pid} was killed by {name}"
+    return f"the program exited (status {rc})"
+
+
 def waiting_children(s: Session) -> list:
     """The session's descendant valgrinds waiting for a debugger (valgrind/waiting.py)."""
     from gdb_toolkit.valgrind.waiting import waiting_processes

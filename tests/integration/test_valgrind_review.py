@@ -384,3 +384,24 @@ def test_vg_watch_stops_at_an_error_without_resuming_past_it(tmp_path):
     assert errs["counts"]["found"] == 1
     log = (tmp_path / "vg.log").read_text()
     assert f"(lateerror.c:{line})" in log
+
+
+def test_vg_watch_runs_past_errors_below_vgdb_error_and_says_valgrind_was_killed(tmp_path):
+    binary = compile_c(LATE_ERROR, name="lateerror", flags=["-g", "-O0"])
+    script = tmp_path / "s.gdb"
+    script.write_text("\n".join([
+        f"vg-start --main --stdout /dev/null --log {tmp_path}/vg.log {binary} -- --vgdb-error=5",
+        "python",
+        "import subprocess",
+        "from gdb_toolkit.valgrind import gdb_session as gs",
+        "subprocess.Popen(['sh', '-c', f'sleep 1.6; kill -9 {gs.connection_pid()}'])",
+        "end", *j("vg-watch 0.5 --count 20"), *j("vg-leaks --history"), ""]))
+    res = run_gdb([f"source {script}"], timeout=300, env={"TMPDIR": str(tmp_path)})
+    assert_no_traceback(res)
+    watch, hist = res.json_documents()
+    assert any(n.endswith("was killed by SIGKILL") for n in watch["notes"]), watch["notes"]
+    assert not any("the program exited" in n for n in watch["notes"])
+    # error #1 (valgrind's log) is below --vgdb-error=5: the program ran on and so did the watch
+    assert "Conditional jump or move depends on uninitialised" in (tmp_path / "vg.log").read_text()
+    assert any("error #1, below --vgdb-error=5: the program runs on" in n for n in watch["notes"])
+    assert hist["snapshots"] == watch["snapshots"] >= 2
