@@ -300,7 +300,9 @@ several, the list is printed and you choose with vg-attach PID.  PROGRAM's
 symbols are loaded from the process's command line when gdb has no file.
 --reconnect drops the current connection and makes a new one to the same
 valgrind: the way out when the connection is out of step (valgrind lets the
-program run between the two connections)."""
+program run between the two connections).  A process started with another
+TMPDIR is found from its own environment; one waiting at an error keeps its
+stop; a PID that is not attachable is told why (not valgrind, --vgdb=no, gone)."""
     examples = ('vg-attach', 'vg-attach 12345')
     category = "valgrind"
     json_hex_addresses = True
@@ -1141,7 +1143,9 @@ vg-errors [--json]"""
     description = """\
 Each error with its own stack, where the block was freed and allocated
 (use after free, double free) and, under --track-origins=yes, where the
-uninitialised value came from -- each kept apart."""
+uninitialised value came from -- each kept apart (helgrind/drd: their further
+stacks too).  Also names forked or exec'd children of this valgrind that wait
+for a debugger (--vgdb-error is inherited), read from /proc without resuming them."""
     examples = ('vg-errors',)
     category = "valgrind"
     json_hex_addresses = True
