@@ -58,6 +58,7 @@ KTRACE = HOST + [
     (r"\b(pid|tid):(\s+)\d+", r"\1:\2N"),
     (r"(?m)^(comm:\s+)(?!mmap_file)\S+", r"\1COMM"),
     (r"\bargv=0x7ff[0-9a-f]+", "argv=0xSTACK"),     # main's argv: moves with the environment's size
+    (r"-{3,}", "---"),                  # table rules: the pid/tid columns are as wide as the pids
 ]
 
 
