@@ -198,6 +198,11 @@ def objfile_filename(objfile) -> str | None:
     return _raw_name(lambda: objfile.filename)
 
 
+def symtab_filename(symtab) -> str | None:
+    """A symbol table's source file name (DWARF names it as compiled: any bytes)."""
+    return _raw_name(lambda: symtab.filename)
+
+
 def solib_name(address: int) -> str | None:
     """``gdb.solib_name`` that survives a non-UTF-8 library path."""
     return _raw_name(lambda: gdb.solib_name(address))

@@ -58,9 +58,10 @@ def stop_signal() -> SignalInfo | None:
 def _source(sal) -> str | None:
     if sal is None or sal.symtab is None or not sal.line:
         return None
-    try:
-        name = sal.symtab.filename
-    except UnicodeDecodeError:
+    from gdb_toolkit.gdbsupport.safe_gdb import symtab_filename
+
+    name = symtab_filename(sal.symtab)           # any bytes (surrogateescape)
+    if not name:
         return None
     return f"{os.path.basename(name)}:{sal.line}"
 
@@ -216,7 +217,9 @@ def function_code(frame: Frame, caller: Frame | None, arch: str) -> Code | None:
     try:
         sal = gdb.find_pc_line(start)
         if sal.symtab is not None:
-            base = os.path.basename(sal.symtab.filename)
+            from gdb_toolkit.gdbsupport.safe_gdb import symtab_filename
+
+            base = os.path.basename(symtab_filename(sal.symtab) or "?")
             for item in sal.symtab.linetable():
                 if start <= item.pc < stop and item.line:
                     lines.append((item.pc, f"{base}:{item.line}"))

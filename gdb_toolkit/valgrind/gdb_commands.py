@@ -233,6 +233,7 @@ def _run_to_main(program: str, s) -> str | None:
     import re
 
     from gdb_toolkit.common.errors import ToolkitError
+    from gdb_toolkit.gdbsupport.safe_gdb import execute_to_string
     from gdb_toolkit.valgrind import gdb_session as gs
 
     try:
@@ -244,10 +245,11 @@ def _run_to_main(program: str, s) -> str | None:
     number = None
     try:
         with gs.quiet_stops():
-            out = gdb.execute("tbreak main", to_string=True)
+            # execute_to_string: gdb names the source file ("file m\xe9.c"), any bytes
+            out = execute_to_string("tbreak main")
             m = re.search(r"reakpoint (\d+)", out)
             number = int(m.group(1)) if m else None
-            gdb.execute("continue", to_string=True)
+            execute_to_string("continue")
     finally:
         for bp in gdb.breakpoints():
             if bp.number == number:
