@@ -5,6 +5,7 @@ holds a non-UTF-8 byte, an escape sequence and a quote (it reaches the GOT/PLT t
 
 Whatever the names, every command answers (gdb alive, no internal error), nothing from the name
 reaches the terminal raw, and the name prints recognisably.  Oracle: the bytes we wrote."""
+import json
 import os
 import shutil
 import subprocess
@@ -72,8 +73,10 @@ def test_imported_symbol_name_not_utf8(commands, hostile_symbol_program):
     run = run_hostile(commands, program=hostile_symbol_program, timeout=90)
     assert_survived(run, max_rss_mb=500, max_seconds=60)
     out = run.last_output
-    # escape_name's rendering (docs/security.md "Names"): the byte as \xe9, ESC as \x1b
-    assert "ev\\xe9il\\x1b[2J'q" in out, out
+    # escape_name's rendering (docs/security.md "Names"): the byte as \xe9, ESC as \x1b; in
+    # --json the same text as a JSON string
+    shown = "ev\\xe9il\\x1b[2J'q"
+    assert (json.dumps(shown)[1:-1] if "--json" in commands[-1] else shown) in out, out
 
 
 def _sweep():
