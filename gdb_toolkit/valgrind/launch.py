@@ -135,9 +135,13 @@ def open_program_stream(path: str, write: bool):
     mode = os.fstat(fd).st_mode
     if not (st.S_ISREG(mode) or st.S_ISCHR(mode)):
         os.close(fd)
-        kind = "a FIFO" if st.S_ISFIFO(mode) else "a socket" if st.S_ISSOCK(mode) else "not a regular file"
-        raise ToolkitError(f"{path} is {kind}: opening it would block gdb until another process "
-                           "opens the other end", "give a regular file, /dev/null, or a terminal (--tty)")
+        if st.S_ISFIFO(mode):
+            raise ToolkitError(f"{path} is a FIFO: opening it would block gdb until another process "
+                               "opens the other end", "give a regular file, /dev/null, or a terminal (--tty)")
+        kind = ("a directory" if st.S_ISDIR(mode) else "a socket" if st.S_ISSOCK(mode)
+                else "a block device" if st.S_ISBLK(mode) else "not a regular file")
+        raise ToolkitError(f"{path} is {kind}, not a file or a terminal",
+                           "give a regular file, /dev/null, or a terminal (--tty)")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "ab" if write else "rb")
 
