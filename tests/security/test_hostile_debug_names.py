@@ -100,3 +100,17 @@ def test_program_path_not_utf8_without_a_process(command, hostile_source_program
     assert run.alive, run.describe()
     bad = [ln for ln in run.result.output.splitlines() if "internal error" in ln or "Traceback" in ln]
     assert not bad, bad
+
+
+@pytest.mark.parametrize("commands", [["got"], ["start", "got"], ["start", "got --all-objects"]])
+def test_program_directory_with_quote_backslash_escape(commands, hostile_source_program, tmp_path):
+    """A path that is valid UTF-8 but holds a quote, a backslash and an escape sequence prints
+    escaped exactly once (got escaped the header's path twice: \\\\\\\\ and \\\\x1b)."""
+    d = os.path.join(os.fsencode(tmp_path), b"e q'\"b\\s\x1b[1m")
+    os.mkdir(d)
+    prog = os.path.join(d, b"prog")
+    shutil.copy(os.fsencode(hostile_source_program), prog)
+    run = run_hostile(commands, program=os.fsdecode(prog), timeout=90)
+    assert_survived(run, max_rss_mb=500, max_seconds=60)
+    shown = f"{tmp_path}/e q'\"b\\\\s\\x1b[1m/prog: "          # the rule of docs/security.md "Names"
+    assert shown in run.last_output, run.last_output
