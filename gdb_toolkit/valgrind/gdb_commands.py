@@ -768,13 +768,14 @@ def _standalone_monitor(pid: int, prefix: str | None, *commands: str) -> str:
     import subprocess
 
     from gdb_toolkit.valgrind import gdb_session as gs
+    from gdb_toolkit.valgrind.launch import vgdb_env
 
     argv = [gs.vgdb_binary(), *([f"--vgdb-prefix={prefix}"] if prefix else []), f"--pid={pid}"]
     for i, c in enumerate(commands):
         argv += (["-c"] if i else []) + c.split()
     try:
         proc = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=600,
-                              start_new_session=True)
+                              start_new_session=True, env=vgdb_env())
     except subprocess.TimeoutExpired:
         return ""
     return proc.stdout.decode("utf-8", "surrogateescape")

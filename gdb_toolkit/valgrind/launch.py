@@ -279,6 +279,14 @@ class StartReport:
     notes: list[str]             # e.g. --main did not get to main: why (a memcheck error stop, ...)
 
 
+def vgdb_env() -> dict:
+    """A standalone vgdb's environment: the helper allow-list (TMPDIR locates valgrind's FIFOs)
+    without gdb's loader variables (issue 11: helpers never load LD_PRELOAD & co)."""
+    from gdb_toolkit.common.helper_process import helper_env
+
+    return helper_env(keep=("VALGRIND_LIB",))
+
+
 def probe_vgdb(vgdb: str, pid: int, prefix: str | None = None, timeout: float = 3.0) -> None:
     """Ask valgrind *pid* a harmless monitor question through a standalone vgdb.
 
@@ -291,7 +299,7 @@ def probe_vgdb(vgdb: str, pid: int, prefix: str | None = None, timeout: float = 
            f"--cmd-time-out={max(1, int(timeout))}", "v.info", "n_errs_found"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 5,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, env=vgdb_env())
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise explain_vgdb_failure(str(exc), pid) from None
     if proc.returncode != 0 or "n_errs_found" not in proc.stdout:

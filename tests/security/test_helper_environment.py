@@ -65,3 +65,49 @@ def test_no_helper_loads_the_callers_preload_or_modules(command, trap):
     run = run_hostile([setup, command], cwd=cwd, timeout=180)
     assert run.alive, run.describe()
     assert _loaded(marker) == "", f"loaded by: {_loaded(marker)}\n{run.describe()}"
+
+
+def test_vgdb_helpers_get_no_loader_or_shell_variables(trap, tmp_path):
+    """vg-start runs the user's program under valgrind with the user's environment (their
+    business); but the helpers around it -- the shell gdb forks for ``target remote |``, vgdb
+    behind it, the standalone vgdb that probes and queries -- must not load gdb's LD_PRELOAD nor
+    run a BASH_ENV script (gdb forks the pipe with $SHELL: bash reads BASH_ENV)."""
+    marker, cwd, setup = trap
+    script = tmp_path / "bash_env.sh"
+    script.write_text(f"echo 'BASH_ENV script ran' >> {marker}\n")
+    prog = compile_c("#include <stdlib.h>\nint main(void) { malloc(7); return 0; }\n", name="vgenv")
+    setup += f"; os.environ['BASH_ENV'] = {str(script)!r}; os.environ['ENV'] = {str(script)!r}"
+    run = run_hostile([setup, f"vg-start {prog}", "vg-leaks", "vg-errors", "continue"], cwd=cwd,
+                      timeout=180, env={"SHELL": "/bin/bash"})
+    assert run.alive, run.describe()
+    users = ("/bin/sh -e /usr/bin/valgrind", "/usr/bin/valgrind", str(prog))  # valgrind + program
+    helpers = [ln for ln in _loaded(marker).splitlines() if not ln.startswith(users)]
+    assert helpers == [], f"helpers that loaded gdb's LD_PRELOAD / ran BASH_ENV: {helpers}\n{run.describe()}"
+
+
+def test_vg_attach_probe_gets_no_loader_or_shell_variables(trap, tmp_path):
+    """vg-attach probes the valgrind with a standalone vgdb before gdb's ``target remote |``."""
+    import subprocess
+
+    marker, cwd, setup = trap
+    script = tmp_path / "bash_env.sh"
+    script.write_text(f"echo 'BASH_ENV script ran' >> {marker}\n")
+    vgtmp = tmp_path / "tmp"                 # valgrind's vgdb FIFOs live in TMPDIR: keep them ours
+    vgtmp.mkdir()
+    prog = compile_c("#include <stdlib.h>\nint main(void) { malloc(7); return 0; }\n", name="vgenv")
+    vg = subprocess.Popen(["valgrind", "--vgdb=yes", "--vgdb-error=0", str(prog)],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          env=dict(os.environ, TMPDIR=str(vgtmp)))
+    try:
+        for line in iter(vg.stderr.readline, b""):        # valgrind says when vgdb can connect
+            if b"target remote" in line:
+                break
+        setup += f"; os.environ['BASH_ENV'] = {str(script)!r}"
+        run = run_hostile([setup, f"vg-attach {vg.pid}", "vg-leaks", "detach"], cwd=cwd, timeout=120,
+                          env={"SHELL": "/bin/bash", "TMPDIR": str(vgtmp)})
+        assert run.alive, run.describe()
+        assert "connected to valgrind pid" in run.result.stdout, run.describe()
+    finally:
+        vg.terminate()
+        vg.wait(60)
+    assert _loaded(marker) == "", f"loaded by: {_loaded(marker)}\n{run.describe()}"
