@@ -169,7 +169,9 @@ def _frame_cfa(frame, level: int) -> int | None:
     try:
         if frame.type() == gdb.INLINE_FRAME:
             return None
-        text = gdb.execute(f"info frame level {int(level)}", to_string=True)
+        from gdb_toolkit.gdbsupport.safe_gdb import execute_to_string
+
+        text = execute_to_string(f"info frame level {int(level)}")   # names the source: any bytes
     except (gdb.error, RuntimeError, UnicodeDecodeError):
         return None
     m = re.search(r"frame at (0x[0-9a-f]+)", text)
@@ -236,7 +238,9 @@ def _minsym_start(addr: int) -> int | None:
     if addr <= 0:
         return None
     try:
-        text = gdb.execute(f"info symbol {addr:#x}", to_string=True)
+        from gdb_toolkit.gdbsupport.safe_gdb import execute_to_string
+
+        text = execute_to_string(f"info symbol {addr:#x}")      # names the object: any bytes
     except (gdb.error, UnicodeDecodeError):
         return None
     m = re.match(r"\S+(?: \+ (\d+))? in section", text)

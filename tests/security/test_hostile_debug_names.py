@@ -114,3 +114,23 @@ def test_program_directory_with_quote_backslash_escape(commands, hostile_source_
     assert_survived(run, max_rss_mb=500, max_seconds=60)
     shown = f"{tmp_path}/e q'\"b\\\\s\\x1b[1m/prog: "          # the rule of docs/security.md "Names"
     assert shown in run.last_output, run.last_output
+
+
+def test_stack_frames_do_not_depend_on_the_source_file_name(hostile_source_program, tmp_path):
+    """gdb's 'info frame' names the source file; with a non-UTF-8 name it raised and the
+    frame's size (its CFA) was dropped.  Oracle: the same source built under a plain name."""
+    import re
+
+    plain = tmp_path / "plain.c"
+    plain.write_bytes(C_PROGRAM)
+    plain_prog = tmp_path / "plain"
+    subprocess.run(["gcc", "-g", "-o", str(plain_prog), str(plain)], check=True)
+
+    def sizes(prog):
+        run = run_hostile(["break f", "run", "stack-diagnose"], program=str(prog), timeout=90)
+        assert_survived(run, max_rss_mb=500, max_seconds=60)
+        return re.findall(r"^#(\d+)\s+(\w+)\s+(\d+ B|-)", run.last_output, re.M)
+
+    want = sizes(plain_prog)
+    assert len(want) == 2 and all(s != "-" for _, _, s in want), want
+    assert sizes(hostile_source_program) == want
