@@ -944,6 +944,7 @@ so 'vg-leaks --delta' keeps its baseline."""
                            row, row.block_list, notes)
 
     def render(self, report, ctx):
+        from gdb_toolkit.common.names import printable_text
         from gdb_toolkit.common.table import Col, render_table
 
         out = ""
@@ -951,7 +952,7 @@ so 'vg-leaks --delta' keeps its baseline."""
             out += (f"0x{report.address:x} is in the heap block 0x{report.block_address:x} "
                     f"({_n(report.block_size)} bytes)")
             site = report.allocation_site
-            out += f", allocated in {site.label()}\n" if site else "\n"
+            out += f", allocated in {printable_text(site.label())}\n" if site else "\n"
         r = report.record
         if r is not None:
             out += (f"loss record {r.record}: {_n(r.bytes)} bytes in {_n(r.blocks)} blocks, {r.kind}, "
@@ -1129,6 +1130,7 @@ uninitialised value came from -- each kept apart."""
                             gs.session(pid).last_error_stop)
 
     def render(self, report, ctx):
+        from gdb_toolkit.common.names import printable_text     # frames name source files: any bytes
         from gdb_toolkit.common.text import key_values, wrap
 
         c = report.counts
@@ -1148,15 +1150,18 @@ uninitialised value came from -- each kept apart."""
             e = report.last_error
             out += wrap(f"last error: {e.one_line()}", ctx.width, "", "    ")
             for f in e.stack:
-                out += f"    {f.kind} {f.label()}\n"
+                out += f"    {f.kind} {printable_text(f.label())}\n"
             if e.location is not None:
                 out += wrap(e.location.description, ctx.width, "  ", "    ")
                 if e.location.free_stack:
-                    out += "  freed at:\n" + "".join(f"    {f.kind} {f.label()}\n" for f in e.location.free_stack)
+                    out += "  freed at:\n" + "".join(f"    {f.kind} {printable_text(f.label())}\n"
+                                                      for f in e.location.free_stack)
                 if e.location.stack:
-                    out += "  allocated at:\n" + "".join(f"    {f.kind} {f.label()}\n" for f in e.location.stack)
+                    out += "  allocated at:\n" + "".join(f"    {f.kind} {printable_text(f.label())}\n"
+                                                          for f in e.location.stack)
             if e.origin is not None:
-                out += f"  {e.origin.what}:\n" + "".join(f"    {f.kind} {f.label()}\n" for f in e.origin.frames)
+                out += f"  {e.origin.what}:\n" + "".join(f"    {f.kind} {printable_text(f.label())}\n"
+                                                          for f in e.origin.frames)
         return out
 
 

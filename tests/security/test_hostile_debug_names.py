@@ -134,3 +134,32 @@ def test_stack_frames_do_not_depend_on_the_source_file_name(hostile_source_progr
     want = sizes(plain_prog)
     assert len(want) == 2 and all(s != "-" for _, _, s in want), want
     assert sizes(hostile_source_program) == want
+
+
+LEAKY = b"""#include <stdlib.h>
+#include <string.h>
+void *keep;
+void f(int n) { char *p = malloc(n); p[n] = 1; memset(p, 0, n); }
+int main(void) { f(16); f(32); keep = malloc(5); return 0; }
+"""
+
+
+@pytest.fixture(scope="module")
+def leaky_hostile_source(tmp_path_factory):
+    d = os.fsencode(tmp_path_factory.mktemp("leaksrc"))
+    name = b"l\xe9\x1b[2Jk.c"                     # ESC [2J: clear the screen
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(LEAKY)
+    subprocess.run([b"gcc", b"-g", b"-O0", b"-o", b"prog", name], cwd=d, check=True)
+    return os.fsdecode(os.path.join(d, b"prog"))
+
+
+@pytest.mark.parametrize("command", ["vg-errors", "vg-leaks", "vg-leaks full", "vg-errors --json",
+                                     "vg-leaks --json"])
+def test_valgrind_reports_name_a_hostile_source_file(command, leaky_hostile_source):
+    """valgrind's own text names the source file in every stack: vg-errors wrote it raw (an
+    internal UnicodeEncodeError for the Latin-1 byte; the ESC [2J would have cleared the screen)."""
+    run = run_hostile([f"vg-start {leaky_hostile_source}", "continue", "continue", command],
+                      timeout=180)
+    assert_survived(run, max_rss_mb=1500, max_seconds=150)
+    assert "l\\xe9\\x1b[2Jk.c" in run.last_output.replace("\\\\", "\\"), run.last_output
