@@ -43,6 +43,7 @@ CASES = [
     ("vg-start-stdout", "vg-start --stdout {fifo} {prog}", None),
     ("vg-start-tty", "vg-start --tty {fifo} {prog}", None),
     ("vg-start-program", "vg-start {fifo}", None),
+    ("got-diff", "got --diff {fifo}", None),
 ]
 
 
