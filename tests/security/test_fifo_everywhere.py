@@ -22,7 +22,6 @@ KALLSYMS = (f"{TEXT:016x} T _stext\n{TEXT + 0x1000:016x} T vfs_read\n"
 PROG = "int main(void) { return 0; }\n"
 
 PENDING = {
-    "kern": "kernel commands: refuse non-regular files (issue 11 item 7, branch i17-kernel)",
     "ktr": "ktypes --btf: refuse non-regular files (issue 11 items 4/7, branch i17-ktrace)",
 }
 
@@ -94,18 +93,12 @@ def other_files(files, tmp_path_factory):
     return {"symlink-to-fifo": link, "chardev": "/dev/zero", "directory": directory}
 
 
-# kernel commands that already refuse a directory on main (an IsADirectoryError is caught)
-DIRECTORY_REFUSED_TODAY = {"kcore-path", "ksym-kallsyms", "ksym-system-map", "kdis-kcore", "kx-kcore",
-                           "ftrace-site-kcore"}
-
-
 def _other_params():
     for case_id, template, owner in CASES:
         for kind in KINDS:
             if kind == "chardev" and case_id in DEVICE_OK:
                 continue            # a device is a valid answer there (/dev/null, a terminal)
-            pending = owner and not (kind == "directory" and case_id in DIRECTORY_REFUSED_TODAY)
-            marks = [pytest.mark.xfail(reason=PENDING[owner], strict=False)] if pending else []
+            marks = [pytest.mark.xfail(reason=PENDING[owner], strict=False)] if owner else []
             yield pytest.param(template, kind, id=f"{case_id}-{kind}", marks=marks)
 
 
