@@ -95,19 +95,27 @@ def test_vg_attach_probe_gets_no_loader_or_shell_variables(trap, tmp_path):
     vgtmp = tmp_path / "tmp"                 # valgrind's vgdb FIFOs live in TMPDIR: keep them ours
     vgtmp.mkdir()
     prog = compile_c("#include <stdlib.h>\nint main(void) { malloc(7); return 0; }\n", name="vgenv")
-    vg = subprocess.Popen(["valgrind", "--vgdb=yes", "--vgdb-error=0", str(prog)],
-                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          env=dict(os.environ, TMPDIR=str(vgtmp)))
+    import time
+
+    err = tmp_path / "valgrind.err"          # a file, not a pipe: valgrind blocked writing to a full
+    with open(err, "wb") as errf:            # pipe holds its signals and ignores SIGTERM
+        vg = subprocess.Popen(["valgrind", "--vgdb=yes", "--vgdb-error=0", str(prog)],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
+                              env=dict(os.environ, TMPDIR=str(vgtmp)))
     try:
-        for line in iter(vg.stderr.readline, b""):        # valgrind says when vgdb can connect
-            if b"target remote" in line:
-                break
+        deadline = time.monotonic() + 60
+        while b"target remote" not in err.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.1)                  # valgrind says when vgdb can connect
         setup += f"; os.environ['BASH_ENV'] = {str(script)!r}"
-        run = run_hostile([setup, f"vg-attach {vg.pid}", "vg-leaks", "detach"], cwd=cwd, timeout=120,
+        run = run_hostile([setup, f"vg-attach {vg.pid}", "vg-leaks", "kill"], cwd=cwd, timeout=120,
                           env={"SHELL": "/bin/bash", "TMPDIR": str(vgtmp)})
         assert run.alive, run.describe()
         assert "connected to valgrind pid" in run.result.stdout, run.describe()
     finally:
         vg.terminate()
-        vg.wait(60)
+        try:
+            vg.wait(20)
+        except subprocess.TimeoutExpired:
+            vg.kill()                        # its FIFOs are in vgtmp, removed with tmp_path
+            vg.wait()
     assert _loaded(marker) == "", f"loaded by: {_loaded(marker)}\n{run.describe()}"
