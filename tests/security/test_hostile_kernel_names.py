@@ -36,6 +36,8 @@ def files(tmp_path_factory):
     "kdis {addr:#x} --kallsyms {kallsyms} --kcore {kcore} --json",
     "kx {addr:#x} --kallsyms {kallsyms} --kcore {kcore}",
     "kcore {kcore} --kallsyms {kallsyms}",
+    "ftrace-site {addr:#x} --kallsyms {kallsyms} --kcore {kcore}",
+    "kprobe-show {addr:#x} --kallsyms {kallsyms} --kcore {kcore}",
 ])
 def test_hostile_kernel_symbol_name(template, files):
     command = template.format(addr=TEXT + 0x1900, **{k: f'"{v}"' for k, v in files.items()})
