@@ -179,7 +179,7 @@ Example:
             return report
         if not args.target:
             raise UsageError("ktrace: a kernel function or tracepoint:CAT:NAME is required",
-                             self.parser.format_usage())
+                             self.parser.one_line_usage())
         split_target(args.target)                   # validate before spawning anything
         if args.pid is not None:
             if args.pid <= 0:
@@ -193,7 +193,7 @@ Example:
             facts.require_live_process("ktrace --run")
         pid = None if args.all else (args.pid or (facts.current_pid() if live else None))
         if args.pid and args.all:
-            raise UsageError("ktrace: --pid and --all exclude each other", self.parser.format_usage())
+            raise UsageError("ktrace: --pid and --all exclude each other", self.parser.one_line_usage())
         if _state.get("session") is not None:
             _stop_active()
             gdb.write("[ktrace] stopped the previous trace\n")
