@@ -213,8 +213,10 @@ def run(recipe: Recipe) -> str:
         if core is not None:
             argv += ["-c", str(core)]
         # gdb starts the inferior through $SHELL, which adds its own variables to that fixed
-        # environment (bash: SHLVL=0 as well as PWD): always the same shell, whoever runs this
-        env = dict(os.environ, TERM="dumb", LC_ALL="C.UTF-8", SHELL=INFERIOR_SHELL)
+        # environment (bash: SHLVL=0 as well as PWD): always the same shell, whoever runs this.
+        # The toolkit's private dirs (vg-start's logs) are shown in the default $TMPDIR, /tmp:
+        # a longer one would re-wrap the lines that name them
+        env = dict(os.environ, TERM="dumb", LC_ALL="C.UTF-8", SHELL=INFERIOR_SHELL, TMPDIR="/tmp")
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=recipe.timeout, env=env, cwd=REPO, stdin=subprocess.DEVNULL)
         text = proc.stdout.replace(str(tmp), DOC_TMP)
