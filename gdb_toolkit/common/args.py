@@ -246,3 +246,66 @@ def parse_int(text: str) -> int:
         import argparse
 
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def split_expression_words(text: str) -> list[str]:
+    """Split a command line whose words may be gdb expressions.
+
+    Words are separated by blanks outside quotes and brackets.  A word that is one quoted
+    string as a whole loses its quotes (``'a b'`` -> ``a b``, as gdb's own splitting does);
+    quotes inside a word stay, so ``$ksym("vfs_write")+5`` reaches gdb's evaluator intact
+    (gdb.string_to_argv would make it ``$ksym(vfs_write)+5``).  Unbalanced quotes or
+    brackets end at the end of the line (gdb reports the expression error itself)."""
+    words, cur, depth, quote, i = [], [], 0, None, 0
+    have = False
+    while i < len(text):
+        c = text[i]
+        if quote:
+            cur.append(c)
+            if c == "\\" and i + 1 < len(text):
+                cur.append(text[i + 1])
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "\"'":
+            quote = c
+            cur.append(c)
+            have = True
+        elif c == "\\" and i + 1 < len(text):       # gdb's escaped blank: /tmp/my\ core
+            cur.append(text[i + 1])
+            have = True
+            i += 1
+        elif c in "([{":
+            depth += 1
+            cur.append(c)
+            have = True
+        elif c in ")]}":
+            depth = max(0, depth - 1)
+            cur.append(c)
+        elif c.isspace() and depth == 0:
+            if have:
+                words.append("".join(cur))
+            cur, have = [], False
+        else:
+            cur.append(c)
+            have = True
+        i += 1
+    if have:
+        words.append("".join(cur))
+    return [_unquote_whole(w) for w in words]
+
+
+def _unquote_whole(word: str) -> str:
+    """``"a b"`` / ``'a b'`` -> ``a b`` (backslash escapes removed) when the quotes enclose
+    the whole word; any other word is returned as it is."""
+    if len(word) >= 2 and word[0] in "\"'" and word[-1] == word[0]:
+        body, out, i = word[1:-1], [], 0
+        while i < len(body):
+            if body[i] == word[0]:
+                return word                 # a closing quote inside: not one quoted string
+            if body[i] == "\\" and i + 1 < len(body):
+                i += 1
+            out.append(body[i])
+            i += 1
+        return "".join(out)
+    return word

@@ -152,6 +152,11 @@ class ToolkitCommand(gdb.Command):
             return []
         return self.complete_values(word)
 
+    def split_argv(self, argument: str) -> list[str]:
+        """Words of the command line (gdb's own splitting, which removes quotes).  Commands
+        taking gdb expressions override it to keep quotes inside a word (``$ksym("x")+5``)."""
+        return gdb.string_to_argv(argument)
+
     def complete_values(self, word: str):
         """Completions of a non-option *word* (a list, or a gdb.COMPLETE_* constant).
         Override for command-specific values; by default ``value_completer`` is used."""
@@ -196,7 +201,7 @@ class ToolkitCommand(gdb.Command):
 
         want_json = False
         try:
-            argv = gdb.string_to_argv(argument)
+            argv = self.split_argv(argument)
             want_json = "--json" in argv
             args = self.parser.parse(argv)
             if self.pause_gc:

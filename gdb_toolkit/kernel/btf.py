@@ -12,12 +12,14 @@ a second for vmlinux); names are indexed on the first ``find``.  ``resolve``
 turns ``task_struct`` + ``signal->rlim[3].rlim_cur`` into byte offsets with the
 pointer dereferences between them, and ``c_decl``/``c_definition`` render C.
 """
+import os
 import struct
-from dataclasses import dataclass, field
+from gdb_toolkit.common.record import field, record
 
 from gdb_toolkit.common.errors import ToolkitError
 
 BTF_MAGIC = 0xEB9F
+MAX_BTF_FILE = 1 << 30          # a vmlinux ELF carrying .BTF can be large; BTF itself ~5 MB
 
 (UNKN, INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC,
  FUNC_PROTO, VAR, DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64) = range(20)
@@ -33,7 +35,7 @@ _HDR = struct.Struct("<HBBIIIII")
 _T = struct.Struct("<III")
 
 
-@dataclass
+@record
 class Member:
     name: str           # "" for an anonymous struct/union member
     type_id: int
@@ -41,7 +43,7 @@ class Member:
     bit_size: int       # 0 unless a bitfield
 
 
-@dataclass
+@record
 class Type:
     id: int
     kind: int
@@ -64,7 +66,7 @@ class Type:
         return KIND_NAMES[self.kind]
 
 
-@dataclass
+@record
 class PathStep:
     """One component of a member path."""
     text: str            # as written: "signal", "rlim[3]", "rlim_cur"
@@ -74,7 +76,7 @@ class PathStep:
     type_name: str       # C spelling of the component's type
 
 
-@dataclass
+@record
 class MemberPath:
     """``resolve``'s answer: where a member lives, hop by hop, and what it is."""
     root: str
@@ -193,18 +195,14 @@ class Btf:
             base = "/sys/kernel/btf/vmlinux"
         if isinstance(base, str):
             base = cls.load(base)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            if path == "/sys/kernel/btf/vmlinux":
-                raise ToolkitError("/sys/kernel/btf/vmlinux does not exist: the kernel has no "
-                                   "CONFIG_DEBUG_INFO_BTF",
-                                   "boot a kernel built with CONFIG_DEBUG_INFO_BTF=y "
-                                   "(Debian's has it)") from None
-            raise ToolkitError(f"{path} does not exist", "check the BTF path") from None
-        except OSError as exc:
-            raise ToolkitError(f"cannot read {path}: {exc.strerror}", "check permissions") from None
+        from gdb_toolkit.common.safe_open import read_regular
+
+        if path == "/sys/kernel/btf/vmlinux" and not os.path.exists(path):
+            raise ToolkitError("/sys/kernel/btf/vmlinux does not exist: the kernel has no "
+                               "CONFIG_DEBUG_INFO_BTF",
+                               "boot a kernel built with CONFIG_DEBUG_INFO_BTF=y "
+                               "(Debian's has it)")
+        data = read_regular(path, "BTF file", MAX_BTF_FILE)
         if data[:4] == b"\x7fELF":
             data = _elf_btf_section(data, path)
         return cls(data, path, base)
@@ -252,7 +250,9 @@ class Btf:
         start = self.strs_start + off - self.base_str_len
         if start >= self.strs_end:
             raise _btf_error(self.path, f"string offset {off} out of range")
-        end = self.data.index(b"\0", start, self.strs_end)
+        end = self.data.find(b"\0", start, self.strs_end)
+        if end < 0:
+            raise _btf_error(self.path, f"string at offset {off} is not terminated")
         return self.data[start:end].decode("utf-8", "replace")
 
     def _owner(self, tid: int) -> "Btf":
@@ -457,12 +457,17 @@ class Btf:
                 raise _btf_error(self.path, f"modifier loop at type {tid}")
         return t
 
-    def size_of(self, tid: int) -> int:
+    def size_of(self, tid: int, _depth: int = 0) -> int:
         t = self.strip(tid)
         if t.kind == PTR:
             return self.pointer_size
         if t.kind == ARRAY:
-            return t.nelems * self.size_of(t.elem)
+            if _depth > 32:
+                raise _btf_error(self.path, f"array type {tid} nests too deep (a loop?)")
+            n = t.nelems * self.size_of(t.elem, _depth + 1)
+            if n > 1 << 40:
+                raise _btf_error(self.path, f"array type {tid} claims {n} bytes")
+            return n
         if t.size is not None:
             return t.size
         if t.kind == UNKN:
@@ -484,28 +489,28 @@ class Btf:
         return self.size_of(self.lookup_type(name).id)
 
     # -- member paths -------------------------------------------------------------
-    def member_chain(self, tid: int, name: str) -> list[Member] | None:
+    def member_chain(self, tid: int, name: str, _seen: frozenset = frozenset()) -> list[Member] | None:
         """Members leading to *name* in struct/union *tid*, descending into anonymous
         structs/unions; None if there is none."""
         t = self.strip(tid)
-        if t.kind not in (STRUCT, UNION):
+        if t.kind not in (STRUCT, UNION) or t.id in _seen or len(_seen) > 32:
             return None
         for m in t.members:
             if m.name == name:
                 return [m]
         for m in t.members:
             if not m.name:
-                sub = self.member_chain(m.type_id, name)
+                sub = self.member_chain(m.type_id, name, _seen | {t.id})
                 if sub is not None:
                     return [m] + sub
         return None
 
-    def member_names(self, tid: int) -> list[str]:
+    def member_names(self, tid: int, _seen: frozenset = frozenset()) -> list[str]:
         t = self.strip(tid)
         out = []
-        if t.kind in (STRUCT, UNION):
+        if t.kind in (STRUCT, UNION) and t.id not in _seen and len(_seen) <= 32:
             for m in t.members:
-                out += [m.name] if m.name else self.member_names(m.type_id)
+                out += [m.name] if m.name else self.member_names(m.type_id, _seen | {t.id})
         return out
 
     def resolve(self, type_name: str, path: str) -> MemberPath:
@@ -609,11 +614,30 @@ class Btf:
             return ("union " if t.kind_flag else "struct ") + t.name
         return t.name or f"<anon {t.kind_name} #{t.id}>"
 
-    def c_decl(self, tid: int, inner: str = "", _depth: int = 0) -> str:
-        """A C declarator: c_decl(id_of("char [16]"), "comm") -> "char comm[16]"."""
-        if _depth > 64:
-            return "<loop> " + inner
+    #: type records one rendering may visit: a crafted BTF whose prototypes take pointers to
+    #: prototypes (each with many parameters) would otherwise branch without end
+    DECL_BUDGET = 4000
+
+    def c_decl(self, tid: int, inner: str = "", _depth: int = 0, _walk=None) -> str:
+        """A C declarator: c_decl(id_of("char [16]"), "comm") -> "char comm[16]".
+
+        Bounded: a type that refers back to itself renders as ``<cycle>`` and, past
+        DECL_BUDGET visited records, nested prototypes' parameters shorten to ``...``."""
+        if _walk is None:
+            _walk = [self.DECL_BUDGET, set()]      # [records left, ids on the current chain]
+        _walk[0] -= 1
+        if _depth > 64 or tid in _walk[1]:
+            return f"<cycle> {inner}".strip() if tid in _walk[1] else "<loop> " + inner
         t = self.type(tid)
+        k = t.kind
+        if k in (PTR, ARRAY, FUNC_PROTO) or k in QUALIFIERS or k in (TYPE_TAG, FUNC, VAR):
+            _walk[1].add(tid)
+        try:
+            return self._c_decl(t, inner, _depth, _walk)
+        finally:
+            _walk[1].discard(tid)
+
+    def _c_decl(self, t: Type, inner: str, _depth: int, _walk) -> str:
         k = t.kind
         if k == PTR:
             target = self.strip(t.ref, typedefs=False)
@@ -621,25 +645,32 @@ class Btf:
                 inner = f"(*{inner})"
             else:
                 inner = "*" + inner
-            return self.c_decl(t.ref, inner, _depth + 1)
+            return self.c_decl(t.ref, inner, _depth + 1, _walk)
         if k == ARRAY:
-            return self.c_decl(t.elem, f"{inner}[{t.nelems}]", _depth + 1)
+            return self.c_decl(t.elem, f"{inner}[{t.nelems}]", _depth + 1, _walk)
         if k == FUNC_PROTO:
             params = []
-            for pname, ptype in t.members:
-                params.append("..." if ptype == 0 and not pname else self.c_decl(ptype, pname, _depth + 1).strip())
-            return self.c_decl(t.ref, f"{inner}({', '.join(params) or 'void'})", _depth + 1)
+            if _walk[0] <= 0:
+                params = ["..."]
+            else:
+                for pname, ptype in t.members:
+                    if _walk[0] <= 0:
+                        params.append("...")
+                        break
+                    params.append("..." if ptype == 0 and not pname else
+                                  self.c_decl(ptype, pname, _depth + 1, _walk).strip())
+            return self.c_decl(t.ref, f"{inner}({', '.join(params) or 'void'})", _depth + 1, _walk)
         if k in QUALIFIERS:
             target = self.type(t.ref)
             if target.kind == PTR:
-                return self.c_decl(t.ref, f" {QUALIFIERS[k]} {inner.lstrip()}", _depth + 1)
-            return f"{QUALIFIERS[k]} " + self.c_decl(t.ref, inner, _depth + 1)
+                return self.c_decl(t.ref, f" {QUALIFIERS[k]} {inner.lstrip()}", _depth + 1, _walk)
+            return f"{QUALIFIERS[k]} " + self.c_decl(t.ref, inner, _depth + 1, _walk)
         if k == TYPE_TAG:
-            return self.c_decl(t.ref, inner, _depth + 1)
+            return self.c_decl(t.ref, inner, _depth + 1, _walk)
         if k == FUNC:
-            return self.c_decl(t.ref, t.name, _depth + 1)
+            return self.c_decl(t.ref, t.name, _depth + 1, _walk)
         if k == VAR:
-            return self.c_decl(t.ref, t.name, _depth + 1)
+            return self.c_decl(t.ref, t.name, _depth + 1, _walk)
         base = self._base_name(t)
         if not inner:
             return base
@@ -655,10 +686,16 @@ class Btf:
             return f"typedef {self.c_decl(t.ref, t.name)};\n"
         if t.kind == FUNC:
             return self.c_decl(tid) + ";\n"
-        return self._definition(t, offsets, 0, 0) + ";\n"
+        return self._definition(t, offsets, 0, 0, [self.DECL_BUDGET, set()]) + ";\n"
 
-    def _definition(self, t: Type, offsets: bool, level: int, base_bits: int) -> str:
+    def _definition(self, t: Type, offsets: bool, level: int, base_bits: int, walk) -> str:
+        """*walk*: [members left to render, ids of the anonymous structs being rendered]:
+        nested anonymous structs that repeat (or contain themselves) stay bounded."""
         pad = "\t" * (level + 1)
+        if level > 16 or t.id in walk[1]:
+            return "/* nested too deep */" if level > 16 else "/* cycle */"
+        if walk[0] <= 0:
+            return "/* ... */"
         if t.kind in (ENUM, ENUM64):
             body = "".join(f"{pad}{n} = {v},\n" for n, v in t.members)
             return f"{self._base_name(t) if t.name else 'enum'} {{\n{body}{chr(9) * level}}}"
@@ -667,11 +704,16 @@ class Btf:
         kw = "struct" if t.kind == STRUCT else "union"
         head = f"{kw} {t.name} {{" if t.name else f"{kw} {{"
         lines = [head]
+        walk[1].add(t.id)
         for m in t.members:
+            walk[0] -= 1
+            if walk[0] < 0:
+                lines.append(pad + "/* ... */")
+                break
             mt = self.strip(m.type_id, typedefs=False)
             bits = base_bits + m.bit_offset
             if not m.name and mt.kind in (STRUCT, UNION) and not mt.name:
-                text = self._definition(mt, offsets, level + 1, bits) + ";"
+                text = self._definition(mt, offsets, level + 1, bits, walk) + ";"
             else:
                 text = self.c_decl(m.type_id, m.name) + (f": {m.bit_size}" if m.bit_size else "") + ";"
             if offsets:
@@ -682,6 +724,7 @@ class Btf:
                 where = f"{bits // 8}" + (f":{bits % 8}" if bits % 8 or m.bit_size else "")
                 text += f"\t/* {where} {f'{m.bit_size} bits' if m.bit_size else size} */"
             lines.append(pad + text)
+        walk[1].discard(t.id)
         tail = "\t" * level + "}"
         if offsets and level == 0 and t.size is not None:
             tail += f"\t/* size: {t.size} */"

@@ -6,18 +6,21 @@ pointers in hex with the symbol they point at, ``char[]`` and ``char *`` as stri
 enums by name, bitfields extracted.  Pure: symbolizing and string reading are callbacks.
 """
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gdb_toolkit.kernel import btf as B
+
+
+MAX_ROWS = 4096      # a struct dump stops there (a crafted BTF can nest wide types deep)
 
 
 @dataclass
 class FieldValue:
     path: str
-    type: str
+    c_type: str
     offset: int          # bytes from the start of the object
     value: str
-    raw: int | None = None
+    raw: int | None = field(default=None, metadata={"json_skip": True})   # the integer read
 
 
 def _int(data: bytes, off: int, size: int, signed: bool) -> int | None:
@@ -32,20 +35,29 @@ def decode(btf, type_id: int, data: bytes, symbolize=None, read_string=None,
     rows: list[FieldValue] = []
     t = btf.strip(type_id)
     tname = btf.type_name(type_id)
-    if depth > 8:
+    if depth > 8 or base > len(data):
         return [FieldValue(prefix, tname, base, "...")]
     if t.kind in (B.STRUCT, B.UNION):
         for m in t.members:
             sub = f"{prefix}.{m.name}" if prefix and m.name else (m.name or prefix)
             off = base + m.bit_offset // 8
             if m.bit_size or m.bit_offset % 8:
-                bits = m.bit_size or btf.size_of(m.type_id) * 8
+                try:
+                    bits = m.bit_size or btf.size_of(m.type_id) * 8
+                except B.ToolkitError:
+                    bits = 0
                 shift = m.bit_offset % 8
+                if not 0 < bits <= 128:              # not a bitfield any compiler makes
+                    rows.append(FieldValue(sub, btf.type_name(m.type_id), off, "<bad bitfield>"))
+                    continue
                 raw = int.from_bytes(data[off:off + (shift + bits + 7) // 8], "little")
                 val = (raw >> shift) & ((1 << bits) - 1)
                 rows.append(FieldValue(sub, btf.type_name(m.type_id) + f":{bits}", off, str(val), val))
                 continue
             rows += decode(btf, m.type_id, data, symbolize, read_string, sub, off, max_array, depth + 1)
+            if len(rows) > MAX_ROWS:
+                rows.append(FieldValue(f"{prefix}...", "", off, "... (more fields)"))
+                break
         return rows
     if t.kind == B.ARRAY:
         elem = btf.strip(t.elem)

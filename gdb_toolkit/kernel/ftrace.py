@@ -31,7 +31,7 @@ class FtraceSiteReport:
     state: str                 # idle | patched | not-a-site
     kind: str                  # the Site kind
     description: str
-    target: int | None
+    target_address: int | None
     target_symbol: str | None
     original: bytes | None
     traceable: bool | None     # listed in available_filter_functions
@@ -95,7 +95,8 @@ def ftrace_site(session, func: str) -> FtraceSiteReport:
         if state == "idle" and enabled is not None:
             notes.append("enabled_functions lists it but the site is idle (being updated?)")
     else:
-        notes.append("tracefs is not mounted: who enabled the site is unknown")
+        notes.append("tracefs is not mounted: who enabled the site is unknown" if session.is_live else
+                     "no tracefs in a dump or a halted kernel: who enabled the site is unknown")
     listed = []
     try:
         listed = [lp.line for lp in (session.listed_probes() or []) if lp.address == site_addr]

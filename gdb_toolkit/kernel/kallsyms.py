@@ -6,7 +6,8 @@ address reads as zero, kernel.kptr_restrict (or a non-root reader) hides them:
 ``restricted`` says so and lookups raise a ToolkitError explaining the fix.
 """
 import bisect
-from dataclasses import dataclass
+import os
+from gdb_toolkit.common.record import record
 
 from gdb_toolkit.common.errors import ToolkitError
 
@@ -14,9 +15,13 @@ from gdb_toolkit.common.errors import ToolkitError
 X86_64_TEXT_DEFAULT = 0xFFFFFFFF81000000
 # largest distance from a symbol we still call "symbol+off" when the next symbol is far away
 MAX_SYMBOL_SPAN = 1 << 20
+# past a module's last symbol, when the module's extent is not known (no /proc/modules)
+MODULE_TAIL_SPAN = 1 << 16
+# the kernel's own pseudo-modules: one page each (kprobe insn pages, ftrace trampolines)
+BUILTIN_SPAN = 1 << 12
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Symbol:
     address: int
     name: str
@@ -43,17 +48,35 @@ def symbol_names(path: str = "/proc/kallsyms", types: str | None = None,
     if key not in _NAMES:
         names = set()
         try:
-            with open(path) as f:
+            from gdb_toolkit.common.safe_open import open_regular
+
+            with open_regular(path, "kallsyms file") as rf, \
+                    open(rf.fd, errors="surrogateescape", closefd=False) as f:
                 for line in f:
                     parts = line.split()
                     if len(parts) < 3 or (types is not None and parts[1] not in types) \
                             or (not modules and len(parts) > 3):
                         continue
                     names.add(parts[2])
-        except OSError:
+        except (OSError, ToolkitError):
             pass
         _NAMES[key] = sorted(names)
     return _NAMES[key]
+
+
+def parse_module_extents(text: str) -> dict[str, tuple[int, int]]:
+    """/proc/modules: ``name size refcount deps state address`` -> {name: (start, end)}."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[1].isdigit() and parts[-1].startswith("0x"):
+            try:
+                base = int(parts[-1], 16)
+            except ValueError:
+                continue
+            if base:
+                out[parts[0]] = (base, base + int(parts[1]))
+    return out
 
 
 def restricted_error(path: str = "/proc/kallsyms") -> ToolkitError:
@@ -77,6 +100,9 @@ class Kallsyms:
         self.path = path
         self.text = text if text.endswith("\n") or not text else text + "\n"
         self.offset = offset            # added to every non-zero address (System.map + KASLR)
+        # module name -> (start, end) of its memory (/proc/modules), bounding the last symbol
+        self.module_extents: dict[str, tuple[int, int]] = {}
+        self._end_addr = False
         self._symbols: list[Symbol] | None = None
         self._by_name: dict[str, Symbol] | None = None
         self._tail: list[Symbol] | None = None
@@ -95,31 +121,33 @@ class Kallsyms:
         (a System.map's link-time addresses + the KASLR slide)."""
         return cls(text, path, offset)
 
+    def load_module_extents(self, path: str = "/proc/modules") -> None:
+        """Each loaded module's memory, from /proc/modules (``name size ... 0xADDR``)."""
+        from gdb_toolkit.common.safe_open import read_regular_text
+
+        try:
+            text = read_regular_text(path, "modules list", 16 << 20)
+        except ToolkitError:
+            return
+        self.module_extents.update(parse_module_extents(text))
+
     @classmethod
     def load(cls, path: str = "/proc/kallsyms") -> "Kallsyms":
-        try:
-            with open(path) as f:
-                text = f.read()
-        except FileNotFoundError:
-            if path == "/proc/kallsyms":
-                raise ToolkitError("/proc/kallsyms does not exist: the kernel has no CONFIG_KALLSYMS",
-                                   "give a System.map (ksym --system-map PATH)") from None
-            raise ToolkitError(f"{path} does not exist", "check the path") from None
-        except OSError as exc:
-            raise ToolkitError(f"cannot read {path}: {exc.strerror}", "run as root") from None
-        return cls(text, path)
+        from gdb_toolkit.common.names import decode_name
+        from gdb_toolkit.common.safe_open import read_regular
+
+        if path == "/proc/kallsyms" and not os.path.exists(path):
+            raise ToolkitError("/proc/kallsyms does not exist: the kernel has no CONFIG_KALLSYMS",
+                               "give a System.map (ksym --system-map PATH)")
+        return cls(decode_name(read_regular(path, "kallsyms file", 512 << 20)), path)
 
     @classmethod
     def load_system_map(cls, path: str, kaslr_offset: int = 0) -> "Kallsyms":
         """A System.map (link-time addresses) slid by *kaslr_offset*."""
-        try:
-            with open(path) as f:
-                text = f.read()
-        except OSError as exc:
-            raise ToolkitError(f"cannot read System.map {path}: {exc.strerror}",
-                               "give the System.map of the running kernel "
-                               "(/boot/System.map-$(uname -r))") from None
-        return cls(text, path, offset=kaslr_offset)
+        from gdb_toolkit.common.names import decode_name
+        from gdb_toolkit.common.safe_open import read_regular
+
+        return cls(decode_name(read_regular(path, "System.map", 512 << 20)), path, offset=kaslr_offset)
 
     # -- line access ---------------------------------------------------------------
     def _line_at(self, pos: int) -> tuple[Symbol | None, int]:
@@ -167,8 +195,9 @@ class Kallsyms:
 
     def _tail_index(self):
         if self._tail is None:
+            # per-cpu (type a) symbols of modules carry per-cpu offsets, not addresses
             tail = [s for s in (self._parse_line(l) for l in self.text[self._split:].splitlines())
-                    if s is not None and s.address]
+                    if s is not None and s.address and s.type not in "aAUu"]
             tail.sort(key=lambda s: s.address)
             self._tail = tail
             self._tail_addrs = [s.address for s in tail]
@@ -289,31 +318,55 @@ class Kallsyms:
         return same, nxt_addr
 
     def containing(self, addr: int) -> Symbol | None:
-        """The symbol at or just below *addr* (None when *addr* is before every symbol
-        or too far past the nearest one)."""
+        """The symbol at or just below *addr* (None when *addr* is before every symbol,
+        past the end of the kernel image, or past the end of the module it would belong to)."""
         self._check()
         cands = []
         same, nxt = self._head_floor(addr)
         same = [s for s in same if s.address and s.type not in "aAUu"]
-        if same:
-            cands.append((same, nxt))
+        end = self._image_end()
+        if same and (end is None or addr < end or same[0].address >= end):
+            cands.append((same, nxt, MAX_SYMBOL_SPAN))
         tail = self._tail_index()
         i = bisect.bisect_right(self._tail_addrs, addr) - 1
         if i >= 0:
             a = tail[i].address
             group = [s for s in tail[max(0, i - 16):i + 1] if s.address == a]
             j = bisect.bisect_right(self._tail_addrs, a)
-            cands.append((group, self._tail_addrs[j] if j < len(tail) else None))
+            nxt_sym = tail[j] if j < len(tail) else None
+            cands.append((group, nxt_sym.address if nxt_sym else None,
+                          self._module_span(group[-1], nxt_sym, addr)))
         best = None
-        for group, nxt in cands:
+        for group, nxt, span in cands:
             s = max(group, key=lambda x: (x.is_text, x.type.isupper(), not x.name.startswith("__"),
                                           x.module is None))
-            limit = (nxt - s.address) if nxt is not None else MAX_SYMBOL_SPAN
-            if addr - s.address >= min(limit, MAX_SYMBOL_SPAN):
+            limit = (nxt - s.address) if nxt is not None else span
+            if addr - s.address >= min(limit, span):
                 continue
             if best is None or s.address > best.address:
                 best = s
         return best
+
+    def _image_end(self) -> int | None:
+        """``_end``: nothing of vmlinux lies past it (an address there is a module's, or
+        nobody's)."""
+        if self._end_addr is False:
+            s = self.lookup("_end")
+            self._end_addr = s.address if s is not None and not s.module and s.address else None
+        return self._end_addr
+
+    def _module_span(self, sym: Symbol, nxt: Symbol | None, addr: int) -> int:
+        """How far past *sym* an address may still be *sym*'s: up to the next symbol of the
+        same module; past a module's last symbol, only inside the module's extent."""
+        mod = sym.module or ""
+        if nxt is not None and nxt.module == sym.module:
+            return MAX_SYMBOL_SPAN
+        ext = self.module_extents.get(mod)
+        if ext is not None:
+            return max(0, ext[1] - sym.address) if ext[0] <= addr else 0
+        if mod.startswith("__builtin__"):
+            return BUILTIN_SPAN
+        return MODULE_TAIL_SPAN
 
     def symbolize(self, addr: int) -> tuple[str, int, str | None] | None:
         """(name, offset, module or None) for *addr*, or None."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.kernel.memory import LIVE, KernelMemory, Region
 
 PT_LOAD, PT_NOTE = 1, 4
 EM_X86_64, EM_AARCH64 = 62, 183
@@ -78,8 +79,92 @@ def open_error(path: str, exc: OSError) -> ToolkitError:
     return ToolkitError(f"cannot open {path}: {exc.strerror or exc}", "check the path")
 
 
-class Kcore:
-    """A kcore-shaped ELF core opened for pread; use as a context manager."""
+MAX_PHNUM = 1 << 20            # program headers a kernel core may claim
+MAX_OFFSET = (1 << 63) - 1
+
+
+def pread(fd: int, n: int, off: int) -> bytes:
+    """os.pread that answers b"" (read as "the file ends here") for an offset or length no
+    file can have -- a header may claim any 64-bit value -- instead of OverflowError."""
+    if off < 0 or n < 0 or off > MAX_OFFSET or n > MAX_OFFSET - off:
+        return b""
+    return os.pread(fd, n, off)
+MAX_NOTES = 16 << 20           # bytes of PT_NOTE read
+
+
+def open_core_fd(path: str, what: str = "kcore") -> int:
+    """Open *path* for pread, refusing anything but a regular file without blocking on it
+    (a FIFO given as a core must not hang gdb), with kcore's own explanations of EPERM."""
+    import stat
+
+    from gdb_toolkit.common.names import escape_name
+    from gdb_toolkit.common.safe_open import describe_mode
+
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise open_error(path, exc) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ToolkitError(f"{what} {escape_name(path)} is {describe_mode(st.st_mode)}, not a regular "
+                           "file", "give /proc/kcore or a vmcore file")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as exc:
+        raise open_error(path, exc) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ToolkitError(f"{what} {escape_name(path)} is not a regular file",
+                           "give /proc/kcore or a vmcore file")
+    return fd
+
+
+def parse_elf_core(fd: int, path: str):
+    """(e_machine, [(p_vaddr, p_paddr, p_offset, p_filesz, p_memsz)] of PT_LOADs, notes) of
+    an ELF64 little-endian core, every count and size checked."""
+    try:
+        ehdr = os.pread(fd, 64, 0)
+    except OSError as exc:
+        raise open_error(path, exc) from None
+    if len(ehdr) < 64 or ehdr[:4] != b"\x7fELF":
+        raise ToolkitError(f"{path} is not an ELF file", "give /proc/kcore or a vmcore")
+    if ehdr[4] != 2 or ehdr[5] != 1:
+        raise ToolkitError(f"{path} is not a little-endian ELF64 core",
+                           "only 64-bit little-endian kernels (x86_64, arm64) are supported")
+    (e_type, e_machine, _v, _entry, e_phoff, e_shoff, _flags, _ehsize, e_phentsize,
+     e_phnum) = struct.unpack_from("<HHIQQQIHHH", ehdr, 16)
+    if e_type != 4:
+        raise ToolkitError(f"{path} is an ELF file but not a core (e_type {e_type})",
+                           "give /proc/kcore or a vmcore, not a vmlinux or module")
+    if e_phnum == 0xFFFF:  # PN_XNUM: real count in section 0's sh_info
+        sh0 = pread(fd, 64, e_shoff)
+        if len(sh0) < 48:
+            raise ToolkitError(f"{path}: the extended program header count is missing",
+                               "the file is damaged")
+        e_phnum = struct.unpack_from("<I", sh0, 44)[0]
+    if not 56 <= e_phentsize <= 256 or e_phnum > MAX_PHNUM:
+        raise ToolkitError(f"{path}: bad program headers (size {e_phentsize}, count {e_phnum})",
+                           "the file is damaged or not a kernel core")
+    table = pread(fd, e_phentsize * e_phnum, e_phoff)
+    if len(table) < e_phentsize * e_phnum:
+        raise ToolkitError(f"{path}: program headers are truncated", "the file is damaged")
+    loads, notes, note_bytes = [], [], 0
+    for i in range(e_phnum):
+        p_type, _pf, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, _al = struct.unpack_from(
+            "<IIQQQQQQ", table, i * e_phentsize)
+        if p_type == PT_LOAD and p_memsz:
+            loads.append((p_vaddr, p_paddr, p_offset, min(p_filesz, p_memsz), p_memsz))
+        elif p_type == PT_NOTE and p_filesz and note_bytes < MAX_NOTES:
+            n = min(p_filesz, MAX_NOTES - note_bytes)
+            note_bytes += n
+            notes.extend(parse_notes(pread(fd, n, p_offset)))
+    return e_machine, loads, notes
+
+
+class Kcore(KernelMemory):
+    """A kcore-shaped ELF core (PT_LOAD p_vaddr = kernel virtual address) opened for pread:
+    /proc/kcore itself, or a test fixture laid out the same way.  Use as a context manager."""
+
+    kind = LIVE
 
     def __init__(self, fd: int, path: str, segments: list[Segment], notes: list[Note],
                  machine: int):
@@ -90,67 +175,27 @@ class Kcore:
         self.notes = notes
         self.machine = machine
         self._vmcoreinfo = None
+        self._last = None
 
     # -- opening -----------------------------------------------------------
     @classmethod
     def open(cls, path: str = "/proc/kcore") -> "Kcore":
+        fd = open_core_fd(path)
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError as exc:
-            raise open_error(path, exc) from None
-        try:
-            return cls._parse(fd, path)
+            machine, loads, notes = parse_elf_core(fd, path)
+            refuse_process_core(path, loads, notes)
+            segments = [Segment(v, f or m, o) for v, _p, o, f, m in loads]
+            if not segments:
+                raise ToolkitError(f"{path} has no PT_LOAD segments", "the file is not a kernel core")
+            return cls(fd, path, segments, notes, machine)
         except BaseException:
             os.close(fd)
             raise
-
-    @classmethod
-    def _parse(cls, fd: int, path: str) -> "Kcore":
-        try:
-            ehdr = os.pread(fd, 64, 0)
-        except OSError as exc:
-            raise open_error(path, exc) from None
-        if len(ehdr) < 64 or ehdr[:4] != b"\x7fELF":
-            raise ToolkitError(f"{path} is not an ELF file", "give /proc/kcore or a vmcore")
-        if ehdr[4] != 2 or ehdr[5] != 1:
-            raise ToolkitError(f"{path} is not a little-endian ELF64 core",
-                               "only 64-bit little-endian kernels (x86_64, arm64) are supported")
-        (e_type, e_machine, _v, _entry, e_phoff, _shoff, _flags, _ehsize, e_phentsize,
-         e_phnum) = struct.unpack_from("<HHIQQQIHHH", ehdr, 16)
-        if e_type != 4:
-            raise ToolkitError(f"{path} is an ELF file but not a core (e_type {e_type})",
-                               "give /proc/kcore or a vmcore, not a vmlinux or module")
-        if e_phnum == 0xFFFF:  # PN_XNUM: real count in section 0's sh_info
-            e_shoff = struct.unpack_from("<Q", ehdr, 40)[0]
-            sh0 = os.pread(fd, 64, e_shoff)
-            e_phnum = struct.unpack_from("<I", sh0, 44)[0]
-        if e_phentsize < 56:
-            raise ToolkitError(f"{path}: bad program header size {e_phentsize}", None)
-        table = os.pread(fd, e_phentsize * e_phnum, e_phoff)
-        if len(table) < e_phentsize * e_phnum:
-            raise ToolkitError(f"{path}: program headers are truncated", "the file is damaged")
-        segments, notes = [], []
-        for i in range(e_phnum):
-            p_type, _pf, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _al = struct.unpack_from(
-                "<IIQQQQQQ", table, i * e_phentsize)
-            if p_type == PT_LOAD and p_memsz:
-                segments.append(Segment(p_vaddr, min(p_filesz, p_memsz) or p_memsz, p_offset))
-            elif p_type == PT_NOTE and p_filesz:
-                notes.extend(parse_notes(os.pread(fd, min(p_filesz, 1 << 20), p_offset)))
-        if not segments:
-            raise ToolkitError(f"{path} has no PT_LOAD segments", "the file is not a kernel core")
-        return cls(fd, path, segments, notes, e_machine)
 
     def close(self) -> None:
         if self.fd is not None and self.fd >= 0:
             os.close(self.fd)
         self.fd = -1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __del__(self):
         try:
@@ -173,18 +218,16 @@ class Kcore:
             self._vmcoreinfo = info
         return self._vmcoreinfo
 
-    @property
-    def kaslr_offset(self) -> int | None:
-        v = self.vmcoreinfo.get("KERNELOFFSET")
-        return int(v, 16) if v else None
-
-    @property
-    def release(self) -> str | None:
-        return self.vmcoreinfo.get("OSRELEASE")
+    def regions(self) -> list[Region]:
+        return [Region(s.vaddr, s.size, s.offset) for s in self.segments]
 
     def segment_of(self, addr: int) -> Segment | None:
+        last = self._last
+        if last is not None and last.vaddr <= addr < last.end:
+            return last
         i = bisect.bisect_right(self._starts, addr) - 1
         if i >= 0 and addr < self.segments[i].end:
+            self._last = self.segments[i]
             return self.segments[i]
         # segments may overlap (vmcore/kcore quirks): fall back to a scan
         for s in self.segments:
@@ -227,7 +270,7 @@ class Kcore:
             chunk = b""
             while len(chunk) < n:
                 try:
-                    part = os.pread(self.fd, n - len(chunk), off + len(chunk))
+                    part = pread(self.fd, n - len(chunk), off + len(chunk))
                 except OSError as exc:
                     raise ToolkitError(f"cannot read kernel memory at 0x{addr:x}: {exc.strerror}",
                                        "the page may be unmapped or protected") from None
@@ -238,22 +281,26 @@ class Kcore:
             out.append(chunk)
         return b"".join(out)
 
-    def read_u64(self, addr: int) -> int:
-        return struct.unpack("<Q", self.read(addr, 8))[0]
 
-    def read_u32(self, addr: int) -> int:
-        return struct.unpack("<I", self.read(addr, 4))[0]
+NT_PRPSINFO, NT_AUXV, NT_SIGINFO, NT_FILE = 3, 6, 0x53494749, 0x46494C45
 
-    def read_cstring(self, addr: int, limit: int = 256) -> str:
-        data = b""
-        while len(data) < limit:
-            step = min(64, limit - len(data), 4096 - ((addr + len(data)) & 0xFFF))
-            part = self.read(addr + len(data), step)
-            i = part.find(b"\0")
-            if i >= 0:
-                return (data + part[:i]).decode("utf-8", "replace")
-            data += part
-        return data.decode("utf-8", "replace")
+
+def refuse_process_core(path: str, loads: list, notes: list) -> None:
+    """A process core (gcore, systemd-coredump) is an ELF core too: with no VMCOREINFO, only
+    user-space PT_LOADs and a process's notes (auxv, mapped files), it is not a kernel."""
+    if any(n.name == "VMCOREINFO" for n in notes):
+        return
+    user_only = loads and all(0 < v < 1 << 47 for v, *_ in loads)
+    process_notes = any(n.type in (NT_AUXV, NT_FILE, NT_SIGINFO) and n.name == "CORE" for n in notes)
+    if user_only or process_notes:
+        prog = None
+        for n in notes:
+            if n.name == "CORE" and n.type == NT_PRPSINFO and len(n.desc) >= 56:
+                prog = n.desc[40:56].split(b"\0", 1)[0].decode("utf-8", "replace")
+        raise ToolkitError(f"{path} is a process core" + (f" (of '{prog}')" if prog else "") +
+                           ", not a kernel core: it has no VMCOREINFO and holds only user memory",
+                           "give /proc/kcore or a kernel dump (kdump vmcore, makedumpfile, QEMU "
+                           "dump-guest-memory); debug a process core with plain 'core-file'")
 
 
 def parse_notes(buf: bytes) -> list[Note]:

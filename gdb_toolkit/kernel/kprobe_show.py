@@ -15,23 +15,23 @@ from gdb_toolkit.kernel import sites as S
 @dataclass
 class DisLine:
     address: int
-    raw: str
+    raw: str                  # the bytes, hex
     text: str
-    target: str | None = None
+    target_symbol: str | None = None
 
 
 @dataclass
 class StructDump:
     title: str
     address: int
-    type: str
+    c_type: str             # struct kprobe, struct optimized_kprobe
     fields: list            # btf_values.FieldValue
 
 
 @dataclass
 class KprobeShowReport:
     address: int
-    where: str
+    symbol: str
     arch: str
     probes: list                    # ProbeReport rows at this address
     live: list                      # DisLine
@@ -80,20 +80,23 @@ def _dump(session, btf, title: str, addr: int, type_name: str) -> StructDump | N
     return StructDump(title, addr, f"struct {type_name}", fields)
 
 
-def kprobe_show(session, query: str, count: int = 6) -> KprobeShowReport:
-    addr = session.parse_address(query)
+def kprobe_show(session, query: str, count: int = 6, addr: int | None = None) -> KprobeShowReport:
+    """The probe(s) at *query* (a symbol, symbol+off, address; *addr* when the caller has
+    already evaluated it, e.g. a gdb expression)."""
+    if addr is None:
+        addr = session.parse_address(query)
     rep = session.kprobe_report()
     rows = [p for p in rep.probes if p.address == addr]
     notes = []
     if not rows:
         # a symbol name: the probe may sit past an ENDBR, or at sym+off given as sym
-        near = [p for p in rep.probes if p.where.split("+")[0] == query.split("+")[0]]
+        near = [p for p in rep.probes if p.symbol.split("+")[0] == query.split("+")[0]]
         if near and "+" not in query and not query.startswith("0x"):
             addr = near[0].address
             rows = [p for p in rep.probes if p.address == addr]
             if len({p.address for p in near}) > 1:
                 notes.append("several probes in " + query + ": " +
-                             ", ".join(sorted({p.where for p in near})) + "; showing the first")
+                             ", ".join(sorted({p.symbol for p in near})) + "; showing the first")
     if not rows:
         raise ToolkitError(f"no kprobe at {query} (0x{addr:x})",
                            "list them with kprobe-list; kdis shows the bytes anyway")
@@ -101,13 +104,13 @@ def kprobe_show(session, query: str, count: int = 6) -> KprobeShowReport:
     walker = session.walker
     if walker is not None:
         for p in rows:
-            if p.struct_addr:
+            if p.struct_address:
                 try:
-                    kp = walker.read_kprobe(p.struct_addr, detail=True)
+                    kp = walker.read_kprobe(p.struct_address, detail=True)
                     p.bpf = kp.bpf_progs
                     p.event = p.event or kp.event
                 except ToolkitError as exc:
-                    notes.append(f"struct kprobe at 0x{p.struct_addr:x}: {exc.cause}")
+                    notes.append(f"struct kprobe at 0x{p.struct_address:x}: {exc.cause}")
     live_code = session.read(addr, 16 * count)
     live = _dis(session, live_code, addr, count)
     original, osrc = [], first.original_source
@@ -117,16 +120,16 @@ def kprobe_show(session, query: str, count: int = 6) -> KprobeShowReport:
     structs = []
     try:
         btf = session.btf
-        if first.aggregate_addr:
+        if first.aggregate_address:
             # with CONFIG_OPTPROBES every aggregate is allocated as an optimized_kprobe
             kind = "optimized_kprobe" if btf.find("optimized_kprobe") is not None else "kprobe"
-            d = _dump(session, btf, "aggregate probe (in kprobe_table)", first.aggregate_addr, kind)
+            d = _dump(session, btf, "aggregate probe (in kprobe_table)", first.aggregate_address, kind)
             if d:
                 structs.append(d)
         for p in rows:
-            if p.struct_addr:
-                d = _dump(session, btf, f"{p.type} ({p.event or p.handler or 'no event'})",
-                          p.struct_addr, "kprobe")
+            if p.struct_address:
+                d = _dump(session, btf, f"{p.kind} ({p.event or p.handler or 'no event'})",
+                          p.struct_address, "kprobe")
                 if d:
                     structs.append(d)
     except ToolkitError as exc:
@@ -140,7 +143,8 @@ def kprobe_show(session, query: str, count: int = 6) -> KprobeShowReport:
         back = None
         for ln in _dis(session, code, site.target, 0):
             detour.append(ln)
-            if ln.text.startswith("jmp") and ln.target and not ln.target.startswith("kprobe_"):
+            if ln.text.startswith("jmp") and ln.target_symbol and \
+                    not ln.target_symbol.startswith("kprobe_"):
                 back = ln
                 break
         if back is None:
@@ -161,5 +165,5 @@ def kprobe_show(session, query: str, count: int = 6) -> KprobeShowReport:
                              "such as ftrace NOPs or alternatives, or another build)")
         except ToolkitError as exc:
             notes.append(f"vmlinux bytes not read: {exc.cause}")
-    return KprobeShowReport(addr, first.where, session.arch, rows, live, original, osrc, as_built,
+    return KprobeShowReport(addr, first.symbol, session.arch, rows, live, original, osrc, as_built,
                             structs, detour, title, bpf, notes + rep.notes)

@@ -7,7 +7,7 @@
 """
 import os
 import re
-from dataclasses import dataclass, field
+from gdb_toolkit.common.record import field, record
 
 FLAG_NAMES = ("GONE", "DISABLED", "OPTIMIZED", "FTRACE")
 # struct kprobe.flags bits (include/linux/kprobes.h)
@@ -33,7 +33,7 @@ def describe_flags(bits: int) -> str:
     return "|".join(names + ([f"0x{rest:x}"] if rest else [])) or "0"
 
 
-@dataclass
+@record
 class ListedProbe:
     """One line of kprobes/list."""
     address: int
@@ -78,7 +78,7 @@ def parse_kprobes_list(text: str) -> list[ListedProbe]:
     return out
 
 
-@dataclass
+@record
 class TraceEvent:
     """One dynamic kprobe event from kprobe_events."""
     probe_type: str           # "p" or "r"
@@ -91,10 +91,10 @@ class TraceEvent:
     address: int | None
     maxactive: int | None = None
     args: str = ""
+    name: str = ""            # group/event
 
-    @property
-    def name(self) -> str:
-        return f"{self.group}/{self.event}"
+    def __post_init__(self):
+        self.name = f"{self.group}/{self.event}"
 
 
 _EV_RE = re.compile(r"^([pr])(\d*):(\S+?)/(\S+)\s+(\S+)\s*(.*)$")
@@ -116,7 +116,10 @@ def parse_kprobe_events(text: str) -> list[TraceEvent]:
                 module, t = t.split(":", 1)
             sym, _, off = t.partition("+")
             symbol = sym
-            offset = int(off, 0) if off else 0
+            try:
+                offset = int(off, 0) if off else 0
+            except ValueError:
+                continue                        # not a line the kernel writes: skip it
         out.append(TraceEvent(ptype, group, event, target, symbol, offset, module, address,
                               int(maxact) if maxact else None, args.strip()))
     return out
@@ -145,9 +148,9 @@ def parse_enabled_functions(text: str) -> dict[str, dict]:
         out[m.group(1)] = {
             "refs": int(m.group(2)),
             "flags": "".join(f for f in flags if f and not f.startswith(("tramp", "->"))),
-            "trampoline": int(tramp.group(1), 16) if tramp else None,
+            "trampoline_address": int(tramp.group(1), 16) if tramp else None,
             "handler": tramp.group(2) if tramp and tramp.group(2) else None,
-            "line": line.strip(),
+            "line": " ".join(line.split()),
         }
     return out
 
@@ -161,11 +164,16 @@ def tracefs_dir() -> str | None:
     return None
 
 
-def read_text(path: str) -> str | None:
+def read_text(path: str, limit: int = 64 << 20) -> str | None:
+    """A kernel text file (debugfs/tracefs), None when it cannot be read; refuses anything
+    but a regular file (a FIFO must not block gdb)."""
+    from gdb_toolkit.common.errors import ToolkitError
+    from gdb_toolkit.common.names import decode_name
+    from gdb_toolkit.common.safe_open import read_regular
+
     try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
+        return decode_name(read_regular(path, "kernel file", limit))
+    except (ToolkitError, OSError):
         return None
 
 

@@ -19,8 +19,8 @@ LIVE_BYTES = 16
 @dataclass
 class ProbeReport:
     address: int
-    where: str                        # do_sys_openat2+0x7 [module]
-    type: str                         # kprobe | kretprobe
+    symbol: str                       # where: do_sys_openat2+0x7 [module]
+    kind: str                         # kprobe | kretprobe
     flags: list[str]                  # the kernel's: GONE DISABLED OPTIMIZED FTRACE
     state: str                        # what the live bytes show: int3, optimized, ftrace, disarmed ...
     expected: str | None              # what the flags say the bytes should show
@@ -28,7 +28,7 @@ class ProbeReport:
     live: bytes
     original: bytes | None
     original_source: str | None
-    site: S.Site | None
+    site: S.Site | None = field(metadata={"json_skip": True})
     handler: str | None               # pre_handler (kprobe_dispatcher, pre_handler_kretprobe, ...)
     post_handler: str | None = None
     ret_handler: str | None = None    # kretprobe's handler
@@ -37,9 +37,12 @@ class ProbeReport:
                                       # (a perf/BPF probe's local event); None: not known
     hits: int | None = None
     misses: int | None = None
-    struct_addr: int | None = None
-    aggregate_addr: int | None = None
-    detour: int | None = None
+    struct_address: int | None = None
+    aggregate_address: int | None = None
+    detour_address: int | None = None
+    site_kind: str | None = None      # int3 optimized ftrace-call ftrace-nop brk jmp call plain
+    target_address: int | None = None # the patched jmp/call's target ...
+    target_symbol: str | None = None  # ... and its symbol
     bpf: list = field(default_factory=list)
     source: str = "list"              # list | memory | list+memory
     notes: list = field(default_factory=list)
@@ -78,7 +81,15 @@ def agrees(expected: str | None, state: str, site: S.Site) -> bool:
         # a disarmed probe leaves the original bytes; an ftrace site may still call ftrace
         # for other users (function tracer, other probes), so only a breakpoint/detour is wrong
         return state not in ("int3", "brk", "optimized")
+    if expected == "optimized" and state == "int3":
+        return True               # queued: see OPTIMIZE_QUEUED
     return expected == state
+
+
+# kernel/kprobes.c optimize_kprobe() sets KPROBE_FLAG_OPTIMIZED when it queues the probe; the
+# kprobe_optimizer work writes the jmp later, after OPTIMIZE_DELAY and an RCU-tasks grace period
+OPTIMIZE_QUEUED = ("queued for jump optimization: the kernel flags a probe OPTIMIZED when it queues "
+                   "it, its optimizer writes the jmp after an RCU-tasks grace period")
 
 
 def insn_length(code: bytes, arch: str, cover: int = 1) -> int:
@@ -136,40 +147,103 @@ def _where(sym: str | None, off: int, mod: str | None, addr: int) -> str:
 
 
 class EventIndex:
-    """tracefs kprobe events indexed by (p|r, symbol, offset) and by address."""
+    """tracefs kprobe events indexed by (p|r, symbol, offset) and by address: the fallback
+    when a probe's own trace_kprobe cannot be read from memory."""
 
     def __init__(self, events: list[TraceEvent], resolve=None):
+        self.events = list(events)
         self.by_sym: dict = {}
         self.by_addr: dict = {}
         self.unresolved = []
         self.resolve = resolve
-        for ev in events:
+        self.named: dict[str, TraceEvent] = {}
+        self.short_count: dict[str, int] = {}
+        for ev in self.events:
+            self.named.setdefault(ev.name, ev)
+            self.short_count[ev.event] = self.short_count.get(ev.event, 0) + 1
             if ev.address is not None:
-                self.by_addr.setdefault((ev.probe_type, ev.address), ev)
+                self.by_addr.setdefault((ev.probe_type, ev.address), []).append(ev)
             elif ev.symbol:
-                self.by_sym.setdefault((ev.probe_type, ev.symbol, ev.offset), ev)
+                self.by_sym.setdefault((ev.probe_type, ev.symbol, ev.offset), []).append(ev)
                 self.unresolved.append(ev)
         self._resolved = None
 
-    def match(self, probe_type: str, addr: int, sym: str | None, off: int) -> TraceEvent | None:
+    def candidates(self, probe_type: str, addr: int, sym: str | None, off: int) -> list[TraceEvent]:
+        """Every tracefs event that targets this (type, address)."""
         want = "r" if probe_type == "kretprobe" else "p"
-        ev = self.by_addr.get((want, addr))
-        if ev is None and sym:
-            ev = self.by_sym.get((want, sym, off))
-        if ev is None and self.resolve is not None and self.unresolved:
+        out = list(self.by_addr.get((want, addr), []))
+        if sym:
+            out += [e for e in self.by_sym.get((want, sym, off), []) if e not in out]
+        if self.resolve is not None and self.unresolved:
             if self._resolved is None:      # symbol -> address, once, only when needed
                 self._resolved = {}
                 for e in self.unresolved:
-                    base = self.resolve(e.symbol)
+                    base = self.resolve(f"{e.module}:{e.symbol}" if e.module else e.symbol)
                     if base is not None:
-                        self._resolved.setdefault((e.probe_type, base + e.offset), e)
-            ev = self._resolved.get((want, addr))
-        return ev
+                        self._resolved.setdefault((e.probe_type, base + e.offset), []).append(e)
+            out += [e for e in self._resolved.get((want, addr), []) if e not in out]
+        return out
+
+    def match(self, probe_type: str, addr: int, sym: str | None, off: int) -> TraceEvent | None:
+        c = self.candidates(probe_type, addr, sym, off)
+        return c[0] if c else None
+
+    def by_name(self, name: str) -> TraceEvent | None:
+        return self.named.get(name)
 
 
 def match_event(events: list[TraceEvent], probe_type: str, addr: int, sym: str | None,
                 off: int, resolve=None) -> TraceEvent | None:
     return EventIndex(events, resolve).match(probe_type, addr, sym, off)
+
+
+def _split_where(text: str | None) -> tuple[str | None, int, str | None]:
+    """"name+0x10 [mod]" -> (name, 0x10, mod), as kprobes/list spells a location."""
+    if not text or text.startswith("0x"):
+        return None, 0, None
+    head, _, mod = text.partition(" [")
+    name, _, off = head.partition("+0x")
+    try:
+        return name, int(off, 16) if off else 0, mod.rstrip("]") or None
+    except ValueError:
+        return None, 0, None
+
+
+def _kind(kp) -> str:
+    return "r" if kp.pre_handler_name == "pre_handler_kretprobe" else "k"
+
+
+def pair_probes(lines: list, structs: list) -> tuple[list, list]:
+    """Pair the kprobes/list lines at one address with the struct kprobes found there.
+
+    The kernel prints an aggregate's children in its ``p->list`` order, which is the order
+    the walk reads them: when the counts and the kinds agree the pairing is exact.
+    Otherwise (the table changed between the two reads) pair by kind, in order.  Returns
+    ([(line, struct or None)], structs left over)."""
+    if len(lines) == len(structs) and all(lp.kind == _kind(kp) for lp, kp in zip(lines, structs)):
+        return list(zip(lines, structs)), []
+    pool = list(structs)
+    pairs = []
+    for lp in lines:
+        kp = next((c for c in pool if _kind(c) == lp.kind), None)
+        if kp is not None:
+            pool.remove(kp)
+        pairs.append((lp, kp))
+    return pairs, pool
+
+
+def gone_where(lp: ListedProbe, kp, event: TraceEvent | None) -> str:
+    """Where a [GONE] probe was: its address now belongs to nothing (or to something else),
+    so name it by what the probe asked for (the trace_kprobe's target, or the event's)."""
+    if lp.symbol:
+        return lp.where
+    target = (kp.tk_symbol if kp is not None else None) or (event.target if event else None)
+    off = kp.offset if kp is not None else (event.offset if event else 0)
+    if target and not target.startswith("0x"):
+        mod, _, name = target.rpartition(":")
+        name = name.split("+")[0]
+        return f"{name}+0x{off:x}" + (f" [{mod}]" if mod else "")
+    return f"0x{lp.address:x} (in a module that is unloaded)"
 
 
 def build_report(arch: str, listed: list[ListedProbe] | None, walk=None, read=None,
@@ -178,9 +252,11 @@ def build_report(arch: str, listed: list[ListedProbe] | None, walk=None, read=No
                  events_known: bool = True) -> KprobeListReport:
     """Join the list, the table walk, the live bytes and the tracefs facts.
 
-    One row per probe, as the kernel's list has (several probes at one address share the
-    aggregate's site).  Probes found in memory but missing from the list (or vice versa:
-    a registration racing the walk) are kept, with a note.
+    One row per probe, as the kernel's list has.  Each probe's event, hit count and BPF
+    programs come from its own trace_kprobe in memory; tracefs (kprobe_events,
+    kprobe_profile) only confirms them, or stands in when memory was not read -- and then
+    says when several events could be the one.  Probes found in memory but missing from the
+    list (or vice versa: a registration racing the walk) are kept, with a note.
     """
     notes: list[str] = []
     sources = []
@@ -191,112 +267,124 @@ def build_report(arch: str, listed: list[ListedProbe] | None, walk=None, read=No
         notes += walk.notes
     profile = profile or {}
     sym = symbolize or (lambda a: None)
-    # struct kprobes by address: top-level (maybe aggregate) and its members
     tops = {}
     members: dict[int, list] = {}
     if walk is not None:
         for p in walk.probes:
             tops[p.addr] = p
             members[p.addr] = list(p.children) if p.aggregate else [p]
-    addrs = []
+    by_addr: dict[int, list] = {}
     for lp in listed or []:
-        if lp.address not in addrs:
-            addrs.append(lp.address)
-    for a in tops:
-        if a not in addrs:
-            addrs.append(a)
-    live_cache: dict[int, bytes] = {}
+        by_addr.setdefault(lp.address, []).append(lp)
+    addrs = list(by_addr) + [a for a in tops if a not in by_addr]
     event_index = EventIndex(list(events), resolve)
     rows = []
     for addr in addrs:
         top = tops.get(addr)
         pool = list(members.get(addr, []))
-        lps = [lp for lp in (listed or []) if lp.address == addr]
+        lps = list(by_addr.get(addr, []))
         if not lps and top is not None:     # memory only (no debugfs, or kptr hidden there)
+            topfl = flags_from_bits(top.flags)
             for kp in pool:
-                kind = "r" if kp.pre_handler_name == "pre_handler_kretprobe" else "k"
-                name = sym(addr)
-                fl = flags_from_bits(kp.flags)
-                topfl = flags_from_bits(top.flags)
-                fl = [f for f in fl if f in ("GONE", "DISABLED")] + \
+                own = flags_from_bits(kp.flags)
+                # as report_probe() prints them: a gone probe is not also called disabled
+                fl = [f for f in own if f == "GONE" or (f == "DISABLED" and "GONE" not in own)] + \
                     [f for f in topfl if f in ("OPTIMIZED", "FTRACE")]
-                lps.append(ListedProbe(addr, kind, None, 0, None, fl, f"(memory) {name or hex(addr)}"))
-        live = b""
-        if read is not None:
-            if addr not in live_cache:
-                try:
-                    live_cache[addr] = read(addr, LIVE_BYTES)
-                except ToolkitError as exc:
-                    live_cache[addr] = b""
-                    notes.append(f"0x{addr:x}: {exc.cause}")
-            live = live_cache[addr]
-        site = S.classify(live, addr, arch, sym) if live else None
-        state = state_of(site) if site else "unknown"
-        for lp in lps:
-            ptype = "kretprobe" if lp.kind == "r" else "kprobe"
-            kp = None
-            for cand in pool:
-                is_ret = cand.pre_handler_name == "pre_handler_kretprobe"
-                if is_ret == (lp.kind == "r"):
-                    kp = cand
-                    pool.remove(cand)
-                    break
-            exp = expected_state(lp.flags, arch, all_disarmed)
-            if site is None:
-                ok = True
-            else:
-                ok = agrees(exp, state, site)
-            original, osrc = original_bytes(arch, state, live, kp, top, lp.flags) if live else (None, None)
-            symname, off, mod = lp.symbol, lp.offset, lp.module
-            if symname is None and sym(addr):
-                where = sym(addr)
-            else:
-                where = _where(symname, off, mod, addr)
-            m = event_index.match(ptype, addr, symname, off)
-            ev_name = m.name if m else None
-            if kp is not None and enrich is not None and (ev_name is None or ptype == "kretprobe"):
-                enrich(kp)      # the container tells the event (perf/BPF probes) and ret handler
-            if kp is not None and kp.event:
-                ev_name = kp.event
-            in_tracefs = True if m is not None else (False if ev_name and events_known else None)
-            hits = misses = None
-            if ev_name and in_tracefs is not False:     # kprobe_profile lists tracefs events only
-                short = ev_name.split("/")[-1]
-                if short in profile:
-                    hits, misses = profile[short]
-            r = ProbeReport(
-                address=addr, where=where, type=ptype, flags=list(lp.flags), state=state,
-                expected=exp, consistent=ok, live=live, original=original, original_source=osrc,
-                site=site, handler=kp.pre_handler_name if kp else None,
-                post_handler=kp.post_handler_name if kp else None,
-                ret_handler=kp.kretprobe_handler_name if kp else None,
-                event=ev_name, event_tracefs=in_tracefs, hits=hits, misses=misses,
-                struct_addr=kp.struct_addr if kp else None,
-                aggregate_addr=top.struct_addr if top is not None and top.aggregate else None,
-                detour=site.target if site is not None and site.kind == S.OPTIMIZED else None,
-                bpf=list(kp.bpf_progs) if kp else [],
-                source=("list+memory" if kp is not None and not lp.line.startswith("(memory)")
-                        else "memory" if lp.line.startswith("(memory)") else "list"),
-            )
-            if kp is not None and kp.nmissed and misses is None:
-                r.misses = kp.nmissed
-            if not ok:
-                r.notes.append(f"the kernel's flags say {exp}, the live bytes show {state} "
-                               "(changed while reading, or patched by something else)")
-            if walk is not None and kp is None and not lp.line.startswith("(memory)"):
-                r.notes.append("not found in kprobe_table (registered or removed while reading?)")
-            if ptype == "kretprobe" and kp is not None and kp.kretprobe_handler_name is None \
-                    and kp.pre_handler_name != "pre_handler_kretprobe":
-                r.notes.append("listed as kretprobe but its pre_handler is not pre_handler_kretprobe")
-            rows.append(r)
-        for kp in pool:   # in memory but not in the list
+                name, off, mod = _split_where(sym(addr))
+                lps.append(ListedProbe(addr, _kind(kp), name, off, mod, fl, "(memory)"))
+        gone = all("GONE" in lp.flags for lp in lps)
+        live, site, state = b"", None, "unknown"
+        if gone:
+            state = "gone"                  # the module and its code are gone: nothing to read
+        elif read is not None:
+            try:
+                live = read(addr, LIVE_BYTES)
+            except ToolkitError as exc:
+                notes.append(f"0x{addr:x}: {exc.cause}")
+        if live:
+            site = S.classify(live, addr, arch, sym)
+            state = state_of(site)
+        pairs, left = pair_probes(lps, pool)
+        for lp, kp in pairs:
+            rows.append(_row(arch, lp, kp, top, addr, live, site, state, all_disarmed, sym,
+                             event_index, profile, events_known, walk is not None,
+                             sum(1 for x in lps if x.kind == lp.kind)))
+        for kp in left:   # in memory but not in the list
             notes.append(f"struct kprobe at 0x{kp.struct_addr:x} for 0x{addr:x} is not in kprobes/list")
-    rows.sort(key=lambda r: (r.where, r.type))
+    rows.sort(key=lambda r: (r.symbol, r.kind))
     if all_disarmed:
         notes.append("kprobes are globally disarmed (/sys/kernel/debug/kprobes/enabled is 0)")
     if arch == "aarch64" and rows:
         notes.append(S.ARM64_KPROBE_NOTE)
     return KprobeListReport(arch, rows, sources, notes, all_disarmed)
+
+
+def _row(arch, lp, kp, top, addr, live, site, state, all_disarmed, sym, event_index, profile,
+         events_known, walked, same_kind) -> ProbeReport:
+    ptype = "kretprobe" if lp.kind == "r" else "kprobe"
+    from_memory = lp.line == "(memory)"
+    exp = expected_state(lp.flags, arch, all_disarmed)
+    ok = True if site is None else agrees(exp, state, site)
+    row_notes = []
+    gone = "GONE" in lp.flags
+    # the event: the probe's own trace_kprobe when it was read, else tracefs by target
+    ev_name, in_tracefs, hits, misses, tev = None, None, None, None, None
+    if kp is not None and kp.event:
+        ev_name, in_tracefs, hits = kp.event, kp.event_dynamic, kp.nhit
+        misses = kp.nmissed
+        tev = event_index.by_name(ev_name) if in_tracefs is not False else None
+        if in_tracefs is None:
+            in_tracefs = (tev is not None) if events_known else None
+        elif in_tracefs and events_known and tev is None:
+            row_notes.append(f"{ev_name} is on the kernel's dyn_event list but not in kprobe_events "
+                             "(removed while reading?)")
+    elif kp is None or kp.pre_handler_name in ("kprobe_dispatcher", "pre_handler_kretprobe"):
+        cands = event_index.candidates(ptype, addr, lp.symbol, lp.offset)
+        if len(cands) == 1 and same_kind == 1:
+            tev = cands[0]
+            ev_name, in_tracefs = tev.name, True
+            if event_index.short_count.get(tev.event) == 1 and tev.event in profile:
+                hits, misses = profile[tev.event]
+        elif cands:
+            row_notes.append("tracefs event: one of " + ", ".join(c.name for c in cands) +
+                             " (several probes here; exact attribution needs kprobe_table in memory)")
+    if kp is not None and misses is None:
+        misses = kp.nmissed
+    if gone:
+        where = gone_where(lp, kp, tev)
+        original, osrc = None, "none: the module is unloaded, its code no longer exists"
+    else:
+        where = (sym(addr) or f"0x{addr:x}") if lp.symbol is None else \
+            _where(lp.symbol, lp.offset, lp.module, addr)
+        original, osrc = original_bytes(arch, state, live, kp, top, lp.flags) if live else (None, None)
+    r = ProbeReport(
+        address=addr, symbol=where, kind=ptype, flags=list(lp.flags), state=state,
+        expected=exp, consistent=ok, live=live, original=original, original_source=osrc,
+        site=site, handler=kp.pre_handler_name if kp else None,
+        post_handler=kp.post_handler_name if kp else None,
+        ret_handler=kp.kretprobe_handler_name if kp else None,
+        event=ev_name, event_tracefs=in_tracefs, hits=hits, misses=misses,
+        struct_address=kp.struct_addr if kp else None,
+        aggregate_address=top.struct_addr if top is not None and top.aggregate else None,
+        detour_address=site.target if site is not None and site.kind == S.OPTIMIZED else None,
+        site_kind=site.kind if site is not None else None,
+        target_address=site.target if site is not None else None,
+        target_symbol=site.target_symbol if site is not None else None,
+        bpf=list(kp.bpf_progs) if kp else [],
+        source=("memory" if from_memory else "list+memory" if kp is not None else "list"),
+        notes=row_notes,
+    )
+    if ok and exp == "optimized" and state == "int3":
+        r.notes.append(OPTIMIZE_QUEUED)
+    if not ok:
+        r.notes.append(f"the kernel's flags say {exp}, the live bytes show {state} "
+                       "(changed while reading, or patched by something else)")
+    if walked and kp is None and not from_memory:
+        r.notes.append("not found in kprobe_table (registered or removed while reading?)")
+    if ptype == "kretprobe" and kp is not None and kp.kretprobe_handler_name is None \
+            and kp.pre_handler_name != "pre_handler_kretprobe":
+        r.notes.append("listed as kretprobe but its pre_handler is not pre_handler_kretprobe")
+    return r
 
 
 @dataclass

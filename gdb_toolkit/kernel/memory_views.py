@@ -1,11 +1,11 @@
 """Reports for looking at kernel memory: kcore layout, disassembly, hex dumps, symbols.
 
-Each function takes a KernelSession (or plain data) and returns a dataclass; the gdb
+Each function takes a KernelSession (or plain data) and returns a record; the gdb
 commands kcore, kdis, kx and ksym only render them.
 """
 import re
 import struct
-from dataclasses import dataclass, field
+from gdb_toolkit.common.record import field, record
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.kernel import sites as S
@@ -13,18 +13,19 @@ from gdb_toolkit.kernel import sites as S
 
 # -- kcore ----------------------------------------------------------------------------
 
-@dataclass
+@record
 class SegmentInfo:
-    vaddr: int
-    end: int
+    start_address: int        # virtual (kcore) or physical (a dump: see "physical")
+    end_address: int
     size: int
-    offset: int
+    file_offset: int | None
     label: str
+    physical: bool = False
 
 
-@dataclass
+@record
 class KcoreReport:
-    path: str
+    path: str                 # what was opened: /proc/kcore, a vmcore, gdb's target
     arch: str
     release: str | None
     build_id: str | None
@@ -34,24 +35,55 @@ class KcoreReport:
     segments: list
     vmcoreinfo: dict
     notes: list = field(default_factory=list)
+    source_kind: str = "live"  # live | vmcore | gdb
 
 
-def label_segments(segments, symbols=None, text_addr: int | None = None) -> list[str]:
+# x86_64's module area (MODULES_VADDR..MODULES_END, arch/x86/include/asm/pgtable_64_types.h)
+X86_64_MODULES = (0xFFFFFFFFC0000000, 0xFFFFFFFFFF000000)
+# arm64's: the 128 MiB below the kernel image at the start of the (48-bit) kernel VA space,
+# MODULES_VADDR = _PAGE_END(VA_BITS_MIN) .. MODULES_END (arch/arm64/include/asm/memory.h);
+# with RANDOMIZE_MODULE_REGION_FULL modules may also sit in vmalloc space, near the image
+AARCH64_MODULES = (0xFFFF800000000000, 0xFFFF800008000000)
+# the first symbol inside fs/proc/kcore.c's KCORE_TEXT (_text.._end): arm64's kallsyms has no
+# _text (its first text symbol is _stext, 64 KiB in); _sinittext and _etext are inside too
+TEXT_MARKERS = ("_text", "_stext", "_sinittext", "_etext")
+
+
+def kernel_text_address(symbols) -> int | None:
+    """An address inside the kernel image's text, from the first marker symbol the source has."""
+    for name in TEXT_MARKERS:
+        addr = symbols.address(name)
+        if addr:
+            return addr
+    return None
+
+
+def label_segments(segments, symbols=None, text_addr: int | None = None,
+                   arch: str = "x86_64") -> list[str]:
     """A best-effort name for each PT_LOAD: kernel text, modules, vmalloc, direct map..."""
     labels = []
-    mod_addr = None
+    mod_addrs = []
     if symbols is not None:
         try:
-            tail = symbols._tail_index()
-            mod_addr = tail[0].address if tail else None
+            # real modules' code (per-cpu symbols and the kernel's pseudo-modules excluded)
+            mod_addrs = [s.address for s in symbols._tail_index()
+                         if s.is_text and s.module and not s.module.startswith("__builtin__")
+                         and s.module != "bpf"][:64]
         except (ToolkitError, AttributeError):
-            mod_addr = None
+            mod_addrs = []
+    # arm64's image lies inside its vmalloc range, and kcore lists both: text is the smallest
+    text_seg = min((seg for seg in segments if text_addr is not None
+                    and seg[0] <= text_addr < seg[0] + seg[1]), key=lambda seg: seg[1], default=None)
     for seg in segments:
         vaddr, size = seg[0], seg[1]
         end = vaddr + size
-        if text_addr is not None and vaddr <= text_addr < end:
+        if text_seg is not None and (vaddr, size) == (text_seg[0], text_seg[1]):
             labels.append("kernel text")
-        elif mod_addr is not None and vaddr <= mod_addr < end:
+        elif arch == "x86_64" and vaddr < X86_64_MODULES[1] and end > X86_64_MODULES[0]:
+            labels.append("modules")
+        elif arch == "aarch64" and AARCH64_MODULES[0] <= vaddr and end <= AARCH64_MODULES[1]:
+            labels.append("modules")
+        elif any(vaddr <= a < end for a in mod_addrs) and size < 1 << 40:
             labels.append("modules")
         elif size >= 1 << 40:
             labels.append("vmalloc/vmemmap")
@@ -63,51 +95,74 @@ def label_segments(segments, symbols=None, text_addr: int | None = None) -> list
 
 
 def kcore_report(session) -> KcoreReport:
-    kc = session.kcore
-    info = kc.vmcoreinfo
+    mem = session.memory
     notes = []
     text_addr, syms = None, None
     try:
         syms = session.symbols
-        text_addr = syms.address("_text")
+        text_addr = kernel_text_address(syms)
     except ToolkitError as exc:
         notes.append(f"no symbols for labels: {exc.cause}")
-    offset, source = kc.kaslr_offset, "VMCOREINFO KERNELOFFSET" if kc.kaslr_offset is not None else None
-    if offset is None and syms is not None:
-        offset = syms.kaslr_offset(arch=kc.arch)
+    info = mem.vmcoreinfo          # after the symbols: a halted kernel's is read through them
+    offset = mem.kaslr_offset
+    source = "VMCOREINFO KERNELOFFSET" if offset is not None else None
+    if offset is None and syms is not None and mem.arch == "x86_64":
+        offset = syms.kaslr_offset(arch=mem.arch)
         source = "_text - 0xffffffff81000000" if offset is not None else None
     if not info:
-        notes.append("no VMCOREINFO note (kernel older than 4.19, or not a kernel core)")
-    labels = label_segments(kc.segments, syms, text_addr)
-    segs = [SegmentInfo(s.vaddr, s.end, s.size, s.offset, lab) for s, lab in zip(kc.segments, labels)]
+        notes.append("no VMCOREINFO (kernel older than 4.19, or not a kernel core)" if session.kind
+                     != "gdb" else "no VMCOREINFO found in the halted kernel's memory")
+    elif session.kind == "gdb":
+        notes.append("VMCOREINFO read from the halted kernel's memory (vmcoreinfo_data)")
+    regions = mem.regions()
+    if regions and regions[0].physical:
+        labels = ["physical memory"] * len(regions)
+    else:
+        labels = label_segments([(r.start, r.size) for r in regions], syms, text_addr, mem.arch)
+    segs = [SegmentInfo(r.start, r.end, r.size, r.offset, lab, r.physical)
+            for r, lab in zip(regions, labels)]
     page = info.get("PAGESIZE")
-    return KcoreReport(kc.path, kc.arch, info.get("OSRELEASE"), info.get("BUILD-ID"), offset, source,
-                       int(page) if page and page.isdigit() else None, segs, dict(info), notes)
+    if syms is not None and not session.is_live:
+        notes += [f"symbols: {d}" for d in session.symbol_sources()]
+    rep = KcoreReport(mem.description, mem.arch, info.get("OSRELEASE"), info.get("BUILD-ID"), offset,
+                      source, int(page) if page and page.isdigit() else None, segs, dict(info), notes)
+    rep.source_kind = session.kind
+    return rep
 
 
 # -- kdis -------------------------------------------------------------------------------
 
-@dataclass
+@record
 class InsnRow:
     address: int
-    where: str              # sym+off
+    symbol: str             # sym+off
     raw: bytes
     text: str
-    target: str | None = None      # symbol of a branch/call target
+    target_symbol: str | None = None   # symbol of a branch/call target
     note: str = ""                  # int3 / ftrace / kprobe cross-check
 
 
-@dataclass
+@record
 class KdisReport:
     address: int
-    where: str
+    symbol: str
     count: int
     insns: list
-    kprobes_here: list      # addresses of registered kprobes within the range
+    kprobe_addresses: list  # registered kprobes within the range
     notes: list = field(default_factory=list)
 
 
 _HEX = re.compile(r"0x([0-9a-f]{8,16})")
+
+
+PADDING_NOTE = ("int3 padding after ret/jmp (alternatives or straight-line-speculation "
+                "hardening), not a breakpoint")
+
+
+def _ends_flow(ins) -> bool:
+    """Execution never falls through *ins*: whatever follows it is padding, not code."""
+    return ins.mnemonic in ("ret", "retq", "jmp", "ud2", "iret", "iretq") or \
+        ins.mnemonic.startswith("ret")
 
 
 def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = None,
@@ -131,6 +186,7 @@ def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = No
     data = _read_some(session, start, length, notes)
     insns = disassemble(data, start, arch, count=count)
     rows = []
+    prev = None          # the instruction before, for int3 padding after ret/jmp
     for ins in insns:
         target = None
         m = _HEX.search(ins.op_str)
@@ -139,8 +195,10 @@ def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = No
         site = S.classify(data[ins.address - start:ins.address - start + 16], ins.address, arch,
                           session.symbolize)
         note = ""
-        if site.kind in (S.INT3, S.BRK, S.OPTIMIZED, S.FTRACE_CALL, S.OTHER_BRK) or \
-                ins.address in (kprobe_addrs or ()):
+        listed = ins.address in (kprobe_addrs or ())
+        if site.kind == S.INT3 and not listed and prev is not None and _ends_flow(prev):
+            note = PADDING_NOTE
+        elif site.kind in (S.INT3, S.BRK, S.OPTIMIZED, S.FTRACE_CALL, S.OTHER_BRK) or listed:
             from gdb_toolkit.kernel.kprobes import cross_check
             note = cross_check(site, kprobe_addrs) if site.kind != S.OTHER_BRK else site.description
         elif site.kind == S.FTRACE_NOP:
@@ -149,6 +207,8 @@ def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = No
                 note = "idle ftrace site (NOP)"
         rows.append(InsnRow(ins.address, session.symbolize(ins.address) or "", ins.raw, ins.text,
                             target, note))
+        if note != PADDING_NOTE:
+            prev = ins
     if arch == "aarch64":       # the patchable entry's two slots (sites.py)
         entry = S.arm64_entry_notes(data, start, session.symbolize, kprobe_addrs,
                                     lambda a: session.read(a, 16))
@@ -159,32 +219,40 @@ def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = No
 
 
 def _read_some(session, addr: int, length: int, notes: list) -> bytes:
-    """Read up to *length* bytes, shortening at the end of a segment."""
+    """Read up to *length* bytes, shortening at the first page that cannot be read."""
     try:
         return session.read(addr, length)
     except ToolkitError:
-        seg = session.kcore.segment_of(addr)
-        if seg is None:
+        got = b""
+        page = 4096
+        cur = addr
+        while len(got) < length:
+            n = min(length - len(got), page - (cur & (page - 1)))
+            try:
+                got += session.read(cur, n)
+            except ToolkitError:
+                break
+            cur += n
+        if not got:
             raise
-        n = min(length, seg.end - addr)
-        notes.append(f"stopped at the end of the kcore segment (0x{seg.end:x})")
-        return session.read(addr, n)
+        notes.append(f"stopped at 0x{addr + len(got):x}: memory past it cannot be read")
+        return got
 
 
 # -- kx -----------------------------------------------------------------------------------
 
-@dataclass
+@record
 class DumpRow:
     address: int
     hex: str
     ascii: str
-    words: list = field(default_factory=list)      # [(value, symbol or None)] for --words
+    words: list = field(default_factory=list)      # [{"value": "0x..", "symbol"}] for --words
 
 
-@dataclass
+@record
 class KxReport:
     address: int
-    where: str
+    symbol: str
     length: int
     rows: list
     data: bytes = field(default=b"", metadata={"json_skip": False})
@@ -202,46 +270,47 @@ def kx(session, addr: int, length: int = 64, words: bool = False) -> KxReport:
         if words:
             for w in range(0, len(chunk) - 7, 8):
                 v = struct.unpack_from("<Q", chunk, w)[0]
-                r.words.append((v, session.symbolize(v) if v >= 0xFF00000000000000 else None))
+                r.words.append({"value": f"0x{v:016x}",
+                                "symbol": session.symbolize(v) if v >= 0xFF00000000000000 else None})
         rows.append(r)
     return KxReport(addr, session.symbolize(addr) or f"0x{addr:x}", len(data), rows, data)
 
 
 # -- ksym ----------------------------------------------------------------------------------
 
-@dataclass
+@record
 class SymbolMatch:
-    name: str
+    symbol: str
     address: int
-    type: str
+    symbol_type: str                 # the kallsyms letter: T t D d B b R r ...
     module: str | None
     offset: int = 0
     size: int | None = None          # distance to the next symbol
     prototype: str | None = None     # from BTF when it is a function
     btf_kind: str | None = None
+    kind: str = ""                   # the letter's category: text data rodata bss weak ...
+
+    def __post_init__(self):
+        self.kind = self.kind or symbol_kind(self.symbol_type)
 
 
-@dataclass
+# nm(1)'s letters as category words (lower case: local; upper case: global)
+_KIND_OF_LETTER = {"t": "text", "i": "text", "w": "weak", "v": "weak", "d": "data", "g": "data",
+                   "r": "rodata", "n": "rodata", "b": "bss", "s": "bss", "c": "bss",
+                   "a": "absolute", "u": "undefined"}
+
+
+def symbol_kind(letter: str) -> str:
+    """'T' -> 'text', 'd' -> 'data'...: the category a kallsyms/System.map letter names."""
+    return _KIND_OF_LETTER.get(letter.lower(), "other") if letter else "other"
+
+
+@record
 class KsymReport:
     query: str
     matches: list
     source: str
     notes: list = field(default_factory=list)
-
-
-def _module_btf(module: str, base):
-    """/sys/kernel/btf/<module> on top of *base*, or None (no module BTF, not readable)."""
-    import os
-
-    from gdb_toolkit.kernel.btf import Btf
-
-    path = f"/sys/kernel/btf/{module}"
-    if not os.path.exists(path):
-        return None
-    try:
-        return Btf.load(path, base=base)
-    except ToolkitError:
-        return None
 
 
 def ksym(session, query: str, btf: bool = True) -> KsymReport:
@@ -274,11 +343,11 @@ def ksym(session, query: str, btf: bool = True) -> KsymReport:
             mods: dict = {}
             for m in matches:
                 b = base
-                if m.module and getattr(session, "btf_path", "") == "/sys/kernel/btf/vmlinux":
+                if m.module:
                     if m.module not in mods:     # module BTF is split on vmlinux's
-                        mods[m.module] = _module_btf(m.module, base)
+                        mods[m.module] = session.module_btf(m.module)
                     b = mods[m.module] or base
-                t = b.find(m.name, "func") or b.find(m.name, "var")
+                t = b.find(m.symbol, "func") or b.find(m.symbol, "var")
                 if t is not None:
                     m.btf_kind = t.kind_name
                     m.prototype = b.c_decl(t.id) if t.kind_name == "func" else \

@@ -20,7 +20,7 @@ arm64:   ``0xd4200080``     brk #4 (BRK64_OPCODE_KPROBES)
          A module's call goes through its ftrace PLT (``adrp x16; add x16; br x16``).
 """
 import struct
-from dataclasses import dataclass
+from gdb_toolkit.common.record import record
 
 X86_NOP5 = bytes.fromhex("0f1f440000")
 X86_ENDBR64 = bytes.fromhex("f30f1efa")
@@ -39,7 +39,7 @@ INT3, OPTIMIZED, FTRACE_CALL, FTRACE_NOP = "int3", "optimized", "ftrace-call", "
 BRK, JMP, CALL, PLAIN, OTHER_BRK = "brk", "jmp", "call", "plain", "brk-other"
 
 
-@dataclass
+@record
 class Site:
     address: int
     arch: str
@@ -182,7 +182,7 @@ def _classify_arm64(code: bytes, address: int, sym, code_at=None) -> Site:
 IDLE_ENTRY, TRACED_ENTRY, UNINIT_ENTRY, NO_ENTRY = "idle", "traced", "uninitialised", "none"
 
 
-@dataclass
+@record
 class Arm64Entry:
     """The two instructions of a function's patchable entry and what each slot holds now."""
     address: int              # func (+4 after BTI c)

@@ -337,11 +337,15 @@ def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream,
         (xfer / stale).unlink(missing_ok=True)
     qargv = qemu_argv(kernel.vmlinuz, initrd, xfer, repo, accel, memory=memory, smp=smp,
                       interactive=interactive, arch=arch, root=getattr(kernel, "guest_root", None))
+    from .host_services import HostServices     # dumps and gdbstub sessions the guest asks for
+    services = HostServices(xfer)
+    qargv += services.qemu_args()
     errfile = tempfile.TemporaryFile()
     t0 = time.monotonic()
     proc = subprocess.Popen(qargv, stdin=None if interactive else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=errfile,
                             start_new_session=not interactive)
+    services.start()
     begin_re = marker_re("BEGIN", nonce)
     exit_re = marker_re("EXIT", nonce)
     exit_prefix = f"@@GTK-GUEST-EXIT {nonce} "
@@ -407,6 +411,7 @@ def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream,
                 exited_at = time.monotonic()
         finished = True
     finally:
+        services.stop()
         sel.close()
         if timed_out or lingered or not finished:   # also on KeyboardInterrupt and errors
             _kill(proc)

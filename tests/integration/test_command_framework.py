@@ -12,7 +12,6 @@ pytestmark = pytest.mark.gdb
 #: commands whose owners have not declared a short summary yet (issue 14's framework);
 #: only shrinks: the test fails when a listed command fits
 PENDING_SUMMARIES = {
-    "kcore", "kprobe-list", "kprobe-show", "kdis", "kx", "ksym", "ftrace-site",
     "ktrace", "ktask", "ktypes",
 }
 

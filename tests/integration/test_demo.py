@@ -20,7 +20,7 @@ EXPECT = {
     "00_doctor.sh": ["check", "status", "capstone"],
     "10_plt.sh": ["JUMP_SLOT", "_dl_fixup", "OVERWRITTEN: puts"],
     "20_stack.sh": ["VERDICT", "RLIMIT_STACK", "sub rsp, rax"],
-    "30_kernel.sh": ["prototype (BTF)", "offsets +"],
+    "30_kernel.sh": ["prototype: int do_sys_openat2(", "offsets +"],
     "35_kernel_arm64.sh": ["qemu-system-aarch64"],      # the live part: the arm64 guest test
     "40_valgrind.sh": ["loss records", "memleak1", "Invalid write of size 1", "leak snapshots over",
                        "+1,111"],

@@ -24,7 +24,6 @@ pytestmark = [pytest.mark.gdb]
 jsonschema = pytest.importorskip("jsonschema", reason="python3-jsonschema: run scripts/setup.sh")
 
 PENDING_RESULT_SCHEMAS = {
-    "kcore", "kprobe-list", "kprobe-show", "kdis", "kx", "ksym", "ftrace-site",
     "ktrace", "ktask", "ktypes",
 }
 
@@ -156,7 +155,7 @@ def vocabulary_problems(data, path="result") -> list[str]:
 
 
 #: commands whose results still use other words for the common facts (their owners convert them)
-PENDING_VOCABULARY = {"ksym"}
+PENDING_VOCABULARY: set = set()
 
 
 def test_results_use_the_common_vocabulary(documents):

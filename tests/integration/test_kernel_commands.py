@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.support.gdbrun import GDB, assert_no_traceback, gdb_json, json_wrapped, run_gdb
+from tests.support.gdbrun import GDB, addr, assert_no_traceback, gdb_json, json_wrapped, run_gdb
 from tests.unit.test_kernel_kprobes import (F_OPEN, F_WRITE, KALLSYMS, build_kernel,  # noqa: F401
                                             kernel_types)
 
@@ -26,18 +26,24 @@ def test_ksym_uses_kallsyms_and_btf_here():
         pytest.skip("kallsyms hidden or different here")
     doc = gdb_json([], "ksym do_sys_openat2")
     m = doc["matches"][0]
-    assert (m["address"], m["type"]) == want
+    assert (addr(m["address"]), m["symbol_type"]) == want
+    assert m["kind"] == "text"            # the category of kallsyms' t/T (nm's letters)
+    data = re.search(r"^[0-9a-f]+ ([dDbBrR]) (\S+)$", open("/proc/kallsyms").read(), re.M)
+    if data:                              # any data symbol the kernel lists: its letter's category
+        d = gdb_json([], f"ksym {data.group(2)}")["matches"][0]
+        assert (d["symbol_type"], d["kind"]) == (data.group(1), {"d": "data", "b": "bss",
+                                                                 "r": "rodata"}[data.group(1).lower()])
     if os.path.exists("/sys/kernel/btf/vmlinux"):
         raw = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
                              capture_output=True, text=True).stdout
         assert m["btf_kind"] == "func" and m["prototype"].startswith("int do_sys_openat2(")
         assert "struct open_how" in raw
     back = gdb_json([], f"ksym 0x{want[0] + 3:x}")["matches"][0]
-    assert back["name"] == "do_sys_openat2" and back["offset"] == 3
+    assert back["symbol"] == "do_sys_openat2" and back["offset"] == 3
     # SYMBOL+OFFSET and decimal addresses are addresses too (as kdis/kx take them)
     for query in ("do_sys_openat2+0x3", str(want[0] + 3)):
         m = gdb_json([], f"ksym {query}")["matches"][0]
-        assert (m["name"], m["address"], m["offset"]) == ("do_sys_openat2", want[0], 3), query
+        assert (m["symbol"], addr(m["address"]), m["offset"]) == ("do_sys_openat2", want[0], 3), query
 
 
 def test_missing_kernel_features_are_one_line_errors():
@@ -66,6 +72,9 @@ def test_commands_on_a_synthetic_kernel_core(tmp_path, kernel_types):
         cmds += json_wrapped(c + " --json")
     res = run_gdb(cmds + [f"kx 0x1000 4 {src}", f"kprobe-list {src} --btf {btf_path}"])
     assert_no_traceback(res)
+    from gdb_toolkit.common.schemas import validate_document
+    for env in res.envelopes():                  # every result against its shipped schema
+        assert env["ok"] and not validate_document(env), (env["command"], validate_document(env))
     kc, kx, kd, kl, ks_doc = res.json_documents()
     assert kc["release"] == "6.1.0-synthetic" and kc["kaslr_offset"] == 0
     assert {s["label"] for s in kc["segments"]} >= {"kernel text", "modules"}
@@ -80,7 +89,7 @@ def test_commands_on_a_synthetic_kernel_core(tmp_path, kernel_types):
     assert [i["text"].split()[0] for i in kd["insns"]] == mnems
     assert kd["insns"][1]["note"].startswith("optimized kprobe") or \
         "kprobe insn page" in kd["insns"][1]["note"]
-    probes = {(p["where"], p["type"]): p for p in kl["probes"]}
+    probes = {(p["symbol"], p["kind"]): p for p in kl["probes"]}
     assert probes[("vfs_write+0x2", "kprobe")]["state"] == "optimized"
     assert "kprobe_table" in kl["sources"]
     assert ks_doc["original"][0]["text"] == "push r14"
@@ -122,12 +131,12 @@ def test_vmlinux_symbols_and_as_built_bytes(tmp_path, kernel_types):
     ks, show = res.json_documents()
     nm = subprocess.run(["nm", str(vm)], capture_output=True, text=True).stdout
     want = int(re.search(r"^([0-9a-f]+) T vfs_write$", nm, re.M).group(1), 16)
-    assert ks["matches"][0]["address"] == want and ks["source"] == str(vm)
+    assert addr(ks["matches"][0]["address"]) == want and ks["source"] == str(vm)
     dump = subprocess.run(["objdump", "-d", "-M", "intel", str(vm)], capture_output=True, text=True).stdout
     objdump_insns = re.findall(r"^\s*([0-9a-f]+):\s+((?:[0-9a-f]{2} )+)\s+(\S+)", dump, re.M)
     at = {int(a, 16): (raw.strip(), mnem) for a, raw, mnem in objdump_insns}
     for line in show["as_built"]:
-        raw, mnem = at[line["address"]]
+        raw, mnem = at[addr(line["address"])]
         assert line["raw"] == raw and line["text"].split()[0] == mnem
     assert show["as_built"][0]["text"] == "push r14"           # what the jmp replaced
     assert "as built (the --vmlinux file" in res.stdout
@@ -144,3 +153,53 @@ def test_kprobe_show_count_out_of_range_is_one_line(tmp_path, kernel_types):
     assert_no_traceback(res)
     assert "alive" in res.stdout
     assert res.stderr.count("is out of range. Fix: give -n 1..1000") == 3, res.stderr
+
+
+def test_convenience_functions_never_print_a_traceback():
+    """issue 11 item 9: print $ksym(5), $ksym(), $kprobe() printed Python tracebacks."""
+    res = run_gdb(["print $ksym(5)", "print $ksym()", 'print $ksym("a", "b")', "print $kprobe()",
+                   'print $kprobe("vfs_read")', "print $kprobe(1, 2)", "echo alive\\n"])
+    assert_no_traceback(res)
+    assert "alive" in res.stdout
+    err = res.stderr
+    assert "$ksym needs a symbol name in quotes, not a int" in err
+    assert "$ksym takes one argument, 0 given" in err and "$ksym takes one argument, 2 given" in err
+    assert err.count("$kprobe") >= 3 and "Python Exception" not in err
+
+
+def test_kcore_and_kx_refuse_a_process_core(tmp_path):
+    """issue 11 item 9: `kcore core.PID` showed a process core's segments as if it were a
+    kernel; kx read 'kernel memory' from it."""
+    from tests.support.gdbrun import compile_c
+    prog = compile_c("int main(void) { volatile int x = 1; while (x) ; return 0; }\n", "spin_core")
+    core = tmp_path / "core.spin"
+    res = run_gdb(["starti", f"gcore {core}", "kill"], program=prog)
+    assert core.exists(), res.output
+    res = run_gdb([f"kcore {core}", f"kx 0x400000 16 --kcore {core}",
+                   f"kdis 0x400000 --kcore {core}", "echo alive\\n"])
+    assert_no_traceback(res)
+    assert "alive" in res.stdout
+    assert res.stderr.count("is a process core (of 'spin_core'), not a kernel core") == 3, res.stderr
+
+
+def test_vmlinux_slide_comes_from_vmcoreinfo_not_its_symbol_table(tmp_path, kernel_types, monkeypatch):
+    """issue 17 item 5: --vmlinux turned all 127k .symtab entries into kallsyms text to find the
+    KASLR slide (680 s in the guest) although VMCOREINFO gives it: the table is not read now."""
+    from gdb_toolkit.kernel.session import KernelSession
+    from gdb_toolkit.kernel.vmlinux import Vmlinux
+    from tests.unit.test_kernel_kprobes import TEXT
+    core = build_kernel(tmp_path, kernel_types)
+    asm = tmp_path / "vm.S"
+    asm.write_text(".text\n.globl _text\n_text:\n.org 0x2000\n.globl vfs_write\nvfs_write:\nret\n")
+    subprocess.run(["as", "-o", str(tmp_path / "vm.o"), str(asm)], check=True)
+    subprocess.run(["ld", "-nostdlib", "-static", f"-Ttext=0x{TEXT:x}", "-o", str(tmp_path / "vmlinux"),
+                    str(tmp_path / "vm.o")], check=True)
+    (tmp_path / "ks").write_text(KALLSYMS)
+
+    def boom(self):
+        raise AssertionError("the vmlinux symbol table was converted")
+    monkeypatch.setattr(Vmlinux, "kallsyms_text", boom)
+    with KernelSession(kcore=str(core), kallsyms=str(tmp_path / "ks"),
+                       vmlinux=str(tmp_path / "vmlinux")) as s:
+        vm, slide = s.vmlinux
+        assert slide == 0 and vm.read(TEXT + 0x2000, 1) == b"\xc3"

@@ -60,7 +60,9 @@ def test_ksym_at_80_columns():
     with TmuxGdb(width=80) as t:
         doc = t.json("ksym do_sys_openat2")
         rows = t.run("ksym do_sys_openat2")
-    tokens = hexes(m["address"] for m in doc["matches"]) + [m["name"] for m in doc["matches"]]
+    tokens = hexes(m["address"] for m in doc["matches"]) + [m["symbol"] for m in doc["matches"]]
+    # the prototype wraps under its row at spaces, but never splits a word of it
+    tokens += [w for m in doc["matches"] for w in (m["prototype"] or "").split()]
     assert tokens
     t.assert_whole(rows, tokens)
 

@@ -87,7 +87,7 @@ def make_session(tmp_path, openat2: bytes, vfs_read: bytes, enabled: str = "",
         "do_sys_openat2\nvfs_read\nbti_fn\nv9fs_file_read_iter [9p]\n")
     (tmp_path / "list").write_text(listed)
     return KernelSession(kcore=str(kcore), kallsyms=str(tmp_path / "kallsyms"),
-                         kprobes_list=str(tmp_path / "list"), tracefs=str(tracefs))
+                         kprobes_list=str(tmp_path / "list"), tracefs=str(tracefs), live=True)
 
 
 IDLE = MOV_X9 + NOP
@@ -110,7 +110,7 @@ def test_traced_entry_site_is_func_plus_4_and_original_keeps_mov_x9(tmp_path):
     with make_session(tmp_path, IDLE, live, enabled="vfs_read (1)      \n") as s:
         r = ftrace_site(s, "vfs_read")
     assert r.state == "patched" and r.kind == S.FTRACE_CALL
-    assert r.site_address == VFS_READ + 4 and r.target == FTRACE_CALLER
+    assert r.site_address == VFS_READ + 4 and r.target_address == FTRACE_CALLER
     assert r.target_symbol == "ftrace_caller"
     assert r.original == bytes.fromhex("e9031eaa1f2003d5")
     assert r.enabled is not None and not r.notes, r.notes
@@ -134,7 +134,7 @@ def test_kprobe_and_tracer_together_is_traced_with_the_kprobe_beside_it(tmp_path
     # kdis: the brk is the kprobe over mov x9, x30; +4 is ftrace's own call
     assert rows[OPENAT2].text == "brk #0x4"
     assert rows[OPENAT2].note == "kprobe breakpoint over the patchable entry's mov x9, x30"
-    assert rows[OPENAT2 + 4].target == "ftrace_caller"
+    assert rows[OPENAT2 + 4].target_symbol == "ftrace_caller"
     assert rows[OPENAT2 + 4].note.startswith("ftrace call")
     assert rows[OPENAT2 + 8].text == "paciasp"          # hint #0x19, named
 
@@ -180,7 +180,7 @@ def test_module_function_calls_ftrace_through_its_plt(tmp_path):
                       enabled="v9fs_file_read_iter [9p] (1)      \n") as s:
         r = ftrace_site(s, "v9fs_file_read_iter")
         rows = {row.address: row for row in kdis(s, MOD_FUNC, 2, set()).insns}
-    assert r.state == "patched" and r.target == FTRACE_CALLER
+    assert r.state == "patched" and r.target_address == FTRACE_CALLER
     assert r.target_symbol == f"ftrace_caller via the module PLT at 0x{MOD_PLT:x}"
     assert rows[MOD_FUNC + 4].note.startswith("ftrace call via the module's ftrace PLT")
 

@@ -261,3 +261,57 @@ def test_bad_blobs():
         b.type(1)
     with pytest.raises(ToolkitError, match="does not exist"):
         B.Btf.load("/nonexistent/btf")
+
+
+# -- hostile BTF (issue 11 item 7): bounded time and depth --------------------------------
+
+def _cyclic_prototypes(nparams: int = 10) -> bytes:
+    """FUNC vfs_read -> FUNC_PROTO(10 params, each a pointer back to the same prototype)."""
+    strs = b"\0vfs_read\0p\0"
+    params = b"".join(struct.pack("<II", strs.index(b"p\0"), 2) for _ in range(nparams))
+    return _blob([
+        _t(0, B.FUNC_PROTO, nparams, 2, extra=params),                 # 1: returns a pointer too
+        _t(0, B.PTR, 0, 1),                                             # 2: -> 1
+        _t(strs.index(b"vfs_read\0"), B.FUNC, 0, 1),                    # 3: vfs_read
+    ], strs)
+
+
+def test_a_prototype_that_refers_to_itself_renders_quickly():
+    import time
+
+    blob = _cyclic_prototypes()
+    assert len(blob) < 160                      # the size of the report's file (136 bytes)
+    btf = B.Btf(blob)
+    t = time.monotonic()
+    text = btf.c_decl(btf.find("vfs_read", "func").id)
+    assert time.monotonic() - t < 2 and "<cycle>" in text and "vfs_read(" in text
+
+
+def test_a_deep_chain_of_wide_prototypes_is_cut_by_the_budget():
+    """No cycle, but 30 levels of 8 parameters each: 8^30 declarators unless bounded."""
+    import time
+
+    strs = b"\0f\0p\0"
+    types = []
+    depth, width = 30, 8
+    for i in range(depth):                      # ids: proto 2i+1, ptr 2i+2 -> proto 2i+3
+        nxt = 2 * i + 2 if i < depth - 1 else 0
+        types.append(_t(0, B.FUNC_PROTO, width, 0,
+                        extra=b"".join(struct.pack("<II", 3, nxt) for _ in range(width))))
+        types.append(_t(0, B.PTR, 0, 2 * i + 3))
+    types.append(_t(1, B.FUNC, 0, 1))
+    btf = B.Btf(_blob(types, strs))
+    t = time.monotonic()
+    text = btf.c_decl(btf.find("f", "func").id)
+    assert time.monotonic() - t < 3 and "..." in text and len(text) < 1 << 20
+
+
+def test_self_referential_array_and_anonymous_member_do_not_recurse_forever():
+    strs = b"\0s\0x\0"
+    btf = B.Btf(_blob([
+        _t(0, B.ARRAY, 0, 0, extra=struct.pack("<III", 1, 1, 4)),        # 1: array of itself
+        _t(3, B.STRUCT, 1, 8, extra=struct.pack("<III", 0, 2, 0)),        # 2: s { anon of s }
+    ], strs))
+    with pytest.raises(ToolkitError):
+        btf.size_of(1)
+    assert btf.member_chain(2, "x") is None and btf.member_names(2) == []

@@ -212,3 +212,29 @@ def test_text_bisect_agrees_with_a_full_parse_here():
         assert a - off == addrs[bisect.bisect_right(addrs, a) - 1], hex(a)
         checked += 1
     assert checked > 300
+
+
+def test_arm64_segment_labels_text_without_underscore_text_and_vmalloc_with_modules():
+    """Debian arm64's kcore (arm's finding): KCORE_TEXT must read "kernel text" although
+    kallsyms has no _text (its first text symbol is _stext, 64 KiB in); the 124 TiB vmalloc
+    range holding the image and the modules is vmalloc, not "modules" nor "kernel text"; the
+    128 MiB MODULES_VADDR area is "modules".  Layout from readelf -l /proc/kcore in the guest."""
+    from gdb_toolkit.kernel.memory_views import kernel_text_address, label_segments
+
+    text = 0xFFFFB3C611A00000
+    k = Kallsyms.parse(f"{text + 0x10000:016x} T _stext\n{text + 0x100000:016x} T do_mmap\n"
+                       f"{text + 0x1E00000:016x} D init_task\n"
+                       "ffff80000a000100 t dummy_init\t[dummy]\n"
+                       "ffff80000a000200 t dummy_exit\t[dummy]\n")
+    assert k.address("_text") is None
+    assert kernel_text_address(k) == text + 0x10000
+    segs = [(0xFFFF000000000000 + 0x40000000, 0x3F000000),      # linear map (RAM)
+            (0xFFFF800000000000, 0x8000000),                     # MODULES_VADDR..MODULES_END
+            (0xFFFF800008000000, 0xFFFFFBFFF0000000 - 0xFFFF800008000000),   # vmalloc
+            (text, 0x2020000),                                   # KCORE_TEXT: _text.._end
+            (0xFFFFFC0000000000 + 0x1000000, 0xFC0000)]          # vmemmap of that RAM
+    labels = label_segments(segs, k, kernel_text_address(k), "aarch64")
+    assert labels == ["RAM / other", "modules", "vmalloc/vmemmap", "kernel text", "RAM / other"]
+    # x86_64 keeps _text and its fixed module area
+    assert label_segments([(TEXT, 0x1000), (0xFFFFFFFFC0000000, 0x3F000000)],
+                          Kallsyms.parse(SAMPLE), TEXT) == ["kernel text", "modules"]
