@@ -25,6 +25,8 @@ class MemcheckError:
     details: list[str] = field(default_factory=list)
     count: int | None = None              # from "N errors in context K of M"
     origin: Stack | None = None           # --track-origins: where the uninitialised value came from
+    related: list[Stack] = field(default_factory=list)   # other tools' further stacks (helgrind's
+    #                                       "This conflicts with a previous write ...")
 
     @property
     def at(self) -> Frame | None:
@@ -67,6 +69,11 @@ def parse_n_errs_found(text: str) -> ErrorCounts | None:
 
 
 _ORIGIN_RE = re.compile(r"^Uninitialised value was created")
+_SEPARATOR_RE = re.compile(r"^-{3}([A-Za-z-]*-)?-{8,}$")
+# a heading that starts another stack of the same error (helgrind, drd)
+_RELATED_RE = re.compile(r"^(This conflicts with|Other segment (start|end)|Allocation context|"
+                         r"Lock at .* was first observed|Required order was established|"
+                         r"followed by a later acquisition)")
 
 
 def parse_errors(text: str, code_map: CodeMap | None = None) -> ErrorList:
@@ -79,11 +86,13 @@ def parse_errors(text: str, code_map: CodeMap | None = None) -> ErrorList:
     summary = None
     current: MemcheckError | None = None
     count = None
+    dashed = False
     i = 0
     while i < len(lines):
         t = strip_prefix(lines[i]).strip()
         if not t:
-            current = None
+            if not dashed:                # memcheck: a blank line ends an error; helgrind/drd:
+                current = None            # blank lines inside, a line of dashes between errors
             i += 1
             continue
         if (m := _SUMMARY_RE.search(t)):
@@ -97,10 +106,21 @@ def parse_errors(text: str, code_map: CodeMap | None = None) -> ErrorList:
             current = None
             i += 1
             continue
+        if _SEPARATOR_RE.match(t):        # helgrind/drd put a line of dashes before each error
+            current, dashed = None, True
+            i += 1
+            if "Announcement" in t:       # "---Thread-Announcement---": not an error; skip its block
+                while i < len(lines) and not strip_prefix(lines[i]).strip():
+                    i += 1
+                while i < len(lines) and strip_prefix(lines[i]).strip():
+                    i += 1
+            continue
         if t.startswith(("at 0x", "by 0x")) and current is not None:
             f = parse_frame(t, code_map)
             if f:
-                (current.origin.frames if current.origin is not None else current.stack).append(f)
+                target = (current.related[-1].frames if current.related
+                          else current.origin.frames if current.origin is not None else current.stack)
+                target.append(f)
             i += 1
             continue
         if current is not None and _ORIGIN_RE.match(t):
@@ -120,6 +140,8 @@ def parse_errors(text: str, code_map: CodeMap | None = None) -> ErrorList:
             current = MemcheckError(t, count=count)
             count = None
             errors.append(current)
+        elif current.stack and _RELATED_RE.match(t):
+            current.related.append(Stack(t))
         else:
             current.details.append(t)
         i += 1
@@ -134,3 +156,4 @@ class ErrorsReport:
     errors: list[MemcheckError]          # listed by all_errors (valgrind lists them only with -v/-s)
     last_error: MemcheckError | None
     last_error_stop: str | None          # the error that last stopped the program (seen by gdb)
+    waiting_children: list = field(default_factory=list)   # waiting.WaitingProcess: stuck workers

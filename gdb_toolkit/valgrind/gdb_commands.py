@@ -121,7 +121,7 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.common.private_dirs import make_private_dir, remove_tree
         from gdb_toolkit.valgrind import gdb_session as gs
-        from gdb_toolkit.valgrind.launch import (StartReport, log_destination, open_program_stream,
+        from gdb_toolkit.valgrind.launch import (StartReport, log_destination, log_pattern, open_program_stream,
                                                  option_value, resolve_program,
                                                  set_parent_death_signal, valgrind_argv, wait_for_fifo)
         from gdb_toolkit.valgrind.vgdb_processes import fifo_dir
@@ -165,6 +165,7 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
         log_file, log_words = log_destination(vg_opts, log_template, proc.pid)
         s = gs.session(proc.pid)
         s.popen, s.private_dir, s.program, s.log_file, s.vgdb_prefix = proc, private, program, log_file, prefix
+        s.log_pattern = log_pattern(vg_opts, log_template)
         notes = []
         try:
             wait_for_fifo(proc, fifo_dir(prefix), args.timeout, log_file, prefix,
@@ -196,7 +197,7 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
 
         out = key_values([
             ("valgrind pid", f"{report.pid} (gdb's inferior pid over vgdb is a placeholder)"),
-            ("program", " ".join([report.program, *report.arguments])),
+            ("program", command_line([report.program, *report.arguments])),
             ("stopped at", report.stopped_at),
             ("program stdin", report.program_stdin),
             ("program stdout", report.program_stdout),
@@ -299,7 +300,9 @@ several, the list is printed and you choose with vg-attach PID.  PROGRAM's
 symbols are loaded from the process's command line when gdb has no file.
 --reconnect drops the current connection and makes a new one to the same
 valgrind: the way out when the connection is out of step (valgrind lets the
-program run between the two connections)."""
+program run between the two connections).  A process started with another
+TMPDIR is found from its own environment; one waiting at an error keeps its
+stop; a PID that is not attachable is told why (not valgrind, --vgdb=no, gone)."""
     examples = ('vg-attach', 'vg-attach 12345')
     category = "valgrind"
     json_hex_addresses = True
@@ -328,7 +331,8 @@ program run between the two connections)."""
 
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.valgrind import gdb_session as gs
-        from gdb_toolkit.valgrind.vgdb_processes import AttachReport, choose, list_processes
+        from gdb_toolkit.valgrind.vgdb_processes import (AttachReport, choose, list_processes,
+                                                         not_attachable, tool_note)
 
         if args.reconnect:
             return self._reconnect(args)
@@ -338,7 +342,16 @@ program run between the two connections)."""
         live = [p for p in every if p.alive]
         stale = [p.pid for p in every if not p.alive]
         chosen = choose(live, args.pid)
+        notes = []
+        if chosen is None and args.pid is not None:
+            chosen, note = _elsewhere(args)
+            if note:
+                notes.append(note)
+        if chosen is not None and chosen.tool and chosen.tool != "memcheck":
+            notes.append(tool_note(chosen.pid, chosen.tool))
         if chosen is None:
+            if args.pid is not None and args.pid not in stale and (why := not_attachable(args.pid)):
+                raise ToolkitError(f"no live valgrind gdbserver with pid {args.pid}: {why[0]}", why[1])
             if args.pid is not None:
                 raise ToolkitError(f"no live valgrind gdbserver with pid {args.pid}"
                                    + (" (only a stale FIFO of a dead process)" if args.pid in stale else ""),
@@ -353,7 +366,6 @@ program run between the two connections)."""
         from gdb_toolkit.common.private_dirs import make_private_dir
         from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename
 
-        notes = []
         program = progspace_filename()
         real = chosen.program_path
         if not program and real:
@@ -362,6 +374,12 @@ program run between the two connections)."""
             notes.append(f"gdb's file {program} is not the program valgrind runs ({chosen.program}): "
                          f"symbols may be wrong; 'file {chosen.program}' loads the right ones")
         s = gs.session(chosen.pid)
+        if args.vgdb_prefix:
+            s.vgdb_prefix = args.vgdb_prefix
+        if s.log_pattern is None:
+            from gdb_toolkit.valgrind.launch import log_pattern
+
+            s.log_pattern = log_pattern(chosen.valgrind_options, None)
         if s.private_dir is None:
             s.private_dir = make_private_dir("gdb_toolkit-vg-")
         try:
@@ -373,9 +391,6 @@ program run between the two connections)."""
         return AttachReport(True, chosen.pid, program, live, stale, gs.where_stopped(), notes)
 
     def _reconnect(self, args):
-        import os
-        import time
-
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.vgdb_processes import AttachReport
@@ -384,27 +399,13 @@ program run between the two connections)."""
         if pid is None or pid < 0:
             raise ToolkitError("vg-attach --reconnect: no valgrind connection to renew",
                                "give the PID: vg-attach --reconnect PID")
-        from gdb_toolkit.common.private_dirs import make_private_dir
-
         s = gs.session(pid)
         if gs.connection_pid() is not None:
             try:
                 gdb.execute("disconnect", to_string=True)
             except gdb.error:
                 pass
-        if s.private_dir is None:
-            s.private_dir = make_private_dir("gdb_toolkit-vg-")
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                gs.connect(pid, s.program, os.path.join(s.private_dir, "vgdb-stderr.log"),
-                           vgdb_prefix=args.vgdb_prefix or s.vgdb_prefix)
-                break
-            except ToolkitError:
-                # valgrind finishes sending the abandoned reply before it listens again
-                if time.monotonic() > deadline or not gs.pid_alive(pid):
-                    raise
-                time.sleep(0.25)
+        gs.connect_again(s, args.vgdb_prefix or s.vgdb_prefix)
         return AttachReport(True, pid, s.program, [], [], gs.where_stopped(),
                             ["reconnected: valgrind let the program run between the two connections"])
 
@@ -417,14 +418,41 @@ program run between the two connections)."""
                                ("stopped at", report.stopped_at)], ctx.width, ctx.styler)
             text += _notes(report.notes, ctx)
         else:
-            rows = [[p.pid, p.tool or "?", " ".join([p.program or "?", *p.arguments]),
-                     " ".join(p.valgrind_options)] for p in report.processes]
+            rows = [[p.pid, p.tool or "?", command_line([p.program or "?", *p.arguments]),
+                     command_line(p.valgrind_options)] for p in report.processes]
             text = "".join(f"{n}\n" for n in report.notes)
             text += render_table([Col("pid", "number"), Col("tool", "key"), Col("program"),
                                   Col("valgrind options")], rows, ctx.width, styler=ctx.styler)
         if report.stale_fifos:
-            text += f"ignored stale vgdb FIFOs of dead pids: {', '.join(map(str, report.stale_fifos))}\n"
+            from gdb_toolkit.common.text import wrap
+
+            text += wrap(f"ignored stale vgdb FIFOs of dead pids: {', '.join(map(str, report.stale_fifos))}",
+                         ctx.width, "", "    ")
         return text
+
+
+def _elsewhere(args):
+    """vg-attach PID whose FIFO is not where gdb looked: valgrind PID's own --vgdb-prefix or
+    TMPDIR (vgdb looks in gdb's); (the process, a note) when it is there, else (None, None).
+    args.vgdb_prefix is set to the prefix found."""
+    from gdb_toolkit.valgrind.vgdb_processes import choose, fifo_dir, list_processes, own_prefix
+
+    prefix = own_prefix(args.pid)
+    if not prefix or fifo_dir(prefix) == fifo_dir(args.vgdb_prefix):
+        return None, None
+    chosen = choose([p for p in list_processes(prefix=prefix) if p.alive], args.pid)
+    if chosen is None:
+        return None, None
+    args.vgdb_prefix = prefix
+    return chosen, (f"valgrind {args.pid}'s vgdb FIFOs are under {fifo_dir(prefix)} (its TMPDIR or "
+                    f"--vgdb-prefix), not {fifo_dir(None)}: connected with --vgdb-prefix {prefix}")
+
+
+def command_line(words: list[str]) -> str:
+    """A program and its arguments as one line a reader can split again: a word with a
+    blank or a quote is shell-quoted ("/srv/my app/server" 8080 is not four words)."""
+    return " ".join(w if w and not any(c in w for c in " \t'\"") else "'" + w.replace("'", "'\\''") + "'"
+                    for w in words)
 
 
 def _totals_lines(report, ctx=None) -> str:
@@ -506,8 +534,13 @@ has sent the whole reply (the connection stays in step)."""
             raise ToolkitError("vg-leaks: --export and --plot go with --history",
                                "vg-leaks --history --plot leaks.svg")
         if args.history:
-            return history_report(gs.current_session(self.name), kinds if args.kinds else None,
-                                  args.top, args.export, args.plot)
+            s = gs.history_session(self.name)
+            rep = history_report(s, kinds if args.kinds else None, args.top, args.export, args.plot)
+            if gs.connection_pid() != s.pid:
+                how = (f"exited (status {s.exit_code})" if s.exit_code is not None
+                       else "is gone or no longer connected")
+                rep.notes.insert(0, f"valgrind {s.pid} {how}: its history up to its last leak check")
+            return rep
         pid = gs.require_connection(self.name)
         s = gs.session(pid)
         all_kinds = set(kinds) == set(KINDS)
@@ -645,8 +678,10 @@ def render_history(rep, ctx) -> str:
     from gdb_toolkit.common.table import Col, render_table
 
     span = (rep.last_time - rep.first_time) if rep.snapshots > 1 else 0.0
-    out = (f"valgrind pid {rep.pid}: {rep.snapshots} leak snapshots over {span:.1f} s, "
-           f"{len(rep.sites)} allocation sites, largest growth first\n")
+    from gdb_toolkit.common.text import wrap
+
+    out = wrap(f"valgrind pid {rep.pid}: {rep.snapshots} leak snapshots over {span:.1f} s, "
+               f"{len(rep.sites)} allocation sites, largest growth first", ctx.width, "", "    ")
     rows = []
     for r in rep.sites:
         per_s = "-" if r.growth_per_second is None else f"{r.growth_per_second:+,.1f}"
@@ -691,13 +726,12 @@ the program exits or stops on a memcheck error (it then waits for gdb)."""
         return p
 
     def run(self, args):
-        import os
         import time
 
         from gdb_toolkit.common.errors import ToolkitError
-        from gdb_toolkit.common.private_dirs import make_private_dir
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.error_reports import parse_n_errs_found
+        from gdb_toolkit.valgrind.waiting import waits_for_debugger
 
         if args.count is not None and args.count <= 0:
             raise ToolkitError("vg-watch: --count must be positive", "e.g. --count 5")
@@ -723,7 +757,12 @@ the program exits or stops on a memcheck error (it then waits for gdb)."""
             while args.count is None or taken < args.count:
                 time.sleep(args.seconds)
                 if not gs.pid_alive(pid):
-                    notes.append("the program exited")
+                    notes.append(gs.how_it_ended(s))
+                    break
+                if waits_for_debugger(pid):
+                    # stopped at a memcheck error: a standalone vgdb would resume it past the error
+                    notes.append("the program stopped on a memcheck error and waits for gdb "
+                                 "('vg-errors' says which)")
                     break
                 text = _standalone_monitor(pid, s.vgdb_prefix, "leak_check full kinds all any",
                                            "v.info n_errs_found")
@@ -731,26 +770,22 @@ the program exits or stops on a memcheck error (it then waits for gdb)."""
                 taken += 1
                 say(_watch_snapshot(s, text))
                 if counts is not None and counts.found > errors:
-                    notes.append(f"memcheck found error #{counts.found}: the program waits for gdb "
-                                 "('vg-errors' says which)")
-                    break
+                    if counts.found >= counts.vgdb_error:     # valgrind stops from that error on
+                        notes.append(f"memcheck found error #{counts.found}: the program waits for "
+                                     "gdb ('vg-errors' says which)")
+                        break
+                    if errors == s.errors_seen:
+                        notes.append(f"memcheck found error #{counts.found}, below --vgdb-error="
+                                     f"{counts.vgdb_error}: the program runs on ('vg-errors' says which)")
+                    errors = counts.found
         except KeyboardInterrupt:
             notes.append("stopped by Ctrl-C")
         finally:
             if gs.pid_alive(pid):
-                if s.private_dir is None:
-                    s.private_dir = make_private_dir("gdb_toolkit-vg-")
-                deadline = time.monotonic() + 15
-                while True:
-                    try:
-                        gs.connect(pid, s.program, os.path.join(s.private_dir, "vgdb-stderr.log"),
-                                   vgdb_prefix=s.vgdb_prefix)
-                        break
-                    except ToolkitError:
-                        if time.monotonic() > deadline or not gs.pid_alive(pid):
-                            notes.append("could not connect gdb again: 'vg-attach' does")
-                            break
-                        time.sleep(0.25)
+                try:
+                    gs.connect_again(s, s.vgdb_prefix)
+                except ToolkitError:
+                    notes.append("could not connect gdb again: 'vg-attach' does")
                 if gs.connection_pid() == pid:
                     notes.append(f"gdb connected again; the program stopped at {gs.where_stopped()}")
         rep = history_report(s, None, args.top, None, None)
@@ -943,16 +978,18 @@ so 'vg-leaks --delta' keeps its baseline."""
     def render(self, report, ctx):
         from gdb_toolkit.common.table import Col, render_table
 
+        from gdb_toolkit.common.text import wrap
+
         out = ""
         if report.address is not None:
-            out += (f"0x{report.address:x} is in the heap block 0x{report.block_address:x} "
-                    f"({_n(report.block_size)} bytes)")
             site = report.allocation_site
-            out += f", allocated in {site.label()}\n" if site else "\n"
+            out += wrap(f"0x{report.address:x} is in the heap block 0x{report.block_address:x} "
+                        f"({_n(report.block_size)} bytes)" + (f", allocated in {site.label()}" if site else ""),
+                        ctx.width, "", "    ")
         r = report.record
         if r is not None:
-            out += (f"loss record {r.record}: {_n(r.bytes)} bytes in {_n(r.blocks)} blocks, {r.kind}, "
-                    f"allocated in {r.symbol or '???'} ({r.where or '?'})\n")
+            out += wrap(f"loss record {r.record}: {_n(r.bytes)} bytes in {_n(r.blocks)} blocks, {r.kind}, "
+                        f"allocated in {r.symbol or '???'} ({r.where or '?'})", ctx.width, "", "    ")
             # valgrind's tree: a block reached through the one above it is marked (tables strip
             # leading blanks, so the depth is drawn with visible characters)
             rows = [[("··" * (b.depth - 1) + "└ " if b.depth else "") + f"0x{b.address:x}", f"{b.size:,}",
@@ -1106,7 +1143,9 @@ vg-errors [--json]"""
     description = """\
 Each error with its own stack, where the block was freed and allocated
 (use after free, double free) and, under --track-origins=yes, where the
-uninitialised value came from -- each kept apart."""
+uninitialised value came from -- each kept apart (helgrind/drd: their further
+stacks too).  Also names forked or exec'd children of this valgrind that wait
+for a debugger (--vgdb-error is inherited), read from /proc without resuming them."""
     examples = ('vg-errors',)
     category = "valgrind"
     json_hex_addresses = True
@@ -1122,8 +1161,9 @@ uninitialised value came from -- each kept apart."""
         counts = parse_n_errs_found(gs.monitor("v.info n_errs_found", self.name, pid=pid))
         listed = parse_errors(gs.monitor("v.info all_errors", self.name, allow_empty=True, pid=pid), cm)
         last = parse_errors(gs.monitor("v.info last_error", self.name, allow_empty=True, pid=pid), cm).errors
+        s = gs.session(pid)
         return ErrorsReport(pid, counts, listed.summary, listed.errors, last[0] if last else None,
-                            gs.session(pid).last_error_stop)
+                            s.last_error_stop, gs.waiting_children(s))
 
     def render(self, report, ctx):
         from gdb_toolkit.common.text import key_values, wrap
@@ -1144,17 +1184,30 @@ uninitialised value came from -- each kept apart."""
         if report.last_error:
             e = report.last_error
             out += wrap(f"last error: {e.one_line()}", ctx.width, "", "    ")
-            for f in e.stack:
-                out += f"    {f.kind} {f.label()}\n"
+            out += _frame_lines(e.stack, ctx)
             if e.location is not None:
                 out += wrap(e.location.description, ctx.width, "  ", "    ")
                 if e.location.free_stack:
-                    out += "  freed at:\n" + "".join(f"    {f.kind} {f.label()}\n" for f in e.location.free_stack)
+                    out += "  freed at:\n" + _frame_lines(e.location.free_stack, ctx)
                 if e.location.stack:
-                    out += "  allocated at:\n" + "".join(f"    {f.kind} {f.label()}\n" for f in e.location.stack)
+                    out += "  allocated at:\n" + _frame_lines(e.location.stack, ctx)
             if e.origin is not None:
-                out += f"  {e.origin.what}:\n" + "".join(f"    {f.kind} {f.label()}\n" for f in e.origin.frames)
+                out += wrap(f"{e.origin.what}:", ctx.width, "  ", "    ") + _frame_lines(e.origin.frames, ctx)
+            for r in e.related:
+                out += wrap(f"{r.what}:", ctx.width, "  ", "    ") + _frame_lines(r.frames, ctx)
+        from gdb_toolkit.valgrind.waiting import describe
+
+        for w in report.waiting_children:
+            out += wrap(describe(w), ctx.width, "", "    ")
         return out
+
+
+def _frame_lines(frames, ctx) -> str:
+    """One stack frame a line ("at fn (file:line)"), a long one folded at spaces (a C++
+    name or an object path stays whole)."""
+    from gdb_toolkit.common.text import wrap
+
+    return "".join(wrap(f"{f.kind} {f.label()}", ctx.width, "    ", "        ") for f in frames)
 
 
 def register():

@@ -119,6 +119,40 @@ def current_session(what: str) -> Session:
     return session(require_connection(what))
 
 
+
+def connect_again(s: Session, vgdb_prefix: str | None, seconds: float = 15.0) -> None:
+    """Connect gdb to session *s*'s valgrind again (vg-attach --reconnect, the end of
+    vg-watch), retrying for *seconds*: valgrind finishes sending an abandoned reply, or
+    its standalone vgdb's, before it listens again.  Raises the last ToolkitError."""
+    import time
+
+    from gdb_toolkit.common.private_dirs import make_private_dir
+
+    if s.private_dir is None:
+        s.private_dir = make_private_dir("gdb_toolkit-vg-")
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            connect(s.pid, s.program, os.path.join(s.private_dir, "vgdb-stderr.log"),
+                    vgdb_prefix=vgdb_prefix)
+            return
+        except ToolkitError:
+            if time.monotonic() > deadline or not pid_alive(s.pid):
+                raise
+            time.sleep(0.25)
+
+def history_session(what: str) -> Session:
+    """The session whose leak history to show: the connected one; with no connection, the
+    last one that kept snapshots (a server that exited or was killed keeps its history:
+    the growth up to its end is what its user wants to see)."""
+    if connection_pid() is not None:
+        return current_session(what)
+    ended = [s for s in SESSIONS.values() if s.snapshots]
+    if not ended:
+        require_connection(what)        # raises: says why there is no session
+    return max(ended, key=lambda s: s.snapshots[-1].time)
+
+
 def pid_alive(pid: int) -> bool:
     if pid <= 0:
         return True
@@ -153,7 +187,35 @@ def code_map(pid: int):
             text = fh.read(16 << 20).decode("utf-8", "surrogateescape")
     except OSError:
         return None
-    return CodeMap.from_maps(text, main)
+    cm = CodeMap.from_maps(text, main)
+    cm.source_paths = source_paths
+    return cm
+
+
+def source_paths(pc: int) -> dict[str, str]:
+    """{base name: full path} of the source files of the code at *pc*: the line's file and
+    the file of every function there, inlined ones included (valgrind names a frame's file
+    by base name; an inlined std::vector::push_back and main share one address).  A base
+    name with two full paths is left out (ambiguous)."""
+    paths: dict[str, str | None] = {}
+
+    def add(symtab):
+        if symtab is None:
+            return
+        full = symtab.fullname()
+        base = os.path.basename(full)
+        paths[base] = full if paths.get(base, full) == full else None
+
+    try:
+        add(gdb.find_pc_line(pc).symtab)
+        block = gdb.block_for_pc(pc)
+        while block is not None:
+            if block.function is not None:
+                add(block.function.symtab)
+            block = block.superblock
+    except (gdb.error, RuntimeError):
+        pass
+    return {b: f for b, f in paths.items() if f}
 
 
 # -- monitor commands, matched to their replies ----------------------------------
@@ -255,14 +317,29 @@ def _on_stop(event):
         before = s.errors_seen
         s.errors_seen = counts.found
         if counts.found <= before:
+            # Ctrl-C on a server that looks hung (over vgdb a plain StopEvent): a worker may
+            # wait at an error for a debugger.  Said once per worker and state.
+            from gdb_toolkit.common.text import wrap
+            from gdb_toolkit.gdbsupport.command import RenderContext
+            from gdb_toolkit.valgrind.waiting import describe
+
+            width = RenderContext.from_gdb().width
+            for w in waiting_children(s):
+                if (w.pid, w.stopped_at) not in s.waiting_said:
+                    s.waiting_said.add((w.pid, w.stopped_at))
+                    gdb.write(wrap("vg: " + describe(w), width, "", "    "))
             return
         errs = parse_errors(monitor("v.info last_error", "vg", allow_empty=True, pid=pid),
                             code_map(pid)).errors
         text = errs[0].one_line() if errs else "see 'monitor v.info last_error'"
         s.last_error_stop = text
-        gdb.write(f"vg: stopped on memcheck error #{counts.found} (the SIGTRAP above is valgrind's "
-                  f"error stop, not a signal): {text}\n"
-                  "vg: 'vg-errors' lists the errors; 'continue' goes on\n")
+        from gdb_toolkit.common.text import wrap
+        from gdb_toolkit.gdbsupport.command import RenderContext
+
+        width = RenderContext.from_gdb().width
+        gdb.write(wrap(f"vg: stopped on memcheck error #{counts.found} (the SIGTRAP above is valgrind's "
+                       f"error stop, not a signal): {text}", width, "", "    ")
+                  + wrap("vg: 'vg-errors' lists the errors; 'continue' goes on", width, "", "    "))
     except (Exception, KeyboardInterrupt):
         return
 
@@ -310,6 +387,31 @@ def session_processes(s: Session) -> list[int]:
                 found.add(p)
                 grew = True
     return sorted(p for p in found if p in parent)
+
+
+def how_it_ended(s: Session) -> str:
+    """Why the session's valgrind is no longer there, as far as gdb can know: the exit
+    status or the signal of a valgrind vg-start started, else that it ended."""
+    rc = s.popen.poll() if s.popen is not None else None
+    if rc is None:
+        return f"valgrind {s.pid} ended (the program exited, or valgrind was killed)"
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        return f"valgrind {s.pid} was killed by {name}"
+    return f"the program exited (status {rc})"
+
+
+def waiting_children(s: Session) -> list:
+    """The session's descendant valgrinds waiting for a debugger (valgrind/waiting.py)."""
+    from gdb_toolkit.valgrind.waiting import waiting_processes
+
+    try:
+        return waiting_processes(s.pid, s.log_pattern)
+    except Exception:       # /proc races (a child exits while read): no answer, no error
+        return []
 
 
 def cleanup_session(s: Session, kill: bool = True) -> None:
@@ -428,7 +530,12 @@ def connect(pid: int, program: str | None, errlog: str, probe: bool = False,
     from gdb_toolkit.valgrind.launch import explain_vgdb_failure, probe_vgdb
 
     if probe:
-        probe_vgdb(vgdb_binary(), pid, vgdb_prefix)
+        from gdb_toolkit.valgrind.waiting import waits_for_debugger
+
+        # a process waiting for a debugger (at an error, at its start) needs no ptrace, and a
+        # standalone vgdb would resume it when it disconnects: the error stop would be lost
+        if not waits_for_debugger(pid):
+            probe_vgdb(vgdb_binary(), pid, vgdb_prefix)
     from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename, target_remote_pipe
 
     if program and progspace_filename() != program:

@@ -102,6 +102,17 @@ def valgrind_argv(valgrind: str, program: str, args: list[str], user_options: li
             program, *args]
 
 
+def log_pattern(user_options: list[str], log_template: str | None) -> str | None:
+    """valgrind's log file name pattern (with %p: one file per process, children too), or
+    None when the log goes to a descriptor or a socket."""
+    for o in reversed(user_options):
+        if o.startswith(("--log-fd=", "--log-socket=")):
+            return None
+        if o.startswith("--log-file="):
+            return o.split("=", 1)[1]
+    return log_template
+
+
 def log_destination(user_options: list[str], log_template: str, pid: int) -> tuple[str | None, str]:
     """(the log file valgrind writes, if one; a description for the report)."""
     for o in reversed(user_options):

@@ -147,7 +147,9 @@ def _site_of_line(line: str, cm: CodeMap):
     m = _ADDR_KIND_RE.match(line)
     if m is None or cm.role_at(int(m.group(2), 16), m.group(1)) not in ("program", "unknown"):
         return _NOT_SITE
-    return parse_frame(line.strip(), cm)
+    f = parse_frame(line.strip(), cm)
+    # program code compiled from a system header (std::vector's allocate) is not a site
+    return f if f is not None and f.role in ("program", "unknown") else _NOT_SITE
 
 
 @dataclass

@@ -49,6 +49,8 @@ class Session:
     popen: subprocess.Popen | None = field(default=None, repr=False)   # vg-start'ed: ours to kill
     private_dir: str | None = None    # our mkdtemp dir: vgdb's stderr, the default valgrind log
     log_file: str | None = None
+    log_pattern: str | None = None    # valgrind's --log-file with %p: each child's own log
+    waiting_said: set = field(default_factory=set)   # (pid, stopped_at) of waiting children announced
     vgdb_log: str | None = None
     vgdb_prefix: str | None = None
     connected: bool = False

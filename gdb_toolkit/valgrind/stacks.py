@@ -13,6 +13,14 @@ Roles, from the object's path:
   ``library``    any other shared object installed in a system library directory
   ``program``    the main executable and every other object (its own libraries)
   ``unknown``    no object known (no code map, JIT code)
+
+Code the compiler put into the program from a system header is not the
+program's: a ``std::vector`` or ``std::string`` allocation runs template code
+instantiated (or inlined) from ``/usr/include/c++/...`` inside the executable.
+The gdb layer names the full path of a frame's source file (valgrind prints only
+its base name); a program frame whose source is a C++/compiler runtime header
+has the role ``runtime``, one from another system header (``/usr/include``,
+boost, ...) ``library``, so the site is the program's own line that used it.
 """
 import bisect
 import functools
@@ -33,6 +41,11 @@ _RUNTIME_RE = re.compile(r"^(libc|libm|libmvec|libdl|libpthread|librt|libresolv|
                          r"libasan|libtsan|libubsan|liblsan|libjemalloc|libtcmalloc[_a-z]*|libmimalloc)"
                          r"([.-][^/]*)?\.so(\.[0-9.]+)?$|^ld-linux[^/]*\.so[.0-9]*$|^ld[.-][^/]*\.so[.0-9]*$|"
                          r"^ld64\.so[.0-9]*$")
+# headers whose code is the C/C++ runtime's (libstdc++'s templates, gcc's intrinsics) or
+# another installed library's, wherever the compiler instantiated or inlined it
+_RUNTIME_HEADER_RE = re.compile(r"^/usr/(local/)?(include/c\+\+/|include/[^/]*-linux-gnu[^/]*/c\+\+/|"
+                                r"lib/gcc/|lib/llvm-[^/]*/|include/x86_64-linux-gnu/bits/|include/bits/)")
+SYSTEM_INCLUDE_DIRS = ("/usr/include/", "/usr/local/include/")
 SYSTEM_LIB_DIRS = ("/lib/", "/lib32/", "/lib64/", "/libx32/", "/usr/lib/", "/usr/lib32/",
                    "/usr/lib64/", "/usr/libx32/", "/usr/libexec/")
 
@@ -53,10 +66,30 @@ def object_role(path: str | None, main_object: str | None = None) -> str:
     return "program"
 
 
-class CodeMap:
-    """Address -> object file, from the process's file mappings (``/proc/PID/maps`` text)."""
+def header_role(source: str | None) -> str | None:
+    """The role of code compiled from system header *source* (a full path): ``runtime``
+    for the C++/compiler runtime's headers, ``library`` for other installed headers,
+    None for the program's own sources."""
+    if not source or not source.startswith("/"):
+        return None
+    if _RUNTIME_HEADER_RE.match(source):
+        return "runtime"
+    if source.startswith(SYSTEM_INCLUDE_DIRS):
+        return "library"
+    return None
 
-    def __init__(self, ranges: list[tuple[int, int, str]], main_object: str | None = None):
+
+class CodeMap:
+    """Address -> object file, from the process's file mappings (``/proc/PID/maps`` text).
+
+    *source_paths* (optional, given by the gdb layer) maps a code address to
+    ``{base name: full path}`` of the source files of the functions at that
+    address (inlined ones too): valgrind prints a frame's file by base name only."""
+
+    def __init__(self, ranges: list[tuple[int, int, str]], main_object: str | None = None,
+                 source_paths=None):
+        self.source_paths = source_paths
+        self._file_roles: dict[tuple, str] = {}
         self._ranges = sorted(ranges)
         self._starts = [r[0] for r in self._ranges]
         self.main_object = main_object
@@ -87,6 +120,24 @@ class CodeMap:
             role = self._roles[key] = object_role(
                 self.object_of(address - 1 if kind == "by" and address else address), self.main_object)
         return role
+
+    def frame_role(self, address: int, kind: str, file: str | None) -> str:
+        """The role of a frame: its object's (role_at), or a header's for program code
+        compiled from a system header (see the module doc)."""
+        role = self.role_at(address, kind)
+        if role != "program" or not file:
+            return role
+        key = (address, kind, file)
+        cached = self._file_roles.get(key)
+        if cached is None:
+            full = file if file.startswith("/") else None
+            if full is None and self.source_paths is not None:
+                try:
+                    full = self.source_paths(address - 1 if kind == "by" and address else address).get(file)
+                except Exception:           # a lookup that fails leaves the object's role
+                    full = None
+            cached = self._file_roles[key] = header_role(full) or role
+        return cached
 
     def object_of(self, address: int) -> str | None:
         i = bisect.bisect_right(self._starts, address) - 1
@@ -169,22 +220,28 @@ def _parse_frame(text: str, code_map: CodeMap | None) -> Frame | None:
                     func = rest
     if func in ("???", ""):
         func = None
-    main = None
     if code_map is not None:
         # a "by" frame is a return address: the call is the byte before it
         mapped = code_map.object_of(addr - 1 if kind == "by" and addr else addr)
         obj = mapped or obj
-        main = code_map.main_object
-    return Frame(kind, addr, func, file, line, obj, object_role(obj, main))
+        role = object_role(obj, code_map.main_object)
+        if role == "program" and file:
+            role = code_map.frame_role(addr, kind, file) if mapped else (header_role(file) or role)
+        return Frame(kind, addr, func, file, line, obj, role)
+    role = object_role(obj, None)
+    if role == "program" and file:
+        role = header_role(file) or role
+    return Frame(kind, addr, func, file, line, obj, role)
 
 
 def site_index(frames: list[Frame]) -> int | None:
     """Index of the frame a stack is attributed to: the first frame in the program's own
     code; else the first in a non-runtime library; else the first outside the allocator
-    and the runtime; else the first frame."""
+    (the runtime's own allocation: libstdc++'s emergency pool is not "malloc"); else the
+    first frame."""
     if not frames:
         return None
-    for wanted in (("program", "unknown"), ("library",)):
+    for wanted in (("program", "unknown"), ("library",), ("runtime",)):
         for i, f in enumerate(frames):
             if f.role in wanted:
                 return i

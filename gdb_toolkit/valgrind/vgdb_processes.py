@@ -144,6 +144,60 @@ def fifo_for(pid: int, directory: str | None = None, prefix: str | None = None) 
     return None
 
 
+def own_prefix(pid: int, proc: str = "/proc") -> str | None:
+    """The vgdb FIFO prefix valgrind *pid* uses: its --vgdb-prefix, else
+    $TMPDIR/vgdb-pipe of its own environment (vgdb looks in gdb's TMPDIR)."""
+    _, _, argv, cwd = process_info(pid, proc)
+    opts = parse_cmdline(argv, cwd)[0] if argv else []
+    given = [o.split("=", 1)[1] for o in opts if o.startswith("--vgdb-prefix=")]
+    if given:
+        p = given[-1]
+        return p if os.path.isabs(p) or not cwd else os.path.join(cwd, p)
+    try:
+        with open(f"{proc}/{pid}/environ", "rb") as fh:
+            env = fh.read(1 << 20).split(b"\0")
+    except OSError:
+        return None
+    tmp = next((e[7:] for e in env if e.startswith(b"TMPDIR=")), b"/tmp") or b"/tmp"
+    return os.path.join(os.fsdecode(tmp), "vgdb-pipe")
+
+
+def not_attachable(pid: int, proc: str = "/proc") -> tuple[str, str] | None:
+    """(cause, fix) when *pid* cannot be a vg-* connection whatever the FIFO directory:
+    no such process, not under valgrind, an exited one, valgrind without a gdbserver."""
+    alive, tool, argv, cwd = process_info(pid, proc)
+    if not alive:
+        try:
+            with open(f"{proc}/{pid}/comm", "rb") as fh:
+                comm = display_name(fh.read(64).strip())
+        except OSError:
+            return (f"there is no process {pid}", "run vg-attach with no PID to list the valgrind processes")
+        try:
+            with open(f"{proc}/{pid}/stat", "rb") as fh:
+                state = fh.read(4096).rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            state = b"?"
+        if state in (b"Z", b"X"):
+            return (f"pid {pid} ({comm}) has exited (a zombie its parent has not reaped)",
+                    "run vg-attach with no PID to list the live valgrind processes")
+        return (f"pid {pid} ({comm}) is not running under valgrind",
+                "start it under valgrind: vg-start PROGRAM [ARGS], or valgrind --vgdb=yes PROGRAM")
+    opts = parse_cmdline(argv, cwd)[0] if argv else []
+    vgdb = [o.split("=", 1)[1] for o in opts if o.startswith("--vgdb=")]
+    if vgdb and vgdb[-1] == "no":
+        return (f"valgrind {pid} runs with --vgdb=no: it has no gdbserver to connect to",
+                "restart it with --vgdb=yes (the default)")
+    return None
+
+
+def tool_note(pid: int, tool: str) -> str:
+    """What works with a valgrind running another tool than memcheck (vg-start starts
+    memcheck only; a helgrind or drd server can still be attached)."""
+    return (f"valgrind {pid} runs {tool}, not memcheck: vg-errors and the error stops work (its "
+            f"errors, their further stacks kept apart); vg-leaks, vg-who, vg-block, vg-vbits and "
+            f"vg-check need memcheck ('monitor help' lists {tool}'s own commands)")
+
+
 @dataclass
 class AttachReport:
     connected: bool

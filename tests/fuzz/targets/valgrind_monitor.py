@@ -15,6 +15,7 @@ from gdb_toolkit.valgrind.memory_reports import (parse_check_memory, parse_get_v
                                                  parse_xb)
 from gdb_toolkit.valgrind.session_state import Session, sites_of
 from gdb_toolkit.valgrind.stacks import CodeMap
+from gdb_toolkit.valgrind.waiting import error_from_log
 
 MAX_LEN = 8192
 PER_INPUT_SECONDS = 2.0
@@ -27,7 +28,11 @@ DICT = [b"==1== ", b"   at 0x", b"   by 0x", b": malloc (in /usr/libexec/valgrin
         b"Uninitialised value was created by a heap allocation", b"n_errs_found 1 n_errs_shown 1 (vgdb-error 0)",
         b"ERROR SUMMARY: 1 errors from 1 contexts (suppressed: 0 from 0)", b"*0x10c050 points at 0x4a43040",
         b"tid 1 register RAX pointing at 0x4a43040", b"Searching for pointers to 0x4a43040",
-        b"ff ff __ 00", b"0x4A43040:\t0x41\t0x??", b"________ ffffffff", b"00108000-00109000 r-xp 00000000 fe:00 1 /p"]
+        b"ff ff __ 00", b"0x4A43040:\t0x41\t0x??", b"________ ffffffff", b"00108000-00109000 r-xp 00000000 fe:00 1 /p",
+        b"---Thread-Announcement------------------------------------------",
+        b"----------------------------------------------------------------",
+        b"This conflicts with a previous write of size 4 by thread #2", b"(action on error) vgdb me ... ",
+        b"(action at startup) vgdb me ... "]
 
 
 def fuzz(data: bytes) -> None:
@@ -51,6 +56,9 @@ def fuzz(data: bytes) -> None:
     errs = parse_errors(text, cm)
     for e in errs.errors:
         e.one_line()
+        assert all(r.what for r in e.related)
+    where, _ = error_from_log(text)
+    assert where is None or where.strip()
     parse_n_errs_found(text)
     who = parse_who_points_at(text, cm)
     for p in who.pointers:
