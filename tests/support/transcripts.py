@@ -31,6 +31,8 @@ from tests.support.gdbrun import GDB, GDBINIT, REPO
 REGION = re.compile(r"(<!-- generated: (header2?|transcript) ([^>]+?) -->\n)(.*?)(<!-- end generated -->)",
                     re.S)
 DOC_TMP = "/tmp/doc"
+#: the shell gdb starts transcript programs with (Debian's /bin/sh: dash, which exports PWD only)
+INFERIOR_SHELL = "/bin/sh"
 
 #: always masked: what differs between two runs of the same thing on the same machine
 VOLATILE = [
@@ -235,7 +237,11 @@ def run(recipe: Recipe) -> str:
             argv += ["--args", str(binary), *recipe.args] if recipe.args else [str(binary)]
         if core is not None:
             argv += ["-c", str(core)]
-        env = dict(os.environ, TERM="dumb", LC_ALL="C.UTF-8")
+        # gdb starts the inferior through $SHELL, which adds its own variables to that fixed
+        # environment (bash: SHLVL=0 as well as PWD): always the same shell, whoever runs this.
+        # The toolkit's private dirs (vg-start's logs) are shown in the default $TMPDIR, /tmp:
+        # a longer one would re-wrap the lines that name them
+        env = dict(os.environ, TERM="dumb", LC_ALL="C.UTF-8", SHELL=INFERIOR_SHELL, TMPDIR="/tmp")
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=recipe.timeout, env=env, cwd=REPO, stdin=subprocess.DEVNULL)
         text = proc.stdout.replace(str(tmp), DOC_TMP)
