@@ -216,14 +216,13 @@ class ToolkitCommand(gdb.Command):
         try:
             argv = self.split_argv(argument)
             want_json = "--json" in argv
-            args = self.parser.parse(argv)
-            if self.pause_gc:
+            if self.pause_gc:           # from the parse on: a first call imports the parser too
                 from gdb_toolkit.common.gc_pause import gc_paused
 
                 with gc_paused():
-                    self._run_and_write(args, want_json)
+                    self._run_and_write(self.parser.parse(argv), want_json)
             else:
-                self._run_and_write(args, want_json)
+                self._run_and_write(self.parser.parse(argv), want_json)
         except HelpRequested:
             # prose reads best at 80 columns when gdb's width is unlimited (batch, pipes)
             gdb.write(self.help_page(RenderContext.from_gdb().width or 80))

@@ -267,13 +267,12 @@ _images: dict[bytes, ObjectModel] = {}
 
 def model_from_image(name: str, data: bytes) -> ObjectModel:
     """The model of an ELF image read from memory (the kernel's vDSO, which has no file),
-    cached per content."""
-    import hashlib
-
-    key = hashlib.sha256(data).digest()
-    hit = _images.get(key)
+    cached per content: keyed by the image's bytes themselves (a vDSO is a few pages), which
+    is exact and spares every first ``got`` hashlib's import (OpenSSL, 2-3 ms)."""
+    data = bytes(data)
+    hit = _images.get(data)
     if hit is None:
-        hit = _images[key] = _build(name, ElfFile.from_bytes(name, data))
+        hit = _images[data] = _build(name, ElfFile.from_bytes(name, data))
     return hit
 
 

@@ -126,14 +126,61 @@ def _same_file(path: str, dev: str, inode: int) -> bool:
     return st.st_ino == inode and f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}" == dev
 
 
+# Facts of the current stop read once per command: a 'got' asks for the auxiliary vector
+# (link_map walk, vDSO) and /proc/PID/maps (link_map walk, writable ranges) twice each; the
+# process stays stopped in between.  Active only inside ``with same_stop():``.
+_stop_memo: dict | None = None
+
+
+class same_stop:
+    """``with gdb_live.same_stop():`` -- auxv and /proc/PID/maps are read once inside it
+    (a command that never resumes the inferior)."""
+
+    def __enter__(self):
+        global _stop_memo
+        self._outer = _stop_memo
+        if _stop_memo is None:
+            _stop_memo = {}
+        return self
+
+    def __exit__(self, *exc):
+        global _stop_memo
+        _stop_memo = self._outer
+        return False
+
+
+def _memo(key, read):
+    """read() once per same_stop() (its answer or its exception), every time outside one."""
+    if _stop_memo is None:
+        return read()
+    hit = _stop_memo.get(key)
+    if hit is None:
+        try:
+            hit = (read(), None)
+        except Exception as exc:
+            hit = (None, exc)
+        _stop_memo[key] = hit
+    if hit[1] is not None:
+        raise hit[1]
+    return hit[0]
+
+
+def _auxv() -> dict[str, int]:
+    return _memo("auxv", facts.auxv)
+
+
+def _read_maps(pid: int):
+    from gdb_toolkit.common.procfs import read_maps
+
+    return _memo(("maps", pid), lambda: read_maps(pid))
+
+
 def _process_maps(pid: int | None):
     """The mappings of a local live process (None when they cannot be read)."""
     if not pid:
         return None
-    from gdb_toolkit.common.procfs import read_maps
-
     try:
-        return read_maps(pid)
+        return _read_maps(pid)
     except (ToolkitError, OSError, UnicodeDecodeError, ValueError):
         return None
 
@@ -194,7 +241,7 @@ def link_map() -> list[tuple[str, int, int, int | None]]:
     lists, the executable first, then every dlmopen namespace."""
     exe = executable()
     model = load_model(exe)
-    aux = facts.auxv()
+    aux = _auxv()
     bias = main_bias(model, aux)
     out = [(exe, bias, 0, None)]
     missing.clear()
@@ -256,7 +303,7 @@ def vdso_object(entry, order: int) -> LoadedObject | None:
     from gdb_toolkit.plt.elf_file import image_size
     from gdb_toolkit.plt.elf_model import model_from_image
 
-    base = facts.auxv().get("AT_SYSINFO_EHDR")
+    base = _auxv().get("AT_SYSINFO_EHDR")
     if not base:
         return None
     size = image_size(_read(base, 64) or b"")
@@ -403,10 +450,8 @@ def writable_ranges(kind: str) -> list[tuple[int, int]] | None:
         return core_writable_ranges()
     if kind != "live":
         return None
-    from gdb_toolkit.common.procfs import read_maps
-
     try:
-        return [(m.start, m.end) for m in read_maps(facts.inferior().pid) if "w" in m.perms]
+        return [(m.start, m.end) for m in _read_maps(facts.inferior().pid) if "w" in m.perms]
     except (ToolkitError, UnicodeDecodeError, ValueError):
         return None
 
