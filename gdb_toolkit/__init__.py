@@ -10,9 +10,19 @@ __version__ = "0.1.0"
 
 def register() -> None:
     """Register all gdb commands; safe to call more than once."""
-    from gdb_toolkit.gdbsupport.registry import register_all
+    import gc
 
-    register_all()
+    # loading builds ~10,000 objects that all stay (modules, classes, commands): the cyclic
+    # collector's passes over them meanwhile free nothing (as common/gc_pause.py)
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        from gdb_toolkit.gdbsupport.registry import register_all
+
+        register_all()
+    finally:
+        if was:
+            gc.enable()
 
 
 try:  # pragma: no cover - depends on running inside gdb

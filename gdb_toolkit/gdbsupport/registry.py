@@ -49,7 +49,8 @@ def register_all() -> None:
 
 
 def _is_plain_name(name: str) -> bool:
-    return bool(name) and name[0].isalpha() and all(c.isalnum() or c == "-" for c in name)
+    # every character alphanumeric or '-' (one C-level test: ~50 names checked at load)
+    return bool(name) and name[0].isalpha() and name.replace("-", "").isalnum()
 
 
 def _alias(short: str, target: str) -> bool:
