@@ -26,12 +26,13 @@ symlink whose name is safe (``safe_gdb.gdb_file_argument``).  Any other text tha
 a command goes through ``check_command_text``, which refuses line breaks and NUL.
 """
 import os
-import re
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.names import escape_name
 
-_SAFE_CHAR = re.compile(r"[A-Za-z0-9_./,+=@%:-]")
+#: the characters a file name may hold unescaped: [A-Za-z0-9_./,+=@%:-] (a set, not a regular
+#: expression: compiling one cost every first command that asks gdb something ~0.2 ms)
+_SAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./,+=@%:-")
 _BREAKS = ("\n", "\r", "\0")
 
 
@@ -71,7 +72,7 @@ def quote_filename(path: str) -> str:
     path = absolute(path)
     if not can_quote_filename(path):
         raise ValueError(f"cannot quote {escape_name(path)} for gdb")
-    return "".join(ch if _SAFE_CHAR.fullmatch(ch) else "\\" + ch for ch in path)
+    return "".join(ch if ch in _SAFE_CHARS else "\\" + ch for ch in path)
 
 
 def absolute(path: str) -> str:
@@ -85,7 +86,7 @@ def absolute(path: str) -> str:
 def alias_basename(path: str, limit: int = 60) -> str:
     """A recognisable, parser-safe name for a private symlink to *path*."""
     base = os.path.basename(path.rstrip("/")) or "file"
-    safe = "".join(ch if _SAFE_CHAR.fullmatch(ch) and ch != ":" else "_" for ch in base)
+    safe = "".join(ch if ch in _SAFE_CHARS and ch != ":" else "_" for ch in base)
     safe = safe.lstrip("-.") or "file"
     return safe[:limit]
 
