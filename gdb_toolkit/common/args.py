@@ -225,6 +225,10 @@ class ArgParser:
     def format_help(self) -> str:
         return self.argparse_parser().format_help()
 
+    def format_usage(self) -> str:
+        """argparse's usage line (commands pass it to UsageError)."""
+        return self.argparse_parser().format_usage()
+
     def error(self, message):
         raise UsageError(f"{self.prog}: {message}", self.one_line_usage())
 

@@ -23,7 +23,7 @@ CATEGORIES = {
     "plt": "PLT/GOT",
     "stack": "Stack",
     "kernel": "Kernel memory and symbols (kcore, kallsyms, BTF)",
-    "ktrace": "Kernel tracing (bcc)",
+    "ktrace": "Kernel tracing (BPF)",
     "valgrind": "Valgrind memcheck (vgdb)",
 }
 #: domains whose commands live in another category

@@ -20,7 +20,6 @@ import atexit
 import contextlib
 import errno
 import os
-import secrets
 import shutil
 import stat
 import tempfile
@@ -29,6 +28,12 @@ from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.names import encode_name, escape_name
 
 PREFIX = "gdb_toolkit-"
+
+
+def _token() -> str:
+    """16 random hex digits for temporary names (os.urandom: what secrets.token_hex uses; importing
+    secrets pulls in random, ~13 ms on a command's first call)."""
+    return os.urandom(8).hex()
 
 
 def space_error(exc: OSError, path, doing: str) -> ToolkitError:
@@ -242,7 +247,7 @@ class CacheDir:
         output to a path, e.g. ``gcc -o``); returns its name relative to this directory.
         Rename it into place with ``commit``, or ``discard`` it."""
         _check_name(name)
-        tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+        tmp = f".{name}.{_token()}.tmp"
         try:
             os.close(create_exclusive(tmp, dir_fd=self.fd))
         except OSError as exc:
@@ -266,7 +271,7 @@ class CacheDir:
     def write_atomic(self, name: str, data: bytes, mode: int = 0o600) -> str:
         """Write *data* as *name*: created exclusively under a random name, then renamed."""
         _check_name(name)
-        tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+        tmp = f".{name}.{_token()}.tmp"
         try:
             fd = create_exclusive(tmp, mode, dir_fd=self.fd)
         except OSError as exc:

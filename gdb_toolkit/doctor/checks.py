@@ -115,7 +115,7 @@ def headers_fix(release: str) -> str:
 
 
 def _bcc(f: HostFacts) -> list[Check]:
-    used = "ktrace, stack-diagnose --kernel"
+    used = "ktrace fentry (kfunc) programs; ktrace's other programs need no bcc"
     if not f.deps.get("bcc"):
         return [Check("bcc", MISSING, "python3 cannot import bcc", "apt-get install python3-bpfcc", used)]
     checks = [Check("bcc", OK, f"{f.deps['bcc']} (in /usr/bin/python3, not in gdb)", used_by=used)]
@@ -131,7 +131,7 @@ def _bcc(f: HostFacts) -> list[Check]:
 
 
 def _headers(f: HostFacts) -> Check:
-    used = "ktrace (bcc compiles against them)"
+    used = "ktrace fentry (kfunc) programs (bcc compiles them against the headers)"
     if not f.kernel_headers:
         return Check("kernel headers", MISSING, f"none for kernel {f.kernel_release}",
                      headers_fix(f.kernel_release), used)

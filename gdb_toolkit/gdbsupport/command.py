@@ -68,6 +68,19 @@ def short_name(name: str) -> str | None:
     return None if name.split()[0] == "toolkit" else name
 
 
+def _no_surrogates(text: str) -> str:
+    """Last line of defence for text output: a name that is not UTF-8 (a surrogate, from
+    surrogateescape) which a renderer forgot to escape is shown as \\xNN instead of gdb.write
+    raising UnicodeEncodeError (an internal error).  Renderers escape names themselves
+    (common.names); escape sequences cannot be caught here (styles use them)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else
+                       ("\\u%04x" % ord(c) if 0xD800 <= ord(c) <= 0xDFFF else c) for c in text)
+
+
 class ToolkitCommand(gdb.Command):
     """Subclasses set ``name`` and their metadata; see the module doc."""
 
@@ -248,7 +261,7 @@ class ToolkitCommand(gdb.Command):
         if want_json:
             gdb.write(self.json_document(report))
         elif report is not None:
-            gdb.write(self.render_text(report))
+            gdb.write(_no_surrogates(self.render_text(report)))
 
     def _json_error(self, want_json: bool, kind: str, cause: str, fix: str | None = None,
                     usage: str | None = None) -> None:

@@ -19,7 +19,9 @@ def target_kind() -> str:
         return "remote" if inf.pid else "none"
     if inf.pid:
         return "live"
-    return "exec" if gdb.current_progspace().filename else "none"
+    from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename
+
+    return "exec" if progspace_filename() else "none"      # the name may be any bytes
 
 
 def current_pid() -> int | None:

@@ -124,7 +124,8 @@ ENV_PREFIX = "GDB_TOOLKIT_PIPE_"
 
 def target_remote_pipe(argv: list, stderr_path: str | None = None) -> str:
     """``target remote | ARGV... 2>>STDERR_PATH`` with no byte of *argv* or the path in the
-    command: gdb hands the text after ``|`` to ``/bin/sh -c``, so the command is constant
+    command: gdb hands the text after ``|`` to its shell (``$SHELL -c``, else ``/bin/sh -c``), so
+    the command is constant
     (``exec "$GDB_TOOLKIT_PIPE_0" "$GDB_TOOLKIT_PIPE_1" ...``) and the values travel in gdb's
     environment (inherited by the shell gdb forks), removed again once connected.
     Raises gdb.error like ``gdb.execute`` when the connection fails."""
@@ -145,17 +146,26 @@ def target_remote_pipe(argv: list, stderr_path: str | None = None) -> str:
         if b"\0" in value:
             raise ToolkitError(f"argument {escape_name(value)} contains a NUL byte",
                                "use a path without it")
+    # gdb forks the pipe with its own environment and $SHELL (bash runs BASH_ENV): loader and
+    # shell-startup variables are taken out for that moment, so neither the shell nor the helper
+    # loads or runs what they name (common.helper_process.is_forbidden)
+    from gdb_toolkit.common.helper_process import is_forbidden
+
+    hidden = [n for n in os.environb if is_forbidden(n.decode("latin-1"))]
     saved = {name: os.environb.get(name.encode()) for name in values}
+    saved.update({n.decode("latin-1"): os.environb[n] for n in hidden})
     try:
+        for n in hidden:
+            del os.environb[n]
         for name, value in values.items():
             os.environb[name.encode()] = value
         return execute_to_string(command)
     finally:
         for name, old in saved.items():
             if old is None:
-                os.environb.pop(name.encode(), None)
+                os.environb.pop(name.encode("latin-1"), None)
             else:
-                os.environb[name.encode()] = old
+                os.environb[name.encode("latin-1")] = old
 
 
 # -- names gdb holds that may be any bytes -------------------------------------------------
@@ -196,6 +206,11 @@ def progspace_filename(progspace=None) -> str | None:
 def objfile_filename(objfile) -> str | None:
     """An objfile's file name (any bytes, surrogateescape-decoded), or None."""
     return _raw_name(lambda: objfile.filename)
+
+
+def symtab_filename(symtab) -> str | None:
+    """A symbol table's source file name (DWARF names it as compiled: any bytes)."""
+    return _raw_name(lambda: symtab.filename)
 
 
 def solib_name(address: int) -> str | None:

@@ -365,7 +365,7 @@ class Btf:
     def _name_offsets(self, name: str) -> list[int]:
         """String-section offsets (as BTF name_off values) whose string is exactly *name*."""
         out = []
-        needle = b"\0" + name.encode() + b"\0"
+        needle = b"\0" + name.encode("utf-8", "surrogateescape") + b"\0"   # a kallsyms name: any bytes
         pos = self.data.find(needle, self.strs_start, self.strs_end)
         if pos >= 0:
             out.append(pos + 1 - self.strs_start + self.base_str_len)

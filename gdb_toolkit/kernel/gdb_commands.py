@@ -19,6 +19,14 @@ CONVENIENCE_VARIABLES = {
 KERNEL_SPACE = 0xFFFF800000000000
 
 
+def _name(symbol) -> str:
+    """A symbol from kallsyms/System.map/BTF inside prose: any bytes, shown by escape_name
+    (tables escape their cells themselves)."""
+    from gdb_toolkit.common.names import escape_name
+
+    return escape_name(symbol) if symbol else str(symbol)
+
+
 class KernelChoice:
     """Which kernel the commands read when given no --kcore: typed session state.
 
@@ -405,7 +413,7 @@ addresses.  --vmlinux adds the bytes the kernel was built with."""
         from gdb_toolkit.common.table import Col, render_table
         from gdb_toolkit.common.text import key_values
 
-        out = [f"kprobe at {_hex(r.address)} <{r.symbol}>\n"]
+        out = [f"kprobe at {_hex(r.address)} <{_name(r.symbol)}>\n"]
         for p in r.probes:
             out.append(key_values([
                 ("probe", f"{p.kind} {''.join(f'[{f}]' for f in p.flags)}".strip()),
@@ -494,7 +502,7 @@ running kernel, a dump or gdb's halted kernel."""
 
         rows = [[_hex(i.address), i.symbol, i.raw.hex(" "), i.text, i.target_symbol or "", i.note]
                 for i in r.insns]
-        out = f"{_hex(r.address)} <{r.symbol}>:\n"
+        out = f"{_hex(r.address)} <{_name(r.symbol)}>:\n"
         out += render_table([Col("address", "address"), Col("symbol", "symbol"), Col("bytes", "key"),
                              Col("instruction"), Col("target", "symbol"), Col("note")],
                             rows, ctx.width, styler=ctx.styler)
@@ -537,10 +545,11 @@ it points at."""
             return kx(s, _address(s, args.where), args.length, args.words)
 
     def render(self, r, ctx):
-        out = [f"{_hex(r.address)} <{r.symbol}>, {r.length} bytes:\n"]
+        out = [f"{_hex(r.address)} <{_name(r.symbol)}>, {r.length} bytes:\n"]
         for row in r.rows:
             if row.words:
-                ws = "  ".join(w["value"] + (f" <{w['symbol']}>" if w["symbol"] else "") for w in row.words)
+                ws = "  ".join(w["value"] + (f" <{_name(w['symbol'])}>" if w["symbol"] else "")
+                               for w in row.words)
                 out.append(f"0x{row.address:x}:  {ws}\n")
             else:
                 out.append(f"0x{row.address:x}:  {row.hex:<47}  {row.ascii}\n")

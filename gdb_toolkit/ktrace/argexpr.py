@@ -1,23 +1,30 @@
-"""Argument expressions for ``ktrace --args``: parse, then resolve to BPF reads.
+"""Argument expressions for ``ktrace --args`` and ``--capture``: parse, then resolve to BPF reads.
 
-Spec syntax (comma separated): ``NAME`` or ``NAME=EXPR``; EXPR is terms joined
-by ``+``/``-``; a term is an integer, ``argN``, a parameter name or tracepoint
-field, optionally followed by a field path (``vma->vm_end``,
-``signal->rlim[3].rlim_cur``).  Pure: no bcc, no gdb.
+Spec syntax (comma separated): ``NAME`` or ``NAME=EXPR``; EXPR is terms joined by ``+``/``-``
+(a leading ``-`` negates); a term is an integer, ``argN``, a parameter name or tracepoint
+field, optionally followed by a member path (``vma->vm_end``, ``signal->rlim[3].rlim_cur``).
+Integers are decimal, ``0x``, ``0o`` or ``0b`` and fit in 64 bits; ``010`` is refused (C
+reads it as octal 8, most people mean ten).  Pure: no bcc, no gdb.  Everything the worker
+will be asked to do is checked here first, so a typo never starts the root worker.
 """
 import re
 from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
 
-_TERM = re.compile(r"^\s*(?:(?P<num>-?(?:0x[0-9a-fA-F]+|\d+))|(?P<base>[A-Za-z_]\w*)(?P<path>(?:->|\.|\[)[\w\[\]\.\->]*)?)\s*$")
+MAX_SPEC = 4096          # characters of one --args/--capture text
+MAX_TERMS = 16           # terms in one expression
+MAX_HOPS = 16            # components of one member path
+
+_TOKEN = re.compile(r"\s*(?:(?P<num>\d[0-9A-Za-z_]*)|(?P<name>[A-Za-z_]\w*)|(?P<op>->|[-+.\[\]])|(?P<bad>\S))")
+_NAME = re.compile(r"[A-Za-z_]\w*")
 
 
 @dataclass
 class Term:
     sign: int                 # +1 or -1
     base: str | None = None   # 'arg2', a parameter name or a tracepoint field; None for a constant
-    path: str = ""            # field path after the base ('vm_end', 'signal->rlim[3].rlim_cur')
+    path: str = ""            # member path after the base ('vm_end', 'signal->rlim[3].rlim_cur')
     const: int = 0
 
 
@@ -28,39 +35,109 @@ class ArgExpr:
     terms: list[Term] = field(default_factory=list)
 
 
-def _split_terms(expr: str) -> list[tuple[int, str]]:
-    out, sign, cur, i = [], 1, "", 0
-    while i < len(expr):
-        ch = expr[i]
-        if ch == "-" and expr[i:i + 2] == "->":
-            cur += "->"
-            i += 2
-            continue
-        if ch in "+-" and cur.strip():
-            out.append((sign, cur))
-            sign, cur = (1 if ch == "+" else -1), ""
-        elif ch == "-" and not cur.strip():
-            sign = -sign
-        else:
-            cur += ch
-        i += 1
-    if not cur.strip():
-        raise ToolkitError(f"--args: incomplete expression {expr!r}",
-                           "write NAME or NAME=EXPR, e.g. size or size=vma->vm_end-address")
-    out.append((sign, cur))
+def _error(what: str, text: str, option: str = "--args") -> ToolkitError:
+    fix = ("write it like signal->rlim[3].rlim_cur" if option == "--capture" else
+           "write NAME or NAME=EXPR, e.g. size or size=vma->vm_end-address")
+    return ToolkitError(f"{option}: {what} in {text.strip()!r}", fix)
+
+
+def parse_number(tok: str, text: str = "") -> int:
+    """A C-like integer literal: decimal, 0x.., 0o.., 0b..; no octal-by-leading-zero."""
+    low = tok.lower()
+    if len(tok) > 1 and tok[0] == "0" and low[1].isdigit():
+        raise ToolkitError(f"--args: {tok!r} has a leading 0 (C would read it as octal)",
+                           f"write {tok.lstrip('0') or '0'} for decimal, or 0o{tok.lstrip('0') or '0'} "
+                           "for octal")
+    try:
+        value = int(tok, 0)
+    except ValueError:
+        raise ToolkitError(f"--args: {tok!r} is not a number", "use decimal, 0x.., 0o.. or 0b..") from None
+    if value >= 1 << 64:
+        raise ToolkitError(f"--args: {tok} does not fit in 64 bits", "give a smaller constant")
+    return value
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    out = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            break
+        pos = m.end()
+        kind = m.lastgroup
+        if kind == "bad":
+            raise _error(f"unexpected {m.group('bad')!r}", text)
+        out.append((kind, m.group(kind)))
     return out
 
 
-def parse_term(sign: int, text: str) -> Term:
-    m = _TERM.match(text)
-    if not m:
-        raise ToolkitError(f"--args: cannot parse {text.strip()!r}",
-                           "use argN, a parameter name, or a field path like vma->vm_end")
-    if m.group("num"):
-        return Term(sign, const=int(m.group("num"), 0))
-    path = (m.group("path") or "")
-    path = path[2:] if path.startswith("->") else path[1:] if path.startswith(".") else path
-    return Term(sign, m.group("base"), path)
+def _path(toks: list[tuple[str, str]], i: int, text: str, option: str = "--args") -> tuple[str, int]:
+    """Consume a member path starting at toks[i]; return (normalized path, next index)."""
+    parts: list[str] = []
+    hops = 0
+    while i < len(toks) and toks[i] in (("op", "->"), ("op", "."), ("op", "[")):
+        op = toks[i][1]
+        hops += 1
+        if hops > MAX_HOPS:
+            raise _error(f"a member path of more than {MAX_HOPS} steps", text, option)
+        if op == "[":
+            if i + 2 >= len(toks) or toks[i + 1][0] != "num" or toks[i + 2] != ("op", "]"):
+                raise _error("'[' must be followed by an index and ']'", text, option)
+            parts.append(f"[{parse_number(toks[i + 1][1], text)}]")
+            i += 3
+        else:
+            if i + 1 >= len(toks) or toks[i + 1][0] != "name":
+                raise _error(f"'{op}' must be followed by a member name", text, option)
+            parts.append(("" if not parts else op) + toks[i + 1][1])
+            i += 2
+    return "".join(parts), i
+
+
+def parse_path(path: str) -> str:
+    """Check a ``--capture`` member path (``signal->rlim[3].rlim_cur``); return it stripped."""
+    if len(path) > MAX_SPEC:
+        raise ToolkitError(f"--capture: a path of {len(path)} characters", "name one task_struct member path")
+    toks = _tokens(path)
+    i = 1
+    if toks and toks[0][0] == "name":
+        _, i = _path(toks, 1, path, "--capture")
+    if not toks or toks[0][0] != "name" or i != len(toks):
+        raise ToolkitError(f"--capture: {path.strip()!r} is not a member path",
+                           "write it like signal->rlim[3].rlim_cur")
+    return path.strip()
+
+
+def parse_expr(text: str) -> list[Term]:
+    """``vma->vm_end - address + 16`` -> terms."""
+    toks = _tokens(text)
+    if not toks:
+        raise _error("an empty expression", text)
+    terms: list[Term] = []
+    i, sign = 0, 1
+    while True:
+        while i < len(toks) and toks[i] in (("op", "-"), ("op", "+")):
+            sign = -sign if toks[i][1] == "-" else sign
+            i += 1
+        if i >= len(toks):
+            raise _error("an incomplete expression", text)
+        kind, tok = toks[i]
+        if kind == "num":
+            terms.append(Term(sign, const=parse_number(tok, text)))
+            i += 1
+        elif kind == "name":
+            path, i = _path(toks, i + 1, text)
+            terms.append(Term(sign, tok, path))
+        else:
+            raise _error(f"unexpected {tok!r}", text)
+        if len(terms) > MAX_TERMS:
+            raise _error(f"more than {MAX_TERMS} terms", text)
+        if i == len(toks):
+            return terms
+        if toks[i] not in (("op", "-"), ("op", "+")):
+            raise _error(f"unexpected {toks[i][1]!r} (terms are joined by + or -)", text)
+        sign = -1 if toks[i][1] == "-" else 1
+        i += 1
 
 
 def parse_args_spec(spec: str | list[str] | None) -> list[ArgExpr]:
@@ -68,6 +145,8 @@ def parse_args_spec(spec: str | list[str] | None) -> list[ArgExpr]:
     if not spec:
         return []
     items = spec if isinstance(spec, list) else [spec]
+    if sum(len(i) for i in items) > MAX_SPEC:
+        raise ToolkitError(f"--args: more than {MAX_SPEC} characters", "ask for fewer values")
     parts = [p.strip() for item in items for p in item.split(",") if p.strip()]
     out = []
     for part in parts:
@@ -75,11 +154,10 @@ def parse_args_spec(spec: str | list[str] | None) -> list[ArgExpr]:
         name = name.strip()
         if not eq:
             expr = name
-            name = re.sub(r"\W+", "_", name).strip("_") or "arg"
-        if not re.fullmatch(r"[A-Za-z_]\w*", name):
+            name = implicit_name(name)
+        if not _NAME.fullmatch(name):
             raise ToolkitError(f"--args: bad name {name!r}", "names are C identifiers: size=arg1")
-        terms = [parse_term(s, t) for s, t in _split_terms(expr)]
-        out.append(ArgExpr(name, expr.strip(), terms))
+        out.append(ArgExpr(name, expr.strip(), parse_expr(expr)))
     names = [a.name for a in out]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -87,6 +165,16 @@ def parse_args_spec(spec: str | list[str] | None) -> list[ArgExpr]:
     return out
 
 
+def implicit_name(expr: str) -> str:
+    """The name of a value given without ``NAME=``: the expression itself when it is an
+    identifier (``size``, ``__x``), else its words joined by ``_`` (``vma->vm_end`` ->
+    ``vma_vm_end``)."""
+    expr = expr.strip()
+    if _NAME.fullmatch(expr):
+        return expr
+    return re.sub(r"\W+", "_", expr).strip("_") or "arg"
+
+
 def render_args(args: list[ArgExpr]) -> list[str]:
-    """Back to ``NAME=EXPR`` strings (what the worker receives)."""
-    return [a.name if a.text == a.name else f"{a.name}={a.text}" for a in args]
+    """Back to ``NAME=EXPR`` strings that parse to the same values."""
+    return [a.text if implicit_name(a.text) == a.name else f"{a.name}={a.text}" for a in args]

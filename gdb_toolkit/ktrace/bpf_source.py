@@ -90,7 +90,8 @@ def value_c(v: ResolvedValue, method: str) -> str:
 
 
 def generate(cand: Candidate, values: list[ResolvedValue], pid: int | None, ret: bool, stack: bool,
-             nparams: int | None = None, exit_ret_off: int = 16) -> Program:
+             nparams: int | None = None, exit_ret_off: int = 16, exclude: tuple = ()) -> Program:
+    """*exclude*: process ids (tgids: every thread of them) never traced."""
     nv = max(1, len(values))
     method = cand.method
     parts = [_HEADER.replace("NVALS", str(nv)), _READ]
@@ -112,6 +113,7 @@ def generate(cand: Candidate, values: list[ResolvedValue], pid: int | None, ret:
         entry, exit_ = "gtk_kt_tp", "gtk_kt_tpx"
         sig_entry = sig_exit = "void *ctx"
     filt = f"    if (pid != {int(pid)}) return 0;\n" if pid else ""
+    filt += "".join(f"    if (pid == {int(x)}) return 0;\n" for x in exclude if x and x != pid)
     body = [f"int {entry}({sig_entry})\n{{\n",
             "    u64 pid_tgid = bpf_get_current_pid_tgid();\n",
             "    u32 pid = pid_tgid >> 32;\n", filt,

@@ -1,4 +1,5 @@
-"""gdb commands: ktrace (bcc worker), ktask (task_struct via kcore + BTF), ktypes (BTF -> gdb types)."""
+"""gdb commands: ktrace (BPF worker), ktask (task_struct via kernel memory + BTF), ktypes
+(BTF -> gdb types).  Facts from gdb, decisions in the pure modules of this package."""
 import gdb
 
 from gdb_toolkit.gdbsupport.command import ToolkitCommand
@@ -40,7 +41,7 @@ def set_task_var(addr: int) -> bool:
 
 
 def _set_vars(events) -> dict:
-    shown = {"kevents": len(events)}
+    shown = {"kevents": str(len(events))}
     gdb.set_convenience_variable("kevents", len(events))
     if events:
         last = events[-1]
@@ -48,7 +49,7 @@ def _set_vars(events) -> dict:
         shown["ktask"] = f"({'struct task_struct *' if typed else 'void *'}) 0x{last.task:x}"
         if last.retval is not None:
             gdb.set_convenience_variable("kretval", int(last.retval))
-            shown["kretval"] = last.retval
+            shown["kretval"] = str(last.retval)
     return shown
 
 
@@ -59,7 +60,8 @@ def _report(session, spec, state, stop_reason=""):
     return KtraceReport(spec.function, a.attach_method, a.traced_function, a.note, state, spec.pid,
                         session.collected, (session.end or {}).get("reason", ""), a.skipped, a.notes,
                         a.unavailable, a.programs, round(getattr(session, "armed_s", 0.0), 3),
-                        stop_reason=stop_reason)
+                        stop_reason=stop_reason, loader=a.loader, warm=a.warm,
+                        count=len(session.collected))
 
 
 def _stop_active(announce=False):
@@ -107,31 +109,39 @@ def _hook():
 
 
 class Ktrace(ToolkitCommand):
-    """Trace a kernel function or tracepoint with bcc; results land in $ktask, $kretval, $kevents.
+    name = "ktrace"
+    summary = "Trace a kernel function; the task lands in $ktask"
+    usage = """ktrace FUNC|tracepoint:CAT:NAME [--pid PID | --all [--include-gdb]] [--ret]
+       [--args SPEC] [--capture FIELD]... [--stack] [--count N] [--timeout S] [--run]
+       [--method kprobe|kfunc|tracepoint] [--no-fallback] [--json]
+ktrace --stop"""
+    description = """\
+Attaches a BPF program to a kernel function (kprobe, or fentry) or a
+tracepoint and reports each hit: the task, its pid and comm, the values asked
+for, the return value.  The last event sets $ktask (its task_struct), $kretval
+and $kevents.  The programs are assembled by the toolkit and loaded by a root
+worker process that stays warm for the session (bcc compiles only fentry
+programs); nothing stays attached after the trace.
 
-Usage: ktrace FUNC|tracepoint:CAT:NAME [--pid PID] [--all] [--ret] [--args SPEC] [--stack]
-              [--count N] [--timeout S] [--run] [--capture FIELD]... [--method M]
-              [--no-fallback] [--json]
-       ktrace --stop
-
-The bcc program runs in a separate /usr/bin/python3 worker (never inside gdb)
-that streams JSON lines back.  The attach method is chosen automatically:
-kprobe/kretprobe, else kfunc/kretfunc (fentry), else a known fallback (the
-nearest traceable caller of an inlined function, or a tracepoint on the same
-path); what was traced and why is reported.  --pid defaults to the inferior.
---args takes NAME or NAME=EXPR (parameter names from BTF, argN, field paths
-such as vma->vm_end, tracepoint fields).  --capture reads task_struct fields
-at event time (for machines without /proc/kcore).
+The attach method is chosen automatically: kprobe/kretprobe, else fentry,
+else a known fallback (the nearest traceable caller of an inlined function,
+or a tracepoint on the same path); what was traced and why is reported.
+--pid defaults to the inferior.  --all traces every process except gdb and
+the worker (they read and write the events' pipe: tracing read paths with
+them included feeds back into itself); --include-gdb keeps them.
+--args takes NAME or NAME=EXPR (parameter names from BTF, argN, member paths
+such as vma->vm_end, tracepoint fields, + and -, integers 16, 0x10, 0o20).
+--capture reads task_struct members at event time (no /proc/kcore needed).
 With a live inferior: --run arms, continues, and reports when it stops;
 without --run the probe stays armed while you continue (ktrace --stop ends
 it).  With no inferior, ktrace waits for --count/--timeout or Ctrl-C.
-
-Example:
-  (gdb) ktrace thp_get_unmapped_area --run
-  (gdb) ktrace acct_stack_growth --ret --args size --run
-  (gdb) ktrace tracepoint:syscalls:sys_enter_mmap --args len --count 1 --all"""
-
-    name = "ktrace"
+Enter does not repeat ktrace (it would arm again)."""
+    examples = ("ktrace thp_get_unmapped_area --run",
+                "ktrace acct_stack_growth --ret --args size --run",
+                "ktrace tracepoint:syscalls:sys_enter_mmap --args len --count 1 --all",
+                "ktrace vfs_read --all --timeout 5 --json")
+    category = "ktrace"
+    json_hex_addresses = True
 
     def complete(self, text, word):
         last = "" if not text or text[-1].isspace() else text.split()[-1]
@@ -151,6 +161,9 @@ Example:
         p.add_argument("target", nargs="?", help="kernel function or tracepoint:CAT:NAME")
         p.add_argument("--pid", type=parse_int, help="only this process (default: the inferior)")
         p.add_argument("--all", action="store_true", help="every process (no pid filter)")
+        p.add_argument("--include-gdb", action="store_true",
+                       help="with --all: also trace gdb and the ktrace worker (left out by default: "
+                            "they read and write the events' pipe)")
         p.add_argument("--ret", action="store_true", help="also the return value")
         p.add_argument("--args", action="append", default=[], help="NAME or NAME=EXPR, comma separated")
         p.add_argument("--stack", action="store_true", help="symbolized kernel stack per event")
@@ -179,7 +192,7 @@ Example:
             return report
         if not args.target:
             raise UsageError("ktrace: a kernel function or tracepoint:CAT:NAME is required",
-                             self.parser.format_usage())
+                             self.parser.one_line_usage())
         split_target(args.target)                   # validate before spawning anything
         if args.pid is not None:
             if args.pid <= 0:
@@ -193,14 +206,14 @@ Example:
             facts.require_live_process("ktrace --run")
         pid = None if args.all else (args.pid or (facts.current_pid() if live else None))
         if args.pid and args.all:
-            raise UsageError("ktrace: --pid and --all exclude each other", self.parser.format_usage())
+            raise UsageError("ktrace: --pid and --all exclude each other", self.parser.one_line_usage())
         if _state.get("session") is not None:
             _stop_active()
             gdb.write("[ktrace] stopped the previous trace\n")
         spec = TraceSpec(args.target, pid=pid, ret=args.ret, args=list(args.args), stack=args.stack,
                          count=args.count, timeout=args.timeout,
                          fallbacks=[] if args.no_fallback else None, capture=list(args.capture),
-                         method=args.method)
+                         method=args.method, include_self=args.include_gdb, caller_name="gdb")
         t0 = time.monotonic()
         session = start(spec, wait=False)
         try:
@@ -268,126 +281,202 @@ Example:
         report.convenience = _set_vars(report.events)
         return report
 
+    def json_document(self, report) -> str:
+        return super().json_document(report.for_json())
+
     def render(self, report, ctx):
         from gdb_toolkit.ktrace.report import render
 
-        return render(report, ctx.width)
+        return render(report, ctx.width, ctx.styler)
 
 
 class Ktask(ToolkitCommand):
-    """Find a task_struct (by pid or address) through /proc/kcore with BTF offsets, check it, set $ktask.
-
-Usage: ktask PID|ADDR [FIELD-PATH...] [--json]
-
-With a PID, walks init_task.tasks through /proc/kcore using offsets from the
-kernel's BTF; with an address ($ktask, 0xffff...), reads it directly.  Either
-way the task's pid and comm are read back and compared with /proc/PID/comm.
-FIELD-PATHs are task_struct members: comm, mm->mmap_base,
-signal->rlim[3].rlim_cur, mm->get_unmapped_area (pointers are symbolized).
-Where /proc/kcore is unavailable use capture mode: ktrace FUNC --capture FIELD.
-
-Example:
-  (gdb) ktask $ktask signal->rlim[3].rlim_cur mm->get_unmapped_area
-  (gdb) ktask 1234 comm mm->mmap_base"""
-
     name = "ktask"
+    summary = "Read a task_struct by pid or address, set $ktask"
+    usage = ("ktask PID|ADDR [FIELD-PATH...] [--kcore PATH] [--kallsyms PATH | --system-map PATH] "
+             "[--btf PATH] [--json]")
+    description = """\
+Finds a task_struct in kernel memory with no debug vmlinux: offsets come
+from the kernel's BTF, memory from the kernel chosen with `kcore` -- the
+running one (/proc/kcore), a vmcore (--kcore PATH, or `kcore PATH` first), or
+the halted kernel behind gdb's `target remote` (QEMU's gdbstub, kgdb); a dump
+or a halted kernel gives its own symbols and BTF.  With a PID it walks
+init_task.tasks (then each thread group for a thread id); with an address
+($ktask, 0xffff...) it reads it directly.  On the running kernel the task's
+pid and comm are checked against /proc/PID/comm.  FIELD-PATHs are
+task_struct members as in C: comm, mm->mmap_base, signal->rlim[3].rlim_cur,
+mm->get_unmapped_area (code pointers are named from kallsyms).  Where
+/proc/kcore is missing use capture mode: ktrace FUNC --capture FIELD."""
+    examples = ("ktask $ktask signal->rlim[3].rlim_cur mm->get_unmapped_area",
+                "ktask 1234 comm mm->mmap_base", "ktask 1 comm --json")
+    category = "ktrace"
+    json_hex_addresses = True
     value_completer = gdb.COMPLETE_EXPRESSION
 
     def build_parser(self):
         from gdb_toolkit.common.args import ArgParser
 
-        p = ArgParser(self.name, "read a task_struct through kcore")
+        p = ArgParser(self.name, "read a task_struct through kernel memory")
         p.add_argument("task", help="pid or task_struct address (a gdb expression)")
         p.add_argument("fields", nargs="*", help="task_struct field paths")
+        _kernel_source_options(p)
         return p
 
     def run(self, args):
-        from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.gdbsupport import facts
         from gdb_toolkit.ktrace.ktask_core import inspect_task
 
         value = facts.eval_int(args.task) & ((1 << 64) - 1)
-        report = inspect_task(value, args.fields)
-        report.typed = set_task_var(report.task)
-        if not report.verified:
-            gdb.write(f"warning: task 0x{report.task:x} does not check out: kernel comm "
-                      f"{report.comm!r} vs /proc/{report.pid}/comm {report.proc_comm!r}\n")
-        if report.task == 0:
-            raise ToolkitError("no task", None)
+        session = _kernel_session(args, _chosen_kernel(args))
+        try:
+            report = inspect_task(value, args.fields, session)
+        finally:
+            session.close()
+        report.typed = set_task_var(report.task_address)
+        if not report.verified and report.proc_comm is not None:
+            report.notes.append(f"task 0x{report.task_address:x} does not check out: kernel comm "
+                                f"{report.comm!r} vs /proc/{report.pid}/comm {report.proc_comm!r}")
         return report
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import key_values, table
+        from gdb_toolkit.common.table import Col, render_table
+        from gdb_toolkit.common.text import key_values, wrap
 
-        check = ("matches /proc/%d/comm" % report.pid) if report.verified else "MISMATCH"
-        text = key_values([("task", f"0x{report.task:x} ({report.found_by})"),
+        if report.verified:
+            check = f"matches /proc/{report.pid}/comm"
+        elif report.proc_comm is None:
+            check = "no /proc entry to compare"
+        else:
+            check = "MISMATCH"
+        text = key_values([("task", f"0x{report.task_address:x} ({report.found_by})", "address"),
                            ("pid/tgid", f"{report.pid}/{report.tgid}"),
                            ("comm", f"{report.comm!r} ({check})"),
+                           ("memory", report.source or None),
                            ("$ktask", "struct task_struct *" if report.typed else
-                            "void * (run ktypes for a typed pointer)")])
+                            "void * (run ktypes for a typed pointer)")], ctx.width, ctx.styler)
+        for n in report.notes:
+            text += wrap(f"note: {n}", ctx.width, "  ", "    ")
         if report.fields:
-            rows = [[f.path, f.type_name if len(f.type_name) <= 40 else f.type_name[:37] + "...",
-                     f.text if not f.error else f"error: {f.error}"] for f in report.fields]
-            text += table(["field", "type", "value"], rows, width=ctx.width)
+            rows = [[f.path, f.type_name, f.text if not f.error else f"error: {f.error}"]
+                    for f in report.fields]
+            text += render_table([Col("field", "symbol"), Col("type"), Col("value")], rows, ctx.width,
+                                 styler=ctx.styler)
         return text
 
 
 class Ktypes(ToolkitCommand):
-    """Load the running kernel's types into gdb from BTF (no debug vmlinux needed).
-
-Usage: ktypes [--force] [--btf PATH] [--json]
-
-Renders /sys/kernel/btf/vmlinux as C declarations (bpftool), compiles them
-with gcc -g into an object cached by the kernel's build id, and loads it with
-add-symbol-file.  Then, with /proc/kcore as the target (core-file /proc/kcore),
-expressions like ((struct task_struct *)$ktask)->signal->rlim[3].rlim_cur work.
-If gdb already has kernel debug info (a vmlinux), that is used instead.
-
-Example:
-  (gdb) ktypes
-  (gdb) core-file /proc/kcore
-  (gdb) p ((struct task_struct *)$ktask)->signal->rlim[3].rlim_cur"""
-
     name = "ktypes"
+    summary = "Load the kernel's types into gdb from its BTF"
+    usage = "ktypes [--force] [--btf PATH | --kcore VMCORE] [--json]"
+    description = """\
+Gives gdb a kernel's types with no debug vmlinux: the BTF
+(/sys/kernel/btf/vmlinux, --btf FILE, or the BTF inside the vmcore or halted
+kernel chosen with `kcore`) is rendered as C by bpftool,
+compiled with gcc -g into an object holding types only (no symbol, so no
+address ever resolves to it), cached by the kernel's build id in
+~/.cache/gdb_toolkit/ktypes/ (owner-checked; a private per-session directory
+when that is not usable), and added with add-symbol-file.  Then, with
+/proc/kcore as the target (core-file /proc/kcore), expressions such as
+((struct task_struct *)$ktask)->signal->rlim[3].rlim_cur work.  If gdb has
+kernel debug info already (a vmlinux), that is used instead."""
+    examples = ("ktypes", "ktypes --btf /sys/kernel/btf/vmlinux --force",
+                "p ((struct task_struct *)$ktask)->signal->rlim[3].rlim_cur")
+    category = "ktrace"
+    json_hex_addresses = True
 
     def build_parser(self):
         from gdb_toolkit.common.args import ArgParser
 
         p = ArgParser(self.name, "kernel types from BTF")
         p.add_argument("--force", action="store_true", help="rebuild the cached object")
-        p.add_argument("--btf", default="/sys/kernel/btf/vmlinux", help="BTF file")
+        p.add_argument("--btf", metavar="PATH", help="BTF file (default: /sys/kernel/btf/vmlinux, "
+                       "or the dump's / halted kernel's own)")
+        p.add_argument("--kcore", metavar="PATH", help="take the BTF from this vmcore (default: the "
+                       "kernel chosen with `kcore`)")
         return p
 
     def run(self, args):
-        from gdb_toolkit.ktrace.ktypes_build import KtypesResult, build
+        from gdb_toolkit.gdbsupport.safe_gdb import add_symbol_file, objfile_filename
+        from gdb_toolkit.ktrace.ktypes_build import LIVE_BTF, KtypesResult, btf_key, build
 
-        loaded = [o.filename for o in gdb.objfiles() if o.filename and o.filename.endswith("ktypes.o")]
-        if _task_type() is not None and not loaded and not args.force:
+        loaded = {objfile_filename(o) for o in gdb.objfiles()}
+        if _task_type() is not None and not any(f and f.endswith("/ktypes.o") for f in loaded) \
+                and not args.force:
             return KtypesResult("", "", True, "vmlinux debug info", "", 0.0, True)
-        res = build(args.btf, force=args.force)
+        # the running kernel needs no KernelSession (nor its imports): only a dump or a halted
+        # kernel chosen with `kcore` / --kcore does
+        source = {} if args.btf else _chosen_kernel(args)
+        data = None
+        if source:
+            with _kernel_session(args, source, btf=None) as session:
+                if not session.is_live:     # a dump or a halted kernel: the BTF it holds itself
+                    data = session.btf_bytes()
+                    kernel = session.source_description
+                    if not data:
+                        from gdb_toolkit.common.errors import ToolkitError
+                        raise ToolkitError(f"no BTF found in {kernel}", "give --btf FILE "
+                                           "(/sys/kernel/btf/vmlinux saved from that kernel)")
+        if data is not None:
+            res = build(btf_data=data, key=btf_key(data), where=f"the BTF in {kernel}",
+                        force=args.force)
+        else:
+            res = build(args.btf or LIVE_BTF, force=args.force)
         if res.object_path not in loaded:
-            confirm = gdb.parameter("confirm")
-            gdb.execute("set confirm off", to_string=True)
-            try:
-                gdb.execute(f"add-symbol-file {res.object_path} 0", to_string=True)
-            finally:
-                gdb.execute(f"set confirm {'on' if confirm else 'off'}", to_string=True)
+            add_symbol_file(res.object_path, 0, "kernel types object")
         res.loaded = _task_type() is not None
         cur = gdb.convenience_variable("ktask")
         if cur is not None and res.loaded:
             set_task_var(int(cur))
         return res
 
+    def json_document(self, report) -> str:
+        return super().json_document(report.for_json())
+
     def render(self, report, ctx):
-        from gdb_toolkit.common.render import key_values
+        from gdb_toolkit.common.text import key_values, wrap
 
         if report.source != "btf":
             return "ktypes: gdb already has kernel types from vmlinux debug info; using them\n"
-        return key_values([("ktypes", f"{report.object_path} ({'cached' if report.cached else 'built'} "
-                                      f"in {report.seconds:.1f} s)"),
+        text = key_values([("ktypes", f"{report.object_path} ({'cached' if report.cached else 'built'} "
+                                      f"in {report.seconds:.1f} s)", "file"),
                            ("kernel build id", report.build_id),
-                           ("from", report.btf_path),
-                           ("struct task_struct", "known to gdb" if report.loaded else "NOT loaded")])
+                           ("from", report.btf_path, "file"),
+                           ("struct task_struct", "known to gdb" if report.loaded else "NOT loaded")],
+                          ctx.width, ctx.styler)
+        for n in report.notes:
+            text += wrap(f"note: {n}", ctx.width, "  ", "    ")
+        return text
+
+
+def _kernel_source_options(p):
+    g = p.add_argument_group("kernel")
+    g.add_argument("--kcore", metavar="PATH", help="kernel memory: /proc/kcore or a vmcore "
+                   "(default: the kernel chosen with `kcore`: live, a dump, or gdb's halted target)")
+    g.add_argument("--kallsyms", metavar="PATH", help="symbols saved on the dumped kernel's boot")
+    g.add_argument("--system-map", metavar="PATH", help="symbols from a System.map (slid by KASLR)")
+    g.add_argument("--btf", metavar="PATH", help="BTF (default: /sys/kernel/btf/vmlinux, or the dump's)")
+
+
+def _chosen_kernel(args) -> dict:
+    """KernelSession's source arguments: --kcore, else the kernel `kcore` chose ({}: the running
+    kernel).  Files the user named must be regular files (kern's check_given_files: a FIFO
+    never blocks gdb)."""
+    from gdb_toolkit.kernel.gdb_commands import check_given_files, kernel_session_args
+
+    check_given_files(args)
+    if getattr(args, "kcore", None):
+        return {"kcore": args.kcore}
+    return kernel_session_args()
+
+
+def _kernel_session(args, source: dict, **over):
+    """A KernelSession on *source* (from _chosen_kernel) with the symbol/BTF files given."""
+    from gdb_toolkit.kernel.session import KernelSession
+
+    opts = {"kallsyms": getattr(args, "kallsyms", None), "btf": getattr(args, "btf", None),
+            "system_map": getattr(args, "system_map", None)}
+    opts.update(over)
+    return KernelSession(**opts, **source)
 
 
 def register():

@@ -1,4 +1,6 @@
-"""ktask's impure edge: open /proc/kcore, BTF and kallsyms, then the pure TaskReader."""
+"""ktask's impure edge: a kernel's memory, symbols and BTF (kernel.session.KernelSession: the
+running kernel through /proc/kcore, a vmcore, or gdb's halted target), then the pure
+TaskReader."""
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.ktrace.task_walk import TaskReader, TaskReport, looks_like_address
@@ -7,16 +9,28 @@ CAPTURE_FIX = ("or use capture mode, which needs no kcore: ktrace FUNC --capture
                "(the BPF program reads the task's fields at event time)")
 
 
-def open_kernel(kcore_path: str = "/proc/kcore"):
-    from gdb_toolkit.kernel.btf import Btf
-    from gdb_toolkit.kernel.kallsyms import Kallsyms
-    from gdb_toolkit.kernel.kcore import Kcore
-
+def _memory(session):
+    """The session's memory, opened now: a live kernel without /proc/kcore offers capture mode."""
     try:
-        kcore = Kcore.open(kcore_path)
+        return session.memory
     except ToolkitError as exc:
+        if not session.is_live:
+            raise
         raise ToolkitError(exc.cause, f"{exc.fix}; {CAPTURE_FIX}" if exc.fix else CAPTURE_FIX) from None
-    return kcore, Btf.load(), Kallsyms.load()
+
+
+def missing_init_task(ksyms) -> ToolkitError:
+    """Why init_task cannot be found, said right: hidden addresses (kptr_restrict, not root) or
+    a kernel whose kallsyms lists no data symbols (no CONFIG_KALLSYMS_ALL: Debian's arm64)."""
+    fix_addr = ("or give ktask the task's address instead: ktrace FUNC --pid PID sets $ktask, "
+                "then ktask $ktask")
+    if getattr(ksyms, "restricted", False):
+        return ToolkitError("init_task's address is hidden in /proc/kallsyms (kptr_restrict)",
+                            f"run gdb as root, or sysctl kernel.kptr_restrict=0; {fix_addr}")
+    if not any(s.type in "dDbB" for s in ksyms.symbols):
+        return ToolkitError("init_task is not in /proc/kallsyms: this kernel lists only text symbols "
+                            "(built without CONFIG_KALLSYMS_ALL)", f"walking the task list needs it; {fix_addr}")
+    return ToolkitError("init_task is not in /proc/kallsyms", f"check the kernel's symbols; {fix_addr}")
 
 
 def _proc_comm(pid: int, tgid: int) -> str | None:
@@ -30,22 +44,21 @@ def _proc_comm(pid: int, tgid: int) -> str | None:
     return None
 
 
-def inspect_task(value: int, fields: list[str], kcore_path: str = "/proc/kcore") -> TaskReport:
-    kcore, btf, ksyms = open_kernel(kcore_path)
-
-    def symbolize(addr):
-        try:
-            return ksyms.format(addr)
-        except Exception:
-            return None
-
-    reader = TaskReader(kcore.read, btf, symbolize)
+def inspect_task(value: int, fields: list[str], session) -> TaskReport:
+    """The task at address *value*, or with pid *value* (walking init_task's lists), read from
+    *session*'s kernel; *fields* are task_struct member paths."""
+    memory = _memory(session)
+    reader = TaskReader(memory.read, session.btf, session.symbolize)
     if looks_like_address(value):
         task, found_by = value, "address"
     else:
-        init = ksyms.address("init_task")
+        init = session.address_of("init_task")
         if init is None:
-            raise ToolkitError("init_task is not in /proc/kallsyms", "run as root (kptr_restrict)")
+            if session.is_live:
+                raise missing_init_task(session.symbols)
+            raise ToolkitError(f"init_task is not among the symbols of {memory.description}",
+                               "give --kallsyms FILE (saved on that boot) or --system-map FILE; or the "
+                               "task's address")
         task, n = reader.find_pid(init, value)
         found_by = f"task list walk, {n} tasks"
     try:
@@ -53,11 +66,17 @@ def inspect_task(value: int, fields: list[str], kcore_path: str = "/proc/kcore")
     except ToolkitError as exc:
         raise ToolkitError(f"0x{task:x} is not a readable task_struct ({exc.cause})",
                            "give a task address from $ktask or a pid") from None
-    proc = _proc_comm(pid, tgid) if pid > 0 else None
-    verified = pid > 0 and proc is not None and comm == proc[:15]
+    notes = []
+    if session.is_live:
+        proc = _proc_comm(pid, tgid) if pid > 0 else None
+        verified = pid > 0 and proc is not None and comm == proc[:15]
+    else:
+        proc, verified = None, False
+        notes.append(f"{session.source_description}: no /proc of that kernel to check the task "
+                     "against; pid and comm are as its memory holds them")
     if not looks_like_address(value) and pid != value:
         verified = False
-    report = TaskReport(task, pid, tgid, comm, proc, verified, found_by)
+    report = TaskReport(task, pid, tgid, comm, proc, verified, found_by,
+                        source=session.source_description, notes=notes)
     report.fields = [reader.field(task, f) for f in fields]
-    kcore.close()
     return report

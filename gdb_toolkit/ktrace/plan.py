@@ -3,7 +3,7 @@
 capabilities and types come in as plain callables/data so tests can fake them.
 """
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from collections.abc import Callable
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.ktrace.argexpr import ArgExpr, Term, parse_args_spec
@@ -13,7 +13,9 @@ METHODS = ("kprobe", "kfunc", "tracepoint")
 MAX_VALUES = 16
 
 
-class TypeOracle(Protocol):
+class TypeOracle:
+    """What plan needs from BTF (btf_types.BtfOracle; tests pass a stand-in)."""
+
     def func_params(self, function: str) -> list[tuple[str, str | None]] | None:
         """[(param name, struct name if it points to a struct)] or None when unknown."""
 
@@ -155,7 +157,8 @@ class ResolvedValue:
     kind: str = "arg"             # 'arg' or 'field' (capture)
 
 
-def _resolve_term(term: Term, cand: Candidate, params, oracle, tp_fields, depth=0) -> list[ResolvedTerm]:
+def _resolve_term(term: Term, cand: Candidate, params, oracle, tp_fields, depth=0,
+                  max_reg_args: int | None = 6) -> list[ResolvedTerm]:
     if term.base is None:
         return [ResolvedTerm(term.sign, "const", value=term.const)]
     base = term.base
@@ -173,6 +176,9 @@ def _resolve_term(term: Term, cand: Candidate, params, oracle, tp_fields, depth=
                            f"tracepoint {cand.function} has no field {term.base!r} "
                            f"(fields: {', '.join(names) or 'none'})")
         off, size, signed = fields[base]
+        if size not in (1, 2, 4, 8):
+            raise ToolkitError(f"--args: tracepoint field {base} is {size} bytes; ktrace reads numbers "
+                               "and pointers (1, 2, 4 or 8 bytes)", "name a scalar field")
         if term.path:
             raise ToolkitError(f"--args: {term.base}->{term.path}: tracepoint fields have no BTF type here",
                                "read plain tracepoint fields, or task->FIELD")
@@ -189,10 +195,10 @@ def _resolve_term(term: Term, cand: Candidate, params, oracle, tp_fields, depth=
             why = (f"{cand.function} has no parameter {base!r}"
                    + (f" (parameters: {', '.join(p for p, _ in params)})" if params else
                       " (no BTF for its parameters: use argN)"))
-            return _mapped(term, cand, params, oracle, tp_fields, depth, why)
-        if index > 5 and cand.method == "kprobe":
-            raise ToolkitError(f"--args: {term.base}: only the first 6 arguments are in registers",
-                               "use arg0..arg5")
+            return _mapped(term, cand, params, oracle, tp_fields, depth, why, max_reg_args)
+        if cand.method == "kprobe" and max_reg_args is not None and index >= max_reg_args:
+            raise ToolkitError(f"--args: {term.base}: only the first {max_reg_args} arguments are in "
+                               "registers", f"use arg0..arg{max_reg_args - 1}")
         if params is not None and struct is None and index < len(params):
             struct = params[index][1]
         rt = ResolvedTerm(term.sign, "arg", index=index)
@@ -207,11 +213,11 @@ def _resolve_term(term: Term, cand: Candidate, params, oracle, tp_fields, depth=
     return [rt]
 
 
-def _mapped(term, cand, params, oracle, tp_fields, depth, why):
+def _mapped(term, cand, params, oracle, tp_fields, depth, why, max_reg_args=6):
     if term.base in cand.arg_map and depth < 3 and not term.path:
         out = []
         for sub in parse_args_spec(f"x={cand.arg_map[term.base]}")[0].terms:
-            for r in _resolve_term(sub, cand, params, oracle, tp_fields, depth + 1):
+            for r in _resolve_term(sub, cand, params, oracle, tp_fields, depth + 1, max_reg_args):
                 r.sign *= term.sign
                 out.append(r)
         return out
@@ -223,7 +229,7 @@ class _Unavailable(Exception):
 
 
 def resolve_values(args: list[ArgExpr], capture: list[str], cand: Candidate, params,
-                   oracle, tp_fields=None) -> list[ResolvedValue]:
+                   oracle, tp_fields=None, max_reg_args: int | None = 6) -> list[ResolvedValue]:
     """Resolve --args and capture fields for *cand*.  A requested function's unknown
     name is an error; on a fallback it becomes 'unavailable' with the reason."""
     values = []
@@ -235,7 +241,7 @@ def resolve_values(args: list[ArgExpr], capture: list[str], cand: Candidate, par
         rv = ResolvedValue(expr.name, expr.text, kind=kind)
         try:
             for t in expr.terms:
-                rv.terms.extend(_resolve_term(t, cand, params, oracle, tp_fields))
+                rv.terms.extend(_resolve_term(t, cand, params, oracle, tp_fields, 0, max_reg_args))
         except _Unavailable as exc:
             if not cand.is_fallback:
                 raise ToolkitError(f"--args: {exc}", "use a parameter name or argN") from None

@@ -1,13 +1,15 @@
 """The worker's wire protocol: one JSON object per line on its stdout.
 
-``{"type": "armed", ...}`` once attached, then ``{"type": "event", ...}`` per
-event, ``{"type": "error", "cause", "fix"}`` on failure, and always a final
-``{"type": "end", "reason", "events", "detached"}``.  Pure.
+Per trace request: ``{"type": "armed", ...}`` once attached, then ``{"type": "event", ...}``
+per event (``{"type": "note", "text"}`` for lost records), ``{"type": "error", "cause", "fix"}``
+on failure, and always a final ``{"type": "end", "reason", "events", "detached"}``.  The worker
+then waits for the next request.  ``{"type": "flush", "id"}`` during a trace is answered by
+``{"type": "flushed", "id"}`` after every record already in the kernel's rings; ``{"type": "bye", "reason"}`` is its last line.  Pure.
 """
 import json
 from dataclasses import dataclass, field
 
-TYPES = ("armed", "event", "error", "end", "note")
+from gdb_toolkit.ktrace.wire import TYPES, encode  # noqa: F401 -- one encoder, shared with the worker
 
 
 @dataclass
@@ -19,7 +21,7 @@ class TraceEvent:
     task: int
     args: dict = field(default_factory=dict)
     retval: int | None = None
-    stack: list[str] = field(default_factory=list)
+    stack: list = field(default_factory=list)        # [address, symbol, offset, module] per frame
     fields: dict = field(default_factory=dict)     # capture mode: task fields read at event time
     function: str = ""
 
@@ -36,13 +38,11 @@ class Armed:
     notes: list[str] = field(default_factory=list)      # environment actions (tracefs mounted...)
     compile_s: float = 0.0
     attach_s: float = 0.0
+    loader: str = ""             # 'assembled' (bpf(2) directly) | 'bcc' (compiled)
+    worker_pid: int = 0
+    warm: bool = False           # the worker had served a trace before (no start-up cost)
+    flush: bool = False          # the worker answers {"type": "flush"} (exact settle)
     unavailable: dict = field(default_factory=dict)     # value name -> why
-
-
-def encode(kind: str, **payload) -> str:
-    if kind not in TYPES:
-        raise ValueError(f"unknown message type {kind!r}")
-    return json.dumps({"type": kind, **payload}, sort_keys=True)
 
 
 class ProtocolError(Exception):

@@ -1,7 +1,54 @@
-"""ktrace's report and its text rendering (pure)."""
+"""ktrace's report (the ``--json`` result, schema gdb_toolkit/schemas/ktrace.schema.json) and its
+text rendering.  Pure."""
 from dataclasses import dataclass, field
 
 from gdb_toolkit.ktrace.protocol import TraceEvent
+
+EXACT = 1 << 53           # JSON numbers above this lose bits in jq and JavaScript
+
+
+def json_value(v):
+    """A traced value for JSON: an integer when a double holds it exactly, else "0x..." (a
+    pointer or a large unsigned value: the u64 in hex, exact everywhere)."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= EXACT:
+        return f"0x{v & ((1 << 64) - 1):x}"
+    return v
+
+
+def location(frame) -> dict:
+    """A kernel stack frame [address, symbol, offset, module] as the common location object."""
+    addr, sym, off, mod = (list(frame) + [None, None, None])[:4]
+    return {"address": addr, "symbol": sym, "offset": off if sym else None, "file": None, "line": None,
+            "object": mod or ("vmlinux" if sym else None)}
+
+
+def frame_text(frame) -> str:
+    addr, sym, off, mod = (list(frame) + [None, None, None])[:4]
+    if not sym:
+        return f"0x{addr:x}"
+    return sym + (f"+0x{off:x}" if off else "") + (f" [{mod}]" if mod else "")
+
+
+@dataclass
+class EventRecord:
+    """One event as the JSON result shows it."""
+    time_ns: int
+    pid: int
+    tid: int
+    comm: str
+    task_address: int
+    function: str
+    args: dict
+    fields: dict
+    retval: object
+    stack: list
+
+
+def event_record(e: TraceEvent) -> EventRecord:
+    return EventRecord(e.time_ns, e.pid, e.tid, e.comm, e.task, e.function,
+                       {k: json_value(v) for k, v in e.args.items()},
+                       {k: json_value(v) for k, v in e.fields.items()},
+                       json_value(e.retval), [location(f) for f in e.stack])
 
 
 @dataclass
@@ -9,18 +56,26 @@ class KtraceReport:
     requested: str
     attach_method: str
     traced_function: str
-    note: str
+    why: str                                    # why a fallback was traced and how values relate
     state: str                                  # 'armed' (still running) | 'done'
     pid: int | None
-    events: list[TraceEvent] = field(default_factory=list)
+    events: list = field(default_factory=list)  # TraceEvent (EventRecord in the JSON)
     end_reason: str = ""
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unavailable: dict = field(default_factory=dict)
     programs: list[str] = field(default_factory=list)
-    armed_s: float = 0.0
+    armed_seconds: float = 0.0
     convenience: dict = field(default_factory=dict)   # $ktask/$kretval/$kevents as set
     stop_reason: str = ""                       # --run: why the inferior stopped
+    loader: str = ""                            # 'assembled' (no compiler) | 'bcc'
+    warm: bool = False                          # served by the session's warm worker
+    count: int = 0                              # number of events
+
+    def for_json(self) -> "KtraceReport":
+        from dataclasses import replace
+
+        return replace(self, events=[event_record(e) for e in self.events], count=len(self.events))
 
 
 def format_value(v) -> str:
@@ -32,28 +87,36 @@ def format_value(v) -> str:
     return str(v)
 
 
-def render(report: KtraceReport, width: int | None = None) -> str:
-    from gdb_toolkit.common.render import key_values, table
+def _how(report: KtraceReport) -> str:
+    parts = ["warm worker" if report.warm else "", {"assembled": "programs assembled, no compiler",
+                                                     "bcc": "compiled by bcc"}.get(report.loader, "")]
+    parts = [p for p in parts if p]
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def render(report: KtraceReport, width: int | None = None, styler=None) -> str:
+    from gdb_toolkit.common.table import Col, render_table
+    from gdb_toolkit.common.text import key_values, wrap
 
     method = report.attach_method
     head = [("ktrace", f"{method} on {report.traced_function}"
              + ("" if report.traced_function in (report.requested, report.requested.split(":", 1)[-1])
                 else f" (requested {report.requested})")),
-            ("why", report.note or None),
+            ("why", report.why or None),
             ("pid", str(report.pid) if report.pid else "all processes"),
-            ("armed in", f"{report.armed_s:.2f} s")]
-    text = key_values(head)
+            ("armed in", f"{report.armed_seconds:.2f} s" + _how(report))]
+    text = key_values(head, width, styler)
     for s in report.skipped:
-        text += f"  not used: {s}\n"
+        text += wrap(f"not used: {s}", width, "  ", "    ")
     for n in report.notes:
-        text += f"  note: {n}\n"
+        text += wrap(f"note: {n}", width, "  ", "    ")
     for name, why in report.unavailable.items():
-        text += f"  {name}: unavailable ({why})\n"
+        text += wrap(f"{name}: unavailable ({why})", width, "  ", "    ")
     if report.stop_reason:
         text += f"inferior stopped: {report.stop_reason}\n"
     if report.state == "armed":
-        text += ("armed: continue the program; events are reported when it stops "
-                 "(ktrace --stop ends tracing)\n")
+        text += wrap("armed: continue the program; events are reported when it stops "
+                     "(ktrace --stop ends tracing)", width)
         return text
     if not report.events:
         text += f"no events ({report.end_reason or 'stopped'})\n"
@@ -70,12 +133,15 @@ def render(report: KtraceReport, width: int | None = None) -> str:
             if has_ret:
                 row.append(format_value(e.retval))
             rows.append(row)
-        headers = ["time", "pid", "tid", "comm", "task"] + argnames + fieldnames + (["retval"] if has_ret else [])
-        text += table(headers, rows, width=width)
+        cols = ([Col("time", "number"), Col("pid", "number"), Col("tid", "number"), Col("comm", "key"),
+                 Col("task", "address")] + [Col(a, "number") for a in argnames]
+                + [Col(f, "number") for f in fieldnames] + ([Col("retval", "number")] if has_ret else []))
+        text += render_table(cols, rows, width, styler=styler)
         last = report.events[-1]
         if last.stack:
-            text += "kernel stack of the last event:\n" + "".join(f"  #{i} {s}\n" for i, s in enumerate(last.stack))
+            text += "kernel stack of the last event:\n" + "".join(
+                f"  #{i} {frame_text(f)}\n" for i, f in enumerate(last.stack))
         text += f"{len(report.events)} event(s), ended: {report.end_reason or 'stopped'}\n"
     if report.convenience:
-        text += ", ".join(f"${k} = {v}" for k, v in report.convenience.items()) + "\n"
+        text += wrap(", ".join(f"${k} = {v}" for k, v in report.convenience.items()), width)
     return text

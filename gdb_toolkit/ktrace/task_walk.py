@@ -12,23 +12,27 @@ KERNEL_MIN = 1 << 47        # anything below is not a kernel address on x86_64/a
 class TaskField:
     path: str
     type_name: str
-    value: object               # int, str (char arrays), or None when unreadable
+    value: object               # int, str (char arrays; pointers: "0x..."), or None when unreadable
     text: str                   # rendered: number, 0x.. pointer with symbol, string
-    address: int | None = None
+    address: int | None = None  # where the member is
     error: str = ""
+    kind: str = ""              # int | ptr | array | struct | union | enum ... (BTF kind)
+    symbol: str | None = None   # a pointer's target named by kallsyms (code pointers)
 
 
 @dataclass
 class TaskReport:
-    task: int
+    task_address: int
     pid: int
     tgid: int
     comm: str
-    proc_comm: str | None       # /proc/PID/comm, the independent check
+    proc_comm: str | None       # /proc/PID/comm, the independent check (None: not a live kernel)
     verified: bool
-    found_by: str               # 'address' | 'task list walk (N tasks)'
+    found_by: str               # 'address' | 'task list walk, N tasks'
     fields: list[TaskField] = field(default_factory=list)
     typed: bool = False         # $ktask typed as struct task_struct *
+    source: str = ""            # which kernel memory: /proc/kcore, a vmcore, gdb's target
+    notes: list[str] = field(default_factory=list)
 
 
 class TaskReader:
@@ -119,18 +123,18 @@ class TaskReader:
             if mp.kind == "array" and mp.size and "char" in mp.type_name:
                 raw = self.read(addr, mp.size)
                 s = raw.split(b"\0", 1)[0].decode(errors="replace")
-                return TaskField(expr, mp.type_name, s, repr(s), addr)
+                return TaskField(expr, mp.type_name, s, repr(s), addr, kind=mp.kind)
             if mp.kind in ("struct", "union", "array") or not mp.size or mp.size > 8:
-                return TaskField(expr, mp.type_name, None, f"({mp.type_name} at 0x{addr:x})", addr)
+                return TaskField(expr, mp.type_name, None, f"({mp.type_name} at 0x{addr:x})", addr,
+                                 kind=mp.kind)
             v = mp.extract(self.read(addr, mp.size))
         except ToolkitError as exc:
-            return TaskField(expr, mp.type_name, None, "-", error=str(exc))
+            return TaskField(expr, mp.type_name, None, "-", error=str(exc), kind=mp.kind)
         if mp.kind == "ptr":
             sym = self.symbolize(v) if (self.symbolize and v) else None
-            text = f"0x{v:x}" + (f" <{sym}>" if sym else "")
-        else:
-            text = str(v)
-        return TaskField(expr, mp.type_name, v, text, addr)
+            return TaskField(expr, mp.type_name, f"0x{v:x}", f"0x{v:x}" + (f" <{sym}>" if sym else ""),
+                             addr, kind=mp.kind, symbol=sym.split("+", 1)[0] if sym else None)
+        return TaskField(expr, mp.type_name, v, str(v), addr, kind=mp.kind)
 
 
 def looks_like_address(value: int) -> bool:

@@ -549,7 +549,7 @@ def _cstr(table: bytes, offset: int) -> str:
     end = table.find(b"\0", offset)
     if end < 0:
         end = len(table)
-    return table[offset:end].decode("utf-8", "replace")
+    return table[offset:end].decode("utf-8", "surrogateescape")     # any bytes: escape_name shows them
 
 
 _real_paths: dict[str, tuple[int, int, str]] = {}

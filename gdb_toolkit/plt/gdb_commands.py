@@ -73,7 +73,6 @@ _STATES = {"overwritten": "bad", "other-definition": "warn", "redirected": "warn
 def _summary_lines(report, width=None) -> str:
     """One wrapped paragraph per object: kind, binding (and why), bias, RELRO, staleness."""
     from gdb_toolkit.common.text import wrap
-    from gdb_toolkit.plt.elf_file import display_path
 
     out = ""
     for o in report.objects:
@@ -87,7 +86,7 @@ def _summary_lines(report, width=None) -> str:
         if o.relro:
             bits.append(f"RELRO 0x{o.relro[0]:x}-0x{o.relro[1]:x}")
         bits.append(f"{o.slots} slots")
-        out += wrap(f"{display_path(o.path)}: " + ", ".join(bits), width, "", "    ")
+        out += wrap(f"{o.path}: " + ", ".join(bits), width, "", "    ")    # already escape_name'd
         if o.binding in ("now", "lazy") and report.mode != "file" and o.binding_reason:
             out += wrap(f"binding {o.binding}: {o.binding_reason}", width, "  ", "    ")
         if o.stale:

@@ -58,9 +58,10 @@ def stop_signal() -> SignalInfo | None:
 def _source(sal) -> str | None:
     if sal is None or sal.symtab is None or not sal.line:
         return None
-    try:
-        name = sal.symtab.filename
-    except UnicodeDecodeError:
+    from gdb_toolkit.gdbsupport.safe_gdb import symtab_filename
+
+    name = symtab_filename(sal.symtab)           # any bytes (surrogateescape)
+    if not name:
         return None
     return f"{os.path.basename(name)}:{sal.line}"
 
@@ -168,7 +169,9 @@ def _frame_cfa(frame, level: int) -> int | None:
     try:
         if frame.type() == gdb.INLINE_FRAME:
             return None
-        text = gdb.execute(f"info frame level {int(level)}", to_string=True)
+        from gdb_toolkit.gdbsupport.safe_gdb import execute_to_string
+
+        text = execute_to_string(f"info frame level {int(level)}")   # names the source: any bytes
     except (gdb.error, RuntimeError, UnicodeDecodeError):
         return None
     m = re.search(r"frame at (0x[0-9a-f]+)", text)
@@ -216,7 +219,9 @@ def function_code(frame: Frame, caller: Frame | None, arch: str) -> Code | None:
     try:
         sal = gdb.find_pc_line(start)
         if sal.symtab is not None:
-            base = os.path.basename(sal.symtab.filename)
+            from gdb_toolkit.gdbsupport.safe_gdb import symtab_filename
+
+            base = os.path.basename(symtab_filename(sal.symtab) or "?")
             for item in sal.symtab.linetable():
                 if start <= item.pc < stop and item.line:
                     lines.append((item.pc, f"{base}:{item.line}"))
@@ -233,7 +238,9 @@ def _minsym_start(addr: int) -> int | None:
     if addr <= 0:
         return None
     try:
-        text = gdb.execute(f"info symbol {addr:#x}", to_string=True)
+        from gdb_toolkit.gdbsupport.safe_gdb import execute_to_string
+
+        text = execute_to_string(f"info symbol {addr:#x}")      # names the object: any bytes
     except (gdb.error, UnicodeDecodeError):
         return None
     m = re.match(r"\S+(?: \+ (\d+))? in section", text)

@@ -234,6 +234,7 @@ def _run_to_main(program: str, s) -> str | None:
     import re
 
     from gdb_toolkit.common.errors import ToolkitError
+    from gdb_toolkit.gdbsupport.safe_gdb import execute_to_string
     from gdb_toolkit.valgrind import gdb_session as gs
 
     try:
@@ -245,10 +246,11 @@ def _run_to_main(program: str, s) -> str | None:
     number = None
     try:
         with gs.quiet_stops():
-            out = gdb.execute("tbreak main", to_string=True)
+            # execute_to_string: gdb names the source file ("file m\xe9.c"), any bytes
+            out = execute_to_string("tbreak main")
             m = re.search(r"reakpoint (\d+)", out)
             number = int(m.group(1)) if m else None
-            gdb.execute("continue", to_string=True)
+            execute_to_string("continue")
     finally:
         for bp in gdb.breakpoints():
             if bp.number == number:
@@ -801,13 +803,14 @@ def _standalone_monitor(pid: int, prefix: str | None, *commands: str) -> str:
     import subprocess
 
     from gdb_toolkit.valgrind import gdb_session as gs
+    from gdb_toolkit.valgrind.launch import vgdb_env
 
     argv = [gs.vgdb_binary(), *([f"--vgdb-prefix={prefix}"] if prefix else []), f"--pid={pid}"]
     for i, c in enumerate(commands):
         argv += (["-c"] if i else []) + c.split()
     try:
         proc = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=600,
-                              start_new_session=True)
+                              start_new_session=True, env=vgdb_env())
     except subprocess.TimeoutExpired:
         return ""
     return proc.stdout.decode("utf-8", "surrogateescape")

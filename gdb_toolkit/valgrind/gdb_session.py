@@ -570,13 +570,15 @@ def connect(pid: int, program: str | None, errlog: str, probe: bool = False,
 
 def where_stopped() -> str:
     """``main (memleakloop.c:35) pc=0x1092e4`` for the selected frame."""
+    from gdb_toolkit.gdbsupport import safe_gdb
+
     try:
         frame = gdb.selected_frame()
         sal = frame.find_sal()
-        if sal.symtab is not None:
-            loc = f"{os.path.basename(sal.symtab.filename)}:{sal.line}"
+        if sal.symtab is not None:                 # file names may be any bytes
+            loc = f"{os.path.basename(safe_gdb.symtab_filename(sal.symtab) or '?')}:{sal.line}"
         else:
-            loc = gdb.solib_name(frame.pc()) or "?"
+            loc = safe_gdb.solib_name(frame.pc()) or "?"
         return f"{frame.name() or '??'} ({loc}) pc=0x{frame.pc():x}"
     except gdb.error:
         return "?"

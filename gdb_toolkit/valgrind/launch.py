@@ -146,9 +146,13 @@ def open_program_stream(path: str, write: bool):
     mode = os.fstat(fd).st_mode
     if not (st.S_ISREG(mode) or st.S_ISCHR(mode)):
         os.close(fd)
-        kind = "a FIFO" if st.S_ISFIFO(mode) else "a socket" if st.S_ISSOCK(mode) else "not a regular file"
-        raise ToolkitError(f"{path} is {kind}: opening it would block gdb until another process "
-                           "opens the other end", "give a regular file, /dev/null, or a terminal (--tty)")
+        if st.S_ISFIFO(mode):
+            raise ToolkitError(f"{path} is a FIFO: opening it would block gdb until another process "
+                               "opens the other end", "give a regular file, /dev/null, or a terminal (--tty)")
+        kind = ("a directory" if st.S_ISDIR(mode) else "a socket" if st.S_ISSOCK(mode)
+                else "a block device" if st.S_ISBLK(mode) else "not a regular file")
+        raise ToolkitError(f"{path} is {kind}, not a file or a terminal",
+                           "give a regular file, /dev/null, or a terminal (--tty)")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "ab" if write else "rb")
 
@@ -286,6 +290,14 @@ class StartReport:
     notes: list[str]             # e.g. --main did not get to main: why (a memcheck error stop, ...)
 
 
+def vgdb_env() -> dict:
+    """A standalone vgdb's environment: the helper allow-list (TMPDIR locates valgrind's FIFOs)
+    without gdb's loader variables (issue 11: helpers never load LD_PRELOAD & co)."""
+    from gdb_toolkit.common.helper_process import helper_env
+
+    return helper_env(keep=("VALGRIND_LIB",))
+
+
 def probe_vgdb(vgdb: str, pid: int, prefix: str | None = None, timeout: float = 3.0) -> None:
     """Ask valgrind *pid* a harmless monitor question through a standalone vgdb.
 
@@ -298,7 +310,7 @@ def probe_vgdb(vgdb: str, pid: int, prefix: str | None = None, timeout: float = 
            f"--cmd-time-out={max(1, int(timeout))}", "v.info", "n_errs_found"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 5,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, env=vgdb_env())
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise explain_vgdb_failure(str(exc), pid) from None
     if proc.returncode != 0 or "n_errs_found" not in proc.stdout:

@@ -19,10 +19,13 @@ raised from SIGVTALRM: libFuzzer owns SIGALRM for its own hard ``-timeout``).  M
 for the whole fuzzing process with RLIMIT_AS (``limit_memory``), so one input asking for
 gigabytes raises MemoryError -- a finding -- instead of swapping the machine.
 """
+import atexit
 import importlib
 import os
 import resource
+import shutil
 import signal
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +101,27 @@ def run_one(target: Target, data: bytes) -> None:
     finally:
         signal.setitimer(signal.ITIMER_VIRTUAL, 0)
         signal.signal(signal.SIGVTALRM, old)
+
+
+SCRATCH_ENV = "GDB_TOOLKIT_FUZZ_SCRATCH"
+_scratch: dict[str, str] = {}
+
+
+def scratch_dir(name: str) -> str:
+    """A private directory for a target that must hand its parser a file (made on first use).
+
+    Under ``tests.fuzz.run`` it lives in the run's working directory ($GDB_TOOLKIT_FUZZ_SCRATCH),
+    removed with it: libFuzzer ends the process with exit(), which skips Python's atexit.
+    Elsewhere (seed replay in pytest, ``--replay``) it is a mkdtemp removed at exit."""
+    if name not in _scratch:
+        base = os.environ.get(SCRATCH_ENV)
+        if base:
+            os.makedirs(base, mode=0o700, exist_ok=True)
+        d = tempfile.mkdtemp(prefix=f"{name}-", dir=base or None)
+        if not base:
+            atexit.register(shutil.rmtree, d, True)
+        _scratch[name] = d
+    return _scratch[name]
 
 
 def limit_memory(megabytes: int = DEFAULT_MEMORY_MB) -> None:

@@ -75,8 +75,9 @@ def fuzz(name: str, seconds: float, seed: int | None, memory_mb: int, keep: str 
     if seconds > 120:
         argv = ["nice", "-n", "10", *argv]
     t0 = time.monotonic()
+    env = dict(os.environ, **{framework.SCRATCH_ENV: str(work / "scratch")})
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, errors="replace",
-                          timeout=seconds + 300)
+                          timeout=seconds + 300, env=env)
     elapsed = time.monotonic() - t0
     log = proc.stdout + proc.stderr
     (work / "log.txt").write_text(log)

@@ -5,6 +5,9 @@ on bad data is ToolkitError", with per-input CPU time and whole-process memory b
 Budget: about 90 s for all targets together (GDB_TOOLKIT_FUZZ_SECONDS sets seconds per target);
 runs use a fixed libFuzzer seed so a failure here reproduces.  Long runs: docs/testing.md."""
 import os
+import subprocess
+import sys
+import tempfile
 
 import pytest
 
@@ -30,8 +33,18 @@ def test_seed_corpus_replays_clean(name):
         framework.run_one(target, seed.read_bytes())
 
 
+@pytest.fixture
+def private_tmpdir(tmp_path, monkeypatch):
+    """TMPDIR (this process and its children) is an empty directory of the test's own."""
+    d = tmp_path / "tmpdir"
+    d.mkdir()
+    monkeypatch.setenv("TMPDIR", str(d))
+    monkeypatch.setattr(tempfile, "tempdir", str(d))
+    return d
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_bounded_fuzz_run(name):
+def test_bounded_fuzz_run(name, private_tmpdir):
     if not framework.venv_python().exists():
         pytest.fail(f"no fuzz venv at {framework.venv_python()}: run bash scripts/setup.d/fuzz.sh "
                     "(scripts/test.sh does)")
@@ -40,6 +53,18 @@ def test_bounded_fuzz_run(name):
     assert not s["findings"] and s["returncode"] == 0, (
         f"{name}: finding(s) {s['findings']} -- reproduce with "
         f"python3 -m tests.fuzz.run {name} --replay FILE\n{s['log_tail']}")
+    assert not os.listdir(private_tmpdir), f"{name}: a fuzz run left {os.listdir(private_tmpdir)}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_replay_leaves_no_temporary_files(name, private_tmpdir):
+    """A target that needs a file (the ELF reader reads a path) uses framework.scratch_dir(),
+    which is removed when the process ends, also under libFuzzer (checked above)."""
+    target = framework.load(name)
+    r = subprocess.run([sys.executable, "-m", "tests.fuzz.run", name, "--replay", str(target.corpus)],
+                       cwd=framework.HERE.parent.parent, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not os.listdir(private_tmpdir), f"{name}: replay left {os.listdir(private_tmpdir)}"
 
 
 @pytest.mark.parametrize("data,kind", [(b"BUG", "IndexError"), (b"SLOW", "SlowInput"),

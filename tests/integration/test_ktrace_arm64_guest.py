@@ -13,10 +13,9 @@ from tests.integration.test_ktrace_guest import (  # noqa: F401 -- collected her
 pytestmark = pytest.mark.guest_arm64
 
 
-@pytest.mark.xfail(strict=True, reason="'ktask PID' walks init_task, a data symbol: Debian's arm64 kernel "
-                   "has no CONFIG_KALLSYMS_ALL and kern's data-symbol source (issue 17) is not on this "
-                   "branch yet ($ktask from the trace itself works: the mmap workflow)")
 def test_stack_overflow_workflow_size_retval_and_rlimit():
+    """'ktask PID' walks init_task, a data symbol Debian's arm64 kallsyms lacks (no
+    CONFIG_KALLSYMS_ALL): the kernel session finds it from the code that uses it."""
     x86.test_stack_overflow_workflow_size_retval_and_rlimit()
 
 

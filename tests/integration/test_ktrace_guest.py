@@ -2,6 +2,7 @@
 and nothing left attached after each way tracing can end.  bcc compiles slowly under TCG, so
 each test compiles once.  Oracles: /proc/kallsyms, /proc/PID/limits, bpftool, kprobe_events."""
 import json
+import re
 import os
 import signal
 import subprocess
@@ -69,11 +70,11 @@ def test_mmap_workflow_names_the_get_unmapped_area_callback():
     assert mine and all(e["comm"] == "mmap_file" for e in mine)
     assert mine[-1]["args"]["len"] == 1 << 22                     # the program's mmap length
     # the task address read back through kcore is the traced process
-    assert task["task"] == mine[-1]["task"]
+    assert task["task_address"] == mine[-1]["task_address"]
     assert task["pid"] == trace["pid"] and task["comm"] == "mmap_file" and task["verified"]
     cb = next(f for f in task["fields"] if f["path"] == "mm->get_unmapped_area")
-    assert cb["value"] in _kallsyms(), cb                # a function the kernel itself names
-    assert _kallsyms()[cb["value"]] in cb["text"]
+    assert int(cb["value"], 16) in _kallsyms(), cb       # a function the kernel itself names
+    assert _kallsyms()[int(cb["value"], 16)] == cb["symbol"] and cb["symbol"] in cb["text"]
     _leftovers_clean()
 
 
@@ -88,7 +89,7 @@ def test_stack_overflow_workflow_size_retval_and_rlimit():
     trace, task, by_pid = _docs(res)
     inlined = "acct_stack_growth" not in set(_kallsyms().values())
     if inlined:
-        assert trace["traced_function"] == "expand_downwards" and "inlined" in trace["note"]
+        assert trace["traced_function"] == "expand_downwards" and "inlined" in trace["why"]
     assert trace["attach_method"] == "kprobe+kretprobe"
     assert "SIGSEGV" in trace["stop_reason"]
     buf = 1920 * 1080 * 8
@@ -102,7 +103,7 @@ def test_stack_overflow_workflow_size_retval_and_rlimit():
     assert rlim == limits["Max stack size"].soft
     assert task["pid"] == trace["pid"] and task["comm"] == "teststack"
     # the pid found by walking init_task.tasks through kcore is the same task_struct
-    assert by_pid["task"] == task["task"] and by_pid["found_by"].startswith("task list walk")
+    assert by_pid["task_address"] == task["task_address"] and by_pid["found_by"].startswith("task list walk")
     assert by_pid["fields"][0]["value"] == "teststack" and by_pid["verified"]
     _leftovers_clean()
 
@@ -143,3 +144,73 @@ def test_no_leftovers_after_worker_sigkill_ctrl_c_and_gdb_sigkill():
         except ProcessLookupError:
             pass
         gdb.wait(timeout=60)
+
+
+def test_all_on_vfs_read_leaves_out_gdb_and_the_worker():
+    """The issue's case: `ktrace vfs_read --all` traced gdb reading the worker's pipe (22,278
+    events in 15 s, all gdb's).  gdb's pid comes from gdb itself, the worker's from the process
+    tree; a reader process of ours must still be seen."""
+    reader = subprocess.Popen(["/usr/bin/python3", "-c",
+                               "import os, time\nr, w = os.pipe()\nwhile True:\n"
+                               "    os.write(w, b'x'); os.read(r, 1); time.sleep(0.05)\n"])
+    try:
+        res = run_gdb(["python import os; print('GDBPID', os.getpid())",
+                       *json_wrapped("ktrace vfs_read --all --timeout 4 --json"),
+                       "python import subprocess, os; print('WORKER', subprocess.run(['pgrep', '-P', "
+                       "str(os.getpid())], capture_output=True, text=True).stdout.split())"],
+                      timeout=TIMEOUT)
+    finally:
+        reader.kill()
+        reader.wait()
+    (doc,) = _docs(res)
+    import re
+    gdb_pid = int(re.search(r"GDBPID (\d+)", res.stdout).group(1))
+    workers = [int(p) for p in re.search(r"WORKER \[(.*)\]", res.stdout).group(1).replace("'", "").split(", ") if p]
+    assert doc["attach_method"] == "kprobe" and len(workers) == 1
+    pids = {e["pid"] for e in doc["events"]}
+    assert reader.pid in pids
+    assert gdb_pid not in pids and workers[0] not in pids, (gdb_pid, workers, len(doc["events"]))
+
+
+def test_assembled_programs_match_bcc_compiled_ones():
+    """The same trace through both loaders: the programs ktrace assembles itself and the C that
+    bcc compiles must see the same arguments, fields and return value of one mmap(2)."""
+    prog = example("mmap_file")
+    cmd = ("ktrace do_mmap --args len,prot=arg3 --capture signal->rlim[3].rlim_cur --capture pid "
+           "--ret --run --json")
+    docs = {}
+    for loader in ("assembled", "bcc"):
+        res = run_gdb(["break after_mmap", "start /etc/passwd > /dev/null", *json_wrapped(cmd)],
+                      program=prog, timeout=TIMEOUT, env={"GDB_TOOLKIT_KTRACE_LOADER": loader})
+        (docs[loader],) = _docs(res)
+    a, b = docs["assembled"], docs["bcc"]
+    assert a["loader"] == "assembled" and b["loader"] == "bcc"
+    ea = [e for e in a["events"] if e["args"]["len"] == 1 << 22]       # mmap_file.c maps 4 MiB
+    eb = [e for e in b["events"] if e["args"]["len"] == 1 << 22]
+    assert len(ea) == len(eb) == 1, (a, b)
+    ea, eb = ea[0], eb[0]
+    assert ea["args"]["prot"] == eb["args"]["prot"] == 1            # PROT_READ
+    assert ea["fields"]["pid"] == ea["pid"] and eb["fields"]["pid"] == eb["pid"]
+    assert ea["fields"]["signal->rlim[3].rlim_cur"] == eb["fields"]["signal->rlim[3].rlim_cur"]
+    assert ea["retval"] >= 1 << 40 and eb["retval"] >= 1 << 40     # a user address
+    _leftovers_clean("do_mmap")
+
+
+def test_ktypes_with_kcore_null_is_null_and_fields_match_ktask():
+    """17.6: after `ktypes` + `core-file /proc/kcore` the frame line said
+    `0x0000000000000000 in gtk_ktypes_task_struct ()` and every NULL pointer printed with that
+    name.  The same field read through gdb's types and through ktask (BTF offsets) must agree,
+    and match /proc/1/limits."""
+    res = run_gdb([*json_wrapped("ktask 1 comm signal->rlim[3].rlim_cur --json"), "ktypes",
+                   "core-file /proc/kcore", "p (void *)0", "info symbol 0",
+                   "p ((struct task_struct *)$ktask)->signal->rlim[3].rlim_cur",
+                   "p ((struct task_struct *)$ktask)->comm"], timeout=TIMEOUT)
+    (task,) = _docs(res)
+    out = res.stdout
+    assert "gtk_ktypes" not in res.output, res.output
+    assert "(void *) 0x0\n" in out and "No symbol matches 0." in out
+    from gdb_toolkit.common.procfs import read_limits
+    rlim = read_limits(1)["Max stack size"].soft
+    assert task["fields"][1]["value"] == rlim
+    assert re.search(rf"^\$\d+ = {rlim}$", out, re.M), out
+    assert re.search(r'^\$\d+ = "' + re.escape(task["comm"]) + r'"', out, re.M), out

@@ -17,13 +17,13 @@ def test_seed_teststack_culprit_is_sub_sp_sp_xn_and_fix_runs():
     assert not passes_with([prog, 1920, 1080], 8 << 20)           # faults under 8 MiB
     doc, orc, res = diagnose_live(prog, ["1920", "1080"], extra=["stack-diagnose"])
     assert doc["verdict"] == "rlimit" and doc["cause"] == "huge-frame", doc
-    assert doc["fault_addr"] == orc["addr"] and doc["sp"] == orc["sp"]
+    assert doc["fault_address"] == orc["addr"] and doc["sp_address"] == orc["sp"]
     stack = next(m for m in maps_of(orc["maps"]) if m[3] == "[stack]")
-    assert (doc["stack"]["start"], doc["stack"]["end"]) == stack[:2]
+    assert (doc["stack"]["start_address"], doc["stack"]["end_address"]) == stack[:2]
     assert doc["rlimit_soft"] == int(orc["prlimit"].split()[0])
     c = doc["culprit"]
-    assert c["function"] == "calc_array"
-    assert 1920 * 1080 * 8 <= c["frame_size"] <= 1920 * 1080 * 8 + 4096
+    assert c["symbol"] == "calc_array"
+    assert 1920 * 1080 * 8 <= c["size"] <= 1920 * 1080 * 8 + 4096
     ins = c["instruction"]
     m = re.fullmatch(r"sub sp, sp, (x\d+)", ins["text"])
     assert m and ins["dynamic"], ins
@@ -44,7 +44,7 @@ def test_deep_recursion_on_arm64():
     assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion", doc
     r = doc["recursion"]
     assert r["functions"] == ["recurse"] and abs(r["depth"] - depth) <= 1, (r, depth)
-    assert r["avg_frame"] == doc["frames"][2]["sp"] - doc["frames"][1]["sp"]
+    assert r["avg_frame"] == doc["frames"][2]["sp_address"] - doc["frames"][1]["sp_address"]
     assert doc["fix"]["kind"] == "code"
 
 
@@ -59,11 +59,11 @@ def test_thread_overflow_on_arm64_and_fix_runs():
     assert doc["verdict"] == "thread-overflow" and not doc["thread"]["main"], doc
     st = doc["stack"]
     maps = maps_of(orc["maps"])
-    assert (st["start"], st["end"], "rw-p") in [(m[0], m[1], m[2]) for m in maps]
-    guard = next(m for m in maps if m[1] == st["start"])
-    assert guard[2] == "---p" and st["guard"]["start"] == guard[0]
-    assert doc["culprit"]["function"] == "fill"
+    assert (st["start_address"], st["end_address"], "rw-p") in [(m[0], m[1], m[2]) for m in maps]
+    guard = next(m for m in maps if m[1] == st["start_address"])
+    assert guard[2] == "---p" and st["guard_range"]["start_address"] == guard[0]
+    assert doc["culprit"]["symbol"] == "fill"
     size = doc["fix"]["stacksize"]
     assert doc["fix"]["kind"] == "pthread_attr_setstacksize"
-    assert st["end"] - st["start"] == THREAD_STACK
+    assert st["end_address"] - st["start_address"] == THREAD_STACK
     assert size > THREAD_STACK and passes_with([prog, size]) and not passes_with([prog, THREAD_STACK])

@@ -139,8 +139,14 @@ def test_unprivileged_caller_never_reruns_another_users_program(shared, tmp_path
     core = out / "root.core"
     run_gdb(["run", f"generate-core-file {core}"], program=prog, args=[str(out), "1920", "1080"])
     os.chmod(core, 0o644)
+    # nobody's gdb loads a copy of the toolkit beside the program: the checkout itself may sit
+    # where only root can read it (a CI clone in a 0700 mktemp dir)
+    toolkit = prog.parent.parent / "toolkit"
+    shutil.copytree(REPO / "gdb_toolkit", toolkit / "gdb_toolkit",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-            *gdb_argv(["stack-diagnose --kernel", "echo alive\\n"], program=prog, core=core)]
+            *gdb_argv([f"source {toolkit / 'gdb_toolkit' / 'gdbinit.py'}", "stack-diagnose --kernel",
+                       "echo alive\\n"], program=prog, core=core, source=False)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, **FAKE_ENV, TERM="dumb"), cwd="/")
     out_text = proc.stdout + proc.stderr

@@ -82,3 +82,21 @@ def test_vg_leaks_at_80_columns(tmp_path):
         [f'{r["location"]["file"]}:{r["location"]["line"]}' for r in recs if r["location"] and r["location"]["file"]]
     assert any(":" in tok for tok in tokens)            # file:line, the part that was cut
     t.assert_whole(rows, tokens)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="BPF needs root")
+def test_ktrace_at_80_columns_and_enter_does_not_rearm():
+    """ktrace's report at 80 columns: the task address and every value whole, notes wrapped;
+    Enter after it prints nothing (repeating it would arm a new probe).  Oracle: $ktask and
+    $kretval as gdb itself prints them after the trace."""
+    prog = compile_c(REPO / "examples" / "ktrace" / "mmap_file.c", flags=["-g", "-O0"])
+    with TmuxGdb(width=80, program=prog) as t:
+        t.run("break after_mmap")
+        t.run("start")
+        rows = t.run("ktrace tracepoint:syscalls:sys_enter_mmap --args len,prot "
+                     "--capture signal->rlim[3].rlim_cur --capture mm->mmap_base --ret --run")
+        assert t.enter() == []
+        task = t.run("p/x $ktask")[-1].split()[-1]
+        ret = t.run("p/x $kretval")[-1].split()[-1]
+        assert task.startswith("0xffff") and ret.startswith("0x7f"), (task, ret)
+        t.assert_whole(rows, [task, ret, "4194304", "tracepoint+sys_exit", "syscalls:sys_enter_mmap"])

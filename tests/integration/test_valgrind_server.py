@@ -251,11 +251,60 @@ except KeyboardInterrupt:
 end"""
 
 
-LEAK_TIME = """python
-import time
-_t0 = time.perf_counter()
+#: vgdb (gdb's child that relays the remote protocol) and how many bytes it has relayed so far
+VGDB_IO = """python
+import os
+def _vgdb_pid():
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                comm, rest = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        if comm.endswith("(vgdb") and int(rest.split()[1]) == os.getpid():
+            return int(p)
+    raise RuntimeError("no vgdb child of gdb")
+def _vgdb_written():
+    with open(f"/proc/{_vgdb}/io") as f:
+        return int(next(ln for ln in f if ln.startswith("wchar:")).split()[1])
+_vgdb = _vgdb_pid()
+end"""
+
+#: bytes vgdb relays for one whole leak report (measured here: it grows with valgrind's version)
+LEAK_BYTES = """python
+_w0 = _vgdb_written()
 gdb.execute("monitor leak_check full kinds all any", to_string=True)
-_leak_time = time.perf_counter() - _t0
+_leak_bytes = _vgdb_written() - _w0
+end"""
+
+#: Ctrl-C (SIGINT to gdb from outside, as a terminal sends it) once vgdb has relayed a quarter of
+#: a whole leak report for {command}: the command is then surely running and far from done,
+#: whatever the machine's load (a delay in seconds raced the command on a busy 2-core machine)
+INTERRUPTED_MIDWAY = """python
+import os, subprocess
+_watch = (
+    "import os, signal, sys, time\\n"
+    "vgdb, goal, gdb_pid = map(int, sys.argv[1:])\\n"
+    "deadline = time.monotonic() + 120\\n"
+    "print('ready', flush=True)\\n"
+    "def written():\\n"
+    "    with open(f'/proc/{{vgdb}}/io') as f:\\n"
+    "        return int(next(ln for ln in f if ln.startswith('wchar:')).split()[1])\\n"
+    "while written() < goal and time.monotonic() < deadline:\\n"
+    "    time.sleep(0.001)\\n"
+    "if written() >= goal:\\n"
+    "    os.kill(gdb_pid, signal.SIGINT)\\n")
+_watcher = subprocess.Popen(["/usr/bin/python3", "-I", "-c", _watch, str(_vgdb),
+                             str(_vgdb_written() + _leak_bytes // 4), str(os.getpid())],
+                            stdout=subprocess.PIPE, text=True)
+_watcher.stdout.readline()              # watching before the command starts
+try:
+    gdb.execute("{command}", to_string=True)
+    print("@@NOT-INTERRUPTED@@")
+except KeyboardInterrupt:
+    print("@@INTERRUPTED@@")
+_watcher.kill()                         # gone already, unless the command ended first
+_watcher.wait()
 end"""
 
 
@@ -265,13 +314,13 @@ def test_ctrl_c_keeps_the_connection_in_step(tmp_path):
     script.write_text("\n".join([
         f"vg-start --main --log {tmp_path}/vg.log {binary} 4096 -- --num-callers=30",
         "break checkpoint", "continue",
-        # Ctrl-C must land while the command runs: 40% into valgrind's own answer time, measured
-        # here (a fixed delay missed the command once vg-leaks got faster than it)
-        LEAK_TIME,
-        INTERRUPTED.format(delay="0.4 * _leak_time", command="vg-leaks"),       # Ctrl-C during vg-leaks
+        # Ctrl-C must land while the command runs: once a quarter of valgrind's answer has gone
+        # through vgdb (a fixed delay missed the command once vg-leaks got faster than it, and a
+        # delay scaled to a measured time still raced it under load)
+        VGDB_IO, LEAK_BYTES,
+        INTERRUPTED_MIDWAY.format(command="vg-leaks"),       # Ctrl-C during vg-leaks
         *j("vg-leaks --top 2"),
-        INTERRUPTED.format(delay="0.4 * _leak_time",
-                           command="monitor leak_check full kinds all any"),   # raw: desync
+        INTERRUPTED_MIDWAY.format(command="monitor leak_check full kinds all any"),   # raw: desync
         "python\ntry:\n    gdb.execute('vg-leaks --top 2')\nexcept gdb.error as e:\n    print('@@ERR@@', e)\nend",
         *j("vg-attach --reconnect"), *j("vg-leaks --top 2"), ""]))
     res = run_gdb([f"source {script}"], timeout=400, env={"TMPDIR": str(tmp_path)})

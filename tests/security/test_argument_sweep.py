@@ -1,7 +1,8 @@
 """Adversarial arguments to every command (issue 11 item 9 class): unbalanced quotes, a lone
 backslash, huge numbers and repetition counts, 5000-character words, shell syntax, non-UTF-8
 text.  Whatever the argument, the command answers with a one-line error or a result: no
-traceback, no "internal error", and gdb keeps running its command list."""
+traceback, no "internal error", gdb keeps running its command list, and nothing is left in
+TMPDIR after gdb exits."""
 import os
 
 import pytest
@@ -29,11 +30,15 @@ def test_hostile_arguments(command, tmp_path):
     seq = []
     for i, a in enumerate(ARGS):
         seq += [f"echo @@{i}\\n", f"{command} {a}"]
-    res = run_gdb(["start", *seq, "echo @@END\\n"], program=prog, timeout=300, cwd=tmp_path)
+    tmpdir = tmp_path / "tmp"           # item 4 (clean up), also after every failure
+    tmpdir.mkdir()
+    res = run_gdb(["start", *seq, "echo @@END\\n"], program=prog, timeout=300, cwd=tmp_path,
+                  env={"TMPDIR": str(tmpdir)})
     assert "@@END" in res.stdout, res.output[-3000:]
     bad = [ln for ln in res.output.splitlines() if "internal error" in ln or "Traceback" in ln]
     assert not bad, bad
     assert not os.path.exists("/tmp/gtk-sweep-pwned")
+    assert sorted(os.listdir(tmpdir)) == [], f"{command} left files in TMPDIR"
 
 
 def test_the_sweep_covers_every_command():

@@ -11,7 +11,7 @@ import struct
 
 import pytest
 
-from tests.support.crafted import (NT_FILE, NT_PRPSINFO, SHT_NOBITS, CorePatch, ElfPatch,
+from tests.support.crafted import (NT_AUXV, NT_FILE, NT_PRPSINFO, NT_PRSTATUS, SHT_NOBITS, CorePatch, ElfPatch,
                                    make_core, non_utf8_path)
 from tests.support.gdbrun import compile_c
 from tests.support.hostile import assert_survived, run_hostile
@@ -37,6 +37,15 @@ ELF_VARIANTS = {
     "gnu-version-nobits-2^40": (lambda p: p.set_section(".gnu.version", sh_type=SHT_NOBITS,
                                                          size=1 << 40), None),
     "rela-plt-size-2^40": (lambda p: p.set_section(".rela.plt", size=1 << 40), None),
+    # huge counts and sizes in the other tables the reader walks (phase 3 adversarial pass)
+    "dynsym-size-2^40": (lambda p: p.set_section(".dynsym", size=1 << 40), None),
+    "dynsym-link-to-itself": (lambda p: p.set_section(".dynsym", sh_link=p.sections[".dynsym"][0]), None),
+    "symtab-size-2^40": (lambda p: p.set_section(".symtab", size=1 << 40), None),
+    "strtab-offset-2^40": (lambda p: p.set_section(".strtab", sh_offset=1 << 40), None),
+    "dynamic-size-2^40": (lambda p: p.set_section(".dynamic", size=1 << 40), None),
+    "rela-plt-entsize-0": (lambda p: p.set_section(".rela.plt", sh_entsize=0), None),
+    "gnu-version-r-size-2^32": (lambda p: p.set_section(".gnu.version_r", size=1 << 32), None),
+    "pt-dynamic-filesz-2^40": (lambda p: p.set_phdr(2, filesz=1 << 40), None),
     # (variants that gdb/BFD itself refuses to load -- .dynstr beyond EOF, .dynsym entsize 0,
     #  a bogus sh_link -- do not reach the toolkit and are not listed)
 }
@@ -84,6 +93,9 @@ def test_crafted_elf(variant, command, live, crafted):
 CORE_VARIANTS = {
     "nt-file-count-2^60": (lambda c: c.set_note_desc(NT_FILE, 0, struct.pack("<Q", 1 << 60)), None),
     "nt-file-page-size-0": (lambda c: c.set_note_desc(NT_FILE, 8, struct.pack("<Q", 0)), None),
+    "nt-auxv-descsz-2^31": (lambda c: c.set_note_header(NT_AUXV, descsz=0x7FFFFFFF), None),
+    "nt-prstatus-descsz-8": (lambda c: c.set_note_header(NT_PRSTATUS, descsz=8), None),
+    "pt-note-filesz-2^40": (lambda c: c.set_note_phdr(filesz=1 << 40), None),
     "prpsinfo-hostile-name": (lambda c: c.set_note_desc(NT_PRPSINFO, 40, b"ev\xe9'l\x1b[2J\n\0"), None),
     "nt-file-hostile-names": (lambda c: _mangle_nt_file_names(c), None),
 }

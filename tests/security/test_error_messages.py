@@ -43,3 +43,34 @@ def test_newline_escape_and_non_utf8_bytes_in_a_message(tmp_path):
     assert run.alive, run.describe()
     err = run.error_lines
     assert err == ["cannot read /tmp/lat\\xe9in/new\\x0aline/\\x1b[2Jclear. Fix: rename it."], run.describe()
+
+
+RENDER_DRIVER = r'''
+import gdb
+from gdb_toolkit.gdbsupport.command import ToolkitCommand
+
+class HostileOutput(ToolkitCommand):
+    """Render a name a renderer forgot to escape (test only)."""
+    name = "toolkit gtk-test-hostile-output"
+
+    def run(self, args):
+        return "lat\udce9in"
+
+    def render(self, report, ctx):
+        return f"object: {report}\n"
+
+HostileOutput()
+'''
+
+
+def test_unescaped_non_utf8_name_in_output_is_not_an_internal_error(tmp_path):
+    """The base class's last line of defence: a surrogate left in rendered text prints as
+    \\xNN (before: gdb.write raised UnicodeEncodeError -> 'internal error', as vg-errors did
+    for a source file named in Latin-1)."""
+    script = tmp_path / "driver.py"
+    script.write_text(RENDER_DRIVER)
+    run = run_hostile([f"python exec(open({str(script)!r}).read())", "toolkit gtk-test-hostile-output"],
+                      timeout=60)
+    assert run.alive, run.describe()
+    assert "object: lat\\xe9in" in run.last_output, run.describe()
+    assert "internal error" not in run.result.output, run.describe()

@@ -32,8 +32,7 @@ def full_fs(tmp_path):
 
 
 @pytest.mark.parametrize("command", [
-    pytest.param("ktypes --force", marks=pytest.mark.xfail(
-        reason="ktypes cache on a full disk (issue 11 items 4/9, branch i17-ktrace)", strict=False)),
+    "ktypes --force",
     "vg-start {prog}",
 ])
 def test_full_tmpdir_says_no_space(command, full_fs):

@@ -50,12 +50,10 @@ def _loaded(marker):
 
 @pytest.mark.parametrize("command", [
     "toolkit doctor",
-    pytest.param("ktrace vfs_read --timeout 1", marks=pytest.mark.xfail(
-        reason="the root ktrace worker inherits gdb's environment (issue 11 item 2 audit, branch "
-               "i17-ktrace)", strict=False)),
-    pytest.param("ktypes --force", marks=pytest.mark.xfail(
-        reason="bpftool/gcc inherit gdb's environment (issue 11 item 4, branch i17-ktrace)",
-        strict=False)),
+    "ktrace vfs_read --timeout 1",
+    # a tracepoint reaches the root worker even on a kernel without kprobes (this host)
+    "ktrace tracepoint:syscalls:sys_enter_getpid --timeout 1",
+    "ktypes --force",
 ])
 def test_no_helper_loads_the_callers_preload_or_modules(command, trap):
     if command.startswith("ktypes") and not (os.path.exists("/sys/kernel/btf/vmlinux")
@@ -64,4 +62,58 @@ def test_no_helper_loads_the_callers_preload_or_modules(command, trap):
     marker, cwd, setup = trap
     run = run_hostile([setup, command], cwd=cwd, timeout=180)
     assert run.alive, run.describe()
+    assert _loaded(marker) == "", f"loaded by: {_loaded(marker)}\n{run.describe()}"
+
+
+def test_vgdb_helpers_get_no_loader_or_shell_variables(trap, tmp_path):
+    """vg-start runs the user's program under valgrind with the user's environment (their
+    business); but the helpers around it -- the shell gdb forks for ``target remote |``, vgdb
+    behind it, the standalone vgdb that probes and queries -- must not load gdb's LD_PRELOAD nor
+    run a BASH_ENV script (gdb forks the pipe with $SHELL: bash reads BASH_ENV)."""
+    marker, cwd, setup = trap
+    script = tmp_path / "bash_env.sh"
+    script.write_text(f"echo 'BASH_ENV script ran' >> {marker}\n")
+    prog = compile_c("#include <stdlib.h>\nint main(void) { malloc(7); return 0; }\n", name="vgenv")
+    setup += f"; os.environ['BASH_ENV'] = {str(script)!r}; os.environ['ENV'] = {str(script)!r}"
+    run = run_hostile([setup, f"vg-start {prog}", "vg-leaks", "vg-errors", "continue"], cwd=cwd,
+                      timeout=180, env={"SHELL": "/bin/bash"})
+    assert run.alive, run.describe()
+    users = ("/bin/sh -e /usr/bin/valgrind", "/usr/bin/valgrind", str(prog))  # valgrind + program
+    helpers = [ln for ln in _loaded(marker).splitlines() if not ln.startswith(users)]
+    assert helpers == [], f"helpers that loaded gdb's LD_PRELOAD / ran BASH_ENV: {helpers}\n{run.describe()}"
+
+
+def test_vg_attach_probe_gets_no_loader_or_shell_variables(trap, tmp_path):
+    """vg-attach probes the valgrind with a standalone vgdb before gdb's ``target remote |``."""
+    import subprocess
+
+    marker, cwd, setup = trap
+    script = tmp_path / "bash_env.sh"
+    script.write_text(f"echo 'BASH_ENV script ran' >> {marker}\n")
+    vgtmp = tmp_path / "tmp"                 # valgrind's vgdb FIFOs live in TMPDIR: keep them ours
+    vgtmp.mkdir()
+    prog = compile_c("#include <stdlib.h>\nint main(void) { malloc(7); return 0; }\n", name="vgenv")
+    import time
+
+    err = tmp_path / "valgrind.err"          # a file, not a pipe: valgrind blocked writing to a full
+    with open(err, "wb") as errf:            # pipe holds its signals and ignores SIGTERM
+        vg = subprocess.Popen(["valgrind", "--vgdb=yes", "--vgdb-error=0", str(prog)],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
+                              env=dict(os.environ, TMPDIR=str(vgtmp)))
+    try:
+        deadline = time.monotonic() + 60
+        while b"target remote" not in err.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.1)                  # valgrind says when vgdb can connect
+        setup += f"; os.environ['BASH_ENV'] = {str(script)!r}"
+        run = run_hostile([setup, f"vg-attach {vg.pid}", "vg-leaks", "kill"], cwd=cwd, timeout=120,
+                          env={"SHELL": "/bin/bash", "TMPDIR": str(vgtmp)})
+        assert run.alive, run.describe()
+        assert "connected to valgrind pid" in run.result.stdout, run.describe()
+    finally:
+        vg.terminate()
+        try:
+            vg.wait(20)
+        except subprocess.TimeoutExpired:
+            vg.kill()                        # its FIFOs are in vgtmp, removed with tmp_path
+            vg.wait()
     assert _loaded(marker) == "", f"loaded by: {_loaded(marker)}\n{run.describe()}"

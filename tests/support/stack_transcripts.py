@@ -21,13 +21,16 @@ GOADDR = [(r"0xc0[0-9a-f]{8}\b", "0xc0XXXXXXXX"), (r"\b\d+(\.\d+)? MiB stack", "
 def _gcore(setup, args):
     """A core_by hook: run the program under gdb with *setup*, write a core at the fault."""
     def make(tmp: Path, binary: Path) -> Path:
+        from tests.support.transcripts import INFERIOR_SHELL
+
         core = tmp / "core"
         # the same fixed environment as the transcript's own gdb (addresses depend on its size)
         subprocess.run([GDB, "-nx", "-batch", "-iex", "set debuginfod enabled off",
                         "-iex", "unset environment", "-iex", "set environment LANG=C.UTF-8",
                         *sum((["-ex", c] for c in setup), []), "-ex", "run",
                         "-ex", f"generate-core-file {core}", "--args", str(binary), *args],
-                       capture_output=True, timeout=120, cwd=tmp, stdin=subprocess.DEVNULL)
+                       capture_output=True, timeout=120, cwd=tmp, stdin=subprocess.DEVNULL,
+                       env=dict(os.environ, SHELL=INFERIOR_SHELL))
         return core
     return make
 

@@ -31,6 +31,8 @@ from tests.support.gdbrun import GDB, GDBINIT, REPO
 REGION = re.compile(r"(<!-- generated: (header2?|transcript) ([^>]+?) -->\n)(.*?)(<!-- end generated -->)",
                     re.S)
 DOC_TMP = "/tmp/doc"
+#: the shell gdb starts transcript programs with (Debian's /bin/sh: dash, which exports PWD only)
+INFERIOR_SHELL = "/bin/sh"
 
 #: always masked: what differs between two runs of the same thing on the same machine
 VOLATILE = [
@@ -44,6 +46,21 @@ HOST = [
     (r"\b\d+\.\d+\.\d+-[\w.+-]+", "RELEASE"),                # kernel releases
     (r"\b\d+\.\d+(\.\d+)*\b", "V"),                          # versions
     (r"(?m)^(bcc compile\s+)\S+", r"\1STATUS"),
+]
+
+#: ktrace/ktypes on this machine: kernel addresses, event times, comms and pids of other
+#: processes, the kernel's build id, build-or-cached
+KTRACE = HOST + [
+    (r"0xffff[0-9a-f]{12}", "0xffffADDR"),
+    (r"\+\d+\.\d+ms", "+Tms"),
+    (r"(?m)^(\+Tms\s+)\S+\s+\d+\s+\d+\s+\S+", r"\1PID TID COMM"),
+    (r"(?m)^(\+Tms\s+)\d+\s+\d+", r"\1PID TID"),
+    (r"\b[0-9a-f]{40}\b", "BUILDID"),
+    (r"\((built|cached) in", "(built-or-cached in"),
+    (r"\b(pid|tid):(\s+)\d+", r"\1:\2N"),
+    (r"(?m)^(comm:\s+)(?!mmap_file)\S+", r"\1COMM"),
+    (r"\bargv=0x7ff[0-9a-f]+", "argv=0xSTACK"),     # main's argv: moves with the environment's size
+    (r"-{3,}", "---"),                  # table rules: the pid/tid columns are as wide as the pids
 ]
 
 
@@ -156,6 +173,16 @@ RECIPES = {
     "toolkit-doctor": Recipe(["toolkit doctor --quick"], width=100, mask=HOST, loose=True),
     "toolkit-commands": Recipe(["toolkit commands"], width=80),
     "toolkit-doctor-bogus": Recipe(["toolkit doctor --bogus"], width=80),
+    # ktrace on this machine's kernel (tracepoints: the same on any kernel with BPF); the task,
+    # times and the kernel's build id vary between runs
+    "ktrace-tracepoint": Recipe(
+        ["ktrace tracepoint:syscalls:sys_enter_mmap --args len --capture signal->rlim[3].rlim_cur "
+         "--ret --run", "p $ktask", "ktrace tracepoint:syscalls:sys_enter_exit_group --args error_code --run",
+         "ktask $ktask comm"],
+        source="examples/ktrace/mmap_file.c", setup=["break after_mmap", "start > /dev/null"],
+        width=100, mask=KTRACE, loose=True),
+    "ktypes-host": Recipe(["ktypes", "p sizeof(struct task_struct) > 0", "p (struct task_struct *)0",
+                           "info symbol 0"], width=100, mask=KTRACE, loose=True, timeout=600),
     "stack-teststack": Recipe(["run 1920 1080", "stack-diagnose"], source="examples/stack/teststack.c",
                               width=100),
     # plt: the ifunc implementation glibc picks depends on the CPU (__strcmp_evex / _avx2 ...)
@@ -210,7 +237,11 @@ def run(recipe: Recipe) -> str:
             argv += ["--args", str(binary), *recipe.args] if recipe.args else [str(binary)]
         if core is not None:
             argv += ["-c", str(core)]
-        env = dict(os.environ, TERM="dumb", LC_ALL="C.UTF-8")
+        # gdb starts the inferior through $SHELL, which adds its own variables to that fixed
+        # environment (bash: SHLVL=0 as well as PWD): always the same shell, whoever runs this.
+        # The toolkit's private dirs (vg-start's logs) are shown in the default $TMPDIR, /tmp:
+        # a longer one would re-wrap the lines that name them
+        env = dict(os.environ, TERM="dumb", LC_ALL="C.UTF-8", SHELL=INFERIOR_SHELL, TMPDIR="/tmp")
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=recipe.timeout, env=env, cwd=REPO, stdin=subprocess.DEVNULL)
         text = proc.stdout.replace(str(tmp), DOC_TMP)

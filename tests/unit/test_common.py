@@ -32,6 +32,15 @@ def test_argparser_reports_usage_instead_of_exiting():
     assert "--json" in p.option_strings()
 
 
+def test_argparser_keeps_argparse_usage_api():
+    """Commands build a UsageError with parser.format_usage() (ktrace: no target, --pid with
+    --all): the record parser answers it as argparse does, one usage line, not AttributeError."""
+    p = ArgParser("demo")
+    p.add_argument("target", nargs="?")
+    assert p.format_usage().startswith("usage: demo [-h] [--json] [target]")
+    assert p.format_usage().count("\n") <= 1
+
+
 def test_usage_error_is_the_message_and_one_usage_line(monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     p = ArgParser("demo-with-many-options")

@@ -13,6 +13,7 @@ from gdb_toolkit.ktrace.fallbacks import fallbacks_for, syscall_of
 from gdb_toolkit.ktrace.plan import KernelCaps, failure_error, make_plan, resolve_values, split_target
 from gdb_toolkit.ktrace.tp_format import parse_format
 from gdb_toolkit.ktrace.worker import signed_retval
+from tests.support.ktrace_oracles import wait_gone
 
 FAKE = [sys.executable, str(Path(__file__).resolve().parents[1] / "support" / "fake_ktrace_worker.py")]
 
@@ -38,11 +39,57 @@ def test_worker_dying_silently_is_reported():
     assert "died (exit status 3)" in str(exc.value)
 
 
-def test_stop_sends_sigint_and_waits_for_end():
+def test_stop_asks_the_worker_and_waits_for_end():
+    api.shutdown()
     s = api.start(api.TraceSpec("fake_hang"), argv=FAKE)
     assert s.running and s.armed.programs == ["gtk_kt_entry"]
     end = s.stop()
-    assert end["reason"] == "stopped" and s.proc.returncode == 0 and not s.running
+    assert end["reason"] == "stopped" and not s.running
+    assert s.proc.poll() is None                   # the worker stays, ready for the next trace
+    api.shutdown()
+    s.proc.wait(10)
+
+
+def test_worker_stays_warm_between_traces(monkeypatch):
+    """The second trace is served by the same worker process (no start-up, no import)."""
+    monkeypatch.setenv(api.WORKER_ENV, " ".join(FAKE))
+    api.shutdown()
+    first = api.trace(api.TraceSpec("fake_ok", pid=7, count=1))
+    second = api.trace(api.TraceSpec("fake_ok", pid=7, count=1))
+    assert first.armed.worker_pid == second.armed.worker_pid
+    assert not first.armed.warm and second.armed.warm
+    pid = second.armed.worker_pid
+    api.shutdown()
+    assert wait_gone(pid)
+
+
+def test_warm_worker_leaving_at_the_same_moment_is_replaced(monkeypatch):
+    """An idle worker may leave just as a request is written: the trace goes to a new one."""
+    monkeypatch.setenv(api.WORKER_ENV, " ".join(FAKE))
+    api.shutdown()
+    api.trace(api.TraceSpec("fake_ok", pid=7, count=1))
+    w = api._idle[0]
+    w.send({"type": "trace", "function": "fake_bye"})      # the worker says bye and leaves
+    w.gone.wait(10)
+    w.gone.clear()                                          # ... unseen by the pool
+    with api._pool_lock:
+        api._idle[:] = [w]
+    res = api.trace(api.TraceSpec("fake_ok", pid=7, count=1))
+    assert res.armed.worker_pid != w.pid and len(res.events) == 1
+    api.shutdown()
+
+
+def test_notes_say_which_processes_all_leaves_out(monkeypatch):
+    monkeypatch.setenv(api.WORKER_ENV, " ".join(FAKE))
+    api.shutdown()
+    s = api.start(api.TraceSpec("fake_hang", caller_name="gdb"))
+    note = next(n for n in s.armed.notes if n.startswith("not traced"))
+    assert f"gdb (pid {os.getpid()})" in note and f"worker (pid {s.proc.pid})" in note
+    s.stop()
+    s = api.start(api.TraceSpec("fake_hang", include_self=True))
+    assert not any(n.startswith("not traced") for n in s.armed.notes)
+    s.stop()
+    api.shutdown()
 
 
 def test_noise_lines_are_ignored():
@@ -129,9 +176,27 @@ def test_args_parse():
     assert [x.name for x in a] == ["size", "start", "d"]
     assert a[1].terms[0].base == "vma" and a[1].terms[0].path == "vm_start"
     assert [t.sign for t in a[2].terms] == [1, -1] and a[2].terms[1].const == 16
-    for bad in ("a=", "x=1+", "9bad=1", "a,a"):
+    for bad in ("a=", "x=1+", "9bad=1", "a,a", "x=010", "x=vma->", "x=a[b]", "x=a b", "x=$y",
+                "x=" + "9" * 30, "x=" + "+".join(["a"] * 40), "x=a" + "->b" * 40):
         with pytest.raises(ToolkitError):
             parse_args_spec(bad)
+
+
+def test_args_numbers_are_c_literals_without_octal_ambiguity():
+    vals = [t.const for t in parse_args_spec("x=0x10+0o10+0b10+10+0")[0].terms]
+    assert vals == [16, 8, 2, 10, 0]
+    with pytest.raises(ToolkitError) as exc:
+        parse_args_spec("x=010")
+    assert "leading 0" in exc.value.cause and "0o10" in exc.value.fix
+    assert parse_args_spec("n=-vma->vm_end")[0].terms[0].sign == -1
+
+
+def test_validate_refuses_before_any_worker():
+    for spec in (api.TraceSpec("vfs_read", args=["x=010"]), api.TraceSpec("vfs_read", capture=["a->"]),
+                 api.TraceSpec("vfs_read", pid=0), api.TraceSpec("vfs_read", method="uprobe"),
+                 api.TraceSpec("vfs_read", timeout=float("inf")), api.TraceSpec("bad name")):
+        with pytest.raises(ToolkitError):
+            api.start(spec, argv=["/nonexistent/worker"])     # never reached: validation first
 
 
 def test_fallback_maps_size_to_vm_end_minus_address():
@@ -246,13 +311,20 @@ def test_unknown_tracepoint_error_names_where_to_look():
 
 
 def test_ktypes_bad_btf_file_is_one_line(tmp_path):
-    """bpftool prints two lines (libbpf's and its own) for a non-BTF file: the error stays one line."""
-    from gdb_toolkit.ktrace.ktypes_build import render_c
+    """A file that is not BTF is refused in one line before bpftool runs (bpftool printed two
+    lines, libbpf's and its own); a FIFO is refused without blocking."""
+    from gdb_toolkit.ktrace.ktypes_build import read_btf, render_c
     bad = tmp_path / "not_btf"
     bad.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    for call in (read_btf, render_c):
+        with pytest.raises(ToolkitError) as ei:
+            call(str(bad))
+        assert "\n" not in str(ei.value) and "is not BTF" in str(ei.value), str(ei.value)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
     with pytest.raises(ToolkitError) as ei:
-        render_c(str(bad))
-    assert "\n" not in str(ei.value) and "bpftool could not dump" in str(ei.value), str(ei.value)
+        read_btf(str(fifo))
+    assert "not a regular file" in str(ei.value) or "FIFO" in str(ei.value), str(ei.value)
 
 
 def test_worker_signal_handler_never_blocks_on_a_lock():
@@ -273,3 +345,48 @@ def test_worker_signal_handler_never_blocks_on_a_lock():
     except subprocess.TimeoutExpired:
         pytest.fail("the signal handler blocked (deadlock)")
     assert out.stdout.strip() == "handled", out.stderr
+
+
+# -- assembled programs ------------------------------------------------------------------------------
+def test_bpf_instruction_encoding_matches_the_kernel_abi():
+    """Byte patterns from the kernel's instruction-set document (little-endian)."""
+    from gdb_toolkit.ktrace import bpf_insn as I
+
+    a = I.Asm()
+    a.movi(I.R0, 0).call(I.KTIME_GET_NS).ld_map(I.R1, "m").ldx(4, I.R2, I.R10, -8)
+    a.jcci(I.JNE, I.R7, 4242, "out").alui(I.RSH, I.R7, 32).label("out")
+    a.exit()
+    code = I.encode(a.assemble(), {"m": 7})
+    words = [code[i:i + 8].hex() for i in range(0, len(code), 8)]
+    assert words == ["b700000000000000",          # mov64 r0, 0
+                     "8500000005000000",          # call 5 (ktime_get_ns)
+                     "1811000007000000", "0000000000000000",   # ld_imm64 r1, map fd 7 (src 1)
+                     "61a2f8ff00000000",          # ldxw r2, [r10 - 8]
+                     "5507010092100000",          # jne r7, 4242, +1
+                     "7707000020000000",          # rsh64 r7, 32
+                     "9500000000000000"]          # exit
+    with pytest.raises(ValueError):
+        I.encode(a.assemble(), {})                # a map without an fd
+    with pytest.raises(ValueError):
+        I.from_wire([[0x07, 16, 0, 0, 0, None]])  # register out of range
+
+
+def test_codegen_reads_args_from_the_architectures_pt_regs():
+    from gdb_toolkit.ktrace import bpf_codegen, bpf_insn as I
+
+    cand = make_plan("expand_downwards", [], KernelCaps()).candidates[0]
+    vals = resolve_values(parse_args_spec("a=arg0, b=arg1"), [], cand, None, None)
+    for machine, offs in (("x86_64", (112, 104)), ("aarch64", (0, 8))):
+        obj = bpf_codegen.generate(cand, vals, 42, True, False, machine, exclude=(7,))
+        entry = obj.progs[0].insns
+        loads = [i.off for i in entry if i.code == I.LDX | I.MEM | I.DW and i.src == I.R6]
+        assert loads[:2] == list(offs), (machine, loads)
+        assert [p.attach for p in obj.progs] == ["kprobe", "kretprobe"]
+        assert {m.name for m in obj.maps} == {"gtk_kt_events", "gtk_kt_inflight"}
+        # the pid filter and the exclusion are immediates compared with the tgid
+        imms = [i.imm for i in entry if i.code & 0x07 == I.JMP and i.code & 0x08 == I.K]
+        assert 42 in imms and 7 in imms
+        ret = [i.off for i in obj.progs[1].insns if i.code == I.LDX | I.MEM | I.DW and i.src == I.R6]
+        assert ret == [{"x86_64": 80, "aarch64": 0}[machine]]
+    with pytest.raises(ToolkitError):           # a 7th argument is not in an x86_64 register
+        resolve_values(parse_args_spec("x=arg6"), [], cand, None, None, max_reg_args=6)

@@ -77,7 +77,8 @@ def test_find_pid_and_read_fields():
     rlim = r.field(task, "signal->rlim[3].rlim_cur")
     assert rlim.value == 8 << 20 and rlim.address == SIG + 0x60
     cb = r.field(task, "mm->get_unmapped_area")
-    assert cb.value == FN and "arch_get_unmapped_area_topdown" in cb.text
+    assert cb.value == f"0x{FN:x}" and "arch_get_unmapped_area_topdown" in cb.text
+    assert cb.symbol == "arch_get_unmapped_area_topdown" and cb.kind == "ptr"
     assert r.field(task, "comm").value == "teststack"
     assert r.field(task, "bogus").error
 
@@ -99,3 +100,18 @@ def test_thread_id_found_in_its_group():
 
 def test_address_or_pid():
     assert looks_like_address(T1) and not looks_like_address(4242)
+
+
+def test_missing_init_task_says_why():
+    """arm64 Debian has no CONFIG_KALLSYMS_ALL: the message said 'run as root (kptr_restrict)'
+    to root.  Each cause has its own words, and the way around it (the task's address)."""
+    from gdb_toolkit.kernel.kallsyms import Kallsyms
+    from gdb_toolkit.ktrace.ktask_core import missing_init_task
+
+    text_only = missing_init_task(Kallsyms.parse("ffffffc008010000 T _text\nffffffc008200100 T do_mmap\n"))
+    hidden = missing_init_task(Kallsyms.parse("0000000000000000 T _text\n0000000000000000 D jiffies\n"))
+    other = missing_init_task(Kallsyms.parse("ffffffff81000000 T _text\nffffffff82000100 D jiffies\n"))
+    assert "CONFIG_KALLSYMS_ALL" in text_only.cause and "kptr_restrict" not in str(text_only)
+    assert "kptr_restrict" in hidden.cause
+    assert "KALLSYMS_ALL" not in other.cause
+    assert all("$ktask" in e.fix for e in (text_only, hidden, other))

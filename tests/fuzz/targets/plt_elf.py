@@ -4,27 +4,26 @@ PLT stub decoder): the bytes are an executable or shared object on disk.
 Invariants beyond "no exception but ToolkitError": every slot lies inside a loaded segment,
 the table's rows are one per slot, every decoded stub lies inside its PLT section."""
 import os
-import tempfile
 
 from gdb_toolkit.plt import elf_model
 from gdb_toolkit.plt.plt_report import plt_report
 from gdb_toolkit.plt.slots import LoadedObject, got_report
 from gdb_toolkit.plt.stubs import decode_plt
+from tests.fuzz import framework
 
 MAX_LEN = 80000
 PER_INPUT_SECONDS = 2.0
 DICT = [b"\x7fELF", b"\x02\x01\x01", b"\x01\x01\x01", b".plt", b".got.plt", b".rela.plt", b".rel.plt",
         b".gnu.version", b".dynsym", b"\xff\xff\xff\xff", b"\x00\x00\x00\x80", b"\x00\x00\x00\x00\x00\x01"]
-_DIR = tempfile.mkdtemp(prefix="plt-elf-fuzz-")
-_PATH = os.path.join(_DIR, "input.elf")
 
 
 def fuzz(data: bytes) -> None:
-    with open(_PATH, "wb") as f:
+    path = os.path.join(framework.scratch_dir("plt_elf"), "input.elf")
+    with open(path, "wb") as f:
         f.write(data)
     elf_model.clear_cache()
-    m = elf_model.load_model(_PATH)
-    obj = LoadedObject(_PATH, 0x10000, m)
+    m = elf_model.load_model(path)
+    obj = LoadedObject(path, 0x10000, m)
     report = got_report([obj], None, mode="file")
     assert len(report.slots) == len(m.slots)
     for s in m.slots:
