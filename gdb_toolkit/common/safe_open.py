@@ -126,6 +126,28 @@ class RegularFile:
         report st_size 0)."""
         chunks = []
         got = 0
+        if 0 < self.size <= limit:
+            # the size is known (a file, a sysfs attribute such as /sys/kernel/btf/vmlinux):
+            # read into one buffer, which kernfs fills a page per call, instead of a fresh
+            # 1 MiB bytes object per call; one byte more tells whether the file grew since fstat
+            buf = bytearray(self.size + 1)
+            with memoryview(buf) as view:
+                while got < len(buf):
+                    try:
+                        n = os.preadv(self.fd, [view[got:]], got)
+                    except OSError as exc:
+                        raise ToolkitError(f"cannot read {self.label}: {exc.strerror or exc}",
+                                           "check the file") from None
+                    if not n:
+                        break
+                    got += n
+            if got <= self.size:
+                del buf[got:]
+                return bytes(buf)
+            chunks.append(bytes(buf))           # longer than fstat said: read on to EOF
+            if got > limit:
+                raise ToolkitError(f"{self.label} is larger than the {human_size(limit)} read here",
+                                   "give the right file (it is not the kind of file expected)")
         while True:
             try:
                 chunk = os.pread(self.fd, min(1 << 20, limit + 1 - got), got)

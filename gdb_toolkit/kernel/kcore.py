@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from gdb_toolkit.common.errors import ToolkitError
-from gdb_toolkit.kernel.memory import LIVE, KernelMemory, Region
+from gdb_toolkit.kernel.memory import LIVE, MAX_SNAPSHOT_READ, KernelMemory, Region
 
 PT_LOAD, PT_NOTE = 1, 4
 EM_X86_64, EM_AARCH64 = 62, 183
@@ -196,6 +196,7 @@ class Kcore(KernelMemory):
         if self.fd is not None and self.fd >= 0:
             os.close(self.fd)
         self.fd = -1
+        self._snap = None
 
     def __del__(self):
         try:
@@ -265,6 +266,12 @@ class Kcore(KernelMemory):
         if size <= 0:
             return b""
         addr &= (1 << 64) - 1
+        if self._snap is not None and size <= MAX_SNAPSHOT_READ:
+            return self._snapshot_read(addr, size)
+        return self._read_direct(addr, size)
+
+    def _read_direct(self, addr: int, size: int) -> bytes:
+        """pread the file pieces of [addr, addr+size): every byte asked for, or ToolkitError."""
         out = []
         for off, n in self._plan(addr, size):
             chunk = b""

@@ -14,11 +14,17 @@ Each has ``read(addr, n)`` for kernel virtual addresses, ``arch``, ``vmcoreinfo`
 empty), ``kind``, ``description`` and ``regions()`` (what it holds, for ``kcore``).
 """
 import struct
+from contextlib import contextmanager
+
 from gdb_toolkit.common.record import record
 
 from gdb_toolkit.common.errors import ToolkitError
 
 LIVE, VMCORE, GDB = "live", "vmcore", "gdb"
+
+PAGE_SIZE = 4096
+MAX_SNAPSHOT_PAGES = 4096       # 16 MiB at most held by one snapshot, then it starts over
+MAX_SNAPSHOT_READ = 2 * PAGE_SIZE   # larger reads go straight to the source
 
 
 @record
@@ -39,6 +45,7 @@ class KernelMemory:
 
     kind = LIVE
     path: str | None = None
+    _snap: dict[int, bytes] | None = None     # page -> bytes while a snapshot() is open
 
     @property
     def description(self) -> str:
@@ -70,11 +77,12 @@ class KernelMemory:
         return struct.unpack("<I", self.read(addr, 4))[0]
 
     def read_cstring(self, addr: int, limit: int = 256) -> str:
-        """A NUL-terminated string (at most *limit* bytes), read a chunk at a time without
-        crossing into the next page (which may be unmapped)."""
+        """A NUL-terminated string (at most *limit* bytes), read up to the end of its page
+        at a time, never crossing into the next page (which may be unmapped) unless the
+        string goes on there."""
         data = b""
         while len(data) < limit:
-            step = min(64, limit - len(data), 4096 - ((addr + len(data)) & 0xFFF))
+            step = min(limit - len(data), PAGE_SIZE - ((addr + len(data)) & (PAGE_SIZE - 1)))
             part = self.read(addr + len(data), step)
             i = part.find(b"\0")
             if i >= 0:
@@ -88,6 +96,52 @@ class KernelMemory:
             return True
         except ToolkitError:
             return False
+
+    # -- one command's reads as one snapshot -------------------------------------
+    @contextmanager
+    def snapshot(self):
+        """Within this block, small reads are served from whole pages, each read from the
+        source once (one pread of /proc/kcore instead of one per struct or string).
+
+        Only for a span of reads that may see the kernel as of one moment -- one command's
+        report -- and only in sources that support it (``_read_direct``); writes never go
+        through it.  Nested use keeps the outer snapshot."""
+        if self._snap is not None:
+            yield self
+            return
+        self._snap = {}
+        try:
+            yield self
+        finally:
+            self._snap = None
+
+    def _read_direct(self, addr: int, size: int) -> bytes:
+        raise NotImplementedError
+
+    def _snapshot_read(self, addr: int, size: int) -> bytes:
+        """[addr, addr+size) from the snapshot's pages, reading missing pages whole; a page
+        that cannot be read whole (a hole or segment end in it) is not cached: the bytes
+        asked for are read directly, with the error a direct read gives."""
+        pages = self._snap
+        out = []
+        cur, end = addr, addr + size
+        while cur < end:
+            page = cur & ~(PAGE_SIZE - 1)
+            blk = pages.get(page)
+            if blk is None:
+                try:
+                    blk = self._read_direct(page, PAGE_SIZE)
+                except ToolkitError:
+                    return self._read_direct(addr, size)
+                if len(blk) != PAGE_SIZE:
+                    return self._read_direct(addr, size)
+                if len(pages) >= MAX_SNAPSHOT_PAGES:
+                    pages.clear()
+                pages[page] = blk
+            n = min(end, page + PAGE_SIZE) - cur
+            out.append(blk[cur - page:cur - page + n])
+            cur += n
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def regions(self) -> list[Region]:
         return []

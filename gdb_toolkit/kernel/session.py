@@ -621,6 +621,15 @@ class KernelSession:
         return layout
 
     def kprobe_report(self, use_memory: bool = True):
+        """Every kprobe, from kprobes/list, tracefs and kernel memory.  The memory reads
+        (table walk, containers, strings, live bytes) are one snapshot: each page is read
+        from the source once (KernelMemory.snapshot)."""
+        if not self.has_kcore:
+            return self._kprobe_report(use_memory)
+        with self.memory.snapshot():
+            return self._kprobe_report(use_memory)
+
+    def _kprobe_report(self, use_memory: bool):
         from gdb_toolkit.kernel.kprobes import build_report
 
         notes: list[str] = []

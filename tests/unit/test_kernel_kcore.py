@@ -238,3 +238,62 @@ def test_arm64_segment_labels_text_without_underscore_text_and_vmalloc_with_modu
     # x86_64 keeps _text and its fixed module area
     assert label_segments([(TEXT, 0x1000), (0xFFFFFFFFC0000000, 0x3F000000)],
                           Kallsyms.parse(SAMPLE), TEXT) == ["kernel text", "modules"]
+
+
+def _probe_reads(kc, cases):
+    out = []
+    for addr, n in cases:
+        try:
+            out.append(kc.read(addr, n))
+        except ToolkitError as exc:
+            out.append(("error", str(exc)))
+    return out
+
+
+def test_snapshot_reads_equal_direct_reads_and_read_each_page_once(tmp_path, monkeypatch):
+    """Within snapshot(), small reads come from whole pages read once; the bytes and errors
+    are exactly those of direct reads (the oracle: the same reads with no snapshot), a page
+    with a hole or a segment end in it is not cached, and the cache ends with the block."""
+    a = bytes(range(256)) * 32                      # two pages at TEXT
+    b = b"tail" * 256                               # one page right after
+    c = b"str one\0str two\0" + b"x" * 300 + b"\0"  # a short segment: ends mid-page
+    kc_path = write_kcore(tmp_path / "kcore", {TEXT: a, TEXT + 0x2000: b, 0xFFFF888000000000: c},
+                          VMCOREINFO)
+    cases = [(TEXT, 8), (TEXT + 8, 16), (TEXT + 0xFF8, 16), (TEXT + 0x1FFC, 8), (TEXT + 0x2FFC, 8),
+             (TEXT + 0x2FF0, 16), (TEXT - 8, 16), (0xFFFF888000000000, 8),
+             (0xFFFF888000000000 + len(c) - 4, 4), (0xFFFF888000000000 + len(c) - 4, 8),
+             (0xFFFFFFFFFFFFFFF8, 8), (TEXT, 0), (TEXT + 0x100, 0x2000)]
+    with K.Kcore.open(str(kc_path)) as kc:
+        direct = _probe_reads(kc, cases)
+        strings = [kc.read_cstring(0xFFFF888000000000), kc.read_cstring(0xFFFF888000000008),
+                   kc.read_cstring(TEXT + 0x2000, 64)]
+    calls = []
+    real = K.pread
+    monkeypatch.setattr(K, "pread", lambda fd, n, off: calls.append((n, off)) or real(fd, n, off))
+    with K.Kcore.open(str(kc_path)) as kc:
+        with kc.snapshot():
+            assert _probe_reads(kc, cases) == direct
+            assert [kc.read_cstring(0xFFFF888000000000), kc.read_cstring(0xFFFF888000000008),
+                    kc.read_cstring(TEXT + 0x2000, 64)] == strings
+            first = len(calls)
+            assert _probe_reads(kc, cases) == direct        # again: all from the pages
+            page_reads = [n for n, _ in calls[first:] if n == 4096]
+            assert page_reads == []
+            assert len(kc._snap) <= 4
+        assert kc._snap is None
+        n = len(calls)
+        kc.read(TEXT, 8)
+        assert len(calls) == n + 1 and calls[-1][0] == 8     # direct again after the block
+    assert strings[0] == "str one" and strings[1] == "str two"
+
+
+def test_snapshot_is_bounded(tmp_path, monkeypatch):
+    from gdb_toolkit.kernel import memory as M
+
+    monkeypatch.setattr(M, "MAX_SNAPSHOT_PAGES", 3)
+    data = bytes(range(256)) * 16 * 8                # 8 pages
+    kc_path = write_kcore(tmp_path / "kcore", {TEXT: data}, VMCOREINFO)
+    with K.Kcore.open(str(kc_path)) as kc, kc.snapshot():
+        for i in range(8):
+            assert kc.read(TEXT + i * 4096 + 5, 3) == data[i * 4096 + 5:i * 4096 + 8]
+            assert len(kc._snap) <= 3

@@ -148,6 +148,25 @@ def test_read_all_limit_and_proc_files(tmp_path):
         safe_open.open_regular(p, max_size=10)
 
 
+def test_read_all_when_the_size_from_fstat_is_stale(tmp_path):
+    """A file read into one buffer of its fstat size still comes back whole (and bounded) when
+    it grew or shrank after the fstat: the oracle is the file's bytes read by Python."""
+    p = tmp_path / "f"
+    data = bytes(range(256)) * 40
+    p.write_bytes(data)
+    for claimed in (1, 100, len(data) - 1, len(data), len(data) + 1, len(data) * 3):
+        with safe_open.open_regular(p) as f:
+            f.size = claimed                 # as if the file changed since fstat
+            assert f.read_all(1 << 20) == p.read_bytes()
+    with safe_open.open_regular(p) as f:
+        f.size = len(data) - 10
+        with pytest.raises(ToolkitError, match="larger than"):
+            f.read_all(len(data) - 10)       # grew past the limit after fstat
+    if os.path.exists("/sys/kernel/btf/vmlinux"):   # kernfs: a page per read call
+        with open("/sys/kernel/btf/vmlinux", "rb") as f:
+            assert safe_open.read_regular("/sys/kernel/btf/vmlinux", limit=256 << 20) == f.read()
+
+
 def test_check_range():
     safe_open.check_range(0, 10, 10)
     with pytest.raises(ToolkitError):
