@@ -3,14 +3,12 @@ executables and a crafted shared object loaded by a real process, a FIFO, a non-
 library path, absurd regular expressions.  Each run asserts: gdb still alive, every
 failure one line without a traceback, peak RSS < 500 MB, bounded time."""
 import os
-import re
 import shutil
-import subprocess
-import time
 
 import pytest
 
 from tests.support.gdbrun import gdb_argv, json_wrapped
+from tests.support.hostile import run_measured
 from tests.support.plt_crafted import MUTATIONS, craft
 from tests.support.plt_oracles import build_demo, build_hello
 
@@ -20,47 +18,10 @@ TIME_LIMIT = 60
 
 
 def _peak_rss(argv, env=None, timeout=TIME_LIMIT):
-    """Run *argv*; (stdout, stderr, peak RSS KiB, seconds) measured with wait4 on the child."""
-    t0 = time.monotonic()
-    r, w = os.pipe()
-    re_, we = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.dup2(w, 1)
-        os.dup2(we, 2)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.closerange(3, 1024)
-        try:
-            os.execve(argv[0], argv, dict(os.environ, TERM="dumb", **(env or {})))
-        finally:
-            os._exit(127)
-    os.close(w)
-    os.close(we)
-    chunks = {r: [], re_: []}
-    import selectors
-
-    sel = selectors.DefaultSelector()
-    sel.register(r, selectors.EVENT_READ)
-    sel.register(re_, selectors.EVENT_READ)
-    deadline = t0 + timeout
-    while sel.get_map():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            os.kill(pid, 9)
-            break
-        for key, _ in sel.select(left):
-            data = os.read(key.fd, 65536)
-            if not data:
-                sel.unregister(key.fd)
-                os.close(key.fd)
-            else:
-                chunks[key.fd].append(data)
-    _, status, ru = os.wait4(pid, 0)
-    took = time.monotonic() - t0
-    assert took < timeout, f"gdb took more than {timeout}s"
-    return (b"".join(chunks[r]).decode("utf-8", "replace"), b"".join(chunks[re_]).decode("utf-8", "replace"),
-            ru.ru_maxrss, took)
+    """Run *argv*; (stdout, stderr, gdb's peak RSS KiB, seconds) from the hostile harness."""
+    res, timed_out, peak_kib, took = run_measured(argv, env=env, timeout=timeout)
+    assert not timed_out and took < timeout, f"gdb took more than {timeout}s"
+    return res.stdout, res.stderr, peak_kib, took
 
 
 def _check(out, err, rss, took):

@@ -13,7 +13,6 @@ gdb blocked on a FIFO ignores SIGINT and SIGTERM).
 """
 import os
 import re
-import resource
 import signal
 import subprocess
 import threading
@@ -64,6 +63,31 @@ class HostileRun:
                 f"{self.result.stdout[-4000:]}\n--- stderr\n{self.result.stderr[-4000:]}")
 
 
+# argv: limit, fd for the peak RSS, then gdb's argv.  Limits apply to gdb and its children; the
+# launcher ends the way gdb ended (the same exit code or the same signal).
+_LAUNCHER = """
+import os, resource, signal, sys
+limit, fd, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+os.write(fd, str(usage.ru_maxrss).encode())
+os.close(fd)
+if os.WIFSIGNALED(status):
+    sig = os.WTERMSIG(status)
+    signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
+sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+"""
+
+
 def run_hostile(commands: list[str], program=None, args=(), core=None, pid=None, timeout: float = 60,
                 env: dict | None = None, cwd=None, address_space_mb: int = 8192,
                 pre: list[str] = ()) -> HostileRun:
@@ -73,18 +97,31 @@ def run_hostile(commands: list[str], program=None, args=(), core=None, pid=None,
     marked = list(commands[:-1]) + [f"python import sys; sys.stderr.write('{ERR_MARK}\\n'); sys.stderr.flush()",
                                     f"echo {ERR_MARK}\\n", commands[-1]] if commands else []
     argv = gdb_argv([*marked, f"echo {ALIVE}\\n"], program, args, core, pid, True, pre)
+    res, timed_out, peak_kib, seconds = run_measured(argv, env=env, cwd=cwd, timeout=timeout,
+                                                     address_space_mb=address_space_mb)
+    return HostileRun(res, ALIVE in res.stdout, timed_out, peak_kib / 1024.0, seconds, list(commands))
+
+
+def run_measured(argv, env: dict | None = None, cwd=None, timeout: float = 60,
+                 address_space_mb: int = 8192) -> tuple[GdbResult, bool, int, float]:
+    """Run *argv* (gdb) in its own session with RLIMIT_AS and no core dumps; return
+    (result, timed out, gdb's peak RSS in KiB, seconds).  Killed with its group at *timeout*."""
     full_env = dict(os.environ, **(env or {}))
     full_env.setdefault("TERM", "dumb")
     limit = address_space_mb << 20
-
-    def prepare():
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
+    # gdb is started by a small launcher, not forked from pytest: a child forked from this
+    # process starts with pytest's resident pages (hundreds of MB late in a run), and the kernel
+    # keeps that high-water mark in ru_maxrss across exec.  The launcher reports gdb's own.
+    rss_read, rss_write = os.pipe()
+    launcher = ["/usr/bin/python3", "-I", "-S", "-c", _LAUNCHER, str(limit), str(rss_write)]
     t0 = time.monotonic()
-    proc = subprocess.Popen([os.fsencode(a) if isinstance(a, bytes) else a for a in argv],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            env=full_env, cwd=cwd, preexec_fn=prepare, start_new_session=True)
+    try:
+        proc = subprocess.Popen(launcher + [os.fsencode(a) if isinstance(a, bytes) else a for a in argv],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, env=full_env, cwd=cwd,
+                                pass_fds=(rss_write,), start_new_session=True)
+    finally:
+        os.close(rss_write)
     out: dict = {}
 
     def drain(name, stream):
@@ -109,6 +146,9 @@ def run_hostile(commands: list[str], program=None, args=(), core=None, pid=None,
         _, status, usage = os.wait4(proc.pid, 0)
     finally:
         timer.cancel()
+    with os.fdopen(rss_read, "rb") as f:
+        reported = f.read().strip()
+    peak_kib = int(reported) if reported.isdigit() else usage.ru_maxrss
     proc.returncode = os.waitstatus_to_exitcode(status)
     try:
         os.killpg(proc.pid, signal.SIGKILL)        # helpers gdb left behind
@@ -119,8 +159,7 @@ def run_hostile(commands: list[str], program=None, args=(), core=None, pid=None,
     seconds = time.monotonic() - t0
     res = GdbResult(out.get("stdout", b"").decode("utf-8", "replace"),
                     out.get("stderr", b"").decode("utf-8", "replace"), proc.returncode)
-    return HostileRun(res, ALIVE in res.stdout, timed_out.is_set(), usage.ru_maxrss / 1024.0,
-                      seconds, list(commands))
+    return res, timed_out.is_set(), peak_kib, seconds
 
 
 def assert_survived(run: HostileRun, max_rss_mb: float = 500, max_seconds: float | None = None,
