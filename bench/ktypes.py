@@ -8,7 +8,6 @@ Each figure: seconds of `ktypes` plus the first type lookup (`p sizeof(struct ta
 which makes gdb read the types), inside one gdb (gdb's own start-up is not counted), median of
 RUNS.  An empty XDG_CACHE_HOME per cold run.
 """
-import json
 import os
 import re
 import subprocess
@@ -93,20 +92,9 @@ def show(r: dict) -> None:
 
 
 def main():
-    if "--here" in sys.argv:
-        print("BENCH " + json.dumps(here()), flush=True)
-        return
-    show(here())
-    if "--no-guest" not in sys.argv:
-        proc = subprocess.run([sys.executable, "-m", "tests.guest", "run", "--timeout", "2400", "--",
-                               "/usr/bin/python3", str(REPO / "bench" / "ktypes.py"), "--here"],
-                              cwd=REPO, capture_output=True, text=True)
-        line = next((l for l in proc.stdout.splitlines() if l.startswith("BENCH ")), None)
-        if line:
-            show(json.loads(line[6:]))
-        else:
-            print(f"guest run failed: {proc.stderr.strip()[-300:]}")
+    from bench._guest import here_and_in_guest
 
+    here_and_in_guest("ktypes.py", here, show)
 
 if __name__ == "__main__":
     main()
