@@ -33,6 +33,13 @@ def _size(btf, type_name: str, path: str) -> int | None:
         return None
 
 
+def _type_size(btf, c_type: str) -> int | None:
+    try:
+        return btf.type_size(c_type)
+    except ToolkitError:
+        return None
+
+
 @dataclass
 class KprobeLayout:
     """Offsets of the members we read, from BTF (None where this kernel lacks them)."""
@@ -120,10 +127,7 @@ class KprobeLayout:
             lay.kretprobe_nmissed = _off(btf, "kretprobe", "nmissed")
         if btf.find("trace_kprobe") is not None:
             lay.tk_rp = _off(btf, "trace_kprobe", "rp")
-            try:
-                lay.tk_size = btf.type_size("struct trace_kprobe")
-            except ToolkitError:
-                pass
+            lay.tk_size = _type_size(btf, "struct trace_kprobe")
             lay.tk_devent_list = _off(btf, "trace_kprobe", "devent.list")
             lay.tk_nhit = _off(btf, "trace_kprobe", "nhit")
             lay.tk_symbol = _off(btf, "trace_kprobe", "symbol")
@@ -135,10 +139,7 @@ class KprobeLayout:
             lay.class_system = _off(btf, "trace_event_class", "system")
             lay.call_prog_array = _off(btf, "trace_event_call", "prog_array")
             lay.prog_array_items = _off(btf, "bpf_prog_array", "items")
-            try:
-                lay.prog_array_item_size = btf.type_size("struct bpf_prog_array_item")
-            except ToolkitError:
-                pass
+            lay.prog_array_item_size = _type_size(btf, "struct bpf_prog_array_item")
             lay.bpf_func = _off(btf, "bpf_prog", "bpf_func")
             lay.bpf_aux = _off(btf, "bpf_prog", "aux")
             lay.aux_name = _off(btf, "bpf_prog_aux", "name")

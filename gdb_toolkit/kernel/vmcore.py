@@ -143,12 +143,8 @@ class Vmcore(Kcore):
             return super().read(addr, size)          # virtual segments (no page-table facts)
         return read_translated(self.translator, self.phys.read_phys, addr, size)
 
-    def contains(self, addr: int, size: int = 1) -> bool:
-        try:
-            self.read(addr, size)
-            return True
-        except ToolkitError:
-            return False
+    # through the page tables, not Kcore's segment plan: readable means contained
+    contains = KernelMemory.contains
 
 
 def read_translated(tr: PT.Translator, read_phys, addr: int, size: int) -> bytes:
