@@ -3,15 +3,137 @@ aligned ``key: value`` blocks whose values wrap under themselves.  Pure.
 
 A "word" is whatever sits between spaces, so an address, a symbol, a path or
 file:line is never split; a word longer than the line is printed whole on its
-own line (the terminal folds it, but it stays one copyable token).  No
-textwrap import: this is a few lines and keeps first calls cheap.
+own line (the terminal folds it, but it stays one copyable token).  Some tokens
+hold spaces and are words all the same (:func:`words`): a demangled C++ name
+(``ns::Map<std::string, int>::get(int, long)``: spaces inside ``<...>`` or a
+parameter list opened right after a name), a quoted string (``'/srv/my app'``,
+a shell-quoted command line), and whatever the caller passes in *keep* (a path
+with a space that is not quoted).  No textwrap import: this is a few lines and
+keeps first calls cheap.
 """
+
+#: characters that may start a token holding spaces (see words()); prose without them
+#: takes the plain str.split() path
+_GROUPING = frozenset("<([\'\"")
+_OPENERS = {"<": ">", "(": ")", "[": "]"}
+_CLOSERS = {">": "<", ")": "(", "]": "["}
+_QUOTE_ENDS = frozenset(" ,.;:)]")
+
+
+def _name_char(c: str) -> bool:
+    return c.isalnum() or c in "_>)]"
+
+
+def _spans(para: str, keep=()) -> list[tuple[int, int]]:
+    """(start, end) ranges of *para* that are one word although they hold spaces."""
+    spans = []
+    for k in keep:
+        if k and " " in k:
+            i = para.find(k)
+            while i >= 0:
+                spans.append((i, i + len(k)))
+                i = para.find(k, i + len(k))
+    stack: list[tuple[str, int]] = []
+    i, n = 0, len(para)
+    while i < n:
+        c = para[i]
+        if c == "o" and para.startswith("operator", i) and (i == 0 or not _name_char(para[i - 1])):
+            i = _past_operator(para, i + 8)        # operator<<, operator(), operator->: no group
+            if para.startswith(" <", i):            # std::operator<< <char>(...): its template
+                stack.append(("<", i))
+                i += 2
+            elif para.startswith("(", i):           # P::operator<(P const&): its parameters
+                stack.append(("(", i))
+                i += 1
+            continue
+        if c in _OPENERS:
+            # '<' only right after a name (a template, not "a < b"); '(' and '[' right after a
+            # name, or inside a group already (a parameter list: f(int, long))
+            prev = para[i - 1] if i else " "
+            if stack or (c == "<" and (prev.isalnum() or prev == "_")) or (c != "<" and _name_char(prev)):
+                stack.append((c, i))
+        elif c in _CLOSERS and stack and not (c == ">" and para[i - 1:i] == "-"):
+            want = _CLOSERS[c]
+            depth = next((d for d in range(len(stack) - 1, -1, -1) if stack[d][0] == want), None)
+            if depth is not None:
+                start = stack[0][1]
+                del stack[depth:]
+                if not stack:
+                    end = _past_qualifiers(para, i + 1) if c == ")" else i + 1
+                    spans.append((start, end))
+                    i = end - 1
+        elif c in "'\"" and not stack and (i == 0 or para[i - 1] in " (["):
+            j = para.find(c, i + 1)
+            while j >= 0 and j + 1 < n and para[j + 1] not in _QUOTE_ENDS:
+                j = para.find(c, j + 1)
+            if j > 0:
+                spans.append((i, j + 1))
+                i = j
+        i += 1
+    return spans
+
+
+#: what may follow a C++ parameter list in a demangled name: f(int) const, g() [clone .cold]
+_QUALIFIERS = (" const", " volatile", " &&", " &", " noexcept", " [clone ")
+
+
+def _past_qualifiers(para: str, i: int) -> int:
+    """The index after the qualifiers that follow a parameter list at *i*."""
+    while True:
+        for q in _QUALIFIERS:
+            if para.startswith(q, i):
+                j = i + len(q)
+                if q == " [clone ":
+                    k = para.find("]", j)
+                    if k < 0:
+                        return i
+                    j = k + 1
+                elif j < len(para) and (para[j].isalnum() or para[j] == "_"):
+                    continue                    # " constant", " &x": prose, not a qualifier
+                i = j
+                break
+        else:
+            return i
+
+
+def _past_operator(para: str, i: int) -> int:
+    """The index after a C++ operator's symbol (``operator<<``, ``operator()``, ``operator[]``)."""
+    if para.startswith(("()", "[]"), i):
+        return i + 2
+    while i < len(para) and para[i] in "<>=!+-*/%^&|~,":
+        i += 1
+    return i
+
+
+def words(para: str, keep=()) -> list[str]:
+    """The words of one line of prose: split at spaces, except inside the tokens that hold
+    spaces (see the module doc; *keep*: exact strings that must stay whole)."""
+    if not keep and _GROUPING.isdisjoint(para):
+        return para.split()
+    spans = [s for s in _spans(para, keep) if " " in para[s[0]:s[1]]]
+    if not spans:
+        return para.split()
+    inside = bytearray(len(para))
+    for a, b in spans:
+        inside[a:b] = b"\x01" * (b - a)
+    out, cur = [], []
+    for i, c in enumerate(para):
+        if c == " " and not inside[i]:
+            if cur:
+                out.append("".join(cur))
+                cur = []
+        else:
+            cur.append(c)
+    if cur:
+        out.append("".join(cur))
+    return out
 
 
 def wrap_lines(text: str, width: int | None, indent: str = "",
-               subsequent_indent: str | None = None) -> list[str]:
+               subsequent_indent: str | None = None, keep=()) -> list[str]:
     """*text* as lines of at most *width* characters (None: one line per
-    paragraph), split only at spaces.  Newlines in *text* are kept."""
+    paragraph), split only at spaces between :func:`words` (*keep*: strings
+    never split, e.g. a path holding a space).  Newlines in *text* are kept."""
     if subsequent_indent is None:
         subsequent_indent = indent
     out: list[str] = []
@@ -28,7 +150,7 @@ def wrap_lines(text: str, width: int | None, indent: str = "",
             continue
         line = lead
         empty = True
-        for word in para.split():
+        for word in words(para, keep):
             if empty:
                 line += word
                 empty = False
@@ -41,9 +163,10 @@ def wrap_lines(text: str, width: int | None, indent: str = "",
     return out
 
 
-def wrap(text: str, width: int | None, indent: str = "", subsequent_indent: str | None = None) -> str:
+def wrap(text: str, width: int | None, indent: str = "", subsequent_indent: str | None = None,
+         keep=()) -> str:
     """:func:`wrap_lines` joined, with a final newline."""
-    return "\n".join(wrap_lines(text, width, indent, subsequent_indent)) + "\n"
+    return "\n".join(wrap_lines(text, width, indent, subsequent_indent, keep)) + "\n"
 
 
 def cell_lines(text: str, width: int) -> list[str]:
@@ -57,7 +180,11 @@ def longest_word(text: str) -> int:
     """Length of the longest space-separated word: the narrowest a wrapped cell can get."""
     if " " not in text and "\n" not in text:
         return len(text)
-    return max((len(w) for w in text.split()), default=0)
+    return max((len(w) for line in text.split("\n") for w in words(line)), default=0)
+
+
+#: key_values roles whose value is one token (common.table's unbreakable roles that name things)
+WHOLE_ROLES = frozenset({"address", "symbol", "function", "location", "file"})
 
 
 def key_values(pairs, width: int | None = None, styler=None, indent: str = "") -> str:
@@ -65,6 +192,8 @@ def key_values(pairs, width: int | None = None, styler=None, indent: str = "") -
 
     *pairs* are ``(key, value)`` or ``(key, value, role)`` (role: a style role
     of common.style, e.g. "address"); pairs whose value is None are skipped.
+    A value whose role names one token (address, symbol, file, location) is
+    never broken, even when it holds a space (a path, a C++ name).
     When the keys take more than half the width, values go on their own
     indented lines instead.
     """
@@ -77,12 +206,13 @@ def key_values(pairs, width: int | None = None, styler=None, indent: str = "") -
     for p in items:
         key, value = str(p[0]), str(p[1])
         role = p[2] if len(p) > 2 else None
+        keep = (value,) if role in WHOLE_ROLES else ()
         if stacked:
             out.append(f"{indent}{key}:")
-            lines = wrap_lines(value, width, indent + "    ")
+            lines = wrap_lines(value, width, indent + "    ", keep=keep)
         else:
             lead = f"{indent}{key + ':':<{kw}} "
-            lines = wrap_lines(value, width, lead, " " * len(lead))
+            lines = wrap_lines(value, width, lead, " " * len(lead), keep)
         if styler is not None and role:
             lines = [_style_tail(ln, len(indent) + (0 if stacked else kw + 1), role, styler)
                      for ln in lines]

@@ -6,13 +6,13 @@ regenerate it after changing a command's metadata or adding one."""
 SOURCES = (('gdbsupport/registry.py', 3291622621),
  ('gdbsupport/command.py', 4185460721),
  ('gdbsupport/toolkit_command.py', 1849694893),
- ('common/meta.py', 251766763),
+ ('common/meta.py', 3408183303),
  ('doctor/gdb_commands.py', 2488165526),
  ('kernel/gdb_commands.py', 559347662),
  ('ktrace/gdb_commands.py', 3773987308),
  ('plt/gdb_commands.py', 3117737606),
  ('stack/gdb_commands.py', 3260514913),
- ('valgrind/gdb_commands.py', 960961318))
+ ('valgrind/gdb_commands.py', 506203488))
 
 ENTRIES = (
     ('command',

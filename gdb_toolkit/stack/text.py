@@ -46,7 +46,7 @@ def render_diagnosis(d: Diagnosis, width: int | None = None, styler=None) -> str
     name = f" {escape_name(t['name'])!r}" if t.get("name") and not t["main"] else ""
     who = (f"thread {t['num']}{name} (LWP {t['tid']}{', main' if t['main'] else ''}) of "
            f"{'process' if t['target'] == 'live' else 'core of process'} {t['pid']}, {t['arch']}")
-    out = [f"stack-diagnose: {who}\n"]
+    out = ["\n".join(wrap_lines(f"stack-diagnose: {who}", width, "", "    ")) + "\n"]
     out.append(_wrap("VERDICT", f"[{d.verdict}] {d.headline}", width, styler))
     for e in d.explanation:
         out.append(_wrap("why", e, width, styler))

@@ -203,7 +203,7 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
             ("program stdout", report.program_stdout),
             ("valgrind log", report.log + ("" if report.log_file is None or "/gdb_toolkit-vg-" not in
                                             report.log_file else " (removed when gdb quits; --log keeps one)")),
-            ("command", " ".join(report.valgrind_command)),
+            ("command", command_line(report.valgrind_command)),    # one a shell can run again
             ("connected in", f"{report.seconds:.2f} s"),
         ], ctx.width, ctx.styler)
         out += _notes(report.notes, ctx)
@@ -452,9 +452,14 @@ def _elsewhere(args):
 
 def command_line(words: list[str]) -> str:
     """A program and its arguments as one line a reader can split again: a word with a
-    blank or a quote is shell-quoted ("/srv/my app/server" 8080 is not four words)."""
-    return " ".join(w if w and not any(c in w for c in " \t'\"") else "'" + w.replace("'", "'\\''") + "'"
+    character a shell would read (a blank, a quote, $, *, ;...) is shell-quoted as shlex.quote
+    does ("/srv/my app/server" 8080 is not four words)."""
+    return " ".join(w if w and _SHELL_SAFE.issuperset(w) else "'" + w.replace("'", "'\\''") + "'"
                     for w in words)
+
+
+#: characters a shell word needs no quotes for (shlex.quote's set, without importing shlex)
+_SHELL_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-")
 
 
 def _totals_lines(report, ctx=None) -> str:

@@ -1,0 +1,127 @@
+"""A daily user's cases that the acceptance tests did not cover (term80's pass over issue 14):
+a C++ program's long demangled names, a program under a directory whose name holds a
+space, an option list in ``--help``, at the widths people use.
+
+Oracles: binutils' demangler (``nm -C``) for the C++ names, /proc/PID/cmdline of the
+real valgrind for the command line vg-start prints, shlex for splitting it again, the
+width arithmetic itself.
+"""
+import re
+import shlex
+import shutil
+import subprocess
+
+import pytest
+
+from tests.support.gdbrun import REPO, compile_c, run_gdb
+
+pytestmark = pytest.mark.gdb
+
+CXX_RECURSION = r"""
+#include <map>
+#include <string>
+#include <vector>
+namespace very_long_namespace_name { namespace another_nested_namespace {
+template <typename T> struct SomeRatherLongTemplateClassName {
+  std::map<std::string, std::vector<T>> m;
+  __attribute__((noinline)) int recurse_with_a_long_method_name(std::map<std::string, std::vector<T>> &a, int depth) {
+    volatile char buf[4096]; buf[0] = depth;
+    if (depth < 0) return 0;
+    return recurse_with_a_long_method_name(a, depth + 1) + buf[0];
+  }
+};
+}}
+int main() {
+  very_long_namespace_name::another_nested_namespace::SomeRatherLongTemplateClassName<std::string> x;
+  return x.recurse_with_a_long_method_name(x.m, 1);
+}
+"""
+
+
+def _lines_holding(text: str, token: str) -> list[str]:
+    return [ln for ln in text.splitlines() if token in ln]
+
+
+@pytest.mark.parametrize("width", [60, 80, 132])
+def test_stack_diagnose_never_splits_a_demangled_name(width):
+    """The VERDICT, why and FIX paragraphs name the recursing C++ method: its demangled
+    name holds spaces (``basic_string<char, std::char_traits<char>, ...>``) and was cut
+    into three lines at 80 columns."""
+    if not (shutil.which("g++") and shutil.which("nm")):
+        pytest.skip("g++ and nm are needed (binutils' demangler is the oracle)")
+    prog = compile_c(CXX_RECURSION, name="cxx_recursion", flags=["-g", "-O0"], compiler="g++")
+    nm = subprocess.run(["nm", "-C", "--defined-only", str(prog)], capture_output=True, text=True,
+                        check=True).stdout
+    (name,) = {ln.split(" ", 2)[2].split("(")[0] for ln in nm.splitlines()
+               if "recurse_with_a_long_method_name(" in ln}
+    assert " " in name
+    res = run_gdb([f"set width {width}", "run", "stack-diagnose"], program=prog, timeout=240)
+    text = res.stdout[res.stdout.index("stack-diagnose:"):]
+    head = text.split("\n\n")[0]                        # VERDICT / why / FIX
+    assert len(_lines_holding(head, name)) >= 3, head    # verdict, why, fix: each names it whole
+    for ln in head.splitlines():                         # and only those lines are wider
+        assert len(ln) <= width or name in ln, (width, ln)
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.parametrize("width", [60, 80])
+def test_vg_start_command_line_is_the_one_valgrind_runs(tmp_path, width):
+    """vg-start's ``command:`` line joined its words with spaces (a program path with a
+    space read as two words) and the wrapper cut quoted paths at their space.  Oracle: the
+    real valgrind's /proc/PID/cmdline."""
+    src = compile_c(REPO / "examples" / "valgrind" / "vbits.c", flags=["-g", "-O0"])
+    d = tmp_path / "my programs" / ("deep" * 12)
+    d.mkdir(parents=True)
+    prog = d / "vbits test"
+    shutil.copy(src, prog)
+    res = run_gdb([f"set width {width}",
+                   f"vg-start --log {tmp_path / 'vg.log'} {shlex.quote(str(prog))} 7",
+                   # the oracle, read while valgrind runs: its own argv from /proc
+                   "python import os\nfor p in filter(str.isdigit, os.listdir('/proc')):\n"
+                   "  try:\n    c = open('/proc/%s/cmdline' % p, 'rb').read()\n"
+                   "  except OSError:\n    continue\n"
+                   f"  if {str(prog).encode()!r} in c and b'--vgdb' in c and int(p) != os.getpid():\n"
+                   "    print('CMDLINE', p, c.hex())"], timeout=180)
+    out = res.stdout
+    m = re.search(r"valgrind pid:\s+(\d+)", out)
+    assert m, res.output
+    cm = re.search(r"^CMDLINE (\d+) ([0-9a-f]+)$", out, re.M)
+    assert cm and cm.group(1) == m.group(1), res.output
+    expected = [w.decode() for w in bytes.fromhex(cm.group(2)).split(b"\0") if w]
+    blocks = _values(out, width)
+    # argv[0] is the launcher's (valgrind) in ours, valgrind.bin in /proc: the rest is equal
+    assert shlex.split(blocks["command"])[1:] == expected[1:], blocks["command"]
+    assert shlex.split(blocks["program"]) == [str(prog), "7"]
+    for key in ("command", "program"):                  # the quoted path whole on one line
+        assert any(shlex.quote(str(prog)) in ln for ln in blocks[key + "_lines"]), blocks
+
+
+def _values(out: str, width: int) -> dict:
+    """key_values blocks of vg-start's report: {key: value joined, key_lines: [lines]}."""
+    got, key = {}, None
+    for ln in out.splitlines():
+        m = re.match(r"^(valgrind pid|program|command|stopped at|program stdin|program stdout|"
+                     r"valgrind log|connected in):\s+(.*)$", ln)
+        if m:
+            key = m.group(1)
+            got[key] = m.group(2)
+            got[key + "_lines"] = [m.group(2)]
+        elif key and ln.startswith(" " * 10):
+            got[key] += " " + ln.strip()
+            got[key + "_lines"].append(ln.strip())
+        else:
+            key = None
+    return got
+
+
+@pytest.mark.parametrize("width", [40, 80])
+def test_help_option_lists_stay_lists(width):
+    """``got --help`` ran its description's option list into one paragraph
+    ('--preview the first ... --audit what ...') with the continuation lines left dangling."""
+    res = run_gdb([f"set width {width}", "got --help"])
+    lines = res.stdout.splitlines()
+    desc = lines[:next(i for i, ln in enumerate(lines) if ln.startswith("positional arguments"))]
+    for opt in ("--preview", "--audit", "--diff"):
+        assert sum(ln.startswith(opt + " ") for ln in desc) == 1, (opt, res.stdout)
+    for ln in desc:
+        assert len(ln) <= width or ln.lstrip().startswith("'"), (width, ln)
