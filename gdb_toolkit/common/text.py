@@ -35,9 +35,12 @@ def _spans(para: str, keep=()) -> list[tuple[int, int]]:
                 i = para.find(k, i + len(k))
     stack: list[tuple[str, int]] = []
     i, n = 0, len(para)
+    word_start = 0
     while i < n:
         c = para[i]
-        if c == "o" and para.startswith("operator", i) and (i == 0 or not _name_char(para[i - 1])):
+        if c == " " and not stack:
+            word_start = i + 1
+        elif c == "o" and para.startswith("operator", i) and (i == 0 or not _name_char(para[i - 1])):
             i = _past_operator(para, i + 8)        # operator<<, operator(), operator->: no group
             if para.startswith(" <", i):            # std::operator<< <char>(...): its template
                 stack.append(("<", i))
@@ -46,11 +49,14 @@ def _spans(para: str, keep=()) -> list[tuple[int, int]]:
                 stack.append(("(", i))
                 i += 1
             continue
-        if c in _OPENERS:
-            # '<' only right after a name (a template, not "a < b"); '(' and '[' right after a
-            # name, or inside a group already (a parameter list: f(int, long))
+        elif c in _OPENERS:
+            # '<' only right after a name (a template, not "a < b"); '[' right after a name;
+            # '(' right after a C++ name (ns::f(int, long), f<T>(int)): a C prototype's
+            # parameters ("int open(int dfd, const char *name)") may wrap like prose
             prev = para[i - 1] if i else " "
-            if stack or (c == "<" and (prev.isalnum() or prev == "_")) or (c != "<" and _name_char(prev)):
+            if stack or (c == "<" and (prev.isalnum() or prev == "_")) or \
+                    (c == "[" and _name_char(prev)) or \
+                    (c == "(" and _name_char(prev) and _cxx_name(para[word_start:i])):
                 stack.append((c, i))
         elif c in _CLOSERS and stack and not (c == ">" and para[i - 1:i] == "-"):
             want = _CLOSERS[c]
@@ -71,6 +77,11 @@ def _spans(para: str, keep=()) -> list[tuple[int, int]]:
                 i = j
         i += 1
     return spans
+
+
+def _cxx_name(name: str) -> bool:
+    """A demangled C++ name before a parameter list: qualified, a template, an ABI tag."""
+    return "::" in name or name.endswith(">") or "[abi:" in name
 
 
 #: what may follow a C++ parameter list in a demangled name: f(int) const, g() [clone .cold]

@@ -133,3 +133,13 @@ def test_help_keeps_an_option_list_a_list(width):
     assert " ".join(got.split()).startswith(" ".join(src.split())[:200]), page
     if width >= 80:
         assert "           (search order" in page or "--audit    what" in page
+
+
+def test_a_c_prototype_wraps_like_prose():
+    """Only C++ names keep their parameter list whole: ksym's BTF prototype of a C function
+    (parameter names after types) must still fit 40 columns."""
+    proto = "prototype: int do_sys_open(int dfd, const char *filename, int flags, umode_t mode)"
+    for width in (30, 40, 60):
+        lines = wrap_lines(proto, width, "", "           ")
+        assert all(len(ln) <= width for ln in lines), lines
+        assert " ".join(lines).split() == proto.split()
