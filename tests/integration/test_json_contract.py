@@ -134,6 +134,11 @@ FORBIDDEN_KEYS = {
 }
 
 
+#: a source position written as one string ("recurse.c:17"): scripts then parse it, and one
+#: command's "where"/"source" is another's file + line
+FILE_LINE = re.compile(r"^[^\s:]+\.[A-Za-z+]+:\d+$")
+
+
 def vocabulary_problems(data, path="result") -> list[str]:
     out = []
     if isinstance(data, dict):
@@ -141,6 +146,8 @@ def vocabulary_problems(data, path="result") -> list[str]:
             here = f"{path}.{k}"
             if k in FORBIDDEN_KEYS:
                 out.append(f"{here}: use {FORBIDDEN_KEYS[k]}")
+            if isinstance(v, str) and FILE_LINE.match(v) and not {"file", "line"} <= data.keys():
+                out.append(f"{here}: the source position {v!r} also as 'file' and 'line' beside it")
             if k == "location" and v is not None and not isinstance(v, dict):
                 out.append(f"{here}: a location is an object {{address, symbol, offset, file, line, object}}")
             if (k == "address" or k.endswith("_address")) and isinstance(v, int) and v >= 1 << 53:
