@@ -116,14 +116,32 @@ def _past_operator(para: str, i: int) -> int:
     return i
 
 
+#: units a quantity keeps on its line ("8.0 MiB", "4144 B/frame"), as with a no-break space
+_UNITS = frozenset({"B", "KiB", "MiB", "GiB", "TiB", "B/frame", "KiB/frame", "ms", "s", "%"})
+
+
+def _with_units(ws: list[str]) -> list[str]:
+    """*ws* with each unit joined to the number before it."""
+    out: list[str] = []
+    for w in ws:
+        unit = w.rstrip(",.;:)")
+        if out and unit in _UNITS and out[-1][-1:].isdigit():
+            out[-1] += " " + w
+        else:
+            out.append(w)
+    return out
+
+
 def words(para: str, keep=()) -> list[str]:
     """The words of one line of prose: split at spaces, except inside the tokens that hold
-    spaces (see the module doc; *keep*: exact strings that must stay whole)."""
+    spaces (see the module doc; *keep*: exact strings that must stay whole) and between a
+    number and its unit."""
     if not keep and _GROUPING.isdisjoint(para):
-        return para.split()
+        ws = para.split()
+        return _with_units(ws) if ("B" in para or " s" in para or " %" in para) else ws
     spans = [s for s in _spans(para, keep) if " " in para[s[0]:s[1]]]
     if not spans:
-        return para.split()
+        return _with_units(para.split())
     inside = bytearray(len(para))
     for a, b in spans:
         inside[a:b] = b"\x01" * (b - a)
@@ -137,7 +155,7 @@ def words(para: str, keep=()) -> list[str]:
             cur.append(c)
     if cur:
         out.append("".join(cur))
-    return out
+    return _with_units(out)
 
 
 def wrap_lines(text: str, width: int | None, indent: str = "",

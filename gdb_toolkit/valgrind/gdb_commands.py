@@ -193,7 +193,7 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
                            where, bool(args.main), round(seconds, 3), notes)
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.text import key_values
+        from gdb_toolkit.common.text import key_values, wrap
 
         out = key_values([
             ("valgrind pid", f"{report.pid} (gdb's inferior pid over vgdb is a placeholder)"),
@@ -207,7 +207,7 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
             ("connected in", f"{report.seconds:.2f} s"),
         ], ctx.width, ctx.styler)
         out += _notes(report.notes, ctx)
-        return out + "next: 'continue', Ctrl-C, then 'vg-leaks' / 'vg-errors'\n"
+        return out + wrap("next: 'continue', Ctrl-C, then 'vg-leaks' / 'vg-errors'", ctx.width, "", "      ")
 
 
 def _check_log_path(path: str) -> None:
@@ -613,22 +613,24 @@ has sent the whole reply (the connection stays in step)."""
         if hasattr(report, "sites"):
             return render_history(report, ctx)
         from gdb_toolkit.common.table import Col, render_table
+        from gdb_toolkit.common.text import wrap
 
-        head = f"valgrind pid {report.pid}: {report.monitor_command}\n"
+        out = wrap(f"valgrind pid {report.pid}: {report.monitor_command}", ctx.width, "", "    ")
         if report.mode == "full":
             total = "?" if report.records_total is None else f"{report.records_total:,}"
-            head += f"{total} loss records, {report.records_matched:,} matched, "
-            head += (f"{len(report.groups):,} sites shown\n" if report.group_by
-                     else f"{len(report.records):,} shown\n")
-        out = head
+            out += wrap(f"{total} loss records, {report.records_matched:,} matched, "
+                        + (f"{len(report.groups):,} sites shown" if report.group_by
+                           else f"{len(report.records):,} shown"), ctx.width, "", "    ")
         if report.group_by:
             rows = [[g.kind, _n(g.bytes), _n(g.blocks), len(g.records),
-                     g.location.label() if g.location else "???",
+                     (g.location.symbol or "???") if g.location else "???",
+                     g.location.where if g.location else "",
                      ",".join(map(str, g.records[:6])) + ("..." if len(g.records) > 6 else "")]
                     for g in report.groups]
             out += render_table([Col("kind", "key"), Col("bytes", "number"), Col("blocks", "number"),
-                                 Col("records", "number"), Col(f"frame {report.group_by} from the site", "location"),
-                                 Col("record numbers")], rows, ctx.width, styler=ctx.styler)
+                                 Col("records", "number"), Col(f"frame {report.group_by}", "symbol"),
+                                 Col("at", "location"), Col("record numbers")], rows, ctx.width,
+                                styler=ctx.styler)
         elif report.records:
             rows = []
             site_cells: dict[int, tuple] = {}    # id(Frame) -> cells: records share site frames
@@ -657,7 +659,8 @@ has sent the whole reply (the connection stays in step)."""
         if report.totals:
             out += _totals_lines(report, ctx)
         if report.snapshot:
-            out += f"snapshot {report.snapshot} of this session kept ('vg-leaks --history' shows growth)\n"
+            out += wrap(f"snapshot {report.snapshot} of this session kept ('vg-leaks --history' shows "
+                        "growth)", ctx.width, "", "    ")
         return out + _notes(report.notes, ctx)
 
 
@@ -692,15 +695,19 @@ def render_history(rep, ctx) -> str:
     rows = []
     for r in rep.sites:
         per_s = "-" if r.growth_per_second is None else f"{r.growth_per_second:+,.1f}"
+        # the site as vg-leaks shows it: function and file:line in two columns (one composite
+        # "memleak5 (memleakloop.c:30)" cell could not wrap, and folded at 40 columns)
+        where = f"{r.file}:{r.line}" if r.file else (r.object or "?")
         rows.append([r.kind, _n(r.last_bytes), f"{r.growth_per_snapshot:+,.0f}", per_s,
-                     r.sparkline, r.label])
+                     r.sparkline, r.symbol or "???", where])
     if rows:
         out += render_table([Col("kind", "key"), Col("bytes now", "number"), Col("B/snapshot", "number"),
                              Col("B/second", "number"), Col("series", "key"),
-                             Col("allocation site", "location")], rows, ctx.width, styler=ctx.styler)
+                             Col("allocated in", "symbol"), Col("at", "location")], rows, ctx.width,
+                            styler=ctx.styler)
     for f, what in ((rep.export, "series written to"), (rep.plot, "plot written to")):
         if f:
-            out += f"{what} {f}\n"
+            out += wrap(f"{what} {f}", ctx.width, "", "    ", keep=(f,))
     return out + _notes(rep.notes, ctx)
 
 
@@ -746,8 +753,11 @@ the program exits or stops on a memcheck error (it then waits for gdb)."""
         pid = s.pid
 
         def say(line):
-            if not args.json:
-                gdb.write(line + "\n")
+            if not args.json:       # progress lines are prose: wrapped at gdb's width
+                from gdb_toolkit.common.text import wrap
+                from gdb_toolkit.gdbsupport.command import RenderContext
+
+                gdb.write(wrap(line, RenderContext.from_gdb().width, "", "    "))
                 gdb.flush()
 
         notes = []
@@ -880,10 +890,11 @@ allocation stack.  With LEN > 1 interior pointers are shown too."""
 
     def render(self, report, ctx):
         from gdb_toolkit.common.table import Col, render_table
+        from gdb_toolkit.common.text import wrap
 
         target = getattr(report, "target", None)
-        out = f"pointers to 0x{report.address:x}" + (f" (+{report.length} bytes)" if report.length > 1 else "")
-        out += f": {target.holder()}\n" if target else "\n"
+        head = f"pointers to 0x{report.address:x}" + (f" (+{report.length} bytes)" if report.length > 1 else "")
+        out = wrap(head + (f": {target.holder()}" if target else ""), ctx.width, "", "    ")
         rows = [["-" if p.address is None else f"0x{p.address:x}",
                  "start" if p.interior_offset is None else f"+{p.interior_offset}", p.holder]
                 for p in report.pointers]
@@ -1060,9 +1071,11 @@ nothing in the target is changed."""
                          "".join(mark[b.state] for b in chunk)])
         out = render_table([Col("address", "address"), Col("values", "key"), Col("vbits", "key"),
                             Col("DUu-", "key")], rows, ctx.width, styler=ctx.styler)
-        out += (f"{report.length} bytes: {report.length - report.undefined - report.unaddressable - report.partly_defined}"
-                f" defined, {report.undefined} undefined, {report.partly_defined} partly defined, "
-                f"{report.unaddressable} unaddressable\n")
+        from gdb_toolkit.common.text import wrap
+
+        out += wrap(f"{report.length} bytes: {report.length - report.undefined - report.unaddressable - report.partly_defined}"
+                    f" defined, {report.undefined} undefined, {report.partly_defined} partly defined, "
+                    f"{report.unaddressable} unaddressable", ctx.width, "", "    ")
         return out + _notes(report.notes, ctx)
 
 

@@ -125,3 +125,35 @@ def test_help_option_lists_stay_lists(width):
         assert sum(ln.startswith(opt + " ") for ln in desc) == 1, (opt, res.stdout)
     for ln in desc:
         assert len(ln) <= width or ln.lstrip().startswith("'"), (width, ln)
+
+
+#: gdb's and the program's own lines, not the toolkit's
+_NOT_OURS = re.compile(r"^(Breakpoint \d|Temporary breakpoint|\d+\t|round \d|begin to alloc|block=|wrote past|"
+                       r"Program received|main \(\) at|checkpoint \(|\[Inferior|0x[0-9a-f]+ in )")
+
+
+def _long_prose(text: str, width: int) -> list[str]:
+    """Lines wider than *width* that could have been wrapped: more than one token after an
+    optional 'key:' label (a quoted string counts as one token)."""
+    bad = []
+    for ln in text.splitlines():
+        if len(ln) <= width or _NOT_OURS.match(ln):
+            continue
+        body = re.sub(r"^\s*[\w /()-]{1,24}:\s+", "", ln).strip()
+        body = re.sub(r"'[^']*'", "Q", body)
+        if " " in body:
+            bad.append(ln)
+    return bad
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_valgrind_prose_wraps_at_40_columns(tmp_path):
+    """vg-leaks' heading and snapshot line, vg-who's heading, vg-vbits' summary, vg-start's
+    'next:' line and vg-watch's progress lines were printed whole whatever gdb's width."""
+    prog = compile_c(REPO / "examples" / "valgrind" / "memleakloop.c", flags=["-g", "-O0"])
+    res = run_gdb(["set width 40",
+                   f"vg-start --main --stdout {tmp_path}/out --log {tmp_path}/vg.log {prog} 3",
+                   "break checkpoint", "continue", "vg-leaks", "vg-who g_psz1[0]",
+                   "vg-vbits g_psz1 16", "vg-watch 0.2 --count 2"], timeout=240)
+    assert "vg-watch: snapshot 2" in res.stdout, res.output
+    assert _long_prose(res.stdout, 40) == [], res.stdout

@@ -6,6 +6,7 @@ name across three lines at 80 columns, vg-start split a program path at its spac
 Oracles: names come from binutils' demangler (``nm -C`` on a program g++ compiled here),
 command lines are split again by Python's shlex, widths are measured.
 """
+import re
 import shlex
 import shutil
 import subprocess
@@ -143,3 +144,14 @@ def test_a_c_prototype_wraps_like_prose():
         lines = wrap_lines(proto, width, "", "           ")
         assert all(len(ln) <= width for ln in lines), lines
         assert " ".join(lines).split() == proto.split()
+
+
+def test_a_quantity_keeps_its_unit():
+    """'below 8.0 / MiB' read as two facts at 40 columns (stack-diagnose on a core)."""
+    text = ("growing to 8.0 MiB (stack top 0x7fff360ff000 - fault 0x7fff358fef98) was refused, "
+            "so RLIMIT_STACK was below 8.0 MiB (depth 2,022, 4144 B/frame) in 0.64 s")
+    for width in range(24, 81, 4):
+        lines = wrap_lines(text, width, "VERDICT   ", " " * 10)
+        for ln in lines[1:]:            # no line starts with the unit of the line before's number
+            assert not re.match(r"^\s*(MiB|B/frame|s)\b", ln), (width, lines)
+        assert " ".join(ln[10:] for ln in lines).split() == text.split()
