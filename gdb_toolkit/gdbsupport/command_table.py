@@ -12,7 +12,7 @@ SOURCES = (('gdbsupport/registry.py', 3291622621),
  ('ktrace/gdb_commands.py', 3773987308),
  ('plt/gdb_commands.py', 3117737606),
  ('stack/gdb_commands.py', 3260514913),
- ('valgrind/gdb_commands.py', 356435818))
+ ('valgrind/gdb_commands.py', 1464460254))
 
 ENTRIES = (
     ('command',

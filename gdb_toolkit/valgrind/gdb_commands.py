@@ -416,13 +416,16 @@ stop; a PID that is not attachable is told why (not valgrind, --vgdb=no, gone)."
         from gdb_toolkit.common.text import key_values
 
         if report.connected:
-            text = key_values([("connected to valgrind pid", report.pid), ("program", report.program),
+            # the program's path is one token (a file role: never broken at a space it holds)
+            text = key_values([("connected to valgrind pid", report.pid), ("program", report.program, "file"),
                                ("stopped at", report.stopped_at)], ctx.width, ctx.styler)
             text += _notes(report.notes, ctx)
         else:
             rows = [[p.pid, p.tool or "?", command_line([p.program or "?", *p.arguments]),
                      command_line(p.valgrind_options)] for p in report.processes]
-            text = "".join(f"{n}\n" for n in report.notes)
+            from gdb_toolkit.common.text import wrap
+
+            text = "".join(wrap(n, ctx.width, "", "    ") for n in report.notes)
             text += render_table([Col("pid", "number"), Col("tool", "key"), Col("program"),
                                   Col("valgrind options")], rows, ctx.width, styler=ctx.styler)
         if report.stale_fifos:

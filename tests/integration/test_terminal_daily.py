@@ -157,3 +157,34 @@ def test_valgrind_prose_wraps_at_40_columns(tmp_path):
                    "vg-vbits g_psz1 16", "vg-watch 0.2 --count 2"], timeout=240)
     assert "vg-watch: snapshot 2" in res.stdout, res.output
     assert _long_prose(res.stdout, 40) == [], res.stdout
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_vg_attach_prints_a_program_path_with_a_space_whole(tmp_path):
+    """vg-attach PID printed 'program: /srv/my' and 'app/server' on two lines at 40 columns."""
+    src = compile_c(REPO / "examples" / "valgrind" / "memleakloop.c", flags=["-g", "-O0"])
+    d = tmp_path / "my programs"
+    d.mkdir()
+    prog = d / "leak loop"
+    shutil.copy(src, prog)
+    vg = subprocess.Popen(["valgrind", "--vgdb=yes", "--vgdb-error=0", f"--log-file={tmp_path}/vg.log",
+                           str(prog), "1000"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    try:
+        fifo_seen = False
+        for _ in range(100):           # valgrind's gdbserver FIFO: vg-attach needs it
+            import glob
+            import time
+
+            if glob.glob(f"/tmp/vgdb-pipe-from-vgdb-to-{vg.pid}-*"):
+                fifo_seen = True
+                break
+            time.sleep(0.1)
+        assert fifo_seen
+        res = run_gdb(["set width 40", f"vg-attach {vg.pid}", "detach"], timeout=120)
+        # oracle: the path valgrind runs, as the kernel knows it
+        lines = [ln.strip() for ln in res.stdout.splitlines()]
+        assert str(prog) in lines, res.stdout
+    finally:
+        vg.kill()
+        vg.wait()
