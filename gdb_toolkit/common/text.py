@@ -216,13 +216,14 @@ def longest_word(text: str) -> int:
 WHOLE_ROLES = frozenset({"address", "symbol", "function", "location", "file"})
 
 
-def key_values(pairs, width: int | None = None, styler=None, indent: str = "") -> str:
+def key_values(pairs, width: int | None = None, styler=None, indent: str = "", keep=()) -> str:
     """Aligned ``key: value`` lines; a long value wraps under itself.
 
     *pairs* are ``(key, value)`` or ``(key, value, role)`` (role: a style role
     of common.style, e.g. "address"); pairs whose value is None are skipped.
     A value whose role names one token (address, symbol, file, location) is
-    never broken, even when it holds a space (a path, a C++ name).
+    never broken, even when it holds a space (a path, a C++ name); *keep*: strings
+    never broken inside any value (e.g. the mapping names a report quotes).
     When the keys take more than half the width, values go on their own
     indented lines instead.
     """
@@ -235,13 +236,13 @@ def key_values(pairs, width: int | None = None, styler=None, indent: str = "") -
     for p in items:
         key, value = str(p[0]), str(p[1])
         role = p[2] if len(p) > 2 else None
-        keep = (value,) if role in WHOLE_ROLES else ()
+        kept = (value, *keep) if role in WHOLE_ROLES else keep
         if stacked:
             out.append(f"{indent}{key}:")
-            lines = wrap_lines(value, width, indent + "    ", keep=keep)
+            lines = wrap_lines(value, width, indent + "    ", keep=kept)
         else:
             lead = f"{indent}{key + ':':<{kw}} "
-            lines = wrap_lines(value, width, lead, " " * len(lead), keep)
+            lines = wrap_lines(value, width, lead, " " * len(lead), kept)
         if styler is not None and role:
             lines = [_style_tail(ln, len(indent) + (0 if stacked else kw + 1), role, styler)
                      for ln in lines]

@@ -188,3 +188,52 @@ def test_vg_attach_prints_a_program_path_with_a_space_whole(tmp_path):
     finally:
         vg.kill()
         vg.wait()
+
+
+GUARD_GAP_FILE = r"""
+#define _GNU_SOURCE
+#include <alloca.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+__attribute__((noinline)) static int grow(size_t n) { char *p = alloca(n); memset(p, 3, n); return p[n / 2]; }
+int main(int argc, char **argv) {
+    unsigned long lo = 0, hi = 0;
+    char line[512];
+    FILE *f = fopen("/proc/self/maps", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "[stack]")) sscanf(line, "%lx-%lx", &lo, &hi);
+    fclose(f);
+    unsigned long end = (lo - (512 << 10)) & ~4095UL;
+    int fd = open(argv[1], O_RDONLY);
+    if (fd < 0 || mmap((void *)(end - 4096), 4096, PROT_READ, MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, 0) == MAP_FAILED)
+        return 2;
+    return grow(1 << 20);
+}
+"""
+
+
+@pytest.mark.parametrize("width", [60, 80])
+def test_stack_diagnose_keeps_a_mapping_path_with_a_space_whole(tmp_path, width):
+    """The mapping below the stack (a file under a directory whose name holds a space) is
+    named in the verdict and in 'next map:': its path was cut at the space.  Oracle: the
+    path the program mapped, as /proc/PID/maps shows it (read in the same gdb session)."""
+    prog = compile_c(GUARD_GAP_FILE, name="guard_gap_file", flags=["-g", "-O0"])
+    d = tmp_path / "my data dir"
+    d.mkdir()
+    data = d / "mapped file.bin"
+    data.write_bytes(b"\0" * 8192)
+    res = run_gdb([f"set width {width}", "run", "info proc mappings", "stack-diagnose"],
+                  program=prog, args=[str(data)], timeout=240)
+    assert str(data) in res.stdout.split("stack-diagnose:")[0], res.output     # /proc/PID/maps
+    report = res.stdout[res.stdout.index("stack-diagnose:"):]
+    holding = [ln for ln in report.splitlines() if str(data) in ln]
+    assert any(ln.startswith("next map:") for ln in holding), report
+    assert any(ln.startswith(("VERDICT", "  ", "why")) for ln in holding), report
+    # no line shows half of it
+    assert not [ln for ln in report.splitlines() if "my data" in ln and str(data) not in ln], report
