@@ -4,7 +4,7 @@ regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
 SOURCES = (('gdbsupport/registry.py', 3291622621),
- ('gdbsupport/command.py', 4185460721),
+ ('gdbsupport/command.py', 4039367608),
  ('gdbsupport/toolkit_command.py', 1849694893),
  ('common/meta.py', 3408183303),
  ('doctor/gdb_commands.py', 2488165526),

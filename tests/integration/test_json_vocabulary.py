@@ -70,3 +70,20 @@ def test_vg_who_names_the_frame_source_of_a_stack_pointer(tmp_path):
     loc = stack_ptrs[0]["location"]
     assert loc["frame_function"] == m.group(1)
     assert (loc["file"], loc["line"]) == (m.group(2), int(m.group(3)))
+
+
+@pytest.mark.parametrize("line", ["ksym \"do_sys_open --json", "kx (linux_banner 16 --json",
+                                  "got 'puts --json", "vg-who g_buf[0 --json"])
+def test_json_asked_on_a_line_that_cannot_be_split_is_still_json(line):
+    """An unbalanced quote or bracket swallowed the rest of the line, --json included: the
+    error came out as text and stdout held no document for the script."""
+    from gdb_toolkit.common.schemas import validate_document
+
+    res = run_gdb([*json_wrapped(line), "echo still-alive\\n"])
+    docs = res.envelopes()
+    assert len(docs) == 1, res.output
+    (doc,) = docs
+    assert doc["command"] == line.split()[0] and doc["ok"] is False, doc
+    assert validate_document(doc) == []
+    assert doc["error"]["message"].split(". Fix:")[0] in res.stderr      # the gdb error too
+    assert "still-alive" in res.stdout
