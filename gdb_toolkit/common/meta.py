@@ -75,18 +75,32 @@ class CommandMeta:
         return lines or [self.name]
 
     def help_text(self) -> str:
-        """gdb's ``help NAME``: summary, usage, description, examples, other name."""
+        """gdb's ``help NAME``: summary, usage, description, examples, other name.  gdb prints
+        it as it is, whatever its width: every line is wrapped to fit 80 columns here."""
+        from gdb_toolkit.common.text import wrap
+
+        width = HELP_WIDTH - 1
         usage = self.usage_lines()
-        out = [self.summary, "", "Usage: " + usage[0]] + ["       " + u for u in usage[1:]]
+        out = [self.summary, ""]
+        out += ["".join(wrap(u, width, "Usage: " if i == 0 else "       ", "         ")
+                        for i, u in enumerate(usage)).rstrip("\n")]
         if self.description:
-            out += ["", self.description]
+            out += ["", self._description(width).rstrip("\n")]
         if self.examples:
             out += ["", "Examples:" if len(self.examples) > 1 else "Example:"]
             out += [f"  (gdb) {e}" for e in self.examples]
         if self.short_name:
-            out += ["", f'Also "{self.gdb_name}" (the name that stays when another extension '
-                        f'has a "{self.short_name}").']
+            out += ["", wrap(f'Also "{self.gdb_name}" (the name that stays when another extension '
+                             f'has a "{self.short_name}").', width).rstrip("\n")]
         return "\n".join(out)
+
+    def _description(self, width: int | None) -> str:
+        """The description wrapped to *width*: paragraphs reflowed, option lists kept lists."""
+        from gdb_toolkit.common.text import wrap
+
+        narrow = (width or 80) // 3     # a hanging indent wider than that leaves no room
+        return "".join(wrap(text, width, lead, hang if len(hang) <= narrow else hang[:narrow // 2 or 1])
+                       if text.strip() else "\n" for text, lead, hang in _paragraphs(self.description))
 
     def help_page(self, options: str, width: int | None) -> str:
         """``NAME --help``: the help text with the options listed, wrapped to *width*."""
@@ -97,10 +111,7 @@ class CommandMeta:
         out += "".join(wrap(u, width, "Usage: " if i == 0 else "       ", "         ")
                        for i, u in enumerate(usage))
         if self.description:
-            narrow = (width or 80) // 3     # a hanging indent wider than that leaves no room
-            out += "\n" + "".join(
-                wrap(text, width, lead, hang if len(hang) <= narrow else hang[:narrow // 2 or 1])
-                if text.strip() else "\n" for text, lead, hang in _paragraphs(self.description))
+            out += "\n" + self._description(width)
         if options.strip():
             out += "\n" + options.rstrip("\n") + "\n"
         if self.examples:

@@ -237,3 +237,20 @@ def test_stack_diagnose_keeps_a_mapping_path_with_a_space_whole(tmp_path, width)
     assert any(ln.startswith(("VERDICT", "  ", "why")) for ln in holding), report
     # no line shows half of it
     assert not [ln for ln in report.splitlines() if "my data" in ln and str(data) not in ln], report
+
+
+def test_every_help_line_fits_80_columns():
+    """gdb prints 'help NAME' as it is at any width: the generated usage lines ('Usage: vg-start
+    [--main] ... [-- VALGRIND-OPTIONS]', 145 columns) and the 'Also "toolkit NAME"' line were
+    not wrapped, nor were description lines the authors wrote at 81 columns."""
+    from tests.support.gdbrun import gdb_json
+
+    names = [c["name"] for c in gdb_json([], "toolkit commands")["commands"]]
+    cmds = []
+    for n in names:
+        cmds += [f"echo @@{n}\\n", f"help {n}"]
+    res = run_gdb(cmds)
+    long = [(blk.split("\n", 1)[0], ln) for blk in res.stdout.split("@@")[1:]
+            for ln in blk.splitlines() if len(ln) > 79]
+    assert long == [], long
+    assert res.stdout.count("Usage: ") >= len(names)
