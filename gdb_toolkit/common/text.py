@@ -158,6 +158,16 @@ def words(para: str, keep=()) -> list[str]:
     return _with_units(out)
 
 
+def display_width(text: str) -> int:
+    """Terminal columns *text* takes: an East Asian wide character (a Chinese file name,
+    a UTF-8 C identifier) takes two, a combining mark none.  ASCII text is its length."""
+    if text.isascii():
+        return len(text)
+    from unicodedata import combining, east_asian_width
+
+    return sum(0 if combining(c) else 2 if east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def wrap_lines(text: str, width: int | None, indent: str = "",
                subsequent_indent: str | None = None, keep=()) -> list[str]:
     """*text* as lines of at most *width* characters (None: one line per
@@ -174,20 +184,26 @@ def wrap_lines(text: str, width: int | None, indent: str = "",
             para = escape_name(para)
         lead = indent if first else subsequent_indent
         first = False
-        if width is None or len(lead) + len(para) <= width:
+        size = len if para.isascii() else display_width
+        if width is None or len(lead) + size(para) <= width:
             out.append((lead + para).rstrip() if para.strip() else lead.rstrip())
             continue
         line = lead
+        used = len(lead)
         empty = True
         for word in words(para, keep):
+            w = size(word)
             if empty:
                 line += word
+                used += w
                 empty = False
-            elif len(line) + 1 + len(word) <= width:
+            elif used + 1 + w <= width:
                 line += " " + word
+                used += 1 + w
             else:
                 out.append(line)
                 line = subsequent_indent + word
+                used = len(subsequent_indent) + w
         out.append(line)
     return out
 
@@ -200,7 +216,7 @@ def wrap(text: str, width: int | None, indent: str = "", subsequent_indent: str 
 
 def cell_lines(text: str, width: int) -> list[str]:
     """A table cell folded to *width* at spaces (words are never split)."""
-    if len(text) <= width and "\n" not in text:
+    if display_width(text) <= width and "\n" not in text:
         return [text]
     return wrap_lines(text, width)
 
@@ -208,8 +224,8 @@ def cell_lines(text: str, width: int) -> list[str]:
 def longest_word(text: str) -> int:
     """Length of the longest space-separated word: the narrowest a wrapped cell can get."""
     if " " not in text and "\n" not in text:
-        return len(text)
-    return max((len(w) for line in text.split("\n") for w in words(line)), default=0)
+        return display_width(text)
+    return max((display_width(w) for line in text.split("\n") for w in words(line)), default=0)
 
 
 #: key_values roles whose value is one token (common.table's unbreakable roles that name things)
