@@ -7,12 +7,12 @@ SOURCES = (('gdbsupport/registry.py', 3291622621),
  ('gdbsupport/command.py', 4039367608),
  ('gdbsupport/toolkit_command.py', 1849694893),
  ('common/meta.py', 3524042724),
- ('doctor/gdb_commands.py', 2488165526),
- ('kernel/gdb_commands.py', 559347662),
+ ('doctor/gdb_commands.py', 1479514198),
+ ('kernel/gdb_commands.py', 1625005937),
  ('ktrace/gdb_commands.py', 3773987308),
  ('plt/gdb_commands.py', 3117737606),
  ('stack/gdb_commands.py', 3260514913),
- ('valgrind/gdb_commands.py', 1464460254))
+ ('valgrind/gdb_commands.py', 4050382930))
 
 ENTRIES = (
     ('command',

@@ -357,3 +357,4 @@ VERDICTS = {
 class AllThreads:
     """stack-diagnose --all-threads: one diagnosis per thread."""
     diagnoses: list
+    notes: list = field(default_factory=list)    # each diagnosis has its own; docs/json.md: every result has them

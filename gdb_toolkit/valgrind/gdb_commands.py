@@ -1186,8 +1186,12 @@ for a debugger (--vgdb-error is inherited), read from /proc without resuming the
         listed = parse_errors(gs.monitor("v.info all_errors", self.name, allow_empty=True, pid=pid), cm)
         last = parse_errors(gs.monitor("v.info last_error", self.name, allow_empty=True, pid=pid), cm).errors
         s = gs.session(pid)
+        notes = []
+        if listed.summary and listed.summary.contexts > len(listed.errors):
+            notes.append("valgrind lists each error context only when it runs with -s or -v, e.g. "
+                         "'vg-start PROGRAM -- -s'; without, only the last error is shown")
         return ErrorsReport(pid, counts, listed.summary, listed.errors, last[0] if last else None,
-                            s.last_error_stop, gs.waiting_children(s))
+                            s.last_error_stop, gs.waiting_children(s), notes)
 
     def render(self, report, ctx):
         from gdb_toolkit.common.text import key_values, wrap
@@ -1202,9 +1206,7 @@ for a debugger (--vgdb-error is inherited), read from /proc without resuming the
         out = key_values(pairs, ctx.width, ctx.styler)
         for e in report.errors:
             out += wrap(e.one_line(), ctx.width, "  ", "    ")
-        if report.summary and report.summary.contexts > len(report.errors):
-            out += wrap("(valgrind lists each error context only when it runs with -s or -v, e.g. "
-                        "'vg-start PROGRAM -- -s'; without, only the last error is shown)", ctx.width)
+        out += _notes(report.notes, ctx)
         if report.last_error:
             e = report.last_error
             out += wrap(f"last error: {e.one_line()}", ctx.width, "", "    ")
