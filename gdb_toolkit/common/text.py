@@ -18,6 +18,8 @@ _GROUPING = frozenset("<([\'\"")
 _OPENERS = {"<": ">", "(": ")", "[": "]"}
 _CLOSERS = {">": "<", ")": "(", "]": "["}
 _QUOTE_ENDS = frozenset(" ,.;:)]")
+#: a quoted string with more blanks than this (and no '/') is a sentence, not a token
+_QUOTED_WORDS = 6
 
 
 def _name_char(c: str) -> bool:
@@ -72,7 +74,8 @@ def _spans(para: str, keep=()) -> list[tuple[int, int]]:
             j = para.find(c, i + 1)
             while j >= 0 and j + 1 < n and para[j + 1] not in _QUOTE_ENDS:
                 j = para.find(c, j + 1)
-            if j > 0:
+            # a quoted name, path or command stays whole; a quoted sentence wraps like prose
+            if j > 0 and (para.count(" ", i, j) <= _QUOTED_WORDS or "/" in para[i:j]):
                 spans.append((i, j + 1))
                 i = j
         i += 1

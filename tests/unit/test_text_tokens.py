@@ -155,3 +155,10 @@ def test_a_quantity_keeps_its_unit():
         for ln in lines[1:]:            # no line starts with the unit of the line before's number
             assert not re.match(r"^\s*(MiB|B/frame|s)\b", ln), (width, lines)
         assert " ".join(ln[10:] for ln in lines).split() == text.split()
+
+
+def test_a_quoted_sentence_still_wraps():
+    text = ("valgrind refused: 'the address range given is not mapped in the client and no block "
+            "of the heap holds it at all' (monitor check_memory)")
+    lines = wrap_lines(text, 40)
+    assert all(len(ln) <= 40 for ln in lines), lines
