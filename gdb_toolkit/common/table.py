@@ -119,7 +119,7 @@ def render_table(columns, rows, width: int | None = None, title: str | None = No
     if len(keep) != len(cols):
         cols = [cols[i] for i in keep]
         columns_of = [columns_of[i] for i in keep]
-    out = [title + "\n"] if title else []
+    out = [_title(title, width) + "\n"] if title else []
     if styler is not None and not getattr(styler, "enabled", True):
         styler = None
     if not cols:
@@ -136,6 +136,22 @@ def render_table(columns, rows, width: int | None = None, title: str | None = No
     else:
         out.append(_grid(cols, cells, widths, natural, styler, below, gap, width, header, wide))
     return "".join(out)
+
+
+def _title(title: str, width: int | None) -> str:
+    """The title wrapped at *width* like prose; a title styled as a whole (one escape
+    sequence, the text, the reset: ``ctx.styler("title", text)``) is wrapped inside its
+    style, line by line.  Anything else with escape sequences is left as it is."""
+    if width is None or display_width(title) <= width:
+        return title
+    if title.isprintable():
+        return "\n".join(wrap_lines(title, width, "", "  "))
+    import re
+
+    m = re.fullmatch(r"(\x1b\[[0-9;]*m)([^\x1b]*)(\x1b\[m)", title)
+    if m is None or display_width(m.group(2)) <= width:
+        return title
+    return "\n".join(m.group(1) + ln + m.group(3) for ln in wrap_lines(m.group(2), width, "", "  "))
 
 
 def _fit(cols, columns_of, natural, width, gap) -> list[int] | None:

@@ -68,3 +68,20 @@ def test_record_layout_and_prose_fit_by_display_width(wcswidth):
         lines = wrap_lines(prose, width)
         assert all(wcswidth(ln) <= width for ln in lines), lines
         assert " ".join(lines).split() == prose.split()
+
+
+@pytest.mark.parametrize("styled", [False, True])
+def test_a_long_title_wraps_inside_its_style(wcswidth, styled):
+    """stack-diagnose's 'frames: innermost 128 (bounded walk); size = ...' title (79 columns)
+    and toolkit commands' category titles were printed whole at 40 and 60 columns."""
+    styler = Styler(default_prefixes())
+    title = "frames: innermost 128 (bounded walk); size = caller's sp - sp (CFA difference)"
+    shown = styler("title", title) if styled else title
+    text = render_table(COLS, ROWS, 60, title=shown, styler=styler if styled else None)
+    head = text.split("\nframe ")[0].splitlines()
+    assert len(head) == 2, head
+    for ln in head:
+        assert wcswidth(ANSI.sub("", ln)) <= 60
+        if styled:      # each line styled on its own: no style bleeds into the next row
+            assert ln.startswith(default_prefixes()["title"]) and ln.endswith("\x1b[m"), ln
+    assert " ".join(ANSI.sub("", " ".join(head)).split()) == title
