@@ -51,7 +51,9 @@ def _names(d: Diagnosis) -> tuple:
 
 def render_diagnosis(d: Diagnosis, width: int | None = None, styler=None) -> str:
     t = d.thread
-    name = f" {escape_name(t['name'])!r}" if t.get("name") and not t["main"] else ""
+    # quoted as gdb quotes a thread's name; escape_name already shows a control byte as \xNN
+    # (repr() would double its backslash: 'my worker \\x1b[31m')
+    name = f' "{escape_name(t["name"])}"' if t.get("name") and not t["main"] else ""
     who = (f"thread {t['num']}{name} (LWP {t['tid']}{', main' if t['main'] else ''}) of "
            f"{'process' if t['target'] == 'live' else 'core of process'} {t['pid']}, {t['arch']}")
     out = ["\n".join(wrap_lines(f"stack-diagnose: {who}", width, "", "    ")) + "\n"]

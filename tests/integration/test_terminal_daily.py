@@ -254,3 +254,35 @@ def test_every_help_line_fits_80_columns():
             for ln in blk.splitlines() if len(ln) > 79]
     assert long == [], long
     assert res.stdout.count("Usage: ") >= len(names)
+
+
+THREAD_NAMED = r"""
+#define _GNU_SOURCE
+#include <pthread.h>
+__attribute__((noinline)) long deep(long n) { volatile char b[256]; b[0] = n; return deep(n + 1) + b[0]; }
+void *worker(void *a) { (void)a; return (void *)deep(1); }
+int main(void) {
+    pthread_t t; pthread_attr_t at; pthread_attr_init(&at); pthread_attr_setstacksize(&at, 64 << 10);
+    pthread_create(&t, &at, worker, 0);
+    pthread_setname_np(t, "my worker \x1b[31m");
+    pthread_join(t, 0);
+    return 0;
+}
+"""
+
+
+def test_stack_diagnose_shows_a_thread_name_once_escaped():
+    """A thread named 'my worker ESC[31m' showed as 'my worker \\\\x1b[31m' (repr() doubled the
+    backslash of the escaped byte).  Oracle: the kernel's /proc/PID/task/TID/comm."""
+    prog = compile_c(THREAD_NAMED, name="thread_named", flags=["-g", "-O0", "-pthread"])
+    res = run_gdb(["set width 200", "run",
+                   "python import gdb; t = gdb.selected_thread(); "
+                   "print('COMM', open('/proc/%d/task/%d/comm' % (t.inferior.pid, t.ptid[1]), 'rb')"
+                   ".read().rstrip(b'\\n').hex())",
+                   "stack-diagnose"], program=prog, timeout=240)
+    comm = bytes.fromhex(re.search(r"^COMM ([0-9a-f]+)$", res.stdout, re.M).group(1)).decode()
+    assert comm == "my worker \x1b[31m"
+    shown = comm.replace("\x1b", "\\x1b")               # the escaped form docs/security.md gives
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("stack-diagnose: thread"))
+    assert f'"{shown}"' in line, line
+    assert "\\\\" not in line and "\x1b" not in line, line
