@@ -6,10 +6,12 @@ file:line is never split; a word longer than the line is printed whole on its
 own line (the terminal folds it, but it stays one copyable token).  Some tokens
 hold spaces and are words all the same (:func:`words`): a demangled C++ name
 (``ns::Map<std::string, int>::get(int, long)``: spaces inside ``<...>`` or a
-parameter list opened right after a name), a quoted string (``'/srv/my app'``,
-a shell-quoted command line), and whatever the caller passes in *keep* (a path
-with a space that is not quoted).  No textwrap import: this is a few lines and
-keeps first calls cheap.
+parameter list opened right after a C++ name), a quoted name, path or command
+(``'/srv/my app'``, a shell-quoted command line), a number and its unit
+(``8.0 MiB``), and whatever the caller passes in *keep* (a path with a space
+that is not quoted).  Widths are terminal columns (:func:`display_width`: an
+East Asian wide character takes two).  No textwrap import: this is a few lines
+and keeps first calls cheap.
 """
 
 #: characters that may start a token holding spaces (see words()); prose without them
