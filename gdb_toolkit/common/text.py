@@ -163,6 +163,22 @@ def words(para: str, keep=()) -> list[str]:
     return _with_units(out)
 
 
+def _fitting(ws: list[str], room: int, size, keep) -> list[str]:
+    """*ws* with each C++ name wider than a whole line (*room* columns) cut at its own blanks
+    (``basic_string<char, / std::char_traits<char>, ...``): the terminal would fold it in the
+    middle of an identifier.  A name that fits stays whole; a quoted string or a path (a '/')
+    stays whole at any length: a line break inside it would change what is copied."""
+    if all(size(w) <= room or " " not in w for w in ws):
+        return ws
+    out = []
+    for w in ws:
+        if size(w) > room and " " in w and w[:1] not in "'\"" and "/" not in w and w not in keep:
+            out.extend(w.split(" "))
+        else:
+            out.append(w)
+    return out
+
+
 def display_width(text: str) -> int:
     """Terminal columns *text* takes: an East Asian wide character (a Chinese file name,
     a UTF-8 C identifier) takes two, a combining mark none.  ASCII text is its length."""
@@ -196,7 +212,8 @@ def wrap_lines(text: str, width: int | None, indent: str = "",
         line = lead
         used = len(lead)
         empty = True
-        for word in words(para, keep):
+        room = width - len(subsequent_indent)
+        for word in _fitting(words(para, keep), room, size, keep):
             w = size(word)
             if empty:
                 line += word
