@@ -109,6 +109,7 @@ def _process(cls, eq: bool, frozen: bool, slots: bool):
     source = "\n".join(src)
     final = []          # the class, once built (slots=True makes a new one)
     names = tuple(f.name for f in flist)
+    tail = tuple((f.name, f.default, f.default_factory) for f in flist)
     made = [0]
     setter = object.__setattr__ if frozen else setattr
     post_init = hasattr(cls, "__post_init__")
@@ -121,24 +122,26 @@ def _process(cls, eq: bool, frozen: bool, slots: bool):
             real.__qualname__ = f"{final[0].__qualname__}.__init__"
             final[0].__init__ = real
             return real(self, *args, **kwargs)
-        if len(args) > len(names):
+        n = len(args)
+        if n > len(names):
             raise TypeError(f"{type(self).__qualname__}() takes {len(names)} arguments, "
-                            f"{len(args)} given")
-        for key in kwargs:
-            if key not in names:
-                raise TypeError(f"{type(self).__qualname__}() got an unexpected keyword argument {key!r}")
-        for i, f in enumerate(flist):
-            name = f.name
-            if i < len(args):
+                            f"{n} given")
+        if kwargs:
+            for key in kwargs:
+                if key not in names:
+                    raise TypeError(f"{type(self).__qualname__}() got an unexpected keyword argument {key!r}")
+            for name in names[:n]:
                 if name in kwargs:
                     raise TypeError(f"{type(self).__qualname__}() got multiple values for argument {name!r}")
-                value = args[i]
-            elif name in kwargs:
+        for name, value in zip(names, args):
+            setter(self, name, value)
+        for name, default, factory in tail[n:]:
+            if name in kwargs:
                 value = kwargs[name]
-            elif f.default is not _MISSING:
-                value = f.default
-            elif f.default_factory is not _MISSING:
-                value = f.default_factory()
+            elif default is not _MISSING:
+                value = default
+            elif factory is not _MISSING:
+                value = factory()
             else:
                 raise TypeError(f"{type(self).__qualname__}() missing required argument {name!r}")
             setter(self, name, value)

@@ -34,6 +34,8 @@ STV_PROTECTED = 3
 #: the largest single read the reader makes (a table or a PLT); real ones are far smaller
 MAX_READ = 256 << 20
 MAX_SECTIONS = 1 << 16
+#: bytes read at once from the start of a file (ELF header and program headers)
+HEAD_READ = 4096
 MAX_SEGMENTS = 1 << 12
 
 
@@ -341,7 +343,10 @@ class ElfFile:
 
     @classmethod
     def _parse(cls, path: str, fh, size: int) -> "ElfFile":
-        ident = fh.read_range(0, 16) if size >= 16 else b""
+        # the first page holds the ELF header and, in every real file, the program headers:
+        # one read instead of three (a first 'got' opens five ELF files)
+        head = fh.read_range(0, min(size, HEAD_READ))
+        ident = head[:16]
         if len(ident) < 16 or ident[:4] != b"\x7fELF":
             raise ToolkitError(f"{display_path(path)} is not an ELF file", "load an executable or shared object")
         if ident[4] not in (1, 2) or ident[5] != 1:
@@ -350,15 +355,16 @@ class ElfFile:
         lay = LAYOUT64 if ident[4] == 2 else LAYOUT32
         if size < lay.ehdr.size:
             raise BadElf(display_path(path), "truncated ELF header")
-        head = fh.read_range(0, lay.ehdr.size)
         (_, etype, machine, _, entry, phoff, shoff, eflags, _, phentsize, phnum, shentsize, shnum,
-         shstrndx) = lay.ehdr.unpack(head)
+         shstrndx) = lay.ehdr.unpack(head[:lay.ehdr.size])
         self = cls(path, machine, etype, entry, lay, size, eflags, _fh=fh)
         self._name = display_path(path)
         if phnum:
             if phentsize < lay.phdr.size or phnum > MAX_SEGMENTS:
                 raise BadElf(self._name, f"program header table (entry size {phentsize}, {phnum} entries)")
-            data = self._read(phoff, phnum * phentsize, "the program header table")
+            end = phoff + phnum * phentsize
+            data = head[phoff:end] if 0 <= phoff and end <= len(head) else \
+                self._read(phoff, phnum * phentsize, "the program header table")
             for i in range(phnum):
                 p = lay.phdr.unpack_from(data, i * phentsize)
                 if lay.bits == 64:
@@ -369,14 +375,17 @@ class ElfFile:
         if shoff:
             if shentsize < lay.shdr.size:
                 raise BadElf(self._name, f"section header entry size {shentsize}")
-            first = lay.shdr.unpack(self._read(shoff, lay.shdr.size, "the section header table"))
-            if shnum == 0:                      # extended numbering: the count is in section 0
-                shnum = first[5]
-            if shstrndx == 0xFFFF:
-                shstrndx = first[6]
-            if shnum > MAX_SECTIONS:
-                raise BadElf(self._name, f"{shnum} sections")
-            data = self._read(shoff, shnum * shentsize, "the section header table")
+            if shnum and shstrndx != 0xFFFF and shnum <= MAX_SECTIONS and shoff + shnum * shentsize <= size:
+                data = self._read(shoff, shnum * shentsize, "the section header table")   # one read
+            else:
+                first = lay.shdr.unpack(self._read(shoff, lay.shdr.size, "the section header table"))
+                if shnum == 0:                      # extended numbering: the count is in section 0
+                    shnum = first[5]
+                if shstrndx == 0xFFFF:
+                    shstrndx = first[6]
+                if shnum > MAX_SECTIONS:
+                    raise BadElf(self._name, f"{shnum} sections")
+                data = self._read(shoff, shnum * shentsize, "the section header table")
             raw = [lay.shdr.unpack_from(data, i * shentsize) for i in range(shnum)]
             names = b""
             if 0 < shstrndx < shnum and raw[shstrndx][1] != SHT_NOBITS:

@@ -228,15 +228,21 @@ def _mapped_path(maps, entry, pid: int, named: str | None) -> str | None:
     return path
 
 
-def _host_path(name: str, pid: int | None = None) -> str | None:
-    """Map a path in the target to a file here (honouring 'set sysroot'); a relative path
-    (dlopen("./x.so")) is the process's, so a live local one is resolved in /proc/PID/cwd."""
+def _sysroot() -> str:
+    """'set sysroot' as a host directory prefix ('' for none; 'target:' is the local root)."""
     try:
         sysroot = gdb.parameter("sysroot") or ""
     except gdb.error:
         sysroot = ""
-    if sysroot.startswith("target:"):
-        sysroot = sysroot[len("target:"):]
+    return sysroot[len("target:"):] if sysroot.startswith("target:") else sysroot
+
+
+def _host_path(name: str, pid: int | None = None, sysroot: str | None = None) -> str | None:
+    """Map a path in the target to a file here (honouring 'set sysroot', asked of gdb unless
+    given); a relative path (dlopen("./x.so")) is the process's, so a live local one is
+    resolved in /proc/PID/cwd."""
+    if sysroot is None:
+        sysroot = _sysroot()
     rel = [] if os.path.isabs(name) or not pid else [f"/proc/{pid}/cwd/{name}"]
     for cand in ((sysroot + name) if sysroot else None, *rel, name):
         try:
@@ -272,6 +278,7 @@ def link_map() -> list[tuple[str, int, int, int | None]]:
     if exe.startswith("/proc/"):
         remapped.append((exe, _exe_shown(exe), "program"))
     maps = _process_maps(pid)
+    sysroot = _sysroot()        # once, not per object
     for e in link_map_core.walk(_read, r_debug_address(model, bias), model.wordsize):
         if not e.name:
             if e.namespace == 0 and len(out) == 1:
@@ -280,7 +287,7 @@ def link_map() -> list[tuple[str, int, int, int | None]]:
         if e.name.startswith(("linux-vdso", "linux-gate")):
             vdso.append(e)      # no file: read from memory (loaded_objects)
             continue
-        path = _mapped_path(maps, e, pid, _host_path(e.name, pid))
+        path = _mapped_path(maps, e, pid, _host_path(e.name, pid, sysroot))
         if path is None:
             missing.append(display_path(e.name))
         elif e.namespace or not is_exe(path):
