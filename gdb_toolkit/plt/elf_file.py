@@ -12,8 +12,8 @@ a ``BadElf`` error naming it (never a huge read, never a zero-filled allocation)
 devices) are refused before anything is read.  (Tests cross-check every value against
 ``readelf``; ``tests/fuzz`` throws mutated files at it.)
 """
+import _struct as struct   # see slots.py
 import os
-import struct
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.names import escape_name

@@ -6,9 +6,9 @@ used for external calls or data (JUMP_SLOT, GLOB_DAT, IRELATIVE, ...) with its s
 version (``memcpy@GLIBC_2.14``) and its value in the file.  The symbol index (for naming
 addresses) is built on first use.
 """
-import bisect
+import _bisect as bisect   # see slots.py
+import _struct as struct
 import os
-import struct
 from functools import cached_property
 
 from gdb_toolkit.common.errors import ToolkitError

@@ -15,7 +15,7 @@ other start of a symbol (an ifunc's implementation) by searching the tables' val
 for the address.  The index is built for an address inside a symbol, after EXACT_LOOKUPS
 lookups, or for ``aliases``.
 """
-import bisect
+import _bisect as bisect   # see slots.py
 
 from gdb_toolkit.plt.elf_file import STT_FUNC, STT_GNU_IFUNC, STT_OBJECT, Symbol, _cstr
 _KEEP = (STT_FUNC, STT_GNU_IFUNC, STT_OBJECT)
