@@ -95,24 +95,37 @@ def _process(cls, eq: bool, frozen: bool, slots: bool):
     for base in reversed(cls.__mro__[1:]):
         for f in getattr(base, "__record_fields__", ()):
             own[f.name] = f
-    for name, annotation in cls.__dict__.get("__annotations__", {}).items():
+    body = cls.__dict__
+    for name, annotation in body.get("__annotations__", {}).items():
         if _is_classvar(annotation):
             continue
-        value = cls.__dict__.get(name, _MISSING)
-        f = value if isinstance(value, Field) else Field(default=value)
+        value = body.get(name, _MISSING)
+        f = value if isinstance(value, Field) else Field(value)
         f.name = name
         if isinstance(f.default, (list, dict, set)):
             raise ValueError(f"mutable default {type(f.default).__name__} for field {name}: "
                              "use default_factory")
-        own.pop(name, None)
+        if name in own:
+            del own[name]
         own[name] = f
     flist = tuple(own.values())
+    # one pass over the fields for everything the methods below need
+    names, tail, compared, shown, json_names = [], [], [], [], []
     defaulted = False
     for f in flist:
         if f.default is not _MISSING or f.default_factory is not _MISSING:
             defaulted = True
         elif defaulted:
             raise TypeError(f"non-default argument {f.name!r} follows default argument")
+        names.append(f.name)
+        tail.append((f.name, f.default, f.default_factory))
+        if f.compare:
+            compared.append(f.name)
+        if f.repr:
+            shown.append(f.name)
+        if not f.metadata.get("json_skip"):
+            json_names.append(f.name)
+    names, tail, compared, shown = tuple(names), tuple(tail), tuple(compared), tuple(shown)
     post_init = hasattr(cls, "__post_init__")
     # The compiled __init__ (~0.6 us an instance) costs a compile (~80 us in a fresh gdb) to
     # make; a command makes three ElfFiles but 3000 SlotRows.  So the first COMPILE_AFTER
@@ -120,8 +133,6 @@ def _process(cls, eq: bool, frozen: bool, slots: bool):
     # class that gets more is compiled -- a first 'got' on a small program compiles nothing
     # (and builds no source text either: ~12 record classes are made on its way).
     final = []          # the class, once built (slots=True makes a new one)
-    names = tuple(f.name for f in flist)
-    tail = tuple((f.name, f.default, f.default_factory) for f in flist)
     made = [0]
     setter = object.__setattr__ if frozen else setattr
 
@@ -161,8 +172,6 @@ def _process(cls, eq: bool, frozen: bool, slots: bool):
             self.__post_init__()
 
     methods = {"__init__": __init__}
-    compared = tuple(f.name for f in flist if f.compare)
-    shown = tuple(f.name for f in flist if f.repr)
 
     def __eq__(self, other):
         if other.__class__ is not self.__class__:
@@ -210,6 +219,6 @@ def _process(cls, eq: bool, frozen: bool, slots: bool):
         setattr(cls, name, fn)
     final.append(cls)
     cls.__record_fields__ = flist
-    cls.__record_json__ = tuple(f.name for f in flist if not f.metadata.get("json_skip"))
-    cls.__match_args__ = tuple(f.name for f in flist)
+    cls.__record_json__ = tuple(json_names)
+    cls.__match_args__ = names
     return cls

@@ -386,7 +386,8 @@ class ElfFile:
                 if shnum > MAX_SECTIONS:
                     raise BadElf(self._name, f"{shnum} sections")
                 data = self._read(shoff, shnum * shentsize, "the section header table")
-            raw = [lay.shdr.unpack_from(data, i * shentsize) for i in range(shnum)]
+            raw = list(lay.shdr.iter_unpack(data)) if shentsize == lay.shdr.size else \
+                [lay.shdr.unpack_from(data, i * shentsize) for i in range(shnum)]
             names = b""
             if 0 < shstrndx < shnum and raw[shstrndx][1] != SHT_NOBITS:
                 s = raw[shstrndx]
