@@ -51,10 +51,11 @@ class MemcheckError:
 
 @dataclass
 class ErrorSummary:
-    errors: int
-    contexts: int
-    suppressed: int
-    suppressed_contexts: int
+    """valgrind's ERROR SUMMARY line (counts: `errors` is the list of errors elsewhere)."""
+    error_count: int
+    context_count: int
+    suppressed_count: int
+    suppressed_context_count: int
 
 
 @dataclass
@@ -152,7 +153,7 @@ def parse_errors(text: str, code_map: CodeMap | None = None) -> ErrorList:
 class ErrorsReport:
     pid: int
     counts: ErrorCounts | None
-    summary: ErrorSummary | None
+    error_summary: ErrorSummary | None
     errors: list[MemcheckError]          # listed by all_errors (valgrind lists them only with -v/-s)
     last_error: MemcheckError | None
     last_error_stop: str | None          # the error that last stopped the program (seen by gdb)

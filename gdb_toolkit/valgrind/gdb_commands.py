@@ -888,15 +888,15 @@ allocation stack.  With LEN > 1 interior pointers are shown too."""
         if report.address is None:
             raise ToolkitError(f"vg-who: valgrind refused: {' '.join(report.notes) or 'no output'}",
                                "give a heap or data address")
-        report.target = _location(addr, self.name, cm)
+        report.target_location = _location(addr, self.name, cm)
         return report
 
     def render(self, report, ctx):
         from gdb_toolkit.common.table import Col, render_table
         from gdb_toolkit.common.text import wrap
 
-        target = getattr(report, "target", None)
-        head = f"pointers to 0x{report.address:x}" + (f" (+{report.length} bytes)" if report.length > 1 else "")
+        target = report.target_location
+        head = f"pointers to 0x{report.address:x}" + (f" (+{report.size} bytes)" if report.size > 1 else "")
         out = wrap(head + (f": {target.holder()}" if target else ""), ctx.width, "", "    ")
         rows = [["-" if p.address is None else f"0x{p.address:x}",
                  "start" if p.interior_offset is None else f"+{p.interior_offset}", p.holder]
@@ -1008,7 +1008,7 @@ so 'vg-leaks --delta' keeps its baseline."""
             out += wrap(f"0x{report.address:x} is in the heap block 0x{report.block_address:x} "
                         f"({_n(report.block_size)} bytes)" + (f", allocated in {site.label()}" if site else ""),
                         ctx.width, "", "    ")
-        r = report.record
+        r = report.leak_record
         if r is not None:
             out += wrap(f"loss record {r.record}: {_n(r.bytes)} bytes in {_n(r.blocks)} blocks, {r.kind}, "
                         f"allocated in {r.symbol or '???'} ({r.where or '?'})", ctx.width, "", "    ")
@@ -1019,7 +1019,7 @@ so 'vg-leaks --delta' keeps its baseline."""
                                           if report.address is not None
                                           and b.address <= report.address < b.address + max(b.size, 1)
                                           else "") if x)]
-                    for b in report.blocks]
+                    for b in report.block_list]
             out += render_table([Col("block", "address"), Col("size", "number"), Col("note")],
                                 rows, ctx.width, styler=ctx.styler)
         return out + _notes(report.notes, ctx)
@@ -1052,7 +1052,7 @@ nothing in the target is changed."""
         addr, length = self.address_range(args)
         text = gs.monitor(f"get_vbits 0x{addr:x} {length}", self.name)
         report = parse_get_vbits(text, addr, length)
-        if not report.bytes:
+        if not report.byte_list:
             raise ToolkitError(f"vg-vbits: valgrind printed no validity bits: {text.strip()[:120]}",
                                "check the address")
         _fill_values(report)
@@ -1066,8 +1066,8 @@ nothing in the target is changed."""
 
         mark = {"defined": "D", "undefined": "U", "partly defined": "u", "unaddressable": "-"}
         rows = []
-        for i in range(0, len(report.bytes), 8):
-            chunk = report.bytes[i:i + 8]
+        for i in range(0, len(report.byte_list), 8):
+            chunk = report.byte_list[i:i + 8]
             rows.append([f"0x{chunk[0].address:x}",
                          " ".join("??" if b.value is None else f"{b.value:02x}" for b in chunk),
                          " ".join("__" if b.vbits is None else f"{b.vbits:02x}" for b in chunk),
@@ -1076,7 +1076,7 @@ nothing in the target is changed."""
                             Col("DUu-", "key")], rows, ctx.width, styler=ctx.styler)
         from gdb_toolkit.common.text import wrap
 
-        out += wrap(f"{report.length} bytes: {report.length - report.undefined - report.unaddressable - report.partly_defined}"
+        out += wrap(f"{report.size} bytes: {report.size - report.undefined - report.unaddressable - report.partly_defined}"
                     f" defined, {report.undefined} undefined, {report.partly_defined} partly defined, "
                     f"{report.unaddressable} unaddressable", ctx.width, "", "    ")
         return out + _notes(report.notes, ctx)
@@ -1086,7 +1086,7 @@ def _fill_values(report) -> None:
     """The byte values of the addressable bytes, read through gdb in bounded chunks."""
     inf = gdb.selected_inferior()
     chunk = 65536
-    bs = report.bytes
+    bs = report.byte_list
     for i in range(0, len(bs), chunk):
         part = bs[i:i + chunk]
         if all(b.vbits is None for b in part):
@@ -1146,7 +1146,7 @@ check: addressable (valgrind's default)."""
     def render(self, report, ctx):
         from gdb_toolkit.common.text import key_values
 
-        verdict = f"{report.length} bytes at 0x{report.address:x} are " + \
+        verdict = f"{report.size} bytes at 0x{report.address:x} are " + \
             ("" if report.ok else "NOT ") + report.check
         pairs = [("result", verdict)]
         if report.first_bad_address is not None:
@@ -1187,7 +1187,7 @@ for a debugger (--vgdb-error is inherited), read from /proc without resuming the
         last = parse_errors(gs.monitor("v.info last_error", self.name, allow_empty=True, pid=pid), cm).errors
         s = gs.session(pid)
         notes = []
-        if listed.summary and listed.summary.contexts > len(listed.errors):
+        if listed.summary and listed.summary.context_count > len(listed.errors):
             notes.append("valgrind lists each error context only when it runs with -s or -v, e.g. "
                          "'vg-start PROGRAM -- -s'; without, only the last error is shown")
         return ErrorsReport(pid, counts, listed.summary, listed.errors, last[0] if last else None,
@@ -1199,10 +1199,10 @@ for a debugger (--vgdb-error is inherited), read from /proc without resuming the
         c = report.counts
         pairs = [("valgrind pid", report.pid),
                  ("errors found", f"{c.found} (shown {c.shown}; stops at error >= {c.vgdb_error})" if c else "?")]
-        if report.summary:
-            s = report.summary
-            pairs.append(("error summary", f"{s.errors} errors from {s.contexts} contexts "
-                                           f"(suppressed {s.suppressed} from {s.suppressed_contexts})"))
+        if report.error_summary:
+            s = report.error_summary
+            pairs.append(("error summary", f"{s.error_count} errors from {s.context_count} contexts "
+                                           f"(suppressed {s.suppressed_count} from {s.suppressed_context_count})"))
         out = key_values(pairs, ctx.width, ctx.styler)
         for e in report.errors:
             out += wrap(e.one_line(), ctx.width, "  ", "    ")

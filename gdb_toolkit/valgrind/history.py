@@ -51,7 +51,7 @@ class HistoryReport:
     last_time: float | None
     times: list[float]
     sites: list[SiteHistory]
-    totals: list[dict]                 # per snapshot: {seq, time, definite, indirect, ...}
+    total_series: list[dict]           # per snapshot: {seq, time, definite_bytes, indirect_bytes, ...}
     notes: list[str] = field(default_factory=list)
     export: str | None = None          # file written by --export
     plot: str | None = None            # file written by --plot
@@ -100,7 +100,8 @@ def build_history(pid: int, snapshots: list[LeakSnapshot], kinds: list[str] | No
     if len(snapshots) < 2:
         notes.append(f"{len(snapshots)} leak snapshot(s) in this session: growth needs at least two "
                      "complete searches ('vg-leaks' at two stops, or 'vg-watch N')")
-    totals = [{"seq": s.seq, "time": s.time, **s.totals} for s in snapshots]
+    totals = [{"seq": s.seq, "time": s.time, **{f"{k}_bytes": v for k, v in s.totals.items()}}
+              for s in snapshots]
     return HistoryReport(pid, len(snapshots), snapshots[0].time if snapshots else None,
                          snapshots[-1].time if snapshots else None, [s.time for s in snapshots],
                          rows, totals, notes)

@@ -78,8 +78,8 @@ class BlockReport:
     block_size: int | None
     description: str | None       # valgrind's "Address 0x.. is N bytes inside a block of size S alloc'd"
     stack: list                   # the block's allocation stack (Frame list)
-    record: LeakRow | None        # the loss record with that allocation stack
-    blocks: list                  # the record's blocks (valgrind's tree: depth, parent)
+    leak_record: LeakRow | None   # the loss record with that allocation stack
+    block_list: list              # the record's blocks (valgrind's tree: depth, parent)
     notes: list[str] = field(default_factory=list)
 
     @property

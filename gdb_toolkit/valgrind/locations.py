@@ -26,7 +26,7 @@ class Location:
     offset: int | None = None         # bytes inside (or after/before) the symbol/block
     relation: str | None = None       # inside | after | before (heap blocks)
     block_size: int | None = None
-    thread: int | None = None
+    thread_num: int | None = None
     frame_no: int | None = None
     frame_function: str | None = None
     frame_where: str | None = None
@@ -47,8 +47,8 @@ class Location:
             return f"global {self.symbol}" + (f"+{self.offset}" if self.offset else "")
         if self.kind == "stack":
             if self.frame_function:
-                return f"stack of thread {self.thread}, frame #{self.frame_no} {self.frame_function}"
-            return f"stack of thread {self.thread}"
+                return f"stack of thread {self.thread_num}, frame #{self.frame_no} {self.frame_function}"
+            return f"stack of thread {self.thread_num}"
         if self.kind in ("heap_block", "freed_block"):
             what = "freed block" if self.kind == "freed_block" else "heap block"
             at = self.allocated_at
@@ -85,7 +85,7 @@ def parse_location_lines(lines: list[str], start: int,
     if (sm := _INSIDE_SYM_RE.match(rest)):
         loc.kind, loc.offset, loc.symbol = "data_symbol", int(sm.group(1)), sm.group(2)
     elif (sm := _STACK_RE.match(rest)):
-        loc.kind, loc.thread = "stack", int(sm.group(1))
+        loc.kind, loc.thread_num = "stack", int(sm.group(1))
         if i < len(lines) and (fm := _FRAME_RE.match(strip_prefix(lines[i]).strip())):
             loc.frame_no, loc.frame_function, loc.frame_where = int(fm.group(1)), fm.group(2), fm.group(3)
             loc.file, loc.line, obj = _source_position(fm.group(3))

@@ -24,23 +24,23 @@ class Pointer:
     points_to_address: int
     interior_offset: int | None     # None: points at the start
     register: str | None = None
-    thread: int | None = None
+    thread_num: int | None = None
     location: Location | None = None
 
     @property
     def holder(self) -> str:
         if self.register:
-            return f"register {self.register} of thread {self.thread}"
+            return f"register {self.register} of thread {self.thread_num}"
         return self.location.holder() if self.location else "unknown"
 
 
 @dataclass
 class WhoPointsAt:
     address: int | None
-    length: int
+    size: int
     pointers: list[Pointer] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)      # valgrind's unparsed lines (errors, hints)
-    target: Location | None = None                      # what the searched address itself is
+    target_location: Location | None = None             # what the searched address itself is
 
 
 def parse_who_points_at(text: str, code_map: CodeMap | None = None) -> WhoPointsAt:
@@ -56,7 +56,7 @@ def parse_who_points_at(text: str, code_map: CodeMap | None = None) -> WhoPoints
             if m.group(1):
                 report.address = int(m.group(1), 16)
             else:
-                report.length, report.address = int(m.group(2)), int(m.group(3), 16)
+                report.size, report.address = int(m.group(2)), int(m.group(3), 16)
             i += 1
             continue
         if (m := _POINTS_RE.match(t)):
@@ -71,7 +71,7 @@ def parse_who_points_at(text: str, code_map: CodeMap | None = None) -> WhoPoints
         if (m := _REG_RE.match(t)):
             report.pointers.append(Pointer(None, int(m.group(4), 16),
                                            int(m.group(3)) if m.group(3) else None,
-                                           register=m.group(2), thread=int(m.group(1))))
+                                           register=m.group(2), thread_num=int(m.group(1))))
             i += 1
             continue
         report.notes.append(t)
@@ -99,8 +99,8 @@ class ByteState:
 @dataclass
 class Vbits:
     address: int
-    length: int
-    bytes: list[ByteState]
+    size: int
+    byte_list: list[ByteState]
     unaddressable: int
     undefined: int
     partly_defined: int
@@ -180,7 +180,7 @@ def _vbits_report(out, messages, address, length) -> Vbits:
 @dataclass
 class MemoryCheck:
     address: int
-    length: int
+    size: int
     check: str                  # addressable | defined
     ok: bool
     first_bad_address: int | None   # first unaddressable / undefined byte
@@ -202,7 +202,7 @@ def parse_check_memory(text: str, check: str, address: int, length: int,
             continue
         if (m := _CHECK_RE.match(t)) and not seen:
             seen = True
-            report.address, report.length = int(m.group(1), 16), int(m.group(2))
+            report.address, report.size = int(m.group(1), 16), int(m.group(2))
             report.ok = not m.group(3).startswith("not")
             i += 1
             continue

@@ -108,7 +108,7 @@ def test_quiet_output_has_records_but_no_summary():
 
 def test_who_points_at_holders():
     r = parse_who_points_at(text("vb_who.txt"))
-    assert r.address == 0x4A43040 and r.length == 1
+    assert r.address == 0x4A43040 and r.size == 1
     holders = [(p.address, p.location.kind if p.location else None, p.register) for p in r.pointers]
     assert holders[:2] == [(0x10C050, "data_symbol", None), (0x10C068, "data_symbol", None)]
     assert r.pointers[1].location.symbol == "g_holder" and r.pointers[1].location.offset == 8
@@ -117,19 +117,19 @@ def test_who_points_at_holders():
     assert (heap.kind, heap.block_size, heap.allocated_at.line) == ("heap_block", 16, 26)
     assert [p.register for p in r.pointers[5:]] == ["RAX", "RDI"]
     r = parse_who_points_at(text("vb_who_len.txt"))
-    assert r.length == 64
+    assert r.size == 64
     assert parse_who_points_at(text("mll_who.txt")).notes == ["missing or malformed address"]
 
 
 def test_xb_and_get_vbits():
     v = parse_xb(text("vb_xb.txt"), 0x4A43040, 24)
-    assert [b.state for b in v.bytes[:10]] == ["defined"] * 10
-    assert v.undefined == 14 and v.unaddressable == 0 and v.bytes[0].value == 0x41
+    assert [b.state for b in v.byte_list[:10]] == ["defined"] * 10
+    assert v.undefined == 14 and v.unaddressable == 0 and v.byte_list[0].value == 0x41
     edge = parse_xb(text("vb_xb_edge.txt"), 0x4A43078, 16)
-    assert edge.unaddressable == 8 and edge.bytes[8].value is None and edge.bytes[8].address == 0x4A43080
+    assert edge.unaddressable == 8 and edge.byte_list[8].value is None and edge.byte_list[8].address == 0x4A43080
     assert parse_xb(text("vb_xb_unmapped.txt"), 0x10, 8).unaddressable == 8
     g = parse_get_vbits(text("vb_getvbits.txt"), 0x4A43040, 24)
-    assert [b.state for b in g.bytes] == [b.state for b in v.bytes]
+    assert [b.state for b in g.byte_list] == [b.state for b in v.byte_list]
     ge = parse_get_vbits(text("vb_getvbits_edge.txt"), 0x4A43078, 16)
     assert ge.unaddressable == 8 and ge.undefined == 8
 
@@ -155,7 +155,7 @@ def test_errors():
     assert (loc.address, loc.relation, loc.offset, loc.block_size) == (0x4A43060, "after", 0, 32)
     assert loc.allocated_at.line == 7
     s = parse_errors(text("mc2_all.txt")).summary
-    assert (s.errors, s.contexts) == (1, 1)
+    assert (s.error_count, s.context_count) == (1, 1)
     c = parse_n_errs_found(text("mc2_nerrs.txt"))
     assert (c.found, c.shown, c.vgdb_error) == (1, 1, 0)
     assert parse_errors("No errors yet\n").errors == []
@@ -174,7 +174,7 @@ def test_all_errors_listed_under_verbose():
     e = listed.errors[0]
     assert (e.what, e.count, e.at.line) == ("Invalid write of size 1", 1, 10)
     assert e.location.block_size == 32 and e.location.allocated_at.line == 7
-    assert listed.summary.errors == 1
+    assert listed.summary.error_count == 1
 
 
 # -- the frame a stack is attributed to: by object file (examples/valgrind/sites.c) -----------
