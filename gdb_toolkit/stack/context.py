@@ -51,7 +51,7 @@ def choose(f: StackFacts) -> Context:
             sf = sfs[0]
             ctx.sigframe_level = sf.level
             handler = f.frames[sf.level - 1] if sf.level > 0 else None
-            ctx.handler = {"symbol": _frame_name(handler), "signal": sf.signo,
+            ctx.handler = {"symbol": _frame_name(handler), "signo": sf.signo,
                            "frame": sf.level, "on_altstack": sf.on_altstack,
                            "altstack": ({"start_address": sf.altstack_sp, "size": sf.altstack_size}
                                         if sf.altstack_sp is not None else None),
@@ -76,13 +76,13 @@ def choose(f: StackFacts) -> Context:
                                           f"signal {sf.signal_how}")
                       + " and registers it saved for the handler",
                       trap=sf.trapno, sigframe_level=sf.level)
-        ctx.handler = {"symbol": _frame_name(handler), "signal": sf.signo, "frame": sf.level,
+        ctx.handler = {"symbol": _frame_name(handler), "signo": sf.signo, "frame": sf.level,
                        "on_altstack": sf.on_altstack,
                        "altstack": ({"start_address": sf.altstack_sp, "size": sf.altstack_size}
                                     if sf.altstack_sp is not None else None),
                        "interrupted_pc_address": sf.pc, "interrupted_sp_address": sf.sp}
-        ctx.stopped_by = {"signal": stop.name if stop else None,
-                          "code_name": stop.code_name if stop else None,
+        ctx.stopped_by = {"signal_name": stop.name if stop else None,
+                          "si_code_name": stop.code_name if stop else None,
                           "symbol": _frame_name(f.frames[0] if f.frames else None),
                           "sp_address": f.sp, "pc_address": f.pc}
         return ctx

@@ -113,13 +113,13 @@ def _after_handler(f: StackFacts, d: Diagnosis, ctx: Context) -> None:
         who = f"thread '{f.thread_name}'" if f.thread_name else "the thread"
         d.explanation.append(
             f"Rust's stack-overflow handler ({h['symbol']}) saw this fault in {who}'s guard "
-            f"range, printed \"{who} has overflowed its stack\" and aborted: the {sb['signal']} "
+            f"range, printed \"{who} has overflowed its stack\" and aborted: the {sb['signal_name']} "
             "is its doing; the fault above is the overflow itself.")
     else:
         d.explanation.append(
             f"The program's handler {h['symbol']}() ran for this fault "
             + ("on its alternate signal stack " if h.get("on_altstack") else "")
-            + f"and the process is now stopped by {sb['signal'] or 'gdb'} in {sb['symbol']}(): "
+            + f"and the process is now stopped by {sb['signal_name'] or 'gdb'} in {sb['symbol']}(): "
             "the fault above was read from the kernel's signal frame.")
 
 
@@ -127,7 +127,7 @@ def _new_diagnosis(f: StackFacts, ctx: Context, region: StackRegion | None) -> D
     sig = ctx.signal
     notes = list(ctx.notes)
     sources = {"memory map": f.maps_source, "RLIMIT_STACK": f.rlimit_source,
-               "guard gap": f.guard_gap_source, "signal": ctx.signal_source}
+               "guard gap": f.guard_gap_source, "signal info": ctx.signal_source}
     if ctx.fault_how:
         sources["fault address"] = ctx.fault_how
     if f.exec_rlimit_source:
@@ -150,8 +150,8 @@ def _new_diagnosis(f: StackFacts, ctx: Context, region: StackRegion | None) -> D
         verdict="healthy", headline="", cause=None, explanation=[], fix=Fix("none", "nothing to fix"),
         thread={"num": f.thread_num, "tid": f.tid, "main": f.is_main_thread, "pid": f.pid,
                 "target": f.target, "arch": f.arch, "name": f.thread_name},
-        signal=({"signo": sig.signo, "name": sig.name, "code": sig.code,
-                 "code_name": sig.code_name, "address": sig.addr} if sig else None),
+        signal=({"signo": sig.signo, "name": sig.name, "si_code": sig.code,
+                 "si_code_name": sig.code_name, "address": sig.addr} if sig else None),
         sp_address=ctx.sp, pc_address=ctx.pc, fault_address=ctx.fault, stack=region, stack_used=used,
         growth_requested=None, rlimit_soft=f.rlimit_soft, rlimit_hard=f.rlimit_hard,
         guard_gap=f.guard_gap, below=None, nearest=[], culprit=None, recursion=None,

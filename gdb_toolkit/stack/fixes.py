@@ -508,7 +508,7 @@ def altstack_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fau
     d.explanation.insert(0, "A handler installed with SA_ONSTACK runs on the sigaltstack the "
                          "program registered; that memory is a fixed buffer (often malloc'd "
                          "SIGSTKSZ, 8 KiB) with no guard: whatever lies below it is hit.")
-    signo = h.get("signal")
+    signo = h.get("signo")
     d.explanation.append(f"The handler was entered for "
                          + (f"signal {signo}" if signo is not None else "a signal")
                          + f" interrupting pc 0x{h.get('interrupted_pc_address') or 0:x} "

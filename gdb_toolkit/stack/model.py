@@ -334,6 +334,22 @@ class Diagnosis:
     pc = property(lambda self: self.pc_address)
     fault_addr = property(lambda self: self.fault_address,
                           lambda self, v: setattr(self, "fault_address", v))
+    # JSON names (contract v2, docs/json.md): `fix` is a sentence in every other command and
+    # `stack` a list of frames, so the plan object and the stack mapping get their own keys
+    fix_plan = property(lambda self: self.fix)
+    stack_mapping = property(lambda self: self.stack)
+
+
+def _json_renamed(cls, renames: dict):
+    """Give a dataclass's JSON other key names than its attributes (properties hold them)."""
+    from dataclasses import fields
+
+    cls.__record_json__ = tuple(renames.get(f.name, f.name) for f in fields(cls)
+                                if not f.metadata.get("json_skip"))
+    return cls
+
+
+_json_renamed(Diagnosis, {"fix": "fix_plan", "stack": "stack_mapping"})
 
 
 VERDICTS = {

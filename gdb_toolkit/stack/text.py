@@ -65,20 +65,20 @@ def render_diagnosis(d: Diagnosis, width: int | None = None, styler=None) -> str
     out.append("\n")
     s = d.signal
     pairs = [
-        ("signal", f"{s['name']} ({s['code_name']})" + (f" at {hexaddr(s['address'])}" if s['address'] is not None else "")
-         + (f" -- from {d.sources['signal']}" if d.stopped_by or "pr_cursig" in d.sources.get("signal", "") else "")
+        ("signal", f"{s['name']} ({s['si_code_name']})" + (f" at {hexaddr(s['address'])}" if s['address'] is not None else "")
+         + (f" -- from {d.sources['signal info']}" if d.stopped_by or "pr_cursig" in d.sources.get("signal info", "") else "")
          if s else "none (not stopped by a signal)"),
     ]
     if d.fault_addr is not None and (s is None or s["address"] is None or s["address"] != d.fault_addr):
         pairs.append(("fault", f"{hexaddr(d.fault_addr)} ({d.sources.get('fault address', '')})"))
     if d.stopped_by:
         sb = d.stopped_by
-        pairs.append(("stopped by", f"{sb['signal'] or 'no signal'} in {sb['symbol']}() "
+        pairs.append(("stopped by", f"{sb['signal_name'] or 'no signal'} in {sb['symbol']}() "
                       f"(sp {hexaddr(sb['sp_address'])}), after the program's handler"))
     if d.handler:
         h = d.handler
         alt = h.get("altstack")
-        signo = (f"signal {h['signal']}" if h.get("signal") is not None
+        signo = (f"signal {h['signo']}" if h.get("signo") is not None
                  else "a signal (not recorded: no SA_SIGINFO)")
         pairs.append(("handler", f"{h['symbol']}() for {signo} (frame #{h['frame']} is "
                       "<signal handler called>)" + (f", on the alternate signal stack "

@@ -19,7 +19,7 @@ def test_seed_teststack_culprit_is_sub_sp_sp_xn_and_fix_runs():
     assert doc["verdict"] == "rlimit" and doc["cause"] == "huge-frame", doc
     assert doc["fault_address"] == orc["addr"] and doc["sp_address"] == orc["sp"]
     stack = next(m for m in maps_of(orc["maps"]) if m[3] == "[stack]")
-    assert (doc["stack"]["start_address"], doc["stack"]["end_address"]) == stack[:2]
+    assert (doc["stack_mapping"]["start_address"], doc["stack_mapping"]["end_address"]) == stack[:2]
     assert doc["rlimit_soft"] == int(orc["prlimit"].split()[0])
     c = doc["culprit"]
     assert c["symbol"] == "calc_array"
@@ -32,7 +32,7 @@ def test_seed_teststack_culprit_is_sub_sp_sp_xn_and_fix_runs():
                           text=True).stdout
     assert re.search(rf"^\s*{ins['address'] - base:x}:\s+sub\s+sp, sp, {m.group(1)}\b", dump, re.M), \
         (hex(ins["address"] - base), dump[:3000])
-    fix = doc["fix"]
+    fix = doc["fix_plan"]
     assert fix["kind"] == "ulimit" and passes_with([prog, 1920, 1080], fix["ulimit_kib"] * 1024)
     assert "sub sp, sp, x" in res.stdout and "ulimit -s" in res.stdout
 
@@ -45,7 +45,7 @@ def test_deep_recursion_on_arm64():
     r = doc["recursion"]
     assert r["functions"] == ["recurse"] and abs(r["depth"] - depth) <= 1, (r, depth)
     assert r["avg_frame"] == doc["frames"][2]["sp_address"] - doc["frames"][1]["sp_address"]
-    assert doc["fix"]["kind"] == "code"
+    assert doc["fix_plan"]["kind"] == "code"
 
 
 # arm64's PTHREAD_STACK_MIN is 128 KiB (64 KiB pages are possible), x86_64's 16 KiB: the example's
@@ -57,13 +57,13 @@ def test_thread_overflow_on_arm64_and_fix_runs():
     prog = build("thread_overflow")
     doc, orc, res = diagnose_live(prog, [str(THREAD_STACK)])
     assert doc["verdict"] == "thread-overflow" and not doc["thread"]["main"], doc
-    st = doc["stack"]
+    st = doc["stack_mapping"]
     maps = maps_of(orc["maps"])
     assert (st["start_address"], st["end_address"], "rw-p") in [(m[0], m[1], m[2]) for m in maps]
     guard = next(m for m in maps if m[1] == st["start_address"])
     assert guard[2] == "---p" and st["guard_range"]["start_address"] == guard[0]
     assert doc["culprit"]["symbol"] == "fill"
-    size = doc["fix"]["stacksize"]
-    assert doc["fix"]["kind"] == "pthread_attr_setstacksize"
+    size = doc["fix_plan"]["stacksize"]
+    assert doc["fix_plan"]["kind"] == "pthread_attr_setstacksize"
     assert st["end_address"] - st["start_address"] == THREAD_STACK
     assert size > THREAD_STACK and passes_with([prog, size]) and not passes_with([prog, THREAD_STACK])

@@ -53,7 +53,7 @@ def test_core_verdict_does_not_flip_with_the_analysts_limit(small_limit_core, an
     assert doc["verdict"] == "rlimit", doc["headline"]
     assert "RLIMIT_STACK was below 6.0 MiB" in doc["headline"]
     assert any("inferred" in n for n in doc["notes"])
-    kib = doc["fix"]["ulimit_kib"]
+    kib = doc["fix_plan"]["ulimit_kib"]
     assert passes_with([prog, 1024, 768], kib * 1024) and not passes_with([prog, 1024, 768], soft)
 
 
@@ -100,7 +100,7 @@ def test_core_without_siginfo_uses_pr_cursig_and_the_faulting_instruction(tmp_pa
     orc = gcore(prog, ["1920", "1080"], core)
     bare = _drop_siginfo(core, tmp_path / "nosiginfo.core")
     doc, res = diagnose_core(prog, bare)
-    assert "pr_cursig" in doc["sources"]["signal"] and doc["signal"]["name"] == "SIGSEGV"
+    assert "pr_cursig" in doc["sources"]["signal info"] and doc["signal"]["name"] == "SIGSEGV"
     assert doc["fault_address"] == orc["addr"]                   # decoded == the kernel's si_addr
     assert "faulting instruction" in doc["sources"]["fault address"]
     assert doc["verdict"] == "rlimit" and doc["culprit"]["symbol"] == "calc_array"
@@ -121,7 +121,7 @@ def test_kernel_written_core_of_a_small_limit(tmp_path):
     assert doc["verdict"] == "rlimit" and doc["thread"]["target"] == "core"
     assert "RLIMIT_STACK was below 6.0 MiB" in doc["headline"]
     assert doc["layout"] is None or doc["layout"]["aslr"] is not False   # a real run: ASLR on
-    assert passes_with([prog, 1024, 768], doc["fix"]["ulimit_kib"] * 1024)
+    assert passes_with([prog, 1024, 768], doc["fix_plan"]["ulimit_kib"] * 1024)
 
 
 # -- qemu-user aarch64 cores: no NT_SIGINFO, no NT_FILE, a fixed guest stack ---------------------
@@ -172,15 +172,15 @@ def test_qemu_aarch64_core_of_the_seed(tmp_path):
     notes = subprocess.run(["readelf", "-n", str(core)], capture_output=True, text=True).stdout
     assert "NT_SIGINFO" not in notes and "NT_PRSTATUS" in notes
     doc, res = a64_diagnose(prog, core)
-    assert doc["thread"]["arch"] == "aarch64" and "pr_cursig" in doc["sources"]["signal"]
+    assert doc["thread"]["arch"] == "aarch64" and "pr_cursig" in doc["sources"]["signal info"]
     assert doc["verdict"] == "rlimit", doc["headline"]              # not "healthy, 200%"
-    assert "fixed" in doc["headline"] and doc["stack"]["guard_range"]["perms"] == "---p"
+    assert "fixed" in doc["headline"] and doc["stack_mapping"]["guard_range"]["perms"] == "---p"
     ins = doc["culprit"]["instruction"]
     assert re.fullmatch(r"sub sp, sp, x\d+", ins["text"]) and ins["dynamic"]
     dump = subprocess.run(["aarch64-linux-gnu-objdump", "-d", "--no-show-raw-insn", str(prog)],
                           capture_output=True, text=True).stdout
     assert re.search(rf"^\s*{ins['address']:x}:\s+sub\s+sp, sp, x\d+", dump, re.M)
-    kib = doc["fix"]["ulimit_kib"]
+    kib = doc["fix_plan"]["ulimit_kib"]
     assert subprocess.run(["prlimit", f"--stack={kib * 1024}", *QEMU, str(prog), "1920", "1080"],
                           capture_output=True).returncode == 0
 
@@ -202,6 +202,6 @@ def test_qemu_aarch64_core_of_a_thread_overflow(tmp_path):
     core = qemu_core(prog, ["262144", "524288"], tmp_path)
     doc, res = a64_diagnose(prog, core)
     assert doc["verdict"] == "thread-overflow" and not doc["thread"]["main"]
-    assert doc["stack"]["end_address"] - doc["stack"]["start_address"] == 262144
-    size = doc["fix"]["stacksize"]
+    assert doc["stack_mapping"]["end_address"] - doc["stack_mapping"]["start_address"] == 262144
+    size = doc["fix_plan"]["stacksize"]
     assert subprocess.run([*QEMU, str(prog), str(size), "524288"], capture_output=True).returncode == 0

@@ -35,7 +35,7 @@ def test_seed_verdict_numbers_match_proc(seed):
     assert doc["verdict"] == "rlimit" and doc["cause"] == "huge-frame"
     assert doc["fault_address"] == orc["addr"] and doc["sp_address"] == orc["sp"]
     stack = next(m for m in maps_of(orc["maps"]) if m[3] == "[stack]")
-    assert (doc["stack"]["start_address"], doc["stack"]["end_address"]) == stack[:2]
+    assert (doc["stack_mapping"]["start_address"], doc["stack_mapping"]["end_address"]) == stack[:2]
     assert doc["growth_requested"] == stack[1] - (orc["addr"] & ~4095)
     soft, hard = orc["prlimit"].split()
     assert doc["rlimit_soft"] == int(soft)
@@ -65,7 +65,7 @@ def test_seed_culprit_is_the_vla_sub(seed):
 
 def test_seed_suggested_limit_makes_it_pass(seed):
     prog, doc, orc, res = seed
-    fix = doc["fix"]
+    fix = doc["fix_plan"]
     assert fix["kind"] == "ulimit"
     assert f"ulimit -s {fix['ulimit_kib']}" in fix["text"]
     assert passes_with([prog, 1920, 1080], fix["ulimit_kib"] * 1024)
@@ -103,7 +103,7 @@ def test_alloca_huge(scp, opt):
         assert doc["cause"] == "huge-frame" and doc["clash_probe"] is None
         assert is_vla_sub(doc["culprit"]["instruction"]["text"])
         assert request <= doc["culprit"]["size"] <= request + 4096
-    kib = doc["fix"]["ulimit_kib"]
+    kib = doc["fix_plan"]["ulimit_kib"]
     assert passes_with([prog, n], kib * 1024)
     assert not passes_with([prog, n], 8 << 20)
 
@@ -121,7 +121,7 @@ def test_deep_recursion_depth_matches_program_counter():
     assert not doc["frames_complete"] and len(doc["frames"]) < 1000
     # average frame = sp difference of two recursive frames, read by gdb itself
     assert r["avg_frame"] == doc["frames"][2]["sp_address"] - doc["frames"][1]["sp_address"]
-    assert doc["fix"]["kind"] == "code"
+    assert doc["fix_plan"]["kind"] == "code"
 
 
 def test_health_report_at_a_breakpoint():
@@ -144,7 +144,7 @@ def test_thread_overflow(thread_case):
     prog, doc, orc, res = thread_case
     assert f"stacksize={THREAD_MIN}" in res.stdout
     assert doc["verdict"] == "thread-overflow" and not doc["thread"]["main"]
-    st = doc["stack"]
+    st = doc["stack_mapping"]
     maps = maps_of(orc["maps"])
     assert (st["start_address"], st["end_address"], "rw-p") in [(m[0], m[1], m[2]) for m in maps]
     assert st["end_address"] - st["start_address"] == THREAD_MIN
@@ -152,8 +152,8 @@ def test_thread_overflow(thread_case):
     assert guard[2] == "---p" and st["guard_range"]["start_address"] == guard[0]
     assert doc["fault_address"] == orc["addr"] < guard[0]        # past the guard page
     assert doc["culprit"]["symbol"] == "fill"
-    size = doc["fix"]["stacksize"]
-    assert doc["fix"]["kind"] == "pthread_attr_setstacksize" and f"{size}" in doc["fix"]["text"]
+    size = doc["fix_plan"]["stacksize"]
+    assert doc["fix_plan"]["kind"] == "pthread_attr_setstacksize" and f"{size}" in doc["fix_plan"]["text"]
     assert passes_with([prog, size])
     assert not passes_with([prog, THREAD_MIN])
 
@@ -186,7 +186,7 @@ def test_guard_gap_names_the_mapping_below():
     assert doc["below"]["distance"] == orc["addr"] - hi
     assert doc["below"]["distance"] < doc["guard_gap"]
     assert doc["growth_requested"] < doc["rlimit_soft"]       # not the rlimit this time
-    assert doc["fix"]["kind"] == "heap"
+    assert doc["fix_plan"]["kind"] == "heap"
 
 
 def test_frame_jumping_over_the_mapping_below():
@@ -205,7 +205,7 @@ def test_not_a_stack_fault(mode):
     doc, orc, res = diagnose_live(prog, [mode])
     target = int(re.search(r"target=(0x[0-9a-f]+|\(nil\))", res.stdout)[1], 0)
     assert doc["verdict"] == "not-stack" and doc["fault_address"] == target == orc["addr"]
-    assert doc["culprit"] is None and doc["fix"]["kind"] == "code"
+    assert doc["culprit"] is None and doc["fix_plan"]["kind"] == "code"
     if mode == "null":
         assert "NULL" in doc["headline"]
     else:
@@ -233,7 +233,7 @@ def test_corrupt_stack_pointer_is_not_a_stack_jump():
     new_sp = int(re.search(r"new_sp=(0x[0-9a-f]+)", res.stdout)[1], 16)
     assert doc["sp_address"] == orc["sp"] == new_sp and doc["fault_address"] == orc["addr"] == new_sp - 8
     assert doc["verdict"] == "corrupt-sp" and "stack pointer itself is corrupt" in doc["headline"]
-    assert doc["fix"]["kind"] == "code"
+    assert doc["fix_plan"]["kind"] == "code"
 
 
 ALTSTACK = r"""
@@ -265,7 +265,7 @@ def test_handler_on_sigaltstack_diagnoses_the_fault_it_caught():
     alt = int(re.search(r"altstack=(0x[0-9a-f]+)", res.stdout)[1], 16)
     assert alt <= orc["sp"] < alt + (1 << 16)                    # gdb: sp is on the altstack
     stack = next(m for m in maps_of(orc["maps"]) if m[3] == "[stack]")
-    assert doc["stopped_by"]["signal"] == "SIGTRAP" and doc["handler"]["on_altstack"]
+    assert doc["stopped_by"]["signal_name"] == "SIGTRAP" and doc["handler"]["on_altstack"]
     assert doc["handler"]["altstack"] == {"start_address": alt, "size": 1 << 16}
     assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion"
     assert doc["signal"]["name"] == "SIGSEGV" and stack[0] - 4096 <= doc["fault_address"] < stack[0]
@@ -345,10 +345,10 @@ def test_core_files(name, args, verdict, tmp_path):
         assert "not recorded in a core file" in doc["sources"]["RLIMIT_STACK"]
     if name == "teststack":
         assert doc["culprit"]["symbol"] == "calc_array"
-        assert doc["fix"]["ulimit_kib"] and passes_with([prog, *args], doc["fix"]["ulimit_kib"] * 1024)
+        assert doc["fix_plan"]["ulimit_kib"] and passes_with([prog, *args], doc["fix_plan"]["ulimit_kib"] * 1024)
         assert any("RLIMIT_STACK inferred" in n for n in doc["notes"])
     if name == "thread_overflow":
-        assert passes_with([prog, doc["fix"]["stacksize"]])
+        assert passes_with([prog, doc["fix_plan"]["stacksize"]])
 
 
 def test_stripped_binary_still_gets_a_verdict(tmp_path):
@@ -357,7 +357,7 @@ def test_stripped_binary_still_gets_a_verdict(tmp_path):
     shutil.copy(prog, stripped)
     subprocess.run(["strip", str(stripped)], check=True)
     doc, orc, res = diagnose_live(stripped, ["1920", "1080"])
-    assert doc["verdict"] == "rlimit" and doc["fix"]["ulimit_kib"] == 16384
+    assert doc["verdict"] == "rlimit" and doc["fix_plan"]["ulimit_kib"] == 16384
 
 
 # -- bad input ------------------------------------------------------------------------------
@@ -407,9 +407,9 @@ def test_kernel_written_core_of_a_thread_overflow(tmp_path):
         pytest.skip(f"no core written (core_pattern {pattern!r})")
     doc = ints(run_gdb(json_wrapped("stack-diagnose --json"), program=prog, core=cores[0]).json_documents()[-1])
     assert doc["verdict"] == "thread-overflow" and doc["thread"]["target"] == "core"
-    assert doc["stack"]["end_address"] - doc["stack"]["start_address"] == THREAD_MIN
-    assert doc["stack"]["guard_range"]["perms"] == "---p"           # the kernel records PROT_NONE
-    assert passes_with([prog, doc["fix"]["stacksize"]])
+    assert doc["stack_mapping"]["end_address"] - doc["stack_mapping"]["start_address"] == THREAD_MIN
+    assert doc["stack_mapping"]["guard_range"]["perms"] == "---p"           # the kernel records PROT_NONE
+    assert passes_with([prog, doc["fix_plan"]["stacksize"]])
 
 
 TWO_FRAMES = r"""
@@ -432,7 +432,7 @@ def test_culprit_is_the_biggest_frame_not_the_faulting_one():
     assert n <= c["size"] <= n + 4096
     assert is_vla_sub(c["instruction"]["text"])
     assert doc["verdict"] == "rlimit"
-    assert passes_with([prog, n], doc["fix"]["ulimit_kib"] * 1024)
+    assert passes_with([prog, n], doc["fix_plan"]["ulimit_kib"] * 1024)
 
 
 SLEEPER = r"""
@@ -465,8 +465,8 @@ def test_attached_process_health_report():
 def test_thread_with_clash_protection_hits_its_guard_page():
     prog = build("thread_overflow", "-O2", "-fstack-clash-protection")
     doc, orc, res = diagnose_live(prog, [str(THREAD_MIN), "1048576"])
-    guard = next(m for m in maps_of(orc["maps"]) if m[1] == doc["stack"]["start_address"])
+    guard = next(m for m in maps_of(orc["maps"]) if m[1] == doc["stack_mapping"]["start_address"])
     assert guard[2] == "---p" and guard[0] <= orc["addr"] < guard[1]     # inside the guard
     assert doc["verdict"] == "thread-overflow" and doc["cause"] == "clash-probe"
     assert 1048576 <= doc["clash_probe"]["requested"] <= 1048576 + 8192
-    assert passes_with([prog, doc["fix"]["stacksize"], 1048576])
+    assert passes_with([prog, doc["fix_plan"]["stacksize"], 1048576])

@@ -183,7 +183,7 @@ def test_without_capstone_it_degrades():
     assert doc["verdict"] == "rlimit" and doc["culprit"]["symbol"] == "calc_array"
     assert doc["culprit"]["instruction"] is None
     assert any("capstone is not installed" in n for n in doc["notes"])
-    assert doc["fix"]["ulimit_kib"] == 16384
+    assert doc["fix_plan"]["ulimit_kib"] == 16384
 
 
 MAPPER = r"""

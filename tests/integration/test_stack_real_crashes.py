@@ -45,7 +45,7 @@ def test_vla_filled_top_down_is_stack_growth():
     assert doc["verdict"] == "rlimit" and doc["cause"] == "huge-frame"
     assert doc["growth_requested"] == growth and doc["fault_address"] == orc["addr"]
     assert doc["culprit"]["symbol"] == "calc_array"
-    kib = doc["fix"]["ulimit_kib"]
+    kib = doc["fix_plan"]["ulimit_kib"]
     assert passes_both_layouts([prog, 1920, 1080], kib * 1024)
     assert not passes_with([prog, 1920, 1080], soft)
 
@@ -61,7 +61,7 @@ def test_recursion_found_above_a_helper_and_counted_exactly():
     assert r["functions"] == ["rec"] and r["first_level"] > 0   # the fault is in a helper
     assert doc["frames"][0]["symbol"] != "rec"
     assert r["depth_exact"] and abs(r["depth"] - depth) <= 1, (r, depth)
-    assert doc["fix"]["kind"] == "code" and "ulimit" not in doc["fix"]["text"]
+    assert doc["fix_plan"]["kind"] == "code" and "ulimit" not in doc["fix_plan"]["text"]
     # the recursion is unbounded: no limit would have helped (the oracle: 4x the stack fails)
     assert not passes_with([prog], 32 * MiB)
 
@@ -75,7 +75,7 @@ def test_corrupt_sp_is_named_not_a_huge_frame(mode):
     new_sp = int(re.search(r"new_sp=(0x[0-9a-f]+)", res.stdout)[1], 16)
     assert doc["verdict"] == "corrupt-sp", doc["headline"]
     assert "stack pointer itself is corrupt" in doc["headline"]
-    assert doc["culprit"] is None and doc["cause"] is None and doc["fix"]["kind"] == "code"
+    assert doc["culprit"] is None and doc["cause"] is None and doc["fix_plan"]["kind"] == "code"
     assert doc["stack_used"] is None or doc["stack_used"] < (1 << 40)   # never "-8191.9 PiB"
     assert abs(doc["sp_address"] - new_sp) <= 64 and doc["sp_address"] == orc["sp"]
     if mode == "noncanon" and ARCH == "x86_64":
@@ -100,12 +100,12 @@ def test_altstack_overflow_and_its_fix():
     doc, orc, res = diagnose_live(prog, ["65536", "262144"], setup=("run", "continue"))
     alt = int(re.search(r"altstack=(0x[0-9a-f]+)", res.stdout)[1], 16)
     assert doc["verdict"] == "altstack-overflow"
-    assert (doc["stack"]["start_address"], doc["stack"]["end_address"]) == (alt, alt + 65536)
+    assert (doc["stack_mapping"]["start_address"], doc["stack_mapping"]["end_address"]) == (alt, alt + 65536)
     assert doc["handler"]["on_altstack"] and doc["handler"]["symbol"] == "handler"
     assert orc["addr"] < alt and doc["fault_address"] == orc["addr"]
     assert doc["culprit"]["symbol"] == "handler"
-    size = doc["fix"]["stacksize"]
-    assert doc["fix"]["kind"] == "sigaltstack" and str(size) in doc["fix"]["text"]
+    size = doc["fix_plan"]["stacksize"]
+    assert doc["fix_plan"]["kind"] == "sigaltstack" and str(size) in doc["fix_plan"]["text"]
     rerun = subprocess.run([str(prog), str(size), "262144"], capture_output=True, text=True)
     assert rerun.returncode == 0 and "handler ok" in rerun.stdout
     assert not passes_with([prog, 65536, 262144])
@@ -117,7 +117,7 @@ def test_handler_on_the_normal_stack_is_not_called_alternate():
     stack = stack_of(orc)
     assert doc["handler"]["on_altstack"] is False
     assert doc["verdict"] == "rlimit" and doc["culprit"]["symbol"] == "handler"
-    assert doc["stack"]["end_address"] == stack[1]
+    assert doc["stack_mapping"]["end_address"] == stack[1]
     assert not any("alternate" in e for e in doc["explanation"])
 
 
@@ -129,11 +129,11 @@ def test_fault_read_from_the_signal_frame_after_the_handler_aborted():
                                   setup=("handle SIGSEGV nostop noprint pass", "run"))
     caught = int(re.search(r"caught si_addr=(0x[0-9a-f]+)", res.stdout)[1], 16)
     assert orc["signo"] == 6                                    # gdb stopped on SIGABRT
-    assert doc["stopped_by"]["signal"] == "SIGABRT"
+    assert doc["stopped_by"]["signal_name"] == "SIGABRT"
     assert doc["signal"]["name"] == "SIGSEGV" and doc["fault_address"] == caught
     assert doc["verdict"] == "rlimit" and doc["culprit"]["symbol"] == "calc_array"
     assert doc["handler"]["symbol"] == "handler" and doc["handler"]["on_altstack"]
-    assert passes_both_layouts([prog, 1920, 1080], doc["fix"]["ulimit_kib"] * 1024)
+    assert passes_both_layouts([prog, 1920, 1080], doc["fix_plan"]["ulimit_kib"] * 1024)
 
 
 def test_attached_while_the_process_sits_in_its_handler():
@@ -176,18 +176,18 @@ def test_rust_overflow_handler(thread):
     doc, orc, res = diagnose_live(prog, args, setup=("handle SIGSEGV nostop noprint pass", "run"),
                                   extra=["bt 12"])
     assert "has overflowed its stack" in res.stdout + res.stderr
-    assert orc["signo"] == 6 and doc["stopped_by"]["signal"] == "SIGABRT"
+    assert orc["signo"] == 6 and doc["stopped_by"]["signal_name"] == "SIGABRT"
     assert doc["runtime"]["kind"] == "rust"
     assert any("Rust's stack-overflow handler" in e for e in doc["explanation"])
     assert doc["cause"] == "deep-recursion" and doc["recursion"]["functions"][0].endswith("rec")
     maps = maps_of(orc["maps"])
     if thread:
         assert doc["verdict"] == "thread-overflow" and doc["thread"]["name"] == "worker"
-        st = doc["stack"]
+        st = doc["stack_mapping"]
         assert (st["start_address"], st["end_address"], "rw-p") in [m[:3] for m in maps]
         assert st["end_address"] - st["start_address"] == 256 << 10                 # not Rust's 8 KiB sigaltstack
     else:
-        assert doc["verdict"] == "rlimit" and doc["stack"]["end_address"] == stack_of(orc)[1]
+        assert doc["verdict"] == "rlimit" and doc["stack_mapping"]["end_address"] == stack_of(orc)[1]
 
 
 # -- 6. one thread's stack overflowing into another's ------------------------------------------
@@ -219,7 +219,7 @@ def test_thread_clash_names_the_damaged_thread():
     victim = everyone[v["num"]]
     assert victim["verdict"] == "thread-clash"                    # not "healthy"
     assert victim["damaged_threads"][0]["by_thread"] == doc["thread"]["num"]
-    size = doc["fix"]["stacksize"]
+    size = doc["fix_plan"]["stacksize"]
     assert passes_with([prog, size, 530000]) and not passes_with([prog, 262144, 530000])
 
 
@@ -242,7 +242,7 @@ def test_clang_stack_clash_probe_loop():
     p = doc["clash_probe"]
     assert p["step"] == 4096 and n <= p["requested"] <= n + 4096
     assert "sub rsp, 0x1000" in doc["culprit"]["instruction"]["text"]
-    kib = doc["fix"]["ulimit_kib"]
+    kib = doc["fix_plan"]["ulimit_kib"]
     assert passes_both_layouts([prog, n], kib * 1024)
     assert not passes_with([prog, n], (n // 2))
 
@@ -256,7 +256,7 @@ def test_clang_vla_moves_sp_with_mov(opt):
     assert ins is not None and ins["dynamic"], doc["culprit"]
     sp = "rsp" if ARCH == "x86_64" else "sp"
     assert re.fullmatch(rf"(mov {sp}, \w+|sub {sp}, .*)", ins["text"]), ins
-    assert passes_with([prog, 1920, 1080], doc["fix"]["ulimit_kib"] * 1024)
+    assert passes_with([prog, 1920, 1080], doc["fix_plan"]["ulimit_kib"] * 1024)
 
 
 # -- 8. depth counts ---------------------------------------------------------------------------
@@ -320,8 +320,8 @@ def test_ulimit_fix_moves_the_libraries(w, h):
     lay = doc["layout"]
     assert lay["aslr"] is False and lay["obstacle_moves_with_rlimit"]
     assert any("Address randomisation is off" in e for e in doc["explanation"])
-    kib = doc["fix"]["ulimit_kib"]
-    assert doc["fix"]["kind"] == "ulimit" and kib * 1024 >= w * h * 8
+    kib = doc["fix_plan"]["ulimit_kib"]
+    assert doc["fix_plan"]["kind"] == "ulimit" and kib * 1024 >= w * h * 8
     assert passes_both_layouts([prog, w, h], kib * 1024)
 
 
@@ -331,7 +331,7 @@ def test_limit_raised_at_run_time_needs_it_at_exec():
     assert limit_of(orc) == 256 * MiB                       # the program raised it itself
     assert any("raised at run time" in n for n in doc["notes"])
     assert doc["layout"]["obstacle_moves_with_rlimit"]
-    kib = doc["fix"]["ulimit_kib"]
+    kib = doc["fix_plan"]["ulimit_kib"]
     assert passes_both_layouts([prog, 256 * MiB, 200 * MiB], kib * 1024)
 
 
@@ -340,8 +340,8 @@ def test_limit_lowered_at_run_time_is_flagged():
     doc, orc, res = diagnose_live(prog, [str(MiB), str(4 * MiB)])
     assert limit_of(orc) == MiB and doc["verdict"] == "rlimit"
     assert any("lowered at run time" in n for n in doc["notes"])
-    kib = doc["fix"]["ulimit_kib"]
-    assert doc["fix"]["kind"] == "code" and "setrlimit" in doc["fix"]["text"]
+    kib = doc["fix_plan"]["ulimit_kib"]
+    assert doc["fix_plan"]["kind"] == "code" and "setrlimit" in doc["fix_plan"]["text"]
     assert passes_with([prog, kib * 1024, 4 * MiB]) and not passes_with([prog, MiB, 4 * MiB])
 
 
@@ -350,9 +350,9 @@ def test_thread_fix_is_a_stack_size_that_works():
     size = 368 << 10
     doc, orc, res = diagnose_live(prog, [str(size), "380000"])
     assert doc["verdict"] == "thread-overflow"
-    assert doc["stack"]["end_address"] - doc["stack"]["start_address"] == size
-    new = doc["fix"]["stacksize"]
-    assert doc["fix"]["kind"] == "pthread_attr_setstacksize" and new > size
+    assert doc["stack_mapping"]["end_address"] - doc["stack_mapping"]["start_address"] == size
+    new = doc["fix_plan"]["stacksize"]
+    assert doc["fix_plan"]["kind"] == "pthread_attr_setstacksize" and new > size
     assert passes_with([prog, new, 380000]) and not passes_with([prog, size, 380000])
 
 
@@ -370,7 +370,7 @@ def test_prot_none_below_the_stack_lets_it_grow_up_to_it():
     # room between the gap and the mapping passes below PROT_NONE but not below PROT_READ
     fits = d2 - (512 << 10)
     assert passes_with([prog, d2, fits, "none"]) and not passes_with([prog, d2, fits])
-    assert doc["fix"]["kind"] == "heap"                   # the program placed it: no limit helps
+    assert doc["fix_plan"]["kind"] == "heap"                   # the program placed it: no limit helps
 
 
 def test_rlimit_as_is_named_and_its_fix_works():
@@ -386,7 +386,7 @@ int main(int argc, char **argv) { return use(strtoul(argv[1], 0, 0)) == 42; }
         f"set exec-wrapper prlimit --stack={64 * MiB} --as={as_lim}", "run"))
     assert limit_of(orc, "Max address space") == as_lim
     assert doc["verdict"] == "rlimit-as"
-    kib = int(re.search(r"ulimit -v (\d+)", doc["fix"]["text"])[1])
+    kib = int(re.search(r"ulimit -v (\d+)", doc["fix_plan"]["text"])[1])
     assert passes_with([prog, vla], 64 * MiB, as_bytes=kib * 1024)
     assert not passes_with([prog, vla], 64 * MiB, as_bytes=as_lim)
 
@@ -400,7 +400,7 @@ def test_three_big_frames_are_named():
     assert [f["symbol"] for f in doc["frames"][:3]][::-1] == ["a", "b", "c"] or \
         {"a", "b", "c"} <= {f["symbol"] for f in doc["frames"]}
     assert "a() 3.0 MiB, b() 3.0 MiB, c() 3.0 MiB" in doc["headline"]
-    assert passes_with([prog], doc["fix"]["ulimit_kib"] * 1024)
+    assert passes_with([prog], doc["fix_plan"]["ulimit_kib"] * 1024)
 
 
 @pytest.mark.parametrize("protect", [False, True], ids=["no-probes", "stack-clash-protection"])

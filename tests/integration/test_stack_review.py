@@ -89,7 +89,7 @@ def test_recursion_through_a_qsort_callback():
     assert doc["cause"] == "deep-recursion"
     assert r["functions"].count("cmp") == 1 and len(r["functions"]) > 2
     assert r["depth_exact"] and abs(r["rounds"] - calls) <= 1, (r, calls)
-    assert "cmp()" in doc["headline"] and "find why cmp()" in doc["fix"]["text"]
+    assert "cmp()" in doc["headline"] and "find why cmp()" in doc["fix_plan"]["text"]
     assert not passes_with([prog], 64 * MiB)               # unbounded: no limit helps
 
 
@@ -140,7 +140,7 @@ def test_a_huge_frame_in_main_is_named(name, src, size):
     assert doc["cause"] == "huge-frame" and doc["culprit"]["symbol"] == "main"
     assert size <= doc["culprit"]["size"] < size + 64 * 1024
     assert "main()" in doc["headline"] and "none dominating" not in doc["headline"]
-    assert passes_both_layouts([prog], doc["fix"]["ulimit_kib"] * 1024)
+    assert passes_both_layouts([prog], doc["fix_plan"]["ulimit_kib"] * 1024)
     assert not passes_with([prog], soft)
 
 
@@ -157,7 +157,7 @@ def test_a_vla_in_main_jumping_over_the_libraries():
     assert orc["addr"] < lowest_lib < stack[0]                # past every library
     assert doc["verdict"] == "stack-clash-jump" and doc["culprit"]["symbol"] == "main"
     assert n <= doc["culprit"]["size"] < n + MiB
-    assert passes_both_layouts([prog, hex(n)], doc["fix"]["ulimit_kib"] * 1024)
+    assert passes_both_layouts([prog, hex(n)], doc["fix_plan"]["ulimit_kib"] * 1024)
 
 
 TAIL_CALL = r"""
@@ -220,7 +220,7 @@ def test_crash_handler_without_altstack_overflow_is_not_a_gp():
     assert fault < stack[0] <= orc["sp"] + 65536 and stack[1] - (fault & ~4095) > stack[1] - stack[0]
     assert stack[1] - (fault & ~4095) > growth_rule({**orc, "addr": fault})[1]
     assert any("force_sigsegv" in e for e in doc["explanation"])
-    assert "sigaltstack" in doc["fix"]["text"]
+    assert "sigaltstack" in doc["fix_plan"]["text"]
 
 
 def test_crash_handler_in_a_thread():
@@ -230,7 +230,7 @@ def test_crash_handler_in_a_thread():
     assert _si_kernel(orc)
     assert doc["verdict"] == "thread-overflow" and doc["cause"] == "deep-recursion"
     assert abs(doc["recursion"]["depth"] - depth_printed(res)) <= 1
-    assert doc["stack"]["end_address"] - doc["stack"]["start_address"] == 1 << 20
+    assert doc["stack_mapping"]["end_address"] - doc["stack_mapping"]["start_address"] == 1 << 20
 
 
 def test_recursion_through_signal_handlers():
@@ -246,8 +246,8 @@ def test_recursion_through_signal_handlers():
     assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion"
     assert "h" in r["functions"]
     assert r["depth_exact"] and abs(r["rounds"] - depth_printed(res)) <= 1, (r, depth_printed(res))
-    assert doc["handler"]["signal"] is None                # no SA_SIGINFO: not recorded
-    assert "find why h()" in doc["fix"]["text"]
+    assert doc["handler"]["signo"] is None                # no SA_SIGINFO: not recorded
+    assert "find why h()" in doc["fix_plan"]["text"]
 
 
 def test_kernel_core_of_a_crash_handler_overflow(tmp_path):
@@ -274,7 +274,7 @@ def test_kernel_core_of_a_crash_handler_overflow(tmp_path):
     raw = res.json_documents()[0]
     assert_valid(raw)
     doc = ints(raw)
-    assert doc["signal"]["code_name"] == "SI_KERNEL"
+    assert doc["signal"]["si_code_name"] == "SI_KERNEL"
     assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion"
     assert abs(doc["recursion"]["depth"] - depth_printed(res)) <= 1
 
@@ -296,7 +296,7 @@ def test_coroutine_stack_overflow_is_not_a_corrupt_sp(size):
     doc, orc, res = diagnose_live(prog, [str(size), "rec", "100000"], extra=list(DEPTH_CMDS))
     lo, n = _block(res)
     assert doc["verdict"] == "user-stack-overflow" and doc["cause"] == "deep-recursion"
-    st = doc["stack"]
+    st = doc["stack_mapping"]
     assert st["start_address"] <= lo and lo + n <= st["end_address"] <= lo + n + (64 << 10)
     assert orc["addr"] < lo and doc["fault_address"] == orc["addr"]
     assert abs(doc["recursion"]["depth"] - depth_printed(res)) <= 1
@@ -309,9 +309,9 @@ def test_coroutine_fix_is_a_stack_size_that_works():
     prog = build("coroutine")
     doc, orc, res = diagnose_live(prog, [str(128 << 10), "vla", str(300 << 10)])
     assert doc["verdict"] == "user-stack-overflow" and doc["cause"] == "huge-frame"
-    assert doc["fix"]["kind"] == "stack_size"
-    size = doc["fix"]["stacksize"]
-    assert str(size) in doc["fix"]["text"]
+    assert doc["fix_plan"]["kind"] == "stack_size"
+    size = doc["fix_plan"]["stacksize"]
+    assert str(size) in doc["fix_plan"]["text"]
     ok = subprocess.run([str(prog), str(size), "vla", str(300 << 10)], capture_output=True, text=True)
     assert ok.returncode == 0 and "back" in ok.stdout
     assert not passes_with([prog, 128 << 10, "vla", 300 << 10])
@@ -345,8 +345,8 @@ def test_thread_on_a_malloced_stack_names_setstack():
     lo, n = _block(res)
     assert doc["verdict"] == "thread-overflow"
     assert any("pthread_attr_setstack()" in e and "[heap]" in e for e in doc["explanation"])
-    assert "pthread_attr_setstack()" in doc["fix"]["text"]
-    size = doc["fix"]["stacksize"]
+    assert "pthread_attr_setstack()" in doc["fix_plan"]["text"]
+    size = doc["fix_plan"]["stacksize"]
     ok = subprocess.run([str(prog), str(size), str(100 << 10)], capture_output=True, text=True)
     assert ok.returncode == 0 and "joined" in ok.stdout
 
@@ -385,10 +385,10 @@ def test_alloca_in_a_loop_gets_no_limit_that_fails():
     doc, orc, res = diagnose_live(prog, ["3000"])
     assert doc["verdict"] == "rlimit" and doc["cause"] == "huge-frame"
     assert doc["culprit"]["symbol"] == "main" and doc["culprit"]["instruction"]["in_loop"]
-    assert doc["fix"]["kind"] == "code" and doc["fix"]["ulimit_kib"] is None
-    assert "loop" in doc["fix"]["text"]
+    assert doc["fix_plan"]["kind"] == "code" and doc["fix_plan"]["ulimit_kib"] is None
+    assert "loop" in doc["fix_plan"]["text"]
     # the limit for what was used so far does not do (the oracle: re-run), more does
-    assert not passes_with([prog, 3000], ulimit_kib_for(doc["fix"]["needed"]) * 1024)
+    assert not passes_with([prog, 3000], ulimit_kib_for(doc["fix_plan"]["needed"]) * 1024)
     assert passes_with([prog, 3000], 16 * MiB)
 
 
@@ -400,7 +400,7 @@ def test_a_vla_in_a_loop_is_freed_each_iteration(opt):
     doc, orc, res = diagnose_live(prog, ["3", str(16_000_000)])
     assert doc["verdict"] == "rlimit" and doc["cause"] == "huge-frame"
     assert not doc["culprit"]["instruction"]["in_loop"]
-    assert passes_both_layouts([prog, 3, 16_000_000], doc["fix"]["ulimit_kib"] * 1024)
+    assert passes_both_layouts([prog, 3, 16_000_000], doc["fix_plan"]["ulimit_kib"] * 1024)
 
 
 # -- stack smashing: SIGABRT from the stack protector, not growth -----------------------------
@@ -423,7 +423,7 @@ def test_stack_smashing_is_named_with_the_function():
     assert orc["signo"] == 6
     assert doc["verdict"] == "stack-smash" and "copy()" in doc["headline"]
     assert "0x4141414141414141" in doc["headline"]              # the return address, overwritten
-    assert "copy()" in doc["fix"]["text"] and doc["fix"]["kind"] == "code"
+    assert "copy()" in doc["fix_plan"]["text"] and doc["fix_plan"]["kind"] == "code"
 
 
 def test_fortify_abort_is_not_called_healthy():
@@ -466,8 +466,8 @@ def test_a_growth_bigger_than_ram_and_swap_gets_no_ulimit(limit):
     setup = ("set exec-wrapper prlimit --stack=unlimited", "run") if limit == "unlimited" else ("run",)
     doc, orc, res = diagnose_live(prog, [hex(n)], setup=setup)
     assert doc["culprit"]["symbol"] == "main" and doc["culprit"]["size"] >= n
-    assert doc["fix"]["kind"] == "code" and doc["fix"]["ulimit_kib"] is None
-    assert "overcommit" in doc["fix"]["text"]
+    assert doc["fix_plan"]["kind"] == "code" and doc["fix_plan"]["ulimit_kib"] is None
+    assert "overcommit" in doc["fix_plan"]["text"]
     if limit == "unlimited":
         assert limit_of(orc) is None
         assert doc["verdict"] == "stack-other" and "commit check" in doc["headline"]
@@ -518,8 +518,8 @@ def test_i386_vla_fix_works(flags):
     doc, orc, res = diagnose_live(prog, [hex(n)])
     assert doc["verdict"] == "rlimit" and doc["culprit"]["symbol"] == "main"
     assert "esp" in doc["culprit"]["instruction"]["text"]            # as i386 spells it
-    assert n <= doc["fix"]["needed"] < n + MiB                        # the whole VLA, probed too
-    assert passes_both_layouts([prog, hex(n)], doc["fix"]["ulimit_kib"] * 1024)
+    assert n <= doc["fix_plan"]["needed"] < n + MiB                        # the whole VLA, probed too
+    assert passes_both_layouts([prog, hex(n)], doc["fix_plan"]["ulimit_kib"] * 1024)
     assert not passes_with([prog, hex(n)], limit_of(orc))
 
 
@@ -534,7 +534,7 @@ def test_probing_loop_in_main_knows_the_whole_request():
     doc, orc, res = diagnose_live(prog, [hex(n)])
     assert doc["cause"] == "clash-probe" and doc["clash_probe"]["requested"] >= n
     assert "(16.0 MiB)" in doc["headline"]
-    assert passes_both_layouts([prog, hex(n)], doc["fix"]["ulimit_kib"] * 1024)
+    assert passes_both_layouts([prog, hex(n)], doc["fix_plan"]["ulimit_kib"] * 1024)
 
 
 @i686
@@ -543,7 +543,7 @@ def test_i386_thread_overflow():
                      compiler=I686)
     doc, orc, res = diagnose_live(prog, ["thread"], extra=list(DEPTH_CMDS))
     assert doc["verdict"] == "thread-overflow" and doc["cause"] == "deep-recursion"
-    assert doc["stack"]["end_address"] - doc["stack"]["start_address"] == 1 << 20
+    assert doc["stack_mapping"]["end_address"] - doc["stack_mapping"]["start_address"] == 1 << 20
     assert abs(doc["recursion"]["depth"] - depth_printed(res)) <= 1
 
 
@@ -582,7 +582,7 @@ def test_crash_handler_on_a_too_small_altstack():
     doc, orc, res = diagnose_live(prog, ["2048"], setup=("run", "continue"))
     assert _si_kernel(orc) and doc["verdict"] == "rlimit"
     assert any("MINSIGSTKSZ" in e for e in doc["explanation"])
-    size = int(re.search(r"sigaltstack\(2\) of at least (\d+) bytes", doc["fix"]["text"])[1])
+    size = int(re.search(r"sigaltstack\(2\) of at least (\d+) bytes", doc["fix_plan"]["text"])[1])
     again = subprocess.run([str(prog), str(size)], capture_output=True, text=True)
     assert again.returncode == 3 and "crash" in again.stderr
 
@@ -614,7 +614,7 @@ def test_unlimited_stack_limit_shrinks_default_threads():
     assert_valid(raw)
     doc = ints(raw)
     assert doc["verdict"] == "thread-overflow"
-    assert doc["stack"]["end_address"] - doc["stack"]["start_address"] == 2 * MiB
+    assert doc["stack_mapping"]["end_address"] - doc["stack_mapping"]["start_address"] == 2 * MiB
     assert any("shrinks thread stacks" in e for e in doc["explanation"])
 
 
@@ -640,7 +640,7 @@ def test_split_stack_out_of_memory_is_not_healthy():
         f"set exec-wrapper prlimit --as={256 * MiB}", "run"))
     assert orc["signo"] == 6
     assert doc["verdict"] == "stack-other" and "split-stack" in doc["headline"]
-    assert "rec()" in doc["headline"] and "rec()" in doc["fix"]["text"]
+    assert "rec()" in doc["headline"] and "rec()" in doc["fix_plan"]["text"]
 
 
 SETSTACK_MMAP = r"""
@@ -672,8 +672,8 @@ def test_thread_stack_ends_at_its_thread_pointer():
     doc, orc, res = diagnose_live(prog, [str(64 << 10), "1000"])
     lo, n = _block(res)
     assert doc["verdict"] == "thread-overflow"
-    assert (doc["stack"]["start_address"], doc["stack"]["end_address"]) == (lo, lo + n)
-    assert doc["stack"]["guard_range"]["end_address"] == lo
+    assert (doc["stack_mapping"]["start_address"], doc["stack_mapping"]["end_address"]) == (lo, lo + n)
+    assert doc["stack_mapping"]["guard_range"]["end_address"] == lo
 
 
 def _kernel_core(tmp_path, argv):
@@ -708,5 +708,5 @@ def test_coroutine_overflow_in_a_kernel_core(tmp_path):
     lo, n = _block(run)
     doc, res = _diagnose_core(prog, core, list(DEPTH_CMDS))
     assert doc["verdict"] == "user-stack-overflow" and doc["cause"] == "deep-recursion"
-    assert doc["stack"]["start_address"] <= lo < lo + n <= doc["stack"]["end_address"]
+    assert doc["stack_mapping"]["start_address"] <= lo < lo + n <= doc["stack_mapping"]["end_address"]
     assert abs(doc["recursion"]["depth"] - depth_printed(res)) <= 1
