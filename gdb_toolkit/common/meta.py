@@ -134,7 +134,7 @@ class CommandMeta:
 
     def as_dict(self) -> dict:
         return {"name": self.name, "gdb_name": self.gdb_name, "summary": self.summary,
-                "usage": self.usage_lines(), "category": self.category,
+                "usage_lines": self.usage_lines(), "category": self.category,
                 "examples": list(self.examples), "repeats": self.repeat}
 
     # -- reading a command class ------------------------------------------------------------

@@ -285,7 +285,7 @@ def header(meta_entry: dict, level: int = 1) -> str:
     """A command's docs header from its ``toolkit commands --json`` entry."""
     from gdb_toolkit.common.meta import CommandMeta
 
-    m = CommandMeta(meta_entry["name"], meta_entry["summary"], "\n".join(meta_entry["usage"]),
+    m = CommandMeta(meta_entry["name"], meta_entry["summary"], "\n".join(meta_entry["usage_lines"]),
                     "", meta_entry["examples"], meta_entry["category"], meta_entry["repeats"])
     return m.docs_header(level)
 
