@@ -10,7 +10,7 @@ OK, MISSING, LIMITED, INFO = "ok", "missing", "limited", "info"
 @dataclass
 class Check:
     name: str
-    status: str          # ok | missing | limited | info
+    state: str           # ok | missing | limited | info
     detail: str
     fix: str = ""
     used_by: str = ""
@@ -23,7 +23,7 @@ class DoctorReport:
 
     @property
     def missing(self) -> list[Check]:
-        return [c for c in self.checks if c.status in (MISSING, LIMITED)]
+        return [c for c in self.checks if c.state in (MISSING, LIMITED)]
 
 
 def _dep(facts: HostFacts, module: str, label: str, used_by: str) -> Check:

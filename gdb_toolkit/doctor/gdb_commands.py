@@ -44,8 +44,8 @@ why and, under it, the fix."""
 
         # the fix, and which commands a failing check affects, go whole under the row
         cols = [Col("check", "key"), Col("status", "state"), Col("detail")]
-        rows = [[c.name, c.status, c.detail] for c in report.checks]
-        below = [[("fix", c.fix), ("affects", c.used_by if c.status != OK else "")]
+        rows = [[c.name, c.state, c.detail] for c in report.checks]
+        below = [[("fix", c.fix), ("affects", c.used_by if c.state != OK else "")]
                  for c in report.checks]
         from gdb_toolkit.common.text import notes_block
 

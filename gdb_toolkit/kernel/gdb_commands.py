@@ -539,7 +539,7 @@ it points at."""
             return kx(s, _address(s, args.where), args.length, args.words)
 
     def render(self, r, ctx):
-        out = [f"{_hex(r.address)} <{_name(r.symbol)}>, {r.length} bytes:\n"]
+        out = [f"{_hex(r.address)} <{_name(r.symbol)}>, {r.size} bytes:\n"]
         for row in r.rows:
             if row.words:
                 ws = "  ".join(w["value"] + (f" <{_name(w['symbol'])}>" if w["symbol"] else "")
@@ -576,7 +576,7 @@ kcore on the running kernel; kptr_restrict is reported."""
         with _session(args) as s:
             rep = ksym(s, args.query, btf=not args.no_btf)
         if not rep.matches:
-            raise ToolkitError(f"no kernel symbol matches {args.query!r} in {rep.source}",
+            raise ToolkitError(f"no kernel symbol matches {args.query!r} in {rep.symbol_source}",
                                "check the spelling; module symbols appear once the module is loaded")
         return rep
 

@@ -44,7 +44,7 @@ class ProbeReport:
     target_address: int | None = None # the patched jmp/call's target ...
     target_symbol: str | None = None  # ... and its symbol
     bpf: list = field(default_factory=list)
-    source: str = "list"              # list | memory | list+memory
+    found_in: str = "list"            # list | memory | list+memory
     notes: list = field(default_factory=list)
 
 
@@ -371,7 +371,7 @@ def _row(arch, lp, kp, top, addr, live, site, state, all_disarmed, sym, event_in
         target_address=site.target if site is not None else None,
         target_symbol=site.target_symbol if site is not None else None,
         bpf=list(kp.bpf_progs) if kp else [],
-        source=("memory" if from_memory else "list+memory" if kp is not None else "list"),
+        found_in=("memory" if from_memory else "list+memory" if kp is not None else "list"),
         notes=row_notes,
     )
     if ok and exp == "optimized" and state == "int3":

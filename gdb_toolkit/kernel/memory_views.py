@@ -253,7 +253,7 @@ class DumpRow:
 class KxReport:
     address: int
     symbol: str
-    length: int
+    size: int
     rows: list
     data: bytes = field(default=b"", metadata={"json_skip": False})
     notes: list = field(default_factory=list)    # human sentences (docs/json.md: every result has them)
@@ -310,7 +310,7 @@ def symbol_kind(letter: str) -> str:
 class KsymReport:
     query: str
     matches: list
-    source: str
+    symbol_source: str              # where the symbols came from (a kallsyms file, ...)
     notes: list = field(default_factory=list)
 
 

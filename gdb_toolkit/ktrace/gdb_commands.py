@@ -351,7 +351,7 @@ mm->get_unmapped_area (code pointers are named from kallsyms).  Where
         text = key_values([("task", f"0x{report.task_address:x} ({report.found_by})", "address"),
                            ("pid/tgid", f"{report.pid}/{report.tgid}"),
                            ("comm", f"{report.comm!r} ({check})"),
-                           ("memory", report.source or None),
+                           ("memory", report.memory_source or None),
                            ("$ktask", "struct task_struct *" if report.typed else
                             "void * (run ktypes for a typed pointer)")], ctx.width, ctx.styler)
         for n in report.notes:

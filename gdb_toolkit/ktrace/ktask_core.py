@@ -77,6 +77,6 @@ def inspect_task(value: int, fields: list[str], session) -> TaskReport:
     if not looks_like_address(value) and pid != value:
         verified = False
     report = TaskReport(task, pid, tgid, comm, proc, verified, found_by,
-                        source=session.source_description, notes=notes)
+                        memory_source=session.source_description, notes=notes)
     report.fields = [reader.field(task, f) for f in fields]
     return report

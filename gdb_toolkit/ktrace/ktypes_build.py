@@ -48,7 +48,7 @@ class KtypesResult:
     def for_json(self) -> dict:
         """The --json result (schema gdb_toolkit/schemas/ktypes.schema.json)."""
         return {"object_file": self.object_path or None, "build_id": self.build_id or None,
-                "cached": self.cached, "source": self.source, "btf_file": self.btf_path or None,
+                "cached": self.cached, "type_source": self.source, "btf_file": self.btf_path or None,
                 "seconds": round(self.seconds, 3), "loaded": self.loaded, "notes": list(self.notes)}
 
 

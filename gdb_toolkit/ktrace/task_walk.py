@@ -31,7 +31,7 @@ class TaskReport:
     found_by: str               # 'address' | 'task list walk, N tasks'
     fields: list[TaskField] = field(default_factory=list)
     typed: bool = False         # $ktask typed as struct task_struct *
-    source: str = ""            # which kernel memory: /proc/kcore, a vmcore, gdb's target
+    memory_source: str = ""     # which kernel memory: /proc/kcore, a vmcore, gdb's target
     notes: list[str] = field(default_factory=list)
 
 

@@ -23,10 +23,10 @@ def test_doctor_json_matches_independent_facts():
     rows = {c["name"]: c for c in doc["checks"]}
     assert rows["gdb"]["detail"].startswith(
         subprocess.run([GDB, "--version"], capture_output=True, text=True).stdout.split()[3][:4])
-    assert rows["root"]["status"] == ("ok" if os.geteuid() == 0 else "limited")
-    assert rows["BTF"]["status"] == ("ok" if os.path.exists("/sys/kernel/btf/vmlinux") else "missing")
+    assert rows["root"]["state"] == ("ok" if os.geteuid() == 0 else "limited")
+    assert rows["BTF"]["state"] == ("ok" if os.path.exists("/sys/kernel/btf/vmlinux") else "missing")
     import shutil
-    assert rows["vgdb"]["status"] == ("ok" if shutil.which("vgdb") else "missing")
+    assert rows["vgdb"]["state"] == ("ok" if shutil.which("vgdb") else "missing")
     # ptrace: CAP_SYS_PTRACE is claimed only when this process's CapEff has it (bit 19)
     capeff = int(next(ln for ln in open("/proc/self/status") if ln.startswith("CapEff:")).split()[1], 16)
     assert ("CAP_SYS_PTRACE" in rows["ptrace"]["detail"]) == bool(capeff >> 19 & 1 and os.geteuid() == 0)
@@ -36,7 +36,7 @@ def test_doctor_json_matches_independent_facts():
     if not os.path.exists("/proc/kcore"):
         assert rows["/proc/kcore"]["fix"]
     for check in doc["checks"]:
-        if check["status"] == "missing":
+        if check["state"] == "missing":
             assert check["fix"], check
 
 

@@ -131,7 +131,7 @@ def test_vmlinux_symbols_and_as_built_bytes(tmp_path, kernel_types):
     ks, show = res.json_documents()
     nm = subprocess.run(["nm", str(vm)], capture_output=True, text=True).stdout
     want = int(re.search(r"^([0-9a-f]+) T vfs_write$", nm, re.M).group(1), 16)
-    assert addr(ks["matches"][0]["address"]) == want and ks["source"] == str(vm)
+    assert addr(ks["matches"][0]["address"]) == want and ks["symbol_source"] == str(vm)
     dump = subprocess.run(["objdump", "-d", "-M", "intel", str(vm)], capture_output=True, text=True).stdout
     objdump_insns = re.findall(r"^\s*([0-9a-f]+):\s+((?:[0-9a-f]{2} )+)\s+(\S+)", dump, re.M)
     at = {int(a, 16): (raw.strip(), mnem) for a, raw, mnem in objdump_insns}

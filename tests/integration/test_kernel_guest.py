@@ -125,7 +125,7 @@ def test_entry_probe_is_an_ftrace_call_and_original_is_the_nop(probes):
     assert row.flags == ["FTRACE"] and row.state == "ftrace" and row.consistent
     assert row.target_symbol and "ftrace" in row.target_symbol
     assert row.handler == "kprobe_dispatcher" and row.event == f"{GROUP}/entry"
-    assert row.original == NOP5 and row.source == "list+memory"
+    assert row.original == NOP5 and row.found_in == "list+memory"
     probes.remove("entry")
     assert not listed(addr)
     assert kcore_bytes(addr, len(row.original)) == row.original

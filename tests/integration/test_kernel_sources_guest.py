@@ -80,7 +80,7 @@ def compare(live_docs, other_docs, how: str):
         for f in ("symbol", "flags", "state", "original", "handler", "ret_handler", "event",
                   "event_tracefs", "struct_address", "aggregate_address", "consistent"):
             assert b[f] == a[f], (how, key, f, b[f], a[f])
-        assert b["source"] == "memory"
+        assert b["found_in"] == "memory"
         if a["symbol"].startswith(QUIET):                # nothing else calls it: exact counts
             assert b["hits"] == a["hits"], (b["hits"], a["hits"])
     # kprobe-show: code, original and the struct kprobe fields

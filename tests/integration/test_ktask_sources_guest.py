@@ -90,7 +90,7 @@ def test_ktask_and_ktypes_on_a_vmcore_agree_with_the_live_kernel(subject):
         docs = out.json_documents()
         assert len(docs) == 3, out.output[-3000:]
         _compare(subject, docs, _sizes(out.stdout), "vmcore")
-        assert "dump" in docs[0]["source"] or "vmcore" in docs[0]["source"], docs[0]["source"]
+        assert "dump" in docs[0]["memory_source"] or "vmcore" in docs[0]["memory_source"], docs[0]["memory_source"]
     finally:
         path.unlink(missing_ok=True)
 
@@ -113,4 +113,4 @@ def test_ktask_and_ktypes_on_the_halted_kernel_through_gdbstub(subject):
     sizes = _sizes(out.stdout)
     _compare(subject, docs, sizes[:2], "gdb")
     assert sizes[2:] == [RLIMIT, subject["pid"]], sizes                 # gdb's own reads, typed
-    assert "gdb" in docs[0]["source"], docs[0]["source"]
+    assert "gdb" in docs[0]["memory_source"], docs[0]["memory_source"]

@@ -26,31 +26,31 @@ def test_everything_available():
 def test_missing_kcore_and_kprobes_say_why_and_fix():
     r = by_name(checks.evaluate(facts(kcore="absent", kernel_config_kprobes="n",
                                       kprobe_events=False, kprobe_pmu=False)))
-    assert r["/proc/kcore"].status == "missing"
+    assert r["/proc/kcore"].state == "missing"
     assert "CONFIG_PROC_KCORE" in r["/proc/kcore"].detail and r["/proc/kcore"].fix
-    assert r["kprobes"].status == "missing" and "CONFIG_KPROBES" in r["kprobes"].detail
+    assert r["kprobes"].state == "missing" and "CONFIG_KPROBES" in r["kprobes"].detail
 
 
 def test_non_root_and_restricted():
     r = by_name(checks.evaluate(facts(euid=1000, ptrace_scope=1, kallsyms="zeroed",
                                       kcore="denied: Permission denied")))
-    assert r["ptrace"].status == "limited" and "ptrace_scope" in r["ptrace"].fix
-    assert r["kallsyms addresses"].status == "missing" and "kptr_restrict" in r["kallsyms addresses"].detail
+    assert r["ptrace"].state == "limited" and "ptrace_scope" in r["ptrace"].fix
+    assert r["kallsyms addresses"].state == "missing" and "kptr_restrict" in r["kallsyms addresses"].detail
     assert "root" in r["/proc/kcore"].fix
-    assert r["root"].status == "limited"
+    assert r["root"].state == "limited"
 
 
 def test_tracefs_unmounted_is_limited():
     r = by_name(checks.evaluate(facts(tracefs=None, kprobe_events=False, kprobe_pmu=False)))
-    assert r["kprobes"].status == "limited" and "mount -t tracefs" in r["kprobes"].fix
+    assert r["kprobes"].state == "limited" and "mount -t tracefs" in r["kprobes"].fix
 
 
 def test_missing_deps_and_bcc_headers():
     r = by_name(checks.evaluate(facts(deps={"elftools": None, "capstone": "4", "tabulate": "1",
                                             "bcc": "0.26"}, bcc_compile="Failed to compile",
                                       kernel_headers=None)))
-    assert r["pyelftools"].status == "missing" and "python3-pyelftools" in r["pyelftools"].fix
-    assert r["bcc compile"].status == "missing" and "linux-headers-6.1.0-18-amd64" in r["bcc compile"].fix
+    assert r["pyelftools"].state == "missing" and "python3-pyelftools" in r["pyelftools"].fix
+    assert r["bcc compile"].state == "missing" and "linux-headers-6.1.0-18-amd64" in r["bcc compile"].fix
 
 
 def test_probes_on_files(tmp_path):
@@ -68,10 +68,10 @@ def test_probes_on_files(tmp_path):
 def test_headers_of_another_kernel_are_usable_and_said():
     r = by_name(checks.evaluate(facts(kernel_headers="/usr/src/linux-headers-6.1.0-56-common",
                                       kernel_headers_note="no headers for the running kernel 6.18")))
-    assert r["kernel headers"].status == "ok"
+    assert r["kernel headers"].state == "ok"
     assert "no headers for the running kernel 6.18" in r["kernel headers"].detail
     r = by_name(checks.evaluate(facts(kernel_headers=None)))
-    assert r["kernel headers"].status == "missing" and r["kernel headers"].fix
+    assert r["kernel headers"].state == "missing" and r["kernel headers"].fix
 
 
 def test_ptrace_row_believes_capeff_not_euid(tmp_path):
@@ -84,10 +84,10 @@ def test_ptrace_row_believes_capeff_not_euid(tmp_path):
     assert probe_capability(19, str(status)) is True
     # root in a container without CAP_SYS_PTRACE: not "root (CAP_SYS_PTRACE)"
     row = by_name(checks.evaluate(facts(euid=0, cap_sys_ptrace=False)))["ptrace"]
-    assert row.status == "limited" and "CAP_SYS_PTRACE" in row.fix and "without" in row.detail
-    assert by_name(checks.evaluate(facts(euid=0, cap_sys_ptrace=True)))["ptrace"].status == "ok"
+    assert row.state == "limited" and "CAP_SYS_PTRACE" in row.fix and "without" in row.detail
+    assert by_name(checks.evaluate(facts(euid=0, cap_sys_ptrace=True)))["ptrace"].state == "ok"
     # an ordinary user never has CAP_SYS_PTRACE: same-user attach is still fine with scope 0
-    assert by_name(checks.evaluate(facts(euid=1000, ptrace_scope=0, cap_sys_ptrace=False)))["ptrace"].status == "ok"
+    assert by_name(checks.evaluate(facts(euid=1000, ptrace_scope=0, cap_sys_ptrace=False)))["ptrace"].state == "ok"
 
 
 def test_kernel_headers_fix_names_a_package_only_for_debian_kernels():

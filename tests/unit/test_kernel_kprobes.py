@@ -475,7 +475,7 @@ def test_memory_only_report_without_debugfs(tmp_path, kernel_types):
     assert flags["vfs_read+0x0"] == ["DISABLED", "FTRACE"]     # spelled as kprobes/list does
     assert flags["vfs_write+0x2"] == ["OPTIMIZED"]
     assert {p.kind for p in rep.probes if p.symbol == "do_sys_openat2+0x0"} == {"kprobe", "kretprobe"}
-    assert all(p.source == "memory" for p in rep.probes)
+    assert all(p.found_in == "memory" for p in rep.probes)
 
 
 def test_layout_error_without_kprobes():
