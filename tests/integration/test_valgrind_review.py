@@ -139,7 +139,7 @@ def test_history_survives_the_program_exiting(tmp_path):
     assert hist["snapshots"] == 4
     site = [s for s in hist["sites"] if s["kind"] == "definite" and s["symbol"] == "handle_request"]
     assert len(site) == 1 and oracle[-1] == 100 + 110 + 120 > 0
-    assert [t["definite"] for t in hist["totals"]] == oracle
+    assert [t["definite_bytes"] for t in hist["total_series"]] == oracle
     assert site[0]["series"][-1]["bytes"] == oracle[-1]
     assert any("exited (status 0)" in n for n in hist["notes"])
     assert "the program under valgrind has exited" not in res.stderr

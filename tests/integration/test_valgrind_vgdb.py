@@ -185,17 +185,17 @@ def test_block_list_by_record_and_by_address(memleak_session):
     by_record, by_addr = docs(res)[5], docs(res)[6]
     addrs = res.stdout.split("@@ADDR@@")[1].split()[:3]
     g0, g1, gaddr = (int(a, 16) for a in addrs)
-    rec = by_record["record"]
-    assert rec["record"] == 3 and len(by_record["blocks"]) == rec["blocks"]
-    hit = by_addr["record"]
+    rec = by_record["leak_record"]
+    assert rec["record"] == 3 and len(by_record["block_list"]) == rec["blocks"]
+    hit = by_addr["leak_record"]
     assert hit["location"]["symbol"] == "memleak4" and addr(by_addr["address"]) == g1
     assert (addr(by_addr["block_address"]), by_addr["block_size"]) == (g1, 45678)   # v.info location's block
-    assert {addr(b["address"]) for b in by_addr["blocks"]} == {g0, g1}
-    assert all(b["size"] == 45678 for b in by_addr["blocks"])
+    assert {addr(b["address"]) for b in by_addr["block_list"]} == {g0, g1}
+    assert all(b["size"] == 45678 for b in by_addr["block_list"])
     who = docs(res)[7]
     holders = [p for p in who["pointers"] if p["address"] and addr(p["address"]) == gaddr]
     assert holders and holders[0]["location"]["symbol"] == "g_psz1"
-    assert who["target"]["kind"] == "heap_block" and who["target"]["block_size"] == 45678
+    assert who["target_location"]["kind"] == "heap_block" and who["target_location"]["block_size"] == 45678
 
 
 def test_leaks_match_valgrinds_end_of_run_report(memleak_session):
@@ -307,11 +307,11 @@ def test_vbits_check_who_and_log_output(tmp_path):
     vb = d[1]
     assert addr(vb["address"]) == g_buf
     # memset(g_buf, 'A', 10): 10 defined bytes with value 0x41, the rest of the 64-byte block undefined
-    assert [b["vbits"] for b in vb["bytes"]] == [0] * 10 + [0xFF] * 14
-    assert all(b["value"] == 0x41 for b in vb["bytes"][:10])
+    assert [b["vbits"] for b in vb["byte_list"]] == [0] * 10 + [0xFF] * 14
+    assert all(b["value"] == 0x41 for b in vb["byte_list"][:10])
     assert "DDDDDDDD" in res.stdout and "DDUUUUUU" in res.stdout
     edge = d[2]
-    assert edge["unaddressable"] == 8 and [b["vbits"] for b in edge["bytes"][8:]] == [None] * 8
+    assert edge["unaddressable"] == 8 and [b["vbits"] for b in edge["byte_list"][8:]] == [None] * 8
     not_def, defined, not_addr, glob = d[3:7]
     assert (not_def["ok"], addr(not_def["first_bad_address"])) == (False, g_buf + 10)
     assert defined["ok"] and defined["location"]["block_size"] == 64
@@ -374,14 +374,14 @@ def test_vg_block_by_address_keeps_the_leak_delta(tmp_path):
     block, grown, late_block, late_grown = docs(res)
     # a block the last leak search knew: found without a new search, so the delta still shows
     # what one round of the program allocates (sizes from examples/valgrind/memleakloop.c)
-    assert block["record"]["location"]["symbol"] == "memleak4" and block["notes"] == []
+    assert block["leak_record"]["location"]["symbol"] == "memleak4" and block["notes"] == []
     by = {r["location"]["symbol"]: r["bytes_delta"] for r in grown["records"]}
     assert by == {"memleak1": 1111, "memleak2": 2456, "memleak3": 356, "memleak4": 45678,
                   "memleak5": 560000}
     # a block newer than the last search: vg-block says which block it is (valgrind's v.info
     # location) but runs no leak search, so the next delta is still one round's growth
     assert late_block["block_size"] == 45678 and late_block["stack"][1]["symbol"] == "memleak4"
-    assert late_block["address"] not in {b["address"] for b in late_block["blocks"]}
+    assert late_block["address"] not in {b["address"] for b in late_block["block_list"]}
     assert any("does not list this block" in w for w in late_block["notes"])
     assert {r["location"]["symbol"]: r["bytes_delta"] for r in late_grown["records"]} == by
 
