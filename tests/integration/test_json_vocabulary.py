@@ -54,7 +54,7 @@ def test_vg_who_names_the_frame_source_of_a_stack_pointer(tmp_path):
         "    return json.loads(gdb.execute(c, to_string=True))['result']\n"
         "rec = next(r for r in doc('vg-leaks --json')['records']\n"
         "           if r['bytes'] == 32 and (r['location'] or {}).get('symbol') == 'main')\n"
-        "b = doc('vg-block %d --json' % rec['record'])['blocks'][0]['address']\n"
+        "b = doc('vg-block %d --json' % rec['record'])['block_list'][0]['address']\n"
         "print('ORACLE-BEGIN'); print(gdb.execute('monitor who_points_at %s' % b, to_string=True)); print('ORACLE-END')\n"
         "print('DOC-BEGIN'); gdb.execute('vg-who %s --json' % b); print('DOC-END')\n"
         "end")
