@@ -12,7 +12,7 @@ SOURCES = (('gdbsupport/registry.py', 1562350838),
  ('ktrace/gdb_commands.py', 3667644090),
  ('plt/gdb_commands.py', 3117737606),
  ('stack/gdb_commands.py', 3260514913),
- ('valgrind/gdb_commands.py', 988329285))
+ ('valgrind/gdb_commands.py', 604701997))
 
 ENTRIES = (
     ('command',

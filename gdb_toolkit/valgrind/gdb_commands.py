@@ -1069,7 +1069,7 @@ nothing in the target is changed."""
         for i in range(0, len(report.byte_list), 8):
             chunk = report.byte_list[i:i + 8]
             rows.append([f"0x{chunk[0].address:x}",
-                         " ".join("??" if b.value is None else f"{b.value:02x}" for b in chunk),
+                         " ".join("??" if b.byte_value is None else f"{b.byte_value:02x}" for b in chunk),
                          " ".join("__" if b.vbits is None else f"{b.vbits:02x}" for b in chunk),
                          "".join(mark[b.state] for b in chunk)])
         out = render_table([Col("address", "address"), Col("values", "key"), Col("vbits", "key"),
@@ -1097,12 +1097,12 @@ def _fill_values(report) -> None:
             data = None
         for k, b in enumerate(part):
             if b.vbits is not None and data is not None:
-                b.value = data[k]
+                b.byte_value = data[k]
             elif b.vbits is not None:
                 try:
-                    b.value = bytes(inf.read_memory(b.address, 1))[0]
+                    b.byte_value = bytes(inf.read_memory(b.address, 1))[0]
                 except (gdb.error, gdb.MemoryError):
-                    b.value = None
+                    b.byte_value = None
 
 
 class VgCheck(_AddrLenCommand):

@@ -82,7 +82,7 @@ def parse_who_points_at(text: str, code_map: CodeMap | None = None) -> WhoPoints
 @dataclass
 class ByteState:
     address: int
-    value: int | None           # None when unaddressable (valgrind prints 0x??)
+    byte_value: int | None      # None when unaddressable (valgrind prints 0x??)
     vbits: int | None           # 0 = every bit defined, 0xff = none; None = unaddressable
 
     @property

@@ -308,7 +308,7 @@ def test_vbits_check_who_and_log_output(tmp_path):
     assert addr(vb["address"]) == g_buf
     # memset(g_buf, 'A', 10): 10 defined bytes with value 0x41, the rest of the 64-byte block undefined
     assert [b["vbits"] for b in vb["byte_list"]] == [0] * 10 + [0xFF] * 14
-    assert all(b["value"] == 0x41 for b in vb["byte_list"][:10])
+    assert all(b["byte_value"] == 0x41 for b in vb["byte_list"][:10])
     assert "DDDDDDDD" in res.stdout and "DDUUUUUU" in res.stdout
     edge = d[2]
     assert edge["unaddressable"] == 8 and [b["vbits"] for b in edge["byte_list"][8:]] == [None] * 8

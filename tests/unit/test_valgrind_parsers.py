@@ -124,9 +124,9 @@ def test_who_points_at_holders():
 def test_xb_and_get_vbits():
     v = parse_xb(text("vb_xb.txt"), 0x4A43040, 24)
     assert [b.state for b in v.byte_list[:10]] == ["defined"] * 10
-    assert v.undefined == 14 and v.unaddressable == 0 and v.byte_list[0].value == 0x41
+    assert v.undefined == 14 and v.unaddressable == 0 and v.byte_list[0].byte_value == 0x41
     edge = parse_xb(text("vb_xb_edge.txt"), 0x4A43078, 16)
-    assert edge.unaddressable == 8 and edge.byte_list[8].value is None and edge.byte_list[8].address == 0x4A43080
+    assert edge.unaddressable == 8 and edge.byte_list[8].byte_value is None and edge.byte_list[8].address == 0x4A43080
     assert parse_xb(text("vb_xb_unmapped.txt"), 0x10, 8).unaddressable == 8
     g = parse_get_vbits(text("vb_getvbits.txt"), 0x4A43040, 24)
     assert [b.state for b in g.byte_list] == [b.state for b in v.byte_list]
