@@ -338,6 +338,8 @@ class Diagnosis:
     # `stack` a list of frames, so the plan object and the stack mapping get their own keys
     fix_plan = property(lambda self: self.fix)
     stack_mapping = property(lambda self: self.stack)
+    signal_handler = property(lambda self: self.handler)    # `handler` is a symbol in kprobe-*
+    fact_sources = property(lambda self: self.sources)      # `sources` is a list in kprobe-list
 
 
 def _json_renamed(cls, renames: dict):
@@ -349,7 +351,12 @@ def _json_renamed(cls, renames: dict):
     return cls
 
 
-_json_renamed(Diagnosis, {"fix": "fix_plan", "stack": "stack_mapping"})
+_json_renamed(Diagnosis, {"fix": "fix_plan", "stack": "stack_mapping", "handler": "signal_handler",
+                          "sources": "fact_sources"})
+# `step` is a sentence in plt-walk and `requested` a probe spec in ktrace: these are byte sizes
+ClashProbe.step_size = property(lambda self: self.step)
+ClashProbe.requested_size = property(lambda self: self.requested)
+_json_renamed(ClashProbe, {"step": "step_size", "requested": "requested_size"})
 
 
 VERDICTS = {

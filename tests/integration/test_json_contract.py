@@ -231,14 +231,10 @@ PENDING_SCHEMA_KEY_TYPES: dict[str, str] = {
     "error": "ktask/vg-errors strings vs the envelope's error object",
     "fields": "kprobe-show/ktask lists vs ktrace's object",
     "flags": "ftrace-site's string vs kprobe-list/-show's lists",
-    "handler": "kprobe handler symbol strings vs stack-diagnose's handler object",
     "line": "ftrace-site's text line vs every source line number",
     "live": "kprobe strings/lists vs plt-walk's object (pltjson)",
     "original": "kprobe-show's list vs the kprobe hex strings",
-    "requested": "ktrace's string vs stack-diagnose's number",
     "retval": "ktrace string and number vs stack-diagnose's number",
-    "sources": "kprobe-list's list vs stack-diagnose's object",
-    "step": "plt-walk's string (pltjson) vs stack-diagnose's number",
     "value": "numbers (got, plt-walk before pltjson, ktask, vg-vbits) vs hex strings (kprobe-show, ktask, kx)",
 }
 

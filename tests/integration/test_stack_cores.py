@@ -61,7 +61,7 @@ def test_rlimit_option_states_the_limit(small_limit_core):
     prog, core, orc = small_limit_core
     doc, res = diagnose_core(prog, core, "--rlimit 4096")
     assert doc["verdict"] == "rlimit" and doc["rlimit_soft"] == limit_of(orc)
-    assert doc["sources"]["RLIMIT_STACK"] == "given with --rlimit"
+    assert doc["fact_sources"]["RLIMIT_STACK"] == "given with --rlimit"
     doc, res = diagnose_core(prog, core, "--rlimit 8M")
     assert doc["verdict"] == "stack-other"                    # 8 MiB would have allowed 6 MiB
     assert "would have granted" in " ".join(doc["explanation"])
@@ -100,9 +100,9 @@ def test_core_without_siginfo_uses_pr_cursig_and_the_faulting_instruction(tmp_pa
     orc = gcore(prog, ["1920", "1080"], core)
     bare = _drop_siginfo(core, tmp_path / "nosiginfo.core")
     doc, res = diagnose_core(prog, bare)
-    assert "pr_cursig" in doc["sources"]["signal info"] and doc["signal"]["name"] == "SIGSEGV"
+    assert "pr_cursig" in doc["fact_sources"]["signal info"] and doc["signal"]["name"] == "SIGSEGV"
     assert doc["fault_address"] == orc["addr"]                   # decoded == the kernel's si_addr
-    assert "faulting instruction" in doc["sources"]["fault address"]
+    assert "faulting instruction" in doc["fact_sources"]["fault address"]
     assert doc["verdict"] == "rlimit" and doc["culprit"]["symbol"] == "calc_array"
 
 
@@ -172,7 +172,7 @@ def test_qemu_aarch64_core_of_the_seed(tmp_path):
     notes = subprocess.run(["readelf", "-n", str(core)], capture_output=True, text=True).stdout
     assert "NT_SIGINFO" not in notes and "NT_PRSTATUS" in notes
     doc, res = a64_diagnose(prog, core)
-    assert doc["thread"]["arch"] == "aarch64" and "pr_cursig" in doc["sources"]["signal info"]
+    assert doc["thread"]["arch"] == "aarch64" and "pr_cursig" in doc["fact_sources"]["signal info"]
     assert doc["verdict"] == "rlimit", doc["headline"]              # not "healthy, 200%"
     assert "fixed" in doc["headline"] and doc["stack_mapping"]["guard_range"]["perms"] == "---p"
     ins = doc["culprit"]["instruction"]

@@ -94,9 +94,9 @@ def test_alloca_huge(scp, opt):
     if scp:
         assert doc["cause"] == "clash-probe"
         p = doc["clash_probe"]
-        assert p["step"] == (4096 if ARCH == "x86_64" else 65536)
+        assert p["step_size"] == (4096 if ARCH == "x86_64" else 65536)
         assert ("or qword ptr [rsp" if ARCH == "x86_64" else "str xzr, [sp") in p["probe"]
-        assert request <= p["requested"] <= request + 4096 + 64
+        assert request <= p["requested_size"] <= request + 4096 + 64
         # the probe stopped part-way: just past the limit, far short of the request
         assert doc["culprit"]["size"] < request
     else:
@@ -265,8 +265,8 @@ def test_handler_on_sigaltstack_diagnoses_the_fault_it_caught():
     alt = int(re.search(r"altstack=(0x[0-9a-f]+)", res.stdout)[1], 16)
     assert alt <= orc["sp"] < alt + (1 << 16)                    # gdb: sp is on the altstack
     stack = next(m for m in maps_of(orc["maps"]) if m[3] == "[stack]")
-    assert doc["stopped_by"]["signal_name"] == "SIGTRAP" and doc["handler"]["on_altstack"]
-    assert doc["handler"]["altstack"] == {"start_address": alt, "size": 1 << 16}
+    assert doc["stopped_by"]["signal_name"] == "SIGTRAP" and doc["signal_handler"]["on_altstack"]
+    assert doc["signal_handler"]["altstack"] == {"start_address": alt, "size": 1 << 16}
     assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion"
     assert doc["signal"]["name"] == "SIGSEGV" and stack[0] - 4096 <= doc["fault_address"] < stack[0]
     assert doc["recursion"]["functions"] == ["rec"] and doc["recursion"]["depth_exact"]
@@ -342,7 +342,7 @@ def test_core_files(name, args, verdict, tmp_path):
     doc = ints(res.json_documents()[-1])
     assert doc["verdict"] == verdict and doc["thread"]["target"] == "core"
     if doc["thread"]["main"]:
-        assert "not recorded in a core file" in doc["sources"]["RLIMIT_STACK"]
+        assert "not recorded in a core file" in doc["fact_sources"]["RLIMIT_STACK"]
     if name == "teststack":
         assert doc["culprit"]["symbol"] == "calc_array"
         assert doc["fix_plan"]["ulimit_kib"] and passes_with([prog, *args], doc["fix_plan"]["ulimit_kib"] * 1024)
@@ -468,5 +468,5 @@ def test_thread_with_clash_protection_hits_its_guard_page():
     guard = next(m for m in maps_of(orc["maps"]) if m[1] == doc["stack_mapping"]["start_address"])
     assert guard[2] == "---p" and guard[0] <= orc["addr"] < guard[1]     # inside the guard
     assert doc["verdict"] == "thread-overflow" and doc["cause"] == "clash-probe"
-    assert 1048576 <= doc["clash_probe"]["requested"] <= 1048576 + 8192
+    assert 1048576 <= doc["clash_probe"]["requested_size"] <= 1048576 + 8192
     assert passes_with([prog, doc["fix_plan"]["stacksize"], 1048576])

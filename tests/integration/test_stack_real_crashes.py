@@ -101,7 +101,7 @@ def test_altstack_overflow_and_its_fix():
     alt = int(re.search(r"altstack=(0x[0-9a-f]+)", res.stdout)[1], 16)
     assert doc["verdict"] == "altstack-overflow"
     assert (doc["stack_mapping"]["start_address"], doc["stack_mapping"]["end_address"]) == (alt, alt + 65536)
-    assert doc["handler"]["on_altstack"] and doc["handler"]["symbol"] == "handler"
+    assert doc["signal_handler"]["on_altstack"] and doc["signal_handler"]["symbol"] == "handler"
     assert orc["addr"] < alt and doc["fault_address"] == orc["addr"]
     assert doc["culprit"]["symbol"] == "handler"
     size = doc["fix_plan"]["stacksize"]
@@ -115,7 +115,7 @@ def test_handler_on_the_normal_stack_is_not_called_alternate():
     prog = build("altstack")
     doc, orc, res = diagnose_live(prog, ["65536", str(16 * MiB), "normal"], setup=("run", "continue"))
     stack = stack_of(orc)
-    assert doc["handler"]["on_altstack"] is False
+    assert doc["signal_handler"]["on_altstack"] is False
     assert doc["verdict"] == "rlimit" and doc["culprit"]["symbol"] == "handler"
     assert doc["stack_mapping"]["end_address"] == stack[1]
     assert not any("alternate" in e for e in doc["explanation"])
@@ -132,7 +132,7 @@ def test_fault_read_from_the_signal_frame_after_the_handler_aborted():
     assert doc["stopped_by"]["signal_name"] == "SIGABRT"
     assert doc["signal"]["name"] == "SIGSEGV" and doc["fault_address"] == caught
     assert doc["verdict"] == "rlimit" and doc["culprit"]["symbol"] == "calc_array"
-    assert doc["handler"]["symbol"] == "handler" and doc["handler"]["on_altstack"]
+    assert doc["signal_handler"]["symbol"] == "handler" and doc["signal_handler"]["on_altstack"]
     assert passes_both_layouts([prog, 1920, 1080], doc["fix_plan"]["ulimit_kib"] * 1024)
 
 
@@ -240,7 +240,7 @@ def test_clang_stack_clash_probe_loop():
     assert re.search(r"xor\s+QWORD PTR \[rsp\],0x0", dump)          # clang's probe, per objdump
     assert doc["cause"] == "clash-probe" and doc["verdict"] == "rlimit"
     p = doc["clash_probe"]
-    assert p["step"] == 4096 and n <= p["requested"] <= n + 4096
+    assert p["step_size"] == 4096 and n <= p["requested_size"] <= n + 4096
     assert "sub rsp, 0x1000" in doc["culprit"]["instruction"]["text"]
     kib = doc["fix_plan"]["ulimit_kib"]
     assert passes_both_layouts([prog, n], kib * 1024)

@@ -246,7 +246,7 @@ def test_recursion_through_signal_handlers():
     assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion"
     assert "h" in r["functions"]
     assert r["depth_exact"] and abs(r["rounds"] - depth_printed(res)) <= 1, (r, depth_printed(res))
-    assert doc["handler"]["signo"] is None                # no SA_SIGINFO: not recorded
+    assert doc["signal_handler"]["signo"] is None                # no SA_SIGINFO: not recorded
     assert "find why h()" in doc["fix_plan"]["text"]
 
 
@@ -484,7 +484,7 @@ def test_altstack_overflow_names_the_interrupted_pc():
                                   setup=("run", "echo @@PC@@\\n", "print/x $pc", "continue"))
     first_pc = int(re.search(r"@@PC@@\n\$\d+ = (0x[0-9a-f]+)", res.stdout)[1], 16)
     assert doc["verdict"] == "altstack-overflow"
-    assert doc["handler"]["interrupted_pc_address"] == first_pc
+    assert doc["signal_handler"]["interrupted_pc_address"] == first_pc
     assert any(f"interrupting pc 0x{first_pc:x}" in e for e in doc["explanation"])
 
 
@@ -532,7 +532,7 @@ def test_probing_loop_in_main_knows_the_whole_request():
                      name="vla_probed", flags=["-g", "-O2", "-fstack-clash-protection"])
     n = 16 * MiB
     doc, orc, res = diagnose_live(prog, [hex(n)])
-    assert doc["cause"] == "clash-probe" and doc["clash_probe"]["requested"] >= n
+    assert doc["cause"] == "clash-probe" and doc["clash_probe"]["requested_size"] >= n
     assert "(16.0 MiB)" in doc["headline"]
     assert passes_both_layouts([prog, hex(n)], doc["fix_plan"]["ulimit_kib"] * 1024)
 
