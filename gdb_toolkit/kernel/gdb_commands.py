@@ -635,7 +635,7 @@ kprobes never use ftrace)."""
             ("original", r.original.hex(" ") if r.original else "-"),
             ("traceable", "unknown" if r.traceable is None else "yes" if r.traceable else
              "no (not in available_filter_functions)"),
-            ("enabled by", en["line"] if en else "-"),
+            ("enabled by", en["text"] if en else "-"),
             ("kprobes here", "; ".join(r.kprobes) or "-"),
         ], ctx.width, ctx.styler) + _notes(r.notes, ctx)
 

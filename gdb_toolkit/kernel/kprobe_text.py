@@ -150,7 +150,7 @@ def parse_enabled_functions(text: str) -> dict[str, dict]:
             "flags": "".join(f for f in flags if f and not f.startswith(("tramp", "->"))),
             "trampoline_address": int(tramp.group(1), 16) if tramp else None,
             "handler": tramp.group(2) if tramp and tramp.group(2) else None,
-            "line": " ".join(line.split()),
+            "text": " ".join(line.split()),
         }
     return out
 

@@ -231,7 +231,6 @@ PENDING_SCHEMA_KEY_TYPES: dict[str, str] = {
     "error": "ktask/vg-errors strings vs the envelope's error object",
     "fields": "kprobe-show/ktask lists vs ktrace's object",
     "flags": "ftrace-site's string vs kprobe-list/-show's lists",
-    "line": "ftrace-site's text line vs every source line number",
     "live": "kprobe strings/lists vs plt-walk's object (pltjson)",
     "original": "kprobe-show's list vs the kprobe hex strings",
     "retval": "ktrace string and number vs stack-diagnose's number",
