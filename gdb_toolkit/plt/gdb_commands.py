@@ -70,43 +70,10 @@ def _symbol_col(symbols, width, header: str = "symbol"):
 _STATES = {"overwritten": "bad", "other-definition": "warn", "redirected": "warn", "n/a": "metadata"}
 
 
-_JOINERS = "\u2423\u2040\xa4\u2058"     # printable stand-ins for a kept string's spaces
-
-
-def wrap_keep(text: str, width, indent: str = "", subsequent_indent: str | None = None,
-              keep=()) -> list[str]:
-    """common.text.wrap_lines, with each string of *keep* (an object's path or name, a C++
-    symbol: they may hold spaces) never split across lines: its spaces stand in as a
-    printable character the text does not hold while the words are laid out."""
-    from gdb_toolkit.common.text import wrap_lines
-
-    kept = sorted({k for k in keep if k and " " in k and k in text}, key=len, reverse=True)
-    joiner = next((j for j in _JOINERS if j not in text), None) if kept else None
-    if joiner is None:
-        return wrap_lines(text, width, indent, subsequent_indent)
-    for k in kept:
-        text = text.replace(k, k.replace(" ", joiner))
-    return [ln.replace(joiner, " ") for ln in wrap_lines(text, width, indent, subsequent_indent)]
-
-
-def headed(head: str, text: str, width, indent: str = "    ", styler=None, role: str = "file",
-           look=None, keep=()) -> str:
-    """``HEAD: TEXT`` wrapped to *width* with HEAD (an object's path, which may hold spaces)
-    never split: it leads the first line (alone when it leaves no room for a word of TEXT),
-    in gdb's style for *role* (filename) when styling is on; the words of *look* styled."""
-    lines = wrap_keep(f"{head}: {text}", width, "", indent, keep=(head, *keep))
-    if look:
-        lines = [lines[0][:len(head)] + _styled_line(lines[0][len(head):], look)] + \
-            [_styled_line(ln, look) for ln in lines[1:]]
-    if styler is not None and lines and lines[0].startswith(head):
-        lines[0] = styler(role, head) + lines[0][len(head):]
-    return "\n".join(lines) + "\n"
-
-
 def _summary_lines(report, width=None, styler=None) -> str:
     """One wrapped paragraph per object: kind, binding (and why), bias, RELRO, staleness."""
     from gdb_toolkit.common.text import wrap
-    from gdb_toolkit.plt.wording import counted
+    from gdb_toolkit.plt.wording import counted, headed
 
     out = ""
     for o in report.objects:
@@ -133,6 +100,8 @@ def _summary_lines(report, width=None, styler=None) -> str:
 
 def _lines(text: str, width, keep=(), indent: str = "", rest: str = "  ") -> str:
     """*text* wrapped (the strings of *keep* whole), one string with a final newline."""
+    from gdb_toolkit.plt.wording import wrap_keep
+
     return "".join(ln + "\n" for ln in wrap_keep(text, width, indent, rest, keep))
 
 
@@ -596,6 +565,7 @@ and the program stays stopped right there."""
 
     def render(self, report, ctx):
         from gdb_toolkit.plt.gdb_watch import frame_text
+        from gdb_toolkit.plt.wording import styled_line, wrap_keep
 
         w = ctx.width
         look = _walk_styles(report, ctx.styler)
@@ -605,7 +575,7 @@ and the program stays stopped right there."""
             keep += (report.live.target, *(f.object for f in report.live.backtrace))
 
         def para(text, first, rest):
-            return "".join(_styled_line(ln, look) + "\n" for ln in wrap_keep(text, w, first, rest, keep))
+            return "".join(styled_line(ln, look) + "\n" for ln in wrap_keep(text, w, first, rest, keep))
 
         out = para(f"{report.symbol} in {report.object} ({report.arch}, binding {report.binding}, {report.mode}): "
                    f"GOT slot 0x{report.slot_address:x} [{report.kind}] = 0x{report.value:x}, "
@@ -683,34 +653,6 @@ def _walk_styles(report, styler) -> dict[str, str]:
     look.update({s: styler("symbol", s) for s in syms if s and " " not in s})
     look.update({f"{f}:{ln}": styler("file", f) + f":{ln}" for f, ln in files if " " not in f})
     return look
-
-
-_EDGE = "([{<*'\""
-_TAIL = ")]}>,;:.'\""
-
-
-def _styled_line(line: str, look: dict[str, str]) -> str:
-    """*line* with each word found in *look* (punctuation around it aside) styled."""
-    if not look:
-        return line
-    out = []
-    for word in line.split(" "):
-        core = word.lstrip(_EDGE)
-        head = word[:len(word) - len(core)]
-        bare = core.rstrip(_TAIL)
-        tail = core[len(bare):]
-        hit = look.get(bare)
-        if hit is None and "=" in bare:             # GOT[2]=0x7ffff7fdc290
-            left, eq, right = bare.rpartition("=")
-            hit = look.get(right)
-            if hit is not None:
-                hit = left + eq + hit
-        elif hit is None and "-0x" in bare:         # a range 0x555555557dd0-0x555555558000
-            lo, dash, hi = bare.partition("-")
-            if lo in look and hi in look:
-                hit = look[lo] + dash + look[hi]
-        out.append(head + hit + tail if hit is not None else word)
-    return " ".join(out)
 
 
 COMMANDS = (Got, Plt, PltWalk)

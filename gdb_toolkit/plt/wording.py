@@ -1,4 +1,5 @@
-"""Counted nouns in the PLT/GOT commands' prose: "1 slot", "8 slots".  Pure."""
+"""The PLT/GOT commands' prose: counted nouns ("1 slot", "8 slots"), wrapping that keeps a
+path or a name holding spaces whole, and gdb's styles on the words of a wrapped line.  Pure."""
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
@@ -7,3 +8,64 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     if n == 1:
         return f"1 {noun}"
     return f"{n} {plural if plural is not None else noun + 's'}"
+
+
+_JOINERS = "\u2423\u2040\xa4\u2058"     # printable stand-ins for a kept string's spaces
+
+
+def wrap_keep(text: str, width, indent: str = "", subsequent_indent: str | None = None,
+              keep=()) -> list[str]:
+    """common.text.wrap_lines, with each string of *keep* (an object's path or name, a C++
+    symbol: they may hold spaces) never split across lines: its spaces stand in as a
+    printable character the text does not hold while the words are laid out."""
+    from gdb_toolkit.common.text import wrap_lines
+
+    kept = sorted({k for k in keep if k and " " in k and k in text}, key=len, reverse=True)
+    joiner = next((j for j in _JOINERS if j not in text), None) if kept else None
+    if joiner is None:
+        return wrap_lines(text, width, indent, subsequent_indent)
+    for k in kept:
+        text = text.replace(k, k.replace(" ", joiner))
+    return [ln.replace(joiner, " ") for ln in wrap_lines(text, width, indent, subsequent_indent)]
+
+
+def headed(head: str, text: str, width, indent: str = "    ", styler=None, role: str = "file",
+           look=None, keep=()) -> str:
+    """``HEAD: TEXT`` wrapped to *width* with HEAD (an object's path, which may hold spaces)
+    never split: it leads the first line (alone when it leaves no room for a word of TEXT),
+    in gdb's style for *role* (filename) when styling is on; the words of *look* styled."""
+    lines = wrap_keep(f"{head}: {text}", width, "", indent, keep=(head, *keep))
+    if look:
+        lines = [lines[0][:len(head)] + styled_line(lines[0][len(head):], look)] + \
+            [styled_line(ln, look) for ln in lines[1:]]
+    if styler is not None and lines and lines[0].startswith(head):
+        lines[0] = styler(role, head) + lines[0][len(head):]
+    return "\n".join(lines) + "\n"
+
+
+_EDGE = "([{<*'\""
+_TAIL = ")]}>,;:.'\""
+
+
+def styled_line(line: str, look: dict[str, str]) -> str:
+    """*line* with each word found in *look* (punctuation around it aside) styled."""
+    if not look:
+        return line
+    out = []
+    for word in line.split(" "):
+        core = word.lstrip(_EDGE)
+        head = word[:len(word) - len(core)]
+        bare = core.rstrip(_TAIL)
+        tail = core[len(bare):]
+        hit = look.get(bare)
+        if hit is None and "=" in bare:             # GOT[2]=0x7ffff7fdc290
+            left, eq, right = bare.rpartition("=")
+            hit = look.get(right)
+            if hit is not None:
+                hit = left + eq + hit
+        elif hit is None and "-0x" in bare:         # a range 0x555555557dd0-0x555555558000
+            lo, dash, hi = bare.partition("-")
+            if lo in look and hi in look:
+                hit = look[lo] + dash + look[hi]
+        out.append(head + hit + tail if hit is not None else word)
+    return " ".join(out)
