@@ -10,7 +10,7 @@ SOURCES = (('gdbsupport/registry.py', 1562350838),
  ('doctor/gdb_commands.py', 2488165526),
  ('kernel/gdb_commands.py', 559347662),
  ('ktrace/gdb_commands.py', 3773987308),
- ('plt/gdb_commands.py', 4290583121),
+ ('plt/gdb_commands.py', 3911553423),
  ('stack/gdb_commands.py', 3260514913),
  ('valgrind/gdb_commands.py', 960961318))
 

@@ -86,11 +86,12 @@ def _summary_lines(report, width=None, styler=None) -> str:
             bits.append(f"load bias 0x{o.bias:x}")
         if o.relro:
             bits.append(f"RELRO 0x{o.relro[0]:x}-0x{o.relro[1]:x}")
-        bits.append(counted(o.slots, "slot"))    # kept on one line: "8 slots", not "8" / "slots"
+        bits.append(counted(o.slots, "slot"))
         look = {}
         if styler is not None and getattr(styler, "enabled", False):
             look = {f"0x{a:x}": styler("address", f"0x{a:x}") for a in (o.bias, *(o.relro or ())) if a}
-        out += headed(o.path, ", ".join(bits), width, "    ", styler, look=look, keep=(bits[-1],))   # the path already escape_name'd
+        # the path is already escape_name'd; "8 slots" stays on one line
+        out += headed(o.path, ", ".join(bits), width, "    ", styler, look=look, keep=(bits[-1],))
         if o.binding in ("now", "lazy") and report.mode != "file" and o.binding_reason:
             out += wrap(f"binding {o.binding}: {o.binding_reason}", width, "  ", "    ")
         if o.stale:
