@@ -1,5 +1,5 @@
 """Judge HostFacts: one Check per capability, with why not and the fix.  Pure."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gdb_toolkit.common.deps import fix_for
 from gdb_toolkit.doctor.host_facts import HostFacts
@@ -19,6 +19,7 @@ class Check:
 @dataclass
 class DoctorReport:
     checks: list[Check]
+    notes: list = field(default_factory=list)    # human sentences (docs/json.md: every result has them)
 
     @property
     def missing(self) -> list[Check]:
