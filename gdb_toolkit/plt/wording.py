@@ -10,23 +10,13 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {plural if plural is not None else noun + 's'}"
 
 
-_JOINERS = "\u2423\u2040\xa4\u2058"     # printable stand-ins for a kept string's spaces
-
-
 def wrap_keep(text: str, width, indent: str = "", subsequent_indent: str | None = None,
               keep=()) -> list[str]:
-    """common.text.wrap_lines, with each string of *keep* (an object's path or name, a C++
-    symbol: they may hold spaces) never split across lines: its spaces stand in as a
-    printable character the text does not hold while the words are laid out."""
+    """common.text.wrap_lines with *keep*: an object's path or name, a symbol -- strings that
+    may hold spaces and must never be split across lines."""
     from gdb_toolkit.common.text import wrap_lines
 
-    kept = sorted({k for k in keep if k and " " in k and k in text}, key=len, reverse=True)
-    joiner = next((j for j in _JOINERS if j not in text), None) if kept else None
-    if joiner is None:
-        return wrap_lines(text, width, indent, subsequent_indent)
-    for k in kept:
-        text = text.replace(k, k.replace(" ", joiner))
-    return [ln.replace(joiner, " ") for ln in wrap_lines(text, width, indent, subsequent_indent)]
+    return wrap_lines(text, width, indent, subsequent_indent, keep=tuple(k for k in keep if k))
 
 
 def headed(head: str, text: str, width, indent: str = "    ", styler=None, role: str = "file",

@@ -30,12 +30,6 @@ def test_a_kept_path_is_never_split_and_the_rest_fits():
         assert " ".join(ln.strip() for ln in lines) == text            # nothing lost or added
 
 
-def test_a_text_that_holds_the_stand_in_character_is_still_right():
-    text = f"note: \u2423 and \u2040 and {PATH} here"
-    lines = wrap_keep(text, 16, "", "  ", keep=(PATH,))
-    assert any(PATH in ln for ln in lines) and " ".join(ln.strip() for ln in lines) == text
-
-
 def test_heading_puts_the_path_first_and_alone_when_nothing_fits_beside_it():
     rest = "PIE executable, binding lazy, load bias 0x555555554000, 1 slot"
     for width in (20, 24, 25, 26, 40, 80):
