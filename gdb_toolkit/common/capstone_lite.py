@@ -17,14 +17,14 @@ The library's cs_version must equal the binding's CS_API_MAJOR/MINOR (the packag
 in ``Cs()``), the major must be one whose ``cs_insn`` layout is known (capstone.h: 4.0.x has
 ``bytes[16]``; 5.0.x ``bytes[24]``; 6 adds alias fields, not bound here), and the engine must
 not be a "diet" build (no mnemonics).  Anything else -- no package, LIBCAPSTONE_PATH, another
-loader, another version -- returns None from ``open_engine`` and common.disasm uses the
+loader, another version -- makes ``load()`` return None and common.disasm uses the
 capstone package itself, errors included.
 
 Resources: a handle is closed by ``close()`` (or when the engine is collected); every
 cs_disasm result is released with cs_free in a ``finally``; cs_disasm runs on at most
 ``BATCH`` instructions at a time, so the library's allocation is bounded whatever the input
 size (decoding is per instruction for x86 and AArch64 and ARM mode: the batches give the
-same listing as one call; tests/integration/test_capstone_lite.py checks it against the package).
+same listing as one call; tests/unit/test_capstone_lite.py checks it against the package).
 """
 import ctypes
 import os
@@ -171,6 +171,23 @@ def package_source() -> tuple[str, bytes] | None:
             return os.path.dirname(origin), f.read(_SOURCE_LIMIT)
     except OSError:
         return None
+
+
+_VERSION = re.compile(rb"^CS_VERSION_MAJOR = CS_API_MAJOR\s*$.*?^CS_VERSION_MINOR = CS_API_MINOR\s*$"
+                      rb".*?^CS_VERSION_EXTRA = (\d+)\s*$", re.M | re.S)
+
+
+def package_version() -> str | None:
+    """The package's ``__version__`` read from its source (``"%u.%u.%u" % (CS_VERSION_MAJOR,
+    CS_VERSION_MINOR, CS_VERSION_EXTRA)``, the first two being CS_API_*), or None when the
+    source does not spell it that way."""
+    found = package_source()
+    if found is None:
+        return None
+    api, extra = _API.search(found[1]), _VERSION.search(found[1])
+    if api is None or extra is None:
+        return None
+    return f"{int(api.group(1))}.{int(api.group(2))}.{int(extra.group(1))}"
 
 
 def locate() -> tuple[str, tuple[int, int]] | None:

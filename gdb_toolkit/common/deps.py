@@ -39,9 +39,15 @@ def require(module: str):
 def version_of(module: str) -> str | None:
     """Version string of an importable module, or None if it is missing."""
     try:
-        if module == "capstone":        # without the 0.15 s distutils detour (common.disasm)
-            from gdb_toolkit.common.disasm import _import_capstone
+        if module == "capstone":
+            # what disassembles: the package's libcapstone through common.capstone_lite (the
+            # version is the package's, read from its source), else the package imported
+            # without the 0.15 s distutils detour (common.disasm)
+            from gdb_toolkit.common import capstone_lite
+            from gdb_toolkit.common.disasm import _import_capstone, lite_library
 
+            if lite_library() is not None and capstone_lite.package_version():
+                return capstone_lite.package_version()
             mod = _import_capstone()
         else:
             mod = importlib.import_module(module)

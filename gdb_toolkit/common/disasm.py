@@ -88,6 +88,17 @@ def engine_kind() -> str:
     return "package" if lite_library() is None else "lite"
 
 
+def available() -> bool:
+    """Whether anything can disassemble here (the binding, else the capstone package)."""
+    if lite_library() is not None:
+        return True
+    try:
+        _import_capstone()
+        return True
+    except (ToolkitError, ImportError):
+        return False
+
+
 def _engine(arch: str):
     """An object with ``disasm_lite(code, address)`` for *arch*, made once per process."""
     if arch not in ("i386", "arm"):      # 32-bit user space: the PLT commands only

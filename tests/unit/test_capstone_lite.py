@@ -182,3 +182,20 @@ def test_the_first_disassembly_does_not_import_the_package():
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
     assert r.stdout.split() == ["ret", "lite", "False"], r.stderr
+
+
+def test_the_doctor_reports_the_package_version_without_importing_it():
+    """deps.version_of('capstone') (toolkit doctor's capstone row) is the package's __version__,
+    read from its source when the binding is what disassembles."""
+    code = ("import sys; from gdb_toolkit.common.deps import version_of; "
+            "print(version_of('capstone'), 'capstone' in sys.modules); "
+            "import capstone; print(capstone.__version__)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
+    first, second = r.stdout.splitlines()
+    assert first == f"{second} False", r.stderr
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(REPO), GDB_TOOLKIT_CAPSTONE="package"),
+                       timeout=60)
+    first, second = r.stdout.splitlines()
+    assert first == f"{second} True", r.stderr          # the package imported: the old way
