@@ -19,7 +19,8 @@ import selectors
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+
+from gdb_toolkit.common.record import record
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -86,7 +87,7 @@ def python_argv(*, code: str | None = None, module: str | None = None, args=(),
     return [python, "-I", "-c", body, *map(str, args)]
 
 
-@dataclass
+@record
 class HelperResult:
     returncode: int | None       # None: killed after the timeout
     stdout: str                  # decoded with surrogateescape (any bytes survive)

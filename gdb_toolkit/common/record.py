@@ -198,3 +198,13 @@ def _process(cls, eq: bool, frozen: bool, slots: bool):
     cls.__record_json__ = tuple(f.name for f in flist if not f.metadata.get("json_skip"))
     cls.__match_args__ = tuple(f.name for f in flist)
     return cls
+
+
+def replace(obj, **changes):
+    """A new record like *obj* with *changes* (dataclasses.replace: __init__ and
+    __post_init__ run again; the other fields are shared, not copied)."""
+    names = [f.name for f in fields(obj)]
+    for key in changes:
+        if key not in names:
+            raise TypeError(f"{type(obj).__qualname__} has no field {key!r}")
+    return type(obj)(**{n: changes[n] if n in changes else getattr(obj, n) for n in names})

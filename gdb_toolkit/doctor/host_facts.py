@@ -1,15 +1,15 @@
 """Gather the host facts the doctor judges (the only impure part of the doctor)."""
 import os
-import platform
 import shutil
-from dataclasses import dataclass, field
+import sys
 
 from gdb_toolkit.common.deps import version_of
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.kernel.kprobe_text import TRACEFS_DIRS
 from gdb_toolkit.loader import interpreter_path
 
 
-@dataclass
+@record
 class HostFacts:
     gdb_version: str | None
     python_version: str
@@ -30,7 +30,7 @@ class HostFacts:
     valgrind: str | None                    # version or None
     vgdb: str | None                        # path or None
     bcc_compile: str | None                 # None ok, else the error (or "not checked")
-    kernel_release: str = field(default_factory=platform.release)
+    kernel_release: str = field(default_factory=lambda: os.uname().release)
     kernel_headers: str | None = None       # headers bcc compiles against (see ktrace.kheaders)
     kernel_headers_note: str = ""           # why they are not the running kernel's own
     cap_sys_ptrace: bool | None = None      # CAP_SYS_PTRACE in CapEff (None: unknown)
@@ -75,15 +75,15 @@ def probe_capability(bit: int, status_path: str = "/proc/self/status") -> bool |
 
 
 def probe_kernel_config(option: str) -> str | None:
-    import gzip
-
-    release = platform.release()
+    release = os.uname().release
     sources = [f"/boot/config-{release}"]
     for src in sources:
         text = _read(src, 1 << 22)
         if text is not None:
             break
     else:
+        import gzip
+
         try:
             with gzip.open("/proc/config.gz", "rt") as f:
                 text = f.read()
@@ -157,13 +157,13 @@ def gather(gdb_version: str | None = None, compile_bcc: bool = True) -> HostFact
     lockdown = _read("/sys/kernel/security/lockdown")
     vg_version, vgdb = probe_valgrind()
     deps = {m: version_of(m) for m in ("elftools", "capstone", "tabulate")}
-    release = platform.release()
+    release = os.uname().release
     headers = headers_choice(release)
     deps["bcc"], bcc_error = probe_bcc(compile_bcc, env=headers.env if headers else None,
                                        cflags=headers.cflags if headers else None)
     return HostFacts(
         gdb_version=gdb_version,
-        python_version=platform.python_version(),
+        python_version=sys.version.split()[0],   # = platform.python_version()
         python_executable=interpreter_path(),
         deps=deps,
         euid=os.geteuid(),

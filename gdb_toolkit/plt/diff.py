@@ -2,12 +2,12 @@
 core file and a live process (other load addresses: slots are matched by object and
 link-time offset, values compared by what they point to)."""
 import json
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 
 
-@dataclass
+@record
 class SlotChange:
     object: str
     address: int              # in the newer report
@@ -19,7 +19,7 @@ class SlotChange:
     value_after: int | None
 
 
-@dataclass
+@record
 class GotDiff:
     before: str               # what the older side is: "the previous 'got' (live)", a file name
     after: str

@@ -1,11 +1,11 @@
 """The PLT walkthrough: call site -> stub -> GOT slot -> target, and what the first call
 does differently (lazy stub, .plt[0], GOT[1]/GOT[2], the resolver) from later calls."""
 import re
-from dataclasses import dataclass, field
 from collections.abc import Callable   # not typing: its import costs ~3 ms of the first call
 
 from gdb_toolkit.common.disasm import Insn, disassemble
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.plt.elf_model import ObjectModel, SlotSpec
 from gdb_toolkit.plt.reloc_types import TLS_KINDS
 from gdb_toolkit.plt.slots import AddressSpace, LoadedObject, SlotRow
@@ -15,7 +15,7 @@ Reader = Callable[[int, int], "bytes | None"]
 MAX_SCAN = 64 << 20      # bytes of .text scanned (by pattern) for a call site
 
 
-@dataclass
+@record
 class CallSite:
     address: int          # link-time
     function: str         # main+23, or .text+0x40 when stripped
@@ -23,7 +23,7 @@ class CallSite:
     via: str              # "stub" (call puts@plt) or "got" (-fno-plt: call *GOT(%rip))
 
 
-@dataclass
+@record
 class Hop:
     step: str
     address: int
@@ -32,7 +32,7 @@ class Hop:
     note: str = ""
 
 
-@dataclass
+@record
 class LiveWrite:
     writer: str               # function that wrote the slot, e.g. _dl_fixup
     writer_object: str
@@ -44,7 +44,7 @@ class LiveWrite:
     writes: int               # watchpoint hits needed (a lazy-stub rebias counts too)
 
 
-@dataclass
+@record
 class WalkReport:
     symbol: str
     object: str
@@ -443,7 +443,7 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
                                "such a definition."]
 
 
-@dataclass
+@record
 class SlotChoice:
     obj: LoadedObject
     spec: SlotSpec

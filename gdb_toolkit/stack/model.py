@@ -1,7 +1,6 @@
 """The plain data stack-diagnose works on: facts in, a diagnosis out.  Pure (no gdb)."""
-from dataclasses import dataclass, field
-
 from gdb_toolkit.common.procfs import Mapping
+from gdb_toolkit.common.record import field, record
 
 SIGNAL_NAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT",
                 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV",
@@ -19,7 +18,7 @@ BUS_CODES = {1: "BUS_ADRALN", 2: "BUS_ADRERR", 3: "BUS_OBJERR", 4: "BUS_MCEERR_A
 MEMORY_SIGNALS = (7, 11)
 
 
-@dataclass
+@record
 class SignalInfo:
     signo: int
     code: int | None            # si_code; None when only pr_cursig recorded the signal
@@ -50,7 +49,7 @@ class SignalInfo:
         return self.signo in MEMORY_SIGNALS and self.code == 0x80
 
 
-@dataclass
+@record
 class Frame:
     level: int
     pc_address: int
@@ -74,7 +73,7 @@ class Frame:
                               lambda self, v: setattr(self, "start_address", v))
 
 
-@dataclass
+@record
 class Code:
     """Machine code of the culprit function, with its line table."""
     function: str
@@ -83,7 +82,7 @@ class Code:
     lines: list[tuple[int, str]] = field(default_factory=list)   # (address, "file.c:N") sorted
 
 
-@dataclass
+@record
 class ThreadSummary:
     """Another thread of the process, as far as a clash between stacks needs it."""
     num: int
@@ -96,14 +95,14 @@ class ThreadSummary:
     main: bool = False
 
 
-@dataclass
+@record
 class Runtime:
     kind: str                       # rust | go
     evidence: str                   # what told us (a symbol, a frame)
     details: dict = field(default_factory=dict)
 
 
-@dataclass
+@record
 class Overcommit:
     """What __vm_enough_memory() checks every growth against (vm.overcommit_memory and
     /proc/meminfo of this machine)."""
@@ -131,7 +130,7 @@ class Overcommit:
                 f"committed + {hs(grow)} exceeds CommitLimit {hs(self.commit_limit or 0)}")
 
 
-@dataclass
+@record
 class StackFacts:
     arch: str                       # x86_64 | aarch64
     target: str                     # live | core
@@ -179,7 +178,7 @@ class StackFacts:
     overcommit: "Overcommit | None" = None   # the kernel's commit accounting (live only)
 
 
-@dataclass
+@record
 class StackRegion:
     start_address: int
     end_address: int
@@ -201,7 +200,7 @@ class StackRegion:
                                 "perms": g.perms}
 
 
-@dataclass
+@record
 class SpMover:
     address: int
     text: str                       # "sub rsp, rax"
@@ -211,7 +210,7 @@ class SpMover:
                                     # the frame at every iteration
 
 
-@dataclass
+@record
 class ClashProbe:
     loop_address: int
     probe: str                      # the probing instruction text
@@ -226,7 +225,7 @@ class ClashProbe:
     target_sp = property(lambda self: self.target_sp_address)
 
 
-@dataclass
+@record
 class Recursion:
     functions: list[str]            # the cycle in call order (the outermost call first)
     keys: list[str]                 # the same, as frame keys (name or start address)
@@ -249,7 +248,7 @@ class Recursion:
         return self.own or self.functions[0]
 
 
-@dataclass
+@record
 class Culprit:
     symbol: str | None              # the function's name
     frame_level: int
@@ -261,7 +260,7 @@ class Culprit:
     frame_size = property(lambda self: self.size)
 
 
-@dataclass
+@record
 class Fix:
     kind: str                       # ulimit | pthread_attr_setstacksize | heap | code | none
     text: str
@@ -270,7 +269,7 @@ class Fix:
     stacksize: int | None = None
 
 
-@dataclass
+@record
 class Diagnosis:
     verdict: str                    # see VERDICTS
     headline: str
@@ -329,7 +328,7 @@ VERDICTS = {
 }
 
 
-@dataclass
+@record
 class AllThreads:
     """stack-diagnose --all-threads: one diagnosis per thread."""
     diagnoses: list

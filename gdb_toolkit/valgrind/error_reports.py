@@ -1,7 +1,7 @@
 """memcheck errors: ``v.info all_errors``, ``v.info last_error``, ``v.info n_errs_found``."""
 import re
-from dataclasses import dataclass, field
 
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.valgrind.locations import Location, parse_location_lines
 from gdb_toolkit.valgrind.stacks import CodeMap, Frame, Stack, parse_frame, program_frame, strip_prefix
 
@@ -10,14 +10,14 @@ _SUMMARY_RE = re.compile(r"ERROR SUMMARY: (\d[\d,]*) errors from (\d[\d,]*) cont
 _CONTEXT_RE = re.compile(r"^(\d[\d,]*) errors in context (\d+) of (\d+):")
 
 
-@dataclass
+@record
 class ErrorCounts:
     found: int
     shown: int
     vgdb_error: int
 
 
-@dataclass
+@record
 class MemcheckError:
     what: str                             # "Invalid write of size 1"
     stack: list[Frame] = field(default_factory=list)
@@ -49,7 +49,7 @@ class MemcheckError:
         return text
 
 
-@dataclass
+@record
 class ErrorSummary:
     errors: int
     contexts: int
@@ -57,7 +57,7 @@ class ErrorSummary:
     suppressed_contexts: int
 
 
-@dataclass
+@record
 class ErrorList:
     errors: list[MemcheckError]
     summary: ErrorSummary | None
@@ -148,7 +148,7 @@ def parse_errors(text: str, code_map: CodeMap | None = None) -> ErrorList:
     return ErrorList(errors, summary)
 
 
-@dataclass
+@record
 class ErrorsReport:
     pid: int
     counts: ErrorCounts | None
