@@ -1,6 +1,5 @@
 """Gather the host facts the doctor judges (the only impure part of the doctor)."""
 import os
-import shutil
 import sys
 
 from gdb_toolkit.common.deps import version_of
@@ -98,10 +97,10 @@ def probe_kernel_config(option: str) -> str | None:
 
 
 def probe_valgrind() -> tuple[str | None, str | None]:
-    from gdb_toolkit.common.helper_process import helper_env, run_helper, safe_path_value
+    from gdb_toolkit.common.helper_process import helper_env, run_helper, safe_path_value, which
 
     search = safe_path_value(os.environ.get("PATH"))     # no relative PATH entries (cwd)
-    vg = shutil.which("valgrind", path=search)
+    vg = which("valgrind", path=search)
     version = None
     if vg:
         try:
@@ -109,15 +108,15 @@ def probe_valgrind() -> tuple[str | None, str | None]:
             version = res.stdout.strip().removeprefix("valgrind-") if res.ok else None
         except OSError:
             version = None
-    return version, shutil.which("vgdb", path=search)
+    return version, which("vgdb", path=search)
 
 
 BCC_PROBE = """
-import json, sys
+import sys
 import bcc
 print(getattr(bcc, "__version__", "unknown"), flush=True)
 if sys.argv[1] == "compile":
-    bcc.BPF(text="int gtk_doctor(void *ctx) { return 0; }", cflags=json.loads(sys.argv[2]))
+    bcc.BPF(text="int gtk_doctor(void *ctx) { return 0; }", cflags=sys.argv[2:])
 """
 
 
@@ -128,16 +127,14 @@ def probe_bcc(compile_it: bool, python: str = "/usr/bin/python3", timeout: int =
     kernel headers the way ktrace does (gdb_toolkit.ktrace.kheaders).
 
     The probe runs isolated (issue 11): ``python3 -I`` (no cwd on sys.path, PYTHON* ignored),
-    from ``/``, with an allow-listed environment plus *env*: a ``json.py`` or ``bcc.py`` planted
+    from ``/``, with an allow-listed environment plus *env*: a ``sys.py`` or ``bcc.py`` planted
     in the directory gdb was started from is never imported as root."""
-    import json
-
     from gdb_toolkit.common.helper_process import helper_env, python_argv, run_helper
 
     if not os.path.exists(python):
         return None, f"{python} not found"
     argv = python_argv(code=BCC_PROBE, python=python,
-                       args=["compile" if compile_it else "import", json.dumps(cflags or [])])
+                       args=["compile" if compile_it else "import", *(cflags or [])])
     try:
         proc = run_helper(argv, timeout=timeout, env=helper_env(set=env or {}), max_output=1 << 16)
     except OSError as exc:
