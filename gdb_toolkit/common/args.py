@@ -3,7 +3,8 @@ instead of exiting gdb -- and imported only when it has something to do.
 
 An ``ArgParser`` records its arguments.  ``parse`` answers the argvs a user types most --
 nothing, flags (``--json``, ``--all-objects``), plain words for optional positionals
-(``got puts``), options with a separate value (``--kcore PATH``, ``-n 3``) -- from that
+(``got puts``), options with a separate value (``--kcore PATH``, ``-n 3``), a last ``*``
+positional after required ones (vg-start's PROGRAM [ARGS...]) -- from that
 record, without importing argparse (with gettext and locale, ~3 ms of a command's first call;
 issue 14).  Anything else (``--opt=value``, a value starting with ``-``, an abbreviated
 option, ``-h``, ``--``, anything unusual or wrong) is parsed by the argparse parser built from the same
@@ -141,9 +142,19 @@ class ArgParser:
                 continue
             if s.positional:
                 nargs, default = kw.get("nargs"), kw.get("default")
+                if positionals and positionals[-1].kw.get("nargs") == "*":
+                    break                       # anything after a '*'
+                if nargs == "*":
+                    # vg-start's PROGRAM [ARGS...]: a last '*' after required words only
+                    if (any(p.kw.get("nargs") is not None for p in positionals) or isinstance(default, str)
+                            or kw.get("type") is not None or kw.get("choices") is not None):
+                        break
+                    positionals.append(s)
+                    defaults[s.dest] = default        # None: a new [] per parse (below)
+                    continue
                 if nargs not in (None, "?") or (nargs is None and positionals and
                                                 positionals[-1].kw.get("nargs") == "?"):
-                    break                       # '*', '+', N, or a required one after '?'
+                    break                       # '+', N, or a required one after '?'
                 if isinstance(default, str) and (kw.get("type") is not None or
                                                  default not in kw.get("choices", (default,))):
                     break                       # argparse converts/checks a string default
@@ -214,8 +225,15 @@ class ArgParser:
                     return None
                 words.append(token)
         required = sum(1 for spec in positionals if spec.kw.get("nargs") is None)
-        if not required <= len(words) <= len(positionals):
+        rest = positionals[-1] if positionals and positionals[-1].kw.get("nargs") == "*" else None
+        if not required <= len(words) <= (len(positionals) if rest is None else len(words)):
             return None                 # missing or extra words: argparse says which
+        if rest is not None:
+            if len(words) > required:
+                values[rest.dest] = words[required:]    # argparse: a new list of the words
+                words = words[:required]
+            elif values[rest.dest] is None:
+                values[rest.dest] = []
         for spec, word in zip(positionals, words):
             word = self._convert(spec, word)
             if word is _BAD:
