@@ -50,5 +50,4 @@ why and, under it, the fix."""
         return render_table(cols, rows, ctx.width, styler=ctx.styler, below=below)
 
 
-def register():
-    return [ToolkitDoctor()]
+COMMANDS = (ToolkitDoctor,)

@@ -6,12 +6,16 @@ and implements ``build_parser`` (imported lazily so start-up stays cheap),
 ``run`` (gather facts, call the pure core, return a report) and ``render``
 (report -> text fitted to ``ctx.width``, styled with ``ctx.styler``).
 
-The base class does the rest, the same way for every command:
+A ToolkitCommand is a plain object, not a ``gdb.Command``: gdb holds a small
+``registry.RegisteredCommand`` per command, made at load from the generated
+command table (gdbsupport/command_table.py) with the help text already in it,
+and this class's module is imported on the command's first use.  That proxy
+registers ``toolkit NAME`` (the registry adds the short alias ``NAME`` unless
+another extension already has it) and applies ``dont_repeat`` (Enter does not
+repeat a command unless ``repeat = True``).  The base class does the rest, the
+same way for every command:
 
-* registers it as ``toolkit NAME`` (the registry adds the short alias ``NAME``
-  unless another extension already has it), with gdb's ``help`` generated from
-  the metadata; ``--help`` adds the options;
-* Enter does not repeat it (gdb's ``dont_repeat``) unless ``repeat = True``;
+* gdb's ``help`` is generated from the metadata; ``--help`` adds the options;
 * ``--json`` prints one envelope (common/envelope.py): the result, or on any
   failure the error as JSON on stdout -- and the gdb error is still raised;
 * tab completion of options, terminal width and gdb's styles;
@@ -57,17 +61,6 @@ def bold(text: str, ctx: RenderContext) -> str:
     return ctx.styler("title", text)
 
 
-def gdb_name(name: str) -> str:
-    """The name registered with gdb: every command lives under the ``toolkit`` prefix
-    (common.meta.CommandMeta.gdb_name, without importing it at start-up)."""
-    return name if name.split()[0] == "toolkit" else f"toolkit {name}"
-
-
-def short_name(name: str) -> str | None:
-    """The top-level alias of a command (``got``), None for toolkit's own subcommands."""
-    return None if name.split()[0] == "toolkit" else name
-
-
 def _no_surrogates(text: str) -> str:
     """Last line of defence for text output: a name that is not UTF-8 (a surrogate, from
     surrogateescape) which a renderer forgot to escape is shown as \\xNN instead of gdb.write
@@ -81,8 +74,9 @@ def _no_surrogates(text: str) -> str:
                        ("\\u%04x" % ord(c) if 0xD800 <= ord(c) <= 0xDFFF else c) for c in text)
 
 
-class ToolkitCommand(gdb.Command):
-    """Subclasses set ``name`` and their metadata; see the module doc."""
+class ToolkitCommand:
+    """Subclasses set ``name`` and their metadata; see the module doc.  gdb calls
+    ``invoke``/``complete`` through the command's registry.RegisteredCommand."""
 
     name: str = ""
     # -- metadata (common/meta.py); a command without ``summary`` is read from its docstring
@@ -105,13 +99,13 @@ class ToolkitCommand(gdb.Command):
     value_completer = gdb.COMPLETE_NONE
 
     def __init__(self):
-        if self.summary:
-            # gdb reads the instance's __doc__ as its help text
-            self.__doc__ = self.meta().help_text()
-        # else: not converted yet, its docstring is the help as it was (parsed only on demand:
-        # start-up stays cheap)
-        super().__init__(gdb_name(self.name), self.command_class, prefix=self.prefix)
         self._parser = None
+
+    @classmethod
+    def help_text(cls) -> str:
+        """What gdb's ``help NAME`` prints: generated from the metadata, or the docstring of
+        a command that declares no ``summary``."""
+        return cls.meta().help_text() if cls.summary else (cls.__doc__ or "")
 
     @classmethod
     def meta(cls):
@@ -204,8 +198,6 @@ class ToolkitCommand(gdb.Command):
             shared.AMBIENT.update(saved)
 
     def invoke(self, argument, from_tty):
-        if not self.repeat:
-            self.dont_repeat()
         from gdb_toolkit.common.args import HelpRequested
         from gdb_toolkit.common.errors import ToolkitError, UsageError
         # errors reach the terminal as ONE line without escape sequences (issue 11): a hostile
@@ -276,19 +268,3 @@ class ToolkitCommand(gdb.Command):
             gdb.write(dumps(envelope.error(self.name, kind, message, cause, fix, usage)) + "\n")
         except Exception:       # never mask the real error
             pass
-
-
-class ToolkitPrefix(gdb.Command):
-    """A prefix command (``toolkit``) whose bare invocation lists its subcommands."""
-
-    name = ""
-
-    def __init__(self):
-        super().__init__(self.name, gdb.COMMAND_SUPPORT, gdb.COMPLETE_COMMAND, True)
-
-    def invoke(self, argument, from_tty):
-        self.dont_repeat()
-        if argument.strip():
-            raise gdb.GdbError(f"Undefined {self.name} command: \"{argument.strip()}\". "
-                               f"Try \"help {self.name}\".")
-        gdb.execute(f"help {self.name}")

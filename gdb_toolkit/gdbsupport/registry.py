@@ -1,12 +1,26 @@
-"""Registration of every command: the ``toolkit`` prefix, then each domain,
-then the short names.
+"""Registration of every command: the ``toolkit`` prefix, each domain's commands
+and convenience functions, then the short names.
 
-A domain is a sub-package of gdb_toolkit with a ``gdb_commands.py`` defining
-``register()``; it is found by listing the package directory, so adding a
-domain needs no edit here.  Domain modules must keep module-level imports
-light (gdb, gdbsupport, common) and import their cores inside ``run``.  A
-domain may also declare ``CONVENIENCE_VARIABLES = {"$name": "what it holds"}``
-for the convenience variables its commands set (listed by toolkit commands).
+Loading must stay cheap (~5 ms in all) while the domains' command modules are
+thousands of lines, so gdb is given, per command, a small :class:`RegisteredCommand`
+made from the *command table* (gdbsupport/command_table.py: name, help text,
+repeat, module and class of every command), and a command's module is imported
+on its first use (invoke or completion).  The table is generated from the command
+classes by ``scripts/command_table.py`` and carries a fingerprint of the sources
+it was made from (every domain's gdb_commands.py and the framework files that
+shape the help).  If one changed since -- a command edited, the table not
+regenerated -- the table is not trusted: the modules are imported at load and
+the same entries built from the classes (slower, never stale), and
+tests/integration/test_command_table.py fails until the table is regenerated.
+
+A domain is a sub-package of gdb_toolkit with a ``gdb_commands.py`` declaring
+``COMMANDS`` (its ToolkitCommand classes); it may also declare ``FUNCTIONS``
+(convenience functions: classes with ``name``, a docstring whose first line is
+``$name(ARGS) -- what it returns``, and ``invoke(*args)``) and
+``CONVENIENCE_VARIABLES = {"$name": "what it holds"}`` for the variables its
+commands set.  A domain is found by listing the package directory, so adding
+one needs no edit here (only regenerating the table).  Metadata are literals in
+the command classes: the table is made from them and nothing else.
 
 Names: every command is registered as ``toolkit NAME``; ``NAME`` itself is a
 gdb alias made afterwards -- unless a command or alias of that name already
@@ -16,36 +30,253 @@ exists (pwndbg's and GEF's ``got``...), which is then kept and said once.
 import importlib
 import os
 
+import gdb
+
+PREFIX = "toolkit"
+PREFIX_ALIAS = "tk"
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: the module of the toolkit's own commands, listed before the domains
+TOOLKIT_MODULE = "gdb_toolkit.gdbsupport.toolkit_command"
+#: files besides the domains' gdb_commands.py that shape the table's entries (paths
+#: relative to the package): a change to one makes the table stale
+FRAMEWORK_SOURCES = ("gdbsupport/registry.py", "gdbsupport/command.py",
+                     "gdbsupport/toolkit_command.py", "common/meta.py")
+
 _registered = False
-_commands: list = []
+_entries: list = []
+_proxies: list = []
 _short_names: dict[str, str] = {}      # alias made -> the toolkit command it names
 _kept: list[str] = []                   # short names another extension already had
 _variables: dict[str, str] = {}
-PREFIX_ALIAS = "tk"
+#: where the entries came from at load: "table" or "modules" (a stale or missing table)
+source = ""
 
 
+class Entry:
+    """One command or convenience function, as the table records it: what gdb needs at
+    load (name, help text, class of command, repeat) and where its code is."""
+
+    __slots__ = ("kind", "name", "module", "class_name", "doc", "repeat", "command_class",
+                 "listing")
+
+    def __init__(self, kind: str, name: str, module: str, class_name: str, doc: str,
+                 repeat: bool = False, command_class: int = 0, listing: dict | None = None):
+        self.kind = kind                    # "command" or "function"
+        self.name = name                    # "got", "toolkit doctor"; "ksym" for $ksym
+        self.module = module
+        self.class_name = class_name
+        self.doc = doc                      # gdb's help text
+        self.repeat = repeat
+        self.command_class = command_class  # a gdb.COMMAND_* constant
+        self.listing = listing or {}        # toolkit commands' row (CommandMeta.as_dict ...)
+
+    @property
+    def gdb_name(self) -> str:
+        return self.name if self.name.split()[0] == PREFIX else f"{PREFIX} {self.name}"
+
+    @property
+    def short_name(self) -> str | None:
+        return None if self.kind != "command" or self.name.split()[0] == PREFIX else self.name
+
+    def as_tuple(self) -> tuple:
+        return (self.kind, self.name, self.module, self.class_name, self.doc, self.repeat,
+                self.command_class, self.listing)
+
+    def load(self):
+        """The class behind this entry (imports its module)."""
+        return getattr(importlib.import_module(self.module), self.class_name)
+
+
+# -- what gdb holds -----------------------------------------------------------------------------
+def _load_failure(entry: Entry, exc: Exception) -> gdb.GdbError:
+    if os.environ.get("GDB_TOOLKIT_DEBUG"):
+        import traceback
+
+        traceback.print_exc()
+    return gdb.GdbError(f"{entry.name}: cannot load {entry.module}: {type(exc).__name__}: {exc}. "
+                        "Fix: reinstall gdb_toolkit or report it with GDB_TOOLKIT_DEBUG=1 output.")
+
+
+class RegisteredCommand(gdb.Command):
+    """``toolkit NAME`` as gdb holds it: help from the table; the ToolkitCommand itself is
+    created on first use, and every call is passed to it."""
+
+    def __init__(self, entry: Entry, command=None):
+        self.__doc__ = entry.doc            # gdb reads the instance's __doc__ as its help
+        super().__init__(entry.gdb_name, entry.command_class)
+        self.entry = entry
+        self._command = command
+
+    def command(self):
+        """The ToolkitCommand behind this name (its module imported on the first call)."""
+        if self._command is None:
+            try:
+                self._command = self.entry.load()()
+            except Exception as exc:
+                raise _load_failure(self.entry, exc) from None
+        return self._command
+
+    def invoke(self, argument, from_tty):
+        if not self.entry.repeat:
+            self.dont_repeat()
+        self.command().invoke(argument, from_tty)
+
+    def complete(self, text, word):
+        try:
+            command = self.command()
+        except gdb.GdbError:
+            return []
+        return command.complete(text, word)
+
+
+class RegisteredFunction(gdb.Function):
+    """A convenience function (``$ksym``) as gdb holds it, its code loaded on first use."""
+
+    def __init__(self, entry: Entry):
+        self.__doc__ = entry.doc
+        super().__init__(entry.name)
+        self.entry = entry
+        self._function = None
+
+    def invoke(self, *args):
+        if self._function is None:
+            try:
+                self._function = self.entry.load()()
+            except Exception as exc:
+                raise _load_failure(self.entry, exc) from None
+        return self._function.invoke(*args)
+
+
+class ToolkitPrefix(gdb.Command):
+    """gdb_toolkit: PLT/GOT, kprobes, stack, valgrind and bcc commands.
+
+Every gdb_toolkit command is "toolkit NAME" (also "tk NAME"), and NAME alone
+unless another extension (pwndbg, GEF...) had that name first.
+Start with "toolkit doctor" to see what works on this machine, and
+"toolkit commands" for every command and convenience function.
+
+Examples:
+  (gdb) toolkit doctor
+  (gdb) toolkit commands"""
+
+    def __init__(self):
+        super().__init__(PREFIX, gdb.COMMAND_SUPPORT, gdb.COMPLETE_COMMAND, True)
+
+    def invoke(self, argument, from_tty):
+        self.dont_repeat()
+        if argument.strip():
+            raise gdb.GdbError(f"Undefined {PREFIX} command: \"{argument.strip()}\". "
+                               f"Try \"help {PREFIX}\".")
+        gdb.execute(f"help {PREFIX}")
+
+
+# -- the entries: from the table, or from the modules --------------------------------------------
 def domain_modules() -> list[str]:
-    pkg_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    names = []
-    for entry in sorted(os.listdir(pkg_dir)):
-        if os.path.isfile(os.path.join(pkg_dir, entry, "gdb_commands.py")):
+    """The toolkit's own commands' module, then every domain's gdb_commands module."""
+    names = [TOOLKIT_MODULE]
+    for entry in sorted(os.listdir(PACKAGE_DIR)):
+        if os.path.isfile(os.path.join(PACKAGE_DIR, entry, "gdb_commands.py")):
             names.append(f"gdb_toolkit.{entry}.gdb_commands")
     return names
 
 
-def register_all() -> None:
-    global _registered
-    if _registered:
-        return
-    from gdb_toolkit.gdbsupport import toolkit_command
+def source_files(modules: list[str]) -> list[str]:
+    """The files (relative to the package) whose content the table's entries come from."""
+    domains = [m.split(".")[1] + "/gdb_commands.py" for m in modules if m != TOOLKIT_MODULE]
+    return list(FRAMEWORK_SOURCES) + domains
 
-    _commands.extend(toolkit_command.register())
+
+def fingerprint(relpaths: list[str]) -> tuple:
+    """((path, crc32 of its bytes), ...): what the table was made from."""
+    import zlib
+
+    out = []
+    for rel in relpaths:
+        with open(os.path.join(PACKAGE_DIR, rel), "rb") as f:
+            out.append((rel, zlib.crc32(f.read())))
+    return tuple(out)
+
+
+def entries_from_modules() -> tuple[list[Entry], dict[str, str]]:
+    """Import every command module and describe its commands, functions and variables
+    (what scripts/command_table.py writes, and the load's way when the table is stale)."""
+    from gdb_toolkit.common.meta import function_meta
+
+    entries, variables = [], {}
     for modname in domain_modules():
         module = importlib.import_module(modname)
-        _commands.extend(module.register() or [])
-        _variables.update(getattr(module, "CONVENIENCE_VARIABLES", {}) or {})
+        for cls in getattr(module, "COMMANDS", ()):
+            listing = dict(cls.meta().as_dict(), schema=cls.schema_name())
+            entries.append(Entry("command", cls.name, modname, cls.__name__, cls.help_text(),
+                                 bool(cls.repeat), int(cls.command_class), listing))
+        for cls in getattr(module, "FUNCTIONS", ()):
+            entries.append(Entry("function", cls.name, modname, cls.__name__, cls.__doc__ or "",
+                                 listing=function_meta(cls)))
+        variables.update(getattr(module, "CONVENIENCE_VARIABLES", {}) or {})
+    return entries, variables
+
+
+def entries_from_table() -> tuple[list[Entry], dict[str, str]] | None:
+    """The generated table's entries, or None when it is missing or was made from other
+    sources than the ones here."""
+    try:
+        from gdb_toolkit.gdbsupport import command_table as table
+    except ImportError:
+        return None
+    try:
+        if fingerprint(source_files(domain_modules())) != table.SOURCES:
+            return None
+    except OSError:
+        return None
+    return [Entry(*t) for t in table.ENTRIES], dict(table.VARIABLES)
+
+
+def table_text(entries: list[Entry], variables: dict[str, str]) -> str:
+    """The source of gdbsupport/command_table.py for *entries* (scripts/command_table.py)."""
+    from pprint import pformat
+
+    lines = ['"""The command table: what gdb is given at load, generated from the command classes',
+             'by scripts/command_table.py (gdbsupport/registry.py explains it).  Do not edit:',
+             'regenerate it after changing a command\'s metadata or adding one."""',
+             "# flake8: noqa", "",
+             "SOURCES = " + pformat(fingerprint(source_files(domain_modules())), width=96, sort_dicts=False), "",
+             "ENTRIES = ("]
+    lines += ["    " + pformat(e.as_tuple(), width=96, sort_dicts=False).replace("\n", "\n    ") + ","
+              for e in entries]
+    lines += [")", "", "VARIABLES = " + pformat(variables, width=96, sort_dicts=False), ""]
+    return "\n".join(lines)
+
+
+# -- registration ------------------------------------------------------------------------------
+def register_all() -> None:
+    global _registered, source
+    if _registered:
+        return
+    _proxies.append(ToolkitPrefix())
+    found = entries_from_table()
+    source = "table" if found is not None else "modules"
+    entries, variables = found if found is not None else entries_from_modules()
+    for entry in entries:
+        _add(entry)
+    _variables.update(variables)
     _registered = True
-    _add_short_names()
+    _add_short_names(entries)
+
+
+def _add(entry: Entry, command=None) -> None:
+    _entries.append(entry)
+    _proxies.append(RegisteredCommand(entry, command) if entry.kind == "command"
+                    else RegisteredFunction(entry))
+
+
+def register_class(cls):
+    """Register one ToolkitCommand subclass now, without an alias (tests, a user's own
+    commands built on the framework); returns its RegisteredCommand."""
+    listing = dict(cls.meta().as_dict(), schema=cls.schema_name())
+    entry = Entry("command", cls.name, cls.__module__, cls.__name__, cls.help_text(),
+                  bool(cls.repeat), int(cls.command_class), listing)
+    _add(entry, cls())
+    return _proxies[-1]
 
 
 def _is_plain_name(name: str) -> bool:
@@ -55,8 +286,6 @@ def _is_plain_name(name: str) -> bool:
 
 def _alias(short: str, target: str) -> bool:
     """``alias SHORT = TARGET``; False when gdb refuses (the name exists already)."""
-    import gdb
-
     # both names are the toolkit's own identifiers (checked), never user text
     if not (_is_plain_name(short) and all(_is_plain_name(w) for w in target.split())):
         raise ValueError(f"not a plain command name: {short!r} / {target!r}")
@@ -67,22 +296,16 @@ def _alias(short: str, target: str) -> bool:
     return True
 
 
-def _add_short_names() -> None:
-    import gdb
-
-    from gdb_toolkit.gdbsupport.command import ToolkitCommand, gdb_name, short_name
-
-    for cmd in _commands:
-        if not isinstance(cmd, ToolkitCommand):
-            continue
-        short = short_name(cmd.name)
+def _add_short_names(entries: list[Entry]) -> None:
+    for entry in entries:
+        short = entry.short_name
         if short is None:
             continue
-        if _alias(short, gdb_name(cmd.name)):
-            _short_names[short] = gdb_name(cmd.name)
+        if _alias(short, entry.gdb_name):
+            _short_names[short] = entry.gdb_name
         else:
             _kept.append(short)
-    if not _alias(PREFIX_ALIAS, "toolkit"):
+    if not _alias(PREFIX_ALIAS, PREFIX):
         _kept.append(PREFIX_ALIAS)
     if _kept:
         gdb.write(kept_note() + "\n", gdb.STDERR)
@@ -98,9 +321,14 @@ def kept_note() -> str:
                                                     if PREFIX_ALIAS not in _kept else ""))
 
 
-def registered_commands() -> list:
-    """Instances of every registered toolkit command and convenience function."""
-    return list(_commands)
+def entries() -> list[Entry]:
+    """Every registered command and convenience function, as the table describes them."""
+    return list(_entries)
+
+
+def command_objects() -> list:
+    """The ToolkitCommand behind every registered command (imports every domain: tests)."""
+    return [p.command() for p in _proxies if isinstance(p, RegisteredCommand)]
 
 
 def short_names() -> dict[str, str]:

@@ -1,26 +1,12 @@
-"""The ``toolkit`` prefix and ``toolkit commands``: the map of what is loaded.
+"""``toolkit commands``: the map of what is loaded (the ``toolkit`` prefix itself is
+gdbsupport/registry.py's).
 
 ``toolkit commands`` is the worked example of the framework (see
 docs/architecture.md, "Adopting the framework"): metadata declared once, a
 report of plain data, a schema in gdb_toolkit/schemas/, roles for columns.
 """
 
-from gdb_toolkit.gdbsupport.command import ToolkitCommand, ToolkitPrefix
-
-
-class Toolkit(ToolkitPrefix):
-    """gdb_toolkit: PLT/GOT, kprobes, stack, valgrind and bcc commands.
-
-Every gdb_toolkit command is "toolkit NAME" (also "tk NAME"), and NAME alone
-unless another extension (pwndbg, GEF...) had that name first.
-Start with "toolkit doctor" to see what works on this machine, and
-"toolkit commands" for every command and convenience function.
-
-Examples:
-  (gdb) toolkit doctor
-  (gdb) toolkit commands"""
-
-    name = "toolkit"
+from gdb_toolkit.gdbsupport.command import ToolkitCommand
 
 
 class ToolkitCommands(ToolkitCommand):
@@ -37,23 +23,21 @@ extension defined first is kept as theirs and said here."""
     json_hex_addresses = True
 
     def run(self, args):
-        import gdb
-
-        from gdb_toolkit.common.meta import CATEGORIES, function_meta
+        from gdb_toolkit.common.meta import CATEGORIES
         from gdb_toolkit.gdbsupport import registry
 
         aliases = registry.short_names()
         commands, functions = [], []
-        for cmd in registry.registered_commands():
-            if isinstance(cmd, ToolkitCommand):
-                entry = cmd.meta().as_dict()
-                entry["aliases"] = [a for a, target in aliases.items() if target == entry["gdb_name"]]
-                entry["schema"] = cmd.schema_name()
-                commands.append(entry)
-            elif isinstance(cmd, gdb.Function):
-                fm = function_meta(type(cmd))
-                functions.append({"name": "$" + fm["usage"].lstrip("$").split("(")[0],
-                                  "kind": "function", "usage": fm["usage"], "summary": fm["summary"]})
+        for entry in registry.entries():        # the table: no domain module is imported
+            if entry.kind == "command":
+                row = {k: v for k, v in entry.listing.items() if k != "schema"}
+                row["aliases"] = [a for a, target in aliases.items() if target == entry.gdb_name]
+                row["schema"] = entry.listing["schema"]
+                commands.append(row)
+            else:
+                usage = entry.listing["usage"]
+                functions.append({"name": "$" + usage.lstrip("$").split("(")[0], "kind": "function",
+                                  "usage": usage, "summary": entry.listing["summary"]})
         for name, summary in registry.convenience_variables().items():
             functions.append({"name": name, "kind": "variable", "usage": name, "summary": summary})
         order = list(CATEGORIES)
@@ -92,5 +76,4 @@ extension defined first is kept as theirs and said here."""
         return text
 
 
-def register():
-    return [Toolkit(), ToolkitCommands()]
+COMMANDS = (ToolkitCommands,)

@@ -10,12 +10,6 @@ import gdb
 
 from gdb_toolkit.gdbsupport.command import ToolkitCommand
 
-#: the convenience functions of this domain (listed by 'toolkit commands')
-CONVENIENCE_VARIABLES = {
-    "$ksym(NAME)": "a kernel symbol's address (kallsyms / the dump's tables)",
-    "$kprobe(ADDR)": "the struct kprobe * registered at ADDR (needs ktypes or a debug vmlinux)",
-}
-
 KERNEL_SPACE = 0xFFFF800000000000
 
 
@@ -670,7 +664,7 @@ def _function_errors(name: str, usage: str):
     return guard()
 
 
-class KsymFunction(gdb.Function):
+class KsymFunction:
     """$ksym("name") -- the kernel address of a symbol (no vmlinux needed).
 
 From /proc/kallsyms, or the dump / halted kernel chosen with `kcore`.  Also
@@ -679,8 +673,7 @@ so $ksym("vfs_write")+5 is an address."""
 
     USAGE = 'give one quoted symbol name, e.g. $ksym("vfs_read") or $ksym("ext4:ext4_file_open")'
 
-    def __init__(self):
-        super().__init__("ksym")
+    name = "ksym"
 
     def invoke(self, *args):
         with _function_errors("ksym", self.USAGE):
@@ -698,7 +691,7 @@ so $ksym("vfs_write")+5 is an address."""
             return gdb.Value(addr).cast(gdb.lookup_type("unsigned long long"))
 
 
-class KprobeFunction(gdb.Function):
+class KprobeFunction:
     """$kprobe(ADDR) -- the struct kprobe registered at ADDR, as a typed (struct kprobe *).
 
 Typed with gdb's own struct kprobe: from `ktypes` (the kernel's BTF loaded as
@@ -707,8 +700,7 @@ either, kprobe-show decodes the same fields through BTF."""
 
     USAGE = 'give the probed address, e.g. $kprobe($ksym("vfs_write")+5)'
 
-    def __init__(self):
-        super().__init__("kprobe")
+    name = "kprobe"
 
     def invoke(self, *args):
         with _function_errors("kprobe", self.USAGE):
@@ -734,6 +726,5 @@ either, kprobe-show decodes the same fields through BTF."""
             raise gdb.GdbError(f"no kprobe at 0x{want:x}. Fix: see kprobe-list.")
 
 
-def register():
-    return [Kcore(), KprobeList(), KprobeShow(), Kdis(), Kx(), Ksym(), FtraceSite(),
-            KsymFunction(), KprobeFunction()]
+COMMANDS = (Kcore, KprobeList, KprobeShow, Kdis, Kx, Ksym, FtraceSite)
+FUNCTIONS = (KsymFunction, KprobeFunction)

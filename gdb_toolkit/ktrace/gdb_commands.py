@@ -479,5 +479,4 @@ def _kernel_session(args, source: dict, **over):
     return KernelSession(**opts, **source)
 
 
-def register():
-    return [Ktrace(), Ktask(), Ktypes()]
+COMMANDS = (Ktrace, Ktask, Ktypes)

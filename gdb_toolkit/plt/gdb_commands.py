@@ -579,5 +579,4 @@ and the program stays stopped right there."""
         return out + _notes(report.notes, w)
 
 
-def register():
-    return [Got(), Plt(), PltWalk()]
+COMMANDS = (Got, Plt, PltWalk)

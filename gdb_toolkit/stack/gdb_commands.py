@@ -158,5 +158,4 @@ def parse_rlimit(text: str):
     return value
 
 
-def register():
-    return [StackDiagnose()]
+COMMANDS = (StackDiagnose,)

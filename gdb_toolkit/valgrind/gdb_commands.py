@@ -1213,6 +1213,4 @@ def _frame_lines(frames, ctx) -> str:
     return "".join(wrap(f"{f.kind} {f.label()}", ctx.width, "    ", "        ") for f in frames)
 
 
-def register():
-    return [VgStart(), VgAttach(), VgLeaks(), VgWatch(), VgWho(), VgBlock(), VgVbits(), VgCheck(),
-            VgErrors()]
+COMMANDS = (VgStart, VgAttach, VgLeaks, VgWatch, VgWho, VgBlock, VgVbits, VgCheck, VgErrors)

@@ -13,8 +13,7 @@ SCRIPT = r'''
 import json, random
 from gdb_toolkit.common.args import HelpRequested
 from gdb_toolkit.common.errors import UsageError
-from gdb_toolkit.gdbsupport.command import ToolkitCommand
-from gdb_toolkit.gdbsupport.registry import registered_commands
+from gdb_toolkit.gdbsupport.registry import command_objects
 
 def outcome(parse, argv):
     try:
@@ -27,9 +26,7 @@ def outcome(parse, argv):
 rng = random.Random(14)
 words = ["puts", "full", "summary", "x y", "", "0x10", "main", "1", "--", "-", "-h", "--bogus", "7"]
 report = {"commands": 0, "fast": 0, "checked": 0, "diffs": []}
-for cmd in registered_commands():
-    if not isinstance(cmd, ToolkitCommand):
-        continue
+for cmd in command_objects():
     p = cmd.parser
     report["commands"] += 1
     tokens = p.option_strings() + words

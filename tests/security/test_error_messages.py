@@ -21,6 +21,7 @@ DRIVER = r'''
 import gdb
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.gdbsupport.command import ToolkitCommand
+from gdb_toolkit.gdbsupport.registry import register_class
 
 class Hostile(ToolkitCommand):
     """Raise an error naming a hostile file (test only)."""
@@ -29,7 +30,7 @@ class Hostile(ToolkitCommand):
     def run(self, args):
         raise ToolkitError("cannot read /tmp/lat\udce9in/new\nline/\x1b[2Jclear", "rename it")
 
-Hostile()
+register_class(Hostile)
 '''
 
 
@@ -48,6 +49,7 @@ def test_newline_escape_and_non_utf8_bytes_in_a_message(tmp_path):
 RENDER_DRIVER = r'''
 import gdb
 from gdb_toolkit.gdbsupport.command import ToolkitCommand
+from gdb_toolkit.gdbsupport.registry import register_class
 
 class HostileOutput(ToolkitCommand):
     """Render a name a renderer forgot to escape (test only)."""
@@ -59,7 +61,7 @@ class HostileOutput(ToolkitCommand):
     def render(self, report, ctx):
         return f"object: {report}\n"
 
-HostileOutput()
+register_class(HostileOutput)
 '''
 
 

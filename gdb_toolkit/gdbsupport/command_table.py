@@ -1,0 +1,927 @@
+"""The command table: what gdb is given at load, generated from the command classes
+by scripts/command_table.py (gdbsupport/registry.py explains it).  Do not edit:
+regenerate it after changing a command's metadata or adding one."""
+# flake8: noqa
+
+SOURCES = (('gdbsupport/registry.py', 3291622621),
+ ('gdbsupport/command.py', 4185460721),
+ ('gdbsupport/toolkit_command.py', 1849694893),
+ ('common/meta.py', 251766763),
+ ('doctor/gdb_commands.py', 2488165526),
+ ('kernel/gdb_commands.py', 559347662),
+ ('ktrace/gdb_commands.py', 3773987308),
+ ('plt/gdb_commands.py', 3117737606),
+ ('stack/gdb_commands.py', 3260514913),
+ ('valgrind/gdb_commands.py', 960961318))
+
+ENTRIES = (
+    ('command',
+     'toolkit commands',
+     'gdb_toolkit.gdbsupport.toolkit_command',
+     'ToolkitCommands',
+     'List every command and convenience function\n'
+     '\n'
+     'Usage: toolkit commands [--json]\n'
+     '\n'
+     'Every gdb_toolkit command by category with its one-line summary, then the\n'
+     'convenience functions and variables ($ksym, $kprobe, $ktask, ...).  Each\n'
+     'command is also "toolkit NAME" ("tk NAME"); a short NAME that another\n'
+     'extension defined first is kept as theirs and said here.\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) toolkit commands\n'
+     '  (gdb) toolkit commands --json',
+     False,
+     4,
+     {'name': 'toolkit commands',
+      'gdb_name': 'toolkit commands',
+      'summary': 'List every command and convenience function',
+      'usage': ['toolkit commands [--json]'],
+      'category': 'toolkit',
+      'examples': ['toolkit commands', 'toolkit commands --json'],
+      'repeats': False,
+      'schema': 'toolkit-commands.schema.json'}),
+    ('command',
+     'toolkit doctor',
+     'gdb_toolkit.doctor.gdb_commands',
+     'ToolkitDoctor',
+     'What works on this machine, why not, and the fix\n'
+     '\n'
+     'Usage: toolkit doctor [--quick] [--json]\n'
+     '\n'
+     'Checks gdb and its Python, pyelftools, capstone and tabulate (optional),\n'
+     'ptrace permission, /proc/kcore, kallsyms, BTF, kprobes, valgrind and vgdb,\n'
+     'bcc and whether it can compile a probe (in a separate python3 process;\n'
+     '--quick skips that), kernel headers, and root.  Each check that fails says\n'
+     'why and, under it, the fix.\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) toolkit doctor\n'
+     '  (gdb) toolkit doctor --quick\n'
+     '  (gdb) toolkit doctor --json',
+     False,
+     4,
+     {'name': 'toolkit doctor',
+      'gdb_name': 'toolkit doctor',
+      'summary': 'What works on this machine, why not, and the fix',
+      'usage': ['toolkit doctor [--quick] [--json]'],
+      'category': 'toolkit',
+      'examples': ['toolkit doctor', 'toolkit doctor --quick', 'toolkit doctor --json'],
+      'repeats': False,
+      'schema': 'toolkit-doctor.schema.json'}),
+    ('command',
+     'kcore',
+     'gdb_toolkit.kernel.gdb_commands',
+     'Kcore',
+     'Kernel memory source: segments, release, KASLR\n'
+     '\n'
+     'Usage: kcore [PATH] [--kallsyms PATH] [--all-info] [--json]\n'
+     '       kcore --gdb | --live\n'
+     '\n'
+     'Shows the kernel memory the kernel commands read -- /proc/kcore of the running\n'
+     "kernel, a dump, or gdb's own target when it is a halted kernel -- with its\n"
+     "segments, release, build-id and KASLR offset (VMCOREINFO's KERNELOFFSET).\n"
+     '\n'
+     'kcore PATH opens a dump (a kdump/makedumpfile vmcore, ELF or compressed, or\n'
+     "QEMU's dump-guest-memory) and makes it the kernel of the following kprobe-list,\n"
+     "kprobe-show, kdis, kx, ksym, ftrace-site commands; --gdb makes it gdb's\n"
+     'target (chosen by itself after `target remote` to a stopped kernel); --live\n'
+     'goes back to /proc/kcore.  A dump or a halted kernel has no tracefs or\n'
+     "debugfs: probes come from kernel memory alone, symbols from the kernel's own\n"
+     'kallsyms tables, types from its BTF.  Needs root for /proc/kcore.\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) kcore\n'
+     '  (gdb) kcore /var/crash/vmcore\n'
+     '  (gdb) kcore --gdb\n'
+     '  (gdb) kcore --live --json\n'
+     '\n'
+     'Also "toolkit kcore" (the name that stays when another extension has a "kcore").',
+     False,
+     4,
+     {'name': 'kcore',
+      'gdb_name': 'toolkit kcore',
+      'summary': 'Kernel memory source: segments, release, KASLR',
+      'usage': ['kcore [PATH] [--kallsyms PATH] [--all-info] [--json]', 'kcore --gdb | --live'],
+      'category': 'kernel',
+      'examples': ['kcore', 'kcore /var/crash/vmcore', 'kcore --gdb', 'kcore --live --json'],
+      'repeats': False,
+      'schema': 'kcore.schema.json'}),
+    ('command',
+     'kprobe-list',
+     'gdb_toolkit.kernel.gdb_commands',
+     'KprobeList',
+     'Every kprobe: live bytes vs kernel flags\n'
+     '\n'
+     'Usage: kprobe-list [--no-memory] [SOURCES] [--json]\n'
+     '\n'
+     "Every registered kprobe, one row per probe as in the kernel's own list\n"
+     '(/sys/kernel/debug/kprobes/list), joined with the probes found by walking\n'
+     'kprobe_table[64] in kernel memory (layouts from BTF): the live bytes at each\n'
+     'address (int3, optimized jmp to a detour buffer, ftrace call, disarmed), the\n'
+     'original instruction (p->opcode, optinsn.copied_insn, or the ftrace NOP), the\n'
+     "handler, and each probe's own event, hit count and BPF programs from its\n"
+     'trace_kprobe.  "ok" says the bytes agree with the kernel\'s flags.  On a dump or\n'
+     'a halted kernel everything comes from memory.\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) kprobe-list\n'
+     '  (gdb) kprobe-list --json\n'
+     '  (gdb) kprobe-list --kcore /var/crash/vmcore\n'
+     '\n'
+     'Also "toolkit kprobe-list" (the name that stays when another extension has a "kprobe-list").',
+     False,
+     4,
+     {'name': 'kprobe-list',
+      'gdb_name': 'toolkit kprobe-list',
+      'summary': 'Every kprobe: live bytes vs kernel flags',
+      'usage': ['kprobe-list [--no-memory] [SOURCES] [--json]'],
+      'category': 'kernel',
+      'examples': ['kprobe-list', 'kprobe-list --json', 'kprobe-list --kcore /var/crash/vmcore'],
+      'repeats': False,
+      'schema': 'kprobe-list.schema.json'}),
+    ('command',
+     'kprobe-show',
+     'gdb_toolkit.kernel.gdb_commands',
+     'KprobeShow',
+     'One kprobe: code, struct, detour, BPF\n'
+     '\n'
+     'Usage: kprobe-show SYMBOL|ADDR|$expr [-n N] [SOURCES] [--json]\n'
+     '\n'
+     'One kprobe in depth: the first N instructions as they are now and as they were\n'
+     '(original bytes from p->opcode / optinsn.copied_insn / the ftrace NOP), every\n'
+     'field of each struct kprobe (and of the aggregate) decoded through BTF, the\n'
+     "optimized probe's detour buffer or the ftrace trampoline, and for BPF-backed\n"
+     "probes the programs attached to that probe's own event and their JIT\n"
+     'addresses.  --vmlinux adds the bytes the kernel was built with.\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) kprobe-show do_sys_openat2\n'
+     '  (gdb) kprobe-show vfs_write+0x5 -n 3\n'
+     '  (gdb) kprobe-show $ksym("vfs_write")+5 --json\n'
+     '\n'
+     'Also "toolkit kprobe-show" (the name that stays when another extension has a "kprobe-show").',
+     False,
+     4,
+     {'name': 'kprobe-show',
+      'gdb_name': 'toolkit kprobe-show',
+      'summary': 'One kprobe: code, struct, detour, BPF',
+      'usage': ['kprobe-show SYMBOL|ADDR|$expr [-n N] [SOURCES] [--json]'],
+      'category': 'kernel',
+      'examples': ['kprobe-show do_sys_openat2',
+                   'kprobe-show vfs_write+0x5 -n 3',
+                   'kprobe-show $ksym("vfs_write")+5 --json'],
+      'repeats': False,
+      'schema': 'kprobe-show.schema.json'}),
+    ('command',
+     'kdis',
+     'gdb_toolkit.kernel.gdb_commands',
+     'Kdis',
+     'Disassemble kernel memory; mark probe sites\n'
+     '\n'
+     'Usage: kdis SYMBOL|ADDR|$expr [N] [--function] [SOURCES] [--json]\n'
+     '\n'
+     'Shows N instructions (16) of kernel memory with symbolized targets.  int3 /\n'
+     'brk, optimized-probe jumps and ftrace calls are cross-checked against\n'
+     'kprobes/list (not every int3 is a kprobe: the alternatives pad a ret or an\n'
+     'indirect jmp with int3).  Works with or without a vmlinux in gdb, on the\n'
+     "running kernel, a dump or gdb's halted kernel.\n"
+     '\n'
+     'Examples:\n'
+     '  (gdb) kdis do_sys_openat2 8\n'
+     '  (gdb) kdis vfs_read --function\n'
+     '  (gdb) kdis $ksym("vfs_write")+5 4\n'
+     '\n'
+     'Also "toolkit kdis" (the name that stays when another extension has a "kdis").',
+     False,
+     4,
+     {'name': 'kdis',
+      'gdb_name': 'toolkit kdis',
+      'summary': 'Disassemble kernel memory; mark probe sites',
+      'usage': ['kdis SYMBOL|ADDR|$expr [N] [--function] [SOURCES] [--json]'],
+      'category': 'kernel',
+      'examples': ['kdis do_sys_openat2 8',
+                   'kdis vfs_read --function',
+                   'kdis $ksym("vfs_write")+5 4'],
+      'repeats': False,
+      'schema': 'kdis.schema.json'}),
+    ('command',
+     'kx',
+     'gdb_toolkit.kernel.gdb_commands',
+     'Kx',
+     'Dump kernel memory (hex or symbolized words)\n'
+     '\n'
+     'Usage: kx SYMBOL|ADDR|$expr [LEN] [--words] [SOURCES] [--json]\n'
+     '\n'
+     'Hex and ASCII of LEN bytes (64; k/M suffixes, at most 1 MiB) of kernel memory,\n'
+     'or with --words the little-endian 64-bit values, each with the kernel symbol\n'
+     'it points at.\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) kx linux_banner 128\n'
+     '  (gdb) kx kprobe_table 64 --words\n'
+     '  (gdb) kx $ksym("vfs_write")+5 8\n'
+     '\n'
+     'Also "toolkit kx" (the name that stays when another extension has a "kx").',
+     False,
+     4,
+     {'name': 'kx',
+      'gdb_name': 'toolkit kx',
+      'summary': 'Dump kernel memory (hex or symbolized words)',
+      'usage': ['kx SYMBOL|ADDR|$expr [LEN] [--words] [SOURCES] [--json]'],
+      'category': 'kernel',
+      'examples': ['kx linux_banner 128',
+                   'kx kprobe_table 64 --words',
+                   'kx $ksym("vfs_write")+5 8'],
+      'repeats': False,
+      'schema': 'kx.schema.json'}),
+    ('command',
+     'ksym',
+     'gdb_toolkit.kernel.gdb_commands',
+     'Ksym',
+     'Kernel symbol <-> address, with BTF prototype\n'
+     '\n'
+     'Usage: ksym NAME|MODULE:NAME|ADDR [--no-btf] [SOURCES] [--json]\n'
+     '\n'
+     'By name: every symbol with that name (vmlinux and modules), its kallsyms type\n'
+     'letter, size (distance to the next symbol) and, from BTF, its C prototype.  By\n'
+     'address (0x..., SYMBOL+OFF): the symbol containing it and the offset.  Needs no\n'
+     'kcore on the running kernel; kptr_restrict is reported.\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) ksym do_sys_openat2\n'
+     '  (gdb) ksym 0xffffffff81234567\n'
+     '  (gdb) ksym ext4:ext4_file_open\n'
+     '\n'
+     'Also "toolkit ksym" (the name that stays when another extension has a "ksym").',
+     False,
+     4,
+     {'name': 'ksym',
+      'gdb_name': 'toolkit ksym',
+      'summary': 'Kernel symbol <-> address, with BTF prototype',
+      'usage': ['ksym NAME|MODULE:NAME|ADDR [--no-btf] [SOURCES] [--json]'],
+      'category': 'kernel',
+      'examples': ['ksym do_sys_openat2', 'ksym 0xffffffff81234567', 'ksym ext4:ext4_file_open'],
+      'repeats': False,
+      'schema': 'ksym.schema.json'}),
+    ('command',
+     'ftrace-site',
+     'gdb_toolkit.kernel.gdb_commands',
+     'FtraceSite',
+     "Is FUNC's ftrace site patched, and to what\n"
+     '\n'
+     'Usage: ftrace-site FUNC [SOURCES] [--json]\n'
+     '\n'
+     'Reads the first bytes of FUNC: the idle 5-byte NOP, a call to ftrace_caller /\n'
+     'ftrace_regs_caller / a trampoline, or a kprobe breakpoint; says who enabled it\n'
+     '(tracefs enabled_functions, running kernel only) and whether FUNC is traceable\n'
+     'at all (available_filter_functions).  arm64: the patchable entry `mov x9, x30;\n'
+     'nop` (idle) or `mov x9, x30; bl ftrace_caller` (traced); the site is its call\n'
+     "slot at func+4, and a kprobe's `brk #0x4` over func+0 is shown beside it (arm64\n"
+     'kprobes never use ftrace).\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) ftrace-site vfs_read\n'
+     '  (gdb) ftrace-site do_sys_openat2 --json\n'
+     '\n'
+     'Also "toolkit ftrace-site" (the name that stays when another extension has a "ftrace-site").',
+     False,
+     4,
+     {'name': 'ftrace-site',
+      'gdb_name': 'toolkit ftrace-site',
+      'summary': "Is FUNC's ftrace site patched, and to what",
+      'usage': ['ftrace-site FUNC [SOURCES] [--json]'],
+      'category': 'kernel',
+      'examples': ['ftrace-site vfs_read', 'ftrace-site do_sys_openat2 --json'],
+      'repeats': False,
+      'schema': 'ftrace-site.schema.json'}),
+    ('function',
+     'ksym',
+     'gdb_toolkit.kernel.gdb_commands',
+     'KsymFunction',
+     '$ksym("name") -- the kernel address of a symbol (no vmlinux needed).\n'
+     '\n'
+     'From /proc/kallsyms, or the dump / halted kernel chosen with `kcore`.  Also\n'
+     '"name+0x10", "module:name" and "0xADDR".  The value is an unsigned long long,\n'
+     'so $ksym("vfs_write")+5 is an address.',
+     False,
+     0,
+     {'usage': '$ksym("name")', 'summary': 'the kernel address of a symbol (no vmlinux needed)'}),
+    ('function',
+     'kprobe',
+     'gdb_toolkit.kernel.gdb_commands',
+     'KprobeFunction',
+     '$kprobe(ADDR) -- the struct kprobe registered at ADDR, as a typed (struct kprobe *).\n'
+     '\n'
+     "Typed with gdb's own struct kprobe: from `ktypes` (the kernel's BTF loaded as\n"
+     'gdb types; no debug vmlinux needed) or a vmlinux with debug info.  Without\n'
+     'either, kprobe-show decodes the same fields through BTF.',
+     False,
+     0,
+     {'usage': '$kprobe(ADDR)',
+      'summary': 'the struct kprobe registered at ADDR, as a typed (struct kprobe *)'}),
+    ('command',
+     'ktrace',
+     'gdb_toolkit.ktrace.gdb_commands',
+     'Ktrace',
+     'Trace a kernel function; the task lands in $ktask\n'
+     '\n'
+     'Usage: ktrace FUNC|tracepoint:CAT:NAME [--pid PID | --all [--include-gdb]] [--ret]\n'
+     '       [--args SPEC] [--capture FIELD]... [--stack] [--count N] [--timeout S] [--run]\n'
+     '       [--method kprobe|kfunc|tracepoint] [--no-fallback] [--json]\n'
+     '       ktrace --stop\n'
+     '\n'
+     'Attaches a BPF program to a kernel function (kprobe, or fentry) or a\n'
+     'tracepoint and reports each hit: the task, its pid and comm, the values asked\n'
+     'for, the return value.  The last event sets $ktask (its task_struct), $kretval\n'
+     'and $kevents.  The programs are assembled by the toolkit and loaded by a root\n'
+     'worker process that stays warm for the session (bcc compiles only fentry\n'
+     'programs); nothing stays attached after the trace.\n'
+     '\n'
+     'The attach method is chosen automatically: kprobe/kretprobe, else fentry,\n'
+     'else a known fallback (the nearest traceable caller of an inlined function,\n'
+     'or a tracepoint on the same path); what was traced and why is reported.\n'
+     '--pid defaults to the inferior.  --all traces every process except gdb and\n'
+     "the worker (they read and write the events' pipe: tracing read paths with\n"
+     'them included feeds back into itself); --include-gdb keeps them.\n'
+     '--args takes NAME or NAME=EXPR (parameter names from BTF, argN, member paths\n'
+     'such as vma->vm_end, tracepoint fields, + and -, integers 16, 0x10, 0o20).\n'
+     '--capture reads task_struct members at event time (no /proc/kcore needed).\n'
+     'With a live inferior: --run arms, continues, and reports when it stops;\n'
+     'without --run the probe stays armed while you continue (ktrace --stop ends\n'
+     'it).  With no inferior, ktrace waits for --count/--timeout or Ctrl-C.\n'
+     'Enter does not repeat ktrace (it would arm again).\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) ktrace thp_get_unmapped_area --run\n'
+     '  (gdb) ktrace acct_stack_growth --ret --args size --run\n'
+     '  (gdb) ktrace tracepoint:syscalls:sys_enter_mmap --args len --count 1 --all\n'
+     '  (gdb) ktrace vfs_read --all --timeout 5 --json\n'
+     '\n'
+     'Also "toolkit ktrace" (the name that stays when another extension has a "ktrace").',
+     False,
+     4,
+     {'name': 'ktrace',
+      'gdb_name': 'toolkit ktrace',
+      'summary': 'Trace a kernel function; the task lands in $ktask',
+      'usage': ['ktrace FUNC|tracepoint:CAT:NAME [--pid PID | --all [--include-gdb]] [--ret]',
+                '[--args SPEC] [--capture FIELD]... [--stack] [--count N] [--timeout S] [--run]',
+                '[--method kprobe|kfunc|tracepoint] [--no-fallback] [--json]',
+                'ktrace --stop'],
+      'category': 'ktrace',
+      'examples': ['ktrace thp_get_unmapped_area --run',
+                   'ktrace acct_stack_growth --ret --args size --run',
+                   'ktrace tracepoint:syscalls:sys_enter_mmap --args len --count 1 --all',
+                   'ktrace vfs_read --all --timeout 5 --json'],
+      'repeats': False,
+      'schema': 'ktrace.schema.json'}),
+    ('command',
+     'ktask',
+     'gdb_toolkit.ktrace.gdb_commands',
+     'Ktask',
+     'Read a task_struct by pid or address, set $ktask\n'
+     '\n'
+     'Usage: ktask PID|ADDR [FIELD-PATH...] [--kcore PATH] [--kallsyms PATH | --system-map PATH] '
+     '[--btf PATH] [--json]\n'
+     '\n'
+     'Finds a task_struct in kernel memory with no debug vmlinux: offsets come\n'
+     "from the kernel's BTF, memory from the kernel chosen with `kcore` -- the\n"
+     'running one (/proc/kcore), a vmcore (--kcore PATH, or `kcore PATH` first), or\n'
+     "the halted kernel behind gdb's `target remote` (QEMU's gdbstub, kgdb); a dump\n"
+     'or a halted kernel gives its own symbols and BTF.  With a PID it walks\n'
+     'init_task.tasks (then each thread group for a thread id); with an address\n'
+     "($ktask, 0xffff...) it reads it directly.  On the running kernel the task's\n"
+     'pid and comm are checked against /proc/PID/comm.  FIELD-PATHs are\n'
+     'task_struct members as in C: comm, mm->mmap_base, signal->rlim[3].rlim_cur,\n'
+     'mm->get_unmapped_area (code pointers are named from kallsyms).  Where\n'
+     '/proc/kcore is missing use capture mode: ktrace FUNC --capture FIELD.\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) ktask $ktask signal->rlim[3].rlim_cur mm->get_unmapped_area\n'
+     '  (gdb) ktask 1234 comm mm->mmap_base\n'
+     '  (gdb) ktask 1 comm --json\n'
+     '\n'
+     'Also "toolkit ktask" (the name that stays when another extension has a "ktask").',
+     False,
+     4,
+     {'name': 'ktask',
+      'gdb_name': 'toolkit ktask',
+      'summary': 'Read a task_struct by pid or address, set $ktask',
+      'usage': ['ktask PID|ADDR [FIELD-PATH...] [--kcore PATH] [--kallsyms PATH | --system-map '
+                'PATH] [--btf PATH] [--json]'],
+      'category': 'ktrace',
+      'examples': ['ktask $ktask signal->rlim[3].rlim_cur mm->get_unmapped_area',
+                   'ktask 1234 comm mm->mmap_base',
+                   'ktask 1 comm --json'],
+      'repeats': False,
+      'schema': 'ktask.schema.json'}),
+    ('command',
+     'ktypes',
+     'gdb_toolkit.ktrace.gdb_commands',
+     'Ktypes',
+     "Load the kernel's types into gdb from its BTF\n"
+     '\n'
+     'Usage: ktypes [--force] [--btf PATH | --kcore VMCORE] [--json]\n'
+     '\n'
+     "Gives gdb a kernel's types with no debug vmlinux: the BTF\n"
+     '(/sys/kernel/btf/vmlinux, --btf FILE, or the BTF inside the vmcore or halted\n'
+     'kernel chosen with `kcore`) is rendered as C by bpftool,\n'
+     'compiled with gcc -g into an object holding types only (no symbol, so no\n'
+     "address ever resolves to it), cached by the kernel's build id in\n"
+     '~/.cache/gdb_toolkit/ktypes/ (owner-checked; a private per-session directory\n'
+     'when that is not usable), and added with add-symbol-file.  Then, with\n'
+     '/proc/kcore as the target (core-file /proc/kcore), expressions such as\n'
+     '((struct task_struct *)$ktask)->signal->rlim[3].rlim_cur work.  If gdb has\n'
+     'kernel debug info already (a vmlinux), that is used instead.\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) ktypes\n'
+     '  (gdb) ktypes --btf /sys/kernel/btf/vmlinux --force\n'
+     '  (gdb) p ((struct task_struct *)$ktask)->signal->rlim[3].rlim_cur\n'
+     '\n'
+     'Also "toolkit ktypes" (the name that stays when another extension has a "ktypes").',
+     False,
+     4,
+     {'name': 'ktypes',
+      'gdb_name': 'toolkit ktypes',
+      'summary': "Load the kernel's types into gdb from its BTF",
+      'usage': ['ktypes [--force] [--btf PATH | --kcore VMCORE] [--json]'],
+      'category': 'ktrace',
+      'examples': ['ktypes',
+                   'ktypes --btf /sys/kernel/btf/vmlinux --force',
+                   'p ((struct task_struct *)$ktask)->signal->rlim[3].rlim_cur'],
+      'repeats': False,
+      'schema': 'ktypes.schema.json'}),
+    ('command',
+     'got',
+     'gdb_toolkit.plt.gdb_commands',
+     'Got',
+     'GOT slots, their state and binding now\n'
+     '\n'
+     'Usage: got [REGEX] [--all-objects] [--object PATH] [--preview] [--audit] [--json]\n'
+     '       got [REGEX] --diff [FILE] [--all-objects] [--json]\n'
+     '\n'
+     'One row per GOT slot of the executable (with --all-objects, of every loaded\n'
+     'object, every dlmopen namespace included; --object PATH: those whose path\n'
+     'contains PATH): slot, symbol with version (memcpy@GLIBC_2.14, C++ names\n'
+     'demangled), relocation kind, current value and state: unresolved (still the\n'
+     'lazy stub), resolved (bound on the first call), bound-at-load (-z now,\n'
+     'dlopen RTLD_NOW, LD_BIND_NOW, GLOB_DAT, IRELATIVE, TLS), null (absent weak\n'
+     'symbol).  The binding mode of each object is read from the process\n'
+     '(GOT[1]/GOT[2], its environment), not from the file.  TLS slots name their\n'
+     'variable and module.  REGEX matches names with or without @VERSION.\n'
+     'x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.\n'
+     '\n'
+     '--preview  the first instruction at each target.\n'
+     "--audit    what the dynamic linker's lookup scope SHOULD bind each slot to\n"
+     '           (search order, versions, preloads, interposition) against what it\n'
+     '           holds: overwritten (hijacked) slots are flagged.\n'
+     "--diff     what changed since the previous 'got' of this session, or since\n"
+     "           a report saved with 'pipe got --json | cat > FILE' (e.g. a core).\n"
+     '\n'
+     'Examples:\n'
+     '  (gdb) got\n'
+     "  (gdb) got '^puts$' --all-objects\n"
+     '  (gdb) got --object libc --audit\n'
+     '  (gdb) got --diff\n'
+     '  (gdb) got --json\n'
+     '\n'
+     'Also "toolkit got" (the name that stays when another extension has a "got").',
+     False,
+     4,
+     {'name': 'got',
+      'gdb_name': 'toolkit got',
+      'summary': 'GOT slots, their state and binding now',
+      'usage': ['got [REGEX] [--all-objects] [--object PATH] [--preview] [--audit] [--json]',
+                'got [REGEX] --diff [FILE] [--all-objects] [--json]'],
+      'category': 'plt',
+      'examples': ['got',
+                   "got '^puts$' --all-objects",
+                   'got --object libc --audit',
+                   'got --diff',
+                   'got --json'],
+      'repeats': False,
+      'schema': 'got.schema.json'}),
+    ('command',
+     'plt',
+     'gdb_toolkit.plt.gdb_commands',
+     'Plt',
+     'PLT stubs, the GOT slot each uses, disassembly\n'
+     '\n'
+     'Usage: plt [REGEX] [--all-objects] [--object PATH] [--json]\n'
+     '\n'
+     'Decodes .plt, .plt.sec (endbr64 + bnd jmp, -fcf-protection), .plt.got and\n'
+     'the static .plt of IRELATIVE stubs with capstone: x86_64 jmp *GOT(%rip) and\n'
+     'push N, i386 jmp *GOT(%ebx) / jmp *ABS, aarch64 adrp x16 / ldr x17 / br x17\n'
+     '(BTI and PAC PLTs too), arm add ip, pc / ldr pc, [ip].  ".plt[0]" is the\n'
+     'resolver trampoline; "lazy" entries are the first-call halves of an IBT PLT.\n'
+     'On a live process or core the current state of each slot is shown too.\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) plt\n'
+     '  (gdb) plt puts\n'
+     '  (gdb) plt --object libfoo\n'
+     '\n'
+     'Also "toolkit plt" (the name that stays when another extension has a "plt").',
+     False,
+     4,
+     {'name': 'plt',
+      'gdb_name': 'toolkit plt',
+      'summary': 'PLT stubs, the GOT slot each uses, disassembly',
+      'usage': ['plt [REGEX] [--all-objects] [--object PATH] [--json]'],
+      'category': 'plt',
+      'examples': ['plt', 'plt puts', 'plt --object libfoo'],
+      'repeats': False,
+      'schema': 'plt.schema.json'}),
+    ('command',
+     'plt-walk',
+     'gdb_toolkit.plt.gdb_commands',
+     'PltWalk',
+     'One PLT call, hop by hop; --live watches ld.so\n'
+     '\n'
+     'Usage: plt-walk SYMBOL [--object PATH] [--live] [--json]\n'
+     '\n'
+     'Shows each hop with its address and disassembly, from a call of SYMBOL in\n'
+     'the current function (or the first call found in .text) through the PLT stub\n'
+     'and the GOT slot to the target, and explains the first call (push of the\n'
+     'relocation index, .plt[0], GOT[1] = link_map, GOT[2] = resolver) versus later\n'
+     'calls -- or, when the process bound the object at load (-z now, LD_BIND_NOW,\n'
+     'dlopen RTLD_NOW), says so.  When several objects or versions import SYMBOL,\n'
+     'it says which slot it walks and why and lists the others (pick one with\n'
+     'SYMBOL@VERSION or --object).  Data symbols are refused.\n'
+     '\n'
+     '--live (a running process, slot still unresolved): a write watchpoint on the\n'
+     'slot, continue until ld.so writes it; the writer (e.g. _dl_fixup) with its\n'
+     'backtrace, old -> new value and target are reported, the watchpoint is\n'
+     'deleted, your own breakpoints and watchpoints are left exactly as they were,\n'
+     'and the program stays stopped right there.\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) plt-walk puts\n'
+     '  (gdb) plt-walk puts --live\n'
+     '  (gdb) plt-walk foo@VER_2 --object libfoo\n'
+     '\n'
+     'Also "toolkit plt-walk" (the name that stays when another extension has a "plt-walk").',
+     False,
+     4,
+     {'name': 'plt-walk',
+      'gdb_name': 'toolkit plt-walk',
+      'summary': 'One PLT call, hop by hop; --live watches ld.so',
+      'usage': ['plt-walk SYMBOL [--object PATH] [--live] [--json]'],
+      'category': 'plt',
+      'examples': ['plt-walk puts', 'plt-walk puts --live', 'plt-walk foo@VER_2 --object libfoo'],
+      'repeats': False,
+      'schema': 'plt-walk.schema.json'}),
+    ('command',
+     'stack-diagnose',
+     'gdb_toolkit.stack.gdb_commands',
+     'StackDiagnose',
+     'Why the stack overflowed, and the fix\n'
+     '\n'
+     'Usage: stack-diagnose [--thread N | --all-threads] [--rlimit KIB] [--kernel] [--json]\n'
+     '\n'
+     "After a SIGSEGV/SIGBUS (live process or core file) -- or after the program's\n"
+     "own handler ran for it (it aborted, Rust's overflow handler, gdb -p inside the\n"
+     "handler: the original fault is read from the kernel's signal frame) -- it\n"
+     "reads the fault address, sp/pc, the thread's stack mapping and what lies below\n"
+     'it, RLIMIT_STACK and RLIMIT_AS, the guard gap, the address-space layout the\n'
+     'limit at exec decided, and a bounded walk of the innermost frames, and gives\n'
+     'one verdict: growth refused by RLIMIT_STACK or RLIMIT_AS, by the guard gap of\n'
+     'a mapping below, by a PROT_NONE mapping in the way, a frame jumping over the\n'
+     "gap, a thread or alternate signal stack overflowing (into another thread's\n"
+     'stack), a corrupt stack pointer, or not a stack fault at all.  It says who\n'
+     'asked (the huge frame and the instruction that moved sp, a recursion and its\n'
+     'live depth, a probing loop) and a fix that works when re-run (ulimit -s,\n'
+     'pthread_attr_setstacksize, the sigaltstack size, or the heap).  At any other\n'
+     "stop it is a stack-health report; a Go program gets the Go runtime's view.\n"
+     '\n'
+     '--rlimit KIB   the RLIMIT_STACK the program ran with (a core does not record\n'
+     '               it): KiB as for ulimit -s, or 8M / 1G / unlimited.\n'
+     '--kernel       re-runs the program -- the same argv, working directory and\n'
+     '               environment minus loader and interpreter variables (LD_PRELOAD,\n'
+     "               LD_LIBRARY_PATH, GCONV_PATH, ...) -- as the process's owner\n"
+     "               (root drops to the owner's uid, gid and groups first; a program\n"
+     '               someone else could have replaced is not run as root) under a bcc\n'
+     "               probe on the kernel's stack-growth check, and shows what the\n"
+     '               kernel saw.  Needs root, bcc and kprobes.\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) run 1920 1080\n'
+     '  (gdb) stack-diagnose\n'
+     '  (gdb) stack-diagnose --all-threads --json\n'
+     '  (gdb) stack-diagnose --rlimit 4096\n'
+     '\n'
+     'Also "toolkit stack-diagnose" (the name that stays when another extension has a '
+     '"stack-diagnose").',
+     False,
+     4,
+     {'name': 'stack-diagnose',
+      'gdb_name': 'toolkit stack-diagnose',
+      'summary': 'Why the stack overflowed, and the fix',
+      'usage': ['stack-diagnose [--thread N | --all-threads] [--rlimit KIB] [--kernel] [--json]'],
+      'category': 'stack',
+      'examples': ['run 1920 1080',
+                   'stack-diagnose',
+                   'stack-diagnose --all-threads --json',
+                   'stack-diagnose --rlimit 4096'],
+      'repeats': False,
+      'schema': 'stack-diagnose.schema.json'}),
+    ('command',
+     'vg-start',
+     'gdb_toolkit.valgrind.gdb_commands',
+     'VgStart',
+     'Start a program under memcheck and connect\n'
+     '\n'
+     'Usage: vg-start [--main] [--stdin FILE] [--stdout FILE] [--tty DEV] [--log FILE] [--timeout '
+     'SEC] [--json] PROGRAM [ARGS...] [-- VALGRIND-OPTIONS]\n'
+     '\n'
+     'Runs valgrind --tool=memcheck --vgdb=yes --vgdb-error=0 [VALGRIND-OPTIONS]\n'
+     'PROGRAM ARGS (every word after PROGRAM is its argument, "-p 8080" too; only\n'
+     "a final --json is vg-start's), waits for its vgdb FIFO, loads PROGRAM's\n"
+     'symbols and connects with "target remote | vgdb --pid=N".  The program stops\n'
+     'at its first instruction (--main: at main).  --vgdb=full, --vgdb-error=N and\n'
+     '--vgdb-prefix=P after "--" are honoured.  Its stdout/stderr go to gdb\'s terminal\n'
+     '(or --stdout FILE / --tty DEV); its stdin is /dev/null (or --stdin FILE / --tty).\n'
+     "valgrind's own messages go to --log FILE (default: a private directory removed\n"
+     'when gdb quits).  Memcheck errors stop the program; vg-start then says which.\n'
+     'When gdb quits, the valgrind it started is killed, --trace-children ones too.\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) vg-start --main ./memleakloop\n'
+     '  (gdb) vg-start ./server 8080 -- --leak-check=full --track-origins=yes\n'
+     '\n'
+     'Also "toolkit vg-start" (the name that stays when another extension has a "vg-start").',
+     False,
+     4,
+     {'name': 'vg-start',
+      'gdb_name': 'toolkit vg-start',
+      'summary': 'Start a program under memcheck and connect',
+      'usage': ['vg-start [--main] [--stdin FILE] [--stdout FILE] [--tty DEV] [--log FILE] '
+                '[--timeout SEC] [--json] PROGRAM [ARGS...] [-- VALGRIND-OPTIONS]'],
+      'category': 'valgrind',
+      'examples': ['vg-start --main ./memleakloop',
+                   'vg-start ./server 8080 -- --leak-check=full --track-origins=yes'],
+      'repeats': False,
+      'schema': 'vg-start.schema.json'}),
+    ('command',
+     'vg-attach',
+     'gdb_toolkit.valgrind.gdb_commands',
+     'VgAttach',
+     'Connect to a running valgrind, or list them\n'
+     '\n'
+     'Usage: vg-attach [PID] [--vgdb-prefix PREFIX] [--reconnect] [--json]\n'
+     '\n'
+     'Live valgrind gdbservers are found from their vgdb FIFOs\n'
+     "($TMPDIR/vgdb-pipe-from-vgdb-to-PID-*, or --vgdb-prefix's); FIFOs left by\n"
+     'killed processes are ignored.  With one live process it is chosen; with\n'
+     "several, the list is printed and you choose with vg-attach PID.  PROGRAM's\n"
+     "symbols are loaded from the process's command line when gdb has no file.\n"
+     '--reconnect drops the current connection and makes a new one to the same\n'
+     'valgrind: the way out when the connection is out of step (valgrind lets the\n'
+     'program run between the two connections).  A process started with another\n'
+     'TMPDIR is found from its own environment; one waiting at an error keeps its\n'
+     'stop; a PID that is not attachable is told why (not valgrind, --vgdb=no, gone).\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) vg-attach\n'
+     '  (gdb) vg-attach 12345\n'
+     '\n'
+     'Also "toolkit vg-attach" (the name that stays when another extension has a "vg-attach").',
+     False,
+     4,
+     {'name': 'vg-attach',
+      'gdb_name': 'toolkit vg-attach',
+      'summary': 'Connect to a running valgrind, or list them',
+      'usage': ['vg-attach [PID] [--vgdb-prefix PREFIX] [--reconnect] [--json]'],
+      'category': 'valgrind',
+      'examples': ['vg-attach', 'vg-attach 12345'],
+      'repeats': False,
+      'schema': 'vg-attach.schema.json'}),
+    ('command',
+     'vg-leaks',
+     'gdb_toolkit.valgrind.gdb_commands',
+     'VgLeaks',
+     'Leak check by allocation site, and its growth\n'
+     '\n'
+     'Usage: vg-leaks [full|summary] [--kinds K1,K2] [--delta increased|changed] [--min-bytes N] '
+     '[--top N] [--depth N] [--group-by N] [--json]\n'
+     '       vg-leaks --history [--kinds K] [--top N] [--export FILE] [--plot FILE] [--json]\n'
+     '\n'
+     'Runs "monitor leak_check" on the connected valgrind, parses every loss record\n'
+     '(bytes direct+indirect with deltas, blocks, kind, record number, allocation\n'
+     'stack) and the LEAK SUMMARY, and prints the records largest first with their\n'
+     "allocation site: the first frame in the program's own code (decided by the\n"
+     'object file the code lives in: the allocator, libc, libstdc++ and other\n'
+     'system libraries are skipped).  --depth N shows N-1 callers too; --group-by N\n'
+     'sums the records by the frame N levels up from the site.  Kinds: definite,\n'
+     'indirect, possible, reachable (default all).  --delta shows only records that\n'
+     'grew (increased) or changed since the previous leak search.\n'
+     'Every complete search is kept as a snapshot of the session: --history shows\n'
+     "each site's series, growth per snapshot and per second, and a sparkline;\n"
+     '--export writes it as CSV (.csv) or JSON lines; --plot draws the top growing\n'
+     'sites (.svg or .png).  Ctrl-C during a long search takes effect when valgrind\n'
+     'has sent the whole reply (the connection stays in step).\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) vg-leaks\n'
+     '  (gdb) vg-leaks --kinds definite --top 5 --depth 3\n'
+     '  (gdb) vg-leaks --delta increased\n'
+     '  (gdb) vg-leaks --history --plot leaks.svg\n'
+     '\n'
+     'Also "toolkit vg-leaks" (the name that stays when another extension has a "vg-leaks").',
+     False,
+     4,
+     {'name': 'vg-leaks',
+      'gdb_name': 'toolkit vg-leaks',
+      'summary': 'Leak check by allocation site, and its growth',
+      'usage': ['vg-leaks [full|summary] [--kinds K1,K2] [--delta increased|changed] [--min-bytes '
+                'N] [--top N] [--depth N] [--group-by N] [--json]',
+                'vg-leaks --history [--kinds K] [--top N] [--export FILE] [--plot FILE] [--json]'],
+      'category': 'valgrind',
+      'examples': ['vg-leaks',
+                   'vg-leaks --kinds definite --top 5 --depth 3',
+                   'vg-leaks --delta increased',
+                   'vg-leaks --history --plot leaks.svg'],
+      'repeats': False,
+      'schema': 'vg-leaks.schema.json'}),
+    ('command',
+     'vg-watch',
+     'gdb_toolkit.valgrind.gdb_commands',
+     'VgWatch',
+     'Leak snapshots every N seconds until Ctrl-C\n'
+     '\n'
+     'Usage: vg-watch SECONDS [--count N] [--top N] [--json]\n'
+     '\n'
+     'Takes a leak snapshot now, lets the program run, and takes one every SECONDS\n'
+     '(a full leak search, kept as a snapshot like vg-leaks), printing one line\n'
+     'each, until Ctrl-C or --count snapshots; then prints the growth table of\n'
+     "'vg-leaks --history'.  While it watches, gdb's connection is released and\n"
+     'each snapshot is asked through a standalone vgdb: the program runs freely\n'
+     '(breakpoints do not stop it, gdb prints no stops); at the end gdb connects\n'
+     'again and the program is stopped wherever it is.  The watch also ends when\n'
+     'the program exits or stops on a memcheck error (it then waits for gdb).\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) vg-watch 10\n'
+     '  (gdb) vg-watch 2 --count 5\n'
+     '\n'
+     'Also "toolkit vg-watch" (the name that stays when another extension has a "vg-watch").',
+     False,
+     4,
+     {'name': 'vg-watch',
+      'gdb_name': 'toolkit vg-watch',
+      'summary': 'Leak snapshots every N seconds until Ctrl-C',
+      'usage': ['vg-watch SECONDS [--count N] [--top N] [--json]'],
+      'category': 'valgrind',
+      'examples': ['vg-watch 10', 'vg-watch 2 --count 5'],
+      'repeats': False,
+      'schema': 'vg-watch.schema.json'}),
+    ('command',
+     'vg-who',
+     'gdb_toolkit.valgrind.gdb_commands',
+     'VgWho',
+     'Who points at an address (who_points_at)\n'
+     '\n'
+     'Usage: vg-who ADDR [LEN] [--json]\n'
+     '\n'
+     'ADDR and LEN are gdb expressions (g_buf, &g_holder, sizeof(buf)).  Each\n'
+     'pointer found is listed with its own address and what holds it: a global\n'
+     'data symbol, a stack frame of a thread, a register, or a heap block with its\n'
+     'allocation stack.  With LEN > 1 interior pointers are shown too.\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) vg-who g_buf\n'
+     '  (gdb) vg-who g_buf 64\n'
+     '\n'
+     'Also "toolkit vg-who" (the name that stays when another extension has a "vg-who").',
+     False,
+     4,
+     {'name': 'vg-who',
+      'gdb_name': 'toolkit vg-who',
+      'summary': 'Who points at an address (who_points_at)',
+      'usage': ['vg-who ADDR [LEN] [--json]'],
+      'category': 'valgrind',
+      'examples': ['vg-who g_buf', 'vg-who g_buf 64'],
+      'repeats': False,
+      'schema': 'vg-who.schema.json'}),
+    ('command',
+     'vg-block',
+     'gdb_toolkit.valgrind.gdb_commands',
+     'VgBlock',
+     'Blocks of a loss record, or the block at ADDR\n'
+     '\n'
+     'Usage: vg-block RECORD|ADDR [--json]\n'
+     '\n'
+     'A plain decimal number is a loss record number from the last leak search\n'
+     "(vg-leaks): its blocks, as valgrind's tree (blocks reached through another one\n"
+     'are indented under it).  Anything else is a gdb expression for an address:\n'
+     "valgrind's 'v.info location' says which heap block holds it (start, size,\n"
+     'allocation stack); the loss record of the last search with that allocation\n'
+     'stack is shown with its blocks.  vg-block never runs a leak search itself,\n'
+     "so 'vg-leaks --delta' keeps its baseline.\n"
+     '\n'
+     'Examples:\n'
+     '  (gdb) vg-block 3\n'
+     '  (gdb) vg-block g_psz1[0]\n'
+     '\n'
+     'Also "toolkit vg-block" (the name that stays when another extension has a "vg-block").',
+     False,
+     4,
+     {'name': 'vg-block',
+      'gdb_name': 'toolkit vg-block',
+      'summary': 'Blocks of a loss record, or the block at ADDR',
+      'usage': ['vg-block RECORD|ADDR [--json]'],
+      'category': 'valgrind',
+      'examples': ['vg-block 3', 'vg-block g_psz1[0]'],
+      'repeats': False,
+      'schema': 'vg-block.schema.json'}),
+    ('command',
+     'vg-vbits',
+     'gdb_toolkit.valgrind.gdb_commands',
+     'VgVbits',
+     "Memcheck's validity bits as a table\n"
+     '\n'
+     'Usage: vg-vbits ADDR [LEN] [--json]\n'
+     '\n'
+     'Runs "monitor get_vbits ADDR LEN" and reads the values through gdb, and shows,\n'
+     '8 bytes per row, the values, the validity bits (00 = defined, ff = undefined,\n'
+     '__ = unaddressable) and a mark per byte: D defined, U undefined, u partly\n'
+     'defined, - unaddressable.  ADDR and LEN are gdb expressions.  Read-only:\n'
+     'nothing in the target is changed.\n'
+     '\n'
+     'Examples:\n'
+     '  (gdb) vg-vbits g_buf 24\n'
+     '  (gdb) vg-vbits &local sizeof(local)\n'
+     '\n'
+     'Also "toolkit vg-vbits" (the name that stays when another extension has a "vg-vbits").',
+     False,
+     4,
+     {'name': 'vg-vbits',
+      'gdb_name': 'toolkit vg-vbits',
+      'summary': "Memcheck's validity bits as a table",
+      'usage': ['vg-vbits ADDR [LEN] [--json]'],
+      'category': 'valgrind',
+      'examples': ['vg-vbits g_buf 24', 'vg-vbits &local sizeof(local)'],
+      'repeats': False,
+      'schema': 'vg-vbits.schema.json'}),
+    ('command',
+     'vg-check',
+     'gdb_toolkit.valgrind.gdb_commands',
+     'VgCheck',
+     'Are these bytes addressable or defined?\n'
+     '\n'
+     'Usage: vg-check ADDR LEN [addressable|defined] [--json]\n'
+     '\n'
+     'Says whether the range passes, the first bad byte, and what ADDR is (heap\n'
+     'block with its allocation stack, global, stack frame).  ADDR and LEN are gdb\n'
+     'expressions; a function name is its address (vg-check main 4).  Default\n'
+     "check: addressable (valgrind's default).\n"
+     '\n'
+     'Examples:\n'
+     '  (gdb) vg-check g_buf 64 defined\n'
+     '  (gdb) vg-check &g_static sizeof(g_static) defined\n'
+     '\n'
+     'Also "toolkit vg-check" (the name that stays when another extension has a "vg-check").',
+     False,
+     4,
+     {'name': 'vg-check',
+      'gdb_name': 'toolkit vg-check',
+      'summary': 'Are these bytes addressable or defined?',
+      'usage': ['vg-check ADDR LEN [addressable|defined] [--json]'],
+      'category': 'valgrind',
+      'examples': ['vg-check g_buf 64 defined', 'vg-check &g_static sizeof(g_static) defined'],
+      'repeats': False,
+      'schema': 'vg-check.schema.json'}),
+    ('command',
+     'vg-errors',
+     'gdb_toolkit.valgrind.gdb_commands',
+     'VgErrors',
+     'The memcheck errors found so far\n'
+     '\n'
+     'Usage: vg-errors [--json]\n'
+     '\n'
+     'Each error with its own stack, where the block was freed and allocated\n'
+     '(use after free, double free) and, under --track-origins=yes, where the\n'
+     'uninitialised value came from -- each kept apart (helgrind/drd: their further\n'
+     "stacks too).  Also names forked or exec'd children of this valgrind that wait\n"
+     'for a debugger (--vgdb-error is inherited), read from /proc without resuming them.\n'
+     '\n'
+     'Example:\n'
+     '  (gdb) vg-errors\n'
+     '\n'
+     'Also "toolkit vg-errors" (the name that stays when another extension has a "vg-errors").',
+     False,
+     4,
+     {'name': 'vg-errors',
+      'gdb_name': 'toolkit vg-errors',
+      'summary': 'The memcheck errors found so far',
+      'usage': ['vg-errors [--json]'],
+      'category': 'valgrind',
+      'examples': ['vg-errors'],
+      'repeats': False,
+      'schema': 'vg-errors.schema.json'}),
+)
+
+VARIABLES = {'$ktask': 'task_struct of the last ktrace event, or the task ktask found',
+ '$kretval': 'return value of the last ktrace --ret event',
+ '$kevents': 'number of events the last ktrace collected'}
