@@ -11,7 +11,7 @@ SOURCES = (('gdbsupport/registry.py', 3291622621),
  ('kernel/gdb_commands.py', 559347662),
  ('ktrace/gdb_commands.py', 3773987308),
  ('plt/gdb_commands.py', 3117737606),
- ('stack/gdb_commands.py', 3260514913),
+ ('stack/gdb_commands.py', 3888120802),
  ('valgrind/gdb_commands.py', 960961318))
 
 ENTRIES = (
