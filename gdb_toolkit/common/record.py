@@ -60,8 +60,33 @@ def record(cls=None, /, *, eq: bool = True, frozen: bool = False, slots: bool = 
 
 
 def _is_classvar(annotation) -> bool:
-    text = annotation if isinstance(annotation, str) else repr(annotation)
-    return text.startswith(("ClassVar", "typing.ClassVar"))
+    if isinstance(annotation, str):
+        return annotation.startswith(("ClassVar", "typing.ClassVar"))
+    # int, list[int], int | None...: not typing's; only typing's objects need their repr
+    return type(annotation).__module__ == "typing" and repr(annotation).startswith("typing.ClassVar")
+
+
+def _init_source(flist, frozen: bool, post_init: bool, namespace: dict) -> str:
+    """The source of a record's compiled __init__ (defaults and factories go into *namespace*)."""
+    params, body = [], []
+    for f in flist:
+        if f.default is not _MISSING:
+            namespace[f"_dflt_{f.name}"] = f.default
+            params.append(f"{f.name}=_dflt_{f.name}")
+            value = f.name
+        elif f.default_factory is not _MISSING:
+            namespace[f"_fact_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_MISSING")
+            value = f"_fact_{f.name}() if {f.name} is _MISSING else {f.name}"
+        else:
+            params.append(f.name)
+            value = f.name
+        body.append(f"_object_setattr(self, {f.name!r}, {value})" if frozen else f"self.{f.name} = {value}")
+    if post_init:
+        body.append("self.__post_init__()")
+    src = [f"def __init__(self, {', '.join(params)}):" if params else "def __init__(self):"]
+    src += [f"    {line}" for line in body or ["pass"]]
+    return "\n".join(src)
 
 
 def _process(cls, eq: bool, frozen: bool, slots: bool):
@@ -81,32 +106,18 @@ def _process(cls, eq: bool, frozen: bool, slots: bool):
         own.pop(name, None)
         own[name] = f
     flist = tuple(own.values())
-    namespace = {"_MISSING": _MISSING, "_object_setattr": object.__setattr__}
-    params, body = [], []
+    defaulted = False
     for f in flist:
-        if f.default is not _MISSING:
-            namespace[f"_dflt_{f.name}"] = f.default
-            params.append(f"{f.name}=_dflt_{f.name}")
-            value = f.name
-        elif f.default_factory is not _MISSING:
-            namespace[f"_fact_{f.name}"] = f.default_factory
-            params.append(f"{f.name}=_MISSING")
-            value = f"_fact_{f.name}() if {f.name} is _MISSING else {f.name}"
-        else:
-            if any("=" in p for p in params):
-                raise TypeError(f"non-default argument {f.name!r} follows default argument")
-            params.append(f.name)
-            value = f.name
-        body.append(f"_object_setattr(self, {f.name!r}, {value})" if frozen else f"self.{f.name} = {value}")
-    if hasattr(cls, "__post_init__"):
-        body.append("self.__post_init__()")
-    src = [f"def __init__(self, {', '.join(params)}):" if params else "def __init__(self):"]
-    src += [f"    {line}" for line in body or ["pass"]]
+        if f.default is not _MISSING or f.default_factory is not _MISSING:
+            defaulted = True
+        elif defaulted:
+            raise TypeError(f"non-default argument {f.name!r} follows default argument")
     # The compiled __init__ (~0.6 us an instance) costs a compile (~80 us in a fresh gdb) to
     # make; a command makes three ElfFiles but 3000 SlotRows.  So the first COMPILE_AFTER
     # instances go through a generic __init__ (same binding rules, a few us each) and only a
-    # class that gets more is compiled -- a first 'got' on a small program compiles nothing.
-    source = "\n".join(src)
+    # class that gets more is compiled -- a first 'got' on a small program compiles nothing
+    # (and its source is written only then: decorating costs every first call that imports it).
+    namespace = {"_MISSING": _MISSING, "_object_setattr": object.__setattr__}
     final = []          # the class, once built (slots=True makes a new one)
     names = tuple(f.name for f in flist)
     made = [0]
@@ -116,7 +127,7 @@ def _process(cls, eq: bool, frozen: bool, slots: bool):
     def __init__(self, *args, **kwargs):
         made[0] += 1
         if made[0] > COMPILE_AFTER:
-            exec(source, namespace)
+            exec(_init_source(flist, frozen, post_init, namespace), namespace)
             real = namespace["__init__"]
             real.__qualname__ = f"{final[0].__qualname__}.__init__"
             final[0].__init__ = real
