@@ -24,6 +24,7 @@ import shutil
 import stat
 import tempfile
 
+from gdb_toolkit.common.closeable import Closeable
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.names import encode_name, escape_name
 
@@ -143,7 +144,7 @@ def default_cache_root() -> str | None:
     return os.path.join(base, "gdb_toolkit")
 
 
-class CacheDir:
+class CacheDir(Closeable):
     """A checked directory held open by descriptor; files in it are written atomically.
 
     ``CacheDir.open(path)`` creates missing directories (mode 0700) and checks the whole chain;
@@ -288,17 +289,6 @@ class CacheDir:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __del__(self):
-        with contextlib.suppress(Exception):
-            self.close()
 
 
 def _check_name(name: str) -> None:

@@ -22,6 +22,7 @@ import fcntl
 import os
 import stat
 
+from gdb_toolkit.common.closeable import Closeable
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.names import decode_name, encode_name, escape_name
 
@@ -75,7 +76,7 @@ def check_range(offset: int, length: int, size: int, what: str = "data") -> None
                            "check the file; it is truncated or its headers lie")
 
 
-class RegularFile:
+class RegularFile(Closeable):
     """An open regular file: ``fd``, ``size`` (from fstat), ``path`` (as given), a binary
     ``file`` object (for parsers that want a stream), and bounded reads."""
 
@@ -169,19 +170,6 @@ class RegularFile:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 def open_regular(path, what: str = "file", *, nofollow: bool = False,

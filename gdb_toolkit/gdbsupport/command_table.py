@@ -3,7 +3,7 @@ by scripts/command_table.py (gdbsupport/registry.py explains it).  Do not edit:
 regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
-SOURCES = (('gdbsupport/registry.py', 3291622621),
+SOURCES = (('gdbsupport/registry.py', 1562350838),
  ('gdbsupport/command.py', 4185460721),
  ('gdbsupport/toolkit_command.py', 1849694893),
  ('common/meta.py', 251766763),

@@ -88,13 +88,26 @@ class Entry:
 
 
 # -- what gdb holds -----------------------------------------------------------------------------
-def _load_failure(entry: Entry, exc: Exception) -> gdb.GdbError:
+def _json_error(argument: str, command: str, kind: str, cause: str, fix: str) -> None:
+    """Under --json, an error the command itself never saw still prints its one document
+    (the envelope, docs/json.md) before gdb's error."""
+    if "--json" not in argument.split():
+        return
+    from gdb_toolkit.common import envelope
+    from gdb_toolkit.common.render import dumps
+
+    gdb.write(dumps(envelope.error(command, kind, f"{cause}. Fix: {fix}.", cause, fix)) + "\n")
+
+
+def _load_failure(entry: Entry, exc: Exception, argument: str = "") -> gdb.GdbError:
     if os.environ.get("GDB_TOOLKIT_DEBUG"):
         import traceback
 
         traceback.print_exc()
-    return gdb.GdbError(f"{entry.name}: cannot load {entry.module}: {type(exc).__name__}: {exc}. "
-                        "Fix: reinstall gdb_toolkit or report it with GDB_TOOLKIT_DEBUG=1 output.")
+    cause = f"{entry.name}: cannot load {entry.module}: {type(exc).__name__}: {exc}"
+    fix = "reinstall gdb_toolkit or report it with GDB_TOOLKIT_DEBUG=1 output"
+    _json_error(argument, entry.name, "internal", cause, fix)
+    return gdb.GdbError(f"{cause}. Fix: {fix}.")
 
 
 class RegisteredCommand(gdb.Command):
@@ -107,19 +120,19 @@ class RegisteredCommand(gdb.Command):
         self.entry = entry
         self._command = command
 
-    def command(self):
+    def command(self, argument: str = ""):
         """The ToolkitCommand behind this name (its module imported on the first call)."""
         if self._command is None:
             try:
                 self._command = self.entry.load()()
             except Exception as exc:
-                raise _load_failure(self.entry, exc) from None
+                raise _load_failure(self.entry, exc, argument) from None
         return self._command
 
     def invoke(self, argument, from_tty):
         if not self.entry.repeat:
             self.dont_repeat()
-        self.command().invoke(argument, from_tty)
+        self.command(argument).invoke(argument, from_tty)
 
     def complete(self, text, word):
         try:
@@ -164,9 +177,17 @@ Examples:
 
     def invoke(self, argument, from_tty):
         self.dont_repeat()
-        if argument.strip():
-            raise gdb.GdbError(f"Undefined {PREFIX} command: \"{argument.strip()}\". "
-                               f"Try \"help {PREFIX}\".")
+        words = [w for w in argument.split() if w != "--json"]
+        if words:
+            from gdb_toolkit.common.names import printable_text
+
+            cause = f"Undefined {PREFIX} command: \"{printable_text(words[0])}\""
+            _json_error(argument, PREFIX, "usage", cause, f'"help {PREFIX}" lists them')
+            raise gdb.GdbError(f"{cause}.  Try \"help {PREFIX}\".")
+        if words != argument.split():      # "toolkit --json": the listing is toolkit commands'
+            _json_error(argument, PREFIX, "usage", f"{PREFIX} itself has no --json",
+                        f'"{PREFIX} commands --json" lists every command')
+            raise gdb.GdbError(f"{PREFIX} itself has no --json.  Try \"{PREFIX} commands --json\".")
         gdb.execute(f"help {PREFIX}")
 
 

@@ -195,12 +195,6 @@ class Kcore(KernelMemory):
         self.fd = -1
         self._snap = None
 
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
     # -- facts ---------------------------------------------------------------
     @property
     def arch(self) -> str:

@@ -16,6 +16,7 @@ empty), ``kind``, ``description`` and ``regions()`` (what it holds, for ``kcore`
 import struct
 from contextlib import contextmanager
 
+from gdb_toolkit.common.closeable import Closeable
 from gdb_toolkit.common.record import record
 
 from gdb_toolkit.common.errors import ToolkitError
@@ -40,7 +41,7 @@ class Region:
         return self.start + self.size
 
 
-class KernelMemory:
+class KernelMemory(Closeable):
     """Base of the memory sources: typed reads on top of ``read``."""
 
     kind = LIVE
@@ -148,12 +149,6 @@ class KernelMemory:
 
     def close(self) -> None:
         pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class CallbackMemory(KernelMemory):

@@ -19,6 +19,7 @@ asked, so ``ksym`` works on a machine without /proc/kcore.
 import os
 import re
 
+from gdb_toolkit.common.closeable import Closeable
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.kernel import kprobe_text as T
 from gdb_toolkit.kernel.memory import GDB, LIVE, VMCORE
@@ -54,7 +55,7 @@ def _static_symbols(path: str) -> str:
     return load_static_text(path)
 
 
-class KernelSession:
+class KernelSession(Closeable):
     def __init__(self, kcore: str | None = None, kallsyms: str | None = None,
                  btf: str | None = None, system_map: str | None = None,
                  kprobes_list: str | None = None, tracefs: str | None = None,
@@ -429,12 +430,6 @@ class KernelSession:
         if self._vmlinux is not None:
             self._vmlinux[0].close()
             self._vmlinux = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     # -- addresses ----------------------------------------------------------------
     def symbolize(self, addr: int) -> str | None:

@@ -5,6 +5,7 @@ Addresses are link-time; callers slide them by the KASLR offset.  Only the secti
 headers and .symtab are read (pyelftools); the file is never loaded whole.
 """
 
+from gdb_toolkit.common.closeable import Closeable
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.record import record
 
@@ -22,7 +23,7 @@ class Section:
     nobits: bool
 
 
-class Vmlinux:
+class Vmlinux(Closeable):
     def __init__(self, path: str, sections: list[Section], f, elf):
         self.path = path
         self.sections = sections
@@ -119,9 +120,3 @@ class Vmlinux:
             rows.append((value, f"{value:016x} {letter} {name}"))
         rows.sort()
         return "\n".join(r for _, r in rows) + "\n"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from tests.support.gdbrun import GDB, REPO, GdbResult, assert_no_traceback, run_gdb
+from gdb_toolkit.common.schemas import validate_document
+from tests.support.gdbrun import GDB, REPO, GdbResult, assert_no_traceback, json_wrapped, run_gdb
 
 pytestmark = pytest.mark.gdb
 
@@ -101,9 +102,26 @@ def test_a_command_whose_module_cannot_load_fails_in_one_line(tmp_path):
               "from gdb_toolkit.gdbsupport.registry import Entry, RegisteredCommand\n"
               "RegisteredCommand(Entry('command', 'toolkit gtk-test-broken', "
               "'gdb_toolkit.no_such_module', 'Nothing', 'A command whose module is missing (test)'))\n")
-    res = run_gdb([f"source {script}", "toolkit gtk-test-broken", "complete toolkit gtk-test-broken --"])
+    res = run_gdb([f"source {script}", "toolkit gtk-test-broken", "complete toolkit gtk-test-broken --",
+                   *json_wrapped("toolkit gtk-test-broken --json")])
     assert_no_traceback(res)
     errors = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert errors == ["toolkit gtk-test-broken: cannot load gdb_toolkit.no_such_module: "
-                      "ModuleNotFoundError: No module named 'gdb_toolkit.no_such_module'. "
-                      "Fix: reinstall gdb_toolkit or report it with GDB_TOOLKIT_DEBUG=1 output."], res.stderr
+    line = ("toolkit gtk-test-broken: cannot load gdb_toolkit.no_such_module: "
+            "ModuleNotFoundError: No module named 'gdb_toolkit.no_such_module'. "
+            "Fix: reinstall gdb_toolkit or report it with GDB_TOOLKIT_DEBUG=1 output.")
+    assert errors == [line, line], res.stderr
+    (doc,) = res.envelopes()                            # --json: the error as its one document
+    assert validate_document(doc) == [] and doc["error"]["kind"] == "internal"
+    assert doc["error"]["message"] == line
+
+
+@pytest.mark.parametrize("argument, cause", [
+    ("bogus --json", 'Undefined toolkit command: "bogus"'),
+    ("--json", "toolkit itself has no --json"),
+])
+def test_the_toolkit_prefix_answers_json_with_one_document(argument, cause):
+    res = run_gdb([*json_wrapped(f"toolkit {argument}"), "echo still-alive\\n"])
+    (doc,) = res.envelopes()
+    assert validate_document(doc) == [] and doc["ok"] is False
+    assert doc["command"] == "toolkit" and doc["error"]["cause"] == cause
+    assert cause in res.stderr and "still-alive" in res.stdout
