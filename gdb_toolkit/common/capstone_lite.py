@@ -30,6 +30,8 @@ import ctypes
 import os
 import re
 
+from gdb_toolkit.common.closeable import Closeable
+
 #: API major version -> length of cs_insn.bytes (include/capstone/capstone.h of that release)
 INSN_BYTES = {4: 16, 5: 24}
 #: capstone.h's enums, the same in 4.0.x and 5.0.x
@@ -89,8 +91,9 @@ def _proto(fn, restype, *argtypes):
     fn.argtypes = argtypes
 
 
-class Engine:
-    """One cs_open handle (detail off: capstone's default)."""
+class Engine(Closeable):
+    """One cs_open handle (detail off: capstone's default); ``with``, ``close()`` or
+    collection gives it back (common.closeable)."""
 
     def __init__(self, lib: Library, arch: int, mode: int):
         self._lib = lib
@@ -105,18 +108,6 @@ class Engine:
         h, self._handle = self._handle, None
         if h is not None:
             self._lib.cdll.cs_close(ctypes.byref(h))
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:       # interpreter shutdown: ctypes may be gone already
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def disasm_lite(self, code: bytes, address: int, count: int = 0) -> list:
         """[(address, size, mnemonic, op_str)] as the package's ``Cs.disasm_lite`` yields
