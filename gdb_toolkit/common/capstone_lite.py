@@ -5,7 +5,7 @@ package.
 Why: importing Debian's capstone 4 costs ~20 ms of a command's first call (its ``__init__``
 imports ctypes.util with subprocess and shutil, distutils.sysconfig, platform, inspect and
 twelve architecture modules of constants), and the toolkit uses none of it: common.disasm
-decodes with detail off.  This module binds six functions (cs_version, cs_support, cs_open,
+decodes with detail off.  This module binds seven functions (cs_version, cs_support, cs_open,
 cs_disasm, cs_free, cs_close, cs_errno) of the SAME library, so the text is the library's own.
 
 Which library: the package's, found without importing it (importlib.util.find_spec), the way
@@ -41,6 +41,8 @@ _SUPPORT_DIET = 0xFFFF + 1
 _ERR_OK = 0
 #: instructions per cs_disasm call (~240 bytes each inside the library)
 BATCH = 4096
+#: the largest input taken at once (common.disasm's own bound is the same)
+MAX_CODE = 64 << 20
 #: how much of the package's __init__.py is read to learn its loader and API version
 _SOURCE_LIMIT = 1 << 20
 MASK64 = (1 << 64) - 1
@@ -115,6 +117,8 @@ class Engine(Closeable):
         *count* instructions (0: no limit)."""
         if self._handle is None:
             raise ValueError("capstone engine is closed")
+        if len(code) > MAX_CODE:
+            raise ValueError(f"{len(code)} bytes: more than {MAX_CODE} at once")
         code = bytes(code)
         lib = self._lib
         cdll = lib.cdll

@@ -10,6 +10,8 @@ from gdb_toolkit.common.arm64_names import rename as rename_a64
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.record import record
 
+#: the largest input decoded in one call (the listing is ~150 bytes of Python per instruction)
+MAX_CODE = 64 << 20
 ARCHES = ("x86_64", "aarch64")   # disassemble() also takes "i386" and "arm" (PLT commands)
 
 
@@ -122,8 +124,12 @@ def disassemble(code: bytes, address: int, arch: str = "x86_64", count: int = 0)
     """Decode *code* loaded at *address*; stop after *count* instructions (0: all).
 
     Undecodable bytes end the listing with a ``(bad)`` pseudo-instruction so
-    callers always see where decoding stopped.
+    callers always see where decoding stopped.  At most MAX_CODE bytes at once (every caller
+    reads a bounded range: a section, a function, N instructions).
     """
+    if len(code) > MAX_CODE:
+        raise ToolkitError(f"{len(code)} bytes is more than the disassembler takes at once "
+                           f"({MAX_CODE >> 20} MiB)", "disassemble a smaller range")
     md = _engine(arch)
     a64 = arch in ("aarch64", "arm64")
     out: list[Insn] = []

@@ -199,3 +199,15 @@ def test_the_doctor_reports_the_package_version_without_importing_it():
                        timeout=60)
     first, second = r.stdout.splitlines()
     assert first == f"{second} True", r.stderr          # the package imported: the old way
+
+
+def test_input_is_bounded():
+    from gdb_toolkit.common.errors import ToolkitError
+
+    big = bytes(capstone_lite.MAX_CODE + 1)
+    with pytest.raises(ToolkitError):
+        disasm.disassemble(big, 0x1000)
+    with capstone_lite.load().open(capstone_lite.ARCH_X86, capstone_lite.MODE_64) as e:
+        with pytest.raises(ValueError):
+            e.disasm_lite(big, 0x1000)
+        assert e.disasm_lite(b"\x90" * 3, 0) == [(0, 1, "nop", ""), (1, 1, "nop", ""), (2, 1, "nop", "")]
