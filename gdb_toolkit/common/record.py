@@ -62,12 +62,13 @@ def record(cls=None, /, *, eq: bool = True, frozen: bool = False, slots: bool = 
 def _is_classvar(annotation) -> bool:
     if isinstance(annotation, str):
         return annotation.startswith(("ClassVar", "typing.ClassVar"))
-    # int, list[int], int | None...: not typing's; only typing's objects need their repr
+    # int, a class, list[int], int | None: not typing's; only typing's objects need their repr
     return type(annotation).__module__ == "typing" and repr(annotation).startswith("typing.ClassVar")
 
 
-def _init_source(flist, frozen: bool, post_init: bool, namespace: dict) -> str:
-    """The source of a record's compiled __init__ (defaults and factories go into *namespace*)."""
+def _init_source(flist: tuple, frozen: bool, post_init: bool) -> tuple[str, dict]:
+    """The source of a record's compiled __init__ and the namespace it runs in."""
+    namespace = {"_MISSING": _MISSING, "_object_setattr": object.__setattr__}
     params, body = [], []
     for f in flist:
         if f.default is not _MISSING:
@@ -86,7 +87,7 @@ def _init_source(flist, frozen: bool, post_init: bool, namespace: dict) -> str:
         body.append("self.__post_init__()")
     src = [f"def __init__(self, {', '.join(params)}):" if params else "def __init__(self):"]
     src += [f"    {line}" for line in body or ["pass"]]
-    return "\n".join(src)
+    return "\n".join(src), namespace
 
 
 def _process(cls, eq: bool, frozen: bool, slots: bool):
@@ -94,62 +95,76 @@ def _process(cls, eq: bool, frozen: bool, slots: bool):
     for base in reversed(cls.__mro__[1:]):
         for f in getattr(base, "__record_fields__", ()):
             own[f.name] = f
-    for name, annotation in cls.__dict__.get("__annotations__", {}).items():
+    body = cls.__dict__
+    for name, annotation in body.get("__annotations__", {}).items():
         if _is_classvar(annotation):
             continue
-        value = cls.__dict__.get(name, _MISSING)
-        f = value if isinstance(value, Field) else Field(default=value)
+        value = body.get(name, _MISSING)
+        f = value if isinstance(value, Field) else Field(value)
         f.name = name
         if isinstance(f.default, (list, dict, set)):
             raise ValueError(f"mutable default {type(f.default).__name__} for field {name}: "
                              "use default_factory")
-        own.pop(name, None)
+        if name in own:
+            del own[name]
         own[name] = f
     flist = tuple(own.values())
+    # one pass over the fields for everything the methods below need
+    names, tail, compared, shown, json_names = [], [], [], [], []
     defaulted = False
     for f in flist:
         if f.default is not _MISSING or f.default_factory is not _MISSING:
             defaulted = True
         elif defaulted:
             raise TypeError(f"non-default argument {f.name!r} follows default argument")
+        names.append(f.name)
+        tail.append((f.name, f.default, f.default_factory))
+        if f.compare:
+            compared.append(f.name)
+        if f.repr:
+            shown.append(f.name)
+        if not f.metadata.get("json_skip"):
+            json_names.append(f.name)
+    names, tail, compared, shown = tuple(names), tuple(tail), tuple(compared), tuple(shown)
+    post_init = hasattr(cls, "__post_init__")
     # The compiled __init__ (~0.6 us an instance) costs a compile (~80 us in a fresh gdb) to
     # make; a command makes three ElfFiles but 3000 SlotRows.  So the first COMPILE_AFTER
     # instances go through a generic __init__ (same binding rules, a few us each) and only a
     # class that gets more is compiled -- a first 'got' on a small program compiles nothing
-    # (and its source is written only then: decorating costs every first call that imports it).
-    namespace = {"_MISSING": _MISSING, "_object_setattr": object.__setattr__}
+    # (and builds no source text either: ~12 record classes are made on its way).
     final = []          # the class, once built (slots=True makes a new one)
-    names = tuple(f.name for f in flist)
     made = [0]
     setter = object.__setattr__ if frozen else setattr
-    post_init = hasattr(cls, "__post_init__")
 
     def __init__(self, *args, **kwargs):
         made[0] += 1
         if made[0] > COMPILE_AFTER:
-            exec(_init_source(flist, frozen, post_init, namespace), namespace)
+            source, namespace = _init_source(flist, frozen, post_init)
+            exec(source, namespace)
             real = namespace["__init__"]
             real.__qualname__ = f"{final[0].__qualname__}.__init__"
             final[0].__init__ = real
             return real(self, *args, **kwargs)
-        if len(args) > len(names):
+        n = len(args)
+        if n > len(names):
             raise TypeError(f"{type(self).__qualname__}() takes {len(names)} arguments, "
-                            f"{len(args)} given")
-        for key in kwargs:
-            if key not in names:
-                raise TypeError(f"{type(self).__qualname__}() got an unexpected keyword argument {key!r}")
-        for i, f in enumerate(flist):
-            name = f.name
-            if i < len(args):
+                            f"{n} given")
+        if kwargs:
+            for key in kwargs:
+                if key not in names:
+                    raise TypeError(f"{type(self).__qualname__}() got an unexpected keyword argument {key!r}")
+            for name in names[:n]:
                 if name in kwargs:
                     raise TypeError(f"{type(self).__qualname__}() got multiple values for argument {name!r}")
-                value = args[i]
-            elif name in kwargs:
+        for name, value in zip(names, args):
+            setter(self, name, value)
+        for name, default, factory in tail[n:]:
+            if name in kwargs:
                 value = kwargs[name]
-            elif f.default is not _MISSING:
-                value = f.default
-            elif f.default_factory is not _MISSING:
-                value = f.default_factory()
+            elif default is not _MISSING:
+                value = default
+            elif factory is not _MISSING:
+                value = factory()
             else:
                 raise TypeError(f"{type(self).__qualname__}() missing required argument {name!r}")
             setter(self, name, value)
@@ -157,8 +172,6 @@ def _process(cls, eq: bool, frozen: bool, slots: bool):
             self.__post_init__()
 
     methods = {"__init__": __init__}
-    compared = tuple(f.name for f in flist if f.compare)
-    shown = tuple(f.name for f in flist if f.repr)
 
     def __eq__(self, other):
         if other.__class__ is not self.__class__:
@@ -206,8 +219,8 @@ def _process(cls, eq: bool, frozen: bool, slots: bool):
         setattr(cls, name, fn)
     final.append(cls)
     cls.__record_fields__ = flist
-    cls.__record_json__ = tuple(f.name for f in flist if not f.metadata.get("json_skip"))
-    cls.__match_args__ = tuple(f.name for f in flist)
+    cls.__record_json__ = tuple(json_names)
+    cls.__match_args__ = names
     return cls
 
 

@@ -17,8 +17,6 @@ terabytes.  Every reader of a user-given or data-given path goes through here:
 Failures are ``ToolkitError``: one line naming the path (printable even when it is not UTF-8, see
 ``common.names``) and the fix.
 """
-import errno
-import fcntl
 import os
 import stat
 
@@ -54,6 +52,8 @@ def _label(what: str, path) -> str:
 
 
 def _os_error(exc: OSError, what: str, path) -> ToolkitError:
+    import errno            # error paths only: a first command opening files spares the import
+
     label = _label(what, path)
     if exc.errno == errno.ENOENT:
         return ToolkitError(f"{label} does not exist", "check the path")
@@ -185,6 +185,8 @@ def open_regular(path, what: str = "file", *, nofollow: bool = False,
     except OSError as exc:
         raise _os_error(exc, what, path) from None
     if stat.S_ISLNK(st.st_mode):
+        import errno
+
         raise _os_error(OSError(errno.ELOOP, "symbolic link"), what, path)
     if not stat.S_ISREG(st.st_mode):
         raise ToolkitError(f"{_label(what, path)} is {describe_mode(st.st_mode)}, not a regular file",
@@ -205,8 +207,7 @@ def open_regular(path, what: str = "file", *, nofollow: bool = False,
             raise ToolkitError(f"{_label(what, path)} is {human_size(st.st_size)}, more than the "
                                f"{human_size(max_size)} expected of it",
                                "give the right file (it is not the kind of file expected)")
-        fl = fcntl.fcntl(fd, fcntl.F_GETFL)
-        fcntl.fcntl(fd, fcntl.F_SETFL, fl & ~os.O_NONBLOCK)
+        os.set_blocking(fd, True)       # F_GETFL, then F_SETFL without O_NONBLOCK
     except BaseException:
         os.close(fd)
         raise

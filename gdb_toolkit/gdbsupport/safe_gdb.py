@@ -25,15 +25,18 @@ import os
 import gdb
 
 from gdb_toolkit.common.errors import ToolkitError
-from gdb_toolkit.common.gdb_quoting import (absolute, alias_basename, can_quote_filename,
-                                            check_command_text, quote_filename)
 from gdb_toolkit.common.names import decode_name, encode_name, escape_name
+
+# common.gdb_quoting is imported where a command text or a path is built, not here: a
+# command that only asks for the program's name (progspace_filename) does not need it
 
 _alias_counter = itertools.count(1)
 
 
 def execute_fixed(command: str, to_string: bool = True, from_tty: bool = False):
     """``gdb.execute`` for a command that must be exactly one line (refuses \\n, \\r, NUL)."""
+    from gdb_toolkit.common.gdb_quoting import check_command_text
+
     check_command_text(command, "gdb command")
     if to_string:
         return execute_to_string(command, from_tty)
@@ -43,6 +46,8 @@ def execute_fixed(command: str, to_string: bool = True, from_tty: bool = False):
 def execute_to_string(command: str, from_tty: bool = False) -> str:
     """Run a one-line command and return its output; bytes that are not UTF-8 (a file or
     process name) come back surrogateescape-decoded instead of raising UnicodeDecodeError."""
+    from gdb_toolkit.common.gdb_quoting import check_command_text
+
     check_command_text(command, "gdb command")
     try:
         return gdb.execute(command, from_tty, True)
@@ -53,6 +58,7 @@ def execute_to_string(command: str, from_tty: bool = False) -> str:
 
 
 def _make_alias(path: str) -> str:
+    from gdb_toolkit.common.gdb_quoting import alias_basename
     from gdb_toolkit.common.private_dirs import session_dir
 
     d = os.path.join(session_dir(), f"alias{next(_alias_counter)}")
@@ -66,6 +72,8 @@ def gdb_file_argument(path: str, what: str = "file", check_regular: bool = True)
     """*path* as one safe word of a gdb file command: escaped, or a private alias.
 
     *check_regular*: refuse (ToolkitError) anything but a regular file first."""
+    from gdb_toolkit.common.gdb_quoting import absolute, can_quote_filename, quote_filename
+
     if isinstance(path, bytes):
         path = decode_name(path)
     path = absolute(path)

@@ -6,9 +6,9 @@ used for external calls or data (JUMP_SLOT, GLOB_DAT, IRELATIVE, ...) with its s
 version (``memcpy@GLIBC_2.14``) and its value in the file.  The symbol index (for naming
 addresses) is built on first use.
 """
-import bisect
+import _bisect as bisect   # see slots.py
+import _struct as struct
 import os
-import struct
 from functools import cached_property
 
 from gdb_toolkit.common.errors import ToolkitError
@@ -16,9 +16,9 @@ from gdb_toolkit.common.record import field, record
 from gdb_toolkit.plt import reloc_types
 from gdb_toolkit.plt.elf_file import (DF_1_NOW, DF_1_PIE, DF_BIND_NOW, DF_SYMBOLIC, DT_BIND_NOW,
                                       DT_FLAGS, DT_FLAGS_1, DT_NEEDED, DT_SONAME, ET_DYN, PT_DYNAMIC,
-                                      PT_GNU_RELRO, PT_INTERP, PT_LOAD, PT_PHDR, SHT_DYNSYM,
-                                      SHT_SYMTAB, STT_FUNC, BadElf, ElfFile, Section, Symbol, _cstr,
-                                      display_path, file_key)
+                                      PT_GNU_RELRO, PT_INTERP, PT_LOAD, PT_PHDR, SHT_DYNSYM, SHT_GNU_HASH,
+                                      SHT_HASH, SHT_SYMTAB, STT_FUNC, BadElf, ElfFile, Section, Symbol,
+                                      SymbolHash, SymbolTableBytes, _cstr, display_path, file_key)
 from gdb_toolkit.plt.symbolizer import LazySymbolIndex
 
 PLT_SECTIONS = (".plt", ".plt.sec", ".plt.got", ".iplt")
@@ -417,20 +417,58 @@ def debug_file_for(build_id: str | None, root: str = DEBUG_ROOT) -> str | None:
 
 
 def _build_index(model: ObjectModel) -> LazySymbolIndex:
+    """The object's symbol index: its symbol tables and, for a stripped object, its debug
+    file's .symtab, all read on the index's first need of them; names of dynamic symbols
+    through the hash section before that."""
     elf = model._elf
-    tables = [elf.symbol_table(i) for i, sec in enumerate(elf.sections) if sec.type in (SHT_DYNSYM, SHT_SYMTAB)]
-    if model.stripped:
-        dbg = debug_file_for(model.build_id)
-        if dbg:
-            try:
-                delf = ElfFile.open(dbg)
-                tables += [delf.symbol_table(i) for i, sec in enumerate(delf.sections) if sec.type == SHT_SYMTAB]
-                delf.close()
-                model.debug_file = dbg
-            except (ToolkitError, OSError, struct.error):
-                pass
+    own = [i for i, sec in enumerate(elf.sections) if sec.type in (SHT_DYNSYM, SHT_SYMTAB)]
+    read: dict[int, SymbolTableBytes] = {}
+
+    def table(i: int) -> SymbolTableBytes:
+        if i not in read:
+            read[i] = elf.symbol_table(i)
+        return read[i]
+
+    def tables() -> list[SymbolTableBytes]:
+        out = [table(i) for i in own]
+        if model.stripped:
+            dbg = debug_file_for(model.build_id)
+            if dbg:
+                try:
+                    delf = ElfFile.open(dbg)
+                    out += [delf.symbol_table(i) for i, sec in enumerate(delf.sections) if sec.type == SHT_SYMTAB]
+                    delf.close()
+                    model.debug_file = dbg
+                except (ToolkitError, OSError, struct.error):
+                    pass
+        return out
+
     # a program's canonical PLT entries are where its imported functions' addresses point
     canonical = [] if model.is_shared_lib else [
         Symbol(f"{name}@plt", s.value, 0, s.type, s.bind, 1) for name, syms in model.canonical_plt.items()
         for s in syms]
-    return LazySymbolIndex(tables, extra=canonical)
+    return LazySymbolIndex(tables, extra=canonical, named=_named_lookup(elf, own, table))
+
+
+def _named_lookup(elf: ElfFile, own: list[int], table):
+    """name -> the dynamic symbol table's rows of that name, found through its hash section
+    (GNU, else SysV); None without one.  A table or hash that cannot be read answers [] (the
+    index then searches by address, which reports what is wrong with the file)."""
+    dyn = next((i for i in own if elf.sections[i].type == SHT_DYNSYM), None)
+    if dyn is None:
+        return None
+    hsec = next((s for s in elf.sections if s.type == SHT_GNU_HASH and s.link == dyn), None) or \
+        next((s for s in elf.sections if s.type == SHT_HASH and s.link == dyn), None)
+    if hsec is None:
+        return None
+    hashed: list[SymbolHash] = []
+
+    def named(name: str) -> list[tuple]:
+        try:
+            if not hashed:
+                hashed.append(SymbolHash(elf.section_data(hsec), hsec.type == SHT_GNU_HASH, elf.wordsize))
+            return table(dyn).rows_named(name, hashed[0])
+        except (ToolkitError, struct.error, ValueError, TypeError):
+            return []
+
+    return named

@@ -165,8 +165,26 @@ def _memo(key, read):
     return hit[0]
 
 
-def _auxv() -> dict[str, int]:
-    return _memo("auxv", facts.auxv)
+def _auxv(wordsize: int) -> dict[str, int]:
+    """The auxiliary vector of the process (*wordsize*: its ELF class's word)."""
+    return _memo("auxv", lambda: _local_auxv(wordsize) or facts.auxv())
+
+
+def _local_auxv(wordsize: int) -> dict[str, int] | None:
+    """A live local process's auxiliary vector from /proc/PID/auxv -- the file gdb's native
+    target reads for 'info auxv', without gdb formatting it and us parsing the text (~0.3 ms).
+    None for a core or a remote target (their auxv is gdb's to fetch) or when unreadable."""
+    from gdb_toolkit.common.auxv import parse_auxv_bytes
+
+    inf = gdb.selected_inferior()
+    conn = getattr(inf, "connection", None)
+    if not inf.pid or conn is None or getattr(conn, "type", None) != "native":
+        return None
+    try:
+        with open(f"/proc/{inf.pid}/auxv", "rb") as f:
+            return parse_auxv_bytes(f.read(1 << 16), wordsize) or None
+    except (OSError, ValueError):
+        return None
 
 
 def _read_maps(pid: int):
@@ -210,15 +228,21 @@ def _mapped_path(maps, entry, pid: int, named: str | None) -> str | None:
     return path
 
 
-def _host_path(name: str, pid: int | None = None) -> str | None:
-    """Map a path in the target to a file here (honouring 'set sysroot'); a relative path
-    (dlopen("./x.so")) is the process's, so a live local one is resolved in /proc/PID/cwd."""
+def _sysroot() -> str:
+    """'set sysroot' as a host directory prefix ('' for none; 'target:' is the local root)."""
     try:
         sysroot = gdb.parameter("sysroot") or ""
     except gdb.error:
         sysroot = ""
-    if sysroot.startswith("target:"):
-        sysroot = sysroot[len("target:"):]
+    return sysroot[len("target:"):] if sysroot.startswith("target:") else sysroot
+
+
+def _host_path(name: str, pid: int | None = None, sysroot: str | None = None) -> str | None:
+    """Map a path in the target to a file here (honouring 'set sysroot', asked of gdb unless
+    given); a relative path (dlopen("./x.so")) is the process's, so a live local one is
+    resolved in /proc/PID/cwd."""
+    if sysroot is None:
+        sysroot = _sysroot()
     rel = [] if os.path.isabs(name) or not pid else [f"/proc/{pid}/cwd/{name}"]
     for cand in ((sysroot + name) if sysroot else None, *rel, name):
         try:
@@ -241,7 +265,7 @@ def link_map() -> list[tuple[str, int, int, int | None]]:
     lists, the executable first, then every dlmopen namespace."""
     exe = executable()
     model = load_model(exe)
-    aux = _auxv()
+    aux = _auxv(model.wordsize)
     bias = main_bias(model, aux)
     out = [(exe, bias, 0, None)]
     missing.clear()
@@ -254,6 +278,7 @@ def link_map() -> list[tuple[str, int, int, int | None]]:
     if exe.startswith("/proc/"):
         remapped.append((exe, _exe_shown(exe), "program"))
     maps = _process_maps(pid)
+    sysroot = _sysroot()        # once, not per object
     for e in link_map_core.walk(_read, r_debug_address(model, bias), model.wordsize):
         if not e.name:
             if e.namespace == 0 and len(out) == 1:
@@ -262,7 +287,7 @@ def link_map() -> list[tuple[str, int, int, int | None]]:
         if e.name.startswith(("linux-vdso", "linux-gate")):
             vdso.append(e)      # no file: read from memory (loaded_objects)
             continue
-        path = _mapped_path(maps, e, pid, _host_path(e.name, pid))
+        path = _mapped_path(maps, e, pid, _host_path(e.name, pid, sysroot))
         if path is None:
             missing.append(display_path(e.name))
         elif e.namespace or not is_exe(path):
@@ -296,14 +321,14 @@ def _same_file_as(exe: str):
     return is_exe
 
 
-def vdso_object(entry, order: int) -> LoadedObject | None:
+def vdso_object(entry, order: int, wordsize: int) -> LoadedObject | None:
     """The kernel's vDSO as an object (no file: its ELF image is read from the target), so
     that a slot an ifunc resolver pointed into it (time, gettimeofday) is named, not 'no
     loaded object'."""
     from gdb_toolkit.plt.elf_file import image_size
     from gdb_toolkit.plt.elf_model import model_from_image
 
-    base = _auxv().get("AT_SYSINFO_EHDR")
+    base = _auxv(wordsize).get("AT_SYSINFO_EHDR")
     if not base:
         return None
     size = image_size(_read(base, 64) or b"")
@@ -377,7 +402,7 @@ def loaded_objects(decide: bool = True) -> tuple[str, list[LoadedObject]]:
         # glibc lists its one ld.so in every namespace: the same mapping, relocated once
         o.alias = o.namespace != 0 and (o.bias, id(o.model)) in base
     for e in vdso[:1]:
-        obj = vdso_object(e, len(objs))
+        obj = vdso_object(e, len(objs), objs[0].model.wordsize)
         if obj is not None:
             objs.append(obj)
     if decide:

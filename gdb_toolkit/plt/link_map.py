@@ -9,7 +9,7 @@ minus e_entry).  Everything takes a ``read(addr, size) -> bytes | None`` callabl
 size (4 or 8), so it runs on a live process, a core file or a remote target alike -- and
 on fake memory in tests.
 """
-import struct
+import _struct as struct   # see slots.py
 from collections.abc import Callable   # not typing: its import costs ~3 ms of the first call
 
 from gdb_toolkit.common.names import decode_name

@@ -7,24 +7,26 @@ relocation's name wins (``memcpy`` -> ``__memcpy_avx_unaligned_erms`` rather tha
 ``__memmove_...`` twin), then globals over locals, public names over glibc's internal ones.
 Names stay undecoded offsets into their string table until a lookup hits them: building
 libc's index (10k symbols) costs a sort, not 10k string decodes.  And it is built only when
-needed: ``got`` on a small program names four addresses in libc, each the start of a symbol,
-which ``LazySymbolIndex`` finds by searching the tables' bytes for the address (the same
-answer the index gives; the index is built for an address inside a symbol, after
-EXACT_LOOKUPS lookups, or for ``aliases``).
+needed: ``got`` on a small program names four addresses in libc, each the start of a symbol.
+``LazySymbolIndex`` answers those with the same answer the index gives: an address where
+the symbol the slot is bound to starts (``puts`` -> puts) through the dynamic symbol
+table's hash, reading no other table (a stripped library's debug file stays closed); any
+other start of a symbol (an ifunc's implementation) by searching the tables' value columns
+for the address.  The index is built for an address inside a symbol, after EXACT_LOOKUPS
+lookups, or for ``aliases``.
 """
-import bisect
+import _bisect as bisect   # see slots.py
 
 from gdb_toolkit.plt.elf_file import STT_FUNC, STT_GNU_IFUNC, STT_OBJECT, Symbol, _cstr
 _KEEP = (STT_FUNC, STT_GNU_IFUNC, STT_OBJECT)
 
 
 class Hit:
-    __slots__ = ('name', 'offset', 'is_ifunc')
+    __slots__ = ('name', 'offset')
 
-    def __init__(self, name, offset, is_ifunc=False):
+    def __init__(self, name, offset):
         self.name = name
         self.offset = offset
-        self.is_ifunc = is_ifunc
 
     def __eq__(self, other):
         return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
@@ -91,13 +93,12 @@ class SymbolIndex:
                 lo = bisect.bisect_left(values, value, 0, j + 1)
                 hi = bisect.bisect_right(values, value, j)
                 if hi - lo == 1:
-                    return Hit(self._name(r), addr - value, r[2] == STT_GNU_IFUNC)
+                    return Hit(self._name(r), addr - value)
                 group = rows[lo:hi]
                 if prefer is not None and any(self._name(x) == prefer for x in group):
-                    return Hit(prefer, addr - value, any(x[2] == STT_GNU_IFUNC and self._name(x) == prefer
-                                                         for x in group))
+                    return Hit(prefer, addr - value)
                 best = min((self._symbol(x) for x in group), key=lambda a: _rank(a, prefer))
-                return Hit(best.name, addr - best.value, best.type == STT_GNU_IFUNC)
+                return Hit(best.name, addr - best.value)
         return None
 
 
@@ -114,23 +115,36 @@ def _rank(s: Symbol, prefer: str | None) -> tuple:
 class LazySymbolIndex:
     """A SymbolIndex over raw symbol tables (elf_file.SymbolTableBytes), built on demand.
 
-    Until then a lookup collects the table rows whose value is the address itself, in
-    table order -- exactly the rows the index would consider for an address that starts a
-    symbol -- and picks among them as the index does."""
+    Until then a lookup answers, exactly as the index would:
+      - an address where a dynamic symbol named *prefer* starts: that name (the index picks
+        *prefer* among the symbols starting there); *named* finds those symbols through the
+        dynamic symbol table's hash section, no other table is read;
+      - else from the table rows whose value is the address itself, in table order -- the
+        rows the index would consider for an address that starts a symbol -- picked as the
+        index does."""
 
     EXACT_LOOKUPS = 8
 
-    def __init__(self, tables: list, extra: list[Symbol] = ()):
+    def __init__(self, tables, extra: list[Symbol] = (), named=None):
+        """*tables*: the symbol tables, or a function returning them (called on the first
+        lookup that needs them: a stripped library's debug file is read only then);
+        *named*: name -> the dynamic symbol table's rows of that name (None: no hash)."""
         self._tables = tables
         self._extra = list(extra)       # symbols not in any table (a program's canonical PLT entries)
+        self._named = named
         self._full: SymbolIndex | None = None
         self._exact_left = self.EXACT_LOOKUPS
         self._answers: dict = {}        # (addr, prefer) -> Hit: a warm 'got' asks again
 
+    def _load(self) -> list:
+        if callable(self._tables):
+            self._tables = self._tables()
+        return self._tables
+
     def _index(self) -> SymbolIndex:
         if self._full is None:
-            self._full = SymbolIndex(self._extra, raw=[(t.strtab, t.rows()) for t in self._tables])
-            self._tables = None
+            self._full = SymbolIndex(self._extra, raw=[(t.strtab, t.rows()) for t in self._load()])
+            self._tables = self._named = None
         return self._full
 
     def __len__(self) -> int:
@@ -141,14 +155,18 @@ class LazySymbolIndex:
 
     def lookup(self, addr: int, prefer: str | None = None) -> Hit | None:
         if self._full is None:
-            hit = self._answers.get((addr, prefer))
+            key = (addr, prefer)
+            hit = self._answers.get(key)
             if hit is not None:
                 return hit
             if self._exact_left > 0:
                 self._exact_left -= 1
-                at = [(t.strtab, t.rows_at(addr)) for t in self._tables]
+                if prefer and self._named is not None and any(r[0] == addr for r in self._named(prefer)):
+                    hit = self._answers[key] = Hit(prefer, 0)
+                    return hit
+                at = [(t.strtab, t.rows_at(addr)) for t in self._load()]
                 extra = [s for s in self._extra if s.value == addr]
                 if extra or any(rows for _, rows in at):
-                    hit = self._answers[(addr, prefer)] = SymbolIndex(extra, raw=at).lookup(addr, prefer)
+                    hit = self._answers[key] = SymbolIndex(extra, raw=at).lookup(addr, prefer)
                     return hit
         return self._index().lookup(addr, prefer)

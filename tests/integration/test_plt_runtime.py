@@ -3,6 +3,7 @@ left alone, dlmopen namespaces, TLS slots, which slot plt-walk walks, a file reb
 disk, version-aware names, static-pie wording.  Oracles: the program's own dlsym/dlinfo
 output, /proc/PID/maps and /proc/PID/mem, readelf/nm, LD_DEBUG=bindings, gdb's own
 'info watchpoints' and 'info symbol'."""
+import json
 import os
 import re
 import shutil
@@ -232,3 +233,31 @@ def test_completion_offers_imported_functions_only():
     res = run_gdb(["complete plt-walk _", "complete plt-walk ge"], program=exe)
     assert "__gmon_start__" not in res.stdout and "_ITM_" not in res.stdout
     assert "plt-walk getpid" in res.stdout
+
+
+# -- the auxiliary vector: /proc/PID/auxv for a live local process, gdb's for a core ---------
+_AUXV_PROBE = r"""python
+import json
+from gdb_toolkit.common.auxv import parse_auxv
+from gdb_toolkit.plt import gdb_live
+gdb_said = parse_auxv(gdb.execute("info auxv", to_string=True))
+print("@@AUXV " + json.dumps([gdb_said, gdb_live._local_auxv(WORD), gdb_live._auxv(WORD)]))"""
+
+
+@pytest.mark.parametrize("flags,word", [((), 8), (("-m32",), 4)])
+def test_auxv_read_from_proc_equals_gdbs_info_auxv(flags, word, tmp_path):
+    exe = build_hello(["-Wl,-z,lazy", *flags], name=f"hello_auxv{word}")
+    core = tmp_path / "core"
+    res = run_gdb(["break checkpoint", "run", _AUXV_PROBE.replace("WORD", str(word)),
+                   f"generate-core-file {core}", "kill"], program=exe)
+    assert_no_traceback(res)
+    gdb_said, local, used = json.loads(res.stdout.split("@@AUXV ", 1)[1].splitlines()[0])
+    for key in ("AT_PHDR", "AT_ENTRY", "AT_SYSINFO_EHDR", "AT_PAGESZ", "AT_BASE", "AT_RANDOM", "AT_EXECFN"):
+        assert local[key] == gdb_said[key], key
+    assert {k: v for k, v in gdb_said.items() if k in local} == {k: v for k, v in local.items() if k in gdb_said}
+    assert used == local
+    # a core: nothing to read in /proc -- gdb's own auxv (from the core's NT_AUXV note)
+    res = run_gdb([_AUXV_PROBE.replace("WORD", str(word))], program=exe, core=core)
+    assert_no_traceback(res)
+    gdb_said, local, used = json.loads(res.stdout.split("@@AUXV ", 1)[1].splitlines()[0])
+    assert local is None and used == gdb_said and used["AT_PHDR"]

@@ -2,7 +2,9 @@
 link_map / r_debug, <link.h>), plus the starti ("not relocated yet") state."""
 import struct
 
-from gdb_toolkit.common.auxv import parse_auxv
+import pytest
+
+from gdb_toolkit.common.auxv import parse_auxv, parse_auxv_bytes
 from gdb_toolkit.plt import link_map
 
 AUXV = """33   AT_SYSINFO_EHDR      System-supplied DSO's ELF header 0x7ffff7fc1000
@@ -33,6 +35,20 @@ def test_parse_auxv_and_main_bias():
     assert link_map.main_bias(0x40, 0x1060, aux) == 0x555555554000
     assert link_map.main_bias(None, 0x1060, aux) == 0x555555554000
     assert link_map.main_bias(0x40, 0x1060, {}) == 0
+
+
+def test_parse_auxv_bytes_names_types_as_gdb_and_stops_at_at_null():
+    pairs = [(33, 0x7ffff7fc1000), (3, 0x555555554040), (9, 0x555555555060), (0x7777, 5), (7, 0x7ffff7fc3000),
+             (0, 0), (3, 0xdead)]                                  # after AT_NULL: not the vector
+    raw = b"".join(struct.pack("<QQ", t, v) for t, v in pairs)
+    aux = parse_auxv_bytes(raw + b"\x01\x02", 8)                   # a torn last pair is ignored
+    assert aux == {**{k: v for k, v in parse_auxv(AUXV).items() if k != "AT_EXECFN"}, "AT_NULL": 0}
+    raw32 = b"".join(struct.pack("<II", t, v & 0xFFFFFFFF) for t, v in pairs[:3])
+    assert parse_auxv_bytes(raw32, 4) == {"AT_SYSINFO_EHDR": 0xf7fc1000, "AT_PHDR": 0x55554040,
+                                          "AT_ENTRY": 0x55555060}
+    assert parse_auxv_bytes(b"", 8) == {} and parse_auxv_bytes(b"\xff" * (1 << 20), 8) == {}
+    with pytest.raises(ValueError):
+        parse_auxv_bytes(raw, 3)
 
 
 def test_r_debug_from_dynamic():
