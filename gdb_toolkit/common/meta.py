@@ -75,18 +75,32 @@ class CommandMeta:
         return lines or [self.name]
 
     def help_text(self) -> str:
-        """gdb's ``help NAME``: summary, usage, description, examples, other name."""
+        """gdb's ``help NAME``: summary, usage, description, examples, other name.  gdb prints
+        it as it is, whatever its width: every line is wrapped to fit 80 columns here."""
+        from gdb_toolkit.common.text import wrap
+
+        width = HELP_WIDTH - 1
         usage = self.usage_lines()
-        out = [self.summary, "", "Usage: " + usage[0]] + ["       " + u for u in usage[1:]]
+        out = [self.summary, ""]
+        out += ["".join(wrap(u, width, "Usage: " if i == 0 else "       ", "         ")
+                        for i, u in enumerate(usage)).rstrip("\n")]
         if self.description:
-            out += ["", self.description]
+            out += ["", self._description(width).rstrip("\n")]
         if self.examples:
             out += ["", "Examples:" if len(self.examples) > 1 else "Example:"]
             out += [f"  (gdb) {e}" for e in self.examples]
         if self.short_name:
-            out += ["", f'Also "{self.gdb_name}" (the name that stays when another extension '
-                        f'has a "{self.short_name}").']
+            out += ["", wrap(f'Also "{self.gdb_name}" (the name that stays when another extension '
+                             f'has a "{self.short_name}").', width).rstrip("\n")]
         return "\n".join(out)
+
+    def _description(self, width: int | None) -> str:
+        """The description wrapped to *width*: paragraphs reflowed, option lists kept lists."""
+        from gdb_toolkit.common.text import wrap
+
+        narrow = (width or 80) // 3     # a hanging indent wider than that leaves no room
+        return "".join(wrap(text, width, lead, hang if len(hang) <= narrow else hang[:narrow // 2 or 1])
+                       if text.strip() else "\n" for text, lead, hang in _paragraphs(self.description))
 
     def help_page(self, options: str, width: int | None) -> str:
         """``NAME --help``: the help text with the options listed, wrapped to *width*."""
@@ -97,8 +111,7 @@ class CommandMeta:
         out += "".join(wrap(u, width, "Usage: " if i == 0 else "       ", "         ")
                        for i, u in enumerate(usage))
         if self.description:
-            out += "\n" + "".join(wrap(p.replace("\n", " "), width) if p.strip() else "\n"
-                                  for p in _paragraphs(self.description))
+            out += "\n" + self._description(width)
         if options.strip():
             out += "\n" + options.rstrip("\n") + "\n"
         if self.examples:
@@ -194,24 +207,51 @@ def _dedent_doc(doc: str) -> str:
     return "\n".join([lines[0].strip()] + _dedent("\n".join(lines[1:])).splitlines())
 
 
-def _paragraphs(text: str) -> list[str]:
-    """Paragraphs of *text*; indented lines (lists, commands) are kept as their own lines."""
-    out, cur = [], []
+def _paragraphs(text: str) -> list[tuple[str, str, str]]:
+    """The description as ``(text, indent, subsequent indent)`` paragraphs to wrap.
+
+    Plain lines join into one paragraph.  A definition-list item -- a line starting with
+    an option (``--diff     what changed...``) or indented, with the more-indented lines
+    after it -- is a paragraph of its own that wraps under its text, as written
+    (``--audit    what ... / (search order ...)``): joined with the plain paragraph before
+    it, the option list reads as run-on prose."""
+    out: list[tuple[str, str, str]] = []
+    cur: list[str] = []
+    lead = hang = ""
+
+    def flush():
+        nonlocal cur
+        if cur:
+            out.append((" ".join(cur), lead, hang))
+            cur = []
+
     for ln in text.splitlines():
-        if not ln.strip():
-            if cur:
-                out.append(" ".join(cur))
-                cur = []
-            out.append("")
-        elif ln.startswith(" "):
-            if cur:
-                out.append(" ".join(cur))
-                cur = []
-            out.append(ln)
+        stripped = ln.strip()
+        indent = len(ln) - len(ln.lstrip(" "))
+        if not stripped:
+            flush()
+            out.append(("", "", ""))
+            lead = hang = ""
+        elif cur and hang and indent >= len(hang) > 0:
+            cur.append(stripped)                    # the item's continuation line
+        elif indent or ln.startswith("-"):
+            flush()
+            gap = stripped.find("  ")              # "--diff     what...": text starts after the gap
+            body = stripped[gap:].lstrip(" ") if gap > 0 else ""
+            if body:        # the term and its gap lead the first line, the text hangs under itself
+                lead = " " * indent + stripped[:len(stripped) - len(body)]
+                hang = " " * len(lead)
+                cur = [body]
+            else:
+                lead = " " * indent
+                hang = lead + "  "
+                cur = [stripped]
         else:
-            cur.append(ln.strip())
-    if cur:
-        out.append(" ".join(cur))
+            if hang:
+                flush()
+                lead = hang = ""
+            cur.append(stripped)
+    flush()
     return out
 
 

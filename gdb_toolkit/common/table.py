@@ -26,7 +26,7 @@ toward widths.
 """
 from itertools import chain
 
-from gdb_toolkit.common.text import cell_lines, longest_word, wrap_lines
+from gdb_toolkit.common.text import cell_lines, display_width, longest_word, wrap_lines
 
 UNBREAKABLE = frozenset({"address", "symbol", "location", "file", "number", "state", "key"})
 ROLES = UNBREAKABLE | {"text"}
@@ -119,20 +119,39 @@ def render_table(columns, rows, width: int | None = None, title: str | None = No
     if len(keep) != len(cols):
         cols = [cols[i] for i in keep]
         columns_of = [columns_of[i] for i in keep]
-    out = [title + "\n"] if title else []
+    out = [_title(title, width) + "\n"] if title else []
     if styler is not None and not getattr(styler, "enabled", True):
         styler = None
     if not cols:
         return "".join(out)
     cells = list(zip(*columns_of))
-    natural = [max(len(c.header) if header else 0, max(map(len, v), default=0))
-               for c, v in zip(cols, columns_of)]
+    # terminal columns: a column holding wide characters (Chinese names) is measured per cell
+    wide = {i for i, v in enumerate(columns_of) if not "".join(v).isascii()}
+    natural = [max(len(c.header) if header else 0,
+                   max(map(display_width if i in wide else len, v), default=0))
+               for i, (c, v) in enumerate(zip(cols, columns_of))]
     widths = _fit(cols, columns_of, natural, width, len(gap))
     if widths is None:
         out.append(_records(cols, cells, width, styler, below))
     else:
-        out.append(_grid(cols, cells, widths, natural, styler, below, gap, width, header))
+        out.append(_grid(cols, cells, widths, natural, styler, below, gap, width, header, wide))
     return "".join(out)
+
+
+def _title(title: str, width: int | None) -> str:
+    """The title wrapped at *width* like prose; a title styled as a whole (one escape
+    sequence, the text, the reset: ``ctx.styler("title", text)``) is wrapped inside its
+    style, line by line.  Anything else with escape sequences is left as it is."""
+    if width is None or display_width(title) <= width:
+        return title
+    if title.isprintable():
+        return "\n".join(wrap_lines(title, width, "", "  "))
+    import re
+
+    m = re.fullmatch(r"(\x1b\[[0-9;]*m)([^\x1b]*)(\x1b\[m)", title)
+    if m is None or display_width(m.group(2)) <= width:
+        return title
+    return "\n".join(m.group(1) + ln + m.group(3) for ln in wrap_lines(m.group(2), width, "", "  "))
 
 
 def _fit(cols, columns_of, natural, width, gap) -> list[int] | None:
@@ -195,12 +214,14 @@ def _row_format(cols, widths, gap, raw) -> str:
     return gap.replace("%", "%%").join(parts)
 
 
-def _stylers(cols, widths, styler) -> dict:
-    """For each styled column, a function cell -> styled cell padded to the column width."""
+def _stylers(cols, widths, styler, wide=frozenset()) -> dict:
+    """For each styled column (and each column of *wide* characters), a function cell ->
+    styled cell padded to the column width (escape sequences and wide characters make
+    ``%``-padding wrong)."""
     out = {}
     last = len(cols) - 1
     for i, (c, w) in enumerate(zip(cols, widths)):
-        if c.role in ("text", "number", "key"):
+        if styler is None or c.role in ("text", "number", "key"):
             continue
         if c.role == "state":
             memo: dict = {}
@@ -213,22 +234,32 @@ def _stylers(cols, widths, styler) -> dict:
         else:
             def paint(v, role=c.role):
                 return styler(role, v)
+        size = display_width if i in wide else len
         if c.align == "right":
-            out[i] = lambda v, w=w, paint=paint: " " * (w - len(v)) + paint(v) if v else " " * w
+            out[i] = lambda v, w=w, paint=paint, size=size: " " * (w - size(v)) + paint(v) if v else " " * w
         elif i == last:
             out[i] = lambda v, paint=paint: paint(v) if v else v
         else:
-            out[i] = lambda v, w=w, paint=paint: paint(v) + " " * (w - len(v)) if v else " " * w
+            out[i] = lambda v, w=w, paint=paint, size=size: paint(v) + " " * (w - size(v)) if v else " " * w
+    for i in wide - set(out):           # plain wide columns: padded by their display width
+        c, w = cols[i], widths[i]
+        if c.align == "right":
+            out[i] = lambda v, w=w: " " * (w - display_width(v)) + v
+        elif i == last:
+            out[i] = lambda v: v
+        else:
+            out[i] = lambda v, w=w: v + " " * (w - display_width(v))
     return out
 
 
-def _grid(cols, cells, widths, natural, styler, below, gap, width, header=True) -> str:
+def _grid(cols, cells, widths, natural, styler, below, gap, width, header=True,
+          wide=frozenset()) -> str:
     """The table as a grid.  Rows whose every cell fits its column are one ``str.format``
     call; only rows with a text cell wider than its column are wrapped."""
     last = len(cols) - 1
     lines = [_join([c.header for c in cols], widths, cols, gap, None, last),
              gap.join("-" * w for w in widths)] if header else []
-    paint = _stylers(cols, widths, styler) if styler is not None else {}
+    paint = _stylers(cols, widths, styler, wide) if styler is not None or wide else {}
     fmt = _row_format(cols, widths, gap, paint)
     # text columns narrower than their longest cell: only their rows may need wrapping
     narrow = [i for i, (c, w) in enumerate(zip(cols, widths)) if w < natural[i]]
@@ -247,7 +278,7 @@ def _grid(cols, cells, widths, natural, styler, below, gap, width, header=True) 
         def line(r):
             return (fmt % r).rstrip()
     for n, r in enumerate(cells):
-        if narrow and any(len(r[i]) > widths[i] for i in narrow):
+        if narrow and any(display_width(r[i]) > widths[i] for i in narrow):
             parts = [cell_lines(v, widths[i]) if cols[i].role == "text" else [v]
                      for i, v in enumerate(r)]
             height = max(len(p) for p in parts)
@@ -264,7 +295,7 @@ def _grid(cols, cells, widths, natural, styler, below, gap, width, header=True) 
 def _join(row, widths, cols, gap, styler, last) -> str:
     out = []
     for i, v in enumerate(row):
-        pad = widths[i] - len(v)
+        pad = widths[i] - display_width(v)
         c = cols[i]
         shown = v if styler is None or not v else _style(c, v, styler)
         if c.align == "right":
@@ -315,7 +346,7 @@ def _records(cols, cells, width, styler, below) -> str:
         for c, v, lead, cell in fields:
             if c.role != "text":
                 lines = [lead + v]
-            elif cell and (width is None or len(lead) + len(v) <= width):
+            elif cell and (width is None or len(lead) + display_width(v) <= width):
                 lines = [(lead + v).rstrip()]       # what wrap_lines gives a line that fits
             else:
                 lines = wrap_lines(v, width, lead, " " * len(lead))

@@ -3,15 +3,197 @@ aligned ``key: value`` blocks whose values wrap under themselves.  Pure.
 
 A "word" is whatever sits between spaces, so an address, a symbol, a path or
 file:line is never split; a word longer than the line is printed whole on its
-own line (the terminal folds it, but it stays one copyable token).  No
-textwrap import: this is a few lines and keeps first calls cheap.
+own line (the terminal folds it, but it stays one copyable token).  Some tokens
+hold spaces and are words all the same (:func:`words`): a demangled C++ name
+(``ns::Map<std::string, int>::get(int, long)``: spaces inside ``<...>`` or a
+parameter list opened right after a C++ name), a quoted name, path or command
+(``'/srv/my app'``, a shell-quoted command line), a number and its unit
+(``8.0 MiB``), and whatever the caller passes in *keep* (a path with a space
+that is not quoted).  Widths are terminal columns (:func:`display_width`: an
+East Asian wide character takes two).  No textwrap import: this is a few lines
+and keeps first calls cheap.
 """
+
+#: characters that may start a token holding spaces (see words()); prose without them
+#: takes the plain str.split() path
+_GROUPING = frozenset("<([\'\"")
+_OPENERS = {"<": ">", "(": ")", "[": "]"}
+_CLOSERS = {">": "<", ")": "(", "]": "["}
+_QUOTE_ENDS = frozenset(" ,.;:)]")
+#: a quoted string with more blanks than this (and no '/') is a sentence, not a token
+_QUOTED_WORDS = 6
+
+
+def _name_char(c: str) -> bool:
+    return c.isalnum() or c in "_>)]"
+
+
+def _spans(para: str, keep=()) -> list[tuple[int, int]]:
+    """(start, end) ranges of *para* that are one word although they hold spaces."""
+    spans = []
+    for k in keep:
+        if k and " " in k:
+            i = para.find(k)
+            while i >= 0:
+                spans.append((i, i + len(k)))
+                i = para.find(k, i + len(k))
+    stack: list[tuple[str, int]] = []
+    i, n = 0, len(para)
+    word_start = 0
+    while i < n:
+        c = para[i]
+        if c == " " and not stack:
+            word_start = i + 1
+        elif c == "o" and para.startswith("operator", i) and (i == 0 or not _name_char(para[i - 1])):
+            i = _past_operator(para, i + 8)        # operator<<, operator(), operator->: no group
+            if para.startswith(" <", i):            # std::operator<< <char>(...): its template
+                stack.append(("<", i))
+                i += 2
+            elif para.startswith("(", i):           # P::operator<(P const&): its parameters
+                stack.append(("(", i))
+                i += 1
+            continue
+        elif c in _OPENERS:
+            # '<' only right after a name (a template, not "a < b"); '[' right after a name;
+            # '(' right after a C++ name (ns::f(int, long), f<T>(int)): a C prototype's
+            # parameters ("int open(int dfd, const char *name)") may wrap like prose
+            prev = para[i - 1] if i else " "
+            if stack or (c == "<" and (prev.isalnum() or prev == "_")) or \
+                    (c == "[" and _name_char(prev)) or \
+                    (c == "(" and _name_char(prev) and _cxx_name(para[word_start:i])):
+                stack.append((c, i))
+        elif c in _CLOSERS and stack and not (c == ">" and para[i - 1:i] == "-"):
+            want = _CLOSERS[c]
+            depth = next((d for d in range(len(stack) - 1, -1, -1) if stack[d][0] == want), None)
+            if depth is not None:
+                start = stack[0][1]
+                del stack[depth:]
+                if not stack:
+                    end = _past_qualifiers(para, i + 1) if c == ")" else i + 1
+                    spans.append((start, end))
+                    i = end - 1
+        elif c in "'\"" and not stack and (i == 0 or para[i - 1] in " (["):
+            j = para.find(c, i + 1)
+            while j >= 0 and j + 1 < n and para[j + 1] not in _QUOTE_ENDS:
+                j = para.find(c, j + 1)
+            # a quoted name, path or command stays whole; a quoted sentence wraps like prose
+            if j > 0 and (para.count(" ", i, j) <= _QUOTED_WORDS or "/" in para[i:j]):
+                spans.append((i, j + 1))
+                i = j
+        i += 1
+    return spans
+
+
+def _cxx_name(name: str) -> bool:
+    """A demangled C++ name before a parameter list: qualified, a template, an ABI tag."""
+    return "::" in name or name.endswith(">") or "[abi:" in name
+
+
+#: what may follow a C++ parameter list in a demangled name: f(int) const, g() [clone .cold]
+_QUALIFIERS = (" const", " volatile", " &&", " &", " noexcept", " [clone ")
+
+
+def _past_qualifiers(para: str, i: int) -> int:
+    """The index after the qualifiers that follow a parameter list at *i*."""
+    while True:
+        for q in _QUALIFIERS:
+            if para.startswith(q, i):
+                j = i + len(q)
+                if q == " [clone ":
+                    k = para.find("]", j)
+                    if k < 0:
+                        return i
+                    j = k + 1
+                elif j < len(para) and (para[j].isalnum() or para[j] == "_"):
+                    continue                    # " constant", " &x": prose, not a qualifier
+                i = j
+                break
+        else:
+            return i
+
+
+def _past_operator(para: str, i: int) -> int:
+    """The index after a C++ operator's symbol (``operator<<``, ``operator()``, ``operator[]``)."""
+    if para.startswith(("()", "[]"), i):
+        return i + 2
+    while i < len(para) and para[i] in "<>=!+-*/%^&|~,":
+        i += 1
+    return i
+
+
+#: units a quantity keeps on its line ("8.0 MiB", "4144 B/frame"), as with a no-break space
+_UNITS = frozenset({"B", "KiB", "MiB", "GiB", "TiB", "B/frame", "KiB/frame", "ms", "s", "%"})
+
+
+def _with_units(ws: list[str]) -> list[str]:
+    """*ws* with each unit joined to the number before it."""
+    out: list[str] = []
+    for w in ws:
+        unit = w.rstrip(",.;:)")
+        if out and unit in _UNITS and out[-1][-1:].isdigit():
+            out[-1] += " " + w
+        else:
+            out.append(w)
+    return out
+
+
+def words(para: str, keep=()) -> list[str]:
+    """The words of one line of prose: split at spaces, except inside the tokens that hold
+    spaces (see the module doc; *keep*: exact strings that must stay whole) and between a
+    number and its unit."""
+    if not keep and _GROUPING.isdisjoint(para):
+        ws = para.split()
+        return _with_units(ws) if ("B" in para or " s" in para or " %" in para) else ws
+    spans = [s for s in _spans(para, keep) if " " in para[s[0]:s[1]]]
+    if not spans:
+        return _with_units(para.split())
+    inside = bytearray(len(para))
+    for a, b in spans:
+        inside[a:b] = b"\x01" * (b - a)
+    out, cur = [], []
+    for i, c in enumerate(para):
+        if c == " " and not inside[i]:
+            if cur:
+                out.append("".join(cur))
+                cur = []
+        else:
+            cur.append(c)
+    if cur:
+        out.append("".join(cur))
+    return _with_units(out)
+
+
+def _fitting(ws: list[str], room: int, size, keep) -> list[str]:
+    """*ws* with each C++ name wider than a whole line (*room* columns) cut at its own blanks
+    (``basic_string<char, / std::char_traits<char>, ...``): the terminal would fold it in the
+    middle of an identifier.  A name that fits stays whole; a quoted string or a path (a '/')
+    stays whole at any length: a line break inside it would change what is copied."""
+    if all(size(w) <= room or " " not in w for w in ws):
+        return ws
+    out = []
+    for w in ws:
+        if size(w) > room and " " in w and w[:1] not in "'\"" and "/" not in w and w not in keep:
+            out.extend(w.split(" "))
+        else:
+            out.append(w)
+    return out
+
+
+def display_width(text: str) -> int:
+    """Terminal columns *text* takes: an East Asian wide character (a Chinese file name,
+    a UTF-8 C identifier) takes two, a combining mark none.  ASCII text is its length."""
+    if text.isascii():
+        return len(text)
+    from unicodedata import combining, east_asian_width
+
+    return sum(0 if combining(c) else 2 if east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def wrap_lines(text: str, width: int | None, indent: str = "",
-               subsequent_indent: str | None = None) -> list[str]:
+               subsequent_indent: str | None = None, keep=()) -> list[str]:
     """*text* as lines of at most *width* characters (None: one line per
-    paragraph), split only at spaces.  Newlines in *text* are kept."""
+    paragraph), split only at spaces between :func:`words` (*keep*: strings
+    never split, e.g. a path holding a space).  Newlines in *text* are kept."""
     if subsequent_indent is None:
         subsequent_indent = indent
     out: list[str] = []
@@ -23,32 +205,40 @@ def wrap_lines(text: str, width: int | None, indent: str = "",
             para = escape_name(para)
         lead = indent if first else subsequent_indent
         first = False
-        if width is None or len(lead) + len(para) <= width:
+        size = len if para.isascii() else display_width
+        if width is None or len(lead) + size(para) <= width:
             out.append((lead + para).rstrip() if para.strip() else lead.rstrip())
             continue
         line = lead
+        used = len(lead)
         empty = True
-        for word in para.split():
+        room = width - len(subsequent_indent)
+        for word in _fitting(words(para, keep), room, size, keep):
+            w = size(word)
             if empty:
                 line += word
+                used += w
                 empty = False
-            elif len(line) + 1 + len(word) <= width:
+            elif used + 1 + w <= width:
                 line += " " + word
+                used += 1 + w
             else:
                 out.append(line)
                 line = subsequent_indent + word
+                used = len(subsequent_indent) + w
         out.append(line)
     return out
 
 
-def wrap(text: str, width: int | None, indent: str = "", subsequent_indent: str | None = None) -> str:
+def wrap(text: str, width: int | None, indent: str = "", subsequent_indent: str | None = None,
+         keep=()) -> str:
     """:func:`wrap_lines` joined, with a final newline."""
-    return "\n".join(wrap_lines(text, width, indent, subsequent_indent)) + "\n"
+    return "\n".join(wrap_lines(text, width, indent, subsequent_indent, keep)) + "\n"
 
 
 def cell_lines(text: str, width: int) -> list[str]:
     """A table cell folded to *width* at spaces (words are never split)."""
-    if len(text) <= width and "\n" not in text:
+    if display_width(text) <= width and "\n" not in text:
         return [text]
     return wrap_lines(text, width)
 
@@ -56,15 +246,22 @@ def cell_lines(text: str, width: int) -> list[str]:
 def longest_word(text: str) -> int:
     """Length of the longest space-separated word: the narrowest a wrapped cell can get."""
     if " " not in text and "\n" not in text:
-        return len(text)
-    return max((len(w) for w in text.split()), default=0)
+        return display_width(text)
+    return max((display_width(w) for line in text.split("\n") for w in words(line)), default=0)
 
 
-def key_values(pairs, width: int | None = None, styler=None, indent: str = "") -> str:
+#: key_values roles whose value is one token (common.table's unbreakable roles that name things)
+WHOLE_ROLES = frozenset({"address", "symbol", "function", "location", "file"})
+
+
+def key_values(pairs, width: int | None = None, styler=None, indent: str = "", keep=()) -> str:
     """Aligned ``key: value`` lines; a long value wraps under itself.
 
     *pairs* are ``(key, value)`` or ``(key, value, role)`` (role: a style role
     of common.style, e.g. "address"); pairs whose value is None are skipped.
+    A value whose role names one token (address, symbol, file, location) is
+    never broken, even when it holds a space (a path, a C++ name); *keep*: strings
+    never broken inside any value (e.g. the mapping names a report quotes).
     When the keys take more than half the width, values go on their own
     indented lines instead.
     """
@@ -77,12 +274,13 @@ def key_values(pairs, width: int | None = None, styler=None, indent: str = "") -
     for p in items:
         key, value = str(p[0]), str(p[1])
         role = p[2] if len(p) > 2 else None
+        kept = (value, *keep) if role in WHOLE_ROLES else keep
         if stacked:
             out.append(f"{indent}{key}:")
-            lines = wrap_lines(value, width, indent + "    ")
+            lines = wrap_lines(value, width, indent + "    ", keep=kept)
         else:
             lead = f"{indent}{key + ':':<{kw}} "
-            lines = wrap_lines(value, width, lead, " " * len(lead))
+            lines = wrap_lines(value, width, lead, " " * len(lead), kept)
         if styler is not None and role:
             lines = [_style_tail(ln, len(indent) + (0 if stacked else kw + 1), role, styler)
                      for ln in lines]

@@ -1,6 +1,6 @@
 """Judge HostFacts: one Check per capability, with why not and the fix.  Pure."""
 from gdb_toolkit.common.deps import fix_for
-from gdb_toolkit.common.record import record
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.doctor.host_facts import HostFacts
 
 OK, MISSING, LIMITED, INFO = "ok", "missing", "limited", "info"
@@ -18,6 +18,7 @@ class Check:
 @record
 class DoctorReport:
     checks: list[Check]
+    notes: list = field(default_factory=list)    # human sentences (docs/json.md: every result has them)
 
     @property
     def missing(self) -> list[Check]:

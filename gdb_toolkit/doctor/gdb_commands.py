@@ -47,7 +47,10 @@ why and, under it, the fix."""
         rows = [[c.name, c.status, c.detail] for c in report.checks]
         below = [[("fix", c.fix), ("affects", c.used_by if c.status != OK else "")]
                  for c in report.checks]
-        return render_table(cols, rows, ctx.width, styler=ctx.styler, below=below)
+        from gdb_toolkit.common.text import notes_block
+
+        return (render_table(cols, rows, ctx.width, styler=ctx.styler, below=below)
+                + notes_block(report.notes, ctx.width, styler=ctx.styler))
 
 
 COMMANDS = (ToolkitDoctor,)

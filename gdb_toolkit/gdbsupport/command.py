@@ -204,10 +204,12 @@ class ToolkitCommand:
         # file or process name inside a message is escaped (common.names.printable_text)
         from gdb_toolkit.common.names import printable_text
 
-        want_json = False
+        # --json asked for on the line counts even when the words cannot be split or parsed
+        # (an unbalanced quote or bracket swallows the rest): the error is then JSON too
+        want_json = "--json" in argument.split()
         try:
             argv = self.split_argv(argument)
-            want_json = "--json" in argv
+            want_json = want_json or "--json" in argv
             if self.pause_gc:           # from the parse on: a first call imports the parser too
                 from gdb_toolkit.common.gc_pause import gc_paused
 

@@ -4,15 +4,15 @@ regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
 SOURCES = (('gdbsupport/registry.py', 1562350838),
- ('gdbsupport/command.py', 4185460721),
+ ('gdbsupport/command.py', 4039367608),
  ('gdbsupport/toolkit_command.py', 1849694893),
- ('common/meta.py', 251766763),
- ('doctor/gdb_commands.py', 2488165526),
- ('kernel/gdb_commands.py', 559347662),
+ ('common/meta.py', 3524042724),
+ ('doctor/gdb_commands.py', 1479514198),
+ ('kernel/gdb_commands.py', 1625005937),
  ('ktrace/gdb_commands.py', 3773987308),
  ('plt/gdb_commands.py', 3117737606),
  ('stack/gdb_commands.py', 3888120802),
- ('valgrind/gdb_commands.py', 960961318))
+ ('valgrind/gdb_commands.py', 4050382930))
 
 ENTRIES = (
     ('command',
@@ -24,9 +24,9 @@ ENTRIES = (
      'Usage: toolkit commands [--json]\n'
      '\n'
      'Every gdb_toolkit command by category with its one-line summary, then the\n'
-     'convenience functions and variables ($ksym, $kprobe, $ktask, ...).  Each\n'
-     'command is also "toolkit NAME" ("tk NAME"); a short NAME that another\n'
-     'extension defined first is kept as theirs and said here.\n'
+     'convenience functions and variables ($ksym, $kprobe, $ktask, ...). Each command\n'
+     'is also "toolkit NAME" ("tk NAME"); a short NAME that another extension defined\n'
+     'first is kept as theirs and said here.\n'
      '\n'
      'Examples:\n'
      '  (gdb) toolkit commands\n'
@@ -49,9 +49,9 @@ ENTRIES = (
      '\n'
      'Usage: toolkit doctor [--quick] [--json]\n'
      '\n'
-     'Checks gdb and its Python, pyelftools, capstone and tabulate (optional),\n'
-     'ptrace permission, /proc/kcore, kallsyms, BTF, kprobes, valgrind and vgdb,\n'
-     'bcc and whether it can compile a probe (in a separate python3 process;\n'
+     'Checks gdb and its Python, pyelftools, capstone and tabulate (optional), ptrace\n'
+     'permission, /proc/kcore, kallsyms, BTF, kprobes, valgrind and vgdb, bcc and\n'
+     'whether it can compile a probe (in a separate python3 process;\n'
      '--quick skips that), kernel headers, and root.  Each check that fails says\n'
      'why and, under it, the fix.\n'
      '\n'
@@ -84,11 +84,11 @@ ENTRIES = (
      '\n'
      'kcore PATH opens a dump (a kdump/makedumpfile vmcore, ELF or compressed, or\n'
      "QEMU's dump-guest-memory) and makes it the kernel of the following kprobe-list,\n"
-     "kprobe-show, kdis, kx, ksym, ftrace-site commands; --gdb makes it gdb's\n"
-     'target (chosen by itself after `target remote` to a stopped kernel); --live\n'
-     'goes back to /proc/kcore.  A dump or a halted kernel has no tracefs or\n'
-     "debugfs: probes come from kernel memory alone, symbols from the kernel's own\n"
-     'kallsyms tables, types from its BTF.  Needs root for /proc/kcore.\n'
+     "kprobe-show, kdis, kx, ksym, ftrace-site commands; --gdb makes it gdb's target\n"
+     '(chosen by itself after `target remote` to a stopped kernel); --live goes back\n'
+     'to /proc/kcore. A dump or a halted kernel has no tracefs or debugfs: probes\n'
+     "come from kernel memory alone, symbols from the kernel's own kallsyms tables,\n"
+     'types from its BTF. Needs root for /proc/kcore.\n'
      '\n'
      'Examples:\n'
      '  (gdb) kcore\n'
@@ -96,7 +96,8 @@ ENTRIES = (
      '  (gdb) kcore --gdb\n'
      '  (gdb) kcore --live --json\n'
      '\n'
-     'Also "toolkit kcore" (the name that stays when another extension has a "kcore").',
+     'Also "toolkit kcore" (the name that stays when another extension has a\n'
+     '"kcore").',
      False,
      4,
      {'name': 'kcore',
@@ -121,15 +122,16 @@ ENTRIES = (
      'address (int3, optimized jmp to a detour buffer, ftrace call, disarmed), the\n'
      'original instruction (p->opcode, optinsn.copied_insn, or the ftrace NOP), the\n'
      "handler, and each probe's own event, hit count and BPF programs from its\n"
-     'trace_kprobe.  "ok" says the bytes agree with the kernel\'s flags.  On a dump or\n'
-     'a halted kernel everything comes from memory.\n'
+     'trace_kprobe. "ok" says the bytes agree with the kernel\'s flags. On a dump or a\n'
+     'halted kernel everything comes from memory.\n'
      '\n'
      'Examples:\n'
      '  (gdb) kprobe-list\n'
      '  (gdb) kprobe-list --json\n'
      '  (gdb) kprobe-list --kcore /var/crash/vmcore\n'
      '\n'
-     'Also "toolkit kprobe-list" (the name that stays when another extension has a "kprobe-list").',
+     'Also "toolkit kprobe-list" (the name that stays when another extension has a\n'
+     '"kprobe-list").',
      False,
      4,
      {'name': 'kprobe-list',
@@ -152,15 +154,16 @@ ENTRIES = (
      '(original bytes from p->opcode / optinsn.copied_insn / the ftrace NOP), every\n'
      'field of each struct kprobe (and of the aggregate) decoded through BTF, the\n'
      "optimized probe's detour buffer or the ftrace trampoline, and for BPF-backed\n"
-     "probes the programs attached to that probe's own event and their JIT\n"
-     'addresses.  --vmlinux adds the bytes the kernel was built with.\n'
+     "probes the programs attached to that probe's own event and their JIT addresses.\n"
+     '--vmlinux adds the bytes the kernel was built with.\n'
      '\n'
      'Examples:\n'
      '  (gdb) kprobe-show do_sys_openat2\n'
      '  (gdb) kprobe-show vfs_write+0x5 -n 3\n'
      '  (gdb) kprobe-show $ksym("vfs_write")+5 --json\n'
      '\n'
-     'Also "toolkit kprobe-show" (the name that stays when another extension has a "kprobe-show").',
+     'Also "toolkit kprobe-show" (the name that stays when another extension has a\n'
+     '"kprobe-show").',
      False,
      4,
      {'name': 'kprobe-show',
@@ -181,11 +184,11 @@ ENTRIES = (
      '\n'
      'Usage: kdis SYMBOL|ADDR|$expr [N] [--function] [SOURCES] [--json]\n'
      '\n'
-     'Shows N instructions (16) of kernel memory with symbolized targets.  int3 /\n'
-     'brk, optimized-probe jumps and ftrace calls are cross-checked against\n'
-     'kprobes/list (not every int3 is a kprobe: the alternatives pad a ret or an\n'
-     'indirect jmp with int3).  Works with or without a vmlinux in gdb, on the\n'
-     "running kernel, a dump or gdb's halted kernel.\n"
+     'Shows N instructions (16) of kernel memory with symbolized targets. int3 / brk,\n'
+     'optimized-probe jumps and ftrace calls are cross-checked against kprobes/list\n'
+     '(not every int3 is a kprobe: the alternatives pad a ret or an indirect jmp with\n'
+     'int3). Works with or without a vmlinux in gdb, on the running kernel, a dump or\n'
+     "gdb's halted kernel.\n"
      '\n'
      'Examples:\n'
      '  (gdb) kdis do_sys_openat2 8\n'
@@ -214,8 +217,8 @@ ENTRIES = (
      'Usage: kx SYMBOL|ADDR|$expr [LEN] [--words] [SOURCES] [--json]\n'
      '\n'
      'Hex and ASCII of LEN bytes (64; k/M suffixes, at most 1 MiB) of kernel memory,\n'
-     'or with --words the little-endian 64-bit values, each with the kernel symbol\n'
-     'it points at.\n'
+     'or with --words the little-endian 64-bit values, each with the kernel symbol it\n'
+     'points at.\n'
      '\n'
      'Examples:\n'
      '  (gdb) kx linux_banner 128\n'
@@ -244,8 +247,8 @@ ENTRIES = (
      'Usage: ksym NAME|MODULE:NAME|ADDR [--no-btf] [SOURCES] [--json]\n'
      '\n'
      'By name: every symbol with that name (vmlinux and modules), its kallsyms type\n'
-     'letter, size (distance to the next symbol) and, from BTF, its C prototype.  By\n'
-     'address (0x..., SYMBOL+OFF): the symbol containing it and the offset.  Needs no\n'
+     'letter, size (distance to the next symbol) and, from BTF, its C prototype. By\n'
+     'address (0x..., SYMBOL+OFF): the symbol containing it and the offset. Needs no\n'
      'kcore on the running kernel; kptr_restrict is reported.\n'
      '\n'
      'Examples:\n'
@@ -275,7 +278,7 @@ ENTRIES = (
      'Reads the first bytes of FUNC: the idle 5-byte NOP, a call to ftrace_caller /\n'
      'ftrace_regs_caller / a trampoline, or a kprobe breakpoint; says who enabled it\n'
      '(tracefs enabled_functions, running kernel only) and whether FUNC is traceable\n'
-     'at all (available_filter_functions).  arm64: the patchable entry `mov x9, x30;\n'
+     'at all (available_filter_functions). arm64: the patchable entry `mov x9, x30;\n'
      'nop` (idle) or `mov x9, x30; bl ftrace_caller` (traced); the site is its call\n'
      "slot at func+4, and a kprobe's `brk #0x4` over func+0 is shown beside it (arm64\n"
      'kprobes never use ftrace).\n'
@@ -284,7 +287,8 @@ ENTRIES = (
      '  (gdb) ftrace-site vfs_read\n'
      '  (gdb) ftrace-site do_sys_openat2 --json\n'
      '\n'
-     'Also "toolkit ftrace-site" (the name that stays when another extension has a "ftrace-site").',
+     'Also "toolkit ftrace-site" (the name that stays when another extension has a\n'
+     '"ftrace-site").',
      False,
      4,
      {'name': 'ftrace-site',
@@ -326,31 +330,33 @@ ENTRIES = (
      'Ktrace',
      'Trace a kernel function; the task lands in $ktask\n'
      '\n'
-     'Usage: ktrace FUNC|tracepoint:CAT:NAME [--pid PID | --all [--include-gdb]] [--ret]\n'
-     '       [--args SPEC] [--capture FIELD]... [--stack] [--count N] [--timeout S] [--run]\n'
+     'Usage: ktrace FUNC|tracepoint:CAT:NAME [--pid PID | --all [--include-gdb]]\n'
+     '         [--ret]\n'
+     '       [--args SPEC] [--capture FIELD]... [--stack] [--count N] [--timeout S]\n'
+     '         [--run]\n'
      '       [--method kprobe|kfunc|tracepoint] [--no-fallback] [--json]\n'
      '       ktrace --stop\n'
      '\n'
-     'Attaches a BPF program to a kernel function (kprobe, or fentry) or a\n'
-     'tracepoint and reports each hit: the task, its pid and comm, the values asked\n'
-     'for, the return value.  The last event sets $ktask (its task_struct), $kretval\n'
-     'and $kevents.  The programs are assembled by the toolkit and loaded by a root\n'
-     'worker process that stays warm for the session (bcc compiles only fentry\n'
-     'programs); nothing stays attached after the trace.\n'
+     'Attaches a BPF program to a kernel function (kprobe, or fentry) or a tracepoint\n'
+     'and reports each hit: the task, its pid and comm, the values asked for, the\n'
+     'return value. The last event sets $ktask (its task_struct), $kretval and\n'
+     '$kevents. The programs are assembled by the toolkit and loaded by a root worker\n'
+     'process that stays warm for the session (bcc compiles only fentry programs);\n'
+     'nothing stays attached after the trace.\n'
      '\n'
-     'The attach method is chosen automatically: kprobe/kretprobe, else fentry,\n'
-     'else a known fallback (the nearest traceable caller of an inlined function,\n'
-     'or a tracepoint on the same path); what was traced and why is reported.\n'
+     'The attach method is chosen automatically: kprobe/kretprobe, else fentry, else\n'
+     'a known fallback (the nearest traceable caller of an inlined function, or a\n'
+     'tracepoint on the same path); what was traced and why is reported.\n'
      '--pid defaults to the inferior.  --all traces every process except gdb and\n'
-     "the worker (they read and write the events' pipe: tracing read paths with\n"
-     'them included feeds back into itself); --include-gdb keeps them.\n'
+     "the worker (they read and write the events' pipe: tracing read paths with them\n"
+     'included feeds back into itself); --include-gdb keeps them.\n'
      '--args takes NAME or NAME=EXPR (parameter names from BTF, argN, member paths\n'
      'such as vma->vm_end, tracepoint fields, + and -, integers 16, 0x10, 0o20).\n'
      '--capture reads task_struct members at event time (no /proc/kcore needed).\n'
-     'With a live inferior: --run arms, continues, and reports when it stops;\n'
-     'without --run the probe stays armed while you continue (ktrace --stop ends\n'
-     'it).  With no inferior, ktrace waits for --count/--timeout or Ctrl-C.\n'
-     'Enter does not repeat ktrace (it would arm again).\n'
+     'With a live inferior: --run arms, continues, and reports when it stops; without\n'
+     '--run the probe stays armed while you continue (ktrace --stop ends it). With no\n'
+     'inferior, ktrace waits for --count/--timeout or Ctrl-C. Enter does not repeat\n'
+     'ktrace (it would arm again).\n'
      '\n'
      'Examples:\n'
      '  (gdb) ktrace thp_get_unmapped_area --run\n'
@@ -358,7 +364,8 @@ ENTRIES = (
      '  (gdb) ktrace tracepoint:syscalls:sys_enter_mmap --args len --count 1 --all\n'
      '  (gdb) ktrace vfs_read --all --timeout 5 --json\n'
      '\n'
-     'Also "toolkit ktrace" (the name that stays when another extension has a "ktrace").',
+     'Also "toolkit ktrace" (the name that stays when another extension has a\n'
+     '"ktrace").',
      False,
      4,
      {'name': 'ktrace',
@@ -381,27 +388,28 @@ ENTRIES = (
      'Ktask',
      'Read a task_struct by pid or address, set $ktask\n'
      '\n'
-     'Usage: ktask PID|ADDR [FIELD-PATH...] [--kcore PATH] [--kallsyms PATH | --system-map PATH] '
-     '[--btf PATH] [--json]\n'
+     'Usage: ktask PID|ADDR [FIELD-PATH...] [--kcore PATH] [--kallsyms PATH |\n'
+     '         --system-map PATH] [--btf PATH] [--json]\n'
      '\n'
-     'Finds a task_struct in kernel memory with no debug vmlinux: offsets come\n'
-     "from the kernel's BTF, memory from the kernel chosen with `kcore` -- the\n"
-     'running one (/proc/kcore), a vmcore (--kcore PATH, or `kcore PATH` first), or\n'
-     "the halted kernel behind gdb's `target remote` (QEMU's gdbstub, kgdb); a dump\n"
-     'or a halted kernel gives its own symbols and BTF.  With a PID it walks\n'
-     'init_task.tasks (then each thread group for a thread id); with an address\n'
-     "($ktask, 0xffff...) it reads it directly.  On the running kernel the task's\n"
-     'pid and comm are checked against /proc/PID/comm.  FIELD-PATHs are\n'
-     'task_struct members as in C: comm, mm->mmap_base, signal->rlim[3].rlim_cur,\n'
-     'mm->get_unmapped_area (code pointers are named from kallsyms).  Where\n'
-     '/proc/kcore is missing use capture mode: ktrace FUNC --capture FIELD.\n'
+     'Finds a task_struct in kernel memory with no debug vmlinux: offsets come from\n'
+     "the kernel's BTF, memory from the kernel chosen with `kcore` -- the running one\n"
+     '(/proc/kcore), a vmcore (--kcore PATH, or `kcore PATH` first), or the halted\n'
+     "kernel behind gdb's `target remote` (QEMU's gdbstub, kgdb); a dump or a halted\n"
+     'kernel gives its own symbols and BTF. With a PID it walks init_task.tasks (then\n'
+     'each thread group for a thread id); with an address ($ktask, 0xffff...) it\n'
+     "reads it directly. On the running kernel the task's pid and comm are checked\n"
+     'against /proc/PID/comm. FIELD-PATHs are task_struct members as in C: comm,\n'
+     'mm->mmap_base, signal->rlim[3].rlim_cur, mm->get_unmapped_area (code pointers\n'
+     'are named from kallsyms). Where /proc/kcore is missing use capture mode: ktrace\n'
+     'FUNC --capture FIELD.\n'
      '\n'
      'Examples:\n'
      '  (gdb) ktask $ktask signal->rlim[3].rlim_cur mm->get_unmapped_area\n'
      '  (gdb) ktask 1234 comm mm->mmap_base\n'
      '  (gdb) ktask 1 comm --json\n'
      '\n'
-     'Also "toolkit ktask" (the name that stays when another extension has a "ktask").',
+     'Also "toolkit ktask" (the name that stays when another extension has a\n'
+     '"ktask").',
      False,
      4,
      {'name': 'ktask',
@@ -425,21 +433,22 @@ ENTRIES = (
      '\n'
      "Gives gdb a kernel's types with no debug vmlinux: the BTF\n"
      '(/sys/kernel/btf/vmlinux, --btf FILE, or the BTF inside the vmcore or halted\n'
-     'kernel chosen with `kcore`) is rendered as C by bpftool,\n'
-     'compiled with gcc -g into an object holding types only (no symbol, so no\n'
-     "address ever resolves to it), cached by the kernel's build id in\n"
-     '~/.cache/gdb_toolkit/ktypes/ (owner-checked; a private per-session directory\n'
-     'when that is not usable), and added with add-symbol-file.  Then, with\n'
-     '/proc/kcore as the target (core-file /proc/kcore), expressions such as\n'
-     '((struct task_struct *)$ktask)->signal->rlim[3].rlim_cur work.  If gdb has\n'
-     'kernel debug info already (a vmlinux), that is used instead.\n'
+     'kernel chosen with `kcore`) is rendered as C by bpftool, compiled with gcc -g\n'
+     'into an object holding types only (no symbol, so no address ever resolves to\n'
+     "it), cached by the kernel's build id in ~/.cache/gdb_toolkit/ktypes/\n"
+     '(owner-checked; a private per-session directory when that is not usable), and\n'
+     'added with add-symbol-file. Then, with /proc/kcore as the target (core-file\n'
+     '/proc/kcore), expressions such as ((struct task_struct\n'
+     '*)$ktask)->signal->rlim[3].rlim_cur work. If gdb has kernel debug info already\n'
+     '(a vmlinux), that is used instead.\n'
      '\n'
      'Examples:\n'
      '  (gdb) ktypes\n'
      '  (gdb) ktypes --btf /sys/kernel/btf/vmlinux --force\n'
      '  (gdb) p ((struct task_struct *)$ktask)->signal->rlim[3].rlim_cur\n'
      '\n'
-     'Also "toolkit ktypes" (the name that stays when another extension has a "ktypes").',
+     'Also "toolkit ktypes" (the name that stays when another extension has a\n'
+     '"ktypes").',
      False,
      4,
      {'name': 'ktypes',
@@ -458,26 +467,27 @@ ENTRIES = (
      'Got',
      'GOT slots, their state and binding now\n'
      '\n'
-     'Usage: got [REGEX] [--all-objects] [--object PATH] [--preview] [--audit] [--json]\n'
+     'Usage: got [REGEX] [--all-objects] [--object PATH] [--preview] [--audit]\n'
+     '         [--json]\n'
      '       got [REGEX] --diff [FILE] [--all-objects] [--json]\n'
      '\n'
      'One row per GOT slot of the executable (with --all-objects, of every loaded\n'
      'object, every dlmopen namespace included; --object PATH: those whose path\n'
      'contains PATH): slot, symbol with version (memcpy@GLIBC_2.14, C++ names\n'
      'demangled), relocation kind, current value and state: unresolved (still the\n'
-     'lazy stub), resolved (bound on the first call), bound-at-load (-z now,\n'
-     'dlopen RTLD_NOW, LD_BIND_NOW, GLOB_DAT, IRELATIVE, TLS), null (absent weak\n'
-     'symbol).  The binding mode of each object is read from the process\n'
-     '(GOT[1]/GOT[2], its environment), not from the file.  TLS slots name their\n'
-     'variable and module.  REGEX matches names with or without @VERSION.\n'
-     'x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.\n'
+     'lazy stub), resolved (bound on the first call), bound-at-load (-z now, dlopen\n'
+     'RTLD_NOW, LD_BIND_NOW, GLOB_DAT, IRELATIVE, TLS), null (absent weak symbol).\n'
+     'The binding mode of each object is read from the process (GOT[1]/GOT[2], its\n'
+     'environment), not from the file. TLS slots name their variable and module.\n'
+     'REGEX matches names with or without @VERSION. x86_64, i386, aarch64 and arm;\n'
+     'live, core, remote, or the file before run.\n'
      '\n'
      '--preview  the first instruction at each target.\n'
      "--audit    what the dynamic linker's lookup scope SHOULD bind each slot to\n"
      '           (search order, versions, preloads, interposition) against what it\n'
      '           holds: overwritten (hijacked) slots are flagged.\n'
-     "--diff     what changed since the previous 'got' of this session, or since\n"
-     "           a report saved with 'pipe got --json | cat > FILE' (e.g. a core).\n"
+     "--diff     what changed since the previous 'got' of this session, or since a\n"
+     "           report saved with 'pipe got --json | cat > FILE' (e.g. a core).\n"
      '\n'
      'Examples:\n'
      '  (gdb) got\n'
@@ -510,12 +520,12 @@ ENTRIES = (
      '\n'
      'Usage: plt [REGEX] [--all-objects] [--object PATH] [--json]\n'
      '\n'
-     'Decodes .plt, .plt.sec (endbr64 + bnd jmp, -fcf-protection), .plt.got and\n'
-     'the static .plt of IRELATIVE stubs with capstone: x86_64 jmp *GOT(%rip) and\n'
-     'push N, i386 jmp *GOT(%ebx) / jmp *ABS, aarch64 adrp x16 / ldr x17 / br x17\n'
-     '(BTI and PAC PLTs too), arm add ip, pc / ldr pc, [ip].  ".plt[0]" is the\n'
-     'resolver trampoline; "lazy" entries are the first-call halves of an IBT PLT.\n'
-     'On a live process or core the current state of each slot is shown too.\n'
+     'Decodes .plt, .plt.sec (endbr64 + bnd jmp, -fcf-protection), .plt.got and the\n'
+     'static .plt of IRELATIVE stubs with capstone: x86_64 jmp *GOT(%rip) and push N,\n'
+     'i386 jmp *GOT(%ebx) / jmp *ABS, aarch64 adrp x16 / ldr x17 / br x17 (BTI and\n'
+     'PAC PLTs too), arm add ip, pc / ldr pc, [ip]. ".plt[0]" is the resolver\n'
+     'trampoline; "lazy" entries are the first-call halves of an IBT PLT. On a live\n'
+     'process or core the current state of each slot is shown too.\n'
      '\n'
      'Examples:\n'
      '  (gdb) plt\n'
@@ -541,27 +551,28 @@ ENTRIES = (
      '\n'
      'Usage: plt-walk SYMBOL [--object PATH] [--live] [--json]\n'
      '\n'
-     'Shows each hop with its address and disassembly, from a call of SYMBOL in\n'
-     'the current function (or the first call found in .text) through the PLT stub\n'
-     'and the GOT slot to the target, and explains the first call (push of the\n'
-     'relocation index, .plt[0], GOT[1] = link_map, GOT[2] = resolver) versus later\n'
-     'calls -- or, when the process bound the object at load (-z now, LD_BIND_NOW,\n'
-     'dlopen RTLD_NOW), says so.  When several objects or versions import SYMBOL,\n'
-     'it says which slot it walks and why and lists the others (pick one with\n'
-     'SYMBOL@VERSION or --object).  Data symbols are refused.\n'
+     'Shows each hop with its address and disassembly, from a call of SYMBOL in the\n'
+     'current function (or the first call found in .text) through the PLT stub and\n'
+     'the GOT slot to the target, and explains the first call (push of the relocation\n'
+     'index, .plt[0], GOT[1] = link_map, GOT[2] = resolver) versus later calls -- or,\n'
+     'when the process bound the object at load (-z now, LD_BIND_NOW, dlopen\n'
+     'RTLD_NOW), says so. When several objects or versions import SYMBOL, it says\n'
+     'which slot it walks and why and lists the others (pick one with SYMBOL@VERSION\n'
+     'or --object). Data symbols are refused.\n'
      '\n'
      '--live (a running process, slot still unresolved): a write watchpoint on the\n'
      'slot, continue until ld.so writes it; the writer (e.g. _dl_fixup) with its\n'
-     'backtrace, old -> new value and target are reported, the watchpoint is\n'
-     'deleted, your own breakpoints and watchpoints are left exactly as they were,\n'
-     'and the program stays stopped right there.\n'
+     'backtrace, old -> new value and target are reported, the watchpoint is deleted,\n'
+     'your own breakpoints and watchpoints are left exactly as they were, and the\n'
+     'program stays stopped right there.\n'
      '\n'
      'Examples:\n'
      '  (gdb) plt-walk puts\n'
      '  (gdb) plt-walk puts --live\n'
      '  (gdb) plt-walk foo@VER_2 --object libfoo\n'
      '\n'
-     'Also "toolkit plt-walk" (the name that stays when another extension has a "plt-walk").',
+     'Also "toolkit plt-walk" (the name that stays when another extension has a\n'
+     '"plt-walk").',
      False,
      4,
      {'name': 'plt-walk',
@@ -578,21 +589,22 @@ ENTRIES = (
      'StackDiagnose',
      'Why the stack overflowed, and the fix\n'
      '\n'
-     'Usage: stack-diagnose [--thread N | --all-threads] [--rlimit KIB] [--kernel] [--json]\n'
+     'Usage: stack-diagnose [--thread N | --all-threads] [--rlimit KIB] [--kernel]\n'
+     '         [--json]\n'
      '\n'
      "After a SIGSEGV/SIGBUS (live process or core file) -- or after the program's\n"
      "own handler ran for it (it aborted, Rust's overflow handler, gdb -p inside the\n"
-     "handler: the original fault is read from the kernel's signal frame) -- it\n"
-     "reads the fault address, sp/pc, the thread's stack mapping and what lies below\n"
-     'it, RLIMIT_STACK and RLIMIT_AS, the guard gap, the address-space layout the\n'
-     'limit at exec decided, and a bounded walk of the innermost frames, and gives\n'
-     'one verdict: growth refused by RLIMIT_STACK or RLIMIT_AS, by the guard gap of\n'
-     'a mapping below, by a PROT_NONE mapping in the way, a frame jumping over the\n'
-     "gap, a thread or alternate signal stack overflowing (into another thread's\n"
-     'stack), a corrupt stack pointer, or not a stack fault at all.  It says who\n'
-     'asked (the huge frame and the instruction that moved sp, a recursion and its\n'
-     'live depth, a probing loop) and a fix that works when re-run (ulimit -s,\n'
-     'pthread_attr_setstacksize, the sigaltstack size, or the heap).  At any other\n'
+     "handler: the original fault is read from the kernel's signal frame) -- it reads\n"
+     "the fault address, sp/pc, the thread's stack mapping and what lies below it,\n"
+     'RLIMIT_STACK and RLIMIT_AS, the guard gap, the address-space layout the limit\n'
+     'at exec decided, and a bounded walk of the innermost frames, and gives one\n'
+     'verdict: growth refused by RLIMIT_STACK or RLIMIT_AS, by the guard gap of a\n'
+     'mapping below, by a PROT_NONE mapping in the way, a frame jumping over the gap,\n'
+     "a thread or alternate signal stack overflowing (into another thread's stack), a\n"
+     'corrupt stack pointer, or not a stack fault at all. It says who asked (the huge\n'
+     'frame and the instruction that moved sp, a recursion and its live depth, a\n'
+     'probing loop) and a fix that works when re-run (ulimit -s,\n'
+     'pthread_attr_setstacksize, the sigaltstack size, or the heap). At any other\n'
      "stop it is a stack-health report; a Go program gets the Go runtime's view.\n"
      '\n'
      '--rlimit KIB   the RLIMIT_STACK the program ran with (a core does not record\n'
@@ -603,7 +615,7 @@ ENTRIES = (
      "               (root drops to the owner's uid, gid and groups first; a program\n"
      '               someone else could have replaced is not run as root) under a bcc\n'
      "               probe on the kernel's stack-growth check, and shows what the\n"
-     '               kernel saw.  Needs root, bcc and kprobes.\n'
+     '               kernel saw. Needs root, bcc and kprobes.\n'
      '\n'
      'Examples:\n'
      '  (gdb) run 1920 1080\n'
@@ -611,7 +623,7 @@ ENTRIES = (
      '  (gdb) stack-diagnose --all-threads --json\n'
      '  (gdb) stack-diagnose --rlimit 4096\n'
      '\n'
-     'Also "toolkit stack-diagnose" (the name that stays when another extension has a '
+     'Also "toolkit stack-diagnose" (the name that stays when another extension has a\n'
      '"stack-diagnose").',
      False,
      4,
@@ -632,25 +644,28 @@ ENTRIES = (
      'VgStart',
      'Start a program under memcheck and connect\n'
      '\n'
-     'Usage: vg-start [--main] [--stdin FILE] [--stdout FILE] [--tty DEV] [--log FILE] [--timeout '
-     'SEC] [--json] PROGRAM [ARGS...] [-- VALGRIND-OPTIONS]\n'
+     'Usage: vg-start [--main] [--stdin FILE] [--stdout FILE] [--tty DEV] [--log\n'
+     '         FILE] [--timeout SEC] [--json] PROGRAM [ARGS...] [-- VALGRIND-OPTIONS]\n'
      '\n'
      'Runs valgrind --tool=memcheck --vgdb=yes --vgdb-error=0 [VALGRIND-OPTIONS]\n'
-     'PROGRAM ARGS (every word after PROGRAM is its argument, "-p 8080" too; only\n'
-     "a final --json is vg-start's), waits for its vgdb FIFO, loads PROGRAM's\n"
-     'symbols and connects with "target remote | vgdb --pid=N".  The program stops\n'
-     'at its first instruction (--main: at main).  --vgdb=full, --vgdb-error=N and\n'
-     '--vgdb-prefix=P after "--" are honoured.  Its stdout/stderr go to gdb\'s terminal\n'
-     '(or --stdout FILE / --tty DEV); its stdin is /dev/null (or --stdin FILE / --tty).\n'
-     "valgrind's own messages go to --log FILE (default: a private directory removed\n"
-     'when gdb quits).  Memcheck errors stop the program; vg-start then says which.\n'
-     'When gdb quits, the valgrind it started is killed, --trace-children ones too.\n'
+     'PROGRAM ARGS (every word after PROGRAM is its argument, "-p 8080" too; only a\n'
+     "final --json is vg-start's), waits for its vgdb FIFO, loads PROGRAM's symbols\n"
+     'and connects with "target remote | vgdb --pid=N". The program stops at its\n'
+     'first instruction (--main: at main). --vgdb=full, --vgdb-error=N and\n'
+     '--vgdb-prefix=P after "--" are honoured.  Its stdout/stderr go to gdb\'s\n'
+     '             terminal\n'
+     '(or --stdout FILE / --tty DEV); its stdin is /dev/null (or --stdin FILE /\n'
+     "--tty). valgrind's own messages go to --log FILE (default: a private directory\n"
+     'removed when gdb quits). Memcheck errors stop the program; vg-start then says\n'
+     'which. When gdb quits, the valgrind it started is killed, --trace-children ones\n'
+     'too.\n'
      '\n'
      'Examples:\n'
      '  (gdb) vg-start --main ./memleakloop\n'
      '  (gdb) vg-start ./server 8080 -- --leak-check=full --track-origins=yes\n'
      '\n'
-     'Also "toolkit vg-start" (the name that stays when another extension has a "vg-start").',
+     'Also "toolkit vg-start" (the name that stays when another extension has a\n'
+     '"vg-start").',
      False,
      4,
      {'name': 'vg-start',
@@ -673,20 +688,21 @@ ENTRIES = (
      '\n'
      'Live valgrind gdbservers are found from their vgdb FIFOs\n'
      "($TMPDIR/vgdb-pipe-from-vgdb-to-PID-*, or --vgdb-prefix's); FIFOs left by\n"
-     'killed processes are ignored.  With one live process it is chosen; with\n'
-     "several, the list is printed and you choose with vg-attach PID.  PROGRAM's\n"
-     "symbols are loaded from the process's command line when gdb has no file.\n"
+     'killed processes are ignored. With one live process it is chosen; with several,\n'
+     "the list is printed and you choose with vg-attach PID. PROGRAM's symbols are\n"
+     "loaded from the process's command line when gdb has no file.\n"
      '--reconnect drops the current connection and makes a new one to the same\n'
      'valgrind: the way out when the connection is out of step (valgrind lets the\n'
-     'program run between the two connections).  A process started with another\n'
-     'TMPDIR is found from its own environment; one waiting at an error keeps its\n'
-     'stop; a PID that is not attachable is told why (not valgrind, --vgdb=no, gone).\n'
+     'program run between the two connections). A process started with another TMPDIR\n'
+     'is found from its own environment; one waiting at an error keeps its stop; a\n'
+     'PID that is not attachable is told why (not valgrind, --vgdb=no, gone).\n'
      '\n'
      'Examples:\n'
      '  (gdb) vg-attach\n'
      '  (gdb) vg-attach 12345\n'
      '\n'
-     'Also "toolkit vg-attach" (the name that stays when another extension has a "vg-attach").',
+     'Also "toolkit vg-attach" (the name that stays when another extension has a\n'
+     '"vg-attach").',
      False,
      4,
      {'name': 'vg-attach',
@@ -703,23 +719,24 @@ ENTRIES = (
      'VgLeaks',
      'Leak check by allocation site, and its growth\n'
      '\n'
-     'Usage: vg-leaks [full|summary] [--kinds K1,K2] [--delta increased|changed] [--min-bytes N] '
-     '[--top N] [--depth N] [--group-by N] [--json]\n'
-     '       vg-leaks --history [--kinds K] [--top N] [--export FILE] [--plot FILE] [--json]\n'
+     'Usage: vg-leaks [full|summary] [--kinds K1,K2] [--delta increased|changed]\n'
+     '         [--min-bytes N] [--top N] [--depth N] [--group-by N] [--json]\n'
+     '       vg-leaks --history [--kinds K] [--top N] [--export FILE] [--plot FILE]\n'
+     '         [--json]\n'
      '\n'
      'Runs "monitor leak_check" on the connected valgrind, parses every loss record\n'
      '(bytes direct+indirect with deltas, blocks, kind, record number, allocation\n'
      'stack) and the LEAK SUMMARY, and prints the records largest first with their\n'
      "allocation site: the first frame in the program's own code (decided by the\n"
-     'object file the code lives in: the allocator, libc, libstdc++ and other\n'
-     'system libraries are skipped).  --depth N shows N-1 callers too; --group-by N\n'
-     'sums the records by the frame N levels up from the site.  Kinds: definite,\n'
-     'indirect, possible, reachable (default all).  --delta shows only records that\n'
-     'grew (increased) or changed since the previous leak search.\n'
-     'Every complete search is kept as a snapshot of the session: --history shows\n'
-     "each site's series, growth per snapshot and per second, and a sparkline;\n"
+     'object file the code lives in: the allocator, libc, libstdc++ and other system\n'
+     'libraries are skipped). --depth N shows N-1 callers too; --group-by N sums the\n'
+     'records by the frame N levels up from the site. Kinds: definite, indirect,\n'
+     'possible, reachable (default all). --delta shows only records that grew\n'
+     '(increased) or changed since the previous leak search. Every complete search is\n'
+     "kept as a snapshot of the session: --history shows each site's series, growth\n"
+     'per snapshot and per second, and a sparkline;\n'
      '--export writes it as CSV (.csv) or JSON lines; --plot draws the top growing\n'
-     'sites (.svg or .png).  Ctrl-C during a long search takes effect when valgrind\n'
+     'sites (.svg or .png). Ctrl-C during a long search takes effect when valgrind\n'
      'has sent the whole reply (the connection stays in step).\n'
      '\n'
      'Examples:\n'
@@ -728,7 +745,8 @@ ENTRIES = (
      '  (gdb) vg-leaks --delta increased\n'
      '  (gdb) vg-leaks --history --plot leaks.svg\n'
      '\n'
-     'Also "toolkit vg-leaks" (the name that stays when another extension has a "vg-leaks").',
+     'Also "toolkit vg-leaks" (the name that stays when another extension has a\n'
+     '"vg-leaks").',
      False,
      4,
      {'name': 'vg-leaks',
@@ -752,20 +770,21 @@ ENTRIES = (
      '\n'
      'Usage: vg-watch SECONDS [--count N] [--top N] [--json]\n'
      '\n'
-     'Takes a leak snapshot now, lets the program run, and takes one every SECONDS\n'
-     '(a full leak search, kept as a snapshot like vg-leaks), printing one line\n'
-     'each, until Ctrl-C or --count snapshots; then prints the growth table of\n'
-     "'vg-leaks --history'.  While it watches, gdb's connection is released and\n"
-     'each snapshot is asked through a standalone vgdb: the program runs freely\n'
+     'Takes a leak snapshot now, lets the program run, and takes one every SECONDS (a\n'
+     'full leak search, kept as a snapshot like vg-leaks), printing one line each,\n'
+     'until Ctrl-C or --count snapshots; then prints the growth table of\n'
+     "'vg-leaks --history'. While it watches, gdb's connection is released and each\n"
+     'snapshot is asked through a standalone vgdb: the program runs freely\n'
      '(breakpoints do not stop it, gdb prints no stops); at the end gdb connects\n'
-     'again and the program is stopped wherever it is.  The watch also ends when\n'
-     'the program exits or stops on a memcheck error (it then waits for gdb).\n'
+     'again and the program is stopped wherever it is. The watch also ends when the\n'
+     'program exits or stops on a memcheck error (it then waits for gdb).\n'
      '\n'
      'Examples:\n'
      '  (gdb) vg-watch 10\n'
      '  (gdb) vg-watch 2 --count 5\n'
      '\n'
-     'Also "toolkit vg-watch" (the name that stays when another extension has a "vg-watch").',
+     'Also "toolkit vg-watch" (the name that stays when another extension has a\n'
+     '"vg-watch").',
      False,
      4,
      {'name': 'vg-watch',
@@ -784,16 +803,17 @@ ENTRIES = (
      '\n'
      'Usage: vg-who ADDR [LEN] [--json]\n'
      '\n'
-     'ADDR and LEN are gdb expressions (g_buf, &g_holder, sizeof(buf)).  Each\n'
-     'pointer found is listed with its own address and what holds it: a global\n'
-     'data symbol, a stack frame of a thread, a register, or a heap block with its\n'
-     'allocation stack.  With LEN > 1 interior pointers are shown too.\n'
+     'ADDR and LEN are gdb expressions (g_buf, &g_holder, sizeof(buf)). Each pointer\n'
+     'found is listed with its own address and what holds it: a global data symbol, a\n'
+     'stack frame of a thread, a register, or a heap block with its allocation stack.\n'
+     'With LEN > 1 interior pointers are shown too.\n'
      '\n'
      'Examples:\n'
      '  (gdb) vg-who g_buf\n'
      '  (gdb) vg-who g_buf 64\n'
      '\n'
-     'Also "toolkit vg-who" (the name that stays when another extension has a "vg-who").',
+     'Also "toolkit vg-who" (the name that stays when another extension has a\n'
+     '"vg-who").',
      False,
      4,
      {'name': 'vg-who',
@@ -814,17 +834,18 @@ ENTRIES = (
      '\n'
      'A plain decimal number is a loss record number from the last leak search\n'
      "(vg-leaks): its blocks, as valgrind's tree (blocks reached through another one\n"
-     'are indented under it).  Anything else is a gdb expression for an address:\n'
+     'are indented under it). Anything else is a gdb expression for an address:\n'
      "valgrind's 'v.info location' says which heap block holds it (start, size,\n"
      'allocation stack); the loss record of the last search with that allocation\n'
-     'stack is shown with its blocks.  vg-block never runs a leak search itself,\n'
-     "so 'vg-leaks --delta' keeps its baseline.\n"
+     'stack is shown with its blocks. vg-block never runs a leak search itself, so\n'
+     "'vg-leaks --delta' keeps its baseline.\n"
      '\n'
      'Examples:\n'
      '  (gdb) vg-block 3\n'
      '  (gdb) vg-block g_psz1[0]\n'
      '\n'
-     'Also "toolkit vg-block" (the name that stays when another extension has a "vg-block").',
+     'Also "toolkit vg-block" (the name that stays when another extension has a\n'
+     '"vg-block").',
      False,
      4,
      {'name': 'vg-block',
@@ -846,14 +867,15 @@ ENTRIES = (
      'Runs "monitor get_vbits ADDR LEN" and reads the values through gdb, and shows,\n'
      '8 bytes per row, the values, the validity bits (00 = defined, ff = undefined,\n'
      '__ = unaddressable) and a mark per byte: D defined, U undefined, u partly\n'
-     'defined, - unaddressable.  ADDR and LEN are gdb expressions.  Read-only:\n'
-     'nothing in the target is changed.\n'
+     'defined, - unaddressable. ADDR and LEN are gdb expressions. Read-only: nothing\n'
+     'in the target is changed.\n'
      '\n'
      'Examples:\n'
      '  (gdb) vg-vbits g_buf 24\n'
      '  (gdb) vg-vbits &local sizeof(local)\n'
      '\n'
-     'Also "toolkit vg-vbits" (the name that stays when another extension has a "vg-vbits").',
+     'Also "toolkit vg-vbits" (the name that stays when another extension has a\n'
+     '"vg-vbits").',
      False,
      4,
      {'name': 'vg-vbits',
@@ -872,16 +894,17 @@ ENTRIES = (
      '\n'
      'Usage: vg-check ADDR LEN [addressable|defined] [--json]\n'
      '\n'
-     'Says whether the range passes, the first bad byte, and what ADDR is (heap\n'
-     'block with its allocation stack, global, stack frame).  ADDR and LEN are gdb\n'
-     'expressions; a function name is its address (vg-check main 4).  Default\n'
-     "check: addressable (valgrind's default).\n"
+     'Says whether the range passes, the first bad byte, and what ADDR is (heap block\n'
+     'with its allocation stack, global, stack frame). ADDR and LEN are gdb\n'
+     'expressions; a function name is its address (vg-check main 4). Default check:\n'
+     "addressable (valgrind's default).\n"
      '\n'
      'Examples:\n'
      '  (gdb) vg-check g_buf 64 defined\n'
      '  (gdb) vg-check &g_static sizeof(g_static) defined\n'
      '\n'
-     'Also "toolkit vg-check" (the name that stays when another extension has a "vg-check").',
+     'Also "toolkit vg-check" (the name that stays when another extension has a\n'
+     '"vg-check").',
      False,
      4,
      {'name': 'vg-check',
@@ -900,16 +923,18 @@ ENTRIES = (
      '\n'
      'Usage: vg-errors [--json]\n'
      '\n'
-     'Each error with its own stack, where the block was freed and allocated\n'
-     '(use after free, double free) and, under --track-origins=yes, where the\n'
+     'Each error with its own stack, where the block was freed and allocated (use\n'
+     'after free, double free) and, under --track-origins=yes, where the\n'
      'uninitialised value came from -- each kept apart (helgrind/drd: their further\n'
-     "stacks too).  Also names forked or exec'd children of this valgrind that wait\n"
-     'for a debugger (--vgdb-error is inherited), read from /proc without resuming them.\n'
+     "stacks too). Also names forked or exec'd children of this valgrind that wait\n"
+     'for a debugger (--vgdb-error is inherited), read from /proc without resuming\n'
+     'them.\n'
      '\n'
      'Example:\n'
      '  (gdb) vg-errors\n'
      '\n'
-     'Also "toolkit vg-errors" (the name that stays when another extension has a "vg-errors").',
+     'Also "toolkit vg-errors" (the name that stays when another extension has a\n'
+     '"vg-errors").',
      False,
      4,
      {'name': 'vg-errors',

@@ -547,7 +547,7 @@ it points at."""
                 out.append(f"0x{row.address:x}:  {ws}\n")
             else:
                 out.append(f"0x{row.address:x}:  {row.hex:<47}  {row.ascii}\n")
-        return "".join(out)
+        return "".join(out) + _notes(r.notes, ctx)
 
 
 class Ksym(_KernelCommand):

@@ -256,6 +256,7 @@ class KxReport:
     length: int
     rows: list
     data: bytes = field(default=b"", metadata={"json_skip": False})
+    notes: list = field(default_factory=list)    # human sentences (docs/json.md: every result has them)
 
 
 def kx(session, addr: int, length: int = 64, words: bool = False) -> KxReport:

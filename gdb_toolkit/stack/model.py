@@ -1,6 +1,25 @@
 """The plain data stack-diagnose works on: facts in, a diagnosis out.  Pure (no gdb)."""
 from gdb_toolkit.common.procfs import Mapping
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import field, fields, record
+
+
+def file_and_line(source: str | None) -> tuple[str | None, int | None]:
+    """"dir/file.c:24" -> ("dir/file.c", 24); (None, None) when there is no line."""
+    if not source:
+        return None, None
+    path, sep, line = source.rpartition(":")
+    return (path, int(line)) if sep and path and line.isdigit() else (None, None)
+
+
+def with_file_and_line(cls):
+    """JSON of a record holding ``source`` ("file.c:24"): also ``file`` and ``line``, the
+    common vocabulary's keys for a source position (docs/json.md), right after ``source``."""
+    names = [f.name for f in fields(cls) if not f.metadata.get("json_skip")]
+    at = names.index("source") + 1
+    cls.__record_json__ = tuple(names[:at] + ["file", "line"] + names[at:])
+    cls.file = property(lambda self: file_and_line(self.source)[0])
+    cls.line = property(lambda self: file_and_line(self.source)[1])
+    return cls
 
 SIGNAL_NAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT",
                 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV",
@@ -49,6 +68,7 @@ class SignalInfo:
         return self.signo in MEMORY_SIGNALS and self.code == 0x80
 
 
+@with_file_and_line
 @record
 class Frame:
     level: int
@@ -200,6 +220,7 @@ class StackRegion:
                                 "perms": g.perms}
 
 
+@with_file_and_line
 @record
 class SpMover:
     address: int
@@ -248,6 +269,7 @@ class Recursion:
         return self.own or self.functions[0]
 
 
+@with_file_and_line
 @record
 class Culprit:
     symbol: str | None              # the function's name
@@ -332,3 +354,4 @@ VERDICTS = {
 class AllThreads:
     """stack-diagnose --all-threads: one diagnosis per thread."""
     diagnoses: list
+    notes: list = field(default_factory=list)    # each diagnosis has its own; docs/json.md: every result has them

@@ -12,10 +12,11 @@ FRAME_ROWS = 12
 LABEL = 8
 
 
-def _wrap(label: str, text: str, width: int | None, styler=None) -> str:
-    """A labelled paragraph: 'VERDICT   text...' with the text wrapped under itself."""
+def _wrap(label: str, text: str, width: int | None, styler=None, keep=()) -> str:
+    """A labelled paragraph: 'VERDICT   text...' with the text wrapped under itself (*keep*:
+    names never broken, see :func:`_names`)."""
     lead = f"{label:<{LABEL}}  "
-    lines = wrap_lines(text, width, lead, " " * len(lead)) or [lead]
+    lines = wrap_lines(text, width, lead, " " * len(lead), keep) or [lead]
     if styler is not None:
         lines[0] = styler("title", label) + lines[0][len(label):]
     return "\n".join(lines) + "\n"
@@ -41,16 +42,26 @@ def _frames(d: Diagnosis, width: int | None, styler=None) -> str:
                         title=f"frames: {walked}; size = caller's sp - sp (CFA difference)")
 
 
+def _names(d: Diagnosis) -> tuple:
+    """The mapping paths and thread name the report quotes that hold a space: one token each
+    (a library under "/opt/my app/lib" is never cut at its space)."""
+    names = [m.get("name") for m in [d.below, *d.nearest, (d.layout or {}).get("obstacle")] if m]
+    return tuple(n for n in names if n and " " in n)
+
+
 def render_diagnosis(d: Diagnosis, width: int | None = None, styler=None) -> str:
     t = d.thread
-    name = f" {escape_name(t['name'])!r}" if t.get("name") and not t["main"] else ""
+    # quoted as gdb quotes a thread's name; escape_name already shows a control byte as \xNN
+    # (repr() would double its backslash: 'my worker \\x1b[31m')
+    name = f' "{escape_name(t["name"])}"' if t.get("name") and not t["main"] else ""
     who = (f"thread {t['num']}{name} (LWP {t['tid']}{', main' if t['main'] else ''}) of "
            f"{'process' if t['target'] == 'live' else 'core of process'} {t['pid']}, {t['arch']}")
-    out = [f"stack-diagnose: {who}\n"]
-    out.append(_wrap("VERDICT", f"[{d.verdict}] {d.headline}", width, styler))
+    out = ["\n".join(wrap_lines(f"stack-diagnose: {who}", width, "", "    ")) + "\n"]
+    keep = _names(d)
+    out.append(_wrap("VERDICT", f"[{d.verdict}] {d.headline}", width, styler, keep))
     for e in d.explanation:
-        out.append(_wrap("why", e, width, styler))
-    out.append(_wrap("FIX", d.fix.text, width, styler))
+        out.append(_wrap("why", e, width, styler, keep))
+    out.append(_wrap("FIX", d.fix.text, width, styler, keep))
     out.append("\n")
     s = d.signal
     pairs = [
@@ -126,11 +137,11 @@ def render_diagnosis(d: Diagnosis, width: int | None = None, styler=None) -> str
     if d.fix.needed and d.verdict not in ("not-stack", "corrupt-sp"):
         pairs.append(("needs", f"about {hs(d.fix.needed)} of stack ({d.fix.needed} B incl. the "
                       "room for callees)"))
-    out.append(key_values(pairs, width, styler))
+    out.append(key_values(pairs, width, styler, keep=keep))
     out.append("\n")
     out.append(_frames(d, width, styler))
     for a in d.notes:
-        out.append(_wrap("note", a, width, styler))
+        out.append(_wrap("note", a, width, styler, keep))
     if d.kernel:
         out.append("\n" + _kernel(d.kernel, width, styler))
     return "".join(out)

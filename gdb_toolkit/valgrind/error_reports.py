@@ -168,3 +168,4 @@ class ErrorsReport:
     last_error: MemcheckError | None
     last_error_stop: str | None          # the error that last stopped the program (seen by gdb)
     waiting_children: list = field(default_factory=list)   # waiting.WaitingProcess: stuck workers
+    notes: list = field(default_factory=list)    # human sentences (docs/json.md: every result has them)

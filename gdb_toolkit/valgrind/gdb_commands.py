@@ -193,7 +193,7 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
                            where, bool(args.main), round(seconds, 3), notes)
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.text import key_values
+        from gdb_toolkit.common.text import key_values, wrap
 
         out = key_values([
             ("valgrind pid", f"{report.pid} (gdb's inferior pid over vgdb is a placeholder)"),
@@ -203,11 +203,11 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
             ("program stdout", report.program_stdout),
             ("valgrind log", report.log + ("" if report.log_file is None or "/gdb_toolkit-vg-" not in
                                             report.log_file else " (removed when gdb quits; --log keeps one)")),
-            ("command", " ".join(report.valgrind_command)),
+            ("command", command_line(report.valgrind_command)),    # one a shell can run again
             ("connected in", f"{report.seconds:.2f} s"),
         ], ctx.width, ctx.styler)
         out += _notes(report.notes, ctx)
-        return out + "next: 'continue', Ctrl-C, then 'vg-leaks' / 'vg-errors'\n"
+        return out + wrap("next: 'continue', Ctrl-C, then 'vg-leaks' / 'vg-errors'", ctx.width, "", "      ")
 
 
 def _check_log_path(path: str) -> None:
@@ -416,13 +416,16 @@ stop; a PID that is not attachable is told why (not valgrind, --vgdb=no, gone)."
         from gdb_toolkit.common.text import key_values
 
         if report.connected:
-            text = key_values([("connected to valgrind pid", report.pid), ("program", report.program),
+            # the program's path is one token (a file role: never broken at a space it holds)
+            text = key_values([("connected to valgrind pid", report.pid), ("program", report.program, "file"),
                                ("stopped at", report.stopped_at)], ctx.width, ctx.styler)
             text += _notes(report.notes, ctx)
         else:
             rows = [[p.pid, p.tool or "?", command_line([p.program or "?", *p.arguments]),
                      command_line(p.valgrind_options)] for p in report.processes]
-            text = "".join(f"{n}\n" for n in report.notes)
+            from gdb_toolkit.common.text import wrap
+
+            text = "".join(wrap(n, ctx.width, "", "    ") for n in report.notes)
             text += render_table([Col("pid", "number"), Col("tool", "key"), Col("program"),
                                   Col("valgrind options")], rows, ctx.width, styler=ctx.styler)
         if report.stale_fifos:
@@ -452,9 +455,14 @@ def _elsewhere(args):
 
 def command_line(words: list[str]) -> str:
     """A program and its arguments as one line a reader can split again: a word with a
-    blank or a quote is shell-quoted ("/srv/my app/server" 8080 is not four words)."""
-    return " ".join(w if w and not any(c in w for c in " \t'\"") else "'" + w.replace("'", "'\\''") + "'"
+    character a shell would read (a blank, a quote, $, *, ;...) is shell-quoted as shlex.quote
+    does ("/srv/my app/server" 8080 is not four words)."""
+    return " ".join(w if w and _SHELL_SAFE.issuperset(w) else "'" + w.replace("'", "'\\''") + "'"
                     for w in words)
+
+
+#: characters a shell word needs no quotes for (shlex.quote's set, without importing shlex)
+_SHELL_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-")
 
 
 def _totals_lines(report, ctx=None) -> str:
@@ -608,22 +616,24 @@ has sent the whole reply (the connection stays in step)."""
         if hasattr(report, "sites"):
             return render_history(report, ctx)
         from gdb_toolkit.common.table import Col, render_table
+        from gdb_toolkit.common.text import wrap
 
-        head = f"valgrind pid {report.pid}: {report.monitor_command}\n"
+        out = wrap(f"valgrind pid {report.pid}: {report.monitor_command}", ctx.width, "", "    ")
         if report.mode == "full":
             total = "?" if report.records_total is None else f"{report.records_total:,}"
-            head += f"{total} loss records, {report.records_matched:,} matched, "
-            head += (f"{len(report.groups):,} sites shown\n" if report.group_by
-                     else f"{len(report.records):,} shown\n")
-        out = head
+            out += wrap(f"{total} loss records, {report.records_matched:,} matched, "
+                        + (f"{len(report.groups):,} sites shown" if report.group_by
+                           else f"{len(report.records):,} shown"), ctx.width, "", "    ")
         if report.group_by:
             rows = [[g.kind, _n(g.bytes), _n(g.blocks), len(g.records),
-                     g.location.label() if g.location else "???",
+                     (g.location.symbol or "???") if g.location else "???",
+                     g.location.where if g.location else "",
                      ",".join(map(str, g.records[:6])) + ("..." if len(g.records) > 6 else "")]
                     for g in report.groups]
             out += render_table([Col("kind", "key"), Col("bytes", "number"), Col("blocks", "number"),
-                                 Col("records", "number"), Col(f"frame {report.group_by} from the site", "location"),
-                                 Col("record numbers")], rows, ctx.width, styler=ctx.styler)
+                                 Col("records", "number"), Col(f"frame {report.group_by}", "symbol"),
+                                 Col("at", "location"), Col("record numbers")], rows, ctx.width,
+                                styler=ctx.styler)
         elif report.records:
             rows = []
             site_cells: dict[int, tuple] = {}    # id(Frame) -> cells: records share site frames
@@ -652,7 +662,8 @@ has sent the whole reply (the connection stays in step)."""
         if report.totals:
             out += _totals_lines(report, ctx)
         if report.snapshot:
-            out += f"snapshot {report.snapshot} of this session kept ('vg-leaks --history' shows growth)\n"
+            out += wrap(f"snapshot {report.snapshot} of this session kept ('vg-leaks --history' shows "
+                        "growth)", ctx.width, "", "    ")
         return out + _notes(report.notes, ctx)
 
 
@@ -687,15 +698,19 @@ def render_history(rep, ctx) -> str:
     rows = []
     for r in rep.sites:
         per_s = "-" if r.growth_per_second is None else f"{r.growth_per_second:+,.1f}"
+        # the site as vg-leaks shows it: function and file:line in two columns (one composite
+        # "memleak5 (memleakloop.c:30)" cell could not wrap, and folded at 40 columns)
+        where = f"{r.file}:{r.line}" if r.file else (r.object or "?")
         rows.append([r.kind, _n(r.last_bytes), f"{r.growth_per_snapshot:+,.0f}", per_s,
-                     r.sparkline, r.label])
+                     r.sparkline, r.symbol or "???", where])
     if rows:
         out += render_table([Col("kind", "key"), Col("bytes now", "number"), Col("B/snapshot", "number"),
                              Col("B/second", "number"), Col("series", "key"),
-                             Col("allocation site", "location")], rows, ctx.width, styler=ctx.styler)
+                             Col("allocated in", "symbol"), Col("at", "location")], rows, ctx.width,
+                            styler=ctx.styler)
     for f, what in ((rep.export, "series written to"), (rep.plot, "plot written to")):
         if f:
-            out += f"{what} {f}\n"
+            out += wrap(f"{what} {f}", ctx.width, "", "    ", keep=(f,))
     return out + _notes(rep.notes, ctx)
 
 
@@ -741,8 +756,11 @@ the program exits or stops on a memcheck error (it then waits for gdb)."""
         pid = s.pid
 
         def say(line):
-            if not args.json:
-                gdb.write(line + "\n")
+            if not args.json:       # progress lines are prose: wrapped at gdb's width
+                from gdb_toolkit.common.text import wrap
+                from gdb_toolkit.gdbsupport.command import RenderContext
+
+                gdb.write(wrap(line, RenderContext.from_gdb().width, "", "    "))
                 gdb.flush()
 
         notes = []
@@ -875,10 +893,11 @@ allocation stack.  With LEN > 1 interior pointers are shown too."""
 
     def render(self, report, ctx):
         from gdb_toolkit.common.table import Col, render_table
+        from gdb_toolkit.common.text import wrap
 
         target = getattr(report, "target", None)
-        out = f"pointers to 0x{report.address:x}" + (f" (+{report.length} bytes)" if report.length > 1 else "")
-        out += f": {target.holder()}\n" if target else "\n"
+        head = f"pointers to 0x{report.address:x}" + (f" (+{report.length} bytes)" if report.length > 1 else "")
+        out = wrap(head + (f": {target.holder()}" if target else ""), ctx.width, "", "    ")
         rows = [["-" if p.address is None else f"0x{p.address:x}",
                  "start" if p.interior_offset is None else f"+{p.interior_offset}", p.holder]
                 for p in report.pointers]
@@ -1055,9 +1074,11 @@ nothing in the target is changed."""
                          "".join(mark[b.state] for b in chunk)])
         out = render_table([Col("address", "address"), Col("values", "key"), Col("vbits", "key"),
                             Col("DUu-", "key")], rows, ctx.width, styler=ctx.styler)
-        out += (f"{report.length} bytes: {report.length - report.undefined - report.unaddressable - report.partly_defined}"
-                f" defined, {report.undefined} undefined, {report.partly_defined} partly defined, "
-                f"{report.unaddressable} unaddressable\n")
+        from gdb_toolkit.common.text import wrap
+
+        out += wrap(f"{report.length} bytes: {report.length - report.undefined - report.unaddressable - report.partly_defined}"
+                    f" defined, {report.undefined} undefined, {report.partly_defined} partly defined, "
+                    f"{report.unaddressable} unaddressable", ctx.width, "", "    ")
         return out + _notes(report.notes, ctx)
 
 
@@ -1165,8 +1186,12 @@ for a debugger (--vgdb-error is inherited), read from /proc without resuming the
         listed = parse_errors(gs.monitor("v.info all_errors", self.name, allow_empty=True, pid=pid), cm)
         last = parse_errors(gs.monitor("v.info last_error", self.name, allow_empty=True, pid=pid), cm).errors
         s = gs.session(pid)
+        notes = []
+        if listed.summary and listed.summary.contexts > len(listed.errors):
+            notes.append("valgrind lists each error context only when it runs with -s or -v, e.g. "
+                         "'vg-start PROGRAM -- -s'; without, only the last error is shown")
         return ErrorsReport(pid, counts, listed.summary, listed.errors, last[0] if last else None,
-                            s.last_error_stop, gs.waiting_children(s))
+                            s.last_error_stop, gs.waiting_children(s), notes)
 
     def render(self, report, ctx):
         from gdb_toolkit.common.text import key_values, wrap
@@ -1181,9 +1206,7 @@ for a debugger (--vgdb-error is inherited), read from /proc without resuming the
         out = key_values(pairs, ctx.width, ctx.styler)
         for e in report.errors:
             out += wrap(e.one_line(), ctx.width, "  ", "    ")
-        if report.summary and report.summary.contexts > len(report.errors):
-            out += wrap("(valgrind lists each error context only when it runs with -s or -v, e.g. "
-                        "'vg-start PROGRAM -- -s'; without, only the last error is shown)", ctx.width)
+        out += _notes(report.notes, ctx)
         if report.last_error:
             e = report.last_error
             out += wrap(f"last error: {e.one_line()}", ctx.width, "", "    ")

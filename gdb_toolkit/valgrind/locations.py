@@ -32,8 +32,9 @@ class Location:
     frame_where: str | None = None
     stack: list[Frame] = field(default_factory=list)       # allocation stack of the block
     free_stack: list[Frame] = field(default_factory=list)  # where a freed block was freed
-    file: str | None = None           # (the project's location object: valgrind names no source
-    line: int | None = None           # line for an address; the mapped file is ``object``)
+    file: str | None = None           # the project's location object: the source position of
+    line: int | None = None           # the frame holding a stack address (frame_where); the
+                                      # mapped file is ``object``
     object: str | None = None
 
     @property
@@ -57,6 +58,17 @@ class Location:
         return self.description
 
 
+def _source_position(where: str | None) -> tuple[str | None, int | None, str | None]:
+    """valgrind's "(file.c:36)" or "(in /lib/x.so)" after a frame's function, as the
+    location object's file, line and object (docs/json.md: file:line is never one string)."""
+    if not where:
+        return None, None, None
+    if where.startswith("in "):
+        return None, None, where[3:]
+    path, sep, line = where.rpartition(":")
+    return (path, int(line), None) if sep and path and line.isdigit() else (None, None, None)
+
+
 def parse_location_lines(lines: list[str], start: int,
                          code_map: CodeMap | None = None) -> tuple[Location | None, int]:
     """Parse an ``Address 0x.. is ...`` description starting at lines[start].
@@ -76,6 +88,8 @@ def parse_location_lines(lines: list[str], start: int,
         loc.kind, loc.thread = "stack", int(sm.group(1))
         if i < len(lines) and (fm := _FRAME_RE.match(strip_prefix(lines[i]).strip())):
             loc.frame_no, loc.frame_function, loc.frame_where = int(fm.group(1)), fm.group(2), fm.group(3)
+            loc.file, loc.line, obj = _source_position(fm.group(3))
+            loc.object = loc.object or obj
             loc.description += " " + strip_prefix(lines[i]).strip()
             i += 1
     elif (sm := _BLOCK_RE.match(rest)):

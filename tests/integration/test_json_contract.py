@@ -47,7 +47,7 @@ def _sessions(tmp: str) -> list[dict]:
         {"why": "a running dynamically linked program", "program": plt_prog,
          "setup": ["start"], "commands": ["got", "plt", "plt-walk puts"]},
         {"why": "a program killed by deep recursion", "program": stack_prog,
-         "setup": ["run > /dev/null"], "commands": ["stack-diagnose"]},
+         "setup": ["run > /dev/null"], "commands": ["stack-diagnose --all-threads", "stack-diagnose"]},
         {"why": "a program under valgrind", "program": None,
          "setup": [], "commands": [
              f"vg-start --main --stdout {tmp}/vg.out --log {tmp}/vg.log {vbits}",
@@ -134,6 +134,11 @@ FORBIDDEN_KEYS = {
 }
 
 
+#: a source position written as one string ("recurse.c:17"): scripts then parse it, and one
+#: command's "where"/"source" is another's file + line
+FILE_LINE = re.compile(r"^[^\s:]+\.[A-Za-z+]+:\d+$")
+
+
 def vocabulary_problems(data, path="result") -> list[str]:
     out = []
     if isinstance(data, dict):
@@ -141,6 +146,8 @@ def vocabulary_problems(data, path="result") -> list[str]:
             here = f"{path}.{k}"
             if k in FORBIDDEN_KEYS:
                 out.append(f"{here}: use {FORBIDDEN_KEYS[k]}")
+            if isinstance(v, str) and FILE_LINE.match(v) and not {"file", "line"} <= data.keys():
+                out.append(f"{here}: the source position {v!r} also as 'file' and 'line' beside it")
             if k == "location" and v is not None and not isinstance(v, dict):
                 out.append(f"{here}: a location is an object {{address, symbol, offset, file, line, object}}")
             if (k == "address" or k.endswith("_address")) and isinstance(v, int) and v >= 1 << 53:
@@ -154,6 +161,25 @@ def vocabulary_problems(data, path="result") -> list[str]:
 
 #: commands whose results still use other words for the common facts (their owners convert them)
 PENDING_VOCABULARY: set = set()
+
+
+def test_every_result_has_notes(documents):
+    """`notes` is the one place for human sentences (docs/json.md): a script reads
+    `.result.notes[]` of any command.  vg-errors kept its remark only in the text, and
+    toolkit doctor, kx and stack-diagnose --all-threads had no `notes`."""
+    missing = sorted({d["command"] for d in ALL_DOCUMENTS
+                      if d["ok"] and not isinstance(d["result"].get("notes"), list)})
+    assert not missing, missing
+    for name in [c for c in registered()]:
+        from gdb_toolkit.common.schemas import schema_file
+        import json
+
+        schema = json.loads((REPO / "gdb_toolkit" / "schemas" / schema_file(name)).read_text())
+        shapes = [schema] if "properties" in schema else [
+            schema["$defs"][s["$ref"].split("/")[-1]] if "$ref" in s else s
+            for s in schema.get("oneOf", []) + schema.get("anyOf", [])]
+        for shape in shapes:
+            assert "notes" in shape.get("required", []), (name, "its schema must require notes")
 
 
 def test_results_use_the_common_vocabulary(documents):

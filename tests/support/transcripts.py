@@ -121,7 +121,8 @@ VALGRIND_RECIPES = {
     "vg-watch": Recipe(["vg-watch 1 --count 4"], source="examples/valgrind/memleakloop.c",
                        setup=[_VG_CD, _vg_quiet("vg-start --main --stdout /dev/null ./memleakloop")],
                        width=100, timeout=120,
-                       mask=_VG_MASK + [(r"(?m)^(vg-watch: snapshot \d+ at )\S+: .*$", r"\1T: ..."),
+                       # a snapshot line (and its wrapped continuation) holds this run's sizes
+                       mask=_VG_MASK + [(r"(?m)^(vg-watch: snapshot \d+ at )\S+: .*(\n    \S.*)*$", r"\1T: ..."),
                                         (r"(?m)^(reachable|definite) .*$", "ROW"),
                                         (r"over \d+\.\d s", "over N s"),
                                         (r"valgrind \d+;", "valgrind N;"),

@@ -188,7 +188,7 @@ def test_schemas_accept_good_documents_and_reject_bad_ones():
     for name in available():
         assert load(name)["$id"].endswith(name)
     good = envelope.ok("toolkit doctor", {"checks": [{"name": "gdb", "status": "ok", "detail": "13.1",
-                                                      "fix": "", "used_by": ""}]})
+                                                      "fix": "", "used_by": ""}], "notes": []})
     assert validate_document(good) == []
     bad = envelope.ok("toolkit doctor", {"checks": [{"name": "gdb", "status": "fine"}]})
     assert validate_document(bad)
