@@ -10,8 +10,13 @@ SOURCES = (('gdbsupport/registry.py', 1562350838),
  ('doctor/gdb_commands.py', 1479514198),
  ('kernel/gdb_commands.py', 1625005937),
  ('ktrace/gdb_commands.py', 3773987308),
+<<<<<<< HEAD
  ('plt/gdb_commands.py', 3911553423),
  ('stack/gdb_commands.py', 3260514913),
+=======
+ ('plt/gdb_commands.py', 3117737606),
+ ('stack/gdb_commands.py', 3888120802),
+>>>>>>> cslite
  ('valgrind/gdb_commands.py', 4050382930))
 
 ENTRIES = (
