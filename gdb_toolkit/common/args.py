@@ -3,13 +3,18 @@ instead of exiting gdb -- and imported only when it has something to do.
 
 An ``ArgParser`` records its arguments.  ``parse`` answers the argvs a user types most --
 nothing, flags (``--json``, ``--all-objects``), plain words for optional positionals
-(``got puts``) -- from that record, without importing argparse (with gettext and locale,
-~3 ms of a command's first call; issue 14).  Anything else (an option with a value, ``-h``,
-``--``, anything unusual or wrong) is parsed by the argparse parser built from the same
+(``got puts``), options with a separate value (``--kcore PATH``, ``-n 3``), a last ``*``
+positional after required ones (vg-start's PROGRAM [ARGS...]) -- from that
+record, without importing argparse (with gettext and locale, ~3 ms of a command's first call;
+issue 14).  Anything else (``--opt=value``, a value starting with ``-``, an abbreviated
+option, ``-h``, ``--``, anything unusual or wrong) is parsed by the argparse parser built from the same
 record, so every error text, every default and every corner of argparse's behaviour stays
 argparse's.  tests/fuzz/targets/args.py checks that both ways agree.
 """
 from gdb_toolkit.common.errors import UsageError
+
+
+_BAD = object()             # a value the fast path leaves to argparse
 
 
 class HelpRequested(Exception):
@@ -123,7 +128,7 @@ class ArgParser:
         group...)."""
         if self._fast is not None:
             return self._fast
-        flags, positionals, defaults, mutex = {}, [], {}, {}
+        flags, positionals, defaults, mutex, options = {}, [], {}, {}, {}
         plan = False
         for s in self._specs:
             kw = s.kw
@@ -137,9 +142,19 @@ class ArgParser:
                 continue
             if s.positional:
                 nargs, default = kw.get("nargs"), kw.get("default")
+                if positionals and positionals[-1].kw.get("nargs") == "*":
+                    break                       # anything after a '*'
+                if nargs == "*":
+                    # vg-start's PROGRAM [ARGS...]: a last '*' after required words only
+                    if (any(p.kw.get("nargs") is not None for p in positionals) or isinstance(default, str)
+                            or kw.get("type") is not None or kw.get("choices") is not None):
+                        break
+                    positionals.append(s)
+                    defaults[s.dest] = default        # None: a new [] per parse (below)
+                    continue
                 if nargs not in (None, "?") or (nargs is None and positionals and
                                                 positionals[-1].kw.get("nargs") == "?"):
-                    break                       # '*', '+', N, or a required one after '?'
+                    break                       # '+', N, or a required one after '?'
                 if isinstance(default, str) and (kw.get("type") is not None or
                                                  default not in kw.get("choices", (default,))):
                     break                       # argparse converts/checks a string default
@@ -157,10 +172,15 @@ class ArgParser:
                 if kw.get("required") or (isinstance(kw.get("default"), str) and kw.get("type") is not None):
                     break
                 defaults.setdefault(s.dest, kw.get("default"))
+                # one value each time (no nargs/const); append only onto argparse's fresh list
+                simple = kw.get("nargs") is None and "const" not in kw and (
+                    action == "store" or kw.get("default") is None)
+                for n in s.names:
+                    options[n] = s if simple else None
             else:
                 break
         else:
-            plan = (flags, positionals, defaults, mutex)
+            plan = (flags, positionals, defaults, mutex, options)
         self._fast = plan
         return plan
 
@@ -168,41 +188,74 @@ class ArgParser:
         plan = self._plan()
         if not plan:
             return None
-        flags, positionals, defaults, mutex = plan
+        flags, positionals, defaults, mutex, options = plan
         values = dict(defaults)
         words: list[str] = []
         run_ended = False               # the positional words must be one run (argparse)
         groups_seen: dict = {}
-        for token in argv:
+        i = 0
+        while i < len(argv):
+            token = argv[i]
+            i += 1
             if token.startswith("-"):
                 dest = flags.get(token)
-                if dest is None:
-                    return None         # an option with a value, -h, --, a typo: argparse
+                spec = options.get(token)
+                if dest is None and spec is None:
+                    return None         # --opt=value, -h, --, an abbreviation, a typo: argparse
                 group = mutex.get(token)
                 if group is not None and groups_seen.setdefault(group, token) != token:
                     return None         # two of a mutually exclusive group: argparse says so
-                values[dest] = True
                 if words:
                     run_ended = True
+                if dest is not None:
+                    values[dest] = True
+                    continue
+                if i >= len(argv) or argv[i].startswith("-"):
+                    return None         # no value, or one argparse may read as an option
+                value = self._convert(spec, argv[i])
+                i += 1
+                if value is _BAD:
+                    return None
+                if spec.kw.get("action", "store") == "append":
+                    values[spec.dest] = (values[spec.dest] or []) + [value]
+                else:
+                    values[spec.dest] = value
             else:
                 if run_ended:
                     return None
                 words.append(token)
         required = sum(1 for spec in positionals if spec.kw.get("nargs") is None)
-        if not required <= len(words) <= len(positionals):
+        rest = positionals[-1] if positionals and positionals[-1].kw.get("nargs") == "*" else None
+        if not required <= len(words) <= (len(positionals) if rest is None else len(words)):
             return None                 # missing or extra words: argparse says which
+        if rest is not None:
+            if len(words) > required:
+                values[rest.dest] = words[required:]    # argparse: a new list of the words
+                words = words[:required]
+            elif values[rest.dest] is None:
+                values[rest.dest] = []
         for spec, word in zip(positionals, words):
-            kw = spec.kw
-            conv = kw.get("type")
-            if conv is not None:
-                try:
-                    word = conv(word)
-                except Exception:
-                    return None         # argparse reports it in its own words
-            if kw.get("choices") is not None and word not in kw["choices"]:
+            word = self._convert(spec, word)
+            if word is _BAD:
                 return None
             values[spec.dest] = word
         return Namespace(**values)
+
+    @staticmethod
+    def _convert(spec, text: str):
+        """*text* through the argument's type and choices, or _BAD (argparse then reports
+        it in its own words)."""
+        kw = spec.kw
+        conv = kw.get("type")
+        value = text
+        if conv is not None:
+            try:
+                value = conv(text)
+            except Exception:
+                return _BAD
+        if kw.get("choices") is not None and value not in kw["choices"]:
+            return _BAD
+        return value
 
     # -- argparse ----------------------------------------------------------------------------
     def argparse_parser(self):

@@ -36,12 +36,57 @@ def require(module: str):
                            fix_for(module)) from None
 
 
+#: modules the toolkit never imports (tabulate: common.table renders every table): the doctor
+#: reads their version from their source instead (importing tabulate cost it ~2.7 ms)
+NOT_IMPORTED = ("tabulate",)
+
+
+def source_version(module: str) -> str | None:
+    """``__version__ = "X"`` from *module*'s source (or its package's version.py), found
+    without importing it; None when it is absent or does not say so that way."""
+    import importlib.util
+    import os
+    import re
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    origin = spec.origin if spec is not None else None
+    if not origin or not origin.endswith(".py"):
+        return None
+    files = [origin]
+    if origin.endswith("__init__.py"):
+        files.append(os.path.join(os.path.dirname(origin), "version.py"))   # setuptools_scm's
+    pattern = re.compile(rb"""^__version__\s*=\s*(?:version\s*=\s*)?["']([^"'\n]{1,40})["'][ \t\r]*(?:#.*)?$""",
+                         re.M)
+    for path in files:
+        try:
+            with open(path, "rb") as f:
+                m = pattern.search(f.read(1 << 20))
+        except OSError:
+            continue
+        if m:
+            return m.group(1).decode("ascii", "replace")
+    return None
+
+
 def version_of(module: str) -> str | None:
     """Version string of an importable module, or None if it is missing."""
+    if module in NOT_IMPORTED:
+        found = source_version(module)
+        if found:
+            return found
     try:
-        if module == "capstone":        # without the 0.15 s distutils detour (common.disasm)
-            from gdb_toolkit.common.disasm import _import_capstone
+        if module == "capstone":
+            # what disassembles: the package's libcapstone through common.capstone_lite (the
+            # version is the package's, read from its source), else the package imported
+            # without the 0.15 s distutils detour (common.disasm)
+            from gdb_toolkit.common import capstone_lite
+            from gdb_toolkit.common.disasm import _import_capstone, lite_library
 
+            if lite_library() is not None and capstone_lite.package_version():
+                return capstone_lite.package_version()
             mod = _import_capstone()
         else:
             mod = importlib.import_module(module)

@@ -1,14 +1,21 @@
-"""Capstone disassembly for x86_64 and aarch64, imported lazily."""
-from dataclasses import dataclass
+"""Capstone disassembly for x86_64 and aarch64 (and i386/arm for the PLT commands), loaded lazily.
 
+The decoder is the capstone package's libcapstone, called through common.capstone_lite (no
+import of the package: ~20 ms of a first call) when that binding knows the installed
+package's library and version; otherwise through the package's ``Cs.disasm_lite``.  Both give
+the same (address, size, mnemonic, op_str); ``engine_kind()`` says which one runs.
+"""
 from gdb_toolkit.common.arm64_names import decode_pac
 from gdb_toolkit.common.arm64_names import rename as rename_a64
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import record
 
+#: the largest input decoded in one call (the listing is ~150 bytes of Python per instruction)
+MAX_CODE = 64 << 20
 ARCHES = ("x86_64", "aarch64")   # disassemble() also takes "i386" and "arm" (PLT commands)
 
 
-@dataclass
+@record
 class Insn:
     address: int
     size: int
@@ -25,6 +32,7 @@ class Insn:
 
 
 _engines: dict = {}
+_lite: list = []            # [capstone_lite.Library or None] once decided for this process
 
 
 def normalize_arch(name: str) -> str:
@@ -60,21 +68,55 @@ def _import_capstone():
         sys.meta_path[:0] = hooks
 
 
+#: our architecture name -> (capstone arch, mode): the values of capstone.h (4.0.x and 5.0.x)
+_ARCH_MODE = {"x86_64": ("CS_ARCH_X86", "CS_MODE_64"), "i386": ("CS_ARCH_X86", "CS_MODE_32"),
+              "arm": ("CS_ARCH_ARM", "CS_MODE_ARM"), "aarch64": ("CS_ARCH_ARM64", "CS_MODE_ARM")}
+
+
+def lite_library():
+    """common.capstone_lite's binding of the package's libcapstone, or None (decided once)."""
+    if not _lite:
+        import os
+
+        from gdb_toolkit.common import capstone_lite
+
+        forced = os.environ.get("GDB_TOOLKIT_CAPSTONE") == "package"   # tests, comparisons
+        _lite.append(None if forced else capstone_lite.load())
+    return _lite[0]
+
+
+def engine_kind() -> str:
+    """'lite' (libcapstone through common.capstone_lite) or 'package' (the capstone package)."""
+    return "package" if lite_library() is None else "lite"
+
+
+def available() -> bool:
+    """Whether anything can disassemble here (the binding, else the capstone package)."""
+    if lite_library() is not None:
+        return True
+    try:
+        _import_capstone()
+        return True
+    except (ToolkitError, ImportError):
+        return False
+
+
 def _engine(arch: str):
+    """An object with ``disasm_lite(code, address)`` for *arch*, made once per process."""
     if arch not in ("i386", "arm"):      # 32-bit user space: the PLT commands only
         arch = normalize_arch(arch)
     if arch not in _engines:
-        cs = _import_capstone()
-        if arch == "x86_64":
-            md = cs.Cs(cs.CS_ARCH_X86, cs.CS_MODE_64)
-        elif arch == "i386":
-            md = cs.Cs(cs.CS_ARCH_X86, cs.CS_MODE_32)
-        elif arch == "arm":
-            md = cs.Cs(cs.CS_ARCH_ARM, cs.CS_MODE_ARM)
+        lib = lite_library()
+        cs_arch, cs_mode = _ARCH_MODE[arch]
+        if lib is not None:
+            from gdb_toolkit.common import capstone_lite as L
+
+            _engines[arch] = lib.open(getattr(L, cs_arch[3:]), getattr(L, cs_mode[3:]))
         else:
-            md = cs.Cs(cs.CS_ARCH_ARM64, cs.CS_MODE_ARM)
-        md.detail = False
-        _engines[arch] = md
+            cs = _import_capstone()
+            md = cs.Cs(getattr(cs, cs_arch), getattr(cs, cs_mode))
+            md.detail = False
+            _engines[arch] = md
     return _engines[arch]
 
 
@@ -82,8 +124,12 @@ def disassemble(code: bytes, address: int, arch: str = "x86_64", count: int = 0)
     """Decode *code* loaded at *address*; stop after *count* instructions (0: all).
 
     Undecodable bytes end the listing with a ``(bad)`` pseudo-instruction so
-    callers always see where decoding stopped.
+    callers always see where decoding stopped.  At most MAX_CODE bytes at once (every caller
+    reads a bounded range: a section, a function, N instructions).
     """
+    if len(code) > MAX_CODE:
+        raise ToolkitError(f"{len(code)} bytes is more than the disassembler takes at once "
+                           f"({MAX_CODE >> 20} MiB)", "disassemble a smaller range")
     md = _engine(arch)
     a64 = arch in ("aarch64", "arm64")
     out: list[Insn] = []

@@ -60,10 +60,10 @@ def record(cls=None, /, *, eq: bool = True, frozen: bool = False, slots: bool = 
 
 
 def _is_classvar(annotation) -> bool:
-    if type(annotation) is type:        # int, str, a class: its repr is "<class ...>"
-        return False
-    text = annotation if isinstance(annotation, str) else repr(annotation)
-    return text.startswith(("ClassVar", "typing.ClassVar"))
+    if isinstance(annotation, str):
+        return annotation.startswith(("ClassVar", "typing.ClassVar"))
+    # int, a class, list[int], int | None: not typing's; only typing's objects need their repr
+    return type(annotation).__module__ == "typing" and repr(annotation).startswith("typing.ClassVar")
 
 
 def _init_source(flist: tuple, frozen: bool, post_init: bool) -> tuple[str, dict]:
@@ -222,3 +222,13 @@ def _process(cls, eq: bool, frozen: bool, slots: bool):
     cls.__record_json__ = tuple(json_names)
     cls.__match_args__ = names
     return cls
+
+
+def replace(obj, **changes):
+    """A new record like *obj* with *changes* (dataclasses.replace: __init__ and
+    __post_init__ run again; the other fields are shared, not copied)."""
+    names = [f.name for f in fields(obj)]
+    for key in changes:
+        if key not in names:
+            raise TypeError(f"{type(obj).__qualname__} has no field {key!r}")
+    return type(obj)(**{n: changes[n] if n in changes else getattr(obj, n) for n in names})

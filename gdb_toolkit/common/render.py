@@ -29,6 +29,20 @@ def _json_fields(cls: type) -> tuple[str, ...] | None:
     return names
 
 
+def _hex_fields(cls: type) -> frozenset:
+    """Fields a report class declares as words of memory (``__json_hex__``): a GOT slot's
+    ``value``, a load bias -- printed "0x..." like addresses although their names are not
+    address keys (docs/json.md, "Addresses are strings").  Cached per class."""
+    try:
+        return _HEX_FIELDS[cls]
+    except KeyError:
+        found = _HEX_FIELDS[cls] = frozenset(getattr(cls, "__json_hex__", ()))
+        return found
+
+
+_HEX_FIELDS: dict[type, frozenset] = {}
+
+
 def is_address_key(key: str) -> bool:
     """The vocabulary rule of docs/json.md: ``address``, ``*_address`` (and the
     plural forms) hold addresses, printed as "0x..." strings by hex-address commands."""
@@ -68,9 +82,10 @@ def _jsonable_hex(obj):
     names = None if isinstance(obj, type) else _json_fields(type(obj))
     if names is not None:
         out = {}
+        hexed = _hex_fields(type(obj))
         for name in names:
             v = _jsonable_hex(getattr(obj, name))
-            out[name] = hex_address(v) if is_address_key(name) else v
+            out[name] = hex_address(v) if name in hexed or is_address_key(name) else v
         return out
     if isinstance(obj, dict):
         out = {}

@@ -1,13 +1,12 @@
 """Judge HostFacts: one Check per capability, with why not and the fix.  Pure."""
-from dataclasses import dataclass, field
-
 from gdb_toolkit.common.deps import fix_for
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.doctor.host_facts import HostFacts
 
 OK, MISSING, LIMITED, INFO = "ok", "missing", "limited", "info"
 
 
-@dataclass
+@record
 class Check:
     name: str
     state: str           # ok | missing | limited | info
@@ -16,7 +15,7 @@ class Check:
     used_by: str = ""
 
 
-@dataclass
+@record
 class DoctorReport:
     checks: list[Check]
     notes: list = field(default_factory=list)    # human sentences (docs/json.md: every result has them)

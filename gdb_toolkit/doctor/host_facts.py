@@ -1,15 +1,14 @@
 """Gather the host facts the doctor judges (the only impure part of the doctor)."""
 import os
-import platform
-import shutil
-from dataclasses import dataclass, field
+import sys
 
 from gdb_toolkit.common.deps import version_of
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.kernel.kprobe_text import TRACEFS_DIRS
 from gdb_toolkit.loader import interpreter_path
 
 
-@dataclass
+@record
 class HostFacts:
     gdb_version: str | None
     python_version: str
@@ -30,7 +29,7 @@ class HostFacts:
     valgrind: str | None                    # version or None
     vgdb: str | None                        # path or None
     bcc_compile: str | None                 # None ok, else the error (or "not checked")
-    kernel_release: str = field(default_factory=platform.release)
+    kernel_release: str = field(default_factory=lambda: os.uname().release)
     kernel_headers: str | None = None       # headers bcc compiles against (see ktrace.kheaders)
     kernel_headers_note: str = ""           # why they are not the running kernel's own
     cap_sys_ptrace: bool | None = None      # CAP_SYS_PTRACE in CapEff (None: unknown)
@@ -75,15 +74,15 @@ def probe_capability(bit: int, status_path: str = "/proc/self/status") -> bool |
 
 
 def probe_kernel_config(option: str) -> str | None:
-    import gzip
-
-    release = platform.release()
+    release = os.uname().release
     sources = [f"/boot/config-{release}"]
     for src in sources:
         text = _read(src, 1 << 22)
         if text is not None:
             break
     else:
+        import gzip
+
         try:
             with gzip.open("/proc/config.gz", "rt") as f:
                 text = f.read()
@@ -98,10 +97,10 @@ def probe_kernel_config(option: str) -> str | None:
 
 
 def probe_valgrind() -> tuple[str | None, str | None]:
-    from gdb_toolkit.common.helper_process import helper_env, run_helper, safe_path_value
+    from gdb_toolkit.common.helper_process import helper_env, run_helper, safe_path_value, which
 
     search = safe_path_value(os.environ.get("PATH"))     # no relative PATH entries (cwd)
-    vg = shutil.which("valgrind", path=search)
+    vg = which("valgrind", path=search)
     version = None
     if vg:
         try:
@@ -109,15 +108,15 @@ def probe_valgrind() -> tuple[str | None, str | None]:
             version = res.stdout.strip().removeprefix("valgrind-") if res.ok else None
         except OSError:
             version = None
-    return version, shutil.which("vgdb", path=search)
+    return version, which("vgdb", path=search)
 
 
 BCC_PROBE = """
-import json, sys
+import sys
 import bcc
 print(getattr(bcc, "__version__", "unknown"), flush=True)
 if sys.argv[1] == "compile":
-    bcc.BPF(text="int gtk_doctor(void *ctx) { return 0; }", cflags=json.loads(sys.argv[2]))
+    bcc.BPF(text="int gtk_doctor(void *ctx) { return 0; }", cflags=sys.argv[2:])
 """
 
 
@@ -128,16 +127,14 @@ def probe_bcc(compile_it: bool, python: str = "/usr/bin/python3", timeout: int =
     kernel headers the way ktrace does (gdb_toolkit.ktrace.kheaders).
 
     The probe runs isolated (issue 11): ``python3 -I`` (no cwd on sys.path, PYTHON* ignored),
-    from ``/``, with an allow-listed environment plus *env*: a ``json.py`` or ``bcc.py`` planted
+    from ``/``, with an allow-listed environment plus *env*: a ``sys.py`` or ``bcc.py`` planted
     in the directory gdb was started from is never imported as root."""
-    import json
-
     from gdb_toolkit.common.helper_process import helper_env, python_argv, run_helper
 
     if not os.path.exists(python):
         return None, f"{python} not found"
     argv = python_argv(code=BCC_PROBE, python=python,
-                       args=["compile" if compile_it else "import", json.dumps(cflags or [])])
+                       args=["compile" if compile_it else "import", *(cflags or [])])
     try:
         proc = run_helper(argv, timeout=timeout, env=helper_env(set=env or {}), max_output=1 << 16)
     except OSError as exc:
@@ -157,13 +154,13 @@ def gather(gdb_version: str | None = None, compile_bcc: bool = True) -> HostFact
     lockdown = _read("/sys/kernel/security/lockdown")
     vg_version, vgdb = probe_valgrind()
     deps = {m: version_of(m) for m in ("elftools", "capstone", "tabulate")}
-    release = platform.release()
+    release = os.uname().release
     headers = headers_choice(release)
     deps["bcc"], bcc_error = probe_bcc(compile_bcc, env=headers.env if headers else None,
                                        cflags=headers.cflags if headers else None)
     return HostFacts(
         gdb_version=gdb_version,
-        python_version=platform.python_version(),
+        python_version=sys.version.split()[0],   # = platform.python_version()
         python_executable=interpreter_path(),
         deps=deps,
         euid=os.geteuid(),

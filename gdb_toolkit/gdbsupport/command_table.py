@@ -10,8 +10,8 @@ SOURCES = (('gdbsupport/registry.py', 1562350838),
  ('doctor/gdb_commands.py', 4017625422),
  ('kernel/gdb_commands.py', 2930813822),
  ('ktrace/gdb_commands.py', 3667644090),
- ('plt/gdb_commands.py', 3117737606),
- ('stack/gdb_commands.py', 3260514913),
+ ('plt/gdb_commands.py', 3911553423),
+ ('stack/gdb_commands.py', 3888120802),
  ('valgrind/gdb_commands.py', 604701997))
 
 ENTRIES = (

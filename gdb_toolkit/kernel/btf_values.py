@@ -6,15 +6,15 @@ pointers in hex with the symbol they point at, ``char[]`` and ``char *`` as stri
 enums by name, bitfields extracted.  Pure: symbolizing and string reading are callbacks.
 """
 import struct
-from dataclasses import dataclass, field
 
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.kernel import btf as B
 
 
 MAX_ROWS = 4096      # a struct dump stops there (a crafted BTF can nest wide types deep)
 
 
-@dataclass
+@record
 class FieldValue:
     path: str
     c_type: str

@@ -14,14 +14,14 @@ ftrace_caller``.  See sites.py.
 The live bytes come from kcore; tracefs ``enabled_functions`` says who asked for it.
 """
 import os
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.kernel import kprobe_text as T
 from gdb_toolkit.kernel import sites as S
 
 
-@dataclass
+@record
 class FtraceSiteReport:
     function: str
     function_address: int

@@ -23,16 +23,16 @@ BTF layouts (each module's ``kallsyms`` symtab/strtab/typetab), as /proc/kallsym
 Pure: a memory object with ``read(addr, n)`` comes in; every count is bounded.
 """
 import struct
-from dataclasses import dataclass
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import record
 
 MAX_SYMS = 1 << 22
 MAX_NAMES_BYTES = 64 << 20
 DIGITS = b"0\x001\x002\x003\x004\x005\x006\x007\x008\x009\x00"
 
 
-@dataclass
+@record
 class Tables:
     names: int
     num_syms: int                 # the symbol count itself (not its address)
@@ -347,7 +347,7 @@ def _addresses_for(mem, t: Tables, num_at: int, arch: str) -> Tables:
 
 # -- module symbols -----------------------------------------------------------------------------
 
-@dataclass
+@record
 class ModuleLayout:
     list_off: int
     name_off: int

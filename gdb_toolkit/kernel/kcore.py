@@ -8,10 +8,10 @@ with the same layout works too.  Reads are plain ``os.pread`` calls.
 import bisect
 import os
 import struct
-from dataclasses import dataclass
-from typing import NamedTuple
+from collections import namedtuple
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import record
 from gdb_toolkit.kernel.memory import LIVE, MAX_SNAPSHOT_READ, KernelMemory, Region
 
 PT_LOAD, PT_NOTE = 1, 4
@@ -19,18 +19,16 @@ EM_X86_64, EM_AARCH64 = 62, 183
 MACHINES = {EM_X86_64: "x86_64", EM_AARCH64: "aarch64"}
 
 
-class Segment(NamedTuple):
+class Segment(namedtuple("Segment", "vaddr size offset")):
     """One PT_LOAD: (kernel virtual address, size, file offset)."""
-    vaddr: int
-    size: int
-    offset: int
+    __slots__ = ()
 
     @property
     def end(self) -> int:
         return self.vaddr + self.size
 
 
-@dataclass
+@record
 class Note:
     name: str
     type: int
@@ -55,8 +53,7 @@ def open_error(path: str, exc: OSError) -> ToolkitError:
 
     if isinstance(exc, FileNotFoundError):
         if os.path.abspath(path) == "/proc/kcore":
-            import platform
-            return ToolkitError(f"/proc/kcore does not exist: kernel {platform.release()} was built "
+            return ToolkitError(f"/proc/kcore does not exist: kernel {os.uname().release} was built "
                                 "without CONFIG_PROC_KCORE",
                                 "boot a kernel with CONFIG_PROC_KCORE=y (Debian's linux-image-amd64 "
                                 "has it), or give a vmcore path")

@@ -6,13 +6,13 @@ or the ftrace trampoline disassembled, and for BPF-backed probes the attached
 programs' JIT addresses (trace_kprobe -> tp.event -> call.prog_array -> bpf_func,
 the walk the seed does by hand in gdb).
 """
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.kernel import sites as S
 
 
-@dataclass
+@record
 class DisLine:
     address: int
     raw: str                  # the bytes, hex
@@ -20,7 +20,7 @@ class DisLine:
     target_symbol: str | None = None
 
 
-@dataclass
+@record
 class StructDump:
     title: str
     address: int
@@ -28,7 +28,7 @@ class StructDump:
     fields: list            # btf_values.FieldValue
 
 
-@dataclass
+@record
 class KprobeShowReport:
     address: int
     symbol: str

@@ -9,9 +9,9 @@ chain with a note, never a hang).  Pure apart from the ``memory.read(addr, n)`` 
 given (a Kcore, or any object with ``read``).
 """
 import struct
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.kernel.kprobe_text import flags_from_bits
 
 KPROBE_TABLE_SIZE = 64
@@ -40,7 +40,7 @@ def _type_size(btf, c_type: str) -> int | None:
         return None
 
 
-@dataclass
+@record
 class KprobeLayout:
     """Offsets of the members we read, from BTF (None where this kernel lacks them)."""
     size: int
@@ -147,7 +147,7 @@ class KprobeLayout:
         return lay
 
 
-@dataclass
+@record
 class KprobeStruct:
     """One struct kprobe read from kernel memory."""
     struct_addr: int
@@ -187,7 +187,7 @@ class KprobeStruct:
         return flags_from_bits(self.flags)
 
 
-@dataclass
+@record
 class TableWalk:
     table: int
     probes: list            # KprobeStruct (top-level; aggregates carry children)

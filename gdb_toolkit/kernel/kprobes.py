@@ -7,16 +7,16 @@ whether that agrees with the kernel's own flags, and the original instruction by
 (``p->opcode`` [+ ``optinsn.copied_insn``], the ftrace NOP, or the live bytes of a
 disarmed probe).
 """
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.kernel import sites as S
 from gdb_toolkit.kernel.kprobe_text import ListedProbe, TraceEvent, flags_from_bits
 
 LIVE_BYTES = 16
 
 
-@dataclass
+@record
 class ProbeReport:
     address: int
     symbol: str                       # where: do_sys_openat2+0x7 [module]
@@ -48,7 +48,7 @@ class ProbeReport:
     notes: list = field(default_factory=list)
 
 
-@dataclass
+@record
 class KprobeListReport:
     arch: str
     probes: list
@@ -387,7 +387,7 @@ def _row(arch, lp, kp, top, addr, live, site, state, all_disarmed, sym, event_in
     return r
 
 
-@dataclass
+@record
 class SiteScan:
     """Not every int3/call is a kprobe: a breakpoint-like byte with no probe behind it."""
     address: int

@@ -17,7 +17,6 @@ Used by the gdb commands, the benchmark and the guest tests alike.  Nothing is o
 asked, so ``ksym`` works on a machine without /proc/kcore.
 """
 import os
-import platform
 import re
 
 from gdb_toolkit.common.closeable import Closeable
@@ -125,7 +124,7 @@ class KernelSession(Closeable):
                 return a
         from gdb_toolkit.common.disasm import normalize_arch
 
-        return normalize_arch(platform.machine())
+        return normalize_arch(os.uname().machine)
 
     @property
     def source_description(self) -> str:
@@ -226,7 +225,7 @@ class KernelSession(Closeable):
         from gdb_toolkit.kernel import code_refs
         from gdb_toolkit.kernel.symbols import SymbolSource, matching_system_map
 
-        release = platform.release()
+        release = os.uname().release
         syms.add_supplement(lambda: matching_system_map(syms, release))
 
         def from_code(name):
@@ -581,9 +580,10 @@ class KernelSession(Closeable):
     def kprobe_layout(self):
         """KprobeLayout for this kernel's BTF, cached in-process and on disk (keyed by a
         hash of the BTF bytes) so later runs need not index BTF at all."""
-        import dataclasses
         import hashlib
         import json
+
+        from gdb_toolkit.common.record import fields
 
         from gdb_toolkit.kernel.btf import Btf
         from gdb_toolkit.kernel.kprobe_table import KprobeLayout
@@ -609,7 +609,7 @@ class KernelSession(Closeable):
             layout = KprobeLayout.from_btf(self._btf)
             if cache is not None:
                 try:
-                    cache.write_atomic(name, json.dumps(dataclasses.asdict(layout)).encode())
+                    cache.write_atomic(name, json.dumps({f.name: getattr(layout, f.name) for f in fields(layout)}).encode())
                 except (ToolkitError, OSError):
                     pass
         _LAYOUT_CACHE[key] = layout
@@ -637,7 +637,7 @@ class KernelSession(Closeable):
                                    "kernel (no kprobes/list there)", "drop --no-memory")
         elif listed is None and self.kallsyms_path == LIVE_KALLSYMS and self._symbols_readable() \
                 and self.address_of("register_kprobe") is None:
-            raise ToolkitError(f"kernel {platform.release()} has no kprobes "
+            raise ToolkitError(f"kernel {os.uname().release} has no kprobes "
                                "(no register_kprobe in kallsyms: built without CONFIG_KPROBES)",
                                "boot a kernel with CONFIG_KPROBES=y (Debian's linux-image-amd64)")
         if self.is_live and listed is None:

@@ -4,17 +4,17 @@ kernel was built with (for comparing with what is live in memory).
 Addresses are link-time; callers slide them by the KASLR offset.  Only the section
 headers and .symtab are read (pyelftools); the file is never loaded whole.
 """
-from dataclasses import dataclass
 
 from gdb_toolkit.common.closeable import Closeable
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import record
 
 SHF_ALLOC = 0x2
 SHF_EXECINSTR = 0x4
 SHT_NOBITS = 8
 
 
-@dataclass
+@record
 class Section:
     name: str
     addr: int

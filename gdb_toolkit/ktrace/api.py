@@ -21,9 +21,9 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.ktrace.protocol import (Armed, ProtocolError, TraceEvent, armed_from, decode,
                                          event_from)
 
@@ -37,7 +37,7 @@ __all__ = ["TraceSpec", "TraceSession", "TraceResult", "TraceEvent", "Armed", "s
            "validate", "shutdown"]
 
 
-@dataclass
+@record
 class TraceSpec:
     function: str                        # kernel function, or tracepoint:CAT:NAME
     pid: int | None = None               # only this process (tgid); None = every process
@@ -58,7 +58,7 @@ class TraceSpec:
         return to_jsonable(self)
 
 
-@dataclass
+@record
 class TraceResult:
     attach_method: str
     traced_function: str

@@ -8,9 +8,9 @@ reads it as octal 8, most people mean ten).  Pure: no bcc, no gdb.  Everything t
 will be asked to do is checked here first, so a typo never starts the root worker.
 """
 import re
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 
 MAX_SPEC = 4096          # characters of one --args/--capture text
 MAX_TERMS = 16           # terms in one expression
@@ -20,7 +20,7 @@ _TOKEN = re.compile(r"\s*(?:(?P<num>\d[0-9A-Za-z_]*)|(?P<name>[A-Za-z_]\w*)|(?P<
 _NAME = re.compile(r"[A-Za-z_]\w*")
 
 
-@dataclass
+@record
 class Term:
     sign: int                 # +1 or -1
     base: str | None = None   # 'arg2', a parameter name or a tracepoint field; None for a constant
@@ -28,7 +28,7 @@ class Term:
     const: int = 0
 
 
-@dataclass
+@record
 class ArgExpr:
     name: str
     text: str

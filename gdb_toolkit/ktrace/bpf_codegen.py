@@ -14,8 +14,8 @@ id for the exit program (kretprobe or the syscall's sys_exit tracepoint), which 
 return value and submits.  Register offsets in ``struct pt_regs`` are the architecture's ABI
 (x86_64 and arm64 below).
 """
-from dataclasses import dataclass, field
 
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.ktrace import bpf_insn as I
 from gdb_toolkit.ktrace.record import Layout
 from gdb_toolkit.ktrace.plan import Candidate, ResolvedTerm, ResolvedValue
@@ -29,7 +29,7 @@ FLAG_RET = 1
 CURRENT_CPU = 0xFFFFFFFF                                 # BPF_F_CURRENT_CPU
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RegisterAbi:
     """Where a kprobe finds the arguments and the return value in ``struct pt_regs``."""
     arch: str
@@ -52,7 +52,7 @@ def register_abi(machine: str) -> RegisterAbi | None:
     return ABIS.get(machine)
 
 
-@dataclass
+@record
 class MapSpec:
     name: str
     type: int
@@ -61,7 +61,7 @@ class MapSpec:
     max_entries: int              # 0 for the perf array: the worker uses its CPU count
 
 
-@dataclass
+@record
 class ProgSpec:
     name: str
     type: int
@@ -70,7 +70,7 @@ class ProgSpec:
     target: str                   # function, or CAT:NAME
 
 
-@dataclass
+@record
 class BpfObject:
     maps: list[MapSpec]
     progs: list[ProgSpec]

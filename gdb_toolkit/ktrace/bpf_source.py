@@ -4,8 +4,8 @@ Kernel structs are never dereferenced through headers: every field read is a
 ``bpf_probe_read_kernel`` at a BTF offset computed beforehand (see plan.py), so
 the headers bcc compiles against only need to provide basic types.
 """
-from dataclasses import dataclass
 
+from gdb_toolkit.common.record import record
 from gdb_toolkit.ktrace.plan import Candidate, ResolvedTerm, ResolvedValue
 
 PREFIX = "gtk_kt_"           # every program/map name starts with this (bpftool shows it)
@@ -13,7 +13,7 @@ FLAG_RET = 1
 FLAG_HAS_RET_SLOT = 2
 
 
-@dataclass
+@record
 class Program:
     text: str
     entry: str                   # function name of the entry program

@@ -1,10 +1,11 @@
 """What to trace when the requested function cannot be: known inlined functions'
 traceable callers, and tracepoints on the same kernel path.  Pure data + lookup."""
 import re
-from dataclasses import dataclass, field
+
+from gdb_toolkit.common.record import field, record
 
 
-@dataclass
+@record
 class Fallback:
     function: str                 # a kernel function, or 'tracepoint:CAT:NAME'
     why: str                      # said to the user when this one is traced

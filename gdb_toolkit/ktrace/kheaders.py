@@ -9,12 +9,12 @@ BCC_KERNEL_SOURCE (the -common half) plus -I for the generated half.
 import glob
 import os
 import re
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 
 
-@dataclass
+@record
 class HeadersChoice:
     path: str                                   # what bcc compiles against
     env: dict[str, str] = field(default_factory=dict)

@@ -94,9 +94,9 @@ def read_btf(path: str) -> bytes:
 
 
 def _tool(name: str) -> str:
-    import shutil
+    from gdb_toolkit.common.helper_process import which
 
-    found = shutil.which(name, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    found = which(name, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     if not found:
         pkg = {"bpftool": "bpftool", "gcc": "gcc"}.get(name, name)
         raise ToolkitError(f"{name} is needed to build the kernel types object", f"apt-get install {pkg}")

@@ -2,10 +2,10 @@
 ``--args``/capture fields to BPF reads at BTF offsets.  Pure: the kernel's
 capabilities and types come in as plain callables/data so tests can fake them.
 """
-from dataclasses import dataclass, field
 from collections.abc import Callable
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.ktrace.argexpr import ArgExpr, Term, parse_args_spec
 from gdb_toolkit.ktrace.fallbacks import Fallback
 
@@ -23,7 +23,7 @@ class TypeOracle:
         """Chain of (offset, size) loads for *path* from a struct pointer, and signedness."""
 
 
-@dataclass
+@record
 class KernelCaps:
     kprobes: str | None = None          # None = usable, else why not
     kfunc: str | None = None
@@ -33,7 +33,7 @@ class KernelCaps:
     tracepoint_exists: Callable[[str, str], bool] = lambda cat, name: True
 
 
-@dataclass
+@record
 class Candidate:
     function: str                 # kernel function, or 'CAT:NAME' for a tracepoint
     method: str                   # kprobe | kfunc | tracepoint
@@ -54,7 +54,7 @@ class Candidate:
         return None
 
 
-@dataclass
+@record
 class Plan:
     candidates: list[Candidate]
     skipped: list[str]            # 'what: why' for every option ruled out before compiling
@@ -136,7 +136,7 @@ def failure_error(target: str, skipped: list[str]) -> ToolkitError:
 
 
 # -- argument resolution -------------------------------------------------------------------------
-@dataclass
+@record
 class ResolvedTerm:
     sign: int
     src: str                      # 'arg' | 'task' | 'tp' | 'const'
@@ -147,7 +147,7 @@ class ResolvedTerm:
     reads: list[tuple[int, int]] = field(default_factory=list)
 
 
-@dataclass
+@record
 class ResolvedValue:
     name: str
     text: str

@@ -7,9 +7,9 @@ ktrace of the session.  The worker only loads, attaches and streams.
 """
 import os
 import platform
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.ktrace import bpf_insn
 from gdb_toolkit.ktrace.bpf_codegen import register_abi
 from gdb_toolkit.ktrace.plan import Candidate, KernelCaps, ResolvedValue
@@ -218,7 +218,7 @@ def method_label(method: str, ret: bool, exit_tp: str | None) -> str:
     return "tracepoint+sys_exit" if (ret and exit_tp) else "tracepoint"
 
 
-@dataclass
+@record
 class Attempt:
     """One way to trace, resolved; ``wire(exclude)`` builds its programs for the worker."""
     cand: Candidate
@@ -263,7 +263,7 @@ class Attempt:
                 "ret_info": list(self.ret_info) if self.ret_info else None}
 
 
-@dataclass
+@record
 class Prepared:
     attempts: list[Attempt]
     skipped: list[str]

@@ -7,12 +7,12 @@ then waits for the next request.  ``{"type": "flush", "id"}`` during a trace is 
 ``{"type": "flushed", "id"}`` after every record already in the kernel's rings; ``{"type": "bye", "reason"}`` is its last line.  Pure.
 """
 import json
-from dataclasses import dataclass, field
 
+from gdb_toolkit.common.record import field, fields, record
 from gdb_toolkit.ktrace.wire import TYPES, encode  # noqa: F401 -- one encoder, shared with the worker
 
 
-@dataclass
+@record
 class TraceEvent:
     time_ns: int
     pid: int
@@ -26,7 +26,7 @@ class TraceEvent:
     function: str = ""
 
 
-@dataclass
+@record
 class Armed:
     attach_method: str           # kprobe | kretprobe | kfunc | kretfunc | tracepoint
     traced_function: str         # what was actually attached (function or CAT:NAME)
@@ -67,5 +67,5 @@ def event_from(msg: dict) -> TraceEvent:
 
 
 def armed_from(msg: dict) -> Armed:
-    known = Armed.__dataclass_fields__
+    known = {f.name for f in fields(Armed)}
     return Armed(**{k: v for k, v in msg.items() if k in known})

@@ -1,7 +1,7 @@
 """ktrace's report (the ``--json`` result, schema gdb_toolkit/schemas/ktrace.schema.json) and its
 text rendering.  Pure."""
-from dataclasses import dataclass, field
 
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.ktrace.protocol import TraceEvent
 
 EXACT = 1 << 53           # JSON numbers above this lose bits in jq and JavaScript
@@ -29,7 +29,7 @@ def frame_text(frame) -> str:
     return sym + (f"+0x{off:x}" if off else "") + (f" [{mod}]" if mod else "")
 
 
-@dataclass
+@record
 class EventRecord:
     """One event as the JSON result shows it."""
     time_ns: int
@@ -51,7 +51,7 @@ def event_record(e: TraceEvent) -> EventRecord:
                        json_value(e.retval), [location(f) for f in e.stack])
 
 
-@dataclass
+@record
 class KtraceReport:
     requested: str
     attach_method: str
@@ -73,7 +73,7 @@ class KtraceReport:
     count: int = 0                              # number of events
 
     def for_json(self) -> "KtraceReport":
-        from dataclasses import replace
+        from gdb_toolkit.common.record import replace
 
         return replace(self, events=[event_record(e) for e in self.events], count=len(self.events))
 

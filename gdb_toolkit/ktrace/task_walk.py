@@ -1,14 +1,14 @@
 """Find and read task_structs through a kernel memory reader with BTF offsets. Pure:
 the reader (``read(addr, size) -> bytes``), BTF and symbol lookups come in."""
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 
 MAX_TASKS = 1 << 20
 KERNEL_MIN = 1 << 47        # anything below is not a kernel address on x86_64/arm64
 
 
-@dataclass
+@record
 class TaskField:
     path: str
     type_name: str
@@ -20,7 +20,7 @@ class TaskField:
     symbol: str | None = None   # a pointer's target named by kallsyms (code pointers)
 
 
-@dataclass
+@record
 class TaskReport:
     task_address: int
     pid: int

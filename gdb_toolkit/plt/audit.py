@@ -12,8 +12,7 @@ version.  Objects dlopen'ed with RTLD_GLOBAL join the global scope at run time w
 a trace in the link_map: a slot bound to such a definition is reported as
 ``other-definition``, never as overwritten.
 """
-from dataclasses import dataclass
-
+from gdb_toolkit.common.record import record
 from gdb_toolkit.plt.elf_file import STV_PROTECTED, Symbol
 from gdb_toolkit.plt.elf_model import SlotSpec
 from gdb_toolkit.plt.slots import AddressSpace, LoadedObject, SlotRow
@@ -22,7 +21,7 @@ _DEF_TYPES = (0, 1, 2, 5, 6, 10)          # NOTYPE OBJECT FUNC COMMON TLS GNU_IF
 AUDITED = ("JUMP_SLOT", "GLOB_DAT", "ABS")
 
 
-@dataclass
+@record
 class Definition:
     obj: LoadedObject
     sym: Symbol
@@ -158,7 +157,7 @@ def match_in_object(spec: SlotSpec, model, plt_class: bool) -> Symbol | None:
     return found
 
 
-@dataclass
+@record
 class Auditors:
     """The rtld-audit modules (LD_AUDIT, DT_AUDIT, DT_DEPAUDIT) loaded in the process, and
     every object of their namespaces (ld.so loads each auditor into a namespace of its own).

@@ -19,12 +19,10 @@ def demangle_all(names) -> dict[str, str]:
     """{raw: displayed} for every mangled name in *names* (others are left out)."""
     todo = sorted({n for n in names if is_mangled(n) and n not in _cache})
     if todo:
-        import shutil       # only for C++ names: shutil (bz2, lzma) costs a C program's first 'got' ~2 ms
+        from gdb_toolkit.common.helper_process import helper_env, run_helper, which
 
-        tool = shutil.which("c++filt", path="/usr/bin:/bin:/usr/local/bin")
+        tool = which("c++filt", path="/usr/bin:/bin:/usr/local/bin")
         if tool:
-            from gdb_toolkit.common.helper_process import helper_env, run_helper
-
             try:
                 res = run_helper([tool], timeout=TIMEOUT, env=helper_env(set={"LC_ALL": "C"}),
                                  input="\n".join(todo) + "\n", max_output=64 << 20)

@@ -2,12 +2,12 @@
 core file and a live process (other load addresses: slots are matched by object and
 link-time offset, values compared by what they point to)."""
 import json
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 
 
-@dataclass
+@record
 class SlotChange:
     object: str
     address: int              # in the newer report
@@ -18,8 +18,11 @@ class SlotChange:
     value_before: int | None
     value_after: int | None
 
+    #: slot contents: "0x..." in --json like the slot's address
+    __json_hex__ = ("value_before", "value_after")
 
-@dataclass
+
+@record
 class GotDiff:
     before: str               # what the older side is: "the previous 'got' (live)", a file name
     after: str
@@ -60,6 +63,15 @@ def _int(v) -> int:
     return int(v, 16) if isinstance(v, str) else int(v)
 
 
+def _word(v) -> int | None:
+    """A slot's value from a report: an int (a report of this session, a schema-1 file) or
+    "0x..." (a saved 'got --json' since schema 2); None when absent or unreadable."""
+    try:
+        return None if v is None else _int(v)
+    except (TypeError, ValueError):
+        return None
+
+
 def _keyed(doc: dict) -> tuple[dict, dict[str, int]]:
     biases = {}
     for o in doc.get("objects", []):
@@ -96,14 +108,14 @@ def diff_reports(old, new, old_label: str, new_label: str) -> GotDiff:
             out.changes.append(SlotChange(key[0], _int(r["address"]), str(r.get("symbol")),
                                           "appeared" if ra is None else "vanished",
                                           None if ra is None else _show(ra), None if rb is None else _show(rb),
-                                          None if ra is None else ra.get("value"),
-                                          None if rb is None else rb.get("value")))
+                                          None if ra is None else _word(ra.get("value")),
+                                          None if rb is None else _word(rb.get("value"))))
             continue
-        differs = (ra.get("value") != rb.get("value")) if same else \
+        differs = (_word(ra.get("value")) != _word(rb.get("value"))) if same else \
             (ra.get("state"), ra.get("target")) != (rb.get("state"), rb.get("target"))
         if differs:
             out.changes.append(SlotChange(key[0], _int(rb["address"]), str(rb.get("symbol")), "changed",
-                                          _show(ra), _show(rb), ra.get("value"), rb.get("value")))
+                                          _show(ra), _show(rb), _word(ra.get("value")), _word(rb.get("value"))))
         else:
             out.unchanged += 1
     if not same:

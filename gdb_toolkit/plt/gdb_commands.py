@@ -70,9 +70,10 @@ def _symbol_col(symbols, width, header: str = "symbol"):
 _STATES = {"overwritten": "bad", "other-definition": "warn", "redirected": "warn", "n/a": "metadata"}
 
 
-def _summary_lines(report, width=None) -> str:
+def _summary_lines(report, width=None, styler=None) -> str:
     """One wrapped paragraph per object: kind, binding (and why), bias, RELRO, staleness."""
     from gdb_toolkit.common.text import wrap
+    from gdb_toolkit.plt.wording import counted, headed
 
     out = ""
     for o in report.objects:
@@ -85,19 +86,29 @@ def _summary_lines(report, width=None) -> str:
             bits.append(f"load bias 0x{o.bias:x}")
         if o.relro:
             bits.append(f"RELRO 0x{o.relro[0]:x}-0x{o.relro[1]:x}")
-        bits.append(f"{o.slots} slots")
-        out += wrap(f"{o.path}: " + ", ".join(bits), width, "", "    ")    # already escape_name'd
+        bits.append(counted(o.slots, "slot"))
+        look = {}
+        if styler is not None and getattr(styler, "enabled", False):
+            look = {f"0x{a:x}": styler("address", f"0x{a:x}") for a in (o.bias, *(o.relro or ())) if a}
+        # the path is already escape_name'd; "8 slots" stays on one line
+        out += headed(o.path, ", ".join(bits), width, "    ", styler, look=look, keep=(bits[-1],))
         if o.binding in ("now", "lazy") and report.mode != "file" and o.binding_reason:
             out += wrap(f"binding {o.binding}: {o.binding_reason}", width, "  ", "    ")
         if o.stale:
-            out += wrap(f"WARNING: {o.stale}", width, "  ", "    ")
+            out += _lines(f"WARNING: {o.stale}", width, (o.path,), "  ", "    ")
     return out
 
 
-def _notes(notes, width) -> str:
-    from gdb_toolkit.common.text import wrap
+def _lines(text: str, width, keep=(), indent: str = "", rest: str = "  ") -> str:
+    """*text* wrapped (the strings of *keep* whole), one string with a final newline."""
+    from gdb_toolkit.plt.wording import wrap_keep
 
-    return "".join(wrap(f"note: {n}", width, "", "  ") for n in notes)
+    return "".join(ln + "\n" for ln in wrap_keep(text, width, indent, rest, keep))
+
+
+def _notes(notes, width, keep=()) -> str:
+    """``note: SENTENCE`` lines; the paths and names of *keep* stay whole."""
+    return "".join(_lines(f"note: {n}", width, keep) for n in notes)
 
 
 class LastGot:
@@ -272,11 +283,12 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
         from gdb_toolkit.common.text import wrap
 
         multi = len(report.objects) > 1
+        keep = _names_of(report)
         preview = any(r.preview for r in report.slots)
         audit = any(r.audit for r in report.slots)
-        text = _summary_lines(report, ctx.width)
+        text = _summary_lines(report, ctx.width, ctx.styler)
         if report.diff is not None:
-            return text + _render_diff(report.diff, ctx) + _notes(report.notes, ctx.width)
+            return text + _render_diff(report.diff, ctx, keep) + _notes(report.notes, ctx.width, keep)
         rows = []
         for r in report.slots:
             ro = r.read_only_now
@@ -303,11 +315,11 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
         if audit:
             for r in report.slots:
                 if r.audit and r.audit["verdict"] in ("overwritten", "other-definition", "redirected"):
-                    text += wrap(f"{r.audit['verdict'].upper()}: {r.symbol} in {r.object} at 0x{r.address:x}: "
-                                 f"{r.audit['why']}", ctx.width, "", "  ")
+                    text += _lines(f"{r.audit['verdict'].upper()}: {r.symbol} in {r.object} at 0x{r.address:x}: "
+                                   f"{r.audit['why']}", ctx.width, keep)
                 elif r.audit and r.audit.get("interposes") and r.audit["verdict"] in ("ok", "lazy"):
-                    text += wrap(f"interposed: {r.symbol} in {r.object}: {r.audit['why']}", ctx.width, "", "  ")
-        return text + _notes(report.notes, ctx.width)
+                    text += _lines(f"interposed: {r.symbol} in {r.object}: {r.audit['why']}", ctx.width, keep)
+        return text + _notes(report.notes, ctx.width, keep)
 
 
 def _safe_slots(obj):
@@ -319,18 +331,23 @@ def _safe_slots(obj):
         return []
 
 
-def _render_diff(diff, ctx) -> str:
-    from gdb_toolkit.common.table import Col, render_table
-    from gdb_toolkit.common.text import wrap
+def _names_of(report) -> tuple:
+    """The object paths and names and the symbols of a got report: kept whole in its prose."""
+    return (*(o.path for o in report.objects), *{r.object for r in report.slots},
+            *{r.symbol for r in report.slots})
 
-    head = wrap(f"GOT diff: {diff.before} -> {diff.after}: {len(diff.changes)} changed, "
-                f"{diff.unchanged} unchanged", ctx.width, "", "  ")
+
+def _render_diff(diff, ctx, keep=()) -> str:
+    from gdb_toolkit.common.table import Col, render_table
+
+    head = _lines(f"GOT diff: {diff.before} -> {diff.after}: {len(diff.changes)} changed, "
+                  f"{diff.unchanged} unchanged", ctx.width, keep)
     if diff.changes:
         rows = [[c.object, f"0x{c.address:x}", c.symbol, c.change, c.before or "-", c.after or "-"]
                 for c in diff.changes]
         head += render_table([Col("object", "symbol"), Col("slot", "address"), Col("symbol", "symbol"),
                               Col("change", "key"), Col("before"), Col("after")], rows, ctx.width, styler=ctx.styler)
-    return head + _notes(diff.notes, ctx.width)
+    return head + _notes(diff.notes, ctx.width, keep)
 
 
 class Plt(ToolkitCommand):
@@ -376,12 +393,13 @@ On a live process or core the current state of each slot is shown too."""
         for s in report.stubs:
             row = [f"0x{s.address:x}", s.section, s.kind,
                    f"0x{s.slot_address:x}" if s.slot_address is not None else "-",
-                   s.symbol or "-", s.state or "-", "; ".join(s.code)]
+                   s.symbol or "-", s.state or "-", s.target or "", "; ".join(s.code)]
             rows.append(([s.object] if multi else []) + row)
         cols = ([Col("object", "symbol")] if multi else []) + [
             Col("stub", "address"), Col("section", "key"), Col("kind", "key"), Col("GOT slot", "address"),
-            _symbol_col((s.symbol for s in report.stubs), ctx.width), Col("slot now"), Col("code")]
-        text = _notes(report.notes, ctx.width)
+            _symbol_col((s.symbol for s in report.stubs), ctx.width), Col("state", "state"), Col("target"),
+            Col("code")]
+        text = _notes(report.notes, ctx.width, tuple({s.object for s in report.stubs}))
         return text + (render_table(cols, rows, ctx.width, styler=ctx.styler) if rows else "")
 
 
@@ -489,6 +507,7 @@ and the program stays stopped right there."""
         stubs = decode_plt(obj.model)
         call = find_call_site(obj.model, stubs, spec, around)
         report = build_walk(obj, spec, row, stubs, kind, call, space, read, got12)
+        _source_lines(report.hops)
         report.chosen_because = choice.because
         report.candidates = [{"object": o.name, "slot_address": s.address + o.bias, "symbol": s.display, "kind": s.kind}
                              for o, s in choice.others]
@@ -546,37 +565,95 @@ and the program stays stopped right there."""
                                  .describe(v, spec.symbol)[0], obj.model.wordsize)
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.text import wrap
+        from gdb_toolkit.plt.gdb_watch import frame_text
+        from gdb_toolkit.plt.wording import styled_line, wrap_keep
 
         w = ctx.width
-        out = wrap(f"{report.symbol} in {report.object} ({report.arch}, binding {report.binding}, {report.mode}): "
-                   f"GOT slot 0x{report.slot_address:x} [{report.slot_type}] = 0x{report.value:x}, "
-                   f"{report.state} -> {report.target}", w, "", "  ")
+        look = _walk_styles(report, ctx.styler)
+        keep = (report.object, report.symbol, report.target, *(h.where for h in report.hops),
+                *(h.location.object for h in report.hops), *(c["object"] for c in report.candidates))
+        if report.live:
+            keep += (report.live.target, *(f.object for f in report.live.backtrace))
+
+        def para(text, first, rest):
+            return "".join(styled_line(ln, look) + "\n" for ln in wrap_keep(text, w, first, rest, keep))
+
+        out = para(f"{report.symbol} in {report.object} ({report.arch}, binding {report.binding}, {report.mode}): "
+                   f"GOT slot 0x{report.slot_address:x} [{report.kind}] = 0x{report.value:x}, "
+                   f"{report.state} -> {report.target}", "", "  ")
         if report.binding_reason and report.mode != "file":
-            out += wrap(f"binding {report.binding}: {report.binding_reason}", w, "", "  ")
+            out += para(f"binding {report.binding}: {report.binding_reason}", "", "  ")
         out += "\n"
         compact = report.live is not None    # the walk itself is 'plt-walk SYMBOL' without --live
         for i, h in enumerate(report.hops, 1):
-            out += wrap(f"[{i}] {h.step:<10} 0x{h.address:x}  {h.where}", w, "", "                ")
+            at = f" at {h.location.file}:{h.location.line}" if h.location.file and h.location.line else ""
+            out += para(f"[{i}] {h.step:<10} 0x{h.address:x}  {h.where}{at}", "", "                ")
             if compact:
                 continue
             for c in h.code:
-                out += wrap(c, w, "      ", "          ")
+                out += para(c, "      ", "          ")
             if h.note:
-                out += wrap(f"-- {h.note}", w, "      ", "         ")
+                out += para(f"-- {h.note}", "      ", "         ")
         if report.first_call and not compact:
-            out += "\nFirst call:\n" + "".join(wrap(t, w, "  ", "     ") for t in report.first_call)
+            out += "\nFirst call:\n" + "".join(para(t, "  ", "     ") for t in report.first_call)
         if report.later_calls and not compact:
-            out += "Later calls:\n" + "".join(wrap(t, w, "  ", "    ") for t in report.later_calls)
+            out += "Later calls:\n" + "".join(para(t, "  ", "    ") for t in report.later_calls)
         if report.live:
             lv = report.live
-            out += "\n" + wrap(f"Live: the slot was written by {lv.writer} ({lv.writer_object}) at 0x{lv.pc:x}", w,
-                               "", "  ")
-            out += wrap(f"old 0x{lv.old:x} -> new 0x{lv.new:x} = {lv.target}", w, "  ", "    ")
-            out += "  backtrace:\n" + "".join(wrap(f"#{i} {t}", w, "    ", "       ")
-                                               for i, t in enumerate(lv.backtrace))
-            out += wrap("(watchpoint removed; the program is stopped here: 'continue' or 'finish')", w, "  ", "   ")
-        return out + _notes(report.notes, w)
+            out += "\n" + para(f"Live: the slot was written by {lv.location.text() if lv.location.symbol else '??'} "
+                               f"({lv.location.object}) at 0x{lv.location.address:x}", "", "  ")
+            out += para(f"old 0x{lv.old:x} -> new 0x{lv.new:x} = {lv.target}", "  ", "    ")
+            out += "  backtrace:\n" + "".join(para(f"#{i} {frame_text(f)}", "    ", "       ")
+                                               for i, f in enumerate(lv.backtrace))
+            out += para("(watchpoint removed; the program is stopped here: 'continue' or 'finish')", "  ", "   ")
+        return out + _notes(report.notes, w, keep)
+
+
+def _source_lines(hops) -> None:
+    """file and line of each hop from gdb's line table (the call site in the program's
+    source; stubs and GOT slots have none)."""
+    from gdb_toolkit.plt.gdb_watch import source_of
+
+    for h in hops:
+        try:
+            h.location.file, h.location.line = source_of(gdb.find_pc_line(h.address))
+        except (gdb.error, OverflowError):
+            continue
+
+
+def _walk_styles(report, styler) -> dict[str, str]:
+    """{word: the word in gdb's style} for the walk's addresses (its hops, slot, value,
+    instruction addresses, GOT[1]/GOT[2], the live write), symbols and source files.
+    Empty when styling is off: the text stays plain."""
+    if styler is None or not getattr(styler, "enabled", False):
+        return {}
+    import re
+
+    addrs = {report.slot_address, report.value}
+    syms = {report.symbol, report.symbol.split("@", 1)[0]}
+    files = set()
+    texts = [*report.first_call, *report.later_calls, report.binding_reason]
+    for h in report.hops:
+        addrs.add(h.address)
+        texts += [*h.code, h.note]
+        if h.location.symbol:
+            syms.add(h.location.text())
+        if h.location.file and h.location.line:
+            files.add((h.location.file, h.location.line))
+    if report.live:
+        addrs |= {report.live.old, report.live.new}
+        for f in report.live.backtrace:
+            addrs.add(f.address)
+            if f.symbol:
+                syms.add(f.text())
+            if f.file and f.line:
+                files.add((f.file, f.line))
+    for t in texts:       # instruction addresses ("0x...: insn") and GOT[n]=0x... of the story
+        addrs.update(int(m, 16) for m in re.findall(r"(?:^|GOT\[\d\]=)(0x[0-9a-f]+)", t or ""))
+    look = {f"0x{a:x}": styler("address", f"0x{a:x}") for a in addrs if a is not None}
+    look.update({s: styler("symbol", s) for s in syms if s and " " not in s})
+    look.update({f"{f}:{ln}": styler("file", f) + f":{ln}" for f, ln in files if " " not in f})
+    return look
 
 
 COMMANDS = (Got, Plt, PltWalk)

@@ -11,7 +11,8 @@ import os
 import gdb
 
 from gdb_toolkit.common.errors import ToolkitError
-from gdb_toolkit.plt.walk import LiveWrite
+from gdb_toolkit.plt.walk import LiveWrite, Location
+from gdb_toolkit.plt.wording import counted
 
 MAX_HITS = 8
 BACKTRACE = 12
@@ -21,17 +22,51 @@ def _read_slot(addr: int, wordsize: int = 8) -> int:
     return int.from_bytes(bytes(gdb.selected_inferior().read_memory(addr, wordsize)), "little")
 
 
-def _frame_text(frame, describe=None) -> tuple[str, str]:
-    pc = frame.pc()
-    name = frame.name()
+def frame_location(frame, describe=None) -> Location:
+    """A frame as the common location object: pc, function (+offset), file:line from gdb's
+    line table, object.  A function gdb has no symbol for (stripped ld.so) is named by our
+    own index (*describe*)."""
     from gdb_toolkit.common.names import escape_name
     from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename, solib_name
 
+    pc = frame.pc()
     lib = solib_name(pc)
     obj = escape_name(os.path.basename(lib) if lib else os.path.basename(progspace_filename() or "?"))
-    if not name:   # no symbol known to gdb (stripped ld.so): ask our own index
-        name = describe(pc).split(" in ")[0] if describe else "??"
-    return f"0x{pc:x} {name} ({obj})", obj
+    name, offset = frame.name(), None
+    try:
+        fn = frame.function()
+        if fn is not None and name:
+            offset = pc - int(fn.value().address)
+    except (gdb.error, TypeError, ValueError):
+        offset = None
+    if not name and describe:   # no symbol known to gdb: "sym+12 in obj" from our own index
+        text = describe(pc).split(" in ")[0]
+        head, plus, off = text.rpartition("+")
+        name, offset = (head, int(off)) if plus and off.isdigit() else (text, None)
+        if name.startswith("0x") or ":" in name:
+            name, offset = None, None
+    try:
+        file, line = source_of(frame.find_sal())
+    except gdb.error:
+        file = line = None
+    return Location(pc, name or None, offset, file, line, obj)
+
+
+def source_of(sal) -> tuple[str | None, int | None]:
+    """(file, line) of a gdb symtab-and-line: the file's base name, as stack-diagnose and
+    the valgrind commands give it; (None, None) without line information."""
+    if sal is None or sal.symtab is None or not sal.line:
+        return None, None
+    from gdb_toolkit.gdbsupport.safe_gdb import symtab_filename
+
+    name = symtab_filename(sal.symtab)          # any bytes (surrogateescape)
+    return (os.path.basename(name), sal.line) if name else (None, None)
+
+
+def frame_text(loc: Location) -> str:
+    """``0x7ffff7fd5e2b _dl_fixup+411 (ld-linux-x86-64.so.2)`` for a backtrace line."""
+    at = f" at {loc.file}:{loc.line}" if loc.file and loc.line else ""
+    return f"0x{loc.address:x} {loc.text() if loc.symbol else '??'}{at} ({loc.object})"
 
 
 def _set_watchpoint(slot: int, wordsize: int = 8, software: bool = False):
@@ -90,7 +125,7 @@ def watch_slot(slot: int, symbol: str, unresolved: set[int], describe, wordsize:
                 raise ToolkitError(f"the program exited without writing the slot of {symbol}",
                                    f"start it again and run 'plt-walk {symbol} --live' before the first call")
             if wp.hit_count == before:
-                where = _frame_text(gdb.newest_frame(), describe)[0] if gdb.selected_thread() else "?"
+                where = frame_text(frame_location(gdb.newest_frame(), describe)) if gdb.selected_thread() else "?"
                 raise ToolkitError(f"the program stopped for another reason at {where} before the slot "
                                    "was written (the watchpoint is removed)",
                                    f"continue to where you want and run 'plt-walk {symbol} --live' again")
@@ -98,22 +133,20 @@ def watch_slot(slot: int, symbol: str, unresolved: set[int], describe, wordsize:
             new = _read_slot(slot, wordsize)
             if new != old and new not in unresolved:
                 frame = gdb.newest_frame()
-                top, obj = _frame_text(frame, describe)
                 trace = []
                 f = frame
                 while f is not None and len(trace) < BACKTRACE:
-                    text = _frame_text(f, describe)[0]
-                    if trace and "(no loaded object)" in text:
+                    loc = frame_location(f, describe)
+                    if trace and loc.symbol is None and "(no loaded object)" in describe(loc.address):
                         break           # gdb unwound past _start into garbage
-                    trace.append(text)
+                    trace.append(loc)
                     try:
                         f = f.older()
                     except gdb.error:
                         break
-                writer = frame.name() or describe(frame.pc()).split(" in ")[0]
-                return LiveWrite(writer, obj, frame.pc(), trace, first_old, new, describe(new), hits)
+                return LiveWrite(trace[0], trace, first_old, new, describe(new), hits)
             old = new
-        raise ToolkitError(f"the slot was written {hits} times without leaving the lazy stub",
+        raise ToolkitError(f"the slot was written {counted(hits, 'time')} without leaving the lazy stub",
                            "check the binary is lazily bound (got shows 'unresolved')")
     finally:
         if wp.is_valid():

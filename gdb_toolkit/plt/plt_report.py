@@ -4,6 +4,7 @@ from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.record import field, record
 from gdb_toolkit.plt.slots import AddressSpace, LoadedObject, classify, compile_filter
 from gdb_toolkit.plt.stubs import decode_plt
+from gdb_toolkit.plt.wording import counted
 
 
 def _code(stub, bias: int, arch: str, cache: dict) -> list[str]:
@@ -28,8 +29,8 @@ class StubRow:
     slot_address: int | None
     symbol: str                 # displayed (C++ demangled) with version
     reloc_index: int | None
-    state: str | None
-    target: str | None
+    state: str | None           # the slot's state word, as got says it (unresolved, resolved...)
+    target: str | None          # what the slot points to, as got says it (lazy stub .plt+0x16)
     code: list[str]
     symbol_raw: str | None = None   # the raw (mangled) name when it differs
 
@@ -70,7 +71,7 @@ def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
             n = sum(1 for s in stubs if s.kind != "plt0" and s.slot is not None
                     and getattr(specs.get(s.slot), "kind", None) == "IRELATIVE")
             notes.append(f"{m.name} is statically linked: there is no PLT for imports; "
-                         f"{'its .plt holds ' + str(n) + ' IRELATIVE (ifunc) stubs' if n else 'no ifunc stubs either'}")
+                         f"{'its .plt holds ' + counted(n, 'IRELATIVE (ifunc) stub') if n else 'no ifunc stubs either'}")
         elif not stubs:
             notes.append(f"{m.name} has no PLT stubs (built with -fno-plt, or imports nothing)")
         for s in stubs:
@@ -92,14 +93,14 @@ def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
             rows.append(StubRow(obj.name, s.address + b, s.section, s.kind,
                                 s.slot + b if s.slot is not None else None,
                                 symbol if s.kind != "plt0" else "(.plt[0]: resolver trampoline)",
-                                s.reloc_index, state if state is None else f"{state}: {target}", target,
+                                s.reloc_index, state, target,
                                 _code(s, b, m.arch, cache), raw))
     if targets and demangle is not None:
         from gdb_toolkit.plt.demangle import replacer
 
         fix = replacer(demangle(sorted(targets)))
         for r in rows:
-            r.state, r.target = fix(r.state), fix(r.target)
+            r.target = fix(r.target)
     if not rows and not notes and pattern:
         notes.append("no PLT stub matched")
     return PltReport(mode, rows, notes)

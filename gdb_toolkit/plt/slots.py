@@ -193,6 +193,9 @@ class SlotRow:
     audit: dict | None = None   # --audit: {"verdict", "expected", ...}
     target_symbol_raw: str | None = None   # the raw (mangled) target name when it differs
 
+    #: words of memory: "0x..." in --json like the slot's address (docs/json.md)
+    __json_hex__ = ("value", "file_value")
+
 
 def compile_filter(pattern: str | None):
     if pattern is None:
@@ -297,7 +300,7 @@ def tls_facts(spec: SlotSpec, obj: LoadedObject, value: int | None, second: int 
     if spec.kind == "TLSDESC":
         resolver = space.describe(value)[0] if space else f"0x{value:x}"
         rname = resolver.split(" in ")[0]
-        out.update(resolver=resolver, argument=second)
+        out.update(resolver=resolver, argument=None if second is None else f"0x{second:x}")   # a word: hex
         if second is None:
             how = "argument unread"
         elif "tlsdesc_return" in rname:
@@ -348,6 +351,9 @@ class ObjectSummary:
     arch: str
     namespace: int = 0
     stale: str | None = None   # the file on disk is not what the process mapped
+
+    #: l_addr and the RELRO range [start, end): "0x..." in --json like every address
+    __json_hex__ = ("bias", "relro")
 
 
 @record

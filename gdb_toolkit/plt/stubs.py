@@ -12,10 +12,10 @@ Only as many bytes as the relocations can use are decoded (a crafted file claimi
 256 MiB .plt costs nothing), and the result is cached per object model.
 """
 import re
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.arm64_names import is_bti
 from gdb_toolkit.common.disasm import Insn, disassemble
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.plt.elf_file import SHT_NOBITS, BadElf
 from gdb_toolkit.plt.elf_model import ObjectModel
 
@@ -32,7 +32,7 @@ A64_STP_X16_X30_PRE = 0xA9BF7BF0     # stp x16, x30, [sp, #-16]!  (.plt[0]: save
 A64_BR_X17 = 0xD61F0220              # br x17  (every stub and .plt[0] end with it)
 
 
-@dataclass
+@record
 class Stub:
     address: int              # link-time address
     section: str

@@ -1,11 +1,11 @@
 """The PLT walkthrough: call site -> stub -> GOT slot -> target, and what the first call
 does differently (lazy stub, .plt[0], GOT[1]/GOT[2], the resolver) from later calls."""
 import re
-from dataclasses import dataclass, field
 from collections.abc import Callable   # not typing: its import costs ~3 ms of the first call
 
 from gdb_toolkit.common.disasm import Insn, disassemble
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.plt.elf_model import ObjectModel, SlotSpec
 from gdb_toolkit.plt.reloc_types import TLS_KINDS
 from gdb_toolkit.plt.slots import AddressSpace, LoadedObject, SlotRow
@@ -15,7 +15,7 @@ Reader = Callable[[int, int], "bytes | None"]
 MAX_SCAN = 64 << 20      # bytes of .text scanned (by pattern) for a call site
 
 
-@dataclass
+@record
 class CallSite:
     address: int          # link-time
     function: str         # main+23, or .text+0x40 when stripped
@@ -23,28 +23,51 @@ class CallSite:
     via: str              # "stub" (call puts@plt) or "got" (-fno-plt: call *GOT(%rip))
 
 
-@dataclass
+@record
+class Location:
+    """Where a hop or a frame is: the location object of docs/json.md (every key present,
+    None when unknown).  file/line come from gdb's line table (gdb layer)."""
+    address: int | None
+    symbol: str | None
+    offset: int | None
+    file: str | None = None
+    line: int | None = None
+    object: str | None = None
+
+    def text(self) -> str:
+        """``main+49``, ``puts@plt``; the address when no symbol is known."""
+        if self.symbol:
+            return self.symbol + (f"+{self.offset}" if self.offset else "")
+        return f"0x{self.address:x}" if self.address is not None else "??"
+
+
+@record
 class Hop:
     step: str
     address: int
-    where: str
+    location: Location
+    section: str | None       # .text, .plt, .plt.sec, .got.plt ...
     code: list[str]
     note: str = ""
+    #: the terminal's words for where the hop is ("puts@plt (.plt)", "resolver trampoline"):
+    #: the JSON says it as location + section
+    where: str = field(default="", metadata={"json_skip": True})
 
 
-@dataclass
+@record
 class LiveWrite:
-    writer: str               # function that wrote the slot, e.g. _dl_fixup
-    writer_object: str
-    pc: int
-    backtrace: list[str]
+    location: Location        # the writing instruction: symbol (e.g. _dl_fixup), object, file, line
+    backtrace: list[Location]
     old: int
     new: int
     target: str
     writes: int               # watchpoint hits needed (a lazy-stub rebias counts too)
 
+    #: the slot's contents before and after: "0x..." in --json
+    __json_hex__ = ("old", "new")
 
-@dataclass
+
+@record
 class WalkReport:
     symbol: str
     object: str
@@ -52,7 +75,8 @@ class WalkReport:
     arch: str
     binding: str
     slot_address: int
-    slot_type: str
+    kind: str                 # JUMP_SLOT, GLOB_DAT, IRELATIVE ... (got's kind)
+    reloc_type: str           # R_X86_64_JUMP_SLOT ... (got's reloc_type, readelf's name)
     state: str
     value: int
     target: str
@@ -66,6 +90,9 @@ class WalkReport:
     candidates: list[dict] = field(default_factory=list)   # the other slots of that name
     symbol_raw: str | None = None               # the raw (mangled) name when it differs
 
+    #: the slot's contents: "0x..." in --json, like got's value
+    __json_hex__ = ("value",)
+
 
 _MANGLED = re.compile(r"(?<![A-Za-z0-9_.$])_Z[A-Za-z0-9_.$]+")
 
@@ -73,9 +100,9 @@ _MANGLED = re.compile(r"(?<![A-Za-z0-9_.$])_Z[A-Za-z0-9_.$]+")
 def mangled_names(rep: WalkReport) -> set[str]:
     """Every C++ mangled name in the report's sentences (the symbol, the caller, targets)."""
     texts = [rep.symbol, rep.target, *rep.first_call, *rep.later_calls, *rep.notes, rep.chosen_because]
-    texts += [t for h in rep.hops for t in (h.where, h.note)]
+    texts += [t for h in rep.hops for t in (h.where, h.note, h.location.symbol)]
     if rep.live is not None:
-        texts += [rep.live.writer, rep.live.target, *rep.live.backtrace]
+        texts += [rep.live.target, *(f.symbol for f in (rep.live.location, *rep.live.backtrace))]
     return {m.group(0) for t in texts if t and "_Z" in t for m in _MANGLED.finditer(t)}
 
 
@@ -93,12 +120,21 @@ def demangle_walk(rep: WalkReport, demangled: dict[str, str]) -> None:
     rep.notes = [fix(t) for t in rep.notes]
     rep.chosen_because = fix(rep.chosen_because)
     for h in rep.hops:
-        h.where, h.note = fix(h.where), fix(h.note)
+        h.where, h.note, h.location.symbol = fix(h.where), fix(h.note), fix(h.location.symbol)
     for c in rep.candidates:
         c["symbol"] = fix(c["symbol"])
     if rep.live is not None:
-        rep.live.writer, rep.live.target = fix(rep.live.writer), fix(rep.live.target)
-        rep.live.backtrace = [fix(t) for t in rep.live.backtrace]
+        rep.live.target = fix(rep.live.target)
+        for f in (rep.live.location, *rep.live.backtrace):
+            f.symbol = fix(f.symbol)
+
+
+def symbol_at(model: ObjectModel, addr: int, obj: str | None = None, bias: int = 0) -> Location:
+    """The location of link-time *addr* in *model* (run-time address = addr + bias) by its
+    symbol table; symbol and offset None when no symbol covers it."""
+    hit = model.index.lookup(addr)
+    return Location(addr + bias, hit.name if hit else None, hit.offset if hit else None,
+                    object=obj or model.name)
 
 
 def function_name(model: ObjectModel, addr: int) -> str:
@@ -308,29 +344,34 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
     m, b = obj.model, obj.bias
     binding = obj.binding.mode.replace("file-", "") if obj.binding else m.binding
     rep = WalkReport(spec.display, m.name, mode, m.arch, binding, spec.address + b, spec.kind,
-                     row.state, row.value, row.target)
+                     spec.rtype, row.state, row.value, row.target)
     if obj.binding is not None:
         rep.binding_reason = obj.binding.reason
     call_stubs = [s for s in stubs if s.slot == spec.address and s.kind != "lazy"]
     lazy = [s for s in stubs if s.slot == spec.address and s.kind == "lazy"]
     plt0 = next((s for s in stubs if s.kind == "plt0"), None)
     if call is not None:
-        rep.hops.append(Hop("call site", call.address + b, call.function,
+        rep.hops.append(Hop("call site", call.address + b, symbol_at(m, call.address, bias=b),
+                            m.section_of(call.address),
                             _code(m, call.address, b, 16, read, 1) if m.arch != "arm" else
                             [f"0x{call.address + b:x}: {call.insn} (Thumb bl/blx or ARM bl to the stub)"],
                             "calls the PLT stub" if call.via == "stub" else
-                            "calls through the GOT slot directly (-fno-plt: no stub)"))
+                            "calls through the GOT slot directly (-fno-plt: no stub)", where=call.function))
     else:
         rep.notes.append(f"no call of {spec.symbol} found in {m.name}'s .text "
                          f"(called only through a function pointer, or not at all)")
     stub = None
     if call_stubs and (call is None or call.via == "stub"):
         stub = call_stubs[0]
-        rep.hops.append(Hop("stub", stub.address + b, f"{spec.symbol}@plt ({stub.section})",
-                            _code(m, stub.address, b, stub.size, read),
-                            "loads the GOT slot and jumps to what it holds"))
-    rep.hops.append(Hop("GOT slot", spec.address + b, f"{m.section_of(spec.address)} ({spec.rtype})",
-                        [f"0x{spec.address + b:x}: 0x{row.value:x}"], f"{row.state}: {row.target}"))
+        rep.hops.append(Hop("stub", stub.address + b, Location(stub.address + b, f"{spec.symbol}@plt", 0,
+                                                               object=m.name),
+                            stub.section, _code(m, stub.address, b, stub.size, read),
+                            "loads the GOT slot and jumps to what it holds",
+                            where=f"{spec.symbol}@plt ({stub.section})"))
+    got_section = m.section_of(spec.address)
+    rep.hops.append(Hop("GOT slot", spec.address + b, Location(spec.address + b, None, None, object=m.name),
+                        got_section, [f"0x{spec.address + b:x}: 0x{row.value:x}"], f"{row.state}: {row.target}",
+                        where=f"{got_section} ({spec.rtype})"))
     lazy_entry = None
     if row.state == "unresolved" or (mode == "file" and row.state == "unresolved"):
         lazy_entry = spec.file_value
@@ -341,11 +382,16 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
         when = ("every call (LD_BIND_NOT: the slot is never written)" if obj.bind_not else "first call only")
         what = f"{when}: pushes the relocation {'offset' if m.arch == 'i386' else 'index'}, jumps to .plt[0]"
         if lz is not None:
-            rep.hops.append(Hop("lazy stub", lz.address + b, f".plt entry {lz.reloc_index}",
-                                _code(m, lz.address, b, lz.size, read), what))
+            rep.hops.append(Hop("lazy stub", lz.address + b, Location(lz.address + b, None, None, object=m.name),
+                                lz.section, _code(m, lz.address, b, lz.size, read), what,
+                                where=f".plt entry {lz.reloc_index}"))
         elif plt0 is None or lazy_entry != plt0.address:
-            rep.hops.append(Hop("lazy stub", lazy_entry + b, "the stub's second half",
-                                _code(m, lazy_entry, b, 16, read, 2), what))
+            half = next((s for s in stubs if s.address <= lazy_entry < s.address + s.size), None)
+            at = (Location(lazy_entry + b, f"{spec.symbol}@plt", lazy_entry - half.address,
+                           object=m.name) if half is not None and half.kind == "stub"
+                  else Location(lazy_entry + b, None, None, object=m.name))
+            rep.hops.append(Hop("lazy stub", lazy_entry + b, at, m.section_of(lazy_entry),
+                                _code(m, lazy_entry, b, 16, read, 2), what, where="the stub's second half"))
         if plt0 is not None:
             got = m.got_plt_reserved()
             note = ""
@@ -354,13 +400,15 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
                 g2text = space.describe(g2)[0] if (space and g2) else f"0x{g2:x}"
                 note = (f"GOT[1]=0x{g1:x} (this object's link_map), "
                         f"GOT[2]=0x{g2:x} ({g2text})")
-            rep.hops.append(Hop(".plt[0]", plt0.address + b, "resolver trampoline",
-                                _code(m, plt0.address, b, plt0.size, read), note))
+            rep.hops.append(Hop(".plt[0]", plt0.address + b, Location(plt0.address + b, None, None, object=m.name),
+                                plt0.section, _code(m, plt0.address, b, plt0.size, read), note,
+                                where="resolver trampoline"))
     if row.state in ("resolved", "bound-at-load") and row.value and spec.kind not in TLS_KINDS:
         tobj = space.find(row.value) if space else None
         if tobj is not None:
-            rep.hops.append(Hop("target", row.value, row.target,
-                                _code(tobj.model, row.value - tobj.bias, tobj.bias, 16, read, 3)))
+            rep.hops.append(Hop("target", row.value, symbol_at(tobj.model, row.value - tobj.bias, tobj.name, tobj.bias),
+                                tobj.model.section_of(row.value - tobj.bias),
+                                _code(tobj.model, row.value - tobj.bias, tobj.bias, 16, read, 3), where=row.target))
     _story(rep, obj, spec, row, stub, call, lazy, plt0, got12, space)
     return rep
 
@@ -443,7 +491,7 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
                                "such a definition."]
 
 
-@dataclass
+@record
 class SlotChoice:
     obj: LoadedObject
     spec: SlotSpec

@@ -8,8 +8,8 @@ call __chk_fail() -> __fortify_fail("buffer overflow detected") before they writ
 way the stack did not need to grow: what matters is the function whose buffer overflowed.
 """
 import re
-from dataclasses import dataclass
 
+from gdb_toolkit.common.record import record
 from gdb_toolkit.stack.model import Frame
 
 CANARY = re.compile(r"(__GI_)*__stack_chk_fail(_local)?")
@@ -18,7 +18,7 @@ MORESTACK = re.compile(r"__generic_morestack|__morestack")
 LOOK = 24                    # innermost frames searched for the detector
 
 
-@dataclass
+@record
 class Abort:
     kind: str                        # "canary" | "fortify" | "split-stack"
     detector: str                    # __stack_chk_fail / __chk_fail

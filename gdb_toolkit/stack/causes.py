@@ -1,9 +1,9 @@
 """Who asked for the stack: one huge frame, a few big ones, a recursion, a probing loop --
 and whether the faulting frame's own code could have moved sp there at all.  Pure."""
 import re
-from dataclasses import dataclass
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import record
 from gdb_toolkit.common.render import human_size as hs
 from gdb_toolkit.stack.model import ClashProbe, Culprit, Diagnosis, Fix, Frame, SpMover, StackFacts
 
@@ -12,7 +12,7 @@ BIG_FRAME = 16 << 10      # frames this big may together be "a few big frames"
 UNEXPLAINED_MIN = 1 << 20 # a frame this much bigger than its code allows: sp was loaded
 
 
-@dataclass
+@record
 class CauseFacts:
     culprit: Frame | None
     mover: SpMover | None

@@ -6,14 +6,14 @@ process attached while it sits in its handler -- the original fault is in the ke
 frame (``<signal handler called>``): its siginfo says what faulted where, its ucontext holds
 the interrupted sp and pc, and the frames beyond it are the code that faulted.
 """
-from dataclasses import dataclass, field
 
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.stack.model import MEMORY_SIGNALS, Frame, SignalInfo, StackFacts
 
 FAULT_SIGNALS = MEMORY_SIGNALS + (4, 8)       # SIGILL and SIGFPE carry an address too
 
 
-@dataclass
+@record
 class Context:
     signal: SignalInfo | None
     sp: int

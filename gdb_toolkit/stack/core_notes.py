@@ -10,10 +10,10 @@ checked against the file and against fixed caps before it is used, and anything
 malformed raises ``CoreFormatError`` (one line) -- nothing else.
 """
 import struct
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.procfs import Mapping
+from gdb_toolkit.common.record import field, record
 
 ET_CORE = 4
 PT_LOAD, PT_NOTE = 1, 4
@@ -47,14 +47,14 @@ class CoreFormatError(ToolkitError):
         super().__init__(cause, fix)
 
 
-@dataclass
+@record
 class CoreSignal:
     signo: int
     code: int
     addr: int | None                 # si_addr for SIGSEGV/SIGBUS/SIGILL/SIGFPE
 
 
-@dataclass
+@record
 class CoreThread:
     pid: int                         # the thread's LWP id
     cursig: int                      # pr_cursig: the signal it was handling, 0 if none
@@ -62,7 +62,7 @@ class CoreThread:
     siginfo: CoreSignal | None = None    # its NT_SIGINFO (the kernel writes the dumping one's)
 
 
-@dataclass
+@record
 class CorePsinfo:
     uid: int
     gid: int
@@ -71,7 +71,7 @@ class CorePsinfo:
     psargs: str                      # pr_psargs: the command line, space-joined, 80 bytes
 
 
-@dataclass
+@record
 class CoreInfo:
     arch: str
     mappings: list[Mapping]

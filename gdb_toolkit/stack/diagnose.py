@@ -230,12 +230,11 @@ def _signal_frame_refused(f: StackFacts, d: Diagnosis, ctx: Context, region) -> 
     low = (sp - REDZONE.get(f.arch, 0) - size) & ~63
     if low >= region.start:
         return None                                  # the frame fits in what is mapped
-    import dataclasses
+    from gdb_toolkit.common.record import replace
 
-    trial = dataclasses.replace(d, explanation=list(d.explanation), notes=list(d.notes),
-                                sources=dict(d.sources), nearest=list(d.nearest),
-                                fix=dataclasses.replace(d.fix))
-    tctx = dataclasses.replace(ctx, notes=list(ctx.notes))
+    trial = replace(d, explanation=list(d.explanation), notes=list(d.notes),
+                    sources=dict(d.sources), nearest=list(d.nearest), fix=replace(d.fix))
+    tctx = replace(ctx, notes=list(ctx.notes))
     tctx.fault = low
     trial.fault_addr = low
     how = (f"estimated: where the signal frame the kernel could not push would start (sp - "

@@ -6,10 +6,10 @@ none), where only ``pr_cursig`` says SIGSEGV.  ``push``/``call`` write at sp - 8
 operand is base + index * scale (or the extended/shifted index) + displacement, plus the
 fs/gs base on x86_64; aarch64 pre-index writes at base + offset, post-index at base.
 """
-from dataclasses import dataclass
+from gdb_toolkit.common.record import record
 
 
-@dataclass
+@record
 class Access:
     address: int
     text: str                       # the instruction, e.g. "str x1, [x0, x2, lsl #3]"

@@ -439,13 +439,9 @@ def summarise_threads(arch: str, inf, cap: int = THREAD_CAP) -> list[ThreadSumma
 
 
 def _capstone() -> bool:
-    from gdb_toolkit.common.disasm import _import_capstone
+    from gdb_toolkit.common.disasm import available
 
-    try:
-        _import_capstone()
-        return True
-    except (ToolkitError, ImportError):
-        return False
+    return available()
 
 
 def _function_of(addr: int) -> str | None:

@@ -7,9 +7,9 @@ stack memory; walking back from there over envp and argv gives the exact strings
 80-byte, space-joined (unquotable) ``pr_psargs`` -- whatever quotes or bytes they contain.
 """
 import struct
-from dataclasses import dataclass
 
 from gdb_toolkit.common.names import decode_name
+from gdb_toolkit.common.record import record
 
 SEARCH = 1 << 20                # bytes below the strings searched for the auxv
 MAX_STRING = 128 << 10          # MAX_ARG_STRLEN
@@ -17,7 +17,7 @@ MAX_ITEMS = 1 << 16             # argv + envp entries at most
 MAX_TOTAL = 8 << 20             # bytes of strings read at most
 
 
-@dataclass
+@record
 class InitialStack:
     argv: list[str]
     env: dict[str, str]

@@ -19,14 +19,14 @@ import errno
 import os
 import signal
 import subprocess
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 
 PROBED = "acct_stack_growth"
 
 
-@dataclass
+@record
 class RerunSpec:
     """What to re-run, where, with what, as whom."""
     argv: list[str]
@@ -39,7 +39,7 @@ class RerunSpec:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass
+@record
 class RunAs:
     uid: int
     gid: int
@@ -48,7 +48,7 @@ class RunAs:
     text: str                       # "uid 1000 (alice)"
 
 
-@dataclass
+@record
 class KernelEvent:
     function: str
     size: int | None
@@ -57,7 +57,7 @@ class KernelEvent:
     comm: str
 
 
-@dataclass
+@record
 class KernelView:
     requested_function: str
     traced_function: str

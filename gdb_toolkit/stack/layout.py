@@ -15,9 +15,8 @@ the stack top, whereas the program raising its own limit at run time moves nothi
 gdb (``disable-randomization on``) the distance is exactly max(128 MiB, limit + gap); in a
 normal run, with address randomisation, it is at least limit + gap and usually gigabytes more.
 """
-from dataclasses import dataclass
-
 from gdb_toolkit.common.procfs import Mapping
+from gdb_toolkit.common.record import record
 
 MIB = 1 << 20
 MIN_GAP = 128 * MIB
@@ -27,7 +26,7 @@ STACK_RND = {"x86_64": 0x3FFFFF << 12, "aarch64": 0x3FFFF << 12, "i386": 0x7FF <
 TASK_SIZE = {"x86_64": (1 << 47) - 4096, "aarch64": 1 << 48, "i386": 0xFFFFE000}
 
 
-@dataclass
+@record
 class Layout:
     aslr: bool | None               # address randomisation in the diagnosed process
     aslr_source: str

@@ -1,7 +1,6 @@
 """The plain data stack-diagnose works on: facts in, a diagnosis out.  Pure (no gdb)."""
-from dataclasses import dataclass, field
-
 from gdb_toolkit.common.procfs import Mapping
+from gdb_toolkit.common.record import field, fields, record
 
 
 def file_and_line(source: str | None) -> tuple[str | None, int | None]:
@@ -13,10 +12,8 @@ def file_and_line(source: str | None) -> tuple[str | None, int | None]:
 
 
 def with_file_and_line(cls):
-    """JSON of a dataclass holding ``source`` ("file.c:24"): also ``file`` and ``line``, the
+    """JSON of a record holding ``source`` ("file.c:24"): also ``file`` and ``line``, the
     common vocabulary's keys for a source position (docs/json.md), right after ``source``."""
-    from dataclasses import fields
-
     names = [f.name for f in fields(cls) if not f.metadata.get("json_skip")]
     at = names.index("source") + 1
     cls.__record_json__ = tuple(names[:at] + ["file", "line"] + names[at:])
@@ -40,7 +37,7 @@ BUS_CODES = {1: "BUS_ADRALN", 2: "BUS_ADRERR", 3: "BUS_OBJERR", 4: "BUS_MCEERR_A
 MEMORY_SIGNALS = (7, 11)
 
 
-@dataclass
+@record
 class SignalInfo:
     signo: int
     code: int | None            # si_code; None when only pr_cursig recorded the signal
@@ -72,7 +69,7 @@ class SignalInfo:
 
 
 @with_file_and_line
-@dataclass
+@record
 class Frame:
     level: int
     pc_address: int
@@ -96,7 +93,7 @@ class Frame:
                               lambda self, v: setattr(self, "start_address", v))
 
 
-@dataclass
+@record
 class Code:
     """Machine code of the culprit function, with its line table."""
     function: str
@@ -105,7 +102,7 @@ class Code:
     lines: list[tuple[int, str]] = field(default_factory=list)   # (address, "file.c:N") sorted
 
 
-@dataclass
+@record
 class ThreadSummary:
     """Another thread of the process, as far as a clash between stacks needs it."""
     num: int
@@ -118,14 +115,14 @@ class ThreadSummary:
     main: bool = False
 
 
-@dataclass
+@record
 class Runtime:
     kind: str                       # rust | go
     evidence: str                   # what told us (a symbol, a frame)
     details: dict = field(default_factory=dict)
 
 
-@dataclass
+@record
 class Overcommit:
     """What __vm_enough_memory() checks every growth against (vm.overcommit_memory and
     /proc/meminfo of this machine)."""
@@ -153,7 +150,7 @@ class Overcommit:
                 f"committed + {hs(grow)} exceeds CommitLimit {hs(self.commit_limit or 0)}")
 
 
-@dataclass
+@record
 class StackFacts:
     arch: str                       # x86_64 | aarch64
     target: str                     # live | core
@@ -201,7 +198,7 @@ class StackFacts:
     overcommit: "Overcommit | None" = None   # the kernel's commit accounting (live only)
 
 
-@dataclass
+@record
 class StackRegion:
     start_address: int
     end_address: int
@@ -224,7 +221,7 @@ class StackRegion:
 
 
 @with_file_and_line
-@dataclass
+@record
 class SpMover:
     address: int
     text: str                       # "sub rsp, rax"
@@ -234,7 +231,7 @@ class SpMover:
                                     # the frame at every iteration
 
 
-@dataclass
+@record
 class ClashProbe:
     loop_address: int
     probe: str                      # the probing instruction text
@@ -249,7 +246,7 @@ class ClashProbe:
     target_sp = property(lambda self: self.target_sp_address)
 
 
-@dataclass
+@record
 class Recursion:
     functions: list[str]            # the cycle in call order (the outermost call first)
     keys: list[str]                 # the same, as frame keys (name or start address)
@@ -273,7 +270,7 @@ class Recursion:
 
 
 @with_file_and_line
-@dataclass
+@record
 class Culprit:
     symbol: str | None              # the function's name
     frame_level: int
@@ -285,7 +282,7 @@ class Culprit:
     frame_size = property(lambda self: self.size)
 
 
-@dataclass
+@record
 class Fix:
     kind: str                       # ulimit | pthread_attr_setstacksize | heap | code | none
     text: str
@@ -294,7 +291,7 @@ class Fix:
     stacksize: int | None = None
 
 
-@dataclass
+@record
 class Diagnosis:
     verdict: str                    # see VERDICTS
     headline: str
@@ -376,7 +373,7 @@ VERDICTS = {
 }
 
 
-@dataclass
+@record
 class AllThreads:
     """stack-diagnose --all-threads: one diagnosis per thread."""
     diagnoses: list

@@ -13,9 +13,9 @@ whole array slices (C speed); memory is read in bounded chunks; a walk stopped b
 read cap reports "at least".
 """
 import array
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.stack.model import Frame, Recursion
 
 MIN_REPEATS = 4
@@ -78,7 +78,7 @@ def find_cycle(frames: list[Frame], max_len: int = MAX_CYCLE) -> tuple[int, int,
     return best
 
 
-@dataclass
+@record
 class _Group:
     """A real frame with the frames gdb shows in it for functions inlined into it or that
     tail-called the next inner frame (they share its
@@ -101,7 +101,7 @@ def physical_frames(frames: list[Frame]) -> list[_Group]:
     return out
 
 
-@dataclass
+@record
 class _Slot:
     size: int                       # the function's frame size
     ra_off: int                     # where in its frame the return address to its caller is

@@ -11,7 +11,8 @@ gdb's sigtramp frame has sp = the address the handler returns to, which is:
   aarch64 &frame->info (struct rt_sigframe { siginfo info; struct ucontext uc; })
 """
 import struct
-from dataclasses import dataclass
+
+from gdb_toolkit.common.record import record
 
 SIGINFO_SIZE = 128
 READ_SIZE = {"x86_64": 304 + SIGINFO_SIZE, "aarch64": 304 + 8 * 35}
@@ -20,7 +21,7 @@ X86_TRAPS = {0: "#DE divide error", 6: "#UD invalid opcode", 12: "#SS stack-segm
 SS_ONSTACK, SS_DISABLE = 1, 2
 
 
-@dataclass
+@record
 class SignalFrame:
     level: int                      # gdb frame level of <signal handler called>
     address: int                    # where the kernel put the frame

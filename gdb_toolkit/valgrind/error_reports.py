@@ -1,23 +1,27 @@
-"""memcheck errors: ``v.info all_errors``, ``v.info last_error``, ``v.info n_errs_found``."""
-import re
-from dataclasses import dataclass, field
+"""memcheck errors: ``v.info all_errors``, ``v.info last_error``, ``v.info n_errs_found``.
 
-from gdb_toolkit.valgrind.locations import Location, parse_location_lines
-from gdb_toolkit.valgrind.stacks import CodeMap, Frame, Stack, parse_frame, program_frame, strip_prefix
+The stack and location parsers (~3 ms of regular expressions to compile) are imported where
+an error is parsed or described, not for ``parse_n_errs_found``: vg-start's first call only
+counts errors."""
+from __future__ import annotations
+
+import re
+
+from gdb_toolkit.common.record import field, record
 
 _NERRS_RE = re.compile(r"n_errs_found (\d+) n_errs_shown (\d+) \(vgdb-error (\d+)\)")
 _SUMMARY_RE = re.compile(r"ERROR SUMMARY: (\d[\d,]*) errors from (\d[\d,]*) contexts \(suppressed: (\d[\d,]*) from (\d[\d,]*)\)")
 _CONTEXT_RE = re.compile(r"^(\d[\d,]*) errors in context (\d+) of (\d+):")
 
 
-@dataclass
+@record
 class ErrorCounts:
     found: int
     shown: int
     vgdb_error: int
 
 
-@dataclass
+@record
 class MemcheckError:
     what: str                             # "Invalid write of size 1"
     stack: list[Frame] = field(default_factory=list)
@@ -30,6 +34,8 @@ class MemcheckError:
 
     @property
     def at(self) -> Frame | None:
+        from gdb_toolkit.valgrind.stacks import program_frame
+
         return program_frame(self.stack)
 
     def one_line(self) -> str:
@@ -37,6 +43,8 @@ class MemcheckError:
         text = self.what + (f" at {at.label()}" if at else "")
         if self.location is not None:
             text += f"; {self.location.description}"
+            from gdb_toolkit.valgrind.stacks import program_frame
+
             freed = program_frame(self.location.free_stack)
             alloc = self.location.allocated_at
             if freed is not None:
@@ -49,7 +57,7 @@ class MemcheckError:
         return text
 
 
-@dataclass
+@record
 class ErrorSummary:
     """valgrind's ERROR SUMMARY line (counts: `errors` is the list of errors elsewhere)."""
     error_count: int
@@ -58,7 +66,7 @@ class ErrorSummary:
     suppressed_context_count: int
 
 
-@dataclass
+@record
 class ErrorList:
     errors: list[MemcheckError]
     summary: ErrorSummary | None
@@ -82,6 +90,9 @@ def parse_errors(text: str, code_map: CodeMap | None = None) -> ErrorList:
 
     The error's own stack, the address description (with where a block was freed
     and allocated) and the --track-origins origin stack are kept apart."""
+    from gdb_toolkit.valgrind.locations import parse_location_lines
+    from gdb_toolkit.valgrind.stacks import Stack, parse_frame, strip_prefix
+
     lines = text.splitlines()
     errors: list[MemcheckError] = []
     summary = None
@@ -149,7 +160,7 @@ def parse_errors(text: str, code_map: CodeMap | None = None) -> ErrorList:
     return ErrorList(errors, summary)
 
 
-@dataclass
+@record
 class ErrorsReport:
     pid: int
     counts: ErrorCounts | None

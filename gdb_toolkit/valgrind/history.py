@@ -9,15 +9,15 @@ when a plot is asked for).
 import json
 import os
 import stat
-from dataclasses import dataclass, field
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.valgrind.session_state import LeakSnapshot, SiteKey
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
 
-@dataclass
+@record
 class SitePoint:
     seq: int
     time: float
@@ -25,7 +25,7 @@ class SitePoint:
     blocks: int
 
 
-@dataclass
+@record
 class SiteHistory:
     kind: str
     symbol: str | None
@@ -43,7 +43,7 @@ class SiteHistory:
     sparkline: str = field(default="", metadata={"json_skip": True})
 
 
-@dataclass
+@record
 class HistoryReport:
     pid: int
     snapshots: int

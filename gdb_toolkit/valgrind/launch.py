@@ -8,9 +8,9 @@ import shutil
 import stat
 import subprocess
 import time
-from dataclasses import dataclass
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.record import record
 from gdb_toolkit.valgrind.vgdb_processes import fifo_for
 
 FORCED_OPTIONS = ("--tool=memcheck", "--vgdb=yes", "--vgdb-error=0")
@@ -274,7 +274,7 @@ def describe_lock_holder(vgdb_pid: int, proc: str = "/proc") -> str:
     return text
 
 
-@dataclass
+@record
 class StartReport:
     pid: int                     # the real valgrind pid (gdb's inferior pid over vgdb is a placeholder)
     program: str

@@ -11,8 +11,8 @@ the allocation stack below each header, ``0xADDR[SIZE]`` block lines
 (block_list), and the LEAK SUMMARY with its optional deltas.
 """
 import re
-from dataclasses import dataclass, field
 
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.valgrind.stacks import CodeMap, Frame, parse_frame, program_frame, strip_prefix
 
 KINDS = ("definite", "indirect", "possible", "reachable")
@@ -45,7 +45,7 @@ def num(text: str | None) -> int | None:
 NO_LEAKS_TEXT = "All heap blocks were freed -- no leaks are possible"
 
 
-@dataclass
+@record
 class Block:
     address: int
     size: int
@@ -54,7 +54,7 @@ class Block:
     parent_address: int | None = None   # the block this one is reached through (depth > 0)
 
 
-@dataclass
+@record
 class LossRecord:
     number: int
     of: int
@@ -152,7 +152,7 @@ def _site_of_line(line: str, cm: CodeMap):
     return f if f is not None and f.role in ("program", "unknown") else _NOT_SITE
 
 
-@dataclass
+@record
 class KindTotal:
     bytes: int
     blocks: int
@@ -160,13 +160,13 @@ class KindTotal:
     blocks_delta: int | None = None
 
 
-@dataclass
+@record
 class LeakSummary:
     """LEAK SUMMARY as valgrind printed it: kind -> totals (plus 'suppressed')."""
     kinds: dict[str, KindTotal] = field(default_factory=dict)
 
 
-@dataclass
+@record
 class LeakCheckOutput:
     pid: int | None
     records: list[LossRecord]

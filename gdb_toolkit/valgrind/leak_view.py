@@ -6,13 +6,13 @@ Totals are computed from the loss records whenever the records are complete
 wrong summary also becomes the base of the next search's deltas.  Summary
 deltas are therefore computed here, against the previous vg-leaks snapshot.
 """
-from dataclasses import dataclass, field
 
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.valgrind.leak_records import KINDS, KindTotal, LeakCheckOutput, LossRecord
 from gdb_toolkit.valgrind.stacks import Frame, frame_at_depth, site_index
 
 
-@dataclass
+@record
 class LeakRow:
     record: int
     kind: str
@@ -37,7 +37,7 @@ class LeakRow:
         return self.location.where if self.location else None
 
 
-@dataclass
+@record
 class GroupRow:
     """--group-by N: records summed by the frame N levels up from their allocation site."""
     kind: str
@@ -47,7 +47,7 @@ class GroupRow:
     records: list[int]
 
 
-@dataclass
+@record
 class LeakReport:
     pid: int | None
     mode: str                     # full | summary
@@ -69,7 +69,7 @@ class LeakReport:
     snapshot: int | None = None   # the number of the history snapshot this search became
 
 
-@dataclass
+@record
 class BlockReport:
     """vg-block: the heap block holding an address and/or a loss record's blocks."""
     pid: int

@@ -1,7 +1,7 @@
 """Valgrind's address descriptions (``Address 0x.. is ...``) and what holds an address."""
 import re
-from dataclasses import dataclass, field
 
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.valgrind.stacks import CodeMap, Frame, parse_frame, program_frame, strip_prefix
 
 _ADDR_RE = re.compile(r"^Address (0x[0-9A-Fa-f]+) (is .*)$")
@@ -16,7 +16,7 @@ _SEG_RE = re.compile(r"^is in (?:a|the) (?:(\S+) segment of (.*)|\S+ mapped file
                      r"\S+ (anonymous) segment)$")
 
 
-@dataclass
+@record
 class Location:
     """What valgrind says an address is: data symbol, stack, heap block, or unknown."""
     address: int

@@ -4,8 +4,8 @@
 ``check_memory`` outputs -> dataclasses.
 """
 import re
-from dataclasses import dataclass, field
 
+from gdb_toolkit.common.record import field, record
 from gdb_toolkit.valgrind.locations import Location, parse_location_lines
 from gdb_toolkit.valgrind.stacks import CodeMap, strip_prefix
 
@@ -17,7 +17,7 @@ _CHECK_RE = re.compile(r"^Address (0x[0-9A-Fa-f]+) len (\d+) (addressable|define
 _BAD_RE = re.compile(r"^(bad address|Uninitialised value at) (0x[0-9A-Fa-f]+)")
 
 
-@dataclass
+@record
 class Pointer:
     """One place holding a pointer into the searched range."""
     address: int | None             # the pointer's own address (None for a register)
@@ -34,7 +34,7 @@ class Pointer:
         return self.location.holder() if self.location else "unknown"
 
 
-@dataclass
+@record
 class WhoPointsAt:
     address: int | None
     size: int
@@ -79,7 +79,7 @@ def parse_who_points_at(text: str, code_map: CodeMap | None = None) -> WhoPoints
     return report
 
 
-@dataclass
+@record
 class ByteState:
     address: int
     byte_value: int | None      # None when unaddressable (valgrind prints 0x??)
@@ -96,7 +96,7 @@ class ByteState:
         return "partly defined"
 
 
-@dataclass
+@record
 class Vbits:
     address: int
     size: int
@@ -177,7 +177,7 @@ def _vbits_report(out, messages, address, length) -> Vbits:
                  sum(1 for b in out if b.vbits not in (None, 0, 0xFF)), messages)
 
 
-@dataclass
+@record
 class MemoryCheck:
     address: int
     size: int

@@ -7,10 +7,11 @@ answers about another.  Every complete leak search is kept as a snapshot
 """
 import subprocess
 import time
-from dataclasses import dataclass, field
+
+from gdb_toolkit.common.record import field, record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SiteKey:
     """An allocation site: the frame a loss record is attributed to, and the leak kind."""
     kind: str
@@ -24,14 +25,14 @@ class SiteKey:
         return f"{self.symbol or '???'} ({where})"
 
 
-@dataclass
+@record
 class SiteSample:
     bytes: int
     blocks: int
     records: int = 1
 
 
-@dataclass
+@record
 class LeakSnapshot:
     """One complete leak search: when, and what each allocation site held."""
     seq: int                          # 1, 2, ... within the session
@@ -41,7 +42,7 @@ class LeakSnapshot:
     source: str = "vg-leaks"          # vg-leaks | vg-watch
 
 
-@dataclass
+@record
 class Session:
     pid: int
     start_time: int | None = None     # /proc/PID/stat field 22: tells a reused pid apart

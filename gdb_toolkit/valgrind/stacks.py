@@ -26,7 +26,8 @@ import bisect
 import functools
 import os
 import re
-from dataclasses import dataclass, field
+
+from gdb_toolkit.common.record import field, record
 
 PREFIX_RE = re.compile(r"^==\d+==\s?")
 FRAME_RE = re.compile(r"\s*(at|by) 0x([0-9A-Fa-f]+): (.*)")
@@ -149,7 +150,7 @@ class CodeMap:
         return len(self._ranges)
 
 
-@dataclass
+@record
 class Frame:
     kind: str = field(metadata={"json_skip": True})   # "at" (innermost) or "by" (a return address)
     address: int
@@ -269,7 +270,7 @@ def frame_at_depth(frames: list[Frame], depth: int) -> Frame | None:
     return frames[min(i + max(depth, 1) - 1, len(frames) - 1)]
 
 
-@dataclass
+@record
 class Stack:
     """An allocation/free/origin stack with its own heading (used where valgrind prints several)."""
     what: str                                   # e.g. "Uninitialised value was created by a heap allocation"

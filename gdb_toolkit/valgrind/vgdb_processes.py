@@ -8,7 +8,8 @@ valgrind tool.
 import os
 import re
 import stat
-from dataclasses import dataclass, field
+
+from gdb_toolkit.common.record import field, record
 
 FIFO_RE = re.compile(r"^vgdb-pipe-from-vgdb-to-(\d+)-by-(.*)-on-(.*)$")
 
@@ -27,7 +28,7 @@ def display_name(raw: bytes) -> str:
     return escape_name(raw)
 
 
-@dataclass
+@record
 class ValgrindProcess:
     pid: int
     fifo: str = field(metadata={"json_skip": True})
@@ -198,7 +199,7 @@ def tool_note(pid: int, tool: str) -> str:
             f"vg-check need memcheck ('monitor help' lists {tool}'s own commands)")
 
 
-@dataclass
+@record
 class AttachReport:
     connected: bool
     pid: int | None

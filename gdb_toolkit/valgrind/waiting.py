@@ -13,7 +13,8 @@ tail of its own log file, when valgrind writes one per process (%p).
 """
 import os
 import re
-from dataclasses import dataclass
+
+from gdb_toolkit.common.record import record
 
 # syscalls valgrind's gdbserver blocks in while it waits for a debugger, by machine:
 # number -> (kind, index of the pollfd / path argument)
@@ -23,7 +24,7 @@ _WAITS = {"x86_64": {7: ("poll", 0), 271: ("ppoll", 0), 2: ("open", 0), 257: ("o
 _INFINITE = (0xFFFFFFFFFFFFFFFF, 0xFFFFFFFF)
 
 
-@dataclass
+@record
 class WaitingProcess:
     pid: int
     ppid: int

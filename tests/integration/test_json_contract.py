@@ -45,7 +45,9 @@ def _sessions(tmp: str) -> list[dict]:
             "ktrace tracepoint:syscalls:sys_enter_getppid --all --count 1 --timeout 2",
             "vg-attach"]},
         {"why": "a running dynamically linked program", "program": plt_prog,
-         "setup": ["start"], "commands": ["got", "plt", "plt-walk puts"]},
+         "setup": ["start"], "commands": [
+             "got", "plt", "plt-walk puts", "got --audit --preview", "plt-walk puts --live", "got --diff",
+             "plt-walk memcpy"]},
         {"why": "a program killed by deep recursion", "program": stack_prog,
          "setup": ["run > /dev/null"], "commands": ["stack-diagnose --all-threads", "stack-diagnose"]},
         {"why": "a program under valgrind", "program": None,
@@ -131,7 +133,20 @@ def test_errors_are_json_on_stdout_and_a_gdb_error():
 FORBIDDEN_KEYS = {
     "warnings": "notes", "messages": "notes", "assumptions": "notes",
     "valgrind_pid": "pid (the real pid)", "type": "kind / reloc_type / symbol_type",
+    "slot_type": "kind (JUMP_SLOT) + reloc_type (R_X86_64_JUMP_SLOT), as got says them",
 }
+
+#: relocation kinds as got's `kind` says them; a string equal to one under another key is the
+#: same fact under a second name (plt-walk said `slot_type`)
+RELOC_KINDS = {"JUMP_SLOT", "GLOB_DAT", "IRELATIVE", "TLSDESC", "TLS_TPOFF", "TLS_DTPMOD", "TLS_DTPOFF",
+               "COPY", "RELATIVE", "ABS"}
+#: a state is a word or two (resolved, bound-at-load, partly defined): never a sentence
+STATE_WORD = re.compile(r"^[A-Za-z][A-Za-z/-]*( [A-Za-z][A-Za-z/-]*)?$")
+#: "main+49": a code position written as text; it is a location object
+SYMBOL_OFFSET = re.compile(r"^[A-Za-z_.$][\w.$@]*\+(0x[0-9a-f]+|\d+)$")
+#: integers that are quantities, not addresses or words of memory, whatever their size
+QUANTITY = re.compile(r"(^|_)(size|sizes|bytes|count|ns|us|ms|time|offset|line|pid|tid|id|ino|inode|"
+                      r"limit|rlimit|total|records|blocks|depth|frames|distance|free|used|kb|pages)$")
 
 
 #: a source position written as one string ("recurse.c:17"): scripts then parse it, and one
@@ -150,6 +165,16 @@ def vocabulary_problems(data, path="result") -> list[str]:
                 out.append(f"{here}: the source position {v!r} also as 'file' and 'line' beside it")
             if k == "location" and v is not None and not isinstance(v, dict):
                 out.append(f"{here}: a location is an object {{address, symbol, offset, file, line, object}}")
+            if isinstance(v, str) and SYMBOL_OFFSET.match(v):
+                out.append(f"{here}: the position {v!r} as text: a location object {{address, symbol, offset, ...}}")
+            if k == "where" and isinstance(v, str) and not re.fullmatch(r"[a-z]+", v):
+                out.append(f"{here}: a position as text ({v!r}): a location object")
+            if k != "kind" and isinstance(v, str) and v in RELOC_KINDS:
+                out.append(f"{here}: the relocation kind {v!r} is 'kind' (got's key)")
+            if k != "reloc_type" and isinstance(v, str) and re.fullmatch(r"R_[A-Z0-9]+_[A-Z0-9_]+", v):
+                out.append(f"{here}: the relocation name {v!r} is 'reloc_type' (got's key)")
+            if k == "state" and isinstance(v, str) and not STATE_WORD.match(v):
+                out.append(f"{here}: a state is a word, not {v!r} (the sentence goes under another key)")
             if (k == "address" or k.endswith("_address")) and isinstance(v, int) and v >= 1 << 53:
                 out.append(f"{here}: an address above 2**53 as a number (jq/JavaScript lose it): '0x...'")
             out += vocabulary_problems(v, here)
@@ -161,6 +186,26 @@ def vocabulary_problems(data, path="result") -> list[str]:
 
 #: commands whose results still use other words for the common facts (their owners convert them)
 PENDING_VOCABULARY: set = set()
+
+
+def hex_problems(data, path="result") -> list[str]:
+    """Integers of address size (2**32 and above) that are not quantities: an address or a
+    word of memory (a slot's value, a load bias) printed as a number in a command whose
+    addresses are "0x..." strings (docs/json.md)."""
+    out = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            here = f"{path}.{k}"
+            if isinstance(v, int) and not isinstance(v, bool) and v >= 1 << 32 and not QUANTITY.search(k):
+                out.append(f"{here}: an address or word of memory as a number: '0x...'")
+            elif isinstance(v, list) and not QUANTITY.search(k) and any(
+                    isinstance(x, int) and not isinstance(x, bool) and x >= 1 << 32 for x in v):
+                out.append(f"{here}: addresses or words of memory as numbers: '0x...'")
+            out += hex_problems(v, here)
+    elif isinstance(data, list):
+        for i, v in enumerate(data[:50]):
+            out += hex_problems(v, f"{path}[{i}]")
+    return out
 
 
 def test_every_result_has_notes(documents):
@@ -184,9 +229,12 @@ def test_every_result_has_notes(documents):
 
 def test_results_use_the_common_vocabulary(documents):
     found, _ = documents
-    problems = {name: sorted(set(re.sub(r"\[\d+\]", "[]", p) for p in vocabulary_problems(doc["result"])))
-                for name, doc in found.items() if doc["ok"]}
-    problems = {n: p for n, p in problems.items() if p}
+    problems: dict[str, list[str]] = {}
+    for doc in ALL_DOCUMENTS:       # every document: got --audit/--diff, plt-walk --live too
+        if doc["ok"]:
+            found_here = vocabulary_problems(doc["result"]) + hex_problems(doc["result"])
+            problems.setdefault(doc["command"], []).extend(re.sub(r"\[\d+\]", "[]", p) for p in found_here)
+    problems = {n: sorted(set(p)) for n, p in problems.items() if p}
     unexpected = {n: p for n, p in problems.items() if n not in PENDING_VOCABULARY}
     assert not unexpected, unexpected
     fixed = sorted(n for n in PENDING_VOCABULARY if n in found and found[n]["ok"] and n not in problems)

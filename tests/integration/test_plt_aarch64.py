@@ -30,7 +30,7 @@ def test_static_got_and_walk_of_aarch64_binary(a64):
     assert {addr(r["address"]) for r in doc["slots"]} == set(relocs)
     for r in doc["slots"]:
         if r["kind"] == "JUMP_SLOT":
-            assert r["value"] == plt0 and r["state"] == "unresolved"
+            assert addr(r["value"]) == plt0 and r["state"] == "unresolved"
     walk = gdb_json([], "plt-walk puts", program=a64)
     hops = {h["step"]: h for h in walk["hops"]}
     assert [c.split(": ")[1].split()[0] for c in hops["stub"]["code"]] == ["adrp", "ldr", "add", "br"]
@@ -73,12 +73,12 @@ def test_live_walk_under_qemu_user(a64):
     rows = {r["symbol"].split("@")[0]: r for r in got["slots"] if r["object"] == a64.name}
     assert rows["puts"]["state"] == "resolved" and rows["atoi"]["state"] == "unresolved"
     libc = f"{SYSROOT}/lib/libc.so.6"
-    libc_bias = next(o["bias"] for o in got["objects"] if o["path"].endswith("libc.so.6"))
+    libc_bias = next(addr(o["bias"]) for o in got["objects"] if o["path"].endswith("libc.so.6"))
     nm = nm_symbols(libc, dynamic=True, arch="aarch64")
-    assert rows["puts"]["value"] == libc_bias + nm["puts"][0]
+    assert addr(rows["puts"]["value"]) == libc_bias + nm["puts"][0]
     live = walk["live"]
-    assert live["new"] == libc_bias + nm["atoi"][0]
-    assert live["writer_object"] == "ld-linux-aarch64.so.1"
+    assert addr(live["new"]) == libc_bias + nm["atoi"][0]
+    assert live["location"]["object"] == "ld-linux-aarch64.so.1"
     assert live["target"] == "atoi in libc.so.6"
     tail = res.stdout.split("@@GTK-JSON-END@@")[-1]
     assert "willingness to use watchpoint hardware is 1" in tail     # setting restored

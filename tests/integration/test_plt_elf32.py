@@ -70,11 +70,11 @@ def test_i386_live_lazy_walk_matches_libc_and_maps():
     libc_base = min(int(l.split()[0], 16) for l in maps.splitlines() if l.strip().endswith("libc.so.6"))
     nm = nm_symbols(LIBC32, dynamic=True)
     rows = {r["symbol"].split("@")[0]: r for r in got["slots"]}
-    assert rows["puts"]["state"] == "resolved" and rows["puts"]["value"] == libc_base + nm["puts"][0]
+    assert rows["puts"]["state"] == "resolved" and addr(rows["puts"]["value"]) == libc_base + nm["puts"][0]
     assert rows["atoi"]["state"] == "unresolved"
     assert walk["arch"] == "i386" and walk["binding"] == "lazy"
-    assert walk["live"]["new"] == libc_base + nm["atoi"][0]
-    assert walk["live"]["writer_object"] == "ld-linux.so.2"
+    assert addr(walk["live"]["new"]) == libc_base + nm["atoi"][0]
+    assert walk["live"]["location"]["object"] == "ld-linux.so.2"
     assert "relocation offset" in " ".join(walk["first_call"])            # i386 pushes a byte offset
     hops = {h["step"]: h for h in walk["hops"]}
     assert "ebx" in hops["stub"]["code"][0]                                  # PIC: %ebx-relative
@@ -147,8 +147,8 @@ def test_arm_live_walk_under_qemu_user():
                               re.M).group(1), 16)
     base = text_from - _text_addr(libc)                   # gdb's solib list gives .text's address
     nm = _nm_arm(libc)
-    assert walk["live"]["new"] & ~1 == (base + nm["atoi"]) & ~1
-    assert walk["live"]["writer_object"] == "ld-linux-armhf.so.3"
+    assert addr(walk["live"]["new"]) & ~1 == (base + nm["atoi"]) & ~1
+    assert walk["live"]["location"]["object"] == "ld-linux-armhf.so.3"
     assert walk["live"]["target"] == "atoi in libc.so.6"
 
 

@@ -75,7 +75,7 @@ def test_glob_dat_bound_to_the_programs_canonical_plt_entry_is_not_overwritten()
     m = re.search(r"mine=(0x[0-9a-f]+) lib=(0x[0-9a-f]+)", res.stdout)
     assert m.group(1) == m.group(2) and int(m.group(1), 16) == int(und.group(1), 16)
     row = _slots(doc, "libcanon.so")["puts"]
-    assert row["value"] == int(m.group(1), 16)
+    assert addr(row["value"]) == int(m.group(1), 16)
     assert row["target"] == "puts@plt in canon_main"
     assert row["audit"]["verdict"] == "ok", row["audit"]
     assert "canon_main" in row["audit"]["expected"] and "PLT" in row["audit"]["expected"]
@@ -287,12 +287,12 @@ def test_ld_bind_not_audit_does_not_claim_not_called():
     got, walk = res.json_documents()
     puts = _slots(got)["puts"]
     # the slot still holds the file's word (readelf -x .got.plt) plus the load bias
-    slot_off = addr(puts["address"]) - got["objects"][0]["bias"]
+    slot_off = addr(puts["address"]) - addr(got["objects"][0]["bias"])
     dump = subprocess.run(["objdump", "-s", f"--start-address={slot_off}", f"--stop-address={slot_off + 8}", exe],
                           capture_output=True, text=True, check=True).stdout
     word = re.search(rf"^\s*{slot_off:x} ([0-9a-f]{{8}}) ([0-9a-f]{{8}})", dump, re.M)
     file_word = int.from_bytes(bytes.fromhex(word.group(1) + word.group(2)), "little")
-    assert puts["state"] == "unresolved" and puts["value"] == file_word + got["objects"][0]["bias"]
+    assert puts["state"] == "unresolved" and addr(puts["value"]) == file_word + addr(got["objects"][0]["bias"])
     assert "not called yet" not in puts["audit"]["why"] and "LD_BIND_NOT" in puts["audit"]["why"]
     lazy_hop = next(h for h in walk["hops"] if h["step"] == "lazy stub")
     assert "first call only" not in lazy_hop["note"] and "every call" in lazy_hop["note"]
@@ -470,7 +470,7 @@ def test_weak_undefined_function_story_does_not_promise_a_later_binding():
     m = re.search(r"wf=(\S+) dlsym=(0x[0-9a-f]+)", res.stdout)
     assert m.group(1) == "(nil)"                  # the program's own view after dlopen(RTLD_GLOBAL)
     walk = res.json_documents()[0]
-    assert walk["value"] == 0 and walk["state"] == "null"
+    assert addr(walk["value"]) == 0 and walk["state"] == "null"
     story = " ".join(walk["first_call"] + walk["later_calls"])
     assert "unless an object defining" not in story
     assert "dlopen" in story and "stays 0" in story, story
@@ -508,7 +508,7 @@ def test_slots_bound_into_the_vdso_are_named_and_not_overwritten(tmp_path):
     rows = _slots(doc, "vdso_calls")
     for name in ("time", "gettimeofday"):
         r = rows[name]
-        assert lo <= r["value"] < hi, (name, hex(r["value"]), vdso)
+        assert lo <= addr(r["value"]) < hi, (name, hex(addr(r["value"])), vdso)
         assert r["target_object"] == "linux-vdso.so.1" and r["target"].startswith(name)
         assert r["audit"]["verdict"] == "ok" and "vDSO" in r["audit"]["why"], r["audit"]
         info = run_gdb(["break checkpoint", "run", f"info symbol {r['value']}", "kill"], program=exe)

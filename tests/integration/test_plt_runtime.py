@@ -53,7 +53,7 @@ def test_ld_bind_now_story_and_live_advice():
     assert_no_traceback(res)
     walk = res.json_documents()[0]
     assert walk["binding"] == "now" and "LD_BIND_NOW" in walk["binding_reason"]
-    assert walk["state"] == "bound-at-load" and walk["value"] == program_said(res.stdout)["getpid"]
+    assert walk["state"] == "bound-at-load" and addr(walk["value"]) == program_said(res.stdout)["getpid"]
     assert "_dl_fixup" not in " ".join(walk["first_call"])
     err = next(l for l in gdb_error_lines(res) if "already" in l)
     assert "unset environment LD_BIND_NOW" in err
@@ -99,7 +99,7 @@ def test_live_walk_keeps_four_hardware_watchpoints_hardware():
     table = after.split("Continuing")[0] if "Continuing" in after else after
     assert table.count("hw watchpoint") == 4 and "\nwatchpoint" not in table.replace("hw watchpoint", "")
     doc = res.json_documents()[0]
-    assert doc["live"]["writer"] == "_dl_fixup"
+    assert doc["live"]["location"]["symbol"] == "_dl_fixup"
     # the next continue stops at the user's first hardware watchpoint, as it would have
     assert "Hardware watchpoint 2: w1" in after
 
@@ -111,7 +111,7 @@ def test_walk_in_libc_frame_prefers_the_program_import():
     res = run_gdb(["break puts", "run", *json_wrapped("plt-walk memcpy --json"), "kill"], program=exe)
     assert_no_traceback(res)
     doc = res.json_documents()[0]
-    assert doc["object"] == exe.name and doc["slot_type"] == "JUMP_SLOT"
+    assert doc["object"] == exe.name and doc["kind"] == "JUMP_SLOT"
     assert "libc.so.6" in {c["object"] for c in doc["candidates"]}
     assert "also:" in " ".join(doc["notes"])
 
@@ -223,7 +223,7 @@ int main(void) { char b[8]; table[0](b, "hi", 3); puts(b); checkpoint(); return 
     assert_no_traceback(res)
     early, late = res.json_documents()
     assert early["objects"][0]["kind"] == "static-pie executable"
-    assert data[0]["offset"] not in {addr(r["address"]) - late["objects"][0]["bias"] for r in late["slots"]}
+    assert data[0]["offset"] not in {addr(r["address"]) - addr(late["objects"][0]["bias"]) for r in late["slots"]}
     assert all("ld.so" not in r["target"] for r in early["slots"])
     assert not any(r["symbol"].startswith("__libc_") for r in late["slots"]), [r["symbol"] for r in late["slots"]]
 

@@ -176,3 +176,27 @@ def test_human_size_reaches_tib_and_pib():
     assert human_size(3 << 40) == "3.0 TiB"
     assert human_size(int(12.5 * (1 << 50))) == "12.5 PiB"
     assert human_size(-(2 << 40)) == "-2.0 TiB"
+
+
+def test_options_with_a_value_are_parsed_without_argparse():
+    """kdis vfs_read --kcore PATH, vg-start --log FILE, kprobe-show -n 3: common.args answers
+    an option with a separate value itself (argparse, gettext and locale: ~3 ms of a first
+    call); the fuzz target and tests/integration/test_args_fast_path.py check that the answer
+    is argparse's."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys\nfrom gdb_toolkit.common.args import ArgParser, parse_int\n"
+            "p = ArgParser('k')\np.add_argument('where')\np.add_argument('n', nargs='?', type=parse_int)\n"
+            "p.add_argument('--kcore')\np.add_argument('-c', '--count', type=int, default=3)\n"
+            "p.add_argument('--arg', action='append')\n"
+            "ns = p.parse(['vfs_read', '8', '--kcore', '/x y', '-c', '5', '--arg', 'a', '--arg', 'b'])\n"
+            "print(sorted(vars(ns).items()), 'argparse' in sys.modules)\n"
+            "p.parse(['vfs_read', '--kcore=/x'])\nprint('argparse' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                         cwd=str(Path(__file__).resolve().parents[2]))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "[('arg', ['a', 'b']), ('count', 5), ('json', False), ('kcore', '/x y'), ('n', 8), "
+        "('where', 'vfs_read')] False", "True"]

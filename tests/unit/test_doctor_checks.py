@@ -101,3 +101,30 @@ def test_kernel_headers_fix_names_a_package_only_for_debian_kernels():
     for row in ("kernel headers", "bcc compile"):
         assert "apt-get install linux-headers-6.18.44" not in custom[row].fix
         assert "/lib/modules/6.18.44-fc-v657/build" in custom[row].fix
+
+
+def test_source_version_reads_what_import_would_say(tmp_path, monkeypatch):
+    """The doctor names tabulate's version without importing it (common.deps.source_version):
+    a single-file module's __version__, a package's setuptools_scm version.py; anything else
+    falls back to importing it."""
+    import importlib
+    import sys
+
+    from gdb_toolkit.common import deps
+
+    (tmp_path / "gtk_single.py").write_text('"""doc"""\n__version__ = "0.8.9"\n')
+    pkg = tmp_path / "gtk_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from .version import version as __version__\n")
+    (pkg / "version.py").write_bytes(b"__version__: str\r\n__version__ = version = '0.9.0'\r\n"
+                                     b"__version_tuple__ = version_tuple = (0, 9, 0)\r\n")  # 0.9.0's wheel
+    (tmp_path / "gtk_computed.py").write_text("__version__ = '.'.join(['1', '2'])\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    assert deps.source_version("gtk_single") == "0.8.9"
+    assert deps.source_version("gtk_pkg") == "0.9.0"
+    assert deps.source_version("gtk_computed") is None
+    assert deps.source_version("gtk_missing_module") is None
+    assert not {"gtk_single", "gtk_pkg", "gtk_computed"} & set(sys.modules)
+    import tabulate                                   # the real one (python3-tabulate)
+    assert deps.version_of("tabulate") == tabulate.__version__

@@ -84,17 +84,41 @@ def test_post_init_inheritance_classvar_and_mutable_defaults():
         rec.record(type("O", (), {"__annotations__": {"a": int, "b": int}, "a": 1}))
 
 
+FIRST_CALL_CORES = [
+    # got: plt core, ELF reader, /proc readers, renderer
+    "plt.slots", "plt.staleness", "plt.demangle", "common.procfs", "common.table", "common.args",
+    # plt, plt-walk: stubs, the walk, the disassembler
+    "plt.plt_report", "plt.walk", "plt.stubs", "common.disasm", "common.capstone_lite",
+    # stack-diagnose's core
+    "stack.diagnose", "stack.recursion", "stack.sigframe", "stack.sp_insn", "stack.text",
+    # kernel commands: the session, kcore/vmcore, symbols, kprobes, ftrace sites
+    "kernel.session", "kernel.kcore", "kernel.vmcore", "kernel.kallsyms_mem", "kernel.kprobes",
+    "kernel.kprobe_show", "kernel.kprobe_table", "kernel.ftrace", "kernel.memory_views",
+    # the doctor, the valgrind commands, ktrace's gdb side
+    "doctor.checks", "ktrace.kheaders", "valgrind.launch", "valgrind.error_reports",
+    "valgrind.leak_view", "valgrind.memory_reports", "ktrace.report", "ktrace.api",
+]
+
+
 def test_first_call_modules_do_not_import_dataclasses():
-    # what 'got' imports on its first call (plt core, ELF reader, /proc readers, renderer)
     code = ("import sys\n"
-            "import gdb_toolkit.plt.slots, gdb_toolkit.plt.staleness, gdb_toolkit.plt.demangle\n"
-            "import gdb_toolkit.common.procfs, gdb_toolkit.common.table, gdb_toolkit.common.args\n"
-            "print(sorted(m for m in ('dataclasses', 'inspect', 'argparse', 'typing', 'shutil')"
+            + "".join(f"import gdb_toolkit.{m}\n" for m in FIRST_CALL_CORES)
+            + "print(sorted(m for m in ('dataclasses', 'inspect', 'argparse', 'typing', 'platform')"
             " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_replace_is_dataclasses_replace():
+    D, R = _both(BODY)
+    for cls, replace in ((D, dataclasses.replace), (R, rec.replace)):
+        x = cls(1, "y", [2])
+        y = replace(x, b="z")
+        assert (y.a, y.b, y.c, y.e) == (1, "z", [2], None) and y.c is x.c and y is not x
+        with pytest.raises(TypeError):
+            replace(x, nope=1)
 
 
 def test_generic_and_compiled_init_bind_arguments_alike():

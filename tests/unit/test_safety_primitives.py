@@ -345,3 +345,36 @@ def test_cache_or_session_falls_back_on_an_unsafe_home(tmp_path, monkeypatch):
     assert c.path.startswith(private_dirs.session_dir())
     c.write_atomic("x", b"1")
     c.close()
+
+
+def test_which_is_shutils_which(tmp_path, monkeypatch):
+    """helper_process.which (no shutil import on first calls) answers as shutil.which does:
+    executables, not directories or plain files, the first one on the path, PATH unset/empty/':'."""
+    import shutil
+
+    from gdb_toolkit.common.helper_process import which
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "tool").write_text("#!/bin/sh\n")
+    (b / "tool").write_text("#!/bin/sh\n")
+    (b / "tool").chmod(0o755)
+    (a / "dir").mkdir()
+    (a / "plain").write_text("")
+    (b / "both").write_text("")
+    (b / "both").chmod(0o755)
+    (a / "both").write_text("")
+    (a / "both").chmod(0o755)
+    names = ["tool", "dir", "plain", "both", "missing", "sh", str(b / "tool"), str(a / "tool"),
+             "a/tool", ""]
+    paths = [None, "", ":", f"{a}:{b}", f"{b}:{a}", f"{a}:{a}:{b}", f"{a}::{b}", "/usr/bin:/bin"]
+    monkeypatch.chdir(tmp_path)
+    for env_path in (None, "", f"{b}:/usr/bin"):
+        if env_path is None:
+            monkeypatch.delenv("PATH", raising=False)
+        else:
+            monkeypatch.setenv("PATH", env_path)
+        for name in names:
+            for path in paths:
+                assert which(name, path) == shutil.which(name, path=path), (name, path, env_path)

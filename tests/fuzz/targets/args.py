@@ -1,14 +1,16 @@
 """common.args.ArgParser (every command's argument parser) on arbitrary argv: bad input is a
 UsageError (a ToolkitError carrying the usage line), --help is HelpRequested, never SystemExit,
-OverflowError or a traceback.  Where the parser answers without argparse (flags, words for
-optional positionals), its answer must be argparse's own."""
+OverflowError or a traceback.  Where the parser answers without argparse (flags, options with
+a separate value, words for optional positionals, a last '*' positional), its answer must be
+argparse's own."""
 from gdb_toolkit.common.args import ArgParser, HelpRequested, parse_int
 from gdb_toolkit.common.errors import UsageError
 
 MAX_LEN = 512
 ALLOWED = (HelpRequested,)
 DICT = [b"--count", b"--json", b"--help", b"-n", b"0x", b"k", b"G", b"1e9", b"--", b"=", b"\x00",
-        b"--all-objects", b"--audit", b"--diff", b"--object", b"--top", b"full", b"summary", b"-h"]
+        b"--all-objects", b"--audit", b"--diff", b"--object", b"--top", b"full", b"summary", b"-h",
+        b"--main", b"--stdout", b"--timeout", b"--size", b"--mode", b"--args"]
 
 
 def _parser() -> ArgParser:
@@ -46,7 +48,30 @@ def _word_parser() -> ArgParser:
     return p
 
 
+def _rest_parser() -> ArgParser:
+    """vg-start's shape: options with values, a required word, then any number of words."""
+    p = ArgParser("restcmd", "a program and its arguments")
+    p.add_argument("--main", action="store_true")
+    p.add_argument("--stdout")
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("program")
+    p.add_argument("args", nargs="*", default=[])
+    p.add_argument("extra", nargs="*")        # a second '*': argparse's alone
+    return p
+
+
+def _rest_none_parser() -> ArgParser:
+    p = ArgParser("restnone", "words, default None")
+    p.add_argument("--object", metavar="PATH")
+    p.add_argument("first")
+    p.add_argument("second")
+    p.add_argument("rest", nargs="*")
+    return p
+
+
 PARSER = _parser()
+REST = _rest_parser()
+REST_NONE = _rest_none_parser()
 FLAGS = _flags_parser()
 WORDS = _word_parser()
 
@@ -62,7 +87,7 @@ def _outcome(parse, argv):
 
 def fuzz(data: bytes) -> None:
     argv = data.decode("utf-8", "surrogateescape").split("\x00")
-    for parser in (PARSER, FLAGS, WORDS):
+    for parser in (PARSER, FLAGS, WORDS, REST, REST_NONE):
         fast = parser._parse_fast(argv)
         if fast is not None:
             assert _outcome(parser.argparse_parser().parse, argv) == ("ok", vars(fast)), argv
@@ -70,3 +95,4 @@ def fuzz(data: bytes) -> None:
     assert isinstance(ns.count, int) and isinstance(ns.number, int)
     FLAGS.parse(argv)
     WORDS.parse(argv)
+    REST_NONE.parse(argv)

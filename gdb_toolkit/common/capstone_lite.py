@@ -1,0 +1,231 @@
+"""A private ctypes binding to the libcapstone the installed capstone package loads: what
+``Cs(arch, mode).disasm_lite`` gives (address, size, mnemonic, op_str), without importing the
+package.
+
+Why: importing Debian's capstone 4 costs ~20 ms of a command's first call (its ``__init__``
+imports ctypes.util with subprocess and shutil, distutils.sysconfig, platform, inspect and
+twelve architecture modules of constants), and the toolkit uses none of it: common.disasm
+decodes with detail off.  This module binds seven functions (cs_version, cs_support, cs_open,
+cs_disasm, cs_free, cs_close, cs_errno) of the SAME library, so the text is the library's own.
+
+Which library: the package's, found without importing it (importlib.util.find_spec), the way
+its own loader finds it, only for the loaders read and checked here:
+  * Debian's python3-capstone names it literally: ``ctypes.cdll.LoadLibrary("libcapstone.so.4")``;
+  * a PyPI wheel (4.x, 5.x) loads ``<package>/lib/libcapstone.so`` (or ``.so.<major>``) unless
+    LIBCAPSTONE_PATH is set.
+The library's cs_version must equal the binding's CS_API_MAJOR/MINOR (the package's own check
+in ``Cs()``), the major must be one whose ``cs_insn`` layout is known (capstone.h: 4.0.x has
+``bytes[16]``; 5.0.x ``bytes[24]``; 6 adds alias fields, not bound here), and the engine must
+not be a "diet" build (no mnemonics).  Anything else -- no package, LIBCAPSTONE_PATH, another
+loader, another version -- makes ``load()`` return None and common.disasm uses the
+capstone package itself, errors included.
+
+Resources: a handle is closed by ``close()`` (or when the engine is collected); every
+cs_disasm result is released with cs_free in a ``finally``; cs_disasm runs on at most
+``BATCH`` instructions at a time, so the library's allocation is bounded whatever the input
+size (decoding is per instruction for x86 and AArch64 and ARM mode: the batches give the
+same listing as one call; tests/unit/test_capstone_lite.py checks it against the package).
+"""
+import ctypes
+import os
+import re
+
+from gdb_toolkit.common.closeable import Closeable
+
+#: API major version -> length of cs_insn.bytes (include/capstone/capstone.h of that release)
+INSN_BYTES = {4: 16, 5: 24}
+#: capstone.h's enums, the same in 4.0.x and 5.0.x
+ARCH_ARM, ARCH_ARM64, ARCH_X86 = 0, 1, 3
+MODE_ARM, MODE_32, MODE_64 = 0, 1 << 2, 1 << 3
+_SUPPORT_DIET = 0xFFFF + 1
+_ERR_OK = 0
+#: instructions per cs_disasm call (~240 bytes each inside the library)
+BATCH = 4096
+#: the largest input taken at once (common.disasm's own bound is the same)
+MAX_CODE = 64 << 20
+#: how much of the package's __init__.py is read to learn its loader and API version
+_SOURCE_LIMIT = 1 << 20
+MASK64 = (1 << 64) - 1
+
+_API = re.compile(rb"^CS_API_MAJOR = (\d+)\s*$.*?^CS_API_MINOR = (\d+)\s*$", re.M | re.S)
+_DEBIAN_LOAD = re.compile(rb"""^_cs = ctypes\.cdll\.LoadLibrary\(["'](libcapstone\.so\.\d+)["']\)\s*$""",
+                          re.M)
+
+
+class CsLiteError(Exception):
+    """cs_open or cs_disasm failed: *errno* is capstone's cs_err."""
+
+    def __init__(self, errno: int, what: str):
+        super().__init__(f"capstone {what} failed (cs_err {errno})")
+        self.errno = errno
+
+
+class Library:
+    """The loaded libcapstone with the prototypes of the calls used here."""
+
+    def __init__(self, cdll, where: str, api: tuple[int, int]):
+        self.where = where              # the path or soname it was loaded by
+        self.api = api                  # (major, minor) reported by cs_version
+        n = INSN_BYTES[api[0]]
+
+        class Insn(ctypes.Structure):
+            _fields_ = (("id", ctypes.c_uint), ("address", ctypes.c_uint64),
+                        ("size", ctypes.c_uint16), ("bytes", ctypes.c_ubyte * n),
+                        ("mnemonic", ctypes.c_char * 32), ("op_str", ctypes.c_char * 160),
+                        ("detail", ctypes.c_void_p))
+
+        self.insn = Insn
+        c = self.cdll = cdll
+        size_t_p = ctypes.POINTER(ctypes.c_size_t)
+        _proto(c.cs_open, ctypes.c_int, ctypes.c_uint, ctypes.c_uint, size_t_p)
+        _proto(c.cs_disasm, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
+               ctypes.c_uint64, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(Insn)))
+        _proto(c.cs_free, None, ctypes.c_void_p, ctypes.c_size_t)
+        _proto(c.cs_close, ctypes.c_int, size_t_p)
+        _proto(c.cs_errno, ctypes.c_int, ctypes.c_size_t)
+
+    def open(self, arch: int, mode: int) -> "Engine":
+        return Engine(self, arch, mode)
+
+
+def _proto(fn, restype, *argtypes):
+    fn.restype = restype
+    fn.argtypes = argtypes
+
+
+class Engine(Closeable):
+    """One cs_open handle (detail off: capstone's default); ``with``, ``close()`` or
+    collection gives it back (common.closeable)."""
+
+    def __init__(self, lib: Library, arch: int, mode: int):
+        self._lib = lib
+        self._handle = None
+        h = ctypes.c_size_t()
+        status = lib.cdll.cs_open(arch, mode, ctypes.byref(h))
+        if status != _ERR_OK:
+            raise CsLiteError(status, "cs_open")
+        self._handle = h
+
+    def close(self) -> None:
+        h, self._handle = self._handle, None
+        if h is not None:
+            self._lib.cdll.cs_close(ctypes.byref(h))
+
+    def disasm_lite(self, code: bytes, address: int, count: int = 0) -> list:
+        """[(address, size, mnemonic, op_str)] as the package's ``Cs.disasm_lite`` yields
+        them: from the start of *code* until the first undecodable byte or the end, at most
+        *count* instructions (0: no limit)."""
+        if self._handle is None:
+            raise ValueError("capstone engine is closed")
+        if len(code) > MAX_CODE:
+            raise ValueError(f"{len(code)} bytes: more than {MAX_CODE} at once")
+        code = bytes(code)
+        lib = self._lib
+        cdll = lib.cdll
+        handle = self._handle.value
+        base = ctypes.cast(ctypes.c_char_p(code), ctypes.c_void_p).value or 0
+        insns = ctypes.POINTER(lib.insn)()
+        out: list = []
+        off = 0
+        total = len(code)
+        while off < total:
+            want = BATCH if not count else min(BATCH, count - len(out))
+            n = cdll.cs_disasm(handle, base + off, total - off, (address + off) & MASK64, want,
+                               ctypes.byref(insns))
+            if n == 0:
+                status = cdll.cs_errno(handle)
+                if status != _ERR_OK:
+                    raise CsLiteError(status, "cs_disasm")
+                break
+            try:
+                for i in range(n):
+                    ins = insns[i]
+                    out.append((ins.address, ins.size, ins.mnemonic.decode("ascii"),
+                                ins.op_str.decode("ascii")))
+                    off += ins.size
+            finally:
+                cdll.cs_free(insns, n)
+            if n < want or (count and len(out) >= count):
+                break
+        return out
+
+
+def package_source() -> tuple[str, bytes] | None:
+    """(directory, first bytes of __init__.py) of the capstone package, not imported."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("capstone")
+    except (ImportError, ValueError):
+        return None
+    origin = spec.origin if spec is not None else None
+    if not origin or not origin.endswith("__init__.py"):
+        return None
+    try:
+        with open(origin, "rb") as f:
+            return os.path.dirname(origin), f.read(_SOURCE_LIMIT)
+    except OSError:
+        return None
+
+
+_VERSION = re.compile(rb"^CS_VERSION_MAJOR = CS_API_MAJOR\s*$.*?^CS_VERSION_MINOR = CS_API_MINOR\s*$"
+                      rb".*?^CS_VERSION_EXTRA = (\d+)\s*$", re.M | re.S)
+
+
+def package_version() -> str | None:
+    """The package's ``__version__`` read from its source (``"%u.%u.%u" % (CS_VERSION_MAJOR,
+    CS_VERSION_MINOR, CS_VERSION_EXTRA)``, the first two being CS_API_*), or None when the
+    source does not spell it that way."""
+    found = package_source()
+    if found is None:
+        return None
+    api, extra = _API.search(found[1]), _VERSION.search(found[1])
+    if api is None or extra is None:
+        return None
+    return f"{int(api.group(1))}.{int(api.group(2))}.{int(extra.group(1))}"
+
+
+def locate() -> tuple[str, tuple[int, int]] | None:
+    """(library path or soname, the binding's (CS_API_MAJOR, CS_API_MINOR)) the installed
+    package would load, or None when its loader is not one of those described above."""
+    found = package_source()
+    if found is None:
+        return None
+    pkgdir, src = found
+    m = _API.search(src)
+    if m is None:
+        return None
+    api = (int(m.group(1)), int(m.group(2)))
+    if api[0] not in INSN_BYTES:
+        return None
+    debian = _DEBIAN_LOAD.search(src)
+    if debian is not None:
+        return debian.group(1).decode(), api
+    if b"LIBCAPSTONE_PATH" not in src or os.environ.get("LIBCAPSTONE_PATH") is not None:
+        return None
+    for name in ("libcapstone.so", f"libcapstone.so.{api[0]}"):     # the wheel loader's order
+        path = os.path.join(pkgdir, "lib", name)
+        if os.path.exists(path):
+            return path, api
+    return None
+
+
+def load() -> Library | None:
+    """The package's libcapstone bound here, or None (use the package itself)."""
+    where = locate()
+    if where is None:
+        return None
+    path, api = where
+    try:
+        cdll = ctypes.CDLL(path)
+        major, minor = ctypes.c_int(), ctypes.c_int()
+        cdll.cs_version.restype = ctypes.c_int
+        cdll.cs_version.argtypes = (ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int))
+        cdll.cs_version(ctypes.byref(major), ctypes.byref(minor))
+        cdll.cs_support.restype = ctypes.c_bool
+        cdll.cs_support.argtypes = (ctypes.c_int,)
+        if (major.value, minor.value) != api or cdll.cs_support(_SUPPORT_DIET):
+            return None
+        return Library(cdll, path, api)
+    except (OSError, AttributeError):
+        return None
