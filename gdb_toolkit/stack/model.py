@@ -340,9 +340,7 @@ class Diagnosis:
 
 
 def _json_renamed(cls, renames: dict):
-    """Give a dataclass's JSON other key names than its attributes (properties hold them)."""
-    from dataclasses import fields
-
+    """Give a record's JSON other key names than its attributes (properties hold them)."""
     cls.__record_json__ = tuple(renames.get(f.name, f.name) for f in fields(cls)
                                 if not f.metadata.get("json_skip"))
     return cls
