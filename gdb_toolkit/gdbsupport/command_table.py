@@ -3,20 +3,15 @@ by scripts/command_table.py (gdbsupport/registry.py explains it).  Do not edit:
 regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
-SOURCES = (('gdbsupport/registry.py', 1562350838),
+SOURCES = (('gdbsupport/registry.py', 3829385172),
  ('gdbsupport/command.py', 4039367608),
  ('gdbsupport/toolkit_command.py', 1849694893),
  ('common/meta.py', 3524042724),
  ('doctor/gdb_commands.py', 1479514198),
  ('kernel/gdb_commands.py', 1625005937),
  ('ktrace/gdb_commands.py', 3773987308),
-<<<<<<< HEAD
  ('plt/gdb_commands.py', 3911553423),
- ('stack/gdb_commands.py', 3260514913),
-=======
- ('plt/gdb_commands.py', 3117737606),
  ('stack/gdb_commands.py', 3888120802),
->>>>>>> cslite
  ('valgrind/gdb_commands.py', 4050382930))
 
 ENTRIES = (
