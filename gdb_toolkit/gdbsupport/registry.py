@@ -242,7 +242,7 @@ def entries_from_table() -> tuple[list[Entry], dict[str, str]] | None:
     sources than the ones here."""
     try:
         from gdb_toolkit.gdbsupport import command_table as table
-    except ImportError:
+    except Exception:           # missing, or damaged (a merge left it broken): the modules serve
         return None
     try:
         if fingerprint(source_files(domain_modules())) != table.SOURCES:

@@ -72,9 +72,11 @@ def test_every_command_s_help_is_its_class_s(tmp_path):
     assert [n for n, same in checked if not same] == []
 
 
-def test_a_stale_table_is_not_trusted(tmp_path):
-    """A command edited after the table was made: the load builds the entries from the
-    modules (the edited help shows), instead of giving gdb the table's old text."""
+@pytest.mark.parametrize("damage", ["edited command", "merge markers in the table"])
+def test_a_stale_table_is_not_trusted(tmp_path, damage):
+    """A command edited after the table was made, or a table a merge left broken: the load
+    builds the entries from the modules (the edited help shows), instead of giving gdb the
+    table's old text or failing."""
     copy = tmp_path / "checkout"
     shutil.copytree(REPO / "gdb_toolkit", copy / "gdb_toolkit",
                     ignore=shutil.ignore_patterns("__pycache__"))
@@ -83,6 +85,9 @@ def test_a_stale_table_is_not_trusted(tmp_path):
     assert 'summary = "GOT slots, their state and binding now"' in text
     plt.write_text(text.replace('summary = "GOT slots, their state and binding now"',
                                 'summary = "GOT slots (edited after the table was made)"'))
+    if damage == "merge markers in the table":
+        table = copy / "gdb_toolkit" / "gdbsupport" / "command_table.py"
+        table.write_text("<<<<<<< HEAD\n" + table.read_text() + "=======\n>>>>>>> other\n")
     res = subprocess.run([GDB, "-nx", "-batch", "-iex", "set debuginfod enabled off",
                           "-ex", f"source {copy / 'gdb_toolkit' / 'gdbinit.py'}", "-ex", STATE,
                           "-ex", "help got"], capture_output=True, text=True, timeout=120,
