@@ -154,33 +154,40 @@ QUANTITY = re.compile(r"(^|_)(size|sizes|bytes|count|ns|us|ms|time|offset|line|p
 FILE_LINE = re.compile(r"^[^\s:]+\.[A-Za-z+]+:\d+$")
 
 
-def vocabulary_problems(data, path="result") -> list[str]:
-    out = []
+def keyed_values(data, path="result"):
+    """(path, key, value, the dict holding it) for every key at any depth (lists: their
+    first 50 items): what the vocabulary checks below walk."""
     if isinstance(data, dict):
         for k, v in data.items():
             here = f"{path}.{k}"
-            if k in FORBIDDEN_KEYS:
-                out.append(f"{here}: use {FORBIDDEN_KEYS[k]}")
-            if isinstance(v, str) and FILE_LINE.match(v) and not {"file", "line"} <= data.keys():
-                out.append(f"{here}: the source position {v!r} also as 'file' and 'line' beside it")
-            if k == "location" and v is not None and not isinstance(v, dict):
-                out.append(f"{here}: a location is an object {{address, symbol, offset, file, line, object}}")
-            if isinstance(v, str) and SYMBOL_OFFSET.match(v):
-                out.append(f"{here}: the position {v!r} as text: a location object {{address, symbol, offset, ...}}")
-            if k == "where" and isinstance(v, str) and not re.fullmatch(r"[a-z]+", v):
-                out.append(f"{here}: a position as text ({v!r}): a location object")
-            if k != "kind" and isinstance(v, str) and v in RELOC_KINDS:
-                out.append(f"{here}: the relocation kind {v!r} is 'kind' (got's key)")
-            if k != "reloc_type" and isinstance(v, str) and re.fullmatch(r"R_[A-Z0-9]+_[A-Z0-9_]+", v):
-                out.append(f"{here}: the relocation name {v!r} is 'reloc_type' (got's key)")
-            if k == "state" and isinstance(v, str) and not STATE_WORD.match(v):
-                out.append(f"{here}: a state is a word, not {v!r} (the sentence goes under another key)")
-            if (k == "address" or k.endswith("_address")) and isinstance(v, int) and v >= 1 << 53:
-                out.append(f"{here}: an address above 2**53 as a number (jq/JavaScript lose it): '0x...'")
-            out += vocabulary_problems(v, here)
+            yield here, k, v, data
+            yield from keyed_values(v, here)
     elif isinstance(data, list):
         for i, v in enumerate(data[:50]):
-            out += vocabulary_problems(v, f"{path}[{i}]")
+            yield from keyed_values(v, f"{path}[{i}]")
+
+
+def vocabulary_problems(data, path="result") -> list[str]:
+    out = []
+    for here, k, v, holder in keyed_values(data, path):
+        if k in FORBIDDEN_KEYS:
+            out.append(f"{here}: use {FORBIDDEN_KEYS[k]}")
+        if isinstance(v, str) and FILE_LINE.match(v) and not {"file", "line"} <= holder.keys():
+            out.append(f"{here}: the source position {v!r} also as 'file' and 'line' beside it")
+        if k == "location" and v is not None and not isinstance(v, dict):
+            out.append(f"{here}: a location is an object {{address, symbol, offset, file, line, object}}")
+        if isinstance(v, str) and SYMBOL_OFFSET.match(v):
+            out.append(f"{here}: the position {v!r} as text: a location object {{address, symbol, offset, ...}}")
+        if k == "where" and isinstance(v, str) and not re.fullmatch(r"[a-z]+", v):
+            out.append(f"{here}: a position as text ({v!r}): a location object")
+        if k != "kind" and isinstance(v, str) and v in RELOC_KINDS:
+            out.append(f"{here}: the relocation kind {v!r} is 'kind' (got's key)")
+        if k != "reloc_type" and isinstance(v, str) and re.fullmatch(r"R_[A-Z0-9]+_[A-Z0-9_]+", v):
+            out.append(f"{here}: the relocation name {v!r} is 'reloc_type' (got's key)")
+        if k == "state" and isinstance(v, str) and not STATE_WORD.match(v):
+            out.append(f"{here}: a state is a word, not {v!r} (the sentence goes under another key)")
+        if (k == "address" or k.endswith("_address")) and isinstance(v, int) and v >= 1 << 53:
+            out.append(f"{here}: an address above 2**53 as a number (jq/JavaScript lose it): '0x...'")
     return out
 
 
@@ -193,18 +200,14 @@ def hex_problems(data, path="result") -> list[str]:
     word of memory (a slot's value, a load bias) printed as a number in a command whose
     addresses are "0x..." strings (docs/json.md)."""
     out = []
-    if isinstance(data, dict):
-        for k, v in data.items():
-            here = f"{path}.{k}"
-            if isinstance(v, int) and not isinstance(v, bool) and v >= 1 << 32 and not QUANTITY.search(k):
-                out.append(f"{here}: an address or word of memory as a number: '0x...'")
-            elif isinstance(v, list) and not QUANTITY.search(k) and any(
-                    isinstance(x, int) and not isinstance(x, bool) and x >= 1 << 32 for x in v):
-                out.append(f"{here}: addresses or words of memory as numbers: '0x...'")
-            out += hex_problems(v, here)
-    elif isinstance(data, list):
-        for i, v in enumerate(data[:50]):
-            out += hex_problems(v, f"{path}[{i}]")
+    for here, k, v, _ in keyed_values(data, path):
+        if QUANTITY.search(k):
+            continue
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 1 << 32:
+            out.append(f"{here}: an address or word of memory as a number: '0x...'")
+        elif isinstance(v, list) and any(isinstance(x, int) and not isinstance(x, bool) and x >= 1 << 32
+                                         for x in v):
+            out.append(f"{here}: addresses or words of memory as numbers: '0x...'")
     return out
 
 
