@@ -256,11 +256,15 @@ THREAD_NAMED = r"""
 #define _GNU_SOURCE
 #include <pthread.h>
 __attribute__((noinline)) long deep(long n) { volatile char b[256]; b[0] = n; return deep(n + 1) + b[0]; }
-void *worker(void *a) { (void)a; return (void *)deep(1); }
+void *worker(void *a) {
+    (void)a;
+    /* named by itself before it recurses: named from main, it could overflow first */
+    pthread_setname_np(pthread_self(), "my worker \x1b[31m");
+    return (void *)deep(1);
+}
 int main(void) {
     pthread_t t; pthread_attr_t at; pthread_attr_init(&at); pthread_attr_setstacksize(&at, 64 << 10);
     pthread_create(&t, &at, worker, 0);
-    pthread_setname_np(t, "my worker \x1b[31m");
     pthread_join(t, 0);
     return 0;
 }
