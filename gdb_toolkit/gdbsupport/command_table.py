@@ -3,7 +3,7 @@ by scripts/command_table.py (gdbsupport/registry.py explains it).  Do not edit:
 regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
-SOURCES = (('gdbsupport/registry.py', 3829385172),
+SOURCES = (('gdbsupport/registry.py', 3062750910),
  ('gdbsupport/command.py', 4039367608),
  ('gdbsupport/toolkit_command.py', 1849694893),
  ('common/meta.py', 4249016812),

@@ -82,6 +82,14 @@ class Entry:
         return (self.kind, self.name, self.module, self.class_name, self.doc, self.repeat,
                 self.command_class, self.listing)
 
+    @classmethod
+    def of_command(cls, command_cls, module: str) -> "Entry":
+        """The entry of a ToolkitCommand class (the table is made of these)."""
+        listing = dict(command_cls.meta().as_dict(), schema=command_cls.schema_name())
+        return cls("command", command_cls.name, module, command_cls.__name__,
+                   command_cls.help_text(), bool(command_cls.repeat),
+                   int(command_cls.command_class), listing)
+
     def load(self):
         """The class behind this entry (imports its module)."""
         return getattr(importlib.import_module(self.module), self.class_name)
@@ -226,10 +234,7 @@ def entries_from_modules() -> tuple[list[Entry], dict[str, str]]:
     entries, variables = [], {}
     for modname in domain_modules():
         module = importlib.import_module(modname)
-        for cls in getattr(module, "COMMANDS", ()):
-            listing = dict(cls.meta().as_dict(), schema=cls.schema_name())
-            entries.append(Entry("command", cls.name, modname, cls.__name__, cls.help_text(),
-                                 bool(cls.repeat), int(cls.command_class), listing))
+        entries += [Entry.of_command(cls, modname) for cls in getattr(module, "COMMANDS", ())]
         for cls in getattr(module, "FUNCTIONS", ()):
             entries.append(Entry("function", cls.name, modname, cls.__name__, cls.__doc__ or "",
                                  listing=function_meta(cls)))
@@ -293,10 +298,7 @@ def _add(entry: Entry, command=None) -> None:
 def register_class(cls):
     """Register one ToolkitCommand subclass now, without an alias (tests, a user's own
     commands built on the framework); returns its RegisteredCommand."""
-    listing = dict(cls.meta().as_dict(), schema=cls.schema_name())
-    entry = Entry("command", cls.name, cls.__module__, cls.__name__, cls.help_text(),
-                  bool(cls.repeat), int(cls.command_class), listing)
-    _add(entry, cls())
+    _add(Entry.of_command(cls, cls.__module__), cls())
     return _proxies[-1]
 
 
