@@ -259,14 +259,21 @@ class ToolkitCommand:
     def _json_error(self, want_json: bool, kind: str, cause: str, fix: str | None = None,
                     usage: str | None = None) -> None:
         """Under --json, the error as the one JSON document on stdout."""
-        if not want_json:
-            return
-        from gdb_toolkit.common import envelope
-        from gdb_toolkit.common.errors import ToolkitError
-        from gdb_toolkit.common.render import dumps
+        if want_json:
+            write_json_error(self.name, kind, cause, fix, usage)
 
-        message = str(ToolkitError(cause, fix)) if kind != "usage" else cause
-        try:
-            gdb.write(dumps(envelope.error(self.name, kind, message, cause, fix, usage)) + "\n")
-        except Exception:       # never mask the real error
-            pass
+
+def write_json_error(command: str, kind: str, cause: str, fix: str | None = None,
+                     usage: str | None = None) -> None:
+    """The error envelope of *command* on stdout (docs/json.md); the caller still raises the
+    gdb error.  A parser's usage error keeps its cause as the message (the usage line is its
+    own key); any other error's message is the one-line error, cause and fix."""
+    from gdb_toolkit.common import envelope
+    from gdb_toolkit.common.errors import ToolkitError
+    from gdb_toolkit.common.render import dumps
+
+    message = cause if kind == "usage" and usage is not None else str(ToolkitError(cause, fix))
+    try:
+        gdb.write(dumps(envelope.error(command, kind, message, cause, fix, usage)) + "\n")
+    except Exception:       # never mask the real error
+        pass

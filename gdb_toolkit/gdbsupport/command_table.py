@@ -3,8 +3,8 @@ by scripts/command_table.py (gdbsupport/registry.py explains it).  Do not edit:
 regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
-SOURCES = (('gdbsupport/registry.py', 3062750910),
- ('gdbsupport/command.py', 4039367608),
+SOURCES = (('gdbsupport/registry.py', 1499908173),
+ ('gdbsupport/command.py', 1870015064),
  ('gdbsupport/toolkit_command.py', 1849694893),
  ('common/meta.py', 4249016812),
  ('doctor/gdb_commands.py', 4017625422),

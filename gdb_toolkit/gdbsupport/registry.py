@@ -99,12 +99,10 @@ class Entry:
 def _json_error(argument: str, command: str, kind: str, cause: str, fix: str) -> None:
     """Under --json, an error the command itself never saw still prints its one document
     (the envelope, docs/json.md) before gdb's error."""
-    if "--json" not in argument.split():
-        return
-    from gdb_toolkit.common import envelope
-    from gdb_toolkit.common.render import dumps
+    if "--json" in argument.split():
+        from gdb_toolkit.gdbsupport.command import write_json_error
 
-    gdb.write(dumps(envelope.error(command, kind, f"{cause}. Fix: {fix}.", cause, fix)) + "\n")
+        write_json_error(command, kind, cause, fix)
 
 
 def _load_failure(entry: Entry, exc: Exception, argument: str = "") -> gdb.GdbError:
