@@ -41,21 +41,42 @@ TARGET_IMPORT_MS = 15       # issue 14: import share of a command's first call
 
 TIMER = r"""
 import gdb, sys, time, json
+import importlib._bootstrap as _bootstrap
 before = list(sys.modules)
+# CPU time (this thread's) spent in the outermost imports: the import statement, from-lists
+# and importlib.import_module all look _find_and_load up in importlib._bootstrap per import
+_find_and_load = _bootstrap._find_and_load
+_imp = {"depth": 0, "cpu": 0.0, "on": False}
+def _timed_find_and_load(name, import_):
+    if _imp["depth"] or not _imp["on"]:
+        return _find_and_load(name, import_)
+    _imp["depth"] = 1
+    t = time.thread_time()
+    try:
+        return _find_and_load(name, import_)
+    finally:
+        _imp["cpu"] += time.thread_time() - t
+        _imp["depth"] = 0
+_bootstrap._find_and_load = _timed_find_and_load
 def once():
     t = time.perf_counter()
+    c = time.thread_time()
     try:
         gdb.execute(CMD, to_string=True)
         ok = True
     except gdb.error:
         ok = False
-    return (time.perf_counter() - t) * 1000, ok
+    return (time.perf_counter() - t) * 1000, (time.thread_time() - c) * 1000, ok
 sys.stderr.write("@@START\n"); sys.stderr.flush()
-cold, ok = once()
+_imp["on"] = True
+cold, cold_cpu, ok = once()
+_imp["on"] = False
 sys.stderr.write("@@END\n"); sys.stderr.flush()
+_bootstrap._find_and_load = _find_and_load
 new = [m for m in sys.modules if m not in set(before)]
-warm, _ = once()
-print("@@BENCH" + json.dumps({"cold": cold, "warm": warm, "ok": ok, "modules": new}))
+warm, warm_cpu, _ = once()
+print("@@BENCH" + json.dumps({"cold": cold, "warm": warm, "cold_cpu": cold_cpu, "warm_cpu": warm_cpu,
+                              "import_cpu": _imp["cpu"] * 1000, "ok": ok, "modules": new}))
 """
 
 def import_share(stderr: str) -> float:
@@ -178,22 +199,26 @@ def main() -> None:
 
 def run(opts, roots, tmp: Path) -> None:
     p = programs(tmp)
-    print(f"{opts.runs} runs each, alternating checkouts: median (min) ms")
+    print(f"{opts.runs} runs each, alternating checkouts: median (min) ms; imports = wall-clock "
+          "share (PYTHONPROFILEIMPORTTIME), imports CPU = this thread's CPU time in the same "
+          "imports; load = 1-minute load average after the row")
     for i, r in enumerate(roots):
         print(f"  [{i}] {r}")
-    print(f"{'command':24} {'':3} {'cold':>14} {'warm':>12} {'imports':>14} {'modules':>7}  ok   target")
+    print(f"{'command':24} {'':3} {'cold':>14} {'warm':>12} {'imports':>13} {'imports CPU':>13} "
+          f"{'modules':>7} {'load':>4}  ok   target")
     for label, setup, program, cmd in cases(p, tmp):
         if opts.only and not any(label.startswith(o) for o in opts.only.split(",")):
             continue
-        figs = [{"cold": [], "warm": [], "import": [], "mods": 0, "ok": True} for _ in roots]
+        figs = [{"cold": [], "warm": [], "import": [], "import_cpu": [], "mods": 0, "ok": True}
+                for _ in roots]
         for _ in range(opts.runs):
             for f, root in zip(figs, roots):
                 r = gdb(setup, program, f"CMD = {cmd!r}\n" + TIMER, root / "gdb_toolkit" / "gdbinit.py")
-                f["cold"].append(r["cold"])
-                f["warm"].append(r["warm"])
-                f["import"].append(r["import"])
+                for k in ("cold", "warm", "import", "import_cpu"):
+                    f[k].append(r[k])
                 f["mods"] = len(r["modules"])
                 f["ok"] = f["ok"] and r["ok"]
+        load = os.getloadavg()[0]
 
         def fig(xs, w):
             return f"{statistics.median(xs):.1f} ({min(xs):.1f})".rjust(w)
@@ -205,8 +230,8 @@ def run(opts, roots, tmp: Path) -> None:
             if i and statistics.median(f["cold"]):
                 ratio = f"  cold [0]/[{i}] {statistics.median(figs[0]['cold']) / statistics.median(f['cold']):.2f}x"
             print(f"{label if i == 0 else '':24} [{i}] {fig(f['cold'], 14)} {fig(f['warm'], 12)} "
-                  f"{fig(f['import'], 14)} {f['mods']:7d}  {'yes' if f['ok'] else 'error'}  "
-                  f"imports < {TARGET_IMPORT_MS} ms: {verdict}{ratio}")
+                  f"{fig(f['import'], 13)} {fig(f['import_cpu'], 13)} {f['mods']:7d} {load:4.1f}  "
+                  f"{'yes' if f['ok'] else 'error'}  imports < {TARGET_IMPORT_MS} ms: {verdict}{ratio}")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
