@@ -11,8 +11,8 @@ SOURCES = (('gdbsupport/registry.py', 1499908173),
  ('kernel/gdb_commands.py', 2930813822),
  ('ktrace/gdb_commands.py', 3667644090),
  ('plt/gdb_commands.py', 3911553423),
- ('stack/gdb_commands.py', 3888120802),
- ('valgrind/gdb_commands.py', 604701997))
+ ('stack/gdb_commands.py', 2115428646),
+ ('valgrind/gdb_commands.py', 2734747717))
 
 ENTRIES = (
     ('command',
