@@ -168,8 +168,9 @@ def package_source() -> tuple[str, bytes] | None:
         return None
 
 
-_VERSION = re.compile(rb"^CS_VERSION_MAJOR = CS_API_MAJOR\s*$.*?^CS_VERSION_MINOR = CS_API_MINOR\s*$"
-                      rb".*?^CS_VERSION_EXTRA = (\d+)\s*$", re.M | re.S)
+# compiled by package_version (the doctor), not by every disassembling command's first call
+_VERSION = (rb"^CS_VERSION_MAJOR = CS_API_MAJOR\s*$.*?^CS_VERSION_MINOR = CS_API_MINOR\s*$"
+            rb".*?^CS_VERSION_EXTRA = (\d+)\s*$")
 
 
 def package_version() -> str | None:
@@ -179,7 +180,7 @@ def package_version() -> str | None:
     found = package_source()
     if found is None:
         return None
-    api, extra = _API.search(found[1]), _VERSION.search(found[1])
+    api, extra = _API.search(found[1]), re.compile(_VERSION, re.M | re.S).search(found[1])
     if api is None or extra is None:
         return None
     return f"{int(api.group(1))}.{int(api.group(2))}.{int(extra.group(1))}"
