@@ -35,6 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 GDBINIT = REPO / "gdb_toolkit" / "gdbinit.py"
 sys.path.insert(0, str(REPO))
+from tests.support.first_calls import cases, programs  # noqa: E402  (tests/integration/test_foundation.py checks them too)
 
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 TARGET_IMPORT_MS = 15       # issue 14: import share of a command's first call
@@ -92,75 +93,6 @@ def import_share(stderr: str) -> float:
         return 0.0
     top = min(indent for indent, _ in rows)
     return sum(cum for indent, cum in rows if indent == top) / 1000
-
-
-KTEXT = 0xffffffff81000000
-
-
-def programs(tmp: Path) -> dict:
-    from tests.support.gdbrun import compile_c
-
-    return {
-        "hello": compile_c(REPO / "examples" / "plt" / "hello_calls.c", flags=["-g"]),
-        "recurse": compile_c(REPO / "examples" / "stack" / "recurse.c", flags=["-g", "-O0"]),
-        "vbits": compile_c(REPO / "examples" / "valgrind" / "vbits.c", flags=["-g", "-O0"]),
-        **kernel_files(tmp),
-    }
-
-
-def kernel_files(tmp: Path) -> dict:
-    """A kcore shaped like /proc/kcore whose kernel text is real x86_64 code (libc's .text:
-    this VM's kernel has no /proc/kcore) and a kallsyms naming functions in it, so the
-    kernel commands run their whole first call here (--kcore/--kallsyms)."""
-    from tests.support.capstone_diff import sections
-    from tests.support.kcore_fixture import write_kcore
-
-    code = sections("/lib/x86_64-linux-gnu/libc.so.6", [".text"])[0][2][:0x40000]
-    names = ["_stext", "do_sys_openat2", "vfs_read", "vfs_write", "register_kprobe"]
-    syms = "".join(f"{KTEXT + i * 0x800:016x} T {n}\n" for i, n in enumerate(names))
-    data = KTEXT + 0x200000
-    banner = b"Linux version 6.1.0-bench (bench@first_call) #1 SMP\n\0"
-    (tmp / "kallsyms").write_text(syms + f"{KTEXT + len(code):016x} T _etext\n"
-                                  f"{data:016x} D linux_banner\n")
-    write_kcore(tmp / "kcore", {KTEXT: code, data: banner.ljust(4096, b"\0")},
-                "OSRELEASE=6.1.0-bench\nPAGESIZE=4096\n")
-    return {"kallsyms": tmp / "kallsyms", "kcore": tmp / "kcore"}
-
-
-def cases(p: dict, tmp: Path) -> list[tuple[str, list[str], str | None, str]]:
-    """(label, set-up commands, program, command)."""
-    vg = [f"vg-start --main --stdout {tmp}/vg.out --log {tmp}/vg.log {p['vbits']}",
-          "break checkpoint", "continue"]
-    src = f"--kcore {p['kcore']} --kallsyms {p['kallsyms']}"
-    return [
-        ("toolkit commands", [], None, "toolkit commands"),
-        ("toolkit doctor --quick", [], None, "toolkit doctor --quick"),
-        ("got (file)", [], p["hello"], "got"),
-        ("got (live)", ["start"], p["hello"], "got"),
-        ("got --json", ["start"], p["hello"], "got --json"),
-        ("plt", ["start"], p["hello"], "plt"),
-        ("plt-walk puts", ["start"], p["hello"], "plt-walk puts"),
-        ("stack-diagnose", ["run > /dev/null"], p["recurse"], "stack-diagnose"),
-        ("ksym", [], None, "ksym do_sys_openat2"),
-        ("ktypes", [], None, "ktypes"),
-        ("ktask (no kcore here)", [], None, "ktask 1"),
-        ("kcore (file)", [], None, f"kcore {p['kcore']} --kallsyms {p['kallsyms']}"),
-        ("kdis (kcore)", [], None, f"kdis vfs_read 16 {src}"),
-        ("kx (kcore)", [], None, f"kx linux_banner 64 {src}"),
-        ("ksym (kcore)", [], None, f"ksym vfs_write {src}"),
-        ("ftrace-site (kcore)", [], None, f"ftrace-site vfs_read {src}"),
-        ("kprobe-show (kcore)", [], None, f"kprobe-show do_sys_openat2 {src}"),
-        ("kprobe-list (kcore)", [], None, f"kprobe-list {src}"),
-        ("vg-start", [], p["vbits"],
-         f"vg-start --main --stdout {tmp}/vg1.out --log {tmp}/vg1.log {p['vbits']}"),
-        ("vg-leaks", vg, None, "vg-leaks"),
-        ("vg-vbits", vg, None, "vg-vbits g_buf 16"),
-        ("vg-who", vg, None, "vg-who g_buf"),
-        ("vg-block", vg, None, "vg-block g_buf"),
-        ("vg-check", vg, None, "vg-check g_buf 16 defined"),
-        ("vg-errors", vg, None, "vg-errors"),
-        ("vg-watch", vg, None, "vg-watch 1 --count 1"),
-    ]
 
 
 def gdb(setup, program, script: str, gdbinit: Path = GDBINIT) -> dict:
