@@ -138,31 +138,27 @@ def test_value_completion_hook_and_options_together(tmp_path):
 # bench/first_call.py times them).  These modules cost milliseconds each and no first call needs
 # them: argparse (an error or an unusual argv only), dataclasses/inspect/typing (common.record,
 # collections.abc), shutil/tempfile/random (helper_process.which, private_dirs), json (--json only),
-# the optional packages (capstone: capstone_lite binds its library).
+# the optional packages, gzip/glob (the doctor reads config.gz through zlib), ctypes itself.
 FIRST_CALL_NEVER = ("argparse", "gettext", "dataclasses", "inspect", "ast", "dis", "typing", "shutil",
-                    "tempfile", "random", "bz2", "lzma", "fnmatch", "platform", "hashlib", "json",
-                    "capstone", "tabulate", "elftools", "bcc", "asyncio", "email", "uuid", "pickle",
-                    "sysconfig", "ctypes.util")
-# ... and these only where the command starts a process or disassembles
+                    "tempfile", "random", "bz2", "lzma", "gzip", "glob", "fnmatch", "platform", "hashlib",
+                    "json", "ctypes", "capstone", "tabulate", "bcc", "asyncio", "email", "uuid",
+                    "pickle", "sysconfig")
+# ... and these only where the command starts a process, or disassembles (capstone_lite binds
+# libcapstone through _ctypes, without the ctypes package), or reports versions (the doctor)
 FIRST_CALL_PROCESS = ("subprocess", "selectors", "threading")
-FIRST_CALL_CTYPES = ("ctypes",)
+FIRST_CALL_ONLY_WHERE_NEEDED = FIRST_CALL_PROCESS + ("_ctypes", "elftools")
 FIRST_CALL_ALLOWED = {
-    "toolkit doctor --quick": {"subprocess", "selectors", "threading", "ctypes", "elftools", "fnmatch"},
+    "toolkit doctor --quick": {"subprocess", "selectors", "threading", "_ctypes", "elftools"},
     "got --json": {"json"},
-    "plt": {"ctypes"}, "plt-walk puts": {"ctypes"}, "stack-diagnose": {"ctypes"},
-    "kdis (kcore)": {"ctypes"}, "kprobe-show (kcore)": {"ctypes"},
+    "plt": {"_ctypes"}, "plt-walk puts": {"_ctypes"}, "stack-diagnose": {"_ctypes"},
+    "kdis (kcore)": {"_ctypes"}, "kprobe-show (kcore)": {"_ctypes"},
     "vg-start": {"subprocess", "selectors", "threading"},
 }
 
+
 def _heavy(module: str) -> bool:
     top = module.split(".")[0]
-    return (module in FIRST_CALL_NEVER or top in FIRST_CALL_NEVER or top in FIRST_CALL_PROCESS
-            or top in FIRST_CALL_CTYPES)
-
-
-def _allowed(module: str, allowed: set) -> bool:
-    """ctypes allowed does not allow ctypes.util (the capstone package's path)."""
-    return module in allowed or (module.split(".")[0] in allowed and module not in FIRST_CALL_NEVER)
+    return top in FIRST_CALL_NEVER or top in FIRST_CALL_ONLY_WHERE_NEEDED
 
 
 FIRST_CALL_PROBE = r'''
@@ -207,7 +203,7 @@ def test_first_calls_import_no_heavy_module(tmp_path):
             allowed = FIRST_CALL_ALLOWED.get(label, set())
             if shared_session:                # after vg-start: its process modules are loaded
                 allowed = allowed | set(FIRST_CALL_PROCESS)
-            bad = sorted(m for m in new if _heavy(m) and not _allowed(m, allowed))
+            bad = sorted(m for m in new if _heavy(m) and m.split(".")[0] not in allowed)
             if bad:
                 found[label] = bad
     assert len(ran) >= 25, ran
