@@ -119,11 +119,15 @@ class Library:
                         ("detail", c_void_p))
 
         self.insn = Insn
+        # The pointer type is kept, not asked of POINTER() again per call: importing the ctypes
+        # package later (the capstone package does) clears _ctypes' pointer-type cache, and a
+        # new LP_Insn would not be the one cs_disasm's prototype names.
+        self.insn_p = POINTER(Insn)
         c = self.cdll = cdll
         size_t_p = POINTER(c_size_t)
         _proto(c.cs_open, c_int, c_uint, c_uint, size_t_p)
         _proto(c.cs_disasm, c_size_t, c_size_t, c_void_p, c_size_t,
-               c_uint64, c_size_t, POINTER(POINTER(Insn)))
+               c_uint64, c_size_t, POINTER(self.insn_p))
         _proto(c.cs_free, None, c_void_p, c_size_t)
         _proto(c.cs_close, c_int, size_t_p)
         _proto(c.cs_errno, c_int, c_size_t)
@@ -169,7 +173,7 @@ class Engine(Closeable):
         handle = self._handle.value
         # the address of code's bytes: ctypes.cast(c_char_p(code), c_void_p).value
         base = c_void_p.from_buffer(c_char_p(code)).value or 0
-        insns = POINTER(lib.insn)()
+        insns = lib.insn_p()
         out: list = []
         off = 0
         total = len(code)
