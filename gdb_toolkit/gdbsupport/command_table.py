@@ -7,12 +7,12 @@ SOURCES = (('gdbsupport/registry.py', 1499908173),
  ('gdbsupport/command.py', 1870015064),
  ('gdbsupport/toolkit_command.py', 1849694893),
  ('common/meta.py', 4249016812),
- ('doctor/gdb_commands.py', 4017625422),
- ('kernel/gdb_commands.py', 2930813822),
+ ('doctor/gdb_commands.py', 3960926210),
+ ('kernel/gdb_commands.py', 1547881197),
  ('ktrace/gdb_commands.py', 3667644090),
- ('plt/gdb_commands.py', 3911553423),
+ ('plt/gdb_commands.py', 4166747290),
  ('stack/gdb_commands.py', 2115428646),
- ('valgrind/gdb_commands.py', 2734747717))
+ ('valgrind/gdb_commands.py', 3574053166))
 
 ENTRIES = (
     ('command',

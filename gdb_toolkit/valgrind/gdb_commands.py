@@ -65,6 +65,7 @@ class _AddrLenCommand(ToolkitCommand):
 
 class VgStart(ToolkitCommand):
     summary = "Start a program under memcheck and connect"
+    pause_gc = True         # a first call's ~35 modules stay alive: no collection over them meanwhile
     usage = """\
 vg-start [--main] [--stdin FILE] [--stdout FILE] [--tty DEV] [--log FILE] [--timeout SEC] [--json] PROGRAM [ARGS...] [-- VALGRIND-OPTIONS]"""
     description = """\
