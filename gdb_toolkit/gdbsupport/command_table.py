@@ -4,7 +4,7 @@ regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
 SOURCES = (('gdbsupport/registry.py', 1499908173),
- ('gdbsupport/command.py', 1870015064),
+ ('gdbsupport/command.py', 3083497238),
  ('gdbsupport/toolkit_command.py', 1849694893),
  ('common/meta.py', 4249016812),
  ('doctor/gdb_commands.py', 3960926210),
