@@ -408,7 +408,6 @@ On a live process or core the current state of each slot is shown too."""
 
 class PltWalk(ToolkitCommand):
     summary = "One PLT call, hop by hop; --live watches ld.so"
-    pause_gc = True         # as plt's (--live: the inferior runs meanwhile; gdb's stops allocate little)
     usage = "plt-walk SYMBOL [--object PATH] [--live] [--json]"
     description = """\
 Shows each hop with its address and disassembly, from a call of SYMBOL in
