@@ -603,7 +603,7 @@ and the program stays stopped right there."""
             out += "Later calls:\n" + "".join(para(t, "  ", "    ") for t in report.later_calls)
         if report.live:
             lv = report.live
-            out += "\n" + para(f"Live: the slot was written by {lv.location.text() if lv.location.symbol else '??'} "
+            out += "\n" + para(f"Live: the slot was written by {lv.location.name_text()} "
                                f"({lv.location.object}) at 0x{lv.location.address:x}", "", "  ")
             out += para(f"old 0x{lv.old:x} -> new 0x{lv.new:x} = {lv.target}", "  ", "    ")
             out += "  backtrace:\n" + "".join(para(f"#{i} {frame_text(f)}", "    ", "       ")

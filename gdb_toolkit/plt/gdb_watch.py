@@ -39,17 +39,19 @@ def frame_location(frame, describe=None) -> Location:
             offset = pc - int(fn.value().address)
     except (gdb.error, TypeError, ValueError):
         offset = None
+    section_offset = ""
     if not name and describe:   # no symbol known to gdb: "sym+12 in obj" from our own index
         text = describe(pc).split(" in ")[0]
         head, plus, off = text.rpartition("+")
         name, offset = (head, int(off)) if plus and off.isdigit() else (text, None)
-        if name.startswith("0x") or ":" in name:
+        if name.startswith("0x") or ":" in name:    # "ld-linux.so.2:.text+0xf86d": no symbol
+            section_offset = text.partition(":")[2] if ":" in name else ""
             name, offset = None, None
     try:
         file, line = source_of(frame.find_sal())
     except gdb.error:
         file = line = None
-    return Location(pc, name or None, offset, file, line, obj)
+    return Location(pc, name or None, offset, file, line, obj, section_offset=section_offset)
 
 
 def source_of(sal) -> tuple[str | None, int | None]:
@@ -66,7 +68,7 @@ def source_of(sal) -> tuple[str | None, int | None]:
 def frame_text(loc: Location) -> str:
     """``0x7ffff7fd5e2b _dl_fixup+411 (ld-linux-x86-64.so.2)`` for a backtrace line."""
     at = f" at {loc.file}:{loc.line}" if loc.file and loc.line else ""
-    return f"0x{loc.address:x} {loc.text() if loc.symbol else '??'}{at} ({loc.object})"
+    return f"0x{loc.address:x} {loc.name_text()}{at} ({loc.object})"
 
 
 def _set_watchpoint(slot: int, wordsize: int = 8, software: bool = False):

@@ -34,12 +34,19 @@ class Location:
     file: str | None = None
     line: int | None = None
     object: str | None = None
+    #: where the object's sections place an address no symbol names (a stripped ld.so:
+    #: ``.text+0xf86d``), for the terminal; the JSON keeps symbol and offset null
+    section_offset: str = field(default="", metadata={"json_skip": True})
 
     def text(self) -> str:
         """``main+49``, ``puts@plt``; the address when no symbol is known."""
         if self.symbol:
             return self.symbol + (f"+{self.offset}" if self.offset else "")
         return f"0x{self.address:x}" if self.address is not None else "??"
+
+    def name_text(self) -> str:
+        """``_dl_fixup+411``, else ``.text+0xf86d``, else ``??`` (beside an address)."""
+        return self.text() if self.symbol else (self.section_offset or "??")
 
 
 @record

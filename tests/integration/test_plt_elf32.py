@@ -78,6 +78,31 @@ def test_i386_live_lazy_walk_matches_libc_and_maps():
 
 
 @needs_i386
+def test_i386_live_walk_names_the_stripped_loader_by_section_offset():
+    """Debian's i386 ld.so has no symbols: the writer is named by its section and offset
+    (``.text+0x...``, readelf -S's .text address subtracted from the pc's offset in the
+    mapped file), not ``??``; the JSON keeps symbol and offset null."""
+    exe = build_hello(["-Wl,-z,lazy"], compiler=I686, name="h32_lazy")
+    res = run_gdb(["break checkpoint", "run", "plt-walk atoi --live", "info proc mappings", "kill"],
+                  program=exe)
+    assert_no_traceback(res)
+    m = re.search(r"written by (\S+) \(ld-linux\.so\.2\) at 0x([0-9a-f]+)", res.stdout)
+    assert m, res.stdout
+    pc = int(m.group(2), 16)
+    maps = [l.split() for l in res.stdout.split("Start Addr")[-1].splitlines()
+            if l.strip().endswith("ld-linux.so.2")]
+    base, path = min(int(p[0], 16) for p in maps), maps[0][-1]
+    sections = {}
+    for line in subprocess.run(["readelf", "-SW", path], capture_output=True, text=True).stdout.splitlines():
+        f = re.match(r"\s*\[\s*\d+\]\s+(\S+)\s+\S+\s+([0-9a-f]{8})\s+[0-9a-f]+\s+([0-9a-f]+)", line)
+        if f:
+            sections[f.group(1)] = (int(f.group(2), 16), int(f.group(3), 16))
+    name, (start, size) = next((n, v) for n, v in sections.items() if v[0] <= pc - base < v[0] + v[1])
+    assert m.group(1) == f"{name}+0x{pc - base - start:x}"
+    assert f"#0 0x{pc:x} {name}+0x{pc - base - start:x} (ld-linux.so.2)" in res.stdout
+
+
+@needs_i386
 def test_i386_pie_now_walk_says_bound_at_load():
     exe = build_hello(["-Wl,-z,now"], compiler=I686, name="h32_now")
     res = run_gdb(["break checkpoint", "run", *json_wrapped("plt-walk puts --json"), "kill"], program=exe)
