@@ -172,8 +172,8 @@ def _fitting(ws: list[str], room: int, size, keep) -> list[str]:
         return ws
     out = []
     for w in ws:
-        if size(w) > room and " " in w and w[:1] not in "'\"" and "/" not in w and w not in keep:
-            out.extend(w.split(" "))
+        if size(w) > room and w not in keep:
+            out.extend(_breakable(w))
         else:
             out.append(w)
     return out
@@ -244,10 +244,20 @@ def cell_lines(text: str, width: int) -> list[str]:
 
 
 def longest_word(text: str) -> int:
-    """Length of the longest space-separated word: the narrowest a wrapped cell can get."""
+    """The narrowest a wrapped cell of *text* can get (:func:`cell_lines`): its longest
+    word, except that a C++ name holding blanks counts by its longest piece -- a line too
+    narrow for the whole name cuts it at its own blanks (:func:`_fitting`)."""
     if " " not in text and "\n" not in text:
         return display_width(text)
-    return max((display_width(w) for line in text.split("\n") for w in words(line)), default=0)
+    return max((max(map(display_width, _breakable(w)))
+                for line in text.split("\n") for w in words(line)), default=0)
+
+
+def _breakable(word: str) -> list[str]:
+    """The pieces :func:`_fitting` may cut *word* into on a line narrower than it."""
+    if " " in word and word[:1] not in "'\"" and "/" not in word:
+        return word.split(" ")
+    return [word]
 
 
 #: key_values roles whose value is one token (common.table's unbreakable roles that name things)
