@@ -665,7 +665,7 @@ def _function_errors(name: str, usage: str):
 
 
 class KsymFunction:
-    """$ksym("name") -- the kernel address of a symbol (no vmlinux needed).
+    """$ksym("name") -- a kernel symbol's address; no vmlinux needed.
 
 From /proc/kallsyms, or the dump / halted kernel chosen with `kcore`.  Also
 "name+0x10", "module:name" and "0xADDR".  The value is an unsigned long long,
@@ -692,7 +692,7 @@ so $ksym("vfs_write")+5 is an address."""
 
 
 class KprobeFunction:
-    """$kprobe(ADDR) -- the struct kprobe registered at ADDR, as a typed (struct kprobe *).
+    """$kprobe(ADDR) -- the kprobe at ADDR, as (struct kprobe *).
 
 Typed with gdb's own struct kprobe: from `ktypes` (the kernel's BTF loaded as
 gdb types; no debug vmlinux needed) or a vmlinux with debug info.  Without

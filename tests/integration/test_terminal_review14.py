@@ -76,3 +76,18 @@ def test_wide_terminal_keeps_the_table_when_only_cpp_names_are_long():
     for off, name in slots.items():
         assert off in rows, (hex(off), res.stdout)
         assert rows[off].split("@")[0] == name, (hex(off), rows[off], name)
+
+
+def test_convenience_function_help_lines_fit_80_columns():
+    """``apropos kprobe`` and ``help function`` print ``function kprobe -- <first line of its
+    doc>``: 103 columns for $kprobe, 85 for $ksym, folded mid-word at 80.  The commands'
+    summary lines were held to 79; the functions' were not."""
+    from tests.support.gdbrun import gdb_json
+
+    names = [f["name"].lstrip("$") for f in gdb_json([], "toolkit commands")["functions"]
+             if f["kind"] == "function"]
+    assert names
+    out = run_gdb(["help function"]).stdout
+    for n in names:
+        (line,) = [ln for ln in out.splitlines() if ln.startswith(f"function {n} -- ")]
+        assert len(line) <= 79, line
