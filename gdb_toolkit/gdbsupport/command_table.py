@@ -3,9 +3,9 @@ by scripts/command_table.py (gdbsupport/registry.py explains it).  Do not edit:
 regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
-SOURCES = (('gdbsupport/registry.py', 1499908173),
+SOURCES = (('gdbsupport/registry.py', 754959156),
  ('gdbsupport/command.py', 1870015064),
- ('gdbsupport/toolkit_command.py', 1849694893),
+ ('gdbsupport/toolkit_command.py', 888455219),
  ('common/meta.py', 4249016812),
  ('doctor/gdb_commands.py', 4017625422),
  ('kernel/gdb_commands.py', 2491107389),

@@ -91,3 +91,25 @@ def test_convenience_function_help_lines_fit_80_columns():
     for n in names:
         (line,) = [ln for ln in out.splitlines() if ln.startswith(f"function {n} -- ")]
         assert len(line) <= 79, line
+
+
+def test_a_short_name_redefined_after_loading_is_not_listed_as_ours(tmp_path):
+    """GEF or pwndbg sourced after the toolkit (or a user's ``define got``) replaces the
+    ``got`` alias without a word from gdb; ``toolkit commands`` went on listing ``got`` as
+    the toolkit's.  Oracle: what ``got`` runs now (the user's echo), and the toolkit's
+    ``toolkit got`` still answering."""
+    from tests.support.gdbrun import GDBINIT, gdb_json
+
+    script = tmp_path / "mine.gdb"
+    script.write_text("define got\n  echo users-got\\n\nend\n")
+    setup = [f"source {GDBINIT}", f"source {script}"]
+    res = run_gdb([*setup, "got", "toolkit commands", "toolkit got --bogus"], source=False)
+    assert "users-got" in res.stdout                       # got is the user's now
+    assert "got: unrecognized arguments: --bogus" in res.stderr    # toolkit got is ours
+    listing = res.stdout[res.stdout.index("PLT/GOT:"):]
+    assert re.search(r"^  toolkit got\s", listing, re.M), listing
+    assert re.search(r"^note: got was redefined after gdb_toolkit loaded", listing, re.M), listing
+    doc = gdb_json(setup, "toolkit commands", source=False)
+    by_name = {c["name"]: c for c in doc["commands"]}
+    assert by_name["got"]["aliases"] == [] and by_name["plt"]["aliases"] == ["plt"]
+    assert any(n.startswith("got was redefined") for n in doc["notes"]), doc["notes"]
