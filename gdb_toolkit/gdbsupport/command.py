@@ -222,13 +222,13 @@ class ToolkitCommand:
             gdb.write(self.help_page(RenderContext.from_gdb().width or 80))
         except UsageError as exc:
             self._json_error(want_json, "usage", exc.cause, None, exc.usage)
-            raise gdb.GdbError(f"{printable_text(exc.cause)}\n{printable_text(exc.usage)}") from None
+            raise gdb.GdbError(_fit_error(printable_text(exc.cause), printable_text(exc.usage))) from None
         except ToolkitError as exc:
             self._json_error(want_json, "failed", exc.cause, exc.fix)
-            raise gdb.GdbError(printable_text(str(exc))) from None
+            raise gdb.GdbError(_fit_error(printable_text(str(exc)))) from None
         except gdb.GdbError as exc:
             self._json_error(want_json, "gdb", str(exc))
-            raise gdb.GdbError(printable_text(str(exc))) from None
+            raise gdb.GdbError(_fit_error(printable_text(str(exc)))) from None
         except KeyboardInterrupt:
             self._json_error(want_json, "interrupted", "interrupted (Ctrl-C)")
             raise
@@ -236,18 +236,18 @@ class ToolkitCommand:
             cause = f"{self.name}: cannot read target memory ({exc})"
             fix = "check the process is alive and the address is mapped"
             self._json_error(want_json, "memory", cause, fix)
-            raise gdb.GdbError(printable_text(f"{cause}. Fix: {fix}.")) from None
+            raise gdb.GdbError(_fit_error(printable_text(f"{cause}. Fix: {fix}."))) from None
         except gdb.error as exc:        # a gdb call failed in a way the command did not expect
             cause = f"{self.name}: gdb said: {exc}"
             self._json_error(want_json, "gdb", cause)
-            raise gdb.GdbError(printable_text(cause)) from None
+            raise gdb.GdbError(_fit_error(printable_text(cause))) from None
         except Exception as exc:  # an internal bug: say so in one line
             if os.environ.get("GDB_TOOLKIT_DEBUG"):
                 traceback.print_exc(file=sys.stderr)
             cause = f"{self.name}: internal error: {type(exc).__name__}: {exc}"
             fix = "report it with GDB_TOOLKIT_DEBUG=1 output"
             self._json_error(want_json, "internal", cause, fix)
-            raise gdb.GdbError(printable_text(f"{cause}. Fix: {fix}.")) from None
+            raise gdb.GdbError(_fit_error(printable_text(f"{cause}. Fix: {fix}."))) from None
 
     def _run_and_write(self, args, want_json: bool) -> None:
         report = self.run(args)
@@ -261,6 +261,45 @@ class ToolkitCommand:
         """Under --json, the error as the one JSON document on stdout."""
         if want_json:
             write_json_error(self.name, kind, cause, fix, usage)
+
+
+def _fit_error(message: str, usage: str | None = None) -> str:
+    """The error gdb prints: on a terminal of limited width (interactive gdb) wrapped between
+    words, continuation lines indented, so a name or an address is never cut by the terminal;
+    one line where the width is unlimited (batch, pipes: what scripts read).  *message* is
+    printable already (printable_text): a newline in it comes only from here.  *usage*, a
+    usage error's second line, wraps under its command name keeping each [option group]."""
+    try:
+        width = gdb.parameter("width")
+    except Exception:
+        width = None
+    if not width or width <= 0 or width > 100000:
+        return message if usage is None else f"{message}\n{usage}"
+    from gdb_toolkit.common.text import wrap_lines
+
+    lines = wrap_lines(message, width, "", "  ") if len(message) > width else [message]
+    if usage is not None:
+        head = usage.split(" ", 2)
+        lead = " " * (len(head[0]) + len(head[1]) + 2) if len(head) == 3 and \
+            len(head[0]) + len(head[1]) + 2 <= width // 2 else "  "
+        lines += wrap_lines(usage, width, "", lead, keep=_bracket_groups(usage)) \
+            if len(usage) > width else [usage]
+    return "\n".join(lines)
+
+
+def _bracket_groups(text: str) -> list[str]:
+    """The top-level ``[...]`` and ``{...}`` groups of a usage line (kept whole when wrapped)."""
+    out, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        if c in "[{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif c in "]}" and depth:
+            depth -= 1
+            if depth == 0:
+                out.append(text[start:i + 1])
+    return [g for g in out if " " in g]
 
 
 def write_json_error(command: str, kind: str, cause: str, fix: str | None = None,

@@ -113,3 +113,24 @@ def test_a_short_name_redefined_after_loading_is_not_listed_as_ours(tmp_path):
     by_name = {c["name"]: c for c in doc["commands"]}
     assert by_name["got"]["aliases"] == [] and by_name["plt"]["aliases"] == ["plt"]
     assert any(n.startswith("got was redefined") for n in doc["notes"]), doc["notes"]
+
+
+@pytest.mark.parametrize("width", [60, 80])
+def test_errors_and_usage_lines_wrap_between_words(width):
+    """An error or a usage line longer than the terminal was one line that the terminal
+    folded mid-word ('list the imported sym|bols', '[--m|in-bytes MIN_BYTES]').  At a limited
+    width each wraps between words; at unlimited width (batch, scripts) each stays one line.
+    Oracle: the same errors printed at unlimited width, and the word sequence of each."""
+    cmds = ["plt-walk no_such_import_anywhere", "vg-leaks --full", "got --all"]
+    wide = run_gdb(cmds, program="/bin/true")
+    narrow = run_gdb([f"set width {width}", *cmds], program="/bin/true")
+    one = [ln for ln in wide.stderr.splitlines() if ln.strip()]
+    assert any(len(ln) > 80 for ln in one), one          # the case: lines wider than 80
+    lines = [ln for ln in narrow.stderr.splitlines() if ln.strip()]
+    assert all(len(ln) <= width for ln in lines), lines
+    assert " ".join(" ".join(lines).split()) == " ".join(" ".join(one).split())
+    # each long line starts a block whose continuation lines are indented
+    assert len(lines) > len(one) and all(ln[0] == " " for ln in lines if
+                                         not ln.startswith(("no GOT", "vg-leaks:", "usage:", "got:")))
+    # an option group stays whole on one line
+    assert any("[--min-bytes MIN_BYTES]" in ln for ln in lines), lines
