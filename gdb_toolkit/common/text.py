@@ -166,13 +166,16 @@ def words(para: str, keep=()) -> list[str]:
 def _fitting(ws: list[str], room: int, size, keep) -> list[str]:
     """*ws* with each C++ name wider than a whole line (*room* columns) cut at its own blanks
     (``basic_string<char, / std::char_traits<char>, ...``): the terminal would fold it in the
-    middle of an identifier.  A name that fits stays whole; a quoted string or a path (a '/')
-    stays whole at any length: a line break inside it would change what is copied."""
+    middle of an identifier (also when *keep* names it).  A name that fits stays whole; a
+    quoted string, a path (a '/') or another string of *keep* stays whole at any length: a
+    line break inside it would change what is copied."""
     if all(size(w) <= room or " " not in w for w in ws):
         return ws
     out = []
     for w in ws:
-        if size(w) > room and w not in keep:
+        # a string the caller keeps whole (a path, an object's name) stays whole, unless it is
+        # a demangled C++ name: the terminal would fold that in the middle of an identifier
+        if size(w) > room and (w not in keep or "::" in w):
             out.extend(_breakable(w))
         else:
             out.append(w)

@@ -134,3 +134,22 @@ def test_errors_and_usage_lines_wrap_between_words(width):
                                          not ln.startswith(("no GOT", "vg-leaks:", "usage:", "got:")))
     # an option group stays whole on one line
     assert any("[--min-bytes MIN_BYTES]" in ln for ln in lines), lines
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_plt_walk_story_cuts_a_long_cpp_caller_at_its_blanks(width):
+    """plt-walk's hops and its First call / Later calls story name the calling function; a
+    demangled C++ caller wider than the line was kept whole (the renderer asks to keep the
+    names it quotes) and the terminal folded it mid-identifier.  Oracle: nm -C names the
+    caller; every line fits the width, and the caller is whole once lines are joined."""
+    prog = _cxx_program()
+    nm = subprocess.run(["nm", "-C", "--defined-only", str(prog)], capture_output=True,
+                        text=True, check=True).stdout
+    (caller,) = {ln.split(" ", 2)[2] for ln in nm.splitlines() if ">::add(" in ln}
+    assert len(caller) > 200 and max(map(len, caller.split(" "))) < width - 16
+    res = run_gdb([f"set width {width}", "start", "plt-walk puts"], program=prog)
+    text = res.stdout[res.stdout.index("puts@GLIBC"):]
+    assert all(len(ln) <= width for ln in text.splitlines()), \
+        [ln for ln in text.splitlines() if len(ln) > width]
+    flat = " ".join(text.split())
+    assert flat.count(caller + "+") >= 3, flat         # call site hop, first call, later calls
