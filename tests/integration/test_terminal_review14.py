@@ -153,3 +153,35 @@ def test_plt_walk_story_cuts_a_long_cpp_caller_at_its_blanks(width):
         [ln for ln in text.splitlines() if len(ln) > width]
     flat = " ".join(text.split())
     assert flat.count(caller + "+") >= 3, flat         # call site hop, first call, later calls
+
+
+THREAD_OVERFLOW = r"""
+#include <pthread.h>
+#include <alloca.h>
+#include <string.h>
+static int dig(int n) { char *p = alloca(4096); memset(p, n, 4096); return dig(n + 1) + p[1]; }
+static void *worker(void *a) { return (void *)(long)dig(0); }
+int main(void) {
+  pthread_attr_t at; pthread_attr_init(&at); pthread_attr_setstacksize(&at, 256 * 1024);
+  pthread_t t; pthread_create(&t, &at, worker, 0); pthread_join(t, 0); return 0;
+}
+"""
+
+
+def test_stack_diagnose_verdict_is_coloured_as_a_state():
+    """Issue 14 item 5: verdicts coloured as states.  stack-diagnose styled its VERDICT
+    label (bold) but not the verdict itself: ``[thread-overflow]`` (a stack problem, red
+    like doctor's 'missing') and ``[healthy]`` (green like 'ok') were plain.  Oracle: the
+    escape sequences tmux shows, and their absence once styling is off."""
+    from tests.support.tmux import TmuxGdb
+
+    prog = compile_c(THREAD_OVERFLOW, name="thread_overflow", flags=["-g", "-O0", "-pthread"])
+    with TmuxGdb(width=120, program=prog) as t:
+        t.run("run", timeout=60)
+        rows = t.run("stack-diagnose", styled=True)
+        verdict = next(r for r in rows if "VERDICT" in r)
+        assert "\x1b[31m[thread-overflow]" in verdict, ascii(verdict)
+        t.run("set style enabled off")
+        plain = t.run("stack-diagnose", styled=True)
+        assert not any("\x1b[" in r for r in plain), plain
+        assert any("[thread-overflow]" in r for r in plain)
