@@ -185,3 +185,31 @@ def test_stack_diagnose_verdict_is_coloured_as_a_state():
         plain = t.run("stack-diagnose", styled=True)
         assert not any("\x1b[" in r for r in plain), plain
         assert any("[thread-overflow]" in r for r in plain)
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_vg_leaks_colours_leak_kinds_as_states():
+    """Issue 14 item 5 for vg-leaks: a definite leak is memcheck's error (red, as doctor's
+    'missing'), a reachable block is not (plain).  The kind column was plain.  Oracle: the
+    program's own allocations (3 x 100 B lost, 10 B kept by a global), tmux's escapes."""
+    from tests.support.tmux import TmuxGdb
+
+    prog = compile_c(r"""
+#include <stdlib.h>
+#include <unistd.h>
+static void *keep;
+int main(void) { for (int i = 0; i < 3; i++) malloc(100); keep = malloc(10); pause(); return 0; }
+""", name="leak_kinds", flags=["-g", "-O0"])
+    with TmuxGdb(width=200) as t:
+        t.run(f"vg-start {prog}", timeout=120)
+        t.send_keys("continue", "Enter")
+        import time
+        time.sleep(3)
+        t.send_keys("C-c")
+        t.wait_prompt(timeout=60)
+        rows = t.run("vg-leaks", styled=True, timeout=120)
+        definite = [r for r in rows if "definite" in r and "blocks" not in r and "300" in r]
+        reachable = [r for r in rows if "reachable" in r and "10" in r and "blocks" not in r]
+        assert definite and "\x1b[31mdefinite" in definite[0], ascii(rows)
+        assert reachable and not re.search(r"\x1b\[[0-9;]*mreachable", reachable[0]), ascii(rows)
+        t.run("kill", timeout=60)
