@@ -213,3 +213,23 @@ int main(void) { for (int i = 0; i < 3; i++) malloc(100); keep = malloc(10); pau
         assert definite and "\x1b[31mdefinite" in definite[0], ascii(rows)
         assert reachable and not re.search(r"\x1b\[[0-9;]*mreachable", reachable[0]), ascii(rows)
         t.run("kill", timeout=60)
+
+
+def test_plt_walk_completes_every_imported_function_and_no_data():
+    """plt-walk <Tab> left out weak imported functions (__cxa_finalize, which plt-walk walks
+    through its .plt.got stub) with the untyped weak hooks.  Oracle: readelf --dyn-syms --
+    the completions are exactly the undefined FUNC symbols, whatever their binding."""
+    prog = compile_c(r"""
+#include <stdio.h>
+#include <stdlib.h>
+int counter;
+int main(void) { printf("%d\n", counter); puts("x"); return abs(counter); }
+""", name="complete_funcs", flags=["-g", "-Wl,-z,lazy"])
+    syms = subprocess.run(["readelf", "-W", "--dyn-syms", str(prog)], capture_output=True,
+                          text=True, check=True).stdout
+    funcs = {m.group(1) for m in re.finditer(r"\sFUNC\s+\w+\s+\w+\s+UND\s+([^@\s]+)", syms)}
+    untyped = {m.group(1) for m in re.finditer(r"\sNOTYPE\s+WEAK\s+\w+\s+UND\s+(\S+)", syms)}
+    assert "__cxa_finalize" in funcs and "__gmon_start__" in untyped
+    res = run_gdb(["complete plt-walk "], program=prog)
+    offered = {ln.split(None, 1)[1] for ln in res.stdout.splitlines() if ln.startswith("plt-walk ")}
+    assert offered == funcs, (offered, funcs)
