@@ -583,7 +583,9 @@ kcore on the running kernel; kptr_restrict is reported."""
     def render(self, r, ctx):
         from gdb_toolkit.common.table import Col, render_table
 
-        rows = [[_hex(m.address), m.symbol_type, m.symbol + (f"+0x{m.offset:x}" if m.offset else ""),
+        # an address query's row reads as gdb's <sym+off>: the address asked, inside the symbol
+        rows = [[_hex(m.address + (m.offset or 0)), m.symbol_type,
+                 m.symbol + (f"+0x{m.offset:x}" if m.offset else ""),
                  m.module or "vmlinux", m.size if m.size is not None else "-"] for m in r.matches]
         below = [[("prototype", m.prototype)] if m.prototype else None for m in r.matches]
         out = render_table([Col("address", "address"), Col("type", "key"), Col("symbol", "symbol"),

@@ -233,3 +233,26 @@ int main(void) { printf("%d\n", counter); puts("x"); return abs(counter); }
     res = run_gdb(["complete plt-walk "], program=prog)
     offered = {ln.split(None, 1)[1] for ln in res.stdout.splitlines() if ln.startswith("plt-walk ")}
     assert offered == funcs, (offered, funcs)
+
+
+def test_ksym_address_query_row_shows_the_address_asked():
+    """``ksym do_sys_openat2+0x10`` (or its address) printed the symbol's start address beside
+    ``do_sys_openat2+0x10``: the row read as "the address of do_sys_openat2+0x10 is START".
+    Oracle: /proc/kallsyms."""
+    try:
+        lines = open("/proc/kallsyms").read().splitlines()
+    except OSError as exc:
+        pytest.skip(f"/proc/kallsyms unreadable: {exc}")
+    text = [ln.split() for ln in lines if ln.split()[1:2] in (["T"], ["t"])]
+    if not text or int(text[0][0], 16) == 0:
+        pytest.skip("kallsyms addresses are hidden (kptr_restrict, not root)")
+    by_name = {}
+    for a, _, n, *_ in text:
+        by_name.setdefault(n, []).append(int(a, 16))
+    name = next(n for n in ("vfs_read", "do_sys_openat2", "vfs_write") if len(by_name.get(n, ())) == 1)
+    start = by_name[name][0]
+    res = run_gdb([f"ksym {name}+0x10", f"ksym 0x{start + 0x10:x}"])
+    rows = [ln for ln in res.stdout.splitlines() if f"{name}+0x10" in ln]
+    assert len(rows) == 2, res.output
+    for ln in rows:
+        assert ln.split()[0] == f"0x{start + 0x10:x}", (ln, hex(start))
