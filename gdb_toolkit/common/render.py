@@ -1,13 +1,11 @@
-"""Rendering shared by all commands: JSON, number formats, and the legacy
-table/key-value entry points (the renderer itself is common.table; prose and
-key/value blocks are common.text).
+"""Rendering shared by all commands: JSON and number formats (tables are
+common.table; prose and key/value blocks are common.text).
 
 Reports are dataclasses; ``to_jsonable`` turns any of them into plain data so
 ``--json`` prints exactly what the Python API returns.  The envelope around it
 (command, schema version, result or error) is added by the gdb layer; see
 docs/json.md.
 """
-ELLIPSIS = "…"
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
@@ -175,106 +173,3 @@ def human_size(n: int | None) -> str:
         if n >= scale:
             return f"{sign}{n / scale:.1f} {unit}"
     return f"{sign}{n} B"
-
-
-def _clip(text: str, width: int) -> str:
-    if width <= 0 or len(text) <= width:
-        return text
-    return text[: max(width - 1, 0)] + ELLIPSIS
-
-
-def fit_columns(headers: list[str], rows: list[list[str]], width: int | None,
-                sep: int = 2, header_pad: int = 0) -> list[int] | None:
-    """Deprecated (clipping widths of the old renderers); kept for callers not yet converted.
-
-    Per-column widths so the table fits *width*; None when it already fits.
-    """
-    if not width or not rows:
-        return None
-    cols = len(headers)
-    natural = [max([len(str(headers[c])) + header_pad] + [len(str(r[c])) for r in rows])
-               for c in range(cols)]
-    total = sum(natural) + sep * (cols - 1)
-    if total <= width:
-        return None
-    floor = [max(len(str(headers[c])) + header_pad, 8) for c in range(cols)]
-    widths = list(natural)
-    excess = total - width
-    while excess > 0:
-        c = max(range(cols), key=lambda i: widths[i] - floor[i])
-        room = widths[c] - floor[c]
-        if room <= 0:
-            break
-        take = min(room, excess, max(1, widths[c] // 4))
-        widths[c] -= take
-        excess -= take
-    return widths
-
-
-# -- the ambient render context -------------------------------------------------------------
-# The gdb layer (gdbsupport.command) sets these for the duration of a command's render(), so
-# the legacy helpers below (table(), key_values() called without width/styler) fit gdb's
-# width and use gdb's styles with no change in the domains.  New code passes ctx.width and
-# ctx.styler explicitly; explicit arguments always win.
-AMBIENT = {"width": None, "styler": None}
-
-#: header -> role, for tables rendered through the legacy table() call (no roles given)
-LEGACY_ROLES = {
-    "address": "address", "slot": "address", "stub": "address", "start": "address",
-    "end": "address", "got slot": "address", "pointer at": "address", "block": "address",
-    "task": "address", "struct kprobe": "address", "prog": "address", "bpf_func (jit)": "address",
-    "value": "address", "sp": "address",
-    "symbol": "symbol", "function": "symbol", "allocated in": "symbol", "handler": "symbol",
-    "at": "location", "where": "location", "file": "location", "location": "location",
-    "status": "state", "state": "state", "check": "state", "slot now": "state", "live": "state",
-}
-
-
-def _is_hex(v: str) -> bool:
-    return v.startswith("0x") and len(v) > 2 and all(c in "0123456789abcdef" for c in v[2:])
-
-
-def legacy_columns(headers, cells) -> list:
-    """Columns for a table given only headers: roles guessed from the header and the cells.
-
-    A guessed symbol/location column whose cells hold spaces stays free text (it may
-    wrap at spaces); an address column must hold only 0x... or '-'.
-    """
-    from gdb_toolkit.common.table import Col
-
-    cols = []
-    for i, h in enumerate(headers):
-        role = LEGACY_ROLES.get(str(h).lower(), "text")
-        values = [r[i] for r in cells if r[i]]
-        if role == "address" and not all(_is_hex(v) or v == "-" for v in values):
-            role = "text"
-        elif role != "address" and values and all(_is_hex(v) or v == "-" for v in values) \
-                and any(v != "-" for v in values):
-            role = "address"
-        if role != "text" and any(" " in v for v in values):
-            role = "text"
-        cols.append(Col(str(h), role))
-    return cols
-
-
-def table(headers: list[str], rows: list[list], width: int | None = None,
-          title: str | None = None, styler=None) -> str:
-    """Legacy entry point: a table under plain *headers* (roles guessed, see
-    :func:`legacy_columns`), rendered by common.table.render_table -- nothing is
-    clipped any more.  New code calls render_table with explicit Col roles."""
-    from gdb_toolkit.common.table import _cells, render_table
-
-    cells = _cells(rows)
-    if width is None:
-        width = AMBIENT["width"]
-    return render_table(legacy_columns(headers, cells), cells, width=width, title=title,
-                        styler=styler if styler is not None else AMBIENT["styler"])
-
-
-def key_values(pairs: list[tuple], width: int | None = None, styler=None) -> str:
-    """Aligned ``key: value`` lines (values wrap under themselves at *width*,
-    by default the ambient gdb width); see common.text.key_values."""
-    from gdb_toolkit.common.text import key_values as kv
-
-    return kv(pairs, width if width is not None else AMBIENT["width"],
-              styler if styler is not None else AMBIENT["styler"])

@@ -185,17 +185,8 @@ class ToolkitCommand:
         return dumps(envelope.ok(self.name, to_jsonable(report, self.json_hex_addresses))) + "\n"
 
     def render_text(self, report) -> str:
-        """render() with gdb's width and styles, also for legacy helpers called
-        without them (common.render.AMBIENT)."""
-        from gdb_toolkit.common import render as shared
-
-        ctx = RenderContext.from_gdb()
-        saved = dict(shared.AMBIENT)
-        shared.AMBIENT.update(width=ctx.width, styler=ctx.styler)
-        try:
-            return self.render(report, ctx)
-        finally:
-            shared.AMBIENT.update(saved)
+        """render() with gdb's width and styles."""
+        return self.render(report, RenderContext.from_gdb())
 
     def invoke(self, argument, from_tty):
         from gdb_toolkit.common.args import HelpRequested

@@ -4,7 +4,7 @@ regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
 SOURCES = (('gdbsupport/registry.py', 754959156),
- ('gdbsupport/command.py', 1822158632),
+ ('gdbsupport/command.py', 1217537281),
  ('gdbsupport/toolkit_command.py', 888455219),
  ('common/meta.py', 4249016812),
  ('doctor/gdb_commands.py', 4017625422),

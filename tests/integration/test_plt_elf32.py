@@ -2,7 +2,6 @@
 arm (file view, and live under qemu-arm).  Oracles: readelf/objdump/nm of the cross
 binutils, /proc/PID/maps (i386) and gdb's own 'info sharedlibrary' (qemu)."""
 import contextlib
-import os
 import re
 import shutil
 import socket
@@ -12,14 +11,12 @@ import time
 import pytest
 
 from tests.support.gdbrun import GDBINIT, addr, GdbResult, assert_no_traceback, gdb_json, json_wrapped, run_gdb
-from tests.support.plt_oracles import build_hello, nm_symbols
+from tests.support.plt_oracles import HAVE_I386, I686, NO_I386, build_hello, nm_symbols
 
 pytestmark = pytest.mark.gdb
-I686 = "i686-linux-gnu-gcc"
 ARM = "arm-linux-gnueabihf-gcc"
 LIBC32 = "/lib32/libc.so.6"
-needs_i386 = pytest.mark.skipif(not (shutil.which(I686) and os.path.exists("/lib/ld-linux.so.2")),
-                                reason="needs gcc-i686-linux-gnu and the i386 runtime (libc6-i386)")
+needs_i386 = pytest.mark.skipif(not HAVE_I386, reason=NO_I386)
 needs_arm = pytest.mark.skipif(not shutil.which(ARM), reason="needs gcc-arm-linux-gnueabihf")
 
 

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from tests.support.gdbrun import addr, assert_no_traceback, compile_c, json_wrapped, run_gdb
+from tests.support.plt_oracles import HAVE_I386, I686, NO_I386
 
 pytestmark = pytest.mark.gdb
 
@@ -423,10 +424,11 @@ def test_audit_with_no_matching_slot_says_so():
 
 
 # -- i386: _dl_fixup gets the byte offset that the stub pushed ---------------------------------
+@pytest.mark.skipif(not HAVE_I386, reason=NO_I386)
 def test_i386_story_passes_the_pushed_relocation_offset():
     exe = compile_c("#include <stdio.h>\n#include <stdlib.h>\n" + CHECKPOINT +
                     'int main(void) { puts("x"); checkpoint(); return atoi("1"); }\n',
-                    name="story32", flags=["-m32", "-Wl,-z,lazy"])
+                    name="story32", flags=["-Wl,-z,lazy"], compiler=I686)
     dis = subprocess.run(["objdump", "-d", "-j", ".plt", exe], capture_output=True, text=True).stdout
     stub = dis[dis.index("<atoi@plt>:"):]
     pushed = int(re.search(r"push\s+\$0x([0-9a-f]+)", stub).group(1), 16)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.gdbrun import (addr, assert_no_traceback, compile_c, gdb_error_lines, json_wrapped,
                                   run_gdb)
-from tests.support.plt_oracles import (build_demo, build_hello, nm_symbols, program_said,
+from tests.support.plt_oracles import (HAVE_I386, I686, NO_I386, build_demo, build_hello, nm_symbols, program_said,
                                        readelf_relocs, readelf_sections)
 
 pytestmark = pytest.mark.gdb
@@ -244,9 +244,10 @@ gdb_said = parse_auxv(gdb.execute("info auxv", to_string=True))
 print("@@AUXV " + json.dumps([gdb_said, gdb_live._local_auxv(WORD), gdb_live._auxv(WORD)]))"""
 
 
-@pytest.mark.parametrize("flags,word", [((), 8), (("-m32",), 4)])
-def test_auxv_read_from_proc_equals_gdbs_info_auxv(flags, word, tmp_path):
-    exe = build_hello(["-Wl,-z,lazy", *flags], name=f"hello_auxv{word}")
+@pytest.mark.parametrize("compiler,word", [
+    ("gcc", 8), pytest.param(I686, 4, marks=pytest.mark.skipif(not HAVE_I386, reason=NO_I386))])
+def test_auxv_read_from_proc_equals_gdbs_info_auxv(compiler, word, tmp_path):
+    exe = build_hello(["-Wl,-z,lazy"], compiler=compiler, name=f"hello_auxv{word}")
     core = tmp_path / "core"
     res = run_gdb(["break checkpoint", "run", _AUXV_PROBE.replace("WORD", str(word)),
                    f"generate-core-file {core}", "kill"], program=exe)

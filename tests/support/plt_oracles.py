@@ -8,6 +8,11 @@ from pathlib import Path
 from tests.support.gdbrun import REPO, compile_c
 
 EXAMPLES = REPO / "examples" / "plt"
+#: i386 programs come from the cross compiler (gcc-i686-linux-gnu, with libc6-i386 to run
+#: them): `gcc -m32` would need gcc-multilib, which the set-up does not install
+I686 = "i686-linux-gnu-gcc"
+HAVE_I386 = bool(shutil.which(I686)) and Path("/lib/ld-linux.so.2").exists()
+NO_I386 = "needs gcc-i686-linux-gnu and the i386 runtime (libc6-i386)"
 
 
 def tool(name: str, arch: str = "x86_64") -> str:

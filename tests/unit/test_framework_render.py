@@ -10,10 +10,10 @@ import pytest
 
 from gdb_toolkit.common import envelope
 from gdb_toolkit.common.meta import CommandMeta
-from gdb_toolkit.common.render import key_values, table, to_jsonable
+from gdb_toolkit.common.render import to_jsonable
 from gdb_toolkit.common.style import PLAIN, Styler, default_prefixes, sgr
 from gdb_toolkit.common.table import Col, render_table
-from gdb_toolkit.common.text import wrap, wrap_lines
+from gdb_toolkit.common.text import key_values, wrap, wrap_lines
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -89,12 +89,13 @@ def test_thousands_of_rows_keep_the_fast_layout():
     assert text.count("\n") == 5002
 
 
-def test_legacy_table_guesses_roles_and_never_clips():
+def test_ksym_shaped_table_never_clips():
     rows = [["0xffffffff81234567", "T", "do_sys_openat2", "vmlinux", "1234",
              "long do_sys_openat2(int dfd, const char *filename, struct open_how *how)"]]
-    headers = ["address", "type", "symbol", "module", "size", "prototype (BTF)"]
-    for width in (80, 100, 200, None):
-        text = table(headers, rows, width=width)
+    cols = [Col("address", "address"), Col("type", "key"), Col("symbol", "symbol"),
+            Col("module", "file"), Col("size", "number"), Col("prototype (BTF)")]
+    for width in (40, 80, 100, 200, None):
+        text = render_table(cols, rows, width)
         assert "0xffffffff81234567" in text and "do_sys_openat2" in text
         assert "…" not in text
 

@@ -115,17 +115,3 @@ def test_static_report_has_a_note():
     obj = LoadedObject(str(path), 0, m)
     row = classify(spec, obj, spec.file_value, AddressSpace([obj]), live=True)
     assert row.state == "not-relocated"
-
-
-def test_plain_table_matches_tabulate_layout():
-    import random
-
-    from gdb_toolkit.common.plain_table import plain_table
-    from gdb_toolkit.common.render import table
-
-    rnd = random.Random(7)
-    for _ in range(100):
-        heads = ["a", "bb", "ccc", "x" * rnd.randint(1, 9)]
-        rows = [["y" * rnd.randint(0, 14) for _ in heads] for _ in range(rnd.randint(1, 6))]
-        width = rnd.choice([None, 30, 50])
-        assert plain_table(heads, rows, width=width) == table(heads, rows, width=width)

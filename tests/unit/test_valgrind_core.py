@@ -147,12 +147,13 @@ def test_vgdb_failure_messages():
 
 
 def test_fast_table_layout_and_clipping():
-    from gdb_toolkit.valgrind.text_table import table
+    from gdb_toolkit.common.table import Col, render_table
 
-    out = table(["rec", "function"], [[7, "memleak5"], [12, None]])
-    assert out.splitlines() == ["rec  function", "---  --------", "7    memleak5", "12"]
+    cols = [Col("rec", "number"), Col("function", "symbol")]
+    out = render_table(cols, [[7, "memleak5"], [12, None]], None)
+    assert out.splitlines() == ["rec  function", "---  --------", "  7  memleak5", " 12"]
     # nothing is clipped any more (issue 14): too wide for 30 columns -> one field per line
-    records = table(["a", "function"], [["x" * 30, "y" * 30]], width=30)
+    records = render_table([Col("a"), Col("function", "symbol")], [["x" * 30, "y" * 30]], 30)
     assert "…" not in records and "x" * 30 in records and "y" * 30 in records
 
 
