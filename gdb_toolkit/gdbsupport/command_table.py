@@ -12,7 +12,7 @@ SOURCES = (('gdbsupport/registry.py', 754959156),
  ('ktrace/gdb_commands.py', 3667644090),
  ('plt/gdb_commands.py', 3911553423),
  ('stack/gdb_commands.py', 3888120802),
- ('valgrind/gdb_commands.py', 1792927368))
+ ('valgrind/gdb_commands.py', 1749825482))
 
 ENTRIES = (
     ('command',

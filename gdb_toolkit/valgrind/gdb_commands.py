@@ -1152,7 +1152,7 @@ check: addressable (valgrind's default)."""
 
         verdict = f"{report.size} bytes at 0x{report.address:x} are " + \
             ("" if report.ok else "NOT ") + report.check
-        pairs = [("result", verdict)]
+        pairs = [("result", verdict, "good" if report.ok else "bad")]     # a verdict: its state colour
         if report.first_bad_address is not None:
             pairs.append(("first bad byte", f"0x{report.first_bad_address:x} "
                                             f"(offset {report.first_bad_address - report.address})"))

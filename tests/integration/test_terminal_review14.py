@@ -188,10 +188,11 @@ def test_stack_diagnose_verdict_is_coloured_as_a_state():
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
-def test_vg_leaks_colours_leak_kinds_as_states():
+def test_vg_leaks_and_vg_check_colour_their_verdicts():
     """Issue 14 item 5 for vg-leaks: a definite leak is memcheck's error (red, as doctor's
     'missing'), a reachable block is not (plain).  The kind column was plain.  Oracle: the
-    program's own allocations (3 x 100 B lost, 10 B kept by a global), tmux's escapes."""
+    program's own allocations (3 x 100 B lost, 10 B kept by a global), tmux's escapes.
+    vg-check's result (addressable or NOT) was plain too."""
     from tests.support.tmux import TmuxGdb
 
     prog = compile_c(r"""
@@ -212,6 +213,11 @@ int main(void) { for (int i = 0; i < 3; i++) malloc(100); keep = malloc(10); pau
         reachable = [r for r in rows if "reachable" in r and "10" in r and "blocks" not in r]
         assert definite and "\x1b[31mdefinite" in definite[0], ascii(rows)
         assert reachable and not re.search(r"\x1b\[[0-9;]*mreachable", reachable[0]), ascii(rows)
+        # vg-check's verdict too: the 10-byte block is addressable, 16 bytes past it are not
+        ok = next(r for r in t.run("vg-check keep 10", styled=True) if "result" in r)
+        bad = next(r for r in t.run("vg-check keep+16 4", styled=True) if "result" in r)
+        assert re.search(r"\x1b\[32m10 bytes at 0x[0-9a-f]+ are addressable", ok), ascii(ok)
+        assert re.search(r"\x1b\[31m4 bytes at 0x[0-9a-f]+ are NOT addressable", bad), ascii(bad)
         t.run("kill", timeout=60)
 
 
