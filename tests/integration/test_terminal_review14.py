@@ -262,3 +262,45 @@ def test_ksym_address_query_row_shows_the_address_asked():
     assert len(rows) == 2, res.output
     for ln in rows:
         assert ln.split()[0] == f"0x{start + 0x10:x}", (ln, hex(start))
+
+
+CXX_LEAK = r"""
+#include <map>
+#include <string>
+#include <vector>
+namespace storage_layer { template <typename K, typename V> struct Cache {
+  __attribute__((noinline)) V *allocate_entry_for_key(const K &k, const std::vector<std::pair<K, V> > &h) {
+    return new V[64 + k.size() + h.size()];
+  }
+}; }
+extern "C" __attribute__((noinline)) void checkpoint(void) { asm volatile(""); }
+int main() {
+  storage_layer::Cache<std::string, std::map<std::string, int> > c;
+  std::vector<std::pair<std::string, std::map<std::string, int> > > h;
+  for (int i = 0; i < 3; i++) c.allocate_entry_for_key("key", h);
+  checkpoint();
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.parametrize("width", [80, 120])
+def test_vg_leaks_record_cuts_a_long_cpp_site_at_its_blanks(width):
+    """vg-leaks' ``allocated in`` (a symbol cell, never broken) held a 600-column demangled
+    C++ function whole in the record layout: the terminal folded it mid-identifier
+    (``std::char_tr|aits<char>``).  The renderer cuts such a name at its own blanks.
+    Oracle: nm -C names the allocating method; every line fits and the name is whole once
+    its lines are joined."""
+    if not shutil.which("nm"):
+        pytest.skip("nm (binutils) is the oracle")
+    prog = compile_c(CXX_LEAK, name="cxx_leak", flags=["-g", "-O0"], compiler="g++")
+    nm = subprocess.run(["nm", "-C", "--defined-only", str(prog)], capture_output=True,
+                        text=True, check=True).stdout
+    (site,) = {ln.split(" ", 2)[2] for ln in nm.splitlines() if "::allocate_entry_for_key(" in ln}
+    assert len(site) > 2 * width and max(map(len, site.split(" "))) < width - 14
+    res = run_gdb([f"set width {width}", f"vg-start {prog}", "break checkpoint", "continue",
+                   "echo @@LEAKS\\n", "vg-leaks", "echo @@END\\n", "kill"], timeout=240)
+    text = res.stdout.split("@@LEAKS\n", 1)[1].split("@@END")[0]
+    assert all(len(ln) <= width for ln in text.splitlines()), \
+        [ln for ln in text.splitlines() if len(ln) > width]
+    assert site in " ".join(text.split()), text
