@@ -157,7 +157,13 @@ class ToolkitCommand:
             return self.value_completer
         if word is None:  # the word-splitting call: gdb's default break characters
             return []
-        return self.complete_values(word)
+        # gdb's word stops at ':', '.', '-' ... ('std::_' gives '_', 'foo.isra' gives 'isra'):
+        # complete the whole token and hand gdb back only the part after its word
+        got = self.complete_values(last)
+        if isinstance(got, int):
+            return got
+        cut = len(last) - len(word)
+        return [c[cut:] for c in got if c.startswith(last)]
 
     def split_argv(self, argument: str) -> list[str]:
         """Words of the command line (gdb's own splitting, which removes quotes).  Commands
@@ -165,8 +171,10 @@ class ToolkitCommand:
         return gdb.string_to_argv(argument)
 
     def complete_values(self, word: str):
-        """Completions of a non-option *word* (a list, or a gdb.COMPLETE_* constant).
-        Override for command-specific values; by default ``value_completer`` is used."""
+        """Completions of a non-option *word* (a list, or a gdb.COMPLETE_* constant).  *word*
+        is the whole last token of the line (``std::f``, ``ext4:ext4_f``), not gdb's word cut
+        at its break characters; return whole tokens.  Override for command-specific values;
+        by default ``value_completer`` is used."""
         return self.value_completer
 
     def help_page(self, width: int | None = None) -> str:

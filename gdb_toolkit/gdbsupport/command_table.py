@@ -4,11 +4,11 @@ regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
 SOURCES = (('gdbsupport/registry.py', 754959156),
- ('gdbsupport/command.py', 1217537281),
+ ('gdbsupport/command.py', 835279866),
  ('gdbsupport/toolkit_command.py', 888455219),
  ('common/meta.py', 4249016812),
  ('doctor/gdb_commands.py', 4017625422),
- ('kernel/gdb_commands.py', 41794198),
+ ('kernel/gdb_commands.py', 1442256380),
  ('ktrace/gdb_commands.py', 3667644090),
  ('plt/gdb_commands.py', 3911553423),
  ('stack/gdb_commands.py', 3888120802),

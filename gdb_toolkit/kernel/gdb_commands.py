@@ -213,17 +213,19 @@ class _KernelCommand(ToolkitCommand):
         return split_expression_words(argument)
 
     def complete_values(self, word):
-        if len(word) < 2:
+        # MODULE:NAME completes NAME (kallsyms names carry no module prefix)
+        module, colon, name = word.rpartition(":") if ":" in word and "::" not in word else ("", "", word)
+        if len(name) < 2:
             return gdb.COMPLETE_NONE
         import bisect
 
         from gdb_toolkit.kernel.kallsyms import symbol_names
 
         names = symbol_names()
-        i = bisect.bisect_left(names, word)
+        i = bisect.bisect_left(names, name)
         out = []
-        while i < len(names) and names[i].startswith(word) and len(out) < 200:
-            out.append(names[i])
+        while i < len(names) and names[i].startswith(name) and len(out) < 200:
+            out.append(module + colon + names[i])
             i += 1
         return out
 

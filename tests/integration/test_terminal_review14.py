@@ -304,3 +304,32 @@ def test_vg_leaks_record_cuts_a_long_cpp_site_at_its_blanks(width):
     assert all(len(ln) <= width for ln in text.splitlines()), \
         [ln for ln in text.splitlines() if len(ln) > width]
     assert site in " ".join(text.split()), text
+
+
+def test_completion_of_a_token_holding_gdb_break_characters():
+    """gdb hands a completer only the text after its last break character (':', '.', '-'):
+    ``plt-walk std::_<Tab>`` offered ``std::_Unwind_Resume`` and ``std::_ZNK...`` (names
+    starting with '_' pasted after 'std::'), ``ksym foo.isra.<Tab>`` every symbol starting
+    with the suffix.  Every offer must start with what was typed.  Oracles: readelf (the
+    program's imports) and /proc/kallsyms."""
+    prog = _cxx_program()
+    res = run_gdb(["complete plt-walk std::_", "echo @@\\n", "complete plt-walk _ZNSaIc"],
+                  program=prog)
+    cxx, mangled = res.stdout.split("@@\n")
+    assert not [ln for ln in cxx.splitlines() if not ln.startswith("plt-walk std::_")], cxx
+    syms = subprocess.run(["readelf", "-W", "--dyn-syms", str(prog)], capture_output=True,
+                          text=True, check=True).stdout
+    want = {m.group(1) for m in re.finditer(r"\sFUNC\s+\w+\s+\w+\s+UND\s+(_ZNSaIc[^@\s]*)", syms)}
+    assert want and {ln.split()[1] for ln in mangled.splitlines()} == want, (mangled, want)
+    try:
+        names = {ln.split()[2] for ln in open("/proc/kallsyms") if len(ln.split()) >= 3}
+    except OSError as exc:
+        pytest.skip(f"/proc/kallsyms unreadable: {exc}")
+    dotted = sorted(n for n in names if ".isra." in n and "[" not in n)
+    if not dotted:
+        pytest.skip("no .isra. symbols in this kernel's kallsyms")
+    token = dotted[0][:dotted[0].index(".isra.") + 3]          # 'name.is'
+    res = run_gdb([f"complete ksym {token}"])
+    offered = [ln.split(None, 1)[1] for ln in res.stdout.splitlines() if ln.startswith("ksym ")]
+    assert offered and all(o.startswith(token) for o in offered), (token, offered[:5])
+    assert set(offered) <= names
