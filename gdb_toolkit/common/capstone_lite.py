@@ -1,4 +1,4 @@
-"""A private ctypes binding to the libcapstone the installed capstone package loads: what
+"""A private ctypes binding (through _ctypes itself: see below) to the libcapstone the installed capstone package loads: what
 ``Cs(arch, mode).disasm_lite`` gives (address, size, mnemonic, op_str), without importing the
 package.
 
@@ -26,9 +26,10 @@ cs_disasm result is released with cs_free in a ``finally``; cs_disasm runs on at
 size (decoding is per instruction for x86 and AArch64 and ARM mode: the batches give the
 same listing as one call; tests/unit/test_capstone_lite.py checks it against the package).
 """
-import ctypes
 import os
 import re
+
+import _ctypes
 
 from gdb_toolkit.common.closeable import Closeable
 
@@ -52,6 +53,49 @@ _DEBIAN_LOAD = re.compile(rb"""^_cs = ctypes\.cdll\.LoadLibrary\(["'](libcapston
                           re.M)
 
 
+# -- the C types of the calls, straight from _ctypes ----------------------------------------
+# ctypes' own module (ctypes/__init__.py, ctypes._endian, struct) defines ~40 types and
+# checks their sizes at import: ~1.3 ms of every disassembling command's first call.  The
+# binding needs eleven of them; they are the same _ctypes classes with the same type codes
+# (ctypes/__init__.py: c_int "i", c_uint "I", c_ushort "H", c_ubyte "B", c_char "c", c_bool
+# "?", c_void_p "P", c_char_p "z", c_ulong "L", c_ulonglong "Q"; c_uint16 = c_ushort,
+# c_uint64 and c_size_t the 8-byte one), and _Cdll is ctypes.CDLL(path)'s default: dlopen
+# with RTLD_LOCAL (| RTLD_NOW, added by _ctypes), cdecl functions returning int until told.
+def _simple(name: str, code: str) -> type:
+    return type(name, (_ctypes._SimpleCData,), {"_type_": code, "__module__": __name__})
+
+
+c_int, c_uint, c_uint16 = _simple("c_int", "i"), _simple("c_uint", "I"), _simple("c_ushort", "H")
+c_ubyte, c_char, c_bool = _simple("c_ubyte", "B"), _simple("c_char", "c"), _simple("c_bool", "?")
+c_void_p, c_char_p = _simple("c_void_p", "P"), _simple("c_char_p", "z")
+c_ulong, c_ulonglong = _simple("c_ulong", "L"), _simple("c_ulonglong", "Q")
+c_uint64 = c_ulong if _ctypes.sizeof(c_ulong) == 8 else c_ulonglong
+c_size_t = next(t for t in (c_uint, c_ulong, c_ulonglong) if _ctypes.sizeof(t) == _ctypes.sizeof(c_void_p))
+POINTER, Structure, byref = _ctypes.POINTER, _ctypes.Structure, _ctypes.byref
+
+
+class _Cdll:
+    """``ctypes.CDLL(path)``: the library's functions as attributes (made once each)."""
+
+    def __init__(self, path: str):
+        self._name = path
+
+        class _FuncPtr(_ctypes.CFuncPtr):
+            _flags_ = _ctypes.FUNCFLAG_CDECL
+            _restype_ = c_int
+
+        self._FuncPtr = _FuncPtr
+        self._handle = _ctypes.dlopen(path, _ctypes.RTLD_LOCAL)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        func = self._FuncPtr((name, self))
+        func.__name__ = name
+        setattr(self, name, func)
+        return func
+
+
 class CsLiteError(Exception):
     """cs_open or cs_disasm failed: *errno* is capstone's cs_err."""
 
@@ -68,21 +112,25 @@ class Library:
         self.api = api                  # (major, minor) reported by cs_version
         n = INSN_BYTES[api[0]]
 
-        class Insn(ctypes.Structure):
-            _fields_ = (("id", ctypes.c_uint), ("address", ctypes.c_uint64),
-                        ("size", ctypes.c_uint16), ("bytes", ctypes.c_ubyte * n),
-                        ("mnemonic", ctypes.c_char * 32), ("op_str", ctypes.c_char * 160),
-                        ("detail", ctypes.c_void_p))
+        class Insn(Structure):
+            _fields_ = (("id", c_uint), ("address", c_uint64),
+                        ("size", c_uint16), ("bytes", c_ubyte * n),
+                        ("mnemonic", c_char * 32), ("op_str", c_char * 160),
+                        ("detail", c_void_p))
 
         self.insn = Insn
+        # The pointer type is kept, not asked of POINTER() again per call: importing the ctypes
+        # package later (the capstone package does) clears _ctypes' pointer-type cache, and a
+        # new LP_Insn would not be the one cs_disasm's prototype names.
+        self.insn_p = POINTER(Insn)
         c = self.cdll = cdll
-        size_t_p = ctypes.POINTER(ctypes.c_size_t)
-        _proto(c.cs_open, ctypes.c_int, ctypes.c_uint, ctypes.c_uint, size_t_p)
-        _proto(c.cs_disasm, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
-               ctypes.c_uint64, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(Insn)))
-        _proto(c.cs_free, None, ctypes.c_void_p, ctypes.c_size_t)
-        _proto(c.cs_close, ctypes.c_int, size_t_p)
-        _proto(c.cs_errno, ctypes.c_int, ctypes.c_size_t)
+        size_t_p = POINTER(c_size_t)
+        _proto(c.cs_open, c_int, c_uint, c_uint, size_t_p)
+        _proto(c.cs_disasm, c_size_t, c_size_t, c_void_p, c_size_t,
+               c_uint64, c_size_t, POINTER(self.insn_p))
+        _proto(c.cs_free, None, c_void_p, c_size_t)
+        _proto(c.cs_close, c_int, size_t_p)
+        _proto(c.cs_errno, c_int, c_size_t)
 
     def open(self, arch: int, mode: int) -> "Engine":
         return Engine(self, arch, mode)
@@ -100,8 +148,8 @@ class Engine(Closeable):
     def __init__(self, lib: Library, arch: int, mode: int):
         self._lib = lib
         self._handle = None
-        h = ctypes.c_size_t()
-        status = lib.cdll.cs_open(arch, mode, ctypes.byref(h))
+        h = c_size_t()
+        status = lib.cdll.cs_open(arch, mode, byref(h))
         if status != _ERR_OK:
             raise CsLiteError(status, "cs_open")
         self._handle = h
@@ -109,7 +157,7 @@ class Engine(Closeable):
     def close(self) -> None:
         h, self._handle = self._handle, None
         if h is not None:
-            self._lib.cdll.cs_close(ctypes.byref(h))
+            self._lib.cdll.cs_close(byref(h))
 
     def disasm_lite(self, code: bytes, address: int, count: int = 0) -> list:
         """[(address, size, mnemonic, op_str)] as the package's ``Cs.disasm_lite`` yields
@@ -123,15 +171,16 @@ class Engine(Closeable):
         lib = self._lib
         cdll = lib.cdll
         handle = self._handle.value
-        base = ctypes.cast(ctypes.c_char_p(code), ctypes.c_void_p).value or 0
-        insns = ctypes.POINTER(lib.insn)()
+        # the address of code's bytes: ctypes.cast(c_char_p(code), c_void_p).value
+        base = c_void_p.from_buffer(c_char_p(code)).value or 0
+        insns = lib.insn_p()
         out: list = []
         off = 0
         total = len(code)
         while off < total:
             want = BATCH if not count else min(BATCH, count - len(out))
             n = cdll.cs_disasm(handle, base + off, total - off, (address + off) & MASK64, want,
-                               ctypes.byref(insns))
+                               byref(insns))
             if n == 0:
                 status = cdll.cs_errno(handle)
                 if status != _ERR_OK:
@@ -168,8 +217,9 @@ def package_source() -> tuple[str, bytes] | None:
         return None
 
 
-_VERSION = re.compile(rb"^CS_VERSION_MAJOR = CS_API_MAJOR\s*$.*?^CS_VERSION_MINOR = CS_API_MINOR\s*$"
-                      rb".*?^CS_VERSION_EXTRA = (\d+)\s*$", re.M | re.S)
+# compiled by package_version (the doctor), not by every disassembling command's first call
+_VERSION = (rb"^CS_VERSION_MAJOR = CS_API_MAJOR\s*$.*?^CS_VERSION_MINOR = CS_API_MINOR\s*$"
+            rb".*?^CS_VERSION_EXTRA = (\d+)\s*$")
 
 
 def package_version() -> str | None:
@@ -179,7 +229,7 @@ def package_version() -> str | None:
     found = package_source()
     if found is None:
         return None
-    api, extra = _API.search(found[1]), _VERSION.search(found[1])
+    api, extra = _API.search(found[1]), re.compile(_VERSION, re.M | re.S).search(found[1])
     if api is None or extra is None:
         return None
     return f"{int(api.group(1))}.{int(api.group(2))}.{int(extra.group(1))}"
@@ -217,13 +267,13 @@ def load() -> Library | None:
         return None
     path, api = where
     try:
-        cdll = ctypes.CDLL(path)
-        major, minor = ctypes.c_int(), ctypes.c_int()
-        cdll.cs_version.restype = ctypes.c_int
-        cdll.cs_version.argtypes = (ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int))
-        cdll.cs_version(ctypes.byref(major), ctypes.byref(minor))
-        cdll.cs_support.restype = ctypes.c_bool
-        cdll.cs_support.argtypes = (ctypes.c_int,)
+        cdll = _Cdll(path)
+        major, minor = c_int(), c_int()
+        cdll.cs_version.restype = c_int
+        cdll.cs_version.argtypes = (POINTER(c_int), POINTER(c_int))
+        cdll.cs_version(byref(major), byref(minor))
+        cdll.cs_support.restype = c_bool
+        cdll.cs_support.argtypes = (c_int,)
         if (major.value, minor.value) != api or cdll.cs_support(_SUPPORT_DIET):
             return None
         return Library(cdll, path, api)

@@ -11,6 +11,7 @@ from gdb_toolkit.gdbsupport.command import ToolkitCommand
 
 class ToolkitDoctor(ToolkitCommand):
     name = "toolkit doctor"
+    pause_gc = True         # a first call's ~35 modules stay alive: no collection over them meanwhile
     summary = "What works on this machine, why not, and the fix"
     usage = "toolkit doctor [--quick] [--json]"
     description = """\

@@ -7,12 +7,12 @@ SOURCES = (('gdbsupport/registry.py', 754959156),
  ('gdbsupport/command.py', 835279866),
  ('gdbsupport/toolkit_command.py', 888455219),
  ('common/meta.py', 4249016812),
- ('doctor/gdb_commands.py', 4017625422),
- ('kernel/gdb_commands.py', 1442256380),
+ ('doctor/gdb_commands.py', 3960926210),
+ ('kernel/gdb_commands.py', 3426233565),
  ('ktrace/gdb_commands.py', 3667644090),
- ('plt/gdb_commands.py', 3911553423),
- ('stack/gdb_commands.py', 3888120802),
- ('valgrind/gdb_commands.py', 1749825482))
+ ('plt/gdb_commands.py', 767283388),
+ ('stack/gdb_commands.py', 2115428646),
+ ('valgrind/gdb_commands.py', 3715084630))
 
 ENTRIES = (
     ('command',

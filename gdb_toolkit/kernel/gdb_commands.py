@@ -206,6 +206,9 @@ class _KernelCommand(ToolkitCommand):
 
     category = "kernel"
     json_hex_addresses = True
+    #: a first call imports ~25 modules and reads kallsyms, kcore and probe tables whose objects
+    #: stay alive (caches): the collector's passes over them free nothing (common/gc_pause.py)
+    pause_gc = True
 
     def split_argv(self, argument):
         from gdb_toolkit.common.args import split_expression_words

@@ -51,22 +51,25 @@ class ListedProbe:
         return f"{self.symbol}+0x{self.offset:x}" + (f" [{self.module}]" if self.module else "")
 
 
-_LIST_RE = re.compile(r"^([0-9a-fA-F]+)\s+([kr])\s+(\S+)\s*(.*)$")
-_SYM_RE = re.compile(r"^(.+?)\+0x([0-9a-fA-F]+)(?:/0x[0-9a-fA-F]+)?(?:\s*\[(\S+)\])?$")
+# The parsers compile their expressions when called (re's cache keeps them): the doctor and the
+# kernel commands import this module for its constants, most without parsing a list.
+_LIST_RE = r"^([0-9a-fA-F]+)\s+([kr])\s+(\S+)\s*(.*)$"
+_SYM_RE = r"^(.+?)\+0x([0-9a-fA-F]+)(?:/0x[0-9a-fA-F]+)?(?:\s*\[(\S+)\])?$"
 
 
 def parse_kprobes_list(text: str) -> list[ListedProbe]:
+    list_re, sym_re = re.compile(_LIST_RE), re.compile(_SYM_RE)
     out = []
     for line in text.splitlines():
         line = line.rstrip()
-        m = _LIST_RE.match(line)
+        m = list_re.match(line)
         if not m:
             continue
         addr, kind, symoff, rest = int(m.group(1), 16), m.group(2), m.group(3), m.group(4)
         flags = re.findall(r"\[(GONE|DISABLED|OPTIMIZED|FTRACE)\]", rest)
         rest_wo = re.sub(r"\[(GONE|DISABLED|OPTIMIZED|FTRACE)\]", " ", rest).split()
         module = rest_wo[0].strip("[]") if rest_wo else None
-        sm = _SYM_RE.match(symoff)
+        sm = sym_re.match(symoff)
         if sm:
             symbol, offset = sm.group(1), int(sm.group(2), 16)
             module = module or sm.group(3)
@@ -97,13 +100,14 @@ class TraceEvent:
         self.name = f"{self.group}/{self.event}"
 
 
-_EV_RE = re.compile(r"^([pr])(\d*):(\S+?)/(\S+)\s+(\S+)\s*(.*)$")
+_EV_RE = r"^([pr])(\d*):(\S+?)/(\S+)\s+(\S+)\s*(.*)$"
 
 
 def parse_kprobe_events(text: str) -> list[TraceEvent]:
+    ev_re = re.compile(_EV_RE)
     out = []
     for line in text.splitlines():
-        m = _EV_RE.match(line.strip())
+        m = ev_re.match(line.strip())
         if not m:
             continue
         ptype, maxact, group, event, target, args = m.groups()

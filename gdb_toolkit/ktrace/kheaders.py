@@ -6,7 +6,6 @@ linux-headers-* tree works for our programs: they use only basic types and
 read every kernel field at BTF offsets, so we point bcc at it with
 BCC_KERNEL_SOURCE (the -common half) plus -I for the generated half.
 """
-import glob
 import os
 import re
 
@@ -30,6 +29,19 @@ def _version_key(path: str):
     return [int(x) if x.isdigit() else x for x in re.split(r"[.-]", os.path.basename(path))]
 
 
+def _glob_star(directory: str, prefix: str, suffix: str = "") -> list[str]:
+    """``glob.glob(os.path.join(directory, prefix + "*" + suffix))`` for a *directory*, *prefix* and
+    *suffix* without wildcards, in the same (directory) order, without importing glob and
+    fnmatch (~0.7 ms of the doctor's first call).  tests/unit/test_doctor_checks.py compares them."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    return [os.path.join(directory, n) for n in names
+            if n.startswith(prefix) and n.endswith(suffix) and len(n) >= len(prefix) + len(suffix)
+            and not n.startswith(".")]
+
+
 def choose(release: str, arch: str = "x86", modules_dir: str = "/lib/modules", src_dir: str = "/usr/src",
            kheaders: str = "/sys/kernel/kheaders.tar.xz") -> HeadersChoice:
     kdir = os.path.join(modules_dir, release)
@@ -39,12 +51,13 @@ def choose(release: str, arch: str = "x86", modules_dir: str = "/lib/modules", s
     if os.path.exists(kheaders):
         return HeadersChoice(kheaders)
     # Debian split packages: linux-headers-V-common (sources) + linux-headers-V-FLAVOUR (generated)
-    for common in sorted(glob.glob(os.path.join(src_dir, "linux-headers-*-common")), key=_version_key,
+    for common in sorted(_glob_star(src_dir, "linux-headers-", "-common"), key=_version_key,
                          reverse=True):
         if not _has_kconfig(common):
             continue
         stem = common[: -len("-common")]
-        flavours = [d for d in glob.glob(stem + "-*") if d != common and
+        flavours = [d for d in _glob_star(os.path.dirname(stem), os.path.basename(stem) + "-")
+                    if d != common and
                     os.path.isdir(os.path.join(d, "include", "generated"))]
         if not flavours:
             continue
@@ -55,7 +68,7 @@ def choose(release: str, arch: str = "x86", modules_dir: str = "/lib/modules", s
                              f"no headers for the running kernel {release}; compiling against "
                              f"{os.path.basename(gen)} instead (safe: the BPF program uses only basic "
                              "types and reads kernel fields at BTF offsets)")
-    for d in sorted(glob.glob(os.path.join(src_dir, "linux-headers-*")), key=_version_key, reverse=True):
+    for d in sorted(_glob_star(src_dir, "linux-headers-"), key=_version_key, reverse=True):
         if _has_kconfig(d) and os.path.isdir(os.path.join(d, "include", "generated")):
             return HeadersChoice(d, {"BCC_KERNEL_SOURCE": d}, [],
                                  f"no headers for the running kernel {release}; compiling against {d}")

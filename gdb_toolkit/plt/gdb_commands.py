@@ -352,6 +352,9 @@ def _render_diff(diff, ctx, keep=()) -> str:
 
 class Plt(ToolkitCommand):
     summary = "PLT stubs, the GOT slot each uses, disassembly"
+    #: as got's: a first call imports ~30 modules and builds ELF models that all stay alive; a
+    #: full collection the imports set off (~1 ms) freed nothing (common/gc_pause.py)
+    pause_gc = True
     usage = "plt [REGEX] [--all-objects] [--object PATH] [--json]"
     description = """\
 Decodes .plt, .plt.sec (endbr64 + bnd jmp, -fcf-protection), .plt.got and

@@ -11,6 +11,7 @@ through relocation N of .rela.plt.  i386: ``jmp *ABS`` (non-PIC) or ``jmp *OFF(%
 Only as many bytes as the relocations can use are decoded (a crafted file claiming a
 256 MiB .plt costs nothing), and the result is cached per object model.
 """
+import functools
 import re
 
 from gdb_toolkit.common.arm64_names import is_bti
@@ -20,10 +21,30 @@ from gdb_toolkit.plt.elf_file import SHT_NOBITS, BadElf
 from gdb_toolkit.plt.elf_model import ObjectModel
 
 _RIP = re.compile(r"\[rip ([+-]) (0x[0-9a-f]+|\d+)\]")
-_EBX = re.compile(r"\[ebx(?: ([+-]) (0x[0-9a-f]+|\d+))?\]")
-_ABS = re.compile(r"\[(0x[0-9a-f]+|\d+)\]")
-_IMM = re.compile(r"#?(-?0x[0-9a-f]+|-?\d+)")
-_LDR = re.compile(r"^(x\d+), \[(x\d+)(?:, #(-?0x[0-9a-f]+|-?\d+))?\]")
+
+
+# The other architectures' operand patterns are compiled when a stub of theirs is read
+# (~100 us each of an x86_64 program's first 'plt'/'plt-walk').
+@functools.cache
+def _ebx():
+    return re.compile(r"\[ebx(?: ([+-]) (0x[0-9a-f]+|\d+))?\]")
+
+
+@functools.cache
+def _abs():
+    return re.compile(r"\[(0x[0-9a-f]+|\d+)\]")
+
+
+@functools.cache
+def _imm():
+    return re.compile(r"#?(-?0x[0-9a-f]+|-?\d+)")
+
+
+@functools.cache
+def _ldr():
+    return re.compile(r"^(x\d+), \[(x\d+)(?:, #(-?0x[0-9a-f]+|-?\d+))?\]")
+
+
 #: bytes of PLT per slot we are willing to decode (largest real entry: 16; arm long: 16)
 BYTES_PER_SLOT = 32
 # aarch64 encodings the PLT shapes are recognised by (bytes, not capstone's text: a BTI pad
@@ -61,18 +82,18 @@ def mem_target(insn: Insn, got_base: int | None) -> int | None:
     t = rip_target(insn)
     if t is not None:
         return t
-    m = _EBX.search(insn.op_str)
+    m = _ebx().search(insn.op_str)
     if m:
         if got_base is None:
             return None
         disp = int(m.group(2), 0) if m.group(2) else 0
         return got_base + (disp if m.group(1) != "-" else -disp)
-    m = _ABS.search(insn.op_str)
+    m = _abs().search(insn.op_str)
     return int(m.group(1), 0) if m else None
 
 
 def _is_mem(insn: Insn) -> bool:
-    return "[" in insn.op_str and ("rip" in insn.op_str or "ebx" in insn.op_str or _ABS.search(insn.op_str) is not None)
+    return "[" in insn.op_str and ("rip" in insn.op_str or "ebx" in insn.op_str or _abs().search(insn.op_str) is not None)
 
 
 def is_indirect_jmp(insn: Insn) -> bool:
@@ -98,11 +119,11 @@ def aarch64_slot(insns: list[Insn]) -> int | None:
     for ins in insns:
         if ins.mnemonic == "adrp":
             reg, _, imm = ins.op_str.partition(", ")
-            m = _IMM.fullmatch(imm.strip())
+            m = _imm().fullmatch(imm.strip())
             if m:
                 pages[reg] = int(m.group(1), 0)
         elif ins.mnemonic == "ldr":
-            m = _LDR.match(ins.op_str)
+            m = _ldr().match(ins.op_str)
             if m and m.group(2) in pages:
                 return pages[m.group(2)] + (int(m.group(3), 0) if m.group(3) else 0)
     return None

@@ -1,5 +1,6 @@
 """The PLT walkthrough: call site -> stub -> GOT slot -> target, and what the first call
 does differently (lazy stub, .plt[0], GOT[1]/GOT[2], the resolver) from later calls."""
+import functools
 import re
 from collections.abc import Callable   # not typing: its import costs ~3 ms of the first call
 
@@ -181,7 +182,7 @@ def scan_calls(insns: list[Insn], arch: str, stub_addrs: set[int], slot: int,
             except ValueError:
                 pass
         elif ins.mnemonic == "ldr":
-            m = _LDR_X.match(ins.op_str)
+            m = _ldr_x().match(ins.op_str)
             if m and m.group(2) in pages:
                 loaded[m.group(1)] = pages[m.group(2)] + (int(m.group(3), 0) if m.group(3) else 0)
         elif ins.mnemonic in ("blr", "br") and loaded.get(ins.op_str.strip()) == slot:
@@ -189,7 +190,10 @@ def scan_calls(insns: list[Insn], arch: str, stub_addrs: set[int], slot: int,
     return out
 
 
-_LDR_X = re.compile(r"^(x\d+), \[(x\d+)(?:, #(-?0x[0-9a-f]+|-?\d+))?\]$")
+@functools.cache
+def _ldr_x():
+    """aarch64's ``ldr xN, [xM, #OFF]``, compiled when an aarch64 stub is walked."""
+    return re.compile(r"^(x\d+), \[(x\d+)(?:, #(-?0x[0-9a-f]+|-?\d+))?\]$")
 
 
 def _candidates(code: bytes, base: int, arch: str, stub_addrs: set[int], slot: int,

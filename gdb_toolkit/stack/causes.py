@@ -1,5 +1,6 @@
 """Who asked for the stack: one huge frame, a few big ones, a recursion, a probing loop --
 and whether the faulting frame's own code could have moved sp there at all.  Pure."""
+import functools
 import re
 
 from gdb_toolkit.common.errors import ToolkitError
@@ -25,7 +26,10 @@ class CauseFacts:
     protected: bool | None          # the culprit's code probes the stack
 
 
-I386_REG = re.compile(r"\be(ax|bx|cx|dx|si|di|bp|sp|ip)\b")
+@functools.cache
+def _i386_reg():
+    """i386's register names (eax...), compiled when an i386 program is diagnosed."""
+    return re.compile(r"\be(ax|bx|cx|dx|si|di|bp|sp|ip)\b")
 
 
 def shown(text: str, arch: str) -> str:
@@ -56,7 +60,7 @@ def _insns(f: StackFacts, level: int):
         return None, code
     if f.arch == "i386":
         insns = [Insn(x.address, x.size, x.raw, x.mnemonic,
-                      I386_REG.sub(r"r\1", x.op_str).replace("dword ptr", "qword ptr"))
+                      _i386_reg().sub(r"r\1", x.op_str).replace("dword ptr", "qword ptr"))
                  for x in insns]
     return insns, code
 
@@ -121,7 +125,7 @@ def ctx_registers(f: StackFacts, ctx) -> dict[str, int]:
             return sf.registers
         return {}
     if f.arch == "i386":                              # named as the renamed code reads them
-        return {I386_REG.sub(r"r\1", k): v for k, v in f.registers.items()}
+        return {_i386_reg().sub(r"r\1", k): v for k, v in f.registers.items()}
     return f.registers
 
 

@@ -10,8 +10,6 @@ import re
 from gdb_toolkit.common.record import field, record
 
 _NERRS_RE = re.compile(r"n_errs_found (\d+) n_errs_shown (\d+) \(vgdb-error (\d+)\)")
-_SUMMARY_RE = re.compile(r"ERROR SUMMARY: (\d[\d,]*) errors from (\d[\d,]*) contexts \(suppressed: (\d[\d,]*) from (\d[\d,]*)\)")
-_CONTEXT_RE = re.compile(r"^(\d[\d,]*) errors in context (\d+) of (\d+):")
 
 
 @record
@@ -77,12 +75,25 @@ def parse_n_errs_found(text: str) -> ErrorCounts | None:
     return ErrorCounts(*(int(g) for g in m.groups())) if m else None
 
 
-_ORIGIN_RE = re.compile(r"^Uninitialised value was created")
-_SEPARATOR_RE = re.compile(r"^-{3}([A-Za-z-]*-)?-{8,}$")
-# a heading that starts another stack of the same error (helgrind, drd)
-_RELATED_RE = re.compile(r"^(This conflicts with|Other segment (start|end)|Allocation context|"
-                         r"Lock at .* was first observed|Required order was established|"
-                         r"followed by a later acquisition)")
+_ERROR_PATTERNS = None
+
+
+def _error_patterns() -> tuple:
+    """parse_errors' expressions, compiled on its first call (~1 ms that vg-start, which only
+    counts errors, does not pay): summary, context count, separator, origin, related stack."""
+    global _ERROR_PATTERNS
+    if _ERROR_PATTERNS is None:
+        _ERROR_PATTERNS = (
+            re.compile(r"ERROR SUMMARY: (\d[\d,]*) errors from (\d[\d,]*) contexts "
+                       r"\(suppressed: (\d[\d,]*) from (\d[\d,]*)\)"),
+            re.compile(r"^(\d[\d,]*) errors in context (\d+) of (\d+):"),
+            re.compile(r"^-{3}([A-Za-z-]*-)?-{8,}$"),
+            re.compile(r"^Uninitialised value was created"),
+            # a heading that starts another stack of the same error (helgrind, drd)
+            re.compile(r"^(This conflicts with|Other segment (start|end)|Allocation context|"
+                       r"Lock at .* was first observed|Required order was established|"
+                       r"followed by a later acquisition)"))
+    return _ERROR_PATTERNS
 
 
 def parse_errors(text: str, code_map: CodeMap | None = None) -> ErrorList:
@@ -93,6 +104,7 @@ def parse_errors(text: str, code_map: CodeMap | None = None) -> ErrorList:
     from gdb_toolkit.valgrind.locations import parse_location_lines
     from gdb_toolkit.valgrind.stacks import Stack, parse_frame, strip_prefix
 
+    summary_re, context_re, separator_re, origin_re, related_re = _error_patterns()
     lines = text.splitlines()
     errors: list[MemcheckError] = []
     summary = None
@@ -107,18 +119,18 @@ def parse_errors(text: str, code_map: CodeMap | None = None) -> ErrorList:
                 current = None            # blank lines inside, a line of dashes between errors
             i += 1
             continue
-        if (m := _SUMMARY_RE.search(t)):
+        if (m := summary_re.search(t)):
             a, b, c, d = (int(g.replace(",", "")) for g in m.groups())
             summary = ErrorSummary(a, b, c, d)
             current = None
             i += 1
             continue
-        if (m := _CONTEXT_RE.match(t)):
+        if (m := context_re.match(t)):
             count = int(m.group(1).replace(",", ""))
             current = None
             i += 1
             continue
-        if _SEPARATOR_RE.match(t):        # helgrind/drd put a line of dashes before each error
+        if separator_re.match(t):        # helgrind/drd put a line of dashes before each error
             current, dashed = None, True
             i += 1
             if "Announcement" in t:       # "---Thread-Announcement---": not an error; skip its block
@@ -135,7 +147,7 @@ def parse_errors(text: str, code_map: CodeMap | None = None) -> ErrorList:
                 target.append(f)
             i += 1
             continue
-        if current is not None and _ORIGIN_RE.match(t):
+        if current is not None and origin_re.match(t):
             current.origin = Stack(t)
             i += 1
             continue
@@ -152,7 +164,7 @@ def parse_errors(text: str, code_map: CodeMap | None = None) -> ErrorList:
             current = MemcheckError(t, count=count)
             count = None
             errors.append(current)
-        elif current.stack and _RELATED_RE.match(t):
+        elif current.stack and related_re.match(t):
             current.related.append(Stack(t))
         else:
             current.details.append(t)

@@ -69,6 +69,7 @@ class _AddrLenCommand(ToolkitCommand):
 
 class VgStart(ToolkitCommand):
     summary = "Start a program under memcheck and connect"
+    pause_gc = True         # a first call's ~35 modules stay alive: no collection over them meanwhile
     usage = """\
 vg-start [--main] [--stdin FILE] [--stdout FILE] [--tty DEV] [--log FILE] [--timeout SEC] [--json] PROGRAM [ARGS...] [-- VALGRIND-OPTIONS]"""
     description = """\
@@ -118,11 +119,11 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
 
     def run(self, args):
         import os
-        import shutil
         import subprocess
         import time
 
         from gdb_toolkit.common.errors import ToolkitError
+        from gdb_toolkit.common.helper_process import which
         from gdb_toolkit.common.private_dirs import make_private_dir, remove_tree
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.launch import (StartReport, log_destination, log_pattern, open_program_stream,
@@ -130,7 +131,7 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
                                                  set_parent_death_signal, valgrind_argv, wait_for_fifo)
         from gdb_toolkit.valgrind.vgdb_processes import fifo_dir
 
-        valgrind = shutil.which("valgrind")
+        valgrind = which("valgrind")
         if not valgrind:
             raise ToolkitError("valgrind is not installed", "apt-get install valgrind")
         if gdb.selected_inferior().pid:
@@ -275,7 +276,6 @@ def _run_to_main(program: str, s) -> str | None:
 
 
 def _positive_seconds(text: str) -> float:
-    import argparse
     import math
 
     try:
@@ -283,6 +283,8 @@ def _positive_seconds(text: str) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
+        import argparse     # only for its error (argparse reports it): ~3 ms of vg-watch's first call
+
         raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
     return value
 

@@ -479,9 +479,9 @@ def current_error_count(pid: int) -> int:
 
 
 def vgdb_binary() -> str:
-    import shutil
+    from gdb_toolkit.common.helper_process import which     # shutil.which without shutil
 
-    path = os.environ.get("GDB_TOOLKIT_VGDB") or shutil.which("vgdb")
+    path = os.environ.get("GDB_TOOLKIT_VGDB") or which("vgdb")
     if not path:
         raise ToolkitError("vgdb not found", "install valgrind (apt-get install valgrind)")
     return path

@@ -4,7 +4,6 @@ No gdb here: the gdb layer calls these with plain values.
 """
 import os
 import re
-import shutil
 import stat
 import subprocess
 import time
@@ -48,7 +47,9 @@ def resolve_program(program: str, cwd: str | None = None) -> str:
     if os.sep in program:
         path = os.path.abspath(os.path.join(cwd or os.getcwd(), program))
     else:
-        path = shutil.which(program) or os.path.abspath(os.path.join(cwd or os.getcwd(), program))
+        from gdb_toolkit.common.helper_process import which     # shutil.which without shutil
+
+        path = which(program) or os.path.abspath(os.path.join(cwd or os.getcwd(), program))
     try:
         st = os.stat(path)
     except OSError:

@@ -1,4 +1,5 @@
 """The loader, the toolkit prefix and doctor, driven through real gdb."""
+import json
 import os
 import subprocess
 
@@ -131,3 +132,79 @@ def test_value_completion_hook_and_options_together(tmp_path):
     assert "plt-walk puts" in res.stdout
     assert "plt-walk --live" in res.stdout
     assert "vg-start /usr/bin/gdb" in res.stdout      # value_completer (filenames) still works
+
+
+# A first call imports what its own path needs (issue 14: < 15 ms of imports per first command;
+# bench/first_call.py times them).  These modules cost milliseconds each and no first call needs
+# them: argparse (an error or an unusual argv only), dataclasses/inspect/typing (common.record,
+# collections.abc), shutil/tempfile/random (helper_process.which, private_dirs), json (--json only),
+# the optional packages, gzip/glob (the doctor reads config.gz through zlib), ctypes itself.
+FIRST_CALL_NEVER = ("argparse", "gettext", "dataclasses", "inspect", "ast", "dis", "typing", "shutil",
+                    "tempfile", "random", "bz2", "lzma", "gzip", "glob", "fnmatch", "platform", "hashlib",
+                    "json", "ctypes", "capstone", "tabulate", "bcc", "asyncio", "email", "uuid",
+                    "pickle", "sysconfig")
+# ... and these only where the command starts a process, or disassembles (capstone_lite binds
+# libcapstone through _ctypes, without the ctypes package), or reports versions (the doctor)
+FIRST_CALL_PROCESS = ("subprocess", "selectors", "threading")
+FIRST_CALL_ONLY_WHERE_NEEDED = FIRST_CALL_PROCESS + ("_ctypes", "elftools")
+FIRST_CALL_ALLOWED = {
+    "toolkit doctor --quick": {"subprocess", "selectors", "threading", "_ctypes", "elftools"},
+    "got --json": {"json"},
+    "plt": {"_ctypes"}, "plt-walk puts": {"_ctypes"}, "stack-diagnose": {"_ctypes"},
+    "kdis (kcore)": {"_ctypes"}, "kprobe-show (kcore)": {"_ctypes"},
+    "vg-start": {"subprocess", "selectors", "threading"},
+}
+
+
+def _heavy(module: str) -> bool:
+    top = module.split(".")[0]
+    return top in FIRST_CALL_NEVER or top in FIRST_CALL_ONLY_WHERE_NEEDED
+
+
+FIRST_CALL_PROBE = r'''
+import gdb, json, sys
+before = set(sys.modules)
+try:
+    gdb.execute(CMD, to_string=True)
+except gdb.error:
+    pass
+print("@@FIRST" + json.dumps(sorted(set(sys.modules) - before)))
+'''
+
+
+def test_first_calls_import_no_heavy_module(tmp_path):
+    """Every command's first call in a fresh gdb (bench/first_call.py's cases: user-space
+    programs compiled here, a crafted kcore, one valgrind session for the vg-* reports, each
+    run after vg-start) leaves none of the heavy modules above in sys.modules."""
+    from tests.support.first_calls import cases, programs
+
+    p = programs(tmp_path)
+    groups: dict = {}                 # the vg-* reports share one valgrind session
+    for label, setup, program, cmd in cases(p, tmp_path):
+        groups.setdefault((tuple(setup), str(program)) if label.startswith("vg-") and setup
+                          else label, []).append((label, setup, program, cmd))
+    found, ran = {}, []
+    for members in groups.values():
+        _, setup, program, _ = members[0]
+        commands = list(setup)
+        for i, (label, _, _, cmd) in enumerate(members):
+            script = tmp_path / f"first_call_{len(ran)}_{i}.py"
+            script.write_text(f"CMD = {cmd!r}\n" + FIRST_CALL_PROBE)
+            commands.append(f"source {script}")
+        res = run_gdb(commands, program=program, timeout=300)
+        loaded = [json.loads(ln[len("@@FIRST"):]) for ln in res.stdout.splitlines()
+                  if ln.startswith("@@FIRST")]
+        assert len(loaded) == len(members), res.output
+        for (label, *_), new in zip(members, loaded):
+            ran.append(label)
+            shared_session = label.startswith("vg-") and label != "vg-start"
+            if not shared_session and not any(m.startswith("gdb_toolkit.") for m in new):
+                found[label] = ["(imported no toolkit module: did the command run?)"]
+            allowed = FIRST_CALL_ALLOWED.get(label, set())
+            if shared_session:                # after vg-start: its process modules are loaded
+                allowed = allowed | set(FIRST_CALL_PROCESS)
+            bad = sorted(m for m in new if _heavy(m) and m.split(".")[0] not in allowed)
+            if bad:
+                found[label] = bad
+    assert len(ran) >= 25, ran
+    assert found == {}, found

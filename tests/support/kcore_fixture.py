@@ -51,3 +51,26 @@ def write_kcore(path, regions: dict[int, bytes], vmcoreinfo: str = "", **kw) -> 
     path = Path(path)
     path.write_bytes(kcore_bytes(regions, vmcoreinfo, **kw))
     return path
+
+
+BENCH_KTEXT = 0xffffffff81000000
+BENCH_FUNCTIONS = ["_stext", "do_sys_openat2", "vfs_read", "vfs_write", "register_kprobe"]
+
+
+def write_code_kcore(tmp: Path, libc: str = "/lib/x86_64-linux-gnu/libc.so.6") -> dict:
+    """A kcore shaped like /proc/kcore whose kernel text is real x86_64 code (libc's .text:
+    this VM's kernel has no /proc/kcore) and a kallsyms naming functions in it, so the kernel
+    commands run their whole first call on it (--kcore/--kallsyms).  bench/first_call.py and
+    tests/integration/test_foundation.py's first-call test use it.  {"kcore": path, "kallsyms": path}."""
+    from tests.support.capstone_diff import sections
+
+    tmp = Path(tmp)
+    code = sections(libc, [".text"])[0][2][:0x40000]
+    syms = "".join(f"{BENCH_KTEXT + i * 0x800:016x} T {n}\n" for i, n in enumerate(BENCH_FUNCTIONS))
+    data = BENCH_KTEXT + 0x200000
+    banner = b"Linux version 6.1.0-bench (bench@first_call) #1 SMP\n\0"
+    (tmp / "kallsyms").write_text(syms + f"{BENCH_KTEXT + len(code):016x} T _etext\n"
+                                  f"{data:016x} D linux_banner\n")
+    write_kcore(tmp / "kcore", {BENCH_KTEXT: code, data: banner.ljust(4096, b"\0")},
+                "OSRELEASE=6.1.0-bench\nPAGESIZE=4096\n")
+    return {"kallsyms": tmp / "kallsyms", "kcore": tmp / "kcore"}

@@ -185,6 +185,25 @@ def test_the_first_disassembly_does_not_import_the_package():
     assert r.stdout.split() == ["ret", "lite", "False"], r.stderr
 
 
+def test_the_binding_works_before_and_after_ctypes_and_the_package_are_imported():
+    """capstone_lite binds through _ctypes without the ctypes package (~1.3 ms of a first call);
+    importing ctypes afterwards (the capstone package does: stack-diagnose's fault_insn on a core
+    without a fault address) clears _ctypes' pointer-type cache, and the binding must still
+    decode -- the same text as the package's own engine."""
+    code = ("import sys; from gdb_toolkit.common.disasm import disassemble, engine_kind\n"
+            "code = b'\\x55\\x48\\x89\\xe5\\x48\\x8b\\x05\\x10\\x00\\x00\\x00\\xc3'\n"
+            "before = [str(i) for i in disassemble(code, 0x1000)]\n"
+            "print(engine_kind(), 'ctypes' in sys.modules)\n"
+            "import capstone\n"
+            "after = [str(i) for i in disassemble(code, 0x1000)]\n"
+            "md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)\n"
+            "package = [f'{m} {o}'.strip() for _, _, m, o in md.disasm_lite(code, 0x1000)]\n"
+            "print(before == after, len(after) == 4, all(p in a for p, a in zip(package, after)))\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
+    assert r.stdout.split() == ["lite", "False", "True", "True", "True"], r.stdout + r.stderr
+
+
 def test_the_doctor_reports_the_package_version_without_importing_it():
     """deps.version_of('capstone') (toolkit doctor's capstone row) is the package's __version__,
     read from its source when the binding is what disassembles."""

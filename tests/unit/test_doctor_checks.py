@@ -1,3 +1,7 @@
+import os
+
+import pytest
+
 from gdb_toolkit.doctor import checks
 from gdb_toolkit.doctor.host_facts import HostFacts, probe_kallsyms, probe_kcore
 
@@ -128,3 +132,51 @@ def test_source_version_reads_what_import_would_say(tmp_path, monkeypatch):
     assert not {"gtk_single", "gtk_pkg", "gtk_computed"} & set(sys.modules)
     import tabulate                                   # the real one (python3-tabulate)
     assert deps.version_of("tabulate") == tabulate.__version__
+
+
+def test_read_gzip_text_is_gzip_open(tmp_path):
+    """host_facts.read_gzip_text (no gzip import: ~1.5 ms of the doctor's first call) reads
+    /proc/config.gz as gzip.open(path, "rt").read() does, None where gzip raises OSError."""
+    import gzip
+
+    from gdb_toolkit.doctor.host_facts import read_gzip_text
+
+    config = "CONFIG_KPROBES=y\n# CONFIG_X is not set\r\nCONFIG_Y=\"a\rb\"\n" * 200
+    one = gzip.compress(config.encode())
+    files = {"one": one, "two members": one + gzip.compress(b"CONFIG_Z=m\n"),
+             "padded": one + b"\0" * 7 + gzip.compress(b"CONFIG_Z=m\n"), "empty": b"",
+             "not gzip": b"CONFIG_KPROBES=y\n", "bad crc": one[:-8] + b"\0" * 8,
+             "trailing junk": one + b"junk here"}
+    for name, data in files.items():
+        path = tmp_path / name.replace(" ", "_")
+        path.write_bytes(data)
+        try:
+            with gzip.open(path, "rt") as f:
+                expected = f.read()
+        except OSError:
+            expected = None
+        assert read_gzip_text(str(path)) == expected, name
+    (tmp_path / "truncated").write_bytes(one[:-20])
+    with pytest.raises(EOFError):
+        gzip.open(tmp_path / "truncated", "rt").read()
+    with pytest.raises(EOFError):
+        read_gzip_text(str(tmp_path / "truncated"))
+    assert read_gzip_text(str(tmp_path / "missing")) is None
+
+
+def test_kheaders_glob_star_is_glob(tmp_path):
+    """kheaders._glob_star (no glob/fnmatch import) lists what glob.glob lists, in its order."""
+    import glob
+
+    from gdb_toolkit.ktrace.kheaders import _glob_star
+
+    for name in ("linux-headers-6.1.0-13-common", "linux-headers-6.1.0-13-amd64", "linux-headers-",
+                 "linux-headers--common", "linux-headers-common", ".linux-headers-x", "linux-headers-x",
+                 "other", "linux-headers-6.1.0-13-cloud-amd64", "xlinux-headers-1"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "linux-headers-file-common").write_text("")
+    for prefix, suffix in (("linux-headers-", ""), ("linux-headers-", "-common"),
+                           ("linux-headers-6.1.0-13-", ""), ("nothing-", "")):
+        assert _glob_star(str(tmp_path), prefix, suffix) == glob.glob(
+            os.path.join(str(tmp_path), prefix + "*" + suffix)), (prefix, suffix)
+    assert _glob_star(str(tmp_path / "missing"), "linux-headers-") == []

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -183,6 +184,59 @@ def test_private_tmpdir_is_private_and_removed():
         os.symlink("/etc/passwd", os.path.join(d, "link"))
     assert not os.path.exists(d)
     assert os.path.exists("/etc/passwd")
+
+
+TEMP_ROOT_PROBE = ("import json, os, sys\n"
+                   "from gdb_toolkit.common import private_dirs\n"
+                   "mine = private_dirs.temp_root()\n"
+                   "d = private_dirs.make_private_dir('gtk-probe-')\n"
+                   "st = os.lstat(d)\n"
+                   "os.rmdir(d)\n"
+                   "tempfile_before = 'tempfile' in sys.modules\n"
+                   "import tempfile\n"
+                   "t = tempfile.mkdtemp(prefix='gtk-probe-')\n"
+                   "os.rmdir(t)\n"
+                   "print(json.dumps([mine, tempfile.gettempdir(), os.path.dirname(d), oct(st.st_mode),"
+                   " os.path.basename(d)[len('gtk-probe-'):], os.path.basename(t)[len('gtk-probe-'):],"
+                   " tempfile_before]))\n")
+
+
+def test_private_dirs_answer_as_tempfile(tmp_path):
+    """make_private_dir/temp_root (no tempfile import: ~4-5 ms of vg-start's first call) choose the
+    directory tempfile.gettempdir() chooses -- $TMPDIR, $TEMP, $TMP in that order, a missing or
+    unwritable one skipped, the current directory last -- and make the same kind of name."""
+    import json
+    import string
+
+    ok = tmp_path / "ok"
+    ok.mkdir()
+    other = tmp_path / "other"
+    other.mkdir()
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    cases = [{}, {"TMPDIR": str(ok)}, {"TMPDIR": str(tmp_path / "missing"), "TEMP": str(other)},
+             {"TMP": str(other)}, {"TMPDIR": "", "TEMP": str(ok), "TMP": str(other)},
+             {"TMPDIR": "relative"}]
+    if os.geteuid() != 0:                            # root writes into a mode-0500 directory
+        cases.append({"TMPDIR": str(ro), "TMP": str(ok)})
+    (cwd / "relative").mkdir()
+    seen = set()
+    for extra in cases:
+        env = {k: v for k, v in os.environ.items() if k not in ("TMPDIR", "TEMP", "TMP")}
+        env.update(extra, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+        out = subprocess.run([sys.executable, "-c", TEMP_ROOT_PROBE], capture_output=True, text=True,
+                             env=env, cwd=str(cwd), timeout=60)
+        assert out.returncode == 0, out.stderr
+        mine, theirs, parent, mode, name, their_name, tempfile_before = json.loads(out.stdout)
+        assert mine == theirs == parent, extra
+        assert mode == oct(0o40700) and not tempfile_before
+        allowed = set(string.ascii_lowercase + string.digits + "_")
+        assert len(name) == len(their_name) == 8 and set(name) <= allowed and set(their_name) <= allowed
+        seen.add(mine)
+    assert {str(ok), str(other), str(cwd / "relative")} <= seen
+    os.chmod(ro, 0o700)
 
 
 def test_cache_dir_refuses_foreign_or_writable(tmp_path):
