@@ -3,7 +3,9 @@
 Columns have roles, and the answer is never clipped:
 
 * ``address``, ``symbol``, ``location`` (file:line), ``file``, ``number``,
-  ``state`` and ``key`` cells are never broken: they print whole.
+  ``state`` and ``key`` cells are never broken: they print whole (a demangled C++
+  name wider than the whole line is cut at its own blanks in the record layout:
+  the terminal would otherwise fold it in the middle of an identifier).
 * ``text`` cells (free text) wrap at spaces to fit the width; a word is never
   split.
 * A column whose every cell is empty is dropped.
@@ -346,6 +348,14 @@ def _records(cols, cells, width, styler, below) -> str:
         for c, v, lead, cell in fields:
             if c.role != "text":
                 lines = [lead + v]
+                if width is not None and "::" in v and " " in v and len(lead) + display_width(v) > width:
+                    # a demangled C++ name wider than the line: cut at its own blanks (whole
+                    # pieces, every line styled), or the terminal folds it mid-identifier
+                    lines = wrap_lines(v, width, lead, " " * len(lead))
+                    if styler is not None:
+                        lines = [ln[:len(lead)] + _style(c, ln[len(lead):], styler) for ln in lines]
+                    out.extend(lines)
+                    continue
             elif cell and (width is None or len(lead) + display_width(v) <= width):
                 lines = [(lead + v).rstrip()]       # what wrap_lines gives a line that fits
             else:

@@ -166,14 +166,17 @@ def words(para: str, keep=()) -> list[str]:
 def _fitting(ws: list[str], room: int, size, keep) -> list[str]:
     """*ws* with each C++ name wider than a whole line (*room* columns) cut at its own blanks
     (``basic_string<char, / std::char_traits<char>, ...``): the terminal would fold it in the
-    middle of an identifier.  A name that fits stays whole; a quoted string or a path (a '/')
-    stays whole at any length: a line break inside it would change what is copied."""
+    middle of an identifier (also when *keep* names it).  A name that fits stays whole; a
+    quoted string, a path (a '/') or another string of *keep* stays whole at any length: a
+    line break inside it would change what is copied."""
     if all(size(w) <= room or " " not in w for w in ws):
         return ws
     out = []
     for w in ws:
-        if size(w) > room and " " in w and w[:1] not in "'\"" and "/" not in w and w not in keep:
-            out.extend(w.split(" "))
+        # a string the caller keeps whole (a path, an object's name) stays whole, unless it is
+        # a demangled C++ name: the terminal would fold that in the middle of an identifier
+        if size(w) > room and (w not in keep or "::" in w):
+            out.extend(_breakable(w))
         else:
             out.append(w)
     return out
@@ -244,10 +247,20 @@ def cell_lines(text: str, width: int) -> list[str]:
 
 
 def longest_word(text: str) -> int:
-    """Length of the longest space-separated word: the narrowest a wrapped cell can get."""
+    """The narrowest a wrapped cell of *text* can get (:func:`cell_lines`): its longest
+    word, except that a C++ name holding blanks counts by its longest piece -- a line too
+    narrow for the whole name cuts it at its own blanks (:func:`_fitting`)."""
     if " " not in text and "\n" not in text:
         return display_width(text)
-    return max((display_width(w) for line in text.split("\n") for w in words(line)), default=0)
+    return max((max(map(display_width, _breakable(w)))
+                for line in text.split("\n") for w in words(line)), default=0)
+
+
+def _breakable(word: str) -> list[str]:
+    """The pieces :func:`_fitting` may cut *word* into on a line narrower than it."""
+    if " " in word and word[:1] not in "'\"" and "/" not in word:
+        return word.split(" ")
+    return [word]
 
 
 #: key_values roles whose value is one token (common.table's unbreakable roles that name things)

@@ -157,7 +157,13 @@ class ToolkitCommand:
             return self.value_completer
         if word is None:  # the word-splitting call: gdb's default break characters
             return []
-        return self.complete_values(word)
+        # gdb's word stops at ':', '.', '-' ... ('std::_' gives '_', 'foo.isra' gives 'isra'):
+        # complete the whole token and hand gdb back only the part after its word
+        got = self.complete_values(last)
+        if isinstance(got, int):
+            return got
+        cut = len(last) - len(word)
+        return [c[cut:] for c in got if c.startswith(last)]
 
     def split_argv(self, argument: str) -> list[str]:
         """Words of the command line (gdb's own splitting, which removes quotes).  Commands
@@ -165,8 +171,10 @@ class ToolkitCommand:
         return gdb.string_to_argv(argument)
 
     def complete_values(self, word: str):
-        """Completions of a non-option *word* (a list, or a gdb.COMPLETE_* constant).
-        Override for command-specific values; by default ``value_completer`` is used."""
+        """Completions of a non-option *word* (a list, or a gdb.COMPLETE_* constant).  *word*
+        is the whole last token of the line (``std::f``, ``ext4:ext4_f``), not gdb's word cut
+        at its break characters; return whole tokens.  Override for command-specific values;
+        by default ``value_completer`` is used."""
         return self.value_completer
 
     def help_page(self, width: int | None = None) -> str:
@@ -213,13 +221,13 @@ class ToolkitCommand:
             gdb.write(self.help_page(RenderContext.from_gdb().width or 80))
         except UsageError as exc:
             self._json_error(want_json, "usage", exc.cause, None, exc.usage)
-            raise gdb.GdbError(f"{printable_text(exc.cause)}\n{printable_text(exc.usage)}") from None
+            raise gdb.GdbError(_fit_error(printable_text(exc.cause), printable_text(exc.usage))) from None
         except ToolkitError as exc:
             self._json_error(want_json, "failed", exc.cause, exc.fix)
-            raise gdb.GdbError(printable_text(str(exc))) from None
+            raise gdb.GdbError(_fit_error(printable_text(str(exc)))) from None
         except gdb.GdbError as exc:
             self._json_error(want_json, "gdb", str(exc))
-            raise gdb.GdbError(printable_text(str(exc))) from None
+            raise gdb.GdbError(_fit_error(printable_text(str(exc)))) from None
         except KeyboardInterrupt:
             self._json_error(want_json, "interrupted", "interrupted (Ctrl-C)")
             raise
@@ -227,18 +235,18 @@ class ToolkitCommand:
             cause = f"{self.name}: cannot read target memory ({exc})"
             fix = "check the process is alive and the address is mapped"
             self._json_error(want_json, "memory", cause, fix)
-            raise gdb.GdbError(printable_text(f"{cause}. Fix: {fix}.")) from None
+            raise gdb.GdbError(_fit_error(printable_text(f"{cause}. Fix: {fix}."))) from None
         except gdb.error as exc:        # a gdb call failed in a way the command did not expect
             cause = f"{self.name}: gdb said: {exc}"
             self._json_error(want_json, "gdb", cause)
-            raise gdb.GdbError(printable_text(cause)) from None
+            raise gdb.GdbError(_fit_error(printable_text(cause))) from None
         except Exception as exc:  # an internal bug: say so in one line
             if os.environ.get("GDB_TOOLKIT_DEBUG"):
                 traceback.print_exc(file=sys.stderr)
             cause = f"{self.name}: internal error: {type(exc).__name__}: {exc}"
             fix = "report it with GDB_TOOLKIT_DEBUG=1 output"
             self._json_error(want_json, "internal", cause, fix)
-            raise gdb.GdbError(printable_text(f"{cause}. Fix: {fix}.")) from None
+            raise gdb.GdbError(_fit_error(printable_text(f"{cause}. Fix: {fix}."))) from None
 
     def _run_and_write(self, args, want_json: bool) -> None:
         report = self.run(args)
@@ -252,6 +260,45 @@ class ToolkitCommand:
         """Under --json, the error as the one JSON document on stdout."""
         if want_json:
             write_json_error(self.name, kind, cause, fix, usage)
+
+
+def _fit_error(message: str, usage: str | None = None) -> str:
+    """The error gdb prints: on a terminal of limited width (interactive gdb) wrapped between
+    words, continuation lines indented, so a name or an address is never cut by the terminal;
+    one line where the width is unlimited (batch, pipes: what scripts read).  *message* is
+    printable already (printable_text): a newline in it comes only from here.  *usage*, a
+    usage error's second line, wraps under its command name keeping each [option group]."""
+    try:
+        width = gdb.parameter("width")
+    except Exception:
+        width = None
+    if not width or width <= 0 or width > 100000:
+        return message if usage is None else f"{message}\n{usage}"
+    from gdb_toolkit.common.text import wrap_lines
+
+    lines = wrap_lines(message, width, "", "  ") if len(message) > width else [message]
+    if usage is not None:
+        head = usage.split(" ", 2)
+        lead = " " * (len(head[0]) + len(head[1]) + 2) if len(head) == 3 and \
+            len(head[0]) + len(head[1]) + 2 <= width // 2 else "  "
+        lines += wrap_lines(usage, width, "", lead, keep=_bracket_groups(usage)) \
+            if len(usage) > width else [usage]
+    return "\n".join(lines)
+
+
+def _bracket_groups(text: str) -> list[str]:
+    """The top-level ``[...]`` and ``{...}`` groups of a usage line (kept whole when wrapped)."""
+    out, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        if c in "[{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif c in "]}" and depth:
+            depth -= 1
+            if depth == 0:
+                out.append(text[start:i + 1])
+    return [g for g in out if " " in g]
 
 
 def write_json_error(command: str, kind: str, cause: str, fix: str | None = None,

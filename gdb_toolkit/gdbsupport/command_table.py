@@ -3,16 +3,16 @@ by scripts/command_table.py (gdbsupport/registry.py explains it).  Do not edit:
 regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
-SOURCES = (('gdbsupport/registry.py', 1499908173),
- ('gdbsupport/command.py', 3083497238),
- ('gdbsupport/toolkit_command.py', 1849694893),
+SOURCES = (('gdbsupport/registry.py', 754959156),
+ ('gdbsupport/command.py', 835279866),
+ ('gdbsupport/toolkit_command.py', 888455219),
  ('common/meta.py', 4249016812),
  ('doctor/gdb_commands.py', 3960926210),
- ('kernel/gdb_commands.py', 1547881197),
+ ('kernel/gdb_commands.py', 3426233565),
  ('ktrace/gdb_commands.py', 3667644090),
  ('plt/gdb_commands.py', 1205649142),
  ('stack/gdb_commands.py', 2115428646),
- ('valgrind/gdb_commands.py', 3574053166))
+ ('valgrind/gdb_commands.py', 3715084630))
 
 ENTRIES = (
     ('command',
@@ -304,27 +304,26 @@ ENTRIES = (
      'ksym',
      'gdb_toolkit.kernel.gdb_commands',
      'KsymFunction',
-     '$ksym("name") -- the kernel address of a symbol (no vmlinux needed).\n'
+     '$ksym("name") -- a kernel symbol\'s address; no vmlinux needed.\n'
      '\n'
      'From /proc/kallsyms, or the dump / halted kernel chosen with `kcore`.  Also\n'
      '"name+0x10", "module:name" and "0xADDR".  The value is an unsigned long long,\n'
      'so $ksym("vfs_write")+5 is an address.',
      False,
      0,
-     {'usage': '$ksym("name")', 'summary': 'the kernel address of a symbol (no vmlinux needed)'}),
+     {'usage': '$ksym("name")', 'summary': "a kernel symbol's address; no vmlinux needed"}),
     ('function',
      'kprobe',
      'gdb_toolkit.kernel.gdb_commands',
      'KprobeFunction',
-     '$kprobe(ADDR) -- the struct kprobe registered at ADDR, as a typed (struct kprobe *).\n'
+     '$kprobe(ADDR) -- the kprobe at ADDR, as (struct kprobe *).\n'
      '\n'
      "Typed with gdb's own struct kprobe: from `ktypes` (the kernel's BTF loaded as\n"
      'gdb types; no debug vmlinux needed) or a vmlinux with debug info.  Without\n'
      'either, kprobe-show decodes the same fields through BTF.',
      False,
      0,
-     {'usage': '$kprobe(ADDR)',
-      'summary': 'the struct kprobe registered at ADDR, as a typed (struct kprobe *)'}),
+     {'usage': '$kprobe(ADDR)', 'summary': 'the kprobe at ADDR, as (struct kprobe *)'}),
     ('command',
      'ktrace',
      'gdb_toolkit.ktrace.gdb_commands',

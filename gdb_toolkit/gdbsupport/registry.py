@@ -361,5 +361,35 @@ def kept_names() -> list[str]:
     return list(_kept)
 
 
+def taken_over() -> list[str]:
+    """The short names (and ``tk``) made at load that no longer run the toolkit's command:
+    something sourced after the toolkit (GEF's and pwndbg's ``got``, a user's ``define``)
+    redefined them.  gdb says nothing then; ``toolkit commands`` does.  An alias shows its
+    command's help, so ``help NAME`` equals ``help TARGET`` exactly while the alias is ours."""
+    made = dict(_short_names)
+    if PREFIX_ALIAS not in _kept:
+        made[PREFIX_ALIAS] = PREFIX
+    out = []
+    for short, target in made.items():
+        try:        # both names are the toolkit's own identifiers (checked when made)
+            if gdb.execute(f"help {short}", to_string=True) == \
+                    gdb.execute(f"help {target}", to_string=True):
+                continue
+        except gdb.error:
+            pass
+        out.append(short)
+    return out
+
+
+def taken_over_note(names) -> str:
+    """The message about short names redefined after the toolkit loaded ('' if none)."""
+    if not names:
+        return ""
+    return (f"{', '.join(names)} {'was' if len(names) == 1 else 'were'} redefined after "
+            "gdb_toolkit loaded (another extension or a define): the toolkit's are "
+            "'toolkit NAME'" + (f" and '{PREFIX_ALIAS} NAME'" if PREFIX_ALIAS not in names
+                                and PREFIX_ALIAS not in _kept else ""))
+
+
 def convenience_variables() -> dict[str, str]:
     return dict(_variables)

@@ -26,7 +26,8 @@ extension defined first is kept as theirs and said here."""
         from gdb_toolkit.common.meta import CATEGORIES
         from gdb_toolkit.gdbsupport import registry
 
-        aliases = registry.short_names()
+        lost = registry.taken_over()
+        aliases = {a: t for a, t in registry.short_names().items() if a not in lost}
         commands, functions = [], []
         for entry in registry.entries():        # the table: no domain module is imported
             if entry.kind == "command":
@@ -47,6 +48,8 @@ extension defined first is kept as theirs and said here."""
         kept = registry.kept_names()
         if kept:
             notes.append(registry.kept_note().split(": ", 1)[1])
+        if lost:
+            notes.append(registry.taken_over_note(lost))
         return {"commands": commands, "functions": functions, "notes": notes}
 
     def render(self, report, ctx):
@@ -69,7 +72,11 @@ extension defined first is kept as theirs and said here."""
             rows = [["  " + f["usage"], f["summary"]] for f in report["functions"]]
             out.append(render_table(cols, rows, ctx.width, styler=ctx.styler, header=False,
                                     title=ctx.styler("title", "Convenience functions and variables:")))
-        tail = 'Every command is also "toolkit NAME" (or "tk NAME"); "help NAME" shows its usage.'
+        # "tk" is named only while it is ours (a note names it when kept or redefined)
+        tk_gone = any(" tk " in f" {n.split(' (')[0].replace(',', ' ')} " for n in report["notes"])
+        tail = ('Every command is also "toolkit NAME"; "help toolkit NAME" shows its usage.'
+                if tk_gone else
+                'Every command is also "toolkit NAME" (or "tk NAME"); "help NAME" shows its usage.')
         text = "\n".join(out) + "\n" + wrap(tail, ctx.width)
         for n in report["notes"]:
             text += wrap(f"note: {n}", ctx.width, "", "  ")

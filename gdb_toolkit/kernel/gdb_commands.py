@@ -216,17 +216,19 @@ class _KernelCommand(ToolkitCommand):
         return split_expression_words(argument)
 
     def complete_values(self, word):
-        if len(word) < 2:
+        # MODULE:NAME completes NAME (kallsyms names carry no module prefix)
+        module, colon, name = word.rpartition(":") if ":" in word and "::" not in word else ("", "", word)
+        if len(name) < 2:
             return gdb.COMPLETE_NONE
         import bisect
 
         from gdb_toolkit.kernel.kallsyms import symbol_names
 
         names = symbol_names()
-        i = bisect.bisect_left(names, word)
+        i = bisect.bisect_left(names, name)
         out = []
-        while i < len(names) and names[i].startswith(word) and len(out) < 200:
-            out.append(names[i])
+        while i < len(names) and names[i].startswith(name) and len(out) < 200:
+            out.append(module + colon + names[i])
             i += 1
         return out
 
@@ -586,7 +588,9 @@ kcore on the running kernel; kptr_restrict is reported."""
     def render(self, r, ctx):
         from gdb_toolkit.common.table import Col, render_table
 
-        rows = [[_hex(m.address), m.symbol_type, m.symbol + (f"+0x{m.offset:x}" if m.offset else ""),
+        # an address query's row reads as gdb's <sym+off>: the address asked, inside the symbol
+        rows = [[_hex(m.address + (m.offset or 0)), m.symbol_type,
+                 m.symbol + (f"+0x{m.offset:x}" if m.offset else ""),
                  m.module or "vmlinux", m.size if m.size is not None else "-"] for m in r.matches]
         below = [[("prototype", m.prototype)] if m.prototype else None for m in r.matches]
         out = render_table([Col("address", "address"), Col("type", "key"), Col("symbol", "symbol"),
@@ -668,7 +672,7 @@ def _function_errors(name: str, usage: str):
 
 
 class KsymFunction:
-    """$ksym("name") -- the kernel address of a symbol (no vmlinux needed).
+    """$ksym("name") -- a kernel symbol's address; no vmlinux needed.
 
 From /proc/kallsyms, or the dump / halted kernel chosen with `kcore`.  Also
 "name+0x10", "module:name" and "0xADDR".  The value is an unsigned long long,
@@ -695,7 +699,7 @@ so $ksym("vfs_write")+5 is an address."""
 
 
 class KprobeFunction:
-    """$kprobe(ADDR) -- the struct kprobe registered at ADDR, as a typed (struct kprobe *).
+    """$kprobe(ADDR) -- the kprobe at ADDR, as (struct kprobe *).
 
 Typed with gdb's own struct kprobe: from `ktypes` (the kernel's BTF loaded as
 gdb types; no debug vmlinux needed) or a vmlinux with debug info.  Without

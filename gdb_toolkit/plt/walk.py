@@ -591,12 +591,13 @@ def choose_slot(objects: list[LoadedObject], name: str, here: LoadedObject | Non
 
 def completion_names(model: ObjectModel) -> list[str]:
     """Names plt-walk can walk in *model*: imported functions (JUMP_SLOT / GLOB_DAT of a
-    function or untyped symbol), not data, TLS or the weak hooks (__gmon_start__, _ITM_*)."""
+    function or untyped symbol), not data, TLS or the untyped weak hooks (__gmon_start__,
+    _ITM_*); a weak function (__cxa_finalize, called through .plt.got) is a function."""
     out = set()
     for s in model.slots:
         if s.kind not in ("JUMP_SLOT", "GLOB_DAT") or not s.symbol or s.symbol_type in _DATA_TYPES:
             continue
-        if s.weak and s.kind == "GLOB_DAT":
+        if s.weak and s.kind == "GLOB_DAT" and s.symbol_type != 2:     # 2: STT_FUNC
             continue
         out.add(s.symbol)
     return sorted(out)

@@ -12,13 +12,24 @@ FRAME_ROWS = 12
 LABEL = 8
 
 
-def _wrap(label: str, text: str, width: int | None, styler=None, keep=()) -> str:
+#: the colour of each verdict's [tag] (common.style's state roles): a stack problem is red
+VERDICT_ROLES = {"healthy": "good", "not-stack": "warn", "go-runtime": "warn"}
+
+
+def _wrap(label: str, text: str, width: int | None, styler=None, keep=(), tag_role=None) -> str:
     """A labelled paragraph: 'VERDICT   text...' with the text wrapped under itself (*keep*:
-    names never broken, see :func:`_names`)."""
+    names never broken, see :func:`_names`); *tag_role*: the state colour of the text's
+    leading ``[tag]`` (the verdict)."""
     lead = f"{label:<{LABEL}}  "
     lines = wrap_lines(text, width, lead, " " * len(lead), keep) or [lead]
     if styler is not None:
-        lines[0] = styler("title", label) + lines[0][len(label):]
+        first = lines[0][len(label):]
+        if tag_role and text.startswith("[") and "]" in text:
+            tag = text[:text.index("]") + 1]
+            at = first.find(tag)
+            if at >= 0:
+                first = first[:at] + styler(tag_role, tag) + first[at + len(tag):]
+        lines[0] = styler("title", label) + first
     return "\n".join(lines) + "\n"
 
 
@@ -58,7 +69,8 @@ def render_diagnosis(d: Diagnosis, width: int | None = None, styler=None) -> str
            f"{'process' if t['target'] == 'live' else 'core of process'} {t['pid']}, {t['arch']}")
     out = ["\n".join(wrap_lines(f"stack-diagnose: {who}", width, "", "    ")) + "\n"]
     keep = _names(d)
-    out.append(_wrap("VERDICT", f"[{d.verdict}] {d.headline}", width, styler, keep))
+    out.append(_wrap("VERDICT", f"[{d.verdict}] {d.headline}", width, styler, keep,
+                     VERDICT_ROLES.get(d.verdict, "bad")))
     for e in d.explanation:
         out.append(_wrap("why", e, width, styler, keep))
     out.append(_wrap("FIX", d.fix.text, width, styler, keep))

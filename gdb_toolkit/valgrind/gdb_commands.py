@@ -3,6 +3,10 @@ import gdb
 
 from gdb_toolkit.gdbsupport.command import ToolkitCommand
 
+#: leak kinds coloured as states (memcheck's errors red, "possibly" yellow, reachable plain)
+LEAK_KINDS = {"definite": "bad", "indirect": "bad", "possible": "warn", "reachable": None,
+              "suppressed": None}
+
 
 def _n(v: int | None) -> str:
     return "-" if v is None else f"{v:,}"
@@ -632,7 +636,7 @@ has sent the whole reply (the connection stays in step)."""
                      g.location.where if g.location else "",
                      ",".join(map(str, g.records[:6])) + ("..." if len(g.records) > 6 else "")]
                     for g in report.groups]
-            out += render_table([Col("kind", "key"), Col("bytes", "number"), Col("blocks", "number"),
+            out += render_table([Col("kind", "state", states=LEAK_KINDS), Col("bytes", "number"), Col("blocks", "number"),
                                  Col("records", "number"), Col(f"frame {report.group_by}", "symbol"),
                                  Col("at", "location"), Col("record numbers")], rows, ctx.width,
                                 styler=ctx.styler)
@@ -653,7 +657,7 @@ has sent the whole reply (the connection stays in step)."""
                 if report.depth > 1:
                     row.append(" < ".join(f.label() for f in r.callers))
                 rows.append(row)
-            cols = [Col("rec", "number"), Col("kind", "key"), Col("bytes", "number"),
+            cols = [Col("rec", "number"), Col("kind", "state", states=LEAK_KINDS), Col("bytes", "number"),
                     Col("direct+indirect", "number"), Col("blocks", "number"),
                     Col("allocated in", "symbol"), Col("at", "location")]
             if report.depth > 1:
@@ -706,7 +710,7 @@ def render_history(rep, ctx) -> str:
         rows.append([r.kind, _n(r.last_bytes), f"{r.growth_per_snapshot:+,.0f}", per_s,
                      r.sparkline, r.symbol or "???", where])
     if rows:
-        out += render_table([Col("kind", "key"), Col("bytes now", "number"), Col("B/snapshot", "number"),
+        out += render_table([Col("kind", "state", states=LEAK_KINDS), Col("bytes now", "number"), Col("B/snapshot", "number"),
                              Col("B/second", "number"), Col("series", "key"),
                              Col("allocated in", "symbol"), Col("at", "location")], rows, ctx.width,
                             styler=ctx.styler)
@@ -1150,7 +1154,7 @@ check: addressable (valgrind's default)."""
 
         verdict = f"{report.size} bytes at 0x{report.address:x} are " + \
             ("" if report.ok else "NOT ") + report.check
-        pairs = [("result", verdict)]
+        pairs = [("result", verdict, "good" if report.ok else "bad")]     # a verdict: its state colour
         if report.first_bad_address is not None:
             pairs.append(("first bad byte", f"0x{report.first_bad_address:x} "
                                             f"(offset {report.first_bad_address - report.address})"))

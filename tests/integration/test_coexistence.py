@@ -75,3 +75,13 @@ def test_toolkit_commands_says_which_short_name_was_kept(gef):
     by_name = {c["name"]: c for c in doc["commands"]}
     assert by_name["got"]["aliases"] == [] and by_name["plt"]["aliases"] == ["plt"]
     assert any("got" in n for n in doc["notes"])
+
+
+def test_toolkit_commands_says_when_gef_loaded_later_took_a_short_name(gef):
+    """Loaded after the toolkit, GEF replaces the ``got`` alias (gdb says nothing):
+    ``toolkit commands`` must not go on listing it as the toolkit's."""
+    doc = gdb_json([f"source {GDBINIT}", f"source {gef}"], "toolkit commands", source=False,
+                   env={"PYTHONWARNINGS": "ignore"})
+    by_name = {c["name"]: c for c in doc["commands"]}
+    assert by_name["got"]["aliases"] == [] and by_name["plt"]["aliases"] == ["plt"]
+    assert any(n.startswith("got was redefined") for n in doc["notes"]), doc["notes"]

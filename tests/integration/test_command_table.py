@@ -43,7 +43,7 @@ def test_load_imports_no_command_module_and_first_use_imports_one():
     assert at_load == {"source": "table", "modules": []}
     assert after_help["modules"] == []                  # help text is the table's
     assert "GOT slots, their state and binding now" in res.stdout
-    assert '$ksym("name") -- the kernel address of a symbol' in res.stdout
+    assert '$ksym("name") -- a kernel symbol\'s address' in res.stdout
     assert after_complete["modules"] == [plt]           # completing got loads got's module
     assert "got --all-objects" in res.stdout
     assert after_listing["modules"] == [toolkit, plt]   # the listing is the table's too
