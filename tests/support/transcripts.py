@@ -98,6 +98,11 @@ class Recipe:
     #: (recipe, tmp dir) -> the transcript, for output that is not one local gdb's (the host's
     #: gdb on the guest's gdbstub)
     runner: object = None
+    #: gdb's environment on top of this process's ("{tmp}" and prepare()'s values allowed)
+    env: dict = field(default_factory=dict)
+    #: the private dir's path as long as /tmp/doc (/tmp/XYZ), so that the tables that show it
+    #: stay aligned once it is replaced (vg-attach's process list)
+    doc_length_tmp: bool = False
 
 
 # -- valgrind (docs/valgrind.md, docs/commands/vg-*.md) ---------------------------------------
@@ -212,10 +217,12 @@ def _domain_recipes() -> None:
     from tests.support.kernel_transcripts import recipes as kernel_recipes
     from tests.support.plt_transcripts import recipes as plt_recipes
     from tests.support.stack_transcripts import recipes as stack_recipes
+    from tests.support.valgrind_transcripts import recipes as valgrind_recipes
 
     RECIPES.update(stack_recipes(Recipe))
     RECIPES.update(plt_recipes(Recipe))
     RECIPES.update(kernel_recipes(Recipe))
+    RECIPES.update(valgrind_recipes(Recipe))
 
 
 _SCENES: dict = {}
@@ -234,6 +241,21 @@ def close_scenes() -> None:
 
 def in_guest() -> bool:
     return os.environ.get("GDB_TOOLKIT_IN_GUEST") == "1"
+
+
+def _doc_length_dir() -> Path:
+    """A new private dir /tmp/XYZ: as many characters as DOC_TMP."""
+    import secrets
+    import string
+    chars = string.ascii_lowercase + string.digits
+    for _ in range(1000):
+        path = Path("/tmp", "".join(secrets.choice(chars) for _ in range(len(DOC_TMP) - len("/tmp/"))))
+        try:
+            path.mkdir(mode=0o700)
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError("no free /tmp/XYZ directory")
 
 
 def build(recipe: Recipe, out_dir: Path) -> Path | None:
@@ -256,7 +278,7 @@ def run(recipe: Recipe) -> str:
     if recipe.guest and not in_guest():
         raise RuntimeError("a guest recipe runs in the QEMU test guest only (docs/guest.md)")
     enter_scene(recipe)
-    tmp = Path(tempfile.mkdtemp(prefix="gtk-doc-", dir="/tmp"))
+    tmp = _doc_length_dir() if recipe.doc_length_tmp else Path(tempfile.mkdtemp(prefix="gtk-doc-", dir="/tmp"))
     try:
         # "{tmp}" (the private dir) and what prepare() returns ("{pid1}") in commands, args...
         values = {"tmp": str(tmp)}
@@ -290,6 +312,7 @@ def run(recipe: Recipe) -> str:
         # The toolkit's private dirs (vg-start's logs) are shown in the default $TMPDIR, /tmp:
         # a longer one would re-wrap the lines that name them
         env = dict(os.environ, TERM="dumb", LC_ALL="C.UTF-8", SHELL=INFERIOR_SHELL, TMPDIR="/tmp")
+        env.update({k: sub(v) for k, v in recipe.env.items()})
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=recipe.timeout, env=env, cwd=REPO, stdin=subprocess.DEVNULL)
         text = proc.stdout.replace(str(tmp), DOC_TMP)
