@@ -16,17 +16,8 @@ from tests.support.gdbrun import REPO, gdb_json
 pytestmark = pytest.mark.gdb
 
 #: pages with hand-written transcripts ("(gdb) ..." in a fenced block outside a generated region):
-#: the kernel pages, until their guest regions are regenerated
-PENDING_PAGES = {
-    "docs/commands/ftrace-site.md",
-    "docs/commands/kcore.md",
-    "docs/commands/kdis.md",
-    "docs/commands/kprobe-list.md",
-    "docs/commands/kprobe-show.md",
-    "docs/commands/ksym.md",
-    "docs/commands/kx.md",
-    "docs/kernel.md",
-}
+#: none left (issue 14); a page may come back here only with a reason a recipe cannot show it
+PENDING_PAGES: set[str] = set()
 
 #: the regions checked here; guest recipes' (the kernel pages) are checked in the QEMU guest
 #: by test_docs_transcripts_guest.py
