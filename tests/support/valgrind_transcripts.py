@@ -75,7 +75,10 @@ def _stop_all():
     while _RUNNING:
         proc = _RUNNING.pop()
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL) if proc.args[0] == "valgrind" else proc.kill()
+            if proc.args[0] == "valgrind":          # its own session: valgrind and its children
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
         proc.wait()
         for f in (proc.stdin, proc.stdout):
             if f:
@@ -83,7 +86,8 @@ def _stop_all():
 
 
 def recipes(Recipe) -> dict:
-    vg = dict(env={"TMPDIR": "{tmp}/t"}, doc_length_tmp=True, cleanup=_stop_all, width=100, loose=True, mask=MASK, timeout=300)
+    vg = dict(env={"TMPDIR": "{tmp}/t"}, doc_length_tmp=True, cleanup=_stop_all, width=100, loose=True,
+              mask=MASK, timeout=300)
     return {
         "vg-attach-two": Recipe(["vg-attach", "vg-attach {pid2}", "vg-attach {pid1}",
                                  "vg-leaks --kinds definite --top 2", "vg-attach --reconnect"],
