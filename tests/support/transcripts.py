@@ -89,6 +89,23 @@ class Recipe:
     shell: str | None = None
     #: extra -iex commands (not shown)
     pre: list = field(default_factory=list)
+    #: runs only in the QEMU test guest (docs/guest.md): checked by
+    #: tests/integration/test_docs_transcripts_guest.py, regenerated through one guest boot
+    guest: bool = False
+    #: a context manager class set up once per process for every recipe naming it (the
+    #: kernel's probes) and left in place until close_scenes()
+    scene: object = None
+    #: (tmp dir) -> None before gdb starts; () -> None after it ended (even on failure)
+    prepare: object = None
+    cleanup: object = None
+    #: (recipe, tmp dir) -> the transcript, for output that is not one local gdb's (the host's
+    #: gdb on the guest's gdbstub)
+    runner: object = None
+    #: gdb's environment on top of this process's ("{tmp}" and prepare()'s values allowed)
+    env: dict = field(default_factory=dict)
+    #: the private dir's path as long as /tmp/doc (/tmp/XYZ), so that the tables that show it
+    #: stay aligned once it is replaced (vg-attach's process list)
+    doc_length_tmp: bool = False
 
 
 # -- valgrind (docs/valgrind.md, docs/commands/vg-*.md) ---------------------------------------
@@ -200,11 +217,48 @@ RECIPES = {
 
 def _domain_recipes() -> None:
     """Recipes a domain keeps in its own module (tests/support/<domain>_transcripts.py)."""
+    from tests.support.kernel_transcripts import recipes as kernel_recipes
     from tests.support.plt_transcripts import recipes as plt_recipes
     from tests.support.stack_transcripts import recipes as stack_recipes
+    from tests.support.valgrind_transcripts import recipes as valgrind_recipes
 
     RECIPES.update(stack_recipes(Recipe))
     RECIPES.update(plt_recipes(Recipe))
+    RECIPES.update(kernel_recipes(Recipe))
+    RECIPES.update(valgrind_recipes(Recipe))
+
+
+_SCENES: dict = {}
+
+
+def enter_scene(recipe: Recipe) -> None:
+    if recipe.scene is not None and recipe.scene not in _SCENES:
+        _SCENES[recipe.scene] = recipe.scene().__enter__()
+
+
+def close_scenes() -> None:
+    while _SCENES:
+        _, scene = _SCENES.popitem()
+        scene.__exit__(None, None, None)
+
+
+def in_guest() -> bool:
+    return os.environ.get("GDB_TOOLKIT_IN_GUEST") == "1"
+
+
+def _doc_length_dir() -> Path:
+    """A new private dir /tmp/XYZ: as many characters as DOC_TMP."""
+    import secrets
+    import string
+    chars = string.ascii_lowercase + string.digits
+    for _ in range(1000):
+        path = Path("/tmp", "".join(secrets.choice(chars) for _ in range(len(DOC_TMP) - len("/tmp/"))))
+        try:
+            path.mkdir(mode=0o700)
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError("no free /tmp/XYZ directory")
 
 
 def build(recipe: Recipe, out_dir: Path) -> Path | None:
@@ -224,21 +278,36 @@ def run(recipe: Recipe) -> str:
     # starts it exports) lie on its initial stack, so their lengths move every stack address a
     # transcript shows: both live in a fresh private dir whose path has a fixed length wherever
     # the checkout is and whatever $TMPDIR says (/tmp/gtk-doc-XXXXXXXX).
-    tmp = Path(tempfile.mkdtemp(prefix="gtk-doc-", dir="/tmp"))
+    if recipe.guest and not in_guest():
+        raise RuntimeError("a guest recipe runs in the QEMU test guest only (docs/guest.md)")
+    enter_scene(recipe)
+    tmp = _doc_length_dir() if recipe.doc_length_tmp else Path(tempfile.mkdtemp(prefix="gtk-doc-", dir="/tmp"))
     try:
+        # "{tmp}" (the private dir) and what prepare() returns ("{pid1}") in commands, args...
+        values = {"tmp": str(tmp)}
+        if recipe.prepare:
+            values.update(recipe.prepare(tmp) or {})
+
+        def sub(text: str) -> str:
+            for key, value in values.items():
+                text = text.replace("{" + key + "}", str(value))
+            return text
+        if recipe.runner:
+            text = recipe.runner(recipe, tmp).replace(str(tmp), DOC_TMP)
+            return "\n".join(ln.rstrip() for ln in text.splitlines()) + "\n"
         binary = recipe.builder(tmp) if recipe.builder else build(recipe, tmp)
         core = recipe.core_by(tmp, binary) if recipe.core_by else None
         # the inferior gets a fixed environment: the stack's addresses depend on its size
         argv = [shutil.which(recipe.gdb) if recipe.gdb else GDB, "-nx", "-batch",
-                *sum((["-iex", c] for c in recipe.pre), []), "-iex", "set debuginfod enabled off",
+                *sum((["-iex", sub(c)] for c in recipe.pre), []), "-iex", "set debuginfod enabled off",
                 "-iex", f"set width {recipe.width}", "-iex", "set height 0",
                 "-iex", "unset environment", "-iex", "set environment LANG=C.UTF-8",
                 "-iex", f"set cwd {tmp}",
-                "-ex", f"source {GDBINIT}", *sum((["-ex", c] for c in recipe.setup), [])]
-        for c in recipe.commands:
+                "-ex", f"source {GDBINIT}", *sum((["-ex", sub(c)] for c in recipe.setup), [])]
+        for c in map(sub, recipe.commands):
             argv += ["-ex", f"echo (gdb) {c}\\n".replace("\\\\n", "\\n"), "-ex", c]
         if binary is not None:
-            argv += ["--args", str(binary), *recipe.args] if recipe.args else [str(binary)]
+            argv += ["--args", str(binary), *map(sub, recipe.args)] if recipe.args else [str(binary)]
         if core is not None:
             argv += ["-c", str(core)]
         # gdb starts the inferior through $SHELL, which adds its own variables to that fixed
@@ -246,6 +315,7 @@ def run(recipe: Recipe) -> str:
         # The toolkit's private dirs (vg-start's logs) are shown in the default $TMPDIR, /tmp:
         # a longer one would re-wrap the lines that name them
         env = dict(os.environ, TERM="dumb", LC_ALL="C.UTF-8", SHELL=INFERIOR_SHELL, TMPDIR="/tmp")
+        env.update({k: sub(v) for k, v in recipe.env.items()})
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=recipe.timeout, env=env, cwd=REPO, stdin=subprocess.DEVNULL)
         text = proc.stdout.replace(str(tmp), DOC_TMP)
@@ -253,7 +323,18 @@ def run(recipe: Recipe) -> str:
             text = f"$ {recipe.shell}\n" + text
         return "\n".join(ln.rstrip() for ln in text.splitlines()) + "\n"
     finally:
+        if recipe.cleanup:
+            recipe.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def shown(command: str) -> re.Pattern:
+    """The line a recipe's command is shown as: "{tmp}" is /tmp/doc, any other placeholder
+    (a pid prepare() made) one word."""
+    parts = re.split(r"(\{\w+\})", command)
+    body = "".join(re.escape(DOC_TMP) if p == "{tmp}" else r"\S+" if re.fullmatch(r"\{\w+\}", p)
+                   else re.escape(p) for p in parts)
+    return re.compile(r"(?m)^\(gdb\) " + body + "$")
 
 
 def normalize(text: str, recipe: Recipe) -> str:
