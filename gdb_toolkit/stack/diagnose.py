@@ -4,20 +4,20 @@
    aborted, Rust's overflow handler, a process attached inside its handler) -- the original
    fault read from the kernel's signal frame (``context.choose``).
 2. Whose stack: the mapping the frames' stack pointers live in; a thread's own block (its
-   thread pointer marks the top); a handler's alternate signal stack (``regions``).
+   thread pointer marks the top); a handler's alternate signal stack (``context``).
 3. What the kernel did: the fault address against the stack, the mapping the kernel's
    find_vma() meets, the guard gap, RLIMIT_AS and RLIMIT_STACK, in the order
    expand_downwards()/acct_stack_growth() check them (``_classify``).
 4. Who asked (``causes``) and what fixes it when re-run (``fixes``), with the address-space
-   layout the limit at exec decides (``layout``).
+   layout the limit at exec decides (``kernel_rules``).
 """
 from gdb_toolkit.common.procfs import Mapping, find_mapping
 from gdb_toolkit.common.render import human_size as hs
 from gdb_toolkit.stack import causes, fixes, threads
-from gdb_toolkit.stack.context import Context, choose
+from gdb_toolkit.stack.context import (Context, choose, find_stack_region, mapping_above,
+                                       mapping_below)
 from gdb_toolkit.stack.kernel_rules import is_accessible, page_down
 from gdb_toolkit.stack.model import Diagnosis, Fix, Frame, StackFacts, StackRegion
-from gdb_toolkit.stack.regions import find_stack_region, mapping_above, mapping_below
 
 NEAR_SP = 64 << 10        # a fault this close below sp is the stack's own access (push, call, probe)
 NULL_PAGE = 64 << 10      # vm.mmap_min_addr default: nothing is ever mapped below it

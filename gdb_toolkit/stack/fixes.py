@@ -3,13 +3,13 @@ is re-run.  Pure.
 
 A fix is only offered where it provably changes the outcome: ``ulimit -s N`` when nothing
 fixed sits closer than N below the stack (RLIMIT_STACK at exec moves the libraries, see
-``layout``) and N is within the hard limit; ``pthread_attr_setstacksize`` for a thread;
+``kernel_rules``) and N is within the hard limit; ``pthread_attr_setstacksize`` for a thread;
 the sigaltstack size for a handler; otherwise moving the buffer to the heap or the code.
 """
 from gdb_toolkit.common.render import human_size as hs
-from gdb_toolkit.stack.kernel_rules import (CALLEE_MARGIN, is_accessible, round_up,
-                                            thread_stacksize_for, ulimit_kib_for)
-from gdb_toolkit.stack.layout import aslr_sentence, moves_with_limit
+from gdb_toolkit.stack.kernel_rules import (CALLEE_MARGIN, aslr_sentence, is_accessible,
+                                            moves_with_limit, round_up, thread_stacksize_for,
+                                            ulimit_kib_for)
 from gdb_toolkit.stack.model import Diagnosis, Fix, StackFacts, StackRegion
 
 MIB = 1 << 20
@@ -46,7 +46,7 @@ def _layout(f: StackFacts, d: Diagnosis, region: StackRegion, obstacle) -> bool:
 
 
 def _aslr(f: StackFacts, d: Diagnosis, region: StackRegion, obstacle) -> None:
-    from gdb_toolkit.stack.layout import Layout
+    from gdb_toolkit.stack.kernel_rules import Layout
 
     lay = Layout(f.aslr, f.aslr_source, _exec_limit(f), f.exec_rlimit_source)
     text = aslr_sentence(lay, obstacle, region.end, f.guard_gap, f.arch)

@@ -2,7 +2,6 @@
 registers, memory map, limits, layout facts, a bounded frame walk, the other threads."""
 import os
 import resource
-import struct
 
 import gdb
 
@@ -375,7 +374,8 @@ def _auxv_live(pid: int) -> dict[int, int]:
         return {}
     out = {}
     for off in range(0, len(raw) - 15, 16):
-        k, v = struct.unpack_from("<QQ", raw, off)
+        k = int.from_bytes(raw[off:off + 8], "little")      # struct "<QQ", without struct
+        v = int.from_bytes(raw[off + 8:off + 16], "little")
         if k == 0:
             break
         out[k] = v
@@ -383,11 +383,11 @@ def _auxv_live(pid: int) -> dict[int, int]:
 
 
 def signal_frames(frames: list[Frame], arch: str) -> list:
-    from gdb_toolkit.stack.sigframe import READ_SIZE, decode
-
     out = []
     for fr in frames:
         if fr.signal_frame:
+            from gdb_toolkit.stack.sigframe import READ_SIZE, decode     # when there is one
+
             if arch not in READ_SIZE:                 # i386: no decoder
                 continue
             data = _read(fr.sp, READ_SIZE[arch])
