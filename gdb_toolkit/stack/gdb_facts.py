@@ -1,7 +1,6 @@
 """Gather StackFacts from gdb: signals (the stop's, the signal frames', a core's notes),
 registers, memory map, limits, layout facts, a bounded frame walk, the other threads."""
 import os
-import resource
 
 import gdb
 
@@ -289,10 +288,11 @@ def stack_limits(kind: str, pid: int | None, given: int | None | str):
         if lim is not None:
             return (lim.soft, lim.hard, True, False, f"/proc/{pid}/limits",
                     asl.soft if asl is not None else None)
-    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
-    conv = lambda v: None if v == resource.RLIM_INFINITY else v  # noqa: E731
-    s = "unlimited" if conv(soft) is None else f"{soft // 1024} KiB"
-    return (conv(soft), conv(hard), False, False,
+    from gdb_toolkit.common.procfs import own_stack_limit
+
+    soft, hard = own_stack_limit()          # gdb's own (resource.getrlimit's answer)
+    s = "unlimited" if soft is None else f"{soft // 1024} KiB"
+    return (soft, hard, False, False,
             f"not recorded in a core file (this gdb's own limit is {s}; give --rlimit KIB if "
             "you know the program's)", None)
 
@@ -301,8 +301,10 @@ def exec_limit(kind: str, inf) -> tuple[int | None, bool, str, bool]:
     """(RLIMIT_STACK at exec, known, source, started by gdb)."""
     if kind != "live" or getattr(inf, "was_attached", True):
         return None, False, "", False
-    soft, _hard = resource.getrlimit(resource.RLIMIT_STACK)
-    return (None if soft == resource.RLIM_INFINITY else soft, True,
+    from gdb_toolkit.common.procfs import own_stack_limit
+
+    soft, _hard = own_stack_limit()         # gdb's own (resource.getrlimit's answer)
+    return (soft, True,
             "gdb's own RLIMIT_STACK: gdb started the program, which inherited it", True)
 
 
