@@ -10,7 +10,7 @@ SOURCES = (('gdbsupport/registry.py', 1499908173),
  ('doctor/gdb_commands.py', 3960926210),
  ('kernel/gdb_commands.py', 1547881197),
  ('ktrace/gdb_commands.py', 3667644090),
- ('plt/gdb_commands.py', 767283388),
+ ('plt/gdb_commands.py', 866435895),
  ('stack/gdb_commands.py', 2115428646),
  ('valgrind/gdb_commands.py', 3574053166))
 
