@@ -48,9 +48,48 @@ MAX_CODE = 64 << 20
 _SOURCE_LIMIT = 1 << 20
 MASK64 = (1 << 64) - 1
 
-_API = re.compile(rb"^CS_API_MAJOR = (\d+)\s*$.*?^CS_API_MINOR = (\d+)\s*$", re.M | re.S)
-_DEBIAN_LOAD = re.compile(rb"""^_cs = ctypes\.cdll\.LoadLibrary\(["'](libcapstone\.so\.\d+)["']\)\s*$""",
-                          re.M)
+
+
+# -- the package's source, read line by line --------------------------------------------
+# What these two answer is what re.search gives with the patterns below (re.M; the first
+# also re.S), without compiling them on every disassembling command's first call (~0.2 ms):
+#   rb"^CS_API_MAJOR = (\d+)\s*$.*?^CS_API_MINOR = (\d+)\s*$"
+#   rb"""^_cs = ctypes\.cdll\.LoadLibrary\(["'](libcapstone\.so\.\d+)["']\)\s*$"""
+# (tests/unit/test_capstone_lite.py checks them against re on variations of the source).
+def _lines(src: bytes):
+    return [ln.rstrip() for ln in src.split(b"\n")]      # \s*$: trailing whitespace, \r too
+
+
+def _digits(b: bytes) -> bool:
+    return bool(b) and all(48 <= c <= 57 for c in b)         # \d+ of a bytes pattern
+
+
+def api_version(src: bytes) -> tuple[int, int] | None:
+    """(CS_API_MAJOR, CS_API_MINOR): the first ``CS_API_MAJOR = N`` line and the first
+    ``CS_API_MINOR = N`` line after it."""
+    major = None
+    for ln in _lines(src):
+        if major is None:
+            if ln.startswith(b"CS_API_MAJOR = ") and _digits(ln[15:]):
+                major = int(ln[15:])
+        elif ln.startswith(b"CS_API_MINOR = ") and _digits(ln[15:]):
+            return major, int(ln[15:])
+    return None
+
+
+_LOAD = b"_cs = ctypes.cdll.LoadLibrary("
+
+
+def debian_soname(src: bytes) -> str | None:
+    """The soname of Debian's ``_cs = ctypes.cdll.LoadLibrary("libcapstone.so.N")`` line."""
+    for ln in _lines(src):
+        if not ln.startswith(_LOAD) or len(ln) < len(_LOAD) + 3:
+            continue
+        q1, name, q2, close = ln[len(_LOAD):len(_LOAD) + 1], ln[len(_LOAD) + 1:-2], ln[-2:-1], ln[-1:]
+        if (q1 in (b'"', b"'") and q2 in (b'"', b"'") and close == b")"
+                and name.startswith(b"libcapstone.so.") and _digits(name[15:])):
+            return name.decode()
+    return None
 
 
 # -- the C types of the calls, straight from _ctypes ----------------------------------------
@@ -229,10 +268,10 @@ def package_version() -> str | None:
     found = package_source()
     if found is None:
         return None
-    api, extra = _API.search(found[1]), re.compile(_VERSION, re.M | re.S).search(found[1])
+    api, extra = api_version(found[1]), re.compile(_VERSION, re.M | re.S).search(found[1])
     if api is None or extra is None:
         return None
-    return f"{int(api.group(1))}.{int(api.group(2))}.{int(extra.group(1))}"
+    return f"{api[0]}.{api[1]}.{int(extra.group(1))}"
 
 
 def locate() -> tuple[str, tuple[int, int]] | None:
@@ -242,15 +281,12 @@ def locate() -> tuple[str, tuple[int, int]] | None:
     if found is None:
         return None
     pkgdir, src = found
-    m = _API.search(src)
-    if m is None:
+    api = api_version(src)
+    if api is None or api[0] not in INSN_BYTES:
         return None
-    api = (int(m.group(1)), int(m.group(2)))
-    if api[0] not in INSN_BYTES:
-        return None
-    debian = _DEBIAN_LOAD.search(src)
+    debian = debian_soname(src)
     if debian is not None:
-        return debian.group(1).decode(), api
+        return debian, api
     if b"LIBCAPSTONE_PATH" not in src or os.environ.get("LIBCAPSTONE_PATH") is not None:
         return None
     for name in ("libcapstone.so", f"libcapstone.so.{api[0]}"):     # the wheel loader's order

@@ -5,8 +5,6 @@ import of the package: ~20 ms of a first call) when that binding knows the insta
 package's library and version; otherwise through the package's ``Cs.disasm_lite``.  Both give
 the same (address, size, mnemonic, op_str); ``engine_kind()`` says which one runs.
 """
-from gdb_toolkit.common.arm64_names import decode_pac
-from gdb_toolkit.common.arm64_names import rename as rename_a64
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.record import record
 
@@ -132,6 +130,9 @@ def disassemble(code: bytes, address: int, arch: str = "x86_64", count: int = 0)
                            f"({MAX_CODE >> 20} MiB)", "disassemble a smaller range")
     md = _engine(arch)
     a64 = arch in ("aarch64", "arm64")
+    if a64:             # imported for aarch64 code only
+        from gdb_toolkit.common.arm64_names import decode_pac
+        from gdb_toolkit.common.arm64_names import rename as rename_a64
     out: list[Insn] = []
     end = address
     code = bytes(code)

@@ -160,6 +160,26 @@ def read_limits(pid: int) -> dict[str, Limit]:
     return parse_limits(_read(pid, "limits"))
 
 
+def own_stack_limit() -> tuple[int | None, int | None]:
+    """This process's RLIMIT_STACK (soft, hard; None = unlimited), as
+    ``resource.getrlimit(resource.RLIMIT_STACK)`` gives it (RLIM_INFINITY as None), read from
+    /proc/self/limits: no import of ``resource`` (~0.3 ms of stack-diagnose's first call);
+    ``resource`` itself when /proc does not answer."""
+    import os
+
+    try:
+        lim = read_limits(os.getpid()).get("Max stack size")
+    except ToolkitError:
+        lim = None
+    if lim is not None:
+        return lim.soft, lim.hard
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    inf = resource.RLIM_INFINITY
+    return None if soft == inf else soft, None if hard == inf else hard
+
+
 def read_status(pid: int) -> ProcStatus:
     return parse_status(_read(pid, "status"))
 

@@ -10,7 +10,7 @@ SOURCES = (('gdbsupport/registry.py', 754959156),
  ('doctor/gdb_commands.py', 3960926210),
  ('kernel/gdb_commands.py', 3426233565),
  ('ktrace/gdb_commands.py', 3667644090),
- ('plt/gdb_commands.py', 1205649142),
+ ('plt/gdb_commands.py', 2827441696),
  ('stack/gdb_commands.py', 2115428646),
  ('valgrind/gdb_commands.py', 3715084630))
 

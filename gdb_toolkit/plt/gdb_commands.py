@@ -472,9 +472,7 @@ and the program stays stopped right there."""
                 here = AddressSpace(objs).find(gdb.selected_frame().pc())
             except gdb.error:
                 here = None
-        from gdb_toolkit.plt.demangle import demangle_all
-
-        choice = choose_slot(objs, args.symbol, here, args.object, demangle=demangle_all)
+        choice = choose_slot(objs, args.symbol, here, args.object, demangle=_demangle_all)
         if choice is None:
             exe = objs[0].model
             if exe.is_static:
@@ -610,6 +608,13 @@ and the program stays stopped right there."""
                                                for i, f in enumerate(lv.backtrace))
             out += para("(watchpoint removed; the program is stopped here: 'continue' or 'finish')", "  ", "   ")
         return out + _notes(report.notes, w, keep)
+
+
+def _demangle_all(names):
+    """plt.demangle's demangle_all, imported when a C++ name is looked up (choose_slot)."""
+    from gdb_toolkit.plt.demangle import demangle_all
+
+    return demangle_all(names)
 
 
 def _source_lines(hops) -> None:

@@ -14,7 +14,6 @@ Only as many bytes as the relocations can use are decoded (a crafted file claimi
 import functools
 import re
 
-from gdb_toolkit.common.arm64_names import is_bti
 from gdb_toolkit.common.disasm import Insn, disassemble
 from gdb_toolkit.common.record import field, record
 from gdb_toolkit.plt.elf_file import SHT_NOBITS, BadElf
@@ -183,6 +182,8 @@ def _plt_head(model: ObjectModel, name: str, insns: list[Insn]) -> int:
         return 0
     first = insns[0]
     if model.arch == "aarch64":
+        from gdb_toolkit.common.arm64_names import is_bti
+
         # .plt[0]: stp x16, x30, [sp, #-16]! ..., after a BTI landing pad in a BTI PLT
         words = [_a64_word(i) for i in insns[:2]]
         lead = words[1] if words[0] is not None and is_bti(words[0]) and len(words) > 1 else words[0]

@@ -102,7 +102,10 @@ class WalkReport:
     __json_hex__ = ("value",)
 
 
-_MANGLED = re.compile(r"(?<![A-Za-z0-9_.$])_Z[A-Za-z0-9_.$]+")
+@functools.cache
+def _mangled():
+    """C++ mangled names in text, compiled when a sentence holds "_Z" (a C program's never)."""
+    return re.compile(r"(?<![A-Za-z0-9_.$])_Z[A-Za-z0-9_.$]+")
 
 
 def mangled_names(rep: WalkReport) -> set[str]:
@@ -111,7 +114,7 @@ def mangled_names(rep: WalkReport) -> set[str]:
     texts += [t for h in rep.hops for t in (h.where, h.note, h.location.symbol)]
     if rep.live is not None:
         texts += [rep.live.target, *(f.symbol for f in (rep.live.location, *rep.live.backtrace))]
-    return {m.group(0) for t in texts if t and "_Z" in t for m in _MANGLED.finditer(t)}
+    return {m.group(0) for t in texts if t and "_Z" in t for m in _mangled().finditer(t)}
 
 
 def demangle_walk(rep: WalkReport, demangled: dict[str, str]) -> None:
@@ -236,7 +239,8 @@ def _candidates(code: bytes, base: int, arch: str, stub_addrs: set[int], slot: i
                 hits.append(base + p)
         return sorted(hits)
     if arch == "aarch64":
-        for m in _A64_BL.finditer(code):
+        bl, blr = _a64_calls()
+        for m in bl.finditer(code):
             p = m.start() - 3
             if p % 4 or p < 0:
                 continue
@@ -246,7 +250,7 @@ def _candidates(code: bytes, base: int, arch: str, stub_addrs: set[int], slot: i
                 imm -= 1 << 26
             if (base + p + 4 * imm) in stub_addrs:
                 hits.append(base + p)
-        for m in _A64_BLR.finditer(code):
+        for m in blr.finditer(code):
             p = m.start()
             if p % 4 == 0:
                 hits.append(base + p)        # verified by decoding the adrp/ldr before it
@@ -281,8 +285,13 @@ def _candidates(code: bytes, base: int, arch: str, stub_addrs: set[int], slot: i
 
 _X86_REL = re.compile(rb"[\xe8\xe9]", re.S)
 _X86_IND = re.compile(rb"\xff[\x15\x25\x93\xa3]", re.S)
-_A64_BL = re.compile(rb"[\x94-\x97\x14-\x17]", re.S)
-_A64_BLR = re.compile(rb"[\x00\x20\x40\x60\x80\xa0\xc0\xe0][\x00-\x03][\x1f\x3f]\xd6", re.S)
+
+
+@functools.cache
+def _a64_calls():
+    """(bl/b, blr/br x16/x17) byte patterns, compiled when aarch64 code is scanned."""
+    return (re.compile(rb"[\x94-\x97\x14-\x17]", re.S),
+            re.compile(rb"[\x00\x20\x40\x60\x80\xa0\xc0\xe0][\x00-\x03][\x1f\x3f]\xd6", re.S))
 
 
 def _verify(model: ObjectModel, addr: int, stub_addrs: set[int], slot: int,

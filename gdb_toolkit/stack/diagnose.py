@@ -4,20 +4,20 @@
    aborted, Rust's overflow handler, a process attached inside its handler) -- the original
    fault read from the kernel's signal frame (``context.choose``).
 2. Whose stack: the mapping the frames' stack pointers live in; a thread's own block (its
-   thread pointer marks the top); a handler's alternate signal stack (``regions``).
+   thread pointer marks the top); a handler's alternate signal stack (``context``).
 3. What the kernel did: the fault address against the stack, the mapping the kernel's
    find_vma() meets, the guard gap, RLIMIT_AS and RLIMIT_STACK, in the order
    expand_downwards()/acct_stack_growth() check them (``_classify``).
 4. Who asked (``causes``) and what fixes it when re-run (``fixes``), with the address-space
-   layout the limit at exec decides (``layout``).
+   layout the limit at exec decides (``kernel_rules``).
 """
 from gdb_toolkit.common.procfs import Mapping, find_mapping
 from gdb_toolkit.common.render import human_size as hs
-from gdb_toolkit.stack import causes, fixes, threads
-from gdb_toolkit.stack.context import Context, choose
+from gdb_toolkit.stack import causes, fixes
+from gdb_toolkit.stack.context import (Context, choose, find_stack_region, mapping_above,
+                                       mapping_below)
 from gdb_toolkit.stack.kernel_rules import is_accessible, page_down
 from gdb_toolkit.stack.model import Diagnosis, Fix, Frame, StackFacts, StackRegion
-from gdb_toolkit.stack.regions import find_stack_region, mapping_above, mapping_below
 
 NEAR_SP = 64 << 10        # a fault this close below sp is the stack's own access (push, call, probe)
 NULL_PAGE = 64 << 10      # vm.mmap_min_addr default: nothing is ever mapped below it
@@ -171,7 +171,7 @@ def _no_address(f: StackFacts, d: Diagnosis, ctx: Context, region) -> Diagnosis:
     if pushed is not None:
         return pushed
     d.verdict = "not-stack"
-    victim = threads.damaged_by(f, ctx)
+    victim = fixes.damaged_by(f, ctx)
     if sig.is_kernel_trap and f.arch == "x86_64":
         ss = sig.signo == 7 or (trap is not None and trap == 12)
         if ss:
@@ -192,7 +192,7 @@ def _no_address(f: StackFacts, d: Diagnosis, ctx: Context, region) -> Diagnosis:
         d.explanation.append("The kernel reported no fault address, so this is not a failure "
                              "to grow the stack.")
         if victim:
-            return threads.victim_verdict(f, d, ctx, victim)
+            return fixes.victim_verdict(f, d, ctx, victim)
         d.fix = Fix("code", "inspect the faulting instruction's operands (x/i $pc, info registers)")
         return d
     d.headline = (f"{sig.name} ({sig.code_name}): the fault address is not recorded "
@@ -317,11 +317,11 @@ def _classify(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion | N
     if not stack_access:
         return _not_stack(f, d, ctx, region, inside, below, above)
 
-    clash = threads.clash(f, ctx, region)
+    clash = fixes.clash(f, ctx, region)
     phrase = causes.decide(f, d, ctx, region, c)
     final_sp = min(x for x in (sp, fault, c.final_sp) if x is not None)
     if clash:
-        return threads.clash_verdict(f, d, ctx, region, clash, phrase, final_sp)
+        return fixes.clash_verdict(f, d, ctx, region, clash, phrase, final_sp)
     if region.allocated:
         return fixes.allocated_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
     if not f.is_main_thread:
@@ -478,9 +478,9 @@ def _not_stack(f: StackFacts, d: Diagnosis, ctx: Context, region, inside, below,
              + (f", inside {region.label}" if sp_on else ""))
     d.explanation.append(f"The fault address is not next to the stack pointer ({where}) and not "
                          "just below a stack, so the stack did not need to grow.")
-    victim = threads.damaged_by(f, ctx)
+    victim = fixes.damaged_by(f, ctx)
     if victim:
-        return threads.victim_verdict(f, d, ctx, victim)
+        return fixes.victim_verdict(f, d, ctx, victim)
     d.fix = Fix("code", fix)
     return d
 
@@ -517,9 +517,9 @@ def _health(f: StackFacts, d: Diagnosis, ctx: Context, region) -> Diagnosis:
         captxt = f"thread stack {hs(cap)}"
     pct = f" ({100 * used / cap:.1f}%)" if cap and used is not None else ""
     d.headline = f"{stop}: stack healthy -- {hs(used)} used of {captxt}{pct}"
-    victim = threads.damaged_by(f, ctx)
+    victim = fixes.damaged_by(f, ctx)
     if victim:
-        return threads.victim_verdict(f, d, ctx, victim)
+        return fixes.victim_verdict(f, d, ctx, victim)
     if d.recursion and cap and used is not None:
         r = d.recursion
         d.explanation.append(f"at that rate {max(0, (cap - used) // max(r.avg_frame, 1)):,} more "

@@ -1,10 +1,18 @@
 """The address the faulting instruction accessed, computed from its operands and registers.
-Pure (capstone with operand details).
+Pure (the instruction's text from common.disasm's engine).
 
 Used when nothing recorded the fault address: a core without NT_SIGINFO (qemu-user writes
 none), where only ``pr_cursig`` says SIGSEGV.  ``push``/``call`` write at sp - 8; a memory
 operand is base + index * scale (or the extended/shifted index) + displacement, plus the
 fs/gs base on x86_64; aarch64 pre-index writes at base + offset, post-index at base.
+
+The operands are read from capstone's text (Intel syntax on x86_64: ``qword ptr
+fs:[rax + rdx*8 - 0x10]``; ``[x0, w1, sxtw #2]``, ``[sp, #-0x20]!``, ``[x1], #8`` on aarch64),
+not from its operand details: the details need the capstone package (~20 ms to import) or a
+binding of cs_detail, whose layout differs per architecture and release.  The text gives the
+same registers, scale, displacement, extension and shift -- tests/unit/test_fault_insn.py and
+the capstone_lite fuzz target compare this module with the package's details
+(tests/support/fault_insn_package.py) on real and random code.
 """
 from gdb_toolkit.common.record import record
 
@@ -15,20 +23,10 @@ class Access:
     text: str                       # the instruction, e.g. "str x1, [x0, x2, lsl #3]"
 
 
-_engines: dict = {}
 MASK = (1 << 64) - 1
-
-
-def _engine(arch: str):
-    if arch not in _engines:
-        from gdb_toolkit.common.disasm import _import_capstone
-
-        cs = _import_capstone()
-        md = (cs.Cs(cs.CS_ARCH_X86, cs.CS_MODE_64) if arch == "x86_64"
-              else cs.Cs(cs.CS_ARCH_ARM64, cs.CS_MODE_ARM))
-        md.detail = True
-        _engines[arch] = (cs, md)
-    return _engines[arch]
+#: aarch64 extend operators (capstone's arm64_extender: 1..8) -> (bits, signed)
+_EXTEND = {"uxtb": (8, False), "uxth": (16, False), "uxtw": (32, False), "uxtx": (64, False),
+           "sxtb": (8, True), "sxth": (16, True), "sxtw": (32, True), "sxtx": (64, True)}
 
 
 def _reg(regs: dict[str, int], name: str) -> int | None:
@@ -46,71 +44,125 @@ def _reg(regs: dict[str, int], name: str) -> int | None:
     return None
 
 
+def _first_insn(code: bytes, pc: int, arch: str):
+    """(address, size, mnemonic, op_str) of the instruction at *pc*, or None: the engine
+    itself (no aarch64 renaming or PAC decoding on top, as the package's ``Cs.disasm``)."""
+    from gdb_toolkit.common.disasm import _engine
+
+    return next(iter(_engine(arch).disasm_lite(bytes(code[:16]), pc, 1)), None)
+
+
 def faulting_access(code: bytes, pc: int, arch: str, regs: dict[str, int]) -> Access | None:
     """The memory address the instruction at *pc* (first bytes in *code*) accesses."""
     if arch not in ("x86_64", "aarch64") or not code:
         return None
-    cs, md = _engine(arch)
-    insn = next(iter(md.disasm(bytes(code[:16]), pc)), None)
+    insn = _first_insn(code, pc, arch)
     if insn is None:
         return None
-    text = f"{insn.mnemonic} {insn.op_str}".strip()
+    address, size, mnemonic, ops = insn
+    text = f"{mnemonic} {ops}".strip()
     if arch == "x86_64":
         sp = regs.get("rsp")
-        if insn.mnemonic in ("push", "call", "pushfq") and sp is not None:
+        if mnemonic in ("push", "call", "pushfq") and sp is not None:
             return Access((sp - 8) & MASK, text)
-        for op in insn.operands:
-            if op.type != cs.x86.X86_OP_MEM:
-                continue
-            addr = op.mem.disp
-            if op.mem.base:
-                name = insn.reg_name(op.mem.base)
-                if name == "rip":
-                    addr += insn.address + insn.size
-                else:
-                    v = _reg(regs, name)
-                    if v is None:
-                        return None
-                    addr += v
-            if op.mem.index:
-                v = _reg(regs, insn.reg_name(op.mem.index))
-                if v is None:
-                    return None
-                addr += v * op.mem.scale
-            if op.mem.segment:
-                seg = insn.reg_name(op.mem.segment)
-                base = regs.get(f"{seg}_base")
-                if base is None:
-                    return None
-                addr += base
-            return Access(addr & MASK, text)
+        addr = _x86_memory(_moffs(code[:size]), ops, address + size, regs)
+    else:
+        addr = _a64_memory(ops, regs)
+    return None if addr is None else Access(addr & MASK, text)
+
+
+#: x86 legacy prefixes (segment, operand/address size, lock, rep)
+_PREFIXES = frozenset(b"\x26\x2e\x36\x3e\x64\x65\x66\x67\xf0\xf2\xf3")
+
+
+def _moffs(raw: bytes) -> bool:
+    """The instruction is mov's moffs form (opcodes A0-A3): its address is not a disp32."""
+    i = 0
+    while i < len(raw) and (raw[i] in _PREFIXES or 0x40 <= raw[i] <= 0x4F):     # and REX
+        i += 1
+    return i < len(raw) and 0xA0 <= raw[i] <= 0xA3
+
+
+def _x86_memory(moffs: bool, ops: str, next_pc: int, regs: dict[str, int]) -> int | None:
+    """The first memory operand, ``[base + index*scale +/- disp]`` with an optional
+    ``seg:`` before it; None without one or with a register not in *regs*.  A lone
+    displacement is a disp32, sign-extended (capstone prints its 32 bits), except in the
+    moffs form of mov/movabs."""
+    start = ops.find("[")
+    end = ops.find("]", start)
+    if start < 0 or end < 0:
         return None
-    a64 = cs.arm64
-    for op in insn.operands:
-        if op.type != a64.ARM64_OP_MEM:
+    addr = 0
+    seg = ops[start - 3:start - 1] if ops[start - 1:start] == ":" else None
+    regs_used = False
+    for sign, term in _terms(ops[start + 1:end]):
+        if term[:1].isdigit():
+            addr += sign * int(term, 0)
             continue
-        base = _reg(regs, insn.reg_name(op.mem.base)) if op.mem.base else 0
-        if base is None:
-            return None
-        post_index = getattr(insn, "writeback", False) and any(
-            o.type == a64.ARM64_OP_IMM for o in insn.operands[insn.operands.index(op) + 1:])
-        if post_index:
-            return Access(base & MASK, text)
-        addr = base + op.mem.disp
-        if op.mem.index:
-            name = insn.reg_name(op.mem.index)
+        regs_used = True
+        name, star, scale = term.partition("*")
+        if name == "rip" and not star:
+            addr += next_pc
+        else:
             v = _reg(regs, name)
             if v is None:
                 return None
-            if op.ext in (5, 6, 7, 8):           # SXTB/SXTH/SXTW/SXTX
-                bits = {5: 8, 6: 16, 7: 32, 8: 64}[op.ext]
-                v &= (1 << bits) - 1
-                if v >> (bits - 1):
-                    v -= 1 << bits
-            elif op.ext in (1, 2, 3):            # UXTB/UXTH/UXTW
-                v &= (1 << {1: 8, 2: 16, 3: 32}[op.ext]) - 1
-            if op.shift.value:
-                v <<= op.shift.value
-            addr += v
-        return Access(addr & MASK, text)
-    return None
+            addr += v * (int(scale) if star else 1)
+    if not regs_used and not moffs and 1 << 31 <= addr < 1 << 32:
+        addr -= 1 << 32
+    if seg is not None:
+        base = regs.get(f"{seg}_base")
+        if base is None:
+            return None
+        addr += base
+    return addr
+
+
+def _terms(inner: str):
+    """"rax + rdx*4 - 0x10" -> (1, "rax"), (1, "rdx*4"), (-1, "0x10")."""
+    sign = 1
+    for tok in inner.split(" "):
+        if tok == "+":
+            sign = 1
+        elif tok == "-":
+            sign = -1
+        elif tok:
+            if tok.startswith("-"):
+                sign, tok = -sign, tok[1:]
+            yield sign, tok
+            sign = 1
+
+
+def _a64_memory(ops: str, regs: dict[str, int]) -> int | None:
+    """The first memory operand: ``[base]``, ``[base, #imm]`` (``!``: pre-index),
+    ``[base], #imm`` / ``[base], xM`` (post-index: base), ``[base, index{, ext|lsl {#n}}]``."""
+    start = ops.find("[")
+    while start >= 0 and not ops[start + 1:start + 2].isalpha():     # a lane index: {v0.s}[1]
+        start = ops.find("[", start + 1)
+    end = ops.find("]", start)
+    if start < 0 or end < 0:
+        return None
+    parts = ops[start + 1:end].split(", ")
+    base = _reg(regs, parts[0])
+    if base is None:
+        return None
+    if ops[end + 1:end + 3] == ", ":                 # post-index: the access is at base
+        return base
+    addr = base
+    rest = parts[1:]
+    if rest and rest[0].startswith("#"):
+        return addr + int(rest[0][1:], 0)
+    if rest:
+        v = _reg(regs, rest[0])
+        if v is None:
+            return None
+        op, _, amount = rest[1].partition(" #") if len(rest) > 1 else ("", "", "")
+        if op in _EXTEND:
+            bits, signed = _EXTEND[op]
+            v &= (1 << bits) - 1
+            if signed and v >> (bits - 1):
+                v -= 1 << bits
+        if amount:
+            v <<= int(amount, 0)
+        addr += v
+    return addr

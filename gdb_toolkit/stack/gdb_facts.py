@@ -1,8 +1,6 @@
 """Gather StackFacts from gdb: signals (the stop's, the signal frames', a core's notes),
 registers, memory map, limits, layout facts, a bounded frame walk, the other threads."""
 import os
-import resource
-import struct
 
 import gdb
 
@@ -290,10 +288,11 @@ def stack_limits(kind: str, pid: int | None, given: int | None | str):
         if lim is not None:
             return (lim.soft, lim.hard, True, False, f"/proc/{pid}/limits",
                     asl.soft if asl is not None else None)
-    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
-    conv = lambda v: None if v == resource.RLIM_INFINITY else v  # noqa: E731
-    s = "unlimited" if conv(soft) is None else f"{soft // 1024} KiB"
-    return (conv(soft), conv(hard), False, False,
+    from gdb_toolkit.common.procfs import own_stack_limit
+
+    soft, hard = own_stack_limit()          # gdb's own (resource.getrlimit's answer)
+    s = "unlimited" if soft is None else f"{soft // 1024} KiB"
+    return (soft, hard, False, False,
             f"not recorded in a core file (this gdb's own limit is {s}; give --rlimit KIB if "
             "you know the program's)", None)
 
@@ -302,8 +301,10 @@ def exec_limit(kind: str, inf) -> tuple[int | None, bool, str, bool]:
     """(RLIMIT_STACK at exec, known, source, started by gdb)."""
     if kind != "live" or getattr(inf, "was_attached", True):
         return None, False, "", False
-    soft, _hard = resource.getrlimit(resource.RLIMIT_STACK)
-    return (None if soft == resource.RLIM_INFINITY else soft, True,
+    from gdb_toolkit.common.procfs import own_stack_limit
+
+    soft, _hard = own_stack_limit()         # gdb's own (resource.getrlimit's answer)
+    return (soft, True,
             "gdb's own RLIMIT_STACK: gdb started the program, which inherited it", True)
 
 
@@ -375,7 +376,8 @@ def _auxv_live(pid: int) -> dict[int, int]:
         return {}
     out = {}
     for off in range(0, len(raw) - 15, 16):
-        k, v = struct.unpack_from("<QQ", raw, off)
+        k = int.from_bytes(raw[off:off + 8], "little")      # struct "<QQ", without struct
+        v = int.from_bytes(raw[off + 8:off + 16], "little")
         if k == 0:
             break
         out[k] = v
@@ -383,11 +385,11 @@ def _auxv_live(pid: int) -> dict[int, int]:
 
 
 def signal_frames(frames: list[Frame], arch: str) -> list:
-    from gdb_toolkit.stack.sigframe import READ_SIZE, decode
-
     out = []
     for fr in frames:
         if fr.signal_frame:
+            from gdb_toolkit.stack.sigframe import READ_SIZE, decode     # when there is one
+
             if arch not in READ_SIZE:                 # i386: no decoder
                 continue
             data = _read(fr.sp, READ_SIZE[arch])

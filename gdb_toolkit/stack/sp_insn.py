@@ -10,6 +10,7 @@
 - ``detect_clash_probe``: gcc's and clang's ``-fstack-clash-protection`` loops.
 - ``static_probe_evidence``: does this code probe the stack (built with stack-clash protection)?
 """
+import functools
 import re
 
 from gdb_toolkit.common.disasm import Insn
@@ -133,12 +134,17 @@ def find_sp_mover(insns: list[Insn], pc: int, arch: str) -> SpMover | None:
     return SpMover(chosen.address, chosen.text, chosen is dynamic)
 
 
-BRANCHES = {"x86_64": re.compile(r"j[a-z]+|loop[a-z]*"),
-            "aarch64": re.compile(r"b(\.[a-z]+)?|cbn?z|tbn?z")}
+#: branch mnemonics, compiled on first use (only a dynamic sp mover looks for loops)
+BRANCHES = {"x86_64": r"j[a-z]+|loop[a-z]*", "aarch64": r"b(\.[a-z]+)?|cbn?z|tbn?z"}
+
+
+@functools.cache
+def _branch_pattern(arch: str):
+    return re.compile(BRANCHES[arch]) if arch in BRANCHES else None
 
 
 def _branch_target(insn: Insn, arch: str) -> int | None:
-    pat = BRANCHES.get(arch)
+    pat = _branch_pattern(arch)
     if pat is None or not pat.fullmatch(insn.mnemonic):
         return None
     last = insn.op_str.split(",")[-1].strip().lstrip("#")

@@ -231,3 +231,33 @@ def test_input_is_bounded():
         with pytest.raises(ValueError):
             e.disasm_lite(big, 0x1000)
         assert e.disasm_lite(b"\x90" * 3, 0) == [(0, 1, "nop", ""), (1, 1, "nop", ""), (2, 1, "nop", "")]
+
+
+def test_source_readers_are_the_regexes_they_replace():
+    """api_version/debian_soname (no regex compiled on a first call) against re.search with
+    the patterns they stand for, on the installed package's source and mutations of it."""
+    import random
+    import re
+
+    api_re = re.compile(rb"^CS_API_MAJOR = (\d+)\s*$.*?^CS_API_MINOR = (\d+)\s*$", re.M | re.S)
+    load_re = re.compile(rb"""^_cs = ctypes\.cdll\.LoadLibrary\(["'](libcapstone\.so\.\d+)["']\)\s*$""",
+                         re.M)
+    real = Path(CAPSTONE).read_bytes()
+    lines = [b"CS_API_MAJOR = 4", b"CS_API_MINOR = 0", b"CS_API_MAJOR = 5 ", b"CS_API_MINOR = 12\r",
+             b"CS_API_MAJOR = x", b"CS_API_MINOR =  1", b" CS_API_MINOR = 3", b"CS_API_MAJOR = 4 # c",
+             b"_cs = ctypes.cdll.LoadLibrary(\"libcapstone.so.4\")",
+             b"_cs = ctypes.cdll.LoadLibrary('libcapstone.so.5') ",
+             b"_cs = ctypes.cdll.LoadLibrary(\"libcapstone.so.4')\t",
+             b"_cs = ctypes.cdll.LoadLibrary(\"libcapstone.so.\")",
+             b"_cs = ctypes.cdll.LoadLibrary(\"libcapstone.so.4\") # x",
+             b"_cs = ctypes.cdll.LoadLibrary(libcapstone.so.4)", b"", b"  ", b"import x"]
+    rnd = random.Random(3)
+    sources = [real, b"", real.replace(b"\n", b"\r\n")]
+    sources += [b"\n".join(rnd.choice(lines) for _ in range(rnd.randrange(8))) for _ in range(3000)]
+    for src in sources:
+        m = api_re.search(src)
+        assert capstone_lite.api_version(src) == (
+            (int(m.group(1)), int(m.group(2))) if m else None), src
+        m = load_re.search(src)
+        assert capstone_lite.debian_soname(src) == (m.group(1).decode() if m else None), src
+    assert capstone_lite.debian_soname(real) == "libcapstone.so.4"

@@ -198,3 +198,29 @@ def test_options_with_a_value_are_parsed_without_argparse():
     assert out.stdout.splitlines() == [
         "[('arg', ['a', 'b']), ('count', 5), ('json', False), ('kcore', '/x y'), ('n', 8), "
         "('where', 'vfs_read')] False", "True"]
+
+
+@pytest.mark.parametrize("limits", [None, (8 << 20, -1), (1 << 20, 64 << 20), (-1, -1), (4096, 4096)])
+def test_own_stack_limit_is_resource_getrlimit(limits):
+    """procfs.own_stack_limit (/proc/self/limits) against resource.getrlimit, in a child whose
+    RLIMIT_STACK is set to each case (-1: RLIM_INFINITY) where the hard limit allows it."""
+    import subprocess
+    import sys
+
+    code = ("import resource, sys; from gdb_toolkit.common.procfs import own_stack_limit\n"
+            f"want = {limits!r}\n"
+            "if want is not None:\n"
+            "    inf = resource.RLIM_INFINITY\n"
+            "    soft, hard = (inf if v == -1 else v for v in want)\n"
+            "    cur = resource.getrlimit(resource.RLIMIT_STACK)[1]\n"
+            "    if cur != inf and (hard == inf or hard > cur): sys.exit(3)\n"
+            "    resource.setrlimit(resource.RLIMIT_STACK, (soft, hard))\n"
+            "s, h = resource.getrlimit(resource.RLIMIT_STACK)\n"
+            "i = resource.RLIM_INFINITY\n"
+            "assert own_stack_limit() == (None if s == i else s, None if h == i else h), "
+            "(own_stack_limit(), s, h)\n")
+    repo = str(__import__("pathlib").Path(__file__).resolve().parents[2])
+    r = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
+    if r.returncode == 3:
+        pytest.skip(f"the hard RLIMIT_STACK here is below {limits}")
+    assert r.returncode == 0, r.stderr

@@ -83,12 +83,13 @@ def test_aarch64_adrp_ldr_stubs():
 def test_aarch64_bti_plt0_whatever_the_hint_is_called(flags, name, spelling, monkeypatch):
     """A BTI .plt[0] (bti c; stp x16, x30, ...) is plt0 and the stubs are objdump's, whether the
     landing pad reads 'bti c' (common/arm64_names) or capstone 4's raw 'hint #0x22'."""
-    import gdb_toolkit.common.disasm as disasm
+    import gdb_toolkit.common.arm64_names as arm64_names
     from gdb_toolkit.plt.elf_model import clear_cache
 
     clear_cache()       # decoded stubs are cached per model: decode afresh in this spelling
     if spelling == "capstone":
-        monkeypatch.setattr(disasm, "rename_a64", lambda word, mnemonic, op_str: (mnemonic, op_str))
+        # common.disasm imports it at each aarch64 disassembly (not at its own import)
+        monkeypatch.setattr(arm64_names, "rename", lambda word, mnemonic, op_str: (mnemonic, op_str))
     path = build_hello(flags, compiler="aarch64-linux-gnu-gcc", name=f"hello_a64_{name}")
     stubs = decode_plt(load_model(str(path)))
     assert stubs[0].insns[0].text == ("bti c" if spelling == "named" else "hint #0x22")

@@ -311,3 +311,20 @@ def test_every_verdict_renders_as_text():
         assert to_json(d)
         verdicts.append(d.verdict)
     assert verdicts == ["rlimit", "guard-gap", "thread-overflow", "not-stack", "healthy", "not-stack"]
+
+
+def test_shared_lib_is_the_regex_it_replaces():
+    """causes.shared_lib against the regex it replaces (not compiled on a first call)."""
+    import random
+    import re
+
+    from gdb_toolkit.stack.causes import shared_lib
+
+    pat = re.compile(r"\.so(\.[0-9.]+)?$")
+    names = ["libc.so.6", "libfoo.so", "libfoo.so.1.2.3", "a.so.", "a.so.x", "a.so.so", "a.so.1.so",
+             "prog", "so", ".so", "x.so\n", "x.so.1\n", "x.so\n\n", "x.sox", "ld-linux-x86-64.so.2",
+             "libz.so.1.2.13", "a.so.1a", "a.so..", "a.so.1.", "libs.so.6 (deleted)"]
+    rnd = random.Random(5)
+    names += ["".join(rnd.choice("ab.so19\n") for _ in range(rnd.randrange(9))) for _ in range(20000)]
+    for n in names:
+        assert shared_lib(n) == bool(pat.search(n)), repr(n)
