@@ -10,7 +10,7 @@ SOURCES = (('gdbsupport/registry.py', 1499908173),
  ('doctor/gdb_commands.py', 4017625422),
  ('kernel/gdb_commands.py', 2930813822),
  ('ktrace/gdb_commands.py', 3667644090),
- ('plt/gdb_commands.py', 3911553423),
+ ('plt/gdb_commands.py', 3008690885),
  ('stack/gdb_commands.py', 3888120802),
  ('valgrind/gdb_commands.py', 604701997))
 
