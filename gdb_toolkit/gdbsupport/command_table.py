@@ -9,7 +9,7 @@ SOURCES = (('gdbsupport/registry.py', 1499908173),
  ('common/meta.py', 4249016812),
  ('doctor/gdb_commands.py', 4017625422),
  ('kernel/gdb_commands.py', 2103380060),
- ('ktrace/gdb_commands.py', 3667644090),
+ ('ktrace/gdb_commands.py', 1661869808),
  ('plt/gdb_commands.py', 3008690885),
  ('stack/gdb_commands.py', 3888120802),
  ('valgrind/gdb_commands.py', 604701997))
