@@ -98,6 +98,7 @@ def compare(live_docs, other_docs, how: str):
     assert okx1["data"] == kx1["data"] and bytes.fromhex(kx1["data"]).startswith(b"Linux version")
     assert okx2["data"] == kx2["data"]
     for a, b in ((ksy1, oksy1), (ksy2, oksy2)):
+        assert "matches" in a and "matches" in b, (how, a, b)     # an error envelope says why
         assert [(m["address"], m["symbol_type"], m["module"], m["prototype"]) for m in b["matches"]] == \
             [(m["address"], m["symbol_type"], m["module"], m["prototype"]) for m in a["matches"]]
     for a, b in ((fs1, ofs1), (fs2, ofs2)):
