@@ -34,8 +34,10 @@ class WaitingProcess:
     log_file: str | None
 
 
-# JSON key (contract v3): the envelope's `error` is the only `error`; this one is a line of text
-json_keys(WaitingProcess, {"error": "error_line"})
+# JSON keys (contract v3): the envelope's `error` is the only `error`, this one is a line of
+# text; the process name is `comm` as ktask, ktrace and stack-diagnose say it (vg-start's and
+# vg-attach's `program` is the client program)
+json_keys(WaitingProcess, {"error": "error_line", "program": "comm"})
 
 
 def descendants(root: int, proc: str = "/proc") -> dict[int, int]:
