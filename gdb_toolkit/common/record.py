@@ -232,3 +232,16 @@ def replace(obj, **changes):
         if key not in names:
             raise TypeError(f"{type(obj).__qualname__} has no field {key!r}")
     return type(obj)(**{n: changes[n] if n in changes else getattr(obj, n) for n in names})
+
+
+def json_keys(cls, renames: dict):
+    """Print record *cls*'s fields under other JSON keys (``{attribute: key}``): the JSON
+    contract gives one key one meaning and one type in every command (docs/json.md), which
+    an attribute name chosen for one module's code does not always have.  Each key becomes a
+    read-only property for the attribute (``to_jsonable`` reads the report by its JSON
+    names); ``__json_hex__`` names keys, so list the new ones there."""
+    for attr, key in renames.items():
+        setattr(cls, key, property(lambda self, _a=attr: getattr(self, _a)))
+    cls.__record_json__ = tuple(renames.get(f.name, f.name) for f in fields(cls)
+                                if not f.metadata.get("json_skip"))
+    return cls

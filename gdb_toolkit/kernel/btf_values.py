@@ -7,7 +7,7 @@ enums by name, bitfields extracted.  Pure: symbolizing and string reading are ca
 """
 import struct
 
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import field, json_keys, record
 from gdb_toolkit.kernel import btf as B
 
 
@@ -21,6 +21,11 @@ class FieldValue:
     offset: int          # bytes from the start of the object
     value: str
     raw: int | None = field(default=None, metadata={"json_skip": True})   # the integer read
+
+
+# JSON key (contract v3, docs/json.md): the rendered value is `text`, as ktask's fields say it
+# (`value` is a string of one kind, "0x..." bits or a char array's text, in ktask, got and kx)
+json_keys(FieldValue, {"value": "text"})
 
 
 def _int(data: bytes, off: int, size: int, signed: bool) -> int | None:

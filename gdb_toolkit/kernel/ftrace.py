@@ -16,7 +16,7 @@ The live bytes come from kcore; tracefs ``enabled_functions`` says who asked for
 import os
 
 from gdb_toolkit.common.errors import ToolkitError
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import field, json_keys, record
 from gdb_toolkit.kernel import kprobe_text as T
 from gdb_toolkit.kernel import sites as S
 
@@ -39,6 +39,10 @@ class FtraceSiteReport:
     kprobes: list              # kprobes/list lines at the site (arm64: on the patchable entry)
     notes: list = field(default_factory=list)
     entry_address: int | None = None   # arm64: the patchable entry (func, or func+4 after BTI)
+
+
+# JSON keys (contract v3, as kprobe-list's): the site's bytes are hex strings
+json_keys(FtraceSiteReport, {"live": "live_hex", "original": "original_hex"})
 
 
 def _traceable(tracefs: str | None, name: str) -> bool | None:

@@ -429,7 +429,8 @@ addresses.  --vmlinux adds the bytes the kernel was built with."""
         def dis(lines):
             return render_table([Col("address", "address"), Col("bytes", "key"),
                                  Col("instruction"), Col("target", "symbol")],
-                                [[_hex(x.address), x.raw, x.text, x.target_symbol or ""] for x in lines],
+                                [[_hex(x.address), bytes.fromhex(x.raw).hex(" "), x.text, x.target_symbol or ""]
+                                 for x in lines],
                                 ctx.width, styler=ctx.styler)
         out.append("\nlive code:\n" + dis(r.live))
         if r.original:

@@ -8,14 +8,14 @@ the walk the seed does by hand in gdb).
 """
 
 from gdb_toolkit.common.errors import ToolkitError
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import field, json_keys, record
 from gdb_toolkit.kernel import sites as S
 
 
 @record
 class DisLine:
     address: int
-    raw: str                  # the bytes, hex
+    raw: str                  # the bytes, hex without spaces (as kdis's `raw`)
     text: str
     target_symbol: str | None = None
 
@@ -45,6 +45,11 @@ class KprobeShowReport:
     notes: list = field(default_factory=list)
 
 
+# JSON keys (contract v3): the disassemblies are `live_insns`/`original_insns` (kdis's `insns`);
+# `live_hex`/`original_hex` are a probe's bytes, plt-walk's `live` an object
+json_keys(KprobeShowReport, {"live": "live_insns", "original": "original_insns"})
+
+
 def _dis(session, code: bytes, addr: int, count: int) -> list[DisLine]:
     from gdb_toolkit.common.disasm import disassemble
     import re
@@ -53,7 +58,7 @@ def _dis(session, code: bytes, addr: int, count: int) -> list[DisLine]:
     for ins in disassemble(code, addr, session.arch, count=count):
         m = re.search(r"0x([0-9a-f]{8,16})", ins.op_str)
         tgt = session.symbolize(int(m.group(1), 16)) if m and ins.mnemonic != "(bad)" else None
-        out.append(DisLine(ins.address, ins.raw.hex(" "), ins.text, tgt))
+        out.append(DisLine(ins.address, ins.raw.hex(), ins.text, tgt))
     return out
 
 

@@ -9,7 +9,7 @@ disarmed probe).
 """
 
 from gdb_toolkit.common.errors import ToolkitError
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import field, json_keys, record
 from gdb_toolkit.kernel import sites as S
 from gdb_toolkit.kernel.kprobe_text import ListedProbe, TraceEvent, flags_from_bits
 
@@ -55,6 +55,11 @@ class KprobeListReport:
     sources: list                     # what was read: kprobes/list, kprobe_table, kprobe_events ...
     notes: list
     all_disarmed: bool = False
+
+
+# JSON keys (contract v3, docs/json.md): the bytes are hex strings "live_hex"/"original_hex"
+# (plt-walk's `live` is an object, kprobe-show's `live_insns` a disassembly)
+json_keys(ProbeReport, {"live": "live_hex", "original": "original_hex"})
 
 
 def expected_state(flags: list[str], arch: str, all_disarmed: bool = False) -> str | None:

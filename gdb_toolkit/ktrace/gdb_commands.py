@@ -357,7 +357,7 @@ mm->get_unmapped_area (code pointers are named from kallsyms).  Where
         for n in report.notes:
             text += wrap(f"note: {n}", ctx.width, "  ", "    ")
         if report.fields:
-            rows = [[f.path, f.type_name, f.text if not f.error else f"error: {f.error}"]
+            rows = [[f.path, f.c_type, f.text if not f.read_error else f"error: {f.read_error}"]
                     for f in report.fields]
             text += render_table([Col("field", "symbol"), Col("type"), Col("value")], rows, ctx.width,
                                  styler=ctx.styler)

@@ -29,9 +29,16 @@ def frame_text(frame) -> str:
     return sym + (f"+0x{off:x}" if off else "") + (f" [{mod}]" if mod else "")
 
 
+def word(v) -> str | None:
+    """A value as the 64-bit word the register held: "0x..." (exact everywhere)."""
+    return None if v is None else f"0x{v & ((1 << 64) - 1):x}"
+
+
 @record
 class EventRecord:
-    """One event as the JSON result shows it."""
+    """One event as the JSON result shows it.  Contract v3 (docs/json.md): `retval` is
+    always a number (null when a double cannot hold it exactly: read `retval_word`), the
+    --capture values are `captured` (ktask's `fields` is a list of member objects)."""
     time_ns: int
     pid: int
     tid: int
@@ -39,16 +46,18 @@ class EventRecord:
     task_address: int
     function: str
     args: dict
-    fields: dict
-    retval: object
+    captured: dict
+    retval: int | None          # exact, or None (see retval_word)
+    retval_word: str | None     # the return register as "0x..." (pointers, large unsigned values)
     stack: list
 
 
 def event_record(e: TraceEvent) -> EventRecord:
+    exact = e.retval if e.retval is None or abs(e.retval) < EXACT else None
     return EventRecord(e.time_ns, e.pid, e.tid, e.comm, e.task, e.function,
                        {k: json_value(v) for k, v in e.args.items()},
                        {k: json_value(v) for k, v in e.fields.items()},
-                       json_value(e.retval), [location(f) for f in e.stack])
+                       exact, word(e.retval), [location(f) for f in e.stack])
 
 
 @record

@@ -8,16 +8,27 @@ MAX_TASKS = 1 << 20
 KERNEL_MIN = 1 << 47        # anything below is not a kernel address on x86_64/arm64
 
 
+EXACT = 1 << 53             # JSON numbers above this lose bits in jq and JavaScript
+
+
 @record
 class TaskField:
+    """One task_struct member (its keys are the JSON contract's, v3: docs/json.md)."""
     path: str
-    type_name: str
-    value: object               # int, str (char arrays; pointers: "0x..."), or None when unreadable
+    c_type: str                 # the member's C type (as kprobe-show's struct fields say it)
+    value: str | None           # a char array's text; a pointer's or integer's bits as "0x..."
+    #                             (the member's size, exact); None: not read, or not a scalar
     text: str                   # rendered: number, 0x.. pointer with symbol, string
     address: int | None = None  # where the member is
-    error: str = ""
+    read_error: str = ""        # why it could not be read ("" when it was)
     kind: str = ""              # int | ptr | array | struct | union | enum ... (BTF kind)
     symbol: str | None = None   # a pointer's target named by kallsyms (code pointers)
+    integer: int | None = None  # an integer or enum member as a number (None when a JSON
+    #                             number cannot hold it exactly: read `value`)
+
+    @property
+    def type_name(self) -> str:           # the name before contract v3
+        return self.c_type
 
 
 @record
@@ -117,7 +128,7 @@ class TaskReader:
         try:
             mp = self.path(expr)
         except ToolkitError as exc:
-            return TaskField(expr, "?", None, "-", error=str(exc))
+            return TaskField(expr, "?", None, "-", read_error=str(exc))
         try:
             addr = mp.address(task, self.u64)
             if mp.kind == "array" and mp.size and "char" in mp.type_name:
@@ -129,12 +140,14 @@ class TaskReader:
                                  kind=mp.kind)
             v = mp.extract(self.read(addr, mp.size))
         except ToolkitError as exc:
-            return TaskField(expr, mp.type_name, None, "-", error=str(exc), kind=mp.kind)
+            return TaskField(expr, mp.type_name, None, "-", read_error=str(exc), kind=mp.kind)
         if mp.kind == "ptr":
             sym = self.symbolize(v) if (self.symbolize and v) else None
             return TaskField(expr, mp.type_name, f"0x{v:x}", f"0x{v:x}" + (f" <{sym}>" if sym else ""),
                              addr, kind=mp.kind, symbol=sym.split("+", 1)[0] if sym else None)
-        return TaskField(expr, mp.type_name, v, str(v), addr, kind=mp.kind)
+        word = f"0x{v & ((1 << (8 * mp.size)) - 1):x}"
+        return TaskField(expr, mp.type_name, word, str(v), addr, kind=mp.kind,
+                         integer=v if abs(v) < EXACT else None)
 
 
 def looks_like_address(value: int) -> bool:

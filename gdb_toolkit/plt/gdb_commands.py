@@ -84,12 +84,12 @@ def _summary_lines(report, width=None, styler=None) -> str:
             bits.append(f"namespace {o.namespace}")
         if o.bias:
             bits.append(f"load bias 0x{o.bias:x}")
-        if o.relro:
-            bits.append(f"RELRO 0x{o.relro[0]:x}-0x{o.relro[1]:x}")
-        bits.append(counted(o.slots, "slot"))
+        if o.relro_range:
+            bits.append(f"RELRO 0x{o.relro_range[0]:x}-0x{o.relro_range[1]:x}")
+        bits.append(counted(o.slot_count, "slot"))
         look = {}
         if styler is not None and getattr(styler, "enabled", False):
-            look = {f"0x{a:x}": styler("address", f"0x{a:x}") for a in (o.bias, *(o.relro or ())) if a}
+            look = {f"0x{a:x}": styler("address", f"0x{a:x}") for a in (o.bias, *(o.relro_range or ())) if a}
         # the path is already escape_name'd; "8 slots" stays on one line
         out += headed(o.path, ", ".join(bits), width, "    ", styler, look=look, keep=(bits[-1],))
         if o.binding in ("now", "lazy") and report.mode != "file" and o.binding_reason:

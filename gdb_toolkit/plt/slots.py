@@ -345,15 +345,15 @@ class ObjectSummary:
     binding_reason: str
     kind: str             # PIE executable / executable / shared object / static executable
     pie: bool
-    relro: list[int] | None
-    slots: int
+    relro_range: list[int] | None   # [start, end) of the RELRO range (a slot's `relro`: inside it)
+    slot_count: int
     plt: bool
     arch: str
     namespace: int = 0
     stale: str | None = None   # the file on disk is not what the process mapped
 
     #: l_addr and the RELRO range [start, end): "0x..." in --json like every address
-    __json_hex__ = ("bias", "relro")
+    __json_hex__ = ("bias", "relro_range")
 
 
 @record

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import field, json_keys, record
 
 _NERRS_RE = re.compile(r"n_errs_found (\d+) n_errs_shown (\d+) \(vgdb-error (\d+)\)")
 
@@ -53,6 +53,11 @@ class MemcheckError:
             site = self.origin.site
             text += f"; {self.origin.what}" + (f" at {site.label()}" if site else "")
         return text
+
+
+# JSON key (contract v3, docs/json.md): the extra lines are `detail_lines` (as `usage_lines`);
+# stack-diagnose's `details` is an object
+json_keys(MemcheckError, {"details": "detail_lines"})
 
 
 @record

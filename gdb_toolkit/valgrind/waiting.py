@@ -14,7 +14,7 @@ tail of its own log file, when valgrind writes one per process (%p).
 import os
 import re
 
-from gdb_toolkit.common.record import record
+from gdb_toolkit.common.record import json_keys, record
 
 # syscalls valgrind's gdbserver blocks in while it waits for a debugger, by machine:
 # number -> (kind, index of the pollfd / path argument)
@@ -32,6 +32,12 @@ class WaitingProcess:
     stopped_at: str | None           # "error", "startup", "fatal signal", ... (its log); None: unknown
     error: str | None                # that error (or fatal signal) in one line, from its own log
     log_file: str | None
+
+
+# JSON keys (contract v3): the envelope's `error` is the only `error`, this one is a line of
+# text; the process name is `comm` as ktask, ktrace and stack-diagnose say it (vg-start's and
+# vg-attach's `program` is the client program)
+json_keys(WaitingProcess, {"error": "error_line", "program": "comm"})
 
 
 def descendants(root: int, proc: str = "/proc") -> dict[int, int]:

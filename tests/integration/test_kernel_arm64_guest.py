@@ -343,9 +343,9 @@ def test_commands_in_gdb_on_the_arm64_kernel(kernel):
     assert notes[addr] == "kprobe breakpoint over the patchable entry's mov x9, x30"
     assert notes[addr + 4] == "idle ftrace site (NOP)"
     assert fs_probe["state"] == "idle" and A(fs_probe["site_address"]) == addr + 4
-    assert fs_probe["original"] == MOV_X9_NOP.hex()
-    assert fs_idle["state"] == "idle" and fs_idle["live"] == MOV_X9_NOP.hex()
-    assert kshow["live"][0]["raw"].replace(" ", "") == BRK4.hex()
+    assert fs_probe["original_hex"] == MOV_X9_NOP.hex()
+    assert fs_idle["state"] == "idle" and fs_idle["live_hex"] == MOV_X9_NOP.hex()
+    assert kshow["live_insns"][0]["raw"] == BRK4.hex()
     err = res.stderr
     assert "no kernel symbol matches 'no_such_symbol_x'" in err
     assert "kernel address 0x10 is in no /proc/kcore segment" in err

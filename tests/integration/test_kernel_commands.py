@@ -92,7 +92,7 @@ def test_commands_on_a_synthetic_kernel_core(tmp_path, kernel_types):
     probes = {(p["symbol"], p["kind"]): p for p in kl["probes"]}
     assert probes[("vfs_write+0x2", "kprobe")]["state"] == "optimized"
     assert "kprobe_table" in kl["sources"]
-    assert ks_doc["original"][0]["text"] == "push r14"
+    assert ks_doc["original_insns"][0]["text"] == "push r14"
     assert ks_doc["detour"] == [] or ks_doc["detour_title"].startswith("detour")
     assert "kernel address 0x1000 is in no" in res.stderr
     assert "vfs_write+0x2" in res.stdout and "optimized" in res.stdout
@@ -134,7 +134,7 @@ def test_vmlinux_symbols_and_as_built_bytes(tmp_path, kernel_types):
     assert addr(ks["matches"][0]["address"]) == want and ks["symbol_source"] == str(vm)
     dump = subprocess.run(["objdump", "-d", "-M", "intel", str(vm)], capture_output=True, text=True).stdout
     objdump_insns = re.findall(r"^\s*([0-9a-f]+):\s+((?:[0-9a-f]{2} )+)\s+(\S+)", dump, re.M)
-    at = {int(a, 16): (raw.strip(), mnem) for a, raw, mnem in objdump_insns}
+    at = {int(a, 16): (raw.replace(" ", ""), mnem) for a, raw, mnem in objdump_insns}
     for line in show["as_built"]:
         raw, mnem = at[addr(line["address"])]
         assert line["raw"] == raw and line["text"].split()[0] == mnem

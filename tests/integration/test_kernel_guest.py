@@ -230,8 +230,8 @@ def test_commands_in_gdb_match_kernel_oracles(probes, tmp_path):
     loads = [int(l.split()[2], 16) for l in readelf.splitlines() if l.strip().startswith("LOAD")]
     assert sorted(loads) == [gaddr(s["start_address"]) for s in kc["segments"]]
     assert any(gaddr(p["address"]) == addr and p["flags"] == ["FTRACE"] for p in kl["probes"])
-    assert gaddr(ks["address"]) == addr and ks["live"][0]["raw"].startswith("e8")
-    assert ks["original"][0]["raw"] == "0f 1f 44 00 00"
+    assert gaddr(ks["address"]) == addr and ks["live_insns"][0]["raw"].startswith("e8")
+    assert ks["original_insns"][0]["raw"] == "0f1f440000"                # as kdis's raw: no spaces
     assert gaddr(ksy["matches"][0]["address"]) == addr and "do_sys_openat2(" in ksy["matches"][0]["prototype"]
     # kx against gdb's own core-file reader on /proc/kcore
     oracle = subprocess.run([GDB, "-nx", "-batch", "-c", "/proc/kcore", "-ex", f"x/64xb 0x{banner:x}"],
@@ -243,7 +243,7 @@ def test_commands_in_gdb_match_kernel_oracles(probes, tmp_path):
     assert got == want, oracle
     assert kd["insns"][0]["note"].startswith("ftrace call")
     assert fs_on["state"] == "patched" and fs_on["enabled"] is not None
-    assert fs_idle["state"] == "idle" and fs_idle["live"].startswith("0f1f440000")
+    assert fs_idle["state"] == "idle" and fs_idle["live_hex"].startswith("0f1f440000")
     err = res.stderr
     assert "no kernel symbol matches 'no_such_symbol_x'" in err
     assert "kernel address 0x10 is in no /proc/kcore segment" in err

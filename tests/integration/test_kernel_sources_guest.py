@@ -77,7 +77,7 @@ def compare(live_docs, other_docs, how: str):
     assert len(ours) == 4, lp.keys()
     for key, a in ours.items():
         b = op[key]
-        for f in ("symbol", "flags", "state", "original", "handler", "ret_handler", "event",
+        for f in ("symbol", "flags", "state", "original_hex", "handler", "ret_handler", "event",
                   "event_tracefs", "struct_address", "aggregate_address", "consistent"):
             assert b[f] == a[f], (how, key, f, b[f], a[f])
         assert b["found_in"] == "memory"
@@ -85,10 +85,10 @@ def compare(live_docs, other_docs, how: str):
             assert b["hits"] == a["hits"], (b["hits"], a["hits"])
     # kprobe-show: code, original and the struct kprobe fields
     for a, b in ((ks1, oks1), (ks2, oks2)):
-        assert [x["raw"] for x in b["live"]] == [x["raw"] for x in a["live"]]
-        assert [x["raw"] for x in b["original"]] == [x["raw"] for x in a["original"]]
-        fa = {(s["title"], f["path"]): f["value"] for s in a["structs"] for f in s["fields"]}
-        fb = {(s["title"], f["path"]): f["value"] for s in b["structs"] for f in s["fields"]}
+        assert [x["raw"] for x in b["live_insns"]] == [x["raw"] for x in a["live_insns"]]
+        assert [x["raw"] for x in b["original_insns"]] == [x["raw"] for x in a["original_insns"]]
+        fa = {(s["title"], f["path"]): f["text"] for s in a["structs"] for f in s["fields"]}
+        fb = {(s["title"], f["path"]): f["text"] for s in b["structs"] for f in s["fields"]}
         for k in fa:
             if k[1] in ("nmissed", "kp.nmissed"):
                 continue
@@ -98,10 +98,11 @@ def compare(live_docs, other_docs, how: str):
     assert okx1["data"] == kx1["data"] and bytes.fromhex(kx1["data"]).startswith(b"Linux version")
     assert okx2["data"] == kx2["data"]
     for a, b in ((ksy1, oksy1), (ksy2, oksy2)):
+        assert "matches" in a and "matches" in b, (how, a, b)     # an error envelope says why
         assert [(m["address"], m["symbol_type"], m["module"], m["prototype"]) for m in b["matches"]] == \
             [(m["address"], m["symbol_type"], m["module"], m["prototype"]) for m in a["matches"]]
     for a, b in ((fs1, ofs1), (fs2, ofs2)):
-        for f in ("site_address", "live", "state", "target_address", "original"):
+        for f in ("site_address", "live_hex", "state", "target_address", "original_hex"):
             assert b[f] == a[f], (how, f, b[f], a[f])
 
 

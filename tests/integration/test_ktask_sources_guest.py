@@ -50,8 +50,8 @@ def subject():
         by_pid, by_addr, types = res.json_documents()
         assert by_pid["verified"] and by_pid["comm"] == COMM and by_pid["pid"] == proc.pid
         fields = {f["path"]: f for f in by_pid["fields"]}
-        assert fields["signal->rlim[3].rlim_cur"]["value"] == RLIMIT          # what we set
-        assert fields["real_parent->pid"]["value"] == os.getpid()
+        assert fields["signal->rlim[3].rlim_cur"]["integer"] == RLIMIT        # what we set
+        assert fields["real_parent->pid"]["integer"] == os.getpid()
         assert by_addr["task_address"] == by_pid["task_address"]
         assert types["loaded"]
         yield {"pid": proc.pid, "task": by_pid, "fields": fields, "sizes": _sizes(res.stdout)}
@@ -68,7 +68,8 @@ def _compare(subject, docs, sizes, kind: str):
     assert by_pid["found_by"].startswith("task list walk")
     fields = {f["path"]: f for f in by_pid["fields"]}
     for path, f in subject["fields"].items():
-        assert fields[path]["value"] == f["value"], (kind, path, fields[path], f)
+        assert (fields[path]["value"], fields[path]["integer"]) == (f["value"], f["integer"]), \
+            (kind, path, fields[path], f)
         assert fields[path]["symbol"] == f["symbol"], (kind, path)
     assert fields["mm->get_unmapped_area"]["symbol"]                      # named from the dump's kallsyms
     assert not by_pid["verified"] and by_pid["proc_comm"] is None        # no /proc of that kernel

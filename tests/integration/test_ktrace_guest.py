@@ -99,7 +99,7 @@ def test_stack_overflow_workflow_size_retval_and_rlimit():
     assert buf <= size <= buf + (1 << 20), size                       # ~15.9 MiB
     from gdb_toolkit.common.procfs import parse_limits
     limits = parse_limits(res.stdout.split("LIMITS", 1)[1])
-    rlim = task["fields"][0]["value"]
+    rlim = task["fields"][0]["integer"]
     assert rlim == limits["Max stack size"].soft
     assert task["pid"] == trace["pid"] and task["comm"] == "teststack"
     # the pid found by walking init_task.tasks through kcore is the same task_struct
@@ -190,9 +190,10 @@ def test_assembled_programs_match_bcc_compiled_ones():
     assert len(ea) == len(eb) == 1, (a, b)
     ea, eb = ea[0], eb[0]
     assert ea["args"]["prot"] == eb["args"]["prot"] == 1            # PROT_READ
-    assert ea["fields"]["pid"] == ea["pid"] and eb["fields"]["pid"] == eb["pid"]
-    assert ea["fields"]["signal->rlim[3].rlim_cur"] == eb["fields"]["signal->rlim[3].rlim_cur"]
+    assert ea["captured"]["pid"] == ea["pid"] and eb["captured"]["pid"] == eb["pid"]
+    assert ea["captured"]["signal->rlim[3].rlim_cur"] == eb["captured"]["signal->rlim[3].rlim_cur"]
     assert ea["retval"] >= 1 << 40 and eb["retval"] >= 1 << 40     # a user address
+    assert int(ea["retval_word"], 16) == ea["retval"] and int(eb["retval_word"], 16) == eb["retval"]
     _leftovers_clean("do_mmap")
 
 
@@ -211,6 +212,6 @@ def test_ktypes_with_kcore_null_is_null_and_fields_match_ktask():
     assert "(void *) 0x0\n" in out and "No symbol matches 0." in out
     from gdb_toolkit.common.procfs import read_limits
     rlim = read_limits(1)["Max stack size"].soft
-    assert task["fields"][1]["value"] == rlim
+    assert task["fields"][1]["integer"] == rlim and int(task["fields"][1]["value"], 16) == rlim
     assert re.search(rf"^\$\d+ = {rlim}$", out, re.M), out
     assert re.search(r'^\$\d+ = "' + re.escape(task["comm"]) + r'"', out, re.M), out

@@ -47,7 +47,7 @@ def test_tracepoint_mode_reports_inferior_event_and_capture(mmap_prog):
     assert ev["comm"] == "mmap_file" and ev["pid"] == doc["pid"]
     assert int(ev["task_address"], 16) >= 1 << 47                           # a kernel address
     # the program was started by gdb started by us: it inherited our stack limit
-    assert ev["fields"]["signal->rlim[3].rlim_cur"] == read_limits(os.getpid())["Max stack size"].soft
+    assert ev["captured"]["signal->rlim[3].rlim_cur"] == read_limits(os.getpid())["Max stack size"].soft
     assert wait_no_programs() == []
 
 

@@ -98,8 +98,8 @@ def test_the_three_commands_say_one_fact_under_one_key(short_tmp):
     bias = addr(got["objects"][0]["bias"])
     assert isinstance(got["objects"][0]["bias"], str) and got["objects"][0]["bias"].startswith("0x")
     lo, hi = _relro(prog)
-    assert [addr(a) for a in got["objects"][0]["relro"]] == [bias + lo, bias + hi]
-    assert all(isinstance(a, str) for a in got["objects"][0]["relro"])
+    assert [addr(a) for a in got["objects"][0]["relro_range"]] == [bias + lo, bias + hi]
+    assert all(isinstance(a, str) for a in got["objects"][0]["relro_range"])
     oracle = _readelf_slots(prog)
     slots = {addr(s["address"]) - bias: s for s in got["slots"]}
     assert set(slots) == set(oracle)

@@ -218,3 +218,54 @@ def test_got_diff_between_two_stops_and_core_vs_live(tmp_path):
     d2 = r2.json_documents()[0]["diff"]
     ch = {c["symbol"].split("@")[0]: c for c in d2["changes"]}
     assert set(ch) == {"getpid"} and ch["getpid"]["before"].startswith("resolved")
+
+
+def _as_version_2(doc: dict) -> dict:
+    """A version-3 'got --json' document as version 2 wrote it (docs/json.md, "Versions": an
+    object's `relro_range` was `relro`, its `slot_count` was `slots`)."""
+    import copy
+
+    old = copy.deepcopy(doc)
+    old["schema_version"] = 2
+    for o in old["result"]["objects"]:
+        o["relro"], o["slots"] = o.pop("relro_range"), o.pop("slot_count")
+    return old
+
+
+def _as_version_1(doc: dict) -> dict:
+    """...and as version 1 wrote it: words of memory as numbers."""
+    old = _as_version_2(doc)
+    old["schema_version"] = 1
+    for o in old["result"]["objects"]:
+        o["bias"] = int(o["bias"], 16)
+        o["relro"] = [int(a, 16) for a in o["relro"]] if o["relro"] else None
+    for s in old["result"]["slots"]:
+        s["value"], s["file_value"] = int(s["value"], 16), int(s["file_value"], 16)
+    return old
+
+
+def test_got_diff_reads_reports_saved_under_versions_1_and_2(tmp_path):
+    """'got --diff FILE' reads a report saved by an older toolkit: the same stop compared with
+    its own report saved under schema versions 1, 2 and 3 has no change (a key it misread
+    would show every slot changed, vanished or appeared), and a version-2 file is not refused."""
+    import json
+
+    exe, _, _ = build_demo()
+    saved = tmp_path / "v3.json"
+    res = run_gdb(["break checkpoint", "run", f"pipe got --json | cat > {saved}", "kill"], program=exe)
+    assert_no_traceback(res)
+    v3 = json.loads(saved.read_text())
+    assert v3["schema_version"] == 3 and v3["result"]["objects"][0]["slot_count"] > 0
+    n = len(v3["result"]["slots"])
+    files = {3: saved, 2: tmp_path / "v2.json", 1: tmp_path / "v1.json"}
+    files[2].write_text(json.dumps(_as_version_2(v3)))
+    files[1].write_text(json.dumps(_as_version_1(v3)))
+    cmds = ["break checkpoint", "run"]
+    for v in (1, 2, 3):
+        cmds += json_wrapped(f"got --diff {files[v]} --json")
+    res = run_gdb(cmds + ["kill"], program=exe)
+    assert_no_traceback(res)
+    diffs = [d["diff"] for d in res.json_documents()]
+    assert len(diffs) == 3
+    for v, d in zip((1, 2, 3), diffs):
+        assert d["changes"] == [] and d["unchanged"] == n and d["same_addresses"], (v, d)

@@ -3,6 +3,7 @@ independent oracle (valgrind's own monitor text read through gdb's raw 'monitor'
 log, /proc).
 """
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -337,7 +338,8 @@ def test_worker_stopped_at_its_error_is_named_with_the_error_from_its_log(tmp_pa
         assert_no_traceback(res)
         w = res.json_documents()[0]["waiting_children"]
         assert [x["pid"] for x in w] == [child] and w[0]["stopped_at"] == "error"
-        assert w[0]["error"].startswith("Conditional jump or move depends on uninitialised value(s) at main (forking.c:")
+        assert w[0]["comm"] == pathlib.Path(f"/proc/{child}/comm").read_text().strip() and "program" not in w[0]
+        assert w[0]["error_line"].startswith("Conditional jump or move depends on uninitialised value(s) at main (forking.c:")
         assert f"valgrind child {child} (parent {server.pid}) stopped on a memcheck error" in res.stdout.replace("\n    ", " ")
         time.sleep(1)
         assert _syscall(child) == before and server.poll() is None       # still waiting, not resumed

@@ -52,8 +52,12 @@ def test_parse_events_profile_enabled_functions():
     assert prof == {"pent": (156, 0), "rr": (149, 3)}
     en = T.parse_enabled_functions(
         "do_sys_openat2 (1) R    \ttramp: 0xffffffffc02c3000 (kprobe_ftrace_handler+0x0/0x1b0) "
-        "->kprobe_ftrace_handler+0x0/0x1b0\nvfs_read (1)   \n")
+        "->kprobe_ftrace_handler+0x0/0x1b0\nvfs_read (1)   \n"
+        "ksys_read (2) R I   M \ttramp: 0xffffffffc02c4000 (ftrace_regs_caller+0x0/0x65)\n")
     assert en["do_sys_openat2"]["trampoline_address"] == 0xFFFFFFFFC02C3000
+    # the flag letters as a list (kprobe-list's flags is a list too: one JSON type per key)
+    assert en["do_sys_openat2"]["flags"] == ["R"] and en["vfs_read"]["flags"] == []
+    assert en["ksys_read"]["flags"] == ["R", "I", "M"] and en["ksys_read"]["refs"] == 2
     assert en["do_sys_openat2"]["handler"].startswith("kprobe_ftrace_handler")
     assert en["vfs_read"]["refs"] == 1
 

@@ -19,6 +19,8 @@ LAYOUT = {   # path -> (hops, kind, size, signed, type)
     "signal->rlim[3].rlim_cur": ([0x40, 0x60], "int", 8, False, "long unsigned int"),
     "mm->get_unmapped_area": ([0x48, 0x8], "ptr", 8, False, "long unsigned int (*)(...)"),
     "thread_group": ([0x50], "struct", 16, False, "struct list_head"),
+    "signal->rlim[0].rlim_cur": ([0x40, 0x30], "int", 8, False, "long unsigned int"),
+    "exit_code": ([0x58], "int", 4, True, "int"),
 }
 THREAD = 0xFFFF888000004000          # a second thread of T2 (pid 4243, tgid 4242)
 
@@ -52,6 +54,8 @@ def memory():
     put(THREAD + 0x20, struct.pack("<ii", 4243, 4242))
     put(THREAD + 0x30, b"worker".ljust(16, b"\0"))
     put(SIG + 0x60, struct.pack("<Q", 8 << 20))
+    put(SIG + 0x30, struct.pack("<Q", (1 << 64) - 1))      # RLIM_INFINITY
+    put(T2 + 0x58, struct.pack("<i", -1))
     put(MM + 0x8, struct.pack("<Q", FN))
 
     def read(addr, size):
@@ -75,12 +79,29 @@ def test_find_pid_and_read_fields():
     task, n = r.find_pid(INIT, 4242)
     assert task == T2 and n == 3 and r.comm(task) == "teststack"
     rlim = r.field(task, "signal->rlim[3].rlim_cur")
-    assert rlim.value == 8 << 20 and rlim.address == SIG + 0x60
+    assert rlim.integer == 8 << 20 and rlim.value == "0x800000" and rlim.address == SIG + 0x60
+    assert rlim.c_type == "long unsigned int" and rlim.text == str(8 << 20)
     cb = r.field(task, "mm->get_unmapped_area")
     assert cb.value == f"0x{FN:x}" and "arch_get_unmapped_area_topdown" in cb.text
-    assert cb.symbol == "arch_get_unmapped_area_topdown" and cb.kind == "ptr"
-    assert r.field(task, "comm").value == "teststack"
-    assert r.field(task, "bogus").error
+    assert cb.symbol == "arch_get_unmapped_area_topdown" and cb.kind == "ptr" and cb.integer is None
+    comm = r.field(task, "comm")
+    assert comm.value == "teststack" and comm.integer is None
+    assert r.field(task, "bogus").read_error
+
+
+def test_field_json_has_one_type_per_key():
+    """Contract v3 (docs/json.md): `value` is always a string ("0x..." bits, exact, of the
+    member's size), the number is `integer`, null when a double cannot hold it exactly."""
+    from gdb_toolkit.common.render import to_jsonable
+
+    r = reader()
+    task, _ = r.find_pid(INIT, 4242)
+    inf = to_jsonable(r.field(task, "signal->rlim[0].rlim_cur"), True)
+    assert (inf["value"], inf["integer"]) == ("0xffffffffffffffff", None)
+    neg = to_jsonable(r.field(task, "exit_code"), True)
+    assert (neg["value"], neg["integer"], neg["text"]) == ("0xffffffff", -1, "-1")
+    bad = to_jsonable(r.field(task, "bogus"), True)
+    assert bad["value"] is None and bad["read_error"] and "error" not in bad and "type_name" not in bad
 
 
 def test_missing_pid_and_unreadable_address():

@@ -69,8 +69,8 @@ def test_words_of_memory_are_hex_strings_like_addresses():
     assert (row["address"], row["value"], row["file_value"]) == ("0x555555558000", "0x7ffff7e4a980", "0x1036")
     obj = to_jsonable(ObjectSummary(PATH, 0x555555554000, "lazy", "", "PIE executable", True,
                                     [0x555555557dd0, 0x555555558000], 1, True, "x86_64"), True)
-    assert obj["bias"] == "0x555555554000" and obj["relro"] == ["0x555555557dd0", "0x555555558000"]
-    assert obj["slots"] == 1 and obj["namespace"] == 0                  # counts stay numbers
+    assert obj["bias"] == "0x555555554000" and obj["relro_range"] == ["0x555555557dd0", "0x555555558000"]
+    assert obj["slot_count"] == 1 and obj["namespace"] == 0                  # counts stay numbers
     here = Location(0x555555555191, "main", 49, "hello_calls.c", 13, "hello calls")
     walk = WalkReport("puts@GLIBC_2.2.5", "hello calls", "live", "x86_64", "lazy", 0x555555558000, "JUMP_SLOT",
                       "R_X86_64_JUMP_SLOT", "unresolved", 0x555555555036, "lazy stub .plt+0x16",
