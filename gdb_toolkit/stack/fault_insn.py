@@ -10,7 +10,9 @@ The operands are read from capstone's text (Intel syntax on x86_64: ``qword ptr
 fs:[rax + rdx*8 - 0x10]``; ``[x0, w1, sxtw #2]``, ``[sp, #-0x20]!``, ``[x1], #8`` on aarch64),
 not from its operand details: the details need the capstone package (~20 ms to import) or a
 binding of cs_detail, whose layout differs per architecture and release.  The text gives the
-same registers, scale, displacement, extension and shift -- tests/unit/test_fault_insn.py and
+same registers, scale, displacement, extension and shift, except for an x86_64 operand that is
+only a displacement, which capstone 4 may print truncated (stack/fault_insn_details.py reads
+that one from the details) -- tests/unit/test_fault_insn.py and
 the capstone_lite fuzz target compare this module with the package's details
 (tests/support/fault_insn_package.py) on real and random code.
 """
@@ -24,6 +26,10 @@ class Access:
 
 
 MASK = (1 << 64) - 1
+#: _x86_memory's answer for an operand that is only a displacement (``[0xe5450000]``):
+#: capstone 4 prints a negative disp32 of a byte operand truncated (``byte ptr [0x0]`` for
+#: 8a 0c 25 00 00 45 e5), so the text cannot be trusted there
+_LONE_DISP = object()
 #: aarch64 extend operators (capstone's arm64_extender: 1..8) -> (bits, signed)
 _EXTEND = {"uxtb": (8, False), "uxth": (16, False), "uxtw": (32, False), "uxtx": (64, False),
            "sxtb": (8, True), "sxth": (16, True), "sxtw": (32, True), "sxtx": (64, True)}
@@ -66,6 +72,10 @@ def faulting_access(code: bytes, pc: int, arch: str, regs: dict[str, int]) -> Ac
         if mnemonic in ("push", "call", "pushfq") and sp is not None:
             return Access((sp - 8) & MASK, text)
         addr = _x86_memory(_moffs(code[:size]), ops, address + size, regs)
+        if addr is _LONE_DISP:
+            from gdb_toolkit.stack.fault_insn_details import lone_displacement
+
+            addr = lone_displacement(code[:size], address, regs)
     else:
         addr = _a64_memory(ops, regs)
     return None if addr is None else Access(addr & MASK, text)
@@ -108,8 +118,8 @@ def _x86_memory(moffs: bool, ops: str, next_pc: int, regs: dict[str, int]) -> in
             if v is None:
                 return None
             addr += v * (int(scale) if star else 1)
-    if not regs_used and not moffs and 1 << 31 <= addr < 1 << 32:
-        addr -= 1 << 32
+    if not regs_used and not moffs:
+        return _LONE_DISP       # capstone's text can truncate it: read the details instead
     if seg is not None:
         base = regs.get(f"{seg}_base")
         if base is None:

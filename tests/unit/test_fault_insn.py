@@ -3,6 +3,8 @@ the oracle is its former implementation on the capstone package's operand detail
 (tests/support/fault_insn_package.py), over real code (libc .text of x86_64 and aarch64),
 random bytes, and encodings chosen for their corner cases."""
 import random
+import re
+import tempfile
 
 import pytest
 
@@ -89,6 +91,33 @@ def test_aarch64_corner_cases(word):
     c = word.to_bytes(4, "little")
     assert faulting_access(c, 0x401000, "aarch64", regs) == package_access(c, 0x401000,
                                                                             "aarch64", regs)
+
+
+@pytest.mark.parametrize("code", [
+    "8a0c25000045e5",       # mov cl, byte ptr [-0x1abb0000]: capstone 4 prints [0x0]
+    "8a0c25100000e5",       # ... prints [0x10]
+    "c60425000045e57f",     # mov byte ptr [disp32], 0x7f: an immediate after the disp
+    "8b0425000045e5",       # mov eax, dword ptr [0xe5450000]: printed whole
+    "648a0c25f0ffffff",     # mov cl, byte ptr fs:[-0x10]
+    "8a0c2500008000",       # mov cl, byte ptr [0x800000]
+])
+def test_a_lone_displacement_is_the_one_objdump_decodes(code):
+    """An operand that is only a disp32 is sign-extended (objdump prints the 64-bit address
+    it reads), whatever capstone's text shows of it."""
+    import subprocess
+
+    c = bytes.fromhex(code)
+    regs = {"rsp": 0x7000, "fs_base": 0x5000}
+    with tempfile.NamedTemporaryFile(suffix=".bin") as f:
+        f.write(c)
+        f.flush()
+        dump = subprocess.run(["objdump", "-D", "-b", "binary", "-mi386:x86-64", "-M", "intel",
+                               f.name], capture_output=True, text=True, check=True).stdout
+    m = re.search(r"(?:ds|fs):(0x[0-9a-f]+)", dump)
+    want = int(m.group(1), 16) + (regs["fs_base"] if "fs:" in m.group(0) else 0)
+    got = faulting_access(c, 0x401000, "x86_64", regs)
+    assert got is not None and got.address == want & ((1 << 64) - 1), (dump, got)
+    assert got == package_access(c, 0x401000, "x86_64", regs)
 
 
 def test_the_package_is_not_imported(tmp_path):
