@@ -40,10 +40,12 @@ VOLATILE = [
     (r"/proc/\d+/", "/proc/N/"),
     (r"\b\d+\.\d+ s\b", "N s"),
     (r"\bin \d+\.\d+ ?s\b", "in N s"),
-    # where the loader, the kernel or valgrind put a mapping: a libc or kernel update moves
-    # every address after it.  Masked digit for digit, so a re-aligned column still drifts.
-    (r"\b0x[0-9a-f]{6,}\b", lambda m: "0x" + "X" * (len(m.group()) - 2)),
 ]
+#: masked after the recipe's own masks (which may name addresses more precisely: 0xADDR,
+#: 0xLIBADDR, the KASLR offset): where the loader, the kernel or valgrind put a mapping -- a
+#: libc or kernel update moves every address after it.  Digit for digit, so a re-aligned
+#: column still drifts.
+ADDRESSES = [(r"\b0x[0-9a-f]{6,}\b", lambda m: "0x" + "X" * (len(m.group()) - 2))]
 #: this machine's facts, for transcripts of the doctor and of kernel-facing commands
 HOST = [
     (r"\b\d+\.\d+\.\d+-[\w.+-]+", "RELEASE"),                # kernel releases
@@ -338,7 +340,7 @@ def shown(command: str) -> re.Pattern:
 
 
 def normalize(text: str, recipe: Recipe) -> str:
-    for pattern, repl in VOLATILE + recipe.mask:
+    for pattern, repl in VOLATILE + recipe.mask + ADDRESSES:
         text = re.sub(pattern, repl, text)
     if recipe.loose:
         # a column's rule is as wide as its widest cell, which a mask may have replaced
