@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.gdbrun import GDB, assert_no_traceback, json_wrapped, run_gdb
 from tests.support.gdbrun import addr as A     # JSON addresses: "0x.." or int
+from tests.support.tracefs import append as _append
 
 pytestmark = pytest.mark.guest_arm64
 
@@ -25,14 +26,6 @@ KLIST = Path("/sys/kernel/debug/kprobes/list")
 GROUP = "gtkarm"
 MOV_X9_NOP = bytes.fromhex("e9031eaa1f2003d5")     # the running kernel's idle patchable entry
 BRK4 = bytes.fromhex("800020d4")
-
-
-def _append(path: Path, line: str):
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)        # tracefs: O_APPEND, never seek
-    try:
-        os.write(fd, (line + "\n").encode())
-    finally:
-        os.close(fd)
 
 
 def kallsyms(name: str) -> int:

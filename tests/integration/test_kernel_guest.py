@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.gdbrun import GDB, assert_no_traceback, run_gdb
 from tests.support.gdbrun import addr as gaddr
+from tests.support.tracefs import append as _append, kallsyms
 
 pytestmark = pytest.mark.guest
 
@@ -23,20 +24,6 @@ KLIST = Path("/sys/kernel/debug/kprobes/list")
 OPT_SYSCTL = Path("/proc/sys/debug/kprobes-optimization")
 GROUP = "gtkkern"
 NOP5 = bytes.fromhex("0f1f440000")
-
-
-def _append(path: Path, line: str):
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-    try:
-        os.write(fd, (line + "\n").encode())
-    finally:
-        os.close(fd)
-
-
-def kallsyms(name: str) -> int:
-    m = re.search(r"^([0-9a-f]+) \w " + re.escape(name) + "$", Path("/proc/kallsyms").read_text(), re.M)
-    assert m, name
-    return int(m.group(1), 16)
 
 
 def listed(addr: int) -> list[str]:

@@ -22,6 +22,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.support.tracefs import append as _append, kallsyms
+
 TRACING = Path("/sys/kernel/tracing")
 KLIST = Path("/sys/kernel/debug/kprobes/list")
 OPT_SYSCTL = Path("/proc/sys/debug/kprobes-optimization")
@@ -60,21 +62,6 @@ def _by_probe(m: re.Match) -> str:
     head = [ln for ln in lines if ln.startswith("(gdb) ")]
     rest = [ln for ln in lines if not ln.startswith("(gdb) ")]
     return "\n".join(head + sorted(rest, key=lambda ln: ln.split()[2:3]))
-
-
-def _append(path: Path, line: str):
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)      # tracefs wants O_APPEND, not a seek
-    try:
-        os.write(fd, (line + "\n").encode())
-    finally:
-        os.close(fd)
-
-
-def _kallsyms(name: str) -> int:
-    m = re.search(r"^([0-9a-f]+) \w " + re.escape(name) + "$", Path("/proc/kallsyms").read_text(), re.M)
-    if not m:
-        raise RuntimeError(f"{name} is not in /proc/kallsyms")
-    return int(m.group(1), 16)
 
 
 def _kcore_byte(addr: int) -> bytes:
@@ -131,7 +118,7 @@ class KernelScene:
         self.bpftrace = subprocess.Popen(["bpftrace", "-e", f"kprobe:{QUIET} {{ @n = count(); }}"],
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                          start_new_session=True)
-        quiet = _kallsyms(QUIET)
+        quiet = kallsyms(QUIET)
 
         def at_quiet():
             return [ln for ln in KLIST.read_text().splitlines() if int(ln.split()[0], 16) == quiet]
@@ -146,7 +133,7 @@ class KernelScene:
         # after the optimizer's delay and an RCU-tasks grace period
         OPT_SYSCTL.write_text("1")
         self.add("p vfs_write+5", "write_off")
-        write5 = _kallsyms("vfs_write") + 5
+        write5 = kallsyms("vfs_write") + 5
         _wait(lambda: _kcore_byte(write5) == b"\xe9", 300, "the optimized jmp at vfs_write+5")
 
     def __exit__(self, *exc):
