@@ -221,15 +221,28 @@ def no_space(directory: str | None) -> bool:
     return st.f_bavail == 0 or (st.f_files > 0 and st.f_favail == 0)
 
 
+def vgdb_said(stderr_text: str, limit: int = 4) -> str:
+    """vgdb's stderr as one line: each distinct line once, whole, in order (at most *limit*).
+
+    vgdb repeats its retry message ("error attach main pid N") many times; cutting the text
+    at a fixed width split a pid in half, so whole lines are kept and repeats dropped.
+    """
+    seen: list[str] = []
+    for line in stderr_text.split("\n"):
+        line = " ".join(line.split())
+        if line and not line.startswith("relaying data between") and line not in seen:
+            seen.append(line)
+    more = len(seen) - limit
+    return "; ".join(seen[:limit]) + (f"; ... ({more} more lines)" if more > 0 else "")
+
+
 def explain_vgdb_failure(stderr_text: str, pid: int) -> ToolkitError:
     """A one-line error from vgdb's stderr when 'target remote | vgdb' failed."""
-    text = " ".join(ln for ln in stderr_text.split("\n")
-                    if ln.strip() and not ln.startswith("relaying data between"))
-    text = " ".join(text.split())
-    low = text.lower()
+    text = vgdb_said(stderr_text)
+    low = " ".join(stderr_text.split()).lower()
     if "ptrace" in low and ("not permitted" in low or "eperm" in low or "permission" in low):
         return ToolkitError(
-            f"vgdb cannot ptrace valgrind process {pid} (ptrace denied: {text[:160]})",
+            f"vgdb cannot ptrace valgrind process {pid} (ptrace denied: {text})",
             "allow ptrace: run gdb as the same user with /proc/sys/kernel/yama/ptrace_scope set to 0 "
             "(sysctl kernel.yama.ptrace_scope=0), or as root with CAP_SYS_PTRACE; without ptrace, "
             "vgdb can only connect while the program is not blocked in a system call")
@@ -241,14 +254,14 @@ def explain_vgdb_failure(stderr_text: str, pid: int) -> ToolkitError:
                             "disconnect that one first ('detach' or 'disconnect' in that gdb, or quit it)"
                             + (f"; or end it: kill {lock.group(1)}" if lock else ""))
     if "did not handle a command" in low:
-        return ToolkitError(f"valgrind process {pid} did not answer vgdb ({text[:160]})",
+        return ToolkitError(f"valgrind process {pid} did not answer vgdb ({text})",
                             "it may be blocked in a system call with ptrace unavailable to vgdb, or "
                             "stopped; let it run (or allow ptrace) and retry")
     if "no such process" in low or "invalid pid" in low or "check for pid" in low:
-        return ToolkitError(f"valgrind process {pid} is gone ({text[:160]})",
+        return ToolkitError(f"valgrind process {pid} is gone ({text})",
                             "start it again with vg-start, or list live ones with vg-attach")
     return ToolkitError(f"cannot connect to valgrind process {pid} through vgdb"
-                        + (f": {text[:200]}" if text else ""),
+                        + (f": {text}" if text else ""),
                         "check that the process runs with --vgdb=yes and that vgdb is installed")
 
 

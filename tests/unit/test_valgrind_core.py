@@ -146,6 +146,19 @@ def test_vgdb_failure_messages():
     assert "did not answer" in str(explain_vgdb_failure("pid 7 did not handle a command in 3 seconds", 7))
 
 
+def test_vgdb_failure_keeps_whole_lines_once():
+    """vgdb's retry line repeats; the message keeps each distinct line whole (a pid of any
+    length is never cut) and says how many further distinct lines were left out."""
+    retry = "error attach main pid 1234567\n" * 40
+    err = str(explain_vgdb_failure("syscall failed: Operation not permitted\n"
+                                   "attach main pid PTRACE_ATTACH pid 1234567 -1\n" + retry, 1234567))
+    assert err.count("error attach main pid 1234567") == 1
+    assert "error attach main pid 1234567). Fix:" in err
+    lines = "\n".join(f"line {i} of vgdb" for i in range(9))
+    err = str(explain_vgdb_failure(lines, 7))
+    assert "line 3 of vgdb; ... (5 more lines)" in err and "line 4 of" not in err
+
+
 def test_fast_table_layout_and_clipping():
     from gdb_toolkit.common.table import Col, render_table
 
