@@ -49,6 +49,10 @@ KERNEL_MASK = [
     # (a hash of the probe's KASLR'd address)
     (r"\b48 bf( [0-9a-f]{2}){8}", "48 bf IMM64"),
     (r"kprobe_table\+0x[0-9a-f]+", "kprobe_table+OFF"),
+    # a probe's neighbours in its kprobe_table bucket: which other probes hash into the same
+    # bucket depends on KASLR, so hlist.next is NULL or a probe, hlist.pprev the bucket or a probe
+    (r"(hlist\.(?:next|pprev)\s+\d+\s+struct hlist_node \*{1,2}\s+)(?:NULL|0x[0-9A-Za-z]+)(?:\s+<[^>]*>)?",
+     r"\1LINK"),
     # modules loaded by then (qemu_fw_cfg, ext4's dependencies...) depend on the guest tests run before
     (r"\b\d+ modules\b", "N modules"),
 ]
