@@ -19,17 +19,38 @@ import sys
 from contextlib import contextmanager
 
 
+#: gc.isenabled() outside each gc_paused() block in progress, innermost last (gc_resumed)
+_outside: list[bool] = []
+
+
 @contextmanager
 def gc_paused():
     """No cyclic collection inside the block (nests; the previous state is restored)."""
     was = gc.isenabled()
     modules = len(sys.modules)
     gc.disable()
+    _outside.append(was)
     try:
         yield
     finally:
+        _outside.pop()
         if was:
             if len(sys.modules) != modules:
                 gc.freeze()         # everything tracked -> the permanent generation ...
                 gc.unfreeze()       # ... -> back into the oldest one, still collectable
             gc.enable()
+
+
+@contextmanager
+def gc_resumed():
+    """Inside a gc_paused() block, the collector as it was outside it: for a stretch that lets
+    the program run for as long as it takes (plt-walk --live), while other Python code in gdb
+    (stop handlers, other extensions) allocates.  Outside any such block: no change."""
+    if not _outside or not _outside[0] or gc.isenabled():
+        yield
+        return
+    gc.enable()
+    try:
+        yield
+    finally:
+        gc.disable()
