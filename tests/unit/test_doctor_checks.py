@@ -180,3 +180,11 @@ def test_kheaders_glob_star_is_glob(tmp_path):
         assert _glob_star(str(tmp_path), prefix, suffix) == glob.glob(
             os.path.join(str(tmp_path), prefix + "*" + suffix)), (prefix, suffix)
     assert _glob_star(str(tmp_path / "missing"), "linux-headers-") == []
+
+
+def test_doctor_looks_for_tracefs_where_the_kernel_commands_do():
+    # host_facts spells the directories itself (no kernel package on the doctor's first call)
+    from gdb_toolkit.doctor.host_facts import TRACEFS_DIRS
+    from gdb_toolkit.kernel.kprobe_text import TRACEFS_DIRS as KERNEL_TRACEFS_DIRS
+
+    assert TRACEFS_DIRS == KERNEL_TRACEFS_DIRS
