@@ -1,22 +1,13 @@
 """memcheck errors: ``v.info all_errors``, ``v.info last_error``, ``v.info n_errs_found``.
 
 The stack and location parsers (~3 ms of regular expressions to compile) are imported where
-an error is parsed or described, not for ``parse_n_errs_found``: vg-start's first call only
-counts errors."""
+an error is parsed or described; counting errors (vg-start's first call) is error_counts'."""
 from __future__ import annotations
 
 import re
 
 from gdb_toolkit.common.record import field, json_keys, record
-
-_NERRS_RE = re.compile(r"n_errs_found (\d+) n_errs_shown (\d+) \(vgdb-error (\d+)\)")
-
-
-@record
-class ErrorCounts:
-    found: int
-    shown: int
-    vgdb_error: int
+from gdb_toolkit.valgrind.error_counts import ErrorCounts, parse_n_errs_found  # noqa: F401  (re-exported)
 
 
 @record
@@ -73,11 +64,6 @@ class ErrorSummary:
 class ErrorList:
     errors: list[MemcheckError]
     summary: ErrorSummary | None
-
-
-def parse_n_errs_found(text: str) -> ErrorCounts | None:
-    m = _NERRS_RE.search(text)
-    return ErrorCounts(*(int(g) for g in m.groups())) if m else None
 
 
 _ERROR_PATTERNS = None

@@ -469,7 +469,7 @@ def install_handlers() -> None:
 
 
 def current_error_count(pid: int) -> int:
-    from gdb_toolkit.valgrind.error_reports import parse_n_errs_found
+    from gdb_toolkit.valgrind.error_counts import parse_n_errs_found     # not error_reports' parsers
 
     try:
         counts = parse_n_errs_found(_raw_monitor("v.info n_errs_found"))
