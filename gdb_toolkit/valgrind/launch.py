@@ -5,7 +5,6 @@ No gdb here: the gdb layer calls these with plain values.
 import os
 import re
 import stat
-import subprocess
 import time
 
 from gdb_toolkit.common.errors import ToolkitError
@@ -181,7 +180,7 @@ def log_tail(path: str | None, lines: int = 6) -> str:
     return " | ".join(keep[-lines:])
 
 
-def wait_for_fifo(proc: subprocess.Popen, directory: str, timeout: float, log_file: str | None,
+def wait_for_fifo(proc: "subprocess.Popen", directory: str, timeout: float, log_file: str | None,
                   prefix: str | None = None, keep_log: bool = True) -> str:
     """Wait until valgrind (proc) has created its vgdb FIFO; return its path.
 
@@ -320,6 +319,8 @@ def probe_vgdb(vgdb: str, pid: int, prefix: str | None = None, timeout: float = 
     fails in *timeout* seconds with vgdb's own words, instead of gdb retrying
     its remote protocol for half a minute.
     """
+    import subprocess       # here, not at the top: vg-start's argv splitting imports this module
+
     cmd = [vgdb, *([f"--vgdb-prefix={prefix}"] if prefix else []), f"--pid={pid}",
            f"--cmd-time-out={max(1, int(timeout))}", "v.info", "n_errs_found"]
     try:

@@ -5,7 +5,6 @@ time (a pid can be reused), so state of a process gdb left never leaks into
 answers about another.  Every complete leak search is kept as a snapshot
 (time, per allocation site bytes/blocks by kind) for ``vg-leaks --history``.
 """
-import subprocess
 import time
 
 from gdb_toolkit.common.record import field, record
@@ -47,7 +46,9 @@ class Session:
     pid: int
     start_time: int | None = None     # /proc/PID/stat field 22: tells a reused pid apart
     program: str | None = None
-    popen: subprocess.Popen | None = field(default=None, repr=False)   # vg-start'ed: ours to kill
+    # vg-start'ed: ours to kill.  The annotation is a string: importing subprocess (with locale,
+    # signal, threading, selectors: ~4-5 ms) for it made every vg-* report's first call pay it
+    popen: "subprocess.Popen | None" = field(default=None, repr=False)
     private_dir: str | None = None    # our mkdtemp dir: vgdb's stderr, the default valgrind log
     log_file: str | None = None
     log_pattern: str | None = None    # valgrind's --log-file with %p: each child's own log

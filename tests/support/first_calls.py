@@ -42,6 +42,9 @@ def cases(p: dict, tmp: Path) -> list[tuple[str, list[str], str | None, str]]:
         ("ftrace-site (kcore)", [], None, f"ftrace-site vfs_read {src}"),
         ("kprobe-show (kcore)", [], None, f"kprobe-show do_sys_openat2 {src}"),
         ("kprobe-list (kcore)", [], None, f"kprobe-list {src}"),
+        # a report in a gdb that vg-start did not start (ends in its "no connection" error
+        # here; a session attached by hand pays the same imports): no process modules
+        ("vg-leaks (no session)", [], None, "vg-leaks"),
         ("vg-start", [], p["vbits"],
          f"vg-start --main --stdout {tmp}/vg1.out --log {tmp}/vg1.log {p['vbits']}"),
         ("vg-leaks", vg, None, "vg-leaks"),
