@@ -10,7 +10,7 @@ SOURCES = (('gdbsupport/registry.py', 754959156),
  ('doctor/gdb_commands.py', 3960926210),
  ('kernel/gdb_commands.py', 1143257364),
  ('ktrace/gdb_commands.py', 1661869808),
- ('plt/gdb_commands.py', 2349076655),
+ ('plt/gdb_commands.py', 324497344),
  ('stack/gdb_commands.py', 2115428646),
  ('valgrind/gdb_commands.py', 3715084630))
 

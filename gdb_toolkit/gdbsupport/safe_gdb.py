@@ -221,6 +221,15 @@ def symtab_filename(symtab) -> str | None:
     return _raw_name(lambda: symtab.filename)
 
 
+def source_of(sal) -> tuple[str | None, int | None]:
+    """(file, line) of a gdb symtab-and-line: the file's base name, as stack-diagnose and
+    the valgrind commands give it; (None, None) without line information."""
+    if sal is None or sal.symtab is None or not sal.line:
+        return None, None
+    name = symtab_filename(sal.symtab)          # any bytes (surrogateescape)
+    return (os.path.basename(name), sal.line) if name else (None, None)
+
+
 def solib_name(address: int) -> str | None:
     """``gdb.solib_name`` that survives a non-UTF-8 library path."""
     return _raw_name(lambda: gdb.solib_name(address))

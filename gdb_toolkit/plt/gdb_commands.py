@@ -573,7 +573,6 @@ and the program stays stopped right there."""
                                      .describe(v, spec.symbol)[0], obj.model.wordsize)
 
     def render(self, report, ctx):
-        from gdb_toolkit.plt.gdb_watch import frame_text
         from gdb_toolkit.plt.wording import styled_line, wrap_keep
 
         w = ctx.width
@@ -607,6 +606,8 @@ and the program stays stopped right there."""
         if report.later_calls and not compact:
             out += "Later calls:\n" + "".join(para(t, "  ", "    ") for t in report.later_calls)
         if report.live:
+            from gdb_toolkit.plt.gdb_watch import frame_text    # (--live only: the watch module)
+
             lv = report.live
             out += "\n" + para(f"Live: the slot was written by {lv.location.name_text()} "
                                f"({lv.location.object}) at 0x{lv.location.address:x}", "", "  ")
@@ -627,7 +628,7 @@ def _demangle_all(names):
 def _source_lines(hops) -> None:
     """file and line of each hop from gdb's line table (the call site in the program's
     source; stubs and GOT slots have none)."""
-    from gdb_toolkit.plt.gdb_watch import source_of
+    from gdb_toolkit.gdbsupport.safe_gdb import source_of     # (not plt.gdb_watch: --live's)
 
     for h in hops:
         try:

@@ -11,6 +11,7 @@ import os
 import gdb
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.gdbsupport.safe_gdb import source_of
 from gdb_toolkit.plt.walk import LiveWrite, Location
 from gdb_toolkit.plt.wording import counted
 
@@ -52,17 +53,6 @@ def frame_location(frame, describe=None) -> Location:
     except gdb.error:
         file = line = None
     return Location(pc, name or None, offset, file, line, obj, section_offset=section_offset)
-
-
-def source_of(sal) -> tuple[str | None, int | None]:
-    """(file, line) of a gdb symtab-and-line: the file's base name, as stack-diagnose and
-    the valgrind commands give it; (None, None) without line information."""
-    if sal is None or sal.symtab is None or not sal.line:
-        return None, None
-    from gdb_toolkit.gdbsupport.safe_gdb import symtab_filename
-
-    name = symtab_filename(sal.symtab)          # any bytes (surrogateescape)
-    return (os.path.basename(name), sal.line) if name else (None, None)
 
 
 def frame_text(loc: Location) -> str:

@@ -157,10 +157,12 @@ FIRST_CALL_ALLOWED = {
 
 # toolkit modules a first call does without (what it needs is elsewhere, cheaper): the
 # kernel package's kprobe parsers for the doctor's tracefs directories, error_reports' parsers
-# for vg-start's error count (valgrind.error_counts)
+# for vg-start's error count (valgrind.error_counts), plt-walk's --live module for a hop's source
+# line (gdbsupport.safe_gdb.source_of)
 FIRST_CALL_NOT_TOOLKIT = {
     "toolkit doctor --quick": ("gdb_toolkit.kernel",),
     "vg-start": ("gdb_toolkit.valgrind.error_reports",),
+    "plt-walk puts": ("gdb_toolkit.plt.gdb_watch",),        # --live's watchpoint module
 }
 # (a vg-* report imports subprocess & co. only after vg-start, which imported them: see
 # "vg-leaks (no session)"; session_state and launch name subprocess.Popen in strings)
