@@ -317,12 +317,11 @@ stop; a PID that is not attachable is told why (not valgrind, --vgdb=no, gone)."
 
     name = "vg-attach"
 
-    def complete(self, text, word):
-        if word is None or (text.split() and text.split()[-1].startswith("-")):
-            return super().complete(text, word)
+    def complete_values(self, word):
+        """The pids of the valgrind processes running now."""
         from gdb_toolkit.valgrind.vgdb_processes import list_processes
 
-        return [str(p.pid) for p in list_processes() if str(p.pid).startswith(word or "")]
+        return [str(p.pid) for p in list_processes()]
 
     def build_parser(self):
         from gdb_toolkit.common.args import ArgParser, parse_int
