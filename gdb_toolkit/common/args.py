@@ -289,6 +289,22 @@ class ArgParser:
         """All long options, for tab completion."""
         return sorted(n for s in self._specs for n in s.names if n.startswith("--"))
 
+    def value_metavar(self, option: str) -> str | None:
+        """The metavar of *option* when it takes a value (``--object`` -> ``PATH``, ``-n`` ->
+        ``N``), else None: tab completion after the option completes its value."""
+        spec = self._option(option)
+        if spec is None or spec.kw.get("action", "store") not in ("store", "append"):
+            return None
+        return spec.kw.get("metavar") or spec.dest.upper()
+
+    def choices(self, option: str) -> list[str]:
+        """The values *option* accepts when it lists them (``--method``), else []."""
+        spec = self._option(option)
+        return [str(c) for c in spec.kw.get("choices") or ()] if spec else []
+
+    def _option(self, option: str):
+        return next((s for s in self._specs if option in s.names and not s.positional), None)
+
 
 def parse_int(text: str) -> int:
     """An integer in any base Python accepts (0x.., 0o.., decimal), with k/M/G suffixes."""

@@ -146,22 +146,30 @@ class ToolkitCommand:
         return self._parser
 
     def complete(self, text, word):
-        # gdb breaks words at '-', so look at the last whitespace token of text
-        last = "" if not text or text[-1].isspace() else text.split()[-1]
-        if last.startswith("-"):
-            if word is None:  # gdb's first call, made only to learn how to split words
-                return []
-            cut = len(last) - len(word)
-            return [o[cut:] for o in self.parser.option_strings() if o.startswith(last)]
-        if type(self).complete_values is ToolkitCommand.complete_values:
-            return self.value_completer
-        if word is None:  # the word-splitting call: gdb's default break characters
-            return []
-        # gdb's word stops at ':', '.', '-' ... ('std::_' gives '_', 'foo.isra' gives 'isra'):
-        # complete the whole token and hand gdb back only the part after its word
-        got = self.complete_values(last)
+        """Tab completion: an option's value (complete_option), an option name, or a value
+        (complete_values / value_completer).  gdb breaks words at '-', ':', '.', '/', so the
+        whole last whitespace token is completed and gdb gets back the part after its word."""
+        tokens = text.split()
+        last = "" if not text or text[-1].isspace() else tokens[-1]
+        before = (tokens[-2] if len(tokens) > 1 else "") if last else (tokens[-1] if tokens else "")
+        metavar = self.parser.value_metavar(before) if before.startswith("-") else None
+        if metavar:                     # --object lib<Tab>, --log /tmp/<Tab>
+            got = self.complete_option(before, metavar, last)
+        elif last.startswith("-"):
+            got = self.parser.option_strings()
+        elif type(self).complete_values is ToolkitCommand.complete_values:
+            got = self.value_completer
+        else:
+            got = self.complete_values(last) if word is not None else []
+        if got == gdb.COMPLETE_FILENAME and text.strip() != last:
+            # gdb's filename completer completes the whole argument text, not the last word
+            from gdb_toolkit.common.completion import file_names
+
+            got = file_names(last) if word is not None else []
         if isinstance(got, int):
             return got
+        if word is None:                # the word-splitting call: gdb's default break characters
+            return []
         cut = len(last) - len(word)
         return [c[cut:] for c in got if c.startswith(last)]
 
@@ -176,6 +184,16 @@ class ToolkitCommand:
         at its break characters; return whole tokens.  Override for command-specific values;
         by default ``value_completer`` is used."""
         return self.value_completer
+
+    def complete_option(self, option: str, metavar: str, word: str):
+        """Completions of *option*'s value (a list of whole tokens or a gdb.COMPLETE_*
+        constant): its choices when it lists them, file names for a PATH, FILE, TTY or
+        PREFIX, nothing for a number.  Override where the value is something else (got's
+        --object: a loaded object)."""
+        choices = self.parser.choices(option)
+        if choices:
+            return choices
+        return gdb.COMPLETE_FILENAME if metavar in ("PATH", "FILE", "TTY", "PREFIX") else []
 
     def help_page(self, width: int | None = None) -> str:
         """``NAME --help``: the metadata's help with the parser's options."""

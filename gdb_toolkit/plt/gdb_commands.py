@@ -140,7 +140,29 @@ def _previews(report, arch: str) -> None:
         r.preview = seen[r.value]
 
 
-class Got(ToolkitCommand):
+def loaded_object_names() -> list[str]:
+    """For ``--object <Tab>``: each loaded object by its path and by its file name (the
+    option matches any part of the path, completion a start of either)."""
+    from gdb_toolkit.gdbsupport.safe_gdb import objfile_filename
+
+    names: set[str] = set()
+    for objfile in gdb.objfiles():
+        path = objfile_filename(objfile) if objfile.owner is None else None
+        if path and path.startswith("/"):
+            names.update((path, path.rsplit("/", 1)[-1]))
+    return sorted(names)
+
+
+class ObjectsCommand(ToolkitCommand):
+    """A command of this domain: ``--object <Tab>`` offers the loaded objects."""
+
+    def complete_option(self, option, metavar, word):
+        if option == "--object":
+            return loaded_object_names()
+        return super().complete_option(option, metavar, word)
+
+
+class Got(ObjectsCommand):
     summary = "GOT slots, their state and binding now"
     usage = """\
 got [REGEX] [--all-objects] [--object PATH] [--preview] [--audit] [--json]
@@ -180,6 +202,7 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
         p.add_argument("--diff", nargs="?", const="", metavar="FILE",
                        help="changes since the previous 'got', or since a saved 'got --json'")
         return p
+
 
     def run(self, args):
         from gdb_toolkit.plt.gdb_live import same_stop
@@ -350,7 +373,7 @@ def _render_diff(diff, ctx, keep=()) -> str:
     return head + _notes(diff.notes, ctx.width, keep)
 
 
-class Plt(ToolkitCommand):
+class Plt(ObjectsCommand):
     summary = "PLT stubs, the GOT slot each uses, disassembly"
     #: as got's: a first call imports ~30 modules and builds ELF models that all stay alive; a
     #: full collection the imports set off (~1 ms) freed nothing (common/gc_pause.py)
@@ -406,7 +429,7 @@ On a live process or core the current state of each slot is shown too."""
         return text + (render_table(cols, rows, ctx.width, styler=ctx.styler) if rows else "")
 
 
-class PltWalk(ToolkitCommand):
+class PltWalk(ObjectsCommand):
     summary = "One PLT call, hop by hop; --live watches ld.so"
     usage = "plt-walk SYMBOL [--object PATH] [--live] [--json]"
     description = """\

@@ -57,17 +57,11 @@ stop it is a stack-health report; a Go program gets the Go runtime's view.
                             "stack-growth check (root, kprobes)")
         return p
 
-    def complete(self, text, word):
-        """Thread numbers after --thread; options otherwise."""
-        toks = text.split()
-        after = (toks[-1:] == ["--thread"] and text.endswith(" ")) or (
-            len(toks) >= 2 and toks[-2] == "--thread" and not text.endswith(" "))
-        if after:
-            if word is None:
-                return []
-            nums = sorted(t.num for t in gdb.selected_inferior().threads())
-            return [str(n) for n in nums if str(n).startswith(word)]
-        return super().complete(text, word)
+    def complete_option(self, option, metavar, word):
+        """Thread numbers after --thread."""
+        if option == "--thread":
+            return [str(n) for n in sorted(t.num for t in gdb.selected_inferior().threads())]
+        return super().complete_option(option, metavar, word)
 
     def run(self, args):
         from gdb_toolkit.common.errors import ToolkitError

@@ -95,10 +95,10 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
 
         p = ArgParser(self.name, "start PROGRAM under valgrind and connect")
         p.add_argument("--main", action="store_true", help="run to main after connecting")
-        p.add_argument("--stdin", default="/dev/null", help="program's stdin (default /dev/null)")
-        p.add_argument("--stdout", help="program's stdout+stderr file (default: gdb's terminal)")
-        p.add_argument("--tty", help="terminal device for the program's stdin/stdout/stderr")
-        p.add_argument("--log", help="valgrind's log file (default: private, removed when gdb quits)")
+        p.add_argument("--stdin", default="/dev/null", metavar="FILE", help="program's stdin (default /dev/null)")
+        p.add_argument("--stdout", metavar="FILE", help="program's stdout+stderr file (default: gdb's terminal)")
+        p.add_argument("--tty", metavar="TTY", help="terminal device for the program's stdin/stdout/stderr")
+        p.add_argument("--log", metavar="FILE", help="valgrind's log file (default: private, removed when gdb quits)")
         p.add_argument("--timeout", type=_positive_seconds, default=30.0, help="seconds to wait for vgdb")
         p.add_argument("program", help="program to run")
         p.add_argument("args", nargs="*", default=[], help="program arguments")
@@ -317,19 +317,18 @@ stop; a PID that is not attachable is told why (not valgrind, --vgdb=no, gone)."
 
     name = "vg-attach"
 
-    def complete(self, text, word):
-        if word is None or (text.split() and text.split()[-1].startswith("-")):
-            return super().complete(text, word)
+    def complete_values(self, word):
+        """The pids of the valgrind processes running now."""
         from gdb_toolkit.valgrind.vgdb_processes import list_processes
 
-        return [str(p.pid) for p in list_processes() if str(p.pid).startswith(word or "")]
+        return [str(p.pid) for p in list_processes()]
 
     def build_parser(self):
         from gdb_toolkit.common.args import ArgParser, parse_int
 
         p = ArgParser(self.name, "connect to a running valgrind")
         p.add_argument("pid", nargs="?", type=parse_int, help="valgrind process id")
-        p.add_argument("--vgdb-prefix", help="valgrind's --vgdb-prefix, if it was given one")
+        p.add_argument("--vgdb-prefix", metavar="PREFIX", help="valgrind's --vgdb-prefix, if it was given one")
         p.add_argument("--reconnect", action="store_true",
                        help="disconnect and connect again to the same valgrind")
         return p

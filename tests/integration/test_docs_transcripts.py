@@ -78,3 +78,15 @@ def test_pending_pages_only_shrink():
     assert not new, f"hand-written transcripts in {sorted(new)}: make them generated regions"
     done = PENDING_PAGES - hand_written
     assert not done, f"{sorted(done)} have no hand-written transcript left: drop from PENDING_PAGES"
+
+
+def test_a_pid_of_another_length_does_not_drift_but_a_changed_word_does():
+    """CI's pids had another number of digits than this machine's: the prose around them
+    wrapped at another word and the transcript 'drifted' with nothing changed."""
+    recipe = T.Recipe(["stack-diagnose"])
+    here = "thread 3 (LWP 4011067) overflowed its\n  256.0 KiB stack"
+    ci = "thread 3 (LWP 812) overflowed its 256.0\n  KiB stack"
+    assert T.normalize(here, recipe) == T.normalize(ci, recipe)
+    assert T.normalize(here, recipe) != T.normalize(ci.replace("its", "the"), recipe)
+    table = "a    b\n---  ---\n1    2"         # no pid: the layout still counts
+    assert T.normalize(table, recipe) != T.normalize(table.replace("1    2", "1 2"), recipe)

@@ -134,6 +134,39 @@ def test_value_completion_hook_and_options_together(tmp_path):
     assert "vg-start /usr/bin/gdb" in res.stdout      # value_completer (filenames) still works
 
 
+def test_option_values_complete(tmp_path):
+    """After an option that takes a value, <Tab> completes the value: got/plt/plt-walk
+    --object offer the loaded objects (oracle: the process's /proc/PID/maps), a FILE or PATH
+    offers file names, a choice its choices (it completed symbols or nothing before)."""
+    from tests.support.gdbrun import compile_c
+
+    prog = compile_c('#include <stdio.h>\nint main(){puts("x");return 0;}\n', "complete_opts")
+    (tmp_path / "saved-got.json").write_text("{}")
+    res = run_gdb(["start", "complete got --object libc",
+                   "complete plt-walk puts --object /", "complete plt --object ld-",
+                   f"complete got --diff {tmp_path}/saved-", "complete stack-diagnose --thread ",
+                   f"complete vg-start --log {tmp_path}/sa", f"complete vg-start --main {tmp_path}/sa",
+                   "complete ktrace --method kp",
+                   "python import gdb; print('PID', gdb.selected_inferior().pid)",
+                   "python print(open('/proc/%d/maps' % gdb.selected_inferior().pid).read())"],
+                  program=prog)
+    maps = res.stdout.split("PID ", 1)[1]
+    libc = next(ln.split()[-1] for ln in maps.splitlines() if "/libc.so" in ln or "/libc-" in ln)
+    ld = next(ln.split()[-1] for ln in maps.splitlines() if "/ld-linux" in ln)
+    base = libc.rsplit("/", 1)[1]
+    assert f"got --object {base}" in res.stdout, res.output
+    offered = {os.path.realpath(ln.split()[-1]) for ln in res.stdout.splitlines()
+               if ln.startswith("plt-walk puts --object /")}
+    assert {os.path.realpath(libc), os.path.realpath(ld), os.path.realpath(prog)} <= offered, res.output
+    assert f"plt --object {ld.rsplit('/', 1)[1]}" in res.stdout
+    assert f"got --diff {tmp_path}/saved-got.json" in res.stdout
+    # gdb's own filename completer completed the whole argument text: nothing after an option
+    assert f"vg-start --log {tmp_path}/saved-got.json" in res.stdout
+    assert f"vg-start --main {tmp_path}/saved-got.json" in res.stdout
+    assert "ktrace --method kprobe" in res.stdout
+    assert "stack-diagnose --thread 1" in res.stdout     # its own values: gdb's thread numbers
+
+
 # A first call imports what its own path needs (issue 14: < 15 ms of imports per first command;
 # bench/first_call.py times them).  These modules cost milliseconds each and no first call needs
 # them: argparse (an error or an unusual argv only), dataclasses/inspect/typing (common.record,

@@ -1,0 +1,33 @@
+"""File names for tab completion, listed by the toolkit itself.
+
+gdb's own filename completer completes the whole argument text, not the last word: a
+command's ``--log <Tab>`` or ``vg-start --main prog<Tab>`` offered nothing.  So a path
+after other words is completed here: the entries of its directory that start with its last
+part, directories with a ``/``, at most LIMIT of them (a huge directory stays cheap).
+"""
+import os
+
+LIMIT = 500
+
+
+def file_names(token: str, limit: int = LIMIT) -> list[str]:
+    """Whole tokens completing *token* as a path (``/tmp/sa`` -> ``/tmp/saved.json``)."""
+    head, _, part = token.rpartition("/")
+    directory = (head or "/") if "/" in token else "."
+    prefix = head + "/" if "/" in token else ""
+    out: list[str] = []
+    try:
+        with os.scandir(os.path.expanduser(directory)) as entries:
+            for entry in entries:
+                if not entry.name.startswith(part) or (entry.name.startswith(".") and not part):
+                    continue
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                out.append(prefix + entry.name + ("/" if is_dir else ""))
+                if len(out) >= limit:
+                    break
+    except OSError:
+        return []
+    return sorted(out)
