@@ -5,7 +5,7 @@
 """
 import re
 
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import field, json_keys, record
 from gdb_toolkit.valgrind.locations import Location, parse_location_lines
 from gdb_toolkit.valgrind.stacks import CodeMap, strip_prefix
 
@@ -108,6 +108,11 @@ class Vbits:
     messages: list[str] = field(default_factory=list, metadata={"json_skip": True})
     notes: list[str] = field(default_factory=list)
     pid: int | None = None      # the valgrind process asked
+
+
+# JSON keys (contract v4, docs/json.md): byte counts end in _bytes, as vg-leaks' definite_bytes
+json_keys(Vbits, {"unaddressable": "unaddressable_bytes", "undefined": "undefined_bytes",
+                  "partly_defined": "partly_defined_bytes"})
 
 
 def _vbit_token(tok: str) -> int | None:
