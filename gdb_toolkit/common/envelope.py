@@ -10,7 +10,7 @@ one-line message).  See docs/json.md and gdb_toolkit/schemas/.
 
 #: bumped only for incompatible changes (a key removed, renamed or re-typed);
 #: new keys keep the version (consumers must ignore keys they do not know)
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: error kinds
 USAGE, FAILED, MEMORY, GDB, INTERNAL, INTERRUPTED = (

@@ -8,11 +8,11 @@ SOURCES = (('gdbsupport/registry.py', 754959156),
  ('gdbsupport/toolkit_command.py', 888455219),
  ('common/meta.py', 4249016812),
  ('doctor/gdb_commands.py', 3960926210),
- ('kernel/gdb_commands.py', 1143257364),
+ ('kernel/gdb_commands.py', 1768353628),
  ('ktrace/gdb_commands.py', 1661869808),
  ('plt/gdb_commands.py', 4084258313),
  ('stack/gdb_commands.py', 3965443048),
- ('valgrind/gdb_commands.py', 1818381293))
+ ('valgrind/gdb_commands.py', 148270872))
 
 ENTRIES = (
     ('command',

@@ -16,6 +16,7 @@ The live bytes come from kcore; tracefs ``enabled_functions`` says who asked for
 import os
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.location import Location, kernel_location_of
 from gdb_toolkit.common.record import field, json_keys, record
 from gdb_toolkit.kernel import kprobe_text as T
 from gdb_toolkit.kernel import sites as S
@@ -32,13 +33,20 @@ class FtraceSiteReport:
     kind: str                  # the Site kind
     description: str
     target_address: int | None
-    target_symbol: str | None
+    #: the target as the terminal says it ("ftrace_caller", "ftrace_caller via the module PLT at
+    #: 0x..."); the JSON says it as target_location (kprobe-list's key)
+    target_symbol: str | None = field(metadata={"json_skip": True})
     original: bytes | None
     traceable: bool | None     # listed in available_filter_functions
     enabled: dict | None       # the enabled_functions entry
     kprobes: list              # kprobes/list lines at the site (arm64: on the patchable entry)
     notes: list = field(default_factory=list)
     entry_address: int | None = None   # arm64: the patchable entry (func, or func+4 after BTI)
+    target_location: Location | None = None   # the patched call's target (its final one on arm64)
+
+    def __post_init__(self):
+        if self.target_location is None and self.target_address is not None:
+            self.target_location = kernel_location_of(self.target_address, self.target_symbol)
 
 
 # JSON keys (contract v3, as kprobe-list's): the site's bytes are hex strings

@@ -359,7 +359,7 @@ a halted kernel everything comes from memory."""
         else:
             rows, below = [], []
             for p in r.probes:
-                hm = "-" if p.hits is None else f"{p.hits}/{p.misses if p.misses is not None else '-'}"
+                hm = "-" if p.hit_count is None else f"{p.hit_count}/{p.miss_count if p.miss_count is not None else '-'}"
                 rows.append([_hex(p.address), "r" if p.kind == "kretprobe" else "k", p.symbol,
                              "".join(f"[{f}]" for f in p.flags) or "-", p.state,
                              "ok" if p.consistent else "MISMATCH", _event_text(p, short=True), hm])
@@ -422,7 +422,7 @@ addresses.  --vmlinux adds the bytes the kernel was built with."""
                                                   p.ret_handler and f"return {p.ret_handler}") if x)
                  or "-", "symbol"),
                 ("event", _event_text(p)),
-                ("hits/misses", "-" if p.hits is None else f"{p.hits}/{p.misses}"),
+                ("hits/misses", "-" if p.hit_count is None else f"{p.hit_count}/{p.miss_count}"),
                 ("struct kprobe", _hex(p.struct_address), "address"),
             ], ctx.width, ctx.styler))
 
@@ -452,7 +452,8 @@ addresses.  --vmlinux adds the bytes the kernel was built with."""
             out.append(render_table([Col("prog", "address"), Col("id", "number"), Col("name", "key"),
                                      Col("bpf_func (JIT)", "address"), Col("symbol", "symbol")],
                                     [[_hex(b["prog_address"]), b["id"], b["name"] or "-",
-                                      _hex(b["bpf_func_address"]), b["bpf_func_symbol"] or "-"]
+                                      _hex(b["bpf_func_address"]),
+                                      b["bpf_func_location"].kernel_text() or "-"]
                                      for b in r.bpf], ctx.width, styler=ctx.styler))
         out.append(_notes(r.notes, ctx))
         return "".join(out)
@@ -548,7 +549,8 @@ it points at."""
         out = [f"{_hex(r.address)} <{_name(r.symbol)}>, {r.size} bytes:\n"]
         for row in r.rows:
             if row.words:
-                ws = "  ".join(w["value"] + (f" <{_name(w['symbol'])}>" if w["symbol"] else "")
+                ws = "  ".join(w["value"] + (f" <{_name(w['target_location'].kernel_text())}>"
+                                             if w["target_location"] else "")
                                for w in row.words)
                 out.append(f"0x{row.address:x}:  {ws}\n")
             else:

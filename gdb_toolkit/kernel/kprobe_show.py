@@ -8,6 +8,7 @@ the walk the seed does by hand in gdb).
 """
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.location import Location
 from gdb_toolkit.common.record import field, json_keys, record
 from gdb_toolkit.kernel import sites as S
 
@@ -17,7 +18,12 @@ class DisLine:
     address: int
     raw: str                  # the bytes, hex without spaces (as kdis's `raw`)
     text: str
-    target_symbol: str | None = None
+    target_location: Location | None = None    # a branch/call target's position (as kdis's)
+
+    @property
+    def target_symbol(self) -> str | None:
+        """``sym+0xoff [mod]`` for the terminal."""
+        return self.target_location.kernel_text() if self.target_location is not None else None
 
 
 @record
@@ -31,7 +37,7 @@ class StructDump:
 @record
 class KprobeShowReport:
     address: int
-    symbol: str
+    location: Location              # the probed position (its probes' own location)
     arch: str
     probes: list                    # ProbeReport rows at this address
     live: list                      # DisLine
@@ -43,6 +49,11 @@ class KprobeShowReport:
     detour_title: str | None
     bpf: list
     notes: list = field(default_factory=list)
+
+    @property
+    def symbol(self) -> str:
+        """The probed position as kprobes/list spells it, for the terminal."""
+        return self.probes[0].symbol if self.probes else (self.location.kernel_text() or f"0x{self.address:x}")
 
 
 # JSON keys (contract v3): the disassemblies are `live_insns`/`original_insns` (kdis's `insns`);
@@ -57,8 +68,8 @@ def _dis(session, code: bytes, addr: int, count: int) -> list[DisLine]:
     out = []
     for ins in disassemble(code, addr, session.arch, count=count):
         m = re.search(r"0x([0-9a-f]{8,16})", ins.op_str)
-        tgt = session.symbolize(int(m.group(1), 16)) if m and ins.mnemonic != "(bad)" else None
-        out.append(DisLine(ins.address, ins.raw.hex(), ins.text, tgt))
+        tgt = session.locate(int(m.group(1), 16)) if m and ins.mnemonic != "(bad)" else None
+        out.append(DisLine(ins.address, ins.raw.hex(), ins.text, tgt if tgt is not None and tgt.symbol else None))
     return out
 
 
@@ -170,5 +181,5 @@ def kprobe_show(session, query: str, count: int = 6, addr: int | None = None) ->
                              "such as ftrace NOPs or alternatives, or another build)")
         except ToolkitError as exc:
             notes.append(f"vmlinux bytes not read: {exc.cause}")
-    return KprobeShowReport(addr, first.symbol, session.arch, rows, live, original, osrc, as_built,
+    return KprobeShowReport(addr, first.location, session.arch, rows, live, original, osrc, as_built,
                             structs, detour, title, bpf, notes + rep.notes)

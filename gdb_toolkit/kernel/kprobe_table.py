@@ -11,6 +11,7 @@ given (a Kcore, or any object with ``read``).
 import struct
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.location import kernel_location_of
 from gdb_toolkit.common.record import field, record
 from gdb_toolkit.kernel.kprobe_text import flags_from_bits
 
@@ -451,7 +452,7 @@ class TableWalker:
                 if aux and _canonical(aux) and lay.aux_id is not None:
                     pid = self.mem.read_u32(aux + lay.aux_id)
             kp.bpf_progs.append({"prog_address": prog, "bpf_func_address": func, "name": name,
-                                 "id": pid, "bpf_func_symbol": self._name(func)})
+                                 "id": pid, "bpf_func_location": kernel_location_of(func, self._name(func))})
 
     def children(self, ap: KprobeStruct, notes: list, detail: bool = True) -> list[KprobeStruct]:
         head = ap.struct_addr + self.lay.list_next

@@ -9,6 +9,7 @@ disarmed probe).
 """
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.location import Location, kernel_location, kernel_location_of, split_kernel_text
 from gdb_toolkit.common.record import field, json_keys, record
 from gdb_toolkit.kernel import sites as S
 from gdb_toolkit.kernel.kprobe_text import ListedProbe, TraceEvent, flags_from_bits
@@ -19,7 +20,9 @@ LIVE_BYTES = 16
 @record
 class ProbeReport:
     address: int
-    symbol: str                       # where: do_sys_openat2+0x7 [module]
+    location: Location                # where: do_sys_openat2+0x7 [module] as the location object
+    #: the terminal's words for it, as kprobes/list spells them ("do_sys_openat2+0x0 [ext4]")
+    symbol: str = field(metadata={"json_skip": True})
     kind: str                         # kprobe | kretprobe
     flags: list[str]                  # the kernel's: GONE DISABLED OPTIMIZED FTRACE
     state: str                        # what the live bytes show: int3, optimized, ftrace, disarmed ...
@@ -35,17 +38,22 @@ class ProbeReport:
     event: str | None = None          # owning tracefs event (group/event)
     event_tracefs: bool | None = None # event is in tracefs kprobe_events; False: only in memory
                                       # (a perf/BPF probe's local event); None: not known
-    hits: int | None = None
-    misses: int | None = None
+    hit_count: int | None = None      # the kernel's nhit / kprobe_profile's hits
+    miss_count: int | None = None     # nmissed
     struct_address: int | None = None
     aggregate_address: int | None = None
     detour_address: int | None = None
     site_kind: str | None = None      # int3 optimized ftrace-call ftrace-nop brk jmp call plain
     target_address: int | None = None # the patched jmp/call's target ...
-    target_symbol: str | None = None  # ... and its symbol
+    target_location: Location | None = None   # ... and its position
     bpf: list = field(default_factory=list)
     found_in: str = "list"            # list | memory | list+memory
     notes: list = field(default_factory=list)
+
+    @property
+    def target_symbol(self) -> str | None:
+        """The target as the kernel spells it (``kprobe_optinsn_page+0x7c``), for the terminal."""
+        return self.target_location.kernel_text() if self.target_location is not None else None
 
 
 @record
@@ -202,18 +210,6 @@ def match_event(events: list[TraceEvent], probe_type: str, addr: int, sym: str |
     return EventIndex(events, resolve).match(probe_type, addr, sym, off)
 
 
-def _split_where(text: str | None) -> tuple[str | None, int, str | None]:
-    """"name+0x10 [mod]" -> (name, 0x10, mod), as kprobes/list spells a location."""
-    if not text or text.startswith("0x"):
-        return None, 0, None
-    head, _, mod = text.partition(" [")
-    name, _, off = head.partition("+0x")
-    try:
-        return name, int(off, 16) if off else 0, mod.rstrip("]") or None
-    except ValueError:
-        return None, 0, None
-
-
 def _kind(kp) -> str:
     return "r" if kp.pre_handler_name == "pre_handler_kretprobe" else "k"
 
@@ -237,18 +233,19 @@ def pair_probes(lines: list, structs: list) -> tuple[list, list]:
     return pairs, pool
 
 
-def gone_where(lp: ListedProbe, kp, event: TraceEvent | None) -> str:
+def gone_where(lp: ListedProbe, kp, event: TraceEvent | None) -> tuple[str, Location]:
     """Where a [GONE] probe was: its address now belongs to nothing (or to something else),
-    so name it by what the probe asked for (the trace_kprobe's target, or the event's)."""
+    so name it by what the probe asked for (the trace_kprobe's target, or the event's):
+    (the terminal's words, the location)."""
     if lp.symbol:
-        return lp.where
+        return lp.where, kernel_location(lp.address, lp.symbol, lp.offset, lp.module)
     target = (kp.tk_symbol if kp is not None else None) or (event.target if event else None)
     off = kp.offset if kp is not None else (event.offset if event else 0)
     if target and not target.startswith("0x"):
         mod, _, name = target.rpartition(":")
         name = name.split("+")[0]
-        return f"{name}+0x{off:x}" + (f" [{mod}]" if mod else "")
-    return f"0x{lp.address:x} (in a module that is unloaded)"
+        return f"{name}+0x{off:x}" + (f" [{mod}]" if mod else ""), kernel_location(lp.address, name, off, mod or None)
+    return f"0x{lp.address:x} (in a module that is unloaded)", kernel_location(lp.address)
 
 
 def build_report(arch: str, listed: list[ListedProbe] | None, walk=None, read=None,
@@ -295,7 +292,7 @@ def build_report(arch: str, listed: list[ListedProbe] | None, walk=None, read=No
                 # as report_probe() prints them: a gone probe is not also called disabled
                 fl = [f for f in own if f == "GONE" or (f == "DISABLED" and "GONE" not in own)] + \
                     [f for f in topfl if f in ("OPTIMIZED", "FTRACE")]
-                name, off, mod = _split_where(sym(addr))
+                name, off, mod = split_kernel_text(sym(addr))
                 lps.append(ListedProbe(addr, _kind(kp), name, off, mod, fl, "(memory)"))
         gone = all("GONE" in lp.flags for lp in lps)
         live, site, state = b"", None, "unknown"
@@ -356,25 +353,29 @@ def _row(arch, lp, kp, top, addr, live, site, state, all_disarmed, sym, event_in
     if kp is not None and misses is None:
         misses = kp.nmissed
     if gone:
-        where = gone_where(lp, kp, tev)
+        where, loc = gone_where(lp, kp, tev)
         original, osrc = None, "none: the module is unloaded, its code no longer exists"
     else:
-        where = (sym(addr) or f"0x{addr:x}") if lp.symbol is None else \
-            _where(lp.symbol, lp.offset, lp.module, addr)
+        if lp.symbol is None:
+            where, loc = sym(addr) or f"0x{addr:x}", kernel_location_of(addr, sym(addr))
+        else:
+            where, loc = _where(lp.symbol, lp.offset, lp.module, addr), \
+                kernel_location(addr, lp.symbol, lp.offset, lp.module)
         original, osrc = original_bytes(arch, state, live, kp, top, lp.flags) if live else (None, None)
     r = ProbeReport(
-        address=addr, symbol=where, kind=ptype, flags=list(lp.flags), state=state,
+        address=addr, location=loc, symbol=where, kind=ptype, flags=list(lp.flags), state=state,
         expected=exp, consistent=ok, live=live, original=original, original_source=osrc,
         site=site, handler=kp.pre_handler_name if kp else None,
         post_handler=kp.post_handler_name if kp else None,
         ret_handler=kp.kretprobe_handler_name if kp else None,
-        event=ev_name, event_tracefs=in_tracefs, hits=hits, misses=misses,
+        event=ev_name, event_tracefs=in_tracefs, hit_count=hits, miss_count=misses,
         struct_address=kp.struct_addr if kp else None,
         aggregate_address=top.struct_addr if top is not None and top.aggregate else None,
         detour_address=site.target if site is not None and site.kind == S.OPTIMIZED else None,
         site_kind=site.kind if site is not None else None,
         target_address=site.target if site is not None else None,
-        target_symbol=site.target_symbol if site is not None else None,
+        target_location=(kernel_location_of(site.target, site.target_symbol)
+                         if site is not None and site.target is not None else None),
         bpf=list(kp.bpf_progs) if kp else [],
         found_in=("memory" if from_memory else "list+memory" if kp is not None else "list"),
         notes=row_notes,

@@ -8,6 +8,7 @@ import struct
 from gdb_toolkit.common.record import field, record
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.location import KERNEL_OBJECT, Location
 from gdb_toolkit.kernel import sites as S
 
 
@@ -135,21 +136,34 @@ def kcore_report(session) -> KcoreReport:
 @record
 class InsnRow:
     address: int
-    symbol: str             # sym+off
+    location: Location                 # the instruction's position (vfs_write+0x2 as an object)
     raw: bytes
     text: str
-    target_symbol: str | None = None   # symbol of a branch/call target
+    target_location: Location | None = None   # a branch/call target's position
     note: str = ""                  # int3 / ftrace / kprobe cross-check
+
+    @property
+    def symbol(self) -> str:
+        """``sym+0xoff [mod]`` for the terminal (the JSON says it as ``location``)."""
+        return self.location.kernel_text() or ""
+
+    @property
+    def target_symbol(self) -> str | None:
+        return self.target_location.kernel_text() if self.target_location is not None else None
 
 
 @record
 class KdisReport:
     address: int
-    symbol: str
+    location: Location
     count: int
     insns: list
     kprobe_addresses: list  # registered kprobes within the range
     notes: list = field(default_factory=list)
+
+    @property
+    def symbol(self) -> str:
+        return self.location.kernel_text() or f"0x{self.address:x}"
 
 
 _HEX = re.compile(r"0x([0-9a-f]{8,16})")
@@ -191,7 +205,8 @@ def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = No
         target = None
         m = _HEX.search(ins.op_str)
         if m and ins.mnemonic != "(bad)":
-            target = session.symbolize(int(m.group(1), 16))
+            target = session.locate(int(m.group(1), 16))
+            target = target if target.symbol else None
         site = S.classify(data[ins.address - start:ins.address - start + 16], ins.address, arch,
                           session.symbolize)
         note = ""
@@ -205,8 +220,7 @@ def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = No
             sym = session.symbolize(ins.address) or ""
             if "+" not in sym or sym.endswith("+0x4"):
                 note = "idle ftrace site (NOP)"
-        rows.append(InsnRow(ins.address, session.symbolize(ins.address) or "", ins.raw, ins.text,
-                            target, note))
+        rows.append(InsnRow(ins.address, session.locate(ins.address), ins.raw, ins.text, target, note))
         if note != PADDING_NOTE:
             prev = ins
     if arch == "aarch64":       # the patchable entry's two slots (sites.py)
@@ -215,7 +229,7 @@ def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = No
         for r in rows:
             r.note = entry.get(r.address, r.note)
     here = sorted(a for a in (kprobe_addrs or ()) if rows and rows[0].address <= a <= rows[-1].address)
-    return KdisReport(addr, session.symbolize(addr) or f"0x{addr:x}", len(rows), rows, here, notes)
+    return KdisReport(addr, session.locate(addr), len(rows), rows, here, notes)
 
 
 def _read_some(session, addr: int, length: int, notes: list) -> bytes:
@@ -246,17 +260,22 @@ class DumpRow:
     address: int
     hex: str
     ascii: str
-    words: list = field(default_factory=list)      # [{"value": "0x..", "symbol"}] for --words
+    #: --words: [{"value": "0x..", "target_location": where it points (a location) or None}]
+    words: list = field(default_factory=list)
 
 
 @record
 class KxReport:
     address: int
-    symbol: str
+    location: Location
     size: int
     rows: list
     data: bytes = field(default=b"", metadata={"json_skip": False})
     notes: list = field(default_factory=list)    # human sentences (docs/json.md: every result has them)
+
+    @property
+    def symbol(self) -> str:
+        return self.location.kernel_text() or f"0x{self.address:x}"
 
 
 def kx(session, addr: int, length: int = 64, words: bool = False) -> KxReport:
@@ -271,10 +290,10 @@ def kx(session, addr: int, length: int = 64, words: bool = False) -> KxReport:
         if words:
             for w in range(0, len(chunk) - 7, 8):
                 v = struct.unpack_from("<Q", chunk, w)[0]
-                r.words.append({"value": f"0x{v:016x}",
-                                "symbol": session.symbolize(v) if v >= 0xFF00000000000000 else None})
+                loc = session.locate(v) if v >= 0xFF00000000000000 else None
+                r.words.append({"value": f"0x{v:016x}", "target_location": loc if loc and loc.symbol else None})
         rows.append(r)
-    return KxReport(addr, session.symbolize(addr) or f"0x{addr:x}", len(data), rows, data)
+    return KxReport(addr, session.locate(addr), len(data), rows, data)
 
 
 # -- ksym ----------------------------------------------------------------------------------
@@ -284,7 +303,7 @@ class SymbolMatch:
     symbol: str
     address: int
     symbol_type: str                 # the kallsyms letter: T t D d B b R r ...
-    module: str | None
+    object: str | None               # the module holding it, "vmlinux" for the kernel image
     offset: int = 0
     size: int | None = None          # distance to the next symbol
     prototype: str | None = None     # from BTF when it is a function
@@ -293,6 +312,12 @@ class SymbolMatch:
 
     def __post_init__(self):
         self.kind = self.kind or symbol_kind(self.symbol_type)
+        self.object = self.object or KERNEL_OBJECT       # the location object's word (ktrace's)
+
+    @property
+    def module(self) -> str | None:
+        """The module's name, None for the kernel image."""
+        return None if self.object == KERNEL_OBJECT else self.object
 
 
 # nm(1)'s letters as category words (lower case: local; upper case: global)

@@ -444,6 +444,14 @@ class KernelSession(Closeable):
         self._sym_cache[addr] = r
         return r
 
+    def locate(self, addr: int):
+        """*addr*'s position as the contract's location object (common.location): symbol,
+        offset and object (the module, ``vmlinux`` for the kernel image); symbol None when no
+        symbol covers it.  From the same memoized answer as ``symbolize``."""
+        from gdb_toolkit.common.location import kernel_location_of
+
+        return kernel_location_of(addr, self.symbolize(addr))
+
     def address_of(self, name: str) -> int | None:
         try:
             return self.symbols.address(name)

@@ -8,18 +8,19 @@ EXACT = 1 << 53           # JSON numbers above this lose bits in jq and JavaScri
 
 
 def json_value(v):
-    """A traced value for JSON: an integer when a double holds it exactly, else "0x..." (a
-    pointer or a large unsigned value: the u64 in hex, exact everywhere)."""
+    """A traced value for JSON: the integer when a double holds it exactly, else None (its
+    ``*_words`` twin has it exactly).  Contract v4: one JSON type per key, as retval's."""
     if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= EXACT:
-        return f"0x{v & ((1 << 64) - 1):x}"
+        return None
     return v
 
 
-def location(frame) -> dict:
+def location(frame):
     """A kernel stack frame [address, symbol, offset, module] as the common location object."""
+    from gdb_toolkit.common.location import kernel_location
+
     addr, sym, off, mod = (list(frame) + [None, None, None])[:4]
-    return {"address": addr, "symbol": sym, "offset": off if sym else None, "file": None, "line": None,
-            "object": mod or ("vmlinux" if sym else None)}
+    return kernel_location(addr, sym, off, mod)
 
 
 def frame_text(frame) -> str:
@@ -36,9 +37,10 @@ def word(v) -> str | None:
 
 @record
 class EventRecord:
-    """One event as the JSON result shows it.  Contract v3 (docs/json.md): `retval` is
-    always a number (null when a double cannot hold it exactly: read `retval_word`), the
-    --capture values are `captured` (ktask's `fields` is a list of member objects)."""
+    """One event as the JSON result shows it.  Contract v3/v4 (docs/json.md): `retval`, every
+    `args` and `captured` value is a number (null when a double cannot hold it exactly); the
+    registers and words themselves are `retval_word`, `arg_words`, `captured_words` ("0x...",
+    exact).  The --capture values are `captured` (ktask's `fields` is a list of member objects)."""
     time_ns: int
     pid: int
     tid: int
@@ -46,7 +48,9 @@ class EventRecord:
     task_address: int
     function: str
     args: dict
+    arg_words: dict             # {name: "0x..."}: the argument registers, exact
     captured: dict
+    captured_words: dict        # {path: "0x..."}: the members' words, exact
     retval: int | None          # exact, or None (see retval_word)
     retval_word: str | None     # the return register as "0x..." (pointers, large unsigned values)
     stack: list
@@ -56,7 +60,9 @@ def event_record(e: TraceEvent) -> EventRecord:
     exact = e.retval if e.retval is None or abs(e.retval) < EXACT else None
     return EventRecord(e.time_ns, e.pid, e.tid, e.comm, e.task, e.function,
                        {k: json_value(v) for k, v in e.args.items()},
+                       {k: word(v) for k, v in e.args.items()},
                        {k: json_value(v) for k, v in e.fields.items()},
+                       {k: word(v) for k, v in e.fields.items()},
                        exact, word(e.retval), [location(f) for f in e.stack])
 
 

@@ -188,7 +188,7 @@ class SlotRow:
     relro: bool
     read_only_now: bool | None
     file_value: int
-    tls: dict | None = None     # TLS slots: {"variable", "module", "offset", "resolver", ...}
+    tls: dict | None = None     # TLS slots: {"variable", "object" (whose TLS block), "offset", "resolver", ...}
     preview: str | None = None  # first instruction at the target (--preview)
     audit: dict | None = None   # --audit: {"verdict", "expected", ...}
     target_symbol_raw: str | None = None   # the raw (mangled) target name when it differs
@@ -291,7 +291,7 @@ def tls_facts(spec: SlotSpec, obj: LoadedObject, value: int | None, second: int 
         var = obj.model.tls_variable(spec.addend) or f"offset 0x{spec.addend:x}"
     module = tls_module(spec, obj, space)
     out = {"variable": var if spec.symbol or not var.startswith("offset ")
-           else f"{var} in the TLS block of {obj.name}", "module": module.name, "text": ""}
+           else f"{var} in the TLS block of {obj.name}", "object": module.name, "text": ""}
     if value is None:
         out["text"] = f"TLS {var} of {module.name}"
         return out

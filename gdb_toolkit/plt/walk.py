@@ -6,6 +6,7 @@ from collections.abc import Callable   # not typing: its import costs ~3 ms of t
 
 from gdb_toolkit.common.disasm import Insn, disassemble
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.location import Location  # noqa: F401 (the contract's one location record)
 from gdb_toolkit.common.record import field, record
 from gdb_toolkit.plt.elf_model import ObjectModel, SlotSpec
 from gdb_toolkit.plt.reloc_types import TLS_KINDS
@@ -22,31 +23,6 @@ class CallSite:
     function: str         # main+23, or .text+0x40 when stripped
     insn: str
     via: str              # "stub" (call puts@plt) or "got" (-fno-plt: call *GOT(%rip))
-
-
-@record
-class Location:
-    """Where a hop or a frame is: the location object of docs/json.md (every key present,
-    None when unknown).  file/line come from gdb's line table (gdb layer)."""
-    address: int | None
-    symbol: str | None
-    offset: int | None
-    file: str | None = None
-    line: int | None = None
-    object: str | None = None
-    #: where the object's sections place an address no symbol names (a stripped ld.so:
-    #: ``.text+0xf86d``), for the terminal; the JSON keeps symbol and offset null
-    section_offset: str = field(default="", metadata={"json_skip": True})
-
-    def text(self) -> str:
-        """``main+49``, ``puts@plt``; the address when no symbol is known."""
-        if self.symbol:
-            return self.symbol + (f"+{self.offset}" if self.offset else "")
-        return f"0x{self.address:x}" if self.address is not None else "??"
-
-    def name_text(self) -> str:
-        """``_dl_fixup+411``, else ``.text+0xf86d``, else ``??`` (beside an address)."""
-        return self.text() if self.symbol else (self.section_offset or "??")
 
 
 @record

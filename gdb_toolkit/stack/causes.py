@@ -205,7 +205,7 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
                 d.culprit.instruction is None or not d.culprit.instruction.dynamic):
             from gdb_toolkit.stack.sp_insn import source_of
 
-            code = f.codes.get(d.culprit.frame_level)
+            code = f.codes.get(d.culprit.level)
             d.culprit.instruction = SpMover(p.step_address, p.step_text, True,
                                             source_of(p.step_address, code.lines) if code else None)
             c.mover = d.culprit.instruction

@@ -64,7 +64,7 @@ def choose(f: StackFacts) -> Context:
             ctx.sigframe_level = sf.level
             handler = f.frames[sf.level - 1] if sf.level > 0 else None
             ctx.handler = {"symbol": _frame_name(handler), "signo": sf.signo,
-                           "frame": sf.level, "on_altstack": sf.on_altstack,
+                           "level": sf.level, "on_altstack": sf.on_altstack,
                            "altstack": ({"start_address": sf.altstack_sp, "size": sf.altstack_size}
                                         if sf.altstack_sp is not None else None),
                            "interrupted_pc_address": sf.pc, "interrupted_sp_address": sf.sp}
@@ -88,7 +88,7 @@ def choose(f: StackFacts) -> Context:
                                           f"signal {sf.signal_how}")
                       + " and registers it saved for the handler",
                       trap=sf.trapno, sigframe_level=sf.level)
-        ctx.handler = {"symbol": _frame_name(handler), "signo": sf.signo, "frame": sf.level,
+        ctx.handler = {"symbol": _frame_name(handler), "signo": sf.signo, "level": sf.level,
                        "on_altstack": sf.on_altstack,
                        "altstack": ({"start_address": sf.altstack_sp, "size": sf.altstack_size}
                                     if sf.altstack_sp is not None else None),

@@ -522,9 +522,9 @@ def altstack_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fau
     d.explanation.append(f"The handler was entered for "
                          + (f"signal {signo}" if signo is not None else "a signal")
                          + f" interrupting pc 0x{h.get('interrupted_pc_address') or 0:x} "
-                         f"(frame #{h.get('frame')} is <signal handler called>).")
+                         f"(frame #{h.get('level')} is <signal handler called>).")
     d.stack = StackRegion(lo, hi, "alternate signal stack",
-                          f"uc_stack saved in the signal frame at frame #{h.get('frame')}")
+                          f"uc_stack saved in the signal frame at frame #{h.get('level')}")
     d.stack_used = hi - min(final_sp, fault)
     if d.cause == "deep-recursion":
         d.fix = _recursion_fix(d, needed)

@@ -273,13 +273,14 @@ class Recursion:
 @record
 class Culprit:
     symbol: str | None              # the function's name
-    frame_level: int
+    level: int                      # its frame's number (gdb's #N, MI's level)
     size: int                       # its frame size
     instruction: SpMover | None = None
     source: str | None = None
 
     function = property(lambda self: self.symbol)
     frame_size = property(lambda self: self.size)
+    frame_level = property(lambda self: self.level)     # the name before contract v4
 
 
 @record

@@ -92,7 +92,7 @@ def render_diagnosis(d: Diagnosis, width: int | None = None, styler=None) -> str
         alt = h.get("altstack")
         signo = (f"signal {h['signo']}" if h.get("signo") is not None
                  else "a signal (not recorded: no SA_SIGINFO)")
-        pairs.append(("handler", f"{h['symbol']}() for {signo} (frame #{h['frame']} is "
+        pairs.append(("handler", f"{h['symbol']}() for {signo} (frame #{h['level']} is "
                       "<signal handler called>)" + (f", on the alternate signal stack "
                       f"{hexaddr(alt['start_address'])}+{hs(alt['size'])}" if h.get('on_altstack') and alt else
                       ", on the same stack")))

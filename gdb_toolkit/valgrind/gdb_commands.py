@@ -894,6 +894,7 @@ allocation stack.  With LEN > 1 interior pointers are shown too."""
             raise ToolkitError(f"vg-who: valgrind refused: {' '.join(report.notes) or 'no output'}",
                                "give a heap or data address")
         report.target_location = _location(addr, self.name, cm)
+        report.pid = pid
         return report
 
     def render(self, report, ctx):
@@ -1061,6 +1062,7 @@ nothing in the target is changed."""
             raise ToolkitError(f"vg-vbits: valgrind printed no validity bits: {text.strip()[:120]}",
                                "check the address")
         _fill_values(report)
+        report.pid = gs.connection_pid()
         report.notes = [m for m in report.messages if "unaddressable" not in m]
         if gs.in_syscall():
             report.notes.append(gs.SYSCALL_WARNING)
@@ -1140,6 +1142,7 @@ check: addressable (valgrind's default)."""
         addr, length = self.address_range(args)
         text = gs.monitor(f"check_memory {args.check} 0x{addr:x} {length}", self.name)
         report = parse_check_memory(text, args.check, addr, length, gs.code_map(gs.connection_pid()))
+        report.pid = gs.connection_pid()
         if not text.strip() or (not report.ok and report.first_bad_address is None and not report.location):
             raise ToolkitError(f"vg-check: valgrind gave no verdict: {text.strip()[:120] or 'no output'}",
                                "check the address and length")

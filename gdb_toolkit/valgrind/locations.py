@@ -27,7 +27,7 @@ class Location:
     relation: str | None = None       # inside | after | before (heap blocks)
     block_size: int | None = None
     thread_num: int | None = None
-    frame_no: int | None = None
+    frame_level: int | None = None    # valgrind's "in frame #N" (a frame's number is its level)
     frame_function: str | None = None
     frame_where: str | None = None
     stack: list[Frame] = field(default_factory=list)       # allocation stack of the block
@@ -47,7 +47,7 @@ class Location:
             return f"global {self.symbol}" + (f"+{self.offset}" if self.offset else "")
         if self.kind == "stack":
             if self.frame_function:
-                return f"stack of thread {self.thread_num}, frame #{self.frame_no} {self.frame_function}"
+                return f"stack of thread {self.thread_num}, frame #{self.frame_level} {self.frame_function}"
             return f"stack of thread {self.thread_num}"
         if self.kind in ("heap_block", "freed_block"):
             what = "freed block" if self.kind == "freed_block" else "heap block"
@@ -87,7 +87,7 @@ def parse_location_lines(lines: list[str], start: int,
     elif (sm := _STACK_RE.match(rest)):
         loc.kind, loc.thread_num = "stack", int(sm.group(1))
         if i < len(lines) and (fm := _FRAME_RE.match(strip_prefix(lines[i]).strip())):
-            loc.frame_no, loc.frame_function, loc.frame_where = int(fm.group(1)), fm.group(2), fm.group(3)
+            loc.frame_level, loc.frame_function, loc.frame_where = int(fm.group(1)), fm.group(2), fm.group(3)
             loc.file, loc.line, obj = _source_position(fm.group(3))
             loc.object = loc.object or obj
             loc.description += " " + strip_prefix(lines[i]).strip()

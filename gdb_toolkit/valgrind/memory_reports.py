@@ -5,7 +5,7 @@
 """
 import re
 
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import field, json_keys, record
 from gdb_toolkit.valgrind.locations import Location, parse_location_lines
 from gdb_toolkit.valgrind.stacks import CodeMap, strip_prefix
 
@@ -41,6 +41,7 @@ class WhoPointsAt:
     pointers: list[Pointer] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)      # valgrind's unparsed lines (errors, hints)
     target_location: Location | None = None             # what the searched address itself is
+    pid: int | None = None      # the valgrind process asked (the real pid, as every vg-* says it)
 
 
 def parse_who_points_at(text: str, code_map: CodeMap | None = None) -> WhoPointsAt:
@@ -106,6 +107,12 @@ class Vbits:
     partly_defined: int
     messages: list[str] = field(default_factory=list, metadata={"json_skip": True})
     notes: list[str] = field(default_factory=list)
+    pid: int | None = None      # the valgrind process asked
+
+
+# JSON keys (contract v4, docs/json.md): byte counts end in _bytes, as vg-leaks' definite_bytes
+json_keys(Vbits, {"unaddressable": "unaddressable_bytes", "undefined": "undefined_bytes",
+                  "partly_defined": "partly_defined_bytes"})
 
 
 def _vbit_token(tok: str) -> int | None:
@@ -187,6 +194,7 @@ class MemoryCheck:
     location: Location | None   # what the start address is
     messages: list[str] = field(default_factory=list, metadata={"json_skip": True})
     notes: list[str] = field(default_factory=list)
+    pid: int | None = None      # the valgrind process asked
 
 
 def parse_check_memory(text: str, check: str, address: int, length: int,

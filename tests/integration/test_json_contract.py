@@ -155,16 +155,24 @@ FORBIDDEN_KEYS = {
     "warnings": "notes", "messages": "notes", "assumptions": "notes",
     "valgrind_pid": "pid (the real pid)", "type": "kind / reloc_type / symbol_type",
     "slot_type": "kind (JUMP_SLOT) + reloc_type (R_X86_64_JUMP_SLOT), as got says them",
+    # schema version 4: one key for each of these facts
+    "frame_no": "level (a frame's number, gdb/MI's word; frame_level beside frame_function)",
+    "frame_num": "level", "frame_number": "level",
+    "hits": "hit_count (a count)", "misses": "miss_count (a count)",
+    "module": "object (the module or vmlinux, as a location's object)",
 }
 
 #: relocation kinds as got's `kind` says them; a string equal to one under another key is the
 #: same fact under a second name (plt-walk said `slot_type`)
 RELOC_KINDS = {"JUMP_SLOT", "GLOB_DAT", "IRELATIVE", "TLSDESC", "TLS_TPOFF", "TLS_DTPMOD", "TLS_DTPOFF",
                "COPY", "RELATIVE", "ABS"}
-#: a state is a word or two (resolved, bound-at-load, partly defined): never a sentence
-STATE_WORD = re.compile(r"^[A-Za-z][A-Za-z/-]*( [A-Za-z][A-Za-z/-]*)?$")
-#: "main+49": a code position written as text; it is a location object
-SYMBOL_OFFSET = re.compile(r"^[A-Za-z_.$][\w.$@]*\+(0x[0-9a-f]+|\d+)$")
+#: a state is a word or two (resolved, bound-at-load, partly defined, int3): never a sentence
+STATE_WORD = re.compile(r"^[A-Za-z][A-Za-z0-9/-]*( [A-Za-z][A-Za-z0-9/-]*)?$")
+#: "main+49", "vfs_write+0x2", "ext4_file_open+0x0 [ext4]": a code position written as text;
+#: it is a location object
+SYMBOL_OFFSET = re.compile(r"^[A-Za-z_.$][\w.$@]*\+(0x[0-9a-f]+|\d+)( \[[\w.-]+\])?$")
+#: "bpf_prog_6deef7357e7b4530_trace [bpf]": a symbol with its kernel module, as text
+SYMBOL_MODULE = re.compile(r"^[A-Za-z_.$][\w.$@]* \[[\w.-]+\]$")
 #: integers that are quantities, not addresses or words of memory, whatever their size
 QUANTITY = re.compile(r"(^|_)(size|sizes|bytes|count|ns|us|ms|time|offset|line|pid|tid|id|ino|inode|"
                       r"limit|rlimit|total|records|blocks|depth|frames|distance|free|used|kb|pages)$")
@@ -197,8 +205,20 @@ def vocabulary_problems(data, path="result") -> list[str]:
             out.append(f"{here}: the source position {v!r} also as 'file' and 'line' beside it")
         if k == "location" and v is not None and not isinstance(v, dict):
             out.append(f"{here}: a location is an object {{address, symbol, offset, file, line, object}}")
-        if isinstance(v, str) and SYMBOL_OFFSET.match(v):
+        if isinstance(v, str) and (SYMBOL_OFFSET.match(v) or
+                                   ((k == "symbol" or k.endswith("_symbol")) and SYMBOL_MODULE.match(v))):
             out.append(f"{here}: the position {v!r} as text: a location object {{address, symbol, offset, ...}}")
+        if k == "frame" and isinstance(v, int) and not isinstance(v, bool):
+            out.append(f"{here}: a frame's number is 'level'")
+        if k == "frame_level" and "frame_function" not in holder:
+            out.append(f"{here}: a frame's number is 'level' (frame_level only in a location "
+                       "beside frame_function: the frame holding it)")
+        if k in ("args", "captured") and isinstance(v, dict) and any(
+                not isinstance(x, int) and x is not None for x in v.values()):
+            out.append(f"{here}: traced values are numbers (null when inexact); the words are '{k}_words'")
+        if k.endswith("_words") and isinstance(v, dict) and any(
+                x is not None and not (isinstance(x, str) and x.startswith("0x")) for x in v.values()):
+            out.append(f"{here}: words are '0x...' strings")
         if k == "where" and isinstance(v, str) and not re.fullmatch(r"[a-z]+", v):
             out.append(f"{here}: a position as text ({v!r}): a location object")
         if k != "kind" and isinstance(v, str) and v in RELOC_KINDS:
@@ -210,13 +230,6 @@ def vocabulary_problems(data, path="result") -> list[str]:
         if (k == "address" or k.endswith("_address")) and isinstance(v, int) and v >= 1 << 53:
             out.append(f"{here}: an address above 2**53 as a number (jq/JavaScript lose it): '0x...'")
     return out
-
-
-#: commands whose results still use other words for the common facts (their owners convert them).
-#: It may only shrink.  The kernel commands' documents are checked here since the synthetic
-#: kernel session (schema version 3): their `symbol` is a position as text ("vfs_write+0x2",
-#: "ext4_file_open+0x0 [ext4]"), where the vocabulary wants symbol + offset (+ object)
-PENDING_VOCABULARY: set = {"kdis", "kprobe-list", "kprobe-show"}
 
 
 def hex_problems(data, path="result") -> list[str]:
@@ -262,10 +275,33 @@ def test_results_use_the_common_vocabulary(documents):
             found_here = vocabulary_problems(doc["result"]) + hex_problems(doc["result"])
             problems.setdefault(doc["command"], []).extend(re.sub(r"\[\d+\]", "[]", p) for p in found_here)
     problems = {n: sorted(set(p)) for n, p in problems.items() if p}
-    unexpected = {n: p for n, p in problems.items() if n not in PENDING_VOCABULARY}
-    assert not unexpected, unexpected
-    fixed = sorted(n for n in PENDING_VOCABULARY if n in found and found[n]["ok"] and n not in problems)
-    assert not fixed, f"{fixed} use the vocabulary now: remove them from PENDING_VOCABULARY"
+    assert not problems, problems
+    # every vg-* result names the valgrind it asked (vg-who, vg-check, vg-vbits did not)
+    nopid = sorted({d["command"] for d in ALL_DOCUMENTS if d["ok"] and d["command"].startswith("vg-")
+                    and not isinstance(d["result"].get("pid"), int)})
+    assert not nopid, f"{nopid}: the valgrind pid under 'pid'"
+
+
+def test_vocabulary_rules_catch_the_version_3_spellings():
+    """The rules above fail on what version 3 printed (so a regression fails the suite)."""
+    v3 = {
+        "kdis": {"symbol": "vfs_write+0x2", "insns": [{"target_symbol": "kprobe_optinsn_page+0x7c [__builtin__kprobes]"}]},
+        "kprobe-list": {"probes": [{"symbol": "ext4_file_open+0x0 [ext4]", "hits": 3, "misses": 0,
+                                    "bpf": [{"bpf_func_symbol": "bpf_prog_6deef7357e7b4530_trace [bpf]"}]}]},
+        "ksym": {"matches": [{"symbol": "ext4_file_open", "module": "ext4"}]},
+        "vg-who": {"pointers": [{"location": {"frame_no": 1, "frame_function": "main"}}]},
+        "stack-diagnose": {"culprit": {"frame_level": 1}, "signal_handler": {"frame": 2}},
+        "ktrace": {"events": [{"args": {"buf": "0xffff888003a1c000", "count": 4}, "arg_words": {"count": 4}}]},
+    }
+    found = {name: vocabulary_problems(doc) for name, doc in v3.items()}
+    assert all(found.values()), found
+    assert len(found["kprobe-list"]) == 4 and len(found["stack-diagnose"]) == 2, found
+    assert len(found["ktrace"]) == 2 and len(found["kdis"]) == 2, found
+    v4 = {"location": {"address": 1, "symbol": "vfs_write", "offset": 2, "file": None, "line": None,
+                       "object": "vmlinux"}, "hit_count": 3, "level": 1,
+          "pointers": [{"location": {"frame_level": 1, "frame_function": "main"}}],
+          "args": {"buf": None, "count": 4}, "arg_words": {"buf": "0xffff888003a1c000", "count": "0x4"}}
+    assert vocabulary_problems(v4) == []
 
 
 def json_type(value) -> str:

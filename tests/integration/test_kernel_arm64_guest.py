@@ -293,6 +293,7 @@ def test_commands_in_gdb_on_the_arm64_kernel(kernel):
     res = run_gdb(cmds + ["ksym no_such_symbol_x", "kdis 0x10 2"], timeout=900)
     assert_no_traceback(res)
     kc, kl, ks, kx, kd, fs_probe, fs_idle, kshow = res.json_documents()
+    from gdb_toolkit.common.schemas import validate_document
     assert kc["arch"] == "aarch64" and kc["release"] == os.uname().release
     readelf = subprocess.run(["readelf", "-lW", "/proc/kcore"], capture_output=True, text=True).stdout
     loads = [int(l.split()[2], 16) for l in readelf.splitlines() if l.strip().startswith("LOAD")]
@@ -318,6 +319,14 @@ def test_commands_in_gdb_on_the_arm64_kernel(kernel):
     assert any(A(p["address"]) == addr and p["state"] == "brk" for p in kl["probes"])
     m = ks["matches"][0]
     assert A(m["address"]) == addr and f"{fn}(" in m["prototype"]
+    # schema version 4: positions are location objects; kallsyms lists fn without [module]
+    for env in res.envelopes():
+        assert not validate_document(env), (env["command"], validate_document(env))
+    want = (addr, fn, 0, "vmlinux")
+    probe = next(p for p in kl["probes"] if A(p["address"]) == addr)
+    for loc in (probe["location"], kd["location"], kx["location"], kshow["location"]):
+        assert (A(loc["address"]), loc["symbol"], loc["offset"], loc["object"]) == want, loc
+    assert m["object"] == "vmlinux"
     # kx against gdb's own reader of /proc/kcore
     oracle = subprocess.run([GDB, "-nx", "-batch", "-c", "/proc/kcore", "-ex", f"x/32xb 0x{addr:x}"],
                             capture_output=True, text=True, timeout=600).stdout

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from tests.support.gdbrun import GDB, addr, assert_no_traceback, gdb_json, json_wrapped, run_gdb
-from tests.unit.test_kernel_kprobes import (F_OPEN, F_WRITE, KALLSYMS, build_kernel,  # noqa: F401
+from tests.unit.test_kernel_kprobes import (F_OPEN, F_WRITE, KALLSYMS, OPTPAGE, build_kernel,  # noqa: F401
                                             kernel_types)
 
 pytestmark = pytest.mark.gdb
@@ -89,8 +89,21 @@ def test_commands_on_a_synthetic_kernel_core(tmp_path, kernel_types):
     assert [i["text"].split()[0] for i in kd["insns"]] == mnems
     assert kd["insns"][1]["note"].startswith("optimized kprobe") or \
         "kprobe insn page" in kd["insns"][1]["note"]
-    probes = {(p["symbol"], p["kind"]): p for p in kl["probes"]}
-    assert probes[("vfs_write+0x2", "kprobe")]["state"] == "optimized"
+    # positions are location objects (schema version 4), named as the core's kallsyms names them
+    probes = {(p["location"]["symbol"], p["location"]["offset"], p["kind"]): p for p in kl["probes"]}
+    opt = probes[("vfs_write", 2, "kprobe")]
+    assert opt["state"] == "optimized"
+    assert (addr(opt["location"]["address"]), opt["location"]["object"]) == (F_WRITE + 2, "vmlinux")
+    tgt = kd["insns"][1]["target_location"]       # the jmp into kallsyms' "kprobe_optinsn_page [__builtin__kprobes]"
+    assert (tgt["symbol"], tgt["object"]) == ("kprobe_optinsn_page", "__builtin__kprobes")
+    assert addr(tgt["address"]) == OPTPAGE + tgt["offset"] == addr(opt["target_address"])
+    assert opt["target_location"] == tgt and ks_doc["live_insns"][0]["target_location"] == tgt
+    assert (kd["location"]["symbol"], kd["location"]["offset"]) == ("vfs_write", 0) == \
+        (kx["location"]["symbol"], kx["location"]["offset"])
+    assert (ks_doc["location"]["symbol"], ks_doc["location"]["offset"]) == ("vfs_write", 2)
+    bpf = [b for p in kl["probes"] for b in p["bpf"]]
+    assert bpf and all((b["bpf_func_location"]["object"], addr(b["bpf_func_location"]["address"])) ==
+                       ("bpf", addr(b["bpf_func_address"])) for b in bpf)
     assert "kprobe_table" in kl["sources"]
     assert ks_doc["original_insns"][0]["text"] == "push r14"
     assert ks_doc["detour"] == [] or ks_doc["detour_title"].startswith("detour")

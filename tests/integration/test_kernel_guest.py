@@ -217,6 +217,16 @@ def test_commands_in_gdb_match_kernel_oracles(probes, tmp_path):
     loads = [int(l.split()[2], 16) for l in readelf.splitlines() if l.strip().startswith("LOAD")]
     assert sorted(loads) == [gaddr(s["start_address"]) for s in kc["segments"]]
     assert any(gaddr(p["address"]) == addr and p["flags"] == ["FTRACE"] for p in kl["probes"])
+    # positions are location objects: kprobes/list says "do_sys_openat2+0x0", kallsyms has no
+    # [module] for it: the kernel image
+    lines = listed(addr)
+    assert lines and all(re.search(r"\sdo_sys_openat2\+0x0\s", ln + " ") for ln in lines), lines
+    mine = next(p for p in kl["probes"] if gaddr(p["address"]) == addr)
+    loc = mine["location"]
+    assert (gaddr(loc["address"]), loc["symbol"], loc["offset"], loc["object"]) == (addr, "do_sys_openat2", 0, "vmlinux")
+    assert isinstance(mine["miss_count"], int) and "hits" not in mine
+    assert ks["location"] == loc and kd["insns"][0]["location"] == loc and kd["location"] == loc
+    assert ksy["matches"][0]["object"] == "vmlinux"
     assert gaddr(ks["address"]) == addr and ks["live_insns"][0]["raw"].startswith("e8")
     assert ks["original_insns"][0]["raw"] == "0f1f440000"                # as kdis's raw: no spaces
     assert gaddr(ksy["matches"][0]["address"]) == addr and "do_sys_openat2(" in ksy["matches"][0]["prototype"]

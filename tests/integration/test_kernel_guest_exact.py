@@ -120,12 +120,12 @@ def test_several_probes_at_one_address_are_attributed_to_their_own_events(probes
     for name in ("entry", "entry2"):
         r = by_event[f"gtkkern/{name}"]
         assert r.event_tracefs is True and r.bpf == [] and r.handler == "kprobe_dispatcher"
-        assert (r.hits, r.misses) == prof[name], (name, r.hits, prof)
+        assert (r.hit_count, r.miss_count) == prof[name], (name, r.hit_count, prof)
     assert prof["entry"][0] == 9 and prof["entry2"][0] == 6
     p = by_event[f"kprobes/{QUIET}"]
     assert p.event_tracefs is False
     assert [(b["id"], b["bpf_func_address"]) for b in p.bpf] == [(perf["prog_id"], jit)]
-    assert p.hits == run_cnt == 4, (p.hits, run_cnt)
+    assert p.hit_count == run_cnt == 4, (p.hit_count, run_cnt)
     assert len({r.struct_address for r in rows}) == 3 and len({r.aggregate_address for r in rows}) == 1
 
 
@@ -174,6 +174,9 @@ def test_probe_on_an_unloaded_module_is_located_honestly(probes):
         (row,) = [r for r in report().probes if r.address == addr]
         assert row.flags[0] == "GONE" and row.event == "gtkkern/gone" and row.event_tracefs is True
         assert row.symbol.startswith("ext4_file_open+0x0 [ext4]"), row.symbol
+        # the JSON's location: what kprobe_events asked for (ext4:ext4_file_open, offset 0)
+        assert (row.location.address, row.location.symbol, row.location.offset, row.location.object) == \
+            (addr, "ext4_file_open", 0, "ext4"), row.location
         assert row.original is None and row.state == "gone" and row.consistent
     finally:
         probes.remove("gone")
@@ -197,7 +200,10 @@ def test_kx_and_kdis_take_ksym_with_quotes():
     assert_no_traceback(res)
     kx, kd = res.json_documents()
     assert gaddr(kx["address"]) == addr and bytes.fromhex(kx["rows"][0]["hex"].replace(" ", "")) == want
-    assert gaddr(kd["address"]) == addr and kd["insns"][0]["symbol"] == "vfs_write+0x5"
+    assert gaddr(kd["address"]) == addr
+    loc = kd["insns"][0]["location"]          # kallsyms: vfs_write is the kernel image's, addr is +5
+    assert (gaddr(loc["address"]), loc["symbol"], loc["offset"], loc["object"]) == (addr, "vfs_write", 5, "vmlinux")
+    assert kd["location"] == loc and kx["location"] == loc
 
 
 def _vmlinux_from_vmlinuz(tmp_path) -> Path:

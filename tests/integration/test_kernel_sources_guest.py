@@ -77,12 +77,12 @@ def compare(live_docs, other_docs, how: str):
     assert len(ours) == 4, lp.keys()
     for key, a in ours.items():
         b = op[key]
-        for f in ("symbol", "flags", "state", "original_hex", "handler", "ret_handler", "event",
+        for f in ("location", "flags", "state", "original_hex", "handler", "ret_handler", "event",
                   "event_tracefs", "struct_address", "aggregate_address", "consistent"):
             assert b[f] == a[f], (how, key, f, b[f], a[f])
         assert b["found_in"] == "memory"
-        if a["symbol"].startswith(QUIET):                # nothing else calls it: exact counts
-            assert b["hits"] == a["hits"], (b["hits"], a["hits"])
+        if a["location"]["symbol"].startswith(QUIET):    # nothing else calls it: exact counts
+            assert b["hit_count"] == a["hit_count"], (b["hit_count"], a["hit_count"])
     # kprobe-show: code, original and the struct kprobe fields
     for a, b in ((ks1, oks1), (ks2, oks2)):
         assert [x["raw"] for x in b["live_insns"]] == [x["raw"] for x in a["live_insns"]]
@@ -99,8 +99,8 @@ def compare(live_docs, other_docs, how: str):
     assert okx2["data"] == kx2["data"]
     for a, b in ((ksy1, oksy1), (ksy2, oksy2)):
         assert "matches" in a and "matches" in b, (how, a, b)     # an error envelope says why
-        assert [(m["address"], m["symbol_type"], m["module"], m["prototype"]) for m in b["matches"]] == \
-            [(m["address"], m["symbol_type"], m["module"], m["prototype"]) for m in a["matches"]]
+        assert [(m["address"], m["symbol_type"], m["object"], m["prototype"]) for m in b["matches"]] == \
+            [(m["address"], m["symbol_type"], m["object"], m["prototype"]) for m in a["matches"]]
     for a, b in ((fs1, ofs1), (fs2, ofs2)):
         for f in ("site_address", "live_hex", "state", "target_address", "original_hex"):
             assert b[f] == a[f], (how, f, b[f], a[f])

@@ -69,6 +69,8 @@ def test_mmap_workflow_names_the_get_unmapped_area_callback():
     mine = [e for e in trace["events"] if e["pid"] == trace["pid"]]
     assert mine and all(e["comm"] == "mmap_file" for e in mine)
     assert mine[-1]["args"]["len"] == 1 << 22                     # the program's mmap length
+    assert mine[-1]["arg_words"]["len"] == "0x400000"             # ... as the register held it
+    assert all(isinstance(v, int) or v is None for e in mine for v in e["args"].values())
     # the task address read back through kcore is the traced process
     assert task["task_address"] == mine[-1]["task_address"]
     assert task["pid"] == trace["pid"] and task["comm"] == "mmap_file" and task["verified"]

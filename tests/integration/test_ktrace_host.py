@@ -47,7 +47,9 @@ def test_tracepoint_mode_reports_inferior_event_and_capture(mmap_prog):
     assert ev["comm"] == "mmap_file" and ev["pid"] == doc["pid"]
     assert int(ev["task_address"], 16) >= 1 << 47                           # a kernel address
     # the program was started by gdb started by us: it inherited our stack limit
-    assert ev["captured"]["signal->rlim[3].rlim_cur"] == read_limits(os.getpid())["Max stack size"].soft
+    soft = read_limits(os.getpid())["Max stack size"].soft                 # None: unlimited
+    assert ev["captured"]["signal->rlim[3].rlim_cur"] == soft
+    assert int(ev["captured_words"]["signal->rlim[3].rlim_cur"], 16) == (soft if soft is not None else (1 << 64) - 1)
     assert wait_no_programs() == []
 
 

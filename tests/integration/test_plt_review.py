@@ -339,7 +339,7 @@ def test_local_tls_slot_names_its_variable_from_the_symbol_table():
     rows = {r["tls"]["variable"]: r for r in doc["slots"] if r["kind"] == "TLS_TPOFF"}
     assert set(rows) == {"counter_tls", "table_tls"}, list(rows)
     assert rows["counter_tls"]["tls"]["offset"] == tpoff                   # the CPU's own answer
-    assert rows["counter_tls"]["tls"]["module"] == "libtlslocal.so"
+    assert rows["counter_tls"]["tls"]["object"] == "libtlslocal.so"
     assert rows["counter_tls"]["target"] == f"TLS counter_tls of libtlslocal.so: thread pointer -0x{-tpoff:x}"
     assert "libtlslocal.so of libtlslocal.so" not in res.stdout
 

@@ -94,14 +94,14 @@ def test_tls_slots_name_module_variable_and_resolver():
     tpoff = int(re.search(r"tpoff=(-?\d+)", res.stdout).group(1))
     desc = next(r for r in doc["slots"] if r["kind"] == "TLSDESC")
     assert desc["object"] == "libtlsuse.so"
-    assert desc["tls"]["variable"] == "tls_var" and desc["tls"]["module"] == "libtlsdef.so"
+    assert desc["tls"]["variable"] == "tls_var" and desc["tls"]["object"] == "libtlsdef.so"
     assert "_dl_tlsdesc_return" in desc["tls"]["resolver"]          # static TLS: loaded at start-up
     assert desc["tls"]["offset"] == tpoff                            # the CPU's own thread-pointer offset
     assert "TLS value" not in desc["target"] and "_dl_tlsdesc_return" in desc["target"]
     ie = next(r for r in doc["slots"] if r["object"] == "tls_main" and r["kind"] == "TLS_TPOFF")
-    assert ie["tls"]["offset"] == tpoff and ie["tls"]["module"] == "libtlsdef.so"
+    assert ie["tls"]["offset"] == tpoff and ie["tls"]["object"] == "libtlsdef.so"
     mods = [r for r in doc["slots"] if r["object"] == "libtlsgd.so" and r["kind"] == "TLS_DTPMOD"]
-    assert mods and mods[0]["tls"]["variable"] == "tls_other" and mods[0]["tls"]["module"] == "libtlsdef.so"
+    assert mods and mods[0]["tls"]["variable"] == "tls_other" and mods[0]["tls"]["object"] == "libtlsdef.so"
     # gdb names the resolver address the same way
     check = run_gdb(["break checkpoint", "run", f"info symbol {desc['value']}", "kill"], program=exe)
     assert "_dl_tlsdesc_return" in check.stdout
@@ -220,12 +220,23 @@ def test_got_diff_between_two_stops_and_core_vs_live(tmp_path):
     assert set(ch) == {"getpid"} and ch["getpid"]["before"].startswith("resolved")
 
 
-def _as_version_2(doc: dict) -> dict:
-    """A version-3 'got --json' document as version 2 wrote it (docs/json.md, "Versions": an
-    object's `relro_range` was `relro`, its `slot_count` was `slots`)."""
+def _as_version_3(doc: dict) -> dict:
+    """A version-4 'got --json' document as version 3 wrote it (docs/json.md, "Versions": a
+    TLS slot's `tls.object` was `tls.module`)."""
     import copy
 
     old = copy.deepcopy(doc)
+    old["schema_version"] = 3
+    for s in old["result"]["slots"]:
+        if s.get("tls"):
+            s["tls"]["module"] = s["tls"].pop("object")
+    return old
+
+
+def _as_version_2(doc: dict) -> dict:
+    """...as version 2 wrote it (an object's `relro_range` was `relro`, its `slot_count` was
+    `slots`)."""
+    old = _as_version_3(doc)
     old["schema_version"] = 2
     for o in old["result"]["objects"]:
         o["relro"], o["slots"] = o.pop("relro_range"), o.pop("slot_count")
@@ -244,28 +255,29 @@ def _as_version_1(doc: dict) -> dict:
     return old
 
 
-def test_got_diff_reads_reports_saved_under_versions_1_and_2(tmp_path):
+def test_got_diff_reads_reports_saved_under_versions_1_to_3(tmp_path):
     """'got --diff FILE' reads a report saved by an older toolkit: the same stop compared with
-    its own report saved under schema versions 1, 2 and 3 has no change (a key it misread
-    would show every slot changed, vanished or appeared), and a version-2 file is not refused."""
+    its own report saved under schema versions 1, 2, 3 and 4 has no change (a key it misread
+    would show every slot changed, vanished or appeared), and an older file is not refused."""
     import json
 
     exe, _, _ = build_demo()
-    saved = tmp_path / "v3.json"
+    saved = tmp_path / "v4.json"
     res = run_gdb(["break checkpoint", "run", f"pipe got --json | cat > {saved}", "kill"], program=exe)
     assert_no_traceback(res)
-    v3 = json.loads(saved.read_text())
-    assert v3["schema_version"] == 3 and v3["result"]["objects"][0]["slot_count"] > 0
-    n = len(v3["result"]["slots"])
-    files = {3: saved, 2: tmp_path / "v2.json", 1: tmp_path / "v1.json"}
-    files[2].write_text(json.dumps(_as_version_2(v3)))
-    files[1].write_text(json.dumps(_as_version_1(v3)))
+    v4 = json.loads(saved.read_text())
+    assert v4["schema_version"] == 4 and v4["result"]["objects"][0]["slot_count"] > 0
+    n = len(v4["result"]["slots"])
+    files = {4: saved, 3: tmp_path / "v3.json", 2: tmp_path / "v2.json", 1: tmp_path / "v1.json"}
+    files[3].write_text(json.dumps(_as_version_3(v4)))
+    files[2].write_text(json.dumps(_as_version_2(v4)))
+    files[1].write_text(json.dumps(_as_version_1(v4)))
     cmds = ["break checkpoint", "run"]
-    for v in (1, 2, 3):
+    for v in (1, 2, 3, 4):
         cmds += json_wrapped(f"got --diff {files[v]} --json")
     res = run_gdb(cmds + ["kill"], program=exe)
     assert_no_traceback(res)
     diffs = [d["diff"] for d in res.json_documents()]
-    assert len(diffs) == 3
-    for v, d in zip((1, 2, 3), diffs):
+    assert len(diffs) == 4
+    for v, d in zip((1, 2, 3, 4), diffs):
         assert d["changes"] == [] and d["unchanged"] == n and d["same_addresses"], (v, d)

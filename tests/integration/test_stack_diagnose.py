@@ -428,7 +428,7 @@ def test_culprit_is_the_biggest_frame_not_the_faulting_one():
     doc, orc, res = diagnose_live(prog, [str(n)])
     assert doc["frames"][0]["symbol"] == "leaf"
     c = doc["culprit"]
-    assert c["symbol"] == "big" and c["frame_level"] == 1
+    assert c["symbol"] == "big" and c["level"] == 1
     assert n <= c["size"] <= n + 4096
     assert is_vla_sub(c["instruction"]["text"])
     assert doc["verdict"] == "rlimit"

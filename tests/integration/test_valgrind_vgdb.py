@@ -311,7 +311,7 @@ def test_vbits_check_who_and_log_output(tmp_path):
     assert all(b["byte_value"] == 0x41 for b in vb["byte_list"][:10])
     assert "DDDDDDDD" in res.stdout and "DDUUUUUU" in res.stdout
     edge = d[2]
-    assert edge["unaddressable"] == 8 and [b["vbits"] for b in edge["byte_list"][8:]] == [None] * 8
+    assert edge["unaddressable_bytes"] == 8 and [b["vbits"] for b in edge["byte_list"][8:]] == [None] * 8
     not_def, defined, not_addr, glob = d[3:7]
     assert (not_def["ok"], addr(not_def["first_bad_address"])) == (False, g_buf + 10)
     assert defined["ok"] and defined["location"]["block_size"] == 64
@@ -333,7 +333,7 @@ def test_vbits_check_who_and_log_output(tmp_path):
     assert "bad length 0" in res.stderr
     # a negative address is the top of the address space, as in gdb's own 'x -8'
     top = d[9]
-    assert addr(top["address"]) == (1 << 64) - 8 and top["unaddressable"] == 8
+    assert addr(top["address"]) == (1 << 64) - 8 and top["unaddressable_bytes"] == 8
     assert "vg-block: 0xfffffffffffffffb is not inside a heap block" in res.stderr
     assert_cleaned_up(d[0]["pid"])    # vg-start'ed valgrind is killed when gdb quits
 
@@ -514,7 +514,7 @@ def test_attach_list_stale_fifo_and_ptrace_denied(tmp_path):
         assert {r["location"]["symbol"] for r in leaks["records"]} >= {"memleak1", "memleak2", "memleak3"}
         # attached while sleeping: stopped in a system call -> the make_memory hazard is recalled
         vb = docs(res)[3]
-        assert vb["undefined"] == 0 and any("system call" in w for w in vb["notes"]), vb
+        assert vb["undefined_bytes"] == 0 and any("system call" in w for w in vb["notes"]), vb
         # vg-attach'ed processes are left running when gdb goes away
         assert sleeper.poll() is None and blocked.poll() is None
 

@@ -430,11 +430,11 @@ def test_walk_and_report_on_synthetic_kernel(tmp_path, kernel_types):
         assert ent.bpf[0]["name"] == "trace" and ent.bpf[0]["id"] == 42
         ret = by[("do_sys_openat2+0x0", "kretprobe")]
         assert ret.handler == "pre_handler_kretprobe" and ret.ret_handler == "kretprobe_dispatcher"
-        assert ret.event == "kprobes/rr" and (ret.hits, ret.misses) == (5, 0)
+        assert ret.event == "kprobes/rr" and (ret.hit_count, ret.miss_count) == (5, 0)
         opt = by[("vfs_write+0x2", "kprobe")]
         assert opt.state == "optimized" and opt.consistent and opt.detour_address == OPTPAGE + 0x7C
         assert opt.original == WRITE_ORIG[2:8] and "copied_insn" in opt.original_source
-        assert (opt.hits, opt.misses) == (11, 1)
+        assert (opt.hit_count, opt.miss_count) == (11, 1)
         i3 = by[("ksys_read+0x5", "kprobe")]
         assert i3.state == "int3" and i3.original == KSYS_ORIG[:3] and i3.original_source == "p->opcode"
         dis = by[("vfs_read+0x0", "kprobe")]
@@ -532,7 +532,7 @@ def test_several_probes_at_one_address_each_get_their_own_event(tmp_path, kernel
     rep, walk, kc = _report(tmp_path, kernel_types)
     kc.close()
     rows = [p for p in rep.probes if p.address == F_QUIET]
-    assert [(r.event, r.event_tracefs, r.hits) for r in rows] == [
+    assert [(r.event, r.event_tracefs, r.hit_count) for r in rows] == [
         ("kprobes/quiet_fn", False, 4), ("ev/entry2", True, 6), ("ev/entry", True, 9)]
     assert [bool(r.bpf) for r in rows] == [True, False, False]
     assert len({r.struct_address for r in rows}) == 3 and {r.aggregate_address for r in rows} == {HEAP + 0x800}
@@ -564,4 +564,4 @@ def test_without_memory_several_candidate_events_are_not_guessed(tmp_path, kerne
     assert [r.event for r in rows] == [None, None, None]
     assert all("one of ev/entry, ev/entry2" in r.notes[0] for r in rows)
     single = next(p for p in rep.probes if p.symbol == "ksys_read+0x5")
-    assert (single.event, single.hits) == ("kprobes/pint", 7)        # one candidate: named
+    assert (single.event, single.hit_count) == ("kprobes/pint", 7)        # one candidate: named
