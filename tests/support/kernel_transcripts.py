@@ -49,6 +49,9 @@ KERNEL_MASK = [
     # (a hash of the probe's KASLR'd address)
     (r"\b48 bf( [0-9a-f]{2}){8}", "48 bf IMM64"),
     (r"kprobe_table\+0x[0-9a-f]+", "kprobe_table+OFF"),
+    # where in the kprobes' instruction pages a probe's copy or detour sits: the slots other
+    # probes (earlier guest tests) took first
+    (r"\b(kprobe_(?:opt)?insn_page)(?:\+0x[0-9a-f]+)?", r"\1+SLOT"),
     # a probe's neighbours in its kprobe_table bucket: which other probes hash into the same
     # bucket depends on KASLR, so hlist.next is NULL or a probe, hlist.pprev the bucket or a probe
     (r"(hlist\.(?:next|pprev)\s+\d+\s+struct hlist_node \*{1,2}\s+)(?:NULL|0x[0-9A-Za-z]+)(?:\s+<[^>]*>)?",
