@@ -368,6 +368,14 @@ class ModuleLayout:
     ks_num: int
     ks_strtab: int
     ks_typetab: int | None
+    # the module's exports (mod->syms, num_syms: struct kernel_symbol), which decide the case
+    # of its symbols' letters in /proc/kallsyms
+    syms_off: int | None = None
+    num_syms_off: int | None = None
+    ksym_size: int = 0
+    ksym_prel32: bool = True          # CONFIG_HAVE_ARCH_PREL32_RELOCATIONS: int value_offset
+    ksym_value: int | None = None
+    ksym_name: int | None = None
 
     @classmethod
     def from_btf(cls, btf) -> "ModuleLayout":
@@ -381,9 +389,19 @@ class ModuleLayout:
         size = off("module", "core_layout.size")
         if base is None:                          # 6.4+: struct module_memory mem[]
             base, size = off("module", "mem[0].base"), off("module", "mem[0].size")
-        return cls(off("module", "list"), name.offset, name.size or MODULE_NAME_LEN, off("module", "kallsyms"),
-                   base, size, off("mod_kallsyms", "symtab"), off("mod_kallsyms", "num_symtab"),
-                   off("mod_kallsyms", "strtab"), off("mod_kallsyms", "typetab"))
+        lay = cls(off("module", "list"), name.offset, name.size or MODULE_NAME_LEN,
+                  off("module", "kallsyms"), base, size, off("mod_kallsyms", "symtab"),
+                  off("mod_kallsyms", "num_symtab"), off("mod_kallsyms", "strtab"),
+                  off("mod_kallsyms", "typetab"), off("module", "syms"), off("module", "num_syms"))
+        prel = off("kernel_symbol", "value_offset")
+        lay.ksym_prel32 = prel is not None
+        lay.ksym_value = prel if prel is not None else off("kernel_symbol", "value")
+        lay.ksym_name = off("kernel_symbol", "name_offset" if prel is not None else "name")
+        try:
+            lay.ksym_size = btf.type_size("kernel_symbol")
+        except ToolkitError:
+            lay.ksym_size = 0
+        return lay
 
 
 def find_module(mem, modules_head: int, btf, name: str, max_modules: int = 4096) -> int | None:
@@ -584,7 +602,9 @@ def _one_module(mem, mod: int, name: str, lay: ModuleLayout, state_off, states, 
     num = mem.read_u32(ks + lay.ks_num)
     strtab = mem.read_u64(ks + lay.ks_strtab)
     typetab = mem.read_u64(ks + lay.ks_typetab) if lay.ks_typetab is not None else 0
-    key = (mod, name, state, ks, symtab, num, strtab, typetab)
+    exports = (mem.read_u64(mod + lay.syms_off), mem.read_u32(mod + lay.num_syms_off)) \
+        if _has_exports(lay) else None
+    key = (mod, name, state, ks, symtab, num, strtab, typetab, exports)
     keys.append(key)
     if num == 0:
         return 0
@@ -596,7 +616,10 @@ def _one_module(mem, mod: int, name: str, lay: ModuleLayout, state_off, states, 
         raise ToolkitError("its symtab/strtab/typetab pointers are not kernel addresses", None)
     got = cache.get(key) if cache is not None else None
     if got is None:
-        got = _module_syms(mem, name, symtab, num, strtab, typetab)
+        syms, cut = _module_syms(mem, name, symtab, num, strtab, typetab)
+        if exports is not None:
+            syms = _export_case(syms, _exported(mem, lay, *exports), walk.notes, name)
+        got = (syms, cut)
         if cache is not None:
             cache[key] = got
     syms, cut = got
@@ -604,6 +627,58 @@ def _one_module(mem, mod: int, name: str, lay: ModuleLayout, state_off, states, 
         walk.notes.append(f"module {name}: {cut} symbol names could not be read")
     walk.symbols += syms
     return len(syms)
+
+
+MAX_MODULE_EXPORTS = 1 << 16
+
+
+def _has_exports(lay: ModuleLayout) -> bool:
+    return None not in (lay.syms_off, lay.num_syms_off, lay.ksym_value, lay.ksym_name) \
+        and lay.ksym_size > 0
+
+
+def _exported(mem, lay: ModuleLayout, syms: int, num: int) -> set | None:
+    """{(name, address)} of a module's exports (mod->syms), or None when they cannot be
+    read.  /proc/kallsyms prints a module symbol's letter upper-case when it is exported
+    there (is_exported(): name and value match an entry of mod->syms; EXPORT_SYMBOL_GPL's
+    gpl_syms do not count), lower-case otherwise."""
+    if not num:
+        return set()
+    if num > MAX_MODULE_EXPORTS or not _kernel_pointer(syms):
+        return None
+    try:
+        raw = mem.read(syms, lay.ksym_size * num)
+    except ToolkitError:
+        return None
+    out = set()
+    for i in range(num):
+        at = syms + i * lay.ksym_size
+        if lay.ksym_prel32:          # place-relative: the field's own address + the offset
+            v, nm = (struct.unpack_from("<i", raw, i * lay.ksym_size + o)[0] for o in
+                     (lay.ksym_value, lay.ksym_name))
+            value, name_at = at + lay.ksym_value + v, at + lay.ksym_name + nm
+        else:
+            value, name_at = (struct.unpack_from("<Q", raw, i * lay.ksym_size + o)[0] for o in
+                              (lay.ksym_value, lay.ksym_name))
+        try:
+            raw_name = _readable(mem, name_at & ((1 << 64) - 1), KSYM_NAME_LEN)
+        except ToolkitError:
+            continue
+        end = raw_name.find(b"\0")
+        if end > 0:
+            from gdb_toolkit.common.names import decode_name
+
+            out.add((decode_name(raw_name[:end]), value & ((1 << 64) - 1)))
+    return out
+
+
+def _export_case(syms: list, exported: set | None, notes: list, mod: str) -> list:
+    """*syms* with their letters cased as /proc/kallsyms prints a module's symbols."""
+    if exported is None:
+        notes.append(f"module {mod}: its exports could not be read (symbol letters keep "
+                     "their binding's case)")
+        return syms
+    return [(a, t.upper() if (n, a) in exported else t.lower(), n, m) for a, t, n, m in syms]
 
 
 def _readable(mem, addr: int, n: int) -> bytes:

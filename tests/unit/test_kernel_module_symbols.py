@@ -30,21 +30,27 @@ typedef struct { unsigned int st_name; unsigned char st_info, st_other; unsigned
                  unsigned long st_value, st_size; } Elf64_Sym;
 struct mod_kallsyms { Elf64_Sym *symtab; unsigned int num_symtab; char *strtab; char *typetab; };
 """
+# x86_64/arm64 (CONFIG_HAVE_ARCH_PREL32_RELOCATIONS): place-relative offsets
+KSYM_PREL32 = "struct kernel_symbol { int value_offset; int name_offset; int namespace_offset; };\n"
+KSYM_ABS = "struct kernel_symbol { unsigned long value; const char *name; const char *namespace; };\n"
 # 6.1: one core allocation (struct module_layout core_layout)
-LAYOUT_61 = COMMON + r"""
+LAYOUT_61 = COMMON + KSYM_PREL32 + r"""
 struct module_layout { void *base; unsigned int size, text_size, ro_size, ro_after_init_size; };
 struct module { enum module_state state; struct list_head list; char name[56];
-  char other[300]; struct module_layout core_layout; struct module_layout init_layout;
+  char other[100]; const struct kernel_symbol *syms; const int *crcs; unsigned int num_syms;
+  char other2[180]; struct module_layout core_layout; struct module_layout init_layout;
   char more[120]; struct mod_kallsyms *kallsyms; struct mod_kallsyms core_kallsyms; };
 """
-# 6.4+: struct module_memory mem[MOD_MEM_NUM_TYPES] (mem[0]: the text)
-LAYOUT_64 = COMMON + r"""
+# 6.4+: struct module_memory mem[MOD_MEM_NUM_TYPES] (mem[0]: the text); absolute kernel_symbol
+LAYOUT_64 = COMMON + KSYM_ABS + r"""
 struct module_memory { void *base; unsigned int size; };
 struct module { enum module_state state; struct list_head list; char name[56];
-  char other[200]; struct module_memory mem[7]; char more[88];
+  char other[100]; const struct kernel_symbol *syms; const int *crcs; unsigned int num_syms;
+  char other2[76]; struct module_memory mem[7]; char more[88];
   struct mod_kallsyms *kallsyms; struct mod_kallsyms core_kallsyms; };
 """
-FIELDS = ["module:state", "module:list", "module:name", "module:kallsyms", "module:core_kallsyms"]
+FIELDS = ["module:state", "module:list", "module:name", "module:kallsyms", "module:core_kallsyms",
+          "module:syms", "module:num_syms"]
 BASE_FIELD = {"61": ("core_layout.base", "core_layout.size"), "64": ("mem[0].base", "mem[0].size")}
 
 PAGE = 4096
@@ -61,7 +67,8 @@ def types(request, tmp_path_factory):
     src = LAYOUT_61 if kind == "61" else LAYOUT_64
     d = tmp_path_factory.mktemp(f"modbtf{kind}")
     c = d / "types.c"
-    c.write_text(src + "struct module use_module; struct mod_kallsyms use_ks;\n")
+    c.write_text(src + "struct module use_module; struct mod_kallsyms use_ks; "
+                 "struct kernel_symbol use_ksym;\n")
     obj = d / "types.o"
     proc = subprocess.run(["gcc", "-gbtf", "-c", str(c), "-o", str(obj)], capture_output=True, text=True)
     if proc.returncode:
@@ -71,6 +78,7 @@ def types(request, tmp_path_factory):
     prog = ("#include <stdio.h>\n#include <stddef.h>\n" + src + "int main(void){printf(\"{\");\n"
             + "".join(f'printf("\\"{f}\\": %zu, ", offsetof(struct {f.split(":")[0]}, {f.split(":")[1]}));\n'
                       for f in fields)
+            + 'printf("\\"ksym_size\\": %zu, ", sizeof(struct kernel_symbol));\n'
             + 'printf("\\"end\\": 0}\\n"); return 0;}\n')
     exe = compile_c(prog, f"module_offsets_{kind}")
     off = json.loads(subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout)
@@ -135,9 +143,10 @@ class Kernel:
 
     def add(self, name: str, syms: list, state: int = LIVE, slack: int = 0, raw_name: bytes | None = None,
             num: int | None = None, kallsyms: int | None = None, end_unterminated: bytes = b"",
-            extra: int = 0) -> dict:
+            extra: int = 0, exports: tuple = ()) -> dict:
         """A module whose symtab/strtab/typetab end *slack* bytes before its allocation's end
-        (a guard page follows); *syms* = [(name, type, address, shndx)].  Returns its addresses."""
+        (a guard page follows); *syms* = [(name, type, address, shndx)]; *exports* = the
+        names of *syms* it exports (mod->syms).  Returns its addresses."""
         o, m = self.off, self.mem
         strtab = bytearray(b"\0")
         ents = [struct.pack("<IBBHQQ", 0, 0, 0, 0, 0, 0)]
@@ -152,7 +161,7 @@ class Kernel:
             strtab += end_unterminated
         symtab = b"".join(ents)
         tables = len(symtab) + len(strtab) + len(types)
-        struct_size = o["module:core_kallsyms"] + 32
+        struct_size = o["module:core_kallsyms"] + 64 + sum(o["ksym_size"] + len(n) + 1 for n in exports)
         size = -(-(0x200 + struct_size + tables + slack) // PAGE) * PAGE + extra
         base = self.next_alloc
         self.next_alloc += size + PAGE          # + the guard page, never mapped
@@ -176,6 +185,22 @@ class Kernel:
         m.put(ks + o["mod_kallsyms:num_symtab"], struct.pack("<I", num if num is not None else len(ents)))
         m.q(ks + o["mod_kallsyms:strtab"], str_at)
         m.q(ks + o["mod_kallsyms:typetab"], typ_at)
+        if exports:                             # struct kernel_symbol[] + names, after the struct
+            ex_at = ks + 64
+            names_at = ex_at + o["ksym_size"] * len(exports)
+            for i, n in enumerate(exports):
+                value = next(a for nm, _t, a, _s in syms if nm == n)
+                e = ex_at + i * o["ksym_size"]
+                if kind_of(o) == "prel32":
+                    m.put(e, struct.pack("<ii", value - e, names_at - (e + 4)))
+                else:
+                    m.q(e, value)
+                    m.q(e + 8, names_at)
+                m.put(names_at, n.encode() + b"\0")
+                names_at += len(n) + 1
+            assert names_at <= at
+            m.q(mod + o["module:syms"], ex_at)
+            m.put(mod + o["module:num_syms"], struct.pack("<I", len(exports)))
         self.nodes.insert(0, mod + o["module:list"])
         self.relink()
         return {"mod": mod, "base": base, "size": size, "symtab": sym_at, "end": base + size}
@@ -186,12 +211,17 @@ class Kernel:
         self.relink()
 
 
+def kind_of(off: dict) -> str:
+    return "prel32" if off["ksym_size"] == 12 else "absolute"
+
+
 def text_syms(prefix: str, n: int, at: int) -> list:
     return [(f"{prefix}_fn_{i}", "t" if i % 2 else "T", at + 0x10 * i, SHN_TEXT) for i in range(n)]
 
 
-def expected(mod: str, syms: list) -> list:
-    return [(a, t, n, mod) for n, t, a, _s in syms]
+def expected(mod: str, syms: list, exports=()) -> list:
+    """As /proc/kallsyms prints a module's symbols: upper case when exported, else lower."""
+    return [(a, t.upper() if n in exports else t.lower(), n, mod) for n, t, a, _s in syms]
 
 
 def test_a_module_whose_tables_end_at_its_guard_page_hides_nothing(types):
@@ -205,11 +235,14 @@ def test_a_module_whose_tables_end_at_its_guard_page_hides_nothing(types):
     loop = text_syms("loop", 90, 0xFFFFFFFFC0A20000)
     k.add("fscache", fs)
     k.add("9p", nine, slack=0)
-    a = k.add("loop", loop, slack=3)
+    exports = ("loop_fn_1", "loop_fn_2")          # a "t" and a "T": both print "T"; other "T"s "t"
+    a = k.add("loop", loop, slack=3, exports=exports)
     walk = KM.module_symbols(k.mem.memory(), MODULES, btf)
     assert walk.notes == []
     assert [m for m, _s in walk.modules] == ["loop", "9p", "fscache"]
-    assert walk.symbols == expected("loop", loop) + expected("9p", nine) + expected("fscache", fs)
+    assert walk.symbols == expected("loop", loop, exports) + expected("9p", nine) + expected("fscache", fs)
+    assert [t for _a, t, n, _m in walk.symbols if n in ("loop_fn_0", "loop_fn_1", "loop_fn_2")] == \
+        ["t", "T", "T"]
     assert walk.extents["loop"] == (a["base"], a["end"])
     # the tables really end where the guard page begins: a read of 512 bytes past the last name fails
     with pytest.raises(ToolkitError):
@@ -229,18 +262,21 @@ def test_one_unreadable_module_is_skipped_with_a_note_and_the_walk_goes_on(types
     k.add("\x01bad", [], raw_name=b"a b]\n")
     gone = k.add("symtab_gone", text_syms("sg", 4, 0xFFFFFFFFC0B30000), extra=PAGE)
     new = text_syms("new", 6, 0xFFFFFFFFC0B40000)
-    k.add("new", new)
+    n_mod = k.add("new", new, exports=("new_fn_3",))
+    k.mem.q(n_mod["mod"] + off["module:syms"], 0xFFFFFFFFC3F00000)    # its exports: not in the dump
     assert gone["symtab"] >= (gone["mod"] | (PAGE - 1)) + 1
     k.mem.unmap(gone["symtab"], 24)           # its tables' first page is not in the dump
     walk = KM.module_symbols(k.mem.memory(), MODULES, btf)
-    assert walk.symbols == expected("new", new) + expected("old", old)
+    assert walk.symbols == [(a, t, n, "new") for n, t, a, _s in new] + expected("old", old)
     assert [m for m, _s in walk.modules] == ["new", "symtab_gone", "huge", "broken", "old"]
     notes = "\n".join(walk.notes)
     assert "module symtab_gone is skipped: " in notes and "is not mapped" in notes
     assert "module huge is skipped: num_symtab reads 4294967295" in notes
     assert "module broken is skipped: " in notes
     assert "is skipped: its name is not a module name" in notes
-    assert len(walk.notes) == 4, walk.notes
+    assert "module new: its exports could not be read (symbol letters keep their binding's case)" \
+        in walk.notes
+    assert len(walk.notes) == 5, walk.notes
 
 
 def test_module_states_unformed_skipped_coming_and_going_read(types):
