@@ -347,6 +347,15 @@ def _addresses_for(mem, t: Tables, num_at: int, arch: str) -> Tables:
 
 # -- module symbols -----------------------------------------------------------------------------
 
+# Bounds of what a module's kallsyms can hold (a bad pointer or count reads as garbage):
+MODULE_NAME_LEN = 56            # MODULE_NAME_LEN: 64 - sizeof(unsigned long)
+KSYM_NAME_LEN = 512             # the longest symbol name the kernel keeps (6.1+; 128 before)
+MAX_MODULE_SYMS = 1 << 20       # one module's num_symtab (ext4: ~3,000; amdgpu: ~40,000)
+MAX_ALL_MODULE_SYMS = 1 << 22   # all modules together
+MAX_MODULE_STRTAB = 16 << 20    # one module's string table
+MODULE_STATE_UNFORMED = 3       # enum module_state, when the BTF has no such enum
+
+
 @record
 class ModuleLayout:
     list_off: int
@@ -359,6 +368,14 @@ class ModuleLayout:
     ks_num: int
     ks_strtab: int
     ks_typetab: int | None
+    # the module's exports (mod->syms, num_syms: struct kernel_symbol), which decide the case
+    # of its symbols' letters in /proc/kallsyms
+    syms_off: int | None = None
+    num_syms_off: int | None = None
+    ksym_size: int = 0
+    ksym_prel32: bool = True          # CONFIG_HAVE_ARCH_PREL32_RELOCATIONS: int value_offset
+    ksym_value: int | None = None
+    ksym_name: int | None = None
 
     @classmethod
     def from_btf(cls, btf) -> "ModuleLayout":
@@ -372,23 +389,31 @@ class ModuleLayout:
         size = off("module", "core_layout.size")
         if base is None:                          # 6.4+: struct module_memory mem[]
             base, size = off("module", "mem[0].base"), off("module", "mem[0].size")
-        return cls(off("module", "list"), name.offset, name.size or 56, off("module", "kallsyms"),
-                   base, size, off("mod_kallsyms", "symtab"), off("mod_kallsyms", "num_symtab"),
-                   off("mod_kallsyms", "strtab"), off("mod_kallsyms", "typetab"))
+        lay = cls(off("module", "list"), name.offset, name.size or MODULE_NAME_LEN,
+                  off("module", "kallsyms"), base, size, off("mod_kallsyms", "symtab"),
+                  off("mod_kallsyms", "num_symtab"), off("mod_kallsyms", "strtab"),
+                  off("mod_kallsyms", "typetab"), off("module", "syms"), off("module", "num_syms"))
+        prel = off("kernel_symbol", "value_offset")
+        lay.ksym_prel32 = prel is not None
+        lay.ksym_value = prel if prel is not None else off("kernel_symbol", "value")
+        lay.ksym_name = off("kernel_symbol", "name_offset" if prel is not None else "name")
+        try:
+            lay.ksym_size = btf.type_size("kernel_symbol")
+        except ToolkitError:
+            lay.ksym_size = 0
+        return lay
 
 
 def find_module(mem, modules_head: int, btf, name: str, max_modules: int = 4096) -> int | None:
-    """The address of the struct module called *name* on the ``modules`` list, or None."""
+    """The address of the struct module called *name* on the ``modules`` list, or None (a
+    module whose name cannot be read is passed over, as in ``module_symbols``)."""
     lay = ModuleLayout.from_btf(btf)
-    seen = {modules_head}
-    node = mem.read_u64(modules_head)
-    while node not in seen and len(seen) <= max_modules:
-        seen.add(node)
-        mod = node - lay.list_off
-        got = mem.read(mod + lay.name_off, lay.name_len).split(b"\0")[0].decode("utf-8", "replace")
-        if got == name:
-            return mod
-        node = mem.read_u64(node)
+    for mod in _module_structs(mem, modules_head, lay, max_modules, []):
+        try:
+            if _module_name(mem.read(mod + lay.name_off, max(1, min(lay.name_len, 256)))) == name:
+                return mod
+        except ToolkitError:
+            continue
     return None
 
 
@@ -420,54 +445,289 @@ def module_btf_bytes(mem, module: int, btf, btf_modules: int | None = None,
     return mem.read(ptr, n) if ptr and 24 <= n <= limit else None
 
 
+@record
+class ModuleWalk:
+    """What the ``modules`` list gave: symbols [(address, type, name, module)], each module's
+    extent {name: (start, end)}, the modules in list order with their state, and notes on
+    what could not be read (a module skipped, the list cut).  *keys* identifies each module's
+    tables as read ((struct module, name, state, kallsyms pointers, count)): equal keys, equal
+    symbols, so a later walk can reuse them (``module_symbols(cache=...)``)."""
+    symbols: list
+    extents: dict
+    modules: list          # [(name, state name)]
+    notes: list
+    keys: tuple = ()
+
+
+def _module_states(btf) -> dict[int, str]:
+    """enum module_state's values -> "LIVE" / "COMING" / "GOING" / "UNFORMED"."""
+    t = None
+    try:
+        t = btf.find("module_state", "enum")
+    except ToolkitError:
+        pass
+    names = {0: "LIVE", 1: "COMING", 2: "GOING", 3: "UNFORMED"}
+    if t is not None:
+        got = {v: n[len("MODULE_STATE_"):] for n, v in t.members
+               if isinstance(n, str) and n.startswith("MODULE_STATE_")}
+        if got:
+            names = got
+    return names
+
+
+def _kernel_pointer(p: int) -> bool:
+    """A pointer into the kernel's part of the address space (x86_64 0xffff8..., 5-level
+    0xff..., arm64 0xfff.../0xffff..., top-byte tags 0xf0-0xff): anything else in a struct
+    module the walk follows is garbage, a user address it must not read, or a list poison
+    (0xdead000000000100: a module unlinked from the list)."""
+    return p >> 60 == 0xF
+
+
+def _module_name(raw: bytes) -> str | None:
+    """A module name as /proc/modules prints it, or None when it is not one (no NUL within
+    MODULE_NAME_LEN, empty, or bytes a module name never has: a kallsyms line could not
+    carry it)."""
+    end = raw.find(b"\0")
+    if end <= 0:
+        return None
+    name = raw[:end]
+    if any(c <= 0x20 or c == 0x7F or c in b"[]" for c in name):
+        return None
+    from gdb_toolkit.common.names import decode_name
+
+    return decode_name(name)
+
+
+def _module_structs(mem, head: int, lay: ModuleLayout, max_modules: int, notes: list):
+    """The struct module addresses on the ``modules`` list at *head*, walked forward (the
+    direction RCU readers use: a dump taken while a module is being added or removed still
+    reads) until the head comes back; bounded by *max_modules*, cycle-checked.  A pointer
+    that cannot be followed ends the walk with a note in *notes*."""
+    seen = {head}
+    try:
+        node = mem.read_u64(head)
+    except ToolkitError as exc:
+        raise ToolkitError(f"the module list head 0x{head:x} cannot be read: {exc.cause}",
+                           None) from None
+    count = 0
+    while node != head:
+        why = None
+        if node in seen:
+            why = f"loops back to 0x{node:x}"
+        elif count >= max_modules:
+            why = f"is longer than {max_modules} modules"
+        elif not _kernel_pointer(node):
+            why = f"points to 0x{node:x}, not a kernel address"
+        else:
+            try:
+                nxt = mem.read_u64(node)
+            except ToolkitError as exc:
+                why = f"cannot be followed at 0x{node:x} ({exc.cause})"
+        if why is not None:
+            notes.append(f"the module list {why} after {count} modules: the rest is not read")
+            return
+        seen.add(node)
+        count += 1
+        yield node - lay.list_off
+        node = nxt
+
+
 def module_symbols(mem, modules_head: int, btf, max_modules: int = 4096,
-                   max_syms: int = 1 << 20) -> tuple[list[tuple[int, str, str, str]], dict]:
-    """([(address, type, name, module)], {module: (start, end)}) from the ``modules`` list."""
+                   max_syms: int = MAX_ALL_MODULE_SYMS, cache: dict | None = None) -> ModuleWalk:
+    """Every module's symbols and extent from the ``modules`` list, as /proc/kallsyms lists
+    them: the list walked forward from *modules_head* (the direction RCU readers use, so a
+    dump taken while a module is added or removed still reads), bounded by *max_modules*
+    and checked for cycles; modules in MODULE_STATE_UNFORMED skipped (the kernel skips them
+    too: their tables are not set up, or already torn down); a COMING module's ``kallsyms``
+    is its init-time table (all its symbols), read as it is.
+
+    A module whose tables cannot be read (a pointer into nothing, a count out of bounds) is
+    skipped with a note and the walk goes on: one bad module never hides the others.  Only
+    a list pointer that cannot be followed ends the walk (with a note).  *cache*, a dict
+    kept by the caller, maps each module's key to its symbols across walks."""
     lay = ModuleLayout.from_btf(btf)
     if None in (lay.list_off, lay.kallsyms_off, lay.ks_symtab, lay.ks_num, lay.ks_strtab):
         raise ToolkitError("this kernel's BTF lacks struct module's kallsyms fields", None)
-    out, extents, seen = [], {}, {modules_head}
-    node = mem.read_u64(modules_head)
-    while node not in seen and len(seen) <= max_modules:
-        seen.add(node)
-        mod = node - lay.list_off
+    try:
+        state_off = btf.resolve("module", "state").offset
+    except ToolkitError:
+        state_off = None
+    states = _module_states(btf)
+    unformed = next((v for v, n in states.items() if n == "UNFORMED"), MODULE_STATE_UNFORMED)
+    walk = ModuleWalk([], {}, [], [])
+    keys = []
+    total = 0
+    for mod in _module_structs(mem, modules_head, lay, max_modules, walk.notes):
         try:
-            name = mem.read(mod + lay.name_off, lay.name_len).split(b"\0")[0].decode("utf-8", "replace")
-            if lay.base_off is not None and lay.size_off is not None:
-                base = mem.read_u64(mod + lay.base_off)
-                size = mem.read_u32(mod + lay.size_off)
-                if base:
-                    extents[name] = (base, base + size)
-            ks = mem.read_u64(mod + lay.kallsyms_off)
-            if ks:
-                symtab = mem.read_u64(ks + lay.ks_symtab)
-                num = mem.read_u32(ks + lay.ks_num)
-                strtab = mem.read_u64(ks + lay.ks_strtab)
-                typetab = mem.read_u64(ks + lay.ks_typetab) if lay.ks_typetab is not None else 0
-                if 0 < num <= max_syms and symtab and strtab:
-                    out += _module_syms(mem, name, symtab, num, strtab, typetab)
-            node = mem.read_u64(node)
+            name = _module_name(mem.read(mod + lay.name_off, max(1, min(lay.name_len, 256))))
+        except ToolkitError as exc:
+            walk.notes.append(f"the module at 0x{mod:x} is skipped: {exc.cause}")
+            continue
+        if name is None:
+            walk.notes.append(f"the module at 0x{mod:x} is skipped: its name is not a module "
+                              "name (not a struct module?)")
+            continue
+        try:
+            total += _one_module(mem, mod, name, lay, state_off, states, unformed, walk, keys,
+                                 cache, max_syms - total)
+        except ToolkitError as exc:
+            walk.notes.append(f"module {name} is skipped: {exc.cause}")
+    walk.keys = tuple(keys)
+    return walk
+
+
+def _one_module(mem, mod: int, name: str, lay: ModuleLayout, state_off, states, unformed,
+                walk: ModuleWalk, keys: list, cache: dict | None, budget: int) -> int:
+    """One struct module into *walk*; returns how many symbols it added."""
+    state = mem.read_u32(mod + state_off) if state_off is not None else 0
+    sname = states.get(state, f"state {state}")
+    walk.modules.append((name, sname))
+    if state == unformed:           # /proc/kallsyms skips it: set up not finished, or torn down
+        return 0
+    if sname != "LIVE":
+        doing = {"COMING": " (being loaded)", "GOING": " (being removed)"}.get(sname, "")
+        walk.notes.append(f"module {name} is {sname}{doing}")
+    if lay.base_off is not None and lay.size_off is not None:
+        base = mem.read_u64(mod + lay.base_off)
+        size = mem.read_u32(mod + lay.size_off)
+        if base and _kernel_pointer(base) and 0 < size <= 1 << 30:
+            walk.extents[name] = (base, base + size)
+    ks = mem.read_u64(mod + lay.kallsyms_off)
+    if not ks:
+        keys.append((mod, name, state, 0))
+        return 0
+    if not _kernel_pointer(ks):
+        raise ToolkitError(f"its kallsyms pointer 0x{ks:x} is not a kernel address", None)
+    symtab = mem.read_u64(ks + lay.ks_symtab)
+    num = mem.read_u32(ks + lay.ks_num)
+    strtab = mem.read_u64(ks + lay.ks_strtab)
+    typetab = mem.read_u64(ks + lay.ks_typetab) if lay.ks_typetab is not None else 0
+    exports = (mem.read_u64(mod + lay.syms_off), mem.read_u32(mod + lay.num_syms_off)) \
+        if _has_exports(lay) else None
+    key = (mod, name, state, ks, symtab, num, strtab, typetab, exports)
+    keys.append(key)
+    if num == 0:
+        return 0
+    if num > min(MAX_MODULE_SYMS, budget):
+        raise ToolkitError(f"num_symtab reads {num} (more than "
+                           f"{min(MAX_MODULE_SYMS, budget)} can be)", None)
+    if not (_kernel_pointer(symtab) and _kernel_pointer(strtab)
+            and (not typetab or _kernel_pointer(typetab))):
+        raise ToolkitError("its symtab/strtab/typetab pointers are not kernel addresses", None)
+    got = cache.get(key) if cache is not None else None
+    if got is None:
+        syms, cut = _module_syms(mem, name, symtab, num, strtab, typetab)
+        if exports is not None:
+            syms = _export_case(syms, _exported(mem, lay, *exports), walk.notes, name)
+        got = (syms, cut)
+        if cache is not None:
+            cache[key] = got
+    syms, cut = got
+    if cut:
+        walk.notes.append(f"module {name}: {cut} symbol names could not be read")
+    walk.symbols += syms
+    return len(syms)
+
+
+MAX_MODULE_EXPORTS = 1 << 16
+
+
+def _has_exports(lay: ModuleLayout) -> bool:
+    return None not in (lay.syms_off, lay.num_syms_off, lay.ksym_value, lay.ksym_name) \
+        and lay.ksym_size > 0
+
+
+def _exported(mem, lay: ModuleLayout, syms: int, num: int) -> set | None:
+    """{(name, address)} of a module's exports (mod->syms), or None when they cannot be
+    read.  /proc/kallsyms prints a module symbol's letter upper-case when it is exported
+    there (is_exported(): name and value match an entry of mod->syms; EXPORT_SYMBOL_GPL's
+    gpl_syms do not count), lower-case otherwise."""
+    if not num:
+        return set()
+    if num > MAX_MODULE_EXPORTS or not _kernel_pointer(syms):
+        return None
+    try:
+        raw = mem.read(syms, lay.ksym_size * num)
+    except ToolkitError:
+        return None
+    out = set()
+    for i in range(num):
+        at = syms + i * lay.ksym_size
+        if lay.ksym_prel32:          # place-relative: the field's own address + the offset
+            v, nm = (struct.unpack_from("<i", raw, i * lay.ksym_size + o)[0] for o in
+                     (lay.ksym_value, lay.ksym_name))
+            value, name_at = at + lay.ksym_value + v, at + lay.ksym_name + nm
+        else:
+            value, name_at = (struct.unpack_from("<Q", raw, i * lay.ksym_size + o)[0] for o in
+                              (lay.ksym_value, lay.ksym_name))
+        try:
+            raw_name = _readable(mem, name_at & ((1 << 64) - 1), KSYM_NAME_LEN)
+        except ToolkitError:
+            continue
+        end = raw_name.find(b"\0")
+        if end > 0:
+            from gdb_toolkit.common.names import decode_name
+
+            out.add((decode_name(raw_name[:end]), value & ((1 << 64) - 1)))
+    return out
+
+
+def _export_case(syms: list, exported: set | None, notes: list, mod: str) -> list:
+    """*syms* with their letters cased as /proc/kallsyms prints a module's symbols."""
+    if exported is None:
+        notes.append(f"module {mod}: its exports could not be read (symbol letters keep "
+                     "their binding's case)")
+        return syms
+    return [(a, t.upper() if (n, a) in exported else t.lower(), n, m) for a, t, n, m in syms]
+
+
+def _readable(mem, addr: int, n: int) -> bytes:
+    """The bytes of [addr, addr+n) up to the first that cannot be read.  Pages are read
+    whole after a failure, so the end of what is mapped (a module allocation's guard page)
+    ends it exactly."""
+    try:
+        return mem.read(addr, n)
+    except ToolkitError:
+        pass
+    out, cur, end = [], addr, addr + n
+    while cur < end:
+        step = min(end, (cur | 0xFFF) + 1) - cur
+        try:
+            out.append(mem.read(cur, step))
         except ToolkitError:
             break
-    return out, extents
+        cur += step
+    return b"".join(out)
 
 
-def _module_syms(mem, mod: str, symtab: int, num: int, strtab: int, typetab: int):
+def _module_syms(mem, mod: str, symtab: int, num: int, strtab: int,
+                 typetab: int) -> tuple[list, int]:
+    """([(address, type, name, mod)], how many names could not be read) from one
+    mod_kallsyms.  The string table's size is not recorded anywhere: it is read up to the
+    last name's end (the largest st_name + KSYM_NAME_LEN), but never past the end of
+    readable memory -- a module's strtab and typetab can end a few bytes before the
+    unmapped guard page that follows its allocation."""
+    from gdb_toolkit.common.names import decode_name
+
     raw = mem.read(symtab, 24 * num)
     types = mem.read(typetab, num) if typetab else b"t" * num
     entries = list(struct.iter_unpack("<IBBHQQ", raw))
-    top = max((e[0] for e in entries), default=0)
-    strs = mem.read(strtab, min(top + 512, 16 << 20)) if top else b""
-    out = []
-    for i, (st_name, info, _o, shndx, value, _size) in enumerate(entries):
-        t = chr(types[i]) if types[i] else "?"
+    top = max((e[0] for e in entries if e[0] < MAX_MODULE_STRTAB), default=0)
+    strs = _readable(mem, strtab, top + KSYM_NAME_LEN) if top else b""
+    out, cut = [], 0
+    for i, (st_name, _info, _o, shndx, value, _size) in enumerate(entries):
+        t = chr(types[i]) if 0x21 <= types[i] < 0x7F else "?"
         if not st_name or not value or shndx == 0 or t == "U":
             continue
-        end = strs.find(b"\0", st_name)
-        name = strs[st_name:end if end >= 0 else len(strs)].decode("utf-8", "replace")
-        if name and not name.startswith("$"):
-            out.append((value, t, name, mod))
-    return out
+        end = strs.find(b"\0", st_name, st_name + KSYM_NAME_LEN)
+        if end < 0:                     # past the readable strtab (or an unterminated name)
+            cut += 1
+            continue
+        bname = strs[st_name:end]
+        if not bname or bname.startswith(b"$") or any(c <= 0x20 or c == 0x7F for c in bname):
+            continue                    # mapping symbols; names a kallsyms line cannot carry
+        out.append((value, t, decode_name(bname), mod))
+    return out, cut
 
 
 def kallsyms_text(symbols: list[tuple[int, str, str]],
@@ -476,6 +736,13 @@ def kallsyms_text(symbols: list[tuple[int, str, str]],
     lines = [f"{a:016x} {t} {n}" for a, t, n in symbols]
     lines += [f"{a:016x} {t} {n}\t[{m}]" for a, t, n, m in modules]
     return "\n".join(lines) + "\n"
+
+
+def kallsyms_text_join(vmlinux_text: str, modules: list[tuple[int, str, str, str]]) -> str:
+    """*vmlinux_text* (``kallsyms_text(symbols)``) followed by the lines of *modules*."""
+    if not modules:
+        return vmlinux_text
+    return vmlinux_text + "".join(f"{a:016x} {t} {n}\t[{m}]\n" for a, t, n, m in modules)
 
 
 # -- the kernel's pseudo-modules: what /proc/kallsyms adds from its own lists --------------------

@@ -125,6 +125,7 @@ def kcore_report(session) -> KcoreReport:
     page = info.get("PAGESIZE")
     if syms is not None and not session.is_live:
         notes += [f"symbols: {d}" for d in session.symbol_sources()]
+        notes += [f"symbols: {d}" for d in session.symbol_notes()]
     rep = KcoreReport(mem.description, mem.arch, info.get("OSRELEASE"), info.get("BUILD-ID"), offset,
                       source, int(page) if page and page.isdigit() else None, segs, dict(info), notes)
     rep.source_kind = session.kind

@@ -242,7 +242,14 @@ class KernelSession(Closeable):
         syms.add_resolver(from_code)
 
     def _memory_symbols(self):
-        """The kallsyms tables inside the dump / target, and its module list."""
+        """The kallsyms tables inside the dump / target, and its module list.
+
+        Cached in-process per dump (its path, size and mtime) or per gdb target.  A dump never
+        changes: everything is reused.  A halted kernel runs between commands: vmlinux's
+        tables are reused while their token index still reads the same, but the module list
+        and the kernel's own lists (kprobe pages, ftrace trampolines, BPF programs) are walked
+        again every time -- modules come and go -- reusing the symbols of each module whose
+        tables are unchanged."""
         from gdb_toolkit.kernel import kallsyms_mem as KM
         from gdb_toolkit.kernel.symbols import KernelSymbols, SymbolSource
 
@@ -262,40 +269,62 @@ class KernelSession(Closeable):
                 start, length = self._image_range()
                 tables = KM.find_tables(mem, start, length, mem.arch)
             vm = KM.read_symbols(mem, tables)
-            text = KM.kallsyms_text(vm)
-            src = SymbolSource("memory", None, f"the kernel's kallsyms tables ({tables.how}), "
-                               f"{tables.num_syms} symbols")
-            cached = {"text": text, "extents": {}, "src": src,
+            cached = {"vm": KM.kallsyms_text(vm), "modcache": {}, "built": None,
+                      "detail": f"the kernel's kallsyms tables ({tables.how}), {tables.num_syms} symbols",
                       "check": (tables.token_index, mem.read(tables.token_index, 512))}
-            syms = KernelSymbols(text, f"kallsyms in {mem.description}", 0, src)
             if not mem.vmcoreinfo:
+                syms = KernelSymbols(cached["vm"], f"kallsyms in {mem.description}", 0)
                 self._vmcoreinfo_from_memory(syms)
                 cached["vmcoreinfo"] = dict(mem.vmcoreinfo)
-            mods = syms.lookup("modules")
-            self._syms = syms           # the BTF the module walk needs is found by these symbols
-            msyms = []
-            if mods is not None:
-                try:
-                    msyms, extents = KM.module_symbols(mem, mods.address, self.btf)
-                    cached["extents"] = extents
-                    src.detail += f"; {len(extents)} modules from the module list"
-                except ToolkitError as exc:
-                    self.notes.append(f"module symbols not read: {exc.cause}")
-            try:
-                msyms += KM.builtin_symbols(mem, syms.address, self.btf)
-            except ToolkitError as exc:
-                self.notes.append(f"kprobe pages, ftrace trampolines, BPF programs not named: "
-                                  f"{exc.cause}")
-            if msyms:
-                cached["text"] = KM.kallsyms_text(vm, msyms)
             if key:
                 _MEMORY_SYMBOLS.clear()
                 _MEMORY_SYMBOLS[key] = cached
         elif cached.get("vmcoreinfo") and not mem.vmcoreinfo and hasattr(mem, "set_vmcoreinfo"):
             mem.set_vmcoreinfo(cached["vmcoreinfo"])
-        syms = KernelSymbols(cached["text"], f"kallsyms in {mem.description}", 0, cached["src"])
-        syms.module_extents.update(cached["extents"])
+        built = cached["built"]
+        if built is None or self.kind == GDB:
+            built = self._module_part(cached)
+            cached["built"] = built
+        _fingerprint, text, extents, detail, notes = built
+        syms = KernelSymbols(text, f"kallsyms in {mem.description}", 0, SymbolSource("memory", None, detail))
+        syms.module_extents.update(extents)
+        syms.notes += notes
         return syms
+
+    def _module_part(self, cached: dict) -> tuple:
+        """(fingerprint, kallsyms text, module extents, source detail, notes): vmlinux's
+        symbols (cached["vm"]) + the module list's + the kernel lists' pseudo-modules.  The
+        text is rebuilt only when the fingerprint moved."""
+        from gdb_toolkit.kernel import kallsyms_mem as KM
+        from gdb_toolkit.kernel.symbols import KernelSymbols
+
+        mem = self.memory
+        vm_syms = KernelSymbols(cached["vm"], f"kallsyms in {mem.description}", 0)
+        self._syms = vm_syms        # the BTF the module walk needs is found by these symbols
+        detail, notes, msyms, extents, keys = cached["detail"], [], [], {}, ()
+        mods = vm_syms.lookup("modules")
+        if mods is not None:
+            try:
+                walk = KM.module_symbols(mem, mods.address, self.btf, cache=cached["modcache"])
+                msyms, extents, keys = walk.symbols, walk.extents, walk.keys
+                notes += [f"module list: {n}" for n in walk.notes]
+                detail += f"; {len(extents)} modules from the module list"
+                live = set(keys)
+                for k in [k for k in cached["modcache"] if k not in live]:
+                    del cached["modcache"][k]      # unloaded since: do not keep their symbols
+            except ToolkitError as exc:
+                notes.append(f"module symbols not read: {exc.cause}")
+        try:
+            builtins = KM.builtin_symbols(mem, vm_syms.address, self.btf)
+        except ToolkitError as exc:
+            builtins = []
+            notes.append(f"kprobe pages, ftrace trampolines, BPF programs not named: {exc.cause}")
+        fingerprint = (keys, tuple(builtins))
+        old = cached.get("built")
+        if old is not None and old[0] == fingerprint:
+            return (fingerprint, old[1], extents, detail, notes)
+        text = KM.kallsyms_text_join(cached["vm"], msyms + builtins)
+        return (fingerprint, text, extents, detail, notes)
 
     def _vmcoreinfo_from_memory(self, syms) -> None:
         """A halted kernel carries VMCOREINFO too (vmcoreinfo_data): release, KASLR offset,
@@ -348,6 +377,12 @@ class KernelSession(Closeable):
             return []
         out = [src.describe() for src in s.sources]
         return out
+
+    def symbol_notes(self) -> list[str]:
+        """What the symbols could not include, and why (a module skipped, the module list
+        cut short, a module being loaded or removed)."""
+        s = self._syms
+        return list(getattr(s, "notes", None) or []) if s is not None else []
 
     # -- BTF ----------------------------------------------------------------------
     @property
