@@ -26,6 +26,7 @@ import struct
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.record import record
+from gdb_toolkit.kernel.memory import PAGE_SIZE
 
 MAX_SYMS = 1 << 22
 MAX_NAMES_BYTES = 64 << 20
@@ -70,21 +71,22 @@ def tables_from_vmcoreinfo(mem, info: dict, arch: str) -> Tables | None:
                   _hexval(info, "SYMBOL(kallsyms_addresses)"), arch == "x86_64", "VMCOREINFO")
 
 
-def _read_upto(mem, addr: int, n: int, step: int = 256) -> bytes:
-    """Up to *n* bytes at *addr*: as many as can be read (the end of what memory holds may
-    come first)."""
+def _read_upto(mem, addr: int, n: int) -> bytes:
+    """The bytes of [addr, addr+n) up to the first that cannot be read (the end of what
+    memory holds may come first).  After a failure pages are read whole, so the end of what
+    is mapped (a module allocation's guard page) ends it exactly."""
     try:
         return mem.read(addr, n)
     except ToolkitError:
         pass
-    out = []
-    got = 0
-    while got < n:
+    out, cur, end = [], addr, addr + n
+    while cur < end:
+        step = min(end, (cur | (PAGE_SIZE - 1)) + 1) - cur
         try:
-            out.append(mem.read(addr + got, min(step, n - got)))
+            out.append(mem.read(cur, step))
         except ToolkitError:
             break
-        got += len(out[-1])
+        cur += step
     return b"".join(out)
 
 
@@ -661,7 +663,7 @@ def _exported(mem, lay: ModuleLayout, syms: int, num: int) -> set | None:
             value, name_at = (struct.unpack_from("<Q", raw, i * lay.ksym_size + o)[0] for o in
                               (lay.ksym_value, lay.ksym_name))
         try:
-            raw_name = _readable(mem, name_at & ((1 << 64) - 1), KSYM_NAME_LEN)
+            raw_name = _read_upto(mem, name_at & ((1 << 64) - 1), KSYM_NAME_LEN)
         except ToolkitError:
             continue
         end = raw_name.find(b"\0")
@@ -681,25 +683,6 @@ def _export_case(syms: list, exported: set | None, notes: list, mod: str) -> lis
     return [(a, t.upper() if (n, a) in exported else t.lower(), n, m) for a, t, n, m in syms]
 
 
-def _readable(mem, addr: int, n: int) -> bytes:
-    """The bytes of [addr, addr+n) up to the first that cannot be read.  Pages are read
-    whole after a failure, so the end of what is mapped (a module allocation's guard page)
-    ends it exactly."""
-    try:
-        return mem.read(addr, n)
-    except ToolkitError:
-        pass
-    out, cur, end = [], addr, addr + n
-    while cur < end:
-        step = min(end, (cur | 0xFFF) + 1) - cur
-        try:
-            out.append(mem.read(cur, step))
-        except ToolkitError:
-            break
-        cur += step
-    return b"".join(out)
-
-
 def _module_syms(mem, mod: str, symtab: int, num: int, strtab: int,
                  typetab: int) -> tuple[list, int]:
     """([(address, type, name, mod)], how many names could not be read) from one
@@ -713,7 +696,7 @@ def _module_syms(mem, mod: str, symtab: int, num: int, strtab: int,
     types = mem.read(typetab, num) if typetab else b"t" * num
     entries = list(struct.iter_unpack("<IBBHQQ", raw))
     top = max((e[0] for e in entries if e[0] < MAX_MODULE_STRTAB), default=0)
-    strs = _readable(mem, strtab, top + KSYM_NAME_LEN) if top else b""
+    strs = _read_upto(mem, strtab, top + KSYM_NAME_LEN) if top else b""
     out, cut = [], 0
     for i, (st_name, _info, _o, shndx, value, _size) in enumerate(entries):
         t = chr(types[i]) if 0x21 <= types[i] < 0x7F else "?"
