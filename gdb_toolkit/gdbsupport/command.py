@@ -154,7 +154,9 @@ class ToolkitCommand:
         before = (tokens[-2] if len(tokens) > 1 else "") if last else (tokens[-1] if tokens else "")
         metavar = self.parser.value_metavar(before) if before.startswith("-") else None
         if metavar:                     # --object lib<Tab>, --log /tmp/<Tab>
-            got = self.complete_option(before, metavar, last)
+            # not on the word-splitting call: after an option there is always a word before,
+            # so even a file name is listed by us, with gdb's default break characters
+            got = self.complete_option(before, metavar, last) if word is not None else []
         elif last.startswith("-"):
             got = self.parser.option_strings()
         elif type(self).complete_values is ToolkitCommand.complete_values:
