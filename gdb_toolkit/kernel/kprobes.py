@@ -357,7 +357,8 @@ def _row(arch, lp, kp, top, addr, live, site, state, all_disarmed, sym, event_in
         original, osrc = None, "none: the module is unloaded, its code no longer exists"
     else:
         if lp.symbol is None:
-            where, loc = sym(addr) or f"0x{addr:x}", kernel_location_of(addr, sym(addr))
+            text = sym(addr)
+            where, loc = text or f"0x{addr:x}", kernel_location_of(addr, text)
         else:
             where, loc = _where(lp.symbol, lp.offset, lp.module, addr), \
                 kernel_location(addr, lp.symbol, lp.offset, lp.module)

@@ -203,7 +203,6 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
                        help="changes since the previous 'got', or since a saved 'got --json'")
         return p
 
-
     def run(self, args):
         from gdb_toolkit.plt.gdb_live import same_stop
 
