@@ -12,6 +12,7 @@ import sys
 from .arch import ARM64, X86_64, get_arch
 from .initramfs import build_initramfs
 from .kernel import GuestError, prepare_kernel
+from .results import console_excerpt
 from .vm import run_in_guest
 
 NO_STATUS = 125
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
     if res.status is None:
         _err(f"guest: {res.error}")
         if not args.verbose:
-            _err("guest: console tail:\n" + "\n".join(res.console.replace("\r", "").splitlines()[-25:]))
+            _err("guest: " + console_excerpt(res.console, tail=25))
         return NO_STATUS
     boot = f"{res.boot_seconds:.1f} s" if res.boot_seconds is not None else "?"
     _err(f"guest: {res.kernel} ({res.accel}) boot {boot}, total {res.total_seconds:.1f} s, "

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from .arch import ARM64, X86_64, GuestArch
-from .results import Outcome, collect_errors, outcomes, parse_lines, result_key
+from .results import Outcome, collect_errors, console_excerpt, outcomes, parse_lines, result_key
 
 IN_GUEST = "GDB_TOOLKIT_IN_GUEST"
 SKIP_GUEST = "GDB_TOOLKIT_SKIP_GUEST"
@@ -142,12 +142,12 @@ class GuestRun:
             log_note = f"; console: {log}"
         except OSError:
             log_note = ""
-        tail = "\n".join(console.splitlines()[-40:])
+        excerpt = console_excerpt(console)
         errs = collect_errors(rows)
         if res.status is None:
-            self.error = f"{res.error}\n----- guest console (tail) -----\n{tail}"
+            self.error = f"{res.error}\n{excerpt}"
         self.extra = ("\n".join(errs) + "\n" if errs else "") + \
-            f"guest pytest exit status {res.status}; console tail:\n{tail}"
+            f"guest pytest exit status {res.status}\n{excerpt}"
         boot = f"{res.boot_seconds:.1f} s" if res.boot_seconds is not None else "not reached"
         self.summary = (f"guest: kernel {res.kernel} ({res.accel}): boot {boot}, "
                         f"{len(self.results)}/{len(self.keys)} guest tests reported, "

@@ -5,9 +5,15 @@ keyed by ``result_key`` = "<absolute file path>::<rest of the node id>" so the h
 agree even when their rootdirs differ.
 """
 import json
+import re
 from dataclasses import dataclass
 
 MAX_TEXT = 12000
+
+# The first line of a kernel's own report of trouble: what a failure must show even when the
+# console's last lines are the same report repeated (a soft lockup prints every ~30 s).
+KERNEL_TROUBLE = re.compile(r"(BUG: |Kernel panic|Oops|general protection fault|WARNING: CPU|"
+                            r"rcu: INFO|INFO: task .* blocked for more than)")
 
 
 def result_key(path: str, nodeid: str) -> str:
@@ -88,3 +94,21 @@ def outcomes(rows: list[dict]) -> dict[str, Outcome]:
 
 def collect_errors(rows: list[dict]) -> list[str]:
     return [f"{r['nodeid']}:\n{r.get('longrepr', '')}" for r in rows if r.get("collect_error")]
+
+
+def console_excerpt(console: str, tail: int = 40, trouble: int = 80) -> str:
+    """The console lines a failure shows: the kernel's first report of trouble (a panic's or
+    soft lockup's backtrace, up to *trouble* lines from it) when there is one, then the last
+    *tail* lines; the two are not repeated where they overlap."""
+    lines = console.replace("\r", "").splitlines()
+    last = max(0, len(lines) - tail)
+    first = next((i for i, line in enumerate(lines) if KERNEL_TROUBLE.search(line)), None)
+    if first is None or first >= last:
+        return "----- guest console (tail) -----\n" + "\n".join(lines[last:])
+    stop = min(first + trouble, last)
+    parts = ["----- guest console: the kernel's first report -----", *lines[first:stop]]
+    if stop < last:
+        parts.append(f"[... {last - stop} lines ...]")
+    parts += ["----- guest console (tail) -----", *lines[last:]]
+    return "\n".join(parts)
+

@@ -451,3 +451,38 @@ def test_root_fix_ups_refuse_a_directory_link_out_of_the_root(tmp_path):
     with pytest.raises(GuestError, match="leads out of the root"):
         fix_up(root, debs, "6.1.0-0-arm64", log=lambda m: None)
     assert list(outside.iterdir()) == []
+
+
+# ---------------------------------------------------------------- console excerpt
+
+def _lockup_console(repeats: int) -> str:
+    """The shape CI saw: a soft lockup reported again every ~30 s until the timeout; with
+    softlockup_panic the first report is followed by the panic and its backtraces."""
+    head = ["@@GTK-GUEST-BEGIN 75111d0223fef69c@@", "." * 37]
+    first = ["[  540.665076] watchdog: BUG: soft lockup - CPU#1 stuck for 45s! [python3:141]",
+             "[  540.665080] CPU: 1 PID: 141 Comm: python3 Not tainted 6.1.0-57-amd64 #1",
+             "[  540.665082] RIP: 0010:smp_call_function_many_cond+0x12e/0x3c0",
+             "[  540.665090] Kernel panic - not syncing: softlockup: hung tasks"]
+    again = [f"[ {568 + 30 * i}.664937] watchdog: BUG: soft lockup - CPU#1 stuck for {71 + 30 * i}s! "
+             "[python3:141]" for i in range(repeats)]
+    return "\r\n".join(head + first + again) + "\r\n"
+
+
+def test_console_excerpt_shows_the_first_kernel_report_when_the_tail_repeats_it():
+    from tests.guest.results import console_excerpt
+    text = console_excerpt(_lockup_console(200), tail=40)
+    assert "RIP: 0010:smp_call_function_many_cond+0x12e/0x3c0" in text    # the stuck place
+    assert "Kernel panic - not syncing" in text
+    assert text.index("kernel's first report") < text.index("(tail)")
+    assert "[... 84 lines ...]" in text      # 206 lines: 2 + 80 shown, 84 left out, the last 40
+    assert "\r" not in text
+    assert text.rstrip().endswith("stuck for 6041s! [python3:141]")         # the last line
+
+
+def test_console_excerpt_is_the_tail_when_the_report_is_in_it_or_absent():
+    from tests.guest.results import console_excerpt
+    short = console_excerpt(_lockup_console(3), tail=40)      # everything fits in the tail
+    assert "first report" not in short and short.count("RIP: 0010") == 1
+    quiet = console_excerpt("\n".join(f"line {i}" for i in range(100)), tail=5)
+    assert quiet.splitlines() == ["----- guest console (tail) -----",
+                                  "line 95", "line 96", "line 97", "line 98", "line 99"]
