@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from .arch import ARM64, X86_64, GuestArch
-from .results import Outcome, collect_errors, console_excerpt, outcomes, parse_lines, result_key
+from .results import (Outcome, collect_errors, console_excerpt, kernel_trouble, outcomes,
+                      parse_lines, result_key)
 
 IN_GUEST = "GDB_TOOLKIT_IN_GUEST"
 SKIP_GUEST = "GDB_TOOLKIT_SKIP_GUEST"
@@ -32,11 +33,12 @@ DEFAULT_TIMEOUT = 2400
 REPO = Path(__file__).resolve().parents[2]
 
 
-def console_log_path(arch: GuestArch = X86_64) -> Path:
-    """The last guest console of this checkout and architecture (overwritten by each run)."""
+def console_log_path(arch: GuestArch = X86_64, boot: str = "") -> Path:
+    """The last guest console of this checkout and architecture (overwritten by each run);
+    *boot* "-boot1": the first boot's, when a second one ran the tests it did not finish."""
     tag = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
     suffix = "" if arch is X86_64 else f"-{arch.name}"
-    return Path(tempfile.gettempdir()) / f"gdb_toolkit-guest-console{suffix}-{tag}.log"
+    return Path(tempfile.gettempdir()) / f"gdb_toolkit-guest-console{suffix}{boot}-{tag}.log"
 
 
 def in_guest() -> bool:
@@ -95,6 +97,7 @@ class GuestRun:
         self.results: dict[str, Outcome] = {}
         self.extra = ""            # collection errors / console tail for missing tests
         self.summary = ""
+        self.retried = ""          # why a second boot ran the tests the first did not finish
 
     def _say(self, msg: str):
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -112,18 +115,25 @@ class GuestRun:
             return
         self.done = True
         from .kernel import GuestError
-        from .vm import run_in_guest
         timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
-        xfer = Path(tempfile.mkdtemp(prefix="gtk-guest-pytest-"))
         self._say(f"\nguest: booting Debian's {self.arch.name} kernel under QEMU for "
                   f"{len(self.keys)} guest test(s) (timeout {timeout:.0f} s)")
         t0 = time.monotonic()
         try:
-            kw = {} if self.arch is X86_64 else {"arch": self.arch}
-            res = run_in_guest(guest_pytest_argv(self.test_ids, self.arch.marker),
-                               timeout=timeout, cwd=str(REPO), xfer=xfer, log=self._say, **kw)
-            rows = parse_lines((xfer / "results.jsonl").read_text(errors="replace")
-                               if (xfer / "results.jsonl").is_file() else "")
+            res, rows = self._boot(self.test_ids, timeout)
+            self.results = outcomes(rows)
+            retry = self._retry_plan(res, time.monotonic() - t0, timeout)
+            if retry:
+                trouble, ids = retry
+                first_log = self._save_console(res, "-boot1")
+                self._say(f"guest: the {self.arch.name} kernel died mid-run ({trouble.strip()}; "
+                          f"console: {first_log}); the {len(ids)} test(s) it did not finish run "
+                          "again in a second boot, once")
+                res, rows = self._boot(ids, timeout - (time.monotonic() - t0))
+                for key, outcome in outcomes(rows).items():
+                    if self.results.get(key, Outcome("missing")).outcome == "missing":
+                        self.results[key] = outcome
+                self.retried = f"; second boot for {len(ids)} test(s) after: {trouble.strip()}"
         except GuestError as exc:
             self.error = f"{self.arch.name} guest could not be prepared: {exc}"
             self.summary = "guest: " + self.error
@@ -132,28 +142,55 @@ class GuestRun:
             self.error = f"guest harness crashed: {type(exc).__name__}: {exc}"
             self.summary = "guest: " + self.error
             return
-        finally:
-            shutil.rmtree(xfer, ignore_errors=True)
-        self.results = outcomes(rows)
-        console = res.console.replace("\r", "")
-        log = console_log_path(self.arch)
-        try:
-            log.write_text(console)
-            log_note = f"; console: {log}"
-        except OSError:
-            log_note = ""
-        excerpt = console_excerpt(console)
+        log = self._save_console(res)
+        log_note = f"; console: {log}" if log else ""
+        excerpt = console_excerpt(res.console)
         errs = collect_errors(rows)
         if res.status is None:
             self.error = f"{res.error}\n{excerpt}"
         self.extra = ("\n".join(errs) + "\n" if errs else "") + \
             f"guest pytest exit status {res.status}\n{excerpt}"
         boot = f"{res.boot_seconds:.1f} s" if res.boot_seconds is not None else "not reached"
+        reported = sum(1 for o in self.results.values() if o.outcome != "missing")
         self.summary = (f"guest: kernel {res.kernel} ({res.accel}): boot {boot}, "
-                        f"{len(self.results)}/{len(self.keys)} guest tests reported, "
+                        f"{reported}/{len(self.keys)} guest tests reported, "
                         f"guest total {time.monotonic() - t0:.1f} s, "
-                        f"guest pytest exit {res.status}{log_note}")
+                        f"guest pytest exit {res.status}{log_note}{self.retried}")
         self._say(self.summary)
+
+    def _boot(self, test_ids: list[str], timeout: float):
+        """One guest boot running *test_ids*: its GuestResult and the in-guest report rows."""
+        from .vm import run_in_guest
+        xfer = Path(tempfile.mkdtemp(prefix="gtk-guest-pytest-"))
+        try:
+            kw = {} if self.arch is X86_64 else {"arch": self.arch}
+            res = run_in_guest(guest_pytest_argv(test_ids, self.arch.marker),
+                               timeout=timeout, cwd=str(REPO), xfer=xfer, log=self._say, **kw)
+            rows = parse_lines((xfer / "results.jsonl").read_text(errors="replace")
+                               if (xfer / "results.jsonl").is_file() else "")
+            return res, rows
+        finally:
+            shutil.rmtree(xfer, ignore_errors=True)
+
+    def _retry_plan(self, res, elapsed: float, timeout: float):
+        """(the kernel's first report, the unfinished test ids) when the guest's kernel died
+        mid-run (a panic or lockup on its console, no exit status) early enough that a second
+        boot fits in what is left of the timeout; else None.  Once: the second boot's outcome
+        stands, whatever it is, and the first boot's console is kept beside it."""
+        trouble = kernel_trouble(res.console)
+        if res.status is not None or trouble is None or elapsed > timeout / 2:
+            return None
+        ids = [tid for key, tid in zip(self.keys, self.test_ids)
+               if self.results.get(key, Outcome("missing")).outcome == "missing"]
+        return (trouble, ids) if ids else None
+
+    def _save_console(self, res, suffix: str = "") -> str:
+        log = console_log_path(self.arch, suffix)
+        try:
+            log.write_text(res.console.replace("\r", ""))
+            return str(log)
+        except OSError:
+            return ""
 
     def outcome(self, key: str) -> Outcome:
         self.ensure()

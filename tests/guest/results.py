@@ -96,6 +96,12 @@ def collect_errors(rows: list[dict]) -> list[str]:
     return [f"{r['nodeid']}:\n{r.get('longrepr', '')}" for r in rows if r.get("collect_error")]
 
 
+def kernel_trouble(console: str) -> str | None:
+    """The console's first line where the guest kernel reports trouble (panic, lockup, oops)."""
+    return next((line for line in console.replace("\r", "").splitlines()
+                 if KERNEL_TROUBLE.search(line)), None)
+
+
 def console_excerpt(console: str, tail: int = 40, trouble: int = 80) -> str:
     """The console lines a failure shows: the kernel's first report of trouble (a panic's or
     soft lockup's backtrace, up to *trouble* lines from it) when there is one, then the last

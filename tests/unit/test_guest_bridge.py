@@ -24,17 +24,30 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "guest_arm64: real arm64 kernel")
     config.pluginmanager.register(Bridge(), "bridge")
 
-if os.environ.get("FAKE_GUEST") in ("1", "timeout"):
+LOCKUP = "[  540.665076] watchdog: BUG: soft lockup - CPU#1 stuck for 45s! [python3:141]"
+BOOTS = []
+
+if os.environ.get("FAKE_GUEST") in ("1", "timeout", "panic", "panic-twice"):
     def fake_run_in_guest(argv, timeout, cwd, xfer, log, **kw):
         arch = kw.get("arch")
+        mode = os.environ["FAKE_GUEST"]
+        BOOTS.append(argv)
         log("fake guest: running " + " ".join(argv[:3]) + " arch=" + getattr(arch, "name", "x86_64"))
         env = dict(os.environ, GDB_TOOLKIT_IN_GUEST="1", GDB_TOOLKIT_GUEST_XFER=str(xfer))
-        if os.environ["FAKE_GUEST"] == "timeout":     # only the first test got to run
+        # timeout: only the first test got to run; panic: the kernel dies after it (the
+        # second boot runs normally); panic-twice: the second boot dies too
+        dies = mode == "timeout" or (mode == "panic" and len(BOOTS) == 1) or mode == "panic-twice"
+        if dies and len(BOOTS) == 1:
             argv = argv + ["-k", "g_pass"]
+        elif dies:
+            argv = argv + ["-k", "g_fail"]
         p = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
-        if os.environ["FAKE_GUEST"] == "timeout":
+        if dies:
+            trouble = "" if mode == "timeout" else LOCKUP + "\\nKernel panic - not syncing: softlockup: hung tasks\\n"
             return vm.GuestResult(status=None, output=p.stdout, boot_seconds=1.0,
-                                  console=p.stdout, error="guest timed out after 9 s",
+                                  console=p.stdout + trouble,
+                                  error="guest timed out after 9 s" if mode == "timeout"
+                                  else "guest exited (qemu status 0) without reporting a status",
                                   kernel="fake", accel="none")
         return vm.GuestResult(status=p.returncode, output=p.stdout, boot_seconds=0.0,
                               console=p.stdout + p.stderr, kernel="fake", accel="none")
@@ -91,6 +104,9 @@ def _pytest(scratch, *args, **env):
     return proc.returncode, proc.stdout + proc.stderr
 
 
+LOCKUP_TEXT = "watchdog: BUG: soft lockup - CPU#1 stuck for 45s!"
+
+
 def _line(out, status, name):
     return any(l.startswith(status) and name in l for l in out.splitlines())
 
@@ -143,6 +159,32 @@ def test_inside_the_guest_tests_run_for_real(scratch):
                       PATH="/nonexistent")
     assert rc == 1 and "guest: booting" not in out, out
     assert _line(out, "PASSED", "test_g_pass") and _line(out, "FAILED", "test_g_fail")
+
+
+def test_a_guest_kernel_that_dies_mid_run_gets_one_second_boot_for_the_unfinished_tests(scratch):
+    rc, out = _pytest(scratch, FAKE_GUEST="panic")
+    assert rc == 1, out                                         # test_g_fail fails for real
+    assert out.count("fake guest: running") == 2, out
+    assert _line(out, "PASSED", "test_g_pass") and _line(out, "PASSED", "test_in_class"), out
+    assert _line(out, "FAILED", "test_g_fail") and "guest says no" in out, out
+    assert _line(out, "SKIPPED", "no bcc in guest"), out
+    # loud: the first boot's trouble is in the summary and its console is kept
+    assert "kernel died mid-run (" + "[  540.665076] watchdog: BUG: soft lockup" in out, out
+    assert "second boot for 5 test(s) after: [  540.665076] watchdog: BUG: soft lockup" in out, out
+    logs = sorted(p.name for p in (scratch / "tmp").iterdir())
+    assert len(logs) == 2 and any("-boot1-" in n for n in logs), logs
+    assert LOCKUP_TEXT in (scratch / "tmp" / next(n for n in logs if "-boot1-" in n)).read_text()
+
+
+def test_a_second_kernel_death_fails_the_rest_with_the_kernels_report(scratch):
+    rc, out = _pytest(scratch, FAKE_GUEST="panic-twice")
+    assert rc == 1 and out.count("fake guest: running") == 2, out     # once, not a loop
+    assert _line(out, "PASSED", "test_g_pass"), out                  # from the first boot
+    assert _line(out, "FAILED", "test_g_fail") and "guest says no" in out, out    # the second
+    for name in ("test_g_param[1]", "test_in_class"):                  # never finished
+        assert _line(out, "FAILED", name), out
+    assert "the kernel's first report" in out or "guest console (tail)" in out, out
+    assert "Kernel panic - not syncing" in out, out
 
 
 def test_guest_timeout_keeps_finished_results_and_fails_the_rest(scratch):
