@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.render import to_jsonable
 from gdb_toolkit.kernel import kprobe_text as T
 from gdb_toolkit.kernel import sites as S
 from gdb_toolkit.kernel.btf import Btf
@@ -227,6 +228,7 @@ F_OPEN, F_WRITE, F_KSYS, F_READ = TEXT + 0x1000, TEXT + 0x2000, TEXT + 0x3000, T
 F_QUIET = TEXT + 0x4800
 GONE_ADDR = 0xFFFFFFFFC0A01010          # in a module that was unloaded: nothing mapped there
 H_AGGR, H_KRET, H_KDISP, H_RDISP = TEXT + 0x5000, TEXT + 0x5100, TEXT + 0x5200, TEXT + 0x5300
+H_MOD_POST = 0xFFFFFFFFC0B00000        # a module's own post_handler (kallsyms: my_post [mymod])
 
 KALLSYMS = "\n".join([
     f"{TEXT:016x} T _text", f"{F_OPEN:016x} T do_sys_openat2", f"{F_WRITE:016x} T vfs_write",
@@ -238,6 +240,7 @@ KALLSYMS = "\n".join([
     f"{OPTPAGE:016x} t kprobe_optinsn_page\t[__builtin__kprobes]",
     f"{TRAMP:016x} t ftrace_trampoline\t[__builtin__ftrace]",
     f"{BPF_JIT:016x} t bpf_prog_6deef7357e7b4530_trace\t[bpf]",
+    f"{H_MOD_POST:016x} t my_post\t[mymod]",
 ]) + "\n"
 
 # live bytes: an ftrace call, an optimized jmp, an int3, an idle NOP
@@ -342,6 +345,7 @@ def build_kernel(tmp_path, types, mismatch=False, cycle=False, queued=False):
     kp_k = trace_kprobe(HEAP + 0x4000, "pint", nhit=(4, 3))
     kprobe(kp_k, F_KSYS + 5, H_KDISP, 0, opcode=KSYS_ORIG[0], ainsn_size=3, sym="ksys_read", offs=5,
            listp=kp_k + lst)
+    m.q(kp_k + o("kprobe:post_handler"), H_MOD_POST + 0x8)     # inside a module's function
     # 4. vfs_read: disabled probe on an ftrace site
     kp_d = trace_kprobe(HEAP + 0x5000, "pdis")
     kprobe(kp_d, F_READ, H_KDISP, 2 | 8 | 16, sym="vfs_read", listp=kp_d + lst)
@@ -437,6 +441,15 @@ def test_walk_and_report_on_synthetic_kernel(tmp_path, kernel_types):
         assert (opt.hit_count, opt.miss_count) == (11, 1)
         i3 = by[("ksys_read+0x5", "kprobe")]
         assert i3.state == "int3" and i3.original == KSYS_ORIG[:3] and i3.original_source == "p->opcode"
+        # contract v4: handlers are location objects (offset and module kept), the text unchanged
+        assert i3.post_handler == "my_post+0x8 [mymod]"
+        doc = to_jsonable(i3, True)
+        assert doc["post_handler_location"] == {"address": f"0x{H_MOD_POST + 8:x}", "symbol": "my_post",
+                                                "offset": 8, "file": None, "line": None, "object": "mymod"}
+        assert doc["handler_location"]["symbol"] == "kprobe_dispatcher"
+        assert (doc["handler_location"]["address"], doc["handler_location"]["object"]) == (f"0x{H_KDISP:x}", "vmlinux")
+        assert doc["ret_handler_location"] is None and not {"handler", "post_handler", "ret_handler"} & doc.keys()
+        assert to_jsonable(ret, True)["ret_handler_location"]["symbol"] == "kretprobe_dispatcher"
         dis = by[("vfs_read+0x0", "kprobe")]
         assert dis.state == "ftrace-nop" and dis.expected == "disarmed" and dis.consistent
         assert all(not p.notes for p in rep.probes)
