@@ -217,9 +217,7 @@ def vocabulary_problems(data, path="result") -> list[str]:
             out.append(f"{here}: the position {v!r} as text: a location object {{address, symbol, offset, ...}}")
         if k == "path" and ("c_type" in holder or (isinstance(v, str) and MEMBER_PATH.search(v))):
             out.append(f"{here}: 'path' is a file path; a struct member's path is 'member_path'")
-        # (ftrace-site's enabled.handler, beside trampoline_address, is the kernel's own %pS
-        # text of an enabled_functions line, "kprobe_ftrace_handler+0x0/0x1b0": not yet a location)
-        if k.endswith("handler") and isinstance(v, str) and "trampoline_address" not in holder:
+        if k.endswith("handler") and isinstance(v, str):
             out.append(f"{here}: a handler is code: '{k}_location' (a location object), not text")
         if k == "frame" and isinstance(v, int) and not isinstance(v, bool):
             out.append(f"{here}: a frame's number is 'level'")
@@ -309,6 +307,8 @@ def test_vocabulary_rules_catch_the_version_3_spellings():
         "ktask": {"fields": [{"path": "comm", "c_type": "char[16]"}, {"path": "mm->get_unmapped_area"}]},
         "kprobe-show": {"probes": [{"handler": "my_pre [mymod]", "post_handler": None,
                                     "ret_handler": "kretprobe_dispatcher"}]},
+        "ftrace-site": {"enabled": {"trampoline_address": "0xffffffffc02c3000",
+                                    "handler": "kprobe_ftrace_handler+0x0/0x1b0"}},
         "vg-errors": {"counts": {"found": 1, "shown": 1, "vgdb_error": 0}},
         "vg-leaks": {"records_total": 7, "records_matched": 2},
         "stack-diagnose-recursion": {"recursion": {"rounds": 3}},

@@ -77,8 +77,8 @@ def compare(live_docs, other_docs, how: str):
     assert len(ours) == 4, lp.keys()
     for key, a in ours.items():
         b = op[key]
-        for f in ("location", "flags", "state", "original_hex", "handler", "ret_handler", "event",
-                  "event_tracefs", "struct_address", "aggregate_address", "consistent"):
+        for f in ("location", "flags", "state", "original_hex", "handler_location", "ret_handler_location",
+                  "event", "event_tracefs", "struct_address", "aggregate_address", "consistent"):
             assert b[f] == a[f], (how, key, f, b[f], a[f])
         assert b["found_in"] == "memory"
         if a["location"]["symbol"].startswith(QUIET):    # nothing else calls it: exact counts

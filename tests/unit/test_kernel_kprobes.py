@@ -63,6 +63,29 @@ def test_parse_events_profile_enabled_functions():
     assert en["vfs_read"]["refs"] == 1
 
 
+
+def test_enabled_functions_handler_is_a_location_in_the_json():
+    """Contract v4: ftrace-site's enabled.handler (the kernel's %pS text, "name+0x0/0x1b0")
+    is `handler_location`, as kprobe-list's handlers; the line stays whole in `text`."""
+    from gdb_toolkit.kernel.ftrace import enabled_entry
+
+    en = T.parse_enabled_functions(
+        "do_sys_openat2 (1) R    \ttramp: 0xffffffffc02c3000 (kprobe_ftrace_handler+0x0/0x1b0) "
+        "->kprobe_ftrace_handler+0x0/0x1b0\nvfs_read (1)   \n"
+        "ksys_read (1) R   \ttramp: 0xffffffffc02c4000 (my_handler+0x10/0x40 [mymod])\n")
+    names = {"kprobe_ftrace_handler": 0xFFFFFFFF81234560, "mymod:my_handler": 0xFFFFFFFFC0B00000}
+    kp = to_jsonable(enabled_entry(en["do_sys_openat2"], names.get), True)
+    assert kp["handler_location"] == {"address": "0xffffffff81234560", "symbol": "kprobe_ftrace_handler",
+                                      "offset": 0, "file": None, "line": None, "object": "vmlinux"}
+    assert "handler" not in kp and kp["text"].startswith("do_sys_openat2 (1) R")
+    mod = enabled_entry(en["ksys_read"], names.get)["handler_location"]
+    assert (mod.address, mod.symbol, mod.offset, mod.object) == (0xFFFFFFFFC0B00010, "my_handler", 0x10, "mymod")
+    unknown = enabled_entry(en["do_sys_openat2"], lambda n: None)["handler_location"]
+    assert (unknown.address, unknown.symbol, unknown.object) == (None, "kprobe_ftrace_handler", "vmlinux")
+    assert enabled_entry(en["vfs_read"], names.get)["handler_location"] is None
+    assert enabled_entry(None, names.get) is None
+
+
 # -- classification on byte fixtures (bytes seen in the guest) ------------------------------
 
 SYMS = {0xFFFFFFFFC02C3000: "ftrace_trampoline [__builtin__ftrace]",
