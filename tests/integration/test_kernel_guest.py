@@ -248,8 +248,11 @@ def test_commands_in_gdb_match_kernel_oracles(probes, tmp_path):
     # enabled_functions' "(kprobe_ftrace_handler+0x0/0x...)" as a location, its address kallsyms'
     named = re.search(r"\(([A-Za-z_][\w.]*)\+0x([0-9a-f]+)/0x[0-9a-f]+\)", fs_on["enabled"]["text"])
     eh = fs_on["enabled"]["handler_location"]
-    assert named and (eh["symbol"], eh["offset"], eh["object"]) == (named[1], int(named[2], 16), "vmlinux"), fs_on
-    assert gaddr(eh["address"]) == kallsyms(named[1]) + int(named[2], 16), fs_on
+    if named:                    # a trampoline of its own names its handler (one ftrace user here)
+        assert (eh["symbol"], eh["offset"], eh["object"]) == (named[1], int(named[2], 16), "vmlinux"), fs_on
+        assert gaddr(eh["address"]) == kallsyms(named[1]) + int(named[2], 16), fs_on
+    else:
+        assert eh is None, fs_on
     assert fs_idle["state"] == "idle" and fs_idle["live_hex"].startswith("0f1f440000")
     err = res.stderr
     assert "no kernel symbol matches 'no_such_symbol_x'" in err
