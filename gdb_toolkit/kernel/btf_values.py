@@ -23,9 +23,10 @@ class FieldValue:
     raw: int | None = field(default=None, metadata={"json_skip": True})   # the integer read
 
 
-# JSON key (contract v3, docs/json.md): the rendered value is `text`, as ktask's fields say it
-# (`value` is a string of one kind, "0x..." bits or a char array's text, in ktask, got and kx)
-json_keys(FieldValue, {"value": "text"})
+# JSON keys (docs/json.md): the rendered value is `text`, as ktask's fields say it (`value` is a
+# string of one kind, "0x..." bits or a char array's text, in ktask, got and kx; contract v3);
+# the member path is `member_path` (`path` is a file path: got's objects, kcore; contract v4)
+json_keys(FieldValue, {"path": "member_path", "value": "text"})
 
 
 def _int(data: bytes, off: int, size: int, signed: bool) -> int | None:

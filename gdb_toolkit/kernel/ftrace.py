@@ -14,9 +14,10 @@ ftrace_caller``.  See sites.py.
 The live bytes come from kcore; tracefs ``enabled_functions`` says who asked for it.
 """
 import os
+import re
 
 from gdb_toolkit.common.errors import ToolkitError
-from gdb_toolkit.common.location import Location, kernel_location_of
+from gdb_toolkit.common.location import Location, kernel_location, kernel_location_of
 from gdb_toolkit.common.record import field, json_keys, record
 from gdb_toolkit.kernel import kprobe_text as T
 from gdb_toolkit.kernel import sites as S
@@ -51,6 +52,32 @@ class FtraceSiteReport:
 
 # JSON keys (contract v3, as kprobe-list's): the site's bytes are hex strings
 json_keys(FtraceSiteReport, {"live": "live_hex", "original": "original_hex"})
+
+
+#: the kernel's %pS of a trampoline's ops->func in enabled_functions:
+#: ``kprobe_ftrace_handler+0x0/0x1b0``, ``my_handler+0x10/0x40 [mymod]``
+_PS_SYMBOL = re.compile(r"^([^\s+/\[]+)\+0x([0-9a-fA-F]+)/0x[0-9a-fA-F]+(?: \[([^\]\s]+)\])?$")
+
+
+def enabled_entry(entry: dict | None, address_of) -> dict | None:
+    """An enabled_functions entry (kprobe_text.parse_enabled_functions) for the JSON: its
+    handler, the kernel's %pS text, as a location object (contract v4, as kprobe-list's
+    handler_location); *address_of(name)* gives the symbol's address (``mod:name`` for a
+    module's) or None.  The line itself stays in ``text``."""
+    if entry is None:
+        return None
+    out = {k: v for k, v in entry.items() if k != "handler"}
+    text, loc = entry.get("handler"), None
+    if text:
+        m = _PS_SYMBOL.match(text)
+        if m:
+            name, off, mod = m.group(1), int(m.group(2), 16), m.group(3)
+            base = address_of(f"{mod}:{name}" if mod else name)
+            loc = kernel_location(base + off if base is not None else None, name, off, mod)
+        else:
+            loc = kernel_location_of(None, text)
+    out["handler_location"] = loc
+    return out
 
 
 def _traceable(tracefs: str | None, name: str) -> bool | None:
@@ -101,7 +128,7 @@ def ftrace_site(session, func: str) -> FtraceSiteReport:
     enabled = None
     if tracefs:
         en = T.parse_enabled_functions(T.read_text(os.path.join(tracefs, "enabled_functions")) or "")
-        enabled = en.get(name)
+        enabled = enabled_entry(en.get(name), session.address_of)
         if state == "patched" and site.kind == S.FTRACE_CALL and enabled is None:
             notes.append("patched but not in enabled_functions (changed while reading?)")
         if state == "idle" and enabled is not None:
@@ -166,7 +193,7 @@ def _arm64_site(session, name: str, addr: int, code: bytes, notes: list) -> Ftra
     enabled = None
     if tracefs:
         en = T.parse_enabled_functions(T.read_text(os.path.join(tracefs, "enabled_functions")) or "")
-        enabled = en.get(name)
+        enabled = enabled_entry(en.get(name), session.address_of)
         if state == "patched" and enabled is None:
             notes.append("patched but not in enabled_functions (changed while reading?)")
         if state == "idle" and enabled is not None:

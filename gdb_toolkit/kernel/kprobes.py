@@ -32,9 +32,11 @@ class ProbeReport:
     original: bytes | None
     original_source: str | None
     site: S.Site | None = field(metadata={"json_skip": True})
-    handler: str | None               # pre_handler (kprobe_dispatcher, pre_handler_kretprobe, ...)
-    post_handler: str | None = None
-    ret_handler: str | None = None    # kretprobe's handler
+    #: the handlers' positions (contract v4: location objects, as every code position; the
+    #: terminal's text is the properties handler/post_handler/ret_handler below)
+    handler_location: Location | None  # pre_handler (kprobe_dispatcher, pre_handler_kretprobe, ...)
+    post_handler_location: Location | None = None
+    ret_handler_location: Location | None = None    # kretprobe's handler
     event: str | None = None          # owning tracefs event (group/event)
     event_tracefs: bool | None = None # event is in tracefs kprobe_events; False: only in memory
                                       # (a perf/BPF probe's local event); None: not known
@@ -54,6 +56,22 @@ class ProbeReport:
     def target_symbol(self) -> str | None:
         """The target as the kernel spells it (``kprobe_optinsn_page+0x7c``), for the terminal."""
         return self.target_location.kernel_text() if self.target_location is not None else None
+
+    # the handlers as kallsyms spells them (``kprobe_dispatcher``, ``my_pre [mymod]``), for the
+    # terminal; None when the pointer is null (or no symbol names it: the address is in the JSON)
+    handler = property(lambda self: _handler_text(self.handler_location))
+    post_handler = property(lambda self: _handler_text(self.post_handler_location))
+    ret_handler = property(lambda self: _handler_text(self.ret_handler_location))
+
+
+def _handler_text(loc: Location | None) -> str | None:
+    return loc.kernel_text() if loc is not None else None
+
+
+def handler_location(address: int | None, name: str | None) -> Location | None:
+    """A handler pointer's position from its kallsyms spelling (KprobeStruct's *_handler_name);
+    None for a null pointer."""
+    return kernel_location_of(address, name) if address else None
 
 
 @record
@@ -366,9 +384,9 @@ def _row(arch, lp, kp, top, addr, live, site, state, all_disarmed, sym, event_in
     r = ProbeReport(
         address=addr, location=loc, symbol=where, kind=ptype, flags=list(lp.flags), state=state,
         expected=exp, consistent=ok, live=live, original=original, original_source=osrc,
-        site=site, handler=kp.pre_handler_name if kp else None,
-        post_handler=kp.post_handler_name if kp else None,
-        ret_handler=kp.kretprobe_handler_name if kp else None,
+        site=site, handler_location=handler_location(kp.pre_handler, kp.pre_handler_name) if kp else None,
+        post_handler_location=handler_location(kp.post_handler, kp.post_handler_name) if kp else None,
+        ret_handler_location=handler_location(kp.kretprobe_handler, kp.kretprobe_handler_name) if kp else None,
         event=ev_name, event_tracefs=in_tracefs, hit_count=hits, miss_count=misses,
         struct_address=kp.struct_addr if kp else None,
         aggregate_address=top.struct_addr if top is not None and top.aggregate else None,

@@ -2,7 +2,7 @@
 the reader (``read(addr, size) -> bytes``), BTF and symbol lookups come in."""
 
 from gdb_toolkit.common.errors import ToolkitError
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import field, json_keys, record
 
 MAX_TASKS = 1 << 20
 KERNEL_MIN = 1 << 47        # anything below is not a kernel address on x86_64/arm64
@@ -13,8 +13,8 @@ EXACT = 1 << 53             # JSON numbers above this lose bits in jq and JavaSc
 
 @record
 class TaskField:
-    """One task_struct member (its keys are the JSON contract's, v3: docs/json.md)."""
-    path: str
+    """One task_struct member (its keys are the JSON contract's, v4: docs/json.md)."""
+    path: str                   # the member path asked (mm->mmap_base): JSON `member_path`
     c_type: str                 # the member's C type (as kprobe-show's struct fields say it)
     value: str | None           # a char array's text; a pointer's or integer's bits as "0x..."
     #                             (the member's size, exact); None: not read, or not a scalar
@@ -22,13 +22,24 @@ class TaskField:
     address: int | None = None  # where the member is
     read_error: str = ""        # why it could not be read ("" when it was)
     kind: str = ""              # int | ptr | array | struct | union | enum ... (BTF kind)
-    symbol: str | None = None   # a pointer's target named by kallsyms (code pointers)
+    #: where a pointer points, when kallsyms names it (code pointers): symbol, offset and
+    #: object (the module, vmlinux for the kernel image), as kx's words say it
+    target_location: "Location | None" = None     # common.location (imported when a pointer is named)
     integer: int | None = None  # an integer or enum member as a number (None when a JSON
     #                             number cannot hold it exactly: read `value`)
 
     @property
     def type_name(self) -> str:           # the name before contract v3
         return self.c_type
+
+    @property
+    def symbol(self) -> str | None:       # the target's name alone (JSON `symbol` before v4)
+        return self.target_location.symbol if self.target_location is not None else None
+
+
+# JSON keys (contract v4, docs/json.md): `path` is a file path in every command (got's objects,
+# kcore); a struct member's path (mm->mmap_base) is `member_path`, as kprobe-show's fields say it
+json_keys(TaskField, {"path": "member_path"})
 
 
 @record
@@ -143,8 +154,13 @@ class TaskReader:
             return TaskField(expr, mp.type_name, None, "-", read_error=str(exc), kind=mp.kind)
         if mp.kind == "ptr":
             sym = self.symbolize(v) if (self.symbolize and v) else None
+            loc = None
+            if sym:
+                from gdb_toolkit.common.location import kernel_location_of
+
+                loc = kernel_location_of(v, sym)
             return TaskField(expr, mp.type_name, f"0x{v:x}", f"0x{v:x}" + (f" <{sym}>" if sym else ""),
-                             addr, kind=mp.kind, symbol=sym.split("+", 1)[0] if sym else None)
+                             addr, kind=mp.kind, target_location=loc if loc and loc.symbol else None)
         word = f"0x{v & ((1 << (8 * mp.size)) - 1):x}"
         return TaskField(expr, mp.type_name, word, str(v), addr, kind=mp.kind,
                          integer=v if abs(v) < EXACT else None)

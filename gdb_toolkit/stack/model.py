@@ -1,6 +1,6 @@
 """The plain data stack-diagnose works on: facts in, a diagnosis out.  Pure (no gdb)."""
 from gdb_toolkit.common.procfs import Mapping
-from gdb_toolkit.common.record import field, fields, record
+from gdb_toolkit.common.record import field, fields, json_keys, record
 
 
 def file_and_line(source: str | None) -> tuple[str | None, int | None]:
@@ -267,6 +267,10 @@ class Recursion:
     def focus(self) -> str:
         """The function to look at: the program's own one in the cycle."""
         return self.own or self.functions[0]
+
+
+# JSON key (contract v4, docs/json.md): counts end in `_count`
+json_keys(Recursion, {"rounds": "round_count"})
 
 
 @with_file_and_line

@@ -7,7 +7,7 @@ wrong summary also becomes the base of the next search's deltas.  Summary
 deltas are therefore computed here, against the previous vg-leaks snapshot.
 """
 
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import field, json_keys, record
 from gdb_toolkit.valgrind.leak_records import KINDS, KindTotal, LeakCheckOutput, LossRecord
 from gdb_toolkit.valgrind.stacks import Frame, frame_at_depth, site_index
 
@@ -67,6 +67,11 @@ class LeakReport:
     group_by: int | None = None
     groups: list[GroupRow] = field(default_factory=list)
     snapshot: int | None = None   # the number of the history snapshot this search became
+
+
+# JSON keys (contract v4, docs/json.md): counts end in `_count` (`records` is the list of rows,
+# `record` a loss record's number)
+json_keys(LeakReport, {"records_total": "record_count", "records_matched": "matched_record_count"})
 
 
 @record

@@ -189,12 +189,17 @@ class MemoryCheck:
     address: int
     size: int
     check: str                  # addressable | defined
-    ok: bool
+    ok: bool                    # the verdict: the whole range passes the check (JSON `passed`)
     first_bad_address: int | None   # first unaddressable / undefined byte
     location: Location | None   # what the start address is
     messages: list[str] = field(default_factory=list, metadata={"json_skip": True})
     notes: list[str] = field(default_factory=list)
     pid: int | None = None      # the valgrind process asked
+
+
+# JSON key (contract v4, docs/json.md): `ok` is the envelope's boolean (the command answered);
+# the check's verdict is `passed`
+json_keys(MemoryCheck, {"ok": "passed"})
 
 
 def parse_check_memory(text: str, check: str, address: int, length: int,

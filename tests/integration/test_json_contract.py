@@ -160,6 +160,11 @@ FORBIDDEN_KEYS = {
     "frame_num": "level", "frame_number": "level",
     "hits": "hit_count (a count)", "misses": "miss_count (a count)",
     "module": "object (the module or vmlinux, as a location's object)",
+    # counts end in _count (found after the first version-4 round; version 4 had not shipped)
+    "found": "found_count (a count)", "shown": "shown_count (a count)",
+    "rounds": "round_count (a count)", "records_total": "record_count (a count)",
+    "records_matched": "matched_record_count (a count)",
+    "ok": "the envelope's boolean only; a verdict has its own key (vg-check's passed)",
 }
 
 #: relocation kinds as got's `kind` says them; a string equal to one under another key is the
@@ -173,6 +178,8 @@ STATE_WORD = re.compile(r"^[A-Za-z][A-Za-z0-9/-]*( [A-Za-z][A-Za-z0-9/-]*)?$")
 SYMBOL_OFFSET = re.compile(r"^[A-Za-z_.$][\w.$@]*\+(0x[0-9a-f]+|\d+)( \[[\w.-]+\])?$")
 #: "bpf_prog_6deef7357e7b4530_trace [bpf]": a symbol with its kernel module, as text
 SYMBOL_MODULE = re.compile(r"^[A-Za-z_.$][\w.$@]* \[[\w.-]+\]$")
+#: "mm->mmap_base", "signal->rlim[3].rlim_cur": a C member path (never a file's)
+MEMBER_PATH = re.compile(r"^[A-Za-z_]\w*(->|\[\d+\])")
 #: integers that are quantities, not addresses or words of memory, whatever their size
 QUANTITY = re.compile(r"(^|_)(size|sizes|bytes|count|ns|us|ms|time|offset|line|pid|tid|id|ino|inode|"
                       r"limit|rlimit|total|records|blocks|depth|frames|distance|free|used|kb|pages)$")
@@ -208,6 +215,10 @@ def vocabulary_problems(data, path="result") -> list[str]:
         if isinstance(v, str) and (SYMBOL_OFFSET.match(v) or
                                    ((k == "symbol" or k.endswith("_symbol")) and SYMBOL_MODULE.match(v))):
             out.append(f"{here}: the position {v!r} as text: a location object {{address, symbol, offset, ...}}")
+        if k == "path" and ("c_type" in holder or (isinstance(v, str) and MEMBER_PATH.search(v))):
+            out.append(f"{here}: 'path' is a file path; a struct member's path is 'member_path'")
+        if k.endswith("handler") and isinstance(v, str):
+            out.append(f"{here}: a handler is code: '{k}_location' (a location object), not text")
         if k == "frame" and isinstance(v, int) and not isinstance(v, bool):
             out.append(f"{here}: a frame's number is 'level'")
         if k == "frame_level" and "frame_function" not in holder:
@@ -292,15 +303,33 @@ def test_vocabulary_rules_catch_the_version_3_spellings():
         "vg-who": {"pointers": [{"location": {"frame_no": 1, "frame_function": "main"}}]},
         "stack-diagnose": {"culprit": {"frame_level": 1}, "signal_handler": {"frame": 2}},
         "ktrace": {"events": [{"args": {"buf": "0xffff888003a1c000", "count": 4}, "arg_words": {"count": 4}}]},
+        # found after the first version-4 round, renamed inside version 4 (not shipped yet)
+        "ktask": {"fields": [{"path": "comm", "c_type": "char[16]"}, {"path": "mm->get_unmapped_area"}]},
+        "kprobe-show": {"probes": [{"handler": "my_pre [mymod]", "post_handler": None,
+                                    "ret_handler": "kretprobe_dispatcher"}]},
+        "ftrace-site": {"enabled": {"trampoline_address": "0xffffffffc02c3000",
+                                    "handler": "kprobe_ftrace_handler+0x0/0x1b0"}},
+        "vg-errors": {"counts": {"found": 1, "shown": 1, "vgdb_error": 0}},
+        "vg-leaks": {"records_total": 7, "records_matched": 2},
+        "stack-diagnose-recursion": {"recursion": {"rounds": 3}},
+        "vg-check": {"check": "defined", "ok": False},
     }
     found = {name: vocabulary_problems(doc) for name, doc in v3.items()}
     assert all(found.values()), found
     assert len(found["kprobe-list"]) == 4 and len(found["stack-diagnose"]) == 2, found
     assert len(found["ktrace"]) == 2 and len(found["kdis"]) == 2, found
+    assert len(found["ktask"]) == 2 and len(found["kprobe-show"]) == 2, found
+    assert len(found["vg-errors"]) == 2 and len(found["vg-leaks"]) == 2, found
     v4 = {"location": {"address": 1, "symbol": "vfs_write", "offset": 2, "file": None, "line": None,
                        "object": "vmlinux"}, "hit_count": 3, "level": 1,
           "pointers": [{"location": {"frame_level": 1, "frame_function": "main"}}],
-          "args": {"buf": None, "count": 4}, "arg_words": {"buf": "0xffff888003a1c000", "count": "0x4"}}
+          "args": {"buf": None, "count": 4}, "arg_words": {"buf": "0xffff888003a1c000", "count": "0x4"},
+          "objects": [{"path": "/usr/lib/x86_64-linux-gnu/libc.so.6"}, {"path": "linux-vdso.so.1"}],
+          "fields": [{"member_path": "mm->get_unmapped_area", "c_type": "unsigned long (*)(...)",
+                      "target_location": None}],
+          "probes": [{"handler_location": None, "post_handler_location": None}],
+          "counts": {"found_count": 1, "shown_count": 1, "vgdb_error": 0}, "record_count": 7,
+          "matched_record_count": 2, "recursion": {"round_count": 3}, "passed": False}
     assert vocabulary_problems(v4) == []
 
 

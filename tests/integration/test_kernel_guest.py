@@ -225,6 +225,11 @@ def test_commands_in_gdb_match_kernel_oracles(probes, tmp_path):
     loc = mine["location"]
     assert (gaddr(loc["address"]), loc["symbol"], loc["offset"], loc["object"]) == (addr, "do_sys_openat2", 0, "vmlinux")
     assert isinstance(mine["miss_count"], int) and "hits" not in mine
+    # the handler is a location too (kprobe_dispatcher: a tracefs probe's), at kallsyms' address
+    entry = next(p for p in kl["probes"] if gaddr(p["address"]) == addr and p["kind"] == "kprobe")
+    h = entry["handler_location"]
+    assert (gaddr(h["address"]), h["symbol"], h["offset"], h["object"]) == \
+        (kallsyms("kprobe_dispatcher"), "kprobe_dispatcher", 0, "vmlinux"), entry
     assert ks["location"] == loc and kd["insns"][0]["location"] == loc and kd["location"] == loc
     assert ksy["matches"][0]["object"] == "vmlinux"
     assert gaddr(ks["address"]) == addr and ks["live_insns"][0]["raw"].startswith("e8")
@@ -240,6 +245,14 @@ def test_commands_in_gdb_match_kernel_oracles(probes, tmp_path):
     assert got == want, oracle
     assert kd["insns"][0]["note"].startswith("ftrace call")
     assert fs_on["state"] == "patched" and fs_on["enabled"] is not None
+    # enabled_functions' "(kprobe_ftrace_handler+0x0/0x...)" as a location, its address kallsyms'
+    named = re.search(r"\(([A-Za-z_][\w.]*)\+0x([0-9a-f]+)/0x[0-9a-f]+\)", fs_on["enabled"]["text"])
+    eh = fs_on["enabled"]["handler_location"]
+    if named:                    # a trampoline of its own names its handler (one ftrace user here)
+        assert (eh["symbol"], eh["offset"], eh["object"]) == (named[1], int(named[2], 16), "vmlinux"), fs_on
+        assert gaddr(eh["address"]) == kallsyms(named[1]) + int(named[2], 16), fs_on
+    else:
+        assert eh is None, fs_on
     assert fs_idle["state"] == "idle" and fs_idle["live_hex"].startswith("0f1f440000")
     err = res.stderr
     assert "no kernel symbol matches 'no_such_symbol_x'" in err

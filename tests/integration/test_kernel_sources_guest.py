@@ -77,8 +77,8 @@ def compare(live_docs, other_docs, how: str):
     assert len(ours) == 4, lp.keys()
     for key, a in ours.items():
         b = op[key]
-        for f in ("location", "flags", "state", "original_hex", "handler", "ret_handler", "event",
-                  "event_tracefs", "struct_address", "aggregate_address", "consistent"):
+        for f in ("location", "flags", "state", "original_hex", "handler_location", "ret_handler_location",
+                  "event", "event_tracefs", "struct_address", "aggregate_address", "consistent"):
             assert b[f] == a[f], (how, key, f, b[f], a[f])
         assert b["found_in"] == "memory"
         if a["location"]["symbol"].startswith(QUIET):    # nothing else calls it: exact counts
@@ -87,8 +87,8 @@ def compare(live_docs, other_docs, how: str):
     for a, b in ((ks1, oks1), (ks2, oks2)):
         assert [x["raw"] for x in b["live_insns"]] == [x["raw"] for x in a["live_insns"]]
         assert [x["raw"] for x in b["original_insns"]] == [x["raw"] for x in a["original_insns"]]
-        fa = {(s["title"], f["path"]): f["text"] for s in a["structs"] for f in s["fields"]}
-        fb = {(s["title"], f["path"]): f["text"] for s in b["structs"] for f in s["fields"]}
+        fa = {(s["title"], f["member_path"]): f["text"] for s in a["structs"] for f in s["fields"]}
+        fb = {(s["title"], f["member_path"]): f["text"] for s in b["structs"] for f in s["fields"]}
         for k in fa:
             if k[1] in ("nmissed", "kp.nmissed"):
                 continue

@@ -49,7 +49,7 @@ def subject():
         assert_no_traceback(res)
         by_pid, by_addr, types = res.json_documents()
         assert by_pid["verified"] and by_pid["comm"] == COMM and by_pid["pid"] == proc.pid
-        fields = {f["path"]: f for f in by_pid["fields"]}
+        fields = {f["member_path"]: f for f in by_pid["fields"]}
         assert fields["signal->rlim[3].rlim_cur"]["integer"] == RLIMIT        # what we set
         assert fields["real_parent->pid"]["integer"] == os.getpid()
         assert by_addr["task_address"] == by_pid["task_address"]
@@ -66,12 +66,12 @@ def _compare(subject, docs, sizes, kind: str):
     assert by_pid["task_address"] == live["task_address"], (kind, by_pid, live)
     assert (by_pid["pid"], by_pid["tgid"], by_pid["comm"]) == (live["pid"], live["tgid"], COMM)
     assert by_pid["found_by"].startswith("task list walk")
-    fields = {f["path"]: f for f in by_pid["fields"]}
+    fields = {f["member_path"]: f for f in by_pid["fields"]}
     for path, f in subject["fields"].items():
         assert (fields[path]["value"], fields[path]["integer"]) == (f["value"], f["integer"]), \
             (kind, path, fields[path], f)
-        assert fields[path]["symbol"] == f["symbol"], (kind, path)
-    assert fields["mm->get_unmapped_area"]["symbol"]                      # named from the dump's kallsyms
+        assert fields[path]["target_location"] == f["target_location"], (kind, path)
+    assert fields["mm->get_unmapped_area"]["target_location"]["symbol"]   # named from the dump's kallsyms
     assert not by_pid["verified"] and by_pid["proc_comm"] is None        # no /proc of that kernel
     assert by_addr["task_address"] == live["task_address"] and by_addr["comm"] == COMM
     # ktypes from the BTF the dump/target holds: the same layout as the running kernel's

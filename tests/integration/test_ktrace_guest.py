@@ -36,6 +36,17 @@ def _kallsyms() -> dict[int, str]:
     return out
 
 
+def _kallsyms_object(address: int) -> str:
+    """The module /proc/kallsyms names for the first symbol at *address* (``[ext4]``), or
+    ``vmlinux`` for the kernel image (the contract's `object`)."""
+    with open("/proc/kallsyms") as f:
+        for line in f:
+            parts = line.split()
+            if int(parts[0], 16) == address:
+                return parts[3].strip("[]") if len(parts) > 3 else "vmlinux"
+    raise AssertionError(f"0x{address:x} is not in /proc/kallsyms")
+
+
 KPROBES_LIST = "/sys/kernel/debug/kprobes/list"
 
 
@@ -74,9 +85,13 @@ def test_mmap_workflow_names_the_get_unmapped_area_callback():
     # the task address read back through kcore is the traced process
     assert task["task_address"] == mine[-1]["task_address"]
     assert task["pid"] == trace["pid"] and task["comm"] == "mmap_file" and task["verified"]
-    cb = next(f for f in task["fields"] if f["path"] == "mm->get_unmapped_area")
-    assert int(cb["value"], 16) in _kallsyms(), cb       # a function the kernel itself names
-    assert _kallsyms()[int(cb["value"], 16)] == cb["symbol"] and cb["symbol"] in cb["text"]
+    cb = next(f for f in task["fields"] if f["member_path"] == "mm->get_unmapped_area")
+    target = int(cb["value"], 16)
+    assert target in _kallsyms(), cb                     # a function the kernel itself names
+    # v4: the target is a location object (symbol, offset, object), as kx's words say it
+    loc = cb["target_location"]
+    assert (loc["symbol"], loc["offset"], int(loc["address"], 16)) == (_kallsyms()[target], 0, target), cb
+    assert loc["object"] == _kallsyms_object(target) and loc["symbol"] in cb["text"], cb
     _leftovers_clean()
 
 

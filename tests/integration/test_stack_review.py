@@ -47,7 +47,7 @@ def test_mutual_recursion_inlined_at_O3_is_counted_as_bt_shows_it():
     assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion"
     assert sorted(r["functions"]) == ["a", "b", "c"]
     assert r["depth_exact"] and abs(r["depth"] - depth) <= 1, (r["depth"], depth)
-    assert r["rounds"] == r["depth"] // 3
+    assert r["round_count"] == r["depth"] // 3
     assert any(f["virtual"] for f in doc["frames"])
     # the bytes per frame bt shows: the stack used spread over all of them
     assert abs(r["avg_frame"] * r["depth"] - doc["stack_used"]) < 0.02 * doc["stack_used"]
@@ -88,7 +88,7 @@ def test_recursion_through_a_qsort_callback():
     r = doc["recursion"]
     assert doc["cause"] == "deep-recursion"
     assert r["functions"].count("cmp") == 1 and len(r["functions"]) > 2
-    assert r["depth_exact"] and abs(r["rounds"] - calls) <= 1, (r, calls)
+    assert r["depth_exact"] and abs(r["round_count"] - calls) <= 1, (r, calls)
     assert "cmp()" in doc["headline"] and "find why cmp()" in doc["fix_plan"]["text"]
     assert not passes_with([prog], 64 * MiB)               # unbounded: no limit helps
 
@@ -179,7 +179,7 @@ def test_recursion_through_a_tail_call():
     depth = depth_printed(res)
     r = doc["recursion"]
     assert sorted(r["functions"]) == ["leaf", "mid"] and r["depth_exact"], r
-    assert abs(r["rounds"] - depth) <= 1, (r, depth)
+    assert abs(r["round_count"] - depth) <= 1, (r, depth)
 
 
 # -- SIGSEGV/SI_KERNEL: the kernel could not push a signal frame on a full stack --------------
@@ -245,7 +245,7 @@ def test_recursion_through_signal_handlers():
     r = doc["recursion"]
     assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion"
     assert "h" in r["functions"]
-    assert r["depth_exact"] and abs(r["rounds"] - depth_printed(res)) <= 1, (r, depth_printed(res))
+    assert r["depth_exact"] and abs(r["round_count"] - depth_printed(res)) <= 1, (r, depth_printed(res))
     assert doc["signal_handler"]["signo"] is None                # no SA_SIGINFO: not recorded
     assert "find why h()" in doc["fix_plan"]["text"]
 

@@ -384,7 +384,7 @@ def test_vg_watch_stops_at_an_error_without_resuming_past_it(tmp_path):
     assert any("stopped on a memcheck error" in n for n in watch["notes"]), watch["notes"]
     # gdb is back at the error itself, as valgrind's log reports it
     assert f"main (lateerror.c:{line})" in " ".join(watch["notes"]), watch["notes"]
-    assert errs["counts"]["found"] == 1
+    assert errs["counts"]["found_count"] == 1
     log = (tmp_path / "vg.log").read_text()
     assert f"(lateerror.c:{line})" in log
 

@@ -199,7 +199,7 @@ def test_sites_and_errors_against_end_of_run_log(tmp_path):
     assert [(g["location"]["symbol"], g["location"]["line"], len(g["records"]), g["bytes"]) for g in ind] == \
         [("main", call, 2, 96)]
     # a function name is its address; a global nobody points at is not a "leaked heap block"
-    assert check["ok"] and check["location"]["kind"] == "mapping"
+    assert check["passed"] and check["location"]["kind"] == "mapping"
     assert "no pointer found\n" in res.stdout and "leaked" not in res.stdout.split("vg-who")[-1]
 
 
@@ -213,7 +213,7 @@ def test_vgdb_error_n_and_vgdb_full_are_accepted(tmp_path):
     start, errs = res.json_documents()
     assert "--vgdb-error=3" in start["valgrind_command"] and "--vgdb=full" in start["valgrind_command"]
     # one 'continue' reaches the third error: valgrind's own count says so
-    assert errs["counts"]["found"] == 3 and errs["counts"]["vgdb_error"] == 3
+    assert errs["counts"]["found_count"] == 3 and errs["counts"]["vgdb_error"] == 3
     assert "--vgdb=no would stop vg-start from connecting" in res.stderr
 
 
@@ -329,13 +329,13 @@ def test_ctrl_c_keeps_the_connection_in_step(tmp_path):
     top_after_ctrl_c, reconnected, top_after_reconnect = res.json_documents()
     # Ctrl-C in vg-leaks took effect once valgrind's reply was complete: the next command gets
     # its own answer (valgrind: 4096 records of walk() and one of the loop's)
-    assert top_after_ctrl_c["records_total"] == top_after_ctrl_c["records_matched"] >= 4096
+    assert top_after_ctrl_c["record_count"] == top_after_ctrl_c["matched_record_count"] >= 4096
     assert len(top_after_ctrl_c["records"]) == 2
     # a raw monitor interrupted by Ctrl-C: detected and said in one line, not parsed as an answer
     err = re.search(r"@@ERR@@ (.*)", res.stdout).group(1)
     assert "is out of step" in err and "vg-attach --reconnect" in err
     assert reconnected["connected"] and any("reconnected" in n for n in reconnected["notes"])
-    assert top_after_reconnect["records_total"] >= 4096 and len(top_after_reconnect["records"]) == 2
+    assert top_after_reconnect["record_count"] >= 4096 and len(top_after_reconnect["records"]) == 2
 
 
 # -- sessions, clean-up, odd options ----------------------------------------------------------
@@ -426,9 +426,9 @@ def test_prefix_log_fd_suppressions_and_counts(tmp_path):
     # valgrind's own LEAK SUMMARY (its log goes to stderr here) is the oracle of the suppressed bytes
     assert first["suppressed"] == {"bytes": 1111, "blocks": 1, "bytes_delta": None, "blocks_delta": None}
     assert "memleak1" not in {r["location"]["symbol"] for r in first["records"]}
-    assert top["records_matched"] == top["records_total"] == first["records_total"] and len(top["records"]) == 2
+    assert top["matched_record_count"] == top["record_count"] == first["record_count"] and len(top["records"]) == 2
     # nothing grew between the last two searches: the record count is still known
-    assert unchanged["records"] == [] and unchanged["records_total"] == first["records_total"]
+    assert unchanged["records"] == [] and unchanged["record_count"] == first["record_count"]
     assert not [n for n in os.listdir(prefix.parent)], os.listdir(prefix.parent)
 
 
@@ -537,5 +537,5 @@ def test_vg_watch_samples_a_running_server_and_stops_cleanly(tmp_path):
     # 'vg-watch 1' with no count ended on Ctrl-C (else this run would never end), kept its
     # snapshots and left gdb connected and in step
     assert "@@NOT-INTERRUPTED@@" in res.stdout and hist["snapshots"] > 4
-    assert errs["pid"] == watch["pid"] and top["records_total"] >= 7
+    assert errs["pid"] == watch["pid"] and top["record_count"] >= 7
     assert "Program received signal" not in res.stdout + res.stderr

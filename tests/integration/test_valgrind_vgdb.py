@@ -255,7 +255,7 @@ def test_heap_overflow_stop_errors_quiet_mode_and_valgrind_death(tmp_path):
     assert re.search(r"vg: stopped on memcheck error #1 \(the SIGTRAP above is valgrind's error stop, "
                      r"not a signal\): Invalid write of size 1 "
                      r"at main \(memcorrupt.c:%d\)" % source_line("memcorrupt.c", "psz[32] = 'b'"), res.stdout)
-    assert errors["counts"]["found"] == 1
+    assert errors["counts"]["found_count"] == 1
     loc = errors["last_error"]["location"]
     assert addr(loc["address"]) == block + 32 and loc["relation"] == "after" and loc["block_size"] == 32
     assert errors["last_error"]["what"] == "Invalid write of size 1"
@@ -313,10 +313,10 @@ def test_vbits_check_who_and_log_output(tmp_path):
     edge = d[2]
     assert edge["unaddressable_bytes"] == 8 and [b["vbits"] for b in edge["byte_list"][8:]] == [None] * 8
     not_def, defined, not_addr, glob = d[3:7]
-    assert (not_def["ok"], addr(not_def["first_bad_address"])) == (False, g_buf + 10)
-    assert defined["ok"] and defined["location"]["block_size"] == 64
-    assert (not_addr["ok"], addr(not_addr["first_bad_address"]), not_addr["check"]) == (False, g_buf + 64, "addressable")
-    assert glob["ok"] and glob["location"]["symbol"] == "g_static"
+    assert (not_def["passed"], addr(not_def["first_bad_address"])) == (False, g_buf + 10)
+    assert defined["passed"] and defined["location"]["block_size"] == 64
+    assert (not_addr["passed"], addr(not_addr["first_bad_address"]), not_addr["check"]) == (False, g_buf + 64, "addressable")
+    assert glob["passed"] and glob["location"]["symbol"] == "g_static"
     who = d[7]
     by_at = {addr(p["address"]): p for p in who["pointers"] if p["address"]}
     assert by_at[g_holder + 8]["location"]["symbol"] == "g_holder"
@@ -532,7 +532,7 @@ def test_attach_picks_the_only_live_process(tmp_path):
         attached, errors = docs(res)
         assert attached["connected"] and attached["pid"] == only.pid
         assert attached["program"] == str(binary) and attached["processes"][0]["tool"] == "helgrind"
-        assert errors["pid"] == only.pid and errors["counts"]["found"] == 0
+        assert errors["pid"] == only.pid and errors["counts"]["found_count"] == 0
         assert f"vg-attach {only.pid}" in res.stdout          # tab completion offers live pids
         assert "need valgrind's memcheck tool" in res.stderr and "not recognised" in res.stderr
         # the one note says what works with helgrind (rev-vg: was silent)

@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.render import to_jsonable
 from gdb_toolkit.kernel import kprobe_text as T
 from gdb_toolkit.kernel import sites as S
 from gdb_toolkit.kernel.btf import Btf
@@ -60,6 +61,29 @@ def test_parse_events_profile_enabled_functions():
     assert en["ksys_read"]["flags"] == ["R", "I", "M"] and en["ksys_read"]["refs"] == 2
     assert en["do_sys_openat2"]["handler"].startswith("kprobe_ftrace_handler")
     assert en["vfs_read"]["refs"] == 1
+
+
+
+def test_enabled_functions_handler_is_a_location_in_the_json():
+    """Contract v4: ftrace-site's enabled.handler (the kernel's %pS text, "name+0x0/0x1b0")
+    is `handler_location`, as kprobe-list's handlers; the line stays whole in `text`."""
+    from gdb_toolkit.kernel.ftrace import enabled_entry
+
+    en = T.parse_enabled_functions(
+        "do_sys_openat2 (1) R    \ttramp: 0xffffffffc02c3000 (kprobe_ftrace_handler+0x0/0x1b0) "
+        "->kprobe_ftrace_handler+0x0/0x1b0\nvfs_read (1)   \n"
+        "ksys_read (1) R   \ttramp: 0xffffffffc02c4000 (my_handler+0x10/0x40 [mymod])\n")
+    names = {"kprobe_ftrace_handler": 0xFFFFFFFF81234560, "mymod:my_handler": 0xFFFFFFFFC0B00000}
+    kp = to_jsonable(enabled_entry(en["do_sys_openat2"], names.get), True)
+    assert kp["handler_location"] == {"address": "0xffffffff81234560", "symbol": "kprobe_ftrace_handler",
+                                      "offset": 0, "file": None, "line": None, "object": "vmlinux"}
+    assert "handler" not in kp and kp["text"].startswith("do_sys_openat2 (1) R")
+    mod = enabled_entry(en["ksys_read"], names.get)["handler_location"]
+    assert (mod.address, mod.symbol, mod.offset, mod.object) == (0xFFFFFFFFC0B00010, "my_handler", 0x10, "mymod")
+    unknown = enabled_entry(en["do_sys_openat2"], lambda n: None)["handler_location"]
+    assert (unknown.address, unknown.symbol, unknown.object) == (None, "kprobe_ftrace_handler", "vmlinux")
+    assert enabled_entry(en["vfs_read"], names.get)["handler_location"] is None
+    assert enabled_entry(None, names.get) is None
 
 
 # -- classification on byte fixtures (bytes seen in the guest) ------------------------------
@@ -227,6 +251,7 @@ F_OPEN, F_WRITE, F_KSYS, F_READ = TEXT + 0x1000, TEXT + 0x2000, TEXT + 0x3000, T
 F_QUIET = TEXT + 0x4800
 GONE_ADDR = 0xFFFFFFFFC0A01010          # in a module that was unloaded: nothing mapped there
 H_AGGR, H_KRET, H_KDISP, H_RDISP = TEXT + 0x5000, TEXT + 0x5100, TEXT + 0x5200, TEXT + 0x5300
+H_MOD_POST = 0xFFFFFFFFC0B00000        # a module's own post_handler (kallsyms: my_post [mymod])
 
 KALLSYMS = "\n".join([
     f"{TEXT:016x} T _text", f"{F_OPEN:016x} T do_sys_openat2", f"{F_WRITE:016x} T vfs_write",
@@ -238,6 +263,7 @@ KALLSYMS = "\n".join([
     f"{OPTPAGE:016x} t kprobe_optinsn_page\t[__builtin__kprobes]",
     f"{TRAMP:016x} t ftrace_trampoline\t[__builtin__ftrace]",
     f"{BPF_JIT:016x} t bpf_prog_6deef7357e7b4530_trace\t[bpf]",
+    f"{H_MOD_POST:016x} t my_post\t[mymod]",
 ]) + "\n"
 
 # live bytes: an ftrace call, an optimized jmp, an int3, an idle NOP
@@ -342,6 +368,7 @@ def build_kernel(tmp_path, types, mismatch=False, cycle=False, queued=False):
     kp_k = trace_kprobe(HEAP + 0x4000, "pint", nhit=(4, 3))
     kprobe(kp_k, F_KSYS + 5, H_KDISP, 0, opcode=KSYS_ORIG[0], ainsn_size=3, sym="ksys_read", offs=5,
            listp=kp_k + lst)
+    m.q(kp_k + o("kprobe:post_handler"), H_MOD_POST + 0x8)     # inside a module's function
     # 4. vfs_read: disabled probe on an ftrace site
     kp_d = trace_kprobe(HEAP + 0x5000, "pdis")
     kprobe(kp_d, F_READ, H_KDISP, 2 | 8 | 16, sym="vfs_read", listp=kp_d + lst)
@@ -437,6 +464,15 @@ def test_walk_and_report_on_synthetic_kernel(tmp_path, kernel_types):
         assert (opt.hit_count, opt.miss_count) == (11, 1)
         i3 = by[("ksys_read+0x5", "kprobe")]
         assert i3.state == "int3" and i3.original == KSYS_ORIG[:3] and i3.original_source == "p->opcode"
+        # contract v4: handlers are location objects (offset and module kept), the text unchanged
+        assert i3.post_handler == "my_post+0x8 [mymod]"
+        doc = to_jsonable(i3, True)
+        assert doc["post_handler_location"] == {"address": f"0x{H_MOD_POST + 8:x}", "symbol": "my_post",
+                                                "offset": 8, "file": None, "line": None, "object": "mymod"}
+        assert doc["handler_location"]["symbol"] == "kprobe_dispatcher"
+        assert (doc["handler_location"]["address"], doc["handler_location"]["object"]) == (f"0x{H_KDISP:x}", "vmlinux")
+        assert doc["ret_handler_location"] is None and not {"handler", "post_handler", "ret_handler"} & doc.keys()
+        assert to_jsonable(ret, True)["ret_handler_location"]["symbol"] == "kretprobe_dispatcher"
         dis = by[("vfs_read+0x0", "kprobe")]
         assert dis.state == "ftrace-nop" and dis.expected == "disarmed" and dis.consistent
         assert all(not p.notes for p in rep.probes)

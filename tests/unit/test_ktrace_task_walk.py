@@ -84,6 +84,8 @@ def test_find_pid_and_read_fields():
     cb = r.field(task, "mm->get_unmapped_area")
     assert cb.value == f"0x{FN:x}" and "arch_get_unmapped_area_topdown" in cb.text
     assert cb.symbol == "arch_get_unmapped_area_topdown" and cb.kind == "ptr" and cb.integer is None
+    assert (cb.target_location.symbol, cb.target_location.offset, cb.target_location.object) == \
+        ("arch_get_unmapped_area_topdown", 0, "vmlinux")
     comm = r.field(task, "comm")
     assert comm.value == "teststack" and comm.integer is None
     assert r.field(task, "bogus").read_error
@@ -102,6 +104,25 @@ def test_field_json_has_one_type_per_key():
     assert (neg["value"], neg["integer"], neg["text"]) == ("0xffffffff", -1, "-1")
     bad = to_jsonable(r.field(task, "bogus"), True)
     assert bad["value"] is None and bad["read_error"] and "error" not in bad and "type_name" not in bad
+    # v4: the member path is `member_path` (`path` is a file path in every command)
+    assert bad["member_path"] == "bogus" and "path" not in bad and "symbol" not in bad
+
+
+def test_pointer_target_is_a_location_with_offset_and_module():
+    """Contract v4: a code pointer's target is `target_location` as kx's words say it (v3's
+    `symbol` kept only the name: the offset and the module were lost)."""
+    from gdb_toolkit.common.render import to_jsonable
+
+    r = TaskReader(memory(), FakeBtf(), lambda a: "my_get_area+0x10 [mymod]" if a == FN else None)
+    task, _ = r.find_pid(INIT, 4242)
+    cb = r.field(task, "mm->get_unmapped_area")
+    assert cb.text == f"0x{FN:x} <my_get_area+0x10 [mymod]>"          # the terminal's words, unchanged
+    doc = to_jsonable(cb, True)
+    assert doc["target_location"] == {"address": f"0x{FN:x}", "symbol": "my_get_area", "offset": 0x10,
+                                      "file": None, "line": None, "object": "mymod"}
+    assert doc["member_path"] == "mm->get_unmapped_area" and "symbol" not in doc
+    plain = TaskReader(memory(), FakeBtf(), None).field(task, "mm->get_unmapped_area")
+    assert plain.target_location is None and to_jsonable(plain, True)["target_location"] is None
 
 
 def test_missing_pid_and_unreadable_address():

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from gdb_toolkit.common.render import to_jsonable
 from gdb_toolkit.valgrind.error_reports import parse_errors, parse_n_errs_found
 from gdb_toolkit.valgrind.leak_records import parse_header, parse_leak_check
 from gdb_toolkit.valgrind.memory_reports import (parse_check_memory, parse_get_vbits, parse_who_points_at,
@@ -145,6 +146,9 @@ def test_xb_and_get_vbits():
 def test_check_memory(name, check, ok, first_bad, kind):
     r = parse_check_memory(text(name), check, 0, 0)
     assert (r.ok, r.first_bad_address, r.location.kind) == (ok, first_bad, kind)
+    # contract v4: the verdict is `passed` (`ok` is the envelope's boolean)
+    doc = to_jsonable(r, True)
+    assert doc["passed"] is ok and "ok" not in doc
 
 
 def test_errors():
@@ -158,6 +162,8 @@ def test_errors():
     assert (s.error_count, s.context_count) == (1, 1)
     c = parse_n_errs_found(text("mc2_nerrs.txt"))
     assert (c.found, c.shown, c.vgdb_error) == (1, 1, 0)
+    # contract v4: counts end in _count; vgdb_error is a threshold (--vgdb-error=N)
+    assert to_jsonable(c, True) == {"found_count": 1, "shown_count": 1, "vgdb_error": 0}
     assert parse_errors("No errors yet\n").errors == []
     assert parse_n_errs_found("") is None
 
