@@ -15,9 +15,6 @@ helper:
   each of stdout/stderr are kept (the rest is drained and counted, so the child never blocks).
 """
 import os
-import selectors
-import signal
-import subprocess
 import time
 
 from gdb_toolkit.common.record import record
@@ -132,9 +129,15 @@ class HelperResult:
         return self.returncode == 0 and not self.timed_out
 
 
-def popen_helper(argv: list, *, env: dict | None = None, cwd: str = "/", **kw) -> subprocess.Popen:
+def popen_helper(argv: list, *, env: dict | None = None, cwd: str = "/", **kw) -> "subprocess.Popen":
     """``subprocess.Popen`` with the isolation defaults: cwd ``/``, ``helper_env()`` unless an
-    env is given, its own session (so the whole group can be killed), no inherited fds."""
+    env is given, its own session (so the whole group can be killed), no inherited fds.
+
+    subprocess (and selectors, signal) are imported where a helper runs: ``which``,
+    ``helper_env`` and the constants here are on first-call paths that start no helper
+    (vg-start's valgrind lookup: locale, threading, selectors, signal ~4-5 ms)."""
+    import subprocess
+
     kw.setdefault("start_new_session", True)
     kw.setdefault("close_fds", True)
     kw.setdefault("stdin", subprocess.DEVNULL)
@@ -142,8 +145,11 @@ def popen_helper(argv: list, *, env: dict | None = None, cwd: str = "/", **kw) -
                             env=helper_env() if env is None else env, cwd=cwd, **kw)
 
 
-def kill_group(proc: subprocess.Popen) -> None:
+def kill_group(proc: "subprocess.Popen") -> None:
     """SIGKILL the helper's process group (it runs in its own session), then reap it."""
+    import signal
+    import subprocess
+
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -161,6 +167,9 @@ def run_helper(argv: list, *, timeout: float, env: dict | None = None, input: by
                max_output: int = 1 << 20, cwd: str = "/") -> HelperResult:
     """Run *argv* to completion (or *timeout* seconds), isolated (see ``popen_helper``), keeping
     at most *max_output* bytes of stdout and of stderr."""
+    import selectors
+    import subprocess
+
     if isinstance(input, str):
         input = input.encode()
     proc = popen_helper(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -12,7 +12,7 @@ SOURCES = (('gdbsupport/registry.py', 754959156),
  ('ktrace/gdb_commands.py', 1661869808),
  ('plt/gdb_commands.py', 2387055936),
  ('stack/gdb_commands.py', 3965443048),
- ('valgrind/gdb_commands.py', 148270872))
+ ('valgrind/gdb_commands.py', 2568164289))
 
 ENTRIES = (
     ('command',

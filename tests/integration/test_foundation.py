@@ -179,14 +179,26 @@ FIRST_CALL_NEVER = ("argparse", "gettext", "dataclasses", "inspect", "ast", "dis
 # ... and these only where the command starts a process, or disassembles (capstone_lite binds
 # libcapstone through _ctypes, without the ctypes package), or reports versions (the doctor)
 FIRST_CALL_PROCESS = ("subprocess", "selectors", "threading")
+
+
+def _setpriv_pdeathsig():
+    from gdb_toolkit.valgrind.launch import setpriv_pdeathsig
+
+    return setpriv_pdeathsig()
+
+
 FIRST_CALL_ONLY_WHERE_NEEDED = FIRST_CALL_PROCESS + ("_ctypes", "elftools")
 FIRST_CALL_ALLOWED = {
     "toolkit doctor --quick": {"subprocess", "selectors", "threading", "_ctypes", "elftools"},
     "got --json": {"json"},
     "plt": {"_ctypes"}, "plt-walk puts": {"_ctypes"}, "stack-diagnose": {"_ctypes"},
     "kdis (kcore)": {"_ctypes"}, "kprobe-show (kcore)": {"_ctypes"},
-    "vg-start": {"subprocess", "selectors", "threading"},
 }
+# vg-start spawns valgrind with os.posix_spawn through setpriv --pdeathsig (valgrind.launch.
+# start_valgrind): no subprocess; only without a suitable setpriv does it use subprocess.Popen
+VG_START_POPEN = _setpriv_pdeathsig() is None
+if VG_START_POPEN:
+    FIRST_CALL_ALLOWED["vg-start"] = set(FIRST_CALL_PROCESS)
 
 # toolkit modules a first call does without (what it needs is elsewhere, cheaper): the
 # kernel package's kprobe parsers for the doctor's tracefs directories, error_reports' parsers
@@ -194,11 +206,12 @@ FIRST_CALL_ALLOWED = {
 # line (gdbsupport.safe_gdb.source_of)
 FIRST_CALL_NOT_TOOLKIT = {
     "toolkit doctor --quick": ("gdb_toolkit.kernel",),
-    "vg-start": ("gdb_toolkit.valgrind.error_reports",),
+    "vg-start": ("gdb_toolkit.valgrind.error_reports",
+                 "signal", "locale"),    # gdb_session's sigmask is _signal's; helper_process's which
     "plt-walk puts": ("gdb_toolkit.plt.gdb_watch",),        # --live's watchpoint module
 }
-# (a vg-* report imports subprocess & co. only after vg-start, which imported them: see
-# "vg-leaks (no session)"; session_state and launch name subprocess.Popen in strings)
+# (no vg-* report imports subprocess & co.: see "vg-leaks (no session)"; session_state and
+# launch name subprocess.Popen in strings; after vg-start too, unless vg-start had to use Popen)
 
 
 def _heavy(module: str) -> bool:
@@ -246,7 +259,7 @@ def test_first_calls_import_no_heavy_module(tmp_path):
             if not shared_session and not any(m.startswith("gdb_toolkit.") for m in new):
                 found[label] = ["(imported no toolkit module: did the command run?)"]
             allowed = FIRST_CALL_ALLOWED.get(label, set())
-            if shared_session:                # after vg-start: its process modules are loaded
+            if shared_session and VG_START_POPEN:     # vg-start's Popen loaded them
                 allowed = allowed | set(FIRST_CALL_PROCESS)
             bad = sorted(m for m in new if _heavy(m) and m.split(".")[0] not in allowed)
             bad += sorted(m for m in new for x in FIRST_CALL_NOT_TOOLKIT.get(label, ())
