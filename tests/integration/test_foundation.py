@@ -176,8 +176,10 @@ FIRST_CALL_NEVER = ("argparse", "gettext", "dataclasses", "inspect", "ast", "dis
                     "tempfile", "random", "bz2", "lzma", "gzip", "glob", "fnmatch", "platform", "hashlib",
                     "json", "ctypes", "capstone", "tabulate", "bcc", "asyncio", "email", "uuid",
                     "pickle", "sysconfig")
-# ... and these only where the command starts a process, or disassembles (capstone_lite binds
-# libcapstone through _ctypes, without the ctypes package), or reports versions (the doctor)
+# ... and these only where the command starts a process with subprocess.Popen (helpers and
+# vg-start's valgrind are started with os.posix_spawn: none here), or disassembles
+# (capstone_lite binds libcapstone through _ctypes, without the ctypes package), or reports
+# versions (the doctor)
 FIRST_CALL_PROCESS = ("subprocess", "selectors", "threading")
 
 
@@ -189,7 +191,9 @@ def _setpriv_pdeathsig():
 
 FIRST_CALL_ONLY_WHERE_NEEDED = FIRST_CALL_PROCESS + ("_ctypes", "elftools")
 FIRST_CALL_ALLOWED = {
-    "toolkit doctor --quick": {"subprocess", "selectors", "threading", "_ctypes", "elftools"},
+    # the doctor's helpers (valgrind --version, the bcc probe) run through os.posix_spawn
+    # (helper_process.run_helper): no subprocess
+    "toolkit doctor --quick": {"_ctypes", "elftools"},
     "got --json": {"json"},
     "plt": {"_ctypes"}, "plt-walk puts": {"_ctypes"}, "stack-diagnose": {"_ctypes"},
     "kdis (kcore)": {"_ctypes"}, "kprobe-show (kcore)": {"_ctypes"},
@@ -203,9 +207,10 @@ if VG_START_POPEN:
 # toolkit modules a first call does without (what it needs is elsewhere, cheaper): the
 # kernel package's kprobe parsers for the doctor's tracefs directories, error_reports' parsers
 # for vg-start's error count (valgrind.error_counts), plt-walk's --live module for a hop's source
-# line (gdbsupport.safe_gdb.source_of)
+# line (gdbsupport.safe_gdb.source_of); and signal/locale (subprocess's imports, ~1.8 ms) where
+# processes are started through os.posix_spawn and SIGINT is blocked through _signal
 FIRST_CALL_NOT_TOOLKIT = {
-    "toolkit doctor --quick": ("gdb_toolkit.kernel",),
+    "toolkit doctor --quick": ("gdb_toolkit.kernel", "signal", "locale"),
     "vg-start": ("gdb_toolkit.valgrind.error_reports",
                  "signal", "locale"),    # gdb_session's sigmask is _signal's; helper_process's which
     "plt-walk puts": ("gdb_toolkit.plt.gdb_watch",),        # --live's watchpoint module
