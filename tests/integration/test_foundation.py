@@ -214,6 +214,12 @@ FIRST_CALL_NOT_TOOLKIT = {
     "vg-start": ("gdb_toolkit.valgrind.error_reports",
                  "signal", "locale"),    # gdb_session's sigmask is _signal's; helper_process's which
     "plt-walk puts": ("gdb_toolkit.plt.gdb_watch",),        # --live's watchpoint module
+    # a dump without kprobe_table: kdis's probe marks and kprobe-list's "no source of kprobes"
+    # end before a table walk or a report (kernel.session imports them there); the kernel
+    # modules read bytes with _struct/_bisect, what struct.py and bisect.py re-export
+    "kdis (kcore)": ("gdb_toolkit.kernel.kprobes", "gdb_toolkit.kernel.kprobe_table", "struct", "bisect"),
+    "kprobe-list (kcore)": ("gdb_toolkit.kernel.kprobes", "gdb_toolkit.kernel.kprobe_table"),
+    "ksym (kcore)": ("struct", "bisect"),
 }
 # (no vg-* report imports subprocess & co.: see "vg-leaks (no session)"; session_state and
 # launch name subprocess.Popen in strings; after vg-start too, unless vg-start had to use Popen)
