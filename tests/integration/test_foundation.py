@@ -214,6 +214,7 @@ FIRST_CALL_NOT_TOOLKIT = {
     "vg-start": ("gdb_toolkit.valgrind.error_reports",
                  "signal", "locale"),    # gdb_session's sigmask is _signal's; helper_process's which
     "plt-walk puts": ("gdb_toolkit.plt.gdb_watch",),        # --live's watchpoint module
+    "plt": ("gdb_toolkit.plt.demangle",),       # a C program: no C++ target to demangle
     # a dump without kprobe_table: kdis's probe marks and kprobe-list's "no source of kprobes"
     # end before a table walk or a report (kernel.session imports them there); the kernel
     # modules read bytes with _struct/_bisect, what struct.py and bisect.py re-export
