@@ -246,13 +246,14 @@ def run_helper(argv: list, *, timeout: float, env: dict | None = None, input: by
 _CD_EXEC = 'cd -- "$1" || exit 127; shift; exec "$@"'
 
 
-def spawn_isolated(argv: list, *, env: dict | None, cwd: str | None, stdin: int, stdout: int,
-                   stderr: int) -> int:
-    """Start *argv* as ``popen_helper`` does (``helper_env()`` unless *env*, in *cwd*, its own
-    session, descriptors 0-2 from *stdin*/*stdout*/*stderr*, no other descriptor inherited,
-    SIGPIPE and SIGXFSZ at their defaults as Popen's restore_signals), with ``os.posix_spawn``;
-    return its pid.  A missing program, a program that cannot be executed or a missing *cwd*
-    raise the OSError Popen raises."""
+def spawn_isolated(argv: list, *, env: dict | None, cwd: str | None, stdin: int,
+                   stdout: int | None, stderr: int | None) -> int:
+    """Start *argv* as ``popen_helper`` does (``helper_env()`` unless *env*, in *cwd* (None:
+    gdb's), its own session, descriptors 0-2 from *stdin*/*stdout*/*stderr* (None: gdb's own),
+    no other descriptor inherited, SIGPIPE and SIGXFSZ at their defaults as Popen's
+    restore_signals), with ``os.posix_spawn``; return its pid.  A missing program, a program
+    that cannot be executed or a missing *cwd* raise the OSError Popen raises.  Also
+    vg-start's valgrind (valgrind.launch.start_valgrind)."""
     from _signal import SIGPIPE, SIGXFSZ
 
     argv = [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in argv]
@@ -269,8 +270,8 @@ def spawn_isolated(argv: list, *, env: dict | None, cwd: str | None, stdin: int,
         path, argv = "/bin/sh", ["/bin/sh", "-c", _CD_EXEC, "sh", cwd, *argv]
     else:
         path = found
-    actions = [(os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, stdout, 1),
-               (os.POSIX_SPAWN_DUP2, stderr, 2)]
+    actions = [(os.POSIX_SPAWN_DUP2, fd, target)
+               for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)) if fd is not None]
     # close_fds: every other descriptor (a descriptor closed meanwhile is no error: glibc
     # ignores EBADF on a close action)
     actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in open_descriptors() if fd > 2]

@@ -237,8 +237,8 @@ def start_valgrind(argv: list[str], stdin_fd: int, stdout_fd: int | None):
     """Start *argv* as ``subprocess.Popen(argv, stdin=, stdout=, stderr=stdout,
     start_new_session=True, close_fds=True)`` does, with a parent-death SIGKILL (valgrind dies
     with gdb): ``os.posix_spawn`` of ``setpriv --pdeathsig KILL -- argv`` (setpriv execs
-    valgrind: same pid), every descriptor but 0-2 closed, SIGPIPE/SIGXFSZ at their defaults
-    (Popen's restore_signals).  Without a suitable setpriv, Popen itself with a prctl in
+    valgrind: same pid; ``helper_process.spawn_isolated``: every descriptor but 0-2 closed,
+    SIGPIPE/SIGXFSZ at their defaults as Popen's restore_signals).  Without a suitable setpriv, Popen itself with a prctl in
     preexec_fn.  posix_spawn needs no subprocess import (locale, signal, threading, selectors:
     ~5 ms of vg-start's first call) and runs no Python between fork and exec (a fork of
     multi-threaded gdb running Python, importing ctypes in the child, was not fork-safe)."""
@@ -249,24 +249,11 @@ def start_valgrind(argv: list[str], stdin_fd: int, stdout_fd: int | None):
         return subprocess.Popen(argv, stdin=stdin_fd, stdout=stdout_fd, stderr=stdout_fd,
                                 start_new_session=True, close_fds=True,
                                 preexec_fn=set_parent_death_signal)
-    from _signal import SIGPIPE, SIGXFSZ
+    from gdb_toolkit.common.helper_process import spawn_isolated
 
-    actions = [(os.POSIX_SPAWN_DUP2, stdin_fd, 0)]
-    if stdout_fd is not None:
-        actions += [(os.POSIX_SPAWN_DUP2, stdout_fd, 1), (os.POSIX_SPAWN_DUP2, stdout_fd, 2)]
-    # close_fds: gdb's own descriptors are mostly close-on-exec; the others are closed here
-    # (a descriptor closed meanwhile by another thread is no error: glibc ignores EBADF)
-    actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _open_fds() if fd > 2]
-    pid = os.posix_spawn(setpriv, [setpriv, "--pdeathsig", "KILL", "--", *argv], os.environ,
-                         file_actions=actions, setsid=True, setsigdef=(SIGPIPE, SIGXFSZ))
-    return Spawned(pid)
-
-
-def _open_fds() -> list[int]:
-    try:
-        return sorted(int(n) for n in os.listdir("/proc/self/fd"))
-    except OSError:         # no /proc: the range subprocess would close
-        return list(range(3, 256))
+    # the user's environment and directory (valgrind runs their program), not a helper's
+    return Spawned(spawn_isolated([setpriv, "--pdeathsig", "KILL", "--", *argv], env=os.environ,
+                                  cwd=None, stdin=stdin_fd, stdout=stdout_fd, stderr=stdout_fd))
 
 
 def log_tail(path: str | None, lines: int = 6) -> str:
