@@ -15,9 +15,6 @@ helper:
   each of stdout/stderr are kept (the rest is drained and counted, so the child never blocks).
 """
 import os
-import selectors
-import signal
-import subprocess
 import time
 
 from gdb_toolkit.common.record import record
@@ -132,9 +129,15 @@ class HelperResult:
         return self.returncode == 0 and not self.timed_out
 
 
-def popen_helper(argv: list, *, env: dict | None = None, cwd: str = "/", **kw) -> subprocess.Popen:
+def popen_helper(argv: list, *, env: dict | None = None, cwd: str = "/", **kw) -> "subprocess.Popen":
     """``subprocess.Popen`` with the isolation defaults: cwd ``/``, ``helper_env()`` unless an
-    env is given, its own session (so the whole group can be killed), no inherited fds."""
+    env is given, its own session (so the whole group can be killed), no inherited fds.
+
+    subprocess (and selectors, signal) are imported where a helper runs: ``which``,
+    ``helper_env`` and the constants here are on first-call paths that start no helper
+    (vg-start's valgrind lookup: locale, threading, selectors, signal ~4-5 ms)."""
+    import subprocess
+
     kw.setdefault("start_new_session", True)
     kw.setdefault("close_fds", True)
     kw.setdefault("stdin", subprocess.DEVNULL)
@@ -142,8 +145,11 @@ def popen_helper(argv: list, *, env: dict | None = None, cwd: str = "/", **kw) -
                             env=helper_env() if env is None else env, cwd=cwd, **kw)
 
 
-def kill_group(proc: subprocess.Popen) -> None:
+def kill_group(proc: "subprocess.Popen") -> None:
     """SIGKILL the helper's process group (it runs in its own session), then reap it."""
+    import signal
+    import subprocess
+
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -160,57 +166,155 @@ def kill_group(proc: subprocess.Popen) -> None:
 def run_helper(argv: list, *, timeout: float, env: dict | None = None, input: bytes | str | None = None,
                max_output: int = 1 << 20, cwd: str = "/") -> HelperResult:
     """Run *argv* to completion (or *timeout* seconds), isolated (see ``popen_helper``), keeping
-    at most *max_output* bytes of stdout and of stderr."""
+    at most *max_output* bytes of stdout and of stderr.
+
+    Started with ``os.posix_spawn`` (``spawn_isolated``), read with ``select.poll``: no
+    subprocess, selectors or signal module (locale, threading, enums: ~4-5 ms of the doctor's
+    first call), and no Python runs between fork and exec in multi-threaded gdb."""
+    import select
+
     if isinstance(input, str):
         input = input.encode()
-    proc = popen_helper(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
-    kept = {proc.stdout: bytearray(), proc.stderr: bytearray()}
-    dropped = {proc.stdout: 0, proc.stderr: 0}
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    if input is not None:
+        in_r, in_w = os.pipe2(os.O_CLOEXEC)
+    else:
+        in_r, in_w = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), None
+    try:
+        pid = spawn_isolated(argv, env=env, cwd=cwd, stdin=in_r, stdout=out_w, stderr=err_w)
+    except BaseException:
+        for fd in (out_r, err_r, in_w):
+            if fd is not None:
+                os.close(fd)
+        raise
+    finally:
+        for fd in (out_w, err_w, in_r):
+            os.close(fd)
+    kept = {out_r: bytearray(), err_r: bytearray()}
+    dropped = {out_r: 0, err_r: 0}
     deadline = time.monotonic() + timeout
     timed_out = False
-    if input is not None:
+    if in_w is not None:
         try:
-            proc.stdin.write(input)
+            view = memoryview(input)
+            while view:
+                view = view[os.write(in_w, view):]
         except BrokenPipeError:
             pass
         finally:
+            os.close(in_w)
+    poller = select.poll()
+    for fd in kept:
+        os.set_blocking(fd, False)
+        poller.register(fd, select.POLLIN)
+    open_fds = set(kept)
+    while open_fds:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            timed_out = True
+            break
+        for fd, _ in poller.poll(min(left, 1.0) * 1000):
             try:
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
-    with selectors.DefaultSelector() as sel:
-        for stream in kept:
-            os.set_blocking(stream.fileno(), False)
-            sel.register(stream, selectors.EVENT_READ)
-        while sel.get_map():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                timed_out = True
-                break
-            for key, _ in sel.select(min(left, 1.0)):
-                try:
-                    chunk = os.read(key.fileobj.fileno(), 65536)
-                except BlockingIOError:
-                    continue
-                if not chunk:
-                    sel.unregister(key.fileobj)
-                    continue
-                buf = kept[key.fileobj]
-                room = max_output - len(buf)
-                buf += chunk[:room]
-                dropped[key.fileobj] += max(0, len(chunk) - room)
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                poller.unregister(fd)
+                open_fds.discard(fd)
+                continue
+            buf = kept[fd]
+            room = max_output - len(buf)
+            buf += chunk[:room]
+            dropped[fd] += max(0, len(chunk) - room)
     if timed_out:
-        kill_group(proc)
+        _kill_group_pid(pid)
         rc = None
     else:
+        rc = _wait_pid(pid, max(0.1, deadline - time.monotonic()))
+        if rc is None:
+            _kill_group_pid(pid)
+            timed_out = True
+    for fd in kept:
+        os.close(fd)
+    return HelperResult(rc, bytes(kept[out_r]).decode("utf-8", "surrogateescape"),
+                        bytes(kept[err_r]).decode("utf-8", "surrogateescape"), timed_out,
+                        dropped[out_r], dropped[err_r])
+
+
+#: posix_spawn cannot change directory: /bin/sh does, then execs the program (same process)
+_CD_EXEC = 'cd -- "$1" || exit 127; shift; exec "$@"'
+
+
+def spawn_isolated(argv: list, *, env: dict | None, cwd: str | None, stdin: int,
+                   stdout: int | None, stderr: int | None) -> int:
+    """Start *argv* as ``popen_helper`` does (``helper_env()`` unless *env*, in *cwd* (None:
+    gdb's), its own session, descriptors 0-2 from *stdin*/*stdout*/*stderr* (None: gdb's own),
+    no other descriptor inherited, SIGPIPE and SIGXFSZ at their defaults as Popen's
+    restore_signals), with ``os.posix_spawn``; return its pid.  A missing program, a program
+    that cannot be executed or a missing *cwd* raise the OSError Popen raises.  Also
+    vg-start's valgrind (valgrind.launch.start_valgrind)."""
+    from _signal import SIGPIPE, SIGXFSZ
+
+    argv = [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in argv]
+    env = helper_env() if env is None else env
+    exe = argv[0]
+    found = exe if os.path.dirname(exe) else which(exe, path=env.get("PATH", os.defpath))
+    if found is None or not os.path.exists(found):
+        raise FileNotFoundError(2, os.strerror(2), exe)
+    if not _runnable(found):
+        raise PermissionError(13, os.strerror(13), exe)
+    if cwd is not None and not os.path.isdir(cwd):
+        raise FileNotFoundError(2, os.strerror(2), cwd)
+    if cwd is not None:
+        path, argv = "/bin/sh", ["/bin/sh", "-c", _CD_EXEC, "sh", cwd, *argv]
+    else:
+        path = found
+    actions = [(os.POSIX_SPAWN_DUP2, fd, target)
+               for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)) if fd is not None]
+    # close_fds: every other descriptor (a descriptor closed meanwhile is no error: glibc
+    # ignores EBADF on a close action)
+    actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in open_descriptors() if fd > 2]
+    return os.posix_spawn(path, argv, env, file_actions=actions, setsid=True,
+                          setsigdef=(SIGPIPE, SIGXFSZ))
+
+
+def open_descriptors() -> list[int]:
+    """This process's open descriptors (/proc/self/fd; without /proc, 0-255)."""
+    try:
+        return sorted(int(n) for n in os.listdir("/proc/self/fd"))
+    except OSError:
+        return list(range(256))
+
+
+def _wait_pid(pid: int, timeout: float) -> int | None:
+    """The exit status as Popen.returncode gives it (a signal's negative number), or None when
+    *pid* still runs after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while True:
         try:
-            rc = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            kill_group(proc)
-            rc, timed_out = None, True
-    for stream in kept:
-        stream.close()
-    return HelperResult(rc, bytes(kept[proc.stdout]).decode("utf-8", "surrogateescape"),
-                        bytes(kept[proc.stderr]).decode("utf-8", "surrogateescape"), timed_out,
-                        dropped[proc.stdout], dropped[proc.stderr])
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:       # reaped elsewhere: Popen's answer
+            return 0
+        if done == pid:
+            return os.waitstatus_to_exitcode(status)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 0.05)
+
+
+def _kill_group_pid(pid: int) -> None:
+    """``kill_group`` for a spawned pid: SIGKILL its process group (its own session), reap it."""
+    from _signal import SIGKILL
+
+    try:
+        os.killpg(pid, SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, SIGKILL)
+        except ProcessLookupError:
+            pass
+    _wait_pid(pid, 5)

@@ -10,9 +10,9 @@ SOURCES = (('gdbsupport/registry.py', 754959156),
  ('doctor/gdb_commands.py', 3960926210),
  ('kernel/gdb_commands.py', 1768353628),
  ('ktrace/gdb_commands.py', 1661869808),
- ('plt/gdb_commands.py', 2387055936),
+ ('plt/gdb_commands.py', 3778445468),
  ('stack/gdb_commands.py', 3965443048),
- ('valgrind/gdb_commands.py', 148270872))
+ ('valgrind/gdb_commands.py', 2568164289))
 
 ENTRIES = (
     ('command',

@@ -13,7 +13,7 @@ turns ``task_struct`` + ``signal->rlim[3].rlim_cur`` into byte offsets with the
 pointer dereferences between them, and ``c_decl``/``c_definition`` render C.
 """
 import os
-import struct
+import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 from gdb_toolkit.common.record import field, record
 
 from gdb_toolkit.common.errors import ToolkitError
@@ -136,7 +136,7 @@ class _Offsets:
         return (s + 4 * w for w in self.words)
 
     def index_of(self, byte_offset: int) -> int | None:
-        import bisect
+        import _bisect as bisect   # what bisect.py re-exports (see plt/slots.py)
 
         w = (byte_offset - self.start) // 4
         i = bisect.bisect_left(self.words, w)

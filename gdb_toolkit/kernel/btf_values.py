@@ -5,7 +5,7 @@
 pointers in hex with the symbol they point at, ``char[]`` and ``char *`` as strings,
 enums by name, bitfields extracted.  Pure: symbolizing and string reading are callbacks.
 """
-import struct
+import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 
 from gdb_toolkit.common.record import field, json_keys, record
 from gdb_toolkit.kernel import btf as B

@@ -10,7 +10,7 @@ address a function references is kept only if the memory there has the variable'
 Pure: ``read(addr, n)``, the symbol table and the architecture come in.
 """
 import re
-import struct
+import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 
 from gdb_toolkit.common.errors import ToolkitError
 

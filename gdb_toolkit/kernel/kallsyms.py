@@ -5,7 +5,7 @@
 address reads as zero, kernel.kptr_restrict (or a non-root reader) hides them:
 ``restricted`` says so and lookups raise a ToolkitError explaining the fix.
 """
-import bisect
+import _bisect as bisect   # what bisect.py re-exports (see plt/slots.py)
 import os
 from gdb_toolkit.common.record import record
 

@@ -22,7 +22,7 @@ Module symbols are not in these tables: ``module_symbols`` walks the ``modules``
 BTF layouts (each module's ``kallsyms`` symtab/strtab/typetab), as /proc/kallsyms does.
 Pure: a memory object with ``read(addr, n)`` comes in; every count is bounded.
 """
-import struct
+import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.record import record

@@ -5,9 +5,9 @@ kernel virtual address, and a PT_NOTE holding CORE notes plus VMCOREINFO
 (OSRELEASE, KERNELOFFSET, BUILD-ID...).  A vmcore or a synthetic test fixture
 with the same layout works too.  Reads are plain ``os.pread`` calls.
 """
-import bisect
+import _bisect as bisect   # what bisect.py re-exports (see plt/slots.py)
 import os
-import struct
+import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 from collections import namedtuple
 
 from gdb_toolkit.common.errors import ToolkitError

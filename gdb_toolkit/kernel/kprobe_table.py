@@ -8,7 +8,7 @@ is bounded (a cycle or a freed node seen during a concurrent (un)registration en
 chain with a note, never a hang).  Pure apart from the ``memory.read(addr, n)`` it is
 given (a Kcore, or any object with ``read``).
 """
-import struct
+import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.location import kernel_location_of

@@ -13,7 +13,7 @@
 Each has ``read(addr, n)`` for kernel virtual addresses, ``arch``, ``vmcoreinfo`` (possibly
 empty), ``kind``, ``description`` and ``regions()`` (what it holds, for ``kcore``).
 """
-import struct
+import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 from contextlib import contextmanager
 
 from gdb_toolkit.common.closeable import Closeable

@@ -4,7 +4,7 @@ Each function takes a KernelSession (or plain data) and returns a record; the gd
 commands kcore, kdis, kx and ksym only render them.
 """
 import re
-import struct
+import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 from gdb_toolkit.common.record import field, record
 
 from gdb_toolkit.common.errors import ToolkitError

@@ -13,7 +13,7 @@ enough to translate every kernel address the way the MMU did:
 Pure: ``read_phys(paddr, n) -> bytes`` comes in.  Bounded: a walk is at most 5 reads, table
 pages and translations are cached per page.
 """
-import struct
+import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 
 from gdb_toolkit.common.errors import ToolkitError
 

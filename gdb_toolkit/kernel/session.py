@@ -554,8 +554,6 @@ class KernelSession(Closeable):
 
     def table_walk(self, notes: list):
         """Walk kprobe_table, or None with a note saying why not."""
-        from gdb_toolkit.kernel.kprobe_table import TableWalker
-
         try:
             table = self.symbols.address("kprobe_table")
         except ToolkitError as exc:
@@ -571,6 +569,10 @@ class KernelSession(Closeable):
         src = getattr(self.symbols, "answers", {}).get("kprobe_table")
         if src is not None:
             notes.append(f"kprobe_table from {src.describe()}")
+        # imported where a table is walked: a dump whose symbols have no kprobe_table (kdis's
+        # probe marks, kprobe-list's error) does without the module (~0.5 ms of a first call)
+        from gdb_toolkit.kernel.kprobe_table import TableWalker
+
         try:
             layout = self.kprobe_layout()
             self.walker = TableWalker(self.memory, layout, self.symbols, self.percpu_offsets())
@@ -668,8 +670,6 @@ class KernelSession(Closeable):
             return self._kprobe_report(use_memory)
 
     def _kprobe_report(self, use_memory: bool):
-        from gdb_toolkit.kernel.kprobes import build_report
-
         notes: list[str] = []
         listed = self.listed_probes()
         if not self.is_live:
@@ -712,6 +712,10 @@ class KernelSession(Closeable):
         read = self.read if self.has_kcore else None
         if read is None:
             notes.append(f"live bytes not read: {self._kcore_error()}")
+        # imported once there is something to report: the checks above end a first kdis or
+        # kprobe-list on a dump without kprobes in an error without it (~0.5 ms)
+        from gdb_toolkit.kernel.kprobes import build_report
+
         rep = build_report(self.arch, listed, walk, read, self.symbolize, events, profile,
                            self.all_disarmed(), resolve=self.address_of,
                            enrich=self.walker.enrich if walk is not None else None,

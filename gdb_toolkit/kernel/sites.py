@@ -19,7 +19,7 @@ arm64:   ``0xd4200080``     brk #4 (BRK64_OPCODE_KPROBES)
                          optprobes: a kprobe is always a brk, never an ftrace user or a jump.
          A module's call goes through its ftrace PLT (``adrp x16; add x16; br x16``).
 """
-import struct
+import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 from gdb_toolkit.common.record import record
 
 X86_NOP5 = bytes.fromhex("0f1f440000")

@@ -12,9 +12,9 @@ Virtual addresses are translated through the dump's own page tables (pagetables.
 what VMCOREINFO says.  A dump without page-table facts (an old kernel, QEMU without the
 vmcoreinfo device) is read by ``p_vaddr`` when its segments carry virtual addresses.
 """
-import bisect
+import _bisect as bisect   # what bisect.py re-exports (see plt/slots.py)
 import os
-import struct
+import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 import zlib
 
 from gdb_toolkit.common.errors import ToolkitError

@@ -402,11 +402,10 @@ On a live process or core the current state of each slot is shown too."""
         kind, objs = gdb_live.loaded_objects()
         listed = _select(objs, args.all_objects, args.object)
         memory = None if kind == "file" else gdb_live.read_slots(listed)[0]
-        from gdb_toolkit.plt.demangle import demangle_all
-
+        # plt_report calls it for C++ targets only: a C program's plt spares plt.demangle
         report = plt_report(listed, objs, memory, kind, args.regex,
                             relocated=gdb_live.relocated(kind, objs) if memory is not None else True,
-                            demangle=demangle_all)
+                            demangle=_demangle_all)
         report.notes += _missing_note(kind, args.all_objects or bool(args.object))
         return report
 
@@ -641,7 +640,8 @@ and the program stays stopped right there."""
 
 
 def _demangle_all(names):
-    """plt.demangle's demangle_all, imported when a C++ name is looked up (choose_slot)."""
+    """plt.demangle's demangle_all, imported when a C++ name is looked up (choose_slot,
+    plt_report's C++ targets)."""
     from gdb_toolkit.plt.demangle import demangle_all
 
     return demangle_all(names)

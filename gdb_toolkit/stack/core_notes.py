@@ -9,7 +9,7 @@ and no NT_FILE.  A crafted core may claim anything: every count, size and offset
 checked against the file and against fixed caps before it is used, and anything
 malformed raises ``CoreFormatError`` (one line) -- nothing else.
 """
-import struct
+import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.procfs import Mapping
@@ -276,7 +276,7 @@ def _nt_file(desc: bytes) -> list[tuple[int, int, int, str]]:
 
 def _name_loads(loads: list[Mapping], files) -> list[Mapping]:
     """Name each PT_LOAD from NT_FILE; add the file parts gdb's gcore left out."""
-    import bisect
+    import _bisect as bisect   # what bisect.py re-exports (see plt/slots.py)
 
     files = sorted(files)
     starts = [f[0] for f in files]

@@ -6,7 +6,7 @@ pairs, then the strings.  A core records the auxv in NT_AUXV, so its bytes are f
 stack memory; walking back from there over envp and argv gives the exact strings -- not the
 80-byte, space-joined (unquotable) ``pr_psargs`` -- whatever quotes or bytes they contain.
 """
-import struct
+import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 
 from gdb_toolkit.common.names import decode_name
 from gdb_toolkit.common.record import record

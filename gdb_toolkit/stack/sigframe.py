@@ -10,7 +10,7 @@ gdb's sigtramp frame has sp = the address the handler returns to, which is:
   x86_64  &frame->uc   (struct rt_sigframe { char *pretcode; struct ucontext uc; siginfo info; })
   aarch64 &frame->info (struct rt_sigframe { siginfo info; struct ucontext uc; })
 """
-import struct
+import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 
 from gdb_toolkit.common.record import record
 

@@ -119,7 +119,6 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
 
     def run(self, args):
         import os
-        import subprocess
         import time
 
         from gdb_toolkit.common.errors import ToolkitError
@@ -127,8 +126,8 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
         from gdb_toolkit.common.private_dirs import make_private_dir, remove_tree
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.launch import (StartReport, log_destination, log_pattern, open_program_stream,
-                                                 option_value, resolve_program,
-                                                 set_parent_death_signal, valgrind_argv, wait_for_fifo)
+                                                 option_value, resolve_program, start_valgrind,
+                                                 valgrind_argv, wait_for_fifo)
         from gdb_toolkit.valgrind.vgdb_processes import fifo_dir
 
         valgrind = which("valgrind")
@@ -157,9 +156,7 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
         argv = [a.replace("%LOG%", log_template) if a.startswith("--log-file=%LOG%") else a for a in argv]
         t0 = time.monotonic()
         try:
-            proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stdout,
-                                    start_new_session=True, close_fds=True,
-                                    preexec_fn=set_parent_death_signal)
+            proc = start_valgrind(argv, stdin.fileno(), None if stdout is None else stdout.fileno())
         except OSError as exc:
             remove_tree(private)
             raise ToolkitError(f"cannot start valgrind: {exc.strerror}", "check the valgrind install") from None

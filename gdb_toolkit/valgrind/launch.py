@@ -158,7 +158,8 @@ def open_program_stream(path: str, write: bool):
 
 
 def set_parent_death_signal() -> None:
-    """preexec_fn: valgrind gets SIGKILL if gdb dies (Linux prctl PR_SET_PDEATHSIG)."""
+    """preexec_fn: valgrind gets SIGKILL if gdb dies (Linux prctl PR_SET_PDEATHSIG).  Only
+    where setpriv cannot do it (``start_valgrind``'s fallback)."""
     try:
         import ctypes
         import signal
@@ -166,6 +167,93 @@ def set_parent_death_signal() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
     except Exception:
         pass
+
+
+_SETPRIV: list = []         # [path or None], once per gdb
+
+
+def setpriv_pdeathsig() -> str | None:
+    """util-linux's setpriv if it has ``--pdeathsig`` (2.33 and later), else None.  Looked
+    up on the system PATH (never a relative or user directory) and recognised by the option
+    name in the program itself (asking ``setpriv --help`` would start a process)."""
+    if not _SETPRIV:
+        from gdb_toolkit.common.helper_process import SAFE_PATH, which
+
+        path = which("setpriv", path=SAFE_PATH)
+        try:
+            with open(path, "rb") as fh:
+                found = path if b"pdeathsig" in fh.read(1 << 22) else None
+        except (OSError, TypeError):
+            found = None
+        _SETPRIV.append(found)
+    return _SETPRIV[0]
+
+
+class Spawned:
+    """The valgrind ``start_valgrind`` spawned: what vg-start uses of ``subprocess.Popen``
+    (``pid``, ``returncode``, ``poll()``, ``wait(timeout)``), with Popen's meanings: a signal's
+    negative number, 0 when the status is lost (ECHILD: reaped elsewhere)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode = None
+
+    def _reap(self, flags: int) -> bool:
+        try:
+            pid, status = os.waitpid(self.pid, flags)
+        except ChildProcessError:
+            self.returncode = 0
+            return True
+        if pid != self.pid:
+            return False
+        self.returncode = -os.WSTOPSIG(status) if os.WIFSTOPPED(status) else os.waitstatus_to_exitcode(status)
+        return True
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self._reap(os.WNOHANG)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if timeout is None:
+            while self.returncode is None:
+                try:
+                    self._reap(0)
+                except InterruptedError:
+                    continue
+            return self.returncode
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while self.poll() is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"valgrind {self.pid} still running after {timeout}s")
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.05)
+        return self.returncode
+
+
+def start_valgrind(argv: list[str], stdin_fd: int, stdout_fd: int | None):
+    """Start *argv* as ``subprocess.Popen(argv, stdin=, stdout=, stderr=stdout,
+    start_new_session=True, close_fds=True)`` does, with a parent-death SIGKILL (valgrind dies
+    with gdb): ``os.posix_spawn`` of ``setpriv --pdeathsig KILL -- argv`` (setpriv execs
+    valgrind: same pid; ``helper_process.spawn_isolated``: every descriptor but 0-2 closed,
+    SIGPIPE/SIGXFSZ at their defaults as Popen's restore_signals).  Without a suitable setpriv, Popen itself with a prctl in
+    preexec_fn.  posix_spawn needs no subprocess import (locale, signal, threading, selectors:
+    ~5 ms of vg-start's first call) and runs no Python between fork and exec (a fork of
+    multi-threaded gdb running Python, importing ctypes in the child, was not fork-safe)."""
+    setpriv = setpriv_pdeathsig()
+    if setpriv is None:
+        import subprocess
+
+        return subprocess.Popen(argv, stdin=stdin_fd, stdout=stdout_fd, stderr=stdout_fd,
+                                start_new_session=True, close_fds=True,
+                                preexec_fn=set_parent_death_signal)
+    from gdb_toolkit.common.helper_process import spawn_isolated
+
+    # the user's environment and directory (valgrind runs their program), not a helper's
+    return Spawned(spawn_isolated([setpriv, "--pdeathsig", "KILL", "--", *argv], env=os.environ,
+                                  cwd=None, stdin=stdin_fd, stdout=stdout_fd, stderr=stdout_fd))
 
 
 def log_tail(path: str | None, lines: int = 6) -> str:
@@ -180,7 +268,7 @@ def log_tail(path: str | None, lines: int = 6) -> str:
     return " | ".join(keep[-lines:])
 
 
-def wait_for_fifo(proc: "subprocess.Popen", directory: str, timeout: float, log_file: str | None,
+def wait_for_fifo(proc: "Spawned | subprocess.Popen", directory: str, timeout: float, log_file: str | None,
                   prefix: str | None = None, keep_log: bool = True) -> str:
     """Wait until valgrind (proc) has created its vgdb FIFO; return its path.
 

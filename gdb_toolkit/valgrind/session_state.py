@@ -46,9 +46,10 @@ class Session:
     pid: int
     start_time: int | None = None     # /proc/PID/stat field 22: tells a reused pid apart
     program: str | None = None
-    # vg-start'ed: ours to kill.  The annotation is a string: importing subprocess (with locale,
-    # signal, threading, selectors: ~4-5 ms) for it made every vg-* report's first call pay it
-    popen: "subprocess.Popen | None" = field(default=None, repr=False)
+    # vg-start'ed: ours to kill (launch.start_valgrind: a launch.Spawned, or a subprocess.Popen
+    # without setpriv --pdeathsig).  The annotation is a string: importing subprocess (with
+    # locale, signal, threading, selectors: ~4-5 ms) for it made every vg-* report's first call pay it
+    popen: "Spawned | subprocess.Popen | None" = field(default=None, repr=False)
     private_dir: str | None = None    # our mkdtemp dir: vgdb's stderr, the default valgrind log
     log_file: str | None = None
     log_pattern: str | None = None    # valgrind's --log-file with %p: each child's own log

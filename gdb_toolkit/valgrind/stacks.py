@@ -22,7 +22,7 @@ its base name); a program frame whose source is a C++/compiler runtime header
 has the role ``runtime``, one from another system header (``/usr/include``,
 boost, ...) ``library``, so the site is the program's own line that used it.
 """
-import bisect
+import _bisect as bisect   # what bisect.py re-exports (see plt/slots.py)
 import functools
 import os
 import re

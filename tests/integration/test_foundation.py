@@ -176,29 +176,54 @@ FIRST_CALL_NEVER = ("argparse", "gettext", "dataclasses", "inspect", "ast", "dis
                     "tempfile", "random", "bz2", "lzma", "gzip", "glob", "fnmatch", "platform", "hashlib",
                     "json", "ctypes", "capstone", "tabulate", "bcc", "asyncio", "email", "uuid",
                     "pickle", "sysconfig")
-# ... and these only where the command starts a process, or disassembles (capstone_lite binds
-# libcapstone through _ctypes, without the ctypes package), or reports versions (the doctor)
+# ... and these only where the command starts a process with subprocess.Popen (helpers and
+# vg-start's valgrind are started with os.posix_spawn: none here), or disassembles
+# (capstone_lite binds libcapstone through _ctypes, without the ctypes package), or reports
+# versions (the doctor)
 FIRST_CALL_PROCESS = ("subprocess", "selectors", "threading")
+
+
+def _setpriv_pdeathsig():
+    from gdb_toolkit.valgrind.launch import setpriv_pdeathsig
+
+    return setpriv_pdeathsig()
+
+
 FIRST_CALL_ONLY_WHERE_NEEDED = FIRST_CALL_PROCESS + ("_ctypes", "elftools")
 FIRST_CALL_ALLOWED = {
-    "toolkit doctor --quick": {"subprocess", "selectors", "threading", "_ctypes", "elftools"},
+    # the doctor's helpers (valgrind --version, the bcc probe) run through os.posix_spawn
+    # (helper_process.run_helper): no subprocess
+    "toolkit doctor --quick": {"_ctypes", "elftools"},
     "got --json": {"json"},
     "plt": {"_ctypes"}, "plt-walk puts": {"_ctypes"}, "stack-diagnose": {"_ctypes"},
     "kdis (kcore)": {"_ctypes"}, "kprobe-show (kcore)": {"_ctypes"},
-    "vg-start": {"subprocess", "selectors", "threading"},
 }
+# vg-start spawns valgrind with os.posix_spawn through setpriv --pdeathsig (valgrind.launch.
+# start_valgrind): no subprocess; only without a suitable setpriv does it use subprocess.Popen
+VG_START_POPEN = _setpriv_pdeathsig() is None
+if VG_START_POPEN:
+    FIRST_CALL_ALLOWED["vg-start"] = set(FIRST_CALL_PROCESS)
 
 # toolkit modules a first call does without (what it needs is elsewhere, cheaper): the
 # kernel package's kprobe parsers for the doctor's tracefs directories, error_reports' parsers
 # for vg-start's error count (valgrind.error_counts), plt-walk's --live module for a hop's source
-# line (gdbsupport.safe_gdb.source_of)
+# line (gdbsupport.safe_gdb.source_of); and signal/locale (subprocess's imports, ~1.8 ms) where
+# processes are started through os.posix_spawn and SIGINT is blocked through _signal
 FIRST_CALL_NOT_TOOLKIT = {
-    "toolkit doctor --quick": ("gdb_toolkit.kernel",),
-    "vg-start": ("gdb_toolkit.valgrind.error_reports",),
+    "toolkit doctor --quick": ("gdb_toolkit.kernel", "signal", "locale"),
+    "vg-start": ("gdb_toolkit.valgrind.error_reports",
+                 "signal", "locale"),    # gdb_session's sigmask is _signal's; helper_process's which
     "plt-walk puts": ("gdb_toolkit.plt.gdb_watch",),        # --live's watchpoint module
+    "plt": ("gdb_toolkit.plt.demangle",),       # a C program: no C++ target to demangle
+    # a dump without kprobe_table: kdis's probe marks and kprobe-list's "no source of kprobes"
+    # end before a table walk or a report (kernel.session imports them there); the kernel
+    # modules read bytes with _struct/_bisect, what struct.py and bisect.py re-export
+    "kdis (kcore)": ("gdb_toolkit.kernel.kprobes", "gdb_toolkit.kernel.kprobe_table", "struct", "bisect"),
+    "kprobe-list (kcore)": ("gdb_toolkit.kernel.kprobes", "gdb_toolkit.kernel.kprobe_table"),
+    "ksym (kcore)": ("struct", "bisect"),
 }
-# (a vg-* report imports subprocess & co. only after vg-start, which imported them: see
-# "vg-leaks (no session)"; session_state and launch name subprocess.Popen in strings)
+# (no vg-* report imports subprocess & co.: see "vg-leaks (no session)"; session_state and
+# launch name subprocess.Popen in strings; after vg-start too, unless vg-start had to use Popen)
 
 
 def _heavy(module: str) -> bool:
@@ -246,7 +271,7 @@ def test_first_calls_import_no_heavy_module(tmp_path):
             if not shared_session and not any(m.startswith("gdb_toolkit.") for m in new):
                 found[label] = ["(imported no toolkit module: did the command run?)"]
             allowed = FIRST_CALL_ALLOWED.get(label, set())
-            if shared_session:                # after vg-start: its process modules are loaded
+            if shared_session and VG_START_POPEN:     # vg-start's Popen loaded them
                 allowed = allowed | set(FIRST_CALL_PROCESS)
             bad = sorted(m for m in new if _heavy(m) and m.split(".")[0] not in allowed)
             bad += sorted(m for m in new for x in FIRST_CALL_NOT_TOOLKIT.get(label, ())

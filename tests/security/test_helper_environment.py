@@ -79,6 +79,12 @@ def test_vgdb_helpers_get_no_loader_or_shell_variables(trap, tmp_path):
                       timeout=180, env={"SHELL": "/bin/bash"})
     assert run.alive, run.describe()
     users = ("/bin/sh -e /usr/bin/valgrind", "/usr/bin/valgrind", str(prog))  # valgrind + program
+    # vg-start execs valgrind through setpriv (its parent-death signal): the same process,
+    # with the environment valgrind gets, before it becomes valgrind
+    from gdb_toolkit.valgrind.launch import setpriv_pdeathsig
+
+    if setpriv_pdeathsig():
+        users += (f"{setpriv_pdeathsig()} --pdeathsig KILL -- /usr/bin/valgrind ",)
     helpers = [ln for ln in _loaded(marker).splitlines() if not ln.startswith(users)]
     assert helpers == [], f"helpers that loaded gdb's LD_PRELOAD / ran BASH_ENV: {helpers}\n{run.describe()}"
 

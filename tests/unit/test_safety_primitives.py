@@ -368,6 +368,36 @@ def test_run_helper_timeout_and_output_bounds():
     assert names.encode_name(res.stdout) == b"\xff\xfe"
 
 
+
+def test_run_helper_answers_as_popen_does(tmp_path):
+    """run_helper starts its program with os.posix_spawn (no subprocess in gdb): exit
+    statuses, signals and start-up errors are subprocess.Popen's (the oracle), the helper is
+    its own session leader in /, and it inherits no descriptor but 0-2."""
+    for script in ("exit 0", "exit 7", "kill -9 $$", "kill -15 $$", "echo out; echo err >&2"):
+        argv = ["/bin/sh", "-c", script]
+        want = subprocess.run(argv, capture_output=True, cwd="/", text=True)
+        got = helper_process.run_helper(argv, timeout=30)
+        assert (got.returncode, got.stdout, got.stderr) == (want.returncode, want.stdout, want.stderr)
+    plain = tmp_path / "not-executable"
+    plain.write_text("")
+    for argv, cwd in ((["/nonexistent/prog"], "/"), (["no-such-program-here"], "/"),
+                      ([str(plain)], "/"), ([str(tmp_path)], "/"), (["/bin/true"], str(tmp_path / "gone"))):
+        with pytest.raises(OSError) as want:
+            subprocess.Popen(argv, cwd=cwd, env=helper_process.helper_env())
+        with pytest.raises(OSError) as got:
+            helper_process.run_helper(argv, timeout=10, cwd=cwd)
+        assert (type(got.value), got.value.errno, got.value.strerror) == \
+            (type(want.value), want.value.errno, want.value.strerror), argv
+    stray = os.open("/etc/hostname", os.O_RDONLY)
+    os.set_inheritable(stray, True)
+    try:
+        res = helper_process.run_helper(
+            ["/usr/bin/python3", "-I", "-c", "import os; print(os.getpid() == os.getsid(0), os.getcwd(), "
+             "sorted(os.listdir('/proc/self/fd')))"], timeout=30, cwd="/")
+    finally:
+        os.close(stray)
+    assert res.ok and res.stdout.split(" ", 2) == ["True", "/", "['0', '1', '2', '3']\n"]
+
 # -- gdb quoting (pure part; tests/integration/test_safe_gdb.py checks it in gdb) -----------------
 
 def test_quote_filename_rules():
