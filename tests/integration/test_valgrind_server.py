@@ -212,8 +212,13 @@ def test_vgdb_error_n_and_vgdb_full_are_accepted(tmp_path):
     assert_no_traceback(res)
     start, errs = res.json_documents()
     assert "--vgdb-error=3" in start["valgrind_command"] and "--vgdb=full" in start["valgrind_command"]
-    # one 'continue' reaches the third error: valgrind's own count says so
-    assert errs["counts"]["found_count"] == 3 and errs["counts"]["vgdb_error"] == 3
+    # valgrind's own count: the threshold is 3 and the program stopped at an error from the
+    # third on.  Which one depends on when vg-start connected: with --vgdb-error=3 valgrind does
+    # not wait at the start, so on a loaded machine the program may already wait at error 3
+    # when gdb connects, and 'continue' then stops at error 4 (seen once at load 3)
+    counts = errs["counts"]
+    assert counts["vgdb_error"] == 3 and 3 <= counts["found_count"] <= 4, counts
+    assert counts["shown_count"] == counts["found_count"], counts
     assert "--vgdb=no would stop vg-start from connecting" in res.stderr
 
 
