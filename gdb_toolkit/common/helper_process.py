@@ -147,16 +147,9 @@ def popen_helper(argv: list, *, env: dict | None = None, cwd: str = "/", **kw) -
 
 def kill_group(proc: "subprocess.Popen") -> None:
     """SIGKILL the helper's process group (it runs in its own session), then reap it."""
-    import signal
     import subprocess
 
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        try:
-            proc.kill()
-        except ProcessLookupError:
-            pass
+    _sigkill_group(proc.pid)
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
@@ -231,7 +224,7 @@ def run_helper(argv: list, *, timeout: float, env: dict | None = None, input: by
         _kill_group_pid(pid)
         rc = None
     else:
-        rc = _wait_pid(pid, max(0.1, deadline - time.monotonic()))
+        rc = wait_pid(pid, max(0.1, deadline - time.monotonic()))
         if rc is None:
             _kill_group_pid(pid)
             timed_out = True
@@ -287,9 +280,10 @@ def open_descriptors() -> list[int]:
         return list(range(256))
 
 
-def _wait_pid(pid: int, timeout: float) -> int | None:
-    """The exit status as Popen.returncode gives it (a signal's negative number), or None when
-    *pid* still runs after *timeout* seconds."""
+def wait_pid(pid: int, timeout: float) -> int | None:
+    """The exit status as Popen.returncode gives it (a signal's negative number; 0 when it was
+    reaped elsewhere), or None when *pid* still runs after *timeout* seconds (0: one look;
+    ``float("inf")``: until it ends)."""
     deadline = time.monotonic() + timeout
     delay = 0.0005
     while True:
@@ -306,8 +300,8 @@ def _wait_pid(pid: int, timeout: float) -> int | None:
         delay = min(delay * 2, 0.05)
 
 
-def _kill_group_pid(pid: int) -> None:
-    """``kill_group`` for a spawned pid: SIGKILL its process group (its own session), reap it."""
+def _sigkill_group(pid: int) -> None:
+    """SIGKILL *pid*'s process group (a helper runs in its own session), or *pid* alone."""
     from _signal import SIGKILL
 
     try:
@@ -317,4 +311,9 @@ def _kill_group_pid(pid: int) -> None:
             os.kill(pid, SIGKILL)
         except ProcessLookupError:
             pass
-    _wait_pid(pid, 5)
+
+
+def _kill_group_pid(pid: int) -> None:
+    """``kill_group`` for a spawned pid: SIGKILL its process group, reap it."""
+    _sigkill_group(pid)
+    wait_pid(pid, 5)

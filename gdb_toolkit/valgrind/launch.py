@@ -198,39 +198,21 @@ class Spawned:
         self.pid = pid
         self.returncode = None
 
-    def _reap(self, flags: int) -> bool:
-        try:
-            pid, status = os.waitpid(self.pid, flags)
-        except ChildProcessError:
-            self.returncode = 0
-            return True
-        if pid != self.pid:
-            return False
-        self.returncode = -os.WSTOPSIG(status) if os.WIFSTOPPED(status) else os.waitstatus_to_exitcode(status)
-        return True
+    def _reap(self, timeout: float) -> int | None:
+        if self.returncode is None:
+            from gdb_toolkit.common.helper_process import wait_pid
+
+            self.returncode = wait_pid(self.pid, timeout)
+        return self.returncode
 
     def poll(self) -> int | None:
-        if self.returncode is None:
-            self._reap(os.WNOHANG)
-        return self.returncode
+        return self._reap(0)
 
     def wait(self, timeout: float | None = None) -> int:
-        if timeout is None:
-            while self.returncode is None:
-                try:
-                    self._reap(0)
-                except InterruptedError:
-                    continue
-            return self.returncode
-        deadline = time.monotonic() + timeout
-        delay = 0.0005
-        while self.poll() is None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"valgrind {self.pid} still running after {timeout}s")
-            time.sleep(min(delay, left))
-            delay = min(delay * 2, 0.05)
-        return self.returncode
+        rc = self._reap(float("inf") if timeout is None else timeout)
+        if rc is None:
+            raise TimeoutError(f"valgrind {self.pid} still running after {timeout}s")
+        return rc
 
 
 def start_valgrind(argv: list[str], stdin_fd: int, stdout_fd: int | None):
