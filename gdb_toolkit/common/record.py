@@ -91,72 +91,41 @@ def _init_source(flist: tuple, frozen: bool, post_init: bool) -> tuple[str, dict
 
 
 def _process(cls, eq: bool, frozen: bool, slots: bool):
-    # ~25 record classes are made on a first stack-diagnose or kdis (~50 us each, in cold code):
-    # one pass over the annotations does everything when no base has fields (the usual case)
     own: dict[str, Field] = {}
     mro = cls.__mro__
-    if len(mro) > 2:
+    if len(mro) > 2:        # (cls, object): no base can have fields, the usual case
         for base in reversed(mro[1:]):
             for f in getattr(base, "__record_fields__", ()):
                 own[f.name] = f
     body = cls.__dict__
-    names, tail, compared, shown, json_names = [], [], [], [], []
-    defaulted = False
-    inherited = bool(own)
     for name, annotation in body.get("__annotations__", {}).items():
-        if type(annotation) is str:
-            if annotation.startswith(("ClassVar", "typing.ClassVar")):
-                continue
-        elif type(annotation).__module__ == "typing" and _is_classvar(annotation):
+        if type(annotation) is not type and _is_classvar(annotation):   # a plain class: never
             continue
         value = body.get(name, _MISSING)
-        if isinstance(value, Field):
-            f = value
-        else:
-            f = Field(value)
+        f = value if isinstance(value, Field) else Field(value)
         f.name = name
-        if inherited:
-            if isinstance(f.default, (list, dict, set)):
-                raise ValueError(f"mutable default {type(f.default).__name__} for field {name}: "
-                                 "use default_factory")
-            if name in own:
-                del own[name]
-            own[name] = f
-            continue
+        if isinstance(f.default, (list, dict, set)):
+            raise ValueError(f"mutable default {type(f.default).__name__} for field {name}: "
+                             "use default_factory")
+        own.pop(name, None)         # a redefined base field moves to the end
         own[name] = f
-        default, factory = f.default, f.default_factory
-        if default is not _MISSING:
-            if isinstance(default, (list, dict, set)):
-                raise ValueError(f"mutable default {type(default).__name__} for field {name}: "
-                                 "use default_factory")
-            defaulted = True
-        elif factory is not _MISSING:
+    flist = tuple(own.values())
+    # one pass over the fields for everything the methods below need
+    names, tail, compared, shown, json_names = [], [], [], [], []
+    defaulted = False
+    for f in flist:
+        if f.default is not _MISSING or f.default_factory is not _MISSING:
             defaulted = True
         elif defaulted:
-            raise TypeError(f"non-default argument {name!r} follows default argument")
-        names.append(name)
-        tail.append((name, default, factory))
+            raise TypeError(f"non-default argument {f.name!r} follows default argument")
+        names.append(f.name)
+        tail.append((f.name, f.default, f.default_factory))
         if f.compare:
-            compared.append(name)
+            compared.append(f.name)
         if f.repr:
-            shown.append(name)
-        if not f.metadata or not f.metadata.get("json_skip"):
-            json_names.append(name)
-    flist = tuple(own.values())
-    if inherited:       # a base's fields first: the same pass over the whole list
-        for f in flist:
-            if f.default is not _MISSING or f.default_factory is not _MISSING:
-                defaulted = True
-            elif defaulted:
-                raise TypeError(f"non-default argument {f.name!r} follows default argument")
-            names.append(f.name)
-            tail.append((f.name, f.default, f.default_factory))
-            if f.compare:
-                compared.append(f.name)
-            if f.repr:
-                shown.append(f.name)
-            if not f.metadata.get("json_skip"):
-                json_names.append(f.name)
+            shown.append(f.name)
+        if not f.metadata.get("json_skip"):
+            json_names.append(f.name)
     names, tail, compared, shown = tuple(names), tuple(tail), tuple(compared), tuple(shown)
     post_init = hasattr(cls, "__post_init__")
     # The compiled __init__ (~0.6 us an instance) costs a compile (~80 us in a fresh gdb) to
