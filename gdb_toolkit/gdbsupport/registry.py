@@ -47,6 +47,7 @@ _entries: list = []
 _proxies: list = []
 _short_names: dict[str, str] = {}      # alias made -> the toolkit command it names
 _kept: list[str] = []                   # short names another extension already had
+_function_names: dict[str, str] = {}    # convenience function entry -> name given to gdb
 _variables: dict[str, str] = {}
 #: where the entries came from at load: "table" or "modules" (a stale or missing table)
 source = ""
@@ -149,11 +150,12 @@ class RegisteredCommand(gdb.Command):
 
 
 class RegisteredFunction(gdb.Function):
-    """A convenience function (``$ksym``) as gdb holds it, its code loaded on first use."""
+    """A convenience function (``$ksym``) as gdb holds it, its code loaded on first use.
+    gdb gives it *name* (``tk_ksym`` when the user's gdb had a ``$ksym`` already)."""
 
-    def __init__(self, entry: Entry):
+    def __init__(self, entry: Entry, name: str | None = None):
         self.__doc__ = entry.doc
-        super().__init__(entry.name)
+        super().__init__(name or entry.name)
         self.entry = entry
         self._function = None
 
@@ -289,8 +291,31 @@ def register_all() -> None:
 
 def _add(entry: Entry, command=None) -> None:
     _entries.append(entry)
-    _proxies.append(RegisteredCommand(entry, command) if entry.kind == "command"
-                    else RegisteredFunction(entry))
+    if entry.kind == "command":
+        _proxies.append(RegisteredCommand(entry, command))
+        return
+    name = entry.name
+    if _convenience_exists(name):
+        # gdb.Function would silently replace the user's $ksym (a function of another
+        # extension, or a variable set in ~/.gdbinit): keep theirs, ours is $tk_ksym
+        _kept.append("$" + name)
+        name = f"{PREFIX_ALIAS}_{name}"
+    _function_names[entry.name] = name
+    _proxies.append(RegisteredFunction(entry, name))
+
+
+def _convenience_exists(name: str) -> bool:
+    """Whether ``$name`` is already a convenience function or a variable with a value
+    (gdb.convenience_variable is None for a void one, the state of a name never set)."""
+    try:
+        return gdb.convenience_variable(name) is not None
+    except Exception:           # a value gdb cannot convert: something is there
+        return True
+
+
+def function_name(entry: Entry) -> str:
+    """The name gdb knows a convenience function entry by (without the ``$``)."""
+    return _function_names.get(entry.name, entry.name)
 
 
 def register_class(cls):
@@ -337,9 +362,16 @@ def kept_note() -> str:
     if not _kept:
         return ""
     names = ", ".join(_kept)
+    commands = [k for k in _kept if not k.startswith("$")]
+    functions = [k for k in _kept if k.startswith("$")]
+    theirs = []
+    if commands:
+        theirs.append("'toolkit NAME'" + (f" and '{PREFIX_ALIAS} NAME'"
+                                          if PREFIX_ALIAS not in _kept else ""))
+    theirs += [f"${PREFIX_ALIAS}_{f[1:]}" for f in functions]
     return (f"gdb_toolkit: kept the existing {names} (defined before gdb_toolkit loaded); "
-            f"the toolkit's are 'toolkit NAME'" + (f" and '{PREFIX_ALIAS} NAME'"
-                                                    if PREFIX_ALIAS not in _kept else ""))
+            f"the toolkit's {'is' if len(theirs) == 1 and not commands else 'are'} "
+            + ", ".join(theirs))
 
 
 def entries() -> list[Entry]:

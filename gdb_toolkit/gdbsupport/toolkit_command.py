@@ -37,6 +37,9 @@ extension defined first is kept as theirs and said here."""
                 commands.append(row)
             else:
                 usage = entry.listing["usage"]
+                given = registry.function_name(entry)      # tk_ksym when $ksym was taken
+                if given != entry.name and usage.startswith("$" + entry.name):
+                    usage = "$" + given + usage[len(entry.name) + 1:]
                 functions.append({"name": "$" + usage.lstrip("$").split("(")[0], "kind": "function",
                                   "usage": usage, "summary": entry.listing["summary"]})
         for name, summary in registry.convenience_variables().items():
