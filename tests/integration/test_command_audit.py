@@ -64,3 +64,33 @@ def test_free_convenience_names_stay_plain():
     res = run_gdb(["toolkit commands"])
     assert "kept the existing" not in res.stderr and "$tk_" not in res.stdout
     assert '$ksym("name")' in res.stdout
+
+
+def _unreadable_at_start(path: str) -> bool:
+    import os
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        os.pread(fd, 8, 0)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+@pytest.mark.parametrize("command", ["kcore {}", "ksym vfs_read --kcore {}", "ktypes --kcore {}"])
+def test_a_kernel_dump_that_cannot_be_read_is_a_cause_and_fix(command):
+    """/proc/self/mem is a 'regular' file whose first bytes cannot be read (EIO): every
+    command taking a dump said 'internal error: OSError' instead of what is wrong."""
+    path = "/proc/self/mem"
+    if not _unreadable_at_start(path):
+        pytest.skip(f"reading {path} at offset 0 succeeds on this kernel: no such file to try")
+    res = run_gdb([command.format(path)])
+    assert_no_traceback(res)
+    err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1, res.stderr
+    assert err[0].startswith(f"cannot read {path}: ") and "Fix: " in err[0], err
