@@ -94,3 +94,28 @@ def test_a_kernel_dump_that_cannot_be_read_is_a_cause_and_fix(command):
     err = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(err) == 1, res.stderr
     assert err[0].startswith(f"cannot read {path}: ") and "Fix: " in err[0], err
+
+
+def test_an_expression_error_from_ksym_has_one_fix():
+    """`kx $ksym("nosuch")` said 'Fix: check the name ... Fix: give a number or a valid gdb
+    expression.' -- two fixes on one line; the function's own fix is the one that helps."""
+    name = "gdb_toolkit_no_such_symbol"
+    assert kallsyms_address(name) is None
+    for command in (f'kx $ksym("{name}")', f'kdis $ksym("{name}")+5 4'):
+        res = run_gdb([command])
+        assert_no_traceback(res)
+        line = res.stderr.strip()
+        assert "\n" not in line and line.count("Fix:") == 1, line
+        assert f"'{name}'" in line and "check the name" in line, line
+
+
+def test_an_unset_convenience_variable_says_so():
+    """`ktask $ktask comm` (the help's example) before any ktrace: gdb's 'Cannot convert
+    value to long' named neither the cause (never set) nor how $ktask gets a value."""
+    res = run_gdb(["ktask $ktask comm", "kx $gdb_toolkit_unset 8"])
+    assert_no_traceback(res)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 2, res.stderr
+    assert "'$ktask' has no value" in lines[0] and "ktrace" in lines[0].split("Fix:")[1], lines
+    assert "'$gdb_toolkit_unset' has no value" in lines[1] and "Fix: set it first" in lines[1]
+    assert "Cannot convert value" not in res.stderr
