@@ -119,3 +119,13 @@ def test_an_unset_convenience_variable_says_so():
     assert "'$ktask' has no value" in lines[0] and "ktrace" in lines[0].split("Fix:")[1], lines
     assert "'$gdb_toolkit_unset' has no value" in lines[1] and "Fix: set it first" in lines[1]
     assert "Cannot convert value" not in res.stderr
+
+
+def test_unrecognized_arguments_are_shown_as_typed():
+    """argparse joined the extra words with blanks: `vg-errors ''` said 'unrecognized
+    arguments: ' (nothing to see) and `got a 'b c'` named two words 'b c'."""
+    res = run_gdb(["vg-errors ''", "got a 'b c'", "toolkit doctor \"it's\""])
+    assert_no_traceback(res)
+    assert "vg-errors: unrecognized arguments: ''\n" in res.stderr, res.stderr
+    assert "got: unrecognized arguments: 'b c'\n" in res.stderr, res.stderr
+    assert "toolkit doctor: unrecognized arguments: \"it's\"\n" in res.stderr, res.stderr
