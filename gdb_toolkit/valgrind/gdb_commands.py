@@ -225,6 +225,9 @@ def _check_log_path(path: str) -> None:
         return
     if not stat.S_ISREG(st.st_mode):
         raise ToolkitError(f"--log {path} is not a regular file", "give the path of a new or regular file")
+    from gdb_toolkit.common.safe_open import refuse_kernel_file
+
+    refuse_kernel_file(f"--log {path}", st, "give the path of a new or regular file")
 
 
 def _run_to_main(program: str, s) -> str | None:

@@ -153,6 +153,14 @@ def open_program_stream(path: str, write: bool):
                 else "a block device" if st.S_ISBLK(mode) else "not a regular file")
         raise ToolkitError(f"{path} is {kind}, not a file or a terminal",
                            "give a regular file, /dev/null, or a terminal (--tty)")
+    if write and st.S_ISREG(mode):
+        from gdb_toolkit.common.safe_open import refuse_kernel_file
+
+        try:        # the program's output into a sysctl or a sysfs attribute
+            refuse_kernel_file(path, os.fstat(fd), "give a regular file, /dev/null, or a terminal (--tty)")
+        except ToolkitError:
+            os.close(fd)
+            raise
     os.set_blocking(fd, True)
     return os.fdopen(fd, "ab" if write else "rb")
 

@@ -129,3 +129,47 @@ def test_unrecognized_arguments_are_shown_as_typed():
     assert "vg-errors: unrecognized arguments: ''\n" in res.stderr, res.stderr
     assert "got: unrecognized arguments: 'b c'\n" in res.stderr, res.stderr
     assert "toolkit doctor: unrecognized arguments: \"it's\"\n" in res.stderr, res.stderr
+
+
+def _comm_of_gdb_unchanged(res) -> None:
+    assert "@@comm gdb" in res.stdout, res.stdout[-500:]
+
+
+@pytest.mark.parametrize("option", ["--stdout", "--log"])
+def test_vg_start_never_writes_into_a_kernel_file(tmp_path, option):
+    """`vg-start --stdout /proc/sys/kernel/core_pattern prog` (or --log) sent the program's
+    output or valgrind's log into a sysctl: procfs/sysfs files are 'regular files'.  The test
+    uses /proc/self/comm (gdb's own name: harmless) and reads it back as the oracle."""
+    from tests.support.gdbrun import REPO, compile_c
+
+    prog = compile_c(REPO / "examples" / "valgrind" / "memleakloop.c", flags=["-g", "-O0"])
+    res = run_gdb([f"vg-start {option} /proc/self/comm {prog} 1",
+                   'python print("@@comm", open("/proc/self/comm").read().strip())'])
+    assert_no_traceback(res)
+    _comm_of_gdb_unchanged(res)
+    err = [ln for ln in res.stderr.splitlines() if "/proc/self/comm" in ln]
+    assert len(err) == 1 and "is a kernel file (proc)" in err[0] and "Fix: " in err[0], res.stderr
+    assert "connected in:" not in res.stdout             # nothing was started
+
+
+def test_vg_leaks_export_refuses_kernel_files_and_a_failed_write_is_one_line(tmp_path):
+    """`vg-leaks --history --export /proc/self/mem` was 'internal error: OSError: [Errno 5]'
+    (the write failed), and a writable kernel file took the series."""
+    from tests.support.gdbrun import REPO, compile_c
+
+    prog = compile_c(REPO / "examples" / "valgrind" / "memleakloop.c", flags=["-g", "-O0"])
+    good = tmp_path / "series.csv"
+    res = run_gdb([f"vg-start --stdout /dev/null --log {tmp_path}/vg.log {prog} 2",
+                   "break checkpoint", "continue", "vg-leaks",
+                   "vg-leaks --history --export /proc/self/mem",
+                   "vg-leaks --history --export /proc/self/comm",
+                   "vg-leaks --history --plot /proc/self/comm.svg",
+                   f"vg-leaks --history --export {good}",
+                   'python print("@@comm", open("/proc/self/comm").read().strip())', "kill"],
+                  timeout=180)
+    assert_no_traceback(res)
+    _comm_of_gdb_unchanged(res)
+    for path in ("/proc/self/mem", "/proc/self/comm"):
+        err = [ln for ln in res.stderr.splitlines() if ln.startswith(path)]
+        assert len(err) == 1 and "is a kernel file (proc)" in err[0], res.stderr
+    assert good.read_text().startswith("pid,seq,time,kind"), res.stderr   # a real file still works
