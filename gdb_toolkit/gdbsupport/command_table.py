@@ -12,7 +12,7 @@ SOURCES = (('gdbsupport/registry.py', 3933901240),
  ('ktrace/gdb_commands.py', 1661869808),
  ('plt/gdb_commands.py', 3778445468),
  ('stack/gdb_commands.py', 3965443048),
- ('valgrind/gdb_commands.py', 2862419771))
+ ('valgrind/gdb_commands.py', 2397599879))
 
 ENTRIES = (
     ('command',

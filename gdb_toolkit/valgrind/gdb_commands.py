@@ -145,6 +145,12 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
         argv = valgrind_argv(valgrind, program, args.args, vg_opts, "%LOG%")
         stdin_path = args.tty or args.stdin
         stdin = open_program_stream(stdin_path, write=False)
+        if args.tty and not stdin.isatty():
+            # a regular file given as --tty had the program's output appended to it
+            stdin.close()
+            raise ToolkitError(f"--tty {args.tty} is not a terminal",
+                               "give a terminal device ('tty' in another window prints its "
+                               "name), or --stdin FILE / --stdout FILE for files")
         try:
             stdout = open_program_stream(args.tty or args.stdout, write=True) \
                 if (args.tty or args.stdout) else None

@@ -173,3 +173,17 @@ def test_vg_leaks_export_refuses_kernel_files_and_a_failed_write_is_one_line(tmp
         err = [ln for ln in res.stderr.splitlines() if ln.startswith(path)]
         assert len(err) == 1 and "is a kernel file (proc)" in err[0], res.stderr
     assert good.read_text().startswith("pid,seq,time,kind"), res.stderr   # a real file still works
+
+
+def test_vg_start_tty_must_be_a_terminal(tmp_path):
+    """`vg-start --tty FILE` (documented as a terminal device) took a regular file and appended
+    the program's output to it: --tty ~/.bashrc edited the file.  The file is the oracle."""
+    from tests.support.gdbrun import REPO, compile_c
+
+    prog = compile_c(REPO / "examples" / "plt" / "hello_calls.c", flags=["-g"])
+    victim = tmp_path / "not-a-tty.txt"
+    victim.write_text("original\n")
+    res = run_gdb([f"vg-start --tty {victim} {prog}", "continue"], timeout=120)
+    assert_no_traceback(res)
+    assert victim.read_text() == "original\n"
+    assert f"--tty {victim} is not a terminal. Fix: " in res.stderr, res.stderr
