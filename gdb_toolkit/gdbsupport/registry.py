@@ -154,7 +154,10 @@ class RegisteredFunction(gdb.Function):
     gdb gives it *name* (``tk_ksym`` when the user's gdb had a ``$ksym`` already)."""
 
     def __init__(self, entry: Entry, name: str | None = None):
-        self.__doc__ = entry.doc
+        doc = entry.doc
+        if name and name != entry.name and doc.startswith("$" + entry.name):
+            doc = "$" + name + doc[len(entry.name) + 1:]       # help function tk_ksym
+        self.__doc__ = doc
         super().__init__(name or entry.name)
         self.entry = entry
         self._function = None

@@ -41,12 +41,13 @@ def test_an_existing_convenience_function_or_variable_is_kept(tmp_path):
     script.write_text(USERS_FUNCTION)
     pre = [f"source {script}", "set $kprobe = 3"]
     res = run_gdb([*pre, f"source {GDBINIT}", 'print $ksym("do_sys_openat2")', "print $kprobe",
-                   "toolkit commands"], source=False)
+                   "toolkit commands", "help function tk_ksym"], source=False)
     assert_no_traceback(res)
     assert "$1 = 4242" in res.stdout and "$2 = 3" in res.stdout, res.stdout + res.stderr
     kept = [ln for ln in res.stderr.splitlines() if "kept the existing" in ln]
     assert len(kept) == 1 and "$ksym, $kprobe" in kept[0] and "$tk_ksym" in kept[0], res.stderr
     assert '$tk_ksym("name")' in res.stdout and "$tk_kprobe(ADDR)" in res.stdout, res.stdout
+    assert '\n$tk_ksym("name") -- a kernel symbol' in res.stdout, res.stdout   # its help
     doc = gdb_json([*pre, f"source {GDBINIT}"], "toolkit commands", source=False)
     names = [f["name"] for f in doc["functions"]]
     assert "$tk_ksym" in names and "$ksym" not in names, names
