@@ -12,7 +12,7 @@ SOURCES = (('gdbsupport/registry.py', 4231785289),
  ('ktrace/gdb_commands.py', 1661869808),
  ('plt/gdb_commands.py', 3778445468),
  ('stack/gdb_commands.py', 3965443048),
- ('valgrind/gdb_commands.py', 2397599879))
+ ('valgrind/gdb_commands.py', 1912214558))
 
 ENTRIES = (
     ('command',

@@ -218,6 +218,13 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
         return out + wrap("next: 'continue', Ctrl-C, then 'vg-leaks' / 'vg-errors'", ctx.width, "", "      ")
 
 
+def _few(pids, shown: int = 5) -> str:
+    """'1, 2, 3' -- or the first *shown* and how many more (one error line, not 150 pids)."""
+    pids = list(pids)
+    head = ", ".join(map(str, pids[:shown]))
+    return head if len(pids) <= shown else f"{head} and {len(pids) - shown} more"
+
+
 def _check_log_path(path: str) -> None:
     """--log: valgrind opens it itself; refuse what would block or mislead it."""
     import os
@@ -371,7 +378,7 @@ stop; a PID that is not attachable is told why (not valgrind, --vgdb=no, gone)."
                                    "run vg-attach with no PID to list them; start valgrind with --vgdb=yes")
             if not live:
                 raise ToolkitError("no running valgrind process with a vgdb FIFO"
-                                   + (f" (ignored stale FIFOs of dead pids {', '.join(map(str, stale))})"
+                                   + (f" (ignored stale FIFOs of dead pids {_few(stale)})"
                                       if stale else ""),
                                    "start one with vg-start PROGRAM, or run valgrind --vgdb=yes PROGRAM")
             return AttachReport(False, None, None, live, stale,

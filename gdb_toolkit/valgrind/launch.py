@@ -43,6 +43,9 @@ def split_program_args(argv: list[str], value_options: set[str]) -> tuple[list[s
 
 
 def resolve_program(program: str, cwd: str | None = None) -> str:
+    if not program.strip():     # '' joined to the working directory read as "is a directory"
+        raise ToolkitError("no program given (an empty name)",
+                           "give the path of an executable, e.g. vg-start ./prog")
     if os.sep in program:
         path = os.path.abspath(os.path.join(cwd or os.getcwd(), program))
     else:

@@ -188,3 +188,27 @@ def test_vg_start_tty_must_be_a_terminal(tmp_path):
     assert_no_traceback(res)
     assert victim.read_text() == "original\n"
     assert f"--tty {victim} is not a terminal. Fix: " in res.stderr, res.stderr
+
+
+def test_vg_attach_names_a_few_stale_fifos_not_all(tmp_path):
+    """With many dead valgrinds' FIFOs left in $TMPDIR (valgrind killed by SIGKILL leaves
+    them), 'vg-attach' printed one error line naming every pid (150 on a test machine)."""
+    import os
+
+    pid_max = int(open("/proc/sys/kernel/pid_max").read())
+    dead = [pid_max + 10 + i for i in range(12)]           # no process can have these pids
+    for pid in dead:
+        os.mkfifo(tmp_path / f"vgdb-pipe-from-vgdb-to-{pid}-by-me-on-here")
+    res = run_gdb([f"vg-attach --vgdb-prefix {tmp_path}/vgdb-pipe"])
+    assert_no_traceback(res)
+    line = res.stderr.strip()
+    assert "\n" not in line and line.startswith("no running valgrind process"), line
+    shown = [int(p) for p in re.findall(r"\b(\d{5,})\b", line)]
+    assert shown == dead[:5] and "and 7 more" in line, line
+
+
+def test_vg_start_with_an_empty_program_name_says_so():
+    """`vg-start ''` said "program '' is a directory" (the empty name joined to the cwd)."""
+    res = run_gdb(["vg-start ''"])
+    assert_no_traceback(res)
+    assert res.stderr.strip().startswith("no program given"), res.stderr
