@@ -212,3 +212,31 @@ def test_vg_start_with_an_empty_program_name_says_so():
     res = run_gdb(["vg-start ''"])
     assert_no_traceback(res)
     assert res.stderr.strip().startswith("no program given"), res.stderr
+
+
+def _readelf(prog, flags) -> str:
+    import subprocess
+
+    return subprocess.run(["readelf", "-W", *flags, str(prog)], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_got_and_plt_complete_the_programs_imports():
+    """`got <Tab>` and `plt <Tab>` (a REGEX, usually a name) offered nothing while plt-walk
+    offered the imports.  Oracle: readelf -- got: every symbol a GOT relocation names (data
+    hooks such as __gmon_start__ included); plt: the undefined FUNC symbols."""
+    from tests.support.gdbrun import REPO, compile_c
+
+    prog = compile_c(REPO / "examples" / "plt" / "hello_calls.c", flags=["-g", "-Wl,-z,lazy"])
+    relocs = {ln.split()[4].split("@")[0] for ln in _readelf(prog, ["-r"]).splitlines()
+              if "R_X86_64_" in ln and "R_X86_64_COPY" not in ln and len(ln.split()) >= 5}
+    funcs = {ln.split()[7].split("@")[0] for ln in _readelf(prog, ["--dyn-syms"]).splitlines()
+             if len(ln.split()) >= 8 and ln.split()[6] == "UND" and ln.split()[3] == "FUNC"}
+    assert "__gmon_start__" in relocs and "__gmon_start__" not in funcs
+    res = run_gdb(["echo @@got\\n", "complete got ", "echo @@plt\\n", "complete plt ",
+                   "echo @@tk\\n", "complete tk plt pu"], program=prog)
+    assert_no_traceback(res)
+    parts = dict(re.findall(r"@@(\w+)\n(.*?)(?=@@|\Z)", res.stdout, re.S))
+    assert {ln.split()[1] for ln in parts["got"].splitlines()} == relocs, parts["got"]
+    assert {ln.split()[1] for ln in parts["plt"].splitlines()} == funcs, parts["plt"]
+    assert parts["tk"].split() == ["tk", "plt", "puts"], parts["tk"]
