@@ -3,9 +3,9 @@ by scripts/command_table.py (gdbsupport/registry.py explains it).  Do not edit:
 regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
-SOURCES = (('gdbsupport/registry.py', 4231785289),
+SOURCES = (('gdbsupport/registry.py', 4134171847),
  ('gdbsupport/command.py', 2585230647),
- ('gdbsupport/toolkit_command.py', 3101910612),
+ ('gdbsupport/toolkit_command.py', 2178596358),
  ('common/meta.py', 4249016812),
  ('doctor/gdb_commands.py', 3960926210),
  ('kernel/gdb_commands.py', 1768353628),

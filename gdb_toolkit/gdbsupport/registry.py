@@ -48,6 +48,7 @@ _proxies: list = []
 _short_names: dict[str, str] = {}      # alias made -> the toolkit command it names
 _kept: list[str] = []                   # short names another extension already had
 _function_names: dict[str, str] = {}    # convenience function entry -> name given to gdb
+_replaced: list[str] = []               # "toolkit" when a command of that name existed
 _variables: dict[str, str] = {}
 #: where the entries came from at load: "table" or "modules" (a stale or missing table)
 source = ""
@@ -281,6 +282,10 @@ def register_all() -> None:
     global _registered, source
     if _registered:
         return
+    # the prefix holds every command, so it cannot be left to a user's `define toolkit`
+    # (gdb.Command replaces it without a word): replaced, but said (kept_note)
+    if _command_exists(PREFIX):
+        _replaced.append(PREFIX)
     _proxies.append(ToolkitPrefix())
     found = entries_from_table()
     source = "table" if found is not None else "modules"
@@ -305,6 +310,15 @@ def _add(entry: Entry, command=None) -> None:
         name = f"{PREFIX_ALIAS}_{name}"
     _function_names[entry.name] = name
     _proxies.append(RegisteredFunction(entry, name))
+
+
+def _command_exists(name: str) -> bool:
+    """Whether gdb has a command *name* (a plain identifier of ours, never user text)."""
+    try:
+        gdb.execute(f"help {name}", to_string=True)
+    except gdb.error:
+        return False
+    return True
 
 
 def _convenience_exists(name: str) -> bool:
@@ -356,14 +370,23 @@ def _add_short_names(entries: list[Entry]) -> None:
             _kept.append(short)
     if not _alias(PREFIX_ALIAS, PREFIX):
         _kept.append(PREFIX_ALIAS)
-    if _kept:
+    if _kept or _replaced:
         gdb.write(kept_note() + "\n", gdb.STDERR)
 
 
-def kept_note() -> str:
-    """The one message about names another extension had first ('' if none)."""
-    if not _kept:
+def replaced_note() -> str:
+    """What the toolkit had to replace at load ('' if nothing): only its prefix can be."""
+    if not _replaced:
         return ""
+    return (f"replaced the existing '{PREFIX}' command (defined before gdb_toolkit loaded): "
+            f"every toolkit command lives under it")
+
+
+def kept_note() -> str:
+    """The one message about names another extension had first, and a replaced prefix
+    ('' if none)."""
+    if not _kept:
+        return f"gdb_toolkit: {replaced_note()}" if _replaced else ""
     names = ", ".join(_kept)
     commands = [k for k in _kept if not k.startswith("$")]
     functions = [k for k in _kept if k.startswith("$")]
@@ -374,7 +397,7 @@ def kept_note() -> str:
     theirs += [f"${PREFIX_ALIAS}_{f[1:]}" for f in functions]
     return (f"gdb_toolkit: kept the existing {names} (defined before gdb_toolkit loaded); "
             f"the toolkit's {'is' if len(theirs) == 1 and not commands else 'are'} "
-            + ", ".join(theirs))
+            + ", ".join(theirs) + (f"; {replaced_note()}" if _replaced else ""))
 
 
 def entries() -> list[Entry]:

@@ -48,9 +48,9 @@ extension defined first is kept as theirs and said here."""
         commands.sort(key=lambda c: (order.index(c["category"]) if c["category"] in order
                                      else len(order), c["name"]))
         notes = []
-        kept = registry.kept_names()
+        kept = registry.kept_note()        # names kept as another's, a replaced prefix
         if kept:
-            notes.append(registry.kept_note().split(": ", 1)[1])
+            notes.append(kept.split(": ", 1)[1])
         if lost:
             notes.append(registry.taken_over_note(lost))
         return {"commands": commands, "functions": functions, "notes": notes}

@@ -240,3 +240,17 @@ def test_got_and_plt_complete_the_programs_imports():
     assert {ln.split()[1] for ln in parts["got"].splitlines()} == relocs, parts["got"]
     assert {ln.split()[1] for ln in parts["plt"].splitlines()} == funcs, parts["plt"]
     assert parts["tk"].split() == ["tk", "plt", "puts"], parts["tk"]
+
+
+def test_a_users_toolkit_command_is_not_replaced_silently(tmp_path):
+    """gdb.Command('toolkit') replaced a user's `define toolkit` without a word.  The prefix
+    holds every command, so it is replaced -- and said, at load and in toolkit commands."""
+    script = tmp_path / "mine.gdb"
+    script.write_text("define toolkit\n  echo users-toolkit\\n\nend\n")
+    res = run_gdb([f"source {script}", f"source {GDBINIT}", "toolkit commands"], source=False)
+    assert_no_traceback(res)
+    said = [ln for ln in res.stderr.splitlines() if "replaced the existing 'toolkit'" in ln]
+    assert len(said) == 1 and said[0].startswith("gdb_toolkit: "), res.stderr
+    assert "note: replaced the existing 'toolkit'" in res.stdout, res.stdout
+    clean = run_gdb(["toolkit commands"])             # nothing said when nothing was there
+    assert "replaced" not in clean.stderr + clean.stdout
