@@ -3,7 +3,7 @@ by scripts/command_table.py (gdbsupport/registry.py explains it).  Do not edit:
 regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
-SOURCES = (('gdbsupport/registry.py', 4134171847),
+SOURCES = (('gdbsupport/registry.py', 3463590400),
  ('gdbsupport/command.py', 2585230647),
  ('gdbsupport/toolkit_command.py', 2178596358),
  ('common/meta.py', 4249016812),

@@ -359,7 +359,33 @@ def _alias(short: str, target: str) -> bool:
     return True
 
 
+def _commands_starting(letters) -> dict[str, list[str]]:
+    """gdb's top-level commands and aliases by first letter (``complete L``: ~30 us each)."""
+    out = {}
+    for letter in letters:      # our names' first letters: plain identifiers, never user text
+        try:
+            out[letter] = gdb.execute(f"complete {letter}", to_string=True).split()
+        except gdb.error:
+            out[letter] = []
+    return out
+
+
+def _keep_abbreviations(before: dict[str, list[str]], added: list[str]) -> None:
+    """A one- or two-letter abbreviation that named one gdb command before the short names
+    were added keeps naming it: ``k`` was ``kill`` (gdb resolves a unique prefix), and the
+    kernel commands' aliases made it 'Ambiguous command "k"'; likewise ``go``
+    (goto-bookmark) and ``ft`` (ftrace).  An explicit gdb alias restores it."""
+    ours = set(added) | {PREFIX, PREFIX_ALIAS} | {e.short_name for e in _entries if e.short_name}
+    for prefix in sorted({name[:n] for name in added for n in (1, 2) if len(name) > n}):
+        # what gdb had before the toolkit: not our own names (the prefix is registered already)
+        had = {c for c in before.get(prefix[0], ()) if c.startswith(prefix)} - ours
+        if len(had) == 1 and prefix not in had:
+            _alias(prefix, had.pop())
+
+
 def _add_short_names(entries: list[Entry]) -> None:
+    shorts = [e.short_name for e in entries if e.short_name] + [PREFIX_ALIAS, PREFIX]
+    before = _commands_starting({name[0] for name in shorts})
     for entry in entries:
         short = entry.short_name
         if short is None:
@@ -370,6 +396,8 @@ def _add_short_names(entries: list[Entry]) -> None:
             _kept.append(short)
     if not _alias(PREFIX_ALIAS, PREFIX):
         _kept.append(PREFIX_ALIAS)
+    _keep_abbreviations(before, list(_short_names) + [PREFIX] +
+                        ([PREFIX_ALIAS] if PREFIX_ALIAS not in _kept else []))
     if _kept or _replaced:
         gdb.write(kept_note() + "\n", gdb.STDERR)
 

@@ -254,3 +254,27 @@ def test_a_users_toolkit_command_is_not_replaced_silently(tmp_path):
     assert "note: replaced the existing 'toolkit'" in res.stdout, res.stdout
     clean = run_gdb(["toolkit commands"])             # nothing said when nothing was there
     assert "replaced" not in clean.stderr + clean.stdout
+
+
+def test_short_abbreviations_of_gdbs_own_commands_still_work():
+    """gdb resolves a unique prefix: `k` is kill.  The kernel commands' aliases (kx, ksym...)
+    made `k` 'Ambiguous command' -- a daily habit broken by loading the toolkit -- and `go`
+    (goto-bookmark, beside got), `ft` (ftrace, beside ftrace-site).  Oracle: the same
+    abbreviations in gdb without the toolkit."""
+    plain_gdb = run_gdb(["set max-completions unlimited", "complete "], source=False).stdout.split()
+    ours = {c["name"] for c in gdb_json([], "toolkit commands")["commands"]} | {"tk", "toolkit"}
+    abbrevs = sorted({name[:n] for name in ours for n in (1, 2) if len(name) > n})
+    resolving = [a for a in abbrevs if a not in plain_gdb and
+                 len({c for c in plain_gdb if c.startswith(a)}) == 1]
+    assert "k" in resolving, resolving            # kill: the case that matters most
+    marks = [x for a in resolving for x in (f"echo @@{a}\\n", f"help {a}")]
+    before = run_gdb(marks, source=False)
+    after = run_gdb(marks)
+    assert_no_traceback(after)
+    assert "Ambiguous command" not in after.stderr, after.stderr
+    split = lambda out: dict(re.findall(r"@@(\w+)\n(.*?)(?=@@|\Z)", out, re.S))  # noqa: E731
+    b, a = split(before.stdout), split(after.stdout)
+    # a first line naming the command and its aliases ("kill, k" once restored) is dropped
+    names_line = re.compile(r"\A[\w-]+(, [\w-]+)*\n")
+    for abbrev in resolving:
+        assert names_line.sub("", a[abbrev]) == names_line.sub("", b[abbrev]), abbrev
