@@ -278,3 +278,56 @@ def test_short_abbreviations_of_gdbs_own_commands_still_work():
     names_line = re.compile(r"\A[\w-]+(, [\w-]+)*\n")
     for abbrev in resolving:
         assert names_line.sub("", a[abbrev]) == names_line.sub("", b[abbrev]), abbrev
+
+
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every process below *pid*, from /proc (the oracle)."""
+    import os
+
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents[int(entry)] = (ppid, cmd or stat.split("(", 1)[1].split(")")[0] + " <defunct>")
+    out, frontier = [], {pid}
+    while frontier:
+        found = [(p, c) for p, (pp, c) in parents.items() if pp in frontier]
+        out += found
+        frontier = {p for p, _ in found}
+    return out
+
+
+def test_ctrl_c_during_toolkit_doctor_leaves_no_helper():
+    """Ctrl-C while `toolkit doctor` runs its bcc probe (a python3 in its own session, which
+    gdb's SIGINT never reaches) left that process running, or a zombie: run_helper neither
+    killed nor reaped it on KeyboardInterrupt."""
+    import subprocess
+    import time
+
+    from tests.support.tmux import TmuxGdb
+
+    with TmuxGdb(width=120) as t:
+        gdb_pid = int(subprocess.run(["tmux", "-S", t.socket, "list-panes", "-F", "#{pane_pid}"],
+                                     capture_output=True, text=True).stdout.split()[0])
+        t.type("toolkit doctor")
+        t.send_keys("Enter")
+        deadline = time.monotonic() + 20
+        helper = []
+        while not helper and time.monotonic() < deadline:
+            helper = [d for d in _descendants(gdb_pid) if "import bcc" in d[1]]
+            time.sleep(0.02)
+        if not helper:
+            pytest.skip("the doctor's bcc probe never ran long enough to interrupt here")
+        t.send_keys("C-c")
+        t.wait_prompt(timeout=60)
+        time.sleep(0.5)
+        left = _descendants(gdb_pid)
+        assert not left, left
