@@ -331,3 +331,22 @@ def test_ctrl_c_during_toolkit_doctor_leaves_no_helper():
         time.sleep(0.5)
         left = _descendants(gdb_pid)
         assert not left, left
+
+
+def test_kernel_addresses_beyond_64_bits_are_refused_not_wrapped():
+    """$ksym("0x1ffffffffffffffff") answered 0xffffffffffffffff and
+    $ksym("do_sys_openat2+0x99999999999999999999") some unrelated address (masked to 64
+    bits): kx/kdis/kprobe-show then read a wrong place.  The oracle for the fitting case is
+    /proc/kallsyms."""
+    want = kallsyms_address("do_sys_openat2")
+    if want is None:
+        pytest.skip("/proc/kallsyms has no do_sys_openat2 address here (kptr_restrict or not root)")
+    res = run_gdb(['print/x $ksym("0x1ffffffffffffffff")',
+                   'print/x $ksym("do_sys_openat2+0x99999999999999999999")',
+                   'kx do_sys_openat2-0xffffffffffffffff 8',
+                   'print/x $ksym("do_sys_openat2+0x10")'])
+    assert_no_traceback(res)
+    errors = res.stderr.strip().splitlines()
+    assert len(errors) == 3 and all("outside the 64-bit address space. Fix: " in e
+                                     for e in errors), res.stderr
+    assert f"= {want + 0x10:#x}" in res.stdout, res.stdout
