@@ -5,7 +5,7 @@ regenerate it after changing a command's metadata or adding one."""
 
 SOURCES = (('gdbsupport/registry.py', 754959156),
  ('gdbsupport/command.py', 250556150),
- ('gdbsupport/toolkit_command.py', 2281049912),
+ ('gdbsupport/toolkit_command.py', 2705756171),
  ('common/meta.py', 4249016812),
  ('doctor/gdb_commands.py', 3960926210),
  ('kernel/gdb_commands.py', 1768353628),

@@ -23,7 +23,34 @@ extension defined first is kept as theirs and said here."""
     json_hex_addresses = True
 
     def run(self, args):
-        return listing()
+        from gdb_toolkit.common.meta import CATEGORIES
+        from gdb_toolkit.gdbsupport import registry
+
+        lost = registry.taken_over()
+        aliases = {a: t for a, t in registry.short_names().items() if a not in lost}
+        commands, functions = [], []
+        for entry in registry.entries():        # the table: no domain module is imported
+            if entry.kind == "command":
+                row = {k: v for k, v in entry.listing.items() if k != "schema"}
+                row["aliases"] = [a for a, target in aliases.items() if target == entry.gdb_name]
+                row["schema"] = entry.listing["schema"]
+                commands.append(row)
+            else:
+                usage = entry.listing["usage"]
+                functions.append({"name": "$" + usage.lstrip("$").split("(")[0], "kind": "function",
+                                  "usage": usage, "summary": entry.listing["summary"]})
+        for name, summary in registry.convenience_variables().items():
+            functions.append({"name": name, "kind": "variable", "usage": name, "summary": summary})
+        order = list(CATEGORIES)
+        commands.sort(key=lambda c: (order.index(c["category"]) if c["category"] in order
+                                     else len(order), c["name"]))
+        notes = []
+        kept = registry.kept_names()
+        if kept:
+            notes.append(registry.kept_note().split(": ", 1)[1])
+        if lost:
+            notes.append(registry.taken_over_note(lost))
+        return {"commands": commands, "functions": functions, "notes": notes}
 
     def render(self, report, ctx):
         from gdb_toolkit.common.meta import CATEGORIES
@@ -59,44 +86,11 @@ extension defined first is kept as theirs and said here."""
 COMMANDS = (ToolkitCommands,)
 
 
-def listing(only: str | None = None) -> dict:
-    """toolkit commands' result: every command (or only the one named *only*, for
-    ``NAME --help --json``: its usage, examples and schema as a script reads them) and, for
-    the whole listing, the convenience functions and variables."""
-    from gdb_toolkit.common.meta import CATEGORIES
-    from gdb_toolkit.gdbsupport import registry
-
-    lost = registry.taken_over()
-    aliases = {a: t for a, t in registry.short_names().items() if a not in lost}
-    commands, functions = [], []
-    for entry in registry.entries():        # the table: no domain module is imported
-        if entry.kind == "command":
-            if only is not None and entry.name != only:
-                continue
-            row = {k: v for k, v in entry.listing.items() if k != "schema"}
-            row["aliases"] = [a for a, target in aliases.items() if target == entry.gdb_name]
-            row["schema"] = entry.listing["schema"]
-            commands.append(row)
-        elif only is None:
-            usage = entry.listing["usage"]
-            functions.append({"name": "$" + usage.lstrip("$").split("(")[0], "kind": "function",
-                              "usage": usage, "summary": entry.listing["summary"]})
-    if only is None:
-        for name, summary in registry.convenience_variables().items():
-            functions.append({"name": name, "kind": "variable", "usage": name, "summary": summary})
-    order = list(CATEGORIES)
-    commands.sort(key=lambda c: (order.index(c["category"]) if c["category"] in order
-                                 else len(order), c["name"]))
-    notes = []
-    kept = registry.kept_names()
-    if kept and only is None:
-        notes.append(registry.kept_note().split(": ", 1)[1])
-    if lost and only is None:
-        notes.append(registry.taken_over_note(lost))
-    return {"commands": commands, "functions": functions, "notes": notes}
-
-
 def help_document(name: str) -> str:
     """``NAME --help --json`` (any command): one document, toolkit commands' for NAME alone
-    (docs/json.md): the help a script can read, valid against toolkit-commands.schema.json."""
-    return ToolkitCommands().json_document(listing(only=name))
+    (docs/json.md): its usage lines, examples and schema as a script reads them, valid against
+    toolkit-commands.schema.json; no functions, no notes about other names."""
+    command = ToolkitCommands()
+    listing = command.run(None)
+    only = {"commands": [c for c in listing["commands"] if c["name"] == name], "functions": [], "notes": []}
+    return command.json_document(only)
