@@ -4,8 +4,8 @@ regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
 SOURCES = (('gdbsupport/registry.py', 754959156),
- ('gdbsupport/command.py', 2585230647),
- ('gdbsupport/toolkit_command.py', 888455219),
+ ('gdbsupport/command.py', 250556150),
+ ('gdbsupport/toolkit_command.py', 2705756171),
  ('common/meta.py', 4249016812),
  ('doctor/gdb_commands.py', 3960926210),
  ('kernel/gdb_commands.py', 1768353628),

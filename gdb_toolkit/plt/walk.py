@@ -7,7 +7,7 @@ from collections.abc import Callable   # not typing: its import costs ~3 ms of t
 from gdb_toolkit.common.disasm import Insn, disassemble
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.location import Location  # noqa: F401 (the contract's one location record)
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import field, json_keys, record
 from gdb_toolkit.plt.elf_model import ObjectModel, SlotSpec
 from gdb_toolkit.plt.reloc_types import TLS_KINDS
 from gdb_toolkit.plt.slots import AddressSpace, LoadedObject, SlotRow
@@ -49,6 +49,10 @@ class LiveWrite:
 
     #: the slot's contents before and after: "0x..." in --json
     __json_hex__ = ("old", "new")
+
+
+# JSON key (contract v5, docs/json.md): counts end in `_count`
+json_keys(LiveWrite, {"writes": "write_count"})
 
 
 @record
