@@ -356,7 +356,9 @@ def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
             if lo <= off < hi:
                 in_got = True
                 break
-        if not in_got and (got_ranges or kind not in ("JUMP_SLOT", "IRELATIVE")):
+        if not in_got and not (kind in ("JUMP_SLOT", "IRELATIVE") and not got_ranges) and \
+                not (elf.no_section_headers and kind != "ABS"):
+            # (no section headers: GOT sections unknown, but GLOB_DAT/TLS relocations are GOT slots)
             continue       # a data pointer outside the GOT (.data, .init_array): not a slot
         wanted.append((r, kind, idx))
     values = _file_words(elf, [r.offset for r, _, _ in wanted])

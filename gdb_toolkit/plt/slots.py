@@ -233,6 +233,8 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
         value = spec.file_value
         if spec.kind == "JUMP_SLOT" and not m.bind_now and m.section_of(value) in (".plt", ".plt.sec"):
             state, target = "unresolved", f"lazy stub {_section_offset(m, value)}"
+        elif spec.kind == "JUMP_SLOT" and not m.bind_now and value and m._elf.no_section_headers:
+            state, target = "unresolved", f"lazy stub {obj.name}+0x{value:x} (no section headers)"
         elif spec.kind == "IRELATIVE":
             state, target = "bound-at-load", f"ifunc resolver {spec.symbol or hex(spec.addend)} runs at start-up"
         elif spec.kind in TLS_KINDS:
@@ -260,6 +262,10 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
     elif spec.kind == "JUMP_SLOT" and value == initial and \
             (sec := m.section_of(spec.file_value)) in (".plt", ".plt.sec"):
         state, target = "unresolved", f"lazy stub {_section_offset(m, spec.file_value, sec)}"
+    elif spec.kind == "JUMP_SLOT" and value == initial and obj.lazy and m._elf.no_section_headers:
+        # no section headers, so no .plt to check against: a lazy object's slot that still
+        # holds its file value + bias has not been through _dl_fixup
+        state, target = "unresolved", f"lazy stub {obj.name}+0x{spec.file_value:x} (no section headers)"
     else:
         state = "resolved" if lazy_kind else "bound-at-load"
         target, tsym, tobj = space.describe(value, spec.symbol) if space else (f"0x{value:x}", None, None)

@@ -353,6 +353,9 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
                             [f"0x{call.address + b:x}: {call.insn} (Thumb bl/blx or ARM bl to the stub)"],
                             "calls the PLT stub" if call.via == "stub" else
                             "calls through the GOT slot directly (-fno-plt: no stub)", where=call.function))
+    elif m._elf is not None and m._elf.no_section_headers:
+        rep.notes.append(f"{m.name} has no section headers: its .text and PLT cannot be located, so no "
+                         f"call site or stub is shown (the slot comes from the dynamic segment)")
     else:
         rep.notes.append(f"no call of {spec.symbol} found in {m.name}'s .text "
                          f"(called only through a function pointer, or not at all)")
