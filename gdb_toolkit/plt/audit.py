@@ -96,12 +96,16 @@ class Scopes:
         return out
 
     def any_definition_at(self, spec: SlotSpec, value: int, space: AddressSpace) -> Definition | None:
-        """A definition of the symbol (in any loaded object, any version) that the value
-        points at."""
+        """A definition of the symbol (in any loaded object) that the value points at, of
+        the version a versioned reference asks for (or unversioned): ld.so's check_match never
+        gives a ``foo@VER_1`` slot the ``foo@@VER_2`` definition, so a slot holding it was
+        written by someone else."""
         obj = space.find(value)
         if obj is None:
             return None
         for s in obj.model.exports.get(spec.symbol, ()):
+            if spec.version and s.version and s.version != spec.version:
+                continue
             if s.type in _DEF_TYPES and (obj.bias + s.value == value or s.type == 10):
                 return Definition(obj, s)
         for s in obj.model.canonical_plt.get(spec.symbol, ()):

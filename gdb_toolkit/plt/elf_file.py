@@ -231,6 +231,10 @@ class SymbolTableBytes:
         hash section) chains to it, in table order.  The hash only says where to look: each
         entry is read and its name compared, so a wrong or crafted hash table can hide a
         symbol but never name a wrong one."""
+        return [row for _, row in self.indexes_named(name, table)]
+
+    def indexes_named(self, name: str, table: "SymbolHash") -> list[tuple[int, tuple]]:
+        """``rows_named`` with each row's index in the table (its .gnu.version entry)."""
         try:
             raw = name.encode("utf-8", "surrogateescape")     # _cstr's decoding, undone
         except UnicodeEncodeError:
@@ -240,7 +244,7 @@ class SymbolTableBytes:
             row = self._row(sym.unpack_from(self.data, i * sym.size))
             if row is not None and _cstr(strtab, row[4]) == name:
                 found[i] = row
-        return [found[i] for i in sorted(found)]
+        return sorted(found.items())
 
 
 class SymbolHash:

@@ -206,6 +206,52 @@ class ObjectModel:
         dynamic linker's lookup.  Built on first need (the audit)."""
         return self._dynamic_symbols[0]
 
+    def version_shown(self, name: str, value: int, wanted: str) -> str:
+        """*name* with the version of its definition at *value*, written as readelf and gdb
+        write it (``vfoo@VER_1``; the default version ``vfoo@@VER_2``), when that definition
+        is not of the version *wanted* (the slot's reference): a slot for vfoo@VER_1 holding
+        vfoo@@VER_2 must not read "vfoo" like its neighbour.  Else *name*.  Through the
+        dynamic symbol table's hash: no pass over the table."""
+        if not wanted or self._version_lookup is None:
+            return name
+        found = self._version_lookup(name, value)
+        if not found or any(v == wanted for v, _ in found):
+            return name
+        ver, hidden = min(found, key=lambda f: f[1])        # the default version first
+        return f"{name}{'@' if hidden else '@@'}{ver}" if ver else name
+
+    @cached_property
+    def _version_lookup(self):
+        """(name, value) -> [(version, hidden)] of the .dynsym definitions of *name* at
+        *value*; None without .gnu.version or a hash section."""
+        elf = self._elf
+        if not elf.has_versym():
+            return None
+        own = [i for i, sec in enumerate(elf.sections) if sec.type == SHT_DYNSYM]
+        if not own:
+            return None
+        read = {}
+
+        def table(i):
+            if i not in read:
+                read[i] = elf.symbol_table(i)
+            return read[i]
+
+        indexed = _named_lookup(elf, own, table, indexed=True)
+        if indexed is None:
+            return None
+        info = []
+
+        def lookup(name: str, value: int) -> list[tuple[str, bool]]:
+            hits = [i for i, row in indexed(name) if row[0] == value]
+            if not hits:
+                return []
+            if not info:
+                info.append(elf.symbol_version_info(own[0], len(table(own[0]))))
+            return [info[0][i][:2] for i in hits if i < len(info[0])]
+
+        return lookup
+
     @cached_property
     def canonical_plt(self) -> dict[str, list[Symbol]]:
         """Undefined dynamic functions with a value: a non-PIE program's *canonical PLT
@@ -452,7 +498,7 @@ def _build_index(model: ObjectModel) -> LazySymbolIndex:
     return LazySymbolIndex(tables, extra=canonical, named=_named_lookup(elf, own, table))
 
 
-def _named_lookup(elf: ElfFile, own: list[int], table):
+def _named_lookup(elf: ElfFile, own: list[int], table, indexed: bool = False):
     """name -> the dynamic symbol table's rows of that name, found through its hash section
     (GNU, else SysV); None without one.  A table or hash that cannot be read answers [] (the
     index then searches by address, which reports what is wrong with the file)."""
@@ -469,7 +515,8 @@ def _named_lookup(elf: ElfFile, own: list[int], table):
         try:
             if not hashed:
                 hashed.append(SymbolHash(elf.section_data(hsec), hsec.type == SHT_GNU_HASH, elf.wordsize))
-            return table(dyn).rows_named(name, hashed[0])
+            t = table(dyn)
+            return t.indexes_named(name, hashed[0]) if indexed else t.rows_named(name, hashed[0])
         except (ToolkitError, struct.error, ValueError, TypeError):
             return []
 

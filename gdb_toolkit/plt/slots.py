@@ -159,7 +159,8 @@ class AddressSpace:
             i -= 1
         return None
 
-    def describe(self, addr: int, prefer: str | None = None) -> tuple[str, str | None, str | None]:
+    def describe(self, addr: int, prefer: str | None = None,
+                 version: str = "") -> tuple[str, str | None, str | None]:
         """(text, symbol, object name): ``puts in libc.so.6``, ``libfoo.so:.text+0x1234``."""
         obj = self.find(addr)
         if obj is None:
@@ -169,6 +170,12 @@ class AddressSpace:
             sec = obj.model.section_of(addr - obj.bias)
             where = f"{sec}+0x{addr - obj.bias - obj.model.sections[sec].addr:x}" if sec else f"+0x{addr - obj.bias:x}"
             return (f"{obj.name}:{where}", None, obj.name)
+        if version and not hit.offset and hit.name == prefer:
+            # the slot's own name, but is it the version the slot asks for (vfoo@VER_1 slot
+            # holding vfoo@@VER_2: both would read "vfoo")?
+            shown = obj.model.version_shown(hit.name, addr - obj.bias, version)
+            if shown != hit.name:
+                return (f"{shown} in {obj.name}", hit.name, obj.name)
         return (f"{hit.text()} in {obj.name}", hit.name, obj.name)
 
 
@@ -268,7 +275,7 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
         state, target = "unresolved", f"lazy stub {obj.name}+0x{spec.file_value:x} (no section headers)"
     else:
         state = "resolved" if lazy_kind else "bound-at-load"
-        target, tsym, tobj = space.describe(value, spec.symbol) if space else (f"0x{value:x}", None, None)
+        target, tsym, tobj = space.describe(value, spec.symbol, spec.version) if space else (f"0x{value:x}", None, None)
     return SlotRow(obj.name, spec.address + bias, shown or spec.display, None, spec.rtype, spec.kind, value, state,
                    target, tsym, tobj, m.in_relro(spec.address), read_only_now, spec.file_value, tls)
 

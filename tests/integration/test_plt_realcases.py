@@ -144,3 +144,69 @@ def test_executable_without_section_headers_file_view_matches_readelf(tmp_path):
     for r in jump:
         assert r["state"] == "unresolved", r
         assert addr(r["value"]) == words[(addr(r["address"]) - got_plt) // 8]
+
+
+# -- two versions of one symbol, both imported --------------------------------------------
+VLIB = r"""
+int vfoo_1(void) { return 1; }
+int vfoo_2(void) { return 2; }
+__asm__(".symver vfoo_1,vfoo@VER_1");
+__asm__(".symver vfoo_2,vfoo@@VER_2");
+"""
+VMAP = "VER_1 { global: vfoo; local: *; };\nVER_2 { global: vfoo; } VER_1;\n"
+VMAIN = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+int vfoo(void);
+int old_vfoo(void);
+__asm__(".symver old_vfoo,vfoo@VER_1");
+""" + CHECKPOINT + r"""
+int main(void) {
+    printf("%d %d\n", vfoo(), old_vfoo());
+    void *h = dlopen("libver.so", RTLD_NOW | RTLD_NOLOAD);
+    printf("v1=%p v2=%p\n", dlvsym(h, "vfoo", "VER_1"), dlvsym(h, "vfoo", "VER_2"));
+    fflush(stdout);
+    checkpoint();
+    return 0;
+}
+"""
+
+
+def test_two_versions_of_one_symbol_are_told_apart_and_a_swap_is_overwritten(tmp_path):
+    """A program imports vfoo@VER_2 (the default) and vfoo@VER_1 (an old reference).  Both
+    slots used to read "vfoo in libver.so"; after the VER_1 slot is overwritten with the
+    VER_2 definition the audit said 'other-definition' (any version of the name passed as
+    "a definition").  ld.so's check_match never binds a VER_1 reference to VER_2: that slot
+    was written by someone else, and its target must say which version it holds."""
+    (tmp_path / "ver.map").write_text(VMAP)
+    lib = compile_c(VLIB, name="libver.so", out_dir=tmp_path,
+                    flags=["-shared", "-fPIC", f"-Wl,--version-script={tmp_path / 'ver.map'}"])
+    exe = compile_c(VMAIN, name="vermain", out_dir=tmp_path,
+                    flags=["-no-pie", "-fno-pic", "-Wl,-z,lazy", f"-L{tmp_path}", "-lver", f"-Wl,-rpath,{tmp_path}",
+                           "-ldl"])
+    slots = {s: off for off, (t, s) in _got_relocs(exe).items() if s.startswith("vfoo@")}
+    assert set(slots) == {"vfoo@VER_1", "vfoo@VER_2"}
+    bindings = subprocess.run([str(exe)], capture_output=True, text=True,
+                              env=dict(os.environ, LD_DEBUG="bindings")).stderr
+    for ver in ("VER_1", "VER_2"):
+        assert re.search(rf"binding file \S*vermain \[0\] to \S*libver.so \[0\]: normal symbol `vfoo' \[{ver}\]",
+                         bindings)
+    assert "vfoo@VER_1" in _readelf("--dyn-syms", "-W", lib) and "vfoo@@VER_2" in _readelf("--dyn-syms", "-W", lib)
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("got --audit vfoo --json"),
+                   *[f"info symbol *(long *){slots[s]:#x}" for s in ("vfoo@VER_1", "vfoo@VER_2")],
+                   "python v2 = int(gdb.parse_and_eval('*(long *)%d' % " + str(slots["vfoo@VER_2"]) + "))",
+                   "python gdb.execute('set var *(long *)%d = %d' % (" + str(slots["vfoo@VER_1"]) + ", v2))",
+                   *json_wrapped("got --audit vfoo --json"), "kill"], program=exe)
+    assert_no_traceback(res)
+    m = re.search(r"v1=(0x[0-9a-f]+) v2=(0x[0-9a-f]+)", res.stdout)
+    v1, v2 = int(m.group(1), 16), int(m.group(2), 16)
+    info = re.findall(r"^(vfoo@@?VER_\d) in section", res.stdout, re.M)      # gdb's own names
+    assert info == ["vfoo@VER_1", "vfoo@@VER_2"], res.stdout
+    before, after = ({r["symbol"]: r for r in d["slots"]} for d in res.json_documents())
+    assert addr(before["vfoo@VER_1"]["value"]) == v1 and addr(before["vfoo@VER_2"]["value"]) == v2
+    assert {r["audit"]["verdict"] for r in before.values()} == {"ok"}
+    assert addr(after["vfoo@VER_1"]["value"]) == v2
+    assert after["vfoo@VER_1"]["audit"]["verdict"] == "overwritten", after["vfoo@VER_1"]["audit"]
+    assert after["vfoo@VER_1"]["target"] == "vfoo@@VER_2 in libver.so"      # gdb: vfoo@@VER_2
+    assert after["vfoo@VER_2"]["target"] == "vfoo in libver.so" and after["vfoo@VER_2"]["audit"]["verdict"] == "ok"
