@@ -43,7 +43,11 @@ def _missing_note(kind: str, all_objects: bool) -> list[str]:
         notes.append(f"not listed: {', '.join(gdb_live.missing)} (in the dynamic linker's list, but no such "
                      "file here; 'set sysroot' or give the path it was loaded from)")
     for path, was, how in gdb_live.remapped:
-        if how == "program":
+        if how == "program" and gdb_live.replaced_program:
+            notes.append(f"the program file {display_path(gdb_live.replaced_program[0])} was deleted or replaced on disk "
+                         f"after the process started: its slots are read from {path} ({display_path(was)}), the file "
+                         "the process still maps")
+        elif how == "program":
             notes.append(f"gdb knows no file for this program ({display_path(was)}): it is read from {path}, "
                          "the file the process still maps ('file' it to give gdb its symbols too)")
         elif how == "replaced":

@@ -25,12 +25,30 @@ def executable() -> str:
     from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename
 
     path = progspace_filename()         # any bytes (a non-UTF-8 name would make gdb raise)
+    proc = _proc_exe()
     if not path:
-        proc = _proc_exe()
         if proc:
             return proc
         raise ToolkitError("no executable is loaded", "load one with 'file PROGRAM' (or start gdb with it)")
+    replaced_program[:] = []
+    if proc and not _same_inode(path, proc):
+        # the program file was deleted or replaced (a rebuild, an upgrade) while the process
+        # runs: the kernel still maps the old one, and that is what the GOT belongs to
+        replaced_program.append(path)
+        return proc
     return path
+
+
+#: [gdb's program path] when executable() read /proc/PID/exe instead (deleted or replaced)
+replaced_program: list[str] = []
+
+
+def _same_inode(path: str, proc_exe: str) -> bool:
+    try:
+        a, b = os.stat(path), os.stat(proc_exe)
+    except (OSError, ValueError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _proc_exe() -> str | None:

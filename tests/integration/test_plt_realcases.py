@@ -4,6 +4,7 @@ independent oracles: readelf on the unmodified file, LD_DEBUG=bindings, the prog
 dladdr/dlsym answers printed from inside the process, and gdb's own x/gx."""
 import os
 import re
+import shutil
 import struct
 import subprocess
 
@@ -210,3 +211,48 @@ def test_two_versions_of_one_symbol_are_told_apart_and_a_swap_is_overwritten(tmp
     assert after["vfoo@VER_1"]["audit"]["verdict"] == "overwritten", after["vfoo@VER_1"]["audit"]
     assert after["vfoo@VER_1"]["target"] == "vfoo@@VER_2 in libver.so"      # gdb: vfoo@@VER_2
     assert after["vfoo@VER_2"]["target"] == "vfoo in libver.so" and after["vfoo@VER_2"]["audit"]["verdict"] == "ok"
+
+
+# -- the program file deleted or replaced while it runs under gdb --------------------------
+RUN_MAIN = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+""" + CHECKPOINT + r"""
+int main(void) {
+    printf("puts=%p abs=%d\n", dlsym(RTLD_DEFAULT, "puts"), abs(-3));
+    fflush(stdout);
+    puts("called");
+    checkpoint();
+    return 0;
+}
+"""
+OTHER_MAIN = "#include <string.h>\n#include <stdlib.h>\nint main(int c, char **v) { return (int)strlen(v[0]) + atoi(v[0]); }\n"
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_program_deleted_or_replaced_after_run_is_read_from_proc_exe(tmp_path, how):
+    """'run', then the program file is deleted or an upgrade renames a new build over it.
+    The process still maps the old file (/proc/PID/exe).  Before the fix: deleted -> 'cannot
+    read PROG'; replaced -> the new file's relocations applied to the old GOT (a puts slot
+    shown as strlen, with only a warning)."""
+    exe = compile_c(RUN_MAIN, name="runmain", out_dir=tmp_path / "orig", flags=["-no-pie", "-Wl,-z,lazy", "-ldl"])
+    other = compile_c(OTHER_MAIN, name="other", out_dir=tmp_path / "orig", flags=["-no-pie"])
+    prog = tmp_path / "prog"
+    shutil.copy(exe, prog)
+    want = _got_relocs(exe)
+    assert any(s.startswith("puts@") for _, s in want.values()) and \
+        not any(s.startswith("strlen@") for _, s in want.values())
+    change = f"shell rm {prog}" if how == "deleted" else f"shell cp {other} {prog}.new && mv {prog}.new {prog}"
+    res = run_gdb(["break checkpoint", "run", change, *json_wrapped("got --audit --json"), "info inferiors", "kill"],
+                  program=prog)
+    assert_no_traceback(res)
+    puts = int(re.search(r"puts=(0x[0-9a-f]+)", res.stdout).group(1), 16)
+    doc = res.json_documents()[0]
+    rows = {addr(r["address"]): r for r in doc["slots"]}
+    assert {a: r["symbol"] for a, r in rows.items()} == {a: s for a, (_, s) in want.items()}   # non-PIE: no bias
+    by_name = {r["symbol"].split("@")[0]: r for r in doc["slots"]}
+    assert by_name["puts"]["state"] == "resolved" and addr(by_name["puts"]["value"]) == puts
+    assert {r["audit"]["verdict"] for r in doc["slots"]} <= {"ok", "lazy"}, doc["slots"]
+    assert any("deleted or replaced" in n and "/exe" in n for n in doc["notes"]), doc["notes"]
