@@ -13,8 +13,8 @@ from gdb_toolkit.gdbsupport import facts
 from gdb_toolkit.plt import link_map as link_map_core
 from gdb_toolkit.plt.elf_file import display_path
 from gdb_toolkit.plt.elf_model import load_model
-from gdb_toolkit.plt.slots import (Binding, LoadedObject, ProcessEnv, decide_binding, decode_words,
-                                   read_plan)
+from gdb_toolkit.plt.slots import (Binding, LoadedObject, ProcessEnv, decide_binding, decode_words, is_relocated,
+                                   read_plan, relocation_probe)
 
 #: one gdb read is at most this big (gdb allocates the whole buffer first)
 CHUNK = 1 << 20
@@ -428,7 +428,16 @@ def loaded_objects(decide: bool = True) -> tuple[str, list[LoadedObject]]:
         done = relocated(kind, objs)
         for o in objs:
             try:
-                o.binding = decide_binding(o, got12(o), env, done, live=True)
+                g12 = got12(o)
+                if done and o.bias and not o.in_memory and not (g12 and g12[1]) and \
+                        not o.model.soname.startswith(("ld-linux", "ld64.so", "ld.so")):
+                    # GOT[2] unset: bound at load, or mapped by dlopen and not relocated yet
+                    probe = relocation_probe(o.model)
+                    if probe is not None:
+                        raw = _read(probe[0] + o.bias, o.model.wordsize)
+                        word = int.from_bytes(raw, "little") if raw and len(raw) == o.model.wordsize else None
+                        o.relocated = is_relocated(probe, o.bias, word)
+                o.binding = decide_binding(o, g12, env, done and o.relocated, live=True)
             except ToolkitError as exc:
                 o.binding = Binding("?", exc.cause)
         loaded_objects.env = env

@@ -73,6 +73,7 @@ class LoadedObject:
     in_memory: bool = False              # no file: the kernel's vDSO, read from the target
     alias: bool = False                  # the same mapping as a base-namespace object (ld.so,
                                          # listed in every dlmopen namespace): looked up, not listed
+    relocated: bool = True               # False: mapped but not relocated yet (relocation_probe)
 
     @property
     def listable(self) -> bool:
@@ -103,6 +104,62 @@ class LoadedObject:
         if self.binding is not None:
             return self.binding.mode in ("lazy", "file-lazy")
         return not self.model.bind_now and not self.model.is_static
+
+
+def relocation_probe(model: ObjectModel) -> tuple[int, int, int | None] | None:
+    """A word that tells whether ld.so has relocated an object yet: (link-time address, the
+    word in the file, the word once relocated minus the load bias, or None when it is not
+    known in advance).  ld.so lists an object it maps (dlopen's r_debug RT_ADD/RT_CONSISTENT
+    stop, gdb's 'catch load') before it relocates it; until then the GOT holds the file's
+    words (a GLOB_DAT 0, which is not "a weak symbol defined nowhere").  The word: a RELATIVE
+    relocation's (its addend + bias once relocated), else a JUMP_SLOT with a file value (the
+    unbiased lazy stub until relocated).  None: no such relocation."""
+    cached = model.__dict__.get("_relocation_probe", False)
+    if cached is not False:
+        return cached
+    model.__dict__["_relocation_probe"] = probe = _find_probe(model)
+    return probe
+
+
+def _find_probe(model: ObjectModel):
+    elf = model._elf
+    if elf is None or model.is_static:
+        return None
+    from gdb_toolkit.plt.elf_file import SHF_ALLOC, SHT_REL, SHT_RELA
+    from gdb_toolkit.plt.reloc_types import short_name
+    lay = elf.layout
+    jump = None
+    try:
+        for sec in elf.sections:        # the first entries of each table: no whole-table decode
+            if sec.type not in (SHT_RELA, SHT_REL) or not sec.flags & SHF_ALLOC:
+                continue
+            st = lay.rela if sec.type == SHT_RELA else lay.rel
+            data = elf.section_data(sec)[: 64 * st.size]
+            for row in st.iter_unpack(data[: len(data) // st.size * st.size]):
+                kind = short_name(elf.machine, row[1] & ((1 << lay.sym_shift) - 1))
+                if kind == "RELATIVE":
+                    raw = elf.read_vaddr(row[0], model.wordsize)
+                    if raw is not None:
+                        word = int.from_bytes(raw, "little")
+                        return row[0], word, row[2] if sec.type == SHT_RELA else word
+                elif kind == "JUMP_SLOT" and jump is None:
+                    raw = elf.read_vaddr(row[0], model.wordsize)
+                    if raw is not None and int.from_bytes(raw, "little"):
+                        jump = (row[0], int.from_bytes(raw, "little"), None)
+    except ToolkitError:
+        return None
+    return jump
+
+
+def is_relocated(probe: tuple[int, int, int | None] | None, bias: int, word: int | None) -> bool:
+    """Does the probe's word in memory say the object was relocated?  Unknowable (True)
+    without a probe, a readable word, or a load bias (the words are then the same)."""
+    if probe is None or word is None or not bias:
+        return True
+    _, file_word, relocated = probe
+    if relocated is not None and word == (relocated + bias) & ((1 << 64) - 1):
+        return True
+    return word != file_word
 
 
 def decide_binding(obj: LoadedObject, got12: tuple[int, int] | None, env: ProcessEnv,
@@ -231,6 +288,7 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
     *second* is the next word (a TLS descriptor's argument)."""
     m = obj.model
     bias = obj.bias
+    relocated = relocated and obj.relocated
     lazy_kind = spec.kind == "JUMP_SLOT" and obj.lazy and not bind_now_env
     initial = spec.file_value + bias if spec.file_value else 0
     tsym = tobj = None

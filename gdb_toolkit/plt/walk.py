@@ -394,7 +394,9 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
         if plt0 is not None:
             got = m.got_plt_reserved()
             note = ""
-            if got is not None and got12 is not None:
+            if got is not None and got12 is not None and not obj.relocated and not any(got12):
+                note = "GOT[1], GOT[2] not set yet: ld.so has not relocated this object"
+            elif got is not None and got12 is not None:
                 g1, g2 = got12
                 g2text = space.describe(g2)[0] if (space and g2) else f"0x{g2:x}"
                 note = (f"GOT[1]=0x{g1:x} (this object's link_map), "

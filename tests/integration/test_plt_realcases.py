@@ -256,3 +256,63 @@ def test_program_deleted_or_replaced_after_run_is_read_from_proc_exe(tmp_path, h
     assert by_name["puts"]["state"] == "resolved" and addr(by_name["puts"]["value"]) == puts
     assert {r["audit"]["verdict"] for r in doc["slots"]} <= {"ok", "lazy"}, doc["slots"]
     assert any("deleted or replaced" in n and "/exe" in n for n in doc["notes"]), doc["notes"]
+
+
+# -- an object dlopen has mapped but not yet relocated (catch load) -------------------------
+PLUG = '#include <stdio.h>\nint plug(void) { return puts("plug"); }\n'
+PLUG_MAIN = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+""" + CHECKPOINT + r"""
+int main(int argc, char **argv) {
+    void *h = dlopen(argv[1], RTLD_LAZY);
+    int (*p)(void) = (int (*)(void))dlsym(h, "plug");
+    p();
+    checkpoint();
+    return 0;
+}
+"""
+
+
+def _got_plt_words(path) -> dict[int, int]:
+    """Link-time address -> the file's word in .got.plt (readelf -x)."""
+    lo, _ = _section(path, ".got.plt")
+    dump = "".join("".join(ln.split()[1:5]) for ln in _readelf("-x", ".got.plt", path).splitlines()
+                   if ln.strip().startswith("0x"))
+    return {lo + i // 2: int.from_bytes(bytes.fromhex(dump[i:i + 16]), "little") for i in range(0, len(dump) - 15, 16)}
+
+
+def test_object_mapped_by_dlopen_but_not_relocated_yet(tmp_path):
+    """gdb's 'catch load' stops at ld.so's r_debug notification, after dlopen mapped the
+    object and before it relocated it.  Its GOT still holds the file's words.  Before the
+    fix: 'binding now ... loaded by dlopen with RTLD_NOW' (it was RTLD_LAZY), GLOB_DATs
+    'null (weak symbol not defined anywhere)' and __cxa_finalize 'overwritten'."""
+    plug = compile_c(PLUG, name="libplug.so", out_dir=tmp_path, flags=["-shared", "-fPIC", "-Wl,-z,lazy"])
+    exe = compile_c(PLUG_MAIN, name="plugmain", out_dir=tmp_path, flags=["-ldl"])
+    relocs = _got_relocs(plug)
+    puts_at = next(off for off, (t, s) in relocs.items() if s.startswith("puts@"))
+    file_word = _got_plt_words(plug)[puts_at]
+    assert file_word                                                     # the unbiased lazy stub
+    res = run_gdb(["break main", "run", "catch load libplug", "continue",
+                   # the oracle, outside the toolkit: the first mapping of libplug.so in
+                   # /proc/PID/maps is its load base (its first PT_LOAD is at 0); read the word there
+                   "python base = next(int(l.split('-')[0], 16) for l in open('/proc/%d/maps' % "
+                   "gdb.selected_inferior().pid) if l.rstrip().endswith('/libplug.so'))",
+                   f"python print('XBASE', hex(base), 'XWORD', hex(int.from_bytes(bytes("
+                   f"gdb.selected_inferior().read_memory(base + {puts_at}, 8)), 'little')))",
+                   *json_wrapped("got --object libplug --audit --json"), "delete", "break checkpoint", "continue",
+                   *json_wrapped("got --object libplug --audit --json"), "kill"], program=exe, args=[plug])
+    assert_no_traceback(res)
+    early, late = res.json_documents()
+    rows = {r["symbol"]: r for r in early["slots"]}
+    m = re.search(r"XBASE (0x[0-9a-f]+) XWORD (0x[0-9a-f]+)", res.stdout)
+    base, word = int(m.group(1), 16), int(m.group(2), 16)
+    assert word == file_word             # not relocated: the file's word, without the load bias
+    assert set(rows) == {s for _, s in relocs.values()}
+    assert addr(rows[relocs[puts_at][1]]["address"]) == puts_at + base
+    assert addr(rows[relocs[puts_at][1]]["value"]) == word
+    for r in early["slots"]:
+        assert r["state"] == "not-relocated" and r["audit"]["verdict"] == "not-relocated", r
+    assert early["objects"][0]["binding"] == "lazy" and "RTLD_NOW" not in early["objects"][0]["binding_reason"]
+    assert {r["audit"]["verdict"] for r in late["slots"]} <= {"ok"}, late["slots"]
+    assert {r["symbol"]: r["state"] for r in late["slots"]}[relocs[puts_at][1]] == "resolved"
