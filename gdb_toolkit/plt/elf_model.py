@@ -214,7 +214,10 @@ class ObjectModel:
         dynamic symbol table's hash: no pass over the table."""
         if not wanted or self._version_lookup is None:
             return name
-        found = self._version_lookup(name, value)
+        defs = self._version_lookup(name)
+        if not any(v == wanted for _, v, _ in defs):
+            return name     # no definition of the wanted version here (the vDSO's time@@LINUX_2.6)
+        found = [(v, hidden) for val, v, hidden in defs if val == value]
         if not found or any(v == wanted for v, _ in found):
             return name
         ver, hidden = min(found, key=lambda f: f[1])        # the default version first
@@ -222,8 +225,8 @@ class ObjectModel:
 
     @cached_property
     def _version_lookup(self):
-        """(name, value) -> [(version, hidden)] of the .dynsym definitions of *name* at
-        *value*; None without .gnu.version or a hash section."""
+        """name -> [(value, version, hidden)] of the .dynsym definitions of *name*; None
+        without .gnu.version or a hash section."""
         elf = self._elf
         if not elf.has_versym():
             return None
@@ -242,13 +245,13 @@ class ObjectModel:
             return None
         info = []
 
-        def lookup(name: str, value: int) -> list[tuple[str, bool]]:
-            hits = [i for i, row in indexed(name) if row[0] == value]
+        def lookup(name: str) -> list[tuple[int, str, bool]]:
+            hits = indexed(name)
             if not hits:
                 return []
             if not info:
                 info.append(elf.symbol_version_info(own[0], len(table(own[0]))))
-            return [info[0][i][:2] for i in hits if i < len(info[0])]
+            return [(row[0], *info[0][i][:2]) for i, row in hits if i < len(info[0])]
 
         return lookup
 
