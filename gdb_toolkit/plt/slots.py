@@ -453,7 +453,10 @@ def summarize(obj: LoadedObject, nslots: int) -> ObjectSummary:
     from gdb_toolkit.common.names import escape_name
 
     return ObjectSummary(escape_name(obj.path), obj.bias, mode, b.reason, object_kind(m), m.is_pie, relro, nslots,
-                         any(n in m.sections for n in (".plt", ".plt.sec", ".plt.got")), m.arch, obj.namespace)
+                         any(n in m.sections for n in (".plt", ".plt.sec", ".plt.got"))
+                         # no section headers: DT_JMPREL says there is a PLT, though not where
+                         or (m._elf is not None and m._elf.no_section_headers and m.has_plt_relocs),
+                         m.arch, obj.namespace)
 
 
 def read_plan(objects: list[LoadedObject]) -> list[tuple[int, int]]:

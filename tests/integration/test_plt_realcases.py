@@ -93,7 +93,7 @@ def test_library_without_section_headers_has_its_slots_from_the_dynamic_segment(
                     flags=["-Wl,-z,lazy", f"-L{lib.parent}", "-lnosh", f"-Wl,-rpath,{stripped.parent}", "-ldl"])
     want = _got_relocs(lib)                                  # the oracle: the unmodified file
     assert {s for _, s in want.values()} >= {"puts@GLIBC_2.2.5", "strlen@GLIBC_2.2.5", "atoi@GLIBC_2.2.5"}
-    plt_lo, plt_size = _section(lib, ".plt")
+    plt_lo, plt_size = _section(lib, ".plt")           # it has a PLT, readelf says where
     env = dict(os.environ, LD_DEBUG="bindings")
     bindings = subprocess.run([str(exe)], capture_output=True, text=True, env=env).stderr
     assert re.search(r"binding file \S*libnosh.so \[0\] to \S*libc.so.6 \[0\]: normal symbol `puts'", bindings)
@@ -106,6 +106,7 @@ def test_library_without_section_headers_has_its_slots_from_the_dynamic_segment(
     m = re.search(r"base=(0x[0-9a-f]+) puts=(0x[0-9a-f]+)", res.stdout)
     base, puts = int(m.group(1), 16), int(m.group(2), 16)
     doc = res.json_documents()[0]
+    assert doc["objects"][0]["plt"] is True
     rows = {addr(r["address"]) - base: r for r in doc["slots"]}
     assert {off: r["symbol"] for off, r in rows.items()} == {off: s for off, (_, s) in want.items()}
     assert {off: r["kind"] for off, r in rows.items()} == {off: t for off, (t, _) in want.items()}
