@@ -411,7 +411,29 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
                                 tobj.model.section_of(row.value - tobj.bias),
                                 _code(tobj.model, row.value - tobj.bias, tobj.bias, 16, read, 3), where=row.target))
     _story(rep, obj, spec, row, stub, call, lazy, plt0, got12, space)
+    bad = _impossible_target(obj, spec, row, space)
+    if bad:
+        rep.notes.append(bad)
     return rep
+
+
+def _impossible_target(obj: LoadedObject, spec: SlotSpec, row: SlotRow, space: AddressSpace | None) -> str | None:
+    """A slot value ld.so never writes, so the story's "later calls go to NAME" is not what
+    happens: an address in no loaded object, or in the slot's own object's PLT other than
+    the slot's lazy stub (a jump back into the PLT).  'got --audit' says the rest."""
+    if space is None or not row.value or row.state not in ("resolved", "bound-at-load") or \
+            spec.kind not in ("JUMP_SLOT", "GLOB_DAT"):
+        return None
+    if space.find(row.value) is None:
+        where = "inside no loaded object"
+    else:
+        holder = space.find(row.value)
+        if holder is not obj or holder.model.section_of(row.value - holder.bias) not in (".plt", ".plt.sec"):
+            return None
+        where = f"in {obj.name}'s own PLT ({row.target})"
+    return (f"WARNING: the slot holds 0x{row.value:x}, {where}: ld.so never writes that for "
+            f"{spec.display}, so the next call through it goes there, not to {spec.symbol} "
+            f"(overwritten? 'got --audit' checks)")
 
 
 def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stub: Stub | None,

@@ -317,3 +317,28 @@ def test_object_mapped_by_dlopen_but_not_relocated_yet(tmp_path):
     assert early["objects"][0]["binding"] == "lazy" and "RTLD_NOW" not in early["objects"][0]["binding_reason"]
     assert {r["audit"]["verdict"] for r in late["slots"]} <= {"ok"}, late["slots"]
     assert {r["symbol"]: r["state"] for r in late["slots"]}[relocs[puts_at][1]] == "resolved"
+
+
+# -- plt-walk of a slot holding what ld.so never writes -------------------------------------
+def test_walk_of_a_slot_pointing_nowhere_or_back_into_the_plt_warns(tmp_path):
+    """A slot overwritten with an unmapped address, or with its own .plt[0]: the walk used to
+    tell the textbook story ("later calls -> puts directly") for a call that faults or
+    re-enters the resolver without its push."""
+    exe = compile_c(RUN_MAIN, name="runmain", out_dir=tmp_path, flags=["-no-pie", "-Wl,-z,lazy", "-ldl"])
+    relocs = _got_relocs(exe)
+    puts_at = next(a for a, (_, s) in relocs.items() if s.startswith("puts@"))
+    printf_at = next(a for a, (_, s) in relocs.items() if s.startswith("printf@"))
+    plt0, _ = _section(exe, ".plt")
+    res = run_gdb(["break checkpoint", "run", "info proc mappings",
+                   f"set var *(unsigned long *){puts_at:#x} = 0xdead0000",
+                   f"set var *(unsigned long *){printf_at:#x} = {plt0:#x}",
+                   *json_wrapped("plt-walk puts --json"), *json_wrapped("plt-walk printf --json"),
+                   *json_wrapped("plt-walk dlsym --json"), "kill"], program=exe)
+    assert_no_traceback(res)
+    maps = [tuple(int(x, 16) for x in ln.split()[:2]) for ln in res.stdout.splitlines()
+            if re.match(r"\s+0x[0-9a-f]+\s+0x[0-9a-f]+", ln)]
+    assert maps and not any(lo <= 0xDEAD0000 < hi for lo, hi in maps)         # unmapped: the oracle
+    puts, printf, dlsym = res.json_documents()
+    assert any("0xdead0000" in n and "no loaded object" in n for n in puts["notes"]), puts["notes"]
+    assert any(f"{plt0:#x}" in n and "own PLT" in n for n in printf["notes"]), printf["notes"]
+    assert not any("WARNING" in n for n in dlsym["notes"]), dlsym["notes"]     # untouched, resolved
