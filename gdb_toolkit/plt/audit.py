@@ -227,7 +227,9 @@ def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, 
            "interposes": [d.text() for d in defs[1:]]}
     if row.state == "unresolved":
         if obj.bind_not:
-            out.update(verdict="lazy", why="LD_BIND_NOT is set: ld.so never writes this slot, it stays the lazy "
+            cause = ("LD_BIND_NOT is set" if obj.no_write == "LD_BIND_NOT" else
+                     "GOT[2] is _dl_runtime_profile (la_pltenter/la_pltexit or LD_PROFILE)")
+            out.update(verdict="lazy", why=f"{cause}: ld.so never writes this slot, it stays the lazy "
                        "stub however often the function was called; every call is resolved again"
                        + (f" (to {expected.text()})" if expected else " (no object in scope defines it: a call fails)"))
             return out

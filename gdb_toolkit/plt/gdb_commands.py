@@ -583,6 +583,12 @@ and the program stays stopped right there."""
                           if spec.kind == "JUMP_SLOT" else ""))
             raise ToolkitError(f"the slot of {spec.display} at 0x{report.slot_address:x} is already {row.state} "
                                f"({row.target}); ld.so will not write it again", fix)
+        if obj.no_write == "_dl_runtime_profile" and row.state == "unresolved":
+            raise ToolkitError(f"GOT[2] of {obj.name} is _dl_runtime_profile (an rtld-audit module with "
+                               f"la_pltenter/la_pltexit, or LD_PROFILE): ld.so resolves {spec.display} on every "
+                               "call but never writes its slot, so there is no write to watch",
+                               "start without that LD_AUDIT/LD_PROFILE, or step into the call to watch "
+                               "_dl_profile_fixup")
         if env.bind_not and row.state == "unresolved":
             raise ToolkitError(f"LD_BIND_NOT is set in the process: ld.so resolves {spec.display} on every call "
                                "but never writes its slot, so there is no write to watch",

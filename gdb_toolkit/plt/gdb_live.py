@@ -13,7 +13,7 @@ from gdb_toolkit.gdbsupport import facts
 from gdb_toolkit.plt import link_map as link_map_core
 from gdb_toolkit.plt.elf_file import display_path
 from gdb_toolkit.plt.elf_model import load_model
-from gdb_toolkit.plt.slots import (Binding, LoadedObject, ProcessEnv, decide_binding, decode_words, is_relocated,
+from gdb_toolkit.plt.slots import (AddressSpace, Binding, LoadedObject, ProcessEnv, decide_binding, decode_words, is_relocated,
                                    read_plan, relocation_probe)
 
 #: one gdb read is at most this big (gdb allocates the whole buffer first)
@@ -377,7 +377,8 @@ def process_env(kind: str) -> ProcessEnv:
     from gdb_toolkit.common.names import decode_name
 
     return ProcessEnv(bind_now=has(b"LD_BIND_NOW"), bind_not=has(b"LD_BIND_NOT"), known=True,
-                      audit=[decode_name(a) for a in audit.replace(b" ", b":").split(b":") if a])
+                      audit=[decode_name(a) for a in audit.replace(b" ", b":").split(b":") if a],
+                      profile=has(b"LD_PROFILE"))
 
 
 def got12(obj: LoadedObject) -> tuple[int, int] | None:
@@ -426,6 +427,10 @@ def loaded_objects(decide: bool = True) -> tuple[str, list[LoadedObject]]:
     if decide:
         env = process_env(kind)
         done = relocated(kind, objs)
+        # GOT[2] may be _dl_runtime_profile only with an rtld-audit module or LD_PROFILE: name
+        # it then (and only then: naming costs a look into ld.so's symbols)
+        profiling = env.audit or env.profile or any(o.model.audit_libs for o in objs)
+        space = AddressSpace(objs) if profiling else None
         for o in objs:
             try:
                 g12 = got12(o)
@@ -437,7 +442,8 @@ def loaded_objects(decide: bool = True) -> tuple[str, list[LoadedObject]]:
                         raw = _read(probe[0] + o.bias, o.model.wordsize)
                         word = int.from_bytes(raw, "little") if raw and len(raw) == o.model.wordsize else None
                         o.relocated = is_relocated(probe, o.bias, word)
-                o.binding = decide_binding(o, g12, env, done and o.relocated, live=True)
+                resolver = space.describe(g12[1])[1] if space is not None and g12 and g12[1] else None
+                o.binding = decide_binding(o, g12, env, done and o.relocated, live=True, resolver=resolver)
             except ToolkitError as exc:
                 o.binding = Binding("?", exc.cause)
         loaded_objects.env = env

@@ -29,15 +29,16 @@ MAX_SLOT_BYTES = 64 << 20
 
 class ProcessEnv:
     """What the process's environment says about binding (read from /proc/PID/environ):
-    LD_BIND_NOW, LD_BIND_NOT, and the LD_AUDIT modules (whose la_symbind may bind a symbol
-    to any address)."""
-    __slots__ = ('bind_now', 'bind_not', 'known', 'audit')
+    LD_BIND_NOW, LD_BIND_NOT, the LD_AUDIT modules (whose la_symbind may bind a symbol
+    to any address) and LD_PROFILE (ld.so profiles that object's PLT calls)."""
+    __slots__ = ('bind_now', 'bind_not', 'known', 'audit', 'profile')
 
-    def __init__(self, bind_now=False, bind_not=False, known=False, audit=()):
+    def __init__(self, bind_now=False, bind_not=False, known=False, audit=(), profile=False):
         self.bind_now = bind_now
         self.bind_not = bind_not
         self.known = known
         self.audit = tuple(audit)
+        self.profile = profile
 
     def __eq__(self, other):
         return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
@@ -47,12 +48,16 @@ class ProcessEnv:
 
 
 class Binding:
-    """How ld.so bound one object in this process, and why we say so."""
-    __slots__ = ('mode', 'reason')
+    """How ld.so bound one object in this process, and why we say so.  *no_write*: why ld.so
+    resolves its lazy slots on every call without writing them ("LD_BIND_NOT", or
+    "_dl_runtime_profile" for an rtld-audit module's la_pltenter/la_pltexit or LD_PROFILE),
+    else ""."""
+    __slots__ = ('mode', 'reason', 'no_write')
 
-    def __init__(self, mode, reason):
+    def __init__(self, mode, reason, no_write=""):
         self.mode = mode
         self.reason = reason
+        self.no_write = no_write
 
     def __eq__(self, other):
         return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
@@ -95,8 +100,14 @@ class LoadedObject:
 
     @property
     def bind_not(self) -> bool:
-        """LD_BIND_NOT: ld.so resolves every lazy call again and never writes the slot."""
-        return self.binding is not None and self.binding.mode == "lazy" and "LD_BIND_NOT" in self.binding.reason
+        """LD_BIND_NOT or a profiling resolver: ld.so resolves every lazy call again and never
+        writes the slot (``no_write`` says which)."""
+        return self.binding is not None and self.binding.mode == "lazy" and bool(self.binding.no_write)
+
+    @property
+    def no_write(self) -> str:
+        """Why the slots are never written: "LD_BIND_NOT", "_dl_runtime_profile", or ""."""
+        return self.binding.no_write if self.bind_not else ""
 
     @property
     def lazy(self) -> bool:
@@ -163,8 +174,9 @@ def is_relocated(probe: tuple[int, int, int | None] | None, bias: int, word: int
 
 
 def decide_binding(obj: LoadedObject, got12: tuple[int, int] | None, env: ProcessEnv,
-                   relocated: bool, live: bool) -> Binding:
-    """The binding mode of *obj* in this process, from GOT[1]/GOT[2] and the environment."""
+                   relocated: bool, live: bool, resolver: str | None = None) -> Binding:
+    """The binding mode of *obj* in this process, from GOT[1]/GOT[2] and the environment;
+    *resolver*: the name of the function GOT[2] holds, when known."""
     m = obj.model
     if m.is_static:
         return Binding("static", "statically linked: no dynamic linker")
@@ -182,7 +194,12 @@ def decide_binding(obj: LoadedObject, got12: tuple[int, int] | None, env: Proces
     if g2:
         if env.bind_not:
             return Binding("lazy", f"GOT[2]=0x{g2:x} (the lazy resolver); LD_BIND_NOT is set: "
-                                   "ld.so resolves on every call and never writes the slots")
+                                   "ld.so resolves on every call and never writes the slots", "LD_BIND_NOT")
+        if resolver and resolver.startswith("_dl_runtime_profile"):
+            return Binding("lazy", f"GOT[2]=0x{g2:x} is {resolver}: ld.so profiles this object's calls (an "
+                                   "rtld-audit module with la_pltenter/la_pltexit, or LD_PROFILE): every call "
+                                   "goes through _dl_profile_fixup, which never writes the slots",
+                           "_dl_runtime_profile")
         return Binding("lazy", f"GOT[2]=0x{g2:x}: ld.so installed the lazy resolver (GOT[1]=0x{g1:x} "
                                "is this object's link_map)")
     if file_now:

@@ -378,7 +378,7 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
         lazy_entry = spec.file_value
     if lazy_entry is not None:
         lz = lazy[0] if lazy else None
-        when = ("every call (LD_BIND_NOT: the slot is never written)" if obj.bind_not else "first call only")
+        when = (f"every call ({obj.no_write}: the slot is never written)" if obj.bind_not else "first call only")
         what = f"{when}: pushes the relocation {'offset' if m.arch == 'i386' else 'index'}, jumps to .plt[0]"
         if lz is not None:
             rep.hops.append(Hop("lazy stub", lz.address + b, Location(lz.address + b, None, None, object=m.name),
@@ -448,8 +448,11 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
     if got12 and got12[1] and space is not None:
         resolver = f"GOT[2] = {space.describe(got12[1])[0]}"
     bind_not = obj.bind_not
-    write = ("does NOT write the slot (LD_BIND_NOT is set), then jumps to it" if bind_not else
+    write = (f"does NOT write the slot ({obj.no_write}), then jumps to it" if bind_not else
              f"writes its address into 0x{slot:x}, then jumps to it")
+    if obj.no_write == "_dl_runtime_profile":
+        write = ("calls the audit modules' la_pltenter (and la_pltexit on return), does NOT write the "
+                 "slot (_dl_profile_fixup never does), then jumps to it")
     if spec.kind == "JUMP_SLOT" and obj.lazy:
         if m.arch in ("x86_64", "i386"):
             jmp = f"jmp *0x{slot:x}" + (" (%ebx-relative: %ebx holds this object's GOT)" if m.arch == "i386"
@@ -465,7 +468,8 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
                 f"{spec.display}) and jumps to .plt[0].",
                 "3. .plt[0] pushes GOT[1] (this object's link_map) and jumps through "
                 f"GOT[2]: {resolver}.",
-                f"4. _dl_fixup(link_map, {arg}) looks {spec.display} up in the loaded objects, {write}.",
+                f"4. {'_dl_profile_fixup' if obj.no_write == '_dl_runtime_profile' else '_dl_fixup'}"
+                f"(link_map, {arg}) looks {spec.display} up in the loaded objects, {write}.",
             ]
         elif m.arch == "arm":
             rep.first_call = [
@@ -486,8 +490,9 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
                 f"4. _dl_fixup finds {name} and {write}.",
             ]
         if bind_not:
-            rep.later_calls = [f"every call goes through the lazy stub and _dl_fixup again: LD_BIND_NOT "
-                               f"keeps 0x{slot:x} unwritten."]
+            rep.later_calls = [f"every call goes through the lazy stub and "
+                               f"{'_dl_profile_fixup' if obj.no_write == '_dl_runtime_profile' else '_dl_fixup'} "
+                               f"again: {obj.no_write} keeps 0x{slot:x} unwritten."]
         else:
             rep.later_calls = [f"{how_call} -> {name}@plt -> jmp through 0x{slot:x} -> {name} directly "
                                "(one indirect jump; ld.so is not involved again)."]

@@ -342,3 +342,45 @@ def test_walk_of_a_slot_pointing_nowhere_or_back_into_the_plt_warns(tmp_path):
     assert any("0xdead0000" in n and "no loaded object" in n for n in puts["notes"]), puts["notes"]
     assert any(f"{plt0:#x}" in n and "own PLT" in n for n in printf["notes"]), printf["notes"]
     assert not any("WARNING" in n for n in dlsym["notes"]), dlsym["notes"]     # untouched, resolved
+
+
+# -- an rtld-audit module with la_pltenter: _dl_runtime_profile never writes the slots ------
+PLTENTER_AUDITOR = r"""
+#define _GNU_SOURCE
+#include <link.h>
+unsigned int la_version(unsigned int v) { return LAV_CURRENT; }
+unsigned int la_objopen(struct link_map *m, Lmid_t l, uintptr_t *c) { return LA_FLG_BINDTO | LA_FLG_BINDFROM; }
+Elf64_Addr la_x86_64_gnu_pltenter(Elf64_Sym *sym, unsigned int ndx, uintptr_t *refcook, uintptr_t *defcook,
+                                  La_x86_64_regs *regs, unsigned int *flags, const char *symname,
+                                  long *framesizep) { return sym->st_value; }
+"""
+CALLS_MAIN = "#include <stdio.h>\n" + CHECKPOINT + \
+    'int main(void) { puts("one"); puts("two"); fflush(stdout); checkpoint(); return 0; }\n'
+
+
+def test_pltenter_auditor_slots_are_never_written_not_uncalled(tmp_path):
+    """With an LD_AUDIT module defining la_pltenter, ld.so installs _dl_runtime_profile in
+    GOT[2]: every call goes through _dl_profile_fixup, which never writes the slot.  puts
+    was called twice, yet its slot holds the lazy stub: before the fix the audit said
+    'not called yet' and the walk promised '_dl_fixup ... writes its address'."""
+    aud = compile_c(PLTENTER_AUDITOR, name="libpltenter.so", out_dir=tmp_path, flags=["-shared", "-fPIC"])
+    exe = compile_c(CALLS_MAIN, name="callsmain", out_dir=tmp_path, flags=["-no-pie", "-Wl,-z,lazy"])
+    puts_at = next(a for a, (_, s) in _got_relocs(exe).items() if s.startswith("puts@"))
+    stub = _got_plt_words(exe)[puts_at]
+    res = run_gdb([f"set environment LD_AUDIT={aud}", "break checkpoint", "run",
+                   f"x/gx {puts_at:#x}", f"info symbol *(long *){_section(exe, '.got.plt')[0] + 16:#x}",
+                   *json_wrapped("got --audit puts --json"), *json_wrapped("plt-walk puts --json"),
+                   "plt-walk puts --live", "echo alive\\n", "kill"], program=exe)
+    assert_no_traceback(res)
+    assert "one\ntwo" in res.stdout                                          # called twice
+    word = int(re.search(rf"{puts_at:#x}[^:]*:\s+(0x[0-9a-f]+)", res.stdout).group(1), 16)
+    assert word == stub                                                      # gdb: still the lazy stub
+    assert re.search(r"_dl_runtime_profile\w* in section", res.stdout)       # gdb: GOT[2]
+    got, walk = res.json_documents()
+    row = got["slots"][0]
+    assert row["state"] == "unresolved" and addr(row["value"]) == word
+    assert "not called yet" not in row["audit"]["why"] and "never writes" in row["audit"]["why"]
+    assert "_dl_runtime_profile" in got["objects"][0]["binding_reason"]
+    story = " ".join(walk["first_call"] + walk["later_calls"])
+    assert "_dl_profile_fixup" in story and "writes its address" not in story
+    assert "no write to watch" in res.stderr and "alive" in res.stdout
