@@ -286,7 +286,13 @@ def _verify(model: ObjectModel, addr: int, stub_addrs: set[int], slot: int,
         lo = max(addr - 16, 0)
     code = model.read(lo, addr - lo + 16)
     if not code:
-        return None
+        # the candidate ends its segment (a tail jump at the end of the last function before
+        # .fini's page end): read up to the segment's end, not 16 bytes past the candidate
+        seg = model._elf.segment_of(lo) if model._elf is not None else None
+        end = seg.vaddr + seg.filesz if seg is not None else 0
+        code = model.read(lo, end - lo) if addr + 5 <= end else None
+        if not code:
+            return None
     for ins, via in scan_calls(disassemble(code, lo, arch), arch, stub_addrs, slot, got_base):
         if ins.address == addr:
             return ins, via
@@ -351,7 +357,8 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
                             m.section_of(call.address),
                             _code(m, call.address, b, 16, read, 1) if m.arch != "arm" else
                             [f"0x{call.address + b:x}: {call.insn} (Thumb bl/blx or ARM bl to the stub)"],
-                            "calls the PLT stub" if call.via == "stub" else
+                            ("jumps to the PLT stub (a tail call)" if call.insn.startswith(("jmp", "b "))
+                             else "calls the PLT stub") if call.via == "stub" else
                             "calls through the GOT slot directly (-fno-plt: no stub)", where=call.function))
     elif m._elf is not None and m._elf.no_section_headers:
         rep.notes.append(f"{m.name} has no section headers: its .text and PLT cannot be located, so no "

@@ -384,3 +384,31 @@ def test_pltenter_auditor_slots_are_never_written_not_uncalled(tmp_path):
     story = " ".join(walk["first_call"] + walk["later_calls"])
     assert "_dl_profile_fixup" in story and "writes its address" not in story
     assert "no write to watch" in res.stderr and "alive" in res.stdout
+
+
+# -- a tail call at the very end of the code segment ----------------------------------------
+TAIL_LIB = '#include <stdio.h>\nint plug(void) { return puts("plug"); }\n'
+
+
+def test_tail_call_at_the_end_of_the_code_segment_is_found(tmp_path):
+    """-O2 turns plug() into 'lea; jmp puts@plt', the last bytes of the executable segment.
+    The candidate check read 16 bytes past the jump, beyond the segment, and the walk said
+    'no call of puts found ... (called only through a function pointer, or not at all)'."""
+    lib = compile_c(TAIL_LIB, name="libtail.so", out_dir=tmp_path, flags=["-shared", "-fPIC", "-O2"])
+    exe = compile_c(PLUG_MAIN, name="tailmain", out_dir=tmp_path, flags=["-ldl"])
+    dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", lib], capture_output=True, text=True).stdout
+    m = re.search(r"<plug>:\n(?:.*\n)*?\s+([0-9a-f]+):\s+jmp\s+[0-9a-f]+ <puts@plt>", dis)
+    assert m, dis                                                  # objdump: the tail jump
+    jmp_at = int(m.group(1), 16)
+    text_end = max(int(f[2], 16) + int(f[5], 16) for f in
+                   (ln.split() for ln in _readelf("-lW", lib).splitlines()) if f and f[0] == "LOAD" and "E" in f[6:8])
+    assert jmp_at + 5 + 16 > text_end                              # within 16 bytes of the segment's end
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("plt-walk --object libtail puts --json"), "kill"],
+                  program=exe, args=[lib])
+    assert_no_traceback(res)
+    walk = res.json_documents()[0]
+    call = walk["hops"][0]
+    assert call["step"] == "call site", walk["hops"]
+    loc = call["location"]
+    assert (loc["symbol"], loc["offset"]) == ("plug", jmp_at - int(re.search(r"([0-9a-f]+) <plug>:", dis).group(1), 16))
+    assert "tail call" in call["note"] and not any("no call of" in n for n in walk["notes"])
