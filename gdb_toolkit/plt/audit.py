@@ -208,6 +208,11 @@ def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, 
     holds = row.target
     if row.state == "not-relocated":
         return {"verdict": "not-relocated", "expected": None, "holds": holds, "why": "not relocated yet"}
+    if not obj.relocated and obj.model.soname.startswith(("ld-linux", "ld64.so", "ld.so")):
+        return {"verdict": "not-relocated", "expected": None, "holds": holds,
+                "why": "ld.so's bootstrap self-relocation bound it to ld.so's own definition; ld.so relocates "
+                       "itself again after the other start-up objects (not all relocated yet), and only then "
+                       "binds what the lookup scope says"}
     if spec.kind == "IRELATIVE":
         home = space.find(row.value) if row.value else None
         if home is obj:

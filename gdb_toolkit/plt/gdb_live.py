@@ -446,6 +446,7 @@ def loaded_objects(decide: bool = True) -> tuple[str, list[LoadedObject]]:
                 o.binding = decide_binding(o, g12, env, done and o.relocated, live=True, resolver=resolver)
             except ToolkitError as exc:
                 o.binding = Binding("?", exc.cause)
+        _ldso_final_relocation(kind, objs)
         loaded_objects.env = env
     return kind, objs
 
@@ -500,6 +501,28 @@ def read_slots(objects: list[LoadedObject]) -> tuple[dict[int, int], list[str]]:
             chunks.append((lo, data))
     w = good[0].model.wordsize if good else 8      # one process: one word size
     return decode_words(chunks, w), failed
+
+
+def _ldso_final_relocation(kind: str, objs: list[LoadedObject]) -> None:
+    """ld.so binds its own slots twice: in its bootstrap (to its own definitions), and again
+    after every other start-up object (to what the lookup scope says: libc's
+    _dl_catch_exception...), then makes its RELRO read-only.  Stopped in between (a
+    breakpoint in _dl_relocate_object), its slots hold the bootstrap binding: not relocated
+    yet.  Told by its RELRO still being writable in /proc/PID/maps (or the core), or by an
+    unrelocated start-up object."""
+    ldso = [o for o in objs if o.model.soname.startswith(("ld-linux", "ld64.so", "ld.so")) and not o.alias]
+    if not ldso:
+        return
+    pending = any(not o.relocated for o in objs if o.namespace == 0)
+    writable = None
+    if not pending and any(o.model.relro for o in ldso):
+        writable = writable_ranges(kind)
+    for o in ldso:
+        if not pending and writable is not None and o.model.relro:
+            start = o.model.relro[0] + o.bias
+            pending = any(lo <= start < hi for lo, hi in writable)
+        if pending:
+            o.relocated = False
 
 
 def writable_ranges(kind: str) -> list[tuple[int, int]] | None:

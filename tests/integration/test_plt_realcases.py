@@ -2,6 +2,7 @@
 do not build (the pltreal review): each a defect found and fixed.  Expected values come from
 independent oracles: readelf on the unmodified file, LD_DEBUG=bindings, the program's own
 dladdr/dlsym answers printed from inside the process, and gdb's own x/gx."""
+import ast
 import os
 import re
 import shutil
@@ -412,3 +413,36 @@ def test_tail_call_at_the_end_of_the_code_segment_is_found(tmp_path):
     loc = call["location"]
     assert (loc["symbol"], loc["offset"]) == ("plug", jmp_at - int(re.search(r"([0-9a-f]+) <plug>:", dis).group(1), 16))
     assert "tail call" in call["note"] and not any("no call of" in n for n in walk["notes"])
+
+
+# -- stopped during start-up relocation: ld.so's own slots hold its bootstrap binding -------
+def test_ld_so_slots_before_its_final_self_relocation_are_not_relocated():
+    """ld.so binds its own JUMP_SLOTs (_dl_catch_error...) first to its own definitions
+    (bootstrap), and again -- to libc's, which the lookup scope finds first -- after every
+    other start-up object, then write-protects its RELRO.  Stopped at _dl_relocate_object
+    in between, the audit said 'other-definition ... an interposer loaded later, or the slot
+    was overwritten'."""
+    exe = compile_c("#include <stdio.h>\nint main(void) { puts(\"hi\"); return 0; }\n", name="tiny")
+    res = run_gdb(["starti", "break _dl_relocate_object", "continue",
+                   "python import gdb",
+                   "python maps = open('/proc/%d/maps' % gdb.selected_inferior().pid).read().splitlines()",
+                   "python print('XLDSO', [(l.split()[0], l.split()[1]) for l in maps "
+                   "if l.endswith('/ld-linux-x86-64.so.2')])",
+                   *json_wrapped("got --all-objects --audit _dl_catch_error --json"),
+                   "delete", "break main", "continue",
+                   *json_wrapped("got --all-objects --audit _dl_catch_error --json"), "kill"], program=exe)
+    assert_no_traceback(res)
+    if "Breakpoint 1, _dl_relocate_object" not in res.stdout:
+        pytest.skip("ld.so has no _dl_relocate_object symbol here")
+    ldso_maps = ast.literal_eval(re.search(r"XLDSO (\[.*\])", res.stdout).group(1))
+    base = min(int(r.split("-")[0], 16) for r, _ in ldso_maps)
+    relro = next(int(f[2], 16) for f in (ln.split() for ln in _readelf("-lW", "/lib64/ld-linux-x86-64.so.2")
+                                         .splitlines()) if f and f[0] == "GNU_RELRO")
+    perm = next(p for r, p in ldso_maps if int(r.split("-")[0], 16) <= base + relro < int(r.split("-")[1], 16))
+    assert perm == "rw-p"                     # the oracle: its RELRO is still writable (not yet protected)
+    early, late = res.json_documents()
+    (e,) = [r for r in early["slots"] if r["object"].startswith("ld-linux")]
+    (l,) = [r for r in late["slots"] if r["object"].startswith("ld-linux")]
+    assert e["target"].endswith("in ld-linux-x86-64.so.2") and l["target"].endswith("in libc.so.6")
+    assert e["audit"]["verdict"] == "not-relocated", e["audit"]
+    assert l["audit"]["verdict"] == "ok", l["audit"]
