@@ -437,6 +437,8 @@ def _impossible_target(obj: LoadedObject, spec: SlotSpec, row: SlotRow, space: A
         holder = space.find(row.value)
         if holder is not obj or holder.model.section_of(row.value - holder.bias) not in (".plt", ".plt.sec"):
             return None
+        if any(c.value + obj.bias == row.value for c in obj.model.canonical_plt.get(spec.symbol, ())):
+            return None     # a non-PIE program's canonical PLT entry: the function's address here
         where = f"in {obj.name}'s own PLT ({row.target})"
     return (f"WARNING: the slot holds 0x{row.value:x}, {where}: ld.so never writes that for "
             f"{spec.display}, so the next call through it goes there, not to {spec.symbol} "
