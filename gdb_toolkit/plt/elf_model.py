@@ -215,7 +215,7 @@ class ObjectModel:
         if not wanted or self._version_lookup is None:
             return name
         defs = self._version_lookup(name)
-        if not any(v == wanted for _, v, _ in defs):
+        if len(defs) < 2 or not any(v == wanted for _, v, _ in defs):
             return name     # no definition of the wanted version here (the vDSO's time@@LINUX_2.6)
         found = [(v, hidden) for val, v, hidden in defs if val == value]
         if not found or any(v == wanted for v, _ in found):
@@ -230,28 +230,27 @@ class ObjectModel:
         elf = self._elf
         if not elf.has_versym():
             return None
-        own = [i for i, sec in enumerate(elf.sections) if sec.type == SHT_DYNSYM]
-        if not own:
+        self.index                      # shares the index's tables and hash (read once)
+        named = self.__dict__.get("_named")
+        if named is None:
             return None
-        read = {}
-
-        def table(i):
-            if i not in read:
-                read[i] = elf.symbol_table(i)
-            return read[i]
-
-        indexed = _named_lookup(elf, own, table, indexed=True)
-        if indexed is None:
-            return None
+        indexed = named.indexed
         info = []
 
         def lookup(name: str) -> list[tuple[int, str, bool]]:
             hits = indexed(name)
-            if not hits:
-                return []
-            if not info:
-                info.append(elf.symbol_version_info(own[0], len(table(own[0]))))
-            return [(row[0], *info[0][i][:2]) for i, row in hits if i < len(info[0])]
+            if len(hits) < 2:       # one definition: no other version to tell it from
+                return [(row[0], "", False) for _, row in hits]
+            if not info:            # .gnu.version's words and the version names, read once
+                versym = next((s for s in elf.sections if s.name == ".gnu.version"), None)
+                info.append((elf.section_data(versym) if versym is not None else b"", elf.version_names()))
+            raw, names = info[0]
+            out = []
+            for i, row in hits:
+                if 2 * i + 2 <= len(raw):
+                    v = int.from_bytes(raw[2 * i:2 * i + 2], "little")
+                    out.append((row[0], names.get(v & 0x7FFF, ""), bool(v & 0x8000)))
+            return out
 
         return lookup
 
@@ -498,10 +497,12 @@ def _build_index(model: ObjectModel) -> LazySymbolIndex:
     canonical = [] if model.is_shared_lib else [
         Symbol(f"{name}@plt", s.value, 0, s.type, s.bind, 1) for name, syms in model.canonical_plt.items()
         for s in syms]
-    return LazySymbolIndex(tables, extra=canonical, named=_named_lookup(elf, own, table))
+    named = _named_lookup(elf, own, table)
+    model.__dict__["_named"] = named        # also for version_shown, after the index is built
+    return LazySymbolIndex(tables, extra=canonical, named=named)
 
 
-def _named_lookup(elf: ElfFile, own: list[int], table, indexed: bool = False):
+def _named_lookup(elf: ElfFile, own: list[int], table):
     """name -> the dynamic symbol table's rows of that name, found through its hash section
     (GNU, else SysV); None without one.  A table or hash that cannot be read answers [] (the
     index then searches by address, which reports what is wrong with the file)."""
@@ -514,13 +515,17 @@ def _named_lookup(elf: ElfFile, own: list[int], table, indexed: bool = False):
         return None
     hashed: list[SymbolHash] = []
 
-    def named(name: str) -> list[tuple]:
+    def indexed(name: str) -> list[tuple[int, tuple]]:
+        """(index in .dynsym, row) of the entries named *name*."""
         try:
             if not hashed:
                 hashed.append(SymbolHash(elf.section_data(hsec), hsec.type == SHT_GNU_HASH, elf.wordsize))
-            t = table(dyn)
-            return t.indexes_named(name, hashed[0]) if indexed else t.rows_named(name, hashed[0])
+            return table(dyn).indexes_named(name, hashed[0])
         except (ToolkitError, struct.error, ValueError, TypeError):
             return []
 
+    def named(name: str) -> list[tuple]:
+        return [row for _, row in indexed(name)]
+
+    named.indexed = indexed
     return named
