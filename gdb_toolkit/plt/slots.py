@@ -124,7 +124,8 @@ def relocation_probe(model: ObjectModel) -> tuple[int, int, int | None] | None:
     stop, gdb's 'catch load') before it relocates it; until then the GOT holds the file's
     words (a GLOB_DAT 0, which is not "a weak symbol defined nowhere").  The word: a RELATIVE
     relocation's (its addend + bias once relocated), else a JUMP_SLOT with a file value (the
-    unbiased lazy stub until relocated).  None: no such relocation."""
+    unbiased lazy stub until relocated), else DT_RELR's first address.  None: no such
+    relocation."""
     cached = model.__dict__.get("_relocation_probe", False)
     if cached is not False:
         return cached
@@ -157,6 +158,16 @@ def _find_probe(model: ObjectModel):
                     raw = elf.read_vaddr(row[0], model.wordsize)
                     if raw is not None and int.from_bytes(raw, "little"):
                         jump = (row[0], int.from_bytes(raw, "little"), None)
+        # packed relative relocations (-z pack-relative-relocs, DT_RELR): the table's first
+        # entry is an address whose word gets + bias, as a REL RELATIVE's does
+        relr = elf.dyn_values(36)
+        raw = elf.read_vaddr(relr[0], model.wordsize) if relr else None
+        first = int.from_bytes(raw, "little") if raw else 1
+        if not first & 1:
+            raw = elf.read_vaddr(first, model.wordsize)
+            if raw is not None:
+                word = int.from_bytes(raw, "little")
+                return first, word, word
     except ToolkitError:
         return None
     return jump

@@ -446,3 +446,30 @@ def test_ld_so_slots_before_its_final_self_relocation_are_not_relocated():
     assert e["target"].endswith("in ld-linux-x86-64.so.2") and l["target"].endswith("in libc.so.6")
     assert e["audit"]["verdict"] == "not-relocated", e["audit"]
     assert l["audit"]["verdict"] == "ok", l["audit"]
+
+
+def test_relr_now_noplt_object_mapped_but_not_relocated(tmp_path):
+    """The same stop for a -z now -fno-plt library with packed relative relocations (DT_RELR):
+    no RELATIVE in .rela.dyn, no lazy JUMP_SLOT, only GLOB_DATs whose file word is 0 -- the
+    first RELR address tells whether ld.so has relocated it."""
+    plug = compile_c(PLUG, name="librelr.so", out_dir=tmp_path,
+                     flags=["-shared", "-fPIC", "-fno-plt", "-Wl,-z,now", "-Wl,-z,pack-relative-relocs"])
+    relr = _readelf("-rW", plug)
+    if ".relr.dyn" not in relr:
+        pytest.skip("the linker does not pack relative relocations (-z pack-relative-relocs)")
+    first = int(re.search(r"'\.relr\.dyn'.*\n(?:.*offsets?\n)?\s*([0-9a-f]{8,16})", relr).group(1), 16)
+    exe = compile_c(PLUG_MAIN, name="relrmain", out_dir=tmp_path, flags=["-ldl"])
+    word = ("python print('XWORD', hex(int.from_bytes(bytes(gdb.selected_inferior().read_memory(next(int(l.split('-')[0], 16)"
+            " for l in open('/proc/%d/maps' % gdb.selected_inferior().pid) if l.rstrip().endswith('/librelr.so')) + "
+            f"{first}, 8)), 'little')))")
+    res = run_gdb(["break main", "run", "catch load librelr", "continue", word,
+                   *json_wrapped("got --object librelr --audit --json"), "delete", "break checkpoint", "continue",
+                   word, *json_wrapped("got --object librelr --audit --json"), "kill"], program=exe, args=[plug])
+    assert_no_traceback(res)
+    before, after = (int(w, 16) for w in re.findall(r"XWORD (0x[0-9a-f]+)", res.stdout))
+    early, late = res.json_documents()
+    bias = addr(late["objects"][0]["bias"])
+    assert after == before + bias and before < bias          # the oracle: relocated only after the stop
+    assert {r["state"] for r in early["slots"]} == {"not-relocated"}, early["slots"]
+    assert "RTLD_NOW" not in early["objects"][0]["binding_reason"]
+    assert {r["audit"]["verdict"] for r in late["slots"]} <= {"ok"}, late["slots"]
