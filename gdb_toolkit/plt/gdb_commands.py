@@ -44,9 +44,9 @@ def _missing_note(kind: str, all_objects: bool) -> list[str]:
                      "file here; 'set sysroot' or give the path it was loaded from)")
     for path, was, how in gdb_live.remapped:
         if how == "program" and gdb_live.replaced_program:
-            notes.append(f"the program file {display_path(gdb_live.replaced_program[0])} was deleted or replaced on disk "
-                         f"after the process started: its slots are read from {path} ({display_path(was)}), the file "
-                         "the process still maps")
+            notes.append(f"gdb's program file {display_path(gdb_live.replaced_program[0])} is not the file the process "
+                         f"runs (deleted or replaced on disk since it started, or another file): its slots are read "
+                         f"from {path} ({display_path(was)}), the file the process maps")
         elif how == "program":
             notes.append(f"gdb knows no file for this program ({display_path(was)}): it is read from {path}, "
                          "the file the process still maps ('file' it to give gdb its symbols too)")
