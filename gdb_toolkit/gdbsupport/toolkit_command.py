@@ -87,3 +87,13 @@ extension defined first is kept as theirs and said here."""
 
 
 COMMANDS = (ToolkitCommands,)
+
+
+def help_document(name: str) -> str:
+    """``NAME --help --json`` (any command): one document, toolkit commands' for NAME alone
+    (docs/json.md): its usage lines, examples and schema as a script reads them, valid against
+    toolkit-commands.schema.json; no functions, no notes about other names."""
+    command = ToolkitCommands()
+    listing = command.run(None)
+    only = {"commands": [c for c in listing["commands"] if c["name"] == name], "functions": [], "notes": []}
+    return command.json_document(only)

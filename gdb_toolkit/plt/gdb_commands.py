@@ -43,7 +43,11 @@ def _missing_note(kind: str, all_objects: bool) -> list[str]:
         notes.append(f"not listed: {', '.join(gdb_live.missing)} (in the dynamic linker's list, but no such "
                      "file here; 'set sysroot' or give the path it was loaded from)")
     for path, was, how in gdb_live.remapped:
-        if how == "program":
+        if how == "program" and gdb_live.replaced_program:
+            notes.append(f"gdb's program file {display_path(gdb_live.replaced_program[0])} is not the file the process "
+                         f"runs (deleted or replaced on disk since it started, or another file): its slots are read "
+                         f"from {path} ({display_path(was)}), the file the process maps")
+        elif how == "program":
             notes.append(f"gdb knows no file for this program ({display_path(was)}): it is read from {path}, "
                          "the file the process still maps ('file' it to give gdb its symbols too)")
         elif how == "replaced":
@@ -589,6 +593,12 @@ and the program stays stopped right there."""
                           if spec.kind == "JUMP_SLOT" else ""))
             raise ToolkitError(f"the slot of {spec.display} at 0x{report.slot_address:x} is already {row.state} "
                                f"({row.target}); ld.so will not write it again", fix)
+        if obj.no_write == "_dl_runtime_profile" and row.state == "unresolved":
+            raise ToolkitError(f"GOT[2] of {obj.name} is _dl_runtime_profile (an rtld-audit module with "
+                               f"la_pltenter/la_pltexit, or LD_PROFILE): ld.so resolves {spec.display} on every "
+                               "call but never writes its slot, so there is no write to watch",
+                               "start without that LD_AUDIT/LD_PROFILE, or step into the call to watch "
+                               "_dl_profile_fixup")
         if env.bind_not and row.state == "unresolved":
             raise ToolkitError(f"LD_BIND_NOT is set in the process: ld.so resolves {spec.display} on every call "
                                "but never writes its slot, so there is no write to watch",

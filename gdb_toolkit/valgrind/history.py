@@ -11,7 +11,7 @@ import os
 import stat
 
 from gdb_toolkit.common.errors import ToolkitError
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import field, json_keys, record
 from gdb_toolkit.valgrind.session_state import LeakSnapshot, SiteKey
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -55,6 +55,10 @@ class HistoryReport:
     notes: list[str] = field(default_factory=list)
     export: str | None = None          # file written by --export
     plot: str | None = None            # file written by --plot
+
+
+# JSON key (contract v5, docs/json.md): counts end in `_count`
+json_keys(HistoryReport, {"snapshots": "snapshot_count"})
 
 
 def sparkline(values: list[int]) -> str:
