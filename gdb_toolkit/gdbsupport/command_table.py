@@ -3,16 +3,16 @@ by scripts/command_table.py (gdbsupport/registry.py explains it).  Do not edit:
 regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
-SOURCES = (('gdbsupport/registry.py', 754959156),
+SOURCES = (('gdbsupport/registry.py', 3463590400),
  ('gdbsupport/command.py', 250556150),
- ('gdbsupport/toolkit_command.py', 2705756171),
+ ('gdbsupport/toolkit_command.py', 1155319679),
  ('common/meta.py', 4249016812),
  ('doctor/gdb_commands.py', 3960926210),
  ('kernel/gdb_commands.py', 1768353628),
  ('ktrace/gdb_commands.py', 1661869808),
- ('plt/gdb_commands.py', 4036554179),
+ ('plt/gdb_commands.py', 3646760873),
  ('stack/gdb_commands.py', 3965443048),
- ('valgrind/gdb_commands.py', 2568164289))
+ ('valgrind/gdb_commands.py', 1912214558))
 
 ENTRIES = (
     ('command',

@@ -158,15 +158,39 @@ def loaded_object_names() -> list[str]:
 
 
 class ObjectsCommand(ToolkitCommand):
-    """A command of this domain: ``--object <Tab>`` offers the loaded objects."""
+    """A command of this domain: ``--object <Tab>`` offers the loaded objects, a name
+    ``<Tab>`` the program's imported functions (got: every slot's symbol)."""
 
     def complete_option(self, option, metavar, word):
         if option == "--object":
             return loaded_object_names()
         return super().complete_option(option, metavar, word)
 
+    def complete_values(self, word):
+        """Imported functions of the loaded program (not data, not TLS): plt-walk's symbol,
+        a plt REGEX; got overrides ``completion_symbols`` with every slot's symbol."""
+        try:
+            from gdb_toolkit.plt.elf_model import load_model
+
+            from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename
+
+            path = progspace_filename()
+            names = self.completion_symbols(load_model(path)) if path else []
+        except Exception:       # no program, an unreadable file: nothing to offer
+            return []
+        return [n for n in names if n.startswith(word)]
+
+    def completion_symbols(self, model) -> list[str]:
+        from gdb_toolkit.plt.walk import completion_names
+
+        return completion_names(model)
+
 
 class Got(ObjectsCommand):
+    def completion_symbols(self, model) -> list[str]:
+        # every slot's symbol: data (stdout, environ) and TLS slots are rows of got too
+        return sorted({slot.symbol for slot in model.slots if slot.symbol})
+
     summary = "GOT slots, their state and binding now"
     usage = """\
 got [REGEX] [--all-objects] [--object PATH] [--preview] [--audit] [--json]
@@ -466,20 +490,6 @@ and the program stays stopped right there."""
         p.add_argument("--live", action="store_true",
                        help="continue until the dynamic linker writes the slot (watchpoint)")
         return p
-
-    def complete_values(self, word):
-        """Imported functions of the loaded program (not data, not TLS)."""
-        try:
-            from gdb_toolkit.plt.elf_model import load_model
-            from gdb_toolkit.plt.walk import completion_names
-
-            from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename
-
-            path = progspace_filename()
-            names = completion_names(load_model(path)) if path else []
-        except Exception:
-            return []
-        return [n for n in names if n.startswith(word)]
 
     def run(self, args):
         from gdb_toolkit.common.errors import ToolkitError
