@@ -134,9 +134,19 @@ def _new_diagnosis(f: StackFacts, ctx: Context, region: StackRegion | None) -> D
         sources["RLIMIT_STACK at exec"] = f.exec_rlimit_source
     if f.aslr_source:
         sources["address randomisation"] = f.aslr_source
-    if not f.frames_complete:
+    if f.frames_stopped and f.frames:
+        last = f.frames[-1]
+        notes.append(f"frames: gdb's walk stopped at frame #{last.level} ({f.frames_stopped}), "
+                     "so the frames outer to it are not known"
+                     + ("" if last.function or last.function_start is not None else
+                        f" -- no symbol or unwind table covers its code at 0x{last.pc:x}: give "
+                        "gdb the program file (and its libraries) the process ran"))
+    elif not f.frames_complete:
         notes.append(f"frames: only the innermost {len(f.frames)} were walked (a bounded walk); "
                      "the table shows those, deeper frames are summarised")
+    gone = fixes.absent_in(f, region, ctx.sp) if region is not None else []
+    if gone:
+        notes.append(fixes.stack_absent_note(gone))
     if not f.capstone:
         notes.append("capstone is not installed: no disassembly, so no culprit instruction, "
                      "no probe-loop or stack-pivot recognition (install python3-capstone)")
@@ -156,7 +166,8 @@ def _new_diagnosis(f: StackFacts, ctx: Context, region: StackRegion | None) -> D
         growth_requested=None, rlimit_soft=f.rlimit_soft, rlimit_hard=f.rlimit_hard,
         guard_gap=f.guard_gap, below=None, nearest=[], culprit=None, recursion=None,
         clash_probe=None, frames=f.frames, frames_complete=f.frames_complete, notes=notes,
-        sources=sources, stopped_by=ctx.stopped_by, handler=ctx.handler, runtime=f.runtime)
+        sources=sources, stopped_by=ctx.stopped_by, handler=ctx.handler, runtime=f.runtime,
+        frames_stopped=f.frames_stopped)
 
 
 # -- no fault address: x86 #GP/#SS, or a core that recorded only the signal number ----------

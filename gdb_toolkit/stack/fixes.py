@@ -82,6 +82,42 @@ def _lim(v: int | None) -> str:
     return "unlimited" if v is None else f"{hs(v)} ({v // 1024} KiB)"
 
 
+def absent_in(f: StackFacts, region: StackRegion, sp: int) -> list[tuple[int, int, str]]:
+    """The parts of the stack in use -- from sp (or the stack's start) to its top -- whose
+    bytes the core does not hold: its frames, return addresses and recursion are unknown."""
+    lo = max(region.start, min(sp, region.end))
+    return [(max(a, lo), min(b, region.end), why) for a, b, why in f.absent
+            if a < region.end and lo < b]
+
+
+def stack_absent_note(gone: list[tuple[int, int, str]]) -> str:
+    size = sum(b - a for a, b, _ in gone)
+    whys = {why for _a, _b, why in gone}
+    how = " and ".join(
+        ("not dumped (its PT_LOAD segment has no bytes in the file: the process's "
+         "/proc/PID/coredump_filter left anonymous memory out)") if w == "not dumped" else
+        ("cut off (the file ends before the segment does: RLIMIT_CORE (ulimit -c) stopped "
+         "the dump, or the disk filled up)")
+        for w in sorted(whys, reverse=True))
+    return (f"stack contents: {hs(size)} of the stack in use (0x{gone[0][0]:x}-0x{gone[-1][1]:x}) "
+            f"is not in the core -- {how}; the frames, return addresses and any recursion there "
+            "cannot be read, so who used the stack is unknown")
+
+
+def _unknown_use_fix(f: StackFacts, d: Diagnosis, region: StackRegion, needed: int,
+                     bigger: str) -> Fix | None:
+    """The core holds no bytes of the stack in use: who used it (a recursion that no size
+    ends, or a bounded need) is unknown, so no size is offered as the fix."""
+    if d.cause is not None or not absent_in(f, region, d.sp):
+        return None
+    return Fix("code", f"make a core that holds the stack, or run the program under gdb, to "
+               f"see who used {hs(region.end - min(d.sp, region.end))} of it: in the shell that "
+               "starts the program, ulimit -c unlimited and echo 0x33 > /proc/self/coredump_filter "
+               "(bit 0: anonymous private memory, where stacks live); " + bigger + " only once "
+               "the stack use is known to be bounded (a runaway recursion fails at any size)",
+               needed)
+
+
 def _recursion_fix(d: Diagnosis, needed: int) -> Fix:
     r = d.recursion
     deep = (f"{r.rounds:,} times through {' -> '.join(x + '()' for x in r.functions)}"
@@ -121,6 +157,10 @@ def _too_big_fix(f: StackFacts, d: Diagnosis, needed: int) -> Fix:
 def ulimit_fix(f: StackFacts, d: Diagnosis, region: StackRegion, needed: int, obstacle) -> Fix:
     """``ulimit -s`` for *needed* bytes, unless the hard limit, a fixed mapping or the
     kernel's memory commit check forbids it."""
+    unknown = _unknown_use_fix(f, d, region, needed,
+                               f"a bigger limit (ulimit -s {ulimit_kib_for(needed)}) helps")
+    if unknown is not None:
+        return unknown
     if d.cause == "deep-recursion":
         return _recursion_fix(d, needed)
     if _growing(d):
@@ -395,6 +435,11 @@ def thread_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault
             f"{hs(UNLIMITED_THREAD_DEFAULT)} (ARCH_STACK_DEFAULT_SIZE) instead of the soft "
             "limit a finite RLIMIT_STACK gives it (8 MiB by default): 'ulimit -s unlimited' "
             "shrinks thread stacks.")
+    unknown = _unknown_use_fix(f, d, region, needed, f"a bigger thread stack "
+                               f"(pthread_attr_setstacksize(&attr, {size_needed})) helps")
+    if unknown is not None:
+        d.fix = unknown
+        return d
     if d.cause == "deep-recursion":
         r = d.recursion
         d.fix = Fix("code", f"bound the recursion in {r.focus}(), or give the thread a "
@@ -466,6 +511,11 @@ def allocated_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fa
                          "unless the program put one there. RLIMIT_STACK does not apply to it.")
     needed = _needed(region, final_sp)
     new = thread_stacksize_for(needed)
+    unknown = _unknown_use_fix(f, d, region, needed, f"a bigger thread stack "
+                               f"(pthread_attr_setstacksize(&attr, {size_needed})) helps")
+    if unknown is not None:
+        d.fix = unknown
+        return d
     if d.cause == "deep-recursion":
         r = d.recursion
         d.fix = Fix("code", f"bound the recursion in {r.focus}(), or give this context a bigger "

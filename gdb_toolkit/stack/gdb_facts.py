@@ -114,8 +114,10 @@ def stack_arch() -> str:
         raise
 
 
-def walk_frames(arch: str, cap: int = FRAME_CAP) -> tuple[list[Frame], bool]:
-    """The innermost *cap* frames (pc, sp, function, start, source); True if the walk ended."""
+def walk_frames(arch: str, cap: int = FRAME_CAP) -> tuple[list[Frame], bool, str | None]:
+    """The innermost *cap* frames (pc, sp, function, start, source); True if the walk ended
+    at the outermost frame; gdb's reason when it ended at an unwind error instead (a frame
+    whose code has neither symbols nor unwind tables, in a core of a deleted program)."""
     frames: list[Frame] = []
     frame = gdb.newest_frame()
     level = 0
@@ -149,7 +151,16 @@ def walk_frames(arch: str, cap: int = FRAME_CAP) -> tuple[list[Frame], bool]:
         except gdb.error:
             frame = None
         level += 1
-    if frame is None and frames and not frames[-1].signal_frame:
+    stopped = None
+    if frame is None and frames:
+        try:
+            reason = last.unwind_stop_reason()
+            # FRAME_UNWIND_FIRST_ERROR is UNAVAILABLE's value (gdb 13 exports no name for it)
+            if reason >= getattr(gdb, "FRAME_UNWIND_FIRST_ERROR", gdb.FRAME_UNWIND_UNAVAILABLE):
+                stopped = gdb.frame_stop_reason_string(reason)
+        except gdb.error:
+            pass
+    if frame is None and frames and not frames[-1].signal_frame and stopped is None:
         # the walk ended at the outermost frame gdb shows (main, with 'backtrace past-main'
         # off): its size still comes from its CFA, which is its caller's sp
         frames[-1].caller_sp = _frame_cfa(last, frames[-1].level)
@@ -157,7 +168,7 @@ def walk_frames(arch: str, cap: int = FRAME_CAP) -> tuple[list[Frame], bool]:
     for inner, outer in zip(frames, frames[1:]):
         if inner.function_start is None and not inner.signal_frame and not outer.signal_frame:
             inner.function_start = _direct_call_target(outer.pc, arch)
-    return frames, frame is None
+    return frames, frame is None and stopped is None, stopped
 
 
 def _frame_cfa(frame, level: int) -> int | None:
@@ -540,7 +551,7 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
     arch = stack_arch()
     pid = inf.pid or None
     tid = thread.ptid[1] or None
-    frames, complete = walk_frames(arch)
+    frames, complete, stopped = walk_frames(arch)
     if not frames:
         raise ToolkitError("cannot read the selected thread's registers",
                            "select a stopped thread (thread N)")
@@ -550,7 +561,7 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
     ex, ex_known, ex_src, by_gdb = exec_limit(kind, inf)
     regs = registers(arch)
     sig, sig_src = stop_signal(), "$_siginfo"
-    writer, hint = None, None
+    writer, hint, absent = None, None, []
     auxv = _core_info()[0].auxv if kind == "core" else (_auxv_live(pid) if pid else {})
     page = auxv.get(AT_PAGESZ) or os.sysconf("SC_PAGE_SIZE")
     gap, gsrc = guard_gap(page)
@@ -565,6 +576,7 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
         if info.writer != "the kernel or gdb":
             writer = info.writer
         hint = info.auxv.get(AT_EXECFN)
+        absent = info.absent
     else:
         hint = auxv.get(AT_EXECFN)
     aslr, aslr_src = aslr_state(kind, pid, maps, arch)
@@ -579,7 +591,8 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
                    exec_rlimit_known=ex_known, exec_rlimit_source=ex_src, aslr=aslr,
                    aslr_source=aslr_src, thread_name=thread_name(thread), core_writer=writer,
                    stack_hint=hint, started_by_gdb=by_gdb,
-                   sigframe_size=auxv.get(AT_MINSIGSTKSZ), overcommit=overcommit(kind))
+                   sigframe_size=auxv.get(AT_MINSIGSTKSZ), overcommit=overcommit(kind),
+                   absent=absent, frames_stopped=stopped)
     f.signal_frames = signal_frames(frames, arch)
     frame_sizes(frames)
     f.capstone = _capstone()

@@ -196,6 +196,10 @@ class StackFacts:
     started_by_gdb: bool = False    # gdb ran it (it inherited gdb's limits)
     sigframe_size: int | None = None    # auxv AT_MINSIGSTKSZ: the kernel's signal frame size
     overcommit: "Overcommit | None" = None   # the kernel's commit accounting (live only)
+    absent: list = field(default_factory=list)  # core: (start, end, why) ranges it maps but
+                                    # holds no bytes of (core_notes.CoreInfo.absent)
+    frames_stopped: str | None = None   # why gdb's walk ended early: its unwind error
+                                    # ("memory error while unwinding"); None: it ended normally
 
 
 @record
@@ -331,6 +335,8 @@ class Diagnosis:
     runtime: Runtime | None = None
     clash_protection: bool | None = None   # the culprit's code probes the stack
     kernel: dict | None = None      # --kernel: the kernel's own view of the growth
+    frames_stopped: str | None = field(default=None, metadata={"json_skip": True})
+                                    # gdb's unwind error that ended the walk (notes say it)
 
     sp = property(lambda self: self.sp_address)
     pc = property(lambda self: self.pc_address)

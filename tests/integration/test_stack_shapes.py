@@ -1,0 +1,150 @@
+"""stack-diagnose on crash shapes found by adversarial testing (stackreal): cores that do not
+hold the stack (coredump_filter, a small RLIMIT_CORE, a cut-off file), a core whose program
+file is gone, and the wording of a recursion whose frames have no fixed size.  Oracles:
+readelf's program headers and the file's size, the program's own counters, the kernel's
+rules by hand, and re-running the program with the fix for real."""
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.support.gdbrun import assert_no_traceback, compile_c, json_wrapped, run_gdb
+from tests.support.stack_oracles import DEPTH_CMDS, EX, MiB, depth_printed, diagnose_live, ints, passes_with
+
+pytestmark = pytest.mark.gdb
+
+RUNAWAY = r"""
+volatile long depth;
+long rec(long n) { volatile char pad[100]; pad[0] = n; depth++; return rec(n + 1) + pad[0]; }
+int main(void) { return (int)rec(0); }
+"""
+
+
+def _pattern():
+    pattern = open("/proc/sys/kernel/core_pattern").read().strip()
+    if pattern.startswith("|") or "/" in pattern or "%" in pattern:
+        pytest.skip(f"core_pattern {pattern!r} does not write 'core' into the working directory")
+    return pattern
+
+
+def kernel_core(prog, args, cwd, filt=None, core_limit="unlimited"):
+    """The core the kernel writes for *prog* run in *cwd* (coredump_filter *filt*)."""
+    name = _pattern()
+    shell = (f"echo {filt} > /proc/self/coredump_filter && " if filt is not None else "") + \
+        'lim=$1; shift; exec prlimit --core="$lim" --stack=8388608 "$@"'
+    run = subprocess.run(["sh", "-c", shell, "sh", str(core_limit), str(prog), *map(str, args)],
+                         cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0, run
+    core = cwd / name
+    if not core.exists():
+        pytest.skip(f"no core written into {cwd} (core_pattern {name!r})")
+    return core
+
+
+def loads(core):
+    """readelf's PT_LOAD rows: (offset, vaddr, filesz, memsz)."""
+    out = subprocess.run(["readelf", "-lW", str(core)], capture_output=True, text=True).stdout
+    return [(int(m[1], 16), int(m[2], 16), int(m[3], 16), int(m[4], 16))
+            for m in re.finditer(r"LOAD\s+(0x[0-9a-f]+) (0x[0-9a-f]+) 0x[0-9a-f]+ (0x[0-9a-f]+) "
+                                 r"(0x[0-9a-f]+)", out)]
+
+
+def diagnose_core(core, prog=None):
+    res = run_gdb([*json_wrapped("stack-diagnose --json"), "stack-diagnose"], program=prog, core=core)
+    assert_no_traceback(res)
+    return ints(res.json_documents()[-1]), res
+
+
+# -- a core that does not hold the stack: who used it is unknown, no size is the fix ----------
+
+@pytest.mark.parametrize("how", ["filter0", "small-core-limit", "cut-off"])
+def test_core_without_the_stack_contents_offers_no_size(how, tmp_path):
+    """Before: '-- 2 frames, none dominating' (frame #1 'code at 0x0': gdb reads zeros where
+    the core holds nothing) and 'FIX ulimit -s 9216 ... move the buffer to the heap', which
+    the re-run shows does not stop a runaway recursion."""
+    prog = compile_c(RUNAWAY, name="runaway", flags=["-g", "-O0"])
+    core = kernel_core(prog, [], tmp_path, filt=0 if how == "filter0" else None,
+                       core_limit=204800 if how == "small-core-limit" else "unlimited")
+    segs = loads(core)
+    top_seg = max((s for s in segs if s[1] < 1 << 47), key=lambda s: s[1])   # the stack: highest
+    if how == "cut-off":
+        assert top_seg[2] == top_seg[3]                     # the kernel dumped it whole
+        with open(core, "r+b") as fh:                       # a disk that filled up mid-stack
+            fh.truncate(top_seg[0] + 8192)
+    if how == "filter0":
+        assert top_seg[2] < top_seg[3]                      # readelf: no bytes of the stack
+    else:                                                   # the file ends inside the segment
+        assert top_seg[0] + top_seg[2] > core.stat().st_size
+    cut = how != "filter0"
+    doc, res = diagnose_core(core, prog)
+    assert doc["verdict"] == "rlimit"
+    lo, hi = doc["stack_mapping"]["start_address"], doc["stack_mapping"]["end_address"]
+    assert (lo, hi) == (top_seg[1], top_seg[1] + top_seg[3])
+    assert doc["cause"] is None and doc["recursion"] is None and doc["culprit"] is None
+    assert doc["fix_plan"]["kind"] == "code" and doc["fix_plan"]["ulimit_kib"] is None
+    assert "coredump_filter" in doc["fix_plan"]["text"]
+    assert any(n.startswith("stack contents:") and
+               ("cut off" if cut else "not dumped") in n for n in doc["notes"])
+    # the size the old answer offered: the runaway recursion still crashes with it
+    assert not passes_with([prog], 9216 * 1024)
+    assert "FIX       make a core that holds the stack" in res.stdout
+
+
+def test_core_with_the_stack_still_names_the_recursion(tmp_path):
+    """The control: the same program's full core is diagnosed from its frames."""
+    prog = compile_c(RUNAWAY, name="runaway", flags=["-g", "-O0"])
+    core = kernel_core(prog, [], tmp_path)
+    doc, _res = diagnose_core(core, prog)
+    assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion"
+    assert doc["recursion"]["depth_exact"] and not any(n.startswith("stack contents:")
+                                                        for n in doc["notes"])
+
+
+# -- a core whose program file is gone -------------------------------------------------------
+
+def test_core_of_a_deleted_program(tmp_path):
+    """gdb has no symbols and no code (a kernel core holds no text): its walk stops at frame #0
+    with 'memory error while unwinding'.  Before: 'frames: all 1' and '-- 1 frames, none
+    dominating'.  The stack's pages reach down to the innermost frame that ever ran, so
+    frame 0's sp 15.7 MiB below them is one frame's allocation: the VLA of w*h longs."""
+    src = compile_c(EX / "teststack.c", flags=["-g", "-O0"])
+    prog = tmp_path / "teststack"
+    shutil.copy(src, prog)
+    core = kernel_core(prog, [1920, 1080], tmp_path)
+    prog.unlink()
+    doc, res = diagnose_core(core)
+    assert "Can't open file" in res.output or "No such file" in res.output
+    assert doc["verdict"] == "rlimit" and doc["frames_complete"] is False
+    assert doc["cause"] == "huge-frame"
+    vla = 1920 * 1080 * 8                                  # the program's own buffer
+    assert vla - 256 * 1024 <= doc["culprit"]["size"] <= vla
+    assert any("walk stopped at frame #0" in n for n in doc["notes"])
+    assert "frames, none dominating" not in res.stdout and "frames: all 1" not in res.stdout
+    assert passes_with([src, 1920, 1080], doc["fix_plan"]["ulimit_kib"] * 1024)
+    assert not passes_with([src, 1920, 1080], 8 * MiB)
+
+
+# -- a recursion whose frames have no fixed size (alloca of a varying size) --------------------
+
+VARALLOCA = r"""
+#include <alloca.h>
+volatile long depth;
+long rec(long n) {
+    volatile char *p = alloca(64 + (n * 2654435761u) % 4000);
+    p[0] = (char)n; depth++;
+    return rec(n + 1) + p[0];
+}
+int main(void) { return (int)rec(0); }
+"""
+
+
+def test_recursion_of_varying_frames_says_frames_once():
+    """Before: 'depth at least 128, about 3,918 by stack used / average frame frames'."""
+    prog = compile_c(VARALLOCA, name="varalloca", flags=["-g", "-O0"])
+    doc, orc, res = diagnose_live(prog, extra=[*DEPTH_CMDS, "stack-diagnose"])
+    assert doc["cause"] == "deep-recursion"
+    depth = depth_printed(res) + 1                        # the faulting frame had not counted
+    r = doc["recursion"]
+    assert r["depth"] <= depth and (r["depth_exact"] is False or r["depth"] == depth)
+    assert "frames frames" not in res.stdout and "average frame frames" not in res.stdout
