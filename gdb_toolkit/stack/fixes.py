@@ -177,10 +177,13 @@ def ulimit_fix(f: StackFacts, d: Diagnosis, region: StackRegion, needed: int, ob
                                                      f.guard_gap, f.aslr, f.page_size):
         room = region.end - obstacle.end - (f.guard_gap if is_accessible(obstacle.perms) else 0)
         if needed > room:
+            size = region.end - region.start
+            leaves = (f"which leaves the stack {hs(room)}" if room > size else
+                      f"which lets the stack grow no further than the {hs(size)} it has")
             return Fix("heap", f"move the buffer to the heap (malloc), or map {_label(obstacle)} "
                        f"elsewhere: the program placed it {hs(region.end - obstacle.end)} below "
-                       f"the stack top, which leaves the stack {hs(max(room, 0))} whatever the "
-                       f"limit, and the run needs about {hs(needed)}", needed)
+                       f"the stack top, {leaves} whatever the limit, and the run needs about "
+                       f"{hs(needed)}", needed)
     raised = (f.exec_rlimit_known and f.rlimit_soft is not None and f.exec_rlimit is not None
               and f.rlimit_soft > f.exec_rlimit)
     extra = ""
@@ -309,11 +312,15 @@ def guard_gap(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault: int,
     limit = f.rlimit_soft
     d.headline = (f"stack growth refused: the fault at 0x{fault:x} is {hs(gap_dist)} above "
                   f"{_label(prev)} ({prev.perms}), inside the {hs(f.guard_gap)} guard gap -- {phrase}")
-    room = region.end - (prev.end + f.guard_gap)
+    floor = prev.end + f.guard_gap
+    stop = (f"so the stack may not grow below 0x{floor:x} ({_room(region.end - floor)})"
+            if floor < region.start else
+            f"so the stack may not grow at all: its lowest page 0x{region.start:x} is already "
+            f"within the gap ({hs(region.start - prev.end)} above it; the mapping was placed "
+            "there after the stack had stopped growing)")
     d.explanation.insert(0, f"expand_downwards() keeps stack_guard_gap ({hs(f.guard_gap)}, "
                          f"{f.guard_gap_source}) free above any accessible mapping below the "
-                         f"stack; {_label(prev)} ends at 0x{prev.end:x}, so the stack may not grow "
-                         f"below 0x{prev.end + f.guard_gap:x} ({_room(room)}), whatever "
+                         f"stack; {_label(prev)} ends at 0x{prev.end:x}, {stop}, whatever "
                          f"RLIMIT_STACK ({'unlimited' if limit is None else hs(limit)}) says.")
     how = _runtime_changes(f, d)
     if limit is not None and growth > limit:
@@ -334,8 +341,7 @@ def guard_gap(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault: int,
 
 
 def _room(room: int) -> str:
-    return (f"the stack can be {hs(room)} at most" if room > 0
-            else "the stack cannot grow below where it already is")
+    return f"the stack can be {hs(room)} at most"
 
 
 def clash_jump(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault: int, phrase: str,

@@ -148,3 +148,44 @@ def test_recursion_of_varying_frames_says_frames_once():
     r = doc["recursion"]
     assert r["depth"] <= depth and (r["depth_exact"] is False or r["depth"] == depth)
     assert "frames frames" not in res.stdout and "average frame frames" not in res.stdout
+
+
+# -- a mapping placed within the gap of a stack that has not grown yet ------------------------
+
+@pytest.mark.parametrize("limit", [8 * MiB, "unlimited"])
+def test_guard_gap_of_a_stack_that_cannot_grow_at_all(limit):
+    """guard_gap.c maps a page 512 KiB below a 132 KiB [stack]: the gap (1 MiB) already
+    covers the stack's lowest page.  Before: 'so the stack may not grow below 0x80000005e000'
+    -- an address above the stack's top -- and 'leaves the stack 0 B'."""
+    from tests.support.stack_oracles import build, maps_of, stack_of
+
+    prog = build("guard_gap")
+    doc, orc, res = (diagnose_live(prog, extra=["stack-diagnose"]) if limit == 8 * MiB
+                     else _unlimited(prog))
+    stack = stack_of(orc)
+    gap = doc["guard_gap"]
+    below = max((m for m in maps_of(orc["maps"]) if m[1] <= stack[0]), key=lambda m: m[1])
+    assert below[1] + gap > stack[0]                     # /proc: the gap reaches past its bottom
+    assert doc["verdict"] == "guard-gap"
+    why = doc["explanation"][0]
+    for a in re.findall(r"0x[0-9a-f]+", why):
+        assert int(a, 16) < stack[1], why                # nothing quoted above the stack top
+    assert "may not grow at all" in why and f"0x{stack[0]:x}" in why
+    assert doc["fix_plan"]["kind"] == "heap" and doc["fix_plan"]["ulimit_kib"] is None
+    assert " 0 B " not in doc["fix_plan"]["text"]
+    assert f"no further than the {stack[1] - stack[0] >> 10}.0 KiB it has" in doc["fix_plan"]["text"]
+
+
+def _unlimited(prog):
+    from tests.support.stack_oracles import run_gdb_limited, ORACLE, ORACLE_CMD, assert_valid
+    import json
+
+    res = run_gdb_limited("unlimited", ["run", ORACLE_CMD, *json_wrapped("stack-diagnose --json"),
+                                        "stack-diagnose"], program=prog)
+    assert_no_traceback(res)
+    doc = res.json_documents()[0]
+    assert_valid(doc)
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith(ORACLE))
+    orc = json.loads(line[len(ORACLE):])
+    assert orc["limits"].split("Max stack size")[1].split()[0] == "unlimited"
+    return ints(doc), orc, res
