@@ -238,6 +238,25 @@ def find_stack_region(f: StackFacts, ctx) -> StackRegion | None:
                 label = "main stack (a fixed mapping)"
         return StackRegion(start, end, label, how, guard)
     me = next((t for t in f.threads if t.tid == f.tid), None)
+    twin = next((t for t in f.threads if me is not None and me.tp is not None
+                 and t.tid != f.tid and t.tp == me.tp), None)
+    if twin is not None:
+        # glibc gives every pthread its own TCB; a thread sharing another's thread pointer was
+        # made by clone() without CLONE_SETTLS, on a stack the program passed it: its thread
+        # pointer says nothing about where that stack ends
+        how += (f"; it shares its thread pointer 0x{me.tp:x} with thread {twin.num}: made by "
+                "clone() itself (no CLONE_SETTLS), not pthread_create(), on the stack the "
+                "program passed to clone()")
+        guard = next((m for m in f.maps if m.end == start and not is_accessible(m.perms)), None)
+        top = end
+        if f.frames_complete and frames:
+            # the outermost frame (clone's own) sits at the top of the block it was given
+            last = frames[-1]
+            high = last.caller_sp if last.caller_sp and region.contains(last.caller_sp) else last.sp
+            if region.contains(high):
+                top = min(end, _page_up(high + 64, f.page_size))
+                how += "; its top from the outermost frame"
+        return StackRegion(start, top, "stack passed to clone()", how, guard, raw_clone=True)
     top = thread_block_top(f, me.tp if me else None, region)
     if top != end:
         how += f"; its block ends at its thread control block (thread pointer 0x{me.tp:x})"

@@ -421,7 +421,15 @@ def thread_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault
         pos += _overrun(f, region, fault, ctx.frames)
     d.headline = (f"thread stack overflow: thread {f.thread_num} (LWP {f.tid}) has a "
                   f"{hs(size)} stack and the fault is {hs(past)} below it, {pos} -- {phrase}")
-    d.explanation.insert(0, "A thread's stack is a fixed mmap (pthread_attr_setstacksize, default "
+    if region.raw_clone:
+        d.explanation.insert(0, "A thread made by clone() runs on the memory the program passed "
+                             "as clone()'s stack argument: a fixed block that never grows"
+                             + (", with a guard page below." if guard else
+                                " and has no guard page unless the program made one, so an "
+                                "overflow runs into whatever lies below it.")
+                             + " pthread_attr_* do not apply to it.")
+    else:
+        d.explanation.insert(0, "A thread's stack is a fixed mmap (pthread_attr_setstacksize, default "
                          "RLIMIT_STACK at start) with a PROT_NONE guard below; it never grows, so "
                          "any access below it faults." + (
                              "" if guard else " This one has no guard page: created with "
@@ -445,6 +453,18 @@ def thread_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault
                                f"(pthread_attr_setstacksize(&attr, {size_needed})) helps")
     if unknown is not None:
         d.fix = unknown
+        return d
+    if region.raw_clone and not _growing(d):
+        stk = (f"pass clone() a stack of at least {size_needed} bytes ({hs(size_needed)}; it "
+               f"needs about {hs(needed)}) -- the size of the block whose end is clone()'s stack "
+               "argument -- with a PROT_NONE guard page below it (mmap it, then mprotect the "
+               "lowest page)")
+        if d.cause == "deep-recursion":
+            d.fix = Fix("code", f"bound the recursion in {d.recursion.focus}(), or, if the depth "
+                        f"is legitimate, {stk}", needed, stacksize=size_needed)
+        else:
+            d.fix = Fix("stack_size", stk + " -- or move the buffer to the heap", needed,
+                        stacksize=size_needed)
         return d
     if d.cause == "deep-recursion":
         r = d.recursion
@@ -517,8 +537,8 @@ def allocated_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fa
                          "unless the program put one there. RLIMIT_STACK does not apply to it.")
     needed = _needed(region, final_sp)
     new = thread_stacksize_for(needed)
-    unknown = _unknown_use_fix(f, d, region, needed, f"a bigger thread stack "
-                               f"(pthread_attr_setstacksize(&attr, {size_needed})) helps")
+    unknown = _unknown_use_fix(f, d, region, needed, f"a bigger block for this stack (at least "
+                               f"{new} bytes) helps")
     if unknown is not None:
         d.fix = unknown
         return d

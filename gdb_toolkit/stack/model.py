@@ -213,6 +213,9 @@ class StackRegion:
     allocated: bool = field(default=False, metadata={"json_skip": True})
                                     # a stack the program allocated and switched to (a
                                     # coroutine: makecontext), not the kernel's [stack]
+    raw_clone: bool = field(default=False, metadata={"json_skip": True})
+                                    # a thread made by clone() itself (no CLONE_SETTLS: it
+                                    # shares another thread's thread pointer), not pthread_create
 
     start = property(lambda self: self.start_address)
     end = property(lambda self: self.end_address)

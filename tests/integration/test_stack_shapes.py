@@ -189,3 +189,47 @@ def _unlimited(prog):
     orc = json.loads(line[len(ORACLE):])
     assert orc["limits"].split("Max stack size")[1].split()[0] == "unlimited"
     return ints(doc), orc, res
+
+
+# -- a thread made by clone() itself, on a malloc'd stack -------------------------------------
+
+RAW_CLONE = r"""
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdlib.h>
+#include <unistd.h>
+volatile long depth, limit, done;
+long rec(long n) { volatile char pad[200]; pad[0] = n; depth++; if (n >= limit) return 0;
+                   return rec(n + 1) + pad[0]; }
+int child(void *a) { rec(0); done = 1; return 0; }
+int main(int argc, char **argv) {
+    size_t sz = strtoul(argv[1], 0, 0);
+    limit = atol(argv[2]);
+    char *stk = malloc(sz);
+    if (clone(child, stk + sz, CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD
+              | CLONE_SYSVSEM, NULL) < 0) return 2;
+    while (!done) usleep(1000);
+    return 0;
+}
+"""
+
+
+def test_raw_clone_thread_gets_a_clone_fix_not_pthread_attr():
+    """A thread from clone() without CLONE_SETTLS shares the main thread's thread pointer
+    (/proc: both threads' fs_base).  Before: its stack was cut at that pointer and the fix was
+    'pthread_attr_setstacksize, or a bigger block for pthread_attr_setstack' -- neither
+    applies to clone()."""
+    prog = compile_c(RAW_CLONE, name="rawclone", flags=["-g", "-O0"])
+    args = [256 << 10, 1500]                                # 1500 frames of ~240 B: 352 KiB
+    assert not passes_with([prog, *args])
+    doc, orc, res = diagnose_live(prog, args, extra=["info threads", "thread 1",
+                                                     "print/x $fs_base", "thread 2",
+                                                     "print/x $fs_base", "stack-diagnose"])
+    tps = re.findall(r"\$\d+ = (0x[0-9a-f]+)", res.stdout)
+    assert len(tps) == 2 and tps[0] == tps[1]               # gdb: one thread pointer for both
+    assert doc["verdict"] == "thread-overflow" and doc["cause"] == "deep-recursion"
+    assert doc["stack_mapping"]["label"] == "stack passed to clone()"
+    fix = doc["fix_plan"]
+    assert "clone()" in fix["text"] and "pthread_attr" not in fix["text"]
+    assert not any("pthread_attr_setst" in w for w in doc["explanation"])
+    assert passes_with([prog, fix["stacksize"], 1500])      # the re-run with the size given
