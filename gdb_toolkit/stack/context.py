@@ -173,7 +173,10 @@ def _switched_stack(f: StackFacts, ctx, named: Mapping | None) -> StackRegion | 
                                                        # mapping below: most frames tell
     if "w" not in m.perms[:3] or m.path == "[stack]" or m.start == named.start:
         return None
-    inside = [fr for fr in outer if m.contains(fr.sp)]
+    # an outermost frame with nothing pushed yet has sp at the block's very end (makecontext's
+    # top frame on a mapping that did not merge with the one above it, as a MAP_GROWSDOWN
+    # mapping never does): it still belongs to that block
+    inside = [fr for fr in outer if m.start <= fr.sp <= m.end]
     if len(inside) * 4 < len(outer) * 3 or any(b.sp <= a.sp for a, b in zip(inside, inside[1:])):
         return None
     top = m.end

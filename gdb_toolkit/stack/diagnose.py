@@ -333,11 +333,34 @@ def _classify(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion | N
     final_sp = min(x for x in (sp, fault, c.final_sp) if x is not None)
     if clash:
         return fixes.clash_verdict(f, d, ctx, region, clash, phrase, final_sp)
+    if region.allocated and f.vm_flags is not None:
+        m = find_mapping(f.maps, region.start)
+        flags = f.vm_flags(region.start) if m is not None else None
+        if flags is not None and "gd" in flags:
+            return _growsdown(f, d, ctx, m, region, fault, phrase, final_sp, inside)
     if region.allocated:
         return fixes.allocated_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
     if not f.is_main_thread:
         return fixes.thread_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
     return _main_growth(f, d, ctx, region, fault, phrase, final_sp, inside)
+
+
+def _growsdown(f: StackFacts, d: Diagnosis, ctx: Context, m: Mapping, region: StackRegion,
+               fault: int, phrase: str, final_sp: int, inside) -> Diagnosis:
+    """A stack the program mapped with MAP_GROWSDOWN: the kernel grows it on a fault below,
+    as it grows [stack] -- the guard gap and RLIMIT_STACK (acct_stack_growth counts this
+    mapping's own size) decide, not the size the program asked for."""
+    grows = StackRegion(m.start, m.end, "stack the program mapped with MAP_GROWSDOWN",
+                        region.how + "; VmFlags 'gd' in /proc/PID/smaps: mapped with "
+                        "MAP_GROWSDOWN, so the kernel grows it like [stack]", None)
+    d.stack = grows
+    d = _main_growth(f, d, ctx, grows, fault, phrase, final_sp, inside)
+    d.explanation.insert(
+        1, "The program mapped this stack with MAP_GROWSDOWN: a fault below it grows it the way "
+        "[stack] grows (expand_downwards()), so it is not a fixed block -- growth stops at "
+        "RLIMIT_STACK (counted for this mapping alone: its vm_end - the fault) or at the guard "
+        "gap above the mapping below it, whatever size the program first mapped.")
+    return d
 
 
 def _chain_broken(f: StackFacts, ctx: Context) -> bool:

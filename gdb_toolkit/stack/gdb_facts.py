@@ -379,6 +379,36 @@ def guard_gap(page: int):
     return guard_gap_from_cmdline(cmdline, page)
 
 
+def vm_flags_reader(pid: int):
+    """addr -> the VmFlags of the mapping holding it in /proc/PID/smaps (a set of two-letter
+    flags: "gd" is VM_GROWSDOWN), or None; smaps is read on the first call only, since the
+    pure core asks only about a stack the program allocated itself."""
+    cache: list = []
+
+    def flags(addr: int):
+        if not cache:
+            table = []
+            try:
+                with open(f"/proc/{pid}/smaps", errors="surrogateescape") as fh:
+                    span = None
+                    for line in fh:
+                        if line.startswith("VmFlags:"):
+                            if span is not None:
+                                table.append((span[0], span[1], frozenset(line.split()[1:])))
+                            span = None
+                        elif "-" in line[:33] and not line.endswith("kB\n"):
+                            lo, _, hi = line.split(" ", 1)[0].partition("-")
+                            try:
+                                span = (int(lo, 16), int(hi, 16))
+                            except ValueError:
+                                span = None
+            except OSError:
+                pass
+            cache.append(table)
+        return next((fl for lo, hi, fl in cache[0] if lo <= addr < hi), None)
+    return flags
+
+
 def _auxv_live(pid: int) -> dict[int, int]:
     try:
         with open(f"/proc/{pid}/auxv", "rb") as fh:
@@ -605,6 +635,8 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
         f.code = f.codes.get(0)
     f.insn_at_pc = _read(pc, 16) or b""
     f.read_memory = _read
+    if kind == "live" and pid:
+        f.vm_flags = vm_flags_reader(pid)
     f.function_of = _function_of
     f.runtime = runtime_info(frames, arch, regs)
     f.threads = thread_summaries if thread_summaries is not None else []

@@ -233,3 +233,60 @@ def test_raw_clone_thread_gets_a_clone_fix_not_pthread_attr():
     assert "clone()" in fix["text"] and "pthread_attr" not in fix["text"]
     assert not any("pthread_attr_setst" in w for w in doc["explanation"])
     assert passes_with([prog, fix["stacksize"], 1500])      # the re-run with the size given
+
+
+# -- a coroutine on a MAP_GROWSDOWN mapping: the kernel grows it under RLIMIT_STACK -------------
+
+GROWSDOWN = r"""
+#define _GNU_SOURCE
+#include <ucontext.h>
+#include <sys/mman.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+static ucontext_t mc, cc;
+static size_t want;
+static void body(void) { char buf[want]; memset(buf, 1, want); printf("%d\n", buf[want / 2]); }
+int main(int argc, char **argv) {
+    want = strtoul(argv[1], 0, 0);
+    size_t sz = 64 << 10;
+    char *stk = mmap(NULL, sz, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN, -1, 0);
+    if (stk == MAP_FAILED) return 2;
+    getcontext(&cc); cc.uc_stack.ss_sp = stk; cc.uc_stack.ss_size = sz; cc.uc_link = &mc;
+    makecontext(&cc, body, 0); swapcontext(&mc, &cc);
+    return 0;
+}
+"""
+SMAPS_CMD = ("python import gdb; p = gdb.selected_inferior().pid; "
+             "print('@@SMAPS@@' + repr(open(f'/proc/{p}/smaps').read()))")
+
+
+def test_growsdown_coroutine_stack_is_grown_under_rlimit_stack():
+    """A 64 KiB MAP_GROWSDOWN block and a 12 MiB buffer: the kernel would grow the block, but
+    not past RLIMIT_STACK; 'ulimit -s' is the fix (the re-run passes).  Before: '[corrupt-sp]
+    ... 142.1 MiB below [stack]' (a MAP_GROWSDOWN mapping never merges with the one above it,
+    so makecontext's top frame, sp at the block's very end, was counted outside it), and once
+    that was found '[user-stack-overflow] ... a fixed block that never grows ... RLIMIT_STACK
+    does not apply to it'."""
+    import ast
+    from tests.support.stack_oracles import maps_of
+
+    prog = compile_c(GROWSDOWN, name="growsdown", flags=["-g", "-O0"])
+    want = 12 * MiB
+    assert passes_with([prog, 64 << 10]) and not passes_with([prog, want])
+    doc, orc, res = diagnose_live(prog, [want], extra=[SMAPS_CMD])
+    smaps = ast.literal_eval(res.stdout.split("@@SMAPS@@", 1)[1].splitlines()[0])
+    gd = [tuple(int(x, 16) for x in blk.split(" ", 1)[0].split("-"))
+          for blk in re.split(r"\n(?=[0-9a-f]+-[0-9a-f]+ )", smaps)
+          if re.search(r"VmFlags:.* gd\b", blk) and "[stack]" not in blk.split("\n", 1)[0]]
+    assert len(gd) == 1                                    # /proc: the program's growsdown stack
+    lo, hi = gd[0]
+    assert doc["verdict"] == "rlimit"
+    assert (doc["stack_mapping"]["start_address"], doc["stack_mapping"]["end_address"]) == (lo, hi)
+    assert doc["growth_requested"] == hi - (orc["addr"] & ~4095) > 8 * MiB
+    assert not any("does not apply" in w for w in doc["explanation"])
+    kib = doc["fix_plan"]["ulimit_kib"]
+    assert passes_with([prog, want], kib * 1024)
+    assert not passes_with([prog, want], 8 * MiB)
+    assert maps_of(orc["maps"])
