@@ -345,6 +345,14 @@ def _classify(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion | N
     return _main_growth(f, d, ctx, region, fault, phrase, final_sp, inside)
 
 
+def _grows_down(f: StackFacts, m: Mapping) -> bool:
+    """Was *m* mapped with MAP_GROWSDOWN (VmFlags "gd"; known for a live process only)?"""
+    if f.vm_flags is None or m.path == "[stack]":
+        return False
+    flags = f.vm_flags(m.start)
+    return flags is not None and "gd" in flags
+
+
 def _growsdown(f: StackFacts, d: Diagnosis, ctx: Context, m: Mapping, region: StackRegion,
                fault: int, phrase: str, final_sp: int, inside) -> Diagnosis:
     """A stack the program mapped with MAP_GROWSDOWN: the kernel grows it on a fault below,
@@ -385,6 +393,22 @@ def _main_growth(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion,
     hit = between[0] if between else None            # what find_vma(fault) returns
     if region.guard is not None:                     # a main stack with a guard: a fixed one
         return fixes.fixed_main_stack(f, d, ctx, region, fault, phrase, final_sp)
+    if hit is not None and _grows_down(f, hit) and is_accessible(hit.perms):
+        # find_vma(fault) returns a MAP_GROWSDOWN mapping: the kernel grows that one (under
+        # the same rules), not the stack above it
+        grows = StackRegion(hit.start, hit.end, "MAP_GROWSDOWN mapping below the stack",
+                            f"the mapping the kernel found above the fault (find_vma): "
+                            f"{label(hit)}, VmFlags 'gd' in /proc/PID/smaps", None)
+        d = _main_growth(f, d, ctx, grows, fault, phrase, final_sp, inside)
+        d.explanation.insert(
+            1, f"The fault lies below {label(hit)} (0x{hit.start:x}-0x{hit.end:x}, "
+            f"{hs(region.start - hit.end)} below {region.label}), which the program mapped with "
+            "MAP_GROWSDOWN: find_vma() returns that mapping, and the kernel grows it -- not "
+            f"{region.label} -- by the rules of a stack: its own size (vm_end - the fault) "
+            "against RLIMIT_STACK, the guard gap above a mapping below it. (The stack above "
+            "may grow right down to a MAP_GROWSDOWN mapping: the guard gap does not apply "
+            "to one.)")
+        return d
     if hit is not None:
         blocker = between[-1]                        # the mapping right below the stack
         if not is_accessible(blocker.perms) and (blocker is hit or fault < blocker.start):
@@ -397,7 +421,8 @@ def _main_growth(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion,
     if prev is not None:
         d.below = _mapdict(prev, fault)
     gap_dist = page_down(fault, f.page_size) - prev.end if prev else None
-    if prev is not None and is_accessible(prev.perms) and gap_dist < f.guard_gap:
+    if (prev is not None and is_accessible(prev.perms) and gap_dist < f.guard_gap
+            and not _grows_down(f, prev)):          # expand_downwards() exempts VM_GROWSDOWN
         return fixes.guard_gap(f, d, ctx, region, fault, phrase, final_sp, prev, gap_dist, growth)
     grow_bytes = region.start - page_down(fault, f.page_size)
     if f.as_soft is not None:

@@ -290,3 +290,54 @@ def test_growsdown_coroutine_stack_is_grown_under_rlimit_stack():
     assert passes_with([prog, want], kib * 1024)
     assert not passes_with([prog, want], 8 * MiB)
     assert maps_of(orc["maps"])
+
+
+# -- a MAP_GROWSDOWN mapping placed below [stack] ---------------------------------------------
+
+GD_BELOW = r"""
+#define _GNU_SOURCE
+#include <alloca.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+__attribute__((noinline)) static int grow(size_t n) { char *p = alloca(n); memset(p, 3, n);
+                                                      return p[n / 2]; }
+int main(int argc, char **argv) {
+    unsigned long lo = 0, hi = 0, distance = strtoul(argv[1], 0, 0);
+    size_t buf = strtoul(argv[2], 0, 0);
+    FILE *f = fopen("/proc/self/maps", "r"); char line[512];
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "[stack]")) sscanf(line, "%lx-%lx", &lo, &hi);
+    fclose(f);
+    char *want = (char *)(hi - distance - 4096);
+    char *m = mmap(want, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS
+                   | MAP_FIXED_NOREPLACE | (argc > 3 ? MAP_GROWSDOWN : 0), -1, 0);
+    if (m != want) return 2;
+    printf("mapping=%lx\n", (unsigned long)m); fflush(stdout);
+    return grow(buf) == 3 ? 0 : 1;
+}
+"""
+
+
+def test_fault_below_a_growsdown_mapping_below_the_stack():
+    """A page mapped MAP_GROWSDOWN 2 MiB below [stack], then a 12 MiB alloca: find_vma(fault)
+    is that page, and the kernel grows it (the guard gap does not apply between the two), up
+    to RLIMIT_STACK -- 6 MiB passes, 12 MiB does not, and ulimit -s lets it.  Before:
+    '[stack-clash-jump] ... the kernel found no stack to grow at the fault address' and 'which
+    leaves the stack 1.0 MiB whatever the limit'."""
+    prog = compile_c(GD_BELOW, name="gd_below", flags=["-g", "-O0"])
+    two = 2 * MiB
+    assert passes_with([prog, two, 6 * MiB, "gd"])         # grows through the page
+    assert not passes_with([prog, two, 6 * MiB])            # a plain page: the guard gap
+    doc, orc, res = diagnose_live(prog, [two, 12 * MiB, "gd"], extra=[SMAPS_CMD])
+    page = int(re.search(r"mapping=([0-9a-f]+)", res.stdout)[1], 16)
+    smaps = res.stdout.split("@@SMAPS@@", 1)[1]
+    blk = re.search(rf"{page:x}-[0-9a-f]+ .*?VmFlags:([^\\]*)", smaps)
+    assert blk and " gd" in blk[1]                          # /proc: MAP_GROWSDOWN
+    assert doc["verdict"] == "rlimit"
+    assert doc["growth_requested"] == page + 4096 - (orc["addr"] & ~4095)
+    assert not any("no stack to grow" in w for w in doc["explanation"])
+    kib = doc["fix_plan"]["ulimit_kib"]
+    from tests.support.stack_oracles import passes_both_layouts
+    assert passes_both_layouts([prog, two, 12 * MiB, "gd"], kib * 1024)
