@@ -215,8 +215,10 @@ def function_code(frame: Frame, caller: Frame | None, arch: str) -> Code | None:
         start, end = block.start, block.end
     else:
         start = frame.function_start
-        if start is None:
-            start = _minsym_start(look)
+        if start is None or not 0 <= pc - start < CODE_CAP:
+            # no start, or the caller's direct call went to a PLT stub (a library function
+            # without debug info): the ELF symbol holding pc
+            start = _minsym_start(look) or start
     if start is None or not 0 <= pc - start < CODE_CAP:
         return None
     # to the function's end (a loop's back edge may lie well past pc), within CODE_CAP

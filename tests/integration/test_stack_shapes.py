@@ -341,3 +341,41 @@ def test_fault_below_a_growsdown_mapping_below_the_stack():
     kib = doc["fix_plan"]["ulimit_kib"]
     from tests.support.stack_oracles import passes_both_layouts
     assert passes_both_layouts([prog, two, 12 * MiB, "gd"], kib * 1024)
+
+
+# -- a huge frame in a shared library without debug info --------------------------------------
+
+LIB_BIG = r"""
+#include <alloca.h>
+#include <string.h>
+int libfill(unsigned long n) { char *p = alloca(n); memset(p, 1, n); return p[n / 2]; }
+"""
+USE_BIG = r"""
+#include <stdlib.h>
+int libfill(unsigned long n);
+int main(int argc, char **argv) { return libfill(strtoul(argv[1], 0, 0)) == 1 ? 0 : 1; }
+"""
+
+
+def test_huge_frame_in_a_stripped_library_names_its_instruction():
+    """The caller's direct call goes to libfill's PLT stub, which was taken for the function's
+    start: no code was read and 'sp moved by' was missing.  Oracle: objdump of the stripped
+    library (its sub %rax,%rsp) at the load base /proc/PID/maps gives it."""
+    from tests.support.stack_oracles import maps_of, objdump
+
+    lib = compile_c(LIB_BIG, name="libbig.so", flags=["-O2", "-fPIC", "-shared", "-s",
+                                                      "-fno-stack-clash-protection"])
+    prog = compile_c(USE_BIG, name="usebig", flags=["-g", "-O0", str(lib),
+                                                    f"-Wl,-rpath,{lib.parent}"])
+    want = 12 * MiB
+    doc, orc, res = diagnose_live(prog, [want])
+    base = min(m[0] for m in maps_of(orc["maps"]) if m[3] == str(lib))
+    subs = [int(m[1], 16) for m in re.finditer(r"^\s*([0-9a-f]+):\s+sub\s+%r\w+,%rsp",
+                                                objdump(lib), re.M)]
+    assert len(subs) == 1
+    assert doc["verdict"] == "rlimit" and doc["cause"] == "huge-frame"
+    assert doc["culprit"]["symbol"] == "libfill"
+    ins = doc["culprit"]["instruction"]
+    assert ins is not None and ins["address"] == base + subs[0] and ins["dynamic"]
+    assert doc["clash_protection"] is False
+    assert passes_with([prog, want], doc["fix_plan"]["ulimit_kib"] * 1024)
