@@ -508,6 +508,20 @@ def _not_stack(f: StackFacts, d: Diagnosis, ctx: Context, region, inside, below,
                 "than the file: truncated after mmap, or mapped beyond its size)")
         fix = (f"check the size of {label(inside)} against the mapping (ftruncate/fallocate it "
                "before mapping, or map only what exists)")
+    elif inside is not None and not is_accessible(inside.perms):
+        over = find_mapping(f.maps, inside.end)
+        owner = next((t for t in f.threads if t.sp is not None and over is not None
+                      and over.start == inside.end and over.contains(t.sp)
+                      and t.tid != f.tid), None)
+        whose = (f"thread {owner.num} (LWP {owner.tid})'s stack guard page (the PROT_NONE page "
+                 "right below its stack)" if owner is not None else None)
+        kind = (f"an access to {whose}, from another thread" if whose else
+                f"an access to {label(inside)} ({inside.perms}), which allows no access at all")
+        fix = (f"find where this thread got a pointer below thread {owner.num}'s stack (a "
+               "pointer past the start of a buffer on that stack, or one kept after its frame "
+               "returned): valgrind or -fsanitize=address" if owner is not None else
+               f"find why the code accessed {label(inside)} (PROT_NONE): a bad pointer, or "
+               "memory the program protected itself (mprotect)")
     elif inside is not None:
         kind = f"an access to {label(inside)} ({inside.perms}) that its protection forbids"
         fix = f"the code {'wrote to' if 'w' not in inside.perms else 'used'} {label(inside)} wrongly"

@@ -379,3 +379,41 @@ def test_huge_frame_in_a_stripped_library_names_its_instruction():
     assert ins is not None and ins["address"] == base + subs[0] and ins["dynamic"]
     assert doc["clash_protection"] is False
     assert passes_with([prog, want], doc["fix_plan"]["ulimit_kib"] * 1024)
+
+
+# -- one thread reading another thread's guard page -------------------------------------------
+
+GUARD_POKE = r"""
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+static volatile char *target; static pthread_barrier_t b;
+void *victim(void *a) {
+    pthread_attr_t at; void *lo; size_t sz;
+    pthread_getattr_np(pthread_self(), &at); pthread_attr_getstack(&at, &lo, &sz);
+    target = (char *)lo - 100;
+    printf("victim_stack_lo=%lx\n", (unsigned long)lo); fflush(stdout);
+    pthread_barrier_wait(&b); sleep(10); return 0;
+}
+void *poker(void *a) { pthread_barrier_wait(&b); return (void *)(long)*target; }
+int main(void) {
+    pthread_t t1, t2; pthread_barrier_init(&b, 0, 2);
+    pthread_create(&t1, 0, victim, 0); pthread_create(&t2, 0, poker, 0);
+    pthread_join(t2, 0); return 0;
+}
+"""
+
+
+def test_read_of_another_threads_guard_page():
+    """Thread 3 reads 100 bytes below thread 2's stack (pthread_getattr_np's stack address,
+    printed by the program): its guard page.  Before: 'FIX the code wrote to [anon] wrongly'
+    -- a read, and the page is thread 2's guard, which the answer did not say."""
+    prog = compile_c(GUARD_POKE, name="guardpoke", flags=["-g", "-O0", "-pthread"])
+    doc, orc, res = diagnose_live(prog, extra=["info threads"])
+    lo = int(re.search(r"victim_stack_lo=([0-9a-f]+)", res.stdout)[1], 16)
+    assert orc["addr"] == lo - 100 == doc["fault_address"]
+    victim = re.search(r"^\s+2\s+Thread 0x[0-9a-f]+ \(LWP (\d+)\)", res.stdout, re.M)
+    assert doc["verdict"] == "not-stack" and doc["thread"]["num"] == 3
+    assert f"thread 2 (LWP {victim[1]})'s stack guard page" in doc["headline"]
+    assert "wrote" not in doc["fix_plan"]["text"] and "thread 2" in doc["fix_plan"]["text"]
