@@ -117,6 +117,35 @@ def analyse(f: StackFacts, d: Diagnosis, ctx, region) -> CauseFacts:
     return CauseFacts(top, mover, probe, pivot, pivot_text, unexplained, linked, final, protected)
 
 
+FRAME_POINTER = {"x86_64": "rbp", "i386": "rbp", "aarch64": "x29"}
+
+
+def negative_allocation(f: StackFacts, ctx) -> tuple[SpMover, int, int] | None:
+    """Frame 0 lowered sp by a register (a VLA or alloca) and sp now lies *above* its own
+    frame pointer: the run-time size was negative, and ``sub rsp, REG`` moved sp up.
+    (the instruction, the frame pointer, sp - frame pointer)."""
+    from gdb_toolkit.common.procfs import find_mapping
+    from gdb_toolkit.stack.kernel_rules import is_accessible
+    from gdb_toolkit.stack.sp_insn import find_sp_mover, source_of
+
+    first = ctx.frames[0] if ctx.frames else None
+    fp = ctx_registers(f, ctx).get(FRAME_POINTER.get(f.arch, ""))
+    if first is None or fp is None or not fp < ctx.sp:
+        return None
+    home = find_mapping(f.maps, fp)
+    if home is None or not is_accessible(home.perms):
+        return None
+    insns, code = _insns(f, first.level)
+    if not insns:
+        return None
+    mover = find_sp_mover(insns, first.pc, code_arch(f.arch))
+    if mover is None or not mover.dynamic:
+        return None
+    mover.source = source_of(mover.address, code.lines)
+    mover.text = shown(mover.text, f.arch)
+    return mover, fp, ctx.sp - fp
+
+
 def ctx_registers(f: StackFacts, ctx) -> dict[str, int]:
     """Registers of the context's frame 0 (the thread's, or those the signal frame saved)."""
     if ctx.sigframe_level is not None and ctx.frames and ctx.frames[0].level > 0:

@@ -297,6 +297,8 @@ def _classify(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion | N
     d.nearest = [_mapdict(m, fault) for m in (inside, below, above) if m is not None]
     if not canonical(sp, f.arch):
         return _corrupt_sp(f, d, ctx, region, why="sp is not a canonical address")
+    if f.capstone and abs(fault - sp) <= NEAR_SP and causes.negative_allocation(f, ctx):
+        return _corrupt_sp(f, d, ctx, region)            # sp moved up by a negative size
     if fault == ctx.pc and _chain_broken(f, ctx):
         return _corrupt_sp(f, d, ctx, region, why=(
             f"The program jumped to 0x{fault:x} and no frame leads from sp 0x{sp:x} back to its "
@@ -476,6 +478,27 @@ def _corrupt_sp(f: StackFacts, d: Diagnosis, ctx: Context, region, why: str | No
     d.headline = (f"the stack pointer itself is corrupt: sp 0x{sp:x} is {where}{fault_txt} -- "
                   "not a stack growth failure")
     d.stack_used = None
+    neg = causes.negative_allocation(f, ctx) if f.capstone else None
+    if neg is not None:
+        ins, fp, above = neg
+        fn = causes._name(ctx.frames[0])
+        at = f"{ins.text} at 0x{ins.address:x}" + (f", {ins.source}" if ins.source else "")
+        d.headline = (f"a negative run-time stack allocation: {fn} moved sp up, not down "
+                      f"({at}), to 0x{sp:x} -- {hs(above)} above its own frame pointer "
+                      f"0x{fp:x} -- not a stack growth failure")
+        d.explanation.append(
+            f"{fn} subtracts a run-time size from sp ({at}: a variable-length array or "
+            f"alloca); sp now lies {hs(above)} above the frame pointer the same function set "
+            "up, which only a negative size (a huge unsigned one) can do: the length went "
+            "negative (a signed overflow, an unchecked subtraction, a bad input).")
+        if sig.is_kernel_trap and f.arch == "x86_64":
+            d.explanation.append("SI_KERNEL with no address: the CPU refused the non-canonical "
+                                 "stack address itself (#SS for SIGBUS, #GP for SIGSEGV).")
+        d.fix = Fix("code", f"check the length given to the allocation in {fn} ({at}): it was "
+                    "negative; reject it before allocating (and cap it: a large positive one "
+                    "overflows the stack instead); -fsanitize=undefined reports a non-positive "
+                    "VLA bound at run time (vla-bound)")
+        return d
     if why:
         d.explanation.append(why)
     d.explanation.append("No function grew the stack to there frame by frame: sp was loaded with "

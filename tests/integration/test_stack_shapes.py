@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from tests.support.gdbrun import assert_no_traceback, compile_c, json_wrapped, run_gdb
-from tests.support.stack_oracles import DEPTH_CMDS, EX, MiB, depth_printed, diagnose_live, ints, passes_with
+from tests.support.stack_oracles import ARCH, DEPTH_CMDS, EX, MiB, depth_printed, diagnose_live, ints, passes_with
 
 pytestmark = pytest.mark.gdb
 
@@ -417,3 +417,37 @@ def test_read_of_another_threads_guard_page():
     assert doc["verdict"] == "not-stack" and doc["thread"]["num"] == 3
     assert f"thread 2 (LWP {victim[1]})'s stack guard page" in doc["headline"]
     assert "wrote" not in doc["fix_plan"]["text"] and "thread 2" in doc["fix_plan"]["text"]
+
+
+# -- a VLA whose length went negative: sub rsp, REG moves sp up ---------------------------------
+
+NEG_VLA = r"""
+#include <stdlib.h>
+#include <string.h>
+__attribute__((noinline)) int fill(long n) { char buf[n]; memset(buf, 1, 64); return buf[3]; }
+int main(int argc, char **argv) { return fill(atol(argv[1])); }
+"""
+REGS_CMD = "python print('@@REGS@@', int(gdb.parse_and_eval('$rbp')), int(gdb.parse_and_eval('$sp')))"
+
+
+@pytest.mark.skipif(ARCH != "x86_64", reason="x86_64 instructions and registers")
+@pytest.mark.parametrize("aslr", [False, True], ids=["under-gdb", "randomised"])
+def test_negative_vla_length_is_named(aslr):
+    """n = -200000: 'sub rsp, rax' adds 195 KiB to sp, above the stack top.  Before: with
+    randomisation off '[corrupt-sp] ... a stack pivot, longjmp ...' (sp non-canonical), with
+    it on '[not-stack] ... a wild pointer ... not next to the stack pointer (sp is ..., 8 B
+    away)'.  Oracles: objdump's sub %rax,%rsp in fill; gdb's $rbp below $sp."""
+    from tests.support.stack_oracles import objdump
+
+    prog = compile_c(NEG_VLA, name="negvla", flags=["-g", "-O0", "-fno-stack-clash-protection"])
+    setup = (["set disable-randomization off"] if aslr else []) + ["run"]
+    doc, orc, res = diagnose_live(prog, ["-200000"], setup=setup, extra=[REGS_CMD])
+    rbp, sp = map(int, re.search(r"@@REGS@@ (\d+) (\d+)", res.stdout).groups())
+    assert sp > rbp and 200000 - 4096 <= sp - rbp <= 200000 + 4096     # sp above its own frame
+    dump = objdump(prog)
+    fn = re.search(r"<fill>:\n(.*?)\n\n", dump, re.S)[1]
+    sub = int(re.search(r"^\s*([0-9a-f]+):\s+sub\s+%rax,%rsp", fn, re.M)[1], 16)
+    base = min(int(ln.split("-")[0], 16) for ln in orc["maps"].splitlines() if ln.endswith(str(prog)))
+    assert doc["verdict"] == "corrupt-sp"
+    assert f"sub rsp, rax at 0x{base + sub:x}" in doc["headline"] and "negative" in doc["headline"]
+    assert "negative" in doc["fix_plan"]["text"] and "pivot" not in " ".join(doc["explanation"])
