@@ -228,10 +228,15 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
 
         if absent_in(f, region, ctx.sp):
             # the frames above frame 0 were read from memory the core does not hold (gdb reads
-            # zeros there): no culprit, no recursion can be told from them
+            # zeros there): no recursion can be told from them.  Frame 0's own size stands
+            # (its CFA comes from the registers and its unwind rule, not from memory): one
+            # huge frame there is still named
             d.recursion = None
-            d.cause = None
-            return f"who used {hs(used)} of stack is unknown: the core does not hold the stack"
+            top0 = c.culprit
+            if not (top0 is not None and frames and top0.level == frames[0].level
+                    and top0.size >= HUGE_FRAME and (used is None or top0.size * 2 >= used)):
+                d.cause = None
+                return f"who used {hs(used)} of stack is unknown: the core does not hold the stack"
     top = c.culprit
     if top is not None:
         d.culprit = Culprit(_label(top), top.level, top.size, c.mover, top.source)

@@ -100,8 +100,9 @@ def stack_absent_note(gone: list[tuple[int, int, str]]) -> str:
          "the dump, or the disk filled up)")
         for w in sorted(whys, reverse=True))
     return (f"stack contents: {hs(size)} of the stack in use (0x{gone[0][0]:x}-0x{gone[-1][1]:x}) "
-            f"is not in the core -- {how}; the frames, return addresses and any recursion there "
-            "cannot be read, so who used the stack is unknown")
+            f"is not in the core -- {how}; the frames above frame #0, their return addresses "
+            "and any recursion there cannot be read (gdb shows zeros), only frame #0's own size "
+            "(from its registers)")
 
 
 def _unknown_use_fix(f: StackFacts, d: Diagnosis, region: StackRegion, needed: int,

@@ -451,3 +451,23 @@ def test_negative_vla_length_is_named(aslr):
     assert doc["verdict"] == "corrupt-sp"
     assert f"sub rsp, rax at 0x{base + sub:x}" in doc["headline"] and "negative" in doc["headline"]
     assert "negative" in doc["fix_plan"]["text"] and "pivot" not in " ".join(doc["explanation"])
+
+
+def test_core_without_the_stack_still_names_frame_0s_huge_frame(tmp_path):
+    """thread_overflow.c (a 128 KiB VLA in a 64 KiB thread stack), its kernel core written
+    with coredump_filter 0: no stack bytes, but frame 0's size comes from its registers and
+    unwind rule.  The one huge frame is named and the thread fix works when re-run."""
+    from tests.support.stack_oracles import build
+
+    prog = build("thread_overflow")
+    core = kernel_core(prog, [], tmp_path, filt=0)
+    segs = loads(core)
+    doc, res = diagnose_core(core, prog)
+    lo, hi = doc["stack_mapping"]["start_address"], doc["stack_mapping"]["end_address"]
+    seg = next(s for s in segs if s[1] <= lo < s[1] + s[3])
+    assert seg[2] == 0 < seg[3]                             # readelf: the stack is not dumped
+    assert doc["verdict"] == "thread-overflow" and doc["cause"] == "huge-frame"
+    assert doc["culprit"]["symbol"] == "fill" and doc["recursion"] is None
+    assert any(n.startswith("stack contents:") for n in doc["notes"])
+    size = doc["fix_plan"]["stacksize"]
+    assert passes_with([prog, size]) and not passes_with([prog, 65536])
