@@ -535,7 +535,10 @@ def allocated_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fa
                   f"{pos} -- {phrase}")
     d.explanation.insert(0, "The frames run on memory the program allocated (malloc or mmap) "
                          "and switched sp to: a fixed block that never grows, with no guard page "
-                         "unless the program put one there. RLIMIT_STACK does not apply to it.")
+                         "unless the program put one there. RLIMIT_STACK does not apply to it"
+                         + (" -- unless it was mapped with MAP_GROWSDOWN, which a core does not "
+                            "record (the kernel grows such a mapping like [stack], up to "
+                            "RLIMIT_STACK)." if f.target == "core" else "."))
     needed = _needed(region, final_sp)
     new = thread_stacksize_for(needed)
     unknown = _unknown_use_fix(f, d, region, needed, f"a bigger block for this stack (at least "

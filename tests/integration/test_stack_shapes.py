@@ -471,3 +471,14 @@ def test_core_without_the_stack_still_names_frame_0s_huge_frame(tmp_path):
     assert any(n.startswith("stack contents:") for n in doc["notes"])
     size = doc["fix_plan"]["stacksize"]
     assert passes_with([prog, size]) and not passes_with([prog, 65536])
+
+
+def test_core_of_a_growsdown_coroutine_does_not_claim_a_fixed_block(tmp_path):
+    """The same MAP_GROWSDOWN coroutine in a kernel core: VmFlags are not recorded, so the
+    answer may not say flatly that the block never grows and RLIMIT_STACK does not apply
+    (the live test above shows ulimit -s fixing it)."""
+    prog = compile_c(GROWSDOWN, name="growsdown", flags=["-g", "-O0"])
+    core = kernel_core(prog, [12 * MiB], tmp_path)
+    doc, _res = diagnose_core(core, prog)
+    assert doc["verdict"] == "user-stack-overflow"
+    assert "unless it was mapped with MAP_GROWSDOWN" in doc["explanation"][0]
