@@ -139,15 +139,36 @@ int main(void) { return (int)rec(0); }
 """
 
 
-def test_recursion_of_varying_frames_says_frames_once():
-    """Before: 'depth at least 128, about 3,918 by stack used / average frame frames'."""
+def test_recursion_of_varying_frames_is_counted_along_frame_pointers():
+    """Each level allocas a different size, so no fixed frame layout repeats.  Before: 'depth
+    at least 128, about 3,918 by stack used / average frame frames'.  A run-time sized frame
+    keeps a frame pointer; the chain of saved ones gives the depth the program's own counter
+    gives (+1: the faulting level had not counted itself yet)."""
     prog = compile_c(VARALLOCA, name="varalloca", flags=["-g", "-O0"])
     doc, orc, res = diagnose_live(prog, extra=[*DEPTH_CMDS, "stack-diagnose"])
     assert doc["cause"] == "deep-recursion"
-    depth = depth_printed(res) + 1                        # the faulting frame had not counted
     r = doc["recursion"]
-    assert r["depth"] <= depth and (r["depth_exact"] is False or r["depth"] == depth)
-    assert "frames frames" not in res.stdout and "average frame frames" not in res.stdout
+    assert r["depth_exact"] and r["depth"] == depth_printed(res) + 1
+    assert "frame pointers" in r["depth_method"]
+    assert "frames frames" not in res.stdout
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_recursion_of_varying_frames_in_a_thread(opt):
+    """The same in a thread whose stack is 256 KiB, at -O0 and -O2 (the count must hold or
+    say 'at least', never overcount)."""
+    src = VARALLOCA.replace("int main(void) { return (int)rec(0); }", r"""
+#include <pthread.h>
+void *run(void *a) { return (void *)rec(0); }
+int main(void) { pthread_attr_t at; pthread_t t; pthread_attr_init(&at);
+                 pthread_attr_setstacksize(&at, 256 << 10);
+                 pthread_create(&t, &at, run, 0); pthread_join(t, 0); return 0; }""")
+    prog = compile_c(src, name="varalloca_thr", flags=["-g", opt, "-pthread"])
+    doc, orc, res = diagnose_live(prog, extra=[*DEPTH_CMDS])
+    r = doc["recursion"]
+    assert doc["verdict"] == "thread-overflow" and doc["cause"] == "deep-recursion"
+    counted = depth_printed(res) + 1
+    assert r["depth"] == counted if r["depth_exact"] else r["depth"] <= counted
 
 
 # -- a mapping placed within the gap of a stack that has not grown yet ------------------------
