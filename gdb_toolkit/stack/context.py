@@ -53,6 +53,14 @@ def _frame_name(f: Frame | None) -> str:
     return frame_label(f) if f is not None else "??"
 
 
+def _frame_at(f: StackFacts, level: int) -> Frame | None:
+    """The frame at *level*: in the bounded walk, or one found past it (a far handler)."""
+    if level < 0:
+        return None
+    fr = next((x for x in f.frames if x.level == level), None)
+    return fr if fr is not None else f.far_frames.get(level)
+
+
 def choose(f: StackFacts) -> Context:
     stop = f.signal
     sfs = f.signal_frames
@@ -62,7 +70,7 @@ def choose(f: StackFacts) -> Context:
         if sfs:
             sf = sfs[0]
             ctx.sigframe_level = sf.level
-            handler = f.frames[sf.level - 1] if sf.level > 0 else None
+            handler = _frame_at(f, sf.level - 1)
             ctx.handler = {"symbol": _frame_name(handler), "signo": sf.signo,
                            "level": sf.level, "on_altstack": sf.on_altstack,
                            "altstack": ({"start_address": sf.altstack_sp, "size": sf.altstack_size}
@@ -81,7 +89,7 @@ def choose(f: StackFacts) -> Context:
             after = [Frame(sf.level + 1, sf.pc, sf.sp, after[0].function if after else None,
                            after[0].source if after else None)] + after[1:]
         sig = SignalInfo(sf.signo, sf.code, sf.addr)
-        handler = f.frames[sf.level - 1] if sf.level > 0 else None
+        handler = _frame_at(f, sf.level - 1)
         ctx = Context(sig, sf.sp, sf.pc, after, sf.addr if sig.is_memory_fault else None,
                       f"the kernel's signal frame at frame #{sf.level} (<signal handler "
                       "called>): the " + ("siginfo" if sf.signal_how == "siginfo" else

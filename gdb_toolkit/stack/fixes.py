@@ -607,7 +607,11 @@ def altstack_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fau
                           f"uc_stack saved in the signal frame at frame #{h.get('level')}")
     d.stack_used = hi - min(final_sp, fault)
     if d.cause == "deep-recursion":
-        d.fix = _recursion_fix(d, needed)
+        # RLIMIT_STACK does not apply to a sigaltstack: its size is the program's own
+        d.fix = Fix("code", f"bound the recursion in {d.recursion.focus}() (it runs in the "
+                    f"signal handler), or, if the depth is legitimate, give the alternate signal "
+                    f"stack at least {new} bytes (stack_t.ss_size = {new}; {hs(new)}, the "
+                    f"handler used about {hs(needed)} when it faulted)", needed, stacksize=new)
         return d
     d.fix = Fix("sigaltstack", f"give the alternate signal stack at least {new} bytes "
                 f"(stack_t.ss_size = {new}; {hs(new)}, the handler needs about {hs(needed)}), or "

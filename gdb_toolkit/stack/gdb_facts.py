@@ -171,6 +171,34 @@ def walk_frames(arch: str, cap: int = FRAME_CAP) -> tuple[list[Frame], bool, str
     return frames, frame is None and stopped is None, stopped
 
 
+FAR_CAP = 8192      # frames walked at most looking for a signal frame past the bounded walk
+
+
+def far_signal_frame(start: int, cap: int = FAR_CAP) -> tuple[Frame, Frame | None] | None:
+    """The first signal frame (<signal handler called>) at or past level *start*, and the
+    handler's frame just inside it: a handler that recursed deeper than the bounded walk on
+    its sigaltstack.  Frame types only (no names, no lines) up to *cap* levels."""
+    frame, level, inner = gdb.newest_frame(), 0, None
+    try:
+        while frame is not None and level < cap:
+            if level >= start and frame.type() == gdb.SIGTRAMP_FRAME:
+                sp = int(frame.read_register("sp")) & (2**64 - 1)
+                handler = None
+                if inner is not None:
+                    try:
+                        name = inner.name()
+                    except UnicodeDecodeError:
+                        name = None
+                    handler = Frame(level - 1, inner.pc(),
+                                    int(inner.read_register("sp")) & (2**64 - 1), name)
+                return Frame(level, frame.pc(), sp, None, signal_frame=True), handler
+            inner, frame = frame, frame.older()
+            level += 1
+    except (gdb.error, ValueError):
+        return None
+    return None
+
+
 def _frame_cfa(frame, level: int) -> int | None:
     """The frame's CFA ("frame at ..." of info frame): the caller's sp at the call."""
     import re
@@ -626,6 +654,17 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
                    sigframe_size=auxv.get(AT_MINSIGSTKSZ), overcommit=overcommit(kind),
                    absent=absent, frames_stopped=stopped)
     f.signal_frames = signal_frames(frames, arch)
+    if (not complete and stopped is None and not f.signal_frames and f.is_main_thread
+            and sig is not None and sig.is_memory_fault):
+        home = next((m for m in maps if m.path == "[stack]"), None) or (
+            next((m for m in maps if m.contains(hint)), None) if hint else None)
+        if home is None or not home.contains(sp):
+            # not on the initial stack: a handler on its sigaltstack may lie past the walk
+            far = far_signal_frame(len(frames))
+            if far is not None:
+                f.signal_frames = signal_frames([far[0]], arch)
+                if far[1] is not None:
+                    f.far_frames[far[1].level] = far[1]
     frame_sizes(frames)
     f.capstone = _capstone()
     if f.capstone:

@@ -504,3 +504,45 @@ def test_core_of_a_growsdown_coroutine_does_not_claim_a_fixed_block(tmp_path):
     doc, _res = diagnose_core(core, prog)
     assert doc["verdict"] == "user-stack-overflow"
     assert "unless it was mapped with MAP_GROWSDOWN" in doc["explanation"][0]
+
+
+# -- a handler recursing on its sigaltstack deeper than the bounded walk -------------------------
+
+ALT_RECURSE = r"""
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+volatile long depth, limit;
+long rec(long n) { volatile char pad[200]; pad[0] = n; depth++; if (n >= limit) return 0;
+                   return rec(n + 1) + pad[0]; }
+static void handler(int sig) { rec(0); write(1, "handled\n", 8); _exit(0); }
+int main(int argc, char **argv) {
+    size_t altsz = strtoul(argv[1], 0, 0); limit = atol(argv[2]);
+    stack_t ss = { .ss_sp = malloc(altsz), .ss_size = altsz, .ss_flags = 0 };
+    sigaltstack(&ss, NULL);
+    struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = handler;
+    sa.sa_flags = SA_ONSTACK;
+    sigaction(SIGUSR1, &sa, NULL);
+    raise(SIGUSR1); return 1;
+}
+"""
+
+
+def test_handler_recursing_past_the_walk_on_its_altstack():
+    """300 levels of ~240 B in a handler on a 64 KiB malloc'd sigaltstack: the signal frame
+    lies past the 128-frame walk.  Before: '[user-stack-overflow] ... a coroutine or fiber ...
+    give this context a bigger stack' (and for a recursion, 'raising the stack limit')."""
+    prog = compile_c(ALT_RECURSE, name="altrec", flags=["-g", "-O0"])
+    args = [64 << 10, 300]
+    assert not passes_with([prog, *args])
+    doc, orc, res = diagnose_live(prog, args, setup=("handle SIGUSR1 nostop noprint pass", "run"),
+                                  extra=[*DEPTH_CMDS, "info frame level 0"])
+    assert doc["verdict"] == "altstack-overflow" and doc["cause"] == "deep-recursion"
+    assert doc["recursion"]["depth"] == depth_printed(res) + 1 and doc["recursion"]["depth_exact"]
+    h = doc["signal_handler"]
+    assert h["symbol"] == "handler" and h["on_altstack"] and h["altstack"]["size"] == 64 << 10
+    assert h["level"] > 128
+    fix = doc["fix_plan"]
+    assert "alternate signal stack" in fix["text"] and "stack limit" not in fix["text"]
+    assert passes_with([prog, fix["stacksize"], 300])
