@@ -502,7 +502,9 @@ def _overrun(f: StackFacts, region: StackRegion, fault: int, frames) -> str:
     for m in sorted(hit, key=lambda m: -m.end):
         names.setdefault(_label(m), []).append(m.perms)
     listed = ", ".join(f"{name} ({', '.join(perms)})" for name, perms in list(names.items())[:3])
-    written = any(m.contains(fr.sp) for fr in frames for m in hit)
+    # a frame below the stack's bottom placed there: the mapping holding the stack itself (a
+    # sigaltstack inside [heap]) is no evidence
+    written = any(m.contains(fr.sp) for fr in frames if fr.sp < region.start for m in hit)
     if written:
         return f"; on its way its frames wrote over {listed} -- silent corruption before the fault"
     return f"; one frame jumped past {listed} (nothing was written there)"
@@ -592,6 +594,8 @@ def altstack_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fau
     new = round_up(needed, 64 << 10)
     past = lo - fault
     into = f", inside {_label(inside)} ({inside.perms})" if inside is not None else ""
+    # a sigaltstack has no guard: what lay between it and the fault was run over first
+    into += _overrun(f, StackRegion(lo, hi, "alternate signal stack", ""), fault, ctx.frames)
     d.headline = (f"the signal handler {h.get('symbol', '??')}() overflowed its {hs(size)} "
                   f"alternate signal stack [0x{lo:x}, 0x{hi:x}): the fault is {hs(past)} below "
                   f"it{into} -- {phrase}")

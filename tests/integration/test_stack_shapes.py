@@ -546,3 +546,21 @@ def test_handler_recursing_past_the_walk_on_its_altstack():
     fix = doc["fix_plan"]
     assert "alternate signal stack" in fix["text"] and "stack limit" not in fix["text"]
     assert passes_with([prog, fix["stacksize"], 300])
+    # /proc: the malloc'd altstack sits in [heap]; below it the program's own rw-p data, which
+    # the frames ran over before the fault (in its r--p part)
+    from tests.support.stack_oracles import maps_of
+    data = [m for m in maps_of(orc["maps"]) if m[3] == str(prog) and m[2] == "rw-p"]
+    assert data and doc["fault_address"] < data[0][0] < doc["signal_handler"]["altstack"]["start_address"]
+    assert "wrote over" in doc["headline"] and f"{prog} (rw-p)" in doc["headline"]
+
+
+def test_one_frame_off_a_heap_altstack_wrote_nothing_below_it():
+    """altstack.c: a 256 KiB VLA in a handler on a 64 KiB malloc'd sigaltstack (inside [heap]).
+    The signal frame sits inside [heap] too, which must not count as a frame written below the
+    altstack: one frame jumped (its memset faults at the lowest byte first)."""
+    from tests.support.stack_oracles import build
+
+    prog = build("altstack")
+    doc, orc, res = diagnose_live(prog, [65536, 262144], setup=("run", "continue"))
+    assert doc["verdict"] == "altstack-overflow" and doc["cause"] == "huge-frame"
+    assert "wrote over" not in doc["headline"] and "one frame jumped past [heap]" in doc["headline"]
