@@ -117,6 +117,35 @@ def analyse(f: StackFacts, d: Diagnosis, ctx, region) -> CauseFacts:
     return CauseFacts(top, mover, probe, pivot, pivot_text, unexplained, linked, final, protected)
 
 
+FRAME_POINTER = {"x86_64": "rbp", "i386": "rbp", "aarch64": "x29"}
+
+
+def negative_allocation(f: StackFacts, ctx) -> tuple[SpMover, int, int] | None:
+    """Frame 0 lowered sp by a register (a VLA or alloca) and sp now lies *above* its own
+    frame pointer: the run-time size was negative, and ``sub rsp, REG`` moved sp up.
+    (the instruction, the frame pointer, sp - frame pointer)."""
+    from gdb_toolkit.common.procfs import find_mapping
+    from gdb_toolkit.stack.kernel_rules import is_accessible
+    from gdb_toolkit.stack.sp_insn import find_sp_mover, source_of
+
+    first = ctx.frames[0] if ctx.frames else None
+    fp = ctx_registers(f, ctx).get(FRAME_POINTER.get(f.arch, ""))
+    if first is None or fp is None or not fp < ctx.sp:
+        return None
+    home = find_mapping(f.maps, fp)
+    if home is None or not is_accessible(home.perms):
+        return None
+    insns, code = _insns(f, first.level)
+    if not insns:
+        return None
+    mover = find_sp_mover(insns, first.pc, code_arch(f.arch))
+    if mover is None or not mover.dynamic:
+        return None
+    mover.source = source_of(mover.address, code.lines)
+    mover.text = shown(mover.text, f.arch)
+    return mover, fp, ctx.sp - fp
+
+
 def ctx_registers(f: StackFacts, ctx) -> dict[str, int]:
     """Registers of the context's frame 0 (the thread's, or those the signal frame saved)."""
     if ctx.sigframe_level is not None and ctx.frames and ctx.frames[0].level > 0:
@@ -194,6 +223,20 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
     d.clash_protection = True if c.probe is not None else c.protected
     final_sp = min(x for x in (ctx.sp, ctx.fault, c.final_sp) if x is not None)
     used = (region.end - final_sp) if region is not None else None
+    if region is not None:
+        from gdb_toolkit.stack.fixes import absent_in
+
+        if absent_in(f, region, ctx.sp):
+            # the frames above frame 0 were read from memory the core does not hold (gdb reads
+            # zeros there): no recursion can be told from them.  Frame 0's own size stands
+            # (its CFA comes from the registers and its unwind rule, not from memory): one
+            # huge frame there is still named
+            d.recursion = None
+            top0 = c.culprit
+            if not (top0 is not None and frames and top0.level == frames[0].level
+                    and top0.size >= HUGE_FRAME and (used is None or top0.size * 2 >= used)):
+                d.cause = None
+                return f"who used {hs(used)} of stack is unknown: the core does not hold the stack"
     top = c.culprit
     if top is not None:
         d.culprit = Culprit(_label(top), top.level, top.size, c.mover, top.source)
@@ -227,7 +270,7 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
         rounds = (f" -- {r.rounds:,} times round the {len(r.functions)}-function cycle"
                   if r.rounds else "")
         d.explanation.append(
-            f"deep recursion: {cyc} repeats{where}; {_depth(r)} frames{rounds} "
+            f"deep recursion: {cyc} repeats{where}; {_depth(r, ' frames')}{rounds} "
             f"({r.depth_method}), average frame {r.avg_frame} B.")
         return f"deep recursion in {r.focus}() ({_depth(r)}, {r.avg_frame} B/frame)"
     if (huge or p) and top is not None:
@@ -253,12 +296,31 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
         d.explanation.append(f"{len(big)} big frames take {hs(sum(fr.size for fr in big))} of "
                              f"the {hs(used)} used: {listed}.")
         return f"{len(big)} big frames ({listed})"
+    first = frames[0] if frames else None
+    if (f.frames_stopped and first is not None and first.size is None and region is not None
+            and region.start - first.sp >= HUGE_FRAME and first.sp < region.start):
+        # gdb could not find frame 0's caller; but every frame pushes its return address, so
+        # the stack's pages reach down to the lowest frame that ever ran: frame 0's sp far
+        # below them was moved there in one step, touching nothing in between
+        jump = region.start - first.sp
+        name = _label(first) + ("()" if first.function else "")
+        d.cause = "huge-frame"
+        d.culprit = Culprit(_label(first), first.level, jump, c.mover, first.source)
+        d.explanation.append(
+            f"one huge frame: {name} (frame #{first.level}) put sp 0x{first.sp:x} "
+            f"{hs(jump)} below the lowest page the stack had ever reached (0x{region.start:x}); "
+            "every call writes its return address, so the stack's pages reach down to the "
+            "innermost frame that ever ran -- this frame moved sp past all of that in one "
+            "step (a variable-length array, an alloca or a huge local array; a corrupted sp "
+            "would look the same, and the code that would tell is not at hand).")
+        return f"one huge frame in {name} (at least {hs(jump)})"
     d.cause = "many-frames"
     if top is not None:
         d.explanation.append(f"no single frame or recursion dominates: the largest of the "
                              f"{len(frames)}{'' if f.frames_complete else '+'} frames is "
                              f"{_label(top)}() {hs(top.size)} (frame #{top.level}).")
-    return f"{len(frames)}{'' if f.frames_complete else '+'} frames, none dominating"
+    return (f"{len(frames)}{'' if f.frames_complete else '+'} frame{'s' if len(frames) != 1 else ''}"
+            ", none dominating")
 
 
 def _label(fr: Frame) -> str:
@@ -267,11 +329,13 @@ def _label(fr: Frame) -> str:
     return frame_label(fr)
 
 
-def _depth(r) -> str:
+def _depth(r, unit: str = "") -> str:
+    """"depth 55,174" (+ *unit*), or a bound and the estimate after it (the unit stays with
+    the count: "depth at least 128 frames, about 3,918 by ...")."""
     if r.depth_exact:
-        return f"depth {r.depth:,}"
+        return f"depth {r.depth:,}{unit}"
     est = f", about {r.estimate:,} by stack used / average frame" if r.estimate and r.estimate > r.depth else ""
-    return f"depth at least {r.depth:,}{est}"
+    return f"depth at least {r.depth:,}{unit}{est}"
 
 
 def _hints(d: Diagnosis, top: Frame, c: CauseFacts) -> None:

@@ -53,6 +53,14 @@ def _frame_name(f: Frame | None) -> str:
     return frame_label(f) if f is not None else "??"
 
 
+def _frame_at(f: StackFacts, level: int) -> Frame | None:
+    """The frame at *level*: in the bounded walk, or one found past it (a far handler)."""
+    if level < 0:
+        return None
+    fr = next((x for x in f.frames if x.level == level), None)
+    return fr if fr is not None else f.far_frames.get(level)
+
+
 def choose(f: StackFacts) -> Context:
     stop = f.signal
     sfs = f.signal_frames
@@ -62,7 +70,7 @@ def choose(f: StackFacts) -> Context:
         if sfs:
             sf = sfs[0]
             ctx.sigframe_level = sf.level
-            handler = f.frames[sf.level - 1] if sf.level > 0 else None
+            handler = _frame_at(f, sf.level - 1)
             ctx.handler = {"symbol": _frame_name(handler), "signo": sf.signo,
                            "level": sf.level, "on_altstack": sf.on_altstack,
                            "altstack": ({"start_address": sf.altstack_sp, "size": sf.altstack_size}
@@ -81,7 +89,7 @@ def choose(f: StackFacts) -> Context:
             after = [Frame(sf.level + 1, sf.pc, sf.sp, after[0].function if after else None,
                            after[0].source if after else None)] + after[1:]
         sig = SignalInfo(sf.signo, sf.code, sf.addr)
-        handler = f.frames[sf.level - 1] if sf.level > 0 else None
+        handler = _frame_at(f, sf.level - 1)
         ctx = Context(sig, sf.sp, sf.pc, after, sf.addr if sig.is_memory_fault else None,
                       f"the kernel's signal frame at frame #{sf.level} (<signal handler "
                       "called>): the " + ("siginfo" if sf.signal_how == "siginfo" else
@@ -173,7 +181,10 @@ def _switched_stack(f: StackFacts, ctx, named: Mapping | None) -> StackRegion | 
                                                        # mapping below: most frames tell
     if "w" not in m.perms[:3] or m.path == "[stack]" or m.start == named.start:
         return None
-    inside = [fr for fr in outer if m.contains(fr.sp)]
+    # an outermost frame with nothing pushed yet has sp at the block's very end (makecontext's
+    # top frame on a mapping that did not merge with the one above it, as a MAP_GROWSDOWN
+    # mapping never does): it still belongs to that block
+    inside = [fr for fr in outer if m.start <= fr.sp <= m.end]
     if len(inside) * 4 < len(outer) * 3 or any(b.sp <= a.sp for a, b in zip(inside, inside[1:])):
         return None
     top = m.end
@@ -238,6 +249,25 @@ def find_stack_region(f: StackFacts, ctx) -> StackRegion | None:
                 label = "main stack (a fixed mapping)"
         return StackRegion(start, end, label, how, guard)
     me = next((t for t in f.threads if t.tid == f.tid), None)
+    twin = next((t for t in f.threads if me is not None and me.tp is not None
+                 and t.tid != f.tid and t.tp == me.tp), None)
+    if twin is not None:
+        # glibc gives every pthread its own TCB; a thread sharing another's thread pointer was
+        # made by clone() without CLONE_SETTLS, on a stack the program passed it: its thread
+        # pointer says nothing about where that stack ends
+        how += (f"; it shares its thread pointer 0x{me.tp:x} with thread {twin.num}: made by "
+                "clone() itself (no CLONE_SETTLS), not pthread_create(), on the stack the "
+                "program passed to clone()")
+        guard = next((m for m in f.maps if m.end == start and not is_accessible(m.perms)), None)
+        top = end
+        if f.frames_complete and frames:
+            # the outermost frame (clone's own) sits at the top of the block it was given
+            last = frames[-1]
+            high = last.caller_sp if last.caller_sp and region.contains(last.caller_sp) else last.sp
+            if region.contains(high):
+                top = min(end, _page_up(high + 64, f.page_size))
+                how += "; its top from the outermost frame"
+        return StackRegion(start, top, "stack passed to clone()", how, guard, raw_clone=True)
     top = thread_block_top(f, me.tp if me else None, region)
     if top != end:
         how += f"; its block ends at its thread control block (thread pointer 0x{me.tp:x})"

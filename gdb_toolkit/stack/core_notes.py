@@ -81,6 +81,12 @@ class CoreInfo:
     has_nt_file: bool
     has_siginfo: bool
     auxv_raw: bytes = field(default=b"", metadata={"json_skip": True})
+    absent: list = field(default_factory=list)
+                                     # (start, end, why): memory the core maps but whose bytes
+                                     # it does not hold -- "not dumped" (p_filesz < p_memsz: the
+                                     # dumper's coredump_filter left it out, as for file text) or
+                                     # "cut off" (the file ends first: the kernel stops writing
+                                     # at RLIMIT_CORE; a full disk)
 
     @property
     def writer(self) -> str:
@@ -161,6 +167,7 @@ def parse_core(src) -> CoreInfo:
     psinfo, auxv, files, auxv_raw = None, {}, [], b""
     has_file = has_siginfo = False
     count = 0
+    absent: list[tuple[int, int, str]] = []
     for i in range(e_phnum):
         p_type, p_flags, p_offset, p_vaddr, _pa, p_filesz, p_memsz, _al = struct.unpack_from(
             "<IIQQQQQQ", table, 56 * i)
@@ -168,6 +175,12 @@ def parse_core(src) -> CoreInfo:
             if p_vaddr + p_memsz > 1 << 64:
                 raise CoreFormatError(f"segment {i} wraps around the address space")
             loads.append(Mapping(p_vaddr, p_vaddr + p_memsz, _perms(p_flags), 0, "00:00", 0, ""))
+            held = min(p_filesz, p_memsz)
+            in_file = min(held, max(r.size - p_offset, 0))
+            if in_file < held:
+                absent.append((p_vaddr + in_file, p_vaddr + held, "cut off"))
+            if held < p_memsz:
+                absent.append((p_vaddr + held, p_vaddr + p_memsz, "not dumped"))
         elif p_type == PT_NOTE and p_filesz:
             if p_filesz > notes_left:
                 raise CoreFormatError(f"the core's notes exceed {MAX_NOTE_BYTES >> 20} MiB")
@@ -195,7 +208,7 @@ def parse_core(src) -> CoreInfo:
                     has_file = True
                     files = _nt_file(desc)
     return CoreInfo(arch, _name_loads(loads, files), threads, psinfo, auxv, has_file, has_siginfo,
-                    auxv_raw)
+                    auxv_raw, sorted(absent))
 
 
 def _notes(data: bytes):

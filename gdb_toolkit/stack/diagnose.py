@@ -134,9 +134,19 @@ def _new_diagnosis(f: StackFacts, ctx: Context, region: StackRegion | None) -> D
         sources["RLIMIT_STACK at exec"] = f.exec_rlimit_source
     if f.aslr_source:
         sources["address randomisation"] = f.aslr_source
-    if not f.frames_complete:
+    if f.frames_stopped and f.frames:
+        last = f.frames[-1]
+        notes.append(f"frames: gdb's walk stopped at frame #{last.level} ({f.frames_stopped}), "
+                     "so the frames outer to it are not known"
+                     + ("" if last.function or last.function_start is not None else
+                        f" -- no symbol or unwind table covers its code at 0x{last.pc:x}: give "
+                        "gdb the program file (and its libraries) the process ran"))
+    elif not f.frames_complete:
         notes.append(f"frames: only the innermost {len(f.frames)} were walked (a bounded walk); "
                      "the table shows those, deeper frames are summarised")
+    gone = fixes.absent_in(f, region, ctx.sp) if region is not None else []
+    if gone:
+        notes.append(fixes.stack_absent_note(gone))
     if not f.capstone:
         notes.append("capstone is not installed: no disassembly, so no culprit instruction, "
                      "no probe-loop or stack-pivot recognition (install python3-capstone)")
@@ -156,7 +166,8 @@ def _new_diagnosis(f: StackFacts, ctx: Context, region: StackRegion | None) -> D
         growth_requested=None, rlimit_soft=f.rlimit_soft, rlimit_hard=f.rlimit_hard,
         guard_gap=f.guard_gap, below=None, nearest=[], culprit=None, recursion=None,
         clash_probe=None, frames=f.frames, frames_complete=f.frames_complete, notes=notes,
-        sources=sources, stopped_by=ctx.stopped_by, handler=ctx.handler, runtime=f.runtime)
+        sources=sources, stopped_by=ctx.stopped_by, handler=ctx.handler, runtime=f.runtime,
+        frames_stopped=f.frames_stopped)
 
 
 # -- no fault address: x86 #GP/#SS, or a core that recorded only the signal number ----------
@@ -286,6 +297,8 @@ def _classify(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion | N
     d.nearest = [_mapdict(m, fault) for m in (inside, below, above) if m is not None]
     if not canonical(sp, f.arch):
         return _corrupt_sp(f, d, ctx, region, why="sp is not a canonical address")
+    if f.capstone and abs(fault - sp) <= NEAR_SP and causes.negative_allocation(f, ctx):
+        return _corrupt_sp(f, d, ctx, region)            # sp moved up by a negative size
     if fault == ctx.pc and _chain_broken(f, ctx):
         return _corrupt_sp(f, d, ctx, region, why=(
             f"The program jumped to 0x{fault:x} and no frame leads from sp 0x{sp:x} back to its "
@@ -322,11 +335,42 @@ def _classify(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion | N
     final_sp = min(x for x in (sp, fault, c.final_sp) if x is not None)
     if clash:
         return fixes.clash_verdict(f, d, ctx, region, clash, phrase, final_sp)
+    if region.allocated and f.vm_flags is not None:
+        m = find_mapping(f.maps, region.start)
+        flags = f.vm_flags(region.start) if m is not None else None
+        if flags is not None and "gd" in flags:
+            return _growsdown(f, d, ctx, m, region, fault, phrase, final_sp, inside)
     if region.allocated:
         return fixes.allocated_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
     if not f.is_main_thread:
         return fixes.thread_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
     return _main_growth(f, d, ctx, region, fault, phrase, final_sp, inside)
+
+
+def _grows_down(f: StackFacts, m: Mapping) -> bool:
+    """Was *m* mapped with MAP_GROWSDOWN (VmFlags "gd"; known for a live process only)?"""
+    if f.vm_flags is None or m.path == "[stack]":
+        return False
+    flags = f.vm_flags(m.start)
+    return flags is not None and "gd" in flags
+
+
+def _growsdown(f: StackFacts, d: Diagnosis, ctx: Context, m: Mapping, region: StackRegion,
+               fault: int, phrase: str, final_sp: int, inside) -> Diagnosis:
+    """A stack the program mapped with MAP_GROWSDOWN: the kernel grows it on a fault below,
+    as it grows [stack] -- the guard gap and RLIMIT_STACK (acct_stack_growth counts this
+    mapping's own size) decide, not the size the program asked for."""
+    grows = StackRegion(m.start, m.end, "stack the program mapped with MAP_GROWSDOWN",
+                        region.how + "; VmFlags 'gd' in /proc/PID/smaps: mapped with "
+                        "MAP_GROWSDOWN, so the kernel grows it like [stack]", None)
+    d.stack = grows
+    d = _main_growth(f, d, ctx, grows, fault, phrase, final_sp, inside)
+    d.explanation.insert(
+        1, "The program mapped this stack with MAP_GROWSDOWN: a fault below it grows it the way "
+        "[stack] grows (expand_downwards()), so it is not a fixed block -- growth stops at "
+        "RLIMIT_STACK (counted for this mapping alone: its vm_end - the fault) or at the guard "
+        "gap above the mapping below it, whatever size the program first mapped.")
+    return d
 
 
 def _chain_broken(f: StackFacts, ctx: Context) -> bool:
@@ -351,6 +395,22 @@ def _main_growth(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion,
     hit = between[0] if between else None            # what find_vma(fault) returns
     if region.guard is not None:                     # a main stack with a guard: a fixed one
         return fixes.fixed_main_stack(f, d, ctx, region, fault, phrase, final_sp)
+    if hit is not None and _grows_down(f, hit) and is_accessible(hit.perms):
+        # find_vma(fault) returns a MAP_GROWSDOWN mapping: the kernel grows that one (under
+        # the same rules), not the stack above it
+        grows = StackRegion(hit.start, hit.end, "MAP_GROWSDOWN mapping below the stack",
+                            f"the mapping the kernel found above the fault (find_vma): "
+                            f"{label(hit)}, VmFlags 'gd' in /proc/PID/smaps", None)
+        d = _main_growth(f, d, ctx, grows, fault, phrase, final_sp, inside)
+        d.explanation.insert(
+            1, f"The fault lies below {label(hit)} (0x{hit.start:x}-0x{hit.end:x}, "
+            f"{hs(region.start - hit.end)} below {region.label}), which the program mapped with "
+            "MAP_GROWSDOWN: find_vma() returns that mapping, and the kernel grows it -- not "
+            f"{region.label} -- by the rules of a stack: its own size (vm_end - the fault) "
+            "against RLIMIT_STACK, the guard gap above a mapping below it. (The stack above "
+            "may grow right down to a MAP_GROWSDOWN mapping: the guard gap does not apply "
+            "to one.)")
+        return d
     if hit is not None:
         blocker = between[-1]                        # the mapping right below the stack
         if not is_accessible(blocker.perms) and (blocker is hit or fault < blocker.start):
@@ -363,7 +423,8 @@ def _main_growth(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion,
     if prev is not None:
         d.below = _mapdict(prev, fault)
     gap_dist = page_down(fault, f.page_size) - prev.end if prev else None
-    if prev is not None and is_accessible(prev.perms) and gap_dist < f.guard_gap:
+    if (prev is not None and is_accessible(prev.perms) and gap_dist < f.guard_gap
+            and not _grows_down(f, prev)):          # expand_downwards() exempts VM_GROWSDOWN
         return fixes.guard_gap(f, d, ctx, region, fault, phrase, final_sp, prev, gap_dist, growth)
     grow_bytes = region.start - page_down(fault, f.page_size)
     if f.as_soft is not None:
@@ -417,6 +478,27 @@ def _corrupt_sp(f: StackFacts, d: Diagnosis, ctx: Context, region, why: str | No
     d.headline = (f"the stack pointer itself is corrupt: sp 0x{sp:x} is {where}{fault_txt} -- "
                   "not a stack growth failure")
     d.stack_used = None
+    neg = causes.negative_allocation(f, ctx) if f.capstone else None
+    if neg is not None:
+        ins, fp, above = neg
+        fn = causes._name(ctx.frames[0])
+        at = f"{ins.text} at 0x{ins.address:x}" + (f", {ins.source}" if ins.source else "")
+        d.headline = (f"a negative run-time stack allocation: {fn} moved sp up, not down "
+                      f"({at}), to 0x{sp:x} -- {hs(above)} above its own frame pointer "
+                      f"0x{fp:x} -- not a stack growth failure")
+        d.explanation.append(
+            f"{fn} subtracts a run-time size from sp ({at}: a variable-length array or "
+            f"alloca); sp now lies {hs(above)} above the frame pointer the same function set "
+            "up, which only a negative size (a huge unsigned one) can do: the length went "
+            "negative (a signed overflow, an unchecked subtraction, a bad input).")
+        if sig.is_kernel_trap and f.arch == "x86_64":
+            d.explanation.append("SI_KERNEL with no address: the CPU refused the non-canonical "
+                                 "stack address itself (#SS for SIGBUS, #GP for SIGSEGV).")
+        d.fix = Fix("code", f"check the length given to the allocation in {fn} ({at}): it was "
+                    "negative; reject it before allocating (and cap it: a large positive one "
+                    "overflows the stack instead); -fsanitize=undefined reports a non-positive "
+                    "VLA bound at run time (vla-bound)")
+        return d
     if why:
         d.explanation.append(why)
     d.explanation.append("No function grew the stack to there frame by frame: sp was loaded with "
@@ -449,6 +531,20 @@ def _not_stack(f: StackFacts, d: Diagnosis, ctx: Context, region, inside, below,
                 "than the file: truncated after mmap, or mapped beyond its size)")
         fix = (f"check the size of {label(inside)} against the mapping (ftruncate/fallocate it "
                "before mapping, or map only what exists)")
+    elif inside is not None and not is_accessible(inside.perms):
+        over = find_mapping(f.maps, inside.end)
+        owner = next((t for t in f.threads if t.sp is not None and over is not None
+                      and over.start == inside.end and over.contains(t.sp)
+                      and t.tid != f.tid), None)
+        whose = (f"thread {owner.num} (LWP {owner.tid})'s stack guard page (the PROT_NONE page "
+                 "right below its stack)" if owner is not None else None)
+        kind = (f"an access to {whose}, from another thread" if whose else
+                f"an access to {label(inside)} ({inside.perms}), which allows no access at all")
+        fix = (f"find where this thread got a pointer below thread {owner.num}'s stack (a "
+               "pointer past the start of a buffer on that stack, or one kept after its frame "
+               "returned): valgrind or -fsanitize=address" if owner is not None else
+               f"find why the code accessed {label(inside)} (PROT_NONE): a bad pointer, or "
+               "memory the program protected itself (mprotect)")
     elif inside is not None:
         kind = f"an access to {label(inside)} ({inside.perms}) that its protection forbids"
         fix = f"the code {'wrote to' if 'w' not in inside.perms else 'used'} {label(inside)} wrongly"

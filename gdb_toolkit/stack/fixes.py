@@ -82,6 +82,43 @@ def _lim(v: int | None) -> str:
     return "unlimited" if v is None else f"{hs(v)} ({v // 1024} KiB)"
 
 
+def absent_in(f: StackFacts, region: StackRegion, sp: int) -> list[tuple[int, int, str]]:
+    """The parts of the stack in use -- from sp (or the stack's start) to its top -- whose
+    bytes the core does not hold: its frames, return addresses and recursion are unknown."""
+    lo = max(region.start, min(sp, region.end))
+    return [(max(a, lo), min(b, region.end), why) for a, b, why in f.absent
+            if a < region.end and lo < b]
+
+
+def stack_absent_note(gone: list[tuple[int, int, str]]) -> str:
+    size = sum(b - a for a, b, _ in gone)
+    whys = {why for _a, _b, why in gone}
+    how = " and ".join(
+        ("not dumped (its PT_LOAD segment has no bytes in the file: the process's "
+         "/proc/PID/coredump_filter left anonymous memory out)") if w == "not dumped" else
+        ("cut off (the file ends before the segment does: RLIMIT_CORE (ulimit -c) stopped "
+         "the dump, or the disk filled up)")
+        for w in sorted(whys, reverse=True))
+    return (f"stack contents: {hs(size)} of the stack in use (0x{gone[0][0]:x}-0x{gone[-1][1]:x}) "
+            f"is not in the core -- {how}; the frames above frame #0, their return addresses "
+            "and any recursion there cannot be read (gdb shows zeros), only frame #0's own size "
+            "(from its registers)")
+
+
+def _unknown_use_fix(f: StackFacts, d: Diagnosis, region: StackRegion, needed: int,
+                     bigger: str) -> Fix | None:
+    """The core holds no bytes of the stack in use: who used it (a recursion that no size
+    ends, or a bounded need) is unknown, so no size is offered as the fix."""
+    if d.cause is not None or not absent_in(f, region, d.sp):
+        return None
+    return Fix("code", f"make a core that holds the stack, or run the program under gdb, to "
+               f"see who used {hs(region.end - min(d.sp, region.end))} of it: in the shell that "
+               "starts the program, ulimit -c unlimited and echo 0x33 > /proc/self/coredump_filter "
+               "(bit 0: anonymous private memory, where stacks live); " + bigger + " only once "
+               "the stack use is known to be bounded (a runaway recursion fails at any size)",
+               needed)
+
+
 def _recursion_fix(d: Diagnosis, needed: int) -> Fix:
     r = d.recursion
     deep = (f"{r.rounds:,} times through {' -> '.join(x + '()' for x in r.functions)}"
@@ -121,6 +158,10 @@ def _too_big_fix(f: StackFacts, d: Diagnosis, needed: int) -> Fix:
 def ulimit_fix(f: StackFacts, d: Diagnosis, region: StackRegion, needed: int, obstacle) -> Fix:
     """``ulimit -s`` for *needed* bytes, unless the hard limit, a fixed mapping or the
     kernel's memory commit check forbids it."""
+    unknown = _unknown_use_fix(f, d, region, needed,
+                               f"a bigger limit (ulimit -s {ulimit_kib_for(needed)}) helps")
+    if unknown is not None:
+        return unknown
     if d.cause == "deep-recursion":
         return _recursion_fix(d, needed)
     if _growing(d):
@@ -137,10 +178,13 @@ def ulimit_fix(f: StackFacts, d: Diagnosis, region: StackRegion, needed: int, ob
                                                      f.guard_gap, f.aslr, f.page_size):
         room = region.end - obstacle.end - (f.guard_gap if is_accessible(obstacle.perms) else 0)
         if needed > room:
+            size = region.end - region.start
+            leaves = (f"which leaves the stack {hs(room)}" if room > size else
+                      f"which lets the stack grow no further than the {hs(size)} it has")
             return Fix("heap", f"move the buffer to the heap (malloc), or map {_label(obstacle)} "
                        f"elsewhere: the program placed it {hs(region.end - obstacle.end)} below "
-                       f"the stack top, which leaves the stack {hs(max(room, 0))} whatever the "
-                       f"limit, and the run needs about {hs(needed)}", needed)
+                       f"the stack top, {leaves} whatever the limit, and the run needs about "
+                       f"{hs(needed)}", needed)
     raised = (f.exec_rlimit_known and f.rlimit_soft is not None and f.exec_rlimit is not None
               and f.rlimit_soft > f.exec_rlimit)
     extra = ""
@@ -269,11 +313,15 @@ def guard_gap(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault: int,
     limit = f.rlimit_soft
     d.headline = (f"stack growth refused: the fault at 0x{fault:x} is {hs(gap_dist)} above "
                   f"{_label(prev)} ({prev.perms}), inside the {hs(f.guard_gap)} guard gap -- {phrase}")
-    room = region.end - (prev.end + f.guard_gap)
+    floor = prev.end + f.guard_gap
+    stop = (f"so the stack may not grow below 0x{floor:x} ({_room(region.end - floor)})"
+            if floor < region.start else
+            f"so the stack may not grow at all: its lowest page 0x{region.start:x} is already "
+            f"within the gap ({hs(region.start - prev.end)} above it; the mapping was placed "
+            "there after the stack had stopped growing)")
     d.explanation.insert(0, f"expand_downwards() keeps stack_guard_gap ({hs(f.guard_gap)}, "
                          f"{f.guard_gap_source}) free above any accessible mapping below the "
-                         f"stack; {_label(prev)} ends at 0x{prev.end:x}, so the stack may not grow "
-                         f"below 0x{prev.end + f.guard_gap:x} ({_room(room)}), whatever "
+                         f"stack; {_label(prev)} ends at 0x{prev.end:x}, {stop}, whatever "
                          f"RLIMIT_STACK ({'unlimited' if limit is None else hs(limit)}) says.")
     how = _runtime_changes(f, d)
     if limit is not None and growth > limit:
@@ -294,8 +342,7 @@ def guard_gap(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault: int,
 
 
 def _room(room: int) -> str:
-    return (f"the stack can be {hs(room)} at most" if room > 0
-            else "the stack cannot grow below where it already is")
+    return f"the stack can be {hs(room)} at most"
 
 
 def clash_jump(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault: int, phrase: str,
@@ -375,7 +422,15 @@ def thread_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault
         pos += _overrun(f, region, fault, ctx.frames)
     d.headline = (f"thread stack overflow: thread {f.thread_num} (LWP {f.tid}) has a "
                   f"{hs(size)} stack and the fault is {hs(past)} below it, {pos} -- {phrase}")
-    d.explanation.insert(0, "A thread's stack is a fixed mmap (pthread_attr_setstacksize, default "
+    if region.raw_clone:
+        d.explanation.insert(0, "A thread made by clone() runs on the memory the program passed "
+                             "as clone()'s stack argument: a fixed block that never grows"
+                             + (", with a guard page below." if guard else
+                                " and has no guard page unless the program made one, so an "
+                                "overflow runs into whatever lies below it.")
+                             + " pthread_attr_* do not apply to it.")
+    else:
+        d.explanation.insert(0, "A thread's stack is a fixed mmap (pthread_attr_setstacksize, default "
                          "RLIMIT_STACK at start) with a PROT_NONE guard below; it never grows, so "
                          "any access below it faults." + (
                              "" if guard else " This one has no guard page: created with "
@@ -395,6 +450,23 @@ def thread_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault
             f"{hs(UNLIMITED_THREAD_DEFAULT)} (ARCH_STACK_DEFAULT_SIZE) instead of the soft "
             "limit a finite RLIMIT_STACK gives it (8 MiB by default): 'ulimit -s unlimited' "
             "shrinks thread stacks.")
+    unknown = _unknown_use_fix(f, d, region, needed, f"a bigger thread stack "
+                               f"(pthread_attr_setstacksize(&attr, {size_needed})) helps")
+    if unknown is not None:
+        d.fix = unknown
+        return d
+    if region.raw_clone and not _growing(d):
+        stk = (f"pass clone() a stack of at least {size_needed} bytes ({hs(size_needed)}; it "
+               f"needs about {hs(needed)}) -- the size of the block whose end is clone()'s stack "
+               "argument -- with a PROT_NONE guard page below it (mmap it, then mprotect the "
+               "lowest page)")
+        if d.cause == "deep-recursion":
+            d.fix = Fix("code", f"bound the recursion in {d.recursion.focus}(), or, if the depth "
+                        f"is legitimate, {stk}", needed, stacksize=size_needed)
+        else:
+            d.fix = Fix("stack_size", stk + " -- or move the buffer to the heap", needed,
+                        stacksize=size_needed)
+        return d
     if d.cause == "deep-recursion":
         r = d.recursion
         d.fix = Fix("code", f"bound the recursion in {r.focus}(), or give the thread a "
@@ -430,7 +502,9 @@ def _overrun(f: StackFacts, region: StackRegion, fault: int, frames) -> str:
     for m in sorted(hit, key=lambda m: -m.end):
         names.setdefault(_label(m), []).append(m.perms)
     listed = ", ".join(f"{name} ({', '.join(perms)})" for name, perms in list(names.items())[:3])
-    written = any(m.contains(fr.sp) for fr in frames for m in hit)
+    # a frame below the stack's bottom placed there: the mapping holding the stack itself (a
+    # sigaltstack inside [heap]) is no evidence
+    written = any(m.contains(fr.sp) for fr in frames if fr.sp < region.start for m in hit)
     if written:
         return f"; on its way its frames wrote over {listed} -- silent corruption before the fault"
     return f"; one frame jumped past {listed} (nothing was written there)"
@@ -463,9 +537,17 @@ def allocated_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fa
                   f"{pos} -- {phrase}")
     d.explanation.insert(0, "The frames run on memory the program allocated (malloc or mmap) "
                          "and switched sp to: a fixed block that never grows, with no guard page "
-                         "unless the program put one there. RLIMIT_STACK does not apply to it.")
+                         "unless the program put one there. RLIMIT_STACK does not apply to it"
+                         + (" -- unless it was mapped with MAP_GROWSDOWN, which a core does not "
+                            "record (the kernel grows such a mapping like [stack], up to "
+                            "RLIMIT_STACK)." if f.target == "core" else "."))
     needed = _needed(region, final_sp)
     new = thread_stacksize_for(needed)
+    unknown = _unknown_use_fix(f, d, region, needed, f"a bigger block for this stack (at least "
+                               f"{new} bytes) helps")
+    if unknown is not None:
+        d.fix = unknown
+        return d
     if d.cause == "deep-recursion":
         r = d.recursion
         d.fix = Fix("code", f"bound the recursion in {r.focus}(), or give this context a bigger "
@@ -512,6 +594,8 @@ def altstack_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fau
     new = round_up(needed, 64 << 10)
     past = lo - fault
     into = f", inside {_label(inside)} ({inside.perms})" if inside is not None else ""
+    # a sigaltstack has no guard: what lay between it and the fault was run over first
+    into += _overrun(f, StackRegion(lo, hi, "alternate signal stack", ""), fault, ctx.frames)
     d.headline = (f"the signal handler {h.get('symbol', '??')}() overflowed its {hs(size)} "
                   f"alternate signal stack [0x{lo:x}, 0x{hi:x}): the fault is {hs(past)} below "
                   f"it{into} -- {phrase}")
@@ -527,7 +611,11 @@ def altstack_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fau
                           f"uc_stack saved in the signal frame at frame #{h.get('level')}")
     d.stack_used = hi - min(final_sp, fault)
     if d.cause == "deep-recursion":
-        d.fix = _recursion_fix(d, needed)
+        # RLIMIT_STACK does not apply to a sigaltstack: its size is the program's own
+        d.fix = Fix("code", f"bound the recursion in {d.recursion.focus}() (it runs in the "
+                    f"signal handler), or, if the depth is legitimate, give the alternate signal "
+                    f"stack at least {new} bytes (stack_t.ss_size = {new}; {hs(new)}, the "
+                    f"handler used about {hs(needed)} when it faulted)", needed, stacksize=new)
         return d
     d.fix = Fix("sigaltstack", f"give the alternate signal stack at least {new} bytes "
                 f"(stack_t.ss_size = {new}; {hs(new)}, the handler needs about {hs(needed)}), or "

@@ -114,8 +114,10 @@ def stack_arch() -> str:
         raise
 
 
-def walk_frames(arch: str, cap: int = FRAME_CAP) -> tuple[list[Frame], bool]:
-    """The innermost *cap* frames (pc, sp, function, start, source); True if the walk ended."""
+def walk_frames(arch: str, cap: int = FRAME_CAP) -> tuple[list[Frame], bool, str | None]:
+    """The innermost *cap* frames (pc, sp, function, start, source); True if the walk ended
+    at the outermost frame; gdb's reason when it ended at an unwind error instead (a frame
+    whose code has neither symbols nor unwind tables, in a core of a deleted program)."""
     frames: list[Frame] = []
     frame = gdb.newest_frame()
     level = 0
@@ -149,7 +151,16 @@ def walk_frames(arch: str, cap: int = FRAME_CAP) -> tuple[list[Frame], bool]:
         except gdb.error:
             frame = None
         level += 1
-    if frame is None and frames and not frames[-1].signal_frame:
+    stopped = None
+    if frame is None and frames:
+        try:
+            reason = last.unwind_stop_reason()
+            # FRAME_UNWIND_FIRST_ERROR is UNAVAILABLE's value (gdb 13 exports no name for it)
+            if reason >= getattr(gdb, "FRAME_UNWIND_FIRST_ERROR", gdb.FRAME_UNWIND_UNAVAILABLE):
+                stopped = gdb.frame_stop_reason_string(reason)
+        except gdb.error:
+            pass
+    if frame is None and frames and not frames[-1].signal_frame and stopped is None:
         # the walk ended at the outermost frame gdb shows (main, with 'backtrace past-main'
         # off): its size still comes from its CFA, which is its caller's sp
         frames[-1].caller_sp = _frame_cfa(last, frames[-1].level)
@@ -157,7 +168,36 @@ def walk_frames(arch: str, cap: int = FRAME_CAP) -> tuple[list[Frame], bool]:
     for inner, outer in zip(frames, frames[1:]):
         if inner.function_start is None and not inner.signal_frame and not outer.signal_frame:
             inner.function_start = _direct_call_target(outer.pc, arch)
-    return frames, frame is None
+    return frames, frame is None and stopped is None, stopped
+
+
+FAR_CAP = 1024      # frames walked at most looking for a signal frame past the bounded walk
+                    # (gdb unwinds ~3 frames per ms: a deeper coroutine recursion pays 0.3 s)
+
+
+def far_signal_frame(start: int, cap: int = FAR_CAP) -> tuple[Frame, Frame | None] | None:
+    """The first signal frame (<signal handler called>) at or past level *start*, and the
+    handler's frame just inside it: a handler that recursed deeper than the bounded walk on
+    its sigaltstack.  Frame types only (no names, no lines) up to *cap* levels."""
+    frame, level, inner = gdb.newest_frame(), 0, None
+    try:
+        while frame is not None and level < cap:
+            if level >= start and frame.type() == gdb.SIGTRAMP_FRAME:
+                sp = int(frame.read_register("sp")) & (2**64 - 1)
+                handler = None
+                if inner is not None:
+                    try:
+                        name = inner.name()
+                    except UnicodeDecodeError:
+                        name = None
+                    handler = Frame(level - 1, inner.pc(),
+                                    int(inner.read_register("sp")) & (2**64 - 1), name)
+                return Frame(level, frame.pc(), sp, None, signal_frame=True), handler
+            inner, frame = frame, frame.older()
+            level += 1
+    except (gdb.error, ValueError):
+        return None
+    return None
 
 
 def _frame_cfa(frame, level: int) -> int | None:
@@ -204,8 +244,10 @@ def function_code(frame: Frame, caller: Frame | None, arch: str) -> Code | None:
         start, end = block.start, block.end
     else:
         start = frame.function_start
-        if start is None:
-            start = _minsym_start(look)
+        if start is None or not 0 <= pc - start < CODE_CAP:
+            # no start, or the caller's direct call went to a PLT stub (a library function
+            # without debug info): the ELF symbol holding pc
+            start = _minsym_start(look) or start
     if start is None or not 0 <= pc - start < CODE_CAP:
         return None
     # to the function's end (a loop's back edge may lie well past pc), within CODE_CAP
@@ -366,6 +408,36 @@ def guard_gap(page: int):
     except OSError:
         cmdline = None
     return guard_gap_from_cmdline(cmdline, page)
+
+
+def vm_flags_reader(pid: int):
+    """addr -> the VmFlags of the mapping holding it in /proc/PID/smaps (a set of two-letter
+    flags: "gd" is VM_GROWSDOWN), or None; smaps is read on the first call only, since the
+    pure core asks only about a stack the program allocated itself."""
+    cache: list = []
+
+    def flags(addr: int):
+        if not cache:
+            table = []
+            try:
+                with open(f"/proc/{pid}/smaps", errors="surrogateescape") as fh:
+                    span = None
+                    for line in fh:
+                        if line.startswith("VmFlags:"):
+                            if span is not None:
+                                table.append((span[0], span[1], frozenset(line.split()[1:])))
+                            span = None
+                        elif "-" in line[:33] and not line.endswith("kB\n"):
+                            lo, _, hi = line.split(" ", 1)[0].partition("-")
+                            try:
+                                span = (int(lo, 16), int(hi, 16))
+                            except ValueError:
+                                span = None
+            except OSError:
+                pass
+            cache.append(table)
+        return next((fl for lo, hi, fl in cache[0] if lo <= addr < hi), None)
+    return flags
 
 
 def _auxv_live(pid: int) -> dict[int, int]:
@@ -544,7 +616,7 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
     arch = stack_arch()
     pid = inf.pid or None
     tid = thread.ptid[1] or None
-    frames, complete = walk_frames(arch)
+    frames, complete, stopped = walk_frames(arch)
     if not frames:
         raise ToolkitError("cannot read the selected thread's registers",
                            "select a stopped thread (thread N)")
@@ -554,7 +626,7 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
     ex, ex_known, ex_src, by_gdb = exec_limit(kind, inf)
     regs = registers(arch)
     sig, sig_src = stop_signal(), "$_siginfo"
-    writer, hint = None, None
+    writer, hint, absent = None, None, []
     auxv = _core_info()[0].auxv if kind == "core" else (_auxv_live(pid) if pid else {})
     page = auxv.get(AT_PAGESZ) or os.sysconf("SC_PAGE_SIZE")
     gap, gsrc = guard_gap(page)
@@ -569,6 +641,7 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
         if info.writer != "the kernel or gdb":
             writer = info.writer
         hint = info.auxv.get(AT_EXECFN)
+        absent = info.absent
     else:
         hint = auxv.get(AT_EXECFN)
     aslr, aslr_src = aslr_state(kind, pid, maps, arch)
@@ -583,8 +656,20 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
                    exec_rlimit_known=ex_known, exec_rlimit_source=ex_src, aslr=aslr,
                    aslr_source=aslr_src, thread_name=thread_name(thread), core_writer=writer,
                    stack_hint=hint, started_by_gdb=by_gdb,
-                   sigframe_size=auxv.get(AT_MINSIGSTKSZ), overcommit=overcommit(kind))
+                   sigframe_size=auxv.get(AT_MINSIGSTKSZ), overcommit=overcommit(kind),
+                   absent=absent, frames_stopped=stopped)
     f.signal_frames = signal_frames(frames, arch)
+    if (not complete and stopped is None and not f.signal_frames and f.is_main_thread
+            and sig is not None and sig.is_memory_fault):
+        home = next((m for m in maps if m.path == "[stack]"), None) or (
+            next((m for m in maps if m.contains(hint)), None) if hint else None)
+        if home is None or not home.contains(sp):
+            # not on the initial stack: a handler on its sigaltstack may lie past the walk
+            far = far_signal_frame(len(frames))
+            if far is not None:
+                f.signal_frames = signal_frames([far[0]], arch)
+                if far[1] is not None:
+                    f.far_frames[far[1].level] = far[1]
     frame_sizes(frames)
     f.capstone = _capstone()
     if f.capstone:
@@ -596,6 +681,8 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
         f.code = f.codes.get(0)
     f.insn_at_pc = _read(pc, 16) or b""
     f.read_memory = _read
+    if kind == "live" and pid:
+        f.vm_flags = vm_flags_reader(pid)
     f.function_of = _function_of
     f.runtime = runtime_info(frames, arch, regs)
     f.threads = thread_summaries if thread_summaries is not None else []

@@ -192,10 +192,18 @@ class StackFacts:
     core_writer: str | None = None  # who wrote the core (qemu-user cores lack NT_SIGINFO)
     read_memory: object = field(default=None, metadata={"json_skip": True})  # (addr, n) -> bytes
     function_of: object = field(default=None, metadata={"json_skip": True})  # addr -> key
+    vm_flags: object = field(default=None, metadata={"json_skip": True})
+    far_frames: dict = field(default_factory=dict, metadata={"json_skip": True})
+                                    # level -> Frame past the bounded walk (a far handler)
+                                    # live: addr -> its mapping's VmFlags (/proc/PID/smaps)
     stack_hint: int | None = None   # an address in the initial stack (auxv AT_EXECFN)
     started_by_gdb: bool = False    # gdb ran it (it inherited gdb's limits)
     sigframe_size: int | None = None    # auxv AT_MINSIGSTKSZ: the kernel's signal frame size
     overcommit: "Overcommit | None" = None   # the kernel's commit accounting (live only)
+    absent: list = field(default_factory=list)  # core: (start, end, why) ranges it maps but
+                                    # holds no bytes of (core_notes.CoreInfo.absent)
+    frames_stopped: str | None = None   # why gdb's walk ended early: its unwind error
+                                    # ("memory error while unwinding"); None: it ended normally
 
 
 @record
@@ -209,6 +217,9 @@ class StackRegion:
     allocated: bool = field(default=False, metadata={"json_skip": True})
                                     # a stack the program allocated and switched to (a
                                     # coroutine: makecontext), not the kernel's [stack]
+    raw_clone: bool = field(default=False, metadata={"json_skip": True})
+                                    # a thread made by clone() itself (no CLONE_SETTLS: it
+                                    # shares another thread's thread pointer), not pthread_create
 
     start = property(lambda self: self.start_address)
     end = property(lambda self: self.end_address)
@@ -331,6 +342,8 @@ class Diagnosis:
     runtime: Runtime | None = None
     clash_protection: bool | None = None   # the culprit's code probes the stack
     kernel: dict | None = None      # --kernel: the kernel's own view of the growth
+    frames_stopped: str | None = field(default=None, metadata={"json_skip": True})
+                                    # gdb's unwind error that ended the walk (notes say it)
 
     sp = property(lambda self: self.sp_address)
     pc = property(lambda self: self.pc_address)

@@ -316,6 +316,38 @@ def _call_order(frames: list[Frame], lo: int, hi: int, length: int, outer_key: s
     return [frames[start - t] for t in range(length)]
 
 
+def walk_fp_chain(run: list[Frame], cycle: set[str], read, top: int | None, in_cycle,
+                  word: int = 8) -> tuple[int, bool] | None:
+    """Frames of the cycle outer to the sampled *run*, counted along the saved frame
+    pointers: a function whose frame is sized at run time (a VLA, alloca) keeps one (x86:
+    push rbp; mov rbp, rsp -- its caller's rbp at CFA - 2 words, the return address at CFA -
+    1 word).  The convention is first checked on the sampled frames themselves: the frame
+    pointer each saved must be the next one's CFA - 2 words.  (frames counted, exact: the
+    chain left the cycle) or None when the frames do not keep frame pointers."""
+    if top is None or len(run) < 3:
+        return None
+    mem = _Memory(read, top, word)
+    # run[i]'s caller is run[i + 1]: the CFA of run[i] is run[i + 1].sp
+    for i in range(len(run) - 2):
+        saved = mem.word(run[i + 1].sp - 2 * word)       # run[i + 1]'s rbp, saved by run[i]
+        if saved is None or saved != run[i + 2].sp - 2 * word:
+            return None
+    fp = mem.word(run[-1].sp - 2 * word)                 # the outermost sampled frame's own
+    n, last = 0, run[-1].sp
+    while True:
+        if fp is None or not last < fp < top:
+            return n, False
+        ra = mem.word(fp + word)
+        if ra is None:
+            return n, False
+        if in_cycle(ra) not in cycle:
+            return n, True
+        n += 1
+        if n >= SLOW_CAP:
+            return n, False
+        last, fp = fp, mem.word(fp)
+
+
 def detect_recursion(frames: list[Frame], frames_complete: bool, read, top: int | None,
                      arch: str = "x86_64", in_cycle=None) -> Recursion | None:
     """The recursion in *frames* (innermost first) and its depth (see the module doc).
@@ -366,8 +398,22 @@ def detect_recursion(frames: list[Frame], frames_complete: bool, read, top: int 
                 method = ("the cycle's frames have no fixed layout; only the "
                           f"{shown} sampled frames are counted")
         else:
-            method = ("the cycle's frames have no fixed layout (a run-time sized frame); only "
-                      f"the {shown} sampled frames are counted")
+            fp_walk = None
+            if arch in ("x86_64", "i386") and in_cycle is not None and all(
+                    g.count == 1 for g in run_g):
+                word = WORD.get(arch, 8)
+                fp_walk = walk_fp_chain(run, set(keys), read, top, in_cycle, word)
+            if fp_walk is not None:
+                more, exact = fp_walk
+                depth = shown + more
+                method = ("followed the chain of saved frame pointers (the cycle's frames are "
+                          "sized at run time) " + ("to its outermost frame" if exact else
+                                                   "until a read cap stopped it"))
+                if top is not None:
+                    avg = round((top - run[0].sp) / max(1, depth))
+            else:
+                method = ("the cycle's frames have no fixed layout (a run-time sized frame); "
+                          f"only the {shown} sampled frames are counted")
     else:
         method = f"only the {shown} sampled frames are counted"
     estimate = None

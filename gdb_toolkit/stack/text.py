@@ -45,7 +45,9 @@ def _frames(d: Diagnosis, width: int | None, styler=None) -> str:
         rows.append([f"#{f.level}", name, hs(f.size) if f.size is not None else "-",
                      hexaddr(f.sp), f.source or hexaddr(f.pc)])
         last = f.level
-    walked = f"all {len(frames)}" if d.frames_complete else f"innermost {len(frames)} (bounded walk)"
+    walked = (f"all {len(frames)}" if d.frames_complete else
+              f"innermost {len(frames)} (gdb's walk stopped: {d.frames_stopped})"
+              if d.frames_stopped else f"innermost {len(frames)} (bounded walk)")
     cols = [Col("frame", "key"), Col("function", "symbol"), Col("size", "number"),
             Col("sp", "address"), Col("where", "location")]
     return render_table(cols, rows, width, styler=styler,
