@@ -25,18 +25,25 @@ def parse_auxv(text: str) -> dict[str, int]:
     return out
 
 
-def parse_auxv_bytes(data: bytes, wordsize: int) -> dict[str, int]:
-    """The kernel's auxv bytes ((type, value) word pairs in the process's byte order, up to
-    AT_NULL) -> {"AT_PHDR": value, ...}; types without an AT_NAMES name are left out."""
+def auxv_entries(data: bytes, wordsize: int) -> dict[int, int]:
+    """The kernel's auxv bytes ((type, value) word pairs, little-endian as on every target the
+    toolkit reads: x86_64, i386, aarch64) -> {type: value}, up to and with AT_NULL; the first
+    entry of a type wins, as getauxval(3) answers.  At most MAX_AUXV bytes are looked at; a torn
+    last pair is ignored.  (/proc/PID/auxv, a core's NT_AUXV and gdb's live reads all use it.)"""
     if wordsize not in (4, 8):
         raise ValueError(f"word size {wordsize}")
     step = 2 * wordsize
+    # the host's order is the target's: the toolkit runs on x86_64 and aarch64 only
     words = memoryview(data[: min(len(data), MAX_AUXV) // step * step]).cast("Q" if wordsize == 8 else "I")
-    out = {}
+    out: dict[int, int] = {}
     for i in range(0, len(words), 2):
-        name = AT_NAMES.get(words[i])
-        if name is not None:
-            out[name] = words[i + 1]
+        out.setdefault(words[i], words[i + 1])
         if words[i] == 0:
             break
     return out
+
+
+def parse_auxv_bytes(data: bytes, wordsize: int) -> dict[str, int]:
+    """The kernel's auxv bytes -> {"AT_PHDR": value, ...} (auxv_entries under gdb's names);
+    types without an AT_NAMES name are left out."""
+    return {AT_NAMES[t]: v for t, v in auxv_entries(data, wordsize).items() if t in AT_NAMES}

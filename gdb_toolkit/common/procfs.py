@@ -184,6 +184,30 @@ def read_status(pid: int) -> ProcStatus:
     return parse_status(_read(pid, "status"))
 
 
+def parse_smaps_vmflags(text: str) -> list[tuple[int, int, frozenset]]:
+    """/proc/PID/smaps -> [(start, end, VmFlags)] (two-letter flags: "gd" is VM_GROWSDOWN).
+    A mapping's header is the maps line (its first word ``start-end``); the fields under it are
+    ``Key: value`` lines, so a path ending in "kB" or holding ':' is still a header.  A header
+    whose range does not parse, or a mapping without VmFlags, is left out."""
+    out, span = [], None
+    for line in _lines(text):
+        word = line.split(" ", 1)[0]
+        if word.endswith(":"):
+            if word == "VmFlags:" and span is not None:
+                out.append((span[0], span[1], frozenset(line.split()[1:])))
+                span = None
+            continue
+        lo, dash, hi = word.partition("-")
+        span = None
+        if dash and 0 < len(lo) <= 16 and 0 < len(hi) <= 16 and not (lo + hi).strip(_HEX_DIGITS):
+            span = (int(lo, 16), int(hi, 16))
+    return out
+
+
+def read_smaps_vmflags(pid: int) -> list[tuple[int, int, frozenset]]:
+    return parse_smaps_vmflags(_read(pid, "smaps"))
+
+
 def find_mapping(maps: list[Mapping], addr: int) -> Mapping | None:
     for m in maps:
         if m.contains(addr):

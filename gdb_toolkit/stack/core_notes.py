@@ -11,6 +11,7 @@ malformed raises ``CoreFormatError`` (one line) -- nothing else.
 """
 import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 
+from gdb_toolkit.common.auxv import auxv_entries
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.procfs import Mapping
 from gdb_toolkit.common.record import field, record
@@ -202,8 +203,11 @@ def parse_core(src) -> CoreInfo:
                 elif ntype == NT_PRPSINFO and name == b"CORE" and psinfo is None:
                     psinfo = _prpsinfo(desc)
                 elif ntype == NT_AUXV and not auxv:
-                    auxv = _auxv(desc)
-                    auxv_raw = bytes(desc[:16 * (len(auxv) + 1)])
+                    auxv = auxv_entries(desc, 8)
+                    # the pairs through AT_NULL (a type word of zero), as the kernel wrote them
+                    end = next((o + 16 for o in range(0, len(desc) - 15, 16) if not any(desc[o:o + 8])),
+                               len(desc) // 16 * 16)
+                    auxv_raw = bytes(desc[:end])
                 elif ntype == NT_FILE and not files:
                     has_file = True
                     files = _nt_file(desc)
@@ -254,16 +258,6 @@ def _prpsinfo(desc: bytes) -> CorePsinfo:
     _need(desc, 136, "NT_PRPSINFO")
     uid, gid, pid = struct.unpack_from("<IIi", desc, 16)
     return CorePsinfo(uid, gid, pid, _name(desc[40:56]), _name(desc[56:136]))
-
-
-def _auxv(desc: bytes) -> dict[int, int]:
-    out = {}
-    for off in range(0, len(desc) - 15, 16):
-        key, val = struct.unpack_from("<QQ", desc, off)
-        if key == 0:
-            break
-        out[key] = val if key not in out else out[key]
-    return out
 
 
 def _nt_file(desc: bytes) -> list[tuple[int, int, int, str]]:

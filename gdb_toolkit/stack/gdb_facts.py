@@ -418,42 +418,25 @@ def vm_flags_reader(pid: int):
 
     def flags(addr: int):
         if not cache:
-            table = []
+            from gdb_toolkit.common.procfs import read_smaps_vmflags
+
             try:
-                with open(f"/proc/{pid}/smaps", errors="surrogateescape") as fh:
-                    span = None
-                    for line in fh:
-                        if line.startswith("VmFlags:"):
-                            if span is not None:
-                                table.append((span[0], span[1], frozenset(line.split()[1:])))
-                            span = None
-                        elif "-" in line[:33] and not line.endswith("kB\n"):
-                            lo, _, hi = line.split(" ", 1)[0].partition("-")
-                            try:
-                                span = (int(lo, 16), int(hi, 16))
-                            except ValueError:
-                                span = None
-            except OSError:
-                pass
-            cache.append(table)
+                cache.append(read_smaps_vmflags(pid))
+            except ToolkitError:        # gone, unreadable, or not what the kernel writes
+                cache.append([])
         return next((fl for lo, hi, fl in cache[0] if lo <= addr < hi), None)
     return flags
 
 
-def _auxv_live(pid: int) -> dict[int, int]:
+def _auxv_live(pid: int, arch: str) -> dict[int, int]:
+    from gdb_toolkit.common.auxv import MAX_AUXV, auxv_entries
+
     try:
         with open(f"/proc/{pid}/auxv", "rb") as fh:
-            raw = fh.read(8192)
+            raw = fh.read(MAX_AUXV)
     except OSError:
         return {}
-    out = {}
-    for off in range(0, len(raw) - 15, 16):
-        k = int.from_bytes(raw[off:off + 8], "little")      # struct "<QQ", without struct
-        v = int.from_bytes(raw[off + 8:off + 16], "little")
-        if k == 0:
-            break
-        out[k] = v
-    return out
+    return auxv_entries(raw, 4 if arch == "i386" else 8)
 
 
 def signal_frames(frames: list[Frame], arch: str) -> list:
@@ -627,7 +610,7 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
     regs = registers(arch)
     sig, sig_src = stop_signal(), "$_siginfo"
     writer, hint, absent = None, None, []
-    auxv = _core_info()[0].auxv if kind == "core" else (_auxv_live(pid) if pid else {})
+    auxv = _core_info()[0].auxv if kind == "core" else (_auxv_live(pid, arch) if pid else {})
     page = auxv.get(AT_PAGESZ) or os.sysconf("SC_PAGE_SIZE")
     gap, gsrc = guard_gap(page)
     if kind == "core":

@@ -224,3 +224,38 @@ def test_own_stack_limit_is_resource_getrlimit(limits):
     if r.returncode == 3:
         pytest.skip(f"the hard RLIMIT_STACK here is below {limits}")
     assert r.returncode == 0, r.stderr
+
+
+def test_smaps_vmflags_against_the_kernels_own_file(tmp_path):
+    """parse_smaps_vmflags on this process's real /proc/self/smaps: one entry per mapping of
+    /proc/self/maps (the oracle: the same ranges, in order), [stack] flagged "gd"; and a path
+    that ends in "kB" or holds ':' is still a mapping's header."""
+    import re
+
+    from gdb_toolkit.common.procfs import parse_smaps_vmflags
+
+    with open("/proc/self/smaps") as f:
+        smaps = f.read()
+    with open("/proc/self/maps") as f:
+        maps = f.read()
+    got = parse_smaps_vmflags(smaps)
+    ranges = [tuple(int(x, 16) for x in ln.split()[0].split("-")) for ln in maps.splitlines()]
+    # mappings can come and go between the two reads (the allocator): compare the common part
+    assert len(got) >= len(ranges) - 4 and len(got) > 5
+    assert [r for r in ranges if r in {(a, b) for a, b, _ in got}] == [(a, b) for a, b, _ in got
+                                                                       if (a, b) in set(ranges)]
+    stack = next(ln for ln in maps.splitlines() if ln.endswith("[stack]"))
+    lo = int(stack.split("-")[0], 16)
+    assert "gd" in next(fl for a, b, fl in got if a == lo)
+    hostile = ("7f0000000000-7f0000001000 r--p 00000000 08:01 42    /tmp/size 4 kB\n"
+               "Size:                  4 kB\n"
+               "VmFlags: rd mr mw me\n"
+               "7f0000002000-7f0000003000 rw-p 00000000 08:01 43    /tmp/a: b\n"
+               "Rss:                   0 kB\n"
+               "VmFlags: rd wr mr mw me gd\n"
+               "zz-7f0000004000 rw-p 00000000 00:00 0\n"
+               "VmFlags: rd\n")
+    assert parse_smaps_vmflags(hostile) == [
+        (0x7f0000000000, 0x7f0000001000, frozenset({"rd", "mr", "mw", "me"})),
+        (0x7f0000002000, 0x7f0000003000, frozenset({"rd", "wr", "mr", "mw", "me", "gd"}))]
+    assert re.fullmatch(r"[0-9a-f]+-[0-9a-f]+", stack.split()[0])

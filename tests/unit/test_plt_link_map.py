@@ -110,3 +110,25 @@ def test_mapped_file_prefers_the_kernels_path_and_the_mapped_copy():
         ("/proc/42/map_files/7f0000010000-7f0000011000", "/opt/b/liby.so")
     assert link_map.mapped_file(maps, 0x7f0000020008, 42, check) is None        # anonymous
     assert link_map.mapped_file(maps, 0x100, 42, check) is None                  # not mapped
+
+
+def test_auxv_entries_first_wins_like_getauxval_and_match_this_process(tmp_path):
+    """auxv_entries (the one auxv reader: plt, stack-diagnose live and core) against the
+    kernel's own /proc/self/auxv read by an independent struct walk, and getauxval's rule that
+    the first entry of a type wins."""
+    import os
+    import resource
+
+    from gdb_toolkit.common.auxv import auxv_entries
+
+    with open("/proc/self/auxv", "rb") as f:
+        raw = f.read()
+    oracle = {}
+    for t, v in struct.iter_unpack("<QQ", raw[: len(raw) // 16 * 16]):
+        oracle.setdefault(t, v)
+        if t == 0:
+            break
+    got = auxv_entries(raw, 8)
+    assert got == oracle and got[6] == resource.getpagesize() and got[11] == os.getuid()
+    dup = struct.pack("<QQQQQQ", 6, 4096, 6, 65536, 0, 0)
+    assert auxv_entries(dup, 8) == {6: 4096, 0: 0}
