@@ -4,12 +4,12 @@ regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
 SOURCES = (('gdbsupport/registry.py', 754959156),
- ('gdbsupport/command.py', 2585230647),
+ ('gdbsupport/command.py', 1272580753),
  ('gdbsupport/toolkit_command.py', 888455219),
  ('common/meta.py', 2433930963),
  ('doctor/gdb_commands.py', 3960926210),
- ('kernel/gdb_commands.py', 1768353628),
- ('ktrace/gdb_commands.py', 1661869808),
+ ('kernel/gdb_commands.py', 2452223544),
+ ('ktrace/gdb_commands.py', 1227224412),
  ('plt/gdb_commands.py', 3778445468),
  ('stack/gdb_commands.py', 3965443048),
  ('valgrind/gdb_commands.py', 2568164289))

@@ -316,8 +316,13 @@ kallsyms tables, types from its BTF.  Needs root for /proc/kcore."""
         out = head + "\n" + render_table(
             [Col("start", "address"), Col("end", "address"), Col("size", "number"),
              Col("file offset", "address"), Col("what")], rows, ctx.width, styler=ctx.styler)
-        for k, v in r.vmcoreinfo.items():
-            out += f"  {k}={v}\n"
+        if r.vmcoreinfo:
+            # the dump's own text (any bytes a crafted vmcore holds): each KEY=VALUE line
+            # escaped and wrapped by the prose wrapper, under its heading
+            from gdb_toolkit.common.text import wrap
+
+            out += "VMCOREINFO:\n" + "".join(wrap(f"{k}={v}", ctx.width, "  ", "    ")
+                                             for k, v in r.vmcoreinfo.items())
         return out + _notes(r.notes, ctx)
 
 

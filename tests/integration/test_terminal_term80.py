@@ -6,6 +6,7 @@ Oracles: the command's own source text (the words its description must print, in
 readelf/nm (the bytes of a symbol), the width arithmetic itself.
 """
 import ast
+import os
 import re
 
 import pytest
@@ -53,3 +54,89 @@ def test_help_prose_starting_with_an_option_is_not_a_hanging_list_item(domain, c
     assert not indented, "\n".join(lines[start:end])
     assert " ".join(body).split() == desc.split()
     assert all(len(ln) <= width or " " not in ln for ln in body), "\n".join(body)
+
+
+# -- names and dump text carrying control bytes ---------------------------------------------------
+#: what a crafted vmcore's VMCOREINFO may hold: a screen clear, an OSC window title, a colour
+HOSTILE_VMCOREINFO = {"OSRELEASE": "6.1.0-ev\x1b[2Jil", "EVIL": "\x1b]0;pwned\x07 \x1b[31mred\rover"}
+
+
+def _hostile_vmcore(tmp_path):
+    from tests.support.kcore_fixture import BENCH_KTEXT, write_code_kcore, write_kcore
+
+    plain = write_code_kcore(tmp_path)
+    code = plain["kcore"].read_bytes()[0x1000:0x2000]
+    path = tmp_path / "hostile.vmcore"
+    write_kcore(path, {BENCH_KTEXT: code},
+                "".join(f"{k}={v}\n" for k, v in HOSTILE_VMCOREINFO.items()) + "PAGESIZE=4096\n")
+    return path, plain["kallsyms"]
+
+
+def _escaped(value: str) -> str:
+    """docs/security.md's rendering of control characters: \\xNN (the oracle, written out)."""
+    return "".join(f"\\x{ord(c):02x}" if ord(c) < 0x20 else c for c in value)
+
+
+def test_kcore_all_info_escapes_the_dumps_vmcoreinfo(tmp_path):
+    """`kcore --all-info` printed the dump's VMCOREINFO lines raw: a crafted vmcore cleared
+    the screen, set the terminal's title (OSC 0) and coloured what followed.  Each line is
+    now shown escaped (\\x1b...), under a heading, wrapped like prose."""
+    vmcore, kallsyms = _hostile_vmcore(tmp_path)
+    for width in ("unlimited", "60"):
+        res = run_gdb([f"set width {width}", f"kcore {vmcore} --kallsyms {kallsyms} --all-info"])
+        out = res.stdout
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", out), repr(out)
+        for key, value in HOSTILE_VMCOREINFO.items():
+            assert f"{key}={_escaped(value)}" in out, out
+
+
+def test_styled_terminal_keeps_its_title_and_screen(tmp_path):
+    """The same dump in an interactive gdb at 80 columns with styling on: the styles pass
+    (gdb's address style), the dump's OSC title does not reach the terminal (tmux's pane
+    title is the oracle) and the lines before the command stay on the screen."""
+    from tests.support.tmux import TmuxGdb
+
+    vmcore, kallsyms = _hostile_vmcore(tmp_path)
+    with TmuxGdb(width=80, pre=("set style enabled on",)) as t:
+        title = t._tmux("display-message", "-p", "-t", t.name, "#{pane_title}").strip()
+        t.run("echo BEFORE-THE-DUMP\\n")
+        rows = t.run(f"kcore {vmcore} --kallsyms {kallsyms} --all-info", styled=True)
+        assert any("\x1b[" in r for r in rows), rows                 # styled output
+        plain = t.rows()
+        assert any("BEFORE-THE-DUMP" in r for r in plain), plain     # no screen clear
+        assert t._tmux("display-message", "-p", "-t", t.name, "#{pane_title}").strip() == title
+        assert any(f"EVIL={_escaped(HOSTILE_VMCOREINFO['EVIL'])}" in r for r in plain), plain
+
+
+KT_PROGRAM = r"""
+#include <sys/prctl.h>
+#include <sys/mman.h>
+__attribute__((noinline)) void after_mmap(void) { __asm__ volatile(""); }
+int main(void) {
+  prctl(PR_SET_NAME, "ev\x1b[2Jil\r\x07");
+  void *p = mmap(0, 1 << 22, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  after_mmap();
+  return p == 0;
+}
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="BPF needs root")
+@pytest.mark.skipif(os.environ.get("GDB_TOOLKIT_IN_GUEST") == "1", reason="host test")
+def test_ktrace_event_line_escapes_the_traced_process_name():
+    """A traced process names itself (prctl PR_SET_NAME): ktrace's event lines, printed when
+    the program stops with a trace armed, wrote its comm raw (ESC [2J, CR, BEL reached the
+    terminal; with --all any process on the machine could).  Now escaped like every name,
+    through the output guard.  Oracle: the name the program gave itself (its source)."""
+    from tests.support.gdbrun import compile_c
+    from tests.support.ktrace_oracles import wait_no_programs
+
+    prog = compile_c(KT_PROGRAM, name="kt_hostile_comm", flags=["-g", "-O0"])
+    res = run_gdb(["break after_mmap", "start > /dev/null",
+                   "ktrace tracepoint:syscalls:sys_enter_mmap --args len", "continue",
+                   "ktrace --stop"], program=prog)
+    line = next((ln for ln in res.stdout.splitlines() if ln.startswith("[ktrace] ev")), None)
+    assert line is not None, res.stdout + res.stderr
+    assert line.startswith("[ktrace] ev\\x1b[2Jil\\x0d\\x07 pid "), repr(line)
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", res.stdout), repr(res.stdout)
+    assert wait_no_programs() == []
