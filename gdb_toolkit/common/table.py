@@ -60,7 +60,7 @@ class Col:
 
 def _cells(rows) -> list:
     """Rows as lists of printable strings: a cell holding control characters or undecodable
-    bytes (a file or process name) is shown as common.names.escape_name renders it, so it can
+    bytes (a file or process name) is shown escaped (:func:`_printable`), so it can
     neither break the layout nor send escape sequences to the terminal.  (render_table does
     the same column by column, see :func:`_columns`.)"""
     rows = rows if isinstance(rows, list) else list(rows)
@@ -94,11 +94,17 @@ def _text(value) -> str:
 
 
 def _printable(text: str) -> str:
+    """A cell holding control characters or undecodable bytes, each escaped as
+    common.names.escape_name writes it (``\\x1b``, ``\\xff``).  Backslashes are left as they
+    are (names.printable_text): a cell is often composed of a raw name and a name escaped
+    already (got's target ``esc\\x1b[2Jsym in lib\\x0aesc.so``), whose backslashes
+    escape_name doubled (``lib\\\\x0aesc.so``) only because a control byte sat beside it; a
+    printable cell keeps its backslashes too, so a name shows the same whatever its cell holds."""
     if text.isprintable():
         return text
-    from gdb_toolkit.common.names import escape_name
+    from gdb_toolkit.common.names import printable_text
 
-    return escape_name(text)
+    return printable_text(text)
 
 
 def render_table(columns, rows, width: int | None = None, title: str | None = None,

@@ -203,9 +203,11 @@ def wrap_lines(text: str, width: int | None, indent: str = "",
     first = True
     for para in str(text).split("\n"):
         if not para.isprintable():      # control characters, undecodable bytes of a name
-            from gdb_toolkit.common.names import escape_name
+            # escaped as escape_name writes them; backslashes left alone: prose often quotes a
+            # name escaped already beside a raw one (see common.table._printable)
+            from gdb_toolkit.common.names import printable_text
 
-            para = escape_name(para)
+            para = printable_text(para)
         lead = indent if first else subsequent_indent
         first = False
         size = len if para.isascii() else display_width

@@ -140,3 +140,55 @@ def test_ktrace_event_line_escapes_the_traced_process_name():
     assert line.startswith("[ktrace] ev\\x1b[2Jil\\x0d\\x07 pid "), repr(line)
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", res.stdout), repr(res.stdout)
     assert wait_no_programs() == []
+
+
+#: a library exporting a function whose name holds ESC [2J (assembled: gcc cannot spell it)
+ESC_SYMBOL = b"esc\x1b[2Jsym"
+ESC_LIB_ASM = (b'\t.text\n\t.globl "%s"\n\t.type "%s", @function\n"%s":\n\tret\n'
+               b"\t.globl libfunc\n\t.type libfunc, @function\nlibfunc:\n\tret\n"
+               b'\t.section .note.GNU-stack,"",@progbits\n') % ((ESC_SYMBOL,) * 3)
+ESC_CALL_ASM = (b'\t.text\n\t.globl callit\ncallit:\n\tjmp "%s"@PLT\n'
+                b'\t.section .note.GNU-stack,"",@progbits\n') % ESC_SYMBOL
+ESC_MAIN = b"""
+void callit(void); void libfunc(void);
+__attribute__((noinline)) void marker(void) { __asm__ volatile(""); }
+int main(void) { callit(); libfunc(); marker(); return 0; }
+"""
+
+
+def test_a_name_shows_the_same_whatever_its_cell_holds(tmp_path):
+    """got's target cell is composed: the bound symbol (raw from the ELF file) and the object
+    it lives in (a path, escaped already).  A symbol holding ESC made the whole cell go
+    through escape_name, which doubled the backslashes of the escaped library name: the same
+    library read 'lib\\x0aesc.so' on one row and 'lib\\\\x0aesc.so' on the next.  Oracles:
+    readelf (the symbol's bytes are what the program imports) and the escaping rule of
+    docs/security.md applied to the bytes the test wrote."""
+    import shutil
+    import subprocess
+
+    if not (shutil.which("gcc") and shutil.which("readelf")):
+        pytest.skip("gcc and readelf are needed")
+    tmp = os.fsencode(tmp_path)
+    libdir = os.path.join(tmp, b"dir")
+    os.mkdir(libdir)
+    libname = b"lib\nesc.so"                      # a newline in the library's file name
+    for name, data in ((b"lib.s", ESC_LIB_ASM), (b"call.s", ESC_CALL_ASM), (b"main.c", ESC_MAIN)):
+        with open(os.path.join(tmp, name), "wb") as f:
+            f.write(data)
+    subprocess.run([b"gcc", b"-shared", b"-fPIC", b"-o", os.path.join(libdir, libname),
+                    os.path.join(tmp, b"lib.s"), b"-Wl,-soname," + libname], check=True)
+    prog = os.path.join(tmp, b"prog")
+    subprocess.run([b"gcc", b"-g", b"-o", prog, os.path.join(tmp, b"main.c"), os.path.join(tmp, b"call.s"),
+                    b"-L" + libdir, b"-l:" + libname, b"-Wl,-rpath," + libdir], check=True)
+    relocs = subprocess.run([b"readelf", b"-rW", prog], capture_output=True, check=True).stdout
+    # readelf shows a control byte as ^X: the program imports the name with its ESC
+    assert ESC_SYMBOL.replace(b"\x1b", b"^[") in relocs and b"libfunc" in relocs
+
+    res = run_gdb(["break marker", "run", "got"], program=os.fsdecode(prog))
+    shown_lib = "lib\\x0aesc.so"                  # \n as \x0a, once
+    shown_sym = "esc\\x1b[2Jsym"
+    rows = {ln.split()[1]: ln for ln in res.stdout.splitlines() if ln.startswith("0x") and
+            len(ln.split()) > 1}
+    assert f"{shown_sym} in {shown_lib}" in rows.get(shown_sym, ""), res.stdout
+    assert f"libfunc in {shown_lib}" in rows.get("libfunc", ""), res.stdout
+    assert "\\\\" not in res.stdout and "\x1b" not in res.stdout, res.stdout
