@@ -59,7 +59,7 @@ def _spans(para: str, keep=()) -> list[tuple[int, int]]:
             # parameters ("int open(int dfd, const char *name)") may wrap like prose
             prev = para[i - 1] if i else " "
             if stack or (c == "<" and (prev.isalnum() or prev == "_")) or \
-                    (c == "[" and _name_char(prev)) or \
+                    (c == "[" and (_name_char(prev) or _short_group(para, i))) or \
                     (c == "(" and _name_char(prev) and _cxx_name(para[word_start:i])):
                 stack.append((c, i))
         elif c in _CLOSERS and stack and not (c == ">" and para[i - 1:i] == "-"):
@@ -82,6 +82,15 @@ def _spans(para: str, keep=()) -> list[tuple[int, int]]:
                 i = j
         i += 1
     return spans
+
+
+def _short_group(para: str, i: int) -> bool:
+    """A ``[...]`` at *i* that holds a few blanks at most: an instruction's memory operand
+    (``[rbp - 4]``, ``qword ptr fs:[rax + 8]``, aarch64 ``[sp, #-0x20]!``), a gdb
+    ``[clone .cold]``: one word, or ``mov dword ptr [rbp`` / ``- 4], edi`` reads as two
+    instructions.  A bracketed sentence wraps like prose."""
+    j = para.find("]", i + 1)
+    return j > 0 and "[" not in para[i + 1:j] and para.count(" ", i, j) <= _QUOTED_WORDS
 
 
 def _cxx_name(name: str) -> bool:

@@ -192,3 +192,26 @@ def test_a_name_shows_the_same_whatever_its_cell_holds(tmp_path):
     assert f"{shown_sym} in {shown_lib}" in rows.get(shown_sym, ""), res.stdout
     assert f"libfunc in {shown_lib}" in rows.get("libfunc", ""), res.stdout
     assert "\\\\" not in res.stdout and "\x1b" not in res.stdout, res.stdout
+
+
+def _split_operands(text: str) -> list[str]:
+    """Lines holding a '[' whose ']' is on a later line: a memory operand cut in two."""
+    return [ln for ln in text.splitlines() if ln.count("[") > ln.count("]")]
+
+
+@pytest.mark.parametrize("width", [40, 50])
+def test_a_memory_operand_is_never_cut_across_lines(tmp_path, width):
+    """kdis at 40 columns (record layout) printed 'instruction: mov eax, dword ptr [rsp +'
+    and '8]' on the next line; plt-walk's hops 'mov dword ptr [rbp' / '- 4], edi'.  An
+    operand is one word now.  The kcore's text is libc's real code (kcore_fixture)."""
+    from tests.support.first_calls import programs
+
+    p = programs(tmp_path)
+    src = f"--kcore {p['kcore']} --kallsyms {p['kallsyms']}"
+    res = run_gdb([f"set width {width}", f"kdis vfs_read 64 {src}", f"kdis do_sys_openat2 64 {src}"])
+    assert res.stdout.count("[") > 20, res.stdout            # the case: many memory operands
+    assert not _split_operands(res.stdout), "\n".join(_split_operands(res.stdout))
+    res = run_gdb([f"set width {width}", "break main", "run", "plt-walk puts"], program=p["hello"])
+    walk = res.stdout[res.stdout.index("[1]"):]
+    assert walk.count("[r") >= 2, walk
+    assert not _split_operands(walk), "\n".join(_split_operands(walk))
