@@ -28,7 +28,7 @@ toward widths.
 """
 from itertools import chain
 
-from gdb_toolkit.common.text import cell_lines, display_width, longest_word, wrap_lines
+from gdb_toolkit.common.text import _below_indent, cell_lines, display_width, longest_word, wrap_lines
 
 UNBREAKABLE = frozenset({"address", "symbol", "location", "file", "number", "state", "key"})
 ROLES = UNBREAKABLE | {"text"}
@@ -354,6 +354,13 @@ def _records(cols, cells, width, styler, below) -> str:
         for c, v, lead, cell in fields:
             if c.role != "text":
                 lines = [lead + v]
+                short = None if width is None else _below_indent(len(lead), display_width(v), width)
+                if short is not None:
+                    # wider than the room after its label, narrower than the line: whole on
+                    # a line of its own (the terminal would fold it in the middle)
+                    out.append(lead.rstrip())
+                    out.append(" " * short + (v if styler is None else _style(c, v, styler)))
+                    continue
                 if width is not None and "::" in v and " " in v and len(lead) + display_width(v) > width:
                     # a demangled C++ name wider than the line: cut at its own blanks (whole
                     # pieces, every line styled), or the terminal folds it mid-identifier
@@ -366,7 +373,7 @@ def _records(cols, cells, width, styler, below) -> str:
                 lines = [(lead + v).rstrip()]       # what wrap_lines gives a line that fits
             else:
                 lines = wrap_lines(v, width, lead, " " * len(lead))
-            if styler is not None:
+            if styler is not None and len(lines[0]) > len(lead):     # not a label alone
                 lines[0] = lead + _style(c, lines[0][len(lead):], styler)
             out.extend(lines)
     return "\n".join(out) + "\n"

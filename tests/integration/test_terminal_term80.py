@@ -215,3 +215,63 @@ def test_a_memory_operand_is_never_cut_across_lines(tmp_path, width):
     walk = res.stdout[res.stdout.index("[1]"):]
     assert walk.count("[r") >= 2, walk
     assert not _split_operands(walk), "\n".join(_split_operands(walk))
+
+
+LONG_IMPORTS = r"""
+#include <pthread.h>
+#include <stdio.h>
+static void *run(void *a) { return a; }
+int main(void) {
+  pthread_attr_t at; pthread_t t;
+  pthread_attr_init(&at);
+  pthread_attr_setstacksize(&at, 1 << 20);
+  pthread_attr_setguardsize(&at, 1 << 12);
+  pthread_create(&t, &at, run, 0);
+  pthread_join(t, 0);
+  puts("done");
+  return 0;
+}
+"""
+
+
+def _overflowing(lines: list[str], width: int) -> list[str]:
+    """Lines wider than *width* that a line of their own could have held: more than one word,
+    or one word with two blanks of indent to spare."""
+    out = []
+    for ln in lines:
+        value = re.sub(r"^\s*[A-Za-z][\w /-]*:\s+", "", ln)       # after a 'key:' label
+        if len(ln) > width and (len(value.split()) > 1 or len(value.strip()) + 2 <= width):
+            out.append(ln)
+    return out
+
+
+@pytest.mark.parametrize("width", [40, 42])
+def test_a_whole_token_too_wide_for_its_label_goes_under_it(width):
+    """At 40 columns got's record layout printed 'symbol: pthread_attr_setstacksize@GLIBC_2.34'
+    (44 columns) and stack-diagnose 'guard:       0x7ffff7d90000-0x7ffff7d91000': the terminal
+    folded them in the middle of the name, the address.  A value wider than the room after its
+    label but narrower than the line now goes whole on the next line, indented.  Oracle:
+    readelf's relocation names (each whole on one row), the width arithmetic."""
+    import shutil
+    import subprocess
+
+    from tests.support.gdbrun import compile_c
+
+    if shutil.which("readelf") is None:
+        pytest.skip("readelf is the oracle")
+    prog = compile_c(LONG_IMPORTS, name="long_imports", flags=["-g", "-pthread"])
+    relocs = subprocess.run(["readelf", "-rW", str(prog)], capture_output=True, text=True,
+                            check=True).stdout
+    names = re.findall(r"R_X86_64_(?:JUMP_SLO|GLOB_DA)T\s+\S+\s+(\S+@\S+) \+ 0", relocs)
+    assert any(len(n) > width - len("symbol: ") for n in names), names    # the case
+    res = run_gdb([f"set width {width}", "break main", "run", "got"], program=prog)
+    lines = res.stdout[res.stdout.index("slot:"):].splitlines()
+    assert not _overflowing(lines, width), "\n".join(_overflowing(lines, width))
+    for n in names:
+        assert any(ln.strip() == n or ln.split()[-1:] == [n] for ln in lines), (n, res.stdout)
+
+    recurse = compile_c(REPO / "examples" / "stack" / "recurse.c", flags=["-g", "-O0"])
+    res = run_gdb([f"set width {width}", "run", "stack-diagnose"], program=recurse, timeout=240)
+    lines = res.stdout[res.stdout.index("stack-diagnose:"):].splitlines()
+    assert any(re.search(r"0x[0-9a-f]{12}-0x[0-9a-f]{12}", ln) for ln in lines), res.stdout
+    assert not _overflowing(lines, width), "\n".join(_overflowing(lines, width))
