@@ -389,8 +389,8 @@ ENTRIES = (
      'Ktask',
      'Read a task_struct by pid or address, set $ktask\n'
      '\n'
-     'Usage: ktask PID|ADDR [FIELD-PATH...] [--kcore PATH] [--kallsyms PATH |\n'
-     '         --system-map PATH] [--btf PATH] [--json]\n'
+     'Usage: ktask PID|ADDR [FIELD-PATH...] [--kcore PATH]\n'
+     '         [--kallsyms PATH | --system-map PATH] [--btf PATH] [--json]\n'
      '\n'
      'Finds a task_struct in kernel memory with no debug vmlinux: offsets come from\n'
      "the kernel's BTF, memory from the kernel chosen with `kcore` -- the running one\n"
@@ -646,8 +646,9 @@ ENTRIES = (
      'VgStart',
      'Start a program under memcheck and connect\n'
      '\n'
-     'Usage: vg-start [--main] [--stdin FILE] [--stdout FILE] [--tty DEV] [--log\n'
-     '         FILE] [--timeout SEC] [--json] PROGRAM [ARGS...] [-- VALGRIND-OPTIONS]\n'
+     'Usage: vg-start [--main] [--stdin FILE] [--stdout FILE] [--tty DEV]\n'
+     '         [--log FILE] [--timeout SEC] [--json] PROGRAM [ARGS...]\n'
+     '         [-- VALGRIND-OPTIONS]\n'
      '\n'
      'Runs valgrind --tool=memcheck --vgdb=yes --vgdb-error=0 [VALGRIND-OPTIONS]\n'
      'PROGRAM ARGS (every word after PROGRAM is its argument, "-p 8080" too; only a\n'
