@@ -275,3 +275,46 @@ def test_a_whole_token_too_wide_for_its_label_goes_under_it(width):
     lines = res.stdout[res.stdout.index("stack-diagnose:"):].splitlines()
     assert any(re.search(r"0x[0-9a-f]{12}-0x[0-9a-f]{12}", ln) for ln in lines), res.stdout
     assert not _overflowing(lines, width), "\n".join(_overflowing(lines, width))
+
+
+def _segment_bytes(kcore, vaddr: int, size: int) -> bytes:
+    """*size* bytes at kernel address *vaddr* of a kcore file, read through its program
+    headers with pyelftools (the oracle: not the toolkit's reader)."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(kcore, "rb") as f:
+        for seg in ELFFile(f).iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= vaddr < seg["p_vaddr"] + seg["p_filesz"]:
+                f.seek(seg["p_offset"] + vaddr - seg["p_vaddr"])
+                return f.read(size)
+    raise AssertionError(f"0x{vaddr:x} is in no PT_LOAD of {kcore}")
+
+
+@pytest.mark.parametrize("width", [80, 60, 40])
+def test_kx_hex_dump_fits_the_terminal(tmp_path, width):
+    """kx printed 16 bytes a line whatever the width: '0xADDR:  <16 hex>  <16 ascii>' is 86
+    columns, so at 80 the terminal folded every line through the ASCII column (and at 40
+    through the bytes).  8 or 4 bytes a line when 16 do not fit, as gdb's x does; the bytes
+    are the kcore's own (pyelftools reads them from the file)."""
+    pytest.importorskip("elftools")
+    from tests.support.first_calls import programs
+
+    p = programs(tmp_path)
+    kallsyms = p["kallsyms"].read_text()
+    banner = int(re.search(r"^([0-9a-f]+) D linux_banner$", kallsyms, re.M).group(1), 16)
+    res = run_gdb([f"set width {width}", f"kx linux_banner 64 --kcore {p['kcore']} --kallsyms {p['kallsyms']}"])
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("0x") and ":  " in ln]
+    assert lines, res.output
+    assert all(len(ln) <= width for ln in res.stdout.splitlines()), res.stdout
+    shown, at = b"", banner
+    per = len(re.match(r"((?:[0-9a-f]{2} )*[0-9a-f]{2})", lines[0].split(":  ", 1)[1]).group(1)) // 3 + 1
+    for ln in lines:
+        head, rest = ln.split(":  ", 1)
+        assert int(head, 16) == at, (hex(at), ln)
+        hexpart = re.match(r"((?:[0-9a-f]{2} )*[0-9a-f]{2})", rest).group(1)
+        chunk = bytes.fromhex(hexpart)
+        ascii_text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        assert rest[3 * per + 1:].rstrip() == ascii_text.rstrip(), (ln, ascii_text)
+        shown += chunk
+        at += len(chunk)
+    assert shown == _segment_bytes(p["kcore"], banner, 64)
