@@ -12,7 +12,7 @@ SOURCES = (('gdbsupport/registry.py', 754959156),
  ('ktrace/gdb_commands.py', 1227224412),
  ('plt/gdb_commands.py', 3778445468),
  ('stack/gdb_commands.py', 3965443048),
- ('valgrind/gdb_commands.py', 2568164289))
+ ('valgrind/gdb_commands.py', 1809159749))
 
 ENTRIES = (
     ('command',

@@ -318,3 +318,27 @@ def test_kx_hex_dump_fits_the_terminal(tmp_path, width):
         shown += chunk
         at += len(chunk)
     assert shown == _segment_bytes(p["kcore"], banner, 64)
+
+
+@pytest.mark.skipif(__import__("shutil").which("valgrind") is None, reason="valgrind is not installed")
+def test_vg_errors_styles_its_stacks_as_gdbs_backtrace_does():
+    """With styling on, vg-errors printed its error's stack ('at main (memcorrupt.c:11)',
+    'by ...') plain while gdb's own backtrace of the same stop styles the function and the
+    file.  Oracle: gdb's `bt` in the same session, with the same styles (function, file)."""
+    from tests.support.gdbrun import compile_c
+    from tests.support.tmux import ANSI, TmuxGdb
+
+    prog = compile_c(REPO / "examples" / "valgrind" / "memcorrupt.c", flags=["-g", "-O0"])
+    with TmuxGdb(width=100, pre=("set style enabled on",)) as t:
+        t.run(f"vg-start {prog}", timeout=120)
+        t.run("continue", timeout=120)                      # stops on the invalid write
+        bt = "\n".join(t.run("bt 1", styled=True))
+        fn = re.search(r"(\x1b\[[0-9;]*m)main\x1b\[[0-9;]*m", bt)        # gdb resets with [39m
+        src = re.search(r"(\x1b\[[0-9;]*m)[^\x1b]*memcorrupt\.c\x1b\[[0-9;]*m", bt)
+        assert fn and src, ascii(bt)                         # gdb styles them: the oracle
+        rows = t.run("vg-errors", styled=True, timeout=120)
+        frames = [r for r in rows if ANSI.sub("", r).lstrip().startswith(("at main ", "by main "))]
+        assert frames, ascii(rows)
+        assert fn.group(1) + "main\x1b[" in frames[0], ascii(frames)
+        assert re.search(re.escape(src.group(1)) + r"[^\x1b]*memcorrupt\.c:\d+\x1b\[", frames[0]), ascii(frames)
+        t.run("kill", timeout=60)
