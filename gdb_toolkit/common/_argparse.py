@@ -68,9 +68,23 @@ class Parser(argparse.ArgumentParser):
 
     def parse(self, argv: list[str]) -> argparse.Namespace:
         try:
-            return self.parse_args(argv)
+            args, extra = self.parse_known_args(argv)
         except argparse.ArgumentError as exc:
             self.error(str(exc))
+        if extra:
+            # argparse joins them with blanks: an empty word ('') was invisible, and
+            # 'a b' read as two words; show each the way it would be typed
+            self.error("unrecognized arguments: " + " ".join(_shown(w) for w in extra))
+        return args
+
+
+def _shown(word: str) -> str:
+    """*word* as typed on gdb's command line: quoted when empty or holding a blank/quote."""
+    if word and not any(c.isspace() or c in "'\"\\" for c in word):
+        return word
+    if "'" in word and '"' not in word and "\\" not in word:
+        return f'"{word}"'
+    return "'" + word.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def build(record) -> Parser:

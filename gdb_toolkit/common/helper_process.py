@@ -164,8 +164,6 @@ def run_helper(argv: list, *, timeout: float, env: dict | None = None, input: by
     Started with ``os.posix_spawn`` (``spawn_isolated``), read with ``select.poll``: no
     subprocess, selectors or signal module (locale, threading, enums: ~4-5 ms of the doctor's
     first call), and no Python runs between fork and exec in multi-threaded gdb."""
-    import select
-
     if isinstance(input, str):
         input = input.encode()
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
@@ -185,6 +183,25 @@ def run_helper(argv: list, *, timeout: float, env: dict | None = None, input: by
         for fd in (out_w, err_w, in_r):
             os.close(fd)
     kept = {out_r: bytearray(), err_r: bytearray()}
+    try:
+        return _collect(pid, in_w, input, kept, timeout, max_output)
+    except BaseException:
+        # Ctrl-C (KeyboardInterrupt) or any failure while it runs: the helper is in its own
+        # session, so gdb's SIGINT never reached it -- it went on running, or stayed a zombie
+        _kill_group_pid(pid)
+        raise
+    finally:
+        for fd in kept:
+            os.close(fd)
+
+
+def _collect(pid: int, in_w: int | None, input: bytes | None, kept: dict, timeout: float,
+             max_output: int) -> "HelperResult":
+    """run_helper's wait: feed *input*, read stdout/stderr into *kept* until EOF or the
+    deadline, then reap *pid* (killing its group on timeout)."""
+    import select
+
+    out_r, err_r = kept
     dropped = {out_r: 0, err_r: 0}
     deadline = time.monotonic() + timeout
     timed_out = False
@@ -228,8 +245,6 @@ def run_helper(argv: list, *, timeout: float, env: dict | None = None, input: by
         if rc is None:
             _kill_group_pid(pid)
             timed_out = True
-    for fd in kept:
-        os.close(fd)
     return HelperResult(rc, bytes(kept[out_r]).decode("utf-8", "surrogateescape"),
                         bytes(kept[err_r]).decode("utf-8", "surrogateescape"), timed_out,
                         dropped[out_r], dropped[err_r])

@@ -172,6 +172,40 @@ class RegularFile(Closeable):
             self.fd = -1
 
 
+#: kernel interface filesystems: a "regular file" there is a kernel knob (a sysctl, a sysfs
+#: attribute, /proc/self/mem), never a place to write a report or a program's output to
+KERNEL_FILESYSTEMS = frozenset({"proc", "sysfs", "debugfs", "tracefs", "cgroup", "cgroup2",
+                                "configfs", "securityfs", "bpf", "pstore", "efivarfs",
+                                "selinuxfs", "binfmt_misc", "fusectl", "nsfs"})
+
+
+def kernel_filesystem(st: os.stat_result) -> str | None:
+    """The kernel interface filesystem (``proc``, ``sysfs``...) holding the file *st* is the
+    stat of, found by its device in /proc/self/mountinfo; None for any other filesystem."""
+    if os.major(st.st_dev) != 0:        # a block device: a disk filesystem
+        return None
+    want = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 4 and fields[2].decode() == want and b"-" in fields:
+                    fstype = fields[fields.index(b"-") + 1].decode(errors="replace")
+                    return fstype if fstype in KERNEL_FILESYSTEMS else None
+    except OSError:
+        return None
+    return None
+
+
+def refuse_kernel_file(path, st: os.stat_result, fix: str) -> None:
+    """ToolkitError when *path* (being opened for writing) is a file of a kernel interface
+    filesystem: writing a report into /proc/sys/kernel/core_pattern changes the system."""
+    fstype = kernel_filesystem(st)
+    if fstype is not None:
+        raise ToolkitError(f"{escape_name(path)} is a kernel file ({fstype}), not a place for "
+                           "output: writing there would change the system", fix)
+
+
 def open_regular(path, what: str = "file", *, nofollow: bool = False,
                  max_size: int | None = None) -> RegularFile:
     """Open *path* for reading; refuse (ToolkitError) anything but a regular file, never blocking.

@@ -223,10 +223,10 @@ class ToolkitCommand:
 
         # --json asked for on the line counts even when the words cannot be split or parsed
         # (an unbalanced quote or bracket swallows the rest): the error is then JSON too
-        want_json = "--json" in argument.split()
+        want_json = asks_json(argument.split())
         try:
             argv = self.split_argv(argument)
-            want_json = want_json or "--json" in argv
+            want_json = want_json or asks_json(argv)
             if self.pause_gc:           # from the parse on: a first call imports the parser too
                 from gdb_toolkit.common.gc_pause import gc_paused
 
@@ -235,6 +235,11 @@ class ToolkitCommand:
             else:
                 self._run_and_write(self.parser.parse(argv), want_json)
         except HelpRequested:
+            if want_json:               # one document under --json, help included (docs/json.md)
+                from gdb_toolkit.gdbsupport.toolkit_command import help_document
+
+                gdb.write(help_document(self.name))
+                return
             # prose reads best at 80 columns when gdb's width is unlimited (batch, pipes)
             gdb.write(self.help_page(RenderContext.from_gdb().width or 80))
         except UsageError as exc:
@@ -279,6 +284,12 @@ class ToolkitCommand:
         """Under --json, the error as the one JSON document on stdout."""
         if want_json:
             write_json_error(self.name, kind, cause, fix, usage)
+
+
+def asks_json(words) -> bool:
+    """--json is on the line: the word itself, or given a value (``--json=1``, which the parser
+    refuses: the usage error is then the JSON document the script asked for)."""
+    return any(w == "--json" or w.startswith("--json=") for w in words)
 
 
 def _fit_error(message: str, usage: str | None = None) -> str:

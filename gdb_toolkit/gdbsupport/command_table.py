@@ -3,16 +3,16 @@ by scripts/command_table.py (gdbsupport/registry.py explains it).  Do not edit:
 regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
-SOURCES = (('gdbsupport/registry.py', 754959156),
- ('gdbsupport/command.py', 1272580753),
- ('gdbsupport/toolkit_command.py', 888455219),
+SOURCES = (('gdbsupport/registry.py', 3463590400),
+ ('gdbsupport/command.py', 3007602360),
+ ('gdbsupport/toolkit_command.py', 1155319679),
  ('common/meta.py', 2433930963),
  ('doctor/gdb_commands.py', 3960926210),
  ('kernel/gdb_commands.py', 623065571),
  ('ktrace/gdb_commands.py', 1227224412),
- ('plt/gdb_commands.py', 3778445468),
+ ('plt/gdb_commands.py', 3646760873),
  ('stack/gdb_commands.py', 3965443048),
- ('valgrind/gdb_commands.py', 1809159749))
+ ('valgrind/gdb_commands.py', 4228477509))
 
 ENTRIES = (
     ('command',

@@ -85,12 +85,24 @@ def eval_int(expression: str) -> int:
     """Evaluate a gdb expression (``&g_buf``, ``sizeof(buf)``, ``$sp+8``) to an int."""
     try:
         value = gdb.parse_and_eval(expression)
-        if value.type.strip_typedefs().code == gdb.TYPE_CODE_ARRAY:
+        code = value.type.strip_typedefs().code
+        if code == gdb.TYPE_CODE_VOID:      # $name never set (gdb: "Cannot convert value")
+            from gdb_toolkit.gdbsupport.registry import convenience_variables
+
+            what = convenience_variables().get(expression.strip())
+            raise ToolkitError(f"{expression!r} has no value (void: a convenience variable "
+                               "that was never set?)",
+                               (f"it is the {what}: run that first" if what else "set it first")
+                               + ", or give a number or another expression")
+        if code == gdb.TYPE_CODE_ARRAY:
             value = value.address
         return int(value)
     except gdb.error as exc:
-        raise ToolkitError(f"cannot evaluate {expression!r}: {exc}",
-                           "give a number or a valid gdb expression") from None
+        # a convenience function's own error ($ksym("nosuch")) already says cause and fix:
+        # keep its fix instead of a second "Fix:" on the line
+        inner, _, inner_fix = str(exc).partition(". Fix: ")
+        raise ToolkitError(f"cannot evaluate {expression!r}: {inner}",
+                           inner_fix or "give a number or a valid gdb expression") from None
 
 
 def eval_address(expression: str, bits: int | None = None) -> int:

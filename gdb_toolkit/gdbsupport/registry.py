@@ -47,6 +47,8 @@ _entries: list = []
 _proxies: list = []
 _short_names: dict[str, str] = {}      # alias made -> the toolkit command it names
 _kept: list[str] = []                   # short names another extension already had
+_function_names: dict[str, str] = {}    # convenience function entry -> name given to gdb
+_replaced: list[str] = []               # "toolkit" when a command of that name existed
 _variables: dict[str, str] = {}
 #: where the entries came from at load: "table" or "modules" (a stale or missing table)
 source = ""
@@ -149,11 +151,15 @@ class RegisteredCommand(gdb.Command):
 
 
 class RegisteredFunction(gdb.Function):
-    """A convenience function (``$ksym``) as gdb holds it, its code loaded on first use."""
+    """A convenience function (``$ksym``) as gdb holds it, its code loaded on first use.
+    gdb gives it *name* (``tk_ksym`` when the user's gdb had a ``$ksym`` already)."""
 
-    def __init__(self, entry: Entry):
-        self.__doc__ = entry.doc
-        super().__init__(entry.name)
+    def __init__(self, entry: Entry, name: str | None = None):
+        doc = entry.doc
+        if name and name != entry.name and doc.startswith("$" + entry.name):
+            doc = "$" + name + doc[len(entry.name) + 1:]       # help function tk_ksym
+        self.__doc__ = doc
+        super().__init__(name or entry.name)
         self.entry = entry
         self._function = None
 
@@ -276,6 +282,10 @@ def register_all() -> None:
     global _registered, source
     if _registered:
         return
+    # the prefix holds every command, so it cannot be left to a user's `define toolkit`
+    # (gdb.Command replaces it without a word): replaced, but said (kept_note)
+    if _command_exists(PREFIX):
+        _replaced.append(PREFIX)
     _proxies.append(ToolkitPrefix())
     found = entries_from_table()
     source = "table" if found is not None else "modules"
@@ -289,8 +299,40 @@ def register_all() -> None:
 
 def _add(entry: Entry, command=None) -> None:
     _entries.append(entry)
-    _proxies.append(RegisteredCommand(entry, command) if entry.kind == "command"
-                    else RegisteredFunction(entry))
+    if entry.kind == "command":
+        _proxies.append(RegisteredCommand(entry, command))
+        return
+    name = entry.name
+    if _convenience_exists(name):
+        # gdb.Function would silently replace the user's $ksym (a function of another
+        # extension, or a variable set in ~/.gdbinit): keep theirs, ours is $tk_ksym
+        _kept.append("$" + name)
+        name = f"{PREFIX_ALIAS}_{name}"
+    _function_names[entry.name] = name
+    _proxies.append(RegisteredFunction(entry, name))
+
+
+def _command_exists(name: str) -> bool:
+    """Whether gdb has a command *name* (a plain identifier of ours, never user text)."""
+    try:
+        gdb.execute(f"help {name}", to_string=True)
+    except gdb.error:
+        return False
+    return True
+
+
+def _convenience_exists(name: str) -> bool:
+    """Whether ``$name`` is already a convenience function or a variable with a value
+    (gdb.convenience_variable is None for a void one, the state of a name never set)."""
+    try:
+        return gdb.convenience_variable(name) is not None
+    except Exception:           # a value gdb cannot convert: something is there
+        return True
+
+
+def function_name(entry: Entry) -> str:
+    """The name gdb knows a convenience function entry by (without the ``$``)."""
+    return _function_names.get(entry.name, entry.name)
 
 
 def register_class(cls):
@@ -317,7 +359,33 @@ def _alias(short: str, target: str) -> bool:
     return True
 
 
+def _commands_starting(letters) -> dict[str, list[str]]:
+    """gdb's top-level commands and aliases by first letter (``complete L``: ~30 us each)."""
+    out = {}
+    for letter in letters:      # our names' first letters: plain identifiers, never user text
+        try:
+            out[letter] = gdb.execute(f"complete {letter}", to_string=True).split()
+        except gdb.error:
+            out[letter] = []
+    return out
+
+
+def _keep_abbreviations(before: dict[str, list[str]], added: list[str]) -> None:
+    """A one- or two-letter abbreviation that named one gdb command before the short names
+    were added keeps naming it: ``k`` was ``kill`` (gdb resolves a unique prefix), and the
+    kernel commands' aliases made it 'Ambiguous command "k"'; likewise ``go``
+    (goto-bookmark) and ``ft`` (ftrace).  An explicit gdb alias restores it."""
+    ours = set(added) | {PREFIX, PREFIX_ALIAS} | {e.short_name for e in _entries if e.short_name}
+    for prefix in sorted({name[:n] for name in added for n in (1, 2) if len(name) > n}):
+        # what gdb had before the toolkit: not our own names (the prefix is registered already)
+        had = {c for c in before.get(prefix[0], ()) if c.startswith(prefix)} - ours
+        if len(had) == 1 and prefix not in had:
+            _alias(prefix, had.pop())
+
+
 def _add_short_names(entries: list[Entry]) -> None:
+    shorts = [e.short_name for e in entries if e.short_name] + [PREFIX_ALIAS, PREFIX]
+    before = _commands_starting({name[0] for name in shorts})
     for entry in entries:
         short = entry.short_name
         if short is None:
@@ -328,18 +396,36 @@ def _add_short_names(entries: list[Entry]) -> None:
             _kept.append(short)
     if not _alias(PREFIX_ALIAS, PREFIX):
         _kept.append(PREFIX_ALIAS)
-    if _kept:
+    _keep_abbreviations(before, list(_short_names) + [PREFIX] +
+                        ([PREFIX_ALIAS] if PREFIX_ALIAS not in _kept else []))
+    if _kept or _replaced:
         gdb.write(kept_note() + "\n", gdb.STDERR)
 
 
-def kept_note() -> str:
-    """The one message about names another extension had first ('' if none)."""
-    if not _kept:
+def replaced_note() -> str:
+    """What the toolkit had to replace at load ('' if nothing): only its prefix can be."""
+    if not _replaced:
         return ""
+    return (f"replaced the existing '{PREFIX}' command (defined before gdb_toolkit loaded): "
+            f"every toolkit command lives under it")
+
+
+def kept_note() -> str:
+    """The one message about names another extension had first, and a replaced prefix
+    ('' if none)."""
+    if not _kept:
+        return f"gdb_toolkit: {replaced_note()}" if _replaced else ""
     names = ", ".join(_kept)
+    commands = [k for k in _kept if not k.startswith("$")]
+    functions = [k for k in _kept if k.startswith("$")]
+    theirs = []
+    if commands:
+        theirs.append("'toolkit NAME'" + (f" and '{PREFIX_ALIAS} NAME'"
+                                          if PREFIX_ALIAS not in _kept else ""))
+    theirs += [f"${PREFIX_ALIAS}_{f[1:]}" for f in functions]
     return (f"gdb_toolkit: kept the existing {names} (defined before gdb_toolkit loaded); "
-            f"the toolkit's are 'toolkit NAME'" + (f" and '{PREFIX_ALIAS} NAME'"
-                                                    if PREFIX_ALIAS not in _kept else ""))
+            f"the toolkit's {'is' if len(theirs) == 1 and not commands else 'are'} "
+            + ", ".join(theirs) + (f"; {replaced_note()}" if _replaced else ""))
 
 
 def entries() -> list[Entry]:

@@ -37,6 +37,9 @@ extension defined first is kept as theirs and said here."""
                 commands.append(row)
             else:
                 usage = entry.listing["usage"]
+                given = registry.function_name(entry)      # tk_ksym when $ksym was taken
+                if given != entry.name and usage.startswith("$" + entry.name):
+                    usage = "$" + given + usage[len(entry.name) + 1:]
                 functions.append({"name": "$" + usage.lstrip("$").split("(")[0], "kind": "function",
                                   "usage": usage, "summary": entry.listing["summary"]})
         for name, summary in registry.convenience_variables().items():
@@ -45,9 +48,9 @@ extension defined first is kept as theirs and said here."""
         commands.sort(key=lambda c: (order.index(c["category"]) if c["category"] in order
                                      else len(order), c["name"]))
         notes = []
-        kept = registry.kept_names()
+        kept = registry.kept_note()        # names kept as another's, a replaced prefix
         if kept:
-            notes.append(registry.kept_note().split(": ", 1)[1])
+            notes.append(kept.split(": ", 1)[1])
         if lost:
             notes.append(registry.taken_over_note(lost))
         return {"commands": commands, "functions": functions, "notes": notes}
@@ -84,3 +87,13 @@ extension defined first is kept as theirs and said here."""
 
 
 COMMANDS = (ToolkitCommands,)
+
+
+def help_document(name: str) -> str:
+    """``NAME --help --json`` (any command): one document, toolkit commands' for NAME alone
+    (docs/json.md): its usage lines, examples and schema as a script reads them, valid against
+    toolkit-commands.schema.json; no functions, no notes about other names."""
+    command = ToolkitCommands()
+    listing = command.run(None)
+    only = {"commands": [c for c in listing["commands"] if c["name"] == name], "functions": [], "notes": []}
+    return command.json_document(only)

@@ -150,7 +150,7 @@ def parse_enabled_functions(text: str) -> dict[str, dict]:
         tramp = re.search(r"tramp:\s*0x([0-9a-fA-F]+)(?:\s*\(([^)]*)\))?", rest)
         flags = rest.split("\t")[0].split() if rest else []
         out[m.group(1)] = {
-            "refs": int(m.group(2)),
+            "ref_count": int(m.group(2)),   # enabled_functions' (refs): a count
             "flags": [f for f in flags if f and not f.startswith(("tramp", "->"))],
             "trampoline_address": int(tramp.group(1), 16) if tramp else None,
             "handler": tramp.group(2) if tramp and tramp.group(2) else None,

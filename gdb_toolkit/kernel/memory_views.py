@@ -301,19 +301,27 @@ def kx(session, addr: int, length: int = 64, words: bool = False) -> KxReport:
 
 @record
 class SymbolMatch:
+    """One kallsyms symbol: ``address`` is its start (as kallsyms lists it); where the query
+    falls -- an address query's position inside it, else its start -- is ``location``, the
+    contract's location object (its ``offset`` from the start).  ``offset`` alone is not in
+    the JSON: beside ``address`` it read as a location whose address was not the position."""
     symbol: str
     address: int
     symbol_type: str                 # the kallsyms letter: T t D d B b R r ...
     object: str | None               # the module holding it, "vmlinux" for the kernel image
-    offset: int = 0
+    offset: int = field(default=0, metadata={"json_skip": True})
     size: int | None = None          # distance to the next symbol
     prototype: str | None = None     # from BTF when it is a function
     btf_kind: str | None = None
     kind: str = ""                   # the letter's category: text data rodata bss weak ...
+    location: Location | None = None
 
     def __post_init__(self):
         self.kind = self.kind or symbol_kind(self.symbol_type)
         self.object = self.object or KERNEL_OBJECT       # the location object's word (ktrace's)
+        if self.location is None:
+            self.location = Location(self.address + (self.offset or 0), self.symbol, self.offset or 0,
+                                     object=self.object)
 
     @property
     def module(self) -> str | None:

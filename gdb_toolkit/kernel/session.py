@@ -55,6 +55,15 @@ def _static_symbols(path: str) -> str:
     return load_static_text(path)
 
 
+
+def _in_64_bits(value: int, text: str) -> int:
+    """*value* (from *text*) as a kernel address: one that does not fit 64 bits was wrapped
+    silently ($ksym("vfs_read+0x99999999999999999999") named some unrelated address)."""
+    if not 0 <= value < 1 << 64:
+        raise ToolkitError(f"{text.strip()!r} is outside the 64-bit address space",
+                           "give an address up to 0xffffffffffffffff, or a smaller offset")
+    return value
+
 class KernelSession(Closeable):
     def __init__(self, kcore: str | None = None, kallsyms: str | None = None,
                  btf: str | None = None, system_map: str | None = None,
@@ -497,7 +506,7 @@ class KernelSession(Closeable):
         """``0xffff...``, a decimal, ``sym``, ``sym+0x10``, ``mod:sym+8``."""
         t = text.strip()
         if re.fullmatch(r"0[xX][0-9a-fA-F]+|\d+", t):
-            return int(t, 0) & ((1 << 64) - 1)
+            return _in_64_bits(int(t, 0), text)
         if re.fullmatch(r"[0-9a-fA-F]{16}", t):
             return int(t, 16)
         m = re.fullmatch(r"([A-Za-z0-9_.$:]+?)\s*(?:([+-])\s*(0[xX][0-9a-fA-F]+|\d+))?", t)
@@ -514,7 +523,7 @@ class KernelSession(Closeable):
                                f"did you mean {', '.join(near)}" if near else
                                "check the name (ksym NAME), or load its module")
         off = int(m.group(3), 0) if m.group(3) else 0
-        return (base - off if m.group(2) == "-" else base + off) & ((1 << 64) - 1)
+        return _in_64_bits(base - off if m.group(2) == "-" else base + off, text)
 
     def function_bounds(self, addr: int) -> tuple[int, int | None]:
         """(start of the symbol containing addr, start of the next symbol)."""

@@ -374,6 +374,11 @@ def open_dump(path: str) -> KernelMemory:
     fd = open_core_fd(path, "vmcore")
     try:
         magic = os.pread(fd, 8, 0)
+    except OSError as exc:      # /proc/self/mem: a "regular" file that cannot be read at 0
+        from gdb_toolkit.common.names import escape_name
+
+        raise ToolkitError(f"cannot read {escape_name(path)}: {exc.strerror or exc}",
+                           "give /proc/kcore or a vmcore file") from None
     finally:
         os.close(fd)
     if magic == KDUMP_SIGNATURE or magic == FLAT_SIGNATURE[:8]:

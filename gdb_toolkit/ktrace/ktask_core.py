@@ -35,10 +35,12 @@ def missing_init_task(ksyms) -> ToolkitError:
 
 def _proc_comm(pid: int, tgid: int) -> str | None:
     """The thread's name as /proc shows it (threads: /proc/TGID/task/TID/comm)."""
+    from gdb_toolkit.common.names import escape_name
+
     for path in (f"/proc/{tgid}/task/{pid}/comm", f"/proc/{pid}/comm"):
         try:
-            with open(path) as f:
-                return f.read().strip()
+            with open(path, "rb") as f:         # any bytes: escaped as the task's comm is
+                return escape_name(f.read().rstrip(b"\n"))
         except OSError:
             continue
     return None

@@ -3,6 +3,7 @@ the reader (``read(addr, size) -> bytes``), BTF and symbol lookups come in."""
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.record import field, json_keys, record
+from gdb_toolkit.common.names import escape_name
 
 MAX_TASKS = 1 << 20
 KERNEL_MIN = 1 << 47        # anything below is not a kernel address on x86_64/arm64
@@ -80,7 +81,7 @@ class TaskReader:
     def comm(self, task: int) -> str:
         mp = self.path("comm")
         raw = self.read(mp.address(task, self.u64), mp.size or 16)
-        return raw.split(b"\0", 1)[0].decode(errors="replace")
+        return escape_name(raw.split(b"\0", 1)[0])      # lossless: \xNN (common.names)
 
     def walk(self, init_task: int):
         """Yield every thread-group leader on init_task.tasks."""
@@ -144,7 +145,7 @@ class TaskReader:
             addr = mp.address(task, self.u64)
             if mp.kind == "array" and mp.size and "char" in mp.type_name:
                 raw = self.read(addr, mp.size)
-                s = raw.split(b"\0", 1)[0].decode(errors="replace")
+                s = escape_name(raw.split(b"\0", 1)[0])     # lossless: \xNN (common.names)
                 return TaskField(expr, mp.type_name, s, repr(s), addr, kind=mp.kind)
             if mp.kind in ("struct", "union", "array") or not mp.size or mp.size > 8:
                 return TaskField(expr, mp.type_name, None, f"({mp.type_name} at 0x{addr:x})", addr,

@@ -361,6 +361,7 @@ def _symbolize(addr: int) -> list:
 
 def decoder(att: dict):
     """raw record bytes -> event payload (layout of bpf_codegen.Layout / bpf_source's struct)."""
+    from gdb_toolkit.common.names import escape_name
     from gdb_toolkit.ktrace.record import Layout
 
     values = att["values"]
@@ -374,7 +375,8 @@ def decoder(att: dict):
         time_ns, task, retval = struct.unpack_from("<QQQ", raw, 0)
         vals = vals_fmt.unpack_from(raw, lay.vals)
         pid, tid, stack_id, flags = struct.unpack_from("<IIiI", raw, lay.pid)
-        comm = raw[lay.comm:lay.comm + 16].split(b"\0", 1)[0].decode(errors="replace")
+        # lossless, as every name in the toolkit (common.names: \xNN, never U+FFFD)
+        comm = escape_name(raw[lay.comm:lay.comm + 16].split(b"\0", 1)[0])
         args, fields = {}, {}
         for v, rawv in zip(values, vals):
             val = None if v["unavailable"] else (rawv - (1 << 64) if v["signed"] and rawv >> 63 else rawv)

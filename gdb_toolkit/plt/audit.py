@@ -96,12 +96,16 @@ class Scopes:
         return out
 
     def any_definition_at(self, spec: SlotSpec, value: int, space: AddressSpace) -> Definition | None:
-        """A definition of the symbol (in any loaded object, any version) that the value
-        points at."""
+        """A definition of the symbol (in any loaded object) that the value points at, of
+        the version a versioned reference asks for (or unversioned): ld.so's check_match never
+        gives a ``foo@VER_1`` slot the ``foo@@VER_2`` definition, so a slot holding it was
+        written by someone else."""
         obj = space.find(value)
         if obj is None:
             return None
         for s in obj.model.exports.get(spec.symbol, ()):
+            if spec.version and s.version and s.version != spec.version:
+                continue
             if s.type in _DEF_TYPES and (obj.bias + s.value == value or s.type == 10):
                 return Definition(obj, s)
         for s in obj.model.canonical_plt.get(spec.symbol, ()):
@@ -204,6 +208,11 @@ def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, 
     holds = row.target
     if row.state == "not-relocated":
         return {"verdict": "not-relocated", "expected": None, "holds": holds, "why": "not relocated yet"}
+    if not obj.relocated and obj.model.soname.startswith(("ld-linux", "ld64.so", "ld.so")):
+        return {"verdict": "not-relocated", "expected": None, "holds": holds,
+                "why": "ld.so's bootstrap self-relocation bound it to ld.so's own definition; ld.so relocates "
+                       "itself again after the other start-up objects (not all relocated yet), and only then "
+                       "binds what the lookup scope says"}
     if spec.kind == "IRELATIVE":
         home = space.find(row.value) if row.value else None
         if home is obj:
@@ -223,7 +232,9 @@ def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, 
            "interposes": [d.text() for d in defs[1:]]}
     if row.state == "unresolved":
         if obj.bind_not:
-            out.update(verdict="lazy", why="LD_BIND_NOT is set: ld.so never writes this slot, it stays the lazy "
+            cause = ("LD_BIND_NOT is set" if obj.no_write == "LD_BIND_NOT" else
+                     "GOT[2] is _dl_runtime_profile (la_pltenter/la_pltexit or LD_PROFILE)")
+            out.update(verdict="lazy", why=f"{cause}: ld.so never writes this slot, it stays the lazy "
                        "stub however often the function was called; every call is resolved again"
                        + (f" (to {expected.text()})" if expected else " (no object in scope defines it: a call fails)"))
             return out

@@ -4,7 +4,7 @@ link-time offset, values compared by what they point to)."""
 import json
 
 from gdb_toolkit.common.errors import ToolkitError
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import field, json_keys, record
 
 
 @record
@@ -30,6 +30,10 @@ class GotDiff:
     changes: list[SlotChange] = field(default_factory=list)
     unchanged: int = 0
     notes: list[str] = field(default_factory=list)
+
+
+# JSON key (contract v5, docs/json.md): counts end in `_count`
+json_keys(GotDiff, {"unchanged": "unchanged_count"})
 
 
 def _plain(report) -> dict:

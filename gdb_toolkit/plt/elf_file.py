@@ -231,6 +231,10 @@ class SymbolTableBytes:
         hash section) chains to it, in table order.  The hash only says where to look: each
         entry is read and its name compared, so a wrong or crafted hash table can hide a
         symbol but never name a wrong one."""
+        return [row for _, row in self.indexes_named(name, table)]
+
+    def indexes_named(self, name: str, table: "SymbolHash") -> list[tuple[int, tuple]]:
+        """``rows_named`` with each row's index in the table (its .gnu.version entry)."""
         try:
             raw = name.encode("utf-8", "surrogateescape")     # _cstr's decoding, undone
         except UnicodeEncodeError:
@@ -240,7 +244,7 @@ class SymbolTableBytes:
             row = self._row(sym.unpack_from(self.data, i * sym.size))
             if row is not None and _cstr(strtab, row[4]) == name:
                 found[i] = row
-        return [found[i] for i in sorted(found)]
+        return sorted(found.items())
 
 
 class SymbolHash:
@@ -317,6 +321,9 @@ class ElfFile:
     segments: list[Segment] = field(default_factory=list)
     dynamic: list[tuple[int, int]] = field(default_factory=list)
     _fh: object = None
+    #: no section header table (stripped with sstrip, or cut off): the sections are rebuilt
+    #: from the dynamic segment, the way ld.so finds its tables (_sections_from_dynamic)
+    no_section_headers: bool = False
 
     @property
     def bits(self) -> int:
@@ -402,6 +409,9 @@ class ElfFile:
                 if tag == DT_NULL:
                     break
                 self.dynamic.append((tag, val))
+        if not self.sections and (self.dynamic or any(p.type == PT_NOTE for p in self.segments)):
+            self.sections = _sections_from_dynamic(self)
+            self.no_section_headers = True
         return self
 
     def close(self):
@@ -601,6 +611,139 @@ class _Image:
 
     def close(self):
         pass
+
+
+DT_PLTRELSZ, DT_PLTGOT, DT_HASH, DT_STRTAB, DT_SYMTAB, DT_RELA, DT_RELASZ = 2, 3, 4, 5, 6, 7, 8
+DT_STRSZ, DT_REL, DT_RELSZ, DT_PLTREL, DT_JMPREL = 10, 17, 18, 20, 23
+DT_GNU_HASH, DT_VERSYM, DT_VERDEF, DT_VERNEED = 0x6FFFFEF5, 0x6FFFFFF0, 0x6FFFFFFC, 0x6FFFFFFE
+SHT_DYNAMIC, SHT_GNU_VERSYM, SHT_GNU_VERDEF, SHT_GNU_VERNEED = 6, 0x6FFFFFFF, 0x6FFFFFFD, 0x6FFFFFFE
+
+
+def _sections_from_dynamic(elf: "ElfFile") -> list[Section]:
+    """Sections for a file without a section header table, found the way ld.so finds its
+    tables: through the dynamic segment's tags (DT_SYMTAB, DT_STRTAB/DT_STRSZ, DT_RELA,
+    DT_JMPREL, DT_VERSYM, DT_VERNEED, DT_VERDEF, DT_GNU_HASH/DT_HASH), and the build-id
+    note through PT_NOTE.  The dynamic symbol count comes from the hash table (as
+    readelf --use-dynamic does) and from the largest index a relocation names.  A tag
+    pointing outside every loaded segment's file bytes is left out (never read)."""
+    tags: dict[int, int] = {}
+    for t, v in elf.dynamic:
+        tags.setdefault(t, v)
+    loads = [p for p in elf.segments if p.type == PT_LOAD]
+
+    def offset(vaddr: int, size: int = 1) -> int | None:
+        for p in loads:
+            if p.vaddr <= vaddr and vaddr + size <= p.vaddr + p.filesz:
+                return p.offset + vaddr - p.vaddr
+        return None
+
+    def room(vaddr: int) -> int:        # file bytes from vaddr to the end of its segment
+        for p in loads:
+            if p.vaddr <= vaddr < p.vaddr + p.filesz:
+                return p.vaddr + p.filesz - vaddr
+        return 0
+
+    out = [Section("", 0, 0, 0, 0, 0, 0, 0, 0)]
+
+    def add(name, stype, vaddr, size, link=0, entsize=0, flags=SHF_ALLOC) -> int | None:
+        if vaddr is None or size <= 0 or size > MAX_READ:
+            return None
+        off = offset(vaddr, size)
+        if off is None:
+            return None
+        out.append(Section(name, stype, flags, vaddr, off, size, link, 0, entsize))
+        return len(out) - 1
+
+    lay = elf.layout
+    word = lay.wordsize
+    strtab = add(".dynstr", 3, tags.get(DT_STRTAB), tags.get(DT_STRSZ, 0)) or 0
+    dyn = next((p for p in elf.segments if p.type == PT_DYNAMIC), None)
+    if dyn is not None:
+        add(".dynamic", SHT_DYNAMIC, dyn.vaddr, dyn.filesz, strtab, lay.dyn.size, SHF_ALLOC | 1)
+    relocs = []      # (name, type, vaddr, size)
+    rel_t = SHT_RELA if tags.get(DT_PLTREL, DT_RELA) == DT_RELA else SHT_REL
+    if DT_RELA in tags:
+        relocs.append((".rela.dyn", SHT_RELA, tags[DT_RELA], tags.get(DT_RELASZ, 0)))
+    if DT_REL in tags:
+        relocs.append((".rel.dyn", SHT_REL, tags[DT_REL], tags.get(DT_RELSZ, 0)))
+    if DT_JMPREL in tags:
+        relocs.append((".rela.plt" if rel_t == SHT_RELA else ".rel.plt", rel_t, tags[DT_JMPREL],
+                       tags.get(DT_PLTRELSZ, 0)))
+    nsyms = 0
+    shift = lay.sym_shift
+    got_end = tags.get(DT_PLTGOT, 0) + 3 * word
+    for name, t, va, size in relocs:    # the largest symbol index a relocation names
+        off = offset(va, size) if 0 < size <= MAX_READ else None
+        if off is None:
+            continue
+        st = lay.rela if t == SHT_RELA else lay.rel
+        data = elf._read(off, size // st.size * st.size, "a relocation table")
+        for row in st.iter_unpack(data):
+            nsyms = max(nsyms, (row[1] >> shift) + 1)
+            if name.endswith(".plt") and DT_PLTGOT in tags and got_end <= row[0] < got_end + MAX_READ:
+                got_end = row[0] + word     # .got.plt: GOT[0..2], then the PLT's slots
+    hash_sec = None
+    if DT_GNU_HASH in tags:
+        va = tags[DT_GNU_HASH]
+        n, size = _gnu_hash_extent(elf, offset(va, 16), room(va))
+        nsyms, hash_sec = max(nsyms, n), (".gnu.hash", SHT_GNU_HASH, va, size)
+    elif DT_HASH in tags:
+        va = tags[DT_HASH]
+        off = offset(va, 8)
+        if off is not None:
+            nbucket, nchain = struct.unpack("<II", elf._read(off, 8, "the hash table"))
+            nsyms, hash_sec = max(nsyms, nchain), (".hash", SHT_HASH, va, 8 + 4 * (nbucket + nchain))
+    dynsym = None
+    if DT_SYMTAB in tags and nsyms:
+        dynsym = add(".dynsym", SHT_DYNSYM, tags[DT_SYMTAB], nsyms * lay.sym.size, strtab, lay.sym.size)
+    if hash_sec and dynsym:
+        add(*hash_sec, dynsym, 4)
+    for name, t, va, size in relocs:
+        add(name, t, va, size, dynsym or 0, (lay.rela if t == SHT_RELA else lay.rel).size)
+    if DT_VERSYM in tags and dynsym:
+        add(".gnu.version", SHT_GNU_VERSYM, tags[DT_VERSYM], 2 * nsyms, dynsym, 2)
+    for tag, name, stype in ((DT_VERNEED, ".gnu.version_r", SHT_GNU_VERNEED),
+                             (DT_VERDEF, ".gnu.version_d", SHT_GNU_VERDEF)):
+        if tag in tags:     # a chain of records; its reader stops at the chain's end
+            add(name, stype, tags[tag], min(room(tags[tag]), 1 << 20), strtab)
+    if DT_PLTGOT in tags:   # ld.so's GOT[0..2]; the slots themselves are found by relocation
+        add(".got.plt" if DT_JMPREL in tags else ".got", 1, tags[DT_PLTGOT], got_end - tags[DT_PLTGOT], 0, word,
+            SHF_ALLOC | 1)
+    for p in elf.segments:
+        if p.type != PT_NOTE or not p.filesz or p.filesz > MAX_READ:
+            continue
+        data = elf._read(p.offset, p.filesz, "a note segment")
+        off = 0
+        while off + 12 <= len(data):
+            namesz, descsz, ntype = struct.unpack_from("<III", data, off)
+            end = off + 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
+            if ntype == 3 and data[off + 12:off + 12 + namesz].rstrip(b"\0") == b"GNU":
+                out.append(Section(".note.gnu.build-id", SHT_NOTE, SHF_ALLOC, p.vaddr + off, p.offset + off,
+                                   min(end, len(data)) - off, 0, 0, 0))
+                break
+            off = end
+    return out
+
+
+def _gnu_hash_extent(elf: "ElfFile", off: int | None, room: int) -> tuple[int, int]:
+    """(symbol count, table size) of a DT_GNU_HASH table: past the last bucket's chain."""
+    if off is None:
+        return 0, 0
+    nbuckets, symoffset, bloom_size, _ = struct.unpack("<IIII", elf._read(off, 16, "the GNU hash table"))
+    buckets = 16 + bloom_size * elf.layout.wordsize
+    chains = buckets + 4 * nbuckets
+    if chains > room or chains > MAX_READ:
+        return 0, 0
+    head = elf._read(off, min(room, MAX_READ), "the GNU hash table")
+    last = max(struct.unpack_from(f"<{nbuckets}I", head, buckets), default=0)
+    if last < symoffset:
+        return symoffset, chains
+    i = last
+    while chains + 4 * (i - symoffset) + 4 <= len(head):
+        if struct.unpack_from("<I", head, chains + 4 * (i - symoffset))[0] & 1:
+            return i + 1, chains + 4 * (i - symoffset + 1)
+        i += 1
+    return i, chains + 4 * (i - symoffset)
 
 
 def image_size(header: bytes) -> int | None:

@@ -206,6 +206,54 @@ class ObjectModel:
         dynamic linker's lookup.  Built on first need (the audit)."""
         return self._dynamic_symbols[0]
 
+    def version_shown(self, name: str, value: int, wanted: str) -> str:
+        """*name* with the version of its definition at *value*, written as readelf and gdb
+        write it (``vfoo@VER_1``; the default version ``vfoo@@VER_2``), when that definition
+        is not of the version *wanted* (the slot's reference): a slot for vfoo@VER_1 holding
+        vfoo@@VER_2 must not read "vfoo" like its neighbour.  Else *name*.  Through the
+        dynamic symbol table's hash: no pass over the table."""
+        if not wanted or self._version_lookup is None:
+            return name
+        defs = self._version_lookup(name)
+        if len(defs) < 2 or not any(v == wanted for _, v, _ in defs):
+            return name     # no definition of the wanted version here (the vDSO's time@@LINUX_2.6)
+        found = [(v, hidden) for val, v, hidden in defs if val == value]
+        if not found or any(v == wanted for v, _ in found):
+            return name
+        ver, hidden = min(found, key=lambda f: f[1])        # the default version first
+        return f"{name}{'@' if hidden else '@@'}{ver}" if ver else name
+
+    @cached_property
+    def _version_lookup(self):
+        """name -> [(value, version, hidden)] of the .dynsym definitions of *name*; None
+        without .gnu.version or a hash section."""
+        elf = self._elf
+        if not elf.has_versym():
+            return None
+        self.index                      # shares the index's tables and hash (read once)
+        named = self.__dict__.get("_named")
+        if named is None:
+            return None
+        indexed = named.indexed
+        info = []
+
+        def lookup(name: str) -> list[tuple[int, str, bool]]:
+            hits = indexed(name)
+            if len(hits) < 2:       # one definition: no other version to tell it from
+                return [(row[0], "", False) for _, row in hits]
+            if not info:            # .gnu.version's words and the version names, read once
+                versym = next((s for s in elf.sections if s.name == ".gnu.version"), None)
+                info.append((elf.section_data(versym) if versym is not None else b"", elf.version_names()))
+            raw, names = info[0]
+            out = []
+            for i, row in hits:
+                if 2 * i + 2 <= len(raw):
+                    v = int.from_bytes(raw[2 * i:2 * i + 2], "little")
+                    out.append((row[0], names.get(v & 0x7FFF, ""), bool(v & 0x8000)))
+            return out
+
+        return lookup
+
     @cached_property
     def canonical_plt(self) -> dict[str, list[Symbol]]:
         """Undefined dynamic functions with a value: a non-PIE program's *canonical PLT
@@ -356,7 +404,9 @@ def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
             if lo <= off < hi:
                 in_got = True
                 break
-        if not in_got and (got_ranges or kind not in ("JUMP_SLOT", "IRELATIVE")):
+        if not in_got and not (kind in ("JUMP_SLOT", "IRELATIVE") and not got_ranges) and \
+                not (elf.no_section_headers and kind != "ABS"):
+            # (no section headers: GOT sections unknown, but GLOB_DAT/TLS relocations are GOT slots)
             continue       # a data pointer outside the GOT (.data, .init_array): not a slot
         wanted.append((r, kind, idx))
     values = _file_words(elf, [r.offset for r, _, _ in wanted])
@@ -447,7 +497,9 @@ def _build_index(model: ObjectModel) -> LazySymbolIndex:
     canonical = [] if model.is_shared_lib else [
         Symbol(f"{name}@plt", s.value, 0, s.type, s.bind, 1) for name, syms in model.canonical_plt.items()
         for s in syms]
-    return LazySymbolIndex(tables, extra=canonical, named=_named_lookup(elf, own, table))
+    named = _named_lookup(elf, own, table)
+    model.__dict__["_named"] = named        # also for version_shown, after the index is built
+    return LazySymbolIndex(tables, extra=canonical, named=named)
 
 
 def _named_lookup(elf: ElfFile, own: list[int], table):
@@ -463,12 +515,17 @@ def _named_lookup(elf: ElfFile, own: list[int], table):
         return None
     hashed: list[SymbolHash] = []
 
-    def named(name: str) -> list[tuple]:
+    def indexed(name: str) -> list[tuple[int, tuple]]:
+        """(index in .dynsym, row) of the entries named *name*."""
         try:
             if not hashed:
                 hashed.append(SymbolHash(elf.section_data(hsec), hsec.type == SHT_GNU_HASH, elf.wordsize))
-            return table(dyn).rows_named(name, hashed[0])
+            return table(dyn).indexes_named(name, hashed[0])
         except (ToolkitError, struct.error, ValueError, TypeError):
             return []
 
+    def named(name: str) -> list[tuple]:
+        return [row for _, row in indexed(name)]
+
+    named.indexed = indexed
     return named

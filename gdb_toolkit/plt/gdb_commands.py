@@ -43,7 +43,11 @@ def _missing_note(kind: str, all_objects: bool) -> list[str]:
         notes.append(f"not listed: {', '.join(gdb_live.missing)} (in the dynamic linker's list, but no such "
                      "file here; 'set sysroot' or give the path it was loaded from)")
     for path, was, how in gdb_live.remapped:
-        if how == "program":
+        if how == "program" and gdb_live.replaced_program:
+            notes.append(f"gdb's program file {display_path(gdb_live.replaced_program[0])} is not the file the process "
+                         f"runs (deleted or replaced on disk since it started, or another file): its slots are read "
+                         f"from {path} ({display_path(was)}), the file the process maps")
+        elif how == "program":
             notes.append(f"gdb knows no file for this program ({display_path(was)}): it is read from {path}, "
                          "the file the process still maps ('file' it to give gdb its symbols too)")
         elif how == "replaced":
@@ -154,15 +158,39 @@ def loaded_object_names() -> list[str]:
 
 
 class ObjectsCommand(ToolkitCommand):
-    """A command of this domain: ``--object <Tab>`` offers the loaded objects."""
+    """A command of this domain: ``--object <Tab>`` offers the loaded objects, a name
+    ``<Tab>`` the program's imported functions (got: every slot's symbol)."""
 
     def complete_option(self, option, metavar, word):
         if option == "--object":
             return loaded_object_names()
         return super().complete_option(option, metavar, word)
 
+    def complete_values(self, word):
+        """Imported functions of the loaded program (not data, not TLS): plt-walk's symbol,
+        a plt REGEX; got overrides ``completion_symbols`` with every slot's symbol."""
+        try:
+            from gdb_toolkit.plt.elf_model import load_model
+
+            from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename
+
+            path = progspace_filename()
+            names = self.completion_symbols(load_model(path)) if path else []
+        except Exception:       # no program, an unreadable file: nothing to offer
+            return []
+        return [n for n in names if n.startswith(word)]
+
+    def completion_symbols(self, model) -> list[str]:
+        from gdb_toolkit.plt.walk import completion_names
+
+        return completion_names(model)
+
 
 class Got(ObjectsCommand):
+    def completion_symbols(self, model) -> list[str]:
+        # every slot's symbol: data (stdout, environ) and TLS slots are rows of got too
+        return sorted({slot.symbol for slot in model.slots if slot.symbol})
+
     summary = "GOT slots, their state and binding now"
     usage = """\
 got [REGEX] [--all-objects] [--object PATH] [--preview] [--audit] [--json]
@@ -463,20 +491,6 @@ and the program stays stopped right there."""
                        help="continue until the dynamic linker writes the slot (watchpoint)")
         return p
 
-    def complete_values(self, word):
-        """Imported functions of the loaded program (not data, not TLS)."""
-        try:
-            from gdb_toolkit.plt.elf_model import load_model
-            from gdb_toolkit.plt.walk import completion_names
-
-            from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename
-
-            path = progspace_filename()
-            names = completion_names(load_model(path)) if path else []
-        except Exception:
-            return []
-        return [n for n in names if n.startswith(word)]
-
     def run(self, args):
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.gdbsupport import facts
@@ -579,6 +593,12 @@ and the program stays stopped right there."""
                           if spec.kind == "JUMP_SLOT" else ""))
             raise ToolkitError(f"the slot of {spec.display} at 0x{report.slot_address:x} is already {row.state} "
                                f"({row.target}); ld.so will not write it again", fix)
+        if obj.no_write == "_dl_runtime_profile" and row.state == "unresolved":
+            raise ToolkitError(f"GOT[2] of {obj.name} is _dl_runtime_profile (an rtld-audit module with "
+                               f"la_pltenter/la_pltexit, or LD_PROFILE): ld.so resolves {spec.display} on every "
+                               "call but never writes its slot, so there is no write to watch",
+                               "start without that LD_AUDIT/LD_PROFILE, or step into the call to watch "
+                               "_dl_profile_fixup")
         if env.bind_not and row.state == "unresolved":
             raise ToolkitError(f"LD_BIND_NOT is set in the process: ld.so resolves {spec.display} on every call "
                                "but never writes its slot, so there is no write to watch",

@@ -13,8 +13,8 @@ from gdb_toolkit.gdbsupport import facts
 from gdb_toolkit.plt import link_map as link_map_core
 from gdb_toolkit.plt.elf_file import display_path
 from gdb_toolkit.plt.elf_model import load_model
-from gdb_toolkit.plt.slots import (Binding, LoadedObject, ProcessEnv, decide_binding, decode_words,
-                                   read_plan)
+from gdb_toolkit.plt.slots import (AddressSpace, Binding, LoadedObject, ProcessEnv, decide_binding, decode_words, is_relocated,
+                                   read_plan, relocation_probe)
 
 #: one gdb read is at most this big (gdb allocates the whole buffer first)
 CHUNK = 1 << 20
@@ -25,12 +25,30 @@ def executable() -> str:
     from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename
 
     path = progspace_filename()         # any bytes (a non-UTF-8 name would make gdb raise)
+    proc = _proc_exe()
     if not path:
-        proc = _proc_exe()
         if proc:
             return proc
         raise ToolkitError("no executable is loaded", "load one with 'file PROGRAM' (or start gdb with it)")
+    replaced_program[:] = []
+    if proc and not _same_inode(path, proc):
+        # the program file was deleted or replaced (a rebuild, an upgrade) while the process
+        # runs: the kernel still maps the old one, and that is what the GOT belongs to
+        replaced_program.append(path)
+        return proc
     return path
+
+
+#: [gdb's program path] when executable() read /proc/PID/exe instead (deleted or replaced)
+replaced_program: list[str] = []
+
+
+def _same_inode(path: str, proc_exe: str) -> bool:
+    try:
+        a, b = os.stat(path), os.stat(proc_exe)
+    except (OSError, ValueError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _proc_exe() -> str | None:
@@ -359,7 +377,8 @@ def process_env(kind: str) -> ProcessEnv:
     from gdb_toolkit.common.names import decode_name
 
     return ProcessEnv(bind_now=has(b"LD_BIND_NOW"), bind_not=has(b"LD_BIND_NOT"), known=True,
-                      audit=[decode_name(a) for a in audit.replace(b" ", b":").split(b":") if a])
+                      audit=[decode_name(a) for a in audit.replace(b" ", b":").split(b":") if a],
+                      profile=has(b"LD_PROFILE"))
 
 
 def got12(obj: LoadedObject) -> tuple[int, int] | None:
@@ -408,11 +427,26 @@ def loaded_objects(decide: bool = True) -> tuple[str, list[LoadedObject]]:
     if decide:
         env = process_env(kind)
         done = relocated(kind, objs)
+        # GOT[2] may be _dl_runtime_profile only with an rtld-audit module or LD_PROFILE: name
+        # it then (and only then: naming costs a look into ld.so's symbols)
+        profiling = env.audit or env.profile or any(o.model.audit_libs for o in objs)
+        space = AddressSpace(objs) if profiling else None
         for o in objs:
             try:
-                o.binding = decide_binding(o, got12(o), env, done, live=True)
+                g12 = got12(o)
+                if done and o.bias and not o.in_memory and not (g12 and g12[1]) and \
+                        not o.model.soname.startswith(("ld-linux", "ld64.so", "ld.so")):
+                    # GOT[2] unset: bound at load, or mapped by dlopen and not relocated yet
+                    probe = relocation_probe(o.model)
+                    if probe is not None:
+                        raw = _read(probe[0] + o.bias, o.model.wordsize)
+                        word = int.from_bytes(raw, "little") if raw and len(raw) == o.model.wordsize else None
+                        o.relocated = is_relocated(probe, o.bias, word)
+                resolver = space.describe(g12[1])[1] if space is not None and g12 and g12[1] else None
+                o.binding = decide_binding(o, g12, env, done and o.relocated, live=True, resolver=resolver)
             except ToolkitError as exc:
                 o.binding = Binding("?", exc.cause)
+        _ldso_final_relocation(kind, objs)
         loaded_objects.env = env
     return kind, objs
 
@@ -467,6 +501,28 @@ def read_slots(objects: list[LoadedObject]) -> tuple[dict[int, int], list[str]]:
             chunks.append((lo, data))
     w = good[0].model.wordsize if good else 8      # one process: one word size
     return decode_words(chunks, w), failed
+
+
+def _ldso_final_relocation(kind: str, objs: list[LoadedObject]) -> None:
+    """ld.so binds its own slots twice: in its bootstrap (to its own definitions), and again
+    after every other start-up object (to what the lookup scope says: libc's
+    _dl_catch_exception...), then makes its RELRO read-only.  Stopped in between (a
+    breakpoint in _dl_relocate_object), its slots hold the bootstrap binding: not relocated
+    yet.  Told by its RELRO still being writable in /proc/PID/maps (or the core), or by an
+    unrelocated start-up object."""
+    ldso = [o for o in objs if o.model.soname.startswith(("ld-linux", "ld64.so", "ld.so")) and not o.alias]
+    if not ldso:
+        return
+    pending = any(not o.relocated for o in objs if o.namespace == 0)
+    writable = None
+    if not pending and any(o.model.relro for o in ldso):
+        writable = writable_ranges(kind)
+    for o in ldso:
+        if not pending and writable is not None and o.model.relro:
+            start = o.model.relro[0] + o.bias
+            pending = any(lo <= start < hi for lo, hi in writable)
+        if pending:
+            o.relocated = False
 
 
 def writable_ranges(kind: str) -> list[tuple[int, int]] | None:

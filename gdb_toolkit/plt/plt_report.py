@@ -72,6 +72,9 @@ def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
                     and getattr(specs.get(s.slot), "kind", None) == "IRELATIVE")
             notes.append(f"{m.name} is statically linked: there is no PLT for imports; "
                          f"{'its .plt holds ' + counted(n, 'IRELATIVE (ifunc) stub') if n else 'no ifunc stubs either'}")
+        elif not stubs and m._elf.no_section_headers:
+            notes.append(f"{m.name} has no section headers: its PLT stubs cannot be located (its slots "
+                         f"come from the dynamic segment: 'got --object')")
         elif not stubs:
             notes.append(f"{m.name} has no PLT stubs (built with -fno-plt, or imports nothing)")
         for s in stubs:

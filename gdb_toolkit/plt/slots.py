@@ -29,15 +29,16 @@ MAX_SLOT_BYTES = 64 << 20
 
 class ProcessEnv:
     """What the process's environment says about binding (read from /proc/PID/environ):
-    LD_BIND_NOW, LD_BIND_NOT, and the LD_AUDIT modules (whose la_symbind may bind a symbol
-    to any address)."""
-    __slots__ = ('bind_now', 'bind_not', 'known', 'audit')
+    LD_BIND_NOW, LD_BIND_NOT, the LD_AUDIT modules (whose la_symbind may bind a symbol
+    to any address) and LD_PROFILE (ld.so profiles that object's PLT calls)."""
+    __slots__ = ('bind_now', 'bind_not', 'known', 'audit', 'profile')
 
-    def __init__(self, bind_now=False, bind_not=False, known=False, audit=()):
+    def __init__(self, bind_now=False, bind_not=False, known=False, audit=(), profile=False):
         self.bind_now = bind_now
         self.bind_not = bind_not
         self.known = known
         self.audit = tuple(audit)
+        self.profile = profile
 
     def __eq__(self, other):
         return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
@@ -47,12 +48,16 @@ class ProcessEnv:
 
 
 class Binding:
-    """How ld.so bound one object in this process, and why we say so."""
-    __slots__ = ('mode', 'reason')
+    """How ld.so bound one object in this process, and why we say so.  *no_write*: why ld.so
+    resolves its lazy slots on every call without writing them ("LD_BIND_NOT", or
+    "_dl_runtime_profile" for an rtld-audit module's la_pltenter/la_pltexit or LD_PROFILE),
+    else ""."""
+    __slots__ = ('mode', 'reason', 'no_write')
 
-    def __init__(self, mode, reason):
+    def __init__(self, mode, reason, no_write=""):
         self.mode = mode
         self.reason = reason
+        self.no_write = no_write
 
     def __eq__(self, other):
         return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
@@ -73,6 +78,7 @@ class LoadedObject:
     in_memory: bool = False              # no file: the kernel's vDSO, read from the target
     alias: bool = False                  # the same mapping as a base-namespace object (ld.so,
                                          # listed in every dlmopen namespace): looked up, not listed
+    relocated: bool = True               # False: mapped but not relocated yet (relocation_probe)
 
     @property
     def listable(self) -> bool:
@@ -94,8 +100,14 @@ class LoadedObject:
 
     @property
     def bind_not(self) -> bool:
-        """LD_BIND_NOT: ld.so resolves every lazy call again and never writes the slot."""
-        return self.binding is not None and self.binding.mode == "lazy" and "LD_BIND_NOT" in self.binding.reason
+        """LD_BIND_NOT or a profiling resolver: ld.so resolves every lazy call again and never
+        writes the slot (``no_write`` says which)."""
+        return self.binding is not None and self.binding.mode == "lazy" and bool(self.binding.no_write)
+
+    @property
+    def no_write(self) -> str:
+        """Why the slots are never written: "LD_BIND_NOT", "_dl_runtime_profile", or ""."""
+        return self.binding.no_write if self.bind_not else ""
 
     @property
     def lazy(self) -> bool:
@@ -105,9 +117,77 @@ class LoadedObject:
         return not self.model.bind_now and not self.model.is_static
 
 
+def relocation_probe(model: ObjectModel) -> tuple[int, int, int | None] | None:
+    """A word that tells whether ld.so has relocated an object yet: (link-time address, the
+    word in the file, the word once relocated minus the load bias, or None when it is not
+    known in advance).  ld.so lists an object it maps (dlopen's r_debug RT_ADD/RT_CONSISTENT
+    stop, gdb's 'catch load') before it relocates it; until then the GOT holds the file's
+    words (a GLOB_DAT 0, which is not "a weak symbol defined nowhere").  The word: a RELATIVE
+    relocation's (its addend + bias once relocated), else a JUMP_SLOT with a file value (the
+    unbiased lazy stub until relocated), else DT_RELR's first address.  None: no such
+    relocation."""
+    cached = model.__dict__.get("_relocation_probe", False)
+    if cached is not False:
+        return cached
+    model.__dict__["_relocation_probe"] = probe = _find_probe(model)
+    return probe
+
+
+def _find_probe(model: ObjectModel):
+    elf = model._elf
+    if elf is None or model.is_static:
+        return None
+    from gdb_toolkit.plt.elf_file import SHF_ALLOC, SHT_REL, SHT_RELA
+    from gdb_toolkit.plt.reloc_types import short_name
+    lay = elf.layout
+    jump = None
+    try:
+        for sec in elf.sections:        # the first entries of each table: no whole-table decode
+            if sec.type not in (SHT_RELA, SHT_REL) or not sec.flags & SHF_ALLOC:
+                continue
+            st = lay.rela if sec.type == SHT_RELA else lay.rel
+            data = elf.section_data(sec)[: 64 * st.size]
+            for row in st.iter_unpack(data[: len(data) // st.size * st.size]):
+                kind = short_name(elf.machine, row[1] & ((1 << lay.sym_shift) - 1))
+                if kind == "RELATIVE":
+                    raw = elf.read_vaddr(row[0], model.wordsize)
+                    if raw is not None:
+                        word = int.from_bytes(raw, "little")
+                        return row[0], word, row[2] if sec.type == SHT_RELA else word
+                elif kind == "JUMP_SLOT" and jump is None:
+                    raw = elf.read_vaddr(row[0], model.wordsize)
+                    if raw is not None and int.from_bytes(raw, "little"):
+                        jump = (row[0], int.from_bytes(raw, "little"), None)
+        # packed relative relocations (-z pack-relative-relocs, DT_RELR): the table's first
+        # entry is an address whose word gets + bias, as a REL RELATIVE's does
+        relr = elf.dyn_values(36)
+        raw = elf.read_vaddr(relr[0], model.wordsize) if relr else None
+        first = int.from_bytes(raw, "little") if raw else 1
+        if not first & 1:
+            raw = elf.read_vaddr(first, model.wordsize)
+            if raw is not None:
+                word = int.from_bytes(raw, "little")
+                return first, word, word
+    except ToolkitError:
+        return None
+    return jump
+
+
+def is_relocated(probe: tuple[int, int, int | None] | None, bias: int, word: int | None) -> bool:
+    """Does the probe's word in memory say the object was relocated?  Unknowable (True)
+    without a probe, a readable word, or a load bias (the words are then the same)."""
+    if probe is None or word is None or not bias:
+        return True
+    _, file_word, relocated = probe
+    if relocated is not None and word == (relocated + bias) & ((1 << 64) - 1):
+        return True
+    return word != file_word
+
+
 def decide_binding(obj: LoadedObject, got12: tuple[int, int] | None, env: ProcessEnv,
-                   relocated: bool, live: bool) -> Binding:
-    """The binding mode of *obj* in this process, from GOT[1]/GOT[2] and the environment."""
+                   relocated: bool, live: bool, resolver: str | None = None) -> Binding:
+    """The binding mode of *obj* in this process, from GOT[1]/GOT[2] and the environment;
+    *resolver*: the name of the function GOT[2] holds, when known."""
     m = obj.model
     if m.is_static:
         return Binding("static", "statically linked: no dynamic linker")
@@ -125,7 +205,12 @@ def decide_binding(obj: LoadedObject, got12: tuple[int, int] | None, env: Proces
     if g2:
         if env.bind_not:
             return Binding("lazy", f"GOT[2]=0x{g2:x} (the lazy resolver); LD_BIND_NOT is set: "
-                                   "ld.so resolves on every call and never writes the slots")
+                                   "ld.so resolves on every call and never writes the slots", "LD_BIND_NOT")
+        if resolver and resolver.startswith("_dl_runtime_profile"):
+            return Binding("lazy", f"GOT[2]=0x{g2:x} is {resolver}: ld.so profiles this object's calls (an "
+                                   "rtld-audit module with la_pltenter/la_pltexit, or LD_PROFILE): every call "
+                                   "goes through _dl_profile_fixup, which never writes the slots",
+                           "_dl_runtime_profile")
         return Binding("lazy", f"GOT[2]=0x{g2:x}: ld.so installed the lazy resolver (GOT[1]=0x{g1:x} "
                                "is this object's link_map)")
     if file_now:
@@ -159,7 +244,8 @@ class AddressSpace:
             i -= 1
         return None
 
-    def describe(self, addr: int, prefer: str | None = None) -> tuple[str, str | None, str | None]:
+    def describe(self, addr: int, prefer: str | None = None,
+                 version: str = "") -> tuple[str, str | None, str | None]:
         """(text, symbol, object name): ``puts in libc.so.6``, ``libfoo.so:.text+0x1234``."""
         obj = self.find(addr)
         if obj is None:
@@ -169,6 +255,12 @@ class AddressSpace:
             sec = obj.model.section_of(addr - obj.bias)
             where = f"{sec}+0x{addr - obj.bias - obj.model.sections[sec].addr:x}" if sec else f"+0x{addr - obj.bias:x}"
             return (f"{obj.name}:{where}", None, obj.name)
+        if version and not hit.offset and hit.name == prefer:
+            # the slot's own name, but is it the version the slot asks for (vfoo@VER_1 slot
+            # holding vfoo@@VER_2: both would read "vfoo")?
+            shown = obj.model.version_shown(hit.name, addr - obj.bias, version)
+            if shown != hit.name:
+                return (f"{shown} in {obj.name}", hit.name, obj.name)
         return (f"{hit.text()} in {obj.name}", hit.name, obj.name)
 
 
@@ -224,6 +316,7 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
     *second* is the next word (a TLS descriptor's argument)."""
     m = obj.model
     bias = obj.bias
+    relocated = relocated and obj.relocated
     lazy_kind = spec.kind == "JUMP_SLOT" and obj.lazy and not bind_now_env
     initial = spec.file_value + bias if spec.file_value else 0
     tsym = tobj = None
@@ -233,6 +326,8 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
         value = spec.file_value
         if spec.kind == "JUMP_SLOT" and not m.bind_now and m.section_of(value) in (".plt", ".plt.sec"):
             state, target = "unresolved", f"lazy stub {_section_offset(m, value)}"
+        elif spec.kind == "JUMP_SLOT" and not m.bind_now and value and m._elf.no_section_headers:
+            state, target = "unresolved", f"lazy stub {obj.name}+0x{value:x} (no section headers)"
         elif spec.kind == "IRELATIVE":
             state, target = "bound-at-load", f"ifunc resolver {spec.symbol or hex(spec.addend)} runs at start-up"
         elif spec.kind in TLS_KINDS:
@@ -260,9 +355,13 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
     elif spec.kind == "JUMP_SLOT" and value == initial and \
             (sec := m.section_of(spec.file_value)) in (".plt", ".plt.sec"):
         state, target = "unresolved", f"lazy stub {_section_offset(m, spec.file_value, sec)}"
+    elif spec.kind == "JUMP_SLOT" and value == initial and obj.lazy and m._elf.no_section_headers:
+        # no section headers, so no .plt to check against: a lazy object's slot that still
+        # holds its file value + bias has not been through _dl_fixup
+        state, target = "unresolved", f"lazy stub {obj.name}+0x{spec.file_value:x} (no section headers)"
     else:
         state = "resolved" if lazy_kind else "bound-at-load"
-        target, tsym, tobj = space.describe(value, spec.symbol) if space else (f"0x{value:x}", None, None)
+        target, tsym, tobj = space.describe(value, spec.symbol, spec.version) if space else (f"0x{value:x}", None, None)
     return SlotRow(obj.name, spec.address + bias, shown or spec.display, None, spec.rtype, spec.kind, value, state,
                    target, tsym, tobj, m.in_relro(spec.address), read_only_now, spec.file_value, tls)
 
@@ -382,7 +481,10 @@ def summarize(obj: LoadedObject, nslots: int) -> ObjectSummary:
     from gdb_toolkit.common.names import escape_name
 
     return ObjectSummary(escape_name(obj.path), obj.bias, mode, b.reason, object_kind(m), m.is_pie, relro, nslots,
-                         any(n in m.sections for n in (".plt", ".plt.sec", ".plt.got")), m.arch, obj.namespace)
+                         any(n in m.sections for n in (".plt", ".plt.sec", ".plt.got"))
+                         # no section headers: DT_JMPREL says there is a PLT, though not where
+                         or (m._elf is not None and m._elf.no_section_headers and m.has_plt_relocs),
+                         m.arch, obj.namespace)
 
 
 def read_plan(objects: list[LoadedObject]) -> list[tuple[int, int]]:

@@ -7,7 +7,7 @@ from collections.abc import Callable   # not typing: its import costs ~3 ms of t
 from gdb_toolkit.common.disasm import Insn, disassemble
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.location import Location  # noqa: F401 (the contract's one location record)
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import field, json_keys, record
 from gdb_toolkit.plt.elf_model import ObjectModel, SlotSpec
 from gdb_toolkit.plt.reloc_types import TLS_KINDS
 from gdb_toolkit.plt.slots import AddressSpace, LoadedObject, SlotRow
@@ -49,6 +49,10 @@ class LiveWrite:
 
     #: the slot's contents before and after: "0x..." in --json
     __json_hex__ = ("old", "new")
+
+
+# JSON key (contract v5, docs/json.md): counts end in `_count`
+json_keys(LiveWrite, {"writes": "write_count"})
 
 
 @record
@@ -286,7 +290,13 @@ def _verify(model: ObjectModel, addr: int, stub_addrs: set[int], slot: int,
         lo = max(addr - 16, 0)
     code = model.read(lo, addr - lo + 16)
     if not code:
-        return None
+        # the candidate ends its segment (a tail jump at the end of the last function before
+        # .fini's page end): read up to the segment's end, not 16 bytes past the candidate
+        seg = model._elf.segment_of(lo) if model._elf is not None else None
+        end = seg.vaddr + seg.filesz if seg is not None else 0
+        code = model.read(lo, end - lo) if addr + 5 <= end else None
+        if not code:
+            return None
     for ins, via in scan_calls(disassemble(code, lo, arch), arch, stub_addrs, slot, got_base):
         if ins.address == addr:
             return ins, via
@@ -351,8 +361,12 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
                             m.section_of(call.address),
                             _code(m, call.address, b, 16, read, 1) if m.arch != "arm" else
                             [f"0x{call.address + b:x}: {call.insn} (Thumb bl/blx or ARM bl to the stub)"],
-                            "calls the PLT stub" if call.via == "stub" else
+                            ("jumps to the PLT stub (a tail call)" if call.insn.startswith(("jmp", "b "))
+                             else "calls the PLT stub") if call.via == "stub" else
                             "calls through the GOT slot directly (-fno-plt: no stub)", where=call.function))
+    elif m._elf is not None and m._elf.no_section_headers:
+        rep.notes.append(f"{m.name} has no section headers: its .text and PLT cannot be located, so no "
+                         f"call site or stub is shown (the slot comes from the dynamic segment)")
     else:
         rep.notes.append(f"no call of {spec.symbol} found in {m.name}'s .text "
                          f"(called only through a function pointer, or not at all)")
@@ -375,7 +389,7 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
         lazy_entry = spec.file_value
     if lazy_entry is not None:
         lz = lazy[0] if lazy else None
-        when = ("every call (LD_BIND_NOT: the slot is never written)" if obj.bind_not else "first call only")
+        when = (f"every call ({obj.no_write}: the slot is never written)" if obj.bind_not else "first call only")
         what = f"{when}: pushes the relocation {'offset' if m.arch == 'i386' else 'index'}, jumps to .plt[0]"
         if lz is not None:
             rep.hops.append(Hop("lazy stub", lz.address + b, Location(lz.address + b, None, None, object=m.name),
@@ -391,7 +405,9 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
         if plt0 is not None:
             got = m.got_plt_reserved()
             note = ""
-            if got is not None and got12 is not None:
+            if got is not None and got12 is not None and not obj.relocated and not any(got12):
+                note = "GOT[1], GOT[2] not set yet: ld.so has not relocated this object"
+            elif got is not None and got12 is not None:
                 g1, g2 = got12
                 g2text = space.describe(g2)[0] if (space and g2) else f"0x{g2:x}"
                 note = (f"GOT[1]=0x{g1:x} (this object's link_map), "
@@ -406,7 +422,31 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
                                 tobj.model.section_of(row.value - tobj.bias),
                                 _code(tobj.model, row.value - tobj.bias, tobj.bias, 16, read, 3), where=row.target))
     _story(rep, obj, spec, row, stub, call, lazy, plt0, got12, space)
+    bad = _impossible_target(obj, spec, row, space)
+    if bad:
+        rep.notes.append(bad)
     return rep
+
+
+def _impossible_target(obj: LoadedObject, spec: SlotSpec, row: SlotRow, space: AddressSpace | None) -> str | None:
+    """A slot value ld.so never writes, so the story's "later calls go to NAME" is not what
+    happens: an address in no loaded object, or in the slot's own object's PLT other than
+    the slot's lazy stub (a jump back into the PLT).  'got --audit' says the rest."""
+    if space is None or not row.value or row.state not in ("resolved", "bound-at-load") or \
+            spec.kind not in ("JUMP_SLOT", "GLOB_DAT"):
+        return None
+    if space.find(row.value) is None:
+        where = "inside no loaded object"
+    else:
+        holder = space.find(row.value)
+        if holder is not obj or holder.model.section_of(row.value - holder.bias) not in (".plt", ".plt.sec"):
+            return None
+        if any(c.value + obj.bias == row.value for c in obj.model.canonical_plt.get(spec.symbol, ())):
+            return None     # a non-PIE program's canonical PLT entry: the function's address here
+        where = f"in {obj.name}'s own PLT ({row.target})"
+    return (f"WARNING: the slot holds 0x{row.value:x}, {where}: ld.so never writes that for "
+            f"{spec.display}, so the next call through it goes there, not to {spec.symbol} "
+            f"(overwritten? 'got --audit' checks)")
 
 
 def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stub: Stub | None,
@@ -421,8 +461,11 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
     if got12 and got12[1] and space is not None:
         resolver = f"GOT[2] = {space.describe(got12[1])[0]}"
     bind_not = obj.bind_not
-    write = ("does NOT write the slot (LD_BIND_NOT is set), then jumps to it" if bind_not else
+    write = (f"does NOT write the slot ({obj.no_write}), then jumps to it" if bind_not else
              f"writes its address into 0x{slot:x}, then jumps to it")
+    if obj.no_write == "_dl_runtime_profile":
+        write = ("calls the audit modules' la_pltenter (and la_pltexit on return), does NOT write the "
+                 "slot (_dl_profile_fixup never does), then jumps to it")
     if spec.kind == "JUMP_SLOT" and obj.lazy:
         if m.arch in ("x86_64", "i386"):
             jmp = f"jmp *0x{slot:x}" + (" (%ebx-relative: %ebx holds this object's GOT)" if m.arch == "i386"
@@ -438,7 +481,8 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
                 f"{spec.display}) and jumps to .plt[0].",
                 "3. .plt[0] pushes GOT[1] (this object's link_map) and jumps through "
                 f"GOT[2]: {resolver}.",
-                f"4. _dl_fixup(link_map, {arg}) looks {spec.display} up in the loaded objects, {write}.",
+                f"4. {'_dl_profile_fixup' if obj.no_write == '_dl_runtime_profile' else '_dl_fixup'}"
+                f"(link_map, {arg}) looks {spec.display} up in the loaded objects, {write}.",
             ]
         elif m.arch == "arm":
             rep.first_call = [
@@ -459,8 +503,9 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
                 f"4. _dl_fixup finds {name} and {write}.",
             ]
         if bind_not:
-            rep.later_calls = [f"every call goes through the lazy stub and _dl_fixup again: LD_BIND_NOT "
-                               f"keeps 0x{slot:x} unwritten."]
+            rep.later_calls = [f"every call goes through the lazy stub and "
+                               f"{'_dl_profile_fixup' if obj.no_write == '_dl_runtime_profile' else '_dl_fixup'} "
+                               f"again: {obj.no_write} keeps 0x{slot:x} unwritten."]
         else:
             rep.later_calls = [f"{how_call} -> {name}@plt -> jmp through 0x{slot:x} -> {name} directly "
                                "(one indirect jump; ld.so is not involved again)."]

@@ -544,7 +544,8 @@ def _top(t: ThreadSummary, page: int) -> int | None:
 
 
 def _who(t: ThreadSummary) -> str:
-    return f"thread {t.num} (LWP {t.tid}{', ' + repr(t.name) if t.name else ''})"
+    # the name is escaped already (gdb_facts.thread_name): quoted as repr() would, not re-escaped
+    return f"thread {t.num} (LWP {t.tid}{', ' + chr(39) + t.name + chr(39) if t.name else ''})"
 
 
 def clash(f: StackFacts, ctx, region: StackRegion) -> list[dict]:
@@ -633,7 +634,7 @@ def victim_verdict(f: StackFacts, d: Diagnosis, ctx, by: dict) -> Diagnosis:
     d.damaged_threads = [{"num": f.thread_num, "tid": f.tid, "name": f.thread_name,
                           "block_top_address": by["my_top"], "sp_address": ctx.sp,
                           "frames_covered": by["reaches_my_sp"],
-                          "down_to_address": by["low"], "by_thread": by["num"]}]
+                          "down_to_address": by["low"], "by_thread_num": by["num"]}]
     what = ("this thread's control block and all its live frames" if by["reaches_my_sp"] else
             f"this thread's control block and the outermost {hs(by['my_top'] - by['low'])} of "
             "its stack")

@@ -400,17 +400,21 @@ def signal_frames(frames: list[Frame], arch: str) -> list:
 
 
 def thread_name(t) -> str | None:
-    """gdb's thread name; a name that is not UTF-8 (gdb raises on it) from /proc, escaped later."""
+    """gdb's thread name (a name that is not UTF-8, which gdb raises on, from /proc) rendered
+    once here by common.names.escape_name, as every name the toolkit shows: the JSON and the
+    text say ``my\\x41worker`` for a literal backslash and ``caf\xe9`` for a byte, never the
+    same string for both."""
+    from gdb_toolkit.common.names import escape_name
+
     try:
-        return t.name
+        name = t.name
+        return escape_name(name) if name is not None else None
     except UnicodeDecodeError:
         pass
-    from gdb_toolkit.common.names import decode_name
-
     pid, tid = t.ptid[0], t.ptid[1]
     try:
         with open(f"/proc/{pid}/task/{tid}/comm", "rb") as fh:
-            return decode_name(fh.read(64).rstrip(b"\n"))
+            return escape_name(fh.read(64).rstrip(b"\n"))
     except OSError:
         return None
 

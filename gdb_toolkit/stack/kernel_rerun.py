@@ -21,7 +21,7 @@ import signal
 import subprocess
 
 from gdb_toolkit.common.errors import ToolkitError
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import field, json_keys, record
 
 PROBED = "acct_stack_growth"
 
@@ -76,6 +76,10 @@ class KernelView:
     dropped_env: list[str] = field(default_factory=list)   # loader variables not passed on
     source: str = ""
     notes: list[str] = field(default_factory=list)
+
+
+# JSON key (contract v5, docs/json.md): counts end in `_count`
+json_keys(KernelView, {"growth_calls": "growth_call_count"})
 
 
 def sanitize_env(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:

@@ -270,7 +270,7 @@ class Recursion:
 
 
 # JSON key (contract v4, docs/json.md): counts end in `_count`
-json_keys(Recursion, {"rounds": "round_count"})
+json_keys(Recursion, {"rounds": "round_count", "sampled_frames": "sampled_frame_count"})
 
 
 @with_file_and_line

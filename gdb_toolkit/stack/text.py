@@ -1,6 +1,5 @@
 """Diagnosis -> text for the terminal, fitted to gdb's width (common.text, common.table).
 Pure."""
-from gdb_toolkit.common.names import escape_name
 from gdb_toolkit.common.render import hexaddr
 from gdb_toolkit.common.render import human_size as hs
 from gdb_toolkit.common.table import Col, render_table
@@ -62,9 +61,9 @@ def _names(d: Diagnosis) -> tuple:
 
 def render_diagnosis(d: Diagnosis, width: int | None = None, styler=None) -> str:
     t = d.thread
-    # quoted as gdb quotes a thread's name; escape_name already shows a control byte as \xNN
-    # (repr() would double its backslash: 'my worker \\x1b[31m')
-    name = f' "{escape_name(t["name"])}"' if t.get("name") and not t["main"] else ""
+    # quoted as gdb quotes a thread's name; gdb_facts.thread_name escaped it (a control byte
+    # is \xNN already; repr() would double its backslash: 'my worker \\x1b[31m')
+    name = f' "{t["name"]}"' if t.get("name") and not t["main"] else ""
     who = (f"thread {t['num']}{name} (LWP {t['tid']}{', main' if t['main'] else ''}) of "
            f"{'process' if t['target'] == 'live' else 'core of process'} {t['pid']}, {t['arch']}")
     out = ["\n".join(wrap_lines(f"stack-diagnose: {who}", width, "", "    ")) + "\n"]
@@ -176,7 +175,7 @@ def _kernel(k: dict, width: int | None, styler=None) -> str:
     pairs.append(("traced", how))
     if k["attach_note"]:
         pairs.append(("why", k["attach_note"]))
-    pairs.append(("growth calls", f"{k['growth_calls']}, refused {len(k['refused'])}"
+    pairs.append(("growth calls", f"{k['growth_call_count']}, refused {len(k['refused'])}"
                   + (f", largest granted {hs(k['largest_granted'])}" if k["largest_granted"] else "")))
     for e in k["refused"][-3:]:
         pairs.append(("refused", f"{e['function']}: size {e['size']} ({hs(e['size'])}) -> "

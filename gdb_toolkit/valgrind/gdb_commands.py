@@ -145,6 +145,12 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
         argv = valgrind_argv(valgrind, program, args.args, vg_opts, "%LOG%")
         stdin_path = args.tty or args.stdin
         stdin = open_program_stream(stdin_path, write=False)
+        if args.tty and not stdin.isatty():
+            # a regular file given as --tty had the program's output appended to it
+            stdin.close()
+            raise ToolkitError(f"--tty {args.tty} is not a terminal",
+                               "give a terminal device ('tty' in another window prints its "
+                               "name), or --stdin FILE / --stdout FILE for files")
         try:
             stdout = open_program_stream(args.tty or args.stdout, write=True) \
                 if (args.tty or args.stdout) else None
@@ -212,6 +218,13 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
         return out + wrap("next: 'continue', Ctrl-C, then 'vg-leaks' / 'vg-errors'", ctx.width, "", "      ")
 
 
+def _few(pids, shown: int = 5) -> str:
+    """'1, 2, 3' -- or the first *shown* and how many more (one error line, not 150 pids)."""
+    pids = list(pids)
+    head = ", ".join(map(str, pids[:shown]))
+    return head if len(pids) <= shown else f"{head} and {len(pids) - shown} more"
+
+
 def _check_log_path(path: str) -> None:
     """--log: valgrind opens it itself; refuse what would block or mislead it."""
     import os
@@ -225,6 +238,9 @@ def _check_log_path(path: str) -> None:
         return
     if not stat.S_ISREG(st.st_mode):
         raise ToolkitError(f"--log {path} is not a regular file", "give the path of a new or regular file")
+    from gdb_toolkit.common.safe_open import refuse_kernel_file
+
+    refuse_kernel_file(f"--log {path}", st, "give the path of a new or regular file")
 
 
 def _run_to_main(program: str, s) -> str | None:
@@ -362,7 +378,7 @@ stop; a PID that is not attachable is told why (not valgrind, --vgdb=no, gone)."
                                    "run vg-attach with no PID to list them; start valgrind with --vgdb=yes")
             if not live:
                 raise ToolkitError("no running valgrind process with a vgdb FIFO"
-                                   + (f" (ignored stale FIFOs of dead pids {', '.join(map(str, stale))})"
+                                   + (f" (ignored stale FIFOs of dead pids {_few(stale)})"
                                       if stale else ""),
                                    "start one with vg-start PROGRAM, or run valgrind --vgdb=yes PROGRAM")
             return AttachReport(False, None, None, live, stale,

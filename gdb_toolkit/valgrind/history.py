@@ -11,7 +11,7 @@ import os
 import stat
 
 from gdb_toolkit.common.errors import ToolkitError
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import field, json_keys, record
 from gdb_toolkit.valgrind.session_state import LeakSnapshot, SiteKey
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -55,6 +55,10 @@ class HistoryReport:
     notes: list[str] = field(default_factory=list)
     export: str | None = None          # file written by --export
     plot: str | None = None            # file written by --plot
+
+
+# JSON key (contract v5, docs/json.md): counts end in `_count`
+json_keys(HistoryReport, {"snapshots": "snapshot_count"})
 
 
 def sparkline(values: list[int]) -> str:
@@ -111,10 +115,13 @@ def open_output(path: str, binary: bool = False):
     """Open *path* for writing a report: a regular file (created or truncated), never
     through a symlink, never a FIFO or device (which would block or go elsewhere)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    from gdb_toolkit.common.safe_open import refuse_kernel_file
+
     try:
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode):
             raise ToolkitError(f"{path} is not a regular file", "give the path of a new or regular file")
+        refuse_kernel_file(path, st, "give the path of a new or regular file")
     except FileNotFoundError:
         pass
     except OSError as exc:
@@ -123,18 +130,40 @@ def open_output(path: str, binary: bool = False):
         fd = os.open(path, flags, 0o644)
     except OSError as exc:
         raise ToolkitError(f"cannot write {path}: {exc.strerror}", "give another path") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         raise ToolkitError(f"{path} is not a regular file", "give the path of a new or regular file")
+    try:
+        refuse_kernel_file(path, st, "give the path of a new or regular file")
+    except ToolkitError:
+        os.close(fd)
+        raise
     os.set_blocking(fd, True)
     return os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+
+class _WriteErrors:
+    """Inside: an OSError while writing *path* (a full disk, EIO) is a cause and a fix."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and issubclass(kind, OSError):
+            raise ToolkitError(f"cannot write {self.path}: {exc.strerror or exc}",
+                               "give another path (with room on its disk)") from None
+        return False
 
 
 def write_export(report: HistoryReport, path: str) -> str:
     """Write the series: ``.csv`` (one row per site and snapshot) or JSON lines (``.jsonl``,
     one object per site and snapshot).  Returns the format written."""
     fmt = "csv" if path.lower().endswith(".csv") else "jsonl"
-    with open_output(path) as fh:
+    with _WriteErrors(path), open_output(path) as fh:
         if fmt == "csv":
             import csv
 
@@ -185,5 +214,5 @@ def write_plot(report: HistoryReport, path: str, top: int = 8) -> None:
     if rows:
         ax.legend(fontsize="small", loc="lower right")
     fig.tight_layout()
-    with open_output(path, binary=True) as fh:
+    with _WriteErrors(path), open_output(path, binary=True) as fh:
         fig.savefig(fh, format=ext[1:])

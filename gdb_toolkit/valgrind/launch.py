@@ -43,6 +43,9 @@ def split_program_args(argv: list[str], value_options: set[str]) -> tuple[list[s
 
 
 def resolve_program(program: str, cwd: str | None = None) -> str:
+    if not program.strip():     # '' joined to the working directory read as "is a directory"
+        raise ToolkitError("no program given (an empty name)",
+                           "give the path of an executable, e.g. vg-start ./prog")
     if os.sep in program:
         path = os.path.abspath(os.path.join(cwd or os.getcwd(), program))
     else:
@@ -153,6 +156,14 @@ def open_program_stream(path: str, write: bool):
                 else "a block device" if st.S_ISBLK(mode) else "not a regular file")
         raise ToolkitError(f"{path} is {kind}, not a file or a terminal",
                            "give a regular file, /dev/null, or a terminal (--tty)")
+    if write and st.S_ISREG(mode):
+        from gdb_toolkit.common.safe_open import refuse_kernel_file
+
+        try:        # the program's output into a sysctl or a sysfs attribute
+            refuse_kernel_file(path, os.fstat(fd), "give a regular file, /dev/null, or a terminal (--tty)")
+        except ToolkitError:
+            os.close(fd)
+            raise
     os.set_blocking(fd, True)
     return os.fdopen(fd, "ab" if write else "rb")
 

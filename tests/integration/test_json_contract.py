@@ -77,7 +77,8 @@ def _kernel_session(request, tmp_path_factory) -> list[dict]:
     btf = f"--btf {types[0].path}"
     return [{"why": "a synthetic kernel core", "program": None, "setup": [], "commands": [
         f"kcore {core} --kallsyms {tmp / 'kallsyms'}", f"kx vfs_write 16 {src}",
-        f"kdis vfs_write 3 {src}", f"ksym vfs_write {src}", f"kprobe-list {src} {btf}",
+        f"kdis vfs_write 3 {src}", f"ksym vfs_write+2 {src}", f"ksym vfs_write {src}",
+        f"kprobe-list {src} {btf}",
         f"kprobe-show vfs_write+2 {src} {btf}", f"ftrace-site vfs_write {src}"]}]
 
 
@@ -132,6 +133,23 @@ def test_commands_that_must_work_here_succeeded(documents):
         assert found["ksym"]["ok"], found["ksym"]
 
 
+def test_ksym_says_where_an_address_falls_as_a_location(documents):
+    """ksym's match: `address` is the symbol's start, `location` where the query falls (its
+    offset from the start): the synthetic kernel's kallsyms file is the oracle.  Version 4 had
+    `offset` beside the start `address`, a location-looking object whose address was not the
+    position."""
+    docs = {d["result"]["query"]: d["result"] for d in ALL_DOCUMENTS if d["command"] == "ksym" and d["ok"]}
+    if "vfs_write+2" not in docs:
+        pytest.skip("no synthetic kernel here (gcc without -gbtf)")
+    start = next(int(a, 16) for a, _, n in (line.split() for line in KALLSYMS.splitlines() if line.strip())
+                 if n == "vfs_write")
+    for query, off in (("vfs_write+2", 2), ("vfs_write", 0)):
+        (m,) = docs[query]["matches"]
+        assert int(m["address"], 16) == start and "offset" not in m, m
+        assert m["location"] == {"address": f"0x{start + off:x}", "symbol": "vfs_write", "offset": off,
+                                 "file": None, "line": None, "object": "vmlinux"}, m
+
+
 def test_pending_list_only_shrinks():
     done = sorted(n for n in PENDING_RESULT_SCHEMAS if has_schema(n))
     assert not done, f"{done} have a schema now: remove them from PENDING_RESULT_SCHEMAS"
@@ -165,7 +183,28 @@ FORBIDDEN_KEYS = {
     "rounds": "round_count (a count)", "records_total": "record_count (a count)",
     "records_matched": "matched_record_count (a count)",
     "ok": "the envelope's boolean only; a verdict has its own key (vg-check's passed)",
+    # schema version 5
+    "unchanged": "unchanged_count (a count)",
 }
+
+#: plural words that are units, not things counted: an integer under them is an amount
+#: (`definite_bytes`, `armed_seconds`, vg-vbits' `vbits`), not a count needing `_count`
+UNIT_PLURALS = ("bytes", "blocks", "bits", "seconds", "ns", "us", "ms")
+
+
+def integer_key_problem(key: str) -> str | None:
+    """The name rules for a key holding an integer (docs/json.md, the common vocabulary):
+    a count ends in `_count` -- an integer under a plural noun (`refs`, `writes`,
+    `snapshots`, `sampled_frames`, `growth_calls`) is one; a bare thread number is
+    `thread_num`, a frame's `level`.  Shared by the document and the schema checks."""
+    last = key.rsplit("_", 1)[-1]
+    if last.endswith("s") and not last.endswith(("ss", *UNIT_PLURALS)) and not key.endswith("_count"):
+        return f"an integer under the plural {key!r} is a count: '{key.removesuffix('s')}_count'"
+    if key == "thread" or key.endswith("_thread"):
+        return f"a bare thread number under {key!r}: '{key}_num' (as thread_num)"
+    if key == "frame":
+        return "a frame's number is 'level'"
+    return None
 
 #: relocation kinds as got's `kind` says them; a string equal to one under another key is the
 #: same fact under a second name (plt-walk said `slot_type`)
@@ -212,15 +251,19 @@ def vocabulary_problems(data, path="result") -> list[str]:
             out.append(f"{here}: the source position {v!r} also as 'file' and 'line' beside it")
         if k == "location" and v is not None and not isinstance(v, dict):
             out.append(f"{here}: a location is an object {{address, symbol, offset, file, line, object}}")
-        if isinstance(v, str) and (SYMBOL_OFFSET.match(v) or
+        if isinstance(v, str) and k != "query" and (SYMBOL_OFFSET.match(v) or   # query: the user's words
                                    ((k == "symbol" or k.endswith("_symbol")) and SYMBOL_MODULE.match(v))):
             out.append(f"{here}: the position {v!r} as text: a location object {{address, symbol, offset, ...}}")
         if k == "path" and ("c_type" in holder or (isinstance(v, str) and MEMBER_PATH.search(v))):
             out.append(f"{here}: 'path' is a file path; a struct member's path is 'member_path'")
         if k.endswith("handler") and isinstance(v, str):
             out.append(f"{here}: a handler is code: '{k}_location' (a location object), not text")
-        if k == "frame" and isinstance(v, int) and not isinstance(v, bool):
-            out.append(f"{here}: a frame's number is 'level'")
+        if isinstance(v, int) and not isinstance(v, bool) and k not in FORBIDDEN_KEYS and integer_key_problem(k):
+            out.append(f"{here}: {integer_key_problem(k)}")
+        if k == "offset" and {"address", "symbol"} <= holder.keys() and \
+                not {"file", "line", "object"} <= holder.keys():
+            out.append(f"{here}: a position as loose keys (address, symbol, offset): a location "
+                       "object {address, symbol, offset, file, line, object} under 'location'")
         if k == "frame_level" and "frame_function" not in holder:
             out.append(f"{here}: a frame's number is 'level' (frame_level only in a location "
                        "beside frame_function: the frame holding it)")
@@ -454,6 +497,79 @@ def test_schemas_give_a_key_one_json_type():
     assert not conflicts, conflicts
 
 
+def schema_name_problems(base=REPO / "gdb_toolkit" / "schemas") -> dict[str, list[str]]:
+    """The name rules of the vocabulary (integer_key_problem, FORBIDDEN_KEYS) applied to every
+    property the shipped schemas declare: the kernel commands' keys too, which only the guest
+    prints.  {key: [schema files]}."""
+    out: dict = {}
+    for key, types in schema_key_types(base).items():
+        files = sorted(set().union(*types.values()) - {"envelope"})    # the envelope's own `ok`
+        why = FORBIDDEN_KEYS.get(key) or (integer_key_problem(key) if "number" in types else None)
+        if why and files:
+            out[f"{key}: {why}"] = files
+    return out
+
+
+def test_schemas_follow_the_key_name_rules():
+    problems = schema_name_problems()
+    assert not problems, problems
+
+
+def test_key_name_rules_catch_the_version_4_counts(tmp_path):
+    """What version 4 printed fails the rules (documents and schemas), what version 5 prints
+    passes: counts without `_count`, a bare thread number, ksym's position as loose keys."""
+    import json
+
+    v4 = {
+        "ftrace-site": {"enabled": {"refs": 1, "flags": ["R"], "text": "vfs_read (1) R"}},
+        "plt-walk": {"live": {"writes": 2}},
+        "vg-watch": {"snapshots": 4},
+        "stack-diagnose": {"recursion": {"sampled_frames": 40, "round_count": None},
+                           "kernel": {"growth_calls": 3},
+                           "damaged_threads": [{"num": 2, "by_thread": 1, "frames_covered": True}]},
+        "got": {"diff": {"unchanged": 7}},
+        "ksym": {"matches": [{"symbol": "vfs_write", "address": "0xffffffff81000000", "offset": 2,
+                              "object": "vmlinux"}]},
+    }
+    found = {name: vocabulary_problems(doc) for name, doc in v4.items()}
+    assert all(len(p) == 1 for n, p in found.items() if n != "stack-diagnose"), found
+    assert len(found["stack-diagnose"]) == 3, found
+    v5 = {"enabled": {"ref_count": 1}, "live": {"write_count": 2}, "snapshot_count": 4,
+          "recursion": {"sampled_frame_count": 40}, "kernel": {"growth_call_count": 3},
+          "damaged_threads": [{"num": 2, "by_thread_num": 1, "frames_covered": True}],
+          "diff": {"unchanged_count": 7}, "definite_bytes": 3, "armed_seconds": 2, "vbits": 255,
+          "matches": [{"symbol": "vfs_write", "address": "0xffffffff81000000", "object": "vmlinux",
+                       "location": {"address": "0xffffffff81000002", "symbol": "vfs_write", "offset": 2,
+                                    "file": None, "line": None, "object": "vmlinux"}}]}
+    assert vocabulary_problems(v5) == []
+    # the schema side sees the same names
+    (tmp_path / "a.schema.json").write_text(json.dumps({"type": "object", "properties": {
+        "refs": {"type": "integer"}, "by_thread": {"type": ["integer", "null"]},
+        "snapshot_count": {"type": "integer"}, "bytes": {"type": "integer"},
+        "flags": {"type": "array"}}}))
+    assert sorted(k.split(":")[0] for k in schema_name_problems(tmp_path)) == ["by_thread", "refs"]
+
+
+def test_help_under_json_is_one_document():
+    """`NAME -h --json` prints one document, as every --json does: toolkit commands' listing
+    of NAME alone (its usage lines, examples, schema), valid against toolkit-commands'
+    schema; the prose help is not printed.  Checked against the command table's metadata."""
+    from gdb_toolkit.gdbsupport.command_table import ENTRIES
+
+    res = run_gdb([*json_wrapped("got -h --json"), *json_wrapped("toolkit doctor --help --json"),
+                   *json_wrapped("tk vg-start --help --json")])
+    assert_no_traceback(res)
+    docs = res.envelopes()
+    assert len(docs) == 3, res.output
+    for doc, name in zip(docs, ("got", "toolkit doctor", "vg-start")):
+        assert doc["ok"] and doc["command"] == "toolkit commands" and validate_document(doc) == []
+        (entry,) = doc["result"]["commands"]
+        table = next(e for e in ENTRIES if e[1] == name)
+        assert entry["name"] == name and entry["usage_lines"] == table[-1]["usage_lines"], (entry, table)
+        assert entry["schema"] == schema_file(name) and doc["result"]["functions"] == []
+    assert "Usage:" not in res.stdout
+
+
 def test_schema_key_conflicts_are_found(tmp_path):
     """The schema walk sees a second type through a $ref into another file, an enum and an
     anyOf (null aside), inside items and $defs."""
@@ -469,3 +585,201 @@ def test_schema_key_conflicts_are_found(tmp_path):
         "flags": {"type": "array"}, "same": {"type": ["string", "null"]}}}))
     assert schema_key_conflicts(tmp_path) == {"value": {"number": ["b"], "string": ["a"]},
                                               "flags": {"array": ["b"], "string": ["a"]}}
+
+
+def _strings(data):
+    if isinstance(data, str):
+        yield data
+    elif isinstance(data, dict):
+        for k, v in data.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(data, list):
+        for v in data:
+            yield from _strings(v)
+
+
+def test_names_are_escaped_the_same_way_in_every_command(tmp_path):
+    """A name that holds a literal backslash sequence and a byte that is not UTF-8 reads the
+    same in every command's JSON (docs/json.md, "Names"): `\\\\` for the backslash, `\\xNN` for
+    the byte -- so `\\x41` typed in a name and the byte 0x41 never give one string.  The
+    program's path (with a byte that is not UTF-8), its object name and its thread name (comm,
+    valid UTF-8 with a backslash) are all of it.  stack-diagnose's thread name kept a literal
+    backslash as it was (the JSON layer escapes only strings with undecodable bytes): a comm
+    typed `p\\x41r` and one holding the byte 0x41 read the same."""
+    import shutil
+
+    hello = compile_c(REPO / "examples" / "plt" / "hello_calls.c", flags=["-g"])
+    rec = compile_c(REPO / "examples" / "stack" / "recurse.c", flags=["-g", "-O0"])
+    d = os.path.join(os.fsencode(tmp_path), b"d\\x41\xff")
+    os.mkdir(d)
+    progs = {}
+    for name, src in (("hello", hello), ("rec", rec)):
+        dst = os.path.join(d, b"p\\x41" + name[0].encode())   # comm p\x41h: valid UTF-8, a backslash
+        shutil.copy(src, dst)
+        progs[name] = os.fsdecode(dst)
+    #: the oracle, written out: backslash doubled, the byte as \xfe / \xff
+    dir_text, stem = "d\\\\x41\\xff", "p\\\\x41"
+    pre = ["set startup-with-shell off"]        # the shell would eat the backslash
+    runs = [
+        (progs["hello"], ["start"], ["got", "plt", "plt-walk puts", "got --all-objects"]),
+        (progs["rec"], ["run"], ["stack-diagnose", "stack-diagnose --all-threads"]),
+    ]
+    seen = []
+    for prog, setup, cmds in runs:
+        lines = list(setup)
+        for c in cmds:
+            lines += json_wrapped(c + " --json")
+        res = run_gdb(lines, program=prog, pre=pre, timeout=300)
+        assert_no_traceback(res)
+        docs = res.envelopes()
+        assert len(docs) == len(cmds), res.output
+        for doc in docs:
+            assert doc["ok"], doc
+            for s in _strings(doc["result"]):
+                if "x41" in s:
+                    seen.append((doc["command"], s))
+                    assert stem in s and (dir_text in s or "d\\x41" not in s), (doc["command"], s)
+                    assert "p\\\\x41h" in s or "p\\\\x41r" in s, (doc["command"], s)
+    cmds_seen = {c for c, _ in seen}
+    assert cmds_seen == {"got", "plt", "plt-walk", "stack-diagnose"}, seen
+
+
+def open_objects(base=REPO / "gdb_toolkit" / "schemas") -> list[str]:
+    """Schema objects that let an unknown key through: one with `properties` and no
+    `"additionalProperties": false`, or an object without properties that is not a map
+    (`additionalProperties` a schema for its values: ktrace's args, kcore's vmcoreinfo).  Only
+    the envelope's `result` is open: the command's own schema checks it."""
+    import json
+
+    out = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            t = node.get("type")
+            is_object = t == "object" or (isinstance(t, list) and "object" in t)
+            if "properties" in node and node.get("additionalProperties") is not False:
+                out.append(f"{where}: additionalProperties is not false")
+            elif is_object and "properties" not in node and not isinstance(node.get("additionalProperties"), dict):
+                out.append(f"{where}: an object of any keys")
+            for k, v in node.items():
+                if k not in ("if", "then", "else"):    # conditions on an object defined beside them
+                    walk(v, f"{where}/{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}[{i}]")
+
+    for path in sorted(base.glob("*.schema.json")):
+        walk(json.loads(path.read_text()), path.name)
+    return out
+
+
+def test_schemas_have_no_open_objects():
+    """A key a schema does not know fails validation (a misspelt or renamed key is caught by the
+    tests that validate every real document): the location object, the envelope and its error
+    object, got's tls/audit, vg-leaks/vg-watch total_series and stack-diagnose's runtime details
+    let any key through before."""
+    assert open_objects() == []
+
+
+def test_open_objects_are_found(tmp_path):
+    import json
+
+    (tmp_path / "a.schema.json").write_text(json.dumps({"type": "object", "properties": {
+        "a": {"type": "object", "properties": {"x": {"type": "integer"}}},
+        "b": {"type": "object"}, "c": {"type": "object", "additionalProperties": {"type": "string"}},
+        "d": {"type": ["object", "null"], "properties": {}, "additionalProperties": False}},
+        "additionalProperties": False}))
+    assert open_objects(tmp_path) == ["a.schema.json/properties/a: additionalProperties is not false",
+                                      "a.schema.json/properties/b: an object of any keys"]
+
+
+def _mutations(result, limit=40):
+    """(what, mutated copy) of *result*: an unknown key added to an object, a value given a
+    type no schema gives it (a list for a scalar, a string for a list or an object)."""
+    import copy
+
+    spots = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            spots.append(("object", path))
+            for k, v in node.items():
+                spots.append(("value", path + [k]))
+                walk(v, path + [k])
+        elif isinstance(node, list):
+            for i, v in enumerate(node[:2]):
+                walk(v, path + [i])
+
+    walk(result, [])
+    step = max(1, len(spots) // limit)
+    for kind, path in spots[::step]:
+        doc = copy.deepcopy(result)
+        node = doc
+        for p in path[:-1] if kind == "value" else path:
+            node = node[p]
+        if kind == "object":
+            node["zz_not_a_key"] = {"x": [1]}     # of no type a map's values have either
+            yield f"{path}: an unknown key", doc
+        else:
+            v = node[path[-1]]
+            node[path[-1]] = "a string" if isinstance(v, (list, dict)) else [v]
+            yield f"{path}: {type(v).__name__} -> {type(node[path[-1]]).__name__}", doc
+
+
+def test_a_wrong_key_or_type_fails_validation(documents):
+    """Every real document, broken on purpose at spread-out places (an unknown key in an
+    object, a value of another JSON type), fails its schema: the schemas are tight enough that
+    a renamed key or a re-typed value cannot pass unseen."""
+    from gdb_toolkit.common.schemas import _validator
+
+    passed, validators = [], {}
+    for doc in ALL_DOCUMENTS:
+        if not doc["ok"]:
+            continue
+        name = schema_file(doc["command"])
+        v = validators.setdefault(name, _validator(name))
+        for what, bad in _mutations(doc["result"]):
+            if v.is_valid(bad):
+                passed.append(f"{doc['command']} {what}")
+    assert not passed, passed
+
+
+def test_every_command_answers_any_line_with_one_document():
+    """Every registered command, given lines a script may send by mistake -- an unknown option,
+    `--json` twice, `--json` first, help -- prints exactly one document between the markers
+    (json.loads of the whole chunk: no stray text, no warning, no second document), valid
+    against the envelope (and, when ok, its schema); each error document's message is also
+    gdb's error on stderr (the error is still raised).  No target is loaded: the commands that
+    need one fail with their own error."""
+    names = registered()
+    lines, asked = [], []
+    for name in names:
+        for line in (f"{name} --bogus-option --json", f"{name} --json --json", f"{name} --json",
+                     f"{name} -h --json", f"{name} --json=yes"):
+            lines += json_wrapped(line)
+            asked.append(line)
+    res = run_gdb(lines, timeout=600)
+    assert_no_traceback(res)
+    chunks = re.findall(re.escape("@@GTK-JSON-BEGIN@@") + r"\n(.*?)" + re.escape("@@GTK-JSON-END@@"),
+                        res.stdout, flags=re.S)
+    assert len(chunks) == len(asked), res.output[-3000:]
+    import json
+
+    problems = []
+    for line, chunk in zip(asked, chunks):
+        try:
+            doc = json.loads(chunk)
+        except ValueError as exc:
+            problems.append(f"{line}: not one JSON document ({exc}): {chunk[:200]!r}")
+            continue
+        errs = validate_document(doc)
+        if errs:
+            problems.append(f"{line}: {errs[:3]}")
+        if ("--bogus-option" in line or "=" in line) and (doc["ok"] or doc["error"]["kind"] != "usage"):
+            problems.append(f"{line}: not a usage error: {doc['error']}")
+        if "-h" in line.split() and not (doc["ok"] and doc["command"] == "toolkit commands"):
+            problems.append(f"{line}: help is toolkit commands' document: {doc}")
+        if not doc["ok"] and doc["error"]["message"].split(". Fix:")[0] not in res.stderr:
+            problems.append(f"{line}: no gdb error on stderr for {doc['error']['message']!r}")
+    assert not problems, problems

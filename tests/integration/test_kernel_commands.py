@@ -39,11 +39,14 @@ def test_ksym_uses_kallsyms_and_btf_here():
         assert m["btf_kind"] == "func" and m["prototype"].startswith("int do_sys_openat2(")
         assert "struct open_how" in raw
     back = gdb_json([], f"ksym 0x{want[0] + 3:x}")["matches"][0]
-    assert back["symbol"] == "do_sys_openat2" and back["offset"] == 3
+    loc = back["location"]           # where the address falls: a location object (schema v5)
+    assert back["symbol"] == "do_sys_openat2" and addr(back["address"]) == want[0]
+    assert (addr(loc["address"]), loc["symbol"], loc["offset"], loc["object"]) == \
+        (want[0] + 3, "do_sys_openat2", 3, "vmlinux")
     # SYMBOL+OFFSET and decimal addresses are addresses too (as kdis/kx take them)
     for query in ("do_sys_openat2+0x3", str(want[0] + 3)):
         m = gdb_json([], f"ksym {query}")["matches"][0]
-        assert (m["symbol"], addr(m["address"]), m["offset"]) == ("do_sys_openat2", want[0], 3), query
+        assert (m["symbol"], addr(m["address"]), m["location"]["offset"]) == ("do_sys_openat2", want[0], 3), query
 
 
 def test_missing_kernel_features_are_one_line_errors():

@@ -145,7 +145,7 @@ def test_live_write_names_the_writer_as_a_location(short_tmp):
     assert_no_traceback(res)
     (walk,) = res.json_documents()
     live = walk["live"]
-    assert set(live) == {"location", "backtrace", "old", "new", "target", "writes"}
+    assert set(live) == {"location", "backtrace", "old", "new", "target", "write_count"}
     assert live["location"]["symbol"] == "_dl_fixup" and live["location"]["object"].startswith("ld-linux")
     assert all(isinstance(live[k], str) and live[k].startswith("0x") for k in ("old", "new"))
     assert live["backtrace"][0] == live["location"]

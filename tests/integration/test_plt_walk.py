@@ -162,7 +162,7 @@ def test_live_walk_from_starti(flags, name, writer, frames):
     assert addr(live["old"]) == stub + 6            # the file's value (ld points it at the push even for -z now)
     assert live["target"] == "atoi in libc.so.6"
     if "lazy" in name:
-        assert live["writes"] == 2                                   # rebias first, then _dl_fixup
+        assert live["write_count"] == 2                                   # rebias first, then _dl_fixup
     assert bias > 0
 
 

@@ -218,7 +218,7 @@ def test_thread_clash_names_the_damaged_thread():
     everyone = {d["thread"]["num"]: d for d in ints(res.json_documents()[-1])["diagnoses"]}
     victim = everyone[v["num"]]
     assert victim["verdict"] == "thread-clash"                    # not "healthy"
-    assert victim["damaged_threads"][0]["by_thread"] == doc["thread"]["num"]
+    assert victim["damaged_threads"][0]["by_thread_num"] == doc["thread"]["num"]
     size = doc["fix_plan"]["stacksize"]
     assert passes_with([prog, size, 530000]) and not passes_with([prog, 262144, 530000])
 

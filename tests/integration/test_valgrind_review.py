@@ -137,7 +137,7 @@ def test_history_survives_the_program_exiting(tmp_path):
     # valgrind's own summary at each of the 4 checks
     oracle = [int(DEFINITE.search(t).group(1).replace(",", "")) for t in raws(res)]
     hist = res.json_documents()[-1]
-    assert hist["snapshots"] == 4
+    assert hist["snapshot_count"] == 4
     site = [s for s in hist["sites"] if s["kind"] == "definite" and s["symbol"] == "handle_request"]
     assert len(site) == 1 and oracle[-1] == 100 + 110 + 120 > 0
     assert [t["definite_bytes"] for t in hist["total_series"]] == oracle
@@ -407,4 +407,4 @@ def test_vg_watch_runs_past_errors_below_vgdb_error_and_says_valgrind_was_killed
     # error #1 (valgrind's log) is below --vgdb-error=5: the program ran on and so did the watch
     assert "Conditional jump or move depends on uninitialised" in (tmp_path / "vg.log").read_text()
     assert any("error #1, below --vgdb-error=5: the program runs on" in n for n in watch["notes"])
-    assert hist["snapshots"] == watch["snapshots"] >= 2
+    assert hist["snapshot_count"] == watch["snapshot_count"] >= 2

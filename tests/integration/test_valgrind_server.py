@@ -101,7 +101,7 @@ def test_history_grows_exactly_per_round_like_valgrind(history_run):
     assert_no_traceback(res)
     docs = res.json_documents()
     hist = docs[-1]
-    assert hist["snapshots"] == 6
+    assert hist["snapshot_count"] == 6
     # valgrind's own text at each of the 6 checkpoints is the oracle of every series
     oracle = [oracle_sites(t, "memleakloop.c") for t in raws(res)]
     assert len(oracle) == 6 and all(len(o) == 7 for o in oracle), oracle
@@ -531,7 +531,7 @@ def test_vg_watch_samples_a_running_server_and_stops_cleanly(tmp_path):
     res = run_gdb([f"source {script}"], timeout=300, env={"TMPDIR": str(tmp_path)})
     assert_no_traceback(res)
     watch, hist, errs, top = res.json_documents()
-    assert watch["snapshots"] == 4
+    assert watch["snapshot_count"] == 4
     assert any("gdb connected again" in n for n in watch["notes"])
     rows = {(r["kind"], r["symbol"]): r for r in watch["sites"]}
     for (kind, fn), per_round in {("definite", "memleak1"): 1111, ("definite", "memleak2"): 2456,
@@ -541,6 +541,6 @@ def test_vg_watch_samples_a_running_server_and_stops_cleanly(tmp_path):
         assert all(s % per_round == 0 for s in steps) and series[-1] > series[0], (fn, series)
     # 'vg-watch 1' with no count ended on Ctrl-C (else this run would never end), kept its
     # snapshots and left gdb connected and in step
-    assert "@@NOT-INTERRUPTED@@" in res.stdout and hist["snapshots"] > 4
+    assert "@@NOT-INTERRUPTED@@" in res.stdout and hist["snapshot_count"] > 4
     assert errs["pid"] == watch["pid"] and top["record_count"] >= 7
     assert "Program received signal" not in res.stdout + res.stderr

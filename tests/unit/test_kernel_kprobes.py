@@ -58,9 +58,9 @@ def test_parse_events_profile_enabled_functions():
     assert en["do_sys_openat2"]["trampoline_address"] == 0xFFFFFFFFC02C3000
     # the flag letters as a list (kprobe-list's flags is a list too: one JSON type per key)
     assert en["do_sys_openat2"]["flags"] == ["R"] and en["vfs_read"]["flags"] == []
-    assert en["ksys_read"]["flags"] == ["R", "I", "M"] and en["ksys_read"]["refs"] == 2
+    assert en["ksys_read"]["flags"] == ["R", "I", "M"] and en["ksys_read"]["ref_count"] == 2
     assert en["do_sys_openat2"]["handler"].startswith("kprobe_ftrace_handler")
-    assert en["vfs_read"]["refs"] == 1
+    assert en["vfs_read"]["ref_count"] == 1
 
 
 

@@ -390,3 +390,18 @@ def test_codegen_reads_args_from_the_architectures_pt_regs():
         assert ret == [{"x86_64": 80, "aarch64": 0}[machine]]
     with pytest.raises(ToolkitError):           # a 7th argument is not in an x86_64 register
         resolve_values(parse_args_spec("x=arg6"), [], cand, None, None, max_reg_args=6)
+
+
+def test_worker_decodes_a_comm_that_is_not_utf8_losslessly():
+    """The event record's comm (bytes, as bpf_get_current_comm gives them; the layout is the C
+    struct's: u64 time, task, retval, vals[1]; u32 pid, tid; s32 stack_id; u32 flags; char
+    comm[16]) reads as every name in the toolkit: `\\xNN` and `\\\\`, never U+FFFD."""
+    import struct as st
+
+    from gdb_toolkit.ktrace.worker import decoder
+
+    att = {"values": [{"name": "x", "kind": "arg", "unavailable": False, "signed": False}],
+           "function": "vfs_read"}
+    raw = st.pack("<QQQQIIiI", 1, 2, 0, 7, 42, 42, -1, 0) + b"ev\\il\xff".ljust(16, b"\0")
+    ev = decoder(att)(raw, None, False)
+    assert ev["comm"] == "ev\\\\il\\xff" and ev["pid"] == 42 and ev["args"] == {"x": 7}

@@ -157,3 +157,35 @@ def test_missing_init_task_says_why():
     assert "kptr_restrict" in hidden.cause
     assert "KALLSYMS_ALL" not in other.cause
     assert all("$ktask" in e.fix for e in (text_only, hidden, other))
+
+
+def test_comm_that_is_not_utf8_is_kept_lossless():
+    """A comm holding a byte that is not UTF-8 (and a backslash) reads as every name in the
+    toolkit does (common.names: `\\xNN`, `\\\\`), not U+FFFD: ktask's comm, its `comm` field's
+    value, and /proc's comm it is checked against (read as bytes, not as strict UTF-8)."""
+    read = memory()
+
+    def patched(addr, size):
+        if T2 + 0x30 <= addr < T2 + 0x40:
+            data = b"ev\\il\xff".ljust(16, b"\0")
+            return data[addr - (T2 + 0x30):addr - (T2 + 0x30) + size]
+        return read(addr, size)
+
+    r = TaskReader(patched, FakeBtf(), lambda a: None)
+    assert r.comm(T2) == "ev\\\\il\\xff"
+    assert r.field(T2, "comm").value == "ev\\\\il\\xff"
+
+
+def test_proc_comm_that_is_not_utf8(tmp_path, monkeypatch):
+    from gdb_toolkit.ktrace import ktask_core
+
+    real_open = open
+
+    def fake_open(path, mode="r", *a, **kw):
+        if str(path) == "/proc/4242/task/4242/comm":
+            return real_open(tmp_path / "comm", mode, *a, **kw)
+        return real_open(path, mode, *a, **kw)
+
+    (tmp_path / "comm").write_bytes(b"ev\\il\xff\n")
+    monkeypatch.setattr("builtins.open", fake_open)
+    assert ktask_core._proc_comm(4242, 4242) == "ev\\\\il\\xff"
