@@ -95,10 +95,8 @@ def _on_stop(event):
     _state["shown"] = len(events)
     if new:
         shown = _set_vars(events)
-        from gdb_toolkit.common.names import escape_name
-
-        for e in new:
-            _say(f"[ktrace] {escape_name(e.comm)} pid {e.pid} task 0x{e.task:x} args {e.args}"
+        for e in new:       # the worker escapes comm (escape_name); the guard catches the rest
+            _say(f"[ktrace] {e.comm} pid {e.pid} task 0x{e.task:x} args {e.args}"
                  + (f" retval {e.retval}" if e.retval is not None else ""))
         _say("[ktrace] " + ", ".join(f"${k} = {v}" for k, v in shown.items()))
     if not session.running:
