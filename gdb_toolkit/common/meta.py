@@ -207,6 +207,14 @@ def _dedent_doc(doc: str) -> str:
     return "\n".join([lines[0].strip()] + _dedent("\n".join(lines[1:])).splitlines())
 
 
+def _starts_item(cur: list[str], hang: str) -> bool:
+    """Whether a line starting with an option opens a definition-list item: at the start of a
+    paragraph, inside a list, or after a line ending with ':'.  Anywhere else it is prose
+    that happens to begin with an option ("--vgdb-prefix=P after "--" are honoured.  Its
+    stdout..."): as an item, its sentence hung 13 columns in under itself, mid-paragraph."""
+    return not cur or bool(hang) or cur[-1].endswith(":")
+
+
 def _paragraphs(text: str) -> list[tuple[str, str, str]]:
     """The description as ``(text, indent, subsequent indent)`` paragraphs to wrap.
 
@@ -214,7 +222,8 @@ def _paragraphs(text: str) -> list[tuple[str, str, str]]:
     an option (``--diff     what changed...``) or indented, with the more-indented lines
     after it -- is a paragraph of its own that wraps under its text, as written
     (``--audit    what ... / (search order ...)``): joined with the plain paragraph before
-    it, the option list reads as run-on prose."""
+    it, the option list reads as run-on prose.  A line of running prose that starts with
+    an option is prose (:func:`_starts_item`)."""
     out: list[tuple[str, str, str]] = []
     cur: list[str] = []
     lead = hang = ""
@@ -234,7 +243,7 @@ def _paragraphs(text: str) -> list[tuple[str, str, str]]:
             lead = hang = ""
         elif cur and hang and indent >= len(hang) > 0:
             cur.append(stripped)                    # the item's continuation line
-        elif indent or ln.startswith("-"):
+        elif indent or (ln.startswith("-") and _starts_item(cur, hang)):
             flush()
             gap = stripped.find("  ")              # "--diff     what...": text starts after the gap
             body = stripped[gap:].lstrip(" ") if gap > 0 else ""

@@ -83,6 +83,40 @@ def printable_text(text: str) -> str:
     return "".join(ch if ch == " " or ch.isprintable() else _escape_char(ch) for ch in text)
 
 
+def _controls_escaped(text: str) -> str:
+    """*text* with every non-printable character but a newline or a tab escaped as in
+    ``escape_name`` (display only: backslashes unchanged, so text that holds names escaped
+    already is not escaped twice)."""
+    if text.replace("\n", "").replace("\t", "").isprintable():
+        return text
+    return "".join(ch if ch in " \n\t" or ch.isprintable() else _escape_char(ch) for ch in text)
+
+
+def terminal_text(text: str, sequences=()) -> str:
+    """A command's whole text output made safe for the terminal: the last line of defence
+    behind the renderers (which escape names cell by cell).  Every control character other
+    than a newline or a tab -- ESC, CR, BEL, backspace, C1 controls, bidi overrides -- and
+    every undecodable byte is written as ``escape_name`` writes it (``\\x1b``), except the
+    escape sequences in *sequences*: the styler's own (common.style.Styler.sequences), so a
+    name carrying ``\\x1b[2J`` or an OSC title can never reach the terminal, styled or not.
+    Text that is printable already (nearly always) is returned as it is, after two C-level
+    passes."""
+    if text.replace("\n", "").replace("\t", "").isprintable():
+        return text
+    if not sequences or "\x1b" not in text:
+        return _controls_escaped(text)
+    tails = tuple(s[1:] for s in sequences if s.startswith("\x1b"))
+    parts = text.split("\x1b")
+    out = [_controls_escaped(parts[0])]
+    for part in parts[1:]:
+        seq = next((t for t in tails if part.startswith(t)), None)
+        if seq is None:
+            out.append("\\x1b" + _controls_escaped(part))
+        else:
+            out.append("\x1b" + seq + _controls_escaped(part[len(seq):]))
+    return "".join(out)
+
+
 def needs_escaping(name: str | bytes) -> bool:
     """True when ``escape_name`` changes the name (not printable UTF-8, or has a backslash)."""
     return escape_name(name) != (decode_name(name) if isinstance(name, (bytes, bytearray)) else name)

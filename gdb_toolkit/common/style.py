@@ -111,6 +111,11 @@ class Styler:
         role = state_role(text, states)
         return self(role, text) if role else text
 
+    def sequences(self) -> tuple[str, ...]:
+        """Every escape sequence this styler writes (its prefixes and the reset): what the
+        output guard (common.names.terminal_text) lets through, longest first."""
+        return tuple(sorted(set(self.prefixes.values()) | {RESET}, key=len, reverse=True))
+
 
 class _Plain(Styler):
     enabled = False
@@ -123,6 +128,9 @@ class _Plain(Styler):
 
     def state(self, text, states=None):
         return text
+
+    def sequences(self):
+        return ()
 
 
 #: the styler of batch mode, pipes, --json and 'set style enabled off'

@@ -28,7 +28,7 @@ toward widths.
 """
 from itertools import chain
 
-from gdb_toolkit.common.text import cell_lines, display_width, longest_word, wrap_lines
+from gdb_toolkit.common.text import _below_indent, cell_lines, display_width, longest_word, wrap_lines
 
 UNBREAKABLE = frozenset({"address", "symbol", "location", "file", "number", "state", "key"})
 ROLES = UNBREAKABLE | {"text"}
@@ -60,7 +60,7 @@ class Col:
 
 def _cells(rows) -> list:
     """Rows as lists of printable strings: a cell holding control characters or undecodable
-    bytes (a file or process name) is shown as common.names.escape_name renders it, so it can
+    bytes (a file or process name) is shown escaped (:func:`_printable`), so it can
     neither break the layout nor send escape sequences to the terminal.  (render_table does
     the same column by column, see :func:`_columns`.)"""
     rows = rows if isinstance(rows, list) else list(rows)
@@ -94,11 +94,17 @@ def _text(value) -> str:
 
 
 def _printable(text: str) -> str:
+    """A cell holding control characters or undecodable bytes, each escaped as
+    common.names.escape_name writes it (``\\x1b``, ``\\xff``).  Backslashes are left as they
+    are (names.printable_text): a cell is often composed of a raw name and a name escaped
+    already (got's target ``esc\\x1b[2Jsym in lib\\x0aesc.so``), whose backslashes
+    escape_name doubled (``lib\\\\x0aesc.so``) only because a control byte sat beside it; a
+    printable cell keeps its backslashes too, so a name shows the same whatever its cell holds."""
     if text.isprintable():
         return text
-    from gdb_toolkit.common.names import escape_name
+    from gdb_toolkit.common.names import printable_text
 
-    return escape_name(text)
+    return printable_text(text)
 
 
 def render_table(columns, rows, width: int | None = None, title: str | None = None,
@@ -348,6 +354,13 @@ def _records(cols, cells, width, styler, below) -> str:
         for c, v, lead, cell in fields:
             if c.role != "text":
                 lines = [lead + v]
+                short = None if width is None else _below_indent(len(lead), display_width(v), width)
+                if short is not None:
+                    # wider than the room after its label, narrower than the line: whole on
+                    # a line of its own (the terminal would fold it in the middle)
+                    out.append(lead.rstrip())
+                    out.append(" " * short + (v if styler is None else _style(c, v, styler)))
+                    continue
                 if width is not None and "::" in v and " " in v and len(lead) + display_width(v) > width:
                     # a demangled C++ name wider than the line: cut at its own blanks (whole
                     # pieces, every line styled), or the terminal folds it mid-identifier
@@ -360,7 +373,7 @@ def _records(cols, cells, width, styler, below) -> str:
                 lines = [(lead + v).rstrip()]       # what wrap_lines gives a line that fits
             else:
                 lines = wrap_lines(v, width, lead, " " * len(lead))
-            if styler is not None:
+            if styler is not None and len(lines[0]) > len(lead):     # not a label alone
                 lines[0] = lead + _style(c, lines[0][len(lead):], styler)
             out.extend(lines)
     return "\n".join(out) + "\n"

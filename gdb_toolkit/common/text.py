@@ -59,7 +59,7 @@ def _spans(para: str, keep=()) -> list[tuple[int, int]]:
             # parameters ("int open(int dfd, const char *name)") may wrap like prose
             prev = para[i - 1] if i else " "
             if stack or (c == "<" and (prev.isalnum() or prev == "_")) or \
-                    (c == "[" and _name_char(prev)) or \
+                    (c == "[" and (_name_char(prev) or _short_group(para, i))) or \
                     (c == "(" and _name_char(prev) and _cxx_name(para[word_start:i])):
                 stack.append((c, i))
         elif c in _CLOSERS and stack and not (c == ">" and para[i - 1:i] == "-"):
@@ -82,6 +82,15 @@ def _spans(para: str, keep=()) -> list[tuple[int, int]]:
                 i = j
         i += 1
     return spans
+
+
+def _short_group(para: str, i: int) -> bool:
+    """A ``[...]`` at *i* that holds a few blanks at most: an instruction's memory operand
+    (``[rbp - 4]``, ``qword ptr fs:[rax + 8]``, aarch64 ``[sp, #-0x20]!``), a gdb
+    ``[clone .cold]``: one word, or ``mov dword ptr [rbp`` / ``- 4], edi`` reads as two
+    instructions.  A bracketed sentence wraps like prose."""
+    j = para.find("]", i + 1)
+    return j > 0 and "[" not in para[i + 1:j] and para.count(" ", i, j) <= _QUOTED_WORDS
 
 
 def _cxx_name(name: str) -> bool:
@@ -203,9 +212,11 @@ def wrap_lines(text: str, width: int | None, indent: str = "",
     first = True
     for para in str(text).split("\n"):
         if not para.isprintable():      # control characters, undecodable bytes of a name
-            from gdb_toolkit.common.names import escape_name
+            # escaped as escape_name writes them; backslashes left alone: prose often quotes a
+            # name escaped already beside a raw one (see common.table._printable)
+            from gdb_toolkit.common.names import printable_text
 
-            para = escape_name(para)
+            para = printable_text(para)
         lead = indent if first else subsequent_indent
         first = False
         size = len if para.isascii() else display_width
@@ -219,18 +230,43 @@ def wrap_lines(text: str, width: int | None, indent: str = "",
         for word in _fitting(words(para, keep), room, size, keep):
             w = size(word)
             if empty:
-                line += word
-                used += w
+                short = _below_indent(used, w, width)
+                if short is None:
+                    line += word
+                    used += w
+                else:                   # the label alone, the word whole on the next line
+                    if line.strip():
+                        out.append(line.rstrip())
+                    line = " " * short + word
+                    used = short + w
                 empty = False
             elif used + 1 + w <= width:
                 line += " " + word
                 used += 1 + w
             else:
                 out.append(line)
-                line = subsequent_indent + word
-                used = len(subsequent_indent) + w
+                short = _below_indent(len(subsequent_indent), w, width)
+                line = (subsequent_indent if short is None else " " * short) + word
+                used = (len(subsequent_indent) if short is None else short) + w
         out.append(line)
     return out
+
+
+#: the indent of a word moved under its label (:func:`_below_indent`)
+BELOW = 4
+
+
+def _below_indent(indent: int, w: int, width: int) -> int | None:
+    """Where a word of *w* columns goes when it does not fit after an *indent* (a label such
+    as ``guard:       `` or a hanging indent) but fits on a line of its own: the indent of
+    that line (2 to :data:`BELOW`).  None: leave it where it is (it fits, or no line can
+    hold it: the terminal folds it, but it stays one token).  Without this an address range
+    after a 13-column label at 40 columns was folded by the terminal in the middle."""
+    if indent + w <= width:
+        return None
+    short = min(BELOW, width - w)
+    # at least two blanks: a word at column 0 would read as a key or a paragraph of its own
+    return short if 2 <= short < indent else None
 
 
 def wrap(text: str, width: int | None, indent: str = "", subsequent_indent: str | None = None,
@@ -295,8 +331,11 @@ def key_values(pairs, width: int | None = None, styler=None, indent: str = "", k
             lead = f"{indent}{key + ':':<{kw}} "
             lines = wrap_lines(value, width, lead, " " * len(lead), kept)
         if styler is not None and role:
-            lines = [_style_tail(ln, len(indent) + (0 if stacked else kw + 1), role, styler)
-                     for ln in lines]
+            start = len(indent) + (0 if stacked else kw + 1)
+            # a value moved under its label (wrap_lines' _below_indent) starts before *start*
+            lines = [_style_tail(ln, start if stacked or n == 0 or ln[:start].strip() == "" else
+                                 len(ln) - len(ln.lstrip(" ")), role, styler)
+                     for n, ln in enumerate(lines)]
         out.extend(lines)
     return "\n".join(out) + "\n"
 

@@ -61,17 +61,15 @@ def bold(text: str, ctx: RenderContext) -> str:
     return ctx.styler("title", text)
 
 
-def _no_surrogates(text: str) -> str:
-    """Last line of defence for text output: a name that is not UTF-8 (a surrogate, from
-    surrogateescape) which a renderer forgot to escape is shown as \\xNN instead of gdb.write
-    raising UnicodeEncodeError (an internal error).  Renderers escape names themselves
-    (common.names); escape sequences cannot be caught here (styles use them)."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else
-                       ("\\u%04x" % ord(c) if 0xD800 <= ord(c) <= 0xDFFF else c) for c in text)
+def write_text(text: str, styler=None) -> None:
+    """Write a command's text output: through common.names.terminal_text, the last line of
+    defence behind the renderers, so no control character or escape sequence but *styler*'s
+    own reaches the terminal (a name holding ESC, CR or an OSC title that a renderer did not
+    escape is shown as \\x1b...), and a name that is not UTF-8 (surrogateescape) is shown as
+    \\xNN instead of gdb.write raising UnicodeEncodeError (an internal error)."""
+    from gdb_toolkit.common.names import terminal_text
+
+    gdb.write(terminal_text(text, styler.sequences() if styler is not None else ()))
 
 
 class ToolkitCommand:
@@ -212,9 +210,9 @@ class ToolkitCommand:
 
         return dumps(envelope.ok(self.name, to_jsonable(report, self.json_hex_addresses))) + "\n"
 
-    def render_text(self, report) -> str:
+    def render_text(self, report, ctx: RenderContext | None = None) -> str:
         """render() with gdb's width and styles."""
-        return self.render(report, RenderContext.from_gdb())
+        return self.render(report, ctx if ctx is not None else RenderContext.from_gdb())
 
     def invoke(self, argument, from_tty):
         from gdb_toolkit.common.args import HelpRequested
@@ -278,7 +276,8 @@ class ToolkitCommand:
         if want_json:
             gdb.write(self.json_document(report))
         elif report is not None:
-            gdb.write(_no_surrogates(self.render_text(report)))
+            ctx = RenderContext.from_gdb()
+            write_text(self.render_text(report, ctx), ctx.styler)
 
     def _json_error(self, want_json: bool, kind: str, cause: str, fix: str | None = None,
                     usage: str | None = None) -> None:

@@ -4,15 +4,15 @@ regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
 SOURCES = (('gdbsupport/registry.py', 3463590400),
- ('gdbsupport/command.py', 250556150),
+ ('gdbsupport/command.py', 3007602360),
  ('gdbsupport/toolkit_command.py', 1155319679),
- ('common/meta.py', 4249016812),
+ ('common/meta.py', 2433930963),
  ('doctor/gdb_commands.py', 3960926210),
- ('kernel/gdb_commands.py', 1768353628),
- ('ktrace/gdb_commands.py', 1661869808),
+ ('kernel/gdb_commands.py', 623065571),
+ ('ktrace/gdb_commands.py', 1768234292),
  ('plt/gdb_commands.py', 3646760873),
  ('stack/gdb_commands.py', 3965443048),
- ('valgrind/gdb_commands.py', 1912214558))
+ ('valgrind/gdb_commands.py', 4228477509))
 
 ENTRIES = (
     ('command',
@@ -51,9 +51,9 @@ ENTRIES = (
      '\n'
      'Checks gdb and its Python, pyelftools, capstone and tabulate (optional), ptrace\n'
      'permission, /proc/kcore, kallsyms, BTF, kprobes, valgrind and vgdb, bcc and\n'
-     'whether it can compile a probe (in a separate python3 process;\n'
-     '--quick skips that), kernel headers, and root.  Each check that fails says\n'
-     'why and, under it, the fix.\n'
+     'whether it can compile a probe (in a separate python3 process; --quick skips\n'
+     'that), kernel headers, and root. Each check that fails says why and, under it,\n'
+     'the fix.\n'
      '\n'
      'Examples:\n'
      '  (gdb) toolkit doctor\n'
@@ -346,17 +346,17 @@ ENTRIES = (
      '\n'
      'The attach method is chosen automatically: kprobe/kretprobe, else fentry, else\n'
      'a known fallback (the nearest traceable caller of an inlined function, or a\n'
-     'tracepoint on the same path); what was traced and why is reported.\n'
-     '--pid defaults to the inferior.  --all traces every process except gdb and\n'
-     "the worker (they read and write the events' pipe: tracing read paths with them\n"
-     'included feeds back into itself); --include-gdb keeps them.\n'
-     '--args takes NAME or NAME=EXPR (parameter names from BTF, argN, member paths\n'
-     'such as vma->vm_end, tracepoint fields, + and -, integers 16, 0x10, 0o20).\n'
-     '--capture reads task_struct members at event time (no /proc/kcore needed).\n'
-     'With a live inferior: --run arms, continues, and reports when it stops; without\n'
-     '--run the probe stays armed while you continue (ktrace --stop ends it). With no\n'
-     'inferior, ktrace waits for --count/--timeout or Ctrl-C. Enter does not repeat\n'
-     'ktrace (it would arm again).\n'
+     'tracepoint on the same path); what was traced and why is reported. --pid\n'
+     'defaults to the inferior. --all traces every process except gdb and the worker\n'
+     "(they read and write the events' pipe: tracing read paths with them included\n"
+     'feeds back into itself); --include-gdb keeps them. --args takes NAME or\n'
+     'NAME=EXPR (parameter names from BTF, argN, member paths such as vma->vm_end,\n'
+     'tracepoint fields, + and -, integers 16, 0x10, 0o20). --capture reads\n'
+     'task_struct members at event time (no /proc/kcore needed). With a live\n'
+     'inferior: --run arms, continues, and reports when it stops; without --run the\n'
+     'probe stays armed while you continue (ktrace --stop ends it). With no inferior,\n'
+     'ktrace waits for --count/--timeout or Ctrl-C. Enter does not repeat ktrace (it\n'
+     'would arm again).\n'
      '\n'
      'Examples:\n'
      '  (gdb) ktrace thp_get_unmapped_area --run\n'
@@ -389,8 +389,8 @@ ENTRIES = (
      'Ktask',
      'Read a task_struct by pid or address, set $ktask\n'
      '\n'
-     'Usage: ktask PID|ADDR [FIELD-PATH...] [--kcore PATH] [--kallsyms PATH |\n'
-     '         --system-map PATH] [--btf PATH] [--json]\n'
+     'Usage: ktask PID|ADDR [FIELD-PATH...] [--kcore PATH]\n'
+     '         [--kallsyms PATH | --system-map PATH] [--btf PATH] [--json]\n'
      '\n'
      'Finds a task_struct in kernel memory with no debug vmlinux: offsets come from\n'
      "the kernel's BTF, memory from the kernel chosen with `kcore` -- the running one\n"
@@ -646,16 +646,16 @@ ENTRIES = (
      'VgStart',
      'Start a program under memcheck and connect\n'
      '\n'
-     'Usage: vg-start [--main] [--stdin FILE] [--stdout FILE] [--tty DEV] [--log\n'
-     '         FILE] [--timeout SEC] [--json] PROGRAM [ARGS...] [-- VALGRIND-OPTIONS]\n'
+     'Usage: vg-start [--main] [--stdin FILE] [--stdout FILE] [--tty DEV]\n'
+     '         [--log FILE] [--timeout SEC] [--json] PROGRAM [ARGS...]\n'
+     '         [-- VALGRIND-OPTIONS]\n'
      '\n'
      'Runs valgrind --tool=memcheck --vgdb=yes --vgdb-error=0 [VALGRIND-OPTIONS]\n'
      'PROGRAM ARGS (every word after PROGRAM is its argument, "-p 8080" too; only a\n'
      "final --json is vg-start's), waits for its vgdb FIFO, loads PROGRAM's symbols\n"
      'and connects with "target remote | vgdb --pid=N". The program stops at its\n'
      'first instruction (--main: at main). --vgdb=full, --vgdb-error=N and\n'
-     '--vgdb-prefix=P after "--" are honoured.  Its stdout/stderr go to gdb\'s\n'
-     '             terminal\n'
+     '--vgdb-prefix=P after "--" are honoured. Its stdout/stderr go to gdb\'s terminal\n'
      '(or --stdout FILE / --tty DEV); its stdin is /dev/null (or --stdin FILE /\n'
      "--tty). valgrind's own messages go to --log FILE (default: a private directory\n"
      'removed when gdb quits). Memcheck errors stop the program; vg-start then says\n'
@@ -692,12 +692,12 @@ ENTRIES = (
      "($TMPDIR/vgdb-pipe-from-vgdb-to-PID-*, or --vgdb-prefix's); FIFOs left by\n"
      'killed processes are ignored. With one live process it is chosen; with several,\n'
      "the list is printed and you choose with vg-attach PID. PROGRAM's symbols are\n"
-     "loaded from the process's command line when gdb has no file.\n"
-     '--reconnect drops the current connection and makes a new one to the same\n'
-     'valgrind: the way out when the connection is out of step (valgrind lets the\n'
-     'program run between the two connections). A process started with another TMPDIR\n'
-     'is found from its own environment; one waiting at an error keeps its stop; a\n'
-     'PID that is not attachable is told why (not valgrind, --vgdb=no, gone).\n'
+     "loaded from the process's command line when gdb has no file. --reconnect drops\n"
+     'the current connection and makes a new one to the same valgrind: the way out\n'
+     'when the connection is out of step (valgrind lets the program run between the\n'
+     'two connections). A process started with another TMPDIR is found from its own\n'
+     'environment; one waiting at an error keeps its stop; a PID that is not\n'
+     'attachable is told why (not valgrind, --vgdb=no, gone).\n'
      '\n'
      'Examples:\n'
      '  (gdb) vg-attach\n'
@@ -736,10 +736,10 @@ ENTRIES = (
      'possible, reachable (default all). --delta shows only records that grew\n'
      '(increased) or changed since the previous leak search. Every complete search is\n'
      "kept as a snapshot of the session: --history shows each site's series, growth\n"
-     'per snapshot and per second, and a sparkline;\n'
-     '--export writes it as CSV (.csv) or JSON lines; --plot draws the top growing\n'
-     'sites (.svg or .png). Ctrl-C during a long search takes effect when valgrind\n'
-     'has sent the whole reply (the connection stays in step).\n'
+     'per snapshot and per second, and a sparkline; --export writes it as CSV (.csv)\n'
+     'or JSON lines; --plot draws the top growing sites (.svg or .png). Ctrl-C during\n'
+     'a long search takes effect when valgrind has sent the whole reply (the\n'
+     'connection stays in step).\n'
      '\n'
      'Examples:\n'
      '  (gdb) vg-leaks\n'

@@ -316,8 +316,13 @@ kallsyms tables, types from its BTF.  Needs root for /proc/kcore."""
         out = head + "\n" + render_table(
             [Col("start", "address"), Col("end", "address"), Col("size", "number"),
              Col("file offset", "address"), Col("what")], rows, ctx.width, styler=ctx.styler)
-        for k, v in r.vmcoreinfo.items():
-            out += f"  {k}={v}\n"
+        if r.vmcoreinfo:
+            # the dump's own text (any bytes a crafted vmcore holds): each KEY=VALUE line
+            # escaped and wrapped by the prose wrapper, under its heading
+            from gdb_toolkit.common.text import wrap
+
+            out += "VMCOREINFO:\n" + "".join(wrap(f"{k}={v}", ctx.width, "  ", "    ")
+                                             for k, v in r.vmcoreinfo.items())
         return out + _notes(r.notes, ctx)
 
 
@@ -546,15 +551,36 @@ it points at."""
             return kx(s, _address(s, args.where), args.length, args.words)
 
     def render(self, r, ctx):
-        out = [f"{_hex(r.address)} <{_name(r.symbol)}>, {r.size} bytes:\n"]
-        for row in r.rows:
-            if row.words:
-                ws = "  ".join(w["value"] + (f" <{_name(w['target_location'].kernel_text())}>"
-                                             if w["target_location"] else "")
-                               for w in row.words)
-                out.append(f"0x{row.address:x}:  {ws}\n")
-            else:
-                out.append(f"0x{row.address:x}:  {row.hex:<47}  {row.ascii}\n")
+        from gdb_toolkit.common.text import wrap
+
+        addr = ctx.styler
+        out = [wrap(f"{_hex(r.address)} <{_name(r.symbol)}>, {r.size} bytes:", ctx.width, "", "  ")]
+        if any(row.words for row in r.rows):
+            for row in r.rows:
+                words = [(w["value"], f" <{_name(w['target_location'].kernel_text())}>"
+                          if w["target_location"] else "") for w in row.words]
+                line = f"0x{row.address:x}:  " + "  ".join(v + t for v, t in words)
+                if ctx.width is None or len(line) <= ctx.width:
+                    out.append(f"{addr('address', f'0x{row.address:x}')}:  "
+                               + "  ".join(v + addr("symbol", t) for v, t in words) + "\n")
+                    continue
+                # one word a line when two do not fit the terminal (gdb's x/2gx does the same)
+                for k, (v, t) in enumerate(words):
+                    out.append(f"{addr('address', f'0x{row.address + 8 * k:x}')}:  {v}"
+                               f"{addr('symbol', t)}\n")
+            return "".join(out) + _notes(r.notes, ctx)
+        # hex and ASCII: 16 bytes a line, or 8 / 4 when the line would not fit the terminal
+        # (0xADDR:  hex  ascii is 86 columns at 16: the terminal folded every line at 80)
+        data = r.data if r.data else bytes.fromhex("".join(row.hex.split()))
+        per = 16
+        width_of = len(f"0x{r.address + max(len(data) - 1, 0):x}")
+        while ctx.width is not None and per > 4 and width_of + 3 + 4 * per + 1 > ctx.width:
+            per //= 2
+        for off in range(0, len(data), per):
+            chunk = data[off:off + per]
+            text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+            out.append(f"{addr('address', f'0x{r.address + off:x}')}:  "
+                       f"{chunk.hex(' '):<{3 * per - 1}}  {text}\n")
         return "".join(out) + _notes(r.notes, ctx)
 
 

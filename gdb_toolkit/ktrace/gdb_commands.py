@@ -75,6 +75,16 @@ def _stop_active(announce=False):
     return report
 
 
+def _say(line: str) -> None:
+    """One line of ktrace's progress (event lines, armed, ended): prose wrapped at gdb's width
+    and written through the output guard (gdbsupport.command.write_text): a traced process
+    names itself (prctl PR_SET_NAME), so its comm may hold ESC or CR."""
+    from gdb_toolkit.common.text import wrap
+    from gdb_toolkit.gdbsupport.command import RenderContext, write_text
+
+    write_text(wrap(line, RenderContext.from_gdb().width, "", "    "))
+
+
 def _on_stop(event):
     session = _state.get("session")
     if session is None:
@@ -85,12 +95,12 @@ def _on_stop(event):
     _state["shown"] = len(events)
     if new:
         shown = _set_vars(events)
-        for e in new:
-            gdb.write(f"[ktrace] {e.comm} pid {e.pid} task 0x{e.task:x} args {e.args}"
-                      + (f" retval {e.retval}" if e.retval is not None else "") + "\n")
-        gdb.write("[ktrace] " + ", ".join(f"${k} = {v}" for k, v in shown.items()) + "\n")
+        for e in new:       # the worker escapes comm (escape_name); the guard catches the rest
+            _say(f"[ktrace] {e.comm} pid {e.pid} task 0x{e.task:x} args {e.args}"
+                 + (f" retval {e.retval}" if e.retval is not None else ""))
+        _say("[ktrace] " + ", ".join(f"${k} = {v}" for k, v in shown.items()))
     if not session.running:
-        gdb.write(f"[ktrace] tracing ended ({(session.end or {}).get('reason', 'stopped')})\n")
+        _say(f"[ktrace] tracing ended ({(session.end or {}).get('reason', 'stopped')})")
         _state["session"] = None
 
 
@@ -98,7 +108,7 @@ def _on_exit(event):
     if _state.get("session") is not None:
         report = _stop_active()
         if report is not None:
-            gdb.write(f"[ktrace] inferior exited: tracing stopped, {len(report.events)} event(s)\n")
+            _say(f"[ktrace] inferior exited: tracing stopped, {len(report.events)} event(s)")
 
 
 def _hook():
@@ -232,8 +242,8 @@ Enter does not repeat ktrace (it would arm again)."""
         # blocking: wait for count/timeout or Ctrl-C
         if not args.json:
             limits = [f"{args.count} event(s)" if args.count else "", f"{args.timeout:g} s" if args.timeout else ""]
-            gdb.write(f"[ktrace] armed ({session.armed.attach_method} on {session.armed.traced_function}); "
-                      f"waiting for {' or '.join(l for l in limits if l) or 'Ctrl-C'}\n")
+            _say(f"[ktrace] armed ({session.armed.attach_method} on {session.armed.traced_function}); "
+                 f"waiting for {' or '.join(l for l in limits if l) or 'Ctrl-C'}")
             gdb.flush()
         try:
             while not session.wait(0.1):

@@ -1252,9 +1252,30 @@ for a debugger (--vgdb-error is inherited), read from /proc without resuming the
 def _frame_lines(frames, ctx) -> str:
     """One stack frame a line ("at fn (file:line)"), a long one folded at spaces (a C++
     name or an object path stays whole)."""
-    from gdb_toolkit.common.text import wrap
+    from gdb_toolkit.common.text import wrap, wrap_lines
 
-    return "".join(wrap(f"{f.kind} {f.label()}", ctx.width, "    ", "        ") for f in frames)
+    styler = ctx.styler
+    if not getattr(styler, "enabled", False):
+        return "".join(wrap(f"{f.kind} {f.label()}", ctx.width, "    ", "        ") for f in frames)
+    # styled as gdb's backtrace styles a frame (function, file), after the layout: a name
+    # wrapped across lines stays plain rather than styled in pieces
+    from gdb_toolkit.common.names import printable_text
+
+    out = []
+    for f in frames:
+        lines = wrap_lines(f"{f.kind} {f.label()}", ctx.width, "    ", "        ")
+        head = f"    {f.kind} "
+        sym = printable_text(f.symbol) if f.symbol else None
+        if sym and lines[0].startswith(head + sym + " ") or lines[0] == head + (sym or ""):
+            lines[0] = head + styler("symbol", sym) + lines[0][len(head) + len(sym):]
+        where = f"({printable_text(f.where)})"
+        role = "location" if f.file else "file" if f.object else "address"
+        for k in range(len(lines) - 1, -1, -1):
+            if lines[k].endswith(where):
+                lines[k] = lines[k][:-len(where)] + "(" + styler(role, where[1:-1]) + ")"
+                break
+        out.extend(lines)
+    return "\n".join(out) + "\n" if out else ""
 
 
 COMMANDS = (VgStart, VgAttach, VgLeaks, VgWatch, VgWho, VgBlock, VgVbits, VgCheck, VgErrors)

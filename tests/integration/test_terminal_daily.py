@@ -86,7 +86,7 @@ def test_vg_start_command_line_is_the_one_valgrind_runs(tmp_path, width):
     expected = [w.decode() for w in bytes.fromhex(cm.group(2)).split(b"\0") if w]
     blocks = _values(out, width)
     # argv[0] is the launcher's (valgrind) in ours, valgrind.bin in /proc: the rest is equal
-    assert shlex.split(blocks["command"])[1:] == expected[1:], blocks["command"]
+    assert shlex.split(blocks["command"])[1:] == expected[1:], out
     assert shlex.split(blocks["program"]) == [str(prog), "7"]
     for key in ("command", "program"):                  # the quoted path whole on one line
         assert any(shlex.quote(str(prog)) in ln for ln in blocks[key + "_lines"]), blocks
@@ -96,13 +96,15 @@ def _values(out: str, width: int) -> dict:
     """key_values blocks of vg-start's report: {key: value joined, key_lines: [lines]}."""
     got, key = {}, None
     for ln in out.splitlines():
+        # a value too wide for the room after its key starts on the next line, indented
+        # (text.BELOW): the key alone on its line
         m = re.match(r"^(valgrind pid|program|command|stopped at|program stdin|program stdout|"
-                     r"valgrind log|connected in):\s+(.*)$", ln)
+                     r"valgrind log|connected in):(?:\s+(.*))?$", ln)
         if m:
             key = m.group(1)
-            got[key] = m.group(2)
-            got[key + "_lines"] = [m.group(2)]
-        elif key and ln.startswith(" " * 10):
+            got[key] = m.group(2) or ""
+            got[key + "_lines"] = [m.group(2)] if m.group(2) else []
+        elif key and ln.startswith("  "):
             got[key] += " " + ln.strip()
             got[key + "_lines"].append(ln.strip())
         else:

@@ -64,11 +64,14 @@ def test_a_demangled_name_stays_whole_when_it_fits_and_breaks_only_at_its_blanks
     for name in demangled:
         text = f"deep recursion in {name}() (depth 2,024, 4144 B/frame): find why {name} recursed"
         lines = wrap_lines(text, width, "VERDICT   ", " " * 10)
-        body = [ln[10:] for ln in lines]
-        # nothing is lost or reordered, and no line is wider than the terminal
+        body = _body(lines, 10)
+        # nothing is lost or reordered, and no line is wider than the terminal: a piece wider
+        # than the room after the hanging indent goes on a line of its own with a short indent
+        # (text.BELOW); only a token no line can hold is left for the terminal to fold
         assert " ".join(body).split() == text.split()
         for ln in lines:
-            assert len(ln) <= width or " " not in ln[10:], (width, ln)
+            assert len(ln) <= width or (" " not in ln.strip() and len(ln.strip()) > width - 2), \
+                (width, ln)
         if len(name) + 2 <= room:
             assert sum(name in ln for ln in body) == 2, (name, lines)
 
@@ -159,7 +162,15 @@ def test_a_quantity_keeps_its_unit():
         lines = wrap_lines(text, width, "VERDICT   ", " " * 10)
         for ln in lines[1:]:            # no line starts with the unit of the line before's number
             assert not re.match(r"^\s*(MiB|B/frame|s)\b", ln), (width, lines)
-        assert " ".join(ln[10:] for ln in lines).split() == text.split()
+        assert " ".join(_body(lines, 10)).split() == text.split()
+        assert all(len(ln) <= width for ln in lines), (width, lines)
+
+
+def _body(lines: list[str], hang: int) -> list[str]:
+    """The text of wrapped lines: after the first line's label and the hanging indent, or
+    after the short indent of a word moved under them (text.BELOW)."""
+    return [ln[hang:] if n == 0 or ln.startswith(" " * hang) else ln.lstrip()
+            for n, ln in enumerate(lines)]
 
 
 def test_a_quoted_sentence_still_wraps():
