@@ -17,7 +17,8 @@ import pytest
 
 from tests.support.gdbrun import GDB, assert_no_traceback, run_gdb
 from tests.support.gdbrun import addr as gaddr
-from tests.support.tracefs import after_site, append as _append, kallsyms, kcore_bytes, probe_site
+from tests.support.tracefs import (ENDBRS, after_site, append as _append, kallsyms, kcore_bytes,
+                                   probe_site)
 
 pytestmark = pytest.mark.guest
 
@@ -112,7 +113,7 @@ def _offset_of_second_insn(addr: int) -> int:
     """The offset of the instruction after the ftrace site of the function at *addr* (past an
     ENDBR64 on IBT kernels)."""
     from gdb_toolkit.common.disasm import disassemble
-    site = addr + 4 if kcore_bytes(addr, 4) == bytes.fromhex("f30f1efa") else addr
+    site = addr + 4 if kcore_bytes(addr, 4) in ENDBRS else addr
     insns = disassemble(kcore_bytes(site, 32), site, "x86_64", count=3)
     return insns[1].address - addr          # after the ftrace site
 

@@ -21,7 +21,7 @@ from tests.integration.test_kernel_guest import (KLIST, TRACING, Probes, _append
                                                  kcore_bytes, listed, wait_for)
 from tests.support.gdbrun import addr as gaddr
 from tests.support.gdbrun import assert_no_traceback, run_gdb
-from tests.support.tracefs import ENDBR64, probe_site
+from tests.support.tracefs import ENDBRS, probe_site
 
 pytestmark = pytest.mark.guest
 
@@ -160,7 +160,7 @@ def test_probe_on_an_unloaded_module_is_located_honestly(probes):
     subprocess.run(["modprobe", "ext4"], check=True, capture_output=True)
     probes.add("p ext4:ext4_file_open", "gone")
     sym = next(a for a, _ in _kallsyms_text_matching(r"ext4_file_open\t\[ext4\]"))
-    addr = sym + 4 if kcore_bytes(sym, 4) == ENDBR64 else sym    # IBT: past the ENDBR64
+    addr = sym + 4 if kcore_bytes(sym, 4) in ENDBRS else sym    # IBT: past the ENDBR64
     modules = Path("/proc/modules").read_text()
     ext4_base = int(re.search(r"^ext4 \d+ .* (0x[0-9a-f]+)$", modules, re.M).group(1), 16)
     kc = _gdb_json("kcore --json")

@@ -16,6 +16,10 @@ def append(path: Path, line: str) -> None:
 
 
 ENDBR64 = bytes.fromhex("f30f1efa")
+# what the kernel's is_endbr() also counts: a sealed ENDBR64 (apply_seal_endbr's poison,
+# gen_endbr_poison(): nopl -0x2a(%rax)) on a function nothing calls indirectly
+ENDBR_POISON = bytes.fromhex("0f1f40d6")
+ENDBRS = (ENDBR64, ENDBR_POISON)
 
 
 def kcore_bytes(addr: int, n: int) -> bytes:
@@ -32,10 +36,11 @@ def kcore_bytes(addr: int, n: int) -> bytes:
 
 def probe_site(name: str) -> int:
     """Where the kernel puts a probe on *name* (``p name``) and where its ftrace call is: the
-    symbol, or past its ENDBR64 on an IBT kernel (x86's arch_adjust_kprobe_addr; Debian's 6.12
-    has CONFIG_X86_KERNEL_IBT, its 6.1 not).  Oracle: kallsyms + the bytes in /proc/kcore."""
+    symbol, or past its ENDBR64 (or sealed ENDBR64) on an IBT kernel (x86's
+    arch_adjust_kprobe_addr; Debian's 6.12 has CONFIG_X86_KERNEL_IBT, its 6.1 not).
+    Oracle: kallsyms + the bytes in /proc/kcore."""
     addr = kallsyms(name)
-    return addr + 4 if kcore_bytes(addr, 4) == ENDBR64 else addr
+    return addr + 4 if kcore_bytes(addr, 4) in ENDBRS else addr
 
 
 def after_site(name: str) -> int:
