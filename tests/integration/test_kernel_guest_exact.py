@@ -212,24 +212,13 @@ def test_kx_and_kdis_take_ksym_with_quotes():
 
 
 def _vmlinux_from_vmlinuz(tmp_path) -> Path:
-    """The kernel as built: the ELF inside the package's vmlinuz (6.1: an xz-compressed
-    payload; 6.12: zstd, unpacked with the zstd tool)."""
-    import lzma
-
+    """The kernel as built: the ELF inside the package's vmlinuz (6.1: xz, 6.12: zstd)."""
     from tests.guest.kernel import cache_root
+    from tests.support.vmlinux_image import vmlinux_from_vmlinuz
     rel = os.uname().release
     cands = [cache_root() / rel / "tree" / "boot" / f"vmlinuz-{rel}", Path(f"/boot/vmlinuz-{rel}")]
-    data = next(p for p in cands if p.is_file()).read_bytes()
     out = tmp_path / "vmlinux"
-    xz, zst = data.find(b"\xfd7zXZ\x00"), data.find(b"\x28\xb5\x2f\xfd")
-    if xz >= 0:
-        out.write_bytes(lzma.LZMADecompressor().decompress(data[xz:]))
-    else:
-        assert zst >= 0, "vmlinuz: neither an xz nor a zstd payload"
-        # the payload is followed by the decompressor's size word: zstd warns, the ELF is whole
-        proc = subprocess.run(["zstd", "-dc"], input=data[zst:], capture_output=True)
-        out.write_bytes(proc.stdout)
-    assert out.read_bytes()[:4] == b"\x7fELF", "no ELF in vmlinuz"
+    out.write_bytes(vmlinux_from_vmlinuz(next(p for p in cands if p.is_file()).read_bytes()))
     return out
 
 
