@@ -110,7 +110,7 @@ def ftrace_site(session, func: str) -> FtraceSiteReport:
     site = S.classify(code[off:], site_addr, arch, session.symbolize)
     if off:
         what = ("BTI c" if arch != "x86_64" else "ENDBR64" if code[:4] == S.X86_ENDBR64
-                else "sealed ENDBR64 (IBT: nopl -0x2a(%rax))")
+                else "sealed ENDBR64 (IBT's 4-byte NOP)")
         notes.append(f"the site is at +{off} after the {what}")
     if site.kind == S.FTRACE_NOP:
         state, original = "idle", code[off:off + len(S.ftrace_nop(arch))]

@@ -17,9 +17,10 @@ def append(path: Path, line: str) -> None:
 
 ENDBR64 = bytes.fromhex("f30f1efa")
 # what the kernel's is_endbr() also counts: a sealed ENDBR64 (apply_seal_endbr's poison,
-# gen_endbr_poison(): nopl -0x2a(%rax)) on a function nothing calls indirectly
-ENDBR_POISON = bytes.fromhex("0f1f40d6")
-ENDBRS = (ENDBR64, ENDBR_POISON)
+# gen_endbr_poison(): osp nopl (%rax) in 6.2-6.12, nopl -0x2a(%rax) later) on a function nothing
+# calls indirectly (Debian's 6.12: vfs_write, vfs_read)
+ENDBR_POISON = bytes.fromhex("660f1f00")
+ENDBRS = (ENDBR64, ENDBR_POISON, bytes.fromhex("0f1f40d6"))
 
 
 def kcore_bytes(addr: int, n: int) -> bytes:
