@@ -109,7 +109,9 @@ def ftrace_site(session, func: str) -> FtraceSiteReport:
     site_addr = addr + off
     site = S.classify(code[off:], site_addr, arch, session.symbolize)
     if off:
-        notes.append(f"the site is at +{off} after the {'ENDBR64' if arch == 'x86_64' else 'BTI c'}")
+        what = ("BTI c" if arch != "x86_64" else "ENDBR64" if code[:4] == S.X86_ENDBR64
+                else "sealed ENDBR64 (IBT's 4-byte NOP)")
+        notes.append(f"the site is at +{off} after the {what}")
     if site.kind == S.FTRACE_NOP:
         state, original = "idle", code[off:off + len(S.ftrace_nop(arch))]
     elif site.kind == S.FTRACE_CALL:

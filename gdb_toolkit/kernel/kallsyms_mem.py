@@ -378,6 +378,8 @@ class ModuleLayout:
     ksym_prel32: bool = True          # CONFIG_HAVE_ARCH_PREL32_RELOCATIONS: int value_offset
     ksym_value: int | None = None
     ksym_name: int | None = None
+    # 6.4+: every mem[] region's size field; /proc/modules' size is their sum
+    mem_sizes: tuple = ()
 
     @classmethod
     def from_btf(cls, btf) -> "ModuleLayout":
@@ -389,13 +391,20 @@ class ModuleLayout:
         name = btf.resolve("module", "name")
         base = off("module", "core_layout.base")
         size = off("module", "core_layout.size")
+        mem_sizes = []
         if base is None:                          # 6.4+: struct module_memory mem[]
             base, size = off("module", "mem[0].base"), off("module", "mem[0].size")
+            for k in range(16):                   # MOD_MEM_NUM_TYPES: 7 in 6.4-6.12
+                o = off("module", f"mem[{k}].size")
+                if o is None:
+                    break
+                mem_sizes.append(o)
         lay = cls(off("module", "list"), name.offset, name.size or MODULE_NAME_LEN,
                   off("module", "kallsyms"), base, size, off("mod_kallsyms", "symtab"),
                   off("mod_kallsyms", "num_symtab"), off("mod_kallsyms", "strtab"),
                   off("mod_kallsyms", "typetab"), off("module", "syms"), off("module", "num_syms"))
         prel = off("kernel_symbol", "value_offset")
+        lay.mem_sizes = tuple(mem_sizes)
         lay.ksym_prel32 = prel is not None
         lay.ksym_value = prel if prel is not None else off("kernel_symbol", "value")
         lay.ksym_name = off("kernel_symbol", "name_offset" if prel is not None else "name")
@@ -590,8 +599,14 @@ def _one_module(mem, mod: int, name: str, lay: ModuleLayout, state_off, states, 
         doing = {"COMING": " (being loaded)", "GOING": " (being removed)"}.get(sname, "")
         walk.notes.append(f"module {name} is {sname}{doing}")
     if lay.base_off is not None and lay.size_off is not None:
+        # the extent /proc/modules gives: 6.1 core_layout's base and size; 6.4+ mem[MOD_TEXT]'s
+        # base and module_total_size(), the sum of every mem[] region (init ones are 0 once
+        # loaded).  mem[0]'s size alone is the text only: the live and the dump answers differed.
         base = mem.read_u64(mod + lay.base_off)
-        size = mem.read_u32(mod + lay.size_off)
+        if lay.mem_sizes:
+            size = sum(mem.read_u32(mod + o) for o in lay.mem_sizes)
+        else:
+            size = mem.read_u32(mod + lay.size_off)
         if base and _kernel_pointer(base) and 0 < size <= 1 << 30:
             walk.extents[name] = (base, base + size)
     ks = mem.read_u64(mod + lay.kallsyms_off)

@@ -24,6 +24,12 @@ from gdb_toolkit.common.record import record
 
 X86_NOP5 = bytes.fromhex("0f1f440000")
 X86_ENDBR64 = bytes.fromhex("f30f1efa")
+# IBT's sealed ENDBR64: at boot apply_seal_endbr() overwrites the ENDBR64 of a function nothing
+# calls indirectly with a 4-byte NOP (gen_endbr_poison(): "osp nopl (%rax)" 66 0f 1f 00 in 6.2-
+# 6.12 -- Debian's 6.12 seals vfs_write so --, "nopl -0x2a(%rax)" 0f 1f 40 d6 in later kernels);
+# the kernel still counts it as one (is_endbr(): a probe on such a function lands at +4, where
+# its ftrace site is)
+X86_ENDBR_POISONS = (bytes.fromhex("660f1f00"), bytes.fromhex("0f1f40d6"))
 ARM64_BRK_KPROBE = 0xD4200080
 ARM64_BRK_MASK = 0xFFE0001F
 ARM64_BRK_BASE = 0xD4200000
@@ -239,10 +245,10 @@ def arm64_entry(code: bytes, address: int, sym=None, code_at=None) -> Arm64Entry
 
 
 def fentry_offset(code: bytes, arch: str = "x86_64") -> int:
-    """Offset of the ftrace site from a function's start (after ENDBR64 / BTI c)."""
+    """Offset of the ftrace site from a function's start (after ENDBR64, a sealed one / BTI c)."""
     if arch == "aarch64":
         return 4 if len(code) >= 4 and struct.unpack_from("<I", code)[0] == ARM64_BTI_C else 0
-    return 4 if code[:4] == X86_ENDBR64 else 0
+    return 4 if code[:4] == X86_ENDBR64 or code[:4] in X86_ENDBR_POISONS else 0
 
 
 def ftrace_nop(arch: str = "x86_64") -> bytes:

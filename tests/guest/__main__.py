@@ -1,6 +1,6 @@
 """CLI: boot Debian's kernel under QEMU and run a command inside.
 
-    /usr/bin/python3 -m tests.guest run [--arch x86_64|arm64] [--timeout S] [--accel tcg|kvm|auto] [-v] -- CMD ARGS...
+    /usr/bin/python3 -m tests.guest run [--arch x86_64|arm64|x86_64-new] [--timeout S] [--accel tcg|kvm|auto] [-v] -- CMD ARGS...
     /usr/bin/python3 -m tests.guest shell [--arch arm64]   # interactive root shell; `exit` powers off
     /usr/bin/python3 -m tests.guest prepare [--arch all]   # fetch kernels, headers, arm64 root, initramfs
 
@@ -9,7 +9,7 @@ Exits with CMD's exit status (125 if the guest could not run it).
 import argparse
 import sys
 
-from .arch import ARM64, X86_64, get_arch
+from .arch import ARM64, X86_64, X86_64_NEW, get_arch
 from .initramfs import build_initramfs
 from .kernel import GuestError, prepare_kernel
 from .results import console_excerpt
@@ -31,18 +31,18 @@ def main(argv=None) -> int:
     run.add_argument("--accel", choices=["tcg", "kvm", "auto"], default=None,
                      help="default: $GDB_TOOLKIT_GUEST_ACCEL or auto (KVM if it boots within 30 s, else TCG)")
     run.add_argument("-v", "--verbose", action="store_true", help="show the boot console too")
-    run.add_argument("--arch", default="x86_64", help="x86_64 (default) or arm64")
+    run.add_argument("--arch", default="x86_64", help="x86_64 (default), arm64 or x86_64-new (bookworm-backports' kernel)")
     run.add_argument("command", nargs=argparse.REMAINDER)
     shell = sub.add_parser("shell", help="an interactive root shell in the guest (exit to power off)")
     shell.add_argument("--timeout", type=float, default=3600)
     shell.add_argument("--accel", choices=["tcg", "kvm", "auto"], default=None)
-    shell.add_argument("--arch", default="x86_64", help="x86_64 (default) or arm64")
+    shell.add_argument("--arch", default="x86_64", help="x86_64 (default), arm64 or x86_64-new (bookworm-backports' kernel)")
     prep = sub.add_parser("prepare", help="fetch the kernels, assemble the arm64 root, build the initramfs")
-    prep.add_argument("--arch", default="all", help="x86_64, arm64 or all (default)")
+    prep.add_argument("--arch", default="all", help="x86_64, arm64, x86_64-new or all (default)")
     args = ap.parse_args(argv)
     try:
         if args.action == "prepare":
-            arches = [X86_64, ARM64] if args.arch == "all" else [get_arch(args.arch)]
+            arches = [X86_64, ARM64, X86_64_NEW] if args.arch == "all" else [get_arch(args.arch)]
             for arch in arches:
                 kernel = prepare_kernel(log=_err, arch=arch)
                 print(f"{arch.name}: kernel {kernel.version}: {kernel.vmlinuz}")

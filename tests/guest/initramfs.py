@@ -4,7 +4,8 @@
 by the host, status written back), mounts the host root read-only over 9p, gives it writable
 tmpfs on /tmp, /run, /var/tmp, mounts proc/sys/dev/tracefs/debugfs, mounts the checkout at its
 own path (it may live under /tmp), lays the package's modules over /lib/modules/<version>
-(keeping the host's build/source links, for modprobe and bcc), chroots, runs /run/gtk/cmd.sh and reports the exit status on
+(keeping the host's build/source links, for modprobe and bcc; a kernel the host has no
+/lib/modules entry for gets a tmpfs /lib/modules), chroots, runs /run/gtk/cmd.sh and reports the exit status on
 the console between markers carrying a per-run nonce, then powers off.
 
 The image is cached per kernel version and hash of this script and busybox.  x86_64 uses the
@@ -66,6 +67,10 @@ if [ -n "$GTK_REPO" ]; then
   mnt9p repo "$R$GTK_REPO" ",ro,cache=loose" || die "mount of the checkout $GTK_REPO failed"
 fi
 M=$R/lib/modules/$(uname -r)
+if [ -n "$GTK_MODDIR" ] && [ -d "$R$GTK_MODDIR" ] && [ ! -d "$M" ]; then
+  # a kernel the host has no /lib/modules entry for (x86_64-new): a tmpfs /lib/modules to hold it
+  mount -t tmpfs -o mode=755 tmpfs "$R/lib/modules" && mkdir "$M"
+fi
 if [ -n "$GTK_MODDIR" ] && [ -d "$R$GTK_MODDIR" ] && [ -d "$M" ]; then
   # the package's modules (from the cache, via the root share) + the host's build/source links
   mount -t tmpfs -o mode=755 tmpfs "$M"

@@ -8,6 +8,12 @@ installed on the host, because bcc inside the guest runs on the host's (read-onl
 
 arm64: the dependency of ``linux-image-arm64:arm64`` and its headers are part of the arm64 root
 assembled by rootfs.py; ``prepare_kernel(ARM64)`` returns that root as the kernel's tree.
+
+x86_64-new: Debian's newer kernel (the dependency of ``linux-image-amd64`` in bookworm-backports,
+e.g. ``6.12.95+deb12-amd64``), resolved and downloaded through a private apt state in
+``<cache>/apt-bookworm-backports/`` (its own sources.list, lists and archives: the host's apt
+sources are never changed, nothing is installed), unpacked like the x86_64 one.  No headers are
+installed for it (bcc/ktrace are not in its test set).
 """
 import contextlib
 import fcntl
@@ -47,7 +53,8 @@ def _dep_re(deb_arch: str) -> re.Pattern:
                       r")(?:-unsigned)?(?::" + deb_arch + r")?\s*$", re.M)
 
 
-_VER_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)-(\d+)-[a-z0-9]+$")
+# 6.1.0-56-amd64 (Debian 12's ABI naming) and 6.12.95+deb12-amd64 (backports, Debian 13's)
+_VER_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-(\d+))?(?:\+deb(\d+))?-[a-z0-9]+$")
 
 
 def parse_depends(text: str, arch: GuestArch = X86_64) -> list[str]:
@@ -61,9 +68,10 @@ def parse_depends(text: str, arch: GuestArch = X86_64) -> list[str]:
 
 
 def version_key(version: str) -> tuple:
-    """Sort key for ``6.1.0-56-amd64``-style versions (unknown shapes sort first)."""
+    """Sort key for ``6.1.0-56-amd64`` / ``6.12.95+deb12-amd64`` versions (unknown shapes sort
+    first)."""
     m = _VER_RE.match(version)
-    return tuple(int(x) for x in m.groups()) if m else (-1,)
+    return tuple(int(x or 0) for x in m.groups()) if m else (-1,)
 
 
 def choose_version(apt_versions: list[str], cached_versions: list[str],
@@ -137,11 +145,64 @@ def cache_lock(root: Path, timeout: float | None = None):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def cached_versions(root: Path) -> list[str]:
+SUITE_FILE = "suite"    # <cache>/<version>/suite: the Debian suite it came from (none: the host's)
+
+
+def cached_versions(root: Path, suite: str = "") -> list[str]:
+    """Unpacked kernels in the cache that came from *suite* ("": the host's apt sources)."""
     if not root.is_dir():
         return []
+
+    def origin(p: Path) -> str:
+        try:
+            return (p / SUITE_FILE).read_text().strip()
+        except OSError:
+            return ""
     return sorted((p.name for p in root.iterdir()
-                   if (p / "tree" / "boot" / f"vmlinuz-{p.name}").is_file()), key=version_key)
+                   if (p / "tree" / "boot" / f"vmlinuz-{p.name}").is_file()
+                   and origin(p) == suite), key=version_key)
+
+
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+
+def private_apt(suite: str, root: Path) -> list[str]:
+    """apt options for a private apt state in ``root/apt-<suite>`` holding only *suite*: its own
+    sources.list, lists and archive cache (the host's sources and lists stay untouched).  apt's
+    download sandbox user stays root: _apt cannot write into a root-only cache directory."""
+    d = root / f"apt-{suite}"
+    for sub in ("lists/partial", "cache/archives/partial"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    sources = d / "sources.list"
+    line = f"deb [signed-by={DEBIAN_KEYRING}] http://deb.debian.org/debian {suite} main\n"
+    if not sources.is_file() or sources.read_text() != line:
+        sources.write_text(line)
+    return ["-o", f"Dir::Etc::sourcelist={sources}", "-o", "Dir::Etc::sourceparts=-",
+            "-o", f"Dir::State::Lists={d / 'lists'}", "-o", f"Dir::Cache={d / 'cache'}",
+            "-o", "APT::Sandbox::User=root"]
+
+
+def _suite_update(opts: list[str], suite: str):
+    proc = _run(["apt-get", *opts, "update", "-q"])
+    if proc.returncode != 0 or "Err:" in proc.stdout:
+        raise GuestError(f"cannot fetch Debian's {suite} package lists (apt-get update with a "
+                         f"private apt state: {(proc.stderr or proc.stdout).strip()[-300:]}); "
+                         "the newer-kernel guest needs http://deb.debian.org reachable once "
+                         "(later runs use the cached kernel)")
+
+
+def suite_versions(arch: GuestArch, root: Path) -> list[str]:
+    """Kernel versions named by *arch.kernel_suite*'s ``linux-image-amd64`` (private apt state;
+    its lists are refreshed when they name none, e.g. on the first run)."""
+    if not shutil.which("apt-cache") or not shutil.which("apt-get"):
+        return []
+    opts = private_apt(arch.kernel_suite, root)
+    versions = parse_depends(_run(["apt-cache", *opts, "depends", arch.metapackage]).stdout, arch)
+    if not versions:
+        _suite_update(opts, arch.kernel_suite)
+        versions = parse_depends(_run(["apt-cache", *opts, "depends", arch.metapackage]).stdout,
+                                 arch)
+    return versions
 
 
 def apt_versions(arch: GuestArch = X86_64) -> list[str]:
@@ -172,28 +233,39 @@ def ensure_foreign_arch(arch: GuestArch):
         raise GuestError(f"dpkg --add-architecture {arch.deb_arch} failed: {proc.stderr.strip()}")
 
 
-def _apt_get(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _apt_get(argv: list[str], cwd: Path | None = None,
+             opts: list[str] | None = None) -> subprocess.CompletedProcess:
+    """apt-get *argv*, once more after ``apt-get update`` if it fails (as root, or always with
+    a private apt state *opts*, which needs no root)."""
+    opts = opts or []
+    argv = argv[:1] + opts + argv[1:]
     proc = _run(argv, cwd=cwd)
-    if proc.returncode != 0 and os.geteuid() == 0:
-        _run(["apt-get", "update", "-q"])
+    if proc.returncode != 0 and (opts or os.geteuid() == 0):
+        _run(["apt-get", *opts, "update", "-q"])
         proc = _run(argv, cwd=cwd)
     return proc
 
 
-def fetch_kernel(version: str, root: Path, log=print) -> Kernel:
-    """apt-get download + dpkg -x into ``root/<version>/tree`` (atomic; call under cache_lock)."""
+def fetch_kernel(version: str, root: Path, log=print, arch: GuestArch = X86_64) -> Kernel:
+    """apt-get download + dpkg -x into ``root/<version>/tree`` (atomic; call under cache_lock).
+    A kernel from another suite (x86_64-new) is downloaded through the private apt state."""
     dest = root / version
     tree = dest / "tree"
-    kernel = Kernel(version, tree)
+    kernel = Kernel(version, tree, arch)
     if kernel.vmlinuz.is_file():
         return kernel
     if not shutil.which("apt-get") or not shutil.which("dpkg"):
         raise GuestError("apt-get/dpkg not found: cannot fetch Debian's kernel package")
     dest.mkdir(parents=True, exist_ok=True)
+    opts = private_apt(arch.kernel_suite, root) if arch.kernel_suite else None
+    if arch.kernel_suite:
+        (dest / SUITE_FILE).write_text(arch.kernel_suite + "\n")
     work = Path(tempfile.mkdtemp(prefix="fetch-", dir=dest))
     try:
-        log(f"guest: downloading linux-image-{version} (apt-get download)")
-        proc = _apt_get(["apt-get", "download", "-q", f"linux-image-{version}"], cwd=work)
+        where = f" from {arch.kernel_suite}" if arch.kernel_suite else ""
+        log(f"guest: downloading linux-image-{version}{where} (apt-get download)")
+        proc = _apt_get(["apt-get", "download", "-q", f"linux-image-{version}"], cwd=work,
+                        opts=opts)
         debs = list(work.glob("linux-image-*.deb"))
         if proc.returncode != 0 or not debs:
             raise GuestError(f"apt-get download linux-image-{version} failed: "
@@ -249,13 +321,28 @@ def prepare_kernel(log=print, arch: GuestArch = X86_64) -> Kernel:
         return prepare_root(log=log)
     root = cache_root()
     with cache_lock(root):
-        version = choose_version(apt_versions(), cached_versions(root),
-                                 os.environ.get("GDB_TOOLKIT_GUEST_KERNEL"))
+        override = os.environ.get(arch.kernel_env)
+        if arch.kernel_suite:
+            cached = cached_versions(root, arch.kernel_suite)
+            try:
+                listed = [] if override else suite_versions(arch, root)
+            except GuestError:
+                if not cached:
+                    raise
+                listed = []             # offline: the newest cached one from that suite
+            version = choose_version(listed, cached, override)
+            where = f"{arch.kernel_suite}'s"
+        else:
+            version = choose_version(apt_versions(), cached_versions(root), override)
+            where = "the host's apt sources'"
         if not version:
-            raise GuestError(f"cannot tell which kernel to boot: `apt-cache depends {METAPACKAGE}` "
-                             "names none and nothing is cached in " + str(root))
-        kernel = fetch_kernel(version, root, log=log)
+            raise GuestError(f"cannot tell which kernel to boot: {where} `apt-cache depends "
+                             f"{METAPACKAGE}` names none and nothing is cached in {root}; "
+                             f"set {arch.kernel_env} to a version")
+        kernel = fetch_kernel(version, root, log=log, arch=arch)
         ensure_depmod(kernel)
+        if arch.kernel_suite:
+            return kernel       # no host headers for it: bcc/ktrace are not in its test set
         problem = ensure_headers(version, log=log)
         if problem:
             log("guest: warning: " + problem)

@@ -10,7 +10,7 @@ FAILS with the reason.
 
 Inside the guest (GDB_TOOLKIT_IN_GUEST=1) nothing is replaced: the tests run for real.
 GDB_TOOLKIT_SKIP_GUEST=1 skips them on the host (developers' quick runs only);
-GDB_TOOLKIT_SKIP_GUEST=arm64 (or x86_64) skips one architecture's.
+GDB_TOOLKIT_SKIP_GUEST=arm64 (or x86_64, x86_64-new) skips one guest's.
 """
 import hashlib
 import os
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .arch import ARM64, X86_64, GuestArch
+from .arch import ARM64, X86_64, X86_64_NEW, GuestArch
 from .results import (Outcome, collect_errors, console_excerpt, kernel_trouble, outcomes,
                       parse_lines, result_key)
 
@@ -52,11 +52,14 @@ def guest_pytest_argv(test_ids: list[str], marker: str = X86_64.marker) -> list[
             "--rootdir", str(REPO), *test_ids]
 
 
-GUEST_ARCHES = (X86_64, ARM64)
+GUEST_ARCHES = (X86_64, ARM64, X86_64_NEW)
 
 
 def item_arch(item) -> GuestArch | None:
-    """Which guest runs this test: ``guest`` -> x86_64, ``guest_arm64`` -> arm64, else None."""
+    """Which guest runs this test: ``guest`` -> x86_64, ``guest_arm64`` -> arm64,
+    ``guest_newkernel`` -> x86_64 on Debian's newer kernel, else None."""
+    if item.get_closest_marker(X86_64_NEW.marker):
+        return X86_64_NEW
     if item.get_closest_marker(ARM64.marker):
         return ARM64
     if item.get_closest_marker(X86_64.marker):

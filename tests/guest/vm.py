@@ -287,8 +287,7 @@ def run_in_guest(argv: list[str], timeout: float = 600, env: dict | None = None,
     if kernel.guest_root is not None and repo is not None:
         from .rootfs import mountpoint_for
         with_lock_mountpoint(kernel.guest_root, Path(repo), mountpoint_for)
-    memory = memory or os.environ.get("GDB_TOOLKIT_GUEST_MEM" if arch is X86_64
-                                      else "GDB_TOOLKIT_GUEST_ARM64_MEM", arch.default_memory)
+    memory = memory or os.environ.get(arch.mem_env, arch.default_memory)
     plan = plan_accels(requested, os.access("/dev/kvm", os.R_OK | os.W_OK),
                        read_kvm_verdict() if requested == "auto" else None,
                        kvm_possible=arch.kvm_possible)

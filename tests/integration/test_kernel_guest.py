@@ -1,4 +1,6 @@
-"""kprobe inspection on a real kernel (Debian's 6.1 in the QEMU guest, see docs/guest.md).
+"""kprobe inspection on a real kernel (Debian's 6.1 in the QEMU guest, see docs/guest.md; and
+Debian's 6.12 from bookworm-backports, test_newkernel_kernel_guest.py: IBT moves a probe on a
+function with an ENDBR64 to +4, see tracefs.probe_site).
 
 Probes are registered through tracefs; every assertion is checked against the kernel's
 own records (kprobes/list flags, kallsyms, gdb reading /proc/kcore as a core file,
@@ -15,7 +17,8 @@ import pytest
 
 from tests.support.gdbrun import GDB, assert_no_traceback, run_gdb
 from tests.support.gdbrun import addr as gaddr
-from tests.support.tracefs import append as _append, kallsyms
+from tests.support.tracefs import (ENDBRS, after_site, append as _append, kallsyms, kcore_bytes,
+                                   probe_site)
 
 pytestmark = pytest.mark.guest
 
@@ -28,18 +31,6 @@ NOP5 = bytes.fromhex("0f1f440000")
 
 def listed(addr: int) -> list[str]:
     return [l for l in KLIST.read_text().splitlines() if int(l.split()[0], 16) == addr]
-
-
-def kcore_bytes(addr: int, n: int) -> bytes:
-    """The oracle for live/after bytes: /proc/kcore read here through pyelftools' program
-    headers (not the toolkit's own kcore reader, which is under test)."""
-    from elftools.elf.elffile import ELFFile
-    with open("/proc/kcore", "rb") as f:
-        for seg in ELFFile(f).iter_segments():
-            h = seg.header
-            if h.p_type == "PT_LOAD" and h.p_vaddr <= addr and addr + n <= h.p_vaddr + h.p_memsz:
-                return os.pread(f.fileno(), n, h.p_offset + addr - h.p_vaddr)
-    raise AssertionError(f"0x{addr:x} is in no PT_LOAD of /proc/kcore")
 
 
 class Probes:
@@ -103,7 +94,7 @@ def wait_for(pred, timeout=30.0, step=0.2):
 
 
 def test_entry_probe_is_an_ftrace_call_and_original_is_the_nop(probes):
-    addr = kallsyms("do_sys_openat2")
+    addr = probe_site("do_sys_openat2")
     assert kcore_bytes(addr, 5) == NOP5 or not listed(addr), "someone else traces it"
     probes.add("p do_sys_openat2", "entry")
     kernel = listed(addr)
@@ -119,9 +110,11 @@ def test_entry_probe_is_an_ftrace_call_and_original_is_the_nop(probes):
 
 
 def _offset_of_second_insn(addr: int) -> int:
+    """The offset of the instruction after the ftrace site of the function at *addr* (past an
+    ENDBR64 on IBT kernels)."""
     from gdb_toolkit.common.disasm import disassemble
-    code = kcore_bytes(addr, 32)
-    insns = disassemble(code, addr, "x86_64", count=3)
+    site = addr + 4 if kcore_bytes(addr, 4) in ENDBRS else addr
+    insns = disassemble(kcore_bytes(site, 32), site, "x86_64", count=3)
     return insns[1].address - addr          # after the ftrace site
 
 
@@ -160,8 +153,8 @@ def test_offset_probe_int3_then_optimized_then_forced_back(probes):
 
 
 def test_kretprobe_and_disabled_probe(probes):
-    ret_addr = kallsyms("do_faccessat")
-    dis_addr = kallsyms("vfs_fsync_range")
+    ret_addr = probe_site("do_faccessat")
+    dis_addr = probe_site("vfs_fsync_range")
     probes.add("r do_faccessat", "ret")
     probes.add("p vfs_fsync_range", "dis", enable=False)
     rows = {r.address: r for r in report().probes}
@@ -191,7 +184,7 @@ def test_every_probe_agrees_with_the_kernels_flags(probes):
     for r in rep.probes:
         assert r.flags == kernel[(f"{r.address:016x}", "r" if r.kind == "kretprobe" else "k")]
         assert r.consistent, r
-    agg = [r for r in rep.probes if r.address == kallsyms("do_sys_openat2")]
+    agg = [r for r in rep.probes if r.address == probe_site("do_sys_openat2")]
     assert {r.kind for r in agg} == {"kprobe", "kretprobe"} and agg[0].aggregate_address
 
 
@@ -303,8 +296,9 @@ def test_kprobe_convenience_function_with_gdbs_own_types(probes, tmp_path):
     src.write_text(HEADER + "struct kprobe kp_type_anchor;\n")
     obj = tmp_path / "kprobe_types.o"
     subprocess.run(["gcc", "-g", "-c", str(src), "-o", str(obj)], check=True)
-    probes.add("p vfs_write+0x5", "conv")
-    addr = kallsyms("vfs_write") + 5
+    off = after_site("vfs_write")
+    probes.add(f"p vfs_write+{off:#x}", "conv")
+    addr = kallsyms("vfs_write") + off
     (row,) = rows_at(addr)
     want = row.aggregate_address or row.struct_address
     res = run_gdb([f"file {obj}", "core-file /proc/kcore", f"print $kprobe(0x{addr:x})",

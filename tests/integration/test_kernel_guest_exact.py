@@ -1,4 +1,5 @@
-"""Issue 17: exact attribution on a real kernel (Debian's 6.1 in the QEMU guest).
+"""Issue 17: exact attribution on a real kernel (Debian's 6.1 in the QEMU guest; 6.12 from
+bookworm-backports in test_newkernel_exact_guest.py).
 
 Several probes at one address (two tracefs events and a bpftrace/perf probe), probes on an
 unloaded module, `kx $ksym("...")+N`, and SLS int3 padding.  Oracles: the kernel's own
@@ -20,6 +21,7 @@ from tests.integration.test_kernel_guest import (KLIST, TRACING, Probes, _append
                                                  kcore_bytes, listed, wait_for)
 from tests.support.gdbrun import addr as gaddr
 from tests.support.gdbrun import assert_no_traceback, run_gdb
+from tests.support.tracefs import ENDBRS, probe_site
 
 pytestmark = pytest.mark.guest
 
@@ -90,7 +92,7 @@ class Bpftrace:
 def test_several_probes_at_one_address_are_attributed_to_their_own_events(probes):
     """Two tracefs events and a bpftrace probe on one function: three rows, each with its own
     event, hit count and BPF program (issue 17 item 1)."""
-    addr = kallsyms(QUIET)
+    addr = probe_site(QUIET)
     old_stats = BPF_STATS.read_text().strip()
     BPF_STATS.write_text("1")
     bt = None
@@ -130,7 +132,7 @@ def test_several_probes_at_one_address_are_attributed_to_their_own_events(probes
 
 
 def test_kprobe_show_attaches_bpf_to_the_perf_probe_only(probes):
-    addr = kallsyms(QUIET)
+    addr = probe_site(QUIET)
     probes.add(f"p {QUIET}", "show1")
     bt = Bpftrace(QUIET)
     try:
@@ -157,7 +159,8 @@ def test_probe_on_an_unloaded_module_is_located_honestly(probes):
     stays 'modules' in kcore with a module that has per-cpu symbols (ext4) loaded."""
     subprocess.run(["modprobe", "ext4"], check=True, capture_output=True)
     probes.add("p ext4:ext4_file_open", "gone")
-    addr = next(a for a, _ in _kallsyms_text_matching(r"ext4_file_open\t\[ext4\]"))
+    sym = next(a for a, _ in _kallsyms_text_matching(r"ext4_file_open\t\[ext4\]"))
+    addr = sym + 4 if kcore_bytes(sym, 4) in ENDBRS else sym    # IBT: past the ENDBR64
     modules = Path("/proc/modules").read_text()
     ext4_base = int(re.search(r"^ext4 \d+ .* (0x[0-9a-f]+)$", modules, re.M).group(1), 16)
     kc = _gdb_json("kcore --json")
@@ -191,7 +194,9 @@ def _gdb_json(cmd: str) -> dict:
 
 
 def test_kx_and_kdis_take_ksym_with_quotes():
-    """`kx $ksym("vfs_write")+5 8` (issue 17 item 4): the quotes reach gdb's evaluator."""
+    """`kx $ksym("vfs_write")+5 8` (issue 17 item 4): the quotes reach gdb's evaluator.  (+5 is
+    the instruction after the ftrace call on 6.1, mid-call past 6.12's ENDBR64: kx/kdis take any
+    address.)"""
     addr = kallsyms("vfs_write") + 5
     want = kcore_bytes(addr, 8)
     res = run_gdb(["echo @@GTK-JSON-BEGIN@@\\n", 'kx $ksym("vfs_write")+5 8 --json',
@@ -207,15 +212,13 @@ def test_kx_and_kdis_take_ksym_with_quotes():
 
 
 def _vmlinux_from_vmlinuz(tmp_path) -> Path:
-    """The kernel as built: the ELF inside the package's vmlinuz (xz-compressed payload)."""
-    import lzma
-
+    """The kernel as built: the ELF inside the package's vmlinuz (6.1: xz, 6.12: zstd)."""
     from tests.guest.kernel import cache_root
+    from tests.support.vmlinux_image import vmlinux_from_vmlinuz
     rel = os.uname().release
     cands = [cache_root() / rel / "tree" / "boot" / f"vmlinuz-{rel}", Path(f"/boot/vmlinuz-{rel}")]
-    data = next(p for p in cands if p.is_file()).read_bytes()
     out = tmp_path / "vmlinux"
-    out.write_bytes(lzma.LZMADecompressor().decompress(data[data.find(b"\xfd7zXZ\x00"):]))
+    out.write_bytes(vmlinux_from_vmlinuz(next(p for p in cands if p.is_file()).read_bytes()))
     return out
 
 

@@ -16,11 +16,23 @@ pytestmark = pytest.mark.guest
 
 RLIMIT = 12345 * 4096
 COMM = "gtk_ktask_tgt"
-FIELDS = "comm tgid signal->rlim[3].rlim_cur mm->get_unmapped_area real_parent->pid"
+FIELDS = "comm tgid signal->rlim[3].rlim_cur {pointer} real_parent->pid"
+
+
+def _pointer_field() -> str:
+    """A pointer the dump's kallsyms names: mm->get_unmapped_area (a function) up to 6.9; 6.10
+    removed it from struct mm_struct, so on Debian's 6.12 sched_class (&fair_sched_class, a
+    data symbol).  Oracle: the kernel's BTF as bpftool dumps it."""
+    import re
+    raw = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format",
+                          "raw"], capture_output=True, text=True, check=True).stdout
+    mm = re.search(r"STRUCT 'mm_struct' size=\d+ vlen=\d+\n((?:\t.*\n)+)", raw).group(1)
+    return "mm->get_unmapped_area" if "'get_unmapped_area' type_id=" in mm else "sched_class"
 
 
 def _commands(pid: int) -> list[str]:
-    return [*json_wrapped(f"ktask {pid} {FIELDS} --json"),
+    fields = FIELDS.format(pointer=_pointer_field())
+    return [*json_wrapped(f"ktask {pid} {fields} --json"),
             *json_wrapped("ktask $ktask comm --json"),
             *json_wrapped("ktypes --json"),
             "print sizeof(struct task_struct)",
@@ -71,7 +83,7 @@ def _compare(subject, docs, sizes, kind: str):
         assert (fields[path]["value"], fields[path]["integer"]) == (f["value"], f["integer"]), \
             (kind, path, fields[path], f)
         assert fields[path]["target_location"] == f["target_location"], (kind, path)
-    assert fields["mm->get_unmapped_area"]["target_location"]["symbol"]   # named from the dump's kallsyms
+    assert fields[_pointer_field()]["target_location"]["symbol"]   # named from the dump's kallsyms
     assert not by_pid["verified"] and by_pid["proc_comm"] is None        # no /proc of that kernel
     assert by_addr["task_address"] == live["task_address"] and by_addr["comm"] == COMM
     # ktypes from the BTF the dump/target holds: the same layout as the running kernel's

@@ -18,7 +18,9 @@ def _module_index(release: str) -> dict[str, Path]:
     bases.append(Path("/lib/modules") / release)     # the arm64 guest's own root has them
     for base in bases:
         if (base / "kernel").is_dir():
-            return {p.name.split(".ko")[0].replace("-", "_"): p for p in base.rglob("*.ko")}
+            # 6.1: plain .ko; Debian's 6.12: .ko.xz (kmod's insmod/modinfo read either)
+            return {p.name.split(".ko")[0].replace("-", "_"): p for p in base.rglob("*.ko*")
+                    if p.name.endswith((".ko", ".ko.xz", ".ko.zst", ".ko.gz"))}
     return {}
 
 

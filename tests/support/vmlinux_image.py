@@ -28,3 +28,29 @@ class ElfImageMemory(KernelMemory):
             if a <= addr and addr + size <= a + n:
                 return self.data[off + addr - a:off + addr - a + size]
         raise ToolkitError(f"0x{addr:x} is in no section of the image", None)
+
+
+def cached_debian_vmlinuz() -> list:
+    """The Debian amd64 vmlinuz files in the guest cache: 6.1 (x86_64 guest) and bookworm-
+    backports' 6.12 (x86_64-new), oldest first; [] when none is cached."""
+    from pathlib import Path
+
+    from tests.guest.kernel import cache_root, version_key
+    boots = Path(cache_root()).glob("*/tree/boot/vmlinuz-*-amd64")
+    return sorted(boots, key=lambda p: version_key(p.name[len("vmlinuz-"):]))
+
+
+def vmlinux_from_vmlinuz(data: bytes) -> bytes:
+    """The ELF inside a vmlinuz: 6.1's payload is xz (lzma), 6.12's zstd (the zstd tool; the
+    size word after the frame makes it warn, the ELF is whole)."""
+    import lzma
+    import subprocess
+    xz, zst = data.find(b"\xfd7zXZ\x00"), data.find(b"\x28\xb5\x2f\xfd")
+    if xz >= 0 and (zst < 0 or xz < zst):
+        elf = lzma.LZMADecompressor().decompress(data[xz:])
+    elif zst >= 0:
+        elf = subprocess.run(["zstd", "-dcq"], input=data[zst:], capture_output=True).stdout
+    else:
+        raise AssertionError("vmlinuz: neither an xz nor a zstd payload")
+    assert elf[:4] == b"\x7fELF", "no ELF in the vmlinuz payload"
+    return elf

@@ -392,8 +392,90 @@ def test_parse_depends_arm64():
 def test_skipped_arches():
     from tests.guest.pytest_bridge import skipped_arches
     assert skipped_arches(None) == set() and skipped_arches("0") == set()
-    assert skipped_arches("1") == {"x86_64", "arm64"}
+    assert skipped_arches("1") == {"x86_64", "arm64", "x86_64-new"}
     assert skipped_arches("arm64") == {"arm64"} and skipped_arches("amd64,aarch64") == {"x86_64", "arm64"}
+    assert skipped_arches("x86_64-new") == {"x86_64-new"} and skipped_arches("new") == {"x86_64-new"}
+
+
+# ---------------------------------------------------------------- the newer kernel (x86_64-new)
+
+def test_backports_kernel_versions_parse_and_sort():
+    """bookworm-backports names its kernels like Debian 13 (6.12.95+deb12-amd64), not with the
+    6.1.0-N ABI number: apt-cache's text as it reads there, and a numeric order across both."""
+    text = "linux-image-amd64\n  Depends: linux-image-6.12.95+deb12-amd64\n"
+    assert parse_depends(text) == ["6.12.95+deb12-amd64"]
+    order = ["garbage", "6.1.0-9-amd64", "6.1.0-57-amd64", "6.12.9+deb12-amd64",
+             "6.12.95+deb12-amd64", "6.12.95+deb13-amd64", "6.13.1+deb12-amd64"]
+    assert sorted(reversed(order), key=version_key) == order
+
+
+def test_cached_versions_keep_each_suite_apart(tmp_path):
+    """An offline run falls back to the newest cached kernel of ITS suite: the 6.1 guest never
+    boots the backports kernel because it is newer, nor the reverse."""
+    from tests.guest.kernel import SUITE_FILE, cached_versions
+    for version, suite in (("6.1.0-57-amd64", None), ("6.12.95+deb12-amd64", "bookworm-backports"),
+                           ("6.1.0-58-amd64", None)):
+        boot = tmp_path / version / "tree" / "boot"
+        boot.mkdir(parents=True)
+        (boot / f"vmlinuz-{version}").write_bytes(b"x")
+        if suite:
+            (tmp_path / version / SUITE_FILE).write_text(suite + "\n")
+    (tmp_path / "6.2.0-1-amd64").mkdir()            # no tree: not a cached kernel
+    assert cached_versions(tmp_path) == ["6.1.0-57-amd64", "6.1.0-58-amd64"]
+    assert cached_versions(tmp_path, "bookworm-backports") == ["6.12.95+deb12-amd64"]
+
+
+def test_private_apt_state_leaves_the_hosts_sources_alone(tmp_path):
+    from tests.guest.kernel import private_apt
+    opts = private_apt("bookworm-backports", tmp_path)
+    d = tmp_path / "apt-bookworm-backports"
+    assert (d / "sources.list").read_text() == (
+        "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+        "http://deb.debian.org/debian bookworm-backports main\n")
+    pairs = dict(o.split("=", 1) for o in opts if o != "-o")
+    assert pairs == {"Dir::Etc::sourcelist": str(d / "sources.list"), "Dir::Etc::sourceparts": "-",
+                     "Dir::State::Lists": str(d / "lists"), "Dir::Cache": str(d / "cache"),
+                     "APT::Sandbox::User": "root"}
+    assert (d / "lists" / "partial").is_dir() and (d / "cache" / "archives" / "partial").is_dir()
+
+
+def test_newer_kernel_that_cannot_be_fetched_is_a_guest_error_with_cause_and_fix(tmp_path,
+                                                                                 monkeypatch):
+    """No network, nothing cached: preparation fails (so every guest_newkernel test fails with
+    the reason) and says what was tried and what is needed."""
+    from tests.guest import kernel as k
+    from tests.guest.arch import X86_64_NEW
+
+    def offline(argv, timeout=None, **kw):
+        if "update" in argv:
+            return subprocess.CompletedProcess(argv, 100, "Err:1 http://deb.debian.org/debian "
+                                               "bookworm-backports InRelease\n",
+                                               "W: Failed to fetch ... Temporary failure resolving")
+        return subprocess.CompletedProcess(argv, 0, "", "")
+    monkeypatch.setenv("GDB_TOOLKIT_GUEST_CACHE", str(tmp_path))
+    monkeypatch.delenv("GDB_TOOLKIT_GUEST_NEW_KERNEL", raising=False)
+    monkeypatch.setattr(k, "_run", offline)
+    with pytest.raises(GuestError) as exc:
+        k.prepare_kernel(log=lambda m: None, arch=X86_64_NEW)
+    text = str(exc.value)
+    assert "bookworm-backports" in text and "deb.debian.org" in text and "Temporary failure" in text
+
+
+def test_suite_versions_on_this_hosts_private_backports_lists():
+    """What the private apt state names, against apt-cache's own text (skips when this machine
+    never fetched the lists: the guest run does that)."""
+    from tests.guest.arch import X86_64_NEW
+    from tests.guest.kernel import cache_root, private_apt
+    lists = cache_root() / "apt-bookworm-backports" / "lists"
+    if not any(lists.glob("*backports*Packages*")):
+        pytest.skip(f"no bookworm-backports lists in {lists} (fetched by the x86_64-new guest)")
+    opts = private_apt("bookworm-backports", cache_root())
+    proc = subprocess.run(["apt-cache", *opts, "depends", "linux-image-amd64"],
+                          capture_output=True, text=True, check=True)
+    oracle = [l.split("linux-image-", 1)[1].strip() for l in proc.stdout.splitlines()
+              if "Depends: linux-image-" in l]
+    assert oracle and parse_depends(proc.stdout, X86_64_NEW) == oracle
+    assert all(version_key(v)[:2] >= (6, 4) for v in oracle), oracle
 
 
 def _deb(tmp_path, name, files: dict, postinst: str | None = None, links: dict = None):

@@ -49,18 +49,25 @@ def test_no_tables_is_one_clear_error():
         KM.find_tables(mem, BASE, 256 * 64, "x86_64")
 
 
-def test_real_debian_kernel_image():
-    """The tables inside Debian's vmlinuz (the guest kernel's package), found by structure:
-    _text at .text's address, linux_banner at the "Linux version" string, every symbol."""
-    import lzma
-    from pathlib import Path
+def _images():
+    from tests.support.vmlinux_image import cached_debian_vmlinuz
+    return [pytest.param(p, id=p.name[len("vmlinuz-"):]) for p in cached_debian_vmlinuz()] or \
+        [pytest.param(None, id="none")]
 
-    from tests.guest.kernel import cache_root
-    boots = sorted(Path(cache_root()).glob("*/tree/boot/vmlinuz-*-amd64"))
-    if not boots:
+
+def _image_elf(vmlinuz) -> bytes:
+    if vmlinuz is None:
         pytest.skip("no cached Debian amd64 kernel (python3 -m tests.guest prepare fetches it)")
-    data = boots[-1].read_bytes()
-    elf = lzma.LZMADecompressor().decompress(data[data.find(b"\xfd7zXZ\x00"):])
+    from tests.support.vmlinux_image import vmlinux_from_vmlinuz
+    return vmlinux_from_vmlinuz(vmlinuz.read_bytes())
+
+
+@pytest.mark.parametrize("vmlinuz", _images())
+def test_real_debian_kernel_image(vmlinuz):
+    """The tables inside Debian's vmlinuz (the guest kernels' packages: 6.1, and 6.12 from
+    bookworm-backports), found by structure: _text at .text's address, linux_banner at the
+    "Linux version" string, every symbol."""
+    elf = _image_elf(vmlinuz)
     from tests.support.vmlinux_image import ElfImageMemory
     mem = ElfImageMemory(elf)
     text, rodata = mem.section(".text"), mem.section(".rodata")
@@ -74,22 +81,15 @@ def test_real_debian_kernel_image():
     assert body == sorted(body)
 
 
-def test_data_symbols_from_the_code_of_the_real_kernel_image():
+@pytest.mark.parametrize("vmlinuz", _images())
+def test_data_symbols_from_the_code_of_the_real_kernel_image(vmlinuz):
     """Without KALLSYMS_ALL (Debian arm64) a data symbol is read from the code using it: here on
     Debian's amd64 image (which has KALLSYMS_ALL, so kallsyms is the oracle), get_kprobe's data
     reference is kprobe_table and normalize_rt_tasks' include init_task."""
-    import lzma
-    from pathlib import Path
-
     from gdb_toolkit.kernel.btf import Btf
     from gdb_toolkit.kernel.code_refs import candidates, data_refs
     from gdb_toolkit.kernel.kallsyms import Kallsyms
-    from tests.guest.kernel import cache_root
-    boots = sorted(Path(cache_root()).glob("*/tree/boot/vmlinuz-*-amd64"))
-    if not boots:
-        pytest.skip("no cached Debian amd64 kernel (python3 -m tests.guest prepare fetches it)")
-    data = boots[-1].read_bytes()
-    elf = lzma.LZMADecompressor().decompress(data[data.find(b"\xfd7zXZ\x00"):])
+    elf = _image_elf(vmlinuz)
     from tests.support.vmlinux_image import ElfImageMemory
     mem = ElfImageMemory(elf)
     rodata = mem.section(".rodata")

@@ -128,6 +128,11 @@ def test_classify_arm64():
     assert S.classify(struct.pack("<II", 0xD503201F, 0xD503201F), a, "aarch64").kind == S.FTRACE_NOP
     assert S.classify(struct.pack("<I", 0xA9B97BFD), a, "aarch64").kind == S.PLAIN   # stp x29,x30
     assert S.fentry_offset(bytes.fromhex("f30f1efa0f1f440000")) == 4
+    # a sealed ENDBR64 (apply_seal_endbr) is still one, as is_endbr() says: 6.12's osp nopl (%rax)
+    # (vfs_write's first bytes in Debian's 6.12 guest), later kernels' nopl -0x2a(%rax)
+    assert S.fentry_offset(bytes.fromhex("660f1f000f1f440000")) == 4
+    assert S.fentry_offset(bytes.fromhex("0f1f40d60f1f440000")) == 4
+    assert S.fentry_offset(bytes.fromhex("0f1f4000" "0f1f440000")) == 0      # another nopl
     assert S.fentry_offset(struct.pack("<I", 0xD503245F), "aarch64") == 4
 
 

@@ -244,6 +244,14 @@ def test_a_module_whose_tables_end_at_its_guard_page_hides_nothing(types):
     assert [t for _a, t, n, _m in walk.symbols if n in ("loop_fn_0", "loop_fn_1", "loop_fn_2")] == \
         ["t", "T", "T"]
     assert walk.extents["loop"] == (a["base"], a["end"])
+    if kind == "64":
+        # 6.4+: /proc/modules' size is module_total_size(), every mem[] region's size (text,
+        # data, rodata, ro_after_init, the init ones 0 once loaded), the base mem[MOD_TEXT]'s
+        sizes = {1: 0x3000, 2: 0x1000, 3: 0x1000, 4: 0}
+        for idx, n in sizes.items():              # struct module_memory: 16 bytes
+            k.mem.put(a["mod"] + off["size"] + 16 * idx, struct.pack("<I", n))
+        walk = KM.module_symbols(k.mem.memory(), MODULES, btf)
+        assert walk.extents["loop"] == (a["base"], a["end"] + sum(sizes.values()))
     # the tables really end where the guard page begins: a read of 512 bytes past the last name fails
     with pytest.raises(ToolkitError):
         k.mem.read(a["end"] - 3, 512)
