@@ -136,7 +136,7 @@ def core_file_path() -> str | None:
 
 def auxv() -> dict[str, int]:
     """The inferior's auxiliary vector ({"AT_PHDR": ..., "AT_PAGESZ": ...}); {} when gdb has none."""
-    from gdb_toolkit.common.auxv import parse_auxv
+    from gdb_toolkit.common.procfs import parse_auxv
 
     try:
         from gdb_toolkit.gdbsupport.safe_gdb import execute_to_string

@@ -192,7 +192,7 @@ def _local_auxv(wordsize: int) -> dict[str, int] | None:
     """A live local process's auxiliary vector from /proc/PID/auxv -- the file gdb's native
     target reads for 'info auxv', without gdb formatting it and us parsing the text (~0.3 ms).
     None for a core or a remote target (their auxv is gdb's to fetch) or when unreadable."""
-    from gdb_toolkit.common.auxv import parse_auxv_bytes
+    from gdb_toolkit.common.procfs import parse_auxv_bytes
 
     inf = gdb.selected_inferior()
     conn = getattr(inf, "connection", None)

@@ -11,9 +11,8 @@ malformed raises ``CoreFormatError`` (one line) -- nothing else.
 """
 import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 
-from gdb_toolkit.common.auxv import auxv_entries
 from gdb_toolkit.common.errors import ToolkitError
-from gdb_toolkit.common.procfs import Mapping
+from gdb_toolkit.common.procfs import Mapping, auxv_entries
 from gdb_toolkit.common.record import field, record
 
 ET_CORE = 4

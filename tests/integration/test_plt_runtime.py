@@ -243,7 +243,7 @@ def test_completion_offers_imported_functions_only():
 # -- the auxiliary vector: /proc/PID/auxv for a live local process, gdb's for a core ---------
 _AUXV_PROBE = r"""python
 import json
-from gdb_toolkit.common.auxv import parse_auxv
+from gdb_toolkit.common.procfs import parse_auxv
 from gdb_toolkit.plt import gdb_live
 gdb_said = parse_auxv(gdb.execute("info auxv", to_string=True))
 print("@@AUXV " + json.dumps([gdb_said, gdb_live._local_auxv(WORD), gdb_live._auxv(WORD)]))"""

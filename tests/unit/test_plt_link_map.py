@@ -4,7 +4,7 @@ import struct
 
 import pytest
 
-from gdb_toolkit.common.auxv import parse_auxv, parse_auxv_bytes
+from gdb_toolkit.common.procfs import parse_auxv, parse_auxv_bytes
 from gdb_toolkit.plt import link_map
 
 AUXV = """33   AT_SYSINFO_EHDR      System-supplied DSO's ELF header 0x7ffff7fc1000
@@ -119,7 +119,7 @@ def test_auxv_entries_first_wins_like_getauxval_and_match_this_process(tmp_path)
     import os
     import resource
 
-    from gdb_toolkit.common.auxv import auxv_entries
+    from gdb_toolkit.common.procfs import auxv_entries
 
     with open("/proc/self/auxv", "rb") as f:
         raw = f.read()

@@ -1,5 +1,5 @@
-"""gdb's ``info auxv`` text (common.auxv.parse_auxv)."""
-from gdb_toolkit.common.auxv import parse_auxv
+"""gdb's ``info auxv`` text (common.procfs.parse_auxv)."""
+from gdb_toolkit.common.procfs import parse_auxv
 from gdb_toolkit.common.names import decode_name
 
 MAX_LEN = 4096
