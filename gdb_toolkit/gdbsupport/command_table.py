@@ -3,7 +3,7 @@ by scripts/command_table.py (gdbsupport/registry.py explains it).  Do not edit:
 regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
-SOURCES = (('gdbsupport/registry.py', 3463590400),
+SOURCES = (('gdbsupport/registry.py', 92550518),
  ('gdbsupport/command.py', 3007602360),
  ('gdbsupport/toolkit_command.py', 1155319679),
  ('common/meta.py', 2433930963),

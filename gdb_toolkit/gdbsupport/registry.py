@@ -343,13 +343,16 @@ def register_class(cls):
 
 
 def _is_plain_name(name: str) -> bool:
-    # every character alphanumeric or '-' (one C-level test: ~50 names checked at load)
-    return bool(name) and name[0].isalpha() and name.replace("-", "").isalnum()
+    """An ASCII command name of letters, digits, '-', '_' and '.' (what gdb allows in one):
+    no space, quote or ';' that could start another command.  One C-level test each."""
+    return (bool(name) and name.isascii() and (name[0].isalpha() or name[0] == "_")
+            and name.replace("-", "").replace("_", "").replace(".", "").isalnum())
 
 
 def _alias(short: str, target: str) -> bool:
     """``alias SHORT = TARGET``; False when gdb refuses (the name exists already)."""
-    # both names are the toolkit's own identifiers (checked), never user text
+    # the toolkit's own identifiers, or a command name gdb itself listed (_keep_abbreviations),
+    # checked to be plain words: never user text that could hold a second command
     if not (_is_plain_name(short) and all(_is_plain_name(w) for w in target.split())):
         raise ValueError(f"not a plain command name: {short!r} / {target!r}")
     try:
@@ -380,7 +383,9 @@ def _keep_abbreviations(before: dict[str, list[str]], added: list[str]) -> None:
         # what gdb had before the toolkit: not our own names (the prefix is registered already)
         had = {c for c in before.get(prefix[0], ()) if c.startswith(prefix)} - ours
         if len(had) == 1 and prefix not in had:
-            _alias(prefix, had.pop())
+            target = had.pop()      # a user's `define` may have any name gdb accepts
+            if _is_plain_name(target):
+                _alias(prefix, target)
 
 
 def _add_short_names(entries: list[Entry]) -> None:

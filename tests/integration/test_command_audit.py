@@ -350,3 +350,18 @@ def test_kernel_addresses_beyond_64_bits_are_refused_not_wrapped():
     assert len(errors) == 3 and all("outside the 64-bit address space. Fix: " in e
                                      for e in errors), res.stderr
     assert f"= {want + 0x10:#x}" in res.stdout, res.stdout
+
+
+def test_a_users_command_with_an_underscore_keeps_its_abbreviation(tmp_path):
+    """The abbreviation keeper passed a name from gdb's own `complete` list to the alias
+    check, which refused '_' with a ValueError at load: a user's `define vg_run` (the only
+    gdb command starting with 'vg') left the toolkit half-registered.  Oracle: gdb without
+    the toolkit runs the user's command for `vg`, and so must gdb with it."""
+    script = tmp_path / "mine.gdb"
+    script.write_text("define vg_run\n  echo users-vg-run\\n\nend\n")
+    before = run_gdb([f"source {script}", "vg"], source=False)
+    assert "users-vg-run" in before.stdout, before.stdout + before.stderr
+    res = run_gdb([f"source {script}", f"source {GDBINIT}", "vg", "toolkit commands"], source=False)
+    assert_no_traceback(res)
+    assert "ValueError" not in res.stderr and "users-vg-run" in res.stdout, res.stdout + res.stderr
+    assert "vg-leaks" in res.stdout and "ktrace" in res.stdout, res.stdout   # every command there
