@@ -508,20 +508,22 @@ def _ldso_final_relocation(kind: str, objs: list[LoadedObject]) -> None:
     after every other start-up object (to what the lookup scope says: libc's
     _dl_catch_exception...), then makes its RELRO read-only.  Stopped in between (a
     breakpoint in _dl_relocate_object), its slots hold the bootstrap binding: not relocated
-    yet.  Told by its RELRO still being writable in /proc/PID/maps (or the core), or by an
-    unrelocated start-up object."""
+    yet.  Told by its RELRO still being writable in /proc/PID/maps (or the core); without a
+    RELRO to read, by an unrelocated start-up object."""
     ldso = [o for o in objs if o.model.soname.startswith(("ld-linux", "ld64.so", "ld.so")) and not o.alias]
     if not ldso:
         return
-    pending = any(not o.relocated for o in objs if o.namespace == 0)
-    writable = None
-    if not pending and any(o.model.relro for o in ldso):
-        writable = writable_ranges(kind)
+    writable = writable_ranges(kind) if any(o.model.relro for o in ldso) else None
     for o in ldso:
-        if not pending and writable is not None and o.model.relro:
+        if o.model.relro and writable is not None:
+            # the RELRO answers for every stop, a later dlopen's included: read-only = done
             start = o.model.relro[0] + o.bias
-            pending = any(lo <= start < hi for lo, hi in writable)
-        if pending:
+            if any(lo <= start < hi for lo, hi in writable):
+                o.relocated = False
+            continue
+        # no RELRO to read: an unrelocated start-up object (ahead of ld.so in the list; a
+        # dlopen'ed one comes after it and says nothing of ld.so's own relocation)
+        if any(not x.relocated for x in objs if x.namespace == 0 and x.order < o.order):
             o.relocated = False
 
 

@@ -302,10 +302,20 @@ def test_object_mapped_by_dlopen_but_not_relocated_yet(tmp_path):
                    "gdb.selected_inferior().pid) if l.rstrip().endswith('/libplug.so'))",
                    f"python print('XBASE', hex(base), 'XWORD', hex(int.from_bytes(bytes("
                    f"gdb.selected_inferior().read_memory(base + {puts_at}, 8)), 'little')))",
-                   *json_wrapped("got --object libplug --audit --json"), "delete", "break checkpoint", "continue",
+                   *json_wrapped("got --object libplug --audit --json"),
+                   # ld.so at the same stop: long relocated (its RELRO read-only in maps)
+                   "python print('XLDSO', ' '.join(l.split()[1] for l in open('/proc/%d/maps' % "
+                   "gdb.selected_inferior().pid) if l.rstrip().endswith('ld-linux-x86-64.so.2')))",
+                   *json_wrapped("got --object ld-linux --audit --json"),
+                   "delete", "break checkpoint", "continue",
                    *json_wrapped("got --object libplug --audit --json"), "kill"], program=exe, args=[plug])
     assert_no_traceback(res)
-    early, late = res.json_documents()
+    early, ldso, late = res.json_documents()
+    # a dlopen'ed object waiting for relocation says nothing of ld.so's own: its slots keep their
+    # verdicts (before the fix: all 'not-relocated ... ld.so's bootstrap self-relocation')
+    perms = re.search(r"XLDSO (.*)", res.stdout).group(1).split()
+    assert "r--p" in perms, perms                                    # the RELRO is read-only
+    assert ldso["slots"] and all(r["audit"]["verdict"] != "not-relocated" for r in ldso["slots"]), ldso["slots"]
     rows = {r["symbol"]: r for r in early["slots"]}
     m = re.search(r"XBASE (0x[0-9a-f]+) XWORD (0x[0-9a-f]+)", res.stdout)
     base, word = int(m.group(1), 16), int(m.group(2), 16)
