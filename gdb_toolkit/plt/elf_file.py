@@ -33,6 +33,8 @@ STV_PROTECTED = 3
 
 #: the largest single read the reader makes (a table or a PLT); real ones are far smaller
 MAX_READ = 256 << 20
+#: bytes of GNU hash chain read at a time (files without section headers)
+GNU_HASH_PIECE = 16 << 10
 MAX_SECTIONS = 1 << 16
 #: bytes read at once from the start of a file (ELF header and program headers)
 HEAD_READ = 4096
@@ -631,16 +633,18 @@ def _sections_from_dynamic(elf: "ElfFile") -> list[Section]:
         tags.setdefault(t, v)
     loads = [p for p in elf.segments if p.type == PT_LOAD]
 
+    # a cut-off file: a segment's bytes past the file's end are not there to read
     def offset(vaddr: int, size: int = 1) -> int | None:
         for p in loads:
             if p.vaddr <= vaddr and vaddr + size <= p.vaddr + p.filesz:
-                return p.offset + vaddr - p.vaddr
+                off = p.offset + vaddr - p.vaddr
+                return off if off + size <= elf.file_size else None
         return None
 
     def room(vaddr: int) -> int:        # file bytes from vaddr to the end of its segment
         for p in loads:
             if p.vaddr <= vaddr < p.vaddr + p.filesz:
-                return p.vaddr + p.filesz - vaddr
+                return max(0, min(p.vaddr + p.filesz - vaddr, elf.file_size - (p.offset + vaddr - p.vaddr)))
         return 0
 
     out = [Section("", 0, 0, 0, 0, 0, 0, 0, 0)]
@@ -726,7 +730,10 @@ def _sections_from_dynamic(elf: "ElfFile") -> list[Section]:
 
 
 def _gnu_hash_extent(elf: "ElfFile", off: int | None, room: int) -> tuple[int, int]:
-    """(symbol count, table size) of a DT_GNU_HASH table: past the last bucket's chain."""
+    """(symbol count, table size) of a DT_GNU_HASH table: past the last bucket's chain.  The
+    chain is read in pieces of GNU_HASH_PIECE bytes, never past *room* (the file bytes left in
+    its segment): a table at the start of a segment that also holds .text reads the chain it
+    needs, not the text."""
     if off is None:
         return 0, 0
     nbuckets, symoffset, bloom_size, _ = struct.unpack("<IIII", elf._read(off, 16, "the GNU hash table"))
@@ -734,16 +741,19 @@ def _gnu_hash_extent(elf: "ElfFile", off: int | None, room: int) -> tuple[int, i
     chains = buckets + 4 * nbuckets
     if chains > room or chains > MAX_READ:
         return 0, 0
-    head = elf._read(off, min(room, MAX_READ), "the GNU hash table")
+    head = elf._read(off, chains, "the GNU hash table")
     last = max(struct.unpack_from(f"<{nbuckets}I", head, buckets), default=0)
     if last < symoffset:
         return symoffset, chains
-    i = last
-    while chains + 4 * (i - symoffset) + 4 <= len(head):
-        if struct.unpack_from("<I", head, chains + 4 * (i - symoffset))[0] & 1:
-            return i + 1, chains + 4 * (i - symoffset + 1)
-        i += 1
-    return i, chains + 4 * (i - symoffset)
+    pos = chains + 4 * (last - symoffset)        # the last bucket's chain, up to its end bit
+    while pos + 4 <= min(room, MAX_READ):
+        piece = elf._read(off + pos, min(GNU_HASH_PIECE, min(room, MAX_READ) - pos) // 4 * 4,
+                          "the GNU hash chains")
+        for (word,) in struct.iter_unpack("<I", piece):
+            pos += 4
+            if word & 1:
+                return symoffset + (pos - chains) // 4, pos
+    return symoffset + (pos - chains) // 4, pos
 
 
 def image_size(header: bytes) -> int | None:

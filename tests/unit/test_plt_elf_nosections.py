@@ -76,3 +76,44 @@ def test_slots_without_section_headers_match_readelf_of_the_original(tmp_path, n
     note = subprocess.run(["readelf", "-n", orig], capture_output=True, text=True).stdout
     assert m.build_id == re.search(r"Build ID: (\w+)", note).group(1)
     assert {"nfn", "never_called", "get_tls"} <= set(m.exports)
+
+
+@pytest.mark.skipif(not shutil.which("gcc"), reason="needs gcc to build the libraries")
+def test_gnu_hash_count_is_read_in_pieces_and_a_cut_off_file_still_opens(tmp_path, monkeypatch):
+    """The dynamic symbol count of a file without section headers comes from the GNU hash
+    chains: read in pieces (not the whole segment behind the table, which may hold .text),
+    and equal to readelf --dyn-syms of the original.  A copy cut off at its end still opens
+    (table bytes past the end of the file are never read: _sections_from_dynamic clamps to it)."""
+    from gdb_toolkit.plt import elf_file
+
+    src = tmp_path / "lib.c"
+    src.write_text(LIB)
+    orig = tmp_path / "libx.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", orig, src], check=True)
+    stripped = tmp_path / "libx-nosh.so"
+    _strip_section_headers(orig, stripped, 64)
+    dynsyms = subprocess.run(["readelf", "-W", "--dyn-syms", orig], capture_output=True, text=True,
+                             check=True).stdout
+    want = int(re.search(r"Symbol table '\.dynsym' contains (\d+) entries", dynsyms).group(1))
+    reads = []
+    real_read = elf_file.ElfFile._read
+
+    def counting(self, offset, size, what="data"):
+        reads.append((what, size))
+        return real_read(self, offset, size, what)
+
+    monkeypatch.setattr(elf_file.ElfFile, "_read", counting)
+    monkeypatch.setattr(elf_file, "GNU_HASH_PIECE", 8)           # several pieces even here
+    elf = elf_file.ElfFile.open(str(stripped))
+    dynsym = next(s for s in elf.sections if s.name == ".dynsym")
+    elf.close()
+    assert dynsym.size // 24 == want
+    chain_reads = [size for what, size in reads if what == "the GNU hash chains"]
+    assert chain_reads and max(chain_reads) <= 8
+    monkeypatch.undo()
+    data = open(stripped, "rb").read()
+    cut = tmp_path / "libx-cut.so"
+    cut.write_bytes(data[: len(data) - 64])
+    elf = elf_file.ElfFile.open(str(cut))               # no BadElf: what is there is read
+    assert any(s.name == ".dynsym" for s in elf.sections)
+    elf.close()
