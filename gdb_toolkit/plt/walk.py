@@ -294,7 +294,8 @@ def _verify(model: ObjectModel, addr: int, stub_addrs: set[int], slot: int,
         # .fini's page end): read up to the segment's end, not 16 bytes past the candidate
         seg = model._elf.segment_of(lo) if model._elf is not None else None
         end = seg.vaddr + seg.filesz if seg is not None else 0
-        code = model.read(lo, end - lo) if addr + 5 <= end else None
+        shortest = 4 if arch == "aarch64" else 5       # b/bl imm26; jmp/call rel32
+        code = model.read(lo, end - lo) if addr + shortest <= end else None
         if not code:
             return None
     for ins, via in scan_calls(disassemble(code, lo, arch), arch, stub_addrs, slot, got_base):
