@@ -24,13 +24,13 @@ MAX_READ = 64 << 20
 def executable() -> str:
     from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename
 
+    replaced_program[:] = []            # this call's answer only, never an earlier one's
     path = progspace_filename()         # any bytes (a non-UTF-8 name would make gdb raise)
     proc = _proc_exe()
     if not path:
         if proc:
             return proc
         raise ToolkitError("no executable is loaded", "load one with 'file PROGRAM' (or start gdb with it)")
-    replaced_program[:] = []
     if proc and not _same_inode(path, proc):
         # the program file was deleted or replaced (a rebuild, an upgrade) while the process
         # runs: the kernel still maps the old one, and that is what the GOT belongs to
