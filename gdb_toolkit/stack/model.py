@@ -192,10 +192,10 @@ class StackFacts:
     core_writer: str | None = None  # who wrote the core (qemu-user cores lack NT_SIGINFO)
     read_memory: object = field(default=None, metadata={"json_skip": True})  # (addr, n) -> bytes
     function_of: object = field(default=None, metadata={"json_skip": True})  # addr -> key
+    # live: addr -> its mapping's VmFlags (/proc/PID/smaps)
     vm_flags: object = field(default=None, metadata={"json_skip": True})
+    # level -> Frame past the bounded walk (a far handler)
     far_frames: dict = field(default_factory=dict, metadata={"json_skip": True})
-                                    # level -> Frame past the bounded walk (a far handler)
-                                    # live: addr -> its mapping's VmFlags (/proc/PID/smaps)
     stack_hint: int | None = None   # an address in the initial stack (auxv AT_EXECFN)
     started_by_gdb: bool = False    # gdb ran it (it inherited gdb's limits)
     sigframe_size: int | None = None    # auxv AT_MINSIGSTKSZ: the kernel's signal frame size

@@ -316,6 +316,12 @@ def _call_order(frames: list[Frame], lo: int, hi: int, length: int, outer_key: s
     return [frames[start - t] for t in range(length)]
 
 
+#: how a chain walk that did not reach the outermost frame is described (a read cap, or a
+#: word it could not read or that did not link up: the depth it gives is a lower bound)
+STOPPED_SHORT = ("as far as it could be followed (a read cap, an unreadable word or a broken "
+                 "link stopped it: the depth is at least this)")
+
+
 def walk_fp_chain(run: list[Frame], cycle: set[str], read, top: int | None, in_cycle,
                   word: int = 8) -> tuple[int, bool] | None:
     """Frames of the cycle outer to the sampled *run*, counted along the saved frame
@@ -393,7 +399,7 @@ def detect_recursion(frames: list[Frame], frames_complete: bool, read, top: int 
                 per_period = sum(g.count for g in run_g[-length:])
                 avg = round(sum(slots[k].size for k in order) / max(1, per_period))
                 method = ("followed the live chain of saved return addresses in the stack memory "
-                          + ("to its outermost frame" if exact else "until a read cap stopped it"))
+                          + ("to its outermost frame" if exact else STOPPED_SHORT))
             else:
                 method = ("the cycle's frames have no fixed layout; only the "
                           f"{shown} sampled frames are counted")
@@ -408,7 +414,7 @@ def detect_recursion(frames: list[Frame], frames_complete: bool, read, top: int 
                 depth = shown + more
                 method = ("followed the chain of saved frame pointers (the cycle's frames are "
                           "sized at run time) " + ("to its outermost frame" if exact else
-                                                   "until a read cap stopped it"))
+                                                   STOPPED_SHORT))
                 if top is not None:
                     avg = round((top - run[0].sp) / max(1, depth))
             else:
