@@ -243,6 +243,16 @@ def parse_auxv(text: str) -> dict[str, int]:
     return out
 
 
+def read_auxv(pid: int) -> bytes:
+    """/proc/PID/auxv's bytes (at most MAX_AUXV; the file gdb's native target reads for
+    ``info auxv``), b"" when it cannot be read (the process is gone, or not ours)."""
+    try:
+        with open(f"/proc/{int(pid)}/auxv", "rb") as f:
+            return f.read(MAX_AUXV)
+    except OSError:
+        return b""
+
+
 def auxv_entries(data: bytes, wordsize: int) -> dict[int, int]:
     """The kernel's auxv bytes ((type, value) word pairs, little-endian as on every target the
     toolkit reads: x86_64, i386, aarch64) -> {type: value}, up to and with AT_NULL; the first

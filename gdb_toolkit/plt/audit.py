@@ -208,7 +208,7 @@ def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, 
     holds = row.target
     if row.state == "not-relocated":
         return {"verdict": "not-relocated", "expected": None, "holds": holds, "why": "not relocated yet"}
-    if not obj.relocated and obj.model.soname.startswith(("ld-linux", "ld64.so", "ld.so")):
+    if not obj.relocated and obj.model.is_dynamic_linker:
         return {"verdict": "not-relocated", "expected": None, "holds": holds,
                 "why": "ld.so's bootstrap self-relocation bound it to ld.so's own definition; ld.so relocates "
                        "itself again after the other start-up objects (not all relocated yet), and only then "

@@ -88,6 +88,12 @@ class ObjectModel:
         return display_path(os.path.basename(self.path))
 
     @property
+    def is_dynamic_linker(self) -> bool:
+        """ld.so itself (by its soname): it relocates itself at start-up, and twice
+        (gdb_live._ldso_final_relocation)."""
+        return self.soname.startswith(("ld-linux", "ld64.so", "ld.so"))
+
+    @property
     def binding(self) -> str:
         if self.is_static:
             return "static"

@@ -192,16 +192,15 @@ def _local_auxv(wordsize: int) -> dict[str, int] | None:
     """A live local process's auxiliary vector from /proc/PID/auxv -- the file gdb's native
     target reads for 'info auxv', without gdb formatting it and us parsing the text (~0.3 ms).
     None for a core or a remote target (their auxv is gdb's to fetch) or when unreadable."""
-    from gdb_toolkit.common.procfs import parse_auxv_bytes
+    from gdb_toolkit.common.procfs import parse_auxv_bytes, read_auxv
 
     inf = gdb.selected_inferior()
     conn = getattr(inf, "connection", None)
     if not inf.pid or conn is None or getattr(conn, "type", None) != "native":
         return None
     try:
-        with open(f"/proc/{inf.pid}/auxv", "rb") as f:
-            return parse_auxv_bytes(f.read(1 << 16), wordsize) or None
-    except (OSError, ValueError):
+        return parse_auxv_bytes(read_auxv(inf.pid), wordsize) or None
+    except ValueError:
         return None
 
 
@@ -435,7 +434,7 @@ def loaded_objects(decide: bool = True) -> tuple[str, list[LoadedObject]]:
             try:
                 g12 = got12(o)
                 if done and o.bias and not o.in_memory and not (g12 and g12[1]) and \
-                        not o.model.soname.startswith(("ld-linux", "ld64.so", "ld.so")):
+                        not o.model.is_dynamic_linker:
                     # GOT[2] unset: bound at load, or mapped by dlopen and not relocated yet
                     probe = relocation_probe(o.model)
                     if probe is not None:
@@ -510,7 +509,7 @@ def _ldso_final_relocation(kind: str, objs: list[LoadedObject]) -> None:
     breakpoint in _dl_relocate_object), its slots hold the bootstrap binding: not relocated
     yet.  Told by its RELRO still being writable in /proc/PID/maps (or the core); without a
     RELRO to read, by an unrelocated start-up object."""
-    ldso = [o for o in objs if o.model.soname.startswith(("ld-linux", "ld64.so", "ld.so")) and not o.alias]
+    ldso = [o for o in objs if o.model.is_dynamic_linker and not o.alias]
     if not ldso:
         return
     writable = writable_ranges(kind) if any(o.model.relro for o in ldso) else None

@@ -215,7 +215,7 @@ def decide_binding(obj: LoadedObject, got12: tuple[int, int] | None, env: Proces
                                "is this object's link_map)")
     if file_now:
         return Binding("now", "GOT[1]=GOT[2]=0 and the file has BIND_NOW (-z now): bound at load")
-    if m.soname.startswith(("ld-linux", "ld64.so", "ld.so")):
+    if m.is_dynamic_linker:
         return Binding("now", "the dynamic linker relocates itself at start-up, all at once")
     if env.bind_now:
         return Binding("now", "GOT[1]=GOT[2]=0: LD_BIND_NOW is set in the process: bound at load")

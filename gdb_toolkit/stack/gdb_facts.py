@@ -429,14 +429,9 @@ def vm_flags_reader(pid: int):
 
 
 def _auxv_live(pid: int, arch: str) -> dict[int, int]:
-    from gdb_toolkit.common.procfs import MAX_AUXV, auxv_entries
+    from gdb_toolkit.common.procfs import auxv_entries, read_auxv
 
-    try:
-        with open(f"/proc/{pid}/auxv", "rb") as fh:
-            raw = fh.read(MAX_AUXV)
-    except OSError:
-        return {}
-    return auxv_entries(raw, 4 if arch == "i386" else 8)
+    return auxv_entries(read_auxv(pid), 4 if arch == "i386" else 8)
 
 
 def signal_frames(frames: list[Frame], arch: str) -> list:

@@ -130,5 +130,8 @@ def test_auxv_entries_first_wins_like_getauxval_and_match_this_process(tmp_path)
             break
     got = auxv_entries(raw, 8)
     assert got == oracle and got[6] == resource.getpagesize() and got[11] == os.getuid()
+    from gdb_toolkit.common.procfs import read_auxv
+
+    assert read_auxv(os.getpid()) == raw and read_auxv(2**22 + 1) == b""      # no such pid
     dup = struct.pack("<QQQQQQ", 6, 4096, 6, 65536, 0, 0)
     assert auxv_entries(dup, 8) == {6: 4096, 0: 0}
