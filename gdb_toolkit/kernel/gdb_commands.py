@@ -552,13 +552,14 @@ it points at."""
 
     def render(self, r, ctx):
         from gdb_toolkit.common.text import wrap
+        from gdb_toolkit.kernel.memory_views import dump_lines
 
         addr = ctx.styler
         out = [wrap(f"{_hex(r.address)} <{_name(r.symbol)}>, {r.size} bytes:", ctx.width, "", "  ")]
         if any(row.words for row in r.rows):
             for row in r.rows:
-                words = [(w["value"], f" <{_name(w['target_location'].kernel_text())}>"
-                          if w["target_location"] else "") for w in row.words]
+                words = [(w.value, f" <{_name(w.target_location.kernel_text())}>"
+                          if w.target_location else "") for w in row.words]
                 line = f"0x{row.address:x}:  " + "  ".join(v + t for v, t in words)
                 if ctx.width is None or len(line) <= ctx.width:
                     out.append(f"{addr('address', f'0x{row.address:x}')}:  "
@@ -571,16 +572,12 @@ it points at."""
             return "".join(out) + _notes(r.notes, ctx)
         # hex and ASCII: 16 bytes a line, or 8 / 4 when the line would not fit the terminal
         # (0xADDR:  hex  ascii is 86 columns at 16: the terminal folded every line at 80)
-        data = r.data if r.data else bytes.fromhex("".join(row.hex.split()))
         per = 16
-        width_of = len(f"0x{r.address + max(len(data) - 1, 0):x}")
+        width_of = len(f"0x{r.address + max(len(r.data) - 1, 0):x}")
         while ctx.width is not None and per > 4 and width_of + 3 + 4 * per + 1 > ctx.width:
             per //= 2
-        for off in range(0, len(data), per):
-            chunk = data[off:off + per]
-            text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-            out.append(f"{addr('address', f'0x{r.address + off:x}')}:  "
-                       f"{chunk.hex(' '):<{3 * per - 1}}  {text}\n")
+        for address, hex_text, ascii_text in dump_lines(r.address, r.data, per):
+            out.append(f"{addr('address', f'0x{address:x}')}:  {hex_text:<{3 * per - 1}}  {ascii_text}\n")
         return "".join(out) + _notes(r.notes, ctx)
 
 

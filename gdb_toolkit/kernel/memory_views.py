@@ -257,12 +257,18 @@ def _read_some(session, addr: int, length: int, notes: list) -> bytes:
 # -- kx -----------------------------------------------------------------------------------
 
 @record
+class DumpWord:
+    """--words: one 64-bit word of a row."""
+    value: str                              # "0x%016x"
+    target_location: Location | None        # where it points, when kallsyms names it
+
+
+@record
 class DumpRow:
     address: int
     hex: str
     ascii: str
-    #: --words: [{"value": "0x..", "target_location": where it points (a location) or None}]
-    words: list = field(default_factory=list)
+    words: list = field(default_factory=list)       # [DumpWord], with --words
 
 
 @record
@@ -279,20 +285,27 @@ class KxReport:
         return self.location.kernel_text() or f"0x{self.address:x}"
 
 
+def dump_lines(address: int, data: bytes, per: int = 16):
+    """(address, hex, ascii) of each *per*-byte line of a dump.  kx's rows (its JSON) are 16
+    bytes; its text uses 8 or 4 when a 16-byte line would not fit the terminal."""
+    for off in range(0, len(data), per):
+        chunk = data[off:off + per]
+        yield address + off, chunk.hex(" "), "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+
+
 def kx(session, addr: int, length: int = 64, words: bool = False) -> KxReport:
     if length <= 0 or length > 1 << 20:
         raise ToolkitError(f"length {length} is out of range", "give 1..1048576 bytes")
     data = session.read(addr, length)
     rows = []
-    for off in range(0, len(data), 16):
-        chunk = data[off:off + 16]
-        r = DumpRow(addr + off, chunk.hex(" "),
-                    "".join(chr(b) if 32 <= b < 127 else "." for b in chunk))
+    for address, hex_text, ascii_text in dump_lines(addr, data):
+        r = DumpRow(address, hex_text, ascii_text)
         if words:
+            chunk = data[address - addr:address - addr + 16]
             for w in range(0, len(chunk) - 7, 8):
                 v = struct.unpack_from("<Q", chunk, w)[0]
                 loc = session.locate(v) if v >= 0xFF00000000000000 else None
-                r.words.append({"value": f"0x{v:016x}", "target_location": loc if loc and loc.symbol else None})
+                r.words.append(DumpWord(f"0x{v:016x}", loc if loc and loc.symbol else None))
         rows.append(r)
     return KxReport(addr, session.locate(addr), len(data), rows, data)
 
