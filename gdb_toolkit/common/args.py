@@ -382,3 +382,55 @@ def _unquote_whole(word: str) -> str:
             i += 1
         return "".join(out)
     return word
+
+
+def split_name_words(text: str) -> list[str]:
+    """Split a command line whose words may be names as the toolkit prints them
+    (common.names.escape_name: ``esc\\x1bok``, ``q\\\\uote``), so a printed name can be typed
+    back: a backslash is kept, except in ``\\ `` (gdb's escaped blank, ``/tmp/my\\ core``) and
+    before a quote character, which it makes literal; ``\\\\`` stays two characters (the
+    printed form of one backslash, and a regular expression's).  Blanks outside quotes
+    separate words; '...' and "..." group and are removed.  gdb.string_to_argv removes every
+    backslash (``ev\\xe9il`` -> ``evxe9il``), so a printed name could not be given back."""
+    words, cur, quote, have, i = [], [], None, False, 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        nxt = text[i + 1] if i + 1 < n else ""
+        if c == "\\" and nxt == "\\":
+            cur.append("\\\\")
+            have = True
+            i += 2
+            continue
+        if c == "\\" and (nxt in "'\"" and nxt and (quote is None or nxt == quote)
+                          or (quote is None and nxt and nxt.isspace())):
+            cur.append(nxt)
+            have = True
+            i += 2
+            continue
+        if quote:
+            if c == quote:
+                quote = None
+            else:
+                cur.append(c)
+        elif c in "'\"":
+            quote, have = c, True
+        elif c.isspace():
+            if have:
+                words.append("".join(cur))
+            cur, have = [], False
+        else:
+            cur.append(c)
+            have = True
+        i += 1
+    if have:
+        words.append("".join(cur))
+    return words
+
+
+def name_word(name: str) -> str:
+    """A printed name as one word of split_name_words (Tab completion offers it): blanks and
+    quotes backslash-escaped (``sp\\ ace``, ``it\\'s``), the rest as printed."""
+    if not any(c.isspace() or c in "'\"" for c in name):
+        return name
+    return "".join("\\" + c if c.isspace() or c in "'\"" else c for c in name)

@@ -1,0 +1,205 @@
+"""Names that are any bytes, one convention end to end (docs/json.md, "Names"): the symbols a
+library exports and the path it is loaded from read the same in text and in every field of
+got, got --audit, plt and plt-walk's --json (common.names.escape_name: ``\\xNN`` for a byte that
+is not UTF-8 or a control character, ``\\\\`` for a backslash -- never a JSON ``\\u001b``, never
+a backslash left single), a composed cell (got's target "SYM in LIB") escapes each part once,
+and the text the toolkit printed for a name can be typed back: plt-walk NAME, got REGEX,
+plt REGEX, --object PATH and Tab completion.
+
+A slot holding an address in no loaded object -- unmapped, or anonymous memory -- is
+``overwritten`` in got's state as in got --audit's verdict (one decision).
+
+Oracles: the bytes the test wrote (readelf --dyn-syms shows them in the file), the printed
+forms written out by hand below, readelf -r for the slots' offsets, /proc/PID/maps for the load
+bias and for what is mapped."""
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from tests.support.gdbrun import assert_no_traceback, json_wrapped, run_gdb
+
+pytestmark = pytest.mark.gdb
+
+#: raw name -> the printed form, written out (the oracle: not computed by the code under test)
+NAMES = {
+    b"ev\xe9il\x1b[2J'q": "ev\\xe9il\\x1b[2J'q",
+    b"esc\x1bok": "esc\\x1bok",          # valid UTF-8 with ESC: was JSON "esc\u001bok"
+    b"nl\tx\x01y": "nl\\x09x\\x01y",
+    b"sp ace": "sp ace",
+    b"q'uo\\te": "q'uo\\\\te",           # a backslash: was "q'uo\\te", one backslash in text
+    b"x" * 100: "x" * 100,                # longer than 80 columns: printed whole
+}
+LIB = b"libn\\x41\xff.so"
+LIB_SHOWN = "libn\\\\x41\\xff.so"
+DIR = b"d\xe9\x1b"
+DIR_SHOWN = "d\\xe9\\x1b"
+#: how each printed name is typed on gdb's command line (blanks and quotes need a backslash
+#: or quotes, as in any gdb command; the rest exactly as printed)
+TYPED = {
+    "ev\\xe9il\\x1b[2J'q": "\"ev\\xe9il\\x1b[2J'q\"",
+    "sp ace": "'sp ace'",
+    "q'uo\\\\te": "q\\'uo\\\\te",
+}
+WORD_COMPLETIONS = {"ev\\xe9il\\x1b[2J\\'q", "esc\\x1bok"}     # 'plt-walk e<Tab>' (as typed)
+
+
+def _quoted_asm(name: bytes) -> bytes:
+    return name.replace(b"\\", b"\\\\")
+
+
+@pytest.fixture(scope="module")
+def hostile_names(tmp_path_factory):
+    """prog calls each name through its PLT; libn\\x41<ff>.so (in directory d<e9><ESC>)
+    defines them (assembled: C cannot spell them)."""
+    d = os.fsencode(tmp_path_factory.mktemp("names"))
+    libdir = os.path.join(d, DIR)
+    os.mkdir(libdir)
+    note = b'.section .note.GNU-stack,"",@progbits\n'
+    lib = b".text\n" + b"".join(b'.globl "%s"\n.type "%s", @function\n"%s":\n  ret\n' % ((_quoted_asm(n),) * 3)
+                                for n in NAMES) + note
+    prog = (b".text\n.globl main\n.type main, @function\nmain:\n  sub $8, %rsp\n"
+            + b"".join(b'  call "%s"@PLT\n' % _quoted_asm(n) for n in NAMES)
+            + b"  call checkpoint\n  xor %eax, %eax\n  add $8, %rsp\n  ret\n"
+            + b".globl checkpoint\n.type checkpoint, @function\ncheckpoint:\n  ret\n" + note)
+    with open(os.path.join(d, b"lib.s"), "wb") as f:
+        f.write(lib)
+    with open(os.path.join(d, b"prog.s"), "wb") as f:
+        f.write(prog)
+    lib_path = os.path.join(libdir, LIB)
+    subprocess.run([b"gcc", b"-shared", b"-o", lib_path, b"lib.s"], cwd=d, check=True, capture_output=True)
+    subprocess.run([b"gcc", b"-o", b"prog", b"prog.s", lib_path, b"-Wl,-rpath," + libdir, b"-Wl,-z,lazy"],
+                   cwd=d, check=True, capture_output=True)
+    prog_path = os.path.join(d, b"prog")
+    # the file holds the bytes we wrote: its .dynstr, raw, from objcopy
+    dynstr = subprocess.run(["objcopy", "-O", "binary", "--only-section=.dynstr", prog_path, "/dev/stdout"],
+                            capture_output=True, check=True).stdout
+    assert set(NAMES) <= set(dynstr.split(b"\0")), dynstr
+    # slot offsets by name, from readelf -r (R_X86_64_JUMP_SLOT rows; readelf writes a control
+    # byte c as ^X, the other bytes as they are)
+    relocs = subprocess.run(["readelf", "-r", "-W", prog_path], capture_output=True, check=True).stdout
+    carets = {re.sub(rb"[\x00-\x1f]", lambda m: b"^" + bytes([m.group()[0] + 0x40]), n): n for n in NAMES}
+    slots = {}
+    for ln in relocs.splitlines():
+        m = re.match(rb"([0-9a-f]+)\s+[0-9a-f]+\s+R_X86_64_JUMP_SLOT\s+[0-9a-f]+\s+(.*) \+ 0$", ln)
+        if m and m.group(2) in carets:
+            slots[carets[m.group(2)]] = int(m.group(1), 16)
+    assert set(NAMES) <= set(slots), slots
+    return os.fsdecode(prog_path), slots
+
+
+def _strings(node):
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v)
+
+
+#: gdb Python run at the checkpoint: the load bias from /proc/PID/maps (the program's mapping
+#: at file offset 0), a slot set to an unmapped address and one to anonymous memory (both from
+#: the maps), each printed for the test to check against the same maps
+_OVERWRITE = """import gdb, os, struct
+pid = gdb.selected_inferior().pid
+maps = [l.split() for l in open(f"/proc/{{pid}}/maps", errors="surrogateescape")]
+prog = os.path.realpath(gdb.current_progspace().filename)  # ASCII here
+bias = min(int(m[0].split("-")[0], 16) for m in maps if len(m) > 5 and m[5] == prog and int(m[2], 16) == 0)
+anon = next(int(m[0].split("-")[0], 16) for m in maps if len(m) == 5 and m[1].startswith("rw"))
+ranges = [tuple(int(x, 16) for x in m[0].split("-")) for m in maps]
+unmapped = 0xdead0000
+assert not any(lo <= unmapped < hi for lo, hi in ranges)
+inf = gdb.selected_inferior()
+inf.write_memory(bias + {esc}, struct.pack("<Q", unmapped))
+inf.write_memory(bias + {space}, struct.pack("<Q", anon))
+print("GTK-OVERWROTE", hex(bias + {esc}), hex(unmapped), hex(bias + {space}), hex(anon))
+"""
+
+
+def test_names_read_and_typed_back_the_same_everywhere(hostile_names, tmp_path):
+    prog, slots = hostile_names
+    script = tmp_path / "overwrite.py"
+    script.write_text(_OVERWRITE.format(esc=slots[b"esc\x1bok"], space=slots[b"sp ace"]))
+    cmds = ["break checkpoint", "run"]
+    listed = ["got --all-objects --json", "got --audit --json", "plt --json"]
+    for c in listed:
+        cmds += json_wrapped(c)
+    walks = [TYPED.get(shown, shown) for shown in NAMES.values()]
+    for w in walks:
+        cmds += json_wrapped(f"plt-walk {w} --json")
+    filters = [f"got {w} --json" for w in walks] + [f"plt {w} --json" for w in walks]
+    for c in filters:
+        cmds += json_wrapped(c)
+    cmds += json_wrapped(f"got --object '{DIR_SHOWN}' --json")
+    cmds += ["echo GTK-COMPLETE\\n", "complete plt-walk e", "echo GTK-COMPLETE-END\\n"]
+    cmds += ["got"]          # text: the same rendering as in JSON
+    cmds += [f"source {script}"]
+    cmds += json_wrapped("got --audit --json")
+    res = run_gdb(cmds, program=prog, timeout=180)
+    assert_no_traceback(res)
+    docs = res.envelopes()
+    n_before = len(listed) + len(walks) + len(filters) + 1
+    assert len(docs) == n_before + 1, res.output
+
+    # every string of every document: no control character, no undecodable byte (they are
+    # written \xNN), so JSON never carries a name as \u001b; and each name's printed form
+    for doc in docs:
+        for s in _strings(doc):
+            assert not re.search(r"[\x00-\x1f\x7f\ud800-\udfff]", s), (doc["command"], s)
+
+    got_all, audit, plt = (d["result"] for d in docs[:3])
+    by_symbol = {r["symbol"]: r for r in got_all["slots"] if r["object"] == "prog"}
+    lib_path = [o["path"] for o in got_all["objects"] if o["path"].endswith(LIB_SHOWN)]
+    assert lib_path and lib_path[0].endswith(f"/{DIR_SHOWN}/{LIB_SHOWN}"), got_all["objects"]
+    for raw, shown in NAMES.items():
+        row = by_symbol.get(shown)
+        assert row is not None, (shown, sorted(by_symbol))
+        # composed from raw parts, each escaped once
+        assert row["target"] == f"{shown} in {LIB_SHOWN}", row
+        assert row["target_symbol"] == shown and row["target_object"] == LIB_SHOWN, row
+        assert row["state"] == "resolved", row
+    audit_rows = {r["symbol"]: r for r in audit["slots"]}
+    for shown in NAMES.values():
+        a = audit_rows[shown]["audit"]
+        assert a["verdict"] == "ok" and a["expected"] == f"{shown} in {LIB_SHOWN}", a
+    stubs = {s["symbol"] for s in plt["stubs"]}
+    assert set(NAMES.values()) <= stubs, stubs
+
+    # typed back: plt-walk finds the same slot (readelf -r's offset + the bias got reports)
+    bias = int(got_all["objects"][0]["bias"], 16)
+    for doc, (raw, shown) in zip(docs[3:3 + len(walks)], NAMES.items()):
+        assert doc["ok"], (shown, doc["error"])
+        r = doc["result"]
+        assert r["symbol"] == shown and int(r["slot_address"], 16) == bias + slots[raw], (shown, r)
+    # got REGEX / plt REGEX given the printed text: exactly that name's row
+    fdocs = docs[3 + len(walks):3 + len(walks) + len(filters)]
+    for doc, shown in zip(fdocs, list(NAMES.values()) * 2):
+        assert doc["ok"], (shown, doc["error"])
+        rows = doc["result"]["slots"] if doc["command"] == "got" else doc["result"]["stubs"]
+        assert [r["symbol"] for r in rows] == [shown], (doc["command"], shown, rows)
+    by_dir = docs[n_before - 1]
+    assert by_dir["ok"] and [o["path"] for o in by_dir["result"]["objects"]] == lib_path, by_dir
+
+    # completion offers what plt-walk accepts (as typed: a quote backslash-escaped)
+    comp = res.stdout.split("GTK-COMPLETE\n", 1)[1].split("GTK-COMPLETE-END", 1)[0].splitlines()
+    assert {c.removeprefix("plt-walk ") for c in comp} == WORD_COMPLETIONS, comp
+
+    # text: the same rendering, the long name whole on its line
+    text = res.stdout.split("GTK-COMPLETE-END\n", 1)[1].split("GTK-OVERWROTE", 1)[0]
+    for shown in NAMES.values():
+        assert re.search(rf"\s{re.escape(shown)}\s+JUMP_SLOT\s", text), (shown, text)
+
+    # overwritten: state and verdict agree for an unmapped address and anonymous memory
+    m = re.search(r"GTK-OVERWROTE (0x\w+) (0x\w+) (0x\w+) (0x\w+)", res.stdout)
+    assert m, res.output
+    after = {int(r["address"], 16): r for r in docs[-1]["result"]["slots"]}
+    for slot, value in ((m.group(1), m.group(2)), (m.group(3), m.group(4))):
+        r = after[int(slot, 16)]
+        assert int(r["value"], 16) == int(value, 16), r
+        assert (r["state"], r["audit"]["verdict"]) == ("overwritten", "overwritten"), r
+    json.dumps(docs)     # the documents are valid JSON again (no surrogate left)
