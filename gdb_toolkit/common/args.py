@@ -344,8 +344,11 @@ def split_expression_words(text: str) -> list[str]:
             quote = c
             cur.append(c)
             have = True
-        elif c == "\\" and i + 1 < len(text):       # gdb's escaped blank: /tmp/my\ core
-            cur.append(text[i + 1])
+        elif c == "\\" and i + 1 < len(text):
+            # gdb's escaped blank (/tmp/my\ core) or quote; any other backslash is kept, so a
+            # name typed as the toolkit printed it (ev\xe9il, q\\te) arrives as printed
+            nxt = text[i + 1]
+            cur.append(nxt if nxt.isspace() or nxt in "'\"" else c + nxt)
             have = True
             i += 1
         elif c in "([{":
@@ -369,8 +372,9 @@ def split_expression_words(text: str) -> list[str]:
 
 
 def _unquote_whole(word: str) -> str:
-    """``"a b"`` / ``'a b'`` -> ``a b`` (backslash escapes removed) when the quotes enclose
-    the whole word; any other word is returned as it is."""
+    """``"a b"`` / ``'a b'`` -> ``a b`` (``\\'`` / ``\\"`` made a quote; other backslashes kept:
+    a printed name's ``\\x1b``) when the quotes enclose the whole word; any other word is
+    returned as it is."""
     if len(word) >= 2 and word[0] in "\"'" and word[-1] == word[0]:
         body, out, i = word[1:-1], [], 0
         while i < len(body):
@@ -378,6 +382,8 @@ def _unquote_whole(word: str) -> str:
                 return word                 # a closing quote inside: not one quoted string
             if body[i] == "\\" and i + 1 < len(body):
                 i += 1
+                if body[i] != word[0]:          # only \' (\") loses its backslash
+                    out.append("\\")
             out.append(body[i])
             i += 1
         return "".join(out)

@@ -14,11 +14,12 @@ KERNEL_SPACE = 0xFFFF800000000000
 
 
 def _name(symbol) -> str:
-    """A symbol from kallsyms/System.map/BTF inside prose: any bytes, shown by escape_name
-    (tables escape their cells themselves)."""
-    from gdb_toolkit.common.names import escape_name
+    """A symbol from a report inside prose: the report escaped it already (escape_name, where
+    it was read), so only a control character left raw is escaped here (printable_text: a
+    backslash is not doubled a second time)."""
+    from gdb_toolkit.common.names import printable_text
 
-    return escape_name(symbol) if symbol else str(symbol)
+    return printable_text(symbol) if symbol else str(symbol)
 
 
 class KernelChoice:

@@ -203,3 +203,57 @@ def test_names_read_and_typed_back_the_same_everywhere(hostile_names, tmp_path):
         assert int(r["value"], 16) == int(value, 16), r
         assert (r["state"], r["audit"]["verdict"]) == ("overwritten", "overwritten"), r
     json.dumps(docs)     # the documents are valid JSON again (no surrogate left)
+
+
+#: kernel symbols (a kallsyms copy, any bytes) -> printed form, written out
+KNAMES = {
+    b"ev\xe9il\x1b[2J'q": "ev\\xe9il\\x1b[2J'q",
+    b"esc\x1bok": "esc\\x1bok",
+    b"b\\s_x": "b\\\\s_x",
+}
+KTEXT = 0xffffffff81000000
+
+
+def test_kernel_names_read_and_typed_back(tmp_path):
+    """ksym and kdis on a fake kcore: each kallsyms name in its printed form in every JSON field
+    (ksym's symbol and location, kdis's location and instructions' locations), the printed
+    text typed back (ksym NAME, ksym NAME+OFF, kdis NAME) finds the symbol: its address from
+    the kallsyms file we wrote.  Before: a valid UTF-8 name with ESC was JSON-escaped
+    (\\u001b), a backslash left single, and the printed text was refused ("cannot read")."""
+    from tests.support.kcore_fixture import write_kcore
+
+    lines = [b"%016x T _stext" % KTEXT]
+    addrs = {}
+    for i, raw in enumerate(KNAMES):
+        addrs[raw] = KTEXT + 0x1000 * (i + 1)
+        lines.append(b"%016x t " % addrs[raw] + raw)
+    lines.append(b"%016x T _etext" % (KTEXT + 0x1000 * (len(KNAMES) + 1)))
+    (tmp_path / "kallsyms").write_bytes(b"\n".join(lines) + b"\n")
+    kcore = write_kcore(tmp_path / "kcore", {KTEXT: b"\x90" * 0x1000 * (len(KNAMES) + 2)},
+                        "OSRELEASE=6.1.0-test\n")
+    src = f"--kallsyms {tmp_path / 'kallsyms'} --kcore {kcore}"
+    cmds = []
+    for raw, shown in KNAMES.items():
+        q = '"' if "'" in shown else ""        # a quote in the name: quote the word
+        cmds += json_wrapped(f"ksym {q}{shown}{q} {src} --json")
+        cmds += json_wrapped(f"ksym {q}{shown}+0x10{q} {src} --json")
+        cmds += json_wrapped(f"kdis {q}{shown}{q} 2 {src} --json")
+    res = run_gdb(cmds, timeout=120)
+    assert_no_traceback(res)
+    docs = res.envelopes()
+    assert len(docs) == 3 * len(KNAMES), res.output
+    for doc in docs:
+        for s in _strings(doc):
+            assert not re.search(r"[\x00-\x1f\x7f\ud800-\udfff]", s), (doc["command"], s)
+    for i, (raw, shown) in enumerate(KNAMES.items()):
+        by_name, by_off, dis = docs[3 * i:3 * i + 3]
+        for doc in (by_name, by_off, dis):
+            assert doc["ok"], (shown, doc["error"])
+        m = by_name["result"]["matches"]
+        assert [(x["symbol"], int(x["address"], 16)) for x in m] == [(shown, addrs[raw])], m
+        assert m[0]["location"]["symbol"] == shown, m
+        o = by_off["result"]["matches"][0]["location"]
+        assert (o["symbol"], o["offset"], int(o["address"], 16)) == (shown, 0x10, addrs[raw] + 0x10), o
+        d = dis["result"]
+        assert d["location"]["symbol"] == shown and int(d["location"]["address"], 16) == addrs[raw], d
+        assert all(ins["location"]["symbol"] == shown for ins in d["insns"]), d["insns"]
