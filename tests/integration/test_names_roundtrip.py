@@ -238,10 +238,17 @@ def test_kernel_names_read_and_typed_back(tmp_path):
         cmds += json_wrapped(f"ksym {q}{shown}{q} {src} --json")
         cmds += json_wrapped(f"ksym {q}{shown}+0x10{q} {src} --json")
         cmds += json_wrapped(f"kdis {q}{shown}{q} 2 {src} --json")
+    # Tab completion offers the names as ksym takes them back: /proc/kallsyms' cached name list
+    # (kallsyms.symbol_names) holds our raw names here
+    raw_list = sorted(n.decode("utf-8", "surrogateescape") for n in KNAMES)
+    cmds += [f"python import gdb_toolkit.kernel.kallsyms as k; k._NAMES[('/proc/kallsyms', None, True)] = {raw_list!r}",
+             "echo GTK-COMPLETE\\n", "complete ksym es", "complete ksym ev", "complete ksym b\\\\", "echo GTK-COMPLETE-END\\n"]
     res = run_gdb(cmds, timeout=120)
     assert_no_traceback(res)
     docs = res.envelopes()
     assert len(docs) == 3 * len(KNAMES), res.output
+    comp = res.stdout.split("GTK-COMPLETE\n", 1)[1].split("GTK-COMPLETE-END", 1)[0].splitlines()
+    assert comp == ["ksym esc\\x1bok", "ksym ev\\xe9il\\x1b[2J\\'q", "ksym b\\\\s_x"], comp
     for doc in docs:
         for s in _strings(doc):
             assert not re.search(r"[\x00-\x1f\x7f\ud800-\udfff]", s), (doc["command"], s)
