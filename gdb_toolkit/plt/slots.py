@@ -256,7 +256,7 @@ class AddressSpace:
         hit = obj.model.index.lookup(addr - obj.bias, prefer)
         if hit is None:
             sec = obj.model.section_of(addr - obj.bias)
-            where = (f"{escape_name(sec)}+0x{addr - obj.bias - obj.model.sections[sec].addr:x}" if sec
+            where = (f"{sec}+0x{addr - obj.bias - obj.model.sections[sec].addr:x}" if sec
                      else f"+0x{addr - obj.bias:x}")
             return (f"{obj.name}:{where}", None, obj.name)
         if version and not hit.offset and hit.name == prefer:

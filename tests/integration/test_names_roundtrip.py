@@ -36,6 +36,8 @@ LIB = b"libn\\x41\xff.so"
 LIB_SHOWN = "libn\\\\x41\\xff.so"
 DIR = b"d\xe9\x1b"
 DIR_SHOWN = "d\\xe9\\x1b"
+SECTION = b".eh\x1bhdr\\"             # prog's .eh_frame_hdr renamed (no symbol inside it)
+SECTION_SHOWN = ".eh\\x1bhdr\\\\"
 #: how each printed name is typed on gdb's command line (blanks and quotes need a backslash
 #: or quotes, as in any gdb command; the rest exactly as printed)
 TYPED = {
@@ -70,9 +72,15 @@ def hostile_names(tmp_path_factory):
         f.write(prog)
     lib_path = os.path.join(libdir, LIB)
     subprocess.run([b"gcc", b"-shared", b"-o", lib_path, b"lib.s"], cwd=d, check=True, capture_output=True)
-    subprocess.run([b"gcc", b"-o", b"prog", b"prog.s", lib_path, b"-Wl,-rpath," + libdir, b"-Wl,-z,lazy"],
+    subprocess.run([b"gcc", b"-o", b"prog0", b"prog.s", lib_path, b"-Wl,-rpath," + libdir, b"-Wl,-z,lazy"],
+                   cwd=d, check=True, capture_output=True)
+    subprocess.run([b"objcopy", b"--rename-section", b".eh_frame_hdr=" + SECTION, b"prog0", b"prog"],
                    cwd=d, check=True, capture_output=True)
     prog_path = os.path.join(d, b"prog")
+    # the renamed section's address, from readelf -S (readelf writes ESC as ^[)
+    shdrs = subprocess.run(["readelf", "-S", "-W", prog_path], capture_output=True, check=True).stdout
+    sec = re.search(rb"\] \.eh\^\[hdr\\\s+PROGBITS\s+([0-9a-f]+)", shdrs)
+    assert sec, shdrs
     # the file holds the bytes we wrote: its .dynstr, raw, from objcopy
     dynstr = subprocess.run(["objcopy", "-O", "binary", "--only-section=.dynstr", prog_path, "/dev/stdout"],
                             capture_output=True, check=True).stdout
@@ -87,6 +95,7 @@ def hostile_names(tmp_path_factory):
         if m and m.group(2) in carets:
             slots[carets[m.group(2)]] = int(m.group(1), 16)
     assert set(NAMES) <= set(slots), slots
+    slots["section"] = int(sec.group(1), 16)
     return os.fsdecode(prog_path), slots
 
 
@@ -117,6 +126,7 @@ assert not any(lo <= unmapped < hi for lo, hi in ranges)
 inf = gdb.selected_inferior()
 inf.write_memory(bias + {esc}, struct.pack("<Q", unmapped))
 inf.write_memory(bias + {space}, struct.pack("<Q", anon))
+inf.write_memory(bias + {nl}, struct.pack("<Q", bias + {section} + 4))
 print("GTK-OVERWROTE", hex(bias + {esc}), hex(unmapped), hex(bias + {space}), hex(anon))
 """
 
@@ -124,7 +134,8 @@ print("GTK-OVERWROTE", hex(bias + {esc}), hex(unmapped), hex(bias + {space}), he
 def test_names_read_and_typed_back_the_same_everywhere(hostile_names, tmp_path):
     prog, slots = hostile_names
     script = tmp_path / "overwrite.py"
-    script.write_text(_OVERWRITE.format(esc=slots[b"esc\x1bok"], space=slots[b"sp ace"]))
+    script.write_text(_OVERWRITE.format(esc=slots[b"esc\x1bok"], space=slots[b"sp ace"], nl=slots[b"nl\tx\x01y"],
+                                        section=slots["section"]))
     cmds = ["break checkpoint", "run"]
     listed = ["got --all-objects --json", "got --audit --json", "plt --json"]
     for c in listed:
@@ -202,6 +213,9 @@ def test_names_read_and_typed_back_the_same_everywhere(hostile_names, tmp_path):
         r = after[int(slot, 16)]
         assert int(r["value"], 16) == int(value, 16), r
         assert (r["state"], r["audit"]["verdict"]) == ("overwritten", "overwritten"), r
+    # a value inside the program, in a section no symbol covers: named by its section, escaped
+    r = after[int(m.group(1), 16) - slots[b"esc\x1bok"] + slots[b"nl\tx\x01y"]]
+    assert r["target"] == f"prog:{SECTION_SHOWN}+0x4" and r["audit"]["verdict"] == "overwritten", r
     json.dumps(docs)     # the documents are valid JSON again (no surrogate left)
 
 
