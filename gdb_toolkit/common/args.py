@@ -330,7 +330,7 @@ def split_expression_words(text: str) -> list[str]:
     (gdb.string_to_argv would make it ``$ksym(vfs_write)+5``).  Unbalanced quotes or
     brackets end at the end of the line (gdb reports the expression error itself)."""
     words, cur, depth, quote, i = [], [], 0, None, 0
-    have = False
+    have = quoted = False          # quoted: the word opens with a real quote (not \\')
     while i < len(text):
         c = text[i]
         if quote:
@@ -341,6 +341,7 @@ def split_expression_words(text: str) -> list[str]:
             elif c == quote:
                 quote = None
         elif c in "\"'":
+            quoted = quoted or not cur
             quote = c
             cur.append(c)
             have = True
@@ -358,17 +359,18 @@ def split_expression_words(text: str) -> list[str]:
         elif c in ")]}":
             depth = max(0, depth - 1)
             cur.append(c)
+            have = True             # a word may start with one (a name ']x'): not dropped
         elif c.isspace() and depth == 0:
             if have:
-                words.append("".join(cur))
-            cur, have = [], False
+                words.append(("".join(cur), quoted))
+            cur, have, quoted = [], False, False
         else:
             cur.append(c)
             have = True
         i += 1
     if have:
-        words.append("".join(cur))
-    return [_unquote_whole(w) for w in words]
+        words.append(("".join(cur), quoted))
+    return [_unquote_whole(w) if q else w for w, q in words]
 
 
 def _unquote_whole(word: str) -> str:
