@@ -278,3 +278,32 @@ def test_kernel_names_read_and_typed_back(tmp_path):
         d = dis["result"]
         assert d["location"]["symbol"] == shown and int(d["location"]["address"], 16) == addrs[raw], d
         assert all(ins["location"]["symbol"] == shown for ins in d["insns"]), d["insns"]
+
+
+def test_frame_function_name_printed_once(tmp_path):
+    """stack-diagnose on a recursion whose function is named 'rec ESC ur \\ se' (assembled): the
+    frame's function in --json and in text is its printed form (ESC as \\x1b, the backslash
+    doubled); gdb hands frame names over raw, and they reached the JSON as \\u001b with a single
+    backslash.  Oracle: the name we wrote, its printed form written out."""
+    name = b"rec\x1bur\\se"
+    shown = "rec\\x1bur\\\\se"
+    q = name.replace(b"\\", b"\\\\")
+    src = (b'.text\n.globl main\n.type main, @function\nmain:\n  sub $8, %%rsp\n  call "%s"\n  add $8, %%rsp\n'
+           b'  ret\n.size main, .-main\n.globl "%s"\n.type "%s", @function\n"%s":\n  sub $4096, %%rsp\n'
+           b'  movq $0, (%%rsp)\n  call "%s"\n  add $4096, %%rsp\n  ret\n.size "%s", .-"%s"\n'
+           b'.section .note.GNU-stack,"",@progbits\n') % ((q,) * 7)
+    (tmp_path / "r.s").write_bytes(src)
+    subprocess.run(["gcc", "-o", str(tmp_path / "r"), str(tmp_path / "r.s")], check=True, capture_output=True)
+    nm = subprocess.run(["nm", str(tmp_path / "r")], capture_output=True, check=True).stdout
+    assert b" T " + name + b"\n" in nm, nm
+    res = run_gdb(["run", "stack-diagnose", *json_wrapped("stack-diagnose --json")], program=tmp_path / "r",
+                  timeout=120)
+    assert_no_traceback(res)
+    doc = res.envelopes()[-1]
+    assert doc["ok"], doc
+    for s in _strings(doc):
+        assert not re.search(r"[\x00-\x1f\x7f\ud800-\udfff]", s), s
+    symbols = {f.get("symbol") for f in doc["result"]["frames"]}
+    assert shown in symbols, symbols
+    text = res.stdout.split("@@GTK-JSON-BEGIN", 1)[0]
+    assert re.search(rf"#0\s+{re.escape(shown)}\s", text), text
