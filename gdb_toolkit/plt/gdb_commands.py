@@ -171,12 +171,16 @@ def loaded_object_names() -> list[str]:
     option matches any part of the path, completion a start of either)."""
     from gdb_toolkit.gdbsupport.safe_gdb import objfile_filename
 
+    from gdb_toolkit.common.args import name_word
+    from gdb_toolkit.common.names import escape_name
+
     names: set[str] = set()
     for objfile in gdb.objfiles():
         path = objfile_filename(objfile) if objfile.owner is None else None
         if path and path.startswith("/"):
             names.update((path, path.rsplit("/", 1)[-1]))
-    return sorted(names)
+    # as printed and as --object takes them back (a path may be any bytes: ESC reached the line)
+    return sorted(name_word(escape_name(n)) for n in names)
 
 
 class ObjectsCommand(ToolkitCommand):

@@ -147,7 +147,8 @@ def test_names_read_and_typed_back_the_same_everywhere(hostile_names, tmp_path):
     for c in filters:
         cmds += json_wrapped(c)
     cmds += json_wrapped(f"got --object '{DIR_SHOWN}' --json")
-    cmds += ["echo GTK-COMPLETE\\n", "complete plt-walk e", "echo GTK-COMPLETE-END\\n"]
+    cmds += ["echo GTK-COMPLETE\\n", "complete plt-walk e", "complete got --object libn",
+             "echo GTK-COMPLETE-END\\n"]
     cmds += ["got"]          # text: the same rendering as in JSON
     cmds += [f"source {script}"]
     cmds += json_wrapped("got --audit --json")
@@ -198,7 +199,8 @@ def test_names_read_and_typed_back_the_same_everywhere(hostile_names, tmp_path):
 
     # completion offers what plt-walk accepts (as typed: a quote backslash-escaped)
     comp = res.stdout.split("GTK-COMPLETE\n", 1)[1].split("GTK-COMPLETE-END", 1)[0].splitlines()
-    assert {c.removeprefix("plt-walk ") for c in comp} == WORD_COMPLETIONS, comp
+    assert {c.removeprefix("plt-walk ") for c in comp if c.startswith("plt-walk")} == WORD_COMPLETIONS, comp
+    assert [c for c in comp if c.startswith("got")] == [f"got --object {LIB_SHOWN}"], comp
 
     # text: the same rendering, the long name whole on its line
     text = res.stdout.split("GTK-COMPLETE-END\n", 1)[1].split("GTK-OVERWROTE", 1)[0]
