@@ -309,3 +309,30 @@ def test_frame_function_name_printed_once(tmp_path):
     assert shown in symbols, symbols
     text = res.stdout.split("@@GTK-JSON-BEGIN", 1)[0]
     assert re.search(rf"#0\s+{re.escape(shown)}\s", text), text
+
+
+def test_valgrind_frames_print_names_once(tmp_path):
+    """vg-errors and vg-leaks on a program whose source file is named 'l ESC [2J k\\ .c' (valid
+    UTF-8, a backslash): every frame's file, and the error's detail lines, carry the printed form
+    (ESC as \\x1b, the backslash doubled) -- valgrind writes the bytes, which reached the JSON as
+    \\u001b with a single backslash.  Oracle: the name we wrote, its printed form written out."""
+    from tests.security.test_hostile_debug_names import LEAKY
+
+    name = b"l\x1b[2Jk\\.c"
+    shown = "l\\x1b[2Jk\\\\.c"
+    (tmp_path / os.fsdecode(name)).write_bytes(LEAKY)
+    subprocess.run([b"gcc", b"-g", b"-O0", b"-o", b"prog", name], cwd=tmp_path, check=True, capture_output=True)
+    cmds = [f"vg-start {tmp_path / 'prog'}", "continue", "continue",
+            *json_wrapped("vg-errors --json"), *json_wrapped("vg-leaks --json")]
+    res = run_gdb(cmds, timeout=240)
+    assert_no_traceback(res)
+    docs = res.envelopes()
+    assert len(docs) == 2 and all(d["ok"] for d in docs), res.output
+    seen = []
+    for doc in docs:
+        for s in _strings(doc):
+            assert not re.search(r"[\x00-\x1f\x7f\ud800-\udfff]", s), (doc["command"], s)
+            if "2Jk" in s:
+                seen.append(s)
+                assert shown in s, (doc["command"], s)
+    assert any(s == shown for s in seen), seen       # a frame's file field
