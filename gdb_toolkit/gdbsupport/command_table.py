@@ -10,7 +10,7 @@ SOURCES = (('gdbsupport/registry.py', 92550518),
  ('doctor/gdb_commands.py', 3960926210),
  ('kernel/gdb_commands.py', 4133578541),
  ('ktrace/gdb_commands.py', 1768234292),
- ('plt/gdb_commands.py', 3924046308),
+ ('plt/gdb_commands.py', 252447199),
  ('stack/gdb_commands.py', 3965443048),
  ('valgrind/gdb_commands.py', 4228477509))
 

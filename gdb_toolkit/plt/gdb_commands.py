@@ -20,12 +20,12 @@ def _parser(name: str, desc: str, regex: bool = True, all_objects: bool = True):
 
 
 def _quoted(text: str) -> str:
-    """A name the user typed, quoted in a message as the toolkit prints names (escape_name):
-    repr() doubled each backslash of a printed name and printed an undecodable byte as
-    '\\udce9'."""
-    from gdb_toolkit.common.names import escape_name
+    """What the user typed, quoted in a message as typed (a printed name ``esc\\x1bok`` stays
+    that; only a control character is escaped): repr() doubled each backslash of a printed
+    name and printed an undecodable byte as '\\udce9'."""
+    from gdb_toolkit.common.names import printable_text
 
-    return f"'{escape_name(text)}'"
+    return f"'{printable_text(text)}'"
 
 
 def _typed_path(path: str) -> str:
@@ -169,10 +169,9 @@ def _previews(report, arch: str) -> None:
 def loaded_object_names() -> list[str]:
     """For ``--object <Tab>``: each loaded object by its path and by its file name (the
     option matches any part of the path, completion a start of either)."""
-    from gdb_toolkit.gdbsupport.safe_gdb import objfile_filename
-
     from gdb_toolkit.common.args import name_word
     from gdb_toolkit.common.names import escape_name
+    from gdb_toolkit.gdbsupport.safe_gdb import objfile_filename
 
     names: set[str] = set()
     for objfile in gdb.objfiles():

@@ -299,12 +299,12 @@ def compile_filter(pattern: str | None):
         return None
     if not pattern:
         raise ToolkitError("empty regular expression", "give a name or a pattern, e.g. 'puts' or 'mem|str'")
-    from gdb_toolkit.common.names import NamePattern, escape_name
+    from gdb_toolkit.common.names import NamePattern, printable_text
 
     try:
         return NamePattern.compile(pattern)
     except (re.error, OverflowError, RecursionError, ValueError) as exc:
-        raise ToolkitError(f"bad regular expression '{escape_name(pattern)}': {exc}",
+        raise ToolkitError(f"bad regular expression '{printable_text(pattern)}': {exc}",
                            "give a Python regular expression, e.g. 'mem|str' or '^puts$' "
                            "(names match with and without their @VERSION)") from None
 

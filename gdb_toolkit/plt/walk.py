@@ -578,12 +578,12 @@ def choose_slot(objects: list[LoadedObject], name: str, here: LoadedObject | Non
     which wins over the other objects in load order.  Data symbols are refused."""
     if not name or not name.strip() or name.startswith("@"):
         raise ToolkitError("no symbol given", "name an imported function, e.g. 'plt-walk puts'")
-    from gdb_toolkit.common.names import escape_name
+    from gdb_toolkit.common.names import printable_text
     from gdb_toolkit.plt.slots import object_matches
 
     pool = [o for o in objects if not object_filter or object_matches(object_filter, o)]
     if object_filter and not pool:
-        raise ToolkitError(f"no loaded object matches '{escape_name(object_filter)}'",
+        raise ToolkitError(f"no loaded object matches '{printable_text(object_filter)}'",
                            "give part of a path listed by 'got --all-objects'")
     found = []
     for o in pool:
@@ -602,7 +602,7 @@ def choose_slot(objects: list[LoadedObject], name: str, here: LoadedObject | Non
         o, s = found[0]
         raise ToolkitError(f"{s.display} is a data symbol ({'TLS variable' if s.symbol_type == 6 else 'object'}"
                            f", {s.kind} slot in {o.name}): nothing calls it through the PLT",
-                           f"'got {escape_name(name.split('@')[0])}' shows its slot and value")
+                           f"'got {printable_text(name.split('@')[0])}' shows its slot and value")
 
     def rank(pair):
         o, s = pair
