@@ -336,3 +336,30 @@ def test_valgrind_frames_print_names_once(tmp_path):
                 seen.append(s)
                 assert shown in s, (doc["command"], s)
     assert any(s == shown for s in seen), seen       # a frame's file field
+
+
+def test_valgrind_location_names_print_once(tmp_path):
+    """vg-who on a global whose name is 'g ESC b \\ uf' (assembled): valgrind's description
+    ('... inside data symbol "NAME"') and the location's symbol carry the printed form; they
+    reached the JSON as \\u001b with a single backslash.  Oracle: nm, the printed form written out."""
+    name = b"g\x1bb\\uf"
+    shown = "g\\x1bb\\\\uf"
+    q = name.replace(b"\\", b"\\\\")
+    src = (b'.bss\n.globl "%s"\n.type "%s", @object\n.size "%s", 64\n"%s":\n  .zero 64\n'
+           b'.text\n.globl main\n.type main, @function\nmain:\n  sub $8, %%rsp\n  lea "%s"(%%rip), %%rdi\n'
+           b'  call checkpoint\n  xor %%eax, %%eax\n  add $8, %%rsp\n  ret\n'
+           b'.section .note.GNU-stack,"",@progbits\n') % ((q,) * 5)
+    (tmp_path / "p.s").write_bytes(src)
+    (tmp_path / "c.c").write_text('void checkpoint(void *p) { __asm__ volatile("" :: "r"(p) : "memory"); }\n')
+    subprocess.run(["gcc", "-g", "-O0", "-no-pie", "-o", "p", "p.s", "c.c"], cwd=tmp_path, check=True, capture_output=True)
+    nm = subprocess.run(["nm", str(tmp_path / "p")], capture_output=True, check=True).stdout
+    assert b" B " + name + b"\n" in nm, nm
+    res = run_gdb([f"vg-start {tmp_path / 'p'}", "break checkpoint", "continue",
+                   *json_wrapped("vg-who p --json")], timeout=240)
+    assert_no_traceback(res)
+    doc = res.envelopes()[-1]
+    assert doc["ok"], doc
+    for s in _strings(doc):
+        assert not re.search(r"[\x00-\x1f\x7f\ud800-\udfff]", s), s
+    found = [s for s in _strings(doc) if "uf" in s]
+    assert shown in found and any(f'data symbol "{shown}"' in s for s in found), found
