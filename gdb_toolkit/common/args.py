@@ -330,7 +330,7 @@ def split_expression_words(text: str) -> list[str]:
     (gdb.string_to_argv would make it ``$ksym(vfs_write)+5``).  Unbalanced quotes or
     brackets end at the end of the line (gdb reports the expression error itself)."""
     words, cur, depth, quote, i = [], [], 0, None, 0
-    have = False
+    have = quoted = False          # quoted: the word opens with a real quote (not \\')
     while i < len(text):
         c = text[i]
         if quote:
@@ -341,11 +341,15 @@ def split_expression_words(text: str) -> list[str]:
             elif c == quote:
                 quote = None
         elif c in "\"'":
+            quoted = quoted or not cur
             quote = c
             cur.append(c)
             have = True
-        elif c == "\\" and i + 1 < len(text):       # gdb's escaped blank: /tmp/my\ core
-            cur.append(text[i + 1])
+        elif c == "\\" and i + 1 < len(text):
+            # gdb's escaped blank (/tmp/my\ core) or quote; any other backslash is kept, so a
+            # name typed as the toolkit printed it (ev\xe9il, q\\te) arrives as printed
+            nxt = text[i + 1]
+            cur.append(nxt if nxt.isspace() or nxt in "'\"" else c + nxt)
             have = True
             i += 1
         elif c in "([{":
@@ -355,7 +359,71 @@ def split_expression_words(text: str) -> list[str]:
         elif c in ")]}":
             depth = max(0, depth - 1)
             cur.append(c)
+            have = True             # a word may start with one (a name ']x'): not dropped
         elif c.isspace() and depth == 0:
+            if have:
+                words.append(("".join(cur), quoted))
+            cur, have, quoted = [], False, False
+        else:
+            cur.append(c)
+            have = True
+        i += 1
+    if have:
+        words.append(("".join(cur), quoted))
+    return [_unquote_whole(w) if q else w for w, q in words]
+
+
+def _unquote_whole(word: str) -> str:
+    """``"a b"`` / ``'a b'`` -> ``a b`` (``\\'`` / ``\\"`` made a quote; other backslashes kept:
+    a printed name's ``\\x1b``) when the quotes enclose the whole word; any other word is
+    returned as it is."""
+    if len(word) >= 2 and word[0] in "\"'" and word[-1] == word[0]:
+        body, out, i = word[1:-1], [], 0
+        while i < len(body):
+            if body[i] == word[0]:
+                return word                 # a closing quote inside: not one quoted string
+            if body[i] == "\\" and i + 1 < len(body):
+                i += 1
+                if body[i] != word[0]:          # only \' (\") loses its backslash
+                    out.append("\\")
+            out.append(body[i])
+            i += 1
+        return "".join(out)
+    return word
+
+
+def split_name_words(text: str) -> list[str]:
+    """Split a command line whose words may be names as the toolkit prints them
+    (common.names.escape_name: ``esc\\x1bok``, ``q\\\\uote``), so a printed name can be typed
+    back: a backslash is kept, except in ``\\ `` (gdb's escaped blank, ``/tmp/my\\ core``) and
+    before a quote character, which it makes literal; ``\\\\`` stays two characters (the
+    printed form of one backslash, and a regular expression's).  Blanks outside quotes
+    separate words; '...' and "..." group and are removed.  gdb.string_to_argv removes every
+    backslash (``ev\\xe9il`` -> ``evxe9il``), so a printed name could not be given back."""
+    words, cur, quote, have, i = [], [], None, False, 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        nxt = text[i + 1] if i + 1 < n else ""
+        if c == "\\" and nxt == "\\":
+            cur.append("\\\\")
+            have = True
+            i += 2
+            continue
+        if c == "\\" and (nxt in "'\"" and nxt and (quote is None or nxt == quote)
+                          or (quote is None and nxt and nxt.isspace())):
+            cur.append(nxt)
+            have = True
+            i += 2
+            continue
+        if quote:
+            if c == quote:
+                quote = None
+            else:
+                cur.append(c)
+        elif c in "'\"":
+            quote, have = c, True
+        elif c.isspace():
             if have:
                 words.append("".join(cur))
             cur, have = [], False
@@ -365,20 +433,12 @@ def split_expression_words(text: str) -> list[str]:
         i += 1
     if have:
         words.append("".join(cur))
-    return [_unquote_whole(w) for w in words]
+    return words
 
 
-def _unquote_whole(word: str) -> str:
-    """``"a b"`` / ``'a b'`` -> ``a b`` (backslash escapes removed) when the quotes enclose
-    the whole word; any other word is returned as it is."""
-    if len(word) >= 2 and word[0] in "\"'" and word[-1] == word[0]:
-        body, out, i = word[1:-1], [], 0
-        while i < len(body):
-            if body[i] == word[0]:
-                return word                 # a closing quote inside: not one quoted string
-            if body[i] == "\\" and i + 1 < len(body):
-                i += 1
-            out.append(body[i])
-            i += 1
-        return "".join(out)
-    return word
+def name_word(name: str) -> str:
+    """A printed name as one word of split_name_words (Tab completion offers it): blanks and
+    quotes backslash-escaped (``sp\\ ace``, ``it\\'s``), the rest as printed."""
+    if not any(c.isspace() or c in "'\"" for c in name):
+        return name
+    return "".join("\\" + c if c.isspace() or c in "'\"" else c for c in name)

@@ -43,10 +43,15 @@ class Location:
 def kernel_location(address: int | None, symbol: str | None = None, offset: int | None = 0,
                     module: str | None = None) -> Location:
     """A kernel position: *module* None is the kernel image (object ``vmlinux``); without a
-    symbol, offset and object are unknown too."""
+    symbol, offset and object are unknown too.  *symbol* and *module* are raw (kallsyms,
+    System.map, BTF: any bytes) and escaped here, once, as every name the toolkit prints
+    (common.names.escape_name; docs/json.md "Names")."""
     if not symbol:
         return Location(address, None, None)
-    return Location(address, symbol, offset or 0, object=module or KERNEL_OBJECT)
+    from gdb_toolkit.common.names import escape_name
+
+    return Location(address, escape_name(symbol), offset or 0,
+                    object=escape_name(module) if module else KERNEL_OBJECT)
 
 
 def split_kernel_text(text: str | None) -> tuple[str | None, int, str | None]:

@@ -172,3 +172,56 @@ def unescape_proc_maps_path(text: str) -> str:
     kernel, so a name really containing ``\\012`` is indistinguishable, as for every reader of maps).
     """
     return text.replace("\\012", "\n") if "\\012" in text else text
+
+
+def typed_name(text: str) -> str | None:
+    """A name given back as the toolkit printed it (``esc\\x1bok``, ``q\\\\uote``): the name it
+    renders (a str as ``decode_name`` gives it, so any bytes), or None when *text* holds no
+    escape or is no rendering (``a\\q``).  Text without a backslash is its own name."""
+    if "\\" not in text:
+        return None
+    try:
+        return decode_name(unescape_name(text))
+    except BadEscape:
+        return None
+
+
+class NamePattern:
+    """A name pattern as a user types it: a Python regular expression, matched against the
+    raw name and against its printed rendering (``escape_name``), or -- when it holds an
+    escape -- the printed text itself, so what the toolkit printed for a name (``ev\\xe9il``,
+    ``a\\x1b[2J``, which is no regular expression) finds that name again.  ``search`` as a
+    compiled regular expression's."""
+
+    __slots__ = ("text", "rx", "literal")
+
+    def __init__(self, text: str, rx, literal: str | None):
+        self.text = text
+        self.rx = rx
+        self.literal = literal
+
+    @classmethod
+    def compile(cls, text: str):
+        """The pattern, or re.error when *text* is neither a regular expression nor a
+        printed name."""
+        import re
+
+        literal = text if typed_name(text) is not None else None
+        try:
+            rx = re.compile(text)
+        except (re.error, OverflowError, RecursionError, ValueError):
+            if literal is None:
+                raise
+            rx = None
+        return cls(text, rx, literal)
+
+    def search(self, name: str) -> bool:
+        if not name:
+            return False
+        if self.rx is not None and self.rx.search(name):
+            return True
+        shown = escape_name(name)
+        if shown == name:
+            return self.literal is not None and self.literal in shown
+        return bool((self.rx is not None and self.rx.search(shown))
+                    or (self.literal is not None and self.literal in shown))

@@ -42,7 +42,7 @@ STATE_COLOURS = {"good": "green", "bad": "red", "warn": "yellow"}
 STATE_WORDS = {
     "ok": "good", "yes": "good", "resolved": "good", "bound-at-load": "good", "agree": "good",
     "defined": "good", "pass": "good", "passes": "good", "connected": "good",
-    "missing": "bad", "mismatch": "bad", "no": "bad", "error": "bad", "failed": "bad",
+    "missing": "bad", "mismatch": "bad", "overwritten": "bad", "no": "bad", "error": "bad", "failed": "bad",
     "undefined": "bad", "unaddressable": "bad", "definite": "bad", "not": "bad",
     "limited": "warn", "unresolved": "warn", "lazy": "warn", "possible": "warn",
     "not-relocated": "warn", "partly defined": "warn", "info": "metadata", "null": "metadata",

@@ -8,9 +8,9 @@ SOURCES = (('gdbsupport/registry.py', 92550518),
  ('gdbsupport/toolkit_command.py', 1155319679),
  ('common/meta.py', 2433930963),
  ('doctor/gdb_commands.py', 3960926210),
- ('kernel/gdb_commands.py', 3344534),
+ ('kernel/gdb_commands.py', 126518017),
  ('ktrace/gdb_commands.py', 1768234292),
- ('plt/gdb_commands.py', 3646760873),
+ ('plt/gdb_commands.py', 252447199),
  ('stack/gdb_commands.py', 3965443048),
  ('valgrind/gdb_commands.py', 4228477509))
 

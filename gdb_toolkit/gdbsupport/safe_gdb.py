@@ -227,7 +227,8 @@ def source_of(sal) -> tuple[str | None, int | None]:
     if sal is None or sal.symtab is None or not sal.line:
         return None, None
     name = symtab_filename(sal.symtab)          # any bytes (surrogateescape)
-    return (os.path.basename(name), sal.line) if name else (None, None)
+    # printed once, here (common.names.escape_name), as every name the toolkit shows
+    return (escape_name(os.path.basename(name)), sal.line) if name else (None, None)
 
 
 def solib_name(address: int) -> str | None:

@@ -14,11 +14,12 @@ KERNEL_SPACE = 0xFFFF800000000000
 
 
 def _name(symbol) -> str:
-    """A symbol from kallsyms/System.map/BTF inside prose: any bytes, shown by escape_name
-    (tables escape their cells themselves)."""
-    from gdb_toolkit.common.names import escape_name
+    """A symbol from a report inside prose: the report escaped it already (escape_name, where
+    it was read), so only a control character left raw is escaped here (printable_text: a
+    backslash is not doubled a second time)."""
+    from gdb_toolkit.common.names import printable_text
 
-    return escape_name(symbol) if symbol else str(symbol)
+    return printable_text(symbol) if symbol else str(symbol)
 
 
 class KernelChoice:
@@ -222,13 +223,17 @@ class _KernelCommand(ToolkitCommand):
             return gdb.COMPLETE_NONE
         import bisect
 
+        from gdb_toolkit.common.args import name_word
+        from gdb_toolkit.common.names import escape_name, typed_name
         from gdb_toolkit.kernel.kallsyms import symbol_names
 
+        # offered as the commands print them and take them back (a name may be any bytes)
         names = symbol_names()
-        i = bisect.bisect_left(names, name)
+        raw = typed_name(name) or name
+        i = bisect.bisect_left(names, raw)
         out = []
-        while i < len(names) and names[i].startswith(name) and len(out) < 200:
-            out.append(module + colon + names[i])
+        while i < len(names) and names[i].startswith(raw) and len(out) < 200:
+            out.append(module + colon + name_word(escape_name(names[i])))
             i += 1
         return out
 

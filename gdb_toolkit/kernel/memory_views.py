@@ -362,8 +362,13 @@ class KsymReport:
 
 
 def ksym(session, query: str, btf: bool = True) -> KsymReport:
+    """Symbols by name or address; names in the report as printed (escape_name), and a name
+    given as the toolkit printed it (``ev\\xe9il``) finds that symbol."""
+    from gdb_toolkit.common.names import escape_name, typed_name
+
     syms = session.symbols
     matches = []
+    raw_names = []                  # the symbols' own names, for BTF
     q = query.strip()
     # an address: 0xHEX, 16 hex digits, a decimal, or SYMBOL+OFFSET (as kdis/kx take them)
     if re.fullmatch(r"0[xX][0-9a-fA-F]+|[0-9a-fA-F]{16}|\d+", q) or re.search(r"[+-]", q):
@@ -371,31 +376,40 @@ def ksym(session, query: str, btf: bool = True) -> KsymReport:
         s = syms.containing(addr)
         if s is not None:
             nxt = syms.next_symbol_after(s.address)
-            matches.append(SymbolMatch(s.name, s.address, s.type, s.module, addr - s.address,
+            matches.append(SymbolMatch(escape_name(s.name), s.address, s.type,
+                                       escape_name(s.module) if s.module else None, addr - s.address,
                                        nxt - s.address if nxt else None))
+            raw_names.append((s.name, s.module))
     else:
         module = None
         name = q
         if ":" in q:
             module, name = q.split(":", 1)
-        for s in syms.all_named(name):
+        found = syms.all_named(name)
+        if not found and typed_name(name) is not None:
+            found = syms.all_named(typed_name(name))        # the name as printed
+        if module and typed_name(module) is not None and not any(s.module == module for s in found):
+            module = typed_name(module)
+        for s in found:
             if module and s.module != module:
                 continue
             nxt = syms.next_symbol_after(s.address)
-            matches.append(SymbolMatch(s.name, s.address, s.type, s.module, 0,
+            matches.append(SymbolMatch(escape_name(s.name), s.address, s.type,
+                                       escape_name(s.module) if s.module else None, 0,
                                        nxt - s.address if nxt else None))
+            raw_names.append((s.name, s.module))
     notes = []
     if btf and matches:
         try:
             base = session.btf
             mods: dict = {}
-            for m in matches:
+            for m, (raw, module) in zip(matches, raw_names):
                 b = base
-                if m.module:
-                    if m.module not in mods:     # module BTF is split on vmlinux's
-                        mods[m.module] = session.module_btf(m.module)
-                    b = mods[m.module] or base
-                t = b.find(m.symbol, "func") or b.find(m.symbol, "var")
+                if module:
+                    if module not in mods:     # module BTF is split on vmlinux's
+                        mods[module] = session.module_btf(module)
+                    b = mods[module] or base
+                t = b.find(raw, "func") or b.find(raw, "var")
                 if t is not None:
                     m.btf_kind = t.kind_name
                     m.prototype = b.c_decl(t.id) if t.kind_name == "func" else \

@@ -510,17 +510,30 @@ class KernelSession(Closeable):
         if re.fullmatch(r"[0-9a-fA-F]{16}", t):
             return int(t, 16)
         m = re.fullmatch(r"([A-Za-z0-9_.$:]+?)\s*(?:([+-])\s*(0[xX][0-9a-fA-F]+|\d+))?", t)
+        name = m.group(1) if m else None
+        if not m and "\\" in t:
+            # a name as the toolkit printed it (escape_name: ev\xe9il), any bytes
+            from gdb_toolkit.common.names import typed_name
+
+            m = re.fullmatch(r"(\S+?)\s*(?:([+-])\s*(0[xX][0-9a-fA-F]+|\d+))?", t)
+            name = typed_name(m.group(1)) if m else None
+            if name is None:
+                m = None
         if not m:
-            raise ToolkitError(f"cannot read {text!r} as a kernel address or symbol",
+            from gdb_toolkit.common.names import escape_name
+
+            raise ToolkitError(f"cannot read '{escape_name(text)}' as a kernel address or symbol",
                                "give 0xADDRESS, SYMBOL or SYMBOL+OFFSET")
-        base = self.symbols.address(m.group(1))
+        base = self.symbols.address(name)
         if base is None:
             import difflib
             name = m.group(1).split(":")[-1]
             near = difflib.get_close_matches(name, [s.name for s in self.symbols.symbols
                                                     if s.name[:2] == name[:2]], n=3)
-            raise ToolkitError(f"no kernel symbol {m.group(1)!r} in {self.symbols.path}",
-                               f"did you mean {', '.join(near)}" if near else
+            from gdb_toolkit.common.names import escape_name, printable_text
+
+            raise ToolkitError(f"no kernel symbol '{printable_text(m.group(1))}' in {self.symbols.path}",
+                               f"did you mean {', '.join(map(escape_name, near))}" if near else
                                "check the name (ksym NAME), or load its module")
         off = int(m.group(3), 0) if m.group(3) else 0
         return _in_64_bits(base - off if m.group(2) == "-" else base + off, text)

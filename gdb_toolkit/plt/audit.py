@@ -32,9 +32,12 @@ class Definition:
         return self.obj.bias + self.sym.value
 
     def text(self) -> str:
+        """``name@VER in lib.so``: the name printed (escape_name), the object's name already is."""
+        from gdb_toolkit.common.names import escape_name
+
         ver = f"@{self.sym.version}" if self.sym.version else ""
         where = " (its canonical PLT entry: the function's address in the whole process)" if self.canonical else ""
-        return f"{self.sym.name}{ver} in {self.obj.name}{where}"
+        return f"{escape_name(self.sym.name + ver)} in {self.obj.name}{where}"
 
 
 def _needed_closure(root: LoadedObject, objs: list[LoadedObject]) -> list[LoadedObject]:

@@ -402,7 +402,10 @@ class ElfFile:
                 s = raw[shstrndx]
                 names = self._read(s[4], s[5], "the section name table")
             for r in raw:
-                self.sections.append(Section(_cstr(names, r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[9]))
+                # a section's name is printed, never looked up by bytes: escaped here, once
+                # (escape_name; the ASCII names compared with -- .plt, .got -- are unchanged)
+                self.sections.append(Section(escape_name(_cstr(names, r[0])), r[1], r[2], r[3], r[4], r[5], r[6],
+                                             r[7], r[9]))
         dyn = next((s for s in self.segments if s.type == PT_DYNAMIC), None)
         if dyn is not None and dyn.filesz:
             data = self._read(dyn.offset, dyn.filesz, "the dynamic segment")
@@ -442,7 +445,7 @@ class ElfFile:
         """The section's file bytes; a NOBITS section has none (never a zero-filled buffer)."""
         if sec.type == SHT_NOBITS:
             return b""
-        return self._read(sec.offset, sec.size, f"section {escape_name(sec.name) if sec.name else '?'}")
+        return self._read(sec.offset, sec.size, f"section {sec.name or '?'}")
 
     def segment_of(self, vaddr: int, size: int = 1) -> Segment | None:
         for seg in self.segments:

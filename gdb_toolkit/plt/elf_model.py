@@ -46,8 +46,19 @@ class SlotSpec:
 
     @property
     def display(self) -> str:
+        """``memcpy@GLIBC_2.14`` as printed: the name and version by common.names.escape_name
+        (any bytes; the one rendering of every name in text and --json)."""
+        from gdb_toolkit.common.names import escape_name
+
         name = self.symbol or "?"
-        return f"{name}@{self.version}" if self.version else name
+        return escape_name(f"{name}@{self.version}" if self.version else name)
+
+    @property
+    def symbol_text(self) -> str:
+        """The bare name as printed (escape_name)."""
+        from gdb_toolkit.common.names import escape_name
+
+        return escape_name(self.symbol)
 
 
 @record
@@ -200,6 +211,16 @@ class ObjectModel:
 
     def slots_named(self, name: str) -> list[SlotSpec]:
         self.name_irelative()
+        found = self._slots_named(name)
+        if not found:
+            from gdb_toolkit.common.names import typed_name
+
+            typed = typed_name(name)    # the name as the toolkit printed it (esc\x1bok)
+            if typed is not None:
+                found = self._slots_named(typed)
+        return found
+
+    def _slots_named(self, name: str) -> list[SlotSpec]:
         if "@" in name:           # a version was given: only that version
             base, _, ver = name.partition("@")
             ver = ver.lstrip("@")

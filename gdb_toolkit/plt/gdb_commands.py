@@ -19,6 +19,26 @@ def _parser(name: str, desc: str, regex: bool = True, all_objects: bool = True):
     return p
 
 
+def _quoted(text: str) -> str:
+    """What the user typed, quoted in a message as typed (a printed name ``esc\\x1bok`` stays
+    that; only a control character is escaped): repr() doubled each backslash of a printed
+    name and printed an undecodable byte as '\\udce9'."""
+    from gdb_toolkit.common.names import printable_text
+
+    return f"'{printable_text(text)}'"
+
+
+def _typed_path(path: str) -> str:
+    """A FILE argument: as given when it exists, else the file it names as the toolkit
+    prints paths (escape_name: ``caf\\xe9.json``)."""
+    import os
+
+    from gdb_toolkit.common.names import typed_name
+
+    typed = typed_name(path)
+    return typed if typed is not None and not os.path.lexists(path) else path
+
+
 def _select(objs, all_objects: bool, object_filter: str | None):
     from gdb_toolkit.common.errors import ToolkitError
 
@@ -26,9 +46,11 @@ def _select(objs, all_objects: bool, object_filter: str | None):
     if object_filter is not None:
         if not object_filter:
             raise ToolkitError("--object needs part of a path", "e.g. --object libc")
-        listed = [o for o in objs if object_filter in o.path or object_filter == o.name]
+        from gdb_toolkit.plt.slots import object_matches
+
+        listed = [o for o in objs if object_matches(object_filter, o)]
         if not listed:
-            raise ToolkitError(f"no loaded object matches {object_filter!r}",
+            raise ToolkitError(f"no loaded object matches {_quoted(object_filter)}",
                                "'got --all-objects' lists them (after start)")
         return listed
     return objs if all_objects else objs[:1]
@@ -147,6 +169,8 @@ def _previews(report, arch: str) -> None:
 def loaded_object_names() -> list[str]:
     """For ``--object <Tab>``: each loaded object by its path and by its file name (the
     option matches any part of the path, completion a start of either)."""
+    from gdb_toolkit.common.args import name_word
+    from gdb_toolkit.common.names import escape_name
     from gdb_toolkit.gdbsupport.safe_gdb import objfile_filename
 
     names: set[str] = set()
@@ -154,12 +178,20 @@ def loaded_object_names() -> list[str]:
         path = objfile_filename(objfile) if objfile.owner is None else None
         if path and path.startswith("/"):
             names.update((path, path.rsplit("/", 1)[-1]))
-    return sorted(names)
+    # as printed and as --object takes them back (a path may be any bytes: ESC reached the line)
+    return sorted(name_word(escape_name(n)) for n in names)
 
 
 class ObjectsCommand(ToolkitCommand):
     """A command of this domain: ``--object <Tab>`` offers the loaded objects, a name
     ``<Tab>`` the program's imported functions (got: every slot's symbol)."""
+
+    def split_argv(self, argument):
+        """Words keeping backslashes, so a name or path typed as the toolkit printed it
+        (``got 'esc\\x1bok'``, ``plt-walk q\\\\uote``) arrives as printed (common.args)."""
+        from gdb_toolkit.common.args import split_name_words
+
+        return split_name_words(argument)
 
     def complete_option(self, option, metavar, word):
         if option == "--object":
@@ -178,7 +210,9 @@ class ObjectsCommand(ToolkitCommand):
             names = self.completion_symbols(load_model(path)) if path else []
         except Exception:       # no program, an unreadable file: nothing to offer
             return []
-        return [n for n in names if n.startswith(word)]
+        from gdb_toolkit.common.args import name_word
+
+        return [w for w in map(name_word, names) if w.startswith(word)]
 
     def completion_symbols(self, model) -> list[str]:
         from gdb_toolkit.plt.walk import completion_names
@@ -189,7 +223,7 @@ class ObjectsCommand(ToolkitCommand):
 class Got(ObjectsCommand):
     def completion_symbols(self, model) -> list[str]:
         # every slot's symbol: data (stdout, environ) and TLS slots are rows of got too
-        return sorted({slot.symbol for slot in model.slots if slot.symbol})
+        return sorted({slot.symbol_text for slot in model.slots if slot.symbol})
 
     summary = "GOT slots, their state and binding now"
     usage = """\
@@ -249,7 +283,7 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
         if args.diff:
             from gdb_toolkit.plt.diff import load_saved
 
-            saved = load_saved(args.diff)
+            saved = load_saved(_typed_path(args.diff))
         kind, objs = gdb_live.loaded_objects()
         listed = _select(objs, args.all_objects, args.object)
         memory, failed = (None, [])
@@ -514,9 +548,9 @@ and the program stays stopped right there."""
         if choice is None:
             exe = objs[0].model
             if exe.is_static:
-                raise ToolkitError(f"{exe.name} is statically linked and has no GOT slot for {args.symbol!r}: "
+                raise ToolkitError(f"{exe.name} is statically linked and has no GOT slot for {_quoted(args.symbol)}: "
                                    "calls to it are direct", "'got' lists its IRELATIVE (ifunc) slots")
-            raise ToolkitError(f"no GOT slot for {args.symbol!r} in {exe.name}"
+            raise ToolkitError(f"no GOT slot for {_quoted(args.symbol)} in {exe.name}"
                                f"{' or its loaded objects' if len(objs) > 1 else ''}",
                                "list the imported symbols with 'got' (or 'got --all-objects' after start)")
         obj, spec = choice.obj, choice.spec

@@ -33,7 +33,11 @@ def frame_location(frame, describe=None) -> Location:
     pc = frame.pc()
     lib = solib_name(pc)
     obj = escape_name(os.path.basename(lib) if lib else os.path.basename(progspace_filename() or "?"))
-    name, offset = frame.name(), None
+    try:
+        name, offset = frame.name(), None
+        name = escape_name(name) if name else name      # printed once (describe's is already)
+    except UnicodeDecodeError:                          # gdb cannot give a non-UTF-8 name
+        name, offset = None, None
     try:
         fn = frame.function()
         if fn is not None and name:

@@ -47,6 +47,8 @@ def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
                relocated: bool = True, demangle=None) -> PltReport:
     """Stubs of *listed* objects.  *demangle*: a function {raw: shown} for C++ names (one
     call for the whole report); REGEX matches raw, versioned and demangled names."""
+    from gdb_toolkit.common.names import escape_name
+
     rx = compile_filter(pattern)
     space = AddressSpace(space_objects) if memory is not None else None
     rows, notes = [], []
@@ -82,7 +84,7 @@ def plt_report(listed: list[LoadedObject], space_objects: list[LoadedObject],
             symbol, raw = s.symbol, None
             if spec is not None and shown.get(spec.symbol, spec.symbol) != spec.symbol:
                 raw = symbol
-                symbol = shown[spec.symbol] + (f"@{spec.version}" if spec.version else "")
+                symbol = escape_name(shown[spec.symbol] + (f"@{spec.version}" if spec.version else ""))
             if rx and not (rx.search(s.symbol or ("" if s.kind != "plt0" else ".plt[0]"))
                            or (spec is not None and rx.search(spec.symbol)) or (raw and rx.search(symbol))):
                 continue

@@ -246,22 +246,27 @@ class AddressSpace:
 
     def describe(self, addr: int, prefer: str | None = None,
                  version: str = "") -> tuple[str, str | None, str | None]:
-        """(text, symbol, object name): ``puts in libc.so.6``, ``libfoo.so:.text+0x1234``."""
+        """(text, symbol, object name): ``puts in libc.so.6``, ``libfoo.so:.text+0x1234``;
+        names as printed (common.names.escape_name)."""
+        from gdb_toolkit.common.names import escape_name
+
         obj = self.find(addr)
         if obj is None:
             return (f"0x{addr:x} (no loaded object)", None, None)
         hit = obj.model.index.lookup(addr - obj.bias, prefer)
         if hit is None:
             sec = obj.model.section_of(addr - obj.bias)
-            where = f"{sec}+0x{addr - obj.bias - obj.model.sections[sec].addr:x}" if sec else f"+0x{addr - obj.bias:x}"
+            where = (f"{sec}+0x{addr - obj.bias - obj.model.sections[sec].addr:x}" if sec
+                     else f"+0x{addr - obj.bias:x}")
             return (f"{obj.name}:{where}", None, obj.name)
         if version and not hit.offset and hit.name == prefer:
             # the slot's own name, but is it the version the slot asks for (vfoo@VER_1 slot
             # holding vfoo@@VER_2: both would read "vfoo")?
             shown = obj.model.version_shown(hit.name, addr - obj.bias, version)
             if shown != hit.name:
-                return (f"{shown} in {obj.name}", hit.name, obj.name)
-        return (f"{hit.text()} in {obj.name}", hit.name, obj.name)
+                return (f"{escape_name(shown)} in {obj.name}", escape_name(hit.name), obj.name)
+        # each part escaped once: obj.name is printed already (display_path)
+        return (f"{hit.text()} in {obj.name}", escape_name(hit.name), obj.name)
 
 
 @record(slots=True)
@@ -294,18 +299,42 @@ def compile_filter(pattern: str | None):
         return None
     if not pattern:
         raise ToolkitError("empty regular expression", "give a name or a pattern, e.g. 'puts' or 'mem|str'")
+    from gdb_toolkit.common.names import NamePattern, printable_text
+
     try:
-        return re.compile(pattern)
+        return NamePattern.compile(pattern)
     except (re.error, OverflowError, RecursionError, ValueError) as exc:
-        raise ToolkitError(f"bad regular expression {pattern!r}: {exc}",
+        raise ToolkitError(f"bad regular expression '{printable_text(pattern)}': {exc}",
                            "give a Python regular expression, e.g. 'mem|str' or '^puts$' "
                            "(names match with and without their @VERSION)") from None
+
+
+def object_matches(text: str, obj: "LoadedObject") -> bool:
+    """``--object TEXT``: part of the object's path, or its name -- as the file system has it or
+    as the toolkit printed it (common.names.escape_name: ``lib\\xe9.so``)."""
+    from gdb_toolkit.common.names import escape_name, typed_name
+
+    if text in obj.path or text == obj.name or text in escape_name(obj.path):
+        return True
+    typed = typed_name(text)
+    return typed is not None and typed in obj.path
 
 
 def name_matches(rx, spec: SlotSpec, shown: str) -> bool:
     """A pattern matches the bare name, the name@VERSION and the demangled name, so
     '^puts$' finds puts@GLIBC_2.2.5 and 'std::cout' finds _ZSt4cout."""
     return bool(rx.search(spec.symbol) or rx.search(spec.display) or (shown != spec.display and rx.search(shown)))
+
+
+def outside_state(value: int, space: "AddressSpace | None") -> str | None:
+    """"overwritten" for a relocated slot whose value lies in no loaded object (unmapped, or
+    anonymous memory: a hook's trampoline), else None.  ld.so writes a definition it found in
+    a loaded object (an ifunc's choice, an rtld-audit module's la_symbind result in that
+    module, the vDSO's), never such an address: got's state and got --audit's verdict
+    ("overwritten") are this one decision.  None without the process's objects (no space)."""
+    if space is None or not value or space.find(value) is not None:
+        return None
+    return "overwritten"
 
 
 def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: AddressSpace | None,
@@ -329,7 +358,7 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
         elif spec.kind == "JUMP_SLOT" and not m.bind_now and value and m._elf.no_section_headers:
             state, target = "unresolved", f"lazy stub {obj.name}+0x{value:x} (no section headers)"
         elif spec.kind == "IRELATIVE":
-            state, target = "bound-at-load", f"ifunc resolver {spec.symbol or hex(spec.addend)} runs at start-up"
+            state, target = "bound-at-load", f"ifunc resolver {spec.symbol_text or hex(spec.addend)} runs at start-up"
         elif spec.kind in TLS_KINDS:
             state, target = "bound-at-load", f"TLS: set by {no_ldso} at load"
             tls = tls_facts(spec, obj, None, None, space)
@@ -360,8 +389,8 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
         # holds its file value + bias has not been through _dl_fixup
         state, target = "unresolved", f"lazy stub {obj.name}+0x{spec.file_value:x} (no section headers)"
     else:
-        state = "resolved" if lazy_kind else "bound-at-load"
         target, tsym, tobj = space.describe(value, spec.symbol, spec.version) if space else (f"0x{value:x}", None, None)
+        state = outside_state(value, space) or ("resolved" if lazy_kind else "bound-at-load")
     return SlotRow(obj.name, spec.address + bias, shown or spec.display, None, spec.rtype, spec.kind, value, state,
                    target, tsym, tobj, m.in_relro(spec.address), read_only_now, spec.file_value, tls)
 
@@ -381,13 +410,17 @@ def tls_module(spec: SlotSpec, obj: LoadedObject, space: AddressSpace | None) ->
 
 def tls_facts(spec: SlotSpec, obj: LoadedObject, value: int | None, second: int | None,
               space: AddressSpace | None) -> dict:
-    """Module, variable and what the slot holds, for every TLS relocation kind."""
-    var = spec.symbol
+    """Module, variable and what the slot holds, for every TLS relocation kind (names as
+    printed: common.names.escape_name)."""
+    from gdb_toolkit.common.names import escape_name
+
+    var = spec.symbol_text
     if spec.symbol and spec.addend:
         var += f"+0x{spec.addend:x}"
     elif not spec.symbol:
         # a local variable: only its offset in this object's TLS block is in the relocation
-        var = obj.model.tls_variable(spec.addend) or f"offset 0x{spec.addend:x}"
+        local = obj.model.tls_variable(spec.addend)
+        var = escape_name(local) if local else f"offset 0x{spec.addend:x}"
     module = tls_module(spec, obj, space)
     out = {"variable": var if spec.symbol or not var.startswith("offset ")
            else f"{var} in the TLS block of {obj.name}", "object": module.name, "text": ""}
@@ -593,7 +626,9 @@ def _display_and_shown(spec: SlotSpec, demangled: dict[str, str]) -> tuple[str, 
     d = demangled.get(spec.symbol) if demangled else None
     if not d or d == spec.symbol:
         return display, display
-    return display, (f"{d}@{spec.version}" if spec.version else d)
+    from gdb_toolkit.common.names import escape_name
+
+    return display, escape_name(f"{d}@{spec.version}" if spec.version else d)
 
 
 def demangled_names(report: "GotReport") -> list[str]:

@@ -35,7 +35,11 @@ class Hit:
         return f"Hit({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
     def text(self) -> str:
-        return self.name if not self.offset else f"{self.name}+{self.offset}"
+        """``name+off`` as printed (common.names.escape_name: a name may be any bytes)."""
+        from gdb_toolkit.common.names import escape_name
+
+        name = escape_name(self.name)
+        return name if not self.offset else f"{name}+{self.offset}"
 
 
 class SymbolIndex:

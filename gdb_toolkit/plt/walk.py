@@ -123,8 +123,10 @@ def demangle_walk(rep: WalkReport, demangled: dict[str, str]) -> None:
 def symbol_at(model: ObjectModel, addr: int, obj: str | None = None, bias: int = 0) -> Location:
     """The location of link-time *addr* in *model* (run-time address = addr + bias) by its
     symbol table; symbol and offset None when no symbol covers it."""
+    from gdb_toolkit.common.names import escape_name
+
     hit = model.index.lookup(addr)
-    return Location(addr + bias, hit.name if hit else None, hit.offset if hit else None,
+    return Location(addr + bias, escape_name(hit.name) if hit else None, hit.offset if hit else None,
                     object=obj or model.name)
 
 
@@ -369,16 +371,16 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
         rep.notes.append(f"{m.name} has no section headers: its .text and PLT cannot be located, so no "
                          f"call site or stub is shown (the slot comes from the dynamic segment)")
     else:
-        rep.notes.append(f"no call of {spec.symbol} found in {m.name}'s .text "
+        rep.notes.append(f"no call of {spec.symbol_text} found in {m.name}'s .text "
                          f"(called only through a function pointer, or not at all)")
     stub = None
     if call_stubs and (call is None or call.via == "stub"):
         stub = call_stubs[0]
-        rep.hops.append(Hop("stub", stub.address + b, Location(stub.address + b, f"{spec.symbol}@plt", 0,
+        rep.hops.append(Hop("stub", stub.address + b, Location(stub.address + b, f"{spec.symbol_text}@plt", 0,
                                                                object=m.name),
                             stub.section, _code(m, stub.address, b, stub.size, read),
                             "loads the GOT slot and jumps to what it holds",
-                            where=f"{spec.symbol}@plt ({stub.section})"))
+                            where=f"{spec.symbol_text}@plt ({stub.section})"))
     got_section = m.section_of(spec.address)
     rep.hops.append(Hop("GOT slot", spec.address + b, Location(spec.address + b, None, None, object=m.name),
                         got_section, [f"0x{spec.address + b:x}: 0x{row.value:x}"], f"{row.state}: {row.target}",
@@ -398,7 +400,7 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
                                 where=f".plt entry {lz.reloc_index}"))
         elif plt0 is None or lazy_entry != plt0.address:
             half = next((s for s in stubs if s.address <= lazy_entry < s.address + s.size), None)
-            at = (Location(lazy_entry + b, f"{spec.symbol}@plt", lazy_entry - half.address,
+            at = (Location(lazy_entry + b, f"{spec.symbol_text}@plt", lazy_entry - half.address,
                            object=m.name) if half is not None and half.kind == "stub"
                   else Location(lazy_entry + b, None, None, object=m.name))
             rep.hops.append(Hop("lazy stub", lazy_entry + b, at, m.section_of(lazy_entry),
@@ -416,7 +418,7 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
             rep.hops.append(Hop(".plt[0]", plt0.address + b, Location(plt0.address + b, None, None, object=m.name),
                                 plt0.section, _code(m, plt0.address, b, plt0.size, read), note,
                                 where="resolver trampoline"))
-    if row.state in ("resolved", "bound-at-load") and row.value and spec.kind not in TLS_KINDS:
+    if row.state in ("resolved", "bound-at-load", "overwritten") and row.value and spec.kind not in TLS_KINDS:
         tobj = space.find(row.value) if space else None
         if tobj is not None:
             rep.hops.append(Hop("target", row.value, symbol_at(tobj.model, row.value - tobj.bias, tobj.name, tobj.bias),
@@ -433,7 +435,7 @@ def _impossible_target(obj: LoadedObject, spec: SlotSpec, row: SlotRow, space: A
     """A slot value ld.so never writes, so the story's "later calls go to NAME" is not what
     happens: an address in no loaded object, or in the slot's own object's PLT other than
     the slot's lazy stub (a jump back into the PLT).  'got --audit' says the rest."""
-    if space is None or not row.value or row.state not in ("resolved", "bound-at-load") or \
+    if space is None or not row.value or row.state not in ("resolved", "bound-at-load", "overwritten") or \
             spec.kind not in ("JUMP_SLOT", "GLOB_DAT"):
         return None
     if space.find(row.value) is None:
@@ -446,14 +448,14 @@ def _impossible_target(obj: LoadedObject, spec: SlotSpec, row: SlotRow, space: A
             return None     # a non-PIE program's canonical PLT entry: the function's address here
         where = f"in {obj.name}'s own PLT ({row.target})"
     return (f"WARNING: the slot holds 0x{row.value:x}, {where}: ld.so never writes that for "
-            f"{spec.display}, so the next call through it goes there, not to {spec.symbol} "
+            f"{spec.display}, so the next call through it goes there, not to {spec.symbol_text} "
             f"(overwritten? 'got --audit' checks)")
 
 
 def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stub: Stub | None,
            call: CallSite | None, lazy: list[Stub], plt0: Stub | None, got12, space) -> None:
     m = obj.model
-    name = spec.symbol
+    name = spec.symbol_text
     slot = rep.slot_address
     how_call = (f"the call at {call.function}" if call else f"a call of {name}@plt")
     resolver = {"x86_64": "_dl_runtime_resolve_xsave(c)", "i386": "_dl_runtime_resolve",
@@ -576,9 +578,12 @@ def choose_slot(objects: list[LoadedObject], name: str, here: LoadedObject | Non
     which wins over the other objects in load order.  Data symbols are refused."""
     if not name or not name.strip() or name.startswith("@"):
         raise ToolkitError("no symbol given", "name an imported function, e.g. 'plt-walk puts'")
-    pool = [o for o in objects if not object_filter or object_filter in o.path or object_filter == o.name]
+    from gdb_toolkit.common.names import printable_text
+    from gdb_toolkit.plt.slots import object_matches
+
+    pool = [o for o in objects if not object_filter or object_matches(object_filter, o)]
     if object_filter and not pool:
-        raise ToolkitError(f"no loaded object matches {object_filter!r}",
+        raise ToolkitError(f"no loaded object matches '{printable_text(object_filter)}'",
                            "give part of a path listed by 'got --all-objects'")
     found = []
     for o in pool:
@@ -597,7 +602,7 @@ def choose_slot(objects: list[LoadedObject], name: str, here: LoadedObject | Non
         o, s = found[0]
         raise ToolkitError(f"{s.display} is a data symbol ({'TLS variable' if s.symbol_type == 6 else 'object'}"
                            f", {s.kind} slot in {o.name}): nothing calls it through the PLT",
-                           f"'got {name.split('@')[0]}' shows its slot and value")
+                           f"'got {printable_text(name.split('@')[0])}' shows its slot and value")
 
     def rank(pair):
         o, s = pair
@@ -630,5 +635,5 @@ def completion_names(model: ObjectModel) -> list[str]:
             continue
         if s.weak and s.kind == "GLOB_DAT" and s.symbol_type != 2:     # 2: STT_FUNC
             continue
-        out.add(s.symbol)
+        out.add(s.symbol_text)        # as printed, and as plt-walk accepts it back
     return sorted(out)

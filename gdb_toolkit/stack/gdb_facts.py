@@ -5,6 +5,7 @@ import os
 import gdb
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.common.names import escape_name
 from gdb_toolkit.gdbsupport import facts as gfacts
 from gdb_toolkit.stack.model import (Code, Frame, Runtime, SignalInfo, StackFacts,
                                      ThreadSummary)
@@ -58,10 +59,12 @@ def _source(sal) -> str | None:
         return None
     from gdb_toolkit.gdbsupport.safe_gdb import symtab_filename
 
+    from gdb_toolkit.common.names import escape_name
+
     name = symtab_filename(sal.symtab)           # any bytes (surrogateescape)
     if not name:
         return None
-    return f"{os.path.basename(name)}:{sal.line}"
+    return f"{escape_name(os.path.basename(name))}:{sal.line}"      # printed once, here
 
 
 def _block_function(pc: int):
@@ -129,6 +132,7 @@ def walk_frames(arch: str, cap: int = FRAME_CAP) -> tuple[list[Frame], bool, str
             break
         try:
             name = frame.name()
+            name = escape_name(name) if name else name       # any bytes: printed once, here
         except (gdb.error, UnicodeDecodeError):
             name = None
         try:
@@ -188,6 +192,7 @@ def far_signal_frame(start: int, cap: int = FAR_CAP) -> tuple[Frame, Frame | Non
                 if inner is not None:
                     try:
                         name = inner.name()
+                        name = escape_name(name) if name else name
                     except UnicodeDecodeError:
                         name = None
                     handler = Frame(level - 1, inner.pc(),

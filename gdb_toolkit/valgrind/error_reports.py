@@ -51,6 +51,15 @@ class MemcheckError:
 json_keys(MemcheckError, {"details": "detail_lines"})
 
 
+
+def _printed(line: str) -> str:
+    """A line of valgrind's text as printed: its names escaped once (escape_name; the rest of
+    valgrind's prose is printable and holds no backslash, so the line reads unchanged)."""
+    from gdb_toolkit.common.names import escape_name
+
+    return escape_name(line)
+
+
 @record
 class ErrorSummary:
     """valgrind's ERROR SUMMARY line (counts: `errors` is the list of errors elsewhere)."""
@@ -158,7 +167,7 @@ def parse_errors(text: str, code_map: CodeMap | None = None) -> ErrorList:
         elif current.stack and related_re.match(t):
             current.related.append(Stack(t))
         else:
-            current.details.append(t)
+            current.details.append(_printed(t))          # valgrind's text: names any bytes
         i += 1
     return ErrorList(errors, summary)
 

@@ -113,4 +113,12 @@ def parse_location_lines(lines: list[str], start: int,
             i += 1
             continue
         break
+    # names as printed, once, here (escape_name): valgrind writes a data symbol's, a function's
+    # or a file's bytes; its own words are printable and hold no backslash (frames: parse_frame)
+    from gdb_toolkit.common.names import escape_name
+
+    for key in ("symbol", "frame_function", "frame_where", "file", "object", "description"):
+        value = getattr(loc, key)
+        if value:
+            setattr(loc, key, escape_name(value))
     return loc, i

@@ -228,11 +228,21 @@ def _parse_frame(text: str, code_map: CodeMap | None) -> Frame | None:
         role = object_role(obj, code_map.main_object)
         if role == "program" and file:
             role = code_map.frame_role(addr, kind, file) if mapped else (header_role(file) or role)
-        return Frame(kind, addr, func, file, line, obj, role)
+        return _printed_frame(kind, addr, func, file, line, obj, role)
     role = object_role(obj, None)
     if role == "program" and file:
         role = header_role(file) or role
-    return Frame(kind, addr, func, file, line, obj, role)
+    return _printed_frame(kind, addr, func, file, line, obj, role)
+
+
+def _printed_frame(kind, addr, func, file, line, obj, role) -> Frame:
+    """The frame with its names as printed (common.names.escape_name), once, here: valgrind
+    writes a function, source file or object name as its bytes (an ESC included), and the
+    roles above were decided on those bytes."""
+    from gdb_toolkit.common.names import escape_name
+
+    return Frame(kind, addr, escape_name(func) if func else func, escape_name(file) if file else file, line,
+                 escape_name(obj) if obj else obj, role)
 
 
 def site_index(frames: list[Frame]) -> int | None:

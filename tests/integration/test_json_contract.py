@@ -601,6 +601,20 @@ def _strings(data):
             yield from _strings(v)
 
 
+#: a string in a document may hold a newline or a tab (help and prose lines), never another
+#: control character or an undecodable byte: a name is escaped where a command reads it
+#: (docs/json.md "Names"), so a raw one means a name slipped through unescaped
+_RAW = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+
+
+def test_no_document_string_holds_a_raw_control_character(documents):
+    """Every document of every command (the sessions above): no string holds ESC, CR, another C0
+    control, DEL or a lone surrogate.  Hostile names themselves: test_names_roundtrip.py (got,
+    plt, plt-walk, ksym, kdis) and the test below (paths and thread names)."""
+    bad = [(doc["command"], s) for doc in ALL_DOCUMENTS for s in _strings(doc) if _RAW.search(s)]
+    assert not bad, bad[:5]
+
+
 def test_names_are_escaped_the_same_way_in_every_command(tmp_path):
     """A name that holds a literal backslash sequence and a byte that is not UTF-8 reads the
     same in every command's JSON (docs/json.md, "Names"): `\\\\` for the backslash, `\\xNN` for
