@@ -311,7 +311,7 @@ def _classify(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion | N
     c = causes.analyse(f, d, ctx, region)
     if (c.pivot is not None or c.unexplained) and not _sp_in(region, sp):
         return _corrupt_sp(f, d, ctx, region, why=c.pivot_text)
-    if not _sp_plausible(f, ctx, region) and not c.linked:
+    if not _sp_plausible(f, ctx, region) and not c.linked and not region.overrun:
         return _corrupt_sp(f, d, ctx, region)
 
     if region.start <= fault < region.end:

@@ -654,6 +654,12 @@ def clash(f: StackFacts, ctx, region: StackRegion) -> list[dict]:
     return sorted(out, key=lambda v: -v["block_top_address"])
 
 
+#: how to keep a guard page below a thread's stack, whichever way it was made
+_KEEP_GUARD = ("do not set pthread_attr_setguardsize to 0; a block passed with "
+               "pthread_attr_setstack gets no guard from glibc: mprotect its lowest page "
+               "PROT_NONE and pass the rest")
+
+
 def clash_verdict(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, victims: list[dict],
                   phrase: str, final_sp: int) -> Diagnosis:
     d.verdict = "thread-clash"
@@ -670,8 +676,9 @@ def clash_verdict(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, victims
                   f"{hs(size)} stack into the stack of {names}: its frames reach over that thread's "
                   f"thread control block{frames}; the fault at 0x{ctx.fault:x} is {where} -- {phrase}")
     d.explanation.insert(0, f"This thread's block [0x{region.start:x}, 0x{region.end:x}) has no "
-                         "guard page below it (pthread_attr_setguardsize 0, or a guard the "
-                         "frame jumped over): the overflow went on into the next thread's block "
+                         "guard page below it (pthread_attr_setguardsize 0, a block the program "
+                         "passed with pthread_attr_setstack() -- glibc puts no guard below "
+                         "those -- or a guard the frame jumped over): the overflow went on into the next thread's block "
                          f"(its top, where its TCB lives, at 0x{v['block_top_address']:x}) without "
                          "faulting. Whatever this thread wrote there replaced that thread's "
                          "saved registers and return addresses: if it runs again it crashes "
@@ -680,13 +687,12 @@ def clash_verdict(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, victims
     new = thread_stacksize_for(needed)
     if d.cause == "deep-recursion":
         d.fix = Fix("code", f"bound the recursion in {d.recursion.focus}(); keep a guard "
-                    "page between thread stacks (the default pthread_attr_setguardsize)",
-                    needed, stacksize=new)
+                    f"page between thread stacks ({_KEEP_GUARD})", needed, stacksize=new)
         return d
     d.fix = Fix("pthread_attr_setstacksize",
                 f"pthread_attr_setstacksize(&attr, {new})   /* {hs(new)}; thread {f.thread_num} "
-                f"needs about {hs(needed)} */ and keep a guard page between thread stacks (do "
-                "not set pthread_attr_setguardsize to 0) -- or move the buffer to the heap",
+                f"needs about {hs(needed)} */ and keep a guard page between thread stacks "
+                f"({_KEEP_GUARD}) -- or move the buffer to the heap",
                 needed, stacksize=new)
     return d
 

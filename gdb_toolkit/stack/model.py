@@ -220,6 +220,9 @@ class StackRegion:
     raw_clone: bool = field(default=False, metadata={"json_skip": True})
                                     # a thread made by clone() itself (no CLONE_SETTLS: it
                                     # shares another thread's thread pointer), not pthread_create
+    overrun: bool = field(default=False, metadata={"json_skip": True})
+                                    # a thread's own block (where its thread pointer is), its
+                                    # frames below it in another thread's block: it ran past
 
     start = property(lambda self: self.start_address)
     end = property(lambda self: self.end_address)
