@@ -262,6 +262,10 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
             + ".")
     huge = top is not None and top.size >= HUGE_FRAME and (used is None or top.size * 2 >= used)
     rec_bytes = r.depth * r.avg_frame if r else 0
+    if r is not None and not p and not huge and used and rec_bytes * 2 < used:
+        outer = _outer_frame(f, r, region, used)
+        if outer is not None:
+            return _outer_verdict(d, r, outer, rec_bytes)
     if r is not None and not p and (not huge or rec_bytes * 2 >= (used or 0)):
         d.cause = "deep-recursion"
         cyc = " -> ".join(f"{x}()" for x in r.functions + r.functions[:1])
@@ -321,6 +325,61 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
                              f"{_label(top)}() {hs(top.size)} (frame #{top.level}).")
     return (f"{len(frames)}{'' if f.frames_complete else '+'} frame{'s' if len(frames) != 1 else ''}"
             ", none dominating")
+
+
+@record
+class OuterFrame:
+    """The frame that made a recursion's outermost call, found past the bounded walk."""
+    name: str
+    level: int
+    size: int
+    exact: bool                     # its own frame (saved frame pointers); else the span from
+                                    # its sp to the stack top (its callers, argv, environment)
+    span: int                       # stack top - its sp
+
+
+def _outer_frame(f: StackFacts, r, region, used: int) -> OuterFrame | None:
+    """When the chain walk left the recursion (exact depth) far below the stack top: the
+    frames outside it hold most of the stack -- a huge frame further out than the bounded
+    walk reaches (main()'s 6 MB array under a 600-deep recursion).  Its own size from the
+    frame pointer the recursion's outermost frame saved (x86: its caller's rbp at the CFA - 2
+    words), when that leads to a return address into code; else the span up to the top."""
+    sp = r.caller_sp
+    if not r.depth_exact or sp is None or region is None or not region.start < sp <= region.end:
+        return None
+    span = region.end - sp
+    if span < HUGE_FRAME or span * 2 < used:
+        return None
+    find = f.function_of if callable(f.function_of) else (lambda _a: None)
+    name = find(r.caller_pc) if r.caller_pc is not None else None
+    label = name or f"code at 0x{r.caller_pc:x} (no symbol)"
+    size, exact = span, False
+    if f.arch == "x86_64" and f.read_memory is not None:
+        raw = f.read_memory(sp - 16, 8)             # the caller's rbp, pushed by the callee
+        if raw is not None and len(raw) == 8:
+            cfa = int.from_bytes(bytes(raw), "little") + 16
+            if sp < cfa <= region.end:
+                ra = f.read_memory(cfa - 8, 8)
+                if ra is not None and len(ra) == 8 and find(
+                        int.from_bytes(bytes(ra), "little")) is not None:
+                    size, exact = cfa - sp, True
+    return OuterFrame(label, r.first_level + r.depth, size, exact, span)
+
+
+def _outer_verdict(d: Diagnosis, r, o: OuterFrame, rec_bytes: int) -> str:
+    d.cause = "huge-frame"
+    d.culprit = Culprit(o.name, o.level, o.size, None, None)
+    name = o.name + ("()" if not o.name.startswith("code at") else "")
+    held = (f"its own frame takes {hs(o.size)} (from the frame pointer saved below it)"
+            if o.exact else f"it and the frames above it (its callers, argv and the "
+                            f"environment) hold {hs(o.size)}")
+    d.explanation.append(
+        f"one huge frame outside the recursion: {name} (frame #{o.level:,}, past the bounded "
+        f"walk) made the outermost {r.focus}() call {hs(o.span)} below the stack top; {held}. "
+        f"The recursion below it, {_depth(r, ' frames')} of {r.avg_frame} B, took "
+        f"{hs(rec_bytes)}, and was still going when the stack ran out.")
+    return (f"one huge frame in {name} ({'' if o.exact else 'at most '}{hs(o.size)}), outside "
+            f"the recursion in {r.focus}() ({_depth(r)}) that ran out of what it left")
 
 
 def _label(fr: Frame) -> str:

@@ -129,6 +129,25 @@ def _recursion_fix(d: Diagnosis, needed: int) -> Fix:
                "the crash if the recursion is unbounded", needed)
 
 
+def _recursing_below(d: Diagnosis) -> bool:
+    """The huge frame is outer to a recursion that was still going at the fault (it called
+    the recursion): how deep that would have gone, so how much stack the run needs, is not
+    known."""
+    c, r = d.culprit, d.recursion
+    return (d.cause == "huge-frame" and c is not None and r is not None
+            and c.level >= r.first_level + r.depth)
+
+
+def _outer_frame_fix(d: Diagnosis, needed: int) -> Fix:
+    c, r = d.culprit, d.recursion
+    name = c.symbol + ("()" if not c.symbol.startswith("code at") else "")
+    return Fix("heap", f"move the big locals of {name} (frame #{c.level:,}: {hs(c.size)}) to the "
+               f"heap (malloc), leaving the stack to the recursion in {r.focus}() it calls; that "
+               f"recursion was {r.depth:,}{'' if r.depth_exact else '+'} deep and still going "
+               "when the stack ran out, so no stack size is known to suffice -- if its depth "
+               "is not bounded, bound it", needed)
+
+
 def _growing(d: Diagnosis) -> bool:
     """The culprit is an alloca() in a loop: its frame had not stopped growing."""
     ins = d.culprit.instruction if d.culprit is not None else None
@@ -164,6 +183,8 @@ def ulimit_fix(f: StackFacts, d: Diagnosis, region: StackRegion, needed: int, ob
         return unknown
     if d.cause == "deep-recursion":
         return _recursion_fix(d, needed)
+    if _recursing_below(d):
+        return _outer_frame_fix(d, needed)
     if _growing(d):
         return _loop_fix(d, needed)
     if f.overcommit is not None and f.overcommit.refuses(needed - (region.end - region.start)):
@@ -473,6 +494,9 @@ def thread_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault
                     "bigger stack (pthread_attr_setstacksize" + (
                         ", or a bigger block for pthread_attr_setstack" if guard is None else "")
                     + ") if the depth is legitimate", needed, stacksize=size_needed)
+        return d
+    if _recursing_below(d):
+        d.fix = _outer_frame_fix(d, needed)
         return d
     if _growing(d):
         d.fix = _loop_fix(d, needed)

@@ -276,6 +276,11 @@ class Recursion:
     own: str | None = field(default=None, metadata={"json_skip": True})
                                     # the cycle's first function in the program itself (not a
                                     # shared library): qsort's callback, not msort_with_tmp
+    caller_sp: int | None = field(default=None, metadata={"json_skip": True})
+                                    # sp of the frame that made the outermost call (the chain
+                                    # walk left the cycle there), when found in memory
+    caller_pc: int | None = field(default=None, metadata={"json_skip": True})
+                                    # the return address into that frame
 
     @property
     def focus(self) -> str:

@@ -4,11 +4,14 @@ block, among 200 threads; a recursion that a huge frame further out left little 
 Oracles: the programs' own counters and printed addresses (pthread_getattr_np, the block
 they passed), /proc/PID/maps, objdump, and re-running the program with the fix."""
 import re
+import shutil
+import subprocess
 
 import pytest
 
 from tests.support.gdbrun import compile_c
-from tests.support.stack_oracles import DEPTH_CMDS, PAGE, depth_printed, diagnose_live, maps_of
+from tests.support.stack_oracles import (ARCH, DEPTH_CMDS, PAGE, MiB, depth_printed, diagnose_live,
+                                         maps_of, passes_with)
 
 pytestmark = pytest.mark.gdb
 
@@ -76,3 +79,64 @@ def test_setstack_thread_overran_into_another_threads_block():
     assert doc["cause"] == "deep-recursion" and doc["recursion"]["depth_exact"]
     assert doc["recursion"]["depth"] - depth_printed(res) in (0, 1)
     assert "pthread_attr_setstack" in doc["fix_plan"]["text"]
+
+
+# -- a recursion that a huge frame further out left little room --------------------------------
+
+OUTER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+volatile long depth;
+int rec(int n) { char buf[FRAME]; memset(buf, n, sizeof buf); depth++;
+                 if (n == 0) return buf[1]; return rec(n - 1) + buf[5]; }
+int main(int argc, char **argv) {
+    int n = atoi(argv[1]);
+#ifdef HEAP
+    char *big = malloc(6000000);
+#else
+    char big[6000000];
+#endif
+    memset(big, 1, 6000000);
+    int r = rec(n); printf("%d\n", r + big[7]); return 0;
+}
+"""
+
+
+def _main_frame(prog) -> int:
+    """objdump: main's frame = its sub $N,%rsp + the saved rbp + the return address."""
+    from tests.support.stack_oracles import objdump
+
+    body = re.search(r"<main>:\n(.*?)\n\n", objdump(prog), re.S)[1]
+    return int(re.search(r"sub\s+\$0x([0-9a-f]+),%rsp", body)[1], 16) + 16
+
+
+@pytest.mark.parametrize("frame", [4096, 65536])
+def test_recursion_under_a_huge_outer_frame(frame):
+    """main() holds a 6 MB array and calls a recursion that needs 1,500 frames: with 4 KiB
+    frames main() lies 579 frames out, past the 128-frame walk.  Before: 'deep recursion in
+    rec() (depth 579)', 'find why rec() recursed 579 deep' (the depth is legitimate; main()
+    took 5.7 MiB of the 8 MiB) -- and with 64 KiB frames (main() inside the walk) the huge
+    frame was named but the fix was 'ulimit -s 9216', which the re-run shows still crashes:
+    the recursion was still going."""
+    if ARCH != "x86_64":
+        pytest.skip("main()'s frame size is read from x86_64 objdump output")
+    flags = ["-g", "-O0", f"-DFRAME={frame}"]
+    prog = compile_c(OUTER, name=f"outer_{frame}", flags=flags)
+    heap = compile_c(OUTER, name=f"outer_heap_{frame}", flags=[*flags, "-DHEAP"])
+    n = 1500 if frame == 4096 else 100
+    doc, orc, res = diagnose_live(prog, args=[n], extra=DEPTH_CMDS)
+    assert orc["signo"] == 11 and doc["verdict"] == "rlimit"
+    counted = depth_printed(res)
+    assert doc["cause"] == "huge-frame"
+    assert doc["culprit"]["symbol"] == "main" and doc["culprit"]["size"] == _main_frame(prog)
+    assert doc["recursion"]["depth"] - counted in (0, 1) and doc["recursion"]["depth_exact"]
+    assert doc["culprit"]["level"] == doc["recursion"]["depth"]      # bt: rec #0..#N-1, main #N
+    assert (counted > 128) == (frame == 4096)                        # past the walk, or inside
+    fix = doc["fix_plan"]
+    assert fix["kind"] == "heap" and fix["ulimit_kib"] is None and "main()" in fix["text"]
+    # the fix's claim: with main()'s buffer on the heap the same run passes in the same 8 MiB;
+    # the size the old answer offered (ulimit -s 9216) does not save it
+    assert passes_with([heap, n], 8 * MiB)
+    assert not passes_with([prog, n], 9216 * 1024)
+
