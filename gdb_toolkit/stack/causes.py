@@ -318,6 +318,16 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
             "step (a variable-length array, an alloca or a huge local array; a corrupted sp "
             "would look the same, and the code that would tell is not at hand).")
         return f"one huge frame in {name} (at least {hs(jump)})"
+    if f.frames_stopped and first is not None and used and region is not None:
+        last = frames[-1]
+        walked = (last.caller_sp or last.sp) - ctx.sp
+        if walked * 2 < used:
+            # gdb's unwinder gave up (no unwind table for the code: a program file that is
+            # not the one that ran, a JIT, a corrupt return address): the frames it found
+            # cover a small part of the stack in use, so who used the rest is not known
+            d.cause = None
+            return (f"who used {hs(used)} of stack is unknown: gdb's walk stopped at frame "
+                    f"#{last.level} ({f.frames_stopped})")
     d.cause = "many-frames"
     if top is not None:
         d.explanation.append(f"no single frame or recursion dominates: the largest of the "
@@ -426,6 +436,13 @@ def health(f: StackFacts, d: Diagnosis, ctx, region) -> None:
     if top is not None and top.size >= HUGE_FRAME:
         d.culprit = Culprit(_label(top), top.level, top.size, None, top.source)
         d.explanation.append(f"largest frame: {_label(top)}() {hs(top.size)}.")
+    elif d.recursion is not None and d.stack_used:
+        o = _outer_frame(f, d.recursion, region, d.stack_used)
+        if o is not None:                # past the walk: the frame that called the recursion
+            d.culprit = Culprit(o.name, o.level, o.size, None, None)
+            d.explanation.append(f"largest frame: {o.name}() {'' if o.exact else 'at most '}"
+                                 f"{hs(o.size)} (frame #{o.level:,}, which called the "
+                                 "recursion).")
 
 
 def go_runtime(f: StackFacts, d: Diagnosis, ctx) -> Diagnosis:

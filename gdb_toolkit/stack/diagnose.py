@@ -134,6 +134,8 @@ def _new_diagnosis(f: StackFacts, ctx: Context, region: StackRegion | None) -> D
         sources["RLIMIT_STACK at exec"] = f.exec_rlimit_source
     if f.aslr_source:
         sources["address randomisation"] = f.aslr_source
+    if f.program_mismatch:
+        notes.append(f.program_mismatch)
     if f.frames_stopped and f.frames:
         last = f.frames[-1]
         notes.append(f"frames: gdb's walk stopped at frame #{last.level} ({f.frames_stopped}), "

@@ -107,10 +107,20 @@ def stack_absent_note(gone: list[tuple[int, int, str]]) -> str:
 
 def _unknown_use_fix(f: StackFacts, d: Diagnosis, region: StackRegion, needed: int,
                      bigger: str) -> Fix | None:
-    """The core holds no bytes of the stack in use: who used it (a recursion that no size
-    ends, or a bounded need) is unknown, so no size is offered as the fix."""
-    if d.cause is not None or not absent_in(f, region, d.sp):
+    """The core holds no bytes of the stack in use, or gdb's walk stopped short of them: who
+    used it (a recursion that no size ends, or a bounded need) is unknown, so no size is
+    offered as the fix."""
+    if d.cause is not None:
         return None
+    if not absent_in(f, region, d.sp):
+        if not f.frames_stopped:
+            return None
+        return Fix("code", "give gdb the program file the process ran and its libraries"
+                   + (" (the one given is not it: see the note)" if f.program_mismatch else "")
+                   + f", so that its walk of the frames shows who used "
+                   f"{hs(region.end - min(d.sp, region.end))} of the stack; " + bigger
+                   + " only once the stack use is known to be bounded (a runaway recursion "
+                   "fails at any size)", needed)
     return Fix("code", f"make a core that holds the stack, or run the program under gdb, to "
                f"see who used {hs(region.end - min(d.sp, region.end))} of it: in the shell that "
                "starts the program, ulimit -c unlimited and echo 0x33 > /proc/self/coredump_filter "

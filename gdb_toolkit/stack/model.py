@@ -204,6 +204,8 @@ class StackFacts:
                                     # holds no bytes of (core_notes.CoreInfo.absent)
     frames_stopped: str | None = None   # why gdb's walk ended early: its unwind error
                                     # ("memory error while unwinding"); None: it ended normally
+    program_mismatch: str | None = None  # core: the program file is not the one that ran
+                                    # (its build-id differs from the core's), as a sentence
 
 
 @record

@@ -140,3 +140,65 @@ def test_recursion_under_a_huge_outer_frame(frame):
     assert passes_with([heap, n], 8 * MiB)
     assert not passes_with([prog, n], 9216 * 1024)
 
+
+
+def test_healthy_stop_names_the_outer_frame():
+    """Stopped at a breakpoint at the bottom of a 301-deep recursion that fits (no crash):
+    healthy, and the largest frame -- main()'s, 301 frames out, past the walk -- is named
+    with objdump's size, not left out."""
+    if ARCH != "x86_64":
+        pytest.skip("main()'s frame size is read from x86_64 objdump output")
+    prog = compile_c(OUTER, name="outer_4096", flags=["-g", "-O0", "-DFRAME=4096"])
+    assert passes_with([prog, 300], 8 * MiB)                 # the run itself is fine
+    doc, orc, _res = diagnose_live(prog, args=[300], setup=("break rec if n == 0", "run"))
+    assert orc["signo"] == 5 and doc["verdict"] == "healthy"
+    assert doc["recursion"]["depth"] == 301 and doc["recursion"]["depth_exact"]
+    assert doc["culprit"]["symbol"] == "main" and doc["culprit"]["size"] == _main_frame(prog)
+    assert doc["culprit"]["level"] == 301
+
+
+
+# -- a core whose program file was rebuilt since ----------------------------------------------
+
+REBUILT = r"""
+#include <stdio.h>
+volatile long depth;
+int other(int x) { return x * 3; }
+long rec(long n) { volatile char pad[300]; pad[0] = n; depth++;
+                   if (n > 1L << 40) return other(n); return rec(n + 1) + pad[0]; }
+int main(void) { printf("rebuilt\n"); return (int)rec(0); }
+"""
+
+
+def _build_id(path) -> str:
+    out = subprocess.run(["readelf", "-n", str(path)], capture_output=True, text=True).stdout
+    return re.search(r"Build ID: ([0-9a-f]+)", out)[1]
+
+
+def test_core_of_a_program_rebuilt_since(tmp_path):
+    """The program was rebuilt after it dumped the core: gdb loads the new file without a
+    word, finds no symbol at the PIE's pc and stops its walk at frame #0.  Before: '1+ frame,
+    none dominating' and 'ulimit -s 9216' -- the runaway recursion crashes with that too --
+    and 'give gdb the program file', which it had been given.  Now the build-ids (readelf's)
+    are named and no size is offered; with the file that ran, the recursion is found."""
+    from tests.integration.test_stack_shapes import RUNAWAY, diagnose_core, kernel_core
+
+    old = compile_c(RUNAWAY, name="runaway", flags=["-g", "-O0"])
+    new = compile_c(REBUILT, name="rebuilt", flags=["-g", "-O0"])
+    prog = tmp_path / "app"
+    shutil.copy(old, prog)
+    core = kernel_core(prog, [], tmp_path)
+    shutil.copy(new, prog)                                  # rebuilt in place
+    doc, res = diagnose_core(core, prog)
+    assert doc["verdict"] == "rlimit" and doc["cause"] is None and doc["culprit"] is None
+    note = next(n for n in doc["notes"] if n.startswith("program file:"))
+    assert _build_id(old)[:16] in note and _build_id(new)[:16] in note
+    fix = doc["fix_plan"]
+    assert fix["kind"] == "code" and fix["ulimit_kib"] is None and "not it" in fix["text"]
+    assert "frames, none dominating" not in res.stdout
+    assert not passes_with([old], 9216 * 1024)              # the size the old answer offered
+    # the control: the program file that ran
+    shutil.copy(old, prog)
+    doc, _res = diagnose_core(core, prog)
+    assert doc["cause"] == "deep-recursion" and not any(n.startswith("program file:")
+                                                        for n in doc["notes"])
