@@ -6,7 +6,8 @@ import re
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.record import record
 from gdb_toolkit.common.render import human_size as hs
-from gdb_toolkit.stack.model import ClashProbe, Culprit, Diagnosis, Fix, Frame, SpMover, StackFacts
+from gdb_toolkit.stack.model import (ClashProbe, Culprit, Diagnosis, Fix, Frame, SpMover,
+                                     StackFacts, call_form)
 
 HUGE_FRAME = 64 << 10     # a frame at least this big (and half the stack) is "one huge frame"
 BIG_FRAME = 16 << 10      # frames this big may together be "a few big frames"
@@ -161,7 +162,7 @@ def ctx_registers(f: StackFacts, ctx) -> dict[str, int]:
 def _name(fr: Frame | None) -> str:
     from gdb_toolkit.stack.recursion import frame_label
 
-    return f"{frame_label(fr)}()" if fr is not None else "??()"
+    return call_form(frame_label(fr)) if fr is not None else "??()"
 
 
 def drop(d: Diagnosis) -> None:
@@ -268,7 +269,7 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
             return _outer_verdict(d, r, outer, rec_bytes)
     if r is not None and not p and (not huge or rec_bytes * 2 >= (used or 0)):
         d.cause = "deep-recursion"
-        cyc = " -> ".join(f"{x}()" for x in r.functions + r.functions[:1])
+        cyc = " -> ".join(call_form(x) for x in r.functions + r.functions[:1])
         where = (f", {r.first_level} frame{'s' if r.first_level > 1 else ''} above the fault"
                  if r.first_level else "")
         rounds = (f" -- {r.rounds:,} times round the {len(r.functions)}-function cycle"
@@ -276,14 +277,14 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
         d.explanation.append(
             f"deep recursion: {cyc} repeats{where}; {_depth(r, ' frames')}{rounds} "
             f"({r.depth_method}), average frame {r.avg_frame} B.")
-        return f"deep recursion in {r.focus}() ({_depth(r)}, {r.avg_frame} B/frame)"
+        return f"deep recursion in {call_form(r.focus)} ({_depth(r)}, {r.avg_frame} B/frame)"
     if (huge or p) and top is not None:
         d.cause = d.cause or "huge-frame"
         size = p.requested if (p and p.requested) else top.size
         ins = c.mover
         where = f" ({ins.text} at 0x{ins.address:x}{', ' + ins.source if ins.source else ''})" if ins else ""
         d.explanation.append(
-            f"one huge frame: {_label(top)}() (frame #{top.level}) takes {hs(size)} of "
+            f"one huge frame: {call_form(_label(top))} (frame #{top.level}) takes {hs(size)} of "
             f"stack{where}" + (" -- an alloca() (or a VLA) inside a loop: the frame grows by "
                                "its size at every iteration and is only freed when the "
                                "function returns, so how much it would take in the end is "
@@ -291,12 +292,12 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
                                " -- a variable-length array or alloca sized at run time"
                                if ins and ins.dynamic else "") + ".")
         _hints(d, top, c)
-        return f"one huge frame in {_label(top)}() ({hs(size)})"
+        return f"one huge frame in {call_form(_label(top))} ({hs(size)})"
     big = sorted((fr for fr in frames if fr.size and fr.size >= BIG_FRAME),
                  key=lambda fr: -fr.size)[:4]
     if big and used and sum(fr.size for fr in big) * 10 >= used * 8:
         d.cause = "big-frames"
-        listed = ", ".join(f"{_label(fr)}() {hs(fr.size)}" for fr in sorted(big, key=lambda x: -x.level))
+        listed = ", ".join(f"{call_form(_label(fr))} {hs(fr.size)}" for fr in sorted(big, key=lambda x: -x.level))
         d.explanation.append(f"{len(big)} big frames take {hs(sum(fr.size for fr in big))} of "
                              f"the {hs(used)} used: {listed}.")
         return f"{len(big)} big frames ({listed})"
@@ -332,7 +333,7 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
     if top is not None:
         d.explanation.append(f"no single frame or recursion dominates: the largest of the "
                              f"{len(frames)}{'' if f.frames_complete else '+'} frames is "
-                             f"{_label(top)}() {hs(top.size)} (frame #{top.level}).")
+                             f"{call_form(_label(top))} {hs(top.size)} (frame #{top.level}).")
     return (f"{len(frames)}{'' if f.frames_complete else '+'} frame{'s' if len(frames) != 1 else ''}"
             ", none dominating")
 
@@ -379,17 +380,17 @@ def _outer_frame(f: StackFacts, r, region, used: int) -> OuterFrame | None:
 def _outer_verdict(d: Diagnosis, r, o: OuterFrame, rec_bytes: int) -> str:
     d.cause = "huge-frame"
     d.culprit = Culprit(o.name, o.level, o.size, None, None)
-    name = o.name + ("()" if not o.name.startswith("code at") else "")
+    name = call_form(o.name)
     held = (f"its own frame takes {hs(o.size)} (from the frame pointer saved below it)"
             if o.exact else f"it and the frames above it (its callers, argv and the "
                             f"environment) hold {hs(o.size)}")
     d.explanation.append(
         f"one huge frame outside the recursion: {name} (frame #{o.level:,}, past the bounded "
-        f"walk) made the outermost {r.focus}() call {hs(o.span)} below the stack top; {held}. "
+        f"walk) made the outermost {call_form(r.focus)} call {hs(o.span)} below the stack top; {held}. "
         f"The recursion below it, {_depth(r, ' frames')} of {r.avg_frame} B, took "
         f"{hs(rec_bytes)}, and was still going when the stack ran out.")
     return (f"one huge frame in {name} ({'' if o.exact else 'at most '}{hs(o.size)}), outside "
-            f"the recursion in {r.focus}() ({_depth(r)}) that ran out of what it left")
+            f"the recursion in {call_form(r.focus)} ({_depth(r)}) that ran out of what it left")
 
 
 def _label(fr: Frame) -> str:
@@ -413,13 +414,13 @@ def _hints(d: Diagnosis, top: Frame, c: CauseFacts) -> None:
     name = _label(top)
     if d.clash_protection is False:
         d.explanation.append(
-            f"{name}() has no stack probes (built without -fstack-clash-protection): an "
+            f"{call_form(name)} has no stack probes (built without -fstack-clash-protection): an "
             "allocation bigger than the guard gap can jump over it into another mapping "
             "silently. -fstack-usage reports this frame as 'dynamic'; -Wvla-larger-than=N and "
             "-Walloca-larger-than=N flag such allocations at compile time.")
     elif d.clash_protection:
         d.explanation.append(
-            f"{name}() probes the stack (-fstack-clash-protection), so the allocation faults "
+            f"{call_form(name)} probes the stack (-fstack-clash-protection), so the allocation faults "
             "cleanly at the limit instead of jumping over the guard gap; -Wvla-larger-than=N / "
             "-Walloca-larger-than=N flag it at compile time.")
 
@@ -435,12 +436,12 @@ def health(f: StackFacts, d: Diagnosis, ctx, region) -> None:
                              f"({r.depth_method}), {r.avg_frame} B/frame.")
     if top is not None and top.size >= HUGE_FRAME:
         d.culprit = Culprit(_label(top), top.level, top.size, None, top.source)
-        d.explanation.append(f"largest frame: {_label(top)}() {hs(top.size)}.")
+        d.explanation.append(f"largest frame: {call_form(_label(top))} {hs(top.size)}.")
     elif d.recursion is not None and d.stack_used:
         o = _outer_frame(f, d.recursion, region, d.stack_used)
         if o is not None:                # past the walk: the frame that called the recursion
             d.culprit = Culprit(o.name, o.level, o.size, None, None)
-            d.explanation.append(f"largest frame: {o.name}() {'' if o.exact else 'at most '}"
+            d.explanation.append(f"largest frame: {call_form(o.name)} {'' if o.exact else 'at most '}"
                                  f"{hs(o.size)} (frame #{o.level:,}, which called the "
                                  "recursion).")
 

@@ -20,7 +20,8 @@ from gdb_toolkit.common.render import human_size as hs
 from gdb_toolkit.stack.kernel_rules import (CALLEE_MARGIN, aslr_sentence, is_accessible,
                                             moves_with_limit, round_up, thread_stacksize_for,
                                             ulimit_kib_for)
-from gdb_toolkit.stack.model import Diagnosis, Fix, StackFacts, StackRegion, ThreadSummary
+from gdb_toolkit.stack.model import (Diagnosis, Fix, StackFacts, StackRegion, ThreadSummary,
+                                     call_form)
 
 MIB = 1 << 20
 UNLIMITED_THREAD_DEFAULT = 2 << 20    # glibc's ARCH_STACK_DEFAULT_SIZE (x86_64, aarch64)
@@ -131,9 +132,9 @@ def _unknown_use_fix(f: StackFacts, d: Diagnosis, region: StackRegion, needed: i
 
 def _recursion_fix(d: Diagnosis, needed: int) -> Fix:
     r = d.recursion
-    deep = (f"{r.rounds:,} times through {' -> '.join(x + '()' for x in r.functions)}"
+    deep = (f"{r.rounds:,} times through {' -> '.join(call_form(x) for x in r.functions)}"
             if r.rounds else f"{r.depth:,} deep")
-    return Fix("code", f"find why {r.focus}() recursed {'at least ' if not r.depth_exact else ''}"
+    return Fix("code", f"find why {call_form(r.focus)} recursed {'at least ' if not r.depth_exact else ''}"
                f"{deep} (its termination condition); if that depth is legitimate, make "
                "it a loop with a heap-allocated work stack -- raising the stack limit only moves "
                "the crash if the recursion is unbounded", needed)
@@ -150,9 +151,9 @@ def _recursing_below(d: Diagnosis) -> bool:
 
 def _outer_frame_fix(d: Diagnosis, needed: int) -> Fix:
     c, r = d.culprit, d.recursion
-    name = c.symbol + ("()" if not c.symbol.startswith("code at") else "")
+    name = call_form(c.symbol)
     return Fix("heap", f"move the big locals of {name} (frame #{c.level:,}: {hs(c.size)}) to the "
-               f"heap (malloc), leaving the stack to the recursion in {r.focus}() it calls; that "
+               f"heap (malloc), leaving the stack to the recursion in {call_form(r.focus)} it calls; that "
                f"recursion was {r.depth:,}{'' if r.depth_exact else '+'} deep and still going "
                "when the stack ran out, so no stack size is known to suffice -- if its depth "
                "is not bounded, bound it", needed)
@@ -167,15 +168,15 @@ def _growing(d: Diagnosis) -> bool:
 def _loop_fix(d: Diagnosis, needed: int) -> Fix:
     c = d.culprit
     return Fix("code", f"take the alloca() at {c.instruction.source or hex(c.instruction.address)} "
-               f"out of the loop in {c.symbol}() (or use malloc/free per iteration): every "
-               f"iteration adds to the frame until {c.symbol}() returns; it had taken "
+               f"out of the loop in {call_form(c.symbol)} (or use malloc/free per iteration): every "
+               f"iteration adds to the frame until {call_form(c.symbol)} returns; it had taken "
                f"{hs(c.size)} and was still growing, so no stack size is known to suffice",
                needed)
 
 
 def _too_big_fix(f: StackFacts, d: Diagnosis, needed: int) -> Fix:
     c = d.culprit
-    what = (f"the allocation in {c.symbol}() ({c.instruction.text}"
+    what = (f"the allocation in {call_form(c.symbol)} ({c.instruction.text}"
             + (f", {c.instruction.source}" if c.instruction.source else "") + ")"
             if c is not None and c.instruction is not None else "what asks for it")
     return Fix("code", f"no stack limit makes this work: the run asks for about {hs(needed)} of "
@@ -492,7 +493,7 @@ def thread_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault
                "argument -- with a PROT_NONE guard page below it (mmap it, then mprotect the "
                "lowest page)")
         if d.cause == "deep-recursion":
-            d.fix = Fix("code", f"bound the recursion in {d.recursion.focus}(), or, if the depth "
+            d.fix = Fix("code", f"bound the recursion in {call_form(d.recursion.focus)}, or, if the depth "
                         f"is legitimate, {stk}", needed, stacksize=size_needed)
         else:
             d.fix = Fix("stack_size", stk + " -- or move the buffer to the heap", needed,
@@ -500,7 +501,7 @@ def thread_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault
         return d
     if d.cause == "deep-recursion":
         r = d.recursion
-        d.fix = Fix("code", f"bound the recursion in {r.focus}(), or give the thread a "
+        d.fix = Fix("code", f"bound the recursion in {call_form(r.focus)}, or give the thread a "
                     "bigger stack (pthread_attr_setstacksize" + (
                         ", or a bigger block for pthread_attr_setstack" if guard is None else "")
                     + ") if the depth is legitimate", needed, stacksize=size_needed)
@@ -584,7 +585,7 @@ def allocated_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fa
         return d
     if d.cause == "deep-recursion":
         r = d.recursion
-        d.fix = Fix("code", f"bound the recursion in {r.focus}(), or give this context a bigger "
+        d.fix = Fix("code", f"bound the recursion in {call_form(r.focus)}, or give this context a bigger "
                     f"stack (at least {new} bytes) if the depth is legitimate", needed,
                     stacksize=new)
         return d
@@ -646,7 +647,7 @@ def altstack_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fau
     d.stack_used = hi - min(final_sp, fault)
     if d.cause == "deep-recursion":
         # RLIMIT_STACK does not apply to a sigaltstack: its size is the program's own
-        d.fix = Fix("code", f"bound the recursion in {d.recursion.focus}() (it runs in the "
+        d.fix = Fix("code", f"bound the recursion in {call_form(d.recursion.focus)} (it runs in the "
                     f"signal handler), or, if the depth is legitimate, give the alternate signal "
                     f"stack at least {new} bytes (stack_t.ss_size = {new}; {hs(new)}, the "
                     f"handler used about {hs(needed)} when it faulted)", needed, stacksize=new)
@@ -720,7 +721,7 @@ def clash_verdict(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, victims
     needed = region.end - final_sp + CALLEE_MARGIN
     new = thread_stacksize_for(needed)
     if d.cause == "deep-recursion":
-        d.fix = Fix("code", f"bound the recursion in {d.recursion.focus}(); keep a guard "
+        d.fix = Fix("code", f"bound the recursion in {call_form(d.recursion.focus)}; keep a guard "
                     f"page between thread stacks ({_KEEP_GUARD})", needed, stacksize=new)
         return d
     d.fix = Fix("pthread_attr_setstacksize",

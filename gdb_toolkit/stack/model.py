@@ -290,6 +290,14 @@ class Recursion:
         return self.own or self.functions[0]
 
 
+def call_form(name: str | None) -> str:
+    """How a function is named in a sentence: 'rec()'; code without a symbol keeps its label
+    ('function at 0x401136 (no symbol)', not '... (no symbol)()')."""
+    if not name:
+        return "??()"
+    return name if name.endswith("(no symbol)") else name + "()"
+
+
 # JSON key (contract v4, docs/json.md): counts end in `_count`
 json_keys(Recursion, {"rounds": "round_count", "sampled_frames": "sampled_frame_count"})
 

@@ -202,3 +202,40 @@ def test_core_of_a_program_rebuilt_since(tmp_path):
     doc, _res = diagnose_core(core, prog)
     assert doc["cause"] == "deep-recursion" and not any(n.startswith("program file:")
                                                         for n in doc["notes"])
+
+
+# -- a stripped -static-pie program, -O2 -fomit-frame-pointer -----------------------------------
+
+MUTUAL3 = r"""
+#include <string.h>
+volatile long depth;
+long b(long n); long c(long n);
+long a(long n) { char x[64]; memset(x, n, 64); depth++; return b(n + 1) + x[3]; }
+long b(long n) { char x[128]; memset(x, n, 128); return c(n + 1) + x[5]; }
+long c(long n) { char x[32]; memset(x, n, 32); return a(n + 1) + x[7]; }
+int main(void) { return (int)a(0); }
+"""
+
+
+def test_stripped_static_pie_recursion_reads_well():
+    """A stripped -static-pie build: the cycle's function has no symbol.  Before: 'deep
+    recursion in function at 0x7ffff7f506b0 (no symbol)() ...', '(no symbol)() ->' in every
+    sentence.  The address named is where the unstripped build's nm puts a cycle function,
+    plus the load base /proc/PID/maps shows."""
+    flags = ["-O2", "-fomit-frame-pointer", "-static-pie"]
+    try:
+        full = compile_c(MUTUAL3, name="mutual3_spie", flags=flags)
+    except Exception as exc:                                 # pragma: no cover
+        pytest.skip(f"this toolchain cannot link -static-pie: {exc}")
+    stripped = compile_c(MUTUAL3, name="mutual3_spie_s", flags=[*flags, "-s"])
+    doc, orc, res = diagnose_live(stripped, extra=["stack-diagnose"])
+    assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion"
+    assert "(no symbol)()" not in res.stdout
+    nm = subprocess.run(["nm", str(full)], capture_output=True, text=True).stdout
+    syms = {int(m[1], 16): m[2] for m in re.finditer(r"^([0-9a-f]+) [tT] (\w+)$", nm, re.M)}
+    base = min(m[0] for m in maps_of(orc["maps"]) if m[3] == str(stripped))
+    starts = {int(x, 16) - base for x in re.findall(r"function at (0x[0-9a-f]+) \(no symbol\)",
+                                                     doc["recursion"]["functions"][0])}
+    assert starts and all(syms.get(s, "").split(".")[0] in ("a", "b", "c") for s in starts), \
+        [(hex(s), syms.get(s)) for s in starts]
+    assert f"deep recursion in {doc['recursion']['functions'][0]} (depth" in doc["headline"]
