@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.support.gdbrun import compile_c
+from tests.support.gdbrun import assert_no_traceback, compile_c, run_gdb
 from tests.support.stack_oracles import (ARCH, DEPTH_CMDS, PAGE, MiB, depth_printed, diagnose_live,
                                          maps_of, passes_with)
 
@@ -239,3 +239,36 @@ def test_stripped_static_pie_recursion_reads_well():
     assert starts and all(syms.get(s, "").split(".")[0] in ("a", "b", "c") for s in starts), \
         [(hex(s), syms.get(s)) for s in starts]
     assert f"deep recursion in {doc['recursion']['functions'][0]} (depth" in doc["headline"]
+
+
+# -- an overflow under valgrind (vgdb) ---------------------------------------------------------
+
+BOUNDED = r"""
+#include <stdlib.h>
+#include <string.h>
+long rec(long n) { char buf[1000]; memset(buf, n, sizeof buf);
+                   if (n == 0) return buf[3]; return rec(n - 1) + buf[7]; }
+int main(int argc, char **argv) { return (int)(rec(atol(argv[1])) & 1) * 0; }
+"""
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_overflow_under_valgrind_points_at_valgrinds_stack(tmp_path):
+    """A bounded 12,000-deep recursion (12 MB) under valgrind, connected with vg-start: the
+    stack is valgrind's.  Before: 'the target is remote ... diagnose its core instead (qemu-user
+    writes ...)'.  Now the error says it is valgrind's gdbserver and names --main-stacksize;
+    oracles: valgrind's own log line, and valgrind re-run with that option passes (and
+    without it crashes)."""
+    prog = compile_c(BOUNDED, name="bounded_rec", flags=["-g", "-O0"])
+    log = tmp_path / "vg.log"
+    res = run_gdb([f"vg-start --stdout {tmp_path}/out --log {log} {prog} 12000", "continue",
+                   "stack-diagnose", "kill"], timeout=300)
+    assert_no_traceback(res)
+    assert "Stack overflow in thread #1" in log.read_text()         # valgrind's own report
+    line = next(ln for ln in res.stderr.splitlines() if ln.startswith("stack-diagnose"))
+    assert "valgrind's gdbserver" in line and "--main-stacksize=BYTES" in line and "qemu" not in line
+
+    def vg(*opts):
+        return subprocess.run(["valgrind", "-q", *opts, str(prog), "12000"], capture_output=True,
+                              text=True, timeout=300).returncode
+    assert vg() != 0 and vg(f"--main-stacksize={32 * MiB}") == 0
