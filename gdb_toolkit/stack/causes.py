@@ -238,6 +238,18 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
                     and top0.size >= HUGE_FRAME and (used is None or top0.size * 2 >= used)):
                 d.cause = None
                 return f"who used {hs(used)} of stack is unknown: the core does not hold the stack"
+    reserved = _thread_reserved(f, ctx, region)
+    tls_phrase = ""
+    if reserved and used:
+        # the frames had the block minus what glibc keeps at its top: judge them by that
+        size = region.end - region.start
+        d.explanation.append(
+            f"Above its outermost frame this thread's block holds {hs(reserved)} that no frame "
+            f"used: its thread control block and static thread-local storage (__thread "
+            f"variables: glibc carves them out of the stack size the thread was created with), "
+            f"leaving {hs(max(0, size - reserved))} of the {hs(size)} for frames.")
+        tls_phrase = f"{hs(reserved)} of the block is its TLS and TCB; "
+        used -= reserved
     top = c.culprit
     if top is not None:
         d.culprit = Culprit(_label(top), top.level, top.size, c.mover, top.source)
@@ -266,7 +278,7 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
     if r is not None and not p and not huge and used and rec_bytes * 2 < used:
         outer = _outer_frame(f, r, region, used)
         if outer is not None:
-            return _outer_verdict(d, r, outer, rec_bytes)
+            return tls_phrase + _outer_verdict(d, r, outer, rec_bytes)
     if r is not None and not p and (not huge or rec_bytes * 2 >= (used or 0)):
         d.cause = "deep-recursion"
         cyc = " -> ".join(call_form(x) for x in r.functions + r.functions[:1])
@@ -277,7 +289,7 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
         d.explanation.append(
             f"deep recursion: {cyc} repeats{where}; {_depth(r, ' frames')}{rounds} "
             f"({r.depth_method}), average frame {r.avg_frame} B.")
-        return f"deep recursion in {call_form(r.focus)} ({_depth(r)}, {r.avg_frame} B/frame)"
+        return tls_phrase + f"deep recursion in {call_form(r.focus)} ({_depth(r)}, {r.avg_frame} B/frame)"
     if (huge or p) and top is not None:
         d.cause = d.cause or "huge-frame"
         size = p.requested if (p and p.requested) else top.size
@@ -292,15 +304,15 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
                                " -- a variable-length array or alloca sized at run time"
                                if ins and ins.dynamic else "") + ".")
         _hints(d, top, c)
-        return f"one huge frame in {call_form(_label(top))} ({hs(size)})"
+        return tls_phrase + f"one huge frame in {call_form(_label(top))} ({hs(size)})"
     big = sorted((fr for fr in frames if fr.size and fr.size >= BIG_FRAME),
                  key=lambda fr: -fr.size)[:4]
     if big and used and sum(fr.size for fr in big) * 10 >= used * 8:
         d.cause = "big-frames"
         listed = ", ".join(f"{call_form(_label(fr))} {hs(fr.size)}" for fr in sorted(big, key=lambda x: -x.level))
-        d.explanation.append(f"{len(big)} big frames take {hs(sum(fr.size for fr in big))} of "
+        d.explanation.append(f"{len(big)} big frame{'s' if len(big) > 1 else ''} take{'' if len(big) > 1 else 's'} {hs(sum(fr.size for fr in big))} of "
                              f"the {hs(used)} used: {listed}.")
-        return f"{len(big)} big frames ({listed})"
+        return tls_phrase + f"{len(big)} big frame{'s' if len(big) > 1 else ''} ({listed})"
     first = frames[0] if frames else None
     if (f.frames_stopped and first is not None and first.size is None and region is not None
             and region.start - first.sp >= HUGE_FRAME and first.sp < region.start):
@@ -318,7 +330,7 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
             "innermost frame that ever ran -- this frame moved sp past all of that in one "
             "step (a variable-length array, an alloca or a huge local array; a corrupted sp "
             "would look the same, and the code that would tell is not at hand).")
-        return f"one huge frame in {name} (at least {hs(jump)})"
+        return tls_phrase + f"one huge frame in {name} (at least {hs(jump)})"
     if f.frames_stopped and first is not None and used and region is not None:
         last = frames[-1]
         walked = (last.caller_sp or last.sp) - ctx.sp
@@ -327,14 +339,14 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
             # not the one that ran, a JIT, a corrupt return address): the frames it found
             # cover a small part of the stack in use, so who used the rest is not known
             d.cause = None
-            return (f"who used {hs(used)} of stack is unknown: gdb's walk stopped at frame "
+            return tls_phrase + (f"who used {hs(used)} of stack is unknown: gdb's walk stopped at frame "
                     f"#{last.level} ({f.frames_stopped})")
     d.cause = "many-frames"
     if top is not None:
         d.explanation.append(f"no single frame or recursion dominates: the largest of the "
                              f"{len(frames)}{'' if f.frames_complete else '+'} frames is "
                              f"{call_form(_label(top))} {hs(top.size)} (frame #{top.level}).")
-    return (f"{len(frames)}{'' if f.frames_complete else '+'} frame{'s' if len(frames) != 1 else ''}"
+    return tls_phrase + (f"{len(frames)}{'' if f.frames_complete else '+'} frame{'s' if len(frames) != 1 else ''}"
             ", none dominating")
 
 
@@ -391,6 +403,26 @@ def _outer_verdict(d: Diagnosis, r, o: OuterFrame, rec_bytes: int) -> str:
         f"{hs(rec_bytes)}, and was still going when the stack ran out.")
     return (f"one huge frame in {name} ({'' if o.exact else 'at most '}{hs(o.size)}), outside "
             f"the recursion in {call_form(r.focus)} ({_depth(r)}) that ran out of what it left")
+
+
+#: what glibc keeps at the top of a thread's block (struct pthread, a small static TLS, the
+#: alignment) stays under this; more is the program's own __thread data
+TLS_NOTABLE = 16 << 10
+
+
+def _thread_reserved(f: StackFacts, ctx, region) -> int | None:
+    """Bytes at the top of a pthread's block above its outermost frame (the TCB and static
+    TLS), when the walk is complete and they are notably many (big __thread arrays)."""
+    if (region is None or f.is_main_thread or region.raw_clone or region.allocated
+            or region.overrun or not f.frames_complete or not ctx.frames
+            or ctx.sigframe_level is not None):
+        return None
+    last = ctx.frames[-1]
+    outer = last.caller_sp or last.sp
+    if not region.start < outer < region.end:
+        return None
+    reserved = region.end - outer
+    return reserved if reserved >= TLS_NOTABLE else None
 
 
 def _label(fr: Frame) -> str:

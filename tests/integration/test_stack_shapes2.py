@@ -272,3 +272,51 @@ def test_overflow_under_valgrind_points_at_valgrinds_stack(tmp_path):
         return subprocess.run(["valgrind", "-q", *opts, str(prog), "12000"], capture_output=True,
                               text=True, timeout=300).returncode
     assert vg() != 0 and vg(f"--main-stacksize={32 * MiB}") == 0
+
+
+# -- a thread whose static TLS takes most of its stack -------------------------------------------
+
+TLS = r"""
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+__thread char tlsbuf[49152];
+static void use(size_t n) { char b[n]; memset(b, 1, n); tlsbuf[0] = b[n / 2]; }
+static void *body(void *a) {
+    pthread_attr_t at; void *lo; size_t sz;
+    pthread_getattr_np(pthread_self(), &at); pthread_attr_getstack(&at, &lo, &sz);
+    printf("tls %lx stack %lx %lx\n", (unsigned long)tlsbuf, (unsigned long)lo,
+           (unsigned long)lo + sz); fflush(stdout);
+    use((size_t)a); return 0;
+}
+int main(int argc, char **argv) {
+    pthread_attr_t at; pthread_t t; pthread_attr_init(&at);
+    if (pthread_attr_setstacksize(&at, strtoul(argv[1], 0, 0))) return 2;
+    if (pthread_create(&t, &at, body, (void *)strtoul(argv[2], 0, 0))) return 3;
+    pthread_join(t, 0); puts("ok"); return 0;
+}
+"""
+
+
+def test_thread_whose_tls_takes_most_of_its_stack():
+    """pthread_attr_setstacksize(64 KiB) and 48 KiB of __thread data: glibc carves the static
+    TLS out of the block, leaving ~12 KiB for frames; a 30,000-byte VLA jumps the guard.
+    Before: '4 frames, none dominating' (the TLS counted as stack used by no one).  Oracles:
+    the program's &tlsbuf and pthread_getattr_np range (the TLS lies inside the block), and
+    the fix's size re-run for real."""
+    prog = compile_c(TLS, name="tls_thread", flags=["-g", "-O0", "-pthread"])
+    doc, orc, res = diagnose_live(prog, args=[65536, 30000])
+    tls, lo, hi = (int(x, 16) for x in re.search(r"^tls (\w+) stack (\w+) (\w+)$", res.stdout,
+                                                  re.M).groups())
+    assert orc["signo"] == 11 and doc["verdict"] == "thread-overflow"
+    st = doc["stack_mapping"]
+    assert st["start_address"] <= tls < st["end_address"] and st["end_address"] == hi
+    assert doc["cause"] == "big-frames" and doc["culprit"]["symbol"] == "use"
+    assert "of the block is its TLS and TCB" in doc["headline"]
+    held = next(e for e in doc["explanation"] if "thread-local storage" in e)
+    kib = float(re.search(r"holds ([\d.]+) KiB", held)[1])
+    assert 48 <= kib <= 48 + 8 and kib * 1024 >= st["end_address"] - tls - 1024
+    assert passes_with([prog, doc["fix_plan"]["stacksize"], 30000])
+    assert not passes_with([prog, 65536, 30000])
