@@ -224,6 +224,12 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
     d.clash_protection = True if c.probe is not None else c.protected
     final_sp = min(x for x in (ctx.sp, ctx.fault, c.final_sp) if x is not None)
     used = (region.end - final_sp) if region is not None else None
+    if f.program_mismatch and used is not None:
+        # gdb's symbols and unwind tables are another build's: its frames past #0 are junk,
+        # and so would be any recursion or frame size read from them
+        d.recursion, d.cause = None, None
+        return (f"who used {hs(used)} of stack is unknown: the program file is not the one "
+                "that ran (see the note)")
     if region is not None:
         from gdb_toolkit.stack.fixes import absent_in
 

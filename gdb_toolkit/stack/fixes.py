@@ -114,7 +114,7 @@ def _unknown_use_fix(f: StackFacts, d: Diagnosis, region: StackRegion, needed: i
     if d.cause is not None:
         return None
     if not absent_in(f, region, d.sp):
-        if not f.frames_stopped:
+        if not (f.frames_stopped or f.program_mismatch):
             return None
         return Fix("code", "give gdb the program file the process ran and its libraries"
                    + (" (the one given is not it: see the note)" if f.program_mismatch else "")

@@ -320,3 +320,60 @@ def test_thread_whose_tls_takes_most_of_its_stack():
     assert 48 <= kib <= 48 + 8 and kib * 1024 >= st["end_address"] - tls - 1024
     assert passes_with([prog, doc["fix_plan"]["stacksize"], 30000])
     assert not passes_with([prog, 65536, 30000])
+
+
+# -- the main stack grown by gdb's own reads after the fault ---------------------------------------
+
+LOWERED = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+__attribute__((noinline)) void touch(size_t n) { char b[n]; memset(b, 1, n);
+                                                 __asm__ volatile("" :: "r"(b) : "memory"); }
+static void h(int s, siginfo_t *si, void *u) {
+    char l[256], m[320]; FILE *f = fopen("/proc/self/maps", "r");
+    while (fgets(l, sizeof l, f))
+        if (strstr(l, "[stack]")) {
+            snprintf(m, sizeof m, "fault %lx stack %s", (unsigned long)si->si_addr, l);
+            write(1, m, strlen(m));
+        }
+    _exit(1);
+}
+volatile long depth;
+long rec(long n) { volatile char pad[512]; pad[0] = n; depth++; if (n > 9000) return 0;
+                   return rec(n + 1) + pad[0]; }
+int main(void) {
+    static char alt[1 << 16]; stack_t ss = {.ss_sp = alt, .ss_size = sizeof alt};
+    struct sigaction sa = {0}; struct rlimit r = {1 << 20, RLIM_INFINITY};
+    sigaltstack(&ss, 0); sa.sa_sigaction = h; sa.sa_flags = SA_ONSTACK | SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, 0);
+    touch(4 << 20);                       /* the stack is 4 MiB deep now */
+    setrlimit(RLIMIT_STACK, &r);          /* then the program lowers its own limit to 1 MiB */
+    return (int)rec(0);
+}
+"""
+
+
+def test_stack_grown_by_gdbs_reads_after_the_fault():
+    """The program grew its stack to 4 MiB, lowered its own RLIMIT_STACK to 1 MiB, then
+    recursed past the bottom: growth refused, SEGV_MAPERR.  Stopped there, gdb's own reads at
+    sp grow the stack by a page (ptrace growth is checked against gdb's 8 MiB limit), so
+    /proc/PID/maps then holds the fault address.  Before: 'not-stack ... inside the stack
+    mapping itself: a permission problem'.  Oracles: the kernel's siginfo (MAPERR), the
+    program's own handler reading /proc/self/maps without gdb (the fault lies below the
+    mapping), /proc/PID/maps under gdb (it lies inside)."""
+    prog = compile_c(LOWERED, name="lowered_limit", flags=["-g", "-O0"])
+    alone = subprocess.run([str(prog)], capture_output=True, text=True, timeout=60).stdout
+    fault0, lo0 = (int(x, 16) for x in re.search(r"fault (\w+) stack (\w+)-", alone).groups())
+    assert fault0 < lo0                                      # no gdb: below the stack
+    doc, orc, _res = diagnose_live(prog, setup=("handle SIGSEGV stop nopass", "run"))
+    lo = next(m for m in maps_of(orc["maps"]) if m[3] == "[stack]")[0]
+    fault = orc["addr"]
+    assert orc["signo"] == 11 and orc["code"] == 1 and lo <= fault     # under gdb: inside
+    assert doc["verdict"] == "rlimit", doc["headline"]
+    assert doc["stack_mapping"]["start_address"] > fault
+    assert doc["growth_requested"] > 1 << 20 == doc["rlimit_soft"]
+    assert any(n.startswith("stack mapping:") and "gdb's own reads" in n for n in doc["notes"])
