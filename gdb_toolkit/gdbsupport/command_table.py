@@ -11,7 +11,7 @@ SOURCES = (('gdbsupport/registry.py', 92550518),
  ('kernel/gdb_commands.py', 126518017),
  ('ktrace/gdb_commands.py', 1768234292),
  ('plt/gdb_commands.py', 252447199),
- ('stack/gdb_commands.py', 3965443048),
+ ('stack/gdb_commands.py', 2444503984),
  ('valgrind/gdb_commands.py', 4228477509))
 
 ENTRIES = (

@@ -6,7 +6,8 @@ import re
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.record import record
 from gdb_toolkit.common.render import human_size as hs
-from gdb_toolkit.stack.model import ClashProbe, Culprit, Diagnosis, Fix, Frame, SpMover, StackFacts
+from gdb_toolkit.stack.model import (ClashProbe, Culprit, Diagnosis, Fix, Frame, SpMover,
+                                     StackFacts, call_form)
 
 HUGE_FRAME = 64 << 10     # a frame at least this big (and half the stack) is "one huge frame"
 BIG_FRAME = 16 << 10      # frames this big may together be "a few big frames"
@@ -161,7 +162,7 @@ def ctx_registers(f: StackFacts, ctx) -> dict[str, int]:
 def _name(fr: Frame | None) -> str:
     from gdb_toolkit.stack.recursion import frame_label
 
-    return f"{frame_label(fr)}()" if fr is not None else "??()"
+    return call_form(frame_label(fr)) if fr is not None else "??()"
 
 
 def drop(d: Diagnosis) -> None:
@@ -223,6 +224,12 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
     d.clash_protection = True if c.probe is not None else c.protected
     final_sp = min(x for x in (ctx.sp, ctx.fault, c.final_sp) if x is not None)
     used = (region.end - final_sp) if region is not None else None
+    if f.program_mismatch and used is not None:
+        # gdb's symbols and unwind tables are another build's: its frames past #0 are junk,
+        # and so would be any recursion or frame size read from them
+        d.recursion, d.cause = None, None
+        return (f"who used {hs(used)} of stack is unknown: the program file is not the one "
+                "that ran (see the note)")
     if region is not None:
         from gdb_toolkit.stack.fixes import absent_in
 
@@ -237,6 +244,18 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
                     and top0.size >= HUGE_FRAME and (used is None or top0.size * 2 >= used)):
                 d.cause = None
                 return f"who used {hs(used)} of stack is unknown: the core does not hold the stack"
+    reserved = _thread_reserved(f, ctx, region)
+    tls_phrase = ""
+    if reserved and used:
+        # the frames had the block minus what glibc keeps at its top: judge them by that
+        size = region.end - region.start
+        d.explanation.append(
+            f"Above its outermost frame this thread's block holds {hs(reserved)} that no frame "
+            f"used: its thread control block and static thread-local storage (__thread "
+            f"variables: glibc carves them out of the stack size the thread was created with), "
+            f"leaving {hs(max(0, size - reserved))} of the {hs(size)} for frames.")
+        tls_phrase = f"{hs(reserved)} of the block is its TLS and TCB; "
+        used -= reserved
     top = c.culprit
     if top is not None:
         d.culprit = Culprit(_label(top), top.level, top.size, c.mover, top.source)
@@ -262,9 +281,13 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
             + ".")
     huge = top is not None and top.size >= HUGE_FRAME and (used is None or top.size * 2 >= used)
     rec_bytes = r.depth * r.avg_frame if r else 0
+    if r is not None and not p and not huge and used and rec_bytes * 2 < used:
+        outer = _outer_frame(f, r, region, used)
+        if outer is not None:
+            return tls_phrase + _outer_verdict(d, r, outer, rec_bytes)
     if r is not None and not p and (not huge or rec_bytes * 2 >= (used or 0)):
         d.cause = "deep-recursion"
-        cyc = " -> ".join(f"{x}()" for x in r.functions + r.functions[:1])
+        cyc = " -> ".join(call_form(x) for x in r.functions + r.functions[:1])
         where = (f", {r.first_level} frame{'s' if r.first_level > 1 else ''} above the fault"
                  if r.first_level else "")
         rounds = (f" -- {r.rounds:,} times round the {len(r.functions)}-function cycle"
@@ -272,14 +295,14 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
         d.explanation.append(
             f"deep recursion: {cyc} repeats{where}; {_depth(r, ' frames')}{rounds} "
             f"({r.depth_method}), average frame {r.avg_frame} B.")
-        return f"deep recursion in {r.focus}() ({_depth(r)}, {r.avg_frame} B/frame)"
+        return tls_phrase + f"deep recursion in {call_form(r.focus)} ({_depth(r)}, {r.avg_frame} B/frame)"
     if (huge or p) and top is not None:
         d.cause = d.cause or "huge-frame"
         size = p.requested if (p and p.requested) else top.size
         ins = c.mover
         where = f" ({ins.text} at 0x{ins.address:x}{', ' + ins.source if ins.source else ''})" if ins else ""
         d.explanation.append(
-            f"one huge frame: {_label(top)}() (frame #{top.level}) takes {hs(size)} of "
+            f"one huge frame: {call_form(_label(top))} (frame #{top.level}) takes {hs(size)} of "
             f"stack{where}" + (" -- an alloca() (or a VLA) inside a loop: the frame grows by "
                                "its size at every iteration and is only freed when the "
                                "function returns, so how much it would take in the end is "
@@ -287,15 +310,15 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
                                " -- a variable-length array or alloca sized at run time"
                                if ins and ins.dynamic else "") + ".")
         _hints(d, top, c)
-        return f"one huge frame in {_label(top)}() ({hs(size)})"
+        return tls_phrase + f"one huge frame in {call_form(_label(top))} ({hs(size)})"
     big = sorted((fr for fr in frames if fr.size and fr.size >= BIG_FRAME),
                  key=lambda fr: -fr.size)[:4]
     if big and used and sum(fr.size for fr in big) * 10 >= used * 8:
         d.cause = "big-frames"
-        listed = ", ".join(f"{_label(fr)}() {hs(fr.size)}" for fr in sorted(big, key=lambda x: -x.level))
-        d.explanation.append(f"{len(big)} big frames take {hs(sum(fr.size for fr in big))} of "
+        listed = ", ".join(f"{call_form(_label(fr))} {hs(fr.size)}" for fr in sorted(big, key=lambda x: -x.level))
+        d.explanation.append(f"{len(big)} big frame{'s' if len(big) > 1 else ''} take{'' if len(big) > 1 else 's'} {hs(sum(fr.size for fr in big))} of "
                              f"the {hs(used)} used: {listed}.")
-        return f"{len(big)} big frames ({listed})"
+        return tls_phrase + f"{len(big)} big frame{'s' if len(big) > 1 else ''} ({listed})"
     first = frames[0] if frames else None
     if (f.frames_stopped and first is not None and first.size is None and region is not None
             and region.start - first.sp >= HUGE_FRAME and first.sp < region.start):
@@ -313,14 +336,99 @@ def decide(f: StackFacts, d: Diagnosis, ctx, region, c: CauseFacts) -> str:
             "innermost frame that ever ran -- this frame moved sp past all of that in one "
             "step (a variable-length array, an alloca or a huge local array; a corrupted sp "
             "would look the same, and the code that would tell is not at hand).")
-        return f"one huge frame in {name} (at least {hs(jump)})"
+        return tls_phrase + f"one huge frame in {name} (at least {hs(jump)})"
+    if f.frames_stopped and first is not None and used and region is not None:
+        last = frames[-1]
+        walked = (last.caller_sp or last.sp) - ctx.sp
+        if walked * 2 < used:
+            # gdb's unwinder gave up (no unwind table for the code: a program file that is
+            # not the one that ran, a JIT, a corrupt return address): the frames it found
+            # cover a small part of the stack in use, so who used the rest is not known
+            d.cause = None
+            return tls_phrase + (f"who used {hs(used)} of stack is unknown: gdb's walk stopped at frame "
+                    f"#{last.level} ({f.frames_stopped})")
     d.cause = "many-frames"
     if top is not None:
         d.explanation.append(f"no single frame or recursion dominates: the largest of the "
                              f"{len(frames)}{'' if f.frames_complete else '+'} frames is "
-                             f"{_label(top)}() {hs(top.size)} (frame #{top.level}).")
-    return (f"{len(frames)}{'' if f.frames_complete else '+'} frame{'s' if len(frames) != 1 else ''}"
+                             f"{call_form(_label(top))} {hs(top.size)} (frame #{top.level}).")
+    return tls_phrase + (f"{len(frames)}{'' if f.frames_complete else '+'} frame{'s' if len(frames) != 1 else ''}"
             ", none dominating")
+
+
+@record
+class OuterFrame:
+    """The frame that made a recursion's outermost call, found past the bounded walk."""
+    name: str
+    level: int
+    size: int
+    exact: bool                     # its own frame (saved frame pointers); else the span from
+                                    # its sp to the stack top (its callers, argv, environment)
+    span: int                       # stack top - its sp
+
+
+def _outer_frame(f: StackFacts, r, region, used: int) -> OuterFrame | None:
+    """When the chain walk left the recursion (exact depth) far below the stack top: the
+    frames outside it hold most of the stack -- a huge frame further out than the bounded
+    walk reaches (main()'s 6 MB array under a 600-deep recursion).  Its own size from the
+    frame pointer the recursion's outermost frame saved (x86: its caller's rbp at the CFA - 2
+    words), when that leads to a return address into code; else the span up to the top."""
+    sp = r.caller_sp
+    if not r.depth_exact or sp is None or region is None or not region.start < sp <= region.end:
+        return None
+    span = region.end - sp
+    if span < HUGE_FRAME or span * 2 < used:
+        return None
+    find = f.function_of if callable(f.function_of) else (lambda _a: None)
+    name = find(r.caller_pc) if r.caller_pc is not None else None
+    label = name or f"code at 0x{r.caller_pc:x} (no symbol)"
+    size, exact = span, False
+    if f.arch == "x86_64" and f.read_memory is not None:
+        raw = f.read_memory(sp - 16, 8)             # the caller's rbp, pushed by the callee
+        if raw is not None and len(raw) == 8:
+            cfa = int.from_bytes(bytes(raw), "little") + 16
+            if sp < cfa <= region.end:
+                ra = f.read_memory(cfa - 8, 8)
+                if ra is not None and len(ra) == 8 and find(
+                        int.from_bytes(bytes(ra), "little")) is not None:
+                    size, exact = cfa - sp, True
+    return OuterFrame(label, r.first_level + r.depth, size, exact, span)
+
+
+def _outer_verdict(d: Diagnosis, r, o: OuterFrame, rec_bytes: int) -> str:
+    d.cause = "huge-frame"
+    d.culprit = Culprit(o.name, o.level, o.size, None, None)
+    name = call_form(o.name)
+    held = (f"its own frame takes {hs(o.size)} (from the frame pointer saved below it)"
+            if o.exact else f"it and the frames above it (its callers, argv and the "
+                            f"environment) hold {hs(o.size)}")
+    d.explanation.append(
+        f"one huge frame outside the recursion: {name} (frame #{o.level:,}, past the bounded "
+        f"walk) made the outermost {call_form(r.focus)} call {hs(o.span)} below the stack top; {held}. "
+        f"The recursion below it, {_depth(r, ' frames')} of {r.avg_frame} B, took "
+        f"{hs(rec_bytes)}, and was still going when the stack ran out.")
+    return (f"one huge frame in {name} ({'' if o.exact else 'at most '}{hs(o.size)}), outside "
+            f"the recursion in {call_form(r.focus)} ({_depth(r)}) that ran out of what it left")
+
+
+#: what glibc keeps at the top of a thread's block (struct pthread, a small static TLS, the
+#: alignment) stays under this; more is the program's own __thread data
+TLS_NOTABLE = 16 << 10
+
+
+def _thread_reserved(f: StackFacts, ctx, region) -> int | None:
+    """Bytes at the top of a pthread's block above its outermost frame (the TCB and static
+    TLS), when the walk is complete and they are notably many (big __thread arrays)."""
+    if (region is None or f.is_main_thread or region.raw_clone or region.allocated
+            or region.overrun or not f.frames_complete or not ctx.frames
+            or ctx.sigframe_level is not None):
+        return None
+    last = ctx.frames[-1]
+    outer = last.caller_sp or last.sp
+    if not region.start < outer < region.end:
+        return None
+    reserved = region.end - outer
+    return reserved if reserved >= TLS_NOTABLE else None
 
 
 def _label(fr: Frame) -> str:
@@ -344,13 +452,13 @@ def _hints(d: Diagnosis, top: Frame, c: CauseFacts) -> None:
     name = _label(top)
     if d.clash_protection is False:
         d.explanation.append(
-            f"{name}() has no stack probes (built without -fstack-clash-protection): an "
+            f"{call_form(name)} has no stack probes (built without -fstack-clash-protection): an "
             "allocation bigger than the guard gap can jump over it into another mapping "
             "silently. -fstack-usage reports this frame as 'dynamic'; -Wvla-larger-than=N and "
             "-Walloca-larger-than=N flag such allocations at compile time.")
     elif d.clash_protection:
         d.explanation.append(
-            f"{name}() probes the stack (-fstack-clash-protection), so the allocation faults "
+            f"{call_form(name)} probes the stack (-fstack-clash-protection), so the allocation faults "
             "cleanly at the limit instead of jumping over the guard gap; -Wvla-larger-than=N / "
             "-Walloca-larger-than=N flag it at compile time.")
 
@@ -366,7 +474,14 @@ def health(f: StackFacts, d: Diagnosis, ctx, region) -> None:
                              f"({r.depth_method}), {r.avg_frame} B/frame.")
     if top is not None and top.size >= HUGE_FRAME:
         d.culprit = Culprit(_label(top), top.level, top.size, None, top.source)
-        d.explanation.append(f"largest frame: {_label(top)}() {hs(top.size)}.")
+        d.explanation.append(f"largest frame: {call_form(_label(top))} {hs(top.size)}.")
+    elif d.recursion is not None and d.stack_used:
+        o = _outer_frame(f, d.recursion, region, d.stack_used)
+        if o is not None:                # past the walk: the frame that called the recursion
+            d.culprit = Culprit(o.name, o.level, o.size, None, None)
+            d.explanation.append(f"largest frame: {call_form(o.name)} {'' if o.exact else 'at most '}"
+                                 f"{hs(o.size)} (frame #{o.level:,}, which called the "
+                                 "recursion).")
 
 
 def go_runtime(f: StackFacts, d: Diagnosis, ctx) -> Diagnosis:

@@ -268,6 +268,16 @@ def find_stack_region(f: StackFacts, ctx) -> StackRegion | None:
                 top = min(end, _page_up(high + 64, f.page_size))
                 how += "; its top from the outermost frame"
         return StackRegion(start, top, "stack passed to clone()", how, guard, raw_clone=True)
+    overrun = False
+    own = _own_block(f, me, region)
+    if own is not None:
+        # the frames' stack pointers lie in another thread's block, below this thread's own
+        # (where its thread pointer is): it ran past the bottom of its block -- a block with
+        # no guard (pthread_attr_setstack, setguardsize 0) -- on into the next one down
+        region, overrun = own, True
+        start, end = region.start, region.end
+        how = (f"the mapping holding its thread pointer 0x{me.tp:x} (its own block); its "
+               f"frames' stack pointers lie below it, in another thread's block ({how})")
     top = thread_block_top(f, me.tp if me else None, region)
     if top != end:
         how += f"; its block ends at its thread control block (thread pointer 0x{me.tp:x})"
@@ -287,4 +297,20 @@ def find_stack_region(f: StackFacts, ctx) -> StackRegion | None:
         if guard is not None:
             how += ("; the small anonymous mapping just below is taken as its guard (a core "
                     "file may not record PROT_NONE)")
-    return StackRegion(start, top, "thread stack", how, guard)
+    return StackRegion(start, top, "thread stack", how, guard, overrun=overrun)
+
+
+def _own_block(f: StackFacts, me, voted: Mapping) -> Mapping | None:
+    """The mapping of this thread's own block when *voted* (where its frames are) is not:
+    its thread pointer lies in an accessible mapping above, and *voted* holds the thread
+    control block of another (non-main) thread, so it is that thread's block.  None otherwise
+    (a thread running on a stack it switched to holds no other thread's TCB there)."""
+    if me is None or me.tp is None or voted.contains(me.tp):
+        return None
+    own = find_mapping(f.maps, me.tp)
+    if own is None or not is_accessible(own.perms) or own.start < voted.end:
+        return None
+    if not any(t.tid != f.tid and not t.main and t.tp is not None and voted.contains(t.tp)
+               for t in f.threads):
+        return None
+    return own

@@ -134,6 +134,8 @@ def _new_diagnosis(f: StackFacts, ctx: Context, region: StackRegion | None) -> D
         sources["RLIMIT_STACK at exec"] = f.exec_rlimit_source
     if f.aslr_source:
         sources["address randomisation"] = f.aslr_source
+    if f.program_mismatch:
+        notes.append(f.program_mismatch)
     if f.frames_stopped and f.frames:
         last = f.frames[-1]
         notes.append(f"frames: gdb's walk stopped at frame #{last.level} ({f.frames_stopped}), "
@@ -308,10 +310,12 @@ def _classify(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion | N
     if ctx.altstack is not None:
         return _altstack(f, d, ctx, region, inside, below, above)
 
+    if region.start <= fault < region.end and _regrown(f, ctx, region):
+        region = d.stack = _as_at_fault(f, d, region, fault)
     c = causes.analyse(f, d, ctx, region)
     if (c.pivot is not None or c.unexplained) and not _sp_in(region, sp):
         return _corrupt_sp(f, d, ctx, region, why=c.pivot_text)
-    if not _sp_plausible(f, ctx, region) and not c.linked:
+    if not _sp_plausible(f, ctx, region) and not c.linked and not region.overrun:
         return _corrupt_sp(f, d, ctx, region)
 
     if region.start <= fault < region.end:
@@ -345,6 +349,28 @@ def _classify(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion | N
     if not f.is_main_thread:
         return fixes.thread_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
     return _main_growth(f, d, ctx, region, fault, phrase, final_sp, inside)
+
+
+def _regrown(f: StackFacts, ctx: Context, region: StackRegion) -> bool:
+    """SEGV_MAPERR at an address the main stack now maps: at the fault no mapping held it.
+    A live process under gdb: gdb's own reads of the stopped stack (ptrace) may grow it by a
+    page or so, checked against gdb's RLIMIT_STACK, not the program's."""
+    sig = ctx.signal
+    return (f.target == "live" and f.is_main_thread and region.label == "[stack]"
+            and sig is not None and sig.signo == 11 and sig.code == 1)
+
+
+def _as_at_fault(f: StackFacts, d: Diagnosis, region: StackRegion, fault: int) -> StackRegion:
+    """The stack as it was at the fault: it began above the faulting page."""
+    start = page_down(fault, f.page_size) + f.page_size
+    d.notes.append(
+        f"stack mapping: it now begins at 0x{region.start:x}, below the fault, yet the kernel "
+        f"reported SEGV_MAPERR (nothing mapped there): it was grown after the fault, by gdb's "
+        f"own reads of the stopped stack (ptrace), which the kernel checks against gdb's "
+        f"RLIMIT_STACK, not the program's; at the fault it began at 0x{start:x} or above")
+    return StackRegion(start, region.end, region.label,
+                       region.how + f"; as at the fault: above the faulting page (0x{start:x})",
+                       region.guard)
 
 
 def _grows_down(f: StackFacts, m: Mapping) -> bool:

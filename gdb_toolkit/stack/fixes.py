@@ -20,7 +20,8 @@ from gdb_toolkit.common.render import human_size as hs
 from gdb_toolkit.stack.kernel_rules import (CALLEE_MARGIN, aslr_sentence, is_accessible,
                                             moves_with_limit, round_up, thread_stacksize_for,
                                             ulimit_kib_for)
-from gdb_toolkit.stack.model import Diagnosis, Fix, StackFacts, StackRegion, ThreadSummary
+from gdb_toolkit.stack.model import (Diagnosis, Fix, StackFacts, StackRegion, ThreadSummary,
+                                     call_form)
 
 MIB = 1 << 20
 UNLIMITED_THREAD_DEFAULT = 2 << 20    # glibc's ARCH_STACK_DEFAULT_SIZE (x86_64, aarch64)
@@ -107,10 +108,20 @@ def stack_absent_note(gone: list[tuple[int, int, str]]) -> str:
 
 def _unknown_use_fix(f: StackFacts, d: Diagnosis, region: StackRegion, needed: int,
                      bigger: str) -> Fix | None:
-    """The core holds no bytes of the stack in use: who used it (a recursion that no size
-    ends, or a bounded need) is unknown, so no size is offered as the fix."""
-    if d.cause is not None or not absent_in(f, region, d.sp):
+    """The core holds no bytes of the stack in use, or gdb's walk stopped short of them: who
+    used it (a recursion that no size ends, or a bounded need) is unknown, so no size is
+    offered as the fix."""
+    if d.cause is not None:
         return None
+    if not absent_in(f, region, d.sp):
+        if not (f.frames_stopped or f.program_mismatch):
+            return None
+        return Fix("code", "give gdb the program file the process ran and its libraries"
+                   + (" (the one given is not it: see the note)" if f.program_mismatch else "")
+                   + f", so that its walk of the frames shows who used "
+                   f"{hs(region.end - min(d.sp, region.end))} of the stack; " + bigger
+                   + " only once the stack use is known to be bounded (a runaway recursion "
+                   "fails at any size)", needed)
     return Fix("code", f"make a core that holds the stack, or run the program under gdb, to "
                f"see who used {hs(region.end - min(d.sp, region.end))} of it: in the shell that "
                "starts the program, ulimit -c unlimited and echo 0x33 > /proc/self/coredump_filter "
@@ -121,12 +132,31 @@ def _unknown_use_fix(f: StackFacts, d: Diagnosis, region: StackRegion, needed: i
 
 def _recursion_fix(d: Diagnosis, needed: int) -> Fix:
     r = d.recursion
-    deep = (f"{r.rounds:,} times through {' -> '.join(x + '()' for x in r.functions)}"
+    deep = (f"{r.rounds:,} times through {' -> '.join(call_form(x) for x in r.functions)}"
             if r.rounds else f"{r.depth:,} deep")
-    return Fix("code", f"find why {r.focus}() recursed {'at least ' if not r.depth_exact else ''}"
+    return Fix("code", f"find why {call_form(r.focus)} recursed {'at least ' if not r.depth_exact else ''}"
                f"{deep} (its termination condition); if that depth is legitimate, make "
                "it a loop with a heap-allocated work stack -- raising the stack limit only moves "
                "the crash if the recursion is unbounded", needed)
+
+
+def _recursing_below(d: Diagnosis) -> bool:
+    """The huge frame is outer to a recursion that was still going at the fault (it called
+    the recursion): how deep that would have gone, so how much stack the run needs, is not
+    known."""
+    c, r = d.culprit, d.recursion
+    return (d.cause == "huge-frame" and c is not None and r is not None
+            and c.level >= r.first_level + r.depth)
+
+
+def _outer_frame_fix(d: Diagnosis, needed: int) -> Fix:
+    c, r = d.culprit, d.recursion
+    name = call_form(c.symbol)
+    return Fix("heap", f"move the big locals of {name} (frame #{c.level:,}: {hs(c.size)}) to the "
+               f"heap (malloc), leaving the stack to the recursion in {call_form(r.focus)} it calls; that "
+               f"recursion was {r.depth:,}{'' if r.depth_exact else '+'} deep and still going "
+               "when the stack ran out, so no stack size is known to suffice -- if its depth "
+               "is not bounded, bound it", needed)
 
 
 def _growing(d: Diagnosis) -> bool:
@@ -138,15 +168,15 @@ def _growing(d: Diagnosis) -> bool:
 def _loop_fix(d: Diagnosis, needed: int) -> Fix:
     c = d.culprit
     return Fix("code", f"take the alloca() at {c.instruction.source or hex(c.instruction.address)} "
-               f"out of the loop in {c.symbol}() (or use malloc/free per iteration): every "
-               f"iteration adds to the frame until {c.symbol}() returns; it had taken "
+               f"out of the loop in {call_form(c.symbol)} (or use malloc/free per iteration): every "
+               f"iteration adds to the frame until {call_form(c.symbol)} returns; it had taken "
                f"{hs(c.size)} and was still growing, so no stack size is known to suffice",
                needed)
 
 
 def _too_big_fix(f: StackFacts, d: Diagnosis, needed: int) -> Fix:
     c = d.culprit
-    what = (f"the allocation in {c.symbol}() ({c.instruction.text}"
+    what = (f"the allocation in {call_form(c.symbol)} ({c.instruction.text}"
             + (f", {c.instruction.source}" if c.instruction.source else "") + ")"
             if c is not None and c.instruction is not None else "what asks for it")
     return Fix("code", f"no stack limit makes this work: the run asks for about {hs(needed)} of "
@@ -164,6 +194,8 @@ def ulimit_fix(f: StackFacts, d: Diagnosis, region: StackRegion, needed: int, ob
         return unknown
     if d.cause == "deep-recursion":
         return _recursion_fix(d, needed)
+    if _recursing_below(d):
+        return _outer_frame_fix(d, needed)
     if _growing(d):
         return _loop_fix(d, needed)
     if f.overcommit is not None and f.overcommit.refuses(needed - (region.end - region.start)):
@@ -461,7 +493,7 @@ def thread_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault
                "argument -- with a PROT_NONE guard page below it (mmap it, then mprotect the "
                "lowest page)")
         if d.cause == "deep-recursion":
-            d.fix = Fix("code", f"bound the recursion in {d.recursion.focus}(), or, if the depth "
+            d.fix = Fix("code", f"bound the recursion in {call_form(d.recursion.focus)}, or, if the depth "
                         f"is legitimate, {stk}", needed, stacksize=size_needed)
         else:
             d.fix = Fix("stack_size", stk + " -- or move the buffer to the heap", needed,
@@ -469,10 +501,13 @@ def thread_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fault
         return d
     if d.cause == "deep-recursion":
         r = d.recursion
-        d.fix = Fix("code", f"bound the recursion in {r.focus}(), or give the thread a "
+        d.fix = Fix("code", f"bound the recursion in {call_form(r.focus)}, or give the thread a "
                     "bigger stack (pthread_attr_setstacksize" + (
                         ", or a bigger block for pthread_attr_setstack" if guard is None else "")
                     + ") if the depth is legitimate", needed, stacksize=size_needed)
+        return d
+    if _recursing_below(d):
+        d.fix = _outer_frame_fix(d, needed)
         return d
     if _growing(d):
         d.fix = _loop_fix(d, needed)
@@ -550,7 +585,7 @@ def allocated_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fa
         return d
     if d.cause == "deep-recursion":
         r = d.recursion
-        d.fix = Fix("code", f"bound the recursion in {r.focus}(), or give this context a bigger "
+        d.fix = Fix("code", f"bound the recursion in {call_form(r.focus)}, or give this context a bigger "
                     f"stack (at least {new} bytes) if the depth is legitimate", needed,
                     stacksize=new)
         return d
@@ -612,7 +647,7 @@ def altstack_overflow(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, fau
     d.stack_used = hi - min(final_sp, fault)
     if d.cause == "deep-recursion":
         # RLIMIT_STACK does not apply to a sigaltstack: its size is the program's own
-        d.fix = Fix("code", f"bound the recursion in {d.recursion.focus}() (it runs in the "
+        d.fix = Fix("code", f"bound the recursion in {call_form(d.recursion.focus)} (it runs in the "
                     f"signal handler), or, if the depth is legitimate, give the alternate signal "
                     f"stack at least {new} bytes (stack_t.ss_size = {new}; {hs(new)}, the "
                     f"handler used about {hs(needed)} when it faulted)", needed, stacksize=new)
@@ -654,6 +689,12 @@ def clash(f: StackFacts, ctx, region: StackRegion) -> list[dict]:
     return sorted(out, key=lambda v: -v["block_top_address"])
 
 
+#: how to keep a guard page below a thread's stack, whichever way it was made
+_KEEP_GUARD = ("do not set pthread_attr_setguardsize to 0; a block passed with "
+               "pthread_attr_setstack gets no guard from glibc: mprotect its lowest page "
+               "PROT_NONE and pass the rest")
+
+
 def clash_verdict(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, victims: list[dict],
                   phrase: str, final_sp: int) -> Diagnosis:
     d.verdict = "thread-clash"
@@ -670,8 +711,9 @@ def clash_verdict(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, victims
                   f"{hs(size)} stack into the stack of {names}: its frames reach over that thread's "
                   f"thread control block{frames}; the fault at 0x{ctx.fault:x} is {where} -- {phrase}")
     d.explanation.insert(0, f"This thread's block [0x{region.start:x}, 0x{region.end:x}) has no "
-                         "guard page below it (pthread_attr_setguardsize 0, or a guard the "
-                         "frame jumped over): the overflow went on into the next thread's block "
+                         "guard page below it (pthread_attr_setguardsize 0, a block the program "
+                         "passed with pthread_attr_setstack() -- glibc puts no guard below "
+                         "those -- or a guard the frame jumped over): the overflow went on into the next thread's block "
                          f"(its top, where its TCB lives, at 0x{v['block_top_address']:x}) without "
                          "faulting. Whatever this thread wrote there replaced that thread's "
                          "saved registers and return addresses: if it runs again it crashes "
@@ -679,14 +721,13 @@ def clash_verdict(f: StackFacts, d: Diagnosis, ctx, region: StackRegion, victims
     needed = region.end - final_sp + CALLEE_MARGIN
     new = thread_stacksize_for(needed)
     if d.cause == "deep-recursion":
-        d.fix = Fix("code", f"bound the recursion in {d.recursion.focus}(); keep a guard "
-                    "page between thread stacks (the default pthread_attr_setguardsize)",
-                    needed, stacksize=new)
+        d.fix = Fix("code", f"bound the recursion in {call_form(d.recursion.focus)}; keep a guard "
+                    f"page between thread stacks ({_KEEP_GUARD})", needed, stacksize=new)
         return d
     d.fix = Fix("pthread_attr_setstacksize",
                 f"pthread_attr_setstacksize(&attr, {new})   /* {hs(new)}; thread {f.thread_num} "
-                f"needs about {hs(needed)} */ and keep a guard page between thread stacks (do "
-                "not set pthread_attr_setguardsize to 0) -- or move the buffer to the heap",
+                f"needs about {hs(needed)} */ and keep a guard page between thread stacks "
+                f"({_KEEP_GUARD}) -- or move the buffer to the heap",
                 needed, stacksize=new)
     return d
 

@@ -78,6 +78,8 @@ stop it is a stack-health report; a Go program gets the Go runtime's view.
                    "PROGRAM CORE" if kind != "remote" else
                    "diagnose its core instead (qemu-user writes qemu_PROG_*.core with ulimit -c "
                    "unlimited: gdb-multiarch PROGRAM CORE), or run gdb next to the process")
+            if kind == "remote":
+                what, fix = _under_valgrind(what, fix)
             raise ToolkitError(f"stack-diagnose needs a stopped process or a core file, but {what}",
                                fix)
         if args.kernel:
@@ -159,3 +161,20 @@ def parse_rlimit(text: str):
 
 
 COMMANDS = (StackDiagnose,)
+
+
+def _under_valgrind(what: str, fix: str) -> tuple[str, str]:
+    """The remote target is valgrind's gdbserver: the stack is valgrind's to size and check."""
+    from gdb_toolkit.valgrind.gdb_session import connection_pid
+
+    pid = connection_pid()
+    if pid is None:
+        return what, fix
+    return (("the target is valgrind's gdbserver (vgdb" + (f", valgrind pid {pid}" if pid > 0 else "")
+             + "): the program runs on valgrind's own CPU and stack, which valgrind sizes "
+             "and checks itself"),
+            "read valgrind's own report of the overflow ('Stack overflow in thread #N: can't "
+            "grow stack to ADDR' in its log); the main thread's stack under valgrind is "
+            "--main-stacksize=BYTES (default: RLIMIT_STACK), a thread's the one it was "
+            "created with; or run the program under gdb without valgrind and stack-diagnose "
+            "the fault there")

@@ -310,6 +310,19 @@ def _core_info():
     return _core_cache[key], path
 
 
+def _program_mismatch(maps, absent) -> str | None:
+    """A sentence when gdb's program file is not the one that dumped the core."""
+    from gdb_toolkit.gdbsupport.safe_gdb import progspace_filename
+
+    prog = progspace_filename()
+    if not prog:
+        return None
+    from gdb_toolkit.stack import program_match
+
+    found = program_match.mismatch(prog, maps, _read, absent)
+    return program_match.sentence(prog, found) if found else None
+
+
 def memory_map(kind: str, pid: int | None):
     from gdb_toolkit.common import procfs
 
@@ -670,6 +683,8 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
     if kind == "live" and pid:
         f.vm_flags = vm_flags_reader(pid)
     f.function_of = _function_of
+    if kind == "core":
+        f.program_mismatch = _program_mismatch(maps, absent)
     f.runtime = runtime_info(frames, arch, regs)
     f.threads = thread_summaries if thread_summaries is not None else []
     return f

@@ -204,6 +204,8 @@ class StackFacts:
                                     # holds no bytes of (core_notes.CoreInfo.absent)
     frames_stopped: str | None = None   # why gdb's walk ended early: its unwind error
                                     # ("memory error while unwinding"); None: it ended normally
+    program_mismatch: str | None = None  # core: the program file is not the one that ran
+                                    # (its build-id differs from the core's), as a sentence
 
 
 @record
@@ -220,6 +222,9 @@ class StackRegion:
     raw_clone: bool = field(default=False, metadata={"json_skip": True})
                                     # a thread made by clone() itself (no CLONE_SETTLS: it
                                     # shares another thread's thread pointer), not pthread_create
+    overrun: bool = field(default=False, metadata={"json_skip": True})
+                                    # a thread's own block (where its thread pointer is), its
+                                    # frames below it in another thread's block: it ran past
 
     start = property(lambda self: self.start_address)
     end = property(lambda self: self.end_address)
@@ -273,11 +278,24 @@ class Recursion:
     own: str | None = field(default=None, metadata={"json_skip": True})
                                     # the cycle's first function in the program itself (not a
                                     # shared library): qsort's callback, not msort_with_tmp
+    caller_sp: int | None = field(default=None, metadata={"json_skip": True})
+                                    # sp of the frame that made the outermost call (the chain
+                                    # walk left the cycle there), when found in memory
+    caller_pc: int | None = field(default=None, metadata={"json_skip": True})
+                                    # the return address into that frame
 
     @property
     def focus(self) -> str:
         """The function to look at: the program's own one in the cycle."""
         return self.own or self.functions[0]
+
+
+def call_form(name: str | None) -> str:
+    """How a function is named in a sentence: 'rec()'; code without a symbol keeps its label
+    ('function at 0x401136 (no symbol)', not '... (no symbol)()')."""
+    if not name:
+        return "??()"
+    return name if name.endswith("(no symbol)") else name + "()"
 
 
 # JSON key (contract v4, docs/json.md): counts end in `_count`

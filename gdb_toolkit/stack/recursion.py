@@ -226,8 +226,9 @@ def walk_chain(start_sp: int, order: list[str], slots: dict[str, _Slot], ra_to_k
     """Follow the live chain outward from the frame at *start_sp* (function order[0]) while
     the saved return addresses belong to the cycle.  *order* is one period of the cycle's
     functions, outward.  Returns (real frames followed, frames bt would show for them, the
-    last cycle function reached, exact): exact when the chain left the cycle, False when a
-    read failed or a cap stopped it."""
+    last cycle function reached, exact, (the caller's sp, the return address into it) when the
+    chain left the cycle): exact when the chain left the cycle, False when a read failed or a
+    cap stopped it."""
     ra_weight = ra_weight if ra_weight is not None else {}
     mem = _Memory(read, top, word)
     n, shown, sp, key = 0, 0, start_sp, order[0]
@@ -252,7 +253,7 @@ def walk_chain(start_sp: int, order: list[str], slots: dict[str, _Slot], ra_to_k
         s = slots[key]
         w = mem.word(sp + s.ra_off)
         if w is None:
-            return n, shown, key, False
+            return n, shown, key, False, None
         w &= mask
         nxt = ra_to_key.get(w)
         if nxt is None and in_cycle is not None:
@@ -260,11 +261,11 @@ def walk_chain(start_sp: int, order: list[str], slots: dict[str, _Slot], ra_to_k
             if nxt in slots:
                 ra_to_key[w] = nxt           # another call site of a cycle function
         if nxt is None or nxt not in slots:
-            return n, shown, key, True
+            return n, shown, key, True, (None if s.sp_off is not None else (sp + s.size, w))
         if s.sp_off is not None:
             saved = mem.word(sp + s.sp_off)          # the interrupted sp, saved by the kernel
             if saved is None:
-                return n, shown, key, False
+                return n, shown, key, False, None
             sp = saved & mask
         else:
             sp += s.size
@@ -273,7 +274,7 @@ def walk_chain(start_sp: int, order: list[str], slots: dict[str, _Slot], ra_to_k
         shown += ra_weight.get(w, 1)
         slow += 1
         if slow >= SLOW_CAP:
-            return n, shown, key, False
+            return n, shown, key, False, None
 
 
 def _fast_periods(mem: _Memory, sp: int, order, offs, pbytes: int, ra_to_key, top,
@@ -323,13 +324,14 @@ STOPPED_SHORT = ("as far as it could be followed (a read cap, an unreadable word
 
 
 def walk_fp_chain(run: list[Frame], cycle: set[str], read, top: int | None, in_cycle,
-                  word: int = 8) -> tuple[int, bool] | None:
+                  word: int = 8) -> tuple[int, bool, tuple[int, int] | None] | None:
     """Frames of the cycle outer to the sampled *run*, counted along the saved frame
     pointers: a function whose frame is sized at run time (a VLA, alloca) keeps one (x86:
     push rbp; mov rbp, rsp -- its caller's rbp at CFA - 2 words, the return address at CFA -
     1 word).  The convention is first checked on the sampled frames themselves: the frame
     pointer each saved must be the next one's CFA - 2 words.  (frames counted, exact: the
-    chain left the cycle) or None when the frames do not keep frame pointers."""
+    chain left the cycle, (the caller's sp, the return address into it) when it did) or None
+    when the frames do not keep frame pointers."""
     if top is None or len(run) < 3:
         return None
     mem = _Memory(read, top, word)
@@ -342,15 +344,15 @@ def walk_fp_chain(run: list[Frame], cycle: set[str], read, top: int | None, in_c
     n, last = 0, run[-1].sp
     while True:
         if fp is None or not last < fp < top:
-            return n, False
+            return n, False, None
         ra = mem.word(fp + word)
         if ra is None:
-            return n, False
+            return n, False, None
         if in_cycle(ra) not in cycle:
-            return n, True
+            return n, True, (fp + 2 * word, ra)
         n += 1
         if n >= SLOW_CAP:
-            return n, False
+            return n, False, None
         last, fp = fp, mem.word(fp)
 
 
@@ -379,7 +381,7 @@ def detect_recursion(frames: list[Frame], frames_complete: bool, read, top: int 
     # the cycle as bt shows it (inlined functions included), for the names
     logical = find_cycle(frames[lo:hi + 1])
     llen = logical[1] if logical is not None else None
-    depth, exact, method, outer_key = shown, False, "", None
+    depth, exact, method, outer_key, exit_at = shown, False, "", None, None
     if frames_complete:
         exact = True
         method = f"counted in the complete walk ({len(frames)} frames)"
@@ -393,7 +395,7 @@ def detect_recursion(frames: list[Frame], frames_complete: bool, read, top: int 
             e = len(run) - 1
             order = [keys[e - length + 1 + ((t + length - 1) % length)] for t in range(length)]
             if all(k in slots for k in order):
-                _n, more, outer_key, exact = walk_chain(run[e].sp, order, slots, ra_to_key, read,
+                _n, more, outer_key, exact, exit_at = walk_chain(run[e].sp, order, slots, ra_to_key, read,
                                                         top, mask, in_cycle, ra_weight, word)
                 depth = shown + more
                 per_period = sum(g.count for g in run_g[-length:])
@@ -410,7 +412,7 @@ def detect_recursion(frames: list[Frame], frames_complete: bool, read, top: int 
                 word = WORD.get(arch, 8)
                 fp_walk = walk_fp_chain(run, set(keys), read, top, in_cycle, word)
             if fp_walk is not None:
-                more, exact = fp_walk
+                more, exact, exit_at = fp_walk
                 depth = shown + more
                 method = ("followed the chain of saved frame pointers (the cycle's frames are "
                           "sized at run time) " + ("to its outermost frame" if exact else
@@ -432,5 +434,8 @@ def detect_recursion(frames: list[Frame], frames_complete: bool, read, top: int 
         outer = _call_order(real, start, start + covered - 1, length, outer_key,
                             set(range(start, start + covered)))
     rounds = depth // len(outer) if len(outer) > 1 else None
-    return Recursion([frame_label(f) for f in outer], [frame_key(f) for f in outer], shown, avg,
-                     depth, exact, method, estimate, lo, rounds)
+    r = Recursion([frame_label(f) for f in outer], [frame_key(f) for f in outer], shown, avg,
+                  depth, exact, method, estimate, lo, rounds)
+    if exit_at is not None:
+        r.caller_sp, r.caller_pc = exit_at
+    return r

@@ -4,7 +4,7 @@ from gdb_toolkit.common.render import hexaddr
 from gdb_toolkit.common.render import human_size as hs
 from gdb_toolkit.common.table import Col, render_table
 from gdb_toolkit.common.text import key_values, wrap_lines
-from gdb_toolkit.stack.model import Diagnosis
+from gdb_toolkit.stack.model import Diagnosis, call_form
 from gdb_toolkit.stack.recursion import frame_label
 
 FRAME_ROWS = 12
@@ -137,7 +137,7 @@ def render_diagnosis(d: Diagnosis, width: int | None = None, styler=None) -> str
     if d.culprit and d.culprit.instruction:
         ins = d.culprit.instruction
         pairs.append(("sp moved by", f"{ins.text} at {hexaddr(ins.address)}"
-                      + (f" ({ins.source})" if ins.source else "") + f" in {d.culprit.function or '??'}()"))
+                      + (f" ({ins.source})" if ins.source else "") + f" in {call_form(d.culprit.function)}"))
     if d.recursion:
         r = d.recursion
         depth = f"depth {r.depth:,}" if r.depth_exact else f"depth at least {r.depth:,}"
