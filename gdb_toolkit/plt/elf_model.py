@@ -77,6 +77,7 @@ class ObjectModel:
     tls: tuple[int, int] | None = None     # PT_TLS (vaddr, memsz)
     audit_libs: list[str] = field(default_factory=list)   # DT_AUDIT / DT_DEPAUDIT: rtld-audit modules
     dropped: int = 0                       # relocations outside any loaded segment (crafted file)
+    dynamic_size: int = 0                  # PT_DYNAMIC's memsz (the loaded .dynamic's bytes)
     _elf: ElfFile = field(default=None, repr=False)
     _index: LazySymbolIndex | None = field(default=None, repr=False)
     debug_file: str | None = None
@@ -365,6 +366,7 @@ def _build(path: str, elf: ElfFile | None = None) -> ObjectModel:
         bind_now=bind_now, soname=soname, needed=needed, relro=relro,
         phdr_vaddr=seg[PT_PHDR].vaddr if PT_PHDR in seg else None,
         dynamic_vaddr=seg[PT_DYNAMIC].vaddr if PT_DYNAMIC in seg else None,
+        dynamic_size=seg[PT_DYNAMIC].memsz if PT_DYNAMIC in seg else 0,
         loads=[(p.vaddr, p.memsz, p.flags) for p in elf.segments if p.type == PT_LOAD],
         sections=sections, build_id=elf.build_id(), machine=elf.machine, wordsize=elf.wordsize,
         symbolic=bool(flags & DF_SYMBOLIC), _elf=elf, pltgot=next(iter(elf.dyn_values(3)), None),
