@@ -273,6 +273,15 @@ def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, 
         out.update(verdict="ok", why=f"the lookup scope binds {expected.text()}, an ifunc whose resolver "
                                      f"chose the kernel's vDSO implementation ({holds})")
         return out
+    if expected.sym.type == 10 and row.value == expected.address:
+        # ld.so calls an ifunc's resolver and writes what it returns; the resolver's own
+        # address in a slot makes every call run the resolver (which returns a pointer)
+        out.update(verdict="overwritten",
+                   why=f"the slot holds the ifunc resolver {expected.text()} itself, not the implementation it "
+                       "returns: ld.so always calls the resolver and writes its choice, so a call through this "
+                       "slot runs the resolver -- the GOT entry was overwritten (or written by a loader that "
+                       "does not know ifuncs)")
+        return out
     if row.value == expected.address or (expected.sym.type == 10 and holder is expected.obj):
         why = f"the lookup scope binds {expected.text()}"
         if defs[1:]:

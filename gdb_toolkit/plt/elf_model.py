@@ -17,7 +17,7 @@ from gdb_toolkit.plt import reloc_types
 from gdb_toolkit.plt.elf_file import (DF_1_NOW, DF_1_PIE, DF_BIND_NOW, DF_SYMBOLIC, DT_BIND_NOW,
                                       DT_FLAGS, DT_FLAGS_1, DT_NEEDED, DT_SONAME, ET_DYN, PT_DYNAMIC,
                                       PT_GNU_RELRO, PT_INTERP, PT_LOAD, PT_PHDR, SHT_DYNSYM, SHT_GNU_HASH,
-                                      SHT_HASH, SHT_SYMTAB, STT_FUNC, BadElf, ElfFile, Section, Symbol,
+                                      SHT_HASH, SHT_SYMTAB, STT_FUNC, STT_GNU_IFUNC, BadElf, ElfFile, Section, Symbol,
                                       SymbolHash, SymbolTableBytes, _cstr, display_path, file_key)
 from gdb_toolkit.plt.symbolizer import LazySymbolIndex
 
@@ -229,6 +229,16 @@ class ObjectModel:
             return name
         ver, hidden = min(found, key=lambda f: f[1])        # the default version first
         return f"{name}{'@' if hidden else '@@'}{ver}" if ver else name
+
+    def ifunc_definitions(self, name: str) -> list[int]:
+        """The values (file addresses: the resolvers) of this object's dynamic definitions of
+        *name* that are STT_GNU_IFUNC (glibc's strlen, memcpy, time).  Through the dynamic
+        symbol table's hash: no pass over the table; [] without one."""
+        self.index                      # sets up the hash lookup (no table read yet)
+        named = self.__dict__.get("_named")
+        if named is None:
+            return []
+        return [row[0] for row in named(name) if row[2] == STT_GNU_IFUNC]
 
     @cached_property
     def _version_lookup(self):

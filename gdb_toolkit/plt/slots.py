@@ -263,6 +263,25 @@ class AddressSpace:
                 return (f"{shown} in {obj.name}", hit.name, obj.name)
         return (f"{hit.text()} in {obj.name}", hit.name, obj.name)
 
+    def ifunc_choice(self, addr: int, name: str, namespace: int = 0) -> LoadedObject | None:
+        """The object whose ifunc *name* an implementation at *addr* was chosen by: the
+        object holding *addr* when it defines *name* as STT_GNU_IFUNC (libc's strlen slot
+        holding __strlen_avx2: its resolver returned an address in its own object, the
+        audit's rule too) and *addr* is not the resolver itself; for an address in the
+        vDSO, the first object of *namespace*'s lookup order defining *name* as an ifunc
+        (glibc's time, gettimeofday).  None otherwise.  Hash lookups only."""
+        obj = self.find(addr)
+        if obj is None or not name:
+            return None
+        if not obj.in_memory:
+            resolvers = obj.model.ifunc_definitions(name)
+            return obj if resolvers and addr - obj.bias not in resolvers else None
+        for o in sorted((o for o in self.objects if o.namespace == namespace and not o.in_memory),
+                        key=lambda o: o.order):
+            if o.model.ifunc_definitions(name):
+                return o
+        return None
+
 
 @record(slots=True)
 class SlotRow:
@@ -284,6 +303,7 @@ class SlotRow:
     preview: str | None = None  # first instruction at the target (--preview)
     audit: dict | None = None   # --audit: {"verdict", "expected", ...}
     target_symbol_raw: str | None = None   # the raw (mangled) target name when it differs
+    ifunc: dict | None = None   # the slot holds an ifunc's choice: {"symbol", "object"} of the ifunc
 
     #: words of memory: "0x..." in --json like the slot's address (docs/json.md)
     __json_hex__ = ("value", "file_value")
@@ -320,7 +340,7 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
     lazy_kind = spec.kind == "JUMP_SLOT" and obj.lazy and not bind_now_env
     initial = spec.file_value + bias if spec.file_value else 0
     tsym = tobj = None
-    tls = None
+    tls = ifunc = None
     no_ldso = "the start-up code" if m.is_static else "ld.so"
     if value is None:                                   # static view, before run
         value = spec.file_value
@@ -362,8 +382,25 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
     else:
         state = "resolved" if lazy_kind else "bound-at-load"
         target, tsym, tobj = space.describe(value, spec.symbol, spec.version) if space else (f"0x{value:x}", None, None)
+        if space and spec.symbol and spec.kind in ("JUMP_SLOT", "GLOB_DAT") and \
+                (tsym != spec.symbol or (tobj and tobj != obj.name and space.find(value).in_memory)):
+            # an implementation not named like the slot (__strlen_avx2 for strlen, or a
+            # stripped library's .text+0x...), or the vDSO's time: an ifunc's choice?
+            home = space.ifunc_choice(value, spec.symbol, obj.namespace)
+            if home is not None:
+                ifunc = {"symbol": spec.symbol, "object": home.name, "holds": "implementation"}
+                target += (f" (chosen by ifunc {spec.symbol})" if home.name == tobj
+                           else f" (chosen by ifunc {spec.symbol} in {home.name})")
+        elif space and tsym and tsym == spec.symbol and (tgt := space.find(value)) is not None:
+            # named like the slot: is that name an ifunc, i.e. does the slot hold its resolver?
+            # (the lookup just answered is remembered: no second search)
+            hit = tgt.model.index.lookup(value - tgt.bias, spec.symbol)
+            if hit is not None and hit.ifunc and not hit.offset:
+                ifunc = {"symbol": spec.symbol, "object": tgt.name, "holds": "resolver"}
+                target += " (the ifunc resolver, not its choice)"
     return SlotRow(obj.name, spec.address + bias, shown or spec.display, None, spec.rtype, spec.kind, value, state,
-                   target, tsym, tobj, m.in_relro(spec.address), read_only_now, spec.file_value, tls)
+                   target, tsym, tobj, m.in_relro(spec.address), read_only_now, spec.file_value, tls,
+                   ifunc=ifunc)
 
 
 def tls_module(spec: SlotSpec, obj: LoadedObject, space: AddressSpace | None) -> LoadedObject:

@@ -462,8 +462,13 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
     if got12 and got12[1] and space is not None:
         resolver = f"GOT[2] = {space.describe(got12[1])[0]}"
     bind_not = obj.bind_not
+    # an ifunc: ld.so calls its resolver and writes (and jumps to) the implementation it returns
+    ifunc = row.ifunc if row.ifunc and row.ifunc.get("holds") == "implementation" else None
+    impl = row.target.split(" (chosen by")[0] if ifunc else name      # "__strlen_avx2 in libc.so.6"
+    chose = (f"calls the resolver of the ifunc {name} in {ifunc['object']}, " if ifunc else "")
     write = (f"does NOT write the slot ({obj.no_write}), then jumps to it" if bind_not else
-             f"writes its address into 0x{slot:x}, then jumps to it")
+             f"{chose}writes {'the implementation it returns (' + impl + ')' if ifunc else 'its address'} "
+             f"into 0x{slot:x}, then jumps to it")
     if obj.no_write == "_dl_runtime_profile":
         write = ("calls the audit modules' la_pltenter (and la_pltexit on return), does NOT write the "
                  "slot (_dl_profile_fixup never does), then jumps to it")
@@ -508,7 +513,7 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
                                f"{'_dl_profile_fixup' if obj.no_write == '_dl_runtime_profile' else '_dl_fixup'} "
                                f"again: {obj.no_write} keeps 0x{slot:x} unwritten."]
         else:
-            rep.later_calls = [f"{how_call} -> {name}@plt -> jmp through 0x{slot:x} -> {name} directly "
+            rep.later_calls = [f"{how_call} -> {name}@plt -> jmp through 0x{slot:x} -> {impl} directly "
                                "(one indirect jump; ld.so is not involved again)."]
     elif spec.kind == "JUMP_SLOT":
         why = obj.binding.reason if obj.binding else "BIND_NOW"
@@ -516,11 +521,12 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
         rep.first_call = [f"bound at load: ld.so wrote 0x{slot:x} while relocating {m.name}, before its code "
                           f"ran ({why}{relro}); the first call is like every other call: no lazy "
                           "resolution, GOT[1]/GOT[2] are not used."]
-        rep.later_calls = [f"{how_call} -> {name}@plt -> jmp through 0x{slot:x} -> {name}."]
+        rep.later_calls = [f"{how_call} -> {name}@plt -> jmp through 0x{slot:x} -> {impl}."]
     else:
         via = "calls through the slot itself (-fno-plt)" if call and call.via == "got" else \
             f"goes through {stub.section} ({name}@plt)" if stub else "reads the slot"
-        what = "the ifunc resolver's choice" if spec.kind == "IRELATIVE" else f"{name}'s address"
+        what = ("the ifunc resolver's choice" if spec.kind == "IRELATIVE" else
+                f"the ifunc {name}'s choice ({impl})" if ifunc else f"{name}'s address")
         who = "the start-up code" if m.is_static else "ld.so"
         rep.first_call = [f"{spec.kind}: {who} wrote {what} into 0x{slot:x} at load time, before main; "
                           f"the code {via}, so there is no lazy resolution."]

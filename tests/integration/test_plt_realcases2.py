@@ -1,0 +1,188 @@
+"""got/plt-walk against the dynamic linker's runtime truth, second round (pltreal2): ifunc
+slots (libc's and a stripped library's), the vDSO, a slot holding an ifunc's resolver, and
+a program with more dynamic entries than the first 64 (many DT_NEEDED) under
+'set auto-solib-add off'.  Expected values come from independent oracles: readelf -s / -d
+on the files, the program's own dlsym/dladdr answers printed from inside the process
+(dlsym runs an ifunc's resolver, as ld.so does), and gdb's own memory writes and reads."""
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.support.gdbrun import addr, assert_no_traceback, compile_c, json_wrapped, run_gdb
+
+pytestmark = pytest.mark.gdb
+
+CHECKPOINT = '__attribute__((noinline)) void checkpoint(void) { __asm__ volatile("" ::: "memory"); }\n'
+
+
+def _readelf(*args) -> str:
+    return subprocess.run(["readelf", *map(str, args)], capture_output=True, text=True, check=True).stdout
+
+
+def _dynsym_types(path) -> dict[str, tuple[str, int]]:
+    """readelf --dyn-syms -W: defined name (version stripped) -> (type, value)."""
+    out = {}
+    for ln in _readelf("--dyn-syms", "-W", path).splitlines():
+        f = ln.split()
+        if len(f) >= 8 and f[0][:-1].isdigit() and f[6] != "UND":
+            out.setdefault(f[7].split("@")[0], (f[3], int(f[1], 16)))
+    return out
+
+
+# -- ifunc choices: libc's strlen, the vDSO's time, a stripped library's own ifunc -----------
+IFUNC_LIB = r"""
+static int impl_a(int x) { return x + 1; }
+static int impl_b(int x) { return x + 2; }
+int impl_b_marker(void) { return 0; }
+static void *pick(void) { return impl_b; }
+int myf(int) __attribute__((ifunc("pick")));
+int (*impl_b_address(void))(int) { return impl_b; }
+int (*impl_a_address(void))(int) { return impl_a; }
+"""
+IFUNC_MAIN = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+int myf(int);
+""" + CHECKPOINT + r"""
+int main(int argc, char **argv) {
+    Dl_info libc, mine;
+    dladdr(dlsym(RTLD_DEFAULT, "printf"), &libc);
+    dladdr(dlsym(RTLD_DEFAULT, "myf"), &mine);
+    printf("%zu %d %d\n", strlen(argv[0]), myf(1), time(NULL) > 0);
+    printf("libc=%p lib=%p strlen=%p time=%p myf=%p printf=%p\n", libc.dli_fbase, mine.dli_fbase,
+           dlsym(RTLD_DEFAULT, "strlen"), dlsym(RTLD_DEFAULT, "time"), dlsym(RTLD_DEFAULT, "myf"),
+           dlsym(RTLD_DEFAULT, "printf"));
+    fflush(stdout);
+    checkpoint();
+    return 0;
+}
+"""
+
+
+def test_ifunc_slots_name_the_ifunc_and_a_resolver_in_a_slot_is_overwritten(tmp_path):
+    """A slot bound to an ifunc holds the implementation its resolver chose (__strlen_avx2
+    for strlen; the vDSO's time for libc's time; a stripped library's .text+0x... for its
+    own ifunc): the target says which ifunc chose it.  Before the fix the strlen row read
+    '__strlen_avx2 in libc.so.6' with no word of strlen, the stripped library's row an
+    anonymous 'libif.so:.text+0x...', and a slot overwritten with the resolver's own address
+    read 'strlen in libc.so.6' and audited 'ok' -- every call would run the resolver."""
+    full = compile_c(IFUNC_LIB, name="libif.so", out_dir=tmp_path / "full", flags=["-shared", "-fPIC", "-O1"])
+    (tmp_path / "lib").mkdir()
+    lib = tmp_path / "lib" / "libif.so"
+    subprocess.run(["strip", "--strip-all", "-o", str(lib), str(full)], check=True)
+    exe = compile_c(IFUNC_MAIN, name="ifmain", out_dir=tmp_path,
+                    flags=["-O1", "-Wl,-z,lazy", f"-L{lib.parent}", "-lif", f"-Wl,-rpath,{lib.parent}", "-ldl"])
+    libc_path = next(ln.split("=>")[1].split()[0] for ln in subprocess.run(
+        ["ldd", str(exe)], capture_output=True, text=True, check=True).stdout.splitlines() if "libc.so.6" in ln)
+    libc_syms = _dynsym_types(libc_path)
+    if libc_syms.get("strlen", ("",))[0] != "IFUNC":
+        pytest.skip("this libc's strlen is not an ifunc")
+    assert libc_syms["printf"][0] == "FUNC"
+    assert _dynsym_types(lib)["myf"][0] == "IFUNC"
+    # impl_b (the resolver's choice) from the unstripped library's own symbol table
+    impl_b = next(int(ln.split()[1], 16) for ln in _readelf("-sW", full).splitlines() if ln.endswith(" impl_b"))
+
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("got --json"), "plt-walk strlen", "kill"], program=exe)
+    assert_no_traceback(res)
+    m = re.search(r"libc=(0x[0-9a-f]+) lib=(0x[0-9a-f]+) strlen=(0x[0-9a-f]+) time=(0x[0-9a-f]+) "
+                  r"myf=(0x[0-9a-f]+) printf=(0x[0-9a-f]+)", res.stdout)
+    libc_base, lib_base, strlen_at, time_at, myf_at, printf_at = (int(g, 16) for g in m.groups())
+    rows = {r["symbol"].split("@")[0]: r for r in res.json_documents()[0]["slots"]}
+
+    s = rows["strlen"]
+    assert addr(s["value"]) == strlen_at != libc_base + libc_syms["strlen"][1]    # the choice, not the resolver
+    assert s["ifunc"] == {"symbol": "strlen", "object": "libc.so.6", "holds": "implementation"}
+    assert s["target"].endswith("(chosen by ifunc strlen)") and s["target_object"] == "libc.so.6", s
+
+    walk = res.stdout[res.stdout.index("strlen@GLIBC_2.2.5 in ifmain"):]
+    impl = s["target"].split(" (chosen by")[0]
+    assert "calls the resolver of the ifunc strlen in libc.so.6" in walk
+    assert f"writes the implementation it returns ({impl})" in walk and f"-> {impl} directly" in walk
+
+    f = rows["myf"]
+    assert addr(f["value"]) == myf_at == lib_base + impl_b
+    assert f["ifunc"] == {"symbol": "myf", "object": "libif.so", "holds": "implementation"}
+    assert "(chosen by ifunc myf)" in f["target"], f
+
+    p = rows["printf"]
+    assert addr(p["value"]) == printf_at and p["ifunc"] is None and "ifunc" not in p["target"]
+
+    if libc_syms.get("time", ("",))[0] == "IFUNC" and "time" in rows:
+        t = rows["time"]
+        assert addr(t["value"]) == time_at
+        if t["target_object"] == "linux-vdso.so.1":
+            assert t["ifunc"] == {"symbol": "time", "object": "libc.so.6", "holds": "implementation"}
+            assert t["target"].endswith("(chosen by ifunc time in libc.so.6)"), t
+
+    # the resolver's own address in the slot (gdb writes it; readelf gives it; gdb runs the
+    # program without address randomisation, so the second run has the same addresses)
+    slot = addr(s["address"])
+    resolver = libc_base + libc_syms["strlen"][1]
+    res = run_gdb(["break checkpoint", "run", f"set var *(unsigned long *){slot:#x} = {resolver:#x}",
+                   f"x/gx {slot:#x}", *json_wrapped("got --audit --json strlen"), "got --audit strlen",
+                   "kill"], program=exe)
+    assert_no_traceback(res)
+    assert int(re.search(rf"^{slot:#x}[^:\n]*:\s+(0x[0-9a-f]+)", res.stdout, re.M).group(1), 16) == resolver
+    row = res.json_documents()[0]["slots"][0]
+    assert addr(row["value"]) == resolver
+    assert row["ifunc"] == {"symbol": "strlen", "object": "libc.so.6", "holds": "resolver"}
+    assert "ifunc resolver, not its choice" in row["target"]
+    assert row["audit"]["verdict"] == "overwritten" and "resolver" in row["audit"]["why"], row["audit"]
+    assert "OVERWRITTEN: strlen" in res.stdout
+
+
+# -- DT_DEBUG past the 64th dynamic entry --------------------------------------------------
+TINY = "int tiny_fn(int x) { return x + 1; }\n"
+MANY_MAIN = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+int tiny_fn(int);
+""" + CHECKPOINT + r"""
+int main(void) {
+    Dl_info info;
+    dladdr(dlsym(RTLD_DEFAULT, "tiny_fn"), &info);
+    printf("%d base=%p tiny_fn=%p\n", tiny_fn(1), info.dli_fbase, dlsym(RTLD_DEFAULT, "tiny_fn"));
+    fflush(stdout);
+    checkpoint();
+    return 0;
+}
+"""
+
+
+def test_dt_debug_after_the_64th_dynamic_entry_is_found(tmp_path):
+    """A program linked against 80 libraries has DT_DEBUG after 80 DT_NEEDED entries.  The
+    link_map walk read only the first 64 entries of the loaded .dynamic and fell back to
+    gdb's _r_debug symbol; with 'set auto-solib-add off' (common for huge programs) gdb has
+    none, and got said 'not relocated yet' and '0x... (no loaded object)' for a bound slot."""
+    tiny = compile_c(TINY, name="libtiny0.so", out_dir=tmp_path, flags=["-shared", "-fPIC"])
+    names = [f"tiny{i}" for i in range(1, 80)]
+    for n in names:
+        shutil.copy(tiny, tmp_path / f"lib{n}.so")
+    exe = compile_c(MANY_MAIN, name="manymain", out_dir=tmp_path,
+                    flags=["-Wl,-z,lazy", "-Wl,--no-as-needed", f"-L{tmp_path}", "-ltiny0",
+                           *[f"-l{n}" for n in names], f"-Wl,-rpath,{tmp_path}", "-ldl"])
+    dyn = [ln.split()[1] for ln in _readelf("-dW", exe).splitlines() if ln.strip().startswith("0x")]
+    assert dyn.index("(DEBUG)") > 64 and dyn.count("(NEEDED)") >= 80       # the shape under test
+
+    res = run_gdb(["set auto-solib-add off", "break checkpoint", "run", "info proc mappings",
+                   *json_wrapped("got --json tiny_fn"), *json_wrapped("got --all-objects --json ^tiny"),
+                   "kill"], program=exe)
+    assert_no_traceback(res)
+    m = re.search(r"base=(0x[0-9a-f]+) tiny_fn=(0x[0-9a-f]+)", res.stdout)
+    base, fn = int(m.group(1), 16), int(m.group(2), 16)
+    mapped = set(re.findall(r"(/\S+/libtiny\d+\.so)\s*$", res.stdout, re.M))      # gdb's /proc/PID/maps
+    assert len(mapped) == 80
+    doc, every = res.json_documents()
+    assert doc["objects"][0]["binding"] == "lazy" and "GOT[2]=" in doc["objects"][0]["binding_reason"]
+    row = doc["slots"][0]
+    assert row["state"] == "resolved" and addr(row["value"]) == fn
+    assert row["target_object"] == "libtiny0.so" and row["target"] == "tiny_fn in libtiny0.so", row
+    assert fn - base == _dynsym_types(tiny)["tiny_fn"][1]
+    assert {o["path"] for o in every["objects"]} >= mapped
+
