@@ -234,10 +234,19 @@ class AddressSpace:
         self._starts = [o.start for o in self.objects]
 
     def find(self, addr: int) -> LoadedObject | None:
+        """The object holding *addr*.  A mapping listed in several namespaces (glibc's one
+        ld.so, in every dlmopen namespace) is its base entry, as LD_DEBUG names it
+        (``ld-linux-x86-64.so.2 [0]``), not whichever alias sorts last ('[ns2]' for a slot of
+        namespace 0)."""
         i = bisect.bisect_right(self._starts, addr) - 1
         while i >= 0:
             o = self.objects[i]
             if addr < o.end:
+                j = i
+                while o.alias and j > 0 and self._starts[j - 1] == o.start:
+                    j -= 1
+                    if not self.objects[j].alias and addr < self.objects[j].end:
+                        return self.objects[j]
                 return o
             if o.end <= addr and i and self.objects[i - 1].end <= o.start:
                 break

@@ -350,7 +350,7 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
     """Every hop with its address and disassembly, plus the first-call/later-call story."""
     m, b = obj.model, obj.bias
     binding = obj.binding.mode.replace("file-", "") if obj.binding else m.binding
-    rep = WalkReport(spec.display, m.name, mode, m.arch, binding, spec.address + b, spec.kind,
+    rep = WalkReport(spec.display, obj.name, mode, m.arch, binding, spec.address + b, spec.kind,
                      spec.rtype, row.state, row.value, row.target)
     if obj.binding is not None:
         rep.binding_reason = obj.binding.reason
@@ -358,7 +358,7 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
     lazy = [s for s in stubs if s.slot == spec.address and s.kind == "lazy"]
     plt0 = next((s for s in stubs if s.kind == "plt0"), None)
     if call is not None:
-        rep.hops.append(Hop("call site", call.address + b, symbol_at(m, call.address, bias=b),
+        rep.hops.append(Hop("call site", call.address + b, symbol_at(m, call.address, obj.name, b),
                             m.section_of(call.address),
                             _code(m, call.address, b, 16, read, 1) if m.arch != "arm" else
                             [f"0x{call.address + b:x}: {call.insn} (Thumb bl/blx or ARM bl to the stub)"],
@@ -375,12 +375,12 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
     if call_stubs and (call is None or call.via == "stub"):
         stub = call_stubs[0]
         rep.hops.append(Hop("stub", stub.address + b, Location(stub.address + b, f"{spec.symbol}@plt", 0,
-                                                               object=m.name),
+                                                               object=obj.name),
                             stub.section, _code(m, stub.address, b, stub.size, read),
                             "loads the GOT slot and jumps to what it holds",
                             where=f"{spec.symbol}@plt ({stub.section})"))
     got_section = m.section_of(spec.address)
-    rep.hops.append(Hop("GOT slot", spec.address + b, Location(spec.address + b, None, None, object=m.name),
+    rep.hops.append(Hop("GOT slot", spec.address + b, Location(spec.address + b, None, None, object=obj.name),
                         got_section, [f"0x{spec.address + b:x}: 0x{row.value:x}"], f"{row.state}: {row.target}",
                         where=f"{got_section} ({spec.rtype})"))
     lazy_entry = None
@@ -393,14 +393,14 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
         when = (f"every call ({obj.no_write}: the slot is never written)" if obj.bind_not else "first call only")
         what = f"{when}: pushes the relocation {'offset' if m.arch == 'i386' else 'index'}, jumps to .plt[0]"
         if lz is not None:
-            rep.hops.append(Hop("lazy stub", lz.address + b, Location(lz.address + b, None, None, object=m.name),
+            rep.hops.append(Hop("lazy stub", lz.address + b, Location(lz.address + b, None, None, object=obj.name),
                                 lz.section, _code(m, lz.address, b, lz.size, read), what,
                                 where=f".plt entry {lz.reloc_index}"))
         elif plt0 is None or lazy_entry != plt0.address:
             half = next((s for s in stubs if s.address <= lazy_entry < s.address + s.size), None)
             at = (Location(lazy_entry + b, f"{spec.symbol}@plt", lazy_entry - half.address,
-                           object=m.name) if half is not None and half.kind == "stub"
-                  else Location(lazy_entry + b, None, None, object=m.name))
+                           object=obj.name) if half is not None and half.kind == "stub"
+                  else Location(lazy_entry + b, None, None, object=obj.name))
             rep.hops.append(Hop("lazy stub", lazy_entry + b, at, m.section_of(lazy_entry),
                                 _code(m, lazy_entry, b, 16, read, 2), what, where="the stub's second half"))
         if plt0 is not None:
@@ -413,7 +413,7 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
                 g2text = space.describe(g2)[0] if (space and g2) else f"0x{g2:x}"
                 note = (f"GOT[1]=0x{g1:x} (this object's link_map), "
                         f"GOT[2]=0x{g2:x} ({g2text})")
-            rep.hops.append(Hop(".plt[0]", plt0.address + b, Location(plt0.address + b, None, None, object=m.name),
+            rep.hops.append(Hop(".plt[0]", plt0.address + b, Location(plt0.address + b, None, None, object=obj.name),
                                 plt0.section, _code(m, plt0.address, b, plt0.size, read), note,
                                 where="resolver trampoline"))
     if row.state in ("resolved", "bound-at-load") and row.value and spec.kind not in TLS_KINDS:

@@ -186,3 +186,70 @@ def test_dt_debug_after_the_64th_dynamic_entry_is_found(tmp_path):
     assert fn - base == _dynsym_types(tiny)["tiny_fn"][1]
     assert {o["path"] for o in every["objects"]} >= mapped
 
+
+# -- the same library loaded twice by dlmopen(LM_ID_NEWLM) -----------------------------------
+DPLUG = r"""
+#include <stdio.h>
+#include <string.h>
+int dplug(const char *s) { return (int)strlen(s) + puts(s); }
+"""
+DMAIN = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <link.h>
+#include <stdio.h>
+""" + CHECKPOINT + r"""
+int main(int argc, char **argv) {
+    void *a = dlmopen(LM_ID_NEWLM, argv[1], RTLD_LAZY), *b = dlmopen(LM_ID_NEWLM, argv[1], RTLD_LAZY);
+    int (*fa)(const char *) = dlsym(a, "dplug"), (*fb)(const char *) = dlsym(b, "dplug");
+    fa("a"); fb("b");
+    struct link_map *la, *lb;
+    dlinfo(a, RTLD_DI_LINKMAP, &la);
+    dlinfo(b, RTLD_DI_LINKMAP, &lb);
+    printf("a=%p b=%p puts_a=%p puts_b=%p\n", (void *)la->l_addr, (void *)lb->l_addr, dlsym(a, "puts"),
+           dlsym(b, "puts"));
+    fflush(stdout);
+    checkpoint();
+    return 0;
+}
+"""
+
+
+def test_one_library_in_two_dlmopen_namespaces(tmp_path):
+    """The same libdplug.so dlmopen'ed into two new namespaces: each copy's puts slot holds
+    its own namespace's libc (dlsym(handle, "puts") from inside the process, LD_DEBUG
+    'libdplug.so [1] to libc.so.6 [1]'), and plt-walk names which copy it walked
+    ('libdplug.so[ns1]', not a bare 'libdplug.so' the other copy also is).  glibc's one
+    ld.so is listed in every namespace; LD_DEBUG names it '[0]' for every namespace's libc
+    ('libc.so.6 [2] to ld-linux-x86-64.so.2 [0]'): before the fix a slot of namespace 0
+    read 'in ld-linux-x86-64.so.2[ns2]', whichever alias sorted last."""
+    lib = compile_c(DPLUG, name="libdplug.so", out_dir=tmp_path, flags=["-shared", "-fPIC", "-Wl,-z,lazy"])
+    exe = compile_c(DMAIN, name="dmain", out_dir=tmp_path, flags=["-Wl,-z,lazy", "-ldl"])
+    debug = subprocess.run([str(exe), str(lib)], capture_output=True, text=True,
+                           env={"LD_DEBUG": "bindings", "PATH": "/usr/bin:/bin"}).stderr
+    for ns in (1, 2):
+        assert re.search(rf"binding file \S*libdplug.so \[{ns}\] to \S*libc.so.6 \[{ns}\]: normal symbol `puts'", debug)
+    ldso = re.findall(r"binding file \S*libc.so.6 \[(\d)\] to \S*ld-linux\S* \[(\d)\]", debug)
+    assert {n for n, _ in ldso} >= {"0", "1", "2"} and {m for _, m in ldso} == {"0"}, ldso
+
+    res = run_gdb(["break checkpoint", "run", *json_wrapped("got --all-objects --json ^puts$|tunable_get_val"),
+                   *json_wrapped("plt-walk --object libdplug --json puts"), "kill"], program=exe, args=[lib])
+    assert_no_traceback(res)
+    m = re.search(r"a=(0x[0-9a-f]+) b=(0x[0-9a-f]+) puts_a=(0x[0-9a-f]+) puts_b=(0x[0-9a-f]+)", res.stdout)
+    base_a, base_b, puts_a, puts_b = (int(g, 16) for g in m.groups())
+    assert puts_a != puts_b
+    got, walk = res.json_documents()
+    ns_of = {addr(o["bias"]): o["namespace"] for o in got["objects"] if o["path"].endswith("libdplug.so")}
+    assert set(ns_of) == {base_a, base_b} and {ns_of[base_a], ns_of[base_b]} == {1, 2}
+    puts_rows = {r["object"]: r for r in got["slots"] if r["symbol"].startswith("puts@") and "dplug" in r["object"]}
+    for base, want in ((base_a, puts_a), (base_b, puts_b)):
+        ns = ns_of[base]
+        row = puts_rows[f"libdplug.so[ns{ns}]"]
+        assert addr(row["value"]) == want and row["target_object"] == f"libc.so.6[ns{ns}]", row
+    tunable = [r for r in got["slots"] if r["symbol"].startswith("__tunable_get_val")]
+    assert {r["object"] for r in tunable} >= {"libc.so.6", "libc.so.6[ns1]", "libc.so.6[ns2]"}
+    assert {r["target_object"] for r in tunable} == {"ld-linux-x86-64.so.2"}, tunable
+    first = min(ns_of.values())
+    assert walk["object"] == f"libdplug.so[ns{first}]" and walk["target"] == f"puts in libc.so.6[ns{first}]", walk
+    assert all(h["location"]["object"] in (walk["object"], f"libc.so.6[ns{first}]", "ld-linux-x86-64.so.2")
+               for h in walk["hops"] if h.get("location")), walk["hops"]
