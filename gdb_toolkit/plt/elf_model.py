@@ -78,6 +78,9 @@ class ObjectModel:
     audit_libs: list[str] = field(default_factory=list)   # DT_AUDIT / DT_DEPAUDIT: rtld-audit modules
     dropped: int = 0                       # relocations outside any loaded segment (crafted file)
     dynamic_size: int = 0                  # PT_DYNAMIC's memsz (the loaded .dynamic's bytes)
+    # copy relocations: (name@version, address, size, R_X86_64_COPY...) -- not GOT slots, but
+    # what 'got stdout' must explain in a non-PIE program (set when the slots are decoded)
+    copies: list = field(default_factory=list)
     _elf: ElfFile = field(default=None, repr=False)
     _index: LazySymbolIndex | None = field(default=None, repr=False)
     debug_file: str | None = None
@@ -387,6 +390,10 @@ def _build(path: str, elf: ElfFile | None = None) -> ObjectModel:
     return model
 
 
+#: copy relocations remembered per object (a program has a handful: stdout, environ, std::cout)
+MAX_COPIES = 4096
+
+
 def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
     relocs = elf.relocations()
     if not relocs:
@@ -401,6 +408,7 @@ def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
     got_ranges = [(s.addr, s.addr + s.size) for n, s in model.sections.items() if n in GOT_SECTIONS]
     loads = [(p.vaddr, p.vaddr + p.memsz) for p in elf.segments if p.type == PT_LOAD]
     kinds: dict[int, str] = {}
+    copies = []
     for r in relocs:
         idx = counters.get(r.section, 0)
         counters[r.section] = idx + 1
@@ -408,6 +416,8 @@ def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
         if kind is None:
             kind = kinds[r.type] = reloc_types.short_name(elf.machine, r.type)
         if kind not in reloc_types.SLOT_KINDS:
+            if kind == "COPY":
+                copies.append(r)
             continue
         off = r.offset
         end = off + (2 * word if kind == "TLSDESC" else word)
@@ -429,7 +439,8 @@ def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
         wanted.append((r, kind, idx))
     values = _file_words(elf, [r.offset for r, _, _ in wanted])
     out = []
-    for r, kind, idx in wanted:
+    model.copies = []
+    for r, kind, idx in [*((r, "COPY", -1) for r in copies[:MAX_COPIES]), *wanted]:
         name = version = ""
         stype, hidden, weak = 0, False, False
         if r.sym and r.symtab < len(elf.sections) and elf.sections[r.symtab].type in (SHT_DYNSYM, SHT_SYMTAB):
@@ -443,6 +454,11 @@ def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
                 name, stype, weak = sym.name, sym.type, sym.bind == 2
                 if r.symtab in versions:
                     version, hidden = versions[r.symtab][r.sym]
+        if kind == "COPY":
+            if name:
+                model.copies.append((f"{name}@{version}" if version else name, r.offset, sym.size,
+                                     reloc_types.full_name(elf.machine, r.type)))
+            continue
         fv = values.get(r.offset, 0)
         addend = r.addend if r.addend is not None else fv
         full = kinds.get(-1 - r.type)

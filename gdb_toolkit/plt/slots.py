@@ -627,6 +627,14 @@ def got_report(objects: list[LoadedObject], memory: dict[int, int] | None, *, mo
         if obj.model.is_static:
             notes.append(f"{obj.name} is statically linked: no PLT for imports, no dynamic symbol "
                          f"resolution; only IRELATIVE (ifunc) slots are listed")
+        if rx and obj.model.copies:
+            # a copy relocation is no GOT slot, but 'got stdout' in a non-PIE program asks about it
+            for cname, caddr, csize, rtype in obj.model.copies:
+                if rx.search(cname) or rx.search(cname.split("@")[0]):
+                    notes.append(f"{cname} in {obj.name}: a copy relocation ({rtype}), not a GOT slot: the "
+                                 f"variable itself lives in {obj.name} at 0x{caddr + bias:x} ({csize} bytes; ld.so "
+                                 "copied the defining library's initial value there at load), and that library's "
+                                 "own GOT slots point at it ('got --all-objects' lists them)")
         if obj.model.dropped:
             notes.append(f"{obj.name}: {obj.model.dropped} relocation(s) point outside every loaded segment "
                          "(corrupt or crafted file): not listed")

@@ -253,3 +253,46 @@ def test_one_library_in_two_dlmopen_namespaces(tmp_path):
     assert walk["object"] == f"libdplug.so[ns{first}]" and walk["target"] == f"puts in libc.so.6[ns{first}]", walk
     assert all(h["location"]["object"] in (walk["object"], f"libc.so.6[ns{first}]", "ld-linux-x86-64.so.2")
                for h in walk["hops"] if h.get("location")), walk["hops"]
+
+
+# -- a copy relocation asked for by name -----------------------------------------------------
+COPY_MAIN = r"""
+#include <stdio.h>
+""" + CHECKPOINT + r"""
+int main(void) {
+    printf("copy=%p\n", (void *)&stdout);
+    fflush(stdout);
+    checkpoint();
+    return 0;
+}
+"""
+
+
+def test_got_of_a_copy_relocated_variable_says_where_it_lives(tmp_path):
+    """A non-PIE program using libc's stdout has an R_X86_64_COPY, not a GOT slot: before the
+    fix 'got stdout' said only 'no GOT slot matched'.  Now a note names the copy's address and
+    size (readelf -r/-s; the program's own &stdout) and libc's GLOB_DAT slot, listed with
+    --all-objects, holds that address (LD_DEBUG: 'libc.so.6 [0] to ./copymain [0]: stdout')."""
+    exe = compile_c(COPY_MAIN, name="copymain", out_dir=tmp_path, flags=["-no-pie", "-fno-pic", "-O1"])
+    copy = [ln.split() for ln in _readelf("-rW", exe).splitlines() if "_COPY" in ln and "stdout" in ln]
+    assert len(copy) == 1
+    copy_at, rtype = int(copy[0][0], 16), copy[0][2]
+    size = next(int(m.group(1)) for ln in _readelf("--dyn-syms", "-W", exe).splitlines()
+                if (m := re.search(r":\s+[0-9a-f]+\s+(\d+)\s+OBJECT\s+\S+\s+\S+\s+\d+\s+stdout@", ln)))
+    debug = subprocess.run([str(exe)], capture_output=True, text=True,
+                           env={"LD_DEBUG": "bindings", "PATH": "/usr/bin:/bin"}).stderr
+    assert re.search(r"binding file \S*libc.so.6 \[0\] to \S*copymain \[0\]: normal symbol `stdout'", debug)
+
+    res = run_gdb([*json_wrapped("got --json stdout"), "break checkpoint", "run",
+                   *json_wrapped("got --json ^stdout$"), *json_wrapped("got --all-objects --json ^stdout$"),
+                   "kill"], program=exe)
+    assert_no_traceback(res)
+    assert int(re.search(r"copy=(0x[0-9a-f]+)", res.stdout).group(1), 16) == copy_at
+    before, live, every = res.json_documents()
+    want = f"stdout@GLIBC_2.2.5 in copymain: a copy relocation ({rtype}), not a GOT slot"
+    for doc in (before, live):
+        assert doc["slots"] == []
+        note = next(n for n in doc["notes"] if "copy relocation" in n)
+        assert note.startswith(want) and f"at 0x{copy_at:x} ({size} bytes" in note, note
+    libc_row = next(r for r in every["slots"] if r["object"] == "libc.so.6" and r["kind"] == "GLOB_DAT")
+    assert addr(libc_row["value"]) == copy_at and libc_row["target"] == "stdout in copymain", libc_row
