@@ -34,6 +34,8 @@ class Definition:
     def text(self) -> str:
         ver = f"@{self.sym.version}" if self.sym.version else ""
         where = " (its canonical PLT entry: the function's address in the whole process)" if self.canonical else ""
+        if self.obj.preloaded:
+            where += " (LD_PRELOAD)"
         return f"{self.sym.name}{ver} in {self.obj.name}{where}"
 
 

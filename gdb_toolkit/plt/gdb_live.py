@@ -13,7 +13,7 @@ from gdb_toolkit.gdbsupport import facts
 from gdb_toolkit.plt import link_map as link_map_core
 from gdb_toolkit.plt.elf_file import display_path
 from gdb_toolkit.plt.elf_model import load_model
-from gdb_toolkit.plt.slots import (AddressSpace, Binding, LoadedObject, ProcessEnv, decide_binding, decode_words, is_relocated,
+from gdb_toolkit.plt.slots import (AddressSpace, Binding, LoadedObject, ProcessEnv, decide_binding, decode_words, is_relocated, mark_preloaded,
                                    read_plan, relocation_probe)
 
 #: one gdb read is at most this big (gdb allocates the whole buffer first)
@@ -383,9 +383,11 @@ def process_env(kind: str) -> ProcessEnv:
     audit = next((e[len(b"LD_AUDIT="):] for e in env if e.startswith(b"LD_AUDIT=")), b"")
     from gdb_toolkit.common.names import decode_name
 
+    preload = next((e[len(b"LD_PRELOAD="):] for e in env if e.startswith(b"LD_PRELOAD=")), b"")
     return ProcessEnv(bind_now=has(b"LD_BIND_NOW"), bind_not=has(b"LD_BIND_NOT"), known=True,
                       audit=[decode_name(a) for a in audit.replace(b" ", b":").split(b":") if a],
-                      profile=has(b"LD_PROFILE"))
+                      profile=has(b"LD_PROFILE"),
+                      preload=[decode_name(a) for a in preload.replace(b" ", b":").split(b":") if a])
 
 
 def got12(obj: LoadedObject) -> tuple[int, int] | None:
@@ -433,6 +435,8 @@ def loaded_objects(decide: bool = True) -> tuple[str, list[LoadedObject]]:
             objs.append(obj)
     if decide:
         env = process_env(kind)
+        if not (env.known and not env.preload and not os.path.exists("/etc/ld.so.preload")):
+            mark_preloaded(objs)        # (a live process without either preloads nothing)
         done = relocated(kind, objs)
         # GOT[2] may be _dl_runtime_profile only with an rtld-audit module or LD_PROFILE: name
         # it then (and only then: naming costs a look into ld.so's symbols)

@@ -30,15 +30,16 @@ MAX_SLOT_BYTES = 64 << 20
 class ProcessEnv:
     """What the process's environment says about binding (read from /proc/PID/environ):
     LD_BIND_NOW, LD_BIND_NOT, the LD_AUDIT modules (whose la_symbind may bind a symbol
-    to any address) and LD_PROFILE (ld.so profiles that object's PLT calls)."""
-    __slots__ = ('bind_now', 'bind_not', 'known', 'audit', 'profile')
+    to any address), LD_PROFILE (ld.so profiles that object's PLT calls) and LD_PRELOAD."""
+    __slots__ = ('bind_now', 'bind_not', 'known', 'audit', 'profile', 'preload')
 
-    def __init__(self, bind_now=False, bind_not=False, known=False, audit=(), profile=False):
+    def __init__(self, bind_now=False, bind_not=False, known=False, audit=(), profile=False, preload=()):
         self.bind_now = bind_now
         self.bind_not = bind_not
         self.known = known
         self.audit = tuple(audit)
         self.profile = profile
+        self.preload = tuple(preload)
 
     def __eq__(self, other):
         return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
@@ -79,6 +80,7 @@ class LoadedObject:
     alias: bool = False                  # the same mapping as a base-namespace object (ld.so,
                                          # listed in every dlmopen namespace): looked up, not listed
     relocated: bool = True               # False: mapped but not relocated yet (relocation_probe)
+    preloaded: bool = False              # LD_PRELOAD / /etc/ld.so.preload (mark_preloaded)
 
     @property
     def listable(self) -> bool:
@@ -224,6 +226,24 @@ def decide_binding(obj: LoadedObject, got12: tuple[int, int] | None, env: Proces
                               "set: loaded by dlopen with RTLD_NOW (or as a dependency of such an object)")
     return Binding("now", "GOT[1]=GOT[2]=0 although the file allows lazy binding: the process bound it at "
                           "load (dlopen with RTLD_NOW, or LD_BIND_NOW: the environment is not readable here)")
+
+
+def mark_preloaded(objects: list[LoadedObject]) -> None:
+    """Set ``preloaded`` on the objects ld.so loaded for LD_PRELOAD or /etc/ld.so.preload:
+    glibc maps them into the base namespace right after the program, before the program's
+    DT_NEEDED dependencies (rtld.c: preloads, then _dl_map_object_deps), so they are the
+    namespace-0 objects listed between the program and its first dependency (matched by
+    soname, file name or path, as ld.so matches a DT_NEEDED entry)."""
+    members = sorted((o for o in objects if o.namespace == 0 and not o.in_memory), key=lambda o: o.order)
+    if len(members) < 2 or members[0].model.is_static:
+        return
+    needed = set(members[0].model.needed)
+    needed |= {n.rsplit("/", 1)[-1] for n in needed}
+    for o in members[1:]:
+        m = o.model
+        if m.is_dynamic_linker or m.soname in needed or m.name in needed or o.path in needed:
+            return
+        o.preloaded = True
 
 
 class AddressSpace:
@@ -400,6 +420,8 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
                 ifunc = {"symbol": spec.symbol, "object": home.name, "holds": "implementation"}
                 target += (f" (chosen by ifunc {spec.symbol})" if home.name == tobj
                            else f" (chosen by ifunc {spec.symbol} in {home.name})")
+        if space and tobj and (tgt := space.find(value)) is not None and tgt.preloaded:
+            target += " (LD_PRELOAD)"
         elif space and tsym and tsym == spec.symbol and (tgt := space.find(value)) is not None:
             # named like the slot: is that name an ifunc, i.e. does the slot hold its resolver?
             # (the lookup just answered is remembered: no second search)

@@ -296,3 +296,72 @@ def test_got_of_a_copy_relocated_variable_says_where_it_lives(tmp_path):
         assert note.startswith(want) and f"at 0x{copy_at:x} ({size} bytes" in note, note
     libc_row = next(r for r in every["slots"] if r["object"] == "libc.so.6" and r["kind"] == "GLOB_DAT")
     assert addr(libc_row["value"]) == copy_at and libc_row["target"] == "stdout in copymain", libc_row
+
+
+# -- LD_PRELOAD interposition beside interposition between two libraries ---------------------
+ILIB1 = r"""
+#include <stdio.h>
+#include <string.h>
+int shared_fn(void) { return 1; }
+int lib1_call(const char *s) { puts(s); return (int)strlen(s) + shared_fn(); }
+"""
+ILIB2 = "int shared_fn(void) { return 2; }\n"
+IPRE = r"""
+#include <stddef.h>
+size_t strlen(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
+"""
+IMAIN = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+int lib1_call(const char *s);
+int shared_fn(void);
+""" + CHECKPOINT + r"""
+int main(int argc, char **argv) {
+    printf("%d %zu %d\n", lib1_call("x"), strlen(argv[0]), shared_fn());
+    printf("strlen=%p shared_fn=%p\n", dlsym(RTLD_DEFAULT, "strlen"), dlsym(RTLD_DEFAULT, "shared_fn"));
+    fflush(stdout);
+    checkpoint();
+    return 0;
+}
+"""
+
+
+def test_a_slot_bound_into_an_ld_preload_object_says_so(tmp_path):
+    """strlen interposed by LD_PRELOAD and shared_fn by link order (lib2 before lib1): the
+    slot bound into the preloaded object says '(LD_PRELOAD)' (got's target and the audit's
+    'interposed' line); the one bound to lib2 does not.  Oracles: LD_DEBUG=bindings, the
+    program's own dlsym, readelf -d (libipre.so is no DT_NEEDED of anything)."""
+    lib1 = compile_c(ILIB1, name="libi1.so", out_dir=tmp_path, flags=["-shared", "-fPIC", "-Wl,-z,lazy"])
+    compile_c(ILIB2, name="libi2.so", out_dir=tmp_path, flags=["-shared", "-fPIC"])
+    pre = compile_c(IPRE, name="libipre.so", out_dir=tmp_path, flags=["-shared", "-fPIC", "-fno-builtin"])
+    exe = compile_c(IMAIN, name="imain", out_dir=tmp_path,
+                    flags=["-O1", "-fno-builtin", "-Wl,-z,lazy", f"-L{tmp_path}", "-li2", "-li1",
+                           f"-Wl,-rpath,{tmp_path}", "-ldl"])
+    assert "libipre" not in _readelf("-dW", exe) + _readelf("-dW", lib1)
+    debug = subprocess.run([str(exe)], capture_output=True, text=True,
+                           env={"LD_DEBUG": "bindings", "LD_PRELOAD": str(pre), "PATH": "/usr/bin:/bin"}).stderr
+    for who in ("imain", "libi1.so"):
+        assert re.search(rf"binding file \S*{who} \[0\] to \S*libipre.so \[0\]: normal symbol `strlen'", debug), who
+        assert re.search(rf"binding file \S*{who} \[0\] to \S*libi2.so \[0\]: normal symbol `shared_fn'", debug), who
+
+    res = run_gdb([f"set environment LD_PRELOAD={pre}", "break checkpoint", "run",
+                   *json_wrapped("got --all-objects --audit --json ^strlen$|^shared_fn$"),
+                   "got --audit ^strlen$", "kill"], program=exe)
+    assert_no_traceback(res)
+    m = re.search(r"strlen=(0x[0-9a-f]+) shared_fn=(0x[0-9a-f]+)", res.stdout)
+    strlen_at, shared_at = int(m.group(1), 16), int(m.group(2), 16)
+    rows = {(r["object"], r["symbol"].split("@")[0]): r for r in res.json_documents()[0]["slots"]
+            if r["kind"] == "JUMP_SLOT"}
+    for who in ("imain", "libi1.so"):
+        s, f = rows[(who, "strlen")], rows[(who, "shared_fn")]
+        assert addr(s["value"]) == strlen_at and s["target"] == "strlen in libipre.so (LD_PRELOAD)", s
+        assert addr(f["value"]) == shared_at and f["target"] == "shared_fn in libi2.so", f
+        assert s["audit"]["verdict"] == f["audit"]["verdict"] == "ok"
+    assert "binds strlen in libipre.so (LD_PRELOAD) (interposing strlen@GLIBC_2.2.5 in libc.so.6)" in res.stdout
+
+    # without LD_PRELOAD nothing says LD_PRELOAD
+    res = run_gdb(["break checkpoint", "run", "got --all-objects --audit ^strlen$|^shared_fn$", "kill"], program=exe)
+    assert_no_traceback(res)
+    assert "LD_PRELOAD" not in res.stdout and re.search(r"strlen\S* in libc\.so\.6", res.stdout)
