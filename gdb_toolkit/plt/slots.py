@@ -67,7 +67,7 @@ class Binding:
         return f"Binding({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
 
-@record
+@record(eq=False)      # identity: one per mapping (scope lists test membership 100k times)
 class LoadedObject:
     path: str
     bias: int
