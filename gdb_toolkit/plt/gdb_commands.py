@@ -611,7 +611,7 @@ and the program stays stopped right there."""
         with gc_resumed():
             report.live = watch_slot(report.slot_address, spec.display, unresolved,
                                      lambda v: AddressSpace(gdb_live.loaded_objects(decide=False)[1])
-                                     .describe(v, spec.symbol)[0], obj.model.wordsize)
+                                     .describe_bound(v, spec, obj.namespace)[0], obj.model.wordsize)
 
     def render(self, report, ctx):
         from gdb_toolkit.plt.wording import styled_line, wrap_keep

@@ -292,6 +292,33 @@ class AddressSpace:
                 return (f"{shown} in {obj.name}", hit.name, obj.name)
         return (f"{hit.text()} in {obj.name}", hit.name, obj.name)
 
+    def describe_bound(self, value: int, spec: SlotSpec, namespace: int = 0):
+        """(text, symbol, object name, ifunc) of what a bound slot holds: ``describe`` plus
+        the asides -- the ifunc whose resolver chose it (``__strlen_avx2 in libc.so.6
+        (chosen by ifunc strlen)``) or the resolver itself, and ``(LD_PRELOAD)``."""
+        target, tsym, tobj = self.describe(value, spec.symbol, spec.version)
+        ifunc = None
+        tgt = self.find(value) if tobj else None
+        if spec.symbol and spec.kind in ("JUMP_SLOT", "GLOB_DAT") and tgt is not None:
+            if tsym != spec.symbol or tgt.in_memory:
+                # an implementation not named like the slot (__strlen_avx2 for strlen, or a
+                # stripped library's .text+0x...), or the vDSO's time: an ifunc's choice?
+                home = self.ifunc_choice(value, spec.symbol, namespace)
+                if home is not None:
+                    ifunc = {"symbol": spec.symbol, "object": home.name, "holds": "implementation"}
+                    target += (f" (chosen by ifunc {spec.symbol})" if home.name == tobj
+                               else f" (chosen by ifunc {spec.symbol} in {home.name})")
+            else:
+                # named like the slot: is that name an ifunc, i.e. does the slot hold its
+                # resolver?  (the lookup just answered is remembered: no second search)
+                hit = tgt.model.index.lookup(value - tgt.bias, spec.symbol)
+                if hit is not None and hit.ifunc and not hit.offset:
+                    ifunc = {"symbol": spec.symbol, "object": tgt.name, "holds": "resolver"}
+                    target += " (the ifunc resolver, not its choice)"
+        if tgt is not None and tgt.preloaded:
+            target += " (LD_PRELOAD)"
+        return target, tsym, tobj, ifunc
+
     def ifunc_choice(self, addr: int, name: str, namespace: int = 0) -> LoadedObject | None:
         """The object whose ifunc *name* an implementation at *addr* was chosen by: the
         object holding *addr* when it defines *name* as STT_GNU_IFUNC (libc's strlen slot
@@ -410,25 +437,8 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
         state, target = "unresolved", f"lazy stub {obj.name}+0x{spec.file_value:x} (no section headers)"
     else:
         state = "resolved" if lazy_kind else "bound-at-load"
-        target, tsym, tobj = space.describe(value, spec.symbol, spec.version) if space else (f"0x{value:x}", None, None)
-        if space and spec.symbol and spec.kind in ("JUMP_SLOT", "GLOB_DAT") and \
-                (tsym != spec.symbol or (tobj and tobj != obj.name and space.find(value).in_memory)):
-            # an implementation not named like the slot (__strlen_avx2 for strlen, or a
-            # stripped library's .text+0x...), or the vDSO's time: an ifunc's choice?
-            home = space.ifunc_choice(value, spec.symbol, obj.namespace)
-            if home is not None:
-                ifunc = {"symbol": spec.symbol, "object": home.name, "holds": "implementation"}
-                target += (f" (chosen by ifunc {spec.symbol})" if home.name == tobj
-                           else f" (chosen by ifunc {spec.symbol} in {home.name})")
-        if space and tobj and (tgt := space.find(value)) is not None and tgt.preloaded:
-            target += " (LD_PRELOAD)"
-        elif space and tsym and tsym == spec.symbol and (tgt := space.find(value)) is not None:
-            # named like the slot: is that name an ifunc, i.e. does the slot hold its resolver?
-            # (the lookup just answered is remembered: no second search)
-            hit = tgt.model.index.lookup(value - tgt.bias, spec.symbol)
-            if hit is not None and hit.ifunc and not hit.offset:
-                ifunc = {"symbol": spec.symbol, "object": tgt.name, "holds": "resolver"}
-                target += " (the ifunc resolver, not its choice)"
+        target, tsym, tobj, ifunc = space.describe_bound(value, spec, obj.namespace) if space else \
+            (f"0x{value:x}", None, None, None)
     return SlotRow(obj.name, spec.address + bias, shown or spec.display, None, spec.rtype, spec.kind, value, state,
                    target, tsym, tobj, m.in_relro(spec.address), read_only_now, spec.file_value, tls,
                    ifunc=ifunc)

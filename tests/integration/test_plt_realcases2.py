@@ -119,6 +119,12 @@ def test_ifunc_slots_name_the_ifunc_and_a_resolver_in_a_slot_is_overwritten(tmp_
             assert t["ifunc"] == {"symbol": "time", "object": "libc.so.6", "holds": "implementation"}
             assert t["target"].endswith("(chosen by ifunc time in libc.so.6)"), t
 
+    # plt-walk --live watches _dl_fixup write the slot: the value it writes is the choice
+    res = run_gdb(["break main", "run", "plt-walk --live strlen", "kill"], program=exe)
+    assert_no_traceback(res)
+    m = re.search(r"new (0x[0-9a-f]+) = (.*)", res.stdout)
+    assert int(m.group(1), 16) == strlen_at and m.group(2).endswith(" (chosen by ifunc strlen)"), res.stdout
+
     # the resolver's own address in the slot (gdb writes it; readelf gives it; gdb runs the
     # program without address randomisation, so the second run has the same addresses)
     slot = addr(s["address"])
