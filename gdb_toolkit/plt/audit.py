@@ -245,7 +245,9 @@ def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, 
                        + (f" (to {expected.text()})" if expected else " (no object in scope defines it: a call fails)"))
             return out
         out.update(verdict="lazy", why="not called yet: still the lazy stub"
-                   + (f"; the first call will bind {expected.text()}" if expected else
+                   + (f"; the first call will bind {expected.text()}"
+                      + (" (an ifunc: ld.so calls its resolver and writes the implementation it returns)"
+                         if expected.sym.type == 10 else "") if expected else
                       "; no object in scope defines it: the first call will fail"))
         return out
     if expected is None:

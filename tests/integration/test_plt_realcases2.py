@@ -120,8 +120,13 @@ def test_ifunc_slots_name_the_ifunc_and_a_resolver_in_a_slot_is_overwritten(tmp_
             assert t["target"].endswith("(chosen by ifunc time in libc.so.6)"), t
 
     # plt-walk --live watches _dl_fixup write the slot: the value it writes is the choice
-    res = run_gdb(["break main", "run", "plt-walk --live strlen", "kill"], program=exe)
+    res = run_gdb(["break main", "run", *json_wrapped("got --audit --json ^strlen$|^printf$"),
+                   "plt-walk --live strlen", "kill"], program=exe)
     assert_no_traceback(res)
+    lazy = {r["symbol"].split("@")[0]: r["audit"] for r in res.json_documents()[0]["slots"]}
+    assert lazy["strlen"]["verdict"] == lazy["printf"]["verdict"] == "lazy"
+    assert "(an ifunc: ld.so calls its resolver" in lazy["strlen"]["why"]        # readelf: IFUNC
+    assert "ifunc" not in lazy["printf"]["why"]                                   # readelf: FUNC
     m = re.search(r"new (0x[0-9a-f]+) = (.*)", res.stdout)
     assert int(m.group(1), 16) == strlen_at and m.group(2).endswith(" (chosen by ifunc strlen)"), res.stdout
 
