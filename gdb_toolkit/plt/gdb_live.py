@@ -116,7 +116,10 @@ def r_debug_address(model, bias: int) -> int | None:
         # the whole loaded .dynamic (PT_DYNAMIC's size, capped): DT_DEBUG comes after every
         # DT_NEEDED, past the 64th entry in a program linked against 300 libraries
         size = min(model.dynamic_size, MAX_DYNAMIC) if model.dynamic_size else 16 * 64
-        found = link_map_core.r_debug_from_dynamic(_read(model.dynamic_vaddr + bias, size), model.wordsize)
+        data = _read(model.dynamic_vaddr + bias, size)
+        if data is None and size > 16 * 64:     # a size running past the mapping: its start
+            data = _read(model.dynamic_vaddr + bias, 16 * 64)
+        found = link_map_core.r_debug_from_dynamic(data, model.wordsize)
         if found:
             return found
     try:
