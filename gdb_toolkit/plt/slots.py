@@ -233,7 +233,7 @@ def mark_preloaded(objects: list[LoadedObject]) -> None:
     glibc maps them into the base namespace right after the program, before the program's
     DT_NEEDED dependencies (rtld.c: preloads, then _dl_map_object_deps), so they are the
     namespace-0 objects listed between the program and its first dependency (matched by
-    soname, file name or path, as ld.so matches a DT_NEEDED entry)."""
+    soname, file name, or the name ld.so opened it by, as ld.so matches a DT_NEEDED entry)."""
     members = sorted((o for o in objects if o.namespace == 0 and not o.in_memory), key=lambda o: o.order)
     if len(members) < 2 or members[0].model.is_static:
         return
@@ -241,7 +241,8 @@ def mark_preloaded(objects: list[LoadedObject]) -> None:
     needed |= {n.rsplit("/", 1)[-1] for n in needed}
     for o in members[1:]:
         m = o.model
-        if m.is_dynamic_linker or m.soname in needed or m.name in needed or o.path in needed:
+        if m.is_dynamic_linker or m.soname in needed or m.name in needed or o.path in needed or \
+                o.path.rsplit("/", 1)[-1] in needed:       # (ld.so's own name for it: the DT_NEEDED one)
             return
         o.preloaded = True
 
