@@ -360,7 +360,7 @@ class SlotRow:
     preview: str | None = None  # first instruction at the target (--preview)
     audit: dict | None = None   # --audit: {"verdict", "expected", ...}
     target_symbol_raw: str | None = None   # the raw (mangled) target name when it differs
-    ifunc: dict | None = None   # the slot holds an ifunc's choice: {"symbol", "object"} of the ifunc
+    ifunc: dict | None = None   # an ifunc's choice or resolver: {"symbol", "object" (the ifunc's), "holds"}
 
     #: words of memory: "0x..." in --json like the slot's address (docs/json.md)
     __json_hex__ = ("value", "file_value")
