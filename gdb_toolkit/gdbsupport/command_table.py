@@ -10,7 +10,7 @@ SOURCES = (('gdbsupport/registry.py', 92550518),
  ('doctor/gdb_commands.py', 3960926210),
  ('kernel/gdb_commands.py', 623065571),
  ('ktrace/gdb_commands.py', 1768234292),
- ('plt/gdb_commands.py', 1105299115),
+ ('plt/gdb_commands.py', 2377078559),
  ('stack/gdb_commands.py', 3965443048),
  ('valgrind/gdb_commands.py', 4228477509))
 

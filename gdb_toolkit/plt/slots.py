@@ -542,6 +542,8 @@ class GotReport:
     notes: list[str] = field(default_factory=list)
     diff: object | None = None        # --diff: a diff.GotDiff
     pairs: list = field(default_factory=list, metadata={"json_skip": True}, repr=False)
+    #: got REGEX: the text leaves out the header of an object with no matching slot
+    filtered: bool = field(default=False, metadata={"json_skip": True}, repr=False)
 
 
 def object_kind(m: ObjectModel) -> str:

@@ -183,7 +183,7 @@ def test_dt_debug_after_the_64th_dynamic_entry_is_found(tmp_path):
 
     res = run_gdb(["set auto-solib-add off", "break checkpoint", "run", "info proc mappings",
                    *json_wrapped("got --json tiny_fn"), *json_wrapped("got --all-objects --json ^tiny"),
-                   "kill"], program=exe)
+                   "echo @@TEXT@@\\n", "got --all-objects ^tiny_fn$", "kill"], program=exe)
     assert_no_traceback(res)
     m = re.search(r"base=(0x[0-9a-f]+) tiny_fn=(0x[0-9a-f]+)", res.stdout)
     base, fn = int(m.group(1), 16), int(m.group(2), 16)
@@ -196,6 +196,14 @@ def test_dt_debug_after_the_64th_dynamic_entry_is_found(tmp_path):
     assert row["target_object"] == "libtiny0.so" and row["target"] == "tiny_fn in libtiny0.so", row
     assert fn - base == _dynsym_types(tiny)["tiny_fn"][1]
     assert {o["path"] for o in every["objects"]} >= mapped
+    # the text of a filtered --all-objects: one header (only the program imports tiny_fn:
+    # readelf -r), not 83 headers of objects with nothing matching
+    assert "tiny_fn" not in _readelf("-rW", tiny)
+    text = res.stdout[res.stdout.index("@@TEXT@@"):]
+    headers = [ln for ln in text.splitlines() if re.match(r"/\S+: .*binding ", ln)]
+    assert len(headers) == 1 and headers[0].startswith(str(exe)), headers
+    hidden = int(re.search(r"note: (\d+) objects without a matching slot not shown", text).group(1))
+    assert hidden == len(every["objects"]) - 1
 
 
 # -- the same library loaded twice by dlmopen(LM_ID_NEWLM) -----------------------------------
