@@ -10,7 +10,7 @@ SOURCES = (('gdbsupport/registry.py', 92550518),
  ('doctor/gdb_commands.py', 3960926210),
  ('kernel/gdb_commands.py', 126518017),
  ('ktrace/gdb_commands.py', 1768234292),
- ('plt/gdb_commands.py', 252447199),
+ ('plt/gdb_commands.py', 1661269313),
  ('stack/gdb_commands.py', 2444503984),
  ('valgrind/gdb_commands.py', 4228477509))
 

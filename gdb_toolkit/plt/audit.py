@@ -37,6 +37,8 @@ class Definition:
 
         ver = f"@{self.sym.version}" if self.sym.version else ""
         where = " (its canonical PLT entry: the function's address in the whole process)" if self.canonical else ""
+        if self.obj.preloaded:
+            where += " (LD_PRELOAD)"
         return f"{escape_name(self.sym.name + ver)} in {self.obj.name}{where}"
 
 
@@ -92,8 +94,12 @@ class Scopes:
         the one ld.so's check_match takes there)."""
         out = []
         plt_class = spec.kind == "JUMP_SLOT"
+        name = spec.symbol
         for o in scope:
-            hit = match_in_object(spec, o.model, plt_class)
+            m = o.model
+            if name not in m.exports and (plt_class or name not in m.canonical_plt):
+                continue        # (a dict probe, not a call: 300 objects x 2000 slots)
+            hit = match_in_object(spec, m, plt_class)
             if hit is not None:
                 out.append(Definition(o, hit, not hit.shndx))
         return out
@@ -242,7 +248,9 @@ def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, 
                        + (f" (to {expected.text()})" if expected else " (no object in scope defines it: a call fails)"))
             return out
         out.update(verdict="lazy", why="not called yet: still the lazy stub"
-                   + (f"; the first call will bind {expected.text()}" if expected else
+                   + (f"; the first call will bind {expected.text()}"
+                      + (" (an ifunc: ld.so calls its resolver and writes the implementation it returns)"
+                         if expected.sym.type == 10 else "") if expected else
                       "; no object in scope defines it: the first call will fail"))
         return out
     if expected is None:
@@ -275,6 +283,15 @@ def audit_slot(spec: SlotSpec, obj: LoadedObject, row: SlotRow, scopes: Scopes, 
         # gettimeofday, clock_gettime on x86_64)
         out.update(verdict="ok", why=f"the lookup scope binds {expected.text()}, an ifunc whose resolver "
                                      f"chose the kernel's vDSO implementation ({holds})")
+        return out
+    if expected.sym.type == 10 and row.value == expected.address:
+        # ld.so calls an ifunc's resolver and writes what it returns; the resolver's own
+        # address in a slot makes every call run the resolver (which returns a pointer)
+        out.update(verdict="overwritten",
+                   why=f"the slot holds the ifunc resolver {expected.text()} itself, not the implementation it "
+                       "returns: ld.so always calls the resolver and writes its choice, so a call through this "
+                       "slot runs the resolver -- the GOT entry was overwritten (or written by a loader that "
+                       "does not know ifuncs)")
         return out
     if row.value == expected.address or (expected.sym.type == 10 and holder is expected.obj):
         why = f"the lookup scope binds {expected.text()}"

@@ -17,7 +17,7 @@ from gdb_toolkit.plt import reloc_types
 from gdb_toolkit.plt.elf_file import (DF_1_NOW, DF_1_PIE, DF_BIND_NOW, DF_SYMBOLIC, DT_BIND_NOW,
                                       DT_FLAGS, DT_FLAGS_1, DT_NEEDED, DT_SONAME, ET_DYN, PT_DYNAMIC,
                                       PT_GNU_RELRO, PT_INTERP, PT_LOAD, PT_PHDR, SHT_DYNSYM, SHT_GNU_HASH,
-                                      SHT_HASH, SHT_SYMTAB, STT_FUNC, BadElf, ElfFile, Section, Symbol,
+                                      SHT_HASH, SHT_SYMTAB, STT_FUNC, STT_GNU_IFUNC, BadElf, ElfFile, Section, Symbol,
                                       SymbolHash, SymbolTableBytes, _cstr, display_path, file_key)
 from gdb_toolkit.plt.symbolizer import LazySymbolIndex
 
@@ -88,6 +88,10 @@ class ObjectModel:
     tls: tuple[int, int] | None = None     # PT_TLS (vaddr, memsz)
     audit_libs: list[str] = field(default_factory=list)   # DT_AUDIT / DT_DEPAUDIT: rtld-audit modules
     dropped: int = 0                       # relocations outside any loaded segment (crafted file)
+    dynamic_size: int = 0                  # PT_DYNAMIC's memsz (the loaded .dynamic's bytes)
+    # copy relocations: (name@version, address, size, R_X86_64_COPY...) -- not GOT slots, but
+    # what 'got stdout' must explain in a non-PIE program (set when the slots are decoded)
+    copies: list = field(default_factory=list)
     _elf: ElfFile = field(default=None, repr=False)
     _index: LazySymbolIndex | None = field(default=None, repr=False)
     debug_file: str | None = None
@@ -250,6 +254,16 @@ class ObjectModel:
         ver, hidden = min(found, key=lambda f: f[1])        # the default version first
         return f"{name}{'@' if hidden else '@@'}{ver}" if ver else name
 
+    def ifunc_definitions(self, name: str) -> list[int]:
+        """The values (file addresses: the resolvers) of this object's dynamic definitions of
+        *name* that are STT_GNU_IFUNC (glibc's strlen, memcpy, time).  Through the dynamic
+        symbol table's hash: no pass over the table; [] without one."""
+        self.index                      # sets up the hash lookup (no table read yet)
+        named = self.__dict__.get("_named")
+        if named is None:
+            return []
+        return [row[0] for row in named(name) if row[2] == STT_GNU_IFUNC]
+
     @cached_property
     def _version_lookup(self):
         """name -> [(value, version, hidden)] of the .dynsym definitions of *name*; None
@@ -386,6 +400,7 @@ def _build(path: str, elf: ElfFile | None = None) -> ObjectModel:
         bind_now=bind_now, soname=soname, needed=needed, relro=relro,
         phdr_vaddr=seg[PT_PHDR].vaddr if PT_PHDR in seg else None,
         dynamic_vaddr=seg[PT_DYNAMIC].vaddr if PT_DYNAMIC in seg else None,
+        dynamic_size=seg[PT_DYNAMIC].memsz if PT_DYNAMIC in seg else 0,
         loads=[(p.vaddr, p.memsz, p.flags) for p in elf.segments if p.type == PT_LOAD],
         sections=sections, build_id=elf.build_id(), machine=elf.machine, wordsize=elf.wordsize,
         symbolic=bool(flags & DF_SYMBOLIC), _elf=elf, pltgot=next(iter(elf.dyn_values(3)), None),
@@ -394,6 +409,10 @@ def _build(path: str, elf: ElfFile | None = None) -> ObjectModel:
         audit_libs=[a for tag in (DT_AUDIT, DT_DEPAUDIT) for v in elf.dyn_values(tag)
                     for a in _cstr(dynstr, v).split(":") if a])
     return model
+
+
+#: copy relocations remembered per object (a program has a handful: stdout, environ, std::cout)
+MAX_COPIES = 4096
 
 
 def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
@@ -410,6 +429,7 @@ def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
     got_ranges = [(s.addr, s.addr + s.size) for n, s in model.sections.items() if n in GOT_SECTIONS]
     loads = [(p.vaddr, p.vaddr + p.memsz) for p in elf.segments if p.type == PT_LOAD]
     kinds: dict[int, str] = {}
+    copies = []
     for r in relocs:
         idx = counters.get(r.section, 0)
         counters[r.section] = idx + 1
@@ -417,6 +437,8 @@ def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
         if kind is None:
             kind = kinds[r.type] = reloc_types.short_name(elf.machine, r.type)
         if kind not in reloc_types.SLOT_KINDS:
+            if kind == "COPY":
+                copies.append(r)
             continue
         off = r.offset
         end = off + (2 * word if kind == "TLSDESC" else word)
@@ -438,7 +460,8 @@ def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
         wanted.append((r, kind, idx))
     values = _file_words(elf, [r.offset for r, _, _ in wanted])
     out = []
-    for r, kind, idx in wanted:
+    model.copies = []
+    for r, kind, idx in [*((r, "COPY", -1) for r in copies[:MAX_COPIES]), *wanted]:
         name = version = ""
         stype, hidden, weak = 0, False, False
         if r.sym and r.symtab < len(elf.sections) and elf.sections[r.symtab].type in (SHT_DYNSYM, SHT_SYMTAB):
@@ -452,6 +475,11 @@ def _slots(elf: ElfFile, model: ObjectModel) -> list[SlotSpec]:
                 name, stype, weak = sym.name, sym.type, sym.bind == 2
                 if r.symtab in versions:
                     version, hidden = versions[r.symtab][r.sym]
+        if kind == "COPY":
+            if name:
+                model.copies.append((f"{name}@{version}" if version else name, r.offset, sym.size,
+                                     reloc_types.full_name(elf.machine, r.type)))
+            continue
         fv = values.get(r.offset, 0)
         addend = r.addend if r.addend is not None else fv
         full = kinds.get(-1 - r.type)

@@ -96,13 +96,30 @@ def _symbol_col(symbols, width, header: str = "symbol"):
 _STATES = {"overwritten": "bad", "other-definition": "warn", "redirected": "warn", "n/a": "metadata"}
 
 
+def shown_objects(report) -> list:
+    """The objects whose header the text shows: with a REGEX over several objects, those with
+    a matching slot (or a WARNING), not 300 headers of libraries the name is not in."""
+    if not getattr(report, "filtered", False) or len(report.objects) < 2:
+        return report.objects
+    return [o for o in report.objects if o.slot_count or o.stale]
+
+
+def _hidden_note(report) -> list[str]:
+    hidden = len(report.objects) - len(shown_objects(report))
+    if not hidden:
+        return []
+    from gdb_toolkit.plt.wording import counted
+
+    return [f"{counted(hidden, 'object')} without a matching slot not shown ('got --json' lists every object)"]
+
+
 def _summary_lines(report, width=None, styler=None) -> str:
     """One wrapped paragraph per object: kind, binding (and why), bias, RELRO, staleness."""
     from gdb_toolkit.common.text import wrap
     from gdb_toolkit.plt.wording import counted, headed
 
     out = ""
-    for o in report.objects:
+    for o in shown_objects(report):
         bits = [o.kind, f"binding {o.binding}"]
         if o.arch not in ("x86_64", "aarch64"):
             bits.insert(0, o.arch)
@@ -304,6 +321,7 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
                             relocated=gdb_live.relocated(kind, objs),
                             writable=gdb_live.writable_ranges(kind) if kind != "file" else None,
                             demangled=demangled)
+        report.filtered = bool(args.regex)
         if failed:
             report.notes.append(f"cannot read the GOT of {', '.join(failed)} (not in the target's memory)")
         for r in report.slots:
@@ -396,6 +414,7 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
         cols += ([Col("first insn")] if preview else []) + ([Col("audit", "state", states=_STATES)] if audit else [])
         if rows:
             text += render_table(cols, rows, ctx.width, styler=ctx.styler)
+        notes = report.notes + _hidden_note(report)
         if audit:
             for r in report.slots:
                 if r.audit and r.audit["verdict"] in ("overwritten", "other-definition", "redirected"):
@@ -403,7 +422,7 @@ x86_64, i386, aarch64 and arm; live, core, remote, or the file before run.
                                    f"{r.audit['why']}", ctx.width, keep)
                 elif r.audit and r.audit.get("interposes") and r.audit["verdict"] in ("ok", "lazy"):
                     text += _lines(f"interposed: {r.symbol} in {r.object}: {r.audit['why']}", ctx.width, keep)
-        return text + _notes(report.notes, ctx.width, keep)
+        return text + _notes(notes, ctx.width, keep)
 
 
 def _safe_slots(obj):
@@ -645,7 +664,7 @@ and the program stays stopped right there."""
         with gc_resumed():
             report.live = watch_slot(report.slot_address, spec.display, unresolved,
                                      lambda v: AddressSpace(gdb_live.loaded_objects(decide=False)[1])
-                                     .describe(v, spec.symbol)[0], obj.model.wordsize)
+                                     .describe_bound(v, spec, obj.namespace)[0], obj.model.wordsize)
 
     def render(self, report, ctx):
         from gdb_toolkit.plt.wording import styled_line, wrap_keep

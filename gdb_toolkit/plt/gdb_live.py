@@ -13,7 +13,7 @@ from gdb_toolkit.gdbsupport import facts
 from gdb_toolkit.plt import link_map as link_map_core
 from gdb_toolkit.plt.elf_file import display_path
 from gdb_toolkit.plt.elf_model import load_model
-from gdb_toolkit.plt.slots import (AddressSpace, Binding, LoadedObject, ProcessEnv, decide_binding, decode_words, is_relocated,
+from gdb_toolkit.plt.slots import (AddressSpace, Binding, LoadedObject, ProcessEnv, decide_binding, decode_words, is_relocated, mark_preloaded,
                                    read_plan, relocation_probe)
 
 #: one gdb read is at most this big (gdb allocates the whole buffer first)
@@ -113,13 +113,23 @@ def main_bias(model, aux: dict[str, int]) -> int:
 def r_debug_address(model, bias: int) -> int | None:
     """r_debug from the executable's DT_DEBUG (filled in by ld.so), else ``_r_debug``."""
     if model.dynamic_vaddr is not None:
-        found = link_map_core.r_debug_from_dynamic(_read(model.dynamic_vaddr + bias, 16 * 64), model.wordsize)
+        # the whole loaded .dynamic (PT_DYNAMIC's size, capped): DT_DEBUG comes after every
+        # DT_NEEDED, past the 64th entry in a program linked against 300 libraries
+        size = min(model.dynamic_size, MAX_DYNAMIC) if model.dynamic_size else 16 * 64
+        data = _read(model.dynamic_vaddr + bias, size)
+        if data is None and size > 16 * 64:     # a size running past the mapping: its start
+            data = _read(model.dynamic_vaddr + bias, 16 * 64)
+        found = link_map_core.r_debug_from_dynamic(data, model.wordsize)
         if found:
             return found
     try:
         return int(gdb.parse_and_eval("(unsigned long)&_r_debug"))
     except gdb.error:
         return None
+
+
+#: the most bytes of a loaded .dynamic read for DT_DEBUG (4096 64-bit entries)
+MAX_DYNAMIC = 1 << 16
 
 
 # objects in ld.so's list whose file could not be found here (set by link_map())
@@ -220,16 +230,16 @@ def _process_maps(pid: int | None):
         return None
 
 
-def _mapped_path(maps, entry, pid: int, named: str | None) -> str | None:
+def _mapped_path(maps, entry, pid: int, named: str | None, starts: list[int] | None = None) -> str | None:
     """The file the process really mapped for a link_map entry: *named* (its l_name
     resolved here) when that is the mapped file, else what /proc/PID/maps says (see
     link_map.mapped_file); *named* when the maps cannot tell."""
     if not maps or not entry.l_ld:
         return named
-    hit = next((m for m in maps if m.start <= entry.l_ld < m.end), None)
+    hit = link_map_core.mapping_at(maps, entry.l_ld, starts)
     if named is not None and hit is not None and hit.inode and _same_file(named, hit.dev, hit.inode):
         return named
-    found = link_map_core.mapped_file(maps, entry.l_ld, pid, _same_file)
+    found = link_map_core.mapped_file(maps, entry.l_ld, pid, _same_file, starts)
     if found is None:
         return named
     path, was = found
@@ -295,6 +305,7 @@ def link_map() -> list[tuple[str, int, int, int | None]]:
     if exe.startswith("/proc/"):
         remapped.append((exe, _exe_shown(exe), "program"))
     maps = _process_maps(pid)
+    starts = link_map_core.sorted_starts(maps) if maps else None
     sysroot = _sysroot()        # once, not per object
     for e in link_map_core.walk(_read, r_debug_address(model, bias), model.wordsize):
         if not e.name:
@@ -304,7 +315,7 @@ def link_map() -> list[tuple[str, int, int, int | None]]:
         if e.name.startswith(("linux-vdso", "linux-gate")):
             vdso.append(e)      # no file: read from memory (loaded_objects)
             continue
-        path = _mapped_path(maps, e, pid, _host_path(e.name, pid, sysroot))
+        path = _mapped_path(maps, e, pid, _host_path(e.name, pid, sysroot), starts)
         if path is None:
             missing.append(display_path(e.name))
         elif e.namespace or not is_exe(path):
@@ -375,9 +386,11 @@ def process_env(kind: str) -> ProcessEnv:
     audit = next((e[len(b"LD_AUDIT="):] for e in env if e.startswith(b"LD_AUDIT=")), b"")
     from gdb_toolkit.common.names import decode_name
 
+    preload = next((e[len(b"LD_PRELOAD="):] for e in env if e.startswith(b"LD_PRELOAD=")), b"")
     return ProcessEnv(bind_now=has(b"LD_BIND_NOW"), bind_not=has(b"LD_BIND_NOT"), known=True,
                       audit=[decode_name(a) for a in audit.replace(b" ", b":").split(b":") if a],
-                      profile=has(b"LD_PROFILE"))
+                      profile=has(b"LD_PROFILE"),
+                      preload=[decode_name(a) for a in preload.replace(b" ", b":").split(b":") if a])
 
 
 def got12(obj: LoadedObject) -> tuple[int, int] | None:
@@ -425,6 +438,8 @@ def loaded_objects(decide: bool = True) -> tuple[str, list[LoadedObject]]:
             objs.append(obj)
     if decide:
         env = process_env(kind)
+        if not (env.known and not env.preload and not os.path.exists("/etc/ld.so.preload")):
+            mark_preloaded(objs)        # (a live process without either preloads nothing)
         done = relocated(kind, objs)
         # GOT[2] may be _dl_runtime_profile only with an rtld-audit module or LD_PROFILE: name
         # it then (and only then: naming costs a look into ld.so's symbols)

@@ -30,15 +30,16 @@ MAX_SLOT_BYTES = 64 << 20
 class ProcessEnv:
     """What the process's environment says about binding (read from /proc/PID/environ):
     LD_BIND_NOW, LD_BIND_NOT, the LD_AUDIT modules (whose la_symbind may bind a symbol
-    to any address) and LD_PROFILE (ld.so profiles that object's PLT calls)."""
-    __slots__ = ('bind_now', 'bind_not', 'known', 'audit', 'profile')
+    to any address), LD_PROFILE (ld.so profiles that object's PLT calls) and LD_PRELOAD."""
+    __slots__ = ('bind_now', 'bind_not', 'known', 'audit', 'profile', 'preload')
 
-    def __init__(self, bind_now=False, bind_not=False, known=False, audit=(), profile=False):
+    def __init__(self, bind_now=False, bind_not=False, known=False, audit=(), profile=False, preload=()):
         self.bind_now = bind_now
         self.bind_not = bind_not
         self.known = known
         self.audit = tuple(audit)
         self.profile = profile
+        self.preload = tuple(preload)
 
     def __eq__(self, other):
         return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
@@ -66,7 +67,7 @@ class Binding:
         return f"Binding({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
 
-@record
+@record(eq=False)      # identity: one per mapping (scope lists test membership 100k times)
 class LoadedObject:
     path: str
     bias: int
@@ -79,6 +80,7 @@ class LoadedObject:
     alias: bool = False                  # the same mapping as a base-namespace object (ld.so,
                                          # listed in every dlmopen namespace): looked up, not listed
     relocated: bool = True               # False: mapped but not relocated yet (relocation_probe)
+    preloaded: bool = False              # LD_PRELOAD / /etc/ld.so.preload (mark_preloaded)
 
     @property
     def listable(self) -> bool:
@@ -226,6 +228,25 @@ def decide_binding(obj: LoadedObject, got12: tuple[int, int] | None, env: Proces
                           "load (dlopen with RTLD_NOW, or LD_BIND_NOW: the environment is not readable here)")
 
 
+def mark_preloaded(objects: list[LoadedObject]) -> None:
+    """Set ``preloaded`` on the objects ld.so loaded for LD_PRELOAD or /etc/ld.so.preload:
+    glibc maps them into the base namespace right after the program, before the program's
+    DT_NEEDED dependencies (rtld.c: preloads, then _dl_map_object_deps), so they are the
+    namespace-0 objects listed between the program and its first dependency (matched by
+    soname, file name, or the name ld.so opened it by, as ld.so matches a DT_NEEDED entry)."""
+    members = sorted((o for o in objects if o.namespace == 0 and not o.in_memory), key=lambda o: o.order)
+    if len(members) < 2 or members[0].model.is_static:
+        return
+    needed = set(members[0].model.needed)
+    needed |= {n.rsplit("/", 1)[-1] for n in needed}
+    for o in members[1:]:
+        m = o.model
+        if m.is_dynamic_linker or m.soname in needed or m.name in needed or o.path in needed or \
+                o.path.rsplit("/", 1)[-1] in needed:       # (ld.so's own name for it: the DT_NEEDED one)
+            return
+        o.preloaded = True
+
+
 class AddressSpace:
     """Loaded objects sorted by address: which object holds an address, and its symbol."""
 
@@ -234,10 +255,19 @@ class AddressSpace:
         self._starts = [o.start for o in self.objects]
 
     def find(self, addr: int) -> LoadedObject | None:
+        """The object holding *addr*.  A mapping listed in several namespaces (glibc's one
+        ld.so, in every dlmopen namespace) is its base entry, as LD_DEBUG names it
+        (``ld-linux-x86-64.so.2 [0]``), not whichever alias sorts last ('[ns2]' for a slot of
+        namespace 0)."""
         i = bisect.bisect_right(self._starts, addr) - 1
         while i >= 0:
             o = self.objects[i]
             if addr < o.end:
+                j = i
+                while o.alias and j > 0 and self._starts[j - 1] == o.start:
+                    j -= 1
+                    if not self.objects[j].alias and addr < self.objects[j].end:
+                        return self.objects[j]
                 return o
             if o.end <= addr and i and self.objects[i - 1].end <= o.start:
                 break
@@ -268,6 +298,52 @@ class AddressSpace:
         # each part escaped once: obj.name is printed already (display_path)
         return (f"{hit.text()} in {obj.name}", escape_name(hit.name), obj.name)
 
+    def describe_bound(self, value: int, spec: SlotSpec, namespace: int = 0):
+        """(text, symbol, object name, ifunc) of what a bound slot holds: ``describe`` plus
+        the asides -- the ifunc whose resolver chose it (``__strlen_avx2 in libc.so.6
+        (chosen by ifunc strlen)``) or the resolver itself, and ``(LD_PRELOAD)``."""
+        target, tsym, tobj = self.describe(value, spec.symbol, spec.version)
+        ifunc = None
+        tgt = self.find(value) if tobj else None
+        if spec.symbol and spec.kind in ("JUMP_SLOT", "GLOB_DAT") and tgt is not None:
+            if tsym != spec.symbol or tgt.in_memory:
+                # an implementation not named like the slot (__strlen_avx2 for strlen, or a
+                # stripped library's .text+0x...), or the vDSO's time: an ifunc's choice?
+                home = self.ifunc_choice(value, spec.symbol, namespace)
+                if home is not None:
+                    ifunc = {"symbol": spec.symbol, "object": home.name, "holds": "implementation"}
+                    target += (f" (chosen by ifunc {spec.symbol_text})" if home.name == tobj
+                               else f" (chosen by ifunc {spec.symbol_text} in {home.name})")
+            else:
+                # named like the slot: is that name an ifunc, i.e. does the slot hold its
+                # resolver?  (the lookup just answered is remembered: no second search)
+                hit = tgt.model.index.lookup(value - tgt.bias, spec.symbol)
+                if hit is not None and hit.ifunc and not hit.offset:
+                    ifunc = {"symbol": spec.symbol, "object": tgt.name, "holds": "resolver"}
+                    target += " (the ifunc resolver, not its choice)"
+        if tgt is not None and tgt.preloaded:
+            target += " (LD_PRELOAD)"
+        return target, tsym, tobj, ifunc
+
+    def ifunc_choice(self, addr: int, name: str, namespace: int = 0) -> LoadedObject | None:
+        """The object whose ifunc *name* an implementation at *addr* was chosen by: the
+        object holding *addr* when it defines *name* as STT_GNU_IFUNC (libc's strlen slot
+        holding __strlen_avx2: its resolver returned an address in its own object, the
+        audit's rule too) and *addr* is not the resolver itself; for an address in the
+        vDSO, the first object of *namespace*'s lookup order defining *name* as an ifunc
+        (glibc's time, gettimeofday).  None otherwise.  Hash lookups only."""
+        obj = self.find(addr)
+        if obj is None or not name:
+            return None
+        if not obj.in_memory:
+            resolvers = obj.model.ifunc_definitions(name)
+            return obj if resolvers and addr - obj.bias not in resolvers else None
+        for o in sorted((o for o in self.objects if o.namespace == namespace and not o.in_memory),
+                        key=lambda o: o.order):
+            if o.model.ifunc_definitions(name):
+                return o
+        return None
+
 
 @record(slots=True)
 class SlotRow:
@@ -289,6 +365,7 @@ class SlotRow:
     preview: str | None = None  # first instruction at the target (--preview)
     audit: dict | None = None   # --audit: {"verdict", "expected", ...}
     target_symbol_raw: str | None = None   # the raw (mangled) target name when it differs
+    ifunc: dict | None = None   # an ifunc's choice or resolver: {"symbol", "object" (the ifunc's), "holds"}
 
     #: words of memory: "0x..." in --json like the slot's address (docs/json.md)
     __json_hex__ = ("value", "file_value")
@@ -349,7 +426,7 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
     lazy_kind = spec.kind == "JUMP_SLOT" and obj.lazy and not bind_now_env
     initial = spec.file_value + bias if spec.file_value else 0
     tsym = tobj = None
-    tls = None
+    tls = ifunc = None
     no_ldso = "the start-up code" if m.is_static else "ld.so"
     if value is None:                                   # static view, before run
         value = spec.file_value
@@ -389,10 +466,12 @@ def classify(spec: SlotSpec, obj: LoadedObject, value: int | None, space: Addres
         # holds its file value + bias has not been through _dl_fixup
         state, target = "unresolved", f"lazy stub {obj.name}+0x{spec.file_value:x} (no section headers)"
     else:
-        target, tsym, tobj = space.describe(value, spec.symbol, spec.version) if space else (f"0x{value:x}", None, None)
+        target, tsym, tobj, ifunc = space.describe_bound(value, spec, obj.namespace) if space else \
+            (f"0x{value:x}", None, None, None)
         state = outside_state(value, space) or ("resolved" if lazy_kind else "bound-at-load")
     return SlotRow(obj.name, spec.address + bias, shown or spec.display, None, spec.rtype, spec.kind, value, state,
-                   target, tsym, tobj, m.in_relro(spec.address), read_only_now, spec.file_value, tls)
+                   target, tsym, tobj, m.in_relro(spec.address), read_only_now, spec.file_value, tls,
+                   ifunc=ifunc)
 
 
 def tls_module(spec: SlotSpec, obj: LoadedObject, space: AddressSpace | None) -> LoadedObject:
@@ -496,6 +575,8 @@ class GotReport:
     notes: list[str] = field(default_factory=list)
     diff: object | None = None        # --diff: a diff.GotDiff
     pairs: list = field(default_factory=list, metadata={"json_skip": True}, repr=False)
+    #: got REGEX: the text leaves out the header of an object with no matching slot
+    filtered: bool = field(default=False, metadata={"json_skip": True}, repr=False)
 
 
 def object_kind(m: ObjectModel) -> str:
@@ -614,6 +695,14 @@ def got_report(objects: list[LoadedObject], memory: dict[int, int] | None, *, mo
         if obj.model.is_static:
             notes.append(f"{obj.name} is statically linked: no PLT for imports, no dynamic symbol "
                          f"resolution; only IRELATIVE (ifunc) slots are listed")
+        if rx and obj.model.copies:
+            # a copy relocation is no GOT slot, but 'got stdout' in a non-PIE program asks about it
+            for cname, caddr, csize, rtype in obj.model.copies:
+                if rx.search(cname) or rx.search(cname.split("@")[0]):
+                    notes.append(f"{cname} in {obj.name}: a copy relocation ({rtype}), not a GOT slot: the "
+                                 f"variable itself lives in {obj.name} at 0x{caddr + bias:x} ({csize} bytes; ld.so "
+                                 "copied the defining library's initial value there at load), and that library's "
+                                 "own GOT slots point at it ('got --all-objects' lists them)")
         if obj.model.dropped:
             notes.append(f"{obj.name}: {obj.model.dropped} relocation(s) point outside every loaded segment "
                          "(corrupt or crafted file): not listed")

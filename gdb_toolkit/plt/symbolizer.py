@@ -22,11 +22,13 @@ _KEEP = (STT_FUNC, STT_GNU_IFUNC, STT_OBJECT)
 
 
 class Hit:
-    __slots__ = ('name', 'offset')
+    """*ifunc*: the symbol named is an STT_GNU_IFUNC (at its address: the resolver)."""
+    __slots__ = ('name', 'offset', 'ifunc')
 
-    def __init__(self, name, offset):
+    def __init__(self, name, offset, ifunc=False):
         self.name = name
         self.offset = offset
+        self.ifunc = ifunc
 
     def __eq__(self, other):
         return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
@@ -97,12 +99,14 @@ class SymbolIndex:
                 lo = bisect.bisect_left(values, value, 0, j + 1)
                 hi = bisect.bisect_right(values, value, j)
                 if hi - lo == 1:
-                    return Hit(self._name(r), addr - value)
+                    return Hit(self._name(r), addr - value, r[2] == STT_GNU_IFUNC)
                 group = rows[lo:hi]
-                if prefer is not None and any(self._name(x) == prefer for x in group):
-                    return Hit(prefer, addr - value)
+                if prefer is not None:
+                    mine = [x for x in group if self._name(x) == prefer]
+                    if mine:
+                        return Hit(prefer, addr - value, any(x[2] == STT_GNU_IFUNC for x in mine))
                 best = min((self._symbol(x) for x in group), key=lambda a: _rank(a, prefer))
-                return Hit(best.name, addr - best.value)
+                return Hit(best.name, addr - best.value, best.type == STT_GNU_IFUNC)
         return None
 
 
@@ -165,8 +169,9 @@ class LazySymbolIndex:
                 return hit
             if self._exact_left > 0:
                 self._exact_left -= 1
-                if prefer and self._named is not None and any(r[0] == addr for r in self._named(prefer)):
-                    hit = self._answers[key] = Hit(prefer, 0)
+                mine = [r for r in self._named(prefer) if r[0] == addr] if prefer and self._named is not None else ()
+                if mine:
+                    hit = self._answers[key] = Hit(prefer, 0, any(r[2] == STT_GNU_IFUNC for r in mine))
                     return hit
                 at = [(t.strtab, t.rows_at(addr)) for t in self._load()]
                 extra = [s for s in self._extra if s.value == addr]

@@ -352,7 +352,7 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
     """Every hop with its address and disassembly, plus the first-call/later-call story."""
     m, b = obj.model, obj.bias
     binding = obj.binding.mode.replace("file-", "") if obj.binding else m.binding
-    rep = WalkReport(spec.display, m.name, mode, m.arch, binding, spec.address + b, spec.kind,
+    rep = WalkReport(spec.display, obj.name, mode, m.arch, binding, spec.address + b, spec.kind,
                      spec.rtype, row.state, row.value, row.target)
     if obj.binding is not None:
         rep.binding_reason = obj.binding.reason
@@ -360,7 +360,7 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
     lazy = [s for s in stubs if s.slot == spec.address and s.kind == "lazy"]
     plt0 = next((s for s in stubs if s.kind == "plt0"), None)
     if call is not None:
-        rep.hops.append(Hop("call site", call.address + b, symbol_at(m, call.address, bias=b),
+        rep.hops.append(Hop("call site", call.address + b, symbol_at(m, call.address, obj.name, b),
                             m.section_of(call.address),
                             _code(m, call.address, b, 16, read, 1) if m.arch != "arm" else
                             [f"0x{call.address + b:x}: {call.insn} (Thumb bl/blx or ARM bl to the stub)"],
@@ -377,12 +377,12 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
     if call_stubs and (call is None or call.via == "stub"):
         stub = call_stubs[0]
         rep.hops.append(Hop("stub", stub.address + b, Location(stub.address + b, f"{spec.symbol_text}@plt", 0,
-                                                               object=m.name),
+                                                               object=obj.name),
                             stub.section, _code(m, stub.address, b, stub.size, read),
                             "loads the GOT slot and jumps to what it holds",
                             where=f"{spec.symbol_text}@plt ({stub.section})"))
     got_section = m.section_of(spec.address)
-    rep.hops.append(Hop("GOT slot", spec.address + b, Location(spec.address + b, None, None, object=m.name),
+    rep.hops.append(Hop("GOT slot", spec.address + b, Location(spec.address + b, None, None, object=obj.name),
                         got_section, [f"0x{spec.address + b:x}: 0x{row.value:x}"], f"{row.state}: {row.target}",
                         where=f"{got_section} ({spec.rtype})"))
     lazy_entry = None
@@ -395,14 +395,14 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
         when = (f"every call ({obj.no_write}: the slot is never written)" if obj.bind_not else "first call only")
         what = f"{when}: pushes the relocation {'offset' if m.arch == 'i386' else 'index'}, jumps to .plt[0]"
         if lz is not None:
-            rep.hops.append(Hop("lazy stub", lz.address + b, Location(lz.address + b, None, None, object=m.name),
+            rep.hops.append(Hop("lazy stub", lz.address + b, Location(lz.address + b, None, None, object=obj.name),
                                 lz.section, _code(m, lz.address, b, lz.size, read), what,
                                 where=f".plt entry {lz.reloc_index}"))
         elif plt0 is None or lazy_entry != plt0.address:
             half = next((s for s in stubs if s.address <= lazy_entry < s.address + s.size), None)
             at = (Location(lazy_entry + b, f"{spec.symbol_text}@plt", lazy_entry - half.address,
-                           object=m.name) if half is not None and half.kind == "stub"
-                  else Location(lazy_entry + b, None, None, object=m.name))
+                           object=obj.name) if half is not None and half.kind == "stub"
+                  else Location(lazy_entry + b, None, None, object=obj.name))
             rep.hops.append(Hop("lazy stub", lazy_entry + b, at, m.section_of(lazy_entry),
                                 _code(m, lazy_entry, b, 16, read, 2), what, where="the stub's second half"))
         if plt0 is not None:
@@ -415,7 +415,7 @@ def build_walk(obj: LoadedObject, spec: SlotSpec, row: SlotRow, stubs: list[Stub
                 g2text = space.describe(g2)[0] if (space and g2) else f"0x{g2:x}"
                 note = (f"GOT[1]=0x{g1:x} (this object's link_map), "
                         f"GOT[2]=0x{g2:x} ({g2text})")
-            rep.hops.append(Hop(".plt[0]", plt0.address + b, Location(plt0.address + b, None, None, object=m.name),
+            rep.hops.append(Hop(".plt[0]", plt0.address + b, Location(plt0.address + b, None, None, object=obj.name),
                                 plt0.section, _code(m, plt0.address, b, plt0.size, read), note,
                                 where="resolver trampoline"))
     if row.state in ("resolved", "bound-at-load", "overwritten") and row.value and spec.kind not in TLS_KINDS:
@@ -464,8 +464,13 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
     if got12 and got12[1] and space is not None:
         resolver = f"GOT[2] = {space.describe(got12[1])[0]}"
     bind_not = obj.bind_not
+    # an ifunc: ld.so calls its resolver and writes (and jumps to) the implementation it returns
+    ifunc = row.ifunc if row.ifunc and row.ifunc.get("holds") == "implementation" else None
+    impl = row.target.split(" (chosen by")[0] if ifunc else name      # "__strlen_avx2 in libc.so.6"
+    chose = (f"calls the resolver of the ifunc {name} in {ifunc['object']}, " if ifunc else "")
     write = (f"does NOT write the slot ({obj.no_write}), then jumps to it" if bind_not else
-             f"writes its address into 0x{slot:x}, then jumps to it")
+             f"{chose}writes {'the implementation it returns (' + impl + ')' if ifunc else 'its address'} "
+             f"into 0x{slot:x}, then jumps to it")
     if obj.no_write == "_dl_runtime_profile":
         write = ("calls the audit modules' la_pltenter (and la_pltexit on return), does NOT write the "
                  "slot (_dl_profile_fixup never does), then jumps to it")
@@ -510,7 +515,7 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
                                f"{'_dl_profile_fixup' if obj.no_write == '_dl_runtime_profile' else '_dl_fixup'} "
                                f"again: {obj.no_write} keeps 0x{slot:x} unwritten."]
         else:
-            rep.later_calls = [f"{how_call} -> {name}@plt -> jmp through 0x{slot:x} -> {name} directly "
+            rep.later_calls = [f"{how_call} -> {name}@plt -> jmp through 0x{slot:x} -> {impl} directly "
                                "(one indirect jump; ld.so is not involved again)."]
     elif spec.kind == "JUMP_SLOT":
         why = obj.binding.reason if obj.binding else "BIND_NOW"
@@ -518,11 +523,12 @@ def _story(rep: WalkReport, obj: LoadedObject, spec: SlotSpec, row: SlotRow, stu
         rep.first_call = [f"bound at load: ld.so wrote 0x{slot:x} while relocating {m.name}, before its code "
                           f"ran ({why}{relro}); the first call is like every other call: no lazy "
                           "resolution, GOT[1]/GOT[2] are not used."]
-        rep.later_calls = [f"{how_call} -> {name}@plt -> jmp through 0x{slot:x} -> {name}."]
+        rep.later_calls = [f"{how_call} -> {name}@plt -> jmp through 0x{slot:x} -> {impl}."]
     else:
         via = "calls through the slot itself (-fno-plt)" if call and call.via == "got" else \
             f"goes through {stub.section} ({name}@plt)" if stub else "reads the slot"
-        what = "the ifunc resolver's choice" if spec.kind == "IRELATIVE" else f"{name}'s address"
+        what = ("the ifunc resolver's choice" if spec.kind == "IRELATIVE" else
+                f"the ifunc {name}'s choice ({impl})" if ifunc else f"{name}'s address")
         who = "the start-up code" if m.is_static else "ld.so"
         rep.first_call = [f"{spec.kind}: {who} wrote {what} into 0x{slot:x} at load time, before main; "
                           f"the code {via}, so there is no lazy resolution."]

@@ -110,6 +110,15 @@ def test_mapped_file_prefers_the_kernels_path_and_the_mapped_copy():
         ("/proc/42/map_files/7f0000010000-7f0000011000", "/opt/b/liby.so")
     assert link_map.mapped_file(maps, 0x7f0000020008, 42, check) is None        # anonymous
     assert link_map.mapped_file(maps, 0x100, 42, check) is None                  # not mapped
+    # the bisect over sorted starts (a process with hundreds of libraries) answers the same,
+    # gaps and the last mapping's end included; overlapping (unsorted) maps fall back to a scan
+    starts = link_map.sorted_starts(maps)
+    assert starts == [m.start for m in maps]
+    for a in (0x100, 0x7f0000000000, 0x7f0000001fff, 0x7f0000002000, 0x7f0000003010, 0x7f0000011008,
+              0x7f0000020fff, 0x7f0000021000):
+        assert link_map.mapping_at(maps, a, starts) is next((m for m in maps if m.start <= a < m.end), None), hex(a)
+        assert link_map.mapped_file(maps, a, 42, check, starts) == link_map.mapped_file(maps, a, 42, check)
+    assert link_map.sorted_starts(list(reversed(maps))) is None
 
 
 def test_auxv_entries_first_wins_like_getauxval_and_match_this_process(tmp_path):

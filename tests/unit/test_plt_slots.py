@@ -115,3 +115,29 @@ def test_static_report_has_a_note():
     obj = LoadedObject(str(path), 0, m)
     row = classify(spec, obj, spec.file_value, AddressSpace([obj]), live=True)
     assert row.state == "not-relocated"
+
+
+def test_preloads_are_the_objects_between_the_program_and_its_first_dependency():
+    """glibc maps LD_PRELOAD objects right after the program, before its DT_NEEDED ones: those
+    (and only those, in namespace 0) are marked.  A dependency is recognised by soname, file
+    name or the name ld.so opened it by (a file without soname reached through a symlink)."""
+    from types import SimpleNamespace
+
+    from gdb_toolkit.plt.slots import LoadedObject, mark_preloaded
+
+    def obj(path, order, ns=0, soname="", needed=(), ldso=False, in_memory=False, name=None):
+        model = SimpleNamespace(soname=soname, name=name or path.rsplit("/", 1)[-1], needed=list(needed),
+                                is_dynamic_linker=ldso, is_static=False)
+        return LoadedObject(path, 0, model, ns, order=order, in_memory=in_memory)
+
+    exe = obj("/p/prog", 0, needed=["liba.so", "libc.so.6"])
+    objs = [exe, obj("linux-vdso.so.1", 1, in_memory=True), obj("/p/libpre.so", 2), obj("/p/libpre2.so", 3),
+            obj("/p/liba.so", 4, name="liba.so.1.2"), obj("/lib/libc.so.6.real", 5, soname="libc.so.6"),
+            obj("/lib/ld-linux-x86-64.so.2", 6, ldso=True), obj("/p/libpre.so", 7, ns=1)]
+    mark_preloaded(objs)
+    assert [o.path for o in objs if o.preloaded] == ["/p/libpre.so", "/p/libpre2.so"]
+    assert not objs[-1].preloaded                                   # another namespace
+    plain = [obj("/p/prog", 0, needed=["libc.so.6"]), obj("/lib/libc.so.6", 1, soname="libc.so.6"),
+             obj("/lib/ld-linux-x86-64.so.2", 2, ldso=True)]
+    mark_preloaded(plain)
+    assert not any(o.preloaded for o in plain)

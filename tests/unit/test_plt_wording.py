@@ -101,3 +101,26 @@ def test_diff_reads_a_version_1_report_beside_a_version_2_one():
     assert d.unchanged == 1 and [c.symbol for c in d.changes] == ["memcpy"]
     assert (d.changes[0].value_before, d.changes[0].value_after) == (0x555555555045, 0x555555555046)
     assert to_jsonable(d, True)["changes"][0]["value_after"] == "0x555555555046"
+
+
+def test_diff_across_load_addresses_ignores_the_asides_newer_reports_write():
+    """Load addresses differ (a core against the live process, another run): slots are
+    compared by target.  A report saved before targets said '(chosen by ifunc memcpy)' or
+    '(LD_PRELOAD)' is no different for that; another implementation is."""
+    new = {"objects": [{"path": PATH, "bias": "0x555555554000", "namespace": 0}],
+           "slots": [dict(to_jsonable(_row(), True), value="0x7ffff7f21a80", state="resolved",
+                          target="__memcpy_avx_unaligned_erms in libc.so.6 (chosen by ifunc memcpy)"),
+                     dict(to_jsonable(_row(), True), address="0x555555558008", value="0x7ffff7fbc0f9",
+                          state="resolved", target="puts in libpre.so (LD_PRELOAD)")]}
+    old = json.loads(json.dumps(new))
+    old["objects"][0]["bias"] = "0x565656554000"
+    for r, a in zip(old["slots"], ("0x565656558000", "0x565656558008")):
+        r["address"] = a
+    old["slots"][0]["target"] = "__memcpy_avx_unaligned_erms in libc.so.6"
+    old["slots"][1]["target"] = "puts in libpre.so"
+    d = diff_reports(old, new, "saved", "now")
+    assert d.unchanged == 2 and d.changes == []
+    old["slots"][0]["target"] = "__memcpy_evex_unaligned_erms in libc.so.6"
+    d = diff_reports(old, new, "saved", "now")
+    assert d.unchanged == 1 and [c.after for c in d.changes] == [
+        "resolved: __memcpy_avx_unaligned_erms in libc.so.6 (chosen by ifunc memcpy)"]
