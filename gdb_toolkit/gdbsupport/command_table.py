@@ -11,7 +11,7 @@ SOURCES = (('gdbsupport/registry.py', 92550518),
  ('kernel/gdb_commands.py', 623065571),
  ('ktrace/gdb_commands.py', 1768234292),
  ('plt/gdb_commands.py', 3646760873),
- ('stack/gdb_commands.py', 3965443048),
+ ('stack/gdb_commands.py', 1891042702),
  ('valgrind/gdb_commands.py', 4228477509))
 
 ENTRIES = (
