@@ -12,7 +12,7 @@ SOURCES = (('gdbsupport/registry.py', 92550518),
  ('ktrace/gdb_commands.py', 1768234292),
  ('plt/gdb_commands.py', 3646760873),
  ('stack/gdb_commands.py', 1891042702),
- ('valgrind/gdb_commands.py', 4228477509))
+ ('valgrind/gdb_commands.py', 4265777441))
 
 ENTRIES = (
     ('command',
@@ -924,17 +924,20 @@ ENTRIES = (
      'VgErrors',
      'The memcheck errors found so far\n'
      '\n'
-     'Usage: vg-errors [--json]\n'
+     'Usage: vg-errors [--top N] [--json]\n'
      '\n'
      'Each error with its own stack, where the block was freed and allocated (use\n'
      'after free, double free) and, under --track-origins=yes, where the\n'
      'uninitialised value came from -- each kept apart (helgrind/drd: their further\n'
      "stacks too). Also names forked or exec'd children of this valgrind that wait\n"
      'for a debugger (--vgdb-error is inherited), read from /proc without resuming\n'
-     'them.\n'
+     'them. The error contexts valgrind lists (with -s or -v) are shown most frequent\n'
+     'first, the first N (--top, default 20; 0: all; --json has all); it says when\n'
+     'valgrind has stopped recording errors at its --error-limit.\n'
      '\n'
-     'Example:\n'
+     'Examples:\n'
      '  (gdb) vg-errors\n'
+     '  (gdb) vg-errors --top 0\n'
      '\n'
      'Also "toolkit vg-errors" (the name that stays when another extension has a\n'
      '"vg-errors").',
@@ -943,9 +946,9 @@ ENTRIES = (
      {'name': 'vg-errors',
       'gdb_name': 'toolkit vg-errors',
       'summary': 'The memcheck errors found so far',
-      'usage_lines': ['vg-errors [--json]'],
+      'usage_lines': ['vg-errors [--top N] [--json]'],
       'category': 'valgrind',
-      'examples': ['vg-errors'],
+      'examples': ['vg-errors', 'vg-errors --top 0'],
       'repeats': False,
       'schema': 'vg-errors.schema.json'}),
 )

@@ -449,7 +449,9 @@ stop; a PID that is not attachable is told why (not valgrind, --vgdb=no, gone)."
         if report.stale_fifos:
             from gdb_toolkit.common.text import wrap
 
-            text += wrap(f"ignored stale vgdb FIFOs of dead pids: {', '.join(map(str, report.stale_fifos))}",
+            n = len(report.stale_fifos)     # a long-lived /tmp holds hundreds: a count and a few
+            text += wrap(f"ignored {n} stale vgdb FIFO{'s' if n != 1 else ''} of dead pids: "
+                         f"{_few(report.stale_fifos, 8)}" + (" (--json lists them all)" if n > 8 else ""),
                          ctx.width, "", "    ")
         return text
 
@@ -1184,18 +1186,29 @@ check: addressable (valgrind's default)."""
 class VgErrors(ToolkitCommand):
     summary = "The memcheck errors found so far"
     usage = """\
-vg-errors [--json]"""
+vg-errors [--top N] [--json]"""
     description = """\
 Each error with its own stack, where the block was freed and allocated
 (use after free, double free) and, under --track-origins=yes, where the
 uninitialised value came from -- each kept apart (helgrind/drd: their further
 stacks too).  Also names forked or exec'd children of this valgrind that wait
-for a debugger (--vgdb-error is inherited), read from /proc without resuming them."""
-    examples = ('vg-errors',)
+for a debugger (--vgdb-error is inherited), read from /proc without resuming them.
+The error contexts valgrind lists (with -s or -v) are shown most frequent
+first, the first N (--top, default 20; 0: all; --json has all); it says when
+valgrind has stopped recording errors at its --error-limit."""
+    examples = ('vg-errors', 'vg-errors --top 0')
     category = "valgrind"
     json_hex_addresses = True
 
     name = "vg-errors"
+
+    def build_parser(self):
+        from gdb_toolkit.common.args import ArgParser, parse_int
+
+        p = ArgParser(self.name, "the errors found so far")
+        p.add_argument("--top", type=parse_int, default=20, metavar="N",
+                       help="error contexts listed, most frequent first (default 20; 0: all)")
+        return p
 
     def run(self, args):
         from gdb_toolkit.valgrind import gdb_session as gs
@@ -1211,8 +1224,21 @@ for a debugger (--vgdb-error is inherited), read from /proc without resuming the
         if listed.summary and listed.summary.context_count > len(listed.errors):
             notes.append("valgrind lists each error context only when it runs with -s or -v, e.g. "
                          "'vg-start PROGRAM -- -s'; without, only the last error is shown")
-        return ErrorsReport(pid, counts, listed.summary, listed.errors, last[0] if last else None,
-                            s.last_error_stop, gs.waiting_children(s), notes)
+        from gdb_toolkit.valgrind.error_reports import error_limit_note
+        from gdb_toolkit.valgrind.vgdb_processes import parse_cmdline, process_info
+
+        limit = error_limit_note(counts, parse_cmdline(process_info(pid)[2])[0])
+        if limit:
+            notes.append(limit)
+        if args.top is not None and args.top < 0:
+            from gdb_toolkit.common.errors import ToolkitError
+
+            raise ToolkitError(f"--top {args.top} is not a count", "give --top N with N >= 1, or 0 for all")
+        # most frequent first (valgrind lists them least frequent first); ties keep its order
+        errors = sorted(listed.errors, key=lambda e: -(e.count or 0))
+        return ErrorsReport(pid, counts, listed.summary, errors, last[0] if last else None,
+                            s.last_error_stop, gs.waiting_children(s), notes,
+                            text_top=args.top or None)
 
     def render(self, report, ctx):
         from gdb_toolkit.common.text import key_values, wrap
@@ -1225,8 +1251,17 @@ for a debugger (--vgdb-error is inherited), read from /proc without resuming the
             pairs.append(("error summary", f"{s.error_count} errors from {s.context_count} contexts "
                                            f"(suppressed {s.suppressed_count} from {s.suppressed_context_count})"))
         out = key_values(pairs, ctx.width, ctx.styler)
-        for e in report.errors:
-            out += wrap(e.one_line(), ctx.width, "  ", "    ")
+        shown = report.errors[:report.text_top] if report.text_top else report.errors
+        if shown:
+            out += wrap(f"error contexts, most frequent first ({len(shown)} of {len(report.errors)}):",
+                        ctx.width, "", "    ")
+        for e in shown:
+            times = f"{e.count:,} x " if e.count is not None else ""
+            out += wrap(times + e.one_line(), ctx.width, "  ", "    ")
+        if len(shown) < len(report.errors):
+            rest = report.errors[len(shown):]
+            out += wrap(f"... {len(rest)} more contexts ({sum(e.count or 0 for e in rest):,} errors): "
+                        "'vg-errors --top 0' lists them all, --json has every one", ctx.width, "  ", "    ")
         out += _notes(report.notes, ctx)
         if report.last_error:
             e = report.last_error

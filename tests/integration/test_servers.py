@@ -8,6 +8,7 @@ figures it prints about its own threads (pthread_getattr_np and the address of a
 import json
 import os
 import re
+import shutil
 import socket
 
 import pytest
@@ -114,3 +115,107 @@ def test_attached_server_all_threads_grouped_and_still_serving():
 def _tids_seen(stdout: str, pid: int) -> set:
     """The LWPs gdb announced when it attached, and the process itself."""
     return {str(pid), *re.findall(r"^\[New LWP (\d+)\]", stdout, re.M)}
+
+
+# -- valgrind: a server's thousands of errors ----------------------------------------------------
+
+def _many_errors_source(sites: int, hot: int) -> str:
+    """A program whose line HOT-LINE makes *hot* errors from one context, then *sites* lines
+    one error each (each its own context), then stops in done()."""
+    lines = ["#include <stdlib.h>", "volatile int sink;", "void done(void) { sink = 0; }",
+             "int main(void) {", "  int *u = malloc(8);",
+             f"  for (int i = 0; i < {hot}; i++) if (u[1] == i) sink++;   /* HOT-LINE */"]
+    lines += [f"  if (u[1] == {i}) sink++;" for i in range(sites)]
+    lines += ["  done();", "  return 0;", "}"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.skipif(not shutil.which("valgrind") or not shutil.which("vgdb"),
+                    reason="valgrind/vgdb not installed")
+def test_vg_errors_past_valgrinds_error_limit(tmp_path):
+    """1,100 error contexts and one hot one (500 times): vg-errors lists the hot one first with
+    valgrind's own count, 20 lines of contexts instead of 1,000, and says that valgrind stopped
+    recording (its log says so: the oracle); under --error-limit=no it does not say so."""
+    source = _many_errors_source(1100, 500)
+    binary = compile_c(source, name="many_errors", flags=["-g", "-O0"])
+    hot_line = next(n for n, ln in enumerate(source.splitlines(), 1) if "HOT-LINE" in ln)
+    out = {}
+    for limit in ("yes", "no"):
+        log = tmp_path / f"vg-{limit}.log"
+        res = run_gdb([f"vg-start --stdout {tmp_path}/out --log {log} {binary} -- -s "
+                       f"--vgdb-error=99999999 --error-limit={limit}",
+                       "break done", "continue", "echo @@TEXT@@\\n", "vg-errors", "echo @@END@@\\n",
+                       *json_wrapped("vg-errors --json"),
+                       "python import json; print('@@RAW@@' + json.dumps("
+                       "gdb.execute('monitor v.info all_errors', to_string=True)))",
+                       "python import json; print('@@RAW@@' + json.dumps("
+                       "gdb.execute('monitor v.info n_errs_found', to_string=True)))"],
+                      timeout=300, env={"TMPDIR": str(tmp_path)})
+        assert_no_traceback(res)
+        raw_all, raw_counts = [json.loads(m) for m in re.findall(r"^@@RAW@@(.*)$", res.stdout, re.M)]
+        out[limit] = (res, res.stdout.split("@@TEXT@@\n")[1].split("@@END@@")[0],
+                      res.json_documents()[0], raw_all, raw_counts, log.read_text())
+    res, text, doc, raw_all, raw_counts, vglog = out["yes"]
+    # valgrind's own word: it stopped at 1,000 contexts
+    assert "More than 1000 different errors detected" in vglog
+    shown = int(re.search(r"n_errs_shown (\d+)", raw_counts).group(1))
+    assert shown == 1000
+    counts = [int(c.replace(",", "")) for c in re.findall(r"([\d,]+) errors in context \d+ of", raw_all)]
+    assert len(counts) == 1000 and max(counts) == 500
+    # the text: the hot context first, with valgrind's count; 20 contexts; the rest counted
+    ctx_lines = [ln for ln in text.splitlines() if re.match(r"  [\d,]+ x ", ln)]
+    assert len(ctx_lines) == 20, text
+    assert ctx_lines[0].startswith("  500 x ") and f"many_errors.c:{hot_line})" in ctx_lines[0], ctx_lines[0]
+    assert "... 980 more contexts (980 errors)" in text
+    assert "valgrind has stopped recording errors" in text and "--error-limit=no" in text
+    assert len(text.splitlines()) < 60, text
+    # --json: every context, valgrind's counts
+    assert sorted((e["count"] for e in doc["errors"]), reverse=True) == sorted(counts, reverse=True)
+    assert any("stopped recording errors" in n for n in doc["notes"])
+    # --error-limit=no: all 1,101 contexts recorded, no such note
+    res, text, doc, raw_all, raw_counts, vglog = out["no"]
+    assert "More than 1000 different errors" not in vglog
+    assert int(re.search(r"n_errs_shown (\d+)", raw_counts).group(1)) == 1101
+    assert len(doc["errors"]) == 1101 and not any("stopped recording" in n for n in doc["notes"])
+
+
+@pytest.mark.skipif(not shutil.which("valgrind") or not shutil.which("vgdb"),
+                    reason="valgrind/vgdb not installed")
+def test_vg_attach_among_valgrind_servers_and_stale_fifos(tmp_path):
+    """Two pool servers already running under valgrind and 40 stale vgdb FIFOs (a long-lived
+    /tmp): vg-attach lists both live ones and counts the stale FIFOs in one bounded line;
+    vg-attach PID connects to the one asked, vg-leaks answers about it (its 300 live blocks),
+    and after gdb detaches both servers answer their clients again."""
+    binary = compile_c(SERVER, flags=["-g", "-O0", "-pthread"])
+    env = {"TMPDIR": str(tmp_path)}
+    with open("/proc/sys/kernel/pid_max") as fh:
+        pid_max = int(fh.read())
+    dead = [pid_max + 1 + i for i in range(40)]                     # pids that cannot exist
+    for pid in dead:
+        os.mkfifo(tmp_path / f"vgdb-pipe-from-vgdb-to-{pid}-by-nobody-on-nowhere")
+    vg = ["valgrind", "--vgdb=yes", "--leak-check=full", f"--log-file={tmp_path}/vg-%p.log"]
+    with background([*vg, binary, "4", "0", "300"], ready="ready", timeout=120, env=env) as (one, l1), \
+            background([*vg, binary, "2", "0", "5"], ready="ready", timeout=120, env=env) as (two, l2):
+        port1, port2 = int(l1[-1].split()[1]), int(l2[-1].split()[1])
+        first1, first2 = ask(port1), ask(port2)
+        res = run_gdb([*json_wrapped("vg-attach --json"), "echo @@LIST@@\\n", "vg-attach",
+                       "echo @@END@@\\n", *json_wrapped(f"vg-attach {one.pid} --json"),
+                       *json_wrapped("vg-leaks --json"), "detach"], env=env, timeout=300)
+        assert_no_traceback(res)
+        after1, after2 = ask(port1), ask(port2)
+        assert one.poll() is None and two.poll() is None
+    listing, attached, leaks = res.json_documents()[:3]
+    assert {p["pid"] for p in listing["processes"]} == {one.pid, two.pid}
+    assert sorted(listing["stale_fifos"]) == dead
+    text = res.stdout.split("@@LIST@@\n")[1].split("@@END@@")[0]
+    stale = [ln for ln in text.splitlines() if "stale vgdb FIFO" in ln]
+    assert stale and stale[0].startswith("ignored 40 stale vgdb FIFOs of dead pids: ")
+    assert "and 32 more" in stale[0] and len(stale[0]) < 200, stale
+    assert attached["connected"] and attached["pid"] == one.pid
+    # 300 blocks of 16+(i%64) bytes stay live (still reachable) at the server's allocation line
+    sizes = sum(16 + i % 64 for i in range(300))
+    src = SERVER.read_text().splitlines()
+    line = next(n for n, ln in enumerate(src, 1) if "live[i] = malloc" in ln)
+    rows = [r for r in leaks["records"] if r["location"]["line"] == line]
+    assert [(r["kind"], r["bytes"], r["blocks"]) for r in rows] == [("reachable", sizes, 300)], rows
+    assert after1 > first1 and after2 > first2
