@@ -25,6 +25,7 @@ static long served;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static int deep_ready;
+void **live;                       /* the NBLOCKS live blocks (a global: tests look them up) */
 
 static void rearm(int fd) {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.fd = fd};
@@ -100,7 +101,7 @@ int main(int argc, char **argv) {
     int nworkers = argc > 1 ? atoi(argv[1]) : 8;
     int ndeep = argc > 2 ? atoi(argv[2]) : 1;
     long nblocks = argc > 3 ? atol(argv[3]) : 0;
-    void **live = malloc(sizeof(void *) * (nblocks + 1));
+    live = malloc(sizeof(void *) * (nblocks + 1));
     for (long i = 0; i < nblocks; i++) live[i] = malloc(16 + (i % 64));
     lfd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;

@@ -200,11 +200,18 @@ def test_vg_attach_among_valgrind_servers_and_stale_fifos(tmp_path):
         first1, first2 = ask(port1), ask(port2)
         res = run_gdb([*json_wrapped("vg-attach --json"), "echo @@LIST@@\\n", "vg-attach",
                        "echo @@END@@\\n", *json_wrapped(f"vg-attach {one.pid} --json"),
-                       *json_wrapped("vg-leaks --json"), "detach"], env=env, timeout=300)
+                       *json_wrapped("vg-leaks --json"),
+                       "echo @@BLOCKS@@\\n", "vg-block live[0]", "echo @@END@@\\n",
+                       *json_wrapped("vg-block live[0] --json"), *json_wrapped("vg-block live[299] --json"),
+                       *json_wrapped("vg-block live[299] --limit 0 --json"),
+                       "python import json; doc = json.loads(gdb.execute('vg-block live[0] --json', "
+                       "to_string=True)); print('@@RAW@@' + json.dumps(gdb.execute('monitor block_list %d' "
+                       "% doc['result']['leak_record']['record'], to_string=True)))",
+                       "detach"], env=env, timeout=300)
         assert_no_traceback(res)
         after1, after2 = ask(port1), ask(port2)
         assert one.poll() is None and two.poll() is None
-    listing, attached, leaks = res.json_documents()[:3]
+    listing, attached, leaks, first50, last50, every = res.json_documents()[:6]
     assert {p["pid"] for p in listing["processes"]} == {one.pid, two.pid}
     assert sorted(listing["stale_fifos"]) == dead
     text = res.stdout.split("@@LIST@@\n")[1].split("@@END@@")[0]
@@ -219,3 +226,15 @@ def test_vg_attach_among_valgrind_servers_and_stale_fifos(tmp_path):
     rows = [r for r in leaks["records"] if r["location"]["line"] == line]
     assert [(r["kind"], r["bytes"], r["blocks"]) for r in rows] == [("reachable", sizes, 300)], rows
     assert after1 > first1 and after2 > first2
+    # vg-block on the 300-block record: valgrind's first 50 blocks (its own 'block_list N', in
+    # full, is the oracle), the rest said in a note; --limit 0 gives all 300
+    raw = json.loads(re.search(r"^@@RAW@@(.*)$", res.stdout, re.M).group(1))
+    oracle = [int(a, 16) for a in re.findall(r"==\d+== (0x[0-9A-F]+)\[\d+\]", raw)]
+    assert len(oracle) == 300
+    assert [int(b["address"], 16) for b in first50["block_list"]] == oracle[:50]
+    assert any("first 50 of the record's 300 blocks" in n for n in first50["notes"])
+    assert [int(b["address"], 16) for b in every["block_list"]] == oracle
+    assert not any("first" in n for n in every["notes"]), every["notes"]
+    assert any("do not include this block" in n for n in last50["notes"]), last50["notes"]
+    text = res.stdout.split("@@BLOCKS@@\n")[1].split("@@END@@")[0]
+    assert len(re.findall(r"^0x[0-9a-f]+ +\d+", text, re.M)) == 50, text
