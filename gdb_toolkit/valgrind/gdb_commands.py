@@ -630,6 +630,8 @@ has sent the whole reply (the connection stays in step)."""
                                   {k: t.bytes for k, t in report.totals.items()})
             report.snapshot = snap.seq
         report.pid = pid
+        if args.top is None:
+            report.text_rows = TEXT_ROWS
         return report
 
     def render(self, report, ctx):
@@ -641,23 +643,25 @@ has sent the whole reply (the connection stays in step)."""
         out = wrap(f"valgrind pid {report.pid}: {report.monitor_command}", ctx.width, "", "    ")
         if report.mode == "full":
             total = "?" if report.records_total is None else f"{report.records_total:,}"
+            cap = report.text_rows or 1 << 62
             out += wrap(f"{total} loss records, {report.records_matched:,} matched, "
-                        + (f"{len(report.groups):,} sites shown" if report.group_by
-                           else f"{len(report.records):,} shown"), ctx.width, "", "    ")
+                        + (f"{min(len(report.groups), cap):,} sites shown" if report.group_by
+                           else f"{min(len(report.records), cap):,} shown"), ctx.width, "", "    ")
         if report.group_by:
             rows = [[g.kind, _n(g.bytes), _n(g.blocks), len(g.records),
                      (g.location.symbol or "???") if g.location else "???",
                      g.location.where if g.location else "",
                      ",".join(map(str, g.records[:6])) + ("..." if len(g.records) > 6 else "")]
-                    for g in report.groups]
+                    for g in report.groups[:report.text_rows]]
             out += render_table([Col("kind", "state", states=LEAK_KINDS), Col("bytes", "number"), Col("blocks", "number"),
                                  Col("records", "number"), Col(f"frame {report.group_by}", "symbol"),
                                  Col("at", "location"), Col("record numbers")], rows, ctx.width,
                                 styler=ctx.styler)
+            out += _more_rows(report.groups, len(rows), "sites", ctx)
         elif report.records:
             rows = []
             site_cells: dict[int, tuple] = {}    # id(Frame) -> cells: records share site frames
-            for r in report.records:
+            for r in report.records[:report.text_rows]:
                 loc = r.location
                 site = site_cells.get(id(loc))
                 if site is None:
@@ -677,6 +681,9 @@ has sent the whole reply (the connection stays in step)."""
             if report.depth > 1:
                 cols.append(Col("called from"))
             out += render_table(cols, rows, ctx.width, styler=ctx.styler)
+            out += _more_rows(report.records, len(rows), "records", ctx)
+            if report.depth == 1:
+                out += _one_site_hint(report.records, ctx)
         elif report.mode == "full":
             out += "no loss record matches\n"
         if report.totals:
@@ -685,6 +692,42 @@ has sent the whole reply (the connection stays in step)."""
             out += wrap(f"snapshot {report.snapshot} of this session kept ('vg-leaks --history' shows "
                         "growth)", ctx.width, "", "    ")
         return out + _notes(report.notes, ctx)
+
+
+#: records (or --group-by sites) the text shows without --top: a server's thousands of loss
+#: records were one line each (3,000 records: 3,000 lines); --json has every one
+TEXT_ROWS = 50
+
+
+def _more_rows(rows, shown: int, what: str, ctx) -> str:
+    """'... N more records (B bytes in K blocks)' under a table cut at TEXT_ROWS."""
+    from gdb_toolkit.common.text import wrap
+
+    rest = rows[shown:]
+    if not rest:
+        return ""
+    return wrap(f"... {len(rest):,} more {what}, smaller ({sum(r.bytes for r in rest):,} bytes in "
+                f"{sum(r.blocks for r in rest):,} blocks): '--top N' shows N, --json every one",
+                ctx.width, "", "    ")
+
+
+def _one_site_hint(records, ctx) -> str:
+    """Most records allocated at one line (a wrapper: xmalloc, new_node): their callers tell
+    them apart, which --group-by 2 / --depth 2 show."""
+    from gdb_toolkit.common.text import wrap
+
+    if len(records) < 20:
+        return ""
+    counts: dict = {}
+    for r in records:
+        key = (r.symbol, r.where)
+        counts[key] = counts.get(key, 0) + 1
+    (symbol, where), n = max(counts.items(), key=lambda kv: kv[1])
+    if n * 2 < len(records) or not symbol:
+        return ""
+    return wrap(f"{n:,} of the {len(records):,} records are allocated in {symbol} ({where or '?'}): "
+                "'--group-by 2' sums them by the line that called it, '--depth 2' shows it per record",
+                ctx.width, "", "    ")
 
 
 def _notes(notes, ctx) -> str:

@@ -238,3 +238,48 @@ def test_vg_attach_among_valgrind_servers_and_stale_fifos(tmp_path):
     assert any("do not include this block" in n for n in last50["notes"]), last50["notes"]
     text = res.stdout.split("@@BLOCKS@@\n")[1].split("@@END@@")[0]
     assert len(re.findall(r"^0x[0-9a-f]+ +\d+", text, re.M)) == 50, text
+
+
+@pytest.mark.skipif(not shutil.which("valgrind") or not shutil.which("vgdb"),
+                    reason="valgrind/vgdb not installed")
+def test_vg_leaks_thousands_of_records_through_one_wrapper(tmp_path):
+    """3,000 loss records all allocated by one wrapper (leak()) from 3,000 call lines: the text
+    shows the 50 largest, counts the rest exactly (valgrind's own records: the oracle), says
+    the records share one site and how to tell them apart; --group-by 2 then gives one site per
+    call line; --json keeps every record."""
+    lines = ["#include <stdlib.h>", "void *keep[3000];", "volatile int sink;",
+             "__attribute__((noinline)) void *leak(int n) { return malloc(16 + n); }   /* SITE */",
+             "void done(void) { sink = 0; }", "int main(void) {"]
+    lines += [f"  leak({i % 50});" if i % 2 else f"  keep[{i}] = leak({i % 50});" for i in range(3000)]
+    lines += ["  done();", "  return 0;", "}"]
+    source = "\n".join(lines) + "\n"
+    site = next(n for n, ln in enumerate(source.splitlines(), 1) if "SITE" in ln)
+    binary = compile_c(source, name="many_leaks", flags=["-g", "-O0"])
+    res = run_gdb([f"vg-start --stdout {tmp_path}/out {binary}", "break done", "continue",
+                   "python import json; print('@@RAW@@' + json.dumps("
+                   "gdb.execute('monitor leak_check full reachable any', to_string=True)))",
+                   "echo @@TEXT@@\\n", "vg-leaks", "echo @@END@@\\n", *json_wrapped("vg-leaks --json"),
+                   *json_wrapped("vg-leaks --group-by 2 --kinds definite --json")],
+                  timeout=300, env={"TMPDIR": str(tmp_path)})
+    assert_no_traceback(res)
+    raw = json.loads(re.search(r"^@@RAW@@(.*)$", res.stdout, re.M).group(1))
+    recs = [(int(b.replace(",", "")), int(k.replace(",", "")), kind) for b, k, kind in re.findall(
+        r"== ([\d,]+) bytes in ([\d,]+) blocks are (definitely lost|still reachable|possibly lost|"
+        r"indirectly lost) in loss record", raw)]
+    assert len(recs) == 3000
+    text = res.stdout.split("@@TEXT@@\n")[1].split("@@END@@")[0]
+    assert "3,000 loss records, 3,000 matched, 50 shown" in text
+    rows = re.findall(r"^ *\d+ +(?:definite|reachable|possible|indirect) +([\d,]+) ", text, re.M)
+    assert len(rows) == 50
+    by_size = sorted(recs, reverse=True)
+    assert sorted((int(b.replace(",", "")) for b in rows), reverse=True) == [r[0] for r in by_size[:50]]
+    rest_bytes, rest_blocks = sum(r[0] for r in by_size[50:]), sum(r[1] for r in by_size[50:])
+    assert (f"... 2,950 more records, smaller ({rest_bytes:,} bytes in {rest_blocks:,} blocks)"
+            in " ".join(text.split())), text[-800:]
+    assert f"3,000 of the 3,000 records are allocated in leak (many_leaks.c:{site})" in " ".join(text.split())
+    assert len(text.splitlines()) < 80
+    full, grouped = res.json_documents()
+    assert len(full["records"]) == 3000
+    definite = sum(1 for r in recs if r[2] == "definitely lost")
+    assert len(grouped["groups"]) == definite
+    assert len({(g["location"]["file"], g["location"]["line"]) for g in grouped["groups"]}) == definite
