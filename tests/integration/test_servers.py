@@ -13,7 +13,8 @@ import socket
 
 import pytest
 
-from tests.support.gdbrun import REPO, assert_no_traceback, background, compile_c, json_wrapped, run_gdb
+from tests.support.gdbrun import (JSON_BEGIN, JSON_END, REPO, assert_no_traceback, background, compile_c,
+                                  json_wrapped, run_gdb, unwrap)
 
 pytestmark = pytest.mark.gdb
 
@@ -283,3 +284,56 @@ def test_vg_leaks_thousands_of_records_through_one_wrapper(tmp_path):
     definite = sum(1 for r in recs if r[2] == "definitely lost")
     assert len(grouped["groups"]) == definite
     assert len({(g["location"]["file"], g["location"]["line"]) for g in grouped["groups"]}) == definite
+
+
+# -- ktrace bound to an attached server ---------------------------------------------------------
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="BPF needs root")
+@pytest.mark.skipif(os.environ.get("GDB_TOOLKIT_IN_GUEST") == "1", reason="host test")
+def test_ktrace_on_an_attached_server_ends_and_leaves_it_serving():
+    """gdb -p on the pool server: a blocking ktrace of the stopped server is refused at once
+    (it waited out --timeout, or for ever with --count: no thread of a stopped process reaches
+    a probe); 'ktrace ... --run --count 1' continues it, and when a client's connection makes a
+    worker thread call accept(2) the trace ends and ktrace interrupts the server (it used to
+    keep it running until Ctrl-C).  Oracles: /proc/PID/task for the event's thread, the
+    client's answers, bpftool for programs left behind, /proc/PID/status after detach."""
+    import threading
+    import time
+
+    binary = compile_c(SERVER, flags=["-g", "-O0", "-pthread"])
+    with background([binary, "4", "0"], ready="ready") as (proc, lines):
+        port = int(lines[-1].split()[1])
+        first = ask(port)
+        answers = []
+        client = threading.Timer(4.0, lambda: answers.append(ask(port)))
+        client.start()
+        t0 = time.monotonic()
+        tp = "tracepoint:syscalls:sys_enter_accept"
+        res = run_gdb([f"ktrace {tp} --timeout 30", "echo @@REFUSED@@\\n",
+                       *json_wrapped(f"ktrace {tp} --run --count 1 --timeout 120 --json"),
+                       "info program", "detach"], pid=proc.pid, timeout=100)
+        elapsed = time.monotonic() - t0
+        client.join(20)
+        tasks = {int(t) for t in os.listdir(f"/proc/{proc.pid}/task")}
+        after = status(proc.pid)
+        served = ask(port)
+    assert_no_traceback(res)
+    refused = [ln for ln in res.stderr.splitlines() if "holds process" in ln]
+    assert refused and f"while gdb holds process {proc.pid} stopped" in refused[0] and "--run" in refused[0]
+    assert "@@REFUSED@@" in res.stdout
+    # with --run gdb prints the stop (ktrace's interrupt) before the document
+    chunk = res.stdout.split(JSON_BEGIN, 1)[-1].split(JSON_END, 1)[0]
+    assert "received signal SIGINT" in chunk.split("\n{")[0]
+    doc = unwrap(json.loads(chunk[chunk.index("\n{"):]))
+    assert doc["end_reason"] == "count" and len(doc["events"]) == 1, doc
+    ev = doc["events"][0]
+    assert ev["pid"] == proc.pid and ev["tid"] in tasks and ev["tid"] != proc.pid
+    assert "interrupted by ktrace when the trace ended (count" in doc["stop_reason"]
+    assert elapsed < 60, elapsed
+    assert answers and answers[0] > first and served > answers[0]
+    assert after["TracerPid"] == "0" and after["State"][0] in "SR", after
+    if shutil.which("bpftool"):
+        import subprocess
+
+        progs = subprocess.run(["bpftool", "prog", "show"], capture_output=True, text=True).stdout
+        assert "gtk_kt" not in progs
