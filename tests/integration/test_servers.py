@@ -92,7 +92,8 @@ def test_attached_server_all_threads_grouped_and_still_serving():
     # each deep thread: its own report, named by its LWP, its use as it measured it
     for tid, (used, size) in deep.items():
         m = re.search(rf"^stack-diagnose: thread \d+ \"pool_server[^\"]*\" \(LWP {tid}\).*?\n"
-                      r"VERDICT .*?stack nearly full -- .*?\n(?:.*\n)*?stack used: .*?\((\d+) B", report, re.M)
+                      r"VERDICT .*?stopped by SIGSTOP \(gdb's attach: PTRACE_ATTACH sends it\): "
+                      r"stack nearly full -- .*?\n(?:.*\n)*?stack used: .*?\((\d+) B", report, re.M)
         assert m, (tid, report[:4000])
         assert used <= int(m.group(1)) <= used + 512, (tid, used, m.group(1))
     # at 80 columns nothing is longer than the terminal
