@@ -12,7 +12,7 @@ SOURCES = (('gdbsupport/registry.py', 92550518),
  ('ktrace/gdb_commands.py', 398683978),
  ('plt/gdb_commands.py', 3646760873),
  ('stack/gdb_commands.py', 1891042702),
- ('valgrind/gdb_commands.py', 3052437718))
+ ('valgrind/gdb_commands.py', 837592079))
 
 ENTRIES = (
     ('command',

@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 
 from gdb_toolkit.common.record import field, json_keys, record
-from gdb_toolkit.valgrind.error_counts import ErrorCounts, parse_n_errs_found  # noqa: F401  (re-exported)
+from gdb_toolkit.valgrind.error_counts import (ErrorCounts, error_limit_active,  # noqa: F401  (re-exported)
+                                                error_limit_note, parse_n_errs_found)
 
 
 @record
@@ -175,35 +176,3 @@ class ErrorsReport:
     notes: list = field(default_factory=list)    # human sentences (docs/json.md: every result has them)
     text_top: int | None = field(default=None, metadata={"json_skip": True})
     #                                      the text lists this many contexts, most frequent first
-
-
-#: valgrind's m_errormgr.c: under --error-limit=yes (its default) it records no error once it
-#: has shown 1,000 different errors (M_COLLECT_NO_ERRORS_AFTER_SHOWN) or found 10,000,000
-#: (M_COLLECT_NO_ERRORS_AFTER_FOUND): its log then says "I'm not reporting any more"
-ERROR_LIMIT_SHOWN = 1000
-ERROR_LIMIT_FOUND = 10_000_000
-
-
-def error_limit_note(counts: ErrorCounts | None, valgrind_options: list[str]) -> str | None:
-    """A sentence when valgrind has stopped recording errors at its limit: every count it gives
-    from then on is too low and later errors are nowhere (a server under valgrind for hours
-    reaches it).  None when it has not, or runs with --error-limit=no (the last one given wins)."""
-    if counts is None:
-        return None
-    limit = "yes"
-    for o in valgrind_options:
-        if o.startswith("--error-limit="):
-            limit = o.split("=", 1)[1]
-    if limit == "no":
-        return None
-    if counts.shown >= ERROR_LIMIT_SHOWN:
-        why = f"it has shown {counts.shown:,} different errors (its limit: {ERROR_LIMIT_SHOWN:,})"
-    elif counts.found >= ERROR_LIMIT_FOUND:
-        why = f"it has found {counts.found:,} errors (its limit: {ERROR_LIMIT_FOUND:,})"
-    else:
-        return None
-    return (f"valgrind has stopped recording errors: {why}, and under --error-limit=yes (its "
-            "default) it records no more -- the counts stay where they are and later errors, new "
-            "kinds included, are reported nowhere (its log says \"I'm not reporting any more\"); "
-            "restart it with --error-limit=no to see them all, e.g. 'vg-start PROGRAM -- "
-            "--error-limit=no'")

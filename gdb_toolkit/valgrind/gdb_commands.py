@@ -632,6 +632,10 @@ has sent the whole reply (the connection stays in step)."""
         report.pid = pid
         if args.top is None:
             report.text_rows = TEXT_ROWS
+        if parsed.records:                      # valgrind counted each printed record as an error
+            limit = _error_limit_reached(pid, self.name)
+            if limit:
+                report.notes.append(limit)
         return report
 
     def render(self, report, ctx):
@@ -692,6 +696,21 @@ has sent the whole reply (the connection stays in step)."""
             out += wrap(f"snapshot {report.snapshot} of this session kept ('vg-leaks --history' shows "
                         "growth)", ctx.width, "", "    ")
         return out + _notes(report.notes, ctx)
+
+
+def _error_limit_reached(pid: int, name: str) -> str | None:
+    """The note that valgrind records no more errors, when it runs under --error-limit=yes (a
+    vg-attach'ed one; vg-start passes --error-limit=no) and has shown 1,000 errors -- loss
+    records printed by leak searches count: a few checks of a server reach it."""
+    from gdb_toolkit.valgrind.error_counts import error_limit_active, error_limit_note, parse_n_errs_found
+    from gdb_toolkit.valgrind.vgdb_processes import parse_cmdline, process_info
+
+    options = parse_cmdline(process_info(pid)[2])[0]
+    if not error_limit_active(options):
+        return None
+    from gdb_toolkit.valgrind import gdb_session as gs
+
+    return error_limit_note(parse_n_errs_found(gs.monitor("v.info n_errs_found", name, pid=pid)), options)
 
 
 #: records (or --group-by sites) the text shows without --top: a server's thousands of loss
@@ -872,6 +891,9 @@ the program exits or stops on a memcheck error (it then waits for gdb)."""
                 if gs.connection_pid() == pid:
                     notes.append(f"gdb connected again; the program stopped at {gs.where_stopped()}")
         rep = history_report(s, None, args.top, None, None)
+        limit = _error_limit_reached(pid, self.name) if gs.connection_pid() == pid else None
+        if limit:
+            notes.append(limit)
         rep.notes = notes + rep.notes
         return rep
 

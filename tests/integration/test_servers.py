@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 
 import pytest
 
@@ -338,3 +339,87 @@ def test_ktrace_on_an_attached_server_ends_and_leaves_it_serving():
 
         progs = subprocess.run(["bpftool", "prog", "show"], capture_output=True, text=True).stdout
         assert "gtk_kt" not in progs
+
+
+_LEAKS_THEN_ERROR = """#include <stdlib.h>
+#include <unistd.h>
+volatile int sink;
+__attribute__((noinline)) void *leak(int n) { return malloc(16 + n); }
+void checkpoint(void) { sink = 0; }
+void checkpoint2(void) { sink = 1; }
+int main(void) {
+%s
+  checkpoint();
+  write(1, "ready\\n", 6);
+  char c;
+  if (read(0, &c, 1) < 0) return 1;                 /* the test says when */
+  int *u = malloc(8);
+  if (u[1] == 7) sink++;                            /* ERROR-LINE: one memcheck error */
+  write(1, "erred\\n", 6);
+  checkpoint2();
+  for (;;) pause();
+}
+"""
+
+
+@pytest.mark.skipif(not shutil.which("valgrind") or not shutil.which("vgdb"),
+                    reason="valgrind/vgdb not installed")
+def test_leak_searches_and_valgrinds_error_limit(tmp_path):
+    """valgrind counts every loss record a leak search prints as an error shown; under its
+    default --error-limit=yes it records no error at all past 1,000: one vg-leaks of 1,100
+    records switched a server's error reporting off (valgrind's log: 'More than 1000 different
+    errors detected', and the next real error is not counted).  vg-leaks on a vg-attach'ed
+    valgrind says so; vg-start passes --error-limit=no, and the error after the same search is
+    recorded (valgrind's own log and n_errs_found are the oracles)."""
+    body = "\n".join(f"  leak({i % 50});" for i in range(1100))
+    binary = compile_c(_LEAKS_THEN_ERROR % body, name="leaks_then_error", flags=["-g", "-O0"])
+    env = {"TMPDIR": str(tmp_path)}
+    raw_counts = ("python import json; print('@@RAW@@' + json.dumps("
+                  "gdb.execute('monitor v.info n_errs_found', to_string=True)))")
+    # 1. a valgrind started by hand (its defaults), attached
+    log = tmp_path / "attached.log"
+    proc = subprocess.Popen(["valgrind", "--vgdb=yes", f"--log-file={log}", binary], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, start_new_session=True,
+                            env=dict(os.environ, **env))
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        res = run_gdb([f"vg-attach {proc.pid}", *json_wrapped("vg-leaks --json"), raw_counts, "detach"],
+                      env=env, timeout=300)
+        assert_no_traceback(res)
+        proc.stdin.write("x")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "erred\n"
+        after = run_gdb([f"vg-attach {proc.pid}", *json_wrapped("vg-errors --json"), raw_counts, "detach"],
+                        env=env, timeout=300)
+        assert_no_traceback(after)
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait(10)
+    leaks = res.json_documents()[0]
+    shown = int(re.search(r"n_errs_shown (\d+)", _raw(res)[0]).group(1))
+    assert len(leaks["records"]) == shown >= 1100
+    assert any("stopped recording errors" in n and "leak search" in n for n in leaks["notes"]), leaks["notes"]
+    # valgrind's own word that the error after the search went unrecorded
+    assert "More than 1000 different errors detected" in log.read_text()
+    assert int(re.search(r"n_errs_found (\d+)", _raw(after)[0]).group(1)) == 0
+    assert any("stopped recording errors" in n for n in after.json_documents()[0]["notes"])
+    # 2. vg-start: --error-limit=no, the same search, then the error is recorded
+    log2 = tmp_path / "started.log"
+    (tmp_path / "in").write_bytes(b"x")
+    res = run_gdb([f"vg-start --stdin {tmp_path}/in --stdout {tmp_path}/out --log {log2} {binary} -- "
+                   "--vgdb-error=999999", "break checkpoint", "break checkpoint2", "continue",
+                   *json_wrapped("vg-leaks --json"), "continue", *json_wrapped("vg-errors --json"), raw_counts],
+                  env=env, timeout=300)
+    assert_no_traceback(res)
+    started, errs = res.json_documents()[:2]
+    assert len(started["records"]) >= 1100 and not any("stopped recording" in n for n in started["notes"])
+    assert int(re.search(r"n_errs_found (\d+)", _raw(res)[0]).group(1)) == 1
+    assert errs["counts"]["found_count"] == 1
+    line = next(n for n, ln in enumerate((_LEAKS_THEN_ERROR % body).splitlines(), 1) if "ERROR-LINE" in ln)
+    assert errs["last_error"]["what"].startswith("Conditional jump") and \
+        any(f["line"] == line for f in errs["last_error"]["stack"])
+    assert "More than 1000 different errors" not in log2.read_text()
+
+
+def _raw(res) -> list:
+    return [json.loads(m) for m in re.findall(r"^@@RAW@@(.*)$", res.stdout, re.M)]
