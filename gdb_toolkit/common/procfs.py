@@ -209,7 +209,25 @@ def read_smaps_vmflags(pid: int) -> list[tuple[int, int, frozenset]]:
     return parse_smaps_vmflags(_read(pid, "smaps"))
 
 
+#: (the list, its length, the starts) of the last list find_mapping searched by bisection
+_starts_of: list = [None]
+
+
 def find_mapping(maps: list[Mapping], addr: int) -> Mapping | None:
+    """The first mapping holding *addr*.  A list sorted by start without overlaps (every
+    /proc/PID/maps) is searched by bisection, its starts taken once per list: a server's
+    stack-diagnose --all-threads asks ~4 times per thread of the same 1,300 mappings (0.9 s of
+    3 s for 500 threads, one by one).  Any other list is searched in order."""
+    if len(maps) > 16:
+        cached = _starts_of[0]
+        if cached is None or cached[0] is not maps or cached[1] != len(maps):
+            ordered = all(a.end <= b.start for a, b in zip(maps, maps[1:]))
+            cached = _starts_of[0] = (maps, len(maps), [m.start for m in maps] if ordered else None)
+        if cached[2] is not None:
+            from _bisect import bisect_right
+
+            i = bisect_right(cached[2], addr) - 1
+            return maps[i] if i >= 0 and maps[i].contains(addr) else None
     for m in maps:
         if m.contains(addr):
             return m

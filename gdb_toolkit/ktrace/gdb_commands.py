@@ -217,6 +217,16 @@ Enter does not repeat ktrace (it would arm again)."""
         pid = None if args.all else (args.pid or (facts.current_pid() if live else None))
         if args.pid and args.all:
             raise UsageError("ktrace: --pid and --all exclude each other", self.parser.one_line_usage())
+        if (live and pid is not None and pid == facts.current_pid() and not args.run
+                and (args.count or args.timeout)
+                and not any(t.is_running() for t in gdb.selected_inferior().threads())):
+            # waiting here keeps the process stopped: none of its threads can hit the probe
+            # (an attached server waited out --timeout, or for ever with --count alone)
+            raise ToolkitError(f"ktrace would wait for {args.target}'s events while gdb holds process "
+                               f"{pid} stopped: none of its threads can reach it",
+                               "add --run (ktrace continues it and interrupts it when the trace "
+                               "ends), or leave out --count/--timeout to arm in the background, "
+                               "then 'continue'")
         if _state.get("session") is not None:
             _stop_active()
             gdb.write("[ktrace] stopped the previous trace\n")
@@ -273,18 +283,46 @@ Enter does not repeat ktrace (it would arm again)."""
             code = getattr(ev, "exit_code", None)
             stop["why"] = f"exited with code {code}" if code is not None else "exited"
 
+        # --count/--timeout end the trace, but a server never stops by itself: when the trace
+        # ends while 'continue' still runs, the program is interrupted (else --run waited for
+        # Ctrl-C however long ago the count was reached)
+        import threading
+
+        state = {"continuing": True, "done": False}
+
+        def interrupt():                        # gdb's thread (posted)
+            if state["continuing"] and any(t.is_running() for t in gdb.selected_inferior().threads()):
+                state["interrupted"] = True
+                gdb.execute("interrupt")
+
+        def watch():                            # no gdb call here but post_event
+            while not session.wait(0.1):
+                if state["done"]:
+                    return
+            if not state["done"]:
+                gdb.post_event(interrupt)
+
+        watcher = threading.Thread(target=watch, name="ktrace-run-watch", daemon=True)
         gdb.events.stop.connect(on_stop)
         gdb.events.exited.connect(on_exit)
         try:
+            watcher.start()
             try:
                 gdb.execute("continue", to_string=quiet)
             except gdb.error as exc:
                 stop.setdefault("why", str(exc))
+            state["continuing"] = False
             session.settle()
         finally:
+            state["continuing"], state["done"] = False, True
             gdb.events.stop.disconnect(on_stop)
             gdb.events.exited.disconnect(on_exit)
             session.stop()
+            watcher.join(1.0)
+        if state.get("interrupted"):
+            ended = (session.end or {}).get("reason") or "ended"
+            stop["why"] = (f"interrupted by ktrace when the trace ended ({ended}; the SIGINT stop "
+                           "gdb printed is that interrupt)")
         report = _report(session, spec, "done", stop.get("why", "stopped"))
         if session.error and not report.events and session.end is None:
             raise session.error

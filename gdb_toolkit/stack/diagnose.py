@@ -21,6 +21,7 @@ from gdb_toolkit.stack.model import Diagnosis, Fix, Frame, StackFacts, StackRegi
 
 NEAR_SP = 64 << 10        # a fault this close below sp is the stack's own access (push, call, probe)
 NULL_PAGE = 64 << 10      # vm.mmap_min_addr default: nothing is ever mapped below it
+SIGSTOP, SI_KERNEL = 19, 0x80    # Linux: SIGSTOP on x86_64, i386, aarch64; si_code of a kernel-sent signal
 SIGFRAME_MAX = 64 << 10   # a signal frame on the same stack (siginfo + ucontext + xsave) is smaller
 CANONICAL = {"x86_64": 47, "aarch64": 48}
 
@@ -612,6 +613,11 @@ def _health(f: StackFacts, d: Diagnosis, ctx: Context, region) -> Diagnosis:
     d.verdict = "healthy"
     stop = (f"stopped by {sig.name}" + (" (a breakpoint or step)" if sig.signo == 5 else "")
             if sig else "stopped (no signal)")
+    if (sig and sig.signo == SIGSTOP and sig.code == SI_KERNEL and f.target == "live"
+            and not f.started_by_gdb):
+        # PTRACE_ATTACH stops every thread with a SIGSTOP the kernel sends (SI_KERNEL): gdb -p's
+        # own stop, not one the program got (kill -STOP is SI_USER, raise() SI_TKILL)
+        stop = f"stopped by {sig.name} (gdb's attach: PTRACE_ATTACH sends it)"
     if region is None:
         d.headline = f"{stop}; sp 0x{ctx.sp:x} is in no known mapping -- the stack pointer is corrupt"
         d.verdict = "corrupt-sp"

@@ -49,7 +49,9 @@ stop it is a stack-health report; a Go program gets the Go runtime's view.
         p = ArgParser(self.name, "stack-growth diagnosis")
         g = p.add_mutually_exclusive_group()
         g.add_argument("--thread", type=int, metavar="N", help="diagnose gdb thread N")
-        g.add_argument("--all-threads", action="store_true", help="one report per thread")
+        g.add_argument("--all-threads", action="store_true",
+                       help="every thread: healthy ones grouped by their frames in one table, "
+                            "a whole report for the others")
         p.add_argument("--rlimit", type=parse_rlimit, metavar="KIB",
                        help="RLIMIT_STACK the program ran with (KiB, or 8M/1G/unlimited)")
         p.add_argument("--kernel", action="store_true",
@@ -111,9 +113,10 @@ stop it is a stack-health report; a Go program gets the Go runtime's view.
                     raise ToolkitError(f"thread {t.num} is running", "interrupt it first")
             arch = stack_arch()
             summaries = summarise_threads(arch, inf)
+            shared = {}                 # the process's facts, read once for all its threads
             for t in targets:
                 t.switch()
-                out.append(diagnose(gather(kind, args.rlimit, summaries)))
+                out.append(diagnose(gather(kind, args.rlimit, summaries, shared)))
         finally:
             if original.is_valid():
                 original.switch()                   # leave gdb's selection as it was
@@ -131,10 +134,10 @@ stop it is a stack-health report; a Go program gets the Go runtime's view.
 
     def render(self, report, ctx):
         from gdb_toolkit.stack.model import AllThreads
-        from gdb_toolkit.stack.text import render_diagnosis
+        from gdb_toolkit.stack.text import render_all, render_diagnosis
 
         if isinstance(report, AllThreads):
-            return "\n".join(render_diagnosis(d, ctx.width, ctx.styler) for d in report.diagnoses)
+            return render_all(report.diagnoses, ctx.width, ctx.styler)
         return render_diagnosis(report, ctx.width, ctx.styler)
 
 

@@ -603,9 +603,22 @@ def _go_details(arch: str, regs: dict[str, int]) -> dict:
     return out
 
 
-def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
-    """Facts for the selected thread (which the caller has stopped and selected)."""
+def gather(kind: str, rlimit_arg=None, thread_summaries=None, shared: dict | None = None) -> StackFacts:
+    """Facts for the selected thread (which the caller has stopped and selected).
+
+    *shared*: a dict the caller keeps across the threads of one stop (--all-threads): the
+    process's facts (memory map, limits, auxv, guard gap, randomisation, overcommit) are read
+    once into it, not once per thread -- all threads are stopped, none of them can change
+    (a server's 500 threads re-parsed its 1,300-line /proc/PID/maps 500 times: 11 s of 17)."""
     from gdb_toolkit.stack.diagnose import frame_sizes
+
+    if shared is None:
+        shared = {}
+
+    def once(key, fn, *a):
+        if key not in shared:
+            shared[key] = fn(*a)
+        return shared[key]
 
     inf = gdb.selected_inferior()
     thread = gdb.selected_thread()
@@ -617,15 +630,15 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
         raise ToolkitError("cannot read the selected thread's registers",
                            "select a stopped thread (thread N)")
     sp, pc = frames[0].sp, frames[0].pc
-    maps, maps_source = memory_map(kind, pid)
-    soft, hard, known, given, lsrc, as_soft = stack_limits(kind, pid, rlimit_arg)
-    ex, ex_known, ex_src, by_gdb = exec_limit(kind, inf)
+    maps, maps_source = once("maps", memory_map, kind, pid)
+    soft, hard, known, given, lsrc, as_soft = once("limits", stack_limits, kind, pid, rlimit_arg)
+    ex, ex_known, ex_src, by_gdb = once("exec_limit", exec_limit, kind, inf)
     regs = registers(arch)
     sig, sig_src = stop_signal(), "$_siginfo"
     writer, hint, absent = None, None, []
-    auxv = _core_info()[0].auxv if kind == "core" else (_auxv_live(pid, arch) if pid else {})
+    auxv = _core_info()[0].auxv if kind == "core" else (once("auxv", _auxv_live, pid, arch) if pid else {})
     page = auxv.get(AT_PAGESZ) or os.sysconf("SC_PAGE_SIZE")
-    gap, gsrc = guard_gap(page)
+    gap, gsrc = once("guard_gap", guard_gap, page)
     if kind == "core":
         info, _ = _core_info()
         core_thread = next((t for t in info.threads if t.pid == tid), None)
@@ -640,7 +653,7 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
         absent = info.absent
     else:
         hint = auxv.get(AT_EXECFN)
-    aslr, aslr_src = aslr_state(kind, pid, maps, arch)
+    aslr, aslr_src = once("aslr", aslr_state, kind, pid, maps, arch)
     if writer:
         aslr, aslr_src = None, ""
     f = StackFacts(arch=arch, target=kind, pid=pid, tid=tid, thread_num=thread.num,
@@ -652,7 +665,7 @@ def gather(kind: str, rlimit_arg=None, thread_summaries=None) -> StackFacts:
                    exec_rlimit_known=ex_known, exec_rlimit_source=ex_src, aslr=aslr,
                    aslr_source=aslr_src, thread_name=thread_name(thread), core_writer=writer,
                    stack_hint=hint, started_by_gdb=by_gdb,
-                   sigframe_size=auxv.get(AT_MINSIGSTKSZ), overcommit=overcommit(kind),
+                   sigframe_size=auxv.get(AT_MINSIGSTKSZ), overcommit=once("overcommit", overcommit, kind),
                    absent=absent, frames_stopped=stopped)
     f.signal_frames = signal_frames(frames, arch)
     if (not complete and stopped is None and not f.signal_frames and f.is_main_thread

@@ -186,3 +186,104 @@ def _kernel(k: dict, width: int | None, styler=None) -> str:
     for sk in k["skipped"]:
         pairs.append(("not traced", sk))
     return out[0] + key_values(pairs, width, styler, indent="  ")
+
+
+# -- --all-threads: a server's hundreds of healthy threads as one table ----------------------
+
+#: healthy threads up to this many each get their whole report; more are grouped (a
+#: 500-thread server printed 500 identical reports: 9,500 lines, 511 KB)
+ALL_THREADS_FULL = 4
+#: group rows shown at most (fullest first); the rest are counted in one line
+GROUP_ROWS = 20
+#: functions named per group (innermost first); the rest are counted
+GROUP_FRAMES = 4
+
+
+def stack_capacity(d: Diagnosis) -> int | None:
+    """What a healthy thread's 'used' is measured against, as its headline says: the main
+    thread's RLIMIT_STACK soft limit, another thread's stack block."""
+    if d.thread.get("main"):
+        return d.rlimit_soft
+    return d.stack.end - d.stack.start if d.stack is not None else None
+
+
+def needs_own_report(d: Diagnosis) -> bool:
+    """Anything but a healthy stack below 90% of its capacity (the headline's 'nearly full')."""
+    if d.verdict != "healthy" or d.damaged_threads:
+        return True
+    cap, used = stack_capacity(d), d.stack_used
+    return used is None or bool(cap and used * 10 >= cap * 9)
+
+
+def thread_ranges(nums: list[int], most: int = 6) -> str:
+    """[2, 3, 4, 7] -> '2-4, 7'; past *most* ranges, '... (N more)' (the count of threads)."""
+    runs = []
+    for n in sorted(nums):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    text = [f"{a}-{b}" if b > a else f"{a}" for a, b in runs[:most]]
+    if len(runs) > most:
+        rest = sum(b - a + 1 for a, b in runs[most:])
+        text.append(f"... ({rest} more)")
+    return ", ".join(text)
+
+
+def _chain(d: Diagnosis) -> str:
+    names = [("<signal handler called>" if f.signal_frame else frame_label(f)) for f in d.frames]
+    shown = " <- ".join(names[:GROUP_FRAMES])
+    more = len(names) - GROUP_FRAMES
+    if more > 0 or not d.frames_complete:
+        shown += f" <- ({more if more > 0 else 0} more{'' if d.frames_complete else '+'})"
+    return shown
+
+
+def render_all(ds: list, width: int | None = None, styler=None) -> str:
+    """stack-diagnose --all-threads as text: every thread that is not plainly healthy gets its
+    whole report; healthy ones are one row per group of threads with the same frames, fullest
+    group first (when there are more than ALL_THREADS_FULL of them)."""
+    own = [d for d in ds if needs_own_report(d)]
+    calm = [d for d in ds if not needs_own_report(d)]
+    if len(calm) <= ALL_THREADS_FULL:
+        return "\n".join(render_diagnosis(d, width, styler) for d in ds)
+    t = ds[0].thread
+    where = f"{'process' if t['target'] == 'live' else 'core of process'} {t['pid']}, {t['arch']}"
+    groups: dict = {}
+    for d in calm:
+        key = (bool(d.thread.get("main")), stack_capacity(d),
+               tuple(("<signal handler called>" if f.signal_frame else frame_label(f)) for f in d.frames),
+               d.frames_complete)
+        groups.setdefault(key, []).append(d)
+
+    def fullness(g):
+        worst = max(g, key=lambda d: d.stack_used / (stack_capacity(d) or 1))
+        return worst.stack_used / (stack_capacity(worst) or 1), worst
+
+    ranked = sorted(groups.values(), key=lambda g: (-fullness(g)[0], -len(g)))
+    rows, below = [], []
+    for g in ranked[:GROUP_ROWS]:
+        share, worst = fullness(g)
+        cap = stack_capacity(worst)
+        rows.append([len(g), thread_ranges([d.thread["num"] for d in g]), hs(worst.stack_used),
+                     hs(cap) if cap else "unlimited", f"{100 * share:.1f}%" if cap else "-",
+                     f"{worst.thread['num']}"])
+        below.append([("frames", _chain(worst))])
+    head = (f"stack-diagnose: {len(ds)} threads of {where}: {len(calm)} healthy (below 90% of "
+            f"their stack), {len(own)} with " + ("their own report below" if own else "a stack problem"))
+    out = ["\n".join(wrap_lines(head, width, "", "    ")) + "\n"]
+    cols = [Col("threads", "number"), Col("thread numbers", "text"), Col("most used", "number"),
+            Col("of", "number"), Col("%", "number"), Col("fullest thread", "key")]
+    out.append(render_table(cols, rows, width, styler=styler, below=below,
+                            title=f"healthy threads, {len(groups)} group{'s' if len(groups) != 1 else ''} "
+                                  "of the same frames, fullest first:"))
+    if len(ranked) > GROUP_ROWS:
+        rest = ranked[GROUP_ROWS:]
+        out.append(f"... {len(rest)} more groups of {sum(map(len, rest))} threads, each "
+                   "below the last row's share\n")
+    out.append("\n".join(wrap_lines("frames: innermost first.  'stack-diagnose --thread N' "
+                                    "shows a thread's whole report, --json every thread's.",
+                                    width, "", "    ")) + "\n")
+    for d in own:
+        out.append("\n" + render_diagnosis(d, width, styler))
+    return "".join(out)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 
 from gdb_toolkit.common.record import field, json_keys, record
-from gdb_toolkit.valgrind.error_counts import ErrorCounts, parse_n_errs_found  # noqa: F401  (re-exported)
+from gdb_toolkit.valgrind.error_counts import (ErrorCounts, error_limit_active,  # noqa: F401  (re-exported)
+                                                error_limit_note, parse_n_errs_found)
 
 
 @record
@@ -182,3 +183,5 @@ class ErrorsReport:
     last_error_stop: str | None          # the error that last stopped the program (seen by gdb)
     waiting_children: list = field(default_factory=list)   # waiting.WaitingProcess: stuck workers
     notes: list = field(default_factory=list)    # human sentences (docs/json.md: every result has them)
+    text_top: int | None = field(default=None, metadata={"json_skip": True})
+    #                                      the text lists this many contexts, most frequent first

@@ -449,7 +449,9 @@ stop; a PID that is not attachable is told why (not valgrind, --vgdb=no, gone)."
         if report.stale_fifos:
             from gdb_toolkit.common.text import wrap
 
-            text += wrap(f"ignored stale vgdb FIFOs of dead pids: {', '.join(map(str, report.stale_fifos))}",
+            n = len(report.stale_fifos)     # a long-lived /tmp holds hundreds: a count and a few
+            text += wrap(f"ignored {n} stale vgdb FIFO{'s' if n != 1 else ''} of dead pids: "
+                         f"{_few(report.stale_fifos, 8)}" + (" (--json lists them all)" if n > 8 else ""),
                          ctx.width, "", "    ")
         return text
 
@@ -628,6 +630,12 @@ has sent the whole reply (the connection stays in step)."""
                                   {k: t.bytes for k, t in report.totals.items()})
             report.snapshot = snap.seq
         report.pid = pid
+        if args.top is None:
+            report.text_rows = TEXT_ROWS
+        if parsed.records:                      # valgrind counted each printed record as an error
+            limit = _error_limit_reached(pid, self.name)
+            if limit:
+                report.notes.append(limit)
         return report
 
     def render(self, report, ctx):
@@ -639,23 +647,25 @@ has sent the whole reply (the connection stays in step)."""
         out = wrap(f"valgrind pid {report.pid}: {report.monitor_command}", ctx.width, "", "    ")
         if report.mode == "full":
             total = "?" if report.records_total is None else f"{report.records_total:,}"
+            cap = report.text_rows or 1 << 62
             out += wrap(f"{total} loss records, {report.records_matched:,} matched, "
-                        + (f"{len(report.groups):,} sites shown" if report.group_by
-                           else f"{len(report.records):,} shown"), ctx.width, "", "    ")
+                        + (f"{min(len(report.groups), cap):,} sites shown" if report.group_by
+                           else f"{min(len(report.records), cap):,} shown"), ctx.width, "", "    ")
         if report.group_by:
             rows = [[g.kind, _n(g.bytes), _n(g.blocks), len(g.records),
                      (g.location.symbol or "???") if g.location else "???",
                      g.location.where if g.location else "",
                      ",".join(map(str, g.records[:6])) + ("..." if len(g.records) > 6 else "")]
-                    for g in report.groups]
+                    for g in report.groups[:report.text_rows]]
             out += render_table([Col("kind", "state", states=LEAK_KINDS), Col("bytes", "number"), Col("blocks", "number"),
                                  Col("records", "number"), Col(f"frame {report.group_by}", "symbol"),
                                  Col("at", "location"), Col("record numbers")], rows, ctx.width,
                                 styler=ctx.styler)
+            out += _more_rows(report.groups, len(rows), "sites", ctx)
         elif report.records:
             rows = []
             site_cells: dict[int, tuple] = {}    # id(Frame) -> cells: records share site frames
-            for r in report.records:
+            for r in report.records[:report.text_rows]:
                 loc = r.location
                 site = site_cells.get(id(loc))
                 if site is None:
@@ -675,6 +685,9 @@ has sent the whole reply (the connection stays in step)."""
             if report.depth > 1:
                 cols.append(Col("called from"))
             out += render_table(cols, rows, ctx.width, styler=ctx.styler)
+            out += _more_rows(report.records, len(rows), "records", ctx)
+            if report.depth == 1:
+                out += _one_site_hint(report.records, ctx)
         elif report.mode == "full":
             out += "no loss record matches\n"
         if report.totals:
@@ -683,6 +696,57 @@ has sent the whole reply (the connection stays in step)."""
             out += wrap(f"snapshot {report.snapshot} of this session kept ('vg-leaks --history' shows "
                         "growth)", ctx.width, "", "    ")
         return out + _notes(report.notes, ctx)
+
+
+def _error_limit_reached(pid: int, name: str) -> str | None:
+    """The note that valgrind records no more errors, when it runs under --error-limit=yes (a
+    vg-attach'ed one; vg-start passes --error-limit=no) and has shown 1,000 errors -- loss
+    records printed by leak searches count: a few checks of a server reach it."""
+    from gdb_toolkit.valgrind.error_counts import error_limit_active, error_limit_note, parse_n_errs_found
+    from gdb_toolkit.valgrind.vgdb_processes import parse_cmdline, process_info
+
+    options = parse_cmdline(process_info(pid)[2])[0]
+    if not error_limit_active(options):
+        return None
+    from gdb_toolkit.valgrind import gdb_session as gs
+
+    return error_limit_note(parse_n_errs_found(gs.monitor("v.info n_errs_found", name, pid=pid)), options)
+
+
+#: records (or --group-by sites) the text shows without --top: a server's thousands of loss
+#: records were one line each (3,000 records: 3,000 lines); --json has every one
+TEXT_ROWS = 50
+
+
+def _more_rows(rows, shown: int, what: str, ctx) -> str:
+    """'... N more records (B bytes in K blocks)' under a table cut at TEXT_ROWS."""
+    from gdb_toolkit.common.text import wrap
+
+    rest = rows[shown:]
+    if not rest:
+        return ""
+    return wrap(f"... {len(rest):,} more {what}, smaller ({sum(r.bytes for r in rest):,} bytes in "
+                f"{sum(r.blocks for r in rest):,} blocks): '--top N' shows N, --json every one",
+                ctx.width, "", "    ")
+
+
+def _one_site_hint(records, ctx) -> str:
+    """Most records allocated at one line (a wrapper: xmalloc, new_node): their callers tell
+    them apart, which --group-by 2 / --depth 2 show."""
+    from gdb_toolkit.common.text import wrap
+
+    if len(records) < 20:
+        return ""
+    counts: dict = {}
+    for r in records:
+        key = (r.symbol, r.where)
+        counts[key] = counts.get(key, 0) + 1
+    (symbol, where), n = max(counts.items(), key=lambda kv: kv[1])
+    if n * 2 < len(records) or not symbol:
+        return ""
+    return wrap(f"{n:,} of the {len(records):,} records are allocated in {symbol} ({where or '?'}): "
+                "'--group-by 2' sums them by the line that called it, '--depth 2' shows it per record",
+                ctx.width, "", "    ")
 
 
 def _notes(notes, ctx) -> str:
@@ -827,6 +891,9 @@ the program exits or stops on a memcheck error (it then waits for gdb)."""
                 if gs.connection_pid() == pid:
                     notes.append(f"gdb connected again; the program stopped at {gs.where_stopped()}")
         rep = history_report(s, None, args.top, None, None)
+        limit = _error_limit_reached(pid, self.name) if gs.connection_pid() == pid else None
+        if limit:
+            notes.append(limit)
         rep.notes = notes + rep.notes
         return rep
 
@@ -943,7 +1010,7 @@ def _location(addr: int, what: str, cm):
 class VgBlock(ToolkitCommand):
     summary = "Blocks of a loss record, or the block at ADDR"
     usage = """\
-vg-block RECORD|ADDR [--json]"""
+vg-block RECORD|ADDR [--limit N] [--json]"""
     description = """\
 A plain decimal number is a loss record number from the last leak search
 (vg-leaks): its blocks, as valgrind's tree (blocks reached through another one
@@ -951,8 +1018,10 @@ are indented under it).  Anything else is a gdb expression for an address:
 valgrind's 'v.info location' says which heap block holds it (start, size,
 allocation stack); the loss record of the last search with that allocation
 stack is shown with its blocks.  vg-block never runs a leak search itself,
-so 'vg-leaks --delta' keeps its baseline."""
-    examples = ('vg-block 3', 'vg-block g_psz1[0]')
+so 'vg-leaks --delta' keeps its baseline.  valgrind lists the first N blocks
+(--limit, default 50; 0: all -- a server's record of 100,000 blocks is 2.4 MB
+of monitor text and seconds to transfer)."""
+    examples = ('vg-block 3', 'vg-block g_psz1[0]', 'vg-block 5 --limit 0')
     category = "valgrind"
     json_hex_addresses = True
 
@@ -962,8 +1031,12 @@ so 'vg-leaks --delta' keeps its baseline."""
     def build_parser(self):
         from gdb_toolkit.common.args import ArgParser
 
+        from gdb_toolkit.common.args import parse_int
+
         p = ArgParser(self.name, "blocks of a loss record")
         p.add_argument("target", help="loss record number or address expression")
+        p.add_argument("--limit", type=parse_int, default=50, metavar="N",
+                       help="blocks valgrind lists (default 50; 0: all)")
         return p
 
     def run(self, args):
@@ -972,6 +1045,9 @@ so 'vg-leaks --delta' keeps its baseline."""
         from gdb_toolkit.valgrind.leak_records import parse_leak_check
         from gdb_toolkit.valgrind.leak_view import BlockReport, build_report
 
+        if args.limit is None or args.limit < 0:
+            raise ToolkitError(f"--limit {args.limit} is not a count",
+                               "give --limit N with N >= 1, or 0 for every block")
         pid = gs.require_connection(self.name)
         s = gs.session(pid)
         cm = gs.code_map(pid)
@@ -998,7 +1074,9 @@ so 'vg-leaks --delta' keeps its baseline."""
                              "vg-leaks yet, or the block is newer): 'vg-leaks' lists it")
                 return rep
             record = match.number
-        text = gs.monitor(f"block_list {record}", self.name, pid=pid)
+        # 'limited N': valgrind sends only the first N blocks (memcheck >= 3.15)
+        text = gs.monitor(f"block_list {record}" + (f" limited {args.limit}" if args.limit else ""),
+                          self.name, pid=pid)
         parsed = parse_leak_check(text, code_map=cm)
         if not parsed.records:
             raise ToolkitError(f"vg-block: no loss record {record}: "
@@ -1008,8 +1086,15 @@ so 'vg-leaks --delta' keeps its baseline."""
                             ["definite", "indirect", "possible", "reachable"], delta=None,
                             min_bytes=None, top=None, complete=False)
         row = leak.records[0]
+        tops = sum(1 for b in row.block_list if not b.depth)
+        cut = bool(args.limit) and tops >= args.limit and row.blocks > tops
+        if cut:
+            notes.append(f"valgrind listed the first {tops:,} of the record's {row.blocks:,} blocks "
+                         f"(--limit {args.limit}; 'vg-block {args.target} --limit 0' lists every one)")
         if block is not None and not any(b.address == block[0] for b in row.block_list):
-            notes.append(f"loss record {record} of the last leak search (same allocation stack) does "
+            notes.append(f"the first {tops:,} blocks of loss record {record} do not include this "
+                         f"block: 'vg-block {args.target} --limit 0' lists all {row.blocks:,}" if cut else
+                         f"loss record {record} of the last leak search (same allocation stack) does "
                          "not list this block: the block is newer than that search ('vg-leaks' "
                          "lists it)")
         return BlockReport(pid, addr, block[0] if block else None, block[1] if block else None,
@@ -1184,18 +1269,29 @@ check: addressable (valgrind's default)."""
 class VgErrors(ToolkitCommand):
     summary = "The memcheck errors found so far"
     usage = """\
-vg-errors [--json]"""
+vg-errors [--top N] [--json]"""
     description = """\
 Each error with its own stack, where the block was freed and allocated
 (use after free, double free) and, under --track-origins=yes, where the
 uninitialised value came from -- each kept apart (helgrind/drd: their further
 stacks too).  Also names forked or exec'd children of this valgrind that wait
-for a debugger (--vgdb-error is inherited), read from /proc without resuming them."""
-    examples = ('vg-errors',)
+for a debugger (--vgdb-error is inherited), read from /proc without resuming them.
+The error contexts valgrind lists (with -s or -v) are shown most frequent
+first, the first N (--top, default 20; 0: all; --json has all); it says when
+valgrind has stopped recording errors at its --error-limit."""
+    examples = ('vg-errors', 'vg-errors --top 0')
     category = "valgrind"
     json_hex_addresses = True
 
     name = "vg-errors"
+
+    def build_parser(self):
+        from gdb_toolkit.common.args import ArgParser, parse_int
+
+        p = ArgParser(self.name, "the errors found so far")
+        p.add_argument("--top", type=parse_int, default=20, metavar="N",
+                       help="error contexts listed, most frequent first (default 20; 0: all)")
+        return p
 
     def run(self, args):
         from gdb_toolkit.valgrind import gdb_session as gs
@@ -1211,8 +1307,21 @@ for a debugger (--vgdb-error is inherited), read from /proc without resuming the
         if listed.summary and listed.summary.context_count > len(listed.errors):
             notes.append("valgrind lists each error context only when it runs with -s or -v, e.g. "
                          "'vg-start PROGRAM -- -s'; without, only the last error is shown")
-        return ErrorsReport(pid, counts, listed.summary, listed.errors, last[0] if last else None,
-                            s.last_error_stop, gs.waiting_children(s), notes)
+        from gdb_toolkit.valgrind.error_reports import error_limit_note
+        from gdb_toolkit.valgrind.vgdb_processes import parse_cmdline, process_info
+
+        limit = error_limit_note(counts, parse_cmdline(process_info(pid)[2])[0])
+        if limit:
+            notes.append(limit)
+        if args.top is not None and args.top < 0:
+            from gdb_toolkit.common.errors import ToolkitError
+
+            raise ToolkitError(f"--top {args.top} is not a count", "give --top N with N >= 1, or 0 for all")
+        # most frequent first (valgrind lists them least frequent first); ties keep its order
+        errors = sorted(listed.errors, key=lambda e: -(e.count or 0))
+        return ErrorsReport(pid, counts, listed.summary, errors, last[0] if last else None,
+                            s.last_error_stop, gs.waiting_children(s), notes,
+                            text_top=args.top or None)
 
     def render(self, report, ctx):
         from gdb_toolkit.common.text import key_values, wrap
@@ -1225,8 +1334,17 @@ for a debugger (--vgdb-error is inherited), read from /proc without resuming the
             pairs.append(("error summary", f"{s.error_count} errors from {s.context_count} contexts "
                                            f"(suppressed {s.suppressed_count} from {s.suppressed_context_count})"))
         out = key_values(pairs, ctx.width, ctx.styler)
-        for e in report.errors:
-            out += wrap(e.one_line(), ctx.width, "  ", "    ")
+        shown = report.errors[:report.text_top] if report.text_top else report.errors
+        if shown:
+            out += wrap(f"error contexts, most frequent first ({len(shown)} of {len(report.errors)}):",
+                        ctx.width, "", "    ")
+        for e in shown:
+            times = f"{e.count:,} x " if e.count is not None else ""
+            out += wrap(times + e.one_line(), ctx.width, "  ", "    ")
+        if len(shown) < len(report.errors):
+            rest = report.errors[len(shown):]
+            out += wrap(f"... {len(rest)} more contexts ({sum(e.count or 0 for e in rest):,} errors): "
+                        "'vg-errors --top 0' lists them all, --json has every one", ctx.width, "  ", "    ")
         out += _notes(report.notes, ctx)
         if report.last_error:
             e = report.last_error

@@ -101,7 +101,11 @@ def valgrind_argv(valgrind: str, program: str, args: list[str], user_options: li
     forced = ["--tool=memcheck", "--vgdb=yes" if vgdb is None else f"--vgdb={vgdb}",
               "--vgdb-error=0" if err is None else f"--vgdb-error={err}"]
     opts = [o for o in opts if not o.startswith(("--vgdb=", "--vgdb-error="))]
-    return [valgrind, *forced, *([] if has_log else [f"--log-file={log_file}"]), *opts,
+    # valgrind counts every loss record a leak search prints as an error shown, and under its
+    # default --error-limit=yes it records no error at all once 1,000 were shown: a few
+    # vg-leaks/vg-watch checks of a server would switch its error reporting off for good
+    limit = [] if option_value(user_options, "--error-limit") is not None else ["--error-limit=no"]
+    return [valgrind, *forced, *([] if has_log else [f"--log-file={log_file}"]), *limit, *opts,
             program, *args]
 
 

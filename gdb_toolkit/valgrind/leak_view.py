@@ -67,6 +67,8 @@ class LeakReport:
     group_by: int | None = None
     groups: list[GroupRow] = field(default_factory=list)
     snapshot: int | None = None   # the number of the history snapshot this search became
+    text_rows: int | None = field(default=None, metadata={"json_skip": True})
+    #                               the text shows this many records (or sites) at most
 
 
 # JSON keys (contract v4, docs/json.md): counts end in `_count` (`records` is the list of rows,

@@ -124,7 +124,10 @@ def test_valgrind_argv_and_options(tmp_path):
     assert split_user_args(["prog", "a", "--", "-q"]) == (["prog", "a"], ["-q"])
     argv = valgrind_argv("/usr/bin/valgrind", "/p", ["x"], ["--leak-check=full"], "/tmp/l-%p.log")
     assert argv == ["/usr/bin/valgrind", "--tool=memcheck", "--vgdb=yes", "--vgdb-error=0",
-                    "--log-file=/tmp/l-%p.log", "--leak-check=full", "/p", "x"]
+                    "--log-file=/tmp/l-%p.log", "--error-limit=no", "--leak-check=full", "/p", "x"]
+    # the user's own --error-limit is kept, and then none is added
+    kept = valgrind_argv("v", "/p", [], ["--error-limit=yes"], "l")
+    assert "--error-limit=yes" in kept and "--error-limit=no" not in kept
     assert "--log-file=/tmp/l-%p.log" not in valgrind_argv("v", "/p", [], ["--log-fd=9"], "/tmp/l-%p.log")
     for bad in (["--tool=helgrind"], ["--vgdb=no"], ["notanoption"]):
         with pytest.raises(ToolkitError):
