@@ -8,11 +8,11 @@ SOURCES = (('gdbsupport/registry.py', 92550518),
  ('gdbsupport/toolkit_command.py', 1155319679),
  ('common/meta.py', 2433930963),
  ('doctor/gdb_commands.py', 3960926210),
- ('kernel/gdb_commands.py', 623065571),
+ ('kernel/gdb_commands.py', 1030084090),
  ('ktrace/gdb_commands.py', 1768234292),
  ('plt/gdb_commands.py', 3646760873),
  ('stack/gdb_commands.py', 3965443048),
- ('valgrind/gdb_commands.py', 4228477509))
+ ('valgrind/gdb_commands.py', 3184342136))
 
 ENTRIES = (
     ('command',
@@ -651,10 +651,12 @@ ENTRIES = (
      '         [-- VALGRIND-OPTIONS]\n'
      '\n'
      'Runs valgrind --tool=memcheck --vgdb=yes --vgdb-error=0 [VALGRIND-OPTIONS]\n'
-     'PROGRAM ARGS (every word after PROGRAM is its argument, "-p 8080" too; only a\n'
-     "final --json is vg-start's), waits for its vgdb FIFO, loads PROGRAM's symbols\n"
-     'and connects with "target remote | vgdb --pid=N". The program stops at its\n'
-     'first instruction (--main: at main). --vgdb=full, --vgdb-error=N and\n'
+     'PROGRAM ARGS. Options before PROGRAM are vg-start\'s ("--" ends them, for a\n'
+     'PROGRAM named "-x"); every word after PROGRAM is its argument, "-p 8080" and\n'
+     '"--json" too, up to "--", after which come valgrind\'s options (--json there is\n'
+     "vg-start's: valgrind has none). It waits for its vgdb FIFO, loads PROGRAM's\n"
+     'symbols and connects with "target remote | vgdb --pid=N". The program stops at\n'
+     'its first instruction (--main: at main). --vgdb=full, --vgdb-error=N and\n'
      '--vgdb-prefix=P after "--" are honoured. Its stdout/stderr go to gdb\'s terminal\n'
      '(or --stdout FILE / --tty DEV); its stdin is /dev/null (or --stdin FILE /\n'
      "--tty). valgrind's own messages go to --log FILE (default: a private directory\n"

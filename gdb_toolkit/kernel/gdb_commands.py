@@ -397,11 +397,11 @@ addresses.  --vmlinux adds the bytes the kernel was built with."""
                 'kprobe-show $ksym("vfs_write")+5 --json')
 
     def build_parser(self):
-        from gdb_toolkit.common.args import ArgParser
+        from gdb_toolkit.common.args import ArgParser, parse_int
 
         p = ArgParser(self.name, "one kprobe in depth")
         p.add_argument("where", help="SYMBOL, SYMBOL+OFF, ADDRESS or a gdb expression")
-        p.add_argument("-n", "--count", type=int, default=6, help="instructions to show (6)")
+        p.add_argument("-n", "--count", type=parse_int, default=6, help="instructions to show (6)")
         return _source_options(p)
 
     def run(self, args):
@@ -478,11 +478,11 @@ running kernel, a dump or gdb's halted kernel."""
                 'kdis $ksym("vfs_write")+5 4')
 
     def build_parser(self):
-        from gdb_toolkit.common.args import ArgParser
+        from gdb_toolkit.common.args import ArgParser, parse_int
 
         p = ArgParser(self.name, "disassemble kernel memory")
         p.add_argument("where", help="SYMBOL, SYMBOL+OFF, ADDRESS or a gdb expression ($pc)")
-        p.add_argument("count", nargs="?", type=int, default=16, help="instructions (16)")
+        p.add_argument("count", nargs="?", type=parse_int, default=16, help="instructions (16)")
         p.add_argument("--function", action="store_true", help="the whole function")
         return _source_options(p)
 

@@ -1,0 +1,240 @@
+"""Hostile files, paths and arguments across commands (the classes behind three defects found in
+use: ``ksym --kallsyms /proc/kmsg`` blocked gdb, ``vg-leaks --min-bytes -5`` was accepted,
+``vg-start PROG --json`` took the program's ``--json``).
+
+Oracles are outside the toolkit: ``stat -f`` says /proc/kmsg and trace_pipe are files of procfs /
+tracefs (regular files that are kernel streams), ``grep`` says a file has no ``ADDRESS TYPE
+NAME`` line, the program run under vg-start prints the argv it received, valgrind's command line
+as /proc/PID/cmdline has it.  One gdb session per test; every command must answer within the
+timeout (a blocked read would hold gdb until it is killed)."""
+import os
+import re
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+from tests.support.gdbrun import compile_c, run_gdb
+
+pytestmark = pytest.mark.gdb
+
+KMSG = "/proc/kmsg"
+TRACE_PIPE = "/sys/kernel/tracing/trace_pipe"
+
+
+def _fs_type(path: str) -> str:
+    return subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True, text=True).stdout.strip()
+
+
+def _q(path) -> str:
+    return '"' + str(path) + '"'
+
+
+def _errors_by_command(res, commands):
+    """{command: [stderr lines it printed]}, from markers echoed to stderr between commands."""
+    out = {}
+    parts = re.split(r"^=== (\d+)$", res.stderr.split("=== END")[0], flags=re.M)
+    for i in range(1, len(parts) - 1, 2):
+        out[commands[int(parts[i])]] = [ln for ln in parts[i + 1].splitlines() if ln.strip()]
+    return out
+
+
+def _marked(commands):
+    argv = []
+    for i, c in enumerate(commands):
+        argv += [f"python import sys; sys.stderr.write('=== {i}\\n'); sys.stderr.flush()", c]
+    return argv + ["python import sys; sys.stderr.write('=== END\\n')", "echo GTK-ALIVE\\n"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="/proc/kmsg is readable by root only")
+def test_kernel_streams_are_refused_before_reading(tmp_path):
+    assert _fs_type(KMSG) == "proc"              # a "regular file" of procfs: the kernel's log stream
+    link = tmp_path / "kallsyms"
+    link.symlink_to(KMSG)                        # the check is on the file opened, not the name
+    prog = compile_c("int main(void) { return 0; }\n", name="streams_prog")
+    streams = [KMSG]
+    if os.path.exists(TRACE_PIPE) and _fs_type(TRACE_PIPE) == "tracefs":
+        streams.append(TRACE_PIPE)
+    commands = []
+    for s in streams:
+        commands += [f"ksym vfs_read --kallsyms {s}", f"ksym vfs_read --system-map {s}", f"kcore {s}",
+                     f"ktypes --btf {s}", f"got --diff {s}", f"vg-start --stdin {s} {prog}"]
+    commands.append(f"ksym vfs_read --kallsyms {_q(link)}")
+    res = run_gdb(_marked(commands), timeout=60)
+    assert "GTK-ALIVE" in res.stdout, res.stderr
+    assert "Traceback" not in res.output
+    errors = _errors_by_command(res, commands)
+    for c in commands:
+        lines = errors.get(c)
+        assert lines and len(lines) == 1, (c, lines)
+        assert "is a kernel stream" in lines[0] and "not a file" in lines[0], (c, lines)
+        named = str(link) if str(link) in c else next(s for s in streams if s in c)
+        assert named in lines[0], (c, lines)          # the message names the path given
+    assert "valgrind pid" not in res.stdout          # nothing was started on the kernel log
+
+
+def test_files_without_symbols_are_not_symbol_tables(tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    words = tmp_path / "words"
+    words.write_text("hello world\nthis is no kallsyms\n")
+    files = [empty, words, "/bin/true"]
+    if os.path.exists("/sys/kernel/tracing/trace") and os.geteuid() == 0:
+        files.append("/sys/kernel/tracing/trace")
+    for f in files:                              # the oracle: no "ADDRESS TYPE NAME" line at all
+        grep = subprocess.run(["grep", "-caE", r"^[0-9a-fA-F]+ [A-Za-z] [^ ]", str(f)],
+                              capture_output=True, text=True)
+        assert grep.stdout.strip() == "0", (f, grep.stdout)
+    commands = []
+    for f in files:
+        commands += [f"ksym vfs_read --kallsyms {_q(f)}", f"kdis vfs_read --kallsyms {_q(f)}"]
+        if f != "/bin/true":        # an ELF --system-map is read as a vmlinux ("no .symtab")
+            commands.append(f"ksym vfs_read --system-map {_q(f)}")
+    res = run_gdb(_marked(commands), timeout=60)
+    errors = _errors_by_command(res, commands)
+    for c in commands:
+        lines = errors.get(c)
+        # before: "no kernel symbol matches", or (all([]) is true) "shows every address as 0
+        # (kernel.kptr_restrict...)", naming "<text>" for a System.map
+        assert lines and len(lines) == 1 and "is not a symbol table" in lines[0], (c, lines)
+        assert "kptr_restrict" not in lines[0] and "<text>" not in lines[0], (c, lines)
+
+
+def test_odd_paths_say_what_they_are(tmp_path):
+    loop = tmp_path / "loop1"
+    loop.symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(loop)
+    sock_path = tmp_path / "sock"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(sock_path))
+    prog = compile_c("int main(void) { return 0; }\n", name="odd_paths_prog")
+    commands = [f"ksym vfs_read --kallsyms {_q(loop)}", f"ktypes --btf {_q(loop)}",
+                f"got --diff {_q(loop)}",
+                f"vg-start --stdin {_q(sock_path)} {prog}", f"vg-start --stdout {_q(sock_path)} {prog}"]
+    try:
+        res = run_gdb(_marked(commands), timeout=60)
+    finally:
+        sock.close()
+    errors = _errors_by_command(res, commands)
+    # a loop was called "a symbolic link, which is not followed here" (these options follow links)
+    for c in commands[:3]:
+        assert errors[c] and "loop of symbolic links" in errors[c][0], (c, errors[c])
+    # a socket as the program's stdin was "a FIFO: the program's output cannot go to it"
+    for c in commands[3:]:
+        assert len(errors[c]) == 1 and "is a socket" in errors[c][0] and "FIFO" not in errors[c][0], \
+            (c, errors[c])
+
+
+# (command, accepted?) for values the user may type: negative, zero, 2^64, 2^64+1, hex, suffixes.
+# Accepted ones reach the next check ("needs a connection to a valgrind gdbserver");
+# refused ones name the option, the value and the range, on one line.
+NUMERIC = [
+    ("vg-leaks --min-bytes -5", False), ("vg-leaks --min-bytes 0", True),
+    ("vg-leaks --min-bytes 0x10", True), ("vg-leaks --min-bytes 1k", True),
+    ("vg-leaks --min-bytes 18446744073709551615", True),
+    ("vg-leaks --min-bytes 18446744073709551616", False),
+    ("vg-leaks --top 0", False), ("vg-leaks --top -1", False), ("vg-leaks --top 18446744073709551617", False),
+    ("vg-leaks --top 0x10", True), ("vg-leaks --depth 0", False), ("vg-leaks --group-by -2", False),
+    ("vg-watch 1 --count 0", False), ("vg-watch 1 --count -5", False),
+    ("vg-watch 1 --count 18446744073709551617", False), ("vg-watch 1 --count 3", True),
+    ("vg-watch 1 --top -5", False), ("vg-watch 1 --top 0", False), ("vg-watch 1 --top 5", True),
+    ("vg-attach 0", False), ("vg-attach -5", False), ("vg-attach 18446744073709551617", False),
+]
+
+
+def test_numeric_options_mean_something_or_are_refused():
+    commands = [c for c, _ in NUMERIC]
+    res = run_gdb(_marked(commands), timeout=60)
+    assert "Traceback" not in res.output
+    errors = _errors_by_command(res, commands)
+    for c, ok in NUMERIC:
+        lines = errors.get(c)
+        assert lines and len(lines) == 1, (c, lines)
+        if ok:
+            assert "needs a connection to a valgrind gdbserver" in lines[0], (c, lines)
+            continue
+        option, value = c.split()[-2:]
+        option = "PID" if c.startswith("vg-attach") else option
+        # one line: the option, the value as typed, the range ("--top 0 is out of range")
+        assert f"{option} {value} is out of range" in lines[0] and " Fix: give " in lines[0], (c, lines)
+
+
+ARGV_PROG = r"""
+#include <stdio.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) printf("ARG[%d]=%s\n", i, argv[i]);
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(not shutil.which("valgrind") or not shutil.which("vgdb"),
+                    reason="valgrind/vgdb not installed")
+def test_vg_start_words_after_program_are_the_programs(tmp_path):
+    prog = compile_c(ARGV_PROG, name="argv_prog", flags=["-g"])
+    dash = tmp_path / "-dash"                  # a program whose name starts with '-'
+    shutil.copy(prog, dash)
+    res = run_gdb([f"vg-start {prog} -x --help --json -- --num-callers=7", "continue",
+                   "vg-start --json -- -dash a", "continue"], cwd=tmp_path, timeout=120)
+    args = re.findall(r"^ARG\[(\d+)\]=(.*)$", res.stdout, flags=re.M)
+    # the oracle: what each program printed as its own argv
+    assert args == [("1", "-x"), ("2", "--help"), ("3", "--json"), ("1", "a")], res.output
+    # the first vg-start answered as text (the program's --json is not vg-start's), with
+    # valgrind's option after "--" on valgrind's command line, before the program
+    first = res.stdout.split("ARG[1]=-x")[0]
+    assert "valgrind pid:" in first and '"command": "vg-start"' not in first, res.output
+    assert re.search(r"--num-callers=7 \S*argv_prog -x --help --json", first), res.output
+    # "--" before PROGRAM ends vg-start's options: -dash ran, and that vg-start answered in JSON
+    assert '"command": "vg-start"' in res.stdout and str(dash) in res.stdout, res.output
+    assert "Traceback" not in res.output
+
+
+LEAKY = r"""
+#include <stdio.h>
+#include <stdlib.h>
+int main(void) {
+    void *p = malloc(40);
+    printf("PROGRAM-OUTPUT %p\n", p);
+    p = 0;
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's link needs root (lchown)")
+@pytest.mark.skipif(not shutil.which("valgrind") or not shutil.which("vgdb"),
+                    reason="valgrind/vgdb not installed")
+def test_outputs_are_not_written_through_planted_links(tmp_path):
+    """Root writing --stdout/--log/--export/--plot into /tmp: a symlink or a file another user
+    planted at that name must not be written through (fs.protected_symlinks/regular may be 0,
+    as on this machine).  The oracle: the victim files' bytes, read back, and what exists."""
+    prog = compile_c(LEAKY, name="planted_prog", flags=["-g"])
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)                         # like /tmp
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    link = shared / "out"
+    link.symlink_to(victim)
+    os.lchown(link, 65534, 65534)                # planted by nobody
+    foreign = shared / "theirs"
+    foreign.write_text("theirs\n")
+    os.chown(foreign, 65534, 65534)
+    mine = shared / "mine.csv"                   # a new name: created (O_EXCL), not refused
+    commands = [f"vg-start --stdout {link} {prog}", f"vg-start --log {link} {prog}",
+                f"vg-start --stdout {foreign} {prog}", f"vg-start --log {foreign} {prog}",
+                f"vg-start --main {prog}", "vg-leaks",
+                f"vg-leaks --history --export {link}", f"vg-leaks --history --plot {foreign}.svg",
+                f"vg-leaks --history --export {foreign}", f"vg-leaks --history --export {mine}"]
+    os.symlink(victim, f"{foreign}.svg")
+    os.lchown(f"{foreign}.svg", 65534, 65534)
+    res = run_gdb(_marked(commands), timeout=120)
+    errors = _errors_by_command(res, commands)
+    assert victim.read_text() == "precious\n" and foreign.read_text() == "theirs\n", res.output
+    for c in commands[:4] + commands[6:9]:
+        lines = errors.get(c)
+        assert lines and len(lines) == 1 and "owned by uid 65534" in lines[0] \
+            and "a directory anyone may write" in lines[0], (c, lines)
+    assert mine.exists() and mine.stat().st_uid == os.geteuid(), res.output
+    assert res.stdout.count("valgrind pid:") == 1        # only the plain vg-start started one
