@@ -5,14 +5,14 @@ regenerate it after changing a command's metadata or adding one."""
 
 SOURCES = (('gdbsupport/registry.py', 92550518),
  ('gdbsupport/command.py', 3007602360),
- ('gdbsupport/toolkit_command.py', 1155319679),
+ ('gdbsupport/toolkit_command.py', 3650507976),
  ('common/meta.py', 2433930963),
  ('doctor/gdb_commands.py', 3960926210),
- ('kernel/gdb_commands.py', 1030084090),
+ ('kernel/gdb_commands.py', 3038249188),
  ('ktrace/gdb_commands.py', 1768234292),
  ('plt/gdb_commands.py', 3646760873),
  ('stack/gdb_commands.py', 3965443048),
- ('valgrind/gdb_commands.py', 3184342136))
+ ('valgrind/gdb_commands.py', 152909966))
 
 ENTRIES = (
     ('command',

@@ -194,9 +194,9 @@ def _event_text(p, short: bool = False) -> str:
 
 
 def _notes(notes, ctx) -> str:
-    from gdb_toolkit.common.text import wrap
+    from gdb_toolkit.common.text import one_line, wrap
 
-    return "".join(wrap(f"note: {n}", ctx.width, "", "      ").rstrip("\n") + "\n" for n in notes)
+    return "".join(wrap(f"note: {one_line(n)}", ctx.width, "", "      ").rstrip("\n") + "\n" for n in notes)
 
 
 class _KernelCommand(ToolkitCommand):

@@ -204,15 +204,15 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
                            where, bool(args.main), round(seconds, 3), notes)
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.text import key_values, wrap
+        from gdb_toolkit.common.text import key_values, one_line, wrap
 
         out = key_values([
             ("valgrind pid", f"{report.pid} (gdb's inferior pid over vgdb is a placeholder)"),
             ("program", command_line([report.program, *report.arguments])),
             ("stopped at", report.stopped_at),
-            ("program stdin", report.program_stdin),
-            ("program stdout", report.program_stdout),
-            ("valgrind log", report.log + ("" if report.log_file is None or "/gdb_toolkit-vg-" not in
+            ("program stdin", one_line(report.program_stdin)),        # paths: a newline in
+            ("program stdout", one_line(report.program_stdout)),      # one is not a new line
+            ("valgrind log", one_line(report.log) + ("" if report.log_file is None or "/gdb_toolkit-vg-" not in
                                             report.log_file else " (removed when gdb quits; --log keeps one)")),
             ("command", command_line(report.valgrind_command)),    # one a shell can run again
             ("connected in", f"{report.seconds:.2f} s"),
