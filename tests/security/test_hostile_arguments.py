@@ -143,8 +143,12 @@ NUMERIC = [
 ]
 
 
+TIMEOUTS = ["ktrace vfs_read --timeout inf", "ktrace vfs_read --timeout nan",
+            "ktrace vfs_read --timeout -1"]
+
+
 def test_numeric_options_mean_something_or_are_refused():
-    commands = [c for c, _ in NUMERIC]
+    commands = [c for c, _ in NUMERIC] + TIMEOUTS
     res = run_gdb(_marked(commands), timeout=60)
     assert "Traceback" not in res.output
     errors = _errors_by_command(res, commands)
@@ -158,6 +162,11 @@ def test_numeric_options_mean_something_or_are_refused():
         option = "PID" if c.startswith("vg-attach") else option
         # one line: the option, the value as typed, the range ("--top 0 is out of range")
         assert f"{option} {value} is out of range" in lines[0] and " Fix: give " in lines[0], (c, lines)
+    for c in TIMEOUTS:          # inf was refused as "--timeout must be positive"
+        value = c.split()[-1]
+        assert errors[c] == [f"--timeout {value} is not a finite positive number of seconds. Fix: "
+                             "give seconds, e.g. --timeout 10 (none: until the count or Ctrl-C)."], \
+            (c, errors[c])
 
 
 ARGV_PROG = r"""
