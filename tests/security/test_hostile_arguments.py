@@ -274,3 +274,34 @@ def test_a_newline_in_a_path_does_not_start_a_line(tmp_path):
     assert len(shown) >= 4, res.stdout                  # kcore:, its note, the BTF note, stdin:
     assert all("new\\x0aline\\x1b[31m" in ln for ln in shown), res.stdout
     assert not any(ln.strip().startswith("line") for ln in res.stdout.splitlines()), res.stdout
+
+
+def test_an_edited_got_report_is_refused_not_diffed(tmp_path):
+    """got --diff on a saved report whose fields got --json never writes (an object {"a": 1},
+    an address 2^70, a value "zzz"): it was diffed as it was (the object shown as Python's
+    repr, the address as 0x400000000000000000, the value read as absent).  The oracle for the
+    untouched file: it is got --json's own output, so it diffs with nothing changed."""
+    import json
+
+    prog = compile_c("int main(void) { return 0; }\n", name="gotdiff_prog")
+    saved = tmp_path / "got.json"
+    run_gdb([f"pipe got --json | cat > {saved}"], program=prog)
+    doc = json.loads(saved.read_text())
+    slots = doc["result"]["slots"]
+    assert slots, doc
+    edits = {"object": {"a": 1}, "address": 2 ** 70, "value": "zzz", "symbol": 7}
+    files = []
+    for key, value in edits.items():
+        bad = json.loads(saved.read_text())
+        bad["result"]["slots"][0][key] = value
+        f = tmp_path / f"edited-{key}.json"
+        f.write_text(json.dumps(bad))
+        files.append((f, key))
+    commands = [f"got --diff {saved}"] + [f"got --diff {f}" for f, _ in files]
+    res = run_gdb(_marked(commands), program=prog)
+    errors = _errors_by_command(res, commands)
+    assert f"0 changed, {len(slots)} unchanged" in res.stdout, res.output
+    for (f, key), c in zip(files, commands[1:]):
+        lines = errors.get(c)
+        assert lines and len(lines) == 1 and f"slots[0] has {key} " in lines[0] \
+            and "never writes" in lines[0], (c, lines)
