@@ -64,6 +64,10 @@ class _AddrLenCommand(ToolkitCommand):
         addr, length = _expr_addr(args.addr), _expr_int(args.len)
         if not 0 < length <= self.max_len:
             raise ToolkitError(f"{self.name}: bad length {length}", f"give 1 to {self.max_len} bytes")
+        if addr + length > 1 << 64:     # 16 bytes at 0xffffffffffffffff were "checked"
+            raise ToolkitError(f"{self.name}: {length} bytes at 0x{addr:x} run past the end of the "
+                               "64-bit address space", f"give a length up to {(1 << 64) - addr} there, "
+                               "or a lower address")
         return addr, length
 
 

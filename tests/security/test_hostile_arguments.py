@@ -305,3 +305,24 @@ def test_an_edited_got_report_is_refused_not_diffed(tmp_path):
         lines = errors.get(c)
         assert lines and len(lines) == 1 and f"slots[0] has {key} " in lines[0] \
             and "never writes" in lines[0], (c, lines)
+
+
+@pytest.mark.skipif(not shutil.which("valgrind") or not shutil.which("vgdb"),
+                    reason="valgrind/vgdb not installed")
+def test_a_range_past_the_top_of_the_address_space_is_refused():
+    """vg-check 0xffffffffffffffff 16 answered "16 bytes at 0xffffffffffffffff are NOT
+    addressable": 15 of those bytes do not exist (2^64 wraps to 0).  A range ending exactly at
+    2^64 (-8 8, gdb's 'x -8' convention) is still asked of valgrind."""
+    prog = compile_c("int main(void) { return 0; }\n", name="toprange_prog", flags=["-g"])
+    commands = ["vg-check 0xffffffffffffffff 16", "vg-vbits -8 9", "vg-check -8 8"]
+    res = run_gdb([f"vg-start --main {prog}", *_marked(commands)], timeout=120)
+    errors = _errors_by_command(res, commands)
+    top = 1 << 64
+    for c in commands[:2]:
+        addr = int(c.split()[1], 0) % top
+        length = int(c.split()[2])
+        assert addr + length > top                         # the arithmetic, independently
+        assert errors[c] == [f"{c.split()[0]}: {length} bytes at 0x{addr:x} run past the end of the "
+                             f"64-bit address space. Fix: give a length up to {top - addr} there, "
+                             "or a lower address."], (c, errors[c])
+    assert "8 bytes at 0xfffffffffffffff8 are NOT addressable" in res.stdout, res.output
