@@ -325,6 +325,16 @@ def require_regular(path, what: str = "file") -> os.stat_result:
         return f.stat
 
 
+def shared_directory(path) -> str | None:
+    """*path* (a directory) if others than its owner may create files in it (/tmp), else None."""
+    raw = encode_name(path) if isinstance(path, str) else os.fsencode(path)
+    try:
+        st = os.stat(raw)
+    except OSError:
+        return None
+    return path if st.st_mode & stat.S_IWOTH else None
+
+
 def _shared_dir(raw: bytes) -> tuple[bytes, os.stat_result | None]:
     """(directory of *raw*, its stat if others than its owner may create files in it: /tmp)."""
     d = os.path.dirname(raw) or b"."

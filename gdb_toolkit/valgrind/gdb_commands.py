@@ -237,9 +237,23 @@ def _check_log_path(path: str) -> None:
     from gdb_toolkit.common.safe_open import check_output_path
 
     # valgrind opens it (following links, truncating): a planted link in /tmp, a FIFO, a
-    # directory or a sysctl are refused here (with %p, the name is known only to valgrind)
+    # directory or a sysctl are refused here
     if "%p" not in path:
         check_output_path(path, "--log file")
+        return
+    import os
+
+    from gdb_toolkit.common.errors import ToolkitError
+    from gdb_toolkit.common.names import escape_name
+    from gdb_toolkit.common.safe_open import shared_directory
+
+    # with %p only valgrind knows the name: in /tmp, links planted at vg-1000.log, vg-1001.log...
+    # cannot be checked, and valgrind (root) would truncate their targets
+    d = shared_directory(os.path.dirname(path) or ".")
+    if d is not None:
+        raise ToolkitError(f"--log {escape_name(path)}: %p in {escape_name(d)}, a directory anyone may "
+                           "write: the file valgrind opens cannot be checked for a planted link first",
+                           "give a fixed name there, or a directory only you can write")
 
 
 def _run_to_main(program: str, s) -> str | None:

@@ -236,18 +236,23 @@ def test_outputs_are_not_written_through_planted_links(tmp_path):
                 f"vg-start --main {prog}", "vg-leaks",
                 f"vg-leaks --history --export {link}", f"vg-leaks --history --plot {foreign}.svg",
                 f"vg-leaks --history --export {foreign}", f"vg-leaks --history --export {mine}"]
+    per_pid = f"vg-start --log {shared}/vg-%p.log {prog}"
+    commands.insert(0, per_pid)               # before the vg-start that connects
     os.symlink(victim, f"{foreign}.svg")
     os.lchown(f"{foreign}.svg", 65534, 65534)
     res = run_gdb(_marked(commands), timeout=120)
     errors = _errors_by_command(res, commands)
     assert victim.read_text() == "precious\n" and foreign.read_text() == "theirs\n", res.output
-    for c in commands[:4] + commands[6:9]:
+    for c in commands[1:5] + commands[7:10]:
         lines = errors.get(c)
         # one refusal line (gdb's own chatter on stderr, e.g. a slow vgdb's, may sit beside it)
         refusals = [ln for ln in lines or () if "owned by uid 65534" in ln
                     and "a directory anyone may write" in ln]
         assert len(refusals) == 1, (c, lines)
     assert mine.exists() and mine.stat().st_uid == os.geteuid(), res.output
+    # %p: only valgrind knows the name, so links planted at vg-PID.log cannot be checked first
+    assert errors[per_pid] and "%p in " in errors[per_pid][0] \
+        and "a directory anyone may write" in errors[per_pid][0], errors[per_pid]
     assert res.stdout.count("valgrind pid:") == 1        # only the plain vg-start started one
 
 
