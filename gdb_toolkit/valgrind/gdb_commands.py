@@ -308,11 +308,17 @@ def _positive_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
+    # at most a year: 'vg-watch 1e300' slept until an internal error (OverflowError: timestamp
+    # too large to convert to C _PyTime_t)
+    if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
         import argparse     # only for its error (argparse reports it): ~3 ms of vg-watch's first call
 
-        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds up to a year "
+                                         f"({MAX_SECONDS}): {text!r}")
     return value
+
+
+MAX_SECONDS = 365 * 24 * 3600
 
 
 def _quote(a: str) -> str:

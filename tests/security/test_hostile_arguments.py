@@ -124,6 +124,10 @@ def test_odd_paths_say_what_they_are(tmp_path):
     for c in commands[3:]:
         assert len(errors[c]) == 1 and "is a socket" in errors[c][0] and "FIFO" not in errors[c][0], \
             (c, errors[c])
+    for c in SECONDS:           # a usage error: the message, then the usage line
+        assert "not a positive number of seconds up to a year (31536000)" in errors[c][0], \
+            (c, errors[c])
+        assert errors[c][1].startswith("usage: "), (c, errors[c])
 
 
 # (command, accepted?) for values the user may type: negative, zero, 2^64, 2^64+1, hex, suffixes.
@@ -145,10 +149,12 @@ NUMERIC = [
 
 TIMEOUTS = ["ktrace vfs_read --timeout inf", "ktrace vfs_read --timeout nan",
             "ktrace vfs_read --timeout -1"]
+# finite but huge: 'vg-watch 1e300' slept into "internal error: OverflowError: timestamp too large"
+SECONDS = ["vg-watch 1e300", "vg-watch 31536001 --count 2", "vg-start --timeout 1e300 /bin/true"]
 
 
 def test_numeric_options_mean_something_or_are_refused():
-    commands = [c for c, _ in NUMERIC] + TIMEOUTS
+    commands = [c for c, _ in NUMERIC] + TIMEOUTS + SECONDS
     res = run_gdb(_marked(commands), timeout=60)
     assert "Traceback" not in res.output
     errors = _errors_by_command(res, commands)
