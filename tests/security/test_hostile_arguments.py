@@ -124,10 +124,6 @@ def test_odd_paths_say_what_they_are(tmp_path):
     for c in commands[3:]:
         assert len(errors[c]) == 1 and "is a socket" in errors[c][0] and "FIFO" not in errors[c][0], \
             (c, errors[c])
-    for c in SECONDS:           # a usage error: the message, then the usage line
-        assert "not a positive number of seconds up to a year (31536000)" in errors[c][0], \
-            (c, errors[c])
-        assert errors[c][1].startswith("usage: "), (c, errors[c])
 
 
 # (command, accepted?) for values the user may type: negative, zero, 2^64, 2^64+1, hex, suffixes.
@@ -173,6 +169,10 @@ def test_numeric_options_mean_something_or_are_refused():
         assert errors[c] == [f"--timeout {value} is not a finite positive number of seconds. Fix: "
                              "give seconds, e.g. --timeout 10 (none: until the count or Ctrl-C)."], \
             (c, errors[c])
+    for c in SECONDS:           # a usage error: the message, then the usage line
+        assert "not a positive number of seconds up to a year (31536000)" in errors[c][0], \
+            (c, errors[c])
+        assert errors[c][1].startswith("usage: "), (c, errors[c])
 
 
 ARGV_PROG = r"""
