@@ -184,11 +184,29 @@ def open_program_stream(path: str, write: bool):
 
         try:        # /proc/kmsg as stdin: the program would wait on, and eat, the kernel's log
             refuse_kernel_stream(fd, os.fstat(fd), "--stdin file", path)
+            _refuse_gdbs_own_proc(fd, path)
         except ToolkitError:
             os.close(fd)
             raise
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
+
+
+def _refuse_gdbs_own_proc(fd: int, path: str) -> None:
+    """--stdin /proc/self/environ (or /proc/self/mem): gdb opens it, so "self" is gdb -- the
+    program would read gdb's environment or memory (as root), not its own."""
+    from gdb_toolkit.common.names import escape_name
+
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return
+    mine = f"/proc/{os.getpid()}/"
+    if real.startswith(mine) or real.startswith(f"/proc/{os.getpid()}/task/"):
+        raise ToolkitError(f"--stdin {escape_name(path)} is gdb's own {escape_name(real)}: gdb opens "
+                           f"it, so /proc/self there is gdb (pid {os.getpid()}), not the program",
+                           "give a regular file, or save what you want from the program's /proc "
+                           "first") from None
 
 
 def set_parent_death_signal() -> None:

@@ -112,11 +112,16 @@ def test_odd_paths_say_what_they_are(tmp_path):
     commands = [f"ksym vfs_read --kallsyms {_q(loop)}", f"ktypes --btf {_q(loop)}",
                 f"got --diff {_q(loop)}",
                 f"vg-start --stdin {_q(sock_path)} {prog}", f"vg-start --stdout {_q(sock_path)} {prog}"]
+    own = [f"vg-start --stdin /proc/self/environ {prog}", f"vg-start --stdin /proc/thread-self/comm {prog}"]
     try:
-        res = run_gdb(_marked(commands), timeout=60)
+        res = run_gdb(_marked(commands + own), timeout=60)
     finally:
         sock.close()
-    errors = _errors_by_command(res, commands)
+    errors = _errors_by_command(res, commands + own)
+    # /proc/self opened by gdb is gdb's: the program would have read gdb's environment
+    for c in own:
+        assert len(errors[c]) == 1 and "is gdb's own /proc/" in errors[c][0], (c, errors[c])
+    assert "valgrind pid:" not in res.stdout
     # a loop was called "a symbolic link, which is not followed here" (these options follow links)
     for c in commands[:3]:
         assert errors[c] and "loop of symbolic links" in errors[c][0], (c, errors[c])
