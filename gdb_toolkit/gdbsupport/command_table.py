@@ -12,7 +12,7 @@ SOURCES = (('gdbsupport/registry.py', 92550518),
  ('ktrace/gdb_commands.py', 1768234292),
  ('plt/gdb_commands.py', 3646760873),
  ('stack/gdb_commands.py', 3965443048),
- ('valgrind/gdb_commands.py', 2595216577))
+ ('valgrind/gdb_commands.py', 1140045154))
 
 ENTRIES = (
     ('command',

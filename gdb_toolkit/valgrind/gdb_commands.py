@@ -120,8 +120,8 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
         # --json/--help after "--" are ours (valgrind has neither)
         ours += [o for o in vg_opts if o in ("--json", "--help", "-h")]
         self._vg_opts = [o for o in vg_opts if o not in ("--json", "--help", "-h")]
-        if program is not None:
-            ours += ["--", program]     # "--": a PROGRAM named "-x" is not an option
+        if program is not None:         # "--" (argparse's, slower) only for a PROGRAM named "-x"
+            ours += ["--", program] if program.startswith("-") else [program]
         return super().invoke(" ".join(_quote(a) for a in ours), from_tty)
 
     def run(self, args):
