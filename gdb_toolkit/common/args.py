@@ -321,6 +321,23 @@ def parse_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
+#: the largest value a byte count or address of a 64-bit target can take
+U64_MAX = (1 << 64) - 1
+
+
+def check_int_option(option: str, value, lo: int, hi: int, meaning: str = "") -> None:
+    """One rule for every numeric option: *value* (already parsed, None when not given) must
+    lie in ``lo..hi``; otherwise one line naming the option, the value and the range.
+    (negative, zero, 2**64+1: each either means something documented or is refused here.)"""
+    if value is None or lo <= value <= hi:
+        return
+    from gdb_toolkit.common.errors import ToolkitError
+
+    span = f"{lo}..{hi}" if hi != U64_MAX else f"{lo}..2^64-1"
+    raise ToolkitError(f"{option} {value} is out of range{meaning and ' (' + meaning + ')'}",
+                       f"give {option} {span}")
+
+
 def split_expression_words(text: str) -> list[str]:
     """Split a command line whose words may be gdb expressions.
 

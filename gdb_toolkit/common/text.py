@@ -323,6 +323,8 @@ def key_values(pairs, width: int | None = None, styler=None, indent: str = "", k
     for p in items:
         key, value = str(p[0]), str(p[1])
         role = p[2] if len(p) > 2 else None
+        if role in WHOLE_ROLES:
+            value = one_line(value)
         kept = (value, *keep) if role in WHOLE_ROLES else keep
         if stacked:
             out.append(f"{indent}{key}:")
@@ -346,13 +348,21 @@ def _style_tail(line: str, start: int, role: str, styler) -> str:
     return head + tail[: len(tail) - len(stripped)] + styler(role, stripped)
 
 
+def one_line(text) -> str:
+    """*text* with its line breaks shown as ``\\x0a``/``\\x0d`` (escape_name's form): a note is
+    one sentence and a file/symbol value one token, so a newline in them comes from a name (a
+    path "new\\nline") and must not start a line that looks like the toolkit's own."""
+    text = str(text)
+    return text.replace("\n", "\\x0a").replace("\r", "\\x0d") if "\n" in text or "\r" in text else text
+
+
 def notes_block(notes, width: int | None = None, label: str = "note", styler=None) -> str:
     """The ``notes`` of a result as every command prints them: ``note: SENTENCE``, wrapped
     under itself at *width* (docs/json.md: the same sentences as the JSON ``notes``)."""
     out = []
     lead = f"{label}: "
     for n in notes or ():
-        lines = wrap_lines(str(n), width, lead, " " * len(lead))
+        lines = wrap_lines(one_line(n), width, lead, " " * len(lead))
         if styler is not None and lines:
             lines[0] = styler("metadata", lead.rstrip()) + " " + lines[0][len(lead):]
         out.extend(lines)

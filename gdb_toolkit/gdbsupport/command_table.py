@@ -5,14 +5,14 @@ regenerate it after changing a command's metadata or adding one."""
 
 SOURCES = (('gdbsupport/registry.py', 92550518),
  ('gdbsupport/command.py', 3007602360),
- ('gdbsupport/toolkit_command.py', 1155319679),
+ ('gdbsupport/toolkit_command.py', 3650507976),
  ('common/meta.py', 2433930963),
  ('doctor/gdb_commands.py', 3960926210),
- ('kernel/gdb_commands.py', 126518017),
+ ('kernel/gdb_commands.py', 2407328827),
  ('ktrace/gdb_commands.py', 398683978),
  ('plt/gdb_commands.py', 1661269313),
  ('stack/gdb_commands.py', 1215824019),
- ('valgrind/gdb_commands.py', 837592079))
+ ('valgrind/gdb_commands.py', 2962273172))
 
 ENTRIES = (
     ('command',
@@ -651,10 +651,12 @@ ENTRIES = (
      '         [-- VALGRIND-OPTIONS]\n'
      '\n'
      'Runs valgrind --tool=memcheck --vgdb=yes --vgdb-error=0 [VALGRIND-OPTIONS]\n'
-     'PROGRAM ARGS (every word after PROGRAM is its argument, "-p 8080" too; only a\n'
-     "final --json is vg-start's), waits for its vgdb FIFO, loads PROGRAM's symbols\n"
-     'and connects with "target remote | vgdb --pid=N". The program stops at its\n'
-     'first instruction (--main: at main). --vgdb=full, --vgdb-error=N and\n'
+     'PROGRAM ARGS. Options before PROGRAM are vg-start\'s ("--" ends them, for a\n'
+     'PROGRAM named "-x"); every word after PROGRAM is its argument, "-p 8080" and\n'
+     '"--json" too, up to "--", after which come valgrind\'s options (--json there is\n'
+     "vg-start's: valgrind has none). It waits for its vgdb FIFO, loads PROGRAM's\n"
+     'symbols and connects with "target remote | vgdb --pid=N". The program stops at\n'
+     'its first instruction (--main: at main). --vgdb=full, --vgdb-error=N and\n'
      '--vgdb-prefix=P after "--" are honoured. Its stdout/stderr go to gdb\'s terminal\n'
      '(or --stdout FILE / --tty DEV); its stdin is /dev/null (or --stdin FILE /\n'
      "--tty). valgrind's own messages go to --log FILE (default: a private directory\n"

@@ -58,7 +58,7 @@ extension defined first is kept as theirs and said here."""
     def render(self, report, ctx):
         from gdb_toolkit.common.meta import CATEGORIES
         from gdb_toolkit.common.table import Col, render_table
-        from gdb_toolkit.common.text import wrap
+        from gdb_toolkit.common.text import one_line, wrap
 
         cols = [Col("command", "symbol"), Col("summary")]
         out = []
@@ -82,7 +82,7 @@ extension defined first is kept as theirs and said here."""
                 'Every command is also "toolkit NAME" (or "tk NAME"); "help NAME" shows its usage.')
         text = "\n".join(out) + "\n" + wrap(tail, ctx.width)
         for n in report["notes"]:
-            text += wrap(f"note: {n}", ctx.width, "", "  ")
+            text += wrap(f"note: {one_line(n)}", ctx.width, "", "  ")
         return text
 
 

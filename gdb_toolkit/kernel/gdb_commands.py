@@ -195,9 +195,9 @@ def _event_text(p, short: bool = False) -> str:
 
 
 def _notes(notes, ctx) -> str:
-    from gdb_toolkit.common.text import wrap
+    from gdb_toolkit.common.text import one_line, wrap
 
-    return "".join(wrap(f"note: {n}", ctx.width, "", "      ").rstrip("\n") + "\n" for n in notes)
+    return "".join(wrap(f"note: {one_line(n)}", ctx.width, "", "      ").rstrip("\n") + "\n" for n in notes)
 
 
 class _KernelCommand(ToolkitCommand):
@@ -402,11 +402,11 @@ addresses.  --vmlinux adds the bytes the kernel was built with."""
                 'kprobe-show $ksym("vfs_write")+5 --json')
 
     def build_parser(self):
-        from gdb_toolkit.common.args import ArgParser
+        from gdb_toolkit.common.args import ArgParser, parse_int
 
         p = ArgParser(self.name, "one kprobe in depth")
         p.add_argument("where", help="SYMBOL, SYMBOL+OFF, ADDRESS or a gdb expression")
-        p.add_argument("-n", "--count", type=int, default=6, help="instructions to show (6)")
+        p.add_argument("-n", "--count", type=parse_int, default=6, help="instructions to show (6)")
         return _source_options(p)
 
     def run(self, args):
@@ -483,11 +483,11 @@ running kernel, a dump or gdb's halted kernel."""
                 'kdis $ksym("vfs_write")+5 4')
 
     def build_parser(self):
-        from gdb_toolkit.common.args import ArgParser
+        from gdb_toolkit.common.args import ArgParser, parse_int
 
         p = ArgParser(self.name, "disassemble kernel memory")
         p.add_argument("where", help="SYMBOL, SYMBOL+OFF, ADDRESS or a gdb expression ($pc)")
-        p.add_argument("count", nargs="?", type=int, default=16, help="instructions (16)")
+        p.add_argument("count", nargs="?", type=parse_int, default=16, help="instructions (16)")
         p.add_argument("--function", action="store_true", help="the whole function")
         return _source_options(p)
 

@@ -79,6 +79,25 @@ def parse_module_extents(text: str) -> dict[str, tuple[int, int]]:
     return out
 
 
+def require_symbol_lines(text: str, path: str, what: str = "kallsyms file") -> None:
+    """ToolkitError unless *text* has at least one ``ADDRESS TYPE NAME`` line: an empty file,
+    a trace file or an ELF given as --kallsyms/--system-map is no symbol table (it was
+    reported as "no symbol matches" or, all([]) being true, as kptr_restrict zeroes)."""
+    for line in text.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) >= 3 and len(parts[1]) == 1:
+            try:
+                int(parts[0], 16)
+            except ValueError:
+                continue
+            return
+    from gdb_toolkit.common.names import escape_name
+
+    why = "it is empty" if not text.strip() else "no line is 'ADDRESS TYPE NAME'"
+    raise ToolkitError(f"{what} {escape_name(path)} is not a symbol table ({why})",
+                       "give /proc/kallsyms, a copy of it, or a System.map")
+
+
 def restricted_error(path: str = "/proc/kallsyms") -> ToolkitError:
     import os
     who = "you are not root" if os.geteuid() != 0 else "kernel.kptr_restrict hides them"
@@ -139,7 +158,9 @@ class Kallsyms:
         if path == "/proc/kallsyms" and not os.path.exists(path):
             raise ToolkitError("/proc/kallsyms does not exist: the kernel has no CONFIG_KALLSYMS",
                                "give a System.map (ksym --system-map PATH)")
-        return cls(decode_name(read_regular(path, "kallsyms file", 512 << 20)), path)
+        text = decode_name(read_regular(path, "kallsyms file", 512 << 20))
+        require_symbol_lines(text, path)
+        return cls(text, path)
 
     @classmethod
     def load_system_map(cls, path: str, kaslr_offset: int = 0) -> "Kallsyms":
@@ -147,7 +168,9 @@ class Kallsyms:
         from gdb_toolkit.common.names import decode_name
         from gdb_toolkit.common.safe_open import read_regular
 
-        return cls(decode_name(read_regular(path, "System.map", 512 << 20)), path, offset=kaslr_offset)
+        text = decode_name(read_regular(path, "System.map", 512 << 20))
+        require_symbol_lines(text, path, "System.map")
+        return cls(text, path, offset=kaslr_offset)
 
     # -- line access ---------------------------------------------------------------
     def _line_at(self, pos: int) -> tuple[Symbol | None, int]:
@@ -179,7 +202,7 @@ class Kallsyms:
             sym, _ = self._line_at(start)
             if sym is not None and sym.address:
                 return False
-        return all(s.address == 0 for s in self.symbols)
+        return bool(self.symbols) and all(s.address == 0 for s in self.symbols)
 
     @property
     def symbols(self) -> list[Symbol]:

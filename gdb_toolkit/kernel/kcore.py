@@ -91,27 +91,13 @@ MAX_NOTES = 16 << 20           # bytes of PT_NOTE read
 
 def open_core_fd(path: str, what: str = "kcore") -> int:
     """Open *path* for pread, refusing anything but a regular file without blocking on it
-    (a FIFO given as a core must not hang gdb), with kcore's own explanations of EPERM."""
-    import stat
+    (a FIFO given as a core must not hang gdb, /proc/kmsg is a stream) -- the one opener,
+    ``safe_open.open_regular`` -- with kcore's own explanations of EPERM."""
+    from gdb_toolkit.common.safe_open import open_regular
 
-    from gdb_toolkit.common.names import escape_name
-    from gdb_toolkit.common.safe_open import describe_mode
-
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise open_error(path, exc) from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ToolkitError(f"{what} {escape_name(path)} is {describe_mode(st.st_mode)}, not a regular "
-                           "file", "give /proc/kcore or a vmcore file")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    except OSError as exc:
-        raise open_error(path, exc) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ToolkitError(f"{what} {escape_name(path)} is not a regular file",
-                           "give /proc/kcore or a vmcore file")
+    rf = open_regular(path, what, os_error=lambda exc: open_error(path, exc),
+                      fix="give /proc/kcore or a vmcore file")
+    fd, rf.fd = rf.fd, -1           # the caller owns the descriptor
     return fd
 
 

@@ -178,6 +178,9 @@ class KernelSession(Closeable):
                 raise ToolkitError("/proc/kallsyms does not exist: the kernel has no CONFIG_KALLSYMS",
                                    "give a System.map (--system-map PATH)") from None
             raise exc
+        from gdb_toolkit.kernel.kallsyms import require_symbol_lines
+
+        require_symbol_lines(text, path)
         kind = "kallsyms" if live else "saved kallsyms"
         syms = KernelSymbols(text, path, 0, SymbolSource(kind, path))
         if syms.restricted:

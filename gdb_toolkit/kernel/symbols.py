@@ -171,7 +171,11 @@ def load_static_text(path: str) -> str:
         if magic == b"\x7fELF":
             pass
         else:
-            return decode_name(f.read_all(512 << 20))
+            from gdb_toolkit.kernel.kallsyms import require_symbol_lines
+
+            text = decode_name(f.read_all(512 << 20))
+            require_symbol_lines(text, path, "System.map")
+            return text
     from gdb_toolkit.kernel.vmlinux import Vmlinux
 
     with Vmlinux.open(path) as vm:

@@ -131,7 +131,9 @@ class Vmcore(Kcore):
 
     @property
     def description(self) -> str:
-        return f"{self.path} (ELF vmcore)"
+        from gdb_toolkit.common.names import escape_name
+
+        return f"{escape_name(self.path)} (ELF vmcore)"
 
     def regions(self) -> list[Region]:
         if self.translator is None:                  # read by p_vaddr: show those
@@ -231,7 +233,9 @@ class DiskDump(KernelMemory):
 
     @property
     def description(self) -> str:
-        return f"{self.path} (kdump-compressed vmcore" + (", flattened)" if self.flat else ")")
+        from gdb_toolkit.common.names import escape_name
+
+        return f"{escape_name(self.path)} (kdump-compressed vmcore" + (", flattened)" if self.flat else ")")
 
     def _pread(self, off: int, n: int) -> bytes:
         if self.flat is not None:

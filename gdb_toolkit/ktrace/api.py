@@ -444,7 +444,9 @@ def validate(spec: TraceSpec) -> None:
     if spec.count is not None and spec.count <= 0:
         raise ToolkitError("--count must be positive", "give --count 1 or more")
     if spec.timeout is not None and not (spec.timeout > 0 and math.isfinite(spec.timeout)):
-        raise ToolkitError("--timeout must be positive", "give seconds, e.g. --timeout 10")
+        # inf was told "must be positive": it is; it is no number of seconds (nor is nan)
+        raise ToolkitError(f"--timeout {spec.timeout:g} is not a finite positive number of seconds",
+                           "give seconds, e.g. --timeout 10 (none: until the count or Ctrl-C)")
     if spec.pid is not None and spec.pid <= 0:
         raise ToolkitError(f"--pid {spec.pid} is not a process id", "give a running process's pid")
     if spec.method is not None and spec.method not in METHODS:

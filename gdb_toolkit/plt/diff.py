@@ -59,7 +59,52 @@ def load_saved(path: str) -> dict:
     doc = _plain(doc)
     if not isinstance(doc, dict) or not isinstance(doc.get("slots"), list) or not isinstance(doc.get("objects"), list):
         raise ToolkitError(f"{path} is not a 'got --json' report", "save one with 'pipe got --json | cat > FILE'")
+    _check_saved(doc, path)
     return doc
+
+
+def _check_saved(doc: dict, path: str) -> None:
+    """Every field the diff reads has the type got --json writes (docs/json.md): an edited or
+    damaged file was diffed as it was -- an object {"a": 1} shown as its Python repr, an
+    address 2^70 as 0x400000000000000000, rows silently dropped -- now it is refused, naming
+    the first bad field."""
+    from gdb_toolkit.common.names import escape_name
+
+    def bad(where: str, key: str, value) -> ToolkitError:
+        shown = escape_name(json.dumps(value)[:40])
+        return ToolkitError(f"{escape_name(path)}: {where} has {key} {shown}, which 'got --json' never "
+                            "writes (the file is edited or damaged)",
+                            "save the report again with 'pipe got --json | cat > FILE'")
+
+    def number(v, lo: int = 0) -> bool:
+        if isinstance(v, bool):
+            return False
+        try:
+            n = _int(v) if isinstance(v, (int, str)) else None
+        except ValueError:
+            return False
+        return n is not None and lo <= n < 1 << 64
+
+    for i, o in enumerate(doc["objects"]):
+        where = f"objects[{i}]"
+        if not isinstance(o, dict) or not isinstance(o.get("path"), str):
+            raise bad(where, "path", o.get("path") if isinstance(o, dict) else o)
+        if o.get("bias") is not None and not number(o["bias"]):
+            raise bad(where, "bias", o["bias"])
+    for i, r in enumerate(doc["slots"]):
+        where = f"slots[{i}]"
+        if not isinstance(r, dict):
+            raise bad(where, "type", r)
+        if not isinstance(r.get("object"), str):
+            raise bad(where, "object", r.get("object"))
+        if not number(r.get("address")):
+            raise bad(where, "address", r.get("address"))
+        for key in ("symbol", "state", "target"):
+            if r.get(key) is not None and not isinstance(r[key], str):
+                raise bad(where, key, r[key])
+        for key in ("value", "file_value"):
+            if r.get(key) is not None and not number(r[key]):
+                raise bad(where, key, r[key])
 
 
 def _int(v) -> int:

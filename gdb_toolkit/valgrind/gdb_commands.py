@@ -64,6 +64,10 @@ class _AddrLenCommand(ToolkitCommand):
         addr, length = _expr_addr(args.addr), _expr_int(args.len)
         if not 0 < length <= self.max_len:
             raise ToolkitError(f"{self.name}: bad length {length}", f"give 1 to {self.max_len} bytes")
+        if addr + length > 1 << 64:     # 16 bytes at 0xffffffffffffffff were "checked"
+            raise ToolkitError(f"{self.name}: {length} bytes at 0x{addr:x} run past the end of the "
+                               "64-bit address space", f"give a length up to {(1 << 64) - addr} there, "
+                               "or a lower address")
         return addr, length
 
 
@@ -74,8 +78,10 @@ class VgStart(ToolkitCommand):
 vg-start [--main] [--stdin FILE] [--stdout FILE] [--tty DEV] [--log FILE] [--timeout SEC] [--json] PROGRAM [ARGS...] [-- VALGRIND-OPTIONS]"""
     description = """\
 Runs valgrind --tool=memcheck --vgdb=yes --vgdb-error=0 [VALGRIND-OPTIONS]
-PROGRAM ARGS (every word after PROGRAM is its argument, "-p 8080" too; only
-a final --json is vg-start's), waits for its vgdb FIFO, loads PROGRAM's
+PROGRAM ARGS.  Options before PROGRAM are vg-start's ("--" ends them, for a
+PROGRAM named "-x"); every word after PROGRAM is its argument, "-p 8080" and
+"--json" too, up to "--", after which come valgrind's options (--json there is
+vg-start's: valgrind has none).  It waits for its vgdb FIFO, loads PROGRAM's
 symbols and connects with "target remote | vgdb --pid=N".  The program stops
 at its first instruction (--main: at main).  --vgdb=full, --vgdb-error=N and
 --vgdb-prefix=P after "--" are honoured.  Its stdout/stderr go to gdb's terminal
@@ -105,16 +111,17 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
         return p
 
     def invoke(self, argument, from_tty):
-        # split off "-- VALGRIND-OPTIONS" and PROGRAM's own ARGS before argparse sees them
-        from gdb_toolkit.valgrind.launch import split_program_args, split_user_args
+        # PROGRAM's own ARGS and "-- VALGRIND-OPTIONS" are split off before argparse sees them
+        from gdb_toolkit.valgrind.launch import split_start_args
 
         argv = gdb.string_to_argv(argument)
-        ours, vg_opts = split_user_args(argv)
-        ours, self._prog_args = split_program_args(
-            ours, {"--stdin", "--stdout", "--tty", "--log", "--timeout"})
+        ours, program, self._prog_args, vg_opts = split_start_args(
+            argv, {"--stdin", "--stdout", "--tty", "--log", "--timeout"})
         # --json/--help after "--" are ours (valgrind has neither)
         ours += [o for o in vg_opts if o in ("--json", "--help", "-h")]
         self._vg_opts = [o for o in vg_opts if o not in ("--json", "--help", "-h")]
+        if program is not None:         # "--" (argparse's, slower) only for a PROGRAM named "-x"
+            ours += ["--", program] if program.startswith("-") else [program]
         return super().invoke(" ".join(_quote(a) for a in ours), from_tty)
 
     def run(self, args):
@@ -201,15 +208,15 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
                            where, bool(args.main), round(seconds, 3), notes)
 
     def render(self, report, ctx):
-        from gdb_toolkit.common.text import key_values, wrap
+        from gdb_toolkit.common.text import key_values, one_line, wrap
 
         out = key_values([
             ("valgrind pid", f"{report.pid} (gdb's inferior pid over vgdb is a placeholder)"),
             ("program", command_line([report.program, *report.arguments])),
             ("stopped at", report.stopped_at),
-            ("program stdin", report.program_stdin),
-            ("program stdout", report.program_stdout),
-            ("valgrind log", report.log + ("" if report.log_file is None or "/gdb_toolkit-vg-" not in
+            ("program stdin", one_line(report.program_stdin)),        # paths: a newline in
+            ("program stdout", one_line(report.program_stdout)),      # one is not a new line
+            ("valgrind log", one_line(report.log) + ("" if report.log_file is None or "/gdb_toolkit-vg-" not in
                                             report.log_file else " (removed when gdb quits; --log keeps one)")),
             ("command", command_line(report.valgrind_command)),    # one a shell can run again
             ("connected in", f"{report.seconds:.2f} s"),
@@ -227,20 +234,26 @@ def _few(pids, shown: int = 5) -> str:
 
 def _check_log_path(path: str) -> None:
     """--log: valgrind opens it itself; refuse what would block or mislead it."""
+    from gdb_toolkit.common.safe_open import check_output_path
+
+    # valgrind opens it (following links, truncating): a planted link in /tmp, a FIFO, a
+    # directory or a sysctl are refused here
+    if "%p" not in path:
+        check_output_path(path, "--log file")
+        return
     import os
-    import stat
 
     from gdb_toolkit.common.errors import ToolkitError
+    from gdb_toolkit.common.names import escape_name
+    from gdb_toolkit.common.safe_open import shared_directory
 
-    try:
-        st = os.stat(path.replace("%p", "0"))
-    except OSError:
-        return
-    if not stat.S_ISREG(st.st_mode):
-        raise ToolkitError(f"--log {path} is not a regular file", "give the path of a new or regular file")
-    from gdb_toolkit.common.safe_open import refuse_kernel_file
-
-    refuse_kernel_file(f"--log {path}", st, "give the path of a new or regular file")
+    # with %p only valgrind knows the name: in /tmp, links planted at vg-1000.log, vg-1001.log...
+    # cannot be checked, and valgrind (root) would truncate their targets
+    d = shared_directory(os.path.dirname(path) or ".")
+    if d is not None:
+        raise ToolkitError(f"--log {escape_name(path)}: %p in {escape_name(d)}, a directory anyone may "
+                           "write: the file valgrind opens cannot be checked for a planted link first",
+                           "give a fixed name there, or a directory only you can write")
 
 
 def _run_to_main(program: str, s) -> str | None:
@@ -295,11 +308,17 @@ def _positive_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
+    # at most a year: 'vg-watch 1e300' slept until an internal error (OverflowError: timestamp
+    # too large to convert to C _PyTime_t)
+    if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
         import argparse     # only for its error (argparse reports it): ~3 ms of vg-watch's first call
 
-        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds up to a year "
+                                         f"({MAX_SECONDS}): {text!r}")
     return value
+
+
+MAX_SECONDS = 365 * 24 * 3600
 
 
 def _quote(a: str) -> str:
@@ -349,11 +368,14 @@ stop; a PID that is not attachable is told why (not valgrind, --vgdb=no, gone)."
     def run(self, args):
         import os
 
+        from gdb_toolkit.common.args import check_int_option
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.vgdb_processes import (AttachReport, choose, list_processes,
                                                          not_attachable, tool_note)
 
+        # 1..PID_MAX_LIMIT (2^22): 0, -5 or 2^64 is no process id (not "no such process")
+        check_int_option("PID", args.pid, 1, 1 << 22, "not a process id")
         if args.reconnect:
             return self._reconnect(args)
         if gdb.selected_inferior().pid:
@@ -555,11 +577,11 @@ has sent the whole reply (the connection stays in step)."""
             kinds = parse_kinds(args.kinds)
         except ValueError as exc:
             raise ToolkitError(f"vg-leaks: {exc}", "e.g. --kinds definite,indirect") from None
+        from gdb_toolkit.common.args import U64_MAX, check_int_option
+
+        check_int_option("--min-bytes", args.min_bytes, 0, U64_MAX, "a record's size in bytes")
         for opt in ("top", "depth", "group_by"):
-            v = getattr(args, opt)
-            if v is not None and not 0 < v <= 1000000:
-                raise ToolkitError(f"vg-leaks: --{opt.replace('_', '-')} must be positive",
-                                   f"e.g. --{opt.replace('_', '-')} 3")
+            check_int_option(f"--{opt.replace('_', '-')}", getattr(args, opt), 1, 1000000)
         if (args.export or args.plot) and not args.history:
             raise ToolkitError("vg-leaks: --export and --plot go with --history",
                                "vg-leaks --history --plot leaks.svg")
@@ -827,13 +849,14 @@ the program exits or stops on a memcheck error (it then waits for gdb)."""
     def run(self, args):
         import time
 
+        from gdb_toolkit.common.args import check_int_option
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.error_reports import parse_n_errs_found
         from gdb_toolkit.valgrind.waiting import waits_for_debugger
 
-        if args.count is not None and args.count <= 0:
-            raise ToolkitError("vg-watch: --count must be positive", "e.g. --count 5")
+        check_int_option("--count", args.count, 1, 1 << 31, "snapshots")
+        check_int_option("--top", args.top, 1, 1000000)
         s = gs.current_session(self.name)
         pid = s.pid
 

@@ -8,7 +8,6 @@ when a plot is asked for).
 """
 import json
 import os
-import stat
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.record import field, json_keys, record
@@ -112,34 +111,12 @@ def build_history(pid: int, snapshots: list[LeakSnapshot], kinds: list[str] | No
 
 
 def open_output(path: str, binary: bool = False):
-    """Open *path* for writing a report: a regular file (created or truncated), never
-    through a symlink, never a FIFO or device (which would block or go elsewhere)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    from gdb_toolkit.common.safe_open import refuse_kernel_file
+    """Open *path* for writing a report: a regular file (created or truncated), never a FIFO,
+    device or kernel file, never through a link or into another user's file in /tmp
+    (``safe_open.open_output``)."""
+    from gdb_toolkit.common.safe_open import open_output as open_fd
 
-    try:
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise ToolkitError(f"{path} is not a regular file", "give the path of a new or regular file")
-        refuse_kernel_file(path, st, "give the path of a new or regular file")
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise ToolkitError(f"cannot write {path}: {exc.strerror}", "give another path") from None
-    try:
-        fd = os.open(path, flags, 0o644)
-    except OSError as exc:
-        raise ToolkitError(f"cannot write {path}: {exc.strerror}", "give another path") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise ToolkitError(f"{path} is not a regular file", "give the path of a new or regular file")
-    try:
-        refuse_kernel_file(path, st, "give the path of a new or regular file")
-    except ToolkitError:
-        os.close(fd)
-        raise
-    os.set_blocking(fd, True)
+    fd = open_fd(path, "output file")
     return os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
 
 

@@ -15,31 +15,35 @@ FORCED_OPTIONS = ("--tool=memcheck", "--vgdb=yes", "--vgdb-error=0")
 LOG_OPTIONS = ("--log-file=", "--log-fd=", "--log-socket=")
 
 
-def split_user_args(argv: list[str]) -> tuple[list[str], list[str]]:
-    """``PROGRAM ARGS... -- VALGRIND-OPTIONS`` -> (program part, valgrind options)."""
-    if "--" in argv:
-        i = argv.index("--")
-        return argv[:i], argv[i + 1:]
-    return argv, []
+def split_start_args(argv: list[str], value_options: set[str]) -> tuple[list[str], str | None,
+                                                                      list[str], list[str]]:
+    """vg-start's words -> (its own options, PROGRAM or None, PROGRAM's ARGS, VALGRIND-OPTIONS).
 
-
-def split_program_args(argv: list[str], value_options: set[str]) -> tuple[list[str], list[str]]:
-    """vg-start's own options and PROGRAM -> (those, PROGRAM's ARGS taken verbatim).
-
-    Everything after PROGRAM belongs to it (``-p 8080`` too), except a final
-    ``--json``, which is vg-start's.  *value_options* take the next word as value.
+    The rule (the one of valgrind, strace, env): options before PROGRAM are vg-start's (a
+    ``--`` there ends them, so PROGRAM may start with ``-``); every word after PROGRAM is
+    PROGRAM's, taken verbatim (``-p 8080``, ``--json``, ``--help`` too), up to a ``--`` after
+    which come valgrind's options.  *value_options* take the next word as their value.
     """
     i = 0
     while i < len(argv):
         tok = argv[i]
+        if tok == "--":
+            ours, rest = argv[:i], argv[i + 1:]
+            break
         if tok.startswith("-") and tok != "-":
             i += 2 if tok in value_options else 1
             continue
-        head, rest = argv[:i + 1], argv[i + 1:]
-        if rest and rest[-1] == "--json":
-            head, rest = head + ["--json"], rest[:-1]
-        return head, rest
-    return argv, []
+        ours, rest = argv[:i], argv[i:]
+        break
+    else:
+        return argv, None, [], []
+    if not rest:
+        return ours, None, [], []
+    program, after = rest[0], rest[1:]
+    if "--" in after:
+        j = after.index("--")
+        return ours, program, after[:j], after[j + 1:]
+    return ours, program, after, []
 
 
 def resolve_program(program: str, cwd: str | None = None) -> str:
@@ -142,14 +146,33 @@ def open_program_stream(path: str, write: bool):
     other end appears (and gdb then ignores Ctrl-C)."""
     import stat as st
 
-    flags = (os.O_WRONLY | os.O_CREAT | os.O_APPEND) if write else os.O_RDONLY
+    if write:       # never through a link or into a file someone else planted in /tmp
+        from gdb_toolkit.common.safe_open import open_output
+
+        fd = open_output(path, "program output file", append=True,
+                         fix="give a regular file, /dev/null, or a terminal (--tty)", allow_devices=True)
+        return os.fdopen(fd, "ab")
     try:
-        fd = os.open(path, flags | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
-        if exc.errno == 6:      # ENXIO: a FIFO without a reader, opened for writing
-            raise ToolkitError(f"{path} is a FIFO: the program's output cannot go to it",
-                               "give a regular file or a terminal (--tty)") from None
-        raise ToolkitError(f"cannot open {path}: {exc.strerror}", "give another file") from None
+        from gdb_toolkit.common.names import escape_name
+        from gdb_toolkit.common.safe_open import describe_mode
+
+        if exc.errno == 6:      # ENXIO: a FIFO without a reader (for writing), a socket, a tty-less /dev/tty
+            try:
+                mode = os.stat(path).st_mode
+            except OSError:
+                mode = 0
+            if st.S_ISFIFO(mode):
+                raise ToolkitError(f"{escape_name(path)} is a FIFO: the program's output cannot go to it",
+                                   "give a regular file or a terminal (--tty)") from None
+            if st.S_ISSOCK(mode):
+                raise ToolkitError(f"{escape_name(path)} is a socket, not a file or a terminal",
+                                   "give a regular file, /dev/null, or a terminal (--tty)") from None
+            raise ToolkitError(f"cannot open {escape_name(path)}: {describe_mode(mode) if mode else 'it'} "
+                               "has no device behind it (/dev/tty: gdb has no controlling terminal)",
+                               "give a regular file, /dev/null, or a terminal (--tty /dev/pts/N)") from None
+        raise ToolkitError(f"cannot open {escape_name(path)}: {exc.strerror}", "give another file") from None
     mode = os.fstat(fd).st_mode
     if not (st.S_ISREG(mode) or st.S_ISCHR(mode)):
         os.close(fd)
@@ -160,16 +183,34 @@ def open_program_stream(path: str, write: bool):
                 else "a block device" if st.S_ISBLK(mode) else "not a regular file")
         raise ToolkitError(f"{path} is {kind}, not a file or a terminal",
                            "give a regular file, /dev/null, or a terminal (--tty)")
-    if write and st.S_ISREG(mode):
-        from gdb_toolkit.common.safe_open import refuse_kernel_file
+    if st.S_ISREG(mode) and os.major(os.fstat(fd).st_dev) == 0:
+        from gdb_toolkit.common.safe_open import refuse_kernel_stream
 
-        try:        # the program's output into a sysctl or a sysfs attribute
-            refuse_kernel_file(path, os.fstat(fd), "give a regular file, /dev/null, or a terminal (--tty)")
+        try:        # /proc/kmsg as stdin: the program would wait on, and eat, the kernel's log
+            refuse_kernel_stream(fd, os.fstat(fd), "--stdin file", path)
+            _refuse_gdbs_own_proc(fd, path)
         except ToolkitError:
             os.close(fd)
             raise
     os.set_blocking(fd, True)
-    return os.fdopen(fd, "ab" if write else "rb")
+    return os.fdopen(fd, "rb")
+
+
+def _refuse_gdbs_own_proc(fd: int, path: str) -> None:
+    """--stdin /proc/self/environ (or /proc/self/mem): gdb opens it, so "self" is gdb -- the
+    program would read gdb's environment or memory (as root), not its own."""
+    from gdb_toolkit.common.names import escape_name
+
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return
+    mine = f"/proc/{os.getpid()}/"
+    if real.startswith(mine) or real.startswith(f"/proc/{os.getpid()}/task/"):
+        raise ToolkitError(f"--stdin {escape_name(path)} is gdb's own {escape_name(real)}: gdb opens "
+                           f"it, so /proc/self there is gdb (pid {os.getpid()}), not the program",
+                           "give a regular file, or save what you want from the program's /proc "
+                           "first") from None
 
 
 def set_parent_death_signal() -> None:

@@ -29,6 +29,8 @@ def prog(name):
 
 
 def j(cmd):
+    if cmd.startswith("vg-start "):     # every word after PROGRAM is the program's: --json first
+        return json_wrapped("vg-start --json " + cmd[len("vg-start "):])
     return json_wrapped(cmd + " --json")
 
 

@@ -33,6 +33,8 @@ def prog(name):
 
 
 def j(cmd):
+    if cmd.startswith("vg-start "):     # every word after PROGRAM is the program's: --json first
+        return json_wrapped("vg-start --json " + cmd[len("vg-start "):])
     return json_wrapped(cmd + " --json")
 
 
@@ -353,12 +355,14 @@ def test_not_connected_and_bad_arguments(tmp_path):
     assert sum("argument --timeout: not a positive number of seconds" in ln for ln in lines) == 2
     assert all("vg-start" in ln and "vg-attach" in ln for ln in not_connected)
     assert any("unknown leak kind 'bogus'" in ln for ln in lines)
-    assert any("--top must be positive" in ln for ln in lines)
+    assert any("--top 0 is out of range. Fix: give --top 1..1000000" in ln for ln in lines)
     assert any("invalid choice: 'sideways'" in ln for ln in lines)
     assert any("not found" in ln for ln in lines)
     assert any("need memcheck" in ln for ln in lines)
     assert any("--vgdb=no would stop" in ln for ln in lines)
-    assert any("no live valgrind gdbserver with pid 999999999" in ln for ln in lines)
+    # above the kernel's PID_MAX_LIMIT (2^22): no process id at all, not "no such valgrind"
+    assert any("PID 999999999 is out of range (not a process id). Fix: give PID 1..4194304" in ln
+               for ln in lines)
     assert "alive" in res.stdout
     # nothing started: no valgrind child of ours is left
     assert subprocess.run(["pgrep", "-f", f"valgrind.*{tmp_path}"], capture_output=True).returncode == 1

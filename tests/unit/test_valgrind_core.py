@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from gdb_toolkit.common.errors import ToolkitError
-from gdb_toolkit.valgrind.launch import (explain_vgdb_failure, resolve_program, split_user_args,
+from gdb_toolkit.valgrind.launch import (explain_vgdb_failure, resolve_program, split_start_args,
                                          valgrind_argv)
 from gdb_toolkit.valgrind.leak_records import parse_leak_check
 from gdb_toolkit.valgrind.leak_view import (build_report, explain_empty_output, monitor_leak_command,
@@ -121,7 +121,7 @@ def test_parse_cmdline():
 
 
 def test_valgrind_argv_and_options(tmp_path):
-    assert split_user_args(["prog", "a", "--", "-q"]) == (["prog", "a"], ["-q"])
+    assert split_start_args(["prog", "a", "--", "-q"], set()) == ([], "prog", ["a"], ["-q"])
     argv = valgrind_argv("/usr/bin/valgrind", "/p", ["x"], ["--leak-check=full"], "/tmp/l-%p.log")
     assert argv == ["/usr/bin/valgrind", "--tool=memcheck", "--vgdb=yes", "--vgdb-error=0",
                     "--log-file=/tmp/l-%p.log", "--error-limit=no", "--leak-check=full", "/p", "x"]
@@ -174,12 +174,17 @@ def test_fast_table_layout_and_clipping():
 
 
 def test_program_arguments_after_program_are_verbatim():
-    from gdb_toolkit.valgrind.launch import split_program_args
-
     vals = {"--stdin", "--stdout", "--tty", "--log", "--timeout"}
-    assert split_program_args(["--main", "--stdout", "f", "./srv", "-p", "8080", "--verbose"], vals) == \
-        (["--main", "--stdout", "f", "./srv"], ["-p", "8080", "--verbose"])
-    # a final --json is vg-start's; options before PROGRAM stay vg-start's
-    assert split_program_args(["--log=l", "./srv", "-x", "--json"], vals) == \
-        (["--log=l", "./srv", "--json"], ["-x"])
-    assert split_program_args(["--help"], vals) == (["--help"], [])
+    assert split_start_args(["--main", "--stdout", "f", "./srv", "-p", "8080", "--verbose"], vals) == \
+        (["--main", "--stdout", "f"], "./srv", ["-p", "8080", "--verbose"], [])
+    # every word after PROGRAM is its own, --json and --help too (they were taken as vg-start's)
+    assert split_start_args(["--log=l", "./srv", "-x", "--json"], vals) == \
+        (["--log=l"], "./srv", ["-x", "--json"], [])
+    assert split_start_args(["./srv", "--help", "--", "--json", "-q"], vals) == \
+        ([], "./srv", ["--help"], ["--json", "-q"])
+    # "--" before PROGRAM ends vg-start's options: a program named "-x", an option's value "--"
+    assert split_start_args(["--json", "--", "-x", "a", "--", "-q"], vals) == \
+        (["--json"], "-x", ["a"], ["-q"])
+    assert split_start_args(["--stdin", "--", "./p"], vals) == (["--stdin", "--"], "./p", [], [])
+    assert split_start_args(["--help"], vals) == (["--help"], None, [], [])
+    assert split_start_args(["--main", "--"], vals) == (["--main"], None, [], [])
