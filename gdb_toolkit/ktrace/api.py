@@ -253,8 +253,17 @@ class TraceSession:
 
     def _request(self, worker_pid: int) -> dict:
         spec, prep = self.spec, self.prepared
+        from gdb_toolkit.ktrace.pidns import caller_namespace
+
         exclude = ()
         notes = list(prep.notes) if prep else []
+        # pids are the caller's: in a child pid namespace the programs filter and report them
+        # through that namespace, never as the kernel's global numbers (another process's)
+        ns = caller_namespace()
+        if ns is not None:
+            notes.append(f"{spec.caller_name} is in a child pid namespace (pid:[{ns.ino}]): pids are "
+                         "that namespace's, not the kernel's global ones"
+                         + ("; a task outside it shows pid 0" if spec.pid is None else ""))
         if spec.pid is None and not spec.include_self:
             # every event makes the worker write and the caller read a pipe: tracing them
             # would be a feedback loop (read(2), vfs_read, pipe_read, ...)
@@ -263,7 +272,7 @@ class TraceSession:
                          f"(pid {worker_pid}), all their threads: they read and write the events' pipe")
         return {"type": "trace", **spec.to_wire(), "parent_pid": os.getpid(),
                 "exclude": {"pids": list(exclude)},
-                "attempts": [a.wire(exclude) for a in prep.attempts] if prep else [],
+                "attempts": [a.wire(exclude, ns) for a in prep.attempts] if prep else [],
                 "skipped": list(prep.skipped) if prep else [], "notes": notes,
                 "tracefs": prep.tracefs if prep else None}
 
@@ -447,6 +456,10 @@ def validate(spec: TraceSpec) -> None:
         raise ToolkitError("--timeout must be positive", "give seconds, e.g. --timeout 10")
     if spec.pid is not None and spec.pid <= 0:
         raise ToolkitError(f"--pid {spec.pid} is not a process id", "give a running process's pid")
+    if spec.pid is not None:
+        from gdb_toolkit.ktrace import pidns
+
+        pidns.check_target(spec.pid, pidns.caller_namespace())
     if spec.method is not None and spec.method not in METHODS:
         raise ToolkitError(f"unknown attach method {spec.method!r}", f"use one of {', '.join(METHODS)}")
     n = len(parse_args_spec(spec.args)) + len([parse_path(c) for c in spec.capture])

@@ -300,6 +300,11 @@ Enter does not repeat ktrace (it would arm again)."""
         return render(report, ctx.width, ctx.styler)
 
 
+def _seen_pid(report) -> int:
+    """The pid /proc shows gdb: its own namespace's number in a container."""
+    return report.namespace_pid or report.pid
+
+
 class Ktask(ToolkitCommand):
     name = "ktask"
     summary = "Read a task_struct by pid or address, set $ktask"
@@ -339,13 +344,18 @@ mm->get_unmapped_area (code pointers are named from kallsyms).  Where
         value = facts.eval_int(args.task) & ((1 << 64) - 1)
         session = _kernel_session(args, _chosen_kernel(args))
         try:
-            report = inspect_task(value, args.fields, session)
+            ns = None
+            if session.is_live:             # gdb in a container: its pids are its namespace's
+                from gdb_toolkit.ktrace.pidns import caller_namespace
+
+                ns = caller_namespace()
+            report = inspect_task(value, args.fields, session, ns.ino if ns else None)
         finally:
             session.close()
         report.typed = set_task_var(report.task_address)
         if not report.verified and report.proc_comm is not None:
             report.notes.append(f"task 0x{report.task_address:x} does not check out: kernel comm "
-                                f"{report.comm!r} vs /proc/{report.pid}/comm {report.proc_comm!r}")
+                                f"{report.comm!r} vs /proc/{_seen_pid(report)}/comm {report.proc_comm!r}")
         return report
 
     def render(self, report, ctx):
@@ -353,13 +363,15 @@ mm->get_unmapped_area (code pointers are named from kallsyms).  Where
         from gdb_toolkit.common.text import key_values, wrap
 
         if report.verified:
-            check = f"matches /proc/{report.pid}/comm"
+            check = f"matches /proc/{_seen_pid(report)}/comm"
         elif report.proc_comm is None:
             check = "no /proc entry to compare"
         else:
             check = "MISMATCH"
         text = key_values([("task", f"0x{report.task_address:x} ({report.found_by})", "address"),
-                           ("pid/tgid", f"{report.pid}/{report.tgid}"),
+                           ("pid/tgid", f"{report.pid}/{report.tgid}" + (
+                               f" (kernel's; in gdb's pid namespace: {report.namespace_pid}/"
+                               f"{report.namespace_tgid})" if report.namespace_pid else "")),
                            ("comm", f"{report.comm!r} ({check})"),
                            ("memory", report.memory_source or None),
                            ("$ktask", "struct task_struct *" if report.typed else
