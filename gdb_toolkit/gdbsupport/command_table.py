@@ -9,7 +9,7 @@ SOURCES = (('gdbsupport/registry.py', 92550518),
  ('common/meta.py', 2433930963),
  ('doctor/gdb_commands.py', 3960926210),
  ('kernel/gdb_commands.py', 623065571),
- ('ktrace/gdb_commands.py', 4268205905),
+ ('ktrace/gdb_commands.py', 620945549),
  ('plt/gdb_commands.py', 3646760873),
  ('stack/gdb_commands.py', 3965443048),
  ('valgrind/gdb_commands.py', 4228477509))

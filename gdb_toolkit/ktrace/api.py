@@ -32,6 +32,17 @@ WORKER_FILE = os.path.join(REPO, "gdb_toolkit", "ktrace", "worker.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
 WORKER_ENV = "GDB_TOOLKIT_KTRACE_WORKER"     # override the worker command (tests: a fake worker)
 ARM_TIMEOUT = float(os.environ.get("GDB_TOOLKIT_KTRACE_ARM_TIMEOUT", "600"))
+#: events a session keeps (the last ones; each costs ~2 KiB in Python): a function hit 100k
+#: times a second would otherwise grow gdb by hundreds of MiB a second.  The rest are counted.
+MAX_KEPT = 10000
+KEEP_ENV = "GDB_TOOLKIT_KTRACE_KEEP"
+
+
+def max_kept() -> int:
+    try:
+        return max(1, int(os.environ.get(KEEP_ENV, MAX_KEPT)))
+    except ValueError:
+        return MAX_KEPT
 
 __all__ = ["TraceSpec", "TraceSession", "TraceResult", "TraceEvent", "Armed", "start", "trace",
            "validate", "shutdown"]
@@ -230,8 +241,12 @@ class TraceSession:
         self.armed: Armed | None = None
         self.end: dict | None = None
         self.error: ToolkitError | None = None
+        import collections
+
         self._q: "queue.Queue" = queue.Queue()
-        self._events: list[TraceEvent] = []
+        self.keep = max_kept()
+        self._events: "collections.deque[TraceEvent]" = collections.deque(maxlen=self.keep)
+        self.received = 0               # every event the worker sent (kept or not)
         self._armed_evt = threading.Event()
         self._done = threading.Event()
         self._answered = False
@@ -285,7 +300,13 @@ class TraceSession:
             self._armed_evt.set()
         elif kind == "event":
             ev = event_from(msg)
-            self._events.append(ev)
+            self.received += 1
+            self._events.append(ev)             # the oldest falls out past self.keep
+            if self._q.qsize() >= self.keep:    # nobody reads the stream: bounded the same way
+                try:
+                    self._q.get_nowait()
+                except queue.Empty:
+                    pass
             self._q.put(ev)
             if self.on_event:
                 try:
@@ -366,7 +387,13 @@ class TraceSession:
 
     @property
     def collected(self) -> list[TraceEvent]:
+        """The events kept: the last ``keep`` of ``received``."""
         return list(self._events)
+
+    @property
+    def dropped(self) -> int:
+        """Events received but no longer kept (the memory bound, MAX_KEPT)."""
+        return self.received - len(self._events)
 
     def poll(self) -> list[TraceEvent]:
         """Events received since the last poll/events() call, without blocking."""
@@ -409,10 +436,10 @@ class TraceSession:
                 while self.running and fid not in self._flushed and time.monotonic() - start < 10 * limit:
                     time.sleep(0.01)
                 return
-        seen, last_change = len(self._events), time.monotonic()
+        seen, last_change = self.received, time.monotonic()
         while self.running and time.monotonic() - start < limit:
             time.sleep(0.05)
-            n = len(self._events)
+            n = self.received
             if n != seen:
                 seen, last_change = n, time.monotonic()
             elif time.monotonic() - last_change >= quiet:

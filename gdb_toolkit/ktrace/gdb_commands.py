@@ -40,9 +40,15 @@ def set_task_var(addr: int) -> bool:
     return False
 
 
-def _set_vars(events) -> dict:
-    shown = {"kevents": str(len(events))}
-    gdb.set_convenience_variable("kevents", len(events))
+#: at a stop, at most this many new events are printed one per line (the rest are counted)
+STOP_LINES = 20
+
+
+def _set_vars(events, total: int | None = None) -> dict:
+    """$kevents (every event received, kept or not), $ktask and $kretval (the last one)."""
+    total = len(events) if total is None else total
+    shown = {"kevents": str(total)}
+    gdb.set_convenience_variable("kevents", total)
     if events:
         last = events[-1]
         typed = set_task_var(last.task)
@@ -57,11 +63,18 @@ def _report(session, spec, state, stop_reason=""):
     from gdb_toolkit.ktrace.report import KtraceReport
 
     a = session.armed
+    kept = session.collected
+    received = getattr(session, "received", len(kept))
+    notes = list(a.notes)
+    if received > len(kept):
+        notes.append(f"kept the last {len(kept)} of {received} events (gdb's memory bound, "
+                     f"GDB_TOOLKIT_KTRACE_KEEP); the {received - len(kept)} before them were "
+                     "received and counted, not kept: narrow the trace (--pid, --count) to see them")
     return KtraceReport(spec.function, a.attach_method, a.traced_function, a.note, state, spec.pid,
-                        session.collected, (session.end or {}).get("reason", ""), a.skipped, a.notes,
+                        kept, (session.end or {}).get("reason", ""), a.skipped, notes,
                         a.unavailable, a.programs, round(getattr(session, "armed_s", 0.0), 3),
                         stop_reason=stop_reason, loader=a.loader, warm=a.warm,
-                        count=len(session.collected))
+                        count=received)
 
 
 def _stop_active(announce=False):
@@ -71,7 +84,7 @@ def _stop_active(announce=False):
     _state["session"] = None
     session.stop()
     report = _report(session, session.spec, "done")
-    report.convenience = _set_vars(report.events)
+    report.convenience = _set_vars(report.events, report.count)
     return report
 
 
@@ -91,10 +104,14 @@ def _on_stop(event):
         return
     session.settle(0.2, 1.0)
     events = session.collected
-    new = events[_state["shown"]:]
-    _state["shown"] = len(events)
+    received = session.received
+    fresh = received - _state["shown"]             # events since the last stop (kept or not)
+    _state["shown"] = received
+    new = events[-min(fresh, len(events), STOP_LINES):] if fresh > 0 else []
     if new:
-        shown = _set_vars(events)
+        shown = _set_vars(events, received)
+        if fresh > len(new):
+            _say(f"[ktrace] {fresh} new event(s); the last {len(new)}:")
         for e in new:       # the worker escapes comm (escape_name); the guard catches the rest
             _say(f"[ktrace] {e.comm} pid {e.pid} task 0x{e.task:x} args {e.args}"
                  + (f" retval {e.retval}" if e.retval is not None else ""))
@@ -108,7 +125,7 @@ def _on_exit(event):
     if _state.get("session") is not None:
         report = _stop_active()
         if report is not None:
-            _say(f"[ktrace] inferior exited: tracing stopped, {len(report.events)} event(s)")
+            _say(f"[ktrace] inferior exited: tracing stopped, {report.count} event(s)")
 
 
 def _hook():
@@ -255,7 +272,7 @@ Enter does not repeat ktrace (it would arm again)."""
         if session.error and not session.collected and session.end is None:
             raise session.error
         report = _report(session, spec, "done")
-        report.convenience = _set_vars(report.events)
+        report.convenience = _set_vars(report.events, report.count)
         return report
 
     def _run_mode(self, session, spec, quiet=False):
@@ -288,7 +305,7 @@ Enter does not repeat ktrace (it would arm again)."""
         report = _report(session, spec, "done", stop.get("why", "stopped"))
         if session.error and not report.events and session.end is None:
             raise session.error
-        report.convenience = _set_vars(report.events)
+        report.convenience = _set_vars(report.events, report.count)
         return report
 
     def json_document(self, report) -> str:

@@ -140,7 +140,9 @@ def test_ktrace_and_ktask_in_a_child_pid_namespace_never_pick_the_host_process_w
     """Debian's kernel in the guest: a kprobe, $ktask and ktask PID read through /proc/kcore."""
     out, d = _in_container([*json_wrapped("ktrace __x64_sys_getppid --run --json"),
                             *json_wrapped("ktask $ktask comm --json"),
-                            *json_wrapped(f"ktask {d} comm --json"),
+                            # the inferior's pid as gdb sees it: d (the decoy's global pid)
+                            *json_wrapped("python gdb.execute('ktask %d comm --json' % "
+                                          "gdb.selected_inferior().pid)"),
                             "python print('PROCCOMM ' + open('/proc/%d/comm' % gdb.selected_inferior().pid).read())",
                             *json_wrapped(NESTED)])
     trace, by_addr, by_pid, refused = _docs(out)

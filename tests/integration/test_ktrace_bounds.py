@@ -1,0 +1,71 @@
+"""ktrace on a busy function: gdb keeps a bounded number of events (the last ones), counts the
+rest and says so; the terminal shows a bounded table and, at a stop of a background trace, a
+bounded number of event lines.  Oracle: the program's own loop (close(2) of fd 1000+i, i <
+CALLS, then 2000+i), so which events are the last ones is known without the code under test.
+The bound is lowered with GDB_TOOLKIT_KTRACE_KEEP so that the test needs no high event rate."""
+import json
+import os
+
+import pytest
+
+from tests.support.gdbrun import JSON_BEGIN, JSON_END, compile_c, json_wrapped, run_gdb, unwrap
+from tests.support.ktrace_oracles import wait_no_programs
+
+pytestmark = [pytest.mark.gdb,
+              pytest.mark.skipif(os.geteuid() != 0, reason="BPF needs root"),
+              pytest.mark.skipif(os.environ.get("GDB_TOOLKIT_IN_GUEST") == "1", reason="host tests")]
+
+CALLS, KEEP = 400, 50
+SOURCE = r"""
+#include <unistd.h>
+void done(void) { __asm__ volatile("" ::: "memory"); }
+int main(void)
+{
+    for (int i = 0; i < %d; i++) close(1000 + i);     /* EBADF: nothing is closed */
+    done();
+    for (int i = 0; i < %d; i++) close(2000 + i);
+    done();
+    return 0;
+}
+""" % (CALLS, CALLS)
+
+
+def test_busy_trace_keeps_the_last_events_counts_all_and_says_so():
+    prog = compile_c(SOURCE, name="closer", flags=["-g", "-O0"])
+    tp = "ktrace tracepoint:syscalls:sys_enter_close --args fd"
+    res = run_gdb(["break done", "start > /dev/null",
+                   *json_wrapped(f"{tp} --run --json"),
+                   f"{tp} --run",               # the terminal form of the same: a fresh trace
+                   "print $kevents"],
+                  program=prog, env={"GDB_TOOLKIT_KTRACE_KEEP": str(KEEP)}, timeout=300)
+    out = res.stdout
+    chunk = out.split(JSON_BEGIN, 1)[1].split(JSON_END, 1)[0]
+    doc = unwrap(json.loads(chunk[chunk.index("\n{"):]))
+    mine = [e["args"]["fd"] for e in doc["events"]]
+    assert doc["count"] == CALLS, doc["count"]                        # every call counted
+    assert mine == [1000 + i for i in range(CALLS - KEEP, CALLS)], mine   # the last KEEP kept
+    assert any(f"kept the last {KEEP} of {CALLS} events" in n for n in doc["notes"]), doc["notes"]
+    # the terminal: the count, the note, the last KEEP rows (no more), $kevents = all of them
+    text = out.split(JSON_END, 1)[1]
+    assert f"kept the last {KEEP} of {CALLS} events" in " ".join(text.split())
+    assert f"{CALLS} event(s), ended: stopped" in text
+    rows = [l.split() for l in text.splitlines() if l.lstrip().startswith("+") and l.count("closer")]
+    assert [int(r[-1]) for r in rows] == [2000 + i for i in range(CALLS - KEEP, CALLS)], rows
+    assert f"$kevents = {CALLS}" in text and f"= {CALLS}\n" in text.rsplit("$", 1)[-1] + "\n"
+    assert wait_no_programs() == []
+
+
+def test_background_trace_prints_a_bounded_number_of_lines_at_a_stop():
+    """Armed in the background (no --run/--count/--timeout), the stop hook printed one line per
+    event since the last stop: CALLS lines here, a million under a busy function."""
+    prog = compile_c(SOURCE, name="closer", flags=["-g", "-O0"])
+    res = run_gdb(["break done", "start > /dev/null",
+                   "ktrace tracepoint:syscalls:sys_enter_close --args fd", "continue",
+                   "print $kevents", "ktrace --stop"], program=prog, timeout=300)
+    out = res.stdout
+    lines = [l for l in out.splitlines() if l.startswith("[ktrace] closer pid")]
+    assert f"[ktrace] {CALLS} new event(s); the last 20:" in out, out[-3000:]
+    assert [int(l.split("'fd': ")[1].rstrip("}")) for l in lines] == \
+        [1000 + i for i in range(CALLS - 20, CALLS)], lines
+    assert f"$1 = {CALLS}" in out
+    assert wait_no_programs() == []
