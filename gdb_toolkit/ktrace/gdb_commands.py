@@ -59,6 +59,21 @@ def _set_vars(events, total: int | None = None) -> dict:
     return shown
 
 
+def _followed_note(traced: int | None) -> str | None:
+    """What to say when gdb now debugs another process than the traced one: it followed a fork
+    (follow-fork-mode child) or another inferior is selected.  The trace filters on the pid it
+    was armed for, so the process at hand has no events and $ktask is not its task."""
+    from gdb_toolkit.gdbsupport import facts
+
+    now = facts.current_pid() if facts.target_kind() == "live" else None
+    if not traced or not now or now == traced:
+        return None
+    return (f"gdb now debugs process {now} (it followed a fork, or another inferior is selected); "
+            f"ktrace traced process {traced} only: {now}'s events are not here and $ktask is "
+            f"{traced}'s task. Trace it with ktrace ... --pid {now}, or keep gdb on the traced "
+            "process (set follow-fork-mode parent)")
+
+
 def _report(session, spec, state, stop_reason=""):
     from gdb_toolkit.ktrace.report import KtraceReport
 
@@ -66,6 +81,9 @@ def _report(session, spec, state, stop_reason=""):
     kept = session.collected
     received = getattr(session, "received", len(kept))
     notes = list(a.notes)
+    followed = _followed_note(spec.pid) if state == "done" and spec.pid else None
+    if followed:
+        notes.append(followed)
     if received > len(kept):
         notes.append(f"kept the last {len(kept)} of {received} events (gdb's memory bound, "
                      f"GDB_TOOLKIT_KTRACE_KEEP); the {received - len(kept)} before them were "
@@ -116,6 +134,10 @@ def _on_stop(event):
             _say(f"[ktrace] {e.comm} pid {e.pid} task 0x{e.task:x} args {e.args}"
                  + (f" retval {e.retval}" if e.retval is not None else ""))
         _say("[ktrace] " + ", ".join(f"${k} = {v}" for k, v in shown.items()))
+    followed = _followed_note(session.spec.pid)
+    if followed and not _state.get("followed_said"):
+        _state["followed_said"] = True
+        _say(f"[ktrace] note: {followed}")
     if not session.running:
         _say(f"[ktrace] tracing ended ({(session.end or {}).get('reason', 'stopped')})")
         _state["session"] = None
@@ -253,7 +275,7 @@ Enter does not repeat ktrace (it would arm again)."""
         if args.run:
             return self._run_mode(session, spec, quiet=args.json)
         if inferior_traced and not args.count and not args.timeout:
-            _state.update(session=session, shown=0)
+            _state.update(session=session, shown=0, followed_said=False)
             _hook()
             return _report(session, spec, "armed")
         # blocking: wait for count/timeout or Ctrl-C
@@ -325,7 +347,7 @@ def _seen_pid(report) -> int:
 class Ktask(ToolkitCommand):
     name = "ktask"
     summary = "Read a task_struct by pid or address, set $ktask"
-    usage = ("ktask PID|ADDR [FIELD-PATH...] [--kcore PATH] [--kallsyms PATH | --system-map PATH] "
+    usage = ("ktask PID|ADDR|--thread [FIELD-PATH...] [--kcore PATH] [--kallsyms PATH | --system-map PATH] "
              "[--btf PATH] [--json]")
     description = """\
 Finds a task_struct in kernel memory with no debug vmlinux: offsets come
@@ -334,13 +356,15 @@ running one (/proc/kcore), a vmcore (--kcore PATH, or `kcore PATH` first), or
 the halted kernel behind gdb's `target remote` (QEMU's gdbstub, kgdb); a dump
 or a halted kernel gives its own symbols and BTF.  With a PID it walks
 init_task.tasks (then each thread group for a thread id); with an address
-($ktask, 0xffff...) it reads it directly.  On the running kernel the task's
+($ktask, 0xffff...) it reads it directly; with --thread it finds the task of
+gdb's selected thread (its LWP: each thread has its own task_struct).  On
+the running kernel the task's
 pid and comm are checked against /proc/PID/comm.  FIELD-PATHs are
 task_struct members as in C: comm, mm->mmap_base, signal->rlim[3].rlim_cur,
 mm->get_unmapped_area (code pointers are named from kallsyms).  Where
 /proc/kcore is missing use capture mode: ktrace FUNC --capture FIELD."""
     examples = ("ktask $ktask signal->rlim[3].rlim_cur mm->get_unmapped_area",
-                "ktask 1234 comm mm->mmap_base", "ktask 1 comm --json")
+                "ktask 1234 comm mm->mmap_base", "ktask --thread comm stack", "ktask 1 comm --json")
     category = "ktrace"
     json_hex_addresses = True
     value_completer = gdb.COMPLETE_EXPRESSION
@@ -349,16 +373,31 @@ mm->get_unmapped_area (code pointers are named from kallsyms).  Where
         from gdb_toolkit.common.args import ArgParser
 
         p = ArgParser(self.name, "read a task_struct through kernel memory")
-        p.add_argument("task", help="pid or task_struct address (a gdb expression)")
+        p.add_argument("task", nargs="?", help="pid or task_struct address (a gdb expression)")
         p.add_argument("fields", nargs="*", help="task_struct field paths")
+        p.add_argument("--thread", action="store_true",
+                       help="the task of gdb's selected thread (its LWP); every operand is a field")
         _kernel_source_options(p)
         return p
 
     def run(self, args):
+        from gdb_toolkit.common.errors import ToolkitError, UsageError
         from gdb_toolkit.gdbsupport import facts
         from gdb_toolkit.ktrace.ktask_core import inspect_task
 
-        value = facts.eval_int(args.task) & ((1 << 64) - 1)
+        if args.thread:
+            if args.task is not None:
+                args.fields = [args.task, *args.fields]
+            thread = facts.require_stopped_thread("ktask --thread")
+            if facts.target_kind() != "live" or not thread.ptid[1]:
+                raise ToolkitError("ktask --thread needs a live process's thread (gdb's LWP)",
+                                   "run or attach to the program; for a core, give the task's address")
+            value = thread.ptid[1]
+        elif args.task is None:
+            raise UsageError("ktask: a pid, a task address or --thread is required",
+                             self.parser.one_line_usage())
+        else:
+            value = facts.eval_int(args.task) & ((1 << 64) - 1)
         session = _kernel_session(args, _chosen_kernel(args))
         try:
             ns = None

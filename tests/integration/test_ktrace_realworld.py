@@ -1,8 +1,13 @@
-"""ktrace on a busy function: gdb keeps a bounded number of events (the last ones), counts the
+"""ktrace in real-world conditions on this host (tracepoints).
+
+A busy function: gdb keeps a bounded number of events (the last ones), counts the
 rest and says so; the terminal shows a bounded table and, at a stop of a background trace, a
 bounded number of event lines.  Oracle: the program's own loop (close(2) of fd 1000+i, i <
 CALLS, then 2000+i), so which events are the last ones is known without the code under test.
-The bound is lowered with GDB_TOOLKIT_KTRACE_KEEP so that the test needs no high event rate."""
+The bound is lowered with GDB_TOOLKIT_KTRACE_KEEP so that the test needs no high event rate.
+
+A fork followed by gdb (follow-fork-mode child): the trace stays on the pid it was armed for,
+and says that gdb now debugs another process (oracle: gdb's own inferior list)."""
 import json
 import os
 
@@ -68,4 +73,38 @@ def test_background_trace_prints_a_bounded_number_of_lines_at_a_stop():
     assert [int(l.split("'fd': ")[1].rstrip("}")) for l in lines] == \
         [1000 + i for i in range(CALLS - 20, CALLS)], lines
     assert f"$1 = {CALLS}" in out
+    assert wait_no_programs() == []
+
+
+FORKER = r"""
+#include <sys/wait.h>
+#include <unistd.h>
+void done(void) { __asm__ volatile("" ::: "memory"); }
+int main(void)
+{
+    for (int i = 0; i < 3; i++) getppid();
+    pid_t c = fork();
+    if (c == 0) { for (int i = 0; i < 5; i++) getppid(); done(); return 0; }
+    waitpid(c, 0, 0);
+    return 0;
+}
+"""
+
+
+def test_fork_followed_by_gdb_is_said_not_silently_reported_as_the_process_at_hand():
+    prog = compile_c(FORKER, name="forker", flags=["-g", "-O0"])
+    res = run_gdb(["set follow-fork-mode child", "set detach-on-fork on", "break done",
+                   "start > /dev/null",
+                   *json_wrapped("ktrace tracepoint:syscalls:sys_enter_getppid --run --json"),
+                   "python print('PIDS', gdb.selected_inferior().pid, "
+                   "' '.join(str(i.pid) for i in gdb.inferiors()))"],
+                  program=prog, timeout=300)
+    out = res.stdout
+    chunk = out.split(JSON_BEGIN, 1)[1].split(JSON_END, 1)[0]
+    doc = unwrap(json.loads(chunk[chunk.index("\n{"):]))
+    child = int(out.split("PIDS ", 1)[1].split()[0])
+    assert child != doc["pid"] and "breakpoint" in doc["stop_reason"], (child, doc["pid"])
+    assert [e["pid"] for e in doc["events"]] == [doc["pid"]] * 3       # the parent's 3 calls only
+    said = [n for n in doc["notes"] if f"gdb now debugs process {child}" in n]
+    assert said and f"--pid {child}" in said[0], doc["notes"]
     assert wait_no_programs() == []
