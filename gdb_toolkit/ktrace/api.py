@@ -77,6 +77,8 @@ class TraceResult:
     events: list[TraceEvent] = field(default_factory=list)
     armed: Armed | None = None
     end_reason: str = ""
+    received: int = 0                    # every event received: more than events when the
+    #                                      memory bound (MAX_KEPT) kept only the last ones
 
 
 # -- the worker process -------------------------------------------------------------------------------
@@ -466,7 +468,7 @@ class TraceSession:
         a = self.armed
         return TraceResult(a.attach_method if a else "", a.traced_function if a else "",
                            a.note if a else "", self.collected, a,
-                           (self.end or {}).get("reason", ""))
+                           (self.end or {}).get("reason", ""), self.received)
 
 
 def validate(spec: TraceSpec) -> None:

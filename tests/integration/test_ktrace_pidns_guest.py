@@ -160,3 +160,41 @@ def test_ktrace_and_ktask_in_a_child_pid_namespace_never_pick_the_host_process_w
     _refused(refused)
     assert wait_no_programs() == []
     assert _kprobes_on("__x64_sys_getppid") == [] and _kprobes_on("vfs_read") == []
+
+
+@pytest.mark.gdb
+@needs_unshare
+@host_only
+def test_gdb_on_the_host_attached_to_a_containerized_process_traces_it_by_its_global_pid():
+    """The other direction: gdb in the init namespace attaches (by its global pid) to a process
+    that is pid 1 of a container.  No translation: the pids are the kernel's; the container's
+    number (1) must not be used.  Oracle: the NSpid line of /proc/PID/status (global, then the
+    container's)."""
+    prog = compile_c(SOURCE, name="nsdecoy", flags=["-g", "-O0"])
+    box = subprocess.Popen(["unshare", "--pid", "--fork", str(prog), "forever"])
+    pid = None
+    try:
+        import time
+
+        for _ in range(50):
+            kids = open(f"/proc/{box.pid}/task/{box.pid}/children").read().split()
+            if kids:
+                pid = int(kids[0])
+                break
+            time.sleep(0.1)
+        assert pid, "the container's process did not start"
+        nspid = [l.split()[1:] for l in open(f"/proc/{pid}/status") if l.startswith("NSpid:")][0]
+        assert nspid == [str(pid), "1"], nspid
+        res = subprocess.run(gdb_argv(["tbreak usleep", "continue", "tbreak usleep",
+                                       *json_wrapped("ktrace tracepoint:syscalls:sys_enter_getppid "
+                                                     "--run --json")], pid=pid),
+                             capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    finally:
+        if pid:
+            os.kill(pid, 9)             # a pid namespace's init ignores SIGTERM from outside
+        box.wait()
+    doc = _docs(res.stdout)[0]
+    t = unwrap(doc)
+    assert t["pid"] == pid and t["events"], res.stdout[-3000:]
+    assert {(e["pid"], e["tid"], e["comm"]) for e in t["events"]} == {(pid, pid, "nsdecoy")}
+    assert not any("namespace" in n for n in t["notes"]), t["notes"]
