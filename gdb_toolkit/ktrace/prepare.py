@@ -33,7 +33,7 @@ class LazyOracle:
 
                 self._oracle = load_oracle(self.path)
             except ToolkitError as exc:
-                self.error = f"no BTF type information: {exc}"
+                self.error = f"no BTF type information: {exc.cause}"   # its fix is ours
         return self._oracle
 
     def func_params(self, function: str):

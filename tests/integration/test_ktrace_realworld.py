@@ -108,3 +108,41 @@ def test_fork_followed_by_gdb_is_said_not_silently_reported_as_the_process_at_ha
     said = [n for n in doc["notes"] if f"gdb now debugs process {child}" in n]
     assert said and f"--pid {child}" in said[0], doc["notes"]
     assert wait_no_programs() == []
+
+
+def test_without_btf_a_capture_is_refused_in_one_line_and_tracepoints_still_work(tmp_path):
+    """/sys/kernel/btf/vmlinux hidden (an empty file bind-mounted over it, in a private mount
+    namespace): a value that needs BTF is refused before anything is armed, naming the option
+    that asked and one fix; a tracepoint's own fields and its sys_exit return value need no BTF.
+    Oracle for the return value: close(2) of a descriptor that is not open fails with EBADF."""
+    import errno
+    import shutil
+    import subprocess
+
+    from tests.support.gdbrun import gdb_argv
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) (util-linux) for a private mount namespace")
+    prog = compile_c(SOURCE, name="closer", flags=["-g", "-O0"])
+    empty = tmp_path / "empty_btf"
+    empty.write_bytes(b"")
+    tp = "ktrace tracepoint:syscalls:sys_enter_close --args fd"
+    argv = gdb_argv(["break done", "start > /dev/null",
+                     *json_wrapped(f"{tp} --capture signal->rlim[3].rlim_cur --run --json"),
+                     *json_wrapped(f"{tp} --ret --run --json")], program=prog)
+    script = 'mount --bind "$0" /sys/kernel/btf/vmlinux && exec "$@"'
+    res = subprocess.run(["unshare", "--mount", "sh", "-c", script, str(empty), *argv],
+                         capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    docs = []
+    for chunk in res.stdout.split(JSON_BEGIN)[1:]:
+        chunk = chunk.split(JSON_END, 1)[0]
+        docs.append(json.loads(chunk[chunk.index("\n{"):] if not chunk.lstrip().startswith("{") else chunk))
+    refused, ret = docs
+    assert not refused["ok"], refused
+    err = refused["error"]
+    assert err["cause"].startswith("--capture: task_struct->signal->rlim[3].rlim_cur needs the kernel's BTF")
+    assert err["message"].count("Fix:") == 1 and "CONFIG_DEBUG_INFO_BTF" in err["fix"], err
+    r = unwrap(ret)
+    assert [e["args"]["fd"] for e in r["events"]] == [1000 + i for i in range(CALLS)]
+    assert {e["retval"] for e in r["events"]} == {-errno.EBADF}, r["events"][:3]
+    assert wait_no_programs() == []
