@@ -9,7 +9,7 @@ SOURCES = (('gdbsupport/registry.py', 92550518),
  ('common/meta.py', 2433930963),
  ('doctor/gdb_commands.py', 3960926210),
  ('kernel/gdb_commands.py', 2407328827),
- ('ktrace/gdb_commands.py', 398683978),
+ ('ktrace/gdb_commands.py', 4228235435),
  ('plt/gdb_commands.py', 1661269313),
  ('stack/gdb_commands.py', 1215824019),
  ('valgrind/gdb_commands.py', 2962273172))
@@ -389,7 +389,7 @@ ENTRIES = (
      'Ktask',
      'Read a task_struct by pid or address, set $ktask\n'
      '\n'
-     'Usage: ktask PID|ADDR [FIELD-PATH...] [--kcore PATH]\n'
+     'Usage: ktask PID|ADDR|--thread [FIELD-PATH...] [--kcore PATH]\n'
      '         [--kallsyms PATH | --system-map PATH] [--btf PATH] [--json]\n'
      '\n'
      'Finds a task_struct in kernel memory with no debug vmlinux: offsets come from\n'
@@ -398,15 +398,17 @@ ENTRIES = (
      "kernel behind gdb's `target remote` (QEMU's gdbstub, kgdb); a dump or a halted\n"
      'kernel gives its own symbols and BTF. With a PID it walks init_task.tasks (then\n'
      'each thread group for a thread id); with an address ($ktask, 0xffff...) it\n'
-     "reads it directly. On the running kernel the task's pid and comm are checked\n"
-     'against /proc/PID/comm. FIELD-PATHs are task_struct members as in C: comm,\n'
-     'mm->mmap_base, signal->rlim[3].rlim_cur, mm->get_unmapped_area (code pointers\n'
-     'are named from kallsyms). Where /proc/kcore is missing use capture mode: ktrace\n'
-     'FUNC --capture FIELD.\n'
+     "reads it directly; with --thread it finds the task of gdb's selected thread\n"
+     '(its LWP: each thread has its own task_struct). On the running kernel the\n'
+     "task's pid and comm are checked against /proc/PID/comm. FIELD-PATHs are\n"
+     'task_struct members as in C: comm, mm->mmap_base, signal->rlim[3].rlim_cur,\n'
+     'mm->get_unmapped_area (code pointers are named from kallsyms). Where\n'
+     '/proc/kcore is missing use capture mode: ktrace FUNC --capture FIELD.\n'
      '\n'
      'Examples:\n'
      '  (gdb) ktask $ktask signal->rlim[3].rlim_cur mm->get_unmapped_area\n'
      '  (gdb) ktask 1234 comm mm->mmap_base\n'
+     '  (gdb) ktask --thread comm stack\n'
      '  (gdb) ktask 1 comm --json\n'
      '\n'
      'Also "toolkit ktask" (the name that stays when another extension has a\n'
@@ -416,11 +418,12 @@ ENTRIES = (
      {'name': 'ktask',
       'gdb_name': 'toolkit ktask',
       'summary': 'Read a task_struct by pid or address, set $ktask',
-      'usage_lines': ['ktask PID|ADDR [FIELD-PATH...] [--kcore PATH] [--kallsyms PATH | '
+      'usage_lines': ['ktask PID|ADDR|--thread [FIELD-PATH...] [--kcore PATH] [--kallsyms PATH | '
                       '--system-map PATH] [--btf PATH] [--json]'],
       'category': 'ktrace',
       'examples': ['ktask $ktask signal->rlim[3].rlim_cur mm->get_unmapped_area',
                    'ktask 1234 comm mm->mmap_base',
+                   'ktask --thread comm stack',
                    'ktask 1 comm --json'],
       'repeats': False,
       'schema': 'ktask.schema.json'}),

@@ -32,6 +32,17 @@ WORKER_FILE = os.path.join(REPO, "gdb_toolkit", "ktrace", "worker.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
 WORKER_ENV = "GDB_TOOLKIT_KTRACE_WORKER"     # override the worker command (tests: a fake worker)
 ARM_TIMEOUT = float(os.environ.get("GDB_TOOLKIT_KTRACE_ARM_TIMEOUT", "600"))
+#: events a session keeps (the last ones; each costs ~2 KiB in Python): a function hit 100k
+#: times a second would otherwise grow gdb by hundreds of MiB a second.  The rest are counted.
+MAX_KEPT = 10000
+KEEP_ENV = "GDB_TOOLKIT_KTRACE_KEEP"
+
+
+def max_kept() -> int:
+    try:
+        return max(1, int(os.environ.get(KEEP_ENV, MAX_KEPT)))
+    except ValueError:
+        return MAX_KEPT
 
 __all__ = ["TraceSpec", "TraceSession", "TraceResult", "TraceEvent", "Armed", "start", "trace",
            "validate", "shutdown"]
@@ -66,6 +77,8 @@ class TraceResult:
     events: list[TraceEvent] = field(default_factory=list)
     armed: Armed | None = None
     end_reason: str = ""
+    received: int = 0                    # every event received: more than events when the
+    #                                      memory bound (MAX_KEPT) kept only the last ones
 
 
 # -- the worker process -------------------------------------------------------------------------------
@@ -230,8 +243,12 @@ class TraceSession:
         self.armed: Armed | None = None
         self.end: dict | None = None
         self.error: ToolkitError | None = None
+        import collections
+
         self._q: "queue.Queue" = queue.Queue()
-        self._events: list[TraceEvent] = []
+        self.keep = max_kept()
+        self._events: "collections.deque[TraceEvent]" = collections.deque(maxlen=self.keep)
+        self.received = 0               # every event the worker sent (kept or not)
         self._armed_evt = threading.Event()
         self._done = threading.Event()
         self._answered = False
@@ -253,8 +270,17 @@ class TraceSession:
 
     def _request(self, worker_pid: int) -> dict:
         spec, prep = self.spec, self.prepared
+        from gdb_toolkit.ktrace.pidns import caller_namespace
+
         exclude = ()
         notes = list(prep.notes) if prep else []
+        # pids are the caller's: in a child pid namespace the programs filter and report them
+        # through that namespace, never as the kernel's global numbers (another process's)
+        ns = caller_namespace()
+        if ns is not None:
+            notes.append(f"{spec.caller_name} is in a child pid namespace (pid:[{ns.ino}]): pids are "
+                         "that namespace's, not the kernel's global ones"
+                         + ("; a task outside it shows pid 0" if spec.pid is None else ""))
         if spec.pid is None and not spec.include_self:
             # every event makes the worker write and the caller read a pipe: tracing them
             # would be a feedback loop (read(2), vfs_read, pipe_read, ...)
@@ -263,7 +289,7 @@ class TraceSession:
                          f"(pid {worker_pid}), all their threads: they read and write the events' pipe")
         return {"type": "trace", **spec.to_wire(), "parent_pid": os.getpid(),
                 "exclude": {"pids": list(exclude)},
-                "attempts": [a.wire(exclude) for a in prep.attempts] if prep else [],
+                "attempts": [a.wire(exclude, ns) for a in prep.attempts] if prep else [],
                 "skipped": list(prep.skipped) if prep else [], "notes": notes,
                 "tracefs": prep.tracefs if prep else None}
 
@@ -276,7 +302,13 @@ class TraceSession:
             self._armed_evt.set()
         elif kind == "event":
             ev = event_from(msg)
-            self._events.append(ev)
+            self.received += 1
+            self._events.append(ev)             # the oldest falls out past self.keep
+            if self._q.qsize() >= self.keep:    # nobody reads the stream: bounded the same way
+                try:
+                    self._q.get_nowait()
+                except queue.Empty:
+                    pass
             self._q.put(ev)
             if self.on_event:
                 try:
@@ -357,7 +389,13 @@ class TraceSession:
 
     @property
     def collected(self) -> list[TraceEvent]:
+        """The events kept: the last ``keep`` of ``received``."""
         return list(self._events)
+
+    @property
+    def dropped(self) -> int:
+        """Events received but no longer kept (the memory bound, MAX_KEPT)."""
+        return self.received - len(self._events)
 
     def poll(self) -> list[TraceEvent]:
         """Events received since the last poll/events() call, without blocking."""
@@ -400,10 +438,10 @@ class TraceSession:
                 while self.running and fid not in self._flushed and time.monotonic() - start < 10 * limit:
                     time.sleep(0.01)
                 return
-        seen, last_change = len(self._events), time.monotonic()
+        seen, last_change = self.received, time.monotonic()
         while self.running and time.monotonic() - start < limit:
             time.sleep(0.05)
-            n = len(self._events)
+            n = self.received
             if n != seen:
                 seen, last_change = n, time.monotonic()
             elif time.monotonic() - last_change >= quiet:
@@ -430,7 +468,7 @@ class TraceSession:
         a = self.armed
         return TraceResult(a.attach_method if a else "", a.traced_function if a else "",
                            a.note if a else "", self.collected, a,
-                           (self.end or {}).get("reason", ""))
+                           (self.end or {}).get("reason", ""), self.received)
 
 
 def validate(spec: TraceSpec) -> None:
@@ -449,6 +487,10 @@ def validate(spec: TraceSpec) -> None:
                            "give seconds, e.g. --timeout 10 (none: until the count or Ctrl-C)")
     if spec.pid is not None and spec.pid <= 0:
         raise ToolkitError(f"--pid {spec.pid} is not a process id", "give a running process's pid")
+    if spec.pid is not None:
+        from gdb_toolkit.ktrace import pidns
+
+        pidns.check_target(spec.pid, pidns.caller_namespace())
     if spec.method is not None and spec.method not in METHODS:
         raise ToolkitError(f"unknown attach method {spec.method!r}", f"use one of {', '.join(METHODS)}")
     n = len(parse_args_spec(spec.args)) + len([parse_path(c) for c in spec.capture])

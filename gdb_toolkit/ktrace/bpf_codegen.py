@@ -90,6 +90,8 @@ class _Gen:
         self.l = layout
         self.ev = -layout.size                 # the record on the stack: [r10 + ev, r10)
         self.scratch = self.ev - 8             # one u64 for probe reads
+        self.key = self.ev - 16                # the thread's global id (u32): in-flight key
+        self.nsinfo = self.ev - 24             # struct bpf_pidns_info {u32 pid; u32 tgid}
         self.method = method
         self.abi = abi
         self.read_helper = read_helper
@@ -148,12 +150,25 @@ class _Gen:
         a.stx(8, I.FP, self.ev + self.l.vals + 8 * slot, I.R9)
 
 
-def _filter(g: _Gen, pid: int | None, exclude: tuple) -> None:
-    """r7 = tgid, r8 = tid; leave unless the process is wanted."""
+def _filter(g: _Gen, pid: int | None, exclude: tuple, pidns=None) -> None:
+    """r7 = tgid, r8 = tid; leave unless the process is wanted.  The thread's global id is
+    kept at g.key (the in-flight hash's key: the exit program looks it up by global id).
+    With *pidns* (the caller's child pid namespace) r7/r8 are that namespace's numbers
+    (bpf_get_ns_current_pid_tgid), 0 for a task outside it: never a global pid compared with
+    the caller's number."""
     a = g.a
     a.call(I.GET_CURRENT_PID_TGID)
-    a.mov(I.R7, I.R0).alui(I.RSH, I.R7, 32)
-    a.mov(I.R8, I.R0).alui(I.LSH, I.R8, 32).alui(I.RSH, I.R8, 32)
+    a.stx(4, I.FP, g.key, I.R0)
+    if pidns is None:
+        a.mov(I.R7, I.R0).alui(I.RSH, I.R7, 32)
+        a.mov(I.R8, I.R0).alui(I.LSH, I.R8, 32).alui(I.RSH, I.R8, 32)
+    else:
+        a.ld_imm64(I.R1, pidns.dev).ld_imm64(I.R2, pidns.ino)
+        a.mov(I.R3, I.FP).alui(I.ADD, I.R3, g.nsinfo).movi(I.R4, 8)
+        a.call(I.GET_NS_CURRENT_PID_TGID)        # zeroes the pair when not in that namespace
+        if pid:
+            a.jcci(I.JNE, I.R0, 0, "out")
+        a.ldx(4, I.R8, I.FP, g.nsinfo).ldx(4, I.R7, I.FP, g.nsinfo + 4)   # {u32 pid; u32 tgid}
     if pid:
         a.jcci(I.JNE, I.R7, int(pid), "out")
     for x in exclude:
@@ -162,11 +177,11 @@ def _filter(g: _Gen, pid: int | None, exclude: tuple) -> None:
 
 
 def entry_program(layout: Layout, cand: Candidate, values: list[ResolvedValue], pid: int | None,
-                  exclude: tuple, ret: bool, stack: bool, abi, read_helper: int) -> list:
+                  exclude: tuple, ret: bool, stack: bool, abi, read_helper: int, pidns=None) -> list:
     g = _Gen(layout, cand.method, abi, read_helper)
     a, l, ev = g.a, layout, g.ev
     a.mov(I.R6, I.R1)
-    _filter(g, pid, exclude)
+    _filter(g, pid, exclude, pidns)
     for off in range(0, l.size, 8):
         a.st(8, I.FP, ev + off, 0)
     a.stx(4, I.FP, ev + l.pid, I.R7).stx(4, I.FP, ev + l.tid, I.R8)
@@ -183,7 +198,7 @@ def entry_program(layout: Layout, cand: Candidate, values: list[ResolvedValue], 
         a.st(4, I.FP, ev + l.stack_id, -1)
     if ret:
         a.ld_map(I.R1, INFLIGHT)
-        a.mov(I.R2, I.FP).alui(I.ADD, I.R2, ev + l.tid)
+        a.mov(I.R2, I.FP).alui(I.ADD, I.R2, g.key)
         a.mov(I.R3, I.FP).alui(I.ADD, I.R3, ev)
         a.movi(I.R4, 0).call(I.MAP_UPDATE_ELEM)
     else:
@@ -223,7 +238,7 @@ def exit_program(layout: Layout, method: str, abi, read_helper: int, exit_ret_of
 
 def generate(cand: Candidate, values: list[ResolvedValue], pid: int | None, ret: bool, stack: bool,
              machine: str, exit_ret_off: int = 16, exclude: tuple = (),
-             read_helper: int = I.PROBE_READ_KERNEL) -> BpfObject:
+             read_helper: int = I.PROBE_READ_KERNEL, pidns=None) -> BpfObject:
     """The BPF object for a kprobe or tracepoint candidate (fentry programs go through bcc)."""
     if cand.method not in ("kprobe", "tracepoint"):
         raise ValueError(f"no assembled programs for {cand.method}")
@@ -238,7 +253,7 @@ def generate(cand: Candidate, values: list[ResolvedValue], pid: int | None, ret:
         maps.append(MapSpec(STACKS, MAP_STACK_TRACE, 4, 8 * MAX_STACK_DEPTH, STACK_ENTRIES))
     if want_ret:
         maps.append(MapSpec(INFLIGHT, MAP_HASH, 4, layout.size, INFLIGHT_ENTRIES))
-    entry = entry_program(layout, cand, values, pid, exclude, want_ret, stack, abi, read_helper)
+    entry = entry_program(layout, cand, values, pid, exclude, want_ret, stack, abi, read_helper, pidns)
     if cand.method == "kprobe":
         progs = [ProgSpec("gtk_kt_entry", PROG_KPROBE, entry, "kprobe", cand.function)]
         if want_ret:

@@ -90,8 +90,11 @@ def value_c(v: ResolvedValue, method: str) -> str:
 
 
 def generate(cand: Candidate, values: list[ResolvedValue], pid: int | None, ret: bool, stack: bool,
-             nparams: int | None = None, exit_ret_off: int = 16, exclude: tuple = ()) -> Program:
-    """*exclude*: process ids (tgids: every thread of them) never traced."""
+             nparams: int | None = None, exit_ret_off: int = 16, exclude: tuple = (),
+             pidns=None) -> Program:
+    """*exclude*: process ids (tgids: every thread of them) never traced.  *pidns*: the
+    caller's child pid namespace (pidns.PidNamespace): *pid*, *exclude* and the recorded
+    pid/tid are that namespace's numbers (0: a task outside it), as bpf_codegen does."""
     nv = max(1, len(values))
     method = cand.method
     parts = [_HEADER.replace("NVALS", str(nv)), _READ]
@@ -114,19 +117,26 @@ def generate(cand: Candidate, values: list[ResolvedValue], pid: int | None, ret:
         sig_entry = sig_exit = "void *ctx"
     filt = f"    if (pid != {int(pid)}) return 0;\n" if pid else ""
     filt += "".join(f"    if (pid == {int(x)}) return 0;\n" for x in exclude if x and x != pid)
+    if pidns is None:
+        ids = ("    u32 pid = pid_tgid >> 32;\n", "    u32 tid = (u32)pid_tgid;\n")
+    else:   # the caller's namespace numbers, never the global ones (another process's)
+        ids = ("    struct bpf_pidns_info ns = {};\n",
+               f"    long ns_err = bpf_get_ns_current_pid_tgid({int(pidns.dev)}ULL, {int(pidns.ino)}ULL, "
+               "&ns, sizeof(ns));\n", "    if (ns_err) return 0;\n" if pid else "",
+               "    u32 pid = ns.tgid;\n", "    u32 tid = ns.pid;\n")
     body = [f"int {entry}({sig_entry})\n{{\n",
             "    u64 pid_tgid = bpf_get_current_pid_tgid();\n",
-            "    u32 pid = pid_tgid >> 32;\n", filt,
+            "    u32 key = (u32)pid_tgid;\n", *ids, filt,
             "    struct gtk_kt_event e = {};\n",
             "    e.time_ns = bpf_ktime_get_ns();\n",
-            "    e.pid = pid;\n    e.tid = (u32)pid_tgid;\n",
+            "    e.pid = pid;\n    e.tid = tid;\n",
             "    e.task = (u64)bpf_get_current_task();\n",
             "    bpf_get_current_comm(&e.comm, sizeof(e.comm));\n"]
     for i, v in enumerate(values):
         body.append(f"    e.vals[{i}] = {value_c(v, method)};   /* {v.name} = {v.text} */\n")
     body.append("    e.stack_id = gtk_kt_stacks.get_stackid(ctx, 0);\n" if stack else "    e.stack_id = -1;\n")
     if want_ret:
-        body.append("    gtk_kt_inflight.update(&e.tid, &e);\n")
+        body.append("    gtk_kt_inflight.update(&key, &e);\n")
     else:
         body.append("    gtk_kt_events.perf_submit(ctx, &e, sizeof(e));\n")
     body.append("    return 0;\n}\n")

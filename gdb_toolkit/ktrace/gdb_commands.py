@@ -40,9 +40,15 @@ def set_task_var(addr: int) -> bool:
     return False
 
 
-def _set_vars(events) -> dict:
-    shown = {"kevents": str(len(events))}
-    gdb.set_convenience_variable("kevents", len(events))
+#: at a stop, at most this many new events are printed one per line (the rest are counted)
+STOP_LINES = 20
+
+
+def _set_vars(events, total: int | None = None) -> dict:
+    """$kevents (every event received, kept or not), $ktask and $kretval (the last one)."""
+    total = len(events) if total is None else total
+    shown = {"kevents": str(total)}
+    gdb.set_convenience_variable("kevents", total)
     if events:
         last = events[-1]
         typed = set_task_var(last.task)
@@ -53,15 +59,40 @@ def _set_vars(events) -> dict:
     return shown
 
 
+def _followed_note(traced: int | None) -> str | None:
+    """What to say when gdb now debugs another process than the traced one: it followed a fork
+    (follow-fork-mode child) or another inferior is selected.  The trace filters on the pid it
+    was armed for, so the process at hand has no events and $ktask is not its task."""
+    from gdb_toolkit.gdbsupport import facts
+
+    now = facts.current_pid() if facts.target_kind() == "live" else None
+    if not traced or not now or now == traced:
+        return None
+    return (f"gdb now debugs process {now} (it followed a fork, or another inferior is selected); "
+            f"ktrace traced process {traced} only: {now}'s events are not here and $ktask is "
+            f"{traced}'s task. Trace it with ktrace ... --pid {now}, or keep gdb on the traced "
+            "process (set follow-fork-mode parent)")
+
+
 def _report(session, spec, state, stop_reason=""):
     from gdb_toolkit.ktrace.report import KtraceReport
 
     a = session.armed
+    kept = session.collected
+    received = getattr(session, "received", len(kept))
+    notes = list(a.notes)
+    followed = _followed_note(spec.pid) if state == "done" and spec.pid else None
+    if followed:
+        notes.append(followed)
+    if received > len(kept):
+        notes.append(f"kept the last {len(kept)} of {received} events (gdb's memory bound, "
+                     f"GDB_TOOLKIT_KTRACE_KEEP); the {received - len(kept)} before them were "
+                     "received and counted, not kept: narrow the trace (--pid, --count) to see them")
     return KtraceReport(spec.function, a.attach_method, a.traced_function, a.note, state, spec.pid,
-                        session.collected, (session.end or {}).get("reason", ""), a.skipped, a.notes,
+                        kept, (session.end or {}).get("reason", ""), a.skipped, notes,
                         a.unavailable, a.programs, round(getattr(session, "armed_s", 0.0), 3),
                         stop_reason=stop_reason, loader=a.loader, warm=a.warm,
-                        count=len(session.collected))
+                        count=received)
 
 
 def _stop_active(announce=False):
@@ -71,7 +102,7 @@ def _stop_active(announce=False):
     _state["session"] = None
     session.stop()
     report = _report(session, session.spec, "done")
-    report.convenience = _set_vars(report.events)
+    report.convenience = _set_vars(report.events, report.count)
     return report
 
 
@@ -91,14 +122,22 @@ def _on_stop(event):
         return
     session.settle(0.2, 1.0)
     events = session.collected
-    new = events[_state["shown"]:]
-    _state["shown"] = len(events)
+    received = session.received
+    fresh = received - _state["shown"]             # events since the last stop (kept or not)
+    _state["shown"] = received
+    new = events[-min(fresh, len(events), STOP_LINES):] if fresh > 0 else []
     if new:
-        shown = _set_vars(events)
+        shown = _set_vars(events, received)
+        if fresh > len(new):
+            _say(f"[ktrace] {fresh} new event(s); the last {len(new)}:")
         for e in new:       # the worker escapes comm (escape_name); the guard catches the rest
             _say(f"[ktrace] {e.comm} pid {e.pid} task 0x{e.task:x} args {e.args}"
                  + (f" retval {e.retval}" if e.retval is not None else ""))
         _say("[ktrace] " + ", ".join(f"${k} = {v}" for k, v in shown.items()))
+    followed = _followed_note(session.spec.pid)
+    if followed and not _state.get("followed_said"):
+        _state["followed_said"] = True
+        _say(f"[ktrace] note: {followed}")
     if not session.running:
         _say(f"[ktrace] tracing ended ({(session.end or {}).get('reason', 'stopped')})")
         _state["session"] = None
@@ -108,7 +147,7 @@ def _on_exit(event):
     if _state.get("session") is not None:
         report = _stop_active()
         if report is not None:
-            _say(f"[ktrace] inferior exited: tracing stopped, {len(report.events)} event(s)")
+            _say(f"[ktrace] inferior exited: tracing stopped, {report.count} event(s)")
 
 
 def _hook():
@@ -246,7 +285,7 @@ Enter does not repeat ktrace (it would arm again)."""
         if args.run:
             return self._run_mode(session, spec, quiet=args.json)
         if inferior_traced and not args.count and not args.timeout:
-            _state.update(session=session, shown=0)
+            _state.update(session=session, shown=0, followed_said=False)
             _hook()
             return _report(session, spec, "armed")
         # blocking: wait for count/timeout or Ctrl-C
@@ -265,7 +304,7 @@ Enter does not repeat ktrace (it would arm again)."""
         if session.error and not session.collected and session.end is None:
             raise session.error
         report = _report(session, spec, "done")
-        report.convenience = _set_vars(report.events)
+        report.convenience = _set_vars(report.events, report.count)
         return report
 
     def _run_mode(self, session, spec, quiet=False):
@@ -326,7 +365,7 @@ Enter does not repeat ktrace (it would arm again)."""
         report = _report(session, spec, "done", stop.get("why", "stopped"))
         if session.error and not report.events and session.end is None:
             raise session.error
-        report.convenience = _set_vars(report.events)
+        report.convenience = _set_vars(report.events, report.count)
         return report
 
     def json_document(self, report) -> str:
@@ -338,10 +377,15 @@ Enter does not repeat ktrace (it would arm again)."""
         return render(report, ctx.width, ctx.styler)
 
 
+def _seen_pid(report) -> int:
+    """The pid /proc shows gdb: its own namespace's number in a container."""
+    return report.namespace_pid or report.pid
+
+
 class Ktask(ToolkitCommand):
     name = "ktask"
     summary = "Read a task_struct by pid or address, set $ktask"
-    usage = ("ktask PID|ADDR [FIELD-PATH...] [--kcore PATH] [--kallsyms PATH | --system-map PATH] "
+    usage = ("ktask PID|ADDR|--thread [FIELD-PATH...] [--kcore PATH] [--kallsyms PATH | --system-map PATH] "
              "[--btf PATH] [--json]")
     description = """\
 Finds a task_struct in kernel memory with no debug vmlinux: offsets come
@@ -350,13 +394,15 @@ running one (/proc/kcore), a vmcore (--kcore PATH, or `kcore PATH` first), or
 the halted kernel behind gdb's `target remote` (QEMU's gdbstub, kgdb); a dump
 or a halted kernel gives its own symbols and BTF.  With a PID it walks
 init_task.tasks (then each thread group for a thread id); with an address
-($ktask, 0xffff...) it reads it directly.  On the running kernel the task's
+($ktask, 0xffff...) it reads it directly; with --thread it finds the task of
+gdb's selected thread (its LWP: each thread has its own task_struct).  On
+the running kernel the task's
 pid and comm are checked against /proc/PID/comm.  FIELD-PATHs are
 task_struct members as in C: comm, mm->mmap_base, signal->rlim[3].rlim_cur,
 mm->get_unmapped_area (code pointers are named from kallsyms).  Where
 /proc/kcore is missing use capture mode: ktrace FUNC --capture FIELD."""
     examples = ("ktask $ktask signal->rlim[3].rlim_cur mm->get_unmapped_area",
-                "ktask 1234 comm mm->mmap_base", "ktask 1 comm --json")
+                "ktask 1234 comm mm->mmap_base", "ktask --thread comm stack", "ktask 1 comm --json")
     category = "ktrace"
     json_hex_addresses = True
     value_completer = gdb.COMPLETE_EXPRESSION
@@ -365,25 +411,45 @@ mm->get_unmapped_area (code pointers are named from kallsyms).  Where
         from gdb_toolkit.common.args import ArgParser
 
         p = ArgParser(self.name, "read a task_struct through kernel memory")
-        p.add_argument("task", help="pid or task_struct address (a gdb expression)")
+        p.add_argument("task", nargs="?", help="pid or task_struct address (a gdb expression)")
         p.add_argument("fields", nargs="*", help="task_struct field paths")
+        p.add_argument("--thread", action="store_true",
+                       help="the task of gdb's selected thread (its LWP); every operand is a field")
         _kernel_source_options(p)
         return p
 
     def run(self, args):
+        from gdb_toolkit.common.errors import ToolkitError, UsageError
         from gdb_toolkit.gdbsupport import facts
         from gdb_toolkit.ktrace.ktask_core import inspect_task
 
-        value = facts.eval_int(args.task) & ((1 << 64) - 1)
+        if args.thread:
+            if args.task is not None:
+                args.fields = [args.task, *args.fields]
+            thread = facts.require_stopped_thread("ktask --thread")
+            if facts.target_kind() != "live" or not thread.ptid[1]:
+                raise ToolkitError("ktask --thread needs a live process's thread (gdb's LWP)",
+                                   "run or attach to the program; for a core, give the task's address")
+            value = thread.ptid[1]
+        elif args.task is None:
+            raise UsageError("ktask: a pid, a task address or --thread is required",
+                             self.parser.one_line_usage())
+        else:
+            value = facts.eval_int(args.task) & ((1 << 64) - 1)
         session = _kernel_session(args, _chosen_kernel(args))
         try:
-            report = inspect_task(value, args.fields, session)
+            ns = None
+            if session.is_live:             # gdb in a container: its pids are its namespace's
+                from gdb_toolkit.ktrace.pidns import caller_namespace
+
+                ns = caller_namespace()
+            report = inspect_task(value, args.fields, session, ns.ino if ns else None)
         finally:
             session.close()
         report.typed = set_task_var(report.task_address)
         if not report.verified and report.proc_comm is not None:
             report.notes.append(f"task 0x{report.task_address:x} does not check out: kernel comm "
-                                f"{report.comm!r} vs /proc/{report.pid}/comm {report.proc_comm!r}")
+                                f"{report.comm!r} vs /proc/{_seen_pid(report)}/comm {report.proc_comm!r}")
         return report
 
     def render(self, report, ctx):
@@ -391,13 +457,15 @@ mm->get_unmapped_area (code pointers are named from kallsyms).  Where
         from gdb_toolkit.common.text import key_values, wrap
 
         if report.verified:
-            check = f"matches /proc/{report.pid}/comm"
+            check = f"matches /proc/{_seen_pid(report)}/comm"
         elif report.proc_comm is None:
             check = "no /proc entry to compare"
         else:
             check = "MISMATCH"
         text = key_values([("task", f"0x{report.task_address:x} ({report.found_by})", "address"),
-                           ("pid/tgid", f"{report.pid}/{report.tgid}"),
+                           ("pid/tgid", f"{report.pid}/{report.tgid}" + (
+                               f" (kernel's; in gdb's pid namespace: {report.namespace_pid}/"
+                               f"{report.namespace_tgid})" if report.namespace_pid else "")),
                            ("comm", f"{report.comm!r} ({check})"),
                            ("memory", report.memory_source or None),
                            ("$ktask", "struct task_struct *" if report.typed else

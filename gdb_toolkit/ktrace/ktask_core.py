@@ -46,9 +46,11 @@ def _proc_comm(pid: int, tgid: int) -> str | None:
     return None
 
 
-def inspect_task(value: int, fields: list[str], session) -> TaskReport:
+def inspect_task(value: int, fields: list[str], session, ns_ino: int | None = None) -> TaskReport:
     """The task at address *value*, or with pid *value* (walking init_task's lists), read from
-    *session*'s kernel; *fields* are task_struct member paths."""
+    *session*'s kernel; *fields* are task_struct member paths.  *ns_ino*: the inode of gdb's
+    pid namespace when it is a child one (a container; running kernel only): *value* as a pid
+    and /proc count in it, not in the kernel's global numbering."""
     memory = _memory(session)
     reader = TaskReader(memory.read, session.btf, session.symbolize)
     if looks_like_address(value):
@@ -61,24 +63,34 @@ def inspect_task(value: int, fields: list[str], session) -> TaskReport:
             raise ToolkitError(f"init_task is not among the symbols of {memory.description}",
                                "give --kallsyms FILE (saved on that boot) or --system-map FILE; or the "
                                "task's address")
-        task, n = reader.find_pid(init, value)
-        found_by = f"task list walk, {n} tasks"
+        task, n = reader.find_pid(init, value, ns_ino)
+        found_by = f"task list walk, {n} tasks" + (", pid in gdb's pid namespace" if ns_ino else "")
     try:
         pid, tgid, comm = reader.scalar(task, "pid"), reader.scalar(task, "tgid"), reader.comm(task)
     except ToolkitError as exc:
         raise ToolkitError(f"0x{task:x} is not a readable task_struct ({exc.cause})",
                            "give a task address from $ktask or a pid") from None
     notes = []
+    ns_pid = ns_tgid = None
+    seen_pid, seen_tgid = pid, tgid            # the numbers gdb's /proc uses
+    if ns_ino is not None and session.is_live:
+        ns_pid = reader.ns_pid(task, ns_ino)
+        ns_tgid = reader.ns_pid(reader.scalar(task, "group_leader"), ns_ino) if ns_pid else None
+        seen_pid, seen_tgid = ns_pid or 0, ns_tgid or 0
+        if ns_pid is None:
+            notes.append(f"the task is outside gdb's pid namespace (pid:[{ns_ino}]): /proc here "
+                         "cannot show it; pid/tgid are the kernel's global numbers")
     if session.is_live:
-        proc = _proc_comm(pid, tgid) if pid > 0 else None
-        verified = pid > 0 and proc is not None and comm == proc[:15]
+        proc = _proc_comm(seen_pid, seen_tgid) if seen_pid > 0 else None
+        verified = seen_pid > 0 and proc is not None and comm == proc[:15]
     else:
         proc, verified = None, False
         notes.append(f"{session.source_description}: no /proc of that kernel to check the task "
                      "against; pid and comm are as its memory holds them")
-    if not looks_like_address(value) and pid != value:
+    if not looks_like_address(value) and seen_pid != value:
         verified = False
     report = TaskReport(task, pid, tgid, comm, proc, verified, found_by,
-                        memory_source=session.source_description, notes=notes)
+                        memory_source=session.source_description, notes=notes,
+                        namespace_pid=ns_pid, namespace_tgid=ns_tgid)
     report.fields = [reader.field(task, f) for f in fields]
     return report

@@ -246,6 +246,10 @@ def resolve_values(args: list[ArgExpr], capture: list[str], cand: Candidate, par
             if not cand.is_fallback:
                 raise ToolkitError(f"--args: {exc}", "use a parameter name or argN") from None
             rv.terms, rv.unavailable = [], str(exc)
+        except ToolkitError as exc:
+            if kind == "field" and exc.cause.startswith("--args: "):    # say the option asked
+                raise ToolkitError("--capture: " + exc.cause[len("--args: "):], exc.fix) from None
+            raise
         rv.signed = any(t.signed for t in rv.terms) or len(rv.terms) > 1
         values.append(rv)
     return values

@@ -33,7 +33,7 @@ class LazyOracle:
 
                 self._oracle = load_oracle(self.path)
             except ToolkitError as exc:
-                self.error = f"no BTF type information: {exc}"
+                self.error = f"no BTF type information: {exc.cause}"   # its fix is ours
         return self._oracle
 
     def func_params(self, function: str):
@@ -237,7 +237,9 @@ class Attempt:
     def want_ret(self) -> bool:
         return self.ret and (self.cand.method != "tracepoint" or self.cand.exit_tracepoint is not None)
 
-    def wire(self, exclude: tuple = ()) -> dict:
+    def wire(self, exclude: tuple = (), pidns=None) -> dict:
+        """*pidns*: the caller's pidns.PidNamespace when it is not the init one (pids in
+        *exclude* and self.pid are numbered there)."""
         from gdb_toolkit.ktrace import bpf_codegen, bpf_source
 
         c = self.cand
@@ -250,9 +252,9 @@ class Attempt:
         asm = None
         if c.method in ("kprobe", "tracepoint") and bpf_codegen.register_abi(self.machine or "") is not None:
             asm = bpf_codegen.generate(c, self.values, self.pid, self.ret, self.stack, self.machine,
-                                       self.exit_off, exclude, self.read_helper).to_wire()
+                                       self.exit_off, exclude, self.read_helper, pidns).to_wire()
         prog = bpf_source.generate(c, self.values, self.pid, self.ret, self.stack, self.nparams,
-                                   self.exit_off, exclude)
+                                   self.exit_off, exclude, pidns)
         return {"method": c.method, "function": c.function, "requested": c.requested,
                 "exit_tracepoint": c.exit_tracepoint if self.want_ret else None,
                 "label": method_label(c.method, self.want_ret, c.exit_tracepoint), "note": note,

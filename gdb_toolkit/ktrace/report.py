@@ -85,12 +85,14 @@ class KtraceReport:
     stop_reason: str = ""                       # --run: why the inferior stopped
     loader: str = ""                            # 'assembled' (no compiler) | 'bcc'
     warm: bool = False                          # served by the session's warm worker
-    count: int = 0                              # number of events
+    count: int = 0                              # events received (more than `events` when
+    #                                             gdb's memory bound dropped the earlier ones)
 
     def for_json(self) -> "KtraceReport":
         from gdb_toolkit.common.record import replace
 
-        return replace(self, events=[event_record(e) for e in self.events], count=len(self.events))
+        return replace(self, events=[event_record(e) for e in self.events],
+                       count=max(self.count, len(self.events)))
 
 
 def format_value(v) -> str:
@@ -107,6 +109,10 @@ def _how(report: KtraceReport) -> str:
                                                      "bcc": "compiled by bcc"}.get(report.loader, "")]
     parts = [p for p in parts if p]
     return f" ({'; '.join(parts)})" if parts else ""
+
+
+#: the terminal table shows the last this many events (--json has every kept one)
+TABLE_ROWS = 100
 
 
 def render(report: KtraceReport, width: int | None = None, styler=None) -> str:
@@ -141,7 +147,12 @@ def render(report: KtraceReport, width: int | None = None, styler=None) -> str:
         has_ret = any(e.retval is not None for e in report.events)
         t0 = report.events[0].time_ns
         rows = []
-        for e in report.events:
+        shown = report.events[-TABLE_ROWS:]
+        total = max(report.count, len(report.events))
+        if total > len(shown):
+            text += wrap(f"the last {len(shown)} of {total} events (times from the first kept one; "
+                         f"--json has the {len(report.events)} kept):", width)
+        for e in shown:
             row = [f"+{(e.time_ns - t0) / 1e6:.3f}ms", e.pid, e.tid, e.comm, f"0x{e.task:x}"]
             row += [format_value(e.args.get(a)) for a in argnames]
             row += [format_value(e.fields.get(f)) for f in fieldnames]
@@ -156,7 +167,7 @@ def render(report: KtraceReport, width: int | None = None, styler=None) -> str:
         if last.stack:
             text += "kernel stack of the last event:\n" + "".join(
                 f"  #{i} {frame_text(f)}\n" for i, f in enumerate(last.stack))
-        text += f"{len(report.events)} event(s), ended: {report.end_reason or 'stopped'}\n"
+        text += f"{total} event(s), ended: {report.end_reason or 'stopped'}\n"
     if report.convenience:
         text += wrap(", ".join(f"${k} = {v}" for k, v in report.convenience.items()), width)
     return text

@@ -6,6 +6,7 @@ from gdb_toolkit.common.record import field, json_keys, record
 from gdb_toolkit.common.names import escape_name
 
 MAX_TASKS = 1 << 20
+MAX_PID_NS_LEVEL = 32       # include/linux/pid_namespace.h
 KERNEL_MIN = 1 << 47        # anything below is not a kernel address on x86_64/arm64
 
 
@@ -56,6 +57,11 @@ class TaskReport:
     typed: bool = False         # $ktask typed as struct task_struct *
     memory_source: str = ""     # which kernel memory: /proc/kcore, a vmcore, gdb's target
     notes: list[str] = field(default_factory=list)
+    #: the pid and tgid in gdb's own pid namespace when gdb runs in a child one (a container):
+    #: the numbers gdb, ps and /proc there use; pid/tgid above are the kernel's global ones.
+    #: None when gdb is in the init namespace, or the task is outside gdb's namespace.
+    namespace_pid: int | None = None
+    namespace_tgid: int | None = None
 
 
 class TaskReader:
@@ -120,18 +126,41 @@ class TaskReader:
             node = self.u64(node)
             n += 1
 
-    def find_pid(self, init_task: int, pid: int) -> tuple[int, int]:
+    def ns_pid(self, task: int, ns_ino: int) -> int | None:
+        """*task*'s pid in the pid namespace whose inode is *ns_ino* (what a process in that
+        namespace, its ps and its /proc call it): task->thread_pid->numbers[i].nr where
+        numbers[i].ns is that namespace; None when the task is outside it."""
+        try:
+            level = self.scalar(task, "thread_pid->level")
+        except ToolkitError as exc:
+            raise ToolkitError(f"cannot translate pids between pid namespaces on this kernel "
+                               f"({exc.cause})", "run gdb in the init pid namespace (on the host), "
+                               "where pids are the kernel's") from None
+        if not 0 <= level <= MAX_PID_NS_LEVEL:
+            raise ToolkitError(f"task 0x{task:x}: pid namespace level {level} is not 0..{MAX_PID_NS_LEVEL} "
+                               "(not a task_struct, or a read changed under us)", "retry")
+        for i in range(level + 1):
+            if self.scalar(task, f"thread_pid->numbers[{i}].ns->ns.inum") == ns_ino:
+                return self.scalar(task, f"thread_pid->numbers[{i}].nr")
+        return None
+
+    def find_pid(self, init_task: int, pid: int, ns_ino: int | None = None) -> tuple[int, int]:
+        """The task whose pid is *pid*: the kernel's global pid, or with *ns_ino* the pid in
+        that pid namespace (never the global one: in a container it is another process's)."""
+        def key(task):
+            return self.scalar(task, "pid") if ns_ino is None else self.ns_pid(task, ns_ino)
+
         count = 0
         leaders = []
         for task in self.walk(init_task):
             count += 1
-            if self.scalar(task, "pid") == pid:
+            if key(task) == pid:
                 return task, count
             leaders.append(task)
         for leader in leaders:         # a thread id: look inside each thread group
             for task in self.threads(leader):
                 count += 1
-                if self.scalar(task, "pid") == pid:
+                if key(task) == pid:
                     return task, count
         raise ToolkitError(f"no task with pid {pid} in the kernel's task lists ({count} tasks walked)",
                            "check the pid (it may have exited)")

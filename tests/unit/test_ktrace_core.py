@@ -27,6 +27,19 @@ def test_trace_collects_events_from_worker():
     assert res.end_reason == "count"
 
 
+def test_a_busy_trace_keeps_the_last_events_and_counts_all(monkeypatch):
+    """Memory is bounded (api.MAX_KEPT, GDB_TOOLKIT_KTRACE_KEEP): the last events are kept,
+    every one is counted; the unread event stream is bounded the same way."""
+    monkeypatch.setenv(api.KEEP_ENV, "5")
+    res = api.trace(api.TraceSpec("fake_ok", pid=7, count=20), argv=FAKE)
+    assert res.received == 20 and [e.task for e in res.events] == \
+        [0xffff888000001000 + i for i in range(15, 20)]
+    s = api.start(api.TraceSpec("fake_ok", pid=7, count=20), argv=FAKE)
+    s.wait(30)
+    assert s.received == 20 and s.dropped == 15
+    assert [e.task for e in s.poll()] == [0xffff888000001000 + i for i in range(15, 20)]
+
+
 def test_worker_error_becomes_toolkit_error():
     with pytest.raises(ToolkitError) as exc:
         api.start(api.TraceSpec("fake_error"), argv=FAKE)

@@ -189,3 +189,98 @@ def test_proc_comm_that_is_not_utf8(tmp_path, monkeypatch):
     (tmp_path / "comm").write_bytes(b"ev\\il\xff\n")
     monkeypatch.setattr("builtins.open", fake_open)
     assert ktask_core._proc_comm(4242, 4242) == "ev\\\\il\\xff"
+
+
+# pid namespaces: task->thread_pid (a struct pid) at 0x60, pid->level at +4, pid->numbers[i]
+# (struct upid {int nr; struct pid_namespace *ns;}, 16 bytes) from +0x40, ns->ns.inum at +0x90
+PID_T2, PID_THREAD, PID_INIT, PID_T1 = (0xFFFF888000005000, 0xFFFF888000005400, 0xFFFF888000005800,
+                                        0xFFFF888000005C00)
+NS0, NS1 = 0xFFFF888000006000, 0xFFFF888000006400
+NS0_INO, NS1_INO = 0xEFFFFFFC, 4026532179
+NS_LAYOUT = {"thread_pid->level": ([0x60, 0x4], "int", 4, False, "unsigned int"),
+             "group_leader": ([0x68], "ptr", 8, False, "struct task_struct *")}
+for _i in range(3):
+    NS_LAYOUT[f"thread_pid->numbers[{_i}].nr"] = ([0x60, 0x40 + 16 * _i], "int", 4, True, "int")
+    NS_LAYOUT[f"thread_pid->numbers[{_i}].ns->ns.inum"] = ([0x60, 0x48 + 16 * _i, 0x90], "int", 4, False,
+                                                          "unsigned int")
+
+
+class NsBtf(FakeBtf):
+    def resolve(self, root, path):
+        if path in NS_LAYOUT:
+            hops, kind, size, signed, tname = NS_LAYOUT[path]
+            return MemberPath(root, path, [], hops, 0, tname, kind, size, signed)
+        return super().resolve(root, path)
+
+
+def ns_reader():
+    """init and T1 (global pid 1) in the init namespace; T2 (global 4242) and its THREAD
+    (4243) in a child namespace where they are pids 1 and 2: the container's pid 1 is not the
+    kernel's pid 1."""
+    base = memory()
+    extra = {}
+
+    def put(addr, data):
+        for i, b in enumerate(data):
+            extra[addr + i] = b
+
+    put(NS0 + 0x90, struct.pack("<I", NS0_INO))
+    put(NS1 + 0x90, struct.pack("<I", NS1_INO))
+    for task, pidp, leader, nums in [(INIT, PID_INIT, INIT, [(0, NS0)]), (T1, PID_T1, T1, [(1, NS0)]),
+                                     (T2, PID_T2, T2, [(4242, NS0), (1, NS1)]),
+                                     (THREAD, PID_THREAD, T2, [(4243, NS0), (2, NS1)])]:
+        put(task + 0x60, struct.pack("<Q", pidp))
+        put(task + 0x68, struct.pack("<Q", leader))
+        put(pidp + 0x4, struct.pack("<I", len(nums) - 1))
+        for i, (nr, ns) in enumerate(nums):
+            put(pidp + 0x40 + 16 * i, struct.pack("<iIQ", nr, 0, ns))
+
+    def read(addr, size):
+        if all(addr + i in extra for i in range(size)):
+            return bytes(extra[addr + i] for i in range(size))
+        return base(addr, size)
+    return TaskReader(read, NsBtf(), None)
+
+
+def test_pid_in_a_child_namespace_is_translated_never_taken_as_global():
+    r = ns_reader()
+    assert r.find_pid(INIT, 1)[0] == T1                        # the kernel's pid 1 (init namespace)
+    assert r.find_pid(INIT, 1, NS1_INO)[0] == T2               # the container's pid 1
+    assert r.find_pid(INIT, 2, NS1_INO)[0] == THREAD           # a thread, found in its group
+    assert (r.ns_pid(T2, NS1_INO), r.ns_pid(THREAD, NS1_INO), r.ns_pid(T1, NS1_INO)) == (1, 2, None)
+    assert r.ns_pid(T2, NS0_INO) == 4242
+    with pytest.raises(ToolkitError) as exc:
+        r.find_pid(INIT, 4242, NS1_INO)                        # a global pid is not the container's
+    assert "no task with pid 4242" in exc.value.cause
+    # a kernel without task->thread_pid (before 4.19): refused, said why
+    with pytest.raises(ToolkitError) as exc:
+        reader().ns_pid(T2, NS1_INO)
+    assert "cannot translate pids" in exc.value.cause and exc.value.fix
+
+
+def test_ktask_in_a_child_namespace_checks_proc_under_the_namespace_pid(monkeypatch):
+    """ktask 1 in a container: the container's pid 1 (T2), checked against /proc/1/comm there."""
+    from gdb_toolkit.ktrace import ktask_core
+
+    class Session:
+        is_live = True
+        source_description = "/proc/kcore"
+        btf = NsBtf()
+        symbolize = None
+        symbols = None
+
+        def __init__(self):
+            self.memory = type("M", (), {"read": staticmethod(ns_reader().read)})()
+
+        def address_of(self, name):
+            return INIT if name == "init_task" else None
+
+    seen = []
+    monkeypatch.setattr(ktask_core, "_proc_comm", lambda pid, tgid: seen.append((pid, tgid)) or "teststack")
+    rep = ktask_core.inspect_task(1, ["comm"], Session(), NS1_INO)
+    assert rep.task_address == T2 and (rep.pid, rep.tgid) == (4242, 4242)
+    assert (rep.namespace_pid, rep.namespace_tgid) == (1, 1) and rep.verified and seen == [(1, 1)]
+    thread = ktask_core.inspect_task(THREAD, [], Session(), NS1_INO)
+    assert (thread.namespace_pid, thread.namespace_tgid) == (2, 1)
+    outside = ktask_core.inspect_task(T1, [], Session(), NS1_INO)
+    assert outside.namespace_pid is None and not outside.verified and "outside gdb's pid namespace" in outside.notes[0]
