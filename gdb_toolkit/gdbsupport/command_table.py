@@ -9,7 +9,7 @@ SOURCES = (('gdbsupport/registry.py', 92550518),
  ('common/meta.py', 2433930963),
  ('doctor/gdb_commands.py', 3960926210),
  ('kernel/gdb_commands.py', 2407328827),
- ('ktrace/gdb_commands.py', 4228235435),
+ ('ktrace/gdb_commands.py', 1355510380),
  ('plt/gdb_commands.py', 1661269313),
  ('stack/gdb_commands.py', 1215824019),
  ('valgrind/gdb_commands.py', 2962273172))

@@ -411,8 +411,10 @@ mm->get_unmapped_area (code pointers are named from kallsyms).  Where
         from gdb_toolkit.common.args import ArgParser
 
         p = ArgParser(self.name, "read a task_struct through kernel memory")
-        p.add_argument("task", nargs="?", help="pid or task_struct address (a gdb expression)")
-        p.add_argument("fields", nargs="*", help="task_struct field paths")
+        # one list of operands, split in run(): PID|ADDR then fields, or (--thread) fields only;
+        # an optional positional before a '*' one would leave the parser's fast path
+        p.add_argument("operands", nargs="*",
+                       help="pid or task_struct address (a gdb expression), then task_struct field paths")
         p.add_argument("--thread", action="store_true",
                        help="the task of gdb's selected thread (its LWP); every operand is a field")
         _kernel_source_options(p)
@@ -423,9 +425,9 @@ mm->get_unmapped_area (code pointers are named from kallsyms).  Where
         from gdb_toolkit.gdbsupport import facts
         from gdb_toolkit.ktrace.ktask_core import inspect_task
 
+        args.task, args.fields = ((None, args.operands) if args.thread or not args.operands
+                                  else (args.operands[0], args.operands[1:]))
         if args.thread:
-            if args.task is not None:
-                args.fields = [args.task, *args.fields]
             thread = facts.require_stopped_thread("ktask --thread")
             if facts.target_kind() != "live" or not thread.ptid[1]:
                 raise ToolkitError("ktask --thread needs a live process's thread (gdb's LWP)",

@@ -82,6 +82,14 @@ def _kernel_session(request, tmp_path_factory) -> list[dict]:
         f"kprobe-show vfs_write+2 {src} {btf}", f"ftrace-site vfs_write {src}"]}]
 
 
+def _with_json(command: str) -> str:
+    """*command* asking for JSON: vg-start's own options come before PROGRAM (every word after
+    it is the program's, ``--json`` too), every other command takes ``--json`` anywhere."""
+    if command.startswith("vg-start "):
+        return "vg-start --json " + command[len("vg-start "):]
+    return command + " --json"
+
+
 @pytest.fixture(scope="module")
 def documents(request, tmp_path_factory):
     """{command name: envelope} from real gdb runs (the last document of each command; every
@@ -92,7 +100,7 @@ def documents(request, tmp_path_factory):
     for s in _sessions(tmp) + _kernel_session(request, tmp_path_factory):
         cmds = list(s["setup"])
         for c in s["commands"]:
-            cmds += [c[1:]] if c.startswith("@") else json_wrapped(c + " --json")
+            cmds += [c[1:]] if c.startswith("@") else json_wrapped(_with_json(c))
         res = run_gdb(cmds, program=s["program"], timeout=300)
         assert_no_traceback(res)
         outputs.append(res.output)
