@@ -193,12 +193,13 @@ class Kallsyms:
 
     @property
     def symbols(self) -> list[Symbol]:
-        """Every symbol, parsed (slow on big kernels in a slow VM; lookups avoid it)."""
+        """Every symbol as the text lists it, mapping symbols included (slow on big kernels
+        in a slow VM; lookups avoid it, and skip mapping symbols)."""
         if self._symbols is None:
             out = []
             for line in self.text.splitlines():
                 s = self._parse_line(line)
-                if s is not None and not is_mapping_symbol(s.name):
+                if s is not None:
                     out.append(s)
             self._symbols = out
         return self._symbols
