@@ -156,14 +156,49 @@ def _code_at(session):
 
 def _arm64_site(session, name: str, addr: int, code: bytes, notes: list) -> FtraceSiteReport:
     """arm64: the two-instruction patchable entry; the ftrace site proper is its second slot."""
+    replaced = None
+    if code[:4] == S.kprobe_breakpoint("aarch64"):
+        from gdb_toolkit.kernel.memory_views import probe_originals
+
+        orig = probe_originals(session).get(addr)
+        if orig and orig[:4] != S.ftrace_nop("aarch64")[:4]:
+            replaced = orig[:4]     # the brk is over the function's own first instruction
+    live_code, code = code, (replaced + code[4:] if replaced else code)
     off = S.fentry_offset(code, "aarch64")
-    if off:
-        notes.append("the patchable entry follows the function's BTI c (+4)")
     e = S.arm64_entry(code[off:], addr + off, session.symbolize, _code_at(session))
-    live = code[off:off + 8]
+    live = live_code[off:off + 8]
+    if replaced:
+        notes.append(f"a kprobe's brk #0x4 at +0 replaced the function's own first instruction "
+                     f"{replaced.hex(' ')} (p->opcode), not ftrace's mov x9, x30")
     site_addr = e.call_slot_address
     target, target_symbol = e.target, e.target_symbol
-    if e.state == S.TRACED_ENTRY:
+    tracefs = session.tracefs_dir()
+    traceable = _traceable(tracefs, name)
+    # ftrace makes every entry it records 'mov x9, x30; nop' (ftrace_init_nop(), at boot or
+    # module load), so NOPs, or a brk over the first of them, are an entry only if ftrace
+    # records the function: an assembly routine's own NOPs (copy_page: bti c, then the three
+    # NOPs of an alternative_else_nop_endif) are not one
+    own_nops = traceable is not True and (
+        e.state == S.UNINIT_ENTRY or (e.state == S.IDLE_ENTRY and e.first == "brk"
+                                      and traceable is False))
+    if off and e.state in (S.TRACED_ENTRY, S.IDLE_ENTRY) and not own_nops:
+        notes.append("the patchable entry follows the function's BTI c (+4)")
+    if own_nops:
+        state, kind, target, target_symbol = "not-a-site", S.PLAIN, None, None
+        first = "a kprobe's brk #0x4 and a NOP" if e.first == "brk" else "NOPs"
+        description = (f"{first} at +{off:#x}, not a patchable entry: ftrace makes each entry "
+                       "it records mov x9, x30; nop")
+        why = (f"{name} is not in available_filter_functions" if traceable is False else
+               "who traces what is unknown here (no tracefs), but an entry ftrace records "
+               "reads mov x9, x30 once ftrace_init() has run")
+        notes.append(f"no ftrace site: {why}; the NOPs are the function's own instructions "
+                     "(an assembly routine's alternative or padding), not the compiler's "
+                     "patchable entry")
+        if off:
+            notes.append("it starts with BTI c, the landing pad every assembly routine "
+                         "(SYM_FUNC_START) has")
+        e = S.Arm64Entry(e.address, e.first, e.call_slot, S.NO_ENTRY)
+    elif e.state == S.TRACED_ENTRY:
         state, kind = "patched", S.FTRACE_CALL
         description = f"the call slot at +{site_addr - addr:#x} calls into ftrace (bl)"
     elif e.state == S.IDLE_ENTRY:
@@ -171,11 +206,11 @@ def _arm64_site(session, name: str, addr: int, code: bytes, notes: list) -> Ftra
         description = (f"nop at +{site_addr - addr:#x}; ftrace_init_nop()'s mov x9, x30 "
                        "before it (idle patchable entry)")
         target = target_symbol = None
-    elif e.state == S.UNINIT_ENTRY:
+    elif e.state == S.UNINIT_ENTRY:          # in ftrace's records, yet still two NOPs
         state, kind = "idle", S.FTRACE_NOP
-        description = "the compiler's two NOPs (ftrace never initialised this entry)"
-        notes.append("ftrace_init_nop() did not run on this entry: the function is outside "
-                     "ftrace's records (init text, or ftrace disabled at boot)")
+        description = "the compiler's two NOPs (ftrace has not initialised this entry)"
+        notes.append(f"{name} is in available_filter_functions but ftrace_init_nop() has not "
+                     "made its entry mov x9, x30 (being updated, or a kernel halted in early boot)")
     else:
         state, kind = "not-a-site", S.PLAIN
         site = S.classify(live, addr + off, "aarch64", session.symbolize)
@@ -187,11 +222,10 @@ def _arm64_site(session, name: str, addr: int, code: bytes, notes: list) -> Ftra
                      "function is notrace or inlined, or the kernel lacks "
                      "DYNAMIC_FTRACE_WITH_REGS/ARGS (older arm64 kernels call _mcount after "
                      "the prologue instead)")
-    if e.kprobe:
+    if e.kprobe and not own_nops:
         notes.append(f"a kprobe's brk #0x4 replaced the entry's first instruction (mov x9, x30) "
                      f"at 0x{e.address:x}; arm64 kprobes do not use ftrace, the call slot at "
                      f"+4 is ftrace's own ({'traced' if state == 'patched' else 'idle'})")
-    tracefs = session.tracefs_dir()
     enabled = None
     if tracefs:
         en = T.parse_enabled_functions(T.read_text(os.path.join(tracefs, "enabled_functions")) or "")
@@ -209,5 +243,5 @@ def _arm64_site(session, name: str, addr: int, code: bytes, notes: list) -> Ftra
     except ToolkitError:
         pass
     return FtraceSiteReport(name, addr, site_addr, "aarch64", live, state, kind, description,
-                            target, target_symbol, e.original(), _traceable(tracefs, name),
-                            enabled, listed, notes, entry_address=e.address)
+                            target, target_symbol, e.original(), traceable, enabled, listed,
+                            notes, entry_address=None if own_nops else e.address)

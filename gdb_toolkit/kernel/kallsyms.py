@@ -21,6 +21,16 @@ MODULE_TAIL_SPAN = 1 << 16
 BUILTIN_SPAN = 1 << 12
 
 
+def is_mapping_symbol(name: str) -> bool:
+    """An ARM/AArch64 ELF mapping symbol (``$x``, ``$d``, ``$x.12`` ...) or an assembler local
+    label (``.L...``): /proc/kallsyms lists a module's (arm64 6.1: a ``$x`` at the start of each
+    text section, sharing its address with the first function), but they name no code, and the
+    kernel's own lookups skip them (kernel/module/kallsyms.c is_arm_mapping_symbol) -- so
+    kprobes/list and available_filter_functions name the function, and so must we."""
+    return (name[:2] == ".L" or (name[:1] == "$" and name[1:2] in ("a", "x", "t", "d")
+                                  and name[2:3] in ("", ".")))
+
+
 @record(frozen=True)
 class Symbol:
     address: int
@@ -55,7 +65,7 @@ def symbol_names(path: str = "/proc/kallsyms", types: str | None = None,
                 for line in f:
                     parts = line.split()
                     if len(parts) < 3 or (types is not None and parts[1] not in types) \
-                            or (not modules and len(parts) > 3):
+                            or (not modules and len(parts) > 3) or is_mapping_symbol(parts[2]):
                         continue
                     names.add(parts[2])
         except (OSError, ToolkitError):
@@ -206,7 +216,8 @@ class Kallsyms:
 
     @property
     def symbols(self) -> list[Symbol]:
-        """Every symbol, parsed (slow on big kernels in a slow VM; lookups avoid it)."""
+        """Every symbol as the text lists it, mapping symbols included (slow on big kernels
+        in a slow VM; lookups avoid it, and skip mapping symbols)."""
         if self._symbols is None:
             out = []
             for line in self.text.splitlines():
@@ -220,7 +231,8 @@ class Kallsyms:
         if self._tail is None:
             # per-cpu (type a) symbols of modules carry per-cpu offsets, not addresses
             tail = [s for s in (self._parse_line(l) for l in self.text[self._split:].splitlines())
-                    if s is not None and s.address and s.type not in "aAUu"]
+                    if s is not None and s.address and s.type not in "aAUu"
+                    and not is_mapping_symbol(s.name)]
             tail.sort(key=lambda s: s.address)
             self._tail = tail
             self._tail_addrs = [s.address for s in tail]
@@ -256,7 +268,10 @@ class Kallsyms:
         return self.text.count("\n")
 
     def _find_lines(self, name: str):
-        """Symbols named *name*, in file order (vmlinux first), found by substring search."""
+        """Symbols named *name*, in file order (vmlinux first), found by substring search
+        (never a mapping symbol: they name no code)."""
+        if is_mapping_symbol(name):
+            return
         t = self.text
         for needle in (f" {name}\n", f" {name}\t"):
             pos = t.find(needle)
@@ -346,7 +361,7 @@ class Kallsyms:
         self._check()
         cands = []
         same, nxt = self._head_floor(addr)
-        same = [s for s in same if s.address and s.type not in "aAUu"]
+        same = [s for s in same if s.address and s.type not in "aAUu" and not is_mapping_symbol(s.name)]
         end = self._image_end()
         if same and (end is None or addr < end or same[0].address >= end):
             cands.append((same, nxt, MAX_SYMBOL_SPAN))

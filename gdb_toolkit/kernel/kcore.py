@@ -15,6 +15,7 @@ from gdb_toolkit.common.record import record
 from gdb_toolkit.kernel.memory import LIVE, MAX_SNAPSHOT_READ, KernelMemory, Region
 
 PT_LOAD, PT_NOTE = 1, 4
+NO_PADDR = (1 << 64) - 1          # fs/proc/kcore.c: p_paddr of a segment with no physical address
 EM_X86_64, EM_AARCH64 = 62, 183
 MACHINES = {EM_X86_64: "x86_64", EM_AARCH64: "aarch64"}
 
@@ -159,6 +160,10 @@ class Kcore(KernelMemory):
         self.machine = machine
         self._vmcoreinfo = None
         self._last = None
+        # PT_LOAD p_vaddr -> p_paddr, None for -1: /proc/kcore gives RAM and the kernel text
+        # their physical address; vmalloc, the module area and vmemmap get -1, and kcore reads
+        # those through vread(), which fills every page nothing maps with zeros
+        self.paddrs: dict[int, int | None] = {}
 
     # -- opening -----------------------------------------------------------
     @classmethod
@@ -168,9 +173,12 @@ class Kcore(KernelMemory):
             machine, loads, notes = parse_elf_core(fd, path)
             refuse_process_core(path, loads, notes)
             segments = [Segment(v, f or m, o) for v, _p, o, f, m in loads]
+            paddrs = {v: (None if p == NO_PADDR else p) for v, p, _o, _f, _m in loads}
             if not segments:
                 raise ToolkitError(f"{path} has no PT_LOAD segments", "the file is not a kernel core")
-            return cls(fd, path, segments, notes, machine)
+            kc = cls(fd, path, segments, notes, machine)
+            kc.paddrs = paddrs
+            return kc
         except BaseException:
             os.close(fd)
             raise
@@ -248,8 +256,10 @@ class Kcore(KernelMemory):
         return self._read_direct(addr, size)
 
     def _read_direct(self, addr: int, size: int) -> bytes:
-        """pread the file pieces of [addr, addr+size): every byte asked for, or ToolkitError."""
+        """pread the file pieces of [addr, addr+size): every byte asked for, or ToolkitError
+        (also for a page nothing maps, which kcore would give as zeros)."""
         out = []
+        cur = addr
         for off, n in self._plan(addr, size):
             chunk = b""
             while len(chunk) < n:
@@ -262,8 +272,55 @@ class Kcore(KernelMemory):
                     raise ToolkitError(f"short read at kernel address 0x{addr + len(chunk):x} "
                                        f"in {self.path}", "the core file is truncated")
                 chunk += part
+            self._check_zero_pages(cur, chunk, addr, size)
             out.append(chunk)
+            cur += n
         return b"".join(out)
+
+    # -- holes: vmalloc / module pages nobody maps ---------------------------------
+    def _read_phys(self, paddr: int, n: int) -> bytes:
+        """Physical memory through the segment that maps it (RAM, kernel text)."""
+        for s in self.segments:
+            base = self.paddrs.get(s.vaddr)
+            if base is not None and base <= paddr and paddr + n <= base + s.size:
+                return self._read_direct(s.vaddr + paddr - base, n)
+        raise ToolkitError(f"physical address 0x{paddr:x} is in no {self.path} segment", None)
+
+    def _check_zero_pages(self, cur: int, chunk: bytes, addr: int, size: int) -> None:
+        """*chunk*, read at *cur* from one segment: where it lies in a segment with no
+        physical address (vmalloc, modules) and a 4 KiB page's part of it is all zeros, that
+        page must be mapped in the kernel's page tables (VMCOREINFO's swapper_pg_dir /
+        init_top_pgt): kcore's vread() gives zeros for pages nothing maps.  Only for the
+        live /proc/kcore; without enough VMCOREINFO the zeros stand."""
+        if self.kind != LIVE or not chunk or chunk.count(0) == 0:
+            return
+        seg = self.segment_of(cur)
+        if seg is None or seg.vaddr not in self.paddrs or self.paddrs[seg.vaddr] is not None:
+            return
+        tr, p, end = None, cur, cur + len(chunk)
+        while p < end:
+            q = min(end, (p | 0xFFF) + 1)
+            part = chunk[p - cur:q - cur]
+            if part.count(0) == len(part):
+                if tr is None:
+                    from gdb_toolkit.kernel import pagetables as PT
+
+                    tr = PT.translator(self.arch, self.vmcoreinfo, self._read_phys)
+                    if tr is None:
+                        return
+                try:
+                    tr.translate(p)
+                except PT.Unmapped:
+                    where = "" if (addr, size) == (p, q - p) else f" (reading 0x{addr:x}+{size:#x})"
+                    raise ToolkitError(
+                        f"kernel address 0x{p:x} is not mapped{where}: the kernel's page tables "
+                        f"have no page there (a freed vmalloc area or an unloaded module's "
+                        f"memory; {self.path} reads such holes as zeros)",
+                        "check the address (ksym NAME, kcore lists the segments; kprobe-list "
+                        "marks probes of unloaded modules [GONE])") from None
+                except ToolkitError:
+                    return              # the tables themselves unreadable: say nothing more
+            p = q
 
 
 NT_PRPSINFO, NT_AUXV, NT_SIGINFO, NT_FILE = 3, 6, 0x53494749, 0x46494C45

@@ -217,7 +217,7 @@ def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = No
         elif site.kind in (S.INT3, S.BRK, S.OPTIMIZED, S.FTRACE_CALL, S.OTHER_BRK) or listed:
             from gdb_toolkit.kernel.kprobes import cross_check
             note = cross_check(site, kprobe_addrs) if site.kind != S.OTHER_BRK else site.description
-        elif site.kind == S.FTRACE_NOP:
+        elif site.kind == S.FTRACE_NOP and arch != "aarch64":   # arm64: the entry notes below
             sym = session.symbolize(ins.address) or ""
             if "+" not in sym or sym.endswith("+0x4"):
                 note = "idle ftrace site (NOP)"
@@ -226,11 +226,32 @@ def kdis(session, addr: int, count: int = 16, kprobe_addrs: set[int] | None = No
             prev = ins
     if arch == "aarch64":       # the patchable entry's two slots (sites.py)
         entry = S.arm64_entry_notes(data, start, session.symbolize, kprobe_addrs,
-                                    lambda a: session.read(a, 16))
+                                    lambda a: session.read(a, 16),
+                                    _brk_originals(session, data, start, kprobe_addrs))
         for r in rows:
             r.note = entry.get(r.address, r.note)
     here = sorted(a for a in (kprobe_addrs or ()) if rows and rows[0].address <= a <= rows[-1].address)
     return KdisReport(addr, session.locate(addr), len(rows), rows, here, notes)
+
+
+def _brk_originals(session, data: bytes, start: int, kprobe_addrs) -> dict[int, bytes] | None:
+    """arm64: for each listed kprobe whose brk is in *data*, the instruction it replaced
+    (p->opcode, read by kprobe-list's walk) -- only asked when there is one."""
+    brk = S.kprobe_breakpoint("aarch64")
+    here = [a for a in (kprobe_addrs or ()) if start <= a and a - start + 4 <= len(data)
+            and data[a - start:a - start + 4] == brk]
+    return probe_originals(session) if here else None
+
+
+def probe_originals(session) -> dict[int, bytes]:
+    """address -> the bytes each armed kprobe replaced, from p->opcode (kprobe-list's walk of
+    kernel memory); {} when that cannot be read."""
+    try:
+        rep = session.kprobe_report()
+    except ToolkitError:
+        return {}
+    return {r.address: r.original for r in rep.probes
+            if r.original and r.original_source == "p->opcode"}
 
 
 def _read_some(session, addr: int, length: int, notes: list) -> bytes:

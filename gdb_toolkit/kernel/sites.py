@@ -270,13 +270,28 @@ def kprobe_breakpoint(arch: str = "x86_64") -> bytes:
 
 
 def arm64_entry_notes(data: bytes, start: int, symbolize, kprobe_addrs: set[int] | None = None,
-                      code_at=None) -> dict[int, str]:
+                      code_at=None, originals: dict[int, bytes] | None = None) -> dict[int, str]:
     """kdis notes for the patchable entries in *data* (read at *start*): address -> note.
 
     A patchable entry starts where a function starts (or 4 bytes later after ``bti c``); its
     first slot holds ftrace's ``mov x9, x30`` (or a kprobe's brk over it), its second the call
-    slot (NOP idle, ``bl ftrace_caller`` traced)."""
+    slot (NOP idle, ``bl ftrace_caller`` traced).  Only an entry ftrace initialised is one:
+    two NOPs at a function's start on a running kernel are the function's own (ftrace makes
+    every entry it records ``mov x9, x30`` at boot or module load; an assembly routine's
+    alternative NOPs look the same).  *originals*: address -> the instruction a kprobe's brk
+    replaced (p->opcode), so a brk over ``bti c`` or a NOP is not taken for one over
+    ``mov x9, x30``."""
     notes: dict[int, str] = {}
+    over: set[int] = set()
+    if originals:
+        buf = bytearray(data)
+        for a, word in originals.items():
+            o = a - start
+            if 0 <= o <= len(buf) - 4 and len(word) >= 4 and \
+                    struct.unpack_from("<I", buf, o)[0] == ARM64_BRK_KPROBE:
+                buf[o:o + 4] = word[:4]
+                over.add(a)
+        data = bytes(buf)
     for off in range(0, len(data) - 7, 4):
         addr = start + off
         name = symbolize(addr) or ""
@@ -287,23 +302,22 @@ def arm64_entry_notes(data: bytes, start: int, symbolize, kprobe_addrs: set[int]
         if not (at_start or after_bti) or word == ARM64_BTI_C:
             continue
         e = arm64_entry(data[off:off + 8], addr, symbolize, code_at)
-        if e.state == NO_ENTRY:
+        if e.state in (NO_ENTRY, UNINIT_ENTRY):
             continue
-        if e.first == "brk":
+        if addr in over:            # p->opcode was ftrace's mov x9, x30
+            first = "kprobe breakpoint over the patchable entry's mov x9, x30"
+        elif e.first == "brk":
             if kprobe_addrs is None:
                 first = "brk #0x4 (kprobes/list unreadable) over the patchable entry's mov x9, x30"
             elif addr in kprobe_addrs:
                 first = "kprobe breakpoint over the patchable entry's mov x9, x30"
             else:
                 first = "brk #0x4 but no kprobe listed here (over the patchable entry)"
-        elif e.first == "nop":
-            first = "patchable entry, not initialised by ftrace"
         else:
             first = "patchable entry: ftrace's mov x9, x30 (saves LR)"
         notes[addr] = first
         if e.call_slot == "nop":
-            notes[addr + 4] = "idle ftrace site (NOP)" if e.state == IDLE_ENTRY else \
-                "patchable entry, not initialised by ftrace"
+            notes[addr + 4] = "idle ftrace site (NOP)"
         else:
             via = " via the module's ftrace PLT" if "module PLT" in (e.target_symbol or "") else ""
             notes[addr + 4] = f"ftrace call{via} (function tracer / other ftrace user)"

@@ -17,8 +17,11 @@ def _note(name: bytes, ntype: int, desc: bytes) -> bytes:
 
 
 def kcore_bytes(regions: dict[int, bytes], vmcoreinfo: str = "", machine: int = 62,
-                e_type: int = 4, holes: dict[int, int] | None = None) -> bytes:
-    """The ELF image; *holes* maps extra vaddrs to sizes of segments with no file data."""
+                e_type: int = 4, holes: dict[int, int] | None = None,
+                paddrs: dict[int, int] | None = None) -> bytes:
+    """The ELF image; *holes* maps extra vaddrs to sizes of segments with no file data;
+    *paddrs* gives a region's p_paddr (0 when not given; the kernel's -1 for vmalloc and
+    module segments is 0xffffffffffffffff)."""
     notes = _note(b"CORE", 1, b"\0" * 336)
     if vmcoreinfo:
         notes += _note(b"VMCOREINFO", 0, vmcoreinfo.encode())
@@ -32,7 +35,8 @@ def kcore_bytes(regions: dict[int, bytes], vmcoreinfo: str = "", machine: int = 
     phdrs = [struct.pack("<IIQQQQQQ", 4, 0, notes_off, 0, 0, len(notes), 0, 4)]
     blobs = []
     for vaddr, data in loads:
-        phdrs.append(struct.pack("<IIQQQQQQ", 1, 7, cur, vaddr, 0, len(data), len(data), 4096))
+        phdrs.append(struct.pack("<IIQQQQQQ", 1, 7, cur, vaddr, (paddrs or {}).get(vaddr, 0),
+                                 len(data), len(data), 4096))
         blobs.append((cur, data))
         cur = (cur + len(data) + 4095) & ~4095
     ehdr = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8

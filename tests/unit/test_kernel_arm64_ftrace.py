@@ -24,6 +24,8 @@ OPENAT2 = 0xFFFFDD1B3F1A8BA0
 VFS_READ = 0xFFFFDD1B3F1AB520
 NOTRACE = 0xFFFFDD1B3F1AB800           # starts with paciasp: no patchable entry
 BTI_FUNC = 0xFFFFDD1B3F1AB900          # bti c; mov x9, x30; nop
+ASM_FUNC = 0xFFFFDD1B3F1ABA00          # copy_page: bti c + an alternative's three NOPs
+NOPS_FUNC = 0xFFFFDD1B3F1ABB00         # may_use_simd: three NOPs (alternatives), not traced
 MOD_FUNC = 0xFFFFDD1B3F1AC000          # a "module" function calling ftrace via its PLT
 MOD_PLT = 0xFFFFDD1B3F1ACF00
 
@@ -58,13 +60,18 @@ KALLSYMS = f"""\
 {NOTRACE + 0x80:016x} T after_notrace
 {BTI_FUNC:016x} T bti_fn
 {BTI_FUNC + 0x80:016x} T after_bti
+{ASM_FUNC:016x} T copy_page
+{ASM_FUNC + 0xd0:016x} T after_copy_page
+{NOPS_FUNC:016x} T may_use_simd
+{NOPS_FUNC + 0x40:016x} T after_may_use_simd
 {MOD_FUNC:016x} t v9fs_file_read_iter\t[9p]
 {MOD_FUNC + 0x100:016x} t v9fs_other\t[9p]
 """
 
 
 def make_session(tmp_path, openat2: bytes, vfs_read: bytes, enabled: str = "",
-                 listed: str = "", mod_call: bytes | None = None) -> KernelSession:
+                 listed: str = "", mod_call: bytes | None = None,
+                 probed_nops: bool = False) -> KernelSession:
     page = bytearray(b"\0" * 0x5000)
 
     def put(addr, code):
@@ -73,6 +80,8 @@ def make_session(tmp_path, openat2: bytes, vfs_read: bytes, enabled: str = "",
     put(VFS_READ, vfs_read + BODY)
     put(NOTRACE, BODY + NOP)
     put(BTI_FUNC, BTI_C + MOV_X9 + NOP + BODY)
+    put(ASM_FUNC, COPY_PAGE)
+    put(NOPS_FUNC, (BRK4 if probed_nops else NOP) + NOP + NOP + BODY)
     put(MOD_FUNC, MOV_X9 + (mod_call or NOP) + BODY)
     put(MOD_PLT, plt(MOD_PLT, FTRACE_CALLER))
     ftrace = bytearray(0x1000)
@@ -91,6 +100,10 @@ def make_session(tmp_path, openat2: bytes, vfs_read: bytes, enabled: str = "",
 
 
 IDLE = MOV_X9 + NOP
+# copy_page's first five words as the guest's /proc/kcore showed them (bti c; nop x3 -- the
+# alternative_else_nop_endif of its prefetches --; ldp x2, x3, [x1]); not in
+# available_filter_functions there
+COPY_PAGE = bytes.fromhex("5f2403d51f2003d51f2003d51f2003d5220c40a9")
 
 
 def test_idle_entry_is_an_idle_site_not_notrace(tmp_path):
@@ -222,3 +235,32 @@ def test_pac_bti_names_match_objdump(tmp_path):
             want.append(" ".join(" ".join(parts[2:]).split()).split("//")[0].strip())
     got = [" ".join(i.text.split()) for i in disassemble(blob.read_bytes(), 0, "aarch64")]
     assert len(want) == len(words) and got == want, list(zip(got, want))
+
+
+def test_an_assembly_routines_own_nops_are_not_a_patchable_entry(tmp_path):
+    """copy_page (seed: the walkthrough's ftrace section) is an assembly routine: bti c and
+    three alternative NOPs.  ftrace-site called them 'the compiler's two NOPs (ftrace never
+    initialised this entry)' with a patchable entry at +4, and kdis 'patchable entry, not
+    initialised by ftrace'; the kernel does not list it in available_filter_functions, and
+    every entry ftrace records reads mov x9, x30."""
+    with make_session(tmp_path, IDLE, IDLE) as s:
+        r = ftrace_site(s, "copy_page")
+        rows = kdis(s, ASM_FUNC, 5, set()).insns
+    assert r.state == "not-a-site" and r.entry_address is None and r.original is None, r
+    assert r.traceable is False
+    text = " ".join(r.notes)
+    assert "not in available_filter_functions" in text and "own instructions" in text
+    assert "follows the function's BTI c" not in text
+    assert [x.text for x in rows[:4]] == ["bti c", "nop", "nop", "nop"]
+    assert [x.note for x in rows] == [""] * 5, [x.note for x in rows]
+
+
+def test_a_kprobe_over_an_untraced_functions_nop_is_not_over_mov_x9(tmp_path):
+    """brk #4 over the first of may_use_simd's NOPs: no kprobe_table to read p->opcode from
+    here, and the function is not traced, so the brk is not over ftrace's mov x9, x30."""
+    listed = f"{NOPS_FUNC:016x}  k  may_use_simd+0x0\n"
+    with make_session(tmp_path, IDLE, IDLE, listed=listed, probed_nops=True) as s:
+        r = ftrace_site(s, "may_use_simd")
+    assert r.state == "not-a-site" and r.entry_address is None and r.original is None, r
+    assert not any("mov x9, x30) at" in n for n in r.notes), r.notes
+    assert r.kprobes == [listed.strip()]
