@@ -40,7 +40,8 @@ KERNEL_MASK = [
     (r"127\.0\.0\.1:\d+", "127.0.0.1:PORT"),
     # rel32 of a call/jmp into a trampoline or detour (placed at boot), and its ASCII column
     (r"\b(e8|e9)( [0-9a-f]{2}){4}\b", r"\1 REL32"),
-    (r"(?m)^(0x(?:ADDR|X+):\s+e9 REL32( [0-9a-f]{2})*)\s+\S+$", r"\1 ASCII"),
+    # (the column may hold a blank: a rel32 byte 0x20 prints as one)
+    (r"(?m)^(0x(?:ADDR|X+):\s+e9 REL32( [0-9a-f]{2})*)  +.*$", r"\1 ASCII"),
     (r"(hits/misses:\s+)\d+/\d+", r"\1N/N"),
     (r"(?m)\b\d+/\d+$", "N/N"),                                # kprobe-list's hit/miss column
     (r"\b(pid|id:|prog_id) +\d+", r"\1 N"),
