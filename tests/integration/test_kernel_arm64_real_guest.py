@@ -145,8 +145,14 @@ def test_module_functions_unloaded_modules_and_assembly_routines(kernel):
     # thread's stack) may take the freed pages: /proc/vmallocinfo says whether it did
     errors = re.findall(rf"kernel address 0x({dummy:x}|{dummy & ~0xFFF:x}) is not mapped", res.stderr)
     if not before and not after:
-        assert len(errors) == 2, res.stderr[-3000:]
-        assert f"0x{dummy:x}:  00 00" not in res.stdout and "(bad)" not in res.stdout
+        # kx reads first and meets the hole; kdis, a moment later, may find the pages taken by
+        # a vmalloc made meanwhile and freed again before the check after gdb (gdb starts and
+        # ends threads): it then reads memory, which nothing here can rule out (seen once in
+        # a full run: 1 error of 2)
+        assert errors, res.stderr[-3000:]
+        assert f"0x{dummy:x}:  00 00" not in res.stdout, res.stdout[-3000:]
+        if len(errors) == 2:
+            assert "(bad)" not in res.stdout, res.stdout[-3000:]
     elif before and after:
         assert not errors, res.stderr[-3000:]      # mapped again: its bytes are memory
     # JSON documents valid against the schema
