@@ -1,7 +1,6 @@
 """The seed's two workflows on Debian's 6.1 kernel (kprobes, kcore, BTF), inside the QEMU guest,
 and nothing left attached after each way tracing can end.  bcc compiles slowly under TCG, so
 each test compiles once.  Oracles: /proc/kallsyms, /proc/PID/limits, bpftool, kprobe_events."""
-import json
 import re
 import os
 import signal
@@ -10,7 +9,7 @@ import time
 
 import pytest
 
-from tests.support.gdbrun import JSON_BEGIN, JSON_END, gdb_argv, json_wrapped, run_gdb, unwrap
+from tests.support.gdbrun import gdb_argv, json_wrapped, marked_documents, run_gdb, unwrap
 from tests.support.ktrace_oracles import example, kprobe_events, our_programs, wait_gone, wait_no_programs
 
 pytestmark = pytest.mark.guest
@@ -19,12 +18,7 @@ TIMEOUT = 900
 
 
 def _docs(res) -> list:
-    out = []
-    for chunk in res.stdout.split(JSON_BEGIN)[1:]:
-        chunk = chunk.split(JSON_END, 1)[0]
-        start = 0 if chunk.lstrip().startswith("{") else chunk.index("\n{")
-        out.append(unwrap(json.loads(chunk[start:])))
-    return out
+    return [unwrap(d) for d in marked_documents(res.stdout)]
 
 
 def _kallsyms() -> dict[int, str]:

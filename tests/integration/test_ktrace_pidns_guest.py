@@ -9,7 +9,6 @@ Oracles: the program's own loop count (exactly CALLS getppid(2) calls), the deco
 inferior's comm (different binaries), the decoy's pid from Popen (the init namespace), the
 kernel's /proc in the container for the inferior's pid, bpftool and the debugfs kprobes list
 for leftovers."""
-import json
 import os
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ import sys
 
 import pytest
 
-from tests.support.gdbrun import JSON_BEGIN, JSON_END, compile_c, gdb_argv, json_wrapped, unwrap
+from tests.support.gdbrun import compile_c, gdb_argv, json_wrapped, marked_documents, unwrap
 from tests.support.ktrace_oracles import wait_no_programs
 
 needs_unshare = pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0,
@@ -42,13 +41,7 @@ int main(int argc, char **argv)
 """ % CALLS
 
 
-def _docs(out: str) -> list:
-    docs = []
-    for chunk in out.split(JSON_BEGIN)[1:]:
-        chunk = chunk.split(JSON_END, 1)[0]
-        start = 0 if chunk.lstrip().startswith("{") else chunk.index("\n{")
-        docs.append(json.loads(chunk[start:]))
-    return docs
+_docs = marked_documents
 
 
 def _kprobes_on(function: str) -> list[str]:

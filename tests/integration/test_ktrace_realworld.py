@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from tests.support.gdbrun import JSON_BEGIN, JSON_END, compile_c, json_wrapped, run_gdb, unwrap
+from tests.support.gdbrun import JSON_BEGIN, JSON_END, compile_c, json_wrapped, marked_documents, run_gdb, unwrap
 from tests.support.ktrace_oracles import wait_no_programs
 
 pytestmark = [pytest.mark.gdb,
@@ -133,11 +133,7 @@ def test_without_btf_a_capture_is_refused_in_one_line_and_tracepoints_still_work
     script = 'mount --bind "$0" /sys/kernel/btf/vmlinux && exec "$@"'
     res = subprocess.run(["unshare", "--mount", "sh", "-c", script, str(empty), *argv],
                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-    docs = []
-    for chunk in res.stdout.split(JSON_BEGIN)[1:]:
-        chunk = chunk.split(JSON_END, 1)[0]
-        docs.append(json.loads(chunk[chunk.index("\n{"):] if not chunk.lstrip().startswith("{") else chunk))
-    refused, ret = docs
+    refused, ret = marked_documents(res.stdout)
     assert not refused["ok"], refused
     err = refused["error"]
     assert err["cause"].startswith("--capture: task_struct->signal->rlim[3].rlim_cur needs the kernel's BTF")

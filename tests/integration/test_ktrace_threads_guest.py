@@ -3,11 +3,10 @@
 event names its thread (tid = gdb's LWP); `ktask --thread` is the selected gdb thread's own
 task_struct, not the group leader's.  Oracles: gdb's ptid (ptrace's LWP), the kernel's
 /proc/PID/task/TID/comm (each thread names itself), the program's own call counts."""
-import json
 
 import pytest
 
-from tests.support.gdbrun import JSON_BEGIN, JSON_END, compile_c, json_wrapped, run_gdb, unwrap
+from tests.support.gdbrun import compile_c, json_wrapped, marked_documents, run_gdb, unwrap
 from tests.support.ktrace_oracles import wait_no_programs
 
 pytestmark = pytest.mark.guest
@@ -36,12 +35,7 @@ int main(void)
 
 
 def _docs(out: str) -> list:
-    docs = []
-    for chunk in out.split(JSON_BEGIN)[1:]:
-        chunk = chunk.split(JSON_END, 1)[0]
-        start = 0 if chunk.lstrip().startswith("{") else chunk.index("\n{")
-        docs.append(unwrap(json.loads(chunk[start:])))
-    return docs
+    return [unwrap(d) for d in marked_documents(out)]
 
 
 def test_threads_events_name_their_thread_and_ktask_thread_is_the_selected_threads_task():

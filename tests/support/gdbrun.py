@@ -104,6 +104,18 @@ class GdbResult:
         return [unwrap(d) for d in self.envelopes()]
 
 
+def marked_documents(stdout: str) -> list:
+    """Every JSON document printed between markers, as printed (envelopes), where output of the
+    inferior may come first inside the markers (``ktrace --run`` lets the program run, and
+    print, before the command's document)."""
+    docs = []
+    for chunk in stdout.split(JSON_BEGIN)[1:]:
+        chunk = chunk.split(JSON_END, 1)[0]
+        start = 0 if chunk.lstrip().startswith("{") else chunk.index("\n{")
+        docs.append(json.loads(chunk[start:]))
+    return docs
+
+
 def gdb_argv(commands: list[str], program: str | Path | None = None, args: list[str] = (),
              core: str | Path | None = None, pid: int | None = None, source: bool = True,
              pre: list[str] = ()) -> list[str]:
