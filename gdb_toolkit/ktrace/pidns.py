@@ -9,25 +9,19 @@ the namespace's (dev, inode), and ktask translates through task->thread_pid->num
 """
 import os
 
+from gdb_toolkit.common.record import record
+
 #: the init pid namespace's inode number (include/linux/proc_ns.h PROC_PID_INIT_INO, fixed
 #: since Linux 3.8)
 PROC_PID_INIT_INO = 0xEFFFFFFC
 
 
+@record(frozen=True, slots=True)
 class PidNamespace:
     """The caller's pid namespace: ``dev`` in the kernel's dev_t encoding (what
     bpf_get_ns_current_pid_tgid compares), ``ino`` its nsfs inode (pid_namespace.ns.inum)."""
-
-    __slots__ = ("dev", "ino")
-
-    def __init__(self, dev: int, ino: int):
-        self.dev, self.ino = dev, ino
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, PidNamespace) and (self.dev, self.ino) == (other.dev, other.ino)
-
-    def __repr__(self) -> str:
-        return f"PidNamespace(dev={self.dev}, ino={self.ino})"
+    dev: int
+    ino: int
 
     def to_wire(self) -> dict:
         return {"dev": self.dev, "ino": self.ino}
