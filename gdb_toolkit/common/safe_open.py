@@ -325,24 +325,26 @@ def require_regular(path, what: str = "file") -> os.stat_result:
         return f.stat
 
 
+def _others_may_create(directory: bytes) -> os.stat_result | None:
+    """The stat of *directory* if others than its owner may create files in it (/tmp), else
+    None (also when it cannot be read)."""
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return None
+    return st if st.st_mode & stat.S_IWOTH else None
+
+
 def shared_directory(path) -> str | None:
     """*path* (a directory) if others than its owner may create files in it (/tmp), else None."""
     raw = encode_name(path) if isinstance(path, str) else os.fsencode(path)
-    try:
-        st = os.stat(raw)
-    except OSError:
-        return None
-    return path if st.st_mode & stat.S_IWOTH else None
+    return path if _others_may_create(raw) is not None else None
 
 
 def _shared_dir(raw: bytes) -> tuple[bytes, os.stat_result | None]:
     """(directory of *raw*, its stat if others than its owner may create files in it: /tmp)."""
     d = os.path.dirname(raw) or b"."
-    try:
-        st = os.stat(d)
-    except OSError:
-        return d, None
-    return d, st if st.st_mode & stat.S_IWOTH else None
+    return d, _others_may_create(d)
 
 
 def check_output_path(path, what: str, fix: str = "give the path of a new or regular file",
