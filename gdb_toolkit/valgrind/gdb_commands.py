@@ -1063,14 +1063,13 @@ of monitor text and seconds to transfer)."""
         return p
 
     def run(self, args):
+        from gdb_toolkit.common.args import check_int_option
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.leak_records import parse_leak_check
         from gdb_toolkit.valgrind.leak_view import BlockReport, build_report
 
-        if args.limit is None or args.limit < 0:
-            raise ToolkitError(f"--limit {args.limit} is not a count",
-                               "give --limit N with N >= 1, or 0 for every block")
+        check_int_option("--limit", args.limit, 0, 1000000, "0: every block")
         pid = gs.require_connection(self.name)
         s = gs.session(pid)
         cm = gs.code_map(pid)
@@ -1317,9 +1316,11 @@ valgrind has stopped recording errors at its --error-limit."""
         return p
 
     def run(self, args):
+        from gdb_toolkit.common.args import check_int_option
         from gdb_toolkit.valgrind import gdb_session as gs
         from gdb_toolkit.valgrind.error_reports import ErrorsReport, parse_errors, parse_n_errs_found
 
+        check_int_option("--top", args.top, 0, 1000000, "0: all")
         pid = gs.require_connection(self.name)
         cm = gs.code_map(pid)
         counts = parse_n_errs_found(gs.monitor("v.info n_errs_found", self.name, pid=pid))
@@ -1336,10 +1337,6 @@ valgrind has stopped recording errors at its --error-limit."""
         limit = error_limit_note(counts, parse_cmdline(process_info(pid)[2])[0])
         if limit:
             notes.append(limit)
-        if args.top is not None and args.top < 0:
-            from gdb_toolkit.common.errors import ToolkitError
-
-            raise ToolkitError(f"--top {args.top} is not a count", "give --top N with N >= 1, or 0 for all")
         # most frequent first (valgrind lists them least frequent first); ties keep its order
         errors = sorted(listed.errors, key=lambda e: -(e.count or 0))
         return ErrorsReport(pid, counts, listed.summary, errors, last[0] if last else None,

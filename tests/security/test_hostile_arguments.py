@@ -145,6 +145,9 @@ NUMERIC = [
     ("vg-watch 1 --count 18446744073709551617", False), ("vg-watch 1 --count 3", True),
     ("vg-watch 1 --top -5", False), ("vg-watch 1 --top 0", False), ("vg-watch 1 --top 5", True),
     ("vg-attach 0", False), ("vg-attach -5", False), ("vg-attach 18446744073709551617", False),
+    ("vg-errors --top -1", False), ("vg-errors --top 0", True), ("vg-errors --top 18446744073709551617", False),
+    ("vg-block 1 --limit -1", False), ("vg-block 1 --limit 0", True), ("vg-block 1 --limit 0x10", True),
+    ("vg-block 1 --limit 18446744073709551617", False),
 ]
 
 
