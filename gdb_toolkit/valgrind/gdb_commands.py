@@ -167,7 +167,7 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
         private = make_private_dir("gdb_toolkit-vg-")
         log_template = args.log or os.path.join(private, "valgrind-%p.log")
         argv = [a.replace("%LOG%", log_template) if a.startswith("--log-file=%LOG%") else a for a in argv]
-        t0 = time.monotonic()
+        t0, started_ns = time.monotonic(), time.time_ns()
         try:
             proc = start_valgrind(argv, stdin.fileno(), None if stdout is None else stdout.fileno())
         except OSError as exc:
@@ -184,7 +184,8 @@ When gdb quits, the valgrind it started is killed, --trace-children ones too."""
         notes = []
         try:
             wait_for_fifo(proc, fifo_dir(prefix), args.timeout, log_file, prefix,
-                          keep_log=bool(args.log) or not log_file or not log_file.startswith(private))
+                          keep_log=bool(args.log) or not log_file or not log_file.startswith(private),
+                          started_ns=started_ns)
             gs.connect(proc.pid, program, os.path.join(private, "vgdb-stderr.log"), vgdb_prefix=prefix)
             if args.main:
                 note = _run_to_main(program, s)

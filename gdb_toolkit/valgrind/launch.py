@@ -306,17 +306,26 @@ def log_tail(path: str | None, lines: int = 6) -> str:
     return " | ".join(keep[-lines:])
 
 
+#: how far a file's ctime (the kernel's coarse clock, a tick behind) may lag time.time_ns()
+CLOCK_SLACK_NS = 100_000_000
+
+
 def wait_for_fifo(proc: "Spawned | subprocess.Popen", directory: str, timeout: float, log_file: str | None,
-                  prefix: str | None = None, keep_log: bool = True) -> str:
+                  prefix: str | None = None, keep_log: bool = True,
+                  started_ns: int | None = None) -> str:
     """Wait until valgrind (proc) has created its vgdb FIFO; return its path.
 
+    *started_ns*: ``time.time_ns()`` just before valgrind was started.  A FIFO older than that
+    is another valgrind's that had this pid and was killed (SIGKILL leaves the FIFOs; pids
+    wrap at pid_max): valgrind unlinks and re-creates it at its start, and a vgdb that opened
+    the old one waits on it until gdb gives up ("Interrupted system call").
     *keep_log*: the log outlives a failure (the user's --log), so the error may name it."""
     deadline = time.monotonic() + timeout
     delay = 0.002
     where = f" (log: {log_file})" if log_file and keep_log else ""
     while True:
         path = fifo_for(proc.pid, directory, prefix)
-        if path:
+        if path and (started_ns is None or _changed_since(path, started_ns - CLOCK_SLACK_NS)):
             return path
         if proc.poll() is not None:
             tail = log_tail(log_file)
@@ -333,6 +342,14 @@ def wait_for_fifo(proc: "Spawned | subprocess.Popen", directory: str, timeout: f
                                "check TMPDIR, --vgdb-prefix and the valgrind messages" + where)
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+def _changed_since(path: str, ns: int) -> bool:
+    """True when *path* exists and its inode changed (was created) at or after *ns*."""
+    try:
+        return os.stat(path).st_ctime_ns >= ns
+    except OSError:
+        return False
 
 
 def no_space(directory: str | None) -> bool:

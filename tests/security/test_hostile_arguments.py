@@ -257,12 +257,13 @@ def test_outputs_are_not_written_through_planted_links(tmp_path):
     res = run_gdb(_marked(commands), timeout=120)
     errors = _errors_by_command(res, commands)
     assert victim.read_text() == "precious\n" and foreign.read_text() == "theirs\n", res.output
+    assert not errors.get(commands[5]) and not errors.get(commands[6]), res.output   # connected
     for c in commands[1:5] + commands[7:10]:
         lines = errors.get(c)
         # one refusal line (gdb's own chatter on stderr, e.g. a slow vgdb's, may sit beside it)
         refusals = [ln for ln in lines or () if "owned by uid 65534" in ln
                     and "a directory anyone may write" in ln]
-        assert len(refusals) == 1, (c, lines)
+        assert len(refusals) == 1, (c, lines, res.output)
     assert mine.exists() and mine.stat().st_uid == os.geteuid(), res.output
     # %p: only valgrind knows the name, so links planted at vg-PID.log cannot be checked first
     assert errors[per_pid] and "%p in " in errors[per_pid][0] \
