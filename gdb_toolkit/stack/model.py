@@ -1,6 +1,6 @@
 """The plain data stack-diagnose works on: facts in, a diagnosis out.  Pure (no gdb)."""
 from gdb_toolkit.common.procfs import Mapping
-from gdb_toolkit.common.record import field, fields, json_keys, record
+from gdb_toolkit.common.record import field, json_keys, json_names, record
 
 
 def file_and_line(source: str | None) -> tuple[str | None, int | None]:
@@ -14,7 +14,7 @@ def file_and_line(source: str | None) -> tuple[str | None, int | None]:
 def with_file_and_line(cls):
     """JSON of a record holding ``source`` ("file.c:24"): also ``file`` and ``line``, the
     common vocabulary's keys for a source position (docs/json.md), right after ``source``."""
-    names = [f.name for f in fields(cls) if not f.metadata.get("json_skip")]
+    names = list(json_names(cls))
     at = names.index("source") + 1
     cls.__record_json__ = tuple(names[:at] + ["file", "line"] + names[at:])
     cls.file = property(lambda self: file_and_line(self.source)[0])
@@ -377,8 +377,7 @@ class Diagnosis:
 
 def _json_renamed(cls, renames: dict):
     """Give a record's JSON other key names than its attributes (properties hold them)."""
-    cls.__record_json__ = tuple(renames.get(f.name, f.name) for f in fields(cls)
-                                if not f.metadata.get("json_skip"))
+    cls.__record_json__ = tuple(renames.get(n, n) for n in json_names(cls))
     return cls
 
 

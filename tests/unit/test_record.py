@@ -135,3 +135,15 @@ def test_generic_and_compiled_init_bind_arguments_alike():
             with pytest.raises(TypeError):
                 R(*args, **kw)
     assert R.__init__.__code__.co_varnames[:6] == ("self", "a", "b", "c", "d", "e")   # compiled now
+
+
+def test_fields_and_json_names_match_dataclasses():
+    """fields() makes Field objects on request (plain fields have none until then): names,
+    defaults and metadata as dataclasses.fields gives them; json_names leaves json_skip out."""
+    D, R = _both(BODY)
+    got = [(f.name, f.default, f.metadata.get("json_skip")) for f in rec.fields(R)]
+    want = [(f.name, None if f.default is dataclasses.MISSING else f.default,
+             f.metadata.get("json_skip")) for f in dataclasses.fields(D)]
+    assert [(n, None if d is rec._MISSING else d, s) for n, d, s in got] == want
+    assert rec.fields(R(1)) is rec.fields(R)                  # made once, for instances too
+    assert rec.json_names(R) == ("a", "b", "c", "e") == R.__record_json__
