@@ -2,7 +2,7 @@
 over every thread (damaged_by's former loop), and the thread-number ranges."""
 import random
 
-from gdb_toolkit.stack import fixes
+from gdb_toolkit.stack import thread_clash
 from gdb_toolkit.stack.model import ThreadSummary
 from gdb_toolkit.stack.text import thread_ranges
 
@@ -12,7 +12,7 @@ PAGE = 4096
 def scan(threads, my_top):
     """The exact question, thread by thread."""
     for t in threads:
-        top = fixes._top(t, PAGE)
+        top = thread_clash._top(t, PAGE)
         lows = [x for x in (t.sp, t.fault_addr) if x is not None]
         if top is not None and lows and min(lows) < my_top < top:
             return True
@@ -34,11 +34,11 @@ def test_reach_index_agrees_with_the_scan():
             threads.append(ThreadSummary(n + 2, 1000 + n, None, sp, tp if rng.random() > 0.05 else None,
                                          fault, main=rng.random() < 0.05))
         for t in threads:
-            my_top = fixes._top(t, PAGE)
+            my_top = thread_clash._top(t, PAGE)
             if my_top is not None:
-                assert fixes._reaches(threads, PAGE, my_top) == scan(threads, my_top)
+                assert thread_clash._reaches(threads, PAGE, my_top) == scan(threads, my_top)
         for probe in (0, base // 2, base + (1 << 20)):
-            assert fixes._reaches(threads, PAGE, probe) == scan(threads, probe)
+            assert thread_clash._reaches(threads, PAGE, probe) == scan(threads, probe)
 
 
 def test_thread_ranges():
