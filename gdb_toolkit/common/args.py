@@ -115,10 +115,32 @@ class ArgParser:
     def parse(self, argv: list[str]):
         """The parsed arguments; UsageError for bad input, HelpRequested for -h/--help."""
         argv = list(argv)
+        self._refuse_empty_values(argv)
         fast = self._parse_fast(argv)
         if fast is not None:
             return fast
         return self.argparse_parser().parse(argv)
+
+    def _refuse_empty_values(self, argv: list[str]) -> None:
+        """An option given '' as its value (``--btf ''``, ``--diff ''``, ``--log=``) is a usage
+        error: argparse stores the empty string, and a command testing ``if args.btf`` read it as
+        "not given" (``ktypes --btf ''`` loaded the running kernel's BTF, ``got --diff ''``
+        compared with the previous run instead of a file).  Words after ``--`` are not options."""
+        for i, token in enumerate(argv):
+            if token == "--":
+                return
+            if not token.startswith("--") and not (len(token) == 2 and token.startswith("-")):
+                continue
+            name, eq, value = token.partition("=")
+            spec = self._option(name)
+            if spec is None or spec.kw.get("action", "store") not in ("store", "append"):
+                continue
+            if (eq and value == "") or (not eq and i + 1 < len(argv) and argv[i + 1] == ""):
+                metavar = spec.kw.get("metavar") or spec.dest.upper()
+                leave = (f", or {name} alone" if spec.kw.get("nargs") == "?" else
+                         "" if spec.kw.get("required") else " (or leave it out)")
+                raise UsageError(f"{self.prog}: {name} was given an empty value: give {name} "
+                                 f"{metavar}{leave}", self.one_line_usage())
 
     def _plan(self):
         """What the fast path may handle: {flag: dest} of plain store_true options, the
