@@ -12,7 +12,7 @@ SOURCES = (('gdbsupport/registry.py', 92550518),
  ('ktrace/gdb_commands.py', 1355510380),
  ('plt/gdb_commands.py', 1661269313),
  ('stack/gdb_commands.py', 1215824019),
- ('valgrind/gdb_commands.py', 1880095325))
+ ('valgrind/gdb_commands.py', 1782442394))
 
 ENTRIES = (
     ('command',
