@@ -126,3 +126,64 @@ def test_every_error_is_one_envelope_with_cause_and_fix():
         if err["message"].split(". Fix:")[0] not in stderr:
             problems.append(f"{line}: the gdb error was not raised for {err['message']!r}")
     assert not problems, problems
+
+
+def _docs_escape(raw: bytes) -> str:
+    """docs/json.md's rule for a name, written out here (the oracle, not the toolkit's
+    escape_name): a byte that is not UTF-8 or a control character is \\xNN, a backslash \\\\."""
+    out = []
+    for ch in raw.decode("utf-8", "surrogateescape"):
+        if "\udc80" <= ch <= "\udcff":
+            out.append(f"\\x{ord(ch) - 0xdc00:02x}")
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7f:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def test_vg_attach_escapes_a_hostile_program_name_and_argument(tmp_path):
+    """A valgrind running a program whose file name and argument hold a byte that is not UTF-8,
+    ESC and a literal backslash sequence: vg-attach's JSON gives both in the one escaped
+    convention of docs/json.md (as got, plt and stack-diagnose do), in the listing and the
+    connection alike, and no string holds a raw control character."""
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    if not shutil.which("valgrind") or not shutil.which("vgdb"):
+        pytest.skip("valgrind/vgdb not installed")
+    name = b"p\\x41\xfe\x1b[2Jq"
+    prog = os.path.join(os.fsencode(tmp_path), name)
+    shutil.copy(shutil.which("sleep"), prog)
+    arg = b"60\xff"             # sleep refuses it at once -- after gdb let it run, not before
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    vg = subprocess.Popen(["valgrind", "--vgdb=yes", "--vgdb-error=0", f"--log-file={tmp_path}/vg.log",
+                           prog, arg], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(f.startswith(f"vgdb-pipe-from-vgdb-to-{vg.pid}-") for f in os.listdir(tmp_path)):
+            assert time.monotonic() < deadline and vg.poll() is None, "valgrind did not open its FIFO"
+            time.sleep(0.2)
+        res = run_gdb([*json_wrapped("vg-attach --json"), "detach"], env={"TMPDIR": str(tmp_path)}, timeout=120)
+        assert_no_traceback(res)
+    finally:
+        vg.kill()
+        vg.wait()
+    (doc,) = res.envelopes()
+    assert doc["ok"] and validate_document(doc) == [], doc
+    r = doc["result"]
+    (p,) = [p for p in r["processes"] if p["pid"] == vg.pid]
+    want_name, want_arg = _docs_escape(name), _docs_escape(arg)
+    assert want_name == "p\\\\x41\\xfe\\x1b[2Jq" and want_arg == "60\\xff"
+    assert r["connected"] and r["pid"] == vg.pid
+    for program in (r["program"], p["program"]):
+        assert program.endswith("/" + want_name), (program, want_name)
+        assert program == _docs_escape(prog), program
+    assert p["arguments"] == [want_arg], p
+    raw = [s for s in json.dumps(doc, ensure_ascii=False) if s < " " and s not in "\n\t"]
+    assert not raw and "\x1b" not in res.stdout.split("@@GTK-JSON-BEGIN@@")[1], raw
