@@ -187,3 +187,24 @@ def test_vg_attach_escapes_a_hostile_program_name_and_argument(tmp_path):
     assert p["arguments"] == [want_arg], p
     raw = [s for s in json.dumps(doc, ensure_ascii=False) if s < " " and s not in "\n\t"]
     assert not raw and "\x1b" not in res.stdout.split("@@GTK-JSON-BEGIN@@")[1], raw
+
+
+def test_long_help_under_json_is_a_document_for_every_command():
+    """`NAME --help --json` (the long spelling; cmdaudit saw `got --help --json` print the prose
+    help) and `tk NAME --help --json`: toolkit commands' document for NAME alone, every command."""
+    names = [c["name"] for c in gdb_json([], "toolkit commands")["commands"]]
+    lines = [f"{n} --help --json" for n in names] + [f"tk {n.removeprefix('toolkit ')} --json --help" for n in names]
+    chunks, _ = _documents(lines)
+    problems = []
+    for line, chunk in zip(lines, chunks):
+        try:
+            doc = json.loads(chunk)
+        except ValueError:
+            problems.append(f"{line}: not one document: {chunk[:120]!r}")
+            continue
+        want = line.split(" --")[0]
+        want = want if not want.startswith("tk ") else next(n for n in names if n in (want[3:], "toolkit " + want[3:]))
+        if not (doc["ok"] and doc["command"] == "toolkit commands" and validate_document(doc) == []
+                and [c["name"] for c in doc["result"]["commands"]] == [want]):
+            problems.append(f"{line}: {str(doc)[:200]}")
+    assert not problems, problems
