@@ -62,7 +62,8 @@ def _documents(lines: list[str]) -> tuple[list, str]:
 def test_every_option_given_an_empty_value_is_a_usage_error():
     """`ktypes --btf ''` loaded the running kernel's BTF and `got --diff ''` compared with the
     previous run: '' read as "not given".  Every value-taking option of every command, given ''
-    (and `--opt=`), is now a usage error naming the option, as one document."""
+    (and `--opt=`), is now a usage error naming the option, as one document, its fix naming the
+    command's --help (a command's usage error had `fix: null`)."""
     commands = _commands()
     lines = []
     for name, opts in sorted(commands.items()):
@@ -83,6 +84,8 @@ def test_every_option_given_an_empty_value_is_a_usage_error():
             problems.append(f"{line}: {err or doc['result']}")
         elif validate_document(doc):
             problems.append(f"{line}: {validate_document(doc)[:2]}")
+        elif not err["fix"] or f"'{line.split(' --')[0].split(' ')[0]}" not in err["fix"]:
+            problems.append(f"{line}: a usage error's fix names the command's --help: {err['fix']!r}")
         elif err["message"] not in stderr:
             problems.append(f"{line}: the gdb error was not raised")
     assert not problems, problems
@@ -118,10 +121,9 @@ def test_every_error_is_one_envelope_with_cause_and_fix():
             problems.append(f"{line}: ok without a program or with a missing file")
             continue
         err = doc["error"]
-        if err["kind"] == "usage":
-            if not err.get("usage", "").startswith("usage: "):
-                problems.append(f"{line}: a usage error without its usage line: {err}")
-        elif not (err["cause"] and err["fix"]):
+        if err["kind"] == "usage" and not err.get("usage", "").startswith("usage: "):
+            problems.append(f"{line}: a usage error without its usage line: {err}")
+        if not (err["cause"] and err["fix"]):       # a usage error too: `.error.fix` is never null
             problems.append(f"{line}: an error without its cause and fix: {err}")
         if err["message"].split(". Fix:")[0] not in stderr:
             problems.append(f"{line}: the gdb error was not raised for {err['message']!r}")

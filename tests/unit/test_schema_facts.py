@@ -31,7 +31,7 @@ UNIT_WORDS = {"bytes", "size", "offset", "seconds", "ns", "us", "ms", "kib", "co
 DIMENSIONLESS = {
     "pid": "a process id", "tid": "a thread id", "ppid": "a parent's process id",
     "tgid": "a thread group id", "namespace_pid": "ktask: gdb's pid of the task",
-    "namespace_tgid": "ktask: gdb's tgid of the task", "id": "kprobe's / a stack diagnosis' id",
+    "namespace_tgid": "ktask: gdb's tgid of the task", "id": "a kprobe's / a BPF program's / a goroutine's id",
     "module_id": "got's TLS module id", "namespace": "got's dlmopen namespace number",
     "level": "a frame's number (gdb's #N)", "first_level": "a frame's number",
     "frame_level": "a frame's number (vg-*'s 'in frame #N')", "line": "a source line number",
