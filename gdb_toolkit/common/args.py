@@ -117,9 +117,22 @@ class ArgParser:
         argv = list(argv)
         self._refuse_empty_values(argv)
         fast = self._parse_fast(argv)
-        if fast is not None:
-            return fast
-        return self.argparse_parser().parse(argv)
+        parsed = fast if fast is not None else self.argparse_parser().parse(argv)
+        self._refuse_empty_paths(parsed)
+        return parsed
+
+    #: an optional positional under one of these names is a file: '' is not "not given"
+    _PATH_WORDS = ("path", "file", "FILE", "PATH")
+
+    def _refuse_empty_paths(self, parsed) -> None:
+        """``kcore ''`` read /proc/kcore, as if no PATH was given: an optional positional that
+        names a file, given '', is a usage error (an option's value: _refuse_empty_values)."""
+        for spec in self._specs:
+            if (spec.positional and spec.kw.get("nargs") == "?" and getattr(parsed, spec.dest, None) == ""
+                    and (spec.dest in self._PATH_WORDS or spec.kw.get("metavar") in self._PATH_WORDS)):
+                name = spec.kw.get("metavar") or spec.dest.upper()
+                raise UsageError(f"{self.prog}: {name} was given as '': give a file's path, or leave "
+                                 f"{name} out", self.one_line_usage())
 
     def _refuse_empty_values(self, argv: list[str]) -> None:
         """An option given '' as its value (``--btf ''``, ``--diff ''``, ``--log=``) is a usage

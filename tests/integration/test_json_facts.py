@@ -22,8 +22,8 @@ VALUE_OPTION = re.compile(r"^  (?:-\w(?: [A-Z][A-Z_-]*)?, )?(--?[a-z][\w-]*) \[?
 FILE_METAVARS = {"FILE", "PATH", "DEV"}
 
 
-def _commands() -> dict[str, list[tuple[str, str]]]:
-    """{command: [(option, metavar)]} from each command's --help (its options sections)."""
+def _helps() -> dict[str, str]:
+    """{command: its --help text}, every command, from one gdb."""
     names = [c["name"] for c in gdb_json([], "toolkit commands")["commands"]]
     cmds = []
     for name in names:
@@ -33,6 +33,12 @@ def _commands() -> dict[str, list[tuple[str, str]]]:
     parts = re.split(r"^@@HELP (.+?)@@$", res.stdout, flags=re.M)
     helps = dict(zip(parts[1::2], parts[2::2]))
     assert sorted(helps) == sorted(names), res.output[-2000:]
+    return helps
+
+
+def _commands() -> dict[str, list[tuple[str, str]]]:
+    """{command: [(option, metavar)]} from each command's --help (its options sections)."""
+    helps = _helps()
     out = {}
     for name, text in helps.items():
         opts = []
@@ -70,6 +76,10 @@ def test_every_option_given_an_empty_value_is_a_usage_error():
         for opt, _ in opts:
             lines += [_line(name, f"{opt} ''"), _line(name, f"{opt}=")]
     assert len(lines) >= 40, commands           # the usage lines name the options
+    # an optional positional naming a file, given '': `kcore ''` read /proc/kcore
+    files = [n for n, text in _helps().items() if re.search(r"^  (path|file)  ", text, re.M)]
+    assert "kcore" in files, files
+    lines += [f"{n} '' --json" for n in files]
     chunks, stderr = _documents(lines)
     problems = []
     for line, chunk in zip(lines, chunks):
@@ -78,9 +88,10 @@ def test_every_option_given_an_empty_value_is_a_usage_error():
         except ValueError:
             problems.append(f"{line}: not one document: {chunk[:200]!r}")
             continue
-        opt = re.search(r"(--[\w-]+)(=| '')", line).group(1)
+        opt = re.search(r"(--[\w-]+)(=| '')", line)
+        said = f"{opt.group(1)} was given an empty value" if opt else "was given as ''"
         err = doc.get("error") or {}
-        if doc["ok"] or err.get("kind") != "usage" or f"{opt} was given an empty value" not in err["message"]:
+        if doc["ok"] or err.get("kind") != "usage" or said not in err["message"]:
             problems.append(f"{line}: {err or doc['result']}")
         elif validate_document(doc):
             problems.append(f"{line}: {validate_document(doc)[:2]}")
