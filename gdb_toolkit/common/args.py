@@ -97,6 +97,7 @@ class ArgParser:
         self._specs.append(_Spec(tuple(names), dict(kw), group))
         self._argparse = None           # rebuilt with the new argument when needed
         self._fast = None
+        self._empty_checks = None
 
     def add_argument(self, *names, **kw) -> None:
         self._record(names, kw, None)
@@ -127,9 +128,11 @@ class ArgParser:
     def _refuse_empty_paths(self, parsed) -> None:
         """``kcore ''`` read /proc/kcore, as if no PATH was given: an optional positional that
         names a file, given '', is a usage error (an option's value: _refuse_empty_values)."""
-        for spec in self._specs:
-            if (spec.positional and spec.kw.get("nargs") == "?" and getattr(parsed, spec.dest, None) == ""
-                    and (spec.dest in self._PATH_WORDS or spec.kw.get("metavar") in self._PATH_WORDS)):
+        if self._empty_checks is None:
+            self._empty_checks = [s for s in self._specs if s.positional and s.kw.get("nargs") == "?" and (
+                s.dest in self._PATH_WORDS or s.kw.get("metavar") in self._PATH_WORDS)]
+        for spec in self._empty_checks:
+            if getattr(parsed, spec.dest, None) == "":
                 name = spec.kw.get("metavar") or spec.dest.upper()
                 raise UsageError(f"{self.prog}: {name} was given as '': give a file's path, or leave "
                                  f"{name} out", self.one_line_usage())
@@ -139,6 +142,8 @@ class ArgParser:
         error: argparse stores the empty string, and a command testing ``if args.btf`` read it as
         "not given" (``ktypes --btf ''`` loaded the running kernel's BTF, ``got --diff ''``
         compared with the previous run instead of a file).  Words after ``--`` are not options."""
+        if "" not in argv and not any(t.endswith("=") for t in argv):
+            return                      # the usual line: nothing to look at
         for i, token in enumerate(argv):
             if token == "--":
                 return
