@@ -97,6 +97,7 @@ class ArgParser:
         self._specs.append(_Spec(tuple(names), dict(kw), group))
         self._argparse = None           # rebuilt with the new argument when needed
         self._fast = None
+        self._empty_checks = None
 
     def add_argument(self, *names, **kw) -> None:
         self._record(names, kw, None)
@@ -115,10 +116,49 @@ class ArgParser:
     def parse(self, argv: list[str]):
         """The parsed arguments; UsageError for bad input, HelpRequested for -h/--help."""
         argv = list(argv)
+        self._refuse_empty_values(argv)
         fast = self._parse_fast(argv)
-        if fast is not None:
-            return fast
-        return self.argparse_parser().parse(argv)
+        parsed = fast if fast is not None else self.argparse_parser().parse(argv)
+        self._refuse_empty_paths(parsed)
+        return parsed
+
+    #: an optional positional under one of these names is a file: '' is not "not given"
+    _PATH_WORDS = ("path", "file", "FILE", "PATH")
+
+    def _refuse_empty_paths(self, parsed) -> None:
+        """``kcore ''`` read /proc/kcore, as if no PATH was given: an optional positional that
+        names a file, given '', is a usage error (an option's value: _refuse_empty_values)."""
+        if self._empty_checks is None:
+            self._empty_checks = [s for s in self._specs if s.positional and s.kw.get("nargs") == "?" and (
+                s.dest in self._PATH_WORDS or s.kw.get("metavar") in self._PATH_WORDS)]
+        for spec in self._empty_checks:
+            if getattr(parsed, spec.dest, None) == "":
+                name = spec.kw.get("metavar") or spec.dest.upper()
+                raise UsageError(f"{self.prog}: {name} was given as '': give a file's path, or leave "
+                                 f"{name} out", self.one_line_usage())
+
+    def _refuse_empty_values(self, argv: list[str]) -> None:
+        """An option given '' as its value (``--btf ''``, ``--diff ''``, ``--log=``) is a usage
+        error: argparse stores the empty string, and a command testing ``if args.btf`` read it as
+        "not given" (``ktypes --btf ''`` loaded the running kernel's BTF, ``got --diff ''``
+        compared with the previous run instead of a file).  Words after ``--`` are not options."""
+        if "" not in argv and not any(t.endswith("=") for t in argv):
+            return                      # the usual line: nothing to look at
+        for i, token in enumerate(argv):
+            if token == "--":
+                return
+            if not token.startswith("--") and not (len(token) == 2 and token.startswith("-")):
+                continue
+            name, eq, value = token.partition("=")
+            spec = self._option(name)
+            if spec is None or spec.kw.get("action", "store") not in ("store", "append"):
+                continue
+            if (eq and value == "") or (not eq and i + 1 < len(argv) and argv[i + 1] == ""):
+                metavar = spec.kw.get("metavar") or spec.dest.upper()
+                leave = (f", or {name} alone" if spec.kw.get("nargs") == "?" else
+                         "" if spec.kw.get("required") else " (or leave it out)")
+                raise UsageError(f"{self.prog}: {name} was given an empty value: give {name} "
+                                 f"{metavar}{leave}", self.one_line_usage())
 
     def _plan(self):
         """What the fast path may handle: {flag: dest} of plain store_true options, the

@@ -1,6 +1,6 @@
 """The JSON contract's envelope: every ``--json`` document is one of these.  Pure.
 
-    {"command": "got", "schema_version": 5, "toolkit_version": "0.1.0",
+    {"command": "got", "schema_version": 6, "toolkit_version": "0.1.0",
      "ok": true, "result": {...}, "error": null}
 
 On failure ``ok`` is false, ``result`` null and ``error`` says why (the gdb
@@ -10,7 +10,7 @@ one-line message).  See docs/json.md and gdb_toolkit/schemas/.
 
 #: bumped only for incompatible changes (a key removed, renamed or re-typed);
 #: new keys keep the version (consumers must ignore keys they do not know)
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: error kinds
 USAGE, FAILED, MEMORY, GDB, INTERNAL, INTERRUPTED = (

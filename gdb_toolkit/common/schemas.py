@@ -8,7 +8,7 @@ import json
 import os
 
 SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schemas")
-BASE_URI = "https://gdb-toolkit.invalid/schemas/v5/"
+BASE_URI = "https://gdb-toolkit.invalid/schemas/v6/"
 ENVELOPE = "envelope.schema.json"
 COMMON = "common.schema.json"
 

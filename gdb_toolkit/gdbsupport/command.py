@@ -243,7 +243,11 @@ class ToolkitCommand:
             # prose reads best at 80 columns when gdb's width is unlimited (batch, pipes)
             gdb.write(self.help_page(RenderContext.from_gdb().width or 80))
         except UsageError as exc:
-            self._json_error(want_json, "usage", exc.cause, None, exc.usage)
+            # `.error.fix` is a string in every error a command prints (the toolkit prefix's usage
+            # errors had one, a command's was null): the usage line is the fix's reference
+            self._json_error(want_json, "usage", exc.cause,
+                             f"give the arguments as the usage line says ('{self.name} --help' "
+                             "explains each)", exc.usage)
             raise gdb.GdbError(_fit_error(printable_text(exc.cause), printable_text(exc.usage))) from None
         except ToolkitError as exc:
             self._json_error(want_json, "failed", exc.cause, exc.fix)

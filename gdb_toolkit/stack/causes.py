@@ -490,7 +490,7 @@ def go_runtime(f: StackFacts, d: Diagnosis, ctx) -> Diagnosis:
     d.verdict = "go-runtime"
     drop(d)
     g = rt.get("goroutine")
-    limit = rt.get("max_stack")
+    limit = rt.get("max_stack_bytes")
     if g and g.get("lo_address") is not None:
         size = g["hi_address"] - g["lo_address"]
         over = limit is not None and size * 2 > limit

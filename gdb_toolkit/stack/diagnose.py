@@ -83,7 +83,7 @@ def _mapdict(m: Mapping, addr: int | None) -> dict:
     d = {"name": escape_name(m.label), "start_address": m.start, "end_address": m.end,
          "perms": m.perms}
     if addr is not None:
-        d["distance"] = (addr - m.end) if m.end <= addr else (m.start - addr) if m.start > addr else 0
+        d["distance_bytes"] = (addr - m.end) if m.end <= addr else (m.start - addr) if m.start > addr else 0
         d["where"] = "below" if m.end <= addr else "above" if m.start > addr else "contains"
     return d
 
@@ -183,7 +183,7 @@ def _new_diagnosis(f: StackFacts, ctx: Context, region: StackRegion | None) -> D
         verdict="healthy", headline="", cause=None, explanation=[], fix=Fix("none", "nothing to fix"),
         thread={"num": f.thread_num, "tid": f.tid, "main": f.is_main_thread, "pid": f.pid,
                 "target": f.target, "arch": f.arch, "name": f.thread_name},
-        signal=({"signo": sig.signo, "name": sig.name, "si_code": sig.code,
+        signal=({"signo": sig.signo, "signal_name": sig.name, "si_code": sig.code,
                  "si_code_name": sig.code_name, "address": sig.addr} if sig else None),
         sp_address=ctx.sp, pc_address=ctx.pc, fault_address=ctx.fault, stack=region, stack_used=used,
         growth_requested=None, rlimit_soft=f.rlimit_soft, rlimit_hard=f.rlimit_hard,

@@ -40,7 +40,7 @@ def _layout(f: StackFacts, d: Diagnosis, region: StackRegion, obstacle) -> bool:
     moving = obstacle is not None and moves_with_limit(obstacle, region.end, _exec_limit(f),
                                                       f.guard_gap, f.aslr, f.page_size)
     d.layout = {"aslr": f.aslr, "aslr_source": f.aslr_source,
-                "exec_rlimit": f.exec_rlimit if f.exec_rlimit_known else None,
+                "exec_rlimit_bytes": f.exec_rlimit if f.exec_rlimit_known else None,
                 "exec_rlimit_source": f.exec_rlimit_source or None,
                 "obstacle": _mapdict(obstacle, region.end) if obstacle is not None else None,
                 "obstacle_moves_with_rlimit": moving}

@@ -574,7 +574,7 @@ def _go_details(arch: str, regs: dict[str, int]) -> dict:
         sym = gdb.lookup_global_symbol("runtime.maxstacksize") or gdb.lookup_static_symbol(
             "runtime.maxstacksize")
         if sym is not None:
-            out["max_stack"] = int(sym.value())
+            out["max_stack_bytes"] = int(sym.value())
     except (gdb.error, RuntimeError):
         pass
     gaddr = None

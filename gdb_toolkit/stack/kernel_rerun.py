@@ -79,7 +79,8 @@ class KernelView:
 
 
 # JSON key (contract v5, docs/json.md): counts end in `_count`
-json_keys(KernelView, {"growth_calls": "growth_call_count"})
+json_keys(KernelView, {"growth_calls": "growth_call_count", "largest_granted": "largest_granted_bytes",
+                        "user_growth": "user_growth_bytes"})
 
 
 def sanitize_env(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:

@@ -298,8 +298,9 @@ def call_form(name: str | None) -> str:
     return name if name.endswith("(no symbol)") else name + "()"
 
 
-# JSON key (contract v4, docs/json.md): counts end in `_count`
-json_keys(Recursion, {"rounds": "round_count", "sampled_frames": "sampled_frame_count"})
+# JSON key (contract v4, docs/json.md): counts end in `_count`; v6: byte amounts end in `_bytes`
+json_keys(Recursion, {"rounds": "round_count", "sampled_frames": "sampled_frame_count",
+                      "avg_frame": "avg_frame_bytes", "estimate": "depth_estimate"})
 
 
 @with_file_and_line
@@ -381,8 +382,11 @@ def _json_renamed(cls, renames: dict):
     return cls
 
 
-_json_renamed(Diagnosis, {"fix": "fix_plan", "stack": "stack_mapping", "handler": "signal_handler",
-                          "sources": "fact_sources"})
+# v6: a byte amount says its unit (`_bytes`)
+json_keys(Diagnosis, {"fix": "fix_plan", "stack": "stack_mapping", "handler": "signal_handler",
+                      "sources": "fact_sources", "stack_used": "stack_used_bytes",
+                      "growth_requested": "growth_requested_bytes", "rlimit_soft": "rlimit_soft_bytes",
+                      "rlimit_hard": "rlimit_hard_bytes", "guard_gap": "guard_gap_bytes"})
 # `step` is a sentence in plt-walk and `requested` a probe spec in ktrace: these are byte sizes
 ClashProbe.step_size = property(lambda self: self.step)
 ClashProbe.requested_size = property(lambda self: self.requested)
@@ -411,3 +415,7 @@ class AllThreads:
     """stack-diagnose --all-threads: one diagnosis per thread."""
     diagnoses: list
     notes: list = field(default_factory=list)    # each diagnosis has its own; docs/json.md: every result has them
+
+
+# JSON keys (contract v6, docs/json.md): a byte amount says its unit (`_bytes`)
+json_keys(Fix, {"needed": "needed_bytes", "stacksize": "stacksize_bytes"})

@@ -78,7 +78,7 @@ def render_diagnosis(d: Diagnosis, width: int | None = None, styler=None) -> str
     out.append("\n")
     s = d.signal
     pairs = [
-        ("signal", f"{s['name']} ({s['si_code_name']})" + (f" at {hexaddr(s['address'])}" if s['address'] is not None else "")
+        ("signal", f"{s['signal_name']} ({s['si_code_name']})" + (f" at {hexaddr(s['address'])}" if s['address'] is not None else "")
          + (f" -- from {d.sources['signal info']}" if d.stopped_by or "pr_cursig" in d.sources.get("signal info", "") else "")
          if s else "none (not stopped by a signal)"),
     ]
@@ -120,7 +120,7 @@ def render_diagnosis(d: Diagnosis, width: int | None = None, styler=None) -> str
         lay = d.layout
         ob = lay.get("obstacle")
         if ob:
-            pairs.append(("layout", f"{ob['name']} ends {hs(ob['distance'])} below the stack top; "
+            pairs.append(("layout", f"{ob['name']} ends {hs(ob['distance_bytes'])} below the stack top; "
                           + ("placed below mmap_base: a bigger RLIMIT_STACK at exec moves it"
                              if lay["obstacle_moves_with_rlimit"] else
                              "placed there by the program: no limit moves it")
@@ -129,11 +129,11 @@ def render_diagnosis(d: Diagnosis, width: int | None = None, styler=None) -> str
     if d.below:
         b = d.below
         pairs.append(("next map", f"{b['name']} ({b['perms']}) ends {hexaddr(b['end_address'])}, "
-                      f"{hs(b['distance'])} {b['where']} the fault"))
+                      f"{hs(b['distance_bytes'])} {b['where']} the fault"))
     if d.verdict == "not-stack":
         for n in d.nearest:
             pairs.append((f"map {n['where']}", f"{n['name']} ({n['perms']}) "
-                          f"{hexaddr(n['start_address'])}-{hexaddr(n['end_address'])}, {hs(n['distance'])} away"))
+                          f"{hexaddr(n['start_address'])}-{hexaddr(n['end_address'])}, {hs(n['distance_bytes'])} away"))
     if d.culprit and d.culprit.instruction:
         ins = d.culprit.instruction
         pairs.append(("sp moved by", f"{ins.text} at {hexaddr(ins.address)}"
@@ -178,7 +178,7 @@ def _kernel(k: dict, width: int | None, styler=None) -> str:
     if k["attach_note"]:
         pairs.append(("why", k["attach_note"]))
     pairs.append(("growth calls", f"{k['growth_call_count']}, refused {len(k['refused'])}"
-                  + (f", largest granted {hs(k['largest_granted'])}" if k["largest_granted"] else "")))
+                  + (f", largest granted {hs(k['largest_granted_bytes'])}" if k["largest_granted_bytes"] else "")))
     for e in k["refused"][-3:]:
         pairs.append(("refused", f"{e['function']}: size {e['size']} ({hs(e['size'])}) -> "
                       f"{e['retval']} ({e['errno_name']})"))

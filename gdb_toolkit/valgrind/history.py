@@ -56,8 +56,13 @@ class HistoryReport:
     plot: str | None = None            # file written by --plot
 
 
-# JSON key (contract v5, docs/json.md): counts end in `_count`
-json_keys(HistoryReport, {"snapshots": "snapshot_count"})
+# JSON key (contract v5, docs/json.md): counts end in `_count`; v6: an amount says its unit
+# (`time` is time.time() of a snapshot: Unix seconds; growth is in bytes)
+json_keys(HistoryReport, {"snapshots": "snapshot_count", "first_time": "first_time_seconds",
+                          "last_time": "last_time_seconds", "times": "time_seconds_list"})
+json_keys(SiteHistory, {"growth_per_snapshot": "growth_bytes_per_snapshot",
+                        "growth_per_second": "growth_bytes_per_second"})
+json_keys(SitePoint, {"time": "time_seconds"})
 
 
 def sparkline(values: list[int]) -> str:
@@ -103,7 +108,7 @@ def build_history(pid: int, snapshots: list[LeakSnapshot], kinds: list[str] | No
     if len(snapshots) < 2:
         notes.append(f"{len(snapshots)} leak snapshot(s) in this session: growth needs at least two "
                      "complete searches ('vg-leaks' at two stops, or 'vg-watch N')")
-    totals = [{"seq": s.seq, "time": s.time, **{f"{k}_bytes": v for k, v in s.totals.items()}}
+    totals = [{"seq": s.seq, "time_seconds": s.time, **{f"{k}_bytes": v for k, v in s.totals.items()}}
               for s in snapshots]
     return HistoryReport(pid, len(snapshots), snapshots[0].time if snapshots else None,
                          snapshots[-1].time if snapshots else None, [s.time for s in snapshots],

@@ -9,7 +9,7 @@ import os
 import re
 import stat
 
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import field, json_keys, record
 
 FIFO_RE = re.compile(r"^vgdb-pipe-from-vgdb-to-(\d+)-by-(.*)-on-(.*)$")
 
@@ -208,6 +208,10 @@ class AttachReport:
     stale_fifos: list[int]                # pids whose FIFO is left by a dead valgrind
     stopped_at: str | None = None
     notes: list[str] = field(default_factory=list)
+
+
+# JSON key (contract v6, docs/json.md): a list of pids says so (`stale_fifos` held pids, not FIFOs)
+json_keys(AttachReport, {"stale_fifos": "stale_fifo_pids"})
 
 
 def choose(processes: list[ValgrindProcess], pid: int | None) -> ValgrindProcess | None:

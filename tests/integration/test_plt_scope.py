@@ -255,35 +255,38 @@ def _as_version_1(doc: dict) -> dict:
     return old
 
 
-def test_got_diff_reads_reports_saved_under_versions_1_to_5(tmp_path):
+def test_got_diff_reads_reports_saved_under_versions_1_to_6(tmp_path):
     """'got --diff FILE' reads a report saved by an older toolkit: the same stop compared with
-    its own report saved under schema versions 1 to 5 has no change (a key it misread
+    its own report saved under schema versions 1 to 6 has no change (a key it misread
     would show every slot changed, vanished or appeared), and an older file is not refused.
-    (Version 5 renamed no key of got's own report: a version-4 file differs in its number.)"""
+    (Versions 5 and 6 renamed no key of got's own report: a version-4 or -5 file differs in its number.)"""
     import copy
     import json
 
     exe, _, _ = build_demo()
-    saved = tmp_path / "v5.json"
+    saved = tmp_path / "v6.json"
     res = run_gdb(["break checkpoint", "run", f"pipe got --json | cat > {saved}", "kill"], program=exe)
     assert_no_traceback(res)
-    v5 = json.loads(saved.read_text())
-    assert v5["schema_version"] == 5 and v5["result"]["objects"][0]["slot_count"] > 0
-    v4 = copy.deepcopy(v5)
+    v6 = json.loads(saved.read_text())
+    assert v6["schema_version"] == 6 and v6["result"]["objects"][0]["slot_count"] > 0
+    v5 = copy.deepcopy(v6)
+    v5["schema_version"] = 5
+    v4 = copy.deepcopy(v6)
     v4["schema_version"] = 4
     n = len(v5["result"]["slots"])
-    files = {5: saved, 4: tmp_path / "v4.json", 3: tmp_path / "v3.json", 2: tmp_path / "v2.json",
+    files = {6: saved, 5: tmp_path / "v5.json", 4: tmp_path / "v4.json", 3: tmp_path / "v3.json", 2: tmp_path / "v2.json",
              1: tmp_path / "v1.json"}
+    files[5].write_text(json.dumps(v5))
     files[4].write_text(json.dumps(v4))
     files[3].write_text(json.dumps(_as_version_3(v4)))
     files[2].write_text(json.dumps(_as_version_2(v4)))
     files[1].write_text(json.dumps(_as_version_1(v4)))
     cmds = ["break checkpoint", "run"]
-    for v in (1, 2, 3, 4, 5):
+    for v in (1, 2, 3, 4, 5, 6):
         cmds += json_wrapped(f"got --diff {files[v]} --json")
     res = run_gdb(cmds + ["kill"], program=exe)
     assert_no_traceback(res)
     diffs = [d["diff"] for d in res.json_documents()]
-    assert len(diffs) == 5
-    for v, d in zip((1, 2, 3, 4, 5), diffs):
+    assert len(diffs) == 6
+    for v, d in zip((1, 2, 3, 4, 5, 6), diffs):
         assert d["changes"] == [] and d["unchanged_count"] == n and d["same_addresses"], (v, d)

@@ -216,7 +216,7 @@ def test_vg_attach_among_valgrind_servers_and_stale_fifos(tmp_path):
         assert one.poll() is None and two.poll() is None
     listing, attached, leaks, first50, last50, every = res.json_documents()[:6]
     assert {p["pid"] for p in listing["processes"]} == {one.pid, two.pid}
-    assert sorted(listing["stale_fifos"]) == dead
+    assert sorted(listing["stale_fifo_pids"]) == dead
     text = res.stdout.split("@@LIST@@\n")[1].split("@@END@@")[0]
     stale = [ln for ln in text.splitlines() if "stale vgdb FIFO" in ln]
     assert stale and stale[0].startswith("ignored 40 stale vgdb FIFOs of dead pids: ")

@@ -20,7 +20,7 @@ def test_seed_teststack_culprit_is_sub_sp_sp_xn_and_fix_runs():
     assert doc["fault_address"] == orc["addr"] and doc["sp_address"] == orc["sp"]
     stack = next(m for m in maps_of(orc["maps"]) if m[3] == "[stack]")
     assert (doc["stack_mapping"]["start_address"], doc["stack_mapping"]["end_address"]) == stack[:2]
-    assert doc["rlimit_soft"] == int(orc["prlimit"].split()[0])
+    assert doc["rlimit_soft_bytes"] == int(orc["prlimit"].split()[0])
     c = doc["culprit"]
     assert c["symbol"] == "calc_array"
     assert 1920 * 1080 * 8 <= c["size"] <= 1920 * 1080 * 8 + 4096
@@ -44,7 +44,7 @@ def test_deep_recursion_on_arm64():
     assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion", doc
     r = doc["recursion"]
     assert r["functions"] == ["recurse"] and abs(r["depth"] - depth) <= 1, (r, depth)
-    assert r["avg_frame"] == doc["frames"][2]["sp_address"] - doc["frames"][1]["sp_address"]
+    assert r["avg_frame_bytes"] == doc["frames"][2]["sp_address"] - doc["frames"][1]["sp_address"]
     assert doc["fix_plan"]["kind"] == "code"
 
 
@@ -63,7 +63,7 @@ def test_thread_overflow_on_arm64_and_fix_runs():
     guard = next(m for m in maps if m[1] == st["start_address"])
     assert guard[2] == "---p" and st["guard_range"]["start_address"] == guard[0]
     assert doc["culprit"]["symbol"] == "fill"
-    size = doc["fix_plan"]["stacksize"]
+    size = doc["fix_plan"]["stacksize_bytes"]
     assert doc["fix_plan"]["kind"] == "pthread_attr_setstacksize"
     assert st["end_address"] - st["start_address"] == THREAD_STACK
     assert size > THREAD_STACK and passes_with([prog, size]) and not passes_with([prog, THREAD_STACK])

@@ -60,7 +60,7 @@ def test_core_verdict_does_not_flip_with_the_analysts_limit(small_limit_core, an
 def test_rlimit_option_states_the_limit(small_limit_core):
     prog, core, orc = small_limit_core
     doc, res = diagnose_core(prog, core, "--rlimit 4096")
-    assert doc["verdict"] == "rlimit" and doc["rlimit_soft"] == limit_of(orc)
+    assert doc["verdict"] == "rlimit" and doc["rlimit_soft_bytes"] == limit_of(orc)
     assert doc["fact_sources"]["RLIMIT_STACK"] == "given with --rlimit"
     doc, res = diagnose_core(prog, core, "--rlimit 8M")
     assert doc["verdict"] == "stack-other"                    # 8 MiB would have allowed 6 MiB
@@ -100,7 +100,7 @@ def test_core_without_siginfo_uses_pr_cursig_and_the_faulting_instruction(tmp_pa
     orc = gcore(prog, ["1920", "1080"], core)
     bare = _drop_siginfo(core, tmp_path / "nosiginfo.core")
     doc, res = diagnose_core(prog, bare)
-    assert "pr_cursig" in doc["fact_sources"]["signal info"] and doc["signal"]["name"] == "SIGSEGV"
+    assert "pr_cursig" in doc["fact_sources"]["signal info"] and doc["signal"]["signal_name"] == "SIGSEGV"
     assert doc["fault_address"] == orc["addr"]                   # decoded == the kernel's si_addr
     assert "faulting instruction" in doc["fact_sources"]["fault address"]
     assert doc["verdict"] == "rlimit" and doc["culprit"]["symbol"] == "calc_array"
@@ -203,5 +203,5 @@ def test_qemu_aarch64_core_of_a_thread_overflow(tmp_path):
     doc, res = a64_diagnose(prog, core)
     assert doc["verdict"] == "thread-overflow" and not doc["thread"]["main"]
     assert doc["stack_mapping"]["end_address"] - doc["stack_mapping"]["start_address"] == 262144
-    size = doc["fix_plan"]["stacksize"]
+    size = doc["fix_plan"]["stacksize_bytes"]
     assert subprocess.run([*QEMU, str(prog), str(size), "524288"], capture_output=True).returncode == 0

@@ -36,13 +36,13 @@ def test_seed_verdict_numbers_match_proc(seed):
     assert doc["fault_address"] == orc["addr"] and doc["sp_address"] == orc["sp"]
     stack = next(m for m in maps_of(orc["maps"]) if m[3] == "[stack]")
     assert (doc["stack_mapping"]["start_address"], doc["stack_mapping"]["end_address"]) == stack[:2]
-    assert doc["growth_requested"] == stack[1] - (orc["addr"] & ~4095)
+    assert doc["growth_requested_bytes"] == stack[1] - (orc["addr"] & ~4095)
     soft, hard = orc["prlimit"].split()
-    assert doc["rlimit_soft"] == int(soft)
-    assert doc["rlimit_hard"] == (None if hard == "unlimited" else int(hard))
+    assert doc["rlimit_soft_bytes"] == int(soft)
+    assert doc["rlimit_hard_bytes"] == (None if hard == "unlimited" else int(hard))
     limits = next(l for l in orc["limits"].splitlines() if l.startswith("Max stack size"))
-    assert str(doc["rlimit_soft"]) in limits
-    assert doc["growth_requested"] > doc["rlimit_soft"]
+    assert str(doc["rlimit_soft_bytes"]) in limits
+    assert doc["growth_requested_bytes"] > doc["rlimit_soft_bytes"]
 
 
 def test_seed_culprit_is_the_vla_sub(seed):
@@ -120,7 +120,7 @@ def test_deep_recursion_depth_matches_program_counter():
     assert abs(r["depth"] - depth) <= 1, (r, depth)
     assert not doc["frames_complete"] and len(doc["frames"]) < 1000
     # average frame = sp difference of two recursive frames, read by gdb itself
-    assert r["avg_frame"] == doc["frames"][2]["sp_address"] - doc["frames"][1]["sp_address"]
+    assert r["avg_frame_bytes"] == doc["frames"][2]["sp_address"] - doc["frames"][1]["sp_address"]
     assert doc["fix_plan"]["kind"] == "code"
 
 
@@ -129,7 +129,7 @@ def test_health_report_at_a_breakpoint():
     doc, _, res = diagnose_live(prog, setup=["break recurse if n == 30000", "run"])
     assert doc["verdict"] == "healthy"
     assert doc["recursion"]["depth"] == 30000
-    assert doc["signal"]["name"] == "SIGTRAP"
+    assert doc["signal"]["signal_name"] == "SIGTRAP"
 
 
 # -- a thread with a 64 KiB stack -------------------------------------------------------------
@@ -152,7 +152,7 @@ def test_thread_overflow(thread_case):
     assert guard[2] == "---p" and st["guard_range"]["start_address"] == guard[0]
     assert doc["fault_address"] == orc["addr"] < guard[0]        # past the guard page
     assert doc["culprit"]["symbol"] == "fill"
-    size = doc["fix_plan"]["stacksize"]
+    size = doc["fix_plan"]["stacksize_bytes"]
     assert doc["fix_plan"]["kind"] == "pthread_attr_setstacksize" and f"{size}" in doc["fix_plan"]["text"]
     assert passes_with([prog, size])
     assert not passes_with([prog, THREAD_MIN])
@@ -183,9 +183,9 @@ def test_guard_gap_names_the_mapping_below():
     assert (lo, hi) in [m[:2] for m in maps_of(orc["maps"])]
     assert doc["verdict"] == "guard-gap"
     assert (doc["below"]["start_address"], doc["below"]["end_address"]) == (lo, hi)
-    assert doc["below"]["distance"] == orc["addr"] - hi
-    assert doc["below"]["distance"] < doc["guard_gap"]
-    assert doc["growth_requested"] < doc["rlimit_soft"]       # not the rlimit this time
+    assert doc["below"]["distance_bytes"] == orc["addr"] - hi
+    assert doc["below"]["distance_bytes"] < doc["guard_gap_bytes"]
+    assert doc["growth_requested_bytes"] < doc["rlimit_soft_bytes"]       # not the rlimit this time
     assert doc["fix_plan"]["kind"] == "heap"
 
 
@@ -211,7 +211,7 @@ def test_not_a_stack_fault(mode):
     else:
         heap = next(m for m in maps_of(orc["maps"]) if m[3] == "[heap]")
         near = {n["name"]: n for n in doc["nearest"]}
-        assert near["[heap]"]["distance"] == target - heap[1]
+        assert near["[heap]"]["distance_bytes"] == target - heap[1]
         assert "[heap]" in doc["headline"]
 
 
@@ -268,7 +268,7 @@ def test_handler_on_sigaltstack_diagnoses_the_fault_it_caught():
     assert doc["stopped_by"]["signal_name"] == "SIGTRAP" and doc["signal_handler"]["on_altstack"]
     assert doc["signal_handler"]["altstack"] == {"start_address": alt, "size": 1 << 16}
     assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion"
-    assert doc["signal"]["name"] == "SIGSEGV" and stack[0] - 4096 <= doc["fault_address"] < stack[0]
+    assert doc["signal"]["signal_name"] == "SIGSEGV" and stack[0] - 4096 <= doc["fault_address"] < stack[0]
     assert doc["recursion"]["functions"] == ["rec"] and doc["recursion"]["depth_exact"]
     assert all(fr["size"] is None or fr["size"] < (1 << 20) for fr in doc["frames"])
 
@@ -348,7 +348,7 @@ def test_core_files(name, args, verdict, tmp_path):
         assert doc["fix_plan"]["ulimit_kib"] and passes_with([prog, *args], doc["fix_plan"]["ulimit_kib"] * 1024)
         assert any("RLIMIT_STACK inferred" in n for n in doc["notes"])
     if name == "thread_overflow":
-        assert passes_with([prog, doc["fix_plan"]["stacksize"]])
+        assert passes_with([prog, doc["fix_plan"]["stacksize_bytes"]])
 
 
 def test_stripped_binary_still_gets_a_verdict(tmp_path):
@@ -409,7 +409,7 @@ def test_kernel_written_core_of_a_thread_overflow(tmp_path):
     assert doc["verdict"] == "thread-overflow" and doc["thread"]["target"] == "core"
     assert doc["stack_mapping"]["end_address"] - doc["stack_mapping"]["start_address"] == THREAD_MIN
     assert doc["stack_mapping"]["guard_range"]["perms"] == "---p"           # the kernel records PROT_NONE
-    assert passes_with([prog, doc["fix_plan"]["stacksize"]])
+    assert passes_with([prog, doc["fix_plan"]["stacksize_bytes"]])
 
 
 TWO_FRAMES = r"""
@@ -459,7 +459,7 @@ def test_attached_process_health_report():
         assert proc.poll() is None                      # still alive after we detached
     assert doc["verdict"] == "healthy" and doc["thread"]["target"] == "live"
     assert doc["recursion"]["functions"][0] == "down" and abs(doc["recursion"]["depth"] - 5000) <= 1
-    assert str(doc["rlimit_soft"]) == limit
+    assert str(doc["rlimit_soft_bytes"]) == limit
 
 
 def test_thread_with_clash_protection_hits_its_guard_page():
@@ -469,4 +469,4 @@ def test_thread_with_clash_protection_hits_its_guard_page():
     assert guard[2] == "---p" and guard[0] <= orc["addr"] < guard[1]     # inside the guard
     assert doc["verdict"] == "thread-overflow" and doc["cause"] == "clash-probe"
     assert 1048576 <= doc["clash_probe"]["requested_size"] <= 1048576 + 8192
-    assert passes_with([prog, doc["fix_plan"]["stacksize"], 1048576])
+    assert passes_with([prog, doc["fix_plan"]["stacksize_bytes"], 1048576])

@@ -45,7 +45,7 @@ def test_kernel_plumbing_with_a_substitute_worker():
     assert k["exit"] == "killed by SIGSEGV"            # the re-run really faulted
     assert f"pid filter {k['pid']}" in k["attach_note"]        # the probe was filtered on the re-run
     assert k["refused"][-1]["errno_name"] == "-ENOMEM"
-    assert k["user_growth"] == doc["growth_requested"]
+    assert k["user_growth_bytes"] == doc["growth_requested_bytes"]
     left = subprocess.run(["pgrep", "-f", str(FAKE)], capture_output=True, text=True).stdout
     assert not left.strip()                              # the worker was stopped
 
@@ -65,8 +65,8 @@ def test_kernel_view_on_a_real_kernel():
     assert refused and refused[-1]["retval"] == -12
     if refused[-1]["size"] is not None:
         # the re-run has another layout, but asks for the same 15.8 MiB give or take a few pages
-        assert abs(refused[-1]["size"] - doc["growth_requested"]) < (1 << 20)
-        assert refused[-1]["size"] > doc["rlimit_soft"]
+        assert abs(refused[-1]["size"] - doc["growth_requested_bytes"]) < (1 << 20)
+        assert refused[-1]["size"] > doc["rlimit_soft_bytes"]
 
 
 @pytest.mark.guest

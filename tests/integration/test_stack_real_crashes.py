@@ -43,7 +43,7 @@ def test_vla_filled_top_down_is_stack_growth():
     assert stack[0] - PAGE <= orc["addr"] < stack[0] and orc["sp"] < stack[0] - 4 * MiB
     assert growth > soft                                   # the kernel's rule, by hand
     assert doc["verdict"] == "rlimit" and doc["cause"] == "huge-frame"
-    assert doc["growth_requested"] == growth and doc["fault_address"] == orc["addr"]
+    assert doc["growth_requested_bytes"] == growth and doc["fault_address"] == orc["addr"]
     assert doc["culprit"]["symbol"] == "calc_array"
     kib = doc["fix_plan"]["ulimit_kib"]
     assert passes_both_layouts([prog, 1920, 1080], kib * 1024)
@@ -76,7 +76,7 @@ def test_corrupt_sp_is_named_not_a_huge_frame(mode):
     assert doc["verdict"] == "corrupt-sp", doc["headline"]
     assert "stack pointer itself is corrupt" in doc["headline"]
     assert doc["culprit"] is None and doc["cause"] is None and doc["fix_plan"]["kind"] == "code"
-    assert doc["stack_used"] is None or doc["stack_used"] < (1 << 40)   # never "-8191.9 PiB"
+    assert doc["stack_used_bytes"] is None or doc["stack_used_bytes"] < (1 << 40)   # never "-8191.9 PiB"
     assert abs(doc["sp_address"] - new_sp) <= 64 and doc["sp_address"] == orc["sp"]
     if mode == "noncanon" and ARCH == "x86_64":
         assert orc["signo"] == 7 and orc["code"] == 0x80       # #SS: SIGBUS, SI_KERNEL
@@ -104,7 +104,7 @@ def test_altstack_overflow_and_its_fix():
     assert doc["signal_handler"]["on_altstack"] and doc["signal_handler"]["symbol"] == "handler"
     assert orc["addr"] < alt and doc["fault_address"] == orc["addr"]
     assert doc["culprit"]["symbol"] == "handler"
-    size = doc["fix_plan"]["stacksize"]
+    size = doc["fix_plan"]["stacksize_bytes"]
     assert doc["fix_plan"]["kind"] == "sigaltstack" and str(size) in doc["fix_plan"]["text"]
     rerun = subprocess.run([str(prog), str(size), "262144"], capture_output=True, text=True)
     assert rerun.returncode == 0 and "handler ok" in rerun.stdout
@@ -130,7 +130,7 @@ def test_fault_read_from_the_signal_frame_after_the_handler_aborted():
     caught = int(re.search(r"caught si_addr=(0x[0-9a-f]+)", res.stdout)[1], 16)
     assert orc["signo"] == 6                                    # gdb stopped on SIGABRT
     assert doc["stopped_by"]["signal_name"] == "SIGABRT"
-    assert doc["signal"]["name"] == "SIGSEGV" and doc["fault_address"] == caught
+    assert doc["signal"]["signal_name"] == "SIGSEGV" and doc["fault_address"] == caught
     assert doc["verdict"] == "rlimit" and doc["culprit"]["symbol"] == "calc_array"
     assert doc["signal_handler"]["symbol"] == "handler" and doc["signal_handler"]["on_altstack"]
     assert passes_both_layouts([prog, 1920, 1080], doc["fix_plan"]["ulimit_kib"] * 1024)
@@ -219,7 +219,7 @@ def test_thread_clash_names_the_damaged_thread():
     victim = everyone[v["num"]]
     assert victim["verdict"] == "thread-clash"                    # not "healthy"
     assert victim["damaged_threads"][0]["by_thread_num"] == doc["thread"]["num"]
-    size = doc["fix_plan"]["stacksize"]
+    size = doc["fix_plan"]["stacksize_bytes"]
     assert passes_with([prog, size, 530000]) and not passes_with([prog, 262144, 530000])
 
 
@@ -351,7 +351,7 @@ def test_thread_fix_is_a_stack_size_that_works():
     doc, orc, res = diagnose_live(prog, [str(size), "380000"])
     assert doc["verdict"] == "thread-overflow"
     assert doc["stack_mapping"]["end_address"] - doc["stack_mapping"]["start_address"] == size
-    new = doc["fix_plan"]["stacksize"]
+    new = doc["fix_plan"]["stacksize_bytes"]
     assert doc["fix_plan"]["kind"] == "pthread_attr_setstacksize" and new > size
     assert passes_with([prog, new, 380000]) and not passes_with([prog, size, 380000])
 

@@ -50,7 +50,7 @@ def test_mutual_recursion_inlined_at_O3_is_counted_as_bt_shows_it():
     assert r["round_count"] == r["depth"] // 3
     assert any(f["virtual"] for f in doc["frames"])
     # the bytes per frame bt shows: the stack used spread over all of them
-    assert abs(r["avg_frame"] * r["depth"] - doc["stack_used"]) < 0.02 * doc["stack_used"]
+    assert abs(r["avg_frame_bytes"] * r["depth"] - doc["stack_used_bytes"]) < 0.02 * doc["stack_used_bytes"]
 
 
 @pytest.mark.parametrize("flags", [["-O2"], ["-O2", "-static"], ["-O2", "-no-pie"]])
@@ -63,7 +63,7 @@ def test_recursion_inlined_into_itself_counts_every_level(flags):
     r = doc["recursion"]
     assert r["functions"] == ["rec"] and r["depth_exact"]
     assert abs(r["depth"] - depth) <= 1, (r["depth"], depth)
-    assert doc["culprit"]["size"] > 2 * r["avg_frame"]      # a real frame holds several levels
+    assert doc["culprit"]["size"] > 2 * r["avg_frame_bytes"]      # a real frame holds several levels
 
 
 QSORT_REC = r"""
@@ -310,7 +310,7 @@ def test_coroutine_fix_is_a_stack_size_that_works():
     doc, orc, res = diagnose_live(prog, [str(128 << 10), "vla", str(300 << 10)])
     assert doc["verdict"] == "user-stack-overflow" and doc["cause"] == "huge-frame"
     assert doc["fix_plan"]["kind"] == "stack_size"
-    size = doc["fix_plan"]["stacksize"]
+    size = doc["fix_plan"]["stacksize_bytes"]
     assert str(size) in doc["fix_plan"]["text"]
     ok = subprocess.run([str(prog), str(size), "vla", str(300 << 10)], capture_output=True, text=True)
     assert ok.returncode == 0 and "back" in ok.stdout
@@ -346,7 +346,7 @@ def test_thread_on_a_malloced_stack_names_setstack():
     assert doc["verdict"] == "thread-overflow"
     assert any("pthread_attr_setstack()" in e and "[heap]" in e for e in doc["explanation"])
     assert "pthread_attr_setstack()" in doc["fix_plan"]["text"]
-    size = doc["fix_plan"]["stacksize"]
+    size = doc["fix_plan"]["stacksize_bytes"]
     ok = subprocess.run([str(prog), str(size), str(100 << 10)], capture_output=True, text=True)
     assert ok.returncode == 0 and "joined" in ok.stdout
 
@@ -388,7 +388,7 @@ def test_alloca_in_a_loop_gets_no_limit_that_fails():
     assert doc["fix_plan"]["kind"] == "code" and doc["fix_plan"]["ulimit_kib"] is None
     assert "loop" in doc["fix_plan"]["text"]
     # the limit for what was used so far does not do (the oracle: re-run), more does
-    assert not passes_with([prog, 3000], ulimit_kib_for(doc["fix_plan"]["needed"]) * 1024)
+    assert not passes_with([prog, 3000], ulimit_kib_for(doc["fix_plan"]["needed_bytes"]) * 1024)
     assert passes_with([prog, 3000], 16 * MiB)
 
 
@@ -505,7 +505,7 @@ def test_i386_recursion():
     assert doc["verdict"] == "rlimit" and doc["cause"] == "deep-recursion"
     r = doc["recursion"]
     assert r["depth_exact"] and abs(r["depth"] - depth_printed(res)) <= 1
-    assert doc["growth_requested"] == growth and doc["fault_address"] == orc["addr"]
+    assert doc["growth_requested_bytes"] == growth and doc["fault_address"] == orc["addr"]
 
 
 @i686
@@ -518,7 +518,7 @@ def test_i386_vla_fix_works(flags):
     doc, orc, res = diagnose_live(prog, [hex(n)])
     assert doc["verdict"] == "rlimit" and doc["culprit"]["symbol"] == "main"
     assert "esp" in doc["culprit"]["instruction"]["text"]            # as i386 spells it
-    assert n <= doc["fix_plan"]["needed"] < n + MiB                        # the whole VLA, probed too
+    assert n <= doc["fix_plan"]["needed_bytes"] < n + MiB                        # the whole VLA, probed too
     assert passes_both_layouts([prog, hex(n)], doc["fix_plan"]["ulimit_kib"] * 1024)
     assert not passes_with([prog, hex(n)], limit_of(orc))
 

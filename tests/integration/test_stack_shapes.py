@@ -185,7 +185,7 @@ def test_guard_gap_of_a_stack_that_cannot_grow_at_all(limit):
     doc, orc, res = (diagnose_live(prog, extra=["stack-diagnose"]) if limit == 8 * MiB
                      else _unlimited(prog))
     stack = stack_of(orc)
-    gap = doc["guard_gap"]
+    gap = doc["guard_gap_bytes"]
     below = max((m for m in maps_of(orc["maps"]) if m[1] <= stack[0]), key=lambda m: m[1])
     assert below[1] + gap > stack[0]                     # /proc: the gap reaches past its bottom
     assert doc["verdict"] == "guard-gap"
@@ -254,7 +254,7 @@ def test_raw_clone_thread_gets_a_clone_fix_not_pthread_attr():
     fix = doc["fix_plan"]
     assert "clone()" in fix["text"] and "pthread_attr" not in fix["text"]
     assert not any("pthread_attr_setst" in w for w in doc["explanation"])
-    assert passes_with([prog, fix["stacksize"], 1500])      # the re-run with the size given
+    assert passes_with([prog, fix["stacksize_bytes"], 1500])      # the re-run with the size given
 
 
 # -- a coroutine on a MAP_GROWSDOWN mapping: the kernel grows it under RLIMIT_STACK -------------
@@ -306,7 +306,7 @@ def test_growsdown_coroutine_stack_is_grown_under_rlimit_stack():
     lo, hi = gd[0]
     assert doc["verdict"] == "rlimit"
     assert (doc["stack_mapping"]["start_address"], doc["stack_mapping"]["end_address"]) == (lo, hi)
-    assert doc["growth_requested"] == hi - (orc["addr"] & ~4095) > 8 * MiB
+    assert doc["growth_requested_bytes"] == hi - (orc["addr"] & ~4095) > 8 * MiB
     assert not any("does not apply" in w for w in doc["explanation"])
     kib = doc["fix_plan"]["ulimit_kib"]
     assert passes_with([prog, want], kib * 1024)
@@ -358,7 +358,7 @@ def test_fault_below_a_growsdown_mapping_below_the_stack():
     blk = re.search(rf"{page:x}-[0-9a-f]+ .*?VmFlags:([^\\]*)", smaps)
     assert blk and " gd" in blk[1]                          # /proc: MAP_GROWSDOWN
     assert doc["verdict"] == "rlimit"
-    assert doc["growth_requested"] == page + 4096 - (orc["addr"] & ~4095)
+    assert doc["growth_requested_bytes"] == page + 4096 - (orc["addr"] & ~4095)
     assert not any("no stack to grow" in w for w in doc["explanation"])
     kib = doc["fix_plan"]["ulimit_kib"]
     from tests.support.stack_oracles import passes_both_layouts
@@ -491,7 +491,7 @@ def test_core_without_the_stack_still_names_frame_0s_huge_frame(tmp_path):
     assert doc["verdict"] == "thread-overflow" and doc["cause"] == "huge-frame"
     assert doc["culprit"]["symbol"] == "fill" and doc["recursion"] is None
     assert any(n.startswith("stack contents:") for n in doc["notes"])
-    size = doc["fix_plan"]["stacksize"]
+    size = doc["fix_plan"]["stacksize_bytes"]
     assert passes_with([prog, size]) and not passes_with([prog, 65536])
 
 
@@ -545,7 +545,7 @@ def test_handler_recursing_past_the_walk_on_its_altstack():
     assert h["level"] > 128
     fix = doc["fix_plan"]
     assert "alternate signal stack" in fix["text"] and "stack limit" not in fix["text"]
-    assert passes_with([prog, fix["stacksize"], 300])
+    assert passes_with([prog, fix["stacksize_bytes"], 300])
     # /proc: the malloc'd altstack sits in [heap]; below it the program's own rw-p data, which
     # the frames ran over before the fault (in its r--p part)
     from tests.support.stack_oracles import maps_of

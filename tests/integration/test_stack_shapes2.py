@@ -318,7 +318,7 @@ def test_thread_whose_tls_takes_most_of_its_stack():
     held = next(e for e in doc["explanation"] if "thread-local storage" in e)
     kib = float(re.search(r"holds ([\d.]+) KiB", held)[1])
     assert 48 <= kib <= 48 + 8 and kib * 1024 >= st["end_address"] - tls - 1024
-    assert passes_with([prog, doc["fix_plan"]["stacksize"], 30000])
+    assert passes_with([prog, doc["fix_plan"]["stacksize_bytes"], 30000])
     assert not passes_with([prog, 65536, 30000])
 
 
@@ -375,5 +375,5 @@ def test_stack_grown_by_gdbs_reads_after_the_fault():
     assert orc["signo"] == 11 and orc["code"] == 1 and lo <= fault     # under gdb: inside
     assert doc["verdict"] == "rlimit", doc["headline"]
     assert doc["stack_mapping"]["start_address"] > fault
-    assert doc["growth_requested"] > 1 << 20 == doc["rlimit_soft"]
+    assert doc["growth_requested_bytes"] > 1 << 20 == doc["rlimit_soft_bytes"]
     assert any(n.startswith("stack mapping:") and "gdb's own reads" in n for n in doc["notes"])

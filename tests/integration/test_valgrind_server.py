@@ -116,13 +116,13 @@ def test_history_grows_exactly_per_round_like_valgrind(history_run):
                  ("reachable", "memleak5"): 560000}
     for (kind, fn), grow in per_round.items():
         r = rows[(kind, fn, line[fn])]
-        assert r["growth_per_snapshot"] == grow and r["steady"], r
-        assert r["growth_per_second"] > 0
+        assert r["growth_bytes_per_snapshot"] == grow and r["steady"], r
+        assert r["growth_bytes_per_second"] > 0
     # what main keeps (its 32-byte block, stdio's buffer) plateaus
     flat = [r for r in hist["sites"] if r["symbol"] == "main"]
     assert flat and all(r["growth_bytes"] == 0 for r in flat)
     # sorted by growth, largest first
-    growth = [r["growth_per_snapshot"] for r in hist["sites"]]
+    growth = [r["growth_bytes_per_snapshot"] for r in hist["sites"]]
     assert growth == sorted(growth, reverse=True)
     # the text: one row per site with a sparkline
     text = res.stdout.split("leak snapshots over")[1]

@@ -507,7 +507,7 @@ def test_attach_list_stale_fifo_and_ptrace_denied(tmp_path):
         listing, attached, leaks = docs(res)[:3]
         live = {p["pid"] for p in listing["processes"]}
         assert {blocked.pid, sleeper.pid} <= live and killed.pid not in live
-        assert killed.pid in listing["stale_fifos"] and not listing["connected"]
+        assert killed.pid in listing["stale_fifo_pids"] and not listing["connected"]
         assert str(blocked.pid) in res.stdout and "choose one with vg-attach PID" in res.stdout
         assert f"no live valgrind gdbserver with pid {killed.pid} (only a stale FIFO" in res.stderr
         ptrace_err = [ln for ln in res.stderr.splitlines() if "ptrace" in ln]
