@@ -32,6 +32,13 @@ def _other():
     return other_faults
 
 
+def _fixed_stacks():
+    """stack/fixed_stacks.py: a stack that never grows (a thread's, a coroutine's, sigaltstack)."""
+    from gdb_toolkit.stack import fixed_stacks
+
+    return fixed_stacks
+
+
 def _thread_clash():
     """stack/thread_clash.py: one thread's stack run into another's (threads other than main)."""
     from gdb_toolkit.stack import thread_clash
@@ -269,9 +276,9 @@ def _classify(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion | N
         if flags is not None and "gd" in flags:
             return _growsdown(f, d, ctx, m, region, fault, phrase, final_sp, inside)
     if region.allocated:
-        return fixes.allocated_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
+        return _fixed_stacks().allocated_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
     if not f.is_main_thread:
-        return fixes.thread_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
+        return _fixed_stacks().thread_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
     return _main_growth(f, d, ctx, region, fault, phrase, final_sp, inside)
 
 
@@ -344,7 +351,7 @@ def _main_growth(f: StackFacts, d: Diagnosis, ctx: Context, region: StackRegion,
                       and not _is_guard(region, m)), key=lambda m: m.start)
     hit = between[0] if between else None            # what find_vma(fault) returns
     if region.guard is not None:                     # a main stack with a guard: a fixed one
-        return fixes.fixed_main_stack(f, d, ctx, region, fault, phrase, final_sp)
+        return _fixed_stacks().fixed_main_stack(f, d, ctx, region, fault, phrase, final_sp)
     if hit is not None and _grows_down(f, hit) and is_accessible(hit.perms):
         # find_vma(fault) returns a MAP_GROWSDOWN mapping: the kernel grows that one (under
         # the same rules), not the stack above it
@@ -396,6 +403,6 @@ def _altstack(f, d, ctx: Context, region: StackRegion, inside, below, above) -> 
         return _other().not_stack(f, d, ctx, region, inside, below, above)
     phrase = causes.decide(f, d, ctx, alt, c)
     final_sp = min(x for x in (sp, fault, c.final_sp) if x is not None)
-    return fixes.altstack_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
+    return _fixed_stacks().altstack_overflow(f, d, ctx, region, fault, phrase, final_sp, inside)
 
 
