@@ -42,13 +42,6 @@ def describe_mode(mode: int) -> str:
     return "not a regular file"
 
 
-def human_size(n: int) -> str:
-    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift:
-            return f"{n / (1 << shift):.1f} {unit}"
-    return f"{n} bytes"
-
-
 def _label(what: str, path) -> str:
     if not isinstance(path, (str, bytes, bytearray)):
         path = os.fspath(path)
@@ -152,6 +145,8 @@ class RegularFile(Closeable):
                 return bytes(buf)
             chunks.append(bytes(buf))           # longer than fstat said: read on to EOF
             if got > limit:
+                from gdb_toolkit.common.render import human_size      # error path only
+
                 raise ToolkitError(f"{self.label} is larger than the {human_size(limit)} read here",
                                    "give the right file (it is not the kind of file expected)")
         while True:
@@ -164,6 +159,8 @@ class RegularFile(Closeable):
             chunks.append(chunk)
             got += len(chunk)
             if got > limit:
+                from gdb_toolkit.common.render import human_size      # error path only
+
                 raise ToolkitError(f"{self.label} is larger than the {human_size(limit)} read here",
                                    "give the right file (it is not the kind of file expected)")
 
@@ -288,6 +285,8 @@ def open_regular(path, what: str = "file", *, nofollow: bool = False,
             raise ToolkitError(f"{_label(what, path)} is {describe_mode(st.st_mode)}, not a regular file",
                                fix)
         if max_size is not None and st.st_size > max_size:
+            from gdb_toolkit.common.render import human_size          # error path only
+
             raise ToolkitError(f"{_label(what, path)} is {human_size(st.st_size)}, more than the "
                                f"{human_size(max_size)} expected of it",
                                "give the right file (it is not the kind of file expected)")
