@@ -195,9 +195,10 @@ def _event_text(p, short: bool = False) -> str:
 
 
 def _notes(notes, ctx) -> str:
-    from gdb_toolkit.common.text import one_line, wrap
+    """``note: SENTENCE`` lines as every command prints them (common.text.notes_block)."""
+    from gdb_toolkit.common.text import notes_block
 
-    return "".join(wrap(f"note: {one_line(n)}", ctx.width, "", "      ").rstrip("\n") + "\n" for n in notes)
+    return notes_block(notes, ctx.width)
 
 
 class _KernelCommand(ToolkitCommand):
