@@ -411,11 +411,10 @@ addresses.  --vmlinux adds the bytes the kernel was built with."""
         return _source_options(p)
 
     def run(self, args):
-        from gdb_toolkit.common.errors import ToolkitError
+        from gdb_toolkit.common.args import check_int_option
         from gdb_toolkit.kernel.kprobe_show import kprobe_show
 
-        if args.count <= 0 or args.count > 1000:
-            raise ToolkitError(f"count {args.count} is out of range", "give -n 1..1000")
+        check_int_option("-n", args.count, 1, 1000, "instructions")
         with _session(args) as s:
             return kprobe_show(s, args.where, args.count, addr=_address(s, args.where))
 
@@ -493,11 +492,11 @@ running kernel, a dump or gdb's halted kernel."""
         return _source_options(p)
 
     def run(self, args):
+        from gdb_toolkit.common.args import check_int_option
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.kernel.memory_views import kdis
 
-        if args.count <= 0 or args.count > 100000:
-            raise ToolkitError(f"count {args.count} is out of range", "give 1..100000")
+        check_int_option("count", args.count, 1, 100000, "instructions")
         with _session(args) as s:
             addr = _address(s, args.where)
             try:
