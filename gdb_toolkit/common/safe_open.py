@@ -346,6 +346,22 @@ def _shared_dir(raw: bytes) -> tuple[bytes, os.stat_result | None]:
     return d, _others_may_create(d)
 
 
+
+def parsed_once(cache: dict, path, parse):
+    """``parse(path)``, parsed again only when the file changed: *cache* (the caller's dict)
+    keeps one entry, keyed by path, size and mtime, so a session that keeps reading one BTF
+    file or one core parses it once and a replaced file is never answered from the old one.
+    A path that cannot be stat'ed is keyed by its name alone (*parse* reports the error)."""
+    try:
+        st = os.stat(path)
+        key = (path, st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = (path, None, None)
+    if key not in cache:
+        cache.clear()
+        cache[key] = parse(path)
+    return cache[key]
+
 def check_output_path(path, what: str, fix: str = "give the path of a new or regular file",
                       allow_devices: bool = False) -> os.stat_result | None:
     """Refuse, before anything is opened, an output path that would write somewhere the user did

@@ -481,3 +481,25 @@ def test_which_is_shutils_which(tmp_path, monkeypatch):
         for name in names:
             for path in paths:
                 assert which(name, path) == shutil.which(name, path=path), (name, path, env_path)
+
+
+def test_parsed_once_parses_again_only_when_the_file_changed(tmp_path):
+    """safe_open.parsed_once, the one cache of a parsed file (kernel BTF, stack-diagnose's core
+    had a copy each): the oracle is how often the parser ran and what it read."""
+    calls = []
+
+    def parse(path):
+        calls.append(path)
+        return Path(path).read_bytes()
+
+    cache, a, b = {}, tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"one")
+    b.write_bytes(b"two")
+    assert safe_open.parsed_once(cache, str(a), parse) == b"one"
+    assert safe_open.parsed_once(cache, str(a), parse) == b"one" and len(calls) == 1
+    a.write_bytes(b"three")                     # size and mtime change: parsed again
+    assert safe_open.parsed_once(cache, str(a), parse) == b"three" and len(calls) == 2
+    assert safe_open.parsed_once(cache, str(b), parse) == b"two" and len(calls) == 3
+    assert len(cache) == 1                      # one entry: the last file
+    with pytest.raises(FileNotFoundError):      # not stat'ed: the parser reports it
+        safe_open.parsed_once(cache, str(tmp_path / "gone"), parse)
