@@ -378,42 +378,60 @@ def check_int_option(option: str, value, lo: int, hi: int, meaning: str = "") ->
                        f"give {option} {span}")
 
 
-def split_expression_words(text: str) -> list[str]:
-    """Split a command line whose words may be gdb expressions.
+def split_words(text: str, *, expressions: bool = False) -> list[str]:
+    """Split a command line into words: the one splitter of the commands that do not take
+    gdb's own (gdb.string_to_argv removes every backslash, so ``ev\\xe9il`` -- a name as the
+    toolkit prints it, common.names.escape_name -- would arrive as ``evxe9il``).
 
-    Words are separated by blanks outside quotes and brackets.  A word that is one quoted
-    string as a whole loses its quotes (``'a b'`` -> ``a b``, as gdb's own splitting does);
-    quotes inside a word stay, so ``$ksym("vfs_write")+5`` reaches gdb's evaluator intact
-    (gdb.string_to_argv would make it ``$ksym(vfs_write)+5``).  Unbalanced quotes or
-    brackets end at the end of the line (gdb reports the expression error itself)."""
-    words, cur, depth, quote, i = [], [], 0, None, 0
+    Both kinds of command line share the rules of blanks and backslashes: blanks outside
+    quotes separate words; outside quotes ``\\ `` is gdb's escaped blank (``/tmp/my\\ core``)
+    and a backslash before a quote makes it literal, any other backslash is kept with the
+    character after it (``\\\\`` stays two characters: the printed form of one backslash, and a
+    regular expression's), so a printed name can be typed back.  Inside quotes a backslash
+    and the next character are one unit (``'a\\'b'`` does not end at the second quote).
+
+    They differ in what quotes and brackets do:
+
+    - names (``expressions=False``: got, plt, plt-walk): '...' and "..." group and are
+      removed wherever they stand (``a'b c'd`` -> ``ab cd``); inside them ``\\'`` (``\\"``)
+      is the quote itself, other backslashes are kept.
+    - gdb expressions (``expressions=True``: kdis, kx, ksym...): brackets group too
+      (``f(a, b)`` is one word), and quotes inside a word stay, so ``$ksym("vfs_write")+5``
+      reaches gdb's evaluator intact; a word that is one quoted string as a whole loses its
+      quotes (``'a b'`` -> ``a b``, as gdb's own splitting does).  Unbalanced quotes or
+      brackets end at the end of the line (gdb reports the expression error itself)."""
+    words, cur, depth, quote, i, n = [], [], 0, None, 0, len(text)
     have = quoted = False          # quoted: the word opens with a real quote (not \\')
-    while i < len(text):
+    while i < n:
         c = text[i]
+        if c == "\\" and i + 1 < n:
+            nxt = text[i + 1]
+            if quote:
+                # a backslash and its character are one unit inside quotes; a name's \\'
+                # is the quote itself (an expression keeps it for gdb, or _unquote_whole)
+                cur.append(nxt if nxt == quote and not expressions else c + nxt)
+            else:
+                cur.append(nxt if nxt.isspace() or nxt in "'\"" else c + nxt)
+                have = True
+            i += 2
+            continue
         if quote:
-            cur.append(c)
-            if c == "\\" and i + 1 < len(text):
-                cur.append(text[i + 1])
-                i += 1
-            elif c == quote:
+            if c == quote:
                 quote = None
+                if expressions:
+                    cur.append(c)
+            else:
+                cur.append(c)
         elif c in "\"'":
             quoted = quoted or not cur
-            quote = c
-            cur.append(c)
-            have = True
-        elif c == "\\" and i + 1 < len(text):
-            # gdb's escaped blank (/tmp/my\ core) or quote; any other backslash is kept, so a
-            # name typed as the toolkit printed it (ev\xe9il, q\\te) arrives as printed
-            nxt = text[i + 1]
-            cur.append(nxt if nxt.isspace() or nxt in "'\"" else c + nxt)
-            have = True
-            i += 1
-        elif c in "([{":
+            quote, have = c, True
+            if expressions:
+                cur.append(c)
+        elif expressions and c in "([{":
             depth += 1
             cur.append(c)
             have = True
-        elif c in ")]}":
+        elif expressions and c in ")]}":
             depth = max(0, depth - 1)
             cur.append(c)
             have = True             # a word may start with one (a name ']x'): not dropped
@@ -427,7 +445,20 @@ def split_expression_words(text: str) -> list[str]:
         i += 1
     if have:
         words.append(("".join(cur), quoted))
+    if not expressions:
+        return [w for w, _ in words]
     return [_unquote_whole(w) if q else w for w, q in words]
+
+
+def split_expression_words(text: str) -> list[str]:
+    """Words of a command line whose words may be gdb expressions (``split_words``)."""
+    return split_words(text, expressions=True)
+
+
+def split_name_words(text: str) -> list[str]:
+    """Words of a command line whose words may be names as the toolkit prints them
+    (``split_words``)."""
+    return split_words(text)
 
 
 def _unquote_whole(word: str) -> str:
@@ -441,56 +472,12 @@ def _unquote_whole(word: str) -> str:
                 return word                 # a closing quote inside: not one quoted string
             if body[i] == "\\" and i + 1 < len(body):
                 i += 1
-                if body[i] != word[0]:          # only \' (\") loses its backslash
+                if body[i] != word[0]:          # only \\' (\\") loses its backslash
                     out.append("\\")
             out.append(body[i])
             i += 1
         return "".join(out)
     return word
-
-
-def split_name_words(text: str) -> list[str]:
-    """Split a command line whose words may be names as the toolkit prints them
-    (common.names.escape_name: ``esc\\x1bok``, ``q\\\\uote``), so a printed name can be typed
-    back: a backslash is kept, except in ``\\ `` (gdb's escaped blank, ``/tmp/my\\ core``) and
-    before a quote character, which it makes literal; ``\\\\`` stays two characters (the
-    printed form of one backslash, and a regular expression's).  Blanks outside quotes
-    separate words; '...' and "..." group and are removed.  gdb.string_to_argv removes every
-    backslash (``ev\\xe9il`` -> ``evxe9il``), so a printed name could not be given back."""
-    words, cur, quote, have, i = [], [], None, False, 0
-    n = len(text)
-    while i < n:
-        c = text[i]
-        nxt = text[i + 1] if i + 1 < n else ""
-        if c == "\\" and nxt == "\\":
-            cur.append("\\\\")
-            have = True
-            i += 2
-            continue
-        if c == "\\" and (nxt in "'\"" and nxt and (quote is None or nxt == quote)
-                          or (quote is None and nxt and nxt.isspace())):
-            cur.append(nxt)
-            have = True
-            i += 2
-            continue
-        if quote:
-            if c == quote:
-                quote = None
-            else:
-                cur.append(c)
-        elif c in "'\"":
-            quote, have = c, True
-        elif c.isspace():
-            if have:
-                words.append("".join(cur))
-            cur, have = [], False
-        else:
-            cur.append(c)
-            have = True
-        i += 1
-    if have:
-        words.append("".join(cur))
-    return words
 
 
 def name_word(name: str) -> str:

@@ -47,6 +47,24 @@ class Field:
         return f"Field({self.name!r})"
 
 
+class SlotFields:
+    """Equality and repr over ``__slots__``, for the small hand-written classes of hot paths
+    (plt's ELF sections, segments, symbols, relocations, bindings, link-map entries): millions
+    are made while a large program's tables are read, and a class with a plain ``__init__``
+    over ``__slots__`` builds them faster than a record's.  Equal when of the same type with
+    equal slots (instances unhashable, as a record with ``eq``); repr ``Name(v1, v2, ...)``.
+    Shared here instead of each class carrying the same two methods."""
+    __slots__ = ()
+
+    def __eq__(self, other):
+        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
+
+
 def field(*, default=_MISSING, default_factory=_MISSING, repr=True, compare=True, metadata=None):
     """A field with options (see dataclasses.field)."""
     return Field(default, default_factory, repr, compare, metadata)

@@ -163,7 +163,8 @@ def hexaddr(value: int | None, width: int = 0) -> str:
 
 def human_size(n: int | None) -> str:
     """Bytes as a short human figure: 15.8 MiB, 64.0 KiB, 512 B -- up to PiB, for
-    address-space distances and kcore's vmalloc region."""
+    address-space distances and kcore's vmalloc region.  The toolkit's one size formatter:
+    reports and error messages (safe_open's size refusals) say sizes the same way."""
     if n is None:
         return "-"
     sign = "-" if n < 0 else ""

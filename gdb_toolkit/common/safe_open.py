@@ -42,13 +42,6 @@ def describe_mode(mode: int) -> str:
     return "not a regular file"
 
 
-def human_size(n: int) -> str:
-    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift:
-            return f"{n / (1 << shift):.1f} {unit}"
-    return f"{n} bytes"
-
-
 def _label(what: str, path) -> str:
     if not isinstance(path, (str, bytes, bytearray)):
         path = os.fspath(path)
@@ -152,6 +145,8 @@ class RegularFile(Closeable):
                 return bytes(buf)
             chunks.append(bytes(buf))           # longer than fstat said: read on to EOF
             if got > limit:
+                from gdb_toolkit.common.render import human_size      # error path only
+
                 raise ToolkitError(f"{self.label} is larger than the {human_size(limit)} read here",
                                    "give the right file (it is not the kind of file expected)")
         while True:
@@ -164,6 +159,8 @@ class RegularFile(Closeable):
             chunks.append(chunk)
             got += len(chunk)
             if got > limit:
+                from gdb_toolkit.common.render import human_size      # error path only
+
                 raise ToolkitError(f"{self.label} is larger than the {human_size(limit)} read here",
                                    "give the right file (it is not the kind of file expected)")
 
@@ -288,6 +285,8 @@ def open_regular(path, what: str = "file", *, nofollow: bool = False,
             raise ToolkitError(f"{_label(what, path)} is {describe_mode(st.st_mode)}, not a regular file",
                                fix)
         if max_size is not None and st.st_size > max_size:
+            from gdb_toolkit.common.render import human_size          # error path only
+
             raise ToolkitError(f"{_label(what, path)} is {human_size(st.st_size)}, more than the "
                                f"{human_size(max_size)} expected of it",
                                "give the right file (it is not the kind of file expected)")
@@ -346,6 +345,22 @@ def _shared_dir(raw: bytes) -> tuple[bytes, os.stat_result | None]:
     d = os.path.dirname(raw) or b"."
     return d, _others_may_create(d)
 
+
+
+def parsed_once(cache: dict, path, parse):
+    """``parse(path)``, parsed again only when the file changed: *cache* (the caller's dict)
+    keeps one entry, keyed by path, size and mtime, so a session that keeps reading one BTF
+    file or one core parses it once and a replaced file is never answered from the old one.
+    A path that cannot be stat'ed is keyed by its name alone (*parse* reports the error)."""
+    try:
+        st = os.stat(path)
+        key = (path, st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = (path, None, None)
+    if key not in cache:
+        cache.clear()
+        cache[key] = parse(path)
+    return cache[key]
 
 def check_output_path(path, what: str, fix: str = "give the path of a new or regular file",
                       allow_devices: bool = False) -> os.stat_result | None:

@@ -8,11 +8,11 @@ SOURCES = (('gdbsupport/registry.py', 92550518),
  ('gdbsupport/toolkit_command.py', 3650507976),
  ('common/meta.py', 2433930963),
  ('doctor/gdb_commands.py', 3960926210),
- ('kernel/gdb_commands.py', 2407328827),
+ ('kernel/gdb_commands.py', 3757259586),
  ('ktrace/gdb_commands.py', 1355510380),
  ('plt/gdb_commands.py', 1661269313),
  ('stack/gdb_commands.py', 1215824019),
- ('valgrind/gdb_commands.py', 1782442394))
+ ('valgrind/gdb_commands.py', 390432475))
 
 ENTRIES = (
     ('command',

@@ -195,9 +195,10 @@ def _event_text(p, short: bool = False) -> str:
 
 
 def _notes(notes, ctx) -> str:
-    from gdb_toolkit.common.text import one_line, wrap
+    """``note: SENTENCE`` lines as every command prints them (common.text.notes_block)."""
+    from gdb_toolkit.common.text import notes_block
 
-    return "".join(wrap(f"note: {one_line(n)}", ctx.width, "", "      ").rstrip("\n") + "\n" for n in notes)
+    return notes_block(notes, ctx.width)
 
 
 class _KernelCommand(ToolkitCommand):
@@ -410,11 +411,10 @@ addresses.  --vmlinux adds the bytes the kernel was built with."""
         return _source_options(p)
 
     def run(self, args):
-        from gdb_toolkit.common.errors import ToolkitError
+        from gdb_toolkit.common.args import check_int_option
         from gdb_toolkit.kernel.kprobe_show import kprobe_show
 
-        if args.count <= 0 or args.count > 1000:
-            raise ToolkitError(f"count {args.count} is out of range", "give -n 1..1000")
+        check_int_option("-n", args.count, 1, 1000, "instructions")
         with _session(args) as s:
             return kprobe_show(s, args.where, args.count, addr=_address(s, args.where))
 
@@ -492,11 +492,11 @@ running kernel, a dump or gdb's halted kernel."""
         return _source_options(p)
 
     def run(self, args):
+        from gdb_toolkit.common.args import check_int_option
         from gdb_toolkit.common.errors import ToolkitError
         from gdb_toolkit.kernel.memory_views import kdis
 
-        if args.count <= 0 or args.count > 100000:
-            raise ToolkitError(f"count {args.count} is out of range", "give 1..100000")
+        check_int_option("count", args.count, 1, 100000, "instructions")
         with _session(args) as s:
             addr = _address(s, args.where)
             try:

@@ -26,7 +26,7 @@ import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.record import record
-from gdb_toolkit.kernel.memory import PAGE_SIZE
+from gdb_toolkit.kernel.memory import PAGE_SIZE, vmcoreinfo_hex
 
 MAX_SYMS = 1 << 22
 MAX_NAMES_BYTES = 64 << 20
@@ -46,29 +46,21 @@ class Tables:
     how: str = ""                 # "VMCOREINFO" | "found by searching memory near 0x..."
 
 
-def _hexval(info: dict, key: str) -> int | None:
-    v = info.get(key)
-    try:
-        return int(v, 16) if v else None
-    except ValueError:
-        return None
-
-
 def tables_from_vmcoreinfo(mem, info: dict, arch: str) -> Tables | None:
     """The tables VMCOREINFO names (6.0+), or None."""
-    names = _hexval(info, "SYMBOL(kallsyms_names)")
-    num_addr = _hexval(info, "SYMBOL(kallsyms_num_syms)")
-    table = _hexval(info, "SYMBOL(kallsyms_token_table)")
-    index = _hexval(info, "SYMBOL(kallsyms_token_index)")
+    names = vmcoreinfo_hex(info, "SYMBOL(kallsyms_names)")
+    num_addr = vmcoreinfo_hex(info, "SYMBOL(kallsyms_num_syms)")
+    table = vmcoreinfo_hex(info, "SYMBOL(kallsyms_token_table)")
+    index = vmcoreinfo_hex(info, "SYMBOL(kallsyms_token_index)")
     if None in (names, num_addr, table, index):
         return None
     num = mem.read_u32(num_addr)
     if not 0 < num <= MAX_SYMS:
         raise ToolkitError(f"kallsyms_num_syms reads {num} in {mem.description}",
                            "the dump is damaged or its VMCOREINFO does not match it")
-    return Tables(names, num, table, index, _hexval(info, "SYMBOL(kallsyms_offsets)"),
-                  _hexval(info, "SYMBOL(kallsyms_relative_base)"),
-                  _hexval(info, "SYMBOL(kallsyms_addresses)"), arch == "x86_64", "VMCOREINFO")
+    return Tables(names, num, table, index, vmcoreinfo_hex(info, "SYMBOL(kallsyms_offsets)"),
+                  vmcoreinfo_hex(info, "SYMBOL(kallsyms_relative_base)"),
+                  vmcoreinfo_hex(info, "SYMBOL(kallsyms_addresses)"), arch == "x86_64", "VMCOREINFO")
 
 
 def _read_upto(mem, addr: int, n: int) -> bytes:

@@ -28,6 +28,17 @@ MAX_SNAPSHOT_PAGES = 4096       # 16 MiB at most held by one snapshot, then it s
 MAX_SNAPSHOT_READ = 2 * PAGE_SIZE   # larger reads go straight to the source
 
 
+def vmcoreinfo_hex(info: dict, key: str) -> int | None:
+    """A VMCOREINFO value the kernel writes in hex without 0x (``SYMBOL(name)=ffffffff8...``,
+    ``KERNELOFFSET=3a000000``) as an int; None when absent, empty or not hex.  The one reader
+    of those values: kaslr_offset, kallsyms_mem's table addresses, pagetables' roots."""
+    v = info.get(key)
+    try:
+        return int(v, 16) if v else None
+    except ValueError:
+        return None
+
+
 @record
 class Region:
     """A span the source holds: a PT_LOAD of a kcore (virtual) or of a dump (physical)."""
@@ -58,11 +69,7 @@ class KernelMemory(Closeable):
 
     @property
     def kaslr_offset(self) -> int | None:
-        v = self.vmcoreinfo.get("KERNELOFFSET")
-        try:
-            return int(v, 16) if v else None
-        except ValueError:
-            return None
+        return vmcoreinfo_hex(self.vmcoreinfo, "KERNELOFFSET")
 
     @property
     def release(self) -> str | None:

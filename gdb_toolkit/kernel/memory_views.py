@@ -315,8 +315,9 @@ def dump_lines(address: int, data: bytes, per: int = 16):
 
 
 def kx(session, addr: int, length: int = 64, words: bool = False) -> KxReport:
-    if length <= 0 or length > 1 << 20:
-        raise ToolkitError(f"length {length} is out of range", "give 1..1048576 bytes")
+    from gdb_toolkit.common.args import check_int_option
+
+    check_int_option("length", length, 1, 1 << 20, "bytes")
     data = session.read(addr, length)
     rows = []
     for address, hex_text, ascii_text in dump_lines(addr, data):

@@ -16,6 +16,7 @@ pages and translations are cached per page.
 import _struct as struct   # what struct.py re-exports (see plt/slots.py)
 
 from gdb_toolkit.common.errors import ToolkitError
+from gdb_toolkit.kernel.memory import vmcoreinfo_hex
 
 X86_START_KERNEL_MAP = 0xFFFFFFFF80000000
 X86_ADDR_MASK = 0x000FFFFFFFFFF000
@@ -34,14 +35,6 @@ def _num(info: dict, key: str) -> int | None:
             return int(v, 16)
         except ValueError:
             return None
-
-
-def _hex(info: dict, key: str) -> int | None:
-    v = info.get(key)
-    try:
-        return int(v, 16) if v else None
-    except ValueError:
-        return None
 
 
 class Unmapped(ToolkitError):
@@ -97,8 +90,9 @@ class X86_64(Translator):
     @classmethod
     def from_vmcoreinfo(cls, info: dict, read_phys) -> "X86_64 | None":
         phys_base = _num(info, "NUMBER(phys_base)")
-        top = _hex(info, "SYMBOL(init_top_pgt)") or _hex(info, "SYMBOL(init_level4_pgt)") or \
-            _hex(info, "SYMBOL(swapper_pg_dir)")
+        top = (vmcoreinfo_hex(info, "SYMBOL(init_top_pgt)")
+               or vmcoreinfo_hex(info, "SYMBOL(init_level4_pgt)")
+               or vmcoreinfo_hex(info, "SYMBOL(swapper_pg_dir)"))
         if phys_base is None or top is None:
             return None
         levels = 5 if _num(info, "NUMBER(pgtable_l5_enabled)") == 1 else 4
@@ -143,9 +137,9 @@ class Arm64(Translator):
     @classmethod
     def from_vmcoreinfo(cls, info: dict, read_phys) -> "Arm64 | None":
         va_bits = _num(info, "NUMBER(VA_BITS)")
-        voff = _hex(info, "NUMBER(kimage_voffset)")
-        phys_off = _hex(info, "NUMBER(PHYS_OFFSET)")
-        swapper = _hex(info, "SYMBOL(swapper_pg_dir)")
+        voff = vmcoreinfo_hex(info, "NUMBER(kimage_voffset)")
+        phys_off = vmcoreinfo_hex(info, "NUMBER(PHYS_OFFSET)")
+        swapper = vmcoreinfo_hex(info, "SYMBOL(swapper_pg_dir)")
         page = _num(info, "PAGESIZE") or 4096
         if None in (va_bits, voff, phys_off, swapper) or page not in (4096, 16384, 65536):
             return None

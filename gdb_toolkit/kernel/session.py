@@ -35,17 +35,10 @@ _MEMORY_SYMBOLS: dict = {}          # dump identity -> (kallsyms text, extents, 
 
 
 def load_btf(path: str):
+    from gdb_toolkit.common.safe_open import parsed_once
     from gdb_toolkit.kernel.btf import Btf
 
-    try:
-        st = os.stat(path)
-        key = (path, st.st_size, st.st_mtime_ns)
-    except OSError:
-        key = (path, None, None)
-    if key not in _BTF_CACHE:
-        _BTF_CACHE.clear()
-        _BTF_CACHE[key] = Btf.load(path)
-    return _BTF_CACHE[key]
+    return parsed_once(_BTF_CACHE, path, Btf.load)
 
 
 def _static_symbols(path: str) -> str:

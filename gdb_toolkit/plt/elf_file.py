@@ -17,7 +17,7 @@ import os
 
 from gdb_toolkit.common.errors import ToolkitError
 from gdb_toolkit.common.names import escape_name
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import SlotFields, field, record
 from gdb_toolkit.common.safe_open import open_regular as _open_regular
 
 EM_386, EM_ARM, EM_X86_64, EM_AARCH64 = 3, 40, 62, 183
@@ -49,7 +49,7 @@ class BadElf(ToolkitError):
                          "the file is corrupt or crafted; check it with 'readelf -a'")
 
 
-class Section:
+class Section(SlotFields):
     __slots__ = ('name', 'type', 'flags', 'addr', 'offset', 'size', 'link', 'info', 'entsize')
 
     def __init__(self, name, type, flags, addr, offset, size, link, info, entsize):
@@ -63,17 +63,11 @@ class Section:
         self.info = info
         self.entsize = entsize
 
-    def __eq__(self, other):
-        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
-
-    def __repr__(self):
-        return f"Section({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
-
     def contains(self, addr: int) -> bool:
         return self.addr <= addr < self.addr + self.size
 
 
-class Segment:
+class Segment(SlotFields):
     __slots__ = ('type', 'flags', 'offset', 'vaddr', 'filesz', 'memsz')
 
     def __init__(self, type, flags, offset, vaddr, filesz, memsz):
@@ -84,14 +78,8 @@ class Segment:
         self.filesz = filesz
         self.memsz = memsz
 
-    def __eq__(self, other):
-        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
 
-    def __repr__(self):
-        return f"Segment({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
-
-
-class Symbol:
+class Symbol(SlotFields):
     __slots__ = ('name', 'value', 'size', 'type', 'bind', 'shndx', 'version', 'hidden_version', 'visibility',
                  'version_index')
 
@@ -108,14 +96,8 @@ class Symbol:
         self.visibility = visibility
         self.version_index = version_index      # .gnu.version entry without the hidden bit
 
-    def __eq__(self, other):
-        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
 
-    def __repr__(self):
-        return f"Symbol({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
-
-
-class RawReloc:
+class RawReloc(SlotFields):
     __slots__ = ('offset', 'type', 'sym', 'addend', 'section', 'symtab')
 
     def __init__(self, offset, type, sym, addend, section, symtab):
@@ -125,12 +107,6 @@ class RawReloc:
         self.addend = addend
         self.section = section
         self.symtab = symtab
-
-    def __eq__(self, other):
-        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
-
-    def __repr__(self):
-        return f"RawReloc({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
 
 class Layout:

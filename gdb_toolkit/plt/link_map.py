@@ -13,6 +13,7 @@ import _struct as struct   # see slots.py
 from collections.abc import Callable   # not typing: its import costs ~3 ms of the first call
 
 from gdb_toolkit.common.names import decode_name
+from gdb_toolkit.common.record import SlotFields
 
 Reader = Callable[[int, int], "bytes | None"]
 DT_DEBUG = 21
@@ -20,7 +21,7 @@ MAX_OBJECTS = 4096
 MAX_NAMESPACES = 64
 
 
-class LinkMapEntry:
+class LinkMapEntry(SlotFields):
     __slots__ = ('name', 'l_addr', 'address', 'l_ld', 'namespace')
 
     def __init__(self, name, l_addr, address, l_ld, namespace):
@@ -29,12 +30,6 @@ class LinkMapEntry:
         self.address = address
         self.l_ld = l_ld
         self.namespace = namespace
-
-    def __eq__(self, other):
-        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
-
-    def __repr__(self):
-        return f"LinkMapEntry({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
 
 def main_bias(phdr_vaddr: int | None, entry: int, aux: dict[str, int]) -> int:

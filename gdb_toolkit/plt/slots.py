@@ -17,7 +17,7 @@ import re
 from functools import cached_property
 
 from gdb_toolkit.common.errors import ToolkitError
-from gdb_toolkit.common.record import field, record
+from gdb_toolkit.common.record import SlotFields, field, record
 from gdb_toolkit.plt.elf_model import ObjectModel, SlotSpec
 from gdb_toolkit.plt.reloc_types import TLS_KINDS
 
@@ -27,7 +27,7 @@ READ_GAP = 4096
 MAX_SLOT_BYTES = 64 << 20
 
 
-class ProcessEnv:
+class ProcessEnv(SlotFields):
     """What the process's environment says about binding (read from /proc/PID/environ):
     LD_BIND_NOW, LD_BIND_NOT, the LD_AUDIT modules (whose la_symbind may bind a symbol
     to any address), LD_PROFILE (ld.so profiles that object's PLT calls) and LD_PRELOAD."""
@@ -41,14 +41,8 @@ class ProcessEnv:
         self.profile = profile
         self.preload = tuple(preload)
 
-    def __eq__(self, other):
-        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
 
-    def __repr__(self):
-        return f"ProcessEnv({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
-
-
-class Binding:
+class Binding(SlotFields):
     """How ld.so bound one object in this process, and why we say so.  *no_write*: why ld.so
     resolves its lazy slots on every call without writing them ("LD_BIND_NOT", or
     "_dl_runtime_profile" for an rtld-audit module's la_pltenter/la_pltexit or LD_PROFILE),
@@ -59,12 +53,6 @@ class Binding:
         self.mode = mode
         self.reason = reason
         self.no_write = no_write
-
-    def __eq__(self, other):
-        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
-
-    def __repr__(self):
-        return f"Binding({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
 
 @record(eq=False)      # identity: one per mapping (scope lists test membership 100k times)

@@ -22,26 +22,17 @@ from gdb_toolkit.plt.elf_model import ObjectModel
 _RIP = re.compile(r"\[rip ([+-]) (0x[0-9a-f]+|\d+)\]")
 
 
-# The other architectures' operand patterns are compiled when a stub of theirs is read
-# (~100 us each of an x86_64 program's first 'plt'/'plt-walk').
-@functools.cache
-def _ebx():
-    return re.compile(r"\[ebx(?: ([+-]) (0x[0-9a-f]+|\d+))?\]")
+def _compiled_on_first_use(pattern: str):
+    """A function returning *pattern* compiled, compiled the first time it is called: the
+    other architectures' operand patterns cost nothing until a stub of theirs is read
+    (~100 us each of an x86_64 program's first 'plt'/'plt-walk')."""
+    return functools.cache(lambda: re.compile(pattern))
 
 
-@functools.cache
-def _abs():
-    return re.compile(r"\[(0x[0-9a-f]+|\d+)\]")
-
-
-@functools.cache
-def _imm():
-    return re.compile(r"#?(-?0x[0-9a-f]+|-?\d+)")
-
-
-@functools.cache
-def _ldr():
-    return re.compile(r"^(x\d+), \[(x\d+)(?:, #(-?0x[0-9a-f]+|-?\d+))?\]")
+_ebx = _compiled_on_first_use(r"\[ebx(?: ([+-]) (0x[0-9a-f]+|\d+))?\]")
+_abs = _compiled_on_first_use(r"\[(0x[0-9a-f]+|\d+)\]")
+_imm = _compiled_on_first_use(r"#?(-?0x[0-9a-f]+|-?\d+)")
+_ldr = _compiled_on_first_use(r"^(x\d+), \[(x\d+)(?:, #(-?0x[0-9a-f]+|-?\d+))?\]")
 
 
 #: bytes of PLT per slot we are willing to decode (largest real entry: 16; arm long: 16)

@@ -17,11 +17,12 @@ lookups, or for ``aliases``.
 """
 import _bisect as bisect   # see slots.py
 
+from gdb_toolkit.common.record import SlotFields
 from gdb_toolkit.plt.elf_file import STT_FUNC, STT_GNU_IFUNC, STT_OBJECT, Symbol, _cstr
 _KEEP = (STT_FUNC, STT_GNU_IFUNC, STT_OBJECT)
 
 
-class Hit:
+class Hit(SlotFields):
     """*ifunc*: the symbol named is an STT_GNU_IFUNC (at its address: the resolver)."""
     __slots__ = ('name', 'offset', 'ifunc')
 
@@ -29,12 +30,6 @@ class Hit:
         self.name = name
         self.offset = offset
         self.ifunc = ifunc
-
-    def __eq__(self, other):
-        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
-
-    def __repr__(self):
-        return f"Hit({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
     def text(self) -> str:
         """``name+off`` as printed (common.names.escape_name: a name may be any bytes)."""

@@ -297,17 +297,10 @@ def _core_info():
     if not path:
         raise ToolkitError("cannot find the core file's name in 'info target'",
                            "load the core with: gdb PROGRAM CORE")
+    from gdb_toolkit.common.safe_open import parsed_once
     from gdb_toolkit.stack.core_notes import read_core
 
-    try:
-        st = os.stat(path)
-        key = (path, st.st_mtime_ns, st.st_size)
-    except OSError:
-        key = (path, None, None)
-    if key not in _core_cache:
-        _core_cache.clear()
-        _core_cache[key] = read_core(path)
-    return _core_cache[key], path
+    return parsed_once(_core_cache, path, read_core), path
 
 
 def _program_mismatch(maps, absent) -> str | None:

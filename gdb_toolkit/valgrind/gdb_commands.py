@@ -773,10 +773,10 @@ def _one_site_hint(records, ctx) -> str:
 
 
 def _notes(notes, ctx) -> str:
-    """Each note as wrapped prose ("note: ...")."""
-    from gdb_toolkit.common.text import wrap
+    """``note: SENTENCE`` lines as every command prints them (common.text.notes_block)."""
+    from gdb_toolkit.common.text import notes_block
 
-    return "".join(wrap(f"note: {n}", ctx.width, "", "      ") for n in notes)
+    return notes_block(notes, ctx.width)
 
 
 def history_report(s, kinds, top, export, plot):

@@ -112,3 +112,23 @@ def test_every_dash_help_has_usage_options_and_an_example():
         assert text.startswith(f"{n} -- ") and "Usage: " in text, (n, text)
         assert "(gdb) " in text and "--json" in text, (n, text)
         assert max(len(ln) for ln in text.splitlines()) <= 80 or n in PENDING_SUMMARIES, (n, text)
+
+
+def test_kernel_and_valgrind_notes_are_the_one_notes_block():
+    """The kernel and valgrind commands print their notes with common.text.notes_block (they
+    had a copy each; valgrind's let a newline in a note -- a path "new\\nline" -- start a line
+    that looks like the toolkit's own, and both put "note:" alone on a line before a first word
+    too long for the width).  Expected text written by hand from the rules: newline shown as
+    \\x0a, a long first word stays after "note: " (never clipped), later lines indented 6."""
+    script = ("from types import SimpleNamespace as N\n"
+              "from gdb_toolkit.kernel.gdb_commands import _notes as k\n"
+              "from gdb_toolkit.valgrind.gdb_commands import _notes as v\n"
+              "notes = ['path /tmp/new\\nline gone', 'x' * 50 + ' tail end']\n"
+              "for f in (k, v):\n"
+              "    print(repr(f(notes, N(width=40))))\n")
+    res = run_gdb([f"python exec({script!r})"])
+    assert_no_traceback(res)
+    want = repr("note: path /tmp/new\\x0aline gone\n"
+                "note: " + "x" * 50 + "\n"
+                "      tail end\n")
+    assert res.stdout.splitlines() == [want, want], res.stdout

@@ -159,16 +159,32 @@ def test_vmlinux_symbols_and_as_built_bytes(tmp_path, kernel_types):
     assert "vmlinux bytes not read" in res.stdout                # /bin/true is not this kernel
 
 
-def test_kprobe_show_count_out_of_range_is_one_line(tmp_path, kernel_types):
+def test_kernel_counts_out_of_range_are_one_line(tmp_path, kernel_types):
+    """kprobe-show -n, kdis's count and kx's length go through the one range rule of every
+    numeric option (args.check_int_option): one line naming the option, the value as given,
+    what it counts and the range -- 0, negative, one past the top and 2^64+1 alike."""
     core = build_kernel(tmp_path, kernel_types)
     ks = tmp_path / "kallsyms"
     ks.write_text(KALLSYMS)
     src = f"--kcore {core} --kallsyms {ks} --btf {kernel_types[0].path}"
-    res = run_gdb([f"kprobe-show vfs_write+2 {src} -n 0", f"kprobe-show vfs_write+2 {src} -n -3",
-                   f"kprobe-show vfs_write+2 {src} -n 1001", "echo alive\\n"])
+    big = (1 << 64) + 1
+    cases = {
+        f"kprobe-show vfs_write+2 {src} -n 0": "-n 0 is out of range (instructions). Fix: give -n 1..1000.",
+        f"kprobe-show vfs_write+2 {src} -n -3": "-n -3 is out of range (instructions). Fix: give -n 1..1000.",
+        f"kprobe-show vfs_write+2 {src} -n 1001":
+            "-n 1001 is out of range (instructions). Fix: give -n 1..1000.",
+        f"kdis vfs_write 0 {src}": "count 0 is out of range (instructions). Fix: give count 1..100000.",
+        f"kdis vfs_write {big} {src}":
+            f"count {big} is out of range (instructions). Fix: give count 1..100000.",
+        f"kx vfs_write 0 {src}": "length 0 is out of range (bytes). Fix: give length 1..1048576.",
+        f"kx vfs_write {(1 << 20) + 1} {src}":
+            f"length {(1 << 20) + 1} is out of range (bytes). Fix: give length 1..1048576.",
+    }
+    res = run_gdb([*cases, "echo alive\\n"])
     assert_no_traceback(res)
     assert "alive" in res.stdout
-    assert res.stderr.count("is out of range. Fix: give -n 1..1000") == 3, res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if "out of range" in ln]
+    assert errors == list(cases.values()), res.stderr
 
 
 def test_convenience_functions_never_print_a_traceback():

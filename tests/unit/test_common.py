@@ -259,3 +259,35 @@ def test_smaps_vmflags_against_the_kernels_own_file(tmp_path):
         (0x7f0000000000, 0x7f0000001000, frozenset({"rd", "mr", "mw", "me"})),
         (0x7f0000002000, 0x7f0000003000, frozenset({"rd", "wr", "mr", "mw", "me", "gd"}))]
     assert re.fullmatch(r"[0-9a-f]+-[0-9a-f]+", stack.split()[0])
+
+
+def test_one_word_splitter_two_kinds_of_command_line():
+    """common.args.split_words is the one splitter of got/plt (names) and the kernel commands
+    (gdb expressions); the two kinds share blank and backslash rules and differ only in what
+    quotes and brackets do.  Expected words are written from gdb's own rules: a whole quoted
+    word loses its quotes (gdb.string_to_argv), ``\\ `` is an escaped blank, and a name as
+    common.names.escape_name prints it (``ev\\xe9il``) comes back as printed."""
+    from gdb_toolkit.common.args import split_expression_words, split_name_words, split_words
+
+    shared = {
+        r"/tmp/my\ core -n 3": ["/tmp/my core", "-n", "3"],
+        r"ev\xe9il q\\te": [r"ev\xe9il", r"q\\te"],
+        "'a b' \"c d\"": ["a b", "c d"],
+        r"it\'s": ["it's"],
+        r"'a\'b'": ["a'b"],
+        "  x\t y  ": ["x", "y"],
+        "''": [""],
+        "trail\\": ["trail\\"],
+    }
+    for line, words in shared.items():
+        assert split_name_words(line) == words, line
+        assert split_expression_words(line) == words, line
+    differ = {                          # line: (names, expressions)
+        "a'b c'd": (["ab cd"], ["a'b c'd"]),
+        "f(a, b) 4": (["f(a,", "b)", "4"], ["f(a, b)", "4"]),
+        '$ksym("vfs_write")+5 8': (["$ksym(vfs_write)+5", "8"], ['$ksym("vfs_write")+5', "8"]),
+        "x[1 ] ]y": (["x[1", "]", "]y"], ["x[1 ]", "]y"]),
+    }
+    for line, (names, exprs) in differ.items():
+        assert split_name_words(line) == split_words(line) == names, line
+        assert split_expression_words(line) == split_words(line, expressions=True) == exprs, line

@@ -149,6 +149,25 @@ def test_read_all_limit_and_proc_files(tmp_path):
         safe_open.open_regular(p, max_size=10)
 
 
+def test_size_refusals_say_sizes_as_every_report_does(tmp_path):
+    """safe_open's refusals name sizes with the toolkit's one size formatter (render.human_size:
+    B/KiB/.../PiB); its own copy said "999 bytes" and stopped at GiB ("2048.0 GiB" for 2 TiB).
+    The sizes themselves come from the test (os.stat of the file it wrote)."""
+    p = tmp_path / "f"
+    p.write_bytes(b"x" * 3072)
+    assert os.stat(p).st_size == 3072
+    with pytest.raises(ToolkitError) as e:
+        safe_open.read_regular(p, limit=999)
+    assert "larger than the 999 B read here" in str(e.value)
+    with pytest.raises(ToolkitError) as e:
+        safe_open.open_regular(p, max_size=1000)
+    assert "is 3.0 KiB, more than the 1000 B expected of it" in str(e.value)
+    os.truncate(p, 3 << 40)                 # sparse: a 3 TiB file costs nothing
+    with pytest.raises(ToolkitError) as e:
+        safe_open.open_regular(p, max_size=2 << 40)
+    assert "is 3.0 TiB, more than the 2.0 TiB expected of it" in str(e.value)
+
+
 def test_read_all_when_the_size_from_fstat_is_stale(tmp_path):
     """A file read into one buffer of its fstat size still comes back whole (and bounded) when
     it grew or shrank after the fstat: the oracle is the file's bytes read by Python."""
@@ -462,3 +481,25 @@ def test_which_is_shutils_which(tmp_path, monkeypatch):
         for name in names:
             for path in paths:
                 assert which(name, path) == shutil.which(name, path=path), (name, path, env_path)
+
+
+def test_parsed_once_parses_again_only_when_the_file_changed(tmp_path):
+    """safe_open.parsed_once, the one cache of a parsed file (kernel BTF, stack-diagnose's core
+    had a copy each): the oracle is how often the parser ran and what it read."""
+    calls = []
+
+    def parse(path):
+        calls.append(path)
+        return Path(path).read_bytes()
+
+    cache, a, b = {}, tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"one")
+    b.write_bytes(b"two")
+    assert safe_open.parsed_once(cache, str(a), parse) == b"one"
+    assert safe_open.parsed_once(cache, str(a), parse) == b"one" and len(calls) == 1
+    a.write_bytes(b"three")                     # size and mtime change: parsed again
+    assert safe_open.parsed_once(cache, str(a), parse) == b"three" and len(calls) == 2
+    assert safe_open.parsed_once(cache, str(b), parse) == b"two" and len(calls) == 3
+    assert len(cache) == 1                      # one entry: the last file
+    with pytest.raises(FileNotFoundError):      # not stat'ed: the parser reports it
+        safe_open.parsed_once(cache, str(tmp_path / "gone"), parse)
