@@ -6,7 +6,7 @@ regenerate it after changing a command's metadata or adding one."""
 SOURCES = (('gdbsupport/registry.py', 92550518),
  ('gdbsupport/command.py', 183735715),
  ('gdbsupport/toolkit_command.py', 3650507976),
- ('common/meta.py', 2433930963),
+ ('common/meta.py', 1390171923),
  ('doctor/gdb_commands.py', 3960926210),
  ('kernel/gdb_commands.py', 2407328827),
  ('ktrace/gdb_commands.py', 2777546213),

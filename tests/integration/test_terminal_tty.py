@@ -124,3 +124,28 @@ def test_a_positional_completes_its_values():
     assert got["vg-check g_buf 4 "] == ["vg-check g_buf 4 addressable", "vg-check g_buf 4 defined"]
     assert got["vg-check g_buf 4 de"] == ["vg-check g_buf 4 defined"], got
     assert got["tk vg-leaks s"] == ["tk vg-leaks summary"], got
+
+
+@pytest.mark.parametrize("width", [60, 40])
+def test_every_help_page_fits_its_width_examples_included(width):
+    """``CMD --help`` of every registered command at *width* columns: no line wider than the
+    terminal (an unbreakable token alone excepted), each example's words printed in order
+    (an example was printed as one line: ktrace's 62-column example was folded by a 60-column
+    terminal, at 40 most were).  Every command has a summary that fits 79 columns, a usage
+    and an example.  Oracle: the examples and summaries the listing declares, the width."""
+    doc = gdb_json([], "toolkit commands")
+    lines = [f"set width {width}"]
+    for i, c in enumerate(doc["commands"]):
+        lines += [f"echo @@{i}\\n", f"{c['gdb_name']} --help"]
+    res = run_gdb(lines)
+    pages = res.stdout.split("@@")[1:]
+    assert len(pages) == len(doc["commands"]), res.stderr
+    for c, page in zip(doc["commands"], pages):
+        assert c["summary"] and len(c["summary"]) + 2 <= 79 and c["usage_lines"] and c["examples"], c
+        rows = page.split("\n", 1)[1].splitlines()
+        for row in rows:
+            assert len(row) <= width or " " not in row.strip(), (c["gdb_name"], width, row)
+        start = next(i for i, r in enumerate(rows) if r.startswith("Example"))
+        printed = " ".join(rows[start + 1:]).split()
+        wanted = " ".join("(gdb) " + e for e in c["examples"]).split()
+        assert printed == wanted, (c["gdb_name"], printed, wanted)
