@@ -149,3 +149,92 @@ def test_every_help_page_fits_its_width_examples_included(width):
         printed = " ".join(rows[start + 1:]).split()
         wanted = " ".join("(gdb) " + e for e in c["examples"]).split()
         assert printed == wanted, (c["gdb_name"], printed, wanted)
+
+
+_LIB_CXX = r"""
+#include <map>
+#include <string>
+#include <vector>
+namespace some_long_namespace_name { namespace detail_implementation {
+template <class K, class V, class A> struct container_processor {
+  static int process_every_element(const std::map<K, std::vector<V, A>> &m, int x);
+};
+template <class K, class V, class A>
+int container_processor<K, V, A>::process_every_element(const std::map<K, std::vector<V, A>> &m,
+                                                        int x) { return (int)m.size() + x; }
+template struct container_processor<std::string, std::map<std::string, std::vector<std::string>>,
+                                    std::allocator<std::map<std::string, std::vector<std::string>>>>;
+}}
+"""
+_MAIN_CXX = r"""
+#include <map>
+#include <string>
+#include <vector>
+namespace some_long_namespace_name { namespace detail_implementation {
+template <class K, class V, class A> struct container_processor {
+  static int process_every_element(const std::map<K, std::vector<V, A>> &m, int x);
+};
+}}
+using namespace some_long_namespace_name::detail_implementation;
+typedef container_processor<std::string, std::map<std::string, std::vector<std::string>>,
+                            std::allocator<std::map<std::string, std::vector<std::string>>>> CP;
+int main() {
+  std::map<std::string, std::vector<std::map<std::string, std::vector<std::string>>>> m;
+  return CP::process_every_element(m, 1) - 1;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def huge_cxx_import(tmp_path_factory):
+    """A program importing a 262-character mangled name whose demangled form is ~4700
+    characters, from a library 8 directories deep.  (program, mangled, demangled): nm -D
+    and c++filt are the oracle."""
+    import shutil
+
+    if not shutil.which("g++") or not shutil.which("c++filt"):
+        pytest.skip("g++ and c++filt are needed to build and demangle the C++ program")
+    root = tmp_path_factory.mktemp("cxx")
+    deep = root.joinpath(*[f"very_deep_directory_{i:02d}" for i in range(8)])
+    deep.mkdir(parents=True)
+    (root / "lib.cpp").write_text(_LIB_CXX)
+    (root / "main.cpp").write_text(_MAIN_CXX)
+    lib = deep / "libverylongname_for_testing.so"
+    subprocess.run(["g++", "-O0", "-shared", "-fPIC", "-o", lib, root / "lib.cpp"], check=True)
+    prog = root / "prog"
+    subprocess.run(["g++", "-O0", "-o", prog, root / "main.cpp", f"-L{deep}",
+                    "-lverylongname_for_testing", f"-Wl,-rpath,{deep}"], check=True)
+    nm = subprocess.run(["nm", "-D", "--undefined-only", prog], capture_output=True, text=True,
+                        check=True).stdout
+    mangled = next(w for w in nm.split() if "process_every_element" in w)
+    demangled = subprocess.run(["c++filt", mangled], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    assert len(demangled) > 1000
+    return prog, mangled, demangled
+
+
+@pytest.mark.parametrize("width", [60, 40])
+def test_a_huge_cxx_name_wraps_at_its_own_joints(huge_cxx_import, width):
+    """got/plt/plt-walk with a 4700-character demangled import at *width* columns: a blank-
+    free part of the name wider than the line (``some_long_namespace_name::
+    detail_implementation::container_processor<std::__cxx11::basic_string<char,``, 101
+    columns) was printed whole and folded by the terminal inside an identifier; it is cut
+    after ``::``/``<``/``,`` instead.  No line is wider than the terminal but one token
+    without joints (the mangled name, the program's path), and the whole demangled name is
+    printed (c++filt)."""
+    prog, mangled, demangled = huge_cxx_import
+    cmds = ["got process_every", "plt process_every", f"plt-walk {mangled}"]
+    lines = ["break main", "run", f"set width {width}"]
+    for i, c in enumerate(cmds):
+        lines += [f"echo @@{i}\\n", c]
+    res = run_gdb(lines, program=prog)
+    parts = res.stdout.split("@@")[1:]
+    assert len(parts) == len(cmds), res.stdout[-2000:] + res.stderr
+    flat = "".join(demangled.split())
+    for cmd, part in zip(cmds, parts):
+        rows = part.split("\n", 1)[1].splitlines()
+        for row in rows:
+            # wider: only one token without joints (the mangled name, a path kept whole)
+            assert len(row) <= width or (" " not in row.strip() and "::" not in row), \
+                (cmd, width, row)
+        assert flat in "".join(part.split()), (cmd, part[:3000])
