@@ -238,3 +238,40 @@ def test_a_huge_cxx_name_wraps_at_its_own_joints(huge_cxx_import, width):
             assert len(row) <= width or (" " not in row.strip() and "::" not in row), \
                 (cmd, width, row)
         assert flat in "".join(part.split()), (cmd, part[:3000])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="ktrace's BPF programs need root")
+@pytest.mark.skipif(os.environ.get("GDB_TOOLKIT_IN_GUEST") == "1", reason="host test")
+def test_ktrace_report_styled_like_gdb_and_its_variables_whole_at_40():
+    """ktrace's report at 40 columns with styling on: the kernel stack's functions were
+    plain (gdb's backtrace styles them), and the variables line split ``$ktask = (void *)``
+    from its address (``(struct task_struct`` / ``*)`` when typed).  Oracles: gdb's own
+    escape sequences in the same session -- the function in its stop line, the address
+    in ``print (void *) after_mmap`` -- and the program's own mmap event."""
+    import re
+
+    from tests.support.ktrace_oracles import example
+    from tests.support.tmux import ANSI, TmuxGdb
+
+    with TmuxGdb(width=40, height=60, program=example("mmap_file")) as t:
+        t.run("break after_mmap")
+        stop = "\n".join(t.run("start", styled=True))
+        fn_style = re.search(r"(\x1b\[[0-9;]*m)main", stop)
+        addr = "\n".join(t.run("print (void *) after_mmap", styled=True))
+        addr_style = re.search(r"(\x1b\[[0-9;]*m)0x[0-9a-f]+", addr)
+        assert fn_style and addr_style, (stop, addr)
+        rows = t.run("ktrace tracepoint:syscalls:sys_enter_mmap --args len --stack --run",
+                     styled=True, timeout=120)
+        plain = [ANSI.sub("", r) for r in rows]
+    frames = [r for r in rows if re.match(r"  #\d+ ", ANSI.sub("", r))]
+    assert frames, plain
+    for r in frames:
+        name = ANSI.sub("", r).split()[1].split("+")[0]
+        if not name.startswith("0x"):
+            assert fn_style.group(1) + name in r, (ascii(r), ascii(fn_style.group(1)))
+    # the cast whole on one row, and (void *) with its address: 40 columns hold both
+    cast = [r for r in plain if "(void *) 0xffff" in r or "(struct task_struct *)" in r]
+    assert cast, plain
+    ktask_rows = [r for r in rows if "0xffff" in r and ("(void *)" in ANSI.sub("", r) or
+                                                       ANSI.sub("", r).startswith("0xffff"))]
+    assert ktask_rows and addr_style.group(1) + "0xffff" in ktask_rows[-1], [ascii(r) for r in rows]
