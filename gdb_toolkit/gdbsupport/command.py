@@ -213,11 +213,21 @@ class ToolkitCommand:
         choices = self.parser.choices(option)
         if choices:
             return choices
+        listed = self.list_option_values(option)
+        if listed:                      # --kinds definite,ind<Tab>: the last item of the list
+            head, comma, _ = word.rpartition(",")
+            given = set(head.split(",")) if comma else set()
+            return [head + comma + v for v in listed if v not in given]
         if metavar == "PID":            # ktrace --pid <Tab>
             from gdb_toolkit.common.completion import process_ids
 
             return process_ids(word)
         return gdb.COMPLETE_FILENAME if metavar in ("PATH", "FILE", "TTY", "PREFIX") else []
+
+    def list_option_values(self, option: str) -> tuple:
+        """The values of an option taking a comma-separated list (vg-leaks --kinds), for tab
+        completion of its last item; () for any other option."""
+        return ()
 
     def help_page(self, width: int | None = None) -> str:
         """``NAME --help``: the metadata's help with the parser's options."""

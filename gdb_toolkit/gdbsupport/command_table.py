@@ -4,7 +4,7 @@ regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
 SOURCES = (('gdbsupport/registry.py', 92550518),
- ('gdbsupport/command.py', 183735715),
+ ('gdbsupport/command.py', 826284573),
  ('gdbsupport/toolkit_command.py', 3650507976),
  ('common/meta.py', 1390171923),
  ('doctor/gdb_commands.py', 3960926210),
@@ -12,7 +12,7 @@ SOURCES = (('gdbsupport/registry.py', 92550518),
  ('ktrace/gdb_commands.py', 2777546213),
  ('plt/gdb_commands.py', 1661269313),
  ('stack/gdb_commands.py', 1215824019),
- ('valgrind/gdb_commands.py', 1782442394))
+ ('valgrind/gdb_commands.py', 2971198531))
 
 ENTRIES = (
     ('command',

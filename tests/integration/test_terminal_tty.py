@@ -275,3 +275,26 @@ def test_ktrace_report_styled_like_gdb_and_its_variables_whole_at_40():
     ktask_rows = [r for r in rows if "0xffff" in r and ("(void *)" in ANSI.sub("", r) or
                                                        ANSI.sub("", r).startswith("0xffff"))]
     assert ktask_rows and addr_style.group(1) + "0xffff" in ktask_rows[-1], [ascii(r) for r in rows]
+
+
+def test_a_list_option_completes_its_last_item():
+    """``vg-leaks --kinds <Tab>`` offered nothing (file names were not offered either: no
+    metavar): now the leak kinds, and after ``definite,`` the ones not given yet.  Oracle:
+    valgrind's own --help, which lists the kinds of --show-leak-kinds."""
+    import re
+    import shutil
+
+    if not shutil.which("valgrind"):
+        pytest.skip("valgrind is not installed: its --help is the oracle of the leak kinds")
+    text = subprocess.run(["valgrind", "--help"], capture_output=True, text=True).stdout
+    line = next(ln for ln in text.splitlines() if re.search(r"\bdefinite indirect\b", ln))
+    kinds = [k for k in line.split() if k not in ("all", "none")]
+    assert set(kinds) >= {"definite", "indirect", "possible", "reachable"}, line
+    got = _complete(["vg-leaks --kinds ", "vg-leaks --kinds definite,", "vg-leaks --kinds de",
+                     "vg-leaks --history --kinds possible,re"])
+    assert sorted(c.rsplit(" ", 1)[1] for c in got["vg-leaks --kinds "]) == sorted(kinds), got
+    assert sorted(c.rsplit(" ", 1)[1] for c in got["vg-leaks --kinds definite,"]) == \
+        sorted("definite," + k for k in kinds if k != "definite"), got
+    assert got["vg-leaks --kinds de"] == ["vg-leaks --kinds definite"], got
+    assert got["vg-leaks --history --kinds possible,re"] == \
+        ["vg-leaks --history --kinds possible,reachable"], got
