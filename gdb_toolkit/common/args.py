@@ -342,6 +342,40 @@ class ArgParser:
         spec = self._option(option)
         return [str(c) for c in spec.kw.get("choices") or ()] if spec else []
 
+    def positional_at(self, words: list[str]):
+        """(spec, n): the positional argument the next word on a command line of *words*
+        (the words after the command name) fills, and how many words it has already (more
+        than 0 only for a '*'/'+' one, which takes every word from there) -- or (None, 0).
+        Options and their values are skipped.  For tab completion (``vg-leaks su<Tab>``,
+        ``vg-check ADDR LEN de<Tab>``, ``ktask <Tab>``)."""
+        index, i = 0, 0
+        while i < len(words):
+            word = words[i]
+            i += 1
+            if word.startswith("-") and len(word) > 1:
+                if "=" not in word and self.value_metavar(word):
+                    i += 1                      # its value
+                continue
+            index += 1
+        for n, spec in enumerate(s for s in self._specs if s.positional):
+            if spec.kw.get("nargs") in ("*", "+", "..."):
+                return spec, index - n
+            if n == index:
+                return spec, 0
+        return None, 0
+
+    def positional_choices(self, words: list[str]) -> list[str]:
+        """The values the next positional word may take when it lists them (vg-leaks'
+        full|summary), else []."""
+        spec, _ = self.positional_at(words)
+        return [str(c) for c in spec.kw.get("choices") or ()] if spec is not None else []
+
+    def positional_takes_pid(self, words: list[str]) -> bool:
+        """The next word is the first of a positional whose metavar starts with PID (ktask's
+        PID|ADDR): tab completion offers the pids."""
+        spec, n = self.positional_at(words)
+        return spec is not None and n == 0 and str(spec.kw.get("metavar") or "").startswith("PID")
+
     def _option(self, option: str):
         return next((s for s in self._specs if option in s.names and not s.positional), None)
 

@@ -1,4 +1,4 @@
-"""File names for tab completion, listed by the toolkit itself.
+"""File names and process ids for tab completion, listed by the toolkit itself.
 
 gdb's own filename completer completes the whole argument text, not the last word: a
 command's ``--log <Tab>`` or ``vg-start --main prog<Tab>`` offered nothing.  So a path
@@ -8,6 +8,18 @@ part, directories with a ``/``, at most LIMIT of them (a huge directory stays ch
 import os
 
 LIMIT = 500
+
+
+def process_ids(prefix: str = "", limit: int = LIMIT) -> list[str]:
+    """Pids of the processes now (/proc), as words, that start with *prefix* -- in numeric
+    order, at most *limit* of them; [] when *prefix* is not a number's beginning."""
+    if prefix and not prefix.isdigit():
+        return []
+    try:
+        names = [n for n in os.listdir("/proc") if n.isdigit() and n.startswith(prefix)]
+    except OSError:
+        return []
+    return [str(p) for p in sorted(map(int, names))[:limit]]
 
 
 def file_names(token: str, limit: int = LIMIT) -> list[str]:

@@ -116,7 +116,9 @@ class CommandMeta:
             out += "\n" + options.rstrip("\n") + "\n"
         if self.examples:
             out += "\nExamples:\n" if len(self.examples) > 1 else "\nExample:\n"
-            out += "".join(f"  (gdb) {e}\n" for e in self.examples)
+            # an example wider than the terminal wraps between its words, continued under
+            # the command (the terminal folded it anywhere: ktrace's 62-column example at 60)
+            out += "".join(wrap(f"(gdb) {e}", width, "  ", "          ") for e in self.examples)
         return out
 
     def docs_header(self, level: int = 1) -> str:

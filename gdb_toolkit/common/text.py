@@ -172,7 +172,7 @@ def words(para: str, keep=()) -> list[str]:
     return _with_units(out)
 
 
-def _fitting(ws: list[str], room: int, size, keep) -> list[str]:
+def _fitting(ws: list[str], room: int, size, keep, widest: int | None = None) -> list[str]:
     """*ws* with each C++ name wider than a whole line (*room* columns) cut at its own blanks
     (``basic_string<char, / std::char_traits<char>, ...``): the terminal would fold it in the
     middle of an identifier (also when *keep* names it).  A name that fits stays whole; a
@@ -185,10 +185,43 @@ def _fitting(ws: list[str], room: int, size, keep) -> list[str]:
         # a string the caller keeps whole (a path, an object's name) stays whole, unless it is
         # a demangled C++ name: the terminal would fold that in the middle of an identifier
         if size(w) > room and (w not in keep or "::" in w):
-            out.extend(_breakable(w))
+            out.extend(p for piece in _breakable(w)
+                       for p in _cxx_pieces(piece, room if widest is None else widest, size))
         else:
             out.append(w)
     return out
+
+
+#: where a C++ name piece with no blank may be cut: after a scope, a template or parameter
+#: list's opening, a comma
+_CXX_CUTS = ("::", "<", "(", ",")
+
+
+def _cxx_pieces(piece: str, room: int, size) -> list[str]:
+    """*piece* (a blank-free part of a C++ name) cut after ``::``, ``<``, ``(`` or ``,`` into
+    pieces of at most *room* columns (a whole line but its two-column indent), when it is
+    wider: ``ns::detail::processor<std::__cxx11::
+    basic_string<char,`` at 60 columns was folded by the terminal inside ``processor``.  A
+    piece that is not a C++ name (a mangled name, a path, a quoted string), or a part between
+    two cut points still wider than the line, stays whole."""
+    if size(piece) <= room or "::" not in piece or piece[:1] in "'\"" or "/" in piece:
+        return [piece]
+    cuts = sorted({i + len(c) for c in _CXX_CUTS for i in _find_all(piece, c)} - {len(piece)})
+    out, start, last = [], 0, 0
+    for cut in cuts + [len(piece)]:
+        if size(piece[start:cut]) > room and last > start:
+            out.append(piece[start:last])
+            start = last
+        last = cut
+    out.append(piece[start:])
+    return out
+
+
+def _find_all(text: str, sub: str):
+    i = text.find(sub)
+    while i >= 0:
+        yield i
+        i = text.find(sub, i + len(sub))
 
 
 def display_width(text: str) -> int:
@@ -227,7 +260,9 @@ def wrap_lines(text: str, width: int | None, indent: str = "",
         used = len(lead)
         empty = True
         room = width - len(subsequent_indent)
-        for word in _fitting(words(para, keep), room, size, keep):
+        # a piece of a C++ name is cut at its joints only when no line holds it: one that
+        # fits after a short indent goes there whole (_below_indent)
+        for word in _fitting(words(para, keep), room, size, keep, width - 2):
             w = size(word)
             if empty:
                 short = _below_indent(used, w, width)

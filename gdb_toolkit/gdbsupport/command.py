@@ -157,6 +157,8 @@ class ToolkitCommand:
             got = self.complete_option(before, metavar, last) if word is not None else []
         elif last.startswith("-"):
             got = self.parser.option_strings()
+        elif (choices := self._positional_completions(tokens[:-1] if last else tokens, last)) is not None:
+            got = choices if word is not None else []
         elif type(self).complete_values is ToolkitCommand.complete_values:
             got = self.value_completer
         else:
@@ -173,6 +175,24 @@ class ToolkitCommand:
         cut = len(last) - len(word)
         return [c[cut:] for c in got if c.startswith(last)]
 
+    def _positional_completions(self, words: list[str], last: str) -> list[str] | None:
+        """What the parser itself says the next positional word is: its choices (vg-leaks
+        full|summary, vg-check's addressable|defined) or, for a PID positional (ktask's
+        PID|ADDR), the pids of the processes when *last* is empty or digits; None: ask
+        complete_values / value_completer."""
+        parser = self.parser
+        try:
+            choices = parser.positional_choices(words)
+            if choices:
+                return choices
+            if parser.positional_takes_pid(words) and (not last or last.isdigit()):
+                from gdb_toolkit.common.completion import process_ids
+
+                return process_ids(last)
+        except AttributeError:          # a parser that is not a common.args.ArgParser
+            pass
+        return None
+
     def split_argv(self, argument: str) -> list[str]:
         """Words of the command line (gdb's own splitting, which removes quotes).  Commands
         taking gdb expressions override it to keep quotes inside a word (``$ksym("x")+5``)."""
@@ -187,13 +207,27 @@ class ToolkitCommand:
 
     def complete_option(self, option: str, metavar: str, word: str):
         """Completions of *option*'s value (a list of whole tokens or a gdb.COMPLETE_*
-        constant): its choices when it lists them, file names for a PATH, FILE, TTY or
-        PREFIX, nothing for a number.  Override where the value is something else (got's
+        constant): its choices when it lists them, the pids for a PID, file names for a
+        PATH, FILE, TTY or PREFIX, nothing for a number.  Override where the value is something else (got's
         --object: a loaded object)."""
         choices = self.parser.choices(option)
         if choices:
             return choices
+        listed = self.list_option_values(option)
+        if listed:                      # --kinds definite,ind<Tab>: the last item of the list
+            head, comma, _ = word.rpartition(",")
+            given = set(head.split(",")) if comma else set()
+            return [head + comma + v for v in listed if v not in given]
+        if metavar == "PID":            # ktrace --pid <Tab>
+            from gdb_toolkit.common.completion import process_ids
+
+            return process_ids(word)
         return gdb.COMPLETE_FILENAME if metavar in ("PATH", "FILE", "TTY", "PREFIX") else []
+
+    def list_option_values(self, option: str) -> tuple:
+        """The values of an option taking a comma-separated list (vg-leaks --kinds), for tab
+        completion of its last item; () for any other option."""
+        return ()
 
     def help_page(self, width: int | None = None) -> str:
         """``NAME --help``: the metadata's help with the parser's options."""

@@ -4,15 +4,15 @@ regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
 SOURCES = (('gdbsupport/registry.py', 92550518),
- ('gdbsupport/command.py', 3146046129),
+ ('gdbsupport/command.py', 2981659914),
  ('gdbsupport/toolkit_command.py', 3650507976),
- ('common/meta.py', 2433930963),
+ ('common/meta.py', 1390171923),
  ('doctor/gdb_commands.py', 3960926210),
  ('kernel/gdb_commands.py', 3757259586),
- ('ktrace/gdb_commands.py', 1355510380),
+ ('ktrace/gdb_commands.py', 2777546213),
  ('plt/gdb_commands.py', 1661269313),
  ('stack/gdb_commands.py', 1215824019),
- ('valgrind/gdb_commands.py', 390432475))
+ ('valgrind/gdb_commands.py', 3330560225))
 
 ENTRIES = (
     ('command',

@@ -413,7 +413,7 @@ mm->get_unmapped_area (code pointers are named from kallsyms).  Where
         p = ArgParser(self.name, "read a task_struct through kernel memory")
         # one list of operands, split in run(): PID|ADDR then fields, or (--thread) fields only;
         # an optional positional before a '*' one would leave the parser's fast path
-        p.add_argument("operands", nargs="*",
+        p.add_argument("operands", nargs="*", metavar="PID|ADDR",     # PID: <Tab> lists pids
                        help="pid or task_struct address (a gdb expression), then task_struct field paths")
         p.add_argument("--thread", action="store_true",
                        help="the task of gdb's selected thread (its LWP); every operand is a field")

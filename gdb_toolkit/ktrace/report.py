@@ -134,13 +134,13 @@ def render(report: KtraceReport, width: int | None = None, styler=None) -> str:
     for name, why in report.unavailable.items():
         text += wrap(f"{name}: unavailable ({why})", width, "  ", "    ")
     if report.stop_reason:
-        text += f"inferior stopped: {report.stop_reason}\n"
+        text += wrap(f"inferior stopped: {report.stop_reason}", width, "", "  ")
     if report.state == "armed":
         text += wrap("armed: continue the program; events are reported when it stops "
                      "(ktrace --stop ends tracing)", width)
         return text
     if not report.events:
-        text += f"no events ({report.end_reason or 'stopped'})\n"
+        text += wrap(f"no events ({report.end_reason or 'stopped'})", width, "", "  ")
     else:
         argnames = sorted({k for e in report.events for k in e.args})
         fieldnames = sorted({k for e in report.events for k in e.fields})
@@ -166,8 +166,46 @@ def render(report: KtraceReport, width: int | None = None, styler=None) -> str:
         last = report.events[-1]
         if last.stack:
             text += "kernel stack of the last event:\n" + "".join(
-                f"  #{i} {frame_text(f)}\n" for i, f in enumerate(last.stack))
+                _frame_line(i, f, width, styler) for i, f in enumerate(last.stack))
         text += f"{total} event(s), ended: {report.end_reason or 'stopped'}\n"
     if report.convenience:
-        text += wrap(", ".join(f"${k} = {v}" for k, v in report.convenience.items()), width)
+        text += convenience_line(report.convenience, width, styler)
     return text
+
+
+def _frame_line(i: int, frame, width: int | None, styler=None) -> str:
+    """``  #i symbol+0xoff [module]`` as gdb's backtrace styles a frame: the function in
+    gdb's function style, a bare address in its address style; wrapped under itself."""
+    from gdb_toolkit.common.text import wrap_lines
+
+    plain = wrap_lines(f"#{i} {frame_text(frame)}", width, "  ", "      ")
+    if styler is None:
+        return "\n".join(plain) + "\n"
+    addr, sym = (list(frame) + [None, None])[:2]
+    token, role = (sym, "function") if sym else (f"0x{addr:x}", "address")
+    head = f"  #{i} "
+    first = plain[0]
+    if first.startswith(head + token):
+        first = head + styler(role, token) + first[len(head) + len(token):]
+    return "\n".join([first, *plain[1:]]) + "\n"
+
+
+def convenience_line(values: dict, width: int | None, styler=None) -> str:
+    """``$kevents = 3, $ktask = (struct task_struct *) 0xffff...``: each ``$name = value``
+    whole on its line when the line holds it, else its value, else its cast (the line
+    wrapped inside ``(void *)`` / ``(struct task_struct *)`` at 40 columns), the addresses
+    in gdb's address style."""
+    import re
+
+    from gdb_toolkit.common.text import wrap_lines
+
+    items = [f"${k} = {v}" for k, v in values.items()]
+    keep = []
+    for n, (k, v) in enumerate(values.items()):    # the widest that fits of: the item (with
+        cast = v[:v.index(") ") + 1] if v.startswith("(") and ") " in v else v  # its comma),
+        item = f"${k} = {v}" + ("," if n < len(values) - 1 else "")            # value, cast
+        keep.append(next((t for t in (item, v, cast) if width is None or len(t) <= width), cast))
+    lines = wrap_lines(", ".join(items), width, keep=keep)
+    if styler is not None:
+        lines = [re.sub(r"0x[0-9a-f]+", lambda m: styler("address", m.group(0)), ln) for ln in lines]
+    return "\n".join(lines) + "\n"

@@ -551,6 +551,13 @@ has sent the whole reply (the connection stays in step)."""
 
     name = "vg-leaks"
 
+    def list_option_values(self, option):
+        if option != "--kinds":
+            return ()
+        from gdb_toolkit.valgrind.leak_view import KINDS
+
+        return tuple(KINDS)
+
     def build_parser(self):
         from gdb_toolkit.common.args import ArgParser, parse_int
 

@@ -59,9 +59,12 @@ class TmuxGdb:
             argv += ["--args", str(program), *map(str, args)] if args else [str(program)]
         environ = {"TERM": "xterm-256color", "LC_ALL": "C.UTF-8", **(env or {})}
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in environ.items())
-        self._tmux("-f", "/dev/null", "new-session", "-d", "-s", self.name, "-x", str(width),
+        # history-limit is read when a pane is made: set globally before the session's pane
+        # exists (set on the session afterwards, the pane kept tmux's 2000 rows and a long
+        # sweep's run() waited for a row count that no longer grew)
+        self._tmux("-f", "/dev/null", "start-server", ";", "set-option", "-g", "history-limit",
+                   str(history), ";", "new-session", "-d", "-s", self.name, "-x", str(width),
                    "-y", str(height), f"env {exports} {shlex.join(argv)}")
-        self._tmux("set-option", "-t", self.name, "history-limit", str(history))
         self._tmux("set-option", "-t", self.name, "remain-on-exit", "on")
         self._mark = 0
         self.last_logical: list[str] = []

@@ -58,8 +58,9 @@ def demangled(tmp_path_factory):
 @pytest.mark.parametrize("width", [40, 60, 80, 132])
 def test_a_demangled_name_stays_whole_when_it_fits_and_breaks_only_at_its_blanks(demangled, width):
     """A name that fits a line is never cut (stack-diagnose cut one at 80 columns although it
-    had a line of its own to go to); a name wider than a whole line is cut only at its own
-    blanks, so the terminal never folds it inside an identifier."""
+    had a line of its own to go to); a name wider than a whole line is cut at its own
+    blanks, and a blank-free part of it that no line holds after ``::``/``<``/``(``/``,``
+    (tty), so the terminal never folds it inside an identifier."""
     room = width - 10
     for name in demangled:
         text = f"deep recursion in {name}() (depth 2,024, 4144 B/frame): find why {name} recursed"
@@ -68,10 +69,12 @@ def test_a_demangled_name_stays_whole_when_it_fits_and_breaks_only_at_its_blanks
         # nothing is lost or reordered, and no line is wider than the terminal: a piece wider
         # than the room after the hanging indent goes on a line of its own with a short indent
         # (text.BELOW); only a token no line can hold is left for the terminal to fold
-        assert " ".join(body).split() == text.split()
+        assert "".join(" ".join(body).split()) == "".join(text.split())
+        assert all(w in body_words for body_words in [" ".join(body).split()]
+                   for w in text.split() if len(w) <= width - 2), lines
         for ln in lines:
-            assert len(ln) <= width or (" " not in ln.strip() and len(ln.strip()) > width - 2), \
-                (width, ln)
+            assert len(ln) <= width or (" " not in ln.strip() and len(ln.strip()) > width - 2
+                                        and "::" not in ln), (width, ln)
         if len(name) + 2 <= room:
             assert sum(name in ln for ln in body) == 2, (name, lines)
 
