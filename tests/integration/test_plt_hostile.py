@@ -96,7 +96,7 @@ def test_non_utf8_library_path_live_and_core(tmp_path):
     ("plt 'a{99999999999}'", "bad regular expression"),
     ("plt-walk ''", "no symbol given"),
     ("plt-walk @VER", "no symbol given"),
-    ("got --object ''", "--object needs"),
+    ("got --object ''", "--object was given an empty value"),    # the one parser's rule
     ("got --diff /nonexistent", "does not exist"),
 ])
 def test_bad_arguments_are_one_line(command, expect):
