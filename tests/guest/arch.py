@@ -44,9 +44,13 @@ class GuestArch:
         # softlockup_panic + panic_print=0x40: a soft-locked guest panics at once (panic=-1:
         # qemu exits) with the stuck CPU's and every other CPU's backtrace on the console
         # (panic turns the console verbose), instead of printing "stuck for Ns" until the
-        # run's timeout.  Appended: the first 80 bytes show in a vmcore's psargs (docs).
+        # run's timeout.  oops=panic: an Oops (TCG has oopsed in kprobe text patching while
+        # another vCPU ran the code) ends the guest like a panic, so the tests it did not finish
+        # run again in a second boot, instead of running on a broken kernel and failing.
+        # Appended: the first 80 bytes show in a vmcore's psargs (docs).
         return (f"console={self.console} quiet loglevel=3 panic=-1 mitigations=off "
-                f"random.trust_cpu=on{extra} rdinit=/init softlockup_panic=1 panic_print=0x40")
+                f"random.trust_cpu=on{extra} rdinit=/init softlockup_panic=1 panic_print=0x40 "
+                "oops=panic")
 
 
 X86_64 = GuestArch(
