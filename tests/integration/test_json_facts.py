@@ -65,6 +65,15 @@ def _documents(lines: list[str]) -> tuple[list, str]:
     return chunks, res.stderr
 
 
+def _parsed(lines: list[str], chunks: list[str], problems: list[str]):
+    """(line, its JSON document) for each chunk that is one document; the others are problems."""
+    for line, chunk in zip(lines, chunks):
+        try:
+            yield line, json.loads(chunk)
+        except ValueError:
+            problems.append(f"{line}: not one document: {chunk[:200]!r}")
+
+
 def test_every_option_given_an_empty_value_is_a_usage_error():
     """`ktypes --btf ''` loaded the running kernel's BTF and `got --diff ''` compared with the
     previous run: '' read as "not given".  Every value-taking option of every command, given ''
@@ -82,12 +91,7 @@ def test_every_option_given_an_empty_value_is_a_usage_error():
     lines += [f"{n} '' --json" for n in files]
     chunks, stderr = _documents(lines)
     problems = []
-    for line, chunk in zip(lines, chunks):
-        try:
-            doc = json.loads(chunk)
-        except ValueError:
-            problems.append(f"{line}: not one document: {chunk[:200]!r}")
-            continue
+    for line, doc in _parsed(lines, chunks, problems):
         opt = re.search(r"(--[\w-]+)(=| '')", line)
         said = f"{opt.group(1)} was given an empty value" if opt else "was given as ''"
         err = doc.get("error") or {}
@@ -119,12 +123,7 @@ def test_every_error_is_one_envelope_with_cause_and_fix():
                 lines.append(_line(name, f"{opt} {missing}"))   # vg-start creates those two
     chunks, stderr = _documents(lines)
     problems = []
-    for line, chunk in zip(lines, chunks):
-        try:
-            doc = json.loads(chunk)
-        except ValueError:
-            problems.append(f"{line}: not one document: {chunk[:200]!r}")
-            continue
+    for line, doc in _parsed(lines, chunks, problems):
         if validate_document(doc):
             problems.append(f"{line}: {validate_document(doc)[:2]}")
             continue
@@ -209,12 +208,7 @@ def test_long_help_under_json_is_a_document_for_every_command():
     lines = [f"{n} --help --json" for n in names] + [f"tk {n.removeprefix('toolkit ')} --json --help" for n in names]
     chunks, _ = _documents(lines)
     problems = []
-    for line, chunk in zip(lines, chunks):
-        try:
-            doc = json.loads(chunk)
-        except ValueError:
-            problems.append(f"{line}: not one document: {chunk[:120]!r}")
-            continue
+    for line, doc in _parsed(lines, chunks, problems):
         want = line.split(" --")[0]
         want = want if not want.startswith("tk ") else next(n for n in names if n in (want[3:], "toolkit " + want[3:]))
         if not (doc["ok"] and doc["command"] == "toolkit commands" and validate_document(doc) == []
