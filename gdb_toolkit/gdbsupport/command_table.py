@@ -3,7 +3,7 @@ by scripts/command_table.py (gdbsupport/registry.py explains it).  Do not edit:
 regenerate it after changing a command's metadata or adding one."""
 # flake8: noqa
 
-SOURCES = (('gdbsupport/registry.py', 92550518),
+SOURCES = (('gdbsupport/registry.py', 3942221913),
  ('gdbsupport/command.py', 2981659914),
  ('gdbsupport/toolkit_command.py', 3650507976),
  ('common/meta.py', 1390171923),

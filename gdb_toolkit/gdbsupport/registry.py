@@ -140,6 +140,8 @@ class RegisteredCommand(gdb.Command):
     def invoke(self, argument, from_tty):
         if not self.entry.repeat:
             self.dont_repeat()
+        if self._command is None:
+            _preload(self.entry, argument)
         self.command(argument).invoke(argument, from_tty)
 
     def complete(self, text, word):
@@ -148,6 +150,18 @@ class RegisteredCommand(gdb.Command):
         except gdb.GdbError:
             return []
         return command.complete(text, word)
+
+
+def _preload(entry: Entry, argument: str) -> None:
+    """Import what this command's first call needs in one pass (common/fast_import.py explains
+    why; gdbsupport/first_call_modules.py, generated, says what)."""
+    try:
+        from gdb_toolkit.common.fast_import import load
+        from gdb_toolkit.gdbsupport.first_call_modules import MODULES
+
+        load(MODULES.get(entry.name, ()))
+    except Exception as exc:
+        raise _load_failure(entry, exc, argument) from None
 
 
 class RegisteredFunction(gdb.Function):

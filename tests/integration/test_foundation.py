@@ -231,52 +231,31 @@ def _heavy(module: str) -> bool:
     return top in FIRST_CALL_NEVER or top in FIRST_CALL_ONLY_WHERE_NEEDED
 
 
-FIRST_CALL_PROBE = r'''
-import gdb, json, sys
-before = set(sys.modules)
-try:
-    gdb.execute(CMD, to_string=True)
-except gdb.error:
-    pass
-print("@@FIRST" + json.dumps(sorted(set(sys.modules) - before)))
-'''
-
-
-def test_first_calls_import_no_heavy_module(tmp_path):
+def test_first_calls_import_no_heavy_module_and_preload_what_they_need(tmp_path):
     """Every command's first call in a fresh gdb (bench/first_call.py's cases: user-space
-    programs compiled here, a crafted kcore, one valgrind session for the vg-* reports, each
-    run after vg-start) leaves none of the heavy modules above in sys.modules."""
-    from tests.support.first_calls import cases, programs
+    programs compiled here, a crafted kcore, a valgrind session for each vg-* report) leaves
+    none of the heavy modules above in sys.modules; and the modules the registry preloads
+    for each command (gdbsupport/first_call_modules.py) are the ones its cases imported,
+    recorded here with preloading off (tests/support/first_calls.record)."""
+    from gdb_toolkit.gdbsupport.first_call_modules import MODULES
+    from tests.support.first_calls import preload_lists, record
 
-    p = programs(tmp_path)
-    groups: dict = {}                 # the vg-* reports share one valgrind session
-    for label, setup, program, cmd in cases(p, tmp_path):
-        groups.setdefault((tuple(setup), str(program)) if label.startswith("vg-") and setup
-                          else label, []).append((label, setup, program, cmd))
-    found, ran = {}, []
-    for members in groups.values():
-        _, setup, program, _ = members[0]
-        commands = list(setup)
-        for i, (label, _, _, cmd) in enumerate(members):
-            script = tmp_path / f"first_call_{len(ran)}_{i}.py"
-            script.write_text(f"CMD = {cmd!r}\n" + FIRST_CALL_PROBE)
-            commands.append(f"source {script}")
-        res = run_gdb(commands, program=program, timeout=300)
-        loaded = [json.loads(ln[len("@@FIRST"):]) for ln in res.stdout.splitlines()
-                  if ln.startswith("@@FIRST")]
-        assert len(loaded) == len(members), res.output
-        for (label, *_), new in zip(members, loaded):
-            ran.append(label)
-            shared_session = label.startswith("vg-") and bool(setup) and label != "vg-start"
-            if not shared_session and not any(m.startswith("gdb_toolkit.") for m in new):
-                found[label] = ["(imported no toolkit module: did the command run?)"]
-            allowed = FIRST_CALL_ALLOWED.get(label, set())
-            if shared_session and VG_START_POPEN:     # vg-start's Popen loaded them
-                allowed = allowed | set(FIRST_CALL_PROCESS)
-            bad = sorted(m for m in new if _heavy(m) and m.split(".")[0] not in allowed)
-            bad += sorted(m for m in new for x in FIRST_CALL_NOT_TOOLKIT.get(label, ())
-                          if m == x or m.startswith(x + "."))
-            if bad:
-                found[label] = bad
-    assert len(ran) >= 25, ran
+    recorded = record(tmp_path)
+    found = {}
+    for label, rec in recorded.items():
+        new = rec["new"]
+        shared_session = any(c.startswith("vg-start ") for c in rec["setup"])  # after vg-start
+        if not shared_session and not any(m.startswith("gdb_toolkit.") for m in new):
+            found[label] = ["(imported no toolkit module: did the command run?)"]
+        allowed = FIRST_CALL_ALLOWED.get(label, set())
+        if shared_session and VG_START_POPEN:     # vg-start's Popen loaded them
+            allowed = allowed | set(FIRST_CALL_PROCESS)
+        bad = sorted(m for m in new if _heavy(m) and m.split(".")[0] not in allowed)
+        bad += sorted(m for m in new for x in FIRST_CALL_NOT_TOOLKIT.get(label, ())
+                      if m == x or m.startswith(x + "."))
+        if bad:
+            found[label] = bad
+    assert len(recorded) >= 25, list(recorded)
     assert found == {}, found
+    assert preload_lists(recorded) == MODULES, \
+        "gdbsupport/first_call_modules.py is stale: run /usr/bin/python3 scripts/first_call_modules.py --update"

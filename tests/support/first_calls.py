@@ -55,3 +55,75 @@ def cases(p: dict, tmp: Path) -> list[tuple[str, list[str], str | None, str]]:
         ("vg-errors", vg, None, "vg-errors"),
         ("vg-watch", vg, None, "vg-watch 1 --count 1"),
     ]
+
+
+# Run in gdb after the set-up: the command's first call with gdb_toolkit's preloading off
+# (common/fast_import.py), so what is recorded is what the call itself imports -- in the order
+# the modules FINISH loading (each after the modules it imported), the order preloading uses.
+RECORD_PROBE = r'''
+import gdb, json, sys
+import importlib._bootstrap as _bootstrap
+import gdb_toolkit.common.fast_import as _fast
+import gdb_toolkit.gdbsupport.first_call_modules
+_load = _fast.load
+_fast.load = lambda names: None
+before = set(sys.modules)
+done = []
+_find_and_load = _bootstrap._find_and_load
+def _recording(name, import_):
+    module = _find_and_load(name, import_)
+    if name not in before and name not in done:
+        done.append(name)
+    return module
+_bootstrap._find_and_load = _recording
+try:
+    gdb.execute(CMD, to_string=True)
+except gdb.error:
+    pass
+_bootstrap._find_and_load = _find_and_load
+_fast.load = _load
+print("@@FIRST" + json.dumps({"order": done, "new": sorted(set(sys.modules) - before)}))
+'''
+
+
+def record(tmp: Path, jobs: int = 2) -> dict[str, dict]:
+    """{label: {"cmd": command line, "setup": [...], "order": [...], "new": [...]}} of every
+    case, each in a fresh gdb."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support.gdbrun import run_gdb
+
+    p = programs(tmp)
+
+    def one(i_case):
+        i, (label, setup, program, cmd) = i_case
+        script = tmp / f"record_first_call_{i}.py"
+        script.write_text(f"CMD = {cmd!r}\n" + RECORD_PROBE)
+        res = run_gdb(list(setup) + [f"source {script}"], program=program, timeout=300)
+        found = [ln for ln in res.stdout.splitlines() if ln.startswith("@@FIRST")]
+        if len(found) != 1:
+            raise RuntimeError(f"{label}: no record in gdb's output:\n{res.output[-3000:]}")
+        return label, dict(json.loads(found[0][len("@@FIRST"):]), cmd=cmd, setup=list(setup))
+
+    with ThreadPoolExecutor(jobs) as pool:
+        return dict(pool.map(one, enumerate(cases(p, tmp))))
+
+
+def command_of(cmd: str, names) -> str:
+    """The command name (as the command table spells it) that command line *cmd* runs."""
+    return max((n for n in names if cmd == n or cmd.startswith(n + " ")), key=len)
+
+
+def preload_lists(recorded: dict[str, dict]) -> dict[str, tuple]:
+    """{command name: modules}: per command, the modules every one of its cases imported, in
+    the first case's order (what gdbsupport/first_call_modules.py holds)."""
+    from gdb_toolkit.gdbsupport.command_table import ENTRIES
+
+    names = [e[1] for e in ENTRIES if e[0] == "command"]
+    out: dict[str, list] = {}
+    for rec in recorded.values():
+        order = rec["order"]
+        name = command_of(rec["cmd"], names)
+        out[name] = [m for m in out[name] if m in order] if name in out else list(order)
+    return {k: tuple(v) for k, v in sorted(out.items())}

@@ -1,0 +1,153 @@
+"""Importing a command's first-call modules in one pass, without importlib's per-module toll.
+
+Why: an ``import`` of a module not yet loaded runs importlib._bootstrap, which is Python
+code: a module lock, three finders (builtin, frozen, path: each with its own checks), a
+spec, the loader's five file-system calls and the module's nine attributes -- about 230,000
+instructions per module in CPython 3.11 before the module's own code runs (measured with
+callgrind on empty modules; docs/architecture.md).  A command's first call imports 15 to 35
+of the toolkit's modules, so that toll was a third of its import share.
+
+``load(names)`` imports the toolkit modules named, in the order given, the way
+SourceFileLoader does -- from ``__pycache__/<name>.<cache tag>.pyc`` when its header
+matches the source (magic number, timestamp flag, mtime and size), with the same module
+attributes (``__spec__`` a ModuleSpec with a SourceFileLoader, ``__file__``,
+``__cached__``, ``__path__`` for a package) and the module set on its parent -- at about a
+quarter of the cost.  The order is the one the modules finished loading in a recorded first
+call (gdbsupport/first_call_modules.py), so each module's own imports find them loaded.
+
+It only ever changes speed, never what is imported:
+  * a name outside gdb_toolkit, or whose parent package is not loaded, or whose bytecode is
+    missing, stale or not a plain timestamped .pyc (``-O``, PYTHONPYCACHEPREFIX, hash-based
+    pycs), goes through the ordinary import system;
+  * a name without a source file (a module renamed since the list was recorded) is skipped;
+  * an error in a module's code propagates as the import's would, and the module is
+    removed from sys.modules, as importlib does.
+The interpreter's import lock is held throughout, so another thread's import waits
+rather than meeting a half-made module.
+"""
+import _imp
+import marshal
+import os
+import stat
+import sys
+from importlib.machinery import ModuleSpec, SourceFileLoader
+from importlib.util import MAGIC_NUMBER
+from time import perf_counter
+
+from gdb_toolkit.common.gc_pause import gc_paused
+
+_PACKAGE = "gdb_toolkit."
+_ModuleType = type(sys)
+
+
+def load(names, within: str = _PACKAGE) -> None:
+    """Import every module of *names* that is not imported yet, in the order given; the
+    fast way only for modules whose names start with *within*."""
+    fast = not sys.flags.optimize and sys.pycache_prefix is None
+    timed = _import_time_on()
+    with gc_paused():           # the objects made here all stay: a collection frees nothing
+        _imp.acquire_lock()
+        try:
+            _load_all(names, within, fast, timed)
+        finally:
+            _imp.release_lock()
+
+
+def _load_all(names, within: str, fast: bool, timed: bool) -> None:
+    for name in names:
+        if name in sys.modules:
+            continue
+        parent = sys.modules.get(name.rpartition(".")[0])
+        if not (fast and name.startswith(within) and getattr(parent, "__path__", None)):
+            _import_ordinary(name)
+            continue
+        start = perf_counter() if timed else 0.0
+        found = _locate(name, parent)
+        if found is None:
+            continue            # no such source file (any more): not ours to import
+        if _load_cached(name, *found):
+            if timed:
+                _report_time(name, perf_counter() - start)
+        else:
+            _import_ordinary(name)
+
+
+def _locate(name: str, parent):
+    """(parent, source path, its stat, package directory or None) of toolkit module *name*,
+    found the way FileFinder finds a source module (a package's __init__.py before a
+    module's .py; the toolkit has no extension modules), or None: no regular file."""
+    package_dir = f"{parent.__path__[0]}/{name.rpartition('.')[2]}"
+    for source, package in ((f"{package_dir}/__init__.py", package_dir), (f"{package_dir}.py", None)):
+        try:
+            st = os.stat(source)
+        except OSError:
+            continue
+        return (parent, source, st, package) if stat.S_ISREG(st.st_mode) else None
+    return None
+
+
+def _load_cached(name: str, parent, source: str, st, package_dir) -> bool:
+    """Import *name* from its up-to-date .pyc; False when there is none."""
+    directory, _, filename = source.rpartition("/")
+    cached = f"{directory}/__pycache__/{filename[:-3]}.{sys.implementation.cache_tag}.pyc"
+    try:
+        with open(cached, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    if (len(data) < 16 or data[:4] != MAGIC_NUMBER or data[4:8] != b"\0\0\0\0"
+            or int.from_bytes(data[8:12], "little") != int(st.st_mtime) & 0xFFFFFFFF
+            or int.from_bytes(data[12:16], "little") != st.st_size & 0xFFFFFFFF):
+        return False
+    code = marshal.loads(memoryview(data)[16:])
+    _run(name, parent, code, source, cached, package_dir)
+    return True
+
+
+def _run(name: str, parent, code, source: str, cached: str, package_dir) -> None:
+    """Execute *code* as module *name*, as importlib's _load_unlocked does."""
+    loader = SourceFileLoader(name, source)
+    spec = ModuleSpec(name, loader, origin=source, is_package=package_dir is not None)
+    spec.cached = cached
+    spec.has_location = True
+    module = _ModuleType(name)
+    module.__spec__, module.__loader__, module.__file__, module.__cached__ = spec, loader, source, cached
+    if package_dir is not None:
+        spec.submodule_search_locations = module.__path__ = [package_dir]
+    module.__package__ = spec.parent
+    spec._initializing = True
+    sys.modules[name] = module
+    try:
+        exec(code, module.__dict__)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    finally:
+        spec._initializing = False
+    setattr(parent, name.rpartition(".")[2], sys.modules[name])
+
+
+def _import_ordinary(name: str) -> None:
+    """Through the import statement's own path (``-X importtime`` reports it)."""
+    try:
+        __import__(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:        # the module exists and lacks one of its own imports
+            raise
+
+
+def _import_time_on() -> bool:
+    """-X importtime, or PYTHONPROFILEIMPORTTIME when the environment counts (as CPython
+    decides at start-up; 3.11 has no sys.flags for it)."""
+    return ("importtime" in sys._xoptions
+            or (not sys.flags.ignore_environment and bool(os.environ.get("PYTHONPROFILEIMPORTTIME"))))
+
+
+def _report_time(name: str, seconds: float) -> None:
+    """``-X importtime`` / PYTHONPROFILEIMPORTTIME: the line CPython writes for an import at
+    the top level (import.c), so the modules loaded here are counted where imports are.  The
+    list's order loads a module's own imports before it, so none nests inside it; if one does
+    (a stale list), a reader summing the top-level lines counts it twice: over, never under."""
+    us = int(seconds * 1e6)
+    # to the process's stderr as CPython does (gdb's sys.stderr may be a captured stream)
+    os.write(2, f"import time: {us:9d} | {us:10d} | {name}\n".encode())
