@@ -37,6 +37,8 @@ from time import perf_counter
 from gdb_toolkit.common.gc_pause import gc_paused
 
 _PACKAGE = "gdb_toolkit."
+#: the largest .pyc read here (the toolkit's largest is ~50 KB); a larger one goes to importlib
+_MAX_PYC = 16 << 20
 _ModuleType = type(sys)
 
 
@@ -90,18 +92,42 @@ def _load_cached(name: str, parent, source: str, st, package_dir) -> bool:
     """Import *name* from its up-to-date .pyc; False when there is none."""
     directory, _, filename = source.rpartition("/")
     cached = f"{directory}/__pycache__/{filename[:-3]}.{sys.implementation.cache_tag}.pyc"
-    try:
-        with open(cached, "rb") as f:
-            data = f.read()
-    except OSError:
-        return False
-    if (len(data) < 16 or data[:4] != MAGIC_NUMBER or data[4:8] != b"\0\0\0\0"
+    data = _read_regular(cached)
+    if (data is None or len(data) < 16 or data[:4] != MAGIC_NUMBER or data[4:8] != b"\0\0\0\0"
             or int.from_bytes(data[8:12], "little") != int(st.st_mtime) & 0xFFFFFFFF
             or int.from_bytes(data[12:16], "little") != st.st_size & 0xFFFFFFFF):
         return False
-    code = marshal.loads(memoryview(data)[16:])
+    try:
+        code = marshal.loads(memoryview(data)[16:])
+    except (ValueError, EOFError, TypeError):
+        return False                # importlib's own path gives its own answer to bad data
     _run(name, parent, code, source, cached, package_dir)
     return True
+
+
+def _read_regular(path: str) -> bytes | None:
+    """The bytes of regular file *path* (at most _MAX_PYC), or None: os.read on a descriptor
+    (a third of io's buffered read here); O_NONBLOCK so a FIFO put there cannot block."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_PYC:
+            return None
+        chunks, left = [], st.st_size
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _run(name: str, parent, code, source: str, cached: str, package_dir) -> None:

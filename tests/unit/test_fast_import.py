@@ -179,3 +179,43 @@ def test_import_time_lines_for_the_modules_it_loads(tmp_path):
     for name in NAMES + ["colorsys"]:
         assert name in rows, (name, res.stderr[-2000:])    # top level: no indentation
         assert rows[name][0] <= rows[name][1]
+
+
+def test_bytecode_that_is_not_a_plain_file_is_never_read(tmp_path):
+    """A FIFO where the .pyc belongs: refused without blocking (O_NONBLOCK, then fstat)."""
+    from gdb_toolkit.common.fast_import import _read_regular
+
+    os.mkfifo(tmp_path / "x.pyc")
+    (tmp_path / "d.pyc").mkdir()
+    (tmp_path / "f.pyc").write_bytes(b"ok")
+    assert _read_regular(str(tmp_path / "x.pyc")) is None
+    assert _read_regular(str(tmp_path / "d.pyc")) is None
+    assert _read_regular(str(tmp_path / "missing.pyc")) is None
+    assert _read_regular(str(tmp_path / "f.pyc")) == b"ok"
+
+
+def test_damaged_bytecode_gets_importlibs_own_answer(tmp_path):
+    """A header that matches the source, then junk: the import system decides (the same
+    error it gives without the preload)."""
+    _package(tmp_path, "fi_pkg")
+    _package(tmp_path, "fi_twin")
+    tag = sys.implementation.cache_tag
+    for pkg in ("fi_pkg", "fi_twin"):
+        user = tmp_path / pkg / "__pycache__" / f"user.{tag}.pyc"
+        user.write_bytes(user.read_bytes()[:40])
+    out = _ok(_run(tmp_path, """
+        import fi_pkg, fi_twin
+        def outcome(call):
+            try:
+                call()
+                return "ok"
+            except Exception as exc:
+                return type(exc).__name__
+        ordinary.clear()
+        fast = outcome(lambda: fast_import.load(["fi_pkg.base", "fi_pkg.user"], within="fi_pkg."))
+        seen = list(ordinary)
+        print(fast, seen, outcome(lambda: __import__("fi_twin.user")))
+        """))
+    fast, rest = out.split(" ", 1)
+    assert rest.startswith("['fi_pkg.user']"), out           # base was fast, user went ordinary
+    assert fast == rest.rsplit(" ", 1)[1].strip(), out        # the same outcome as importlib's
