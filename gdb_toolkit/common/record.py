@@ -239,6 +239,14 @@ def _record_repr(self):
     return f"{type(self).__qualname__}({', '.join(f'{n}={getattr(self, n)!r}' for n in shown)})"
 
 
+#: (eq, frozen) -> the methods a record gets, unless its class defines them itself
+_METHODS = {
+    (eq, frozen): (("__init__", _record_init), ("__repr__", _record_repr))
+    + ((("__eq__", _record_eq), ("__hash__", _record_hash if frozen else None)) if eq else ())
+    + ((("__setattr__", _record_setattr), ("__delattr__", _record_delattr)) if frozen else ())
+    for eq in (False, True) for frozen in (False, True)}
+
+
 def _process(cls, eq: bool, frozen: bool, slots: bool):
     own: dict[str, tuple] = {}
     mro = cls.__mro__
@@ -287,29 +295,23 @@ def _process(cls, eq: bool, frozen: bool, slots: bool):
             elif defaulted:
                 raise TypeError(f"non-default argument {e[0]!r} follows default argument")
     spec = _Spec(entries, names, plain, hasattr(cls, "__post_init__"), frozen)
-    methods = {"__init__": _record_init, "__repr__": _record_repr}
-    if eq:
-        methods["__eq__"] = _record_eq
-        methods["__hash__"] = _record_hash if frozen else None
-    if frozen:
-        methods["__setattr__"] = _record_setattr
-        methods["__delattr__"] = _record_delattr
     if slots:
-        body_dict = {k: v for k, v in cls.__dict__.items()
+        body_dict = {k: v for k, v in body.items()
                      if k not in own and k not in ("__dict__", "__weakref__")}
         body_dict["__slots__"] = tuple(e[0] for e in entries
                                       if not any(e[0] in getattr(b, "__slots__", ()) for b in cls.__mro__[1:]))
         cls = type(cls)(cls.__name__, cls.__bases__, body_dict)
-    else:
+        body = cls.__dict__
+    elif not plain:
         for e in entries:
             # the class attribute of a field is its default (as with dataclasses), never a Field
-            if e[6] is not None and cls.__dict__.get(e[0]) is e[6]:
+            if e[6] is not None and body.get(e[0]) is e[6]:
                 if e[1] is _MISSING:
                     delattr(cls, e[0])
                 else:
                     setattr(cls, e[0], e[1])
-    for name, fn in methods.items():
-        if name in cls.__dict__ and (name != "__hash__" or cls.__dict__[name] is not None):
+    for name, fn in _METHODS[eq, frozen]:
+        if name in body and (name != "__hash__" or body[name] is not None):
             continue            # the class defines it itself (as dataclasses, it wins)
         setattr(cls, name, fn)
     spec.cls = cls
