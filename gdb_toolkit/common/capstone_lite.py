@@ -30,6 +30,7 @@ import os
 import re
 
 import _ctypes
+import _struct
 
 from gdb_toolkit.common.closeable import Closeable
 
@@ -95,22 +96,43 @@ def debian_soname(src: bytes) -> str | None:
 # -- the C types of the calls, straight from _ctypes ----------------------------------------
 # ctypes' own module (ctypes/__init__.py, ctypes._endian, struct) defines ~40 types and
 # checks their sizes at import: ~1.3 ms of every disassembling command's first call.  The
-# binding needs eleven of them; they are the same _ctypes classes with the same type codes
-# (ctypes/__init__.py: c_int "i", c_uint "I", c_ushort "H", c_ubyte "B", c_char "c", c_bool
-# "?", c_void_p "P", c_char_p "z", c_ulong "L", c_ulonglong "Q"; c_uint16 = c_ushort,
-# c_uint64 and c_size_t the 8-byte one), and _Cdll is ctypes.CDLL(path)'s default: dlopen
-# with RTLD_LOCAL (| RTLD_NOW, added by _ctypes), cdecl functions returning int until told.
+# binding needs six of them; they are the same _ctypes classes with the same type codes
+# (ctypes/__init__.py: c_int "i", c_uint "I", c_bool "?", c_void_p "P", c_char_p "z",
+# py_object "O"; c_size_t and c_uint64 the unsigned integer code of their size), and _Cdll is
+# ctypes.CDLL(path)'s default: dlopen with RTLD_LOCAL (| RTLD_NOW, added by _ctypes), cdecl
+# functions returning int until told.  The instructions cs_disasm returns are not described
+# as a ctypes Structure (a class, its array and pointer types: ~0.3 ms): their bytes are
+# copied out by ctypes.string_at's own C function and read with struct (``insn_struct``).
 def _simple(name: str, code: str) -> type:
     return type(name, (_ctypes._SimpleCData,), {"_type_": code, "__module__": __name__})
 
 
-c_int, c_uint, c_uint16 = _simple("c_int", "i"), _simple("c_uint", "I"), _simple("c_ushort", "H")
-c_ubyte, c_char, c_bool = _simple("c_ubyte", "B"), _simple("c_char", "c"), _simple("c_bool", "?")
-c_void_p, c_char_p = _simple("c_void_p", "P"), _simple("c_char_p", "z")
-c_ulong, c_ulonglong = _simple("c_ulong", "L"), _simple("c_ulonglong", "Q")
-c_uint64 = c_ulong if _ctypes.sizeof(c_ulong) == 8 else c_ulonglong
-c_size_t = next(t for t in (c_uint, c_ulong, c_ulonglong) if _ctypes.sizeof(t) == _ctypes.sizeof(c_void_p))
-POINTER, Structure, byref = _ctypes.POINTER, _ctypes.Structure, _ctypes.byref
+def _unsigned_code(size: int) -> str:
+    return next(c for c in "ILQ" if _struct.calcsize(c) == size)
+
+
+c_int, c_uint, c_bool = _simple("c_int", "i"), _simple("c_uint", "I"), _simple("c_bool", "?")
+c_void_p, c_char_p, py_object = _simple("c_void_p", "P"), _simple("c_char_p", "z"), _simple("py_object", "O")
+c_size_t = _simple("c_size_t", _unsigned_code(_struct.calcsize("P")))
+c_uint64 = c_size_t if c_size_t._type_ == _unsigned_code(8) else _simple("c_uint64", _unsigned_code(8))
+byref = _ctypes.byref
+
+
+class _StringAtFunction(_ctypes.CFuncPtr):
+    """ctypes' ``PYFUNCTYPE(py_object, c_void_p, c_int)``: how ctypes.string_at calls it."""
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_PYTHONAPI
+    _restype_ = py_object
+    _argtypes_ = (c_void_p, c_int)
+
+
+#: ctypes.string_at(address, size): a copy of *size* bytes of this process's memory
+string_at = _StringAtFunction(_ctypes._string_at_addr)
+
+
+def insn_struct(bytes_len: int) -> _struct.Struct:
+    """capstone.h's cs_insn as struct reads it (native sizes and alignment, as the C compiler
+    lays it out): id, address, size, bytes[bytes_len], mnemonic[32], op_str[160], detail."""
+    return _struct.Struct(f"@IQH{bytes_len}s32s160sP")
 
 
 class _Cdll:
@@ -149,26 +171,12 @@ class Library:
     def __init__(self, cdll, where: str, api: tuple[int, int]):
         self.where = where              # the path or soname it was loaded by
         self.api = api                  # (major, minor) reported by cs_version
-        n = INSN_BYTES[api[0]]
-
-        class Insn(Structure):
-            _fields_ = (("id", c_uint), ("address", c_uint64),
-                        ("size", c_uint16), ("bytes", c_ubyte * n),
-                        ("mnemonic", c_char * 32), ("op_str", c_char * 160),
-                        ("detail", c_void_p))
-
-        self.insn = Insn
-        # The pointer type is kept, not asked of POINTER() again per call: importing the ctypes
-        # package later (the capstone package does) clears _ctypes' pointer-type cache, and a
-        # new LP_Insn would not be the one cs_disasm's prototype names.
-        self.insn_p = POINTER(Insn)
+        self.insn = insn_struct(INSN_BYTES[api[0]])
         c = self.cdll = cdll
-        size_t_p = POINTER(c_size_t)
-        _proto(c.cs_open, c_int, c_uint, c_uint, size_t_p)
-        _proto(c.cs_disasm, c_size_t, c_size_t, c_void_p, c_size_t,
-               c_uint64, c_size_t, POINTER(self.insn_p))
+        _proto(c.cs_open, c_int, c_uint, c_uint, c_void_p)
+        _proto(c.cs_disasm, c_size_t, c_size_t, c_void_p, c_size_t, c_uint64, c_size_t, c_void_p)
         _proto(c.cs_free, None, c_void_p, c_size_t)
-        _proto(c.cs_close, c_int, size_t_p)
+        _proto(c.cs_close, c_int, c_void_p)
         _proto(c.cs_errno, c_int, c_size_t)
 
     def open(self, arch: int, mode: int) -> "Engine":
@@ -212,10 +220,11 @@ class Engine(Closeable):
         handle = self._handle.value
         # the address of code's bytes: ctypes.cast(c_char_p(code), c_void_p).value
         base = c_void_p.from_buffer(c_char_p(code)).value or 0
-        insns = lib.insn_p()
+        insns = c_void_p()          # cs_insn *: the library's array, freed with cs_free
         out: list = []
         off = 0
         total = len(code)
+        insn = lib.insn
         while off < total:
             want = BATCH if not count else min(BATCH, count - len(out))
             n = cdll.cs_disasm(handle, base + off, total - off, (address + off) & MASK64, want,
@@ -226,11 +235,13 @@ class Engine(Closeable):
                     raise CsLiteError(status, "cs_disasm")
                 break
             try:
-                for i in range(n):
-                    ins = insns[i]
-                    out.append((ins.address, ins.size, ins.mnemonic.decode("ascii"),
-                                ins.op_str.decode("ascii")))
-                    off += ins.size
+                if not 0 < n <= want:
+                    raise CsLiteError(-1, f"cs_disasm (returned {n} instructions, asked {want})")
+                for _, at, size, _, mnemonic, op_str, _ in insn.iter_unpack(
+                        string_at(insns.value, n * insn.size)):
+                    out.append((at, size, mnemonic.partition(b"\0")[0].decode("ascii"),
+                                op_str.partition(b"\0")[0].decode("ascii")))
+                    off += size
             finally:
                 cdll.cs_free(insns, n)
             if n < want or (count and len(out) >= count):
@@ -306,7 +317,7 @@ def load() -> Library | None:
         cdll = _Cdll(path)
         major, minor = c_int(), c_int()
         cdll.cs_version.restype = c_int
-        cdll.cs_version.argtypes = (POINTER(c_int), POINTER(c_int))
+        cdll.cs_version.argtypes = (c_void_p, c_void_p)
         cdll.cs_version(byref(major), byref(minor))
         cdll.cs_support.restype = c_bool
         cdll.cs_support.argtypes = (c_int,)

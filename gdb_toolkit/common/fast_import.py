@@ -22,17 +22,22 @@ It only ever changes speed, never what is imported:
   * a name without a source file (a module renamed since the list was recorded) is skipped;
   * an error in a module's code propagates as the import's would, and the module is
     removed from sys.modules, as importlib does.
-The interpreter's import lock is held throughout, so another thread's import waits
-rather than meeting a half-made module.
+Each module is made under importlib's own lock for it, so a thread importing it meanwhile is
+waited for (and deadlocks are detected as importlib detects them); the ``import`` audit event
+is raised as import.c raises it; a finder before the path finder in sys.meta_path that claims
+a module, or path hooks other than CPython's, send it the ordinary way; code objects get the
+source path of this tree (``_imp._fix_co_filename``), as importlib gives them.
 """
 import _imp
 import marshal
 import os
 import stat
 import sys
-from importlib.machinery import ModuleSpec, SourceFileLoader
+from importlib._bootstrap import _ModuleLockManager
+from importlib.machinery import BuiltinImporter, FrozenImporter, ModuleSpec, PathFinder, SourceFileLoader
 from importlib.util import MAGIC_NUMBER
 from time import perf_counter
+from types import CodeType
 
 from gdb_toolkit.common.gc_pause import gc_paused
 
@@ -48,30 +53,55 @@ def load(names, within: str = _PACKAGE) -> None:
     fast = not sys.flags.optimize and sys.pycache_prefix is None
     timed = _import_time_on()
     with gc_paused():           # the objects made here all stay: a collection frees nothing
-        _imp.acquire_lock()
-        try:
-            _load_all(names, within, fast, timed)
-        finally:
-            _imp.release_lock()
+        _load_all(names, within, fast and _plain_path_hooks(), timed, _other_finders())
 
 
-def _load_all(names, within: str, fast: bool, timed: bool) -> None:
+def _load_all(names, within: str, fast: bool, timed: bool, finders: list) -> None:
     for name in names:
         if name in sys.modules:
             continue
         parent = sys.modules.get(name.rpartition(".")[0])
-        if not (fast and name.startswith(within) and getattr(parent, "__path__", None)):
+        path = getattr(parent, "__path__", None)
+        if not (fast and name.startswith(within) and path
+                and not any(f.find_spec(name, path) for f in finders)):
             _import_ordinary(name)
             continue
         start = perf_counter() if timed else 0.0
-        found = _locate(name, parent)
-        if found is None:
-            continue            # no such source file (any more): not ours to import
-        if _load_cached(name, *found):
-            if timed:
-                _report_time(name, perf_counter() - start)
-        else:
+        # importlib's own per-module lock: a thread importing the same module meanwhile
+        # finishes first (and is then not imported again), and none is held while another
+        # thread waits for one (importlib's deadlock detection sees these locks)
+        with _ModuleLockManager(name):
+            if name in sys.modules:
+                continue
+            found = _locate(name, parent)
+            if found is None:
+                continue        # no such source file (any more): not ours to import
+            loaded = _load_cached(name, *found)
+        if not loaded:
             _import_ordinary(name)
+        elif timed:
+            _report_time(name, perf_counter() - start)
+
+
+def _plain_path_hooks() -> bool:
+    """sys.path_hooks as CPython sets them (zipimport, then FileFinder): no hook of another
+    tool wants a say in how a directory's modules are found."""
+    hooks = sys.path_hooks
+    return (len(hooks) == 2 and getattr(hooks[0], "__name__", "") == "zipimporter"
+            and getattr(hooks[1], "__qualname__", "").startswith("FileFinder.path_hook"))
+
+
+def _other_finders() -> list:
+    """The finders sys.meta_path asks before the path finder, besides the built-in and
+    frozen ones (setuptools' distutils hack, an import hook): each is asked about every
+    module, and a module one of them claims is imported the ordinary way."""
+    out = []
+    for finder in sys.meta_path:
+        if finder is PathFinder:
+            break
+        if finder not in (BuiltinImporter, FrozenImporter) and hasattr(finder, "find_spec"):
+            out.append(finder)
+    return out
 
 
 def _locate(name: str, parent):
@@ -101,6 +131,10 @@ def _load_cached(name: str, parent, source: str, st, package_dir) -> bool:
         code = marshal.loads(memoryview(data)[16:])
     except (ValueError, EOFError, TypeError):
         return False                # importlib's own path gives its own answer to bad data
+    if type(code) is not CodeType:
+        return False
+    sys.audit("import", name, None, sys.path, sys.meta_path, sys.path_hooks)   # as import.c
+    _imp._fix_co_filename(code, source)     # compiled elsewhere (a copied tree): this path
     _run(name, parent, code, source, cached, package_dir)
     return True
 
@@ -158,8 +192,8 @@ def _import_ordinary(name: str) -> None:
     try:
         __import__(name)
     except ModuleNotFoundError as exc:
-        if exc.name != name:        # the module exists and lacks one of its own imports
-            raise
+        if not (name + ".").startswith(f"{exc.name}."):    # it, or a package above it, is gone:
+            raise                   # else the module exists and lacks one of its own imports
 
 
 def _import_time_on() -> bool:

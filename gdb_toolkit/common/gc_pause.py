@@ -35,9 +35,11 @@ def gc_paused():
     finally:
         _outside.pop()
         if was:
-            if len(sys.modules) != modules:
+            if len(sys.modules) != modules and not gc.get_freeze_count():
                 gc.freeze()         # everything tracked -> the permanent generation ...
                 gc.unfreeze()       # ... -> back into the oldest one, still collectable
+                # (not when something else in this process froze objects: unfreeze would
+                # give its objects back to the collector)
             gc.enable()
 
 

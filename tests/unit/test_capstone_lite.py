@@ -62,8 +62,9 @@ def test_batches_give_the_same_listing_as_one_call(monkeypatch):
 class Counting:
     """Counts the library calls an engine makes (and the instructions cs_disasm returned)."""
 
-    def __init__(self, cdll):
-        self.cdll = cdll
+    def __init__(self, lib):
+        self.cdll_owner = lib
+        self.cdll = lib.cdll
         self.calls = {"cs_open": 0, "cs_close": 0, "cs_disasm": 0, "cs_free": 0}
         self.decoded = self.freed = 0
         self.corrupt = False        # write a non-ASCII mnemonic into cs_disasm's result
@@ -77,8 +78,12 @@ class Counting:
             r = fn(*args)
             if name == "cs_disasm":
                 self.decoded += r
-                if self.corrupt and r:
-                    args[-1]._obj[0].mnemonic = b"\xff"
+                if self.corrupt and r:      # the first instruction's mnemonic, in place
+                    import ctypes
+                    import struct
+
+                    layout = self.cdll_owner.insn.format.replace("32s160sP", "")
+                    ctypes.memmove(args[-1]._obj.value + struct.calcsize(layout), b"\xff\0", 2)
             if name == "cs_free":
                 self.freed += args[1]
             return r
@@ -87,7 +92,7 @@ class Counting:
 
 def test_every_result_is_freed_and_every_handle_closed(monkeypatch):
     lib = capstone_lite.load()
-    counting = Counting(lib.cdll)
+    counting = Counting(lib)
     lib.cdll = counting
     monkeypatch.setattr(capstone_lite, "BATCH", 3)
     e = lib.open(capstone_lite.ARCH_X86, capstone_lite.MODE_64)

@@ -219,3 +219,73 @@ def test_damaged_bytecode_gets_importlibs_own_answer(tmp_path):
     fast, rest = out.split(" ", 1)
     assert rest.startswith("['fi_pkg.user']"), out           # base was fast, user went ordinary
     assert fast == rest.rsplit(" ", 1)[1].strip(), out        # the same outcome as importlib's
+
+
+def test_code_compiled_elsewhere_names_this_tree(tmp_path):
+    """A tree compiled in one place and copied with its times (cp -a): the code objects name
+    the copy's files, as importlib's _fix_co_filename makes them."""
+    import shutil
+
+    _package(tmp_path / "a", "fi_pkg")
+    shutil.copytree(tmp_path / "a", tmp_path / "b", copy_function=shutil.copy2)
+    shutil.rmtree(tmp_path / "a")
+    out = _ok(_run(tmp_path / "b", """
+        import fi_pkg
+        fast_import.load(["fi_pkg.sub", "fi_pkg.sub.leaf"], within="fi_pkg.")
+        print(fi_pkg.sub.leaf.where.__code__.co_filename == fi_pkg.sub.leaf.__file__, ordinary)
+        """))
+    assert out.split()[0] == "True", out
+
+
+def test_a_list_naming_a_renamed_package_is_skipped(tmp_path):
+    _package(tmp_path, "fi_pkg")
+    out = _ok(_run(tmp_path, """
+        import fi_pkg
+        fast_import.load(["fi_pkg.oldsub", "fi_pkg.oldsub.leaf", "fi_pkg.base"], within="fi_pkg.")
+        print("fi_pkg.base" in sys.modules, "fi_pkg.oldsub.leaf" in sys.modules)
+        """))
+    assert out.split() == ["True", "False"]
+
+
+def test_import_hooks_and_audit_see_the_modules(tmp_path):
+    """A meta-path finder ahead of the path finder is asked about each module (and one that
+    claims a module gets it); the 'import' audit event is raised for each, as import.c does."""
+    _package(tmp_path, "fi_pkg")
+    out = _ok(_run(tmp_path, """
+        import importlib.util
+        asked, events = [], []
+        class Hook:
+            def find_spec(self, name, path, target=None):
+                asked.append(name)
+                if name == "fi_pkg.user":           # claims it: the import system takes it
+                    return importlib.util.spec_from_file_location(name, path[0] + "/user.py")
+                return None
+        sys.meta_path.insert(0, Hook())
+        sys.addaudithook(lambda ev, args: ev == "import" and events.append(args[0]))
+        import fi_pkg
+        asked.clear(); events.clear(); ordinary.clear()
+        fast_import.load(["fi_pkg.base", "fi_pkg.user"], within="fi_pkg.")
+        print(sorted(set(asked)), sorted(set(events)), ordinary, fi_pkg.user.ANSWER)
+        """))
+    assert out.strip() == ("['fi_pkg.base', 'fi_pkg.user'] ['fi_pkg.base', 'fi_pkg.user'] "
+                           "['fi_pkg.user'] 42"), out
+
+
+def test_another_thread_importing_a_module_meanwhile(tmp_path):
+    """A thread is inside a listed module's dependency, which imports a third module; the
+    load waits for it on importlib's own per-module lock (no deadlock, nothing run twice)."""
+    files = dict(FILES, **{"slow.py": "import time\ntime.sleep(0.3)\nfrom . import base\nfrom . import LOADED\nLOADED.append('slow')\n",
+                           "first.py": "from . import slow\n"})
+    _package(tmp_path, "fi_pkg", files)
+    out = _ok(_run(tmp_path, """
+        import threading, time, faulthandler
+        import fi_pkg
+        t = threading.Thread(target=lambda: __import__("fi_pkg.slow"), daemon=True)
+        t.start()
+        time.sleep(0.1)                             # the thread holds fi_pkg.slow's lock
+        faulthandler.dump_traceback_later(10, exit=True)
+        fast_import.load(["fi_pkg.first"], within="fi_pkg.")
+        t.join()
+        print(fi_pkg.LOADED)
+        """))
+    assert out.strip() == "['base', 'slow']", out
