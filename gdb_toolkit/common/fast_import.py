@@ -45,6 +45,7 @@ _PACKAGE = "gdb_toolkit."
 #: the largest .pyc read here (the toolkit's largest is ~50 KB); a larger one goes to importlib
 _MAX_PYC = 16 << 20
 _ModuleType = type(sys)
+_ORDINARY = ()                  # _locate: a module only the import system makes
 
 
 def load(names, within: str = _PACKAGE) -> None:
@@ -76,7 +77,7 @@ def _load_all(names, within: str, fast: bool, timed: bool, finders: list) -> Non
             found = _locate(name, parent)
             if found is None:
                 continue        # no such source file (any more): not ours to import
-            loaded = _load_cached(name, *found)
+            loaded = found is not _ORDINARY and _load_cached(name, *found)
         if not loaded:
             _import_ordinary(name)
         elif timed:
@@ -107,7 +108,8 @@ def _other_finders() -> list:
 def _locate(name: str, parent):
     """(parent, source path, its stat, package directory or None) of toolkit module *name*,
     found the way FileFinder finds a source module (a package's __init__.py before a
-    module's .py; the toolkit has no extension modules), or None: no regular file."""
+    module's .py; the toolkit has no extension modules); _ORDINARY for a namespace package;
+    None when there is no such regular file."""
     package_dir = f"{parent.__path__[0]}/{name.rpartition('.')[2]}"
     for source, package in ((f"{package_dir}/__init__.py", package_dir), (f"{package_dir}.py", None)):
         try:
@@ -115,7 +117,8 @@ def _locate(name: str, parent):
         except OSError:
             continue
         return (parent, source, st, package) if stat.S_ISREG(st.st_mode) else None
-    return None
+    # a directory without __init__.py: a namespace package, which importlib makes
+    return _ORDINARY if os.path.isdir(package_dir) else None
 
 
 def _load_cached(name: str, parent, source: str, st, package_dir) -> bool:

@@ -289,3 +289,15 @@ def test_another_thread_importing_a_module_meanwhile(tmp_path):
         print(fi_pkg.LOADED)
         """))
     assert out.strip() == "['base', 'slow']", out
+
+
+def test_a_namespace_package_is_left_to_importlib(tmp_path):
+    files = dict(FILES, **{"space/inner.py": "X = 1\n"})      # space/: no __init__.py
+    _package(tmp_path, "fi_pkg", files)
+    out = _ok(_run(tmp_path, """
+        import fi_pkg
+        ordinary.clear()
+        fast_import.load(["fi_pkg.space", "fi_pkg.space.inner"], within="fi_pkg.")
+        print(ordinary, type(fi_pkg.space.__path__).__name__, fi_pkg.space.inner.X)
+        """))
+    assert out.split() == ["['fi_pkg.space']", "_NamespacePath", "1"], out
