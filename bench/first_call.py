@@ -57,36 +57,27 @@ import gdb, os, sys, time, json
 import importlib._bootstrap as _bootstrap
 before = list(sys.modules)
 # CPU time (this thread's) spent in the outermost imports: the import statement, from-lists
-# and importlib.import_module all look _find_and_load up in importlib._bootstrap per import
-_find_and_load = _bootstrap._find_and_load
+# and importlib.import_module all look _find_and_load up in importlib._bootstrap per import;
+# the registry's preloading of a command's first-call modules (common/fast_import.py) imports
+# without it and is timed the same way (what either does inside the other counts once)
 _imp = {"depth": 0, "cpu": 0.0, "on": False}
-def _timed_find_and_load(name, import_):
-    if _imp["depth"] or not _imp["on"]:
-        return _find_and_load(name, import_)
-    _imp["depth"] = 1
-    t = time.thread_time()
-    try:
-        return _find_and_load(name, import_)
-    finally:
-        _imp["cpu"] += time.thread_time() - t
-        _imp["depth"] = 0
-_bootstrap._find_and_load = _timed_find_and_load
-# ... and the registry's preloading of a command's first-call modules (common/fast_import.py),
-# which imports them without _find_and_load: timed the same way, its nested imports once
-try:
-    from gdb_toolkit.gdbsupport import registry as _registry
-    _preload = _registry._preload
-    def _timed_preload(entry, argument):
+def _timed(fn):
+    def outermost_timed(*args):
         if _imp["depth"] or not _imp["on"]:
-            return _preload(entry, argument)
+            return fn(*args)
         _imp["depth"] = 1
         t = time.thread_time()
         try:
-            return _preload(entry, argument)
+            return fn(*args)
         finally:
             _imp["cpu"] += time.thread_time() - t
             _imp["depth"] = 0
-    _registry._preload = _timed_preload
+    return outermost_timed
+_find_and_load = _bootstrap._find_and_load
+_bootstrap._find_and_load = _timed(_find_and_load)
+try:
+    from gdb_toolkit.gdbsupport import registry as _registry
+    _registry._preload = _timed(_registry._preload)
 except (ImportError, AttributeError):      # a checkout from before preloading (--compare)
     pass
 def once():

@@ -9,12 +9,13 @@ gdbsupport/registry.py).  Run --update after changing a command's metadata or ad
 The entries are built inside a real gdb (the command modules import gdb) from the command
 classes themselves; tests/integration/test_command_table.py runs the check.
 """
-import argparse
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from generated import check_or_update
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "gdb_toolkit" / "gdbsupport" / "command_table.py"
@@ -43,21 +44,7 @@ def build() -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--update", action="store_true", help="rewrite the table")
-    opts = ap.parse_args()
-    text = build()
-    current = TABLE.read_text() if TABLE.exists() else ""
-    if text == current:
-        print(f"{TABLE.relative_to(ROOT)} is up to date")
-        return 0
-    if opts.update:
-        TABLE.write_text(text)
-        print(f"wrote {TABLE.relative_to(ROOT)}")
-        return 0
-    print(f"{TABLE.relative_to(ROOT)} is stale: run {Path(__file__).relative_to(ROOT)} --update",
-          file=sys.stderr)
-    return 1
+    return check_or_update(__doc__.splitlines()[0], TABLE, build, __file__)
 
 
 if __name__ == "__main__":

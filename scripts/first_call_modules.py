@@ -13,11 +13,12 @@ list lacks is imported as usual, a module it names that no longer exists is skip
 tests/integration/test_foundation.py runs the check.  Run --update after changing what a
 command imports.
 """
-import argparse
 import sys
 import tempfile
 from pathlib import Path
 from pprint import pformat
+
+from generated import check_or_update
 
 ROOT = Path(__file__).resolve().parents[1]
 LISTS = ROOT / "gdb_toolkit" / "gdbsupport" / "first_call_modules.py"
@@ -43,21 +44,7 @@ def build() -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--update", action="store_true", help="rewrite the lists")
-    opts = ap.parse_args()
-    new = build()
-    current = LISTS.read_text() if LISTS.exists() else ""
-    rel = LISTS.relative_to(ROOT)
-    if new == current:
-        print(f"{rel} is up to date")
-        return 0
-    if opts.update:
-        LISTS.write_text(new)
-        print(f"wrote {rel}")
-        return 0
-    print(f"{rel} is stale: run {Path(__file__).relative_to(ROOT)} --update", file=sys.stderr)
-    return 1
+    return check_or_update(__doc__.splitlines()[0], LISTS, build, __file__)
 
 
 if __name__ == "__main__":
