@@ -8,7 +8,7 @@ twelve architecture modules of constants), and the toolkit uses none of it: comm
 decodes with detail off.  This module binds seven functions (cs_version, cs_support, cs_open,
 cs_disasm, cs_free, cs_close, cs_errno) of the SAME library, so the text is the library's own.
 
-Which library: the package's, found without importing it (importlib.util.find_spec), the way
+Which library: the package's, found without importing it (deps.find_spec), the way
 its own loader finds it, only for the loaders read and checked here:
   * Debian's python3-capstone names it literally: ``ctypes.cdll.LoadLibrary("libcapstone.so.4")``;
   * a PyPI wheel (4.x, 5.x) loads ``<package>/lib/libcapstone.so`` (or ``.so.<major>``) unless
@@ -251,10 +251,10 @@ class Engine(Closeable):
 
 def package_source() -> tuple[str, bytes] | None:
     """(directory, first bytes of __init__.py) of the capstone package, not imported."""
-    import importlib.util
+    from gdb_toolkit.common.deps import find_spec
 
     try:
-        spec = importlib.util.find_spec("capstone")
+        spec = find_spec("capstone")
     except (ImportError, ValueError):
         return None
     origin = spec.origin if spec is not None else None

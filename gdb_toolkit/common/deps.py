@@ -36,6 +36,18 @@ def require(module: str):
                            fix_for(module)) from None
 
 
+def find_spec(module: str):
+    """``importlib.util.find_spec(module)`` for a top-level name: where it would be imported
+    from, without importing it -- and without importing importlib.util (~0.3 ms of a first
+    disassembly).  None when it is not found or is loaded without a spec."""
+    import sys
+    from importlib._bootstrap import _find_spec
+
+    if module in sys.modules:
+        return getattr(sys.modules[module], "__spec__", None)
+    return _find_spec(module, None)
+
+
 #: modules the toolkit never imports (tabulate: common.table renders every table): the doctor
 #: reads their version from their source instead (importing tabulate cost it ~2.7 ms)
 NOT_IMPORTED = ("tabulate",)
@@ -44,12 +56,11 @@ NOT_IMPORTED = ("tabulate",)
 def source_version(module: str) -> str | None:
     """``__version__ = "X"`` from *module*'s source (or its package's version.py), found
     without importing it; None when it is absent or does not say so that way."""
-    import importlib.util
     import os
     import re
 
     try:
-        spec = importlib.util.find_spec(module)
+        spec = find_spec(module)
     except (ImportError, ValueError):
         return None
     origin = spec.origin if spec is not None else None

@@ -107,13 +107,14 @@ def _no_space(text: str) -> bool:
     return "No space left on device" in text or "Disk quota exceeded" in text
 
 
-def compile_types(btf_file: str, out_path: str, workdir: str, compiler: str = "gcc") -> None:
-    """``bpftool btf dump file BTF format c | gcc -g -x c - -o OUT`` as isolated helpers."""
+def compile_types(btf_file: str, out_path: str, workdir: str, tools: tuple[str, str]) -> None:
+    """``bpftool btf dump file BTF format c | gcc -g -x c - -o OUT`` as isolated helpers;
+    *tools* are the (bpftool, compiler) paths _tool found."""
     import subprocess
 
     from gdb_toolkit.common.helper_process import kill_group, popen_helper
 
-    bpftool, cc = _tool("bpftool"), _tool(compiler)
+    (bpftool, cc), compiler = tools, os.path.basename(tools[1])
     dump = popen_helper([bpftool, "btf", "dump", "file", btf_file, "format", "c"], cwd=workdir,
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     gcc = popen_helper([cc, "-g", "-fno-eliminate-unused-debug-types", "-w", "-pipe", "-x", "c", "-c", "-",
@@ -179,6 +180,9 @@ def build(btf_path: str = LIVE_BTF, force: bool = False, compiler: str = "gcc",
         if cache.exists(OBJECT) and not force:
             return KtypesResult(cache.file_path(OBJECT), key, True, "btf", where or btf_path,
                                 time.monotonic() - t0, notes=notes)
+        # both tools before any temporary file: a machine without bpftool gets its one-line
+        # fix without a private directory made and removed (shutil) first
+        tools = (_tool("bpftool"), _tool(compiler))
         tmp = cache.new_temp(OBJECT)
         try:
             with private_tmpdir("gdb_toolkit-ktypes-") as work:
@@ -188,7 +192,7 @@ def build(btf_path: str = LIVE_BTF, force: bool = False, compiler: str = "gcc",
                         f.write(btf_data)
                 except OSError as exc:
                     raise space_error(exc, work, "copying the BTF for bpftool") from None
-                compile_types(btf_copy, cache.file_path(tmp), work, compiler)
+                compile_types(btf_copy, cache.file_path(tmp), work, tools)
             path = cache.commit(tmp, OBJECT)
         except BaseException:
             cache.discard(tmp)

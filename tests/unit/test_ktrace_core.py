@@ -340,6 +340,30 @@ def test_ktypes_bad_btf_file_is_one_line(tmp_path):
     assert "not a regular file" in str(ei.value) or "FIFO" in str(ei.value), str(ei.value)
 
 
+def test_ktypes_missing_tool_fails_before_any_temporary_file(tmp_path, monkeypatch):
+    """A machine without the compiler (or bpftool) gets the one-line fix before ktypes makes a
+    private directory or a cache temp file: nothing to make, nothing to remove (removing took
+    shutil's ~3 ms of imports).  Oracles: no call to make a directory, the directories' listings."""
+    from gdb_toolkit.common import private_dirs
+    from gdb_toolkit.ktrace import ktypes_build
+    made = []
+    monkeypatch.setattr(private_dirs, "make_private_dir", lambda *a, **k: made.append(a) or 1 / 0)
+    btf = "/sys/kernel/btf/vmlinux"
+    if not os.path.exists(btf):
+        pytest.skip("this kernel has no /sys/kernel/btf/vmlinux to build from")
+    cache, tmp = tmp_path / "cache", tmp_path / "tmp"
+    cache.mkdir(mode=0o700)
+    tmp.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    with pytest.raises(ToolkitError) as ei:
+        ktypes_build.build(btf, force=True, compiler="gdb-toolkit-no-such-cc")
+    assert str(ei.value).startswith("gdb-toolkit-no-such-cc is needed"), str(ei.value)
+    assert "\n" not in str(ei.value)
+    assert made == [] and list(tmp.iterdir()) == []
+    assert [p.name for p in cache.rglob("*") if p.is_file() and "tmp" in p.name.lower()] == []
+
+
 def test_worker_signal_handler_never_blocks_on_a_lock():
     """gdb stops the worker with SIGINT and, dying, sends PR_SET_PDEATHSIG's SIGTERM: the second
     handler ran inside the first one's Event.set() (holding its lock) and the worker hung for
