@@ -32,7 +32,6 @@ BLOCK_RE = re.compile(r"^0x([0-9A-Fa-f]+)\[(\d+)\]\s*(.*)$")
 PID_RE = re.compile(r"==(\d+)==")
 _ADDR_KIND_RE = re.compile(r"(?m)^(?:==\d+== ?)?[ \t]*(at|by) 0x([0-9A-Fa-f]+): ")
 _ADDR_IN_FRAME_RE = re.compile(r"(?m)^(?:==\d+== ?)?[ \t]*(?:at|by) 0x([0-9A-Fa-f]+):")
-_FRAME_LINE_RE = re.compile(r"(?m)^(?:==\d+== ?)?[ \t]*((?:at|by) 0x.*)$")
 
 
 def num(text: str | None) -> int | None:
@@ -193,7 +192,6 @@ def parse_header(text: str) -> LossRecord | None:
                       indirect_delta=d_indirect_n, blocks_delta=num(d_blocks))
 
 
-_HEADER_SCAN_RE = re.compile(r"(?m)^(?:==\d+== ?)?[ \t]*" + HEADER_RE.pattern[1:] + r".*$")
 _BLOCK_SCAN_RE = re.compile(r"(?m)^(?:==\d+== ?)?([ \t]*)0x([0-9A-Fa-f]+)\[(\d+)\][ \t]*(.*)$")
 _SUMMARY_AT_RE = re.compile(r"(?m)^(?:==\d+== ?)?[ \t]*LEAK SUMMARY:")
 

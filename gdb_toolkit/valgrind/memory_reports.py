@@ -12,7 +12,6 @@ from gdb_toolkit.valgrind.stacks import CodeMap, strip_prefix
 _SEARCH_RE = re.compile(r"^Searching for pointers (?:to (0x[0-9a-fA-F]+)|pointing in (\d+) bytes from (0x[0-9a-fA-F]+))")
 _POINTS_RE = re.compile(r"^\*(0x[0-9a-fA-F]+) (?:points at|interior points at (\d+) bytes inside) (0x[0-9a-fA-F]+)")
 _REG_RE = re.compile(r"^tid (\d+) register (\S+) (?:pointing at|interior pointing (\d+) bytes inside) (0x[0-9a-fA-F]+)")
-_UNADDR_RE = re.compile(r"^Address (0x[0-9A-Fa-f]+) len (\d+) has (\d+) bytes unaddressable")
 _CHECK_RE = re.compile(r"^Address (0x[0-9A-Fa-f]+) len (\d+) (addressable|defined|not addressable|not defined)")
 _BAD_RE = re.compile(r"^(bad address|Uninitialised value at) (0x[0-9A-Fa-f]+)")
 
