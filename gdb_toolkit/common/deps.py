@@ -43,6 +43,10 @@ def find_spec(module: str):
     import sys
     from importlib._bootstrap import _find_spec
 
+    if "." in module:               # a submodule needs its parent's path: importlib's own way
+        import importlib.util
+
+        return importlib.util.find_spec(module)
     if module in sys.modules:
         return getattr(sys.modules[module], "__spec__", None)
     return _find_spec(module, None)

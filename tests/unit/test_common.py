@@ -291,3 +291,24 @@ def test_one_word_splitter_two_kinds_of_command_line():
     for line, (names, exprs) in differ.items():
         assert split_name_words(line) == split_words(line) == names, line
         assert split_expression_words(line) == split_words(line, expressions=True) == exprs, line
+
+
+def test_deps_find_spec_answers_as_importlib_util_does():
+    """deps.find_spec (importlib's frozen _find_spec, ~0.3 ms less than importing importlib.util)
+    must find what importlib.util.find_spec finds, loaded or not, present or not.  Each name is
+    asked in a fresh interpreter so neither answer comes from a module the other imported."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = str(Path(__file__).resolve().parents[2])
+    probe = ("import sys\nsys.path.insert(0, sys.argv[2])\nimport importlib.util\n"
+             "from gdb_toolkit.common.deps import find_spec\n"
+             "name = sys.argv[1]\n"
+             "mine = find_spec(name)\n"
+             "theirs = importlib.util.find_spec(name)\n"
+             "print(repr(mine and (mine.name, mine.origin)) == repr(theirs and (theirs.name, theirs.origin)))\n")
+    for name in ("capstone", "elftools", "elftools.elf.elffile", "tabulate", "os", "sys", "json",
+                 "gdb_toolkit_no_such_module"):
+        out = subprocess.run([sys.executable, "-I", "-c", probe, name, root], capture_output=True,
+                             text=True, timeout=60)
+        assert out.stdout.strip() == "True", (name, out.stdout, out.stderr)
