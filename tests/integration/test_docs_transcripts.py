@@ -90,3 +90,28 @@ def test_a_pid_of_another_length_does_not_drift_but_a_changed_word_does():
     assert T.normalize(here, recipe) != T.normalize(ci.replace("its", "the"), recipe)
     table = "a    b\n---  ---\n1    2"         # no pid: the layout still counts
     assert T.normalize(table, recipe) != T.normalize(table.replace("1    2", "1 2"), recipe)
+
+
+def test_a_table_cell_wrapping_at_another_word_does_not_drift():
+    """This VM's CPU changed between sessions: glibc's ifunc picked __memcpy_avx512_unaligned_erms
+    instead of __memcpy_avx_unaligned_erms (masked as __IMPL), and got's target cell wrapped
+    "(chosen by ifunc memcpy)" at another word.  The row's words are the same: no drift; a
+    changed word or verdict in the row still drifts."""
+    recipe = T.Recipe(["got --audit"], loose=True, mask=[(r"__\w+?_(evex|avx|sse|erms)\w*", "__IMPL")])
+    docs = ("0x8008  memcpy@GLIBC_2.14  resolved  __memcpy_avx_unaligned_erms in libc.so.6 (chosen  ok\n"
+            "                               by ifunc memcpy)\n"
+            "0x8010  atoi@GLIBC_2.2.5   unresolved  lazy stub .plt+0x36                         lazy\n")
+    here = ("0x8008  memcpy@GLIBC_2.14  resolved  __memcpy_avx512_unaligned_erms in libc.so.6  ok\n"
+            "                               (chosen by ifunc memcpy)\n"
+            "0x8010  atoi@GLIBC_2.2.5   unresolved  lazy stub .plt+0x36                         lazy\n")
+    assert T.normalize(docs, recipe) == T.normalize(here, recipe)
+    assert T.normalize(docs, recipe) != T.normalize(here.replace("  ok", "  redirected"), recipe)
+    assert T.normalize(docs, recipe) != T.normalize(here.replace("ifunc memcpy", "ifunc memmove"), recipe)
+    # rows keep their order
+    rows = here.splitlines(keepends=True)
+    assert T.normalize(docs, recipe) != T.normalize(rows[2] + rows[0] + rows[1], recipe)
+    # prose keeps its word order whether it is one line or wrapped under a hanging indent
+    one = "the slot is already resolved; ld.so will not write it again. Fix: restart the program.\n"
+    wrapped = "the slot is already resolved; ld.so will not write it again. Fix: restart the\n  program.\n"
+    assert T.normalize(one, recipe) == T.normalize(wrapped, recipe)
+    assert T.normalize(one, recipe) != T.normalize(one.replace("restart the", "the restart"), recipe)

@@ -351,8 +351,36 @@ def normalize(text: str, recipe: Recipe) -> str:
         text = re.sub(pattern, repl, text)
     if recipe.loose or volatile:
         # a column's rule is as wide as its widest cell, which a mask may have replaced
-        return " ".join(re.sub(r"-{3,}", "---", text).split())
+        return " ".join(_row_words(re.sub(r"-{3,}", "---", text)))
     return "\n".join(ln.rstrip() for ln in text.strip("\n").splitlines())
+
+
+def _row_words(text: str) -> list[str]:
+    """The words of *text* in order, except a table row's: a line and the lines continuing it
+    (indented deeper) give their words sorted when one of them has a column gap (two spaces
+    inside it).  Where a table cell wraps depends on how long the other cells are after
+    masking (glibc's ifunc picks __memcpy_avx512_unaligned_erms on one CPU and
+    __memcpy_avx_unaligned_erms on another, and got's target cell wraps "(chosen by ifunc
+    memcpy)" at another word, before or after the next column's verdict).  Prose keeps its
+    order: its words only move between lines."""
+    groups: list[list[str]] = []
+    indent = None
+    for line in text.splitlines():
+        if not line.strip():
+            indent = None
+            continue
+        depth = len(line) - len(line.lstrip())
+        if indent is not None and depth > indent:
+            groups[-1].append(line)
+        else:
+            groups.append([line])
+            indent = depth
+    words: list[str] = []
+    for group in groups:
+        split = " ".join(group).split()
+        table_row = any(re.search(r"\S {2,}\S", line.strip()) for line in group)
+        words += sorted(split) if table_row else split
+    return words
 
 
 def regions(path: Path):
