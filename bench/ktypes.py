@@ -52,10 +52,10 @@ def build_before(work: str) -> float:
 
 
 def build_now(work: str) -> float:
-    from gdb_toolkit.ktrace.ktypes_build import compile_types
+    from gdb_toolkit.ktrace.ktypes_build import compile_types, find_tools
 
     t0 = time.monotonic()
-    compile_types("/sys/kernel/btf/vmlinux", os.path.join(work, "now.o"), work)
+    compile_types("/sys/kernel/btf/vmlinux", os.path.join(work, "now.o"), work, find_tools())
     return time.monotonic() - t0
 
 

@@ -103,13 +103,18 @@ def _tool(name: str) -> str:
     return found
 
 
+def find_tools(compiler: str = "gcc") -> tuple[str, str]:
+    """(bpftool, compiler) paths for compile_types, or the one-line error naming the missing one."""
+    return _tool("bpftool"), _tool(compiler)
+
+
 def _no_space(text: str) -> bool:
     return "No space left on device" in text or "Disk quota exceeded" in text
 
 
 def compile_types(btf_file: str, out_path: str, workdir: str, tools: tuple[str, str]) -> None:
     """``bpftool btf dump file BTF format c | gcc -g -x c - -o OUT`` as isolated helpers;
-    *tools* are the (bpftool, compiler) paths _tool found."""
+    *tools* are the (bpftool, compiler) paths find_tools gave."""
     import subprocess
 
     from gdb_toolkit.common.helper_process import kill_group, popen_helper
@@ -182,7 +187,7 @@ def build(btf_path: str = LIVE_BTF, force: bool = False, compiler: str = "gcc",
                                 time.monotonic() - t0, notes=notes)
         # both tools before any temporary file: a machine without bpftool gets its one-line
         # fix without a private directory made and removed (shutil) first
-        tools = (_tool("bpftool"), _tool(compiler))
+        tools = find_tools(compiler)
         tmp = cache.new_temp(OBJECT)
         try:
             with private_tmpdir("gdb_toolkit-ktypes-") as work:

@@ -342,7 +342,8 @@ def shown(command: str) -> re.Pattern:
 def normalize(text: str, recipe: Recipe) -> str:
     """The text a transcript is compared by: volatile values masked; word by word when the
     recipe says so or when it shows a pid, an LWP or a duration -- their length (a 4-digit pid
-    here, a 7-digit one on CI) moves where prose wraps and how wide a column is."""
+    here, a 7-digit one on CI) moves where prose wraps and how wide a column is.  Word by word,
+    a wrapped table cell is read whole (_join_wrapped_cells)."""
     volatile = 0
     for pattern, repl in VOLATILE:
         text, n = re.subn(pattern, repl, text)
@@ -351,36 +352,42 @@ def normalize(text: str, recipe: Recipe) -> str:
         text = re.sub(pattern, repl, text)
     if recipe.loose or volatile:
         # a column's rule is as wide as its widest cell, which a mask may have replaced
-        return " ".join(_row_words(re.sub(r"-{3,}", "---", text)))
+        return " ".join(re.sub(r"-{3,}", "---", _join_wrapped_cells(text)).split())
     return "\n".join(ln.rstrip() for ln in text.strip("\n").splitlines())
 
 
-def _row_words(text: str) -> list[str]:
-    """The words of *text* in order, except a table row's: a line and the lines continuing it
-    (indented deeper) give their words sorted when one of them has a column gap (two spaces
-    inside it).  Where a table cell wraps depends on how long the other cells are after
-    masking (glibc's ifunc picks __memcpy_avx512_unaligned_erms on one CPU and
-    __memcpy_avx_unaligned_erms on another, and got's target cell wraps "(chosen by ifunc
-    memcpy)" at another word, before or after the next column's verdict).  Prose keeps its
-    order: its words only move between lines."""
-    groups: list[list[str]] = []
-    indent = None
+def _cells(line: str) -> list[list]:
+    """[start column, text] of each cell of *line*: runs of words one space apart."""
+    return [[m.start(), m.group()] for m in re.finditer(r"\S+(?: \S+)*", line)]
+
+
+def _join_wrapped_cells(text: str) -> str:
+    """*text* with each line that continues a table cell folded into the cell: a line indented
+    deeper than the row above it whose every piece starts in the column where one of that
+    row's later cells starts (the renderer wraps a cell under its own start).  Where a cell
+    wraps depends on how long the other cells are: glibc's ifunc picks
+    __memcpy_avx512_unaligned_erms on one CPU and __memcpy_avx_unaligned_erms on another
+    (masked alike), and got's target cell wraps "(chosen by ifunc memcpy)" at another word,
+    before or after the next column's verdict.  Read whole, the row says the same words in
+    the same order either way.  Any other line (prose under a hanging indent, a block under
+    a heading) stays where it is: word by word, its words are already in order.  Run after
+    the masks (which may read a wrapped line as printed): a mask keeps the columns before
+    the one it is in (addresses digit for digit), so a wrap still sits under its cell."""
+    out: list[str | list] = []          # a line as printed, or the cells of a row that took a wrap
+    row = None
     for line in text.splitlines():
-        if not line.strip():
-            indent = None
-            continue
-        depth = len(line) - len(line.lstrip())
-        if indent is not None and depth > indent:
-            groups[-1].append(line)
-        else:
-            groups.append([line])
-            indent = depth
-    words: list[str] = []
-    for group in groups:
-        split = " ".join(group).split()
-        table_row = any(re.search(r"\S {2,}\S", line.strip()) for line in group)
-        words += sorted(split) if table_row else split
-    return words
+        cells = _cells(line)
+        if row is not None and cells and cells[0][0] > row[0][0]:
+            later = {cell[0]: cell for cell in row[1:]}
+            if all(start in later for start, _ in cells):
+                for start, piece in cells:
+                    later[start][1] += " " + piece
+                if out[-1] is not row:
+                    out[-1] = row
+                continue
+        row = cells or None
+        out.append(line)
+    return "\n".join(r if isinstance(r, str) else " " * r[0][0] + "  ".join(c[1] for c in r) for r in out)
 
 
 def regions(path: Path):
