@@ -30,6 +30,10 @@ class GuestArch:
     mem_env: str = "GDB_TOOLKIT_GUEST_MEM"      # qemu -m override
     cpu_env: str = "GDB_TOOLKIT_GUEST_CPU"      # TCG -cpu override
     kernel_env: str = "GDB_TOOLKIT_GUEST_KERNEL"    # kernel version override
+    # TCG's vCPU threading: "multi" (a host thread per vCPU) or "single" (one host thread
+    # round-robins the vCPUs).  See X86_64 for why x86_64 runs single.
+    tcg_threads: str = "multi"
+    tcg_threads_env: str = "GDB_TOOLKIT_GUEST_TCG_THREADS"
 
     @property
     def version_suffix(self) -> str:
@@ -39,8 +43,17 @@ class GuestArch:
         env = os.environ.get(self.cpu_env)
         return env or dict(self.machine).get("-cpu", "max")
 
+    def tcg_accel(self) -> str:
+        """qemu's -accel value under TCG."""
+        threads = os.environ.get(self.tcg_threads_env) or self.tcg_threads
+        if threads not in ("single", "multi"):
+            raise ValueError(f"{self.tcg_threads_env}={threads!r}: use single or multi")
+        return f"tcg,thread={threads}"
+
     def cmdline(self) -> str:
-        extra = " 8250.nr_uarts=1" if self.deb_arch == "amd64" else ""
+        # unknown_nmi_panic: the host's watchdog sends an NMI to a guest that stopped its
+        # heartbeat, so a silent hang still ends with every CPU's backtrace on the console
+        extra = " 8250.nr_uarts=1 unknown_nmi_panic" if self.deb_arch == "amd64" else ""
         # softlockup_panic + panic_print=0x40: a soft-locked guest panics at once (panic=-1:
         # qemu exits) with the stuck CPU's and every other CPU's backtrace on the console
         # (panic turns the console verbose), instead of printing "stuck for Ns" until the
@@ -53,11 +66,17 @@ class GuestArch:
                 "oops=panic")
 
 
+# tcg_threads="single": under multi-threaded TCG (QEMU 7.2) Debian's 6.1 kernel hangs in its
+# own text patching: one vCPU waits in text_poke_bp_batch()'s IPI for the other, which spins in
+# exc_int3 at the patched site with interrupts off.  The guest suite died of it (soft lockup, or
+# silently) in three full runs; `tests/guest/text_poke_stress.sh` hangs it within a minute
+# (and oopses 6.12, x86_64-new, within seconds: a stale int3 run after the patch).
+# One host thread for both vCPUs makes cross-vCPU patching safe; the guest is still SMP.
 X86_64 = GuestArch(
     name="x86_64", deb_arch="amd64", metapackage="linux-image-amd64",
     qemu="qemu-system-x86_64", qemu_package="qemu-system-x86",
     machine=(("-cpu", "max"),), console="ttyS0", marker="guest", own_root=False,
-    kvm_possible=True, default_memory="4G")
+    kvm_possible=True, default_memory="4G", tcg_threads="single")
 
 # pauth-impdef=on: QEMU's cheap pointer-authentication algorithm instead of QARMA (plain
 # `-cpu max` boots in ~10 s instead of 3-6 s); the kernel's PAC instructions still execute.

@@ -46,6 +46,7 @@ class HostServices:
         self.port = _free_port()
         self._stop = threading.Event()
         self._thread = None
+        self.busy_until = 0.0   # time.time() when the last request ended; inf while one runs
 
     def qemu_args(self) -> list[str]:
         return ["-device", "vmcoreinfo", "-qmp", f"unix:{self.qmp},server=on,wait=off",
@@ -71,10 +72,13 @@ class HostServices:
                     req.unlink()
                 except (OSError, ValueError):
                     continue
+                self.busy_until = float("inf")      # a dump or gdbstub session halts the VM
                 try:
                     res = self._serve(data)
                 except Exception as exc:        # the answer, not a dead thread
                     res = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                finally:
+                    self.busy_until = time.time()
                 tmp = self.xfer / f".res-{rid}.tmp"
                 tmp.write_text(json.dumps(res))
                 os.replace(tmp, self.xfer / f"res-{rid}.json")
@@ -103,6 +107,15 @@ class HostServices:
                 if "error" in msg:
                     return msg
             return msg
+
+    def inject_nmi(self) -> str:
+        """Send the guest an NMI (its kernel panics with every CPU's backtrace when booted with
+        unknown_nmi_panic); "" or why not (a hung qemu may not answer)."""
+        try:
+            msg = self._qmp({"execute": "inject-nmi"}, timeout=5)
+        except (OSError, ValueError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return msg["error"].get("desc", "error") if "error" in msg else ""
 
     def _dump(self, name: str, fmt: str) -> dict:
         if "/" in name or name.startswith("."):

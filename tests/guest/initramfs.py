@@ -6,7 +6,8 @@ tmpfs on /tmp, /run, /var/tmp, mounts proc/sys/dev/tracefs/debugfs, mounts the c
 own path (it may live under /tmp), lays the package's modules over /lib/modules/<version>
 (keeping the host's build/source links, for modprobe and bcc; a kernel the host has no
 /lib/modules entry for gets a tmpfs /lib/modules), chroots, runs /run/gtk/cmd.sh and reports the exit status on
-the console between markers carrying a per-run nonce, then powers off.
+the console between markers carrying a per-run nonce, then powers off.  While the command runs
+it writes /run/gtk/heartbeat every few seconds: the host ends a guest whose heartbeat stops.
 
 The image is cached per kernel version and hash of this script and busybox.  x86_64 uses the
 host's busybox-static; arm64 the arm64 busybox-static inside the assembled arm64 root.
@@ -24,6 +25,7 @@ MODULES = ["virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_
            "netfs", "fscache", "9pnet", "9pnet_virtio", "9p"]
 BUSYBOX = "/bin/busybox"
 NINEP_OPTS = "trans=virtio,version=9p2000.L,msize=512000"
+HEARTBEAT_SECONDS = 5   # how often /init touches /run/gtk/heartbeat while the command runs
 
 INIT = r"""#!/bin/busybox sh
 /bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin /proc /sys /dev /tmp /xfer /newroot
@@ -80,9 +82,13 @@ if [ -n "$GTK_MODDIR" ] && [ -d "$R$GTK_MODDIR" ] && [ -d "$M" ]; then
 fi
 echo 1 >/proc/sys/kernel/sysrq
 dmesg -n 1
+# the heartbeat: the host's watchdog (vm.py) ends a guest whose kernel stopped scheduling
+( while :; do date +%s >$R/run/gtk/heartbeat; sleep @BEAT@; done ) </dev/null >/dev/null 2>&1 &
+beat=$!
 say "BEGIN $GTK_NONCE"
 chroot $R /bin/sh /run/gtk/cmd.sh
 rc=$?
+kill $beat 2>/dev/null
 echo $rc >$R/run/gtk/status
 sync
 say "EXIT $GTK_NONCE $rc"
@@ -93,7 +99,8 @@ echo o >/proc/sysrq-trigger
 
 
 def init_script() -> str:
-    return INIT.replace("@MODULES@", " ".join(MODULES)).replace("@NINEP@", NINEP_OPTS)
+    return (INIT.replace("@MODULES@", " ".join(MODULES)).replace("@NINEP@", NINEP_OPTS)
+            .replace("@BEAT@", str(HEARTBEAT_SECONDS)))
 
 
 def busybox_for(kernel: Kernel) -> Path:

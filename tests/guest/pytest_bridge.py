@@ -33,6 +33,8 @@ DEFAULT_TIMEOUT = 2400
 #: a guest kernel that dies mid-run gets more boots for the tests it did not finish, up to
 #: this many in all (CI once saw the x86_64 TCG guest die in its first and its second boot)
 BOOT_NAMES = ("first", "second", "third")
+#: another boot only with at least this much of the guest's timeout left (seconds)
+RETRY_MIN_LEFT = 600
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -189,11 +191,11 @@ class GuestRun:
 
     def _retry_plan(self, res, elapsed: float, timeout: float):
         """(the kernel's first report, the unfinished test ids) when the guest's kernel died
-        mid-run (a panic or lockup on its console, no exit status) early enough that another
-        boot fits in what is left of the timeout; else None.  The last boot's outcome stands,
-        whatever it is, and each earlier boot's console is kept beside it."""
-        trouble = kernel_trouble(res.console)
-        if res.status is not None or trouble is None or elapsed > timeout / 2:
+        mid-run (a panic or lockup on its console, or a heartbeat the watchdog saw stop; no exit
+        status) with at least RETRY_MIN_LEFT seconds of the timeout left; else None.  The last
+        boot's outcome stands, whatever it is, and each earlier boot's console is kept."""
+        trouble = kernel_trouble(res.console) or getattr(res, "stalled", None)
+        if res.status is not None or trouble is None or timeout - elapsed < RETRY_MIN_LEFT:
             return None
         ids = [tid for key, tid in zip(self.keys, self.test_ids)
                if self.results.get(key, Outcome("missing")).outcome == "missing"]

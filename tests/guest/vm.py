@@ -46,6 +46,7 @@ class GuestResult:
     files: dict = field(default_factory=dict)
 
     arch: str = "x86_64"
+    stalled: str | None = None  # why the watchdog ended a guest whose heartbeat stopped
 
     def __iter__(self):
         return iter((self.status, self.output, self.boot_seconds))
@@ -168,7 +169,7 @@ def qemu_argv(vmlinuz: Path, initrd: Path, xfer: Path, repo: Path | None, accel:
     if accel == "kvm":
         argv += ["-accel", "kvm", "-cpu", "host"]
     else:
-        argv += ["-accel", "tcg,thread=multi", "-cpu", arch.cpu()]
+        argv += ["-accel", arch.tcg_accel(), "-cpu", arch.cpu()]
     argv += ["-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", arch.cmdline()]
     shares = [("host", str(root or "/"), True), ("xfer", str(xfer), False)]
     if repo is not None:
@@ -184,6 +185,28 @@ ACCELS = ("auto", "tcg", "kvm")
 KVM_BOOT_TIMEOUT = 30.0   # a KVM trial that has not started the command by then is abandoned
 TCG_BOOT_TIMEOUT = 300.0
 EXIT_GRACE = 30.0         # after the exit marker, qemu gets this long to power off, then is killed
+STALL_SECONDS = 180.0     # no heartbeat from the guest's /init for this long: its kernel is hung
+STALL_ENV = "GDB_TOOLKIT_GUEST_STALL"     # seconds; 0 turns the watchdog off
+NMI_GRACE = 30.0          # after the watchdog's NMI: time for the panic to reach the console
+
+
+def stall_limit() -> float:
+    value = os.environ.get(STALL_ENV)
+    try:
+        return float(value) if value else STALL_SECONDS
+    except ValueError:
+        raise GuestError(f"{STALL_ENV}={value!r}: give seconds (0: no watchdog)") from None
+
+
+def heartbeat_silence(heartbeat: Path, since: float, busy_until: float, now: float) -> float:
+    """Seconds the guest has shown no life: since its heartbeat file last changed, the command
+    started (*since*) or the host's last service ended (*busy_until*; a memory dump or a
+    gdbstub session halts the VM), whichever is latest.  0 while a service runs (inf)."""
+    try:
+        beat = heartbeat.stat().st_mtime
+    except OSError:
+        beat = 0.0
+    return max(0.0, now - max(beat, since, busy_until))
 
 
 def requested_accel(requested: str | None = None) -> str:
@@ -325,6 +348,7 @@ def with_lock_mountpoint(root: Path, repo: Path, make):
 def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream, boot_stream,
                log, memory, smp, kernel, initrd, interactive=False) -> GuestResult:
     nonce = secrets.token_hex(8)
+    watchdog = stall_limit()
     cwd = cwd or os.getcwd()
     (xfer / "run.env").write_text(run_env(nonce, repo, kernel))
     if interactive:
@@ -332,7 +356,7 @@ def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream,
     arch = getattr(kernel, "arch", X86_64)
     (xfer / "cmd.sh").write_text(command_script(list(argv), cwd, guest_env(env, arch), interactive,
                                                 console=arch.console))
-    for stale in ("status", "results.jsonl"):
+    for stale in ("status", "results.jsonl", "heartbeat"):
         (xfer / stale).unlink(missing_ok=True)
     qargv = qemu_argv(kernel.vmlinuz, initrd, xfer, repo, accel, memory=memory, smp=smp,
                       interactive=interactive, arch=arch, root=getattr(kernel, "guest_root", None))
@@ -345,6 +369,7 @@ def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream,
                             stdout=subprocess.PIPE, stderr=errfile,
                             start_new_session=not interactive)
     services.start()
+    begin_wall, next_check, stalled, stalled_at = None, 0.0, None, None
     begin_re = marker_re("BEGIN", nonce)
     exit_re = marker_re("EXIT", nonce)
     exit_prefix = f"@@GTK-GUEST-EXIT {nonce} "
@@ -369,6 +394,21 @@ def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream,
             if left <= 0:
                 timed_out = f"guest timed out after {timeout:.0f} s"
                 break
+            if stalled_at is not None and time.monotonic() - stalled_at >= NMI_GRACE:
+                timed_out = stalled
+                break
+            if (watchdog and begin_wall is not None and exited_at is None and stalled is None
+                    and time.monotonic() >= next_check):
+                next_check = time.monotonic() + 1.0
+                silent = heartbeat_silence(xfer / "heartbeat", begin_wall, services.busy_until,
+                                           time.time())
+                if silent >= watchdog:
+                    why = services.inject_nmi()
+                    stalled = (f"guest stalled: no heartbeat for {silent:.0f} s (its kernel "
+                               "stopped scheduling); " + (f"no NMI sent ({why})" if why else
+                                                         "an NMI asked it for its backtraces"))
+                    stalled_at = time.monotonic()
+                    log(f"guest: {stalled}")
             if not sel.select(min(left, 0.5)):
                 if proc.poll() is not None:
                     break
@@ -384,6 +424,7 @@ def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream,
                 m = begin_re.search(buf)
                 if m:
                     boot_seconds = time.monotonic() - t0
+                    begin_wall = time.time()
                     if boot_stream:
                         boot_stream(buf[:m.start()])
                     buf = buf[m.end():]
@@ -434,8 +475,8 @@ def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream,
             pass
     error = None
     if status is None:
-        if timed_out:
-            error = timed_out
+        if timed_out or stalled:
+            error = timed_out or stalled
         elif parsed["fail"]:
             error = f"guest init failed: {parsed['fail']}"
         else:
@@ -448,4 +489,5 @@ def _boot_once(argv, timeout, boot_timeout, env, cwd, repo, accel, xfer, stream,
             files[p.name] = p.read_bytes()
     return GuestResult(status=status, output=parsed["output"], boot_seconds=boot_seconds,
                        total_seconds=total, console=console, error=error, accel=accel,
-                       kernel=kernel.version, qemu_stderr=qemu_err, files=files, arch=arch.name)
+                       kernel=kernel.version, qemu_stderr=qemu_err, files=files, arch=arch.name,
+                       stalled=stalled)

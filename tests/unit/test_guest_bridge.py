@@ -27,7 +27,7 @@ def pytest_configure(config):
 LOCKUP = "[  540.665076] watchdog: BUG: soft lockup - CPU#1 stuck for 45s! [python3:141]"
 BOOTS = []
 
-if os.environ.get("FAKE_GUEST") in ("1", "timeout", "panic", "panic-twice"):
+if os.environ.get("FAKE_GUEST") in ("1", "timeout", "panic", "panic-twice", "stall"):
     def fake_run_in_guest(argv, timeout, cwd, xfer, log, **kw):
         arch = kw.get("arch")
         mode = os.environ["FAKE_GUEST"]
@@ -36,12 +36,18 @@ if os.environ.get("FAKE_GUEST") in ("1", "timeout", "panic", "panic-twice"):
         env = dict(os.environ, GDB_TOOLKIT_IN_GUEST="1", GDB_TOOLKIT_GUEST_XFER=str(xfer))
         # timeout: only the first test got to run; panic: the kernel dies after it (the
         # second boot runs normally); panic-twice: the second boot dies too
-        dies = mode == "timeout" or (mode == "panic" and len(BOOTS) == 1) or mode == "panic-twice"
+        dies = (mode == "timeout" or (mode in ("panic", "stall") and len(BOOTS) == 1)
+                or mode == "panic-twice")
         if dies and len(BOOTS) == 1:
             argv = argv + ["-k", "g_pass"]
         elif dies:
             argv = argv + ["-k", "g_fail"]
         p = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+        if dies and mode == "stall":    # the watchdog ended a silent guest: nothing on its console
+            why = "guest stalled: no heartbeat for 181 s (its kernel stopped scheduling)"
+            return vm.GuestResult(status=None, output=p.stdout, boot_seconds=1.0,
+                                  console=p.stdout, error=why, stalled=why, kernel="fake",
+                                  accel="none")
         if dies:
             trouble = "" if mode == "timeout" else LOCKUP + "\\nKernel panic - not syncing: softlockup: hung tasks\\n"
             return vm.GuestResult(status=None, output=p.stdout, boot_seconds=1.0,
@@ -189,6 +195,16 @@ def test_a_second_kernel_death_fails_the_rest_with_the_kernels_report(scratch):
         assert _line(out, "FAILED", name), out
     assert "the kernel's first report" in out or "guest console (tail)" in out, out
     assert "Kernel panic - not syncing" in out, out
+
+
+def test_a_guest_the_watchdog_found_stalled_gets_another_boot_for_the_unfinished_tests(scratch):
+    """CI saw the x86_64 guest hang with nothing on its console: the heartbeat watchdog ends
+    it, and a stall counts as the kernel's death (another boot), not as a timeout."""
+    rc, out = _pytest(scratch, FAKE_GUEST="stall")
+    assert rc == 1 and out.count("fake guest: running") == 2, out
+    assert _line(out, "PASSED", "test_g_pass") and _line(out, "PASSED", "test_in_class"), out
+    assert _line(out, "FAILED", "test_g_fail") and "guest says no" in out, out
+    assert "second boot for 5 test(s) after: guest stalled: no heartbeat for 181 s" in out, out
 
 
 def test_guest_timeout_keeps_finished_results_and_fails_the_rest(scratch):

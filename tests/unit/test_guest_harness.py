@@ -568,3 +568,52 @@ def test_console_excerpt_is_the_tail_when_the_report_is_in_it_or_absent():
     quiet = console_excerpt("\n".join(f"line {i}" for i in range(100)), tail=5)
     assert quiet.splitlines() == ["----- guest console (tail) -----",
                                   "line 95", "line 96", "line 97", "line 98", "line 99"]
+
+
+# ---------------------------------------------------------------- the hang watchdog
+
+def test_x86_64_tcg_runs_its_vcpus_in_one_thread_and_the_env_can_say_otherwise(monkeypatch,
+                                                                               tmp_path):
+    """Debian's 6.1 kernel hangs in text_poke_bp under multi-threaded TCG (arch.py)."""
+    from tests.guest.arch import ARM64, X86_64, X86_64_NEW
+    monkeypatch.delenv("GDB_TOOLKIT_GUEST_TCG_THREADS", raising=False)
+    assert X86_64.tcg_accel() == X86_64_NEW.tcg_accel() == "tcg,thread=single"
+    assert ARM64.tcg_accel() == "tcg,thread=multi"
+    argv = qemu_argv(tmp_path / "v", tmp_path / "i", tmp_path / "x", None, "tcg")
+    assert argv[argv.index("-accel") + 1] == "tcg,thread=single"
+    assert "unknown_nmi_panic" in X86_64.cmdline() and "unknown_nmi_panic" not in ARM64.cmdline()
+    monkeypatch.setenv("GDB_TOOLKIT_GUEST_TCG_THREADS", "multi")
+    assert X86_64.tcg_accel() == "tcg,thread=multi"
+    monkeypatch.setenv("GDB_TOOLKIT_GUEST_TCG_THREADS", "many")
+    with pytest.raises(ValueError, match="single or multi"):
+        X86_64.tcg_accel()
+
+
+def test_heartbeat_silence_counts_from_the_latest_sign_of_life(tmp_path):
+    from tests.guest.vm import heartbeat_silence
+    beat = tmp_path / "heartbeat"
+    assert heartbeat_silence(beat, since=1000.0, busy_until=0.0, now=1250.0) == 250.0  # none yet
+    beat.write_text("1\n")
+    os.utime(beat, (1100.0, 1100.0))
+    assert heartbeat_silence(beat, since=1000.0, busy_until=0.0, now=1250.0) == 150.0
+    # the host's dump or gdbstub session halted the VM until 1200; still running: no silence
+    assert heartbeat_silence(beat, since=1000.0, busy_until=1200.0, now=1250.0) == 50.0
+    assert heartbeat_silence(beat, since=1000.0, busy_until=float("inf"), now=9e9) == 0.0
+
+
+def test_stall_limit_reads_the_environment(monkeypatch):
+    from tests.guest.vm import STALL_SECONDS, stall_limit
+    monkeypatch.delenv("GDB_TOOLKIT_GUEST_STALL", raising=False)
+    assert stall_limit() == STALL_SECONDS
+    monkeypatch.setenv("GDB_TOOLKIT_GUEST_STALL", "0")
+    assert stall_limit() == 0
+    monkeypatch.setenv("GDB_TOOLKIT_GUEST_STALL", "soon")
+    with pytest.raises(GuestError, match="give seconds"):
+        stall_limit()
+
+
+def test_init_script_beats_while_the_command_runs_and_stops_after():
+    text = init_script()
+    beat, run, stop = (text.index("/run/gtk/heartbeat"), text.index("cmd.sh"),
+                       text.index("kill $beat"))
+    assert beat < run < stop and "@BEAT@" not in text
