@@ -68,10 +68,11 @@ class GuestArch:
 
 # tcg_threads="single": under multi-threaded TCG (QEMU 7.2) Debian's 6.1 kernel hangs in its
 # own text patching: one vCPU waits in a patch's sync IPI (text_poke_bp_batch, arch_arm_kprobe)
-# for the other, which spins in exc_int3 at a patched site with interrupts off.  The guest suite died of it (soft lockup, or
-# silently) in three full runs; `tests/guest/text_poke_stress.sh` hangs it within a minute
-# (and oopses 6.12, x86_64-new, within seconds: a stale int3 run after the patch).
-# One host thread for both vCPUs makes cross-vCPU patching safe; the guest is still SMP.
+# for the other, which spins in exc_int3 at a patched site with interrupts off.  The guest
+# suite's kernel died in three full runs (soft lockups, an oops in kprobe patching, a silent
+# hang); `tests/guest/text_poke_stress.sh` hangs it within a minute (and oopses 6.12,
+# x86_64-new, within seconds: a stale int3 run after the patch).  One host thread for both
+# vCPUs makes cross-vCPU patching safe; the guest is still SMP (docs/guest.md, 4c).
 X86_64 = GuestArch(
     name="x86_64", deb_arch="amd64", metapackage="linux-image-amd64",
     qemu="qemu-system-x86_64", qemu_package="qemu-system-x86",

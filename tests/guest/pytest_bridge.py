@@ -194,7 +194,7 @@ class GuestRun:
         mid-run (a panic or lockup on its console, or a heartbeat the watchdog saw stop; no exit
         status) with at least RETRY_MIN_LEFT seconds of the timeout left; else None.  The last
         boot's outcome stands, whatever it is, and each earlier boot's console is kept."""
-        trouble = kernel_trouble(res.console) or getattr(res, "stalled", None)
+        trouble = kernel_trouble(res.console) or res.stalled
         if res.status is not None or trouble is None or timeout - elapsed < RETRY_MIN_LEFT:
             return None
         ids = [tid for key, tid in zip(self.keys, self.test_ids)

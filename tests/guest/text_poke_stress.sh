@@ -1,8 +1,9 @@
 #!/bin/sh
 # Stress the guest kernel's text patching: add, enable, disable and remove a kprobe event
-# N times (default 3000; the guest's command gets an exact environment, so pass it there:
-# `-- env N=500 sh tests/guest/text_poke_stress.sh`) while a shell loop keeps the other vCPU busy.  Each enable/disable
-# patches kernel text through text_poke_bp (ftrace call sites, static calls).  Under QEMU's
+# N times while a shell loop keeps the other vCPU busy.  N defaults to 3000; the guest's
+# command gets an exact environment, so pass it there:
+#   -- env N=500 sh tests/guest/text_poke_stress.sh
+# Each enable/disable patches kernel text (ftrace call sites, static calls).  Under QEMU's
 # multi-threaded TCG, Debian's 6.1 kernel hangs here within a minute (see tests/guest/arch.py):
 #   GDB_TOOLKIT_GUEST_TCG_THREADS=multi python3 -m tests.guest run -- sh tests/guest/text_poke_stress.sh
 T=/sys/kernel/tracing
